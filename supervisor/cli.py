@@ -1,0 +1,387 @@
+"""The `supervisor` command: argument parsing and output only; the work happens in the engine.
+
+Imports stay light at module level (the CLI runs often, also from agents' hooks); a command imports what
+it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from supervisor import __version__
+from supervisor.errors import SupervisorError, UsageError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _paths() -> Any:
+    from supervisor.paths import find_repo
+
+    return find_repo()
+
+
+def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool = True) -> Any:
+    from supervisor.client import call
+
+    return call(_paths(), method, params, autostart=autostart)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+# listing ------------------------------------------------------------------------------------------------
+
+
+def _age(iso: str | None) -> str:
+    from datetime import datetime
+
+    from supervisor.core.durations import format_duration
+
+    if not iso:
+        return "-"
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return format_duration(time.time() - then)
+
+
+def _mem(rss: int | None) -> str:
+    if rss is None:
+        return "-"
+    for unit in ("B", "K", "M", "G"):
+        if rss < 1024 or unit == "G":
+            return f"{rss:.0f}{unit}" if unit == "B" else f"{rss:.1f}{unit}"
+        rss /= 1024  # type: ignore[assignment]
+    return "-"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    agents = _call("ls")
+    if args.json:
+        _print_json(agents)
+        return 0
+    if not agents:
+        print("no agents; start one with `supervisor start NAME --task TEXT`")
+        return 0
+    rows = [["NAME", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
+    for agent in agents:
+        indent = "  " * (agent["level"] - 1) + ("└ " if agent["level"] > 1 else "")
+        state = agent["state"]
+        if agent.get("exit_code") is not None:
+            state += f" ({agent['exit_code']})"
+        cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
+        task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
+        rows.append([indent + agent["name"], state, _age(agent["state_since"]), cpu, _mem(agent.get("rss_bytes")),
+                     _age(agent.get("last_activity_at")), task])
+    print(_table(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    agent = _call("show", {"name": args.agent})
+    if args.json:
+        _print_json(agent)
+        return 0
+    fields = ["name", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile", "command",
+              "worktree", "branch", "base", "target", "pane", "pid", "port", "started_at", "last_activity_at",
+              "cpu_percent", "rss_bytes", "restarts", "transcript"]
+    for key in fields:
+        value = agent.get(key)
+        if value is None or value == "":
+            continue
+        text = str(value).replace("\n", "\n" + " " * 18)
+        print(f"{key + ':':<17} {text}")
+    if agent.get("screen"):
+        print("\nscreen:")
+        for line in agent["screen"]:
+            print(f"  │ {line}")
+    if agent.get("events"):
+        print("\nevents:")
+        for event in agent["events"]:
+            details = {k: v for k, v in event.items() if k not in ("id", "ts", "agent", "kind", "screen")}
+            summary = " ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}))
+            print(f"  {event['ts']}  {event['kind']:<16} {summary}"[:200])
+    return 0
+
+
+# lifecycle ----------------------------------------------------------------------------------------------
+
+
+def _task_text(args: argparse.Namespace) -> str | None:
+    if args.task_file:
+        try:
+            return Path(args.task_file).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read --task-file: {exc.strerror}: {args.task_file}") from None
+    return str(args.task) if args.task else None
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if args.contract:
+        raise UsageError("--contract is not supported yet", hint="contracts arrive with helpers")
+    params = {"name": args.name, "task": _task_text(args), "command": args.command, "profile": args.agent,
+              "base": args.base, "wait": not args.no_wait}
+    agent = _call("start", params)
+    if args.json:
+        _print_json(agent)
+        return 0
+    delivered = " (task delivered)" if params["task"] and not args.no_wait else ""
+    print(f"{agent['name']}: {agent['state']} in {agent['worktree']} on {agent['branch']}{delivered}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    _call("send", {"name": args.agent, "text": text})
+    print(f"{args.agent}: sent")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    agent = _call("stop", {"name": args.agent, "kill": args.kill})
+    print(f"{agent['name']}: {agent['state']}")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    agent = _call("restart", {"name": args.agent})
+    print(f"{agent['name']}: {agent['state']} (pane {agent['pane']})")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    _call("rm", {"name": args.agent, "force": args.force})
+    print(f"{args.agent}: removed (worktree and branch deleted)")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from supervisor.tmux.server import attach_argv
+
+    info = _call("attach_info", {"name": args.agent})
+    socket = Path(info["socket"])
+    inside = os.environ.get("TMUX", "").split(",")[0] == str(socket)
+    argv = list(attach_argv(socket, info["pane"], info["session"], inside))
+    import subprocess
+
+    subprocess.run(["tmux", "-S", str(socket), "select-window", "-t", info["pane"], ";",
+                    "select-pane", "-t", info["pane"]], check=False, capture_output=True)
+    if inside:
+        return subprocess.run(argv, check=False).returncode
+    if not sys.stdin.isatty():
+        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(argv)}")
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # nested inside the user's own tmux is fine
+    os.execvpe(argv[0], argv, env)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from supervisor.engine.transcripts import read_transcript, strip_ansi
+
+    paths = _paths()
+    path = paths.transcript(args.agent)
+    if not path.exists():
+        raise UsageError(f"no transcript for {args.agent!r}", hint="`supervisor ls` lists the agents")
+    data = read_transcript(path)
+    out = sys.stdout.buffer
+    out.write(data if args.raw else strip_ansi(data.decode(errors="replace")).encode())
+    out.flush()
+    if not args.follow:
+        return 0
+    position = path.stat().st_size
+    try:
+        while True:
+            size = path.stat().st_size if path.exists() else 0
+            if size < position:  # rotated
+                position = 0
+            if size > position:
+                with open(path, "rb") as handle:
+                    handle.seek(position)
+                    chunk = handle.read(size - position)
+                position = size
+                out.write(chunk if args.raw else strip_ansi(chunk.decode(errors="replace")).encode())
+                out.flush()
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        return 0
+
+
+# engine, init, doctor -----------------------------------------------------------------------------------
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    from supervisor import client
+
+    if args.foreground:
+        return run_engine_foreground()
+    paths = _paths()
+    if args.action == "start":
+        client.ensure_engine(paths)
+        status = client.call(paths, "status", autostart=False)
+        print(f"engine running (pid {status['pid']})")
+        return 0
+    if args.action == "stop":
+        if not client.engine_running(paths):
+            print("engine: not running")
+            return 0
+        client.call(paths, "shutdown", autostart=False)
+        deadline = time.monotonic() + 10
+        while client.engine_running(paths) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print("engine stopped (agents keep running)")
+        return 0
+    # status
+    try:
+        status = client.call(paths, "status", autostart=False)
+    except client.EngineNotRunning:
+        if args.json:
+            _print_json({"running": False})
+        else:
+            print("engine: not running")
+        return 1
+    if args.json:
+        _print_json({"running": True, **status})
+    else:
+        print(f"engine: running, pid {status['pid']}, since {status['started_at']}, "
+              f"{status['live']} live of {status['agents']} agents")
+        print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
+    return 0
+
+
+def run_engine_foreground() -> int:
+    import logging
+
+    from supervisor.engine.engine import Engine
+
+    paths = _paths()
+    paths.ensure_dirs()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers.append(logging.FileHandler(paths.engine_log))
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Engine(paths).serve()
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from supervisor.config import write_init
+
+    path = write_init(_paths().root)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from supervisor.doctor import run_doctor
+
+    return run_doctor(json_output=args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from supervisor.demo.run import run_demo
+
+    return int(run_demo(Path(args.dir) if args.dir else None, open_ui=not args.no_ui))
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    # The dashboard arrives with its own issue; until then `ui` shows the listing.
+    return cmd_ls(argparse.Namespace(json=False))
+
+
+# parser -------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="supervisor", description="Run many AI coding agents in parallel on one repository.")
+    parser.add_argument("--version", action="version", version=f"supervisor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(func=func)
+        return command
+
+    add("ui", cmd_ui, "open the dashboard (starts the engine if needed)")
+    p = add("demo", cmd_demo, "a scratch repository with demo agents")
+    p.add_argument("dir", nargs="?", help="where to create the scratch repository (default: a temp dir)")
+    p.add_argument("--no-ui", action="store_true", help="only start the demo; do not open the dashboard")
+    add("init", cmd_init, "write a commented supervisor.yaml (never overwrites)")
+
+    p = add("start", cmd_start, "start a session in its own worktree and tmux pane")
+    p.add_argument("name")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--task", help="the first prompt")
+    task.add_argument("--task-file", help="read the first prompt from a file")
+    p.add_argument("--contract", help="a SESSION.md to use as the session's contract")
+    p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, generic")
+    p.add_argument("--command", help="the command line to run (any program; profile from its name)")
+    p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
+    p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
+    p.add_argument("--json", action="store_true")
+
+    p = add("ls", cmd_ls, "list all agents as a tree")
+    p.add_argument("--json", action="store_true")
+    p = add("show", cmd_show, "one agent in full")
+    p.add_argument("agent")
+    p.add_argument("--json", action="store_true")
+    p = add("log", cmd_log, "the agent's pane transcript")
+    p.add_argument("agent")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument("--raw", action="store_true", help="keep terminal control sequences")
+    p = add("send", cmd_send, "type TEXT into the agent and submit it ('-' reads stdin)")
+    p.add_argument("agent")
+    p.add_argument("text")
+    p = add("attach", cmd_attach, "attach the terminal to the agent's pane")
+    p.add_argument("agent")
+    p = add("stop", cmd_stop, "stop the agent: graceful, then its whole process tree is killed")
+    p.add_argument("agent")
+    p.add_argument("--kill", action="store_true", help="kill at once, without the grace period")
+    p = add("restart", cmd_restart, "start the agent again in the same worktree")
+    p.add_argument("agent")
+    p = add("rm", cmd_rm, "remove a stopped agent's worktree and branch")
+    p.add_argument("agent")
+    p.add_argument("--force", action="store_true", help="also drop unmerged work and stop it if running")
+
+    p = add("engine", cmd_engine, "manage the engine")
+    p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
+    p.add_argument("--foreground", action="store_true", help="run the engine in this terminal")
+    p.add_argument("--json", action="store_true")
+    p = add("doctor", cmd_doctor, "check tmux, git, the config and the agent CLIs")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = getattr(args, "func", cmd_ui)
+    try:
+        return func(args)
+    except SupervisorError as exc:
+        print(f"supervisor: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

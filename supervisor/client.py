@@ -1,0 +1,126 @@
+"""The client side of the engine's API, used by the CLI and the dashboard.
+
+Starting the engine on demand: the engine runs in the `_engine` session of the repository's own tmux
+server (visible, and independent of the terminal that started it). A file lock serialises concurrent
+starters, and the engine's own lock guarantees a single engine per repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from supervisor.engine.protocol import ProtocolError, recv_message, send_message
+from supervisor.errors import SupervisorError, UsageError
+from supervisor.paths import RepoPaths
+
+READ_ONLY = frozenset({"ping", "status", "ls", "show", "attach_info"})
+
+
+class EngineNotRunning(SupervisorError):
+    pass
+
+
+class EngineGone(SupervisorError):
+    """The engine closed the connection without answering (it was stopping or was killed)."""
+
+
+def call(paths: RepoPaths, method: str, params: dict[str, Any] | None = None, *, autostart: bool = True,
+         timeout: float | None = 600) -> Any:
+    """Send one request to the repository's engine (starting it first if needed); the result."""
+    try:
+        return _request(paths, method, params or {}, timeout)
+    except EngineNotRunning:
+        if not autostart:
+            raise
+    except EngineGone:
+        if not autostart or method not in READ_ONLY:
+            raise  # a change may or may not have happened: never repeat it blindly
+    ensure_engine(paths)
+    return _request(paths, method, params or {}, timeout)
+
+
+def _request(paths: RepoPaths, method: str, params: dict[str, Any], timeout: float | None) -> Any:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(paths.engine_socket))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise EngineNotRunning(
+                "the engine is not running", hint="`supervisor engine start` starts it"
+            ) from exc
+        send_message(sock, {"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
+        try:
+            reply = recv_message(sock)
+        except (ProtocolError, ConnectionResetError, BrokenPipeError) as exc:
+            raise EngineGone(f"the engine did not answer: {exc}", hint="see `supervisor engine status`") from exc
+    except TimeoutError as exc:
+        raise SupervisorError(f"the engine did not answer {method} in time") from exc
+    finally:
+        sock.close()
+    if reply.get("ok"):
+        return reply.get("result")
+    error_cls = UsageError if reply.get("exit_code") == 2 else SupervisorError
+    raise error_cls(str(reply.get("error")), hint=reply.get("hint"))
+
+
+def engine_running(paths: RepoPaths) -> bool:
+    try:
+        _request(paths, "ping", {}, 5)
+    except (EngineNotRunning, EngineGone):
+        return False
+    return True
+
+
+def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
+    """Start the engine in the repository's tmux server unless it answers already."""
+    from supervisor.config import load_config  # validated here so a bad file is refused before any start
+    from supervisor.tmux.server import ENGINE_SESSION, Tmux
+
+    if engine_running(paths):
+        return
+    load_config(paths.root)
+    paths.ensure_dirs()
+    with open(paths.runtime_dir / "start.lock", "a") as start_lock:
+        fcntl.flock(start_lock, fcntl.LOCK_EX)
+        if engine_running(paths):
+            return
+        if not _engine_lock_held(paths.engine_lock):
+            tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
+            tmux.ensure_server()
+            command = engine_command()
+            if tmux.has_session(ENGINE_SESSION):
+                tmux.run("respawn-pane", "-k", "-t", f"={ENGINE_SESSION}:", "-c", str(paths.root), command)
+            else:
+                tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", "-c", str(paths.root), command)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if engine_running(paths):
+                return
+            time.sleep(0.05)
+    raise SupervisorError(
+        "the engine did not start",
+        hint=f"see {paths.engine_log}, or run `supervisor engine --foreground` to see why",
+    )
+
+
+def engine_command() -> str:
+    return f"exec {shlex.quote(sys.executable)} -m supervisor engine --foreground"
+
+
+def _engine_lock_held(lock_path: Path) -> bool:
+    """Whether a live engine holds its lock (it may be starting and not answer yet)."""
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

@@ -1,0 +1,782 @@
+"""supervisor.yaml → typed, frozen configuration, with errors that name the file and line.
+
+The file is read with `yaml.compose` rather than `yaml.safe_load` so that every key and value keeps
+its position: each error points at the line a user has to fix. Scalars are read from their source
+text (after `${VAR}` expansion), not from YAML's implicit typing, so a password such as `123456` or
+`yes` taken from the environment stays the string it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final, NoReturn
+
+import yaml
+
+from supervisor.core.durations import parse_duration
+from supervisor.errors import InputFileError, SupervisorError, UsageError
+
+CONFIG_FILENAME: Final = "supervisor.yaml"
+
+PROFILES: Final = ("claude", "codex", "aider", "gemini", "generic")
+DEFAULT_COMMANDS: Final[Mapping[str, str]] = MappingProxyType(
+    {"claude": "claude", "codex": "codex", "aider": "aider", "gemini": "gemini"}
+)
+"""The command line each profile runs when `agent.command` is not set (generic has none)."""
+DEFAULT_STAGGER: Final[Mapping[str, float]] = MappingProxyType(
+    {"claude": 2.0, "codex": 0.0, "aider": 0.0, "gemini": 0.0, "generic": 0.0}
+)
+"""Seconds between two agent launches when `agent.stagger` is not set."""
+RESTART_POLICIES: Final = ("never", "on-failure", "always")
+EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
+ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "done")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The configuration
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    profile: str = "claude"
+    command: str = "claude"
+    """Shell command line; already resolved to the profile's default when the file leaves it null."""
+    stagger: float = 2.0
+    """Seconds between agent launches; already resolved to the profile's default."""
+
+
+@dataclass(frozen=True)
+class WorktreesConfig:
+    dir: Path
+    """Absolute directory holding the sessions' worktrees (`{repo}` substituted)."""
+    setup: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_level: int = 3
+    session_timeout: float | None = None
+    helper_timeout: float | None = 3600.0
+    stall_after: float = 600.0
+    idle_after: float = 5.0
+    restart: str = "never"
+    max_restarts: int = 3
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    token: str | None = field(default=None, repr=False)
+    channel: str | None = None
+    webhook_url: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    slack: SlackConfig | None = None
+    email: EmailConfig | None = None
+    command: str | None = None
+    tmux: bool = True
+    notify_on: tuple[str, ...] = ALERT_TRIGGERS
+    repeat_after: float | None = 1800.0
+    group_wait: float = 5.0
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    require: tuple[str, ...] = ()
+    timeout: float | None = 600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    repo_root: Path
+    agent: AgentConfig
+    worktrees: WorktreesConfig
+    limits: LimitsConfig
+    logs: LogsConfig
+    alerts: AlertsConfig
+    approval: ApprovalConfig
+    source: Path | None = None
+    """The supervisor.yaml that was read, or None when the defaults apply."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def load_config(repo_root: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration of the repository at `repo_root`; all defaults when it has no supervisor.yaml."""
+    env = os.environ if environ is None else environ
+    path = repo_root / CONFIG_FILENAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return parse_config("", repo_root=repo_root, source=None, environ=env)
+    except OSError as exc:
+        raise InputFileError(path, None, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputFileError(path, line, "the file is not valid UTF-8", "save it as UTF-8 text") from None
+    return parse_config(text, repo_root=repo_root, source=path, environ=env)
+
+
+def parse_config(
+    text: str, *, repo_root: Path, source: Path | None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration in `text`, as if read from `source` (used to name the file in errors)."""
+    env = os.environ if environ is None else environ
+    shown = source if source is not None else repo_root / CONFIG_FILENAME
+    root = _compose(text, shown)
+    return _Parser(shown, env, Path(os.path.abspath(repo_root))).config(root, source)
+
+
+def write_init(repo_root: Path) -> Path:
+    """Write INIT_TEMPLATE as the repository's supervisor.yaml; never overwrites an existing file."""
+    path = repo_root / CONFIG_FILENAME
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(INIT_TEMPLATE)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} already exists; refusing to overwrite it",
+            hint="edit it by hand, or move it away and run `supervisor init` again",
+        ) from None
+    except OSError as exc:
+        raise SupervisorError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Schema: the keys each mapping allows (used for unknown-key errors and suggestions)
+
+_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "agent": ("profile", "command", "stagger"),
+    "worktrees": ("dir", "setup"),
+    "limits": (
+        "max_level",
+        "session_timeout",
+        "helper_timeout",
+        "stall_after",
+        "idle_after",
+        "restart",
+        "max_restarts",
+    ),
+    "logs": ("max_bytes",),
+    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait"),
+    "approval": ("require", "timeout"),
+}
+_SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
+_EMAIL_KEYS: Final = ("host", "port", "security", "username", "password", "sender", "to", "ca_file")
+
+_TAG: Final = "tag:yaml.org,2002:"
+_NULL_TAG: Final = _TAG + "null"
+_SCALAR_TAGS: Final = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "str", "timestamp"))
+_TRUE: Final = frozenset({"true", "yes", "on"})
+_FALSE: Final = frozenset({"false", "no", "off"})
+_INTEGER: Final = re.compile(r"[+-]?\d+")
+_SYNTAX_HINT: Final = (
+    "check the indentation and quoting near that line; quote values that contain ': ' or ' #' "
+    "or start with one of * & ! { [ % @ `"
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# ${VAR} expansion
+
+
+class _ExpansionError(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+_ENV_TOKEN: Final = re.compile(r"\$\$|\$\{(?P<body>[^}]*)\}|\$\{")
+_ENV_BODY: Final = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> str:
+    """Replace `${VAR}`, `${VAR:-default}` and `$$` in `text`.
+
+    A `$` not followed by `{` or `$` is kept as it is, so `$HOME` in a shell command is left for the
+    shell. `${VAR:-default}` uses the default when VAR is unset or empty (as in sh).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        body = match.group("body")
+        if body is None:
+            raise _ExpansionError("unterminated '${'", "close it with '}', or write $$ for a literal $")
+        ref = _ENV_BODY.fullmatch(body)
+        if ref is None:
+            raise _ExpansionError(
+                f"bad variable reference '${{{body}}}'",
+                "write ${NAME} or ${NAME:-default}; $$ is a literal $",
+            )
+        name, default = ref.group("name"), ref.group("default")
+        value = environ.get(name)
+        if default is not None:
+            return value if value else default
+        if value is None:
+            raise _ExpansionError(
+                f"environment variable '{name}' is not set",
+                f"export {name}, or give a default with ${{{name}:-default}}",
+            )
+        return value
+
+    return _ENV_TOKEN.sub(replace, text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sizes
+
+
+_SIZE: Final = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]i?b|b)?", re.IGNORECASE)
+_SIZE_UNITS: Final = {
+    "b": 1,
+    **{f"{p}b": 1000 ** (i + 1) for i, p in enumerate("kmgt")},
+    **{f"{p}ib": 1024 ** (i + 1) for i, p in enumerate("kmgt")},
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `text`: `1048576`, `512KiB`, `10MiB`, `1GiB`, `5MB`; raises ValueError otherwise."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a size: {text!r} (write e.g. 512KiB, 10MiB, 1GiB, 5MB)")
+    unit = (match.group("unit") or "b").lower()
+    return int(float(match.group("number")) * _SIZE_UNITS[unit])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading the YAML node tree
+
+
+def _compose(text: str, path: Path) -> yaml.Node | None:
+    """The YAML node tree of `text`; syntax errors become InputFileError with the line of the problem."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "malformed YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        line = mark.line + 1 if mark is not None else None
+        raise InputFileError(path, line, f"invalid YAML: {problem}", _syntax_hint(text, line)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise InputFileError(
+            path, line, f"invalid character {chr(exc.character)!r} in the file", "remove it or quote it"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, None, f"invalid YAML: {exc}", _SYNTAX_HINT) from None
+    except RecursionError:
+        raise InputFileError(path, None, "invalid YAML: nested too deeply") from None
+
+
+def _syntax_hint(text: str, line: int | None) -> str:
+    """A hint for the two mistakes that cause most YAML syntax errors in this file."""
+    lines = text.splitlines()
+    nearby = "\n".join(lines[max(0, line - 2) : line]) if line is not None else ""
+    if "\t" in nearby:
+        return "indent with spaces: YAML does not allow tabs"
+    if "${" in nearby:
+        return 'quote values that use ${VAR} inside { } or [ ], e.g. {token: "${SLACK_BOT_TOKEN}"}'
+    return _SYNTAX_HINT
+
+
+def _line(node: yaml.Node) -> int | None:
+    return node.start_mark.line + 1 if node.start_mark is not None else None
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+def _describe(node: yaml.Node) -> str:
+    """How a value looks to a user, for 'got …' in messages."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == _NULL_TAG:
+        return "null"
+    text = str(node.value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+@dataclass
+class _Section:
+    """One YAML mapping, checked against the keys it allows: key → (key node, value node)."""
+
+    name: str
+    """Dotted name of the mapping ('' for the top level, 'alerts.slack')."""
+    entries: dict[str, tuple[yaml.Node, yaml.Node]]
+
+    def get(self, key: str) -> yaml.Node | None:
+        entry = self.entries.get(key)
+        return entry[1] if entry is not None else None
+
+    def dotted(self, key: str) -> str:
+        return _join(self.name, key)
+
+
+class _Parser:
+    """Walks the node tree section by section; every method raises InputFileError on bad input."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str], repo_root: Path) -> None:
+        self.path = path
+        self.environ = environ
+        self.repo_root = repo_root
+
+    def fail(self, node: yaml.Node | None, message: str, hint: str | None = None) -> NoReturn:
+        raise InputFileError(self.path, _line(node) if node is not None else None, message, hint)
+
+    # -- the document ------------------------------------------------------------------------------
+
+    def config(self, root: yaml.Node | None, source: Path | None) -> Config:
+        if root is not None and not _is_null(root) and not isinstance(root, yaml.MappingNode):
+            self.fail(
+                root,
+                f"the top level must be a mapping of sections (agent:, limits:, …), got {_describe(root)}",
+            )
+        top = self.section(root, "", tuple(_SECTIONS))
+        return Config(
+            repo_root=self.repo_root,
+            agent=self.agent(self.section(top.get("agent"), "agent", _SECTIONS["agent"])),
+            worktrees=self.worktrees(self.section(top.get("worktrees"), "worktrees", _SECTIONS["worktrees"])),
+            limits=self.limits(self.section(top.get("limits"), "limits", _SECTIONS["limits"])),
+            logs=self.logs(self.section(top.get("logs"), "logs", _SECTIONS["logs"])),
+            alerts=self.alerts(self.section(top.get("alerts"), "alerts", _SECTIONS["alerts"])),
+            approval=self.approval(self.section(top.get("approval"), "approval", _SECTIONS["approval"])),
+            source=source,
+        )
+
+    def section(self, node: yaml.Node | None, name: str, allowed: tuple[str, ...]) -> _Section:
+        """The mapping at `node` (absent or null = empty), rejecting duplicate and unknown keys."""
+        if node is None or _is_null(node):
+            return _Section(name, {})
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"'{name}' must be a mapping of keys, got {_describe(node)}")
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, f"keys in '{name or 'the top level'}' must be plain names")
+            key = str(key_node.value)
+            dotted = _join(name, key)
+            if key in entries:
+                first = _line(entries[key][0])
+                hint = f"it is already set on line {first}; keep one"
+                self.fail(key_node, f"duplicate key '{dotted}'", hint)
+            if key not in allowed:
+                self.fail(key_node, f"unknown key '{dotted}'", self.suggest(name, key, allowed))
+            entries[key] = (key_node, value_node)
+        return _Section(name, entries)
+
+    @staticmethod
+    def suggest(name: str, key: str, allowed: tuple[str, ...]) -> str:
+        """Hint for an unknown key: the closest valid key, or the section where that key belongs."""
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            return f"did you mean '{_join(name, close[0])}'?"
+        if key == "<<":
+            return "YAML merge keys (<<) are not supported here; repeat the keys instead"
+        if name == "":
+            homes = [section for section, keys in _SECTIONS.items() if key in keys]
+            if homes:
+                return f"'{key}' belongs under '{homes[0]}:'"
+        else:
+            homes = [section for section, keys in _SECTIONS.items() if key in keys and section != name]
+            if homes:
+                return f"did you mean '{homes[0]}.{key}'?"
+        where = f"in '{name}'" if name else "at the top level"
+        return f"valid keys {where}: {', '.join(allowed)}"
+
+    # -- scalars -----------------------------------------------------------------------------------
+
+    def text(self, node: yaml.Node, name: str) -> str | None:
+        """The scalar's source text with ${VAR} expanded; None for a YAML null."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, f"{name} must be a single value, got {_describe(node)}")
+        if node.tag not in _SCALAR_TAGS:
+            self.fail(node, f"{name}: unsupported YAML tag '{node.tag}'", "remove the tag")
+        if node.tag == _NULL_TAG:
+            return None
+        try:
+            return expand_env(str(node.value), self.environ)
+        except _ExpansionError as exc:
+            self.fail(node, f"{name}: {exc.message}", exc.hint)
+
+    def required(self, node: yaml.Node, name: str, what: str) -> str:
+        """Non-null text; `what` describes the expected value in the error."""
+        value = self.text(node, name)
+        if value is None:
+            self.fail(node, f"{name} must be {what}, got null", "remove the key to use the default")
+        return value
+
+    def opt_string(self, sec: _Section, key: str) -> str | None:
+        """A string, or None when absent, null, or empty (so `${VAR:-}` can leave it unset)."""
+        node = sec.get(key)
+        if node is None:
+            return None
+        return self.text(node, sec.dotted(key)) or None
+
+    def string(self, sec: _Section, key: str, default: str) -> str:
+        node = sec.get(key)
+        if node is None:
+            return default
+        value = self.required(node, sec.dotted(key), "a string")
+        if not value:
+            self.fail(node, f"{sec.dotted(key)} must not be empty", "remove the key to use the default")
+        return value
+
+    def integer(self, sec: _Section, key: str, default: int, low: int, high: int | None = None) -> int:
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        what = f"an integer from {low} to {high}" if high is not None else f"an integer ≥ {low}"
+        value = self.required(node, name, what)
+        if not _INTEGER.fullmatch(value.strip()):
+            self.fail(node, f"{name} must be {what}, got {value!r}")
+        number = int(value)
+        if number < low or (high is not None and number > high):
+            self.fail(node, f"{name} must be {what}, got {number}")
+        return number
+
+    def boolean(self, sec: _Section, key: str, default: bool) -> bool:
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        value = self.required(node, name, "true or false").strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        self.fail(node, f"{name} must be true or false, got {value!r}")
+
+    def choice(self, sec: _Section, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        value = self.required(node, name, f"one of: {', '.join(allowed)}").strip()
+        if value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else None
+            self.fail(node, f"{name} must be one of: {', '.join(allowed)}; got {value!r}", hint)
+        return value
+
+    def opt_duration(self, sec: _Section, key: str, default: float | None) -> float | None:
+        """A duration in seconds; null → None (no limit)."""
+        node = sec.get(key)
+        if node is None:
+            return default
+        value = self.text(node, sec.dotted(key))
+        return None if value is None else self.seconds(node, sec.dotted(key), value)
+
+    def duration(self, sec: _Section, key: str, default: float) -> float:
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        return self.seconds(node, name, self.required(node, name, "a duration such as 90s, 10m or 1h30m"))
+
+    def seconds(self, node: yaml.Node, name: str, value: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(node, f"{name}: {exc}")
+
+    def size(self, sec: _Section, key: str, default: int) -> int:
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        value = self.required(node, name, "a size such as 10MiB")
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.fail(node, f"{name}: {exc}")
+        if size <= 0:
+            self.fail(node, f"{name} must be more than 0 bytes, got {value!r}")
+        return size
+
+    def strings(
+        self, sec: _Section, key: str, *, one_ok: bool = False, allowed: tuple[str, ...] | None = None
+    ) -> tuple[str, ...]:
+        """A list of non-empty strings; null → empty; with `one_ok`, a single string is a list of one.
+
+        With `allowed`, every item must be one of those names (duplicates are dropped).
+        """
+        node = sec.get(key)
+        if node is None or _is_null(node):
+            return ()
+        name = sec.dotted(key)
+        if isinstance(node, yaml.ScalarNode) and one_ok:
+            items: list[yaml.Node] = [node]
+        elif isinstance(node, yaml.SequenceNode):
+            items = list(node.value)
+        else:
+            self.fail(node, f"{name} must be a list of strings, got {_describe(node)}")
+        values: list[str] = []
+        for item in items:
+            value = self.required(item, f"{name} item", "a string")
+            if not value.strip():
+                self.fail(item, f"{name}: empty item", "remove it")
+            if allowed is not None and value not in allowed:
+                close = difflib.get_close_matches(value, allowed, n=1)
+                self.fail(
+                    item,
+                    f"{name}: unknown name {value!r}; allowed: {', '.join(allowed)}",
+                    f"did you mean '{close[0]}'?" if close else None,
+                )
+            values.append(value)
+        return tuple(dict.fromkeys(values)) if allowed is not None else tuple(values)
+
+    # -- sections ----------------------------------------------------------------------------------
+
+    def agent(self, sec: _Section) -> AgentConfig:
+        profile = self.choice(sec, "profile", "claude", PROFILES)
+        command = self.opt_string(sec, "command") or DEFAULT_COMMANDS.get(profile)
+        if command is None:
+            self.fail(
+                sec.get("profile"),
+                f"agent.profile '{profile}' needs agent.command",
+                "set agent.command to the command line that starts your agent",
+            )
+        stagger = self.opt_duration(sec, "stagger", None)
+        return AgentConfig(
+            profile=profile,
+            command=command,
+            stagger=DEFAULT_STAGGER[profile] if stagger is None else stagger,
+        )
+
+    def worktrees(self, sec: _Section) -> WorktreesConfig:
+        template = self.string(sec, "dir", "../{repo}-worktrees")
+        node = sec.get("dir")
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(1) != "repo":
+                message = f"worktrees.dir: unknown placeholder {match.group(0)}"
+                self.fail(node, message, "only {repo} is known")
+            return self.repo_root.name
+
+        relative = re.sub(r"\{([^{}]*)\}", substitute, template)
+        directory = Path(os.path.normpath(self.repo_root / Path(relative).expanduser()))
+        return WorktreesConfig(dir=directory, setup=self.strings(sec, "setup"))
+
+    def limits(self, sec: _Section) -> LimitsConfig:
+        return LimitsConfig(
+            max_level=self.integer(sec, "max_level", 3, 1, 3),
+            session_timeout=self.opt_duration(sec, "session_timeout", None),
+            helper_timeout=self.opt_duration(sec, "helper_timeout", 3600.0),
+            stall_after=self.duration(sec, "stall_after", 600.0),
+            idle_after=self.duration(sec, "idle_after", 5.0),
+            restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
+            max_restarts=self.integer(sec, "max_restarts", 3, 0),
+        )
+
+    def logs(self, sec: _Section) -> LogsConfig:
+        return LogsConfig(max_bytes=self.size(sec, "max_bytes", 10 * 1024 * 1024))
+
+    def alerts(self, sec: _Section) -> AlertsConfig:
+        notify_on = self.strings(sec, "notify_on", allowed=ALERT_TRIGGERS)
+        return AlertsConfig(
+            slack=self.slack(sec),
+            email=self.email(sec),
+            command=self.opt_string(sec, "command"),
+            tmux=self.boolean(sec, "tmux", True),
+            notify_on=notify_on if sec.get("notify_on") is not None else ALERT_TRIGGERS,
+            repeat_after=self.opt_duration(sec, "repeat_after", 1800.0),
+            group_wait=self.duration(sec, "group_wait", 5.0),
+        )
+
+    def slack(self, alerts: _Section) -> SlackConfig | None:
+        node = alerts.get("slack")
+        if node is None or _is_null(node):
+            return None
+        sec = self.section(node, "alerts.slack", _SLACK_KEYS)
+        slack = SlackConfig(
+            token=self.opt_string(sec, "token"),
+            channel=self.opt_string(sec, "channel"),
+            webhook_url=self.opt_string(sec, "webhook_url"),
+            base_url=self.opt_string(sec, "base_url"),
+        )
+        if not ((slack.token and slack.channel) or slack.webhook_url):
+            missing = "channel" if slack.token else "token" if slack.channel else "token and channel"
+            self.fail(
+                node,
+                f"alerts.slack needs token and channel, or webhook_url (missing {missing})",
+                'e.g. slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents"}',
+            )
+        return slack
+
+    def email(self, alerts: _Section) -> EmailConfig | None:
+        node = alerts.get("email")
+        if node is None or _is_null(node):
+            return None
+        sec = self.section(node, "alerts.email", _EMAIL_KEYS)
+        host = self.opt_string(sec, "host")
+        sender = self.opt_string(sec, "sender")
+        to = self.strings(sec, "to", one_ok=True)
+        missing = [key for key, value in (("host", host), ("sender", sender), ("to", to)) if not value]
+        if host is None or sender is None or missing:
+            self.fail(
+                node,
+                f"alerts.email is missing {', '.join(missing)}",
+                "alerts.email needs at least host, sender and to (a list of addresses)",
+            )
+        ca_file = self.opt_string(sec, "ca_file")
+        return EmailConfig(
+            host=host,
+            sender=sender,
+            to=to,
+            port=self.integer(sec, "port", 587, 1, 65535),
+            security=self.choice(sec, "security", "starttls", EMAIL_SECURITY),
+            username=self.opt_string(sec, "username"),
+            password=self.opt_string(sec, "password"),
+            ca_file=None if ca_file is None else self.repo_root / Path(ca_file).expanduser(),
+        )
+
+    def approval(self, sec: _Section) -> ApprovalConfig:
+        return ApprovalConfig(
+            require=self.strings(sec, "require"),
+            timeout=self.opt_duration(sec, "timeout", 600.0),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# `supervisor init`
+
+INIT_TEMPLATE: Final = """\
+# supervisor.yaml: settings for `supervisor` in this repository.
+#
+# Every key is optional and every value below is the default, so deleting a line changes nothing.
+# Durations are written like 90s, 10m, 1h30m or 1d (a plain number is seconds).
+# In any value, ${VAR} is replaced by the environment variable VAR, ${VAR:-fallback} gives a
+# fallback for when VAR is unset or empty, and $$ is a literal $ ($NAME without braces is left
+# alone, for the shell). Keep secrets (tokens, passwords) in environment variables, not here.
+
+agent:
+  # Which AI coding CLI runs in each pane: claude | codex | aider | gemini | generic.
+  # The profile decides how its state is read and how prompts and approvals reach it.
+  profile: claude
+  # The command line that starts the agent (run by a shell). null = the profile's own command
+  # (claude, codex, aider, gemini). Profile generic runs any program and needs one, e.g.
+  #   command: ./scripts/my-agent --verbose
+  command: null
+  # Pause between starting two agents, so a batch of launches does not hit the CLI's login or
+  # rate limits all at once. null = the profile's default (claude 2s, the others 0s).
+  stagger: null
+
+worktrees:
+  # Where each session's git worktree is created. {repo} is this repository's directory name;
+  # a relative path is relative to the repository root.
+  dir: ../{repo}-worktrees
+  # Shell commands run in every new worktree before its agent starts, e.g.
+  #   setup: ["uv sync", "cp ../.env .env"]
+  setup: []
+
+limits:
+  # Deepest agent tree: 1 = sessions only, 2 = sessions and helpers, 3 = also sub-helpers.
+  max_level: 3
+  # How long a session (a level-1 agent) may run before it is killed; null = no limit.
+  session_timeout: null
+  # How long a helper or sub-helper may run before it is killed; null = no limit.
+  helper_timeout: 1h
+  # A working agent with no output, no agent event and no CPU for this long is `stalled`.
+  stall_after: 10m
+  # An agent of profile generic (which reports no state of its own) counts as idle after
+  # this long without output.
+  idle_after: 5s
+  # When an agent's process ends by itself: never | on-failure (only after a non-zero exit) |
+  # always (a fresh agent in the same worktree each time, e.g. for task-board swarms).
+  restart: never
+  # How many times one agent is restarted before it is left `failed`.
+  max_restarts: 3
+
+logs:
+  # Size of one agent's pane transcript before it is rotated: a number of bytes, or
+  # 512KiB, 10MiB, 1GiB, 5MB (KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000).
+  max_bytes: 10MiB
+
+alerts:
+  # Slack, either a bot token + channel (alerts about one agent share a thread, and you can
+  # answer approvals by replying `approve` or `deny <reason>` there) or an incoming webhook.
+  # base_url points at another Slack API endpoint (Enterprise Grid, tests). For example:
+  #   slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents"}
+  #   slack: {webhook_url: "${SLACK_WEBHOOK_URL}"}
+  slack: null
+  # Email through SMTP. port defaults to 587; security: starttls (default) | ssl (usually
+  # port 465) | plain (a local relay, no encryption). ca_file: a PEM file of extra CA
+  # certificates to trust. `to` is a list of addresses (or one address). For example:
+  #   email:
+  #     host: smtp.example.com
+  #     port: 587
+  #     security: starttls
+  #     username: "${SMTP_USER}"
+  #     password: "${SMTP_PASSWORD}"
+  #     sender: supervisor@example.com
+  #     to: [me@example.com]
+  email: null
+  # A shell command run for every alert, with the alert's details in environment variables
+  # (desktop notifications, pagers, chat tools). null = none.
+  command: null
+  # Show alerts in the status line of the supervisor's tmux session and ring its bell.
+  tmux: true
+  # Which triggers alert you (remove names to silence them):
+  #   waiting   an agent needs a human: an approval prompt or a question
+  #   stalled   a working agent went silent for limits.stall_after
+  #   timeout   an agent ran past its time limit and was killed
+  #   boundary  a commit touched a path the agent's contract forbids
+  #   exited    an agent's process ended unexpectedly and will not be restarted
+  #   errors    the same error keeps repeating, or a usage/rate limit was hit
+  #   deadlock  helpers wait for each other in a cycle
+  #   done      a session finished its turn
+  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, done]
+  # Send an alert again this often while its condition still holds; null = never repeat.
+  repeat_after: 30m
+  # Wait this long so that alerts firing together go out as one message.
+  group_wait: 5s
+
+approval:
+  # Tool calls that always need your approval, even where the agent CLI would allow them:
+  #   require: ["Bash(git push*)", "Bash(rm -rf*)"]
+  require: []
+  # How long an approval waits for your answer before falling back to the CLI's own prompt;
+  # null = wait indefinitely.
+  timeout: 10m
+"""

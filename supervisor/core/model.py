@@ -1,0 +1,103 @@
+"""The domain vocabulary: agent states, agent records, events, names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from supervisor.errors import UsageError
+
+SESSION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    WORKING = "working"
+    IDLE = "idle"
+    WAITING = "waiting"
+    STALLED = "stalled"
+    EXITED = "exited"
+    FAILED = "failed"
+    KILLED = "killed"
+    STOPPED = "stopped"
+
+    @property
+    def live(self) -> bool:
+        """A process is (or should be) running for the agent."""
+        return self in LIVE_STATES
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED_STATES
+
+
+LIVE_STATES = frozenset({State.STARTING, State.WORKING, State.IDLE, State.WAITING, State.STALLED})
+ENDED_STATES = frozenset({State.EXITED, State.FAILED, State.KILLED, State.STOPPED})
+
+
+def validate_name(name: str) -> str:
+    """Check a full agent name: `session`, `session.helper` or `session.helper.sub`."""
+    parts = name.split(".")
+    if len(parts) > 3 or not all(SESSION_NAME.fullmatch(part) for part in parts):
+        raise UsageError(
+            f"invalid agent name {name!r}",
+            hint="names are 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit; "
+            "a helper's full name is PARENT.NAME",
+        )
+    return name
+
+
+def parent_of(name: str) -> str | None:
+    return name.rsplit(".", 1)[0] if "." in name else None
+
+
+def level_of(name: str) -> int:
+    return name.count(".") + 1
+
+
+@dataclass
+class Agent:
+    """An agent as the store keeps it. Live measurements (CPU, memory) are the engine's, not stored."""
+
+    name: str
+    profile: str
+    command: str
+    worktree: str
+    branch: str
+    base: str  # the commit the branch was created from
+    target: str  # the branch its work merges into (the base branch for a session)
+    token: str
+    state: State = State.STARTING
+    state_since: float = 0.0
+    task: str | None = None
+    role: str | None = None
+    pane: str | None = None
+    pid: int | None = None
+    started_at: float = 0.0
+    last_activity_at: float | None = None
+    waiting_reason: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None  # why it failed, was killed or stopped
+    port: int | None = None
+    restarts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> str | None:
+        return parent_of(self.name)
+
+    @property
+    def level(self) -> int:
+        return level_of(self.name)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ts: float
+    agent: str | None
+    kind: str
+    data: dict[str, Any]

@@ -1,0 +1,162 @@
+"""The engine's durable state in SQLite (WAL): agents and an append-only event log.
+
+Every change that must survive the engine being killed goes through here first. The store is used from the
+engine's request threads and its watch loop, so every operation holds one lock around a short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from supervisor.core.model import Agent, Event, State
+from supervisor.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    agent TEXT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_agent ON events(agent, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_AGENT_FIELDS = [f.name for f in fields(Agent)]
+
+
+def _agent_to_json(agent: Agent) -> str:
+    data = {name: getattr(agent, name) for name in _AGENT_FIELDS}
+    data["state"] = str(agent.state)
+    return json.dumps(data, sort_keys=True)
+
+
+def _agent_from_json(text: str) -> Agent:
+    data = json.loads(text)
+    data = {key: value for key, value in data.items() if key in _AGENT_FIELDS}
+    data["state"] = State(data["state"])
+    return Agent(**data)
+
+
+class NameTaken(UsageError):
+    pass
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # agents -------------------------------------------------------------------------------------------
+
+    def add_agent(self, agent: Agent) -> None:
+        """Insert a new agent; the name must be free (atomic: two starts of one name cannot both win)."""
+        with self.transaction() as db:
+            try:
+                db.execute("INSERT INTO agents(name, data) VALUES (?, ?)", (agent.name, _agent_to_json(agent)))
+            except sqlite3.IntegrityError:
+                raise NameTaken(
+                    f"an agent named {agent.name!r} already exists",
+                    hint=f"pick another name, or `supervisor rm {agent.name}` first",
+                ) from None
+            self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
+
+    def save_agent(self, agent: Agent, event: str | None = None, **data: Any) -> None:
+        """Write the agent's record, and with `event` append that event in the same transaction."""
+        with self.transaction() as db:
+            db.execute("UPDATE agents SET data = ? WHERE name = ?", (_agent_to_json(agent), agent.name))
+            if event is not None:
+                self._append(db, agent.name, event, data)
+
+    def get_agent(self, name: str) -> Agent | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM agents WHERE name = ?", (name,)).fetchone()
+        return _agent_from_json(row[0]) if row else None
+
+    def agents(self) -> list[Agent]:
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM agents ORDER BY name").fetchall()
+        return [_agent_from_json(row[0]) for row in rows]
+
+    def delete_agent(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM agents WHERE name = ?", (name,))
+            self._append(db, name, "removed", {})
+
+    # events -------------------------------------------------------------------------------------------
+
+    def append_event(self, agent: str | None, kind: str, **data: Any) -> int:
+        with self.transaction() as db:
+            return self._append(db, agent, kind, data)
+
+    def _append(self, db: sqlite3.Connection, agent: str | None, kind: str, data: dict[str, Any]) -> int:
+        cursor = db.execute(
+            "INSERT INTO events(ts, agent, kind, data) VALUES (?, ?, ?, ?)",
+            (time.time(), agent, kind, json.dumps(data, sort_keys=True, default=str)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def events(self, agent: str | None = None, after: int = 0, limit: int = 100) -> list[Event]:
+        """The newest `limit` events after id `after` (of one agent, or all), oldest first."""
+        query = "SELECT id, ts, agent, kind, data FROM events WHERE id > ?"
+        args: list[Any] = [after]
+        if agent is not None:
+            query += " AND agent = ?"
+            args.append(agent)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [Event(row[0], row[1], row[2], row[3], json.loads(row[4])) for row in reversed(rows)]
+
+    # meta ---------------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))

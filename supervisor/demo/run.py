@@ -1,0 +1,93 @@
+"""`supervisor demo`: a scratch repository with sessions run by the bundled demo agent.
+
+No AI CLI or account is needed: each session runs `python -m supervisor.demo.agent` with a scenario that
+shows one behaviour (working, asking for approval, going quiet, crashing, committing, leaving its
+boundary)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from supervisor.errors import SupervisorError, UsageError
+
+SESSIONS = [
+    ("auth", "worker", "Harden the auth package: validate tokens and add tests"),
+    ("ui", "asker", "Polish the settings page"),
+    ("billing", "staller", "Use the new auth roles in billing"),
+    ("api", "committer", "Add the /health endpoint"),
+    ("docs", "boundary", "Document the auth package"),
+    ("search", "crasher", "Speed up the search index"),
+]
+
+_FILES = {
+    "README.md": "# demo-shop\n\nA scratch repository created by `supervisor demo`.\n",
+    "packages/auth/tokens.py": "def validate(token: str) -> bool:\n    return bool(token)\n",
+    "packages/ui/settings.py": "TITLE = 'Settings'\n",
+    "packages/billing/invoice.py": "def total(items):\n    return sum(items)\n",
+    "services/api/app.py": "ROUTES = ['/']\n",
+    "docs/index.md": "# Docs\n",
+}
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def create_repo(directory: Path) -> Path:
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} exists and is not empty", hint="pick a new directory for the demo")
+    directory.mkdir(parents=True, exist_ok=True)
+    _git(directory, "init", "-q", "-b", "main")
+    _git(directory, "config", "user.name", "Demo User")
+    _git(directory, "config", "user.email", "demo@example.com")
+    for name, text in _FILES.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    agent = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
+    (directory / "supervisor.yaml").write_text(
+        "# The demo runs the bundled demo agent instead of a real AI CLI.\n"
+        f"agent:\n  profile: generic\n  command: {agent}\nlimits:\n  idle_after: 3s\n  stall_after: 1m\n"
+    )
+    _git(directory, "add", "-A")
+    _git(directory, "commit", "-q", "-m", "Initial demo repository")
+    return directory
+
+
+def run_demo(directory: Path | None, open_ui: bool = True) -> int:
+    from supervisor.cli import main as cli_main
+    from supervisor.client import call
+    from supervisor.paths import find_repo
+
+    target = directory or Path(tempfile.mkdtemp(prefix="supervisor-demo-")) / "demo-shop"
+    repo = create_repo(target.resolve())
+    paths = find_repo(repo)
+    agent = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
+    print(f"demo repository: {repo}")
+    for name, scenario, task in SESSIONS:
+        try:
+            call(paths, "start", {"name": name, "task": task, "command": f"{agent} --scenario {scenario}",
+                                  "wait": False})
+        except SupervisorError as exc:
+            print(f"  {name}: {exc.message}", file=sys.stderr)
+            continue
+        print(f"  started {name} ({scenario})")
+    time.sleep(1.0)  # let the first tasks arrive so the listing shows them working
+    import os
+
+    os.chdir(repo)
+    print()
+    cli_main(["ls"])
+    print(
+        f"\nNext: cd {repo}\n"
+        "  supervisor ls                 every agent and its state\n"
+        "  supervisor attach auth        take over a pane (detach with your tmux prefix + d)\n"
+        "  supervisor send ui 'yes'      type into an agent\n"
+        "  supervisor stop billing       stop one; `supervisor engine stop` stops watching"
+    )
+    return 0 if not open_ui else cli_main(["ui"])

@@ -1,0 +1,83 @@
+"""`supervisor doctor`: what a fresh machine needs, checked one line at a time."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from supervisor.errors import SupervisorError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout or done.stderr).strip() if done.returncode == 0 else None
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def checks() -> list[Check]:
+    found: list[Check] = []
+    python = sys.version_info
+    found.append(Check("python", python >= (3, 11), f"{python.major}.{python.minor}.{python.micro}",
+                       "supervisor needs Python >= 3.11"))
+    tmux = _version(["tmux", "-V"])
+    found.append(Check("tmux", tmux is not None and _numbers(tmux) >= (3, 2), tmux or "not found",
+                       "install tmux >= 3.2"))
+    git = _version(["git", "--version"])
+    found.append(Check("git", git is not None and _numbers(git) >= (2, 25), git or "not found",
+                       "install git >= 2.25"))
+    try:
+        from supervisor.config import load_config
+        from supervisor.paths import find_repo
+
+        paths = find_repo()
+        config = load_config(paths.root)
+        found.append(Check("repository", True, str(paths.root)))
+        source = str(config.source) if config.source else "no supervisor.yaml (defaults)"
+        found.append(Check("config", True, source))
+        from supervisor.agents import get_profile
+
+        profile = get_profile(config.agent.profile)
+        command = config.agent.command or profile.default_command or ""
+        program = command.split()[0] if command else ""
+        where = shutil.which(program) if program else None
+        found.append(Check(f"agent CLI ({profile.name})", where is not None, where or f"{program or '?'} not on PATH",
+                           f"install {program} or set agent.command in supervisor.yaml"))
+        from supervisor.client import engine_running
+
+        running = engine_running(paths)
+        found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
+    except SupervisorError as exc:
+        found.append(Check("repository/config", False, exc.message, exc.hint))
+    return found
+
+
+def run_doctor(json_output: bool = False) -> int:
+    results = checks()
+    if json_output:
+        print(json.dumps([r.__dict__ for r in results], indent=2))
+    else:
+        for result in results:
+            mark = "ok  " if result.ok else "FAIL"
+            print(f"{mark} {result.name:<20} {result.detail}")
+            if not result.ok and result.hint:
+                print(f"     {'':<20} hint: {result.hint}")
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,64 @@
+"""Typing text into an agent's TUI so that it is really submitted.
+
+Pasted as one bracketed paste (so a multi-line task stays one prompt), a pause of at least 150 ms (TUIs
+treat an Enter that arrives with the paste as part of it), Enter sent on its own, and each step verified on
+the screen; Enter is retried once. Control characters are removed first: text typed into a pane is literal,
+and an ESC inside the text could otherwise end the bracketed paste early and be read as keys.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+from supervisor.errors import SupervisorError
+from supervisor.tmux.server import Tmux
+
+PASTE_SETTLE = 0.15
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+
+
+class DeliveryError(SupervisorError):
+    pass
+
+
+def literal(text: str) -> str:
+    """The text with line endings normalised and every control character but tab and newline removed."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Paste `text` into `pane` and submit it; raises DeliveryError when that cannot be verified."""
+    text = literal(text).strip("\n")
+    if not text.strip():
+        raise DeliveryError("nothing to send: the text is empty")
+    before = tmux.capture(pane)
+    tmux.paste(pane, text)
+    time.sleep(PASTE_SETTLE)
+
+    def dead() -> bool:
+        return not pane_alive()
+
+    if not wait_for(lambda: dead() or tmux.capture(pane) != before, timeout):
+        raise DeliveryError("the agent did not take the pasted text (its screen did not change)",
+                            hint="attach to see what it shows")
+    if dead():
+        raise DeliveryError("the agent ended while the text was being typed")
+    pasted = tmux.capture(pane)
+    for _attempt in range(2):
+        tmux.send_keys(pane, "Enter")
+        if wait_for(lambda: dead() or tmux.capture(pane) != pasted, timeout):
+            return  # taken (an agent may also end because of what it was told, e.g. `/exit`)
+    raise DeliveryError("the agent did not accept Enter (the text is still in its input)",
+                        hint="attach to see what it shows")

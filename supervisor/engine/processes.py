@@ -1,0 +1,201 @@
+"""Process trees from one scan of the process table per tick, CPU accounting, and killing whole trees.
+
+Walking each pane's tree with `psutil.Process.children(recursive=True)` costs a scan of /proc per pane
+(DESIGN.md measures ~90% of a core at 100 agents); one `process_iter` per tick, with the trees built from
+its parent links, costs a few percent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psutil
+
+_ATTRS = ["pid", "ppid", "create_time", "cpu_times", "memory_info"]
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    create_time: float
+    cpu_seconds: float
+    rss: int
+
+
+@dataclass
+class Snapshot:
+    at: float
+    procs: dict[int, ProcInfo]
+    children: dict[int, list[int]]
+
+    def tree(self, root: int) -> list[int]:
+        """`root` and all its descendants, parents before children."""
+        if root not in self.procs:
+            return []
+        order, stack = [], [root]
+        while stack:
+            pid = stack.pop()
+            order.append(pid)
+            stack.extend(self.children.get(pid, ()))
+        return order
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    pids: tuple[int, ...]
+    cpu_percent: float  # of one core, since the previous scan
+    rss_bytes: int
+
+
+def scan() -> Snapshot:
+    procs: dict[int, ProcInfo] = {}
+    children: dict[int, list[int]] = defaultdict(list)
+    for proc in psutil.process_iter(_ATTRS):
+        info = proc.info
+        times = info.get("cpu_times")
+        memory = info.get("memory_info")
+        if times is None or info.get("ppid") is None:
+            continue  # vanished or unreadable mid-scan
+        procs[info["pid"]] = ProcInfo(
+            pid=info["pid"],
+            ppid=info["ppid"],
+            create_time=info["create_time"] or 0.0,
+            cpu_seconds=times.user + times.system,
+            rss=memory.rss if memory is not None else 0,
+        )
+        children[info["ppid"]].append(info["pid"])
+    return Snapshot(at=time.monotonic(), procs=procs, children=dict(children))
+
+
+@dataclass
+class CpuMeter:
+    """CPU per process tree between consecutive snapshots (a process is keyed by pid and start time)."""
+
+    _previous: dict[tuple[int, float], float] = field(default_factory=dict)
+    _previous_at: float | None = None
+    _wall_start: float = field(default_factory=time.time)
+
+    def usage(self, snapshot: Snapshot, roots: Iterable[int]) -> dict[int, TreeUsage]:
+        elapsed = snapshot.at - self._previous_at if self._previous_at is not None else 0.0
+        current: dict[tuple[int, float], float] = {}
+        result: dict[int, TreeUsage] = {}
+        for root in roots:
+            pids = snapshot.tree(root)
+            used = 0.0
+            rss = 0
+            for pid in pids:
+                info = snapshot.procs[pid]
+                key = (pid, info.create_time)
+                current[key] = info.cpu_seconds
+                before = self._previous.get(key)
+                if before is not None:
+                    used += max(0.0, info.cpu_seconds - before)
+                elif self._previous_at is not None:
+                    used += info.cpu_seconds  # born since the previous scan
+                rss += info.rss
+            percent = 100.0 * used / elapsed if elapsed > 0 else 0.0
+            result[root] = TreeUsage(tuple(pids), percent, rss)
+        self._previous = current
+        self._previous_at = snapshot.at
+        return result
+
+
+def _processes(pids: Iterable[int]) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    return found
+
+
+def tree_of(root: int) -> list[psutil.Process]:
+    """`root` and its descendants now, deepest first (for a one-off kill, not for the watch loop)."""
+    try:
+        proc = psutil.Process(root)
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+    return list(reversed(family))
+
+
+def carrying_env(key: str, value: str, since: float) -> list[psutil.Process]:
+    """Processes of this user, started after `since`, whose environment has key=value.
+
+    Catches what escaped a tree by double-forking (daemons keep their environment)."""
+    found = []
+    uid = os.getuid()
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "uids", "create_time"]):
+        try:
+            if proc.pid == me or proc.info["uids"] is None or proc.info["uids"].real != uid:
+                continue
+            if (proc.info["create_time"] or 0) < since - 1:
+                continue
+            if proc.environ().get(key) == value:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def kill_tree(
+    root: int | None, grace: float, *, env_key: str | None = None, env_value: str | None = None,
+    since: float = 0.0,
+) -> list[int]:
+    """End `root`'s whole tree (and processes carrying env_key=env_value): TERM deepest first, wait `grace`,
+    then KILL what is left; repeated while new processes appear. Returns the pids that survived (none).
+
+    psutil checks each process's start time before signalling, so a reused pid is never hit."""
+
+    def family() -> list[psutil.Process]:
+        procs = tree_of(root) if root else []
+        if env_key and env_value:
+            seen = {p.pid for p in procs}
+            procs += [p for p in carrying_env(env_key, env_value, since) if p.pid not in seen]
+        return procs
+
+    for _round in range(5):
+        procs = family()
+        if not procs:
+            return []
+        if grace > 0:
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGTERM)
+            procs = _wait_gone(procs, grace)
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        _wait_gone(procs, 5.0)
+        grace = 0.0  # later rounds only mop up what appeared meanwhile
+    return [p.pid for p in family() if _alive(p)]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie holds no resources; its parent or init reaps it)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has ended (or is a zombie); the ones still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    pending = procs
+    delay = 0.01
+    while True:
+        pending = [p for p in pending if _alive(p)]
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)

@@ -1,0 +1,67 @@
+"""The client API's view of agents and events: the stable JSON schema of `ls --json` and `show --json`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core.model import Agent, Event
+
+if TYPE_CHECKING:
+    from supervisor.engine.watcher import Live
+
+
+def iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
+    last_activity = agent.last_activity_at
+    if live is not None and live.last_output:
+        last_activity = max(last_activity or 0.0, live.last_output)
+    return {
+        "name": agent.name,
+        "parent": agent.parent,
+        "level": agent.level,
+        "role": agent.role,
+        "state": str(agent.state),
+        "state_since": iso(agent.state_since),
+        "task": agent.task,
+        "worktree": agent.worktree,
+        "branch": agent.branch,
+        "base": agent.base,
+        "target": agent.target,
+        "pane": agent.pane,
+        "pid": agent.pid if agent.state.live else None,
+        "started_at": iso(agent.started_at),
+        "last_activity_at": iso(last_activity),
+        "cpu_percent": round(live.cpu_percent, 1) if live is not None and agent.state.live else None,
+        "rss_bytes": live.rss_bytes if live is not None and agent.state.live else None,
+        "waiting_reason": agent.waiting_reason,
+        "exit_code": agent.exit_code,
+        "reason": agent.reason,
+    }
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "ts": iso(event.ts), "agent": event.agent, "kind": event.kind, **event.data}
+
+
+def tree_order(agents: list[Agent]) -> list[Agent]:
+    """Sessions by name, each followed by its helpers (depth first)."""
+    by_parent: dict[str | None, list[Agent]] = {}
+    names = {a.name for a in agents}
+    for agent in agents:
+        parent = agent.parent if agent.parent in names else None
+        by_parent.setdefault(parent, []).append(agent)
+    ordered: list[Agent] = []
+
+    def visit(parent: str | None) -> None:
+        for agent in sorted(by_parent.get(parent, []), key=lambda a: a.name):
+            ordered.append(agent)
+            visit(agent.name)
+
+    visit(None)
+    return ordered

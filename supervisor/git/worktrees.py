@@ -1,0 +1,110 @@
+"""Agent worktrees and branches, through GitPython's command wrapper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+
+from supervisor.errors import SupervisorError
+
+# Files supervisor writes into agent worktrees. They are excluded through the repository's own
+# info/exclude, which every worktree reads, so they never show as changes nor get committed.
+SUPERVISOR_FILES = ("/SESSION.md", "/.sub-agents/", "/.claude/settings.local.json")
+_EXCLUDE_MARK = "# supervisor: files it writes into agent worktrees (never committed)"
+
+
+class GitError(SupervisorError):
+    pass
+
+
+def _git(cwd: Path) -> git.Git:
+    return git.Git(str(cwd))
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    try:
+        return str(_git(cwd).execute(["git", *args], strip_newline_in_stdout=True))
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
+        raise GitError(f"git {args[0]} failed: {detail or exc}") from None
+
+
+def current_branch(root: Path) -> str | None:
+    try:
+        name = run_git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+    except GitError:
+        return None  # detached HEAD
+    return name or None
+
+
+def resolve(root: Path, rev: str) -> str:
+    try:
+        return run_git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except GitError:
+        raise GitError(f"unknown revision {rev!r}", hint="pass --base with a branch, tag or commit") from None
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    try:
+        run_git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+    except GitError:
+        return False
+    return True
+
+
+def ensure_excludes(common_dir: Path) -> None:
+    """Add supervisor's files to info/exclude once."""
+    exclude = common_dir / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    current = exclude.read_text() if exclude.exists() else ""
+    if _EXCLUDE_MARK in current:
+        return
+    block = "\n".join([_EXCLUDE_MARK, *SUPERVISOR_FILES]) + "\n"
+    separator = "" if not current or current.endswith("\n") else "\n"
+    exclude.write_text(current + separator + block)
+
+
+def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
+    if branch_exists(root, branch):
+        raise GitError(
+            f"branch {branch} already exists",
+            hint=f"delete it (git branch -D {branch}) or choose another name",
+        )
+    if path.exists() and any(path.iterdir()):
+        raise GitError(f"{path} already exists and is not empty", hint="remove it or choose another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run_git(root, "worktree", "add", "--quiet", "-b", branch, str(path), base)
+
+
+def remove_worktree(root: Path, path: Path, branch: str) -> None:
+    if path.exists():
+        run_git(root, "worktree", "remove", "--force", "--force", str(path))
+    run_git(root, "worktree", "prune")
+    if branch_exists(root, branch):
+        run_git(root, "branch", "-D", branch)
+
+
+def unmerged_commits(root: Path, branch: str, target: str) -> list[str]:
+    """Commits on `branch` that `target` does not contain (all of them when `target` is gone)."""
+    if not branch_exists(root, branch):
+        return []
+    spec = [branch, "--not", target] if branch_exists(root, target) or _is_commit(root, target) else [branch]
+    out = run_git(root, "rev-list", "--oneline", *spec)
+    return [line for line in out.splitlines() if line]
+
+
+def _is_commit(root: Path, rev: str) -> bool:
+    try:
+        resolve(root, rev)
+    except GitError:
+        return False
+    return True
+
+
+def uncommitted_changes(worktree: Path) -> list[str]:
+    """`git status --porcelain` lines of a worktree (supervisor's own files are excluded)."""
+    if not worktree.exists():
+        return []
+    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all")
+    return [line for line in out.splitlines() if line]

@@ -1,0 +1,127 @@
+"""Where a repository's supervisor files live.
+
+Durable state (SQLite store, transcripts, engine log) sits in the git common dir, so it is per repository,
+shared by all its worktrees and never committed. The two Unix sockets (the engine's control socket and the
+dedicated tmux server's) sit in a short private runtime directory instead, because a socket path is limited
+to about 100 bytes and a repository can live anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.errors import SupervisorError, UsageError
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    root: Path  # the main worktree of the repository
+    common_dir: Path  # the git common dir (.git of the main worktree)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.common_dir / "supervisor"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def engine_log(self) -> Path:
+        return self.state_dir / "engine.log"
+
+    @property
+    def tmux_conf(self) -> Path:
+        return self.state_dir / "tmux.conf"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "supervisor.yaml"
+
+    @property
+    def runtime_dir(self) -> Path:
+        digest = hashlib.sha256(str(self.common_dir).encode()).hexdigest()[:16]
+        return runtime_base() / digest
+
+    @property
+    def engine_socket(self) -> Path:
+        return self.runtime_dir / "engine.sock"
+
+    @property
+    def tmux_socket(self) -> Path:
+        return self.runtime_dir / "tmux.sock"
+
+    @property
+    def engine_lock(self) -> Path:
+        return self.runtime_dir / "engine.lock"
+
+    def transcript(self, agent: str) -> Path:
+        return self.logs_dir / f"{agent}.log"
+
+    def ensure_dirs(self) -> None:
+        """Create the state and runtime directories, private to the user."""
+        for directory in (self.state_dir, self.logs_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        ensure_private_dir(self.runtime_dir)
+
+
+def runtime_base() -> Path:
+    override = os.environ.get("SUPERVISOR_RUNTIME_DIR")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_dir():
+        return Path(xdg) / "supervisor"
+    return Path("/tmp") / f"supervisor-{os.getuid()}"
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` (and a private parent) as 0700, refusing one that another user owns."""
+    for directory in (path.parent, path):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise SupervisorError(
+                f"{directory} is not a directory owned by you; refusing to put the control socket there",
+                hint="remove it, or set SUPERVISOR_RUNTIME_DIR to a private directory",
+            )
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            directory.chmod(0o700)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise SupervisorError("git is not installed", hint="install git >= 2.25") from exc
+    if done.returncode != 0:
+        raise UsageError(
+            f"not inside a git repository: {cwd}",
+            hint="run supervisor from the repository root or one of its worktrees",
+        )
+    return done.stdout.strip()
+
+
+def find_repo(start: Path | None = None) -> RepoPaths:
+    """The repository that `start` (default: the current directory) belongs to, from any of its worktrees."""
+    cwd = (start or Path.cwd()).resolve()
+    common = Path(_git(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir")).resolve()
+    # A bare repository or unusual layout: the worktree containing cwd is the best root we have.
+    root = common.parent if common.name == ".git" else Path(_git(cwd, "rev-parse", "--show-toplevel")).resolve()
+    return RepoPaths(root=root, common_dir=common)

@@ -1,0 +1,196 @@
+"""The repository's dedicated tmux server: its own socket and config, so the user's tmux stays untouched.
+
+Lifecycle goes through libtmux's `Server.cmd`. Commands that must happen together (create a pane and start
+its transcript before its first byte of output) are chained with `;` in one tmux invocation, which tmux runs
+before it reads any pane output. The watch loop reads every pane with one `list-panes -a` per tick.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtmux
+
+from supervisor.errors import SupervisorError
+
+ENGINE_SESSION = "_engine"  # never a valid agent name (agent names cannot contain '_')
+
+_CONFIG = """\
+# Written by supervisor for its own tmux server; the user's tmux server is never touched.
+# The user's own key bindings still apply when attaching.
+source-file -q ~/.tmux.conf
+source-file -q ~/.config/tmux/tmux.conf
+set -g exit-empty off
+set -g remain-on-exit on
+set -g default-shell /bin/sh
+set -g default-size 160x48
+set -g history-limit 50000
+set -g status-left "[#{session_name}] "
+set -g status-left-length 40
+set -g status-right "supervisor"
+"""
+
+_PANE_FORMAT = "\t".join(
+    [
+        "#{pane_id}",
+        "#{pane_pid}",
+        "#{pane_dead}",
+        "#{pane_dead_status}",
+        "#{session_name}",
+        "#{window_id}",
+    ]
+)
+
+
+class TmuxError(SupervisorError):
+    pass
+
+
+@dataclass(frozen=True)
+class PaneInfo:
+    pane: str
+    pid: int | None
+    dead: bool
+    dead_status: int | None
+    session: str
+    window: str
+
+
+class Tmux:
+    def __init__(self, socket: Path, config: Path) -> None:
+        self.socket = socket
+        self.config = config
+        self.server = libtmux.Server(socket_path=str(socket), config_file=str(config))
+
+    # commands -----------------------------------------------------------------------------------------
+
+    def run(self, *args: str) -> list[str]:
+        """Run one tmux command line (commands may be chained with ';'); its stdout lines."""
+        proc = self.server.cmd(*args)
+        if proc.returncode != 0 or proc.stderr:
+            detail = " ".join(proc.stderr) or f"exit {proc.returncode}"
+            raise TmuxError(f"tmux {args[0]} failed: {detail}")
+        return list(proc.stdout)
+
+    def alive(self) -> bool:
+        return bool(self.server.is_alive())
+
+    def ensure_server(self) -> None:
+        """Start the server with our config if it is not running (it then stays up even when empty)."""
+        if self.alive():
+            return
+        self.config.write_text(_CONFIG)
+        self.run("start-server")
+        if not self.alive():
+            raise TmuxError(f"could not start the tmux server at {self.socket}")
+
+    def kill_server(self) -> None:
+        if self.alive():
+            self.server.cmd("kill-server")
+
+    def server_id(self) -> str:
+        """Which server instance this is: pane ids restart with a new server, so they are only
+        meaningful together with this."""
+        return self.run("display-message", "-p", "#{pid}:#{start_time}")[0]
+
+    def has_session(self, name: str) -> bool:
+        return self.server.cmd("has-session", "-t", f"={name}").returncode == 0
+
+    # panes --------------------------------------------------------------------------------------------
+
+    def new_session(
+        self,
+        name: str,
+        cwd: Path,
+        command: str,
+        env: Mapping[str, str],
+        transcript: Path | None = None,
+    ) -> tuple[str, int]:
+        """A detached session running `command` in its only pane; returns (pane id, pane pid)."""
+        args = ["new-session", "-d", "-s", name, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        args.append(command)
+        if transcript is not None:
+            args += [";", *self._pipe_args(f"={name}:", transcript)]
+        pane, pid = self.run(*args)[0].split("\t")
+        return pane, int(pid)
+
+    def respawn(self, pane: str, cwd: Path, command: str, env: Mapping[str, str]) -> int:
+        """Run `command` again in `pane` (killing what runs there); the pane keeps its transcript."""
+        args = ["respawn-pane", "-k", "-t", pane, "-c", str(cwd)]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        args.append(command)
+        self.run(*args)
+        return self.pane_pid(pane)
+
+    def pane_pid(self, pane: str) -> int:
+        return int(self.run("display-message", "-p", "-t", pane, "#{pane_pid}")[0])
+
+    def pipe_transcript(self, pane: str, transcript: Path) -> None:
+        """Make sure the pane's output is appended to `transcript` (a no-op when already piped)."""
+        self.run(*self._pipe_args(pane, transcript))
+
+    @staticmethod
+    def _pipe_args(target: str, transcript: Path) -> list[str]:
+        return ["pipe-pane", "-o", "-t", target, f"exec cat >> {shlex.quote(str(transcript))}"]
+
+    def list_panes(self) -> dict[str, PaneInfo]:
+        """Every pane of the server, in one tmux call."""
+        proc = self.server.cmd("list-panes", "-a", "-F", _PANE_FORMAT)
+        if proc.returncode != 0:
+            if not self.alive():
+                return {}
+            raise TmuxError(f"tmux list-panes failed: {' '.join(proc.stderr)}")
+        panes: dict[str, PaneInfo] = {}
+        for line in proc.stdout:
+            pane, pid, dead, status, session, window = line.split("\t")
+            panes[pane] = PaneInfo(
+                pane=pane,
+                pid=int(pid) if pid else None,
+                dead=dead == "1",
+                dead_status=int(status) if status else None,
+                session=session,
+                window=window,
+            )
+        return panes
+
+    def capture(self, pane: str, *, history: int = 0, ansi: bool = False) -> str:
+        """The pane's visible screen (and `history` lines above it) as text."""
+        args = ["capture-pane", "-p", "-J", "-t", pane]
+        if history:
+            args += ["-S", str(-history)]
+        if ansi:
+            args.append("-e")
+        return "\n".join(self.run(*args))
+
+    def paste(self, pane: str, text: str) -> None:
+        """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste."""
+        buffer = f"supervisor-{pane.lstrip('%')}"
+        self.run("set-buffer", "-b", buffer, "--", text, ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane)
+
+    def send_keys(self, pane: str, *keys: str) -> None:
+        """Send key names (`Enter`, `C-c`, `Escape`), not text."""
+        self.run("send-keys", "-t", pane, *keys)
+
+    def kill_session(self, name: str) -> None:
+        if self.has_session(name):
+            self.run("kill-session", "-t", f"={name}")
+
+    def session_of(self, pane: str) -> str:
+        return self.run("display-message", "-p", "-t", pane, "#{session_name}")[0]
+
+    def select(self, pane: str) -> None:
+        self.run("select-window", "-t", pane, ";", "select-pane", "-t", pane)
+
+
+def attach_argv(socket: Path, pane: str, session: str, inside_our_server: bool) -> Sequence[str]:
+    """The tmux command that puts the user's terminal on `pane` (switch-client when already inside it)."""
+    base = ["tmux", "-S", str(socket)]
+    if inside_our_server:
+        return [*base, "switch-client", "-t", pane]
+    return [*base, "attach-session", "-t", f"={session}"]

@@ -1,0 +1,169 @@
+"""Shared fixtures: every test gets its own HOME, git repository, runtime dir and so its own tmux server
+and engine, all torn down afterwards. Nothing waits a fixed time: `wait_until` polls a condition."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+PYTHON = sys.executable
+DEMO_AGENT = f"{shlex.quote(PYTHON)} -m supervisor.demo.agent"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@dataclass
+class Sandbox:
+    root: Path  # the repository
+    home: Path
+    runtime: Path
+    env: dict[str, str]
+
+    def sv(self, *args: str, check: bool = True, cwd: Path | None = None, input: str | None = None,
+           timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        """Run the real `supervisor` CLI in a subprocess."""
+        done = subprocess.run([PYTHON, "-m", "supervisor", *args], cwd=cwd or self.root, env=self.env,
+                              capture_output=True, text=True, input=input, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"supervisor {' '.join(args)} exited {done.returncode}:\n"
+                                 f"{done.stdout}\n{done.stderr}")
+        return done
+
+    def ls(self) -> dict[str, dict[str, Any]]:
+        return {a["name"]: a for a in json.loads(self.sv("ls", "--json").stdout)}
+
+    def agent(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.sv("show", name, "--json").stdout))
+
+    def state(self, name: str) -> str:
+        return str(self.ls()[name]["state"])
+
+    def wait_state(self, name: str, *states: str, timeout: float = 20.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            agent = self.ls().get(name)
+            return agent if agent is not None and agent["state"] in states else None
+
+        return dict(wait_until(reached, timeout, interval=0.1, message=f"{name} in {states}"))
+
+    def screen(self, name: str) -> str:
+        pane = self.ls()[name]["pane"]
+        return self.tmux("capture-pane", "-p", "-t", pane).stdout
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-S", str(self.tmux_socket), *args], capture_output=True, text=True,
+                              env=self.env, check=False)
+
+    @property
+    def paths(self) -> Any:
+        from supervisor.paths import RepoPaths
+
+        return RepoPaths(root=self.root, common_dir=self.root / ".git")
+
+    @property
+    def tmux_socket(self) -> Path:
+        return self.runtime / self.paths.runtime_dir.name / "tmux.sock"
+
+    def write_config(self, text: str) -> None:
+        (self.root / "supervisor.yaml").write_text(text)
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        return subprocess.run(["git", *args], cwd=cwd or self.root, env=self.env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def engine_pid(self) -> int:
+        return int(json.loads(self.sv("engine", "status", "--json").stdout)["pid"])
+
+
+def _make_repo(root: Path, env: dict[str, str]) -> None:
+    root.mkdir()
+    setup = (["init", "-q", "-b", "main"], ["config", "user.name", "Test"], ["config", "user.email", "t@example.com"])
+    for args in setup:
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    (root / "README.md").write_text("# test repo\n")
+    (root / "src").mkdir()
+    (root / "src" / "app.py").write_text("print('hello')\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=root, env=env, check=True)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    home = tmp_path / "home"
+    home.mkdir()
+    # Socket paths are limited to ~100 bytes, so the runtime dir is short and outside tmp_path.
+    runtime = Path(tempfile.mkdtemp(prefix="sv-", dir="/tmp"))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "SHELL": "/bin/sh",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "xterm-256color",
+        "SUPERVISOR_RUNTIME_DIR": str(runtime),
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if "VIRTUAL_ENV" in os.environ:
+        env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
+    root = tmp_path / "repo"
+    _make_repo(root, env)
+    box = Sandbox(root=root, home=home, runtime=runtime, env=env)
+    box.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\nlimits:\n  idle_after: 1s\n")
+    try:
+        yield box
+    finally:
+        _teardown(box)
+
+
+def _teardown(box: Sandbox) -> None:
+    """Kill the test's tmux server (and with it the engine) and anything still carrying its runtime dir."""
+    server_pid = None
+    pid_text = box.tmux("display-message", "-p", "#{pid}").stdout.strip()
+    if pid_text.isdigit():
+        server_pid = int(pid_text)
+    box.tmux("kill-server")
+    leftovers = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            environ = proc.info["environ"] or {}
+        except psutil.Error:
+            continue
+        if environ.get("SUPERVISOR_RUNTIME_DIR") == str(box.runtime) and proc.pid != os.getpid():
+            leftovers.append(proc)
+    if server_pid:
+        with contextlib.suppress(psutil.Error):
+            leftovers.append(psutil.Process(server_pid))
+    for proc in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(leftovers, timeout=5)
+    shutil.rmtree(box.runtime, ignore_errors=True)
