@@ -376,7 +376,7 @@ class Agent:
             self.term_pending = False
             shown = self.editor.shown
             self.editor.erase()
-            out("(ignoring SIGTERM)\n")
+            out("\r\x1b[K(ignoring SIGTERM)\n")
             if shown:
                 self.editor.draw()
         return self.reader.next_key(timeout)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.paths import RepoPaths
 
 SESSIONS = [
     ("auth", "worker", "Harden the auth package: validate tokens and add tests"),
@@ -77,7 +78,7 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
             print(f"  {name}: {exc.message}", file=sys.stderr)
             continue
         print(f"  started {name} ({scenario})")
-    time.sleep(1.0)  # let the first tasks arrive so the listing shows them working
+    _wait_started(paths, timeout=10.0)
     import os
 
     os.chdir(repo)
@@ -91,3 +92,14 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
         "  supervisor stop billing       stop one; `supervisor engine stop` stops watching"
     )
     return 0 if not open_ui else cli_main(["ui"])
+
+
+def _wait_started(paths: RepoPaths, timeout: float) -> None:
+    """Until every demo session has left `starting` (its task delivered), so the listing shows them working."""
+    from supervisor.client import call
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(agent["state"] != "starting" for agent in call(paths, "ls")):
+            return
+        time.sleep(0.2)

@@ -177,6 +177,8 @@ class Watcher:
 
 
 def _wait_status(engine: Engine, pane: str, timeout: float = 2.0) -> bool:
+    engine.tmux.reap()
+
     def known() -> bool:
         info = engine.tmux.list_panes().get(pane)
         return info is None or info.dead_status is not None

@@ -7,7 +7,10 @@ before it reads any pane output. The watch loop reads every pane with one `list-
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +98,18 @@ class Tmux:
         """Which server instance this is: pane ids restart with a new server, so they are only
         meaningful together with this."""
         return self.run("display-message", "-p", "#{pid}:#{start_time}")[0]
+
+    def reap(self) -> None:
+        """Make the server collect its children's exit statuses.
+
+        tmux 3.3 built with utempter can miss a SIGCHLD, leaving a dead pane without its exit status and
+        its process a zombie; another SIGCHLD makes it reap them (tmux/tmux#311)."""
+        try:
+            pid = int(self.run("display-message", "-p", "#{pid}")[0])
+        except (TmuxError, ValueError, IndexError):
+            return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGCHLD)
 
     def has_session(self, name: str) -> bool:
         return self.server.cmd("has-session", "-t", f"={name}").returncode == 0

@@ -1,0 +1,81 @@
+"""Process trees from one scan, CPU per tree, and killing whole trees with real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+
+from supervisor.engine.processes import CpuMeter, kill_tree, scan
+from tests.conftest import wait_until
+
+BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+
+
+def _spawn_tree(*, ignore_term: bool) -> subprocess.Popen[bytes]:
+    """A shell with a sleeping child and a CPU-burning grandchild."""
+    trap = "trap '' TERM; " if ignore_term else ""
+    script = f"{trap}sleep 300 & {sys.executable} -c '{BUSY}' & wait"
+    return subprocess.Popen(["/bin/sh", "-c", script])
+
+
+def test_scan_builds_trees_and_meters_cpu() -> None:
+    root = _spawn_tree(ignore_term=False)
+    try:
+        wait_until(lambda: len(scan().tree(root.pid)) == 3, message="tree of three")
+        meter = CpuMeter()
+        meter.usage(scan(), [root.pid])
+        time.sleep(0.5)  # the interval CPU is measured over, not a wait for a condition
+        usage = meter.usage(scan(), [root.pid])[root.pid]
+        assert len(usage.pids) == 3
+        assert usage.cpu_percent > 30  # the busy grandchild
+        assert usage.rss_bytes > 1_000_000
+    finally:
+        kill_tree(root.pid, 0)
+        root.wait()
+
+
+def test_kill_tree_terms_then_kills_stubborn_processes() -> None:
+    root = _spawn_tree(ignore_term=True)
+    wait_until(lambda: len(scan().tree(root.pid)) == 3, message="tree of three")
+    members = [psutil.Process(pid) for pid in scan().tree(root.pid)]
+    started = time.monotonic()
+    survivors = kill_tree(root.pid, grace=0.5)
+    root.wait()
+    assert survivors == []
+    assert time.monotonic() - started < 5
+    for proc in members:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def test_kill_tree_finds_escaped_processes_by_environment() -> None:
+    token = f"tok-{os.getpid()}-{time.time()}"
+    env = {**os.environ, "SUPERVISOR_TOKEN": token}
+    since = time.time()
+    # Double fork: the sleeper is re-parented away from any tree we could walk.
+    subprocess.run(["/bin/sh", "-c", "sleep 300 >/dev/null 2>&1 &"], env=env, check=True)
+    escaped = wait_until(lambda: [p for p in psutil.process_iter(["environ"])
+                                  if (p.info["environ"] or {}).get("SUPERVISOR_TOKEN") == token],
+                         message="escaped sleeper")
+    assert kill_tree(None, 0, env_key="SUPERVISOR_TOKEN", env_value=token, since=since) == []
+    for proc in escaped:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def test_kill_tree_does_not_touch_a_reused_pid() -> None:
+    """psutil checks a process's start time: a pid that now names another process is left alone."""
+    victim = subprocess.Popen(["sleep", "300"])
+    stale = psutil.Process(victim.pid)
+    victim.kill()
+    victim.wait()
+    assert not stale.is_running()
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        assert kill_tree(victim.pid, 0) == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

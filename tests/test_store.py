@@ -1,0 +1,62 @@
+"""The SQLite store: agents, the append-only event log, and names taken atomically."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from supervisor.core.model import Agent, State, level_of, parent_of, validate_name
+from supervisor.core.store import NameTaken, Store
+from supervisor.errors import UsageError
+
+
+def _agent(name: str) -> Agent:
+    return Agent(name=name, profile="generic", command="x", worktree="/w", branch=f"agent/{name}", base="abc",
+                 target="main", token="t")
+
+
+def test_agents_round_trip_and_events_are_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    agent = _agent("auth")
+    agent.extra["tmux_server"] = "1:2"
+    store.add_agent(agent)
+    agent.state = State.WORKING
+    store.save_agent(agent, "state", previous="starting")
+    store.close()
+
+    reopened = Store(tmp_path / "s.db")
+    again = reopened.get_agent("auth")
+    assert again == agent
+    kinds = [e.kind for e in reopened.events("auth")]
+    assert kinds == ["created", "state"]
+    assert reopened.events("auth", after=reopened.events("auth")[0].id)[0].data == {"previous": "starting"}
+
+
+def test_a_name_is_taken_once_even_under_concurrency(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    wins, losses = [], []
+
+    def claim() -> None:
+        try:
+            store.add_agent(_agent("same"))
+            wins.append(1)
+        except NameTaken:
+            losses.append(1)
+
+    threads = [threading.Thread(target=claim) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(wins), len(losses)) == (1, 15)
+
+
+def test_names_and_levels() -> None:
+    assert validate_name("auth.test.data") == "auth.test.data"
+    assert parent_of("auth.test") == "auth" and parent_of("auth") is None
+    assert level_of("auth.test.data") == 3
+    for bad in ("", "Auth", "a.b.c.d", "a..b", "_engine", "a" * 33):
+        with pytest.raises(UsageError):
+            validate_name(bad)
