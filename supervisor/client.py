@@ -56,10 +56,12 @@ def _request(paths: RepoPaths, method: str, params: dict[str, Any], timeout: flo
             raise EngineNotRunning(
                 "the engine is not running", hint="`supervisor engine start` starts it"
             ) from exc
-        send_message(sock, {"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
         try:
+            send_message(sock, {"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
             reply = recv_message(sock)
-        except (ProtocolError, ConnectionResetError, BrokenPipeError) as exc:
+        except TimeoutError:
+            raise
+        except (ProtocolError, OSError) as exc:  # it closed the connection: stopping, or killed
             raise EngineGone(f"the engine did not answer: {exc}", hint="see `supervisor engine status`") from exc
     except TimeoutError as exc:
         raise SupervisorError(f"the engine did not answer {method} in time") from exc
