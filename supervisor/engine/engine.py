@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psutil
 
@@ -49,6 +49,14 @@ STOP_GRACE = 5.0
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show"})
+
+
+class Service(Protocol):
+    """A subsystem the engine runs beside the watcher (started after adoption, stopped at shutdown)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class LaunchGate:
@@ -83,6 +91,10 @@ class Engine:
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
+        # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
+        from supervisor.alerts.service import AlertService
+
+        self.services: list[Service] = [AlertService(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -102,6 +114,8 @@ class Engine:
         self.store.set_meta("engine_pid", str(os.getpid()))
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
         self.watcher.adopt()
+        for service in self.services:
+            service.start()
         server = ControlServer(self.paths.engine_socket, self.handle)
         server.serve_in_thread()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -112,6 +126,8 @@ class Engine:
         finally:
             server.shutdown()
             server.server_close()
+            for service in self.services:
+                service.stop()
             self.store.append_event(None, "engine_stopped", pid=os.getpid())
             self.store.close()
 
@@ -150,10 +166,16 @@ class Engine:
                 f"agent {caller.name} may not call {method}",
                 hint="agents may spawn their own helpers, message and report; ask the human for the rest",
             )
-        handler = getattr(self, f"op_{method}", None)
+        handler = next((getattr(owner, f"op_{method}") for owner in (self, *self.services)
+                        if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
-        return handler(**params)
+        try:
+            return handler(**params)
+        except TypeError as exc:
+            if "argument" not in str(exc):
+                raise
+            raise UsageError(f"bad parameters for {method}: {exc}") from None
 
     def _caller(self, peer_pid: int, token: str | None) -> Agent | None:
         """The agent whose process tree the peer runs in, if any."""
@@ -214,6 +236,32 @@ class Engine:
         view["restarts"] = agent.restarts
         return view
 
+    def op_events(self, name: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Events of one agent (or all), oldest first: the newest `limit` after id `after`."""
+        if name is not None:
+            self._get(name)
+        return [views.event_view(e) for e in self.store.events(name, after=after, limit=limit)]
+
+    def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
+        """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
+        agent = self._get(name)
+        if agent.pane is None or agent.pane not in self.tmux.list_panes():
+            return {"name": name, "text": "", "available": False}
+        try:
+            text = self.tmux.capture(agent.pane, history=history, ansi=ansi)
+        except TmuxError:
+            return {"name": name, "text": "", "available": False}
+        return {"name": name, "text": text, "available": True}
+
+    def op_diffstat(self) -> dict[str, dict[str, int]]:
+        """Per agent: files changed and lines added/removed in its worktree against its base commit."""
+        result = {}
+        for agent in self.store.agents():
+            stat = worktrees.diffstat(Path(agent.worktree), agent.base)
+            if stat is not None:
+                result[agent.name] = stat
+        return result
+
     def op_attach_info(self, name: str) -> dict[str, Any]:
         agent = self._get(name)
         panes = self.tmux.list_panes()
@@ -228,6 +276,10 @@ class Engine:
         if agent is None:
             raise UsageError(f"no agent named {name!r}", hint="`supervisor ls` lists the agents")
         return agent
+
+    def screen_tail(self, agent: Agent, count: int = 15) -> list[str]:
+        """The last non-blank lines of the agent's screen (evidence for events and alerts)."""
+        return [line for line in self._last_screen(agent, count * 2) if line.strip()][-count:]
 
     def _last_screen(self, agent: Agent, count: int) -> list[str]:
         if agent.pane is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent, State
+from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.processes import CpuMeter, TreeUsage, scan
 from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of
@@ -119,6 +120,7 @@ class Watcher:
             agent.reason = f"its pane is gone ({server})"
             agent.exit_code = None
             engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
+            fire(engine.store, agent, Trigger.EXITED, agent.reason)
             return
         if pane.dead:
             self._ended(agent, pane)
@@ -139,7 +141,11 @@ class Watcher:
             return
         new = self._activity_state(agent, live, now)
         if new != agent.state:
+            previous = agent.state
             engine.set_state(agent, new, cpu_percent=round(live.cpu_percent, 1))
+            if previous == State.WORKING and new == State.IDLE and agent.parent is None:
+                fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
+                     screen=engine.screen_tail(agent))
 
     def _activity_state(self, agent: Agent, live: Live, now: float) -> State:
         """working while output flows or the tree uses CPU; idle after `idle_after` of neither."""
@@ -171,9 +177,13 @@ class Watcher:
         if agent.state == State.STARTING and code not in (0, None):
             agent.reason = f"exited {code} while starting" + (f": {last}" if last else "")
             engine.set_state(agent, State.FAILED, "failed", exit_code=code, reason=agent.reason, screen=screen)
+            fire(engine.store, agent, Trigger.EXITED, f"failed to start: {agent.reason}", screen=screen,
+                 exit_code=code)
         else:
             agent.reason = None if code == 0 else f"exited with code {code}" + (f": {last}" if last else "")
             engine.set_state(agent, State.EXITED, "exited", exit_code=code, reason=agent.reason, screen=screen)
+            fire(engine.store, agent, Trigger.EXITED, agent.reason or "exited (code 0)", screen=screen,
+                 exit_code=code)
 
 
 def _wait_status(engine: Engine, pane: str, timeout: float = 2.0) -> bool:

@@ -108,3 +108,20 @@ def uncommitted_changes(worktree: Path) -> list[str]:
         return []
     out = run_git(worktree, "status", "--porcelain", "--untracked-files=all")
     return [line for line in out.splitlines() if line]
+
+
+def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
+    """Files changed and lines added/removed in `worktree` (commits and uncommitted edits) against `base`."""
+    if not worktree.is_dir():
+        return None
+    try:
+        out = run_git(worktree, "diff", "--numstat", "--no-renames", base)
+    except GitError:
+        return None
+    files = added = removed = 0
+    for line in out.splitlines():
+        plus, minus, _path = line.split("\t", 2)
+        files += 1
+        added += int(plus) if plus.isdigit() else 0  # "-" for binary files
+        removed += int(minus) if minus.isdigit() else 0
+    return {"files": files, "added": added, "removed": removed}

@@ -1,0 +1,51 @@
+"""Triggers: conditions about one agent that a human may need to hear about (SPEC §5).
+
+The watcher and the engine decide when a condition becomes true or clears and append a `trigger` event to
+the store's log; the alert router reads the log from its own durable cursor and turns those events into
+notifications. So detection never waits on a channel, and no trigger is lost when the engine restarts.
+
+A `trigger` event's data:
+    trigger   one of Trigger
+    active    True when the condition starts, False when it clears ("resolved")
+    summary   one line saying what happened, e.g. "waiting for approval: Bash(rm -rf build/)"
+    task      the agent's task (may be None)
+    screen    the last lines of its screen (list of str)
+    since     epoch seconds when the condition started
+    ...       trigger-specific evidence (exit_code, paths, commit, cycle, rule)
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from supervisor.core.model import Agent
+from supervisor.core.store import Store
+
+TRIGGER_EVENT = "trigger"
+
+
+class Trigger(StrEnum):
+    WAITING = "waiting"
+    DONE = "done"
+    STALLED = "stalled"
+    TIMEOUT = "timeout"
+    ERRORS = "errors"
+    BOUNDARY = "boundary"
+    EXITED = "exited"
+    DEADLOCK = "deadlock"
+    ESCAPE = "escape"
+
+
+# Conditions that stay true until something clears them; the others are one-off occurrences.
+STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK})
+
+
+def fire(store: Store, agent: Agent, trigger: Trigger, summary: str, *, active: bool = True,
+         screen: list[str] | None = None, since: float | None = None, **evidence: Any) -> int:
+    """Record that `trigger` became true (or, with active=False, cleared) for `agent`."""
+    return store.append_event(
+        agent.name, TRIGGER_EVENT, trigger=str(trigger), active=active, summary=summary, task=agent.task,
+        screen=screen or [], since=since if since is not None else time.time(), **evidence,
+    )
