@@ -60,3 +60,15 @@ def test_names_and_levels() -> None:
     for bad in ("", "Auth", "a.b.c.d", "a..b", "_engine", "a" * 33):
         with pytest.raises(UsageError):
             validate_name(bad)
+
+
+def test_waiting_for_events_wakes_on_append(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    start = store.last_event_id
+    assert store.wait_for_events(start, timeout=0.05) == start  # nothing new: times out
+    woke: list[int] = []
+    waiter = threading.Thread(target=lambda: woke.append(store.wait_for_events(start, timeout=30)))
+    waiter.start()
+    event = store.append_event(None, "hello")
+    waiter.join(timeout=10)
+    assert woke == [event]

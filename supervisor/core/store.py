@@ -64,6 +64,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._appended = threading.Condition(self._lock)  # notified on every new event
+        self._last_event = 0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -71,6 +73,7 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
+        self._last_event = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
@@ -86,6 +89,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._appended.notify_all()
 
     # agents -------------------------------------------------------------------------------------------
 
@@ -135,7 +139,18 @@ class Store:
             (time.time(), agent, kind, json.dumps(data, sort_keys=True, default=str)),
         )
         assert cursor.lastrowid is not None
+        self._last_event = cursor.lastrowid
         return cursor.lastrowid
+
+    @property
+    def last_event_id(self) -> int:
+        return self._last_event
+
+    def wait_for_events(self, after: int, timeout: float) -> int:
+        """Block until an event newer than `after` is committed (or `timeout`); the newest event id."""
+        with self._appended:
+            self._appended.wait_for(lambda: self._last_event > after, timeout=timeout)
+            return self._last_event
 
     def events(self, agent: str | None = None, after: int = 0, limit: int = 100) -> list[Event]:
         """The newest `limit` events after id `after` (of one agent, or all), oldest first."""

@@ -242,6 +242,14 @@ class Engine:
             self._get(name)
         return [views.event_view(e) for e in self.store.events(name, after=after, limit=limit)]
 
+    def op_changes(self, after: int = 0, timeout: float = 10.0, limit: int = 500) -> dict[str, Any]:
+        """Long poll: waits up to `timeout` for events after id `after`; returns them and the newest id.
+
+        A client keeps `last` and calls again, so it sees every change within moments, without polling."""
+        last = self.store.wait_for_events(after, min(max(timeout, 0.0), 60.0))
+        events = self.store.events(None, after=after, limit=limit) if last > after else []
+        return {"last": last, "events": [views.event_view(e) for e in events]}
+
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
         agent = self._get(name)
