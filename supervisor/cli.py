@@ -7,6 +7,7 @@ it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -141,6 +142,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         _print_json(agent)
         return 0
     delivered = " (task delivered)" if params["task"] and not args.no_wait else ""
+    if agent["state"] == "waiting":
+        delivered = f" — it needs you first: {agent['waiting_reason']}; the task follows once its prompt shows " \
+                    f"(`supervisor attach {agent['name']}`)"
     print(f"{agent['name']}: {agent['state']} in {agent['worktree']} on {agent['branch']}{delivered}")
     return 0
 
@@ -218,6 +222,44 @@ def cmd_log(args: argparse.Namespace) -> int:
             time.sleep(0.25)
     except KeyboardInterrupt:
         return 0
+
+
+# agents' own commands -----------------------------------------------------------------------------------
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    """Run by agent-CLI hooks: hand the event on stdin to the engine and return at once. It never fails
+    the agent: with no engine running, the event is spooled for the next engine to read."""
+    socket_path = os.environ.get("SUPERVISOR_SOCKET")
+    agent = os.environ.get("SUPERVISOR_AGENT")
+    if not socket_path or not agent:
+        return 0  # not an agent supervisor started
+    raw = sys.stdin.buffer.read(4 * 1024 * 1024)
+    try:
+        event = json.loads(raw or b"{}")
+    except ValueError:
+        event = {"hook_event_name": "unparsable", "raw": raw[:200].decode(errors="replace")}
+    if not isinstance(event, dict):
+        event = {"hook_event_name": "unparsable"}
+    from supervisor.client import request_at
+
+    try:
+        request_at(socket_path, "hook", {"event": event}, timeout=5)
+    except (SupervisorError, OSError):
+        from supervisor.engine.hooks import spool
+
+        state_dir = os.environ.get("SUPERVISOR_STATE_DIR")
+        if state_dir:
+            with contextlib.suppress(OSError):
+                spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    agent = _call("report", {"waiting_for": args.waiting_for})
+    waits = ", ".join(args.waiting_for) or "nobody"
+    print(f"{agent['name']}: waiting for {waits}")
+    return 0
 
 
 # engine, init, doctor -----------------------------------------------------------------------------------
@@ -298,8 +340,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    # The dashboard arrives with its own issue; until then `ui` shows the listing.
-    return cmd_ls(argparse.Namespace(json=False))
+    from supervisor import client
+
+    paths = _paths()
+    client.ensure_engine(paths)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("supervisor: the dashboard needs a terminal; here is the listing instead", file=sys.stderr)
+        return cmd_ls(argparse.Namespace(json=False))
+    from supervisor.ui.app import run_dashboard  # Textual is imported only here: the CLI stays light
+
+    return run_dashboard(paths)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """`supervisor alerts test|ls|snooze|unsnooze|silences` (alert channels, history and silences)."""
+    action = args.alerts_action
+    if action == "test":
+        result = _call("alerts_test")
+        if args.json:
+            _print_json(result)
+            return 0 if result["ok"] else 1
+        if not result["channels"]:
+            raise SupervisorError("no alert channel is configured",
+                                  hint="add alerts.slack, alerts.email or alerts.command to supervisor.yaml")
+        for item in result["channels"]:
+            print(f"{'ok  ' if item['ok'] else 'FAIL'} {item['channel']:<8} {item['detail']} ({item['seconds']:.2f}s)")
+        return 0 if result["ok"] else 1
+    if action == "ls":
+        alerts = _call("alerts", {"name": args.agent, "limit": args.limit})
+        if args.json:
+            _print_json(alerts)
+            return 0
+        if not alerts:
+            print("no alerts")
+            return 0
+        rows = [["ID", "AGE", "AGENT", "STATUS", "TRIGGERS", "DELIVERY"]]
+        for alert in reversed(alerts):
+            triggers = ",".join(item["trigger"] for item in alert["items"])
+            deliveries = ", ".join(
+                f"{d['channel']} {d['status']}" + (f" ({d['attempts']} tries: {d['last_error']})"
+                                                   if d["status"] == "pending" and d["last_error"] else "")
+                for d in alert["deliveries"]) or ("to " + alert["route"] if alert["route"] != "human" else "-")
+            rows.append([str(alert["id"]), _age(alert["created"]), alert["agent"], alert["status"], triggers,
+                         deliveries[:120]])
+        print(_table(rows))
+        return 0
+    if action == "snooze":
+        silence = _call("snooze", {"name": args.agent, "trigger": args.trigger, "duration": args.duration})
+        what = " ".join(part for part in (silence["agent"], silence["trigger"]) if part)
+        print(f"snoozed {what} for {silence['remaining']} (until {silence['until']}, silence {silence['id']})")
+        return 0
+    if action == "unsnooze":
+        removed = _call("unsnooze", {"name": args.agent, "trigger": args.trigger, "id": args.id})["removed"]
+        print(f"removed {removed} silence(s); alerts they held back go out now if still true")
+        return 0
+    found = _call("silences")
+    if args.json:
+        _print_json(found)
+    elif not found:
+        print("no silences")
+    else:
+        rows = [["ID", "AGENT", "TRIGGER", "REMAINING", "UNTIL"]]
+        rows += [[str(s["id"]), s["agent"] or "*", s["trigger"] or "*", s["remaining"], s["until"]] for s in found]
+        print(_table(rows))
+    return 0
 
 
 # parser -------------------------------------------------------------------------------------------------
@@ -363,6 +467,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("doctor", cmd_doctor, "check tmux, git, the config and the agent CLIs")
     p.add_argument("--json", action="store_true")
+    p = add("alerts", cmd_alerts, "alert channels, recent alerts and silences")
+    actions = p.add_subparsers(dest="alerts_action", metavar="ACTION", required=True)
+    a = actions.add_parser("test", help="send a test alert on every configured channel and report each result")
+    a.add_argument("--json", action="store_true")
+    a = actions.add_parser("ls", help="recent alerts and their delivery on each channel")
+    a.add_argument("agent", nargs="?", help="only this agent's alerts")
+    a.add_argument("--limit", type=int, default=20)
+    a.add_argument("--json", action="store_true")
+    a = actions.add_parser("snooze", help="hold back alerts about an agent and/or a trigger for a while")
+    a.add_argument("agent", nargs="?", help="the agent (default: every agent; then --trigger is needed)")
+    a.add_argument("--trigger", help="only this trigger: waiting, stalled, done, exited, ...")
+    a.add_argument("--for", dest="duration", default="1h", help="how long, e.g. 30m or 2h (default 1h)")
+    a = actions.add_parser("unsnooze", help="end a silence (by AGENT/--trigger, or --id)")
+    a.add_argument("agent", nargs="?")
+    a.add_argument("--trigger")
+    a.add_argument("--id", type=int, help="the silence's id from `supervisor alerts silences`")
+    a = actions.add_parser("silences", help="the silences in force")
+    a.add_argument("--json", action="store_true")
+    p = add("report", cmd_report, "from inside a pane: say which agents this one waits for (deadlock detection)")
+    p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
+    p = sub.add_parser("hook", help=argparse.SUPPRESS)  # internal: what agent-CLI hooks run
+    p.set_defaults(func=cmd_hook)
     return parser
 
 

@@ -47,11 +47,16 @@ def call(paths: RepoPaths, method: str, params: dict[str, Any] | None = None, *,
 
 
 def _request(paths: RepoPaths, method: str, params: dict[str, Any], timeout: float | None) -> Any:
+    return request_at(paths.engine_socket, method, params, timeout)
+
+
+def request_at(socket_path: Path | str, method: str, params: dict[str, Any], timeout: float | None) -> Any:
+    """One request to the engine listening on `socket_path` (no auto-start)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         try:
-            sock.connect(str(paths.engine_socket))
+            sock.connect(str(socket_path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise EngineNotRunning(
                 "the engine is not running", hint="`supervisor engine start` starts it"

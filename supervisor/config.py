@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +26,21 @@ from supervisor.errors import InputFileError, SupervisorError, UsageError
 
 CONFIG_FILENAME: Final = "supervisor.yaml"
 
-PROFILES: Final = ("claude", "codex", "aider", "gemini", "generic")
+PROFILES: Final = ("claude", "codex", "aider", "gemini", "demo", "generic")
 DEFAULT_COMMANDS: Final[Mapping[str, str]] = MappingProxyType(
-    {"claude": "claude", "codex": "codex", "aider": "aider", "gemini": "gemini"}
+    {"claude": "claude", "codex": "codex", "aider": "aider", "gemini": "gemini",
+     "demo": f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"}
 )
 """The command line each profile runs when `agent.command` is not set (generic has none)."""
 DEFAULT_STAGGER: Final[Mapping[str, float]] = MappingProxyType(
-    {"claude": 2.0, "codex": 0.0, "aider": 0.0, "gemini": 0.0, "generic": 0.0}
+    {"claude": 2.0, "codex": 0.0, "aider": 0.0, "gemini": 0.0, "demo": 0.0, "generic": 0.0}
 )
 """Seconds between two agent launches when `agent.stagger` is not set."""
 RESTART_POLICIES: Final = ("never", "on-failure", "always")
+STALL_ACTIONS: Final = ("none", "interrupt", "restart")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
-ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "done")
+ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
+                          "done")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -67,6 +72,7 @@ class LimitsConfig:
     idle_after: float = 5.0
     restart: str = "never"
     max_restarts: int = 3
+    on_stall: str = "none"
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "idle_after",
         "restart",
         "max_restarts",
+        "on_stall",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait"),
@@ -607,6 +614,7 @@ class _Parser:
             idle_after=self.duration(sec, "idle_after", 5.0),
             restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
+            on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
         )
 
     def logs(self, sec: _Section) -> LogsConfig:
@@ -727,6 +735,9 @@ limits:
   restart: never
   # How many times one agent is restarted before it is left `failed`.
   max_restarts: 3
+  # What to do, besides alerting, when an agent stalls: none | interrupt (Ctrl-C, then the
+  # agent can be told what to do) | restart (stop it and start it again in its worktree).
+  on_stall: none
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or
@@ -765,8 +776,9 @@ alerts:
   #   exited    an agent's process ended unexpectedly and will not be restarted
   #   errors    the same error keeps repeating, or a usage/rate limit was hit
   #   deadlock  helpers wait for each other in a cycle
+  #   escape    an agent's process works in another agent's worktree or the main checkout
   #   done      a session finished its turn
-  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, done]
+  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.

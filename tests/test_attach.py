@@ -36,11 +36,11 @@ def test_attach_shows_the_agent_and_detach_returns(sandbox: Sandbox, user_tmux: 
                               env=env).stdout
 
     wait_until(lambda: "hello from the test" in user_screen(), message="the agent's screen through attach")
-    clients = sandbox.tmux("list-clients", "-F", "#{session_name}").stdout.split()
-    assert clients == ["auth"]
+    clients = sandbox.tmux("list-clients", "-F", "#{client_control_mode} #{session_name}").stdout.splitlines()
+    assert [c for c in clients if c.startswith("0 ")] == ["0 auth"]  # (the engine's watch client is control mode)
     subprocess.run([*user_tmux, "send-keys", "-t", "user", "C-b", "d"], env=env, check=True)
     wait_until(lambda: "attach-returned-0" in user_screen(), message="back from attach after detach")
-    assert sandbox.tmux("list-clients").stdout.strip() == ""
+    assert "0 " not in sandbox.tmux("list-clients", "-F", "#{client_control_mode} ").stdout
     assert sandbox.state("auth") in ("working", "idle")  # the agent was not disturbed
 
 

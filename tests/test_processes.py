@@ -10,6 +10,7 @@ import time
 import psutil
 
 from supervisor.engine.processes import CpuMeter, kill_tree, scan
+from supervisor.engine.watcher import CPU_BUSY_PERCENT
 from tests.conftest import wait_until
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
@@ -31,7 +32,7 @@ def test_scan_builds_trees_and_meters_cpu() -> None:
         time.sleep(0.5)  # the interval CPU is measured over, not a wait for a condition
         usage = meter.usage(scan(), [root.pid])[root.pid]
         assert len(usage.pids) == 3
-        assert usage.cpu_percent > 30  # the busy grandchild
+        assert usage.cpu_percent > CPU_BUSY_PERCENT  # the busy grandchild makes the tree count as working
         assert usage.rss_bytes > 1_000_000
     finally:
         kill_tree(root.pid, 0)
@@ -79,3 +80,17 @@ def test_kill_tree_does_not_touch_a_reused_pid() -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_walking_only_the_agents_trees_finds_what_a_full_scan_finds() -> None:
+    """Children started from any thread (a multi-threaded CLI) are found without reading every process."""
+    code = ("import subprocess, threading, time\n"
+            "threading.Thread(target=lambda: subprocess.run(['sleep', '30'])).start()\n"
+            "time.sleep(30)\n")
+    root = subprocess.Popen(["/bin/sh", "-c", f"sleep 30 & {sys.executable} -c \"{code}\" & wait"])
+    try:
+        wait_until(lambda: len(scan().tree(root.pid)) == 4, message="sh, sleep, python and its thread's sleep")
+        assert sorted(scan([root.pid]).tree(root.pid)) == sorted(scan().tree(root.pid))
+    finally:
+        kill_tree(root.pid, 0)
+        root.wait()

@@ -8,15 +8,75 @@ from pathlib import PurePath
 
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
+from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
+
+_LIMITS = (re.compile(r"usage limit|rate limit|quota exceeded|limit reached|429", re.IGNORECASE),)
+
+CODEX = Profile(
+    name="codex", default_command="codex", resume_args="resume --last",
+    ready_pattern=re.compile(r"^\s*›", re.MULTILINE),
+    screen=ScreenRules(
+        markers=(
+            ESC_TO_CANCEL,
+            marker(Verdict.WAITING, "approval", r"Allow command\?|Would you like to run|approve|\[y/N\]", re.I),
+            marker(Verdict.WORKING, "esc to interrupt", r"esc to interrupt|Esc to interrupt", re.I),
+        ),
+        errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
+    ),
+    cli_processes=frozenset({"codex", "node"}),
+)
+
+AIDER = Profile(
+    name="aider", default_command="aider",
+    ready_pattern=re.compile(r"^\S*> ?$", re.MULTILINE),
+    screen=ScreenRules(
+        markers=(
+            marker(Verdict.WAITING, "question", r"\(Y\)es/\(N\)o|\[Yes\]:|\(Y\)es"),
+            marker(Verdict.IDLE, "prompt", r"^\S*> ?$"),
+            marker(Verdict.WORKING, "waiting for model", r"Waiting for|Thinking|Tokens:", re.I),
+        ),
+        errors=(re.compile(r"litellm\.|Error:"),), limits=_LIMITS,
+    ),
+    cli_processes=frozenset({"aider", "python", "python3"}),
+)
+
+GEMINI = Profile(
+    name="gemini", default_command="gemini",
+    ready_pattern=re.compile(r"Type your message", re.MULTILINE),
+    screen=ScreenRules(
+        markers=(
+            ESC_TO_CANCEL,
+            marker(Verdict.WAITING, "approval", r"Allow execution|Apply this change\?|Do you want to proceed"),
+            marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
+            marker(Verdict.IDLE, "prompt", r"Type your message"),
+        ),
+        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS,
+    ),
+    cli_processes=frozenset({"gemini", "node"}),
+)
+
+# The bundled demo agent (supervisor.demo.agent): its screen texts are documented in its module docstring.
+DEMO = Profile(
+    name="demo", default_command="supervisor.demo.agent",
+    screen=ScreenRules(
+        markers=(
+            ESC_TO_CANCEL,
+            marker(Verdict.WORKING, "spinner", r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Working…"),
+            marker(Verdict.IDLE, "input box", r"^─{10,}$"),
+        ),
+        errors=(re.compile(r"^Error: "),), limits=_LIMITS[:1],
+        # Its `work` step is real work whose only output is its counter: only the spinner glyph is noise.
+        volatile=(re.compile(r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] ", re.MULTILINE),),
+    ),
+)
 
 PROFILES: dict[str, Profile] = {
     "claude": CLAUDE,
-    "codex": Profile(name="codex", default_command="codex", resume_args="resume --last",
-                     ready_pattern=re.compile(r"^\s*›", re.MULTILINE)),
-    "aider": Profile(name="aider", default_command="aider", ready_pattern=re.compile(r"^\S*> ?$", re.MULTILINE)),
-    "gemini": Profile(name="gemini", default_command="gemini",
-                      ready_pattern=re.compile(r"Type your message", re.MULTILINE)),
+    "codex": CODEX,
+    "aider": AIDER,
+    "gemini": GEMINI,
+    "demo": DEMO,
     "generic": Profile(name="generic", default_command=None),
 }
 
@@ -33,7 +93,10 @@ def get_profile(name: str) -> Profile:
 def profile_for(command: str) -> str:
     """The profile a bare --command implies: the CLI it runs when it is a known one, else generic."""
     try:
-        program = PurePath(shlex.split(command)[0]).name
+        words = shlex.split(command)
+        program = PurePath(words[0]).name
     except (ValueError, IndexError):
         return "generic"
+    if DEMO.default_command in words:
+        return "demo"
     return next((p.name for p in PROFILES.values() if p.default_command == program), "generic")

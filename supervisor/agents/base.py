@@ -1,10 +1,12 @@
-"""What differs between agent CLIs: how to launch and resume them, and how to tell they are ready."""
+"""What differs between agent CLIs: how to launch and resume them, and how to read their state."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from supervisor.agents.screens import Reading, ScreenRules, Verdict
 
 
 @dataclass(frozen=True)
@@ -15,20 +17,28 @@ class Profile:
     resume_args: str | None = None  # appended to the command on restart to resume the conversation
     ready_pattern: re.Pattern[str] | None = None  # the screen shows an input prompt
     blocked_pattern: re.Pattern[str] | None = None  # the screen shows a dialog, not the prompt
+    screen: ScreenRules | None = None  # screen markers; None: activity and CPU only (generic)
+    # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
+    cli_processes: frozenset[str] = frozenset()
+    hooks: bool = False  # the CLI reports its own state through hooks supervisor injects
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:
             return f"{command} {self.resume_args}"
         return command
 
-    def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path) -> None:
-        """Anything the CLI needs before it is launched in a new worktree."""
+    def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
+        """Anything the CLI needs in a new worktree before it is launched (trust, hooks)."""
 
     def ready(self, screen: str) -> bool | None:
         """True when the screen shows the CLI waiting for input; None when this profile cannot tell."""
         if self.ready_pattern is None:
-            return None
+            verdict = self.read(screen).verdict
+            return None if verdict is None else verdict == Verdict.IDLE
         tail = "\n".join(screen.rstrip().splitlines()[-15:])
         if self.blocked_pattern is not None and self.blocked_pattern.search(tail):
             return False
         return bool(self.ready_pattern.search(tail))
+
+    def read(self, screen: str) -> Reading:
+        return self.screen.read(screen) if self.screen is not None else Reading(None)

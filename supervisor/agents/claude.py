@@ -12,11 +12,57 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
+from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+
+# The hook events supervisor listens to (Claude Code's documented hook names).
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
+               "PermissionRequest", "Notification", "Stop", "SubagentStop", "PreCompact", "SessionEnd")
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest"}
 
 
 class ClaudeProfile(Profile):
-    def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path) -> None:
+    def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         record_trust(home / ".claude.json", repo_root, worktree)
+        install_hooks(worktree / ".claude" / "settings.local.json", hook_command)
+
+
+def hook_settings(hook_command: str, timeout: int = 30) -> dict[str, Any]:
+    """The `hooks` block that makes Claude Code report every state change to supervisor."""
+    hooks: dict[str, Any] = {}
+    for event in HOOK_EVENTS:
+        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command, "timeout": timeout}]}
+        if event in _TOOL_EVENTS:
+            entry["matcher"] = "*"
+        hooks[event] = [entry]
+    return hooks
+
+
+def install_hooks(settings: Path, hook_command: str) -> None:
+    """Add supervisor's hooks to the worktree's own Claude settings (a file git never sees: it is
+    excluded), keeping whatever else the file holds. Project-level hooks do not reliably reach worktrees,
+    so each worktree gets its own."""
+    data: dict[str, Any] = {}
+    if settings.exists():
+        try:
+            loaded = json.loads(settings.read_text() or "{}")
+            data = loaded if isinstance(loaded, dict) else {}
+        except ValueError:
+            data = {}
+    hooks = data.setdefault("hooks", {})
+    for event, entries in hook_settings(hook_command).items():
+        kept = [e for e in hooks.get(event, []) if not _is_ours(e, hook_command)]
+        hooks[event] = kept + entries
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2)
+    if settings.exists():
+        _atomic_write(settings, text)
+    else:
+        settings.write_text(text)
+
+
+def _is_ours(entry: Any, hook_command: str) -> bool:
+    return isinstance(entry, dict) and any(
+        isinstance(h, dict) and h.get("command") == hook_command for h in entry.get("hooks", []))
 
 
 def record_trust(config: Path, repo_root: Path, worktree: Path) -> bool:
@@ -63,11 +109,29 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+# Recorded from Claude Code 2.1.330 (tests/fixtures/claude): the footer under the input box is the last line
+# with a marker and decides. It reads `esc to interrupt` while Claude works, only its mode (`auto mode on`,
+# `manual mode on · ? for shortcuts`) when it is idle, and gives way to `Esc to cancel` or `Enter to confirm`
+# under every dialog (permissions, auto-mode notices, workspace trust). The input box itself (`❯` and a
+# no-break space) is drawn in every state and so is no marker.
+CLAUDE_SCREEN = ScreenRules(
+    markers=(
+        ESC_TO_CANCEL,
+        marker(Verdict.WAITING, "dialog: Enter to confirm/continue", r"Enter to (confirm|continue|stay)"),
+        marker(Verdict.WORKING, "footer: esc to interrupt", r"esc to interrupt"),
+        marker(Verdict.IDLE, "footer: mode", r"^\s*(⏵⏵|⏸|⏵)?\s*(auto mode|manual mode|accept edits|plan mode|"
+                                             r"bypass permissions) on\b|\? for shortcuts"),
+    ),
+    errors=(re.compile(r"API Error|^\s*⎿\s+Error:|Connection refused|retrying in \d+s"),),
+    limits=(re.compile(r"usage limit|rate limit|limit reached|Credit balance is too low|quota", re.IGNORECASE),),
+)
+
 CLAUDE = ClaudeProfile(
     name="claude",
     default_command="claude",
     stagger=2.0,
     resume_args="--continue",
-    ready_pattern=re.compile(r"\? for shortcuts|auto mode on|⏵⏵|^\s*[│>❯]\s*$", re.MULTILINE),
-    blocked_pattern=re.compile(r"Esc to cancel|Do you trust|trust this folder|Enter to confirm"),
+    screen=CLAUDE_SCREEN,
+    cli_processes=frozenset({"claude", "node"}),
+    hooks=True,
 )

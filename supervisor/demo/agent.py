@@ -88,14 +88,37 @@ from typing import Any, NamedTuple
 import yaml
 
 from supervisor import __version__
+from supervisor.demo.claude_hooks import ClaudeHooks, permission_decision
 
-PROMPT = "› "
-DONE = "✓ done"
 INTERRUPTED = "(interrupted)"
 NOTHING_LEFT = "(nothing more to do)"
-ASK_OPTIONS = ("❯ 1. Yes", "  2. No", "Esc to cancel")
-SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the agent's screen looks like: its own (`demo`), or Claude Code's markers (`claude`), so that
+    screen-pattern fallbacks can be tested against the texts the real CLI shows."""
+
+    prompt: str
+    spinner: str
+    options: tuple[str, ...]
+    done: str  # the end-of-turn line; {s} is the turn's duration in seconds
+    footer: str = ""  # a line under the input box (Claude Code shows its permission mode there)
+
+    def spin(self, frame: int, elapsed: int, busy: str) -> str:
+        if self is CLAUDE_LOOK:
+            return f"{self.spinner[frame % len(self.spinner)]} {busy}… ({elapsed}s · esc to interrupt)"
+        return f"{self.spinner[frame % len(self.spinner)]} {busy}… ({elapsed}s)"
+
+
+DEMO_LOOK = Look(prompt="› ", spinner="⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", options=("❯ 1. Yes", "  2. No", "Esc to cancel"),
+                 done="✓ done")
+CLAUDE_LOOK = Look(prompt="❯\u00a0", spinner="·✢✳✶✻✽",
+                   options=("❯ 1. Yes", "  2. No", "", "Esc to cancel · Tab to amend"),
+                   done="✻ Worked for {s}s · done", footer="  ⏵⏵ auto mode on (shift+tab to cycle)")
+LOOKS = {"demo": DEMO_LOOK, "claude": CLAUDE_LOOK}
+look = DEMO_LOOK  # chosen by --look
 ESC_WAIT = 0.05  # a lone ESC not followed by more bytes within this time is the Esc key
 DOUBLE_CTRL_C = 1.0
 
@@ -248,12 +271,13 @@ class LineEditor:
     def draw(self) -> None:
         cols = max(shutil.get_terminal_size().columns, 4)
         lines = self.text.split("\n")
-        body = [PROMPT + lines[0], *("  " + line for line in lines[1:])]
+        body = [look.prompt + lines[0], *("  " + line for line in lines[1:])]
         rule = "─" * min(cols, 80)
         rows = [max(1, math.ceil(len(line) / cols)) for line in body]
         column = min(len(body[-1]) - (rows[-1] - 1) * cols, cols - 1)
-        move = "\x1b[1A\r" + (f"\x1b[{column}C" if column else "")
-        out(self._home() + "\x1b[J" + "\n".join([rule, *body, rule]) + move)
+        below = [rule, look.footer] if look.footer else [rule]
+        move = f"\x1b[{len(below)}A\r" + (f"\x1b[{column}C" if column else "")
+        out(self._home() + "\x1b[J" + "\n".join([rule, *body, *below]) + move)
         self.cursor_row, self.shown = sum(rows), True
 
     def erase(self) -> None:
@@ -291,6 +315,9 @@ class Agent:
     turn: int = 0
     last_ctrl_c: float = -math.inf
     term_pending: bool = False
+    turn_started: float = 0.0
+    hooks: ClaudeHooks | None = None  # --claude: call Claude Code's hooks like the real CLI
+    notify_delay: float = 1.0  # --claude: seconds from a dialog to its Notification hook
 
     def __post_init__(self) -> None:
         self.reader = KeyReader(self.fd)
@@ -306,18 +333,23 @@ class Agent:
     def session(self) -> int:
         out(f"demo-agent {__version__} — {os.getcwd()}\n")
         time.sleep(self.start_delay)
+        if self.hooks:
+            self.hooks.fire("SessionStart", "startup", source="startup")
         self.run_steps(self.script.start, done=False)
         if self.drop_early_input:
             self.reader.discard()
         while True:
             text = self.read_prompt()
             first, *rest = text.split("\n")
-            out("\n".join([PROMPT + first, *("  " + line for line in rest)]) + "\n")
+            out("\n".join([look.prompt + first, *("  " + line for line in rest)]) + "\n")
+            self.turn_started = time.monotonic()
             if self.record:
                 with self.record.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"ts": time.time(), "text": text}, ensure_ascii=False) + "\n")
             if text == "/exit":
                 return 0
+            if self.hooks:
+                self.hooks.fire("UserPromptSubmit", prompt=text)
             if self.turn < len(self.script.turns):
                 self.turn += 1
                 self.run_steps(self.script.turns[self.turn - 1], done=True)
@@ -359,7 +391,9 @@ class Agent:
             self.interrupted()
             return
         if done:
-            out(DONE + "\n")
+            out(look.done.format(s=int(time.monotonic() - self.turn_started)) + "\n")
+            if self.hooks:
+                self.hooks.fire("Stop", stop_hook_active=False)
 
     def interrupted(self) -> None:
         now = time.monotonic()
@@ -422,11 +456,25 @@ def step_work(agent: Agent, duration: Any) -> None:
     try:
         for frame in range(math.ceil(seconds / 0.5) or 1):
             elapsed = int(time.monotonic() - start)
-            out(f"\r\x1b[K{SPINNER[frame % len(SPINNER)]} Working… ({elapsed}s)")
+            out("\r\x1b[K" + look.spin(frame, elapsed, "Working"))
             agent.pause(min(0.5, start + seconds - time.monotonic()))
     finally:
         out("\r\x1b[K")
     out(f"· Worked for {parse_duration(duration):g}s\n")
+
+
+def step_hang(agent: Agent, duration: Any) -> None:
+    """A hung request: the spinner and its elapsed counter keep animating, nothing else happens."""
+    seconds = parse_duration(duration)
+    start = time.monotonic()
+    frame = 0
+    try:
+        while (left := start + seconds - time.monotonic()) > 0:
+            out("\r\x1b[K" + look.spin(frame, int(time.monotonic() - start), "Thinking"))
+            agent.pause(min(0.5, left))
+            frame += 1
+    finally:
+        out("\r\x1b[K")
 
 
 def step_think(agent: Agent, duration: Any) -> None:
@@ -438,13 +486,26 @@ def step_quiet(agent: Agent, duration: Any) -> None:
 
 
 def step_ask(agent: Agent, question: Any) -> None:
-    out(f"{question}\n" + "\n".join(ASK_OPTIONS) + "\n")
+    tool_input = {"command": str(question), "description": "asked by the demo agent"}
+    if agent.hooks:
+        allowed, message = permission_decision(agent.hooks.tool("PermissionRequest", "Bash", tool_input))
+        if allowed is not None:
+            out(f"{question}\n" + ("approved (by hook)\n" if allowed else f"denied (by hook): {message}\n"))
+            if not allowed:
+                raise EndTurn
+            return
+    out(f"{question}\n" + "\n".join(look.options) + "\n")
+    notify_at = time.monotonic() + agent.notify_delay if agent.hooks else math.inf
     answers = {"1": True, "y": True, "yes": True, "2": False, "n": False, "no": False}
     typed = ""
     answer: bool | None = None
     try:
         while answer is None:
-            key = agent.poll(0.5)
+            key = agent.poll(0.1 if notify_at < math.inf else 0.5)
+            if agent.hooks and time.monotonic() >= notify_at:
+                notify_at = math.inf
+                agent.hooks.fire("Notification", "permission_prompt", notification_type="permission_prompt",
+                                 message="Claude needs your permission to use Bash")
             if key is None:
                 continue
             if key.name == "ctrl-c":
@@ -460,14 +521,18 @@ def step_ask(agent: Agent, question: Any) -> None:
             elif key.name == "enter":
                 answer, typed = answers.get(typed.strip().lower()), ""
     finally:
-        out(f"\x1b[{len(ASK_OPTIONS)}A\r\x1b[J")  # the options go, answered or interrupted
+        out(f"\x1b[{len(look.options)}A\r\x1b[J")  # the options go, answered or interrupted
     out("approved\n" if answer else "denied\n")
+    if agent.hooks and not answer:  # the real CLI tells its hooks when a permission was refused
+        agent.hooks.tool("PermissionDenied", "Bash", tool_input)
     if not answer:
         raise EndTurn
 
 
 def step_write(agent: Agent, spec: Any) -> None:
     path = Path(spec["path"])
+    if agent.hooks:
+        agent.hooks.tool("PreToolUse", "Write", {"file_path": str(path.absolute())})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(spec.get("content", "")), encoding="utf-8")
     out(f"wrote {path}\n")
@@ -491,6 +556,17 @@ def step_commit(agent: Agent, message: Any) -> None:
 
 
 def step_run(agent: Agent, command: Any) -> None:
+    if agent.hooks:
+        agent.hooks.tool("PreToolUse", "Bash", {"command": str(command)})
+        try:
+            _run(agent, command)
+        finally:
+            agent.hooks.tool("PostToolUse", "Bash", {"command": str(command)}, tool_response={})
+        return
+    _run(agent, command)
+
+
+def _run(agent: Agent, command: Any) -> None:
     out(f"$ {command}\n")
     proc = subprocess.Popen(str(command), shell=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -542,7 +618,8 @@ def step_echo_env(agent: Agent, name: Any) -> None:
 
 
 STEPS: dict[str, Callable[[Agent, Any], None]] = {
-    "say": step_say, "work": step_work, "think": step_think, "quiet": step_quiet, "ask": step_ask,
+    "say": step_say, "work": step_work, "hang": step_hang, "think": step_think, "quiet": step_quiet,
+    "ask": step_ask,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
 }
@@ -665,6 +742,12 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--script", type=Path, metavar="FILE", help="YAML script of turns")
     source.add_argument("--scenario", choices=sorted(SCENARIOS), help="a built-in script")
     parser.add_argument("--record", type=Path, metavar="FILE", help="append each submitted prompt as JSON")
+    parser.add_argument("--claude", action="store_true",
+                        help="behave like Claude Code: call the hooks of its settings files with its JSON")
+    parser.add_argument("--look", choices=sorted(LOOKS), default="demo",
+                        help="screen texts: the demo agent's own, or Claude Code's markers")
+    parser.add_argument("--notify-delay", default="1s", metavar="DURATION",
+                        help="with --claude: time from a dialog to its Notification hook (real CLI: ~8 s)")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
     parser.add_argument("--start-delay", default="0", metavar="DURATION", help="sleep before the prompt")
     parser.add_argument("--drop-early-input", action="store_true",
@@ -676,22 +759,32 @@ def main(argv: list[str] | None = None) -> int:
         else:
             script = builtin_script(args.scenario or DEFAULT_SCENARIO)
         delay = parse_duration(args.start_delay)
+        notify_delay = parse_duration(args.notify_delay)
     except (OSError, ScriptError) as error:
         print(f"demo-agent: error: {error}", file=sys.stderr)
         return 2
 
     agent = Agent(script, record=args.record, ignore_term=args.ignore_term, start_delay=delay,
-                  drop_early_input=args.drop_early_input, fd=sys.stdin.fileno())
+                  drop_early_input=args.drop_early_input, fd=sys.stdin.fileno(), notify_delay=notify_delay)
+    if args.claude:
+        agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
+    global look
+    look = LOOKS[args.look]
     signal.signal(signal.SIGTERM, agent.on_sigterm)
     signal.signal(signal.SIGHUP, lambda signum, frame: sys.exit(128 + signum))
     try:
         with terminal_mode(agent.fd):
-            return agent.run()
+            code = agent.run()
     except Terminated:
         out("bye\n")
-        return 143
+        code = 143
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
     except KeyboardInterrupt:  # SIGINT from outside while starting up
-        return 130
+        code = 130
+    if agent.hooks:
+        agent.hooks.fire("SessionEnd", "other", reason="prompt_input_exit" if code == 0 else "other")
+    return code
 
 
 if __name__ == "__main__":

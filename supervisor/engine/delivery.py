@@ -44,15 +44,27 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
     if not text.strip():
         raise DeliveryError("nothing to send: the text is empty")
     before = tmux.capture(pane)
-    tmux.paste(pane, text)
-    time.sleep(PASTE_SETTLE)
 
     def dead() -> bool:
         return not pane_alive()
 
-    if not wait_for(lambda: dead() or tmux.capture(pane) != before, timeout):
-        raise DeliveryError("the agent did not take the pasted text (its screen did not change)",
-                            hint="attach to see what it shows")
+    fragment = _fragment(text)
+    shown_before = _squash(before).count(fragment) if fragment else 0
+
+    def taken() -> bool:
+        screen = tmux.capture(pane)
+        # A CLI may fold a long paste into a placeholder ("[Pasted text +12 lines]"): then any change counts.
+        return _squash(screen).count(fragment) > shown_before if fragment else screen != before
+
+    for _attempt in range(2):  # a CLI still starting may drop the first paste: paste once more
+        tmux.paste(pane, text)
+        time.sleep(PASTE_SETTLE)
+        if wait_for(lambda: dead() or taken(), timeout / 2):
+            break
+    else:
+        if not fragment or tmux.capture(pane) == before:
+            raise DeliveryError("the agent did not take the pasted text (its screen did not change)",
+                                hint="attach to see what it shows")
     if dead():
         raise DeliveryError("the agent ended while the text was being typed")
     pasted = tmux.capture(pane)
@@ -62,3 +74,14 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
             return  # taken (an agent may also end because of what it was told, e.g. `/exit`)
     raise DeliveryError("the agent did not accept Enter (the text is still in its input)",
                         hint="attach to see what it shows")
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def _fragment(text: str) -> str:
+    """A piece of a one-line text to look for on the screen (spaces ignored, as a TUI may wrap it)."""
+    if "\n" in text:
+        return ""
+    return _squash(text)[-24:]

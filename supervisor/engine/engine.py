@@ -7,6 +7,7 @@ anything else is told, so the engine can be killed at any instant and re-adopt t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -15,6 +16,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +28,15 @@ import psutil
 
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
-from supervisor.config import Config, load_config
+from supervisor.agents.screens import Reading, Verdict
+from supervisor.config import DEFAULT_COMMANDS, Config, load_config
+from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.store import Store
+from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
+from supervisor.engine.hooks import brief, read_hook, read_spool
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.server import ControlServer
 from supervisor.engine.transcripts import size_of, tail_lines
@@ -45,10 +51,11 @@ log = logging.getLogger(__name__)
 PORT_BASE = 20000
 PORT_BLOCK = 10
 READY_TIMEOUT = 60.0
+UNRECOGNISED_QUIET = 5.0
 STOP_GRACE = 5.0
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
-AGENT_METHODS = frozenset({"ping", "status", "ls", "show"})
+AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report"})
 
 
 class Service(Protocol):
@@ -111,9 +118,11 @@ class Engine:
         """Run until asked to stop: adopt what exists, answer requests, watch every tick."""
         self.acquire_singleton()
         self.tmux.ensure_server()
+        self.tmux.use_control()
         self.store.set_meta("engine_pid", str(os.getpid()))
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
         self.watcher.adopt()
+        self.ingest_spool()
         for service in self.services:
             service.start()
         server = ControlServer(self.paths.engine_socket, self.handle)
@@ -128,6 +137,7 @@ class Engine:
             server.server_close()
             for service in self.services:
                 service.stop()
+            self.tmux.close()
             self.store.append_event(None, "engine_stopped", pid=os.getpid())
             self.store.close()
 
@@ -170,6 +180,8 @@ class Engine:
                         if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
+        if method in ("hook", "report"):
+            params = {**params, "_caller": caller}
         try:
             return handler(**params)
         except TypeError as exc:
@@ -286,8 +298,12 @@ class Engine:
         return agent
 
     def screen_tail(self, agent: Agent, count: int = 15) -> list[str]:
-        """The last non-blank lines of the agent's screen (evidence for events and alerts)."""
-        return [line for line in self._last_screen(agent, count * 2) if line.strip()][-count:]
+        """The last non-blank lines of the agent's screen (evidence for events and alerts). The watcher's
+        last capture serves when there is one: the screen has not changed since (its output did not grow)."""
+        live = self.live.get(agent.name)
+        lines = tail_lines(live.screen, count * 2) if live is not None and live.screen is not None else \
+            self._last_screen(agent, count * 2)
+        return [line for line in lines if line.strip()][-count:]
 
     def _last_screen(self, agent: Agent, count: int) -> list[str]:
         if agent.pane is None:
@@ -309,7 +325,7 @@ class Engine:
         if live is not None and live.last_output:
             agent.last_activity_at = live.last_output
         self.store.save_agent(agent, event or "state", previous=str(previous), state=str(state), **data)
-        log.info("%s: %s -> %s %s", agent.name, previous, state, data or "")
+        log.debug("%s: %s -> %s %s", agent.name, previous, state, data or "")  # the event log has it all
 
     # start --------------------------------------------------------------------------------------------
 
@@ -329,7 +345,7 @@ class Engine:
         config = load_config(self.paths.root)  # refuse a broken file now, before anything starts
         chosen = get_profile(profile or (profile_for(command) if command else config.agent.profile))
         line = command or (config.agent.command if chosen.name == config.agent.profile else None)
-        line = line or chosen.default_command
+        line = line or DEFAULT_COMMANDS.get(chosen.name)
         if not line:
             raise UsageError(f"profile {chosen.name} needs a command", hint="pass --command or set agent.command")
         root = self.paths.root
@@ -383,6 +399,9 @@ class Engine:
             "SUPERVISOR_TOKEN": agent.token,
             "SUPERVISOR_PORT": str(agent.port),
             "COMPOSE_PROJECT_NAME": "".join(c for c in compose if c.isalnum() or c in "-_"),
+            # Where `supervisor hook` finds the engine (or its spool) without asking git.
+            "SUPERVISOR_SOCKET": str(self.paths.engine_socket),
+            "SUPERVISOR_STATE_DIR": str(self.paths.state_dir),
         }
 
     def _setup_worktree(self, agent: Agent, config: Config) -> None:
@@ -410,7 +429,7 @@ class Engine:
             agent.reason = f"command not found: {missing}"
             self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
             return
-        profile.prepare_worktree(self.paths.root, Path(agent.worktree), Path.home())
+        profile.prepare_worktree(self.paths.root, Path(agent.worktree), Path.home(), hook_command())
         self.tmux.ensure_server()
         command = profile.command_line(agent.command, resume=resume)
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
@@ -427,6 +446,8 @@ class Engine:
                                                           transcript)
         now = time.time()
         agent.extra["tmux_server"] = self.tmux.server_id()
+        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
+            agent.extra.pop(stale, None)
         agent.started_at = now
         agent.exit_code = None
         agent.reason = None
@@ -444,40 +465,75 @@ class Engine:
         with self.agent_lock(name):
             agent = self._get(name)
             try:
-                self._wait_ready(agent)
+                dialog = self._wait_ready(agent)
+                if dialog is not None:
+                    # A dialog before the prompt (workspace trust, a notice): a human answers it first, and
+                    # the task goes in once the prompt shows (the watcher delivers it).
+                    agent.extra["pending_task"] = task
+                    agent.waiting_reason = dialog.reason
+                    self.set_state(agent, State.WAITING, "task_pending", rule=dialog.rule, reason=dialog.reason)
+                    fire(self.store, agent, Trigger.WAITING, f"waiting before its first prompt: {dialog.reason}",
+                         screen=self.screen_tail(agent), rule=dialog.rule, reason=dialog.reason)
+                    return
                 self._deliver(agent, task, "task_delivered")
             finally:
                 live = self.live.get(name)
                 if live is not None:
                     live.pending_prompt = False
 
-    def _wait_ready(self, agent: Agent) -> None:
-        """Wait until the freshly launched CLI shows its input prompt (or, for an unknown CLI, goes quiet)."""
+    def deliver_pending(self, name: str) -> None:
+        """The first prompt that waited for a dialog to be answered (run off the watcher's thread)."""
+        with self.agent_lock(name):
+            agent = self._get(name)
+            task = agent.extra.pop("pending_task", None)
+            if not task or not agent.state.live:
+                return
+            self.store.save_agent(agent)
+            try:
+                self._deliver(agent, str(task), "task_delivered")
+            except SupervisorError as exc:
+                log.warning("%s: %s", name, exc)
+
+    def _wait_ready(self, agent: Agent) -> Reading | None:
+        """Wait until the freshly launched CLI shows its input prompt (or, for an unknown CLI, goes quiet).
+        Returns the reading of a dialog that needs a human first, if one shows instead."""
         assert agent.pane is not None
         profile = get_profile(agent.profile)
         transcript = self.paths.transcript(agent.name)
         state = {"size": -1, "since": time.monotonic()}
 
+        dialog: dict[str, Reading] = {}
+
         def ready() -> bool:
             if not self._pane_alive(agent):
                 return True
-            verdict = profile.ready(self.tmux.capture(agent.pane or ""))
-            if verdict is not None:
-                return verdict
+            reading = profile.read(self.tmux.capture(agent.pane or ""))
+            if reading.verdict == Verdict.WAITING:
+                dialog["seen"] = reading
+                return True
             size = size_of(transcript)
             if size != state["size"]:
                 state["size"], state["since"] = size, time.monotonic()
-                return False
-            return size > 0 and time.monotonic() - state["since"] >= 0.5
+            quiet = time.monotonic() - state["since"]
+            # Not SessionStart: a CLI reports in before its input box takes keys.
+            verdict = profile.ready(self.tmux.capture(agent.pane or ""))
+            if verdict is not None:
+                return verdict and quiet >= 0.2
+            # A screen we cannot read yet: a CLI we can read is ready only at its prompt (its banner comes
+            # first), unless its screen changed beyond recognition (a new version): then long quiet will do.
+            return size > 0 and quiet >= (UNRECOGNISED_QUIET if profile.screen is not None else 0.5)
 
         if not wait_for(ready, READY_TIMEOUT, interval=0.1):
             raise DeliveryError(f"{agent.name} did not show its input prompt within {READY_TIMEOUT:.0f}s",
                                 hint=f"`supervisor attach {agent.name}` to see why")
+        if "seen" in dialog and self._pane_alive(agent):
+            return dialog["seen"]
         if not self._pane_alive(agent):
             self.watcher.check_now(agent)
             current = self._get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
                                   hint=f"`supervisor log {agent.name}` shows its output")
+        return None
 
     def _pane_alive(self, agent: Agent) -> bool:
         info = self.tmux.list_panes().get(agent.pane or "")
@@ -492,8 +548,108 @@ class Engine:
             raise SupervisorError(f"{agent.name}: {exc}", hint=exc.hint) from None
         live = self.live.get(agent.name)
         if live is not None:
-            live.last_output = time.time()
+            live.last_output = live.last_progress = time.time()
+            if live.hook_state is not None:
+                # It has a prompt now: working until its hooks say otherwise (UserPromptSubmit may lag).
+                live.hook_state, live.hook_reason = State.WORKING, None
         self.set_state(agent, State.WORKING, event, text=text[:200])
+
+    # hooks, reports --------------------------------------------------------------------------------------
+
+    def op_hook(self, event: dict[str, Any], _caller: Agent | None = None) -> dict[str, Any]:
+        """An agent CLI's hook event. Never waits on the agent's lock: the CLI is blocked until we answer."""
+        agent = _caller
+        if agent is None:
+            raise SupervisorError("hook events come from inside an agent's pane")
+        self._apply_hook(agent, event, time.time())
+        return {}
+
+    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float) -> None:
+        reading = read_hook(event)
+        self.store.append_event(agent.name, "hook", **brief(event))
+        live = self.live.get(agent.name)
+        if live is None or reading.state is None:
+            return
+        live.last_hook = at
+        live.last_progress = max(live.last_progress, at)
+        live.hook_state = reading.state
+        live.hook_reason = reading.reason
+        lock = self.try_agent_lock(agent.name)
+        if lock is None:
+            return  # the watcher applies it on its next tick
+        try:
+            self.watcher.decide_now(agent.name)
+        finally:
+            lock.release()
+
+    def ingest_spool(self) -> None:
+        """Hook events that arrived while no engine was running, in order."""
+        for path, item in read_spool(self.paths.state_dir / "spool"):
+            agent = self.store.get_agent(str(item.get("agent")))
+            token = item.get("token")
+            if agent is not None and isinstance(token, str) and secrets.compare_digest(agent.token, token):
+                event = item.get("event")
+                if isinstance(event, dict):
+                    self._apply_hook(agent, event, path.stat().st_mtime)
+            path.unlink(missing_ok=True)
+
+    def op_report(self, waiting_for: list[str] | None = None, _caller: Agent | None = None) -> dict[str, Any]:
+        """An agent says whom it waits for (deadlock detection reads these)."""
+        if _caller is None:
+            raise SupervisorError("report comes from inside an agent's pane")
+        with self.agent_lock(_caller.name):
+            agent = self._get(_caller.name)
+            agent.extra["waiting_for"] = sorted(set(waiting_for or []))
+            self.store.save_agent(agent, "report", waiting_for=agent.extra["waiting_for"])
+            return views.agent_view(agent, self.live.get(agent.name))
+
+    # timeouts, interrupts, restarts ---------------------------------------------------------------------
+
+    def timeout_of(self, agent: Agent) -> float | None:
+        override = agent.extra.get("timeout")
+        if override:
+            return float(override)
+        limits = self.config.limits
+        return limits.session_timeout if agent.parent is None else limits.helper_timeout
+
+    def descendants(self, name: str) -> list[Agent]:
+        """The agent's helpers and theirs, deepest first."""
+        found = [a for a in self.store.agents() if a.name.startswith(name + ".")]
+        return sorted(found, key=lambda a: -a.level)
+
+    def kill_for_timeout(self, name: str, timeout: float) -> None:
+        """`timeout`: kill the agent's tree and its helpers' trees; state killed."""
+        for agent in [*self.descendants(name), self._get(name)]:
+            with self.agent_lock(agent.name):
+                current = self._get(agent.name)
+                if not current.state.live:
+                    continue
+                self._end(current, grace=0.0)
+                current.reason = f"timed out after {format_duration(timeout)}" if current.name == name else \
+                    f"its parent {name} timed out"
+                current.extra.pop("timing_out", None)
+                self.set_state(current, State.KILLED, "killed", reason=current.reason)
+                if current.name == name:
+                    fire(self.store, current, Trigger.TIMEOUT, current.reason, screen=self.screen_tail(current))
+
+    def interrupt(self, agent: Agent) -> None:
+        if agent.pane:
+            with contextlib.suppress(TmuxError):
+                self.tmux.send_keys(agent.pane, "C-c")
+            self.store.append_event(agent.name, "interrupted", why="on_stall")
+
+    def restart_quietly(self, name: str) -> None:
+        try:
+            self.op_restart(name)
+        except SupervisorError as exc:
+            log.warning("%s: restart failed: %s", name, exc)
+
+    def relaunch(self, agent: Agent, reason: str) -> None:
+        """Start an ended agent again in its pane (the caller holds its lock)."""
+        agent.restarts += 1
+        fresh = (agent.extra.get("restart") or self.config.limits.restart) == "always"
+        self.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
+        self._launch(agent, resume=not fresh)
 
     # send, stop, restart, rm --------------------------------------------------------------------------
 
@@ -587,3 +743,8 @@ def _missing_program(command: str, cwd: Path) -> str | None:
         path = Path(program) if Path(program).is_absolute() else cwd / program
         return None if os.access(path, os.X_OK) else program
     return None if shutil.which(program) else program
+
+
+def hook_command() -> str:
+    """What agent-CLI hooks run: this very installation's supervisor, whatever PATH the agent has."""
+    return f"{shlex.quote(sys.executable)} -m supervisor hook"

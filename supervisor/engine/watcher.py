@@ -1,8 +1,16 @@
 """The watch loop: once a tick, every agent's pane, process tree and output, turned into states.
 
-A tick costs one `tmux list-panes -a`, one scan of the process table, and one stat of each transcript
-(whose growth is the pane's output activity), whatever the number of agents. Ticks never overlap: the next
-one starts a full interval after the previous one ended.
+A tick costs one `tmux list-panes -a`, one scan of the process table, a stat of each transcript (its growth
+is the pane's output activity), and a screen capture only of the panes whose output changed, whatever the
+number of agents. Ticks run at a fixed rate and never overlap (a slow tick delays the next one).
+
+What decides an agent's state, strongest first:
+1. a dialog on its screen (waiting: a hook may arrive seconds later, or never for an unknown dialog);
+2. the CLI's own hook events (Claude Code), once it has sent any;
+3. the profile's screen markers, newest line first;
+4. activity: output that changed the screen's content, or CPU used by its tools.
+Progress (for `stalled`) is content that changed, a hook event, or CPU of the tools the agent runs; a
+spinner that keeps animating during a hung request is not progress.
 """
 
 from __future__ import annotations
@@ -10,14 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from supervisor.agents import get_profile
+from supervisor.agents.base import Profile
+from supervisor.agents.screens import Reading, Verdict
+from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
-from supervisor.engine.processes import CpuMeter, TreeUsage, scan
-from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of
+from supervisor.engine.processes import CpuMeter, Snapshot, TreeUsage, scan
+from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of, strip_ansi
 from supervisor.tmux.server import PaneInfo, TmuxError
 
 if TYPE_CHECKING:
@@ -26,7 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-CPU_BUSY_PERCENT = 3.0  # a tree using more than this is working even when silent (a long test run)
+CPU_BUSY_PERCENT = 3.0  # tools using more than this are working even when silent (a long test run)
+SETTLE_SECONDS = 1.0  # an idle screen counts once it has been still this long
+START_SECONDS = 10.0  # an agent that ran at least this long before exiting had started fine (supervisord)
+MAX_BACKOFF = 60.0
+ERROR_WINDOW = 600.0  # errors: the same pattern this many times within this window
+ERROR_COUNT = 3
+SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (escapes, deadlocks)
+_STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
 
 
 @dataclass
@@ -35,10 +56,22 @@ class Live:
 
     transcript_size: int = 0
     last_output: float = 0.0  # wall-clock time of the last output seen since launch or adoption
+    last_progress: float = 0.0  # content changed, a hook event, or its tools used CPU
     launched_at: float = 0.0
     cpu_percent: float = 0.0
+    tool_cpu_percent: float = 0.0
     rss_bytes: int = 0
+    pids: tuple[int, ...] = ()
     pending_prompt: bool = False  # the first prompt is still being delivered
+    progress_key: str | None = None
+    reading: Reading = field(default_factory=lambda: Reading(None))
+    reading_since: float = 0.0
+    hook_state: State | None = None  # the state the CLI's hooks last reported
+    hook_reason: str | None = None
+    last_hook: float = 0.0
+    errors: dict[str, deque[float]] = field(default_factory=dict)
+    screen: str | None = None  # the last screen captured (evidence for events, without another capture)
+    adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
 
 
 class Watcher:
@@ -47,6 +80,8 @@ class Watcher:
         self.meter = CpuMeter()
         self.last_tick_seconds: float | None = None
         self.server_id: str | None = None
+        self.ticks = 0
+        self._snapshot: Snapshot | None = None
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -56,21 +91,19 @@ class Watcher:
             except Exception:
                 log.exception("watch tick failed")
             self.last_tick_seconds = round(time.monotonic() - started, 4)
-            stopping.wait(TICK_SECONDS)
+            # A fixed rate, never overlapping: the next tick starts a period after this one started, or at
+            # once when this one took longer.
+            stopping.wait(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
 
     def adopt(self) -> None:
         """Take over the agents a previous engine left running: same panes, transcripts re-attached."""
         engine = self.engine
         panes = engine.tmux.list_panes()
-        self.server_id = engine.tmux.server_id() if panes else None
+        self.server_id = engine.tmux.listed_server
         for agent in engine.store.agents():
             if not agent.state.live:
                 continue
-            engine.live[agent.name] = Live(
-                transcript_size=size_of(engine.paths.transcript(agent.name)),
-                last_output=agent.last_activity_at or 0.0,
-                launched_at=agent.started_at,
-            )
+            engine.live[agent.name] = self._fresh_live(agent)
             pane = panes.get(agent.pane or "") if agent.extra.get("tmux_server") == self.server_id else None
             if pane is not None and not pane.dead:
                 try:
@@ -80,89 +113,282 @@ class Watcher:
             engine.store.append_event(agent.name, "adopted", pane=agent.pane, state=str(agent.state))
         self.tick()
 
+    def _fresh_live(self, agent: Agent) -> Live:
+        seen = agent.last_activity_at or 0.0
+        return Live(transcript_size=size_of(self.engine.paths.transcript(agent.name)), last_output=seen,
+                    last_progress=max(seen, agent.state_since), launched_at=agent.started_at, adopted=True)
+
+    # the tick --------------------------------------------------------------------------------------------
+
     def tick(self) -> None:
         engine = self.engine
         engine.reload_config_if_changed()
+        observed = time.time()
         panes = engine.tmux.list_panes()
-        self.server_id = engine.tmux.server_id() if panes else None
-        snapshot = scan()
-        agents = [a for a in engine.store.agents() if a.state.live]
-        roots = [panes[a.pane].pid for a in agents if a.pane in panes and panes[a.pane].pid]
-        usage = self.meter.usage(snapshot, [pid for pid in roots if pid is not None])
+        self.server_id = engine.tmux.listed_server
+        agents = engine.store.agents()
+        live_agents = [a for a in agents if a.state.live]
+        roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
+        snapshot = self._snapshot = scan(roots)
+        usage = self.meter.usage(snapshot, roots)
+        screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes))
         now = time.time()
+        for candidate in live_agents:
+            self._locked(candidate.name,
+                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens))
         for candidate in agents:
-            lock = engine.try_agent_lock(candidate.name)
-            if lock is None:
-                continue  # an operation (start, send, stop) owns it right now
-            try:
-                agent = engine.store.get_agent(candidate.name)
-                if agent is not None and agent.state.live:
-                    self.evaluate(agent, panes, usage, now)
-            finally:
-                lock.release()
+            due = candidate.extra.get("restart_at")
+            if candidate.state == State.EXITED and due and float(due) <= now:
+                self._locked(candidate.name, self._restart_due)
+        self.ticks += 1
+        if self.ticks % SLOW_CHECK_EVERY == 0:
+            self.check_escapes(snapshot)
+            self.check_deadlocks()
+
+    def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo]) -> list[str]:
+        """Panes worth a look this tick: their output grew, or they were never looked at."""
+        changed = []
+        for agent in agents:
+            live = self.engine.live.get(agent.name)
+            info = panes.get(agent.pane or "")
+            if info is None or info.dead:
+                continue
+            if live is None or live.progress_key is None or \
+                    size_of(self.engine.paths.transcript(agent.name)) != live.transcript_size:
+                changed.append(info.pane)
+        return changed
+
+    def _locked(self, name: str, action: object) -> None:
+        lock = self.engine.try_agent_lock(name)
+        if lock is None:
+            return  # an operation (start, send, stop) owns it right now
+        try:
+            agent = self.engine.store.get_agent(name)
+            if agent is not None:
+                action(agent)  # type: ignore[operator]
+        finally:
+            lock.release()
 
     def check_now(self, agent: Agent) -> None:
         """Evaluate one agent at once (the caller holds its lock)."""
         fresh = self.engine.store.get_agent(agent.name)
         if fresh is not None and fresh.state.live:
             panes = self.engine.tmux.list_panes()
-            self.server_id = self.engine.tmux.server_id() if panes else None
+            self.server_id = self.engine.tmux.listed_server
             self.evaluate(fresh, panes, {}, time.time())
 
-    def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], usage: dict[int, TreeUsage], now: float) -> None:
+    def decide_now(self, name: str) -> None:
+        """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
+        agent = self.engine.store.get_agent(name)
+        live = self.engine.live.get(name)
+        if agent is None or live is None or not agent.state.live or live.pending_prompt:
+            return
+        self._decide(agent, live, get_profile(agent.profile), time.time())
+
+    def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], usage: dict[int, TreeUsage], now: float,
+                 observed: float | None = None, screens: dict[str, str] | None = None) -> None:
+        """Judge one agent from a tick's observations (the caller holds its lock)."""
+        if not agent.state.live:
+            return
+        if observed is not None and agent.started_at >= observed:
+            return  # (re)launched after the panes were listed: the next tick sees it as it is
         engine = self.engine
-        live = engine.live.setdefault(agent.name, Live(last_output=agent.last_activity_at or 0.0,
-                                                       launched_at=agent.started_at))
+        live = engine.live.get(agent.name)
+        if live is None:
+            live = engine.live[agent.name] = self._fresh_live(agent)
         same_server = agent.extra.get("tmux_server") == self.server_id
         pane = panes.get(agent.pane or "") if same_server else None
+        if pane is None or pane.dead:  # confirm an ending with a fresh look before recording it
+            panes = engine.tmux.list_panes()
+            same_server = agent.extra.get("tmux_server") == engine.tmux.listed_server
+            pane = panes.get(agent.pane or "") if same_server else None
         if pane is None:
-            server = "the tmux server ended" if not same_server else "its window was closed"
-            agent.reason = f"its pane is gone ({server})"
+            agent.reason = f"its pane is gone ({'its window was closed' if same_server else 'the tmux server ended'})"
             agent.exit_code = None
             engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
             fire(engine.store, agent, Trigger.EXITED, agent.reason)
             return
         if pane.dead:
-            self._ended(agent, pane)
+            self._ended(agent, pane, now)
             return
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
+        profile = get_profile(agent.profile)
+        self._measure(agent, live, profile, pane, usage.get(pane.pid or -1), now, (screens or {}).get(pane.pane))
+        if self._timed_out(agent, now):
+            return
+        if live.pending_prompt:
+            return
+        self._decide(agent, live, profile, now)
+
+    # measuring -------------------------------------------------------------------------------------------
+
+    def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, tree: TreeUsage | None,
+                 now: float, screen: str | None) -> None:
+        engine = self.engine
         transcript = engine.paths.transcript(agent.name)
         size = size_of(transcript)
-        if size != live.transcript_size:
+        grown = size != live.transcript_size
+        if grown:
+            if profile.screen is not None:
+                self._count_errors(agent, live, profile, transcript, live.transcript_size, size, now)
             live.transcript_size = size
             live.last_output = now
         if rotate_if_needed(transcript, engine.config.logs.max_bytes):
             live.transcript_size = size_of(transcript)
-        tree = usage.get(pane.pid or -1)
         if tree is not None:
-            live.cpu_percent, live.rss_bytes = tree.cpu_percent, tree.rss_bytes
-        if live.pending_prompt or agent.state not in (State.STARTING, State.WORKING, State.IDLE):
-            return
-        new = self._activity_state(agent, live, now)
-        if new != agent.state:
-            previous = agent.state
-            engine.set_state(agent, new, cpu_percent=round(live.cpu_percent, 1))
-            if previous == State.WORKING and new == State.IDLE and agent.parent is None:
-                fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
-                     screen=engine.screen_tail(agent))
+            live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids
+            live.tool_cpu_percent = self._tool_cpu(profile, tree)
+            if live.tool_cpu_percent >= CPU_BUSY_PERCENT:
+                live.last_progress = now
+        if grown or live.progress_key is None:
+            if screen is None:
+                try:
+                    screen = engine.tmux.capture(pane.pane)
+                except TmuxError:
+                    return
+            live.screen = screen
+            key = profile.screen.progress_key(screen) if profile.screen is not None else str(size)
+            reading = profile.read(screen)
+            if live.adopted:  # what the screen shows was already there before the engine came back
+                live.adopted = False
+                live.progress_key, live.reading, live.reading_since = key, reading, agent.state_since
+                return
+            if key != live.progress_key:
+                live.progress_key = key
+                live.last_progress = now
+            if reading.verdict != live.reading.verdict:
+                live.reading_since = now
+            live.reading = reading
 
-    def _activity_state(self, agent: Agent, live: Live, now: float) -> State:
+    def _tool_cpu(self, profile: Profile, tree: TreeUsage) -> float:
+        """CPU of the agent's tools: the tree without the CLI's own processes (whose CPU may be a spinner)."""
+        if not profile.cli_processes or self._snapshot is None:
+            return tree.cpu_percent
+        tools = [pid for pid in tree.pids[1:] if self._snapshot.procs[pid].name not in profile.cli_processes]
+        return tree.per_pid_percent(tools)
+
+    def _count_errors(self, agent: Agent, live: Live, profile: Profile, transcript: Path, old: int, new: int,
+                      now: float) -> None:
+        """Error lines in the output since the last tick: `errors` when one repeats, at once for a limit."""
+        assert profile.screen is not None
+        if new < old:
+            old = 0  # rotated
+        start = max(old, new - 256 * 1024)
+        try:
+            with open(transcript, "rb") as handle:
+                handle.seek(start)
+                text = strip_ansi(handle.read(new - start).decode(errors="replace"))
+        except OSError:
+            return
+        for line in text.splitlines():
+            for pattern in profile.screen.limits:
+                if pattern.search(line):
+                    fire(self.engine.store, agent, Trigger.ERRORS, f"hit a usage or rate limit: {line.strip()}",
+                         rule=pattern.pattern, line=line.strip(), screen=self.engine.screen_tail(agent))
+                    return
+            for pattern in profile.screen.errors:
+                if not pattern.search(line):
+                    continue
+                seen = live.errors.setdefault(pattern.pattern, deque())
+                seen.append(now)
+                while seen and seen[0] < now - ERROR_WINDOW:
+                    seen.popleft()
+                if len(seen) >= ERROR_COUNT:
+                    seen.clear()
+                    fire(self.engine.store, agent, Trigger.ERRORS,
+                         f"the same error {ERROR_COUNT} times within {format_duration(ERROR_WINDOW)}: {line.strip()}",
+                         rule=pattern.pattern, line=line.strip(), screen=self.engine.screen_tail(agent))
+
+    # deciding --------------------------------------------------------------------------------------------
+
+    def _decide(self, agent: Agent, live: Live, profile: Profile, now: float) -> None:
+        reading = live.reading
+        rule: str | None
+        if reading.verdict == Verdict.WAITING:
+            new, rule, reason = State.WAITING, reading.rule, reading.reason
+        elif live.hook_state is not None:
+            new, rule, reason = live.hook_state, "hook", live.hook_reason
+        elif reading.verdict == Verdict.WORKING:
+            new, rule, reason = State.WORKING, reading.rule, None
+        elif reading.verdict == Verdict.IDLE:
+            settled = now - max(live.reading_since, live.last_progress) >= SETTLE_SECONDS
+            new, rule, reason = (State.IDLE if settled else State.WORKING), reading.rule, None
+        elif profile.screen is not None and live.last_output:
+            # A CLI we can read showed neither an idle nor a waiting screen: unsure, so working (and,
+            # without progress, stalled). Idle must be seen, never guessed from quiet.
+            new, rule, reason = State.WORKING, "no idle marker", None
+        else:
+            new, rule, reason = self._by_activity(agent, live, now), "activity", None
+        if new == State.WORKING or (new == State.STALLED and agent.state == State.STALLED):
+            stall_after = self._stall_after(agent)
+            if now - max(live.last_progress, live.last_hook) >= stall_after:
+                new, rule = State.STALLED, "no output, hook event or tool CPU"
+        if new == agent.state and (new != State.WAITING or agent.waiting_reason):
+            return  # still waiting: the first reason (the most specific, e.g. the tool call) stands
+        self._transition(agent, live, new, rule, reason, now)
+
+    def _by_activity(self, agent: Agent, live: Live, now: float) -> State:
         """working while output flows or the tree uses CPU; idle after `idle_after` of neither."""
         idle_after = self.engine.config.limits.idle_after
-        busy_cpu = live.cpu_percent >= CPU_BUSY_PERCENT
+        busy = live.tool_cpu_percent >= CPU_BUSY_PERCENT
         if not live.last_output:  # nothing printed since launch (or adoption)
-            if busy_cpu:
+            if busy:
                 return State.WORKING
-            quiet_since = live.launched_at
-            if agent.state == State.STARTING:
-                return State.STARTING if now - quiet_since < idle_after else State.IDLE
-            return agent.state if now - quiet_since < idle_after else State.IDLE
-        if busy_cpu or now - live.last_output < idle_after:
+            quiet_for = now - live.launched_at
+            if agent.state in (State.STARTING, State.IDLE):
+                return agent.state if quiet_for < idle_after else State.IDLE
+            return State.WORKING if quiet_for < idle_after else State.IDLE
+        if busy or now - live.last_progress < idle_after:
             return State.WORKING
         return State.IDLE
 
-    def _ended(self, agent: Agent, pane: PaneInfo) -> None:
+    def _stall_after(self, agent: Agent) -> float:
+        override = agent.extra.get("stall_after")
+        return float(override) if override else self.engine.config.limits.stall_after
+
+    def _transition(self, agent: Agent, live: Live, new: State, rule: str | None, reason: str | None,
+                    now: float) -> None:
+        engine = self.engine
+        previous = agent.state
+        screen = engine.screen_tail(agent, 10) if new in (State.WAITING, State.STALLED) else []
+        agent.waiting_reason = reason if new == State.WAITING else None
+        engine.set_state(agent, new, rule=rule, reason=reason, screen=screen or None,
+                         cpu_percent=round(live.cpu_percent, 1))
+        if previous == State.WAITING and new != State.WAITING:
+            fire(engine.store, agent, Trigger.WAITING, "no longer waiting", active=False)
+        if previous == State.STALLED and new != State.STALLED:
+            fire(engine.store, agent, Trigger.STALLED, f"active again ({new})", active=False)
+        if new == State.WAITING:
+            fire(engine.store, agent, Trigger.WAITING, f"waiting: {reason or 'needs a human'}", screen=screen,
+                 rule=rule, reason=reason)
+        elif new == State.STALLED:
+            silent = format_duration(now - max(live.last_progress, live.last_hook))
+            fire(engine.store, agent, Trigger.STALLED, f"no progress for {silent}", screen=screen, rule=rule)
+            if engine.config.limits.on_stall == "interrupt":
+                engine.interrupt(agent)
+            elif engine.config.limits.on_stall == "restart":
+                threading.Thread(target=engine.restart_quietly, args=(agent.name,), daemon=True).start()
+        elif new == State.IDLE and agent.extra.get("pending_task"):
+            threading.Thread(target=engine.deliver_pending, args=(agent.name,), daemon=True).start()
+        elif new == State.IDLE and previous in (State.WORKING, State.STALLED) and agent.parent is None:
+            fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
+                 screen=engine.screen_tail(agent))
+
+    def _timed_out(self, agent: Agent, now: float) -> bool:
+        timeout = self.engine.timeout_of(agent)
+        if timeout is None or now - agent.started_at < timeout:
+            return False
+        if agent.extra.get("timing_out"):
+            return True
+        agent.extra["timing_out"] = True
+        self.engine.store.save_agent(agent)
+        threading.Thread(target=self.engine.kill_for_timeout, args=(agent.name, timeout), daemon=True).start()
+        return True
+
+    # endings and restarts -------------------------------------------------------------------------------
+
+    def _ended(self, agent: Agent, pane: PaneInfo, now: float) -> None:
         engine = self.engine
         code = pane.dead_status
         if code is None:
@@ -172,18 +398,124 @@ class Watcher:
                 log.warning("%s: pane %s is dead without an exit status", agent.name, pane.pane)
             code = engine.tmux.list_panes().get(pane.pane, pane).dead_status
         screen = last_words(engine.paths.transcript(agent.name))
-        agent.exit_code = code
         last = screen[-1] if screen else ""
-        if agent.state == State.STARTING and code not in (0, None):
+        agent.exit_code = code
+        starting = agent.state == State.STARTING and code not in (0, None)
+        if starting:
             agent.reason = f"exited {code} while starting" + (f": {last}" if last else "")
-            engine.set_state(agent, State.FAILED, "failed", exit_code=code, reason=agent.reason, screen=screen)
-            fire(engine.store, agent, Trigger.EXITED, f"failed to start: {agent.reason}", screen=screen,
-                 exit_code=code)
         else:
             agent.reason = None if code == 0 else f"exited with code {code}" + (f": {last}" if last else "")
-            engine.set_state(agent, State.EXITED, "exited", exit_code=code, reason=agent.reason, screen=screen)
-            fire(engine.store, agent, Trigger.EXITED, agent.reason or "exited (code 0)", screen=screen,
-                 exit_code=code)
+        delay = self._restart_delay(agent, code, now)
+        if delay is None:
+            if agent.extra.get("gave_up"):
+                agent.reason = f"{agent.reason or 'exited'}; gave up after {agent.extra['gave_up']} quick restarts"
+            final = State.FAILED if starting or agent.extra.get("gave_up") else State.EXITED
+            engine.set_state(agent, final, str(final), exit_code=code, reason=agent.reason, screen=screen)
+            summary = f"failed: {agent.reason}" if final == State.FAILED else agent.reason or "exited (code 0)"
+            fire(engine.store, agent, Trigger.EXITED, summary, screen=screen, exit_code=code)
+            return
+        agent.extra["restart_at"] = now + delay
+        engine.set_state(agent, State.EXITED, "exited", exit_code=code, reason=agent.reason, screen=screen,
+                         restart_in=round(delay, 1))
+
+    def _restart_delay(self, agent: Agent, code: int | None, now: float) -> float | None:
+        """Seconds until the restart policy starts the agent again, or None when it will not."""
+        limits = self.engine.config.limits
+        policy = agent.extra.get("restart") or limits.restart
+        if policy == "never" or (policy == "on-failure" and code == 0):
+            return None
+        quick = now - agent.started_at < START_SECONDS
+        failures = int(agent.extra.get("quick_exits", 0)) + 1 if quick else 0
+        agent.extra["quick_exits"] = failures
+        if failures > limits.max_restarts:
+            agent.extra["gave_up"] = failures - 1
+            return None
+        return min(MAX_BACKOFF, 2.0 ** failures) if failures else 1.0
+
+    def _restart_due(self, agent: Agent) -> None:
+        if agent.state != State.EXITED or not agent.extra.pop("restart_at", None):
+            return
+        self.engine.relaunch(agent, reason="restart policy")
+
+    # slower checks ---------------------------------------------------------------------------------------
+
+    def check_escapes(self, snapshot: Snapshot) -> None:
+        """`escape`: a process of an agent's tree working inside another agent's worktree or the main checkout."""
+        engine = self.engine
+        agents = [a for a in engine.store.agents() if a.state.live]
+        areas = [(a.name, Path(a.worktree)) for a in agents] + [(None, engine.paths.root)]
+        for agent in agents:
+            live = engine.live.get(agent.name)
+            if live is None:
+                continue
+            own = Path(agent.worktree)
+            for pid in live.pids:
+                cwd = snapshot.cwd(pid)
+                if cwd is None or _inside(cwd, own):
+                    continue
+                # The most specific area that holds the cwd (helpers' worktrees sit inside their parent's).
+                holders = [(name, path) for name, path in areas if _inside(cwd, path)]
+                if not holders:
+                    continue
+                owner = max(holders, key=lambda item: len(str(item[1])))[0]
+                if owner == agent.name:
+                    continue
+                key = f"{pid}:{cwd}"
+                if agent.extra.get("escaped") == key:
+                    continue
+                agent.extra["escaped"] = key
+                engine.store.save_agent(agent)
+                where = f"agent {owner}'s worktree" if owner else "the main checkout"
+                fire(engine.store, agent, Trigger.ESCAPE, f"process {pid} works in {where}: {cwd}", pid=pid,
+                     cwd=str(cwd))
+                break
+
+    def check_deadlocks(self) -> None:
+        """`deadlock`: live agents that wait for each other in a cycle (from their reported `waiting_for`)."""
+        engine = self.engine
+        agents = {a.name: a for a in engine.store.agents() if a.state.live}
+        edges = {name: [w for w in a.extra.get("waiting_for", []) if w in agents] for name, a in agents.items()}
+        cycles = find_cycles(edges)
+        in_cycle = {name for cycle in cycles for name in cycle}
+        for cycle in cycles:
+            label = " → ".join([*cycle, cycle[0]])
+            for name in cycle:
+                agent = agents[name]
+                if agent.extra.get("deadlock") != label:
+                    agent.extra["deadlock"] = label
+                    engine.store.save_agent(agent)
+                    fire(engine.store, agent, Trigger.DEADLOCK, f"waits in a cycle: {label}", cycle=cycle)
+        for name, agent in agents.items():
+            if agent.extra.get("deadlock") and name not in in_cycle:
+                del agent.extra["deadlock"]
+                engine.store.save_agent(agent)
+                fire(engine.store, agent, Trigger.DEADLOCK, "no longer in a waiting cycle", active=False)
+
+
+def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """Each cycle of the waits-for graph once, starting at its smallest name."""
+    cycles: list[list[str]] = []
+    seen: set[tuple[str, ...]] = set()
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in edges.get(node, []):
+            if nxt == start:
+                cycle = path[:]
+                pivot = cycle.index(min(cycle))
+                canonical = tuple(cycle[pivot:] + cycle[:pivot])
+                if canonical not in seen:
+                    seen.add(canonical)
+                    cycles.append(list(canonical))
+            elif nxt not in path and nxt > start:
+                walk(start, nxt, [*path, nxt])
+
+    for start in sorted(edges):
+        walk(start, start, [start])
+    return cycles
+
+
+def _inside(path: Path, area: Path) -> bool:
+    return path == area or area in path.parents
 
 
 def _wait_status(engine: Engine, pane: str, timeout: float = 2.0) -> bool:

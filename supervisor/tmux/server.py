@@ -18,6 +18,7 @@ from pathlib import Path
 import libtmux
 
 from supervisor.errors import SupervisorError
+from supervisor.tmux.control import ControlClient, ControlError
 
 ENGINE_SESSION = "_engine"  # never a valid agent name (agent names cannot contain '_')
 
@@ -44,8 +45,11 @@ _PANE_FORMAT = "\t".join(
         "#{pane_dead_status}",
         "#{session_name}",
         "#{window_id}",
+        "#{pid}:#{start_time}",  # the server instance, so one call per tick tells both
     ]
 )
+_SEPARATOR = "\x1fsupervisor-capture\x1f"
+
 
 
 class TmuxError(SupervisorError):
@@ -67,8 +71,46 @@ class Tmux:
         self.socket = socket
         self.config = config
         self.server = libtmux.Server(socket_path=str(socket), config_file=str(config))
+        self.listed_server: str | None = None  # the server instance seen by the last list_panes
+        self._control: ControlClient | None = None  # the watcher's connection, once `use_control` is called
+        self._control_wanted = False
 
-    # commands -----------------------------------------------------------------------------------------
+    def use_control(self) -> None:
+        """Answer list_panes and capture_many through a persistent control-mode client (the engine)."""
+        self._control_wanted = True
+
+    def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    def _query(self, commands: list[list[str]]) -> list[tuple[bool, list[str]]]:
+        """Run read-only commands: through the control client when there is one, else one tmux process."""
+        if self._control_wanted:
+            try:
+                if self._control is None or not self._control.alive:
+                    self._control = ControlClient(self.socket, ENGINE_SESSION)
+                return self._control.run(commands)
+            except ControlError:
+                self.close()  # the server restarted, or the session is gone: spawn this time, retry next
+        if len(commands) == 1:
+            proc = self.server.cmd(*commands[0])
+            return [(proc.returncode == 0, list(proc.stdout) if proc.returncode == 0 else list(proc.stderr))]
+        # Chained in one process, each output preceded by a marker line (a failing command ends the chain:
+        # the ones after it come back empty-handed and are asked again next time).
+        args: list[str] = []
+        for index, command in enumerate(commands):
+            args += ["display-message", "-p", f"{_SEPARATOR}{index}", ";", *command, ";"]
+        proc = self.server.cmd(*args[:-1])
+        results: list[tuple[bool, list[str]]] = [(False, []) for _ in commands]
+        current: int | None = None
+        for line in proc.stdout:
+            if line.startswith(_SEPARATOR):
+                current = int(line[len(_SEPARATOR):])
+                results[current] = (True, [])
+            elif current is not None:
+                results[current][1].append(line)
+        return results
 
     def run(self, *args: str) -> list[str]:
         """Run one tmux command line (commands may be chained with ';'); its stdout lines."""
@@ -156,14 +198,16 @@ class Tmux:
 
     def list_panes(self) -> dict[str, PaneInfo]:
         """Every pane of the server, in one tmux call."""
-        proc = self.server.cmd("list-panes", "-a", "-F", _PANE_FORMAT)
-        if proc.returncode != 0:
+        ok, lines = self._query([["list-panes", "-a", "-F", _PANE_FORMAT]])[0]
+        if not ok:
             if not self.alive():
+                self.listed_server = None
                 return {}
-            raise TmuxError(f"tmux list-panes failed: {' '.join(proc.stderr)}")
+            raise TmuxError(f"tmux list-panes failed: {' '.join(lines)}")
         panes: dict[str, PaneInfo] = {}
-        for line in proc.stdout:
-            pane, pid, dead, status, session, window = line.split("\t")
+        self.listed_server = None
+        for line in lines:
+            pane, pid, dead, status, session, window, self.listed_server = line.split("\t")
             panes[pane] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
@@ -182,6 +226,13 @@ class Tmux:
         if ansi:
             args.append("-e")
         return "\n".join(self.run(*args))
+
+    def capture_many(self, panes: list[str]) -> dict[str, str]:
+        """The visible screens of several panes in one tmux call (panes that vanished are left out)."""
+        if not panes:
+            return {}
+        commands = [["capture-pane", "-p", "-J", "-t", pane] for pane in panes]
+        return {pane: "\n".join(lines) for pane, (ok, lines) in zip(panes, self._query(commands), strict=True) if ok}
 
     def paste(self, pane: str, text: str) -> None:
         """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste."""

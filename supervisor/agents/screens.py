@@ -1,0 +1,102 @@
+"""Reading an agent's state from its screen: the fallback when the CLI reports nothing itself.
+
+Rules per profile, applied to the last lines of the screen only:
+- the newest (lowest) line carrying a marker decides; within one line waiting beats working beats idle;
+- no marker at all decides nothing (the caller falls back on activity), and so does an idle marker that a
+  CLI always shows (Claude Code's prompt box is drawn while it works too: it is not an idle marker);
+- a screen that merely re-draws (a spinner frame, an elapsed-time counter, a token count) has not
+  progressed: `progress_key` removes those volatile parts before screens are compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    WORKING = "working"
+    IDLE = "idle"
+    WAITING = "waiting"
+
+
+_PRIORITY = {Verdict.WAITING: 0, Verdict.WORKING: 1, Verdict.IDLE: 2}
+
+
+@dataclass(frozen=True)
+class Marker:
+    verdict: Verdict
+    pattern: re.Pattern[str]
+    name: str  # which rule fired, recorded as evidence
+
+    def reason(self, line: str, screen: list[str], index: int) -> str | None:
+        """What a waiting agent waits for: the question above a dialog's options, or the line itself."""
+        if self.verdict != Verdict.WAITING:
+            return None
+        for above in reversed(screen[max(0, index - 6): index + 1]):
+            text = above.strip(" │╭╮╰╯─")
+            if text.endswith("?"):
+                return text
+        return line.strip(" │╭╮╰╯─") or self.name
+
+
+@dataclass(frozen=True)
+class Reading:
+    verdict: Verdict | None
+    rule: str | None = None
+    line: str | None = None
+    reason: str | None = None
+
+
+def _compile(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+# Spinner glyphs, elapsed counters, token counts and the like: they change while nothing happens.
+COMMON_VOLATILE = _compile(
+    r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✻✽✶✳✢·∗*◐◓◑◒|/\\-]\s",  # a spinner glyph before text
+    r"\(\s*\d+(?:m\s*)?\d*s[^)]*\)",  # (12s), (1m 3s · ↓ 2.1k tokens · esc to interrupt)
+    r"\b\d+(?:\.\d+)?k?\s+tokens?\b",
+    r"\b\d+m\s*\d+s\b|\b\d+s\b",
+    r"[↑↓]\s*[\d.]+k?",
+)
+
+
+@dataclass(frozen=True)
+class ScreenRules:
+    markers: tuple[Marker, ...]
+    errors: tuple[re.Pattern[str], ...] = ()  # error lines, counted for the `errors` trigger
+    limits: tuple[re.Pattern[str], ...] = ()  # usage or rate limit messages: alert at once
+    volatile: tuple[re.Pattern[str], ...] = field(default=COMMON_VOLATILE)
+    lines: int = 30
+
+    def read(self, screen: str) -> Reading:
+        rows = screen.rstrip("\n").split("\n")[-self.lines:]
+        for index in range(len(rows) - 1, -1, -1):
+            line = rows[index]
+            if not line.strip():
+                continue
+            hits = [m for m in self.markers if m.pattern.search(line)]
+            if hits:
+                best = min(hits, key=lambda m: _PRIORITY[m.verdict])
+                return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
+        return Reading(None)
+
+    def progress_key(self, screen: str) -> str:
+        """A digest of the screen that changes only when its content does, not when it merely animates."""
+        rows = screen.rstrip("\n").split("\n")[-self.lines:]
+        text = "\n".join(rows)
+        for pattern in self.volatile:
+            text = pattern.sub("", text)
+        text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def marker(verdict: Verdict, name: str, pattern: str, flags: int = 0) -> Marker:
+    return Marker(verdict, re.compile(pattern, flags), name)
+
+
+# A dialog footer that every blocking TUI prompt of these CLIs shows; an unknown dialog with it is waiting.
+ESC_TO_CANCEL = marker(Verdict.WAITING, "dialog: Esc to cancel", r"Esc to cancel|esc to cancel")

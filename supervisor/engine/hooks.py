@@ -1,0 +1,92 @@
+"""Claude Code's hook events, turned into states (SPEC §4: the CLI's own report decides).
+
+`supervisor hook` is what each hook runs: it hands the event JSON (stdin) to the engine and exits at once.
+When the engine is down it spools the event to a file instead, and the engine reads the spool when it
+comes back, so no event is lost and the agent is never slowed or broken by supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.core.model import State
+
+WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "PreCompact",
+                            "PostCompact", "SubagentStop", "PermissionDenied"})
+# Notification types that do not mean a human is needed; any other type (permission_prompt,
+# elicitation_dialog, agent_needs_input, and types not known today) means waiting.
+NOTIFICATIONS = {"idle_prompt": State.IDLE, "auth_success": None, "elicitation_complete": State.WORKING,
+                 "elicitation_response": State.WORKING}
+
+
+@dataclass(frozen=True)
+class HookReading:
+    event: str
+    state: State | None  # None: the event says nothing about the state (SessionEnd: the pane's exit decides)
+    reason: str | None = None  # what a waiting agent waits for
+
+
+def tool_summary(payload: dict[str, Any]) -> str:
+    """`Bash(git push origin main)`: the tool and the gist of its input, as approval patterns read it."""
+    tool = str(payload.get("tool_name") or "tool")
+    data = payload.get("tool_input")
+    if isinstance(data, dict):
+        for key in ("command", "file_path", "path", "url", "pattern", "prompt"):
+            if isinstance(data.get(key), str):
+                return f"{tool}({data[key][:200]})"
+    return tool
+
+
+def read_hook(payload: dict[str, Any]) -> HookReading:
+    event = str(payload.get("hook_event_name") or "")
+    if event in WORKING_EVENTS:
+        return HookReading(event, State.WORKING)
+    if event == "PermissionRequest":
+        return HookReading(event, State.WAITING, f"approval: {tool_summary(payload)}")
+    if event == "Notification":
+        kind = str(payload.get("notification_type") or "")
+        if kind in NOTIFICATIONS:
+            return HookReading(event, NOTIFICATIONS[kind])
+        return HookReading(event, State.WAITING, str(payload.get("message") or kind or "needs attention"))
+    if event in ("Stop", "SessionStart"):
+        return HookReading(event, State.IDLE)
+    return HookReading(event, None)
+
+
+def brief(payload: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of an event in the store: names and a summary, not whole tool inputs or transcripts."""
+    names = ("hook_event_name", "notification_type", "tool_name", "source", "reason")
+    kept: dict[str, Any] = {k: payload[k] for k in names if k in payload}
+    if "message" in payload:
+        kept["message"] = str(payload["message"])[:300]
+    if "tool_name" in payload:
+        kept["tool"] = tool_summary(payload)
+    return kept
+
+
+def spool(directory: Path, agent: str, token: str | None, payload: dict[str, Any]) -> Path:
+    """Keep an event for an engine that is not running (one file per event, written atomically)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{time.time():.6f}-{os.getpid()}.json"
+    tmp = directory / f".{name}"
+    tmp.write_text(json.dumps({"agent": agent, "token": token, "event": payload}))
+    target = directory / name
+    os.replace(tmp, target)
+    return target
+
+
+def read_spool(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            found.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    return found

@@ -1,0 +1,61 @@
+"""Screen rules against screens recorded from the real CLIs (tests/fixtures/*/screens; see their README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.agents import get_profile
+from supervisor.agents.screens import Verdict
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+CLAUDE = {
+    "startup_idle": Verdict.IDLE, "startup_idle_manual": Verdict.IDLE, "typing": Verdict.IDLE,
+    "done_turn": Verdict.IDLE, "interrupted": Verdict.IDLE, "idle_after_idle_prompt": Verdict.IDLE,
+    "api_error": Verdict.IDLE, "auto_mode_blocked": Verdict.IDLE, "permission_denied_by_user": Verdict.IDLE,
+    "working_streaming": Verdict.WORKING, "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING,
+    "working_hung_3": Verdict.WORKING, "working_tool": Verdict.WORKING, "api_retrying": Verdict.WORKING,
+    "permission_dialog": Verdict.WAITING, "permission_dialog_write": Verdict.WAITING,
+    "permission_dialog_auto": Verdict.WAITING, "auto_mode_cant_check": Verdict.WAITING,
+    "auto_mode_billing_notice": Verdict.WAITING, "trust_dialog": Verdict.WAITING,
+}
+
+
+def screen(cli: str, name: str) -> str:
+    return (FIXTURES / cli / "screens" / f"{name}.txt").read_text()
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(CLAUDE.items()))
+def test_claude_screens(name: str, expected: Verdict) -> None:
+    assert get_profile("claude").read(screen("claude", name)).verdict == expected
+
+
+def test_every_recorded_claude_screen_is_classified() -> None:
+    recorded = {p.stem for p in (FIXTURES / "claude" / "screens").glob("*.txt")}
+    unclassified = {name for name in recorded - set(CLAUDE)
+                    if get_profile("claude").read(screen("claude", name)).verdict is None}
+    # Only screens of a CLI that has exited may say nothing.
+    assert unclassified <= {"no_network_exit", "session_exit", "trust_declined_exit", "ctrl_c_once"}
+
+
+def test_waiting_reasons_quote_the_question() -> None:
+    claude = get_profile("claude")
+    assert claude.read(screen("claude", "permission_dialog")).reason == "Do you want to proceed?"
+    assert claude.read(screen("claude", "permission_dialog_auto")).reason == "Do you want to proceed?"
+
+
+def test_a_hung_request_is_not_progress_but_streaming_is() -> None:
+    rules = get_profile("claude").screen
+    assert rules is not None
+    hung = {rules.progress_key(screen("claude", f"working_hung_{i}")) for i in (1, 2, 3)}
+    assert len(hung) == 1  # the spinner glyph and its counter changed, nothing else did
+    assert rules.progress_key(screen("claude", "working_streaming")) not in hung
+
+
+def test_claude_is_ready_only_at_its_idle_prompt() -> None:
+    claude = get_profile("claude")
+    assert claude.ready(screen("claude", "startup_idle")) is True
+    assert claude.ready(screen("claude", "trust_dialog")) is False
+    assert claude.ready(screen("claude", "working_streaming")) is False

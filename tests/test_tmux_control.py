@@ -1,0 +1,51 @@
+"""The watcher's tmux queries through a control-mode client and through spawned tmux give the same answers."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor.tmux.server import ENGINE_SESSION, Tmux
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    import tempfile
+
+    runtime = Path(tempfile.mkdtemp(prefix="svc-", dir="/tmp"))
+    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
+    server.ensure_server()
+    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
+    yield server
+    server.close()
+    server.kill_server()
+
+
+def test_control_and_spawned_queries_agree(tmux: Tmux) -> None:
+    pane, _pid = tmux.new_session("a", Path("/tmp"), "printf '%%end 1 2 1\\nline two\\n'; sleep 600", {})
+    other, _ = tmux.new_session("b", Path("/tmp"), "echo other; sleep 600", {})
+    wait_until(lambda: "line two" in tmux.capture(pane), message="output")
+    spawned = (tmux.list_panes(), tmux.capture_many([pane, other, "%999"]))
+    tmux.use_control()
+    controlled = (tmux.list_panes(), tmux.capture_many([pane, other, "%999"]))
+    assert controlled[0] == spawned[0]
+    assert controlled[1][pane] == spawned[1][pane]
+    assert controlled[1][other] == spawned[1][other]
+    assert "%end 1 2 1" in controlled[1][pane]  # pane text that looks like protocol stays text
+    assert "%999" not in controlled[1]  # a vanished pane is left out
+    assert tmux.listed_server is not None
+
+
+def test_control_client_recovers_when_the_server_restarts(tmux: Tmux) -> None:
+    tmux.use_control()
+    assert tmux.list_panes()
+    tmux.kill_server()
+    assert tmux.list_panes() == {}
+    tmux.ensure_server()
+    subprocess.run(["tmux", "-S", str(tmux.socket), "new-session", "-d", "-s", ENGINE_SESSION, "sleep 600"],
+                   check=True)
+    assert len(tmux.list_panes()) == 1

@@ -1,0 +1,345 @@
+"""True states, from hooks and from screens, and the triggers of SPEC §5, with real panes and a real engine.
+
+The fake `claude` is the demo agent with `--claude --look claude`: it reads Claude Code's settings files and
+calls their hooks with the documented JSON, and draws Claude Code's markers on its screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, wait_until
+
+
+def fake_claude(box: Sandbox, name: str, script: str, *, hooks: bool = True) -> str:
+    """A `claude` command (on its own PATH entry) running `script`; returns the command line."""
+    bindir = box.root.parent / "bin"
+    bindir.mkdir(exist_ok=True)
+    claude = bindir / "claude"
+    claude.write_text(f"#!/bin/sh\nexec {PYTHON} -m supervisor.demo.agent --look claude --notify-delay 0.3s \"$@\"\n")
+    claude.chmod(0o755)
+    path = box.root.parent / f"{name}.yaml"
+    path.write_text(textwrap.dedent(script))
+    return f"{claude} {'--claude ' if hooks else ''}--script {path}"
+
+
+def demo(box: Sandbox, name: str, script: str) -> str:
+    path = box.root.parent / f"{name}.yaml"
+    path.write_text(textwrap.dedent(script))
+    return f"{DEMO_AGENT} --script {path}"
+
+
+def events(box: Sandbox, agent: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    db = sqlite3.connect(box.root / ".git" / "supervisor" / "state.db")
+    try:
+        rows = db.execute("SELECT ts, agent, kind, data FROM events ORDER BY id").fetchall()
+    finally:
+        db.close()
+    found = []
+    for ts, row_agent, row_kind, data in rows:
+        if (agent is None or row_agent == agent) and (kind is None or row_kind == kind):
+            found.append({"at": ts, "agent": row_agent, "kind": row_kind, **json.loads(data)})
+    return found
+
+
+def states(box: Sandbox, agent: str) -> list[str]:
+    return [e["state"] for e in events(box, agent) if "state" in e and "previous" in e]
+
+
+def triggers(box: Sandbox, agent: str, trigger: str) -> list[dict[str, Any]]:
+    return [e for e in events(box, agent, "trigger") if e["trigger"] == trigger]
+
+
+def config(box: Sandbox, extra: str = "") -> None:
+    box.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\n"
+                     f"limits:\n  idle_after: 1s\n{textwrap.indent(textwrap.dedent(extra), '  ')}")
+
+
+SCRIPT = """
+    turns:
+      - [{work: 1s}, {ask: "Run the migrations?"}, {run: "echo migrated"}]
+      - [{work: 1s}]
+"""
+
+
+def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "c", SCRIPT)
+    sandbox.sv("start", "auth", "--task", "migrate", "--command", command)
+    worktree = Path(sandbox.ls()["auth"]["worktree"])
+    settings = json.loads((worktree / ".claude" / "settings.local.json").read_text())
+    assert "PermissionRequest" in settings["hooks"] and "Stop" in settings["hooks"]
+    assert sandbox.git("status", "--porcelain", cwd=worktree) == ""  # hooks never show as changes
+
+    waiting = sandbox.wait_state("auth", "waiting")
+    assert waiting["waiting_reason"].startswith("approval: Bash(Run the migrations?")
+    assert [t["active"] for t in triggers(sandbox, "auth", "waiting")] == [True]
+    wait_until(lambda: any(e.get("notification_type") == "permission_prompt" for e in events(sandbox, "auth", "hook")),
+               message="the permission Notification")
+    sandbox.tmux("send-keys", "-t", waiting["pane"], "1")  # the human answers in the pane
+    idle = sandbox.wait_state("auth", "idle")
+    assert idle["waiting_reason"] is None
+    kinds = {e["hook_event_name"] for e in events(sandbox, "auth", "hook")}
+    assert kinds >= {"SessionStart", "UserPromptSubmit", "PermissionRequest", "Notification", "PreToolUse",
+                     "PostToolUse", "Stop"}
+    order = [e["hook_event_name"] for e in events(sandbox, "auth", "hook")]
+    assert order.index("PermissionRequest") < order.index("PreToolUse") < order.index("Stop")
+    assert [t["active"] for t in triggers(sandbox, "auth", "waiting")] == [True, False]
+    assert len(triggers(sandbox, "auth", "done")) == 1
+    # Decided by hooks: the idle after the turn came from the Stop hook.
+    last = [e for e in events(sandbox, "auth") if e.get("state") == "idle"][-1]
+    assert last["rule"] == "hook"
+    sandbox.sv("send", "auth", "/exit")
+    sandbox.wait_state("auth", "exited")
+    assert "SessionEnd" in {e["hook_event_name"] for e in events(sandbox, "auth", "hook")}
+
+
+def test_the_same_scenario_from_the_screen_alone(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "s", SCRIPT, hooks=False)
+    sandbox.sv("start", "auth", "--task", "migrate", "--command", command)
+    waiting = sandbox.wait_state("auth", "waiting")
+    assert waiting["waiting_reason"] == "Run the migrations?"
+    sandbox.tmux("send-keys", "-t", waiting["pane"], "1")
+    sandbox.wait_state("auth", "idle")
+    assert events(sandbox, "auth", "hook") == []
+    seen = states(sandbox, "auth")
+    assert seen.index("working") < seen.index("waiting") < len(seen) - 1 - seen[::-1].index("idle")
+    rules = {e.get("rule") for e in events(sandbox, "auth") if "rule" in e}
+    assert "hook" not in rules
+
+
+def test_demo_profile_reads_its_screen(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "ui", "--task", "go", "--command", demo(sandbox, "d", """
+        turns:
+          - [{work: 1s}, {ask: "Delete the build folder?"}]
+    """))
+    waiting = sandbox.wait_state("ui", "waiting")
+    assert waiting["waiting_reason"] == "Delete the build folder?"
+    sandbox.tmux("send-keys", "-t", waiting["pane"], "2")
+    sandbox.wait_state("ui", "idle")
+
+
+def test_unknown_notification_types_mean_waiting_and_auth_success_does_not(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "n", """
+        turns:
+          - [{run: "true"}, {quiet: 60s}]
+    """)
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    sandbox.wait_state("auth", "working")
+    pane_env = _pane_env(sandbox, "auth")
+    _hook(pane_env, {"hook_event_name": "Notification", "notification_type": "auth_success", "message": "ok"})
+    _hook(pane_env, {"hook_event_name": "Notification", "notification_type": "agent_needs_input",
+                     "message": "Claude needs your input on the schema"})
+    agent = sandbox.wait_state("auth", "waiting")
+    assert agent["waiting_reason"] == "Claude needs your input on the schema"
+
+
+def _pane_env(box: Sandbox, name: str) -> dict[str, str]:
+    pid = box.ls()[name]["pid"]
+    env = psutil.Process(pid).environ()
+    return {**box.env, **{k: v for k, v in env.items() if k.startswith("SUPERVISOR_")}}
+
+
+def _hook(env: dict[str, str], event: dict[str, Any]) -> None:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "supervisor", "hook"], input=json.dumps(event), text=True, env=env,
+                   check=True, timeout=30)
+
+
+def test_hook_events_while_the_engine_is_down_are_spooled_and_read_back(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "p", "turns:\n  - [{quiet: 60s}]\n")
+    sandbox.sv("start", "auth", "--command", command)
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    sandbox.sv("engine", "stop")
+    started = time.monotonic()
+    _hook(env, {"hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "rm -rf x"}})
+    assert time.monotonic() - started < 5  # the agent is never held up
+    assert list((sandbox.root / ".git" / "supervisor" / "spool").glob("*.json"))
+    agent = sandbox.wait_state("auth", "waiting")  # any command brings the engine back, which reads the spool
+    assert agent["waiting_reason"] == "approval: Bash(rm -rf x)"
+    assert not list((sandbox.root / ".git" / "supervisor" / "spool").glob("*.json"))
+
+
+def test_a_hook_cannot_speak_for_another_agent(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "x", "turns: []\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    env["SUPERVISOR_TOKEN"] = "0" * 32  # outside the agent's tree, with a forged token: not an agent
+    _hook(env, {"hook_event_name": "Notification", "notification_type": "permission_prompt", "message": "x"})
+    time.sleep(0)  # the hook returned; nothing may have changed
+    assert sandbox.state("auth") == "idle"
+
+
+def test_stall_fires_after_stall_after_and_not_before(sandbox: Sandbox) -> None:
+    config(sandbox, "stall_after: 3s\n")
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "q", """
+        turns:
+          - [{work: 1s}, {say: "now waiting on the network"}, {quiet: 7s}, {say: "the answer came"}, {quiet: 60s}]
+    """))
+    sandbox.wait_state("auth", "working")
+    wait_until(lambda: "now waiting on the network" in sandbox.screen("auth"), interval=0.02, message="last output")
+    seen = time.time()  # the last output happened at most a poll before this
+    sandbox.wait_state("auth", "stalled", timeout=15)
+    stalled = triggers(sandbox, "auth", "stalled")[0]
+    assert stalled["summary"].startswith("no progress for")
+    assert seen + 3 - 0.5 <= stalled["at"] <= seen + 3 + 1.5  # within a tick after stall_after, not before
+    # Output again clears it, with a resolved trigger; then it stalls anew.
+    wait_until(lambda: [t["active"] for t in triggers(sandbox, "auth", "stalled")][:2] == [True, False],
+               message="stall resolved")
+
+
+def test_silent_cpu_is_working_not_stalled(sandbox: Sandbox) -> None:
+    config(sandbox, "stall_after: 2s\n")
+    busy = "python3 -c 'import time; end=time.time()+6\\nwhile time.time()<end: pass'"
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "t", f"""
+        turns:
+          - [{{say: "running the test suite"}}, {{run: "{busy}"}}]
+    """))
+    sandbox.wait_state("auth", "working")
+    wait_until(lambda: any("(exit" in line or "✓ done" in line for line in sandbox.screen("auth").splitlines())
+               or sandbox.state("auth") == "idle", timeout=20, message="the silent run to end")
+    assert triggers(sandbox, "auth", "stalled") == []
+    assert "stalled" not in states(sandbox, "auth")
+
+
+def test_a_hung_request_with_an_animated_spinner_is_stalled(sandbox: Sandbox) -> None:
+    config(sandbox, "stall_after: 3s\n")
+    command = fake_claude(sandbox, "h", """
+        turns:
+          - [{hang: 60s}]
+    """, hooks=False)
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    sandbox.wait_state("auth", "working")
+    wait_until(lambda: "esc to interrupt" in sandbox.screen("auth"), message="the spinner")
+    sandbox.wait_state("auth", "stalled", timeout=15)
+
+
+def test_timeout_kills_the_whole_tree(sandbox: Sandbox) -> None:
+    config(sandbox, "session_timeout: 2s\n")
+    marker = f"sv-timeout-{os.getpid()}-{time.time()}"
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "to", f"""
+        turns:
+          - [{{spawn: "{PYTHON} -c 'import time; time.sleep(300)' {marker}"}}, {{quiet: 60s}}]
+    """))
+    wait_until(lambda: _with_marker(marker), message="the agent's child")
+    agent = sandbox.wait_state("auth", "killed", timeout=15)
+    assert agent["reason"] == "timed out after 2s"
+    assert _with_marker(marker) == []
+    assert len(triggers(sandbox, "auth", "timeout")) == 1
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_on_failure_restarts_with_backoff_then_gives_up(sandbox: Sandbox) -> None:
+    config(sandbox, "restart: on-failure\nmax_restarts: 2\n")
+    sandbox.sv("start", "crashy", "--command", demo(sandbox, "cr", """
+        start: [{say: "Error: lost the connection"}, {exit: 4}]
+        turns: []
+    """))
+    agent = sandbox.wait_state("crashy", "failed", timeout=30)
+    assert "gave up after 2 quick restarts" in agent["reason"]
+    assert len(events(sandbox, "crashy", "restarting")) == 2
+    delays = [e["restart_in"] for e in events(sandbox, "crashy") if "restart_in" in e]
+    assert delays == [2.0, 4.0]  # growing backoff
+    exits = triggers(sandbox, "crashy", "exited")
+    assert len(exits) == 1  # alerted once, when it will not be restarted any more
+
+
+def test_exit_0_is_not_restarted_on_failure(sandbox: Sandbox) -> None:
+    config(sandbox, "restart: on-failure\n")
+    sandbox.sv("start", "fine", "--task", "bye", "--command", demo(sandbox, "ok", "turns:\n  - [{exit: 0}]\n"))
+    sandbox.wait_state("fine", "exited")
+    assert events(sandbox, "fine", "restarting") == []
+
+
+def test_repeated_errors_and_rate_limits_fire_errors(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "er", """
+        turns:
+          - [{say: "Error: connection reset"}, {say: "Error: connection reset"}, {say: "Error: connection reset"}]
+          - [{say: "You have hit the usage limit for today"}]
+    """))
+    wait_until(lambda: triggers(sandbox, "auth", "errors"), message="errors trigger")
+    assert "connection reset" in triggers(sandbox, "auth", "errors")[0]["summary"]
+    sandbox.wait_state("auth", "idle")
+    sandbox.sv("send", "auth", "again")
+    wait_until(lambda: len(triggers(sandbox, "auth", "errors")) == 2, message="usage limit trigger")
+    assert "usage or rate limit" in triggers(sandbox, "auth", "errors")[1]["summary"]
+
+
+def test_a_process_working_in_another_worktree_is_an_escape(sandbox: Sandbox) -> None:
+    config(sandbox)
+    root = sandbox.root
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "es", f"""
+        turns:
+          - [{{spawn: "cd {root} && sleep 60"}}, {{quiet: 60s}}]
+    """))
+    wait_until(lambda: triggers(sandbox, "auth", "escape"), timeout=20, message="escape trigger")
+    escape = triggers(sandbox, "auth", "escape")[0]
+    assert "the main checkout" in escape["summary"] and escape["cwd"] == str(root)
+
+
+def test_agents_waiting_for_each_other_are_a_deadlock(sandbox: Sandbox) -> None:
+    config(sandbox)
+    supervisor = f"{PYTHON} -m supervisor"
+    for me, other in (("alpha", "beta"), ("beta", "alpha")):
+        sandbox.sv("start", me, "--task", "go", "--command", demo(sandbox, me, f"""
+            turns:
+              - [{{run: "{supervisor} report --waiting-for {other}"}}]
+        """))
+    wait_until(lambda: triggers(sandbox, "alpha", "deadlock") and triggers(sandbox, "beta", "deadlock"),
+               timeout=20, message="deadlock on both")
+    assert triggers(sandbox, "alpha", "deadlock")[0]["summary"] == "waits in a cycle: alpha → beta → alpha"
+
+
+@pytest.mark.parametrize("hooks", [True, False])
+def test_first_prompt_waits_for_a_slow_starting_cli(sandbox: Sandbox, hooks: bool) -> None:
+    config(sandbox)
+    record = sandbox.root.parent / "slow.jsonl"
+    command = fake_claude(sandbox, "slow", "turns:\n  - [{say: hi}]\n", hooks=hooks)
+    sandbox.sv("start", "auth", "--task", "hello there", "--command",
+               f"{command} --start-delay 2s --drop-early-input --record {record}")
+    wait_until(lambda: record.exists() and "hello there" in record.read_text(), message="delivered once ready")
+    assert len(record.read_text().splitlines()) == 1
+
+
+def test_a_dialog_before_the_first_prompt_waits_for_a_human_then_gets_the_task(sandbox: Sandbox) -> None:
+    config(sandbox)
+    record = sandbox.root.parent / "trust.jsonl"
+    command = fake_claude(sandbox, "tr", """
+        start: [{ask: "Do you trust the files in this folder?"}]
+        turns:
+          - [{say: working on it}]
+    """, hooks=False)
+    out = sandbox.sv("start", "auth", "--task", "fix the bug", "--command", f"{command} --record {record}")
+    assert "it needs you first: Do you trust the files in this folder?" in out.stdout
+    agent = sandbox.ls()["auth"]
+    assert agent["state"] == "waiting"
+    assert not record.exists()  # nothing was typed into the dialog
+    sandbox.tmux("send-keys", "-t", agent["pane"], "1")  # the human answers it
+    wait_until(lambda: record.exists() and "fix the bug" in record.read_text(), message="task delivered after")
