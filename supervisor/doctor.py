@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from supervisor.errors import SupervisorError
 
@@ -65,9 +66,18 @@ def checks() -> list[Check]:
 
         running = engine_running(paths)
         found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
+        found += alert_checks(paths, config)
     except SupervisorError as exc:
         found.append(Check("repository/config", False, exc.message, exc.hint))
     return found
+
+
+def alert_checks(paths: Any, config: Any) -> list[Check]:
+    """Each configured alert channel's reachability (Slack auth.test, SMTP connect/EHLO/STARTTLS/login)."""
+    from supervisor.alerts.checks import reachability
+
+    return [Check(f"alerts: {name}", result.ok, result.detail, result.hint)
+            for name, result in reachability(config.alerts, paths)]
 
 
 def run_doctor(json_output: bool = False) -> int:

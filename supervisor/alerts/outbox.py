@@ -1,0 +1,271 @@
+"""The durable outbox: every alert is written here before any channel sees it (SPEC §8, §11).
+
+One row in `alerts` is one message about one agent; one row in `alert_deliveries` per (alert, channel) tracks
+that channel's attempts. A delivery is marked sent in the same transaction that records its result (and the
+Slack thread it started), so after a crash only unsent deliveries are sent again. Per channel, deliveries go
+out in alert order per agent: a later alert about an agent never overtakes an earlier one that is retrying.
+
+The router's own state (conditions, the groups being collected, silences) lives in tables created here too,
+so the whole alert pipeline's schema is in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor.alerts.content import AlertContent
+from supervisor.alerts.content import iso as _iso
+from supervisor.core.store import Store
+
+CURSOR_KEY = "alerts.cursor"
+KEEP_SECONDS = 30 * 86400  # delivered alerts older than this are pruned at start
+
+PENDING = "pending"
+SENT = "sent"
+CANCELLED = "cancelled"  # the channel was removed from the configuration before the alert could be sent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_conditions (
+    agent TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    firing INTEGER NOT NULL,          -- 1 while the condition holds
+    occurrence INTEGER NOT NULL,      -- how many times it started
+    since REAL NOT NULL,              -- when the current occurrence started
+    told INTEGER NOT NULL DEFAULT 0,  -- the human was told about this occurrence (so "resolved" is owed)
+    told_at REAL,                     -- when they were last told (repeat_after counts from here)
+    held INTEGER NOT NULL DEFAULT 0,  -- kept back by a silence: told when the silence ends, if still true
+    data TEXT NOT NULL,               -- the newest evidence (summary, task, screen, ...)
+    PRIMARY KEY (agent, trigger)
+);
+CREATE TABLE IF NOT EXISTS alert_pending (
+    agent TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,             -- firing | resolved
+    repeat INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL DEFAULT 1,
+    queued REAL NOT NULL,             -- the group of an agent is sent at min(queued) + group_wait
+    since REAL NOT NULL,
+    until REAL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (agent, trigger)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    agent TEXT NOT NULL,
+    route TEXT NOT NULL,              -- human | parent
+    triggers TEXT NOT NULL,           -- JSON list
+    status TEXT NOT NULL,             -- firing | resolved
+    content TEXT NOT NULL             -- AlertContent JSON, composed once
+);
+CREATE INDEX IF NOT EXISTS alerts_by_agent ON alerts(agent, id);
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,             -- pending | sent | cancelled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    last_error TEXT,
+    sent_at REAL,
+    detail TEXT,
+    PRIMARY KEY (alert, channel)
+);
+CREATE INDEX IF NOT EXISTS alert_deliveries_open ON alert_deliveries(channel, status, alert);
+CREATE TABLE IF NOT EXISTS alert_threads (
+    agent TEXT NOT NULL,
+    channel TEXT NOT NULL,            -- the channel's thread key, e.g. slack:#agents
+    ref TEXT NOT NULL,                -- e.g. the Slack channel id and ts of the thread's first message
+    PRIMARY KEY (agent, channel)
+);
+CREATE TABLE IF NOT EXISTS alert_silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent TEXT,                       -- NULL: every agent
+    trigger TEXT,                     -- NULL: every trigger
+    created REAL NOT NULL,
+    until REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    alert: int
+    channel: str
+    agent: str
+    attempts: int
+    content: AlertContent
+
+
+def ensure_schema(store: Store) -> None:
+    """Create the alert tables, and start the event cursor at the end of the log on the very first run
+    (an existing repository's old triggers are history, not news)."""
+    with store.transaction() as db:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO meta(key, value) SELECT ?, COALESCE(MAX(id), 0) FROM events",
+                   (CURSOR_KEY,))
+
+
+def get_cursor(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_cursor(db: sqlite3.Connection, cursor: int) -> None:
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (CURSOR_KEY, str(cursor)))
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # writing (inside the router's transaction) ------------------------------------------------------
+
+    @staticmethod
+    def add(db: sqlite3.Connection, content_for: Callable[[int], AlertContent], agent: str, route: str,
+            triggers: list[str], status: str, channels: Iterable[str], now: float) -> int:
+        """Insert one alert and a pending delivery per channel; `content_for(id)` composes its content."""
+        cursor = db.execute(
+            "INSERT INTO alerts(created, agent, route, triggers, status, content) VALUES (?, ?, ?, ?, ?, '')",
+            (now, agent, route, json.dumps(triggers), status),
+        )
+        alert_id = cursor.lastrowid
+        assert alert_id is not None
+        content = content_for(alert_id)
+        db.execute("UPDATE alerts SET content = ? WHERE id = ?", (content.to_json(), alert_id))
+        db.executemany(
+            "INSERT INTO alert_deliveries(alert, channel, status, next_attempt) VALUES (?, ?, 'pending', ?)",
+            [(alert_id, channel, now) for channel in channels],
+        )
+        return alert_id
+
+    # delivering ---------------------------------------------------------------------------------------
+
+    def next_delivery(self, channel: str, now: float) -> tuple[Delivery | None, float | None]:
+        """The delivery to attempt now on `channel`, or None and when the next one falls due.
+
+        Only the oldest open delivery of each agent is a candidate, so alerts about one agent keep their order."""
+        with self.store.transaction() as db:
+            rows = db.execute(
+                """
+                SELECT d.alert, a.agent, d.attempts, d.next_attempt
+                FROM alert_deliveries d JOIN alerts a ON a.id = d.alert
+                WHERE d.channel = ? AND d.status = 'pending' AND d.alert = (
+                    SELECT MIN(d2.alert) FROM alert_deliveries d2 JOIN alerts a2 ON a2.id = d2.alert
+                    WHERE d2.channel = d.channel AND d2.status = 'pending' AND a2.agent = a.agent)
+                ORDER BY d.alert
+                """,
+                (channel,),
+            ).fetchall()
+            due = [row for row in rows if row[3] <= now]
+            if not due:
+                return None, min((row[3] for row in rows), default=None)
+            alert, agent, attempts, _ = due[0]
+            content = db.execute("SELECT content FROM alerts WHERE id = ?", (alert,)).fetchone()[0]
+        return Delivery(alert, channel, agent, attempts, AlertContent.from_json(content)), None
+
+    def thread(self, agent: str, key: str) -> str | None:
+        with self.store.transaction() as db:
+            row = db.execute("SELECT ref FROM alert_threads WHERE agent = ? AND channel = ?", (agent, key)).fetchone()
+        return str(row[0]) if row else None
+
+    def mark_sent(self, delivery: Delivery, detail: str, thread_key: str | None, thread: str | None) -> None:
+        """Record a delivery as done, with the thread it started, in one transaction."""
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE alert_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, detail = ? "
+                "WHERE alert = ? AND channel = ? AND status = 'pending'",
+                (now, detail, delivery.alert, delivery.channel),
+            )
+            if thread_key and thread:
+                db.execute("INSERT OR IGNORE INTO alert_threads(agent, channel, ref) VALUES (?, ?, ?)",
+                           (delivery.agent, thread_key, thread))
+            # The channel works again: what waits in backoff on it need not wait any longer.
+            db.execute("UPDATE alert_deliveries SET next_attempt = ? WHERE channel = ? AND status = 'pending' "
+                       "AND next_attempt > ?", (now, delivery.channel, now))
+            self.store._append(db, delivery.agent, "alert_sent",  # the event joins this transaction
+                               {"alert": delivery.alert, "channel": delivery.channel,
+                                "attempts": delivery.attempts + 1})
+
+    def mark_failed(self, delivery: Delivery, error: str, next_attempt: float) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+                "WHERE alert = ? AND channel = ? AND status = 'pending'",
+                (error, next_attempt, delivery.alert, delivery.channel),
+            )
+            if delivery.attempts == 0:  # the first failure is news; the retries are in `alerts ls`
+                self.store._append(db, delivery.agent, "alert_failed",  # the event joins this transaction
+                                   {"alert": delivery.alert, "channel": delivery.channel, "error": error})
+
+    def forget_thread(self, agent: str, key: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM alert_threads WHERE agent = ? AND channel = ?", (agent, key))
+
+    def retry_now(self, now: float) -> None:
+        """Make every open delivery due (at start: a restart is a good moment to try again)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE alert_deliveries SET next_attempt = ? WHERE status = 'pending'", (now,))
+
+    def cancel_other_channels(self, configured: Iterable[str]) -> int:
+        """Close the open deliveries of channels no longer configured (nobody would ever send them)."""
+        names = list(configured)
+        marks = ",".join("?" * len(names)) or "''"
+        with self.store.transaction() as db:
+            cursor = db.execute(
+                f"UPDATE alert_deliveries SET status = 'cancelled', detail = 'channel no longer configured' "
+                f"WHERE status = 'pending' AND channel NOT IN ({marks})",
+                names,
+            )
+            return cursor.rowcount
+
+    def prune(self, now: float) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "DELETE FROM alerts WHERE created < ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries d "
+                "WHERE d.alert = alerts.id AND d.status = 'pending')",
+                (now - KEEP_SECONDS,),
+            )
+
+    # reading ------------------------------------------------------------------------------------------
+
+    def alerts(self, agent: str | None, limit: int) -> list[dict[str, Any]]:
+        """The newest alerts (of one agent, or all), newest first, with each channel's delivery."""
+        query = "SELECT id, created, agent, route, status, content FROM alerts"
+        args: list[Any] = []
+        if agent is not None:
+            query += " WHERE agent = ?"
+            args.append(agent)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(max(1, min(limit, 1000)))
+        with self.store.transaction() as db:
+            rows = db.execute(query, args).fetchall()
+            ids = [row[0] for row in rows]
+            marks = ",".join("?" * len(ids)) or "NULL"
+            deliveries: dict[int, list[dict[str, Any]]] = {}
+            for alert, channel, status, attempts, next_attempt, last_error, sent_at, detail in db.execute(
+                f"SELECT alert, channel, status, attempts, next_attempt, last_error, sent_at, detail "
+                f"FROM alert_deliveries WHERE alert IN ({marks}) ORDER BY channel", ids):
+                deliveries.setdefault(alert, []).append({
+                    "channel": channel, "status": status, "attempts": attempts, "last_error": last_error,
+                    "sent_at": _iso(sent_at), "next_attempt": _iso(next_attempt) if status == PENDING else None,
+                    "detail": detail,
+                })
+        result = []
+        for alert_id, created, name, route, status, text in rows:
+            content = AlertContent.from_json(text)
+            result.append({
+                "id": alert_id, "created": _iso(created), "agent": name, "route": route, "status": status,
+                "title": content.title(), "actions": content.actions(),
+                "items": [{"trigger": i.trigger, "status": i.status, "summary": i.summary, "since": _iso(i.since),
+                           "until": _iso(i.until), "repeat": i.repeat, "count": i.count} for i in content.items],
+                "deliveries": deliveries.get(alert_id, []),
+            })
+        return result

@@ -1,0 +1,113 @@
+"""The command and tmux channels: a real shell command with the alert in SUPERVISOR_ALERT_*, retried when it
+fails; and a status-line message plus a bell for a real client attached to supervisor's tmux server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.alert_servers import Rig, Rigs, make_repo
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rigs]:
+    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "engine-secret-token")  # must never reach the alert command
+    rigs = Rigs(tmp_path)
+    yield rigs
+    rigs.close()
+
+
+NOTIFY = """\
+import json, os, sys
+out = sys.argv[1]
+if not os.path.exists(out + ".failed-once"):
+    open(out + ".failed-once", "w").close()
+    print("pager unreachable", file=sys.stderr)
+    sys.exit(1)
+env = {k: v for k, v in os.environ.items() if k.startswith("SUPERVISOR_")}
+with open(os.path.join(out, env["SUPERVISOR_ALERT_ID"] + ".json"), "w") as handle:
+    json.dump(env, handle)
+"""
+
+
+def test_command_gets_the_alert_in_environment_variables_and_is_retried(rig: Rigs, tmp_path: Path) -> None:
+    out = tmp_path / "notified"
+    out.mkdir()
+    script = tmp_path / "notify.py"
+    script.write_text(NOTIFY)
+    python = shutil.which("python3") or "python3"
+    r = rig(f"  group_wait: 0.1s\n  command: \"{python} {script} {out}\"\n")
+    r.fire("auth", "waiting", "waiting for approval: Bash(rm -rf build/)", task="Clean up",
+           screen=["rm -rf build/?", "❯ 1. Yes"])
+
+    def delivered() -> list[Path]:
+        return sorted(out.glob("*.json"))
+
+    (path,) = wait_until(delivered, message="the command ran successfully")
+    env = json.loads(path.read_text())
+    assert env["SUPERVISOR_ALERT_AGENT"] == "auth"
+    assert env["SUPERVISOR_ALERT_TRIGGER"] == "waiting" and env["SUPERVISOR_ALERT_STATUS"] == "firing"
+    assert env["SUPERVISOR_ALERT_SUMMARY"] == "waiting for approval: Bash(rm -rf build/)"
+    assert env["SUPERVISOR_ALERT_ACTION"] == "supervisor approve auth"
+    assert env["SUPERVISOR_ALERT_TASK"] == "Clean up" and "rm -rf build/?" in env["SUPERVISOR_ALERT_SCREEN"]
+    assert env["SUPERVISOR_ALERT_REPO"] == "repo" and env["SUPERVISOR_ALERT_FOR"].endswith("s")
+    assert "supervisor attach auth" in env["SUPERVISOR_ALERT_TEXT"]
+    assert "SUPERVISOR_TOKEN" not in env
+    delivery = wait_until(lambda: r.history()[0]["deliveries"][0]["status"] == "sent" and r.history()[0],
+                          message="recorded as sent")["deliveries"][0]
+    assert delivery["attempts"] == 2  # the first run failed and was retried
+    events = [e.kind for e in r.engine.store.events("auth", limit=20)]
+    assert events.count("alert_failed") == 1 and events.count("alert_sent") == 1
+    failed = next(e for e in r.engine.store.events("auth", limit=20) if e.kind == "alert_failed")
+    assert failed.data["error"] == "alert command exited 1: pager unreachable"
+
+
+@pytest.fixture
+def tmux_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Rig, list[str]]]:
+    runtime = Path(tempfile.mkdtemp(prefix="sva-", dir="/tmp"))  # socket paths must stay short
+    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rig = Rig(make_repo(tmp_path / "repo", "alerts:\n  group_wait: 0.1s\n"))
+    user = ["tmux", "-S", str(runtime / "user.sock"), "-f", "/dev/null"]
+    try:
+        yield rig, user
+    finally:
+        rig.close()
+        subprocess.run([*user, "kill-server"], capture_output=True, check=False)
+        rig.engine.tmux.kill_server()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig, list[str]]) -> None:
+    r, user = tmux_rig
+    tmux = r.engine.tmux
+    r.fire("auth", "done", "nobody attached yet")
+    first = wait_until(lambda: r.history() and r.history()[0]["deliveries"][0]["status"] == "sent" and r.history(),
+                       message="the first alert")[0]
+    assert first["deliveries"][0]["detail"] == "no client attached"  # nothing to show it on: done, not retried
+
+    tmux.ensure_server()
+    tmux.run("new-session", "-d", "-s", "main", "sleep 600")
+    attach = f"tmux -S {tmux.socket} attach -t main"
+    subprocess.run([*user, "new-session", "-d", "-s", "user", "-x", "150", "-y", "30", attach], check=True)
+    wait_until(lambda: tmux.run("list-clients"), message="a client attached")
+
+    def user_screen() -> str:
+        return subprocess.run([*user, "capture-pane", "-p", "-t", "user"], capture_output=True, text=True).stdout
+
+    r.fire("auth", "waiting", "waiting for approval: Bash(git push #1)")
+    wait_until(lambda: "auth waiting" in user_screen(), message="the message in the status line")
+    assert "Bash(git push #1)" in user_screen()  # a '#' is shown as typed, not taken as a tmux format
+    bell = [*user, "display-message", "-p", "-t", "user", "#{window_bell_flag}"]
+    wait_until(lambda: subprocess.run(bell, capture_output=True, text=True).stdout.strip() == "1",
+               message="the bell")
+    second = r.history()[-1]["deliveries"][0]
+    assert second["status"] == "sent" and second["detail"] == "shown to 1 client(s)"
