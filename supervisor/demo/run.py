@@ -78,20 +78,25 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
             print(f"  {name}: {exc.message}", file=sys.stderr)
             continue
         print(f"  started {name} ({scenario})")
-    _wait_started(paths, timeout=10.0)
     import os
 
     os.chdir(repo)
-    print()
-    cli_main(["ls"])
+    code = 0
+    if open_ui:
+        code = cli_main(["ui"])  # the dashboard shows them starting; it returns when the user quits
+    else:
+        _wait_started(paths, timeout=10.0)
+        print()
+        cli_main(["ls"])
     print(
         f"\nNext: cd {repo}\n"
+        "  supervisor                    the dashboard (? lists its keys)\n"
         "  supervisor ls                 every agent and its state\n"
         "  supervisor attach auth        take over a pane (detach with your tmux prefix + d)\n"
         "  supervisor send ui 'yes'      type into an agent\n"
         "  supervisor stop billing       stop one; `supervisor engine stop` stops watching"
     )
-    return 0 if not open_ui else cli_main(["ui"])
+    return code
 
 
 def _wait_started(paths: RepoPaths, timeout: float) -> None:

@@ -1,0 +1,181 @@
+"""The dashboard under load: 100 agents changing state every second, in a real terminal.
+
+    .venv/bin/python bench/ui.py [--agents 100] [--seconds 10] [--presses 30]
+
+Runs the real dashboard (on an in-memory stand-in for the engine whose agents all change state, CPU and
+memory every second, each change an event on the long poll) in a tmux pane, and measures from outside:
+  cpu        the dashboard process's CPU over SECONDS, as a percentage of one core
+  latency    from a key press (Down, sent with `tmux send-keys`) to the screen showing its effect (the next
+             agent's name in the preview's title, read with `capture-pane` every 5 ms), PRESSES times
+The same run with a naive table (cleared and filled again on every refresh instead of updated cell by
+cell) is the baseline, and the same dashboard without churn is the floor (Textual, tmux and the capture
+loop themselves); the ratios say what redrawing only what changed is worth and what the churn costs.
+Target: a key's effect on screen within 100 ms (median), whatever the churn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_MS = 100.0
+STATES = ("working", "idle", "working", "waiting", "working", "stalled")
+
+
+def names(count: int) -> list[str]:
+    """Sessions with helpers and sub-helpers: s00, s00.h1, s00.h1.d, s00.h2, s01, …"""
+    result: list[str] = []
+    session = 0
+    while len(result) < count:
+        base = f"s{session:02d}"
+        result += [base, f"{base}.h1", f"{base}.h1.d", f"{base}.h2"]
+        session += 1
+    return sorted(result[:count], key=lambda n: tuple(n.split(".")))
+
+
+def child(args: argparse.Namespace) -> int:
+    """The dashboard itself, on a churning fake engine."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from supervisor.ui.app import SupervisorApp
+    from supervisor.ui.fake import FakeSource, agent
+    from supervisor.ui.tables import SyncTable
+
+    now = time.time()
+    agents = [agent(name, "working", since=5, task=f"task of {name}", cpu=10.0, now=now) for name in names(args.agents)]
+    source = FakeSource(agents, screens={a["name"]: f"{a['name']}: working…" for a in agents}, now=now)
+    stop = threading.Event()
+
+    def churn() -> None:
+        rng = random.Random(1)
+        tick = 0
+        while not stop.wait(1.0):
+            tick += 1
+            source.now = time.time()
+            for record in list(source.agents.values()):
+                state = STATES[(tick + hash(record["name"])) % len(STATES)]
+                source.set_state(record["name"], state, cpu_percent=round(rng.uniform(0, 80), 1),
+                                 rss_bytes=rng.randrange(20_000_000, 400_000_000))
+
+    if args.mode == "naive":
+        def rebuild(self: SyncTable, rows: Any) -> None:
+            """The baseline: every refresh clears the table and adds every row again."""
+            selected = self.current_key
+            self.clear()
+            self._shown = {}
+            for key, cells in rows:
+                self.add_row(*[cells[c] for c, _ in self.COLUMNS], key=key)
+                self._shown[key] = cells
+            if selected is not None and selected in self._shown:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)
+
+        SyncTable.sync = rebuild  # type: ignore[method-assign]
+
+    if args.mode != "still":
+        threading.Thread(target=churn, daemon=True).start()
+    app = SupervisorApp(source)
+    app.run()
+    stop.set()
+    Path(args.stats).write_text(json.dumps({"sync_ms": [s * 1000 for s in app.sync_seconds]}))
+    return 0
+
+
+def measure(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    import psutil
+
+    scratch = Path(tempfile.mkdtemp(prefix="svb-ui-", dir="/tmp"))
+    socket = scratch / "term.sock"
+    stats = scratch / "stats.json"
+    base = ["tmux", "-S", str(socket), "-f", "/dev/null"]
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--agents", str(args.agents),
+               "--stats", str(stats), "--mode", mode]
+    subprocess.run([*base, "new-session", "-d", "-s", "b", "-x", "160", "-y", "50",
+                    " ".join(shlex.quote(part) for part in command)], check=True,
+                   env={**os.environ, "TERM": "xterm-256color"})
+    order = names(args.agents)
+
+    def screen() -> str:
+        return subprocess.run([*base, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True).stdout
+
+    try:
+        deadline = time.monotonic() + 30
+        while f"─ {order[0]} — " not in screen():
+            if time.monotonic() > deadline:
+                raise SystemExit("the dashboard did not show up:\n" + screen())
+            time.sleep(0.05)
+        pid = int(subprocess.run([*base, "display-message", "-p", "-t", "b", "#{pane_pid}"], capture_output=True,
+                                 text=True, check=True).stdout)
+        process = psutil.Process(pid)
+        time.sleep(2.0)  # let the churn reach its steady state: this is the interval measured, not a wait
+        before, started = process.cpu_times(), time.monotonic()
+        time.sleep(args.seconds)
+        after, ended = process.cpu_times(), time.monotonic()
+        cpu = 100 * ((after.user - before.user) + (after.system - before.system)) / (ended - started)
+        latencies = []
+        for index in range(1, min(args.presses, len(order) - 1) + 1):
+            expected = f"─ {order[index]} — "
+            sent = time.perf_counter()
+            subprocess.run([*base, "send-keys", "-t", "b", "Down"], check=True)
+            while expected not in screen():
+                if time.perf_counter() - sent > 5:
+                    raise SystemExit(f"no {expected!r} on screen after 5 s")
+                time.sleep(0.005)  # each capture is a tmux client process: do not starve the dashboard
+            latencies.append((time.perf_counter() - sent) * 1000)
+        subprocess.run([*base, "send-keys", "-t", "b", "q"], check=True)
+        deadline = time.monotonic() + 10
+        while not stats.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sync_ms = json.loads(stats.read_text())["sync_ms"] if stats.exists() else []
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"cpu": cpu, "latency": latencies, "sync_ms": sync_ms}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="cells", help=argparse.SUPPRESS)
+    parser.add_argument("--stats", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    print(f"{args.agents} agents, every one changing state, CPU and memory every second; {os.cpu_count()} cores")
+    results = {"cell by cell": measure(args, "cells"), "naive rebuild": measure(args, "naive"),
+               "no churn": measure(args, "still")}
+    for label, result in results.items():
+        lat = sorted(result["latency"])
+        p95 = lat[int(len(lat) * 0.95) - 1] if lat else float("nan")
+        sync = result["sync_ms"]
+        print(f"{label:>14}: CPU {result['cpu']:5.1f}% of a core | key to screen median "
+              f"{statistics.median(lat):5.1f} ms, p95 {p95:5.1f} ms, max {max(lat):5.1f} ms | "
+              f"table refresh median {statistics.median(sync) if sync else float('nan'):.1f} ms")
+    ours, naive = results["cell by cell"], results["naive rebuild"]
+    median = {label: statistics.median(result["latency"]) for label, result in results.items()}
+    print(f"naive / cell by cell: CPU {naive['cpu'] / max(ours['cpu'], 0.01):.2f}x, "
+          f"key to screen {median['naive rebuild'] / median['cell by cell']:.2f}x")
+    print(f"churn / no churn: key to screen {median['cell by cell'] / median['no churn']:.2f}x "
+          f"(the cost of 100 changes a second on the keys)")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    verdict = "ok" if median["cell by cell"] <= TARGET_MS else "SLOWER THAN TARGET"
+    print(f"target: key to screen within {TARGET_MS:.0f} ms (median): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Everything the dashboard lets a human do, once: its key, what it does, and the CLI command that does the
+same (every action of the dashboard is also a command). The footer, the help screen (`?`) and the command
+palette are all built from this list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str  # Textual key name(s), comma-separated
+    name: str  # the app's action_<name>
+    title: str
+    help: str
+    cli: str | None = None  # the equivalent command; NAME is the selected agent
+    footer: bool = False  # shown in the footer (the rest is in the help screen and the palette)
+    on_agent: bool = True  # needs a selected agent
+
+    @property
+    def display_key(self) -> str:
+        first = self.key.split(",")[0]
+        return {"enter": "⏎", "question_mark": "?", "slash": "/", "exclamation_mark": "!"}.get(first, first)
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("enter", "attach", "Attach", "attach the terminal to the agent's pane; detach with your tmux prefix + d",
+           "supervisor attach NAME", footer=True),
+    Action("n", "new_session", "New session", "start a session: name, task, profile, command",
+           "supervisor start NAME --task TEXT [--agent PROFILE] [--command CMD]", footer=True, on_agent=False),
+    Action("h", "new_helper", "New helper", "start a helper under the selected agent",
+           "supervisor helper NAME --role ROLE --parent NAME"),
+    Action("i", "send", "Send text", "type text into the agent and submit it", "supervisor send NAME TEXT",
+           footer=True),
+    Action("y", "approve", "Approve", "answer the agent's pending approval with yes", "supervisor approve NAME",
+           footer=True),
+    Action("d", "deny", "Deny", "answer the agent's pending approval with no, and a reason",
+           "supervisor deny NAME --reason TEXT", footer=True),
+    Action("s", "stop", "Stop", "stop the agent (graceful, or kill at once)", "supervisor stop NAME [--kill]",
+           footer=True),
+    Action("r", "restart", "Restart", "start the agent again in the same worktree", "supervisor restart NAME"),
+    Action("m", "merge", "Merge", "audit the agent's commits against its contract and merge its branch",
+           "supervisor merge NAME"),
+    Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]"),
+    Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
+           "supervisor alerts snooze NAME [--for 30m]"),
+    Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,
+           on_agent=False),
+    Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",
+           on_agent=False),
+    Action("exclamation_mark", "needs_me", "Needs me", "show only the agents that need a human (again: all)",
+           on_agent=False),
+    Action("e", "toggle_events", "Events: agent/all", "show the events of the selected agent or of all",
+           on_agent=False),
+    Action("p", "focus_preview", "Preview", "move the focus to the pane preview to scroll its history, and back",
+           on_agent=False),
+    Action("question_mark", "help", "Help", "this list of keys", footer=True, on_agent=False),
+    Action("q", "quit", "Quit", "close the dashboard (the agents and the engine keep running)", footer=True,
+           on_agent=False),
+)
+
+BY_NAME = {action.name: action for action in ACTIONS}

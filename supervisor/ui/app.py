@@ -1,0 +1,355 @@
+"""The dashboard: every agent as a tree, what needs a human, a live preview of the selected pane, events.
+
+This module is the layout, the keys and what they do; how data flows in (threads, the long poll, recovery)
+and how it is drawn is `supervisor.ui.live`. Every action is also a CLI command (`supervisor.ui.actions`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
+
+from supervisor.paths import RepoPaths
+from supervisor.ui.actions import ACTIONS, BY_NAME
+from supervisor.ui.live import LiveDashboard
+from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
+from supervisor.ui.pane import PaneView
+from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
+
+
+class AgentCommands(Provider):
+    """The command palette's "go to an agent" entries."""
+
+    def _entries(self) -> list[tuple[str, str]]:
+        app = self.app
+        assert isinstance(app, SupervisorApp)
+        return [(name, str(app.board.agents[name].get("task") or "")) for name in app.board.order]
+
+    async def discover(self) -> Hits:
+        app = self.app
+        assert isinstance(app, SupervisorApp)
+        for name, task in self._entries():
+            yield DiscoveryHit(f"Go to {name}", partial(app.select_agent, name), help=task)
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, SupervisorApp)
+        matcher = self.matcher(query)
+        for name, task in self._entries():
+            title = f"Go to {name}"
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(app.select_agent, name), help=task)
+
+
+class SupervisorApp(LiveDashboard):
+    TITLE = "supervisor"
+    COMMANDS = App.COMMANDS | {AgentCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(a.key, a.name, a.title, show=a.footer) for a in ACTIONS),
+        Binding("escape", "leave_input", "Back", show=False),
+    ]
+    CSS: ClassVar[str] = """
+    #banner { height: 1; padding: 0 1; background: $error; color: $text; text-style: bold; display: none; }
+    #banner.-down { display: block; }
+    #filters { height: 1; padding: 0 1; }
+    #filters Label { width: auto; color: $text-muted; padding-right: 1; }
+    #filter { width: 1fr; }
+    #state { width: 24; margin-left: 1; }
+    SyncTable { border: round $panel-lighten-2; background: $surface; }
+    SyncTable:focus { border: round $accent; }
+    #attention { height: auto; max-height: 8; border: round $error; }
+    #attention:focus { border: round $accent; }
+    #agents { height: 1fr; min-height: 6; }
+    #bottom { height: 1fr; min-height: 8; }
+    #preview { width: 3fr; border: round $panel-lighten-2; }
+    #preview:focus { border: round $accent; }
+    #events { width: 2fr; border: round $panel-lighten-2; background: $surface; scrollbar-size-vertical: 1; }
+    #events:focus { border: round $accent; }
+    """
+
+    # layout -------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: `query_one` searches the active screen, which may be a modal form.
+        self.banner = Static("", id="banner")
+        self.filter_input = Input(placeholder="text in name, task, state or reason   (/)", id="filter", compact=True)
+        self.state_select = Select([(label, value) for value, label in STATE_FILTERS], value="all",
+                                   allow_blank=False, id="state", compact=True)
+        self.attention_table = AttentionTable(id="attention")
+        self.agents_table = AgentTable(id="agents")
+        self.preview = PaneView(id="preview")
+        self.event_log = RichLog(id="events", max_lines=1000, wrap=True, min_width=20, markup=False,
+                                 auto_scroll=True)
+        yield Header(icon="◆")
+        yield self.banner
+        with Horizontal(id="filters"):
+            yield Label("Filter")
+            yield self.filter_input
+            yield self.state_select
+        yield self.attention_table
+        yield self.agents_table
+        with Horizontal(id="bottom"):
+            yield self.preview
+            yield self.event_log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"supervisor — {self.source.title}"
+        self.attention_table.display = False
+        self._title(self.attention_table, "Needs you")
+        self._title(self.agents_table, "Agents")
+        self._title(self.preview, "Preview")
+        self.preview.message("select an agent to see its pane")
+        self._update_events_title()
+        self.agents_table.focus()
+        self.start_feeds()
+
+    # actions ------------------------------------------------------------------------------------------
+
+    def _agent(self) -> str | None:
+        if self.selected is None or self.selected not in self.board.agents:
+            self.notify("select an agent first", severity="warning", timeout=3)
+            return None
+        return self.selected
+
+    def _request(self, method: str, params: dict[str, Any], done: str | Callable[[Any], None] | None = None,
+                 timeout: float | None = 120) -> None:
+        """An action's request; on success a short notification (or `done`), then a refresh."""
+
+        def finish(result: Any) -> None:
+            if callable(done):
+                done(result)
+            elif done:
+                self.notify(done, timeout=3)
+            self.request_ls()
+
+        self._in_thread(method, lambda: self.source.call(method, params, timeout=timeout), finish)
+
+    def _unavailable_now(self, method: str) -> bool:
+        if method in self.unavailable:
+            self._not_available(method)
+            return True
+        return False
+
+    @on(DataTable.RowSelected, "#agents")
+    def _agent_chosen(self, event: DataTable.RowSelected) -> None:
+        self._select(self.agents_table.name_of(event.row_key))
+        self.action_attach()
+
+    def action_attach(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+        self._in_thread("attach", lambda: self.source.call("attach_info", {"name": name}),
+                        partial(self._attach_to, name))
+
+    def _attach_to(self, name: str, info: dict[str, Any]) -> None:
+        """Hand the terminal to tmux on the agent's pane until the user detaches, like `supervisor attach`."""
+        from supervisor.tmux.server import attach_argv
+
+        socket = str(info["socket"])
+        pane = str(info["pane"])
+        inside = os.environ.get("TMUX", "").split(",")[0] == socket
+        argv = list(attach_argv(socket, pane, str(info["session"]), inside))  # type: ignore[arg-type]
+        select = ["tmux", "-S", socket, "select-window", "-t", pane, ";", "select-pane", "-t", pane]
+        if inside:  # the dashboard runs in supervisor's own tmux: switch this client, nothing to suspend
+            self._in_thread("attach", lambda: [subprocess.run(cmd, check=False, capture_output=True)
+                                               for cmd in (select, argv)])
+            return
+        env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # nested in the user's own tmux is fine
+        try:
+            with self.suspend():
+                subprocess.run(select, check=False, capture_output=True)
+                subprocess.run(argv, check=False, env=env)
+        except SuspendNotSupported:
+            self.notify(f"attaching needs a terminal: run `supervisor attach {name}`", severity="warning")
+            return
+        self.request_ls()
+        self._preview_of = None
+        self.request_screen()
+
+    def action_new_session(self) -> None:
+        def submitted(form: dict[str, Any] | None) -> None:
+            if form is not None:
+                self._request("start", form, partial(self._started, form["name"]))
+
+        self.push_screen(NewSessionScreen(), submitted)
+
+    def _started(self, name: str, agent: dict[str, Any]) -> None:
+        self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)
+        self.board.agents.setdefault(name, agent)
+        self.request_ls()
+        self.call_after_refresh(self.select_agent, name)
+
+    def action_new_helper(self) -> None:
+        parent = self._agent()
+        if parent is None or self._unavailable_now("helper"):
+            return
+
+        def submitted(form: dict[str, Any] | None) -> None:
+            if form is not None:
+                self._request("helper", form, f"{parent}.{form['name']}: started")
+
+        self.push_screen(NewHelperScreen(parent), submitted)
+
+    def action_send(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+
+        def submitted(text: str | None) -> None:
+            if text:
+                self._request("send", {"name": name, "text": text}, f"{name}: sent")
+
+        self.push_screen(PromptScreen(f"Send to {name} (typed and submitted)", "text"), submitted)
+
+    def action_approve(self) -> None:
+        name = self._agent()
+        if name is not None and not self._unavailable_now("approve"):
+            self._request("approve", {"name": name}, f"{name}: approved")
+
+    def action_deny(self) -> None:
+        name = self._agent()
+        if name is None or self._unavailable_now("deny"):
+            return
+
+        def submitted(reason: str | None) -> None:
+            if reason is not None:
+                self._request("deny", {"name": name, "reason": reason.strip() or None}, f"{name}: denied")
+
+        self.push_screen(PromptScreen(f"Deny {name}'s request: why? (optional)", "reason", allow_empty=True),
+                         submitted)
+
+    def action_stop(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("stop", "kill"):
+                self._request("stop", {"name": name, "kill": choice == "kill"},
+                              f"{name}: {'killed' if choice == 'kill' else 'stopped'}")
+
+        self.push_screen(ConfirmScreen(f"Stop {name} and its whole process tree?",
+                                       [("kill", "Kill now", "error"), ("stop", "Stop", "warning")]), chosen)
+
+    def action_restart(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+        if self.board.agents[name].get("state") not in LIVE_STATES:
+            self._request("restart", {"name": name}, f"{name}: restarted")
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "restart":
+                self._request("restart", {"name": name}, f"{name}: restarted")
+
+        self.push_screen(ConfirmScreen(f"{name} is running. Stop it and start it again?",
+                                       [("restart", "Restart", "warning")]), chosen)
+
+    def action_merge(self) -> None:
+        name = self._agent()
+        if name is None or self._unavailable_now("merge"):
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "merge":
+                self._request("merge", {"name": name}, f"{name}: merged")
+
+        target = self.board.agents[name].get("target") or "its target"
+        self.push_screen(ConfirmScreen(f"Audit {name}'s commits and merge its branch into {target}?",
+                                       [("merge", "Merge", "primary")]), chosen)
+
+    def action_remove(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("remove", "force"):
+                self._request("rm", {"name": name, "force": choice == "force"}, f"{name}: removed")
+
+        self.push_screen(ConfirmScreen(
+            f"Remove {name}'s worktree and branch?\nForce also stops it and drops unmerged work.",
+            [("force", "Force remove", "error"), ("remove", "Remove", "warning")]), chosen)
+
+    def action_snooze(self) -> None:
+        name = self._agent()
+        if name is None or self._unavailable_now("snooze"):
+            return
+
+        def submitted(duration: str | None) -> None:
+            if duration is not None:
+                self._request("snooze", {"name": name, "duration": duration.strip() or "1h"},
+                              partial(self._snoozed, name))
+
+        self.push_screen(PromptScreen(f"Snooze {name}'s alerts for (e.g. 30m, 2h; blank: 1h)", "1h",
+                                      allow_empty=True), submitted)
+
+    def _snoozed(self, name: str, silence: dict[str, Any]) -> None:
+        self.notify(f"{name}: alerts snoozed" + (f" for {silence['remaining']}" if silence.get("remaining") else ""),
+                    timeout=3)
+        self.request_silences()
+
+    def action_filter_text(self) -> None:
+        self.filter_input.focus()
+
+    def action_cycle_state_filter(self) -> None:
+        values = [value for value, _ in STATE_FILTERS]
+        self._set_state_filter(values[(values.index(self.state_filter) + 1) % len(values)])
+
+    def action_needs_me(self) -> None:
+        self._set_state_filter("all" if self.state_filter == "attention" else "attention")
+
+    def action_toggle_events(self) -> None:
+        self.events_scope = "all" if self.events_scope == "agent" else "agent"
+        self.load_events()
+
+    def action_focus_preview(self) -> None:
+        if self.preview.has_focus:
+            self.agents_table.focus()
+        else:
+            self.preview.focus()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_leave_input(self) -> None:
+        if not isinstance(self.focused, SyncTable):
+            self.agents_table.focus()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for action in ACTIONS:
+            if action.name in ("quit", "help"):
+                continue
+            target = f" {self.selected}" if action.on_agent and self.selected else ""
+            help_text = action.help + (f"   ({action.cli.replace('NAME', self.selected or 'NAME')})"
+                                       if action.cli else "")
+            yield SystemCommand(f"{action.title}{target}", help_text, partial(self.run_named_action, action.name))
+
+    def run_named_action(self, name: str) -> None:
+        getattr(self, f"action_{BY_NAME[name].name}")()
+
+
+def run_dashboard(paths: RepoPaths) -> int:
+    """`supervisor ui`: the dashboard on the repository's engine (the caller has started it)."""
+    from supervisor.ui.source import EngineSource
+
+    SupervisorApp(EngineSource(paths)).run()
+    return 0

@@ -1,0 +1,288 @@
+"""A stand-in for the engine: fixed agents, events and screens, for snapshot tests, docs and the benchmark.
+
+It answers the same requests as the engine with the same JSON shapes (see `supervisor.engine.views`), keeps
+every request it received in `calls`, and can be driven from a test: `set_state`, `emit`, `go_down`. It is a
+test double of the network, nothing more: the real engine is tested with the real engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from supervisor.ui.source import EngineDown, NotAvailable, RequestFailed
+
+# A fixed "now" for deterministic pictures: 2025-06-02 10:00:00 UTC.
+NOW = 1748858400.0
+
+# The requests of the engine the dashboard was first written against; the rest (approve, merge, helper,
+# snooze…) raise NotAvailable unless a test adds them.
+ENGINE_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
+                            "send", "stop", "restart", "rm", "attach_info"})
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None, cpu: float | None = None,
+          rss: int | None = None, now: float = NOW, **extra: Any) -> dict[str, Any]:
+    """An agent record as `ls --json` gives it; `since`: seconds in its state before `now`."""
+    live = state in ("starting", "working", "idle", "waiting", "stalled")
+    parent = name.rsplit(".", 1)[0] if "." in name else None
+    record: dict[str, Any] = {
+        "name": name, "parent": parent, "level": name.count(".") + 1, "role": None, "state": state,
+        "state_since": iso(now - since), "task": task, "worktree": f"/repo-worktrees/{name}",
+        "branch": f"agent/{name}", "base": "0" * 40, "target": "main", "pane": f"%{sum(map(ord, name)) % 100}",
+        "pid": 1000 if live else None, "started_at": iso(now - since - 30), "last_activity_at": iso(now - 2),
+        "cpu_percent": (cpu if cpu is not None else 0.0) if live else None,
+        "rss_bytes": (rss if rss is not None else 50_000_000) if live else None,
+        "waiting_reason": None, "exit_code": None, "reason": None,
+    }
+    record.update(extra)
+    return record
+
+
+def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
+    """The demo's world at a glance: sessions, helpers, and one of everything that needs a human."""
+    return [
+        agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now),
+        agent("auth", "working", since=312, task="Harden the auth package: validate tokens and add tests",
+              cpu=37.5, rss=183_500_000, now=now),
+        agent("auth.tests", "working", since=48, task="Write tests for token validation", cpu=12.0,
+              rss=96_000_000, role="test-agent", now=now),
+        agent("auth.tests.data", "idle", since=20, task="Generate token fixtures", cpu=0.0, rss=38_000_000,
+              role="test-data", now=now),
+        agent("billing", "stalled", since=640, task="Use the new auth roles in billing", cpu=0.0, rss=52_000_000,
+              now=now),
+        agent("docs", "idle", since=210, task="Document the auth package", cpu=0.0, rss=40_000_000, now=now),
+        agent("search", "exited", since=33, task="Speed up the search index", exit_code=3,
+              reason="exited with code 3: Error: unexpected response from the model API", now=now),
+        agent("ui", "waiting", since=75, task="Polish the settings page", cpu=0.5, rss=61_000_000,
+              waiting_reason="approval: Do you want to run `rm -rf build/`?", now=now,
+              conflicts=[{"with": "auth", "files": ["packages/ui/settings.py"]}]),
+    ]
+
+
+def sample_events(now: float = NOW) -> list[dict[str, Any]]:
+    rows: list[tuple[float, str | None, str, dict[str, Any]]] = [
+        (400, None, "engine_started", {"pid": 4242, "version": "0.1.0"}),
+        (330, "auth", "task_delivered", {"text": "Harden the auth package: validate tokens and add tests"}),
+        (312, "auth", "state", {"previous": "starting", "state": "working"}),
+        (250, "docs", "trigger", {"trigger": "boundary", "active": True,
+                                  "summary": "commit 3f2a1c9 touches outside/boundary-violation.txt"}),
+        (210, "docs", "state", {"previous": "working", "state": "idle"}),
+        (95, "api", "trigger", {"trigger": "done", "active": True, "summary": "finished its turn"}),
+        (75, "ui", "trigger", {"trigger": "waiting", "active": True,
+                               "summary": "approval: Do you want to run `rm -rf build/`?"}),
+        (48, "auth.tests", "state", {"previous": "starting", "state": "working"}),
+        (33, "search", "exited", {"exit_code": 3, "reason": "Error: unexpected response from the model API"}),
+        (33, "search", "trigger", {"trigger": "exited", "active": True, "summary": "exited with code 3"}),
+    ]
+    return [{"id": index + 1, "ts": iso(now - ago), "agent": name, "kind": kind, **data}
+            for index, (ago, name, kind, data) in enumerate(rows)]
+
+
+def sample_screens() -> dict[str, str]:
+    green, yellow, dim, bold, reset = "\x1b[32m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+    return {
+        "auth": "\n".join([
+            f"{bold}demo-agent 0.1.0{reset} — /repo-worktrees/auth",
+            "",
+            "› Harden the auth package: validate tokens and add tests",
+            "Planning the change…",
+            f"{dim}· Worked for 2s{reset}",
+            "Editing files…",
+            f"{green}⠹ Working… (4s){reset}",
+        ]),
+        "ui": "\n".join([
+            f"{bold}demo-agent 0.1.0{reset} — /repo-worktrees/ui",
+            "",
+            "› Polish the settings page",
+            "The build directory is stale.",
+            f"{dim}· Worked for 1s{reset}",
+            f"{yellow}Do you want to run `rm -rf build/`?{reset}",
+            "❯ 1. Yes",
+            "  2. No",
+            f"{dim}Esc to cancel{reset}",
+        ]),
+    }
+
+
+class FakeSource:
+    """An in-memory engine. Thread-safe: the dashboard calls it from worker threads."""
+
+    def __init__(self, agents: Iterable[dict[str, Any]] = (), events: Iterable[dict[str, Any]] = (), *,
+                 screens: dict[str, str] | None = None, diffstat: dict[str, dict[str, int]] | None = None,
+                 methods: Iterable[str] = ENGINE_METHODS, title: str = "demo-shop", now: float = NOW) -> None:
+        self.agents: dict[str, dict[str, Any]] = {a["name"]: dict(a) for a in agents}
+        self.events: list[dict[str, Any]] = list(events)
+        self.screens = dict(screens or {})
+        self.stats = dict(diffstat or {})
+        self.methods = set(methods)
+        self.now = now
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.silences: list[dict[str, Any]] = []
+        self.down = False
+        self.restartable = True
+        self._changed = threading.Condition()
+        self._title = title
+
+    @classmethod
+    def sample(cls, **kwargs: Any) -> FakeSource:
+        stats = {"auth": {"files": 4, "added": 126, "removed": 9}, "auth.tests": {"files": 2, "added": 88,
+                 "removed": 0}, "api": {"files": 1, "added": 12, "removed": 1},
+                 "docs": {"files": 1, "added": 1, "removed": 0}}
+        return cls(sample_agents(), sample_events(), screens=sample_screens(), diffstat=stats, **kwargs)
+
+    # the DataSource protocol --------------------------------------------------------------------------
+
+    @property
+    def title(self) -> str:
+        return self._title
+
+    @property
+    def tmux_socket(self) -> str | None:
+        return None
+
+    def ensure_engine(self) -> None:
+        with self._changed:
+            if not self.restartable:
+                raise EngineDown("the engine did not start")
+            self.down = False
+            self._changed.notify_all()
+
+    def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = 30.0) -> Any:
+        params = dict(params or {})
+        with self._changed:
+            if self.down:
+                raise EngineDown("the engine is not running")
+            self.calls.append((method, params))
+        if method not in self.methods:
+            raise NotAvailable(method)
+        handler = getattr(self, f"_op_{method}", None)
+        if handler is None:
+            with self._changed:
+                return self._action(method, params)
+        return handler(**params)
+
+    # reads --------------------------------------------------------------------------------------------
+
+    def _op_ping(self) -> str:
+        return "pong"
+
+    def _op_ls(self) -> list[dict[str, Any]]:
+        with self._changed:
+            return [dict(self.agents[name]) for name in sorted(self.agents, key=lambda n: tuple(n.split(".")))]
+
+    def _op_events(self, name: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        with self._changed:
+            if name is not None and name not in self.agents:
+                raise RequestFailed(f"no agent named {name!r}")
+            found = [e for e in self.events if e["id"] > after and (name is None or e["agent"] == name)]
+            return [dict(e) for e in found[-limit:]]
+
+    def _op_changes(self, after: int = 0, timeout: float = 10.0, limit: int = 500) -> dict[str, Any]:
+        with self._changed:
+            self._changed.wait_for(lambda: self.down or self._last() > after, timeout=min(timeout, 60.0))
+            if self.down:
+                raise EngineDown("the engine is not running")
+            found = [dict(e) for e in self.events if e["id"] > after][-limit:]
+            return {"last": self._last(), "events": found}
+
+    def _op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
+        with self._changed:
+            if name not in self.agents:
+                raise RequestFailed(f"no agent named {name!r}")
+            text = self.screens.get(name)
+            return {"name": name, "text": text or "", "available": text is not None}
+
+    def _op_diffstat(self) -> dict[str, dict[str, int]]:
+        with self._changed:
+            return {name: dict(stat) for name, stat in self.stats.items() if name in self.agents}
+
+    def _op_silences(self) -> list[dict[str, Any]]:
+        with self._changed:
+            return [dict(s) for s in self.silences]
+
+    def _op_attach_info(self, name: str) -> dict[str, Any]:
+        with self._changed:
+            if name not in self.agents:
+                raise RequestFailed(f"no agent named {name!r}")
+            return {"pane": self.agents[name]["pane"], "session": name, "socket": "/nonexistent/tmux.sock"}
+
+    # changes ------------------------------------------------------------------------------------------
+
+    def _last(self) -> int:
+        return int(self.events[-1]["id"]) if self.events else 0
+
+    def emit(self, name: str | None, kind: str, **data: Any) -> dict[str, Any]:
+        """Append an event to the log (waking the dashboard's long poll)."""
+        with self._changed:
+            event = {"id": self._last() + 1, "ts": iso(self.now), "agent": name, "kind": kind, **data}
+            self.events.append(event)
+            self._changed.notify_all()
+            return event
+
+    def set_state(self, name: str, state: str, **fields: Any) -> None:
+        """Change an agent's state the way the engine does: its record, then a `state` event."""
+        with self._changed:
+            record = self.agents[name]
+            previous = record["state"]
+            record.update(state=state, state_since=iso(self.now), **fields)
+        self.emit(name, "state", previous=previous, state=state)
+
+    def go_down(self, *, restartable: bool = True) -> None:
+        with self._changed:
+            self.down = True
+            self.restartable = restartable
+            self._changed.notify_all()
+
+    def _action(self, method: str, params: dict[str, Any]) -> Any:
+        """start, send, stop, restart, rm and anything added to `methods`: recorded, with a plausible effect."""
+        name = str(params.get("name", ""))
+        if method == "start":
+            if name in self.agents:
+                raise RequestFailed(f"an agent named {name!r} already exists")
+            self.agents[name] = agent(name, "starting", since=0, task=params.get("task"), now=self.now)
+            self._emit_locked(name, "created", task=params.get("task"))
+            return dict(self.agents[name])
+        if method == "snooze":
+            silence = {"id": len(self.silences) + 1, "agent": name or None, "trigger": params.get("trigger"),
+                       "until": iso(self.now + 3600), "remaining": str(params.get("duration") or "1h")}
+            self.silences.append(silence)
+            return dict(silence)
+        if method == "helper":
+            full = f"{params.get('parent')}.{name}"
+            self.agents[full] = agent(full, "starting", since=0, task=params.get("task"), now=self.now,
+                                      role=params.get("role"))
+            self._emit_locked(full, "created", task=params.get("task"))
+            return dict(self.agents[full])
+        if name not in self.agents:
+            raise RequestFailed(f"no agent named {name!r}", hint="`supervisor ls` lists the agents")
+        record = self.agents[name]
+        if method == "stop":
+            record.update(state="killed" if params.get("kill") else "stopped", pid=None, state_since=iso(self.now))
+            self._emit_locked(name, "killed" if params.get("kill") else "stopped")
+        elif method == "restart":
+            record.update(state="starting", state_since=iso(self.now), exit_code=None)
+            self._emit_locked(name, "launched")
+        elif method == "rm":
+            if record["state"] in ("starting", "working", "idle", "waiting", "stalled") and not params.get("force"):
+                raise RequestFailed(f"{name} is still running ({record['state']})",
+                                    hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
+            del self.agents[name]
+            self._emit_locked(name, "removed")
+            return {"name": name, "removed": True}
+        else:
+            self._emit_locked(name, method, **{k: v for k, v in params.items() if k != "name"})
+        return dict(record)
+
+    def _emit_locked(self, name: str | None, kind: str, **data: Any) -> None:
+        event = {"id": self._last() + 1, "ts": iso(self.now), "agent": name, "kind": kind, **data}
+        self.events.append(event)
+        self._changed.notify_all()

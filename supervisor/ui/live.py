@@ -1,0 +1,450 @@
+"""The dashboard's data flow: requests in threads, the long poll, recovery, and redrawing what changed.
+
+It talks to the engine only through a `DataSource` (the client API), and never on its event loop: every
+request runs in a thread worker and hands its result back with `call_from_thread`. It learns about changes
+from the engine's `changes` long poll (one daemon thread), refreshes `ls` when something changed (and
+slowly anyway, for CPU and memory), `diffstat` every few seconds and when turns end, and the preview of the
+selected pane twice a second. Tables are updated cell by cell, never rebuilt. When the engine goes away, a
+banner says so, and the dashboard starts it again and carries on from the same event id.
+
+The layout, the keys and the actions are in `supervisor.ui.app`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from rich.text import Text
+from textual import on
+from textual.app import App
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, RichLog, Select, Static
+
+from supervisor.ui.actions import ACTIONS
+from supervisor.ui.model import LIVE_STATES, Attention, Board, event_line, state_text
+from supervisor.ui.pane import PaneView, screen_lines
+from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
+from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
+
+T = TypeVar("T")
+
+TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
+DIFFSTAT_GAP = 3.0
+
+ATTENTION_LABELS = {"waiting": ("ASK", "bold black on yellow"), "boundary": ("BOUNDARY", "bold white on red"),
+                    "stalled": ("STALL", "bold white on magenta"), "failed": ("FAIL", "bold white on red"),
+                    "exited": ("EXIT", "bold white on red")}
+
+
+class LiveDashboard(App[None]):
+    """State, engine I/O and drawing; the subclass composes the widgets declared here."""
+
+    banner: Static
+    filter_input: Input
+    state_select: Select[str]
+    attention_table: AttentionTable
+    agents_table: AgentTable
+    preview: PaneView
+    event_log: RichLog
+
+    def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
+                 diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
+                 long_poll: float = LONG_POLL_SECONDS) -> None:
+        super().__init__()
+        self.source = source
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self.diffstat_seconds = diffstat_seconds
+        self.screen_seconds = screen_seconds
+        self.history = history
+        self.long_poll = long_poll
+        self.board = Board()
+        self.selected: str | None = None
+        self.state_filter = "all"
+        self.text_filter = ""
+        self.events_scope = "agent"  # or "all"
+        self.engine_down: str | None = None
+        self.loaded = False  # the first listing arrived
+        self.last_event = 0
+        self.unavailable: set[str] = set()  # requests this engine said it does not have
+        self._stopping = threading.Event()
+        self._busy: dict[str, bool] = {}  # request kind -> in flight
+        self._again: set[str] = set()  # request kinds asked for while in flight
+        self._preview_of: str | None = None
+        self._preview_raw: str | None = None  # the capture shown, compared in threads to skip parsing
+        self._titles: dict[str, tuple[str, str | None]] = {}
+        self._diffstat_at = 0.0
+        self._preview_ticks = 0
+        self._diffstat_timer: Timer | None = None
+        self.events_shown: list[str] = []  # the event log's lines as text (a wrapped event is one line here)
+        self.sync_seconds: list[float] = []  # how long each table refresh took (for the benchmark)
+
+    def start_feeds(self) -> None:
+        """The long poll and the periodic refreshes (once the widgets are mounted)."""
+        self._start_changes_loop()
+        self.set_interval(1.0, self.refresh_tables)  # time in state ticks locally
+        self.set_interval(self.refresh_seconds, self.request_ls)
+        self.set_interval(self.diffstat_seconds, self.request_diffstat)
+        self.set_interval(self.diffstat_seconds, self.request_silences)
+        self.set_interval(self.screen_seconds, self._tick_preview)
+
+    def on_unmount(self) -> None:
+        self._stopping.set()
+
+    # talking to the engine (always in threads) --------------------------------------------------------
+
+    def _in_thread(self, kind: str, fetch: Callable[[], T], done: Callable[[T], None] | None = None,
+                   *, coalesce: bool = False, background: bool = False) -> None:
+        """Run `fetch` in a thread worker and hand its result to `done` on the event loop.
+
+        With `coalesce`, a request of a kind already in flight is not sent twice: one more runs after it.
+        A `background` read the engine does not offer is noted quietly (no notification, no retry)."""
+        if coalesce:
+            if self._busy.get(kind):
+                self._again.add(kind)
+                return
+            self._busy[kind] = True
+
+        def work() -> None:
+            try:
+                result = fetch()
+            except EngineDown as exc:
+                self._from_thread(self._engine_lost, str(exc))
+            except NotAvailable as exc:
+                if background:
+                    self.unavailable.add(exc.method)
+                else:
+                    self._from_thread(self._not_available, exc.method)
+            except RequestFailed as exc:
+                self._from_thread(self._failed, exc)
+            else:
+                if self.engine_down is not None:  # it answered: whatever said it was gone was wrong or old
+                    self._from_thread(self._engine_back)
+                if done is not None:
+                    self._from_thread(done, result)
+            finally:
+                if coalesce:
+                    self._from_thread(self._finished, kind)
+
+        self.run_worker(work, name=kind, group=kind, thread=True, exit_on_error=False)
+
+    def _from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
+        if self._stopping.is_set():
+            return
+        # While the app closes, the loop may be gone (RuntimeError) or the widgets (NoMatches…): nobody to tell.
+        with contextlib.suppress(Exception):
+            self.call_from_thread(callback, *args)
+
+    def _finished(self, kind: str) -> None:
+        self._busy[kind] = False
+        if kind in self._again:
+            self._again.discard(kind)
+            {"ls": self.request_ls, "diffstat": self.request_diffstat, "screen": self.request_screen,
+             "silences": self.request_silences}[kind]()
+
+    def _start_changes_loop(self) -> None:
+        self._changes_thread = threading.Thread(target=self._changes_loop, name="supervisor-changes", daemon=True)
+        self._changes_thread.start()
+
+    def _changes_loop(self) -> None:
+        """First the listing and recent events, then a long poll on the event log for as long as the app
+        runs; when the engine goes away, a banner, and the engine is started again.
+
+        A daemon thread rather than a Textual worker: a long poll may be blocked for its whole timeout, and
+        the app must be able to quit without waiting for it."""
+        after: int | None = None
+        down_since: float | None = None
+        while not self._stopping.is_set():
+            try:
+                if down_since is not None:
+                    self.source.ensure_engine()
+                    down_since = None
+                    self._from_thread(self._engine_back)
+                if after is None:
+                    agents = self.source.call("ls")
+                    events = list(self.source.call("events", {"limit": 500}))
+                    after = max((int(e["id"]) for e in events), default=0)
+                    self._from_thread(self._bootstrapped, agents, events)
+                    continue
+                result = self.source.call("changes", {"after": after, "timeout": self.long_poll},
+                                          timeout=self.long_poll + 15)
+            except EngineDown as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                self._from_thread(self._engine_lost, str(exc))
+                self._stopping.wait(0.5 if time.monotonic() - down_since < 5 else 2.0)
+                continue
+            except (NotAvailable, RequestFailed) as exc:
+                self._from_thread(self._failed, RequestFailed(f"watching for changes: {exc}"))
+                self._stopping.wait(self.refresh_seconds)
+                continue
+            events = list(result.get("events") or [])
+            after = int(result.get("last", after))
+            if events:
+                self._from_thread(self._got_events, events)
+
+    def _bootstrapped(self, agents: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        self.board.apply_events(events)
+        self.last_event = max((int(e["id"]) for e in events), default=0)
+        self._got_agents(agents)
+        self._fill_events(events if self.events_scope == "all" or self.selected is None
+                          else [e for e in events if e.get("agent") == self.selected])
+        self.request_diffstat()
+        self.request_silences()
+
+    def request_ls(self) -> None:
+        self._in_thread("ls", lambda: self.source.call("ls"), self._got_agents, coalesce=True)
+
+    def request_diffstat(self) -> None:
+        self._diffstat_at = time.monotonic()
+        self._in_thread("diffstat", lambda: self.source.call("diffstat", timeout=60), self._got_diffstat,
+                        coalesce=True)
+
+    def _diffstat_soon(self) -> None:
+        """A turn ended, so files probably changed: diff stats a moment later, but never more often than
+        every DIFFSTAT_GAP seconds (each costs the engine a `git diff` per agent)."""
+        if self._diffstat_timer is None:
+            delay = max(1.0, self._diffstat_at + DIFFSTAT_GAP - time.monotonic())
+            self._diffstat_timer = self.set_timer(delay, self._diffstat_due)
+
+    def _diffstat_due(self) -> None:
+        self._diffstat_timer = None
+        self.request_diffstat()
+
+    def request_silences(self) -> None:
+        if "silences" not in self.unavailable:
+            self._in_thread("silences", lambda: self.source.call("silences"), self._got_silences, coalesce=True,
+                            background=True)
+
+    def _got_silences(self, silences: list[dict[str, Any]]) -> None:
+        self.board.set_silences(silences)
+        self.refresh_tables()
+
+    def request_screen(self) -> None:
+        name = self.selected
+        if name is None:
+            return
+        history = self.history
+
+        def fetch() -> tuple[str, dict[str, Any], list[Text] | None]:
+            screen = self.source.call("screen", {"name": name, "history": history, "ansi": True})
+            raw = str(screen.get("text") or "")
+            # Parsing the colours is the costly part: done here, off the event loop, and only on change.
+            unchanged = self._preview_of == name and raw == self._preview_raw
+            return name, screen, None if unchanged else screen_lines(raw)
+
+        self._in_thread("screen", fetch, self._got_screen, coalesce=True)
+
+    def _tick_preview(self) -> None:
+        """Capture the selected pane again: every tick while it works, every fourth while it waits or idles
+        (each capture costs the engine two tmux calls), never once it has ended."""
+        agent = self.board.agents.get(self.selected or "")
+        self._preview_ticks += 1
+        if agent is None or agent.get("state") not in LIVE_STATES:
+            return
+        if agent.get("state") in ("working", "starting") or self._preview_ticks % 4 == 0:
+            self.request_screen()
+
+    # results ------------------------------------------------------------------------------------------
+
+    def _got_agents(self, agents: list[dict[str, Any]]) -> None:
+        self.board.set_agents(agents)
+        self.loaded = True
+        self.refresh_tables()
+
+    def _got_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
+        self.board.set_diffstat(stats)
+        self.refresh_tables()
+
+    def _got_events(self, events: list[dict[str, Any]]) -> None:
+        self.last_event = max(self.last_event, *(int(e["id"]) for e in events))
+        self.board.apply_events(events)
+        for event in events:
+            if self.events_scope == "all" or event.get("agent") == self.selected:
+                self._write_event(event)
+        self.request_ls()
+        if any(e.get("kind") in ("created", "removed", "launched")
+               or (e.get("kind") == "state" and e.get("state") in TURN_ENDS) for e in events):
+            self._diffstat_soon()
+
+    def _got_screen(self, result: tuple[str, dict[str, Any], list[Text] | None]) -> None:
+        name, screen, lines = result
+        if name != self.selected:
+            return
+        new_agent = self._preview_of != name
+        self._preview_of = name
+        if not screen.get("available"):
+            self._preview_raw = None
+            self.preview.message(f"{name} has no pane any more; `supervisor log {name}` shows its transcript")
+        elif lines is not None:
+            self._preview_raw = str(screen.get("text") or "")
+            self.preview.show(self._preview_raw, lines, reset=new_agent)
+
+    def _engine_lost(self, reason: str) -> None:
+        if self.engine_down is None:
+            self.engine_down = reason
+        banner = self.banner
+        banner.update(f"engine restarting…  ({reason})")
+        banner.add_class("-down")
+
+    def _engine_back(self) -> None:
+        if self.engine_down is None:
+            return
+        self.engine_down = None
+        self.banner.remove_class("-down")
+        self.notify("the engine is back", timeout=3)
+        self.request_ls()
+        self.request_diffstat()
+        self.request_screen()
+
+    def _not_available(self, method: str) -> None:
+        self.unavailable.add(method)
+        action = next((a for a in ACTIONS if a.name == method or (a.cli or "").split(" ")[1:2] == [method]), None)
+        command = f"`{action.cli.split(' NAME')[0]}`" if action and action.cli else method
+        self.notify(f"{command} is not available yet: this engine has no {method} request", title="Not available",
+                    severity="warning")
+
+    def _failed(self, exc: RequestFailed) -> None:
+        self.notify(exc.message + (f"\nhint: {exc.hint}" if exc.hint else ""), title="Failed", severity="error",
+                    timeout=8)
+
+    # drawing ------------------------------------------------------------------------------------------
+
+    def refresh_tables(self) -> None:
+        started = time.perf_counter()
+        now = self.clock()
+        visible = self.board.visible(self.state_filter, self.text_filter)
+        self.agents_table.sync([(name, self.board.cells(name, now, context_only=context))
+                                for name, context in visible])
+        items = self.board.attention()
+        self.attention_table.sync([(item.name, self._attention_cells(item, now)) for item in items])
+        self.attention_table.display = bool(items)
+        self._title(self.attention_table, f"Needs you ({len(items)})")
+        total = len(self.board.agents)
+        shown = f"{len(visible)} of {total}" if len(visible) != total else str(total)
+        self._title(self.agents_table, f"Agents ({shown})")
+        live = sum(1 for a in self.board.agents.values() if a.get("state") in LIVE_STATES)
+        self.sub_title = f"{total} agents · {live} live · {len(items)} need you"
+        if self.selected not in self.board.agents:
+            self._select(self.agents_table.current_key or (items[0].name if items else None))
+        self._update_preview_title()
+        self.sync_seconds.append(time.perf_counter() - started)
+        del self.sync_seconds[:-1000]
+
+    def _attention_cells(self, item: Attention, now: float) -> dict[str, Text]:
+        label, style = ATTENTION_LABELS[item.kind]
+        return {
+            "name": Text(item.name, style="bold"),
+            "kind": Text(label, style=style),
+            "for": self.board.age_cell(item.name, now),
+            "reason": Text(item.reason.splitlines()[0] if item.reason else ""),
+        }
+
+    def _fill_events(self, events: Iterable[dict[str, Any]]) -> None:
+        self.event_log.clear()
+        self.events_shown.clear()
+        for event in events:
+            self._write_event(event)
+
+    def _write_event(self, event: dict[str, Any]) -> None:
+        line = event_line(event, with_agent=self.events_scope == "all")
+        self.event_log.write(line)
+        self.events_shown.append(line.plain)
+        del self.events_shown[:-1000]
+
+    def _title(self, widget: Widget, title: str, subtitle: str | None = None) -> None:
+        """Set a border title only when it changes: setting one repaints the whole widget (a 100-row table)."""
+        if self._titles.get(widget.id or "") != (title, subtitle):
+            self._titles[widget.id or ""] = (title, subtitle)
+            widget.border_title = title
+            if subtitle is not None:
+                widget.border_subtitle = subtitle
+
+    def _update_preview_title(self) -> None:
+        agent = self.board.agents.get(self.selected or "")
+        title = "Preview" if agent is None else f"{self.selected} — {state_text(agent).plain}"
+        self._title(self.preview, title, "p: scroll history · ⏎: attach" if agent is not None else "")
+
+    def _update_events_title(self) -> None:
+        scope = "all agents" if self.events_scope == "all" or self.selected is None else self.selected
+        self._title(self.event_log, f"Events — {scope}", "e: agent/all")
+
+    def load_events(self) -> None:
+        name = None if self.events_scope == "all" else self.selected
+        self._update_events_title()
+
+        def fetch() -> list[dict[str, Any]]:
+            # Enough to fill the panel and scroll back a little: writing a line into the log renders it at once,
+            # on the event loop, and this runs on every move of the cursor.
+            return list(self.source.call("events", {"name": name, "limit": 60 if name else 150}))
+
+        def done(events: list[dict[str, Any]]) -> None:
+            if name == (None if self.events_scope == "all" else self.selected):
+                self._fill_events(events)
+
+        self._in_thread("events", fetch, done)
+
+    # selection ----------------------------------------------------------------------------------------
+
+    def _select(self, name: str | None) -> None:
+        if name == self.selected:
+            return
+        self.selected = name
+        self._update_preview_title()
+        if name not in self.board.agents:
+            self.preview.message("no agent selected")
+        else:
+            self.request_screen()
+        if self.events_scope == "agent":
+            self.load_events()
+
+    def select_agent(self, name: str) -> None:
+        """Highlight `name` in the agent list (clearing a filter that hides it) and focus the list."""
+        if name not in self.board.agents:
+            return
+        if not self.agents_table.select_key(name):
+            self._set_state_filter("all")
+            self.filter_input.value = ""
+            self.text_filter = ""
+            self.refresh_tables()
+            self.agents_table.select_key(name)
+        self.agents_table.focus()
+        self._select(name)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = event.data_table
+        if isinstance(table, SyncTable) and (table.has_focus or self.selected is None):
+            self._select(table.name_of(event.row_key))
+
+    @on(DataTable.RowSelected, "#attention")
+    def _attention_chosen(self, event: DataTable.RowSelected) -> None:
+        self.select_agent(self.attention_table.name_of(event.row_key))
+
+    def on_descendant_focus(self) -> None:
+        focused = self.focused
+        if isinstance(focused, SyncTable) and focused.current_key is not None:
+            self._select(focused.current_key)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.text_filter = event.value
+        self.refresh_tables()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.agents_table.focus()
+
+    @on(Select.Changed, "#state")
+    def _state_changed(self, event: Select.Changed) -> None:
+        self.state_filter = str(event.value)
+        self.refresh_tables()
+
+    def _set_state_filter(self, value: str) -> None:
+        self.state_filter = value
+        self.state_select.value = value

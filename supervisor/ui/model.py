@@ -1,0 +1,385 @@
+"""The dashboard's view of the world, without Textual: agents as rows, what needs a human, filters.
+
+`Board` keeps what the engine said (the `ls` agents, `diffstat`, and the trigger events of the log) and
+turns it into rows of rich `Text` cells. The widgets compare rows cell by cell and redraw only what
+changed, so everything here must be deterministic for the same input and the same `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from rich.text import Text
+
+from supervisor.core.durations import format_duration
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "Agent"), ("state", "State"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
+    ("diff", "Diff"), ("badges", "Alerts"), ("task", "Task"),
+)
+
+STATE_STYLES = {
+    "queued": "dim", "starting": "cyan", "working": "bold green", "idle": "blue",
+    "waiting": "bold yellow", "stalled": "bold magenta", "exited": "dim", "failed": "bold red",
+    "killed": "red", "stopped": "dim",
+}
+LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled"})
+ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
+
+# The state filter's choices, in the order the filter offers them.
+STATE_FILTERS: tuple[tuple[str, str], ...] = (
+    ("all", "all agents"), ("attention", "needs me"), ("live", "live"), ("ended", "ended"),
+    ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"),
+    ("starting", "starting"), ("exited", "exited"), ("failed", "failed"), ("stopped", "stopped"),
+    ("killed", "killed"),
+)
+
+BADGE_STYLES = {
+    "ASK": "bold black on yellow", "STALL": "bold white on magenta", "BOUNDARY": "bold white on red",
+    "CONFLICT": "bold black on dark_orange", "FAIL": "bold white on red", "EXIT": "bold white on red",
+    "ZZ": "dim",
+}
+
+# The fields of an agent record that its row shows (a change to any other field does not redraw it).
+_ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
+               "boundary_violations", "conflicts")
+
+# Attention kinds, most urgent first: what a human must look at before anything else.
+ATTENTION_ORDER = ("waiting", "boundary", "stalled", "failed", "exited")
+
+
+@lru_cache(maxsize=4096)
+def parse_ts(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def format_mem(rss: int | None) -> str:
+    if rss is None:
+        return "-"
+    value = float(rss)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return "-"
+
+
+def format_age(seconds: float) -> str:
+    """Time in state, as the table shows it: seconds only in the first minute, then minutes (`12m`), then
+    hours (`1h30m`), so a quiet agent's row changes once a minute rather than every second."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m"
+    return format_duration(total)
+
+
+def first_line(text: str | None, width: int = 80) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def state_text(agent: dict[str, Any]) -> Text:
+    state = str(agent.get("state") or "?")
+    label = state
+    if state in ("exited", "failed") and agent.get("exit_code") not in (None, 0):
+        label = f"{state} {agent['exit_code']}"
+    style = STATE_STYLES.get(state, "")
+    if state == "exited" and agent.get("exit_code") not in (None, 0):
+        style = "red"
+    return Text(label, style=style)
+
+
+def diff_text(stat: dict[str, int] | None) -> Text:
+    if not stat or not stat.get("files"):
+        return Text("-", style="dim")
+    text = Text(f"{stat['files']}f ")
+    text.append(f"+{stat.get('added', 0)}", style="green")
+    text.append(" ")
+    text.append(f"−{stat.get('removed', 0)}", style="red")
+    return text
+
+
+@dataclass
+class Flags:
+    """What the event log says about one agent beyond its `ls` record."""
+
+    boundary: list[str] = field(default_factory=list)  # summaries of boundary violations
+    active: dict[str, str] = field(default_factory=dict)  # stateful trigger -> summary, while true
+
+
+@dataclass(frozen=True)
+class Attention:
+    name: str
+    kind: str  # one of ATTENTION_ORDER
+    reason: str
+    since: float | None
+
+    @property
+    def rank(self) -> int:
+        return ATTENTION_ORDER.index(self.kind)
+
+
+def _conflicts(agent: dict[str, Any]) -> list[str]:
+    value = agent.get("conflicts")
+    if isinstance(value, dict):
+        return sorted(str(key) for key in value)
+    if isinstance(value, list | tuple | set):
+        return [str(item if not isinstance(item, dict) else item.get("with", item)) for item in value]
+    return []
+
+
+class Board:
+    """Agents, their diff stats and their flags; rows and attention items derived from them."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []  # tree order, as the engine lists them
+        self.diffstat: dict[str, dict[str, int]] = {}
+        self.flags: dict[str, Flags] = {}
+        self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
+        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}  # name -> (signature, cells)
+
+    # input --------------------------------------------------------------------------------------------
+
+    def set_agents(self, agents: Iterable[dict[str, Any]]) -> None:
+        listed = list(agents)
+        self.agents = {str(a["name"]): a for a in listed}
+        self.order = sorted(self.agents, key=tree_key)
+        for gone in set(self.flags) - set(self.agents):
+            del self.flags[gone]
+        for gone in set(self._rows) - set(self.agents):
+            del self._rows[gone]
+
+    def set_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
+        self.diffstat = dict(stats)
+
+    def set_silences(self, silences: Iterable[dict[str, Any]]) -> None:
+        """Alert silences (`supervisor alerts snooze`): the agents with one get a `zz` badge."""
+        self.silenced = {str(s["agent"]): str(s.get("until") or "") for s in silences if s.get("agent")}
+
+    def apply_events(self, events: Iterable[dict[str, Any]]) -> set[str]:
+        """Fold trigger events (and removals) into the flags; the names whose flags changed."""
+        changed: set[str] = set()
+        for event in events:
+            name = event.get("agent")
+            if not name:
+                continue
+            kind = event.get("kind")
+            if kind == "removed" or kind == "created":
+                if self.flags.pop(name, None) is not None:
+                    changed.add(name)
+                continue
+            if kind == "launched":  # a restart starts with a clean slate, except what its commits did
+                flags = self.flags.get(name)
+                if flags is not None and flags.active:
+                    flags.active.clear()
+                    changed.add(name)
+                continue
+            if kind != "trigger":
+                continue
+            trigger = str(event.get("trigger") or "")
+            summary = str(event.get("summary") or trigger)
+            flags = self.flags.setdefault(name, Flags())
+            if trigger == "boundary":
+                if event.get("active", True) and summary not in flags.boundary:
+                    flags.boundary.append(summary)
+                elif not event.get("active", True):
+                    flags.boundary.clear()
+            elif event.get("active", True):
+                flags.active[trigger] = summary
+            else:
+                flags.active.pop(trigger, None)
+            changed.add(name)
+        return changed
+
+    # output -------------------------------------------------------------------------------------------
+
+    def badges(self, name: str) -> Text:
+        agent = self.agents.get(name, {})
+        flags = self.flags.get(name, Flags())
+        state = agent.get("state")
+        items: list[str] = []
+        if state == "waiting" or "waiting" in flags.active:
+            items.append("ASK")
+        if state == "stalled" or "stalled" in flags.active:
+            items.append("STALL")
+        if flags.boundary or agent.get("boundary_violations"):
+            items.append("BOUNDARY")
+        conflicts = _conflicts(agent)
+        if conflicts:
+            items.append("CONFLICT")
+        if state == "failed":
+            items.append("FAIL")
+        elif state == "exited" and agent.get("exit_code") not in (None, 0):
+            items.append("EXIT")
+        if agent.get("snoozed_until") or name in self.silenced:
+            items.append("ZZ")
+        text = Text()
+        for item in items:
+            if text:
+                text.append(" ")
+            label = f"CONFLICT {len(conflicts)}" if item == "CONFLICT" else ("zz" if item == "ZZ" else item)
+            text.append(label, style=BADGE_STYLES[item])
+        return text
+
+    def cells(self, name: str, now: float, *, context_only: bool = False) -> dict[str, Text]:
+        """One row of the agent table (`context_only`: shown only as the parent of a match).
+
+        The same dict comes back while nothing shown in the row changed, so the table can skip the row
+        without comparing cells: a refresh of 100 quiet agents costs 100 tuple comparisons."""
+        agent = self.agents[name]
+        since = parse_ts(agent.get("state_since"))
+        age = format_age(now - since) if since else "-"
+        flags = self.flags.get(name)
+        signature = (
+            age, context_only, self.silenced.get(name), repr(self.diffstat.get(name)),
+            (tuple(flags.boundary), tuple(sorted(flags.active.items()))) if flags else None,
+            *(repr(agent.get(key)) for key in _ROW_FIELDS),
+        )
+        cached = self._rows.get(name)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        level = int(agent.get("level") or name.count(".") + 1)
+        indent = "  " * (level - 2) + " └ " if level > 1 else ""
+        name_text = Text(indent, style="dim")
+        name_text.append(name, style="dim" if context_only else "bold")
+        cpu = agent.get("cpu_percent")
+        cells = {
+            "name": name_text,
+            "state": state_text(agent),
+            "for": Text(age, style="dim"),
+            "cpu": Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right"),
+            "mem": Text(format_mem(agent.get("rss_bytes")), justify="right"),
+            "diff": diff_text(self.diffstat.get(name)),
+            "badges": self.badges(name),
+            "task": Text(first_line(agent.get("task"), 60)),
+        }
+        self._rows[name] = (signature, cells)
+        return cells
+
+    def age_cell(self, name: str, now: float) -> Text:
+        since = parse_ts(self.agents[name].get("state_since"))
+        return Text(format_age(now - since) if since else "-", style="dim")
+
+    def attention(self) -> list[Attention]:
+        """What needs a human, most urgent first (one item per agent: its most urgent reason)."""
+        items: list[Attention] = []
+        for name in self.order:
+            item = self.attention_of(name)
+            if item is not None:
+                items.append(item)
+        return sorted(items, key=lambda a: (a.rank, a.since or 0.0, a.name))
+
+    def attention_of(self, name: str) -> Attention | None:
+        agent = self.agents[name]
+        flags = self.flags.get(name, Flags())
+        state = agent.get("state")
+        since = parse_ts(agent.get("state_since"))
+        if state == "waiting":
+            return Attention(name, "waiting", agent.get("waiting_reason") or flags.active.get("waiting")
+                             or "needs input", since)
+        if flags.boundary or agent.get("boundary_violations"):
+            return Attention(name, "boundary", flags.boundary[-1] if flags.boundary else "left its boundary", since)
+        if state == "stalled":
+            return Attention(name, "stalled", flags.active.get("stalled") or "no output and no CPU", since)
+        if state == "failed":
+            return Attention(name, "failed", agent.get("reason") or "could not start", since)
+        if state == "exited" and agent.get("exit_code") not in (None, 0):
+            return Attention(name, "exited", agent.get("reason") or f"exited with code {agent['exit_code']}", since)
+        return None
+
+    def visible(self, state_filter: str, text_filter: str) -> list[tuple[str, bool]]:
+        """The names to show, in tree order, each with whether it is shown only as a matching helper's parent."""
+        needle = text_filter.strip().lower()
+        matches = {name for name in self.order if self._matches(name, state_filter, needle)}
+        shown: list[tuple[str, bool]] = []
+        for name in self.order:
+            if name in matches:
+                shown.append((name, False))
+            elif any(other.startswith(name + ".") for other in matches):
+                shown.append((name, True))
+        return shown
+
+    def _matches(self, name: str, state_filter: str, needle: str) -> bool:
+        agent = self.agents[name]
+        state = agent.get("state")
+        if state_filter == "attention":
+            if self.attention_of(name) is None:
+                return False
+        elif state_filter == "live":
+            if state not in LIVE_STATES:
+                return False
+        elif state_filter == "ended":
+            if state not in ENDED_STATES:
+                return False
+        elif state_filter != "all" and state != state_filter:
+            return False
+        if not needle:
+            return True
+        haystack = " ".join(str(agent.get(key) or "") for key in ("name", "state", "task", "waiting_reason",
+                                                                    "reason", "role", "branch"))
+        return needle in haystack.lower()
+
+
+def tree_key(name: str) -> tuple[str, ...]:
+    """Sessions by name, each followed by its helpers, depth first: `a`, `a.b`, `a.b.c`, `a.c`, `b`."""
+    return tuple(name.split("."))
+
+
+def event_line(event: dict[str, Any], *, with_agent: bool = True) -> Text:
+    """One line of the event log: local time, agent, kind and what matters about it."""
+    ts = parse_ts(event.get("ts"))
+    clock = datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
+    kind = str(event.get("kind") or "?")
+    line = Text(clock + " ", style="dim")
+    if with_agent:
+        line.append(f"{event.get('agent') or 'engine':<10} ", style="bold")
+    style = ""
+    if kind == "trigger":
+        trigger = str(event.get("trigger") or "")
+        active = event.get("active", True)
+        style = "bold yellow" if active else "green"
+        line.append(f"{trigger}{'' if active else ' resolved'}", style=style)
+        line.append(f"  {event.get('summary') or ''}")
+        return line
+    if kind == "state":
+        line.append(f"{event.get('previous')} → ", style="dim")
+        line.append(str(event.get("state")), style=STATE_STYLES.get(str(event.get("state")), ""))
+        return line
+    if kind in ("failed", "exited", "killed", "delivery_failed", "kill_incomplete", "config_invalid"):
+        style = "red" if kind != "exited" or event.get("exit_code") not in (0, None) else ""
+    line.append(kind, style=style)
+    details = _event_details(event)
+    if details:
+        line.append("  " + details)
+    return line
+
+
+def _event_details(event: dict[str, Any]) -> str:
+    skip = {"id", "ts", "agent", "kind", "screen", "command", "pid", "pane", "base", "worktree", "previous", "state"}
+    parts = []
+    if event.get("previous") and event.get("state"):
+        parts.append(f"{event['previous']} → {event['state']}")
+    prose = []
+    for key, value in event.items():
+        if key in skip or value in (None, "", [], {}):
+            continue
+        text = first_line(str(value), 70)
+        if key in ("text", "reason", "error", "summary"):
+            prose.append(text)
+        else:
+            parts.append(f"{key}={text}")
+    return " ".join(parts + prose)

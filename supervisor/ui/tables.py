@@ -1,0 +1,143 @@
+"""Tables that redraw only what changed: rows are compared cell by cell and updated in place.
+
+A refresh never clears a table. In a `SyncTable` rows are keyed by agent: rows that left are removed, new
+ones added, changed cells updated, and the rows re-sorted only when their order is wrong; the cursor stays
+on the same agent. A `SlotTable` is for a ranked list whose members come and go (what needs a human): its
+rows are positions, so a re-ranking updates cells instead of removing and adding rows (each of which makes
+Textual lay the whole screen out again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from supervisor.ui.model import COLUMNS
+
+
+class KeyedText(Text):
+    """The first cell of a row: it carries the row's key, so `DataTable.sort` can order rows by key."""
+
+    def __init__(self, text: Text, key: str) -> None:
+        super().__init__()
+        self.append_text(text)
+        self.row_key = key
+
+
+class SyncTable(DataTable[Text]):
+    """A DataTable fed whole snapshots of rows, applying only the differences."""
+
+    COLUMNS: Sequence[tuple[str, str]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._shown: dict[str, dict[str, Text]] = {}
+        self.cell_updates = 0  # how many cells were redrawn, for tests and the benchmark
+
+    def on_mount(self) -> None:
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def keys(self) -> list[str]:
+        """The agents shown, in display order."""
+        return [self.name_of(row.key) for row in self.ordered_rows]
+
+    def name_of(self, row_key: RowKey) -> str:
+        """The agent a row shows."""
+        return str(row_key.value)
+
+    @property
+    def current_key(self) -> str | None:
+        """The agent under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            key: RowKey = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # the cursor is outside the (just emptied) table
+            return None
+        return self.name_of(key)
+
+    def select_key(self, name: str) -> bool:
+        """Move the cursor to the agent's row; False when it is not shown."""
+        if name not in self._shown:
+            return False
+        self.move_cursor(row=self.get_row_index(name), animate=False)
+        return True
+
+    def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
+        """Make the table show exactly `rows` (agent, cells), in this order."""
+        selected = self.current_key
+        self._apply(rows)
+        if selected is not None and self.current_key != selected:
+            self.select_key(selected)
+
+    def _apply(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
+        wanted = {key for key, _ in rows}
+        for key in [k for k in self._shown if k not in wanted]:
+            self.remove_row(key)
+            del self._shown[key]
+        first = self.COLUMNS[0][0]
+        for key, cells in rows:
+            shown = self._shown.get(key)
+            if shown is cells:
+                continue  # the model hands back the very same cells while nothing in the row changed
+            self._shown[key] = cells
+            if shown is None:
+                values = [cells[column] for column, _ in self.COLUMNS]
+                values[0] = KeyedText(values[0], key)
+                self.add_row(*values, key=key)
+                self.cell_updates += len(values)
+                continue
+            for column, value in cells.items():
+                if shown[column] != value:
+                    # Only a wider value resizes its column: asking DataTable to fit a narrower one makes it
+                    # measure the whole column again, for every such cell (quadratic with 100 agents).
+                    wider = value.cell_len > self.columns[ColumnKey(column)].content_width
+                    self.update_cell(key, column, KeyedText(value, key) if column == first else value,
+                                     update_width=wider)
+                    self.cell_updates += 1
+        order = [key for key, _ in rows]
+        if [str(row.key.value) for row in self.ordered_rows] != order:
+            position = {key: index for index, key in enumerate(order)}
+            self.sort(key=lambda values: position[values[0].row_key])
+
+
+class SlotTable(SyncTable):
+    """A ranked list: row N shows the Nth agent, whichever it is now."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._names: list[str] = []
+
+    def name_of(self, row_key: RowKey) -> str:
+        index = int(str(row_key.value))
+        return self._names[index] if index < len(self._names) else ""
+
+    def select_key(self, name: str) -> bool:
+        if name not in self._names:
+            return False
+        self.move_cursor(row=self._names.index(name), animate=False)
+        return True
+
+    def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
+        selected = self.current_key
+        self._names = [name for name, _ in rows]
+        self._apply([(str(index), cells) for index, (_, cells) in enumerate(rows)])
+        if selected is not None and self.has_focus and self.current_key != selected:
+            self.select_key(selected)  # follow the agent being looked at while the list re-ranks
+
+
+class AgentTable(SyncTable):
+    COLUMNS = COLUMNS
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Attach")]
+
+
+class AttentionTable(SlotTable):
+    COLUMNS = (("name", "Agent"), ("kind", "Why"), ("for", "For"), ("reason", "Details"))
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Go to")]

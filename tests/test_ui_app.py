@@ -1,0 +1,381 @@
+"""The dashboard driven key by key with Pilot, on an in-memory stand-in for the engine (fast, deterministic).
+
+The same keys against the real engine are in test_ui_engine.py; here every form and branch is covered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from supervisor.ui.app import SupervisorApp
+from supervisor.ui.fake import ENGINE_METHODS, NOW, FakeSource
+from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.testing import loaded, run, wait_for
+
+
+def make(source: FakeSource | None = None) -> tuple[SupervisorApp, FakeSource, list[str]]:
+    """An app on a sample world, with a frozen clock, recording its notifications."""
+    source = source or FakeSource.sample()
+    app = SupervisorApp(source, clock=lambda: NOW, screen_seconds=0.2)
+    notes: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        notes.append(message)
+        original(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return app, source, notes
+
+
+def calls(source: FakeSource, method: str) -> list[dict[str, Any]]:
+    return [params for name, params in source.calls if name == method]
+
+
+async def type_in(pilot: Pilot[Any], text: str) -> None:
+    """Fill the focused form field at once (Pilot types one key per frame) and submit it."""
+    field = pilot.app.focused
+    assert isinstance(field, Input)
+    field.value = text
+    await pilot.press("enter")
+
+
+async def fill(pilot: Pilot[Any], **fields: str) -> None:
+    for name, value in fields.items():
+        pilot.app.screen.query_one(f"#{name}", Input).value = value
+    await pilot.press("enter")
+
+
+async def select(pilot: Pilot[Any], name: str) -> None:
+    app = pilot.app
+    assert isinstance(app, SupervisorApp)
+    app.select_agent(name)
+    await wait_for(pilot, lambda: app.selected == name and app.agents_table.current_key == name)
+
+
+def test_shows_the_tree_and_what_needs_a_human_first() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, diffstat=True)
+        assert app.agents_table.keys == ["api", "auth", "auth.tests", "auth.tests.data", "billing", "docs",
+                                         "search", "ui"]
+        assert app.attention_table.keys == ["ui", "docs", "billing", "search"]
+        assert app.attention_table.display
+        assert app.sub_title == "8 agents · 7 live · 4 need you"
+        assert app.title == "supervisor — demo-shop"
+
+    run(app, scenario)
+
+
+def test_moving_the_cursor_previews_the_pane_and_its_events() -> None:
+    app, source, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.selected == "api"
+        await pilot.press("down")
+        await wait_for(pilot, lambda: "Editing files" in app.preview.text, message="auth's pane")
+        assert app.selected == "auth"
+        assert app.preview.border_title == "auth — working"
+        assert any(line.style for text in app.preview.lines for line in text.spans), "colours are kept"
+        assert calls(source, "screen")[-1] == {"name": "auth", "history": 500, "ansi": True}
+        await wait_for(pilot, lambda: app.event_log.border_title == "Events — auth")
+        await wait_for(pilot, lambda: len(app.events_shown) == 2, message="auth's two events")
+        await pilot.press("e")  # all agents
+        await wait_for(pilot, lambda: len(app.events_shown) == len(source.events), message="every event")
+        source.emit("billing", "sent", text="are you there?")
+        await wait_for(pilot, lambda: len(app.events_shown) == len(source.events) and
+                       "are you there?" in app.events_shown[-1], message="a new event, at once")
+
+    run(app, scenario)
+
+
+def test_a_state_change_updates_cells_in_place() -> None:
+    app, source, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, diffstat=True)
+        table = app.agents_table
+        rows_before = dict(table.rows)
+        updates = table.cell_updates
+        source.set_state("api", "working", cpu_percent=55.0)
+        await wait_for(pilot, lambda: table.get_cell("api", "state").plain == "working", message="new state")
+        assert table.get_cell("api", "cpu").plain == "55%"
+        assert dict(table.rows) == rows_before  # same row objects: nothing rebuilt
+        # state, time in state, CPU (and nothing else, whatever the number of agents)
+        await wait_for(pilot, lambda: not any(app._busy.values()))
+        assert table.cell_updates - updates <= 3
+
+    run(app, scenario)
+
+
+def test_new_session_form_checks_the_name_and_starts_it() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        form = app.screen
+        form.query_one("#name", Input).value = "Bad Name"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "invalid agent name" in str(form.query_one("#error").render()))
+        form.query_one("#name", Input).value = "payments"
+        form.query_one("#task", Input).value = "Add refunds"
+        form.query_one("#command", Input).value = "python -m supervisor.demo.agent"
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: calls(source, "start"), message="the start request")
+        assert calls(source, "start") == [{"name": "payments", "task": "Add refunds", "profile": None,
+                                           "command": "python -m supervisor.demo.agent", "wait": False}]
+        await wait_for(pilot, lambda: app.agents_table.current_key == "payments", message="the new row selected")
+        assert app.agents_table.keys.index("payments") == app.agents_table.keys.index("docs") + 1
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, NewSessionScreen))
+        assert len(calls(source, "start")) == 1
+        assert any("payments: starting" in note for note in notes)
+
+    run(app, scenario)
+
+
+def test_send_types_text_into_the_agent() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "auth")
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await type_in(pilot, "run the tests")
+        await wait_for(pilot, lambda: calls(source, "send"), message="the send request")
+        assert calls(source, "send") == [{"name": "auth", "text": "run the tests"}]
+        await wait_for(pilot, lambda: "auth: sent" in notes)
+
+    run(app, scenario)
+
+
+def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "ui")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("approve" in n and "not available yet" in n for n in notes))
+        await pilot.press("d")  # the form first: the engine has not said it lacks `deny` yet
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("deny" in n and "not available yet" in n for n in notes))
+        await pilot.press("d")  # now it knows: no form
+        await wait_for(pilot, lambda: sum("deny" in n for n in notes) == 2)
+        assert not isinstance(app.screen, PromptScreen)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#merge")
+        await wait_for(pilot, lambda: any("merge" in n and "not available yet" in n for n in notes))
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
+        await fill(pilot, name="tests", role="test-agent")
+        await wait_for(pilot, lambda: any("helper" in n and "not available yet" in n for n in notes))
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("snooze" in n and "not available yet" in n for n in notes))
+        assert [m for m, _ in source.calls if m in ("approve", "deny", "merge", "helper", "snooze")] == [
+            "approve", "deny", "merge", "helper", "snooze"]
+
+    run(app, scenario)
+
+
+def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
+    source = FakeSource.sample(methods=ENGINE_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences"})
+    app, source, notes = make(source)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "ui")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: calls(source, "approve") == [{"name": "ui"}])
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await type_in(pilot, "not on main")
+        await wait_for(pilot, lambda: calls(source, "deny") == [{"name": "ui", "reason": "not on main"}])
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")  # the default (last) button: Merge
+        await wait_for(pilot, lambda: calls(source, "merge") == [{"name": "ui"}])
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
+        await pilot.press("enter")  # a name and a role are needed
+        await wait_for(pilot, lambda: "needed" in str(app.screen.query_one("#error").render()))
+        await fill(pilot, name="tests", role="test-agent", task="write tests", paths="a/** b/**")
+        await wait_for(pilot, lambda: calls(source, "helper"))
+        assert calls(source, "helper") == [{"name": "tests", "role": "test-agent", "parent": "ui",
+                                            "task": "write tests", "paths": ["a/**", "b/**"]}]
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await type_in(pilot, "30m")
+        await wait_for(pilot, lambda: calls(source, "snooze") == [{"name": "ui", "duration": "30m"}])
+        await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz badge")
+        await wait_for(pilot, lambda: {"ui: approved", "ui: denied", "ui: merged", "ui.tests: started",
+                                       "ui: alerts snoozed for 30m"} <= set(notes))
+
+    run(app, scenario)
+
+
+def test_stop_kill_restart_and_remove_confirm_first() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "billing")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert not calls(source, "stop")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")  # Stop, the default
+        await wait_for(pilot, lambda: calls(source, "stop") == [{"name": "billing", "kill": False}])
+        await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "stopped")
+        await pilot.press("r")  # not running: no question
+        await wait_for(pilot, lambda: calls(source, "restart") == [{"name": "billing"}])
+        await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "starting")
+        await pilot.press("r")  # running now: confirm first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#restart")
+        await wait_for(pilot, lambda: len(calls(source, "restart")) == 2)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#kill")
+        await wait_for(pilot, lambda: calls(source, "stop")[-1] == {"name": "billing", "kill": True})
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "billing" not in app.agents_table.keys, message="the row removed")
+        assert calls(source, "rm") == [{"name": "billing", "force": False}]
+        assert app.selected != "billing"
+        await select(pilot, "auth")  # running: refused unless forced
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("auth is still running" in n for n in notes))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#force")
+        await wait_for(pilot, lambda: "auth" not in app.agents_table.keys)
+        assert {"billing: stopped", "billing: restarted", "billing: killed", "billing: removed"} <= set(notes)
+
+    run(app, scenario)
+
+
+def test_filters_by_text_and_state() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: isinstance(app.focused, Input))
+        app.filter_input.value = "fixtures"
+        await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests", "auth.tests.data"])
+        assert app.agents_table.border_title == "Agents (3 of 8)"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.focused is app.agents_table)
+        app.filter_input.value = ""
+        await pilot.press("exclamation_mark")
+        await wait_for(pilot, lambda: app.agents_table.keys == ["billing", "docs", "search", "ui"])
+        await pilot.press("exclamation_mark")
+        await wait_for(pilot, lambda: len(app.agents_table.keys) == 8)
+        await pilot.press("f", "f", "f")  # all → needs me → live → ended
+        await wait_for(pilot, lambda: app.agents_table.keys == ["search"])
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests"])  # working
+
+    run(app, scenario)
+
+
+def test_help_palette_and_attach_without_a_terminal() -> None:
+    app, _, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        app.screen.query_one(Input).value = "go to billing"
+        await wait_for(pilot, lambda: "billing" in str(app.screen.query("CommandList").first().get_option_at_index(0)
+                                                        .prompt), message="the palette's hit")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.selected == "billing", message="the palette's jump")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        app.screen.query_one(Input).value = "stop billing"
+        await wait_for(pilot, lambda: "Stop billing" in str(app.screen.query("CommandList").first()
+                                                            .get_option_at_index(0).prompt))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), message="stop from the palette")
+        await pilot.press("escape")
+        await pilot.press("enter")  # attach: Pilot's terminal cannot be handed over
+        await wait_for(pilot, lambda: any("supervisor attach billing" in n for n in notes))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.focused is app.preview)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.focused is app.agents_table)
+
+    run(app, scenario)
+
+
+def test_the_preview_scrolls_into_history_and_stays_there() -> None:
+    source = FakeSource.sample()
+    source.screens["auth"] = "\n".join(f"line {i}" for i in range(300))
+    app, source, _ = make(source)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "auth")
+        await wait_for(pilot, lambda: "line 299" in app.preview.text)
+        preview = app.preview
+        await wait_for(pilot, lambda: preview.scroll_y == preview.max_scroll_y > 0, message="following the end")
+        await pilot.press("p", "pageup", "pageup")
+        await wait_for(pilot, lambda: preview.scroll_y < preview.max_scroll_y)
+        position = preview.scroll_y
+        source.screens["auth"] += "\nline 300"
+        await wait_for(pilot, lambda: "line 300" in preview.text, message="the new capture")
+        assert preview.scroll_y == position  # reading the history is not interrupted
+        await pilot.press("end")
+        await wait_for(pilot, lambda: preview.scroll_y == preview.max_scroll_y)
+        source.screens["auth"] += "\nline 301"
+        await wait_for(pilot, lambda: "line 301" in preview.text and preview.scroll_y == preview.max_scroll_y,
+                       message="following again")
+
+    run(app, scenario)
+
+
+def test_the_engine_going_away_shows_a_banner_and_recovers() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        banner = app.query_one("#banner")
+        assert not banner.display
+        source.go_down(restartable=False)
+        await wait_for(pilot, lambda: banner.display and app.engine_down, message="the banner")
+        assert "engine restarting" in str(banner.render())
+        await pilot.press("down")  # still responsive
+        await wait_for(pilot, lambda: app.selected == "auth")
+        source.restartable = True
+        await wait_for(pilot, lambda: not banner.display, message="the engine back")
+        assert "the engine is back" in notes
+        source.set_state("auth", "idle")
+        await wait_for(pilot, lambda: app.agents_table.get_cell("auth", "state").plain == "idle",
+                       message="changes flowing again")
+
+    run(app, scenario)

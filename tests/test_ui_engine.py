@@ -1,0 +1,195 @@
+"""The dashboard against the real engine (real tmux, git and demo agents): every key and form, the live
+preview with its colours, and the engine being killed under it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from supervisor.ui.app import SupervisorApp
+from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.source import EngineSource
+from supervisor.ui.testing import loaded, run, wait_for
+from tests.conftest import DEMO_AGENT, Sandbox
+
+
+@pytest.fixture
+def engine(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """The sandbox's engine, reachable from this process (the app runs in the test's process)."""
+    for key, value in sandbox.env.items():
+        if key in ("HOME", "SUPERVISOR_RUNTIME_DIR", "SHELL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+                   "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TMUX", raising=False)
+    yield sandbox
+
+
+def make(sandbox: Sandbox) -> tuple[SupervisorApp, list[str]]:
+    app = SupervisorApp(EngineSource(sandbox.paths), refresh_seconds=0.5, screen_seconds=0.2, long_poll=5)
+    notes: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        notes.append(message)
+        original(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return app, notes
+
+
+def state(app: SupervisorApp, name: str) -> str | None:
+    agent = app.board.agents.get(name)
+    return None if agent is None else str(agent["state"])
+
+
+async def screen_is(pilot: Pilot[Any], kind: type) -> None:
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), message=kind.__name__)
+
+
+async def answered(pilot: Pilot[Any], notes: list[str], before: int, word: str) -> str:
+    """The notification an action produced: the engine's answer, or that it lacks the request."""
+    found = await wait_for(pilot, lambda: next((n for n in notes[before:] if word in n), None),
+                           message=f"a notification about {word}")
+    return str(found)
+
+
+def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox) -> None:
+    engine.sv("start", "auth", "--task", "hello from the test")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.selected == "auth"
+        await wait_for(pilot, lambda: "hello from the test" in app.preview.text, message="auth's pane")
+
+        # n: a new session through the form
+        await pilot.press("n")
+        await screen_is(pilot, NewSessionScreen)
+        form = app.screen
+        for field, value in {"name": "api", "task": "first task", "command": f"{DEMO_AGENT} --scenario gentle"}.items():
+            form.query_one(f"#{field}", Input).value = value
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.selected == "api" and state(app, "api") in ("working", "idle"),
+                       message="api started and selected")
+        assert engine.ls()["api"]["task"] == "first task"
+        await wait_for(pilot, lambda: "first task" in app.preview.text, message="api's pane")
+
+        # i: send text, delivered to the pane
+        await pilot.press("i")
+        await screen_is(pilot, PromptScreen)
+        app.screen.query_one(Input).value = "more please"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "more please" in app.preview.text, message="the sent text on the pane")
+
+        # enter: attach needs a real terminal (test_ui_tmux.py has one); e: every agent's events; /: filter
+        await pilot.press("enter")
+        await answered(pilot, notes, 0, "supervisor attach api")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any("auth" in line and "task_delivered" in line for line in app.events_shown),
+                       message="every agent's events")
+        await pilot.press("slash")
+        app.filter_input.value = "nothing like this"
+        await wait_for(pilot, lambda: app.agents_table.keys == [])
+        app.filter_input.value = "auth"
+        await wait_for(pilot, lambda: app.agents_table.keys == ["auth"])
+
+    run(app, scenario)
+
+
+def test_answers_and_lifecycle_keys_against_the_real_engine(engine: Sandbox) -> None:
+    engine.sv("start", "api", "--task", "first task")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.selected == "api"
+
+        # y, d, m, h, z: answered by the engine, or "not available yet" while it lacks them
+        before = len(notes)
+        await pilot.press("y")
+        await answered(pilot, notes, before, "approv")
+        await pilot.press("d")
+        if "deny" not in app.unavailable:
+            await screen_is(pilot, PromptScreen)
+            app.screen.query_one(Input).value = "not now"
+            await pilot.press("enter")
+        await answered(pilot, notes, before, "den")
+        await pilot.press("m")
+        if "merge" not in app.unavailable:
+            await screen_is(pilot, ConfirmScreen)
+            await pilot.click("#merge")
+        await answered(pilot, notes, before, "merge")
+        await pilot.press("h")
+        if "helper" not in app.unavailable:
+            await screen_is(pilot, NewHelperScreen)
+            app.screen.query_one("#name", Input).value = "tests"
+            app.screen.query_one("#role", Input).value = "test-agent"
+            await pilot.press("enter")
+        await answered(pilot, notes, before, "helper")
+        await pilot.press("z")
+        if "snooze" not in app.unavailable:
+            await screen_is(pilot, PromptScreen)
+            await pilot.press("enter")
+        await answered(pilot, notes, before, "snooze")
+
+        # s, r, x: stop, restart, remove
+        await pilot.press("s")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#stop")
+        await wait_for(pilot, lambda: state(app, "api") == "stopped", message="api stopped")
+        assert engine.state("api") == "stopped"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: state(app, "api") in ("starting", "working", "idle"), message="restarted")
+        await pilot.press("x")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#force")
+        await wait_for(pilot, lambda: "api" not in app.agents_table.keys, message="api removed")
+        assert "api" not in engine.ls()
+        await wait_for(pilot, lambda: app.selected is None and app.agents_table.keys == [])
+
+    run(app, scenario)
+
+
+def test_the_preview_keeps_the_pane_colours(engine: Sandbox) -> None:
+    engine.sv("start", "red", "--command", "printf '\\033[31mred alert\\033[0m plain\\n'; exec sleep 600")
+    app, _ = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        line = await wait_for(pilot, lambda: next((t for t in app.preview.lines if "red alert" in t.plain), None),
+                              message="the coloured line")
+        styles = [str(span.style) for span in line.spans]
+        assert "color(1)" in styles, styles  # SGR 31: red, from the pane to the preview
+        assert line.plain.startswith("red alert plain")
+
+    run(app, scenario)
+
+
+def test_the_engine_killed_under_the_dashboard_comes_back(engine: Sandbox) -> None:
+    engine.sv("start", "auth", "--task", "hello")
+    engine.wait_state("auth", "working", "idle")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        old = engine.engine_pid()
+        os.kill(old, signal.SIGKILL)
+        await wait_for(pilot, lambda: app.engine_down and app.banner.display, message="the banner")
+        assert "engine restarting" in str(app.banner.render())
+        await wait_for(pilot, lambda: not app.banner.display, timeout=30, message="the engine back")
+        assert engine.engine_pid() != old
+        assert "the engine is back" in notes
+        started = time.monotonic()
+        engine.sv("send", "auth", "still there?")
+        await wait_for(pilot, lambda: any("still there?" in line for line in app.events_shown),
+                       message="the send event through the new engine")
+        assert time.monotonic() - started < 10
+
+    run(app, scenario)

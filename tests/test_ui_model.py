@@ -1,0 +1,102 @@
+"""The dashboard's model without Textual: tree order, what needs a human, badges, filters, event lines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from supervisor.ui.fake import NOW, agent, sample_agents, sample_events
+from supervisor.ui.model import Board, event_line, format_age, tree_key
+
+
+def board() -> Board:
+    b = Board()
+    b.set_agents(sample_agents())
+    b.apply_events(sample_events())
+    return b
+
+
+def test_tree_order_puts_helpers_under_their_parent() -> None:
+    names = ["b", "a.c", "a", "a.b.c", "a-x", "a.b"]
+    assert sorted(names, key=tree_key) == ["a", "a.b", "a.b.c", "a.c", "a-x", "b"]
+
+
+def test_rows_show_the_tree_state_time_and_diff() -> None:
+    b = board()
+    b.set_diffstat({"auth": {"files": 4, "added": 126, "removed": 9}})
+    cells = b.cells("auth.tests.data", NOW)
+    assert cells["name"].plain == "   └ auth.tests.data"
+    assert cells["state"].plain == "idle"
+    assert cells["for"].plain == "20s"
+    auth = b.cells("auth", NOW)
+    assert auth["diff"].plain == "4f +126 −9"
+    assert auth["cpu"].plain == "38%"  # 37.5 rounds to even
+    assert auth["mem"].plain == "175.0M"
+    assert b.cells("search", NOW)["state"].plain == "exited 3"
+
+
+def test_time_in_state_changes_once_a_minute_after_the_first() -> None:
+    assert [format_age(s) for s in (0, 59, 60, 119, 3599, 3600, 5400, 90000)] == [
+        "0s", "59s", "1m", "1m", "59m", "1h", "1h30m", "1d1h"]
+
+
+def test_attention_lists_what_needs_a_human_most_urgent_first() -> None:
+    items = board().attention()
+    assert [(i.name, i.kind) for i in items] == [
+        ("ui", "waiting"), ("docs", "boundary"), ("billing", "stalled"), ("search", "exited")]
+    assert "rm -rf build/" in items[0].reason
+
+
+def test_badges_render_waiting_stalled_boundary_conflicts_and_failures() -> None:
+    b = board()
+    assert b.badges("ui").plain == "ASK CONFLICT 1"
+    assert b.badges("billing").plain == "STALL"
+    assert b.badges("docs").plain == "BOUNDARY"
+    assert b.badges("search").plain == "EXIT"
+    assert b.badges("auth").plain == ""
+    b.set_agents([agent("x", "failed", reason="command not found: nope"), agent("y", "idle", snoozed_until="soon")])
+    assert b.badges("x").plain == "FAIL"
+    assert b.badges("y").plain == "zz"
+
+
+def test_triggers_that_clear_and_agents_that_go_away_drop_their_flags() -> None:
+    b = board()
+    b.apply_events([{"id": 99, "agent": "docs", "kind": "trigger", "trigger": "boundary", "active": False}])
+    assert b.attention_of("docs") is None
+    b.apply_events([{"id": 100, "agent": "billing", "kind": "trigger", "trigger": "stalled", "active": True,
+                     "summary": "no output for 10m"}])
+    assert b.attention_of("billing") is not None and b.attention_of("billing").reason == "no output for 10m"
+    b.set_agents([a for a in sample_agents() if a["name"] != "billing"])
+    assert "billing" not in b.flags
+
+
+def test_filters_by_state_and_text_keep_the_parents_of_matches() -> None:
+    b = board()
+    assert [n for n, _ in b.visible("all", "")] == b.order
+    assert b.visible("all", "fixtures") == [("auth", True), ("auth.tests", True), ("auth.tests.data", False)]
+    assert [n for n, _ in b.visible("attention", "")] == ["billing", "docs", "search", "ui"]
+    assert [n for n, _ in b.visible("working", "")] == ["auth", "auth.tests"]
+    assert [n for n, _ in b.visible("ended", "")] == ["search"]
+    assert [n for n, _ in b.visible("live", "BILLING")] == ["billing"]
+    assert b.visible("all", "nothing matches this") == []
+
+
+def test_event_lines_say_what_happened() -> None:
+    events = {e["kind"] + str(e.get("trigger", "")): e for e in sample_events()}
+    line = event_line(events["triggerwaiting"]).plain
+    assert "ui" in line and "waiting" in line and "rm -rf build/" in line
+    assert "starting → working" in event_line(events["state"]).plain
+    resolved = event_line({"id": 1, "ts": None, "agent": "a", "kind": "trigger", "trigger": "stalled",
+                           "active": False, "summary": "output again"}).plain
+    assert "stalled resolved" in resolved
+    delivered = event_line({"id": 2, "ts": None, "agent": "a", "kind": "task_delivered", "previous": "starting",
+                            "state": "working", "text": "do it"}, with_agent=False).plain
+    assert delivered.endswith("task_delivered  starting → working do it")
+
+
+def test_the_model_and_the_source_adapter_do_not_import_textual() -> None:
+    """They run in worker threads and in tests without an app: Textual stays in the widgets."""
+    code = ("import sys, supervisor.ui.model, supervisor.ui.source, supervisor.ui.fake, supervisor.ui.actions\n"
+            "print(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,0 +1,94 @@
+"""Pictures of the main screens, on fixed data and a frozen clock (pytest-textual-snapshot).
+
+After an intended change of the look: `pytest tests/test_ui_snapshots.py --snapshot-update`, then look at
+the SVGs in tests/__snapshots__/ before committing them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from supervisor.ui.app import SupervisorApp
+from supervisor.ui.fake import NOW, FakeSource
+from supervisor.ui.screens import HelpScreen, NewSessionScreen
+from supervisor.ui.testing import loaded, wait_for
+
+SIZE = (140, 40)
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Event times are shown in local time: make it the same everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def sample_app(source: FakeSource | None = None) -> SupervisorApp:
+    return SupervisorApp(source or FakeSource.sample(), clock=lambda: NOW)
+
+
+def settled(select: str = "ui", then: Callable[[Pilot[Any]], Any] | None = None) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, SupervisorApp)
+        await loaded(pilot, diffstat=True)
+        app.select_agent(select)
+        await loaded(pilot, diffstat=True)
+        await wait_for(pilot, lambda: len(app.events_shown) > 0, message="the selected agent's events")
+        if then is not None:
+            await then(pilot)
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    return run_before
+
+
+def test_main_screen(snap_compare: Any) -> None:
+    """Tree, needs-you list, badges, diff stats, the waiting agent's pane with its colours, its events."""
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled())
+
+
+def test_needs_me_filter(snap_compare: Any) -> None:
+    async def needs_me(pilot: Pilot[Any]) -> None:
+        await pilot.press("exclamation_mark")
+        await wait_for(pilot, lambda: len(pilot.app.agents_table.keys) == 4)
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", needs_me))
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    async def help_screen(pilot: Pilot[Any]) -> None:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+
+    assert snap_compare(sample_app(), terminal_size=(140, 46), run_before=settled("ui", help_screen))
+
+
+def test_new_session_form(snap_compare: Any) -> None:
+    async def form(pilot: Pilot[Any]) -> None:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewSessionScreen))
+        pilot.app.screen.query_one("#name", Input).value = "Payments"
+        await pilot.press("enter")  # refused: upper case
+        await wait_for(pilot, lambda: "invalid" in str(pilot.app.screen.query_one("#error").render()))
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("ui", form))
+
+
+def test_engine_restarting_banner(snap_compare: Any) -> None:
+    source = FakeSource.sample()
+
+    async def down(pilot: Pilot[Any]) -> None:
+        source.go_down(restartable=False)
+        await wait_for(pilot, lambda: pilot.app.banner.display)
+
+    assert snap_compare(sample_app(source), terminal_size=SIZE, run_before=settled("auth", down))
