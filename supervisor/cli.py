@@ -243,8 +243,12 @@ def cmd_hook(args: argparse.Namespace) -> int:
         event = {"hook_event_name": "unparsable"}
     from supervisor.client import request_at
 
+    # A permission request is held until a human answers (the engine lets go after approval.timeout).
+    held = event.get("hook_event_name") == "PermissionRequest"
     try:
-        request_at(socket_path, "hook", {"event": event}, timeout=5)
+        result = request_at(socket_path, "hook", {"event": event}, timeout=None if held else 5)
+        if isinstance(result, dict) and result.get("output"):
+            print(json.dumps(result["output"]))
     except (SupervisorError, OSError):
         from supervisor.engine.hooks import spool
 
@@ -253,6 +257,20 @@ def cmd_hook(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event)
     return 0
+
+
+def _answer(method: str, args: argparse.Namespace) -> int:
+    answer = _call(method, {"name": args.agent, "reason": args.reason})
+    print(f"{answer['name']}: {answer['answered']} {answer.get('request') or ''}".rstrip())
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _answer("approve", args)
+
+
+def cmd_deny(args: argparse.Namespace) -> int:
+    return _answer("deny", args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -485,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--id", type=int, help="the silence's id from `supervisor alerts silences`")
     a = actions.add_parser("silences", help="the silences in force")
     a.add_argument("--json", action="store_true")
+    p = add("approve", cmd_approve, "approve what the agent waits for (its permission request)")
+    p.add_argument("agent")
+    p.add_argument("--reason", help=argparse.SUPPRESS)
+    p = add("deny", cmd_deny, "deny what the agent waits for; the reason reaches the agent")
+    p.add_argument("agent")
+    p.add_argument("--reason", help="why: the agent is told")
     p = add("report", cmd_report, "from inside a pane: say which agents this one waits for (deadlock detection)")
     p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
     p = sub.add_parser("hook", help=argparse.SUPPRESS)  # internal: what agent-CLI hooks run

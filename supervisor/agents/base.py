@@ -42,3 +42,18 @@ class Profile:
 
     def read(self, screen: str) -> Reading:
         return self.screen.read(screen) if self.screen is not None else Reading(None)
+
+    def answer_keys(self, screen: str, allow: bool) -> str | None:
+        """The key that picks the dialog's option labelled Yes (or No), found by its label, never by its
+        position; Escape to refuse a dialog with no such option. None when no such option can be told."""
+        rows = screen.rstrip().splitlines()[-15:]
+        for row in rows:
+            match = _OPTION.match(row)
+            if match and match.group(2).strip().lower().startswith("yes" if allow else "no"):
+                return match.group(1)
+        if not allow and any("Esc to cancel" in row or "esc to cancel" in row for row in rows):
+            return "Escape"
+        return None
+
+
+_OPTION = re.compile(r"^\s*[│ ]*(?:❯\s*)?(\d+)\.\s+(.+)$")

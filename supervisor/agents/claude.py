@@ -30,7 +30,9 @@ def hook_settings(hook_command: str, timeout: int = 30) -> dict[str, Any]:
     """The `hooks` block that makes Claude Code report every state change to supervisor."""
     hooks: dict[str, Any] = {}
     for event in HOOK_EVENTS:
-        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command, "timeout": timeout}]}
+        # A permission request is held until a human answers; the engine lets go after approval.timeout.
+        limit = 86400 if event == "PermissionRequest" else timeout
+        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command, "timeout": limit}]}
         if event in _TOOL_EVENTS:
             entry["matcher"] = "*"
         hooks[event] = [entry]

@@ -557,7 +557,13 @@ def step_commit(agent: Agent, message: Any) -> None:
 
 def step_run(agent: Agent, command: Any) -> None:
     if agent.hooks:
-        agent.hooks.tool("PreToolUse", "Bash", {"command": str(command)})
+        answer = agent.hooks.tool("PreToolUse", "Bash", {"command": str(command)})
+        decision = (answer.get("hookSpecificOutput") or {}).get("permissionDecision")
+        if decision == "deny":
+            out(f"denied by PreToolUse hook: {command}\n")
+            raise EndTurn
+        if decision == "ask":  # like the real CLI: ask for permission first (hooks, then its dialog)
+            step_ask(agent, f"Bash({command})")
         try:
             _run(agent, command)
         finally:

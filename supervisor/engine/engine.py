@@ -35,8 +35,9 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
+from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
-from supervisor.engine.hooks import brief, read_hook, read_spool
+from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.server import ControlServer
 from supervisor.engine.transcripts import size_of, tail_lines
@@ -98,6 +99,7 @@ class Engine:
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
+        self.approvals = Approvals(self.store)
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 
@@ -562,6 +564,19 @@ class Engine:
         if agent is None:
             raise SupervisorError("hook events come from inside an agent's pane")
         self._apply_hook(agent, event, time.time())
+        name = event.get("hook_event_name")
+        if name == "PreToolUse":
+            pattern = required(self.config.approval.require, tool_summary(event))
+            if pattern is not None:
+                self.store.append_event(agent.name, "approval_required", request=tool_summary(event), rule=pattern)
+                return {"output": ask_answer(pattern)}
+        if name == "PermissionRequest":
+            # Held here (this request's own thread; nothing else waits on it) until a human decides.
+            held = self.approvals.hold(agent.name, tool_summary(event), self.config.approval.timeout)
+            if held.allowed is None:
+                self.store.append_event(agent.name, "approval_timed_out", request=held.request)
+                return {}  # the CLI shows its own dialog
+            return {"output": permission_answer(held.allowed, held.reason)}
         return {}
 
     def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float) -> None:
@@ -592,6 +607,44 @@ class Engine:
                 if isinstance(event, dict):
                     self._apply_hook(agent, event, path.stat().st_mtime)
             path.unlink(missing_ok=True)
+
+    def op_approve(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        return self._answer(name, True, reason)
+
+    def op_deny(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        return self._answer(name, False, reason)
+
+    def op_approvals(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.approvals.history(name, limit)
+
+    def _answer(self, name: str, allowed: bool, reason: str | None) -> dict[str, Any]:
+        """Answer what the agent waits for: its held hook request, else the dialog on its screen."""
+        agent = self._get(name)
+        verb = "approved" if allowed else "denied"
+        held = self.approvals.decide(name, allowed, reason, by="human")
+        if held is not None:
+            self.store.append_event(name, verb, request=held.request, reason=reason, via="hook")
+            return {"name": name, "answered": verb, "request": held.request, "via": "hook"}
+        if agent.state != State.WAITING or agent.pane is None:
+            raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
+        with self.agent_lock(name):
+            agent = self._get(name)
+            profile = get_profile(agent.profile)
+            screen = self.tmux.capture(agent.pane or "")
+            keys = profile.answer_keys(screen, allowed)
+            if keys is None:
+                raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
+                                      hint=f"answer it in the pane: `supervisor attach {name}`")
+            self.tmux.send_keys(agent.pane or "", keys)
+            if not wait_for(lambda: profile.read(self.tmux.capture(agent.pane or "")).verdict != Verdict.WAITING,
+                            5.0):
+                raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
+            self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
+                                    keys=keys)
+            if not allowed and reason:  # the agent hears why, as its next instruction
+                self._wait_ready(agent)
+                self._deliver(agent, reason, "sent")
+            return {"name": name, "answered": verb, "request": agent.waiting_reason, "via": "screen"}
 
     def op_report(self, waiting_for: list[str] | None = None, _caller: Agent | None = None) -> dict[str, Any]:
         """An agent says whom it waits for (deadlock detection reads these)."""

@@ -1,0 +1,85 @@
+"""Approvals end to end: a held PermissionRequest answered from the CLI, left to time out, typed into a
+dialog for a CLI without hooks, and approval.require turning a tool call into an approval."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Sandbox, wait_until
+from tests.test_watching import config, demo, events, fake_claude
+
+ASKS = """
+    turns:
+      - [{ask: "rm -rf build"}, {say: after the question}]
+"""
+
+
+def test_a_held_permission_request_approved_from_the_cli(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "a", ASKS))
+    agent = sandbox.wait_state("auth", "waiting")
+    assert agent["waiting_reason"] == "approval: Bash(rm -rf build)"
+    assert "Esc to cancel" not in sandbox.screen("auth")  # held by the hook: no dialog in the pane
+    out = sandbox.sv("approve", "auth")
+    assert "auth: approved Bash(rm -rf build)" in out.stdout
+    wait_until(lambda: "approved (by hook)" in sandbox.screen("auth"), message="the CLI got the decision")
+    sandbox.wait_state("auth", "idle")
+    history = json.loads(sandbox.sv("show", "auth", "--json").stdout)["events"]
+    assert any(e["kind"] == "approved" and e["via"] == "hook" for e in history)
+
+
+def test_a_denial_and_its_reason_reach_the_agent(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "d", ASKS))
+    sandbox.wait_state("auth", "waiting")
+    sandbox.sv("deny", "auth", "--reason", "keep the build folder, it holds the release")
+    wait_until(lambda: "denied (by hook): keep the build folder, it holds the release" in sandbox.screen("auth"),
+               message="the reason on the agent's screen")
+    assert "after the question" not in sandbox.screen("auth")
+
+
+def test_an_unanswered_request_falls_back_to_the_cli_dialog(sandbox: Sandbox) -> None:
+    config(sandbox, "")
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "approval:\n  timeout: 2s\n")
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "t", ASKS))
+    sandbox.wait_state("auth", "waiting")
+    wait_until(lambda: "Esc to cancel" in sandbox.screen("auth"), timeout=15, message="the CLI's own dialog")
+    assert any(e["kind"] == "approval_timed_out" for e in events(sandbox, "auth"))
+    out = sandbox.sv("approve", "auth")  # now answered on the screen, by the option's label
+    assert "via" not in out.stdout and "approved" in out.stdout
+    wait_until(lambda: "after the question" in sandbox.screen("auth"), message="the turn went on")
+
+
+def test_a_dialog_of_a_cli_without_hooks_is_answered_by_its_label(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "ui", "--task", "go", "--command", demo(sandbox, "s", ASKS))
+    sandbox.wait_state("ui", "waiting")
+    sandbox.sv("deny", "ui", "--reason", "not today")
+    wait_until(lambda: "denied" in sandbox.screen("ui"), message="the dialog answered No")
+    record = [e for e in events(sandbox, "ui") if e["kind"] == "denied"][0]
+    assert record["via"] == "screen" and record["keys"] == "2"
+    wait_until(lambda: "not today" in sandbox.screen("ui"), message="the reason sent as the next prompt")
+
+
+def test_approval_require_turns_a_tool_call_into_an_approval(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text()
+                         + "approval:\n  require: [\"Bash(git push*)\"]\n")
+    sandbox.sv("start", "auth", "--task", "ship", "--command", fake_claude(sandbox, "r", """
+        turns:
+          - [{run: "echo safe"}, {run: "git push origin main"}]
+    """))
+    agent = sandbox.wait_state("auth", "waiting")
+    assert agent["waiting_reason"] == "approval: Bash(Bash(git push origin main))"
+    kinds = [e["kind"] for e in events(sandbox, "auth")]
+    assert kinds.count("approval_required") == 1  # `echo safe` went through untouched
+    sandbox.sv("deny", "auth")
+
+
+def test_approve_with_nothing_to_approve_is_a_clear_error(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", demo(sandbox, "n", "turns: []\n"))
+    sandbox.wait_state("auth", "idle")
+    done = sandbox.sv("approve", "auth", check=False)
+    assert done.returncode == 1
+    assert "auth is not waiting for an approval (it is idle)" in done.stderr
