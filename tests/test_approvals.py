@@ -56,7 +56,7 @@ def test_a_dialog_of_a_cli_without_hooks_is_answered_by_its_label(sandbox: Sandb
     sandbox.wait_state("ui", "waiting")
     sandbox.sv("deny", "ui", "--reason", "not today")
     wait_until(lambda: "denied" in sandbox.screen("ui"), message="the dialog answered No")
-    record = [e for e in events(sandbox, "ui") if e["kind"] == "denied"][0]
+    record = next(e for e in events(sandbox, "ui") if e["kind"] == "denied")
     assert record["via"] == "screen" and record["keys"] == "2"
     wait_until(lambda: "not today" in sandbox.screen("ui"), message="the reason sent as the next prompt")
 
