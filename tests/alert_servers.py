@@ -82,6 +82,19 @@ class SlackServer:
             self._server.server_close()
             self._server = None
 
+    def reply(self, thread_ts: str, text: str, user: str = "U0HUMAN") -> str:
+        """A human's reply in a thread (what `conversations.replies` then returns)."""
+        with self._lock:
+            self._ts += 1
+            ts = f"1700000000.{self._ts:06d}"
+            self.messages.append({"path": "human", "thread_ts": thread_ts, "text": text, "user": user, "ts": ts})
+        return ts
+
+    def thread_messages(self, thread_ts: str) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [m for m in self.messages if m.get("ts") == thread_ts or m.get("thread_ts") == thread_ts]
+        return sorted(found, key=lambda m: float(m["ts"]))
+
     def posted(self) -> list[dict[str, Any]]:
         with self._lock:
             return [m for m in self.messages if m["path"].endswith("chat.postMessage")]
@@ -111,8 +124,13 @@ class SlackServer:
                 self._ts += 1
                 ts = f"1700000000.{self._ts:06d}"
                 channel = "C0AGENTS"
-                self.messages.append({"path": path, **body, "ts": ts, "at": time.time()})
+                self.messages.append({"path": path, **body, "ts": ts, "at": time.time(), "bot_id": "B0SUPER"})
             return 200, {}, {"ok": True, "channel": channel, "ts": ts, "message": {"text": body["text"], "ts": ts}}
+        if path.startswith("/api/conversations.replies"):
+            thread, oldest = str(body.get("ts")), float(body.get("oldest") or 0)
+            messages = [{k: v for k, v in m.items() if k in ("ts", "text", "user", "thread_ts", "bot_id")}
+                        for m in self.thread_messages(thread) if float(m["ts"]) > oldest or m["ts"] == thread]
+            return 200, {}, {"ok": True, "messages": messages, "has_more": False}
         return 404, {}, {"ok": False, "error": "unknown_method"}
 
 
@@ -132,6 +150,18 @@ def _handler(slack: SlackServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in extra.items():
                     self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        def do_GET(self) -> None:  # slack-sdk reads (conversations.replies) with GET and a query string
+            path, _, query = self.path.partition("?")
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, _extra, payload = slack._answer(path, dict(parse_qsl(query)), headers)
+            data = json.dumps(payload).encode()
+            with contextlib.suppress(OSError):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -22,6 +22,7 @@ from supervisor.alerts.channels import Channel, DeliveryFailed, build_channels
 from supervisor.alerts.content import make_test_alert, redact
 from supervisor.alerts.delivery import DeliveryWorker
 from supervisor.alerts.outbox import Outbox, ensure_schema
+from supervisor.alerts.replies import SlackReplies
 from supervisor.alerts.router import Router, Settings
 from supervisor.config import AlertsConfig
 from supervisor.errors import UsageError
@@ -43,6 +44,7 @@ class AlertService:
         ensure_schema(self.store)
         self.outbox = Outbox(self.store)
         self.router = Router(self.store)
+        self.replies = SlackReplies(engine, self.outbox)
         self.instance = self._instance()
         self._stopping = threading.Event()
         self._dirty = threading.Event()  # a request changed something the router must look at
@@ -62,11 +64,13 @@ class AlertService:
         self.sync_channels()
         self._thread = threading.Thread(target=self._run, name="alerts-router", daemon=True)
         self._thread.start()
+        self.replies.start()
 
     def stop(self) -> None:
         """Stop quickly: only a send in progress is given time to finish (so it is not repeated at the next
         start). The router is not waited for: each of its steps is one transaction, safe to abandon."""
         self._stopping.set()
+        self.replies.stop()
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:

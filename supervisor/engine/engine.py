@@ -609,21 +609,21 @@ class Engine:
             path.unlink(missing_ok=True)
 
     def op_approve(self, name: str, reason: str | None = None) -> dict[str, Any]:
-        return self._answer(name, True, reason)
+        return self.answer(name, True, reason)
 
     def op_deny(self, name: str, reason: str | None = None) -> dict[str, Any]:
-        return self._answer(name, False, reason)
+        return self.answer(name, False, reason)
 
     def op_approvals(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.approvals.history(name, limit)
 
-    def _answer(self, name: str, allowed: bool, reason: str | None) -> dict[str, Any]:
+    def answer(self, name: str, allowed: bool, reason: str | None, by: str = "cli") -> dict[str, Any]:
         """Answer what the agent waits for: its held hook request, else the dialog on its screen."""
         agent = self._get(name)
         verb = "approved" if allowed else "denied"
-        held = self.approvals.decide(name, allowed, reason, by="human")
+        held = self.approvals.decide(name, allowed, reason, by=by)
         if held is not None:
-            self.store.append_event(name, verb, request=held.request, reason=reason, via="hook")
+            self.store.append_event(name, verb, request=held.request, reason=reason, via="hook", by=by)
             return {"name": name, "answered": verb, "request": held.request, "via": "hook"}
         if agent.state != State.WAITING or agent.pane is None:
             raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
@@ -640,7 +640,7 @@ class Engine:
                             5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
-                                    keys=keys)
+                                    keys=keys, by=by)
             if not allowed and reason:  # the agent hears why, as its next instruction
                 self._wait_ready(agent)
                 self._deliver(agent, reason, "sent")

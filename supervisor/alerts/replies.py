@@ -1,0 +1,106 @@
+"""Answers typed in Slack: `approve` or `deny <reason>` as a reply in an agent's alert thread (SPEC §8).
+
+With a bot token, each agent's alerts form one thread; while an agent waits, its thread is read every few
+seconds (`conversations.replies`) for a human's answer, which goes to the same place `supervisor approve`
+and `deny` do. Messages already read are remembered in the store, so none is acted on twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import WebClient
+
+from supervisor.alerts.outbox import Outbox
+from supervisor.core.model import State
+from supervisor.errors import SupervisorError
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 3.0
+_SDK_LOG = logging.getLogger("supervisor.alerts.slack_sdk")
+
+
+def parse_answer(text: str) -> tuple[bool, str | None] | None:
+    """(allowed, reason) for `approve` / `deny [reason]` (case and a leading mention ignored); else None."""
+    words = text.strip().split()
+    while words and words[0].startswith("<@"):
+        words = words[1:]  # "@supervisor approve"
+    if not words:
+        return None
+    verb = words[0].lower().rstrip(".!:,")
+    if verb in ("approve", "approved", "yes"):
+        return True, None
+    if verb in ("deny", "denied", "no"):
+        return False, " ".join(words[1:]) or None
+    return None
+
+
+class SlackReplies:
+    def __init__(self, engine: Engine, outbox: Outbox) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="slack-replies", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(POLL_SECONDS):
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("reading Slack replies failed")
+
+    def poll_once(self) -> None:
+        slack = self.engine.config.alerts.slack
+        if slack is None or not slack.token or not slack.channel:
+            return
+        waiting = [a for a in self.engine.store.agents() if a.state == State.WAITING]
+        if not waiting:
+            return
+        base_url = (slack.base_url or WebClient.BASE_URL).rstrip("/") + "/"
+        web = WebClient(token=slack.token, base_url=base_url, timeout=10, logger=_SDK_LOG, retry_handlers=[])
+        for agent in waiting:
+            ref = self.outbox.thread(agent.name, f"slack:{slack.channel}")
+            if ref:
+                self._read_thread(web, agent.name, ref)
+
+    def _read_thread(self, web: WebClient, agent: str, ref: str) -> None:
+        channel, _, thread_ts = ref.partition(":")
+        key = f"slack.replies.{agent}.{thread_ts}"
+        seen = self.engine.store.get_meta(key) or thread_ts
+        try:
+            response = web.conversations_replies(channel=channel, ts=thread_ts, oldest=seen, inclusive=False)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("cannot read %s's Slack thread: %s", agent, type(exc).__name__)
+            return
+        for message in response.get("messages") or []:
+            ts = str(message.get("ts") or "")
+            if not ts or float(ts) <= float(seen) or message.get("bot_id") or message.get("subtype"):
+                continue
+            self.engine.store.set_meta(key, ts)  # read once, whatever happens next
+            seen = ts
+            answer = parse_answer(str(message.get("text") or ""))
+            if answer is None:
+                continue
+            allowed, reason = answer
+            who = str(message.get("user") or "someone")
+            try:
+                self.engine.answer(agent, allowed, reason, by=f"slack:{who}")
+                note = f"{'Approved' if allowed else 'Denied'} by <@{who}>" + (f": {reason}" if reason else "")
+            except SupervisorError as exc:
+                note = f"Could not {'approve' if allowed else 'deny'}: {exc.message}"
+            with contextlib.suppress(SlackApiError, SlackClientError, OSError):  # only a courtesy note
+                web.chat_postMessage(channel=channel, thread_ts=thread_ts, text=note)
