@@ -45,7 +45,8 @@ def test_a_deny_reply_in_the_thread_reaches_the_agent_with_its_reason(sandbox: S
 
 @pytest.mark.parametrize(("text", "answer"), [
     ("approve", (True, None)), ("Approve!", (True, None)), ("<@U0BOT> approve", (True, None)),
-    ("deny", (False, None)), ("deny  too risky  today", (False, "too risky today")), ("no: not now", (False, "not now")),
+    ("deny", (False, None)), ("deny  too risky  today", (False, "too risky today")),
+    ("no: not now", (False, "not now")),
     ("looks fine to me", None), ("", None), ("approvement", None),
 ])
 def test_replies_are_read_as_answers_only_when_they_are(text: str, answer: tuple[bool, str | None] | None) -> None:
