@@ -59,3 +59,38 @@ def test_claude_is_ready_only_at_its_idle_prompt() -> None:
     assert claude.ready(screen("claude", "startup_idle")) is True
     assert claude.ready(screen("claude", "trust_dialog")) is False
     assert claude.ready(screen("claude", "working_streaming")) is False
+
+
+CODEX = {
+    "startup_idle": Verdict.IDLE, "typing": Verdict.IDLE, "done_turn": Verdict.IDLE, "interrupted": Verdict.IDLE,
+    "approval_approved": Verdict.IDLE, "approval_denied": Verdict.IDLE,
+    "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING, "working_tool": Verdict.WORKING,
+    "approval_prompt": Verdict.WAITING, "trust_prompt_git": Verdict.WAITING, "startup_model_nudge": Verdict.WAITING,
+}
+GEMINI = {
+    "startup_idle": Verdict.IDLE, "typing": Verdict.IDLE, "done_turn": Verdict.IDLE,
+    "working_streaming": Verdict.WORKING, "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING,
+    "working_tool": Verdict.WORKING,
+    "approval_prompt": Verdict.WAITING, "trust_prompt": Verdict.WAITING,
+}
+
+
+@pytest.mark.parametrize(("cli", "name", "expected"),
+                         [("codex", n, v) for n, v in sorted(CODEX.items())]
+                         + [("gemini", n, v) for n, v in sorted(GEMINI.items())])
+def test_codex_and_gemini_screens(cli: str, name: str, expected: Verdict) -> None:
+    assert get_profile(cli).read(screen(cli, name)).verdict == expected
+
+
+def test_codex_streaming_shows_no_working_marker_so_it_reads_idle_until_activity_says_otherwise() -> None:
+    """Recorded Codex 0.169.0 draws nothing while text streams: the screen alone reads idle; the watcher's
+    progress check (the screen keeps changing) keeps it `working` until the stream stops."""
+    assert get_profile("codex").read(screen("codex", "working_streaming")).verdict == Verdict.IDLE
+
+
+@pytest.mark.parametrize("cli", ["codex", "gemini"])
+def test_their_hung_spinners_are_not_progress_either(cli: str) -> None:
+    rules = get_profile(cli).screen
+    assert rules is not None
+    first, second = (rules.progress_key(screen(cli, f"working_hung_{i}")) for i in (1, 2))
+    assert first == second

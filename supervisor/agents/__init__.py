@@ -13,14 +13,19 @@ from supervisor.errors import UsageError
 
 _LIMITS = (re.compile(r"usage limit|rate limit|quota exceeded|limit reached|429", re.IGNORECASE),)
 
+# Codex and Gemini CLI rules come from screens recorded from Codex 0.169.0 and Gemini CLI 0.61.0
+# (tests/fixtures/codex, tests/fixtures/gemini). Both draw their input box in every state, so the box is a
+# weak idle marker: the working line above it, or a dialog, decides when there is one.
 CODEX = Profile(
     name="codex", default_command="codex", resume_args="resume --last",
-    ready_pattern=re.compile(r"^\s*›", re.MULTILINE),
     screen=ScreenRules(
         markers=(
             ESC_TO_CANCEL,
-            marker(Verdict.WAITING, "approval", r"Allow command\?|Would you like to run|approve|\[y/N\]", re.I),
-            marker(Verdict.WORKING, "esc to interrupt", r"esc to interrupt|Esc to interrupt", re.I),
+            marker(Verdict.WAITING, "dialog: enter", r"enter continue · esc|enter/esc confirm|Press enter to confirm"),
+            marker(Verdict.WAITING, "dialog: options", r"^\s*›\s*1\.\s"),
+            marker(Verdict.WORKING, "esc to interrupt", r"esc to interrupt", re.I),
+            marker(Verdict.IDLE, "input box", r"\? for shortcuts|Ask Codex to do anything|^\s*\S+ default · ",
+                   weak=True),
         ),
         errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
     ),
@@ -43,13 +48,12 @@ AIDER = Profile(
 
 GEMINI = Profile(
     name="gemini", default_command="gemini",
-    ready_pattern=re.compile(r"Type your message", re.MULTILINE),
     screen=ScreenRules(
-        markers=(
-            ESC_TO_CANCEL,
+        markers=(  # no `esc to cancel` dialog marker: Gemini's working line reads `(esc to cancel, 2s)`
+            marker(Verdict.WAITING, "dialog: options", r"^\s*│?\s*● 1\.\s"),
             marker(Verdict.WAITING, "approval", r"Allow execution|Apply this change\?|Do you want to proceed"),
             marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
-            marker(Verdict.IDLE, "prompt", r"Type your message"),
+            marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
         ),
         errors=(re.compile(r"✕|Error:"),), limits=_LIMITS,
     ),

@@ -2,8 +2,8 @@
 
 Rules per profile, applied to the last lines of the screen only:
 - the newest (lowest) line carrying a marker decides; within one line waiting beats working beats idle;
-- no marker at all decides nothing (the caller falls back on activity), and so does an idle marker that a
-  CLI always shows (Claude Code's prompt box is drawn while it works too: it is not an idle marker);
+- no marker at all decides nothing (the caller falls back on activity); an idle marker that a CLI draws in
+  every state (Codex's and Gemini's input boxes) is weak: it decides only when no other marker shows;
 - a screen that merely re-draws (a spinner frame, an elapsed-time counter, a token count) has not
   progressed: `progress_key` removes those volatile parts before screens are compared.
 """
@@ -30,6 +30,7 @@ class Marker:
     verdict: Verdict
     pattern: re.Pattern[str]
     name: str  # which rule fired, recorded as evidence
+    weak: bool = False  # drawn in every state (an input box): it decides only when no other marker shows
 
     def reason(self, line: str, screen: list[str], index: int) -> str | None:
         """What a waiting agent waits for: the question above a dialog's options, or the line itself."""
@@ -56,7 +57,7 @@ def _compile(*patterns: str) -> tuple[re.Pattern[str], ...]:
 
 # Spinner glyphs, elapsed counters, token counts and the like: they change while nothing happens.
 COMMON_VOLATILE = _compile(
-    r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✻✽✶✳✢·∗*◐◓◑◒|/\\-]\s",  # a spinner glyph before text
+    r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✻✽✶✳✢·∗*◐◓◑◒•◦|/\\-]\s",  # a spinner glyph before text
     r"\(\s*\d+(?:m\s*)?\d*s[^)]*\)",  # (12s), (1m 3s · ↓ 2.1k tokens · esc to interrupt)
     r"\b\d+(?:\.\d+)?k?\s+tokens?\b",
     r"\b\d+m\s*\d+s\b|\b\d+s\b",
@@ -74,14 +75,15 @@ class ScreenRules:
 
     def read(self, screen: str) -> Reading:
         rows = screen.rstrip("\n").split("\n")[-self.lines:]
-        for index in range(len(rows) - 1, -1, -1):
-            line = rows[index]
-            if not line.strip():
-                continue
-            hits = [m for m in self.markers if m.pattern.search(line)]
-            if hits:
-                best = min(hits, key=lambda m: _PRIORITY[m.verdict])
-                return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
+        for weak in (False, True):
+            for index in range(len(rows) - 1, -1, -1):
+                line = rows[index]
+                if not line.strip():
+                    continue
+                hits = [m for m in self.markers if m.weak == weak and m.pattern.search(line)]
+                if hits:
+                    best = min(hits, key=lambda m: _PRIORITY[m.verdict])
+                    return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
         return Reading(None)
 
     def progress_key(self, screen: str) -> str:
@@ -94,8 +96,8 @@ class ScreenRules:
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def marker(verdict: Verdict, name: str, pattern: str, flags: int = 0) -> Marker:
-    return Marker(verdict, re.compile(pattern, flags), name)
+def marker(verdict: Verdict, name: str, pattern: str, flags: int = 0, *, weak: bool = False) -> Marker:
+    return Marker(verdict, re.compile(pattern, flags), name, weak)
 
 
 # A dialog footer that every blocking TUI prompt of these CLIs shows; an unknown dialog with it is waiting.
