@@ -104,54 +104,64 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
 
 
 def test_answers_and_lifecycle_keys_against_the_real_engine(engine: Sandbox) -> None:
-    engine.sv("start", "api", "--task", "first task")
+    engine.sv("start", "ui", "--task", "polish", "--command", f"{DEMO_AGENT} --scenario asker")
     app, notes = make(engine)
+
+    async def told(pilot: Pilot[Any], before: int) -> None:
+        await wait_for(pilot, lambda: len(notes) > before, message="the engine's answer in a notification")
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
-        assert app.selected == "api"
+        assert app.selected == "ui"
+        await wait_for(pilot, lambda: "rm -rf build/" in app.preview.text, message="the agent's question")
 
-        # y, d, m, h, z: answered by the engine, or "not available yet" while it lacks them
-        before = len(notes)
+        # y: approve the question on its screen, or say the engine cannot yet
         await pilot.press("y")
-        await answered(pilot, notes, before, "approv")
+        await wait_for(pilot, lambda: "approve" in app.unavailable or "approved" in app.preview.text,
+                       message="the approval reaching the agent")
+        # d, m, h, z: whatever the engine answers (nothing waits now; merge and helpers may not exist yet)
+        before = len(notes)
         await pilot.press("d")
         if "deny" not in app.unavailable:
             await screen_is(pilot, PromptScreen)
             app.screen.query_one(Input).value = "not now"
             await pilot.press("enter")
-        await answered(pilot, notes, before, "den")
+        await told(pilot, before)
+        before = len(notes)
         await pilot.press("m")
         if "merge" not in app.unavailable:
             await screen_is(pilot, ConfirmScreen)
             await pilot.click("#merge")
-        await answered(pilot, notes, before, "merge")
+        await told(pilot, before)
+        before = len(notes)
         await pilot.press("h")
         if "helper" not in app.unavailable:
             await screen_is(pilot, NewHelperScreen)
             app.screen.query_one("#name", Input).value = "tests"
             app.screen.query_one("#role", Input).value = "test-agent"
             await pilot.press("enter")
-        await answered(pilot, notes, before, "helper")
+        await told(pilot, before)
+        before = len(notes)
         await pilot.press("z")
         if "snooze" not in app.unavailable:
             await screen_is(pilot, PromptScreen)
             await pilot.press("enter")
-        await answered(pilot, notes, before, "snooze")
+        await told(pilot, before)
 
         # s, r, x: stop, restart, remove
         await pilot.press("s")
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#stop")
-        await wait_for(pilot, lambda: state(app, "api") == "stopped", message="api stopped")
-        assert engine.state("api") == "stopped"
+        await wait_for(pilot, lambda: state(app, "ui") == "stopped", message="ui stopped")
+        assert engine.state("ui") == "stopped"
         await pilot.press("r")
-        await wait_for(pilot, lambda: state(app, "api") in ("starting", "working", "idle"), message="restarted")
+        await wait_for(pilot, lambda: state(app, "ui") in ("starting", "working", "idle", "waiting"),
+                       message="restarted")
         await pilot.press("x")
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#force")
-        await wait_for(pilot, lambda: "api" not in app.agents_table.keys, message="api removed")
-        assert "api" not in engine.ls()
+        await wait_for(pilot, lambda: "ui" not in app.agents_table.keys, message="ui removed")
+        assert "ui" not in engine.ls()
         await wait_for(pilot, lambda: app.selected is None and app.agents_table.keys == [])
 
     run(app, scenario)
@@ -193,3 +203,10 @@ def test_the_engine_killed_under_the_dashboard_comes_back(engine: Sandbox) -> No
         assert time.monotonic() - started < 10
 
     run(app, scenario)
+
+
+def test_without_a_terminal_the_dashboard_command_prints_the_listing(sandbox: Sandbox) -> None:
+    sandbox.sv("start", "auth", "--task", "hello")
+    done = sandbox.sv()  # `supervisor` alone, its output piped: no terminal to draw on
+    assert "auth" in done.stdout and "STATE" in done.stdout
+    assert "the dashboard needs a terminal" in done.stderr

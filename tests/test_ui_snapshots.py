@@ -42,7 +42,7 @@ def settled(select: str = "ui", then: Callable[[Pilot[Any]], Any] | None = None)
         await loaded(pilot, diffstat=True)
         app.select_agent(select)
         await loaded(pilot, diffstat=True)
-        await wait_for(pilot, lambda: len(app.events_shown) > 0, message="the selected agent's events")
+        await wait_for(pilot, lambda: app.events_of == select and app.events_shown, message="its events")
         if then is not None:
             await then(pilot)
         for field in app.screen.query(Input):

@@ -81,6 +81,7 @@ class LiveDashboard(App[None]):
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
+        self.events_of: str | None = None  # whose events the log shows (None: everyone's)
         self.events_shown: list[str] = []  # the event log's lines as text (a wrapped event is one line here)
         self.sync_seconds: list[float] = []  # how long each table refresh took (for the benchmark)
 
@@ -111,6 +112,7 @@ class LiveDashboard(App[None]):
             self._busy[kind] = True
 
         def work() -> None:
+            down_before = self.engine_down is not None
             try:
                 result = fetch()
             except EngineDown as exc:
@@ -123,7 +125,7 @@ class LiveDashboard(App[None]):
             except RequestFailed as exc:
                 self._from_thread(self._failed, exc)
             else:
-                if self.engine_down is not None:  # it answered: whatever said it was gone was wrong or old
+                if down_before:  # asked while it was thought gone, and it answered: it is back
                     self._from_thread(self._engine_back)
                 if done is not None:
                     self._from_thread(done, result)
@@ -192,8 +194,9 @@ class LiveDashboard(App[None]):
         self.board.apply_events(events)
         self.last_event = max((int(e["id"]) for e in events), default=0)
         self._got_agents(agents)
-        self._fill_events(events if self.events_scope == "all" or self.selected is None
-                          else [e for e in events if e.get("agent") == self.selected])
+        everyone = self.events_scope == "all" or self.selected is None
+        self._fill_events(events if everyone else [e for e in events if e.get("agent") == self.selected],
+                          None if everyone else self.selected)
         self.request_diffstat()
         self.request_silences()
 
@@ -345,7 +348,8 @@ class LiveDashboard(App[None]):
             "reason": Text(item.reason.splitlines()[0] if item.reason else ""),
         }
 
-    def _fill_events(self, events: Iterable[dict[str, Any]]) -> None:
+    def _fill_events(self, events: Iterable[dict[str, Any]], owner: str | None) -> None:
+        self.events_of = owner
         self.event_log.clear()
         self.events_shown.clear()
         for event in events:
@@ -385,7 +389,7 @@ class LiveDashboard(App[None]):
 
         def done(events: list[dict[str, Any]]) -> None:
             if name == (None if self.events_scope == "all" else self.selected):
-                self._fill_events(events)
+                self._fill_events(events, name)
 
         self._in_thread("events", fetch, done)
 

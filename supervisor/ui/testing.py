@@ -35,6 +35,8 @@ async def loaded(pilot: Pilot[Any], *, diffstat: bool = False, preview: bool = T
     if preview:
         await wait_for(pilot, lambda: app.preview.lines and app._preview_of == app.selected,
                        message="the preview")
+    await wait_for(pilot, lambda: app.events_scope == "all" or app.events_of == app.selected,
+                   message="the selected agent's events")
     await wait_for(pilot, lambda: not any(app._busy.values()), message="requests in flight")
     await pilot.pause()
 
