@@ -109,6 +109,7 @@ class AlertsConfig:
     notify_on: tuple[str, ...] = ALERT_TRIGGERS
     repeat_after: float | None = 1800.0
     group_wait: float = 5.0
+    helper_done: str = "parent"  # parent | human: who hears that a helper finished its turn
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "on_stall",
     ),
     "logs": ("max_bytes",),
-    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait"),
+    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
     "approval": ("require", "timeout"),
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
@@ -630,6 +631,7 @@ class _Parser:
             notify_on=notify_on if sec.get("notify_on") is not None else ALERT_TRIGGERS,
             repeat_after=self.opt_duration(sec, "repeat_after", 1800.0),
             group_wait=self.duration(sec, "group_wait", 5.0),
+            helper_done=self.choice(sec, "helper_done", "parent", ("parent", "human")),
         )
 
     def slack(self, alerts: _Section) -> SlackConfig | None:
@@ -783,6 +785,8 @@ alerts:
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.
   group_wait: 5s
+  # Who hears that a helper finished its turn: its parent agent (parent), or you too (human).
+  helper_done: parent
 
 approval:
   # Tool calls that always need your approval, even where the agent CLI would allow them:

@@ -113,6 +113,14 @@ def test_routing_notify_on_and_a_helpers_done_goes_to_its_parent(rig: Rigs) -> N
     assert any(e.kind == "alert" and e.data["route"] == "parent" and e.data["to"] == "auth" for e in events)
 
 
+def test_a_helpers_done_reaches_the_human_when_configured(rig: Rigs) -> None:
+    r = rig("  group_wait: 0.1s\n  command: 'true'\n  helper_done: human\n")
+    r.fire("auth.tests", "done", "the helper finished")
+    (alert,) = settle(r)
+    assert alert["route"] == "human"
+    assert [d["channel"] for d in alert["deliveries"]] == ["command"]
+
+
 def test_snoozed_agent_is_held_back_and_told_when_unsnoozed_and_silences_persist(rig: Rigs) -> None:
     r = rig("  group_wait: 0.1s\n")
     silence = r.alerts.op_snooze(name="auth", duration="1h")

@@ -466,6 +466,7 @@ def test_init_template_sets_every_key(repo: Path) -> None:
         "notify_on",
         "repeat_after",
         "group_wait",
+        "helper_done",
     }
 
 

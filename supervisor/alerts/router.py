@@ -6,7 +6,7 @@
 - A condition still true `repeat_after` after the human was told is told again; when it clears after the human
   was told, a "resolved" follow-up goes out. One that clears before anyone was told is never sent.
 - Routing: triggers not in `notify_on` stay quiet; a helper's `done` goes to its parent (an alert with route
-  `parent` and no human channel), not to the human.
+  `parent` and no human channel), not to the human, unless `alerts.helper_done: human`.
 - Silences hold items back; a condition held back by a silence is told when the silence ends, if still true.
 
 Everything the router knows is in the store, and each step is one transaction that also advances the event
@@ -47,6 +47,7 @@ class Settings:
     group_wait: float
     channels: tuple[str, ...]
     secrets: tuple[str, ...]
+    helper_done_to_human: bool = False
 
     @classmethod
     def from_config(cls, config: AlertsConfig, repo: str, channels: tuple[str, ...]) -> Settings:
@@ -54,7 +55,8 @@ class Settings:
         secrets += [config.email.password] if config.email else []
         return cls(repo=repo, notify_on=frozenset(config.notify_on), repeat_after=config.repeat_after,
                    group_wait=config.group_wait, channels=channels,
-                   secrets=tuple(secret for secret in secrets if secret))
+                   secrets=tuple(secret for secret in secrets if secret),
+                   helper_done_to_human=config.helper_done == "human")
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ class Router:
     @staticmethod
     def route(agent: str, trigger: str, settings: Settings) -> str | None:
         """Who hears about `trigger` of `agent`: the human, the agent's parent, or nobody (None)."""
-        if trigger == "done" and parent_of(agent) is not None:
+        if trigger == "done" and parent_of(agent) is not None and not settings.helper_done_to_human:
             return ROUTE_PARENT
         if trigger in ALERT_TRIGGERS and trigger not in settings.notify_on:
             return None
