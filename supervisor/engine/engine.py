@@ -625,12 +625,14 @@ class Engine:
         if held is not None:
             self.store.append_event(name, verb, request=held.request, reason=reason, via="hook", by=by)
             return {"name": name, "answered": verb, "request": held.request, "via": "hook"}
-        if agent.state != State.WAITING or agent.pane is None:
-            raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
         with self.agent_lock(name):
             agent = self._get(name)
             profile = get_profile(agent.profile)
-            screen = self.tmux.capture(agent.pane or "")
+            screen = self.tmux.capture(agent.pane or "") if agent.pane and agent.state.live else ""
+            # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
+            # screen shows now decides.
+            if agent.state != State.WAITING and profile.read(screen).verdict != Verdict.WAITING:
+                raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
             keys = profile.answer_keys(screen, allowed)
             if keys is None:
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
