@@ -77,12 +77,32 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class NewSessionScreen(ModalScreen[dict[str, Any] | None]):
+class FormScreen(ModalScreen[dict[str, Any] | None]):
+    """A form: its Start button or Enter in a field submits, Cancel or Escape dismisses it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _submit(self) -> None:
+        raise NotImplementedError
+
+
+class NewSessionScreen(FormScreen):
     """The form for `supervisor start`: name, task, profile, command."""
 
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -99,18 +119,6 @@ class NewSessionScreen(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Start", variant="primary", id="start")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "start":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._submit()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _submit(self) -> None:
         from supervisor.core.model import validate_name
@@ -136,12 +144,11 @@ class NewSessionScreen(ModalScreen[dict[str, Any] | None]):
         })
 
 
-class NewHelperScreen(ModalScreen[dict[str, Any] | None]):
+class NewHelperScreen(FormScreen):
     """The form for `supervisor helper`: a helper under the selected agent."""
 
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, parent_name: str) -> None:
         super().__init__()
@@ -162,18 +169,6 @@ class NewHelperScreen(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Start helper", variant="primary", id="start")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "start":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._submit()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _submit(self) -> None:
         name = self.query_one("#name", Input).value.strip()
