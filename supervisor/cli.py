@@ -175,16 +175,17 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from supervisor.tmux.server import attach_argv
+    import subprocess
 
+    from supervisor.tmux.server import Tmux, TmuxError, attach_argv
+
+    paths = _paths()
     info = _call("attach_info", {"name": args.agent})
     socket = Path(info["socket"])
     inside = os.environ.get("TMUX", "").split(",")[0] == str(socket)
     argv = list(attach_argv(socket, info["pane"], info["session"], inside))
-    import subprocess
-
-    subprocess.run(["tmux", "-S", str(socket), "select-window", "-t", info["pane"], ";",
-                    "select-pane", "-t", info["pane"]], check=False, capture_output=True)
+    with contextlib.suppress(TmuxError):  # the pane in front when the terminal lands on its session
+        Tmux(socket, paths.tmux_conf).select(info["pane"])
     if inside:
         return subprocess.run(argv, check=False).returncode
     if not sys.stdin.isatty():
@@ -241,7 +242,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
         event = {"hook_event_name": "unparsable", "raw": raw[:200].decode(errors="replace")}
     if not isinstance(event, dict):
         event = {"hook_event_name": "unparsable"}
-    from supervisor.client import request_at
+    from supervisor.client import EngineGone, EngineNotRunning, EngineTimeout, request_at
 
     # A permission request is held until a human answers (the engine lets go after approval.timeout).
     held = event.get("hook_event_name") == "PermissionRequest"
@@ -249,7 +250,9 @@ def cmd_hook(args: argparse.Namespace) -> int:
         result = request_at(socket_path, "hook", {"event": event}, timeout=None if held else 5)
         if isinstance(result, dict) and result.get("output"):
             print(json.dumps(result["output"]))
-    except (SupervisorError, OSError):
+    except (SupervisorError, OSError) as exc:
+        if isinstance(exc, SupervisorError) and not isinstance(exc, EngineNotRunning | EngineGone | EngineTimeout):
+            return 0  # the engine answered (e.g. refused a caller that is no agent): nothing to keep
         from supervisor.engine.hooks import spool
 
         state_dir = os.environ.get("SUPERVISOR_STATE_DIR")

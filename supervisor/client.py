@@ -20,6 +20,11 @@ from supervisor.engine.protocol import ProtocolError, recv_message, send_message
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.paths import RepoPaths
 
+
+class EngineTimeout(SupervisorError):
+    """The engine took the request but did not answer within the client's timeout."""
+
+
 READ_ONLY = frozenset({"ping", "status", "ls", "show", "attach_info"})
 
 
@@ -69,7 +74,7 @@ def request_at(socket_path: Path | str, method: str, params: dict[str, Any], tim
         except (ProtocolError, OSError) as exc:  # it closed the connection: stopping, or killed
             raise EngineGone(f"the engine did not answer: {exc}", hint="see `supervisor engine status`") from exc
     except TimeoutError as exc:
-        raise SupervisorError(f"the engine did not answer {method} in time") from exc
+        raise EngineTimeout(f"the engine did not answer {method} in time") from exc
     finally:
         sock.close()
     if reply.get("ok"):

@@ -179,7 +179,6 @@ def test_a_hook_cannot_speak_for_another_agent(sandbox: Sandbox) -> None:
     env = _pane_env(sandbox, "auth")
     env["SUPERVISOR_TOKEN"] = "0" * 32  # outside the agent's tree, with a forged token: not an agent
     _hook(env, {"hook_event_name": "Notification", "notification_type": "permission_prompt", "message": "x"})
-    time.sleep(0)  # the hook returned; nothing may have changed
     assert sandbox.state("auth") == "idle"
 
 
@@ -196,7 +195,7 @@ def test_stall_fires_after_stall_after_and_not_before(sandbox: Sandbox) -> None:
     stalled = triggers(sandbox, "auth", "stalled")[0]
     assert stalled["summary"].startswith("no progress for")
     assert seen + 3 - 0.5 <= stalled["at"] <= seen + 3 + 1.5  # within a tick after stall_after, not before
-    # Output again clears it, with a resolved trigger; then it stalls anew.
+    # Output again clears it, with a resolved trigger.
     wait_until(lambda: [t["active"] for t in triggers(sandbox, "auth", "stalled")][:2] == [True, False],
                message="stall resolved")
 

@@ -34,7 +34,6 @@ CODEX = Profile(
 
 AIDER = Profile(
     name="aider", default_command="aider",
-    ready_pattern=re.compile(r"^\S*> ?$", re.MULTILINE),
     screen=ScreenRules(
         markers=(
             marker(Verdict.WAITING, "question", r"\(Y\)es/\(N\)o|\[Yes\]:|\(Y\)es"),

@@ -15,8 +15,6 @@ class Profile:
     default_command: str | None
     stagger: float = 0.0  # seconds between launches of this CLI (some corrupt shared config otherwise)
     resume_args: str | None = None  # appended to the command on restart to resume the conversation
-    ready_pattern: re.Pattern[str] | None = None  # the screen shows an input prompt
-    blocked_pattern: re.Pattern[str] | None = None  # the screen shows a dialog, not the prompt
     screen: ScreenRules | None = None  # screen markers; None: activity and CPU only (generic)
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
@@ -32,13 +30,8 @@ class Profile:
 
     def ready(self, screen: str) -> bool | None:
         """True when the screen shows the CLI waiting for input; None when this profile cannot tell."""
-        if self.ready_pattern is None:
-            verdict = self.read(screen).verdict
-            return None if verdict is None else verdict == Verdict.IDLE
-        tail = "\n".join(screen.rstrip().splitlines()[-15:])
-        if self.blocked_pattern is not None and self.blocked_pattern.search(tail):
-            return False
-        return bool(self.ready_pattern.search(tail))
+        verdict = self.read(screen).verdict
+        return None if verdict is None else verdict == Verdict.IDLE
 
     def read(self, screen: str) -> Reading:
         return self.screen.read(screen) if self.screen is not None else Reading(None)

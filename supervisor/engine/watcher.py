@@ -131,11 +131,12 @@ class Watcher:
         roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
         snapshot = self._snapshot = scan(roots)
         usage = self.meter.usage(snapshot, roots)
-        screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes))
+        sizes = {a.name: size_of(engine.paths.transcript(a.name)) for a in live_agents}  # one stat each a tick
+        screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes, sizes))
         now = time.time()
         for candidate in live_agents:
             self._locked(candidate.name,
-                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens))
+                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens, sizes))
         for candidate in agents:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
@@ -145,7 +146,7 @@ class Watcher:
             self.check_escapes(snapshot)
             self.check_deadlocks()
 
-    def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo]) -> list[str]:
+    def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo], sizes: dict[str, int]) -> list[str]:
         """Panes worth a look this tick: their output grew, or they were never looked at."""
         changed = []
         for agent in agents:
@@ -153,8 +154,7 @@ class Watcher:
             info = panes.get(agent.pane or "")
             if info is None or info.dead:
                 continue
-            if live is None or live.progress_key is None or \
-                    size_of(self.engine.paths.transcript(agent.name)) != live.transcript_size:
+            if live is None or live.progress_key is None or sizes[agent.name] != live.transcript_size:
                 changed.append(info.pane)
         return changed
 
@@ -186,7 +186,8 @@ class Watcher:
         self._decide(agent, live, get_profile(agent.profile), time.time())
 
     def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], usage: dict[int, TreeUsage], now: float,
-                 observed: float | None = None, screens: dict[str, str] | None = None) -> None:
+                 observed: float | None = None, screens: dict[str, str] | None = None,
+                 sizes: dict[str, int] | None = None) -> None:
         """Judge one agent from a tick's observations (the caller holds its lock)."""
         if not agent.state.live:
             return
@@ -214,7 +215,8 @@ class Watcher:
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
         profile = get_profile(agent.profile)
-        self._measure(agent, live, profile, pane, usage.get(pane.pid or -1), now, (screens or {}).get(pane.pane))
+        self._measure(agent, live, profile, pane, usage.get(pane.pid or -1), now, (screens or {}).get(pane.pane),
+                      (sizes or {}).get(agent.name))
         if self._timed_out(agent, now):
             return
         if live.pending_prompt:
@@ -224,10 +226,11 @@ class Watcher:
     # measuring -------------------------------------------------------------------------------------------
 
     def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, tree: TreeUsage | None,
-                 now: float, screen: str | None) -> None:
+                 now: float, screen: str | None, size: int | None) -> None:
         engine = self.engine
         transcript = engine.paths.transcript(agent.name)
-        size = size_of(transcript)
+        if size is None:
+            size = size_of(transcript)
         grown = size != live.transcript_size
         if grown:
             if profile.screen is not None:

@@ -247,9 +247,6 @@ class Tmux:
         if self.has_session(name):
             self.run("kill-session", "-t", f"={name}")
 
-    def session_of(self, pane: str) -> str:
-        return self.run("display-message", "-p", "-t", pane, "#{session_name}")[0]
-
     def select(self, pane: str) -> None:
         self.run("select-window", "-t", pane, ";", "select-pane", "-t", pane)
 
