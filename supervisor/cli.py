@@ -79,7 +79,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not agents:
         print("no agents; start one with `supervisor start NAME --task TEXT`")
         return 0
-    rows = [["NAME", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
+    rows = [["NAME", "ROLE", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
     for agent in agents:
         indent = "  " * (agent["level"] - 1) + ("└ " if agent["level"] > 1 else "")
         state = agent["state"]
@@ -87,8 +87,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             state += f" ({agent['exit_code']})"
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
-        rows.append([indent + agent["name"], state, _age(agent["state_since"]), cpu, _mem(agent.get("rss_bytes")),
-                     _age(agent.get("last_activity_at")), task])
+        rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
+                     _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
     print(_table(rows))
     return 0
 
@@ -98,15 +98,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(agent)
         return 0
-    fields = ["name", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile", "command",
-              "worktree", "branch", "base", "target", "pane", "pid", "port", "started_at", "last_activity_at",
-              "cpu_percent", "rss_bytes", "restarts", "transcript"]
+    fields = ["name", "role", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile",
+              "command", "worktree", "branch", "base", "target", "merged", "pane", "pid", "port", "started_at",
+              "last_activity_at", "cpu_percent", "rss_bytes", "restarts", "transcript"]
     for key in fields:
         value = agent.get(key)
         if value is None or value == "":
             continue
         text = str(value).replace("\n", "\n" + " " * 18)
         print(f"{key + ':':<17} {text}")
+    for violation in agent.get("violations") or []:
+        print(f"boundary:         {violation['commit'][:10]} {violation['subject']}")
+        for path in violation["paths"]:
+            print(f"                    {path}")
+    if agent.get("contract"):
+        print("\ncontract (SESSION.md):")
+        for line in _without_comments(agent["contract"]):
+            print(f"  {line}")
     if agent.get("screen"):
         print("\nscreen:")
         for line in agent["screen"]:
@@ -118,6 +126,20 @@ def cmd_show(args: argparse.Namespace) -> int:
             summary = " ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}))
             print(f"  {event['ts']}  {event['kind']:<16} {summary}"[:200])
     return 0
+
+
+def _without_comments(text: str) -> list[str]:
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.strip().startswith("<!--"):
+            inside = "-->" not in line
+            continue
+        if inside:
+            inside = "-->" not in line
+            continue
+        if line.strip():
+            lines.append(line)
+    return lines
 
 
 # lifecycle ----------------------------------------------------------------------------------------------
@@ -132,20 +154,69 @@ def _task_text(args: argparse.Namespace) -> str | None:
     return str(args.task) if args.task else None
 
 
+def _contract_text(path: str) -> tuple[str, str]:
+    """The contract file's text and its path, checked here so a broken one is refused before anything starts."""
+    from supervisor.core.contract import parse_contract
+
+    file = Path(path).resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --contract {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    parse_contract(text, file)
+    return text, str(file)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {"name": args.name, "task": _task_text(args), "command": args.command,
+                                 "profile": args.agent, "base": args.base, "wait": not args.no_wait}
     if args.contract:
-        raise UsageError("--contract is not supported yet", hint="contracts arrive with helpers")
-    params = {"name": args.name, "task": _task_text(args), "command": args.command, "profile": args.agent,
-              "base": args.base, "wait": not args.no_wait}
+        params["contract"], params["contract_path"] = _contract_text(args.contract)
     agent = _call("start", params)
+    return _report_started(args, agent, bool(params["task"]))
+
+
+def _report_started(args: argparse.Namespace, agent: dict[str, Any], has_task: bool) -> int:
     if args.json:
         _print_json(agent)
         return 0
-    delivered = " (task delivered)" if params["task"] and not args.no_wait else ""
+    delivered = " (task delivered)" if has_task and not args.no_wait else ""
     if agent["state"] == "waiting":
         delivered = f" — it needs you first: {agent['waiting_reason']}; the task follows once its prompt shows " \
                     f"(`supervisor attach {agent['name']}`)"
     print(f"{agent['name']}: {agent['state']} in {agent['worktree']} on {agent['branch']}{delivered}")
+    return 0
+
+
+def cmd_helper(args: argparse.Namespace) -> int:
+    task = _task_text(args)
+    params = {"name": args.name, "role": args.role, "task": task, "paths": args.paths or None,
+              "parent": args.parent, "wait": not args.no_wait}
+    agent = _call("helper", params)
+    return _report_started(args, agent, bool(task))
+
+
+def cmd_msg(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    sent = _call("msg", {"to": args.to, "text": text})
+    print(f"to {sent['to']}: saved in {sent['file']}; delivered {sent['delivered']}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    result = _call("merge", {"name": args.agent})
+    if args.json:
+        _print_json(result)
+        return 0
+    if result["already_merged"]:
+        print(f"{args.agent}: nothing to merge; {result['into']} already has all of it")
+        return 0
+    how = "fast-forward" if result["fast_forward"] else f"merge commit {result['commit'][:10]}"
+    where = f"; updated {result['updated_worktree']}" if result["updated_worktree"] else ""
+    print(f"{args.agent}: merged {result['commits']} commit(s) into {result['into']} ({how}){where}")
+    if result["uncommitted"]:
+        print(f"note: {args.agent} has {result['uncommitted']} uncommitted change(s), which were not merged",
+              file=sys.stderr)
     return 0
 
 
@@ -427,6 +498,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_guard(args: argparse.Namespace) -> int:
+    """Run by the pre-commit hook installed in each agent worktree: refuse a commit outside the contract."""
+    from supervisor.git.guard import main as guard_main
+
+    return guard_main(Path.cwd())
+
+
 # parser -------------------------------------------------------------------------------------------------
 
 
@@ -458,6 +536,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
     p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
     p.add_argument("--json", action="store_true")
+
+    p = add("helper", cmd_helper, "start a helper under an agent, within the agent's contract")
+    p.add_argument("name", help="its short name; the full name becomes PARENT.NAME")
+    p.add_argument("--role", required=True, help="a role listed under the parent's Helper Permissions")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--task", help="the first prompt")
+    task.add_argument("--task-file", help="read the first prompt from a file")
+    p.add_argument("--paths", nargs="+", metavar="GLOB", help="narrow the role's paths (never widen them)")
+    p.add_argument("--parent", help="the parent agent (default: the agent whose pane runs this)")
+    p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
+    p.add_argument("--json", action="store_true")
+    p = add("merge", cmd_merge, "audit the agent's commits and merge its branch into its parent's")
+    p.add_argument("agent")
+    p.add_argument("--json", action="store_true")
+    p = add("msg", cmd_msg, "from inside a pane: leave a message for another agent of the same tree")
+    p.add_argument("to", help="the recipient's full name, or 'parent'")
+    p.add_argument("text", help="the message ('-' reads stdin)")
 
     p = add("ls", cmd_ls, "list all agents as a tree")
     p.add_argument("--json", action="store_true")
@@ -516,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
     p = sub.add_parser("hook", help=argparse.SUPPRESS)  # internal: what agent-CLI hooks run
     p.set_defaults(func=cmd_hook)
+    p = sub.add_parser("guard", help=argparse.SUPPRESS)  # internal: what the installed pre-commit hook runs
+    p.set_defaults(func=cmd_guard)
     return parser
 
 

@@ -104,18 +104,23 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
         fcntl.flock(start_lock, fcntl.LOCK_EX)
         if engine_running(paths):
             return
-        if not _engine_lock_held(paths.engine_lock):
-            tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
-            tmux.ensure_server()
-            command = engine_command()
-            if tmux.has_session(ENGINE_SESSION):
-                tmux.run("respawn-pane", "-k", "-t", f"={ENGINE_SESSION}:", "-c", str(paths.root), command)
-            else:
-                tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", "-c", str(paths.root), command)
         deadline = time.monotonic() + wait
+        launched = False
         while time.monotonic() < deadline:
             if engine_running(paths):
                 return
+            # An engine that holds its lock is starting, or stopping (its tmux server was killed): start a new
+            # one only once no engine holds it.
+            if not launched and not _engine_lock_held(paths.engine_lock):
+                tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
+                tmux.ensure_server()
+                command = engine_command()
+                if tmux.has_session(ENGINE_SESSION):
+                    tmux.run("respawn-pane", "-k", "-t", f"={ENGINE_SESSION}:", "-c", str(paths.root), command)
+                else:
+                    tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", "-c", str(paths.root),
+                             command)
+                launched = True
             time.sleep(0.05)
     raise SupervisorError(
         "the engine did not start",

@@ -54,6 +54,11 @@ def parent_of(name: str) -> str | None:
     return name.rsplit(".", 1)[0] if "." in name else None
 
 
+def root_of(name: str) -> str:
+    """The session an agent belongs to (itself for a session)."""
+    return name.split(".", 1)[0]
+
+
 def level_of(name: str) -> int:
     return name.count(".") + 1
 

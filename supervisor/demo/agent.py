@@ -57,8 +57,10 @@ Options: ``--record FILE`` appends ``{"ts": <epoch>, "text": <prompt>}`` per sub
 Keys: Enter submits (an empty input is ignored); a bracketed paste is inserted as is, newlines
 included; Backspace edits; Ctrl-U clears the input; Ctrl-C abandons the turn, twice within 1 s exits
 130; Ctrl-D on an empty input and the prompt ``/exit`` exit 0. Input typed during a turn is kept, and
-a prompt submitted during a turn runs right after it. SIGTERM prints ``bye`` and exits 143, unless
-``--ignore-term`` (then it prints ``(ignoring SIGTERM)`` and goes on).
+a prompt submitted during a turn runs right after it. A prompt starting with ``!`` is run as a shell
+command (a ``run`` step, hooks included), like Claude Code's shell mode, without using a turn.
+SIGTERM prints ``bye`` and exits 143, unless ``--ignore-term`` (then it prints ``(ignoring SIGTERM)``
+and goes on).
 """
 
 from __future__ import annotations
@@ -350,7 +352,9 @@ class Agent:
                 return 0
             if self.hooks:
                 self.hooks.fire("UserPromptSubmit", prompt=text)
-            if self.turn < len(self.script.turns):
+            if text.startswith("!"):  # shell mode, like Claude Code's `!`: run it, no turn of the script
+                self.run_steps([("run", text[1:].strip())], done=True)
+            elif self.turn < len(self.script.turns):
                 self.turn += 1
                 self.run_steps(self.script.turns[self.turn - 1], done=True)
             else:

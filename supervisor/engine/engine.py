@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -30,13 +30,17 @@ from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
+from supervisor.core.contract import Contract, parse_contract, render_contract
 from supervisor.core.durations import format_duration
-from supervisor.core.model import Agent, State, validate_name
+from supervisor.core.model import Agent, State, root_of, validate_name
+from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
+from supervisor.engine.auditor import Auditor
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
+from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.server import ControlServer
@@ -44,8 +48,10 @@ from supervisor.engine.transcripts import size_of, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
+from supervisor.git.guard import install_guard
+from supervisor.git.worktrees import write_contract
 from supervisor.paths import RepoPaths
-from supervisor.tmux.server import Tmux, TmuxError
+from supervisor.tmux.server import PaneInfo, Tmux, TmuxError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,10 @@ UNRECOGNISED_QUIET = 5.0
 STOP_GRACE = 5.0
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
-AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report"})
+AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report",
+                           "helper", "msg"})
+# Requests that act as the calling agent: they are told who it is.
+CALLER_METHODS = frozenset({"hook", "report", "helper", "msg"})
 
 
 class Service(Protocol):
@@ -103,7 +112,7 @@ class Engine:
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 
-        self.services: list[Service] = [AlertService(self)]
+        self.services: list[Service] = [AlertService(self), HelperDesk(self), Auditor(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -182,7 +191,7 @@ class Engine:
                         if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
-        if method in ("hook", "report"):
+        if method in CALLER_METHODS:
             params = {**params, "_caller": caller}
         try:
             return handler(**params)
@@ -248,6 +257,9 @@ class Engine:
         view["reason"] = agent.reason
         view["port"] = agent.port
         view["restarts"] = agent.restarts
+        view["contract"] = agent.extra.get("contract")
+        view["violations"] = agent.extra.get("violations") or []
+        view["merged"] = agent.extra.get("merged")
         return view
 
     def op_events(self, name: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
@@ -292,6 +304,9 @@ class Engine:
                                   hint=f"`supervisor restart {name}` starts it again")
         return {"pane": agent.pane, "session": panes[agent.pane].session,
                 "socket": str(self.paths.tmux_socket)}
+
+    def get(self, name: str) -> Agent:
+        return self._get(name)
 
     def _get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)
@@ -339,6 +354,8 @@ class Engine:
         profile: str | None = None,
         base: str = "HEAD",
         wait: bool = True,
+        contract: str | None = None,
+        contract_path: str | None = None,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
@@ -350,6 +367,8 @@ class Engine:
         line = line or DEFAULT_COMMANDS.get(chosen.name)
         if not line:
             raise UsageError(f"profile {chosen.name} needs a command", hint="pass --command or set agent.command")
+        terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
+            default_session_contract(self.paths.root)
         root = self.paths.root
         base_commit = worktrees.resolve(root, base)
         target = (worktrees.current_branch(root) if base == "HEAD" else base) or base_commit
@@ -358,20 +377,39 @@ class Engine:
         agent = Agent(
             name=name, profile=chosen.name, command=line, worktree=str(worktree), branch=f"agent/{name}",
             base=base_commit, target=target, token=secrets.token_hex(16), task=task,
-            state=State.STARTING, state_since=now, started_at=now, port=self._free_port(),
+            state=State.STARTING, state_since=now, started_at=now, port=self.free_port(),
         )
+        return self.create(agent, terms, config, wait=wait)
+
+    def create(self, agent: Agent, terms: Contract, config: Config, *, wait: bool = True,
+               admit: Callable[[], None] | None = None, admission: threading.Lock | None = None) -> dict[str, Any]:
+        """Make the agent's worktree (SESSION.md, guard, setup), launch it and deliver its task.
+
+        `admit` runs under `admission` right before the agent's row is added (a parent's helper count is
+        checked there, so two concurrent spawns cannot both take its last place)."""
+        name = agent.name
+        agent.extra["contract"] = render_contract(terms)
+        agent.extra["timeout"] = terms.timeout
+        agent.extra["stall_after"] = terms.stall_after
+        worktree = Path(agent.worktree)
         with self.agent_lock(name):  # held from the first row on, so the watcher never sees it half-made
-            self.store.add_agent(agent)  # atomic: a second start of the same name stops here
+            with admission or contextlib.nullcontext():
+                if admit is not None:
+                    admit()
+                self.store.add_agent(agent)  # atomic: a second start of the same name stops here
             try:
                 worktrees.ensure_excludes(self.paths.common_dir)
-                worktrees.add_worktree(root, worktree, agent.branch, base_commit)
+                worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
             except SupervisorError:
                 self.store.delete_agent(name)  # nothing was created: leave no trace but the event
                 raise
             self.store.append_event(name, "worktree_created", worktree=str(worktree), branch=agent.branch,
-                                    base=base_commit)
+                                    base=agent.base)
+            write_contract(worktree, agent.extra["contract"])
+            install_guard(self.paths.common_dir, worktree, self.paths.state_dir / "hooks")
             self._setup_worktree(agent, config)
             self._launch(agent, resume=False)
+            task = agent.task
             if task and agent.state.live:
                 self.live[name].pending_prompt = True  # the watcher keeps it `starting` until delivered
                 if wait:
@@ -387,7 +425,7 @@ class Engine:
     def _worktree_path(self, config: Config, name: str) -> Path:
         return Path(os.path.normpath(config.worktrees.dir / name))
 
-    def _free_port(self) -> int:
+    def free_port(self) -> int:
         used = {a.port for a in self.store.agents()}
         port = PORT_BASE
         while port in used:
@@ -443,9 +481,7 @@ class Engine:
             agent.pid = self.tmux.respawn(agent.pane, Path(agent.worktree), command, env)
             self.tmux.pipe_transcript(agent.pane, transcript)
         else:
-            self.tmux.kill_session(agent.name)
-            agent.pane, agent.pid = self.tmux.new_session(agent.name, Path(agent.worktree), command, env,
-                                                          transcript)
+            agent.pane, agent.pid = self._open_pane(agent, command, env, transcript, panes)
         now = time.time()
         agent.extra["tmux_server"] = self.tmux.server_id()
         for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
@@ -456,6 +492,26 @@ class Engine:
         agent.waiting_reason = None
         self.live[agent.name] = Live(transcript_size=size_of(transcript), last_output=0.0, launched_at=now)
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
+
+    def _open_pane(self, agent: Agent, command: str, env: dict[str, str], transcript: Path,
+                   panes: dict[str, PaneInfo]) -> tuple[str, int]:
+        """A pane for the agent in its session's tmux session: a helper's beside its parent's pane (a new
+        window of the session when there is no room), a session's in a tmux session of its own name."""
+        session = root_of(agent.name)
+        cwd = Path(agent.worktree)
+        if agent.parent is not None:
+            parent = self.store.get_agent(agent.parent)
+            beside = panes.get(parent.pane or "") if parent is not None else None
+            if beside is not None and beside.session == session:
+                created = self.tmux.split(beside.pane, cwd, command, env, transcript)
+                if created is not None:
+                    return created
+        if self.tmux.has_session(session):
+            others = {a.pane for a in self.store.agents() if a.name != agent.name and a.state.live}
+            if any(info.session == session and pane in others for pane, info in panes.items()):
+                return self.tmux.new_window(session, cwd, command, env, transcript)
+            self.tmux.kill_session(session)  # only dead panes of earlier runs are left in it
+        return self.tmux.new_session(session, cwd, command, env, transcript)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
         try:
@@ -484,17 +540,35 @@ class Engine:
                     live.pending_prompt = False
 
     def deliver_pending(self, name: str) -> None:
-        """The first prompt that waited for a dialog to be answered (run off the watcher's thread)."""
+        """What waited for the agent's prompt (run off the watcher's thread): the first prompt that waited
+        for a dialog to be answered, then the messages that arrived while it worked."""
         with self.agent_lock(name):
             agent = self._get(name)
             task = agent.extra.pop("pending_task", None)
-            if not task or not agent.state.live:
+            inbox = agent.extra.pop("inbox", None) or []
+            if not (task or inbox) or not agent.state.live:
                 return
             self.store.save_agent(agent)
             try:
-                self._deliver(agent, str(task), "task_delivered")
+                if task:
+                    self._deliver(agent, str(task), "task_delivered")
+                if inbox:
+                    if task:
+                        self._wait_ready(agent)
+                    self._deliver(agent, "\n\n".join(str(item) for item in inbox), "messages_delivered")
             except SupervisorError as exc:
                 log.warning("%s: %s", name, exc)
+
+    def tell(self, name: str, text: str) -> None:
+        """Put `text` in front of the agent at its next prompt (at once when it sits at its prompt now)."""
+        with self.agent_lock(name):
+            agent = self._get(name)
+            inbox = [*(agent.extra.get("inbox") or []), text]
+            agent.extra["inbox"] = inbox
+            self.store.save_agent(agent, "inbox", items=len(inbox))
+            idle = agent.state == State.IDLE
+        if idle:
+            threading.Thread(target=self.deliver_pending, args=(name,), daemon=True).start()
 
     def _wait_ready(self, agent: Agent) -> Reading | None:
         """Wait until the freshly launched CLI shows its input prompt (or, for an unknown CLI, goes quiet).
@@ -718,12 +792,19 @@ class Engine:
             return views.agent_view(agent, self.live.get(name))
 
     def op_stop(self, name: str, kill: bool = False) -> dict[str, Any]:
+        """Stop the agent and all its helpers (deepest first, so none outlives its parent)."""
+        self._get(name)
+        for helper in self.descendants(name):
+            self._stop_one(helper.name, kill, f"its parent {name} was stopped")
+        return self._stop_one(name, kill, "killed on request" if kill else "stopped on request")
+
+    def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
         with self.agent_lock(name):
             agent = self._get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0 if kill else STOP_GRACE)
                 final = State.KILLED if kill else State.STOPPED
-                agent.reason = "killed on request" if kill else "stopped on request"
+                agent.reason = reason
                 self.set_state(agent, final, "killed" if kill else "stopped", reason=agent.reason)
             return views.agent_view(agent, self.live.get(name))
 
@@ -753,29 +834,43 @@ class Engine:
             return views.agent_view(agent, self.live.get(name))
 
     def op_rm(self, name: str, force: bool = False) -> dict[str, Any]:
+        """Remove the agent's worktree and branch, and its helpers' (their worktrees live inside its own)."""
+        self._get(name)
+        family = [*self.descendants(name), self._get(name)]
+        if not force:
+            for agent in family:
+                if agent.state.live:
+                    raise SupervisorError(
+                        f"{agent.name} is still running ({agent.state})",
+                        hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
+            problems = []
+            for agent in family:
+                unmerged = worktrees.unmerged_commits(self.paths.root, agent.branch, agent.target)
+                dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+                details = [f"{len(unmerged)} commit(s) not in {agent.target}"] if unmerged else []
+                details += [f"{len(dirty)} uncommitted change(s)"] if dirty else []
+                if details:
+                    problems.append(", ".join(details) if agent.name == name else f"{agent.name}: {', '.join(details)}")
+            if problems:
+                raise SupervisorError(
+                    f"{name} has unmerged work: {'; '.join(problems)}",
+                    hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it")
+        for agent in family:
+            self._remove(agent.name)
+        return {"name": name, "removed": True, "helpers": [a.name for a in family[:-1]]}
+
+    def _remove(self, name: str) -> None:
         with self.agent_lock(name):
             agent = self._get(name)
-            if agent.state.live and not force:
-                raise SupervisorError(f"{name} is still running ({agent.state})",
-                                      hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
-            root = self.paths.root
-            if not force:
-                unmerged = worktrees.unmerged_commits(root, agent.branch, agent.target)
-                dirty = worktrees.uncommitted_changes(Path(agent.worktree))
-                if unmerged or dirty:
-                    details = [f"{len(unmerged)} commit(s) not in {agent.target}"] if unmerged else []
-                    details += [f"{len(dirty)} uncommitted change(s)"] if dirty else []
-                    raise SupervisorError(
-                        f"{name} has unmerged work: {', '.join(details)}",
-                        hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it",
-                    )
             if agent.state.live:
                 self._end(agent, grace=0.0)
-            self.tmux.kill_session(name)
-            worktrees.remove_worktree(root, Path(agent.worktree), agent.branch)
+            if agent.parent is None:
+                self.tmux.kill_session(name)
+            elif agent.pane and agent.extra.get("tmux_server") == self.tmux.listed_server:
+                self.tmux.kill_pane(agent.pane)
+            worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
             self.store.delete_agent(name)
             self.live.pop(name, None)
-            return {"name": name, "removed": True}
 
 
 def _mtime(path: Path) -> float | None:

@@ -372,9 +372,10 @@ class Watcher:
                 engine.interrupt(agent)
             elif engine.config.limits.on_stall == "restart":
                 threading.Thread(target=engine.restart_quietly, args=(agent.name,), daemon=True).start()
-        elif new == State.IDLE and agent.extra.get("pending_task"):
+        elif new == State.IDLE and (agent.extra.get("pending_task") or agent.extra.get("inbox")):
             threading.Thread(target=engine.deliver_pending, args=(agent.name,), daemon=True).start()
-        elif new == State.IDLE and previous in (State.WORKING, State.STALLED) and agent.parent is None:
+        elif new == State.IDLE and previous in (State.WORKING, State.STALLED):
+            # A helper's goes to its parent unless alerts.helper_done says otherwise (the router decides).
             fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
                  screen=engine.screen_tail(agent))
 

@@ -65,6 +65,14 @@ def ensure_excludes(common_dir: Path) -> None:
     exclude.write_text(current + separator + block)
 
 
+def write_contract(worktree: Path, text: str) -> None:
+    """Write SESSION.md into the worktree's root (atomically: an agent may be reading it)."""
+    target = worktree / "SESSION.md"
+    partial = worktree / ".SESSION.md.tmp"
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(target)
+
+
 def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
     if branch_exists(root, branch):
         raise GitError(

@@ -21,6 +21,8 @@ from supervisor.errors import SupervisorError
 from supervisor.tmux.control import ControlClient, ControlError
 
 ENGINE_SESSION = "_engine"  # never a valid agent name (agent names cannot contain '_')
+MIN_PANE_WIDTH = 40  # an agent CLI is unusable in a narrower pane: a helper then gets a window of its own
+MIN_PANE_HEIGHT = 10
 
 _CONFIG = """\
 # Written by supervisor for its own tmux server; the user's tmux server is never touched.
@@ -175,6 +177,66 @@ class Tmux:
             args += [";", *self._pipe_args(f"={name}:", transcript)]
         pane, pid = self.run(*args)[0].split("\t")
         return pane, int(pid)
+
+    def split(
+        self,
+        beside: str,
+        cwd: Path,
+        command: str,
+        env: Mapping[str, str],
+        transcript: Path | None = None,
+    ) -> tuple[str, int] | None:
+        """A new pane beside `beside` (right of it, or below when too narrow) running `command`; None when
+        the pane is too small to share. The focus stays where it was, so an attached user keeps typing into
+        the pane they were in."""
+        size = self.run("display-message", "-p", "-t", beside, "#{pane_width}\t#{pane_height}\t#{window_id}")[0]
+        width, height, window = size.split("\t")
+        if int(width) >= 2 * MIN_PANE_WIDTH + 1:
+            direction = "-h"
+        elif int(height) >= 2 * MIN_PANE_HEIGHT + 1:
+            direction = "-v"
+        else:
+            return None
+        args = ["split-window", direction, "-t", beside, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+        return self._create(args, env, command, transcript, target=window, back=["last-pane", "-t", window])
+
+    def new_window(
+        self,
+        session: str,
+        cwd: Path,
+        command: str,
+        env: Mapping[str, str],
+        transcript: Path | None = None,
+    ) -> tuple[str, int]:
+        """A new window of `session` running `command` (the session's current window stays current)."""
+        args = ["new-window", "-t", f"={session}:", "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+        created = self._create(args, env, command, transcript, target=f"={session}:",
+                               back=["last-window", "-t", f"={session}"])
+        assert created is not None
+        return created
+
+    def _create(self, args: list[str], env: Mapping[str, str], command: str, transcript: Path | None, *,
+                target: str, back: list[str]) -> tuple[str, int] | None:
+        """Run a pane-creating command chained with its transcript pipe (the new pane is the target's
+        active one until `back` returns the focus), so no byte of its output escapes the transcript."""
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        args.append(command)
+        if transcript is not None:
+            args += [";", *self._pipe_args(target, transcript)]
+        args += [";", *back]
+        proc = self.server.cmd(*args)
+        if proc.returncode != 0 or not proc.stdout:
+            detail = " ".join(proc.stderr) or f"exit {proc.returncode}"
+            if "no space" in detail or "too small" in detail:
+                return None
+            raise TmuxError(f"tmux {args[0]} failed: {detail}")
+        pane, pid = proc.stdout[0].split("\t")
+        return pane, int(pid)
+
+    def kill_pane(self, pane: str) -> None:
+        with contextlib.suppress(TmuxError):
+            self.run("kill-pane", "-t", pane)
 
     def respawn(self, pane: str, cwd: Path, command: str, env: Mapping[str, str]) -> int:
         """Run `command` again in `pane` (killing what runs there); the pane keeps its transcript."""

@@ -1,0 +1,135 @@
+"""The commit audit and `merge`: every new commit on every agent branch is checked against the agent's
+stored contract, whether or not the pre-commit guard ran (`--no-verify`, `-c core.hooksPath=`, plumbing).
+
+One `git for-each-ref` every AUDIT_SECONDS finds the branches that moved; only their new commits are read
+(those not reachable from what was audited before, nor from the branch the agent merges into). A violation
+becomes a `boundary` event and trigger on the agent, with the commit and the paths; `merge` refuses a branch
+with any.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.helpers import contract_of
+from supervisor.errors import SupervisorError
+from supervisor.git import worktrees
+from supervisor.git.audit import CommitViolation, audit, branch_tips, new_commits
+from supervisor.git.merge import merge_branch
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+AUDIT_SECONDS = 2.0
+KEEP_VIOLATIONS = 50
+
+
+class Auditor:
+    """Audits agent branches in a thread of its own; answers `merge` requests (an engine service)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pass = threading.Lock()  # one audit pass at a time (the thread's, or a request's)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="auditor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.audit_all()
+            except Exception:
+                log.exception("commit audit")
+            self._stopping.wait(AUDIT_SECONDS)
+
+    def audit_all(self) -> None:
+        with self._pass:
+            tips = branch_tips(self.engine.paths.root)
+            for agent in self.engine.store.agents():
+                tip = tips.get(agent.branch)
+                if tip is not None and tip != agent.extra.get("audited"):
+                    self._audit(agent.name, tip)
+
+    def _audit(self, name: str, tip: str) -> None:
+        engine = self.engine
+        root = engine.paths.root
+        agent = engine.store.get_agent(name)
+        if agent is None:
+            return
+        before = agent.extra.get("audited")
+        commits = new_commits(root, tip, [str(before or agent.base), agent.target])
+        found = audit(root, contract_of(agent, root).rules(), commits)
+        with engine.agent_lock(name):
+            agent = engine.store.get_agent(name)
+            if agent is None:
+                return
+            agent.extra["audited"] = tip
+            if found:
+                kept = [*(agent.extra.get("violations") or []), *(_as_record(v) for v in found)]
+                agent.extra["violations"] = kept[-KEEP_VIOLATIONS:]
+            engine.store.save_agent(agent)
+        for violation in found:
+            paths = [v.path for v in violation.violations]
+            engine.store.append_event(name, "boundary", commit=violation.commit, subject=violation.subject,
+                                      paths=[str(v) for v in violation.violations])
+            shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            fire(engine.store, agent, Trigger.BOUNDARY,
+                 f"commit {violation.commit[:10]} changes paths outside its contract: {shown}",
+                 commit=violation.commit, subject=violation.subject, paths=[str(v) for v in violation.violations])
+
+    # merge ------------------------------------------------------------------------------------------------
+
+    def op_merge(self, name: str) -> dict[str, Any]:
+        """Audit every commit of the agent's branch; merge it into its target only when all are clean."""
+        engine = self.engine
+        root = engine.paths.root
+        agent = engine.get(name)
+        if not worktrees.branch_exists(root, agent.branch):
+            raise SupervisorError(f"{name}'s branch {agent.branch} is gone")
+        if not worktrees.branch_exists(root, agent.target):
+            raise SupervisorError(f"{name} merges into {agent.target}, which is not a branch",
+                                  hint="it was started from a detached HEAD or a commit; merge it by hand")
+        tip = worktrees.resolve(root, agent.branch)
+        commits = new_commits(root, tip, [agent.target])
+        found = audit(root, contract_of(agent, root).rules(), commits)
+        if found:
+            lines = [f"  {v.commit[:10]} {v.subject}" + "".join(f"\n      {item}" for item in v.violations)
+                     for v in found]
+            raise SupervisorError(
+                f"{name} cannot be merged: {len(found)} of its {len(commits)} commit(s) change paths outside "
+                f"its contract:\n" + "\n".join(lines),
+                hint=f"rewrite those commits on {agent.branch} (or widen its contract and start it again)")
+        dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+        result = merge_branch(root, agent.branch, agent.target,
+                              f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip)
+        with engine.agent_lock(name):
+            current = engine.get(name)
+            current.extra["merged"] = result.commit
+            engine.store.save_agent(current, "merged", into=agent.target, commit=result.commit,
+                                    commits=len(commits), fast_forward=result.fast_forward,
+                                    already_merged=result.already_merged)
+        return {
+            "name": name, "into": agent.target, "commit": result.commit, "commits": len(commits),
+            "fast_forward": result.fast_forward, "already_merged": result.already_merged,
+            "updated_worktree": str(result.updated_worktree) if result.updated_worktree else None,
+            "uncommitted": len(dirty),
+        }
+
+
+def _as_record(violation: CommitViolation) -> dict[str, Any]:
+    return {"commit": violation.commit, "subject": violation.subject,
+            "paths": [str(v) for v in violation.violations]}

@@ -1,0 +1,247 @@
+"""The helper desk: helpers started under a parent's contract, `.sub-agents/status.yaml` in every parent's
+worktree, and messages between the agents of one tree.
+
+A request from inside an agent's pane acts as that agent: it starts helpers under itself only and messages
+agents of its own tree. `status.yaml` is rewritten (atomically, only when it changes) whenever the event log
+shows a helper changed; a message is written as a file in `.sub-agents/messages/` of the two agents' nearest
+common ancestor and typed into the recipient at its next prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from supervisor.core.contract import Contract, parse_contract
+from supervisor.core.model import SESSION_NAME, Agent, State, root_of
+from supervisor.core.roles import default_session_contract, helper_contract
+from supervisor.engine import views
+from supervisor.errors import SupervisorError, UsageError
+from supervisor.git import worktrees
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SUB_AGENTS = ".sub-agents"
+STATUS_FILE = "status.yaml"
+MESSAGES_DIR = "messages"
+MAX_MESSAGE = 64 * 1024
+
+
+class HelperDesk:
+    """Starts helpers, keeps status.yaml current and carries messages (an engine service)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._admission = threading.Lock()  # helper counts are checked and taken under it
+        self._written: dict[str, str] = {}  # parent → the status.yaml text last written
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # service ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._follow, name="helper-desk", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _follow(self) -> None:
+        """Rewrite status files when helpers change; pass helpers' finished turns on to their parents."""
+        store = self.engine.store
+        after = store.last_event_id
+        self.refresh()
+        while not self._stopping.is_set():
+            last = store.wait_for_events(after, 1.0)
+            if last <= after:
+                continue
+            try:
+                events = store.events(None, after=after, limit=10_000)
+                after = max([last, *(e.id for e in events)])
+                if any(e.agent and "." in e.agent for e in events):
+                    self.refresh()
+                for event in events:
+                    if event.kind == "alert" and event.data.get("route") == "parent" and event.agent:
+                        self._tell_parent(event.agent, event.data)
+            except Exception:
+                log.exception("helper desk")
+                after = last
+
+    # starting helpers ---------------------------------------------------------------------------------------
+
+    def op_helper(
+        self,
+        name: str,
+        role: str,
+        task: str | None = None,
+        paths: list[str] | None = None,
+        parent: str | None = None,
+        wait: bool = True,
+        _caller: Agent | None = None,
+    ) -> dict[str, Any]:
+        engine = self.engine
+        if _caller is not None:
+            if parent is not None and parent != _caller.name:
+                raise SupervisorError(f"{_caller.name} may start helpers only under itself, not under {parent}")
+            parent = _caller.name
+        if parent is None:
+            raise UsageError("whose helper is it? run this from inside an agent's pane, or pass --parent AGENT")
+        owner = engine.get(parent)
+        short = name.removeprefix(f"{parent}.")
+        if not SESSION_NAME.fullmatch(short):
+            raise UsageError(f"invalid helper name {name!r}",
+                             hint="1-32 characters of a-z, 0-9 and '-'; the full name becomes PARENT.NAME")
+        full = f"{parent}.{short}"
+        if not owner.state.live:
+            raise SupervisorError(f"{parent} is {owner.state}; a helper needs a running parent",
+                                  hint=f"`supervisor restart {parent}` first")
+        engine.reload_config_if_changed()
+        config = engine.config
+        parent_terms = contract_of(owner, engine.paths.root)
+        terms, template = helper_contract(
+            parent_terms, role, name=full, parent_name=parent, repo_root=engine.paths.root,
+            paths=paths or None, task=task, level=owner.level + 1, max_level=config.limits.max_level,
+            default_timeout=config.limits.helper_timeout)
+        worktree = Path(owner.worktree) / SUB_AGENTS / short
+        now = time.time()
+        agent = Agent(
+            name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
+            branch=f"agent/{full}", base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
+            token=secrets.token_hex(16), task=task, role=role, state=State.STARTING, state_since=now,
+            started_at=now, port=engine.free_port())
+
+        def admit() -> None:
+            live = [a.name for a in engine.store.agents() if a.parent == parent and a.state.live and a.name != full]
+            if len(live) >= parent_terms.max_helpers:
+                raise SupervisorError(
+                    f"{parent} already has {len(live)} live helper(s) ({', '.join(sorted(live))}); "
+                    f"its contract allows {parent_terms.max_helpers} (Max helpers)",
+                    hint="wait for one to finish, or stop one")
+
+        view = engine.create(agent, terms, config, wait=wait, admit=admit, admission=self._admission)
+        engine.store.append_event(parent, "helper_started", helper=full, role=role, template=template,
+                                  paths=list(terms.modify))
+        self.refresh()
+        return view
+
+    # status.yaml ------------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Rewrite each parent's `.sub-agents/status.yaml` whose content changed."""
+        agents = self.engine.store.agents()
+        by_name = {a.name: a for a in agents}
+        children: dict[str, list[Agent]] = {}
+        for agent in agents:
+            if agent.parent in by_name:
+                children.setdefault(agent.parent, []).append(agent)
+        for parent_name, helpers in children.items():
+            parent = by_name[parent_name]
+            text = status_text(parent, sorted(helpers, key=lambda a: a.name))
+            if self._written.get(parent_name) == text:
+                continue
+            directory = Path(parent.worktree) / SUB_AGENTS
+            if not directory.is_dir():
+                continue
+            _write_atomically(directory / STATUS_FILE, text)
+            self._written[parent_name] = text
+
+    # messages ---------------------------------------------------------------------------------------------
+
+    def op_msg(self, to: str, text: str, _caller: Agent | None = None) -> dict[str, Any]:
+        engine = self.engine
+        if _caller is None:
+            raise UsageError("msg is for agents: run it from inside an agent's pane",
+                             hint="to type into an agent yourself, use `supervisor send AGENT TEXT`")
+        sender = _caller.name
+        if to == "parent":
+            if _caller.parent is None:
+                raise UsageError(f"{sender} is a session: it has no parent")
+            to = _caller.parent
+        recipient = engine.get(to)
+        if root_of(recipient.name) != root_of(sender):
+            raise SupervisorError(f"{to} is not in {sender}'s tree; agents message only their own tree")
+        if recipient.name == sender:
+            raise UsageError("an agent cannot message itself")
+        if not text.strip():
+            raise UsageError("the message is empty")
+        if len(text.encode()) > MAX_MESSAGE:
+            raise UsageError(f"the message is longer than {MAX_MESSAGE // 1024} KiB; write a file and send its path")
+        home = engine.get(common_ancestor(sender, recipient.name))
+        folder = Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        sent = datetime.now(UTC)
+        path = folder / f"{sent.strftime('%Y%m%dT%H%M%S.%f')}-{sender}-to-{recipient.name}.yaml"
+        body = {"from": sender, "to": recipient.name, "sent": sent.isoformat(timespec="seconds"), "text": text}
+        _write_atomically(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
+        engine.store.append_event(sender, "message_sent", to=recipient.name, file=str(path))
+        engine.tell(recipient.name, f"Message from {sender} ({path}): {text}")
+        return {"from": sender, "to": recipient.name, "file": str(path), "delivered": "at its next prompt"}
+
+    def _tell_parent(self, helper: str, alert: dict[str, Any]) -> None:
+        parent = alert.get("to")
+        if not isinstance(parent, str) or self.engine.store.get_agent(parent) is None:
+            return
+        triggers = ", ".join(str(t) for t in alert.get("triggers") or [])
+        if alert.get("status") == "resolved":
+            return
+        what = "finished its turn" if triggers == "done" else triggers
+        self.engine.tell(parent, f"Your helper {helper} {what}; see {SUB_AGENTS}/{STATUS_FILE}.")
+
+
+def contract_of(agent: Agent, repo_root: Path) -> Contract:
+    """The agent's contract as the engine stored it (never the SESSION.md in its worktree, which it could
+    edit); agents from before contracts existed get the default session contract."""
+    text = agent.extra.get("contract")
+    if isinstance(text, str):
+        return parse_contract(text, f"{agent.name}'s contract")
+    return default_session_contract(repo_root)
+
+
+def common_ancestor(a: str, b: str) -> str:
+    left, right = a.split("."), b.split(".")
+    shared = []
+    for x, y in zip(left, right, strict=False):
+        if x != y:
+            break
+        shared.append(x)
+    return ".".join(shared)
+
+
+def status_text(parent: Agent, helpers: list[Agent]) -> str:
+    entries = {}
+    for helper in helpers:
+        entries[helper.name] = {
+            "role": helper.role,
+            "state": str(helper.state),
+            "since": views.iso(helper.state_since),
+            "task": helper.task,
+            "started": views.iso(helper.started_at),
+            "waiting_for": list(helper.extra.get("waiting_for") or []),
+            "waiting_reason": helper.waiting_reason,
+            "branch": helper.branch,
+            "worktree": os.path.relpath(helper.worktree, parent.worktree),
+            "exit_code": helper.exit_code,
+            "reason": helper.reason,
+        }
+    header = (f"# {parent.name}'s helpers, kept current by supervisor (do not edit).\n"
+              f"# Messages: `supervisor msg AGENT TEXT`; they are kept in {SUB_AGENTS}/{MESSAGES_DIR}/.\n")
+    return header + yaml.safe_dump({"helpers": entries}, allow_unicode=True, sort_keys=False, width=1000)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,224 @@
+"""Helpers, contracts and boundaries end to end: real engine, real tmux, real git worktrees.
+
+Agents act from inside their panes the way a real CLI's shell tool would: a prompt starting with `!` makes
+the demo agent run it as a shell command in its pane (Claude Code's shell mode), so `supervisor helper`,
+`supervisor msg` and `git commit` run as that agent, with its environment and process ancestry."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import PYTHON, Sandbox, wait_until
+
+SV = f"{shlex.quote(PYTHON)} -m supervisor"
+
+CONTRACT = """\
+# What This Session Can Do
+- Modify: src/**, docs/**
+- Don't touch: src/vendor/**
+- Can spawn helpers: yes
+- Max helpers: 2
+
+# Helper Permissions
+- refactor-agent: src/**
+- test-agent: src/tests/**
+
+# What We're Building
+- The auth module is refactored
+"""
+
+
+def contract_file(sandbox: Sandbox, text: str = CONTRACT, name: str = "contract.md") -> Path:
+    path = sandbox.root.parent / name
+    path.write_text(text)
+    return path
+
+
+_runs = itertools.count()
+
+
+def in_pane(sandbox: Sandbox, agent: str, command: str) -> None:
+    """Have the agent run `command` in its pane, and wait until the command has finished."""
+    marker = f"ran-{next(_runs)}-"
+    sandbox.sv("send", agent, f"!{command}; echo {marker}'end'")  # the typed text never reads `{marker}end`
+    wait_until(lambda: f"{marker}end" in transcript(sandbox, agent), 60, message=f"{agent} ran {command!r}")
+
+
+def events(sandbox: Sandbox, agent: str, kind: str | None = None) -> list[dict[str, Any]]:
+    found = json.loads(sandbox.sv("show", agent, "--json").stdout)["events"]
+    return [e for e in found if kind is None or e["kind"] == kind]
+
+
+def transcript(sandbox: Sandbox, agent: str) -> str:
+    path = sandbox.paths.transcript(agent)
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start_session(sandbox: Sandbox, name: str = "auth", contract: str = CONTRACT) -> dict[str, Any]:
+    sandbox.sv("start", name, "--contract", str(contract_file(sandbox, contract, f"{name}.md")))
+    return sandbox.wait_state(name, "idle")
+
+
+def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
+    auth = start_session(sandbox)
+    session_md = (Path(auth["worktree"]) / "SESSION.md").read_text()
+    assert "- Modify: src/**, docs/**" in session_md and "- refactor-agent: src/**" in session_md
+
+    in_pane(sandbox, "auth", f"{SV} helper lib --role refactor-agent --paths 'src/lib/**' --task 'tidy src/lib'")
+    lib = sandbox.wait_state("auth.lib", "idle", "working")
+    assert lib["parent"] == "auth" and lib["level"] == 2 and lib["role"] == "refactor-agent"
+    assert lib["branch"] == "agent/auth.lib"
+    assert Path(lib["worktree"]) == Path(auth["worktree"]) / ".sub-agents" / "lib"
+    lib_md = (Path(lib["worktree"]) / "SESSION.md").read_text()
+    assert "- Modify: src/lib/**" in lib_md and "- Don't touch: src/vendor/**" in lib_md
+    # Beside its parent, in the session's tmux window.
+    panes = sandbox.tmux("list-panes", "-a", "-F", "#{pane_id} #{session_name} #{window_id}").stdout.split("\n")
+    where = {line.split()[0]: line.split()[1:] for line in panes if line}
+    assert where[lib["pane"]] == where[auth["pane"]]
+    # Its branch forks from the parent's.
+    assert sandbox.git("merge-base", "agent/auth", "agent/auth.lib") == sandbox.git("rev-parse", "agent/auth")
+
+    in_pane(sandbox, "auth.lib", f"{SV} helper t --role test-agent --task 'cover src/lib'")
+    sub = sandbox.wait_state("auth.lib.t", "idle", "working")
+    assert sub["level"] == 3 and sub["parent"] == "auth.lib"
+    assert Path(sub["worktree"]) == Path(lib["worktree"]) / ".sub-agents" / "t"
+
+    # Level 4 is refused, and says why, in the pane that asked.
+    in_pane(sandbox, "auth.lib.t", f"{SV} helper deeper --role test-agent")
+    wait_until(lambda: "level 4" in transcript(sandbox, "auth.lib.t"), message="the level-4 refusal")
+    # An agent cannot start helpers under another agent.
+    in_pane(sandbox, "auth.lib", f"{SV} helper other --role test-agent --parent auth")
+    wait_until(lambda: "only under itself" in transcript(sandbox, "auth.lib"), message="the parent refusal")
+    assert set(sandbox.ls()) == {"auth", "auth.lib", "auth.lib.t"}
+
+    # Max helpers: 2 (auth.lib and one more), from the human's side with --parent.
+    sandbox.sv("helper", "second", "--role", "test-agent", "--parent", "auth")
+    third = sandbox.sv("helper", "third", "--role", "test-agent", "--parent", "auth", check=False)
+    assert third.returncode == 1 and "Max helpers" in third.stderr, third.stderr
+    not_listed = sandbox.sv("helper", "x", "--role", "docs-agent", "--parent", "auth", check=False)
+    assert not_listed.returncode == 2 and "not listed" in not_listed.stderr
+    wider = sandbox.sv("helper", "x", "--role", "test-agent", "--parent", "auth", "--paths", "docs/**", check=False)
+    assert wider.returncode == 2 and "widen" in wider.stderr
+
+    # status.yaml in each parent's worktree.
+    def status(worktree: str) -> dict[str, Any]:
+        path = Path(worktree) / ".sub-agents" / "status.yaml"
+        return dict(yaml.safe_load(path.read_text())["helpers"]) if path.exists() else {}
+
+    wait_until(lambda: set(status(auth["worktree"])) == {"auth.lib", "auth.second"}, message="auth's status.yaml")
+    assert status(auth["worktree"])["auth.lib"]["role"] == "refactor-agent"
+    wait_until(lambda: "auth.lib.t" in status(lib["worktree"]), message="auth.lib's status.yaml")
+
+    # Stopping the parent stops its whole tree.
+    pids = [sandbox.ls()[name]["pid"] for name in ("auth", "auth.lib", "auth.lib.t", "auth.second")]
+    sandbox.sv("stop", "auth")
+    agents = sandbox.ls()
+    assert {agents[n]["state"] for n in agents} == {"stopped"}
+    assert "its parent auth was stopped" in agents["auth.lib.t"]["reason"]
+    assert not any(_alive(pid) for pid in pids)
+    wait_until(lambda: status(auth["worktree"])["auth.lib"]["state"] == "stopped", message="status after stop")
+
+    # rm removes the tree: worktrees and branches.
+    sandbox.sv("rm", "auth", "--force")
+    assert sandbox.ls() == {}
+    assert not sandbox.git("branch", "--list", "agent/*")
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
+    secret = sandbox.root / "src" / "vendor" / "lib.py"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("VENDORED = 1\n")
+    sandbox.git("add", "-A")
+    sandbox.git("commit", "-q", "-m", "vendor a library")
+    auth = start_session(sandbox)
+    worktree = Path(auth["worktree"])
+
+    # The guard rejects a commit outside the contract, naming the path and the contract line.
+    in_pane(sandbox, "auth", "echo x > README.md && git add README.md && git commit -q -m 'edit the readme'")
+    wait_until(lambda: "commit refused" in transcript(sandbox, "auth"), message="the guard's refusal")
+    log = transcript(sandbox, "auth")
+    assert "README.md" in log and "Modify: src/**, docs/**" in log
+    assert sandbox.git("rev-parse", "agent/auth") == auth["base"]
+
+    # The same commit with --no-verify: the audit catches it, and merge refuses.
+    in_pane(sandbox, "auth", "git commit -q --no-verify -m 'edit the readme'")
+    bad = sandbox.git("rev-parse", "agent/auth")
+    assert bad != auth["base"]
+    found = wait_until(lambda: events(sandbox, "auth", "boundary"), message="a boundary event")
+    assert found[0]["commit"] == bad and any("README.md" in p for p in found[0]["paths"])
+    trigger = [e for e in events(sandbox, "auth", "trigger") if e["trigger"] == "boundary"]
+    assert trigger and "README.md" in trigger[0]["summary"]
+    refused = sandbox.sv("merge", "auth", check=False)
+    assert refused.returncode == 1
+    assert bad[:10] in refused.stderr and "README.md" in refused.stderr
+
+    # A rename out of a forbidden folder is caught on its source side.
+    in_pane(sandbox, "auth", "git reset -q --hard HEAD~1 && git mv src/vendor/lib.py src/lib.py && "
+                             "git commit -q --no-verify -m 'move vendored code'")
+    moved = sandbox.git("rev-parse", "agent/auth")
+    wait_until(lambda: any(e["commit"] == moved for e in events(sandbox, "auth", "boundary")),
+               message="the rename's boundary event")
+    rename = next(e for e in events(sandbox, "auth", "boundary") if e["commit"] == moved)
+    assert any("src/vendor/lib.py" in p for p in rename["paths"])
+
+    # Clean work (a path with spaces and non-ASCII characters) merges into main without touching the
+    # user's uncommitted change there.
+    in_pane(sandbox, "auth", "git reset -q --hard HEAD~1 && mkdir -p 'src/dossier é' && "
+                             "echo bonjour > 'src/dossier é/ça va.txt' && git add -A && git commit -q -m 'add ça va'")
+    assert "commit refused" not in transcript(sandbox, "auth").split("add ça va")[-1]
+    (sandbox.root / "README.md").write_text("# my local edit\n")
+    merged = sandbox.sv("merge", "auth")
+    assert "merged 1 commit(s) into main" in merged.stdout
+    assert (sandbox.root / "src" / "dossier é" / "ça va.txt").read_text() == "bonjour\n"
+    assert (sandbox.root / "README.md").read_text() == "# my local edit\n"
+    assert sandbox.git("status", "--porcelain") == "M README.md"
+    assert sandbox.git("rev-parse", "main") == sandbox.git("rev-parse", "agent/auth")
+    assert worktree.is_dir()
+
+
+def test_messages_and_helper_done_reach_the_parent(sandbox: Sandbox) -> None:
+    auth = start_session(sandbox)
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    sandbox.wait_state("auth.t", "idle")
+    in_pane(sandbox, "auth.t", f"{SV} msg parent 'the tests are green'")
+    folder = Path(auth["worktree"]) / ".sub-agents" / "messages"
+    files = wait_until(lambda: list(folder.glob("*.yaml")), message="the message file")
+    message = yaml.safe_load(files[0].read_text())
+    assert message["from"] == "auth.t" and message["to"] == "auth" and message["text"] == "the tests are green"
+    wait_until(lambda: "Message from auth.t" in transcript(sandbox, "auth"), message="the message typed into auth")
+    assert "the tests are green" in transcript(sandbox, "auth")
+
+    # A helper's finished turn goes to its parent (alerts.helper_done: parent, the default).
+    wait_until(lambda: "Your helper auth.t finished its turn" in transcript(sandbox, "auth"),
+               message="the helper's done reaching its parent")
+
+    # Only from a pane, and only within the tree.
+    outside = sandbox.sv("msg", "auth", "hello", check=False)
+    assert outside.returncode == 2 and "inside an agent's pane" in outside.stderr
+
+
+def test_bad_contract_is_refused_before_anything_starts(sandbox: Sandbox) -> None:
+    bad = contract_file(sandbox, CONTRACT.replace("- Max helpers: 2", "- Max helperz: 2"))
+    done = sandbox.sv("start", "auth", "--contract", str(bad), check=False)
+    assert done.returncode == 2
+    assert f"{bad}:5" in done.stderr and "Max helperz" in done.stderr
+    assert not (sandbox.root.parent / "repo-worktrees" / "auth").exists()
+    status = subprocess.run([PYTHON, "-m", "supervisor", "engine", "status"], cwd=sandbox.root, env=sandbox.env,
+                            capture_output=True, text=True)
+    assert status.returncode != 0  # the engine was never started for it
