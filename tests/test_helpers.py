@@ -222,3 +222,59 @@ def test_bad_contract_is_refused_before_anything_starts(sandbox: Sandbox) -> Non
     status = subprocess.run([PYTHON, "-m", "supervisor", "engine", "status"], cwd=sandbox.root, env=sandbox.env,
                             capture_output=True, text=True)
     assert status.returncode != 0  # the engine was never started for it
+
+
+def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
+    """The helper's own boundaries, narrower than its parent's: the guard, the audit and merge."""
+    start_session(sandbox)
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    helper = sandbox.wait_state("auth.t", "idle")
+    in_pane(sandbox, "auth.t", "echo changed > src/app.py && git commit -q -am 'fix the app while testing'")
+    wait_until(lambda: "commit refused" in transcript(sandbox, "auth.t"), message="the guard's refusal")
+    log = transcript(sandbox, "auth.t")
+    assert "src/app.py" in log and "Modify: src/tests/**" in log
+    assert sandbox.git("rev-parse", "agent/auth.t") == helper["base"]
+
+    in_pane(sandbox, "auth.t", "git commit -q --no-verify -am 'fix the app while testing'")
+    bad = sandbox.git("rev-parse", "agent/auth.t")
+    wait_until(lambda: events(sandbox, "auth.t", "boundary"), message="the helper's boundary event")
+    refused = sandbox.sv("merge", "auth.t", check=False)
+    assert refused.returncode == 1 and bad[:10] in refused.stderr and "src/app.py" in refused.stderr
+
+    # Without that commit, its work merges into its parent's branch and worktree.
+    in_pane(sandbox, "auth.t", "git reset -q --hard HEAD~1 && mkdir -p src/tests && echo 'def test(): pass' > "
+                               "src/tests/test_app.py && git add -A && git commit -q -m 'test the app'")
+    merged = sandbox.sv("merge", "auth.t")
+    assert "into agent/auth" in merged.stdout
+    parent_worktree = Path(sandbox.ls()["auth"]["worktree"])
+    assert (parent_worktree / "src" / "tests" / "test_app.py").exists()
+    assert sandbox.git("rev-parse", "agent/auth") == sandbox.git("rev-parse", "agent/auth.t")
+    assert sandbox.git("status", "--porcelain", cwd=parent_worktree) == ""
+
+
+def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
+    start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 2\n- Timeout: 6s"))
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    pid = sandbox.wait_state("auth.t", "idle")["pid"]
+    agents = wait_until(lambda: (a := sandbox.ls()) and a["auth"]["state"] == "killed" and a, 30,
+                        message="the session's timeout")
+    assert agents["auth.t"]["state"] == "killed"
+    assert agents["auth.t"]["reason"] == "its parent auth timed out"
+    assert agents["auth"]["reason"].startswith("timed out after")
+    assert not _alive(pid)
+
+
+def test_helpers_get_a_window_of_their_own_when_the_parents_is_full(sandbox: Sandbox) -> None:
+    auth = start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 5"))
+    for name in ("a", "b", "c", "d"):
+        sandbox.sv("helper", name, "--role", "test-agent", "--parent", "auth", "--no-wait")
+    agents = sandbox.ls()
+    listing = sandbox.tmux("list-panes", "-s", "-t", "=auth", "-F", "#{pane_id} #{window_id} #{pane_width}").stdout
+    window = {line.split()[0]: line.split()[1] for line in listing.splitlines()}
+    width = {line.split()[0]: int(line.split()[2]) for line in listing.splitlines()}
+    assert set(window) == {agents[n]["pane"] for n in ("auth", "auth.a", "auth.b", "auth.c", "auth.d")}
+    first = window[auth["pane"]]
+    beside = [n for n in ("auth.a", "auth.b", "auth.c", "auth.d") if window[agents[n]["pane"]] == first]
+    elsewhere = [n for n in ("auth.a", "auth.b", "auth.c", "auth.d") if window[agents[n]["pane"]] != first]
+    assert beside and elsewhere, listing
+    assert all(width[p] >= 40 for p, w in window.items() if w == first)
