@@ -67,9 +67,15 @@ def test_demo_creates_a_repository_and_starts_its_sessions(sandbox: Sandbox, tmp
     demo = Sandbox(root=target, home=sandbox.home, runtime=sandbox.runtime, env=sandbox.env)
     try:
         names = set(demo.ls())
-        assert names == {"auth", "ui", "billing", "api", "docs", "search"}
-        # The crasher really crashes, and the committer really commits.
+        assert names == {"auth", "auth.tests", "ui", "billing", "api", "docs", "search", "reports"}
+        assert demo.ls()["auth.tests"]["role"] == "test-agent"
+        assert "- Timeout: 40s" in demo.agent("reports")["contract"]
+        # The crasher really crashes, and the committer really commits, inside its contract: ready to merge.
         assert demo.wait_state("search", "exited", "failed")["exit_code"] == 3
         wait_until(lambda: demo.git("rev-list", "--count", "main..agent/api") == "1", message="api's commit")
+        # The boundary scenario's commit is refused by the guard, made with --no-verify, caught by the audit.
+        wait_until(lambda: demo.ls()["docs"]["boundary_violations"] == 1, 30, message="docs's boundary violation")
+        assert demo.sv("merge", "docs", check=False).returncode == 1
+        assert "merged 1 commit(s) into main" in demo.sv("merge", "api").stdout
     finally:
         demo.tmux("kill-server")

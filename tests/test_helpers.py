@@ -161,6 +161,7 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     bad = sandbox.git("rev-parse", "agent/auth")
     assert bad != auth["base"]
     found = wait_until(lambda: events(sandbox, "auth", "boundary"), message="a boundary event")
+    assert sandbox.ls()["auth"]["boundary_violations"] == 1
     assert found[0]["commit"] == bad and any("README.md" in p for p in found[0]["paths"])
     trigger = [e for e in events(sandbox, "auth", "trigger") if e["trigger"] == "boundary"]
     assert trigger and "README.md" in trigger[0]["summary"]
@@ -182,6 +183,8 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     in_pane(sandbox, "auth", "git reset -q --hard HEAD~1 && mkdir -p 'src/dossier é' && "
                              "echo bonjour > 'src/dossier é/ça va.txt' && git add -A && git commit -q -m 'add ça va'")
     assert "commit refused" not in transcript(sandbox, "auth").split("add ça va")[-1]
+    # With the offending commits gone from its branch, its record is clean again.
+    wait_until(lambda: sandbox.ls()["auth"]["boundary_violations"] == 0, message="violations cleared")
     (sandbox.root / "README.md").write_text("# my local edit\n")
     merged = sandbox.sv("merge", "auth")
     assert "merged 1 commit(s) into main" in merged.stdout

@@ -4,6 +4,7 @@ The same keys against the real engine are in test_ui_engine.py; here every form 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
@@ -138,6 +139,33 @@ def test_new_session_form_checks_the_name_and_starts_it() -> None:
         await wait_for(pilot, lambda: not isinstance(app.screen, NewSessionScreen))
         assert len(calls(source, "start")) == 1
         assert any("payments: starting" in note for note in notes)
+
+    run(app, scenario)
+
+
+def test_new_session_form_refuses_a_broken_contract_and_sends_a_good_one(tmp_path: Path) -> None:
+    app, source, _notes = make()
+    broken = tmp_path / "broken.md"
+    broken.write_text("# What This Session Can Do\n- Modify: src/**\n- Colour: blue\n")
+    good = tmp_path / "good.md"
+    good.write_text("# What This Session Can Do\n- Modify: src/**\n")
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        form = app.screen
+        form.query_one("#name", Input).value = "payments"
+        form.query_one("#contract", Input).value = str(broken)
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: f"{broken}:3" in str(form.query_one("#error").render()),
+                       message="the contract's error with its line")
+        assert not calls(source, "start")
+        form.query_one("#contract", Input).value = str(good)
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: calls(source, "start"), message="the start request")
+        request = calls(source, "start")[0]
+        assert request["contract"] == good.read_text() and request["contract_path"] == str(good)
 
     run(app, scenario)
 

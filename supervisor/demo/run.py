@@ -1,8 +1,9 @@
 """`supervisor demo`: a scratch repository with sessions run by the bundled demo agent.
 
 No AI CLI or account is needed: each session runs `python -m supervisor.demo.agent` with a scenario that
-shows one behaviour (working, asking for approval, going quiet, crashing, committing, leaving its
-boundary)."""
+shows one behaviour (working, asking for approval, going quiet, crashing, committing inside its contract,
+committing outside it, running out of time), each under a SESSION.md contract, and one session has a
+helper."""
 
 from __future__ import annotations
 
@@ -23,7 +24,31 @@ SESSIONS = [
     ("api", "committer", "Add the /health endpoint"),
     ("docs", "boundary", "Document the auth package"),
     ("search", "crasher", "Speed up the search index"),
+    ("reports", "worker", "Rebuild the monthly report"),
 ]
+# (parent, name, role, task): helpers started under the sessions above.
+HELPERS = [("auth", "tests", "test-agent", "Cover token validation with tests")]
+
+
+def _contract(modify: str, *, timeout: str | None = None, helpers: str = "") -> str:
+    lines = ["# What This Session Can Do", f"- Modify: {modify}"]
+    lines += ["- Can spawn helpers: yes", "- Max helpers: 2"] if helpers else ["- Can spawn helpers: no"]
+    lines += [f"- Timeout: {timeout}"] if timeout else []
+    lines += ["", "# Helper Permissions", *(f"- {entry}" for entry in helpers.split("; ") if entry)]
+    return "\n".join(lines) + "\n"
+
+
+# Each session's boundaries: `docs` commits outside its own (a boundary violation), `api` commits inside
+# (ready to merge), `reports` runs out of time.
+CONTRACTS = {
+    "auth": _contract("packages/auth/**", helpers="test-agent: packages/auth/tests/**"),
+    "ui": _contract("packages/ui/**"),
+    "billing": _contract("packages/billing/**"),
+    "api": _contract("services/api/**, notes/**"),
+    "docs": _contract("docs/**"),
+    "search": _contract("packages/search/**"),
+    "reports": _contract("packages/reports/**", timeout="40s"),
+}
 
 _FILES = {
     "README.md": "# demo-shop\n\nA scratch repository created by `supervisor demo`.\n",
@@ -73,11 +98,18 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
     for name, scenario, task in SESSIONS:
         try:
             call(paths, "start", {"name": name, "task": task, "command": f"{agent} --scenario {scenario}",
-                                  "wait": False})
+                                  "wait": False, "contract": CONTRACTS[name], "contract_path": f"{name}'s contract"})
         except SupervisorError as exc:
             print(f"  {name}: {exc.message}", file=sys.stderr)
             continue
         print(f"  started {name} ({scenario})")
+    for parent, name, role, task in HELPERS:
+        try:
+            call(paths, "helper", {"name": name, "role": role, "parent": parent, "task": task, "wait": False})
+        except SupervisorError as exc:
+            print(f"  {parent}.{name}: {exc.message}", file=sys.stderr)
+            continue
+        print(f"  started {parent}.{name} ({role} helper of {parent})")
     import os
 
     os.chdir(repo)
@@ -94,6 +126,7 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
         "  supervisor ls                 every agent and its state\n"
         "  supervisor attach auth        take over a pane (detach with your tmux prefix + d)\n"
         "  supervisor send ui 'yes'      type into an agent\n"
+        "  supervisor merge api          merge a finished session into main (docs's is refused)\n"
         "  supervisor stop billing       stop one; `supervisor engine stop` stops watching"
     )
     return code

@@ -73,15 +73,21 @@ class Auditor:
         before = agent.extra.get("audited")
         commits = new_commits(root, tip, [str(before or agent.base), agent.target])
         found = audit(root, contract_of(agent, root).rules(), commits)
+        # Earlier violations count while their commits are still on the branch (an agent may drop them).
+        on_branch = set(new_commits(root, tip, [agent.target])) if agent.extra.get("violations") else set()
         with engine.agent_lock(name):
             agent = engine.store.get_agent(name)
             if agent is None:
                 return
             agent.extra["audited"] = tip
-            if found:
-                kept = [*(agent.extra.get("violations") or []), *(_as_record(v) for v in found)]
-                agent.extra["violations"] = kept[-KEEP_VIOLATIONS:]
+            earlier = [v for v in agent.extra.get("violations") or [] if v.get("commit") in on_branch]
+            cleared = bool(agent.extra.get("violations")) and not earlier and not found
+            kept = [*earlier, *(_as_record(v) for v in found)]
+            agent.extra["violations"] = kept[-KEEP_VIOLATIONS:]
             engine.store.save_agent(agent)
+        if cleared:
+            fire(engine.store, agent, Trigger.BOUNDARY, "the commits outside its contract are gone from its branch",
+                 active=False)
         for violation in found:
             paths = [v.path for v in violation.violations]
             engine.store.append_event(name, "boundary", commit=violation.commit, subject=violation.subject,

@@ -42,6 +42,7 @@ def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
         "waiting_reason": agent.waiting_reason,
         "exit_code": agent.exit_code,
         "reason": agent.reason,
+        "boundary_violations": len(agent.extra.get("violations") or []),
     }
 
 

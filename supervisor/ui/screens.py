@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -99,7 +100,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
 
 
 class NewSessionScreen(FormScreen):
-    """The form for `supervisor start`: name, task, profile, command."""
+    """The form for `supervisor start`: name, task, profile, command, contract."""
 
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
@@ -115,6 +116,8 @@ class NewSessionScreen(FormScreen):
             yield Select([(p, p) for p in PROFILES], prompt="default", id="profile")
             yield Label("Command (blank: the profile's)", classes="field")
             yield Input(placeholder="claude", id="command")
+            yield Label("Contract: a SESSION.md file (blank: may change everything)", classes="field")
+            yield Input(placeholder="contracts/auth.md", id="contract")
             yield Static("", classes="error", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -134,6 +137,15 @@ class NewSessionScreen(FormScreen):
             error.update(exc.message if name else "a name is needed")
             self.query_one("#name", Input).focus()
             return
+        contract: dict[str, str] = {}
+        file = self.query_one("#contract", Input).value.strip()
+        if file:
+            try:
+                contract = _read_contract(Path(file).expanduser())
+            except UsageError as exc:
+                error.update(exc.message)
+                self.query_one("#contract", Input).focus()
+                return
         profile = self.query_one("#profile", Select).value
         self.dismiss({
             "name": name,
@@ -141,7 +153,21 @@ class NewSessionScreen(FormScreen):
             "profile": profile if isinstance(profile, str) else None,
             "command": self.query_one("#command", Input).value.strip() or None,
             "wait": False,
+            **contract,
         })
+
+
+def _read_contract(file: Path) -> dict[str, str]:
+    """The contract's text and path for the start request; UsageError (with the line) when it is broken."""
+    from supervisor.core.contract import parse_contract
+    from supervisor.errors import UsageError
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
+    parse_contract(text, file.resolve())
+    return {"contract": text, "contract_path": str(file.resolve())}
 
 
 class NewHelperScreen(FormScreen):
