@@ -145,7 +145,9 @@ def test_new_session_form_checks_the_name_and_starts_it() -> None:
 
 def test_new_session_form_refuses_a_broken_contract_and_sends_a_good_one(tmp_path: Path) -> None:
     app, source, _notes = make()
-    broken = tmp_path / "broken.md"
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / ("and-another-one-" * 4)
+    deep.mkdir(parents=True)
+    broken = deep / "broken.md"
     broken.write_text("# What This Session Can Do\n- Modify: src/**\n- Colour: blue\n")
     good = tmp_path / "good.md"
     good.write_text("# What This Session Can Do\n- Modify: src/**\n")
@@ -162,7 +164,9 @@ def test_new_session_form_refuses_a_broken_contract_and_sends_a_good_one(tmp_pat
                        message="the contract's error with its line")
         assert not calls(source, "start")
         form.query_one("#contract", Input).value = str(good)
-        await pilot.click("#start")
+        # Enter, not a click: the error just grew the form, and a click computed before the next layout
+        # pass would land where the button was.
+        await pilot.press("enter")
         await wait_for(pilot, lambda: calls(source, "start"), message="the start request")
         request = calls(source, "start")[0]
         assert request["contract"] == good.read_text() and request["contract_path"] == str(good)
