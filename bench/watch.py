@@ -4,8 +4,9 @@
 
 Starts AGENTS sessions of light fake agents (a quarter print a line a second, a quarter work in bursts and
 go idle between them, half stay silent), lets
-the engine watch them for SECONDS, and measures the CPU used by the engine and by the tmux server. Then it
-stops the engine (the agents keep running) and measures a naive watcher over the same panes: libtmux's
+the engine watch them for SECONDS, and measures the CPU used by the engine, by the tmux server and by the
+transcript pipes. Then it stops the engine (the agents keep running), measures the tmux server with nobody
+watching (what the agents' own output costs it anyway), and a naive watcher over the same panes: libtmux's
 `pane.capture_pane()` for every pane once a second. Last it measures latencies through the client API:
 from a hook event to the new state, and from a screen change to the new state.
 Targets: engine + server <= 2% of one core at 100 agents; <= 1 s from a hook; <= one tick from a screen.
@@ -33,15 +34,27 @@ BURSTY = "while :; do for i in 1 2 3 4 5; do echo \"burst $i\"; sleep 1; done; s
 SILENT = "exec sleep 100000"
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int], *, children: bool = True) -> float:
+    """CPU time of the processes, with their reaped children's unless `children` is False (the tmux
+    server's children are the panes and the engine itself: their CPU is not the server's)."""
     total = 0.0
     for pid in pids:
         try:
             times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
+            total += times.user + times.system
+            if children:
+                total += times.children_user + times.children_system
         except psutil.Error:
             pass
     return total
+
+
+def transcript_pipes(server_pid: int) -> list[int]:
+    """The `cat` processes tmux's pipe-pane runs to write the transcripts (children of the server)."""
+    try:
+        return [p.pid for p in psutil.Process(server_pid).children() if p.name() == "cat"]
+    except psutil.Error:
+        return []
 
 
 def tmux_server_pid(socket: Path) -> int:
@@ -92,12 +105,17 @@ def main() -> int:
 
         engine_pid = int(call(paths, "status")["pid"])
         server_pid = tmux_server_pid(paths.tmux_socket)
+        pipes = transcript_pipes(server_pid)
         print(f"measuring the engine for {args.seconds:.0f} s…", flush=True)
-        start_engine, start_server, started = cpu_seconds([engine_pid]), cpu_seconds([server_pid]), time.monotonic()
+        start_engine = cpu_seconds([engine_pid])
+        start_server = cpu_seconds([server_pid], children=False)
+        start_pipes = cpu_seconds(pipes)
+        started = time.monotonic()
         time.sleep(args.seconds)
         elapsed = time.monotonic() - started
         engine_cpu = 100.0 * (cpu_seconds([engine_pid]) - start_engine) / elapsed
-        server_cpu = 100.0 * (cpu_seconds([server_pid]) - start_server) / elapsed
+        server_cpu = 100.0 * (cpu_seconds([server_pid], children=False) - start_server) / elapsed
+        pipes_cpu = 100.0 * (cpu_seconds(pipes) - start_pipes) / elapsed
         tick = call(paths, "status").get("tick_seconds")
 
         hook_latency = probe_hook(paths, request_at)
@@ -116,22 +134,36 @@ def main() -> int:
                     pane.capture_pane()
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
+        # The same agents with nobody watching: what their own output costs the tmux server anyway.
+        print(f"measuring the tmux server unwatched for {args.baseline_seconds:.0f} s…", flush=True)
+        unwatched_start, started = cpu_seconds([server_pid], children=False), time.monotonic()
+        time.sleep(args.baseline_seconds)
+        unwatched_cpu = 100.0 * (cpu_seconds([server_pid], children=False) - unwatched_start) / \
+            (time.monotonic() - started)
+
         print(f"measuring the naive watcher for {args.baseline_seconds:.0f} s…", flush=True)
-        base_start = cpu_seconds([os.getpid(), server_pid])
+        def naive_cpu() -> float:
+            return cpu_seconds([os.getpid()]) + cpu_seconds([server_pid], children=False)
+
+        base_start = naive_cpu()
         started = time.monotonic()
         naive(args.baseline_seconds)
-        baseline_cpu = 100.0 * (cpu_seconds([os.getpid(), server_pid]) - base_start) / (time.monotonic() - started)
+        baseline_cpu = 100.0 * (naive_cpu() - base_start) / (time.monotonic() - started)
     finally:
         tmux.kill_server()
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(runtime, ignore_errors=True)
 
     ours = engine_cpu + server_cpu
+    added = engine_cpu + max(0.0, server_cpu - unwatched_cpu) + pipes_cpu
     print()
     print(f"agents watched:                      {args.agents} (+2 probes)")
     print(f"engine CPU:                          {engine_cpu:6.2f}% of one core (last tick {tick}s)")
     print(f"tmux server CPU (engine running):    {server_cpu:6.2f}%")
+    print(f"tmux server CPU (nobody watching):   {unwatched_cpu:6.2f}%   (the agents' own output)")
+    print(f"transcript pipes (pipe-pane cats):   {pipes_cpu:6.2f}%")
     print(f"engine + server:                     {ours:6.2f}%   (target <= 2%)  {'OK' if ours <= 2 else 'OVER'}")
+    print(f"what supervising adds:               {added:6.2f}%   (engine + server over unwatched + pipes)")
     print(f"naive watcher + server (libtmux capture_pane per pane per second): {baseline_cpu:6.2f}%")
     print(f"ratio naive / ours:                  {baseline_cpu / ours if ours else float('inf'):6.1f}x")
     print(f"hook event -> state via client API:  median {statistics.median(hook_latency) * 1000:6.0f} ms, "

@@ -8,6 +8,7 @@ to about 100 bytes and a repository can live anywhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -69,7 +70,7 @@ class RepoPaths:
         return self.runtime_dir / "engine.lock"
 
     def transcript(self, agent: str) -> Path:
-        return self.logs_dir / f"{agent}.log"
+        return _transcript(self.common_dir, agent)
 
     def ensure_dirs(self) -> None:
         """Create the state and runtime directories, private to the user."""
@@ -77,6 +78,12 @@ class RepoPaths:
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o700)
         ensure_private_dir(self.runtime_dir)
+
+
+@functools.lru_cache(maxsize=4096)
+def _transcript(common_dir: Path, agent: str) -> Path:
+    # Cached: the watcher asks for every agent's transcript every tick.
+    return RepoPaths(root=common_dir, common_dir=common_dir).logs_dir / f"{agent}.log"
 
 
 def runtime_base() -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.tmux.server import ENGINE_SESSION
 from tests.alert_servers import Rig, Rigs, make_repo
 from tests.conftest import wait_until
 
@@ -86,7 +87,9 @@ def tmux_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig, list[str]]) -> None:
+@pytest.mark.parametrize("control", [False, True], ids=["spawned", "control-client"])
+def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig, list[str]], control: bool) -> None:
+    """Also through the engine's control-mode client, as a running engine sends it (no process per alert)."""
     r, user = tmux_rig
     tmux = r.engine.tmux
     r.fire("auth", "done", "nobody attached yet")
@@ -96,9 +99,12 @@ def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig
 
     tmux.ensure_server()
     tmux.run("new-session", "-d", "-s", "main", "sleep 600")
+    if control:
+        tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
+        tmux.use_control()
     attach = f"tmux -S {tmux.socket} attach -t main"
     subprocess.run([*user, "new-session", "-d", "-s", "user", "-x", "150", "-y", "30", attach], check=True)
-    wait_until(lambda: tmux.run("list-clients"), message="a client attached")
+    wait_until(lambda: any("/dev/" in line for line in tmux.run("list-clients")), message="a client attached")
 
     def user_screen() -> str:
         return subprocess.run([*user, "capture-pane", "-p", "-t", "user"], capture_output=True, text=True).stdout

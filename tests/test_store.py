@@ -72,3 +72,27 @@ def test_waiting_for_events_wakes_on_append(tmp_path: Path) -> None:
     event = store.append_event(None, "hello")
     waiter.join(timeout=10)
     assert woke == [event]
+
+
+def test_versions_say_which_records_changed(tmp_path: Path) -> None:
+    """The watcher re-reads only records whose version moved; a version is never reused for a name."""
+    store = Store(tmp_path / "s.db")
+    store.add_agent(_agent("auth"))
+    store.add_agent(_agent("ui"))
+    before = store.versions()
+    assert set(before) == {"auth", "ui"}
+    agent = store.get_agent("auth")
+    assert agent is not None
+    agent.state = State.WORKING
+    store.save_agent(agent)
+    after = store.versions()
+    assert after["auth"] != before["auth"] and after["ui"] == before["ui"]
+    found, versions = store.get_agents(["auth", "gone"])
+    assert [a.state for a in found] == [State.WORKING] and versions == {"auth": after["auth"]}
+    store.delete_agent("auth")
+    assert "auth" not in store.versions()
+    store.add_agent(_agent("auth"))
+    assert store.versions()["auth"] not in (before["auth"], after["auth"])
+    store.close()
+    # A new Store (a restarted engine) knows every existing record.
+    assert set(Store(tmp_path / "s.db").versions()) == {"auth", "ui"}

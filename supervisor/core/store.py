@@ -66,6 +66,10 @@ class Store:
         self._lock = threading.RLock()
         self._appended = threading.Condition(self._lock)  # notified on every new event
         self._last_event = 0
+        # Each agent's version: the store-wide write count at its last write through this Store (the only
+        # writer is the engine's); 0 for records that were already there.
+        self._versions: dict[str, int] = {}
+        self._writes = 0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -74,6 +78,7 @@ class Store:
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
         self._last_event = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        self._versions = {row[0]: 0 for row in self._db.execute("SELECT name FROM agents")}
 
     def close(self) -> None:
         with self._lock:
@@ -104,11 +109,13 @@ class Store:
                     hint=f"pick another name, or `supervisor rm {agent.name}` first",
                 ) from None
             self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
+            self._bump(agent.name)
 
     def save_agent(self, agent: Agent, event: str | None = None, **data: Any) -> None:
         """Write the agent's record, and with `event` append that event in the same transaction."""
         with self.transaction() as db:
             db.execute("UPDATE agents SET data = ? WHERE name = ?", (_agent_to_json(agent), agent.name))
+            self._bump(agent.name)
             if event is not None:
                 self._append(db, agent.name, event, data)
 
@@ -118,14 +125,47 @@ class Store:
         return _agent_from_json(row[0]) if row else None
 
     def agents(self) -> list[Agent]:
+        return self.agents_versioned()[0]
+
+    def agents_versioned(self) -> tuple[list[Agent], dict[str, int]]:
+        """Every agent, and the version of each as read: `version(name)` still equal means the record has
+        not been written since (by this Store, the only writer: the engine's), so a reader may keep it."""
         with self._lock:
             rows = self._db.execute("SELECT data FROM agents ORDER BY name").fetchall()
-        return [_agent_from_json(row[0]) for row in rows]
+            versions = dict(self._versions)
+        return [_agent_from_json(row[0]) for row in rows], versions
+
+    def versions(self) -> dict[str, int]:
+        """Every agent's name and version."""
+        with self._lock:
+            return dict(self._versions)
+
+    def get_agents(self, names: list[str]) -> tuple[list[Agent], dict[str, int]]:
+        """The named agents (those that exist), and their versions as read."""
+        found: list[Agent] = []
+        with self._lock:
+            for start in range(0, len(names), 500):
+                chunk = names[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT data FROM agents WHERE name IN ({marks})", chunk).fetchall()
+                found += [_agent_from_json(row[0]) for row in rows]
+            versions = {agent.name: self._versions.get(agent.name, 0) for agent in found}
+        return found, versions
+
+    def version(self, name: str) -> int:
+        with self._lock:
+            return self._versions.get(name, 0)
+
+    def _bump(self, name: str) -> None:
+        self._writes += 1
+        self._versions[name] = self._writes
 
     def delete_agent(self, name: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM agents WHERE name = ?", (name,))
             self._append(db, name, "removed", {})
+            self._writes += 1
+            self._versions.pop(name, None)
 
     # events -------------------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class Auditor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass = threading.Lock()  # one audit pass at a time (the thread's, or a request's)
+        self._stamp: tuple[int, ...] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="auditor", daemon=True)
@@ -56,13 +57,30 @@ class Auditor:
                 log.exception("commit audit")
             self._stopping.wait(AUDIT_SECONDS)
 
-    def audit_all(self) -> None:
+    def audit_all(self, *, force: bool = False) -> None:
         with self._pass:
+            stamp = self._refs_stamp()
+            if stamp == self._stamp and not force:
+                return  # no agent branch moved since the last pass: no git process at all
+            self._stamp = stamp
             tips = branch_tips(self.engine.paths.root)
             for agent in self.engine.store.agents():
                 tip = tips.get(agent.branch)
                 if tip is not None and tip != agent.extra.get("audited"):
                     self._audit(agent.name, tip)
+
+    def _refs_stamp(self) -> tuple[int, ...]:
+        """Changes whenever a branch under refs/heads/agent/ moves: git updates a loose ref by renaming a
+        new file over it (the folder's mtime changes), and `pack-refs` rewrites packed-refs."""
+        common = self.engine.paths.common_dir
+        stamp: list[int] = []
+        for path in (common / "refs" / "heads" / "agent", common / "packed-refs"):
+            try:
+                info = path.stat()
+                stamp += [info.st_mtime_ns, info.st_ino, info.st_size]
+            except OSError:
+                stamp += [0, 0, 0]
+        return tuple(stamp)
 
     def _audit(self, name: str, tip: str) -> None:
         engine = self.engine

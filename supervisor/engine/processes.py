@@ -15,20 +15,23 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
 _ATTRS = ["pid", "ppid", "name", "create_time", "cpu_times", "memory_info"]
 
 
-@dataclass(frozen=True)
-class ProcInfo:
+class ProcInfo(NamedTuple):
+    """One process as a scan saw it (a tuple: a tick makes hundreds of them)."""
+
     pid: int
     ppid: int
     name: str
     create_time: float  # seconds after boot (/proc) or since the epoch (psutil): only compared, never shown
     cpu_seconds: float
     rss: int
+    threads: int = 1
 
 
 @dataclass
@@ -89,13 +92,17 @@ def scan(roots: Iterable[int] | None = None) -> Snapshot:
 _CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 
 
-def _children_of(pid: int) -> list[int]:
-    """Children of every thread of `pid` (a multi-threaded CLI may start processes from any thread)."""
+def _children_of(pid: int, threads: int = 0) -> list[int]:
+    """Children of every thread of `pid` (a multi-threaded CLI may start processes from any thread); a
+    process known to have one thread has only its main thread's."""
     found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
+    if threads == 1:
+        tasks = [str(pid)]
+    else:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return found
     for tid in tasks:
         try:
             fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
@@ -122,7 +129,7 @@ def _scan_trees(roots: Iterable[int]) -> Snapshot:
         if info is None:
             continue
         procs[pid] = info
-        kids = _children_of(pid)
+        kids = _children_of(pid, info.threads)
         children[pid] = kids
         stack.extend(kids)
     return Snapshot(at=time.monotonic(), procs=procs, children=children)
@@ -149,10 +156,10 @@ def _read_stat(pid: int) -> ProcInfo | None:
         return None
     name = data[data.find(b"(") + 1:close].decode(errors="replace")
     fields = data[close + 2:].split()
-    # fields[0] is field 3 of proc(5): state; ppid 4, utime 14, stime 15, starttime 22, rss 24.
+    # fields[0] is field 3 of proc(5): state; ppid 4, utime 14, stime 15, num_threads 20, starttime 22, rss 24.
     try:
-        return ProcInfo(pid=pid, ppid=int(fields[1]), name=name, create_time=int(fields[19]) / _TICKS,
-                        cpu_seconds=(int(fields[11]) + int(fields[12])) / _TICKS, rss=int(fields[21]) * _PAGE)
+        return ProcInfo(pid, int(fields[1]), name, int(fields[19]) / _TICKS,
+                        (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[21]) * _PAGE, int(fields[17]))
     except (IndexError, ValueError):
         return None
 

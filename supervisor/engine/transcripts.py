@@ -37,9 +37,10 @@ def size_of(path: Path) -> int:
         return 0
 
 
-def rotate_if_needed(path: Path, max_bytes: int) -> bool:
-    """Keep `path` under `max_bytes`: its content moves to `path.1` (replacing the older one)."""
-    if size_of(path) <= max_bytes:
+def rotate_if_needed(path: Path, max_bytes: int, size: int | None = None) -> bool:
+    """Keep `path` under `max_bytes`: its content moves to `path.1` (replacing the older one). `size`: its
+    size when the caller has just read it."""
+    if (size_of(path) if size is None else size) <= max_bytes:
         return False
     shutil.copyfile(path, path.with_name(path.name + ".1"))
     with open(path, "r+b") as handle:

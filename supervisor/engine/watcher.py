@@ -82,6 +82,7 @@ class Watcher:
         self.server_id: str | None = None
         self.ticks = 0
         self._snapshot: Snapshot | None = None
+        self._agents: dict[str, tuple[int, Agent]] = {}  # name → (version, record) as last read
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -126,7 +127,7 @@ class Watcher:
         observed = time.time()
         panes = engine.tmux.list_panes()
         self.server_id = engine.tmux.listed_server
-        agents = engine.store.agents()
+        agents, versions = self._read_agents()
         live_agents = [a for a in agents if a.state.live]
         roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
         snapshot = self._snapshot = scan(roots)
@@ -136,7 +137,8 @@ class Watcher:
         now = time.time()
         for candidate in live_agents:
             self._locked(candidate.name,
-                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens, sizes))
+                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens, sizes),
+                         read=(candidate, versions.get(candidate.name, 0)))
         for candidate in agents:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
@@ -145,6 +147,24 @@ class Watcher:
         if self.ticks % SLOW_CHECK_EVERY == 0:
             self.check_escapes(snapshot)
             self.check_deadlocks()
+
+    def _read_agents(self) -> tuple[list[Agent], dict[str, int]]:
+        """Every agent, decoding only the records written since the last tick (a tick must not decode 100
+        JSON records a second to learn that nothing changed)."""
+        store = self.engine.store
+        current = store.versions()
+        cached = self._agents
+        for name in [name for name in cached if name not in current]:
+            del cached[name]
+        stale = [name for name, version in current.items() if name not in cached or cached[name][0] != version]
+        if stale:
+            fresh, versions = store.get_agents(stale)
+            for name in stale:
+                cached.pop(name, None)
+            for agent in fresh:
+                cached[agent.name] = (versions[agent.name], agent)
+        ordered = sorted(cached.items())
+        return [agent for _, (_, agent) in ordered], {name: version for name, (version, _) in ordered}
 
     def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo], sizes: dict[str, int]) -> list[str]:
         """Panes worth a look this tick: their output grew, or they were never looked at."""
@@ -158,12 +178,17 @@ class Watcher:
                 changed.append(info.pane)
         return changed
 
-    def _locked(self, name: str, action: object) -> None:
+    def _locked(self, name: str, action: object, read: tuple[Agent, int] | None = None) -> None:
+        """Run `action` on the agent's current record under its lock (skipped while an operation holds it).
+        `read`: the record as the tick read it, and its version then, used when still current."""
         lock = self.engine.try_agent_lock(name)
         if lock is None:
             return  # an operation (start, send, stop) owns it right now
         try:
-            agent = self.engine.store.get_agent(name)
+            if read is not None and self.engine.store.version(name) == read[1]:
+                agent: Agent | None = read[0]
+            else:
+                agent = self.engine.store.get_agent(name)
             if agent is not None:
                 action(agent)  # type: ignore[operator]
         finally:
@@ -237,7 +262,7 @@ class Watcher:
                 self._count_errors(agent, live, profile, transcript, live.transcript_size, size, now)
             live.transcript_size = size
             live.last_output = now
-        if rotate_if_needed(transcript, engine.config.logs.max_bytes):
+        if rotate_if_needed(transcript, engine.config.logs.max_bytes, size):
             live.transcript_size = size_of(transcript)
         if tree is not None:
             live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shlex
 import signal
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class Tmux:
         self.listed_server: str | None = None  # the server instance seen by the last list_panes
         self._control: ControlClient | None = None  # the watcher's connection, once `use_control` is called
         self._control_wanted = False
+        self._control_guard = threading.Lock()
 
     def use_control(self) -> None:
         """Answer list_panes and capture_many through a persistent control-mode client (the engine)."""
@@ -90,9 +92,11 @@ class Tmux:
         """Run read-only commands: through the control client when there is one, else one tmux process."""
         if self._control_wanted:
             try:
-                if self._control is None or not self._control.alive:
-                    self._control = ControlClient(self.socket, ENGINE_SESSION)
-                return self._control.run(commands)
+                with self._control_guard:  # the watcher and the alert threads share one client
+                    if self._control is None or not self._control.alive:
+                        self._control = ControlClient(self.socket, ENGINE_SESSION)
+                    control = self._control
+                return control.run(commands)
             except ControlError:
                 self.close()  # the server restarted, or the session is gone: spawn this time, retry next
         if len(commands) == 1:
@@ -113,6 +117,14 @@ class Tmux:
             elif current is not None:
                 results[current][1].append(line)
         return results
+
+    def query(self, *args: str) -> list[str]:
+        """One command's output lines, through the control client when there is one (no process spawned:
+        for commands run often, like the tmux alert channel's); TmuxError when it fails."""
+        ok, lines = self._query([list(args)])[0]
+        if not ok:
+            raise TmuxError(f"tmux {args[0]} failed: {' '.join(lines) or 'no output'}")
+        return lines
 
     def run(self, *args: str) -> list[str]:
         """Run one tmux command line (commands may be chained with ';'); its stdout lines."""

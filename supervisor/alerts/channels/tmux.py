@@ -28,9 +28,12 @@ class TmuxChannel:
         return ()
 
     def clients(self) -> list[tuple[str, str]]:
-        if not self.tmux.alive():
-            return []
-        lines = self.tmux.run("list-clients", "-F", "#{client_name}\t#{client_tty}\t#{client_control_mode}")
+        try:
+            lines = self.tmux.query("list-clients", "-F", "#{client_name}\t#{client_tty}\t#{client_control_mode}")
+        except TmuxError:
+            if not self.tmux.alive():
+                return []
+            raise
         found = []
         for line in lines:
             name, tty, control = [*line.split("\t"), "", ""][:3]
@@ -45,7 +48,7 @@ class TmuxChannel:
                 return Sent("no client attached")
             message = alert.one_line().replace("#", "##")  # display-message expands formats
             for name, tty in clients:
-                self.tmux.run("display-message", "-c", name, "-d", str(SHOW_MS), message)
+                self.tmux.query("display-message", "-c", name, "-d", str(SHOW_MS), message)
                 _bell(tty)
         except TmuxError as exc:
             raise DeliveryFailed(f"tmux: {exc}") from None
