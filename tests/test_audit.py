@@ -15,26 +15,14 @@ from hypothesis import strategies as st
 from supervisor.core.pathrules import PathRules
 from supervisor.git.audit import CommitViolation, audit, branch_tips, commit_changes, new_commits
 from supervisor.git.worktrees import GitError
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
+from tests.git_env import isolate_git
 
 
 @pytest.fixture(scope="module", autouse=True)
 def git_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A private HOME and identity for git (module-scoped, so the hypothesis test can use it too)."""
-    home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for key, value in IDENTITY.items():
-            patch.setenv(key, value)
-        for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
-            patch.delenv(key, raising=False)
+        isolate_git(patch, tmp_path_factory.mktemp("home"))
         yield
 
 
