@@ -154,24 +154,13 @@ def _task_text(args: argparse.Namespace) -> str | None:
     return str(args.task) if args.task else None
 
 
-def _contract_text(path: str) -> tuple[str, str]:
-    """The contract file's text and its path, checked here so a broken one is refused before anything starts."""
-    from supervisor.core.contract import parse_contract
-
-    file = Path(path).resolve()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --contract {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    parse_contract(text, file)
-    return text, str(file)
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     params: dict[str, object] = {"name": args.name, "task": _task_text(args), "command": args.command,
                                  "profile": args.agent, "base": args.base, "wait": not args.no_wait}
     if args.contract:
-        params["contract"], params["contract_path"] = _contract_text(args.contract)
+        from supervisor.client import contract_params
+
+        params.update(contract_params(args.contract))
     agent = _call("start", params)
     return _report_started(args, agent, bool(params["task"]))
 

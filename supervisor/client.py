@@ -28,6 +28,20 @@ class EngineTimeout(SupervisorError):
 READ_ONLY = frozenset({"ping", "status", "ls", "show", "attach_info"})
 
 
+def contract_params(path: str | Path) -> dict[str, str]:
+    """The `contract` and `contract_path` of a start request, read from a SESSION.md file and checked here,
+    so a broken one is refused (UsageError with its file and line) before anything starts."""
+    from supervisor.core.contract import parse_contract
+
+    file = Path(path).expanduser().resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the contract {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    parse_contract(text, file)
+    return {"contract": text, "contract_path": str(file)}
+
+
 class EngineNotRunning(SupervisorError):
     pass
 

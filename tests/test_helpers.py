@@ -51,6 +51,13 @@ def in_pane(sandbox: Sandbox, agent: str, command: str) -> None:
     wait_until(lambda: f"{marker}end" in transcript(sandbox, agent), 60, message=f"{agent} ran {command!r}")
 
 
+def guard_refuses(sandbox: Sandbox, agent: str, command: str) -> str:
+    """Have the agent run a committing `command`; its transcript once the guard's refusal shows in it."""
+    in_pane(sandbox, agent, command)
+    wait_until(lambda: "commit refused" in transcript(sandbox, agent), message=f"the guard's refusal in {agent}")
+    return transcript(sandbox, agent)
+
+
 def events(sandbox: Sandbox, agent: str, kind: str | None = None) -> list[dict[str, Any]]:
     found = json.loads(sandbox.sv("show", agent, "--json").stdout)["events"]
     return [e for e in found if kind is None or e["kind"] == kind]
@@ -150,9 +157,8 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     worktree = Path(auth["worktree"])
 
     # The guard rejects a commit outside the contract, naming the path and the contract line.
-    in_pane(sandbox, "auth", "echo x > README.md && git add README.md && git commit -q -m 'edit the readme'")
-    wait_until(lambda: "commit refused" in transcript(sandbox, "auth"), message="the guard's refusal")
-    log = transcript(sandbox, "auth")
+    log = guard_refuses(sandbox, "auth", "echo x > README.md && git add README.md && "
+                                         "git commit -q -m 'edit the readme'")
     assert "README.md" in log and "Modify: src/**, docs/**" in log
     assert sandbox.git("rev-parse", "agent/auth") == auth["base"]
 
@@ -232,9 +238,8 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
     start_session(sandbox)
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
     helper = sandbox.wait_state("auth.t", "idle")
-    in_pane(sandbox, "auth.t", "echo changed > src/app.py && git commit -q -am 'fix the app while testing'")
-    wait_until(lambda: "commit refused" in transcript(sandbox, "auth.t"), message="the guard's refusal")
-    log = transcript(sandbox, "auth.t")
+    log = guard_refuses(sandbox, "auth.t", "echo changed > src/app.py && "
+                                           "git commit -q -am 'fix the app while testing'")
     assert "src/app.py" in log and "Modify: src/tests/**" in log
     assert sandbox.git("rev-parse", "agent/auth.t") == helper["base"]
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.files import write_atomically
 
 # The hook events supervisor listens to (Claude Code's documented hook names).
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
@@ -56,10 +54,7 @@ def install_hooks(settings: Path, hook_command: str) -> None:
         hooks[event] = kept + entries
     settings.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2)
-    if settings.exists():
-        _atomic_write(settings, text)
-    else:
-        settings.write_text(text)
+    write_atomically(settings, text)
 
 
 def _is_ours(entry: Any, hook_command: str) -> bool:
@@ -91,24 +86,8 @@ def record_trust(config: Path, repo_root: Path, worktree: Path) -> bool:
         if not isinstance(entry, dict) or entry.get("hasTrustDialogAccepted"):
             return bool(isinstance(entry, dict))
         entry["hasTrustDialogAccepted"] = True
-        _atomic_write(config, json.dumps(data, indent=2))
+        write_atomically(config, json.dumps(data, indent=2), durable=True)
     return True
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # Recorded from Claude Code 2.1.330 (tests/fixtures/claude): the footer under the input box is the last line

@@ -125,18 +125,13 @@ class Store:
         return _agent_from_json(row[0]) if row else None
 
     def agents(self) -> list[Agent]:
-        return self.agents_versioned()[0]
-
-    def agents_versioned(self) -> tuple[list[Agent], dict[str, int]]:
-        """Every agent, and the version of each as read: `version(name)` still equal means the record has
-        not been written since (by this Store, the only writer: the engine's), so a reader may keep it."""
         with self._lock:
             rows = self._db.execute("SELECT data FROM agents ORDER BY name").fetchall()
-            versions = dict(self._versions)
-        return [_agent_from_json(row[0]) for row in rows], versions
+        return [_agent_from_json(row[0]) for row in rows]
 
     def versions(self) -> dict[str, int]:
-        """Every agent's name and version."""
+        """Every agent's name and version: a version still equal means the record has not been written
+        since (by this Store, the only writer: the engine's), so a reader may keep what it decoded."""
         with self._lock:
             return dict(self._versions)
 

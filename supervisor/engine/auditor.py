@@ -37,7 +37,6 @@ class Auditor:
         self.engine = engine
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pass = threading.Lock()  # one audit pass at a time (the thread's, or a request's)
         self._stamp: tuple[int, ...] | None = None
 
     def start(self) -> None:
@@ -57,17 +56,16 @@ class Auditor:
                 log.exception("commit audit")
             self._stopping.wait(AUDIT_SECONDS)
 
-    def audit_all(self, *, force: bool = False) -> None:
-        with self._pass:
-            stamp = self._refs_stamp()
-            if stamp == self._stamp and not force:
-                return  # no agent branch moved since the last pass: no git process at all
-            self._stamp = stamp
-            tips = branch_tips(self.engine.paths.root)
-            for agent in self.engine.store.agents():
-                tip = tips.get(agent.branch)
-                if tip is not None and tip != agent.extra.get("audited"):
-                    self._audit(agent.name, tip)
+    def audit_all(self) -> None:
+        stamp = self._refs_stamp()
+        if stamp == self._stamp:
+            return  # no agent branch moved since the last pass: no git process at all
+        tips = branch_tips(self.engine.paths.root)
+        for agent in self.engine.store.agents():
+            tip = tips.get(agent.branch)
+            if tip is not None and tip != agent.extra.get("audited"):
+                self._audit(agent.name, tip)
+        self._stamp = stamp  # only once the pass went through: a failed one is tried again
 
     def _refs_stamp(self) -> tuple[int, ...]:
         """Changes whenever a branch under refs/heads/agent/ moves: git updates a loose ref by renaming a

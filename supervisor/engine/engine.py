@@ -247,7 +247,7 @@ class Engine:
         return [views.agent_view(a, self.live.get(a.name)) for a in views.tree_order(self.store.agents())]
 
     def op_show(self, name: str, events: int = 20) -> dict[str, Any]:
-        agent = self._get(name)
+        agent = self.get(name)
         view = views.agent_view(agent, self.live.get(name))
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
@@ -265,7 +265,7 @@ class Engine:
     def op_events(self, name: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Events of one agent (or all), oldest first: the newest `limit` after id `after`."""
         if name is not None:
-            self._get(name)
+            self.get(name)
         return [views.event_view(e) for e in self.store.events(name, after=after, limit=limit)]
 
     def op_changes(self, after: int = 0, timeout: float = 10.0, limit: int = 500) -> dict[str, Any]:
@@ -278,7 +278,7 @@ class Engine:
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
-        agent = self._get(name)
+        agent = self.get(name)
         if agent.pane is None or agent.pane not in self.tmux.list_panes():
             return {"name": name, "text": "", "available": False}
         try:
@@ -297,7 +297,7 @@ class Engine:
         return result
 
     def op_attach_info(self, name: str) -> dict[str, Any]:
-        agent = self._get(name)
+        agent = self.get(name)
         panes = self.tmux.list_panes()
         if agent.pane is None or agent.pane not in panes:
             raise SupervisorError(f"{name} has no pane to attach to",
@@ -306,9 +306,6 @@ class Engine:
                 "socket": str(self.paths.tmux_socket)}
 
     def get(self, name: str) -> Agent:
-        return self._get(name)
-
-    def _get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)
         if agent is None:
             raise UsageError(f"no agent named {name!r}", hint="`supervisor ls` lists the agents")
@@ -416,7 +413,7 @@ class Engine:
                     self._deliver_first_prompt(agent.name, task)
                 else:
                     threading.Thread(target=self._deliver_quietly, args=(name, task), daemon=True).start()
-        agent = self._get(name)
+        agent = self.get(name)
         if agent.state == State.FAILED:
             raise SupervisorError(f"{name} failed to start: {agent.reason}",
                                   hint=f"`supervisor show {name}` has the details; `supervisor rm {name}` clears it")
@@ -521,7 +518,7 @@ class Engine:
 
     def _deliver_first_prompt(self, name: str, task: str) -> None:
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             try:
                 dialog = self._wait_ready(agent)
                 if dialog is not None:
@@ -543,7 +540,7 @@ class Engine:
         """What waited for the agent's prompt (run off the watcher's thread): the first prompt that waited
         for a dialog to be answered, then the messages that arrived while it worked."""
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             task = agent.extra.pop("pending_task", None)
             inbox = agent.extra.pop("inbox", None) or []
             if not (task or inbox) or not agent.state.live:
@@ -562,7 +559,7 @@ class Engine:
     def tell(self, name: str, text: str) -> None:
         """Put `text` in front of the agent at its next prompt (at once when it sits at its prompt now)."""
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             inbox = [*(agent.extra.get("inbox") or []), text]
             agent.extra["inbox"] = inbox
             self.store.save_agent(agent, "inbox", items=len(inbox))
@@ -606,7 +603,7 @@ class Engine:
             return dialog["seen"]
         if not self._pane_alive(agent):
             self.watcher.check_now(agent)
-            current = self._get(agent.name)
+            current = self.get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
                                   hint=f"`supervisor log {agent.name}` shows its output")
         return None
@@ -693,14 +690,14 @@ class Engine:
 
     def answer(self, name: str, allowed: bool, reason: str | None, by: str = "cli") -> dict[str, Any]:
         """Answer what the agent waits for: its held hook request, else the dialog on its screen."""
-        agent = self._get(name)
+        agent = self.get(name)
         verb = "approved" if allowed else "denied"
         held = self.approvals.decide(name, allowed, reason, by=by)
         if held is not None:
             self.store.append_event(name, verb, request=held.request, reason=reason, via="hook", by=by)
             return {"name": name, "answered": verb, "request": held.request, "via": "hook"}
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             profile = get_profile(agent.profile)
             screen = self.tmux.capture(agent.pane or "") if agent.pane and agent.state.live else ""
             # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
@@ -727,7 +724,7 @@ class Engine:
         if _caller is None:
             raise SupervisorError("report comes from inside an agent's pane")
         with self.agent_lock(_caller.name):
-            agent = self._get(_caller.name)
+            agent = self.get(_caller.name)
             agent.extra["waiting_for"] = sorted(set(waiting_for or []))
             self.store.save_agent(agent, "report", waiting_for=agent.extra["waiting_for"])
             return views.agent_view(agent, self.live.get(agent.name))
@@ -748,9 +745,9 @@ class Engine:
 
     def kill_for_timeout(self, name: str, timeout: float) -> None:
         """`timeout`: kill the agent's tree and its helpers' trees; state killed."""
-        for agent in [*self.descendants(name), self._get(name)]:
+        for agent in [*self.descendants(name), self.get(name)]:
             with self.agent_lock(agent.name):
-                current = self._get(agent.name)
+                current = self.get(agent.name)
                 if not current.state.live:
                     continue
                 self._end(current, grace=0.0)
@@ -784,7 +781,7 @@ class Engine:
 
     def op_send(self, name: str, text: str) -> dict[str, Any]:
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             if not agent.state.live or agent.pane is None:
                 raise SupervisorError(f"{name} is {agent.state}; there is nothing to type into",
                                       hint=f"`supervisor restart {name}` starts it again")
@@ -793,14 +790,14 @@ class Engine:
 
     def op_stop(self, name: str, kill: bool = False) -> dict[str, Any]:
         """Stop the agent and all its helpers (deepest first, so none outlives its parent)."""
-        self._get(name)
+        self.get(name)
         for helper in self.descendants(name):
             self._stop_one(helper.name, kill, f"its parent {name} was stopped")
         return self._stop_one(name, kill, "killed on request" if kill else "stopped on request")
 
     def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0 if kill else STOP_GRACE)
                 final = State.KILLED if kill else State.STOPPED
@@ -820,7 +817,7 @@ class Engine:
 
     def op_restart(self, name: str) -> dict[str, Any]:
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=STOP_GRACE)
             if not Path(agent.worktree).is_dir():
@@ -828,15 +825,14 @@ class Engine:
             agent.restarts += 1
             agent.state = State.STARTING
             self._launch(agent, resume=True)
-            agent = self._get(name)
+            agent = self.get(name)
             if agent.state == State.FAILED:
                 raise SupervisorError(f"{name} failed to start: {agent.reason}")
             return views.agent_view(agent, self.live.get(name))
 
     def op_rm(self, name: str, force: bool = False) -> dict[str, Any]:
         """Remove the agent's worktree and branch, and its helpers' (their worktrees live inside its own)."""
-        self._get(name)
-        family = [*self.descendants(name), self._get(name)]
+        family = [*self.descendants(name), self.get(name)]
         if not force:
             for agent in family:
                 if agent.state.live:
@@ -861,7 +857,7 @@ class Engine:
 
     def _remove(self, name: str) -> None:
         with self.agent_lock(name):
-            agent = self._get(name)
+            agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0)
             if agent.parent is None:

@@ -25,6 +25,7 @@ from supervisor.core.model import SESSION_NAME, Agent, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
 from supervisor.engine import views
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.files import write_atomically
 from supervisor.git import worktrees
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class HelperDesk:
         self.engine = engine
         self._admission = threading.Lock()  # helper counts are checked and taken under it
         self._written: dict[str, str] = {}  # parent → the status.yaml text last written
+        self._refreshing = threading.Lock()  # the desk's thread and helper requests both refresh
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -141,6 +143,10 @@ class HelperDesk:
 
     def refresh(self) -> None:
         """Rewrite each parent's `.sub-agents/status.yaml` whose content changed."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         agents = self.engine.store.agents()
         by_name = {a.name: a for a in agents}
         children: dict[str, list[Agent]] = {}
@@ -155,7 +161,7 @@ class HelperDesk:
             directory = Path(parent.worktree) / SUB_AGENTS
             if not directory.is_dir():
                 continue
-            _write_atomically(directory / STATUS_FILE, text)
+            write_atomically(directory / STATUS_FILE, text)
             self._written[parent_name] = text
 
     # messages ---------------------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ class HelperDesk:
         sent = datetime.now(UTC)
         path = folder / f"{sent.strftime('%Y%m%dT%H%M%S.%f')}-{sender}-to-{recipient.name}.yaml"
         body = {"from": sender, "to": recipient.name, "sent": sent.isoformat(timespec="seconds"), "text": text}
-        _write_atomically(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
+        write_atomically(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
         engine.store.append_event(sender, "message_sent", to=recipient.name, file=str(path))
         engine.tell(recipient.name, f"Message from {sender} ({path}): {text}")
         return {"from": sender, "to": recipient.name, "file": str(path), "delivered": "at its next prompt"}
@@ -240,8 +246,3 @@ def status_text(parent: Agent, helpers: list[Agent]) -> str:
               f"# Messages: `supervisor msg AGENT TEXT`; they are kept in {SUB_AGENTS}/{MESSAGES_DIR}/.\n")
     return header + yaml.safe_dump({"helpers": entries}, allow_unicode=True, sort_keys=False, width=1000)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)

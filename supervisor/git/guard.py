@@ -20,13 +20,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from supervisor.core.contract import parse_contract
 from supervisor.core.pathrules import PathRules, check_changes
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.files import write_atomically
 from supervisor.paths import find_repo
 
 __all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "install_guard", "main", "write_hooks"]
@@ -126,15 +126,7 @@ def _write_if_changed(path: Path, content: bytes) -> None:
             return
     except FileNotFoundError:
         pass
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.chmod(partial, _HOOK_MODE)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_atomically(path, content, mode=_HOOK_MODE)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 import git
 
 from supervisor.errors import SupervisorError
+from supervisor.files import write_atomically
 
 # Files supervisor writes into agent worktrees. They are excluded through the repository's own
 # info/exclude, which every worktree reads, so they never show as changes nor get committed.
@@ -67,10 +68,7 @@ def ensure_excludes(common_dir: Path) -> None:
 
 def write_contract(worktree: Path, text: str) -> None:
     """Write SESSION.md into the worktree's root (atomically: an agent may be reading it)."""
-    target = worktree / "SESSION.md"
-    partial = worktree / ".SESSION.md.tmp"
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(target)
+    write_atomically(worktree / "SESSION.md", text)
 
 
 def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -124,6 +123,7 @@ class NewSessionScreen(FormScreen):
                 yield Button("Start", variant="primary", id="start")
 
     def _submit(self) -> None:
+        from supervisor.client import contract_params
         from supervisor.core.model import validate_name
         from supervisor.errors import UsageError
 
@@ -141,7 +141,7 @@ class NewSessionScreen(FormScreen):
         file = self.query_one("#contract", Input).value.strip()
         if file:
             try:
-                contract = _read_contract(Path(file).expanduser())
+                contract = contract_params(file)
             except UsageError as exc:
                 error.update(exc.message)
                 self.query_one("#contract", Input).focus()
@@ -156,18 +156,6 @@ class NewSessionScreen(FormScreen):
             **contract,
         })
 
-
-def _read_contract(file: Path) -> dict[str, str]:
-    """The contract's text and path for the start request; UsageError (with the line) when it is broken."""
-    from supervisor.core.contract import parse_contract
-    from supervisor.errors import UsageError
-
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
-    parse_contract(text, file.resolve())
-    return {"contract": text, "contract_path": str(file.resolve())}
 
 
 class NewHelperScreen(FormScreen):
