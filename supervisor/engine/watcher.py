@@ -116,8 +116,11 @@ class Watcher:
 
     def _fresh_live(self, agent: Agent) -> Live:
         seen = agent.last_activity_at or 0.0
+        # Becoming idle (or waiting) is no progress: counting it as such would read an agent adopted just
+        # after it went idle as working again for idle_after.
+        progress = seen if agent.state in (State.IDLE, State.WAITING) else max(seen, agent.state_since)
         return Live(transcript_size=size_of(self.engine.paths.transcript(agent.name)), last_output=seen,
-                    last_progress=max(seen, agent.state_since), launched_at=agent.started_at, adopted=True)
+                    last_progress=progress, launched_at=agent.started_at, adopted=True)
 
     # the tick --------------------------------------------------------------------------------------------
 
@@ -280,7 +283,10 @@ class Watcher:
             reading = profile.read(screen)
             if live.adopted:  # what the screen shows was already there before the engine came back
                 live.adopted = False
-                live.progress_key, live.reading, live.reading_since = key, reading, agent.state_since
+                # An idle agent's idle screen had settled before it was recorded idle.
+                settled = agent.state == State.IDLE and reading.verdict == Verdict.IDLE
+                live.progress_key, live.reading = key, reading
+                live.reading_since = 0.0 if settled else agent.state_since
                 return
             if key != live.progress_key:
                 live.progress_key = key
