@@ -135,6 +135,9 @@ def test_unknown_notification_types_mean_waiting_and_auth_success_does_not(sandb
     """)
     sandbox.sv("start", "auth", "--task", "go", "--command", command)
     sandbox.wait_state("auth", "working")
+    # The agent's own tool hooks must be in before ours, or its PostToolUse (rightly) means working again.
+    wait_until(lambda: any(e.get("hook_event_name") == "PostToolUse" for e in events(sandbox, "auth", "hook")),
+               message="the agent's PostToolUse hook")
     pane_env = _pane_env(sandbox, "auth")
     _hook(pane_env, {"hook_event_name": "Notification", "notification_type": "auth_success", "message": "ok"})
     _hook(pane_env, {"hook_event_name": "Notification", "notification_type": "agent_needs_input",
