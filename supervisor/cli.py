@@ -28,10 +28,11 @@ def _paths() -> Any:
     return find_repo()
 
 
-def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool = True) -> Any:
+def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool = True,
+          timeout: float | None = 600) -> Any:
     from supervisor.client import call
 
-    return call(_paths(), method, params, autostart=autostart)
+    return call(_paths(), method, params, autostart=autostart, timeout=timeout)
 
 
 def _print_json(data: Any) -> None:
@@ -80,11 +81,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print("no agents; start one with `supervisor start NAME --task TEXT`")
         return 0
     rows = [["NAME", "ROLE", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
+    merged = {agent["name"] for agent in agents if agent.get("merged")}
     for agent in agents:
         indent = "  " * (agent["level"] - 1) + ("└ " if agent["level"] > 1 else "")
         state = agent["state"]
         if agent.get("exit_code") is not None:
             state += f" ({agent['exit_code']})"
+        waits = [name for name in agent.get("after") or [] if name not in merged]
+        if state == "queued" and waits:
+            state += f" (after {', '.join(waits)})"
+        elif agent.get("merged"):
+            state += " (merged)"
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
@@ -99,10 +106,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(agent)
         return 0
     fields = ["name", "role", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile",
-              "command", "worktree", "branch", "base", "target", "merged", "pane", "pid", "port", "started_at",
-              "last_activity_at", "cpu_percent", "rss_bytes", "restarts", "transcript"]
+              "command", "worktree", "branch", "base", "target", "merged", "merge_note", "plan", "after",
+              "best_of", "pane", "pid", "port", "started_at", "last_activity_at", "cpu_percent", "rss_bytes",
+              "restarts", "transcript"]
     for key in fields:
         value = agent.get(key)
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
         if value is None or value == "":
             continue
         text = str(value).replace("\n", "\n" + " " * 18)
@@ -111,6 +121,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"boundary:         {violation['commit'][:10]} {violation['subject']}")
         for path in violation["paths"]:
             print(f"                    {path}")
+    check = agent.get("check")
+    if check:
+        verdict = "passed" if check["passed"] else f"failed (exit {check['exit_code']})" \
+            if check["exit_code"] is not None else "did not finish"
+        print(f"{'check:':<17} `{check['command']}` {verdict} in {check['seconds']}s on {check['branch_tip'][:10]}")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):
@@ -161,8 +176,77 @@ def cmd_start(args: argparse.Namespace) -> int:
         from supervisor.client import contract_params
 
         params.update(contract_params(args.contract))
+    if args.best_of is not None:
+        params["best_of"] = args.best_of
+        contest = _call("start", params)
+        if args.json:
+            _print_json(contest)
+            return 0
+        for agent in contest["candidates"]:
+            _report_started(args, agent, bool(params["task"]))
+        print(f"compare them with `supervisor compare {args.name}`; merging one removes the others")
+        return 0
     agent = _call("start", params)
     return _report_started(args, agent, bool(params["task"]))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = Path(args.plan).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the plan {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    result = _call("run", {"text": text, "path": str(path), "dry_run": args.dry_run})
+    if args.json:
+        _print_json(result)
+        return 0
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    merging = "merged by themselves once finished" if result["merge"] == "auto" else "merged by you"
+    verb = "would start" if args.dry_run else "queued"
+    print(f"{verb} {len(result['sessions'])} session(s) on {result['target']}, {merging}:")
+    for session in result["sessions"]:
+        after = f"after {', '.join(session['after'])}" if session["after"] else "starts now"
+        print(f"  {session['name']:<20} {after}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    result = _call("compare", {"name": args.name, "check": not args.no_check}, timeout=None)
+    if args.json:
+        _print_json(result)
+        return 0
+    rows = result["candidates"]
+    header = ["", *(row["name"] for row in rows)]
+    table = [header,
+             ["state", *(row["state"] + (" (merged)" if row["merged"] else "") for row in rows)],
+             ["commits", *(str(row["commits"]) for row in rows)],
+             ["uncommitted", *(str(row["uncommitted"]) for row in rows)],
+             ["files", *(str(len(row["files"])) for row in rows)],
+             ["lines", *(f"+{row['added']} -{row['removed']}" for row in rows)]]
+    if result["check_command"]:
+        table.append([f"check `{result['check_command']}`", *(_verdict(row["check"]) for row in rows)])
+    paths = sorted({path for row in rows for path in row["files"]})
+    if paths:
+        table.append(["", *("" for _ in rows)])
+    for path in paths:
+        cells = [f"+{row['files'][path][0]} -{row['files'][path][1]}" if path in row["files"] else "·"
+                 for row in rows]
+        table.append([path, *cells])
+    print(f"{args.name}: {len(rows)} candidates against {result['target']}")
+    print(_table([[*row, ""] for row in table]))
+    print("\nmerge the best with `supervisor merge NAME`; the others are then stopped and removed")
+    return 0
+
+
+def _verdict(check: dict[str, Any] | None) -> str:
+    if not check:
+        return "-"
+    if check.get("error"):
+        return str(check["error"])[:40]
+    if check["passed"]:
+        return f"passed ({check['seconds']:.0f}s)"
+    return f"FAILED (exit {check['exit_code']})" if check["exit_code"] is not None else "FAILED (timeout)"
 
 
 def _report_started(args: argparse.Namespace, agent: dict[str, Any], has_task: bool) -> int:
@@ -524,6 +608,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="the command line to run (any program; profile from its name)")
     p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
     p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
+    p.add_argument("--best-of", type=int, metavar="N",
+                   help="start N sessions NAME-1..NAME-N on the same task; `compare NAME` shows them side by side")
+    p.add_argument("--json", action="store_true")
+
+    p = add("run", cmd_run, "start the sessions of a plan (PLAN.yaml) in dependency order")
+    p.add_argument("plan", help="the plan file")
+    p.add_argument("--dry-run", action="store_true", help="check the plan and show the order; start nothing")
+    p.add_argument("--json", action="store_true")
+    p = add("compare", cmd_compare, "a best-of-N's candidates side by side: files, size, merge.check")
+    p.add_argument("name", help="the NAME given to `start NAME --best-of N`")
+    p.add_argument("--no-check", action="store_true", help="do not run merge.check")
     p.add_argument("--json", action="store_true")
 
     p = add("helper", cmd_helper, "start a helper under an agent, within the agent's contract")

@@ -40,7 +40,8 @@ RESTART_POLICIES: Final = ("never", "on-failure", "always")
 STALL_ACTIONS: Final = ("none", "interrupt", "restart")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
-                          "done")
+                          "done", "merge")
+MERGE_MODES: Final = ("manual", "auto")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -119,6 +120,14 @@ class ApprovalConfig:
 
 
 @dataclass(frozen=True)
+class MergeConfig:
+    check: str | None = None
+    """A shell command that must pass in a scratch worktree of the merged result before an automatic merge
+    (and that `compare` runs for each candidate); None = no check."""
+    check_timeout: float = 1800.0
+
+
+@dataclass(frozen=True)
 class Config:
     repo_root: Path
     agent: AgentConfig
@@ -127,6 +136,7 @@ class Config:
     logs: LogsConfig
     alerts: AlertsConfig
     approval: ApprovalConfig
+    merge: MergeConfig = MergeConfig()
     source: Path | None = None
     """The supervisor.yaml that was read, or None when the defaults apply."""
 
@@ -198,6 +208,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
     "approval": ("require", "timeout"),
+    "merge": ("check", "check_timeout"),
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
 _EMAIL_KEYS: Final = ("host", "port", "security", "username", "password", "sender", "to", "ca_file")
@@ -388,6 +399,7 @@ class _Parser:
             logs=self.logs(self.section(top.get("logs"), "logs", _SECTIONS["logs"])),
             alerts=self.alerts(self.section(top.get("alerts"), "alerts", _SECTIONS["alerts"])),
             approval=self.approval(self.section(top.get("approval"), "approval", _SECTIONS["approval"])),
+            merge=self.merge(self.section(top.get("merge"), "merge", _SECTIONS["merge"])),
             source=source,
         )
 
@@ -681,6 +693,10 @@ class _Parser:
             ca_file=None if ca_file is None else self.repo_root / Path(ca_file).expanduser(),
         )
 
+    def merge(self, sec: _Section) -> MergeConfig:
+        return MergeConfig(check=self.opt_string(sec, "check"),
+                           check_timeout=self.duration(sec, "check_timeout", 1800.0))
+
     def approval(self, sec: _Section) -> ApprovalConfig:
         return ApprovalConfig(
             require=self.strings(sec, "require"),
@@ -780,7 +796,8 @@ alerts:
   #   deadlock  helpers wait for each other in a cycle
   #   escape    an agent's process works in another agent's worktree or the main checkout
   #   done      a session finished its turn
-  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done]
+  #   merge     an automatic merge was stopped by a conflict or a failing merge.check
+  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.
@@ -795,4 +812,13 @@ approval:
   # How long an approval waits for your answer before falling back to the CLI's own prompt;
   # null = wait indefinitely.
   timeout: 10m
+
+merge:
+  # A shell command that must pass before a plan merges a finished session by itself
+  # (`merge: auto`), and that `supervisor compare` runs for each best-of-N candidate. It runs
+  # in a scratch worktree holding the merged result (after worktrees.setup), e.g. "make test".
+  # null = no check.
+  check: null
+  # How long the check may run before it counts as failed.
+  check_timeout: 30m
 """

@@ -124,6 +124,8 @@ class AlertContent:
                 commands += [f"supervisor stop {name}"]
             elif item.trigger == "errors":
                 commands += [f"supervisor log {name}"]
+            elif item.trigger == "merge":
+                commands += [f"supervisor show {name}", f"supervisor merge {name}"]
         if self.firing and not all(item.trigger in ("exited", "timeout") for item in self.firing):
             commands.append(f"supervisor attach {name}")
         commands.append(f"supervisor show {name}")

@@ -320,6 +320,21 @@ def narrows(child: PathRules | Iterable[str], parent: PathRules | Iterable[str])
     return not uncovered(child, parent)
 
 
+def may_overlap(first: str, second: str) -> bool:
+    """Whether some path may match both patterns (conservatively: "no" only when it is certain).
+
+    An unanchored pattern (`*.md`, `build`) can match at any depth, so it may overlap anything. Two anchored
+    patterns name disjoint paths when their literal leading segments part ways (`packages/auth/**` and
+    `packages/ui/**`); when one's literal part leads into the other's, they may share paths.
+    """
+    a, b = _Shape.of(validate_pattern(first)), _Shape.of(validate_pattern(second))
+    if not a.anchored or not b.anchored:
+        return True
+    pa, pb = a.literal_prefix(), b.literal_prefix()
+    shared = min(len(pa), len(pb))
+    return pa[:shared] == pb[:shared]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Changes
 

@@ -36,6 +36,7 @@ class Trigger(StrEnum):
     EXITED = "exited"
     DEADLOCK = "deadlock"
     ESCAPE = "escape"
+    MERGE = "merge"  # an automatic merge stopped: a conflict or a failing merge.check
 
 
 # Conditions that stay true until something clears them; the others are one-off occurrences.

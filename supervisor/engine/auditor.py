@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor.core.model import Agent
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.helpers import contract_of
 from supervisor.errors import SupervisorError
@@ -116,7 +117,14 @@ class Auditor:
     # merge ------------------------------------------------------------------------------------------------
 
     def op_merge(self, name: str) -> dict[str, Any]:
-        """Audit every commit of the agent's branch; merge it into its target only when all are clean."""
+        return self.merge_agent(name)
+
+    def merge_agent(self, name: str, *, expected_tip: str | None = None, expected_target: str | None = None,
+                    by: str = "request") -> dict[str, Any]:
+        """Audit every commit of the agent's branch; merge it into its target only when all are clean.
+
+        The expected tips (of a check that ran) make the merge refuse when either branch moved since. A
+        best-of-N candidate that is merged ends the contest: the other candidates are stopped and removed."""
         engine = self.engine
         root = engine.paths.root
         agent = engine.get(name)
@@ -125,7 +133,7 @@ class Auditor:
         if not worktrees.branch_exists(root, agent.target):
             raise SupervisorError(f"{name} merges into {agent.target}, which is not a branch",
                                   hint="it was started from a detached HEAD or a commit; merge it by hand")
-        tip = worktrees.resolve(root, agent.branch)
+        tip = expected_tip or worktrees.resolve(root, agent.branch)
         commits = new_commits(root, tip, [agent.target])
         found = audit(root, contract_of(agent, root).rules(), commits)
         if found:
@@ -137,19 +145,35 @@ class Auditor:
                 hint=f"rewrite those commits on {agent.branch} (or widen its contract and start it again)")
         dirty = worktrees.uncommitted_changes(Path(agent.worktree))
         result = merge_branch(root, agent.branch, agent.target,
-                              f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip)
+                              f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
+                              expected_target=expected_target)
         with engine.agent_lock(name):
             current = engine.get(name)
             current.extra["merged"] = result.commit
+            current.extra["merged_tip"] = tip
             engine.store.save_agent(current, "merged", into=agent.target, commit=result.commit,
                                     commits=len(commits), fast_forward=result.fast_forward,
-                                    already_merged=result.already_merged)
+                                    already_merged=result.already_merged, by=by)
+        removed = self._end_contest(current)
         return {
             "name": name, "into": agent.target, "commit": result.commit, "commits": len(commits),
             "fast_forward": result.fast_forward, "already_merged": result.already_merged,
             "updated_worktree": str(result.updated_worktree) if result.updated_worktree else None,
-            "uncommitted": len(dirty),
+            "uncommitted": len(dirty), "removed": removed,
         }
+
+    def _end_contest(self, winner: Agent) -> list[str]:
+        """Stop and remove the other candidates of the winner's best-of-N (their branches go too)."""
+        contest = winner.extra.get("best_of")
+        if not contest:
+            return []
+        losers = [a.name for a in self.engine.store.agents()
+                  if a.extra.get("best_of") == contest and a.name != winner.name]
+        for name in losers:
+            self.engine.op_rm(name, force=True)
+        if losers:
+            self.engine.store.append_event(winner.name, "best_of_chosen", contest=contest, removed=losers)
+        return losers
 
 
 def _as_record(violation: CommitViolation) -> dict[str, Any]:

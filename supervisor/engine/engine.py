@@ -30,7 +30,7 @@ from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
-from supervisor.core.contract import Contract, parse_contract, render_contract
+from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State, root_of, validate_name
 from supervisor.core.roles import default_session_contract
@@ -40,8 +40,9 @@ from supervisor.engine import views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
-from supervisor.engine.helpers import HelperDesk
+from supervisor.engine.helpers import HelperDesk, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
+from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.server import ControlServer
 from supervisor.engine.transcripts import size_of, tail_lines
@@ -60,6 +61,7 @@ PORT_BLOCK = 10
 READY_TIMEOUT = 60.0
 UNRECOGNISED_QUIET = 5.0
 STOP_GRACE = 5.0
+MAX_BEST_OF = 10
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report",
@@ -112,7 +114,9 @@ class Engine:
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 
-        self.services: list[Service] = [AlertService(self), HelperDesk(self), Auditor(self)]
+        self.auditor = Auditor(self)
+        self.planner = Planner(self)
+        self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -259,7 +263,6 @@ class Engine:
         view["restarts"] = agent.restarts
         view["contract"] = agent.extra.get("contract")
         view["violations"] = agent.extra.get("violations") or []
-        view["merged"] = agent.extra.get("merged")
         return view
 
     def op_events(self, name: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
@@ -353,30 +356,64 @@ class Engine:
         wait: bool = True,
         contract: str | None = None,
         contract_path: str | None = None,
+        best_of: int | None = None,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
             raise UsageError("a session name cannot contain '.'", hint="helpers are started with `supervisor helper`")
         self.reload_config_if_changed()
         config = load_config(self.paths.root)  # refuse a broken file now, before anything starts
+        terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
+            default_session_contract(self.paths.root)
+        if best_of is None:
+            agent = self.new_session(name, task, command, profile, base, config)
+            return self.create(agent, terms, config, wait=wait)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait)
+
+    def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
+                       base: str, config: Config, terms: Contract, wait: bool) -> dict[str, Any]:
+        """N sessions NAME-1 … NAME-N on the same task, from the same commit (`compare` shows them side by
+        side; merging one removes the others)."""
+        if not 2 <= count <= MAX_BEST_OF:
+            raise UsageError(f"--best-of takes 2 to {MAX_BEST_OF} sessions, not {count}")
+        if not task:
+            raise UsageError("--best-of needs a task: the same one is given to every candidate")
+        names = [f"{name}-{i}" for i in range(1, count + 1)]
+        for candidate in names:
+            validate_name(candidate)
+            if self.store.get_agent(candidate) is not None:
+                raise UsageError(f"an agent named {candidate!r} already exists",
+                                 hint=f"pick another name, or `supervisor rm {candidate}` first")
+        base_commit = worktrees.resolve(self.paths.root, base)  # one commit for all, even if HEAD moves
+        started = []
+        for candidate in names:
+            agent = self.new_session(candidate, task, command, profile, base, config)
+            agent.base = base_commit
+            agent.extra["best_of"] = name
+            started.append(self.create(agent, terms, config, wait=wait))
+        return {"name": name, "candidates": started}
+
+    def new_session(self, name: str, task: str | None, command: str | None, profile: str | None, base: str,
+                    config: Config, *, queued: bool = False) -> Agent:
+        """A level-1 agent's record (not stored yet). A queued one gets its base commit when it starts."""
         chosen = get_profile(profile or (profile_for(command) if command else config.agent.profile))
         line = command or (config.agent.command if chosen.name == config.agent.profile else None)
         line = line or DEFAULT_COMMANDS.get(chosen.name)
         if not line:
             raise UsageError(f"profile {chosen.name} needs a command", hint="pass --command or set agent.command")
-        terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
-            default_session_contract(self.paths.root)
         root = self.paths.root
-        base_commit = worktrees.resolve(root, base)
-        target = (worktrees.current_branch(root) if base == "HEAD" else base) or base_commit
-        worktree = self._worktree_path(config, name)
+        base_commit = "" if queued else worktrees.resolve(root, base)
+        if base == "HEAD":
+            target = worktrees.current_branch(root) or worktrees.resolve(root, base)
+        else:
+            target = base if queued or worktrees.branch_exists(root, base) else base_commit
         now = time.time()
-        agent = Agent(
-            name=name, profile=chosen.name, command=line, worktree=str(worktree), branch=f"agent/{name}",
-            base=base_commit, target=target, token=secrets.token_hex(16), task=task,
-            state=State.STARTING, state_since=now, started_at=now, port=self.free_port(),
+        return Agent(
+            name=name, profile=chosen.name, command=line, worktree=str(self._worktree_path(config, name)),
+            branch=f"agent/{name}", base=base_commit, target=target, token=secrets.token_hex(16), task=task,
+            state=State.QUEUED if queued else State.STARTING, state_since=now, started_at=0.0 if queued else now,
+            port=None if queued else self.free_port(),
         )
-        return self.create(agent, terms, config, wait=wait)
 
     def create(self, agent: Agent, terms: Contract, config: Config, *, wait: bool = True,
                admit: Callable[[], None] | None = None, admission: threading.Lock | None = None) -> dict[str, Any]:
@@ -385,39 +422,65 @@ class Engine:
         `admit` runs under `admission` right before the agent's row is added (a parent's helper count is
         checked there, so two concurrent spawns cannot both take its last place)."""
         name = agent.name
-        agent.extra["contract"] = render_contract(terms)
-        agent.extra["timeout"] = terms.timeout
-        agent.extra["stall_after"] = terms.stall_after
-        worktree = Path(agent.worktree)
+        with_terms(agent, terms)
         with self.agent_lock(name):  # held from the first row on, so the watcher never sees it half-made
             with admission or contextlib.nullcontext():
                 if admit is not None:
                     admit()
                 self.store.add_agent(agent)  # atomic: a second start of the same name stops here
             try:
-                worktrees.ensure_excludes(self.paths.common_dir)
-                worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
+                self._make_worktree(agent)
             except SupervisorError:
                 self.store.delete_agent(name)  # nothing was created: leave no trace but the event
                 raise
-            self.store.append_event(name, "worktree_created", worktree=str(worktree), branch=agent.branch,
-                                    base=agent.base)
-            write_contract(worktree, agent.extra["contract"])
-            install_guard(self.paths.common_dir, worktree, self.paths.state_dir / "hooks")
-            self._setup_worktree(agent, config)
-            self._launch(agent, resume=False)
-            task = agent.task
-            if task and agent.state.live:
-                self.live[name].pending_prompt = True  # the watcher keeps it `starting` until delivered
-                if wait:
-                    self._deliver_first_prompt(agent.name, task)
-                else:
-                    threading.Thread(target=self._deliver_quietly, args=(name, task), daemon=True).start()
+            self._bring_up(agent, config, wait=wait)
         agent = self.get(name)
         if agent.state == State.FAILED:
             raise SupervisorError(f"{name} failed to start: {agent.reason}",
                                   hint=f"`supervisor show {name}` has the details; `supervisor rm {name}` clears it")
         return views.agent_view(agent, self.live.get(name))
+
+    def start_queued(self, name: str) -> None:
+        """Start a `queued` agent (a plan's session whose turn came): its branch forks from its target's
+        tip now, so it begins with the work merged before it."""
+        config = load_config(self.paths.root)
+        with self.agent_lock(name):
+            agent = self.get(name)
+            if agent.state != State.QUEUED:
+                return
+            try:
+                agent.base = worktrees.resolve(self.paths.root, agent.target)
+                agent.port = self.free_port()
+                agent.started_at = time.time()
+                self.set_state(agent, State.STARTING, "dequeued", base=agent.base)
+                self._make_worktree(agent)
+            except SupervisorError as exc:
+                agent.reason = f"could not start: {exc.message}"
+                self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+                return
+            self._bring_up(agent, config, wait=False)
+
+    def _make_worktree(self, agent: Agent) -> None:
+        worktree = Path(agent.worktree)
+        worktrees.ensure_excludes(self.paths.common_dir)
+        worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
+        self.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
+                                base=agent.base)
+
+    def _bring_up(self, agent: Agent, config: Config, *, wait: bool) -> None:
+        """Contract, guard and setup in the new worktree; launch; deliver the task (the caller holds the lock)."""
+        worktree = Path(agent.worktree)
+        write_contract(worktree, agent.extra["contract"])
+        install_guard(self.paths.common_dir, worktree, self.paths.state_dir / "hooks")
+        self._setup_worktree(agent, config)
+        self._launch(agent, resume=False)
+        task = agent.task
+        if task and agent.state.live:
+            self.live[agent.name].pending_prompt = True  # the watcher keeps it `starting` until delivered
+            if wait:
+                self._deliver_first_prompt(agent.name, task)
+            else:
+                threading.Thread(target=self._deliver_quietly, args=(agent.name, task), daemon=True).start()
 
     def _worktree_path(self, config: Config, name: str) -> Path:
         return Path(os.path.normpath(config.worktrees.dir / name))
@@ -803,6 +866,9 @@ class Engine:
                 final = State.KILLED if kill else State.STOPPED
                 agent.reason = reason
                 self.set_state(agent, final, "killed" if kill else "stopped", reason=agent.reason)
+            elif agent.state == State.QUEUED:  # never started: it stays out of its plan's way
+                agent.reason = "stopped before it started"
+                self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float) -> None:

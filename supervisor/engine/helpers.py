@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from supervisor.core.contract import Contract, parse_contract
+from supervisor.core.contract import Contract, parse_contract, render_contract
 from supervisor.core.model import SESSION_NAME, Agent, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
 from supervisor.engine import views
@@ -205,6 +205,14 @@ class HelperDesk:
             return
         what = "finished its turn" if triggers == "done" else triggers
         self.engine.tell(parent, f"Your helper {helper} {what}; see {SUB_AGENTS}/{STATUS_FILE}.")
+
+
+def with_terms(agent: Agent, terms: Contract) -> Agent:
+    """Record the contract the agent runs under (rendered: what SESSION.md and the guard read)."""
+    agent.extra["contract"] = render_contract(terms)
+    agent.extra["timeout"] = terms.timeout
+    agent.extra["stall_after"] = terms.stall_after
+    return agent
 
 
 def contract_of(agent: Agent, repo_root: Path) -> Contract:

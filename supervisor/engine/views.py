@@ -43,6 +43,23 @@ def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
         "exit_code": agent.exit_code,
         "reason": agent.reason,
         "boundary_violations": len(agent.extra.get("violations") or []),
+        **_merging(agent),
+    }
+
+
+def _merging(agent: Agent) -> dict[str, Any]:
+    """Where its work stands: merged (the target's commit), a plan's order, best-of-N, the last check."""
+    plan = agent.extra.get("plan") or {}
+    check = agent.extra.get("check")
+    return {
+        "merged": agent.extra.get("merged"),
+        "plan": plan.get("file"),
+        "after": plan.get("after") or [],
+        "auto_merge": plan.get("merge") == "auto",
+        "merge_note": agent.extra.get("merge_note"),
+        "best_of": agent.extra.get("best_of"),
+        "check": None if not check else {key: check.get(key) for key in
+                                         ("command", "passed", "exit_code", "seconds", "branch_tip")},
     }
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from supervisor.git.worktrees import GitError
 
-__all__ = ["MergeResult", "merge_branch"]
+__all__ = ["MergeResult", "Preview", "merge_branch", "merge_preview"]
 
 _HEADS = "refs/heads/"
 _LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
@@ -224,27 +224,55 @@ class _Plan:
     fast_forward: bool
 
 
+def _planned(root: Path, theirs: str, target: str, message: str) -> _Plan | None:
+    """What merging commit `theirs` would make the target (None: it already has all of it); GitError on
+    conflicts."""
+    old = _tip(root, target)
+    if _is_ancestor(root, theirs, old):
+        return None
+    if _is_ancestor(root, old, theirs):
+        return _Plan(old, theirs, fast_forward=True)
+    tree = _merged_tree(root, target, old, theirs)
+    return _Plan(old, _commit(root, tree, (old, theirs), message), fast_forward=False)
+
+
+@dataclass(frozen=True)
+class Preview:
+    branch_tip: str
+    target_tip: str
+    result: str  # the commit the target would become
+
+
+def merge_preview(root: Path, branch: str, target: str) -> Preview | None:
+    """What merging `branch` now would make `target`, touching no ref, index or worktree (a merge commit
+    object is written, unreferenced); None when the target already has all of the branch."""
+    branch = _short(branch)
+    theirs = _tip(root, branch)
+    planned = _planned(root, theirs, _short(target), f"Merge {branch} (preview)")
+    return None if planned is None else Preview(theirs, planned.old, planned.new)
+
+
 def merge_branch(
-    root: Path, branch: str, target: str, message: str, *, expected_tip: str | None = None
+    root: Path, branch: str, target: str, message: str, *, expected_tip: str | None = None,
+    expected_target: str | None = None,
 ) -> MergeResult:
     """Merge `branch` into `target` (both branch names) with `message`, never touching uncommitted work.
 
     `expected_tip` is the commit the caller audited: if the branch has moved since, nothing is merged (an
-    agent could otherwise slip a commit in between the audit and the merge).
+    agent could otherwise slip a commit in between the audit and the merge). `expected_target` is the target
+    tip a check ran against: if the target moved since, nothing is merged either.
     Raises GitError, with nothing changed, on conflicts, on local changes in the target's worktree that the
     merge would overwrite, on a missing identity, or when the branch or the target moves meanwhile.
     """
     branch, target = _short(branch), _short(target)
-    theirs, old = _tip(root, branch), _tip(root, target)
+    theirs = _tip(root, branch)
     if expected_tip is not None and theirs != expected_tip:
         raise GitError(f"{branch} moved since it was audited (now at {theirs[:12]})", hint="run the merge again")
-    if _is_ancestor(root, theirs, old):
-        return MergeResult(old, fast_forward=False, already_merged=True, updated_worktree=None)
-    if _is_ancestor(root, old, theirs):
-        plan = _Plan(old, theirs, fast_forward=True)
-    else:
-        tree = _merged_tree(root, target, old, theirs)
-        plan = _Plan(old, _commit(root, tree, (old, theirs), message), fast_forward=False)
+    plan = _planned(root, theirs, target, message)
+    if plan is None:
+        return MergeResult(_tip(root, target), fast_forward=False, already_merged=True, updated_worktree=None)
+    if expected_target is not None and plan.old != expected_target:
+        raise GitError(f"{target} moved since the check ran (now at {plan.old[:12]})", hint="run the merge again")
     reflog = f"supervisor merge {branch}: {'fast-forward' if plan.fast_forward else 'merge'}"
     worktree = _checked_out_in(root, target)
     if worktree is None:

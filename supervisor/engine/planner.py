@@ -1,0 +1,237 @@
+"""Plans (`supervisor run PLAN.yaml`): queued sessions start once what they come after has been merged, and
+with `merge: auto` a finished session is merged by itself, in plan order, after `merge.check` passes.
+
+Everything a plan needs lives in its sessions' records (`extra["plan"]`), so an engine started again
+carries on where the last one stopped. The planner looks again whenever an agent record changes (a state
+change, an audited commit, a merge) and at least every PLAN_SECONDS.
+
+An automatic merge needs: the session idle and none of its helpers busy, at least one commit its target
+lacks, no uncommitted changes (they would not be merged), and a clean audit. A conflict or a failing check
+stops that merge: nothing changes, a `merge` alert goes out, the session is told why (so it can fix it), and
+the planner tries again only once its branch or its target has moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.config import load_config
+from supervisor.core.model import Agent, State
+from supervisor.core.plan import Plan, overlaps, parse_plan
+from supervisor.core.triggers import Trigger, fire
+from supervisor.engine import views
+from supervisor.engine.compare import compare, keep_check
+from supervisor.engine.helpers import with_terms
+from supervisor.errors import SupervisorError, UsageError
+from supervisor.git import worktrees
+from supervisor.git.audit import new_commits
+from supervisor.git.integration import CheckResult, run_check
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PLAN_SECONDS = 1.0
+BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED})
+
+
+class Planner:
+    """Starts queued plan sessions and merges finished ones (an engine service with a thread of its own)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: dict[str, int] | None = None
+        self._step_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="planner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("plan step")
+            self._wake.wait(PLAN_SECONDS)
+            self._wake.clear()
+
+    # requests ---------------------------------------------------------------------------------------------
+
+    def op_run(self, text: str, path: str, dry_run: bool = False) -> dict[str, Any]:
+        """Queue every session of the plan (all or none), then start those that wait for nothing."""
+        engine = self.engine
+        root = engine.paths.root
+        plan = parse_plan(text, Path(path), root)
+        config = load_config(root)
+        taken = [name for name in plan.names if engine.store.get_agent(name) is not None]
+        if taken:
+            raise UsageError(f"agents named {', '.join(taken)} already exist",
+                             hint="rename those sessions in the plan, or `supervisor rm` the old ones")
+        base = plan.base or "HEAD"
+        target = worktrees.current_branch(root) if base == "HEAD" else base
+        if not target or not worktrees.branch_exists(root, target):
+            raise UsageError(f"a plan merges into a branch, and {target or 'HEAD (detached)'} is not one",
+                             hint="check out a branch, or set `base:` in the plan")
+        warnings = [overlap.message() for overlap in overlaps(plan, _tracked(root))]
+        summary = {"plan": path, "target": target, "merge": plan.merge, "warnings": warnings,
+                   "sessions": [{"name": s.name, "after": list(s.after)} for s in plan.sessions]}
+        if dry_run:
+            return summary
+        queued: list[str] = []
+        try:
+            for order, session in enumerate(plan.sessions):
+                agent = engine.new_session(session.name, session.task, session.command, session.profile, target,
+                                           config, queued=True)
+                agent.extra["plan"] = _plan_record(plan, path, order, session.after)
+                engine.store.add_agent(with_terms(agent, session.contract))
+                queued.append(session.name)
+        except SupervisorError:
+            for name in queued:  # all or nothing
+                engine.store.delete_agent(name)
+            raise
+        engine.store.append_event(None, "plan_started", plan=path, sessions=list(plan.names), target=target,
+                                  merge=plan.merge, warnings=warnings)
+        self._wake.set()  # the planner's thread starts what waits for nothing
+        summary["sessions"] = [views.agent_view(engine.get(name), engine.live.get(name)) for name in plan.names]
+        return summary
+
+    def op_compare(self, name: str, check: bool = True) -> dict[str, Any]:
+        """A best-of-N's candidates side by side (see `compare`); runs `merge.check` where needed."""
+        return compare(self.engine, name, check=check, stop=self._stopping)
+
+    # the step ---------------------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        with self._step_lock:
+            self._step()
+
+    def _step(self) -> None:
+        versions = self.engine.store.versions()
+        if versions == self._seen:
+            return
+        self._seen = versions
+        agents = self.engine.store.agents()
+        planned = sorted((a for a in agents if "plan" in a.extra), key=lambda a: a.extra["plan"]["order"])
+        if not planned:
+            return
+        by_name = {a.name: a for a in agents}
+        for agent in planned:
+            if agent.state == State.QUEUED and not waiting_for(agent, by_name):
+                self.engine.start_queued(agent.name)
+        for agent in planned:
+            if agent.extra["plan"].get("merge") == "auto" and agent.state == State.IDLE and \
+                    not any(a.state in BUSY for a in self.engine.descendants(agent.name)):
+                self._auto_merge(agent.name)
+            if self._stopping.is_set():
+                return
+
+    def _auto_merge(self, name: str) -> None:
+        engine = self.engine
+        root = engine.paths.root
+        agent = engine.get(name)
+        try:
+            tip = worktrees.resolve(root, agent.branch)
+            target_tip = worktrees.resolve(root, agent.target)
+        except SupervisorError:
+            return
+        if tip == agent.extra.get("merged_tip") or agent.extra.get("violations"):
+            return  # merged already, or the audit found commits outside its contract (their alert is out)
+        failed = agent.extra.get("merge_failed") or {}
+        if failed.get("tip") == tip and failed.get("target_tip") == target_tip:
+            return  # the same branch against the same target failed before
+        if not new_commits(root, tip, [agent.target]):
+            return
+        dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+        if dirty:
+            self._note(name, "blocked", f"{len(dirty)} uncommitted change(s): commit them to be merged")
+            return
+        config = load_config(root)
+        plan = agent.extra["plan"]
+        command = plan.get("check") or config.merge.check
+        engine.store.append_event(name, "merge_started", tip=tip, into=agent.target, check=command)
+        check: CheckResult | None = None
+        try:
+            if command:
+                check = run_check(root, agent.branch, agent.target, command,
+                                  timeout=plan.get("check_timeout") or config.merge.check_timeout,
+                                  scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
+                                  stop=self._stopping)
+                if check is not None:
+                    keep_check(engine, name, check)
+                    if not check.passed:
+                        if self._stopping.is_set():
+                            return  # cut short by a shutdown: not a verdict
+                        tail = "\n".join(check.output[-8:])
+                        self._failed(name, tip, target_tip, f"merge.check {check.summary}", tail, check.output)
+                        return
+            engine.auditor.merge_agent(name, expected_tip=check.branch_tip if check else tip,
+                                       expected_target=check.target_tip if check else None, by="plan")
+        except SupervisorError as exc:
+            self._failed(name, tip, target_tip, exc.message, exc.hint or "", [])
+            return
+        self._succeeded(name)
+
+    def _note(self, name: str, key: str, text: str) -> None:
+        with self.engine.agent_lock(name):
+            agent = self.engine.get(name)
+            if agent.extra.get("merge_note") != text:
+                agent.extra["merge_note"] = text
+                self.engine.store.save_agent(agent, "merge_" + key, reason=text)
+
+    def _failed(self, name: str, tip: str, target_tip: str, reason: str, detail: str, output: Any) -> None:
+        engine = self.engine
+        with engine.agent_lock(name):
+            agent = engine.get(name)
+            agent.extra["merge_failed"] = {"tip": tip, "target_tip": target_tip, "reason": reason, "at": time.time()}
+            agent.extra["merge_note"] = f"not merged: {reason}"
+            engine.store.save_agent(agent, "merge_failed", tip=tip, into=agent.target, reason=reason)
+        fire(engine.store, agent, Trigger.MERGE, f"not merged into {agent.target}: {reason}", tip=tip,
+             output=list(output)[-10:])
+        engine.tell(name, f"supervisor: your branch was not merged into {agent.target}: {reason}."
+                          + (f"\n{detail}" if detail else "") + "\nFix it and commit; the merge is tried again then.")
+
+    def _succeeded(self, name: str) -> None:
+        engine = self.engine
+        with engine.agent_lock(name):
+            agent = engine.get(name)
+            failed = agent.extra.pop("merge_failed", None)
+            agent.extra.pop("merge_note", None)
+            engine.store.save_agent(agent)
+        if failed:
+            fire(engine.store, agent, Trigger.MERGE, f"merged into {agent.target}", active=False)
+        self._wake.set()  # its dependents may start now
+
+
+def waiting_for(agent: Agent, by_name: dict[str, Agent]) -> list[str]:
+    """The sessions a queued plan session still waits for (not merged yet)."""
+    after = agent.extra.get("plan", {}).get("after") or []
+    return [name for name in after if name not in by_name or not by_name[name].extra.get("merged")]
+
+
+def _plan_record(plan: Plan, path: str, order: int, after: tuple[str, ...]) -> dict[str, Any]:
+    return {"file": path, "order": order, "after": list(after), "merge": plan.merge, "check": plan.check,
+            "check_timeout": plan.check_timeout}
+
+
+def _tracked(root: Path) -> list[str]:
+    try:
+        return worktrees.run_git(root, "ls-files", "-z").split("\0")
+    except SupervisorError:
+        return []
+
+
