@@ -59,6 +59,21 @@ def test_badges_render_waiting_stalled_boundary_conflicts_and_failures() -> None
     assert b.badges("y").plain == "zz"
 
 
+def test_a_stopped_merge_needs_a_human_until_it_merges() -> None:
+    b = Board()
+    b.set_agents([agent("auth", "idle"), agent("ui", "queued", after=["auth"])])
+    b.apply_events([{"id": 1, "agent": "auth", "kind": "trigger", "trigger": "merge", "active": True,
+                     "summary": "not merged into main: conflicts in: src/app.py"}])
+    assert b.badges("auth").plain == "MERGE"
+    assert [(i.name, i.kind, i.reason) for i in b.attention()] == [
+        ("auth", "merge", "not merged into main: conflicts in: src/app.py")]
+    assert [name for name, _ in b.visible("queued", "")] == ["ui"]
+    b.apply_events([{"id": 2, "agent": "auth", "kind": "trigger", "trigger": "merge", "active": False}])
+    b.set_agents([agent("auth", "idle", merged="0123abcd"), agent("ui", "starting")])
+    assert b.badges("auth").plain == "MERGED"
+    assert b.attention() == []
+
+
 def test_triggers_that_clear_and_agents_that_go_away_drop_their_flags() -> None:
     b = board()
     b.apply_events([{"id": 99, "agent": "docs", "kind": "trigger", "trigger": "boundary", "active": False}])

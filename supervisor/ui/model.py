@@ -35,21 +35,21 @@ STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("all", "all agents"), ("attention", "needs me"), ("live", "live"), ("ended", "ended"),
     ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"),
     ("starting", "starting"), ("exited", "exited"), ("failed", "failed"), ("stopped", "stopped"),
-    ("killed", "killed"),
+    ("killed", "killed"), ("queued", "queued"),
 )
 
 BADGE_STYLES = {
     "ASK": "bold black on yellow", "STALL": "bold white on magenta", "BOUNDARY": "bold white on red",
     "CONFLICT": "bold black on dark_orange", "FAIL": "bold white on red", "EXIT": "bold white on red",
-    "ZZ": "dim",
+    "ZZ": "dim", "MERGE": "bold white on red", "MERGED": "bold black on green",
 }
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
-               "boundary_violations", "conflicts")
+               "boundary_violations", "conflicts", "merged", "merge_note")
 
 # Attention kinds, most urgent first: what a human must look at before anything else.
-ATTENTION_ORDER = ("waiting", "boundary", "stalled", "failed", "exited")
+ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "exited")
 
 
 @lru_cache(maxsize=4096)
@@ -225,6 +225,10 @@ class Board:
             items.append("FAIL")
         elif state == "exited" and agent.get("exit_code") not in (None, 0):
             items.append("EXIT")
+        if "merge" in flags.active:
+            items.append("MERGE")
+        elif agent.get("merged"):
+            items.append("MERGED")
         if agent.get("snoozed_until") or name in self.silenced:
             items.append("ZZ")
         text = Text()
@@ -295,6 +299,8 @@ class Board:
             return Attention(name, "boundary", flags.boundary[-1] if flags.boundary else "left its boundary", since)
         if state == "stalled":
             return Attention(name, "stalled", flags.active.get("stalled") or "no output and no CPU", since)
+        if "merge" in flags.active:
+            return Attention(name, "merge", flags.active["merge"], since)
         if state == "failed":
             return Attention(name, "failed", agent.get("reason") or "could not start", since)
         if state == "exited" and agent.get("exit_code") not in (None, 0):
