@@ -219,3 +219,17 @@ def test_best_of_n_compare_and_merging_one_removes_the_others(sandbox: Sandbox) 
     assert set(sandbox.ls()) == {"fix-3"}
     assert sandbox.git("branch", "--list", "agent/fix-1", "agent/fix-2") == ""
     assert sandbox.git("show", "main:src/by.txt") == "fix-3"
+
+
+def test_uncommitted_work_holds_an_automatic_merge_back_and_says_why(sandbox: Sandbox) -> None:
+    command = script(sandbox, "half", [[{"write": {"path": "a.txt", "content": "a\n"}}, {"commit": "a"},
+                                        {"write": {"path": "b.txt", "content": "b\n"}}]])
+    path = plan(sandbox, f"""
+        merge: auto
+        sessions:
+          - {{name: half, task: go, command: "{command}"}}
+    """)
+    sandbox.sv("run", str(path))
+    note = wait_until(lambda: sandbox.ls()["half"]["merge_note"], 30, message="the reason it is not merged")
+    assert note == "1 uncommitted change(s): commit them to be merged"
+    assert "a.txt" not in on_main(sandbox) and not sandbox.ls()["half"]["merged"]

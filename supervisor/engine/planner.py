@@ -28,7 +28,7 @@ from supervisor.engine.compare import compare, keep_check
 from supervisor.engine.helpers import with_terms
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
-from supervisor.git.audit import new_commits
+from supervisor.git.audit import branch_tips, new_commits
 from supervisor.git.integration import CheckResult, run_check
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Planner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: dict[str, int] | None = None
+        self._planned: set[str] = set()
         self._step_lock = threading.Lock()
 
     def start(self) -> None:
@@ -124,37 +125,38 @@ class Planner:
         versions = self.engine.store.versions()
         if versions == self._seen:
             return
-        self._seen = versions
+        known, self._seen = set(self._seen or ()), versions
+        if versions.keys() == known and not self._planned:
+            return  # no agent came or went, and none belongs to a plan: nothing to decode
         agents = self.engine.store.agents()
         planned = sorted((a for a in agents if "plan" in a.extra), key=lambda a: a.extra["plan"]["order"])
+        self._planned = {a.name for a in planned}
         if not planned:
             return
         by_name = {a.name: a for a in agents}
         for agent in planned:
             if agent.state == State.QUEUED and not waiting_for(agent, by_name):
                 self.engine.start_queued(agent.name)
-        for agent in planned:
-            if agent.extra["plan"].get("merge") == "auto" and agent.state == State.IDLE and \
-                    not any(a.state in BUSY for a in self.engine.descendants(agent.name)):
-                self._auto_merge(agent.name)
+        finished = [a for a in planned if a.extra["plan"].get("merge") == "auto" and a.state == State.IDLE
+                    and not any(h.state in BUSY for h in self.engine.descendants(a.name))]
+        tips = branch_tips(self.engine.paths.root, "refs/heads/") if finished else {}
+        for agent in finished:
+            tip, target_tip = tips.get(agent.branch), tips.get(agent.target)
+            failed = agent.extra.get("merge_failed") or {}
+            if tip is None or target_tip is None or tip == agent.extra.get("merged_tip") or \
+                    (failed.get("tip"), failed.get("target_tip")) == (tip, target_tip):
+                continue  # gone, merged already, or the same branch and target failed before
+            self._auto_merge(agent.name, tip, target_tip)
             if self._stopping.is_set():
                 return
 
-    def _auto_merge(self, name: str) -> None:
+    def _auto_merge(self, name: str, tip: str, target_tip: str) -> None:
         engine = self.engine
         root = engine.paths.root
         agent = engine.get(name)
-        try:
-            tip = worktrees.resolve(root, agent.branch)
-            target_tip = worktrees.resolve(root, agent.target)
-        except SupervisorError:
-            return
-        if tip == agent.extra.get("merged_tip") or agent.extra.get("violations"):
-            return  # merged already, or the audit found commits outside its contract (their alert is out)
-        failed = agent.extra.get("merge_failed") or {}
-        if failed.get("tip") == tip and failed.get("target_tip") == target_tip:
-            return  # the same branch against the same target failed before
-        if not new_commits(root, tip, [agent.target]):
+        if agent.extra.get("violations"):
+            return  # the audit found commits outside its contract: their alert is out, a human decides
+        if not new_commits(root, tip, [target_tip]):
             return
         dirty = worktrees.uncommitted_changes(Path(agent.worktree))
         if dirty:
@@ -172,10 +174,10 @@ class Planner:
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
                                   stop=self._stopping)
                 if check is not None:
+                    if not check.passed and self._stopping.is_set():
+                        return  # cut short by a shutdown: not a verdict
                     keep_check(engine, name, check)
                     if not check.passed:
-                        if self._stopping.is_set():
-                            return  # cut short by a shutdown: not a verdict
                         tail = "\n".join(check.output[-8:])
                         self._failed(name, tip, target_tip, f"merge.check {check.summary}", tail, check.output)
                         return
