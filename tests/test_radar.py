@@ -1,19 +1,23 @@
-"""The conflict radar: trial merges of real branches in a real repository."""
+"""The conflict radar: trial merges of real branches in a real repository, then the engine keeping every live
+agent's `conflicts` current as its branch moves."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from supervisor.client import request_at
 from supervisor.git import refs
 from supervisor.git.radar import Conflict, Radar
 from supervisor.git.refs import AGENT_REFS, refs_stamp
-from tests.conftest import wait_until
+from tests.conftest import Sandbox, wait_until
 from tests.git_env import isolate_git
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,3 +210,76 @@ def test_the_refs_stamp_changes_when_a_branch_moves_and_only_then(root: Path, mo
     assert settled() not in (quiet, moved)
     git(root, "pack-refs", "--all")
     assert settled() not in (quiet, moved)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The engine: the radar follows live agents' branches
+
+
+def ls_now(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
+    """`ls` through the client API in this process (a CLI subprocess would add its own start-up time)."""
+    socket = sandbox.runtime / sandbox.paths.runtime_dir.name / "engine.sock"
+    return {agent["name"]: agent for agent in request_at(socket, "ls", {}, 10)}
+
+
+def commit_in(sandbox: Sandbox, worktree: str, files: dict[str, str], *, amend: bool = False) -> None:
+    for path, text in files.items():
+        (Path(worktree) / path).write_text(text)
+    sandbox.git("add", "--", *files, cwd=Path(worktree))
+    sandbox.git("commit", "-q", "--no-verify", *(["--amend"] if amend else []), "-m", "edit", cwd=Path(worktree))
+
+
+def conflicts(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    return list(ls_now(sandbox)[name]["conflicts"])
+
+
+def test_two_sessions_editing_one_file_show_on_the_radar_within_a_tick(sandbox: Sandbox) -> None:
+    sandbox.sv("start", "one")
+    sandbox.sv("start", "two")
+    one, two = sandbox.wait_state("one", "idle"), sandbox.wait_state("two", "idle")
+    assert one["conflicts"] == [] and two["conflicts"] == []
+    commit_in(sandbox, one["worktree"], {"src/app.py": "print('one')\n"})
+    commit_in(sandbox, two["worktree"], {"src/app.py": "print('two')\n"})
+    committed = time.monotonic()
+    wait_until(lambda: conflicts(sandbox, "one") and conflicts(sandbox, "two"), 10, interval=0.02,
+               message="the conflict on both agents")
+    seen = time.monotonic() - committed
+    assert seen <= 2.0, f"the radar took {seen:.2f}s"
+    assert conflicts(sandbox, "one") == [{"with": "two", "branch": "agent/two", "files": ["src/app.py"]}]
+    assert conflicts(sandbox, "two") == [{"with": "one", "branch": "agent/one", "files": ["src/app.py"]}]
+    shown = sandbox.sv("show", "two").stdout
+    assert "conflict:         with one (agent/one)\n                    src/app.py" in shown
+    assert json.loads(sandbox.sv("show", "two", "--json").stdout)["conflicts"] == conflicts(sandbox, "two")
+    events = [e for e in json.loads(sandbox.sv("show", "one", "--json").stdout)["events"] if e["kind"] == "conflicts"]
+    assert [e["summary"] for e in events] == ["conflicts with two (src/app.py)"]
+
+    # two rewrites its commit to leave the file alone: gone from both.
+    commit_in(sandbox, two["worktree"], {"src/app.py": "print('hello')\n", "README.md": "two\n"}, amend=True)
+    wait_until(lambda: not conflicts(sandbox, "one") and not conflicts(sandbox, "two"), 10,
+               message="the conflict cleared after the rewrite")
+
+    # Again, then one stops: two's entry goes, and one (off the radar) keeps none.
+    commit_in(sandbox, two["worktree"], {"src/app.py": "print('two again')\n"})
+    wait_until(lambda: conflicts(sandbox, "two"), 10, message="the conflict again")
+    sandbox.sv("stop", "one")
+    wait_until(lambda: not conflicts(sandbox, "two") and not conflicts(sandbox, "one"), 10,
+               message="the conflict cleared after the stop")
+
+
+def test_against_the_base_branch_and_a_helper_against_its_parent(sandbox: Sandbox) -> None:
+    sandbox.sv("start", "auth")
+    auth = sandbox.wait_state("auth", "idle")
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    helper = sandbox.wait_state("auth.t", "idle")
+    commit_in(sandbox, auth["worktree"], {"README.md": "auth's readme\n", "src/app.py": "print('auth')\n"})
+    # The user commits to main, which the session merges into.
+    commit_in(sandbox, str(sandbox.root), {"README.md": "the user's readme\n"})
+    # The helper (forked from auth before its commit) edits the same file as its parent.
+    commit_in(sandbox, helper["worktree"], {"src/app.py": "print('helper')\n"})
+    wait_until(lambda: len(conflicts(sandbox, "auth")) == 2, 10, message="auth's two conflicts")
+    assert conflicts(sandbox, "auth") == [
+        {"with": "auth.t", "branch": "agent/auth.t", "files": ["src/app.py"]},
+        {"with": "main", "branch": "main", "files": ["README.md"]},
+    ]
+    # The helper merges into its parent: that is its target, met once, by name (main is its parent's business).
+    assert conflicts(sandbox, "auth.t") == [{"with": "auth", "branch": "agent/auth", "files": ["src/app.py"]}]
