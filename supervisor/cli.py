@@ -126,6 +126,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         verdict = "passed" if check["passed"] else f"failed (exit {check['exit_code']})" \
             if check["exit_code"] is not None else "did not finish"
         print(f"{'check:':<17} `{check['command']}` {verdict} in {check['seconds']}s on {check['branch_tip'][:10]}")
+    for conflict in agent.get("conflicts") or []:
+        other = conflict["with"] if conflict.get("branch") in (None, conflict["with"]) else \
+            f"{conflict['with']} ({conflict['branch']})"
+        print(f"conflict:         with {other}")
+        for path in conflict.get("files") or []:
+            print(f"                    {path}")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):

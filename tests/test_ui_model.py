@@ -109,6 +109,23 @@ def test_event_lines_say_what_happened() -> None:
     assert delivered.endswith("task_delivered  starting → working do it")
 
 
+def test_conflicts_from_the_radar_show_as_a_badge_an_attention_item_and_an_event() -> None:
+    """The shape `ls --json` gives (see supervisor.engine.radar): whom with, their branch, which files."""
+    found = [{"with": "auth", "branch": "agent/auth", "files": ["src/app.py", "src/b.py"]},
+             {"with": "main", "branch": "main", "files": ["README.md"]}]
+    b = Board()
+    b.set_agents([agent("ui", "working", conflicts=found), agent("api", "idle", conflicts=[]),
+                  agent("docs", "waiting", conflicts=found[1:])])
+    assert b.badges("ui").plain == "CONFLICT 2" and b.badges("api").plain == ""
+    items = b.attention()
+    assert [(i.name, i.kind) for i in items] == [("docs", "waiting"), ("ui", "conflict")]  # the least urgent
+    assert items[1].reason == "conflicts with auth (src/app.py, src/b.py), main (README.md)"
+    event = {"id": 7, "ts": None, "agent": "ui", "kind": "conflicts", "conflicts": found,
+             "summary": "conflicts with auth (src/app.py, src/b.py), main (README.md)"}
+    assert event_line(event, with_agent=False).plain.endswith(
+        "conflicts  conflicts with auth (src/app.py, src/b.py), main (README.md)")
+
+
 def test_the_model_and_the_source_adapter_do_not_import_textual() -> None:
     """They run in worker threads and in tests without an app: Textual stays in the widgets."""
     code = ("import sys, supervisor.ui.model, supervisor.ui.source, supervisor.ui.fake, supervisor.ui.actions\n"

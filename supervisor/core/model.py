@@ -99,6 +99,19 @@ class Agent:
         return level_of(self.name)
 
 
+def describe_conflicts(conflicts: list[dict[str, Any]], files: int = 3) -> str:
+    """The conflict radar's findings on one line: `conflicts with auth (src/app.py), main (a.py, b.py, c.py
+    and 2 more)`; each conflict is {"with": agent or branch, "files": [...]}, as `ls --json` shows them."""
+    if not conflicts:
+        return "no conflicts any more"
+    parts = []
+    for conflict in conflicts:
+        paths = [str(path) for path in conflict.get("files") or []]
+        shown = ", ".join(paths[:files]) + (f" and {len(paths) - files} more" if len(paths) > files else "")
+        parts.append(f"{conflict.get('with')} ({shown})")
+    return "conflicts with " + ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Event:
     id: int

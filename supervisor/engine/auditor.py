@@ -21,6 +21,7 @@ from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import CommitViolation, audit, branch_tips, new_commits
 from supervisor.git.merge import merge_branch
+from supervisor.git.refs import AGENT_REFS, refs_stamp
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -58,7 +59,7 @@ class Auditor:
             self._stopping.wait(AUDIT_SECONDS)
 
     def audit_all(self) -> None:
-        stamp = self._refs_stamp()
+        stamp = refs_stamp(self.engine.paths.common_dir, [AGENT_REFS])
         if stamp == self._stamp:
             return  # no agent branch moved since the last pass: no git process at all
         tips = branch_tips(self.engine.paths.root)
@@ -67,19 +68,6 @@ class Auditor:
             if tip is not None and tip != agent.extra.get("audited"):
                 self._audit(agent.name, tip)
         self._stamp = stamp  # only once the pass went through: a failed one is tried again
-
-    def _refs_stamp(self) -> tuple[int, ...]:
-        """Changes whenever a branch under refs/heads/agent/ moves: git updates a loose ref by renaming a
-        new file over it (the folder's mtime changes), and `pack-refs` rewrites packed-refs."""
-        common = self.engine.paths.common_dir
-        stamp: list[int] = []
-        for path in (common / "refs" / "heads" / "agent", common / "packed-refs"):
-            try:
-                info = path.stat()
-                stamp += [info.st_mtime_ns, info.st_ino, info.st_size]
-            except OSError:
-                stamp += [0, 0, 0]
-        return tuple(stamp)
 
     def _audit(self, name: str, tip: str) -> None:
         engine = self.engine

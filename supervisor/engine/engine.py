@@ -44,6 +44,7 @@ from supervisor.engine.helpers import HelperDesk, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
+from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.server import ControlServer
 from supervisor.engine.transcripts import size_of, tail_lines
 from supervisor.engine.watcher import Live, Watcher
@@ -116,7 +117,8 @@ class Engine:
 
         self.auditor = Auditor(self)
         self.planner = Planner(self)
-        self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner]
+        self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
+                                        ConflictRadar(self)]
 
     # running ------------------------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
         "exit_code": agent.exit_code,
         "reason": agent.reason,
         "boundary_violations": len(agent.extra.get("violations") or []),
+        # The conflict radar's findings: [{"with": agent or target branch, "branch": ..., "files": [...]}].
+        "conflicts": list(agent.extra.get("conflicts") or []),
         **_merging(agent),
     }
 

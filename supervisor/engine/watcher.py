@@ -31,6 +31,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.processes import CpuMeter, Snapshot, TreeUsage, scan
+from supervisor.engine.records import AgentRecords
 from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of, strip_ansi
 from supervisor.tmux.server import PaneInfo, TmuxError
 
@@ -82,7 +83,7 @@ class Watcher:
         self.server_id: str | None = None
         self.ticks = 0
         self._snapshot: Snapshot | None = None
-        self._agents: dict[str, tuple[int, Agent]] = {}  # name → (version, record) as last read
+        self._records = AgentRecords(engine.store)
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -130,7 +131,7 @@ class Watcher:
         observed = time.time()
         panes = engine.tmux.list_panes()
         self.server_id = engine.tmux.listed_server
-        agents, versions = self._read_agents()
+        agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
         roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
         snapshot = self._snapshot = scan(roots)
@@ -150,24 +151,6 @@ class Watcher:
         if self.ticks % SLOW_CHECK_EVERY == 0:
             self.check_escapes(snapshot)
             self.check_deadlocks()
-
-    def _read_agents(self) -> tuple[list[Agent], dict[str, int]]:
-        """Every agent, decoding only the records written since the last tick (a tick must not decode 100
-        JSON records a second to learn that nothing changed)."""
-        store = self.engine.store
-        current = store.versions()
-        cached = self._agents
-        for name in [name for name in cached if name not in current]:
-            del cached[name]
-        stale = [name for name, version in current.items() if name not in cached or cached[name][0] != version]
-        if stale:
-            fresh, versions = store.get_agents(stale)
-            for name in stale:
-                cached.pop(name, None)
-            for agent in fresh:
-                cached[agent.name] = (versions[agent.name], agent)
-        ordered = sorted(cached.items())
-        return [agent for _, (_, agent) in ordered], {name: version for name, (version, _) in ordered}
 
     def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo], sizes: dict[str, int]) -> list[str]:
         """Panes worth a look this tick: their output grew, or they were never looked at."""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from supervisor.git.worktrees import GitError
 
-__all__ = ["MergeResult", "Preview", "merge_branch", "merge_preview"]
+__all__ = ["MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "trial_merge"]
 
 _HEADS = "refs/heads/"
 _LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
@@ -52,12 +52,18 @@ class MergeResult:
 
 
 def _run(
-    cwd: Path, *args: str, stdin: bytes | None = None, index: Path | None = None
+    cwd: Path, *args: str, stdin: bytes | None = None, index: Path | None = None,
+    objects: tuple[Path, Path] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
+    """Run git in `cwd`; `index`: another index file; `objects`: (where new objects go, the repository's
+    object directory, still read through as an alternate)."""
     env = {key: value for key, value in os.environ.items() if key not in _LOCATION_VARS}
     env["LC_ALL"] = "C"  # error messages are read below
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)
+    if objects is not None:
+        env["GIT_OBJECT_DIRECTORY"] = str(objects[0])
+        env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(objects[1])
     return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=env, check=False)
 
 
@@ -95,17 +101,42 @@ def _short(name: str) -> str:
 # The merge commit
 
 
-def _merged_tree(root: Path, target: str, ours: str, theirs: str) -> str:
-    """The tree of merging `theirs` into `ours`, computed without any worktree; GitError naming conflicts."""
-    done = _run(root, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+@dataclass(frozen=True)
+class TrialMerge:
+    """What merging two commits would give: the merged tree, and the paths that conflict (none: clean)."""
+
+    tree: str
+    conflicts: tuple[str, ...]
+
+
+def trial_merge(root: Path, ours: str, theirs: str, *, objects: tuple[Path, Path] | None = None) -> TrialMerge:
+    """Merge two commits in the object database only (`git merge-tree --write-tree`): no worktree, no index.
+
+    `objects` = (scratch directory, the repository's object directory) writes the merge's new objects (the
+    merged trees, blobs with conflict markers) to the scratch directory instead of the repository.
+    Conflicting paths are decoded as UTF-8 with undecodable bytes kept as surrogates. GitError when git
+    cannot merge them at all (unrelated histories, an unknown commit).
+    """
+    done = _run(root, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs,
+                objects=objects)
     fields = [field for field in done.stdout.split(b"\0") if field]
     if done.returncode == 0 and fields:
-        return fields[0].decode("ascii")
-    if done.returncode == 1 and len(fields) > 1:
-        paths = ", ".join(field.decode("utf-8", "replace") for field in dict.fromkeys(fields[1:]))
+        return TrialMerge(fields[0].decode("ascii"), ())
+    if done.returncode == 1 and len(fields) > 1:  # an unknown commit also exits 1, with no output at all
+        paths = (field.decode("utf-8", "surrogateescape") for field in fields[1:])
+        return TrialMerge(fields[0].decode("ascii"), tuple(dict.fromkeys(paths)))
+    raise GitError(f"git merge-tree failed: {_stderr(done) or f'exit {done.returncode}'}")
+
+
+def _merged_tree(root: Path, target: str, ours: str, theirs: str) -> str:
+    """The tree of merging `theirs` into `ours`, computed without any worktree; GitError naming conflicts."""
+    merged = trial_merge(root, ours, theirs)
+    if merged.conflicts:
+        paths = ", ".join(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                          for path in merged.conflicts)
         raise GitError(f"merging into {_HEADS}{target} conflicts in: {paths}",
                        hint=f"merge {target} into the agent's branch and resolve the conflicts there first")
-    raise GitError(f"git merge-tree failed: {_stderr(done) or f'exit {done.returncode}'}")
+    return merged.tree
 
 
 def _commit(root: Path, tree: str, parents: tuple[str, str], message: str) -> str:

@@ -38,7 +38,8 @@ DIFFSTAT_GAP = 3.0
 
 ATTENTION_LABELS = {"waiting": ("ASK", "bold black on yellow"), "boundary": ("BOUNDARY", "bold white on red"),
                     "stalled": ("STALL", "bold white on magenta"), "failed": ("FAIL", "bold white on red"),
-                    "exited": ("EXIT", "bold white on red"), "merge": ("MERGE", "bold white on red")}
+                    "exited": ("EXIT", "bold white on red"), "merge": ("MERGE", "bold white on red"),
+                    "conflict": ("CONFLICT", "bold black on dark_orange")}
 
 
 class LiveDashboard(App[None]):

@@ -16,6 +16,7 @@ from typing import Any
 from rich.text import Text
 
 from supervisor.core.durations import format_duration
+from supervisor.core.model import describe_conflicts
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Agent"), ("state", "State"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
@@ -48,8 +49,9 @@ BADGE_STYLES = {
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
                "boundary_violations", "conflicts", "merged", "merge_note")
 
-# Attention kinds, most urgent first: what a human must look at before anything else.
-ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "exited")
+# Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
+# live branches is last: nothing is stuck yet, but someone should decide who merges first.
+ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "exited", "conflict")
 
 
 @lru_cache(maxsize=4096)
@@ -305,6 +307,9 @@ class Board:
             return Attention(name, "failed", agent.get("reason") or "could not start", since)
         if state == "exited" and agent.get("exit_code") not in (None, 0):
             return Attention(name, "exited", agent.get("reason") or f"exited with code {agent['exit_code']}", since)
+        conflicts = agent.get("conflicts")
+        if conflicts and isinstance(conflicts, list) and all(isinstance(c, dict) for c in conflicts):
+            return Attention(name, "conflict", describe_conflicts(conflicts), since)
         return None
 
     def visible(self, state_filter: str, text_filter: str) -> list[tuple[str, bool]]:
@@ -375,7 +380,8 @@ def event_line(event: dict[str, Any], *, with_agent: bool = True) -> Text:
 
 
 def _event_details(event: dict[str, Any]) -> str:
-    skip = {"id", "ts", "agent", "kind", "screen", "command", "pid", "pane", "base", "worktree", "previous", "state"}
+    skip = {"id", "ts", "agent", "kind", "screen", "command", "pid", "pane", "base", "worktree", "previous", "state",
+            "conflicts"}  # a `conflicts` event's summary says it in words
     parts = []
     if event.get("previous") and event.get("state"):
         parts.append(f"{event['previous']} → {event['state']}")

@@ -1,0 +1,121 @@
+"""The conflict radar as an engine service: every live agent's conflicts, kept in its record.
+
+Twice a second it looks whether anything it depends on changed: the set of live agents (their branches and
+targets) and the refs (a stamp of the ref folders, see `supervisor.git.refs`). When nothing did, that costs
+a few `stat` calls and no git process. Otherwise one `for-each-ref` reads every branch tip and the radar
+recomputes the pairs whose tips moved (`supervisor.git.radar`), so a commit shows on the radar within a
+second.
+
+Each live agent's record carries `conflicts`: [{"with": agent or target branch, "branch": its branch,
+"files": [...]}], with every other live agent, and with its target (the branch it merges into). For a session
+the target is its base branch; for a helper it is its parent's branch, so a helper meets its parent as an
+ordinary pair ("with" the parent's name), and the base branch only through its parent: what a helper
+merges into is its parent, and the parent's conflicts with the base are the parent's. A record is written,
+with a `conflicts` event, only when its set changed, so the dashboard's change feed picks it up. Agents that
+are not live carry none: an agent that stops or is removed leaves the radar, and so do its entries on others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core.model import Agent, describe_conflicts
+from supervisor.engine.records import AgentRecords
+from supervisor.git.audit import branch_tips
+from supervisor.git.radar import Failure, Radar, Scan
+from supervisor.git.refs import AGENT_REFS, ref_folder, refs_stamp
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+RADAR_SECONDS = 0.5  # how often it looks; a look that finds nothing changed runs no git
+
+
+class ConflictRadar:
+    """Keeps the live agents' `conflicts` current, in a thread of its own (an engine service)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.radar = Radar(engine.paths.root)
+        self.last_scan: Scan | None = None
+        self.last_seconds: float | None = None
+        self._records = AgentRecords(engine.store)
+        self._looked: tuple[Any, ...] | None = None  # the live agents and refs stamp the last pass saw
+        self._failures: set[Failure] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="conflict-radar", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.look()
+            except Exception:
+                log.exception("conflict radar")
+            self._stopping.wait(RADAR_SECONDS)
+
+    def look(self) -> bool:
+        """Recompute the conflicts if branches or live agents changed (whether a pass ran), and bring every
+        record in line with the last pass (a record some other writer overwrote meanwhile included)."""
+        agents, _ = self._records.read()
+        live = [agent for agent in agents if agent.state.live]
+        roster = tuple(sorted((agent.name, agent.branch, agent.target) for agent in live))
+        folders = {AGENT_REFS, *(ref_folder(agent.target) for agent in live)}
+        seen = (roster, refs_stamp(self.engine.paths.common_dir, folders))
+        scan = self.last_scan
+        scanned = scan is None or seen != self._looked
+        if scan is None or scanned:
+            started = time.monotonic()
+            tips = branch_tips(self.engine.paths.root, "refs/heads/")
+            scan = self.radar.scan({agent.branch: agent.target for agent in live}, tips)
+            self.last_scan, self.last_seconds, self._looked = scan, time.monotonic() - started, seen
+            for failure in set(scan.failures) - self._failures:
+                log.warning("conflict radar: cannot merge %s with %s: %s", failure.branch, failure.other,
+                            failure.error)
+            self._failures = set(scan.failures)
+        names = {agent.branch: agent.name for agent in agents}
+        for agent in agents:
+            found = scan.conflicts.get(agent.branch, []) if agent.state.live else []
+            wanted = [{"with": names.get(c.other, c.other), "branch": c.other, "files": list(c.files)} for c in found]
+            if conflicts_of(agent) != wanted:
+                self._record(agent.name, wanted)  # an agent whose lock is busy is written at a later look
+        return scanned
+
+    def _record(self, name: str, conflicts: list[dict[str, Any]]) -> None:
+        """Write the agent's conflicts (none once it is not live), unless an operation holds its lock."""
+        lock = self.engine.try_agent_lock(name)
+        if lock is None:
+            return
+        try:
+            agent = self.engine.store.get_agent(name)
+            if agent is None:
+                return
+            if not agent.state.live:
+                conflicts = []
+            if conflicts_of(agent) == conflicts:
+                return
+            if conflicts:
+                agent.extra["conflicts"] = conflicts
+            else:
+                agent.extra.pop("conflicts", None)
+            self.engine.store.save_agent(agent, "conflicts", conflicts=conflicts, summary=describe_conflicts(conflicts))
+        finally:
+            lock.release()
+
+
+def conflicts_of(agent: Agent) -> list[dict[str, Any]]:
+    """The agent's conflicts as the radar last recorded them."""
+    return list(agent.extra.get("conflicts") or [])

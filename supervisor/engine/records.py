@@ -1,0 +1,31 @@
+"""Reading every agent record often without decoding them all: only those written since the last read."""
+
+from __future__ import annotations
+
+from supervisor.core.model import Agent
+from supervisor.core.store import Store
+
+
+class AgentRecords:
+    """Every agent as last written, re-decoding only the records whose store version changed (a loop that
+    looks every second must not decode 100 JSON records to learn that nothing changed)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cached: dict[str, tuple[int, Agent]] = {}  # name → (version, record) as last read
+
+    def read(self) -> tuple[list[Agent], dict[str, int]]:
+        """Every agent by name, and each one's version as read."""
+        current = self.store.versions()
+        cached = self._cached
+        for name in [name for name in cached if name not in current]:
+            del cached[name]
+        stale = [name for name, version in current.items() if name not in cached or cached[name][0] != version]
+        if stale:
+            fresh, versions = self.store.get_agents(stale)
+            for name in stale:
+                cached.pop(name, None)
+            for agent in fresh:
+                cached[agent.name] = (versions[agent.name], agent)
+        ordered = sorted(cached.items())
+        return [agent for _, (_, agent) in ordered], {name: version for name, (version, _) in ordered}

@@ -1,0 +1,50 @@
+"""Noticing that branches moved without running git: a stamp of the ref folders' metadata.
+
+Git updates a loose ref by renaming a new file over it, and deletes one by unlinking it, so the folder
+holding it gets a new mtime; `pack-refs` rewrites `packed-refs`. A stamp of those folders (and that file)
+that is equal to the previous one means no ref in them moved, and a watcher need not run git at all.
+
+As in git's own "racy clean" index entries, a folder changed within the last RACY_SECONDS might change
+again within the same timestamp tick after it was read; such a stamp never compares equal to another, so
+the caller looks once more a moment later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import posixpath
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp"]
+
+AGENT_REFS = "refs/heads/agent"  # the folder of every agent branch (`agent/auth`, `agent/auth.test`)
+RACY_SECONDS = 1.0
+
+_racy = itertools.count()
+
+
+def ref_folder(ref: str) -> str:
+    """The folder, relative to the git common dir, that holds the loose ref `ref` (`refs/heads/feature/x`
+    → `refs/heads/feature`); a short branch name is taken as under refs/heads/."""
+    full = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+    return posixpath.dirname(full)
+
+
+def refs_stamp(common_dir: Path, folders: Iterable[str]) -> tuple[int, ...]:
+    """Changes whenever a loose ref directly in one of `folders` (relative to `common_dir`, e.g.
+    `refs/heads/agent`) or a packed ref moves, is created or is deleted."""
+    stamp: list[int] = []
+    newest = 0
+    for path in [*(common_dir / folder for folder in sorted(set(folders))), common_dir / "packed-refs"]:
+        try:
+            info = path.stat()
+        except OSError:
+            stamp += [0, 0, 0]
+            continue
+        stamp += [info.st_mtime_ns, info.st_ino, info.st_size]
+        newest = max(newest, info.st_mtime_ns)
+    if abs(time.time_ns() - newest) < RACY_SECONDS * 1e9:
+        stamp.append(-1 - next(_racy))  # unique: equal to no other stamp
+    return tuple(stamp)
