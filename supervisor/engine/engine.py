@@ -44,6 +44,7 @@ from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.server import ControlServer
+from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import size_of, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
@@ -63,9 +64,10 @@ STOP_GRACE = 5.0
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report",
-                           "helper", "msg"})
+                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
 # Requests that act as the calling agent: they are told who it is.
-CALLER_METHODS = frozenset({"hook", "report", "helper", "msg"})
+CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
+                            "task_release"})
 
 
 class Service(Protocol):
@@ -112,7 +114,7 @@ class Engine:
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 
-        self.services: list[Service] = [AlertService(self), HelperDesk(self), Auditor(self)]
+        self.services: list[Service] = [AlertService(self), HelperDesk(self), Auditor(self), TaskDesk(self)]
 
     # running ------------------------------------------------------------------------------------------
 
