@@ -778,6 +778,10 @@ class Engine:
         fresh = (agent.extra.get("restart") or self.config.limits.restart) == "always"
         self.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
         self._launch(agent, resume=not fresh)
+        if fresh and agent.task and agent.state.live:
+            # A fresh conversation knows nothing yet: it gets its task again (a swarm's "claim your next job").
+            self.live[agent.name].pending_prompt = True
+            threading.Thread(target=self._deliver_quietly, args=(agent.name, agent.task), daemon=True).start()
 
     # send, stop, restart, rm --------------------------------------------------------------------------
 
