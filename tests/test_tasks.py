@@ -6,12 +6,13 @@ its pane, so the request comes from inside that agent's process tree and acts as
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import textwrap
 from typing import Any
+
+import psutil
 
 from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, wait_until
 from tests.test_helpers import SV, in_pane, transcript
@@ -135,7 +136,9 @@ def test_a_dead_claimers_task_returns_to_the_board(sandbox: Sandbox) -> None:
     held = tasks(sandbox)[1]
     assert (held["state"], held["by"], held["incarnation"]) == ("claimed", "auth", agent["started_at"])
 
-    os.kill(agent["pid"], signal.SIGKILL)
+    pane = psutil.Process(agent["pid"])  # the pane's shell, which runs the agent CLI
+    cli = next(p for p in [pane, *pane.children(recursive=True)] if "supervisor.demo.agent" in " ".join(p.cmdline()))
+    cli.send_signal(signal.SIGKILL)  # the CLI crashes
     back = wait_until(lambda: tasks(sandbox)[1]["state"] == "open" and tasks(sandbox)[1], timeout=10,
                       message="the dead agent's task back on the board")
     assert back["released"] == "auth exited" and back["by"] is None
