@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 CORE_MODULES = [
-    "supervisor.core.model", "supervisor.core.store", "supervisor.core.durations", "supervisor.config",
-    "supervisor.engine.engine", "supervisor.engine.watcher", "supervisor.client", "supervisor.cli",
+    "supervisor.core.model", "supervisor.core.store", "supervisor.core.tasks", "supervisor.core.durations",
+    "supervisor.config", "supervisor.engine.engine", "supervisor.engine.watcher", "supervisor.client", "supervisor.cli",
     "supervisor.tmux.server", "supervisor.git.worktrees", "supervisor.agents",
 ]
 

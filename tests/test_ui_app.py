@@ -13,6 +13,7 @@ from textual.widgets import Input
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import ENGINE_METHODS, NOW, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, wait_for
 
 
@@ -65,7 +66,7 @@ def test_shows_the_tree_and_what_needs_a_human_first() -> None:
                                          "search", "ui"]
         assert app.attention_table.keys == ["ui", "docs", "billing", "search"]
         assert app.attention_table.display
-        assert app.sub_title == "8 agents · 7 live · 4 need you"
+        assert app.sub_title == "8 agents · 7 live · 4 need you · tasks 2 open · 2 claimed · 2 done"
         assert app.title == "supervisor — demo-shop"
 
     run(app, scenario)
@@ -409,5 +410,61 @@ def test_the_engine_going_away_shows_a_banner_and_recovers() -> None:
         source.set_state("auth", "idle")
         await wait_for(pilot, lambda: app.agents_table.get_cell("auth", "state").plain == "idle",
                        message="changes flowing again")
+
+    run(app, scenario)
+
+
+def test_the_task_board_lists_adds_releases_and_finishes_tasks() -> None:
+    app, source, notes = make()
+
+    def board() -> TaskBoardScreen:
+        assert isinstance(app.screen, TaskBoardScreen)
+        return app.screen
+
+    def row(task: int) -> list[str]:
+        return [cell.plain for cell in board().table.get_row(str(task))]
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: app.tasks is not None, message="the task board")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TaskBoardScreen))
+        assert board().table.keys == ["1", "2", "3", "4", "5", "6"]
+        assert row(3)[1:3] == ["claimed", "docs"] and row(4)[1:3] == ["claimed", "human"]
+        assert row(5)[4] == "Add an index on orders.created_at  (back: search exited)"
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await type_in(pilot, "Check the CSV export")
+        await wait_for(pilot, lambda: calls(source, "task_add") == [{"texts": ["Check the CSV export"]}])
+        await wait_for(pilot, lambda: isinstance(app.screen, TaskBoardScreen) and "7" in board().table.keys,
+                       message="the new task on the board")
+        assert row(7)[1:3] == ["open", "-"]
+        board().table.move_cursor(row=2)  # task 3, claimed by docs: the human releases any claim
+        await pilot.press("r")
+        await wait_for(pilot, lambda: calls(source, "task_release") == [{"task_id": 3}])
+        await wait_for(pilot, lambda: row(3)[1] == "open", message="task 3 back on the board")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: calls(source, "task_done") == [{"task_id": 3}])
+        await wait_for(pilot, lambda: row(3)[1] == "done", message="task 3 done")
+        await pilot.press("r")  # a done task is not claimed: said, not sent
+        await wait_for(pilot, lambda: any("task 3 is done, not claimed" in n for n in notes))
+        assert len(calls(source, "task_release")) == 1
+        await wait_for(pilot, lambda: app.sub_title.endswith("tasks 3 open · 1 claimed · 3 done"))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, TaskBoardScreen))
+
+    run(app, scenario)
+
+
+def test_no_task_board_without_the_engine_request() -> None:
+    app, _, notes = make(FakeSource.sample(methods=ENGINE_METHODS))
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: "task_ls" in app.unavailable, message="task_ls found missing")
+        assert app.sub_title == "8 agents · 7 live · 4 need you"
+        await pilot.press("t")
+        await wait_for(pilot, lambda: any("not available yet" in n for n in notes))
+        assert not isinstance(app.screen, TaskBoardScreen)
 
     run(app, scenario)

@@ -16,6 +16,7 @@ from textual.widgets import Input
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.source import EngineSource
+from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
 
@@ -210,3 +211,36 @@ def test_without_a_terminal_the_dashboard_command_prints_the_listing(sandbox: Sa
     done = sandbox.sv()  # `supervisor` alone, its output piped: no terminal to draw on
     assert "auth" in done.stdout and "STATE" in done.stdout
     assert "the dashboard needs a terminal" in done.stderr
+
+
+def test_the_task_board_follows_the_real_engine(engine: Sandbox) -> None:
+    engine.sv("start", "auth")
+    engine.sv("task", "add", "--lines", "-", input="first job\nsecond job\n")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: app.sub_title.endswith("tasks 2 open · 0 claimed · 0 done"),
+                       message="the task summary")
+        engine.sv("task", "claim")  # elsewhere: the event log tells the dashboard
+        await wait_for(pilot, lambda: app.sub_title.endswith("tasks 1 open · 1 claimed · 0 done"),
+                       message="the claim seen")
+        await pilot.press("t")
+        await screen_is(pilot, TaskBoardScreen)
+        board = app.screen
+        assert isinstance(board, TaskBoardScreen)
+        await pilot.press("a")
+        await screen_is(pilot, PromptScreen)
+        app.screen.query_one(Input).value = "third job"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: board.table.keys == ["1", "2", "3"], message="the added task")
+        await pilot.press("r")  # the cursor is on task 1, the human's claim
+        await wait_for(pilot, lambda: [t["state"] for t in app.tasks or []] == ["open", "open", "open"],
+                       message="task 1 released")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: (app.tasks or [{}])[0].get("state") == "done", message="task 1 done")
+        await wait_for(pilot, lambda: "task 1: done" in notes, message="the notification")
+
+    run(app, scenario)
+    assert [line.split()[:2] for line in engine.sv("task", "ls").stdout.splitlines()[1:]] == [
+        ["1", "done"], ["2", "open"], ["3", "open"]]

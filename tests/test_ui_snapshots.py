@@ -16,6 +16,7 @@ from textual.widgets import Input
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import NOW, FakeSource
 from supervisor.ui.screens import HelpScreen, NewSessionScreen
+from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, wait_for
 
 SIZE = (140, 40)
@@ -82,6 +83,16 @@ def test_new_session_form(snap_compare: Any) -> None:
         await wait_for(pilot, lambda: "invalid" in str(pilot.app.screen.query_one("#error").render()))
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("ui", form))
+
+
+def test_task_board(snap_compare: Any) -> None:
+    async def task_board(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: pilot.app.tasks is not None, message="the tasks")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TaskBoardScreen))
+        await wait_for(pilot, lambda: pilot.app.screen.table.row_count == 6)
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("docs", task_board))
 
 
 def test_engine_restarting_banner(snap_compare: Any) -> None:

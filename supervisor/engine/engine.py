@@ -46,6 +46,7 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.server import ControlServer
+from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import size_of, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
@@ -66,9 +67,10 @@ MAX_BEST_OF = 10
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report",
-                           "helper", "msg"})
+                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
 # Requests that act as the calling agent: they are told who it is.
-CALLER_METHODS = frozenset({"hook", "report", "helper", "msg"})
+CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
+                            "task_release"})
 
 
 class Service(Protocol):
@@ -118,7 +120,7 @@ class Engine:
         self.auditor = Auditor(self)
         self.planner = Planner(self)
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
-                                        ConflictRadar(self)]
+                                        ConflictRadar(self), TaskDesk(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -841,6 +843,10 @@ class Engine:
         fresh = (agent.extra.get("restart") or self.config.limits.restart) == "always"
         self.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
         self._launch(agent, resume=not fresh)
+        if fresh and agent.task and agent.state.live:
+            # A fresh conversation knows nothing yet: it gets its task again (a swarm's "claim your next job").
+            self.live[agent.name].pending_prompt = True
+            threading.Thread(target=self._deliver_quietly, args=(agent.name, agent.task), daemon=True).start()
 
     # send, stop, restart, rm --------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]"),
     Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
            "supervisor alerts snooze NAME [--for 30m]"),
+    Action("t", "task_board", "Task board", "the tasks agents claim one at a time: add one, release a claim, "
+           "mark one done", "supervisor task ls|add|release|done", on_agent=False),
     Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,
            on_agent=False),
     Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",

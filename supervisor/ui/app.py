@@ -27,6 +27,7 @@ from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
+from supervisor.ui.taskboard import TaskBoardScreen
 
 
 class AgentCommands(Provider):
@@ -304,6 +305,19 @@ class SupervisorApp(LiveDashboard):
         self.notify(f"{name}: alerts snoozed" + (f" for {silence['remaining']}" if silence.get("remaining") else ""),
                     timeout=3)
         self.request_silences()
+
+    def action_task_board(self) -> None:
+        if self._unavailable_now("task_ls") or isinstance(self.screen, TaskBoardScreen):
+            return
+        self.push_screen(TaskBoardScreen(self.tasks or [], self.clock, self._request, self._ask_line))
+        self.request_tasks()
+
+    def _ask_line(self, title: str, then: Callable[[str], None]) -> None:
+        def submitted(text: str | None) -> None:
+            if text and text.strip():
+                then(text.strip())
+
+        self.push_screen(PromptScreen(title, "text"), submitted)
 
     def action_filter_text(self) -> None:
         self.filter_input.focus()

@@ -21,6 +21,8 @@ NOW = 1748858400.0
 # snooze…) raise NotAvailable unless a test adds them.
 ENGINE_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
                             "send", "stop", "restart", "rm", "attach_info"})
+# The task board's requests (the sample world has a board; a test may leave them out).
+TASK_METHODS = frozenset({"task_ls", "task_add", "task_claim", "task_done", "task_release"})
 
 
 def iso(ts: float | None) -> str | None:
@@ -87,6 +89,31 @@ def sample_events(now: float = NOW) -> list[dict[str, Any]]:
             for index, (ago, name, kind, data) in enumerate(rows)]
 
 
+def task(task_id: int, text: str, state: str, *, by: str | None = None, ago: float = 60.0,
+         released: str | None = None, now: float = NOW) -> dict[str, Any]:
+    """A task as `task ls --json` gives it; `ago`: seconds in its state before `now`."""
+    claimed = state == "claimed"
+    return {
+        "id": task_id, "text": text, "state": state, "by": by if state != "open" else None,
+        "incarnation": iso(now - ago - 30) if claimed and by else None, "added_by": None,
+        "created_at": iso(now - 900), "claimed_at": iso(now - ago) if claimed else None,
+        "done_at": iso(now - ago) if state == "done" else None, "updated_at": iso(now - ago),
+        "claims": 0 if state == "open" and not released else 1, "released": released,
+    }
+
+
+def sample_tasks(now: float = NOW) -> list[dict[str, Any]]:
+    """A board half worked through: done, claimed by an agent and by the human, open, and one put back."""
+    return [
+        task(1, "Document the login endpoint", "done", by="docs", ago=420, now=now),
+        task(2, "Document the token refresh flow", "done", by="docs", ago=250, now=now),
+        task(3, "Document the billing roles", "claimed", by="docs", ago=200, now=now),
+        task(4, "Review the API error codes", "claimed", ago=130, now=now),
+        task(5, "Add an index on orders.created_at", "open", ago=33, released="search exited", now=now),
+        task(6, "Translate the settings page strings", "open", ago=900, now=now),
+    ]
+
+
 def sample_screens() -> dict[str, str]:
     green, yellow, dim, bold, reset = "\x1b[32m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
     return {
@@ -118,7 +145,8 @@ class FakeSource:
 
     def __init__(self, agents: Iterable[dict[str, Any]] = (), events: Iterable[dict[str, Any]] = (), *,
                  screens: dict[str, str] | None = None, diffstat: dict[str, dict[str, int]] | None = None,
-                 methods: Iterable[str] = ENGINE_METHODS, title: str = "demo-shop", now: float = NOW) -> None:
+                 methods: Iterable[str] = ENGINE_METHODS, title: str = "demo-shop", now: float = NOW,
+                 tasks: Iterable[dict[str, Any]] = ()) -> None:
         self.agents: dict[str, dict[str, Any]] = {a["name"]: dict(a) for a in agents}
         self.events: list[dict[str, Any]] = list(events)
         self.screens = dict(screens or {})
@@ -127,6 +155,7 @@ class FakeSource:
         self.now = now
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.silences: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, Any]] = [dict(t) for t in tasks]
         self.down = False
         self.restartable = True
         self._changed = threading.Condition()
@@ -137,7 +166,9 @@ class FakeSource:
         stats = {"auth": {"files": 4, "added": 126, "removed": 9}, "auth.tests": {"files": 2, "added": 88,
                  "removed": 0}, "api": {"files": 1, "added": 12, "removed": 1},
                  "docs": {"files": 1, "added": 1, "removed": 0}}
-        return cls(sample_agents(), sample_events(), screens=sample_screens(), diffstat=stats, **kwargs)
+        kwargs.setdefault("methods", ENGINE_METHODS | TASK_METHODS)
+        return cls(sample_agents(), sample_events(), screens=sample_screens(), diffstat=stats, tasks=sample_tasks(),
+                   **kwargs)
 
     # the DataSource protocol --------------------------------------------------------------------------
 
@@ -209,6 +240,10 @@ class FakeSource:
         with self._changed:
             return [dict(s) for s in self.silences]
 
+    def _op_task_ls(self, state: str | None = None) -> list[dict[str, Any]]:
+        with self._changed:
+            return [dict(t) for t in self.tasks if state is None or t["state"] == state]
+
     def _op_attach_info(self, name: str) -> dict[str, Any]:
         with self._changed:
             if name not in self.agents:
@@ -256,6 +291,8 @@ class FakeSource:
                        "until": iso(self.now + 3600), "remaining": str(params.get("duration") or "1h")}
             self.silences.append(silence)
             return dict(silence)
+        if method.startswith("task_"):
+            return self._task_action(method, params)
         if method == "helper":
             full = f"{params.get('parent')}.{name}"
             self.agents[full] = agent(full, "starting", since=0, task=params.get("task"), now=self.now,
@@ -281,6 +318,41 @@ class FakeSource:
         else:
             self._emit_locked(name, method, **{k: v for k, v in params.items() if k != "name"})
         return dict(record)
+
+    def _task_action(self, method: str, params: dict[str, Any]) -> Any:
+        """The human's task requests, with the engine's event for each change."""
+        if method == "task_add":
+            added = []
+            for text in params["texts"]:
+                added.append(task(max((t["id"] for t in self.tasks), default=0) + 1, text, "open", ago=0,
+                                  now=self.now))
+                self.tasks.append(added[-1])
+                self._emit_locked(None, "task_added", task=added[-1]["id"], text=text, by="human")
+            return [dict(t) for t in added]
+        if method == "task_claim":
+            found = next((t for t in self.tasks if t["state"] == "open"), None)
+            if found is None:
+                return None
+            found.update(task(found["id"], found["text"], "claimed", ago=0, now=self.now))
+            self._emit_locked(None, "task_claimed", task=found["id"], text=found["text"], by="human")
+            return dict(found)
+        found = next((t for t in self.tasks if t["id"] == params.get("task_id")), None)
+        if found is None:
+            raise RequestFailed(f"no task {params.get('task_id')}", hint="`supervisor task ls` lists the tasks")
+        if method == "task_release":
+            if found["state"] != "claimed":
+                raise RequestFailed(f"task {found['id']} is not claimed (it is {found['state']})")
+            holder = found["by"]
+            found.update(task(found["id"], found["text"], "open", ago=0, released="released by the human",
+                              now=self.now))
+            self._emit_locked(holder, "task_released", task=found["id"], text=found["text"],
+                              reason="released by the human")
+        elif method == "task_done":
+            if found["state"] == "done":
+                raise RequestFailed(f"task {found['id']} is already done")
+            found.update(task(found["id"], found["text"], "done", ago=0, now=self.now))
+            self._emit_locked(None, "task_done", task=found["id"], text=found["text"], by="human")
+        return dict(found)
 
     def _emit_locked(self, name: str | None, kind: str, **data: Any) -> None:
         event = {"id": self._last() + 1, "ts": iso(self.now), "agent": name, "kind": kind, **data}

@@ -29,10 +29,12 @@ from supervisor.ui.actions import ACTIONS
 from supervisor.ui.model import LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
-from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
+from supervisor.ui.tables import AgentTable, AttentionTable
+from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
 
 T = TypeVar("T")
 
+AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects an agent (not the task board's)
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
 
@@ -73,6 +75,7 @@ class LiveDashboard(App[None]):
         self.loaded = False  # the first listing arrived
         self.last_event = 0
         self.unavailable: set[str] = set()  # requests this engine said it does not have
+        self.tasks: list[dict[str, Any]] | None = None  # the task board, once the engine listed it
         self._stopping = threading.Event()
         self._busy: dict[str, bool] = {}  # request kind -> in flight
         self._again: set[str] = set()  # request kinds asked for while in flight
@@ -148,7 +151,7 @@ class LiveDashboard(App[None]):
         if kind in self._again:
             self._again.discard(kind)
             {"ls": self.request_ls, "diffstat": self.request_diffstat, "screen": self.request_screen,
-             "silences": self.request_silences}[kind]()
+             "silences": self.request_silences, "tasks": self.request_tasks}[kind]()
 
     def _start_changes_loop(self) -> None:
         self._changes_thread = threading.Thread(target=self._changes_loop, name="supervisor-changes", daemon=True)
@@ -200,6 +203,7 @@ class LiveDashboard(App[None]):
                           None if everyone else self.selected)
         self.request_diffstat()
         self.request_silences()
+        self.request_tasks()
 
     def request_ls(self) -> None:
         self._in_thread("ls", lambda: self.source.call("ls"), self._got_agents, coalesce=True)
@@ -227,6 +231,15 @@ class LiveDashboard(App[None]):
 
     def _got_silences(self, silences: list[dict[str, Any]]) -> None:
         self.board.set_silences(silences)
+        self.refresh_tables()
+
+    def request_tasks(self) -> None:
+        if "task_ls" not in self.unavailable:
+            self._in_thread("tasks", lambda: self.source.call("task_ls"), self._got_tasks, coalesce=True,
+                            background=True)
+
+    def _got_tasks(self, tasks: list[dict[str, Any]]) -> None:
+        self.tasks = list(tasks)
         self.refresh_tables()
 
     def request_screen(self) -> None:
@@ -272,6 +285,8 @@ class LiveDashboard(App[None]):
             if self.events_scope == "all" or event.get("agent") == self.selected:
                 self._write_event(event)
         self.request_ls()
+        if any(e.get("kind") in TASK_EVENTS for e in events):
+            self.request_tasks()
         if any(e.get("kind") in ("created", "removed", "launched")
                or (e.get("kind") == "state" and e.get("state") in TURN_ENDS) for e in events):
             self._diffstat_soon()
@@ -305,6 +320,7 @@ class LiveDashboard(App[None]):
         self.request_ls()
         self.request_diffstat()
         self.request_screen()
+        self.request_tasks()
 
     def _not_available(self, method: str) -> None:
         self.unavailable.add(method)
@@ -333,7 +349,10 @@ class LiveDashboard(App[None]):
         shown = f"{len(visible)} of {total}" if len(visible) != total else str(total)
         self._title(self.agents_table, f"Agents ({shown})")
         live = sum(1 for a in self.board.agents.values() if a.get("state") in LIVE_STATES)
-        self.sub_title = f"{total} agents · {live} live · {len(items)} need you"
+        tasks = task_summary(self.tasks)
+        self.sub_title = f"{total} agents · {live} live · {len(items)} need you" + (f" · {tasks}" if tasks else "")
+        if isinstance(self.screen, TaskBoardScreen):
+            self.screen.show(self.tasks or [])  # its ages tick too, while it is open
         if self.selected not in self.board.agents:
             self._select(self.agents_table.current_key or (items[0].name if items else None))
         self._update_preview_title()
@@ -424,7 +443,7 @@ class LiveDashboard(App[None]):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table
-        if isinstance(table, SyncTable) and (table.has_focus or self.selected is None):
+        if isinstance(table, AGENT_TABLES) and (table.has_focus or self.selected is None):
             self._select(table.name_of(event.row_key))
 
     @on(DataTable.RowSelected, "#attention")
@@ -433,7 +452,7 @@ class LiveDashboard(App[None]):
 
     def on_descendant_focus(self) -> None:
         focused = self.focused
-        if isinstance(focused, SyncTable) and focused.current_key is not None:
+        if isinstance(focused, AGENT_TABLES) and focused.current_key is not None:
             self._select(focused.current_key)
 
     @on(Input.Changed, "#filter")
