@@ -148,6 +148,10 @@ def test_a_conflict_stops_the_merge_and_leaves_main_as_it_was(sandbox: Sandbox) 
     assert sandbox.git("show", "main:src/app.py") == "print('one')"
     assert sandbox.git("status", "--porcelain", "--untracked-files=no") == ""
     assert sandbox.ls()["two"]["merge_note"].startswith("not merged")
+    # On the radar, the merged branch is part of main now: two conflicts with main, and one leaves the radar.
+    wait_until(lambda: [(c["with"], c["files"]) for c in sandbox.ls()["two"]["conflicts"]] == [
+        ("main", ["src/app.py"])], message="two's conflict with main alone")
+    assert sandbox.ls()["one"]["conflicts"] == []
 
 
 def test_a_plan_with_a_cycle_is_refused_with_its_line_and_nothing_starts(sandbox: Sandbox) -> None:

@@ -13,6 +13,8 @@ ordinary pair ("with" the parent's name), and the base branch only through its p
 merges into is its parent, and the parent's conflicts with the base are the parent's. A record is written,
 with a `conflicts` event, only when its set changed, so the dashboard's change feed picks it up. Agents that
 are not live carry none: an agent that stops or is removed leaves the radar, and so do its entries on others.
+So does a branch merged as it stands (its tip is the one merged): it is all in its target, whose conflicts
+the others already show, until it moves again.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class ConflictRadar:
         record in line with the last pass (a record some other writer overwrote meanwhile included)."""
         agents, _ = self._records.read()
         live = [agent for agent in agents if agent.state.live]
-        roster = tuple(sorted((agent.name, agent.branch, agent.target) for agent in live))
+        roster = tuple(sorted((agent.name, agent.branch, agent.target, str(agent.extra.get("merged_tip")))
+                              for agent in live))
         folders = {AGENT_REFS, *(ref_folder(agent.target) for agent in live)}
         seen = (roster, refs_stamp(self.engine.paths.common_dir, folders))
         scan = self.last_scan
@@ -80,7 +83,10 @@ class ConflictRadar:
         if scan is None or scanned:
             started = time.monotonic()
             tips = branch_tips(self.engine.paths.root, "refs/heads/")
-            scan = self.radar.scan({agent.branch: agent.target for agent in live}, tips)
+            # A branch merged as it stands is all in its target: its conflicts are the target's, so it leaves
+            # the radar until it moves again.
+            watched = [a for a in live if tips.get(a.branch) != a.extra.get("merged_tip")]
+            scan = self.radar.scan({agent.branch: agent.target for agent in watched}, tips)
             self.last_scan, self.last_seconds, self._looked = scan, time.monotonic() - started, seen
             for failure in set(scan.failures) - self._failures:
                 log.warning("conflict radar: cannot merge %s with %s: %s", failure.branch, failure.other,
@@ -88,7 +94,7 @@ class ConflictRadar:
             self._failures = set(scan.failures)
         names = {agent.branch: agent.name for agent in agents}
         for agent in agents:
-            found = scan.conflicts.get(agent.branch, []) if agent.state.live else []
+            found = scan.conflicts.get(agent.branch, []) if agent.state.live else []  # absent: not watched
             wanted = [{"with": names.get(c.other, c.other), "branch": c.other, "files": list(c.files)} for c in found]
             if conflicts_of(agent) != wanted:
                 self._record(agent.name, wanted)  # an agent whose lock is busy is written at a later look
