@@ -119,7 +119,8 @@ class Radar:
     def __init__(self, root: Path, workers: int | None = None, *, prefilter: bool = True) -> None:
         self.root = root
         self.workers = workers or default_workers()
-        self._cache: dict[_Pair, _Outcome] = {}
+        self._cache: dict[_Pair, _Outcome] = {}  # outcome by pair of commits, for the pairs of the last scan
+        self._last = _Pairs({}, {})
         self._objects: Path | None = None
         self._prefilter = _Prefilter(root) if prefilter else None
 
@@ -132,33 +133,52 @@ class Radar:
         targets, at the commits `tips` gives (branch name → commit, as `branch_tips` returns).
 
         A branch missing from `tips` (deleted meanwhile) is left out; a target missing from it is skipped
-        unless it is a full commit id. Pairs git cannot merge are listed in `failures`, never raised."""
+        unless it is a full commit id. Pairs git cannot merge are listed in `failures`, never raised.
+
+        When the same branches and targets as last time are scanned, only the pairs of those whose commit
+        moved are looked at, so a commit costs work in proportion to the branches, not to the pairs."""
         present = {branch: tips[branch] for branch in sorted(branches) if branch in tips}
-        wanted: dict[_Pair, list[tuple[str, str]]] = {}  # commit pair → the (branch, other) pairs it answers
-        for (one, tip_one), (two, tip_two) in combinations(present.items(), 2):
-            wanted.setdefault(_pair(tip_one, tip_two), []).append((one, two))
-        for branch, tip in present.items():
-            target = branches[branch]
-            if not target or target in present:
-                continue  # no target, or one of the scanned branches: met as a pair above
-            target_tip = _tip_of(target, tips)
-            if target_tip is not None:
-                wanted.setdefault(_pair(tip, target_tip), []).append((branch, target))
+        roster = {branch: branches[branch] for branch in present}
+        at = dict(present)  # every branch and target of the scan → its commit
+        for target in roster.values():
+            if target and target not in at and (target_tip := _tip_of(target, tips)) is not None:
+                at[target] = target_tip
+        last = self._last
+        if last.roster == roster and last.at.keys() == at.keys():
+            moved = [name for name, tip in at.items() if last.at[name] != tip]
+            todo = {pair for name in moved for pair in last.of[name]}
+            state = last
+        else:  # other branches or targets: every pair again (their outcomes still come from the cache)
+            state = _Pairs(roster, at)
+            todo = set(state.keys)
+        state.at = at
+        wanted: dict[_Pair, list[tuple[str, str]]] = {}  # pair of commits → the pairs of names it answers
+        for one, other in todo:
+            wanted.setdefault(_pair(at[one], at[other]), []).append((one, other))
         outcomes, merges, skipped = self._outcomes(wanted, branches, tips)
-        scan = Scan({branch: [] for branch in present}, merges=merges, skipped=skipped,
-                    cached=len(wanted) - merges - skipped)
+        dropped: list[_Pair] = []  # commits some pair was answered for before, maybe by no pair now
         for key, sides in wanted.items():
-            outcome = outcomes[key]
-            for branch, other in sides:
-                if isinstance(outcome, GitError):
-                    scan.failures.append(Failure(branch, other, str(outcome)))
-                elif outcome:
-                    scan.conflicts[branch].append(Conflict(other, outcome))
-                    if other in scan.conflicts:
-                        scan.conflicts[other].append(Conflict(branch, outcome))
+            for side in sides:
+                dropped.extend(state.answer(side, key, outcomes[key]))
+        self._cache.update(outcomes)
+        if state is last:
+            for key in dropped:
+                if key not in state.refs:
+                    del self._cache[key]
+        else:  # only what this scan needed: moved or deleted branches' pairs drop out
+            self._cache = {key: self._cache[key] for key in state.refs}
+        self._last = state
+        scan = Scan({branch: [] for branch in present}, merges=merges, skipped=skipped,
+                    cached=len(state.refs) - merges - skipped)
+        for (branch, other), outcome in state.bad.items():
+            if isinstance(outcome, GitError):
+                scan.failures.append(Failure(branch, other, str(outcome)))
+            else:
+                scan.conflicts[branch].append(Conflict(other, outcome))
+                if other in scan.conflicts:
+                    scan.conflicts[other].append(Conflict(branch, outcome))
         for found in scan.conflicts.values():
             found.sort()
-        self._cache = outcomes  # only what this scan needed: moved or deleted branches' pairs drop out
         return scan
 
     def _outcomes(self, wanted: Mapping[_Pair, Sequence[tuple[str, str]]], branches: Mapping[str, str | None],
@@ -210,6 +230,40 @@ class Radar:
             yield scratch, self._objects
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Pairs:
+    """The pairs of names one set of branches and targets makes, each with the pair of commits it was last
+    answered for, and those whose answer was a conflict or a failure."""
+
+    def __init__(self, roster: dict[str, str | None], at: dict[str, str]) -> None:
+        self.roster, self.at = roster, at
+        self.keys: dict[tuple[str, str], _Pair | None] = {}  # (branch, other) → its commits, once answered
+        self.of: dict[str, list[tuple[str, str]]] = {name: [] for name in at}  # name → the pairs it is in
+        self.refs: dict[_Pair, int] = {}  # pair of commits → how many pairs of names it answers
+        self.bad: dict[tuple[str, str], tuple[str, ...] | GitError] = {}
+        branches = [branch for branch in roster if branch in at]
+        pairs = [*combinations(branches, 2), *((branch, target) for branch, target in roster.items()
+                                               if target and target not in roster and target in at)]
+        for one, other in pairs:  # a target that is one of the branches is met as a pair of branches
+            self.keys[(one, other)] = None
+            self.of[one].append((one, other))
+            self.of[other].append((one, other))
+
+    def answer(self, pair: tuple[str, str], key: _Pair, outcome: _Outcome) -> list[_Pair]:
+        """Record the outcome of `pair` at the commits `key`; the commits it was answered for before."""
+        old = self.keys[pair]
+        if old is not None:
+            self.refs[old] -= 1
+            if not self.refs[old]:
+                del self.refs[old]
+        self.keys[pair] = key
+        self.refs[key] = self.refs.get(key, 0) + 1
+        if outcome:
+            self.bad[pair] = outcome
+        else:
+            self.bad.pop(pair, None)
+        return [] if old is None or old == key else [old]
 
 
 def _pair(one: str, two: str) -> _Pair:
