@@ -382,6 +382,39 @@ def test_what_is_cached_still_holds_when_the_chain_of_forks_changes_below(root: 
     commit(root, "agent/oldest", {"odd dir/ça va.txt": "oldest\n"})
     exact(root, on_main("oldest", "middle", "young"), radar)  # and back
 
+def test_a_commit_on_top_costs_one_diff_tree_and_a_rewrite_a_rev_list_more(root: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = subprocess.run
+
+    def spy(args: list[str], *rest: Any, **kwargs: Any) -> Any:
+        if args[0] == "git":
+            calls.append(args[1])
+        return real(args, *rest, **kwargs)
+
+    commit(root, "agent/one", {"a.txt": "one\n"})
+    commit(root, "agent/two", {"b.txt": "two\n"})
+    branches = on_main("one", "two")
+    radar = Radar(root)
+    exact(root, branches, radar)
+    monkeypatch.setattr(subprocess, "run", spy)
+    commit(root, "agent/one", {"a.txt": "one more\n"})
+    at = tips(root)
+    calls.clear()
+    assert radar.scan(branches, at).skipped == 2
+    assert calls == ["diff-tree"]  # its line is the previous commit's plus itself: checked there
+    rewritten = commit(root, "agent/rewritten", {"b.txt": "one\n"})  # from main: not on top of one
+    git(root, "update-ref", "refs/heads/agent/one", rewritten)
+    at = tips(root)
+    calls.clear()
+    scan = radar.scan(branches, at)
+    assert calls[:2] == ["diff-tree", "rev-list"] and scan.merges == 1  # the guess failed: looked up
+    assert scan.conflicts["agent/one"] == [Conflict("agent/two", ("b.txt",))]
+    commit(root, "agent/one", {}, merge="agent/two")  # a merge: not a commit on top either
+    calls.clear()
+    exact(root, branches, radar)
+    assert "rev-list" in calls
+
 def test_helpers_meet_their_parent_and_other_sessions(root: Path) -> None:
     commit(root, "agent/auth", {"a.txt": "auth\n"})
     commit(root, "agent/auth.t", {"b.txt": "test\n"}, start="agent/auth")

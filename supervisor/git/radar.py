@@ -7,9 +7,10 @@ the repository does not even collect loose objects. A pair whose merge would con
 conflicting paths.
 
 A merge's outcome depends only on the two commits, so outcomes are cached by the pair of tips: when one
-branch moves, only its pairs (and its target) are looked at again. The cache keeps only the pairs of the
-last scan, so branches that moved or went away leave nothing behind. The merges of one scan run in a small
-pool of threads (each is a git process; the threads only wait).
+branch moves, only its pairs (and its target) are looked at again, and a scan of the same branches as the
+last one looks only at the pairs of those that moved (its work grows with the branches, not the pairs). The
+cache keeps only the pairs of the last scan, so branches that moved or went away leave nothing behind. The
+merges of one scan run in a small pool of threads (each is a git process; the threads only wait).
 
     radar = Radar(root)
     scan = radar.scan({"agent/auth": "main", "agent/ui": "main"}, branch_tips(root, "refs/heads/"))
@@ -43,6 +44,9 @@ merge-tree merges from. Then M→A is A's own diff FA→A, and M→B lies within
 The forks seen from R, ordered by ancestry (one `rev-list` of the history between them), form a chain
 F1 < F2 < ... < R whose neighbours are diffed once (the segments); FA→FB lies within the segments between
 them. Against R itself, M is FA and R's side is FA→R. Diffs are of immutable commits, cached by their pair.
+A branch that got one commit on top of the one it was at needs no `rev-list`: its own commits are the
+previous ones plus the new one, once the same `diff-tree` that diffs it shows that its only parent is the
+previous commit (otherwise, an amend or a merge, it is looked up). So a commit costs one git process.
 
 Anything else gets the real merge: branches that share own commits (one merged the other), a fork that is
 not unique, forks off the chain (criss-cross or merged-in histories), pairs with no common target, and any
@@ -147,15 +151,16 @@ class Radar:
         if last.roster == roster and last.at.keys() == at.keys():
             moved = [name for name, tip in at.items() if last.at[name] != tip]
             todo = {pair for name in moved for pair in last.of[name]}
+            previous = {at[name]: last.at[name] for name in moved}
             state = last
         else:  # other branches or targets: every pair again (their outcomes still come from the cache)
             state = _Pairs(roster, at)
-            todo = set(state.keys)
+            todo, previous = set(state.keys), {}
         state.at = at
         wanted: dict[_Pair, list[tuple[str, str]]] = {}  # pair of commits → the pairs of names it answers
         for one, other in todo:
             wanted.setdefault(_pair(at[one], at[other]), []).append((one, other))
-        outcomes, merges, skipped = self._outcomes(wanted, branches, tips)
+        outcomes, merges, skipped = self._outcomes(wanted, branches, tips, previous)
         dropped: list[_Pair] = []  # commits some pair was answered for before, maybe by no pair now
         for key, sides in wanted.items():
             for side in sides:
@@ -182,8 +187,9 @@ class Radar:
         return scan
 
     def _outcomes(self, wanted: Mapping[_Pair, Sequence[tuple[str, str]]], branches: Mapping[str, str | None],
-                  tips: Mapping[str, str]) -> tuple[dict[_Pair, _Outcome], int, int]:
-        """Every wanted pair's outcome, with the number of merges run and of pairs the prefilter skipped."""
+                  tips: Mapping[str, str], previous: Mapping[str, str]) -> tuple[dict[_Pair, _Outcome], int, int]:
+        """Every wanted pair's outcome, with the number of merges run and of pairs the prefilter skipped
+        (`previous`: the commit before, of the branches and targets that moved, by their new commit)."""
         outcomes: dict[_Pair, _Outcome] = {}
         missing: list[_Pair] = []
         for key in wanted:
@@ -198,7 +204,7 @@ class Radar:
             targets = _Targets(branches, tips)
             questions = {key: question for key in missing
                          if (question := targets.question(*wanted[key][0])) is not None}
-            clean = self._prefilter.clean(questions)
+            clean = self._prefilter.clean(questions, previous)
             outcomes.update((key, ()) for key in clean)
             missing = [key for key in missing if key not in clean]
             skipped = len(clean)
@@ -376,23 +382,26 @@ class _Prefilter:
         self._changes: dict[tuple[str, str], _Changes] = {}
         self._reach: dict[tuple[str, tuple[str, ...]], int] = {}
 
-    def clean(self, questions: Mapping[_Pair, _Question]) -> set[_Pair]:
-        """The pairs whose merge is proven clean; any git error proves nothing."""
+    def clean(self, questions: Mapping[_Pair, _Question], previous: Mapping[str, str]) -> set[_Pair]:
+        """The pairs whose merge is proven clean; any git error proves nothing. `previous` maps a tip to the
+        commit its branch was at before: when it is that commit's only parent, its line is that commit's
+        plus itself, and no `rev-list` is needed (checked in the same `diff-tree` as the diffs)."""
         try:
-            return self._clean(questions)
+            return self._clean(questions, previous)
         except GitError:
             return set()
 
-    def _clean(self, questions: Mapping[_Pair, _Question]) -> set[_Pair]:
+    def _clean(self, questions: Mapping[_Pair, _Question], previous: Mapping[str, str]) -> set[_Pair]:
         wanted: dict[str, set[str]] = {}  # reference → the tips seen from it
         for reference, one, two in questions.values():
             wanted.setdefault(reference, set()).update(tip for tip in (one, two) if tip is not None)
         used_lines: dict[tuple[str, str], _Line] = {}
         used_orders: dict[frozenset[str], dict[str, frozenset[str]]] = {}
         views: dict[str, _View] = {}
+        guessed: set[str] = set()
         for reference, seen in wanted.items():
             try:
-                lines = self._lines_from(reference, seen)
+                lines = self._lines_from(reference, seen, previous, guessed)
                 bases = frozenset(base for line in lines.values() for base in line.bases)
                 order = self._orders.get(bases) or self._order(bases)
             except GitError:
@@ -406,7 +415,11 @@ class _Prefilter:
         for view in views.values():
             needed.update((fork, tip) for tip, fork in view.forks.items() if fork is not None)
             needed.update(pairwise(view.points))
-        changes = self._diffs(needed)
+        changes, parents = self._diffs(needed, guessed)
+        wrong = {tip for tip in guessed if parents.get(tip) != [previous[tip]]}
+        if wrong:  # not a commit on top of the previous one (a merge, an amend, a reset): ask rev-list
+            self._lines = {key: line for key, line in self._lines.items() if key[0] not in wrong}
+            return self._clean(questions, {tip: old for tip, old in previous.items() if tip not in wrong})
         reach = self._reaches(views, changes)
 
         clean: set[_Pair] = set()
@@ -416,9 +429,17 @@ class _Prefilter:
                 clean.add(key)
         return clean
 
-    def _lines_from(self, reference: str, tips: set[str]) -> dict[str, _Line]:
-        """Each tip as seen from `reference`, from the cache or one `rev-list` for all the others."""
+    def _lines_from(self, reference: str, tips: set[str], previous: Mapping[str, str], guessed: set[str],
+                    ) -> dict[str, _Line]:
+        """Each tip as seen from `reference`: from the cache; guessed from its previous commit's line (added to
+        `guessed`, to be checked) when that commit is not in the reference's history; or from one `rev-list`
+        for all the others."""
         lines = {tip: line for tip in tips if (line := self._lines.get((tip, reference))) is not None}
+        for tip in tips - lines.keys():
+            before = self._lines.get((previous.get(tip, ""), reference))
+            if before is not None and before.own:  # so neither the previous commit nor this one is in R
+                lines[tip] = _Line(before.own | {tip}, before.bases)
+                guessed.add(tip)
         fresh = sorted(tips - lines.keys())
         if not fresh:
             return lines
@@ -467,37 +488,47 @@ class _Prefilter:
         return {commit: frozenset(other for other, bit in bits.items() if (masks.get(commit, 0) | bits[commit]) & bit)
                 for commit in commits}
 
-    def _diffs(self, needed: set[tuple[str, str]]) -> dict[tuple[str, str], _Changes]:
+    def _diffs(self, needed: set[tuple[str, str]], commits: set[str]) -> tuple[dict[tuple[str, str], _Changes],
+                                                                               dict[str, list[str]]]:
         """The changes from one commit to another for each pair, from the cache or one `diff-tree` for all the
-        others. A line "B A" of `diff-tree --stdin` diffs A → B (B as a commit, A as its parent)."""
+        others, and the parents of `commits` (read in the same process).
+
+        A line "B A" of `diff-tree --stdin` diffs A → B (B as a commit, A given as its parent); a line "C" diffs
+        commit C with its own parents, and the header format prints them. Those lines come first: git keeps
+        the parents a line gives to a commit for the lines after it."""
         changes = {diff: known for diff in needed if (known := self._changes.get(diff)) is not None}
         fresh = sorted(diff for diff in needed if diff not in changes and diff[0] != diff[1])
         changes.update((diff, _Changes.of(())) for diff in needed if diff[0] == diff[1])
-        if fresh:
+        parents: dict[str, list[str]] = {}
+        lines = [*sorted(commits), *(f"{new} {old}" for old, new in fresh)]
+        if lines:
             out = _git(self.root, "diff-tree", "--stdin", "-r", "-z", "--no-renames", "--name-status", "--always",
-                       "--ignore-submodules=none", stdin="".join(f"{new} {old}\n" for old, new in fresh).encode())
-            # <new> NUL (<status> NUL <path> NUL)* per line, in input order (--always: even for no change)
+                       "--ignore-submodules=none", "--format=%x01%H %P", stdin="".join(f"{line}\n" for line in lines)
+                       .encode())
+            # Per line, in input order (--always: even with no change): \x01<commit> <parents> NUL, then its
+            # changes as <status> NUL <path> NUL (a newline before the first).
             tokens = out.split(b"\0")
             if tokens[-1:] == [b""]:
                 tokens.pop()
-            found: list[list[tuple[str, str]]] = []
+            found: list[tuple[list[str], list[tuple[str, str]]]] = []
             position = 0
             while position < len(tokens):
-                token = tokens[position]
-                if _OID.fullmatch(token.decode("ascii", "replace")):  # a header; statuses are letters
-                    found.append([])
+                token = tokens[position].lstrip(b"\n")
+                if token.startswith(b"\x01"):
+                    found.append((token[1:].decode("ascii").split(), []))
                     position += 1
-                elif found and position + 1 < len(tokens):
+                elif found and token and position + 1 < len(tokens):
                     path = tokens[position + 1].decode("utf-8", "surrogateescape")
-                    found[-1].append((token[:1].decode("ascii", "replace"), path))
+                    found[-1][1].append((token[:1].decode("ascii", "replace"), path))
                     position += 2
                 else:
                     raise GitError(f"git diff-tree: unexpected output near {token[:80]!r}")
-            if len(found) != len(fresh):
-                raise GitError(f"git diff-tree: {len(found)} diffs for {len(fresh)} pairs")
-            changes.update(zip(fresh, map(_Changes.of, found), strict=True))
+            if len(found) != len(lines):
+                raise GitError(f"git diff-tree: {len(found)} diffs for {len(lines)} lines")
+            parents = {header[0]: header[1:] for header, _ in found[:len(commits)]}
+            changes.update(zip(fresh, (_Changes.of(diff) for _, diff in found[len(commits):]), strict=True))
         self._changes = changes
-        return changes
+        return changes, parents
 
     def _reaches(self, views: Mapping[str, _View], changes: Mapping[tuple[str, str], _Changes]) -> dict[
             tuple[str, str], int]:
