@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from supervisor.client import request_at
+from supervisor.git import radar as radar_module
 from supervisor.git import refs
 from supervisor.git.radar import Conflict, Radar, Scan
 from supervisor.git.refs import AGENT_REFS, refs_stamp
+from supervisor.git.worktrees import GitError
 from tests.conftest import Sandbox, wait_until
 from tests.git_env import isolate_git
 
@@ -414,6 +416,28 @@ def test_a_commit_on_top_costs_one_diff_tree_and_a_rewrite_a_rev_list_more(root:
     calls.clear()
     exact(root, branches, radar)
     assert "rev-list" in calls
+
+def test_a_guess_that_could_not_be_checked_is_not_kept(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commit(root, "agent/one", {"b.txt": "one\n"})
+    commit(root, "agent/two", {"a.txt": "two\n"})
+    branches = on_main("one", "two")
+    radar = Radar(root)
+    exact(root, branches, radar)
+    commit(root, "agent/one", {}, merge="agent/two")  # not on top: its guessed line is wrong…
+    real = radar_module._git
+
+    def failing(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
+        if args[0] == "diff-tree":
+            raise GitError("git diff-tree failed: for the test")
+        return real(root, *args, stdin=stdin)
+
+    monkeypatch.setattr(radar_module, "_git", failing)
+    exact(root, branches, radar)  # …and the diff-tree that would have told fails: every pair is merged
+    monkeypatch.setattr(radar_module, "_git", real)
+    commit(root, "agent/one", {"a.txt": "a\n"})  # on top of the merge, undoing two's change
+    commit(root, "agent/two", {"a.txt": "two again\n"})
+    scan = exact(root, branches, radar)  # their merge base is two's first commit: they conflict
+    assert scan.conflicts["agent/one"] == [Conflict("agent/two", ("a.txt",))]
 
 def test_helpers_meet_their_parent_and_other_sessions(root: Path) -> None:
     commit(root, "agent/auth", {"a.txt": "auth\n"})

@@ -389,6 +389,7 @@ class _Prefilter:
         try:
             return self._clean(questions, previous)
         except GitError:
+            self._lines = {}  # they may hold guesses that were not checked
             return set()
 
     def _clean(self, questions: Mapping[_Pair, _Question], previous: Mapping[str, str]) -> set[_Pair]:
