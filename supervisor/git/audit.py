@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.core.pathrules import PathRules, Violation, check_changes
+from supervisor.git.environment import git_env
 from supervisor.git.worktrees import GitError
 
 __all__ = ["CommitViolation", "audit", "branch_tips", "commit_changes", "new_commits"]
@@ -33,9 +34,6 @@ Change = tuple[str, str, str | None]
 
 _HEADS = "refs/heads/"
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-# Variables that would point git at another repository or index than `root`'s.
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
-                  "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class CommitViolation:
 
 
 def _env() -> Mapping[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _LOCATION_VARS}
+    env = git_env()
     env["GIT_NO_REPLACE_OBJECTS"] = "1"  # `git replace` could show the audit a harmless stand-in commit
     env["GIT_GRAFT_FILE"] = os.devnull  # info/grafts could re-parent a commit (not covered by the above)
     env["LC_ALL"] = "C"

@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.git.environment import git_env
 from supervisor.git.merge import merge_preview
 from supervisor.git.worktrees import GitError, run_git
 
 OUTPUT_LINES = 20
 _POLL = 0.1
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def run_check(
     if preview is None:
         return None
     started = time.time()
-    environment = {k: v for k, v in (env if env is not None else os.environ).items() if k not in _LOCATION_VARS}
+    environment = git_env(env)
     code: int | None = None
     with _scratch_worktree(root, scratch, preview.result) as folder, tempfile.TemporaryFile() as log:
         for line in [*setup, command]:

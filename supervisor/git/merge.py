@@ -29,13 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.git.environment import git_env
 from supervisor.git.worktrees import GitError
 
 __all__ = ["MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "trial_merge"]
 
 _HEADS = "refs/heads/"
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
-                  "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
 _TEMP_INDEX = "index.supervisor-merge"
 
 
@@ -57,7 +56,7 @@ def _run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run git in `cwd`; `index`: another index file; `objects`: (where new objects go, the repository's
     object directory, still read through as an alternate)."""
-    env = {key: value for key, value in os.environ.items() if key not in _LOCATION_VARS}
+    env = git_env()
     env["LC_ALL"] = "C"  # error messages are read below
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)

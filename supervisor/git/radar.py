@@ -67,14 +67,13 @@ from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 from pathlib import Path
 
+from supervisor.git.environment import git_env
 from supervisor.git.merge import trial_merge
 from supervisor.git.worktrees import GitError, run_git
 
 __all__ = ["Conflict", "Radar", "Scan", "default_workers"]
 
 _OID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
-                  "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
 
 
 @dataclass(frozen=True, order=True)
@@ -596,7 +595,7 @@ def _proven_clean(view: _View, changes: Mapping[tuple[str, str], _Changes], reac
 
 
 def _run(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {key: value for key, value in os.environ.items() if key not in _LOCATION_VARS}
+    env = git_env()
     env["LC_ALL"] = "C"
     return subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True, env=env, check=False)
 
