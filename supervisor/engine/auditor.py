@@ -9,14 +9,13 @@ with any.
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.helpers import contract_of
+from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import CommitViolation, audit, branch_tips, new_commits
@@ -26,37 +25,23 @@ from supervisor.git.refs import AGENT_REFS, refs_stamp
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
-log = logging.getLogger(__name__)
-
 AUDIT_SECONDS = 2.0
 KEEP_VIOLATIONS = 50
 
 
-class Auditor:
+class Auditor(PeriodicService):
     """Audits agent branches in a thread of its own; answers `merge` requests (an engine service)."""
 
+    thread_name = "auditor"
+    interval = AUDIT_SECONDS
+
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._stamp: tuple[int, ...] | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="auditor", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.audit_all()
-            except Exception:
-                log.exception("commit audit")
-            self._stopping.wait(AUDIT_SECONDS)
+    def step(self) -> None:
+        self.audit_all()
 
     def audit_all(self) -> None:
         stamp = refs_stamp(self.engine.paths.common_dir, [AGENT_REFS])

@@ -24,6 +24,7 @@ from supervisor.core.contract import Contract, parse_contract, render_contract
 from supervisor.core.model import SESSION_NAME, Agent, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
 from supervisor.engine import views
+from supervisor.engine.service import ServiceThread
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import write_atomically
 from supervisor.git import worktrees
@@ -39,34 +40,26 @@ MESSAGES_DIR = "messages"
 MAX_MESSAGE = 64 * 1024
 
 
-class HelperDesk:
+class HelperDesk(ServiceThread):
     """Starts helpers, keeps status.yaml current and carries messages (an engine service)."""
 
+    thread_name = "helper-desk"
+
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
         self._admission = threading.Lock()  # helper counts are checked and taken under it
         self._written: dict[str, str] = {}  # parent → the status.yaml text last written
         self._refreshing = threading.Lock()  # the desk's thread and helper requests both refresh
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # service ---------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._follow, name="helper-desk", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _follow(self) -> None:
+    def run(self) -> None:
         """Rewrite status files when helpers change; pass helpers' finished turns on to their parents."""
         store = self.engine.store
         after = store.last_event_id
         self.refresh()
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             last = store.wait_for_events(after, 1.0)
             if last <= after:
                 continue

@@ -13,7 +13,6 @@ the planner tries again only once its branch or its target has moved.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
 from supervisor.engine.compare import compare, keep_check
 from supervisor.engine.helpers import with_terms
+from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.audit import branch_tips, new_commits
@@ -34,42 +34,31 @@ from supervisor.git.integration import CheckResult, run_check
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
-log = logging.getLogger(__name__)
-
 PLAN_SECONDS = 1.0
 BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED})
 
 
-class Planner:
+class Planner(PeriodicService):
     """Starts queued plan sessions and merges finished ones (an engine service with a thread of its own)."""
 
+    thread_name = "planner"
+    interval = PLAN_SECONDS
+    stop_timeout = 10.0  # a running merge.check is killed first
+
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
         self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._seen: dict[str, int] | None = None
         self._planned: set[str] = set()
         self._step_lock = threading.Lock()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="planner", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
+    def wake(self) -> None:
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("plan step")
-            self._wake.wait(PLAN_SECONDS)
-            self._wake.clear()
+    def pause(self) -> None:
+        self._wake.wait(self.interval)
+        self._wake.clear()
 
     # requests ---------------------------------------------------------------------------------------------
 
@@ -107,13 +96,13 @@ class Planner:
             raise
         engine.store.append_event(None, "plan_started", plan=path, sessions=list(plan.names), target=target,
                                   merge=plan.merge, warnings=warnings)
-        self._wake.set()  # the planner's thread starts what waits for nothing
+        self.wake()  # the planner's thread starts what waits for nothing
         summary["sessions"] = [views.agent_view(engine.get(name), engine.live.get(name)) for name in plan.names]
         return summary
 
     def op_compare(self, name: str, check: bool = True) -> dict[str, Any]:
         """A best-of-N's candidates side by side (see `compare`); runs `merge.check` where needed."""
-        return compare(self.engine, name, check=check, stop=self._stopping)
+        return compare(self.engine, name, check=check, stop=self.stopping)
 
     # the step ---------------------------------------------------------------------------------------------
 
@@ -138,7 +127,7 @@ class Planner:
             if agent.state == State.QUEUED and not waiting_for(agent, by_name):
                 self.engine.start_queued(agent.name)
         finished = [a for a in planned if a.extra["plan"].get("merge") == "auto" and a.state == State.IDLE
-                    and not any(h.state in BUSY for h in self.engine.descendants(a.name))]
+                    and not any(h.state in BUSY for h in agents if h.name.startswith(a.name + "."))]
         tips = branch_tips(self.engine.paths.root, "refs/heads/") if finished else {}
         for agent in finished:
             tip, target_tip = tips.get(agent.branch), tips.get(agent.target)
@@ -147,7 +136,7 @@ class Planner:
                     (failed.get("tip"), failed.get("target_tip")) == (tip, target_tip):
                 continue  # gone, merged already, or the same branch and target failed before
             self._auto_merge(agent.name, tip, target_tip)
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return
 
     def _auto_merge(self, name: str, tip: str, target_tip: str) -> None:
@@ -172,9 +161,9 @@ class Planner:
                 check = run_check(root, agent.branch, agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
-                                  stop=self._stopping)
+                                  stop=self.stopping)
                 if check is not None:
-                    if not check.passed and self._stopping.is_set():
+                    if not check.passed and self.stopping.is_set():
                         return  # cut short by a shutdown: not a verdict
                     keep_check(engine, name, check)
                     if not check.passed:
@@ -216,7 +205,7 @@ class Planner:
             engine.store.save_agent(agent)
         if failed:
             fire(engine.store, agent, Trigger.MERGE, f"merged into {agent.target}", active=False)
-        self._wake.set()  # its dependents may start now
+        self.wake()  # its dependents may start now
 
 
 def waiting_for(agent: Agent, by_name: dict[str, Agent]) -> list[str]:

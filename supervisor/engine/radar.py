@@ -20,12 +20,12 @@ the others already show, until it moves again.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, describe_conflicts
 from supervisor.engine.records import AgentRecords
+from supervisor.engine.service import PeriodicService
 from supervisor.git.audit import branch_tips
 from supervisor.git.radar import Failure, Radar, Scan
 from supervisor.git.refs import AGENT_REFS, ref_folder, refs_stamp
@@ -38,10 +38,14 @@ log = logging.getLogger(__name__)
 RADAR_SECONDS = 0.5  # how often it looks; a look that finds nothing changed runs no git
 
 
-class ConflictRadar:
+class ConflictRadar(PeriodicService):
     """Keeps the live agents' `conflicts` current, in a thread of its own (an engine service)."""
 
+    thread_name = "conflict-radar"
+    interval = RADAR_SECONDS
+
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
         self.radar = Radar(engine.paths.root)
         self.last_scan: Scan | None = None
@@ -49,25 +53,9 @@ class ConflictRadar:
         self._records = AgentRecords(engine.store)
         self._looked: tuple[Any, ...] | None = None  # the live agents and refs stamp the last pass saw
         self._failures: set[Failure] = set()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="conflict-radar", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.look()
-            except Exception:
-                log.exception("conflict radar")
-            self._stopping.wait(RADAR_SECONDS)
+    def step(self) -> None:
+        self.look()
 
     def look(self) -> bool:
         """Recompute the conflicts if branches or live agents changed (whether a pass ran), and bring every

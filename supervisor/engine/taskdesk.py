@@ -13,11 +13,11 @@ and the fresh incarnation (given its task prompt again) claims the next open tas
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent
 from supervisor.core.tasks import Actor, Task, TaskBoard, stale_reason
+from supervisor.engine.service import ServiceThread
 from supervisor.engine.views import iso
 from supervisor.errors import SupervisorError, UsageError
 
@@ -48,40 +48,32 @@ def task_view(task: Task) -> dict[str, Any]:
     }
 
 
-class TaskDesk:
+class TaskDesk(ServiceThread):
     """Answers task requests; returns stale claims to the board."""
 
+    thread_name = "task-desk"
+
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
         self.board = TaskBoard(engine.store)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # service ---------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="task-desk", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         store = self.engine.store
         after = store.last_event_id
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 held = self.release_stale()
             except Exception:
                 log.exception("task board")
                 held = False
             if held:
-                self._stopping.wait(MIN_GAP)
+                self.stopping.wait(MIN_GAP)
                 after = store.wait_for_events(after, CHECK_SECONDS)
             else:
-                self._stopping.wait(CHECK_SECONDS)
+                self.stopping.wait(CHECK_SECONDS)
                 after = store.last_event_id
 
     def release_stale(self) -> bool:
