@@ -120,7 +120,7 @@ class _PlanReader(_Parser):
         if not isinstance(node, yaml.SequenceNode):
             self.fail(node, f"sessions must be a list (one `- name: …` per session), got {_describe(node)}")
         sessions: list[PlannedSession] = []
-        after_nodes: dict[str, list[yaml.Node]] = {}
+        after_nodes: dict[str, dict[str, yaml.Node]] = {}  # session → each name it is after → where
         for item in node.value:
             session, nodes = self.session(item)
             if any(s.name == session.name for s in sessions):
@@ -143,7 +143,7 @@ class _PlanReader(_Parser):
         timeout = self.duration(sec, "check_timeout", 1800.0) if sec.get("check_timeout") is not None else None
         return mode, self.opt_string(sec, "check"), timeout
 
-    def session(self, node: yaml.Node) -> tuple[PlannedSession, list[yaml.Node]]:
+    def session(self, node: yaml.Node) -> tuple[PlannedSession, dict[str, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             self.fail(node, f"each session must be a mapping with at least `name:`, got {_describe(node)}")
         sec = self.section(node, "session", _SESSION)
@@ -165,11 +165,13 @@ class _PlanReader(_Parser):
         after_node = sec.get("after")
         after_items = list(after_node.value) if isinstance(after_node, yaml.SequenceNode) else \
             [after_node] if after_node is not None and not _is_null(after_node) else []
-        after = self.strings(sec, "after", one_ok=True)
+        after: dict[str, yaml.Node] = {}
+        for dependency, item in zip(self.strings(sec, "after", one_ok=True), after_items, strict=True):
+            after.setdefault(dependency, item)
         return PlannedSession(
-            name=name, task=task, contract=self.contract(sec, name, node), after=tuple(dict.fromkeys(after)),
+            name=name, task=task, contract=self.contract(sec, name, node), after=tuple(after),
             command=self.opt_string(sec, "command"), profile=self.opt_string(sec, "agent"), line=_line(node) or 0,
-        ), after_items
+        ), after
 
     def read_beside(self, sec: _Section, key: str) -> tuple[Path, str]:
         """The file named by `key`, relative to the plan's folder: its path and text."""
@@ -222,29 +224,18 @@ class _PlanReader(_Parser):
                 self.fail(_value, f"{name}: helpers.{role} needs the paths that role may change")
         return roles
 
-    def check_after(self, sessions: list[PlannedSession], nodes: dict[str, list[yaml.Node]]) -> None:
+    def check_after(self, sessions: list[PlannedSession], nodes: dict[str, dict[str, yaml.Node]]) -> None:
         names = [session.name for session in sessions]
         for session in sessions:
-            for dependency, node in zip(session.after, _unique_nodes(nodes[session.name]), strict=False):
+            for dependency, node in nodes[session.name].items():
                 if dependency not in names:
                     close = difflib.get_close_matches(dependency, names, n=1)
                     self.fail(node, f"{session.name} is after {dependency!r}, which is not a session of this plan",
                               f"did you mean '{close[0]}'?" if close else f"sessions: {', '.join(names)}")
         cycle = _find_cycle({session.name: session.after for session in sessions})
         if cycle:
-            last, first = cycle[-2], cycle[-1]
-            node = next(n for d, n in zip(dict(zip(names, sessions, strict=True))[last].after,
-                                          _unique_nodes(nodes[last]), strict=False) if d == first)
-            self.fail(node, f"the sessions wait for each other in a cycle: {' → '.join(cycle)}",
+            self.fail(nodes[cycle[-2]][cycle[-1]], f"the sessions wait for each other in a cycle: {' → '.join(cycle)}",
                       "remove one of these `after` entries")
-
-
-def _unique_nodes(nodes: list[yaml.Node]) -> list[yaml.Node]:
-    """The `after` item nodes, first of each value (as `PlannedSession.after` keeps them)."""
-    seen: dict[str, yaml.Node] = {}
-    for node in nodes:
-        seen.setdefault(str(getattr(node, "value", "")), node)
-    return list(seen.values())
 
 
 def _find_cycle(after: Mapping[str, Iterable[str]]) -> list[str] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +185,8 @@ class Planner(PeriodicService):
                 agent.extra["merge_note"] = text
                 self.engine.store.save_agent(agent, "merge_" + key, reason=text)
 
-    def _failed(self, name: str, tip: str, target_tip: str, reason: str, detail: str, output: Any) -> None:
+    def _failed(self, name: str, tip: str, target_tip: str, reason: str, detail: str,
+                output: Sequence[str]) -> None:
         engine = self.engine
         with engine.agent_lock(name):
             agent = engine.get(name)
