@@ -39,6 +39,33 @@ def test_scan_builds_trees_and_meters_cpu() -> None:
         root.wait()
 
 
+def test_each_tree_is_metered_since_its_own_last_look() -> None:
+    """The watcher reads busy trees every tick and quiet ones every few ticks: a tree's CPU is the average
+    since that tree was last measured, whatever was measured in between."""
+    busy, quiet = _spawn_tree(ignore_term=False), subprocess.Popen(["sleep", "300"])
+    try:
+        wait_until(lambda: len(scan().tree(busy.pid)) == 3, message="tree of three")
+        meter = CpuMeter()
+        meter.measure(scan([busy.pid, quiet.pid]), busy.pid)
+        meter.measure(scan([quiet.pid]), quiet.pid)
+        for _ in range(3):
+            time.sleep(0.2)  # the interval CPU is measured over, not a wait for a condition
+            assert meter.measure(scan([busy.pid]), busy.pid).cpu_percent > CPU_BUSY_PERCENT
+        usage = meter.measure(scan([quiet.pid]), quiet.pid)
+        assert usage.pids == (quiet.pid,) and usage.cpu_percent < CPU_BUSY_PERCENT
+        time.sleep(0.2)
+        tools = meter.measure(scan([busy.pid]), busy.pid)
+        assert tools.tools_percent(["python3", "python"]) < CPU_BUSY_PERCENT < tools.cpu_percent  # python burns
+        meter.forget([quiet.pid])
+        time.sleep(0.2)
+        assert meter.measure(scan([busy.pid]), busy.pid).cpu_percent == 0.0  # forgotten: no previous look
+    finally:
+        kill_tree(busy.pid, 0)
+        busy.wait()
+        quiet.kill()
+        quiet.wait()
+
+
 def test_kill_tree_terms_then_kills_stubborn_processes() -> None:
     root = _spawn_tree(ignore_term=True)
     wait_until(lambda: len(scan().tree(root.pid)) == 3, message="tree of three")

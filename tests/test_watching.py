@@ -217,6 +217,24 @@ def test_silent_cpu_is_working_not_stalled(sandbox: Sandbox) -> None:
     assert "stalled" not in states(sandbox, "auth")
 
 
+def test_an_idle_agent_whose_tools_wake_silently_is_working(sandbox: Sandbox) -> None:
+    """Quiet agents' trees are read every few ticks, not every tick: a silent burst of CPU still counts."""
+    config(sandbox)
+    go = sandbox.root.parent / "go"
+    os.mkfifo(go)
+    busy = f"{PYTHON} -c \"import time; end=time.time()+8\nwhile time.time()<end: pass\""
+    sandbox.sv("start", "quiet", "--command", f"sh -c 'read line < {go}; {busy}; exec sleep 600'")
+    sandbox.wait_state("quiet", "idle")
+    with open(go, "w") as fifo:  # blocks no CPU while it waits, unlike a polling loop
+        fifo.write("go\n")
+    woke = time.time()
+    sandbox.wait_state("quiet", "working", timeout=10)
+    became = next(e for e in events(sandbox, "quiet") if e.get("state") == "working" and "previous" in e)
+    assert became["at"] - woke <= 6  # within the slow-check period (5 ticks) and a tick to measure over
+    sandbox.wait_state("quiet", "idle", timeout=20)  # and idle again once the silent run ends
+    assert triggers(sandbox, "quiet", "stalled") == []
+
+
 def test_a_hung_request_with_an_animated_spinner_is_stalled(sandbox: Sandbox) -> None:
     config(sandbox, "stall_after: 3s\n")
     command = fake_claude(sandbox, "h", """

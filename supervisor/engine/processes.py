@@ -57,22 +57,29 @@ class Snapshot:
         if info is None:
             return None
         try:
-            cwd = Path(os.readlink(f"/proc/{pid}/cwd")) if _PROC.is_dir() else Path(psutil.Process(pid).cwd())
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd")) if _HAS_PROC else Path(psutil.Process(pid).cwd())
         except (OSError, psutil.Error):
             return None
-        again = _read_stat(pid) if _PROC.is_dir() else info
+        again = _read_stat(pid) if _HAS_PROC else info
         return cwd if again is not None and again.create_time == info.create_time else None  # pid reused?
 
 
 @dataclass(frozen=True)
 class TreeUsage:
     pids: tuple[int, ...]
-    cpu_percent: float  # of one core, since the previous scan
+    cpu_percent: float  # of one core, since the previous look at this tree
     rss_bytes: int
     per_pid: dict[int, float] = field(default_factory=dict)  # percent of one core, by process
+    names: tuple[str, ...] = ()  # the process names, in the order of `pids`
 
     def per_pid_percent(self, pids: Iterable[int]) -> float:
         return sum(self.per_pid.get(pid, 0.0) for pid in pids)
+
+    def tools_percent(self, cli_processes: Iterable[str]) -> float:
+        """CPU of the tree without its root and without the CLI's own processes (whose CPU may be a spinner)."""
+        cli = set(cli_processes)
+        return sum(self.per_pid.get(pid, 0.0) for pid, name in zip(self.pids[1:], self.names[1:], strict=True)
+                   if name not in cli)
 
 
 def scan(roots: Iterable[int] | None = None) -> Snapshot:
@@ -82,7 +89,7 @@ def scan(roots: Iterable[int] | None = None) -> Snapshot:
     500 processes, far over the watcher's budget. On Linux one /proc/PID/stat holds all a tick needs, and
     /proc/PID/task/TID/children lists a process's children, so only the agents' own trees are read, however
     busy the machine is; elsewhere the whole table comes from psutil."""
-    if not _PROC.is_dir():
+    if not _HAS_PROC:
         return _scan_psutil()
     if roots is not None and _CHILDREN_FILES:
         return _scan_trees(roots)
@@ -136,6 +143,7 @@ def _scan_trees(roots: Iterable[int]) -> Snapshot:
 
 
 _PROC = Path("/proc")
+_HAS_PROC = _PROC.is_dir()
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -201,37 +209,47 @@ def _scan_psutil() -> Snapshot:
 
 @dataclass
 class CpuMeter:
-    """CPU per process tree between consecutive snapshots (a process is keyed by pid and start time)."""
+    """CPU per process tree between two looks at the same tree (a process is keyed by pid and start time).
 
-    _previous: dict[tuple[int, float], float] = field(default_factory=dict)
-    _previous_at: float | None = None
-    _wall_start: float = field(default_factory=time.time)
+    Each tree keeps its own previous look, so the watcher can look at a busy agent's tree every tick and at
+    a quiet one's every few ticks; its CPU is then the average since its own last look."""
+
+    _previous: dict[int, tuple[float, dict[tuple[int, float], float]]] = field(default_factory=dict)
+
+    def measure(self, snapshot: Snapshot, root: int) -> TreeUsage:
+        """The tree under `root` as `snapshot` saw it, its CPU since this meter last measured it."""
+        before_at, before = self._previous.get(root, (None, {}))
+        elapsed = snapshot.at - before_at if before_at is not None else 0.0
+        pids = snapshot.tree(root)
+        current: dict[tuple[int, float], float] = {}
+        per_pid: dict[int, float] = {}
+        rss = 0
+        for pid in pids:
+            info = snapshot.procs[pid]
+            key = (pid, info.create_time)
+            current[key] = info.cpu_seconds
+            if elapsed <= 0:
+                used = 0.0
+            else:
+                previous = before.get(key)
+                used = max(0.0, info.cpu_seconds - previous) if previous is not None else info.cpu_seconds
+            per_pid[pid] = 100.0 * used / elapsed if elapsed > 0 else 0.0
+            rss += info.rss
+        self._previous[root] = (snapshot.at, current)
+        names = tuple(snapshot.procs[pid].name for pid in pids)
+        return TreeUsage(tuple(pids), sum(per_pid.values()), rss, per_pid, names)
 
     def usage(self, snapshot: Snapshot, roots: Iterable[int]) -> dict[int, TreeUsage]:
-        elapsed = snapshot.at - self._previous_at if self._previous_at is not None else 0.0
-        current: dict[tuple[int, float], float] = {}
-        result: dict[int, TreeUsage] = {}
-        for root in roots:
-            pids = snapshot.tree(root)
-            per_pid: dict[int, float] = {}
-            rss = 0
-            for pid in pids:
-                info = snapshot.procs[pid]
-                key = (pid, info.create_time)
-                current[key] = info.cpu_seconds
-                before = self._previous.get(key)
-                if before is not None:
-                    used = max(0.0, info.cpu_seconds - before)
-                elif self._previous_at is not None:
-                    used = info.cpu_seconds  # born since the previous scan
-                else:
-                    used = 0.0
-                per_pid[pid] = 100.0 * used / elapsed if elapsed > 0 else 0.0
-                rss += info.rss
-            result[root] = TreeUsage(tuple(pids), sum(per_pid.values()), rss, per_pid)
-        self._previous = current
-        self._previous_at = snapshot.at
-        return result
+        """Every tree under `roots` (trees this meter measured before but not given here are forgotten)."""
+        wanted = list(roots)
+        self.forget(wanted)
+        return {root: self.measure(snapshot, root) for root in wanted}
+
+    def forget(self, keep: Iterable[int]) -> None:
+        """Drop what is remembered of trees other than `keep` (their agents ended)."""
+        kept = set(keep)
+        for root in [root for root in self._previous if root not in kept]:
+            del self._previous[root]
 
 
 def _processes(pids: Iterable[int]) -> list[psutil.Process]:

@@ -1,8 +1,11 @@
 """The watch loop: once a tick, every agent's pane, process tree and output, turned into states.
 
-A tick costs one `tmux list-panes -a`, one scan of the process table, a stat of each transcript (its growth
-is the pane's output activity), and a screen capture only of the panes whose output changed, whatever the
-number of agents. Ticks run at a fixed rate and never overlap (a slow tick delays the next one).
+A tick costs one `tmux list-panes -a`, a stat of each transcript (its growth is the pane's output
+activity), a screen capture only of the panes whose output changed, and a look at the process trees of the
+agents whose state may hang on their CPU right now: working agents whose screen showed no progress this
+tick (a silent test run is progress, a spinner is not). Every SLOW_CHECK_EVERY ticks all trees are read
+(CPU and memory for `ls`, a quiet agent's tools waking up) along with the costlier checks. Ticks run at a
+fixed rate and never overlap (a slow tick delays the next one).
 
 What decides an agent's state, strongest first:
 1. a dialog on its screen (waiting: a hook may arrive seconds later, or never for an unknown dialog);
@@ -30,7 +33,7 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
-from supervisor.engine.processes import CpuMeter, Snapshot, TreeUsage, scan
+from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of, strip_ansi
 from supervisor.tmux.server import PaneInfo, TmuxError
@@ -47,7 +50,9 @@ START_SECONDS = 10.0  # an agent that ran at least this long before exiting had 
 MAX_BACKOFF = 60.0
 ERROR_WINDOW = 600.0  # errors: the same pattern this many times within this window
 ERROR_COUNT = 3
-SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (escapes, deadlocks)
+SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, escapes, deadlocks)
+ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
+_CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
 _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
 
 
@@ -82,8 +87,9 @@ class Watcher:
         self.last_tick_seconds: float | None = None
         self.server_id: str | None = None
         self.ticks = 0
-        self._snapshot: Snapshot | None = None
         self._records = AgentRecords(engine.store)
+        self._escape_checks = 0
+        self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -134,23 +140,24 @@ class Watcher:
         agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
         roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
-        snapshot = self._snapshot = scan(roots)
-        usage = self.meter.usage(snapshot, roots)
+        slow = self.ticks % SLOW_CHECK_EVERY == 0
+        snapshot = scan(roots) if slow else None  # every tree; between slow ticks, only the trees needed
+        self.meter.forget(roots)
         sizes = {a.name: size_of(engine.paths.transcript(a.name)) for a in live_agents}  # one stat each a tick
         screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes, sizes))
         now = time.time()
         for candidate in live_agents:
             self._locked(candidate.name,
-                         lambda agent: self.evaluate(agent, panes, usage, now, observed, screens, sizes),
+                         lambda agent: self.evaluate(agent, panes, now, observed, screens, sizes, snapshot),
                          read=(candidate, versions.get(candidate.name, 0)))
         for candidate in agents:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
                 self._locked(candidate.name, self._restart_due)
         self.ticks += 1
-        if self.ticks % SLOW_CHECK_EVERY == 0:
-            self.check_escapes(snapshot)
-            self.check_deadlocks()
+        if snapshot is not None:
+            self.check_escapes(snapshot, live_agents, panes)
+            self.check_deadlocks(live_agents)
 
     def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo], sizes: dict[str, int]) -> list[str]:
         """Panes worth a look this tick: their output grew, or they were never looked at."""
@@ -164,12 +171,12 @@ class Watcher:
                 changed.append(info.pane)
         return changed
 
-    def _locked(self, name: str, action: object, read: tuple[Agent, int] | None = None) -> None:
-        """Run `action` on the agent's current record under its lock (skipped while an operation holds it).
-        `read`: the record as the tick read it, and its version then, used when still current."""
+    def _locked(self, name: str, action: object, read: tuple[Agent, int] | None = None) -> bool:
+        """Run `action` on the agent's current record under its lock (skipped while an operation holds it:
+        False). `read`: the record as the tick read it, and its version then, used when still current."""
         lock = self.engine.try_agent_lock(name)
         if lock is None:
-            return  # an operation (start, send, stop) owns it right now
+            return False  # an operation (start, send, stop) owns it right now
         try:
             if read is not None and self.engine.store.version(name) == read[1]:
                 agent: Agent | None = read[0]
@@ -179,6 +186,7 @@ class Watcher:
                 action(agent)  # type: ignore[operator]
         finally:
             lock.release()
+        return True
 
     def check_now(self, agent: Agent) -> None:
         """Evaluate one agent at once (the caller holds its lock)."""
@@ -186,7 +194,7 @@ class Watcher:
         if fresh is not None and fresh.state.live:
             panes = self.engine.tmux.list_panes()
             self.server_id = self.engine.tmux.listed_server
-            self.evaluate(fresh, panes, {}, time.time())
+            self.evaluate(fresh, panes, time.time())
 
     def decide_now(self, name: str) -> None:
         """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
@@ -196,10 +204,11 @@ class Watcher:
             return
         self._decide(agent, live, get_profile(agent.profile), time.time())
 
-    def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], usage: dict[int, TreeUsage], now: float,
-                 observed: float | None = None, screens: dict[str, str] | None = None,
-                 sizes: dict[str, int] | None = None) -> None:
-        """Judge one agent from a tick's observations (the caller holds its lock)."""
+    def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], now: float, observed: float | None = None,
+                 screens: dict[str, str] | None = None, sizes: dict[str, int] | None = None,
+                 snapshot: Snapshot | None = None) -> None:
+        """Judge one agent from a tick's observations (the caller holds its lock). `snapshot`: every tree,
+        when this tick read them all."""
         if not agent.state.live:
             return
         if observed is not None and agent.started_at >= observed:
@@ -226,8 +235,8 @@ class Watcher:
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
         profile = get_profile(agent.profile)
-        self._measure(agent, live, profile, pane, usage.get(pane.pid or -1), now, (screens or {}).get(pane.pane),
-                      (sizes or {}).get(agent.name))
+        self._measure(agent, live, profile, pane, now, (screens or {}).get(pane.pane), (sizes or {}).get(agent.name),
+                      snapshot)
         if self._timed_out(agent, now):
             return
         if live.pending_prompt:
@@ -236,8 +245,24 @@ class Watcher:
 
     # measuring -------------------------------------------------------------------------------------------
 
-    def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, tree: TreeUsage | None,
-                 now: float, screen: str | None, size: int | None) -> None:
+    def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float, screen: str | None,
+                 size: int | None, snapshot: Snapshot | None) -> None:
+        self._look_at_output(agent, live, profile, pane, now, screen, size)
+        progressed = live.last_progress == now
+        if snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
+            snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
+        if snapshot is None or not pane.pid:
+            return  # its CPU and memory as last read, a few ticks ago at most
+        tree = self.meter.measure(snapshot, pane.pid)
+        live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids
+        live.tool_cpu_percent = tree.tools_percent(profile.cli_processes) if profile.cli_processes \
+            else tree.cpu_percent
+        if live.tool_cpu_percent >= CPU_BUSY_PERCENT:
+            live.last_progress = now
+
+    def _look_at_output(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float,
+                        screen: str | None, size: int | None) -> None:
+        """What the pane printed since the last tick: its growth, errors in it, and its screen when it grew."""
         engine = self.engine
         transcript = engine.paths.transcript(agent.name)
         if size is None:
@@ -250,11 +275,6 @@ class Watcher:
             live.last_output = now
         if rotate_if_needed(transcript, engine.config.logs.max_bytes, size):
             live.transcript_size = size_of(transcript)
-        if tree is not None:
-            live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids
-            live.tool_cpu_percent = self._tool_cpu(profile, tree)
-            if live.tool_cpu_percent >= CPU_BUSY_PERCENT:
-                live.last_progress = now
         if grown or live.progress_key is None:
             if screen is None:
                 try:
@@ -277,13 +297,6 @@ class Watcher:
             if reading.verdict != live.reading.verdict:
                 live.reading_since = now
             live.reading = reading
-
-    def _tool_cpu(self, profile: Profile, tree: TreeUsage) -> float:
-        """CPU of the agent's tools: the tree without the CLI's own processes (whose CPU may be a spinner)."""
-        if not profile.cli_processes or self._snapshot is None:
-            return tree.cpu_percent
-        tools = [pid for pid in tree.pids[1:] if self._snapshot.procs[pid].name not in profile.cli_processes]
-        return tree.per_pid_percent(tools)
 
     def _count_errors(self, agent: Agent, live: Live, profile: Profile, transcript: Path, old: int, new: int,
                       now: float) -> None:
@@ -457,17 +470,28 @@ class Watcher:
 
     # slower checks ---------------------------------------------------------------------------------------
 
-    def check_escapes(self, snapshot: Snapshot) -> None:
-        """`escape`: a process of an agent's tree working inside another agent's worktree or the main checkout."""
+    def check_escapes(self, snapshot: Snapshot, agents: list[Agent], panes: dict[str, PaneInfo]) -> None:
+        """`escape`: a process of an agent's tree working inside another agent's worktree or the main checkout.
+
+        A process's directory is read when it is new or used CPU since the last check (a process that did
+        not run cannot have moved, and work done elsewhere needs CPU or new processes), and every
+        ESCAPE_SWEEP_EVERY checks for all of them."""
         engine = self.engine
-        agents = [a for a in engine.store.agents() if a.state.live]
+        sweep = self._escape_checks % ESCAPE_SWEEP_EVERY == 0
+        self._escape_checks += 1
+        seen, self._escape_seen = self._escape_seen, {}
         areas = [(a.name, Path(a.worktree)) for a in agents] + [(None, engine.paths.root)]
         for agent in agents:
-            live = engine.live.get(agent.name)
-            if live is None:
+            pane = panes.get(agent.pane or "")
+            if pane is None or not pane.pid or agent.extra.get("tmux_server") != self.server_id:
                 continue
             own = Path(agent.worktree)
-            for pid in live.pids:
+            for pid in snapshot.tree(pane.pid):
+                info = snapshot.procs[pid]
+                key = (pid, info.create_time)
+                self._escape_seen[key] = info.cpu_seconds
+                if not sweep and seen.get(key) == info.cpu_seconds:
+                    continue
                 cwd = snapshot.cwd(pid)
                 if cwd is None or _inside(cwd, own):
                     continue
@@ -478,36 +502,42 @@ class Watcher:
                 owner = max(holders, key=lambda item: len(str(item[1])))[0]
                 if owner == agent.name:
                     continue
-                key = f"{pid}:{cwd}"
-                if agent.extra.get("escaped") == key:
-                    continue
-                agent.extra["escaped"] = key
-                engine.store.save_agent(agent)
                 where = f"agent {owner}'s worktree" if owner else "the main checkout"
-                fire(engine.store, agent, Trigger.ESCAPE, f"process {pid} works in {where}: {cwd}", pid=pid,
-                     cwd=str(cwd))
+                if not self._locked(agent.name, lambda fresh, p=pid, c=cwd, w=where: self._escaped(fresh, p, c, w)):
+                    del self._escape_seen[key]  # busy: look again next time
                 break
 
-    def check_deadlocks(self) -> None:
+    def _escaped(self, agent: Agent, pid: int, cwd: Path, where: str) -> None:
+        key = f"{pid}:{cwd}"
+        if not agent.state.live or agent.extra.get("escaped") == key:
+            return
+        agent.extra["escaped"] = key
+        self.engine.store.save_agent(agent)
+        fire(self.engine.store, agent, Trigger.ESCAPE, f"process {pid} works in {where}: {cwd}", pid=pid,
+             cwd=str(cwd))
+
+    def check_deadlocks(self, agents: list[Agent]) -> None:
         """`deadlock`: live agents that wait for each other in a cycle (from their reported `waiting_for`)."""
-        engine = self.engine
-        agents = {a.name: a for a in engine.store.agents() if a.state.live}
-        edges = {name: [w for w in a.extra.get("waiting_for", []) if w in agents] for name, a in agents.items()}
-        cycles = find_cycles(edges)
-        in_cycle = {name for cycle in cycles for name in cycle}
-        for cycle in cycles:
-            label = " → ".join([*cycle, cycle[0]])
-            for name in cycle:
-                agent = agents[name]
-                if agent.extra.get("deadlock") != label:
-                    agent.extra["deadlock"] = label
-                    engine.store.save_agent(agent)
-                    fire(engine.store, agent, Trigger.DEADLOCK, f"waits in a cycle: {label}", cycle=cycle)
-        for name, agent in agents.items():
-            if agent.extra.get("deadlock") and name not in in_cycle:
-                del agent.extra["deadlock"]
-                engine.store.save_agent(agent)
-                fire(engine.store, agent, Trigger.DEADLOCK, "no longer in a waiting cycle", active=False)
+        by_name = {a.name: a for a in agents}
+        edges = {name: [w for w in a.extra.get("waiting_for", []) if w in by_name] for name, a in by_name.items()}
+        in_cycle = {name: cycle for cycle in find_cycles(edges) for name in cycle}
+        for name, agent in by_name.items():
+            cycle = in_cycle.get(name)
+            label = " → ".join([*cycle, cycle[0]]) if cycle else None
+            if agent.extra.get("deadlock") != label:
+                self._locked(name, lambda fresh, c=cycle, text=label: self._deadlock(fresh, c, text))
+
+    def _deadlock(self, agent: Agent, cycle: list[str] | None, label: str | None) -> None:
+        if agent.extra.get("deadlock") == label:
+            return
+        if label is not None:
+            agent.extra["deadlock"] = label
+            self.engine.store.save_agent(agent)
+            fire(self.engine.store, agent, Trigger.DEADLOCK, f"waits in a cycle: {label}", cycle=cycle)
+        else:
+            del agent.extra["deadlock"]
+            self.engine.store.save_agent(agent)
+            fire(self.engine.store, agent, Trigger.DEADLOCK, "no longer in a waiting cycle", active=False)
 
 
 def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
