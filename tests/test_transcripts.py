@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from supervisor.engine.transcripts import last_words, read_transcript, rotate_if_needed, strip_ansi
+from supervisor.engine.transcripts import TranscriptSizes, last_words, read_transcript, rotate_if_needed, strip_ansi
 
 
 def test_strip_ansi_keeps_the_last_version_of_a_redrawn_line() -> None:
@@ -29,3 +30,22 @@ def test_last_words(tmp_path: Path) -> None:
     log.write_bytes(b"\x1b[31mError:\x1b[0m cannot connect\r\n\r\n\r\n")
     assert last_words(log) == ["Error: cannot connect"]
     assert last_words(tmp_path / "missing.log") == []
+
+
+def test_sizes_through_open_descriptors_follow_growth_rotation_and_a_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    sizes = TranscriptSizes()
+    assert sizes.size(path) == 0  # not written yet
+    path.write_bytes(b"hello\n")
+    assert sizes.size(path) == 6
+    with open(path, "ab") as handle:
+        handle.write(b"more\n")
+    assert sizes.size(path) == 11
+    assert rotate_if_needed(path, 5)
+    assert sizes.size(path) == 0  # truncated in place
+    path.unlink()
+    path.write_bytes(b"new\n")  # removed, then started again under the same name
+    assert sizes.size(path) == 4
+    fds = len(os.listdir("/proc/self/fd"))
+    sizes.keep_only([])
+    assert len(os.listdir("/proc/self/fd")) == fds - 1

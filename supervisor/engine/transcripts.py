@@ -6,8 +6,10 @@ simply continues at the new end, so no output after the copy is lost and the pip
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
@@ -35,6 +37,41 @@ def size_of(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+class TranscriptSizes:
+    """Transcript sizes through descriptors kept open: the watcher asks for every agent's each tick, and an
+    fstat costs no walk of the path. Rotation truncates in place (same file); a transcript deleted and made
+    anew (an agent removed, then started again under its name) is opened again."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, int] = {}
+
+    def size(self, path: Path) -> int:
+        fd = self._open.get(path)
+        if fd is not None:
+            try:
+                status = os.fstat(fd)
+                if status.st_nlink > 0:
+                    return status.st_size
+            except OSError:
+                pass
+            os.close(self._open.pop(path))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return 0
+        self._open[path] = fd
+        return os.fstat(fd).st_size
+
+    def keep_only(self, paths: Iterable[Path]) -> None:
+        """Close the descriptors of transcripts other than `paths` (their agents ended)."""
+        kept = set(paths)
+        for path in [path for path in self._open if path not in kept]:
+            os.close(self._open.pop(path))
+
+    def close(self) -> None:
+        self.keep_only(())
 
 
 def rotate_if_needed(path: Path, max_bytes: int, size: int | None = None) -> bool:

@@ -35,7 +35,7 @@ from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
-from supervisor.engine.transcripts import last_words, rotate_if_needed, size_of, strip_ansi
+from supervisor.engine.transcripts import TranscriptSizes, last_words, rotate_if_needed, size_of, strip_ansi
 from supervisor.tmux.server import PaneInfo, TmuxError
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class Watcher:
         self.server_id: str | None = None
         self.ticks = 0
         self._records = AgentRecords(engine.store)
+        self._sizes = TranscriptSizes()
         self._escape_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
 
@@ -102,6 +103,7 @@ class Watcher:
             # A fixed rate, never overlapping: the next tick starts a period after this one started, or at
             # once when this one took longer.
             stopping.wait(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
+        self._sizes.close()
 
     def adopt(self) -> None:
         """Take over the agents a previous engine left running: same panes, transcripts re-attached."""
@@ -143,7 +145,9 @@ class Watcher:
         slow = self.ticks % SLOW_CHECK_EVERY == 0
         snapshot = scan(roots) if slow else None  # every tree; between slow ticks, only the trees needed
         self.meter.forget(roots)
-        sizes = {a.name: size_of(engine.paths.transcript(a.name)) for a in live_agents}  # one stat each a tick
+        transcripts = {a.name: engine.paths.transcript(a.name) for a in live_agents}
+        self._sizes.keep_only(transcripts.values())
+        sizes = {name: self._sizes.size(path) for name, path in transcripts.items()}  # an fstat each a tick
         screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes, sizes))
         now = time.time()
         for candidate in live_agents:

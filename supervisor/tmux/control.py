@@ -56,14 +56,14 @@ class ControlClient:
             results: list[tuple[bool, list[str]]] = []
             while len(results) < len(commands):
                 header = _readline(stdout)
-                if not header.startswith("%begin "):
+                if not header.startswith(b"%begin "):
                     continue  # a notification
-                parts = header.split(" ")
+                parts = header.split(b" ")
                 if len(parts) != 4:
                     continue
                 number, flags = parts[2], parts[3]
                 ok, body = _read_block(stdout, number, flags)
-                if flags == "1":
+                if flags == b"1":
                     results.append((ok, body))
             return results
 
@@ -78,19 +78,23 @@ class ControlClient:
             self._proc.wait()
 
 
-def _readline(stream: IO[bytes]) -> str:
+def _readline(stream: IO[bytes]) -> bytes:
     raw = stream.readline()
     if not raw:
         raise ControlError("control client ended")
-    return raw.decode(errors="replace").rstrip("\n")
+    return raw[:-1] if raw.endswith(b"\n") else raw
 
 
-def _read_block(stream: IO[bytes], number: str, flags: str) -> tuple[bool, list[str]]:
-    lines: list[str] = []
+def _read_block(stream: IO[bytes], number: bytes, flags: bytes) -> tuple[bool, list[str]]:
+    """One reply's lines, decoded at once (a tick's captures are thousands of lines)."""
+    raw: list[bytes] = []
     while True:
-        text = _readline(stream)
-        if text.startswith(("%end ", "%error ")):
-            parts = text.split(" ")
+        line = stream.readline()
+        if not line:
+            raise ControlError("control client ended")
+        if line.startswith((b"%end ", b"%error ")):
+            parts = line.rstrip(b"\n").split(b" ")
             if len(parts) == 4 and parts[2] == number and parts[3] == flags:
-                return parts[0] == "%end", lines
-        lines.append(text)
+                text = b"".join(raw).decode(errors="replace")
+                return parts[0] == b"%end", text.split("\n")[:-1] if text else []
+        raw.append(line if line.endswith(b"\n") else line + b"\n")
