@@ -201,6 +201,32 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     assert worktree.is_dir()
 
 
+
+def test_a_merge_that_reverts_the_target_is_caught_and_refused(sandbox: Sandbox) -> None:
+    """A plumbing merge of an older main that takes README.md (outside the contract) back to its old text:
+    no path differs from every parent, yet fast-forwarding main to it would undo main's change."""
+    (sandbox.root / "README.md").write_text("# v2\n")
+    sandbox.git("commit", "-q", "-am", "main changes the readme")
+    worktree = Path(start_session(sandbox)["worktree"])
+    (worktree / "src" / "app.py").write_text("print('agent')\n")
+    sandbox.git("commit", "-q", "-am", "agent work", cwd=worktree)
+    sandbox.git("checkout", "-q", "main~1", "--", "README.md", cwd=worktree)
+    tree = sandbox.git("write-tree", cwd=worktree)
+    sneaky = sandbox.git("commit-tree", tree, "-p", "HEAD", "-p", "main~1", "-m", "Merge an older main", cwd=worktree)
+    sandbox.git("update-ref", "refs/heads/agent/auth", sneaky, cwd=worktree)
+
+    found = wait_until(lambda: [e for e in events(sandbox, "auth", "boundary") if e["commit"] == sneaky],
+                       message="the revert merge's boundary event")
+    assert any("README.md" in p for p in found[0]["paths"])
+    main = sandbox.git("rev-parse", "main")
+    refused = sandbox.sv("merge", "auth", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert f"{sneaky[:10]} Merge an older main" in refused.stderr
+    assert "since its merge base with main, its branch changes paths outside its contract" in refused.stderr
+    assert "M README.md" in refused.stderr.split("since its merge base")[1]
+    assert sandbox.git("rev-parse", "main") == main
+    assert (sandbox.root / "README.md").read_text() == "# v2\n"
+
 def test_messages_and_helper_done_reach_the_parent(sandbox: Sandbox) -> None:
     auth = start_session(sandbox)
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")

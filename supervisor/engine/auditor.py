@@ -4,7 +4,7 @@ stored contract, whether or not the pre-commit guard ran (`--no-verify`, `-c cor
 One `git for-each-ref` every AUDIT_SECONDS finds the branches that moved; only their new commits are read
 (those not reachable from what was audited before, nor from the branch the agent merges into). A violation
 becomes a `boundary` event and trigger on the agent, with the commit and the paths; `merge` refuses a branch
-with any.
+with any, or whose net change since its merge base with the target touches a forbidden path.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from supervisor.engine.helpers import contract_of
 from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
-from supervisor.git.audit import CommitViolation, audit, branch_tips, new_commits
+from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
 from supervisor.git.merge import merge_branch
 from supervisor.git.refs import AGENT_REFS, refs_stamp
 
@@ -108,14 +108,24 @@ class Auditor(PeriodicService):
                                   hint="it was started from a detached HEAD or a commit; merge it by hand")
         tip = expected_tip or worktrees.resolve(root, agent.branch)
         commits = new_commits(root, tip, [agent.target])
-        found = audit(root, contract_of(agent, root).rules(), commits)
-        if found:
-            lines = [f"  {v.commit[:10]} {v.subject}" + "".join(f"\n      {item}" for item in v.violations)
-                     for v in found]
+        rules = contract_of(agent, root).rules()
+        found = audit(root, rules, commits)
+        # Whatever its history hides, the branch's net change must be inside the contract too.
+        net = net_violations(root, rules, tip, agent.target)
+        if found or net:
+            reasons = []
+            if found:
+                lines = [f"  {v.commit[:10]} {v.subject}" + "".join(f"\n      {item}" for item in v.violations)
+                         for v in found]
+                reasons.append(f"{len(found)} of its {len(commits)} commit(s) change paths outside its contract:\n"
+                               + "\n".join(lines))
+            if net:
+                reasons.append(f"since its merge base with {agent.target}, its branch changes paths outside its "
+                               f"contract:\n" + "\n".join(f"  {item}" for item in net))
             raise SupervisorError(
-                f"{name} cannot be merged: {len(found)} of its {len(commits)} commit(s) change paths outside "
-                f"its contract:\n" + "\n".join(lines),
-                hint=f"rewrite those commits on {agent.branch} (or widen its contract and start it again)")
+                f"{name} cannot be merged: " + "\nand ".join(reasons),
+                hint=f"rewrite {agent.branch} so that it changes none of those paths (or widen its contract and "
+                     "start it again)")
         dirty = worktrees.uncommitted_changes(Path(agent.worktree))
         result = merge_branch(root, agent.branch, agent.target,
                               f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
