@@ -19,6 +19,7 @@ from supervisor.core.contract import (
     parse_contract,
     render_contract,
 )
+from supervisor.core.durations import MAX_SECONDS, parse_duration
 from supervisor.core.pathrules import PathRules, validate_pattern
 from supervisor.errors import InputFileError, UsageError
 
@@ -179,6 +180,9 @@ def test_crlf_and_bom() -> None:
         ("# What This Session Can Do\n- Modify: a/**\n- Max helpers: three\n", 3, "whole number"),
         ("# What This Session Can Do\n- Modify: a/**\n- Timeout: soon\n", 3, "not a duration"),
         ("# What This Session Can Do\n- Modify: a/**\n- Stall after: 10 minutes\n", 3, "not a duration"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Timeout: " + "9" * 400 + "d\n", 3, "too long to be a"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Timeout: " + "9" * 5000 + "h\n", 3, "too long to be a"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Stall after: 36501d\n", 3, "at most 36500d"),
         ("# What This Session Can Do\n- Modify: a/**, ../b\n", 2, "'..'"),
         ("# What This Session Can Do\n- Modify: a/**\n- Don't touch: /, b\n", 3, "bad path pattern"),
         ("# What This Session Can Do\n- Modify: /etc/../x\n", 2, "'..'"),
@@ -364,6 +368,8 @@ LINES = [
     "- Max helpers: 99999999999999999999",
     "- Timeout: 1h30m",
     "- Timeout: " + "9" * 400,
+    "- Timeout: " + "9" * 400 + "d",
+    "- Stall after: 1d" + "9" * 350 + "h5m",
     "- Stall after: 0.5s",
     "- t: src/t/**",
     "- bad role: x",
@@ -380,11 +386,41 @@ LINES = [
 ]
 
 
+# Durations as a user might mistype them: digit runs of any length (hundreds of digits too), with units.
+_digits = st.integers(1, 500).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n))
+duration_text = st.lists(st.tuples(_digits, st.sampled_from(["d", "h", "m", "s", ".5s", ".", ""])), min_size=1,
+                         max_size=4).map(lambda parts: "".join(digits + unit for digits, unit in parts))
+duration_lines = st.tuples(st.sampled_from(["- Timeout: ", "- Stall after: "]), duration_text).map("".join)
+
+
+@FAST
+@given(duration_text)
+def test_any_duration_text_is_seconds_in_range_or_a_value_error(text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        assert "duration" in str(error)
+        return
+    assert isinstance(seconds, float) and 0 <= seconds <= MAX_SECONDS
+
+
+@FAST
+@given(duration_text, st.sampled_from(["Timeout", "Stall after"]))
+def test_any_duration_in_a_contract_parses_or_names_its_line(text: str, key: str) -> None:
+    try:
+        contract = parse_contract(f"# What This Session Can Do\n- Modify: a/**\n- {key}: {text}\n", "c.md")
+    except InputFileError as error:
+        assert error.line == 3 and str(error).startswith("c.md:3:")
+        return
+    assert parse_contract(render_contract(contract)) == contract
+
+
 @FAST
 @given(
     st.one_of(
         st.text(max_size=300),
-        st.lists(st.one_of(st.sampled_from(LINES), st.text(max_size=30)), max_size=25).map("\n".join),
+        st.lists(st.one_of(st.sampled_from(LINES), duration_lines, st.text(max_size=30)), max_size=25)
+        .map("\n".join),
     )
 )
 def test_any_text_gives_a_contract_or_an_input_file_error(text: str) -> None:
@@ -409,7 +445,7 @@ pattern_text = (
     .filter(lambda p: p is not None)
     .map(str)
 )
-durations = st.none() | st.integers(0, 10**7).map(float) | st.floats(0, 1e12, allow_nan=False)
+durations = st.none() | st.integers(0, 10**7).map(float) | st.floats(0, MAX_SECONDS, allow_nan=False)
 goal_text = st.text(max_size=40).filter(lambda g: "\n" not in g and "\r" not in g and g.strip(" \t"))
 
 

@@ -33,7 +33,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from supervisor.core.durations import parse_duration
+from supervisor.core.durations import MAX_SECONDS, parse_duration
 from supervisor.core.pathrules import PathRules, covers, validate_pattern
 from supervisor.errors import InputFileError, UsageError
 
@@ -214,8 +214,8 @@ def _checked_duration(key: str, value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{key} must be a finite number of seconds ≥ 0, not {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise ValueError(f"{key} must be a finite number of seconds from 0 to {MAX_SECONDS:.0f}, not {value!r}")
     return float(value)
 
 
@@ -402,12 +402,9 @@ class _Parser:
 
     def duration(self, number: int, key: str, text: str) -> float:
         try:
-            seconds = parse_duration(text)
-        except ValueError as exc:
+            return parse_duration(text)
+        except ValueError as exc:  # not a duration, or too long for one (every overflow included)
             raise self.error(number, f"'{key}': {exc}") from None
-        if not math.isfinite(seconds):
-            raise self.error(number, f"'{key}': {text} is too long to be a duration")
-        return seconds
 
     def patterns(self, number: int, value: str) -> tuple[str, ...]:
         patterns: list[str] = []
