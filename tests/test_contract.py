@@ -147,6 +147,34 @@ def test_free_text_comments_and_blank_lines() -> None:
     contract = parse_contract("\n".join(lines))
     assert contract.modify == ("src/**",)
     assert contract.goals == ("First goal continued on the next line", "Second goal")
+    # The free text is the user's note to the agent: kept in place, comments and stray blank lines not.
+    assert contract.notes == ("Notes before the first section are free text.",)
+    assert contract.goal_notes == ((0, "Some context in a paragraph."), (0, ""), (2, "More prose."))
+    text = render_contract(contract)
+    assert "-->\n\nNotes before the first section are free text.\n\n# What This Session Can Do\n" in text
+    assert text.endswith("# What We're Building\nSome context in a paragraph.\n\n- First goal continued on the "
+                         "next line\n- Second goal\nMore prose.\n")
+    assert parse_contract(text) == contract
+
+
+def test_notes_keep_their_paragraphs_and_indentation_is_not_a_continuation() -> None:
+    contract = parse_contract(
+        "Title\n\n\n  An indented note\n# What We're Building\n- A goal\n\n   indented prose after a blank\n"
+        "- Another goal\n\n\n# What This Session Can Do\n- Modify: a/**\n")
+    assert contract.notes == ("Title", "", "An indented note")
+    assert contract.goals == ("A goal", "Another goal")
+    assert contract.goal_notes == ((1, "indented prose after a blank"),)  # no longer a continuation once kept
+    assert parse_contract(render_contract(contract)) == contract
+
+
+@pytest.mark.parametrize("note", ["# a header", "- an item", "* an item", "<!-- a comment", "two\nlines"])
+def test_a_note_that_would_read_as_something_else_is_refused(note: str) -> None:
+    with pytest.raises(ValueError, match="note"):
+        Contract(modify=("a/**",), notes=(note,))
+    with pytest.raises(ValueError, match="note"):
+        Contract(modify=("a/**",), goal_notes=((0, note),))
+    with pytest.raises(ValueError, match="place"):
+        Contract(modify=("a/**",), goals=("g",), goal_notes=((2, "after two goals"),))
 
 
 def test_paths_with_spaces_unicode_and_commas() -> None:
@@ -449,6 +477,18 @@ durations = st.none() | st.integers(0, 10**7).map(float) | st.floats(0, MAX_SECO
 goal_text = st.text(max_size=40).filter(lambda g: "\n" not in g and "\r" not in g and g.strip(" \t"))
 
 
+def _is_note(text: str) -> bool:
+    try:
+        Contract(modify=("a",), notes=(text,))
+    except ValueError:
+        return False
+    return True
+
+
+note_text = st.one_of(st.just(""), st.sampled_from(["Read docs/auth.md first.", "  indented", "a - b", "1. step"]),
+                      st.text(max_size=30).filter(_is_note))
+
+
 @st.composite
 def contracts(draw: st.DrawFn) -> Contract:
     modify = draw(st.lists(pattern_text, min_size=1, max_size=3))
@@ -462,7 +502,10 @@ def contracts(draw: st.DrawFn) -> Contract:
         timeout=draw(durations),
         stall_after=draw(durations),
         helper_permissions=HelperPermissions(permissions),
-        goals=tuple(draw(st.lists(goal_text, max_size=4))),
+        goals=(goals := tuple(draw(st.lists(goal_text, max_size=4)))),
+        notes=tuple(draw(st.lists(note_text, max_size=4))),
+        goal_notes=tuple(sorted(draw(st.lists(st.tuples(st.integers(0, len(goals)), note_text), max_size=5)),
+                                key=lambda entry: entry[0])),
     )
 
 

@@ -74,9 +74,13 @@ def start_session(sandbox: Sandbox, name: str = "auth", contract: str = CONTRACT
 
 
 def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
-    auth = start_session(sandbox)
+    noted = f"Auth refactor: read docs/auth.md first.\n\n{CONTRACT}Keep the public API as it is.\n"
+    auth = start_session(sandbox, contract=noted)
     session_md = (Path(auth["worktree"]) / "SESSION.md").read_text()
     assert "- Modify: src/**, docs/**" in session_md and "- refactor-agent: src/**" in session_md
+    # The user's notes reach the agent, where they wrote them.
+    assert "\nAuth refactor: read docs/auth.md first.\n\n# What This Session Can Do\n" in session_md
+    assert session_md.endswith("- The auth module is refactored\nKeep the public API as it is.\n")
 
     in_pane(sandbox, "auth", f"{SV} helper lib --role refactor-agent --paths 'src/lib/**' --task 'tidy src/lib'")
     lib = sandbox.wait_state("auth.lib", "idle", "working")
