@@ -264,6 +264,7 @@ def test_render_round_trips_the_spec_example() -> None:
     text = render_contract(EXPECTED)
     assert parse_contract(text) == EXPECTED
     assert "This file is your contract" in text
+    assert "`supervisor report --waiting-for\nAGENT...`" in text  # what the deadlock trigger reads
     assert "- Don't touch: services/**, packages/ui/**" in text
     assert "- Timeout: 1h\n" in text and "- Stall after: 10m\n" in text
     assert text.index("# What This Session Can Do") < text.index("# Helper Permissions")

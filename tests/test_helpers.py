@@ -89,6 +89,7 @@ def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
     assert Path(lib["worktree"]) == Path(auth["worktree"]) / ".sub-agents" / "lib"
     lib_md = (Path(lib["worktree"]) / "SESSION.md").read_text()
     assert "- Modify: src/lib/**" in lib_md and "- Don't touch: src/vendor/**" in lib_md
+    assert "supervisor report --waiting-for" in lib_md and "supervisor report --waiting-for" in session_md
     # Beside its parent, in the session's tmux window.
     panes = sandbox.tmux("list-panes", "-a", "-F", "#{pane_id} #{session_name} #{window_id}").stdout.split("\n")
     where = {line.split()[0]: line.split()[1:] for line in panes if line}

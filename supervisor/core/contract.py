@@ -576,6 +576,8 @@ def _header_comment(contract: Contract) -> list[str]:
         "A commit touching any other path is rejected by the pre-commit guard, and the supervisor",
         "reports every such commit even when the guard is skipped.",
         *helpers,
+        "While you wait for another agent (a helper, your parent), say so: `supervisor report --waiting-for",
+        "AGENT...`; `supervisor report --waiting-for` alone clears it. Waits in a cycle are reported as a deadlock.",
         "-->",
     ]
 
