@@ -291,6 +291,36 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
     assert sandbox.git("status", "--porcelain", cwd=parent_worktree) == ""
 
 
+
+def test_a_helper_restarts_only_within_its_parents_limits(sandbox: Sandbox) -> None:
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "  restart: on-failure\n")
+    start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 1"))
+    sandbox.sv("helper", "a", "--role", "test-agent", "--parent", "auth")
+    sandbox.wait_state("auth.a", "idle")
+    sandbox.sv("stop", "auth.a")
+    sandbox.sv("helper", "b", "--role", "test-agent", "--parent", "auth")  # a's place was free
+    refused = sandbox.sv("restart", "auth.a", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert "auth.a cannot be restarted: auth already has 1 live helper(s) (auth.b)" in refused.stderr
+    assert "Max helpers" in refused.stderr and sandbox.state("auth.a") == "stopped"
+    sandbox.sv("stop", "auth.b")
+    sandbox.sv("restart", "auth.a")
+    sandbox.wait_state("auth.a", "idle")
+
+    # The restart policy does not bring a helper back under a parent that has ended.
+    sandbox.sv("send", "auth", "/exit")  # exit 0: on-failure leaves it exited
+    sandbox.wait_state("auth", "exited")
+    sandbox.sv("send", "auth.a", "!kill $PPID")  # the agent dies of SIGTERM: a failure, due for a restart
+    refusal = wait_until(lambda: events(sandbox, "auth.a", "not_restarted"), message="the refused restart")
+    assert refusal[0]["why"] == "its parent auth is exited"
+    helper = sandbox.ls()["auth.a"]
+    assert helper["state"] == "exited" and "not restarted: its parent auth is exited" in helper["reason"]
+    assert any(e["trigger"] == "exited" for e in events(sandbox, "auth.a", "trigger"))
+    refused = sandbox.sv("restart", "auth.a", check=False)
+    assert refused.returncode == 1 and "its parent auth is exited" in refused.stderr
+    assert "`supervisor restart auth` first" in refused.stderr
+
+
 def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
     start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 2\n- Timeout: 6s"))
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
