@@ -321,6 +321,18 @@ def test_a_helper_restarts_only_within_its_parents_limits(sandbox: Sandbox) -> N
     assert "`supervisor restart auth` first" in refused.stderr
 
 
+def test_status_yaml_empties_when_the_last_helper_goes(sandbox: Sandbox) -> None:
+    auth = start_session(sandbox)
+    path = Path(auth["worktree"]) / ".sub-agents" / "status.yaml"
+
+    def helpers() -> dict[str, Any] | None:
+        return dict(yaml.safe_load(path.read_text())["helpers"]) if path.exists() else None
+
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    wait_until(lambda: "auth.t" in (helpers() or {}), message="auth.t in status.yaml")
+    sandbox.sv("rm", "auth.t", "--force")
+    wait_until(lambda: helpers() == {}, message="an empty status.yaml")
+
 def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
     start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 2\n- Timeout: 6s"))
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")

@@ -142,16 +142,22 @@ class HelperDesk(ServiceThread):
         for agent in agents:
             if agent.parent in by_name:
                 children.setdefault(agent.parent, []).append(agent)
-        for parent_name, helpers in children.items():
-            parent = by_name[parent_name]
-            text = status_text(parent, sorted(helpers, key=lambda a: a.name))
-            if self._written.get(parent_name) == text:
-                continue
+        for gone in set(self._written) - set(by_name):
+            del self._written[gone]
+        for parent in agents:
+            helpers = children.get(parent.name, [])
             directory = Path(parent.worktree) / SUB_AGENTS
+            # A parent whose last helper was removed gets an empty list, not the file as it last was
+            # (also one written by an earlier engine: hence the look at the file).
+            if not helpers and parent.name not in self._written and not (directory / STATUS_FILE).exists():
+                continue
+            text = status_text(parent, sorted(helpers, key=lambda a: a.name))
+            if self._written.get(parent.name) == text:
+                continue
             if not directory.is_dir():
                 continue
             write_atomically(directory / STATUS_FILE, text)
-            self._written[parent_name] = text
+            self._written[parent.name] = text
 
     # messages ---------------------------------------------------------------------------------------------
 
