@@ -35,7 +35,10 @@ from supervisor.core.pathrules import PathRules, Violation, check_changes
 from supervisor.git.environment import git_env
 from supervisor.git.worktrees import GitError
 
-__all__ = ["CommitViolation", "audit", "branch_tips", "commit_changes", "net_changes", "net_violations", "new_commits"]
+__all__ = [
+    "CommitViolation", "audit", "branch_tips", "commit_changes", "merge_changes", "net_changes", "net_violations",
+    "new_commits",
+]
 
 Change = tuple[str, str, str | None]
 
@@ -147,8 +150,8 @@ def _read_commits(root: Path, commits: Sequence[str]) -> dict[str, _Commit]:
 
 
 def _parse_groups(out: bytes, into: dict[str, list[Change]]) -> None:
-    """`diff-tree --stdin -z --name-status` output, <id> NUL (<status> NUL <path> NUL)* per group, added to
-    `into` (the groups of one commit are joined)."""
+    """`diff-tree --stdin -z --name-status` output, <id> NUL (<status> NUL <path> NUL)* per commit, into
+    `into` (a commit without changes prints nothing: its entry stays as it was)."""
     tokens = out.split(b"\0")
     if tokens and tokens[-1] == b"":
         tokens.pop()
@@ -206,7 +209,8 @@ def commit_changes(root: Path, commits: Sequence[str]) -> dict[str, list[Change]
     where it differs from git's own merge of its parents (`git merge-tree`): its conflict resolutions, evil
     edits and reverts, not what it cleanly brings in from either side. An octopus merge (or a merge git
     cannot redo) lists every path it differs from any parent in. One `cat-file` and one `diff-tree` for all
-    the commits, plus one `merge-tree` and one `diff-tree` per two-parent merge.
+    the commits, plus one `merge-tree` and one `diff-tree` per two-parent merge (a `diff-tree` per parent
+    for an octopus).
     """
     return _changes(root, commits)[1]
 
@@ -220,24 +224,23 @@ def _changes(root: Path, commits: Sequence[str]) -> tuple[dict[str, _Commit], di
         return {}, {}
     info = _read_commits(root, unique)
     changes: dict[str, list[Change]] = {commit: [] for commit in unique}
-    lines: list[str] = []  # for diff-tree --stdin: "<commit>" (against its parent), "<commit> <other commit>"
-    remerged: dict[str, str] = {}
-    for commit in unique:
-        parents = info[commit].parents
-        auto = _remerged_tree(root, *parents) if len(parents) == 2 else None
-        if auto is not None:
-            remerged[commit] = auto
-        elif len(parents) < 2:
-            lines.append(commit)
-        else:
-            lines += [f"{commit} {parent}" for parent in parents]
-    if lines:
+    plain = [commit for commit in unique if len(info[commit].parents) < 2]
+    if plain:  # diff-tree --stdin: each against its parent, a root commit against nothing
         _parse_groups(_git(root, "diff-tree", "--stdin", "-r", "--no-renames", "--root", "-z", "--name-status",
-                           "--ignore-submodules=none", stdin="".join(f"{line}\n" for line in lines).encode()),
-                      changes)
-    for commit, auto in remerged.items():
-        changes[commit] = _tree_changes(root, auto, info[commit].tree)
-    return info, {commit: _one_per_path(found) for commit, found in changes.items()}
+                           "--ignore-submodules=none", stdin="".join(f"{c}\n" for c in plain).encode()), changes)
+    for commit in unique:
+        if len(info[commit].parents) > 1:
+            changes[commit] = merge_changes(root, info[commit].tree, info[commit].parents)
+    return info, changes
+
+
+def merge_changes(root: Path, tree: str, parents: Sequence[str]) -> list[Change]:
+    """What a merge of the commits `parents` whose result is `tree` changed itself (see `commit_changes`):
+    where `tree` differs from git's own merge of two parents, else from any of the parents."""
+    auto = _remerged_tree(root, *parents) if len(parents) == 2 else None
+    if auto is not None:
+        return _tree_changes(root, auto, tree)
+    return _one_per_path([change for parent in parents for change in _tree_changes(root, parent, tree)])
 
 
 def net_changes(root: Path, tip: str, target: str) -> list[Change]:
