@@ -22,6 +22,7 @@ from supervisor.git.audit import (
     net_violations,
     new_commits,
 )
+from supervisor.git.refs import worktree_head
 from supervisor.git.worktrees import GitError
 from tests.git_env import isolate_git
 
@@ -446,6 +447,32 @@ def test_replace_refs_cannot_hide_a_commit(repo: Repo) -> None:
         bad: {("M", "docs/guide.md")}
     }
 
+
+
+def test_worktree_head_reads_what_a_worktree_has_checked_out(repo: Repo, tmp_path: Path) -> None:
+    worktree = tmp_path / "wt"
+    repo.git("worktree", "add", "-q", "-b", "agent/auth", str(worktree), "main")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=worktree, capture_output=True, text=True, check=True,
+                              env={**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i 1ibreak"})
+        return done.stdout.strip()
+
+    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    git("checkout", "-q", "--detach")
+    assert worktree_head(worktree) == repo.head()
+    git("checkout", "-q", "-b", "elsewhere")
+    assert worktree_head(worktree) == "refs/heads/elsewhere"
+    git("checkout", "-q", "agent/auth")
+    (worktree / "src" / "app.py").write_text("print('agent')\n")
+    git("commit", "-q", "-am", "agent work")
+    git("rebase", "-q", "-i", "HEAD~1")  # stops at `break`: HEAD is detached until the rebase ends
+    assert git("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+    assert worktree_head(worktree) is None
+    git("rebase", "--abort")
+    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    assert worktree_head(tmp_path / "nowhere") is None
+    assert worktree_head(repo.root) is None  # the main worktree (.git is a folder): never an agent's
 
 def count_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []

@@ -232,6 +232,27 @@ def test_a_merge_that_reverts_the_target_is_caught_and_refused(sandbox: Sandbox)
     assert sandbox.git("rev-parse", "main") == main
     assert (sandbox.root / "README.md").read_text() == "# v2\n"
 
+
+def test_a_worktree_off_its_branch_is_reported(sandbox: Sandbox) -> None:
+    """Only agent branches are audited: a worktree that leaves its branch is a boundary event at once."""
+    worktree = Path(start_session(sandbox)["worktree"])
+    head = sandbox.git("rev-parse", "HEAD", cwd=worktree)
+
+    def off_branch(where: str) -> list[dict[str, Any]]:
+        return [e for e in events(sandbox, "auth", "boundary") if e.get("off_branch") and e["head"] == where]
+
+    sandbox.git("checkout", "-q", "--detach", cwd=worktree)
+    found = wait_until(lambda: off_branch(head), message="the detached HEAD's boundary event")
+    assert f"left its branch agent/auth (HEAD is detached at {head[:12]})" in found[0]["summary"]
+    assert any(e["trigger"] == "boundary" and "left its branch" in e["summary"] and e["active"]
+               for e in events(sandbox, "auth", "trigger"))
+    sandbox.git("checkout", "-q", "agent/auth", cwd=worktree)
+    wait_until(lambda: events(sandbox, "auth", "on_branch"), message="back on its branch")
+    sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=worktree)
+    found = wait_until(lambda: off_branch("refs/heads/elsewhere"), message="another branch's boundary event")
+    assert "(HEAD is on elsewhere)" in found[0]["summary"]
+    assert len(off_branch(head)) == 1  # once per departure
+
 def test_messages_and_helper_done_reach_the_parent(sandbox: Sandbox) -> None:
     auth = start_session(sandbox)
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
