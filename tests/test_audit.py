@@ -13,7 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supervisor.core.pathrules import PathRules
-from supervisor.git.audit import CommitViolation, audit, branch_tips, commit_changes, new_commits
+from supervisor.git.audit import (
+    CommitViolation,
+    audit,
+    branch_tips,
+    commit_changes,
+    net_changes,
+    net_violations,
+    new_commits,
+)
+from supervisor.git.refs import worktree_head
 from supervisor.git.worktrees import GitError
 from tests.git_env import isolate_git
 
@@ -234,6 +243,125 @@ def test_merge_where_one_side_is_unchanged_lists_nothing(repo: Repo) -> None:
     ]
 
 
+# A merge made with plumbing can take any tree. These take a forbidden path back to an older version: the
+# paths it differs from *every* parent in (`diff-tree -c`) are none, but fast-forwarding the target to it
+# would undo the target's change.
+
+
+def main_changes_the_key(repo: Repo) -> None:
+    repo.commit("main changes the key", **{"secret/key.txt": "v2\n"})
+
+
+def plumbing_merge(repo: Repo, *parents: str, message: str = "Merge an older main") -> str:
+    """A merge commit of the index's tree with `parents`, made the current branch's tip."""
+    args = [arg for parent in parents for arg in ("-p", parent)]
+    merge = repo.git("commit-tree", repo.git("write-tree"), *args, "-m", message)
+    repo.git("update-ref", "HEAD", merge)
+    return merge
+
+
+@pytest.mark.parametrize("own_work", [True, False])
+def test_merge_of_an_older_target_commit_that_reverts_a_path_is_caught(repo: Repo, own_work: bool) -> None:
+    main_changes_the_key(repo)
+    agent_branch(repo)
+    work = [repo.commit("agent work", **{"src/app.py": "print('agent')\n"})] if own_work else []
+    repo.git("checkout", "-q", "main~1", "--", "secret/key.txt")
+    sneaky = plumbing_merge(repo, "HEAD", "main~1")
+    assert repo.git("diff-tree", "--no-commit-id", "-r", "-c", "--name-only", sneaky) == ""  # the old audit read this
+    commits = new_commits(repo.root, sneaky, ["main"])
+    assert commits == [*work, sneaky]
+    assert violating_paths(audit(repo.root, RULES, commits)) == {sneaky: {("M", "secret/key.txt")}}
+    net = net_violations(repo.root, RULES, sneaky, "main")
+    assert [(v.status, v.path) for v in net] == [("M", "secret/key.txt")]
+
+
+def test_parent_order_does_not_matter(repo: Repo) -> None:
+    main_changes_the_key(repo)
+    agent_branch(repo)
+    repo.commit("agent work", **{"src/app.py": "print('agent')\n"})
+    repo.git("checkout", "-q", "main~1", "--", "secret/key.txt")
+    sneaky = plumbing_merge(repo, "main~1", "HEAD")
+    assert violating_paths(audit(repo.root, RULES, new_commits(repo.root, sneaky, ["main"]))) == {
+        sneaky: {("M", "secret/key.txt")}
+    }
+
+
+def test_merge_that_takes_a_path_back_from_an_older_agent_commit_is_caught(repo: Repo) -> None:
+    diverge(repo)  # main changed docs/guide.md, which the agent may not change
+    older = repo.head()
+    repo.git("merge", "-q", "--no-edit", "main")
+    merged = repo.head()
+    repo.git("checkout", "-q", older, "--", "docs/guide.md")
+    sneaky = plumbing_merge(repo, "HEAD", older, message="Merge my older work")
+    assert violating_paths(audit(repo.root, RULES, new_commits(repo.root, sneaky, [merged, "main"]))) == {
+        sneaky: {("M", "docs/guide.md")}
+    }
+    assert [v.path for v in net_violations(repo.root, RULES, sneaky, "main")] == ["docs/guide.md"]
+
+
+def test_octopus_merge_is_charged_against_every_parent(repo: Repo) -> None:
+    main_changes_the_key(repo)
+    base = agent_branch(repo)
+    for name in ("one", "two"):
+        repo.git("checkout", "-q", "-b", name, base)
+        repo.commit(name, **{f"src/{name}.py": "1\n"})
+    repo.git("checkout", "-q", "agent/auth")
+    repo.git("merge", "-q", "--no-ff", "--no-edit", "one", "two")
+    octopus = repo.head()
+    assert len(repo.git("rev-list", "--parents", "-n1", octopus).split()) == 4
+    assert {path for _, path, _ in commit_changes(repo.root, [octopus])[octopus]} == {"src/one.py", "src/two.py"}
+    assert audit(repo.root, RULES, new_commits(repo.root, octopus, ["main"])) == []
+    repo.git("checkout", "-q", "main~1", "--", "secret/key.txt")
+    sneaky = plumbing_merge(repo, "HEAD", "one", "main~1")
+    assert violating_paths(audit(repo.root, RULES, [sneaky])) == {sneaky: {("M", "secret/key.txt")}}
+
+
+def test_conflict_resolved_in_own_paths_gives_no_false_violations(repo: Repo) -> None:
+    agent_branch(repo)
+    repo.commit("agent", **{"src/app.py": "print('agent')\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit("main", **{"src/app.py": "print('main')\n", "docs/guide.md": "# newer\n", "secret/key.txt": "v2\n"})
+    repo.git("checkout", "-q", "agent/auth")
+    assert subprocess.run(["git", "merge", "-q", "main"], cwd=repo.root, capture_output=True).returncode == 1
+    merge = repo.commit("Merge main", **{"src/app.py": "print('both')\n"})
+    assert commit_changes(repo.root, [merge]) == {merge: [("M", "src/app.py", None)]}
+    assert audit(repo.root, RULES, new_commits(repo.root, merge, ["main"])) == []
+    assert net_violations(repo.root, RULES, merge, "main") == []
+
+
+def test_net_change_after_merging_the_target_is_the_agents_own(repo: Repo) -> None:
+    diverge(repo)
+    repo.git("merge", "-q", "--no-edit", "main")
+    tip = repo.head()
+    repo.git("checkout", "-q", "main")
+    repo.commit("main moves on", **{"docs/guide.md": "# newest\n", "secret/key.txt": "v3\n"})
+    assert net_changes(repo.root, tip, "main") == [("M", "src/app.py", None)]
+    assert net_violations(repo.root, RULES, tip, "main") == []
+
+
+def test_net_change_counts_renames_on_both_sides_and_deletions(repo: Repo) -> None:
+    agent_branch(repo)
+    repo.git("mv", "secret/key.txt", "src/key.txt")
+    repo.commit("move the key")
+    repo.git("rm", "-q", "docs/guide.md")
+    repo.commit("drop the guide")
+    tip = repo.head()
+    assert sorted(net_changes(repo.root, tip, "main")) == [
+        ("A", "src/key.txt", None), ("D", "docs/guide.md", None), ("D", "secret/key.txt", None)]
+    assert {(v.status, v.path) for v in net_violations(repo.root, RULES, tip, "main")} == {
+        ("D", "docs/guide.md"), ("D", "secret/key.txt")}
+
+
+def test_net_change_of_an_unrelated_history_is_every_file(repo: Repo) -> None:
+    repo.git("checkout", "-q", "--orphan", "agent/auth")
+    repo.git("rm", "-q", "-r", "--cached", ".")
+    repo.git("clean", "-fdxq")
+    tip = repo.commit("orphan", **{"src/only.py": "1\n"})
+    assert net_changes(repo.root, tip, "main") == [("A", "src/only.py", None)]
+    with pytest.raises(GitError):
+        net_changes(repo.root, "--all", "main")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Paths, tips, ranges
 
@@ -292,12 +420,21 @@ def test_audit_uses_few_processes(repo: Repo, monkeypatch: pytest.MonkeyPatch) -
     clean = new_commits(repo.root, repo.head(), [base])
     calls = count_processes(monkeypatch)
     assert audit(repo.root, RULES, clean) == []
-    assert len(calls) == 1
+    assert [call[1] for call in calls] == ["cat-file", "diff-tree"]
     repo.commit("bad", **{"docs/x.md": "1\n"})
     commits = new_commits(repo.root, repo.head(), [base])
     calls.clear()
     assert len(audit(repo.root, RULES, commits)) == 1
-    assert [call[1] for call in calls] == ["diff-tree", "cat-file"]
+    assert [call[1] for call in calls] == ["cat-file", "diff-tree"]
+    # A two-parent merge costs a merge-tree and a diff-tree of its own.
+    repo.git("checkout", "-q", "-b", "side", "HEAD~1")
+    repo.commit("side", **{"src/side.py": "1\n"})
+    repo.git("checkout", "-q", "agent/auth")
+    repo.git("merge", "-q", "--no-edit", "side")
+    commits = new_commits(repo.root, repo.head(), [base])
+    calls.clear()
+    assert len(audit(repo.root, RULES, commits)) == 1
+    assert [call[1] for call in calls] == ["cat-file", "diff-tree", "merge-tree", "diff-tree"]
 
 
 def test_replace_refs_cannot_hide_a_commit(repo: Repo) -> None:
@@ -310,6 +447,32 @@ def test_replace_refs_cannot_hide_a_commit(repo: Repo) -> None:
         bad: {("M", "docs/guide.md")}
     }
 
+
+
+def test_worktree_head_reads_what_a_worktree_has_checked_out(repo: Repo, tmp_path: Path) -> None:
+    worktree = tmp_path / "wt"
+    repo.git("worktree", "add", "-q", "-b", "agent/auth", str(worktree), "main")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=worktree, capture_output=True, text=True, check=True,
+                              env={**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i 1ibreak"})
+        return done.stdout.strip()
+
+    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    git("checkout", "-q", "--detach")
+    assert worktree_head(worktree) == repo.head()
+    git("checkout", "-q", "-b", "elsewhere")
+    assert worktree_head(worktree) == "refs/heads/elsewhere"
+    git("checkout", "-q", "agent/auth")
+    (worktree / "src" / "app.py").write_text("print('agent')\n")
+    git("commit", "-q", "-am", "agent work")
+    git("rebase", "-q", "-i", "HEAD~1")  # stops at `break`: HEAD is detached until the rebase ends
+    assert git("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+    assert worktree_head(worktree) is None
+    git("rebase", "--abort")
+    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    assert worktree_head(tmp_path / "nowhere") is None
+    assert worktree_head(repo.root) is None  # the main worktree (.git is a folder): never an agent's
 
 def count_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []

@@ -239,6 +239,13 @@ def test_null_is_refused_where_a_duration_is_required(repo: Path) -> None:
     assert "limits.stall_after" in err.detail
 
 
+@pytest.mark.parametrize("text", ["9" * 400 + "d", "9" * 5000 + "h", "9" * 400, "36501d", "1d" + "9" * 20 + "m"])
+def test_a_duration_too_long_names_key_and_line(repo: Path, text: str) -> None:
+    err = error(repo, f"limits:\n  max_level: 2\n  stall_after: {text}\n")
+    assert err.line == 3
+    assert "limits.stall_after" in err.detail and "too long to be a duration" in err.detail
+
+
 def test_bad_duration_names_key_and_line(repo: Path) -> None:
     err = error(repo, "limits:\n  max_level: 2\n  stall_after: ten minutes\n")
     assert err.line == 3

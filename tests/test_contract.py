@@ -19,6 +19,7 @@ from supervisor.core.contract import (
     parse_contract,
     render_contract,
 )
+from supervisor.core.durations import MAX_SECONDS, parse_duration
 from supervisor.core.pathrules import PathRules, validate_pattern
 from supervisor.errors import InputFileError, UsageError
 
@@ -146,6 +147,34 @@ def test_free_text_comments_and_blank_lines() -> None:
     contract = parse_contract("\n".join(lines))
     assert contract.modify == ("src/**",)
     assert contract.goals == ("First goal continued on the next line", "Second goal")
+    # The free text is the user's note to the agent: kept in place, comments and stray blank lines not.
+    assert contract.notes == ("Notes before the first section are free text.",)
+    assert contract.goal_notes == ((0, "Some context in a paragraph."), (0, ""), (2, "More prose."))
+    text = render_contract(contract)
+    assert "-->\n\nNotes before the first section are free text.\n\n# What This Session Can Do\n" in text
+    assert text.endswith("# What We're Building\nSome context in a paragraph.\n\n- First goal continued on the "
+                         "next line\n- Second goal\nMore prose.\n")
+    assert parse_contract(text) == contract
+
+
+def test_notes_keep_their_paragraphs_and_indentation_is_not_a_continuation() -> None:
+    contract = parse_contract(
+        "Title\n\n\n  An indented note\n# What We're Building\n- A goal\n\n   indented prose after a blank\n"
+        "- Another goal\n\n\n# What This Session Can Do\n- Modify: a/**\n")
+    assert contract.notes == ("Title", "", "An indented note")
+    assert contract.goals == ("A goal", "Another goal")
+    assert contract.goal_notes == ((1, "indented prose after a blank"),)  # no longer a continuation once kept
+    assert parse_contract(render_contract(contract)) == contract
+
+
+@pytest.mark.parametrize("note", ["# a header", "- an item", "* an item", "<!-- a comment", "two\nlines"])
+def test_a_note_that_would_read_as_something_else_is_refused(note: str) -> None:
+    with pytest.raises(ValueError, match="note"):
+        Contract(modify=("a/**",), notes=(note,))
+    with pytest.raises(ValueError, match="note"):
+        Contract(modify=("a/**",), goal_notes=((0, note),))
+    with pytest.raises(ValueError, match="place"):
+        Contract(modify=("a/**",), goals=("g",), goal_notes=((2, "after two goals"),))
 
 
 def test_paths_with_spaces_unicode_and_commas() -> None:
@@ -179,6 +208,9 @@ def test_crlf_and_bom() -> None:
         ("# What This Session Can Do\n- Modify: a/**\n- Max helpers: three\n", 3, "whole number"),
         ("# What This Session Can Do\n- Modify: a/**\n- Timeout: soon\n", 3, "not a duration"),
         ("# What This Session Can Do\n- Modify: a/**\n- Stall after: 10 minutes\n", 3, "not a duration"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Timeout: " + "9" * 400 + "d\n", 3, "too long to be a"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Timeout: " + "9" * 5000 + "h\n", 3, "too long to be a"),
+        ("# What This Session Can Do\n- Modify: a/**\n- Stall after: 36501d\n", 3, "at most 36500d"),
         ("# What This Session Can Do\n- Modify: a/**, ../b\n", 2, "'..'"),
         ("# What This Session Can Do\n- Modify: a/**\n- Don't touch: /, b\n", 3, "bad path pattern"),
         ("# What This Session Can Do\n- Modify: /etc/../x\n", 2, "'..'"),
@@ -232,6 +264,7 @@ def test_render_round_trips_the_spec_example() -> None:
     text = render_contract(EXPECTED)
     assert parse_contract(text) == EXPECTED
     assert "This file is your contract" in text
+    assert "`supervisor report --waiting-for\nAGENT...`" in text  # what the deadlock trigger reads
     assert "- Don't touch: services/**, packages/ui/**" in text
     assert "- Timeout: 1h\n" in text and "- Stall after: 10m\n" in text
     assert text.index("# What This Session Can Do") < text.index("# Helper Permissions")
@@ -364,6 +397,8 @@ LINES = [
     "- Max helpers: 99999999999999999999",
     "- Timeout: 1h30m",
     "- Timeout: " + "9" * 400,
+    "- Timeout: " + "9" * 400 + "d",
+    "- Stall after: 1d" + "9" * 350 + "h5m",
     "- Stall after: 0.5s",
     "- t: src/t/**",
     "- bad role: x",
@@ -380,11 +415,41 @@ LINES = [
 ]
 
 
+# Durations as a user might mistype them: digit runs of any length (hundreds of digits too), with units.
+_digits = st.integers(1, 500).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n))
+duration_text = st.lists(st.tuples(_digits, st.sampled_from(["d", "h", "m", "s", ".5s", ".", ""])), min_size=1,
+                         max_size=4).map(lambda parts: "".join(digits + unit for digits, unit in parts))
+duration_lines = st.tuples(st.sampled_from(["- Timeout: ", "- Stall after: "]), duration_text).map("".join)
+
+
+@FAST
+@given(duration_text)
+def test_any_duration_text_is_seconds_in_range_or_a_value_error(text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        assert "duration" in str(error)
+        return
+    assert isinstance(seconds, float) and 0 <= seconds <= MAX_SECONDS
+
+
+@FAST
+@given(duration_text, st.sampled_from(["Timeout", "Stall after"]))
+def test_any_duration_in_a_contract_parses_or_names_its_line(text: str, key: str) -> None:
+    try:
+        contract = parse_contract(f"# What This Session Can Do\n- Modify: a/**\n- {key}: {text}\n", "c.md")
+    except InputFileError as error:
+        assert error.line == 3 and str(error).startswith("c.md:3:")
+        return
+    assert parse_contract(render_contract(contract)) == contract
+
+
 @FAST
 @given(
     st.one_of(
         st.text(max_size=300),
-        st.lists(st.one_of(st.sampled_from(LINES), st.text(max_size=30)), max_size=25).map("\n".join),
+        st.lists(st.one_of(st.sampled_from(LINES), duration_lines, st.text(max_size=30)), max_size=25)
+        .map("\n".join),
     )
 )
 def test_any_text_gives_a_contract_or_an_input_file_error(text: str) -> None:
@@ -409,8 +474,20 @@ pattern_text = (
     .filter(lambda p: p is not None)
     .map(str)
 )
-durations = st.none() | st.integers(0, 10**7).map(float) | st.floats(0, 1e12, allow_nan=False)
+durations = st.none() | st.integers(0, 10**7).map(float) | st.floats(0, MAX_SECONDS, allow_nan=False)
 goal_text = st.text(max_size=40).filter(lambda g: "\n" not in g and "\r" not in g and g.strip(" \t"))
+
+
+def _is_note(text: str) -> bool:
+    try:
+        Contract(modify=("a",), notes=(text,))
+    except ValueError:
+        return False
+    return True
+
+
+note_text = st.one_of(st.just(""), st.sampled_from(["Read docs/auth.md first.", "  indented", "a - b", "1. step"]),
+                      st.text(max_size=30).filter(_is_note))
 
 
 @st.composite
@@ -426,7 +503,10 @@ def contracts(draw: st.DrawFn) -> Contract:
         timeout=draw(durations),
         stall_after=draw(durations),
         helper_permissions=HelperPermissions(permissions),
-        goals=tuple(draw(st.lists(goal_text, max_size=4))),
+        goals=(goals := tuple(draw(st.lists(goal_text, max_size=4)))),
+        notes=tuple(draw(st.lists(note_text, max_size=4))),
+        goal_notes=tuple(sorted(draw(st.lists(st.tuples(st.integers(0, len(goals)), note_text), max_size=5)),
+                                key=lambda entry: entry[0])),
     )
 
 

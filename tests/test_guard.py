@@ -19,7 +19,7 @@ from supervisor.core.contract import Contract, render_contract
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
 from supervisor.git import guard
-from supervisor.git.guard import FORWARDED_HOOKS, GUARD_HOOK, install_guard, write_hooks
+from supervisor.git.guard import FORWARDED_HOOKS, GUARD_HOOK, GUARD_HOOKS, install_guard, write_hooks
 from supervisor.paths import RepoPaths
 from supervisor.resources import data_dir
 
@@ -321,6 +321,80 @@ def test_an_agent_without_a_usable_contract_cannot_commit(repo: Repo) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Merges: checked as the audit will check them (pre-merge-commit, or pre-commit concluding a merge)
+
+
+def main_commit(repo: Repo, files: dict[str, str], message: str = "main work", branch: str = "main") -> str:
+    """A commit on `branch` made in the repository's own worktree (no guard there)."""
+    repo.git("checkout", "-q", "-B", branch)
+    for path, text in files.items():
+        write(repo.root, path, text)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", message)
+    commit = repo.out("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "main")
+    return commit
+
+
+def agent_commit(repo: Repo, wt: Path, path: str = "packages/auth/a.py", text: str = "agent\n") -> str:
+    write(wt, path, text)
+    repo.git("add", "-A", cwd=wt)
+    assert repo.commit(wt, message="agent work").returncode == 0
+    return repo.out("rev-parse", "HEAD", cwd=wt)
+
+
+def test_merging_other_work_that_changes_forbidden_paths_is_refused(repo: Repo) -> None:
+    repo.own_hook("pre-merge-commit")
+    wt = repo.agent("auth")
+    head = agent_commit(repo, wt)
+    side = main_commit(repo, {"services/api/x.py": "side\n"}, "side edits the api", branch="side")
+    done = repo.git("merge", "--no-edit", "side", cwd=wt, check=False)
+    assert done.returncode != 0
+    err = done.stderr.decode()
+    assert "supervisor: merge refused: auth may not change these paths" in err
+    assert f"{side[:12]} side edits the api" in err and "services/api/x.py" in err
+    assert f"SESSION.md:{_line_number(DONT_TOUCH_LINE)}: {DONT_TOUCH_LINE}" in err
+    assert repo.head(wt) == head
+    assert not any(line.startswith("pre-merge-commit") for line in repo.hook_runs())  # the guard stopped it
+    # Concluding it with `git commit` is refused the same way; the agent can only abort it.
+    commit = repo.git("commit", "--no-edit", cwd=wt, check=False)
+    assert commit.returncode != 0 and "merge refused" in commit.stderr.decode()
+    repo.git("merge", "--abort", cwd=wt)
+    assert repo.head(wt) == head
+
+
+def test_merging_the_target_passes_whatever_it_changed(repo: Repo) -> None:
+    repo.own_hook("pre-merge-commit")
+    wt = repo.agent("auth")
+    head = agent_commit(repo, wt)
+    target = main_commit(repo, {"services/api/x.py": "main\n", "README.md": "newer\n"})
+    done = repo.git("merge", "--no-edit", "main", cwd=wt, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert repo.out("rev-list", "--parents", "-n1", "HEAD", cwd=wt).split()[1:] == [head, target]
+    assert f"pre-merge-commit {wt}" in repo.hook_runs()  # the repository's own hook still runs
+
+
+def test_concluding_a_conflicted_merge_checks_the_resolution(repo: Repo) -> None:
+    wt = repo.agent("auth")
+    head = agent_commit(repo, wt)
+    main_commit(repo, {"packages/auth/a.py": "main\n", "services/api/x.py": "main\n"})
+    assert repo.git("merge", "main", cwd=wt, check=False).returncode != 0  # a conflict in packages/auth/a.py
+    write(wt, "packages/auth/a.py", "both\n")
+    write(wt, "services/api/x.py", "and an edit of my own\n")
+    repo.git("add", "-A", cwd=wt)
+    done = repo.git("commit", "--no-edit", cwd=wt, check=False)
+    assert done.returncode != 0
+    err = done.stderr.decode()
+    assert "merge refused" in err and "services/api/x.py" in err and "packages/auth/a.py" not in err
+    # Resolved inside its own paths, the merge passes, although main changed services/ (not the agent).
+    write(wt, "services/api/x.py", "main\n")
+    repo.git("add", "-A", cwd=wt)
+    done = repo.git("commit", "--no-edit", cwd=wt, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert repo.out("rev-parse", "HEAD^1", cwd=wt) == head
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The repository's own hooks
 
 
@@ -473,13 +547,14 @@ def test_install_writes_every_hook_and_enables_worktree_config(repo: Repo) -> No
     assert repo.out("config", "--file", str(repo.paths.common_dir / "config"), "extensions.worktreeConfig") == "true"
     assert repo.out("config", "--worktree", "core.hooksPath", cwd=wt) == str(repo.hooks_dir)
     names = {path.name for path in repo.hooks_dir.iterdir()}
-    assert names == {GUARD_HOOK, *FORWARDED_HOOKS}
-    assert len(FORWARDED_HOOKS) == 27
+    assert names == {*GUARD_HOOKS, *FORWARDED_HOOKS} and GUARD_HOOK in GUARD_HOOKS
+    assert len(FORWARDED_HOOKS) == 26 and "pre-merge-commit" in GUARD_HOOKS
     for path in repo.hooks_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o755
     forward = (data_dir("hooks") / "forward").read_bytes()
     assert all((repo.hooks_dir / name).read_bytes() == forward for name in FORWARDED_HOOKS)
     assert f"{shlex.quote(sys.executable)} -P -m supervisor guard" in (repo.hooks_dir / GUARD_HOOK).read_text()
+    assert (repo.hooks_dir / "pre-merge-commit").read_bytes() == (repo.hooks_dir / GUARD_HOOK).read_bytes()
 
 
 def test_installing_twice_is_idempotent(repo: Repo) -> None:

@@ -74,9 +74,13 @@ def start_session(sandbox: Sandbox, name: str = "auth", contract: str = CONTRACT
 
 
 def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
-    auth = start_session(sandbox)
+    noted = f"Auth refactor: read docs/auth.md first.\n\n{CONTRACT}Keep the public API as it is.\n"
+    auth = start_session(sandbox, contract=noted)
     session_md = (Path(auth["worktree"]) / "SESSION.md").read_text()
     assert "- Modify: src/**, docs/**" in session_md and "- refactor-agent: src/**" in session_md
+    # The user's notes reach the agent, where they wrote them.
+    assert "\nAuth refactor: read docs/auth.md first.\n\n# What This Session Can Do\n" in session_md
+    assert session_md.endswith("- The auth module is refactored\nKeep the public API as it is.\n")
 
     in_pane(sandbox, "auth", f"{SV} helper lib --role refactor-agent --paths 'src/lib/**' --task 'tidy src/lib'")
     lib = sandbox.wait_state("auth.lib", "idle", "working")
@@ -85,6 +89,7 @@ def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
     assert Path(lib["worktree"]) == Path(auth["worktree"]) / ".sub-agents" / "lib"
     lib_md = (Path(lib["worktree"]) / "SESSION.md").read_text()
     assert "- Modify: src/lib/**" in lib_md and "- Don't touch: src/vendor/**" in lib_md
+    assert "supervisor report --waiting-for" in lib_md and "supervisor report --waiting-for" in session_md
     # Beside its parent, in the session's tmux window.
     panes = sandbox.tmux("list-panes", "-a", "-F", "#{pane_id} #{session_name} #{window_id}").stdout.split("\n")
     where = {line.split()[0]: line.split()[1:] for line in panes if line}
@@ -201,6 +206,53 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     assert worktree.is_dir()
 
 
+
+def test_a_merge_that_reverts_the_target_is_caught_and_refused(sandbox: Sandbox) -> None:
+    """A plumbing merge of an older main that takes README.md (outside the contract) back to its old text:
+    no path differs from every parent, yet fast-forwarding main to it would undo main's change."""
+    (sandbox.root / "README.md").write_text("# v2\n")
+    sandbox.git("commit", "-q", "-am", "main changes the readme")
+    worktree = Path(start_session(sandbox)["worktree"])
+    (worktree / "src" / "app.py").write_text("print('agent')\n")
+    sandbox.git("commit", "-q", "-am", "agent work", cwd=worktree)
+    sandbox.git("checkout", "-q", "main~1", "--", "README.md", cwd=worktree)
+    tree = sandbox.git("write-tree", cwd=worktree)
+    sneaky = sandbox.git("commit-tree", tree, "-p", "HEAD", "-p", "main~1", "-m", "Merge an older main", cwd=worktree)
+    sandbox.git("update-ref", "refs/heads/agent/auth", sneaky, cwd=worktree)
+
+    found = wait_until(lambda: [e for e in events(sandbox, "auth", "boundary") if e["commit"] == sneaky],
+                       message="the revert merge's boundary event")
+    assert any("README.md" in p for p in found[0]["paths"])
+    main = sandbox.git("rev-parse", "main")
+    refused = sandbox.sv("merge", "auth", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert f"{sneaky[:10]} Merge an older main" in refused.stderr
+    assert "since its merge base with main, its branch changes paths outside its contract" in refused.stderr
+    assert "M README.md" in refused.stderr.split("since its merge base")[1]
+    assert sandbox.git("rev-parse", "main") == main
+    assert (sandbox.root / "README.md").read_text() == "# v2\n"
+
+
+def test_a_worktree_off_its_branch_is_reported(sandbox: Sandbox) -> None:
+    """Only agent branches are audited: a worktree that leaves its branch is a boundary event at once."""
+    worktree = Path(start_session(sandbox)["worktree"])
+    head = sandbox.git("rev-parse", "HEAD", cwd=worktree)
+
+    def off_branch(where: str) -> list[dict[str, Any]]:
+        return [e for e in events(sandbox, "auth", "boundary") if e.get("off_branch") and e["head"] == where]
+
+    sandbox.git("checkout", "-q", "--detach", cwd=worktree)
+    found = wait_until(lambda: off_branch(head), message="the detached HEAD's boundary event")
+    assert f"left its branch agent/auth (HEAD is detached at {head[:12]})" in found[0]["summary"]
+    assert any(e["trigger"] == "boundary" and "left its branch" in e["summary"] and e["active"]
+               for e in events(sandbox, "auth", "trigger"))
+    sandbox.git("checkout", "-q", "agent/auth", cwd=worktree)
+    wait_until(lambda: events(sandbox, "auth", "on_branch"), message="back on its branch")
+    sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=worktree)
+    found = wait_until(lambda: off_branch("refs/heads/elsewhere"), message="another branch's boundary event")
+    assert "(HEAD is on elsewhere)" in found[0]["summary"]
+    assert len(off_branch(head)) == 1  # once per departure
+
 def test_messages_and_helper_done_reach_the_parent(sandbox: Sandbox) -> None:
     auth = start_session(sandbox)
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
@@ -259,6 +311,48 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
     assert sandbox.git("rev-parse", "agent/auth") == sandbox.git("rev-parse", "agent/auth.t")
     assert sandbox.git("status", "--porcelain", cwd=parent_worktree) == ""
 
+
+
+def test_a_helper_restarts_only_within_its_parents_limits(sandbox: Sandbox) -> None:
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "  restart: on-failure\n")
+    start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 1"))
+    sandbox.sv("helper", "a", "--role", "test-agent", "--parent", "auth")
+    sandbox.wait_state("auth.a", "idle")
+    sandbox.sv("stop", "auth.a")
+    sandbox.sv("helper", "b", "--role", "test-agent", "--parent", "auth")  # a's place was free
+    refused = sandbox.sv("restart", "auth.a", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert "auth.a cannot be restarted: auth already has 1 live helper(s) (auth.b)" in refused.stderr
+    assert "Max helpers" in refused.stderr and sandbox.state("auth.a") == "stopped"
+    sandbox.sv("stop", "auth.b")
+    sandbox.sv("restart", "auth.a")
+    sandbox.wait_state("auth.a", "idle")
+
+    # The restart policy does not bring a helper back under a parent that has ended.
+    sandbox.sv("send", "auth", "/exit")  # exit 0: on-failure leaves it exited
+    sandbox.wait_state("auth", "exited")
+    sandbox.sv("send", "auth.a", "!kill $PPID")  # the agent dies of SIGTERM: a failure, due for a restart
+    refusal = wait_until(lambda: events(sandbox, "auth.a", "not_restarted"), message="the refused restart")
+    assert refusal[0]["why"] == "its parent auth is exited"
+    helper = sandbox.ls()["auth.a"]
+    assert helper["state"] == "exited" and "not restarted: its parent auth is exited" in helper["reason"]
+    assert any(e["trigger"] == "exited" for e in events(sandbox, "auth.a", "trigger"))
+    refused = sandbox.sv("restart", "auth.a", check=False)
+    assert refused.returncode == 1 and "its parent auth is exited" in refused.stderr
+    assert "`supervisor restart auth` first" in refused.stderr
+
+
+def test_status_yaml_empties_when_the_last_helper_goes(sandbox: Sandbox) -> None:
+    auth = start_session(sandbox)
+    path = Path(auth["worktree"]) / ".sub-agents" / "status.yaml"
+
+    def helpers() -> dict[str, Any] | None:
+        return dict(yaml.safe_load(path.read_text())["helpers"]) if path.exists() else None
+
+    sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
+    wait_until(lambda: "auth.t" in (helpers() or {}), message="auth.t in status.yaml")
+    sandbox.sv("rm", "auth.t", "--force")
+    wait_until(lambda: helpers() == {}, message="an empty status.yaml")
 
 def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
     start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 2\n- Timeout: 6s"))

@@ -86,6 +86,8 @@ def test_merge_settings_and_files_beside_the_plan(tmp_path: Path) -> None:
     ("sessions:\n  - name: a\n    modify: [src/**]\n    contract: c.md\n", 3, "do not go together"),
     ("sessions:\n  - [a]\n", 2, "each session must be a mapping"),
     ("sessions:\n  - task: nameless\n", 2, "a session has no name"),
+    ("merge: {mode: auto, check: x, check_timeout: " + "9" * 400 + "d}\nsessions: [{name: a}]\n", 1,
+     "too long to be a duration"),
 ])
 def test_mistakes_are_refused_with_their_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     error = refused(tmp_path, text)

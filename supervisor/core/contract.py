@@ -19,7 +19,8 @@ The grammar (SPEC §6)::
 Section names and keys are case-insensitive and accept ’ for '. Lists are comma-separated (`\\,` is a
 literal comma in a pattern). HTML comments (`<!-- -->`) and blank lines may appear anywhere; free text
 may appear before the first section and between the items of "What We're Building"; anywhere else a line
-that is not a list item is an error.
+that is not a list item is an error. The free text is the user's note to the agent: it is kept (`notes`,
+`goal_notes`) and rendered back where it was, so the agent reads it; comments are not kept.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from supervisor.core.durations import parse_duration
+from supervisor.core.durations import MAX_SECONDS, parse_duration
 from supervisor.core.pathrules import PathRules, covers, validate_pattern
 from supervisor.errors import InputFileError, UsageError
 
@@ -134,6 +135,10 @@ class Contract:
     stall_after: float | None = None
     helper_permissions: HelperPermissions = field(default_factory=HelperPermissions)
     goals: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Free text before the first section, line by line ("" between paragraphs)."""
+    goal_notes: tuple[tuple[int, str], ...] = ()
+    """Free text in "What We're Building": (how many goals come before it, the line)."""
 
     def __post_init__(self) -> None:
         modify = _canonical_patterns(self.modify)
@@ -157,6 +162,9 @@ class Contract:
         object.__setattr__(self, "stall_after", _checked_duration(KEY_STALL_AFTER, self.stall_after))
         object.__setattr__(self, "helper_permissions", permissions)
         object.__setattr__(self, "goals", tuple(_checked_goal(goal) for goal in _as_tuple(self.goals)))
+        notes = [(0, note) for note in _as_tuple(self.notes)]
+        object.__setattr__(self, "notes", tuple(text for _, text in _checked_notes(notes, 0)))
+        object.__setattr__(self, "goal_notes", _checked_notes(self.goal_notes, len(self.goals)))
 
     def rules(self) -> PathRules:
         """The compiled path rules of this contract (Modify, Don't touch)."""
@@ -214,9 +222,34 @@ def _checked_duration(key: str, value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{key} must be a finite number of seconds ≥ 0, not {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise ValueError(f"{key} must be a finite number of seconds from 0 to {MAX_SECONDS:.0f}, not {value!r}")
     return float(value)
+
+
+def _checked_notes(notes: Iterable[tuple[int, str]], goals: int) -> tuple[tuple[int, str], ...]:
+    """Free-text lines (each after `position` goals, in order) as the parser would read them back: edges
+    stripped, blank lines between paragraphs only, once. ValueError for a line that would read as
+    something else (a header, a list item, a comment)."""
+    kept: list[tuple[int, str]] = []
+    last = 0
+    for position, note in notes:
+        if isinstance(position, bool) or not isinstance(position, int) or not last <= position <= goals:
+            raise ValueError(f"a note's place must be 0 to {goals}, in order, not {position!r}")
+        if not isinstance(note, str):
+            raise ValueError(f"a note must be text, not {note!r}")
+        if "\n" in note or "\r" in note:
+            raise ValueError(f"a note is one line: {note!r}")
+        text = note.strip(_EDGE_SPACE) if note.strip() else ""
+        if text and (_HEADER.match(text) or _ITEM.match(text) or text.startswith("<!--")):
+            raise ValueError(f"a note cannot start like a header, a list item or a comment: {note!r}")
+        last = position
+        if not text and (not kept or kept[-1] == (position, "")):
+            continue  # no blank line first, and never two in a row
+        kept.append((position, text))
+    while kept and not kept[-1][1]:
+        kept.pop()
+    return tuple(kept)
 
 
 def _checked_goal(goal: str) -> str:
@@ -292,6 +325,8 @@ class _Parser:
         self.durations: dict[str, float] = {}
         self.roles: list[_Role] = []
         self.goals: list[str] = []
+        self.notes: list[str] = []
+        self.goal_notes: list[tuple[int, str]] = []
         self.goal_open = False  # the previous line was a goal item: an indented line continues it
 
     def error(self, line: int | None, message: str, hint: str | None = None) -> InputFileError:
@@ -317,6 +352,7 @@ class _Parser:
     def read_line(self, number: int, line: str, stripped: str) -> None:
         if not line.strip():
             self.goal_open = False
+            self.note("")
             return
         header = _HEADER.match(stripped)
         if header:
@@ -357,13 +393,23 @@ class _Parser:
 
     def read_text(self, number: int, line: str, stripped: str) -> None:
         if self.section is None:
-            return  # free text before the first section: a title, a note for the agent
+            self.note(stripped)  # free text before the first section: a title, a note for the agent
+            return
         if self.section == SECTION_GOALS:
             if self.goal_open and line[:1] in _EDGE_SPACE:
                 self.goals[-1] = f"{self.goals[-1]} {stripped}"
+            else:
+                self.note(stripped)
             return
         shape = "- Key: value" if self.section == SECTION_CAN_DO else "- role: pattern, pattern"
         raise self.error(number, f"expected a list item '{shape}' in '{self.section}', got '{stripped}'")
+
+    def note(self, text: str) -> None:
+        """Keep a line of free text (or a blank line) where free text may be."""
+        if self.section is None:
+            self.notes.append(text)
+        elif self.section == SECTION_GOALS:
+            self.goal_notes.append((len(self.goals), text))
 
     def read_setting(self, number: int, content: str) -> None:
         raw_key, colon, value = content.partition(":")
@@ -402,12 +448,9 @@ class _Parser:
 
     def duration(self, number: int, key: str, text: str) -> float:
         try:
-            seconds = parse_duration(text)
-        except ValueError as exc:
+            return parse_duration(text)
+        except ValueError as exc:  # not a duration, or too long for one (every overflow included)
             raise self.error(number, f"'{key}': {exc}") from None
-        if not math.isfinite(seconds):
-            raise self.error(number, f"'{key}': {text} is too long to be a duration")
-        return seconds
 
     def patterns(self, number: int, value: str) -> tuple[str, ...]:
         patterns: list[str] = []
@@ -467,6 +510,8 @@ class _Parser:
                 stall_after=self.durations.get(KEY_STALL_AFTER),
                 helper_permissions=HelperPermissions((r.name, r.patterns) for r in self.roles),
                 goals=tuple(self.goals),
+                notes=tuple(self.notes),
+                goal_notes=tuple(self.goal_notes),
             )
         except ValueError as exc:  # every rule is checked above; this is a safety net, not a path
             raise self.error(None, str(exc)) from None
@@ -488,7 +533,10 @@ def _lines(text: str) -> Iterator[str]:
 
 def render_contract(contract: Contract) -> str:
     """The canonical SESSION.md for `contract`; `parse_contract` reads it back to an equal Contract."""
-    lines = [*_header_comment(contract), "", f"# {SECTION_CAN_DO}"]
+    lines = [*_header_comment(contract), ""]
+    if contract.notes:
+        lines += [*contract.notes, ""]
+    lines.append(f"# {SECTION_CAN_DO}")
     lines.append(f"- {KEY_MODIFY}: {', '.join(contract.modify)}")
     if contract.dont_touch:
         lines.append(f"- {KEY_DONT_TOUCH}: {', '.join(contract.dont_touch)}")
@@ -502,7 +550,14 @@ def render_contract(contract: Contract) -> str:
     roles = [f"- {role}: {', '.join(p)}" for role, p in contract.helper_permissions.items()]
     lines += roles or ["<!-- none -->"]
     lines += ["", f"# {SECTION_GOALS}"]
-    lines += [f"- {goal}" for goal in contract.goals] or ["<!-- none listed -->"]
+    if not contract.goals and not contract.goal_notes:
+        lines.append("<!-- none listed -->")
+    notes = list(contract.goal_notes)
+    for position in range(len(contract.goals) + 1):
+        while notes and notes[0][0] == position:
+            lines.append(notes.pop(0)[1])
+        if position < len(contract.goals):
+            lines.append(f"- {contract.goals[position]}")
     return "\n".join(lines) + "\n"
 
 
@@ -521,6 +576,8 @@ def _header_comment(contract: Contract) -> list[str]:
         "A commit touching any other path is rejected by the pre-commit guard, and the supervisor",
         "reports every such commit even when the guard is skipped.",
         *helpers,
+        "While you wait for another agent (a helper, your parent), say so: `supervisor report --waiting-for",
+        "AGENT...`; `supervisor report --waiting-for` alone clears it. Waits in a cycle are reported as a deadlock.",
         "-->",
     ]
 

@@ -234,10 +234,10 @@ def helper_contract(
     the role, narrowed by `paths`; Don't touch and Stall after are inherited. A refusal (role not listed,
     widening, level too deep, parent may not spawn) raises UsageError saying why, before any template is read.
 
-    The template gives goals, Timeout (else `default_timeout`), Can spawn helpers, Max helpers and Helper
-    Permissions. Its Modify should be `{{paths}}`; a narrower one (every pattern inside the derived Modify)
-    is honoured, since granting more than the template says would be the surprise; a wider one is an
-    InputFileError at its line. A Don't touch or Stall after in a template is added to (never replaces)
+    The template gives goals (and its free text), Timeout (else `default_timeout`), Can spawn helpers, Max
+    helpers and Helper Permissions. Its Modify should be `{{paths}}`; a narrower one (every pattern inside the
+    derived Modify) is honoured, since granting more than the template says would be the surprise; a wider
+    one is an InputFileError at its line. A Don't touch or Stall after in a template is added to (never replaces)
     what the parent gives. A broken template raises InputFileError with its path and line.
     """
     derived = derive_helper_contract(parent, role, paths=paths, level=level, max_level=max_level)
@@ -258,12 +258,13 @@ def helper_contract(
         helper_permissions=shape.helper_permissions,
         goals=shape.goals,
     )
-    if shape.dont_touch or shape.stall_after is not None:
-        contract = dataclasses.replace(
-            contract,
-            dont_touch=contract.dont_touch + shape.dont_touch,
-            stall_after=shape.stall_after if shape.stall_after is not None else contract.stall_after,
-        )
+    contract = dataclasses.replace(
+        contract,
+        dont_touch=contract.dont_touch + shape.dont_touch,
+        stall_after=shape.stall_after if shape.stall_after is not None else contract.stall_after,
+        notes=shape.notes,  # the template's free text reaches the helper too
+        goal_notes=shape.goal_notes,
+    )
     return contract, str(template)
 
 

@@ -4,7 +4,11 @@ stored contract, whether or not the pre-commit guard ran (`--no-verify`, `-c cor
 One `git for-each-ref` every AUDIT_SECONDS finds the branches that moved; only their new commits are read
 (those not reachable from what was audited before, nor from the branch the agent merges into). A violation
 becomes a `boundary` event and trigger on the agent, with the commit and the paths; `merge` refuses a branch
-with any.
+with any, or whose net change since its merge base with the target touches a forbidden path.
+
+Only agent branches are audited, so a worktree that leaves its branch (a detached HEAD, another branch)
+could commit unseen: every pass reads each worktree's HEAD file (no git process), and an agent whose
+worktree is off its branch gets a `boundary` event and trigger saying so, once, until it is back.
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.core.model import Agent
+from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.helpers import contract_of
+from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
-from supervisor.git.audit import CommitViolation, audit, branch_tips, new_commits
+from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
 from supervisor.git.merge import merge_branch
-from supervisor.git.refs import AGENT_REFS, refs_stamp
+from supervisor.git.refs import AGENT_REFS, refs_stamp, worktree_head
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -39,20 +44,60 @@ class Auditor(PeriodicService):
         super().__init__()
         self.engine = engine
         self._stamp: tuple[int, ...] | None = None
+        self._records = AgentRecords(engine.store)
 
     def step(self) -> None:
         self.audit_all()
 
     def audit_all(self) -> None:
+        agents, _ = self._records.read()  # decodes only the records written since the last pass
+        self.check_heads(agents)
         stamp = refs_stamp(self.engine.paths.common_dir, [AGENT_REFS])
         if stamp == self._stamp:
             return  # no agent branch moved since the last pass: no git process at all
         tips = branch_tips(self.engine.paths.root)
-        for agent in self.engine.store.agents():
+        for agent in agents:
             tip = tips.get(agent.branch)
             if tip is not None and tip != agent.extra.get("audited"):
                 self._audit(agent.name, tip)
         self._stamp = stamp  # only once the pass went through: a failed one is tried again
+
+    # off its branch -----------------------------------------------------------------------------------
+
+    def check_heads(self, agents: list[Agent]) -> None:
+        """A `boundary` event and trigger for each agent whose worktree has just left its branch (detached,
+        or another branch checked out), where its commits would escape the audit; an `on_branch` event
+        when it is back (and the trigger cleared, if none of its commits left its boundaries)."""
+        for agent in agents:
+            if agent.state == State.QUEUED:
+                continue  # no worktree yet
+            head = worktree_head(Path(agent.worktree))
+            if head is None:
+                continue  # cannot tell now (gone, or a rebase in progress): keep what was seen last
+            off = None if head == f"refs/heads/{agent.branch}" else head
+            if off != agent.extra.get("off_branch"):
+                self._off_branch(agent.name, off)
+
+    def _off_branch(self, name: str, head: str | None) -> None:
+        engine = self.engine
+        with engine.agent_lock(name):
+            agent = engine.store.get_agent(name)
+            if agent is None or agent.extra.get("off_branch") == head:
+                return
+            if head is None:
+                agent.extra.pop("off_branch", None)
+            else:
+                agent.extra["off_branch"] = head
+            engine.store.save_agent(agent)
+        if head is None:
+            engine.store.append_event(name, "on_branch", branch=agent.branch)
+            if not agent.extra.get("violations"):
+                fire(engine.store, agent, Trigger.BOUNDARY, f"its worktree is back on {agent.branch}", active=False)
+            return
+        where = f"on {head.removeprefix('refs/heads/')}" if head.startswith("refs/") else f"detached at {head[:12]}"
+        summary = f"its worktree left its branch {agent.branch} (HEAD is {where}): commits made there are not audited"
+        engine.store.append_event(name, "boundary", off_branch=True, head=head, branch=agent.branch, summary=summary)
+        fire(engine.store, agent, Trigger.BOUNDARY, summary, head=head)
 
     def _audit(self, name: str, tip: str) -> None:
         engine = self.engine
@@ -108,14 +153,24 @@ class Auditor(PeriodicService):
                                   hint="it was started from a detached HEAD or a commit; merge it by hand")
         tip = expected_tip or worktrees.resolve(root, agent.branch)
         commits = new_commits(root, tip, [agent.target])
-        found = audit(root, contract_of(agent, root).rules(), commits)
-        if found:
-            lines = [f"  {v.commit[:10]} {v.subject}" + "".join(f"\n      {item}" for item in v.violations)
-                     for v in found]
+        rules = contract_of(agent, root).rules()
+        found = audit(root, rules, commits)
+        # Whatever its history hides, the branch's net change must be inside the contract too.
+        net = net_violations(root, rules, tip, agent.target)
+        if found or net:
+            reasons = []
+            if found:
+                lines = [f"  {v.commit[:10]} {v.subject}" + "".join(f"\n      {item}" for item in v.violations)
+                         for v in found]
+                reasons.append(f"{len(found)} of its {len(commits)} commit(s) change paths outside its contract:\n"
+                               + "\n".join(lines))
+            if net:
+                reasons.append(f"since its merge base with {agent.target}, its branch changes paths outside its "
+                               f"contract:\n" + "\n".join(f"  {item}" for item in net))
             raise SupervisorError(
-                f"{name} cannot be merged: {len(found)} of its {len(commits)} commit(s) change paths outside "
-                f"its contract:\n" + "\n".join(lines),
-                hint=f"rewrite those commits on {agent.branch} (or widen its contract and start it again)")
+                f"{name} cannot be merged: " + "\nand ".join(reasons),
+                hint=f"rewrite {agent.branch} so that it changes none of those paths (or widen its contract and "
+                     "start it again)")
         dirty = worktrees.uncommitted_changes(Path(agent.worktree))
         result = merge_branch(root, agent.branch, agent.target,
                               f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,

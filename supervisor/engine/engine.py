@@ -40,7 +40,7 @@ from supervisor.engine import views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
-from supervisor.engine.helpers import HelperDesk, with_terms
+from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
@@ -110,6 +110,7 @@ class Engine:
         self._agent_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._gate = LaunchGate()
+        self.admission = threading.Lock()  # a parent's live helpers are counted, and a place taken, under it
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -838,7 +839,19 @@ class Engine:
             log.warning("%s: restart failed: %s", name, exc)
 
     def relaunch(self, agent: Agent, reason: str) -> None:
-        """Start an ended agent again in its pane (the caller holds its lock)."""
+        """Start an ended agent again in its pane (the caller holds its lock). A helper is not started when
+        its parent is not live or already has its Max helpers live: a `not_restarted` event says why, and
+        `exited` alerts, as for any agent that will not be restarted."""
+        with self._admission_of(agent):
+            refusal = self._restart_refusal(agent)
+            if refusal is not None:
+                agent.reason = f"{agent.reason or 'exited'}; not restarted: {refusal[0]}"
+                self.store.save_agent(agent, "not_restarted", why=refusal[0], policy=reason)
+                fire(self.store, agent, Trigger.EXITED, agent.reason, exit_code=agent.exit_code)
+                return
+            self._relaunch(agent, reason)
+
+    def _relaunch(self, agent: Agent, reason: str) -> None:
         agent.restarts += 1
         fresh = (agent.extra.get("restart") or self.config.limits.restart) == "always"
         self.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
@@ -892,17 +905,29 @@ class Engine:
     def op_restart(self, name: str) -> dict[str, Any]:
         with self.agent_lock(name):
             agent = self.get(name)
-            if agent.state.live:
-                self._end(agent, grace=STOP_GRACE)
-            if not Path(agent.worktree).is_dir():
-                raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be restarted")
-            agent.restarts += 1
-            agent.state = State.STARTING
-            self._launch(agent, resume=True)
+            with self._admission_of(agent):  # a helper's place under its parent is checked and taken at once
+                refusal = self._restart_refusal(agent)
+                if refusal is not None:
+                    raise SupervisorError(f"{name} cannot be restarted: {refusal[0]}", hint=refusal[1])
+                if agent.state.live:
+                    self._end(agent, grace=STOP_GRACE)
+                if not Path(agent.worktree).is_dir():
+                    raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be restarted")
+                agent.restarts += 1
+                agent.state = State.STARTING
+                self._launch(agent, resume=True)
             agent = self.get(name)
             if agent.state == State.FAILED:
                 raise SupervisorError(f"{name} failed to start: {agent.reason}")
             return views.agent_view(agent, self.live.get(name))
+
+    def _admission_of(self, agent: Agent) -> contextlib.AbstractContextManager[object]:
+        """`admission` for a helper (its parent's count of live helpers changes), nothing for a session."""
+        return self.admission if agent.parent is not None else contextlib.nullcontext()
+
+    def _restart_refusal(self, agent: Agent) -> tuple[str, str] | None:
+        """Why a helper may not run again now (see `slot_refusal`); None for a session."""
+        return None if agent.parent is None else slot_refusal(self, agent.parent, agent.name)
 
     def op_rm(self, name: str, force: bool = False) -> dict[str, Any]:
         """Remove the agent's worktree and branch, and its helpers' (their worktrees live inside its own)."""

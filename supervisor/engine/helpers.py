@@ -48,7 +48,6 @@ class HelperDesk(ServiceThread):
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.engine = engine
-        self._admission = threading.Lock()  # helper counts are checked and taken under it
         self._written: dict[str, str] = {}  # parent → the status.yaml text last written
         self._refreshing = threading.Lock()  # the desk's thread and helper requests both refresh
 
@@ -119,14 +118,11 @@ class HelperDesk(ServiceThread):
             started_at=now, port=engine.free_port())
 
         def admit() -> None:
-            live = [a.name for a in engine.store.agents() if a.parent == parent and a.state.live and a.name != full]
-            if len(live) >= parent_terms.max_helpers:
-                raise SupervisorError(
-                    f"{parent} already has {len(live)} live helper(s) ({', '.join(sorted(live))}); "
-                    f"its contract allows {parent_terms.max_helpers} (Max helpers)",
-                    hint="wait for one to finish, or stop one")
+            refusal = slot_refusal(engine, parent, full)
+            if refusal is not None:
+                raise SupervisorError(*refusal)
 
-        view = engine.create(agent, terms, config, wait=wait, admit=admit, admission=self._admission)
+        view = engine.create(agent, terms, config, wait=wait, admit=admit, admission=engine.admission)
         engine.store.append_event(parent, "helper_started", helper=full, role=role, template=template,
                                   paths=list(terms.modify))
         self.refresh()
@@ -146,16 +142,22 @@ class HelperDesk(ServiceThread):
         for agent in agents:
             if agent.parent in by_name:
                 children.setdefault(agent.parent, []).append(agent)
-        for parent_name, helpers in children.items():
-            parent = by_name[parent_name]
-            text = status_text(parent, sorted(helpers, key=lambda a: a.name))
-            if self._written.get(parent_name) == text:
-                continue
+        for gone in set(self._written) - set(by_name):
+            del self._written[gone]
+        for parent in agents:
+            helpers = children.get(parent.name, [])
             directory = Path(parent.worktree) / SUB_AGENTS
+            # A parent whose last helper was removed gets an empty list, not the file as it last was
+            # (also one written by an earlier engine: hence the look at the file).
+            if not helpers and parent.name not in self._written and not (directory / STATUS_FILE).exists():
+                continue
+            text = status_text(parent, sorted(helpers, key=lambda a: a.name))
+            if self._written.get(parent.name) == text:
+                continue
             if not directory.is_dir():
                 continue
             write_atomically(directory / STATUS_FILE, text)
-            self._written[parent_name] = text
+            self._written[parent.name] = text
 
     # messages ---------------------------------------------------------------------------------------------
 
@@ -198,6 +200,24 @@ class HelperDesk(ServiceThread):
             return
         what = "finished its turn" if triggers == "done" else triggers
         self.engine.tell(parent, f"Your helper {helper} {what}; see {SUB_AGENTS}/{STATUS_FILE}.")
+
+
+def slot_refusal(engine: Engine, parent_name: str, helper: str) -> tuple[str, str] | None:
+    """Why `helper` may not run under `parent_name` now, with a hint (None: it may): the parent is not live,
+    or its contract's Max helpers are live besides it. The caller holds `engine.admission` until the helper
+    is live (or has given up), so that two cannot take the parent's last place."""
+    parent = engine.store.get_agent(parent_name)
+    if parent is None:
+        return f"its parent {parent_name} is gone", f"`supervisor rm {helper}` clears it"
+    if not parent.state.live:
+        return f"its parent {parent_name} is {parent.state}", f"`supervisor restart {parent_name}` first"
+    limit = contract_of(parent, engine.paths.root).max_helpers
+    live = sorted(a.name for a in engine.store.agents()
+                  if a.parent == parent_name and a.state.live and a.name != helper)
+    if len(live) >= limit:
+        return (f"{parent_name} already has {len(live)} live helper(s) ({', '.join(live)}); its contract allows "
+                f"{limit} (Max helpers)", "wait for one to finish, or stop one")
+    return None
 
 
 def with_terms(agent: Agent, terms: Contract) -> Agent:

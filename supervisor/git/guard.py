@@ -2,12 +2,12 @@
 
 Each agent worktree gets `core.hooksPath` in its own config (`git config --worktree`) pointing at
 supervisor's hooks folder, so the main worktree and the user's other worktrees keep their hooks. In that
-folder `pre-commit` runs `supervisor guard` (`main` below) and then the repository's own pre-commit hook;
-every other hook name forwards to the repository's own hook (see `hooks/forward`).
+folder `pre-commit` and `pre-merge-commit` run `supervisor guard` (`main` below) and then the repository's
+own hook of that name; every other hook name forwards to the repository's own hook (see `hooks/forward`).
 
 The hook is advice to the agent, not enforcement (`--no-verify` skips it): the engine audits every commit.
 `main` runs on every commit, so this module imports only what the check needs: GitPython (through
-`supervisor.git.worktrees`) is imported by `install_guard` alone.
+`supervisor.git.worktrees`) is imported by `install_guard`, and by the audit a merge is checked with.
 """
 
 from __future__ import annotations
@@ -24,20 +24,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from supervisor.core.contract import parse_contract
-from supervisor.core.pathrules import PathRules, check_changes
+from supervisor.core.pathrules import PathRules, Violation, check_changes
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import write_atomically
 from supervisor.paths import find_repo
 
-__all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "install_guard", "main", "write_hooks"]
+__all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "GUARD_HOOKS", "install_guard", "main", "write_hooks"]
 
 GUARD_HOOK = "pre-commit"
+GUARD_HOOKS = (GUARD_HOOK, "pre-merge-commit")
+"""The hooks that run the guard (then the repository's own hook of that name): a commit, and the commit
+`git merge` makes by itself when nothing conflicts."""
 
 FORWARDED_HOOKS = (
     "applypatch-msg",
     "pre-applypatch",
     "post-applypatch",
-    "pre-merge-commit",
     "prepare-commit-msg",
     "commit-msg",
     "post-commit",
@@ -62,7 +64,7 @@ FORWARDED_HOOKS = (
     "p4-pre-submit",
     "post-index-change",
 )
-"""Every hook name of githooks(5) but pre-commit: each forwards to the repository's own hook of that name."""
+"""Every other hook name of githooks(5): each forwards to the repository's own hook of that name."""
 
 _PYTHON_PLACEHOLDER = "@PYTHON@"
 _HOOK_MODE = 0o755
@@ -101,8 +103,9 @@ def install_guard(common_dir: Path, worktree: Path, hooks_dir: Path, python: str
 
 
 def write_hooks(hooks_dir: Path, python: str = sys.executable) -> None:
-    """Write the shipped hook scripts into `hooks_dir`: the guard as pre-commit (running `python`), the
-    forwarder under every other hook name. Each file is replaced atomically, and only when it differs."""
+    """Write the shipped hook scripts into `hooks_dir`: the guard as pre-commit and pre-merge-commit (running
+    `python`), the forwarder under every other hook name. Each file is replaced atomically, and only when it
+    differs."""
     from supervisor.resources import data_dir
 
     if not python:
@@ -113,7 +116,8 @@ def write_hooks(hooks_dir: Path, python: str = sys.executable) -> None:
         raise SupervisorError(f"{shipped / GUARD_HOOK} has no {_PYTHON_PLACEHOLDER} to substitute")
     forward = (shipped / "forward").read_bytes()
     hooks_dir.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(hooks_dir / GUARD_HOOK, guard.replace(_PYTHON_PLACEHOLDER, shlex.quote(python)).encode())
+    for name in GUARD_HOOKS:
+        _write_if_changed(hooks_dir / name, guard.replace(_PYTHON_PLACEHOLDER, shlex.quote(python)).encode())
     for name in FORWARDED_HOOKS:
         _write_if_changed(hooks_dir / name, forward)
 
@@ -139,6 +143,11 @@ def main(cwd: Path) -> int:
     0 when they are allowed or the worktree is not an agent's; 1 (with the reasons on stderr) otherwise.
     The contract is the one the store keeps, never the SESSION.md in the worktree, which the agent can
     edit. A problem reading either raises SupervisorError: the commit is refused rather than let through.
+
+    A merge (`git merge` committing by itself, or a `git commit` concluding one) is checked as the audit
+    will check it: the paths where the staged result differs from git's own merge of its parents, and the
+    commits it brings in that are not already on the branch the agent merges into. So merging that branch
+    passes, whatever it changed; merging other work that changes forbidden paths does not.
     """
     top = Path(os.fsdecode(_git(cwd, "rev-parse", "--show-toplevel").rstrip(b"\n")))
     db_path = find_repo(top).db_path
@@ -147,37 +156,82 @@ def main(cwd: Path) -> int:
     found = _agent_of_worktree(db_path, top)
     if found is None:
         return 0
-    name, text = found
+    name, text, target = found
     try:
         contract = parse_contract(text, _CONTRACT_NAME)
     except UsageError as exc:
         raise SupervisorError(f"commit refused: the stored contract of {name} is invalid: {exc.message}") from None
     rules = contract.rules()
-    # --no-renames: a rename is a deletion plus an addition, so its source is checked too. On an unborn
-    # branch (an orphan's first commit) `diff --cached` compares with the empty tree by itself.
-    raw = _git(top, "diff", "--cached", "--name-status", "-z", "--no-renames", "--no-color", "--no-ext-diff",
-               "--ignore-submodules=none")
-    violations = check_changes(rules, _name_status(raw))
-    if not violations:
+    heads = _merge_heads(top)
+    brought: list[tuple[str, str, list[Violation]]] = []
+    if heads:
+        changes, brought = _merge_check(top, rules, heads, target)
+    else:
+        # --no-renames: a rename is a deletion plus an addition, so its source is checked too. On an unborn
+        # branch (an orphan's first commit) `diff --cached` compares with the empty tree by itself.
+        raw = _git(top, "diff", "--cached", "--name-status", "-z", "--no-renames", "--no-color", "--no-ext-diff",
+                   "--ignore-submodules=none")
+        changes = _name_status(raw)
+    violations = check_changes(rules, changes)
+    everything = [*violations, *(v for _, _, found in brought for v in found)]
+    if not everything:
         return 0
     dont_touch_only = PathRules(["**"], rules.dont_touch)
-    by_dont_touch = any(not dont_touch_only.allows(v.path) for v in violations)
-    outside_modify = any(dont_touch_only.allows(v.path) for v in violations)
+    by_dont_touch = any(not dont_touch_only.allows(v.path) for v in everything)
+    outside_modify = any(dont_touch_only.allows(v.path) for v in everything)
     key_lines = _key_lines(text)
-    lines = [f"supervisor: commit refused: {name} may not change these paths (its contract: {_CONTRACT_NAME})"]
+    what = "merge" if heads else "commit"
+    lines = [f"supervisor: {what} refused: {name} may not change these paths (its contract: {_CONTRACT_NAME})"]
     lines += [f"  {v.status:<2} {v.path} — {v.reason}" for v in violations]
+    if brought:
+        lines.append(f"Commits this merge would bring in (not on {target}) change them too:")
+        for commit, subject, found_here in brought:
+            lines.append(f"  {commit[:12]} {subject}")
+            lines += [f"    {v.status:<2} {v.path} — {v.reason}" for v in found_here]
     wanted = (["modify"] if outside_modify else []) + (["don't touch"] if by_dont_touch else [])
     cited = [key_lines[key] for key in wanted if key in key_lines]
     if cited:
         lines.append("The contract lines that forbid them:")
         lines += [f"  {_CONTRACT_NAME}:{number}: {line}" for number, line in cited]
-    lines.append("Unstage them (git restore --staged PATH) or ask for a role that allows them.")
+    if heads:
+        lines.append("Undo the merge (git merge --abort), or ask for a role that allows them.")
+    else:
+        lines.append("Unstage them (git restore --staged PATH) or ask for a role that allows them.")
     # Paths print byte for byte as git gave them, whatever the locale's encoding.
     message = "\n".join(lines) + "\n"
     sys.stderr.flush()
     sys.stderr.buffer.write(message.encode("utf-8", "surrogateescape"))
     sys.stderr.buffer.flush()
     return 1
+
+
+_GITHEAD = re.compile(r"GITHEAD_([0-9a-f]{40}|[0-9a-f]{64})")
+
+
+def _merge_heads(top: Path) -> list[str]:
+    """The commits being merged into HEAD: MERGE_HEAD when a `git commit` concludes a merge; during
+    `git merge`'s own pre-merge-commit, which runs before MERGE_HEAD is written, the GITHEAD_<id>
+    variables git sets for each of them. None: an ordinary commit."""
+    merge_head = Path(os.fsdecode(_git(top, "rev-parse", "--git-path", "MERGE_HEAD").rstrip(b"\n")))
+    try:
+        return (merge_head if merge_head.is_absolute() else top / merge_head).read_text().split()
+    except FileNotFoundError:
+        pass
+    return sorted(match.group(1) for key in os.environ if (match := _GITHEAD.fullmatch(key)))
+
+
+def _merge_check(top: Path, rules: PathRules, heads: list[str], target: str | None
+                 ) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str, list[Violation]]]]:
+    """A merge's own changes (staged result against git's merge of HEAD and `heads`), and the commits it
+    brings in that are on neither HEAD nor `target`, with what the rules refuse in each. Imported here:
+    only a merge pays for the audit's imports."""
+    from supervisor.git.audit import audit, merge_changes, new_commits
+
+    head = _git(top, "rev-parse", "--verify", "HEAD").decode("ascii").strip()
+    tree = _git(top, "write-tree").decode("ascii").strip()  # the staged result, as the commit will have it
+    commits = list(dict.fromkeys(c for merged in heads for c in new_commits(top, merged, [head, target or ""])))
+    brought = [(v.commit, v.subject, list(v.violations)) for v in audit(top, rules, commits)]
+    return merge_changes(top, tree, [head, *heads]), brought
 
 
 def _git(cwd: Path, *args: str) -> bytes:
@@ -192,11 +246,12 @@ def _git(cwd: Path, *args: str) -> bytes:
     return done.stdout
 
 
-def _agent_of_worktree(db_path: Path, top: Path) -> tuple[str, str] | None:
-    """(name, stored contract text) of the agent whose worktree is `top`; None if no agent has it.
+def _agent_of_worktree(db_path: Path, top: Path) -> tuple[str, str, str | None] | None:
+    """(name, stored contract text, the branch it merges into) of the agent whose worktree is `top`; None
+    if no agent has it.
 
     Reads the store read-only rather than through `Store`, which creates its schema (a write that would
-    wait for the engine's lock). Only the record's `name`, `worktree` and `extra` are read.
+    wait for the engine's lock). Only the record's `name`, `worktree`, `target` and `extra` are read.
     """
     target = os.path.realpath(top)
     try:
@@ -223,7 +278,8 @@ def _agent_of_worktree(db_path: Path, top: Path) -> tuple[str, str] | None:
         text = extra.get("contract") if isinstance(extra, dict) else None
         if not isinstance(text, str):
             raise SupervisorError(f"commit refused: no contract is stored for agent {name}")
-        return name, text
+        target = record.get("target")
+        return name, text, target if isinstance(target, str) and target else None
     return None
 
 

@@ -1,4 +1,5 @@
-"""Noticing that branches moved without running git: a stamp of the ref folders' metadata.
+"""Noticing that branches moved without running git: a stamp of the ref folders' metadata; and what a
+worktree has checked out, from its HEAD file.
 
 Git updates a loose ref by renaming a new file over it, and deletes one by unlinking it, so the folder
 holding it gets a new mtime; `pack-refs` rewrites `packed-refs`. A stamp of those folders (and that file)
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp"]
+__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp", "worktree_head"]
 
 AGENT_REFS = "refs/heads/agent"  # the folder of every agent branch (`agent/auth`, `agent/auth.test`)
 RACY_SECONDS = 1.0
@@ -48,3 +49,28 @@ def refs_stamp(common_dir: Path, folders: Iterable[str]) -> tuple[int, ...]:
     if abs(time.time_ns() - newest) < RACY_SECONDS * 1e9:
         stamp.append(-1 - next(_racy))  # unique: equal to no other stamp
     return tuple(stamp)
+
+
+# Operations that detach HEAD for a while and put the branch back (or leave it as it was) when they end.
+_IN_PROGRESS = ("rebase-merge", "rebase-apply", "BISECT_START")
+
+
+def worktree_head(worktree: Path) -> str | None:
+    """What the worktree has checked out, read from its HEAD file without running git: the ref it points
+    at (`refs/heads/agent/auth`), or the commit id of a detached HEAD. None when that cannot be told or
+    says nothing: no such worktree, an unreadable file, or a rebase or bisect in progress (which detaches
+    HEAD until it ends)."""
+    try:
+        dot_git = (worktree / ".git").read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+    if not dot_git.startswith("gitdir:"):
+        return None  # not a linked worktree: agents' worktrees always are
+    git_dir = worktree / dot_git.removeprefix("gitdir:").strip()  # an absolute one replaces `worktree`
+    try:
+        if any((git_dir / name).exists() for name in _IN_PROGRESS):
+            return None
+        head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="surrogateescape").strip()
+    except OSError:
+        return None
+    return head.removeprefix("ref:").strip() if head.startswith("ref:") else head or None
