@@ -7,8 +7,9 @@ becomes a `boundary` event and trigger on the agent, with the commit and the pat
 with any, or whose net change since its merge base with the target touches a forbidden path.
 
 Only agent branches are audited, so a worktree that leaves its branch (a detached HEAD, another branch)
-could commit unseen: every pass reads each worktree's HEAD file (no git process), and an agent whose
-worktree is off its branch gets a `boundary` event and trigger saying so, once, until it is back.
+could commit unseen: every pass looks at each worktree's git folder (one stat, no git process; its HEAD
+file is read only when the folder changed), and an agent whose worktree is off its branch gets a
+`boundary` event and trigger saying so, once, until it is back.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
 from supervisor.git.merge import merge_branch
-from supervisor.git.refs import AGENT_REFS, refs_stamp, worktree_head
+from supervisor.git.refs import AGENT_REFS, refs_stamp, stamp_of, worktree_git_dir, worktree_head
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -45,6 +46,8 @@ class Auditor(PeriodicService):
         self.engine = engine
         self._stamp: tuple[int, ...] | None = None
         self._records = AgentRecords(engine.store)
+        self._git_dirs: dict[str, Path | None] = {}  # worktree → its git folder
+        self._heads_seen: dict[str, tuple[str, tuple[int, ...]]] = {}  # agent → (worktree, its git folder's stamp)
 
     def step(self) -> None:
         self.audit_all()
@@ -68,15 +71,27 @@ class Auditor(PeriodicService):
         """A `boundary` event and trigger for each agent whose worktree has just left its branch (detached,
         or another branch checked out), where its commits would escape the audit; an `on_branch` event
         when it is back (and the trigger cleared, if none of its commits left its boundaries)."""
+        seen, self._heads_seen = self._heads_seen, {}
         for agent in agents:
             if agent.state == State.QUEUED:
                 continue  # no worktree yet
-            head = worktree_head(Path(agent.worktree))
+            git_dir = self._git_dirs.get(agent.worktree)
+            if git_dir is None:
+                git_dir = self._git_dirs[agent.worktree] = worktree_git_dir(Path(agent.worktree))
+                if git_dir is None:
+                    del self._git_dirs[agent.worktree]  # not there (yet): look again next pass
+                    continue
+            stamp = stamp_of([git_dir])
+            if seen.get(agent.name) == (agent.worktree, stamp):
+                self._heads_seen[agent.name] = seen[agent.name]
+                continue  # its HEAD has not been rewritten since it was read
+            head = worktree_head(Path(agent.worktree), git_dir)
             if head is None:
                 continue  # cannot tell now (gone, or a rebase in progress): keep what was seen last
             off = None if head == f"refs/heads/{agent.branch}" else head
             if off != agent.extra.get("off_branch"):
                 self._off_branch(agent.name, off)
+            self._heads_seen[agent.name] = (agent.worktree, stamp)  # recorded once acted on
 
     def _off_branch(self, name: str, head: str | None) -> None:
         engine = self.engine

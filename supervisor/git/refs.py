@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp", "worktree_head"]
+__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp", "stamp_of", "worktree_git_dir", "worktree_head"]
 
 AGENT_REFS = "refs/heads/agent"  # the folder of every agent branch (`agent/auth`, `agent/auth.test`)
 RACY_SECONDS = 1.0
@@ -36,9 +36,15 @@ def ref_folder(ref: str) -> str:
 def refs_stamp(common_dir: Path, folders: Iterable[str]) -> tuple[int, ...]:
     """Changes whenever a loose ref directly in one of `folders` (relative to `common_dir`, e.g.
     `refs/heads/agent`) or a packed ref moves, is created or is deleted."""
+    return stamp_of([*(common_dir / folder for folder in sorted(set(folders))), common_dir / "packed-refs"])
+
+
+def stamp_of(paths: Iterable[Path]) -> tuple[int, ...]:
+    """The metadata of `paths` (a folder's changes when an entry in it is created, replaced or removed);
+    never equal to another when one of them changed within RACY_SECONDS."""
     stamp: list[int] = []
     newest = 0
-    for path in [*(common_dir / folder for folder in sorted(set(folders))), common_dir / "packed-refs"]:
+    for path in paths:
         try:
             info = path.stat()
         except OSError:
@@ -55,18 +61,27 @@ def refs_stamp(common_dir: Path, folders: Iterable[str]) -> tuple[int, ...]:
 _IN_PROGRESS = ("rebase-merge", "rebase-apply", "BISECT_START")
 
 
-def worktree_head(worktree: Path) -> str | None:
-    """What the worktree has checked out, read from its HEAD file without running git: the ref it points
-    at (`refs/heads/agent/auth`), or the commit id of a detached HEAD. None when that cannot be told or
-    says nothing: no such worktree, an unreadable file, or a rebase or bisect in progress (which detaches
-    HEAD until it ends)."""
+def worktree_git_dir(worktree: Path) -> Path | None:
+    """A linked worktree's own git folder (`.git/worktrees/NAME`, where its HEAD lives), from its `.git`
+    file; None when it has none (gone, or not a linked worktree: agents' worktrees always are). Git
+    renames a new HEAD into it, so the folder's stamp (`stamp_of`) changes whenever HEAD does."""
     try:
         dot_git = (worktree / ".git").read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return None
     if not dot_git.startswith("gitdir:"):
-        return None  # not a linked worktree: agents' worktrees always are
-    git_dir = worktree / dot_git.removeprefix("gitdir:").strip()  # an absolute one replaces `worktree`
+        return None
+    return worktree / dot_git.removeprefix("gitdir:").strip()  # an absolute one replaces `worktree`
+
+
+def worktree_head(worktree: Path, git_dir: Path | None = None) -> str | None:
+    """What the worktree has checked out, read from its HEAD file without running git: the ref it points
+    at (`refs/heads/agent/auth`), or the commit id of a detached HEAD. None when that cannot be told or
+    says nothing: no such worktree, an unreadable file, or a rebase or bisect in progress (which detaches
+    HEAD until it ends). `git_dir`: its git folder, when the caller knows it."""
+    git_dir = git_dir or worktree_git_dir(worktree)
+    if git_dir is None:
+        return None
     try:
         if any((git_dir / name).exists() for name in _IN_PROGRESS):
             return None
