@@ -1,14 +1,15 @@
 """What watching costs: 100 agents supervised for 60 s, against a naive watcher in the same run.
 
-    .venv/bin/python bench/watch.py [--agents 100] [--seconds 60] [--baseline-seconds 20]
+    .venv/bin/python bench/watch.py [--agents 100] [--seconds 60] [--baseline-seconds 20] [--quiet]
 
 Starts AGENTS sessions of light fake agents (a quarter print a line a second, a quarter work in bursts and
-go idle between them, half stay silent), lets the engine watch them for SECONDS, and measures the CPU used
-by the engine, by the tmux server and by the transcript pipes. Then it stops the engine (the agents keep
-running) and measures the tmux server with nobody watching, then with the transcript pipes closed too: what
-the agents' own output costs tmux with no supervisor at all. Then a naive watcher over the same panes:
-libtmux's `pane.capture_pane()` for every pane once a second. Last it measures latencies through the client
-API: from a hook event to the new state, and from a screen change to the new state.
+go idle between them, half stay silent; with --quiet all stay silent), lets the engine watch them for
+SECONDS, and measures the CPU used by the engine, by the tmux server and by the transcript pipes. Then it
+stops the engine (the agents keep running) and measures the tmux server with nobody watching, then with the
+transcript pipes closed too: what the agents' own output costs tmux with no supervisor at all. Then a naive
+watcher over the same panes: libtmux's `pane.capture_pane()` for every pane once a second. Last it
+measures latencies through the client API: from a hook event to the new state, and from a screen change to
+the new state.
 
 Targets: what supervising adds (the engine, plus the tmux server's CPU over what it costs with no
 supervisor, plus the pipes) <= 2% of one core at 100 agents; <= 1 s from a hook; <= one tick from a screen.
@@ -72,6 +73,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--baseline-seconds", type=float, default=20)
+    parser.add_argument("--quiet", action="store_true",
+                        help="every agent silent (waiting for its human): the tmux server has nothing of theirs to do")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="sv-bench-watch-"))
@@ -98,7 +101,8 @@ def main() -> int:
         ensure_engine(paths)
         print(f"starting {args.agents} agents…", flush=True)
         for index in range(args.agents):
-            command = f"sh -c {shlex.quote((CHATTY, SILENT, BURSTY, SILENT)[index % 4])}"
+            mix = (SILENT,) if args.quiet else (CHATTY, SILENT, BURSTY, SILENT)
+            command = f"sh -c {shlex.quote(mix[index % len(mix)])}"
             call(paths, "start", {"name": f"a{index:03d}", "command": command, "wait": False})
         # Two demo agents probe the latencies (their screens carry markers).
         call(paths, "start", {"name": "probe-hook", "command": f"{demo} --scenario gentle", "wait": False})
