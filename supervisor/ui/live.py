@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.timer import Timer
 from textual.widget import Widget
@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Input, RichLog, Select, Static
 from supervisor.ui.actions import ACTIONS
 from supervisor.ui.model import LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
+from supervisor.ui.quietgc import QuietCollector
 from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable
 from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
@@ -88,6 +89,8 @@ class LiveDashboard(App[None]):
         self.events_of: str | None = None  # whose events the log shows (None: everyone's)
         self.events_shown: list[str] = []  # the event log's lines as text (a wrapped event is one line here)
         self.sync_seconds: list[float] = []  # how long each table refresh took (for the benchmark)
+        self.collector = QuietCollector()
+        self._input_at = time.monotonic()  # the last key press
 
     def start_feeds(self) -> None:
         """The long poll and the periodic refreshes (once the widgets are mounted)."""
@@ -97,9 +100,16 @@ class LiveDashboard(App[None]):
         self.set_interval(self.diffstat_seconds, self.request_diffstat)
         self.set_interval(self.diffstat_seconds, self.request_silences)
         self.set_interval(self.screen_seconds, self._tick_preview)
+        self.set_interval(1.0, lambda: self.collector.tick(time.monotonic() - self._input_at))
 
     def on_unmount(self) -> None:
         self._stopping.set()
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._input_at = time.monotonic()
+        await super().on_event(event)
 
     # talking to the engine (always in threads) --------------------------------------------------------
 
@@ -204,6 +214,7 @@ class LiveDashboard(App[None]):
         self.request_diffstat()
         self.request_silences()
         self.request_tasks()
+        self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def request_ls(self) -> None:
         self._in_thread("ls", lambda: self.source.call("ls"), self._got_agents, coalesce=True)
