@@ -468,3 +468,21 @@ def test_no_task_board_without_the_engine_request() -> None:
         assert not isinstance(app.screen, TaskBoardScreen)
 
     run(app, scenario)
+
+
+def test_running_the_cursor_down_the_list_loads_only_where_it_stops() -> None:
+    source = FakeSource.sample()
+    app = SupervisorApp(source, clock=lambda: NOW, settle_seconds=1.0)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.selected == "api"
+        before = len(source.calls)
+        await pilot.press("down", "down", "down")  # auth, auth.tests, auth.tests.data
+        assert app.selected == "auth.tests.data"
+        assert app.preview.border_title == "auth.tests.data — idle"  # at once
+        await wait_for(pilot, lambda: app.events_of == "auth.tests.data", message="its events, once settled")
+        fetched = [params.get("name") for method, params in source.calls[before:] if method in ("screen", "events")]
+        assert set(fetched) == {"auth.tests.data"}, fetched
+
+    run(app, scenario)

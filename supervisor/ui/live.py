@@ -38,6 +38,7 @@ T = TypeVar("T")
 AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects an agent (not the task board's)
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
+SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 
 ATTENTION_LABELS = {"waiting": ("ASK", "bold black on yellow"), "boundary": ("BOUNDARY", "bold white on red"),
                     "stalled": ("STALL", "bold white on magenta"), "failed": ("FAIL", "bold white on red"),
@@ -58,8 +59,9 @@ class LiveDashboard(App[None]):
 
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
-                 long_poll: float = LONG_POLL_SECONDS) -> None:
+                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
         super().__init__()
+        self.settle_seconds = settle_seconds
         self.source = source
         self.clock = clock
         self.refresh_seconds = refresh_seconds
@@ -86,6 +88,7 @@ class LiveDashboard(App[None]):
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
+        self._settle_timer: Timer | None = None
         self.events_of: str | None = None  # whose events the log shows (None: everyone's)
         self.events_shown: list[str] = []  # the event log's lines as text (a wrapped event is one line here)
         self.sync_seconds: list[float] = []  # how long each table refresh took (for the benchmark)
@@ -273,8 +276,8 @@ class LiveDashboard(App[None]):
         (each capture costs the engine two tmux calls), never once it has ended."""
         agent = self.board.agents.get(self.selected or "")
         self._preview_ticks += 1
-        if agent is None or agent.get("state") not in LIVE_STATES:
-            return
+        if agent is None or agent.get("state") not in LIVE_STATES or self._settle_timer is not None:
+            return  # (the cursor is passing by: its pane is fetched once it settles)
         if agent.get("state") in ("working", "starting") or self._preview_ticks % 4 == 0:
             self.request_screen()
 
@@ -427,13 +430,26 @@ class LiveDashboard(App[None]):
     # selection ----------------------------------------------------------------------------------------
 
     def _select(self, name: str | None) -> None:
+        """The cursor is on `name`: its name and state show at once; its pane and its events once the cursor
+        has settled there (`settle_seconds`), so running down the list does not fetch and draw each agent's."""
         if name == self.selected:
             return
+        first = self.selected is None
         self.selected = name
         self._update_preview_title()
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+            self._settle_timer = None
         if name not in self.board.agents:
             self.preview.message("no agent selected")
+        if first:
+            self._settled()
         else:
+            self._settle_timer = self.set_timer(self.settle_seconds, self._settled)
+
+    def _settled(self) -> None:
+        self._settle_timer = None
+        if self.selected in self.board.agents:
             self.request_screen()
         if self.events_scope == "agent":
             self.load_events()
