@@ -470,6 +470,30 @@ def test_no_task_board_without_the_engine_request() -> None:
     run(app, scenario)
 
 
+def test_a_changed_cell_is_drawn_anew_and_the_rest_of_the_row_is_not() -> None:
+    """Cells are updated without making the whole table stale; what is drawn must still be the new value."""
+    app, source, _ = make()
+
+    def drawn(name: str) -> str:
+        table = app.agents_table
+        return table.render_line(table.header_height + table.get_row_index(name)).text
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, diffstat=True)
+        table = app.agents_table
+        assert "idle" in drawn("api") and "Add the /health endpoint" in drawn("api")
+        cached = table._cell_render_cache.keys()
+        untouched = [key for key in cached if key[0] == "docs"]
+        assert untouched, "docs's cells were drawn and cached"
+        source.set_state("api", "working", cpu_percent=55.0)
+        await wait_for(pilot, lambda: "working" in drawn("api"), message="the new state drawn")
+        assert "55%" in drawn("api") and "Add the /health endpoint" in drawn("api")
+        assert "idle" in drawn("docs")
+        assert all(key in table._cell_render_cache for key in untouched)  # another row's cells stay drawn
+
+    run(app, scenario)
+
+
 def test_running_the_cursor_down_the_list_loads_only_where_it_stops() -> None:
     source = FakeSource.sample()
     app = SupervisorApp(source, clock=lambda: NOW, settle_seconds=1.0)
