@@ -63,10 +63,10 @@ def test_shows_the_tree_and_what_needs_a_human_first() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot, diffstat=True)
         assert app.agents_table.keys == ["api", "auth", "auth.tests", "auth.tests.data", "billing", "docs",
-                                         "search", "ui"]
-        assert app.attention_table.keys == ["ui", "docs", "billing", "search"]
+                                         "reports", "search", "ui"]
+        assert app.attention_table.keys == ["ui", "docs", "billing", "reports", "search", "api"]
         assert app.attention_table.display
-        assert app.sub_title == "8 agents · 7 live · 4 need you · tasks 2 open · 2 claimed · 2 done"
+        assert app.sub_title == "9 agents · 7 live · 6 need you · tasks 2 open · 2 claimed · 2 done"
         assert app.title == "supervisor — demo-shop"
 
     run(app, scenario)
@@ -316,16 +316,16 @@ def test_filters_by_text_and_state() -> None:
         await wait_for(pilot, lambda: isinstance(app.focused, Input))
         app.filter_input.value = "fixtures"
         await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests", "auth.tests.data"])
-        assert app.agents_table.border_title == "Agents (3 of 8)"
+        assert app.agents_table.border_title == "Agents (3 of 9)"
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.focused is app.agents_table)
         app.filter_input.value = ""
         await pilot.press("exclamation_mark")
-        await wait_for(pilot, lambda: app.agents_table.keys == ["billing", "docs", "search", "ui"])
+        await wait_for(pilot, lambda: app.agents_table.keys == ["api", "billing", "docs", "reports", "search", "ui"])
         await pilot.press("exclamation_mark")
-        await wait_for(pilot, lambda: len(app.agents_table.keys) == 8)
+        await wait_for(pilot, lambda: len(app.agents_table.keys) == 9)
         await pilot.press("f", "f", "f")  # all → needs me → live → ended
-        await wait_for(pilot, lambda: app.agents_table.keys == ["search"])
+        await wait_for(pilot, lambda: app.agents_table.keys == ["reports", "search"])
         await pilot.press("f")
         await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests"])  # working
 
@@ -462,7 +462,7 @@ def test_no_task_board_without_the_engine_request() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await wait_for(pilot, lambda: "task_ls" in app.unavailable, message="task_ls found missing")
-        assert app.sub_title == "8 agents · 7 live · 4 need you"
+        assert app.sub_title == "9 agents · 7 live · 6 need you"
         await pilot.press("t")
         await wait_for(pilot, lambda: any("not available yet" in n for n in notes))
         assert not isinstance(app.screen, TaskBoardScreen)

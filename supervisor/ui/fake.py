@@ -43,7 +43,7 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
         "pid": 1000 if live else None, "started_at": iso(now - since - 30), "last_activity_at": iso(now - 2),
         "cpu_percent": (cpu if cpu is not None else 0.0) if live else None,
         "rss_bytes": (rss if rss is not None else 50_000_000) if live else None,
-        "waiting_reason": None, "exit_code": None, "reason": None,
+        "waiting_reason": None, "exit_code": None, "reason": None, "ahead": None, "ready_to_merge": False,
     }
     record.update(extra)
     return record
@@ -52,7 +52,8 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
 def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
     """The demo's world at a glance: sessions, helpers, and one of everything that needs a human."""
     return [
-        agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now),
+        agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now,
+              ahead=1, ready_to_merge=True),
         agent("auth", "working", since=312, task="Harden the auth package: validate tokens and add tests",
               cpu=37.5, rss=183_500_000, now=now),
         agent("auth.tests", "working", since=48, task="Write tests for token validation", cpu=12.0,
@@ -62,6 +63,8 @@ def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
         agent("billing", "stalled", since=640, task="Use the new auth roles in billing", cpu=0.0, rss=52_000_000,
               now=now),
         agent("docs", "idle", since=210, task="Document the auth package", cpu=0.0, rss=40_000_000, now=now),
+        agent("reports", "killed", since=20, task="Rebuild the monthly report", reason="timed out after 40s",
+              now=now),
         agent("search", "exited", since=33, task="Speed up the search index", exit_code=3,
               reason="exited with code 3: Error: unexpected response from the model API", now=now),
         agent("ui", "waiting", since=75, task="Polish the settings page", cpu=0.5, rss=61_000_000,
@@ -84,6 +87,8 @@ def sample_events(now: float = NOW) -> list[dict[str, Any]]:
         (48, "auth.tests", "state", {"previous": "starting", "state": "working"}),
         (33, "search", "exited", {"exit_code": 3, "reason": "Error: unexpected response from the model API"}),
         (33, "search", "trigger", {"trigger": "exited", "active": True, "summary": "exited with code 3"}),
+        (20, "reports", "killed", {"reason": "timed out after 40s"}),
+        (20, "reports", "trigger", {"trigger": "timeout", "active": True, "summary": "timed out after 40s"}),
     ]
     return [{"id": index + 1, "ts": iso(now - ago), "agent": name, "kind": kind, **data}
             for index, (ago, name, kind, data) in enumerate(rows)]

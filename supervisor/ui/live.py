@@ -26,7 +26,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from supervisor.ui.actions import ACTIONS
-from supervisor.ui.model import LIVE_STATES, Attention, Board, event_line, state_text
+from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
 from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
@@ -39,11 +39,6 @@ AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects a
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
-
-ATTENTION_LABELS = {"waiting": ("ASK", "bold black on yellow"), "boundary": ("BOUNDARY", "bold white on red"),
-                    "stalled": ("STALL", "bold white on magenta"), "failed": ("FAIL", "bold white on red"),
-                    "exited": ("EXIT", "bold white on red"), "merge": ("MERGE", "bold white on red"),
-                    "conflict": ("CONFLICT", "bold black on dark_orange")}
 
 
 class LiveDashboard(App[None]):
