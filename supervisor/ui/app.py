@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -28,6 +28,9 @@ from supervisor.ui.pane import PaneView
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
 from supervisor.ui.taskboard import TaskBoardScreen
+
+FOOTER_ROOMY = 140  # columns: every footer key at its normal spacing, and the command palette's
+FOOTER_COMPACT_WITH_PALETTE = 125
 
 
 class AgentCommands(Provider):
@@ -59,7 +62,7 @@ class SupervisorApp(LiveDashboard):
     TITLE = "supervisor"
     COMMANDS = App.COMMANDS | {AgentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(a.key, a.name, a.title, show=a.footer) for a in ACTIONS),
+        *(Binding(a.key, a.name, a.footer_label, show=a.footer, tooltip=a.help) for a in ACTIONS),
         Binding("escape", "leave_input", "Back", show=False),
     ]
     CSS: ClassVar[str] = """
@@ -105,7 +108,15 @@ class SupervisorApp(LiveDashboard):
         with Horizontal(id="bottom"):
             yield self.preview
             yield self.event_log
-        yield Footer()
+        self.footer = Footer()
+        yield self.footer
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Every key of an agent's actions in the footer: 140 columns hold them with the palette key; narrower,
+        a compact footer without it (ctrl+p still works, `?` lists it); under 115 columns the last keys are cut."""
+        width = event.size.width
+        self.footer.compact = width < FOOTER_ROOMY
+        self.footer.show_command_palette = width >= FOOTER_COMPACT_WITH_PALETTE
 
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
