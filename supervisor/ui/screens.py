@@ -12,9 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from supervisor.agents import PROFILES
 from supervisor.ui.actions import ACTIONS
-
-PROFILES = ("claude", "codex", "aider", "gemini", "generic")
 
 # Not scoped: the same rules serve every modal screen below.
 MODAL_CSS = """
@@ -112,7 +111,7 @@ class NewSessionScreen(FormScreen):
             yield Label("Task: the first prompt", classes="field")
             yield Input(placeholder="Harden the auth package", id="task")
             yield Label("Profile (blank: supervisor.yaml's)", classes="field")
-            yield Select([(p, p) for p in PROFILES], prompt="default", id="profile")
+            yield Select([(p, p) for p in PROFILES], prompt="default", id="profile")  # every registered one
             yield Label("Command (blank: the profile's)", classes="field")
             yield Input(placeholder="claude", id="command")
             yield Label("Contract: a SESSION.md file (blank: may change everything)", classes="field")
