@@ -29,6 +29,7 @@ from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, Ne
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
 from supervisor.ui.taskboard import TaskBoardScreen
 
+LONG_REQUEST_SECONDS = 3600.0  # requests that may run long (merge): a result late is still a result
 FOOTER_ROOMY = 140  # columns: every footer key at its normal spacing, and the command palette's
 FOOTER_COMPACT_WITH_PALETTE = 125
 
@@ -280,11 +281,21 @@ class SupervisorApp(LiveDashboard):
 
         def chosen(choice: str | None) -> None:
             if choice == "merge":
-                self._request("merge", {"name": name}, f"{name}: merged")
+                # An audit and a merge of a long branch can take a while: wait for the answer, and say what it was.
+                self._request("merge", {"name": name}, partial(self._merged, name), timeout=LONG_REQUEST_SECONDS)
 
         target = self.board.agents[name].get("target") or "its target"
         self.push_screen(ConfirmScreen(f"Audit {name}'s commits and merge its branch into {target}?",
                                        [("merge", "Merge", "primary")]), chosen)
+
+    def _merged(self, name: str, result: dict[str, Any]) -> None:
+        count = result.get("commits")
+        what = "already merged" if result.get("already_merged") else \
+            f"merged {count} commit{'' if count == 1 else 's'} into {result.get('into')}" + \
+            (" (fast-forward)" if result.get("fast_forward") else "")
+        removed = result.get("removed") or []
+        self.notify(f"{name}: {what}" + (f"; removed the other candidates {', '.join(removed)}" if removed else ""),
+                    timeout=6)
 
     def action_remove(self) -> None:
         name = self._agent()

@@ -29,7 +29,7 @@ from supervisor.ui.actions import ACTIONS
 from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
-from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
+from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, EngineSlow, NotAvailable, RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable
 from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
 
@@ -129,6 +129,9 @@ class LiveDashboard(App[None]):
                 result = fetch()
             except EngineDown as exc:
                 self._from_thread(self._engine_lost, str(exc))
+            except EngineSlow as exc:  # running but busy: no banner; an action says it may still finish
+                if not coalesce and not background:
+                    self._from_thread(self._slow, exc)
             except NotAvailable as exc:
                 if background:
                     self.unavailable.add(exc.method)
@@ -193,14 +196,33 @@ class LiveDashboard(App[None]):
                 self._from_thread(self._engine_lost, str(exc))
                 self._stopping.wait(0.5 if time.monotonic() - down_since < 5 else 2.0)
                 continue
+            except EngineSlow as exc:
+                # It took the request but has not answered: busy or stuck, not gone. Starting another engine
+                # would be refused (one per repository), so only say so, and go on asking.
+                if not self._answers_ping():
+                    self._from_thread(self._engine_busy, str(exc))
+                self._stopping.wait(0.5)
+                continue
             except (NotAvailable, RequestFailed) as exc:
                 self._from_thread(self._failed, RequestFailed(f"watching for changes: {exc}"))
                 self._stopping.wait(self.refresh_seconds)
                 continue
+            if self.engine_down is not None:  # it answered after all
+                self._from_thread(self._engine_back)
             events = list(result.get("events") or [])
             after = int(result.get("last", after))
             if events:
                 self._from_thread(self._got_events, events)
+
+    def _answers_ping(self) -> bool:
+        try:
+            self.source.call("ping", timeout=5.0)
+        except EngineDown as exc:
+            self._from_thread(self._engine_lost, str(exc))
+            return False
+        except (EngineSlow, NotAvailable, RequestFailed):
+            return False
+        return True
 
     def _bootstrapped(self, agents: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         self.board.apply_events(events)
@@ -319,6 +341,17 @@ class LiveDashboard(App[None]):
         banner = self.banner
         banner.update(f"engine restarting…  ({reason})")
         banner.add_class("-down")
+
+    def _engine_busy(self, reason: str) -> None:
+        """The engine runs but does not answer: a banner until it does (nothing to restart)."""
+        if self.engine_down is None:
+            self.engine_down = reason
+        self.banner.update(f"engine not answering…  ({reason}; it is running, busy or stuck)")
+        self.banner.add_class("-down")
+
+    def _slow(self, exc: EngineSlow) -> None:
+        self.notify(f"{exc}: it may still be doing it; its events will say so", title="Still waiting",
+                    severity="warning", timeout=8)
 
     def _engine_back(self) -> None:
         if self.engine_down is None:
