@@ -4,6 +4,7 @@ The same keys against the real engine are in test_ui_engine.py; here every form 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
-from supervisor.ui.fake import ENGINE_METHODS, NOW, FakeSource
+from supervisor.ui.fake import ENGINE_METHODS, FIRST_METHODS, NOW, TASK_METHODS, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, wait_for
@@ -192,7 +193,7 @@ def test_send_types_text_into_the_agent() -> None:
 
 
 def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> None:
-    app, source, notes = make()
+    app, source, notes = make(FakeSource.sample(methods=FIRST_METHODS | TASK_METHODS))
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
@@ -225,14 +226,15 @@ def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> No
 
 
 def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
-    source = FakeSource.sample(methods=ENGINE_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences"})
-    app, source, notes = make(source)
+    app, source, notes = make()  # the stand-in offers what today's engine offers
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await select(pilot, "ui")
         await pilot.press("y")
         await wait_for(pilot, lambda: calls(source, "approve") == [{"name": "ui"}])
+        await wait_for(pilot, lambda: app.agents_table.get_cell("ui", "state").plain == "working")
+        source.set_state("ui", "waiting", waiting_reason="approval: push?")  # it asks again
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
         await type_in(pilot, "not on main")
@@ -241,6 +243,7 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # the default (last) button: Merge
         await wait_for(pilot, lambda: calls(source, "merge") == [{"name": "ui"}])
+        assert source.timeouts["merge"] is not None and source.timeouts["merge"] >= 3600  # a long merge is waited for
         await pilot.press("h")
         await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
         await pilot.press("enter")  # a name and a role are needed
@@ -254,8 +257,9 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await type_in(pilot, "30m")
         await wait_for(pilot, lambda: calls(source, "snooze") == [{"name": "ui", "duration": "30m"}])
         await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz badge")
-        await wait_for(pilot, lambda: {"ui: approved", "ui: denied", "ui: merged", "ui.tests: started",
-                                       "ui: alerts snoozed for 30m"} <= set(notes))
+        await wait_for(pilot, lambda: {"ui: approved", "ui: denied", "ui: merged 2 commits into main (fast-forward)",
+                                       "ui.tests: started", "ui: alerts snoozed for 30m"} <= set(notes))
+        assert "MERGED" in app.agents_table.get_cell("ui", "badges").plain
 
     run(app, scenario)
 
@@ -508,5 +512,51 @@ def test_running_the_cursor_down_the_list_loads_only_where_it_stops() -> None:
         await wait_for(pilot, lambda: app.events_of == "auth.tests.data", message="its events, once settled")
         fetched = [params.get("name") for method, params in source.calls[before:] if method in ("screen", "events")]
         assert set(fetched) == {"auth.tests.data"}, fetched
+
+    run(app, scenario)
+
+
+def test_a_slow_engine_is_not_a_dead_one() -> None:
+    """A request the engine took but has not answered in time (busy, or a long merge) shows no "restarting"
+    banner; an engine that does not even answer a ping gets a banner saying so, until it answers again."""
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "api")
+        source.slow.add("merge")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        note = await wait_for(pilot, lambda: next((n for n in notes if "has not answered merge" in n), None))
+        assert "may still be doing it" in note
+        assert not app.banner.display and app.engine_down is None
+        source.slow.update({"changes", "ping"})  # now it answers nothing at all
+        source.emit("api", "sent", text="wake the long poll")
+        await wait_for(pilot, lambda: app.banner.display, message="the banner")
+        assert "engine not answering" in str(app.banner.render())
+        assert "restarting" not in str(app.banner.render())
+        source.slow.clear()
+        await wait_for(pilot, lambda: not app.banner.display, message="the banner gone once it answers")
+        assert "the engine is back" in notes
+
+    run(app, scenario)
+
+
+def test_a_merge_that_takes_long_still_reports_its_result() -> None:
+    app, source, notes = make()
+    gate = source.gates["merge"] = threading.Event()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "api")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: calls(source, "merge"), message="the merge request")
+        await pilot.press("down", "up")  # the dashboard goes on meanwhile
+        assert not any("merged" in n for n in notes)
+        gate.set()
+        await wait_for(pilot, lambda: "api: merged 2 commits into main (fast-forward)" in notes)
 
     run(app, scenario)
