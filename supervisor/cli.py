@@ -327,21 +327,20 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
-    from supervisor.tmux.server import Tmux, TmuxError, attach_argv
+    from supervisor.tmux.attach import plan_attach
+    from supervisor.tmux.server import Tmux, TmuxError
 
     paths = _paths()
     info = _call("attach_info", {"name": args.agent})
     socket = Path(info["socket"])
-    inside = os.environ.get("TMUX", "").split(",")[0] == str(socket)
-    argv = list(attach_argv(socket, info["pane"], info["session"], inside))
+    plan = plan_attach(socket, info["pane"], info["session"])  # see supervisor.tmux.attach
     with contextlib.suppress(TmuxError):  # the pane in front when the terminal lands on its session
         Tmux(socket, paths.tmux_conf).select(info["pane"])
-    if inside:
-        return subprocess.run(argv, check=False).returncode
+    if plan.how == "switch":
+        return subprocess.run(plan.argv, check=False).returncode
     if not sys.stdin.isatty():
-        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(argv)}")
-    env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # nested inside the user's own tmux is fine
-    os.execvpe(argv[0], argv, env)
+        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(plan.argv)}")
+    os.execvpe(plan.argv[0], plan.argv, plan.env)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
