@@ -560,3 +560,73 @@ def test_a_merge_that_takes_long_still_reports_its_result() -> None:
         await wait_for(pilot, lambda: "api: merged 2 commits into main (fast-forward)" in notes)
 
     run(app, scenario)
+
+
+def test_enter_on_needs_you_goes_to_the_agent_and_tab_walks_the_panels() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.focused is app.agents_table
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.preview)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.event_log)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.filter_input)
+        await pilot.press("tab", "tab")  # the state filter, then the Needs you list
+        await wait_for(pilot, lambda: app.focused is app.attention_table)
+        assert app.attention_table.keys[:3] == ["ui", "docs", "billing"]
+        await pilot.press("down", "down")
+        await wait_for(pilot, lambda: app.attention_table.current_key == "billing")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.focused is app.agents_table and app.agents_table.current_key == "billing",
+                       message="the agent list on billing")
+        assert app.selected == "billing"
+
+    run(app, scenario)
+
+
+def test_help_closes_with_q_and_question_mark_and_q_then_quits() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        for closing in ("q", "question_mark", "escape"):
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press(closing)
+            await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), message=f"help closed by {closing}")
+            assert app.is_running  # q closed the help, not the dashboard
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, message="the dashboard quitting")
+
+    run(app, scenario)
+    assert app.return_code == 0
+
+
+def test_the_new_session_form_offers_every_registered_profile() -> None:
+    from textual.widgets import Select
+
+    from supervisor.agents import PROFILES
+
+    app, source, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        form = app.screen
+        form.query_one("#name", Input).value = "payments"
+        profile = form.query_one("#profile", Select)
+        assert [str(option[0]) for option in profile._options[1:]] == list(PROFILES)  # after the blank "default"
+        profile.focus()
+        await pilot.press("enter")  # open the list, go down to `demo`, take it
+        await wait_for(pilot, lambda: profile.expanded)
+        await pilot.press(*["down"] * (list(PROFILES).index("demo") + 1), "enter")
+        await wait_for(pilot, lambda: profile.value == "demo")
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: calls(source, "start"), message="the start request")
+        assert calls(source, "start")[0]["profile"] == "demo"
+
+    run(app, scenario)
