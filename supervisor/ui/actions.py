@@ -29,7 +29,8 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
-    Action("enter", "attach", "Attach", "attach the terminal to the agent's pane; detach with your tmux prefix + d",
+    Action("enter", "attach", "Attach", "attach the terminal to the agent's pane; your tmux prefix + d comes back "
+           "(its status line says the keys)",
            "supervisor attach NAME", footer=True),
     Action("n", "new_session", "New session", "start a session: name, task, profile, command, contract",
            "supervisor start NAME --task TEXT [--agent PROFILE] [--command CMD] [--contract FILE]", footer=True,

@@ -70,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label(Text("Keys", style="bold"))
             with VerticalScroll():
                 yield Static(table)
-            yield Label(Text("Esc closes. Every action acts on the highlighted agent.", style="dim"))
+            yield Label(Text("Esc, q or ? closes. Every action acts on the highlighted agent.", style="dim"))
 
     def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]
         self.dismiss(None)
