@@ -246,7 +246,7 @@ class LiveDashboard(App[None]):
 
     def _diffstat_soon(self) -> None:
         """A turn ended, so files probably changed: diff stats a moment later, but never more often than
-        every DIFFSTAT_GAP seconds (each costs the engine a `git diff` per agent)."""
+        every DIFFSTAT_GAP seconds (the engine runs git only for the agents whose branch or worktree moved)."""
         if self._diffstat_timer is None:
             delay = max(1.0, self._diffstat_at + DIFFSTAT_GAP - time.monotonic())
             self._diffstat_timer = self.set_timer(delay, self._diffstat_due)
