@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/spawn.py
+	$(PY) bench/ui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

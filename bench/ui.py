@@ -1,6 +1,6 @@
 """The dashboard under load: 100 agents changing state every second, in a real terminal.
 
-    .venv/bin/python bench/ui.py [--agents 100] [--seconds 10] [--presses 30]
+    .venv/bin/python bench/ui.py [--agents 100] [--seconds 10] [--presses 60]
 
 Runs the real dashboard (on an in-memory stand-in for the engine whose agents all change state, CPU and
 memory every second, each change an event on the long poll) in a tmux pane, and measures from outside:
@@ -10,13 +10,15 @@ memory every second, each change an event on the long poll) in a tmux pane, and 
 The same run with a naive table (cleared and filled again on every refresh instead of updated cell by
 cell) is the baseline, and the same dashboard without churn is the floor (Textual, tmux and the capture
 loop themselves); the ratios say what redrawing only what changed is worth and what the churn costs.
-Target: a key's effect on screen within 100 ms (median), whatever the churn.
+Target: a key's effect on screen within 100 ms, whatever the churn, for the median and for the 95th
+percentile (the slow tail is what a user notices); the exit code is 1 when the dashboard misses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import shlex
@@ -147,7 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--presses", type=int, default=60)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="cells", help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
@@ -159,22 +161,29 @@ def main() -> int:
     results = {"cell by cell": measure(args, "cells"), "naive rebuild": measure(args, "naive"),
                "no churn": measure(args, "still")}
     for label, result in results.items():
-        lat = sorted(result["latency"])
-        p95 = lat[int(len(lat) * 0.95) - 1] if lat else float("nan")
+        lat = result["latency"]
         sync = result["sync_ms"]
         print(f"{label:>14}: CPU {result['cpu']:5.1f}% of a core | key to screen median "
-              f"{statistics.median(lat):5.1f} ms, p95 {p95:5.1f} ms, max {max(lat):5.1f} ms | "
+              f"{statistics.median(lat):5.1f} ms, p95 {p95(lat):5.1f} ms, max {max(lat):5.1f} ms | "
               f"table refresh median {statistics.median(sync) if sync else float('nan'):.1f} ms")
     ours, naive = results["cell by cell"], results["naive rebuild"]
     median = {label: statistics.median(result["latency"]) for label, result in results.items()}
     print(f"naive / cell by cell: CPU {naive['cpu'] / max(ours['cpu'], 0.01):.2f}x, "
-          f"key to screen {median['naive rebuild'] / median['cell by cell']:.2f}x")
+          f"key to screen {median['naive rebuild'] / median['cell by cell']:.2f}x median, "
+          f"{p95(naive['latency']) / p95(ours['latency']):.2f}x p95")
     print(f"churn / no churn: key to screen {median['cell by cell'] / median['no churn']:.2f}x "
           f"(the cost of 100 changes a second on the keys)")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    verdict = "ok" if median["cell by cell"] <= TARGET_MS else "SLOWER THAN TARGET"
-    print(f"target: key to screen within {TARGET_MS:.0f} ms (median): {verdict}")
-    return 0
+    ok = median["cell by cell"] <= TARGET_MS and p95(ours["latency"]) <= TARGET_MS
+    print(f"target: key to screen within {TARGET_MS:.0f} ms, median and p95: "
+          f"{'ok' if ok else 'SLOWER THAN TARGET'}")
+    return 0 if ok else 1
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile (nearest rank): 95% of the values are at most this."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else float("nan")
 
 
 if __name__ == "__main__":

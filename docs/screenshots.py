@@ -3,8 +3,9 @@
     .venv/bin/python docs/screenshots.py
 
 docs/dashboard.svg   the main screen on the fixed sample world of the snapshot tests (no engine needed)
-docs/demo.svg        the real dashboard on `supervisor demo`: a scratch repository, the real engine, tmux
-                     and the bundled demo agent, a few seconds after they started
+docs/demo.svg        the real dashboard on `supervisor demo` (its stall and timeout shortened): a scratch
+                     repository, the real engine, tmux and the bundled demo agent, once each of its behaviours
+                     has shown
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def demo() -> None:
     runtime = Path(tempfile.mkdtemp(prefix="svd-", dir="/tmp"))
     repo = Path(tempfile.mkdtemp(prefix="sv-docs-")) / "demo-shop"
     os.environ["SUPERVISOR_RUNTIME_DIR"] = str(runtime)
-    subprocess.run([sys.executable, "-m", "supervisor", "demo", str(repo), "--no-ui"], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "supervisor", "demo", str(repo), "--no-ui", "--stall-after", "5s",
+                    "--timeout", "12s"], check=True, capture_output=True)
     from supervisor.paths import find_repo
 
     paths = find_repo(repo)
@@ -65,9 +66,11 @@ def demo() -> None:
             app = pilot.app
             assert isinstance(app, SupervisorApp)
             await loaded(pilot, diffstat=True)
-            # Until the demo has shown what it is for: a question, a crash, a commit outside its boundary.
-            await wait_for(pilot, lambda: {"ui", "search"} <= {item.name for item in app.board.attention()},
-                           timeout=60, message="the demo's agents needing a human")
+            # Until the demo has shown what it is for: a question, a stall, a timeout, a crash, a commit outside
+            # its boundary, one ready to merge.
+            await wait_for(pilot, lambda: {item.kind for item in app.board.attention()} >= {
+                "waiting", "stalled", "timeout", "exited", "boundary", "ready"}, timeout=90,
+                message="the demo's agents needing a human")
             app.select_agent("ui")
             await loaded(pilot, diffstat=True)
             deadline = time.monotonic() + 3

@@ -327,21 +327,20 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
-    from supervisor.tmux.server import Tmux, TmuxError, attach_argv
+    from supervisor.tmux.attach import plan_attach
+    from supervisor.tmux.server import Tmux, TmuxError
 
     paths = _paths()
     info = _call("attach_info", {"name": args.agent})
     socket = Path(info["socket"])
-    inside = os.environ.get("TMUX", "").split(",")[0] == str(socket)
-    argv = list(attach_argv(socket, info["pane"], info["session"], inside))
+    plan = plan_attach(socket, info["pane"], info["session"])  # see supervisor.tmux.attach
     with contextlib.suppress(TmuxError):  # the pane in front when the terminal lands on its session
         Tmux(socket, paths.tmux_conf).select(info["pane"])
-    if inside:
-        return subprocess.run(argv, check=False).returncode
+    if plan.how == "switch":
+        return subprocess.run(plan.argv, check=False).returncode
     if not sys.stdin.isatty():
-        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(argv)}")
-    env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # nested inside the user's own tmux is fine
-    os.execvpe(argv[0], argv, env)
+        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(plan.argv)}")
+    os.execvpe(plan.argv[0], plan.argv, plan.env)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -576,9 +575,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from supervisor.core.durations import parse_duration
     from supervisor.demo.run import run_demo
 
-    return int(run_demo(Path(args.dir) if args.dir else None, open_ui=not args.no_ui))
+    for option, value in (("--stall-after", args.stall_after), ("--timeout", args.timeout)):
+        try:
+            parse_duration(value)  # a bad one is a usage error before anything is created
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+    return int(run_demo(Path(args.dir) if args.dir else None, open_ui=not args.no_ui, stall_after=args.stall_after,
+                        timeout=args.timeout))
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -673,6 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "a scratch repository with demo agents")
     p.add_argument("dir", nargs="?", help="where to create the scratch repository (default: a temp dir)")
     p.add_argument("--no-ui", action="store_true", help="only start the demo; do not open the dashboard")
+    p.add_argument("--stall-after", default="1m", metavar="DURATION",
+                   help="silence that makes a working agent stalled (default 1m)")
+    p.add_argument("--timeout", default="40s", metavar="DURATION",
+                   help="how long the `reports` session may run before it is killed (default 40s)")
     add("init", cmd_init, "write a commented supervisor.yaml (never overwrites)")
 
     p = add("start", cmd_start, "start a session in its own worktree and tmux pane")

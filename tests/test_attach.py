@@ -28,6 +28,7 @@ def test_attach_shows_the_agent_and_detach_returns(sandbox: Sandbox, user_tmux: 
     env = {k: v for k, v in sandbox.env.items()}
     command = f"cd {shlex.quote(str(sandbox.root))} && {shlex.quote(sys.executable)} -m supervisor attach auth; " \
               "echo attach-returned-$?; sleep 60"
+    command = f"env -u TMUX sh -c {shlex.quote(command)}"  # a plain terminal (inside tmux: see test_ui_tmux.py)
     subprocess.run([*user_tmux, "new-session", "-d", "-s", "user", "-x", "120", "-y", "40", command],
                    env=env, check=True)
 
@@ -36,6 +37,7 @@ def test_attach_shows_the_agent_and_detach_returns(sandbox: Sandbox, user_tmux: 
                               env=env).stdout
 
     wait_until(lambda: "hello from the test" in user_screen(), message="the agent's screen through attach")
+    wait_until(lambda: "supervisor: C-b d comes back" in user_screen(), message="how to come back")
     clients = sandbox.tmux("list-clients", "-F", "#{client_control_mode} #{session_name}").stdout.splitlines()
     assert [c for c in clients if c.startswith("0 ")] == ["0 auth"]  # (the engine's watch client is control mode)
     subprocess.run([*user_tmux, "send-keys", "-t", "user", "C-b", "d"], env=env, check=True)

@@ -4,6 +4,7 @@ The same keys against the real engine are in test_ui_engine.py; here every form 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
-from supervisor.ui.fake import ENGINE_METHODS, NOW, FakeSource
+from supervisor.ui.fake import ENGINE_METHODS, FIRST_METHODS, NOW, TASK_METHODS, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, wait_for
@@ -63,10 +64,10 @@ def test_shows_the_tree_and_what_needs_a_human_first() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot, diffstat=True)
         assert app.agents_table.keys == ["api", "auth", "auth.tests", "auth.tests.data", "billing", "docs",
-                                         "search", "ui"]
-        assert app.attention_table.keys == ["ui", "docs", "billing", "search"]
+                                         "reports", "search", "ui"]
+        assert app.attention_table.keys == ["ui", "docs", "billing", "reports", "search", "api"]
         assert app.attention_table.display
-        assert app.sub_title == "8 agents · 7 live · 4 need you · tasks 2 open · 2 claimed · 2 done"
+        assert app.sub_title == "9 agents · 7 live · 6 need you · tasks 2 open · 2 claimed · 2 done"
         assert app.title == "supervisor — demo-shop"
 
     run(app, scenario)
@@ -192,7 +193,7 @@ def test_send_types_text_into_the_agent() -> None:
 
 
 def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> None:
-    app, source, notes = make()
+    app, source, notes = make(FakeSource.sample(methods=FIRST_METHODS | TASK_METHODS))
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
@@ -225,14 +226,15 @@ def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> No
 
 
 def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
-    source = FakeSource.sample(methods=ENGINE_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences"})
-    app, source, notes = make(source)
+    app, source, notes = make()  # the stand-in offers what today's engine offers
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await select(pilot, "ui")
         await pilot.press("y")
         await wait_for(pilot, lambda: calls(source, "approve") == [{"name": "ui"}])
+        await wait_for(pilot, lambda: app.agents_table.get_cell("ui", "state").plain == "working")
+        source.set_state("ui", "waiting", waiting_reason="approval: push?")  # it asks again
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
         await type_in(pilot, "not on main")
@@ -241,6 +243,7 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # the default (last) button: Merge
         await wait_for(pilot, lambda: calls(source, "merge") == [{"name": "ui"}])
+        assert source.timeouts["merge"] is not None and source.timeouts["merge"] >= 3600  # a long merge is waited for
         await pilot.press("h")
         await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
         await pilot.press("enter")  # a name and a role are needed
@@ -254,8 +257,9 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await type_in(pilot, "30m")
         await wait_for(pilot, lambda: calls(source, "snooze") == [{"name": "ui", "duration": "30m"}])
         await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz badge")
-        await wait_for(pilot, lambda: {"ui: approved", "ui: denied", "ui: merged", "ui.tests: started",
-                                       "ui: alerts snoozed for 30m"} <= set(notes))
+        await wait_for(pilot, lambda: {"ui: approved", "ui: denied", "ui: merged 2 commits into main (fast-forward)",
+                                       "ui.tests: started", "ui: alerts snoozed for 30m"} <= set(notes))
+        assert "MERGED" in app.agents_table.get_cell("ui", "badges").plain
 
     run(app, scenario)
 
@@ -316,16 +320,16 @@ def test_filters_by_text_and_state() -> None:
         await wait_for(pilot, lambda: isinstance(app.focused, Input))
         app.filter_input.value = "fixtures"
         await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests", "auth.tests.data"])
-        assert app.agents_table.border_title == "Agents (3 of 8)"
+        assert app.agents_table.border_title == "Agents (3 of 9)"
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.focused is app.agents_table)
         app.filter_input.value = ""
         await pilot.press("exclamation_mark")
-        await wait_for(pilot, lambda: app.agents_table.keys == ["billing", "docs", "search", "ui"])
+        await wait_for(pilot, lambda: app.agents_table.keys == ["api", "billing", "docs", "reports", "search", "ui"])
         await pilot.press("exclamation_mark")
-        await wait_for(pilot, lambda: len(app.agents_table.keys) == 8)
+        await wait_for(pilot, lambda: len(app.agents_table.keys) == 9)
         await pilot.press("f", "f", "f")  # all → needs me → live → ended
-        await wait_for(pilot, lambda: app.agents_table.keys == ["search"])
+        await wait_for(pilot, lambda: app.agents_table.keys == ["reports", "search"])
         await pilot.press("f")
         await wait_for(pilot, lambda: app.agents_table.keys == ["auth", "auth.tests"])  # working
 
@@ -462,9 +466,167 @@ def test_no_task_board_without_the_engine_request() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await wait_for(pilot, lambda: "task_ls" in app.unavailable, message="task_ls found missing")
-        assert app.sub_title == "8 agents · 7 live · 4 need you"
+        assert app.sub_title == "9 agents · 7 live · 6 need you"
         await pilot.press("t")
         await wait_for(pilot, lambda: any("not available yet" in n for n in notes))
         assert not isinstance(app.screen, TaskBoardScreen)
+
+    run(app, scenario)
+
+
+def test_a_changed_cell_is_drawn_anew_and_the_rest_of_the_row_is_not() -> None:
+    """Cells are updated without making the whole table stale; what is drawn must still be the new value."""
+    app, source, _ = make()
+
+    def drawn(name: str) -> str:
+        table = app.agents_table
+        return table.render_line(table.header_height + table.get_row_index(name)).text
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, diffstat=True)
+        table = app.agents_table
+        assert "idle" in drawn("api") and "Add the /health endpoint" in drawn("api")
+        cached = table._cell_render_cache.keys()
+        untouched = [key for key in cached if key[0] == "docs"]
+        assert untouched, "docs's cells were drawn and cached"
+        source.set_state("api", "working", cpu_percent=55.0)
+        await wait_for(pilot, lambda: "working" in drawn("api"), message="the new state drawn")
+        assert "55%" in drawn("api") and "Add the /health endpoint" in drawn("api")
+        assert "idle" in drawn("docs")
+        assert all(key in table._cell_render_cache for key in untouched)  # another row's cells stay drawn
+
+    run(app, scenario)
+
+
+def test_running_the_cursor_down_the_list_loads_only_where_it_stops() -> None:
+    source = FakeSource.sample()
+    app = SupervisorApp(source, clock=lambda: NOW, settle_seconds=1.0)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.selected == "api"
+        before = len(source.calls)
+        await pilot.press("down", "down", "down")  # auth, auth.tests, auth.tests.data
+        assert app.selected == "auth.tests.data"
+        assert app.preview.border_title == "auth.tests.data — idle"  # at once
+        await wait_for(pilot, lambda: app.events_of == "auth.tests.data", message="its events, once settled")
+        fetched = [params.get("name") for method, params in source.calls[before:] if method in ("screen", "events")]
+        assert set(fetched) == {"auth.tests.data"}, fetched
+
+    run(app, scenario)
+
+
+def test_a_slow_engine_is_not_a_dead_one() -> None:
+    """A request the engine took but has not answered in time (busy, or a long merge) shows no "restarting"
+    banner; an engine that does not even answer a ping gets a banner saying so, until it answers again."""
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "api")
+        source.slow.add("merge")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        note = await wait_for(pilot, lambda: next((n for n in notes if "has not answered merge" in n), None))
+        assert "may still be doing it" in note
+        assert not app.banner.display and app.engine_down is None
+        source.slow.update({"changes", "ping"})  # now it answers nothing at all
+        source.emit("api", "sent", text="wake the long poll")
+        await wait_for(pilot, lambda: app.banner.display, message="the banner")
+        assert "engine not answering" in str(app.banner.render())
+        assert "restarting" not in str(app.banner.render())
+        source.slow.clear()
+        await wait_for(pilot, lambda: not app.banner.display, message="the banner gone once it answers")
+        assert "the engine is back" in notes
+
+    run(app, scenario)
+
+
+def test_a_merge_that_takes_long_still_reports_its_result() -> None:
+    app, source, notes = make()
+    gate = source.gates["merge"] = threading.Event()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "api")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: calls(source, "merge"), message="the merge request")
+        await pilot.press("down", "up")  # the dashboard goes on meanwhile
+        assert not any("merged" in n for n in notes)
+        gate.set()
+        await wait_for(pilot, lambda: "api: merged 2 commits into main (fast-forward)" in notes)
+
+    run(app, scenario)
+
+
+def test_enter_on_needs_you_goes_to_the_agent_and_tab_walks_the_panels() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert app.focused is app.agents_table
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.preview)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.event_log)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.focused is app.filter_input)
+        await pilot.press("tab", "tab")  # the state filter, then the Needs you list
+        await wait_for(pilot, lambda: app.focused is app.attention_table)
+        assert app.attention_table.keys[:3] == ["ui", "docs", "billing"]
+        await pilot.press("down", "down")
+        await wait_for(pilot, lambda: app.attention_table.current_key == "billing")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.focused is app.agents_table and app.agents_table.current_key == "billing",
+                       message="the agent list on billing")
+        assert app.selected == "billing"
+
+    run(app, scenario)
+
+
+def test_help_closes_with_q_and_question_mark_and_q_then_quits() -> None:
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        for closing in ("q", "question_mark", "escape"):
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press(closing)
+            await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), message=f"help closed by {closing}")
+            assert app.is_running  # q closed the help, not the dashboard
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, message="the dashboard quitting")
+
+    run(app, scenario)
+    assert app.return_code == 0
+
+
+def test_the_new_session_form_offers_every_registered_profile() -> None:
+    from textual.widgets import Select
+
+    from supervisor.agents import PROFILES
+
+    app, source, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        form = app.screen
+        form.query_one("#name", Input).value = "payments"
+        profile = form.query_one("#profile", Select)
+        assert [str(option[0]) for option in profile._options[1:]] == list(PROFILES)  # after the blank "default"
+        profile.focus()
+        await pilot.press("enter")  # open the list, go down to `demo`, take it
+        await wait_for(pilot, lambda: profile.expanded)
+        await pilot.press(*["down"] * (list(PROFILES).index("demo") + 1), "enter")
+        await wait_for(pilot, lambda: profile.value == "demo")
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: calls(source, "start"), message="the start request")
+        assert calls(source, "start")[0]["profile"] == "demo"
 
     run(app, scenario)

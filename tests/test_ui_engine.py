@@ -3,6 +3,7 @@ preview with its colours, and the engine being killed under it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
+from supervisor.agents import PROFILES
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.source import EngineSource
@@ -54,13 +56,6 @@ async def screen_is(pilot: Pilot[Any], kind: type) -> None:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), message=kind.__name__)
 
 
-async def answered(pilot: Pilot[Any], notes: list[str], before: int, word: str) -> str:
-    """The notification an action produced: the engine's answer, or that it lacks the request."""
-    found = await wait_for(pilot, lambda: next((n for n in notes[before:] if word in n), None),
-                           message=f"a notification about {word}")
-    return str(found)
-
-
 def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox) -> None:
     engine.sv("start", "auth", "--task", "hello from the test")
     app, notes = make(engine)
@@ -76,10 +71,18 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
         form = app.screen
         for field, value in {"name": "api", "task": "first task", "command": f"{DEMO_AGENT} --scenario gentle"}.items():
             form.query_one(f"#{field}", Input).value = value
+        profile = form.query_one("#profile", Select)
+        profile.focus()
+        await pilot.press("enter")  # the profile list: the last one, generic (the command alone would say demo)
+        await wait_for(pilot, lambda: profile.expanded)
+        await pilot.press(*["down"] * len(PROFILES), "enter")
+        await wait_for(pilot, lambda: profile.value == "generic")
+        form.query_one("#task", Input).focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.selected == "api" and state(app, "api") in ("working", "idle"),
                        message="api started and selected")
         assert engine.ls()["api"]["task"] == "first task"
+        assert engine.agent("api")["profile"] == "generic"
         await wait_for(pilot, lambda: "first task" in app.preview.text, message="api's pane")
 
         # i: send text, delivered to the pane
@@ -91,7 +94,7 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
 
         # enter: attach needs a real terminal (test_ui_tmux.py has one); e: every agent's events; /: filter
         await pilot.press("enter")
-        await answered(pilot, notes, 0, "supervisor attach api")
+        await wait_for(pilot, lambda: any("supervisor attach api" in n for n in notes), message="attach refused")
         await pilot.press("e")
         await wait_for(pilot, lambda: any("auth" in line and "task_delivered" in line for line in app.events_shown),
                        message="every agent's events")
@@ -104,57 +107,84 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
     run(app, scenario)
 
 
-def test_answers_and_lifecycle_keys_against_the_real_engine(engine: Sandbox) -> None:
-    engine.sv("start", "ui", "--task", "polish", "--command", f"{DEMO_AGENT} --scenario asker")
-    app, notes = make(engine)
+ASKER = """
+turns:
+  - [say: "The build directory is stale.", ask: "Do you want to run `rm -rf build/`?",
+     write: {path: notes/ui.md, content: "cleaned\\n"}, commit: "Clean the build notes", say: "Cleaned up."]
+  - [ask: "Push to main?", say: "Pushed."]
+  - [say: "Heard you."]
+"""
 
-    async def told(pilot: Pilot[Any], before: int) -> None:
-        await wait_for(pilot, lambda: len(notes) > before, message="the engine's answer in a notification")
+
+def test_answers_merge_helper_snooze_and_lifecycle_keys_against_the_real_engine(engine: Sandbox) -> None:
+    """y, m, i, d, h, z, s, r and x, each checked by its effect on the real engine, not by a notification."""
+    script = engine.root.parent / "asker.yaml"
+    script.write_text(ASKER)
+    engine.sv("start", "ui", "--task", "polish", "--command", f"{DEMO_AGENT} --script {script}")
+    app, notes = make(engine)
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         assert app.selected == "ui"
         await wait_for(pilot, lambda: "rm -rf build/" in app.preview.text, message="the agent's question")
 
-        # y: approve the question on its screen, or say the engine cannot yet
+        # y: the question is answered yes on its screen; the agent goes on and commits
         await pilot.press("y")
-        await wait_for(pilot, lambda: "approve" in app.unavailable or "approved" in app.preview.text,
+        await wait_for(pilot, lambda: "approved" in app.preview.text and "Cleaned up." in app.preview.text,
                        message="the approval reaching the agent")
-        # d, m, h, z: whatever the engine answers (nothing waits now; merge and helpers may not exist yet)
-        before = len(notes)
-        await pilot.press("d")
-        if "deny" not in app.unavailable:
-            await screen_is(pilot, PromptScreen)
-            app.screen.query_one(Input).value = "not now"
-            await pilot.press("enter")
-        await told(pilot, before)
-        before = len(notes)
-        await pilot.press("m")
-        if "merge" not in app.unavailable:
-            await screen_is(pilot, ConfirmScreen)
-            await pilot.click("#merge")
-        await told(pilot, before)
-        before = len(notes)
-        await pilot.press("h")
-        if "helper" not in app.unavailable:
-            await screen_is(pilot, NewHelperScreen)
-            app.screen.query_one("#name", Input).value = "tests"
-            app.screen.query_one("#role", Input).value = "test-agent"
-            await pilot.press("enter")
-        await told(pilot, before)
-        before = len(notes)
-        await pilot.press("z")
-        if "snooze" not in app.unavailable:
-            await screen_is(pilot, PromptScreen)
-            await pilot.press("enter")
-        await told(pilot, before)
+        assert "ui: approved" in notes
 
-        # s, r, x: stop, restart, remove
+        # m: once finished and audited it is ready to merge; merging puts its commit on main
+        await wait_for(pilot, lambda: app.board.agents["ui"].get("ready_to_merge"), message="ui ready to merge")
+        assert "READY" in app.agents_table.get_cell("ui", "badges").plain
+        await pilot.press("m")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#merge")
+        await wait_for(pilot, lambda: "ui: merged 1 commit into main (fast-forward)" in notes, message="the merge")
+        assert engine.git("log", "-1", "--format=%s", "main") == "Clean the build notes"
+        await wait_for(pilot, lambda: "MERGED" in app.agents_table.get_cell("ui", "badges").plain)
+
+        # i, then d: the next question is denied with a reason, which reaches the agent as its next prompt
+        await pilot.press("i")
+        await screen_is(pilot, PromptScreen)
+        app.screen.query_one(Input).value = "go on"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Push to main?" in app.preview.text, message="the second question")
+        await pilot.press("d")
+        await screen_is(pilot, PromptScreen)
+        app.screen.query_one(Input).value = "not on main"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "denied" in app.preview.text and "› not on main" in app.preview.text
+                       and "Heard you." in app.preview.text, message="the denial and its reason at the agent")
+        assert "Pushed." not in app.preview.text
+
+        # h: a helper under ui, in the engine and in the tree
+        await pilot.press("h")
+        await screen_is(pilot, NewHelperScreen)
+        app.screen.query_one("#name", Input).value = "tests"
+        app.screen.query_one("#role", Input).value = "test-agent"
+        app.screen.query_one("#task", Input).value = "cover the notes"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "ui.tests" in app.agents_table.keys, message="the helper in the tree")
+        helper = engine.ls()["ui.tests"]
+        assert (helper["parent"], helper["role"], helper["task"]) == ("ui", "test-agent", "cover the notes")
+
+        # z: ui's alerts are silenced in the engine, and the row says so
+        app.select_agent("ui")
+        await pilot.press("z")
+        await screen_is(pilot, PromptScreen)
+        app.screen.query_one(Input).value = "30m"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz")
+        silences = json.loads(engine.sv("alerts", "silences", "--json").stdout)
+        assert [s["agent"] for s in silences] == ["ui"]
+
+        # s, r, x: stop (with its helper), restart, remove
         await pilot.press("s")
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#stop")
         await wait_for(pilot, lambda: state(app, "ui") == "stopped", message="ui stopped")
-        assert engine.state("ui") == "stopped"
+        assert engine.state("ui") == "stopped" and engine.state("ui.tests") == "stopped"
         await pilot.press("r")
         await wait_for(pilot, lambda: state(app, "ui") in ("starting", "working", "idle", "waiting"),
                        message="restarted")
@@ -162,7 +192,7 @@ def test_answers_and_lifecycle_keys_against_the_real_engine(engine: Sandbox) -> 
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#force")
         await wait_for(pilot, lambda: "ui" not in app.agents_table.keys, message="ui removed")
-        assert "ui" not in engine.ls()
+        assert "ui" not in engine.ls() and "ui.tests" not in engine.ls()
         await wait_for(pilot, lambda: app.selected is None and app.agents_table.keys == [])
 
     run(app, scenario)

@@ -43,8 +43,11 @@ def test_time_in_state_changes_once_a_minute_after_the_first() -> None:
 def test_attention_lists_what_needs_a_human_most_urgent_first() -> None:
     items = board().attention()
     assert [(i.name, i.kind) for i in items] == [
-        ("ui", "waiting"), ("docs", "boundary"), ("billing", "stalled"), ("search", "exited")]
+        ("ui", "waiting"), ("docs", "boundary"), ("billing", "stalled"), ("reports", "timeout"),
+        ("search", "exited"), ("api", "ready")]
     assert "rm -rf build/" in items[0].reason
+    assert items[3].reason == "timed out after 40s"
+    assert items[-1].reason == "ready to merge: 1 commit into main (m merges)"
 
 
 def test_badges_render_waiting_stalled_boundary_conflicts_and_failures() -> None:
@@ -53,6 +56,8 @@ def test_badges_render_waiting_stalled_boundary_conflicts_and_failures() -> None
     assert b.badges("billing").plain == "STALL"
     assert b.badges("docs").plain == "BOUNDARY"
     assert b.badges("search").plain == "EXIT"
+    assert b.badges("reports").plain == "TIMEOUT"
+    assert b.badges("api").plain == "READY"
     assert b.badges("auth").plain == ""
     b.set_agents([agent("x", "failed", reason="command not found: nope"), agent("y", "idle", snoozed_until="soon")])
     assert b.badges("x").plain == "FAIL"
@@ -74,6 +79,41 @@ def test_a_stopped_merge_needs_a_human_until_it_merges() -> None:
     assert b.attention() == []
 
 
+def test_ended_agents_need_a_human_unless_the_human_ended_them() -> None:
+    """Timed out (also a helper killed with its parent), crashed, exited by itself, could not start: listed;
+    stopped or killed on request: not."""
+    b = Board()
+    b.set_agents([
+        agent("a", "killed", reason="timed out after 1h"), agent("a.h", "killed", reason="its parent a timed out"),
+        agent("b", "killed", reason="killed on request"), agent("c", "stopped", reason="stopped on request"),
+        agent("d", "exited", exit_code=0), agent("e", "exited", exit_code=None,
+                                                  reason="its pane is gone (its window was closed)"),
+        agent("f", "failed", reason="exited 127 while starting: sh: nope: not found"),
+    ])
+    assert {n: b.badges(n).plain for n in b.order} == {
+        "a": "TIMEOUT", "a.h": "TIMEOUT", "b": "", "c": "", "d": "EXIT 0", "e": "EXIT", "f": "FAIL"}
+    assert [(i.name, i.kind, i.reason) for i in b.attention()] == [
+        ("f", "failed", "exited 127 while starting: sh: nope: not found"),
+        ("a", "timeout", "timed out after 1h"), ("a.h", "timeout", "its parent a timed out"),
+        ("d", "exited", "exited by itself (code 0)"), ("e", "exited", "its pane is gone (its window was closed)")]
+    # A timeout the engine reported only as a trigger (no reason on the record) counts too.
+    b.set_agents([agent("g", "killed")])
+    b.apply_events([{"id": 1, "agent": "g", "kind": "trigger", "trigger": "timeout", "active": True,
+                     "summary": "timed out after 2h"}])
+    assert b.badges("g").plain == "TIMEOUT" and b.attention()[0].reason == "timed out after 2h"
+
+
+def test_work_ready_to_merge_is_badged_and_listed_last() -> None:
+    b = Board()
+    b.set_agents([agent("a", "idle", ready_to_merge=True, ahead=3), agent("b", "working", conflicts=[
+        {"with": "main", "branch": "main", "files": ["x.py"]}]), agent("c", "idle", ahead=0)])
+    assert b.badges("a").plain == "READY" and b.badges("c").plain == ""
+    assert [(i.name, i.kind) for i in b.attention()] == [("b", "conflict"), ("a", "ready")]
+    assert b.attention()[1].reason == "ready to merge: 3 commits into main (m merges)"
+    b.set_agents([agent("a", "idle", merged="abc123", ahead=0)])  # merged: no longer ready
+    assert b.badges("a").plain == "MERGED" and b.attention() == []
+
+
 def test_triggers_that_clear_and_agents_that_go_away_drop_their_flags() -> None:
     b = board()
     b.apply_events([{"id": 99, "agent": "docs", "kind": "trigger", "trigger": "boundary", "active": False}])
@@ -89,9 +129,9 @@ def test_filters_by_state_and_text_keep_the_parents_of_matches() -> None:
     b = board()
     assert [n for n, _ in b.visible("all", "")] == b.order
     assert b.visible("all", "fixtures") == [("auth", True), ("auth.tests", True), ("auth.tests.data", False)]
-    assert [n for n, _ in b.visible("attention", "")] == ["billing", "docs", "search", "ui"]
+    assert [n for n, _ in b.visible("attention", "")] == ["api", "billing", "docs", "reports", "search", "ui"]
     assert [n for n, _ in b.visible("working", "")] == ["auth", "auth.tests"]
-    assert [n for n, _ in b.visible("ended", "")] == ["search"]
+    assert [n for n, _ in b.visible("ended", "")] == ["reports", "search"]
     assert [n for n, _ in b.visible("live", "BILLING")] == ["billing"]
     assert b.visible("all", "nothing matches this") == []
 

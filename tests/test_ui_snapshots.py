@@ -15,7 +15,7 @@ from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import NOW, FakeSource
-from supervisor.ui.screens import HelpScreen, NewSessionScreen
+from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, wait_for
 
@@ -61,7 +61,7 @@ def test_main_screen(snap_compare: Any) -> None:
 def test_needs_me_filter(snap_compare: Any) -> None:
     async def needs_me(pilot: Pilot[Any]) -> None:
         await pilot.press("exclamation_mark")
-        await wait_for(pilot, lambda: len(pilot.app.agents_table.keys) == 4)
+        await wait_for(pilot, lambda: len(pilot.app.agents_table.keys) == 6)
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", needs_me))
 
@@ -103,3 +103,38 @@ def test_engine_restarting_banner(snap_compare: Any) -> None:
         await wait_for(pilot, lambda: pilot.app.banner.display)
 
     assert snap_compare(sample_app(source), terminal_size=SIZE, run_before=settled("auth", down))
+
+
+@pytest.mark.parametrize("width", [120, 160])
+def test_every_action_key_in_the_footer(snap_compare: Any, width: int) -> None:
+    """The footer holds every action's key at the usual widths: compact at 120 (the palette key left out),
+    roomy with the palette key at 160."""
+    assert snap_compare(sample_app(), terminal_size=(width, 36), run_before=settled("api"))
+
+
+def test_new_helper_form(snap_compare: Any) -> None:
+    async def form(pilot: Pilot[Any]) -> None:
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewHelperScreen))
+        pilot.app.screen.query_one("#name", Input).value = "tests"
+        await pilot.press("enter")  # refused: no role
+        await wait_for(pilot, lambda: "needed" in str(pilot.app.screen.query_one("#error").render()))
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", form))
+
+
+def test_send_prompt(snap_compare: Any) -> None:
+    async def prompt(pilot: Pilot[Any]) -> None:
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PromptScreen))
+        pilot.app.screen.query_one(Input).value = "run the tests again"
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", prompt))
+
+
+def test_stop_confirmation(snap_compare: Any) -> None:
+    async def confirm(pilot: Pilot[Any]) -> None:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+
+    assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", confirm))

@@ -1,9 +1,12 @@
 """`supervisor demo`: a scratch repository with sessions run by the bundled demo agent.
 
 No AI CLI or account is needed: each session runs `python -m supervisor.demo.agent` with a scenario that
-shows one behaviour (working, asking for approval, going quiet, crashing, committing inside its contract,
-committing outside it, running out of time), each under a SESSION.md contract, and one session has a
-helper."""
+shows one behaviour (working, asking for approval, going quiet, crashing, committing inside its contract and
+so ready to merge, committing outside it, running out of time), each under a SESSION.md contract, and one
+session has a helper with a sub-helper of its own (the three levels of the tree).
+
+`stall_after` (of the whole demo) and `timeout` (of `reports`) are options, so a test or an impatient user
+sees those two states sooner."""
 
 from __future__ import annotations
 
@@ -26,8 +29,14 @@ SESSIONS = [
     ("search", "crasher", "Speed up the search index"),
     ("reports", "worker", "Rebuild the monthly report"),
 ]
-# (parent, name, role, task): helpers started under the sessions above.
-HELPERS = [("auth", "tests", "test-agent", "Cover token validation with tests")]
+# (parent, name, role, task): helpers started under the sessions above, in this order (a refactor-agent may
+# start test-agents of its own: level 3).
+HELPERS = [
+    ("auth", "tokens", "refactor-agent", "Split token parsing from token validation"),
+    ("auth.tokens", "tests", "test-agent", "Pin down how tokens are parsed today"),
+]
+STALL_AFTER = "1m"
+TIMEOUT = "40s"  # of `reports`
 
 
 def _contract(modify: str, *, timeout: str | None = None, helpers: str = "") -> str:
@@ -40,15 +49,17 @@ def _contract(modify: str, *, timeout: str | None = None, helpers: str = "") -> 
 
 # Each session's boundaries: `docs` commits outside its own (a boundary violation), `api` commits inside
 # (ready to merge), `reports` runs out of time.
-CONTRACTS = {
-    "auth": _contract("packages/auth/**", helpers="test-agent: packages/auth/tests/**"),
-    "ui": _contract("packages/ui/**"),
-    "billing": _contract("packages/billing/**"),
-    "api": _contract("services/api/**, notes/**"),
-    "docs": _contract("docs/**"),
-    "search": _contract("packages/search/**"),
-    "reports": _contract("packages/reports/**", timeout="40s"),
-}
+def contracts(timeout: str = TIMEOUT) -> dict[str, str]:
+    return {
+        "auth": _contract("packages/auth/**", helpers="refactor-agent: packages/auth/**; "
+                                                      "test-agent: packages/auth/tests/**"),
+        "ui": _contract("packages/ui/**"),
+        "billing": _contract("packages/billing/**"),
+        "api": _contract("services/api/**, notes/**"),
+        "docs": _contract("docs/**"),
+        "search": _contract("packages/search/**"),
+        "reports": _contract("packages/reports/**", timeout=timeout),
+    }
 
 _FILES = {
     "README.md": "# demo-shop\n\nA scratch repository created by `supervisor demo`.\n",
@@ -64,7 +75,7 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def create_repo(directory: Path) -> Path:
+def create_repo(directory: Path, stall_after: str = STALL_AFTER) -> Path:
     if directory.exists() and any(directory.iterdir()):
         raise UsageError(f"{directory} exists and is not empty", hint="pick a new directory for the demo")
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,28 +88,30 @@ def create_repo(directory: Path) -> Path:
         path.write_text(text)
     agent = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
     (directory / "supervisor.yaml").write_text(
-        "# The demo runs the bundled demo agent instead of a real AI CLI.\n"
-        f"agent:\n  profile: generic\n  command: {agent}\nlimits:\n  idle_after: 3s\n  stall_after: 1m\n"
+        "# The demo runs the bundled demo agent instead of a real AI CLI (its profile reads its screen).\n"
+        f"agent:\n  profile: demo\n  command: {agent}\nlimits:\n  idle_after: 3s\n  stall_after: {stall_after}\n"
     )
     _git(directory, "add", "-A")
     _git(directory, "commit", "-q", "-m", "Initial demo repository")
     return directory
 
 
-def run_demo(directory: Path | None, open_ui: bool = True) -> int:
+def run_demo(directory: Path | None, open_ui: bool = True, *, stall_after: str = STALL_AFTER,
+             timeout: str = TIMEOUT) -> int:
     from supervisor.cli import main as cli_main
     from supervisor.client import call
     from supervisor.paths import find_repo
 
     target = directory or Path(tempfile.mkdtemp(prefix="supervisor-demo-")) / "demo-shop"
-    repo = create_repo(target.resolve())
+    repo = create_repo(target.resolve(), stall_after)
+    terms = contracts(timeout)
     paths = find_repo(repo)
     agent = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
     print(f"demo repository: {repo}")
     for name, scenario, task in SESSIONS:
         try:
             call(paths, "start", {"name": name, "task": task, "command": f"{agent} --scenario {scenario}",
-                                  "wait": False, "contract": CONTRACTS[name], "contract_path": f"{name}'s contract"})
+                                  "wait": False, "contract": terms[name], "contract_path": f"{name}'s contract"})
         except SupervisorError as exc:
             print(f"  {name}: {exc.message}", file=sys.stderr)
             continue
@@ -109,7 +122,7 @@ def run_demo(directory: Path | None, open_ui: bool = True) -> int:
         except SupervisorError as exc:
             print(f"  {parent}.{name}: {exc.message}", file=sys.stderr)
             continue
-        print(f"  started {parent}.{name} ({role} helper of {parent})")
+        print(f"  started {parent}.{name} ({role}, a helper of {parent})")
     import os
 
     os.chdir(repo)

@@ -39,6 +39,7 @@ from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.auditor import Auditor
+from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
@@ -115,6 +116,7 @@ class Engine:
         self.started_at = time.time()
         self.watcher = Watcher(self)
         self.approvals = Approvals(self.store)
+        self.branches = BranchFacts(paths.root, paths.common_dir)  # tips, commits ahead, diff stats: cached
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 
@@ -253,11 +255,13 @@ class Engine:
         return "stopping"
 
     def op_ls(self) -> list[dict[str, Any]]:
-        return [views.agent_view(a, self.live.get(a.name)) for a in views.tree_order(self.store.agents())]
+        agents = self.store.agents()
+        ready = self.branches.readiness(agents)
+        return [views.agent_view(a, self.live.get(a.name), ready.get(a.name)) for a in views.tree_order(agents)]
 
     def op_show(self, name: str, events: int = 20) -> dict[str, Any]:
         agent = self.get(name)
-        view = views.agent_view(agent, self.live.get(name))
+        view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name))
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
         view["transcript"] = str(self.paths.transcript(name))
@@ -296,13 +300,10 @@ class Engine:
         return {"name": name, "text": text, "available": True}
 
     def op_diffstat(self) -> dict[str, dict[str, int]]:
-        """Per agent: files changed and lines added/removed in its worktree against its base commit."""
-        result = {}
-        for agent in self.store.agents():
-            stat = worktrees.diffstat(Path(agent.worktree), agent.base)
-            if stat is not None:
-                result[agent.name] = stat
-        return result
+        """Per agent: files changed and lines added/removed in its worktree against its base commit (commits,
+        uncommitted edits, new files), recomputed only for agents whose branch, worktree or pane moved."""
+        printed = {name: live.last_output for name, live in list(self.live.items())}
+        return self.branches.diffstats(self.store.agents(), printed)
 
     def op_attach_info(self, name: str) -> dict[str, Any]:
         agent = self.get(name)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core.model import Agent, Event
 
 if TYPE_CHECKING:
+    from supervisor.engine.branches import Readiness
     from supervisor.engine.watcher import Live
 
 
@@ -17,7 +18,7 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
+def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = None) -> dict[str, Any]:
     last_activity = agent.last_activity_at
     if live is not None and live.last_output:
         last_activity = max(last_activity or 0.0, live.last_output)
@@ -46,6 +47,10 @@ def agent_view(agent: Agent, live: Live | None) -> dict[str, Any]:
         # The conflict radar's findings: [{"with": agent or target branch, "branch": ..., "files": [...]}].
         "conflicts": list(agent.extra.get("conflicts") or []),
         **_merging(agent),
+        # Commits its branch has that its target lacks (counted once it finished: else null), and whether it
+        # is ready to merge: finished, its helpers too, commits to merge, all audited clean, not merged yet.
+        "ahead": readiness.ahead if readiness is not None else None,
+        "ready_to_merge": readiness.ready if readiness is not None else False,
     }
 
 

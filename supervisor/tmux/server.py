@@ -12,7 +12,7 @@ import os
 import shlex
 import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,11 +323,3 @@ class Tmux:
 
     def select(self, pane: str) -> None:
         self.run("select-window", "-t", pane, ";", "select-pane", "-t", pane)
-
-
-def attach_argv(socket: Path, pane: str, session: str, inside_our_server: bool) -> Sequence[str]:
-    """The tmux command that puts the user's terminal on `pane` (switch-client when already inside it)."""
-    base = ["tmux", "-S", str(socket)]
-    if inside_our_server:
-        return [*base, "switch-client", "-t", pane]
-    return [*base, "attach-session", "-t", f"={session}"]

@@ -16,6 +16,11 @@ class Action:
     cli: str | None = None  # the equivalent command; NAME is the selected agent
     footer: bool = False  # shown in the footer (the rest is in the help screen and the palette)
     on_agent: bool = True  # needs a selected agent
+    short: str = ""  # the footer's label (default: the title)
+
+    @property
+    def footer_label(self) -> str:
+        return self.short or self.title
 
     @property
     def display_key(self) -> str:
@@ -24,26 +29,30 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
-    Action("enter", "attach", "Attach", "attach the terminal to the agent's pane; detach with your tmux prefix + d",
+    Action("enter", "attach", "Attach", "attach the terminal to the agent's pane; your tmux prefix + d comes back "
+           "(its status line says the keys)",
            "supervisor attach NAME", footer=True),
-    Action("n", "new_session", "New session", "start a session: name, task, profile, command",
-           "supervisor start NAME --task TEXT [--agent PROFILE] [--command CMD]", footer=True, on_agent=False),
+    Action("n", "new_session", "New session", "start a session: name, task, profile, command, contract",
+           "supervisor start NAME --task TEXT [--agent PROFILE] [--command CMD] [--contract FILE]", footer=True,
+           on_agent=False, short="New"),
     Action("h", "new_helper", "New helper", "start a helper under the selected agent",
-           "supervisor helper NAME --role ROLE --parent NAME"),
+           "supervisor helper NAME --role ROLE --parent NAME", footer=True, short="Helper"),
     Action("i", "send", "Send text", "type text into the agent and submit it", "supervisor send NAME TEXT",
-           footer=True),
+           footer=True, short="Send"),
     Action("y", "approve", "Approve", "answer the agent's pending approval with yes", "supervisor approve NAME",
            footer=True),
     Action("d", "deny", "Deny", "answer the agent's pending approval with no, and a reason",
            "supervisor deny NAME --reason TEXT", footer=True),
     Action("s", "stop", "Stop", "stop the agent (graceful, or kill at once)", "supervisor stop NAME [--kill]",
            footer=True),
-    Action("r", "restart", "Restart", "start the agent again in the same worktree", "supervisor restart NAME"),
+    Action("r", "restart", "Restart", "start the agent again in the same worktree", "supervisor restart NAME",
+           footer=True),
     Action("m", "merge", "Merge", "audit the agent's commits against its contract and merge its branch",
-           "supervisor merge NAME"),
-    Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]"),
+           "supervisor merge NAME", footer=True),
+    Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]",
+           footer=True),
     Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
-           "supervisor alerts snooze NAME [--for 30m]"),
+           "supervisor alerts snooze NAME [--for 30m]", footer=True, short="Snooze"),
     Action("t", "task_board", "Task board", "the tasks agents claim one at a time: add one, release a claim, "
            "mark one done", "supervisor task ls|add|release|done", on_agent=False),
     Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,

@@ -6,13 +6,13 @@ and how it is drawn is `supervisor.ui.live`. Every action is also a CLI command 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -26,8 +26,16 @@ from supervisor.ui.live import LiveDashboard
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.source import RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
 from supervisor.ui.taskboard import TaskBoardScreen
+
+if TYPE_CHECKING:
+    from supervisor.tmux.attach import AttachPlan
+
+LONG_REQUEST_SECONDS = 3600.0  # requests that may run long (merge): a result late is still a result
+FOOTER_ROOMY = 140  # columns: every footer key at its normal spacing, and the command palette's
+FOOTER_COMPACT_WITH_PALETTE = 125
 
 
 class AgentCommands(Provider):
@@ -59,7 +67,7 @@ class SupervisorApp(LiveDashboard):
     TITLE = "supervisor"
     COMMANDS = App.COMMANDS | {AgentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(a.key, a.name, a.title, show=a.footer) for a in ACTIONS),
+        *(Binding(a.key, a.name, a.footer_label, show=a.footer, tooltip=a.help) for a in ACTIONS),
         Binding("escape", "leave_input", "Back", show=False),
     ]
     CSS: ClassVar[str] = """
@@ -105,7 +113,15 @@ class SupervisorApp(LiveDashboard):
         with Horizontal(id="bottom"):
             yield self.preview
             yield self.event_log
-        yield Footer()
+        self.footer = Footer()
+        yield self.footer
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Every key of an agent's actions in the footer: 140 columns hold them with the palette key; narrower,
+        a compact footer without it (ctrl+p still works, `?` lists it); under 115 columns the last keys are cut."""
+        width = event.size.width
+        self.footer.compact = width < FOOTER_ROOMY
+        self.footer.show_command_palette = width >= FOOTER_COMPACT_WITH_PALETTE
 
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
@@ -154,27 +170,32 @@ class SupervisorApp(LiveDashboard):
         name = self._agent()
         if name is None:
             return
-        self._in_thread("attach", lambda: self.source.call("attach_info", {"name": name}),
-                        partial(self._attach_to, name))
 
-    def _attach_to(self, name: str, info: dict[str, Any]) -> None:
-        """Hand the terminal to tmux on the agent's pane until the user detaches, like `supervisor attach`."""
-        from supervisor.tmux.server import attach_argv
+        def plan() -> tuple[str, str, AttachPlan]:
+            from supervisor.tmux.attach import plan_attach
 
-        socket = str(info["socket"])
-        pane = str(info["pane"])
-        inside = os.environ.get("TMUX", "").split(",")[0] == socket
-        argv = list(attach_argv(socket, pane, str(info["session"]), inside))  # type: ignore[arg-type]
+            info = self.source.call("attach_info", {"name": name})
+            try:  # reads the user's tmux (prefix, version, client): in this thread, not on the event loop
+                return str(info["socket"]), str(info["pane"]), plan_attach(Path(info["socket"]), str(info["pane"]),
+                                                                           str(info["session"]))
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise RequestFailed(f"cannot attach to {name}: {exc}") from exc
+
+        self._in_thread("attach", plan, partial(self._attach_to, name))
+
+    def _attach_to(self, name: str, planned: tuple[str, str, AttachPlan]) -> None:
+        """Hand the terminal to tmux on the agent's pane until the user detaches, like `supervisor attach`
+        (see `supervisor.tmux.attach`: from inside the user's own tmux, a popup of it)."""
+        socket, pane, plan = planned
         select = ["tmux", "-S", socket, "select-window", "-t", pane, ";", "select-pane", "-t", pane]
-        if inside:  # the dashboard runs in supervisor's own tmux: switch this client, nothing to suspend
+        if plan.how == "switch":  # the dashboard runs in supervisor's own tmux: switch this client
             self._in_thread("attach", lambda: [subprocess.run(cmd, check=False, capture_output=True)
-                                               for cmd in (select, argv)])
+                                               for cmd in (select, plan.argv)])
             return
-        env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # nested in the user's own tmux is fine
         try:
             with self.suspend():
                 subprocess.run(select, check=False, capture_output=True)
-                subprocess.run(argv, check=False, env=env)
+                subprocess.run(plan.argv, check=False, env=plan.env)
         except SuspendNotSupported:
             self.notify(f"attaching needs a terminal: run `supervisor attach {name}`", severity="warning")
             return
@@ -269,11 +290,21 @@ class SupervisorApp(LiveDashboard):
 
         def chosen(choice: str | None) -> None:
             if choice == "merge":
-                self._request("merge", {"name": name}, f"{name}: merged")
+                # An audit and a merge of a long branch can take a while: wait for the answer, and say what it was.
+                self._request("merge", {"name": name}, partial(self._merged, name), timeout=LONG_REQUEST_SECONDS)
 
         target = self.board.agents[name].get("target") or "its target"
         self.push_screen(ConfirmScreen(f"Audit {name}'s commits and merge its branch into {target}?",
                                        [("merge", "Merge", "primary")]), chosen)
+
+    def _merged(self, name: str, result: dict[str, Any]) -> None:
+        count = result.get("commits")
+        what = "already merged" if result.get("already_merged") else \
+            f"merged {count} commit{'' if count == 1 else 's'} into {result.get('into')}" + \
+            (" (fast-forward)" if result.get("fast_forward") else "")
+        removed = result.get("removed") or []
+        self.notify(f"{name}: {what}" + (f"; removed the other candidates {', '.join(removed)}" if removed else ""),
+                    timeout=6)
 
     def action_remove(self) -> None:
         name = self._agent()

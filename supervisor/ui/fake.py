@@ -12,15 +12,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from supervisor.ui.source import EngineDown, NotAvailable, RequestFailed
+from supervisor.ui.source import EngineDown, EngineSlow, NotAvailable, RequestFailed
 
 # A fixed "now" for deterministic pictures: 2025-06-02 10:00:00 UTC.
 NOW = 1748858400.0
 
-# The requests of the engine the dashboard was first written against; the rest (approve, merge, helper,
-# snooze…) raise NotAvailable unless a test adds them.
-ENGINE_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
-                            "send", "stop", "restart", "rm", "attach_info"})
+# The requests of the engine the dashboard was first written against: a test of what the dashboard does with
+# an engine that lacks the others (approve, merge, helper, snooze…) passes these as `methods`.
+FIRST_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
+                           "send", "stop", "restart", "rm", "attach_info"})
+# Every request of today's engine that the dashboard uses (the default).
+ENGINE_METHODS = FIRST_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences"}
 # The task board's requests (the sample world has a board; a test may leave them out).
 TASK_METHODS = frozenset({"task_ls", "task_add", "task_claim", "task_done", "task_release"})
 
@@ -43,7 +45,7 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
         "pid": 1000 if live else None, "started_at": iso(now - since - 30), "last_activity_at": iso(now - 2),
         "cpu_percent": (cpu if cpu is not None else 0.0) if live else None,
         "rss_bytes": (rss if rss is not None else 50_000_000) if live else None,
-        "waiting_reason": None, "exit_code": None, "reason": None,
+        "waiting_reason": None, "exit_code": None, "reason": None, "ahead": None, "ready_to_merge": False,
     }
     record.update(extra)
     return record
@@ -52,7 +54,8 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
 def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
     """The demo's world at a glance: sessions, helpers, and one of everything that needs a human."""
     return [
-        agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now),
+        agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now,
+              ahead=1, ready_to_merge=True),
         agent("auth", "working", since=312, task="Harden the auth package: validate tokens and add tests",
               cpu=37.5, rss=183_500_000, now=now),
         agent("auth.tests", "working", since=48, task="Write tests for token validation", cpu=12.0,
@@ -62,6 +65,8 @@ def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
         agent("billing", "stalled", since=640, task="Use the new auth roles in billing", cpu=0.0, rss=52_000_000,
               now=now),
         agent("docs", "idle", since=210, task="Document the auth package", cpu=0.0, rss=40_000_000, now=now),
+        agent("reports", "killed", since=20, task="Rebuild the monthly report", reason="timed out after 40s",
+              now=now),
         agent("search", "exited", since=33, task="Speed up the search index", exit_code=3,
               reason="exited with code 3: Error: unexpected response from the model API", now=now),
         agent("ui", "waiting", since=75, task="Polish the settings page", cpu=0.5, rss=61_000_000,
@@ -84,6 +89,8 @@ def sample_events(now: float = NOW) -> list[dict[str, Any]]:
         (48, "auth.tests", "state", {"previous": "starting", "state": "working"}),
         (33, "search", "exited", {"exit_code": 3, "reason": "Error: unexpected response from the model API"}),
         (33, "search", "trigger", {"trigger": "exited", "active": True, "summary": "exited with code 3"}),
+        (20, "reports", "killed", {"reason": "timed out after 40s"}),
+        (20, "reports", "trigger", {"trigger": "timeout", "active": True, "summary": "timed out after 40s"}),
     ]
     return [{"id": index + 1, "ts": iso(now - ago), "agent": name, "kind": kind, **data}
             for index, (ago, name, kind, data) in enumerate(rows)]
@@ -158,6 +165,9 @@ class FakeSource:
         self.tasks: list[dict[str, Any]] = [dict(t) for t in tasks]
         self.down = False
         self.restartable = True
+        self.timeouts: dict[str, float | None] = {}  # each request's timeout, as last asked
+        self.slow: set[str] = set()  # requests that time out (EngineSlow), as a busy engine's would
+        self.gates: dict[str, threading.Event] = {}  # requests that wait for their gate before answering
         self._changed = threading.Condition()
         self._title = title
 
@@ -193,8 +203,14 @@ class FakeSource:
             if self.down:
                 raise EngineDown("the engine is not running")
             self.calls.append((method, params))
+            self.timeouts[method] = timeout
         if method not in self.methods:
             raise NotAvailable(method)
+        if method in self.slow:
+            raise EngineSlow(method, timeout)
+        gate = self.gates.get(method)
+        if gate is not None:
+            gate.wait(60)
         handler = getattr(self, f"_op_{method}", None)
         if handler is None:
             with self._changed:
@@ -278,7 +294,8 @@ class FakeSource:
             self._changed.notify_all()
 
     def _action(self, method: str, params: dict[str, Any]) -> Any:
-        """start, send, stop, restart, rm and anything added to `methods`: recorded, with a plausible effect."""
+        """start, send, stop, restart, rm, merge, approve, deny, helper, snooze, the task board's: recorded, with
+        a plausible effect."""
         name = str(params.get("name", ""))
         if method == "start":
             if name in self.agents:
@@ -293,6 +310,21 @@ class FakeSource:
             return dict(silence)
         if method.startswith("task_"):
             return self._task_action(method, params)
+        if method == "merge" and name in self.agents:
+            record = self.agents[name]
+            record.update(merged="f" * 40, ready_to_merge=False, ahead=0)
+            self._emit_locked(name, "merged", into=record["target"], commits=2)
+            return {"name": name, "into": record["target"], "commit": "f" * 40, "commits": 2, "fast_forward": True,
+                    "already_merged": False, "updated_worktree": None, "uncommitted": 0, "removed": []}
+        if method in ("approve", "deny") and name in self.agents:
+            record = self.agents[name]
+            if record["state"] != "waiting":
+                raise RequestFailed(f"{name} is not waiting for an answer (it is {record['state']})")
+            record.update(state="working", waiting_reason=None, state_since=iso(self.now))
+            self._emit_locked(name, "approved" if method == "approve" else "denied",
+                              **({"reason": params["reason"]} if params.get("reason") else {}))
+            self._emit_locked(name, "state", previous="waiting", state="working")
+            return dict(record)
         if method == "helper":
             full = f"{params.get('parent')}.{name}"
             self.agents[full] = agent(full, "starting", since=0, task=params.get("task"), now=self.now,

@@ -19,16 +19,17 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from supervisor.ui.actions import ACTIONS
-from supervisor.ui.model import LIVE_STATES, Attention, Board, event_line, state_text
+from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
-from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, NotAvailable, RequestFailed
+from supervisor.ui.quietgc import QuietCollector
+from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, EngineSlow, NotAvailable, RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable
 from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
 
@@ -37,11 +38,7 @@ T = TypeVar("T")
 AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects an agent (not the task board's)
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
-
-ATTENTION_LABELS = {"waiting": ("ASK", "bold black on yellow"), "boundary": ("BOUNDARY", "bold white on red"),
-                    "stalled": ("STALL", "bold white on magenta"), "failed": ("FAIL", "bold white on red"),
-                    "exited": ("EXIT", "bold white on red"), "merge": ("MERGE", "bold white on red"),
-                    "conflict": ("CONFLICT", "bold black on dark_orange")}
+SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 
 
 class LiveDashboard(App[None]):
@@ -57,8 +54,9 @@ class LiveDashboard(App[None]):
 
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
-                 long_poll: float = LONG_POLL_SECONDS) -> None:
+                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
         super().__init__()
+        self.settle_seconds = settle_seconds
         self.source = source
         self.clock = clock
         self.refresh_seconds = refresh_seconds
@@ -85,9 +83,12 @@ class LiveDashboard(App[None]):
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
+        self._settle_timer: Timer | None = None
         self.events_of: str | None = None  # whose events the log shows (None: everyone's)
         self.events_shown: list[str] = []  # the event log's lines as text (a wrapped event is one line here)
         self.sync_seconds: list[float] = []  # how long each table refresh took (for the benchmark)
+        self.collector = QuietCollector()
+        self._input_at = time.monotonic()  # the last key press
 
     def start_feeds(self) -> None:
         """The long poll and the periodic refreshes (once the widgets are mounted)."""
@@ -97,9 +98,16 @@ class LiveDashboard(App[None]):
         self.set_interval(self.diffstat_seconds, self.request_diffstat)
         self.set_interval(self.diffstat_seconds, self.request_silences)
         self.set_interval(self.screen_seconds, self._tick_preview)
+        self.set_interval(1.0, lambda: self.collector.tick(time.monotonic() - self._input_at))
 
     def on_unmount(self) -> None:
         self._stopping.set()
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._input_at = time.monotonic()
+        await super().on_event(event)
 
     # talking to the engine (always in threads) --------------------------------------------------------
 
@@ -121,6 +129,9 @@ class LiveDashboard(App[None]):
                 result = fetch()
             except EngineDown as exc:
                 self._from_thread(self._engine_lost, str(exc))
+            except EngineSlow as exc:  # running but busy: no banner; an action says it may still finish
+                if not coalesce and not background:
+                    self._from_thread(self._slow, exc)
             except NotAvailable as exc:
                 if background:
                     self.unavailable.add(exc.method)
@@ -185,14 +196,33 @@ class LiveDashboard(App[None]):
                 self._from_thread(self._engine_lost, str(exc))
                 self._stopping.wait(0.5 if time.monotonic() - down_since < 5 else 2.0)
                 continue
+            except EngineSlow as exc:
+                # It took the request but has not answered: busy or stuck, not gone. Starting another engine
+                # would be refused (one per repository), so only say so, and go on asking.
+                if not self._answers_ping():
+                    self._from_thread(self._engine_busy, str(exc))
+                self._stopping.wait(0.5)
+                continue
             except (NotAvailable, RequestFailed) as exc:
                 self._from_thread(self._failed, RequestFailed(f"watching for changes: {exc}"))
                 self._stopping.wait(self.refresh_seconds)
                 continue
+            if self.engine_down is not None:  # it answered after all
+                self._from_thread(self._engine_back)
             events = list(result.get("events") or [])
             after = int(result.get("last", after))
             if events:
                 self._from_thread(self._got_events, events)
+
+    def _answers_ping(self) -> bool:
+        try:
+            self.source.call("ping", timeout=5.0)
+        except EngineDown as exc:
+            self._from_thread(self._engine_lost, str(exc))
+            return False
+        except (EngineSlow, NotAvailable, RequestFailed):
+            return False
+        return True
 
     def _bootstrapped(self, agents: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         self.board.apply_events(events)
@@ -204,6 +234,7 @@ class LiveDashboard(App[None]):
         self.request_diffstat()
         self.request_silences()
         self.request_tasks()
+        self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def request_ls(self) -> None:
         self._in_thread("ls", lambda: self.source.call("ls"), self._got_agents, coalesce=True)
@@ -215,7 +246,7 @@ class LiveDashboard(App[None]):
 
     def _diffstat_soon(self) -> None:
         """A turn ended, so files probably changed: diff stats a moment later, but never more often than
-        every DIFFSTAT_GAP seconds (each costs the engine a `git diff` per agent)."""
+        every DIFFSTAT_GAP seconds (the engine runs git only for the agents whose branch or worktree moved)."""
         if self._diffstat_timer is None:
             delay = max(1.0, self._diffstat_at + DIFFSTAT_GAP - time.monotonic())
             self._diffstat_timer = self.set_timer(delay, self._diffstat_due)
@@ -262,8 +293,8 @@ class LiveDashboard(App[None]):
         (each capture costs the engine two tmux calls), never once it has ended."""
         agent = self.board.agents.get(self.selected or "")
         self._preview_ticks += 1
-        if agent is None or agent.get("state") not in LIVE_STATES:
-            return
+        if agent is None or agent.get("state") not in LIVE_STATES or self._settle_timer is not None:
+            return  # (the cursor is passing by: its pane is fetched once it settles)
         if agent.get("state") in ("working", "starting") or self._preview_ticks % 4 == 0:
             self.request_screen()
 
@@ -310,6 +341,17 @@ class LiveDashboard(App[None]):
         banner = self.banner
         banner.update(f"engine restarting…  ({reason})")
         banner.add_class("-down")
+
+    def _engine_busy(self, reason: str) -> None:
+        """The engine runs but does not answer: a banner until it does (nothing to restart)."""
+        if self.engine_down is None:
+            self.engine_down = reason
+        self.banner.update(f"engine not answering…  ({reason}; it is running, busy or stuck)")
+        self.banner.add_class("-down")
+
+    def _slow(self, exc: EngineSlow) -> None:
+        self.notify(f"{exc}: it may still be doing it; its events will say so", title="Still waiting",
+                    severity="warning", timeout=8)
 
     def _engine_back(self) -> None:
         if self.engine_down is None:
@@ -416,13 +458,26 @@ class LiveDashboard(App[None]):
     # selection ----------------------------------------------------------------------------------------
 
     def _select(self, name: str | None) -> None:
+        """The cursor is on `name`: its name and state show at once; its pane and its events once the cursor
+        has settled there (`settle_seconds`), so running down the list does not fetch and draw each agent's."""
         if name == self.selected:
             return
+        first = self.selected is None
         self.selected = name
         self._update_preview_title()
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+            self._settle_timer = None
         if name not in self.board.agents:
             self.preview.message("no agent selected")
+        if first:
+            self._settled()
         else:
+            self._settle_timer = self.set_timer(self.settle_seconds, self._settled)
+
+    def _settled(self) -> None:
+        self._settle_timer = None
+        if self.selected in self.board.agents:
             self.request_screen()
         if self.events_scope == "agent":
             self.load_events()

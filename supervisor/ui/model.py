@@ -42,16 +42,26 @@ STATE_FILTERS: tuple[tuple[str, str], ...] = (
 BADGE_STYLES = {
     "ASK": "bold black on yellow", "STALL": "bold white on magenta", "BOUNDARY": "bold white on red",
     "CONFLICT": "bold black on dark_orange", "FAIL": "bold white on red", "EXIT": "bold white on red",
-    "ZZ": "dim", "MERGE": "bold white on red", "MERGED": "bold black on green",
+    "EXIT 0": "bold black on grey70", "TIMEOUT": "bold white on dark_red", "ZZ": "dim",
+    "MERGE": "bold white on red", "MERGED": "bold black on green", "READY": "bold black on cyan",
 }
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
-               "boundary_violations", "conflicts", "merged", "merge_note")
+               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge")
 
 # Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
-# live branches is last: nothing is stuck yet, but someone should decide who merges first.
-ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "exited", "conflict")
+# live branches comes late: nothing is stuck yet, but someone should decide who merges first; last, work
+# that is finished and ready to merge.
+ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "timeout", "exited", "conflict", "ready")
+# How each kind shows in the "Needs you" list: (label, style).
+ATTENTION_LABELS = {
+    "waiting": ("ASK", BADGE_STYLES["ASK"]), "boundary": ("BOUNDARY", BADGE_STYLES["BOUNDARY"]),
+    "stalled": ("STALL", BADGE_STYLES["STALL"]), "merge": ("MERGE", BADGE_STYLES["MERGE"]),
+    "failed": ("FAIL", BADGE_STYLES["FAIL"]), "timeout": ("TIMEOUT", BADGE_STYLES["TIMEOUT"]),
+    "exited": ("EXIT", BADGE_STYLES["EXIT"]), "conflict": ("CONFLICT", BADGE_STYLES["CONFLICT"]),
+    "ready": ("READY", BADGE_STYLES["READY"]),
+}
 
 
 @lru_cache(maxsize=4096)
@@ -132,6 +142,13 @@ class Attention:
     @property
     def rank(self) -> int:
         return ATTENTION_ORDER.index(self.kind)
+
+
+def timed_out(agent: dict[str, Any], flags: Flags) -> bool:
+    """Killed by the supervisor because it (or the parent it belonged to) ran past its timeout."""
+    if agent.get("state") != "killed":
+        return False
+    return "timeout" in flags.active or "timed out" in str(agent.get("reason") or "")
 
 
 def _conflicts(agent: dict[str, Any]) -> list[str]:
@@ -225,10 +242,14 @@ class Board:
             items.append("CONFLICT")
         if state == "failed":
             items.append("FAIL")
-        elif state == "exited" and agent.get("exit_code") not in (None, 0):
-            items.append("EXIT")
+        elif state == "exited":
+            items.append("EXIT 0" if agent.get("exit_code") == 0 else "EXIT")
+        elif timed_out(agent, flags):
+            items.append("TIMEOUT")
         if "merge" in flags.active:
             items.append("MERGE")
+        elif agent.get("ready_to_merge"):
+            items.append("READY")
         elif agent.get("merged"):
             items.append("MERGED")
         if agent.get("snoozed_until") or name in self.silenced:
@@ -305,11 +326,21 @@ class Board:
             return Attention(name, "merge", flags.active["merge"], since)
         if state == "failed":
             return Attention(name, "failed", agent.get("reason") or "could not start", since)
-        if state == "exited" and agent.get("exit_code") not in (None, 0):
-            return Attention(name, "exited", agent.get("reason") or f"exited with code {agent['exit_code']}", since)
+        if timed_out(agent, flags):
+            return Attention(name, "timeout", agent.get("reason") or flags.active.get("timeout") or "timed out",
+                             since)
+        if state == "exited":
+            code = agent.get("exit_code")
+            reason = agent.get("reason") or ("exited by itself (code 0)" if code == 0 else f"exited with code {code}")
+            return Attention(name, "exited", reason, since)
         conflicts = agent.get("conflicts")
         if conflicts and isinstance(conflicts, list) and all(isinstance(c, dict) for c in conflicts):
             return Attention(name, "conflict", describe_conflicts(conflicts), since)
+        if agent.get("ready_to_merge"):
+            ahead = agent.get("ahead")
+            commits = f"{ahead} commit{'s' if ahead != 1 else ''}" if ahead else "its commits"
+            return Attention(name, "ready", f"ready to merge: {commits} into {agent.get('target') or 'its target'}"
+                             " (m merges)", since)
         return None
 
     def visible(self, state_filter: str, text_filter: str) -> list[tuple[str, bool]]:

@@ -12,9 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from supervisor.agents import PROFILES
 from supervisor.ui.actions import ACTIONS
-
-PROFILES = ("claude", "codex", "aider", "gemini", "generic")
 
 # Not scoped: the same rules serve every modal screen below.
 MODAL_CSS = """
@@ -71,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label(Text("Keys", style="bold"))
             with VerticalScroll():
                 yield Static(table)
-            yield Label(Text("Esc closes. Every action acts on the highlighted agent.", style="dim"))
+            yield Label(Text("Esc, q or ? closes. Every action acts on the highlighted agent.", style="dim"))
 
     def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]
         self.dismiss(None)
@@ -112,7 +111,7 @@ class NewSessionScreen(FormScreen):
             yield Label("Task: the first prompt", classes="field")
             yield Input(placeholder="Harden the auth package", id="task")
             yield Label("Profile (blank: supervisor.yaml's)", classes="field")
-            yield Select([(p, p) for p in PROFILES], prompt="default", id="profile")
+            yield Select([(p, p) for p in PROFILES], prompt="default", id="profile")  # every registered one
             yield Label("Command (blank: the profile's)", classes="field")
             yield Input(placeholder="claude", id="command")
             yield Label("Contract: a SESSION.md file (blank: may change everything)", classes="field")

@@ -1,9 +1,11 @@
 """Where the dashboard gets its data: the engine through the client API, or a test double.
 
 The app talks to a `DataSource` only, so tests, snapshots and the benchmark inject a fake one (see
-`supervisor.ui.fake`). Every failure is turned into one of three exceptions the app knows how to show:
-the engine is down (a banner, then recovery), a request the engine does not offer yet (a notification
-saying so), or a request that failed (its message and hint). No Textual here: sources run in threads.
+`supervisor.ui.fake`). Every failure is turned into one of four exceptions the app knows how to show:
+the engine is down (a banner, then recovery), the engine took the request but has not answered in time (it
+is busy or slow, not gone: the request may still complete), a request the engine does not offer yet (a
+notification saying so), or a request that failed (its message and hint). No Textual here: sources run in
+threads.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ LONG_POLL_SECONDS = 10.0
 
 class EngineDown(Exception):
     """The engine is not running or closed the connection (stopping, restarting, killed)."""
+
+
+class EngineSlow(Exception):
+    """The engine took the request and has not answered within the timeout: it is running, but busy (or
+    stuck). The request may still be carried out; nothing says it failed."""
+
+    def __init__(self, method: str, timeout: float | None) -> None:
+        super().__init__(f"the engine has not answered {method} within {timeout:.0f}s" if timeout else
+                         f"the engine has not answered {method}")
+        self.method = method
+        self.timeout = timeout
 
 
 class NotAvailable(Exception):
@@ -50,7 +63,7 @@ class DataSource(Protocol):
         ...
 
     def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = 30.0) -> Any:
-        """One request; raises EngineDown, NotAvailable or RequestFailed."""
+        """One request; raises EngineDown, EngineSlow, NotAvailable or RequestFailed."""
         ...
 
     def ensure_engine(self) -> None:
@@ -82,13 +95,13 @@ class EngineSource:
             return client.call(self.paths, method, params or {}, autostart=False, timeout=timeout)
         except (client.EngineNotRunning, client.EngineGone) as exc:
             raise EngineDown(str(exc)) from exc
+        except client.EngineTimeout as exc:  # connected and asked: it is there, only slow to answer
+            raise EngineSlow(method, timeout) from exc
         except UsageError as exc:
             if exc.message.startswith("unknown request"):
                 raise NotAvailable(method) from exc
             raise RequestFailed(exc.message, exc.hint) from exc
         except SupervisorError as exc:
-            if "did not answer" in exc.message:
-                raise EngineDown(exc.message) from exc
             raise RequestFailed(exc.message, exc.hint) from exc
 
     def ensure_engine(self) -> None:
