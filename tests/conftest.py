@@ -167,3 +167,12 @@ def _teardown(box: Sandbox) -> None:
             proc.send_signal(signal.SIGKILL)
     psutil.wait_procs(leftovers, timeout=5)
     shutil.rmtree(box.runtime, ignore_errors=True)
+
+
+def process_gone(pid: int) -> bool:
+    """Gone, or a zombie (its parent reaps it when it will): checked in one look, since a process can be
+    reaped between a `pid_exists` and a `status`."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -10,11 +10,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-import psutil
 import pytest
 
 from tests.alert_servers import TOKEN, SlackServer
-from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
 
 
 @pytest.fixture
@@ -63,8 +62,7 @@ def test_an_unsent_alert_survives_kill_9_and_is_delivered_once_after_restart(
     wait_until(unsent, timeout=20, interval=0.1, message="an alert in the outbox that could not be sent")
     pid = sandbox.engine_pid()
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
-               message="the engine dead")
+    wait_until(lambda: process_gone(pid), message="the engine dead")
     slack.start()  # the channel comes back while no engine runs
     sandbox.sv("ls")  # any command starts a new engine, which resumes the outbox
     wait_until(lambda: len(slack.posted()) == 1, timeout=20, message="the alert delivered after the restart")
@@ -132,3 +130,4 @@ def test_snooze_unsnooze_and_silences_from_the_cli(sandbox: Sandbox, slack: Slac
     sandbox.sv("alerts", "unsnooze", "--id", str(found[1]["id"]))
     assert json.loads(sandbox.sv("alerts", "silences", "--json").stdout) == []
     assert sandbox.sv("alerts", "unsnooze", "auth", check=False).returncode == 2
+

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
 
 
 def script(box: Sandbox, name: str, text: str) -> tuple[str, Path]:
@@ -152,7 +152,7 @@ def test_stop_kill_is_immediate_and_marks_killed(sandbox: Sandbox) -> None:
     sandbox.sv("start", "auth", "--command", command + " --ignore-term")
     agent = sandbox.wait_state("auth", "working", "idle")
     sandbox.sv("stop", "auth", "--kill")
-    assert not psutil.pid_exists(agent["pid"]) or psutil.Process(agent["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert process_gone(agent["pid"])
     assert sandbox.ls()["auth"]["state"] == "killed"
 
 
@@ -245,8 +245,7 @@ def test_engine_killed_with_sigkill_readopts_without_disturbing_agents(sandbox: 
     events_before = _events(sandbox)
     old_pid = sandbox.engine_pid()
     os.kill(old_pid, signal.SIGKILL)
-    wait_until(lambda: not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie",
-               message="engine dead")
+    wait_until(lambda: process_gone(old_pid), message="engine dead")
 
     after = sandbox.ls()  # any command brings the engine back
     assert sandbox.engine_pid() != old_pid

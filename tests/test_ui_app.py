@@ -418,6 +418,23 @@ def test_the_engine_going_away_shows_a_banner_and_recovers() -> None:
     run(app, scenario)
 
 
+def test_a_task_board_refreshed_before_its_table_is_mounted() -> None:
+    """The dashboard's refresh may reach a board just pushed, before its table's on_mount added columns."""
+    app, _source, _notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        tasks = await wait_for(pilot, lambda: app.tasks, message="the tasks")
+        board = TaskBoardScreen([], app.clock, lambda *_: None, lambda *_: None)
+        board.show(tasks)  # not mounted yet
+        await app.push_screen(board)
+        await wait_for(pilot, lambda: len(board.table.keys) == len(tasks), message="the rows")
+        assert [column.label.plain for column in board.table.columns.values()] == ["ID", "State", "By", "Age",
+                                                                                   "Task"]
+
+    run(app, scenario)
+
+
 def test_the_task_board_lists_adds_releases_and_finishes_tasks() -> None:
     app, source, notes = make()
 

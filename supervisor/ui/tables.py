@@ -40,8 +40,14 @@ class SyncTable(DataTable[Text]):
         self.cell_updates = 0  # how many cells were redrawn, for tests and the benchmark
 
     def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
+        self._ensure_columns()
+
+    def _ensure_columns(self) -> None:
+        """The columns, added once: rows may be synced before the table is mounted (a screen just pushed
+        gets its first refresh before its widgets' on_mount has run)."""
+        if not self.columns:
+            for key, label in self.COLUMNS:
+                self.add_column(label, key=key)
 
     @property
     def keys(self) -> list[str]:
@@ -78,6 +84,7 @@ class SyncTable(DataTable[Text]):
             self.select_key(selected)
 
     def _apply(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
+        self._ensure_columns()
         wanted = {key for key, _ in rows}
         for key in [k for k in self._shown if k not in wanted]:
             self.remove_row(key)
