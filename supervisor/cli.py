@@ -327,15 +327,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
-    from supervisor.tmux.attach import plan_attach
-    from supervisor.tmux.server import Tmux, TmuxError
+    from supervisor.tmux.attach import plan_attach, show_pane
 
-    paths = _paths()
     info = _call("attach_info", {"name": args.agent})
     socket = Path(info["socket"])
     plan = plan_attach(socket, info["pane"], info["session"])  # see supervisor.tmux.attach
-    with contextlib.suppress(TmuxError):  # the pane in front when the terminal lands on its session
-        Tmux(socket, paths.tmux_conf).select(info["pane"])
+    show_pane(socket, info["pane"])
     if plan.how == "switch":
         return subprocess.run(plan.argv, check=False).returncode
     if not sys.stdin.isatty():

@@ -15,7 +15,7 @@ from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import ENGINE_METHODS, FIRST_METHODS, NOW, TASK_METHODS, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
-from supervisor.ui.testing import loaded, run, wait_for
+from supervisor.ui.testing import loaded, run, type_in, wait_for
 
 
 def make(source: FakeSource | None = None) -> tuple[SupervisorApp, FakeSource, list[str]]:
@@ -35,14 +35,6 @@ def make(source: FakeSource | None = None) -> tuple[SupervisorApp, FakeSource, l
 
 def calls(source: FakeSource, method: str) -> list[dict[str, Any]]:
     return [params for name, params in source.calls if name == method]
-
-
-async def type_in(pilot: Pilot[Any], text: str) -> None:
-    """Fill the focused form field at once (Pilot types one key per frame) and submit it."""
-    field = pilot.app.focused
-    assert isinstance(field, Input)
-    field.value = text
-    await pilot.press("enter")
 
 
 async def fill(pilot: Pilot[Any], **fields: str) -> None:

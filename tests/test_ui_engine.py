@@ -19,7 +19,7 @@ from supervisor.ui.app import SupervisorApp
 from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.source import EngineSource
 from supervisor.ui.taskboard import TaskBoardScreen
-from supervisor.ui.testing import loaded, run, wait_for
+from supervisor.ui.testing import loaded, run, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
 
 
@@ -88,8 +88,7 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
         # i: send text, delivered to the pane
         await pilot.press("i")
         await screen_is(pilot, PromptScreen)
-        app.screen.query_one(Input).value = "more please"
-        await pilot.press("enter")
+        await type_in(pilot, "more please")
         await wait_for(pilot, lambda: "more please" in app.preview.text, message="the sent text on the pane")
 
         # enter: attach needs a real terminal (test_ui_tmux.py has one); e: every agent's events; /: filter
@@ -147,13 +146,11 @@ def test_answers_merge_helper_snooze_and_lifecycle_keys_against_the_real_engine(
         # i, then d: the next question is denied with a reason, which reaches the agent as its next prompt
         await pilot.press("i")
         await screen_is(pilot, PromptScreen)
-        app.screen.query_one(Input).value = "go on"
-        await pilot.press("enter")
+        await type_in(pilot, "go on")
         await wait_for(pilot, lambda: "Push to main?" in app.preview.text, message="the second question")
         await pilot.press("d")
         await screen_is(pilot, PromptScreen)
-        app.screen.query_one(Input).value = "not on main"
-        await pilot.press("enter")
+        await type_in(pilot, "not on main")
         await wait_for(pilot, lambda: "denied" in app.preview.text and "› not on main" in app.preview.text
                        and "Heard you." in app.preview.text, message="the denial and its reason at the agent")
         assert "Pushed." not in app.preview.text
@@ -173,8 +170,7 @@ def test_answers_merge_helper_snooze_and_lifecycle_keys_against_the_real_engine(
         app.select_agent("ui")
         await pilot.press("z")
         await screen_is(pilot, PromptScreen)
-        app.screen.query_one(Input).value = "30m"
-        await pilot.press("enter")
+        await type_in(pilot, "30m")
         await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz")
         silences = json.loads(engine.sv("alerts", "silences", "--json").stdout)
         assert [s["agent"] for s in silences] == ["ui"]
@@ -261,8 +257,7 @@ def test_the_task_board_follows_the_real_engine(engine: Sandbox) -> None:
         assert isinstance(board, TaskBoardScreen)
         await pilot.press("a")
         await screen_is(pilot, PromptScreen)
-        app.screen.query_one(Input).value = "third job"
-        await pilot.press("enter")
+        await type_in(pilot, "third job")
         await wait_for(pilot, lambda: board.table.keys == ["1", "2", "3"], message="the added task")
         await pilot.press("r")  # the cursor is on task 1, the human's claim
         await wait_for(pilot, lambda: [t["state"] for t in app.tasks or []] == ["open", "open", "open"],

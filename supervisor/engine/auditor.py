@@ -86,8 +86,9 @@ class Auditor(PeriodicService):
                 self._heads_seen[agent.name] = seen[agent.name]
                 continue  # its HEAD has not been rewritten since it was read
             head = worktree_head(Path(agent.worktree), git_dir)
-            if head is None:
-                continue  # cannot tell now (gone, or a rebase in progress): keep what was seen last
+            if head is None:  # cannot tell now (gone, or a rebase in progress): keep what was seen last,
+                self._git_dirs.pop(agent.worktree, None)  # and find its git folder again (made anew?)
+                continue
             off = None if head == f"refs/heads/{agent.branch}" else head
             if off != agent.extra.get("off_branch"):
                 self._off_branch(agent.name, off)

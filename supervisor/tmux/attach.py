@@ -80,6 +80,13 @@ def sync_prefix(socket: Path, prefix: str) -> None:
                    check=False, timeout=10)
 
 
+def show_pane(socket: Path, pane: str) -> None:
+    """Bring `pane` to the front of its session, so a terminal attaching to the session lands on it (a pane
+    gone meanwhile is left to the attach to report)."""
+    subprocess.run(["tmux", "-S", str(socket), "select-window", "-t", pane, ";", "select-pane", "-t", pane],
+                   capture_output=True, check=False, timeout=10)
+
+
 def plan_attach(socket: Path, pane: str, session: str, environ: Mapping[str, str] | None = None,
                 outer: Outer | None = None, *, probe: bool = True) -> AttachPlan:
     """How to put this terminal on `pane` (in `session` of supervisor's server at `socket`) and come back.

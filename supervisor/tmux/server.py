@@ -321,5 +321,3 @@ class Tmux:
         if self.has_session(name):
             self.run("kill-session", "-t", f"={name}")
 
-    def select(self, pane: str) -> None:
-        self.run("select-window", "-t", pane, ";", "select-pane", "-t", pane)

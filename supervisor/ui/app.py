@@ -171,30 +171,28 @@ class SupervisorApp(LiveDashboard):
         if name is None:
             return
 
-        def plan() -> tuple[str, str, AttachPlan]:
-            from supervisor.tmux.attach import plan_attach
+        def plan() -> AttachPlan:
+            from supervisor.tmux.attach import plan_attach, show_pane
 
             info = self.source.call("attach_info", {"name": name})
+            socket, pane = Path(info["socket"]), str(info["pane"])
             try:  # reads the user's tmux (prefix, version, client): in this thread, not on the event loop
-                return str(info["socket"]), str(info["pane"]), plan_attach(Path(info["socket"]), str(info["pane"]),
-                                                                           str(info["session"]))
+                planned = plan_attach(socket, pane, str(info["session"]))
+                show_pane(socket, pane)
             except (OSError, subprocess.SubprocessError) as exc:
                 raise RequestFailed(f"cannot attach to {name}: {exc}") from exc
+            return planned
 
         self._in_thread("attach", plan, partial(self._attach_to, name))
 
-    def _attach_to(self, name: str, planned: tuple[str, str, AttachPlan]) -> None:
+    def _attach_to(self, name: str, plan: AttachPlan) -> None:
         """Hand the terminal to tmux on the agent's pane until the user detaches, like `supervisor attach`
         (see `supervisor.tmux.attach`: from inside the user's own tmux, a popup of it)."""
-        socket, pane, plan = planned
-        select = ["tmux", "-S", socket, "select-window", "-t", pane, ";", "select-pane", "-t", pane]
         if plan.how == "switch":  # the dashboard runs in supervisor's own tmux: switch this client
-            self._in_thread("attach", lambda: [subprocess.run(cmd, check=False, capture_output=True)
-                                               for cmd in (select, plan.argv)])
+            self._in_thread("attach", lambda: subprocess.run(plan.argv, check=False, capture_output=True))
             return
         try:
             with self.suspend():
-                subprocess.run(select, check=False, capture_output=True)
                 subprocess.run(plan.argv, check=False, env=plan.env)
         except SuspendNotSupported:
             self.notify(f"attaching needs a terminal: run `supervisor attach {name}`", severity="warning")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
 
@@ -23,6 +24,14 @@ async def wait_for(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: flo
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await pilot.pause(0.02)
+
+
+async def type_in(pilot: Pilot[Any], text: str) -> None:
+    """Fill the focused form field at once (Pilot types one key per frame) and submit it."""
+    field = pilot.app.focused
+    assert isinstance(field, Input)
+    field.value = text
+    await pilot.press("enter")
 
 
 async def loaded(pilot: Pilot[Any], *, diffstat: bool = False, preview: bool = True) -> None:
