@@ -341,6 +341,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    """The transcript (what scrolled off the agent's screen, each run's last screen), then, for a running
+    agent, what the engine has not written yet: the newest lines and the screen as it is now."""
     from supervisor.engine.transcripts import read_transcript, strip_ansi
 
     paths = _paths()
@@ -348,12 +350,19 @@ def cmd_log(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UsageError(f"no transcript for {args.agent!r}", hint="`supervisor ls` lists the agents")
     data = read_transcript(path)
-    out = sys.stdout.buffer
-    out.write(data if args.raw else strip_ansi(data.decode(errors="replace")).encode())
-    out.flush()
-    if not args.follow:
-        return 0
     position = path.stat().st_size
+    out = sys.stdout.buffer
+
+    def show(chunk: bytes) -> None:
+        out.write(chunk if args.raw else strip_ansi(chunk.decode(errors="replace")).encode())
+        out.flush()
+
+    show(data)
+    if not args.follow:
+        # Without an engine, or once the agent is gone, the transcript is all there is.
+        with contextlib.suppress(SupervisorError):
+            show(str(_call("unwritten", {"name": args.agent}, autostart=False)["text"]).encode())
+        return 0
     try:
         while True:
             size = path.stat().st_size if path.exists() else 0
@@ -364,8 +373,7 @@ def cmd_log(args: argparse.Namespace) -> int:
                     handle.seek(position)
                     chunk = handle.read(size - position)
                 position = size
-                out.write(chunk if args.raw else strip_ansi(chunk.decode(errors="replace")).encode())
-                out.flush()
+                show(chunk)
             time.sleep(0.25)
     except KeyboardInterrupt:
         return 0
@@ -747,10 +755,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("show", cmd_show, "one agent in full")
     p.add_argument("agent")
     p.add_argument("--json", action="store_true")
-    p = add("log", cmd_log, "the agent's pane transcript")
+    p = add("log", cmd_log, "the agent's pane transcript, and its screen now")
     p.add_argument("agent")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
-    p.add_argument("--raw", action="store_true", help="keep terminal control sequences")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing lines as they scroll off the agent's screen")
+    p.add_argument("--raw", action="store_true", help="keep colours")
     p = add("send", cmd_send, "type TEXT into the agent and submit it ('-' reads stdin)")
     p.add_argument("agent")
     p.add_argument("text")

@@ -64,8 +64,9 @@ def events(sandbox: Sandbox, agent: str, kind: str | None = None) -> list[dict[s
 
 
 def transcript(sandbox: Sandbox, agent: str) -> str:
-    path = sandbox.paths.transcript(agent)
-    return path.read_text(errors="replace") if path.exists() else ""
+    """What `supervisor log` shows: the transcript, then what is on the agent's screen now."""
+    done = sandbox.sv("log", agent, check=False)
+    return done.stdout if done.returncode == 0 else ""
 
 
 def start_session(sandbox: Sandbox, name: str = "auth", contract: str = CONTRACT) -> dict[str, Any]:

@@ -402,6 +402,36 @@ def test_transcript_rotates_at_its_cap(sandbox: Sandbox) -> None:
     assert "3000" in sandbox.sv("log", "auth").stdout or "3000" in log.with_name("auth.log.1").read_text()
 
 
+def test_transcript_holds_every_line_once_across_an_engine_crash_and_a_restart(sandbox: Sandbox) -> None:
+    """The transcript comes from tmux's history: lines printed while no engine runs are not lost, none is
+    written twice, and a restarted run follows the first one's last screen."""
+    command, _ = script(sandbox, "count", """
+        turns:
+          - [{run: "for i in $(seq 1 300); do echo line $i; sleep 0.02; done"}, {say: counted}]
+    """)
+    sandbox.sv("start", "auth", "--task", "count", "--command", command)
+    wait_until(lambda: "line 60" in sandbox.screen("auth"), message="counting")
+    old_pid = sandbox.engine_pid()
+    os.kill(old_pid, signal.SIGKILL)
+    wait_until(lambda: process_gone(old_pid), message="engine dead")
+    wait_until(lambda: "line 150" in sandbox.screen("auth"), message="counting on with no engine")
+    sandbox.ls()  # a new engine adopts the agent and its transcript
+    sandbox.wait_state("auth", "idle")
+    log = sandbox.sv("log", "auth").stdout
+    lines = [line for line in log.splitlines() if line.startswith("line ")]
+    assert lines == [f"line {i}" for i in range(1, 301)]
+    assert log.count("counted") == 1
+    sandbox.sv("stop", "auth")
+    written = sandbox.paths.transcript("auth").read_text()  # the last screen is in the file itself now
+    assert written.count("counted") == 1 and "line 300" in written
+    sandbox.sv("restart", "auth")
+    sandbox.wait_state("auth", "idle")
+    sandbox.sv("stop", "auth")
+    first, second = sandbox.paths.transcript("auth").read_text().split("counted")
+    assert "auth started again at" in second and "demo-agent" in second.split("auth started again at")[1]
+    assert "Pane is dead" not in first + second
+
+
 def test_killed_tmux_server_is_reported(sandbox: Sandbox) -> None:
     sandbox.sv("start", "auth")
     sandbox.wait_state("auth", "working", "idle")

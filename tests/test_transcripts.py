@@ -1,9 +1,17 @@
+"""Transcripts written from tmux's history: every line once, in order, through history trimming, clearing,
+restarts and a new engine."""
+
 from __future__ import annotations
 
-import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from supervisor.engine.transcripts import TranscriptSizes, last_words, read_transcript, rotate_if_needed, strip_ansi
+import pytest
+
+from supervisor.engine.transcripts import Transcripts, last_words, new_lines, read_transcript, strip_ansi
+from supervisor.tmux.server import ENGINE_SESSION, Scrolled, Tmux
+from tests.conftest import wait_until
 
 
 def test_strip_ansi_keeps_the_last_version_of_a_redrawn_line() -> None:
@@ -11,18 +19,72 @@ def test_strip_ansi_keeps_the_last_version_of_a_redrawn_line() -> None:
     assert strip_ansi(raw) == "bold text\n⠙ Working… (1s)\ndone\n"
 
 
-def test_rotation_keeps_one_previous_file_and_appends_continue(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    with open(log, "ab") as writer:  # the writer keeps its O_APPEND descriptor across rotation, like tmux's cat
-        writer.write(b"x" * 100)
-        writer.flush()
-        assert rotate_if_needed(log, 50)
-        writer.write(b"after")
-        writer.flush()
-    assert log.read_bytes() == b"after"
-    assert (tmp_path / "a.log.1").read_bytes() == b"x" * 100
-    assert read_transcript(log) == b"x" * 100 + b"after"
-    assert not rotate_if_needed(log, 50)
+@pytest.mark.parametrize(("written", "history", "limit", "new"), [
+    (0, 0, 2000, 0),
+    (10, 25, 2000, 15),  # grew
+    (1990, 1805, 2000, 15),  # full: tmux dropped the oldest 200, then 15 more came
+    (2000, 1800, 2000, 0),  # dropped, nothing new
+    (1500, 40, 2000, 40),  # cleared, then 40 lines
+    (7, 0, 2000, 0),  # cleared
+    (9, 9, 10, 0),  # a tiny history drops one line at a time
+    (9, 9, 10, 0),
+    (10, 9, 10, 0),
+])
+def test_new_lines(written: int, history: int, limit: int, new: int) -> None:
+    assert new_lines(written, history, limit) == new
+
+
+def test_a_run_is_appended_then_closed_by_its_last_screen(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("auth", "s1", "%1", 0)
+    assert transcripts.due("auth", "s1", "%1", 3, 2000) == 3
+    assert transcripts.due("auth", "s1", "%2", 3, 2000) == 0  # another pane is not its business
+    assert transcripts.due("auth", "s2", "%1", 3, 2000) == 0  # nor the same pane id of another server
+    assert transcripts.append("auth", "%1", Scrolled(3, ["zero", "one", "\x1b[31mtwo\x1b[0m", "three   "][-3:]),
+                              2000) == ["one", "\x1b[31mtwo\x1b[0m", "three   "]
+    assert transcripts.due("auth", "s1", "%1", 3, 2000) == 0
+    # 3 more scrolled off after the count of 2 was taken: nothing now, all of them at the next look.
+    assert transcripts.append("auth", "%1", Scrolled(8, ["x", "y"]), 2000) == []
+    assert transcripts.unwritten("auth", "%1", Scrolled(4, ["three", "four"]), 2000) == ["four"]
+    transcripts.end("auth", "%1", Scrolled(4, ["three", "four"]), 2000,
+                    ["five", "", "Pane is dead (status 3, Tue Nov 24 01:49:20 2026)", "", ""])
+    assert transcripts.ended("auth")
+    transcripts.end("auth", "%1", None, 0, ["again"])  # a run ends once
+    assert transcripts.append("auth", "%1", Scrolled(9, ["late"]), 2000) == []
+    text = strip_ansi(read_transcript(transcripts.path("auth")).decode())
+    assert text == "one\ntwo\nthree\nfour\nfive\n"
+
+
+def test_a_new_run_continues_after_a_marker_and_a_new_engine_continues_from_the_cursor(tmp_path: Path) -> None:
+    first = Transcripts(tmp_path, 10_000)
+    first.begin("auth", "s1", "%1", 0)
+    first.append("auth", "%1", Scrolled(2, ["a", "b"]), 2000)
+    first.end("auth", "%1", None, 0, ["bye"])
+    first.begin("auth", "s1", "%1", 2)  # respawned in the same pane: its history holds the first run
+    first.append("auth", "%1", Scrolled(3, ["b", "c"]), 2000)
+    # The engine dies; the pane printed 2 more lines meanwhile. A new engine takes over from the cursor.
+    second = Transcripts(tmp_path, 10_000)
+    second.adopt("auth", "s1", "%1", 5)
+    assert second.due("auth", "s1", "%1", 5, 2000) == 2
+    second.append("auth", "%1", Scrolled(5, ["c", "d", "e"]), 2000)
+    lines = read_transcript(second.path("auth")).decode().splitlines()
+    assert lines[:3] == ["a", "b", "bye"] and lines[3].startswith("── auth started again at ")
+    assert lines[4:] == ["c", "d", "e"]
+    # A new tmux server: nothing of the old cursor applies; the transcript goes on from the pane as it is.
+    third = Transcripts(tmp_path, 10_000)
+    third.adopt("auth", "s2", "%1", 40)
+    assert third.due("auth", "s2", "%1", 41, 2000) == 1
+
+
+def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 50)
+    transcripts.begin("auth", "s", "%1", 0)
+    transcripts.append("auth", "%1", Scrolled(1, ["x" * 100]), 2000)
+    transcripts.append("auth", "%1", Scrolled(2, ["after"]), 2000)
+    path = transcripts.path("auth")
+    assert path.read_text() == "after\n"
+    assert path.with_name("auth.log.1").read_text() == "x" * 100 + "\n"
+    assert read_transcript(path) == b"x" * 100 + b"\nafter\n"
 
 
 def test_last_words(tmp_path: Path) -> None:
@@ -32,20 +94,41 @@ def test_last_words(tmp_path: Path) -> None:
     assert last_words(tmp_path / "missing.log") == []
 
 
-def test_sizes_through_open_descriptors_follow_growth_rotation_and_a_new_file(tmp_path: Path) -> None:
-    path = tmp_path / "a.log"
-    sizes = TranscriptSizes()
-    assert sizes.size(path) == 0  # not written yet
-    path.write_bytes(b"hello\n")
-    assert sizes.size(path) == 6
-    with open(path, "ab") as handle:
-        handle.write(b"more\n")
-    assert sizes.size(path) == 11
-    assert rotate_if_needed(path, 5)
-    assert sizes.size(path) == 0  # truncated in place
-    path.unlink()
-    path.write_bytes(b"new\n")  # removed, then started again under the same name
-    assert sizes.size(path) == 4
-    fds = len(os.listdir("/proc/self/fd"))
-    sizes.keep_only([])
-    assert len(os.listdir("/proc/self/fd")) == fds - 1
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    runtime = Path(tempfile.mkdtemp(prefix="svt-", dir="/tmp"))
+    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
+    server.ensure_server()
+    server.run("set-option", "-g", "history-limit", "100")  # tmux drops its oldest 10 lines at a time
+    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
+    server.use_control()
+    yield server
+    server.close()
+    server.kill_server()
+
+
+def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tmux: Tmux, tmp_path: Path) -> None:
+    """Looks as the watcher makes them, at random moments of a pane printing 600 lines in bursts of 5: less
+    than a tenth of the history limit between two looks (at 50,000 lines, 1 s ticks see 5,000)."""
+    pane, _ = tmux.new_session("a", Path("/tmp"), "for i in $(seq 1 600); do echo line $i;"
+                               " case $i in *[05]) sleep 0.02;; esac; done; echo END; sleep 600", {})
+    transcripts = Transcripts(tmp_path, 10**9)
+    server = tmux.server_id()
+    transcripts.begin("a", server, pane, 0)
+
+    def look() -> str:
+        info = tmux.list_panes()[pane]
+        due = transcripts.due("a", server, pane, info.history, info.history_limit)
+        screens, scrolled = tmux.look([pane], {pane: due} if due else {})
+        if pane in scrolled:
+            transcripts.append("a", pane, scrolled[pane], info.history_limit)
+        return screens[pane]
+
+    wait_until(lambda: "END" in look(), timeout=30, interval=0.001, message="the whole output")
+    info = tmux.list_panes()[pane]
+    due = transcripts.due("a", server, pane, info.history, info.history_limit)
+    screens, scrolled = tmux.look([pane], {pane: due} if due else {})
+    transcripts.end("a", pane, scrolled.get(pane), info.history_limit, screens[pane].splitlines())
+    lines = read_transcript(transcripts.path("a")).decode().splitlines()
+    assert lines == [f"line {i}" for i in range(1, 601)] + ["END"]
+    assert info.history_limit == 100 and info.history < 100  # tmux trimmed it all along

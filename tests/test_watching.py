@@ -309,6 +309,23 @@ def test_repeated_errors_and_rate_limits_fire_errors(sandbox: Sandbox) -> None:
     assert "usage or rate limit" in triggers(sandbox, "auth", "errors")[1]["summary"]
 
 
+def test_an_error_line_that_stays_on_screen_counts_once(sandbox: Sandbox) -> None:
+    """The screen is read again at every look while the agent works on; the one error line it printed is
+    still one error, however many looks see it."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "er1", """
+        turns:
+          - [{say: "Error: connection reset"}, {work: 4s}]
+          - [{say: "Error: connection reset"}]
+    """))
+    sandbox.wait_state("auth", "idle")
+    assert triggers(sandbox, "auth", "errors") == []
+    sandbox.sv("send", "auth", "again")  # a second one, on a line of its own: two, not yet three
+    wait_until(lambda: sandbox.screen("auth").count("Error: connection reset") == 2, message="the second error")
+    sandbox.wait_state("auth", "idle")
+    assert triggers(sandbox, "auth", "errors") == []
+
+
 def test_a_process_working_in_another_worktree_is_an_escape(sandbox: Sandbox) -> None:
     config(sandbox)
     root = sandbox.root

@@ -10,6 +10,7 @@ Rules per profile, applied to the last lines of the screen only:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -94,6 +95,18 @@ class ScreenRules:
             text = pattern.sub("", text)
         text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+    def may_hold_errors(self, text: str) -> bool:
+        """Whether any line of `text` may be an error or limit line: one search over the whole text, so the
+        lines are looked at one by one only when something matched."""
+        return self._any_error is not None and self._any_error.search(text) is not None
+
+    @functools.cached_property
+    def _any_error(self) -> re.Pattern[str] | None:
+        patterns = [*self.errors, *self.limits]
+        if not patterns:
+            return None
+        return re.compile("|".join(f"(?{'i' if p.flags & re.IGNORECASE else ''}m:{p.pattern})" for p in patterns))
 
 
 def marker(verdict: Verdict, name: str, pattern: str, flags: int = 0, *, weak: bool = False) -> Marker:

@@ -4,7 +4,7 @@ request: commits its target lacks (and so whether it is ready to merge), and its
 Branch tips come from one `for-each-ref`, run again only when the ref folders' stamp changed (see
 `supervisor.git.refs`). A count of commits ahead is kept per (tip, target tip) and asked of git only for
 agents that could be ready to merge. A diff stat is kept per agent and recomputed only when something that
-could change it moved: its branch tip, its base, its pane's output (the transcript grew: the agent did
+could change it moved: its branch tip, its base, its pane's output (its screen changed: the agent did
 something: at most every ACTIVE_EVERY seconds while it keeps printing), its state (a turn ended), or its
 worktree's index (a `git add`, a commit, a checkout). A dashboard asking every few seconds for 100 agents
 costs a few `stat` calls when nothing happened, instead of a `git diff` per agent.

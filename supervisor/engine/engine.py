@@ -48,7 +48,7 @@ from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.server import ControlServer
 from supervisor.engine.taskdesk import TaskDesk
-from supervisor.engine.transcripts import size_of, tail_lines
+from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
@@ -67,7 +67,7 @@ STOP_GRACE = 5.0
 MAX_BEST_OF = 10
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
-AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "hook", "report",
+AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "unwritten", "hook", "report",
                            "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
 # Requests that act as the calling agent: they are told who it is.
 CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
@@ -108,6 +108,7 @@ class Engine:
         self.store = Store(paths.db_path)
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.live: dict[str, Live] = {}
+        self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self._agent_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._gate = LaunchGate()
@@ -173,6 +174,7 @@ class Engine:
         self._config_mtime = mtime
         try:
             self.config = load_config(self.paths.root)
+            self.transcripts.max_bytes = self.config.logs.max_bytes
         except SupervisorError as exc:
             log.warning("keeping the previous configuration: %s", exc)
             self.store.append_event(None, "config_invalid", error=str(exc))
@@ -287,6 +289,23 @@ class Engine:
         last = self.store.wait_for_events(after, min(max(timeout, 0.0), 60.0))
         events = self.store.events(None, after=after, limit=limit) if last > after else []
         return {"last": last, "events": [views.event_view(e) for e in events]}
+
+    def op_unwritten(self, name: str) -> dict[str, Any]:
+        """What the agent's transcript does not hold yet: the lines that scrolled off its screen since the
+        watcher last looked, and the screen itself (empty once its run is over: the transcript has it)."""
+        agent = self.get(name)
+        info = self.tmux.list_panes().get(agent.pane or "")
+        if info is None or self.transcripts.ended(name) or agent.extra.get("tmux_server") != self.tmux.listed_server:
+            return {"name": name, "text": ""}
+        due = self.transcripts.due(name, self.tmux.listed_server, info.pane, info.history, info.history_limit)
+        try:
+            screens, scrolled = self.tmux.look([info.pane], {info.pane: due} if due else {})
+        except TmuxError:
+            return {"name": name, "text": ""}
+        taken = scrolled.get(info.pane)
+        lines = self.transcripts.unwritten(name, info.pane, taken, info.history_limit) if taken is not None else []
+        lines += tail_lines(screens.get(info.pane, ""), 10_000)
+        return {"name": name, "text": "\n".join(lines) + "\n" if lines else ""}
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
@@ -540,26 +559,29 @@ class Engine:
         command = profile.command_line(agent.command, resume=resume)
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
-        transcript = self.paths.transcript(agent.name)
         env = self._agent_env(agent)
         panes = self.tmux.list_panes()
+        server = self.tmux.listed_server or self.tmux.server_id()
         if agent.pane and agent.pane in panes:
+            self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
             agent.pid = self.tmux.respawn(agent.pane, Path(agent.worktree), command, env)
-            self.tmux.pipe_transcript(agent.pane, transcript)
+            history = panes[agent.pane].history  # the earlier runs' lines, already in the transcript
         else:
-            agent.pane, agent.pid = self._open_pane(agent, command, env, transcript, panes)
+            agent.pane, agent.pid = self._open_pane(agent, command, env, panes)
+            history = 0
+        self.transcripts.begin(agent.name, server, agent.pane, history)
         now = time.time()
-        agent.extra["tmux_server"] = self.tmux.server_id()
+        agent.extra["tmux_server"] = server
         for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
             agent.extra.pop(stale, None)
         agent.started_at = now
         agent.exit_code = None
         agent.reason = None
         agent.waiting_reason = None
-        self.live[agent.name] = Live(transcript_size=size_of(transcript), last_output=0.0, launched_at=now)
+        self.live[agent.name] = Live(last_output=0.0, launched_at=now)
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
 
-    def _open_pane(self, agent: Agent, command: str, env: dict[str, str], transcript: Path,
+    def _open_pane(self, agent: Agent, command: str, env: dict[str, str],
                    panes: dict[str, PaneInfo]) -> tuple[str, int]:
         """A pane for the agent in its session's tmux session: a helper's beside its parent's pane (a new
         window of the session when there is no room), a session's in a tmux session of its own name."""
@@ -569,15 +591,15 @@ class Engine:
             parent = self.store.get_agent(agent.parent)
             beside = panes.get(parent.pane or "") if parent is not None else None
             if beside is not None and beside.session == session:
-                created = self.tmux.split(beside.pane, cwd, command, env, transcript)
+                created = self.tmux.split(beside.pane, cwd, command, env)
                 if created is not None:
                     return created
         if self.tmux.has_session(session):
             others = {a.pane for a in self.store.agents() if a.name != agent.name and a.state.live}
             if any(info.session == session and pane in others for pane, info in panes.items()):
-                return self.tmux.new_window(session, cwd, command, env, transcript)
+                return self.tmux.new_window(session, cwd, command, env)
             self.tmux.kill_session(session)  # only dead panes of earlier runs are left in it
-        return self.tmux.new_session(session, cwd, command, env, transcript)
+        return self.tmux.new_session(session, cwd, command, env)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
         try:
@@ -641,29 +663,28 @@ class Engine:
         Returns the reading of a dialog that needs a human first, if one shows instead."""
         assert agent.pane is not None
         profile = get_profile(agent.profile)
-        transcript = self.paths.transcript(agent.name)
-        state = {"size": -1, "since": time.monotonic()}
+        state: dict[str, Any] = {"seen": None, "since": time.monotonic()}
 
         dialog: dict[str, Reading] = {}
 
         def ready() -> bool:
             if not self._pane_alive(agent):
                 return True
-            reading = profile.read(self.tmux.capture(agent.pane or ""))
+            screen = self.tmux.capture(agent.pane or "", history=1)  # a line scrolling off changes it too
+            reading = profile.read(screen)
             if reading.verdict == Verdict.WAITING:
                 dialog["seen"] = reading
                 return True
-            size = size_of(transcript)
-            if size != state["size"]:
-                state["size"], state["since"] = size, time.monotonic()
+            if screen != state["seen"]:
+                state["seen"], state["since"] = screen, time.monotonic()
             quiet = time.monotonic() - state["since"]
             # Not SessionStart: a CLI reports in before its input box takes keys.
-            verdict = profile.ready(self.tmux.capture(agent.pane or ""))
+            verdict = profile.ready(screen)
             if verdict is not None:
                 return verdict and quiet >= 0.2
             # A screen we cannot read yet: a CLI we can read is ready only at its prompt (its banner comes
             # first), unless its screen changed beyond recognition (a new version): then long quiet will do.
-            return size > 0 and quiet >= (UNRECOGNISED_QUIET if profile.screen is not None else 0.5)
+            return bool(screen.strip()) and quiet >= (UNRECOGNISED_QUIET if profile.screen is not None else 0.5)
 
         if not wait_for(ready, READY_TIMEOUT, interval=0.1):
             raise DeliveryError(f"{agent.name} did not show its input prompt within {READY_TIMEOUT:.0f}s",
@@ -902,6 +923,24 @@ class Engine:
             raise SupervisorError(f"{agent.name}: processes {survivors} survived SIGKILL")
         if agent.pane:
             wait_for(lambda: not self._pane_alive(agent), 5.0)
+            self.end_transcript(agent)
+
+    def end_transcript(self, agent: Agent) -> None:
+        """Close the transcript of the agent's run: the history lines it lacks, then the last screen. Done
+        once per run, by whoever sees the end first (the watcher, a stop, a restart)."""
+        if agent.pane is None or self.transcripts.ended(agent.name):
+            return
+        info = self.tmux.list_panes().get(agent.pane)
+        if info is None or agent.extra.get("tmux_server") != self.tmux.listed_server:
+            return
+        due = self.transcripts.due(agent.name, self.tmux.listed_server, info.pane, info.history, info.history_limit)
+        try:
+            screens, scrolled = self.tmux.look([info.pane], {info.pane: due} if due else {})
+        except TmuxError:
+            return
+        if info.pane in screens:
+            self.transcripts.end(agent.name, info.pane, scrolled.get(info.pane), info.history_limit,
+                                 screens[info.pane].splitlines())
 
     def op_restart(self, name: str) -> dict[str, Any]:
         with self.agent_lock(name):
@@ -967,6 +1006,7 @@ class Engine:
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
             self.store.delete_agent(name)
             self.live.pop(name, None)
+            self.transcripts.forget(name)
 
 
 def _mtime(path: Path) -> float | None:

@@ -1,16 +1,29 @@
-"""Pane transcripts: tmux appends each pane's raw output to a file; the engine caps its size.
+"""Pane transcripts, written by the engine from tmux's own history.
 
-Rotation is copy-then-truncate: the writer (`cat >> file`, opened with O_APPEND) keeps its descriptor and
-simply continues at the new end, so no output after the copy is lost and the pipe is never re-created.
+tmux keeps what scrolls off a pane's screen (`history_size` lines, up to `history-limit`). The watcher lists
+every pane once a tick anyway; when a pane's history grew, the query that captures its screen also fetches
+the new lines, and they are appended to the agent's transcript. When the agent ends, its last screen
+follows. There is no process or pipe per pane: a `pipe-pane` per agent made the tmux server wake twice for
+each burst of output and poll a descriptor more per pane, which cost it about a third more CPU than the
+agents' own output (bench/watch.py).
+
+Where each transcript stands (which server and pane, how many of the pane's history lines it holds) is kept
+beside it, so an engine that comes back after a crash continues where the last one stopped: what the agents
+printed meanwhile is still in tmux's history.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
+import threading
+import time
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from supervisor.tmux.server import Scrolled
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
 _ANSI = re.compile(
@@ -20,11 +33,13 @@ _ANSI = re.compile(
     r"|\x1b[@-Z\\-_]"  # two-character sequences
     r"|[\x00-\x08\x0b-\x1f\x7f]"
 )
+# What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
+_PANE_IS_DEAD = re.compile(r"^Pane is dead \(")
 
 
 def strip_ansi(text: str) -> str:
-    """Readable text of raw terminal output: escape sequences removed, and a line rewritten after a
-    carriage return (a progress spinner) shown as its last version."""
+    """Readable text of terminal output: escape sequences removed, and a line rewritten after a carriage
+    return (a progress spinner) shown as its last version."""
     lines = []
     for line in text.replace("\r\n", "\n").split("\n"):
         visible = [segment for segment in (_ANSI.sub("", part) for part in line.split("\r")) if segment.strip()]
@@ -32,57 +47,154 @@ def strip_ansi(text: str) -> str:
     return "\n".join(lines)
 
 
-def size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def new_lines(written: int, history: int, limit: int) -> int:
+    """How many of a pane's `history` lines are new, when `written` of them were already taken.
+
+    History only grows until it reaches `limit`; tmux then drops its oldest tenth at once. A history that
+    shrank to less than that was cleared (`clear-history`, or the program asked): all of it is new."""
+    if history >= written:
+        return history - written
+    dropped = max(1, limit // 10)
+    if limit and history >= limit - dropped:
+        return max(0, history - (written - dropped))
+    return history
 
 
-class TranscriptSizes:
-    """Transcript sizes through descriptors kept open: the watcher asks for every agent's each tick, and an
-    fstat costs no walk of the path. Rotation truncates in place (same file); a transcript deleted and made
-    anew (an agent removed, then started again under its name) is opened again."""
+@dataclass
+class Cursor:
+    """How far an agent's transcript has taken its pane's history."""
 
-    def __init__(self) -> None:
-        self._open: dict[Path, int] = {}
+    server: str
+    pane: str
+    lines: int  # of the pane's history, already in the transcript
+    ended: bool = False  # its last screen is written: nothing more comes from this run
 
-    def size(self, path: Path) -> int:
-        fd = self._open.get(path)
-        if fd is not None:
-            try:
-                status = os.fstat(fd)
-                if status.st_nlink > 0:
-                    return status.st_size
-            except OSError:
-                pass
-            os.close(self._open.pop(path))
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+
+class Transcripts:
+    """Every agent's transcript file and cursor. Thread-safe: the watcher appends, operations end runs."""
+
+    def __init__(self, logs_dir: Path, max_bytes: int) -> None:
+        self.logs_dir = logs_dir
+        self.max_bytes = max_bytes
+        self._cursors: dict[str, Cursor] = {}
+        self._lock = threading.Lock()
+
+    def path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def _cursor_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log.pos"
+
+    def begin(self, name: str, server: str, pane: str, history: int) -> None:
+        """A run starts in `pane`, whose history already holds `history` lines (of earlier runs)."""
+        with self._lock:
+            path = self.path(name)
+            if path.exists() and path.stat().st_size:
+                self._write(name, [f"── {name} started again at {time.strftime('%Y-%m-%d %H:%M:%S')} ──"])
+            else:
+                path.touch(mode=0o600)  # `supervisor log` finds it from the start
+            self._save(name, Cursor(server, pane, history))
+
+    def adopt(self, name: str, server: str, pane: str, history: int) -> None:
+        """Continue the transcript of a run a previous engine watched: from its cursor when it is this pane
+        of this server, else from what the pane holds now."""
+        with self._lock:
+            cursor = self._load(name)
+            if cursor is None or (cursor.server, cursor.pane) != (server, pane) or cursor.ended:
+                self._save(name, Cursor(server, pane, history))
+
+    def due(self, name: str, server: str | None, pane: str, history: int, limit: int) -> int:
+        """How many history lines of `pane` the transcript lacks (0 when it follows another pane)."""
+        cursor = self._cursors.get(name)
+        if cursor is None:
+            with self._lock:
+                cursor = self._load(name)
+        if cursor is None or cursor.ended or cursor.pane != pane or cursor.server != server:
             return 0
-        self._open[path] = fd
-        return os.fstat(fd).st_size
+        return new_lines(cursor.lines, history, limit)
 
-    def keep_only(self, paths: Iterable[Path]) -> None:
-        """Close the descriptors of transcripts other than `paths` (their agents ended)."""
-        kept = set(paths)
-        for path in [path for path in self._open if path not in kept]:
-            os.close(self._open.pop(path))
+    def append(self, name: str, pane: str, scrolled: Scrolled, limit: int) -> list[str]:
+        """Add what the pane's history holds beyond the transcript (`scrolled`: its newest rows, taken with
+        its size). Returns the lines added: none when more scrolled off since the count than were taken
+        (the next look takes them all)."""
+        with self._lock:
+            cursor = self._cursors.get(name)
+            if cursor is None or cursor.ended or cursor.pane != pane:
+                return []
+            count = new_lines(cursor.lines, scrolled.size, limit)
+            if count > len(scrolled.rows):
+                return []
+            lines = scrolled.rows[len(scrolled.rows) - count:]
+            self._write(name, lines)
+            cursor.lines = scrolled.size
+            self._save(name, cursor)
+            return lines
 
-    def close(self) -> None:
-        self.keep_only(())
+    def unwritten(self, name: str, pane: str, scrolled: Scrolled, limit: int) -> list[str]:
+        """Of the pane's newest history rows, those the transcript lacks (nothing written)."""
+        cursor = self._cursors.get(name)
+        if cursor is None or cursor.ended or cursor.pane != pane:
+            return []
+        count = new_lines(cursor.lines, scrolled.size, limit)
+        return scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
 
+    def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str]) -> None:
+        """The run in `pane` is over: its last history lines and its screen close the transcript."""
+        with self._lock:
+            cursor = self._cursors.get(name) or self._load(name)
+            if cursor is None or cursor.ended or cursor.pane != pane:
+                return
+            count = new_lines(cursor.lines, scrolled.size, limit) if scrolled is not None else 0
+            lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
+            shown = [line.rstrip() for line in screen if not _PANE_IS_DEAD.match(line)]
+            while shown and not shown[-1]:
+                shown.pop()
+            self._write(name, [*lines, *shown])
+            cursor.ended = True
+            self._save(name, cursor)
 
-def rotate_if_needed(path: Path, max_bytes: int, size: int | None = None) -> bool:
-    """Keep `path` under `max_bytes`: its content moves to `path.1` (replacing the older one). `size`: its
-    size when the caller has just read it."""
-    if (size_of(path) if size is None else size) <= max_bytes:
-        return False
-    shutil.copyfile(path, path.with_name(path.name + ".1"))
-    with open(path, "r+b") as handle:
-        handle.truncate(0)
-    return True
+    def ended(self, name: str) -> bool:
+        cursor = self._cursors.get(name) or self._load(name)
+        return cursor is None or cursor.ended
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._cursors.pop(name, None)
+
+    # files -----------------------------------------------------------------------------------------------
+
+    def _write(self, name: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        path = self.path(name)
+        data = ("\n".join(line.rstrip() for line in lines) + "\n").encode(errors="replace")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size > self.max_bytes:
+            os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink and starts over
+            path.touch(mode=0o600)
+
+    def _save(self, name: str, cursor: Cursor) -> None:
+        self._cursors[name] = cursor
+        path = self._cursor_path(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(asdict(cursor)).encode())
+        finally:
+            os.close(fd)
+
+    def _load(self, name: str) -> Cursor | None:
+        try:
+            data = json.loads(self._cursor_path(name).read_text())
+            cursor = Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._cursors[name] = cursor
+        return cursor
 
 
 def read_transcript(path: Path, *, include_rotated: bool = True) -> bytes:
@@ -106,7 +218,7 @@ def last_words(path: Path, count: int = 12, window: int = 8192) -> list[str]:
     """The last readable lines of a transcript (what a dead pane printed before it ended)."""
     try:
         with open(path, "rb") as handle:
-            handle.seek(max(0, size_of(path) - window))
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
             data = handle.read()
     except FileNotFoundError:
         return []

@@ -1,7 +1,8 @@
 """The watch loop: once a tick, every agent's pane, process tree and output, turned into states.
 
-A tick costs one `tmux list-panes -a`, a stat of each transcript (its growth is the pane's output
-activity), a screen capture only of the panes whose output changed, and a look at the process trees of the
+A tick costs one `tmux list-panes -a` (which also tells, per window, when it last printed, and per pane, how
+many lines scrolled into its history), one more query for the screens of the panes that may have printed
+since the last look and the history lines the transcripts lack, and a look at the process trees of the
 agents whose state may hang on their CPU right now: working agents whose screen showed no progress this
 tick (a silent test run is progress, a spinner is not). Every SLOW_CHECK_EVERY ticks all trees are read
 (CPU and memory for `ls`, a quiet agent's tools waking up) along with the costlier checks. Ticks run at a
@@ -28,15 +29,15 @@ from typing import TYPE_CHECKING
 
 from supervisor.agents import get_profile
 from supervisor.agents.base import Profile
-from supervisor.agents.screens import Reading, Verdict
+from supervisor.agents.screens import Reading, ScreenRules, Verdict
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
-from supervisor.engine.transcripts import TranscriptSizes, last_words, rotate_if_needed, size_of, strip_ansi
-from supervisor.tmux.server import PaneInfo, TmuxError
+from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
+from supervisor.tmux.server import PaneInfo, Scrolled, TmuxError
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -60,7 +61,11 @@ _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAI
 class Live:
     """What the engine measures of a live agent; not stored, rebuilt on adoption."""
 
-    transcript_size: int = 0
+    activity: int = -1  # its window's last output (whole seconds) when its screen was last captured
+    looked: int = 0  # the whole second of the tick that last captured its screen
+    history: int = 0  # its pane's history lines at that capture
+    scrolled: int = 0  # lines that scrolled off its screen since launch: numbers screen rows for errors
+    counted: set[tuple[int, str]] = field(default_factory=set)  # error lines already counted (row, text)
     last_output: float = 0.0  # wall-clock time of the last output seen since launch or adoption
     last_progress: float = 0.0  # content changed, a hook event, or its tools used CPU
     launched_at: float = 0.0
@@ -80,6 +85,15 @@ class Live:
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
 
 
+@dataclass(frozen=True)
+class Look:
+    """What one query brought back: screens, and history lines new to the transcripts, by pane."""
+
+    second: int  # the whole second of the listing the look followed
+    screens: dict[str, str]
+    scrolled: dict[str, Scrolled]
+
+
 class Watcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -88,7 +102,6 @@ class Watcher:
         self.server_id: str | None = None
         self.ticks = 0
         self._records = AgentRecords(engine.store)
-        self._sizes = TranscriptSizes()
         self._escape_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
 
@@ -103,10 +116,9 @@ class Watcher:
             # A fixed rate, never overlapping: the next tick starts a period after this one started, or at
             # once when this one took longer.
             stopping.wait(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
-        self._sizes.close()
 
     def adopt(self) -> None:
-        """Take over the agents a previous engine left running: same panes, transcripts re-attached."""
+        """Take over the agents a previous engine left running: same panes, transcripts continued."""
         engine = self.engine
         panes = engine.tmux.list_panes()
         self.server_id = engine.tmux.listed_server
@@ -115,11 +127,8 @@ class Watcher:
                 continue
             engine.live[agent.name] = self._fresh_live(agent)
             pane = panes.get(agent.pane or "") if agent.extra.get("tmux_server") == self.server_id else None
-            if pane is not None and not pane.dead:
-                try:
-                    engine.tmux.pipe_transcript(pane.pane, engine.paths.transcript(agent.name))
-                except TmuxError as exc:
-                    log.warning("%s: could not re-attach its transcript: %s", agent.name, exc)
+            if pane is not None and self.server_id is not None:
+                engine.transcripts.adopt(agent.name, self.server_id, pane.pane, pane.history)
             engine.store.append_event(agent.name, "adopted", pane=agent.pane, state=str(agent.state))
         self.tick()
 
@@ -128,8 +137,7 @@ class Watcher:
         # Becoming idle (or waiting) is no progress: counting it as such would read an agent adopted just
         # after it went idle as working again for idle_after.
         progress = seen if agent.state in (State.IDLE, State.WAITING) else max(seen, agent.state_since)
-        return Live(transcript_size=size_of(self.engine.paths.transcript(agent.name)), last_output=seen,
-                    last_progress=progress, launched_at=agent.started_at, adopted=True)
+        return Live(last_output=seen, last_progress=progress, launched_at=agent.started_at, adopted=True)
 
     # the tick --------------------------------------------------------------------------------------------
 
@@ -145,14 +153,14 @@ class Watcher:
         slow = self.ticks % SLOW_CHECK_EVERY == 0
         snapshot = scan(roots) if slow else None  # every tree; between slow ticks, only the trees needed
         self.meter.forget(roots)
-        transcripts = {a.name: engine.paths.transcript(a.name) for a in live_agents}
-        self._sizes.keep_only(transcripts.values())
-        sizes = {name: self._sizes.size(path) for name, path in transcripts.items()}  # an fstat each a tick
-        screens = engine.tmux.capture_many(self._changed_panes(live_agents, panes, sizes))
+        looks = self._looks(live_agents, panes)
+        screens, scrolled = engine.tmux.look([pane for pane, _due in looks.values()],
+                                             {pane: due for pane, due in looks.values() if due})
         now = time.time()
         for candidate in live_agents:
+            look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
             self._locked(candidate.name,
-                         lambda agent: self.evaluate(agent, panes, now, observed, screens, sizes, snapshot),
+                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot),
                          read=(candidate, versions.get(candidate.name, 0)))
         for candidate in agents:
             due = candidate.extra.get("restart_at")
@@ -163,17 +171,24 @@ class Watcher:
             self.check_escapes(snapshot, live_agents, panes)
             self.check_deadlocks(live_agents)
 
-    def _changed_panes(self, agents: list[Agent], panes: dict[str, PaneInfo], sizes: dict[str, int]) -> list[str]:
-        """Panes worth a look this tick: their output grew, or they were never looked at."""
-        changed = []
+    def _looks(self, agents: list[Agent], panes: dict[str, PaneInfo]) -> dict[str, tuple[str, int]]:
+        """Per agent worth a look this tick: its pane, and how many history lines its transcript lacks.
+
+        Worth a look: never looked at, or its window may have printed since the last look. tmux tells a
+        window's last output in whole seconds, so output in the same second as the last look counts as
+        maybe: the screen is captured again and compared."""
+        wanted = {}
         for agent in agents:
             live = self.engine.live.get(agent.name)
             info = panes.get(agent.pane or "")
-            if info is None or info.dead:
+            if info is None or info.dead or agent.extra.get("tmux_server") != self.server_id:
                 continue
-            if live is None or live.progress_key is None or sizes[agent.name] != live.transcript_size:
-                changed.append(info.pane)
-        return changed
+            if live is None or live.progress_key is None or info.activity != live.activity \
+                    or info.activity >= live.looked or info.history != live.history:
+                due = self.engine.transcripts.due(agent.name, self.server_id, info.pane, info.history,
+                                                  info.history_limit)
+                wanted[agent.name] = (info.pane, due)
+        return wanted
 
     def _locked(self, name: str, action: object, read: tuple[Agent, int] | None = None) -> bool:
         """Run `action` on the agent's current record under its lock (skipped while an operation holds it:
@@ -209,8 +224,7 @@ class Watcher:
         self._decide(agent, live, get_profile(agent.profile), time.time())
 
     def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], now: float, observed: float | None = None,
-                 screens: dict[str, str] | None = None, sizes: dict[str, int] | None = None,
-                 snapshot: Snapshot | None = None) -> None:
+                 look: Look | None = None, snapshot: Snapshot | None = None) -> None:
         """Judge one agent from a tick's observations (the caller holds its lock). `snapshot`: every tree,
         when this tick read them all."""
         if not agent.state.live:
@@ -228,6 +242,8 @@ class Watcher:
             same_server = agent.extra.get("tmux_server") == engine.tmux.listed_server
             pane = panes.get(agent.pane or "") if same_server else None
         if pane is None:
+            if live.screen is not None:  # the last screen seen is the best left of it
+                engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
             agent.reason = f"its pane is gone ({'its window was closed' if same_server else 'the tmux server ended'})"
             agent.exit_code = None
             engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
@@ -239,8 +255,7 @@ class Watcher:
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
         profile = get_profile(agent.profile)
-        self._measure(agent, live, profile, pane, now, (screens or {}).get(pane.pane), (sizes or {}).get(agent.name),
-                      snapshot)
+        self._measure(agent, live, profile, pane, now, look, snapshot)
         if self._timed_out(agent, now):
             return
         if live.pending_prompt:
@@ -249,9 +264,10 @@ class Watcher:
 
     # measuring -------------------------------------------------------------------------------------------
 
-    def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float, screen: str | None,
-                 size: int | None, snapshot: Snapshot | None) -> None:
-        self._look_at_output(agent, live, profile, pane, now, screen, size)
+    def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float, look: Look | None,
+                 snapshot: Snapshot | None) -> None:
+        if look is not None or live.progress_key is None:
+            self._look_at_output(agent, live, profile, pane, now, look)
         progressed = live.last_progress == now
         if snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
             snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
@@ -265,63 +281,75 @@ class Watcher:
             live.last_progress = now
 
     def _look_at_output(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float,
-                        screen: str | None, size: int | None) -> None:
-        """What the pane printed since the last tick: its growth, errors in it, and its screen when it grew."""
+                        look: Look | None) -> None:
+        """What the pane printed since the last look: its screen, the lines that scrolled off it (into the
+        transcript), and errors among them."""
         engine = self.engine
-        transcript = engine.paths.transcript(agent.name)
-        if size is None:
-            size = size_of(transcript)
-        grown = size != live.transcript_size
-        if grown:
-            if profile.screen is not None:
-                self._count_errors(agent, live, profile, transcript, live.transcript_size, size, now)
-            live.transcript_size = size
-            live.last_output = now
-        if rotate_if_needed(transcript, engine.config.logs.max_bytes, size):
-            live.transcript_size = size_of(transcript)
-        if grown or live.progress_key is None:
-            if screen is None:
-                try:
-                    screen = engine.tmux.capture(pane.pane)
-                except TmuxError:
-                    return
-            live.screen = screen
-            key = profile.screen.progress_key(screen) if profile.screen is not None else str(size)
-            reading = profile.read(screen)
-            if live.adopted:  # what the screen shows was already there before the engine came back
-                live.adopted = False
-                # An idle agent's idle screen had settled before it was recorded idle.
-                settled = agent.state == State.IDLE and reading.verdict == Verdict.IDLE
-                live.progress_key, live.reading = key, reading
-                live.reading_since = 0.0 if settled else agent.state_since
+        if look is None:  # a look outside the tick (check_now)
+            due = engine.transcripts.due(agent.name, agent.extra.get("tmux_server"), pane.pane, pane.history,
+                                         pane.history_limit)
+            try:
+                look = Look(int(time.time()), *engine.tmux.look([pane.pane], {pane.pane: due} if due else {}))
+            except TmuxError:
                 return
-            if key != live.progress_key:
-                live.progress_key = key
-                live.last_progress = now
-            if reading.verdict != live.reading.verdict:
-                live.reading_since = now
-            live.reading = reading
-
-    def _count_errors(self, agent: Agent, live: Live, profile: Profile, transcript: Path, old: int, new: int,
-                      now: float) -> None:
-        """Error lines in the output since the last tick: `errors` when one repeats, at once for a limit."""
-        assert profile.screen is not None
-        if new < old:
-            old = 0  # rotated
-        start = max(old, new - 256 * 1024)
-        try:
-            with open(transcript, "rb") as handle:
-                handle.seek(start)
-                text = strip_ansi(handle.read(new - start).decode(errors="replace"))
-        except OSError:
+        screen = look.screens.get(pane.pane)
+        if screen is None:
+            return  # gone since the listing: the next tick sees how it ended
+        scrolled = look.scrolled.get(pane.pane)
+        history = pane.history if scrolled is None else scrolled.size  # the latter taken with the screen
+        lines = [] if scrolled is None else engine.transcripts.append(agent.name, pane.pane, scrolled,
+                                                                      pane.history_limit)
+        first = live.progress_key is None
+        moved = 0 if first else new_lines(live.history, history, pane.history_limit)
+        printed = bool(screen.strip() or lines) if first else screen != live.screen or moved > 0
+        live.scrolled += moved
+        live.activity, live.looked, live.history = pane.activity, look.second, history
+        if printed and not live.adopted:
+            live.last_output = now
+            if profile.screen is not None and (lines or profile.screen.may_hold_errors(screen)):
+                self._count_errors(agent, live, profile, lines or [], screen, now)
+        live.screen = screen
+        key = profile.screen.progress_key(screen) if profile.screen is not None else f"{live.scrolled}:{hash(screen)}"
+        reading = profile.read(screen)
+        if live.adopted:  # what the screen shows was already there before the engine came back
+            live.adopted = False
+            # An idle agent's idle screen had settled before it was recorded idle.
+            settled = agent.state == State.IDLE and reading.verdict == Verdict.IDLE
+            live.progress_key, live.reading = key, reading
+            live.reading_since = 0.0 if settled else agent.state_since
             return
-        for line in text.splitlines():
-            for pattern in profile.screen.limits:
+        if key != live.progress_key:
+            live.progress_key = key
+            live.last_progress = now
+        if reading.verdict != live.reading.verdict:
+            live.reading_since = now
+        live.reading = reading
+
+    def _count_errors(self, agent: Agent, live: Live, profile: Profile, scrolled: list[str], screen: str,
+                      now: float) -> None:
+        """Error lines printed since the last look: `errors` when one repeats, at once for a limit.
+
+        A line counts once where it was printed: the screen's rows are numbered from the pane's start (lines
+        scrolled off before them), so a line still on screen at the next look is not counted again, and of
+        the lines that scrolled off, only those that passed between two looks are new."""
+        rules = profile.screen
+        assert rules is not None
+        # Of the lines that scrolled off, the oldest were on the last screen seen; the rest passed unseen.
+        seen_rows = live.screen.count("\n") + 1 if live.screen is not None else 0
+        fresh = [line for line in map(strip_ansi, scrolled[seen_rows:]) if _matches(rules, line)]
+        live.counted = {(row, text) for row, text in live.counted if row >= live.scrolled}
+        if rules.may_hold_errors(screen):
+            for index, line in enumerate(screen.split("\n")):
+                if (live.scrolled + index, line) not in live.counted and _matches(rules, line):
+                    live.counted.add((live.scrolled + index, line))
+                    fresh.append(line)
+        for line in fresh:
+            for pattern in rules.limits:
                 if pattern.search(line):
                     fire(self.engine.store, agent, Trigger.ERRORS, f"hit a usage or rate limit: {line.strip()}",
                          rule=pattern.pattern, line=line.strip(), screen=self.engine.screen_tail(agent))
                     return
-            for pattern in profile.screen.errors:
+            for pattern in rules.errors:
                 if not pattern.search(line):
                     continue
                 seen = live.errors.setdefault(pattern.pattern, deque())
@@ -432,6 +460,7 @@ class Watcher:
             if not _wait_status(engine, pane.pane):
                 log.warning("%s: pane %s is dead without an exit status", agent.name, pane.pane)
             code = engine.tmux.list_panes().get(pane.pane, pane).dead_status
+        engine.end_transcript(agent)
         screen = last_words(engine.paths.transcript(agent.name))
         last = screen[-1] if screen else ""
         agent.exit_code = code
@@ -564,6 +593,10 @@ def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     for start in sorted(edges):
         walk(start, start, [start])
     return cycles
+
+
+def _matches(rules: ScreenRules, line: str) -> bool:
+    return any(p.search(line) for p in (*rules.limits, *rules.errors))
 
 
 def _inside(path: Path, area: Path) -> bool:

@@ -1,15 +1,15 @@
 """The repository's dedicated tmux server: its own socket and config, so the user's tmux stays untouched.
 
-Lifecycle goes through libtmux's `Server.cmd`. Commands that must happen together (create a pane and start
-its transcript before its first byte of output) are chained with `;` in one tmux invocation, which tmux runs
-before it reads any pane output. The watch loop reads every pane with one `list-panes -a` per tick.
+Lifecycle goes through libtmux's `Server.cmd`. Commands that must happen together (create a pane and give
+the focus back) are chained with `;` in one tmux invocation. The watch loop reads every pane with one
+`list-panes -a` per tick, and the screens and new history lines of the panes that printed in one more
+query (`look`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import threading
 from collections.abc import Mapping
@@ -49,6 +49,9 @@ _PANE_FORMAT = "\t".join(
         "#{session_name}",
         "#{window_id}",
         "#{pid}:#{start_time}",  # the server instance, so one call per tick tells both
+        "#{window_activity}",  # when the window last printed, in whole seconds
+        "#{history_size}",  # lines scrolled off the screen into tmux's history
+        "#{history_limit}",
     ]
 )
 _SEPARATOR = "\x1fsupervisor-capture\x1f"
@@ -60,6 +63,14 @@ class TmuxError(SupervisorError):
 
 
 @dataclass(frozen=True)
+class Scrolled:
+    """A pane's newest history rows (oldest first), and how many rows its history held when they were taken."""
+
+    size: int
+    rows: list[str]
+
+
+@dataclass(frozen=True)
 class PaneInfo:
     pane: str
     pid: int | None
@@ -67,6 +78,9 @@ class PaneInfo:
     dead_status: int | None
     session: str
     window: str
+    activity: int = 0  # the window's last output, in whole seconds of the epoch (shared by its panes)
+    history: int = 0  # lines in the pane's history (scrolled off its screen)
+    history_limit: int = 0
 
 
 class Tmux:
@@ -178,15 +192,12 @@ class Tmux:
         cwd: Path,
         command: str,
         env: Mapping[str, str],
-        transcript: Path | None = None,
     ) -> tuple[str, int]:
         """A detached session running `command` in its only pane; returns (pane id, pane pid)."""
         args = ["new-session", "-d", "-s", name, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         args.append(command)
-        if transcript is not None:
-            args += [";", *self._pipe_args(f"={name}:", transcript)]
         pane, pid = self.run(*args)[0].split("\t")
         return pane, int(pid)
 
@@ -196,7 +207,6 @@ class Tmux:
         cwd: Path,
         command: str,
         env: Mapping[str, str],
-        transcript: Path | None = None,
     ) -> tuple[str, int] | None:
         """A new pane beside `beside` (right of it, or below when too narrow) running `command`; None when
         the pane is too small to share. The focus stays where it was, so an attached user keeps typing into
@@ -210,7 +220,7 @@ class Tmux:
         else:
             return None
         args = ["split-window", direction, "-t", beside, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
-        return self._create(args, env, command, transcript, target=window, back=["last-pane", "-t", window])
+        return self._create(args, env, command, back=["last-pane", "-t", window])
 
     def new_window(
         self,
@@ -218,24 +228,19 @@ class Tmux:
         cwd: Path,
         command: str,
         env: Mapping[str, str],
-        transcript: Path | None = None,
     ) -> tuple[str, int]:
         """A new window of `session` running `command` (the session's current window stays current)."""
         args = ["new-window", "-t", f"={session}:", "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
-        created = self._create(args, env, command, transcript, target=f"={session}:",
-                               back=["last-window", "-t", f"={session}"])
+        created = self._create(args, env, command, back=["last-window", "-t", f"={session}"])
         assert created is not None
         return created
 
-    def _create(self, args: list[str], env: Mapping[str, str], command: str, transcript: Path | None, *,
-                target: str, back: list[str]) -> tuple[str, int] | None:
-        """Run a pane-creating command chained with its transcript pipe (the new pane is the target's
-        active one until `back` returns the focus), so no byte of its output escapes the transcript."""
+    def _create(self, args: list[str], env: Mapping[str, str], command: str, *,
+                back: list[str]) -> tuple[str, int] | None:
+        """Run a pane-creating command, then `back` to return the focus where it was."""
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         args.append(command)
-        if transcript is not None:
-            args += [";", *self._pipe_args(target, transcript)]
         args += [";", *back]
         proc = self.server.cmd(*args)
         if proc.returncode != 0 or not proc.stdout:
@@ -251,7 +256,7 @@ class Tmux:
             self.run("kill-pane", "-t", pane)
 
     def respawn(self, pane: str, cwd: Path, command: str, env: Mapping[str, str]) -> int:
-        """Run `command` again in `pane` (killing what runs there); the pane keeps its transcript."""
+        """Run `command` again in `pane` (killing what runs there); the pane keeps its history."""
         args = ["respawn-pane", "-k", "-t", pane, "-c", str(cwd)]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
@@ -261,14 +266,6 @@ class Tmux:
 
     def pane_pid(self, pane: str) -> int:
         return int(self.run("display-message", "-p", "-t", pane, "#{pane_pid}")[0])
-
-    def pipe_transcript(self, pane: str, transcript: Path) -> None:
-        """Make sure the pane's output is appended to `transcript` (a no-op when already piped)."""
-        self.run(*self._pipe_args(pane, transcript))
-
-    @staticmethod
-    def _pipe_args(target: str, transcript: Path) -> list[str]:
-        return ["pipe-pane", "-o", "-t", target, f"exec cat >> {shlex.quote(str(transcript))}"]
 
     def list_panes(self) -> dict[str, PaneInfo]:
         """Every pane of the server, in one tmux call."""
@@ -281,7 +278,8 @@ class Tmux:
         panes: dict[str, PaneInfo] = {}
         self.listed_server = None
         for line in lines:
-            pane, pid, dead, status, session, window, self.listed_server = line.split("\t")
+            pane, pid, dead, status, session, window, self.listed_server, activity, history, limit = \
+                line.split("\t")
             panes[pane] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
@@ -289,6 +287,9 @@ class Tmux:
                 dead_status=int(status) if status else None,
                 session=session,
                 window=window,
+                activity=int(activity or 0),
+                history=int(history or 0),
+                history_limit=int(limit or 0),
             )
         return panes
 
@@ -303,10 +304,28 @@ class Tmux:
 
     def capture_many(self, panes: list[str]) -> dict[str, str]:
         """The visible screens of several panes in one tmux call (panes that vanished are left out)."""
-        if not panes:
-            return {}
-        commands = [["capture-pane", "-p", "-J", "-t", pane] for pane in panes]
-        return {pane: "\n".join(lines) for pane, (ok, lines) in zip(panes, self._query(commands), strict=True) if ok}
+        return self.look(panes, {})[0]
+
+    def look(self, screens: list[str], history: Mapping[str, int]) -> tuple[dict[str, str], dict[str, Scrolled]]:
+        """In one tmux call: the visible screens of `screens`, and for each pane of `history` its newest
+        lines of history (at least the count asked, with some to spare for lines that scrolled off since the
+        count was taken), with their colours, one per screen row, and its history's size as they were taken.
+        Panes that vanished are left out."""
+        commands = [["capture-pane", "-p", "-J", "-t", pane] for pane in screens]
+        for pane, count in history.items():
+            commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
+                         ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]]
+        if not commands:
+            return {}, {}
+        results = self._query(commands)
+        shown = {pane: "\n".join(lines) for pane, (ok, lines) in zip(screens, results, strict=False) if ok}
+        scrolled = {}
+        for index, pane in enumerate(history):
+            (sized, size), (ok, rows) = results[len(screens) + 2 * index: len(screens) + 2 * index + 2]
+            if sized and ok and size and size[0].isdigit():
+                held = int(size[0])
+                scrolled[pane] = Scrolled(held, rows[-held:] if held else [])
+        return shown, scrolled
 
     def paste(self, pane: str, text: str) -> None:
         """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste."""
