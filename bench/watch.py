@@ -35,7 +35,8 @@ import psutil
 
 # A working agent prints more often than idle_after (5 s); some change state now and then.
 CHATTY = "i=0; while :; do i=$((i+1)); echo \"step $i: editing module_$i.py\"; sleep 1; done"
-BURSTY = "while :; do for i in 1 2 3 4 5; do echo \"burst $i\"; sleep 1; done; sleep 20; done"
+# Each bursty agent starts at its own point of the 25 s cycle, so any window sees the same share of bursts.
+BURSTY = "sleep {offset}; while :; do for i in 1 2 3 4 5; do echo \"burst $i\"; sleep 1; done; sleep 20; done"
 SILENT = "exec sleep 100000"
 
 
@@ -94,7 +95,7 @@ def main() -> int:
         print(f"starting {args.agents} agents…", flush=True)
         for index in range(args.agents):
             mix = (SILENT,) if args.quiet else (CHATTY, SILENT, BURSTY, SILENT)
-            command = f"sh -c {shlex.quote(mix[index % len(mix)])}"
+            command = f"sh -c {shlex.quote(mix[index % len(mix)].format(offset=index % 25))}"
             call(paths, "start", {"name": f"a{index:03d}", "command": command, "wait": False})
         # Two demo agents probe the latencies (their screens carry markers).
         call(paths, "start", {"name": "probe-hook", "command": f"{demo} --scenario gentle", "wait": False})

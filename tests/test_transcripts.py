@@ -87,6 +87,15 @@ def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:
     assert read_transcript(path) == b"x" * 100 + b"\nafter\n"
 
 
+def test_a_transcript_removed_by_hand_starts_anew(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("auth", "s", "%1", 0)
+    transcripts.append("auth", "%1", Scrolled(1, ["old"]), 2000)
+    transcripts.path("auth").unlink()
+    transcripts.append("auth", "%1", Scrolled(2, ["new"]), 2000)
+    assert transcripts.path("auth").read_text() == "new\n"
+
+
 def test_last_words(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_bytes(b"\x1b[31mError:\x1b[0m cannot connect\r\n\r\n\r\n")

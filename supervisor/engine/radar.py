@@ -53,6 +53,8 @@ class ConflictRadar(PeriodicService):
         self._records = AgentRecords(engine.store)
         self._looked: tuple[Any, ...] | None = None  # the live agents and refs stamp the last pass saw
         self._failures: set[Failure] = set()
+        self._versions: dict[str, int] | None = None  # the records as a look found them all in line
+        self._folders: frozenset[str] | None = None  # the ref folders that look depended on
 
     def step(self) -> None:
         self.look()
@@ -60,7 +62,10 @@ class ConflictRadar(PeriodicService):
     def look(self) -> bool:
         """Recompute the conflicts if branches or live agents changed (whether a pass ran), and bring every
         record in line with the last pass (a record some other writer overwrote meanwhile included)."""
-        agents, _ = self._records.read()
+        agents, versions = self._records.read()
+        if versions == self._versions and self._folders is not None and self._looked is not None \
+                and refs_stamp(self.engine.paths.common_dir, self._folders) == self._looked[1]:
+            return False  # no record written and no ref moved since a look that left every record in line
         live = [agent for agent in agents if agent.state.live]
         roster = tuple(sorted((agent.name, agent.branch, agent.target, str(agent.extra.get("merged_tip")))
                               for agent in live))
@@ -81,11 +86,14 @@ class ConflictRadar(PeriodicService):
                             failure.error)
             self._failures = set(scan.failures)
         names = {agent.branch: agent.name for agent in agents}
+        in_line = True
         for agent in agents:
             found = scan.conflicts.get(agent.branch, []) if agent.state.live else []  # absent: not watched
             wanted = [{"with": names.get(c.other, c.other), "branch": c.other, "files": list(c.files)} for c in found]
             if conflicts_of(agent) != wanted:
-                self._record(agent.name, wanted)  # an agent whose lock is busy is written at a later look
+                in_line = False  # written now (its version moves: the next look checks it again) or, when its
+                self._record(agent.name, wanted)  # lock is busy, at a later look
+        self._versions, self._folders = (versions, frozenset(folders)) if in_line else (None, None)
         return scanned
 
     def _record(self, name: str, conflicts: list[dict[str, Any]]) -> None:

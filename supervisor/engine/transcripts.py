@@ -33,6 +33,7 @@ _ANSI = re.compile(
     r"|\x1b[@-Z\\-_]"  # two-character sequences
     r"|[\x00-\x08\x0b-\x1f\x7f]"
 )
+_CURSOR_SIZE = 255  # bytes of a cursor record: written over in place, padded with spaces
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
 _PANE_IS_DEAD = re.compile(r"^Pane is dead \(")
 
@@ -77,6 +78,8 @@ class Transcripts:
         self.logs_dir = logs_dir
         self.max_bytes = max_bytes
         self._cursors: dict[str, Cursor] = {}
+        self._files: dict[str, int] = {}  # open transcripts
+        self._cursor_files: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -152,40 +155,58 @@ class Transcripts:
             self._write(name, [*lines, *shown])
             cursor.ended = True
             self._save(name, cursor)
+            self._close(name)
+
+    def _close(self, name: str) -> None:
+        for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None)):
+            if fd is not None:
+                os.close(fd)
 
     def ended(self, name: str) -> bool:
         cursor = self._cursors.get(name) or self._load(name)
         return cursor is None or cursor.ended
 
     def forget(self, name: str) -> None:
+        """The agent is gone: close its files."""
         with self._lock:
             self._cursors.pop(name, None)
+            self._close(name)
 
-    # files -----------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            for name in list(self._files) + list(self._cursor_files):
+                self._close(name)
+
+    # files: kept open, since a chatty agent's transcript and cursor are written every tick ----------------
 
     def _write(self, name: str, lines: list[str]) -> None:
         if not lines:
             return
         path = self.path(name)
         data = ("\n".join(line.rstrip() for line in lines) + "\n").encode(errors="replace")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > self.max_bytes:
+        fd = self._files.get(name)
+        if fd is not None and os.fstat(fd).st_nlink == 0:  # removed by hand: start a new file
+            os.close(self._files.pop(name))
+            fd = None
+        if fd is None:
+            fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.write(fd, data)
+        if os.fstat(fd).st_size > self.max_bytes:
             os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink and starts over
+            os.close(self._files.pop(name))
             path.touch(mode=0o600)
 
     def _save(self, name: str, cursor: Cursor) -> None:
+        """Overwrite the cursor file in place with one write of a fixed-size record."""
         self._cursors[name] = cursor
-        path = self._cursor_path(name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, json.dumps(asdict(cursor)).encode())
-        finally:
-            os.close(fd)
+        fd = self._cursor_files.get(name)
+        if fd is None:
+            fd = self._cursor_files[name] = os.open(self._cursor_path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                                    0o600)
+        record = json.dumps(asdict(cursor)).encode()
+        if len(record) > _CURSOR_SIZE:
+            os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
+        os.pwrite(fd, record.ljust(_CURSOR_SIZE) + b"\n", 0)
 
     def _load(self, name: str) -> Cursor | None:
         try:

@@ -116,6 +116,7 @@ class Watcher:
             # A fixed rate, never overlapping: the next tick starts a period after this one started, or at
             # once when this one took longer.
             stopping.wait(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
+        self.engine.transcripts.close()
 
     def adopt(self) -> None:
         """Take over the agents a previous engine left running: same panes, transcripts continued."""
