@@ -87,14 +87,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            before = self._last_event
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._last_event = before
                 raise
             self._db.execute("COMMIT")
-            self._appended.notify_all()
+            if self._last_event != before:  # waiters only care for new events
+                self._appended.notify_all()
 
     # agents -------------------------------------------------------------------------------------------
 

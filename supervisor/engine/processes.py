@@ -51,6 +51,16 @@ class Snapshot:
             stack.extend(self.children.get(pid, ()))
         return order
 
+    def cwd_text(self, pid: int) -> str | None:
+        """The working directory of a process of this snapshot as the kernel spells it, unchecked: the pid
+        may have been reused since the snapshot (see `cwd`)."""
+        if pid not in self.procs:
+            return None
+        try:
+            return os.readlink(f"/proc/{pid}/cwd") if _HAS_PROC else str(psutil.Process(pid).cwd())
+        except (OSError, psutil.Error):
+            return None
+
     def cwd(self, pid: int) -> Path | None:
         """The working directory of a process of this snapshot (read now; None once it is gone)."""
         info = self.procs.get(pid)

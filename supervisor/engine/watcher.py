@@ -514,26 +514,29 @@ class Watcher:
         sweep = self._escape_checks % ESCAPE_SWEEP_EVERY == 0
         self._escape_checks += 1
         seen, self._escape_seen = self._escape_seen, {}
-        areas = [(a.name, Path(a.worktree)) for a in agents] + [(None, engine.paths.root)]
+        areas = [(a.name, a.worktree) for a in agents] + [(None, str(engine.paths.root))]
         for agent in agents:
             pane = panes.get(agent.pane or "")
             if pane is None or not pane.pid or agent.extra.get("tmux_server") != self.server_id:
                 continue
-            own = Path(agent.worktree)
+            own = agent.worktree
             for pid in snapshot.tree(pane.pid):
                 info = snapshot.procs[pid]
                 key = (pid, info.create_time)
                 self._escape_seen[key] = info.cpu_seconds
                 if not sweep and seen.get(key) == info.cpu_seconds:
                     continue
-                cwd = snapshot.cwd(pid)
-                if cwd is None or _inside(cwd, own):
+                where_now = snapshot.cwd_text(pid)  # the usual answer, at home, costs one readlink
+                if where_now is None or _inside(where_now, own):
+                    continue
+                cwd = snapshot.cwd(pid)  # read again, and the process checked to be the same one
+                if cwd is None or _inside(str(cwd), own):
                     continue
                 # The most specific area that holds the cwd (helpers' worktrees sit inside their parent's).
-                holders = [(name, path) for name, path in areas if _inside(cwd, path)]
+                holders = [(name, path) for name, path in areas if _inside(str(cwd), path)]
                 if not holders:
                     continue
-                owner = max(holders, key=lambda item: len(str(item[1])))[0]
+                owner = max(holders, key=lambda item: len(item[1]))[0]
                 if owner == agent.name:
                     continue
                 where = f"agent {owner}'s worktree" if owner else "the main checkout"
@@ -600,8 +603,10 @@ def _matches(rules: ScreenRules, line: str) -> bool:
     return any(p.search(line) for p in (*rules.limits, *rules.errors))
 
 
-def _inside(path: Path, area: Path) -> bool:
-    return path == area or area in path.parents
+def _inside(path: str, area: str) -> bool:
+    """Whether `path` is `area` or below it (both absolute, as the kernel and the store spell them)."""
+    area = area.rstrip("/")
+    return path == area or path.startswith(area + "/")
 
 
 def _wait_status(engine: Engine, pane: str, timeout: float = 2.0) -> bool:
