@@ -3,6 +3,7 @@ restarts and a new engine."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,10 +118,13 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tmux: Tmux, tmp_path: Path) -> None:
-    """Looks as the watcher makes them, at random moments of a pane printing 600 lines in bursts of 5: less
-    than a tenth of the history limit between two looks (at 50,000 lines, 1 s ticks see 5,000)."""
-    pane, _ = tmux.new_session("a", Path("/tmp"), "for i in $(seq 1 600); do echo line $i;"
-                               " case $i in *[05]) sleep 0.02;; esac; done; echo END; sleep 600", {})
+    """Looks as the watcher makes them, after each burst of 7 lines a pane prints on cue: less than a tenth of
+    its history limit between two looks (at 50,000 lines, 1 s ticks see up to 5,000; more than a tenth cannot
+    be told from a trim of the history, see `new_lines`)."""
+    cue = tmp_path / "cue"
+    os.mkfifo(cue)
+    pane, _ = tmux.new_session("a", Path("/tmp"), f"n=0; while read x; do for j in 1 2 3 4 5 6 7; do n=$((n+1));"
+                               f" echo line $n; done; done < {cue}; echo END; sleep 600", {})
     transcripts = Transcripts(tmp_path, 10**9)
     server = tmux.server_id()
     transcripts.begin("a", server, pane, 0)
@@ -133,11 +137,20 @@ def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tm
             transcripts.append("a", pane, scrolled[pane], info.history_limit)
         return screens[pane]
 
-    wait_until(lambda: "END" in look(), timeout=30, interval=0.001, message="the whole output")
+    def caught_up() -> bool:  # the burst is over: the transcript has all the pane's history
+        info = tmux.list_panes()[pane]
+        return transcripts.due("a", server, pane, info.history, info.history_limit) == 0
+
+    with open(cue, "w") as prompter:
+        for burst in range(1, 91):
+            prompter.write("\n")
+            prompter.flush()
+            wait_until(lambda b=burst: f"line {7 * b}\n" in look() + "\n" and caught_up(), message=f"burst {burst}")
+    wait_until(lambda: "END" in look(), message="the end")
     info = tmux.list_panes()[pane]
     due = transcripts.due("a", server, pane, info.history, info.history_limit)
     screens, scrolled = tmux.look([pane], {pane: due} if due else {})
     transcripts.end("a", pane, scrolled.get(pane), info.history_limit, screens[pane].splitlines())
     lines = read_transcript(transcripts.path("a")).decode().splitlines()
-    assert lines == [f"line {i}" for i in range(1, 601)] + ["END"]
+    assert lines == [f"line {i}" for i in range(1, 631)] + ["END"]
     assert info.history_limit == 100 and info.history < 100  # tmux trimmed it all along

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 CPU_BUSY_PERCENT = 3.0  # tools using more than this are working even when silent (a long test run)
+# Ticks start on a fixed grid, but their clock is read after the tick's tmux query, which takes a few ms more
+# or less each time: progress seen at one tick and a deadline a whole number of ticks later would otherwise
+# fall one tick late about half the time.
+TICK_JITTER = 0.1
 SETTLE_SECONDS = 1.0  # an idle screen counts once it has been still this long
 START_SECONDS = 10.0  # an agent that ran at least this long before exiting had started fine (supervisord)
 MAX_BACKOFF = 60.0
@@ -385,7 +389,7 @@ class Watcher:
             new, rule, reason = self._by_activity(agent, live, now), "activity", None
         if new == State.WORKING or (new == State.STALLED and agent.state == State.STALLED):
             stall_after = self._stall_after(agent)
-            if now - max(live.last_progress, live.last_hook) >= stall_after:
+            if now - max(live.last_progress, live.last_hook) >= stall_after - TICK_JITTER:
                 new, rule = State.STALLED, "no output, hook event or tool CPU"
         if new == agent.state and (new != State.WAITING or agent.waiting_reason):
             return  # still waiting: the first reason (the most specific, e.g. the tool call) stands
