@@ -49,3 +49,16 @@ def test_control_client_recovers_when_the_server_restarts(tmux: Tmux) -> None:
     subprocess.run(["tmux", "-S", str(tmux.socket), "new-session", "-d", "-s", ENGINE_SESSION, "sleep 600"],
                    check=True)
     assert len(tmux.list_panes()) == 1
+
+
+def test_a_vanished_pane_fails_only_its_own_commands(tmux: Tmux) -> None:
+    """tmux skips the rest of a command line after a failing command: a pane gone between the listing and
+    the look must not take the other panes' answers with it, nor leave the client waiting for them."""
+    tmux.use_control()
+    first, _ = tmux.new_session("a", Path("/tmp"), "seq 1 100; sleep 600", {})
+    last, _ = tmux.new_session("b", Path("/tmp"), "echo second; sleep 600", {})
+    wait_until(lambda: "second" in tmux.capture(last) and "100" in tmux.capture(first), message="output")
+    screens, scrolled = tmux.look([first, "%999", last], {first: 5, "%999": 5, last: 0})
+    assert set(screens) == {first, last} and "second" in screens[last]
+    assert set(scrolled) == {first} and scrolled[first].rows[-1] == str(scrolled[first].size)
+    assert tmux.query("display-message", "-p", "still answering") == ["still answering"]

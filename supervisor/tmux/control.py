@@ -41,31 +41,44 @@ class ControlClient:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
-    def run(self, commands: Sequence[Sequence[str]]) -> list[tuple[bool, list[str]]]:
-        """Run commands (in order, as one command line); for each: (succeeded, output lines)."""
-        line = " ; ".join(" ".join(_quote(arg) for arg in command) for command in commands)
+    def run(self, groups: Sequence[Sequence[Sequence[str]]]) -> list[tuple[bool, list[str]]]:
+        """Run commands in order; for each: (succeeded, output lines). Each group is one command line, which
+        tmux runs without reading any pane in between; when a command of a group fails, tmux skips the rest
+        of that group (they come back failed, with no output), and the next group runs as usual."""
+        text = "".join(" ; ".join(" ".join(_quote(arg) for arg in command) for command in group) + "\n"
+                       for group in groups if group)
         stdin, stdout = self._proc.stdin, self._proc.stdout
         if stdin is None or stdout is None:
             raise ControlError("no pipes")
         with self._lock:
             try:
-                stdin.write(line.encode() + b"\n")
+                stdin.write(text.encode())
                 stdin.flush()
             except OSError as exc:
                 raise ControlError(f"control client gone: {exc}") from exc
             results: list[tuple[bool, list[str]]] = []
-            while len(results) < len(commands):
-                header = _readline(stdout)
-                if not header.startswith(b"%begin "):
-                    continue  # a notification
-                parts = header.split(b" ")
-                if len(parts) != 4:
-                    continue
-                number, flags = parts[2], parts[3]
-                ok, body = _read_block(stdout, number, flags)
-                if flags == b"1":
+            for group in groups:
+                for index in range(len(group)):
+                    ok, body = self._next_reply(stdout)
                     results.append((ok, body))
+                    if not ok:
+                        results += [(False, [])] * (len(group) - index - 1)
+                        break
             return results
+
+    @staticmethod
+    def _next_reply(stdout: IO[bytes]) -> tuple[bool, list[str]]:
+        while True:
+            header = _readline(stdout)
+            if not header.startswith(b"%begin "):
+                continue  # a notification
+            parts = header.split(b" ")
+            if len(parts) != 4:
+                continue
+            number, flags = parts[2], parts[3]
+            ok, body = _read_block(stdout, number, flags)
+            if flags == b"1":
+                return ok, body
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -102,15 +102,17 @@ class Tmux:
             self._control.close()
             self._control = None
 
-    def _query(self, commands: list[list[str]]) -> list[tuple[bool, list[str]]]:
-        """Run read-only commands: through the control client when there is one, else one tmux process."""
+    def _query(self, commands: list[list[str]], together: int = 1) -> list[tuple[bool, list[str]]]:
+        """Run read-only commands: through the control client when there is one, else one tmux process.
+        Each run of `together` commands is one command line (tmux runs them with no output read in
+        between), so a pane that vanished fails its own commands only."""
         if self._control_wanted:
             try:
                 with self._control_guard:  # the watcher and the alert threads share one client
                     if self._control is None or not self._control.alive:
                         self._control = ControlClient(self.socket, ENGINE_SESSION)
                     control = self._control
-                return control.run(commands)
+                return control.run([commands[start:start + together] for start in range(0, len(commands), together)])
             except ControlError:
                 self.close()  # the server restarted, or the session is gone: spawn this time, retry next
         if len(commands) == 1:
@@ -307,22 +309,27 @@ class Tmux:
         return self.look(panes, {})[0]
 
     def look(self, screens: list[str], history: Mapping[str, int]) -> tuple[dict[str, str], dict[str, Scrolled]]:
-        """In one tmux call: the visible screens of `screens`, and for each pane of `history` its newest
+        """In one tmux call: the visible screens of `screens`, and for those in `history` their newest
         lines of history (at least the count asked, with some to spare for lines that scrolled off since the
         count was taken), with their colours, one per screen row, and its history's size as they were taken.
         Panes that vanished are left out."""
-        commands = [["capture-pane", "-p", "-J", "-t", pane] for pane in screens]
-        for pane, count in history.items():
+        # Per pane: its history's size, its newest history rows, its screen, read together.
+        commands: list[list[str]] = []
+        for pane in screens:
+            count = history.get(pane, 0)
             commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
-                         ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]]
+                         ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]
+                         if count else ["display-message", "-p", "-t", pane, ""],
+                         ["capture-pane", "-p", "-J", "-t", pane]]
         if not commands:
             return {}, {}
-        results = self._query(commands)
-        shown = {pane: "\n".join(lines) for pane, (ok, lines) in zip(screens, results, strict=False) if ok}
-        scrolled = {}
-        for index, pane in enumerate(history):
-            (sized, size), (ok, rows) = results[len(screens) + 2 * index: len(screens) + 2 * index + 2]
-            if sized and ok and size and size[0].isdigit():
+        results = self._query(commands, together=3)
+        shown, scrolled = {}, {}
+        for index, pane in enumerate(screens):
+            (sized, size), (ok, rows), (seen, screen) = results[3 * index: 3 * index + 3]
+            if seen:
+                shown[pane] = "\n".join(screen)
+            if history.get(pane, 0) > 0 and sized and ok and size and size[0].isdigit():
                 held = int(size[0])
                 scrolled[pane] = Scrolled(held, rows[-held:] if held else [])
         return shown, scrolled
