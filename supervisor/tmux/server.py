@@ -102,17 +102,21 @@ class Tmux:
             self._control.close()
             self._control = None
 
-    def _query(self, commands: list[list[str]], together: int = 1) -> list[tuple[bool, list[str]]]:
+    def _query(self, commands: list[list[str]], lines: list[int] | None = None) -> list[tuple[bool, list[str]]]:
         """Run read-only commands: through the control client when there is one, else one tmux process.
-        Each run of `together` commands is one command line (tmux runs them with no output read in
-        between), so a pane that vanished fails its own commands only."""
+        `lines`: how many commands go on each command line (tmux runs a line with no output read in between;
+        one each by default), so a pane that vanished fails its own commands only."""
         if self._control_wanted:
             try:
                 with self._control_guard:  # the watcher and the alert threads share one client
                     if self._control is None or not self._control.alive:
                         self._control = ControlClient(self.socket, ENGINE_SESSION)
                     control = self._control
-                return control.run([commands[start:start + together] for start in range(0, len(commands), together)])
+                groups, start = [], 0
+                for size in lines or [1] * len(commands):
+                    groups.append(commands[start:start + size])
+                    start += size
+                return control.run(groups)
             except ControlError:
                 self.close()  # the server restarted, or the session is gone: spawn this time, retry next
         if len(commands) == 1:
@@ -313,25 +317,30 @@ class Tmux:
         lines of history (at least the count asked, with some to spare for lines that scrolled off since the
         count was taken), with their colours, one per screen row, and its history's size as they were taken.
         Panes that vanished are left out."""
-        # Per pane: its history's size, its newest history rows, its screen, read together.
+        # Per pane, on a command line of its own: its history's size and newest history rows when asked for,
+        # read together with its screen.
         commands: list[list[str]] = []
+        lines: list[int] = []
         for pane in screens:
             count = history.get(pane, 0)
-            commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
-                         ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]
-                         if count else ["display-message", "-p", "-t", pane, ""],
-                         ["capture-pane", "-p", "-J", "-t", pane]]
+            if count > 0:
+                commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
+                             ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]]
+            commands.append(["capture-pane", "-p", "-J", "-t", pane])
+            lines.append(3 if count > 0 else 1)
         if not commands:
             return {}, {}
-        results = self._query(commands, together=3)
+        results = iter(self._query(commands, lines))
         shown, scrolled = {}, {}
-        for index, pane in enumerate(screens):
-            (sized, size), (ok, rows), (seen, screen) = results[3 * index: 3 * index + 3]
+        for pane, size in zip(screens, lines, strict=True):
+            if size == 3:
+                (sized, held), (ok, rows) = next(results), next(results)
+                if sized and ok and held and held[0].isdigit():
+                    count = int(held[0])
+                    scrolled[pane] = Scrolled(count, rows[-count:] if count else [])
+            seen, screen = next(results)
             if seen:
                 shown[pane] = "\n".join(screen)
-            if history.get(pane, 0) > 0 and sized and ok and size and size[0].isdigit():
-                held = int(size[0])
-                scrolled[pane] = Scrolled(held, rows[-held:] if held else [])
         return shown, scrolled
 
     def paste(self, pane: str, text: str) -> None:
