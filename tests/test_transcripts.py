@@ -48,12 +48,12 @@ def test_a_run_is_appended_then_closed_by_its_last_screen(tmp_path: Path) -> Non
     assert transcripts.append("auth", "%1", Scrolled(8, ["x", "y"]), 2000) == []
     assert transcripts.unwritten("auth", "%1", Scrolled(4, ["three", "four"]), 2000) == ["four"]
     transcripts.end("auth", "%1", Scrolled(4, ["three", "four"]), 2000,
-                    ["five", "", "Pane is dead (status 3, Tue Nov 24 01:49:20 2026)", "", ""])
+                    ["five", "──Pane is dead (signal 15, Tue Nov 24 01:49:20 2026)", "", ""])
     assert transcripts.ended("auth")
     transcripts.end("auth", "%1", None, 0, ["again"])  # a run ends once
     assert transcripts.append("auth", "%1", Scrolled(9, ["late"]), 2000) == []
     text = strip_ansi(read_transcript(transcripts.path("auth")).decode())
-    assert text == "one\ntwo\nthree\nfour\nfive\n"
+    assert text == "one\ntwo\nthree\nfour\nfive\n──\n"
 
 
 def test_a_new_run_continues_after_a_marker_and_a_new_engine_continues_from_the_cursor(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ _ANSI = re.compile(
 )
 _CURSOR_SIZE = 255  # bytes of a cursor record: written over in place, padded with spaces
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
-_PANE_IS_DEAD = re.compile(r"^Pane is dead \(")
+# tmux 3.3 writes it where the cursor was, so it may end a line of the program's own.
+_PANE_IS_DEAD = re.compile(r"Pane is dead \((?:status|signal) [^)]*\)\s*$")
 
 
 def strip_ansi(text: str) -> str:
@@ -151,7 +152,7 @@ class Transcripts:
                 return
             count = new_lines(cursor.lines, scrolled.size, limit) if scrolled is not None else 0
             lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
-            shown = [line.rstrip() for line in screen if not _PANE_IS_DEAD.match(line)]
+            shown = [_PANE_IS_DEAD.sub("", line).rstrip() for line in screen]
             while shown and not shown[-1]:
                 shown.pop()
             self._write(name, [*lines, *shown])
