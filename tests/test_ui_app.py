@@ -15,7 +15,7 @@ from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import ENGINE_METHODS, FIRST_METHODS, NOW, TASK_METHODS, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
-from supervisor.ui.testing import loaded, run, type_in, wait_for
+from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 
 
 def make(source: FakeSource | None = None) -> tuple[SupervisorApp, FakeSource, list[str]]:
@@ -113,7 +113,7 @@ def test_new_session_form_checks_the_name_and_starts_it() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        await screen_is(pilot, NewSessionScreen)
         form = app.screen
         form.query_one("#name", Input).value = "Bad Name"
         await pilot.press("enter")
@@ -128,7 +128,7 @@ def test_new_session_form_checks_the_name_and_starts_it() -> None:
         await wait_for(pilot, lambda: app.agents_table.current_key == "payments", message="the new row selected")
         assert app.agents_table.keys.index("payments") == app.agents_table.keys.index("docs") + 1
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        await screen_is(pilot, NewSessionScreen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, NewSessionScreen))
         assert len(calls(source, "start")) == 1
@@ -149,7 +149,7 @@ def test_new_session_form_refuses_a_broken_contract_and_sends_a_good_one(tmp_pat
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        await screen_is(pilot, NewSessionScreen)
         form = app.screen
         form.query_one("#name", Input).value = "payments"
         form.query_one("#contract", Input).value = str(broken)
@@ -175,7 +175,7 @@ def test_send_types_text_into_the_agent() -> None:
         await loaded(pilot)
         await select(pilot, "auth")
         await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await type_in(pilot, "run the tests")
         await wait_for(pilot, lambda: calls(source, "send"), message="the send request")
         assert calls(source, "send") == [{"name": "auth", "text": "run the tests"}]
@@ -193,22 +193,22 @@ def test_approve_deny_merge_helper_snooze_say_when_the_engine_lacks_them() -> No
         await pilot.press("y")
         await wait_for(pilot, lambda: any("approve" in n and "not available yet" in n for n in notes))
         await pilot.press("d")  # the form first: the engine has not said it lacks `deny` yet
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("deny" in n and "not available yet" in n for n in notes))
         await pilot.press("d")  # now it knows: no form
         await wait_for(pilot, lambda: sum("deny" in n for n in notes) == 2)
         assert not isinstance(app.screen, PromptScreen)
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.click("#merge")
         await wait_for(pilot, lambda: any("merge" in n and "not available yet" in n for n in notes))
         await pilot.press("h")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
+        await screen_is(pilot, NewHelperScreen)
         await fill(pilot, name="tests", role="test-agent")
         await wait_for(pilot, lambda: any("helper" in n and "not available yet" in n for n in notes))
         await pilot.press("z")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("snooze" in n and "not available yet" in n for n in notes))
         assert [m for m, _ in source.calls if m in ("approve", "deny", "merge", "helper", "snooze")] == [
@@ -228,16 +228,16 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await wait_for(pilot, lambda: app.agents_table.get_cell("ui", "state").plain == "working")
         source.set_state("ui", "waiting", waiting_reason="approval: push?")  # it asks again
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await type_in(pilot, "not on main")
         await wait_for(pilot, lambda: calls(source, "deny") == [{"name": "ui", "reason": "not on main"}])
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")  # the default (last) button: Merge
         await wait_for(pilot, lambda: calls(source, "merge") == [{"name": "ui"}])
         assert source.timeouts["merge"] is not None and source.timeouts["merge"] >= 3600  # a long merge is waited for
         await pilot.press("h")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewHelperScreen))
+        await screen_is(pilot, NewHelperScreen)
         await pilot.press("enter")  # a name and a role are needed
         await wait_for(pilot, lambda: "needed" in str(app.screen.query_one("#error").render()))
         await fill(pilot, name="tests", role="test-agent", task="write tests", paths="a/** b/**")
@@ -245,7 +245,7 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         assert calls(source, "helper") == [{"name": "tests", "role": "test-agent", "parent": "ui",
                                             "task": "write tests", "paths": ["a/**", "b/**"]}]
         await pilot.press("z")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await type_in(pilot, "30m")
         await wait_for(pilot, lambda: calls(source, "snooze") == [{"name": "ui", "duration": "30m"}])
         await wait_for(pilot, lambda: "zz" in app.agents_table.get_cell("ui", "badges").plain, message="zz badge")
@@ -263,12 +263,12 @@ def test_stop_kill_restart_and_remove_confirm_first() -> None:
         await loaded(pilot)
         await select(pilot, "billing")
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert not calls(source, "stop")
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")  # Stop, the default
         await wait_for(pilot, lambda: calls(source, "stop") == [{"name": "billing", "kill": False}])
         await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "stopped")
@@ -276,26 +276,26 @@ def test_stop_kill_restart_and_remove_confirm_first() -> None:
         await wait_for(pilot, lambda: calls(source, "restart") == [{"name": "billing"}])
         await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "starting")
         await pilot.press("r")  # running now: confirm first
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.click("#restart")
         await wait_for(pilot, lambda: len(calls(source, "restart")) == 2)
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.click("#kill")
         await wait_for(pilot, lambda: calls(source, "stop")[-1] == {"name": "billing", "kill": True})
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "billing" not in app.agents_table.keys, message="the row removed")
         assert calls(source, "rm") == [{"name": "billing", "force": False}]
         assert app.selected != "billing"
         await select(pilot, "auth")  # running: refused unless forced
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("auth is still running" in n for n in notes))
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.click("#force")
         await wait_for(pilot, lambda: "auth" not in app.agents_table.keys)
         assert {"billing: stopped", "billing: restarted", "billing: killed", "billing: removed"} <= set(notes)
@@ -334,7 +334,7 @@ def test_help_palette_and_attach_without_a_terminal() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await screen_is(pilot, HelpScreen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
         await pilot.press("ctrl+p")
@@ -441,12 +441,12 @@ def test_the_task_board_lists_adds_releases_and_finishes_tasks() -> None:
         await loaded(pilot)
         await wait_for(pilot, lambda: app.tasks is not None, message="the task board")
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, TaskBoardScreen))
+        await screen_is(pilot, TaskBoardScreen)
         assert board().table.keys == ["1", "2", "3", "4", "5", "6"]
         assert row(3)[1:3] == ["claimed", "docs"] and row(4)[1:3] == ["claimed", "human"]
         assert row(5)[4] == "Add an index on orders.created_at  (back: search exited)"
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         await type_in(pilot, "Check the CSV export")
         await wait_for(pilot, lambda: calls(source, "task_add") == [{"texts": ["Check the CSV export"]}])
         await wait_for(pilot, lambda: isinstance(app.screen, TaskBoardScreen) and "7" in board().table.keys,
@@ -535,7 +535,7 @@ def test_a_slow_engine_is_not_a_dead_one() -> None:
         await select(pilot, "api")
         source.slow.add("merge")
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")
         note = await wait_for(pilot, lambda: next((n for n in notes if "has not answered merge" in n), None))
         assert "may still be doing it" in note
@@ -560,7 +560,7 @@ def test_a_merge_that_takes_long_still_reports_its_result() -> None:
         await loaded(pilot)
         await select(pilot, "api")
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")
         await wait_for(pilot, lambda: calls(source, "merge"), message="the merge request")
         await pilot.press("down", "up")  # the dashboard goes on meanwhile
@@ -603,7 +603,7 @@ def test_help_closes_with_q_and_question_mark_and_q_then_quits() -> None:
         await loaded(pilot)
         for closing in ("q", "question_mark", "escape"):
             await pilot.press("question_mark")
-            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await screen_is(pilot, HelpScreen)
             await pilot.press(closing)
             await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), message=f"help closed by {closing}")
             assert app.is_running  # q closed the help, not the dashboard
@@ -624,7 +624,7 @@ def test_the_new_session_form_offers_every_registered_profile() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        await screen_is(pilot, NewSessionScreen)
         form = app.screen
         form.query_one("#name", Input).value = "payments"
         profile = form.query_one("#profile", Select)

@@ -19,7 +19,7 @@ from supervisor.ui.app import SupervisorApp
 from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.source import EngineSource
 from supervisor.ui.taskboard import TaskBoardScreen
-from supervisor.ui.testing import loaded, run, type_in, wait_for
+from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
 
 
@@ -50,10 +50,6 @@ def make(sandbox: Sandbox) -> tuple[SupervisorApp, list[str]]:
 def state(app: SupervisorApp, name: str) -> str | None:
     agent = app.board.agents.get(name)
     return None if agent is None else str(agent["state"])
-
-
-async def screen_is(pilot: Pilot[Any], kind: type) -> None:
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), message=kind.__name__)
 
 
 def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox) -> None:

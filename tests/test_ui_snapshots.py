@@ -17,7 +17,7 @@ from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import NOW, FakeSource
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
-from supervisor.ui.testing import loaded, wait_for
+from supervisor.ui.testing import loaded, screen_is, wait_for
 
 SIZE = (140, 40)
 
@@ -69,7 +69,7 @@ def test_needs_me_filter(snap_compare: Any) -> None:
 def test_help_screen(snap_compare: Any) -> None:
     async def help_screen(pilot: Pilot[Any]) -> None:
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await screen_is(pilot, HelpScreen)
 
     assert snap_compare(sample_app(), terminal_size=(140, 46), run_before=settled("ui", help_screen))
 
@@ -77,7 +77,7 @@ def test_help_screen(snap_compare: Any) -> None:
 def test_new_session_form(snap_compare: Any) -> None:
     async def form(pilot: Pilot[Any]) -> None:
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewSessionScreen))
+        await screen_is(pilot, NewSessionScreen)
         pilot.app.screen.query_one("#name", Input).value = "Payments"
         await pilot.press("enter")  # refused: upper case
         await wait_for(pilot, lambda: "invalid" in str(pilot.app.screen.query_one("#error").render()))
@@ -89,7 +89,7 @@ def test_task_board(snap_compare: Any) -> None:
     async def task_board(pilot: Pilot[Any]) -> None:
         await wait_for(pilot, lambda: pilot.app.tasks is not None, message="the tasks")
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TaskBoardScreen))
+        await screen_is(pilot, TaskBoardScreen)
         await wait_for(pilot, lambda: pilot.app.screen.table.row_count == 6)
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("docs", task_board))
@@ -115,7 +115,7 @@ def test_every_action_key_in_the_footer(snap_compare: Any, width: int) -> None:
 def test_new_helper_form(snap_compare: Any) -> None:
     async def form(pilot: Pilot[Any]) -> None:
         await pilot.press("h")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewHelperScreen))
+        await screen_is(pilot, NewHelperScreen)
         pilot.app.screen.query_one("#name", Input).value = "tests"
         await pilot.press("enter")  # refused: no role
         await wait_for(pilot, lambda: "needed" in str(pilot.app.screen.query_one("#error").render()))
@@ -126,7 +126,7 @@ def test_new_helper_form(snap_compare: Any) -> None:
 def test_send_prompt(snap_compare: Any) -> None:
     async def prompt(pilot: Pilot[Any]) -> None:
         await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PromptScreen))
+        await screen_is(pilot, PromptScreen)
         pilot.app.screen.query_one(Input).value = "run the tests again"
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", prompt))
@@ -135,6 +135,6 @@ def test_send_prompt(snap_compare: Any) -> None:
 def test_stop_confirmation(snap_compare: Any) -> None:
     async def confirm(pilot: Pilot[Any]) -> None:
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        await screen_is(pilot, ConfirmScreen)
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", confirm))

@@ -55,7 +55,7 @@ from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
 from supervisor.paths import RepoPaths
-from supervisor.tmux.server import PaneInfo, Tmux, TmuxError
+from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 
 log = logging.getLogger(__name__)
 
@@ -294,17 +294,12 @@ class Engine:
         """What the agent's transcript does not hold yet: the lines that scrolled off its screen since the
         watcher last looked, and the screen itself (empty once its run is over: the transcript has it)."""
         agent = self.get(name)
-        info = self.tmux.list_panes().get(agent.pane or "")
-        if info is None or self.transcripts.ended(name) or agent.extra.get("tmux_server") != self.tmux.listed_server:
+        info = None if self.transcripts.ended(name) else self._own_pane(agent)
+        if info is None:
             return {"name": name, "text": ""}
-        due = self.transcripts.due(name, self.tmux.listed_server, info.pane, info.history, info.history_limit)
-        try:
-            screens, scrolled = self.tmux.look([info.pane], {info.pane: due} if due else {})
-        except TmuxError:
-            return {"name": name, "text": ""}
-        taken = scrolled.get(info.pane)
+        screen, taken = self.look_at(agent, info)
         lines = self.transcripts.unwritten(name, info.pane, taken, info.history_limit) if taken is not None else []
-        lines += tail_lines(screens.get(info.pane, ""), 10_000)
+        lines += tail_lines(screen or "", 10_000)
         return {"name": name, "text": "\n".join(lines) + "\n" if lines else ""}
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
@@ -930,17 +925,25 @@ class Engine:
         once per run, by whoever sees the end first (the watcher, a stop, a restart)."""
         if agent.pane is None or self.transcripts.ended(agent.name):
             return
-        info = self.tmux.list_panes().get(agent.pane)
-        if info is None or agent.extra.get("tmux_server") != self.tmux.listed_server:
-            return
-        due = self.transcripts.due(agent.name, self.tmux.listed_server, info.pane, info.history, info.history_limit)
+        info = self._own_pane(agent)
+        screen, scrolled = self.look_at(agent, info) if info is not None else (None, None)
+        if info is not None and screen is not None:
+            self.transcripts.end(agent.name, info.pane, scrolled, info.history_limit, screen.splitlines())
+
+    def _own_pane(self, agent: Agent) -> PaneInfo | None:
+        """The agent's pane as listed now, if it is still there on the server that runs it."""
+        info = self.tmux.list_panes().get(agent.pane or "")
+        return info if info is not None and agent.extra.get("tmux_server") == self.tmux.listed_server else None
+
+    def look_at(self, agent: Agent, info: PaneInfo) -> tuple[str | None, Scrolled | None]:
+        """One pane's screen and the history lines its transcript lacks, taken together (None: gone)."""
+        due = self.transcripts.due(agent.name, agent.extra.get("tmux_server"), info.pane, info.history,
+                                   info.history_limit)
         try:
             screens, scrolled = self.tmux.look([info.pane], {info.pane: due} if due else {})
         except TmuxError:
-            return
-        if info.pane in screens:
-            self.transcripts.end(agent.name, info.pane, scrolled.get(info.pane), info.history_limit,
-                                 screens[info.pane].splitlines())
+            return None, None
+        return screens.get(info.pane), scrolled.get(info.pane)
 
     def op_restart(self, name: str) -> dict[str, Any]:
         with self.agent_lock(name):

@@ -64,14 +64,11 @@ class Snapshot:
     def cwd(self, pid: int) -> Path | None:
         """The working directory of a process of this snapshot (read now; None once it is gone)."""
         info = self.procs.get(pid)
-        if info is None:
-            return None
-        try:
-            cwd = Path(os.readlink(f"/proc/{pid}/cwd")) if _HAS_PROC else Path(psutil.Process(pid).cwd())
-        except (OSError, psutil.Error):
+        cwd = self.cwd_text(pid)
+        if info is None or cwd is None:
             return None
         again = _read_stat(pid) if _HAS_PROC else info
-        return cwd if again is not None and again.create_time == info.create_time else None  # pid reused?
+        return Path(cwd) if again is not None and again.create_time == info.create_time else None  # pid reused?
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from supervisor.engine.delivery import wait_for
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
-from supervisor.tmux.server import PaneInfo, Scrolled, TmuxError
+from supervisor.tmux.server import PaneInfo, Scrolled
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -291,12 +291,9 @@ class Watcher:
         transcript), and errors among them."""
         engine = self.engine
         if look is None:  # a look outside the tick (check_now)
-            due = engine.transcripts.due(agent.name, agent.extra.get("tmux_server"), pane.pane, pane.history,
-                                         pane.history_limit)
-            try:
-                look = Look(int(time.time()), *engine.tmux.look([pane.pane], {pane.pane: due} if due else {}))
-            except TmuxError:
-                return
+            screen, taken = engine.look_at(agent, pane)
+            look = Look(int(time.time()), {} if screen is None else {pane.pane: screen},
+                        {} if taken is None else {pane.pane: taken})
         screen = look.screens.get(pane.pane)
         if screen is None:
             return  # gone since the listing: the next tick sees how it ended

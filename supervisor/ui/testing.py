@@ -26,6 +26,11 @@ async def wait_for(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: flo
         await pilot.pause(0.02)
 
 
+async def screen_is(pilot: Pilot[Any], kind: type) -> None:
+    """Until the app shows a screen of `kind` (a form, the help, a confirmation)."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), message=kind.__name__)
+
+
 async def type_in(pilot: Pilot[Any], text: str) -> None:
     """Fill the focused form field at once (Pilot types one key per frame) and submit it."""
     field = pilot.app.focused
