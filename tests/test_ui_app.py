@@ -88,6 +88,29 @@ def test_moving_the_cursor_previews_the_pane_and_its_events() -> None:
     run(app, scenario)
 
 
+def test_a_selection_made_in_code_outlives_the_cursor_news_still_on_its_way() -> None:
+    """A row highlighted before the dashboard selected another agent itself (a new session from the form)
+    arrives after that selection: the agent chosen stays selected, under the cursor."""
+    from textual.widgets import DataTable
+
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.press("down")
+        await wait_for(pilot, lambda: app.selected == "auth")
+        stale = DataTable.RowHighlighted(table, table.get_row_index("auth"), table.coordinate_to_cell_key(
+            table.cursor_coordinate).row_key)
+        app.select_agent("billing")
+        table.post_message(stale)  # news of the cursor on auth, handled after the selection of billing
+        await pilot.pause()
+        await wait_for(pilot, lambda: not any(app._busy.values()))
+        assert (app.selected, table.current_key) == ("billing", "billing")
+
+    run(app, scenario)
+
+
 def test_a_state_change_updates_cells_in_place() -> None:
     app, source, _ = make()
 

@@ -498,7 +498,9 @@ class LiveDashboard(App[None]):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         table = event.data_table
-        if isinstance(table, AGENT_TABLES) and (table.has_focus or self.selected is None):
+        if not isinstance(table, AGENT_TABLES) or table.name_of(event.row_key) != table.current_key:
+            return  # the cursor has moved on since (a sync, or a selection made in code): stale news
+        if table.has_focus or self.selected is None:
             self._select(table.name_of(event.row_key))
 
     @on(DataTable.RowSelected, "#attention")
