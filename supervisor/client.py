@@ -74,12 +74,7 @@ def request_at(socket_path: Path | str, method: str, params: dict[str, Any], tim
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        try:
-            sock.connect(str(socket_path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise EngineNotRunning(
-                "the engine is not running", hint="`supervisor engine start` starts it"
-            ) from exc
+        _connect(sock, str(socket_path), timeout)
         try:
             send_message(sock, {"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
             reply = recv_message(sock)
@@ -95,6 +90,24 @@ def request_at(socket_path: Path | str, method: str, params: dict[str, Any], tim
         return reply.get("result")
     error_cls = UsageError if reply.get("exit_code") == 2 else SupervisorError
     raise error_cls(str(reply.get("error")), hint=reply.get("hint"))
+
+
+def _connect(sock: socket.socket, path: str, timeout: float | None) -> None:
+    """Connect, waiting out a full backlog: on a Unix socket with a timeout, connect fails at once with
+    EAGAIN while the engine has more connections waiting than it has accepted (a burst of CLIs)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise EngineNotRunning("the engine is not running", hint="`supervisor engine start` starts it") from exc
+        except BlockingIOError as exc:
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise TimeoutError("the engine's socket stayed full") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def engine_running(paths: RepoPaths) -> bool:

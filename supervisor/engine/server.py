@@ -77,6 +77,9 @@ def _try_send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: twenty CLIs connecting at once (a swarm claiming tasks) would
+    # find it full, and a full Unix socket backlog refuses a client with a timeout outright (EAGAIN).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, path: Path, handler: Handler) -> None:
         self.handler = handler

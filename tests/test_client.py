@@ -1,0 +1,91 @@
+"""Connecting to the engine's control socket when many CLIs connect at once (a swarm claiming tasks)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.client import EngineTimeout, request_at
+from supervisor.engine.protocol import recv_message, send_message
+from supervisor.engine.server import ControlServer
+
+
+def _client(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)  # a socket with a timeout fails at once on a full backlog, as the CLI's does
+    sock.connect(str(path))
+    return sock
+
+
+@contextlib.contextmanager
+def full_listener(path: Path) -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A listening socket that accepts nothing yet, its backlog filled by waiting connections."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    waiting: list[socket.socket] = []
+    try:
+        while True:
+            try:
+                waiting.append(_client(path))
+            except BlockingIOError:
+                break
+            assert len(waiting) < 100, "the backlog never filled"
+        yield listener, waiting
+    finally:
+        for sock in [*waiting, listener]:
+            sock.close()
+
+
+def test_a_full_backlog_is_waited_out_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "engine.sock"
+    with full_listener(path) as (listener, waiting):
+        answer: list[Any] = []
+        client = threading.Thread(target=lambda: answer.append(request_at(path, "ping", {}, 10)))
+        client.start()
+        client.join(0.3)
+        assert client.is_alive(), "the client gave up on a full backlog instead of waiting"
+        for sock in waiting:
+            sock.close()
+        listener.settimeout(10)
+        while not answer:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                try:
+                    request = recv_message(conn)
+                except Exception:
+                    continue  # one of the connections that filled the backlog, closed by now
+                assert request["method"] == "ping"
+                send_message(conn, {"ok": True, "result": "pong"})
+                client.join(10)
+        assert answer == ["pong"]
+
+
+def test_a_backlog_that_stays_full_times_out_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "engine.sock"
+    with full_listener(path), pytest.raises(EngineTimeout, match="did not answer ping in time"):
+        request_at(path, "ping", {}, 0.3)
+
+
+def test_the_engine_queues_a_burst_of_connections_before_it_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "engine.sock"
+    server = ControlServer(path, lambda method, params, pid, token: method)
+    burst: list[socket.socket] = []
+    try:
+        burst += [_client(path) for _ in range(50)]  # the engine is not accepting yet: all wait in line
+        server.serve_in_thread()
+        for sock in burst:
+            send_message(sock, {"method": "ping", "params": {}})
+        assert [recv_message(sock)["result"] for sock in burst] == ["ping"] * 50
+        server.shutdown()
+    finally:
+        server.server_close()
+        for sock in burst:
+            sock.close()
