@@ -69,7 +69,7 @@ def validate_pattern(pattern: str) -> str:
         )
     if text.startswith("#"):
         raise ValueError(f"{pattern!r} would be a comment; write '\\#' for a name that starts with '#'")
-    text = _escape_commas(_normalise_segments(text))
+    text = _escape_trailing_space(_escape_commas(_normalise_segments(text)))
     if text == "/":
         raise ValueError("'/' alone names no files; write '**' for the whole repository")
     _refuse_outside_repo(text, pattern)  # on the canonical form, so that validating it again agrees
@@ -84,6 +84,14 @@ def _strip_unescaped(text: str) -> str:
     while end > 0 and text[end - 1] in _EDGE_SPACE and _trailing_backslashes(text[: end - 1]) % 2 == 0:
         end -= 1
     return text[:end]
+
+
+def _escape_trailing_space(text: str) -> str:
+    """A space that ends the pattern only once a `.` segment is gone (`a /.`) is part of a name: escaped,
+    so that the canonical form means the same when it is read (and stripped) again."""
+    if text and text[-1] in _EDGE_SPACE and _trailing_backslashes(text[:-1]) % 2 == 0:
+        return text[:-1] + "\\" + text[-1]
+    return text
 
 
 def _trailing_backslashes(text: str) -> int:
