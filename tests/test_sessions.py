@@ -438,6 +438,37 @@ def test_transcript_holds_every_line_once_across_an_engine_crash_and_a_restart(s
     assert "Pane is dead" not in first + second
 
 
+def test_transcript_holds_every_line_once_across_resizes(sandbox: Sandbox) -> None:
+    """Attaching from another terminal resizes the window: a taller one pulls history back onto the screen,
+    a narrower one wraps long lines into more rows, a wider one joins them. Neither repeats nor loses a line
+    of the transcript."""
+    cues = sandbox.root.parent / "cue"
+    phase = ("for i in $(seq {first} {last}); do echo line $i;"
+             " if [ $((i % 10)) = 0 ]; then printf 'long %s %0140d\\n' $i 0; fi; done;"
+             " while [ ! -e {cue} ]; do sleep 0.05; done")
+    sizes = [["-y", "70"], ["-x", "60"], ["-x", "200", "-y", "30"], ["-x", "100", "-y", "48"]]
+    steps = "; ".join(phase.format(first=50 * k + 1, last=50 * k + 50, cue=f"{cues}{k}") for k in range(len(sizes) + 1))
+    command, _ = script(sandbox, "count", f"""
+        turns:
+          - [{{run: "{steps}"}}, {{say: counted}}]
+    """)
+    sandbox.sv("start", "auth", "--task", "count", "--command", command)
+    pane = sandbox.ls()["auth"]["pane"]
+    for k, size in enumerate(sizes):
+        last = f"line {50 * k + 50}"
+        wait_until(lambda last=last: last in sandbox.sv("log", "auth").stdout, message=last)
+        sandbox.tmux("resize-window", "-t", pane, *size)
+        Path(f"{cues}{k}").touch()  # the next lines come after the resize, as they would once a user attached
+    Path(f"{cues}{len(sizes)}").touch()
+    sandbox.wait_state("auth", "idle")
+    sandbox.sv("stop", "auth")
+    text = sandbox.sv("log", "auth").stdout
+    last = 50 * len(sizes) + 50
+    assert [line for line in text.splitlines() if line.startswith("line ")] == [f"line {i}" for i in range(1, last + 1)]
+    assert re.findall(r"^long (\d+) ", text, re.MULTILINE) == [str(i) for i in range(10, last + 1, 10)]
+    assert text.count("counted") == 1
+
+
 def test_killed_tmux_server_is_reported(sandbox: Sandbox) -> None:
     sandbox.sv("start", "auth")
     sandbox.wait_state("auth", "working", "idle")

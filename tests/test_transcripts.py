@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.engine.transcripts import Transcripts, last_words, new_lines, read_transcript, strip_ansi
-from supervisor.tmux.server import ENGINE_SESSION, Scrolled, Tmux
+from supervisor.tmux.server import ENGINE_SESSION, Grid, Scrolled, Tmux
 from tests.conftest import wait_until
 
 
@@ -75,6 +75,44 @@ def test_a_new_run_continues_after_a_marker_and_a_new_engine_continues_from_the_
     third = Transcripts(tmp_path, 10_000)
     third.adopt("auth", "s2", "%1", 40)
     assert third.due("auth", "s2", "%1", 41, 2000) == 1
+
+
+def resized(transcripts: Transcripts, size: str, grid: Grid) -> list[str]:
+    assert transcripts.resized("auth", "s1", "%1", size)
+    return transcripts.resync("auth", "%1", grid, size)
+
+
+def test_a_resized_pane_is_followed_by_its_text_not_its_row_count(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("auth", "s1", "%1", 0)
+    transcripts.sized("auth", "%1", "40x3")
+    assert not transcripts.resized("auth", "s1", "%1", "40x3")
+    transcripts.append("auth", "%1", Scrolled(4, ["one", "two", "a long line of forty characters, wrapped", "three"]),
+                       2000)
+    # Taller by 2: "wrapped" and "three" are pulled back onto the screen, and the history is 2 rows shorter.
+    grid = Grid(2, 5, ["one", "two", "a long line of forty characters, wrapped", "three", "four", "", ""])
+    assert resized(transcripts, "40x5", grid) == []
+    assert transcripts.due("auth", "s1", "%1", 2, 2000) == 0  # not a cleared history: nothing to write again
+    assert transcripts.due("auth", "s1", "%1", 4, 2000) == 0  # they scroll off again: written already
+    assert transcripts.append("auth", "%1", Scrolled(5, ["three", "four"]), 2000) == ["four"]
+    # Narrower: the long line takes two rows, and "five" scrolled off since the last look.
+    grid = Grid(7, 2, ["one", "two", "a long line of forty ", "characters, wrapped", "three", "four", "five", "six",
+                       ""])
+    assert resized(transcripts, "20x2", grid) == ["five"]
+    assert transcripts.due("auth", "s1", "%1", 7, 2000) == 0
+    # Wider again, after a clear: the transcript's end is nowhere, so the count goes on as it was.
+    assert resized(transcripts, "80x2", Grid(0, 2, ["seven", ""])) == []
+    assert transcripts.append("auth", "%1", Scrolled(1, ["seven"]), 2000) == ["seven"]
+    text = read_transcript(transcripts.path("auth")).decode()
+    assert text == "one\ntwo\na long line of forty characters, wrapped\nthree\nfour\nfive\nseven\n"
+
+
+def test_a_resize_before_anything_is_written_keeps_the_count(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("auth", "s1", "%1", 0)
+    transcripts.sized("auth", "%1", "40x3")
+    assert resized(transcripts, "40x4", Grid(2, 4, ["one", "two", "three", "", "", ""])) == []
+    assert transcripts.append("auth", "%1", Scrolled(2, ["one", "two"]), 2000) == ["one", "two"]
 
 
 def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ READY_TIMEOUT = 60.0
 UNRECOGNISED_QUIET = 5.0
 STOP_GRACE = 5.0
 MAX_BEST_OF = 10
+RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
 
 # What a process inside an agent's tree may ask for: its own business, nothing about other agents.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "unwritten", "hook", "report",
@@ -935,8 +936,22 @@ class Engine:
         info = self.tmux.list_panes().get(agent.pane or "")
         return info if info is not None and agent.extra.get("tmux_server") == self.tmux.listed_server else None
 
+    def resync_transcript(self, agent: Agent, info: PaneInfo) -> None:
+        """Before a look: when the pane's size changed since the transcript's last look (a user attached from
+        another terminal), its history's rows moved; the transcript finds its place again by their text."""
+        if not self.transcripts.resized(agent.name, agent.extra.get("tmux_server"), info.pane, info.size):
+            self.transcripts.sized(agent.name, info.pane, info.size)
+            return
+        try:
+            grid = self.tmux.grid(info.pane, RESYNC_ROWS)
+        except TmuxError:
+            return
+        if grid is not None:
+            self.transcripts.resync(agent.name, info.pane, grid, info.size)
+
     def look_at(self, agent: Agent, info: PaneInfo) -> tuple[str | None, Scrolled | None]:
         """One pane's screen and the history lines its transcript lacks, taken together (None: gone)."""
+        self.resync_transcript(agent, info)
         due = self.transcripts.due(agent.name, agent.extra.get("tmux_server"), info.pane, info.history,
                                    info.history_limit)
         try:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from supervisor.tmux.server import Scrolled
+from supervisor.tmux.server import Grid, Scrolled
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
 _ANSI = re.compile(
@@ -70,8 +70,23 @@ class Cursor:
 
     server: str
     pane: str
-    lines: int  # of the pane's history, already in the transcript
+    lines: int  # of the pane's history, already in the transcript (more than it holds: rows on its screen too)
     ended: bool = False  # its last screen is written: nothing more comes from this run
+    seen: int = -1  # the history's size at the last look (-1: `lines`)
+    size: str = ""  # the pane's size at the last look ("WxH"), which its history's rows were wrapped to
+
+    def new(self, history: int, limit: int) -> int:
+        """How many of `history` rows the transcript lacks."""
+        seen = self.lines if self.seen < 0 else self.seen
+        if history >= seen:
+            return max(0, history - self.lines)
+        return new_lines(self.lines, history, limit)
+
+    def took(self, history: int) -> None:
+        """Every row of a history of `history` rows is written now (or, ahead after a resize, will be)."""
+        seen = self.lines if self.seen < 0 else self.seen
+        self.lines = max(self.lines, history) if history >= seen else history
+        self.seen = history
 
 
 class Transcripts:
@@ -117,7 +132,52 @@ class Transcripts:
                 cursor = self._load(name)
         if cursor is None or cursor.ended or cursor.pane != pane or cursor.server != server:
             return 0
-        return new_lines(cursor.lines, history, limit)
+        return cursor.new(history, limit)
+
+    def resized(self, name: str, server: str | None, pane: str, size: str) -> bool:
+        """Whether the pane has another size than at the transcript's last look: its history's rows may be
+        wrapped anew (`resync`)."""
+        cursor = self._cursors.get(name)
+        return cursor is not None and not cursor.ended and (cursor.server, cursor.pane) == (server, pane) \
+            and bool(cursor.size) and cursor.size != size
+
+    def sized(self, name: str, pane: str, size: str) -> None:
+        """The pane's size at this look (the first look, or one that found no rows to write)."""
+        cursor = self._cursors.get(name)
+        if cursor is not None and cursor.pane == pane and cursor.size != size:
+            with self._lock:
+                cursor.size = size
+                self._save(name, cursor)
+
+    def resync(self, name: str, pane: str, grid: Grid, size: str) -> list[str]:
+        """Find where the transcript ends in a pane whose size changed, and add the history rows after it.
+
+        A taller pane pulls the newest history rows back onto its screen (they scroll off again later), a
+        shorter one pushes screen rows into the history, and a new width wraps every long line anew: the row
+        count no longer says what is written. The transcript's last rows are found again by their text (without
+        spaces, so that a line wrapped otherwise still matches) among the pane's newest rows of history and its
+        screen. When they are not found (nothing of this run is written yet, or the history was cleared), the count
+        goes on as it was."""
+        with self._lock:
+            cursor = self._cursors.get(name)
+            if cursor is None or cursor.ended or cursor.pane != pane:
+                return []
+            rows = [_WHITESPACE.sub("", strip_ansi(row)) for row in grid.rows]
+            start = grid.history - (len(grid.rows) - grid.height)  # the history row of rows[0]
+            written = _find_end(rows, _tail_key(self.path(name)))
+            lines: list[str] = []
+            if written is None:
+                pass  # nothing of this run written yet, or cleared since: the count goes on as it was
+            elif start + written >= grid.history:
+                cursor.lines, cursor.seen = start + written, grid.history  # its end is on the screen: those rows
+                # come back to the history later, and are not written again
+            else:
+                lines = grid.rows[written:len(grid.rows) - grid.height]
+                cursor.lines = cursor.seen = grid.history
+            cursor.size = size
+            self._write(name, lines)
+            self._save(name, cursor)
+            return lines
 
     def append(self, name: str, pane: str, scrolled: Scrolled, limit: int) -> list[str]:
         """Add what the pane's history holds beyond the transcript (`scrolled`: its newest rows, taken with
@@ -127,12 +187,12 @@ class Transcripts:
             cursor = self._cursors.get(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return []
-            count = new_lines(cursor.lines, scrolled.size, limit)
+            count = cursor.new(scrolled.size, limit)
             if count > len(scrolled.rows):
                 return []
-            lines = scrolled.rows[len(scrolled.rows) - count:]
+            lines = scrolled.rows[len(scrolled.rows) - count:] if count else []
             self._write(name, lines)
-            cursor.lines = scrolled.size
+            cursor.took(scrolled.size)
             self._save(name, cursor)
             return lines
 
@@ -141,7 +201,7 @@ class Transcripts:
         cursor = self._cursors.get(name)
         if cursor is None or cursor.ended or cursor.pane != pane:
             return []
-        count = new_lines(cursor.lines, scrolled.size, limit)
+        count = cursor.new(scrolled.size, limit)
         return scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
 
     def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str]) -> None:
@@ -150,7 +210,7 @@ class Transcripts:
             cursor = self._cursors.get(name) or self._load(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return
-            count = new_lines(cursor.lines, scrolled.size, limit) if scrolled is not None else 0
+            count = cursor.new(scrolled.size, limit) if scrolled is not None else 0
             lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
             shown = [_PANE_IS_DEAD.sub("", line).rstrip() for line in screen]
             while shown and not shown[-1]:
@@ -214,11 +274,49 @@ class Transcripts:
     def _load(self, name: str) -> Cursor | None:
         try:
             data = json.loads(self._cursor_path(name).read_text())
-            cursor = Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]))
+            cursor = Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]),
+                            int(data.get("seen", -1)), str(data.get("size", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         self._cursors[name] = cursor
         return cursor
+
+
+_WHITESPACE = re.compile(r"\s+")
+_TAIL_CHARS = 80  # of text, without spaces, that mark where a transcript ends
+
+
+def _tail_key(path: Path, window: int = 16384) -> str:
+    """The transcript's last rows as one text without spaces, at least _TAIL_CHARS long when it has that much."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
+            data = handle.read()
+    except OSError:
+        return ""
+    key = ""
+    for line in reversed(data.decode(errors="replace").split("\n")):
+        key = _WHITESPACE.sub("", strip_ansi(line)) + key
+        if len(key) >= _TAIL_CHARS:
+            break
+    return key
+
+
+def _find_end(rows: list[str], key: str) -> int | None:
+    """How many of `rows` (texts without spaces) hold `key` at their end, found last; None when not found.
+    A row where `key` ends before the row does counts as not written: it is taken again whole."""
+    if not key:
+        return None
+    text = "".join(rows)
+    found = text.rfind(key)
+    if found < 0:
+        return None
+    end, reach = found + len(key), 0
+    for count, row in enumerate(rows, start=1):
+        reach += len(row)
+        if reach >= end:
+            return count if reach == end else count - 1
+    return len(rows)
 
 
 def read_transcript(path: Path, *, include_rotated: bool = True) -> bytes:

@@ -190,6 +190,7 @@ class Watcher:
                 continue
             if live is None or live.progress_key is None or info.activity != live.activity \
                     or info.activity >= live.looked or info.history != live.history:
+                self.engine.resync_transcript(agent, info)
                 due = self.engine.transcripts.due(agent.name, self.server_id, info.pane, info.history,
                                                   info.history_limit)
                 wanted[agent.name] = (info.pane, due)

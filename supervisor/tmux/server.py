@@ -52,6 +52,7 @@ _PANE_FORMAT = "\t".join(
         "#{window_activity}",  # when the window last printed, in whole seconds
         "#{history_size}",  # lines scrolled off the screen into tmux's history
         "#{history_limit}",
+        "#{pane_width}x#{pane_height}",  # a new size rewraps the history (see Transcripts.resync)
     ]
 )
 _SEPARATOR = "\x1fsupervisor-capture\x1f"
@@ -81,6 +82,17 @@ class PaneInfo:
     activity: int = 0  # the window's last output, in whole seconds of the epoch (shared by its panes)
     history: int = 0  # lines in the pane's history (scrolled off its screen)
     history_limit: int = 0
+    size: str = ""  # "WIDTHxHEIGHT"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pane's newest history rows, then its screen's rows, taken together: `history` rows of history in all,
+    the last `height` of `rows` on the screen."""
+
+    history: int
+    height: int
+    rows: list[str]
 
 
 class Tmux:
@@ -284,7 +296,7 @@ class Tmux:
         panes: dict[str, PaneInfo] = {}
         self.listed_server = None
         for line in lines:
-            pane, pid, dead, status, session, window, self.listed_server, activity, history, limit = \
+            pane, pid, dead, status, session, window, self.listed_server, activity, history, limit, size = \
                 line.split("\t")
             panes[pane] = PaneInfo(
                 pane=pane,
@@ -296,6 +308,7 @@ class Tmux:
                 activity=int(activity or 0),
                 history=int(history or 0),
                 history_limit=int(limit or 0),
+                size=size,
             )
         return panes
 
@@ -342,6 +355,19 @@ class Tmux:
             if seen:
                 shown[pane] = "\n".join(screen)
         return shown, scrolled
+
+    def grid(self, pane: str, history: int) -> Grid | None:
+        """The pane's newest `history` rows of history and its screen's rows, in one command line (no output
+        lands in between), with their colours; None when the pane is gone."""
+        (sized, held), (ok, rows) = self._query([
+            ["display-message", "-p", "-t", pane, "#{history_size} #{pane_height}"],
+            ["capture-pane", "-p", "-e", "-S", str(-history), "-t", pane],
+        ], [2])
+        if not (sized and ok and held):
+            return None
+        size, height = (int(n) for n in held[0].split())
+        rows += [""] * (min(size, history) + height - len(rows))  # blank rows at the end may come back trimmed
+        return Grid(size, height, rows)
 
     def paste(self, pane: str, text: str) -> None:
         """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste."""
