@@ -326,6 +326,27 @@ def test_an_error_line_that_stays_on_screen_counts_once(sandbox: Sandbox) -> Non
     assert triggers(sandbox, "auth", "errors") == []
 
 
+def test_error_lines_on_screen_are_not_counted_again_when_the_pane_is_resized(sandbox: Sandbox) -> None:
+    """A taller pane takes rows back from its history: the two error lines on screen move down, and are still
+    two errors (a user attaching from a bigger terminal does this)."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "er2", """
+        turns:
+          - [{run: "seq 1 80"}, {say: "Error: connection reset"}, {say: "Error: connection reset"}]
+          - [{say: "first answer"}]
+          - [{say: "second answer"}]
+    """))
+    sandbox.wait_state("auth", "idle")
+    pane = sandbox.ls()["auth"]["pane"]
+    for height, answer in (("60", "first answer"), ("75", "second answer")):
+        sandbox.tmux("resize-window", "-t", pane, "-y", height)
+        sandbox.sv("send", "auth", "go on")
+        wait_until(lambda answer=answer: answer in sandbox.screen("auth"), message=answer)
+        sandbox.wait_state("auth", "idle")
+    assert sandbox.screen("auth").count("Error: connection reset") == 2
+    assert triggers(sandbox, "auth", "errors") == []
+
+
 def test_a_process_working_in_another_worktree_is_an_escape(sandbox: Sandbox) -> None:
     config(sandbox)
     root = sandbox.root

@@ -70,6 +70,7 @@ class Live:
     history: int = 0  # its pane's history lines at that capture
     scrolled: int = 0  # lines that scrolled off its screen since launch: numbers screen rows for errors
     counted: set[tuple[int, str]] = field(default_factory=set)  # error lines already counted (row, text)
+    size: str = ""  # its pane's size at that capture: a new one rewraps the rows (`_look_at_output`)
     last_output: float = 0.0  # wall-clock time of the last output seen since launch or adoption
     last_progress: float = 0.0  # content changed, a hook event, or its tools used CPU
     launched_at: float = 0.0
@@ -303,14 +304,21 @@ class Watcher:
         lines = [] if scrolled is None else engine.transcripts.append(agent.name, pane.pane, scrolled,
                                                                       pane.history_limit)
         first = live.progress_key is None
-        moved = 0 if first else new_lines(live.history, history, pane.history_limit)
+        # A new size (a user attached from another terminal, a helper's pane split off) rewraps the history
+        # and moves rows between it and the screen: what is on the screen then was seen already.
+        resized = bool(live.size) and pane.size != live.size
+        moved = 0 if first or resized else new_lines(live.history, history, pane.history_limit)
         printed = bool(screen.strip() or lines) if first else screen != live.screen or moved > 0
         live.scrolled += moved
-        live.activity, live.looked, live.history = pane.activity, look.second, history
+        live.activity, live.looked, live.history, live.size = pane.activity, look.second, history, pane.size
+        if resized and profile.screen is not None:
+            live.counted = {(live.scrolled + index, line) for index, line in enumerate(screen.split("\n"))
+                            if _matches(profile.screen, line)}
+        elif printed and not live.adopted and profile.screen is not None \
+                and (lines or profile.screen.may_hold_errors(screen)):
+            self._count_errors(agent, live, profile, lines or [], screen, now)
         if printed and not live.adopted:
             live.last_output = now
-            if profile.screen is not None and (lines or profile.screen.may_hold_errors(screen)):
-                self._count_errors(agent, live, profile, lines or [], screen, now)
         live.screen = screen
         key = profile.screen.progress_key(screen) if profile.screen is not None else f"{live.scrolled}:{hash(screen)}"
         reading = profile.read(screen)
