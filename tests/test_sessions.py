@@ -461,6 +461,7 @@ def test_transcript_holds_every_line_once_across_resizes(sandbox: Sandbox) -> No
         Path(f"{cues}{k}").touch()  # the next lines come after the resize, as they would once a user attached
     Path(f"{cues}{len(sizes)}").touch()
     sandbox.wait_state("auth", "idle")
+    sandbox.tmux("resize-window", "-t", pane, "-y", "70")  # the run ends with written rows back on its screen
     sandbox.sv("stop", "auth")
     text = sandbox.sv("log", "auth").stdout
     last = 50 * len(sizes) + 50

@@ -107,6 +107,17 @@ def test_a_resized_pane_is_followed_by_its_text_not_its_row_count(tmp_path: Path
     assert text == "one\ntwo\na long line of forty characters, wrapped\nthree\nfour\nfive\nseven\n"
 
 
+def test_rows_a_taller_screen_took_back_are_not_written_again_when_the_run_ends(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("auth", "s1", "%1", 0)
+    transcripts.sized("auth", "%1", "40x3")
+    transcripts.append("auth", "%1", Scrolled(4, ["one", "two", "three", "four"]), 2000)
+    assert resized(transcripts, "40x5", Grid(2, 5, ["one", "two", "three", "four", "five", "", ""])) == []
+    assert transcripts.unwritten_screen("auth", "%1", 2, ["three", "four", "five"]) == ["five"]  # as `log` shows it
+    transcripts.end("auth", "%1", None, 2000, ["three", "four", "five", "", ""], 2)
+    assert read_transcript(transcripts.path("auth")).decode() == "one\ntwo\nthree\nfour\nfive\n"
+
+
 def test_a_resize_before_anything_is_written_keeps_the_count(tmp_path: Path) -> None:
     transcripts = Transcripts(tmp_path, 10_000)
     transcripts.begin("auth", "s1", "%1", 0)

@@ -300,7 +300,8 @@ class Engine:
             return {"name": name, "text": ""}
         screen, taken = self.look_at(agent, info)
         lines = self.transcripts.unwritten(name, info.pane, taken, info.history_limit) if taken is not None else []
-        lines += tail_lines(screen or "", 10_000)
+        history = taken.size if taken is not None else info.history
+        lines += self.transcripts.unwritten_screen(name, info.pane, history, tail_lines(screen or "", 10_000))
         return {"name": name, "text": "\n".join(lines) + "\n" if lines else ""}
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
@@ -929,7 +930,8 @@ class Engine:
         info = self._own_pane(agent)
         screen, scrolled = self.look_at(agent, info) if info is not None else (None, None)
         if info is not None and screen is not None:
-            self.transcripts.end(agent.name, info.pane, scrolled, info.history_limit, screen.splitlines())
+            self.transcripts.end(agent.name, info.pane, scrolled, info.history_limit, screen.splitlines(),
+                                 info.history)
 
     def _own_pane(self, agent: Agent) -> PaneInfo | None:
         """The agent's pane as listed now, if it is still there on the server that runs it."""

@@ -82,6 +82,11 @@ class Cursor:
             return max(0, history - self.lines)
         return new_lines(self.lines, history, limit)
 
+    def ahead(self, history: int) -> int:
+        """How many rows beyond a history of `history` rows are written already: the screen's top rows, which a
+        taller screen took back from it (see `Transcripts.resync`)."""
+        return max(0, self.lines - history)
+
     def took(self, history: int) -> None:
         """Every row of a history of `history` rows is written now (or, ahead after a resize, will be)."""
         seen = self.lines if self.seen < 0 else self.seen
@@ -204,17 +209,33 @@ class Transcripts:
         count = cursor.new(scrolled.size, limit)
         return scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
 
-    def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str]) -> None:
-        """The run in `pane` is over: its last history lines and its screen close the transcript."""
+    def unwritten_screen(self, name: str, pane: str, history: int, shown: list[str]) -> list[str]:
+        """Of the pane's screen lines, those the transcript lacks: all but the top ones it holds already when
+        a taller screen took rows back from a history of now `history` rows (see `resync`)."""
+        cursor = self._cursors.get(name)
+        if cursor is None or cursor.ended or cursor.pane != pane or not cursor.ahead(history):
+            return shown
+        # The screen's lines are joined where they wrap, so rows cannot be counted off it: the transcript's
+        # last rows, that many, are found by their text at its top.
+        key = _tail_key(self.path(name), rows=cursor.ahead(history))
+        found = _find_end([_WHITESPACE.sub("", strip_ansi(line)) for line in shown], key, at_start=True)
+        return shown if found is None else shown[found:]
+
+    def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str],
+            history: int | None = None) -> None:
+        """The run in `pane` is over: its last history lines and its screen close the transcript. `history`:
+        the history's size when the screen was taken, if `scrolled` does not tell (default: at the last look)."""
         with self._lock:
             cursor = self._cursors.get(name) or self._load(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return
             count = cursor.new(scrolled.size, limit) if scrolled is not None else 0
             lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
+            size = scrolled.size if scrolled is not None else cursor.seen if history is None else history
             shown = [_PANE_IS_DEAD.sub("", line).rstrip() for line in screen]
             while shown and not shown[-1]:
                 shown.pop()
+            shown = self.unwritten_screen(name, pane, size, shown)
             self._write(name, [*lines, *shown])
             cursor.ended = True
             self._save(name, cursor)
@@ -286,29 +307,35 @@ _WHITESPACE = re.compile(r"\s+")
 _TAIL_CHARS = 80  # of text, without spaces, that mark where a transcript ends
 
 
-def _tail_key(path: Path, window: int = 16384) -> str:
-    """The transcript's last rows as one text without spaces, at least _TAIL_CHARS long when it has that much."""
+def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
+    """The transcript's last rows as one text without spaces: at least _TAIL_CHARS long when it has that
+    much, or its last `rows` rows."""
     try:
         with open(path, "rb") as handle:
             handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
             data = handle.read()
     except OSError:
         return ""
+    lines = data.decode(errors="replace").split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the file ends with a newline
+    if rows is not None:
+        return "".join(_WHITESPACE.sub("", strip_ansi(line)) for line in lines[max(0, len(lines) - rows):])
     key = ""
-    for line in reversed(data.decode(errors="replace").split("\n")):
+    for line in reversed(lines):
         key = _WHITESPACE.sub("", strip_ansi(line)) + key
         if len(key) >= _TAIL_CHARS:
             break
     return key
 
 
-def _find_end(rows: list[str], key: str) -> int | None:
-    """How many of `rows` (texts without spaces) hold `key` at their end, found last; None when not found.
-    A row where `key` ends before the row does counts as not written: it is taken again whole."""
+def _find_end(rows: list[str], key: str, *, at_start: bool = False) -> int | None:
+    """How many of `rows` (texts without spaces) hold `key` at their end, found last (or at their start);
+    None when not found. A row where `key` ends before the row does counts as not written: taken again whole."""
     if not key:
         return None
     text = "".join(rows)
-    found = text.rfind(key)
+    found = (0 if text.startswith(key) else -1) if at_start else text.rfind(key)
     if found < 0:
         return None
     end, reach = found + len(key), 0
