@@ -72,13 +72,16 @@ class Cursor:
     pane: str
     lines: int  # of the pane's history, already in the transcript (more than it holds: rows on its screen too)
     ended: bool = False  # its last screen is written: nothing more comes from this run
-    seen: int = -1  # the history's size at the last look (-1: `lines`)
+    seen: int = -1  # the history's size at the last look (-1, as a new cursor or an older record: `lines`)
     size: str = ""  # the pane's size at the last look ("WxH"), which its history's rows were wrapped to
+
+    def __post_init__(self) -> None:
+        if self.seen < 0:
+            self.seen = self.lines
 
     def new(self, history: int, limit: int) -> int:
         """How many of `history` rows the transcript lacks."""
-        seen = self.lines if self.seen < 0 else self.seen
-        if history >= seen:
+        if history >= self.seen:
             return max(0, history - self.lines)
         return new_lines(self.lines, history, limit)
 
@@ -89,8 +92,7 @@ class Cursor:
 
     def took(self, history: int) -> None:
         """Every row of a history of `history` rows is written now (or, ahead after a resize, will be)."""
-        seen = self.lines if self.seen < 0 else self.seen
-        self.lines = max(self.lines, history) if history >= seen else history
+        self.lines = max(self.lines, history) if history >= self.seen else history
         self.seen = history
 
 
@@ -167,7 +169,7 @@ class Transcripts:
             cursor = self._cursors.get(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return []
-            rows = [_WHITESPACE.sub("", strip_ansi(row)) for row in grid.rows]
+            rows = [_bare(row) for row in grid.rows]
             start = grid.history - (len(grid.rows) - grid.height)  # the history row of rows[0]
             written = _find_end(rows, _tail_key(self.path(name)))
             lines: list[str] = []
@@ -218,7 +220,7 @@ class Transcripts:
         # The screen's lines are joined where they wrap, so rows cannot be counted off it: the transcript's
         # last rows, that many, are found by their text at its top.
         key = _tail_key(self.path(name), rows=cursor.ahead(history))
-        found = _find_end([_WHITESPACE.sub("", strip_ansi(line)) for line in shown], key, at_start=True)
+        found = _find_end([_bare(line) for line in shown], key, at_start=True)
         return shown if found is None else shown[found:]
 
     def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str],
@@ -307,23 +309,33 @@ _WHITESPACE = re.compile(r"\s+")
 _TAIL_CHARS = 80  # of text, without spaces, that mark where a transcript ends
 
 
+def _bare(text: str) -> str:
+    """Text as compared across wrappings: no escape sequences, no whitespace."""
+    return _WHITESPACE.sub("", strip_ansi(text))
+
+
+def _read_end(path: Path, window: int) -> bytes:
+    """The last `window` bytes of a file."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
+        return handle.read()
+
+
 def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
     """The transcript's last rows as one text without spaces: at least _TAIL_CHARS long when it has that
     much, or its last `rows` rows."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
-            data = handle.read()
+        data = _read_end(path, window)
     except OSError:
         return ""
     lines = data.decode(errors="replace").split("\n")
     if lines and not lines[-1]:
         lines.pop()  # the file ends with a newline
     if rows is not None:
-        return "".join(_WHITESPACE.sub("", strip_ansi(line)) for line in lines[max(0, len(lines) - rows):])
+        return "".join(_bare(line) for line in lines[max(0, len(lines) - rows):])
     key = ""
     for line in reversed(lines):
-        key = _WHITESPACE.sub("", strip_ansi(line)) + key
+        key = _bare(line) + key
         if len(key) >= _TAIL_CHARS:
             break
     return key
@@ -366,9 +378,7 @@ def tail_lines(text: str, count: int) -> list[str]:
 def last_words(path: Path, count: int = 12, window: int = 8192) -> list[str]:
     """The last readable lines of a transcript (what a dead pane printed before it ended)."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - window))
-            data = handle.read()
+        data = _read_end(path, window)
     except FileNotFoundError:
         return []
     return [line for line in tail_lines(strip_ansi(data.decode(errors="replace")), count) if line.strip()]
