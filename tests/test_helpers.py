@@ -358,12 +358,37 @@ def test_status_yaml_empties_when_the_last_helper_goes(sandbox: Sandbox) -> None
 def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
     start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 2\n- Timeout: 6s"))
     sandbox.sv("helper", "t", "--role", "test-agent", "--parent", "auth")
-    pid = sandbox.wait_state("auth.t", "idle")["pid"]
+    # Launched once the command returns; it may still be starting when the parent's 6 s run out.
+    pid = sandbox.ls()["auth.t"]["pid"]
+    assert isinstance(pid, int)
     agents = wait_until(lambda: (a := sandbox.ls()) and a["auth"]["state"] == "killed" and a, 30,
                         message="the session's timeout")
     assert agents["auth.t"]["state"] == "killed"
     assert agents["auth.t"]["reason"] == "its parent auth timed out"
     assert agents["auth"]["reason"].startswith("timed out after")
+    assert not _alive(pid)
+
+
+def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sandbox) -> None:
+    start_session(sandbox)
+    termed = sandbox.root.parent / "termed"
+    # A process of auth's that outlasts SIGTERM (and the hangup when its pane closes): auth stays live
+    # through the stop's grace period.
+    in_pane(sandbox, "auth", f"(trap 'touch {termed}' TERM; trap '' HUP; while :; do sleep 0.1; done) "
+                             ">/dev/null 2>&1 & true")
+    stopping = subprocess.Popen([PYTHON, "-m", "supervisor", "stop", "auth"], cwd=sandbox.root, env=sandbox.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(termed.exists, message="the stop's SIGTERM")
+        sandbox.sv("helper", "late", "--role", "test-agent", "--parent", "auth")  # auth is still live
+        pid = sandbox.ls()["auth.late"]["pid"]
+    finally:
+        _, err = stopping.communicate(timeout=60)
+    assert stopping.returncode == 0, err
+    agents = sandbox.ls()
+    assert agents["auth"]["state"] == "stopped"
+    assert agents["auth.late"]["state"] == "stopped", agents["auth.late"]
+    assert agents["auth.late"]["reason"] == "its parent auth was stopped"
     assert not _alive(pid)
 
 

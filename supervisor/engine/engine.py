@@ -830,11 +830,28 @@ class Engine:
         found = [a for a in self.store.agents() if a.name.startswith(name + ".")]
         return sorted(found, key=lambda a: -a.level)
 
+    def family_to_end(self, name: str) -> Iterator[str]:
+        """The names to end so that `name` ends with all its helpers: theirs deepest first, then `name`,
+        then any helper admitted while that ran. A helper is admitted while its parent is live, and
+        ending the parent takes seconds (the grace of a stop, the wait for its pane), so a spawn in that
+        time would outlive it. Listed under `admission` once the parent has ended, every admitted helper
+        is seen, and none is admitted after."""
+        seen = [a.name for a in self.descendants(name)] + [name]
+        yield from seen
+        while True:
+            with self.admission:
+                late = [a.name for a in self.descendants(name) if a.name not in seen]
+            if not late:
+                return
+            seen += late
+            yield from late
+
     def kill_for_timeout(self, name: str, timeout: float) -> None:
         """`timeout`: kill the agent's tree and its helpers' trees; state killed."""
-        for agent in [*self.descendants(name), self.get(name)]:
-            with self.agent_lock(agent.name):
-                current = self.get(agent.name)
+        self.get(name)
+        for member in self.family_to_end(name):
+            with self.agent_lock(member):
+                current = self.get(member)
                 if not current.state.live:
                     continue
                 self._end(current, grace=0.0)
@@ -894,9 +911,10 @@ class Engine:
     def op_stop(self, name: str, kill: bool = False) -> dict[str, Any]:
         """Stop the agent and all its helpers (deepest first, so none outlives its parent)."""
         self.get(name)
-        for helper in self.descendants(name):
-            self._stop_one(helper.name, kill, f"its parent {name} was stopped")
-        return self._stop_one(name, kill, "killed on request" if kill else "stopped on request")
+        asked = "killed on request" if kill else "stopped on request"
+        for member in self.family_to_end(name):
+            self._stop_one(member, kill, asked if member == name else f"its parent {name} was stopped")
+        return views.agent_view(self.get(name), self.live.get(name))
 
     def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
         with self.agent_lock(name):
@@ -1010,9 +1028,11 @@ class Engine:
                 raise SupervisorError(
                     f"{name} has unmerged work: {'; '.join(problems)}",
                     hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it")
-        for agent in family:
-            self._remove(agent.name)
-        return {"name": name, "removed": True, "helpers": [a.name for a in family[:-1]]}
+        helpers = []
+        for member in self.family_to_end(name):  # lazily: the late helpers are listed once `name` is gone
+            self._remove(member)
+            helpers += [member] if member != name else []
+        return {"name": name, "removed": True, "helpers": helpers}
 
     def _remove(self, name: str) -> None:
         with self.agent_lock(name):
