@@ -370,9 +370,15 @@ class Tmux:
         return Grid(size, height, rows)
 
     def paste(self, pane: str, text: str) -> None:
-        """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste."""
+        """Paste `text` literally into the pane, bracketed when the program asked for bracketed paste.
+
+        Never into a dead pane: tmux before 3.4 crashes pasting into one, taking every agent with it
+        (tmux/tmux#3830), and our panes stay on screen once dead (remain-on-exit). The check and the paste
+        run in one command line, with nothing between them."""
         buffer = f"supervisor-{pane.lstrip('%')}"
-        self.run("set-buffer", "-b", buffer, "--", text, ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane)
+        self.run("set-buffer", "-b", buffer, "--", text, ";",
+                 "if-shell", "-F", "-t", pane, "#{pane_dead}",
+                 f"delete-buffer -b {buffer}", f"paste-buffer -p -d -b {buffer} -t {pane}")
 
     def send_keys(self, pane: str, *keys: str) -> None:
         """Send key names (`Enter`, `C-c`, `Escape`), not text."""

@@ -1,0 +1,70 @@
+"""Typing into a real pane: the text arrives exactly once, whether the program shows it at once, late, or
+drops what was typed while it started."""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor.engine.delivery import DeliveryError, deliver
+from supervisor.tmux.server import ENGINE_SESSION, Tmux
+from tests.conftest import PYTHON, wait_until
+
+# A program in raw mode (nothing typed is echoed) that records every byte it reads in the file named by
+# its argument; `body` decides when it reads and what it shows.
+_CLI = """\
+import os, select, sys, time, tty
+got = open(sys.argv[1], "ab", buffering=0)
+tty.setraw(0)
+start = time.monotonic()
+def show(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+def read(wait):
+    if select.select([0], [], [], wait)[0]:
+        data = os.read(0, 4096)
+        got.write(data)
+        return data
+    return b""
+{body}
+"""
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    runtime = Path(tempfile.mkdtemp(prefix="svd-", dir="/tmp"))
+    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
+    server.ensure_server()
+    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
+    yield server
+    server.close()
+    server.kill_server()
+
+
+def run_cli(tmux: Tmux, tmp_path: Path, body: str) -> tuple[str, Path]:
+    script, got = tmp_path / "cli.py", tmp_path / "got"
+    script.write_text(_CLI.format(body=textwrap.dedent(body)))
+    got.touch()
+    pane, _pid = tmux.new_session("cli", tmp_path, f"{PYTHON} {script} {got}", {})
+    wait_until(lambda: "ready" in tmux.capture(pane), message="the program's first screen")
+    return pane, got
+
+
+def alive(tmux: Tmux, pane: str) -> bool:
+    return pane in tmux.list_panes()
+
+
+def test_typing_into_an_agent_that_just_ended_leaves_the_server_up(tmux: Tmux, tmp_path: Path) -> None:
+    """Its pane stays on screen, dead (remain-on-exit), until the watcher sees it; tmux 3.3 crashed
+    pasting into such a pane, and took every other agent's pane with it."""
+    other, _ = tmux.new_session("other", tmp_path, "sleep 600", {})
+    pane, _pid = tmux.new_session("gone", tmp_path, "exit 3", {})
+    wait_until(lambda: tmux.list_panes()[pane].dead, message="the pane to die")
+    with pytest.raises(DeliveryError, match="ended while the text was being typed"):
+        deliver(tmux, pane, "too late", pane_alive=lambda: not tmux.list_panes()[pane].dead, timeout=0.5)
+    assert other in tmux.list_panes() and not tmux.list_panes()[other].dead
+    assert tmux.run("list-buffers", "-F", "#{buffer_name}") == []  # nothing left behind
