@@ -58,6 +58,54 @@ def alive(tmux: Tmux, pane: str) -> bool:
     return pane in tmux.list_panes()
 
 
+def test_a_busy_program_that_shows_typed_text_only_later_gets_it_once(tmux: Tmux, tmp_path: Path) -> None:
+    """Like a CLI in the middle of a turn: its spinner moves, and what is typed shows when the turn ends."""
+    pane, got = run_cli(tmux, tmp_path, """
+        show("ready\\r\\n")
+        frame = 0
+        while time.monotonic() - start < 5:
+            read(0.1)
+            frame += 1
+            show(f"\\r\\x1b[Kworking {frame}")
+        show("\\r\\n" + open(sys.argv[1], "rb").read().decode().replace("\\r", " <enter> ") + "\\r\\n")
+        time.sleep(600)
+    """)
+    deliver(tmux, pane, "run the tests", pane_alive=lambda: alive(tmux, pane), timeout=1.0)
+    wait_until(lambda: "<enter>" in tmux.capture(pane), message="the turn's end")
+    assert got.read_bytes().count(b"run the tests") == 1
+    assert got.read_bytes().endswith(b"\r")
+
+
+def test_a_program_that_drops_what_is_typed_while_it_starts_gets_it_again(tmux: Tmux, tmp_path: Path) -> None:
+    """Its prompt shows before it reads: whatever arrives in its first second is thrown away."""
+    pane, got = run_cli(tmux, tmp_path, """
+        show("ready\\r\\n> ")
+        while time.monotonic() - start < 0.5:  # read, and thrown away
+            if select.select([0], [], [], 0.05)[0]:
+                os.read(0, 4096)
+        while True:
+            data = read(0.5)
+            if data:
+                show(data.decode().replace("\\r", "\\r\\n> "))
+    """)
+    deliver(tmux, pane, "hello there", pane_alive=lambda: alive(tmux, pane), timeout=1.0)
+    assert got.read_bytes() == b"hello there\r"
+
+
+def test_a_busy_program_is_never_typed_into_twice(tmux: Tmux, tmp_path: Path) -> None:
+    """Its screen is still and it shows nothing typed: with `repaste` off (an agent in a turn), the text is
+    typed once and the failure to see it is reported, not hidden behind a second paste."""
+    pane, got = run_cli(tmux, tmp_path, """
+        show("ready\\r\\n")
+        while True:
+            read(0.5)
+    """)
+    with pytest.raises(DeliveryError, match="did not take the pasted text"):
+        deliver(tmux, pane, "once only", pane_alive=lambda: alive(tmux, pane), timeout=0.5, repaste=False)
+    wait_until(lambda: b"once only" in got.read_bytes(), message="the typed text")
+    assert got.read_bytes() == b"once only"
+
+
 def test_typing_into_an_agent_that_just_ended_leaves_the_server_up(tmux: Tmux, tmp_path: Path) -> None:
     """Its pane stays on screen, dead (remain-on-exit), until the watcher sees it; tmux 3.3 crashed
     pasting into such a pane, and took every other agent's pane with it."""

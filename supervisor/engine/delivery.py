@@ -38,8 +38,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
         time.sleep(interval)
 
 
-def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Paste `text` into `pane` and submit it; raises DeliveryError when that cannot be verified."""
+def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool], timeout: float = 3.0,
+            repaste: bool = True) -> None:
+    """Paste `text` into `pane` and submit it; raises DeliveryError when that cannot be verified.
+
+    A CLI still starting may drop the paste: it is pasted once more when the screen shows no trace of the
+    first after `timeout`, unless `repaste` is false (a CLI busy with a turn keeps what is typed, and may
+    show it only when the turn ends: a second paste would double it)."""
     text = literal(text).strip("\n")
     if not text.strip():
         raise DeliveryError("nothing to send: the text is empty")
@@ -56,13 +61,14 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
         # A CLI may fold a long paste into a placeholder ("[Pasted text +12 lines]"): then any change counts.
         return _squash(screen).count(fragment) > shown_before if fragment else screen != before
 
-    for _attempt in range(2):  # a CLI still starting may drop the first paste: paste once more
+    for attempt in range(2):
         tmux.paste(pane, text)
         time.sleep(PASTE_SETTLE)
-        if wait_for(lambda: dead() or taken(), timeout / 2):
+        if wait_for(lambda: dead() or taken(), timeout):
             break
-    else:
-        if not fragment or tmux.capture(pane) == before:
+        if tmux.capture(pane) != before:
+            break  # it changed: the CLI is busy and may show the text later; never paste twice into that
+        if attempt or not repaste:
             raise DeliveryError("the agent did not take the pasted text (its screen did not change)",
                                 hint="attach to see what it shows")
     if dead():

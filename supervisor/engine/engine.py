@@ -702,7 +702,8 @@ class Engine:
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
         assert agent.pane is not None
         try:
-            deliver(self.tmux, agent.pane, text, pane_alive=lambda: self._pane_alive(agent))
+            deliver(self.tmux, agent.pane, text, pane_alive=lambda: self._pane_alive(agent),
+                    repaste=agent.state != State.WORKING)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
             raise SupervisorError(f"{agent.name}: {exc}", hint=exc.hint) from None
