@@ -2,8 +2,9 @@
 
 Pasted as one bracketed paste (so a multi-line task stays one prompt), a pause of at least 150 ms (TUIs
 treat an Enter that arrives with the paste as part of it), Enter sent on its own, and each step verified on
-the screen; Enter is retried once. Control characters are removed first: text typed into a pane is literal,
-and an ESC inside the text could otherwise end the bracketed paste early and be read as keys.
+the screen; Enter is retried once, the paste only when nothing shows of the first (see `deliver`). Control
+characters are removed first: text typed into a pane is literal, and an ESC inside the text could otherwise
+end the bracketed paste early and be read as keys.
 """
 
 from __future__ import annotations
