@@ -248,13 +248,16 @@ def test_a_hung_request_with_an_animated_spinner_is_stalled(sandbox: Sandbox) ->
 
 
 def test_timeout_kills_the_whole_tree(sandbox: Sandbox) -> None:
-    config(sandbox, "session_timeout: 2s\n")
+    config(sandbox)
     marker = f"sv-timeout-{os.getpid()}-{time.time()}"
     sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "to", f"""
         turns:
           - [{{spawn: "{PYTHON} -c 'import time; time.sleep(300)' {marker}"}}, {{quiet: 60s}}]
     """))
     wait_until(lambda: _with_marker(marker), message="the agent's child")
+    # Set once the child runs (a machine slow to start the agent cannot beat it to the timeout): the engine
+    # reads supervisor.yaml again when it changes, and the new limit applies to the running agent.
+    config(sandbox, "session_timeout: 2s\n")
     agent = sandbox.wait_state("auth", "killed", timeout=15)
     assert agent["reason"] == "timed out after 2s"
     assert _with_marker(marker) == []
