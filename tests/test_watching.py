@@ -264,6 +264,32 @@ def test_timeout_kills_the_whole_tree(sandbox: Sandbox) -> None:
     assert len(triggers(sandbox, "auth", "timeout")) == 1
 
 
+def test_an_edit_of_supervisor_yaml_that_does_not_parse_is_not_applied(sandbox: Sandbox) -> None:
+    config(sandbox, "session_timeout: 1h\n")
+    sandbox.sv("start", "auth", "--command", demo(sandbox, "kept", "turns: []\n"))
+    started = time.time()  # the agent started before this
+    sandbox.wait_state("auth", "idle")
+    wait_until(lambda: time.time() > started + 3.5, message="the agent to be older than both limits below")
+    path = sandbox.root / "supervisor.yaml"
+    good = path.read_text()
+    path.write_text(good.replace("session_timeout: 1h", "session_timeout: 2s\nbogus: 1"))
+
+    def refused() -> list[dict[str, Any]]:
+        db = sqlite3.connect(sandbox.root / ".git" / "supervisor" / "state.db")
+        try:
+            rows = db.execute("SELECT data FROM events WHERE kind = 'config_invalid'").fetchall()
+        finally:
+            db.close()
+        return [json.loads(row[0]) for row in rows]
+
+    error = wait_until(refused, message="the config_invalid event")[0]["error"]
+    assert f"{path}:" in error and "bogus" in error
+    # Had that edit's 2 s applied, the tick that read it would have ended the agent; the next valid edit does.
+    path.write_text(good.replace("session_timeout: 1h", "session_timeout: 3s"))
+    agent = sandbox.wait_state("auth", "killed", timeout=15)
+    assert agent["reason"] == "timed out after 3s"
+
+
 def _with_marker(marker: str) -> list[int]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
