@@ -3,7 +3,6 @@ drops what was typed while it started."""
 
 from __future__ import annotations
 
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.engine.delivery import DeliveryError, deliver
-from supervisor.tmux.server import ENGINE_SESSION, Tmux
-from tests.conftest import PYTHON, wait_until
+from supervisor.tmux.server import Tmux
+from tests.conftest import PYTHON, own_tmux, wait_until
 
 # A program in raw mode (nothing typed is echoed) that records every byte it reads in the file named by
 # its argument; `body` decides when it reads and what it shows.
@@ -36,13 +35,8 @@ def read(wait):
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    runtime = Path(tempfile.mkdtemp(prefix="svd-", dir="/tmp"))
-    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
-    server.ensure_server()
-    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
-    yield server
-    server.close()
-    server.kill_server()
+    with own_tmux(tmp_path) as server:
+        yield server
 
 
 def run_cli(tmux: Tmux, tmp_path: Path, body: str) -> tuple[str, Path]:

@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 
 from supervisor.tmux.server import ENGINE_SESSION, Tmux
-from tests.conftest import wait_until
+from tests.conftest import own_tmux, wait_until
 
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    import tempfile
-
-    runtime = Path(tempfile.mkdtemp(prefix="svc-", dir="/tmp"))
-    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
-    server.ensure_server()
-    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
-    yield server
-    server.close()
-    server.kill_server()
+    with own_tmux(tmp_path) as server:
+        yield server
 
 
 def test_control_and_spawned_queries_agree(tmux: Tmux) -> None:

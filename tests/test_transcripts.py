@@ -4,15 +4,14 @@ restarts and a new engine."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from supervisor.engine.transcripts import Transcripts, last_words, new_lines, read_transcript, strip_ansi
-from supervisor.tmux.server import ENGINE_SESSION, Grid, Scrolled, Tmux
-from tests.conftest import wait_until
+from supervisor.tmux.server import Grid, Scrolled, Tmux
+from tests.conftest import own_tmux, wait_until
 
 
 def test_strip_ansi_keeps_the_last_version_of_a_redrawn_line() -> None:
@@ -155,15 +154,9 @@ def test_last_words(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    runtime = Path(tempfile.mkdtemp(prefix="svt-", dir="/tmp"))
-    server = Tmux(runtime / "tmux.sock", tmp_path / "tmux.conf")
-    server.ensure_server()
-    server.run("set-option", "-g", "history-limit", "100")  # tmux drops its oldest 10 lines at a time
-    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
-    server.use_control()
-    yield server
-    server.close()
-    server.kill_server()
+    with own_tmux(tmp_path, history_limit="100") as server:  # tmux drops its oldest 10 lines at a time
+        server.use_control()
+        yield server
 
 
 def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tmux: Tmux, tmp_path: Path) -> None:
