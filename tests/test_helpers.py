@@ -371,6 +371,8 @@ def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
 
 def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sandbox) -> None:
     start_session(sandbox)
+    sandbox.sv("helper", "early", "--role", "test-agent", "--parent", "auth")
+    sandbox.sv("stop", "auth.early")
     termed = sandbox.root.parent / "termed"
     # A process of auth's that outlasts SIGTERM (and the hangup when its pane closes): auth stays live
     # through the stop's grace period.
@@ -380,16 +382,19 @@ def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sa
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(termed.exists, message="the stop's SIGTERM")
-        sandbox.sv("helper", "late", "--role", "test-agent", "--parent", "auth")  # auth is still live
-        pid = sandbox.ls()["auth.late"]["pid"]
+        # auth is still live: a new helper is let in, and a stopped one may start again.
+        sandbox.sv("helper", "late", "--role", "test-agent", "--parent", "auth")
+        sandbox.sv("restart", "auth.early")
+        pids = [sandbox.ls()[name]["pid"] for name in ("auth.late", "auth.early")]
     finally:
         _, err = stopping.communicate(timeout=60)
     assert stopping.returncode == 0, err
     agents = sandbox.ls()
     assert agents["auth"]["state"] == "stopped"
-    assert agents["auth.late"]["state"] == "stopped", agents["auth.late"]
-    assert agents["auth.late"]["reason"] == "its parent auth was stopped"
-    assert not _alive(pid)
+    for name in ("auth.late", "auth.early"):
+        assert agents[name]["state"] == "stopped", agents[name]
+        assert agents[name]["reason"] == "its parent auth was stopped"
+    assert not any(_alive(pid) for pid in pids)
 
 
 def test_helpers_get_a_window_of_their_own_when_the_parents_is_full(sandbox: Sandbox) -> None:

@@ -831,20 +831,19 @@ class Engine:
         found = [a for a in self.store.agents() if a.name.startswith(name + ".")]
         return sorted(found, key=lambda a: -a.level)
 
-    def family_to_end(self, name: str) -> Iterator[str]:
+    def family_to_end(self, name: str, left: Callable[[Agent], bool] = lambda a: a.state.live) -> Iterator[str]:
         """The names to end so that `name` ends with all its helpers: theirs deepest first, then `name`,
-        then any helper admitted while that ran. A helper is admitted while its parent is live, and
-        ending the parent takes seconds (the grace of a stop, the wait for its pane), so a spawn in that
-        time would outlive it. Listed under `admission` once the parent has ended, every admitted helper
-        is seen, and none is admitted after."""
-        seen = [a.name for a in self.descendants(name)] + [name]
-        yield from seen
-        while True:
+        then those still `left` (live, by default) once it has ended. A helper is started or restarted while
+        its parent is live, and ending the parent takes seconds (the grace of a stop, the wait for its
+        pane), so one started in that time would outlive it. Listed under `admission` once the parent has
+        ended, every helper let in is seen, and no more are let in."""
+        yield from (a.name for a in self.descendants(name))
+        yield name
+        for _round in range(10):  # a round ends what its own helpers let in meanwhile; one round is the rule
             with self.admission:
-                late = [a.name for a in self.descendants(name) if a.name not in seen]
+                late = [a.name for a in self.descendants(name) if left(a)]
             if not late:
                 return
-            seen += late
             yield from late
 
     def kill_for_timeout(self, name: str, timeout: float) -> None:
@@ -1030,7 +1029,7 @@ class Engine:
                     f"{name} has unmerged work: {'; '.join(problems)}",
                     hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it")
         helpers = []
-        for member in self.family_to_end(name):  # lazily: the late helpers are listed once `name` is gone
+        for member in self.family_to_end(name, left=lambda a: True):  # lazily: late ones are seen once it is gone
             self._remove(member)
             helpers += [member] if member != name else []
         return {"name": name, "removed": True, "helpers": helpers}
