@@ -112,6 +112,28 @@ def test_exit_code_is_recorded_and_transcript_kept(sandbox: Sandbox) -> None:
     assert any(e["kind"] == "exited" and e["exit_code"] == 3 for e in shown["events"])
 
 
+def test_the_users_tmux_conf_keeps_its_keys_but_cannot_end_the_agents(sandbox: Sandbox) -> None:
+    """The supervisor's tmux server reads the user's ~/.tmux.conf (their keys work when they attach); the
+    options the agents' panes depend on are set after it."""
+    (sandbox.home / ".tmux.conf").write_text(
+        "set -g destroy-unattached on\n"  # every session of ours is detached: all would go at once
+        "set -g remain-on-exit off\n"  # an ended agent's pane, and its exit status, would vanish
+        "set -g exit-empty on\n"
+        "set -g history-limit 10\n"  # its transcript would lose lines
+        "set -g base-index 1\nset -g pane-base-index 1\n"
+        "bind-key F9 display-message mine\n")
+    command, _ = script(sandbox, "u", """
+        turns:
+          - [{say: one}, {exit: 3}]
+    """)
+    sandbox.sv("start", "other")
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    assert sandbox.wait_state("auth", "exited")["exit_code"] == 3
+    assert sandbox.wait_state("other", "idle")["state"] == "idle"
+    assert "display-message mine" in sandbox.tmux("list-keys", "-T", "prefix", "F9").stdout
+    assert sandbox.tmux("show-options", "-gv", "history-limit").stdout.strip() == "50000"
+
+
 def test_stop_ends_the_whole_tree_including_escaped_and_stubborn_processes(sandbox: Sandbox) -> None:
     marker = f"sv-test-sleeper-{os.getpid()}"
     sleeper = f"{sys.executable} -c 'import time; time.sleep(300)'"

@@ -27,10 +27,12 @@ MIN_PANE_HEIGHT = 10
 
 _CONFIG = """\
 # Written by supervisor for its own tmux server; the user's tmux server is never touched.
-# The user's own key bindings still apply when attaching.
+# The user's own key bindings still apply when attaching; what the agents' panes depend on is set after.
 source-file -q ~/.tmux.conf
 source-file -q ~/.config/tmux/tmux.conf
 set -g exit-empty off
+set -g exit-unattached off
+set -g destroy-unattached off
 set -g remain-on-exit on
 set -g default-shell /bin/sh
 set -g default-size 160x48
