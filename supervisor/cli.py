@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -32,7 +33,24 @@ def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool 
           timeout: float | None = 600) -> Any:
     from supervisor.client import call
 
-    return call(_paths(), method, params, autostart=autostart, timeout=timeout)
+    paths = _paths()
+    result = call(paths, method, params, autostart=autostart, timeout=timeout)
+    _warn_if_config_invalid(paths.root)
+    return result
+
+
+@functools.cache
+def _warn_if_config_invalid(root: Path) -> None:
+    """A running engine does not apply an edit of supervisor.yaml that does not parse: say so on stderr
+    (once per command), so that the edit is not thought to be in force."""
+    from supervisor.config import load_config
+
+    try:
+        load_config(root)
+    except SupervisorError as exc:
+        print(f"supervisor: warning: {exc.message}", file=sys.stderr)
+        print("hint: the running engine keeps the configuration it read before; it applies the file once it "
+              "is fixed", file=sys.stderr)
 
 
 def _print_json(data: Any) -> None:

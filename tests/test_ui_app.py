@@ -662,3 +662,15 @@ def test_the_new_session_form_offers_every_registered_profile() -> None:
         assert calls(source, "start")[0]["profile"] == "demo"
 
     run(app, scenario)
+
+
+def test_an_edit_of_supervisor_yaml_the_engine_refused_is_told() -> None:
+    app, source, notes = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        source.emit(None, "config_invalid", error="/repo/supervisor.yaml:7: unknown key 'stall_afterr'")
+        await wait_for(pilot, lambda: any("supervisor.yaml:7" in note for note in notes), message="the notice")
+        assert "keeps the configuration it read before" in notes[-1]
+
+    run(app, scenario)

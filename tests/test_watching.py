@@ -284,6 +284,10 @@ def test_an_edit_of_supervisor_yaml_that_does_not_parse_is_not_applied(sandbox: 
 
     error = wait_until(refused, message="the config_invalid event")[0]["error"]
     assert f"{path}:" in error and "bogus" in error
+    listed = sandbox.sv("ls")  # works, and says the edit is not in force
+    assert "auth" in listed.stdout
+    assert f"supervisor: warning: {path}:" in listed.stderr
+    assert "keeps the configuration it read before" in listed.stderr
     # Had that edit's 2 s applied, the tick that read it would have ended the agent; the next valid edit does.
     path.write_text(good.replace("session_timeout: 1h", "session_timeout: 3s"))
     agent = sandbox.wait_state("auth", "killed", timeout=15)

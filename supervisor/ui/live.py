@@ -315,6 +315,9 @@ class LiveDashboard(App[None]):
         for event in events:
             if self.events_scope == "all" or event.get("agent") == self.selected:
                 self._write_event(event)
+            if event.get("kind") == "config_invalid":  # no agent's: it would show only in the "all" events
+                self.notify(f"{event.get('error')}\nThe engine keeps the configuration it read before.",
+                            title="supervisor.yaml not applied", severity="error", timeout=15)
         self.request_ls()
         if any(e.get("kind") in TASK_EVENTS for e in events):
             self.request_tasks()
