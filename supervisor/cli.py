@@ -568,15 +568,20 @@ def cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+ENGINE_LOG_BYTES = 10 * 1024 * 1024  # then engine.log moves to engine.log.1 (two older files are kept)
+
+
 def run_engine_foreground() -> int:
     import logging
+    import logging.handlers
 
     from supervisor.engine.engine import Engine
 
     paths = _paths()
     paths.ensure_dirs()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers.append(logging.FileHandler(paths.engine_log))
+    # An engine runs for weeks; an error that repeats every pass must not fill the disk.
+    handlers.append(logging.handlers.RotatingFileHandler(paths.engine_log, maxBytes=ENGINE_LOG_BYTES, backupCount=2))
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     Engine(paths).serve()
