@@ -74,6 +74,7 @@ class LimitsConfig:
     restart: str = "never"
     max_restarts: int = 3
     on_stall: str = "none"
+    stop_grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "restart",
         "max_restarts",
         "on_stall",
+        "stop_grace",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
@@ -628,6 +630,7 @@ class _Parser:
             restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
             on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
+            stop_grace=self.duration(sec, "stop_grace", 5.0),
         )
 
     def logs(self, sec: _Section) -> LogsConfig:
@@ -756,6 +759,9 @@ limits:
   # What to do, besides alerting, when an agent stalls: none | interrupt (Ctrl-C, then the
   # agent can be told what to do) | restart (stop it and start it again in its worktree).
   on_stall: none
+  # How long `supervisor stop` (and a restart) waits after SIGTERM for an agent's processes
+  # to end by themselves before it sends SIGKILL.
+  stop_grace: 5s
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or

@@ -61,6 +61,7 @@ def test_no_file_gives_the_defaults(repo: Path) -> None:
     assert (limits.max_level, limits.session_timeout, limits.helper_timeout) == (3, None, 3600.0)
     assert (limits.stall_after, limits.idle_after) == (600.0, 5.0)
     assert (limits.restart, limits.max_restarts) == ("never", 3)
+    assert limits.stop_grace == 5.0
     assert config.logs.max_bytes == 10 * 1024 * 1024
     alerts = config.alerts
     assert (alerts.slack, alerts.email, alerts.command, alerts.tmux) == (None, None, None, True)
@@ -102,6 +103,7 @@ limits:
   idle_after: 2
   restart: on-failure
   max_restarts: 0
+  stop_grace: 30s
 logs:
   max_bytes: 512KiB
 alerts:
@@ -141,6 +143,7 @@ def test_every_key_is_parsed(repo: Path) -> None:
     assert limits.idle_after == 2.0
     assert limits.restart == "on-failure"
     assert limits.max_restarts == 0
+    assert limits.stop_grace == 30.0
     assert config.logs.max_bytes == 512 * 1024
     alerts = config.alerts
     assert alerts.slack == SlackConfig(

@@ -370,14 +370,15 @@ def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
 
 
 def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sandbox) -> None:
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "  stop_grace: 60s\n")
     start_session(sandbox)
     sandbox.sv("helper", "early", "--role", "test-agent", "--parent", "auth")
     sandbox.sv("stop", "auth.early")
-    termed = sandbox.root.parent / "termed"
-    # A process of auth's that outlasts SIGTERM (and the hangup when its pane closes): auth stays live
-    # through the stop's grace period.
-    in_pane(sandbox, "auth", f"(trap 'touch {termed}' TERM; trap '' HUP; while :; do sleep 0.1; done) "
-                             ">/dev/null 2>&1 & true")
+    termed, release = sandbox.root.parent / "termed", sandbox.root.parent / "release"
+    # A process of auth's that outlasts SIGTERM (and the hangup when its pane closes) until released:
+    # auth stays live through the stop's grace period until then.
+    in_pane(sandbox, "auth", f"(trap 'touch {termed}' TERM; trap '' HUP; while [ ! -e {release} ]; do sleep 0.1; "
+                             "done) >/dev/null 2>&1 & true")
     stopping = subprocess.Popen([PYTHON, "-m", "supervisor", "stop", "auth"], cwd=sandbox.root, env=sandbox.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -387,6 +388,7 @@ def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sa
         sandbox.sv("restart", "auth.early")
         pids = [sandbox.ls()[name]["pid"] for name in ("auth.late", "auth.early")]
     finally:
+        release.touch()
         _, err = stopping.communicate(timeout=60)
     assert stopping.returncode == 0, err
     agents = sandbox.ls()

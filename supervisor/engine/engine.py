@@ -63,7 +63,6 @@ PORT_BASE = 20000
 PORT_BLOCK = 10
 READY_TIMEOUT = 60.0
 UNRECOGNISED_QUIET = 5.0
-STOP_GRACE = 5.0
 MAX_BEST_OF = 10
 RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
 
@@ -920,7 +919,7 @@ class Engine:
         with self.agent_lock(name):
             agent = self.get(name)
             if agent.state.live:
-                self._end(agent, grace=0.0 if kill else STOP_GRACE)
+                self._end(agent, grace=0.0 if kill else self.config.limits.stop_grace)
                 final = State.KILLED if kill else State.STOPPED
                 agent.reason = reason
                 self.set_state(agent, final, "killed" if kill else "stopped", reason=agent.reason)
@@ -988,7 +987,7 @@ class Engine:
                 if refusal is not None:
                     raise SupervisorError(f"{name} cannot be restarted: {refusal[0]}", hint=refusal[1])
                 if agent.state.live:
-                    self._end(agent, grace=STOP_GRACE)
+                    self._end(agent, grace=self.config.limits.stop_grace)
                 if not Path(agent.worktree).is_dir():
                     raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be restarted")
                 agent.restarts += 1
