@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import stat
+import subprocess
 import sys
 import textwrap
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
+from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, process_gone, wait_until
 
 
 def script(box: Sandbox, name: str, text: str) -> tuple[str, Path]:
@@ -168,6 +169,23 @@ def test_stop_ends_the_whole_tree_including_escaped_and_stubborn_processes(sandb
     stopped = sandbox.ls()["auth"]
     assert stopped["state"] == "stopped"
     assert stopped["pid"] is None
+
+
+def test_a_stop_does_not_wait_for_a_start_still_waiting_for_the_prompt(sandbox: Sandbox) -> None:
+    """A CLI that keeps redrawing never looks ready: its start waits up to a minute to type the task. A stop
+    meanwhile ends it at once, and the start says why it gave up."""
+    spinner = "sh -c 'while :; do date +%N; sleep 0.1; done'"
+    starting = subprocess.Popen([PYTHON, "-m", "supervisor", "start", "auth", "--task", "go", "--command", spinner],
+                                cwd=sandbox.root, env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        wait_until(lambda: (sandbox.ls().get("auth") or {}).get("pane"), message="auth's launch")
+        sandbox.sv("stop", "auth", timeout=30)  # well before the start's own 60 s
+    finally:
+        _, err = starting.communicate(timeout=30)
+    assert starting.returncode == 1 and "auth was stopped before its input prompt showed" in err
+    agent = sandbox.ls()["auth"]
+    assert agent["state"] == "stopped" and agent["reason"] == "stopped on request"
 
 
 def test_stop_kill_is_immediate_and_marks_killed(sandbox: Sandbox) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,7 @@ class Engine:
         self._locks_guard = threading.Lock()
         self._gate = LaunchGate()
         self.admission = threading.Lock()  # a parent's live helpers are counted, and a place taken, under it
+        self._ending: Counter[str] = Counter()  # agents a stop, timeout or removal waits for: a start gives way
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -178,6 +180,21 @@ class Engine:
         except SupervisorError as exc:
             log.warning("keeping the previous configuration: %s", exc)
             self.store.append_event(None, "config_invalid", error=str(exc))
+
+    @contextmanager
+    def ending(self, name: str) -> Iterator[None]:
+        """The agent's lock, for ending it: an operation waiting for its prompt under that lock (a start, a
+        helper, an approval) gives way at once instead of holding the stop up for its whole timeout."""
+        with self._locks_guard:
+            self._ending[name] += 1
+        try:
+            with self.agent_lock(name):
+                yield
+        finally:
+            with self._locks_guard:
+                self._ending[name] -= 1
+                if not self._ending[name]:
+                    del self._ending[name]
 
     @contextmanager
     def agent_lock(self, name: str) -> Iterator[None]:
@@ -664,7 +681,7 @@ class Engine:
         dialog: dict[str, Reading] = {}
 
         def ready() -> bool:
-            if not self._pane_alive(agent):
+            if self._ending[agent.name] or not self._pane_alive(agent):
                 return True
             screen = self.tmux.capture(agent.pane or "", history=1)  # a line scrolling off changes it too
             reading = profile.read(screen)
@@ -685,6 +702,8 @@ class Engine:
         if not wait_for(ready, READY_TIMEOUT, interval=0.1):
             raise DeliveryError(f"{agent.name} did not show its input prompt within {READY_TIMEOUT:.0f}s",
                                 hint=f"`supervisor attach {agent.name}` to see why")
+        if self._ending[agent.name]:
+            raise SupervisorError(f"{agent.name} was stopped before its input prompt showed")
         if "seen" in dialog and self._pane_alive(agent):
             return dialog["seen"]
         if not self._pane_alive(agent):
@@ -849,7 +868,7 @@ class Engine:
         """`timeout`: kill the agent's tree and its helpers' trees; state killed."""
         self.get(name)
         for member in self.family_to_end(name):
-            with self.agent_lock(member):
+            with self.ending(member):
                 current = self.get(member)
                 if not current.state.live:
                     continue
@@ -916,7 +935,7 @@ class Engine:
         return views.agent_view(self.get(name), self.live.get(name))
 
     def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
-        with self.agent_lock(name):
+        with self.ending(name):
             agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0 if kill else self.config.limits.stop_grace)
@@ -1034,7 +1053,7 @@ class Engine:
         return {"name": name, "removed": True, "helpers": helpers}
 
     def _remove(self, name: str) -> None:
-        with self.agent_lock(name):
+        with self.ending(name):
             agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0)
