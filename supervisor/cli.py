@@ -35,22 +35,22 @@ def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool 
 
     paths = _paths()
     result = call(paths, method, params, autostart=autostart, timeout=timeout)
-    _warn_if_config_invalid(paths.root)
+    _warn_if_config_refused(paths.config_refused)
     return result
 
 
 @functools.cache
-def _warn_if_config_invalid(root: Path) -> None:
-    """A running engine does not apply an edit of supervisor.yaml that does not parse: say so on stderr
-    (once per command), so that the edit is not thought to be in force."""
-    from supervisor.config import load_config
-
+def _warn_if_config_refused(marker: Path) -> None:
+    """The running engine did not apply an edit of supervisor.yaml that does not parse: say so on stderr
+    (once per command), so that the edit is not thought to be in force. The engine's own verdict (its
+    environment, not this shell's, expands `${VAR}`)."""
     try:
-        load_config(root)
-    except SupervisorError as exc:
-        print(f"supervisor: warning: {exc.message}", file=sys.stderr)
-        print("hint: the running engine keeps the configuration it read before; it applies the file once it "
-              "is fixed", file=sys.stderr)
+        error = marker.read_text().strip()
+    except OSError:
+        return
+    print(f"supervisor: warning: {error}", file=sys.stderr)
+    print("hint: the running engine keeps the configuration it read before; it applies the file once it "
+          "is fixed", file=sys.stderr)
 
 
 def _print_json(data: Any) -> None:

@@ -45,6 +45,11 @@ class RepoPaths:
         return self.state_dir / "engine.log"
 
     @property
+    def config_refused(self) -> Path:
+        """Holds the error while the engine refuses the current supervisor.yaml (gone once it applies)."""
+        return self.state_dir / "config-refused"
+
+    @property
     def tmux_conf(self) -> Path:
         return self.state_dir / "tmux.conf"
 

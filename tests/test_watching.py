@@ -265,14 +265,17 @@ def test_timeout_kills_the_whole_tree(sandbox: Sandbox) -> None:
 
 
 def test_an_edit_of_supervisor_yaml_that_does_not_parse_is_not_applied(sandbox: Sandbox) -> None:
-    config(sandbox, "session_timeout: 1h\n")
+    config(sandbox, "session_timeout: ${AUTH_TIMEOUT}\n")
+    sandbox.env["AUTH_TIMEOUT"] = "1h"  # the engine's environment: it expands the file
     sandbox.sv("start", "auth", "--command", demo(sandbox, "kept", "turns: []\n"))
     started = time.time()  # the agent started before this
     sandbox.wait_state("auth", "idle")
+    del sandbox.env["AUTH_TIMEOUT"]  # a shell without it: the engine's verdict counts, not this shell's
+    assert "warning" not in sandbox.sv("ls").stderr
     wait_until(lambda: time.time() > started + 3.5, message="the agent to be older than both limits below")
     path = sandbox.root / "supervisor.yaml"
     good = path.read_text()
-    path.write_text(good.replace("session_timeout: 1h", "session_timeout: 2s\nbogus: 1"))
+    path.write_text(good.replace("session_timeout: ${AUTH_TIMEOUT}", "session_timeout: 2s\nbogus: 1"))
 
     def refused() -> list[dict[str, Any]]:
         db = sqlite3.connect(sandbox.root / ".git" / "supervisor" / "state.db")
@@ -289,9 +292,10 @@ def test_an_edit_of_supervisor_yaml_that_does_not_parse_is_not_applied(sandbox: 
     assert f"supervisor: warning: {path}:" in listed.stderr
     assert "keeps the configuration it read before" in listed.stderr
     # Had that edit's 2 s applied, the tick that read it would have ended the agent; the next valid edit does.
-    path.write_text(good.replace("session_timeout: 1h", "session_timeout: 3s"))
+    path.write_text(good.replace("session_timeout: ${AUTH_TIMEOUT}", "session_timeout: 3s"))
     agent = sandbox.wait_state("auth", "killed", timeout=15)
     assert agent["reason"] == "timed out after 3s"
+    assert "warning" not in sandbox.sv("ls").stderr  # in force: nothing to warn of
 
 
 def _with_marker(marker: str) -> list[int]:

@@ -106,6 +106,7 @@ class Engine:
         self._lock_file: IO[str] | None = None
         self.config: Config = load_config(paths.root)
         self._config_mtime = _mtime(paths.config_file)
+        paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.live: dict[str, Live] = {}
@@ -180,6 +181,9 @@ class Engine:
         except SupervisorError as exc:
             log.warning("keeping the previous configuration: %s", exc)
             self.store.append_event(None, "config_invalid", error=str(exc))
+            self.paths.config_refused.write_text(f"{exc}\n")  # every command warns while it is there
+            return
+        self.paths.config_refused.unlink(missing_ok=True)
 
     @contextmanager
     def ending(self, name: str) -> Iterator[None]:
