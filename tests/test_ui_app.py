@@ -674,3 +674,31 @@ def test_an_edit_of_supervisor_yaml_the_engine_refused_is_told() -> None:
         assert "keeps the configuration it read before" in notes[-1]
 
     run(app, scenario)
+
+
+def test_a_listing_sent_before_a_start_does_not_take_the_new_agent_away() -> None:
+    """A listing answered before the start, arriving after it, lacks the new agent: the row and the cursor
+    on it stay, until a listing asked after the start says otherwise."""
+    app, source, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: not app._busy.get("ls"), message="no listing in flight")
+        flight = source.in_flight["ls"] = threading.Event()
+        answered = source.answered.get("ls", 0)
+        app.request_ls()
+        await wait_for(pilot, lambda: source.answered.get("ls", 0) > answered, message="the old listing")
+        del source.in_flight["ls"]
+        await pilot.press("n")
+        await screen_is(pilot, NewSessionScreen)
+        app.screen.query_one("#name", Input).value = "payments"
+        app.screen.query_one("#command", Input).value = "python -m supervisor.demo.agent"
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: app.selected == "payments", message="the new agent selected")
+        flight.set()  # the listing from before the start arrives
+        await wait_for(pilot, lambda: source.answered.get("ls", 0) > answered + 1, message="a listing after it")
+        await wait_for(pilot, lambda: not app._busy.get("ls"), message="the listings applied")
+        assert app.selected == "payments" and app.agents_table.current_key == "payments"
+        assert "payments" in app.agents_table.keys
+
+    run(app, scenario)

@@ -210,7 +210,8 @@ class SupervisorApp(LiveDashboard):
 
     def _started(self, name: str, agent: dict[str, Any]) -> None:
         self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)
-        self.board.agents.setdefault(name, agent)
+        if name not in self.board.agents:
+            self.announce({**agent, "name": name})
         self.request_ls()
         self.call_after_refresh(self.select_agent, name)
 

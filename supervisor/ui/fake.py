@@ -168,6 +168,10 @@ class FakeSource:
         self.timeouts: dict[str, float | None] = {}  # each request's timeout, as last asked
         self.slow: set[str] = set()  # requests that time out (EngineSlow), as a busy engine's would
         self.gates: dict[str, threading.Event] = {}  # requests that wait for their gate before answering
+        # Requests answered at once whose reply arrives only when its event is set (a reply in flight);
+        # `answered` counts the answers made, per request.
+        self.in_flight: dict[str, threading.Event] = {}
+        self.answered: dict[str, int] = {}
         self._changed = threading.Condition()
         self._title = title
 
@@ -214,8 +218,15 @@ class FakeSource:
         handler = getattr(self, f"_op_{method}", None)
         if handler is None:
             with self._changed:
-                return self._action(method, params)
-        return handler(**params)
+                result = self._action(method, params)
+        else:
+            result = handler(**params)
+        with self._changed:
+            self.answered[method] = self.answered.get(method, 0) + 1
+        flight = self.in_flight.get(method)
+        if flight is not None:
+            flight.wait(60)
+        return result
 
     # reads --------------------------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ class LiveDashboard(App[None]):
         self._stopping = threading.Event()
         self._busy: dict[str, bool] = {}  # request kind -> in flight
         self._again: set[str] = set()  # request kinds asked for while in flight
+        # Agents this app just started, with when: a listing asked before that does not know them yet.
+        self._announced: dict[str, tuple[float, dict[str, Any]]] = {}
         self._preview_of: str | None = None
         self._preview_raw: str | None = None  # the capture shown, compared in threads to skip parsing
         self._titles: dict[str, tuple[str, str | None]] = {}
@@ -237,7 +239,16 @@ class LiveDashboard(App[None]):
         self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def request_ls(self) -> None:
-        self._in_thread("ls", lambda: self.source.call("ls"), self._got_agents, coalesce=True)
+        def fetch() -> tuple[float, list[dict[str, Any]]]:
+            asked = time.monotonic()
+            return asked, list(self.source.call("ls"))
+
+        self._in_thread("ls", fetch, lambda got: self._got_agents(got[1], asked=got[0]), coalesce=True)
+
+    def announce(self, agent: dict[str, Any]) -> None:
+        """An agent this app has just started: listed at once, and kept through listings asked before."""
+        self._announced[str(agent["name"])] = (time.monotonic(), agent)
+        self._got_agents(list(self.board.agents.values()), asked=0.0)
 
     def request_diffstat(self) -> None:
         self._diffstat_at = time.monotonic()
@@ -300,7 +311,16 @@ class LiveDashboard(App[None]):
 
     # results ------------------------------------------------------------------------------------------
 
-    def _got_agents(self, agents: list[dict[str, Any]]) -> None:
+    def _got_agents(self, agents: list[dict[str, Any]], asked: float | None = None) -> None:
+        """A listing, asked at `asked` (monotonic; None: now): agents announced after it was asked and
+        missing from it are kept; a listing asked later is believed."""
+        listed = {str(a["name"]) for a in agents}
+        for name, (at, record) in list(self._announced.items()):
+            if asked is not None and at > asked:
+                if name not in listed:
+                    agents = [*agents, record]
+            else:
+                del self._announced[name]
         self.board.set_agents(agents)
         self.loaded = True
         self.refresh_tables()
