@@ -49,7 +49,9 @@ def run_cli(tmux: Tmux, tmp_path: Path, body: str) -> tuple[str, Path]:
 
 
 def alive(tmux: Tmux, pane: str) -> bool:
-    return pane in tmux.list_panes()
+    """As the engine tells: listed, and not dead (a dead pane stays listed: remain-on-exit)."""
+    info = tmux.list_panes().get(pane)
+    return info is not None and not info.dead
 
 
 def test_a_busy_program_that_shows_typed_text_only_later_gets_it_once(tmux: Tmux, tmp_path: Path) -> None:
@@ -105,8 +107,8 @@ def test_typing_into_an_agent_that_just_ended_leaves_the_server_up(tmux: Tmux, t
     pasting into such a pane, and took every other agent's pane with it."""
     other, _ = tmux.new_session("other", tmp_path, "sleep 600", {})
     pane, _pid = tmux.new_session("gone", tmp_path, "exit 3", {})
-    wait_until(lambda: tmux.list_panes()[pane].dead, message="the pane to die")
+    wait_until(lambda: tmux.list_panes()[pane].dead, message="the pane to die")  # still listed: dead
     with pytest.raises(DeliveryError, match="ended while the text was being typed"):
-        deliver(tmux, pane, "too late", pane_alive=lambda: not tmux.list_panes()[pane].dead, timeout=0.5)
-    assert other in tmux.list_panes() and not tmux.list_panes()[other].dead
+        deliver(tmux, pane, "too late", pane_alive=lambda: alive(tmux, pane), timeout=0.5)
+    assert alive(tmux, other)
     assert tmux.run("list-buffers", "-F", "#{buffer_name}") == []  # nothing left behind

@@ -248,6 +248,7 @@ class LiveDashboard(App[None]):
     def announce(self, agent: dict[str, Any]) -> None:
         """An agent this app has just started: listed at once, and kept through listings asked before."""
         self._announced[str(agent["name"])] = (time.monotonic(), agent)
+        # The board's own list, taken as older than the announcement: the agent is added to it.
         self._got_agents(list(self.board.agents.values()), asked=0.0)
 
     def request_diffstat(self) -> None:
