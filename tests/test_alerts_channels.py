@@ -34,8 +34,11 @@ if not os.path.exists(out + ".failed-once"):
     print("pager unreachable", file=sys.stderr)
     sys.exit(1)
 env = {k: v for k, v in os.environ.items() if k.startswith("SUPERVISOR_")}
-with open(os.path.join(out, env["SUPERVISOR_ALERT_ID"] + ".json"), "w") as handle:
+path = os.path.join(out, env["SUPERVISOR_ALERT_ID"] + ".json")
+with open(path + ".partial", "w") as handle:  # renamed whole: the test reads the file as soon as it shows
+    handle.flush(); import time; time.sleep(1)
     json.dump(env, handle)
+os.replace(path + ".partial", path)
 """
 
 
