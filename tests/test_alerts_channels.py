@@ -36,7 +36,6 @@ if not os.path.exists(out + ".failed-once"):
 env = {k: v for k, v in os.environ.items() if k.startswith("SUPERVISOR_")}
 path = os.path.join(out, env["SUPERVISOR_ALERT_ID"] + ".json")
 with open(path + ".partial", "w") as handle:  # renamed whole: the test reads the file as soon as it shows
-    handle.flush(); import time; time.sleep(1)
     json.dump(env, handle)
 os.replace(path + ".partial", path)
 """
