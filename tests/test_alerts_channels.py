@@ -117,5 +117,7 @@ def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig
     bell = [*user, "display-message", "-p", "-t", "user", "#{window_bell_flag}"]
     wait_until(lambda: subprocess.run(bell, capture_output=True, text=True).stdout.strip() == "1",
                message="the bell")
-    second = r.history()[-1]["deliveries"][0]
-    assert second["status"] == "sent" and second["detail"] == "shown to 1 client(s)"
+    # Recorded once the channel returns, a moment after the bell.
+    second = wait_until(lambda: r.history()[-1]["deliveries"][0]["status"] == "sent" and r.history()[-1],
+                        message="recorded as sent")["deliveries"][0]
+    assert second["detail"] == "shown to 1 client(s)"

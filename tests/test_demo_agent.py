@@ -370,9 +370,9 @@ def test_start_steps_and_start_delay(tmux: Tmux, tmp_path: Path) -> None:
 def test_input_before_the_prompt(tmux: Tmux, tmp_path: Path, drop: bool) -> None:
     """A slow-starting CLI keeps what was typed before its prompt showed, unless it drops it."""
     record = tmp_path / "record.jsonl"
-    args = ["--start-delay", "1s", "--script", script(tmp_path, "turns: []"), "--record", str(record)]
+    args = ["--start-delay", "3s", "--script", script(tmp_path, "turns: []"), "--record", str(record)]
     pane = tmux.agent(*args, *(["--drop-early-input"] if drop else []), cwd=tmp_path, wait=False)
-    pane.wait_for("demo-agent ")  # the tty is raw from here on, the prompt comes 1 s later
+    pane.wait_for("demo-agent ")  # the tty is raw from here on, the prompt comes 3 s later (room for a slow paste)
     pane.paste("early")
     pane.keys("Enter")
     if drop:

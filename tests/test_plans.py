@@ -73,7 +73,7 @@ def test_a_diamond_runs_in_dependency_order_and_merges_itself_behind_the_check(s
     assert "queued 5 session(s) on main" in done.stdout
     listed = sandbox.ls()
     assert listed["top"]["state"] == "queued" and listed["top"]["after"] == ["left", "right"]
-    wait_until(lambda: all(a["merged"] for a in sandbox.ls().values()), 120, message="every session merged")
+    wait_until(lambda: all(a["merged"] for a in sandbox.ls().values()), 90, message="every session merged")
     assert {"core.txt", "left.txt", "right.txt", "top.txt", "side.txt"} <= on_main(sandbox)
     merged = [e["agent"] for e in events(sandbox, "merged")]
     started = [e["agent"] for e in events(sandbox, "dequeued")]

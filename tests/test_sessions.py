@@ -44,6 +44,8 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     worktree = sandbox.root.parent / "repo-worktrees" / "auth"
     assert worktree.is_dir()
     assert sandbox.git("rev-parse", "--abbrev-ref", "HEAD", cwd=worktree) == "agent/auth"
+    # The agent records a prompt just after it takes it off its input line, which is what `start` waits for.
+    wait_until(lambda: prompts(record), message="the task recorded")
     assert prompts(record) == ["Harden the auth package"]  # delivered exactly once
 
     agent = sandbox.ls()["auth"]

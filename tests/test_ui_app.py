@@ -532,7 +532,7 @@ def test_a_changed_cell_is_drawn_anew_and_the_rest_of_the_row_is_not() -> None:
 
 def test_running_the_cursor_down_the_list_loads_only_where_it_stops() -> None:
     source = FakeSource.sample()
-    app = SupervisorApp(source, clock=lambda: NOW, settle_seconds=1.0)
+    app = SupervisorApp(source, clock=lambda: NOW, settle_seconds=3.0)  # longer than any pause between the key presses
 
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
