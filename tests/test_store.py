@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -60,6 +62,33 @@ def test_names_and_levels() -> None:
     for bad in ("", "Auth", "a.b.c.d", "a..b", "_engine", "a" * 33):
         with pytest.raises(UsageError):
             validate_name(bad)
+
+
+def test_a_state_and_the_trigger_it_fires_are_read_together_or_not_at_all(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    agent = _agent("auth")
+    store.add_agent(agent)
+    reader = sqlite3.connect(tmp_path / "s.db")
+
+    def seen() -> tuple[str, list[str]]:
+        state = json.loads(reader.execute("SELECT data FROM agents").fetchone()[0])["state"]
+        return state, [row[0] for row in reader.execute("SELECT kind FROM events ORDER BY id")]
+
+    with store.transaction():
+        agent.state = State.WAITING
+        store.save_agent(agent, "state")
+        assert seen() == ("starting", ["created"])  # the state alone is not visible yet
+        store.append_event("auth", "trigger", trigger="waiting")
+    assert seen() == ("waiting", ["created", "state", "trigger"])
+
+    with pytest.raises(RuntimeError), store.transaction():
+        agent.state = State.IDLE
+        store.save_agent(agent, "state")
+        raise RuntimeError("the trigger could not be written")
+    assert seen() == ("waiting", ["created", "state", "trigger"])  # neither half was kept
+    assert store.get_agent("auth").state == State.WAITING  # type: ignore[union-attr]
+    store.append_event("auth", "after")  # the store takes new transactions after a rollback
+    assert seen()[1][-1] == "after"
 
 
 def test_waiting_for_events_wakes_on_append(tmp_path: Path) -> None:

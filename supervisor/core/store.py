@@ -70,6 +70,7 @@ class Store:
         # writer is the engine's); 0 for records that were already there.
         self._versions: dict[str, int] = {}
         self._writes = 0
+        self._depth = 0  # transactions open on the holding thread (the outermost one commits)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -86,15 +87,28 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction. Nested in another (same thread), it is part of the outer one and commits or
+        rolls back with it: writes that belong together, like a state and the trigger it fires, are read
+        together or not at all."""
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
             before = self._last_event
             self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._last_event = before
                 raise
+            finally:
+                self._depth = 0
             self._db.execute("COMMIT")
             if self._last_event != before:  # waiters only care for new events
                 self._appended.notify_all()

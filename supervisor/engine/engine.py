@@ -634,9 +634,11 @@ class Engine:
                     # the task goes in once the prompt shows (the watcher delivers it).
                     agent.extra["pending_task"] = task
                     agent.waiting_reason = dialog.reason
-                    self.set_state(agent, State.WAITING, "task_pending", rule=dialog.rule, reason=dialog.reason)
-                    fire(self.store, agent, Trigger.WAITING, f"waiting before its first prompt: {dialog.reason}",
-                         screen=self.screen_tail(agent), rule=dialog.rule, reason=dialog.reason)
+                    screen = self.screen_tail(agent)
+                    with self.store.transaction():
+                        self.set_state(agent, State.WAITING, "task_pending", rule=dialog.rule, reason=dialog.reason)
+                        fire(self.store, agent, Trigger.WAITING, f"waiting before its first prompt: {dialog.reason}",
+                             screen=screen, rule=dialog.rule, reason=dialog.reason)
                     return
                 self._deliver(agent, task, "task_delivered")
             finally:
@@ -880,9 +882,11 @@ class Engine:
                 current.reason = f"timed out after {format_duration(timeout)}" if current.name == name else \
                     f"its parent {name} timed out"
                 current.extra.pop("timing_out", None)
-                self.set_state(current, State.KILLED, "killed", reason=current.reason)
-                if current.name == name:
-                    fire(self.store, current, Trigger.TIMEOUT, current.reason, screen=self.screen_tail(current))
+                screen = self.screen_tail(current) if current.name == name else []
+                with self.store.transaction():
+                    self.set_state(current, State.KILLED, "killed", reason=current.reason)
+                    if current.name == name:
+                        fire(self.store, current, Trigger.TIMEOUT, current.reason, screen=screen)
 
     def interrupt(self, agent: Agent) -> None:
         if agent.pane:
@@ -904,8 +908,9 @@ class Engine:
             refusal = self._restart_refusal(agent)
             if refusal is not None:
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {refusal[0]}"
-                self.store.save_agent(agent, "not_restarted", why=refusal[0], policy=reason)
-                fire(self.store, agent, Trigger.EXITED, agent.reason, exit_code=agent.exit_code)
+                with self.store.transaction():
+                    self.store.save_agent(agent, "not_restarted", why=refusal[0], policy=reason)
+                    fire(self.store, agent, Trigger.EXITED, agent.reason, exit_code=agent.exit_code)
                 return
             self._relaunch(agent, reason)
 

@@ -253,8 +253,9 @@ class Watcher:
                 engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
             agent.reason = f"its pane is gone ({'its window was closed' if same_server else 'the tmux server ended'})"
             agent.exit_code = None
-            engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
-            fire(engine.store, agent, Trigger.EXITED, agent.reason)
+            with engine.store.transaction():
+                engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
+                fire(engine.store, agent, Trigger.EXITED, agent.reason)
             return
         if pane.dead:
             self._ended(agent, pane, now)
@@ -425,29 +426,33 @@ class Watcher:
         engine = self.engine
         previous = agent.state
         screen = engine.screen_tail(agent, 10) if new in (State.WAITING, State.STALLED) else []
+        pending = new == State.IDLE and bool(agent.extra.get("pending_task") or agent.extra.get("inbox"))
+        # A helper's `done` goes to its parent unless alerts.helper_done says otherwise (the router decides).
+        done = new == State.IDLE and not pending and previous in (State.WORKING, State.STALLED)
+        done_screen = engine.screen_tail(agent) if done else []
         agent.waiting_reason = reason if new == State.WAITING else None
-        engine.set_state(agent, new, rule=rule, reason=reason, screen=screen or None,
-                         cpu_percent=round(live.cpu_percent, 1))
-        if previous == State.WAITING and new != State.WAITING:
-            fire(engine.store, agent, Trigger.WAITING, "no longer waiting", active=False)
-        if previous == State.STALLED and new != State.STALLED:
-            fire(engine.store, agent, Trigger.STALLED, f"active again ({new})", active=False)
-        if new == State.WAITING:
-            fire(engine.store, agent, Trigger.WAITING, f"waiting: {reason or 'needs a human'}", screen=screen,
-                 rule=rule, reason=reason)
-        elif new == State.STALLED:
-            silent = format_duration(now - max(live.last_progress, live.last_hook))
-            fire(engine.store, agent, Trigger.STALLED, f"no progress for {silent}", screen=screen, rule=rule)
-            if engine.config.limits.on_stall == "interrupt":
-                engine.interrupt(agent)
-            elif engine.config.limits.on_stall == "restart":
-                threading.Thread(target=engine.restart_quietly, args=(agent.name,), daemon=True).start()
-        elif new == State.IDLE and (agent.extra.get("pending_task") or agent.extra.get("inbox")):
+        with engine.store.transaction():  # a reader never sees the state without the triggers it fired
+            engine.set_state(agent, new, rule=rule, reason=reason, screen=screen or None,
+                             cpu_percent=round(live.cpu_percent, 1))
+            if previous == State.WAITING and new != State.WAITING:
+                fire(engine.store, agent, Trigger.WAITING, "no longer waiting", active=False)
+            if previous == State.STALLED and new != State.STALLED:
+                fire(engine.store, agent, Trigger.STALLED, f"active again ({new})", active=False)
+            if new == State.WAITING:
+                fire(engine.store, agent, Trigger.WAITING, f"waiting: {reason or 'needs a human'}", screen=screen,
+                     rule=rule, reason=reason)
+            elif new == State.STALLED:
+                silent = format_duration(now - max(live.last_progress, live.last_hook))
+                fire(engine.store, agent, Trigger.STALLED, f"no progress for {silent}", screen=screen, rule=rule)
+            elif done:
+                fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
+                     screen=done_screen)
+        if new == State.STALLED and engine.config.limits.on_stall == "interrupt":
+            engine.interrupt(agent)
+        elif new == State.STALLED and engine.config.limits.on_stall == "restart":
+            threading.Thread(target=engine.restart_quietly, args=(agent.name,), daemon=True).start()
+        elif pending:
             threading.Thread(target=engine.deliver_pending, args=(agent.name,), daemon=True).start()
-        elif new == State.IDLE and previous in (State.WORKING, State.STALLED):
-            # A helper's goes to its parent unless alerts.helper_done says otherwise (the router decides).
-            fire(engine.store, agent, Trigger.DONE, "finished its turn and is waiting for the next instruction",
-                 screen=engine.screen_tail(agent))
 
     def _timed_out(self, agent: Agent, now: float) -> bool:
         timeout = self.engine.timeout_of(agent)
@@ -485,9 +490,10 @@ class Watcher:
             if agent.extra.get("gave_up"):
                 agent.reason = f"{agent.reason or 'exited'}; gave up after {agent.extra['gave_up']} quick restarts"
             final = State.FAILED if starting or agent.extra.get("gave_up") else State.EXITED
-            engine.set_state(agent, final, str(final), exit_code=code, reason=agent.reason, screen=screen)
             summary = f"failed: {agent.reason}" if final == State.FAILED else agent.reason or "exited (code 0)"
-            fire(engine.store, agent, Trigger.EXITED, summary, screen=screen, exit_code=code)
+            with engine.store.transaction():
+                engine.set_state(agent, final, str(final), exit_code=code, reason=agent.reason, screen=screen)
+                fire(engine.store, agent, Trigger.EXITED, summary, screen=screen, exit_code=code)
             return
         agent.extra["restart_at"] = now + delay
         engine.set_state(agent, State.EXITED, "exited", exit_code=code, reason=agent.reason, screen=screen,
