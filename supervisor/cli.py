@@ -418,8 +418,11 @@ def cmd_hook(args: argparse.Namespace) -> int:
 
     # A permission request is held until a human answers (the engine lets go after approval.timeout).
     held = event.get("hook_event_name") == "PermissionRequest"
+    at = time.time()
+    key = f"{at:.6f}-{os.getpid()}"  # the event's id, in the request and in its spooled copy alike
     try:
-        result = request_at(socket_path, "hook", {"event": event}, timeout=None if held else 5)
+        result = request_at(socket_path, "hook", {"event": event, "at": at, "key": key},
+                            timeout=None if held else 5)
         if isinstance(result, dict) and result.get("output"):
             print(json.dumps(result["output"]))
     except (SupervisorError, OSError) as exc:
@@ -430,7 +433,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
         state_dir = os.environ.get("SUPERVISOR_STATE_DIR")
         if state_dir:
             with contextlib.suppress(OSError):
-                spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event)
+                spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event, at=at, key=key)
     return 0
 
 

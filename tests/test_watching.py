@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import textwrap
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from supervisor.engine.hooks import spool
 from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, wait_until
 
 
@@ -180,6 +182,54 @@ def test_hook_events_while_the_engine_is_down_are_spooled_and_read_back(sandbox:
     agent = sandbox.wait_state("auth", "waiting")  # any command brings the engine back, which reads the spool
     assert agent["waiting_reason"] == "approval: Bash(rm -rf x)"
     assert not list((sandbox.root / ".git" / "supervisor" / "spool").glob("*.json"))
+
+
+def test_a_hook_the_engine_answers_too_late_counts_once_and_in_the_order_it_ran(sandbox: Sandbox) -> None:
+    """An engine that is alive but does not answer within the hook's few seconds (here its store is locked,
+    as by a stalled disk): the hook spools the event and lets the agent go on. The engine takes the late
+    request and the spooled copy as one event, and an event that arrives after a newer one does not take
+    the state back."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "late", "turns:\n  - [{quiet: 60s}]\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    spooled = sandbox.root / ".git" / "supervisor" / "spool"
+
+    def hook(event: dict[str, Any]) -> subprocess.Popen[str]:
+        process = subprocess.Popen([sys.executable, "-m", "supervisor", "hook"], stdin=subprocess.PIPE,
+                                   text=True, env=env)
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(event))
+        process.stdin.close()
+        # Connected to the engine: it has taken its time and sent the event.
+        wait_until(lambda: psutil.Process(process.pid).net_connections("unix"), message="the hook connected")
+        return process
+
+    db = sqlite3.connect(sandbox.root / ".git" / "supervisor" / "state.db", timeout=30, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # the engine's next write waits
+    try:
+        older = hook({"hook_event_name": "Notification", "notification_type": "agent_needs_input",
+                      "message": "pick a schema"})
+        newer = hook({"hook_event_name": "UserPromptSubmit", "prompt": "use the first one"})
+        assert older.wait(timeout=30) == 0 and newer.wait(timeout=30) == 0  # neither held the agent up
+        assert len(list(spooled.glob("*.json"))) == 2
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    wait_until(lambda: not list(spooled.glob("*.json")), message="the spool read by the running engine")
+    agent = sandbox.wait_state("auth", "working")  # the prompt, which ran last, decides
+    assert agent["waiting_reason"] is None
+    names = [e.get("hook_event_name") for e in events(sandbox, "auth", "hook")]
+    assert names.count("Notification") == 1 and names.count("UserPromptSubmit") == 1  # each once
+
+    # An event from before the prompt, spooled only now (its hook process was held up): it is recorded,
+    # and the prompt that ran after it still decides.
+    spool(spooled, "auth", env["SUPERVISOR_TOKEN"], {"hook_event_name": "Notification", "message": "old question",
+                                                     "notification_type": "agent_needs_input"},
+          at=time.time() - 60, key="held-up")
+    wait_until(lambda: "old question" in [e.get("message") for e in events(sandbox, "auth", "hook")],
+               message="the late event recorded")
+    assert sandbox.state("auth") == "working"
 
 
 def test_a_hook_cannot_speak_for_another_agent(sandbox: Sandbox) -> None:

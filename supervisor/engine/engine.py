@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,6 +116,10 @@ class Engine:
         self._gate = LaunchGate()
         self.admission = threading.Lock()  # a parent's live helpers are counted, and a place taken, under it
         self._ending: Counter[str] = Counter()  # agents a stop, timeout or removal waits for: a start gives way
+        # Hook events applied lately, by the id `supervisor hook` gave them: the spooled copy of an event this
+        # engine answered too late is not applied a second time.
+        self._hooks_seen: OrderedDict[str, None] = OrderedDict()
+        self._spool_mark: int | None = None  # the spool folder's mtime when last read
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -741,12 +745,17 @@ class Engine:
 
     # hooks, reports --------------------------------------------------------------------------------------
 
-    def op_hook(self, event: dict[str, Any], _caller: Agent | None = None) -> dict[str, Any]:
-        """An agent CLI's hook event. Never waits on the agent's lock: the CLI is blocked until we answer."""
+    def op_hook(self, event: dict[str, Any], at: float | None = None, key: str | None = None,
+                _caller: Agent | None = None) -> dict[str, Any]:
+        """An agent CLI's hook event. Never waits on the agent's lock: the CLI is blocked until we answer.
+        `at`: when the hook ran; `key`: the event's id, also in its spooled copy if this answer comes late."""
         agent = _caller
         if agent is None:
             raise SupervisorError("hook events come from inside an agent's pane")
-        self._apply_hook(agent, event, time.time())
+        if not self._first_time(key):
+            return {}  # its spooled copy was read first: the hook gave up waiting for this answer
+        now = time.time()
+        self._apply_hook(agent, event, min(float(at), now) if isinstance(at, int | float) else now)
         name = event.get("hook_event_name")
         if name == "PreToolUse":
             pattern = required(self.config.approval.require, tool_summary(event))
@@ -762,12 +771,26 @@ class Engine:
             return {"output": permission_answer(held.allowed, held.reason)}
         return {}
 
+    def _first_time(self, hook_id: object) -> bool:
+        """Whether the hook event with this id is new (an event without one always is)."""
+        if not isinstance(hook_id, str):
+            return True
+        with self._locks_guard:
+            if hook_id in self._hooks_seen:
+                return False
+            self._hooks_seen[hook_id] = None
+            if len(self._hooks_seen) > 4096:
+                self._hooks_seen.popitem(last=False)
+        return True
+
     def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float) -> None:
         reading = read_hook(event)
         self.store.append_event(agent.name, "hook", **brief(event))
         live = self.live.get(agent.name)
         if live is None or reading.state is None:
             return
+        if at < live.last_hook:
+            return  # a late arrival (from the spool, or a slow hook process): a newer event already decided
         live.last_hook = at
         live.last_progress = max(live.last_progress, at)
         live.hook_state = reading.state
@@ -781,15 +804,31 @@ class Engine:
             lock.release()
 
     def ingest_spool(self) -> None:
-        """Hook events that arrived while no engine was running, in order."""
-        for path, item in read_spool(self.paths.state_dir / "spool"):
+        """Hook events `supervisor hook` spooled, in order: while no engine ran, or when this one answered
+        too late (the hook gives up after a few seconds rather than hold the agent up)."""
+        directory = self.paths.state_dir / "spool"
+        try:
+            self._spool_mark = directory.stat().st_mtime_ns  # before the read: a file added later moves it
+        except FileNotFoundError:
+            return
+        for path, item in read_spool(directory):
             agent = self.store.get_agent(str(item.get("agent")))
             token = item.get("token")
             if agent is not None and isinstance(token, str) and secrets.compare_digest(agent.token, token):
-                event = item.get("event")
-                if isinstance(event, dict):
-                    self._apply_hook(agent, event, path.stat().st_mtime)
+                event, at = item.get("event"), item.get("at")
+                if isinstance(event, dict) and self._first_time(item.get("key")):
+                    when = float(at) if isinstance(at, int | float) else path.stat().st_mtime
+                    self._apply_hook(agent, event, min(when, time.time()))
             path.unlink(missing_ok=True)
+
+    def ingest_spool_if_changed(self) -> None:
+        """Each tick: one stat of the spool folder while nothing new is in it."""
+        try:
+            mark = (self.paths.state_dir / "spool").stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mark != self._spool_mark:
+            self.ingest_spool()
 
     def op_approve(self, name: str, reason: str | None = None) -> dict[str, Any]:
         return self.answer(name, True, reason)

@@ -1,15 +1,16 @@
 """Claude Code's hook events, turned into states (SPEC §4: the CLI's own report decides).
 
 `supervisor hook` is what each hook runs: it hands the event JSON (stdin) to the engine and exits at once.
-When the engine is down it spools the event to a file instead, and the engine reads the spool when it
-comes back, so no event is lost and the agent is never slowed or broken by supervisor.
+When the engine is down, or too slow to answer, it spools the event to a file instead; the engine reads the
+spool when it starts and whenever the spool changes, so no event is lost and the agent is never slowed or
+broken by supervisor. An event carries the time its hook ran: one that arrives after a newer one says
+nothing about the state any more.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,14 @@ def brief(payload: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def spool(directory: Path, agent: str, token: str | None, payload: dict[str, Any]) -> Path:
-    """Keep an event for an engine that is not running (one file per event, written atomically)."""
+def spool(directory: Path, agent: str, token: str | None, payload: dict[str, Any], *, at: float,
+          key: str) -> Path:
+    """Keep an event the engine did not take (one file per event, written atomically). `at`: when the hook
+    ran; `key`: the id it was sent with, so an engine that took it after all does not apply it twice."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"{time.time():.6f}-{os.getpid()}.json"
+    name = f"{key}.json"
     tmp = directory / f".{name}"
-    tmp.write_text(json.dumps({"agent": agent, "token": token, "event": payload}))
+    tmp.write_text(json.dumps({"agent": agent, "token": token, "event": payload, "at": at, "key": key}))
     target = directory / name
     os.replace(tmp, target)
     return target

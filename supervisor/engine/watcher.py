@@ -150,6 +150,7 @@ class Watcher:
     def tick(self) -> None:
         engine = self.engine
         engine.reload_config_if_changed()
+        engine.ingest_spool_if_changed()
         observed = time.time()
         panes = engine.tmux.list_panes()
         self.server_id = engine.tmux.listed_server
