@@ -55,7 +55,10 @@ class _RequestHandler(socketserver.BaseRequestHandler):
             if not isinstance(method, str) or not isinstance(params, dict):
                 raise ProtocolError("a request needs a method and params")
             result = self.server.handler(method, params, pid, token if isinstance(token, str) else None)
-            send_message(sock, {"ok": True, "result": result})
+            try:
+                send_message(sock, {"ok": True, "result": result})
+            except (BrokenPipeError, ConnectionResetError):  # it gave up waiting (a hook after 5 s, a Ctrl-C)
+                log.info("the caller of %s (pid %d) left before its answer", method, pid)
         except SupervisorError as exc:
             _try_send(sock, _error(exc))
         except ProtocolError as exc:
