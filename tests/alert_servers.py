@@ -30,10 +30,31 @@ TOKEN = "xoxb-test-token-0123456789"
 WEBHOOK_PATH = "/services/T0000/B0000/webhooksecret0123"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+class PortHold:
+    """A port for a stand-in server, held while the server is down: bound but not listening, so a connection
+    to it is refused as by a server that is down, and no other test's server or connection can take it."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self.port = self._bind(0)
+
+    def _bind(self, port: int) -> int:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind it after us
+        sock.bind(("127.0.0.1", port))
+        self._sock = sock
         return int(sock.getsockname()[1])
+
+    def release(self) -> None:
+        """Just before the server binds it."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def hold(self) -> None:
+        """Again, once the server has let it go."""
+        if self._sock is None:
+            self._bind(self.port)
 
 
 @dataclass
@@ -47,7 +68,7 @@ class Request:
 @dataclass
 class SlackServer:
     token: str = TOKEN
-    port: int = field(default_factory=free_port)
+    _hold: PortHold = field(default_factory=PortHold)
     delay: float = 0.0  # seconds to sleep before answering each request
     requests: list[Request] = field(default_factory=list)  # every request, as it arrived
     messages: list[dict[str, Any]] = field(default_factory=list)  # every message accepted (answered ok)
@@ -55,6 +76,10 @@ class SlackServer:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
+
+    @property
+    def port(self) -> int:
+        return self._hold.port
 
     @property
     def base_url(self) -> str:
@@ -70,6 +95,7 @@ class SlackServer:
             self.failures.append((status, headers))
 
     def start(self) -> SlackServer:
+        self._hold.release()
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         server.daemon_threads = True
         self._server = server
@@ -81,6 +107,7 @@ class SlackServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self._hold.hold()
 
     def reply(self, thread_ts: str, text: str, user: str = "U0HUMAN") -> str:
         """A human's reply in a thread (what `conversations.replies` then returns)."""
@@ -218,11 +245,15 @@ class SmtpServer:
     security: str = "plain"  # plain | starttls | ssl
     certificate: Certificate | None = None
     login: tuple[str, str] | None = None
-    port: int = field(default_factory=free_port)
+    _hold: PortHold = field(default_factory=PortHold)
     messages: list[Message] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
+
+    @property
+    def port(self) -> int:
+        return self._hold.port
 
     def start(self) -> SmtpServer:
         kwargs: dict[str, Any] = {}
@@ -235,6 +266,7 @@ class SmtpServer:
                 kwargs.update(ssl_context=context)
         if self.login is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=self.security != "plain")
+        self._hold.release()
         controller = Controller(_Recorder(self), hostname="127.0.0.1", port=self.port, **kwargs)
         controller.start()
         self._controller = controller
@@ -244,6 +276,7 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+        self._hold.hold()
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
