@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -64,6 +65,29 @@ def test_each_tree_is_metered_since_its_own_last_look() -> None:
         busy.wait()
         quiet.kill()
         quiet.wait()
+
+
+def test_a_tool_named_like_the_cli_still_counts_as_work(tmp_path: Path) -> None:
+    """Under a CLI that is itself `node` (Claude Code, Codex, Gemini), a silent `node` test run started
+    through its shell tool is work; only the CLI's own processes at the top of the tree are left out."""
+    busy = tmp_path / "busy.py"
+    busy.write_text(BUSY)
+    cli = tmp_path / "cli.py"  # the "CLI": idle itself, it runs a tool through a shell, as a Bash tool does
+    cli.write_text(f"import subprocess\nsubprocess.run(['/bin/sh', '-c', '{sys.executable} {busy}'])\n")
+    root = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} {cli}; true"])
+    try:
+        wait_until(lambda: len(scan().tree(root.pid)) == 4, message="sh, the CLI, its tool shell, the tool")
+        pids = scan().tree(root.pid)
+        name = scan().procs[pids[1]].name  # the CLI and the tool run the same program
+        meter = CpuMeter()
+        meter.measure(scan([root.pid]), root.pid)
+        time.sleep(0.5)  # the interval CPU is measured over, not a wait for a condition
+        usage = meter.measure(scan([root.pid]), root.pid)
+        assert usage.names.count(name) == 2
+        assert usage.tools_percent([name]) > CPU_BUSY_PERCENT
+    finally:
+        kill_tree(root.pid, 0)
+        root.wait()
 
 
 def test_kill_tree_terms_then_kills_stubborn_processes() -> None:

@@ -78,15 +78,23 @@ class TreeUsage:
     rss_bytes: int
     per_pid: dict[int, float] = field(default_factory=dict)  # percent of one core, by process
     names: tuple[str, ...] = ()  # the process names, in the order of `pids`
+    parents: tuple[int, ...] = ()  # each process's parent pid, in the order of `pids`
 
     def per_pid_percent(self, pids: Iterable[int]) -> float:
         return sum(self.per_pid.get(pid, 0.0) for pid in pids)
 
     def tools_percent(self, cli_processes: Iterable[str]) -> float:
-        """CPU of the tree without its root and without the CLI's own processes (whose CPU may be a spinner)."""
+        """CPU of the tree without its root and the CLI's own processes (whose CPU may be a spinner).
+
+        The CLI's own: those named like it that descend from the root through the CLI's own only. A tool
+        the CLI runs through a shell counts whatever its name: `node` running jest under Claude Code's Bash
+        tool is work, not the CLI."""
         cli = set(cli_processes)
-        return sum(self.per_pid.get(pid, 0.0) for pid, name in zip(self.pids[1:], self.names[1:], strict=True)
-                   if name not in cli)
+        own = set(self.pids[:1])
+        for pid, name, parent in zip(self.pids[1:], self.names[1:], self.parents[1:], strict=True):
+            if name in cli and parent in own:  # parents come before their children
+                own.add(pid)
+        return sum(self.per_pid.get(pid, 0.0) for pid in self.pids if pid not in own)
 
 
 def scan(roots: Iterable[int] | None = None) -> Snapshot:
@@ -244,7 +252,8 @@ class CpuMeter:
             rss += info.rss
         self._previous[root] = (snapshot.at, current)
         names = tuple(snapshot.procs[pid].name for pid in pids)
-        return TreeUsage(tuple(pids), sum(per_pid.values()), rss, per_pid, names)
+        parents = tuple(snapshot.procs[pid].ppid for pid in pids)
+        return TreeUsage(tuple(pids), sum(per_pid.values()), rss, per_pid, names, parents)
 
     def usage(self, snapshot: Snapshot, roots: Iterable[int]) -> dict[int, TreeUsage]:
         """Every tree under `roots` (trees this meter measured before but not given here are forgotten)."""
