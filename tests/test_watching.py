@@ -109,6 +109,48 @@ def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
     assert "SessionEnd" in {e["hook_event_name"] for e in events(sandbox, "auth", "hook")}
 
 
+def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -> None:
+    """Claude Code sends no Stop when a turn ends by an interrupt or by a No typed into its own dialog,
+    and StopFailure on an API error (tests/fixtures/claude/README.md). Each turn ends idle, not working
+    until it is called stalled."""
+    config(sandbox, "stall_after: 4s\n")
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "approval:\n  timeout: 1s\n")
+    sandbox.sv("start", "auth", "--task", "go", "--command", fake_claude(sandbox, "ends", """
+        turns:
+          - [{work: 60s}]
+          - [{ask: "rm -rf build"}, {say: "not reached"}]
+          - [{say: "calling the model"}, {api_error: "400 the stand-in refused this request"}]
+    """))
+    pane = sandbox.wait_state("auth", "working")["pane"]
+    turns = states(sandbox, "auth").count("idle")
+    sandbox.tmux("send-keys", "-t", pane, "C-c")  # a human interrupts the turn
+    wait_until(lambda: "(interrupted)" in sandbox.screen("auth"), message="the turn interrupted")
+    idle_again(sandbox, "auth", turns)
+
+    turns = states(sandbox, "auth").count("idle")
+    sandbox.sv("send", "auth", "clean up")
+    wait_until(lambda: "Esc to cancel" in sandbox.screen("auth"), message="its own dialog, once the hold lapsed")
+    sandbox.wait_state("auth", "waiting")
+    sandbox.tmux("send-keys", "-t", pane, "2")  # a human answers No in the pane
+    wait_until(lambda: "denied" in sandbox.screen("auth"), message="the dialog answered")
+    idle_again(sandbox, "auth", turns)
+
+    turns = states(sandbox, "auth").count("idle")
+    sandbox.sv("send", "auth", "once more")
+    idle_again(sandbox, "auth", turns)
+    assert "StopFailure" in [e.get("hook_event_name") for e in events(sandbox, "auth", "hook")]
+    assert "Stop" not in [e.get("hook_event_name") for e in events(sandbox, "auth", "hook")]
+    assert "stalled" not in states(sandbox, "auth")
+
+    # Claude sends permission_prompt seconds after its dialog opened, also when a human answered it since.
+    _hook(_pane_env(sandbox, "auth"), {"hook_event_name": "Notification", "notification_type": "permission_prompt",
+                                       "message": "Claude needs your permission to use Bash"})
+    ticks = json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"]
+    wait_until(lambda: json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"] > ticks + 1,
+               message="two ticks")
+    assert sandbox.state("auth") == "idle"  # no dialog on the screen: nothing to wait for
+
+
 def test_the_same_scenario_from_the_screen_alone(sandbox: Sandbox) -> None:
     config(sandbox)
     command = fake_claude(sandbox, "s", SCRIPT, hooks=False)

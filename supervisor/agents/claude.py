@@ -14,8 +14,9 @@ from supervisor.files import write_atomically
 
 # The hook events supervisor listens to (Claude Code's documented hook names).
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
-               "PermissionRequest", "Notification", "Stop", "SubagentStop", "PreCompact", "SessionEnd")
-_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest"}
+               "PermissionRequest", "PermissionDenied", "Notification", "Stop", "StopFailure", "SubagentStop",
+               "PreCompact", "SessionEnd")
+_TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied"}
 
 
 class ClaudeProfile(Profile):

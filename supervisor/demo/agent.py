@@ -44,6 +44,7 @@ Each step is a one-key mapping:
 ``spawn_detached: SHELL``     start a command double-forked into its own session (escapes the tree)
 ``exit: CODE``                exit with CODE
 ``echo_env: NAME``            print ``NAME=<value>``
+``api_error: TEXT``           print ``API Error: TEXT`` and end the turn (with ``--claude``: StopFailure, no Stop)
 
 Durations: ``3s``, ``1.5s``, ``500ms``, ``2m``, ``1h30m`` or a number of seconds.
 
@@ -138,7 +139,12 @@ class ScriptError(Exception):
 
 
 class EndTurn(Exception):
-    """Raised by a step to end the current turn early (an approval was denied)."""
+    """Raised by a step to end the current turn early (an approval was denied, an API error). `hook`: what
+    the real Claude Code tells its hooks at that end: Stop, StopFailure, or nothing (a No in its dialog)."""
+
+    def __init__(self, hook: str | None = "Stop", **fields: Any) -> None:
+        super().__init__(hook)
+        self.hook, self.fields = hook, fields or ({"stop_hook_active": False} if hook == "Stop" else {})
 
 
 class Terminated(BaseException):
@@ -386,18 +392,19 @@ class Agent:
                 self.editor.draw()
 
     def run_steps(self, steps: list[Step], done: bool) -> None:
+        end = EndTurn()
         try:
             for kind, arg in steps:
                 STEPS[kind](self, arg)
-        except EndTurn:
-            pass
+        except EndTurn as early:
+            end = early
         except KeyboardInterrupt:
-            self.interrupted()
+            self.interrupted()  # like Esc in Claude Code: no hook at all
             return
         if done:
             out(look.done.format(s=int(time.monotonic() - self.turn_started)) + "\n")
-            if self.hooks:
-                self.hooks.fire("Stop", stop_hook_active=False)
+            if self.hooks and end.hook:
+                self.hooks.fire(end.hook, **end.fields)
 
     def interrupted(self) -> None:
         now = time.monotonic()
@@ -527,10 +534,8 @@ def step_ask(agent: Agent, question: Any) -> None:
     finally:
         out(f"\x1b[{len(look.options)}A\r\x1b[J")  # the options go, answered or interrupted
     out("approved\n" if answer else "denied\n")
-    if agent.hooks and not answer:  # the real CLI tells its hooks when a permission was refused
-        agent.hooks.tool("PermissionDenied", "Bash", tool_input)
     if not answer:
-        raise EndTurn
+        raise EndTurn(hook=None)  # a No in its own dialog: the real CLI sends no hook at all
 
 
 def step_write(agent: Agent, spec: Any) -> None:
@@ -623,6 +628,11 @@ def step_exit(agent: Agent, code: Any) -> None:
     raise SystemExit(int(code))
 
 
+def step_api_error(agent: Agent, text: Any) -> None:
+    out(f"API Error: {text}\n")
+    raise EndTurn("StopFailure", error="unknown", last_assistant_message=f"API Error: {text}")
+
+
 def step_echo_env(agent: Agent, name: Any) -> None:
     out(f"{name}={os.environ.get(str(name), '')}\n")
 
@@ -632,6 +642,7 @@ STEPS: dict[str, Callable[[Agent, Any], None]] = {
     "ask": step_ask,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
+    "api_error": step_api_error,
 }
 
 # ------------------------------------------------------------------------------------ scripts

@@ -275,6 +275,7 @@ class Engine:
             "tmux_socket": str(self.paths.tmux_socket),
             "store": str(self.paths.db_path),
             "tick_seconds": self.watcher.last_tick_seconds,
+            "ticks": self.watcher.ticks,
         }
 
     def op_shutdown(self) -> str:
@@ -791,6 +792,8 @@ class Engine:
             return
         if at < live.last_hook:
             return  # a late arrival (from the spool, or a slow hook process): a newer event already decided
+        if event.get("notification_type") == "permission_prompt" and live.reading.verdict != Verdict.WAITING:
+            return  # sent seconds after a permission dialog opens: with none on the screen, it was answered
         live.last_hook = at
         live.last_progress = max(live.last_progress, at)
         live.hook_state = reading.state

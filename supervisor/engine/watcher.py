@@ -380,6 +380,8 @@ class Watcher:
     def _decide(self, agent: Agent, live: Live, profile: Profile, now: float) -> None:
         reading = live.reading
         rule: str | None
+        if live.hook_state is not None and self._idle_since_last_hook(live, now):
+            live.hook_state = live.hook_reason = None  # the screen decides until the next hook event
         if reading.verdict == Verdict.WAITING:
             new, rule, reason = State.WAITING, reading.rule, reading.reason
         elif live.hook_state is not None:
@@ -402,6 +404,14 @@ class Watcher:
         if new == agent.state and (new != State.WAITING or agent.waiting_reason):
             return  # still waiting: the first reason (the most specific, e.g. the tool call) stands
         self._transition(agent, live, new, rule, reason, now)
+
+    @staticmethod
+    def _idle_since_last_hook(live: Live, now: float) -> bool:
+        """Whether the screen turned idle after the last hook event, and stayed so. Claude Code sends no
+        hook when a turn ends by Esc or by a No in its own dialog (tests/fixtures/claude/README.md): the
+        last event would otherwise keep the agent working or waiting."""
+        return live.reading.verdict == Verdict.IDLE and live.reading_since > live.last_hook \
+            and now - max(live.reading_since, live.last_progress) >= SETTLE_SECONDS
 
     def _by_activity(self, agent: Agent, live: Live, now: float) -> State:
         """working while output flows or the tree uses CPU; idle after `idle_after` of neither."""
