@@ -422,10 +422,28 @@ def test_on_failure_restarts_with_backoff_then_gives_up(sandbox: Sandbox) -> Non
     agent = sandbox.wait_state("crashy", "failed", timeout=30)
     assert "gave up after 2 quick restarts" in agent["reason"]
     assert len(events(sandbox, "crashy", "restarting")) == 2
-    delays = [e["restart_in"] for e in events(sandbox, "crashy") if "restart_in" in e]
-    assert delays == [2.0, 4.0]  # growing backoff
+
+    def delays() -> list[float]:
+        return [e["restart_in"] for e in events(sandbox, "crashy") if "restart_in" in e]
+
+    assert delays() == [2.0, 4.0]  # growing backoff
     exits = triggers(sandbox, "crashy", "exited")
     assert len(exits) == 1  # alerted once, when it will not be restarted any more
+
+    # A human's restart starts the count afresh: the next quick crash is retried, not given up on at once.
+    sandbox.sv("restart", "crashy", check=False)
+    wait_until(lambda: delays() == [2.0, 4.0, 2.0, 4.0], timeout=30,
+               message="the crashes after the restart retried with the backoff from its start")
+    # A stop while it waits out a backoff (4 s here) keeps it down.
+    sandbox.sv("stop", "crashy")
+    stopped = sandbox.ls()["crashy"]
+    assert stopped["state"] == "stopped" and "not restarted" in stopped["reason"]
+    restarts = len(events(sandbox, "crashy", "restarting"))
+    ticks = json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"]
+    wait_until(lambda: json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"] > ticks + 5,
+               message="the backoff's 4 s gone by")
+    assert sandbox.state("crashy") == "stopped"
+    assert len(events(sandbox, "crashy", "restarting")) == restarts
 
 
 def test_exit_0_is_not_restarted_on_failure(sandbox: Sandbox) -> None:

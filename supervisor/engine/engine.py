@@ -996,6 +996,10 @@ class Engine:
             elif agent.state == State.QUEUED:  # never started: it stays out of its plan's way
                 agent.reason = "stopped before it started"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
+            elif agent.state == State.EXITED and agent.extra.pop("restart_at", None):
+                # Waiting out its restart backoff: a stop means it stays down.
+                agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
+                self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float) -> None:
@@ -1061,6 +1065,7 @@ class Engine:
                 if not Path(agent.worktree).is_dir():
                     raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be restarted")
                 agent.restarts += 1
+                agent.extra.pop("quick_exits", None)  # a human's restart starts the policy's count afresh
                 agent.state = State.STARTING
                 self._launch(agent, resume=True)
             agent = self.get(name)
