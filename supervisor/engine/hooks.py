@@ -54,6 +54,8 @@ def read_hook(payload: dict[str, Any]) -> HookReading:
         if kind in NOTIFICATIONS:
             return HookReading(event, NOTIFICATIONS[kind])
         return HookReading(event, State.WAITING, str(payload.get("message") or kind or "needs attention"))
+    if event == "SessionStart" and payload.get("source") == "compact":
+        return HookReading(event, None)  # the context was compacted, maybe mid-turn: no word on the state
     if event in ("Stop", "StopFailure", "SessionStart"):  # StopFailure: the turn ended on an API error
         return HookReading(event, State.IDLE)
     return HookReading(event, None)
