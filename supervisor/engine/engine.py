@@ -923,7 +923,6 @@ class Engine:
                 self._end(current, grace=0.0)
                 current.reason = f"timed out after {format_duration(timeout)}" if current.name == name else \
                     f"its parent {name} timed out"
-                current.extra.pop("timing_out", None)
                 screen = self.screen_tail(current) if current.name == name else []
                 with self.store.transaction():
                     self.set_state(current, State.KILLED, "killed", reason=current.reason)

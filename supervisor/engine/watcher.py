@@ -88,6 +88,7 @@ class Live:
     errors: dict[str, deque[float]] = field(default_factory=dict)
     screen: str | None = None  # the last screen captured (evidence for events, without another capture)
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
+    timing_out: bool = False  # its timeout kill is under way (in memory: a new engine, or a failed kill, retries)
 
 
 @dataclass(frozen=True)
@@ -469,12 +470,20 @@ class Watcher:
         timeout = self.engine.timeout_of(agent)
         if timeout is None or now - agent.started_at < timeout:
             return False
-        if agent.extra.get("timing_out"):
+        live = self.engine.live.get(agent.name)
+        if live is None or live.timing_out:
             return True
-        agent.extra["timing_out"] = True
-        self.engine.store.save_agent(agent)
-        threading.Thread(target=self.engine.kill_for_timeout, args=(agent.name, timeout), daemon=True).start()
+        live.timing_out = True
+        threading.Thread(target=self._kill_for_timeout, args=(agent.name, live, timeout), daemon=True).start()
         return True
+
+    def _kill_for_timeout(self, name: str, live: Live, timeout: float) -> None:
+        try:
+            self.engine.kill_for_timeout(name, timeout)
+        except Exception:  # a process that survived SIGKILL, tmux gone: the next tick tries again
+            log.exception("%s: the timeout kill failed", name)
+        finally:
+            live.timing_out = False
 
     # endings and restarts -------------------------------------------------------------------------------
 
