@@ -94,3 +94,39 @@ def test_their_hung_spinners_are_not_progress_either(cli: str) -> None:
     assert rules is not None
     first, second = (rules.progress_key(screen(cli, f"working_hung_{i}")) for i in (1, 2))
     assert first == second
+
+
+LIMIT_MESSAGES = {
+    "claude": ["Claude usage limit reached. Your limit will reset at 5pm", "5-hour limit reached ∙ resets 3pm",
+               "  ⎿  API Error: 429 {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\"}}",
+               "Credit balance is too low"],
+    "codex": ["■ You've hit your usage limit. Upgrade to Pro or try again later.",
+              "■ stream error: exceeded retry limit, last status: 429 Too Many Requests"],
+    "gemini": ["✕ [API Error: Quota exceeded for quota metric 'Generate Content API requests per minute']",
+               "RESOURCE_EXHAUSTED"],
+    "aider": ["litellm.RateLimitError: AnthropicException - rate limit exceeded"],
+}
+PROSE = ["I added rate limit middleware to the API", "src/server.py:429: def handle(request):",
+         "Raise the quota in the settings page", "the usage limits section of the docs", "limit reached 100 items"]
+
+
+@pytest.mark.parametrize("cli", sorted(LIMIT_MESSAGES))
+def test_limit_messages_are_the_clis_own_words_not_prose(cli: str) -> None:
+    rules = get_profile(cli).screen
+    assert rules is not None
+
+    def limit(line: str) -> bool:
+        return any(pattern.search(line) for pattern in rules.limits)
+
+    assert all(limit(line) for line in LIMIT_MESSAGES[cli])
+    assert not any(limit(line) for line in PROSE)
+
+
+@pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
+def test_no_recorded_screen_reads_as_a_limit(cli: str) -> None:
+    """None of these recordings hit a limit (Codex's startup nudge speaks of how far "your usage limits go")."""
+    rules = get_profile(cli).screen
+    assert rules is not None
+    for path in (FIXTURES / cli / "screens").glob("*.txt"):
+        lines = path.read_text().splitlines()
+        assert not [line for line in lines if any(p.search(line) for p in rules.limits)], path.name

@@ -11,7 +11,12 @@ from supervisor.agents.claude import CLAUDE
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
 
-_LIMITS = (re.compile(r"usage limit|rate limit|quota exceeded|limit reached|429", re.IGNORECASE),)
+# A CLI's own words for a usage or rate limit, not the words alone: an agent writes "rate limit" middleware,
+# prints line 429 of a file, or (Codex) tells how far "your usage limits go".
+_LIMITS = (re.compile(
+    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
+    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
+    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
 
 # Codex and Gemini CLI rules come from screens recorded from Codex 0.169.0 and Gemini CLI 0.61.0
 # (tests/fixtures/codex, tests/fixtures/gemini). Both draw their input box in every state, so the box is a

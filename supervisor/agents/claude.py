@@ -105,7 +105,9 @@ CLAUDE_SCREEN = ScreenRules(
                                              r"bypass permissions) on\b|\? for shortcuts"),
     ),
     errors=(re.compile(r"API Error|^\s*⎿\s+Error:|Connection refused|retrying in \d+s"),),
-    limits=(re.compile(r"usage limit|rate limit|limit reached|Credit balance is too low|quota", re.IGNORECASE),),
+    limits=(re.compile(r"\b(?:usage|hour|weekly|daily|session|Opus|Sonnet) limit reached|rate_limit_error"
+                       r"|rate limit (?:reached|exceeded)|Credit balance is too low|API Error:? \(?429\b",
+                       re.IGNORECASE),),
 )
 
 CLAUDE = ClaudeProfile(
