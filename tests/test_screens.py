@@ -46,6 +46,22 @@ def test_waiting_reasons_quote_the_question() -> None:
     assert claude.read(screen("claude", "permission_dialog_auto")).reason == "Do you want to proceed?"
 
 
+@pytest.mark.parametrize(("cli", "name", "reason"), [
+    ("claude", "trust_dialog", "Quick safety check: Is this a project you created or one you trust?"),
+    ("claude", "auto_mode_billing_notice",
+     "We're changing auto mode to no longer charge for classifier requests in Claude Code."),
+    ("claude", "auto_mode_cant_check", "Auto mode can't check actions in this session"),
+    ("claude", "permission_dialog_write", "Do you want to create hello.txt?"),
+    ("codex", "approval_prompt", "Would you like to run the following command?"),
+    ("codex", "trust_prompt_git", "Trust this folder?"),
+    ("gemini", "trust_prompt", "Do you trust the files in this folder?"),
+    ("gemini", "approval_prompt", "Allow execution of [Shell]?"),
+])
+def test_a_dialogs_reason_is_its_question_or_its_first_line_not_its_keys(cli: str, name: str, reason: str) -> None:
+    """What an alert and `ls` say the agent waits for: never "Enter to confirm · Esc to cancel"."""
+    assert get_profile(cli).read(screen(cli, name)).reason == reason
+
+
 def test_a_hung_request_is_not_progress_but_streaming_is() -> None:
     rules = get_profile("claude").screen
     assert rules is not None

@@ -24,6 +24,7 @@ class Verdict(StrEnum):
 
 
 _PRIORITY = {Verdict.WAITING: 0, Verdict.WORKING: 1, Verdict.IDLE: 2}
+_RULE = re.compile(r"[─━═╭╮╰╯]{3,}")  # a line that only draws: the edge of a dialog
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,25 @@ class Marker:
     weak: bool = False  # drawn in every state (an input box): it decides only when no other marker shows
 
     def reason(self, line: str, screen: list[str], index: int) -> str | None:
-        """What a waiting agent waits for: the question above a dialog's options, or the line itself."""
+        """What a waiting agent waits for, from the dialog the marker is part of (the lines up to a rule
+        above it): the question nearest its options, else the first question in its text, else its first
+        line (a notice), else the marked line itself."""
         if self.verdict != Verdict.WAITING:
             return None
-        for above in reversed(screen[max(0, index - 6): index + 1]):
-            text = above.strip(" │╭╮╰╯─")
+        block: list[str] = []
+        for above in reversed(screen[max(0, index - 15): index + 1]):
+            if _RULE.fullmatch(above.strip()):
+                break
+            block.insert(0, above.strip(" │╭╮╰╯─▎"))
+        texts = [text for text in block if text]
+        for text in reversed(texts):
             if text.endswith("?"):
                 return text
-        return line.strip(" │╭╮╰╯─") or self.name
+        for text in texts:
+            if "?" in text:
+                return text[:text.index("?") + 1]
+        first = texts[0] if texts else ""
+        return first if first and first != line.strip(" │╭╮╰╯─▎") else line.strip(" │╭╮╰╯─") or self.name
 
 
 @dataclass(frozen=True)
