@@ -98,10 +98,16 @@ def test_codex_and_gemini_screens(cli: str, name: str, expected: Verdict) -> Non
     assert get_profile(cli).read(screen(cli, name)).verdict == expected
 
 
-def test_codex_streaming_shows_no_working_marker_so_it_reads_idle_until_activity_says_otherwise() -> None:
-    """Recorded Codex 0.169.0 draws nothing while text streams: the screen alone reads idle; the watcher's
-    progress check (the screen keeps changing) keeps it `working` until the stream stops."""
-    assert get_profile("codex").read(screen("codex", "working_streaming")).verdict == Verdict.IDLE
+def test_codex_streaming_shows_no_working_marker_and_is_never_read_as_idle() -> None:
+    """Recorded Codex 0.169.0 draws nothing while text streams, only its input box, which it draws in every
+    state. Until `Worked for` (or an interruption) ends the prompt's turn the screen says nothing, which the
+    watcher takes as working: a pause in the stream is no finished turn and no `done` alert."""
+    codex = get_profile("codex")
+    streaming = screen("codex", "working_streaming")
+    assert codex.read(streaming).verdict is None
+    ended = streaming.replace("• word0 word1 word2", "• word0 word1 word2\n  Worked for 3s • 18:26")
+    assert codex.read(ended).verdict == Verdict.IDLE
+    assert codex.read(screen("codex", "typing")).verdict == Verdict.IDLE  # no prompt submitted yet
 
 
 @pytest.mark.parametrize("cli", ["codex", "gemini"])

@@ -33,6 +33,8 @@ CODEX = Profile(
                    weak=True),
         ),
         errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
+        # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
+        prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
     ),
     cli_processes=frozenset({"codex", "node"}),
 )

@@ -85,6 +85,10 @@ class ScreenRules:
     limits: tuple[re.Pattern[str], ...] = ()  # usage or rate limit messages: alert at once
     volatile: tuple[re.Pattern[str], ...] = field(default=COMMON_VOLATILE)
     lines: int = 30
+    # For a CLI that shows nothing while it streams (Codex): its prompt lines, and the line that ends a turn.
+    # A weak idle marker then counts only once the last submitted prompt's turn has ended.
+    prompt_line: re.Pattern[str] | None = None
+    turn_end: re.Pattern[str] | None = None
 
     def read(self, screen: str) -> Reading:
         rows = screen.rstrip("\n").split("\n")[-self.lines:]
@@ -96,8 +100,21 @@ class ScreenRules:
                 hits = [m for m in self.markers if m.weak == weak and m.pattern.search(line)]
                 if hits:
                     best = min(hits, key=lambda m: _PRIORITY[m.verdict])
+                    if best.weak and best.verdict == Verdict.IDLE and not self._turn_ended(rows, index):
+                        return Reading(None)  # still streaming its answer, or ambiguous: never guessed idle
                     return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
         return Reading(None)
+
+    def _turn_ended(self, rows: list[str], box: int) -> bool:
+        """Whether the turn of the last prompt submitted above the input box (at or above row `box`) is over:
+        a turn-end line after it, or no prompt submitted in sight (a CLI just started)."""
+        if self.prompt_line is None or self.turn_end is None:
+            return True
+        prompts = [index for index in range(box + 1) if self.prompt_line.search(rows[index])]
+        if len(prompts) < 2:  # only the input box itself
+            return True
+        last, box_row = prompts[-2], prompts[-1]
+        return any(self.turn_end.search(row) for row in rows[last + 1:box_row])
 
     def progress_key(self, screen: str) -> str:
         """A digest of the screen that changes only when its content does, not when it merely animates."""
