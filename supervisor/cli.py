@@ -71,6 +71,15 @@ def _age(iso: str | None) -> str:
     return format_duration(time.time() - then)
 
 
+def _event_gist(event: dict[str, Any]) -> str:
+    """`hook PreToolUse`, `stalled fired`, `state → idle`: an event in a few words."""
+    if "trigger" in event:
+        return f"{event['trigger']} {'fired' if event.get('active', True) else 'cleared'}"
+    if "hook_event_name" in event:
+        return f"hook {event['hook_event_name']}"
+    return f"{event['kind']} → {event['state']}" if "state" in event else str(event["kind"])
+
+
 def _mem(rss: int | None) -> str:
     if rss is None:
         return "-"
@@ -112,6 +121,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             state += " (merged)"
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
+        if agent.get("waiting_reason"):  # what needs a human comes first
+            task = f"needs you: {agent['waiting_reason'][:80]}"
         rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
                      _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
     print(_table(rows))
@@ -135,6 +146,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             continue
         text = str(value).replace("\n", "\n" + " " * 18)
         print(f"{key + ':':<17} {text}")
+    if agent.get("last_event"):
+        print(f"{'last_event:':<17} {_event_gist(agent['last_event'])}, {_age(agent['last_event']['at'])} ago")
     for violation in agent.get("violations") or []:
         print(f"boundary:         {violation['commit'][:10]} {violation['subject']}")
         for path in violation["paths"]:

@@ -62,7 +62,12 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     # The task runs, then the agent goes quiet: working, then idle.
     sandbox.wait_state("auth", "idle")
     assert agent["rss_bytes"] is None or agent["rss_bytes"] >= 0
-    assert sandbox.ls()["auth"]["rss_bytes"] > 1_000_000  # measured from the real process tree
+    idle = sandbox.ls()["auth"]
+    assert idle["rss_bytes"] > 1_000_000  # measured from the real process tree
+    shown = json.loads(sandbox.sv("show", "auth", "--json").stdout)
+    newest = shown["events"][-1]  # nothing happens to an idle agent in between
+    assert shown["last_event"]["kind"] == newest["kind"] and shown["last_event"]["at"] == newest["ts"]
+    assert "last_event:" in sandbox.sv("show", "auth").stdout
 
 
 def test_multiline_task_and_literal_send(sandbox: Sandbox) -> None:

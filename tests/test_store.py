@@ -91,6 +91,23 @@ def test_a_state_and_the_trigger_it_fires_are_read_together_or_not_at_all(tmp_pa
     assert seen()[1][-1] == "after"
 
 
+def test_each_agents_newest_event_is_kept_as_written_and_read_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.add_agent(_agent("auth"))
+    store.append_event("auth", "trigger", trigger="waiting", active=True, screen=["a", "long", "screen"])
+    store.append_event(None, "engine_started")  # the engine's own events are no agent's
+    kind, _at, gist = store.newest_event("auth")  # type: ignore[misc]
+    assert (kind, gist) == ("trigger", {"trigger": "waiting", "active": True})  # without the evidence
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_event("auth", "hook", hook_event_name="Stop")
+        raise RuntimeError("rolled back")
+    assert store.newest_event("auth")[0] == "trigger"  # type: ignore[index]
+    store.append_event("auth", "hook", hook_event_name="Stop")
+    newest = store.newest_event("auth")
+    store.close()
+    assert Store(tmp_path / "s.db").newest_event("auth") == newest  # read back by the next engine
+
+
 def test_waiting_for_events_wakes_on_append(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     start = store.last_event_id

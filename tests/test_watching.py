@@ -58,6 +58,15 @@ def states(box: Sandbox, agent: str) -> list[str]:
     return [e["state"] for e in events(box, agent) if "state" in e and "previous" in e]
 
 
+def ticks_pass(box: Sandbox, count: int) -> None:
+    """Wait until the engine has looked at every agent `count` more times."""
+    def ticks() -> int:
+        return int(json.loads(box.sv("engine", "status", "--json").stdout)["ticks"])
+
+    start = ticks()
+    wait_until(lambda: ticks() >= start + count, message=f"{count} ticks")
+
+
 def idle_again(box: Sandbox, agent: str, after: int) -> None:
     """Wait for the agent to go idle once more than `after` times: the engine has seen the turn a send began
     (a plain wait for `idle` can return on the idle from before the send)."""
@@ -92,6 +101,7 @@ def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
     waiting = sandbox.wait_state("auth", "waiting")
     assert waiting["waiting_reason"].startswith("approval: Bash(Run the migrations?")
     assert [t["active"] for t in triggers(sandbox, "auth", "waiting")] == [True]
+    assert "needs you: approval: Bash(Run the migrations?" in sandbox.sv("ls").stdout
     sandbox.sv("approve", "auth")  # the held PermissionRequest gets the human's answer
     idle = sandbox.wait_state("auth", "idle")
     assert idle["waiting_reason"] is None
@@ -113,7 +123,7 @@ def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -
     """Claude Code sends no Stop when a turn ends by an interrupt or by a No typed into its own dialog,
     and StopFailure on an API error (tests/fixtures/claude/README.md). Each turn ends idle, not working
     until it is called stalled."""
-    config(sandbox, "stall_after: 4s\n")
+    config(sandbox, "stall_after: 8s\n")  # longer than the waits below; a stuck turn still stalls in time
     sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "approval:\n  timeout: 1s\n")
     sandbox.sv("start", "auth", "--task", "go", "--command", fake_claude(sandbox, "ends", """
         turns:
@@ -122,6 +132,8 @@ def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -
           - [{say: "calling the model"}, {api_error: "400 the stand-in refused this request"}]
     """))
     pane = sandbox.wait_state("auth", "working")["pane"]
+    wait_until(lambda: "esc to interrupt" in sandbox.screen("auth"), message="the turn under way")
+    ticks_pass(sandbox, 2)  # and seen so by the engine
     turns = states(sandbox, "auth").count("idle")
     sandbox.tmux("send-keys", "-t", pane, "C-c")  # a human interrupts the turn
     wait_until(lambda: "(interrupted)" in sandbox.screen("auth"), message="the turn interrupted")
@@ -145,9 +157,7 @@ def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -
     # Claude sends permission_prompt seconds after its dialog opened, also when a human answered it since.
     _hook(_pane_env(sandbox, "auth"), {"hook_event_name": "Notification", "notification_type": "permission_prompt",
                                        "message": "Claude needs your permission to use Bash"})
-    ticks = json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"]
-    wait_until(lambda: json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"] > ticks + 1,
-               message="two ticks")
+    ticks_pass(sandbox, 2)
     assert sandbox.state("auth") == "idle"  # no dialog on the screen: nothing to wait for
 
 
@@ -439,9 +449,7 @@ def test_on_failure_restarts_with_backoff_then_gives_up(sandbox: Sandbox) -> Non
     stopped = sandbox.ls()["crashy"]
     assert stopped["state"] == "stopped" and "not restarted" in stopped["reason"]
     restarts = len(events(sandbox, "crashy", "restarting"))
-    ticks = json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"]
-    wait_until(lambda: json.loads(sandbox.sv("engine", "status", "--json").stdout)["ticks"] > ticks + 5,
-               message="the backoff's 4 s gone by")
+    ticks_pass(sandbox, 6)  # the backoff's 4 s gone by
     assert sandbox.state("crashy") == "stopped"
     assert len(events(sandbox, "crashy", "restarting")) == restarts
 

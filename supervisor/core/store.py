@@ -60,6 +60,10 @@ class NameTaken(UsageError):
     pass
 
 
+def _gist(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in ("trigger", "active", "hook_event_name", "state") if key in data}
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -79,6 +83,14 @@ class Store:
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
         self._last_event = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        # Each agent's newest event, kept as events are written (`ls` shows it for every agent, every call).
+        self._newest: dict[str, tuple[str, float, dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[str, float, dict[str, Any]]] = {}  # written in the open transaction
+        rows = self._db.execute(
+            "SELECT agent, kind, ts, data FROM events WHERE id IN "
+            "(SELECT MAX(id) FROM events WHERE agent IS NOT NULL GROUP BY agent)").fetchall()
+        for agent, kind, ts, data in rows:
+            self._newest[agent] = (kind, ts, _gist(json.loads(data)))
         self._versions = {row[0]: 0 for row in self._db.execute("SELECT name FROM agents")}
 
     def close(self) -> None:
@@ -109,7 +121,9 @@ class Store:
                 raise
             finally:
                 self._depth = 0
+                pending, self._pending = self._pending, {}
             self._db.execute("COMMIT")
+            self._newest.update(pending)
             if self._last_event != before:  # waiters only care for new events
                 self._appended.notify_all()
 
@@ -186,13 +200,21 @@ class Store:
             return self._append(db, agent, kind, data)
 
     def _append(self, db: sqlite3.Connection, agent: str | None, kind: str, data: dict[str, Any]) -> int:
+        ts = time.time()
         cursor = db.execute(
             "INSERT INTO events(ts, agent, kind, data) VALUES (?, ?, ?, ?)",
-            (time.time(), agent, kind, json.dumps(data, sort_keys=True, default=str)),
+            (ts, agent, kind, json.dumps(data, sort_keys=True, default=str)),
         )
         assert cursor.lastrowid is not None
         self._last_event = cursor.lastrowid
+        if agent is not None:
+            self._pending[agent] = (kind, ts, _gist(data))
         return cursor.lastrowid
+
+    def newest_event(self, agent: str) -> tuple[str, float, dict[str, Any]] | None:
+        """The agent's newest event: its kind, time, and what it was about (trigger, hook, state)."""
+        with self._lock:
+            return self._newest.get(agent)
 
     @property
     def last_event_id(self) -> int:

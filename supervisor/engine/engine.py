@@ -285,11 +285,13 @@ class Engine:
     def op_ls(self) -> list[dict[str, Any]]:
         agents = self.store.agents()
         ready = self.branches.readiness(agents)
-        return [views.agent_view(a, self.live.get(a.name), ready.get(a.name)) for a in views.tree_order(agents)]
+        return [views.agent_view(a, self.live.get(a.name), ready.get(a.name), self.store.newest_event(a.name))
+                for a in views.tree_order(agents)]
 
     def op_show(self, name: str, events: int = 20) -> dict[str, Any]:
         agent = self.get(name)
-        view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name))
+        view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name),
+                                self.store.newest_event(name))
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
         view["transcript"] = str(self.paths.transcript(name))

@@ -18,7 +18,9 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = None) -> dict[str, Any]:
+def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = None,
+               newest: tuple[str, float, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`newest`: the agent's newest event (Store.newest_event)."""
     last_activity = agent.last_activity_at
     if live is not None and live.last_output:
         last_activity = max(last_activity or 0.0, live.last_output)
@@ -41,6 +43,7 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "cpu_percent": round(live.cpu_percent, 1) if live is not None and agent.state.live else None,
         "rss_bytes": live.rss_bytes if live is not None and agent.state.live else None,
         "waiting_reason": agent.waiting_reason,
+        "last_event": None if newest is None else {"kind": newest[0], "at": iso(newest[1]), **newest[2]},
         "exit_code": agent.exit_code,
         "reason": agent.reason,
         "boundary_violations": len(agent.extra.get("violations") or []),

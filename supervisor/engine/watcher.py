@@ -82,6 +82,7 @@ class Live:
     progress_key: str | None = None
     reading: Reading = field(default_factory=lambda: Reading(None))
     reading_since: float = 0.0
+    screen_changed_at: float = 0.0  # when a look last saw its content change (not spinners, not a first look)
     hook_state: State | None = None  # the state the CLI's hooks last reported
     hook_reason: str | None = None
     last_hook: float = 0.0
@@ -333,6 +334,8 @@ class Watcher:
             live.reading_since = 0.0 if settled else agent.state_since
             return
         if key != live.progress_key:
+            if live.progress_key is not None:  # a first look finds the screen, it does not see it change
+                live.screen_changed_at = now
             live.progress_key = key
             live.last_progress = now
         if reading.verdict != live.reading.verdict:
@@ -408,10 +411,11 @@ class Watcher:
 
     @staticmethod
     def _idle_since_last_hook(live: Live, now: float) -> bool:
-        """Whether the screen turned idle after the last hook event, and stayed so. Claude Code sends no
-        hook when a turn ends by Esc or by a No in its own dialog (tests/fixtures/claude/README.md): the
-        last event would otherwise keep the agent working or waiting."""
-        return live.reading.verdict == Verdict.IDLE and live.reading_since > live.last_hook \
+        """Whether the screen changed after the last hook event and now shows idle, settled (a screen idle
+        all along says nothing of the hook's turn). Claude Code sends no hook when a turn ends
+        by Esc or by a No in its own dialog (tests/fixtures/claude/README.md): the last event would
+        otherwise keep the agent working or waiting."""
+        return live.reading.verdict == Verdict.IDLE and live.screen_changed_at > live.last_hook \
             and now - max(live.reading_since, live.last_progress) >= SETTLE_SECONDS
 
     def _by_activity(self, agent: Agent, live: Live, now: float) -> State:
