@@ -384,7 +384,8 @@ class Watcher:
     def _decide(self, agent: Agent, live: Live, profile: Profile, now: float) -> None:
         reading = live.reading
         rule: str | None
-        if live.hook_state is not None and self._idle_since_last_hook(live, now):
+        if live.hook_state is not None and self._idle_since_last_hook(live, now) \
+                and self.engine.approvals.pending(agent.name) is None:  # a held request waits, whatever shows
             live.hook_state = live.hook_reason = None  # the screen decides until the next hook event
         if reading.verdict == Verdict.WAITING:
             new, rule, reason = State.WAITING, reading.rule, reading.reason
