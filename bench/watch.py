@@ -204,7 +204,9 @@ def probe_hook(paths: object, request_at: object) -> list[float]:
     os.environ["SUPERVISOR_TOKEN"] = token
     try:
         for round_ in range(5):
-            for event, expected in (({"hook_event_name": "Notification", "notification_type": "permission_prompt",
+            # agent_needs_input, not permission_prompt: the probe has no dialog on screen, and a permission
+            # prompt with none there is taken as one already answered.
+            for event, expected in (({"hook_event_name": "Notification", "notification_type": "agent_needs_input",
                                       "message": f"probe {round_}"}, "waiting"),
                                     ({"hook_event_name": "UserPromptSubmit", "prompt": "go"}, "working")):
                 started = time.monotonic()
