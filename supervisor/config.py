@@ -75,6 +75,8 @@ class LimitsConfig:
     max_restarts: int = 3
     on_stall: str = "none"
     stop_grace: float = 5.0
+    error_repeats: int = 3  # errors: the same error pattern this many times
+    error_window: float = 600.0  # … within this many seconds
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "max_restarts",
         "on_stall",
         "stop_grace",
+        "error_repeats",
+        "error_window",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
@@ -631,6 +635,8 @@ class _Parser:
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
             on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
             stop_grace=self.duration(sec, "stop_grace", 5.0),
+            error_repeats=self.integer(sec, "error_repeats", 3, 1),
+            error_window=self.duration(sec, "error_window", 600.0),
         )
 
     def logs(self, sec: _Section) -> LogsConfig:
@@ -762,6 +768,10 @@ limits:
   # How long `supervisor stop` (and a restart) waits after SIGTERM for an agent's processes
   # to end by themselves before it sends SIGKILL.
   stop_grace: 5s
+  # `errors` fires when the same error line (per profile: API Error, Error: …) shows this
+  # many times within this long; a usage or rate limit message fires it at once.
+  error_repeats: 3
+  error_window: 10m
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or

@@ -462,14 +462,15 @@ def test_exit_0_is_not_restarted_on_failure(sandbox: Sandbox) -> None:
 
 
 def test_repeated_errors_and_rate_limits_fire_errors(sandbox: Sandbox) -> None:
-    config(sandbox)
+    config(sandbox, "error_repeats: 2\nerror_window: 5m\n")
     sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "er", """
         turns:
-          - [{say: "Error: connection reset"}, {say: "Error: connection reset"}, {say: "Error: connection reset"}]
+          - [{say: "Error: connection reset"}, {say: "Error: connection reset"}]
           - [{say: "You have hit the usage limit for today"}]
     """))
     wait_until(lambda: triggers(sandbox, "auth", "errors"), message="errors trigger")
-    assert "connection reset" in triggers(sandbox, "auth", "errors")[0]["summary"]
+    summary = triggers(sandbox, "auth", "errors")[0]["summary"]
+    assert summary == "the same error 2 times within 5m: Error: connection reset"
     sandbox.wait_state("auth", "idle")
     sandbox.sv("send", "auth", "again")
     wait_until(lambda: len(triggers(sandbox, "auth", "errors")) == 2, message="usage limit trigger")

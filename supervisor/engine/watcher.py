@@ -53,8 +53,6 @@ TICK_JITTER = 0.1
 SETTLE_SECONDS = 1.0  # an idle screen counts once it has been still this long
 START_SECONDS = 10.0  # an agent that ran at least this long before exiting had started fine (supervisord)
 MAX_BACKOFF = 60.0
-ERROR_WINDOW = 600.0  # errors: the same pattern this many times within this window
-ERROR_COUNT = 3
 SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, escapes, deadlocks)
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
 _CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
@@ -369,14 +367,16 @@ class Watcher:
             for pattern in rules.errors:
                 if not pattern.search(line):
                     continue
+                limits = self.engine.config.limits
                 seen = live.errors.setdefault(pattern.pattern, deque())
                 seen.append(now)
-                while seen and seen[0] < now - ERROR_WINDOW:
+                while seen and seen[0] < now - limits.error_window:
                     seen.popleft()
-                if len(seen) >= ERROR_COUNT:
+                if len(seen) >= limits.error_repeats:
                     seen.clear()
+                    within = format_duration(limits.error_window)
                     fire(self.engine.store, agent, Trigger.ERRORS,
-                         f"the same error {ERROR_COUNT} times within {format_duration(ERROR_WINDOW)}: {line.strip()}",
+                         f"the same error {limits.error_repeats} times within {within}: {line.strip()}",
                          rule=pattern.pattern, line=line.strip(), screen=self.engine.screen_tail(agent))
 
     # deciding --------------------------------------------------------------------------------------------
