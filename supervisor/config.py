@@ -73,6 +73,7 @@ class LimitsConfig:
     idle_after: float = 5.0
     restart: str = "never"
     max_restarts: int = 3
+    start_seconds: float = 10.0  # an agent that ran at least this long before exiting had started fine
     on_stall: str = "none"
     stop_grace: float = 5.0
     error_repeats: int = 3  # errors: the same error pattern this many times
@@ -206,6 +207,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "idle_after",
         "restart",
         "max_restarts",
+        "start_seconds",
         "on_stall",
         "stop_grace",
         "error_repeats",
@@ -633,6 +635,7 @@ class _Parser:
             idle_after=self.duration(sec, "idle_after", 5.0),
             restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
+            start_seconds=self.duration(sec, "start_seconds", 10.0),
             on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
             stop_grace=self.duration(sec, "stop_grace", 5.0),
             error_repeats=self.integer(sec, "error_repeats", 3, 1),
@@ -762,6 +765,9 @@ limits:
   restart: never
   # How many times one agent is restarted before it is left `failed`.
   max_restarts: 3
+  # An agent that exits sooner than this after its start counts as a failed start (as
+  # supervisord's startsecs): the restart delay grows, and max_restarts of them in a row give up.
+  start_seconds: 10s
   # What to do, besides alerting, when an agent stalls: none | interrupt (Ctrl-C, then the
   # agent can be told what to do) | restart (stop it and start it again in its worktree).
   on_stall: none

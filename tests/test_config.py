@@ -63,6 +63,7 @@ def test_no_file_gives_the_defaults(repo: Path) -> None:
     assert (limits.restart, limits.max_restarts) == ("never", 3)
     assert limits.stop_grace == 5.0
     assert (limits.error_repeats, limits.error_window) == (3, 600.0)
+    assert limits.start_seconds == 10.0
     assert config.logs.max_bytes == 10 * 1024 * 1024
     alerts = config.alerts
     assert (alerts.slack, alerts.email, alerts.command, alerts.tmux) == (None, None, None, True)
@@ -106,6 +107,7 @@ limits:
   max_restarts: 0
   stop_grace: 30s
   error_repeats: 5
+  start_seconds: 30s
   error_window: 1h
 logs:
   max_bytes: 512KiB
@@ -148,6 +150,7 @@ def test_every_key_is_parsed(repo: Path) -> None:
     assert limits.max_restarts == 0
     assert limits.stop_grace == 30.0
     assert (limits.error_repeats, limits.error_window) == (5, 3600.0)
+    assert limits.start_seconds == 30.0
     assert config.logs.max_bytes == 512 * 1024
     alerts = config.alerts
     assert alerts.slack == SlackConfig(

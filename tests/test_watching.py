@@ -454,6 +454,16 @@ def test_on_failure_restarts_with_backoff_then_gives_up(sandbox: Sandbox) -> Non
     assert len(events(sandbox, "crashy", "restarting")) == restarts
 
 
+def test_a_run_longer_than_start_seconds_is_no_failed_start(sandbox: Sandbox) -> None:
+    config(sandbox, "restart: on-failure\nstart_seconds: 1s\n")
+    sandbox.sv("start", "slow", "--command", "sh -c 'sleep 2; exit 3'")
+    wait_until(lambda: [e["restart_in"] for e in events(sandbox, "slow") if "restart_in" in e], timeout=20,
+               message="the first restart planned")
+    first = next(e for e in events(sandbox, "slow") if "restart_in" in e)
+    assert first["restart_in"] == 1.0  # it had started fine: restarted at once, no backoff, nothing counted
+    sandbox.sv("stop", "slow")
+
+
 def test_exit_0_is_not_restarted_on_failure(sandbox: Sandbox) -> None:
     config(sandbox, "restart: on-failure\n")
     sandbox.sv("start", "fine", "--task", "bye", "--command", demo(sandbox, "ok", "turns:\n  - [{exit: 0}]\n"))

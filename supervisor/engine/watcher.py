@@ -51,7 +51,6 @@ CPU_BUSY_PERCENT = 3.0  # tools using more than this are working even when silen
 # fall one tick late about half the time.
 TICK_JITTER = 0.1
 SETTLE_SECONDS = 1.0  # an idle screen counts once it has been still this long
-START_SECONDS = 10.0  # an agent that ran at least this long before exiting had started fine (supervisord)
 MAX_BACKOFF = 60.0
 SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, escapes, deadlocks)
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
@@ -530,7 +529,7 @@ class Watcher:
         policy = agent.extra.get("restart") or limits.restart
         if policy == "never" or (policy == "on-failure" and code == 0):
             return None
-        quick = now - agent.started_at < START_SECONDS
+        quick = now - agent.started_at < limits.start_seconds
         failures = int(agent.extra.get("quick_exits", 0)) + 1 if quick else 0
         agent.extra["quick_exits"] = failures
         if failures > limits.max_restarts:
