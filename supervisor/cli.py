@@ -580,6 +580,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
     else:
         print(f"engine: running, pid {status['pid']}, since {status['started_at']}, "
               f"{status['live']} live of {status['agents']} agents")
+        if status.get("tick_seconds") is not None:
+            print(f"watching: {status['ticks']} ticks, the last took {status['tick_seconds'] * 1000:.0f} ms")
         print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
     return 0
 

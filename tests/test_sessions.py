@@ -68,6 +68,7 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     newest = shown["events"][-1]  # nothing happens to an idle agent in between
     assert shown["last_event"]["kind"] == newest["kind"] and shown["last_event"]["at"] == newest["ts"]
     assert "last_event:" in sandbox.sv("show", "auth").stdout
+    assert re.search(r"watching: \d+ ticks, the last took \d+ ms", sandbox.sv("engine", "status").stdout)
 
 
 def test_multiline_task_and_literal_send(sandbox: Sandbox) -> None:
