@@ -119,7 +119,7 @@ class Engine:
         # Hook events applied lately, by the id `supervisor hook` gave them: the spooled copy of an event this
         # engine answered too late is not applied a second time.
         self._hooks_seen: OrderedDict[str, None] = OrderedDict()
-        self._spool_mark: int | None = None  # the spool folder's mtime when last read
+        self._spool_mark: float | None = None  # the spool folder's mtime when last read
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -757,8 +757,7 @@ class Engine:
             raise SupervisorError("hook events come from inside an agent's pane")
         if not self._first_time(key):
             return {}  # its spooled copy was read first: the hook gave up waiting for this answer
-        now = time.time()
-        self._apply_hook(agent, event, min(float(at), now) if isinstance(at, int | float) else now)
+        self._apply_hook(agent, event, _ran_at(at, time.time()))
         name = event.get("hook_event_name")
         if name == "PreToolUse":
             pattern = required(self.config.approval.require, tool_summary(event))
@@ -811,28 +810,22 @@ class Engine:
     def ingest_spool(self) -> None:
         """Hook events `supervisor hook` spooled, in order: while no engine ran, or when this one answered
         too late (the hook gives up after a few seconds rather than hold the agent up)."""
-        directory = self.paths.state_dir / "spool"
-        try:
-            self._spool_mark = directory.stat().st_mtime_ns  # before the read: a file added later moves it
-        except FileNotFoundError:
+        self._spool_mark = _mtime(self.paths.state_dir / "spool")  # before the read: a file added later moves it
+        if self._spool_mark is None:
             return
-        for path, item in read_spool(directory):
+        for path, item in read_spool(self.paths.state_dir / "spool"):
             agent = self.store.get_agent(str(item.get("agent")))
             token = item.get("token")
             if agent is not None and isinstance(token, str) and secrets.compare_digest(agent.token, token):
-                event, at = item.get("event"), item.get("at")
+                event = item.get("event")
                 if isinstance(event, dict) and self._first_time(item.get("key")):
-                    when = float(at) if isinstance(at, int | float) else path.stat().st_mtime
-                    self._apply_hook(agent, event, min(when, time.time()))
+                    self._apply_hook(agent, event, _ran_at(item.get("at"), path.stat().st_mtime))
             path.unlink(missing_ok=True)
 
     def ingest_spool_if_changed(self) -> None:
         """Each tick: one stat of the spool folder while nothing new is in it."""
-        try:
-            mark = (self.paths.state_dir / "spool").stat().st_mtime_ns
-        except FileNotFoundError:
-            return
-        if mark != self._spool_mark:
+        mark = _mtime(self.paths.state_dir / "spool")
+        if mark is not None and mark != self._spool_mark:
             self.ingest_spool()
 
     def op_approve(self, name: str, reason: str | None = None) -> dict[str, Any]:
@@ -1122,6 +1115,11 @@ class Engine:
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
+
+
+def _ran_at(at: object, otherwise: float) -> float:
+    """When a hook ran, as `supervisor hook` said (never later than now), else `otherwise`."""
+    return min(float(at), time.time()) if isinstance(at, int | float) else otherwise
 
 
 def _mtime(path: Path) -> float | None:
