@@ -152,3 +152,24 @@ def test_no_recorded_screen_reads_as_a_limit(cli: str) -> None:
     for path in (FIXTURES / cli / "screens").glob("*.txt"):
         lines = path.read_text().splitlines()
         assert not [line for line in lines if any(p.search(line) for p in rules.limits)], path.name
+
+
+@pytest.mark.parametrize(("cli", "name", "allow", "keys"), [
+    # Codex marks the chosen option with `›`: its 2 is "Yes, and don't ask again", a rule for every later call.
+    ("codex", "approval_prompt", True, "1"),
+    ("codex", "approval_prompt", False, "3"),
+    # Gemini's 2 is "Allow for this session".
+    ("gemini", "approval_prompt", True, "1"),
+    ("gemini", "approval_prompt", False, "3"),
+    # Claude's 2 always allows access to the folder, its 3 switches to auto mode.
+    ("claude", "permission_dialog", True, "1"),
+    ("claude", "permission_dialog", False, "4"),
+])
+def test_approve_picks_the_option_that_allows_this_call_once(cli: str, name: str, allow: bool, keys: str) -> None:
+    assert get_profile(cli).answer_keys(screen(cli, name), allow) == keys
+
+
+def test_approve_never_picks_a_standing_permission() -> None:
+    dialog = "Run it?\n› 1. Yes, and don't ask again (p)\n  2. Allow for this session\n  3. No (esc)\n"
+    assert get_profile("codex").answer_keys(dialog, True) is None
+    assert get_profile("codex").answer_keys(dialog, False) == "3"

@@ -37,16 +37,27 @@ class Profile:
         return self.screen.read(screen) if self.screen is not None else Reading(None)
 
     def answer_keys(self, screen: str, allow: bool) -> str | None:
-        """The key that picks the dialog's option labelled Yes (or No), found by its label, never by its
-        position; Escape to refuse a dialog with no such option. None when no such option can be told."""
-        rows = screen.rstrip().splitlines()[-15:]
-        for row in rows:
-            match = _OPTION.match(row)
-            if match and match.group(2).strip().lower().startswith("yes" if allow else "no"):
-                return match.group(1)
-        if not allow and any("Esc to cancel" in row or "esc to cancel" in row for row in rows):
+        """The key that picks the dialog's option meaning "yes, this once" (or "no"), found by its label, never
+        by its position; Escape to refuse a dialog with no such option. None when no such option can be told.
+
+        An option that grants more than this one call ("Yes, and don't ask again", "Allow for this session",
+        "always allow") is never what an approval means: the CLI would write a standing rule."""
+        rows = screen.rstrip().splitlines()[-20:]
+        options = [(match.group(1), match.group(2).strip().lower()) for row in rows
+                   if (match := _OPTION.match(row)) is not None]
+        wanted = _ALLOW if allow else _DENY
+        for key, label in options:
+            if wanted.match(label) and not (allow and _STANDING.search(label)):
+                return key
+        if not allow and any("esc to cancel" in row.lower() for row in rows):
             return "Escape"
         return None
 
 
-_OPTION = re.compile(r"^\s*[│ ]*(?:❯\s*)?(\d+)\.\s+(.+)$")
+# A numbered option, as each CLI marks the selected one: Claude `❯`, Codex `›`, Gemini `●` (inside a box).
+_OPTION = re.compile(r"^\s*(?:│\s*)*(?:[❯›●]\s*)?(\d+)\.\s+(.+?)\s*│?\s*$")
+_ALLOW = re.compile(r"(?:yes|allow|approve|proceed|run)\b")
+_DENY = re.compile(r"(?:no|deny|reject|don't allow|do not allow)\b")
+# Words of a standing permission: more than the one call the human approved.
+_STANDING = re.compile(r"always|don't ask|do not ask|for this session|for the session|this session|auto mode"
+                       r"|from now on|every time|all commands|allowlist|remember", re.IGNORECASE)
