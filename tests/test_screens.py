@@ -173,3 +173,16 @@ def test_approve_never_picks_a_standing_permission() -> None:
     dialog = "Run it?\n› 1. Yes, and don't ask again (p)\n  2. Allow for this session\n  3. No (esc)\n"
     assert get_profile("codex").answer_keys(dialog, True) is None
     assert get_profile("codex").answer_keys(dialog, False) == "3"
+
+
+@pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
+def test_a_screen_read_as_the_engine_captures_it_reads_the_same(cli: str) -> None:
+    """The engine captures with `capture-pane -J`, which keeps trailing spaces, in a 160x48 pane where Codex and
+    aider paint blank rows with spaces: the verdict must not depend on that padding."""
+    profile = get_profile(cli)
+    for path in sorted((FIXTURES / cli / "screens").glob("*.txt")):
+        text = path.read_text()
+        padded = "\n".join(row.ljust(160) for row in text.rstrip("\n").split("\n")) + "\n" + (" " * 160 + "\n") * 40
+        assert profile.read(padded) == profile.read(text), path.name
+        assert profile.screen is not None
+        assert profile.screen.progress_key(padded) == profile.screen.progress_key(text), path.name

@@ -91,7 +91,7 @@ class ScreenRules:
     turn_end: re.Pattern[str] | None = None
 
     def read(self, screen: str) -> Reading:
-        rows = screen.rstrip("\n").split("\n")[-self.lines:]
+        rows = self._rows(screen)
         for weak in (False, True):
             for index in range(len(rows) - 1, -1, -1):
                 line = rows[index]
@@ -104,6 +104,13 @@ class ScreenRules:
                         return Reading(None)  # still streaming its answer, or ambiguous: never guessed idle
                     return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
         return Reading(None)
+
+    def _rows(self, screen: str) -> list[str]:
+        """The screen's last `lines` rows that show anything, without trailing blanks: a real pane captured
+        with `-J` keeps trailing spaces, and Codex and aider paint empty rows with spaces, so a window over raw
+        rows can hold nothing but blanks."""
+        rows = [row.rstrip() for row in screen.split("\n")]
+        return [row for row in rows if row][-self.lines:]
 
     def _turn_ended(self, rows: list[str], box: int) -> bool:
         """Whether the turn of the last prompt submitted above the input box (at or above row `box`) is over:
@@ -118,8 +125,7 @@ class ScreenRules:
 
     def progress_key(self, screen: str) -> str:
         """A digest of the screen that changes only when its content does, not when it merely animates."""
-        rows = screen.rstrip("\n").split("\n")[-self.lines:]
-        text = "\n".join(rows)
+        text = "\n".join(self._rows(screen))
         for pattern in self.volatile:
             text = pattern.sub("", text)
         text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
