@@ -83,3 +83,12 @@ def test_approve_with_nothing_to_approve_is_a_clear_error(sandbox: Sandbox) -> N
     done = sandbox.sv("approve", "auth", check=False)
     assert done.returncode == 1
     assert "auth is not waiting for an approval (it is idle)" in done.stderr
+
+
+def test_a_waiting_reason_goes_when_the_state_leaves_waiting(sandbox: Sandbox) -> None:
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "s", ASKS))
+    assert sandbox.wait_state("auth", "waiting")["waiting_reason"]
+    sandbox.sv("stop", "auth")
+    agent = json.loads(sandbox.sv("show", "auth", "--json").stdout)
+    assert (agent["state"], agent["waiting_reason"]) == ("stopped", None)

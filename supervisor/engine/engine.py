@@ -387,6 +387,8 @@ class Engine:
         previous = agent.state
         agent.state = state
         agent.state_since = now
+        if state != State.WAITING:
+            agent.waiting_reason = None  # whatever path leaves `waiting`: a reason shown later would be stale
         live = self.live.get(agent.name)
         if live is not None and live.last_output:
             agent.last_activity_at = live.last_output
