@@ -131,8 +131,7 @@ class SlackServer:
     def reply(self, thread_ts: str, text: str, user: str = "U0HUMAN") -> str:
         """A human's reply in a thread (what `conversations.replies` then returns)."""
         with self._lock:
-            self._ts += 1
-            ts = f"1700000000.{self._ts:06d}"
+            ts = self._next_ts()
             self.messages.append({"path": "human", "thread_ts": thread_ts, "text": text, "user": user, "ts": ts})
         return ts
 
@@ -140,6 +139,11 @@ class SlackServer:
         with self._lock:
             found = [m for m in self.messages if m.get("ts") == thread_ts or m.get("thread_ts") == thread_ts]
         return sorted(found, key=lambda m: float(m["ts"]))
+
+    def _next_ts(self) -> str:
+        """A message's ts as Slack makes it: the time it was stored, in microseconds, unique in the channel."""
+        self._ts = max(self._ts + 1, int(time.time() * 1_000_000))
+        return f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
 
     def posted(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -173,8 +177,7 @@ class SlackServer:
             self._release.wait(60)
             return 500, {}, {"ok": False, "error": "internal_error"}
         with self._lock:
-            self._ts += 1
-            ts = f"1700000000.{self._ts:06d}"
+            ts = self._next_ts()
             self.messages.append({"path": path, **body, "metadata": metadata, "channel_id": CHANNEL_ID, "ts": ts,
                                   "at": time.time(), "bot_id": "B0SUPER"})
         if hold == "accepted":
