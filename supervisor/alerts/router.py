@@ -3,9 +3,10 @@
 - An alert is identified by (subject, trigger). The subject is the agent, unless the trigger event names
   another (core/subjects.py): the agents whose panes went with supervisor's tmux server are one alert about
   `tmux:`, naming them all, not one `exited` each.
-- A condition (waiting, stalled, deadlock) that fires again while
-  it holds is a duplicate; a one-off trigger (done, exited, ...) is a new occurrence each time it fires.
-- Items about one subject are collected for `group_wait` from the first one, then written as one message.
+- A condition (waiting, stalled, deadlock) that fires again while it holds is a duplicate; a one-off trigger
+  (done, exited, ...) is a new occurrence each time it fires.
+- Items about one agent are collected for `group_wait` from the first one, then written as one message; those
+  about another subject, for `group_wait` after the last one.
 - A condition still true `repeat_after` after the human was told is told again; when it clears after the human
   was told, a "resolved" follow-up goes out. One that clears before anyone was told is never sent.
 - Routing: triggers not in `notify_on` stay quiet; a helper's `done` goes to its parent (an alert with route
@@ -147,7 +148,9 @@ class Router:
                        (agent, trigger, occurrence, since, evidence))
             merging = pending is not None and pending[0] == FIRING and not pending[1]
             count = pending[2] + 1 if merging else 1
-            queued = pending[3] if pending is not None else ts
+            # A subject's group waits for the last of its agents (a server takes them all within a tick or
+            # two, maybe across an engine restart); an agent's waits from its first item.
+            queued = pending[3] if pending is not None and agent == name else ts
             first_since = min(pending[4], since) if merging else since
             _put_pending(db, agent, trigger, FIRING, 0, count, queued, first_since, None, evidence)
             return
