@@ -668,14 +668,15 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if not alerts:
             print("no alerts")
             return 0
-        rows = [["ID", "AGE", "AGENT", "STATUS", "TRIGGERS", "DELIVERY"]]
+        rows = [["ID", "AGE", "ABOUT", "STATUS", "TRIGGERS", "DELIVERY"]]
         for alert in reversed(alerts):
             triggers = ",".join(item["trigger"] for item in alert["items"])
             deliveries = ", ".join(
                 f"{d['channel']} {d['status']}" + (f" ({d['attempts']} tries: {d['last_error']})"
                                                    if d["status"] == "pending" and d["last_error"] else "")
                 for d in alert["deliveries"]) or ("to " + alert["route"] if alert["route"] != "human" else "-")
-            rows.append([str(alert["id"]), _age(alert["created"]), alert["agent"], alert["status"], triggers,
+            about = alert["agent"] or f"{alert['subject']} ({', '.join(alert['agents'])})"
+            rows.append([str(alert["id"]), _age(alert["created"]), about[:60], alert["status"], triggers,
                          deliveries[:120]])
         print(_table(rows))
         return 0
@@ -694,7 +695,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     elif not found:
         print("no silences")
     else:
-        rows = [["ID", "AGENT", "TRIGGER", "REMAINING", "UNTIL"]]
+        rows = [["ID", "ABOUT", "TRIGGER", "REMAINING", "UNTIL"]]
         rows += [[str(s["id"]), s["agent"] or "*", s["trigger"] or "*", s["remaining"], s["until"]] for s in found]
         print(_table(rows))
     return 0
@@ -826,11 +827,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("test", help="send a test alert on every configured channel and report each result")
     a.add_argument("--json", action="store_true")
     a = actions.add_parser("ls", help="recent alerts and their delivery on each channel")
-    a.add_argument("agent", nargs="?", help="only this agent's alerts")
+    a.add_argument("agent", nargs="?", help="only alerts about this agent (or naming it), or a subject such as tmux:")
     a.add_argument("--limit", type=int, default=20)
     a.add_argument("--json", action="store_true")
     a = actions.add_parser("snooze", help="hold back alerts about an agent and/or a trigger for a while")
-    a.add_argument("agent", nargs="?", help="the agent (default: every agent; then --trigger is needed)")
+    a.add_argument("agent", nargs="?", help="the agent, or another subject such as tmux: (default: every one; "
+                   "then --trigger is needed)")
     a.add_argument("--trigger", help="only this trigger: waiting, stalled, done, exited, ...")
     a.add_argument("--for", dest="duration", default="1h", help="how long, e.g. 30m or 2h (default 1h)")
     a = actions.add_parser("unsnooze", help="end a silence (by AGENT/--trigger, or --id)")

@@ -1,8 +1,10 @@
 """Real local servers for the alert channels: a Slack Web API stand-in over HTTP and SMTP through aiosmtpd.
 
-SlackServer speaks what supervisor uses: `chat.postMessage` and `auth.test` (JSON or form bodies, bearer token)
-and an incoming-webhook path. It can answer with scripted failures (429 with Retry-After, 500), sleep before
-answering, and be stopped and started again on the same port (a channel that is down, then up).
+SlackServer speaks what supervisor uses: `chat.postMessage` (keeping each message's metadata), `auth.test`,
+`conversations.history`, `conversations.replies` and `conversations.list` (JSON or form bodies, bearer token;
+the channel `#agents` has the id C0AGENTS, which the reads require, as Slack's do) and an incoming-webhook path.
+It can answer with scripted failures (429 with Retry-After, 500), sleep before answering, hold a post (before
+or after accepting it) until the test lets it go, and be stopped and started again on the same port.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 TOKEN = "xoxb-test-token-0123456789"
 WEBHOOK_PATH = "/services/T0000/B0000/webhooksecret0123"
+CHANNEL_ID = "C0AGENTS"
+CHANNEL_NAME = "agents"
 
 
 class PortHold:
@@ -76,6 +80,9 @@ class SlackServer:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
+    _holding: tuple[str, int] | None = None  # (when, posts to let through first): see hold_post
+    held: threading.Event = field(default_factory=threading.Event)  # a held post has arrived (and is waiting)
+    _release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def port(self) -> int:
@@ -88,6 +95,17 @@ class SlackServer:
     @property
     def webhook_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
+    def hold_post(self, when: str, after: int = 0) -> None:
+        """Hold the post after the next `after` ones: `accepted` stores it first (it is in the channel, its
+        answer not yet sent), `arrived` does not (it never reaches the channel). `held` is set once it waits;
+        `let_go` ends the wait (an accepted post is then answered, an arrived one dropped with a 500)."""
+        assert when in ("accepted", "arrived")
+        with self._lock:
+            self._holding = (when, after)
+
+    def let_go(self) -> None:
+        self._release.set()
 
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
@@ -103,6 +121,7 @@ class SlackServer:
         return self
 
     def stop(self) -> None:
+        self._release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -112,8 +131,7 @@ class SlackServer:
     def reply(self, thread_ts: str, text: str, user: str = "U0HUMAN") -> str:
         """A human's reply in a thread (what `conversations.replies` then returns)."""
         with self._lock:
-            self._ts += 1
-            ts = f"1700000000.{self._ts:06d}"
+            ts = self._next_ts()
             self.messages.append({"path": "human", "thread_ts": thread_ts, "text": text, "user": user, "ts": ts})
         return ts
 
@@ -122,9 +140,82 @@ class SlackServer:
             found = [m for m in self.messages if m.get("ts") == thread_ts or m.get("thread_ts") == thread_ts]
         return sorted(found, key=lambda m: float(m["ts"]))
 
+    def _next_ts(self) -> str:
+        """A message's ts as Slack makes it: the time it was stored, in microseconds, unique in the channel."""
+        self._ts = max(self._ts + 1, int(time.time() * 1_000_000))
+        return f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
+
     def posted(self) -> list[dict[str, Any]]:
         with self._lock:
             return [m for m in self.messages if m["path"].endswith("chat.postMessage")]
+
+    def calls(self, method: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == f"/api/{method}"]
+
+    def _held(self) -> str | None:
+        """Whether this post is the one to hold, and when."""
+        with self._lock:
+            if self._holding is None:
+                return None
+            when, after = self._holding
+            if after > 0:
+                self._holding = (when, after - 1)
+                return None
+            self._holding = None
+        return when
+
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        if not body.get("channel") or not body.get("text"):
+            return 200, {}, {"ok": False, "error": "no_text"}
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):  # a form body carries it as JSON text
+            metadata = json.loads(metadata)
+        hold = self._held()
+        if hold == "arrived":
+            self.held.set()
+            self._release.wait(60)
+            return 500, {}, {"ok": False, "error": "internal_error"}
+        with self._lock:
+            ts = self._next_ts()
+            self.messages.append({"path": path, **body, "metadata": metadata, "channel_id": CHANNEL_ID, "ts": ts,
+                                  "at": time.time(), "bot_id": "B0SUPER"})
+        if hold == "accepted":
+            self.held.set()
+            self._release.wait(60)
+        return 200, {}, {"ok": True, "channel": CHANNEL_ID, "ts": ts, "message": {"text": body["text"], "ts": ts}}
+
+    def _read(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        """conversations.history (top-level messages, newest first), .replies (a thread, oldest first) and
+        .list, paged by `limit` and `cursor`; metadata only with include_all_metadata, as Slack does."""
+        if method == "conversations.list":
+            return 200, {}, {"ok": True, "channels": [{"id": CHANNEL_ID, "name": CHANNEL_NAME, "is_channel": True}],
+                             "response_metadata": {"next_cursor": ""}}
+        if body.get("channel") != CHANNEL_ID:
+            return 200, {}, {"ok": False, "error": "channel_not_found"}
+        oldest = float(body.get("oldest") or 0)
+        with self._lock:
+            stored = [m for m in self.messages if m["path"] != WEBHOOK_PATH]
+        if method == "conversations.replies":
+            thread = str(body.get("ts"))
+            if not any(m["ts"] == thread for m in stored):
+                return 200, {}, {"ok": False, "error": "thread_not_found"}
+            found = sorted((m for m in stored if m["ts"] == thread or m.get("thread_ts") == thread),
+                           key=lambda m: float(m["ts"]))
+            found = [m for m in found if m["ts"] == thread or float(m["ts"]) > oldest]
+        else:
+            top = [m for m in stored if not m.get("thread_ts") or m.get("reply_broadcast") in (True, "true", "1")]
+            found = sorted((m for m in top if float(m["ts"]) > oldest), key=lambda m: -float(m["ts"]))
+        start = int(body.get("cursor") or 0)
+        limit = int(body.get("limit") or 100)
+        page = found[start:start + limit]
+        more = start + limit < len(found)
+        keys = {"ts", "text", "user", "thread_ts", "bot_id"}
+        if str(body.get("include_all_metadata")).lower() in ("1", "true"):
+            keys.add("metadata")
+        messages = [{k: v for k, v in m.items() if k in keys and v is not None} for m in page]
+        return 200, {}, {"ok": True, "messages": messages, "has_more": more,
+                         "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def _answer(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         with self._lock:
@@ -145,19 +236,10 @@ class SlackServer:
         if path == "/api/auth.test":
             return 200, {}, {"ok": True, "team": "Test Team", "user": "supervisor", "url": "https://test.slack.com/"}
         if path == "/api/chat.postMessage":
-            if not body.get("channel") or not body.get("text"):
-                return 200, {}, {"ok": False, "error": "no_text"}
-            with self._lock:
-                self._ts += 1
-                ts = f"1700000000.{self._ts:06d}"
-                channel = "C0AGENTS"
-                self.messages.append({"path": path, **body, "ts": ts, "at": time.time(), "bot_id": "B0SUPER"})
-            return 200, {}, {"ok": True, "channel": channel, "ts": ts, "message": {"text": body["text"], "ts": ts}}
-        if path.startswith("/api/conversations.replies"):
-            thread, oldest = str(body.get("ts")), float(body.get("oldest") or 0)
-            messages = [{k: v for k, v in m.items() if k in ("ts", "text", "user", "thread_ts", "bot_id")}
-                        for m in self.thread_messages(thread) if float(m["ts"]) > oldest or m["ts"] == thread]
-            return 200, {}, {"ok": True, "messages": messages, "has_more": False}
+            return self._post(path, body)
+        method = path.removeprefix("/api/")
+        if method in ("conversations.history", "conversations.replies", "conversations.list"):
+            return self._read(method, body)
         return 404, {}, {"ok": False, "error": "unknown_method"}
 
 

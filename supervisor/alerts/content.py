@@ -1,5 +1,6 @@
 """What an alert says (SPEC §8): the repo, the agent, each trigger, what it was doing, for how long, and the
-exact command to act. One `AlertContent` is one message about one agent; it may group several triggers.
+exact command to act. One `AlertContent` is one message about one subject (an agent, or e.g. supervisor's tmux
+server, naming the agents it concerns: core/subjects.py); it may group several triggers.
 
 The content is composed once, when the router writes the alert to the outbox, and stored as JSON, so every
 channel (and every retry after a restart) sends the same words. Only "how late is this" is computed at send time.
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from supervisor.core import subjects
 from supervisor.core.durations import format_duration
 
 FIRING = "firing"
@@ -41,13 +43,14 @@ class Item:
 @dataclass(frozen=True)
 class AlertContent:
     repo: str
-    agent: str
+    agent: str  # the subject: an agent's name, or e.g. `tmux:` (then `agents` names the agents concerned)
     items: tuple[Item, ...]
     created: float
     task: str | None = None
     screen: tuple[str, ...] = ()
     alert_id: int = 0  # the outbox id; 0 for a test alert
     test: bool = False
+    agents: tuple[str, ...] = ()
 
     # -- (de)serialisation ----------------------------------------------------------------------------
 
@@ -59,9 +62,18 @@ class AlertContent:
         data = json.loads(text)
         items = tuple(Item(**item) for item in data.pop("items"))
         data["screen"] = tuple(data.get("screen") or ())
+        data["agents"] = tuple(data.get("agents") or ())
         return cls(items=items, **data)
 
     # -- pieces ---------------------------------------------------------------------------------------
+
+    @property
+    def about_agent(self) -> bool:
+        return subjects.is_agent(self.agent)
+
+    @property
+    def label(self) -> str:
+        return subjects.label(self.agent)
 
     @property
     def firing(self) -> list[Item]:
@@ -103,12 +115,16 @@ class AlertContent:
         first = (self.firing or self.resolved)[0]
         names = ", ".join(dict.fromkeys(item.trigger for item in self.firing)) or \
             "resolved " + ", ".join(dict.fromkeys(item.trigger for item in self.resolved))
-        return _clip(f"{self.repo}: {self.agent} {names} — {first.summary}", 180)
+        return _clip(f"{self.repo}: {self.label} {names} — {first.summary}", 180)
 
     def actions(self) -> list[str]:
         """The exact commands that act on this alert, most useful first."""
         if self.test:
             return ["supervisor alerts test"]
+        if not self.about_agent:
+            # Each agent it took with it needs its own restart; what else to do depends on the subject.
+            return [f"supervisor restart {name}" for name in self.agents] + ["supervisor ls"] \
+                if self.firing else ["supervisor ls"]
         name = self.agent
         commands: list[str] = []
         for item in self.firing:
@@ -147,7 +163,9 @@ class AlertContent:
         if self.test:
             lines.append("This is a test alert: the channel works.")
         else:
-            lines += [f"repo:  {self.repo}", f"agent: {self.agent}"]
+            lines += [f"repo:  {self.repo}"]
+            lines += [f"agent: {self.agent}"] if self.about_agent else \
+                [f"about: {self.label}", f"agents: {', '.join(self.agents) or '-'}"]
             lines += [f"- {self.item_line(item)}" for item in self.items]
             if self.task:
                 lines += ["", "task:", *("  " + line for line in _clip(self.task, TASK_CHARS).splitlines())]
@@ -168,8 +186,10 @@ class AlertContent:
             head = f":white_check_mark: *{_slack(self.repo)}*: test alert from supervisor; this channel works."
             return head
         mark = ":rotating_light:" if self.firing else ":white_check_mark:"
-        lines = [f"{mark} *{_slack(self.agent)}* in `{_slack(self.repo)}`"]
+        lines = [f"{mark} *{_slack(self.label)}* in `{_slack(self.repo)}`"]
         lines += [f"• {_slack(self.item_line(item))}" for item in self.items]
+        if not self.about_agent:
+            lines.append(f"*Agents:* {_slack(', '.join(self.agents) or '-')}")
         if self.task and self.firing:
             lines.append(f"*Task:* {_slack(_clip(self.task, TASK_CHARS))}")
         if self.screen and self.firing:
@@ -192,7 +212,9 @@ class AlertContent:
         return {
             "SUPERVISOR_ALERT_ID": str(self.alert_id),
             "SUPERVISOR_ALERT_REPO": self.repo,
-            "SUPERVISOR_ALERT_AGENT": self.agent,
+            "SUPERVISOR_ALERT_AGENT": self.agent if self.about_agent else "",
+            "SUPERVISOR_ALERT_SUBJECT": self.agent,
+            "SUPERVISOR_ALERT_AGENTS": " ".join(self.agents) if not self.about_agent else self.agent,
             "SUPERVISOR_ALERT_STATUS": "test" if self.test else self.status,
             "SUPERVISOR_ALERT_TRIGGER": first.trigger if first else "test",
             "SUPERVISOR_ALERT_TRIGGERS": " ".join(self.triggers()) or "test",
@@ -208,13 +230,14 @@ class AlertContent:
 
 
 def build(alert_id: int, repo: str, agent: str, items: list[Item], evidence: dict[str, Any], created: float,
-          secrets: tuple[str, ...] = ()) -> AlertContent:
-    """The content of one message; `evidence` is the newest trigger data (task, screen). Secrets are masked."""
+          secrets: tuple[str, ...] = (), agents: tuple[str, ...] = ()) -> AlertContent:
+    """The content of one message about subject `agent`; `evidence` is the newest trigger data (task, screen);
+    `agents`: the agents a non-agent subject concerns. Secrets are masked."""
     screen = [_clip(str(line).rstrip(), LINE_CHARS) for line in (evidence.get("screen") or []) if str(line).strip()]
     task = evidence.get("task")
     content = AlertContent(
         repo=repo, agent=agent, items=tuple(items), created=created,
-        task=str(task) if task else None, screen=tuple(screen[-SCREEN_LINES:]), alert_id=alert_id,
+        task=str(task) if task else None, screen=tuple(screen[-SCREEN_LINES:]), alert_id=alert_id, agents=agents,
     )
     if not secrets:
         return content

@@ -3,6 +3,11 @@
 A slow or dead channel only ever holds up its own worker: the watcher appends events and never waits on one,
 and the other channels keep going. Failures back off exponentially (capped); a rate limit's Retry-After
 pauses the whole channel, since Slack's limits are per method and workspace, not per message.
+
+Each attempt is recorded before the channel is called. One still recorded when a delivery comes up again (the
+engine died between the channel accepting it and the store marking it sent, or it timed out) may have got
+through: a channel that can read back what it sent (Slack with a bot token) is asked first, and what it
+finds is marked sent without posting again. The others (webhook, email, command, tmux) send again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from supervisor.alerts.channels import Channel, DeliveryFailed
+from supervisor.alerts.channels import Channel, DeliveryFailed, Recalling, Sent
 from supervisor.alerts.content import redact
 from supervisor.alerts.outbox import Delivery, Outbox
 
@@ -79,26 +84,50 @@ class DeliveryWorker:
 
     def attempt(self, channel: Channel, delivery: Delivery) -> None:
         key = channel.thread_key
-        thread = self.outbox.thread(delivery.agent, key) if key else None
+        thread = self.outbox.thread(delivery.subject, key) if key else None
         started = time.time()
         try:
-            sent = channel.send(delivery.content, thread, started)
+            sent = self._recall(channel, delivery, thread, key)
+            if sent is None:
+                self.outbox.begin(delivery, started)
+                sent = channel.send(delivery.content, thread, started)
         except Exception as exc:
-            if not isinstance(exc, DeliveryFailed):  # a bug or a library surprise: still a failed attempt
-                log.exception("alert %d to %s: unexpected error", delivery.alert, self.name)
-                exc = DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300])
-            error = redact(exc.message, channel.secrets)
-            if exc.retry_after is not None:
-                self.paused_until = time.time() + exc.retry_after
-                next_attempt = self.paused_until
-            else:
-                next_attempt = time.time() + backoff(delivery.attempts + 1)
-            log.warning("alert %d to %s not delivered (attempt %d): %s", delivery.alert, self.name,
-                        delivery.attempts + 1, error)
-            self.outbox.mark_failed(delivery, error, next_attempt)
+            self._failed(channel, delivery, exc)
             return
         if key and sent.thread and thread and sent.thread != thread:
-            self.outbox.forget_thread(delivery.agent, key)  # the old thread was lost; this one replaces it
+            self.outbox.forget_thread(delivery.subject, key)  # the old thread was lost; this one replaces it
         self.outbox.mark_sent(delivery, sent.detail, key, sent.thread)
-        log.info("alert %d about %s sent to %s in %.2fs (%s)", delivery.alert, delivery.agent, self.name,
+        log.info("alert %d about %s sent to %s in %.2fs (%s)", delivery.alert, delivery.subject, self.name,
                  time.time() - started, sent.detail)
+
+    def _recall(self, channel: Channel, delivery: Delivery, thread: str | None, key: str | None) -> Sent | None:
+        """What an earlier attempt that may have got through did post, if the channel can tell; else None."""
+        if delivery.in_flight is None or not isinstance(channel, Recalling):
+            return None
+        elsewhere = self.outbox.any_thread(key) if key and thread is None else None
+        try:
+            found = channel.recall(delivery.content, thread, delivery.in_flight, elsewhere)
+        except DeliveryFailed as exc:  # still unknown whether the earlier attempt got through
+            raise DeliveryFailed(f"could not look for an earlier attempt: {exc.message}", exc.retry_after,
+                                 maybe_sent=True) from None
+        if found is not None:
+            log.info("alert %d to %s: found already delivered by an attempt before a restart; not sent again",
+                     delivery.alert, self.name)
+        return found
+
+    def _failed(self, channel: Channel, delivery: Delivery, exc: Exception) -> None:
+        maybe_sent = True  # a bug or a library surprise: nothing tells whether it got through
+        if isinstance(exc, DeliveryFailed):
+            maybe_sent = exc.maybe_sent
+        else:
+            log.exception("alert %d to %s: unexpected error", delivery.alert, self.name)
+            exc = DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300])
+        error = redact(exc.message, channel.secrets)
+        if exc.retry_after is not None:
+            self.paused_until = time.time() + exc.retry_after
+            next_attempt = self.paused_until
+        else:
+            next_attempt = time.time() + backoff(delivery.attempts + 1)
+        log.warning("alert %d to %s not delivered (attempt %d): %s", delivery.alert, self.name,
+                    delivery.attempts + 1, error)
+        self.outbox.mark_failed(delivery, error, next_attempt, maybe_sent)

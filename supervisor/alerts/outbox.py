@@ -1,9 +1,14 @@
 """The durable outbox: every alert is written here before any channel sees it (SPEC §8, §11).
 
-One row in `alerts` is one message about one agent; one row in `alert_deliveries` per (alert, channel) tracks
+One row in `alerts` is one message about one subject (an agent, or e.g. `tmux:`: core/subjects.py; the
+`agent` columns of these tables hold the subject); one row in `alert_deliveries` per (alert, channel) tracks
 that channel's attempts. A delivery is marked sent in the same transaction that records its result (and the
 Slack thread it started), so after a crash only unsent deliveries are sent again. Per channel, deliveries go
-out in alert order per agent: a later alert about an agent never overtakes an earlier one that is retrying.
+out in alert order per subject: a later alert about one never overtakes an earlier one that is retrying.
+
+An attempt is recorded in `alert_attempts` before the channel is called and forgotten with its outcome, so a
+row left there after a crash is an attempt that may have got through: a channel that can read back what it
+sent (Slack with a bot token) looks for it before sending again.
 
 The router's own state (conditions, the groups being collected, silences) lives in tables created here too,
 so the whole alert pipeline's schema is in one place.
@@ -20,6 +25,7 @@ from typing import Any
 
 from supervisor.alerts.content import AlertContent
 from supervisor.alerts.content import iso as _iso
+from supervisor.core import subjects
 from supervisor.core.store import Store
 
 CURSOR_KEY = "alerts.cursor"
@@ -82,9 +88,15 @@ CREATE TABLE IF NOT EXISTS alert_threads (
     ref TEXT NOT NULL,                -- e.g. the Slack channel id and ts of the thread's first message
     PRIMARY KEY (agent, channel)
 );
+CREATE TABLE IF NOT EXISTS alert_attempts (
+    alert INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    started REAL NOT NULL,            -- the first attempt whose outcome is unknown (it may have got through)
+    PRIMARY KEY (alert, channel)
+);
 CREATE TABLE IF NOT EXISTS alert_silences (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent TEXT,                       -- NULL: every agent
+    agent TEXT,                       -- the subject (an agent, tmux:, ...), NULL: every one
     trigger TEXT,                     -- NULL: every trigger
     created REAL NOT NULL,
     until REAL NOT NULL
@@ -96,9 +108,14 @@ CREATE TABLE IF NOT EXISTS alert_silences (
 class Delivery:
     alert: int
     channel: str
-    agent: str
+    subject: str
     attempts: int
     content: AlertContent
+    in_flight: float | None = None  # an earlier attempt started then and may have got through
+
+
+def _event_agent(subject: str) -> str | None:
+    return subject if subjects.is_agent(subject) else None
 
 
 def ensure_schema(store: Store) -> None:
@@ -150,7 +167,7 @@ class Outbox:
     def next_delivery(self, channel: str, now: float) -> tuple[Delivery | None, float | None]:
         """The delivery to attempt now on `channel`, or None and when the next one falls due.
 
-        Only the oldest open delivery of each agent is a candidate, so alerts about one agent keep their order."""
+        Only the oldest open delivery of each subject is a candidate, so alerts about one keep their order."""
         with self.store.transaction() as db:
             rows = db.execute(
                 """
@@ -166,9 +183,24 @@ class Outbox:
             due = [row for row in rows if row[3] <= now]
             if not due:
                 return None, min((row[3] for row in rows), default=None)
-            alert, agent, attempts, _ = due[0]
+            alert, subject, attempts, _ = due[0]
             content = db.execute("SELECT content FROM alerts WHERE id = ?", (alert,)).fetchone()[0]
-        return Delivery(alert, channel, agent, attempts, AlertContent.from_json(content)), None
+            started = db.execute("SELECT started FROM alert_attempts WHERE alert = ? AND channel = ?",
+                                 (alert, channel)).fetchone()
+        return Delivery(alert, channel, subject, attempts, AlertContent.from_json(content),
+                        float(started[0]) if started else None), None
+
+    def any_thread(self, key: str) -> str | None:
+        """Any subject's thread on `key` (Slack: it tells the channel's id)."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT ref FROM alert_threads WHERE channel = ? LIMIT 1", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def begin(self, delivery: Delivery, started: float) -> None:
+        """Record, before the channel is called, that an attempt is under way (the first one stays)."""
+        with self.store.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO alert_attempts(alert, channel, started) VALUES (?, ?, ?)",
+                       (delivery.alert, delivery.channel, started))
 
     def thread(self, agent: str, key: str) -> str | None:
         with self.store.transaction() as db:
@@ -179,6 +211,7 @@ class Outbox:
         """Record a delivery as done, with the thread it started, in one transaction."""
         now = time.time()
         with self.store.transaction() as db:
+            db.execute("DELETE FROM alert_attempts WHERE alert = ? AND channel = ?", (delivery.alert, delivery.channel))
             db.execute(
                 "UPDATE alert_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, detail = ? "
                 "WHERE alert = ? AND channel = ? AND status = 'pending'",
@@ -186,28 +219,32 @@ class Outbox:
             )
             if thread_key and thread:
                 db.execute("INSERT OR IGNORE INTO alert_threads(agent, channel, ref) VALUES (?, ?, ?)",
-                           (delivery.agent, thread_key, thread))
+                           (delivery.subject, thread_key, thread))
             # The channel works again: what waits in backoff on it need not wait any longer.
             db.execute("UPDATE alert_deliveries SET next_attempt = ? WHERE channel = ? AND status = 'pending' "
                        "AND next_attempt > ?", (now, delivery.channel, now))
-            self.store._append(db, delivery.agent, "alert_sent",  # the event joins this transaction
+            self.store._append(db, _event_agent(delivery.subject), "alert_sent",  # joins this transaction
                                {"alert": delivery.alert, "channel": delivery.channel,
                                 "attempts": delivery.attempts + 1})
 
-    def mark_failed(self, delivery: Delivery, error: str, next_attempt: float) -> None:
+    def mark_failed(self, delivery: Delivery, error: str, next_attempt: float, maybe_sent: bool = False) -> None:
+        """Record a failed attempt; `maybe_sent`: it may have got through all the same (a timeout)."""
         with self.store.transaction() as db:
+            if not maybe_sent:
+                db.execute("DELETE FROM alert_attempts WHERE alert = ? AND channel = ?",
+                           (delivery.alert, delivery.channel))
             db.execute(
                 "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
                 "WHERE alert = ? AND channel = ? AND status = 'pending'",
                 (error, next_attempt, delivery.alert, delivery.channel),
             )
             if delivery.attempts == 0:  # the first failure is news; the retries are in `alerts ls`
-                self.store._append(db, delivery.agent, "alert_failed",  # the event joins this transaction
+                self.store._append(db, _event_agent(delivery.subject), "alert_failed",  # joins this transaction
                                    {"alert": delivery.alert, "channel": delivery.channel, "error": error})
 
-    def forget_thread(self, agent: str, key: str) -> None:
+    def forget_thread(self, subject: str, key: str) -> None:
         with self.store.transaction() as db:
-            db.execute("DELETE FROM alert_threads WHERE agent = ? AND channel = ?", (agent, key))
+            db.execute("DELETE FROM alert_threads WHERE agent = ? AND channel = ?", (subject, key))
 
     def retry_now(self, now: float) -> None:
         """Make every open delivery due (at start: a restart is a good moment to try again)."""
@@ -224,6 +261,9 @@ class Outbox:
                 f"WHERE status = 'pending' AND channel NOT IN ({marks})",
                 names,
             )
+            db.execute("DELETE FROM alert_attempts WHERE NOT EXISTS (SELECT 1 FROM alert_deliveries d "
+                       "WHERE d.alert = alert_attempts.alert AND d.channel = alert_attempts.channel "
+                       "AND d.status = 'pending')")
             return cursor.rowcount
 
     def prune(self, now: float) -> None:
@@ -233,16 +273,19 @@ class Outbox:
                 "WHERE d.alert = alerts.id AND d.status = 'pending')",
                 (now - KEEP_SECONDS,),
             )
+            db.execute("DELETE FROM alert_attempts WHERE alert NOT IN (SELECT id FROM alerts)")
 
     # reading ------------------------------------------------------------------------------------------
 
     def alerts(self, agent: str | None, limit: int) -> list[dict[str, Any]]:
-        """The newest alerts (of one agent, or all), newest first, with each channel's delivery."""
+        """The newest alerts (about one subject, or all), newest first, with each channel's delivery. An
+        agent's alerts include those about another subject that name it (its tmux server went, with it)."""
         query = "SELECT id, created, agent, route, status, content FROM alerts"
         args: list[Any] = []
         if agent is not None:
-            query += " WHERE agent = ?"
-            args.append(agent)
+            query += (" WHERE agent = ? OR (instr(agent, ':') > 0 AND json_valid(content) AND EXISTS "
+                      "(SELECT 1 FROM json_each(content, '$.agents') WHERE value = ?))")
+            args += [agent, agent]
         query += " ORDER BY id DESC LIMIT ?"
         args.append(max(1, min(limit, 1000)))
         with self.store.transaction() as db:
@@ -262,7 +305,9 @@ class Outbox:
         for alert_id, created, name, route, status, text in rows:
             content = AlertContent.from_json(text)
             result.append({
-                "id": alert_id, "created": _iso(created), "agent": name, "route": route, "status": status,
+                "id": alert_id, "created": _iso(created), "agent": name if subjects.is_agent(name) else None,
+                "subject": name, "agents": list(content.agents) if content.agents else [name],
+                "route": route, "status": status,
                 "title": content.title(), "actions": content.actions(),
                 "items": [{"trigger": i.trigger, "status": i.status, "summary": i.summary, "since": _iso(i.since),
                            "until": _iso(i.until), "repeat": i.repeat, "count": i.count} for i in content.items],

@@ -1,8 +1,12 @@
 """The alert router: trigger events in, grouped alerts out (Alertmanager's model, SPEC §8).
 
-- An alert is identified by (agent, trigger). A condition (waiting, stalled, deadlock) that fires again while
-  it holds is a duplicate; a one-off trigger (done, exited, ...) is a new occurrence each time it fires.
-- Items about one agent are collected for `group_wait` from the first one, then written as one message.
+- An alert is identified by (subject, trigger). The subject is the agent, unless the trigger event names
+  another (core/subjects.py): the agents whose panes went with supervisor's tmux server are one alert about
+  `tmux:`, naming them all, not one `exited` each.
+- A condition (waiting, stalled, deadlock) that fires again while it holds is a duplicate; a one-off trigger
+  (done, exited, ...) is a new occurrence each time it fires.
+- Items about one agent are collected for `group_wait` from the first one, then written as one message; those
+  about another subject, for `group_wait` after the last one.
 - A condition still true `repeat_after` after the human was told is told again; when it clears after the human
   was told, a "resolved" follow-up goes out. One that clears before anyone was told is never sent.
 - Routing: triggers not in `notify_on` stay quiet; a helper's `done` goes to its parent (an alert with route
@@ -24,6 +28,7 @@ from supervisor.alerts import silences
 from supervisor.alerts.content import FIRING, RESOLVED, AlertContent, Item, build
 from supervisor.alerts.outbox import Outbox, get_cursor, set_cursor
 from supervisor.config import ALERT_TRIGGERS, AlertsConfig
+from supervisor.core import subjects
 from supervisor.core.model import ENDED_STATES, parent_of
 from supervisor.core.store import Store
 from supervisor.core.triggers import STATEFUL, TRIGGER_EVENT
@@ -118,14 +123,18 @@ class Router:
             db.execute(f"DELETE FROM alert_pending WHERE agent = ? AND status = 'firing' AND trigger IN ({marks})",
                        (agent, *_STATEFUL))
 
-    def _trigger(self, db: sqlite3.Connection, ts: float, agent: str, data: dict[str, Any]) -> None:
+    def _trigger(self, db: sqlite3.Connection, ts: float, name: str, data: dict[str, Any]) -> None:
         trigger = data["trigger"]
         active = bool(data.get("active", True))
         since = float(data.get("since") or ts)
-        evidence = json.dumps(data, sort_keys=True, default=str)
+        agent = _subject(name, data)  # from here on, what the alert is about (the `agent` columns hold it)
         condition = _condition(db, agent, trigger)
-        pending = db.execute("SELECT status, repeat, count, queued, since FROM alert_pending "
+        pending = db.execute("SELECT status, repeat, count, queued, since, data FROM alert_pending "
                              "WHERE agent = ? AND trigger = ?", (agent, trigger)).fetchone()
+        if agent != name:  # every agent the subject's group concerns, so far
+            named = json.loads(pending[5]).get("agents", []) if pending is not None else []
+            data = {**data, "agents": sorted({*named, name})}
+        evidence = json.dumps(data, sort_keys=True, default=str)
         if active:
             if trigger in _STATEFUL and condition is not None and condition.firing:  # a duplicate: newer evidence only
                 db.execute("UPDATE alert_conditions SET data = ? WHERE agent = ? AND trigger = ?",
@@ -139,7 +148,9 @@ class Router:
                        (agent, trigger, occurrence, since, evidence))
             merging = pending is not None and pending[0] == FIRING and not pending[1]
             count = pending[2] + 1 if merging else 1
-            queued = pending[3] if pending is not None else ts
+            # A subject's group waits for the last of its agents (a server takes them all within a tick or
+            # two, maybe across an engine restart); an agent's waits from its first item.
+            queued = pending[3] if pending is not None and agent == name else ts
             first_since = min(pending[4], since) if merging else since
             _put_pending(db, agent, trigger, FIRING, 0, count, queued, first_since, None, evidence)
             return
@@ -199,23 +210,24 @@ class Router:
     # groups -------------------------------------------------------------------------------------------
 
     def flush(self, settings: Settings, now: float) -> int:
-        """Write one alert per agent whose group has waited group_wait; how many alerts were written."""
+        """Write one alert per subject whose group has waited group_wait; how many alerts were written."""
         written = 0
         with self.store.transaction() as db:
             agents = [row[0] for row in db.execute(
                 "SELECT agent FROM alert_pending GROUP BY agent HAVING MIN(queued) + ? <= ? ORDER BY MIN(queued)",
                 (settings.group_wait, now))]
             for agent in agents:
-                written += self._flush_agent(db, agent, settings, now)
+                written += self._flush_subject(db, agent, settings, now)
         return written
 
-    def _flush_agent(self, db: sqlite3.Connection, agent: str, settings: Settings, now: float) -> int:
+    def _flush_subject(self, db: sqlite3.Connection, agent: str, settings: Settings, now: float) -> int:
         rows = db.execute("SELECT trigger, status, repeat, count, since, until, data FROM alert_pending "
                           "WHERE agent = ? ORDER BY queued, trigger", (agent,)).fetchall()
         db.execute("DELETE FROM alert_pending WHERE agent = ?", (agent,))
         active = silences.active(db, now)
         routed: dict[str, list[Item]] = {ROUTE_HUMAN: [], ROUTE_PARENT: []}
         evidence: dict[str, dict[str, Any]] = {}
+        agents: dict[str, None] = {}  # the agents a non-agent subject's alert names, in order
         for trigger, status, repeat, count, since, until, data in rows:
             route = self.route(agent, trigger, settings)
             if route is None:
@@ -235,12 +247,16 @@ class Router:
             details = json.loads(data)
             extra = {key: value for key, value in details.items()
                      if key in _EVIDENCE_SHOWN and _small(value)}
-            routed[route].append(Item(trigger=trigger, status=status, summary=str(details.get("summary") or trigger),
+            summary = details.get("summary") or trigger
+            if not subjects.is_agent(agent):
+                agents.update(dict.fromkeys(str(name) for name in details.get("agents") or ()))
+                summary = details.get("subject_summary") or summary
+            routed[route].append(Item(trigger=trigger, status=status, summary=str(summary),
                                       since=float(since), until=until, repeat=int(repeat), count=int(count),
                                       evidence=extra))
             merged = evidence.setdefault(route, {})
-            for key in ("task", "screen"):  # the newest item that has them speaks for the group
-                if details.get(key):
+            for key in ("task", "screen") if subjects.is_agent(agent) else ():  # one agent's, not a subject's
+                if details.get(key):  # the newest item that has them speaks for the group
                     merged[key] = details[key]
         written = 0
         for route, items in routed.items():
@@ -253,23 +269,38 @@ class Router:
             details = evidence[route]
 
             def compose(alert_id: int, items: list[Item] = items, details: dict[str, Any] = details) -> AlertContent:
-                return build(alert_id, settings.repo, agent, items, details, now, settings.secrets)
+                return build(alert_id, settings.repo, agent, items, details, now, settings.secrets, tuple(agents))
 
             alert_id = Outbox.add(db, compose, agent, route, triggers, status, channels, now)
             recipient = {"to": parent_of(agent)} if route == ROUTE_PARENT else {"channels": list(channels)}
-            self.store._append(db, agent, "alert", {"alert": alert_id, "triggers": triggers,  # same transaction
-                                                    "status": status, "route": route, **recipient})
+            about = {} if subjects.is_agent(agent) else {"subject": agent, "agents": list(agents)}
+            self.store._append(db, _event_agent(agent), "alert",  # same transaction
+                               {"alert": alert_id, "triggers": triggers, "status": status, "route": route,
+                                **recipient, **about})
             written += 1
         return written
 
     @staticmethod
     def route(agent: str, trigger: str, settings: Settings) -> str | None:
-        """Who hears about `trigger` of `agent`: the human, the agent's parent, or nobody (None)."""
-        if trigger == "done" and parent_of(agent) is not None and not settings.helper_done_to_human:
+        """Who hears about `trigger` of subject `agent`: the human, the agent's parent, or nobody (None)."""
+        if trigger == "done" and subjects.is_agent(agent) and parent_of(agent) is not None \
+                and not settings.helper_done_to_human:
             return ROUTE_PARENT
         if trigger in ALERT_TRIGGERS and trigger not in settings.notify_on:
             return None
         return ROUTE_HUMAN
+
+
+def _subject(agent: str, data: dict[str, Any]) -> str:
+    """What a trigger event is about: the subject it names (never an agent's name: that would let one agent's
+    event speak for another), else its agent."""
+    named = data.get("subject")
+    return named if isinstance(named, str) and named and not subjects.is_agent(named) else agent
+
+
+def _event_agent(subject: str) -> str | None:
+    """The `agent` of an event about `subject`: the log's agent column names agents only."""
+    return subject if subjects.is_agent(subject) else None
 
 
 def _condition(db: sqlite3.Connection, agent: str, trigger: str) -> _Condition | None:

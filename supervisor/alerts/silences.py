@@ -1,6 +1,7 @@
 """Silences: "snooze this agent (or this trigger) for a while", kept in the store so they survive restarts.
 
-A silence matches an alert item when its agent (or any agent) and its trigger (or any trigger) match. A firing
+A silence matches an alert item when its subject (an agent, or e.g. `tmux:`; or anything) and its trigger (or
+any trigger) match. The `agent` column holds the subject (core/subjects.py). A firing
 condition kept back by a silence is told when the silence ends, if it still holds (Alertmanager's model);
 one-off occurrences during a silence are dropped.
 """
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.alerts.content import iso
+from supervisor.core import subjects
 from supervisor.core.durations import format_duration, parse_duration
-from supervisor.core.model import validate_name
 from supervisor.core.triggers import Trigger
 from supervisor.errors import UsageError
 
@@ -26,20 +27,21 @@ class Silence:
     created: float
     until: float
 
-    def matches(self, agent: str, trigger: str) -> bool:
-        return self.agent in (None, agent) and self.trigger in (None, trigger)
+    def matches(self, subject: str, trigger: str) -> bool:
+        return (self.agent is None or subjects.covers(self.agent, subject)) and self.trigger in (None, trigger)
 
     def view(self, now: float) -> dict[str, Any]:
-        return {"id": self.id, "agent": self.agent, "trigger": self.trigger, "created": iso(self.created),
+        return {"id": self.id, "agent": self.agent, "subject": self.agent, "trigger": self.trigger,
+                "created": iso(self.created),
                 "until": iso(self.until), "remaining": format_duration(self.until - now)}
 
 
 def check_target(agent: str | None, trigger: str | None) -> None:
     if agent is None and trigger is None:
-        raise UsageError("say what to snooze: an agent, a trigger, or both",
+        raise UsageError("say what to snooze: an agent (or another subject such as tmux:), a trigger, or both",
                          hint="e.g. `supervisor alerts snooze auth --for 1h` or `--trigger stalled`")
     if agent is not None:
-        validate_name(agent)
+        subjects.check(agent)
     if trigger is not None and trigger not in set(Trigger):
         raise UsageError(f"unknown trigger {trigger!r}", hint=f"triggers: {', '.join(Trigger)}")
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from supervisor.agents import get_profile
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
+from supervisor.core import subjects
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
@@ -56,6 +57,7 @@ SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, esc
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
 _CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
 _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
+SERVER_ENDED = "the tmux server ended and took its agents with it: restart them"
 
 
 @dataclass
@@ -255,7 +257,11 @@ class Watcher:
             agent.exit_code = None
             with engine.store.transaction():
                 engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
-                fire(engine.store, agent, Trigger.EXITED, agent.reason)
+                if same_server:
+                    fire(engine.store, agent, Trigger.EXITED, agent.reason)
+                else:  # every agent on it went with the server: one alert about the server names them all
+                    fire(engine.store, agent, Trigger.EXITED, agent.reason, subject=subjects.TMUX,
+                         subject_summary=SERVER_ENDED)
             return
         if pane.dead:
             self._ended(agent, pane, now)

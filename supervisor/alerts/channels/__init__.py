@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.alerts.channels.base import Channel, DeliveryFailed, Reachability, Sent
+from supervisor.alerts.channels.base import Channel, DeliveryFailed, Reachability, Recalling, Sent
 from supervisor.config import AlertsConfig
 from supervisor.tmux.server import Tmux
 
-__all__ = ["Channel", "DeliveryFailed", "Reachability", "Sent", "build_channels", "configured_names"]
+__all__ = ["Channel", "DeliveryFailed", "Reachability", "Recalling", "Sent", "build_channels", "configured_names"]
 
 
 def configured_names(config: AlertsConfig, tmux_available: bool = True) -> tuple[str, ...]:
@@ -35,7 +35,7 @@ def build_channels(config: AlertsConfig, repo_root: Path, instance: str, tmux: T
     secrets = tuple(s for s in ((config.slack.token, config.slack.webhook_url) if config.slack else ()) if s)
     secrets += (config.email.password,) if config.email and config.email.password else ()
     if config.slack is not None:
-        channels["slack"] = SlackChannel(config.slack)
+        channels["slack"] = SlackChannel(config.slack, instance)
     if config.email is not None:
         channels["email"] = EmailChannel(config.email, instance)
     if config.command:

@@ -3,7 +3,7 @@ system's CAs plus `ca_file`; or plain, for a local relay.
 
 STARTTLS is never optional: a server that does not offer it is a failed delivery, not a silent downgrade. Each
 alert has a stable Message-ID (a resend after a crash is the same message to a mail client) and refers to one
-per-agent thread id, so a mail client threads the alerts about one agent together.
+thread id per subject (an agent, or e.g. supervisor's tmux server), so a mail client threads them together.
 """
 
 from __future__ import annotations
@@ -75,7 +75,11 @@ class EmailChannel:
             agent = hashlib.sha256(alert.agent.encode()).hexdigest()[:16]
             message["References"] = f"<agent.{agent}@{domain}>"
             message["In-Reply-To"] = f"<agent.{agent}@{domain}>"
-        message["X-Supervisor-Agent"] = alert.agent
+        if alert.about_agent:
+            message["X-Supervisor-Agent"] = alert.agent
+        else:
+            message["X-Supervisor-Subject"] = alert.agent
+            message["X-Supervisor-Agents"] = " ".join(alert.agents)
         message["X-Supervisor-Status"] = "test" if alert.test else alert.status
         message.set_content(alert.text(now))
         return message

@@ -1,6 +1,11 @@
 """Slack through slack-sdk: a bot token posting with `chat.postMessage` (alerts about one agent in one thread),
 or an incoming webhook. `base_url` points the Web API elsewhere (Enterprise Grid, a test server).
 
+With a bot token every alert carries a unique id in Slack's message metadata (`event_type` supervisor_alert,
+`event_payload.id` = this repository's instance id and the alert's id), so a message whose post may have got
+through before a crash is looked for (`conversations.replies` in its thread, `conversations.history` for a
+thread's first message) instead of being posted twice. A webhook cannot be read back: at least once.
+
 slack-sdk's own retry handlers are off: the outbox owns retries, so a 429's Retry-After pauses the channel
 instead of blocking a thread inside the SDK. The SDK's logger is capped at WARNING, so its debug output (which
 includes request headers, and so the token) never reaches the engine log.
@@ -8,7 +13,10 @@ includes request headers, and so the token) never reaches the engine log.
 
 from __future__ import annotations
 
+import http.client
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -24,13 +32,20 @@ _SDK_LOG = logging.getLogger("supervisor.alerts.slack_sdk")
 _SDK_LOG.setLevel(logging.WARNING)
 # Replies in a thread whose first message is gone: start a new thread rather than retry forever.
 _LOST_THREAD = frozenset({"thread_not_found", "message_not_found", "invalid_thread_ts"})
+EVENT_TYPE = "supervisor_alert"
+SKEW = 900.0  # how far before an attempt's start to look for it: Slack's clock is not ours
+PAGES = 10  # pages of 200 messages looked through at most
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+log = logging.getLogger(__name__)
 
 
 class SlackChannel:
     name = "slack"
 
-    def __init__(self, config: SlackConfig, timeout: int = TIMEOUT) -> None:
+    def __init__(self, config: SlackConfig, instance: str = "", timeout: int = TIMEOUT) -> None:
         self.config = config
+        self.instance = instance  # tells this repository's alerts from another's in the same channel
+        self._channel_id: str | None = None
         self.web: WebClient | None = None
         self.webhook: WebhookClient | None = None
         if config.token and config.channel:
@@ -50,19 +65,23 @@ class SlackChannel:
     def secrets(self) -> tuple[str, ...]:
         return tuple(secret for secret in (self.config.token, self.config.webhook_url) if secret)
 
+    def event_id(self, alert: AlertContent) -> str:
+        return f"{self.instance}:{alert.alert_id}"
+
     def send(self, alert: AlertContent, thread: str | None, now: float) -> Sent:
         text = alert.slack_text(now)
         if self.web is None:
             return self._send_webhook(text)
+        metadata = None if alert.test else {"event_type": EVENT_TYPE, "event_payload": {"id": self.event_id(alert)}}
         try:
-            return self._post(text, thread, broadcast=alert.status == FIRING)
+            return self._post(text, thread, broadcast=alert.status == FIRING, metadata=metadata)
         except _ThreadLost:
-            return self._post(text, None, broadcast=False)
+            return self._post(text, None, broadcast=False, metadata=metadata)
 
-    def _post(self, text: str, thread: str | None, broadcast: bool) -> Sent:
+    def _post(self, text: str, thread: str | None, broadcast: bool, metadata: dict[str, Any] | None) -> Sent:
         assert self.web is not None and self.config.channel is not None
         kwargs: dict[str, Any] = {"channel": self.config.channel, "text": text, "unfurl_links": False,
-                                  "unfurl_media": False}
+                                  "unfurl_media": False, "metadata": metadata}
         if thread:
             channel_id, _, ts = thread.partition(":")
             # A reply that is also shown in the channel: nobody follows a bot's thread, so a firing alert
@@ -76,10 +95,100 @@ class SlackChannel:
                 raise _ThreadLost from None
             raise self._failure(exc, error) from None
         except (SlackClientError, OSError, ValueError) as exc:
-            raise DeliveryFailed(self._clean(f"Slack unreachable: {exc}")) from None
+            raise DeliveryFailed(self._clean(f"Slack unreachable: {exc}"), maybe_sent=_maybe_sent(exc)) from None
         ts = str(response.get("ts") or "")
+        if response.get("channel"):
+            self._channel_id = str(response["channel"])
         started = None if thread else f"{response.get('channel') or self.config.channel}:{ts}"
         return Sent(f"ts {ts}" + (" (thread reply)" if thread else ""), thread or started)
+
+    # reading back what an interrupted attempt posted ------------------------------------------------------
+
+    def recall(self, alert: AlertContent, thread: str | None, since: float, elsewhere: str | None) -> Sent | None:
+        """The message an earlier attempt (started at `since`) posted for `alert`, found by its metadata id:
+        in `thread`, or among the channel's messages for a thread's first one. None: not there, or it cannot
+        be looked for (a webhook, a token without channels:history): then it is sent again."""
+        if self.web is None or alert.test:
+            return None
+        event, oldest = self.event_id(alert), since - SKEW
+        try:
+            if thread:
+                channel_id, _, thread_ts = thread.partition(":")
+                try:
+                    ts = self._find(channel_id, event, oldest, thread_ts)
+                    return Sent(f"ts {ts} (thread reply; found in Slack, not posted again)", thread) if ts else None
+                except _ThreadLost:  # then the earlier attempt started a new thread, if it got through
+                    pass
+            else:
+                found_id = self._resolve_channel(elsewhere)
+                if found_id is None:
+                    log.warning("cannot tell the id of Slack channel %s: alert %d is posted again if it was sent",
+                                self.config.channel, alert.alert_id)
+                    return None
+                channel_id = found_id
+            ts = self._find(channel_id, event, oldest, None)
+        except _CannotRead as exc:
+            log.warning("cannot read Slack channel %s (%s): alert %d is posted again if it was sent",
+                        self.config.channel, exc, alert.alert_id)
+            return None
+        return Sent(f"ts {ts} (found in Slack, not posted again)", f"{channel_id}:{ts}") if ts else None
+
+    def _find(self, channel: str, event: str, oldest: float, thread_ts: str | None) -> str | None:
+        """The ts of the message with metadata id `event`, in a thread or at the channel's top level."""
+        assert self.web is not None
+        method: Callable[..., Any] = self.web.conversations_replies if thread_ts else self.web.conversations_history
+        kwargs: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "limit": 200,
+                                  "include_all_metadata": True}
+        if thread_ts:
+            kwargs["ts"] = thread_ts
+        for _ in range(PAGES):
+            response = self._read(method, **kwargs)
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == EVENT_TYPE and \
+                        (metadata.get("event_payload") or {}).get("id") == event and message.get("ts"):
+                    return str(message["ts"])
+            kwargs["cursor"] = (response.get("response_metadata") or {}).get("next_cursor")
+            if not kwargs["cursor"]:
+                return None
+        return None
+
+    def _resolve_channel(self, elsewhere: str | None) -> str | None:
+        """The configured channel's id (`conversations.history` takes no name): from a post or thread of ours,
+        the configuration, or `conversations.list`."""
+        assert self.web is not None and self.config.channel is not None
+        if self._channel_id:
+            return self._channel_id
+        if elsewhere:
+            return elsewhere.partition(":")[0]
+        if _CHANNEL_ID.fullmatch(self.config.channel):
+            return self.config.channel
+        name, cursor = self.config.channel.lstrip("#"), None
+        for _ in range(PAGES):
+            response = self._read(self.web.conversations_list, types="public_channel,private_channel",
+                                  exclude_archived=True, limit=1000, cursor=cursor)
+            for channel in response.get("channels") or []:
+                if channel.get("name") == name and channel.get("id"):
+                    self._channel_id = str(channel["id"])
+                    return self._channel_id
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
+    def _read(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except SlackApiError as exc:
+            error = _api_error(exc)
+            status = getattr(exc.response, "status_code", None) or 0
+            if error in _LOST_THREAD:
+                raise _ThreadLost from None
+            if status == 429 or status >= 500:
+                raise self._failure(exc, error) from None
+            raise _CannotRead(error) from None  # missing_scope, not_in_channel, ...: asking again will not help
+        except (SlackClientError, OSError, ValueError) as exc:
+            raise DeliveryFailed(self._clean(f"Slack unreachable: {exc}")) from None
 
     def _send_webhook(self, text: str) -> Sent:
         assert self.webhook is not None
@@ -121,6 +230,18 @@ class SlackChannel:
 
 class _ThreadLost(Exception):
     pass
+
+
+class _CannotRead(Exception):
+    pass
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether a request that failed this way may have reached Slack: no answer came (a timeout, a dropped
+    connection), as opposed to a connection that was never made."""
+    reason = getattr(exc, "reason", None)
+    unanswered = (TimeoutError, ConnectionResetError, http.client.HTTPException)
+    return isinstance(exc, unanswered) or isinstance(reason, unanswered)
 
 
 def _api_error(exc: SlackApiError) -> str:
