@@ -817,7 +817,10 @@ class Engine:
         with self.agent_lock(name):
             agent = self.get(name)
             profile = get_profile(agent.profile)
-            screen = (self.panes.capture(agent) or "") if agent.state.live else ""
+            screen = self.panes.capture(agent) if agent.state.live else ""
+            if screen is None:
+                raise SupervisorError(f"{name}'s pane is gone: there is no dialog to answer",
+                                      hint=f"`supervisor restart {name}` starts it again")
             # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
             # screen shows now decides.
             if agent.state != State.WAITING and profile.read(screen).verdict != Verdict.WAITING:
