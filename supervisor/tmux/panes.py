@@ -23,9 +23,6 @@ class PaneRef:
     server: str
     pane: str
 
-    def __str__(self) -> str:
-        return f"{self.pane} of tmux server {self.server} on {self.host}"
-
     @classmethod
     def of(cls, info: PaneInfo, host: str = LOCAL) -> PaneRef:
         return cls(host, info.server, info.pane)
