@@ -33,7 +33,7 @@ from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.durations import format_duration
-from supervisor.core.model import Agent, State, root_of, validate_name
+from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
@@ -44,6 +44,7 @@ from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
+from supervisor.engine.panes import Panes, place
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
@@ -56,6 +57,7 @@ from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
 from supervisor.paths import RepoPaths
+from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class Engine:
         paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
+        self.panes = Panes(self.tmux, self.store)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self._agent_locks: dict[str, threading.RLock] = {}
@@ -322,7 +325,7 @@ class Engine:
         """What the agent's transcript does not hold yet: the lines that scrolled off its screen since the
         watcher last looked, and the screen itself (empty once its run is over: the transcript has it)."""
         agent = self.get(name)
-        info = None if self.transcripts.ended(name) else self._own_pane(agent)
+        info = None if self.transcripts.ended(name) else self.panes.own(agent)
         if info is None:
             return {"name": name, "text": ""}
         screen, taken = self.look_at(agent, info)
@@ -333,14 +336,8 @@ class Engine:
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
-        agent = self.get(name)
-        if agent.pane is None or agent.pane not in self.tmux.list_panes():
-            return {"name": name, "text": "", "available": False}
-        try:
-            text = self.tmux.capture(agent.pane, history=history, ansi=ansi)
-        except TmuxError:
-            return {"name": name, "text": "", "available": False}
-        return {"name": name, "text": text, "available": True}
+        text = self.panes.capture(self.get(name), history=history, ansi=ansi)
+        return {"name": name, "text": text or "", "available": text is not None}
 
     def op_diffstat(self) -> dict[str, dict[str, int]]:
         """Per agent: files changed and lines added/removed in its worktree against its base commit (commits,
@@ -349,13 +346,11 @@ class Engine:
         return self.branches.diffstats(self.store.agents(), printed)
 
     def op_attach_info(self, name: str) -> dict[str, Any]:
-        agent = self.get(name)
-        panes = self.tmux.list_panes()
-        if agent.pane is None or agent.pane not in panes:
+        info = self.panes.own(self.get(name))
+        if info is None:
             raise SupervisorError(f"{name} has no pane to attach to",
                                   hint=f"`supervisor restart {name}` starts it again")
-        return {"pane": agent.pane, "session": panes[agent.pane].session,
-                "socket": str(self.paths.tmux_socket)}
+        return {"pane": info.pane, "session": info.session, "socket": str(self.paths.tmux_socket)}
 
     def get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)
@@ -372,12 +367,7 @@ class Engine:
         return [line for line in lines if line.strip()][-count:]
 
     def _last_screen(self, agent: Agent, count: int) -> list[str]:
-        if agent.pane is None:
-            return []
-        try:
-            return tail_lines(self.tmux.capture(agent.pane), count)
-        except TmuxError:
-            return []
+        return tail_lines(self.panes.capture(agent) or "", count)
 
     # state --------------------------------------------------------------------------------------------
 
@@ -587,17 +577,17 @@ class Engine:
         self._gate.wait(profile.name, stagger)
         env = self._agent_env(agent)
         panes = self.tmux.list_panes()
-        server = self.tmux.listed_server or self.tmux.server_id()
-        if agent.pane and agent.pane in panes:
+        own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
+        if own is not None:
             self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
-            agent.pid = self.tmux.respawn(agent.pane, Path(agent.worktree), command, env)
-            history = panes[agent.pane].history  # the earlier runs' lines, already in the transcript
+            agent.pid = self.tmux.respawn(own.pane, Path(agent.worktree), command, env)
+            ref, history = PaneRef.of(own), own.history  # the earlier runs' lines, already in the transcript
         else:
-            agent.pane, agent.pid = self._open_pane(agent, command, env, panes)
+            ref, agent.pid = self.panes.open(agent, command, env, panes)
             history = 0
-        self.transcripts.begin(agent.name, server, agent.pane, history)
+        place(agent, ref)
+        self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()
-        agent.extra["tmux_server"] = server
         for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
             agent.extra.pop(stale, None)
         agent.started_at = now
@@ -606,26 +596,6 @@ class Engine:
         agent.waiting_reason = None
         self.live[agent.name] = Live(last_output=0.0, launched_at=now)
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
-
-    def _open_pane(self, agent: Agent, command: str, env: dict[str, str],
-                   panes: dict[str, PaneInfo]) -> tuple[str, int]:
-        """A pane for the agent in its session's tmux session: a helper's beside its parent's pane (a new
-        window of the session when there is no room), a session's in a tmux session of its own name."""
-        session = root_of(agent.name)
-        cwd = Path(agent.worktree)
-        if agent.parent is not None:
-            parent = self.store.get_agent(agent.parent)
-            beside = panes.get(parent.pane or "") if parent is not None else None
-            if beside is not None and beside.session == session:
-                created = self.tmux.split(beside.pane, cwd, command, env)
-                if created is not None:
-                    return created
-        if self.tmux.has_session(session):
-            others = {a.pane for a in self.store.agents() if a.name != agent.name and a.state.live}
-            if any(info.session == session and pane in others for pane, info in panes.items()):
-                return self.tmux.new_window(session, cwd, command, env)
-            self.tmux.kill_session(session)  # only dead panes of earlier runs are left in it
-        return self.tmux.new_session(session, cwd, command, env)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
         try:
@@ -696,9 +666,10 @@ class Engine:
         dialog: dict[str, Reading] = {}
 
         def ready() -> bool:
-            if self._ending[agent.name] or not self._pane_alive(agent):
+            info = self.panes.own(agent)
+            if self._ending[agent.name] or info is None or info.dead:
                 return True
-            screen = self.tmux.capture(agent.pane or "", history=1)  # a line scrolling off changes it too
+            screen = self.tmux.capture(info.pane, history=1)  # a line scrolling off changes it too
             reading = profile.read(screen)
             if reading.verdict == Verdict.WAITING:
                 dialog["seen"] = reading
@@ -719,23 +690,21 @@ class Engine:
                                 hint=f"`supervisor attach {agent.name}` to see why")
         if self._ending[agent.name]:
             raise SupervisorError(f"{agent.name} was stopped before its input prompt showed")
-        if "seen" in dialog and self._pane_alive(agent):
+        if "seen" in dialog and self.panes.alive(agent):
             return dialog["seen"]
-        if not self._pane_alive(agent):
+        if not self.panes.alive(agent):
             self.watcher.check_now(agent)
             current = self.get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
                                   hint=f"`supervisor log {agent.name}` shows its output")
         return None
 
-    def _pane_alive(self, agent: Agent) -> bool:
-        info = self.tmux.list_panes().get(agent.pane or "")
-        return info is not None and not info.dead
-
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
-        assert agent.pane is not None
         try:
-            deliver(self.tmux, agent.pane, text, pane_alive=lambda: self._pane_alive(agent),
+            info = self.panes.own(agent)
+            if info is None or info.dead:
+                raise DeliveryError("its pane is gone", hint=f"`supervisor restart {agent.name}` starts it again")
+            deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
                     repaste=agent.state != State.WORKING)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
@@ -850,7 +819,10 @@ class Engine:
         with self.agent_lock(name):
             agent = self.get(name)
             profile = get_profile(agent.profile)
-            screen = self.tmux.capture(agent.pane or "") if agent.pane and agent.state.live else ""
+            screen = self.panes.capture(agent) if agent.state.live else ""
+            if screen is None:
+                raise SupervisorError(f"{name}'s pane is gone: there is no dialog to answer",
+                                      hint=f"`supervisor restart {name}` starts it again")
             # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
             # screen shows now decides.
             if agent.state != State.WAITING and profile.read(screen).verdict != Verdict.WAITING:
@@ -859,9 +831,9 @@ class Engine:
             if keys is None:
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
                                       hint=f"answer it in the pane: `supervisor attach {name}`")
-            self.tmux.send_keys(agent.pane or "", keys)
-            if not wait_for(lambda: profile.read(self.tmux.capture(agent.pane or "")).verdict != Verdict.WAITING,
-                            5.0):
+            if not self.panes.send_keys(agent, keys):
+                raise SupervisorError(f"{name}'s pane is gone; its dialog cannot be answered")
+            if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
                                     keys=keys, by=by)
@@ -927,9 +899,7 @@ class Engine:
                         fire(self.store, current, Trigger.TIMEOUT, current.reason, screen=screen)
 
     def interrupt(self, agent: Agent) -> None:
-        if agent.pane:
-            with contextlib.suppress(TmuxError):
-                self.tmux.send_keys(agent.pane, "C-c")
+        if self.panes.send_keys(agent, "C-c"):
             self.store.append_event(agent.name, "interrupted", why="on_stall")
 
     def restart_quietly(self, name: str) -> None:
@@ -999,14 +969,16 @@ class Engine:
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float) -> None:
-        """End the agent's whole process tree, and anything that escaped it carrying its token."""
-        survivors = kill_tree(agent.pid, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token,
-                              since=agent.started_at)
+        """End the agent's whole process tree, and anything that escaped it carrying its token. The tree is
+        the one its own pane runs now: a pid recorded before its tmux server died may be another's by now."""
+        own = self.panes.own(agent)
+        root = own.pid if own is not None and not own.dead else None
+        survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
             raise SupervisorError(f"{agent.name}: processes {survivors} survived SIGKILL")
         if agent.pane:
-            wait_for(lambda: not self._pane_alive(agent), 5.0)
+            wait_for(lambda: not self.panes.alive(agent), 5.0)
             self.end_transcript(agent)
 
     def end_transcript(self, agent: Agent) -> None:
@@ -1014,21 +986,16 @@ class Engine:
         once per run, by whoever sees the end first (the watcher, a stop, a restart)."""
         if agent.pane is None or self.transcripts.ended(agent.name):
             return
-        info = self._own_pane(agent)
+        info = self.panes.own(agent)
         screen, scrolled = self.look_at(agent, info) if info is not None else (None, None)
         if info is not None and screen is not None:
             self.transcripts.end(agent.name, info.pane, scrolled, info.history_limit, screen.splitlines(),
                                  info.history)
 
-    def _own_pane(self, agent: Agent) -> PaneInfo | None:
-        """The agent's pane as listed now, if it is still there on the server that runs it."""
-        info = self.tmux.list_panes().get(agent.pane or "")
-        return info if info is not None and agent.extra.get("tmux_server") == self.tmux.listed_server else None
-
     def resync_transcript(self, agent: Agent, info: PaneInfo) -> None:
         """Before a look: when the pane's size changed since the transcript's last look (a user attached from
         another terminal), its history's rows moved; the transcript finds its place again by their text."""
-        if not self.transcripts.resized(agent.name, agent.extra.get("tmux_server"), info.pane, info.size):
+        if not self.transcripts.resized(agent.name, info.server, info.pane, info.size):
             self.transcripts.sized(agent.name, info.pane, info.size)
             return
         try:
@@ -1041,8 +1008,7 @@ class Engine:
     def look_at(self, agent: Agent, info: PaneInfo) -> tuple[str | None, Scrolled | None]:
         """One pane's screen and the history lines its transcript lacks, taken together (None: gone)."""
         self.resync_transcript(agent, info)
-        due = self.transcripts.due(agent.name, agent.extra.get("tmux_server"), info.pane, info.history,
-                                   info.history_limit)
+        due = self.transcripts.due(agent.name, info.server, info.pane, info.history, info.history_limit)
         try:
             screens, scrolled = self.tmux.look([info.pane], {info.pane: due} if due else {})
         except TmuxError:
@@ -1111,8 +1077,8 @@ class Engine:
                 self._end(agent, grace=0.0)
             if agent.parent is None:
                 self.tmux.kill_session(name)
-            elif agent.pane and agent.extra.get("tmux_server") == self.tmux.listed_server:
-                self.tmux.kill_pane(agent.pane)
+            elif (own := self.panes.own(agent)) is not None:
+                self.tmux.kill_pane(own.pane)
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
             self.store.delete_agent(name)
             self.live.pop(name, None)

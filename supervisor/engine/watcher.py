@@ -105,7 +105,6 @@ class Watcher:
         self.engine = engine
         self.meter = CpuMeter()
         self.last_tick_seconds: float | None = None
-        self.server_id: str | None = None
         self.ticks = 0
         self._records = AgentRecords(engine.store)
         self._escape_checks = 0
@@ -128,14 +127,13 @@ class Watcher:
         """Take over the agents a previous engine left running: same panes, transcripts continued."""
         engine = self.engine
         panes = engine.tmux.list_panes()
-        self.server_id = engine.tmux.listed_server
         for agent in engine.store.agents():
             if not agent.state.live:
                 continue
             engine.live[agent.name] = self._fresh_live(agent)
-            pane = panes.get(agent.pane or "") if agent.extra.get("tmux_server") == self.server_id else None
-            if pane is not None and self.server_id is not None:
-                engine.transcripts.adopt(agent.name, self.server_id, pane.pane, pane.history)
+            pane = engine.panes.own(agent, panes)
+            if pane is not None:
+                engine.transcripts.adopt(agent.name, pane.server, pane.pane, pane.history)
             engine.store.append_event(agent.name, "adopted", pane=agent.pane, state=str(agent.state))
         self.tick()
 
@@ -154,10 +152,9 @@ class Watcher:
         engine.ingest_spool_if_changed()
         observed = time.time()
         panes = engine.tmux.list_panes()
-        self.server_id = engine.tmux.listed_server
         agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
-        roots = [pid for pid in (panes[a.pane].pid for a in live_agents if a.pane in panes) if pid]
+        roots = [info.pid for info in (engine.panes.own(a, panes) for a in live_agents) if info and info.pid]
         slow = self.ticks % SLOW_CHECK_EVERY == 0
         snapshot = scan(roots) if slow else None  # every tree; between slow ticks, only the trees needed
         self.meter.forget(roots)
@@ -188,13 +185,13 @@ class Watcher:
         wanted = {}
         for agent in agents:
             live = self.engine.live.get(agent.name)
-            info = panes.get(agent.pane or "")
-            if info is None or info.dead or agent.extra.get("tmux_server") != self.server_id:
+            info = self.engine.panes.own(agent, panes)
+            if info is None or info.dead:
                 continue
             if live is None or live.progress_key is None or info.activity != live.activity \
                     or info.activity >= live.looked or info.history != live.history:
                 self.engine.resync_transcript(agent, info)
-                due = self.engine.transcripts.due(agent.name, self.server_id, info.pane, info.history,
+                due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history,
                                                   info.history_limit)
                 wanted[agent.name] = (info.pane, due)
         return wanted
@@ -220,9 +217,7 @@ class Watcher:
         """Evaluate one agent at once (the caller holds its lock)."""
         fresh = self.engine.store.get_agent(agent.name)
         if fresh is not None and fresh.state.live:
-            panes = self.engine.tmux.list_panes()
-            self.server_id = self.engine.tmux.listed_server
-            self.evaluate(fresh, panes, time.time())
+            self.evaluate(fresh, self.engine.tmux.list_panes(), time.time())
 
     def decide_now(self, name: str) -> None:
         """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
@@ -244,16 +239,14 @@ class Watcher:
         live = engine.live.get(agent.name)
         if live is None:
             live = engine.live[agent.name] = self._fresh_live(agent)
-        same_server = agent.extra.get("tmux_server") == self.server_id
-        pane = panes.get(agent.pane or "") if same_server else None
+        pane = engine.panes.own(agent, panes)
         if pane is None or pane.dead:  # confirm an ending with a fresh look before recording it
             panes = engine.tmux.list_panes()
-            same_server = agent.extra.get("tmux_server") == engine.tmux.listed_server
-            pane = panes.get(agent.pane or "") if same_server else None
+            pane = engine.panes.own(agent, panes)
         if pane is None:
             if live.screen is not None:  # the last screen seen is the best left of it
                 engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
-            agent.reason = f"its pane is gone ({'its window was closed' if same_server else 'the tmux server ended'})"
+            agent.reason = f"its pane is gone ({engine.panes.why_gone(agent, panes)})"
             agent.exit_code = None
             with engine.store.transaction():
                 engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
@@ -503,9 +496,9 @@ class Watcher:
         if code is None:
             # tmux marks a pane dead when its terminal closes, and learns the exit status when it reaps
             # the process, a moment later: wait for the status rather than record an unknown one.
-            if not _wait_status(engine, pane.pane):
+            if not _wait_status(engine, agent):
                 log.warning("%s: pane %s is dead without an exit status", agent.name, pane.pane)
-            code = engine.tmux.list_panes().get(pane.pane, pane).dead_status
+            code = (engine.panes.own(agent) or pane).dead_status
         engine.end_transcript(agent)
         screen = last_words(engine.paths.transcript(agent.name))
         last = screen[-1] if screen else ""
@@ -562,8 +555,8 @@ class Watcher:
         seen, self._escape_seen = self._escape_seen, {}
         areas = [(a.name, a.worktree) for a in agents] + [(None, str(engine.paths.root))]
         for agent in agents:
-            pane = panes.get(agent.pane or "")
-            if pane is None or not pane.pid or agent.extra.get("tmux_server") != self.server_id:
+            pane = engine.panes.own(agent, panes)
+            if pane is None or not pane.pid:
                 continue
             own = agent.worktree
             for pid in snapshot.tree(pane.pid):
@@ -655,11 +648,11 @@ def _inside(path: str, area: str) -> bool:
     return path == area or path.startswith(area + "/")
 
 
-def _wait_status(engine: Engine, pane: str, timeout: float = 2.0) -> bool:
+def _wait_status(engine: Engine, agent: Agent, timeout: float = 2.0) -> bool:
     engine.tmux.reap()
 
     def known() -> bool:
-        info = engine.tmux.list_panes().get(pane)
+        info = engine.panes.own(agent)
         return info is None or info.dead_status is not None
 
     return wait_for(known, timeout)

@@ -85,6 +85,7 @@ class PaneInfo:
     history: int = 0  # lines in the pane's history (scrolled off its screen)
     history_limit: int = 0
     size: str = ""  # "WIDTHxHEIGHT"
+    server: str = ""  # the server instance listing it (`Tmux.server_id`): pane ids mean something only with it
 
 
 @dataclass(frozen=True)
@@ -298,8 +299,8 @@ class Tmux:
         panes: dict[str, PaneInfo] = {}
         self.listed_server = None
         for line in lines:
-            pane, pid, dead, status, session, window, self.listed_server, activity, history, limit, size = \
-                line.split("\t")
+            pane, pid, dead, status, session, window, server, activity, history, limit, size = line.split("\t")
+            self.listed_server = server
             panes[pane] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
@@ -311,6 +312,7 @@ class Tmux:
                 history=int(history or 0),
                 history_limit=int(limit or 0),
                 size=size,
+                server=server,
             )
         return panes
 
