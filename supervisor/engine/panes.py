@@ -21,6 +21,8 @@ from supervisor.tmux.server import PaneInfo, Tmux, TmuxError
 
 SERVER_KEY = "tmux_server"
 HOST_KEY = "host"
+WINDOW_CLOSED = "its window was closed"
+TMUX_ENDED = "the tmux server ended"
 
 
 def pane_ref(agent: Agent) -> PaneRef | None:
@@ -61,7 +63,7 @@ class Panes:
         ref = pane_ref(agent)
         current = server_of(panes) or self.tmux.listed_server
         same = ref is not None and current is not None and ref.server == current
-        return "its window was closed" if same else "the tmux server ended"
+        return WINDOW_CLOSED if same else TMUX_ENDED
 
     def capture(self, agent: Agent, *, history: int = 0, ansi: bool = False) -> str | None:
         """The agent's own pane's screen (and `history` lines above it); None when the pane is gone."""

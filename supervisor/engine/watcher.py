@@ -35,6 +35,7 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.delivery import wait_for
+from supervisor.engine.panes import WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
@@ -246,11 +247,12 @@ class Watcher:
         if pane is None:
             if live.screen is not None:  # the last screen seen is the best left of it
                 engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
-            agent.reason = f"its pane is gone ({engine.panes.why_gone(agent, panes)})"
+            why = engine.panes.why_gone(agent, panes)
+            agent.reason = f"its pane is gone ({why})"
             agent.exit_code = None
             with engine.store.transaction():
                 engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
-                if same_server:
+                if why == WINDOW_CLOSED:
                     fire(engine.store, agent, Trigger.EXITED, agent.reason)
                 else:  # every agent on it went with the server: one alert about the server names them all
                     fire(engine.store, agent, Trigger.EXITED, agent.reason, subject=subjects.TMUX,
