@@ -5,6 +5,7 @@ nothing). The CLI, and with it the tmux server, the engine and the agents, run i
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import textwrap
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.engine.diskfaults import KeepingFileHandler
 from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, process_gone, wait_until
 
 
@@ -270,3 +272,21 @@ def test_the_store_keeps_what_a_full_disk_refuses_in_order_and_writes_it_later(n
     assert report["written"] and not report["fault"]
     assert [list(row) for row in report["after"][0]] == report["kept"]  # same ids, same order, same data
     assert report["after"][1] == "working"
+
+
+def test_engine_log_rotates(tmp_path: Path) -> None:
+    handler = KeepingFileHandler(str(tmp_path / "engine.log"), 200, 9)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_engine_log_rotates")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for number in range(40):
+            logger.warning("line %02d of the engine's log", number)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    files = sorted(tmp_path.glob("engine.log*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    lines = [line for path in files for line in path.read_text().splitlines()]
+    assert len(files) > 2
+    assert lines == [f"line {number:02d} of the engine's log" for number in range(40 - len(lines), 40)]

@@ -74,7 +74,8 @@ class KeepingFileHandler(logging.handlers.RotatingFileHandler):
             if self.stream is None:
                 self.stream = self._open()
             if self.maxBytes > 0 and self.stream.tell() + len(text) >= self.maxBytes:
-                self.doRollover()
+                self.doRollover()  # closes it (and opens no new one: delay)
+                self.stream = self._open()
             self.stream.write(text)
             self.stream.flush()
         except OSError:

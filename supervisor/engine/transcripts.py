@@ -307,6 +307,9 @@ class Transcripts:
 
     def close(self) -> None:
         with self._lock:
+            if self._unwritten:
+                log.error("%d byte(s) of transcript could not be written to %s (%s) and are lost", self.waiting(),
+                          self.logs_dir, self.fault)
             for name in list(self._files) + list(self._cursor_files):
                 self._close(name)
 
