@@ -43,8 +43,8 @@ class DiskWatch:
             return (f"the store in {self.folder} cannot be written since {since} ({fault.error}): "
                     f"{fault.waiting} change(s) wait in memory and are written once it can (see engine.log)")
         if self.transcripts.fault is not None:
-            return (f"the transcripts in {self.folder} cannot be written ({self.transcripts.fault}): "
-                    f"{self.transcripts.waiting()} byte(s) wait in memory and are written once they can")
+            return (f"the transcripts in {self.transcripts.logs_dir} cannot be written ({self.transcripts.fault}): "
+                    "their lines wait in memory and are written once they can (see engine.log)")
         return None
 
 
