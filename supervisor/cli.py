@@ -36,7 +36,17 @@ def _call(method: str, params: dict[str, Any] | None = None, *, autostart: bool 
     paths = _paths()
     result = call(paths, method, params, autostart=autostart, timeout=timeout)
     _warn_if_config_refused(paths.config_refused)
+    _print_notes()
     return result
+
+
+def _print_notes() -> None:
+    """What the engine noted beside its answers (the store cannot be written), once each, on stderr."""
+    from supervisor import client
+
+    for note in dict.fromkeys(client.notes):
+        print(f"supervisor: warning: {note}", file=sys.stderr)
+    client.notes.clear()
 
 
 @functools.cache
@@ -583,6 +593,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
         if status.get("tick_seconds") is not None:
             print(f"watching: {status['ticks']} ticks, the last took {status['tick_seconds'] * 1000:.0f} ms")
         print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
+        if status.get("unwritten"):
+            print(f"not written: {status['unwritten']}")
+    client.notes.clear()  # said above
     return 0
 
 
@@ -591,18 +604,30 @@ ENGINE_LOG_BYTES = 10 * 1024 * 1024  # then engine.log moves to engine.log.1 (tw
 
 def run_engine_foreground() -> int:
     import logging
-    import logging.handlers
+    import sqlite3
 
+    from supervisor.core.unwritten import is_write_fault
+    from supervisor.engine.diskfaults import KeepingFileHandler
     from supervisor.engine.engine import Engine
 
     paths = _paths()
     paths.ensure_dirs()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     # An engine runs for weeks; an error that repeats every pass must not fill the disk.
-    handlers.append(logging.handlers.RotatingFileHandler(paths.engine_log, maxBytes=ENGINE_LOG_BYTES, backupCount=2))
+    handlers.append(KeepingFileHandler(str(paths.engine_log), ENGINE_LOG_BYTES, 2))
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    Engine(paths).serve()
+    try:
+        engine = Engine(paths)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not is_write_fault(exc):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        logging.getLogger("supervisor").error("the engine cannot start: %s cannot be written (%s)", paths.state_dir,
+                                              reason)
+        raise SupervisorError(f"the engine cannot start: {paths.state_dir} cannot be written ({reason})",
+                              hint="free space there or make it writable, then run the command again") from None
+    engine.serve()
     return 0
 
 

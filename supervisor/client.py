@@ -26,6 +26,8 @@ class EngineTimeout(SupervisorError):
 
 
 READ_ONLY = frozenset({"ping", "status", "ls", "show", "attach_info"})
+# What the engine's answers noted beside their result (the store cannot be written), for the CLI to show.
+notes: list[str] = []
 
 
 def contract_params(path: str | Path) -> dict[str, str]:
@@ -87,6 +89,8 @@ def request_at(socket_path: Path | str, method: str, params: dict[str, Any], tim
     finally:
         sock.close()
     if reply.get("ok"):
+        if reply.get("note"):
+            notes.append(str(reply["note"]))
         return reply.get("result")
     error_cls = UsageError if reply.get("exit_code") == 2 else SupervisorError
     raise error_cls(str(reply.get("error")), hint=reply.get("hint"))

@@ -8,6 +8,7 @@ to about 100 bytes and a repository can live anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -78,11 +79,36 @@ class RepoPaths:
         return _transcript(self.common_dir, agent)
 
     def ensure_dirs(self) -> None:
-        """Create the state and runtime directories, private to the user."""
-        for directory in (self.state_dir, self.logs_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o700)
+        """Create the state and runtime directories, private to the user; the state directory must take
+        writes (an engine starts only where its store can be written: it says so in one line otherwise)."""
+        try:
+            for directory in (self.state_dir, self.logs_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+                directory.chmod(0o700)
+            _probe_write(self.state_dir)
+        except OSError as exc:
+            raise SupervisorError(
+                f"cannot write {exc.filename or self.state_dir}: {exc.strerror or exc}",
+                hint="the engine keeps its store there: free some space or make it writable, then try again",
+            ) from None
         ensure_private_dir(self.runtime_dir)
+
+
+def _probe_write(directory: Path) -> None:
+    """Write a page to a scratch file in `directory` (a full disk or a read-only folder refuses it)."""
+    probe = directory / f".write-probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        exc.filename = str(directory)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ engine's request threads and its watch loop, so every operation holds one lock a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.core.model import Agent, Event, State
+from supervisor.core.unwritten import FallbackConnection, Fault, StoreUnwritable
 from supervisor.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -75,7 +79,9 @@ class Store:
         self._versions: dict[str, int] = {}
         self._writes = 0
         self._depth = 0  # transactions open on the holding thread (the outermost one commits)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        # While the file cannot be written (a full disk), the connection keeps the changes in memory.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30,
+                                   factory=FallbackConnection)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -95,13 +101,29 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            if not self._db.flush():
+                fault = self._db.fault()
+                assert fault is not None
+                log.error("%d change(s) could not be written to %s (%s) and are lost", fault.waiting, self.path,
+                          fault.error)
             self._db.close()
 
+    def unwritten(self) -> Fault | None:
+        """Why the store's file cannot be written now, and how many changes wait in memory; None: it can."""
+        with self._lock:
+            return self._db.fault()
+
+    def write_unwritten(self) -> bool:
+        """Try to write the changes kept in memory to the file; True when none wait (any more)."""
+        with self._lock:
+            return self._db.flush()
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction. Nested in another (same thread), it is part of the outer one and commits or
         rolls back with it: writes that belong together, like a state and the trigger it fires, are read
-        together or not at all."""
+        together or not at all. While the file cannot be written, it is kept in memory until it can, unless
+        it is `durable` (it must be on disk before what follows is done): then it fails, `StoreUnwritable`."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -111,18 +133,18 @@ class Store:
                     self._depth -= 1
                 return
             before = self._last_event
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.begin(durable)
             self._depth = 1
             try:
                 yield self._db
+                self._db.commit_writes()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.rollback_writes()
                 self._last_event = before
                 raise
             finally:
                 self._depth = 0
                 pending, self._pending = self._pending, {}
-            self._db.execute("COMMIT")
             self._newest.update(pending)
             if self._last_event != before:  # waiters only care for new events
                 self._appended.notify_all()
@@ -130,17 +152,21 @@ class Store:
     # agents -------------------------------------------------------------------------------------------
 
     def add_agent(self, agent: Agent) -> None:
-        """Insert a new agent; the name must be free (atomic: two starts of one name cannot both win)."""
-        with self.transaction() as db:
-            try:
-                db.execute("INSERT INTO agents(name, data) VALUES (?, ?)", (agent.name, _agent_to_json(agent)))
-            except sqlite3.IntegrityError:
-                raise NameTaken(
-                    f"an agent named {agent.name!r} already exists",
-                    hint=f"pick another name, or `supervisor rm {agent.name}` first",
-                ) from None
-            self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
-            self._bump(agent.name)
+        """Insert a new agent; the name must be free (atomic: two starts of one name cannot both win). Durable:
+        an agent is launched only once its record is on disk, or a restarted engine would not know it."""
+        try:
+            with self.transaction(durable=True) as db:
+                try:
+                    db.execute("INSERT INTO agents(name, data) VALUES (?, ?)", (agent.name, _agent_to_json(agent)))
+                except sqlite3.IntegrityError:
+                    raise NameTaken(
+                        f"an agent named {agent.name!r} already exists",
+                        hint=f"pick another name, or `supervisor rm {agent.name}` first",
+                    ) from None
+                self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
+                self._bump(agent.name)
+        except StoreUnwritable as exc:
+            raise StoreUnwritable(f"{agent.name} was not started: {exc.message}", hint=exc.hint) from None
 
     def save_agent(self, agent: Agent, event: str | None = None, **data: Any) -> None:
         """Write the agent's record, and with `event` append that event in the same transaction."""

@@ -42,6 +42,7 @@ from supervisor.engine.approvals import Approvals, ask_answer, permission_answer
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
+from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
 from supervisor.engine.panes import Panes, place
@@ -114,6 +115,7 @@ class Engine:
         self.panes = Panes(self.tmux, self.store)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
+        self.disk = DiskWatch(self.store, self.transcripts, str(paths.state_dir))  # what waits for the disk
         self._agent_locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._gate = LaunchGate()
@@ -158,7 +160,7 @@ class Engine:
         self.ingest_spool()
         for service in self.services:
             service.start()
-        server = ControlServer(self.paths.engine_socket, self.handle)
+        server = ControlServer(self.paths.engine_socket, self.handle, self.disk.note)
         server.serve_in_thread()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: self._stopping.set())
@@ -279,6 +281,7 @@ class Engine:
             "store": str(self.paths.db_path),
             "tick_seconds": self.watcher.last_tick_seconds,
             "ticks": self.watcher.ticks,
+            "unwritten": self.disk.note(),
         }
 
     def op_shutdown(self) -> str:

@@ -33,6 +33,7 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 Handler = Callable[[str, dict[str, Any], int, str | None], Any]
+Note = Callable[[], str | None]
 
 
 class _RequestHandler(socketserver.BaseRequestHandler):
@@ -55,8 +56,12 @@ class _RequestHandler(socketserver.BaseRequestHandler):
             if not isinstance(method, str) or not isinstance(params, dict):
                 raise ProtocolError("a request needs a method and params")
             result = self.server.handler(method, params, pid, token if isinstance(token, str) else None)
+            reply = {"ok": True, "result": result}
+            note = self.server.note()  # said with every answer while it holds (the store cannot be written)
+            if note:
+                reply["note"] = note
             try:
-                send_message(sock, {"ok": True, "result": result})
+                send_message(sock, reply)
             except (BrokenPipeError, ConnectionResetError):  # it gave up waiting (a hook after 5 s, a Ctrl-C)
                 log.info("the caller of %s (pid %d) left before its answer", method, pid)
         except SupervisorError as exc:
@@ -84,8 +89,9 @@ class ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     # find it full, and a full Unix socket backlog refuses a client with a timeout outright (EAGAIN).
     request_queue_size = socket.SOMAXCONN
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, note: Note = lambda: None) -> None:
         self.handler = handler
+        self.note = note
         if path.exists() or path.is_symlink():
             path.unlink()  # a stale socket; the caller holds the engine lock, so no live engine owns it
         old_umask = os.umask(0o177)

@@ -10,11 +10,17 @@ agents' own output (bench/watch.py).
 Where each transcript stands (which server and pane, how many of the pane's history lines it holds) is kept
 beside it, so an engine that comes back after a crash continues where the last one stopped: what the agents
 printed meanwhile is still in tmux's history.
+
+What cannot be written (a full disk, a read-only folder) waits in memory, in order, and is written by
+`retry` (each tick) once it can: the transcript and its cursor move on as if it had been.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import re
 import threading
@@ -24,6 +30,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from supervisor.tmux.server import Grid, Scrolled
+
+log = logging.getLogger(__name__)
+
+# What a full disk or a read-only folder answers a write.
+DISK_FAULTS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
+
+
+def is_disk_fault(exc: OSError) -> bool:
+    return exc.errno in DISK_FAULTS
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
 _ANSI = re.compile(
@@ -106,6 +121,9 @@ class Transcripts:
         self._files: dict[str, int] = {}  # open transcripts
         self._cursor_files: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._unwritten: dict[str, bytes] = {}  # per transcript, what the disk refused, oldest first
+        self._unsaved: set[str] = set()  # cursors not written since they moved
+        self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -120,7 +138,8 @@ class Transcripts:
             if path.exists() and path.stat().st_size:
                 self._write(name, [f"── {name} started again at {time.strftime('%Y-%m-%d %H:%M:%S')} ──"])
             else:
-                path.touch(mode=0o600)  # `supervisor log` finds it from the start
+                with contextlib.suppress(OSError):  # written with its first lines, then
+                    path.touch(mode=0o600)  # `supervisor log` finds it from the start
             self._save(name, Cursor(server, pane, history))
 
     def adopt(self, name: str, server: str, pane: str, history: int) -> None:
@@ -256,43 +275,110 @@ class Transcripts:
         """The agent is gone: close its files."""
         with self._lock:
             self._cursors.pop(name, None)
+            self._unwritten.pop(name, None)
+            self._unsaved.discard(name)
             self._close(name)
+
+    def retry(self) -> bool:
+        """Write what waits in memory; True when nothing waits (any more)."""
+        if not (self._unwritten or self._unsaved):
+            return True
+        with self._lock:
+            for name in list(self._unwritten):
+                if self._put(name, b""):
+                    cursor = self._cursors.get(name)
+                    if cursor is not None and cursor.ended and name not in self._unsaved:
+                        self._close(name)
+            for name in list(self._unsaved):
+                cursor = self._cursors.get(name)
+                if cursor is not None:
+                    self._save(name, cursor)
+                    if cursor.ended and name not in self._unsaved and name not in self._unwritten:
+                        self._close(name)
+            if self._unwritten or self._unsaved:
+                return False
+            log.warning("the transcripts are written again")
+            self.fault = None
+            return True
+
+    def waiting(self) -> int:
+        """Bytes of transcript that wait in memory."""
+        return sum(len(data) for data in self._unwritten.values())
 
     def close(self) -> None:
         with self._lock:
+            if self._unwritten:
+                log.error("%d byte(s) of transcript could not be written to %s (%s) and are lost", self.waiting(),
+                          self.logs_dir, self.fault)
             for name in list(self._files) + list(self._cursor_files):
                 self._close(name)
 
     # files: kept open, since a chatty agent's transcript and cursor are written every tick ----------------
 
     def _write(self, name: str, lines: list[str]) -> None:
-        if not lines:
-            return
+        if lines:
+            self._put(name, ("\n".join(line.rstrip() for line in lines) + "\n").encode(errors="replace"))
+
+    def _put(self, name: str, data: bytes) -> bool:
+        """Append `data` after what waits for this transcript; False (kept, in order) when the disk refuses."""
+        data = self._unwritten.pop(name, b"") + data
+        if not data:
+            return True
+        try:
+            self._append(name, data)
+        except OSError as exc:
+            if not is_disk_fault(exc):
+                raise
+            if self.fault is None:
+                log.error("cannot write the transcripts in %s (%s): their lines wait in memory and are written "
+                          "once it can", self.logs_dir, exc.strerror)
+            self.fault = exc.strerror or str(exc)
+            self._unwritten[name] = data[-self.max_bytes:]  # more would have been rotated away anyway
+            return False
+        return True
+
+    def _append(self, name: str, data: bytes) -> None:
         path = self.path(name)
-        data = ("\n".join(line.rstrip() for line in lines) + "\n").encode(errors="replace")
         fd = self._files.get(name)
         if fd is not None and os.fstat(fd).st_nlink == 0:  # removed by hand: start a new file
             os.close(self._files.pop(name))
             fd = None
         if fd is None:
             fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.write(fd, data)
+        size = os.fstat(fd).st_size
+        try:
+            rest = memoryview(data)
+            while rest:  # a disk filling up takes part of it, then refuses the rest
+                rest = rest[os.write(fd, rest):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no half of it: it is written again whole
+            raise
         if os.fstat(fd).st_size > self.max_bytes:
-            os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink and starts over
-            os.close(self._files.pop(name))
-            path.touch(mode=0o600)
+            with contextlib.suppress(OSError):  # a read-only folder: it rotates once it can
+                os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink, starts over
+                os.close(self._files.pop(name))
+                path.touch(mode=0o600)
 
     def _save(self, name: str, cursor: Cursor) -> None:
         """Overwrite the cursor file in place with one write of a fixed-size record."""
         self._cursors[name] = cursor
-        fd = self._cursor_files.get(name)
-        if fd is None:
-            fd = self._cursor_files[name] = os.open(self._cursor_path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                                    0o600)
-        record = json.dumps(asdict(cursor)).encode()
-        if len(record) > _CURSOR_SIZE:
-            os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
-        os.pwrite(fd, record.ljust(_CURSOR_SIZE) + b"\n", 0)
+        try:
+            fd = self._cursor_files.get(name)
+            if fd is None:
+                fd = self._cursor_files[name] = os.open(self._cursor_path(name),
+                                                        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            record = json.dumps(asdict(cursor)).encode()
+            if len(record) > _CURSOR_SIZE:
+                os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
+            os.pwrite(fd, record.ljust(_CURSOR_SIZE) + b"\n", 0)
+        except OSError as exc:
+            if not is_disk_fault(exc):
+                raise
+            self.fault = self.fault or exc.strerror or str(exc)
+            self._unsaved.add(name)  # the cursor in memory holds; written by `retry`
+            return
+        self._unsaved.discard(name)
 
     def _load(self, name: str) -> Cursor | None:
         try:

@@ -115,6 +115,7 @@ class Watcher:
         while not stopping.is_set():
             started = time.monotonic()
             try:
+                self.engine.disk.retry()  # what a full disk or a read-only folder refused, until it takes it
                 self.tick()
             except Exception:
                 log.exception("watch tick failed")
