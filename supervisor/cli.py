@@ -99,8 +99,17 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _warn_store_notices() -> None:
+    """What the running engine found wrong in the store at its start (records set aside, agents rebuilt)."""
+    with contextlib.suppress(OSError):
+        for line in _paths().store_notice.read_text().splitlines():
+            if line.strip():
+                print(f"supervisor: warning: {line}", file=sys.stderr)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     agents = _call("ls")
+    _warn_store_notices()
     if args.json:
         _print_json(agents)
         return 0
@@ -163,6 +172,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"conflict:         with {other}")
         for path in conflict.get("files") or []:
             print(f"                    {path}")
+    if agent.get("contract_unverified"):
+        source = agent["contract_unverified"].get("source")
+        print(f"\ncontract: UNVERIFIED (rebuilt from {source}; `supervisor merge {agent['name']} --confirm-contract` "
+              "confirms it)")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):
@@ -314,7 +327,10 @@ def cmd_msg(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    result = _call("merge", {"name": args.agent})
+    params: dict[str, Any] = {"name": args.agent}
+    if args.confirm_contract:
+        params["confirm_contract"] = True
+    result = _call("merge", params)
     if args.json:
         _print_json(result)
         return 0
@@ -586,24 +602,10 @@ def cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-ENGINE_LOG_BYTES = 10 * 1024 * 1024  # then engine.log moves to engine.log.1 (two older files are kept)
-
-
 def run_engine_foreground() -> int:
-    import logging
-    import logging.handlers
+    from supervisor.engine.startup import run_foreground
 
-    from supervisor.engine.engine import Engine
-
-    paths = _paths()
-    paths.ensure_dirs()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    # An engine runs for weeks; an error that repeats every pass must not fill the disk.
-    handlers.append(logging.handlers.RotatingFileHandler(paths.engine_log, maxBytes=ENGINE_LOG_BYTES, backupCount=2))
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    Engine(paths).serve()
-    return 0
+    return run_foreground(_paths())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -766,6 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("merge", cmd_merge, "audit the agent's commits and merge its branch into its parent's")
     p.add_argument("agent")
+    p.add_argument("--confirm-contract", action="store_true",
+                   help="you read the agent's contract (`supervisor show`) and confirm it: needed once for an agent "
+                        "rebuilt from its SESSION.md")
     p.add_argument("--json", action="store_true")
     p = add("msg", cmd_msg, "from inside a pane: leave a message for another agent of the same tree")
     p.add_argument("to", help="the recipient's full name, or 'parent'")
