@@ -617,9 +617,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from supervisor.doctor import run_doctor
+    from supervisor.doctor import run_doctor, run_repair
 
-    return run_doctor(json_output=args.json)
+    return run_repair() if args.repair else run_doctor(json_output=args.json)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -824,8 +824,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
     p.add_argument("--foreground", action="store_true", help="run the engine in this terminal")
     p.add_argument("--json", action="store_true")
-    p = add("doctor", cmd_doctor, "check tmux, git, the config and the agent CLIs")
+    p = add("doctor", cmd_doctor, "check tmux, git, the config, the store and the agent CLIs")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--repair", action="store_true",
+                   help="repair a damaged or empty store: the file is kept aside, what can be read of it is "
+                        "carried over and the agents are rebuilt from tmux and git (with the engine stopped)")
     p = add("alerts", cmd_alerts, "alert channels, recent alerts and silences")
     actions = p.add_subparsers(dest="alerts_action", metavar="ACTION", required=True)
     a = actions.add_parser("test", help="send a test alert on every configured channel and report each result")

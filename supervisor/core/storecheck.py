@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.core.schema import LATEST
+from supervisor.core import schema
 from supervisor.errors import SupervisorError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -32,7 +32,7 @@ class StoreTooNew(StoreError):
         super().__init__(
             path,
             f"{path} is a store of schema version {version}, made by a newer supervisor; this one knows versions "
-            f"up to {LATEST}, so it left the file as it was",
+            f"up to {schema.LATEST}, so it left the file as it was",
             hint="upgrade supervisor (pip install -U supervisor) to use this repository's store")
         self.version = version
 
@@ -73,7 +73,7 @@ def inspect(path: Path, *, full: bool = False) -> Found:
         db = readonly(path)
         try:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > LATEST:
+            if version > schema.LATEST:
                 raise StoreTooNew(path, version)
             rows = db.execute("PRAGMA integrity_check(20)" if full else "PRAGMA quick_check(20)").fetchall()
         finally:
