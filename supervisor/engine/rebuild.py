@@ -83,17 +83,19 @@ def agent_panes(tmux: Tmux, state_dir: Path) -> dict[str, AgentPane]:
 
 
 def agent_worktrees(root: Path) -> dict[str, Path]:
-    """The repository's worktrees on a branch `agent/NAME`, by agent name."""
+    """The repository's linked worktrees on a branch `agent/NAME`, by agent name."""
     try:
         text = worktrees.run_git(root, "worktree", "list", "--porcelain")
     except SupervisorError:
         return {}
     found: dict[str, Path] = {}
     path: Path | None = None
+    main: Path | None = None  # listed first: never an agent's, whatever branch it has checked out
     for line in text.splitlines():
         if line.startswith("worktree "):
             path = Path(line.removeprefix("worktree "))
-        elif line.startswith("branch refs/heads/" + BRANCH_PREFIX) and path is not None:
+            main = main or path
+        elif line.startswith("branch refs/heads/" + BRANCH_PREFIX) and path is not None and path != main:
             name = line.removeprefix("branch refs/heads/" + BRANCH_PREFIX)
             try:
                 found[validate_name(name)] = path
