@@ -599,6 +599,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         if status.get("tick_seconds") is not None:
             print(f"watching: {status['ticks']} ticks, the last took {status['tick_seconds'] * 1000:.0f} ms")
         print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
+        _warn_store_notices()
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from supervisor.core import schema
 from supervisor.core.model import Agent, Event, State
-from supervisor.core.storecheck import Found, inspect
+from supervisor.core.storecheck import Found, StoreDamaged, inspect
 from supervisor.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,19 @@ class Store:
         self._writes = 0
         self._depth = 0  # transactions open on the holding thread (the outermost one commits)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        if 0 < self.found.version < schema.LATEST:
-            self._keep_copy(path.with_name(f"{path.name}.v{self.found.version}"))
-        before, after = schema.migrate(self._db)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if 0 < self.found.version < schema.LATEST:
+                self._keep_copy(path.with_name(f"{path.name}.v{self.found.version}"))
+            before, after = schema.migrate(self._db)
+        except sqlite3.OperationalError:  # not the file's fault (a full disk, a read-only folder): as it is
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:  # what the checks could not see, e.g. a WAL beside an empty file
+            self._db.close()
+            raise StoreDamaged(path, str(exc)) from None
         if before != after and self.found.empty is None:
             self.migrated = (before, after)
             log.info("store %s migrated from schema version %d to %d", path, before, after)
@@ -143,12 +150,6 @@ class Store:
             log.warning("agent %s: its record in %s could not be read (%s); it was set aside in the table "
                         "agents_set_aside", name, self.path, error)
             self.set_aside.append(SetAside(name, error))
-
-    def set_aside_records(self) -> list[dict[str, Any]]:
-        """Every record set aside so far (newest first): name, error, when."""
-        with self._lock:
-            rows = self._db.execute("SELECT name, error, at FROM agents_set_aside ORDER BY id DESC").fetchall()
-        return [{"name": name, "error": error, "at": at} for name, error, at in rows]
 
     def close(self) -> None:
         with self._lock:
