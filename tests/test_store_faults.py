@@ -186,3 +186,18 @@ def test_an_older_store_is_migrated_when_the_engine_starts(sandbox: Sandbox) -> 
         assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
         assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 1
     assert db.with_name("state.db.v1").exists()  # the store as it was before the migration
+
+
+def test_an_empty_store_brings_back_stopped_agents_from_their_worktrees_too(sandbox: Sandbox) -> None:
+    sandbox.sv("start", "live", "--task", "work")
+    sandbox.sv("start", "done", "--task", "work")
+    sandbox.wait_state("done", "idle", "working")
+    sandbox.sv("stop", "done")
+    sandbox.git("checkout", "-q", "-b", "agent/not-an-agent")  # the main worktree is never taken for one
+    _stop_engine(sandbox).write_bytes(b"")
+
+    agents = sandbox.ls()
+    assert set(agents) == {"live", "done"}
+    assert agents["live"]["state"] in LIVE
+    assert agents["done"]["state"] == "stopped"
+    assert sandbox.agent("done")["reason"] == "rebuilt from git: no pane of it was running"
