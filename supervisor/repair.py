@@ -56,6 +56,7 @@ def repair(paths: RepoPaths) -> Repaired | None:
         if found.empty is None:
             return None
         problem = f"the store was {found.empty}"
+    paths.ensure_dirs()
     if _engine_lock_held(paths.engine_lock):
         raise SupervisorError("the engine is running", hint="`supervisor engine stop` first (the agents keep running)")
     result = Repaired(problem)
