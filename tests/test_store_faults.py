@@ -75,7 +75,8 @@ def test_a_rebuilt_contract_is_not_merged_until_a_human_confirms_it(sandbox: San
 
     refused = sandbox.sv("merge", "w1", check=False)
     assert refused.returncode == 1
-    assert "its contract was rebuilt from" in refused.stderr and "--confirm-contract" in refused.stderr
+    assert "w1 cannot be merged into main: its contract was rebuilt from its worktree's SESSION.md" in refused.stderr
+    assert "--confirm-contract" in refused.stderr
     assert sandbox.git("log", "-1", "--format=%s", "main") == "initial"
 
     merged = sandbox.sv("merge", "w1", "--confirm-contract")

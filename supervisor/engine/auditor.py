@@ -166,8 +166,9 @@ class Auditor(PeriodicService):
         if agent.extra.get(UNVERIFIED):
             if not confirm_contract:
                 raise SupervisorError(
-                    f"{name} cannot be merged: its contract was rebuilt from {agent.worktree}/SESSION.md, which the "
-                    "agent could have edited, and no human has confirmed it", hint=confirm_hint(name))
+                    f"{name} cannot be merged into {agent.target}: its contract was rebuilt from its worktree's "
+                    "SESSION.md, which the agent could have edited, and no human has confirmed it",
+                    hint=confirm_hint(name))
             agent = self._confirm_contract(name)
         if not worktrees.branch_exists(root, agent.branch):
             raise SupervisorError(f"{name}'s branch {agent.branch} is gone")

@@ -175,8 +175,8 @@ def _contract(agent: Agent, worktree: Path, root: Path) -> dict[str, Any]:
 
 
 def confirm_hint(name: str) -> str:
-    return (f"read it with `supervisor show {name}`; if it is the contract you agreed on, "
-            f"`supervisor merge {name} --confirm-contract` confirms it and merges")
+    return (f"read it with `supervisor show {name}`; if it is the contract you agreed on (and the branch it "
+            f"merges into is right), `supervisor merge {name} --confirm-contract` confirms it and merges")
 
 
 def at_start(engine: Engine) -> None:
