@@ -109,8 +109,17 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _warn_store_notices() -> None:
+    """What the running engine found wrong in the store at its start (records set aside, agents rebuilt)."""
+    with contextlib.suppress(OSError):
+        for line in _paths().store_notice.read_text().splitlines():
+            if line.strip():
+                print(f"supervisor: warning: {line}", file=sys.stderr)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     agents = _call("ls")
+    _warn_store_notices()
     if args.json:
         _print_json(agents)
         return 0
@@ -173,6 +182,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"conflict:         with {other}")
         for path in conflict.get("files") or []:
             print(f"                    {path}")
+    if agent.get("contract_unverified"):
+        source = agent["contract_unverified"].get("source")
+        print(f"\ncontract: UNVERIFIED (rebuilt from {source}; `supervisor merge {agent['name']} --confirm-contract` "
+              "confirms it)")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):
@@ -324,7 +337,10 @@ def cmd_msg(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    result = _call("merge", {"name": args.agent})
+    params: dict[str, Any] = {"name": args.agent}
+    if args.confirm_contract:
+        params["confirm_contract"] = True
+    result = _call("merge", params)
     if args.json:
         _print_json(result)
         return 0
@@ -595,40 +611,15 @@ def cmd_engine(args: argparse.Namespace) -> int:
         print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
         if status.get("unwritten"):
             print(f"not written: {status['unwritten']}")
+        _warn_store_notices()
     client.notes.clear()  # said above
     return 0
 
 
-ENGINE_LOG_BYTES = 10 * 1024 * 1024  # then engine.log moves to engine.log.1 (two older files are kept)
-
-
 def run_engine_foreground() -> int:
-    import logging
-    import sqlite3
+    from supervisor.engine.startup import run_foreground
 
-    from supervisor.core.unwritten import is_write_fault
-    from supervisor.engine.diskfaults import KeepingFileHandler
-    from supervisor.engine.engine import Engine
-
-    paths = _paths()
-    paths.ensure_dirs()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    # An engine runs for weeks; an error that repeats every pass must not fill the disk.
-    handlers.append(KeepingFileHandler(str(paths.engine_log), ENGINE_LOG_BYTES, 2))
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        engine = Engine(paths)
-    except (OSError, sqlite3.OperationalError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and not is_write_fault(exc):
-            raise
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        logging.getLogger("supervisor").error("the engine cannot start: %s cannot be written (%s)", paths.state_dir,
-                                              reason)
-        raise SupervisorError(f"the engine cannot start: {paths.state_dir} cannot be written ({reason})",
-                              hint="free space there or make it writable, then run the command again") from None
-    engine.serve()
-    return 0
+    return run_foreground(_paths())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -640,9 +631,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from supervisor.doctor import run_doctor
+    from supervisor.doctor import run_doctor, run_repair
 
-    return run_doctor(json_output=args.json)
+    return run_repair() if args.repair else run_doctor(json_output=args.json)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -792,6 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("merge", cmd_merge, "audit the agent's commits and merge its branch into its parent's")
     p.add_argument("agent")
+    p.add_argument("--confirm-contract", action="store_true",
+                   help="you read the agent's contract (`supervisor show`) and confirm it: needed once for an agent "
+                        "rebuilt from its SESSION.md")
     p.add_argument("--json", action="store_true")
     p = add("msg", cmd_msg, "from inside a pane: leave a message for another agent of the same tree")
     p.add_argument("to", help="the recipient's full name, or 'parent'")
@@ -845,8 +839,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
     p.add_argument("--foreground", action="store_true", help="run the engine in this terminal")
     p.add_argument("--json", action="store_true")
-    p = add("doctor", cmd_doctor, "check tmux, git, the config and the agent CLIs")
+    p = add("doctor", cmd_doctor, "check tmux, git, the config, the store and the agent CLIs")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--repair", action="store_true",
+                   help="repair a damaged or empty store: the file is kept aside, what can be read of it is "
+                        "carried over and the agents are rebuilt from tmux and git (with the engine stopped)")
     p = add("alerts", cmd_alerts, "alert channels, recent alerts and silences")
     actions = p.add_subparsers(dest="alerts_action", metavar="ACTION", required=True)
     a = actions.add_parser("test", help="send a test alert on every configured channel and report each result")

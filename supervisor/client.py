@@ -125,6 +125,7 @@ def engine_running(paths: RepoPaths) -> bool:
 def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
     """Start the engine in the repository's tmux server unless it answers already."""
     from supervisor.config import load_config  # validated here so a bad file is refused before any start
+    from supervisor.engine.startup import start_failure
     from supervisor.tmux.server import ENGINE_SESSION, Tmux
 
     if engine_running(paths):
@@ -142,7 +143,13 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
                 return
             # An engine that holds its lock is starting, or stopping (its tmux server was killed): start a new
             # one only once no engine holds it.
-            if not launched and not _engine_lock_held(paths.engine_lock):
+            held = _engine_lock_held(paths.engine_lock)
+            if launched and not held:  # the engine it launched has ended: it says why, if it could
+                failure = start_failure(paths.engine_failed)
+                if failure is not None:
+                    raise failure
+            if not launched and not held:
+                paths.engine_failed.unlink(missing_ok=True)  # an earlier start's reason is not this one's
                 tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
                 tmux.ensure_server()
                 command = engine_command()

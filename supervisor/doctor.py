@@ -52,6 +52,11 @@ def checks() -> list[Check]:
         paths = find_repo()
         config = load_config(paths.root)
         found.append(Check("repository", True, str(paths.root)))
+        from supervisor.repair import store_check
+
+        found.append(Check("store", *store_check(paths)))
+        found += [Check("store notice", False, line, "see engine.log; `supervisor show NAME` for an agent")
+                  for line in _notices(paths)]
         source = str(config.source) if config.source else "no supervisor.yaml (defaults)"
         found.append(Check("config", True, source))
         from supervisor.agents import get_profile
@@ -78,6 +83,37 @@ def alert_checks(paths: Any, config: Any) -> list[Check]:
 
     return [Check(f"alerts: {name}", result.ok, result.detail, result.hint)
             for name, result in reachability(config.alerts, paths)]
+
+
+def _notices(paths: Any) -> list[str]:
+    try:
+        return [line for line in paths.store_notice.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def run_repair() -> int:
+    """`doctor --repair`: repair the store if it needs it, say what was done, then run the checks."""
+    from supervisor.paths import find_repo
+    from supervisor.repair import repair
+
+    paths = find_repo()
+    done = repair(paths)
+    if done is None:
+        print(f"store: {paths.db_path} is sound; nothing to repair")
+    else:
+        print(f"store: repaired ({done.problem})")
+        for moved in done.moved_to:
+            print(f"  kept the damaged file as {moved}")
+        for table, count in done.carried.items():
+            print(f"  carried over {count} row(s) of {table}")
+        for table, problem in done.unreadable.items():
+            print(f"  could not read {table}: {problem}")
+        if done.rebuilt:
+            print(f"  rebuilt from tmux and git: {', '.join(done.rebuilt)} (contracts unverified: "
+                  "`supervisor merge NAME --confirm-contract` once you have read them)")
+    print()
+    return run_doctor()
 
 
 def run_doctor(json_output: bool = False) -> int:

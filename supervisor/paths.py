@@ -51,6 +51,17 @@ class RepoPaths:
         return self.state_dir / "config-refused"
 
     @property
+    def engine_failed(self) -> Path:
+        """Why the last engine start failed (JSON: error, hint), for the command that started it."""
+        return self.state_dir / "engine-failed"
+
+    @property
+    def store_notice(self) -> Path:
+        """What the engine found wrong in the store at its start (records set aside, agents rebuilt), one
+        line each, shown by `ls`, `engine status` and `doctor` until an engine starts on a sound store."""
+        return self.state_dir / "store-notice"
+
+    @property
     def tmux_conf(self) -> Path:
         return self.state_dir / "tmux.conf"
 

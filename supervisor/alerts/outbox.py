@@ -10,8 +10,8 @@ An attempt is recorded in `alert_attempts` before the channel is called and forg
 row left there after a crash is an attempt that may have got through: a channel that can read back what it
 sent (Slack with a bot token) looks for it before sending again.
 
-The router's own state (conditions, the groups being collected, silences) lives in tables created here too,
-so the whole alert pipeline's schema is in one place.
+The router's own state (conditions, the groups being collected, silences) lives in tables of the store too;
+every table is created and migrated by supervisor/core/schema.py.
 """
 
 from __future__ import annotations
@@ -35,74 +35,6 @@ PENDING = "pending"
 SENT = "sent"
 CANCELLED = "cancelled"  # the channel was removed from the configuration before the alert could be sent
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_conditions (
-    agent TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    firing INTEGER NOT NULL,          -- 1 while the condition holds
-    occurrence INTEGER NOT NULL,      -- how many times it started
-    since REAL NOT NULL,              -- when the current occurrence started
-    told INTEGER NOT NULL DEFAULT 0,  -- the human was told about this occurrence (so "resolved" is owed)
-    told_at REAL,                     -- when they were last told (repeat_after counts from here)
-    held INTEGER NOT NULL DEFAULT 0,  -- kept back by a silence: told when the silence ends, if still true
-    data TEXT NOT NULL,               -- the newest evidence (summary, task, screen, ...)
-    PRIMARY KEY (agent, trigger)
-);
-CREATE TABLE IF NOT EXISTS alert_pending (
-    agent TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    status TEXT NOT NULL,             -- firing | resolved
-    repeat INTEGER NOT NULL DEFAULT 0,
-    count INTEGER NOT NULL DEFAULT 1,
-    queued REAL NOT NULL,             -- the group of an agent is sent at min(queued) + group_wait
-    since REAL NOT NULL,
-    until REAL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (agent, trigger)
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    agent TEXT NOT NULL,
-    route TEXT NOT NULL,              -- human | parent
-    triggers TEXT NOT NULL,           -- JSON list
-    status TEXT NOT NULL,             -- firing | resolved
-    content TEXT NOT NULL             -- AlertContent JSON, composed once
-);
-CREATE INDEX IF NOT EXISTS alerts_by_agent ON alerts(agent, id);
-CREATE TABLE IF NOT EXISTS alert_deliveries (
-    alert INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
-    channel TEXT NOT NULL,
-    status TEXT NOT NULL,             -- pending | sent | cancelled
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL,
-    last_error TEXT,
-    sent_at REAL,
-    detail TEXT,
-    PRIMARY KEY (alert, channel)
-);
-CREATE INDEX IF NOT EXISTS alert_deliveries_open ON alert_deliveries(channel, status, alert);
-CREATE TABLE IF NOT EXISTS alert_threads (
-    agent TEXT NOT NULL,
-    channel TEXT NOT NULL,            -- the channel's thread key, e.g. slack:#agents
-    ref TEXT NOT NULL,                -- e.g. the Slack channel id and ts of the thread's first message
-    PRIMARY KEY (agent, channel)
-);
-CREATE TABLE IF NOT EXISTS alert_attempts (
-    alert INTEGER NOT NULL,
-    channel TEXT NOT NULL,
-    started REAL NOT NULL,            -- the first attempt whose outcome is unknown (it may have got through)
-    PRIMARY KEY (alert, channel)
-);
-CREATE TABLE IF NOT EXISTS alert_silences (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent TEXT,                       -- the subject (an agent, tmux:, ...), NULL: every one
-    trigger TEXT,                     -- NULL: every trigger
-    created REAL NOT NULL,
-    until REAL NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -119,12 +51,9 @@ def _event_agent(subject: str) -> str | None:
 
 
 def ensure_schema(store: Store) -> None:
-    """Create the alert tables, and start the event cursor at the end of the log on the very first run
-    (an existing repository's old triggers are history, not news)."""
+    """Start the event cursor at the end of the log on the very first run (an existing repository's old
+    triggers are history, not news). The tables are the store's (supervisor/core/schema.py)."""
     with store.transaction() as db:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
         db.execute("INSERT OR IGNORE INTO meta(key, value) SELECT ?, COALESCE(MAX(id), 0) FROM events",
                    (CURSOR_KEY,))
 

@@ -13,36 +13,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from supervisor.core import schema
 from supervisor.core.model import Agent, Event, State
+from supervisor.core.storecheck import Found, StoreDamaged, inspect
 from supervisor.core.unwritten import FallbackConnection, Fault, StoreUnwritable
 from supervisor.errors import UsageError
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-    name TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    agent TEXT,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_agent ON events(agent, id);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+SCHEMA_VERSION = schema.LATEST
 
 _AGENT_FIELDS = [f.name for f in fields(Agent)]
 
@@ -64,13 +46,38 @@ class NameTaken(UsageError):
     pass
 
 
+def _event_data(text: str) -> dict[str, Any]:
+    """An event's data; one that does not decode is shown as such rather than failing every reader."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError):
+        return {"undecodable": str(text)[:200]}
+    return data if isinstance(data, dict) else {"undecodable": str(text)[:200]}
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """An agent record that did not decode at open: moved to `agents_set_aside`, its name free again."""
+
+    name: str
+    error: str
+
+
 def _gist(data: dict[str, Any]) -> dict[str, Any]:
     return {key: data[key] for key in ("trigger", "active", "hook_event_name", "state") if key in data}
 
 
 class Store:
+    """Opening checks the file first (storecheck.inspect: a newer or damaged store is refused untouched),
+    migrates an older one forward, and sets aside agent records that do not decode. `found` says what was
+    there (`found.empty` for a missing or 0-byte file), `migrated` the versions when a migration ran,
+    `set_aside` the records set aside by this open."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.found: Found = inspect(path)
+        self.migrated: tuple[int, int] | None = None
+        self.set_aside: list[SetAside] = []
         self._lock = threading.RLock()
         self._appended = threading.Condition(self._lock)  # notified on every new event
         self._last_event = 0
@@ -82,22 +89,70 @@ class Store:
         # While the file cannot be written (a full disk), the connection keeps the changes in memory.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30,
                                    factory=FallbackConnection)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if 0 < self.found.version < schema.LATEST:
+                self._keep_copy(path.with_name(f"{path.name}.v{self.found.version}"))
+            before, after = schema.migrate(self._db)
+        except sqlite3.OperationalError:  # not the file's fault (a full disk, a read-only folder): as it is
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:  # what the checks could not see, e.g. a WAL beside an empty file
+            self._db.close()
+            raise StoreDamaged(path, str(exc)) from None
+        if before != after and self.found.empty is None:
+            self.migrated = (before, after)
+            log.info("store %s migrated from schema version %d to %d", path, before, after)
         path.chmod(0o600)
-        self._last_event = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         # Each agent's newest event, kept as events are written (`ls` shows it for every agent, every call).
         self._newest: dict[str, tuple[str, float, dict[str, Any]]] = {}
         self._pending: dict[str, tuple[str, float, dict[str, Any]]] = {}  # written in the open transaction
+        self._set_aside_undecodable()
+        self._last_event = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         rows = self._db.execute(
             "SELECT agent, kind, ts, data FROM events WHERE id IN "
             "(SELECT MAX(id) FROM events WHERE agent IS NOT NULL GROUP BY agent)").fetchall()
         for agent, kind, ts, data in rows:
-            self._newest[agent] = (kind, ts, _gist(json.loads(data)))
+            self._newest[agent] = (kind, ts, _gist(_event_data(data)))
         self._versions = {row[0]: 0 for row in self._db.execute("SELECT name FROM agents")}
+
+    def _keep_copy(self, copy: Path) -> None:
+        """A copy of the store as it was before a migration (kept beside it; a migration is one transaction,
+        but a later release may want to look at what an older one wrote)."""
+        if copy.exists():
+            return
+        target = sqlite3.connect(copy)
+        try:
+            self._db.backup(target)
+        finally:
+            target.close()
+        copy.chmod(0o600)
+
+    def _set_aside_undecodable(self) -> None:
+        """Move each agent record that does not decode to `agents_set_aside` (with an event naming it), so the
+        other agents load and the name is free; the record itself is kept there as it was."""
+        bad: list[tuple[str, str, str]] = []
+        for name, data in self._db.execute("SELECT name, data FROM agents").fetchall():
+            try:
+                agent = _agent_from_json(data)
+                if agent.name != name:
+                    raise ValueError(f"the record is named {agent.name!r}")
+            except Exception as exc:  # whatever a bad record makes the decoder raise
+                bad.append((name, data, f"{type(exc).__name__}: {exc}"[:300]))
+        if not bad:
+            return
+        with self.transaction() as db:
+            for name, data, error in bad:
+                db.execute("INSERT INTO agents_set_aside(name, data, error, at) VALUES (?, ?, ?, ?)",
+                           (name, data, error, time.time()))
+                db.execute("DELETE FROM agents WHERE name = ?", (name,))
+                self._append(db, name, "record_set_aside", {"error": error})
+        for name, _, error in bad:
+            log.warning("agent %s: its record in %s could not be read (%s); it was set aside in the table "
+                        "agents_set_aside", name, self.path, error)
+            self.set_aside.append(SetAside(name, error))
 
     def close(self) -> None:
         with self._lock:
@@ -263,7 +318,7 @@ class Store:
         args.append(limit)
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
-        return [Event(row[0], row[1], row[2], row[3], json.loads(row[4])) for row in reversed(rows)]
+        return [Event(row[0], row[1], row[2], row[3], _event_data(row[4])) for row in reversed(rows)]
 
     # meta ---------------------------------------------------------------------------------------------
 

@@ -26,23 +26,6 @@ STATES = (OPEN, CLAIMED, DONE)
 MAX_TEXT = 64 * 1024
 MAX_BATCH = 10_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so an id in a transcript stays unambiguous
-    text TEXT NOT NULL,
-    state TEXT NOT NULL,                   -- open | claimed | done
-    holder TEXT,                           -- who holds it (claimed) or finished it (done), NULL: the human
-    incarnation REAL,                      -- the holder's started_at when it claimed (NULL: the human)
-    added_by TEXT,                         -- the agent that added it (NULL: the human)
-    created REAL NOT NULL,
-    claimed REAL,
-    done REAL,
-    updated REAL NOT NULL,                 -- when its state last changed
-    claims INTEGER NOT NULL DEFAULT 0,     -- how many times it was claimed
-    released TEXT                          -- why it last went back to the board
-);
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, id);
-"""
 
 _COLUMNS = "id, text, state, holder, incarnation, added_by, created, claimed, done, updated, claims, released"
 
@@ -110,11 +93,7 @@ class TaskBoard:
     """The tasks table of the engine's database, and every change to it."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        with store.transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        self.store = store  # its table `tasks` is the store's (supervisor/core/schema.py)
 
     # reading ------------------------------------------------------------------------------------------
 

@@ -16,19 +16,6 @@ from typing import Any
 
 from supervisor.core.store import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS approvals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent TEXT NOT NULL,
-    request TEXT NOT NULL,
-    status TEXT NOT NULL,          -- pending | approved | denied | timed_out
-    reason TEXT,
-    decided_by TEXT,
-    created REAL NOT NULL,
-    decided REAL
-);
-"""
-
 
 @dataclass
 class Held:
@@ -42,9 +29,7 @@ class Held:
 
 class Approvals:
     def __init__(self, store: Store) -> None:
-        self.store = store
-        with store.transaction() as db:
-            db.execute(_SCHEMA)
+        self.store = store  # its table `approvals` is the store's (supervisor/core/schema.py)
         self._held: dict[str, list[Held]] = {}
         self._lock = threading.Lock()
         with store.transaction() as db:  # requests a previous engine held died with it

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.helpers import contract_of
+from supervisor.engine.rebuild import UNVERIFIED, confirm_hint
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError
@@ -150,11 +151,11 @@ class Auditor(PeriodicService):
 
     # merge ------------------------------------------------------------------------------------------------
 
-    def op_merge(self, name: str) -> dict[str, Any]:
-        return self.merge_agent(name)
+    def op_merge(self, name: str, confirm_contract: bool = False) -> dict[str, Any]:
+        return self.merge_agent(name, confirm_contract=confirm_contract)
 
     def merge_agent(self, name: str, *, expected_tip: str | None = None, expected_target: str | None = None,
-                    by: str = "request") -> dict[str, Any]:
+                    by: str = "request", confirm_contract: bool = False) -> dict[str, Any]:
         """Audit every commit of the agent's branch; merge it into its target only when all are clean.
 
         The expected tips (of a check that ran) make the merge refuse when either branch moved since. A
@@ -162,6 +163,13 @@ class Auditor(PeriodicService):
         engine = self.engine
         root = engine.paths.root
         agent = engine.get(name)
+        if agent.extra.get(UNVERIFIED):
+            if not confirm_contract:
+                raise SupervisorError(
+                    f"{name} cannot be merged into {agent.target}: its contract was rebuilt from its worktree's "
+                    "SESSION.md, which the agent could have edited, and no human has confirmed it",
+                    hint=confirm_hint(name))
+            agent = self._confirm_contract(name)
         if not worktrees.branch_exists(root, agent.branch):
             raise SupervisorError(f"{name}'s branch {agent.branch} is gone")
         if not worktrees.branch_exists(root, agent.target):
@@ -205,6 +213,14 @@ class Auditor(PeriodicService):
             "updated_worktree": str(result.updated_worktree) if result.updated_worktree else None,
             "uncommitted": len(dirty), "removed": removed,
         }
+
+    def _confirm_contract(self, name: str) -> Agent:
+        """A human read the rebuilt contract and vouches for it: it is the agent's contract from now on."""
+        with self.engine.agent_lock(name):
+            agent = self.engine.get(name)
+            source = agent.extra.pop(UNVERIFIED, None)
+            self.engine.store.save_agent(agent, "contract_confirmed", rebuilt_from=source, by="human")
+        return agent
 
     def _end_contest(self, winner: Agent) -> list[str]:
         """Stop and remove the other candidates of the winner's best-of-N (their branches go too)."""

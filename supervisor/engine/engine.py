@@ -37,7 +37,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import views
+from supervisor.engine import rebuild, views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
@@ -156,6 +156,7 @@ class Engine:
         self.tmux.use_control()
         self.store.set_meta("engine_pid", str(os.getpid()))
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
+        rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
         self.watcher.adopt()
         self.ingest_spool()
         for service in self.services:
@@ -307,6 +308,8 @@ class Engine:
         view["port"] = agent.port
         view["restarts"] = agent.restarts
         view["contract"] = agent.extra.get("contract")
+        view["contract_unverified"] = agent.extra.get(rebuild.UNVERIFIED)
+        view["rebuilt"] = agent.extra.get("rebuilt")
         view["violations"] = agent.extra.get("violations") or []
         return view
 
