@@ -276,11 +276,35 @@ class Transcripts:
             fd = None
         if fd is None:
             fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.write(fd, data)
-        if os.fstat(fd).st_size > self.max_bytes:
-            os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink and starts over
-            os.close(self._files.pop(name))
-            path.touch(mode=0o600)
+        size = os.fstat(fd).st_size
+        # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The
+        # lines that fit go first; a line longer than the cap is split where the cap falls.
+        while size + len(data) > self.max_bytes:
+            room = max(0, self.max_bytes - size)
+            cut = data.rfind(b"\n", 0, room) + 1
+            if not cut and not size:
+                cut = room
+            if cut:
+                os.write(fd, data[:cut])
+                data = data[cut:]
+            fd = self._rotate(name, path)
+            size = 0
+        if data:
+            os.write(fd, data)
+
+    def _rotate(self, name: str, path: Path) -> int:
+        """Move the transcript to NAME.log.1 and start an empty one, with no moment in which NAME.log is missing
+        (a reader may look at any time). A follower sees the file shrink and starts over."""
+        held = path.with_name(f".{path.name}.old")
+        fresh = path.with_name(f".{path.name}.new")
+        held.unlink(missing_ok=True)
+        os.link(path, held)
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.replace(fresh, path)
+        os.replace(held, path.with_name(path.name + ".1"))
+        os.close(self._files.pop(name))
+        self._files[name] = fd
+        return fd
 
     def _save(self, name: str, cursor: Cursor) -> None:
         """Overwrite the cursor file in place with one write of a fixed-size record."""
