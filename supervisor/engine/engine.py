@@ -38,7 +38,14 @@ from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
-from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
+from supervisor.engine.approvals import (
+    DIALOG_WAIT,
+    Approvals,
+    ask_answer,
+    await_dialog,
+    permission_answer,
+    required,
+)
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
@@ -841,8 +848,17 @@ class Engine:
             screen = self.tmux.capture(agent.pane or "") if agent.pane and agent.state.live else ""
             # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
             # screen shows now decides.
-            if agent.state != State.WAITING and profile.read(screen).verdict != Verdict.WAITING:
-                raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
+            if profile.read(screen).verdict != Verdict.WAITING:
+                if agent.state != State.WAITING:
+                    raise self.approvals.nothing_to_answer(agent)
+                if profile.answer_keys(screen, allowed) is None:
+                    # Waiting as last seen, and no dialog on the screen (yet): a request an engine held before a
+                    # restart comes back as the CLI's own dialog; a state read before the restart may be stale.
+                    found = await_dialog(lambda: self.tmux.capture(agent.pane or ""), profile, allowed,
+                                         DIALOG_WAIT) if agent.pane else None
+                    if found is None:
+                        raise self.approvals.nothing_to_answer(agent)
+                    screen = found
             keys = profile.answer_keys(screen, allowed)
             if keys is None:
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
