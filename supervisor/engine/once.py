@@ -10,6 +10,7 @@ an engine before it may have applied the event and died before the spooled copy 
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -126,4 +127,4 @@ def ingest_spool(directory: Path, store: Store, ledger: HookLedger,
 
 def ran_at(at: object, otherwise: float) -> float:
     """When a hook ran, as `supervisor hook` said (never later than now), else `otherwise`."""
-    return min(float(at), time.time()) if isinstance(at, int | float) else otherwise
+    return min(float(at), time.time()) if isinstance(at, int | float) and math.isfinite(at) else otherwise

@@ -298,10 +298,16 @@ class Transcripts:
         held = path.with_name(f".{path.name}.old")
         fresh = path.with_name(f".{path.name}.new")
         held.unlink(missing_ok=True)
-        os.link(path, held)
-        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.replace(fresh, path)
-        os.replace(held, path.with_name(path.name + ".1"))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        try:
+            os.link(path, held)
+        except OSError:  # a file system without hard links: moved, then created again
+            os.replace(path, path.with_name(path.name + ".1"))
+            fd = os.open(path, flags, 0o600)
+        else:
+            fd = os.open(fresh, flags, 0o600)
+            os.replace(fresh, path)
+            os.replace(held, path.with_name(path.name + ".1"))
         os.close(self._files.pop(name))
         self._files[name] = fd
         return fd
