@@ -168,6 +168,7 @@ def ask_answer(pattern: str) -> dict[str, Any]:
 
 
 def dialog_on_screen(profile: Profile, screen: str, allow: bool) -> bool:
+    """Whether the screen reads as waiting, or shows the option that answers (its label found)."""
     return profile.read(screen).verdict == Verdict.WAITING or profile.answer_keys(screen, allow) is not None
 
 

@@ -37,12 +37,13 @@ class Seen(Enum):
 class HookLedger:
     """Which hook event ids are applied (recorded in the store) or being applied. Thread-safe."""
 
-    def __init__(self, store: Store, started: float | None = None) -> None:
+    def __init__(self, store: Store) -> None:
+        """Made when no other engine applies events any more (once the engine holds its lock)."""
         self.store = store
         self._ids: OrderedDict[str, bool] = OrderedDict()  # id -> recorded
         self._lock = threading.Lock()
         # Ids of events recorded since this time are known here: this engine's own, and those loaded.
-        self._known_since = time.time() if started is None else started
+        self._known_since = time.time()
 
     def seen(self, key: str) -> Seen:
         with self._lock:
