@@ -14,7 +14,7 @@ from typing import Any
 
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
-from supervisor.engine.hooks import spool
+from supervisor.engine.hooks import read_spool, spool
 from supervisor.engine.once import HookLedger, ingest_spool
 from tests.conftest import Sandbox, process_gone, wait_until
 from tests.test_watching import _pane_env, config, events, fake_claude
@@ -77,3 +77,21 @@ def test_a_spooled_copy_waits_while_its_own_request_is_being_applied(tmp_path: P
     assert ingest_spool(directory, store, ledger, apply) is True
     assert not other.exists() and applied == ["k2"]
     store.close()
+
+
+def test_a_spool_file_being_written_is_left_to_its_writer(tmp_path: Path) -> None:
+    """`supervisor hook` writes a hidden file, then renames it: read half-written, it would be taken for garbage
+    and removed, and the event lost."""
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    partial = directory / ".123.000000-42.json"
+    partial.write_text('{"agent": "auth", "tok')
+    assert read_spool(directory) == []
+    assert partial.exists()
+    done = spool(directory, "auth", "t", {"hook_event_name": "Stop"}, at=1.0, key="123.000000-42")
+    assert [path for path, _ in read_spool(directory)] == [done]
+    left = directory / ".99.000000-7.json"
+    left.write_text("{")
+    os.utime(left, (time.time() - 120, time.time() - 120))  # its hook was killed while writing it
+    read_spool(directory)
+    assert not left.exists()
