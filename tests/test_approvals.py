@@ -4,8 +4,10 @@ dialog for a CLI without hooks, and approval.require turning a tool call into an
 from __future__ import annotations
 
 import json
+import os
+import signal
 
-from tests.conftest import Sandbox, wait_until
+from tests.conftest import Sandbox, process_gone, wait_until
 from tests.test_watching import config, demo, events, fake_claude
 
 ASKS = """
@@ -92,3 +94,49 @@ def test_a_waiting_reason_goes_when_the_state_leaves_waiting(sandbox: Sandbox) -
     sandbox.sv("stop", "auth")
     agent = json.loads(sandbox.sv("show", "auth", "--json").stdout)
     assert (agent["state"], agent["waiting_reason"]) == ("stopped", None)
+
+
+ASKS_THEN_WORKS = """
+    turns:
+      - [{ask: "rm -rf build"}, {say: after the question}, {quiet: 60s}]
+"""
+
+
+def _kill_engine(sandbox: Sandbox) -> None:
+    pid = sandbox.engine_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_gone(pid), message="the engine killed")
+
+
+def test_an_approval_after_a_restart_says_what_became_of_the_request_the_old_engine_held(sandbox: Sandbox) -> None:
+    """The engine holding the request is killed, the CLI shows its own dialog, which is answered in the pane; an
+    approve then starts a new engine, which still has the agent `waiting` as last seen: it says what happened
+    instead of failing to read options that are not there."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "r", ASKS_THEN_WORKS))
+    pane = sandbox.wait_state("auth", "waiting")["pane"]
+    _kill_engine(sandbox)
+
+    def screen() -> str:  # with no engine started
+        return sandbox.tmux("capture-pane", "-p", "-t", pane).stdout
+
+    wait_until(lambda: "Esc to cancel" in screen(), message="the CLI's own dialog")
+    sandbox.tmux("send-keys", "-t", pane, "1")
+    wait_until(lambda: "after the question" in screen(), message="answered in the pane")
+    assert sandbox.sv("engine", "status", check=False).returncode == 1
+    done = sandbox.sv("approve", "auth", check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0].endswith("its request Bash(rm -rf build) was held by an engine that stopped")
+    assert "cannot tell which option" not in done.stderr
+
+
+def test_an_approval_repeated_after_a_restart_says_it_was_approved_already(sandbox: Sandbox) -> None:
+    """The engine took the approval and was killed: its caller cannot know it happened; asking again says so."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "a", ASKS_THEN_WORKS))
+    sandbox.wait_state("auth", "waiting")
+    assert "auth: approved" in sandbox.sv("approve", "auth").stdout
+    _kill_engine(sandbox)
+    done = sandbox.sv("approve", "auth", check=False)
+    assert done.returncode == 1
+    assert "its request Bash(rm -rf build) was approved already (by cli)" in done.stderr.splitlines()[0]

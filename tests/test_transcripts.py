@@ -128,12 +128,33 @@ def test_a_resize_before_anything_is_written_keeps_the_count(tmp_path: Path) -> 
 def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:
     transcripts = Transcripts(tmp_path, 50)
     transcripts.begin("auth", "s", "%1", 0)
-    transcripts.append("auth", "%1", Scrolled(1, ["x" * 100]), 2000)
+    transcripts.append("auth", "%1", Scrolled(1, ["x" * 45]), 2000)
     transcripts.append("auth", "%1", Scrolled(2, ["after"]), 2000)
     path = transcripts.path("auth")
     assert path.read_text() == "after\n"
-    assert path.with_name("auth.log.1").read_text() == "x" * 100 + "\n"
-    assert read_transcript(path) == b"x" * 100 + b"\nafter\n"
+    assert path.with_name("auth.log.1").read_text() == "x" * 45 + "\n"
+    assert read_transcript(path) == b"x" * 45 + b"\nafter\n"
+
+
+def test_a_transcript_never_passes_its_cap(tmp_path: Path) -> None:
+    """Rotation comes before the write that would pass the cap: a tick's many lines, or one line longer than the
+    cap, are split between the files, and what the two files hold together is the newest output."""
+    transcripts = Transcripts(tmp_path, 1000)
+    transcripts.begin("auth", "s", "%1", 0)
+    path = transcripts.path("auth")
+    rows: list[str] = []
+    for tick in range(1, 30):
+        new = [f"tick {tick} line {n} " + "." * (tick * 3) for n in range(tick)]
+        rows += new
+        transcripts.append("auth", "%1", Scrolled(len(rows), new), 10**6)
+        assert path.stat().st_size <= 1000
+        assert not path.with_name("auth.log.1").exists() or path.with_name("auth.log.1").stat().st_size <= 1000
+    held = read_transcript(path).decode().splitlines()
+    assert len(held) > 10 and held == rows[-len(held):]  # whole lines, the newest, in order
+    long = "y" * 2500
+    transcripts.append("auth", "%1", Scrolled(len(rows) + 1, [long]), 10**6)
+    assert path.stat().st_size <= 1000 and path.with_name("auth.log.1").stat().st_size == 1000
+    assert read_transcript(path).decode().replace("\n", "").endswith("y" * 1500)
 
 
 def test_a_transcript_removed_by_hand_starts_anew(tmp_path: Path) -> None:

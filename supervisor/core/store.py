@@ -320,6 +320,20 @@ class Store:
             rows = self._db.execute(query, args).fetchall()
         return [Event(row[0], row[1], row[2], row[3], _event_data(row[4])) for row in reversed(rows)]
 
+    def recent_event_data(self, kind: str, since: float) -> list[dict[str, Any]]:
+        """What events of `kind` recorded since the time `since` hold, newest first. Read from the newest event
+        back, stopping at the first older than `since`: what came before costs nothing."""
+        found: list[dict[str, Any]] = []
+        with self._lock:
+            cursor = self._db.execute("SELECT ts, kind, data FROM events ORDER BY id DESC")
+            for ts, row_kind, data in cursor:
+                if ts < since:
+                    break
+                if row_kind == kind:
+                    found.append(json.loads(data))
+            cursor.close()
+        return found
+
     # meta ---------------------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

@@ -11,10 +11,18 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from supervisor.agents.base import Profile
+from supervisor.agents.screens import Verdict
+from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
+from supervisor.engine.delivery import wait_for
+from supervisor.errors import SupervisorError
+
+DIALOG_WAIT = 5.0  # seconds an approval waits for a CLI's own dialog to show (see `await_dialog`)
 
 
 @dataclass
@@ -33,8 +41,10 @@ class Approvals:
         self._held: dict[str, list[Held]] = {}
         self._lock = threading.Lock()
         with store.transaction() as db:  # requests a previous engine held died with it
+            lost = db.execute("SELECT id FROM approvals WHERE status = 'pending'").fetchall()
             db.execute("UPDATE approvals SET status = 'timed_out', decided = ? WHERE status = 'pending'",
                        (time.time(),))
+        self._lost = {row[0] for row in lost}
 
     def hold(self, agent: str, request: str, timeout: float | None) -> Held:
         """Open a request and wait for its answer (or the timeout). Returns it, decided or not."""
@@ -70,6 +80,39 @@ class Approvals:
         self._record(held.id, "approved" if allowed else "denied", reason, by)
         held.answered.set()
         return held
+
+    def what_became(self, agent: str, since: float) -> str | None:
+        """What became of the agent's newest request, when it was opened or decided since `since` and nothing
+        answers it any more: `approved already (by cli)`, or held by an engine that stopped. None otherwise."""
+        with self._lock:
+            if self._held.get(agent):
+                return None
+        with self.store.transaction() as db:
+            row = db.execute("SELECT id, request, status, decided_by, created, decided FROM approvals WHERE agent = ?"
+                             " ORDER BY id DESC LIMIT 1", (agent,)).fetchone()
+        if row is None:
+            return None
+        approval_id, request, status, by, created, decided = row
+        if max(created, decided or 0) < since:
+            return None
+        if status in ("approved", "denied"):
+            return f"its request {request} was {status} already" + (f" (by {by})" if by else "")
+        if approval_id in self._lost:
+            return f"its request {request} was held by an engine that stopped"
+        return None
+
+    def nothing_to_answer(self, agent: Agent) -> SupervisorError:
+        """Why there is nothing to approve or deny on the agent's screen, in one line: what became of its last
+        request when that is known (an engine restart in between loses a held request, and a decision the
+        stopped engine made may not have reached its caller)."""
+        waiting = agent.state == State.WAITING
+        became = self.what_became(agent.name, agent.state_since if waiting else time.time() - 600)
+        if waiting:
+            message = f"{agent.name} shows no dialog to answer" + (f": {became}" if became else "")
+        else:
+            message = f"{agent.name} is not waiting for an approval (it is {agent.state})" \
+                + (f"; {became}" if became else "")
+        return SupervisorError(message, hint=f"see its screen: `supervisor attach {agent.name}`" if waiting else None)
 
     def _record(self, approval_id: int, status: str, reason: str | None, by: str | None) -> None:
         with self.store.transaction() as db:
@@ -107,3 +150,20 @@ def ask_answer(pattern: str) -> dict[str, Any]:
     """Claude Code's PreToolUse hook output that turns a tool call into a permission request."""
     return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "ask",
                                    "permissionDecisionReason": f"supervisor requires approval for {pattern}"}}
+
+
+def dialog_on_screen(profile: Profile, screen: str, allow: bool) -> bool:
+    """Whether the screen reads as waiting, or shows the option that answers (its label found)."""
+    return profile.read(screen).verdict == Verdict.WAITING or profile.answer_keys(screen, allow) is not None
+
+
+def await_dialog(capture: Callable[[], str], profile: Profile, allow: bool, timeout: float) -> str | None:
+    """The screen once it shows a dialog to answer, within `timeout`; None when none shows. A CLI whose
+    permission hook got no answer (the engine that held it stopped) draws its own dialog a moment later."""
+    found: list[str] = []
+
+    def shown() -> bool:
+        found[:] = [capture()]
+        return dialog_on_screen(profile, found[0], allow)
+
+    return found[0] if wait_for(shown, timeout, interval=0.1) else None

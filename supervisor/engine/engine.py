@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,13 +38,21 @@ from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import rebuild, views
-from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
+from supervisor.engine.approvals import (
+    DIALOG_WAIT,
+    Approvals,
+    ask_answer,
+    await_dialog,
+    permission_answer,
+    required,
+)
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
-from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
+from supervisor.engine.hooks import brief, read_hook, tool_summary
+from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
@@ -121,9 +129,9 @@ class Engine:
         self._gate = LaunchGate()
         self.admission = threading.Lock()  # a parent's live helpers are counted, and a place taken, under it
         self._ending: Counter[str] = Counter()  # agents a stop, timeout or removal waits for: a start gives way
-        # Hook events applied lately, by the id `supervisor hook` gave them: the spooled copy of an event this
-        # engine answered too late is not applied a second time.
-        self._hooks_seen: OrderedDict[str, None] = OrderedDict()
+        # Hook events applied, by the id `supervisor hook` gave them: the spooled copy of an event answered too
+        # late (by this engine, or one before it) is not applied a second time.
+        self.hooks_once = HookLedger(self.store)
         self._spool_mark: float | None = None  # the spool folder's mtime when last read
         self._stopping = threading.Event()
         self.started_at = time.time()
@@ -152,6 +160,7 @@ class Engine:
     def serve(self) -> None:
         """Run until asked to stop: adopt what exists, answer requests, watch every tick."""
         self.acquire_singleton()
+        self.hooks_once = HookLedger(self.store)  # no other engine applies events from now on
         self.tmux.ensure_server()
         self.tmux.use_control()
         self.store.set_meta("engine_pid", str(os.getpid()))
@@ -732,9 +741,13 @@ class Engine:
         agent = _caller
         if agent is None:
             raise SupervisorError("hook events come from inside an agent's pane")
-        if not self._first_time(key):
+        if not self.hooks_once.claim(key):
             return {}  # its spooled copy was read first: the hook gave up waiting for this answer
-        self._apply_hook(agent, event, _ran_at(at, time.time()))
+        try:
+            self._apply_hook(agent, event, ran_at(at, time.time()), key)
+        except BaseException:
+            self.hooks_once.release(key)
+            raise
         name = event.get("hook_event_name")
         if name == "PreToolUse":
             pattern = required(self.config.approval.require, tool_summary(event))
@@ -750,21 +763,11 @@ class Engine:
             return {"output": permission_answer(held.allowed, held.reason)}
         return {}
 
-    def _first_time(self, hook_id: object) -> bool:
-        """Whether the hook event with this id is new (an event without one always is)."""
-        if not isinstance(hook_id, str):
-            return True
-        with self._locks_guard:
-            if hook_id in self._hooks_seen:
-                return False
-            self._hooks_seen[hook_id] = None
-            if len(self._hooks_seen) > 4096:
-                self._hooks_seen.popitem(last=False)
-        return True
-
-    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float) -> None:
+    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:
+        """Record the event (with its id: that makes it applied) and let it decide the agent's state."""
         reading = read_hook(event)
-        self.store.append_event(agent.name, "hook", **brief(event))
+        self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
+        self.hooks_once.recorded(key)
         live = self.live.get(agent.name)
         if live is None or reading.state is None:
             return
@@ -790,14 +793,8 @@ class Engine:
         self._spool_mark = _mtime(self.paths.state_dir / "spool")  # before the read: a file added later moves it
         if self._spool_mark is None:
             return
-        for path, item in read_spool(self.paths.state_dir / "spool"):
-            agent = self.store.get_agent(str(item.get("agent")))
-            token = item.get("token")
-            if agent is not None and isinstance(token, str) and secrets.compare_digest(agent.token, token):
-                event = item.get("event")
-                if isinstance(event, dict) and self._first_time(item.get("key")):
-                    self._apply_hook(agent, event, _ran_at(item.get("at"), path.stat().st_mtime))
-            path.unlink(missing_ok=True)
+        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once, self._apply_hook):
+            self._spool_mark = None  # a file kept: read again at the next tick
 
     def ingest_spool_if_changed(self) -> None:
         """Each tick: one stat of the spool folder while nothing new is in it."""
@@ -831,8 +828,16 @@ class Engine:
                                       hint=f"`supervisor restart {name}` starts it again")
             # The dialog may be on screen a moment before the watcher's next tick says `waiting`: what the
             # screen shows now decides.
-            if agent.state != State.WAITING and profile.read(screen).verdict != Verdict.WAITING:
-                raise SupervisorError(f"{name} is not waiting for an approval (it is {agent.state})")
+            if profile.read(screen).verdict != Verdict.WAITING:
+                if agent.state != State.WAITING:
+                    raise self.approvals.nothing_to_answer(agent)
+                if profile.answer_keys(screen, allowed) is None:
+                    # Waiting as last seen, and no dialog on the screen (yet): a request an engine held before a
+                    # restart comes back as the CLI's own dialog; a state read before the restart may be stale.
+                    found = await_dialog(lambda: self.panes.capture(agent) or "", profile, allowed, DIALOG_WAIT)
+                    if found is None:
+                        raise self.approvals.nothing_to_answer(agent)
+                    screen = found
             keys = profile.answer_keys(screen, allowed)
             if keys is None:
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
@@ -1089,11 +1094,6 @@ class Engine:
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
-
-
-def _ran_at(at: object, otherwise: float) -> float:
-    """When a hook ran, as `supervisor hook` said (never later than now), else `otherwise`."""
-    return min(float(at), time.time()) if isinstance(at, int | float) else otherwise
 
 
 def _mtime(path: Path) -> float | None:

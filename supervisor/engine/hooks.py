@@ -9,8 +9,10 @@ nothing about the state any more.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,11 @@ def read_spool(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
         return []
     found = []
     for path in sorted(directory.glob("*.json")):
+        if path.name.startswith("."):  # being written (`spool`): a partial read would remove it, and its rename
+            with contextlib.suppress(OSError):  # would then fail; left by a hook killed while writing, after a while
+                if path.stat().st_mtime < time.time() - 60:
+                    path.unlink()
+            continue
         try:
             found.append((path, json.loads(path.read_text())))
         except (OSError, ValueError):

@@ -325,7 +325,11 @@ class Transcripts:
         if not data:
             return True
         try:
-            self._append(name, data)
+            try:
+                self._append(name, data)
+            except Unwritten as unwritten:  # part of it may be written: what was not waits
+                data = unwritten.rest
+                raise unwritten.error from None
         except OSError as exc:
             if not is_disk_fault(exc):
                 raise
@@ -346,19 +350,44 @@ class Transcripts:
         if fd is None:
             fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         size = os.fstat(fd).st_size
+        # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The
+        # lines that fit go first; a line longer than the cap is split where the cap falls. A piece the disk
+        # refuses is taken back whole, and it and what follows it wait (`Unwritten`).
         try:
-            rest = memoryview(data)
-            while rest:  # a disk filling up takes part of it, then refuses the rest
-                rest = rest[os.write(fd, rest):]
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)  # no half of it: it is written again whole
-            raise
-        if os.fstat(fd).st_size > self.max_bytes:
-            with contextlib.suppress(OSError):  # a read-only folder: it rotates once it can
-                os.replace(path, path.with_name(path.name + ".1"))  # a follower sees the file shrink, starts over
-                os.close(self._files.pop(name))
-                path.touch(mode=0o600)
+            while size + len(data) > self.max_bytes:
+                room = max(0, self.max_bytes - size)
+                cut = data.rfind(b"\n", 0, room) + 1
+                if not cut and not size:
+                    cut = room
+                if cut:
+                    _write_whole(fd, data[:cut], size)
+                    data = data[cut:]
+                fd = self._rotate(name, path)
+                size = 0
+            if data:
+                _write_whole(fd, data, size)
+        except OSError as exc:
+            raise Unwritten(exc, data) from exc
+
+    def _rotate(self, name: str, path: Path) -> int:
+        """Move the transcript to NAME.log.1 and start an empty one, with no moment in which NAME.log is missing
+        (a reader may look at any time). A follower sees the file shrink and starts over."""
+        held = path.with_name(f".{path.name}.old")
+        fresh = path.with_name(f".{path.name}.new")
+        held.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        try:
+            os.link(path, held)
+        except OSError:  # a file system without hard links: moved, then created again
+            os.replace(path, path.with_name(path.name + ".1"))
+            fd = os.open(path, flags, 0o600)
+        else:
+            fd = os.open(fresh, flags, 0o600)
+            os.replace(fresh, path)
+            os.replace(held, path.with_name(path.name + ".1"))
+        os.close(self._files.pop(name))
+        self._files[name] = fd
+        return fd
 
     def _save(self, name: str, cursor: Cursor) -> None:
         """Overwrite the cursor file in place with one write of a fixed-size record."""
@@ -468,3 +497,25 @@ def last_words(path: Path, count: int = 12, window: int = 8192) -> list[str]:
     except FileNotFoundError:
         return []
     return [line for line in tail_lines(strip_ansi(data.decode(errors="replace")), count) if line.strip()]
+
+
+class Unwritten(Exception):
+    """A transcript write the disk refused, and the bytes that were not written."""
+
+    def __init__(self, error: OSError, rest: bytes) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.rest = rest
+
+
+def _write_whole(fd: int, data: bytes, size: int) -> None:
+    """Append all of `data` to the file (of `size` bytes before), or none of it: a disk filling up takes part
+    of it, then refuses the rest, and the part is taken back so it is written again whole."""
+    try:
+        rest = memoryview(data)
+        while rest:
+            rest = rest[os.write(fd, rest):]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise

@@ -1,0 +1,97 @@
+"""Hook events applied exactly once: by the id `supervisor hook` gives each, recorded with the event, across an
+engine that is killed between applying an event and reading its spooled copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from supervisor.core.model import Agent
+from supervisor.core.store import Store
+from supervisor.engine.hooks import read_spool, spool
+from supervisor.engine.once import HookLedger, ingest_spool
+from tests.conftest import Sandbox, process_gone, wait_until
+from tests.test_watching import _pane_env, config, events, fake_claude
+
+
+def _send_hook(env: dict[str, str], event: dict[str, Any], at: float, key: str) -> None:
+    """What `supervisor hook` sends, with an id of the test's choosing."""
+    code = ("import json, os, sys\nfrom supervisor.client import request_at\n"
+            "request_at(os.environ['SUPERVISOR_SOCKET'], 'hook', json.loads(sys.stdin.read()), timeout=30)\n")
+    subprocess.run([sys.executable, "-c", code], input=json.dumps({"event": event, "at": at, "key": key}),
+                   text=True, env=env, check=True, timeout=60)
+
+
+def test_a_hook_event_applied_before_a_kill_is_not_applied_again_from_its_spooled_copy(sandbox: Sandbox) -> None:
+    """The hook gave up waiting and spooled its event; the engine applied the event all the same and was killed
+    before it read the spooled copy. The next engine reads that copy: the event is counted once."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "k", "turns:\n  - [{quiet: 60s}]\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    event = {"hook_event_name": "Notification", "notification_type": "agent_needs_input", "message": "once only"}
+    at = time.time()
+    _send_hook(env, event, at, "late-answer")
+    assert sandbox.state("auth") == "waiting"
+    pid = sandbox.engine_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_gone(pid), message="the engine killed")
+    spooled = sandbox.root / ".git" / "supervisor" / "spool"
+    spool(spooled, "auth", env["SUPERVISOR_TOKEN"], event, at=at, key="late-answer")
+    sandbox.ls()  # a new engine, which reads the spool
+    wait_until(lambda: not list(spooled.glob("*.json")), message="the spool read by the new engine")
+    assert [e.get("message") for e in events(sandbox, "auth", "hook")].count("once only") == 1
+
+
+def test_a_spooled_copy_waits_while_its_own_request_is_being_applied(tmp_path: Path) -> None:
+    """The window between taking an event and recording it: its spooled copy is neither applied nor removed
+    (a kill now must leave it for the next engine), and once the event is recorded the copy goes unapplied."""
+    store = Store(tmp_path / "state.db")
+    agent = Agent(name="auth", profile="claude", command="claude", worktree=str(tmp_path), branch="agent/auth",
+                  base="0" * 40, target="main", token="t" * 32)
+    store.add_agent(agent)
+    ledger = HookLedger(store)
+    applied: list[str] = []
+
+    def apply(who: Agent, event: dict[str, Any], ran: float, key: object) -> None:
+        store.append_event(who.name, "hook", key=key, **event)
+        ledger.recorded(key)
+        applied.append(str(key))
+
+    directory = tmp_path / "spool"
+    copy = spool(directory, "auth", agent.token, {"hook_event_name": "Stop"}, at=time.time(), key="k1")
+    assert ledger.claim("k1")  # its request is being applied
+    assert ingest_spool(directory, store, ledger, apply) is False
+    assert copy.exists() and applied == []
+    ledger.recorded("k1")
+    assert ingest_spool(directory, store, ledger, apply) is True
+    assert not copy.exists() and applied == []
+
+    other = spool(directory, "auth", agent.token, {"hook_event_name": "Stop"}, at=time.time(), key="k2")
+    assert ingest_spool(directory, store, ledger, apply) is True
+    assert not other.exists() and applied == ["k2"]
+    store.close()
+
+
+def test_a_spool_file_being_written_is_left_to_its_writer(tmp_path: Path) -> None:
+    """`supervisor hook` writes a hidden file, then renames it: read half-written, it would be taken for garbage
+    and removed, and the event lost."""
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    partial = directory / ".123.000000-42.json"
+    partial.write_text('{"agent": "auth", "tok')
+    assert read_spool(directory) == []
+    assert partial.exists()
+    done = spool(directory, "auth", "t", {"hook_event_name": "Stop"}, at=1.0, key="123.000000-42")
+    assert [path for path, _ in read_spool(directory)] == [done]
+    left = directory / ".99.000000-7.json"
+    left.write_text("{")
+    os.utime(left, (time.time() - 120, time.time() - 120))  # its hook was killed while writing it
+    read_spool(directory)
+    assert not left.exists()
