@@ -854,9 +854,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LITERAL = "\x00"  # marks an argument given after `--` (no argument can hold a NUL byte)
+
+
+def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line, taking everything after a `--` that follows the command's name as is, whatever
+    it looks like: `send NAME -- --` sends "--", `start NAME --task -- -x` gives the task "-x". (argparse
+    drops or misreads such values, and differently from one Python version to the next.)"""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--" in words:
+        cut = words.index("--")
+        if any(not word.startswith("-") for word in words[:cut]):
+            words = words[:cut] + [_LITERAL + word if word.startswith("-") else word for word in words[cut + 1:]]
+    args = parser.parse_args(words)
+    for key, value in vars(args).items():
+        setattr(args, key, _unmark(value))
+    return args
+
+
+def _unmark(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_LITERAL):
+        return value[len(_LITERAL):]
+    if isinstance(value, list):
+        return [_unmark(item) for item in value]
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_argv(parser, argv)
     func: Command = getattr(args, "func", cmd_ui)
     try:
         return func(args)

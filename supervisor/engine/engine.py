@@ -44,6 +44,7 @@ from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, read_spool, tool_summary
+from supervisor.engine.params import check_params
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
@@ -55,7 +56,7 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
-from supervisor.paths import RepoPaths
+from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class Engine:
                         if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
+        check_params(method, handler, params)
         if method in CALLER_METHODS:
             params = {**params, "_caller": caller}
         try:
@@ -532,7 +534,7 @@ class Engine:
                 threading.Thread(target=self._deliver_quietly, args=(agent.name, task), daemon=True).start()
 
     def _worktree_path(self, config: Config, name: str) -> Path:
-        return Path(os.path.normpath(config.worktrees.dir / name))
+        return Path(os.path.normpath(config.worktrees.dir / agent_file_name(name)))
 
     def free_port(self) -> int:
         used = {a.port for a in self.store.agents()}

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
@@ -108,10 +109,10 @@ class Transcripts:
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
-        return self.logs_dir / f"{name}.log"
+        return self.logs_dir / f"{agent_file_name(name)}.log"
 
     def _cursor_path(self, name: str) -> Path:
-        return self.logs_dir / f"{name}.log.pos"
+        return self.logs_dir / f"{agent_file_name(name)}.log.pos"
 
     def begin(self, name: str, server: str, pane: str, history: int) -> None:
         """A run starts in `pane`, whose history already holds `history` lines (of earlier runs)."""
