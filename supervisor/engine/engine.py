@@ -37,7 +37,7 @@ from supervisor.core.model import Agent, State, root_of, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import views
+from supervisor.engine import undelivered, views
 from supervisor.engine.approvals import Approvals, ask_answer, permission_answer, required
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
@@ -598,7 +598,7 @@ class Engine:
         self.transcripts.begin(agent.name, server, agent.pane, history)
         now = time.time()
         agent.extra["tmux_server"] = server
-        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
+        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up", undelivered.MARK):
             agent.extra.pop(stale, None)
         agent.started_at = now
         agent.exit_code = None
@@ -637,7 +637,10 @@ class Engine:
         with self.agent_lock(name):
             agent = self.get(name)
             try:
-                dialog = self._wait_ready(agent)
+                try:
+                    dialog = self._wait_ready(agent)
+                except DeliveryError as exc:
+                    raise undelivered.hold(self, agent, exc, alive=self._pane_alive(agent)) from None
                 if dialog is not None:
                     # A dialog before the prompt (workspace trust, a notice): a human answers it first, and
                     # the task goes in once the prompt shows (the watcher delivers it).
@@ -733,14 +736,22 @@ class Engine:
         return info is not None and not info.dead
 
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
+        """Type `text` into the agent and submit it (`event`: what it was). A task that cannot be delivered
+        leaves the agent waiting for a human (see `undelivered`)."""
         assert agent.pane is not None
+        live = self.live.get(agent.name)
+        since = time.time()
+        hooked = live is not None and get_profile(agent.profile).hooks
         try:
             deliver(self.tmux, agent.pane, text, pane_alive=lambda: self._pane_alive(agent),
-                    repaste=agent.state != State.WORKING)
+                    repaste=agent.state != State.WORKING,
+                    submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
+            if event == "task_delivered":
+                raise undelivered.hold(self, agent, exc, alive=self._pane_alive(agent)) from None
             raise SupervisorError(f"{agent.name}: {exc}", hint=exc.hint) from None
-        live = self.live.get(agent.name)
+        undelivered.release(self, agent)
         if live is not None:
             live.last_output = live.last_progress = time.time()
             if live.hook_state is not None:
@@ -793,6 +804,8 @@ class Engine:
         live = self.live.get(agent.name)
         if live is None or reading.state is None:
             return
+        if reading.event == "UserPromptSubmit":
+            live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
         if at < live.last_hook:
             return  # a late arrival (from the spool, or a slow hook process): a newer event already decided
         if event.get("notification_type") == "permission_prompt" and live.reading.verdict != Verdict.WAITING:
