@@ -446,13 +446,15 @@ def cmd_hook(args: argparse.Namespace) -> int:
     agent = os.environ.get("SUPERVISOR_AGENT")
     if not socket_path or not agent:
         return 0  # not an agent supervisor started
-    raw = sys.stdin.buffer.read(4 * 1024 * 1024)
+    raw = sys.stdin.buffer.read(64 * 1024 * 1024)  # a prompt can be megabytes (a pasted task)
     try:
         event = json.loads(raw or b"{}")
     except ValueError:
         event = {"hook_event_name": "unparsable", "raw": raw[:200].decode(errors="replace")}
     if not isinstance(event, dict):
         event = {"hook_event_name": "unparsable"}
+    if isinstance(event.get("prompt"), str):
+        event["prompt"] = event["prompt"][:4096]  # the engine keeps none of it: the CLI's transcript has it
     from supervisor.client import EngineGone, EngineNotRunning, EngineTimeout, request_at
 
     # A permission request is held until a human answers (the engine lets go after approval.timeout).
@@ -878,9 +880,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LITERAL = "\x00"  # marks an argument given after `--` (no argument can hold a NUL byte)
+
+
+def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line, taking everything after a `--` that follows the command's name as is, whatever
+    it looks like: `send NAME -- --` sends "--", `start NAME --task -- -x` gives the task "-x". (argparse
+    drops or misreads such values, and differently from one Python version to the next.)"""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--" in words:
+        cut = words.index("--")
+        if any(not word.startswith("-") for word in words[:cut]):
+            words = words[:cut] + [_LITERAL + word if word.startswith("-") else word for word in words[cut + 1:]]
+    args = parser.parse_args(words)
+    for key, value in vars(args).items():
+        setattr(args, key, _unmark(value))
+    return args
+
+
+def _unmark(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_LITERAL):
+        return value[len(_LITERAL):]
+    if isinstance(value, list):
+        return [_unmark(item) for item in value]
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_argv(parser, argv)
     func: Command = getattr(args, "func", cmd_ui)
     try:
         return func(args)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from supervisor.engine.protocol import ProtocolError, recv_message, send_message
+from supervisor.engine.protocol import ProtocolError, TooLarge, encode, recv_message
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.paths import RepoPaths
 
@@ -72,18 +72,28 @@ def _request(paths: RepoPaths, method: str, params: dict[str, Any], timeout: flo
 
 
 def request_at(socket_path: Path | str, method: str, params: dict[str, Any], timeout: float | None) -> Any:
-    """One request to the engine listening on `socket_path` (no auto-start)."""
+    """One request to the engine listening on `socket_path` (no auto-start). One larger than the engine takes
+    is refused here, before it connects."""
+    try:
+        line = encode({"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
+    except TooLarge as exc:
+        raise UsageError(str(exc)) from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         _connect(sock, str(socket_path), timeout)
+        sent_error: OSError | None = None
         try:
-            send_message(sock, {"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
+            try:
+                sock.sendall(line)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                sent_error = exc  # it may have answered why it stopped reading: read that
             reply = recv_message(sock)
         except TimeoutError:
             raise
         except (ProtocolError, OSError) as exc:  # it closed the connection: stopping, or killed
-            raise EngineGone(f"the engine did not answer: {exc}", hint="see `supervisor engine status`") from exc
+            cause = sent_error or exc
+            raise EngineGone(f"the engine did not answer: {cause}", hint="see `supervisor engine status`") from exc
     except TimeoutError as exc:
         raise EngineTimeout(f"the engine did not answer {method} in time") from exc
     finally:

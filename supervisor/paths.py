@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.core.model import validate_name
 from supervisor.errors import SupervisorError, UsageError
 
 
@@ -125,7 +126,13 @@ def _probe_write(directory: Path) -> None:
 @functools.lru_cache(maxsize=4096)
 def _transcript(common_dir: Path, agent: str) -> Path:
     # Cached: the watcher asks for every agent's transcript every tick.
-    return RepoPaths(root=common_dir, common_dir=common_dir).logs_dir / f"{agent}.log"
+    return RepoPaths(root=common_dir, common_dir=common_dir).logs_dir / f"{agent_file_name(agent)}.log"
+
+
+def agent_file_name(name: str) -> str:
+    """`name` as part of a path, once checked to be an agent's name: "../../x" or "/etc/x" would lead out of
+    the folder it is meant for (UsageError "invalid agent name")."""
+    return validate_name(name)
 
 
 def runtime_base() -> Path:

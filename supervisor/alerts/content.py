@@ -206,8 +206,18 @@ class AlertContent:
             return f"supervisor: test alert ({self.repo})"
         return _clip(f"supervisor: {self.title()} → {self.actions()[0]}", 240)
 
+    def document(self, now: float) -> dict[str, Any]:
+        """The alert as the command channel gives it on stdin (JSON): the SUPERVISOR_ALERT_* variables' values,
+        whole, under their names in lower case, with `triggers` and `screen` as lists."""
+        values: dict[str, Any] = {key.removeprefix("SUPERVISOR_ALERT_").lower(): value
+                                  for key, value in self.environment(now).items()}
+        values["id"] = self.alert_id
+        values["triggers"] = self.triggers() or ["test"]
+        values["screen"] = list(self.screen)
+        return values
+
     def environment(self, now: float) -> dict[str, str]:
-        """SUPERVISOR_ALERT_* variables for the command channel."""
+        """SUPERVISOR_ALERT_* variables for the command channel (whole: the channel cuts them)."""
         first = (self.firing or self.resolved)[0] if self.items else None
         return {
             "SUPERVISOR_ALERT_ID": str(self.alert_id),

@@ -56,7 +56,9 @@ Options: ``--record FILE`` appends ``{"ts": <epoch>, "text": <prompt>}`` per sub
 ``--drop-early-input`` discards what was typed before the prompt first shows; ``--ignore-term``.
 
 Keys: Enter submits (an empty input is ignored); a bracketed paste is inserted as is, newlines
-included; Backspace edits; Ctrl-U clears the input; Ctrl-C abandons the turn, twice within 1 s exits
+included, or, longer than 800 characters, folded like Claude Code folds it: ``[Pasted text #1 +12 lines]``
+shows in the input box and the history line, and the prompt taken (recorded, given to the hooks) is the whole
+text; Backspace edits; Ctrl-U clears the input; Ctrl-C abandons the turn, twice within 1 s exits
 130; Ctrl-D on an empty input and the prompt ``/exit`` exit 0. Input typed during a turn is kept, and
 a prompt submitted during a turn runs right after it. A prompt starting with ``!`` is run as a shell
 command (a ``run`` step, hooks included), like Claude Code's shell mode, without using a turn.
@@ -122,6 +124,7 @@ CLAUDE_LOOK = Look(prompt="❯\u00a0", spinner="·✢✳✶✻✽",
                    done="✻ Worked for {s}s · done", footer="  ⏵⏵ auto mode on (shift+tab to cycle)")
 LOOKS = {"demo": DEMO_LOOK, "claude": CLAUDE_LOOK}
 look = DEMO_LOOK  # chosen by --look
+FOLD_CHARS = 800  # a longer paste shows as `[Pasted text #N +L lines]`, as in Claude Code
 ESC_WAIT = 0.05  # a lone ESC not followed by more bytes within this time is the Esc key
 DOUBLE_CTRL_C = 1.0
 
@@ -208,7 +211,7 @@ class KeyReader:
                 return None
             ready, _, _ = select.select([self.fd], [], [], ESC_WAIT if partial else left)
             if ready:
-                data = os.read(self.fd, 4096)
+                data = os.read(self.fd, 65536)
                 if not data:
                     self.eof = True
                     self.keys.append(Key("eof"))
@@ -254,16 +257,25 @@ class KeyReader:
 
 
 class LineEditor:
-    """The input box: the text being typed, drawn between two rules with the cursor at its end."""
+    """The input box: the text being typed, drawn between two rules with the cursor at its end.
+
+    A paste longer than FOLD_CHARS shows folded, as Claude Code shows it: `[Pasted text #N +L lines]` stands
+    in the box (and in the history line once submitted) for the text, which `expand` puts back."""
 
     def __init__(self) -> None:
         self.text = ""
         self.shown = False
         self.cursor_row = 0  # rows from the top of the drawn box to the cursor
+        self.pasted: dict[str, str] = {}  # placeholder → the text it stands for
 
     def feed(self, key: Key) -> None:
         """Apply an editing key (anything else is ignored)."""
-        if key.name in ("text", "paste"):
+        if key.name == "paste" and len(key.text) > FOLD_CHARS:
+            lines = key.text.count("\n")
+            placeholder = f"[Pasted text #{len(self.pasted) + 1} +{lines} lines]"
+            self.pasted[placeholder] = key.text
+            self.text += placeholder
+        elif key.name in ("text", "paste"):
             self.text += key.text
         elif key.name == "backspace":
             self.text = self.text[:-1]
@@ -274,6 +286,12 @@ class LineEditor:
 
     def take(self) -> str:
         text, self.text = self.text, ""
+        return text
+
+    def expand(self, text: str) -> str:
+        """The text a submitted input stands for: each folded paste's placeholder replaced by the paste."""
+        for placeholder, pasted in self.pasted.items():
+            text = text.replace(placeholder, pasted)
         return text
 
     def draw(self) -> None:
@@ -347,9 +365,10 @@ class Agent:
         if self.drop_early_input:
             self.reader.discard()
         while True:
-            text = self.read_prompt()
-            first, *rest = text.split("\n")
+            shown = self.read_prompt()
+            first, *rest = shown.split("\n")
             out("\n".join([look.prompt + first, *("  " + line for line in rest)]) + "\n")
+            text = self.editor.expand(shown)
             self.turn_started = time.monotonic()
             if self.record:
                 with self.record.open("a", encoding="utf-8") as f:

@@ -37,7 +37,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import rebuild, views
+from supervisor.engine import rebuild, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -54,6 +54,7 @@ from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, tool_summary
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
+from supervisor.engine.params import check_params
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
@@ -65,7 +66,7 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
-from supervisor.paths import RepoPaths
+from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 
@@ -244,6 +245,7 @@ class Engine:
                         if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
+        check_params(method, handler, params)
         if method in CALLER_METHODS:
             params = {**params, "_caller": caller}
         try:
@@ -539,7 +541,7 @@ class Engine:
                 threading.Thread(target=self._deliver_quietly, args=(agent.name, task), daemon=True).start()
 
     def _worktree_path(self, config: Config, name: str) -> Path:
-        return Path(os.path.normpath(config.worktrees.dir / name))
+        return Path(os.path.normpath(config.worktrees.dir / agent_file_name(name)))
 
     def free_port(self) -> int:
         used = {a.port for a in self.store.agents()}
@@ -603,7 +605,7 @@ class Engine:
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()
-        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up"):
+        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up", undelivered.MARK):
             agent.extra.pop(stale, None)
         agent.started_at = now
         agent.exit_code = None
@@ -622,7 +624,10 @@ class Engine:
         with self.agent_lock(name):
             agent = self.get(name)
             try:
-                dialog = self._wait_ready(agent)
+                try:
+                    dialog = self._wait_ready(agent)
+                except DeliveryError as exc:
+                    raise undelivered.hold(self, agent, exc, alive=self.panes.alive(agent)) from None
                 if dialog is not None:
                     # A dialog before the prompt (workspace trust, a notice): a human answers it first, and
                     # the task goes in once the prompt shows (the watcher delivers it).
@@ -715,16 +720,24 @@ class Engine:
         return None
 
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
+        """Type `text` into the agent and submit it (`event`: what it was). A task that cannot be delivered
+        leaves the agent waiting for a human (see `undelivered`)."""
+        live = self.live.get(agent.name)
+        since = time.time()
+        hooked = live is not None and get_profile(agent.profile).hooks
         try:
             info = self.panes.own(agent)
             if info is None or info.dead:
                 raise DeliveryError("its pane is gone", hint=f"`supervisor restart {agent.name}` starts it again")
             deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
-                    repaste=agent.state != State.WORKING)
+                    repaste=agent.state != State.WORKING,
+                    submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
+            if event == "task_delivered":
+                raise undelivered.hold(self, agent, exc, alive=self.panes.alive(agent)) from None
             raise SupervisorError(f"{agent.name}: {exc}", hint=exc.hint) from None
-        live = self.live.get(agent.name)
+        undelivered.release(self, agent)
         if live is not None:
             live.last_output = live.last_progress = time.time()
             if live.hook_state is not None:
@@ -771,6 +784,8 @@ class Engine:
         live = self.live.get(agent.name)
         if live is None or reading.state is None:
             return
+        if reading.event == "UserPromptSubmit":
+            live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
         if at < live.last_hook:
             return  # a late arrival (from the spool, or a slow hook process): a newer event already decided
         if event.get("notification_type") == "permission_prompt" and live.reading.verdict != Verdict.WAITING:

@@ -1,6 +1,8 @@
 """The client API's wire format: one JSON request line, one JSON response line, per connection.
 
-Kept to the standard library so that the CLI, the hook command and the dashboard connect cheaply."""
+Kept to the standard library so that the CLI, the hook command and the dashboard connect cheaply. A line
+is at most MAX_LINE bytes, which carries texts (tasks, sent texts, messages) of several MB: a larger request
+is refused by the client before it connects, and by the engine if one arrives anyway."""
 
 from __future__ import annotations
 
@@ -9,10 +11,24 @@ import socket
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
+LIMIT = f"{MAX_LINE // (1024 * 1024)} MiB"
 
 
 class ProtocolError(Exception):
     pass
+
+
+class TooLarge(ProtocolError):
+    pass
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """The message as one line; TooLarge past MAX_LINE."""
+    line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    if len(line) > MAX_LINE:
+        raise TooLarge(f"the request is too large ({len(line) / (1024 * 1024):.1f} MiB): the engine takes at most "
+                       f"{LIMIT}")
+    return line
 
 
 def send_message(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -31,7 +47,7 @@ def recv_message(sock: socket.socket) -> dict[str, Any]:
         if chunk.endswith(b"\n"):
             break
         if size > MAX_LINE:
-            raise ProtocolError("message too large")
+            raise TooLarge(f"the message is larger than {LIMIT}")
     data = b"".join(chunks)
     if not data.strip():
         raise ProtocolError("connection closed without a message")

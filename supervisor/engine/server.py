@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from supervisor.engine.protocol import ProtocolError, recv_message, send_message
-from supervisor.errors import SupervisorError
+from supervisor.engine.protocol import LIMIT, ProtocolError, TooLarge, recv_message, send_message
+from supervisor.errors import SupervisorError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,13 @@ class _RequestHandler(socketserver.BaseRequestHandler):
                 log.info("the caller of %s (pid %d) left before its answer", method, pid)
         except SupervisorError as exc:
             _try_send(sock, _error(exc))
+        except TooLarge:
+            # Answered without reading the rest: the client may still be sending, and finds the answer
+            # when its write fails.
+            _try_send(sock, _error(UsageError(f"bad request: the request is larger than the engine takes "
+                                              f"(at most {LIMIT})")))
         except ProtocolError as exc:
-            _try_send(sock, _error(SupervisorError(f"bad request: {exc}")))
+            _try_send(sock, _error(UsageError(f"bad request: {exc}")))
         except Exception as exc:
             log.exception("request failed")
             _try_send(sock, _error(SupervisorError(f"internal error in the engine: {exc!r}",

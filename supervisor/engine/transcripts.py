@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,10 @@ class Transcripts:
         self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
-        return self.logs_dir / f"{name}.log"
+        return self.logs_dir / f"{agent_file_name(name)}.log"
 
     def _cursor_path(self, name: str) -> Path:
-        return self.logs_dir / f"{name}.log.pos"
+        return self.logs_dir / f"{agent_file_name(name)}.log.pos"
 
     def begin(self, name: str, server: str, pane: str, history: int) -> None:
         """A run starts in `pane`, whose history already holds `history` lines (of earlier runs)."""

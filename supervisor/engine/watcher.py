@@ -34,6 +34,7 @@ from supervisor.core import subjects
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine import undelivered
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.panes import WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
@@ -86,6 +87,7 @@ class Live:
     hook_state: State | None = None  # the state the CLI's hooks last reported
     hook_reason: str | None = None
     last_hook: float = 0.0
+    prompted_at: float = 0.0  # when its hook last reported a prompt taken (UserPromptSubmit)
     errors: dict[str, deque[float]] = field(default_factory=dict)
     screen: str | None = None  # the last screen captured (evidence for events, without another capture)
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
@@ -403,6 +405,9 @@ class Watcher:
             new, rule, reason = State.WORKING, "no idle marker", None
         else:
             new, rule, reason = self._by_activity(agent, live, now), "activity", None
+        waits = undelivered.still_waiting(agent, new, rule)  # its task could not be typed into it: not idle
+        if waits is not None:
+            new, rule, reason = State.WAITING, undelivered.MARK, waits
         if new == State.WORKING or (new == State.STALLED and agent.state == State.STALLED):
             stall_after = self._stall_after(agent)
             if now - max(live.last_progress, live.last_hook) >= stall_after - TICK_JITTER:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -378,11 +379,18 @@ class Tmux:
 
         Never into a dead pane: tmux before 3.4 crashes pasting into one, taking every agent with it
         (tmux/tmux#3830), and our panes stay on screen once dead (remain-on-exit). The check and the paste
-        run in one command line, with nothing between them."""
+        run in one command line, with nothing between them.
+
+        The buffer is loaded from a private file, not given on the command line: a tmux command is limited
+        to 16 KB and one argument to 128 KiB, and a task can be far longer."""
         buffer = f"supervisor-{pane.lstrip('%')}"
-        self.run("set-buffer", "-b", buffer, "--", text, ";",
-                 "if-shell", "-F", "-t", pane, "#{pane_dead}",
-                 f"delete-buffer -b {buffer}", f"paste-buffer -p -d -b {buffer} -t {pane}")
+        # In the runtime folder (private to the user), removed as soon as tmux has read it.
+        with tempfile.NamedTemporaryFile(prefix="paste-", dir=self.socket.parent) as file:
+            file.write(text.encode("utf-8", "replace"))
+            file.flush()
+            self.run("load-buffer", "-b", buffer, file.name, ";",
+                     "if-shell", "-F", "-t", pane, "#{pane_dead}",
+                     f"delete-buffer -b {buffer}", f"paste-buffer -p -d -b {buffer} -t {pane}")
 
     def send_keys(self, pane: str, *keys: str) -> None:
         """Send key names (`Enter`, `C-c`, `Escape`), not text."""

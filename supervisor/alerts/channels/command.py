@@ -1,8 +1,13 @@
 """The command channel: any shell command, run once per alert with the alert in SUPERVISOR_ALERT_* variables
-(desktop notifications, pagers, chat tools). A non-zero exit is a failed delivery, retried like any other."""
+(desktop notifications, pagers, chat tools) and, whole, as JSON on its stdin. A non-zero exit is a failed
+delivery, retried like any other.
+
+Each variable is cut to ENV_CHARS: the system refuses to start a program with a variable over 128 KiB
+("Argument list too long"), and an alert can carry a task of megabytes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +17,8 @@ from supervisor.alerts.channels.base import DeliveryFailed, Reachability, Sent
 from supervisor.alerts.content import AlertContent, redact
 
 TIMEOUT = 60.0
+ENV_CHARS = 4096
+CUT = "… (cut: the whole alert is on stdin)"
 
 
 class CommandChannel:
@@ -33,9 +40,11 @@ class CommandChannel:
 
     def send(self, alert: AlertContent, thread: str | None, now: float) -> Sent:
         env = {key: value for key, value in os.environ.items() if key != "SUPERVISOR_TOKEN"}
-        env.update(alert.environment(now))
+        env.update({key: cut(value) for key, value in alert.environment(now).items()})
+        whole = json.dumps(alert.document(now), ensure_ascii=False)
         try:
-            done = subprocess.run(self.command, shell=True, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+            # A command that does not read its stdin is fine: the unread rest is dropped.
+            done = subprocess.run(self.command, shell=True, cwd=self.cwd, env=env, input=whole,
                                   capture_output=True, text=True, errors="replace", timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise DeliveryFailed(f"alert command timed out after {self.timeout:.0f}s") from None
@@ -54,3 +63,8 @@ class CommandChannel:
             return Reachability(False, f"{program} not on PATH", "install it or fix alerts.command")
         # Only the program: the rest of the line may hold an expanded ${SECRET}.
         return Reachability(True, f"runs {program or 'a shell command'} (not run by this check)")
+
+
+def cut(value: str) -> str:
+    """`value`, or its first ENV_CHARS characters marked as cut."""
+    return value if len(value) <= ENV_CHARS else value[:ENV_CHARS - len(CUT)] + CUT
