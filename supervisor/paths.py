@@ -87,6 +87,10 @@ class RepoPaths:
     def engine_lock(self) -> Path:
         return self.runtime_dir / "engine.lock"
 
+    def agent_state(self, agent: str) -> Path:
+        """The agent's own folder for its CLI's state (config, sessions, credentials it may use)."""
+        return self.state_dir / "agents" / agent_file_name(agent)
+
     def transcript(self, agent: str) -> Path:
         return _transcript(self.common_dir, agent)
 

@@ -28,6 +28,16 @@ class Profile:
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """Anything the CLI needs in a new worktree before it is launched (trust, hooks)."""
 
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+        """Make the CLI's own state folder for one agent (`state`, the agent's alone), seeded from the user's
+        (`home`), and return the environment variables that point the CLI at it.
+
+        Each agent keeps its CLI's config, sessions, rules and daemons in a folder of its own, so no agent can
+        plant hooks, rules or settings into another agent or into the user's own sessions, and a daemon a CLI
+        starts per config folder (Codex's app-server) belongs to one agent. Default: the CLI keeps no state
+        that supervisor manages (nothing to set)."""
+        return {}
+
     def ready(self, screen: str) -> bool | None:
         """True when the screen shows the CLI waiting for input; None when this profile cannot tell."""
         verdict = self.read(screen).verdict

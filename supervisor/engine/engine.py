@@ -593,6 +593,9 @@ class Engine:
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
         env = self._agent_env(agent)
+        state = self.paths.agent_state(agent.name)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
         if own is not None:
@@ -1109,6 +1112,7 @@ class Engine:
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
+            shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
 
 
 def _mtime(path: Path) -> float | None:
