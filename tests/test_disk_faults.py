@@ -185,6 +185,33 @@ def test_read_only_folder_send_and_stop_happen_and_the_transcript_follows(sandbo
     assert kinds.index("sent") < kinds.index("stopped")
 
 
+def test_read_only_runtime_folder_short_texts_still_go_and_a_long_one_fails_in_one_line(
+        sandbox: Sandbox, namespace: Namespace, tmp_path: Path) -> None:
+    """The runtime folder holds the file a long text reaches tmux through; a short text needs no file."""
+    record = tmp_path / "prompts.jsonl"
+    recording_agent(sandbox, record)
+    sv(namespace, sandbox, "start", "a1", "--task", "first task")
+    wait_until(lambda: prompts(record) == ["first task"], message="the task")
+    runtime = str(sandbox.runtime / sandbox.paths.runtime_dir.name)
+    namespace.run("mount", "--bind", runtime, runtime)
+    namespace.run("mount", "-o", "remount,ro,bind", runtime)
+    sent = sv(namespace, sandbox, "send", "a1", "short; and ends in;", check=False)
+    assert sent.returncode == 0 and sent.stdout.strip() == "a1: sent", sent.stderr
+    wait_until(lambda: prompts(record)[1:] == ["short; and ends in;"], message="the short text")
+
+    long = "y" * 20_000
+    sent = sv(namespace, sandbox, "send", "a1", long, check=False)
+    assert sent.returncode == 1 and one_line(sent.stderr), sent.stderr
+    assert sent.stderr.splitlines()[0].startswith("supervisor: error: a1: the text could not be typed")
+    assert "Read-only file system" in sent.stderr.splitlines()[0]
+    # A start task typed by a thread of the engine's: the agent waits for you with the reason.
+    sv(namespace, sandbox, "start", "a2", "--no-wait", "--task", long)
+    agent = wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
+                                     if a["name"] == "a2" and a["state"] == "waiting"), None),
+                       message="a2 waiting for its undelivered task")
+    assert agent["waiting_reason"].startswith("its task could not be delivered: the text could not be typed")
+
+
 def test_read_only_folder_without_an_engine_is_one_line(sandbox: Sandbox, namespace: Namespace) -> None:
     state = str(sandbox.paths.state_dir)
     sv(namespace, sandbox, "start", "a1", "--task", "first task")

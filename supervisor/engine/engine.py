@@ -615,10 +615,19 @@ class Engine:
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
+        """The start task's thread: whatever fails is logged, never a thread dying in silence (a delivery
+        failure already left the agent waiting with its task marked undelivered)."""
         try:
             self._deliver_first_prompt(name, task)
         except SupervisorError as exc:
             log.warning("%s: %s", name, exc)
+        except Exception as exc:
+            log.exception("%s: delivering its task failed", name)
+            with contextlib.suppress(Exception), self.agent_lock(name):
+                agent = self.get(name)
+                if agent.state.live and undelivered.MARK not in agent.extra:
+                    undelivered.hold(self, agent, DeliveryError(f"{type(exc).__name__}: {exc}"),
+                                     alive=self.panes.alive(agent))
 
     def _deliver_first_prompt(self, name: str, task: str) -> None:
         with self.agent_lock(name):
