@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from supervisor import repair as repair_module
 from supervisor.core.store import Store
 from supervisor.core.storecheck import StoreDamaged
-from supervisor.repair import repair
+from supervisor.paths import RepoPaths
+from supervisor.repair import Repaired, repair
 from tests.conftest import Sandbox
 
 
@@ -45,3 +49,37 @@ def test_repair_carries_over_the_readable_events_around_a_broken_page(sandbox: S
     assert store.events(limit=1)[-1].kind == "store_repaired"
     store.close()
     assert repair(paths) is None  # sound now: nothing to do
+
+
+def test_no_engine_starts_while_a_repair_runs_and_a_command_says_why(sandbox: Sandbox,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
+    paths = sandbox.paths
+    paths.ensure_dirs()
+    assert not paths.db_path.exists()  # nothing to carry over: the repair rebuilds from tmux and git
+    rebuilding, go = threading.Event(), threading.Event()
+    rebuild = repair_module._rebuild
+
+    def paused(paths: RepoPaths, result: Repaired) -> None:
+        rebuilding.set()
+        go.wait(60)
+        rebuild(paths, result)
+
+    monkeypatch.setattr(repair_module, "_rebuild", paused)
+    done: list[Repaired | None] = []
+    worker = threading.Thread(target=lambda: done.append(repair(paths)))
+    worker.start()
+    try:
+        assert rebuilding.wait(30)
+        refused = sandbox.sv("ls", check=False)
+    finally:
+        go.set()
+        worker.join(60)
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.splitlines()[0] == (f"supervisor: error: the engine cannot start: `supervisor doctor "
+                                              f"--repair (pid {os.getpid()})` is repairing the store")
+    assert done and done[0] is not None
+    assert sandbox.sv("ls").returncode == 0  # once it is done the engine starts, on the repaired store
+    with sqlite3.connect(paths.db_path) as conn:
+        kinds = [row[0] for row in conn.execute("SELECT kind FROM events ORDER BY id")]
+    assert kinds[0] == "store_repaired" and "engine_started" in kinds

@@ -30,6 +30,7 @@ import psutil
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.screens import Reading, Verdict
+from supervisor.client import repair_holding
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.durations import format_duration
@@ -155,7 +156,12 @@ class Engine:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            repairing = repair_holding(self.paths.engine_lock)
+            if repairing is not None:
+                raise SupervisorError(f"`supervisor {repairing}` is repairing the store",
+                                      hint="the engine starts once it is done") from None
             raise SupervisorError("an engine is already running for this repository") from None
+        os.ftruncate(handle.fileno(), 0)  # what a repair killed while it held the lock left
         self._lock_file = handle
 
     def serve(self) -> None:
