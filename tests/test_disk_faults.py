@@ -140,7 +140,7 @@ def test_full_disk_send_and_stop_happen_and_are_recorded_once_space_returns(sand
         found = events(namespace, sandbox)
         return found if "stopped" in [kind for _id, _agent, kind in found] else None
 
-    after = wait_until(recorded, message="the kept events in the store")
+    after = wait_until(recorded, timeout=45, message="the kept events in the store (tried at most 30 s apart)")
     assert after[:len(before)] == before
     kinds = [kind for _id, agent, kind in after[len(before):] if agent == "a1"]
     assert "sent" in kinds and kinds.index("sent") < kinds.index("stopped")
@@ -317,3 +317,68 @@ def test_engine_log_rotates(tmp_path: Path) -> None:
     lines = [line for path in files for line in path.read_text().splitlines()]
     assert len(files) > 2
     assert lines == [f"line {number:02d} of the engine's log" for number in range(40 - len(lines), 40)]
+
+
+def test_waiting_changes_land_one_transaction_at_a_time_and_are_tried_with_a_backoff(namespace: Namespace,
+                                                                                      tmp_path: Path) -> None:
+    """With room for some of what waits, those land (in order) and are no longer kept; a still full disk is
+    tried after 1 s, 2 s, 4 s..., not at every tick."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    namespace.run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder))
+    result = namespace.python(f"""
+        import errno, json, os, sqlite3, time
+        from pathlib import Path
+        from supervisor.core.store import Store
+        from supervisor.engine.diskfaults import DiskWatch
+
+        def fill(name, leave=0):
+            with open({str(folder)!r} + "/" + name, 'wb', buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b'x' * 4096)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+            if leave:
+                os.truncate({str(folder)!r} + "/" + name, os.path.getsize({str(folder)!r} + "/" + name) - leave)
+
+        def on_disk():
+            db = sqlite3.connect({str(folder / 's.db')!r})
+            rows = db.execute("SELECT id FROM events WHERE kind = 'big' ORDER BY id").fetchall()
+            db.close()
+            return [row[0] for row in rows]
+
+        store = Store(Path({str(folder / "s.db")!r}))
+        store.append_event(None, "warm")
+        fill("filler")
+        for number in range(40):
+            store.append_event(None, "big", n=number, text="z" * 20_000)
+        kept = [e.id for e in store.events(limit=100) if e.kind == "big"]
+        waiting = store.unwritten().waiting
+        os.remove({str(folder / 'filler')!r})
+        fill("filler", leave=200_000)  # room for some of them, not all
+        landed = store.write_unwritten()
+        partly = {{"landed": landed, "still": store.unwritten().waiting, "on_disk": on_disk()}}
+
+        class Quiet:
+            def retry(self):
+                pass
+
+        tries = []
+        write = store.write_unwritten
+        store.write_unwritten = lambda: tries.append(time.monotonic()) or write()
+        watch = DiskWatch(store, Quiet(), {str(folder)!r})
+        start = time.monotonic()
+        while time.monotonic() - start < 3.6:
+            watch.retry()
+            time.sleep(0.05)
+        print(json.dumps({{"kept": kept, "waiting": waiting, **partly,
+                          "tries": [round(t - start, 1) for t in tries]}}))
+    """)
+    report = json.loads(result)
+    assert report["waiting"] == 40 and len(report["kept"]) == 40
+    assert not report["landed"]
+    assert 0 < len(report["on_disk"]) < 40, report["on_disk"]
+    assert report["on_disk"] == report["kept"][:len(report["on_disk"])]  # the first ones, in order
+    assert report["still"] + len(report["on_disk"]) == 40  # those that landed are no longer kept
+    assert len(report["tries"]) == 3 and report["tries"][1] >= 0.9 and report["tries"][2] >= 2.9, report["tries"]
