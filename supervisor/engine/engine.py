@@ -52,7 +52,7 @@ from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
-from supervisor.engine.hooks import brief, read_hook, tool_summary
+from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
 from supervisor.engine.params import check_params
@@ -777,8 +777,10 @@ class Engine:
             self.hooks_once.release(key)
             raise
         name = event.get("hook_event_name")
-        if name == "PreToolUse":
+        if name == "PreToolUse" and self.config.approval.require:
             pattern = required(self.config.approval.require, tool_summary(event))
+            if pattern is None and unjudged(event):
+                pattern = "any tool call too large to check"  # never let it through unchecked
             if pattern is not None:
                 self.store.append_event(agent.name, "approval_required", request=tool_summary(event), rule=pattern)
                 return {"output": ask_answer(pattern)}
