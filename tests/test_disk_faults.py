@@ -382,3 +382,45 @@ def test_waiting_changes_land_one_transaction_at_a_time_and_are_tried_with_a_bac
     assert report["on_disk"] == report["kept"][:len(report["on_disk"])]  # the first ones, in order
     assert report["still"] + len(report["on_disk"]) == 40  # those that landed are no longer kept
     assert len(report["tries"]) == 3 and report["tries"][1] >= 0.9 and report["tries"][2] >= 2.9, report["tries"]
+
+
+def test_an_alert_attempt_is_on_disk_before_its_post_or_reported_as_not(namespace: Namespace,
+                                                                         tmp_path: Path) -> None:
+    """The record that an alert is being posted is what keeps a restart from posting it twice: it must be on
+    the disk, not kept in memory, before the post. A full disk makes `begin` say so (the post goes ahead, at
+    least once); once there is room, it is on disk at once, with what waited before it."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    namespace.run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder))
+    result = namespace.python(f"""
+        import errno, json, os, sqlite3
+        from pathlib import Path
+        from supervisor.alerts.outbox import Delivery, Outbox
+        from supervisor.core.store import Store
+
+        def on_disk():
+            db = sqlite3.connect({str(folder / 's.db')!r})
+            rows = db.execute("SELECT alert FROM alert_attempts ORDER BY alert").fetchall()
+            kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
+            db.close()
+            return [row[0] for row in rows], kinds
+
+        store = Store(Path({str(folder / "s.db")!r}))
+        outbox = Outbox(store)
+        with open({str(folder / 'filler')!r}, 'wb', buffering=0) as f:
+            try:
+                while True:
+                    f.write(b'x' * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        store.append_event(None, "kept")
+        full = outbox.begin(Delivery(1, "slack", "auth", 0, None), 1.0)
+        full_disk = on_disk()
+        os.remove({str(folder / 'filler')!r})
+        room = outbox.begin(Delivery(2, "slack", "auth", 0, None), 2.0)
+        print(json.dumps({{"full": full, "full_disk": full_disk, "room": room, "after": on_disk()}}))
+    """)
+    report = json.loads(result)
+    assert report["full"] is False and report["full_disk"][0] == []
+    assert report["room"] is True
+    assert report["after"][0] == [2] and report["after"][1][-1] == "kept"

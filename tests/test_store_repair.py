@@ -13,7 +13,7 @@ from supervisor import repair as repair_module
 from supervisor.core.store import Store
 from supervisor.core.storecheck import StoreDamaged
 from supervisor.paths import RepoPaths
-from supervisor.repair import Repaired, repair
+from supervisor.repair import TABLES, Repaired, repair
 from tests.conftest import Sandbox
 
 
@@ -24,6 +24,10 @@ def test_repair_carries_over_the_readable_events_around_a_broken_page(sandbox: S
     paths.ensure_dirs()
     db = Path(paths.db_path)
     store = Store(db)
+    with store.transaction() as conn:  # what makes an alert go out exactly once, carried over too
+        conn.execute("INSERT INTO alert_attempts(alert, channel, started) VALUES (7, 'slack', 1.5)")
+        conn.execute("INSERT INTO alert_pending(agent, trigger, status, queued, since, data) "
+                     "VALUES ('auth', 'stalled', 'firing', 2.0, 1.0, '{}')")
     for number in range(3000):
         store.append_event(None, "note", number=number, text="x" * 200)
     store.close()
@@ -47,6 +51,11 @@ def test_repair_carries_over_the_readable_events_around_a_broken_page(sandbox: S
     numbers = [e.data["number"] for e in store.events(limit=5000) if e.kind == "note"]
     assert len(numbers) == carried and numbers == sorted(numbers)  # in their order, with their ids
     assert store.events(limit=1)[-1].kind == "store_repaired"
+    with store.transaction() as conn:
+        assert conn.execute("SELECT alert, channel, started FROM alert_attempts").fetchall() == [(7, "slack", 1.5)]
+        assert conn.execute("SELECT agent, trigger FROM alert_pending").fetchall() == [("auth", "stalled")]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables - {"sqlite_sequence"} == set(TABLES)  # every table of the store is carried over
     store.close()
     assert repair(paths) is None  # sound now: nothing to do
 
