@@ -78,6 +78,15 @@ def test_a_1mb_task_given_at_start_arrives_whole_and_once(sandbox: Sandbox) -> N
     assert "[Pasted text #1 +" in sandbox.screen("auth")
     sandbox.wait_state("auth", "idle")
     assert prompts(record) == [task]
+    # Not carried whole by every listing and every alert: `ls` has its start, `show --json` all of it.
+    listed = sandbox.ls()["auth"]
+    assert listed["task"] == task[:4096] and listed["task_cut"] is True
+    shown = sandbox.agent("auth")
+    assert shown["task"] == task and shown["task_cut"] is False
+    from tests.test_watching import events
+
+    fired = wait_until(lambda: events(sandbox, "auth", "trigger"), message="a trigger (its turn done)")
+    assert all(e["task"] == task[:65536] and e["task_cut"] == len(task) for e in fired)
 
 
 def test_a_1mb_send_arrives_whole_and_once(sandbox: Sandbox) -> None:

@@ -316,6 +316,7 @@ class Engine:
         agent = self.get(name)
         view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name),
                                 self.store.newest_event(name))
+        view["task"], view["task_cut"] = agent.task, False  # whole here, unlike in `ls`
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
         view["transcript"] = str(self.paths.transcript(name))
