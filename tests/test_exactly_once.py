@@ -141,3 +141,25 @@ def test_a_hook_event_of_any_size_reaches_the_engine_and_an_unread_tool_call_is_
     assert json.loads(answer)["hookSpecificOutput"]["permissionDecision"] == "ask"
     tools = [e.get("tool") for e in events(sandbox, "auth", "hook") if e.get("hook_event_name") == "PreToolUse"]
     assert tools == ["Bash(rm -rf build)", "Bash(ls -la)", "Bash"]
+
+
+def test_a_hook_event_recorded_by_an_engine_killed_before_it_applied_it_decides_the_adopted_state(
+        sandbox: Sandbox) -> None:
+    """Recorded (so its spooled copy is skipped) but not applied: the next engine takes the agent's hook state
+    from that event, not from a screen that shows nothing of it."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "r", "turns:\n  - [{quiet: 60s}]\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    pid = sandbox.engine_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_gone(pid), message="the engine killed")
+    event = {"hook_event_name": "Notification", "notification_type": "agent_needs_input", "message": "pick one"}
+    store = Store(sandbox.paths.db_path)  # what the killed engine recorded, and no more
+    store.append_event("auth", "hook", key="recorded-only", **event)
+    store.close()
+    spool(sandbox.paths.state_dir / "spool", "auth", env["SUPERVISOR_TOKEN"], event, at=time.time(),
+          key="recorded-only")
+    agent = sandbox.wait_state("auth", "waiting")
+    assert agent["waiting_reason"] == "pick one"
+    assert [e.get("message") for e in events(sandbox, "auth", "hook")].count("pick one") == 1
