@@ -123,8 +123,7 @@ def test_short_texts_are_pasted_exactly_as_given_long_ones_too(tmux: Tmux, tmp_p
             read(1)
     """)
     texts = ["ls;", "a\\;", ";", "-x", "--", "{", "%1 #{pane_id} ~ $HOME 'q' \"d\"", "é€ ✓", "z" * 9000 + ";"]
-    expected = b""
-    for text in texts:
+    for number, text in enumerate(texts, 1):
         tmux.paste(pane, text)
-        expected += text.encode()
-        wait_until(lambda want=expected: got.read_bytes() == want, message=f"{text[:20]!r} pasted")
+        expected = "".join(texts[:number]).encode()
+        wait_until(lambda: got.read_bytes() == expected, message=f"{text[:20]!r} pasted")  # noqa: B023
