@@ -446,15 +446,18 @@ def cmd_hook(args: argparse.Namespace) -> int:
     agent = os.environ.get("SUPERVISOR_AGENT")
     if not socket_path or not agent:
         return 0  # not an agent supervisor started
-    raw = sys.stdin.buffer.read(64 * 1024 * 1024)  # a prompt can be megabytes (a pasted task)
+    from supervisor.engine.hooks import HOOK_INPUT, fit, unread
+
+    raw = sys.stdin.buffer.read(HOOK_INPUT + 1)  # a prompt can be megabytes (a pasted task)
     try:
-        event = json.loads(raw or b"{}")
+        event = unread(raw) if len(raw) > HOOK_INPUT else json.loads(raw or b"{}")
     except ValueError:
         event = {"hook_event_name": "unparsable", "raw": raw[:200].decode(errors="replace")}
     if not isinstance(event, dict):
         event = {"hook_event_name": "unparsable"}
     if isinstance(event.get("prompt"), str):
         event["prompt"] = event["prompt"][:4096]  # the engine keeps none of it: the CLI's transcript has it
+    event = fit(event)  # whatever its size, it reaches the engine (or the spool)
     from supervisor.client import EngineGone, EngineNotRunning, EngineTimeout, request_at
 
     # A permission request is held until a human answers (the engine lets go after approval.timeout).

@@ -154,6 +154,10 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
             # An engine that holds its lock is starting, or stopping (its tmux server was killed): start a new
             # one only once no engine holds it.
             held = _engine_lock_held(paths.engine_lock)
+            repairing = repair_holding(paths.engine_lock) if held else None
+            if repairing is not None:
+                raise SupervisorError(f"the engine cannot start: `supervisor {repairing}` is repairing the store",
+                                      hint="try again once it is done")
             if launched and not held:  # the engine it launched has ended: it says why, if it could
                 failure = start_failure(paths.engine_failed)
                 if failure is not None:
@@ -178,6 +182,21 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
 
 def engine_command() -> str:
     return f"exec {shlex.quote(sys.executable)} -m supervisor engine --foreground"
+
+
+REPAIRING = "doctor --repair"  # what the engine lock's file says while a repair holds it
+
+
+def repair_holding(lock_path: Path) -> str | None:
+    """`doctor --repair (pid N)` when a repair of the store holds the engine lock, else None. The file's text
+    means something only while its lock is held (an engine clears it when it takes the lock)."""
+    try:
+        text = lock_path.read_text(errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith(REPAIRING):
+        return None
+    return f"{REPAIRING} (pid {text[len(REPAIRING):].strip()})"
 
 
 def _engine_lock_held(lock_path: Path) -> bool:

@@ -4,12 +4,16 @@ pages are broken), and the agents it lost are rebuilt from tmux and git. The eng
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from supervisor.client import REPAIRING
 from supervisor.core.schema import LATEST
 from supervisor.core.store import Store
 from supervisor.core.storecheck import StoreDamaged, StoreError, inspect, readonly
@@ -18,8 +22,8 @@ from supervisor.paths import RepoPaths
 
 CHUNK = 512
 # Carried over in this order (a delivery needs its alert); the event log first, as it matters most.
-TABLES = ("events", "agents", "meta", "tasks", "approvals", "alerts", "alert_deliveries", "alert_threads",
-          "alert_conditions", "alert_silences", "agents_set_aside")
+TABLES = ("events", "agents", "meta", "tasks", "approvals", "alerts", "alert_deliveries", "alert_attempts",
+          "alert_threads", "alert_conditions", "alert_pending", "alert_silences", "agents_set_aside")
 
 
 @dataclass
@@ -45,8 +49,6 @@ def store_check(paths: RepoPaths) -> tuple[bool, str, str | None]:
 
 def repair(paths: RepoPaths) -> Repaired | None:
     """Repair the store if it needs it (None when it is sound). Raises a StoreTooNew as it is."""
-    from supervisor.client import _engine_lock_held
-
     db = paths.db_path
     try:
         found = inspect(db, full=True)
@@ -57,8 +59,30 @@ def repair(paths: RepoPaths) -> Repaired | None:
             return None
         problem = f"the store was {found.empty}"
     paths.ensure_dirs()
-    if _engine_lock_held(paths.engine_lock):
-        raise SupervisorError("the engine is running", hint="`supervisor engine stop` first (the agents keep running)")
+    with _engine_lock(paths.engine_lock):
+        return _repair(paths, db, problem)
+
+
+@contextmanager
+def _engine_lock(lock: Path) -> Iterator[None]:
+    """Hold the engine's lock for the whole repair: an engine started meanwhile (by any command or a hook)
+    would make a store of its own under the repair. Its file says who holds it, for an engine that waits."""
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SupervisorError("the engine is running",
+                                  hint="`supervisor engine stop` first (the agents keep running)") from None
+        try:
+            os.ftruncate(handle.fileno(), 0)
+            handle.write(f"{REPAIRING} {os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            os.ftruncate(handle.fileno(), 0)
+
+
+def _repair(paths: RepoPaths, db: Path, problem: str) -> Repaired:
     result = Repaired(problem)
     broken = db.with_name(f"{db.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
     if db.exists() and db.stat().st_size:

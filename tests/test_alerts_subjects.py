@@ -123,3 +123,14 @@ def test_a_subject_that_is_not_an_agent_is_rendered_as_itself_with_its_agents() 
         subjects.check("disk:")
     assert subjects.check("host:build-2") == "host:build-2" and subjects.covers("host:", "host:build-2")
     assert not subjects.covers("host:", "tmux:") and not subjects.covers("api", "api.test")
+
+
+def test_a_subject_is_snoozed_listed_and_unsnoozed_through_the_cli(sandbox: Sandbox) -> None:
+    assert "snoozed tmux: for" in sandbox.sv("alerts", "snooze", "tmux:", "--for", "30m").stdout
+    assert [s["subject"] for s in json.loads(sandbox.sv("alerts", "silences", "--json").stdout)] == ["tmux:"]
+    assert json.loads(sandbox.sv("alerts", "ls", "tmux:", "--json").stdout) == []
+    assert "removed 1 silence(s)" in sandbox.sv("alerts", "unsnooze", "tmux:").stdout
+    refused = sandbox.sv("alerts", "snooze", "disk:", check=False)
+    assert refused.returncode != 0 and "invalid alert subject 'disk:'" in refused.stderr
+    refused = sandbox.sv("alerts", "ls", "../x", check=False)
+    assert refused.returncode != 0 and "'../x'" in refused.stderr

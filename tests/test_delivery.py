@@ -112,3 +112,18 @@ def test_typing_into_an_agent_that_just_ended_leaves_the_server_up(tmux: Tmux, t
         deliver(tmux, pane, "too late", pane_alive=lambda: alive(tmux, pane), timeout=0.5)
     assert alive(tmux, other)
     assert tmux.run("list-buffers", "-F", "#{buffer_name}") == []  # nothing left behind
+
+
+def test_short_texts_are_pasted_exactly_as_given_long_ones_too(tmux: Tmux, tmp_path: Path) -> None:
+    """A short text goes to tmux on its command line (no file needed), where ';' ends a command and '#{'
+    could be a format: each arrives byte for byte, like a long one loaded from a file."""
+    pane, got = run_cli(tmux, tmp_path, """
+        show("ready\\r\\n")
+        while True:
+            read(1)
+    """)
+    texts = ["ls;", "a\\;", ";", "-x", "--", "{", "%1 #{pane_id} ~ $HOME 'q' \"d\"", "é€ ✓", "z" * 9000 + ";"]
+    for number, text in enumerate(texts, 1):
+        tmux.paste(pane, text)
+        expected = "".join(texts[:number]).encode()
+        wait_until(lambda: got.read_bytes() == expected, message=f"{text[:20]!r} pasted")  # noqa: B023

@@ -140,7 +140,7 @@ def test_full_disk_send_and_stop_happen_and_are_recorded_once_space_returns(sand
         found = events(namespace, sandbox)
         return found if "stopped" in [kind for _id, _agent, kind in found] else None
 
-    after = wait_until(recorded, message="the kept events in the store")
+    after = wait_until(recorded, timeout=45, message="the kept events in the store (tried at most 30 s apart)")
     assert after[:len(before)] == before
     kinds = [kind for _id, agent, kind in after[len(before):] if agent == "a1"]
     assert "sent" in kinds and kinds.index("sent") < kinds.index("stopped")
@@ -183,6 +183,33 @@ def test_read_only_folder_send_and_stop_happen_and_the_transcript_follows(sandbo
     assert "typed on a read-only folder" in transcript
     kinds = [kind for _id, agent, kind in events(namespace, sandbox) if agent == "a1"]
     assert kinds.index("sent") < kinds.index("stopped")
+
+
+def test_read_only_runtime_folder_short_texts_still_go_and_a_long_one_fails_in_one_line(
+        sandbox: Sandbox, namespace: Namespace, tmp_path: Path) -> None:
+    """The runtime folder holds the file a long text reaches tmux through; a short text needs no file."""
+    record = tmp_path / "prompts.jsonl"
+    recording_agent(sandbox, record)
+    sv(namespace, sandbox, "start", "a1", "--task", "first task")
+    wait_until(lambda: prompts(record) == ["first task"], message="the task")
+    runtime = str(sandbox.runtime / sandbox.paths.runtime_dir.name)
+    namespace.run("mount", "--bind", runtime, runtime)
+    namespace.run("mount", "-o", "remount,ro,bind", runtime)
+    sent = sv(namespace, sandbox, "send", "a1", "short; and ends in;", check=False)
+    assert sent.returncode == 0 and sent.stdout.strip() == "a1: sent", sent.stderr
+    wait_until(lambda: prompts(record)[1:] == ["short; and ends in;"], message="the short text")
+
+    long = "y" * 20_000
+    sent = sv(namespace, sandbox, "send", "a1", long, check=False)
+    assert sent.returncode == 1 and one_line(sent.stderr), sent.stderr
+    assert sent.stderr.splitlines()[0].startswith("supervisor: error: a1: the text could not be typed")
+    assert "Read-only file system" in sent.stderr.splitlines()[0]
+    # A start task typed by a thread of the engine's: the agent waits for you with the reason.
+    sv(namespace, sandbox, "start", "a2", "--no-wait", "--task", long)
+    agent = wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
+                                     if a["name"] == "a2" and a["state"] == "waiting"), None),
+                       message="a2 waiting for its undelivered task")
+    assert agent["waiting_reason"].startswith("its task could not be delivered: the text could not be typed")
 
 
 def test_read_only_folder_without_an_engine_is_one_line(sandbox: Sandbox, namespace: Namespace) -> None:
@@ -290,3 +317,110 @@ def test_engine_log_rotates(tmp_path: Path) -> None:
     lines = [line for path in files for line in path.read_text().splitlines()]
     assert len(files) > 2
     assert lines == [f"line {number:02d} of the engine's log" for number in range(40 - len(lines), 40)]
+
+
+def test_waiting_changes_land_one_transaction_at_a_time_and_are_tried_with_a_backoff(namespace: Namespace,
+                                                                                      tmp_path: Path) -> None:
+    """With room for some of what waits, those land (in order) and are no longer kept; a still full disk is
+    tried after 1 s, 2 s, 4 s..., not at every tick."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    namespace.run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder))
+    result = namespace.python(f"""
+        import errno, json, os, sqlite3, time
+        from pathlib import Path
+        from supervisor.core.store import Store
+        from supervisor.engine.diskfaults import DiskWatch
+
+        def fill(name, leave=0):
+            with open({str(folder)!r} + "/" + name, 'wb', buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b'x' * 4096)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+            if leave:
+                os.truncate({str(folder)!r} + "/" + name, os.path.getsize({str(folder)!r} + "/" + name) - leave)
+
+        def on_disk():
+            db = sqlite3.connect({str(folder / 's.db')!r})
+            rows = db.execute("SELECT id FROM events WHERE kind = 'big' ORDER BY id").fetchall()
+            db.close()
+            return [row[0] for row in rows]
+
+        store = Store(Path({str(folder / "s.db")!r}))
+        store.append_event(None, "warm")
+        fill("filler")
+        for number in range(40):
+            store.append_event(None, "big", n=number, text="z" * 20_000)
+        kept = [e.id for e in store.events(limit=100) if e.kind == "big"]
+        waiting = store.unwritten().waiting
+        os.remove({str(folder / 'filler')!r})
+        fill("filler", leave=200_000)  # room for some of them, not all
+        landed = store.write_unwritten()
+        partly = {{"landed": landed, "still": store.unwritten().waiting, "on_disk": on_disk()}}
+
+        class Quiet:
+            def retry(self):
+                pass
+
+        tries = []
+        write = store.write_unwritten
+        store.write_unwritten = lambda: tries.append(time.monotonic()) or write()
+        watch = DiskWatch(store, Quiet(), {str(folder)!r})
+        start = time.monotonic()
+        while time.monotonic() - start < 3.6:
+            watch.retry()
+            time.sleep(0.05)
+        print(json.dumps({{"kept": kept, "waiting": waiting, **partly,
+                          "tries": [round(t - start, 1) for t in tries]}}))
+    """)
+    report = json.loads(result)
+    assert report["waiting"] == 40 and len(report["kept"]) == 40
+    assert not report["landed"]
+    assert 0 < len(report["on_disk"]) < 40, report["on_disk"]
+    assert report["on_disk"] == report["kept"][:len(report["on_disk"])]  # the first ones, in order
+    assert report["still"] + len(report["on_disk"]) == 40  # those that landed are no longer kept
+    assert len(report["tries"]) == 3 and report["tries"][1] >= 0.9 and report["tries"][2] >= 2.9, report["tries"]
+
+
+def test_an_alert_attempt_is_on_disk_before_its_post_or_reported_as_not(namespace: Namespace,
+                                                                         tmp_path: Path) -> None:
+    """The record that an alert is being posted is what keeps a restart from posting it twice: it must be on
+    the disk, not kept in memory, before the post. A full disk makes `begin` say so (the post goes ahead, at
+    least once); once there is room, it is on disk at once, with what waited before it."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    namespace.run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder))
+    result = namespace.python(f"""
+        import errno, json, os, sqlite3
+        from pathlib import Path
+        from supervisor.alerts.outbox import Delivery, Outbox
+        from supervisor.core.store import Store
+
+        def on_disk():
+            db = sqlite3.connect({str(folder / 's.db')!r})
+            rows = db.execute("SELECT alert FROM alert_attempts ORDER BY alert").fetchall()
+            kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
+            db.close()
+            return [row[0] for row in rows], kinds
+
+        store = Store(Path({str(folder / "s.db")!r}))
+        outbox = Outbox(store)
+        with open({str(folder / 'filler')!r}, 'wb', buffering=0) as f:
+            try:
+                while True:
+                    f.write(b'x' * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        store.append_event(None, "kept")
+        full = outbox.begin(Delivery(1, "slack", "auth", 0, None), 1.0)
+        full_disk = on_disk()
+        os.remove({str(folder / 'filler')!r})
+        room = outbox.begin(Delivery(2, "slack", "auth", 0, None), 2.0)
+        print(json.dumps({{"full": full, "full_disk": full_disk, "room": room, "after": on_disk()}}))
+    """)
+    report = json.loads(result)
+    assert report["full"] is False and report["full_disk"][0] == []
+    assert report["room"] is True
+    assert report["after"][0] == [2] and report["after"][1][-1] == "kept"

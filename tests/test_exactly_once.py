@@ -15,7 +15,7 @@ from typing import Any
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
 from supervisor.engine.hooks import read_spool, spool
-from supervisor.engine.once import HookLedger, ingest_spool
+from supervisor.engine.once import HookLedger, Seen, ingest_spool
 from tests.conftest import Sandbox, process_gone, wait_until
 from tests.test_watching import _pane_env, config, events, fake_claude
 
@@ -95,3 +95,71 @@ def test_a_spool_file_being_written_is_left_to_its_writer(tmp_path: Path) -> Non
     os.utime(left, (time.time() - 120, time.time() - 120))  # its hook was killed while writing it
     read_spool(directory)
     assert not left.exists()
+
+
+def test_a_hook_row_that_does_not_decode_does_not_stop_the_ledger(tmp_path: Path) -> None:
+    """Reading the ids recorded since a spooled event ran (what an engine does at start) skips a row whose data
+    does not decode, or is not an object, and still finds the others."""
+    store = Store(tmp_path / "state.db")
+    store.append_event("auth", "hook", hook_event_name="Stop", key="before")
+    with store.transaction() as db:
+        for data in ("{broken", "[1, 2]"):
+            db.execute("INSERT INTO events(ts, agent, kind, data) VALUES (?, 'auth', 'hook', ?)", (time.time(), data))
+    store.append_event("auth", "hook", hook_event_name="Stop", key="after")
+    ledger = HookLedger(store)
+    ledger.cover(time.time() - 60)
+    assert ledger.seen("before") is Seen.RECORDED and ledger.seen("after") is Seen.RECORDED
+    assert ledger.seen("other") is Seen.NEW
+    store.close()
+
+
+def test_a_hook_event_of_any_size_reaches_the_engine_and_an_unread_tool_call_is_asked_about(
+        sandbox: Sandbox) -> None:
+    """Past the engine's 16 MiB request limit an event was refused by `supervisor hook` and lost (not even
+    spooled); its long strings are cut now. A tool call too large to read whole cannot be checked against
+    approval.require: it is asked about, never let through."""
+    config(sandbox)
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "approval:\n  require: [\"Bash(rm -rf*)\"]\n")
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "big", "turns:\n  - [{quiet: 60s}]\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+
+    def hook(event: dict[str, Any]) -> str:
+        done = subprocess.run([sys.executable, "-m", "supervisor", "hook"], input=json.dumps(event).encode(),
+                              env=env, capture_output=True, check=True, timeout=120)
+        return done.stdout.decode()
+
+    big = "x" * (20 * 1024 * 1024)
+    answer = hook({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                   "tool_input": {"command": "rm -rf build", "description": big}})
+    assert json.loads(answer)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    many = {f"part{number}": "y" * 60_000 for number in range(350)}  # 21 MB in strings under the cut
+    assert hook({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                 "tool_input": {"command": "ls -la", **many}}) == ""  # still judged: allowed to go on
+    answer = hook({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                   "tool_input": {"command": "ls", "description": "z" * (65 * 1024 * 1024)}})
+    assert json.loads(answer)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    tools = [e.get("tool") for e in events(sandbox, "auth", "hook") if e.get("hook_event_name") == "PreToolUse"]
+    assert tools == ["Bash(rm -rf build)", "Bash(ls -la)", "Bash"]
+
+
+def test_a_hook_event_recorded_by_an_engine_killed_before_it_applied_it_decides_the_adopted_state(
+        sandbox: Sandbox) -> None:
+    """Recorded (so its spooled copy is skipped) but not applied: the next engine takes the agent's hook state
+    from that event, not from a screen that shows nothing of it."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "r", "turns:\n  - [{quiet: 60s}]\n"))
+    sandbox.wait_state("auth", "idle")
+    env = _pane_env(sandbox, "auth")
+    pid = sandbox.engine_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_gone(pid), message="the engine killed")
+    event = {"hook_event_name": "Notification", "notification_type": "agent_needs_input", "message": "pick one"}
+    store = Store(sandbox.paths.db_path)  # what the killed engine recorded, and no more
+    store.append_event("auth", "hook", key="recorded-only", **event)
+    store.close()
+    spool(sandbox.paths.state_dir / "spool", "auth", env["SUPERVISOR_TOKEN"], event, at=time.time(),
+          key="recorded-only")
+    agent = sandbox.wait_state("auth", "waiting")
+    assert agent["waiting_reason"] == "pick one"
+    assert [e.get("message") for e in events(sandbox, "auth", "hook")].count("pick one") == 1

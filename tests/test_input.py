@@ -78,6 +78,15 @@ def test_a_1mb_task_given_at_start_arrives_whole_and_once(sandbox: Sandbox) -> N
     assert "[Pasted text #1 +" in sandbox.screen("auth")
     sandbox.wait_state("auth", "idle")
     assert prompts(record) == [task]
+    # Not carried whole by every listing and every alert: `ls` has its start, `show --json` all of it.
+    listed = sandbox.ls()["auth"]
+    assert listed["task"] == task[:4096] and listed["task_cut"] is True
+    shown = sandbox.agent("auth")
+    assert shown["task"] == task and shown["task_cut"] is False
+    from tests.test_watching import events
+
+    fired = wait_until(lambda: events(sandbox, "auth", "trigger"), message="a trigger (its turn done)")
+    assert all(e["task"] == task[:65536] and e["task_cut"] == len(task) for e in fired)
 
 
 def test_a_1mb_send_arrives_whole_and_once(sandbox: Sandbox) -> None:
@@ -149,7 +158,10 @@ def test_the_command_channel_gets_a_1mb_alert_whole_on_stdin_and_cut_variables(
     finally:
         rigs.close()
     alert, env = got["stdin"], got["env"]
-    assert digest(alert["task"]) == digest(task)  # the whole alert, on stdin
+    # The whole alert, on stdin; its trigger kept the first 64 KB of the 1 MB task, and says so.
+    kept, note = alert["task"][:65536], alert["task"][65536:]
+    assert digest(kept) == digest(task[:65536])
+    assert note == f"… (cut: {len(task)} characters in all; `supervisor show auth --json` has it whole)"
     assert alert["agent"] == "auth" and alert["trigger"] == "waiting" and alert["status"] == "firing"
     assert alert["screen"] == ["Proceed?", "❯ 1. Yes"] and alert["triggers"] == ["waiting"]
     # Every variable is still set, a long one cut to a size any system takes, and saying so.

@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 import re
+import shlex
 import shutil
 import sqlite3
 from pathlib import Path
@@ -202,3 +203,31 @@ def test_an_empty_store_brings_back_stopped_agents_from_their_worktrees_too(sand
     assert agents["live"]["state"] in LIVE
     assert agents["done"]["state"] == "stopped"
     assert sandbox.agent("done")["reason"] == "rebuilt from git: no pane of it was running"
+
+
+def test_a_rebuilt_agent_s_worktree_is_where_supervisor_put_it_never_where_its_pane_went(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """Its pane's current folder is the agent's to choose: an agent that checked out another branch and
+    moved its pane to the main worktree is rebuilt with its own worktree; one whose worktree is gone is not
+    rebuilt at all."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name, folder in (("moved", sandbox.root), ("gone", elsewhere)):
+        sandbox.sv("start", name, "--command", f"cd {shlex.quote(str(folder))} && exec sleep 600")
+    before = sandbox.ls()
+    own = Path(str(before["moved"]["worktree"]))
+
+    def went(name: str, folder: Path) -> bool:
+        shown = sandbox.tmux("display-message", "-p", "-t", str(before[name]["pane"]), "#{pane_current_path}")
+        return shown.stdout.strip() == str(folder)
+
+    wait_until(lambda: went("moved", sandbox.root) and went("gone", elsewhere), message="the panes moved away")
+    sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=own)  # git lists no worktree on agent/moved now
+    sandbox.git("worktree", "remove", "--force", str(before["gone"]["worktree"]))
+    _stop_engine(sandbox).write_bytes(b"")
+
+    agents = sandbox.ls()
+    assert Path(str(agents["moved"]["worktree"])) == own and agents["moved"]["state"] in LIVE
+    assert set(agents) == {"moved"}
+    log = sandbox.paths.engine_log.read_text()
+    assert f"agent gone: its pane runs, but {before['gone']['worktree']} is not a worktree of this repository" in log

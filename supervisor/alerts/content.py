@@ -244,10 +244,12 @@ def build(alert_id: int, repo: str, agent: str, items: list[Item], evidence: dic
     """The content of one message about subject `agent`; `evidence` is the newest trigger data (task, screen);
     `agents`: the agents a non-agent subject concerns. Secrets are masked."""
     screen = [_clip(str(line).rstrip(), LINE_CHARS) for line in (evidence.get("screen") or []) if str(line).strip()]
-    task = evidence.get("task")
+    task = str(evidence["task"]) if evidence.get("task") else None
+    if task and isinstance(evidence.get("task_cut"), int):  # the trigger kept the start of a long task
+        task += f"… (cut: {evidence['task_cut']} characters in all; `supervisor show {agent} --json` has it whole)"
     content = AlertContent(
         repo=repo, agent=agent, items=tuple(items), created=created,
-        task=str(task) if task else None, screen=tuple(screen[-SCREEN_LINES:]), alert_id=alert_id, agents=agents,
+        task=task, screen=tuple(screen[-SCREEN_LINES:]), alert_id=alert_id, agents=agents,
     )
     if not secrets:
         return content

@@ -17,6 +17,7 @@ every table is created and migrated by supervisor/core/schema.py.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from supervisor.alerts.content import AlertContent
 from supervisor.alerts.content import iso as _iso
 from supervisor.core import subjects
 from supervisor.core.store import Store
+from supervisor.core.unwritten import StoreUnwritable
 
 CURSOR_KEY = "alerts.cursor"
 KEEP_SECONDS = 30 * 86400  # delivered alerts older than this are pruned at start
@@ -65,6 +67,8 @@ def get_cursor(db: sqlite3.Connection) -> int:
 
 def set_cursor(db: sqlite3.Connection, cursor: int) -> None:
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (CURSOR_KEY, str(cursor)))
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -125,11 +129,20 @@ class Outbox:
             row = db.execute("SELECT ref FROM alert_threads WHERE channel = ? LIMIT 1", (key,)).fetchone()
         return str(row[0]) if row else None
 
-    def begin(self, delivery: Delivery, started: float) -> None:
-        """Record, before the channel is called, that an attempt is under way (the first one stays)."""
-        with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO alert_attempts(alert, channel, started) VALUES (?, ?, ?)",
-                       (delivery.alert, delivery.channel, started))
+    def begin(self, delivery: Delivery, started: float) -> bool:
+        """Record on disk, before the channel is called, that an attempt is under way (the first one stays): a
+        restart then asks the channel whether it got through rather than posting again. False when the disk
+        refuses it: the alert goes out all the same (at least once; a restart may post it again)."""
+        try:
+            with self.store.transaction(durable=True) as db:
+                db.execute("INSERT OR IGNORE INTO alert_attempts(alert, channel, started) VALUES (?, ?, ?)",
+                           (delivery.alert, delivery.channel, started))
+        except StoreUnwritable as exc:
+            log.warning("alert %d to %s: the attempt could not be recorded (%s); it is sent anyway, and may be "
+                        "sent again if the engine restarts before it is recorded as sent", delivery.alert,
+                        delivery.channel, exc.message)
+            return False
+        return True
 
     def thread(self, agent: str, key: str) -> str | None:
         with self.store.transaction() as db:

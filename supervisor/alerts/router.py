@@ -258,6 +258,8 @@ class Router:
             for key in ("task", "screen") if subjects.is_agent(agent) else ():  # one agent's, not a subject's
                 if details.get(key):  # the newest item that has them speaks for the group
                     merged[key] = details[key]
+                    if key == "task":
+                        merged["task_cut"] = details.get("task_cut")  # how long it is whole, when cut
         written = 0
         for route, items in routed.items():
             if not items:

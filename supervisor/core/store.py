@@ -330,7 +330,9 @@ class Store:
                 if ts < since:
                     break
                 if row_kind == kind:
-                    found.append(json.loads(data))
+                    item = _event_data(data)
+                    if "undecodable" not in item:  # one that does not decode says nothing usable
+                        found.append(item)
             cursor.close()
         return found
 

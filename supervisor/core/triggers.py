@@ -8,7 +8,8 @@ A `trigger` event's data:
     trigger   one of Trigger
     active    True when the condition starts, False when it clears ("resolved")
     summary   one line saying what happened, e.g. "waiting for approval: Bash(rm -rf build/)"
-    task      the agent's task (may be None)
+    task      the agent's task (may be None), its first TASK_KEPT characters
+    task_cut  present when the task was cut: how many characters it has whole
     screen    the last lines of its screen (list of str)
     since     epoch seconds when the condition started
     ...       trigger-specific evidence (exit_code, paths, commit, cycle, rule)
@@ -24,6 +25,7 @@ from supervisor.core.model import Agent
 from supervisor.core.store import Store
 
 TRIGGER_EVENT = "trigger"
+TASK_KEPT = 64 * 1024  # of the task, in each trigger event (and so in each alert and each `changes` answer)
 
 
 class Trigger(StrEnum):
@@ -46,7 +48,11 @@ STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK})
 def fire(store: Store, agent: Agent, trigger: Trigger, summary: str, *, active: bool = True,
          screen: list[str] | None = None, since: float | None = None, **evidence: Any) -> int:
     """Record that `trigger` became true (or, with active=False, cleared) for `agent`."""
+    task = agent.task
+    if task is not None and len(task) > TASK_KEPT:
+        evidence["task_cut"] = len(task)
+        task = task[:TASK_KEPT]
     return store.append_event(
-        agent.name, TRIGGER_EVENT, trigger=str(trigger), active=active, summary=summary, task=agent.task,
+        agent.name, TRIGGER_EVENT, trigger=str(trigger), active=active, summary=summary, task=task,
         screen=screen or [], since=since if since is not None else time.time(), **evidence,
     )

@@ -2,8 +2,8 @@
 
 The store's connection runs every statement on its database file. When a transaction cannot be written there,
 the connection copies the database into memory once and from then on runs everything there, keeping the
-writes of each committed transaction in order; `flush` replays them on the file, in one transaction, once it
-can be written again, and the connection goes back to the file. The engine is the file's only writer, so the
+writes of each committed transaction in order; `flush` replays them on the file, transaction by transaction,
+once it can be written again, and the connection goes back to the file. The engine is the file's only writer, so the
 file is still what was copied, and the same statements replayed in the same order give the same rows and ids.
 
 A transaction begun `durable` (a record that must exist before its side effect, like a new agent's before its
@@ -16,6 +16,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -65,13 +66,13 @@ class FallbackConnection(sqlite3.Connection):
     memory: sqlite3.Connection | None = None
     _error = ""
     _since = 0.0
-    _waiting: list[list[Statement]]
+    _waiting: deque[list[Statement]]
     _open: list[Statement] | None = None  # the writes of the open transaction
     _durable = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._waiting = []
+        self._waiting = deque()
 
     # the store's statements ---------------------------------------------------------------------------
 
@@ -153,36 +154,43 @@ class FallbackConnection(sqlite3.Connection):
         return Fault(self._error, self._since, len(self._waiting))
 
     def flush(self) -> bool:
-        """Write what waits in memory to the file (all or nothing), and go back to it. True: nothing waits."""
+        """Write what waits in memory to the file, one transaction at a time in order (each dropped as it
+        lands; the first the disk refuses ends the try, so a try on a still full disk costs one transaction),
+        and go back to the file once none waits. True: nothing waits."""
         if self.memory is None:
             return True
         if self._open is not None:
             return False
-        waiting = [statement for transaction in self._waiting for statement in transaction]
-        try:
-            super().execute("BEGIN IMMEDIATE")
-            for statement in waiting:
-                _apply(self, statement, disk=True)
-            super().execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                super().execute("ROLLBACK")
-            if is_write_fault(exc):
-                self._error = str(exc)
-                return False
-            # Not the disk: the file is no longer what was copied (never so with one writer). The copy in
-            # memory is what the engine holds true: it replaces the file's content.
-            log.error("replaying the unwritten changes failed (%s); writing the store from memory instead", exc)
+        written = 0
+        while self._waiting:
             try:
-                self.memory.backup(self)
-            except sqlite3.Error as again:
-                self._error = str(again)
-                return False
+                super().execute("BEGIN IMMEDIATE")
+                for statement in self._waiting[0]:
+                    _apply(self, statement, disk=True)
+                super().execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    super().execute("ROLLBACK")
+                if is_write_fault(exc):
+                    self._error = str(exc)
+                    return False
+                # Not the disk: the file is no longer what was copied (never so with one writer). The copy in
+                # memory is what the engine holds true: it replaces the file's content.
+                log.error("replaying the unwritten changes failed (%s); writing the store from memory instead", exc)
+                try:
+                    self.memory.backup(self)
+                except sqlite3.Error as again:
+                    self._error = str(again)
+                    return False
+                written += len(self._waiting)
+                self._waiting.clear()
+                break
+            self._waiting.popleft()
+            written += 1
         self.memory.close()
         self.memory = None
         log.warning("the store %s is written again: the %d change(s) kept in memory since %s are in it", self._path(),
-                    len(self._waiting), time.strftime("%H:%M:%S", time.localtime(self._since)))
-        self._waiting = []
+                    written, time.strftime("%H:%M:%S", time.localtime(self._since)))
         return True
 
     def _to_memory(self, exc: sqlite3.OperationalError) -> None:

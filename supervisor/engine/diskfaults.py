@@ -2,8 +2,8 @@
 
 The store keeps the changes it cannot write in memory (supervisor.core.unwritten), the transcripts the lines
 they cannot write (transcripts.Transcripts), engine.log its lines (KeepingFileHandler); `DiskWatch.retry` writes
-them, each tick, once the disk takes them. While anything waits, `note` is the one line every command's answer
-carries and `engine status` shows.
+them once the disk takes them (the store's after 1 s, then less and less often, at least every 30 s). While
+anything waits, `note` is the one line every command's answer carries and `engine status` shows.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEPT_LOG_LINES = 1000  # engine.log lines kept while the disk refuses them (the oldest go first)
+FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between tries to write the store's waiting changes: doubling
 
 
 class DiskWatch:
@@ -29,10 +30,21 @@ class DiskWatch:
         self.store = store
         self.transcripts = transcripts
         self.folder = folder
+        self._next_try = 0.0
+        self._delay = FIRST_RETRY
 
     def retry(self) -> None:
-        """Write what waits (once a tick: cheap when nothing does)."""
-        self.store.write_unwritten()
+        """Write what waits (called each tick: cheap when nothing does). The store is tried with a backoff:
+        each try holds its lock."""
+        now = time.monotonic()
+        if self.store.unwritten() is None:
+            self._next_try, self._delay = 0.0, FIRST_RETRY
+        elif now >= self._next_try:
+            if self.store.write_unwritten():
+                self._next_try, self._delay = 0.0, FIRST_RETRY
+            else:
+                self._next_try = now + self._delay
+                self._delay = min(self._delay * 2, LAST_RETRY)
         self.transcripts.retry()
 
     def note(self) -> str | None:

@@ -30,6 +30,7 @@ import psutil
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.screens import Reading, Verdict
+from supervisor.client import repair_holding
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.durations import format_duration
@@ -51,7 +52,7 @@ from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
-from supervisor.engine.hooks import brief, read_hook, tool_summary
+from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
 from supervisor.engine.params import check_params
@@ -155,7 +156,12 @@ class Engine:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            repairing = repair_holding(self.paths.engine_lock)
+            if repairing is not None:
+                raise SupervisorError(f"`supervisor {repairing}` is repairing the store",
+                                      hint="the engine starts once it is done") from None
             raise SupervisorError("an engine is already running for this repository") from None
+        os.ftruncate(handle.fileno(), 0)  # what a repair killed while it held the lock left
         self._lock_file = handle
 
     def serve(self) -> None:
@@ -310,6 +316,7 @@ class Engine:
         agent = self.get(name)
         view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name),
                                 self.store.newest_event(name))
+        view["task"], view["task_cut"] = agent.task, False  # whole here, unlike in `ls`
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
         view["transcript"] = str(self.paths.transcript(name))
@@ -618,10 +625,19 @@ class Engine:
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
+        """The start task's thread: whatever fails is logged, never a thread dying in silence (a delivery
+        failure already left the agent waiting with its task marked undelivered)."""
         try:
             self._deliver_first_prompt(name, task)
         except SupervisorError as exc:
             log.warning("%s: %s", name, exc)
+        except Exception as exc:
+            log.exception("%s: delivering its task failed", name)
+            with contextlib.suppress(Exception), self.agent_lock(name):
+                agent = self.get(name)
+                if agent.state.live and undelivered.MARK not in agent.extra:
+                    undelivered.hold(self, agent, DeliveryError(f"{type(exc).__name__}: {exc}"),
+                                     alive=self.panes.alive(agent))
 
     def _deliver_first_prompt(self, name: str, task: str) -> None:
         with self.agent_lock(name):
@@ -765,8 +781,10 @@ class Engine:
             self.hooks_once.release(key)
             raise
         name = event.get("hook_event_name")
-        if name == "PreToolUse":
+        if name == "PreToolUse" and self.config.approval.require:
             pattern = required(self.config.approval.require, tool_summary(event))
+            if pattern is None and unjudged(event):
+                pattern = "any tool call too large to check"  # never let it through unchecked
             if pattern is not None:
                 self.store.append_event(agent.name, "approval_required", request=tool_summary(event), rule=pattern)
                 return {"output": ask_answer(pattern)}

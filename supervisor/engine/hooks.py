@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,57 @@ def brief(payload: dict[str, Any]) -> dict[str, Any]:
     if "tool_name" in payload:
         kept["tool"] = tool_summary(payload)
     return kept
+
+
+HOOK_INPUT = 64 * 1024 * 1024  # what `supervisor hook` reads of its stdin
+STRING_CUT = 64 * 1024  # a longer string in an event is cut (the CLI's own transcript has it whole)
+EVENT_BUDGET = 1024 * 1024  # an event as sent and spooled: far below a request's limit
+CUT = "supervisor_cut"  # in an event: `strings` (long strings cut), `input` (its tool input left out), `unread`
+_SUMMARY_KEYS = ("command", "file_path", "path", "url", "pattern", "prompt")
+_NAMES = ("hook_event_name", "notification_type", "tool_name", "source", "reason", "session_id", "message")
+
+
+def _cut_strings(value: Any, limit: int) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        return (value[:limit], True) if len(value) > limit else (value, False)
+    if isinstance(value, dict):
+        pairs = [(key, *_cut_strings(item, limit)) for key, item in value.items()]
+        return {key: item for key, item, _ in pairs}, any(cut for _, _, cut in pairs)
+    if isinstance(value, list):
+        items = [_cut_strings(item, limit) for item in value]
+        return [item for item, _ in items], any(cut for _, cut in items)
+    return value, False
+
+
+def fit(event: dict[str, Any]) -> dict[str, Any]:
+    """The event cut to fit EVENT_BUDGET, always: long strings are cut; if it is still too large, only what
+    decides the state and an approval is kept (names, and the tool input's summary), marked in CUT."""
+    cut, changed = _cut_strings(event, STRING_CUT)
+    if len(json.dumps(cut)) <= EVENT_BUDGET:
+        return {**cut, CUT: "strings"} if changed else dict(cut)
+    kept: dict[str, Any] = {key: event[key][:1024] for key in _NAMES if isinstance(event.get(key), str)}
+    data = event.get("tool_input")
+    if isinstance(data, dict):
+        kept["tool_input"] = {key: data[key][:4096] for key in _SUMMARY_KEYS if isinstance(data.get(key), str)}
+    return {**kept, CUT: "input"}
+
+
+def unread(raw: bytes) -> dict[str, Any]:
+    """An event too large to read whole: its names as found in what was read, marked `unread`."""
+    event: dict[str, Any] = {"hook_event_name": "unparsable"}
+    for key in ("hook_event_name", "tool_name"):
+        found = re.search(rb'"' + key.encode() + rb'"\s*:\s*"([A-Za-z0-9_.:-]{1,100})"', raw)
+        if found:
+            event[key] = found.group(1).decode()
+    return {**event, CUT: "unread"}
+
+
+def unjudged(event: dict[str, Any]) -> bool:
+    """Whether a tool call cannot be checked against `approval.require`: its input was not read, or left out
+    with nothing that names what it does."""
+    if event.get(CUT) == "unread":
+        return True
+    return event.get(CUT) == "input" and tool_summary(event) == str(event.get("tool_name") or "tool")
 
 
 def spool(directory: Path, agent: str, token: str | None, payload: dict[str, Any], *, at: float,

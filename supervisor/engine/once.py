@@ -6,6 +6,10 @@ the same store row as the event it applies (the `hook` event's `key`): an event 
 recorded, whatever moment a kill picks. The ids this engine applied are remembered in memory; before it reads a
 spooled event that ran before it started, the ids recorded since that event ran are loaded from the store, since
 an engine before it may have applied the event and died before the spooled copy was read.
+
+Recorded is not yet applied to the agent's state: an engine killed between the two leaves the event recorded
+(so its spooled copy is skipped) and its state unapplied. An adopted agent whose newest event is a hook event
+therefore takes its hook state from that event (`last_hook`), as the engine before it would have.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from supervisor.core.model import Agent
+from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine.hooks import read_spool
+from supervisor.engine.hooks import read_hook, read_spool
 
 _REMEMBERED = 16384  # ids kept in memory: far more than arrive between two reads of the spool
 _CLOCK_SLACK = 60.0  # seconds an event may be recorded before its hook's clock says it ran
@@ -129,3 +133,16 @@ def ingest_spool(directory: Path, store: Store, ledger: HookLedger,
 def ran_at(at: object, otherwise: float) -> float:
     """When a hook ran, as `supervisor hook` said (never later than now), else `otherwise`."""
     return min(float(at), time.time()) if isinstance(at, int | float) and math.isfinite(at) else otherwise
+
+
+def last_hook(store: Store, agent: str) -> tuple[State, str | None, float] | None:
+    """The state, reason and time of the agent's newest event when it is a hook event with a word on the state
+    (else None): what an adopting engine's watcher holds as the hooks' last report."""
+    newest = store.newest_event(agent)
+    if newest is None or newest[0] != "hook":
+        return None
+    events = store.events(agent, limit=1)
+    if not events or events[-1].kind != "hook":
+        return None
+    reading = read_hook(events[-1].data)
+    return None if reading.state is None else (reading.state, reading.reason, events[-1].ts)

@@ -4,7 +4,8 @@ Any client can send any JSON, so a parameter of the wrong kind (a list for a tex
 missing, one unknown or one named like an internal argument (`_caller`) is a one-line usage error here, not a
 crash deep in the engine. A parameter that names an agent (`name`, `parent`, `to`, `waiting_for`) must be a
 valid agent name: an agent's name becomes a path (its worktree, its transcript), so anything else is refused
-before any file is opened.
+before any file is opened. The alert requests' `name` is an alert subject instead (an agent's name, or e.g.
+`tmux:`), checked as one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from supervisor.core import subjects
 from supervisor.core.model import validate_name
 from supervisor.errors import UsageError
 
 NAME_PARAMS = frozenset({"name", "parent", "to", "waiting_for"})
+SUBJECT_METHODS = frozenset({"alerts", "snooze", "unsnooze"})  # their `name` is an alert subject
 
 # Annotation → (check, how the expected kind reads in a message).
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -57,6 +60,8 @@ def check_params(method: str, handler: Callable[..., Any], params: dict[str, Any
         if len(checks) == len([kind for kind in kinds if kind != "None"]) and not any(ok(value) for ok, _ in checks):
             wanted = " or ".join(label for _, label in checks)
             raise bad(f"{key} must be {wanted}, not {_JSON_KINDS.get(type(value), type(value).__name__)}")
-        if key in NAME_PARAMS:
+        if key == "name" and method in SUBJECT_METHODS:
+            subjects.check(value)
+        elif key in NAME_PARAMS:
             for name in value if isinstance(value, list) else [value]:
                 validate_name(name)

@@ -11,6 +11,7 @@ read from it is marked unverified, and `merge` refuses the agent until a human c
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ from supervisor.core.contract import parse_contract
 from supervisor.core.model import Agent, State, parent_of, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import NameTaken, Store
-from supervisor.engine.helpers import with_terms
+from supervisor.engine.helpers import SUB_AGENTS, with_terms
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
-from supervisor.paths import RepoPaths
+from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import ENGINE_SESSION, Tmux, TmuxError
 
 if TYPE_CHECKING:
@@ -82,40 +83,65 @@ def agent_panes(tmux: Tmux, state_dir: Path) -> dict[str, AgentPane]:
     return found
 
 
-def agent_worktrees(root: Path) -> dict[str, Path]:
-    """The repository's linked worktrees on a branch `agent/NAME`, by agent name."""
+def agent_worktrees(root: Path) -> tuple[dict[str, Path], set[Path]]:
+    """The repository's linked worktrees on a branch `agent/NAME`, by agent name; and every linked worktree
+    (whatever its branch)."""
     try:
         text = worktrees.run_git(root, "worktree", "list", "--porcelain")
     except SupervisorError:
-        return {}
+        return {}, set()
     found: dict[str, Path] = {}
+    linked: set[Path] = set()
     path: Path | None = None
     main: Path | None = None  # listed first: never an agent's, whatever branch it has checked out
     for line in text.splitlines():
         if line.startswith("worktree "):
             path = Path(line.removeprefix("worktree "))
-            main = main or path
+            if main is None:
+                main = path
+            else:
+                linked.add(path)
         elif line.startswith("branch refs/heads/" + BRANCH_PREFIX) and path is not None and path != main:
             name = line.removeprefix("branch refs/heads/" + BRANCH_PREFIX)
             try:
                 found[validate_name(name)] = path
             except SupervisorError:
                 continue
-    return found
+    return found, linked
+
+
+def expected_worktree(name: str, config: Config, known: dict[str, Path]) -> Path:
+    """Where supervisor puts the agent's worktree (a helper's inside its parent's); `known`: the worktrees
+    already known, by agent name."""
+    parent = parent_of(name)
+    if parent is None:
+        return Path(os.path.normpath(config.worktrees.dir / agent_file_name(name)))
+    owner = known.get(parent) or expected_worktree(parent, config, known)
+    return owner / SUB_AGENTS / name.rsplit(".", 1)[1]
 
 
 def rebuild_missing(store: Store, paths: RepoPaths, config: Config, tmux: Tmux, *,
                     include_stopped: bool) -> list[str]:
     """Records for the agents whose pane runs (and, with `include_stopped`, whose worktree exists) but which
     the store does not know; the names rebuilt. Parents come before their helpers."""
-    known = {agent.name for agent in store.agents()}
+    agents = store.agents()
+    known = {agent.name for agent in agents}
     panes = agent_panes(tmux, paths.state_dir)
-    trees = agent_worktrees(paths.root)
+    trees, linked = agent_worktrees(paths.root)
     names = set(panes) | (set(trees) if include_stopped else set())
     server = tmux.listed_server
     rebuilt = []
     for name in sorted(names - known, key=lambda n: (n.count("."), n)):
-        agent = rebuild_agent(name, paths, config, panes.get(name), trees.get(name), server)
+        tree = trees.get(name)
+        if tree is None:
+            # Git lists no worktree on its branch (it checked out another): where supervisor put it, if that
+            # is a worktree of this repository; never where its pane happens to be (the agent chose that).
+            tree = expected_worktree(name, config, {**{a.name: Path(a.worktree) for a in agents}, **trees})
+            if not any(_same(tree, path) for path in linked):
+                log.warning("agent %s: its pane runs, but %s is not a worktree of this repository: not rebuilt",
+                            name, tree)
+                continue
+        agent = rebuild_agent(name, paths, config, panes.get(name), tree, server)
         try:
             store.add_agent(agent)
         except NameTaken:
@@ -126,11 +152,17 @@ def rebuild_missing(store: Store, paths: RepoPaths, config: Config, tmux: Tmux, 
     return rebuilt
 
 
-def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane | None, tree: Path | None,
+def _same(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return False
+
+
+def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane | None, worktree: Path,
                   server: str | None) -> Agent:
     """An agent's record from its pane (live) and worktree; what neither tells is left empty."""
     root = paths.root
-    worktree = tree or (Path(pane.cwd) if pane and pane.cwd else config.worktrees.dir / name)
     parent = parent_of(name)
     target = f"{BRANCH_PREFIX}{parent}" if parent else (worktrees.current_branch(root) or "HEAD")
     branch = f"{BRANCH_PREFIX}{name}"

@@ -18,6 +18,9 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+TASK_LISTED = 4096  # characters of an agent's task in `ls` and the dashboard's refreshes
+
+
 def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = None,
                newest: tuple[str, float, dict[str, Any]] | None = None) -> dict[str, Any]:
     """`newest`: the agent's newest event (Store.newest_event)."""
@@ -31,7 +34,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "role": agent.role,
         "state": str(agent.state),
         "state_since": iso(agent.state_since),
-        "task": agent.task,
+        "task": None if agent.task is None else agent.task[:TASK_LISTED],
+        "task_cut": agent.task is not None and len(agent.task) > TASK_LISTED,  # `show --json` has it whole
         "worktree": agent.worktree,
         "branch": agent.branch,
         "base": agent.base,

@@ -36,6 +36,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import undelivered
 from supervisor.engine.delivery import wait_for
+from supervisor.engine.once import last_hook
 from supervisor.engine.panes import WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
@@ -134,7 +135,10 @@ class Watcher:
         for agent in engine.store.agents():
             if not agent.state.live:
                 continue
-            engine.live[agent.name] = self._fresh_live(agent)
+            live = engine.live[agent.name] = self._fresh_live(agent)
+            hooked = last_hook(engine.store, agent.name)  # maybe recorded and never applied (a kill between)
+            if hooked is not None:
+                live.hook_state, live.hook_reason, live.last_hook = hooked
             pane = engine.panes.own(agent, panes)
             if pane is not None:
                 engine.transcripts.adopt(agent.name, pane.server, pane.pane, pane.history)

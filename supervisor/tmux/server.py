@@ -59,7 +59,7 @@ _PANE_FORMAT = "\t".join(
     ]
 )
 _SEPARATOR = "\x1fsupervisor-capture\x1f"
-
+SHORT_PASTE = 8000  # bytes of text that go on the tmux command line itself
 
 
 class TmuxError(SupervisorError):
@@ -381,16 +381,28 @@ class Tmux:
         (tmux/tmux#3830), and our panes stay on screen once dead (remain-on-exit). The check and the paste
         run in one command line, with nothing between them.
 
-        The buffer is loaded from a private file, not given on the command line: a tmux command is limited
-        to 16 KB and one argument to 128 KiB, and a task can be far longer."""
+        A text that fits a tmux command line (16 KB) goes on it, so a full or read-only runtime folder does not
+        stop it; a longer one is loaded from a private file (one argument is also limited to 128 KiB). A file
+        that cannot be written is a TmuxError like any other failure to paste."""
         buffer = f"supervisor-{pane.lstrip('%')}"
-        # In the runtime folder (private to the user), removed as soon as tmux has read it.
-        with tempfile.NamedTemporaryFile(prefix="paste-", dir=self.socket.parent) as file:
-            file.write(text.encode("utf-8", "replace"))
-            file.flush()
-            self.run("load-buffer", "-b", buffer, file.name, ";",
-                     "if-shell", "-F", "-t", pane, "#{pane_dead}",
-                     f"delete-buffer -b {buffer}", f"paste-buffer -p -d -b {buffer} -t {pane}")
+        then = [";", "if-shell", "-F", "-t", pane, "#{pane_dead}",
+                f"delete-buffer -b {buffer}", f"paste-buffer -p -d -b {buffer} -t {pane}"]
+        data = text.encode("utf-8", "replace")
+        if len(data) <= SHORT_PASTE and b"\0" not in data:
+            # An argument ending in ';' would end the command; '\;' at its end stands for ';'.
+            argument = data.decode()
+            argument = argument[:-1] + "\\;" if argument.endswith(";") else argument
+            self.run("set-buffer", "-b", buffer, "--", argument, *then)
+            return
+        try:
+            # In the runtime folder (private to the user), removed as soon as tmux has read it.
+            with tempfile.NamedTemporaryFile(prefix="paste-", dir=self.socket.parent) as file:
+                file.write(data)
+                file.flush()
+                self.run("load-buffer", "-b", buffer, file.name, *then)
+        except OSError as exc:
+            raise TmuxError(f"the text ({len(data)} bytes) could not be written for tmux to read: "
+                            f"{exc.strerror or exc}") from None
 
     def send_keys(self, pane: str, *keys: str) -> None:
         """Send key names (`Enter`, `C-c`, `Escape`), not text."""
