@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
+
+
+def hook_command() -> str:
+    """What agent-CLI hooks run: this very installation's supervisor, whatever PATH the agent has."""
+    return f"{shlex.quote(sys.executable)} -m supervisor hook"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ import psutil
 
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
+from supervisor.agents.base import hook_command
 from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -795,8 +795,8 @@ class Engine:
             return  # sent seconds after a permission dialog opens: with none on the screen, it was answered
         live.last_hook = at
         live.last_progress = max(live.last_progress, at)
-        live.hook_state = reading.state
-        live.hook_reason = reading.reason
+        live.hook_state = live.turns.read(reading.event, reading.state)  # None: a queued prompt's turn runs
+        live.hook_reason = reading.reason if live.hook_state is not None else None
         lock = self.try_agent_lock(agent.name)
         if lock is None:
             return  # the watcher applies it on its next tick
@@ -1135,8 +1135,3 @@ def _missing_program(command: str, cwd: Path) -> str | None:
         path = Path(program) if Path(program).is_absolute() else cwd / program
         return None if os.access(path, os.X_OK) else program
     return None if shutil.which(program) else program
-
-
-def hook_command() -> str:
-    """What agent-CLI hooks run: this very installation's supervisor, whatever PATH the agent has."""
-    return f"{shlex.quote(sys.executable)} -m supervisor hook"
