@@ -29,6 +29,7 @@ import psutil
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.base import hook_command
+from supervisor.agents.dialogs import offers
 from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -37,7 +38,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import rebuild, undelivered, views
+from supervisor.engine import answering, rebuild, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -856,12 +857,16 @@ class Engine:
                     if found is None:
                         raise self.approvals.nothing_to_answer(agent)
                     screen = found
-            keys = profile.answer_keys(screen, allowed)
-            if keys is None:
-                raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
-                                      hint=f"answer it in the pane: `supervisor attach {name}`")
-            if not self.panes.send_keys(agent, keys):
-                raise SupervisorError(f"{name}'s pane is gone; its dialog cannot be answered")
+            how = answering.plan(profile, screen, allowed)
+            if how is None:  # it stays waiting, with its question
+                raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}: it offers "
+                                      f"{offers(screen)}", hint=f"answer it in the pane: `supervisor attach {name}`")
+            failed = answering.carry_out(how, lambda *keys: self.panes.send_keys(agent, *keys),
+                                         lambda: self.panes.capture(agent) or "")
+            if failed is not None:
+                raise SupervisorError(f"{name}'s dialog cannot be answered: {failed}",
+                                      hint=f"`supervisor attach {name}`")
+            keys = " ".join([*how.moves, how.key])
             if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",

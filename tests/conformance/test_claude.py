@@ -84,3 +84,36 @@ def test_a_prompt_sent_mid_turn_arrives_once_and_it_stays_working_until_the_last
                                                for e in claude.events("c1")])
     assert [e["trigger"] for e in claude.events("c1", "trigger")].count("done") == 1
     assert claude.hooks("c1").count("UserPromptSubmit") == 2
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_api_key_question_waits_for_a_human_and_the_task_follows_the_answer(claude: Run, allowed: bool) -> None:
+    """A key the user never approved: Claude Code asks `Do you want to use this API key?` (unnumbered, `No`
+    preselected). The agent waits with that question; `approve` moves the selection to `Yes` before Enter;
+    the task goes in after. `deny` picks `No`: the CLI then runs without the key (not logged in)."""
+    box = claude.box
+    config = dict(claude.user_config)
+    del config["customApiKeyResponses"]
+    (box.home / ".claude.json").write_text(json.dumps(config))
+    box.sv("start", "c1", "--task", "hello there")
+    waiting = box.wait_state("c1", "waiting", timeout=60)
+    assert waiting["waiting_reason"] == "Do you want to use this API key?"
+    claude.record("c1", "conformance_api_key_dialog")
+    assert not [r for r in claude.api.requests() if r.get("tools")]  # the task waits for the answer
+    box.sv("approve" if allowed else "deny", "c1")
+    answered = [e for e in claude.events("c1") if e["kind"] in ("approved", "denied")]
+    assert answered[-1]["keys"] == ("Up Enter" if allowed else "Enter"), answered
+    if allowed:
+        wait_until(lambda: any(r.get("tools") for r in claude.api.requests()), timeout=60, message="the task sent")
+        wait_until(lambda: "Stop" in claude.hooks("c1") and box.state("c1") == "idle", timeout=60,
+                   message="its turn over")
+        asked = [r for r in claude.api.requests() if r.get("tools")]
+        assert [r["user"] for r in asked] == ["hello there"]
+        own = json.loads((box.paths.agent_state("c1") / ".claude.json").read_text())
+        assert own["customApiKeyResponses"]["approved"] == [API_KEY[-20:]]
+        assert "customApiKeyResponses" not in json.loads((box.home / ".claude.json").read_text())
+    else:
+        own = box.paths.agent_state("c1") / ".claude.json"
+        wait_until(lambda: API_KEY[-20:] in json.loads(own.read_text()).get("customApiKeyResponses", {}).get(
+            "rejected", []), timeout=20, message="the key rejected in the agent's own config")
+        assert not [r for r in claude.api.requests() if r.get("tools")]
