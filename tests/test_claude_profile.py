@@ -102,3 +102,5 @@ def test_profile_from_command_and_readiness() -> None:
     assert CLAUDE.ready("Welcome\n> \n? for shortcuts") is True
     assert CLAUDE.ready("Do you trust the files in this folder?\n❯ 1. Yes, proceed\nEnter to confirm") is False
     assert CLAUDE.command_line("claude", resume=True) == "claude --continue"
+    assert CLAUDE.command_line("claude", resume=True, session="ab-1") == "claude --resume ab-1"
+    assert CLAUDE.command_line("claude", resume=False, session="ab-1") == "claude"

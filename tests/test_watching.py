@@ -157,6 +157,22 @@ def test_a_notice_passing_in_claudes_footer_after_a_turn_keeps_it_idle(sandbox: 
     assert len(triggers(sandbox, "auth", "done")) == 1
 
 
+def test_restart_resumes_claudes_own_session_by_its_id(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "c", "turns:\n  - [{work: 1s}]\n")
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    sandbox.wait_state("auth", "idle")
+    started = [e for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "SessionStart"]
+    session = wait_until(lambda: [e["session_id"] for e in events(sandbox, "auth", "session")],
+                         message="the session id kept")[-1]
+    sandbox.sv("restart", "auth")
+    wait_until(lambda: len([e for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "SessionStart"])
+               > len(started), message="the restarted CLI's SessionStart")
+    launched = events(sandbox, "auth", "launched")
+    assert launched[-1]["command"] == f"{command} --resume {session}"
+    assert [e["session_id"] for e in events(sandbox, "auth", "session")] == [session]  # the same conversation
+
+
 def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -> None:
     """Claude Code sends no Stop when a turn ends by an interrupt or by a No typed into its own dialog,
     and StopFailure on an API error (tests/fixtures/claude/README.md). Each turn ends idle, not working

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ _SHARED_FOLDERS = ("commands", "agents", "skills", "output-styles")
 
 
 class ClaudeProfile(Profile):
+    def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
+        """Resumed by the session id its hooks reported (`--resume <id>` keeps the id), else `--continue`
+        (the newest conversation in its own config folder)."""
+        if resume and session:
+            return f"{command} --resume {shlex.quote(session)}"
+        return super().command_line(command, resume=resume)
+
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """An earlier supervisor put its hooks in the worktree's `.claude/settings.local.json`: they go (the
         agent's own config folder holds them now; both would report every event twice)."""

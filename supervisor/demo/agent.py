@@ -352,6 +352,7 @@ class Agent:
     notify_delay: float = 1.0  # --claude: seconds from a dialog to its Notification hook
     toast_after: float | None = None  # --toast-after: seconds from a turn's end to a passing footer notice
     toast_at: float = math.inf
+    start_source: str = "startup"  # --claude: SessionStart's source (`resume` with --resume/--continue)
 
     def __post_init__(self) -> None:
         self.reader = KeyReader(self.fd)
@@ -368,7 +369,7 @@ class Agent:
         out(f"demo-agent {__version__} — {os.getcwd()}\n")
         time.sleep(self.start_delay)
         if self.hooks:
-            self.hooks.fire("SessionStart", "startup", source="startup")
+            self.hooks.fire("SessionStart", self.start_source, source=self.start_source)
         self.run_steps(self.script.start, done=False)
         if self.drop_early_input:
             self.reader.discard()
@@ -817,6 +818,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="screen texts: the demo agent's own, or Claude Code's markers")
     parser.add_argument("--notify-delay", default="1s", metavar="DURATION",
                         help="with --claude: time from a dialog to its Notification hook (real CLI: ~8 s)")
+    parser.add_argument("--resume", metavar="SESSION_ID",
+                        help="with --claude: resume this session (its hooks carry this id; SessionStart source resume)")
+    parser.add_argument("--continue", dest="continue_", action="store_true",
+                        help="with --claude: resume the newest session (SessionStart source resume)")
     parser.add_argument("--toast-after", metavar="DURATION",
                         help="show Claude Code's passing footer notice this long after each turn, for 2 s")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
@@ -841,6 +846,9 @@ def main(argv: list[str] | None = None) -> int:
                   toast_after=toast_after)
     if args.claude:
         agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
+        if args.resume:
+            agent.hooks.session_id = args.resume
+        agent.start_source = "resume" if args.resume or args.continue_ else "startup"
     global look
     look = LOOKS[args.look]
     signal.signal(signal.SIGTERM, agent.on_sigterm)

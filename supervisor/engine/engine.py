@@ -590,7 +590,7 @@ class Engine:
             return
         profile.prepare_worktree(self.paths.root, Path(agent.worktree), Path.home(), hook_command())
         self.tmux.ensure_server()
-        command = profile.command_line(agent.command, resume=resume)
+        command = profile.command_line(agent.command, resume=resume, session=agent.extra.get("session_id"))
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
         env = self._agent_env(agent)
@@ -786,6 +786,8 @@ class Engine:
         self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
         self.hooks_once.recorded(key)
         live = self.live.get(agent.name)
+        if live is not None and isinstance(event.get("session_id"), str):
+            live.session_id = event["session_id"]  # kept in the agent's record by the watcher (`restart` resumes it)
         if live is None or reading.state is None:
             return
         if reading.event == "UserPromptSubmit":

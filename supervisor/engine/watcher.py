@@ -90,6 +90,7 @@ class Live:
     last_hook: float = 0.0
     prompted_at: float = 0.0  # when its hook last reported a prompt taken (UserPromptSubmit)
     turns: Turns = field(default_factory=Turns)  # prompts taken and queued, as its hooks told
+    session_id: str | None = None  # the CLI's own id of its conversation, as its hooks told
     errors: dict[str, deque[float]] = field(default_factory=dict)
     screen: str | None = None  # the last screen captured (evidence for events, without another capture)
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
@@ -387,6 +388,9 @@ class Watcher:
     # deciding --------------------------------------------------------------------------------------------
 
     def _decide(self, agent: Agent, live: Live, profile: Profile, now: float) -> None:
+        if live.session_id and agent.extra.get("session_id") != live.session_id:
+            agent.extra["session_id"] = live.session_id
+            self.engine.store.save_agent(agent, "session", session_id=live.session_id)
         reading = live.reading
         rule: str | None
         if live.hook_state is not None and self._idle_since_last_hook(live, now) \

@@ -117,3 +117,21 @@ def test_the_api_key_question_waits_for_a_human_and_the_task_follows_the_answer(
         wait_until(lambda: API_KEY[-20:] in json.loads(own.read_text()).get("customApiKeyResponses", {}).get(
             "rejected", []), timeout=20, message="the key rejected in the agent's own config")
         assert not [r for r in claude.api.requests() if r.get("tools")]
+
+
+def test_restart_resumes_the_conversation_by_its_session_id(claude: Run) -> None:
+    box = claude.box
+    box.sv("start", "c1", "--task", "hello there")
+    wait_until(lambda: "Stop" in claude.hooks("c1"), timeout=60, message="the first turn over")
+    session = wait_until(lambda: [e["session_id"] for e in claude.events("c1", "session")], timeout=20,
+                         message="the session id kept")[-1]
+    box.sv("restart", "c1")
+    wait_until(lambda: claude.hooks("c1").count("SessionStart") == 2, timeout=60, message="the CLI back")
+    assert claude.events("c1", "launched")[-1]["command"].endswith(f"--resume {session}")
+    resumed = [e for e in claude.events("c1", "hook") if e["hook_event_name"] == "SessionStart"][-1]
+    assert resumed["source"] == "resume"
+    claude.wait_screen("c1", lambda s: "hello there" in s, message="the earlier conversation on screen")
+    box.sv("send", "c1", "hello again")
+    wait_until(lambda: claude.hooks("c1").count("Stop") == 2, timeout=60, message="the second turn over")
+    last = [r for r in claude.api.requests() if r.get("tools")][-1]
+    assert last["user"] == "hello again"
