@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conformance.conftest import FIXTURES, LIMITS, Run, StateTrail
 from tests.conftest import wait_until
 
 API_KEY = "sk-ant-test-conformance-0123456789abcdefghijklmnop"
@@ -135,3 +135,68 @@ def test_restart_resumes_the_conversation_by_its_session_id(claude: Run) -> None
     wait_until(lambda: claude.hooks("c1").count("Stop") == 2, timeout=60, message="the second turn over")
     last = [r for r in claude.api.requests() if r.get("tools")][-1]
     assert last["user"] == "hello again"
+
+
+def manual_mode(claude: Run) -> None:
+    """Claude Code asking before each command (`--permission-mode default`), as most users run it."""
+    command = f"{claude.binary} --permission-mode default"
+    claude.box.write_config(f"agent:\n  profile: claude\n  command: {command}\n{LIMITS}")
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_permission_waits_with_the_call_and_the_answer_runs_it_once_or_delivers_the_reason(
+        claude: Run, allowed: bool) -> None:
+    box = claude.box
+    manual_mode(claude)
+    box.sv("start", "c1", "--task", "run: touch made.txt")
+    waiting = box.wait_state("c1", "waiting", timeout=60)
+    # The held PermissionRequest names the call; 2.1.332 may draw its dialog first (then its question stands).
+    assert waiting["waiting_reason"] in ("approval: Bash(touch made.txt)", "Do you want to proceed?")
+    worktree = Path(waiting["worktree"])
+    if allowed:
+        box.sv("approve", "c1")
+    else:
+        box.sv("deny", "c1", "--reason", "not in this folder")
+    wait_until(lambda: "Stop" in claude.hooks("c1"), timeout=60, message="the turn over")
+    box.wait_state("c1", "idle", timeout=30)
+    assert (worktree / "made.txt").exists() is allowed
+    results = [r for r in claude.api.requests() if r.get("tool_results")]
+    assert len(results) == 1, claude.api.requests()  # the call ran (or was refused) once
+    if not allowed:
+        assert "not in this folder" in results[0]["tool_results"][0]
+
+
+def test_a_hung_request_becomes_stalled_never_idle(claude: Run) -> None:
+    box = claude.box
+    trail = StateTrail(box, "c1")
+    box.sv("start", "c1", "--task", "hang now")
+    box.wait_state("c1", "stalled", timeout=90)
+    seen = trail.stop()
+    assert "idle" not in seen, seen
+    box.sv("stop", "c1")
+
+
+def test_exit_ends_it_with_code_zero(claude: Run) -> None:
+    box = claude.box
+    box.sv("start", "c1", "--task", "hello there")
+    wait_until(lambda: "Stop" in claude.hooks("c1"), timeout=60, message="the turn over")
+    box.sv("send", "c1", "/exit")
+    exited = box.wait_state("c1", "exited", timeout=60)
+    assert exited["exit_code"] == 0
+    assert "SessionEnd" in claude.hooks("c1")
+
+
+def test_an_untrusted_repository_shows_the_trust_dialog_and_the_task_follows_approve(claude: Run) -> None:
+    """A repository the user never trusted: its worktree is not trusted for them either, so Claude Code asks
+    (unnumbered, `❯ No, exit` preselected). The agent waits with the question; the task goes in after approve."""
+    box = claude.box
+    claude_home(claude, trusted=False)
+    box.sv("start", "c1", "--task", "hello there")
+    waiting = box.wait_state("c1", "waiting", timeout=60)
+    assert waiting["waiting_reason"] == "Quick safety check: Is this a project you created or one you trust?"
+    claude.record("c1", "conformance_trust_dialog")
+    assert not [r for r in claude.api.requests() if r.get("tools")]
+    box.sv("approve", "c1")
+    assert [e for e in claude.events("c1") if e["kind"] == "approved"][-1]["keys"] == "Down Enter"
+    wait_until(lambda: any(r.get("tools") for r in claude.api.requests()), timeout=60, message="the task sent")
+    assert [r["user"] for r in claude.api.requests() if r.get("tools")] == ["hello there"]
