@@ -24,6 +24,8 @@ def screen(name: str) -> str:
     # Workspace trust: `❯ No, exit` preselected above `Yes, I trust this folder`.
     ("trust_dialog_160", Plan("Enter", ("Down",), "Yes, I trust this folder"), Plan("Enter", (), "No, exit")),
     ("trust_dialog", Plan("Enter", ("Down",), "Yes, I trust this folder"), Plan("Enter", (), "No, exit")),
+    ("conformance_trust_dialog", Plan("Enter", ("Down",), "Yes, I trust this folder"), Plan("Enter", (), "No, exit")),
+    ("conformance_api_key_dialog", Plan("Enter", ("Up",), "Yes"), Plan("Enter", (), "No (recommended)")),
     # Auto mode's own approval: `❯ No` first, then `Yes`.
     ("permission_dialog_auto", Plan("Enter", ("Down",), "Yes"), Plan("Enter", (), "No")),
     # Notices that Enter continues and Esc cancels.

@@ -24,6 +24,7 @@ CLAUDE = {
     "api_key_dialog": Verdict.WAITING, "trust_dialog_160": Verdict.WAITING,
     "conformance_api_key_dialog": Verdict.WAITING, "conformance_working_streaming": Verdict.WORKING,
     "conformance_queued_prompt": Verdict.WORKING, "conformance_done_turn": Verdict.IDLE,
+    "conformance_trust_dialog": Verdict.WAITING,
 }
 
 
