@@ -19,6 +19,10 @@ class Profile:
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
     hooks: bool = False  # the CLI reports its own state through hooks supervisor injects
+    # The variable prepare_state points at the agent's state folder: a process carrying it with that folder
+    # is the agent's wherever it runs and whenever it started (a daemon the CLI keeps per folder, like Codex's
+    # app-server, which leaves the pane's process tree and outlives the CLI). `stop` and `rm` end it too.
+    state_env: str | None = None
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:

@@ -142,4 +142,5 @@ CODEX = CodexProfile(
         prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
     ),
     cli_processes=frozenset({"codex", "node"}),
+    state_env=STATE_ENV,
 )

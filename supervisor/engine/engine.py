@@ -1003,12 +1003,21 @@ class Engine:
         own = self.panes.own(agent)
         root = own.pid if own is not None and not own.dead else None
         survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at)
+        survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
             raise SupervisorError(f"{agent.name}: processes {survivors} survived SIGKILL")
         if agent.pane:
             wait_for(lambda: not self.panes.alive(agent), 5.0)
             self.end_transcript(agent)
+
+    def _end_state_holders(self, agent: Agent, grace: float) -> list[int]:
+        """End what runs on the agent's own CLI state folder (a CLI's daemon, started in any earlier run of
+        the agent, outside its pane's tree); the pids that survived."""
+        variable = get_profile(agent.profile).state_env
+        if variable is None:
+            return []
+        return kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)))
 
     def end_transcript(self, agent: Agent) -> None:
         """Close the transcript of the agent's run: the history lines it lacks, then the last screen. Done
@@ -1104,6 +1113,7 @@ class Engine:
             agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0)
+            self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             if agent.parent is None:
                 self.tmux.kill_session(name)
             elif (own := self.panes.own(agent)) is not None:
