@@ -53,3 +53,13 @@ def test_rm_ends_the_daemon_that_outlived_the_agents_exit(sandbox: Sandbox) -> N
     assert alive(daemon) and alive(tool)  # Codex leaves it running when it quits
     sandbox.sv("rm", "--force", "x1")
     wait_until(lambda: process_gone(daemon) and process_gone(tool), message="the daemon ended with rm")
+
+
+def test_a_first_prompt_codex_echoes_late_is_typed_once(sandbox: Sandbox) -> None:
+    """Codex may show its composer and then read nothing for seconds: the paste lands late, and a second paste
+    (after 3 s without an echo) doubled the task."""
+    command = f"env FAKE_CODEX_DEAF=4.5 {COMMAND}"
+    sandbox.sv("start", "x1", "--agent", "codex", "--command", command, "--task", "write the parser")
+    sandbox.wait_state("x1", "idle", timeout=40)
+    prompts = (sandbox.root / ".git" / "supervisor" / "agents" / "x1" / "prompts.log").read_text()
+    assert prompts == "write the parser\n"

@@ -23,6 +23,12 @@ class Profile:
     # is the agent's wherever it runs and whenever it started (a daemon the CLI keeps per folder, like Codex's
     # app-server, which leaves the pane's process tree and outlives the CLI). `stop` and `rm` end it too.
     state_env: str | None = None
+    # Seconds the input box must stay unchanged, alone on screen, before a first prompt is typed into it.
+    ready_settle: float = 0.0
+    # Seconds a paste may take to show. A CLI that reads its input late (Codex at startup) shows the paste
+    # late but never loses it: it is pasted once only (`repaste` false), or it would get it twice.
+    echo_timeout: float = 3.0
+    repaste: bool = True
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:

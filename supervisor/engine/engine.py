@@ -732,8 +732,9 @@ class Engine:
             info = self.panes.own(agent)
             if info is None or info.dead:
                 raise DeliveryError("its pane is gone", hint=f"`supervisor restart {agent.name}` starts it again")
+            profile = get_profile(agent.profile)
             deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
-                    repaste=agent.state != State.WORKING,
+                    repaste=agent.state != State.WORKING and profile.repaste, timeout=profile.echo_timeout,
                     submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
