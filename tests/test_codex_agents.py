@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
+from tests.test_watching import events
 
 FAKE_CODEX = Path(__file__).parent / "fixtures" / "codex" / "fake_codex.py"
 COMMAND = f"{shlex.quote(PYTHON)} {shlex.quote(str(FAKE_CODEX))}"
@@ -63,3 +65,22 @@ def test_a_first_prompt_codex_echoes_late_is_typed_once(sandbox: Sandbox) -> Non
     sandbox.wait_state("x1", "idle", timeout=40)
     prompts = (sandbox.root / ".git" / "supervisor" / "agents" / "x1" / "prompts.log").read_text()
     assert prompts == "write the parser\n"
+
+
+def test_a_resumed_conversations_old_errors_are_not_new(sandbox: Sandbox) -> None:
+    """`codex resume` prints the old conversation again: its error lines were counted when they happened."""
+    sandbox.sv("start", "x1", "--agent", "codex", "--command", COMMAND, "--task", "fail")
+    sandbox.wait_state("x1", "idle", timeout=30)
+    wait_until(lambda: len(error_alerts(sandbox, "x1")) == 1, message="the rate-limit alert")
+    sandbox.sv("restart", "x1")
+    wait_until(lambda: "429 Too Many Requests" in sandbox.screen("x1") and sandbox.state("x1") == "idle",
+               timeout=30, message="the resumed conversation")
+    sandbox.sv("send", "x1", "hello")  # a turn later, the watcher has looked at the replay many times
+    wait_until(lambda: "• Done." in sandbox.screen("x1") and sandbox.state("x1") == "idle", timeout=30,
+               message="the next turn")
+    assert [e["summary"] for e in error_alerts(sandbox, "x1")] == [
+        "hit a usage or rate limit: ■ stream error: exceeded retry limit, last status: 429 Too Many Requests"]
+
+
+def error_alerts(box: Sandbox, name: str) -> list[dict[str, Any]]:
+    return [e for e in events(box, name, "trigger") if e["trigger"] == "errors"]

@@ -614,7 +614,7 @@ class Engine:
         agent.exit_code = None
         agent.reason = None
         agent.waiting_reason = None
-        self.live[agent.name] = Live(last_output=0.0, launched_at=now)
+        self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resume and bool(profile.resume_args))
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
@@ -744,6 +744,7 @@ class Engine:
         undelivered.release(self, agent)
         if live is not None:
             live.last_output = live.last_progress = time.time()
+            live.replaying = False
             if live.hook_state is not None:
                 # It has a prompt now: working until its hooks say otherwise (UserPromptSubmit may lag).
                 live.hook_state, live.hook_reason = State.WORKING, None
