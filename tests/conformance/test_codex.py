@@ -1,0 +1,100 @@
+"""OpenAI Codex CLI, the real CLI at its pinned version, offline against tests/fixtures/codex/responses_api.py."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conftest import process_gone, wait_until
+
+API_KEY = "sk-test-conformance-0123456789"
+SLOW_SECONDS = 15.0  # responses_api.py's "slow": a token every 0.5 s for about 15 s
+
+
+def codex_home(run: Run, *, trusted: bool = True) -> Path:
+    """The user's own ~/.codex/config.toml, as a user of a custom provider has it; the repository trusted. The
+    model nudge is not answered in it: supervisor settles it in each agent's copy."""
+    config = run.box.home / ".codex" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'''model = "gpt-5.5"
+model_provider = "local"
+approval_policy = "on-request"
+sandbox_mode = "workspace-write"
+
+[model_providers.local]
+name = "local"
+base_url = "{run.api.url}/v1"
+env_key = "OPENAI_API_KEY"
+wire_api = "responses"
+
+[projects."{run.box.root}"]
+trust_level = "{'trusted' if trusted else 'untrusted'}"
+''')
+    return config
+
+
+@pytest.fixture
+def codex(real_cli: Callable[..., Run]) -> Run:
+    run = real_cli("codex", FIXTURES / "codex" / "responses_api.py", env={"OPENAI_API_KEY": API_KEY})
+    codex_home(run)
+    return run
+
+
+def agent_state(run: Run, name: str) -> Path:
+    return run.box.root / ".git" / "supervisor" / "agents" / name
+
+
+def daemons(run: Run, name: str) -> list[psutil.Process]:
+    """The `codex app-server` processes running on the agent's CODEX_HOME."""
+    home = str(agent_state(run, name))
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "app-server" in (proc.info["cmdline"] or []) and proc.environ().get("CODEX_HOME") == home:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_task_streamed_for_seconds_is_working_throughout_then_idle(codex: Run) -> None:
+    box = codex.box
+    trail = StateTrail(box, "x1")
+    box.sv("start", "x1", "--task", "write slowly please")
+    box.wait_state("x1", "working", timeout=60)
+    codex.record("x1", "conformance_working_streaming")
+    box.wait_state("x1", "idle", timeout=60)
+    seen = trail.stop()
+    codex.record("x1", "conformance_done_turn")
+    asked = [r for r in codex.api.requests() if r.get("answer") == "slow"]
+    assert len(asked) == 1, codex.api.requests()
+    first_idle = next(t for t, state in trail.seen if state == "idle")
+    assert first_idle >= asked[0]["t"] + SLOW_SECONDS - 1, (seen, asked[0]["t"], first_idle)
+    assert seen[:1] == ["starting"] and "working" in seen, seen
+    assert seen[seen.index("working"):] == ["working", "idle"], seen  # no false idle, no flap
+    # No first-run screen: the worktree was trusted and the model nudge settled in the agent's own CODEX_HOME.
+    config = tomllib.loads((agent_state(codex, "x1") / "config.toml").read_text())
+    assert config["projects"][box.ls()["x1"]["worktree"]]["trust_level"] == "trusted"
+    assert "notice" not in tomllib.loads((box.home / ".codex" / "config.toml").read_text())
+
+
+def test_stopping_one_agent_ends_its_daemon_and_not_the_others(codex: Run) -> None:
+    box = codex.box
+    for name in ("x1", "x4"):
+        box.sv("start", name, "--task", "say hello")
+    for name in ("x1", "x4"):
+        box.wait_state(name, "idle", timeout=60)
+    first = wait_until(lambda: daemons(codex, "x1"), timeout=30, message="x1's app-server")
+    other = wait_until(lambda: daemons(codex, "x4"), timeout=30, message="x4's app-server")
+    assert {p.pid for p in first}.isdisjoint(p.pid for p in other)
+    box.sv("stop", "x1")
+    wait_until(lambda: all(process_gone(p.pid) for p in first), message="x1's app-server ended")
+    assert all(p.is_running() for p in other)
+    box.sv("send", "x4", "say hello again")
+    box.wait_state("x4", "working", "idle", timeout=30)
+    box.wait_state("x4", "idle", timeout=60)
