@@ -17,8 +17,10 @@ SLOW_SECONDS = 15.0  # responses_api.py's "slow": a token every 0.5 s for about 
 
 
 def codex_home(run: Run, *, trusted: bool = True) -> Path:
-    """The user's own ~/.codex/config.toml, as a user of a custom provider has it; the repository trusted. The
-    model nudge is not answered in it: supervisor settles it in each agent's copy."""
+    """The user's own ~/.codex/config.toml, as a user of a custom provider has it; the repository trusted (or,
+    `trusted=False`, never asked about). The model nudge is not answered in it: supervisor settles it in each
+    agent's copy."""
+    trust = f'\n[projects."{run.box.root}"]\ntrust_level = "trusted"\n' if trusted else ""
     config = run.box.home / ".codex" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f'''model = "gpt-5.5"
@@ -31,10 +33,7 @@ name = "local"
 base_url = "{run.api.url}/v1"
 env_key = "OPENAI_API_KEY"
 wire_api = "responses"
-
-[projects."{run.box.root}"]
-trust_level = "{'trusted' if trusted else 'untrusted'}"
-''')
+{trust}''')
     return config
 
 
@@ -98,3 +97,52 @@ def test_stopping_one_agent_ends_its_daemon_and_not_the_others(codex: Run) -> No
     box.sv("send", "x4", "say hello again")
     box.wait_state("x4", "working", "idle", timeout=30)
     box.wait_state("x4", "idle", timeout=60)
+
+
+def test_approve_runs_the_call_once_and_grants_nothing_more(codex: Run) -> None:
+    box = codex.box
+    box.sv("start", "x1", "--task", "run: touch approved.txt")
+    waiting = box.wait_state("x1", "waiting", timeout=60)
+    codex.record("x1", "conformance_approval_prompt")
+    assert waiting["waiting_reason"] == "Would you like to run the following command?", waiting
+    box.sv("approve", "x1")
+    worktree = Path(box.ls()["x1"]["worktree"])
+    wait_until(lambda: (worktree / "approved.txt").exists(), timeout=30, message="the approved command ran")
+    box.wait_state("x1", "idle", timeout=60)
+    # "Yes, proceed" once: no standing rule in the agent's rules, none in the user's.
+    for rules in (agent_state(codex, "x1") / "rules", box.home / ".codex" / "rules"):
+        assert not any("prefix_rule" in f.read_text() for f in rules.glob("*.rules")) if rules.exists() else True
+
+
+def test_deny_refuses_the_call(codex: Run) -> None:
+    box = codex.box
+    box.sv("start", "x1", "--task", "run: touch denied.txt")
+    box.wait_state("x1", "waiting", timeout=60)
+    box.sv("deny", "x1")
+    box.wait_state("x1", "idle", timeout=60)
+    assert not (Path(box.ls()["x1"]["worktree"]) / "denied.txt").exists()
+
+
+def test_a_hung_request_becomes_stalled_never_idle(codex: Run) -> None:
+    box = codex.box
+    trail = StateTrail(box, "x1")
+    box.sv("start", "x1", "--task", "hang")
+    box.wait_state("x1", "stalled", timeout=60)
+    codex.record("x1", "conformance_working_hung")
+    assert "idle" not in trail.stop()
+
+
+def test_the_trust_dialog_of_an_untrusted_repository_waits_and_the_task_arrives_after_a_human(
+        real_cli: Callable[..., Run]) -> None:
+    run = real_cli("codex", FIXTURES / "codex" / "responses_api.py", env={"OPENAI_API_KEY": API_KEY})
+    codex_home(run, trusted=False)
+    box = run.box
+    box.sv("start", "x1", "--task", "say hello", "--no-wait")
+    waiting = box.wait_state("x1", "waiting", timeout=60)
+    run.record("x1", "conformance_trust_prompt")
+    assert waiting["waiting_reason"] == "Trust this folder?", run.capture("x1")
+    assert not [r for r in run.api.requests() if "say hello" in str(r.get("user"))]
+    box.tmux("send-keys", "-t", box.ls()["x1"]["pane"], "Enter")  # the human trusts it (option 1)
+    wait_until(lambda: [r for r in run.api.requests() if "say hello" in str(r.get("user"))], timeout=60,
+               message="the task reached the model")
+    box.wait_state("x1", "idle", timeout=60)
