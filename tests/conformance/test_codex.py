@@ -146,3 +146,22 @@ def test_the_trust_dialog_of_an_untrusted_repository_waits_and_the_task_arrives_
     wait_until(lambda: [r for r in run.api.requests() if "say hello" in str(r.get("user"))], timeout=60,
                message="the task reached the model")
     box.wait_state("x1", "idle", timeout=60)
+
+
+def test_restart_resumes_the_agents_own_conversation(codex: Run) -> None:
+    """Each agent's CODEX_HOME holds only its own sessions: `resume --last` is its own newest conversation,
+    whatever other sessions ran in the same folder."""
+    box = codex.box
+    box.sv("start", "x1", "--task", "remember the word pelican")
+    box.sv("start", "x2", "--task", "remember the word walrus")
+    box.wait_state("x1", "idle", timeout=60)
+    box.wait_state("x2", "idle", timeout=60)
+    box.sv("restart", "x1")
+    codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
+    box.wait_state("x1", "idle", timeout=60)
+    box.sv("send", "x1", "which word?")
+    wait_until(lambda: [r for r in codex.api.requests() if r.get("user") == "which word?"], timeout=60,
+               message="the question reached the model")
+    box.wait_state("x1", "idle", timeout=60)
+    assert "walrus" not in codex.capture("x1")
+    assert not [e for e in codex.events("x1", "trigger") if e.get("trigger") == "errors"]
