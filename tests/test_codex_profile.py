@@ -110,3 +110,27 @@ def test_the_model_nudge_left_over_is_waiting_with_its_question() -> None:
     reading = get_profile("codex").read(screen)
     assert reading.verdict == "waiting"
     assert reading.reason and "Meet GPT-6 Sol" in reading.reason
+
+
+# Screens of Codex 0.171.0 recorded by the conformance suite through the engine's own capture (160x48).
+CODEX_171 = {
+    "conformance_approval_prompt": ("waiting", "Would you like to run the following command?"),
+    "conformance_trust_prompt": ("waiting", "Trust this folder?"),
+    "conformance_done_turn": ("idle", None),
+    "conformance_working_hung": ("working", None),
+    # Submitted before Codex finished starting: `Waiting for startup · esc cancel`, no idle marker: working.
+    "conformance_working_streaming": (None, None),
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(CODEX_171.items()))
+def test_codex_171_screens_as_the_engine_captures_them(name: str, expected: tuple[str | None, str | None]) -> None:
+    text = (Path(__file__).parent / "fixtures" / "codex" / "screens" / f"{name}.txt").read_text()
+    reading = get_profile("codex").read(text)
+    assert (reading.verdict, reading.reason) == expected
+
+
+def test_codex_171_approval_is_answered_with_yes_once() -> None:
+    text = (Path(__file__).parent / "fixtures" / "codex" / "screens" / "conformance_approval_prompt.txt").read_text()
+    assert get_profile("codex").answer_keys(text, True) == "1"
+    assert get_profile("codex").answer_keys(text, False) == "3"
