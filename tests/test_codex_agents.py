@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
 from tests.test_watching import events
@@ -47,14 +48,15 @@ def test_stopping_one_codex_agent_leaves_the_others_daemon_and_tool_running(sand
     assert sandbox.state("x4") == "idle"
 
 
-def test_rm_ends_the_daemon_that_outlived_the_agents_exit(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("command", [["stop", "x1"], ["rm", "--force", "x1"]])
+def test_stop_and_rm_end_the_daemon_that_outlived_the_agents_exit(sandbox: Sandbox, command: list[str]) -> None:
     start(sandbox, "x1")
     daemon, tool = daemon_of(sandbox, "x1")
     sandbox.sv("send", "x1", "/exit")
     sandbox.wait_state("x1", "exited", timeout=20)
     assert alive(daemon) and alive(tool)  # Codex leaves it running when it quits
-    sandbox.sv("rm", "--force", "x1")
-    wait_until(lambda: process_gone(daemon) and process_gone(tool), message="the daemon ended with rm")
+    sandbox.sv(*command)
+    wait_until(lambda: process_gone(daemon) and process_gone(tool), message=f"the daemon ended with {command[0]}")
 
 
 def test_a_first_prompt_codex_echoes_late_is_typed_once(sandbox: Sandbox) -> None:

@@ -997,6 +997,7 @@ class Engine:
                 # Waiting out its restart backoff: a stop means it stays down.
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
+            self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float) -> None:
