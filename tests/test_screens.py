@@ -20,6 +20,10 @@ CLAUDE = {
     "permission_dialog": Verdict.WAITING, "permission_dialog_write": Verdict.WAITING,
     "permission_dialog_auto": Verdict.WAITING, "auto_mode_cant_check": Verdict.WAITING,
     "auto_mode_billing_notice": Verdict.WAITING, "trust_dialog": Verdict.WAITING,
+    # Claude Code 2.1.332, captured as the engine captures (160x48).
+    "api_key_dialog": Verdict.WAITING, "trust_dialog_160": Verdict.WAITING,
+    "conformance_api_key_dialog": Verdict.WAITING, "conformance_working_streaming": Verdict.WORKING,
+    "conformance_queued_prompt": Verdict.WORKING, "conformance_done_turn": Verdict.IDLE,
 }
 
 
@@ -48,6 +52,7 @@ def test_waiting_reasons_quote_the_question() -> None:
 
 @pytest.mark.parametrize(("cli", "name", "reason"), [
     ("claude", "trust_dialog", "Quick safety check: Is this a project you created or one you trust?"),
+    ("claude", "api_key_dialog", "Do you want to use this API key?"),
     ("claude", "auto_mode_billing_notice",
      "We're changing auto mode to no longer charge for classifier requests in Claude Code."),
     ("claude", "auto_mode_cant_check", "Auto mode can't check actions in this session"),

@@ -94,9 +94,11 @@ def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
     command = fake_claude(sandbox, "c", SCRIPT)
     sandbox.sv("start", "auth", "--task", "migrate", "--command", command)
     worktree = Path(sandbox.ls()["auth"]["worktree"])
-    settings = json.loads((worktree / ".claude" / "settings.local.json").read_text())
+    # Its hooks are in its own config folder (CLAUDE_CONFIG_DIR), not in the worktree it can edit.
+    settings = json.loads((sandbox.paths.agent_state("auth") / "settings.json").read_text())
     assert "PermissionRequest" in settings["hooks"] and "Stop" in settings["hooks"]
-    assert sandbox.git("status", "--porcelain", cwd=worktree) == ""  # hooks never show as changes
+    assert not (worktree / ".claude").exists() and not (sandbox.home / ".claude.json").exists()
+    assert sandbox.git("status", "--porcelain", cwd=worktree) == ""
 
     waiting = sandbox.wait_state("auth", "waiting")
     assert waiting["waiting_reason"].startswith("approval: Bash(Run the migrations?")
@@ -117,6 +119,58 @@ def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
     sandbox.sv("send", "auth", "/exit")
     sandbox.wait_state("auth", "exited")
     assert "SessionEnd" in {e["hook_event_name"] for e in events(sandbox, "auth", "hook")}
+
+
+def test_a_prompt_sent_mid_turn_keeps_claude_working_until_its_own_turn_ends(sandbox: Sandbox) -> None:
+    """Claude Code fires UserPromptSubmit when a prompt sent mid-turn is queued, then Stop for the turn that
+    was running: that Stop must not read as idle while the queued prompt's turn runs."""
+    config(sandbox)
+    command = fake_claude(sandbox, "c", """
+        turns:
+          - [{work: 7s}]
+          - [{work: 4s}]
+    """)
+    sandbox.sv("start", "auth", "--task", "first", "--command", command)
+    sandbox.wait_state("auth", "working")
+    sandbox.sv("send", "auth", "second")  # queued: turn 1 is still running
+    wait_until(lambda: [e["hook_event_name"] for e in events(sandbox, "auth", "hook")].count("Stop") == 2,
+               timeout=30, message="both turns' Stop hooks")
+    sandbox.wait_state("auth", "idle")
+    stops = [e["at"] for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "Stop"]
+    idles = [e["at"] for e in events(sandbox, "auth") if e.get("state") == "idle" and "previous" in e]
+    assert idles and idles[0] >= stops[1], f"idle at {idles[0]:.2f} while the queued turn ran until {stops[1]:.2f}"
+    assert len(triggers(sandbox, "auth", "done")) == 1
+
+
+def test_a_notice_passing_in_claudes_footer_after_a_turn_keeps_it_idle(sandbox: Sandbox) -> None:
+    """Claude Code shows, then takes away, a notice in its footer seconds after a turn (`tmux focus-events off
+    · …`; its footer hints also go): the idle screen changes, but no turn began."""
+    config(sandbox)
+    command = fake_claude(sandbox, "c", "turns:\n  - [{work: 1s}]\n") + " --toast-after 1.5s"
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    sandbox.wait_state("auth", "idle")
+    wait_until(lambda: "focus-events off" in sandbox.screen("auth"), message="the notice")
+    wait_until(lambda: "focus-events off" not in sandbox.screen("auth"), message="the notice gone")
+    ticks_pass(sandbox, 8)
+    seen = states(sandbox, "auth")
+    assert seen[seen.index("working"):] == ["working", "idle"], seen
+    assert len(triggers(sandbox, "auth", "done")) == 1
+
+
+def test_restart_resumes_claudes_own_session_by_its_id(sandbox: Sandbox) -> None:
+    config(sandbox)
+    command = fake_claude(sandbox, "c", "turns:\n  - [{work: 1s}]\n")
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    sandbox.wait_state("auth", "idle")
+    started = [e for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "SessionStart"]
+    session = wait_until(lambda: [e["session_id"] for e in events(sandbox, "auth", "session")],
+                         message="the session id kept")[-1]
+    sandbox.sv("restart", "auth")
+    wait_until(lambda: len([e for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "SessionStart"])
+               > len(started), message="the restarted CLI's SessionStart")
+    launched = events(sandbox, "auth", "launched")
+    assert launched[-1]["command"] == f"{command} --resume {session}"
+    assert [e["session_id"] for e in events(sandbox, "auth", "session")] == [session]  # the same conversation
 
 
 def test_turns_that_claude_ends_without_a_stop_hook_end_idle(sandbox: Sandbox) -> None:

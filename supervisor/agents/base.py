@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
+
+
+def hook_command() -> str:
+    """What agent-CLI hooks run: this very installation's supervisor, whatever PATH the agent has."""
+    return f"{shlex.quote(sys.executable)} -m supervisor hook"
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class Profile:
     echo_timeout: float = 3.0
     repaste: bool = True
 
-    def command_line(self, command: str, *, resume: bool) -> str:
+    def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
+        """The command that launches the CLI; on a restart (`resume`), the one that resumes its conversation
+        (`session`: the CLI's own id of it, when its hooks told one)."""
         if resume and self.resume_args:
             return f"{command} {self.resume_args}"
         return command

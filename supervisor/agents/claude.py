@@ -1,14 +1,17 @@
-"""Claude Code: launched in a worktree it already trusts, resumed with --continue."""
+"""Claude Code: each agent runs with a config folder of its own (CLAUDE_CONFIG_DIR), seeded from the user's,
+in which its worktree is trusted and supervisor's hooks are set; restarted with `--resume <session id>`."""
 
 from __future__ import annotations
 
-import fcntl
 import json
+import os
 import re
+import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
-from supervisor.agents.base import Profile
+from supervisor.agents.base import Profile, hook_command
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.files import write_atomically
 
@@ -17,12 +20,74 @@ HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", 
                "PermissionRequest", "PermissionDenied", "Notification", "Stop", "StopFailure", "SubagentStop",
                "PreCompact", "SessionEnd")
 _TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied"}
+# What of the user's ~/.claude an agent sees too (copies, refreshed at each launch): their instructions and
+# the commands, agents, skills and output styles they wrote. Sessions, history and todos stay the user's.
+_SHARED_FILES = ("CLAUDE.md",)
+_SHARED_FOLDERS = ("commands", "agents", "skills", "output-styles")
 
 
 class ClaudeProfile(Profile):
+    def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
+        """Resumed by the session id its hooks reported (`--resume <id>` keeps the id), else `--continue`
+        (the newest conversation in its own config folder)."""
+        if resume and session:
+            return f"{command} --resume {shlex.quote(session)}"
+        return super().command_line(command, resume=resume)
+
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
-        record_trust(home / ".claude.json", repo_root, worktree)
-        install_hooks(worktree / ".claude" / "settings.local.json", hook_command)
+        """An earlier supervisor put its hooks in the worktree's `.claude/settings.local.json`: they go (the
+        agent's own config folder holds them now; both would report every event twice)."""
+        remove_hooks(worktree / ".claude" / "settings.local.json", hook_command)
+
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+        """Claude Code reads `.claude.json`, `settings.json` and `.credentials.json` from CLAUDE_CONFIG_DIR
+        (checked with 2.1.332), and nothing from ~/.claude.json or ~/.claude/ then."""
+        user = user_config_dir(home)
+        own_json = state / ".claude.json"
+        if not own_json.exists():  # the agent's copy, kept across restarts: the CLI records its own state in it
+            seed = user_json(home)
+            write_atomically(own_json, _read_text(seed) or "{}", mode=0o600)
+        record_trust(own_json, repo_root, worktree, trusted_by=user_json(home))
+        settings = _read_json(user / "settings.json")
+        settings["hooks"] = merged_hooks(settings.get("hooks"), hook_command())
+        write_atomically(state / "settings.json", json.dumps(settings, indent=2), mode=0o600)
+        credentials = user / ".credentials.json"
+        if credentials.is_file():
+            write_atomically(state / ".credentials.json", credentials.read_bytes(), mode=0o400)
+        for name in _SHARED_FILES:
+            if (user / name).is_file():
+                write_atomically(state / name, (user / name).read_bytes(), mode=0o600)
+        for name in _SHARED_FOLDERS:
+            if (user / name).is_dir():
+                shutil.copytree(user / name, state / name, dirs_exist_ok=True, symlinks=False)
+        return {"CLAUDE_CONFIG_DIR": str(state)}
+
+
+def user_config_dir(home: Path) -> Path:
+    """The user's own Claude Code config folder: their CLAUDE_CONFIG_DIR, else ~/.claude."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured).expanduser() if configured else home / ".claude"
+
+
+def user_json(home: Path) -> Path:
+    """The user's own `.claude.json` (in their CLAUDE_CONFIG_DIR when they set one, else ~/.claude.json)."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured).expanduser() / ".claude.json" if configured else home / ".claude.json"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def hook_settings(hook_command: str, timeout: int = 30) -> dict[str, Any]:
@@ -38,24 +103,41 @@ def hook_settings(hook_command: str, timeout: int = 30) -> dict[str, Any]:
     return hooks
 
 
-def install_hooks(settings: Path, hook_command: str) -> None:
-    """Add supervisor's hooks to the worktree's own Claude settings (a file git never sees: it is
-    excluded), keeping whatever else the file holds. Project-level hooks do not reliably reach worktrees,
-    so each worktree gets its own."""
-    data: dict[str, Any] = {}
-    if settings.exists():
-        try:
-            loaded = json.loads(settings.read_text() or "{}")
-            data = loaded if isinstance(loaded, dict) else {}
-        except ValueError:
-            data = {}
-    hooks = data.setdefault("hooks", {})
+def merged_hooks(hooks: Any, hook_command: str) -> dict[str, Any]:
+    """The user's own hooks (kept as they are) and supervisor's."""
+    merged: dict[str, Any] = dict(hooks) if isinstance(hooks, dict) else {}
     for event, entries in hook_settings(hook_command).items():
-        kept = [e for e in hooks.get(event, []) if not _is_ours(e, hook_command)]
-        hooks[event] = kept + entries
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2)
-    write_atomically(settings, text)
+        kept = [e for e in merged.get(event, []) if not _is_ours(e, hook_command)] \
+            if isinstance(merged.get(event), list) else []
+        merged[event] = kept + entries
+    return merged
+
+
+def remove_hooks(settings: Path, hook_command: str) -> None:
+    """Take supervisor's hooks out of a Claude settings file, keeping whatever else it holds."""
+    data = _read_json(settings)
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        return
+    changed = False
+    for event, entries in list(hooks.items()):
+        if not isinstance(entries, list):
+            continue
+        kept = [e for e in entries if not _is_ours(e, hook_command)]
+        if len(kept) != len(entries):
+            changed = True
+            if kept:
+                hooks[event] = kept
+            else:
+                del hooks[event]
+    if not changed:
+        return
+    if not hooks:
+        del data["hooks"]
+    if data:
+        write_atomically(settings, json.dumps(data, indent=2))
+    else:
+        settings.unlink(missing_ok=True)
 
 
 def _is_ours(entry: Any, hook_command: str) -> bool:
@@ -63,29 +145,28 @@ def _is_ours(entry: Any, hook_command: str) -> bool:
         isinstance(h, dict) and h.get("command") == hook_command for h in entry.get("hooks", []))
 
 
-def record_trust(config: Path, repo_root: Path, worktree: Path) -> bool:
-    """Trust `worktree` in Claude Code's config when the user already trusts `repo_root` (SPEC §7).
-
-    Claude Code keeps trust per folder and rewrites ~/.claude.json itself, so the file is changed under a
-    lock with an atomic rename, keeping every other key as it was. Returns whether trust was recorded."""
-    if not config.exists():
+def record_trust(config: Path, repo_root: Path, worktree: Path, *, trusted_by: Path | None = None) -> bool:
+    """Trust `worktree` in an agent's own Claude Code config (`config`) when the user trusts `repo_root` in
+    theirs (`trusted_by`, default `config` itself) (SPEC §7). Every other key stays as it was; the user's file
+    is only read. Returns whether the worktree is trusted in `config`."""
+    user = _read_json(trusted_by or config)
+    projects = user.get("projects")
+    parent = projects.get(str(repo_root)) if isinstance(projects, dict) else None
+    if not isinstance(parent, dict) or not parent.get("hasTrustDialogAccepted"):
         return False
-    lock_path = config.with_name(config.name + ".supervisor-lock")
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            data: dict[str, Any] = json.loads(config.read_text() or "{}")
-        except (OSError, ValueError):
-            return False  # never rewrite a file we cannot read
-        projects = data.get("projects")
-        if not isinstance(projects, dict):
-            return False
-        parent = projects.get(str(repo_root))
-        if not isinstance(parent, dict) or not parent.get("hasTrustDialogAccepted"):
-            return False
-        entry = projects.setdefault(str(worktree), {})
-        if not isinstance(entry, dict) or entry.get("hasTrustDialogAccepted"):
-            return bool(isinstance(entry, dict))
+    try:
+        data: dict[str, Any] = json.loads(config.read_text() or "{}")
+    except (OSError, ValueError):
+        return False  # never rewrite a file we cannot read
+    if not isinstance(data, dict):
+        return False
+    own = data.setdefault("projects", {})
+    if not isinstance(own, dict):
+        return False
+    entry = own.setdefault(str(worktree), {})
+    if not isinstance(entry, dict):
+        return False
+    if not entry.get("hasTrustDialogAccepted"):
         entry["hasTrustDialogAccepted"] = True
         write_atomically(config, json.dumps(data, indent=2), durable=True)
     return True

@@ -53,6 +53,7 @@ Built-in scenarios (``--scenario NAME``, see SCENARIOS below): ``gentle`` (the d
 
 Options: ``--record FILE`` appends ``{"ts": <epoch>, "text": <prompt>}`` per submitted prompt;
 ``--start-delay DURATION`` sleeps between the banner and the start steps (a slow-starting CLI);
+``--toast-after DURATION`` shows a passing notice in the footer that long after each turn, for 2 s;
 ``--drop-early-input`` discards what was typed before the prompt first shows; ``--ignore-term``.
 
 Keys: Enter submits (an empty input is ignored); a bracketed paste is inserted as is, newlines
@@ -96,6 +97,8 @@ from supervisor import __version__
 from supervisor.demo.claude_hooks import ClaudeHooks, permission_decision
 
 INTERRUPTED = "(interrupted)"
+TOAST = "tmux focus-events off · add 'set -g focus-events on' to ~/.tmux.conf and reattach for focus tracking"
+TOAST_SECONDS = 2.0
 NOTHING_LEFT = "(nothing more to do)"
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
@@ -267,6 +270,7 @@ class LineEditor:
         self.shown = False
         self.cursor_row = 0  # rows from the top of the drawn box to the cursor
         self.pasted: dict[str, str] = {}  # placeholder → the text it stands for
+        self.toast = ""  # a passing notice to the right of the footer (--toast-after)
 
     def feed(self, key: Key) -> None:
         """Apply an editing key (anything else is ignored)."""
@@ -301,7 +305,8 @@ class LineEditor:
         rule = "─" * min(cols, 80)
         rows = [max(1, math.ceil(len(line) / cols)) for line in body]
         column = min(len(body[-1]) - (rows[-1] - 1) * cols, cols - 1)
-        below = [rule, look.footer] if look.footer else [rule]
+        footer = f"{look.footer}    {self.toast}" if self.toast else look.footer
+        below = [rule, footer] if footer else [rule]
         move = f"\x1b[{len(below)}A\r" + (f"\x1b[{column}C" if column else "")
         out(self._home() + "\x1b[J" + "\n".join([rule, *body, *below]) + move)
         self.cursor_row, self.shown = sum(rows), True
@@ -337,6 +342,7 @@ class Agent:
     reader: KeyReader = field(init=False)
     editor: LineEditor = field(default_factory=LineEditor)
     queue: list[str] = field(default_factory=list)
+    announced: list[str] = field(default_factory=list)  # queued prompts whose UserPromptSubmit already fired
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     turn: int = 0
     last_ctrl_c: float = -math.inf
@@ -344,6 +350,9 @@ class Agent:
     turn_started: float = 0.0
     hooks: ClaudeHooks | None = None  # --claude: call Claude Code's hooks like the real CLI
     notify_delay: float = 1.0  # --claude: seconds from a dialog to its Notification hook
+    toast_after: float | None = None  # --toast-after: seconds from a turn's end to a passing footer notice
+    toast_at: float = math.inf
+    start_source: str = "startup"  # --claude: SessionStart's source (`resume` with --resume/--continue)
 
     def __post_init__(self) -> None:
         self.reader = KeyReader(self.fd)
@@ -360,7 +369,7 @@ class Agent:
         out(f"demo-agent {__version__} — {os.getcwd()}\n")
         time.sleep(self.start_delay)
         if self.hooks:
-            self.hooks.fire("SessionStart", "startup", source="startup")
+            self.hooks.fire("SessionStart", self.start_source, source=self.start_source)
         self.run_steps(self.script.start, done=False)
         if self.drop_early_input:
             self.reader.discard()
@@ -375,8 +384,10 @@ class Agent:
                     f.write(json.dumps({"ts": time.time(), "text": text}, ensure_ascii=False) + "\n")
             if text == "/exit":
                 return 0
-            if self.hooks:
+            if self.hooks and not (self.announced and self.announced[0] == shown):
                 self.hooks.fire("UserPromptSubmit", prompt=text)
+            elif self.announced:
+                self.announced.pop(0)  # its hook fired when it was queued
             if text.startswith("!"):  # shell mode, like Claude Code's `!`: run it, no turn of the script
                 self.run_steps([("run", text[1:].strip())], done=True)
             elif self.turn < len(self.script.turns):
@@ -392,7 +403,8 @@ class Agent:
         self.editor.draw()
         while True:
             try:
-                key = self.poll(0.5)
+                key = self.poll(0.5 if self.toast_at == math.inf else 0.1)
+                self.show_toast()
                 if key is None:
                     continue
                 if key.name == "ctrl-c":
@@ -422,8 +434,20 @@ class Agent:
             return
         if done:
             out(look.done.format(s=int(time.monotonic() - self.turn_started)) + "\n")
+            if self.toast_after is not None:
+                self.toast_at = time.monotonic() + self.toast_after
             if self.hooks and end.hook:
                 self.hooks.fire(end.hook, **end.fields)
+
+    def show_toast(self) -> None:
+        """Claude Code's passing footer notice after a turn (`tmux focus-events off · …`): shown, then gone."""
+        now = time.monotonic()
+        if now >= self.toast_at and not self.editor.toast:
+            self.editor.toast = TOAST
+            self.editor.draw()
+        elif now >= self.toast_at + TOAST_SECONDS and self.editor.toast:
+            self.editor.toast, self.toast_at = "", math.inf
+            self.editor.draw()
 
     def interrupted(self) -> None:
         now = time.monotonic()
@@ -431,6 +455,7 @@ class Agent:
             raise SystemExit(130)
         self.last_ctrl_c = now
         self.queue.clear()
+        self.announced.clear()
         out("\r\x1b[K" + INTERRUPTED + "\n")
 
     def poll(self, timeout: float) -> Key | None:
@@ -458,11 +483,16 @@ class Agent:
                 self.type_ahead(key)
 
     def type_ahead(self, key: Key) -> None:
-        """A key typed during a turn: Ctrl-C interrupts, Enter queues the input, the rest edits it."""
+        """A key typed during a turn: Ctrl-C interrupts, Enter queues the input, the rest edits it. Like
+        Claude Code, --claude tells UserPromptSubmit when the prompt is queued, not when its turn comes."""
         if key.name == "ctrl-c":
             raise KeyboardInterrupt
         if key.name == "enter" and self.editor.text.strip():
-            self.queue.append(self.editor.take().strip())
+            queued = self.editor.take().strip()
+            self.queue.append(queued)
+            if self.hooks:
+                self.announced.append(queued)
+                self.hooks.fire("UserPromptSubmit", prompt=self.editor.expand(queued))
         else:
             self.editor.feed(key)
 
@@ -788,6 +818,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="screen texts: the demo agent's own, or Claude Code's markers")
     parser.add_argument("--notify-delay", default="1s", metavar="DURATION",
                         help="with --claude: time from a dialog to its Notification hook (real CLI: ~8 s)")
+    parser.add_argument("--resume", metavar="SESSION_ID",
+                        help="with --claude: resume this session (its hooks carry this id; SessionStart source resume)")
+    parser.add_argument("--continue", dest="continue_", action="store_true",
+                        help="with --claude: resume the newest session (SessionStart source resume)")
+    parser.add_argument("--toast-after", metavar="DURATION",
+                        help="show Claude Code's passing footer notice this long after each turn, for 2 s")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
     parser.add_argument("--start-delay", default="0", metavar="DURATION", help="sleep before the prompt")
     parser.add_argument("--drop-early-input", action="store_true",
@@ -800,14 +836,19 @@ def main(argv: list[str] | None = None) -> int:
             script = builtin_script(args.scenario or DEFAULT_SCENARIO)
         delay = parse_duration(args.start_delay)
         notify_delay = parse_duration(args.notify_delay)
+        toast_after = parse_duration(args.toast_after) if args.toast_after else None
     except (OSError, ScriptError) as error:
         print(f"demo-agent: error: {error}", file=sys.stderr)
         return 2
 
     agent = Agent(script, record=args.record, ignore_term=args.ignore_term, start_delay=delay,
-                  drop_early_input=args.drop_early_input, fd=sys.stdin.fileno(), notify_delay=notify_delay)
+                  drop_early_input=args.drop_early_input, fd=sys.stdin.fileno(), notify_delay=notify_delay,
+                  toast_after=toast_after)
     if args.claude:
         agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
+        if args.resume:
+            agent.hooks.session_id = args.resume
+        agent.start_source = "resume" if args.resume or args.continue_ else "startup"
     global look
     look = LOOKS[args.look]
     signal.signal(signal.SIGTERM, agent.on_sigterm)

@@ -1,6 +1,7 @@
 """The demo agent's Claude Code behaviour: hooks read from settings files and called like the real CLI.
 
-With `--claude`, the demo agent loads the `hooks` of `~/.claude/settings.json`, `.claude/settings.json`
+With `--claude`, the demo agent loads the `hooks` of `~/.claude/settings.json` (`$CLAUDE_CONFIG_DIR/settings.json`
+when that is set), `.claude/settings.json`
 and `.claude/settings.local.json` (in that order, all of them apply) and runs each matching command with
 the event's JSON on stdin, the documented fields included (session_id, transcript_path, cwd,
 hook_event_name, and the event's own). A PermissionRequest hook's decision on stdout is honoured."""
@@ -29,7 +30,8 @@ class ClaudeHooks:
     @classmethod
     def load(cls, cwd: Path, home: Path) -> ClaudeHooks:
         found = cls(cwd=cwd, home=home)
-        for path in (home / ".claude" / "settings.json", cwd / ".claude" / "settings.json",
+        config_dir = Path(os.environ["CLAUDE_CONFIG_DIR"]) if os.environ.get("CLAUDE_CONFIG_DIR") else home / ".claude"
+        for path in (config_dir / "settings.json", cwd / ".claude" / "settings.json",
                      cwd / ".claude" / "settings.local.json"):
             try:
                 data = json.loads(path.read_text())

@@ -16,7 +16,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +28,8 @@ import psutil
 
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
+from supervisor.agents.base import hook_command
+from supervisor.agents.dialogs import offers
 from supervisor.agents.screens import Reading, Verdict
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -37,7 +38,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import rebuild, undelivered, views
+from supervisor.engine import answering, rebuild, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -589,7 +590,7 @@ class Engine:
             return
         profile.prepare_worktree(self.paths.root, Path(agent.worktree), Path.home(), hook_command())
         self.tmux.ensure_server()
-        command = profile.command_line(agent.command, resume=resume)
+        command = profile.command_line(agent.command, resume=resume, session=agent.extra.get("session_id"))
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
         env = self._agent_env(agent)
@@ -787,6 +788,8 @@ class Engine:
         self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
         self.hooks_once.recorded(key)
         live = self.live.get(agent.name)
+        if live is not None and isinstance(event.get("session_id"), str):
+            live.session_id = event["session_id"]  # kept in the agent's record by the watcher (`restart` resumes it)
         if live is None or reading.state is None:
             return
         if reading.event == "UserPromptSubmit":
@@ -797,8 +800,8 @@ class Engine:
             return  # sent seconds after a permission dialog opens: with none on the screen, it was answered
         live.last_hook = at
         live.last_progress = max(live.last_progress, at)
-        live.hook_state = reading.state
-        live.hook_reason = reading.reason
+        live.hook_state = live.turns.read(reading.event, reading.state)  # None: a queued prompt's turn runs
+        live.hook_reason = reading.reason if live.hook_state is not None else None
         lock = self.try_agent_lock(agent.name)
         if lock is None:
             return  # the watcher applies it on its next tick
@@ -858,12 +861,16 @@ class Engine:
                     if found is None:
                         raise self.approvals.nothing_to_answer(agent)
                     screen = found
-            keys = profile.answer_keys(screen, allowed)
-            if keys is None:
-                raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
-                                      hint=f"answer it in the pane: `supervisor attach {name}`")
-            if not self.panes.send_keys(agent, keys):
-                raise SupervisorError(f"{name}'s pane is gone; its dialog cannot be answered")
+            how = answering.plan(profile, screen, allowed)
+            if how is None:  # it stays waiting, with its question
+                raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}: it offers "
+                                      f"{offers(screen)}", hint=f"answer it in the pane: `supervisor attach {name}`")
+            failed = answering.carry_out(how, lambda *keys: self.panes.send_keys(agent, *keys),
+                                         lambda: self.panes.capture(agent) or "")
+            if failed is not None:
+                raise SupervisorError(f"{name}'s dialog cannot be answered: {failed}",
+                                      hint=f"`supervisor attach {name}`")
+            keys = " ".join([*how.moves, how.key])
             if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
@@ -1148,8 +1155,3 @@ def _missing_program(command: str, cwd: Path) -> str | None:
         path = Path(program) if Path(program).is_absolute() else cwd / program
         return None if os.access(path, os.X_OK) else program
     return None if shutil.which(program) else program
-
-
-def hook_command() -> str:
-    """What agent-CLI hooks run: this very installation's supervisor, whatever PATH the agent has."""
-    return f"{shlex.quote(sys.executable)} -m supervisor hook"

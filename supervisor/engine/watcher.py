@@ -40,6 +40,7 @@ from supervisor.engine.panes import WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
+from supervisor.engine.turns import Turns
 from supervisor.tmux.server import PaneInfo, Scrolled
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class Live:
     hook_reason: str | None = None
     last_hook: float = 0.0
     prompted_at: float = 0.0  # when its hook last reported a prompt taken (UserPromptSubmit)
+    turns: Turns = field(default_factory=Turns)  # prompts taken and queued, as its hooks told
+    session_id: str | None = None  # the CLI's own id of its conversation, as its hooks told
     errors: dict[str, deque[float]] = field(default_factory=dict)
     screen: str | None = None  # the last screen captured (evidence for events, without another capture)
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
@@ -390,11 +393,15 @@ class Watcher:
     # deciding --------------------------------------------------------------------------------------------
 
     def _decide(self, agent: Agent, live: Live, profile: Profile, now: float) -> None:
+        if live.session_id and agent.extra.get("session_id") != live.session_id:
+            agent.extra["session_id"] = live.session_id
+            self.engine.store.save_agent(agent, "session", session_id=live.session_id)
         reading = live.reading
         rule: str | None
         if live.hook_state is not None and self._idle_since_last_hook(live, now) \
                 and self.engine.approvals.pending(agent.name) is None:  # a held request waits, whatever shows
             live.hook_state = live.hook_reason = None  # the screen decides until the next hook event
+            live.turns.settled()
         if reading.verdict == Verdict.WAITING:
             new, rule, reason = State.WAITING, reading.rule, reading.reason
         elif live.hook_state is not None:
@@ -402,7 +409,9 @@ class Watcher:
         elif reading.verdict == Verdict.WORKING:
             new, rule, reason = State.WORKING, reading.rule, None
         elif reading.verdict == Verdict.IDLE:
-            settled = now - max(live.reading_since, live.last_progress) >= SETTLE_SECONDS
+            # An idle screen must settle before it ends a turn; an idle agent whose idle screen changes (a
+            # passing footer notice, the footer's hints going) stays idle: no turn began.
+            settled = agent.state == State.IDLE or now - max(live.reading_since, live.last_progress) >= SETTLE_SECONDS
             new, rule, reason = (State.IDLE if settled else State.WORKING), reading.rule, None
         elif profile.screen is not None and live.last_output:
             # A CLI we can read showed neither an idle nor a waiting screen: unsure, so working (and,
@@ -417,6 +426,8 @@ class Watcher:
             stall_after = self._stall_after(agent)
             if now - max(live.last_progress, live.last_hook) >= stall_after - TICK_JITTER:
                 new, rule = State.STALLED, "no output, hook event or tool CPU"
+        if new == State.IDLE:
+            live.turns.settled()  # whatever its hooks counted, no turn runs now
         if new == agent.state and (new != State.WAITING or agent.waiting_reason):
             return  # still waiting: the first reason (the most specific, e.g. the tool call) stands
         self._transition(agent, live, new, rule, reason, now)

@@ -37,6 +37,8 @@ set -g destroy-unattached off
 set -g remain-on-exit on
 set -g default-shell /bin/sh
 set -g default-size 160x48
+# Claude Code asks for it and, when it is off, shows a passing "tmux focus-events off" notice after a turn.
+set -g focus-events on
 set -g history-limit 50000
 set -g status-left "[#{session_name}] "
 set -g status-left-length 40

@@ -33,7 +33,7 @@ from tests.conformance.install import install, pins
 from tests.conftest import Sandbox, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-LIMITS = "limits:\n  idle_after: 1s\n  stall_after: 8s\n"
+LIMITS = "limits:\n  idle_after: 1s\n  stall_after: 20s\n"  # Claude Code shows no text for ~10 s of a stream
 
 
 @dataclass
@@ -80,6 +80,7 @@ class Run:
     version: str
     api: StandIn
     recorded: list[str] = field(default_factory=list)
+    user_config: dict[str, Any] = field(default_factory=dict)  # what the test seeded as the user's own config
 
     def tmux(self) -> Tmux:
         return Tmux(self.box.tmux_socket, self.box.runtime / "unused-tmux.conf")

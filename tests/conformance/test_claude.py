@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conftest import wait_until
 
 API_KEY = "sk-ant-test-conformance-0123456789abcdefghijklmnop"
 SLOW_SECONDS = 15.0  # messages_api.py's "slow": a token every 0.5 s, 30 of them
@@ -24,6 +26,7 @@ def claude_home(run: Run, *, trusted: bool = True) -> None:
         "projects": {str(run.box.root): {"hasTrustDialogAccepted": trusted, "allowedTools": []}},
     }
     (run.box.home / ".claude.json").write_text(json.dumps(config, indent=2))
+    run.user_config = config
 
 
 @pytest.fixture
@@ -51,4 +54,84 @@ def test_a_task_streamed_for_seconds_is_working_throughout_then_idle(claude: Run
     assert seen[:1] == ["starting"] and "working" in seen, seen
     assert seen[seen.index("working"):] == ["working", "idle"], seen  # no false idle, no flap
     assert claude.hooks("c1").count("UserPromptSubmit") == 1
-    assert Path(box.ls()["c1"]["worktree"]).is_dir()
+    # The hooks came from the agent's own config folder; the user's own config was only read.
+    assert json.loads((box.home / ".claude.json").read_text()) == claude.user_config
+    assert (box.paths.agent_state("c1") / "settings.json").exists()
+    assert not (Path(box.ls()["c1"]["worktree"]) / ".claude").exists()
+
+
+def test_a_prompt_sent_mid_turn_arrives_once_and_it_stays_working_until_the_last_turn_ends(claude: Run) -> None:
+    """Claude Code 2.1.332 fires UserPromptSubmit when the prompt is queued and Stop for the running turn."""
+    box = claude.box
+    box.sv("start", "c1", "--task", "write slowly please")
+    wait_until(lambda: any(r.get("answer") == "slow" for r in claude.api.requests()), timeout=60,
+               message="the slow answer under way")
+    box.wait_state("c1", "working")
+    trail = StateTrail(box, "c1")
+    box.sv("send", "c1", "now slowly again")
+    claude.record("c1", "conformance_queued_prompt")
+    box.wait_state("c1", "idle", timeout=90)
+    slow = [r for r in claude.api.requests() if r.get("answer") == "slow"]
+    assert [r["user"] for r in slow] == ["write slowly please", "now slowly again"], claude.api.requests()
+    # Quiet for a while after the turn: the footer's hints go ~5 s after it (and, with focus-events off, a
+    # notice came and went ~8 s after it): no flap, no second `done`.
+    done_at = time.time()
+    wait_until(lambda: time.time() - done_at > 12, timeout=20, message="12 s of idle")
+    seen = trail.stop()
+    first_idle = next(t for t, state in trail.seen if state == "idle")
+    assert first_idle >= slow[1]["t"] + SLOW_SECONDS - 1, (seen, slow[1]["t"], first_idle)
+    assert seen == ["working", "idle"], (seen, [(e["kind"], e.get("hook_event_name"), e.get("state"), e.get("rule"))
+                                               for e in claude.events("c1")])
+    assert [e["trigger"] for e in claude.events("c1", "trigger")].count("done") == 1
+    assert claude.hooks("c1").count("UserPromptSubmit") == 2
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_api_key_question_waits_for_a_human_and_the_task_follows_the_answer(claude: Run, allowed: bool) -> None:
+    """A key the user never approved: Claude Code asks `Do you want to use this API key?` (unnumbered, `No`
+    preselected). The agent waits with that question; `approve` moves the selection to `Yes` before Enter;
+    the task goes in after. `deny` picks `No`: the CLI then runs without the key (not logged in)."""
+    box = claude.box
+    config = dict(claude.user_config)
+    del config["customApiKeyResponses"]
+    (box.home / ".claude.json").write_text(json.dumps(config))
+    box.sv("start", "c1", "--task", "hello there")
+    waiting = box.wait_state("c1", "waiting", timeout=60)
+    assert waiting["waiting_reason"] == "Do you want to use this API key?"
+    claude.record("c1", "conformance_api_key_dialog")
+    assert not [r for r in claude.api.requests() if r.get("tools")]  # the task waits for the answer
+    box.sv("approve" if allowed else "deny", "c1")
+    answered = [e for e in claude.events("c1") if e["kind"] in ("approved", "denied")]
+    assert answered[-1]["keys"] == ("Up Enter" if allowed else "Enter"), answered
+    if allowed:
+        wait_until(lambda: any(r.get("tools") for r in claude.api.requests()), timeout=60, message="the task sent")
+        wait_until(lambda: "Stop" in claude.hooks("c1") and box.state("c1") == "idle", timeout=60,
+                   message="its turn over")
+        asked = [r for r in claude.api.requests() if r.get("tools")]
+        assert [r["user"] for r in asked] == ["hello there"]
+        own = json.loads((box.paths.agent_state("c1") / ".claude.json").read_text())
+        assert own["customApiKeyResponses"]["approved"] == [API_KEY[-20:]]
+        assert "customApiKeyResponses" not in json.loads((box.home / ".claude.json").read_text())
+    else:
+        own = box.paths.agent_state("c1") / ".claude.json"
+        wait_until(lambda: API_KEY[-20:] in json.loads(own.read_text()).get("customApiKeyResponses", {}).get(
+            "rejected", []), timeout=20, message="the key rejected in the agent's own config")
+        assert not [r for r in claude.api.requests() if r.get("tools")]
+
+
+def test_restart_resumes_the_conversation_by_its_session_id(claude: Run) -> None:
+    box = claude.box
+    box.sv("start", "c1", "--task", "hello there")
+    wait_until(lambda: "Stop" in claude.hooks("c1"), timeout=60, message="the first turn over")
+    session = wait_until(lambda: [e["session_id"] for e in claude.events("c1", "session")], timeout=20,
+                         message="the session id kept")[-1]
+    box.sv("restart", "c1")
+    wait_until(lambda: claude.hooks("c1").count("SessionStart") == 2, timeout=60, message="the CLI back")
+    assert claude.events("c1", "launched")[-1]["command"].endswith(f"--resume {session}")
+    resumed = [e for e in claude.events("c1", "hook") if e["hook_event_name"] == "SessionStart"][-1]
+    assert resumed["source"] == "resume"
+    claude.wait_screen("c1", lambda s: "hello there" in s, message="the earlier conversation on screen")
+    box.sv("send", "c1", "hello again")
+    wait_until(lambda: claude.hooks("c1").count("Stop") == 2, timeout=60, message="the second turn over")
+    last = [r for r in claude.api.requests() if r.get("tools")][-1]
+    assert last["user"] == "hello again"

@@ -1,0 +1,56 @@
+"""Answering a dialog on an agent's screen with keys: a numbered option by its number, an unnumbered one by
+moving the selection onto its label (and checking that it moved) before Enter, a notice by Enter or Esc."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor.agents.base import Profile
+from supervisor.agents.dialogs import notice_key, read_menu, selected_label
+from supervisor.engine.delivery import wait_for
+
+_NUMBERED = re.compile(r"^\s*(?:│\s*)*(?:[❯›●]\s*)?\d+\.\s")
+MOVE_WAIT = 1.5  # seconds for the selection to show where the arrow keys put it (the CLI may drop early keys)
+
+
+@dataclass(frozen=True)
+class Plan:
+    key: str  # what picks the answer
+    moves: tuple[str, ...] = ()  # arrow keys that first put the selection on `label`
+    label: str | None = None
+
+
+def plan(profile: Profile, screen: str, allow: bool) -> Plan | None:
+    """How to answer the dialog on `screen`; None when which option means the answer cannot be told."""
+    numbered = any(_NUMBERED.match(row) for row in screen.split("\n"))
+    menu = None if numbered else read_menu(screen)
+    target = menu.choose(allow) if menu is not None else None
+    if menu is not None and target is not None:
+        return Plan("Enter", tuple(menu.moves(target)), menu.labels[target])
+    if menu is not None and allow:
+        return None
+    key = profile.answer_keys(screen, allow)  # a numbered option, or Esc to refuse
+    if key is None and allow:
+        key = notice_key(screen)
+    return Plan(key) if key is not None else None
+
+
+def carry_out(answer: Plan, send: Callable[..., bool], capture: Callable[[], str]) -> str | None:
+    """Send the plan's keys; the selection is checked to be on the chosen label before Enter. Returns what
+    went wrong, or None."""
+    if answer.moves:
+        for _attempt in range(2):
+            before = selected_label(capture())
+            if before == answer.label:
+                break
+            if not send(*answer.moves):
+                return "its pane is gone"
+            if wait_for(lambda: selected_label(capture()) == answer.label, MOVE_WAIT, interval=0.1):
+                break
+            if selected_label(capture()) != before:
+                return f"the selection went elsewhere than {answer.label!r}"
+        else:
+            return f"the selection did not move to {answer.label!r}"
+    return None if send(answer.key) else "its pane is gone"
