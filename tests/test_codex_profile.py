@@ -116,6 +116,7 @@ def test_the_model_nudge_left_over_is_waiting_with_its_question() -> None:
 CODEX_171 = {
     "conformance_approval_prompt": ("waiting", "Would you like to run the following command?"),
     "conformance_trust_prompt": ("waiting", "Trust this folder?"),
+    "conformance_model_nudge": ("waiting", "Meet GPT-6 Sol"),
     "conformance_done_turn": ("idle", None),
     "conformance_working_hung": ("working", None),
     # Submitted before Codex finished starting: `Waiting for startup · esc cancel`, no idle marker: working.
