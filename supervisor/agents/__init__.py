@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
+from supervisor.agents.codex import CODEX
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
 
@@ -17,27 +18,6 @@ _LIMITS = (re.compile(
     r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
     r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
     r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
-
-# Codex and Gemini CLI rules come from screens recorded from Codex 0.169.0 and Gemini CLI 0.61.0
-# (tests/fixtures/codex, tests/fixtures/gemini). Both draw their input box in every state, so the box is a
-# weak idle marker: the working line above it, or a dialog, decides when there is one.
-CODEX = Profile(
-    name="codex", default_command="codex", resume_args="resume --last",
-    screen=ScreenRules(
-        markers=(
-            ESC_TO_CANCEL,
-            marker(Verdict.WAITING, "dialog: enter", r"enter continue · esc|enter/esc confirm|Press enter to confirm"),
-            marker(Verdict.WAITING, "dialog: options", r"^\s*›\s*1\.\s"),
-            marker(Verdict.WORKING, "esc to interrupt", r"esc to interrupt", re.I),
-            marker(Verdict.IDLE, "input box", r"\? for shortcuts|Ask Codex to do anything|^\s*\S+ default · ",
-                   weak=True),
-        ),
-        errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
-        # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
-        prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
-    ),
-    cli_processes=frozenset({"codex", "node"}),
-)
 
 AIDER = Profile(
     name="aider", default_command="aider",
@@ -52,6 +32,8 @@ AIDER = Profile(
     cli_processes=frozenset({"aider", "python", "python3"}),
 )
 
+# Gemini CLI rules come from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its
+# input box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.
 GEMINI = Profile(
     name="gemini", default_command="gemini",
     screen=ScreenRules(

@@ -26,6 +26,16 @@ class Profile:
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
     hooks: bool = False  # the CLI reports its own state through hooks supervisor injects
+    # The variable prepare_state points at the agent's state folder: a process carrying it with that folder
+    # is the agent's wherever it runs and whenever it started (a daemon the CLI keeps per folder, like Codex's
+    # app-server, which leaves the pane's process tree and outlives the CLI). `stop` and `rm` end it too.
+    state_env: str | None = None
+    # Seconds the input box must stay unchanged, alone on screen, before a first prompt is typed into it.
+    ready_settle: float = 0.0
+    # Seconds a paste may take to show. A CLI that reads its input late (Codex at startup) shows the paste
+    # late but never loses it: it is pasted once only (`repaste` false), or it would get it twice.
+    echo_timeout: float = 3.0
+    repaste: bool = True
 
     def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
         """The command that launches the CLI; on a restart (`resume`), the one that resumes its conversation

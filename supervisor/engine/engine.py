@@ -622,7 +622,7 @@ class Engine:
         agent.exit_code = None
         agent.reason = None
         agent.waiting_reason = None
-        self.live[agent.name] = Live(last_output=0.0, launched_at=now)
+        self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resume and bool(profile.resume_args))
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
 
     def _deliver_quietly(self, name: str, task: str) -> None:
@@ -749,8 +749,9 @@ class Engine:
             info = self.panes.own(agent)
             if info is None or info.dead:
                 raise DeliveryError("its pane is gone", hint=f"`supervisor restart {agent.name}` starts it again")
+            profile = get_profile(agent.profile)
             deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
-                    repaste=agent.state != State.WORKING,
+                    repaste=agent.state != State.WORKING and profile.repaste, timeout=profile.echo_timeout,
                     submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None)
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
@@ -760,6 +761,7 @@ class Engine:
         undelivered.release(self, agent)
         if live is not None:
             live.last_output = live.last_progress = time.time()
+            live.replaying = False
             if live.hook_state is not None:
                 # It has a prompt now: working until its hooks say otherwise (UserPromptSubmit may lag).
                 live.hook_state, live.hook_reason = State.WORKING, None
@@ -1020,6 +1022,7 @@ class Engine:
                 # Waiting out its restart backoff: a stop means it stays down.
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
+            self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float) -> None:
@@ -1028,12 +1031,21 @@ class Engine:
         own = self.panes.own(agent)
         root = own.pid if own is not None and not own.dead else None
         survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at)
+        survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
             raise SupervisorError(f"{agent.name}: processes {survivors} survived SIGKILL")
         if agent.pane:
             wait_for(lambda: not self.panes.alive(agent), 5.0)
             self.end_transcript(agent)
+
+    def _end_state_holders(self, agent: Agent, grace: float) -> list[int]:
+        """End what runs on the agent's own CLI state folder (a CLI's daemon, started in any earlier run of
+        the agent, outside its pane's tree); the pids that survived."""
+        variable = get_profile(agent.profile).state_env
+        if variable is None:
+            return []
+        return kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)))
 
     def end_transcript(self, agent: Agent) -> None:
         """Close the transcript of the agent's run: the history lines it lacks, then the last screen. Done
@@ -1129,6 +1141,7 @@ class Engine:
             agent = self.get(name)
             if agent.state.live:
                 self._end(agent, grace=0.0)
+            self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             if agent.parent is None:
                 self.tmux.kill_session(name)
             elif (own := self.panes.own(agent)) is not None:

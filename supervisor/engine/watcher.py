@@ -95,6 +95,9 @@ class Live:
     errors: dict[str, deque[float]] = field(default_factory=dict)
     screen: str | None = None  # the last screen captured (evidence for events, without another capture)
     adopted: bool = False  # rebuilt by a new engine: its first look at the screen is not news
+    # Resumed: the CLI prints its old conversation again (its old screen may still show meanwhile); no error
+    # in it is new, until a new turn starts.
+    replaying: bool = False
     timing_out: bool = False  # its timeout kill is under way (in memory: a new engine, or a failed kill, retries)
 
 
@@ -323,7 +326,7 @@ class Watcher:
         printed = bool(screen.strip() or lines) if first else screen != live.screen or moved > 0
         live.scrolled += moved
         live.activity, live.looked, live.history, live.size = pane.activity, look.second, history, pane.size
-        if resized and profile.screen is not None:
+        if (resized or live.replaying) and profile.screen is not None:
             live.counted = {(live.scrolled + index, line) for index, line in enumerate(screen.split("\n"))
                             if _matches(profile.screen, line)}
         elif printed and not live.adopted and profile.screen is not None \
@@ -334,6 +337,8 @@ class Watcher:
         live.screen = screen
         key = profile.screen.progress_key(screen) if profile.screen is not None else f"{live.scrolled}:{hash(screen)}"
         reading = profile.read(screen)
+        if reading.verdict in (Verdict.WORKING, Verdict.WAITING):
+            live.replaying = False  # a new turn: what it prints from now on is new
         if live.adopted:  # what the screen shows was already there before the engine came back
             live.adopted = False
             # An idle agent's idle screen had settled before it was recorded idle.

@@ -1,0 +1,149 @@
+"""OpenAI Codex CLI: a CODEX_HOME of each agent's own, seeded from the user's, read from its screen.
+
+Codex keeps its config, sessions, rules and a tool daemon (`codex app-server`, one per CODEX_HOME, started by
+the first TUI and outliving it) in CODEX_HOME. Each agent gets its own, so no agent's tools run in a daemon
+another agent started, no rule one agent's approval writes reaches another, and `resume --last` resumes the
+agent's own newest conversation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from supervisor.agents import toml_out
+from supervisor.agents.base import Profile
+from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.files import write_atomically
+
+STATE_ENV = "CODEX_HOME"
+# The tables Codex writes into its own config as the agent runs (answered notices, trusted folders): kept
+# from the agent's copy when it is seeded again from the user's at the next launch.
+_OWN_TABLES = ("notice", "tui", "projects")
+
+
+class CodexProfile(Profile):
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+        seed_state(state, home, repo_root, worktree, program=shutil.which("codex"))
+        return {STATE_ENV: str(state)}
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+
+
+def seed_state(state: Path, home: Path, repo_root: Path, worktree: Path, *, program: str | None) -> Path:
+    """Write the agent's config.toml: the user's own (providers, model, policies), what Codex recorded in the
+    agent's copy before, trust for the worktree when the user trusts the repository (SPEC §7), and the model
+    nudge settled; copy the user's credentials read-only. Returns the config file."""
+    user_home = home / ".codex"
+    config = state / "config.toml"
+    data = _load(user_home / "config.toml") or {}  # an unreadable user config: Codex's defaults, never guessed
+    own = _load(config) or {}
+    for table in _OWN_TABLES:
+        if isinstance(own.get(table), dict):
+            data[table] = _merged(data.get(table), own[table])
+    projects = data.get("projects") if isinstance(data.get("projects"), dict) else {}
+    parent = projects.get(str(repo_root)) if isinstance(projects, dict) else None
+    if isinstance(parent, dict) and parent.get("trust_level") == "trusted":
+        data.setdefault("projects", {}).setdefault(str(worktree), {})["trust_level"] = "trusted"
+    write_atomically(config, toml_out.dumps(data))
+    if program is not None:
+        settle_notices(config, data, _catalog(program, state))
+    _copy_credentials(user_home / "auth.json", state / "auth.json")
+    return config
+
+
+def _merged(base: Any, own: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base) if isinstance(base, dict) else {}
+    for key, value in own.items():
+        merged[key] = _merged(merged.get(key), value) if isinstance(value, dict) else value
+    return merged
+
+
+def _copy_credentials(source: Path, target: Path) -> None:
+    if not source.exists():
+        return
+    with contextlib.suppress(FileNotFoundError):
+        target.chmod(0o600)
+        target.unlink()
+    shutil.copyfile(source, target)
+    target.chmod(0o400)
+
+
+def _catalog(program: str, state: Path) -> list[dict[str, Any]]:
+    """The model catalog this Codex ships (`codex debug models`), which names each model's upgrade."""
+    try:
+        done = subprocess.run([program, "debug", "models"], capture_output=True, text=True, timeout=15,
+                              stdin=subprocess.DEVNULL, check=False, env={**os.environ, STATE_ENV: str(state)})
+        models = json.loads(done.stdout).get("models") if done.returncode == 0 else None
+    except (OSError, ValueError, AttributeError, subprocess.SubprocessError):
+        return []
+    return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+
+
+def settle_notices(config: Path, data: dict[str, Any], catalog: list[dict[str, Any]]) -> bool:
+    """Record the model nudge ("Meet …" · `1. Try new model` / `2. Use existing model`) as seen for the
+    agent's model, as Codex itself does when a human answers it (`[notice.model_migrations] "<model>" =
+    "<upgrade>"`), and the new-model tips as shown. Returns whether anything changed."""
+    model = data.get("model")
+    changed = False
+    if isinstance(model, str):
+        upgrade = next((m.get("upgrade") for m in catalog if m.get("slug") == model), None)
+        target = upgrade.get("model") if isinstance(upgrade, dict) else None
+        migrations = data.setdefault("notice", {}).setdefault("model_migrations", {})
+        if isinstance(target, str) and migrations.get(model) != target:
+            migrations[model] = target
+            changed = True
+    nux = data.setdefault("tui", {}).setdefault("model_availability_nux", {})
+    for entry in catalog:
+        slug = entry.get("slug")
+        if entry.get("availability_nux") and isinstance(slug, str) and slug not in nux:
+            nux[slug] = 1
+            changed = True
+    if changed:
+        write_atomically(config, toml_out.dumps(data))
+    return changed
+
+
+# A CLI's own words for a usage or rate limit, not the words alone (Codex tells how far "your usage limits go").
+_LIMITS = (re.compile(
+    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
+    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
+    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
+
+# Rules from screens recorded from Codex 0.169.0 and 0.171.0 (tests/fixtures/codex). Codex draws its input
+# box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.
+CODEX = CodexProfile(
+    name="codex", default_command="codex", resume_args="resume --last",
+    screen=ScreenRules(
+        markers=(
+            ESC_TO_CANCEL,
+            marker(Verdict.WAITING, "dialog: enter", r"enter continue · esc|enter/esc confirm|Press enter to confirm"),
+            marker(Verdict.WAITING, "dialog: options", r"^\s*›\s*1\.\s"),
+            marker(Verdict.WORKING, "esc to interrupt", r"esc to interrupt", re.I),
+            marker(Verdict.IDLE, "input box", r"\? for shortcuts|Ask Codex to do anything|^\s*\S+ default · ",
+                   weak=True),
+        ),
+        errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
+        # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
+        prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
+    ),
+    cli_processes=frozenset({"codex", "node"}),
+    state_env=STATE_ENV,
+    # 0.171 draws its composer ~1 s after launch and echoes a paste within 0.2 s of it, but a paste into a
+    # Codex still starting (or behind a notice) shows only seconds later, and it was pasted twice then.
+    ready_settle=1.0, echo_timeout=10.0, repaste=False,
+)
