@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import PurePath
 
+from supervisor.agents.aider import AIDER
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
@@ -37,19 +38,6 @@ CODEX = Profile(
         prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
     ),
     cli_processes=frozenset({"codex", "node"}),
-)
-
-AIDER = Profile(
-    name="aider", default_command="aider",
-    screen=ScreenRules(
-        markers=(
-            marker(Verdict.WAITING, "question", r"\(Y\)es/\(N\)o|\[Yes\]:|\(Y\)es"),
-            marker(Verdict.IDLE, "prompt", r"^\S*> ?$"),
-            marker(Verdict.WORKING, "waiting for model", r"Waiting for|Thinking|Tokens:", re.I),
-        ),
-        errors=(re.compile(r"litellm\.|Error:"),), limits=_LIMITS,
-    ),
-    cli_processes=frozenset({"aider", "python", "python3"}),
 )
 
 GEMINI = Profile(

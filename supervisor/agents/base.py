@@ -19,6 +19,8 @@ class Profile:
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
     hooks: bool = False  # the CLI reports its own state through hooks supervisor injects
+    # Seconds its input box must be stable and alone on screen before a first prompt goes in.
+    ready_settle: float = 0.0
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:
@@ -46,9 +48,10 @@ class Profile:
     def read(self, screen: str) -> Reading:
         return self.screen.read(screen) if self.screen is not None else Reading(None)
 
-    def answer_keys(self, screen: str, allow: bool) -> str | None:
+    def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
         """The key that picks the dialog's option meaning "yes, this once" (or "no"), found by its label, never
         by its position; Escape to refuse a dialog with no such option. None when no such option can be told.
+        A tuple: keys sent one after another (a letter, then Enter).
 
         An option that grants more than this one call ("Yes, and don't ask again", "Allow for this session",
         "always allow") is never what an approval means: the CLI would write a standing rule."""

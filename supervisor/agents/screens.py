@@ -89,11 +89,15 @@ class ScreenRules:
     # A weak idle marker then counts only once the last submitted prompt's turn has ended.
     prompt_line: re.Pattern[str] | None = None
     turn_end: re.Pattern[str] | None = None
+    # For a CLI that writes a plain scrolling log (aider): its answered questions and old prompts stay on the
+    # screen above, and only the newest row that shows anything (where its cursor is) tells its state.
+    last_row: bool = False
 
     def read(self, screen: str) -> Reading:
         rows = self._rows(screen)
+        first = max(0, len(rows) - 1) if self.last_row else 0
         for weak in (False, True):
-            for index in range(len(rows) - 1, -1, -1):
+            for index in range(len(rows) - 1, first - 1, -1):
                 line = rows[index]
                 if not line.strip():
                     continue

@@ -860,12 +860,13 @@ class Engine:
             if keys is None:
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}",
                                       hint=f"answer it in the pane: `supervisor attach {name}`")
-            if not self.panes.send_keys(agent, keys):
+            sequence = (keys,) if isinstance(keys, str) else keys  # aider: a letter, then Enter
+            if not self.panes.send_keys(agent, *sequence):
                 raise SupervisorError(f"{name}'s pane is gone; its dialog cannot be answered")
             if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
-                                    keys=keys, by=by)
+                                    keys=" ".join(sequence), by=by)
             if not allowed and reason:  # the agent hears why, as its next instruction
                 self._wait_ready(agent)
                 self._deliver(agent, reason, "sent")
