@@ -63,6 +63,7 @@ AIDER = AiderProfile(
     resume_args="--restore-chat-history",
     screen=AIDER_SCREEN,
     cli_processes=frozenset({"aider", "python", "python3"}),
-    # Its prompt shows once its start-up questions are answered; it takes keys as soon as it shows.
+    # Its start-up questions (.gitignore, the model's warnings, what's new, analytics) all come before its prompt
+    # shows, never after it: a short settle is enough.
     ready_settle=0.5,
 )

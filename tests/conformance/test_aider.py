@@ -100,10 +100,11 @@ def test_a_question_is_waiting_approve_runs_it_once_deny_refuses(aider: Run) -> 
 
     box.sv("send", "a1", "run: touch denied.txt")
     box.wait_state("a1", "waiting", timeout=30)
-    box.sv("deny", "a1")
+    box.sv("deny", "a1", "--reason", "not that file")
+    aider.record("a1", "question_denied", aider.wait_screen("a1", lambda s: "[Yes]: n" in s, 10, "the answer"))
+    wait_until(lambda: [r for r in aider.api.requests() if r.get("user") == "not that file"], 30,
+               message="the reason reached the model")
     box.wait_state("a1", "idle", timeout=30)
-    screen = aider.record("a1", "question_denied")
-    assert "[Yes]: n" in screen, screen
     assert not (worktree / "denied.txt").exists()
 
     box.sv("send", "a1", "edit: README.md")  # a file the answer names: aider asks to add it
@@ -148,3 +149,22 @@ def test_exit_records_its_exit_code_and_restart_restores_the_chat(aider: Run) ->
     assert launched[-1].endswith(" --restore-chat-history"), launched
     screen = aider.wait_screen("a1", lambda s: "Restored previous conversation history." in s, 20, "the restored chat")
     aider.record("a1", "restored_chat", screen)
+
+
+def test_a_send_while_working_arrives_once_and_it_stays_working_until_the_last_turn(aider: Run) -> None:
+    box = aider.box
+    box.sv("start", "a1", "--task", "hello")
+    box.wait_state("a1", "idle", timeout=60)
+    trail = StateTrail(box, "a1")
+    box.sv("send", "a1", "be slow please")
+    wait_until(lambda: asked(aider, "slow"), 30, message="the slow request")
+    aider.wait_screen("a1", lambda s: "word2" in s, 20, "streamed words")
+    box.sv("send", "a1", "and then hello again")
+    wait_until(lambda: [r for r in aider.api.requests() if r.get("user") == "and then hello again"], 60,
+               message="the second message reached the model")
+    box.wait_state("a1", "idle", timeout=30)
+    wait_until(lambda: trail.states()[-1:] == ["idle"], 5, message="the trail saw idle")
+    seen = trail.stop()
+    assert seen[seen.index("working"):] == ["working", "idle"], seen
+    assert len([r for r in aider.api.requests() if r.get("user") == "and then hello again"]) == 1
+    assert len(asked(aider, "slow")) == 1
