@@ -194,6 +194,7 @@ AIDER = {
     "restored_chat": Verdict.IDLE,
     "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING,
     "question_run_command": Verdict.WAITING, "question_add_file": Verdict.WAITING,
+    "question_run_echo": Verdict.WAITING, "question_command_output": Verdict.WAITING,
     "startup_gitignore_question": Verdict.WAITING,
 }
 
@@ -226,6 +227,7 @@ def test_aiders_hung_request_is_not_progress_but_streaming_is() -> None:
     ("question_run_command", "Run shell command?"),
     ("question_add_file", "Add file to the chat?"),
     ("startup_gitignore_question", "Add .aider* to .gitignore (recommended)?"),
+    ("question_command_output", "Add command output to the chat?"),  # not the answered one above it
 ])
 def test_aiders_questions_are_waiting_with_their_question(name: str, reason: str) -> None:
     assert get_profile("aider").read(screen("aider", name)).reason == reason
@@ -258,3 +260,13 @@ def test_aiders_history_lives_in_the_agents_own_folder_and_restart_restores_it(t
     assert env["AIDER_ANALYTICS"] == "false"
     assert aider.command_line("aider --model x", resume=True) == "aider --model x --restore-chat-history"
     assert aider.command_line("aider --model x", resume=False) == "aider --model x"
+
+
+def test_aiders_next_question_right_after_an_answer_is_the_answer_taken() -> None:
+    """After `echo hi there` ran aider asks `Add command output to the chat?` at once: the answered question went
+    away although a question is on screen (approve said "did not take the answer"); the same screen is not."""
+    aider = get_profile("aider")
+    asked, next_question = screen("aider", "question_run_echo"), screen("aider", "question_command_output")
+    assert aider.answer_taken(asked, next_question)
+    assert not aider.answer_taken(asked, asked)
+    assert aider.answer_taken(asked, screen("aider", "done_turn"))

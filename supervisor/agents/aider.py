@@ -37,14 +37,24 @@ AIDER_SCREEN = ScreenRules(
 _QUESTION = re.compile(r"\(Y\)es/\(N\)o\b.*\[[^\]]+\]:\s*$")
 
 
+def _rows(screen: str) -> list[str]:
+    return [row.rstrip() for row in screen.split("\n") if row.strip()]
+
+
 class AiderProfile(Profile):
     def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
         """`y` or `n`, then Enter: aider reads a line. Never `d` (don't ask again: it stops asking), `a` (all of
         a group) nor a bare Enter (its default, which may be either)."""
-        rows = [row.rstrip() for row in screen.split("\n") if row.strip()]
+        rows = _rows(screen)
         if not rows or not _QUESTION.search(rows[-1]):
             return None
         return ("y" if allow else "n", "Enter")
+
+    def answer_taken(self, before: str, after: str) -> bool:
+        """The question's row now holds the answer: aider may ask its next question at once (`Add command
+        output to the chat?` after a command ran), so a question on screen does not mean this one is open. While
+        it asks, aider draws nothing else: any change of its rows is the answer taken."""
+        return self.read(after).verdict != Verdict.WAITING or _rows(after) != _rows(before)
 
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
         """aider writes its chat and input history into the repository's root by default (`.aider.chat.

@@ -106,7 +106,9 @@ class ScreenRules:
                     best = min(hits, key=lambda m: _PRIORITY[m.verdict])
                     if best.weak and best.verdict == Verdict.IDLE and not self._turn_ended(rows, index):
                         return Reading(None)  # still streaming its answer, or ambiguous: never guessed idle
-                    return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
+                    # A log's rows above are earlier turns, not part of its question.
+                    context, at = ([line], 0) if self.last_row else (rows, index)
+                    return Reading(best.verdict, best.name, line.strip(), best.reason(line, context, at))
         return Reading(None)
 
     def _rows(self, screen: str) -> list[str]:

@@ -863,7 +863,7 @@ class Engine:
             sequence = (keys,) if isinstance(keys, str) else keys  # aider: a letter, then Enter
             if not self.panes.send_keys(agent, *sequence):
                 raise SupervisorError(f"{name}'s pane is gone; its dialog cannot be answered")
-            if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
+            if not wait_for(lambda: profile.answer_taken(screen, self.panes.capture(agent) or ""), 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
                                     keys=" ".join(sequence), by=by)

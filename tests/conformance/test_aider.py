@@ -107,6 +107,18 @@ def test_a_question_is_waiting_approve_runs_it_once_deny_refuses(aider: Run) -> 
     box.wait_state("a1", "idle", timeout=30)
     assert not (worktree / "denied.txt").exists()
 
+    box.sv("send", "a1", "run: echo hi there; sleep 1")  # output (and time for aider to read it: pexpect drops
+    # the output of a command that ends at once): aider asks the next question right after it
+    box.wait_state("a1", "waiting", timeout=30)
+    aider.record("a1", "question_run_echo")
+    box.sv("approve", "a1")
+    screen = aider.wait_screen("a1", lambda s: "Add command output to the chat?" in s, 15, "the next question")
+    aider.record("a1", "question_command_output", screen)
+    wait_until(lambda: "Add command output" in (box.ls()["a1"]["waiting_reason"] or ""), 10,
+               message="waiting for the next question")
+    box.sv("deny", "a1")
+    box.wait_state("a1", "idle", timeout=30)
+
     box.sv("send", "a1", "edit: README.md")  # a file the answer names: aider asks to add it
     agent = box.wait_state("a1", "waiting", timeout=30)
     aider.record("a1", "question_add_file")
@@ -116,7 +128,7 @@ def test_a_question_is_waiting_approve_runs_it_once_deny_refuses(aider: Run) -> 
     assert any("I added these files" in str(r.get("user")) or r.get("answer") == "text" for r in
                aider.api.requests()[-1:])
     approvals = [e for e in aider.events("a1") if e["kind"] in ("approved", "denied")]
-    assert [e.get("keys") for e in approvals] == ["y Enter", "n Enter", "y Enter"], approvals
+    assert [e.get("keys") for e in approvals] == ["y Enter", "n Enter", "y Enter", "n Enter", "y Enter"], approvals
 
 
 def test_a_first_run_question_waits_and_the_task_arrives_after_a_human_answers(real_cli: Callable[..., Run]) -> None:
