@@ -150,7 +150,7 @@ def test_limit_messages_are_the_clis_own_words_not_prose(cli: str) -> None:
     assert not any(limit(line) for line in PROSE)
 
 
-@pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
+@pytest.mark.parametrize("cli", ["claude", "codex", "gemini", "aider"])
 def test_no_recorded_screen_reads_as_a_limit(cli: str) -> None:
     """None of these recordings hit a limit (Codex's startup nudge speaks of how far "your usage limits go")."""
     rules = get_profile(cli).screen
@@ -181,7 +181,7 @@ def test_approve_never_picks_a_standing_permission() -> None:
     assert get_profile("codex").answer_keys(dialog, False) == "3"
 
 
-@pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
+@pytest.mark.parametrize("cli", ["claude", "codex", "gemini", "aider"])
 def test_a_screen_read_as_the_engine_captures_it_reads_the_same(cli: str) -> None:
     """The engine captures with `capture-pane -J`, which keeps trailing spaces, in a 160x48 pane where Codex and
     aider paint blank rows with spaces: the verdict must not depend on that padding."""
@@ -192,3 +192,87 @@ def test_a_screen_read_as_the_engine_captures_it_reads_the_same(cli: str) -> Non
         assert profile.read(padded) == profile.read(text), path.name
         assert profile.screen is not None
         assert profile.screen.progress_key(padded) == profile.screen.progress_key(text), path.name
+
+
+# aider 0.86.2, recorded through the engine's own capture in 160x48 panes (tests/fixtures/aider/README.md).
+AIDER = {
+    "done_turn": Verdict.IDLE, "question_approved": Verdict.IDLE, "question_denied": Verdict.IDLE,
+    "restored_chat": Verdict.IDLE,
+    "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING,
+    "question_run_command": Verdict.WAITING, "question_add_file": Verdict.WAITING,
+    "question_run_echo": Verdict.WAITING, "question_command_output": Verdict.WAITING,
+    "startup_gitignore_question": Verdict.WAITING,
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(AIDER.items()))
+def test_aider_screens(name: str, expected: Verdict) -> None:
+    assert get_profile("aider").read(screen("aider", name)).verdict == expected
+
+
+def test_aider_streaming_is_never_read_as_a_question_or_idle() -> None:
+    """While its answer streams aider draws no marker, and the questions it asked earlier (answered, or taken
+    at their default with a bare Enter) stay on the screen above: only its newest row tells."""
+    aider = get_profile("aider")
+    assert aider.read(screen("aider", "working_streaming")).verdict is None
+    answered_by_enter = screen("aider", "startup_gitignore_question") + "Added .aider* to .gitignore\nword0 word1\n"
+    assert aider.read(answered_by_enter).verdict is None
+
+
+def test_aiders_hung_request_is_not_progress_but_streaming_is() -> None:
+    rules = get_profile("aider").screen
+    assert rules is not None
+    first, second = (screen("aider", f"working_hung_{i}") for i in (1, 2))
+    assert first != second  # its bar moved
+    assert rules.progress_key(first) == rules.progress_key(second)
+    streamed = screen("aider", "working_streaming")
+    assert rules.progress_key(streamed) != rules.progress_key(streamed.replace("word4", "word4 word5"))
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("question_run_command", "Run shell command?"),
+    ("question_add_file", "Add file to the chat?"),
+    ("startup_gitignore_question", "Add .aider* to .gitignore (recommended)?"),
+    ("question_command_output", "Add command output to the chat?"),  # not the answered one above it
+])
+def test_aiders_questions_are_waiting_with_their_question(name: str, reason: str) -> None:
+    assert get_profile("aider").read(screen("aider", name)).reason == reason
+
+
+@pytest.mark.parametrize("name", ["question_run_command", "question_add_file", "startup_gitignore_question"])
+def test_aiders_questions_are_answered_with_a_letter_and_enter_never_its_default(name: str) -> None:
+    """`y` answers this question only: never `d` (don't ask again) nor a bare Enter (the default)."""
+    aider = get_profile("aider")
+    assert aider.answer_keys(screen("aider", name), True) == ("y", "Enter")
+    assert aider.answer_keys(screen("aider", name), False) == ("n", "Enter")
+    assert aider.answer_keys(screen("aider", "done_turn"), True) is None
+    assert aider.answer_keys(screen("aider", "question_approved"), True) is None  # answered already
+
+
+def test_aider_is_ready_only_at_its_prompt() -> None:
+    aider = get_profile("aider")
+    assert aider.ready(screen("aider", "done_turn")) is True
+    assert aider.ready(screen("aider", "startup_gitignore_question")) is False
+    assert aider.ready(screen("aider", "working_hung_1")) is False
+    assert aider.ready_settle > 0
+
+
+def test_aiders_history_lives_in_the_agents_own_folder_and_restart_restores_it(tmp_path: Path) -> None:
+    aider = get_profile("aider")
+    state = tmp_path / "agents" / "a1"
+    env = aider.prepare_state(state, tmp_path / "home", tmp_path / "repo", tmp_path / "wt")
+    assert env["AIDER_CHAT_HISTORY_FILE"] == str(state / "chat.history.md")
+    assert env["AIDER_INPUT_HISTORY_FILE"] == str(state / "input.history")
+    assert env["AIDER_ANALYTICS"] == "false"
+    assert aider.command_line("aider --model x", resume=True) == "aider --model x --restore-chat-history"
+    assert aider.command_line("aider --model x", resume=False) == "aider --model x"
+
+
+def test_aiders_next_question_right_after_an_answer_is_the_answer_taken() -> None:
+    """After `echo hi there` ran aider asks `Add command output to the chat?` at once: the answered question went
+    away although a question is on screen (approve said "did not take the answer"); the same screen is not."""
+    aider = get_profile("aider")
+    asked, next_question = screen("aider", "question_run_echo"), screen("aider", "question_command_output")
+    assert aider.answer_taken(asked, next_question)
+    assert not aider.answer_taken(asked, asked)
+    assert aider.answer_taken(asked, screen("aider", "done_turn"))

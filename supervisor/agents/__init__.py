@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import PurePath
 
+from supervisor.agents.aider import AIDER
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
 from supervisor.agents.codex import CODEX
@@ -18,19 +19,6 @@ _LIMITS = (re.compile(
     r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
     r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
     r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
-
-AIDER = Profile(
-    name="aider", default_command="aider",
-    screen=ScreenRules(
-        markers=(
-            marker(Verdict.WAITING, "question", r"\(Y\)es/\(N\)o|\[Yes\]:|\(Y\)es"),
-            marker(Verdict.IDLE, "prompt", r"^\S*> ?$"),
-            marker(Verdict.WORKING, "waiting for model", r"Waiting for|Thinking|Tokens:", re.I),
-        ),
-        errors=(re.compile(r"litellm\.|Error:"),), limits=_LIMITS,
-    ),
-    cli_processes=frozenset({"aider", "python", "python3"}),
-)
 
 # Gemini CLI rules come from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its
 # input box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.

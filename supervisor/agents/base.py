@@ -65,9 +65,14 @@ class Profile:
     def read(self, screen: str) -> Reading:
         return self.screen.read(screen) if self.screen is not None else Reading(None)
 
-    def answer_keys(self, screen: str, allow: bool) -> str | None:
+    def answer_taken(self, before: str, after: str) -> bool:
+        """Whether the dialog answered on screen `before` went away (`after`: the screen now)."""
+        return self.read(after).verdict != Verdict.WAITING
+
+    def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
         """The key that picks the dialog's option meaning "yes, this once" (or "no"), found by its label, never
         by its position; Escape to refuse a dialog with no such option. None when no such option can be told.
+        A tuple: keys sent one after another (a letter, then Enter).
 
         An option that grants more than this one call ("Yes, and don't ask again", "Allow for this session",
         "always allow") is never what an approval means: the CLI would write a standing rule."""

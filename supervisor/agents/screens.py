@@ -89,11 +89,15 @@ class ScreenRules:
     # A weak idle marker then counts only once the last submitted prompt's turn has ended.
     prompt_line: re.Pattern[str] | None = None
     turn_end: re.Pattern[str] | None = None
+    # For a CLI that writes a plain scrolling log (aider): its answered questions and old prompts stay on the
+    # screen above, and only the newest row that shows anything (where its cursor is) tells its state.
+    last_row: bool = False
 
     def read(self, screen: str) -> Reading:
         rows = self._rows(screen)
+        first = max(0, len(rows) - 1) if self.last_row else 0
         for weak in (False, True):
-            for index in range(len(rows) - 1, -1, -1):
+            for index in range(len(rows) - 1, first - 1, -1):
                 line = rows[index]
                 if not line.strip():
                     continue
@@ -102,7 +106,9 @@ class ScreenRules:
                     best = min(hits, key=lambda m: _PRIORITY[m.verdict])
                     if best.weak and best.verdict == Verdict.IDLE and not self._turn_ended(rows, index):
                         return Reading(None)  # still streaming its answer, or ambiguous: never guessed idle
-                    return Reading(best.verdict, best.name, line.strip(), best.reason(line, rows, index))
+                    # A log's rows above are earlier turns, not part of its question.
+                    context, at = ([line], 0) if self.last_row else (rows, index)
+                    return Reading(best.verdict, best.name, line.strip(), best.reason(line, context, at))
         return Reading(None)
 
     def _rows(self, screen: str) -> list[str]:

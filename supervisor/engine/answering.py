@@ -20,6 +20,7 @@ class Plan:
     key: str  # what picks the answer
     moves: tuple[str, ...] = ()  # arrow keys that first put the selection on `label`
     label: str | None = None
+    then: tuple[str, ...] = ()  # keys sent right after `key` (aider reads a line: a letter, then Enter)
 
 
 def plan(profile: Profile, screen: str, allow: bool) -> Plan | None:
@@ -31,10 +32,12 @@ def plan(profile: Profile, screen: str, allow: bool) -> Plan | None:
         return Plan("Enter", tuple(menu.moves(target)), menu.labels[target])
     if menu is not None and allow:
         return None
-    key = profile.answer_keys(screen, allow)  # a numbered option, or Esc to refuse
-    if key is None and allow:
-        key = notice_key(screen)
-    return Plan(key) if key is not None else None
+    keys = profile.answer_keys(screen, allow)  # a numbered option, a letter and Enter, or Esc to refuse
+    if isinstance(keys, tuple):
+        return Plan(keys[0], then=keys[1:]) if keys else None
+    if keys is None and allow:
+        keys = notice_key(screen)
+    return Plan(keys) if keys is not None else None
 
 
 def carry_out(answer: Plan, send: Callable[..., bool], capture: Callable[[], str]) -> str | None:
@@ -53,4 +56,4 @@ def carry_out(answer: Plan, send: Callable[..., bool], capture: Callable[[], str
                 return f"the selection went elsewhere than {answer.label!r}"
         else:
             return f"the selection did not move to {answer.label!r}"
-    return None if send(answer.key) else "its pane is gone"
+    return None if send(answer.key, *answer.then) else "its pane is gone"

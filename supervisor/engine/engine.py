@@ -888,8 +888,8 @@ class Engine:
             if failed is not None:
                 raise SupervisorError(f"{name}'s dialog cannot be answered: {failed}",
                                       hint=f"`supervisor attach {name}`")
-            keys = " ".join([*how.moves, how.key])
-            if not wait_for(lambda: profile.read(self.panes.capture(agent) or "").verdict != Verdict.WAITING, 5.0):
+            keys = " ".join([*how.moves, how.key, *how.then])
+            if not wait_for(lambda: profile.answer_taken(screen, self.panes.capture(agent) or ""), 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
                                     keys=keys, by=by)

@@ -1,0 +1,79 @@
+"""aider (aider-chat): a plain scrolling log under prompt_toolkit, read from its newest row; questions answered
+with a letter and Enter; its chat history kept in the agent's own folder, restored on restart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from supervisor.agents.base import Profile
+from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, marker
+
+# Recorded from aider 0.86.2 (tests/fixtures/aider) in 160x48 panes through the engine's own capture. aider
+# prints a log and draws nothing else: the row its cursor is on (the newest that shows anything) is its state.
+# - a question, not yet answered: `Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]:` (an answered one
+#   keeps its answer after the colon: `[Yes]: y`);
+# - its input prompt, empty: `> `, or the edit format and mode before it (`diff> `, `architect multi> `);
+# - its spinner while it waits for the model: a bar of `░█` (`#=` on a plain terminal) and `Waiting for …`.
+# While the answer streams no row carries a marker: working, and progress as the text grows.
+_SPINNER = r"^ *(?:[░█]{2}|#=|=#) +\S"
+AIDER_SCREEN = ScreenRules(
+    markers=(
+        marker(Verdict.WAITING, "question", r"\(Y\)es/\(N\)o\b.*\[[^\]]+\]:\s*$"),
+        marker(Verdict.IDLE, "prompt", r"^(?:[\w-]+ )?[\w-]*> ?$"),
+        marker(Verdict.WORKING, "spinner", _SPINNER),
+    ),
+    errors=(re.compile(r"litellm\.\w+Error|^Error:|APIConnectionError"),),
+    # litellm's words for a provider's limit, as aider prints them.
+    limits=(re.compile(r"RateLimitError|rate limit (?:reached|exceeded)|quota exceeded|exceeded your (?:current )?"
+                       r"quota|\b429 Too Many Requests", re.IGNORECASE),),
+    # The spinner's bar moves while a request hangs: that is no progress.
+    volatile=(*COMMON_VOLATILE, re.compile(r"^ *(?:[░█]{2}|#=|=#) +", re.MULTILINE)),
+    last_row=True,
+)
+
+# A question's options: (Y)es and (N)o always; (A)ll/(S)kip all for a group; (D)on't ask again where aider
+# offers to remember. `y` answers this one question only, never the group or later ones.
+_QUESTION = re.compile(r"\(Y\)es/\(N\)o\b.*\[[^\]]+\]:\s*$")
+
+
+def _rows(screen: str) -> list[str]:
+    return [row.rstrip() for row in screen.split("\n") if row.strip()]
+
+
+class AiderProfile(Profile):
+    def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
+        """`y` or `n`, then Enter: aider reads a line. Never `d` (don't ask again: it stops asking), `a` (all of
+        a group) nor a bare Enter (its default, which may be either)."""
+        rows = _rows(screen)
+        if not rows or not _QUESTION.search(rows[-1]):
+            return None
+        return ("y" if allow else "n", "Enter")
+
+    def answer_taken(self, before: str, after: str) -> bool:
+        """The question's row now holds the answer: aider may ask its next question at once (`Add command
+        output to the chat?` after a command ran), so a question on screen does not mean this one is open. While
+        it asks, aider draws nothing else: any change of its rows is the answer taken."""
+        return self.read(after).verdict != Verdict.WAITING or _rows(after) != _rows(before)
+
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+        """aider writes its chat and input history into the repository's root by default (`.aider.chat.
+        history.md`, `.aider.input.history`): they go to the agent's own folder, never into its worktree (where
+        they would be committed, or read by another agent), and `--restore-chat-history` reads them from there
+        on restart. Analytics stay off for a supervised session (no opt-in question)."""
+        return {
+            "AIDER_CHAT_HISTORY_FILE": str(state / "chat.history.md"),
+            "AIDER_INPUT_HISTORY_FILE": str(state / "input.history"),
+            "AIDER_ANALYTICS": "false",
+        }
+
+
+AIDER = AiderProfile(
+    name="aider", default_command="aider",
+    resume_args="--restore-chat-history",
+    screen=AIDER_SCREEN,
+    cli_processes=frozenset({"aider", "python", "python3"}),
+    # Its start-up questions (.gitignore, the model's warnings, what's new, analytics) all come before its prompt
+    # shows, never after it: a short settle is enough.
+    ready_settle=0.5,
+)
