@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
+from supervisor.agents.gemini import GEMINI
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
 
@@ -50,20 +51,6 @@ AIDER = Profile(
         errors=(re.compile(r"litellm\.|Error:"),), limits=_LIMITS,
     ),
     cli_processes=frozenset({"aider", "python", "python3"}),
-)
-
-GEMINI = Profile(
-    name="gemini", default_command="gemini",
-    screen=ScreenRules(
-        markers=(  # no `esc to cancel` dialog marker: Gemini's working line reads `(esc to cancel, 2s)`
-            marker(Verdict.WAITING, "dialog: options", r"^\s*│?\s*● 1\.\s"),
-            marker(Verdict.WAITING, "approval", r"Allow execution|Apply this change\?|Do you want to proceed"),
-            marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
-            marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
-        ),
-        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS,
-    ),
-    cli_processes=frozenset({"gemini", "node"}),
 )
 
 # The bundled demo agent (supervisor.demo.agent): its screen texts are documented in its module docstring.

@@ -19,6 +19,9 @@ class Profile:
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
     hooks: bool = False  # the CLI reports its own state through hooks supervisor injects
+    # Seconds its input box must stay unchanged, with no dialog, before a first prompt is typed into it: a CLI
+    # may draw its box a moment before a dialog that then takes the keys (Gemini's trust dialog).
+    ready_settle: float = 0.0
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:
@@ -46,19 +49,22 @@ class Profile:
     def read(self, screen: str) -> Reading:
         return self.screen.read(screen) if self.screen is not None else Reading(None)
 
-    def answer_keys(self, screen: str, allow: bool) -> str | None:
+    def answer_keys(self, screen: str, allow: bool, always: bool = False) -> str | None:
         """The key that picks the dialog's option meaning "yes, this once" (or "no"), found by its label, never
         by its position; Escape to refuse a dialog with no such option. None when no such option can be told.
 
         An option that grants more than this one call ("Yes, and don't ask again", "Allow for this session",
-        "always allow") is never what an approval means: the CLI would write a standing rule."""
+        "always allow") is never what an approval means: the CLI would write a standing rule. With `always` (the
+        human asked for it: `approve --always`) that option is the one picked, and None when there is none."""
         rows = screen.rstrip().splitlines()[-20:]
         options = [(match.group(1), match.group(2).strip().lower()) for row in rows
                    if (match := _OPTION.match(row)) is not None]
         wanted = _ALLOW if allow else _DENY
         for key, label in options:
-            if wanted.match(label) and not (allow and _STANDING.search(label)):
+            if wanted.match(label) and (not allow or bool(_STANDING.search(label)) == always):
                 return key
+        if always:
+            return None
         if not allow and any("esc to cancel" in row.lower() for row in rows):
             return "Escape"
         return None
