@@ -8,6 +8,7 @@ from pathlib import Path
 
 from supervisor.agents import get_profile
 from supervisor.agents.gemini import GEMINI, trusts
+from supervisor.agents.screens import Verdict
 from tests.conftest import Sandbox, wait_until
 from tests.test_watching import config, demo, events
 
@@ -127,3 +128,12 @@ def test_an_untrusted_repository_gives_its_worktree_no_trust(tmp_path: Path) -> 
     assert not trusts({str(tmp_path): "TRUST_FOLDER", str(repo): "DO_NOT_TRUST"}, repo / "sub")
     env = GEMINI.prepare_state(tmp_path / "state", tmp_path / "home", repo, tmp_path / "wt")
     assert json.loads(Path(env["GEMINI_CLI_TRUSTED_FOLDERS_PATH"]).read_text()) == {}
+
+
+def test_a_dialog_left_above_the_new_input_box_is_over() -> None:
+    """Gemini restarts after its trust dialog is answered and leaves the dialog on screen above its new box."""
+    dialog = (FIXTURES / "trust_prompt.txt").read_text().rstrip()
+    idle = (FIXTURES / "startup_idle.txt").read_text()
+    screen = f"{dialog}\n Gemini CLI is restarting to apply the trust changes...\n{idle}"
+    assert GEMINI.read(dialog).verdict == Verdict.WAITING
+    assert GEMINI.read(screen).verdict == Verdict.IDLE

@@ -22,6 +22,8 @@ class Profile:
     # Seconds its input box must stay unchanged, with no dialog, before a first prompt is typed into it: a CLI
     # may draw its box a moment before a dialog that then takes the keys (Gemini's trust dialog).
     ready_settle: float = 0.0
+    # Seconds between a paste and its Enter: an Enter too close to a paste is taken as part of it (a newline).
+    paste_settle: float = 0.15
 
     def command_line(self, command: str, *, resume: bool) -> str:
         if resume and self.resume_args:

@@ -93,8 +93,9 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 # state, so the box is a weak idle marker: the working line above it, or a dialog, decides when there is one.
 GEMINI = GeminiProfile(
     name="gemini", default_command="gemini", resume_args="--resume latest",
-    # Gemini draws its input box 0.3 to 0.5 s before its workspace-trust dialog (measured, 160x48 panes).
-    ready_settle=1.5,
+    # Its input box shows 0.3 to 0.5 s before its workspace-trust dialog, and for a second or two after it shows
+    # an Enter sent 0.15 s after a paste may not submit it (measured in 160x48 panes, 0.61.0).
+    ready_settle=3.0, paste_settle=0.5,
     screen=ScreenRules(
         markers=(  # no `esc to cancel` dialog marker: Gemini's working line reads `(esc to cancel, 2s)`
             marker(Verdict.WAITING, "dialog: options", r"^\s*│?\s*● 1\.\s"),
@@ -102,7 +103,7 @@ GEMINI = GeminiProfile(
             marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
             marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
         ),
-        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS,
+        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS, box_ends_dialogs=True,
     ),
     cli_processes=frozenset({"gemini", "node"}),
 )

@@ -56,7 +56,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 
 def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool], timeout: float = 3.0,
             repaste: bool = True, submitted: Callable[[], bool] | None = None,
-            dialog: Callable[[], Reading | None] | None = None) -> None:
+            dialog: Callable[[], Reading | None] | None = None, settle: float = PASTE_SETTLE) -> None:
     """Paste `text` into `pane` and submit it; raises DeliveryError when that cannot be verified.
 
     A CLI still starting may drop the paste: it is pasted once more when the screen shows no trace of the
@@ -64,7 +64,7 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
     show it only when the turn ends: a second paste would double it). `submitted`: whether the CLI reported
     taking a prompt since the paste (its hooks); without it, or until then, its input clearing tells.
     `dialog`: the dialog the screen shows, if any; asked right before each Enter, which is never sent into
-    one (DialogShown)."""
+    one (DialogShown). `settle`: the pause between the paste and Enter (at least PASTE_SETTLE)."""
     text = literal(text).strip("\n")
     if not text.strip():
         raise DeliveryError("nothing to send: the text is empty")
@@ -84,7 +84,7 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
     try:
         for attempt in range(2):
             tmux.paste(pane, text)
-            time.sleep(PASTE_SETTLE)
+            time.sleep(max(PASTE_SETTLE, settle))
             if wait_for(lambda: dead() or taken(), timeout):
                 break
             if tmux.capture(pane) != before:

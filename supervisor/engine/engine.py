@@ -751,7 +751,7 @@ class Engine:
             deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
                     repaste=agent.state != State.WORKING,
                     submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None,
-                    dialog=lambda: self._dialog_on_screen(agent))
+                    dialog=lambda: self._dialog_on_screen(agent), settle=get_profile(agent.profile).paste_settle)
         except DialogShown:
             self.store.append_event(agent.name, "delivery_held", text=text[:200])
             raise

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conformance.conftest import FIXTURES, Run
+from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conftest import wait_until
 
 QUESTION = "Do you trust the files in this folder?"
 
@@ -32,11 +33,31 @@ def gemini(real_cli: Callable[..., Run]) -> Run:
 
 
 def asked(run: Run, text: str) -> list[dict[str, object]]:
-    return [r for r in run.api.requests() if "streamGenerateContent" in str(r.get("path"))
-            and text in str(r.get("user"))]
+    """The model requests that carry `text` (a turn sends a routing request, then its stream)."""
+    return [r for r in run.api.requests() if text in str(r.get("user"))]
 
 
-def test_the_trust_dialog_waits_for_a_human_and_the_task_is_not_typed_into_it(gemini: Run) -> None:
+def submitted(run: Run, name: str, text: str) -> int:
+    """How many times `text` shows as a submitted prompt in the agent's history (` > text`)."""
+    return sum(1 for row in run.capture(name).splitlines() if row.strip() == f"> {text}")
+
+
+def test_a_worktree_of_a_trusted_repository_starts_without_the_trust_dialog(gemini: Run) -> None:
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    trail = StateTrail(box, "g1")
+    box.sv("start", "g1", "--task", "say hello please")
+    box.wait_state("g1", "working", timeout=90)
+    box.wait_state("g1", "idle", timeout=90)
+    seen = trail.stop()
+    assert asked(gemini, "say hello please") and submitted(gemini, "g1", "say hello please") == 1
+    assert "waiting" not in seen, seen
+    state = box.root / ".git" / "supervisor" / "agents" / "g1" / ".gemini"
+    assert json.loads((state / "trustedFolders.json").read_text())[box.ls()["g1"]["worktree"]] == "TRUST_FOLDER"
+    assert json.loads((box.home / ".gemini" / "trustedFolders.json").read_text()) == {str(box.root): "TRUST_FOLDER"}
+
+
+def test_the_trust_dialog_waits_for_a_human_and_the_task_arrives_after(gemini: Run) -> None:
     gemini_home(gemini, trusted=False)
     box = gemini.box
     box.sv("start", "g2", "--task", "say hello please")
@@ -45,3 +66,7 @@ def test_the_trust_dialog_waits_for_a_human_and_the_task_is_not_typed_into_it(ge
     screen = gemini.record("g2", "conformance_trust_prompt")
     assert "● 1. Trust folder" in screen
     assert not asked(gemini, "say hello please") and "say hello please" not in screen
+    box.tmux("send-keys", "-t", agent["pane"], "Enter")  # the human trusts the folder
+    wait_until(lambda: asked(gemini, "say hello please"), timeout=90, message="the task reached the model")
+    box.wait_state("g2", "idle", timeout=90)
+    assert submitted(gemini, "g2", "say hello please") == 1
