@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,27 @@ def test_the_trust_dialog_waits_for_a_human_and_the_task_arrives_after(gemini: R
     wait_until(lambda: asked(gemini, "say hello please"), timeout=90, message="the task reached the model")
     box.wait_state("g2", "idle", timeout=90)
     assert submitted(gemini, "g2", "say hello please") == 1
+
+
+def test_approve_runs_the_call_once_and_deny_delivers_its_reason(gemini: Run) -> None:
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    box.sv("start", "g3", "--task", "run: touch approved.txt")
+    agent = box.wait_state("g3", "waiting", timeout=90)
+    assert agent["waiting_reason"] == "Allow execution of [Shell]?", agent
+    gemini.record("g3", "conformance_approval_prompt")
+    box.sv("approve", "g3")
+    approved = gemini.events("g3", "approved")
+    assert [e["keys"] for e in approved] == ["1"], approved
+    worktree = Path(box.ls()["g3"]["worktree"])
+    wait_until(lambda: (worktree / "approved.txt").exists(), timeout=30, message="the approved call ran")
+    box.wait_state("g3", "idle", timeout=90)
+    assert "Allow for this session" not in gemini.capture("g3")
+
+    box.sv("send", "g3", "run: touch denied.txt")
+    box.wait_state("g3", "waiting", timeout=90)
+    box.sv("deny", "g3", "--reason", "leave the tree clean")
+    assert [e["keys"] for e in gemini.events("g3", "denied")] == ["3"]
+    wait_until(lambda: asked(gemini, "leave the tree clean"), timeout=60, message="the reason reached the model")
+    box.wait_state("g3", "idle", timeout=90)
+    assert not (worktree / "denied.txt").exists()
