@@ -95,3 +95,19 @@ def test_approve_runs_the_call_once_and_deny_delivers_its_reason(gemini: Run) ->
     wait_until(lambda: asked(gemini, "leave the tree clean"), timeout=60, message="the reason reached the model")
     box.wait_state("g3", "idle", timeout=90)
     assert not (worktree / "denied.txt").exists()
+
+
+def test_restart_resumes_the_agents_own_latest_session(gemini: Run) -> None:
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    box.sv("start", "g4", "--task", "say hello please")
+    box.wait_state("g4", "idle", timeout=90)
+    box.sv("restart", "g4")
+    box.wait_state("g4", "idle", timeout=90)
+    gemini.wait_screen("g4", lambda screen: "> say hello please" in screen, message="the resumed conversation")
+    box.sv("send", "g4", "and once more")
+    wait_until(lambda: asked(gemini, "and once more"), timeout=60, message="the follow-up reached the model")
+    box.wait_state("g4", "idle", timeout=90)
+    chats = list((box.root / ".git" / "supervisor" / "agents" / "g4" / ".gemini" / "tmp").glob("*/chats/*"))
+    assert len(chats) == 1, chats  # one conversation, carried on: not a new session
+    assert not list((box.home / ".gemini").glob("tmp/*/chats/*"))  # the user's own sessions untouched
