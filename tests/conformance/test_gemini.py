@@ -111,3 +111,26 @@ def test_restart_resumes_the_agents_own_latest_session(gemini: Run) -> None:
     chats = list((box.root / ".git" / "supervisor" / "agents" / "g4" / ".gemini" / "tmp").glob("*/chats/*"))
     assert len(chats) == 1, chats  # one conversation, carried on: not a new session
     assert not list((box.home / ".gemini").glob("tmp/*/chats/*"))  # the user's own sessions untouched
+
+
+def test_a_streamed_answer_is_working_throughout_and_a_hang_stalls(gemini: Run) -> None:
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    trail = StateTrail(box, "g5")
+    box.sv("start", "g5", "--task", "write slowly please")
+    box.wait_state("g5", "working", timeout=90)
+    gemini.record("g5", "conformance_working_streaming")
+    box.wait_state("g5", "idle", timeout=90)
+    seen = trail.stop()
+    stream = [r for r in gemini.api.requests() if r.get("answer") == "slow"]
+    assert len(stream) == 1, gemini.api.requests()
+    first_idle = next(t for t, state in trail.seen if state == "idle")
+    assert first_idle >= stream[0]["t"] + 14, (seen, stream[0]["t"], first_idle)  # 30 chunks, one every 0.5 s
+    assert seen[seen.index("working"):] == ["working", "idle"], seen  # no false idle, no flap
+
+    trail = StateTrail(box, "g5")
+    box.sv("send", "g5", "now hang")
+    box.wait_state("g5", "stalled", timeout=60)
+    seen = trail.stop()
+    assert seen[seen.index("working"):] == ["working", "stalled"], seen  # never idle while it hangs
+    gemini.record("g5", "conformance_working_hung")
