@@ -736,12 +736,22 @@ class Engine:
             current = self.get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
                                   hint=f"`supervisor log {agent.name}` shows its output")
+        live = self.live.get(agent.name)
+        if live is not None:
+            live.ready = True
         return None
 
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
         """Type `text` into the agent and submit it (`event`: what it was). A task that cannot be delivered
         leaves the agent waiting for a human (see `undelivered`)."""
         live = self.live.get(agent.name)
+        if live is not None and not (live.ready or live.adopted) and agent.state in (State.STARTING, State.IDLE) \
+                and get_profile(agent.profile).screen is not None:
+            # Nothing was typed into it since it was launched: its input box may not take keys yet (restarted,
+            # or just past a dialog that restarted it).
+            dialog = self._wait_ready(agent)
+            if dialog is not None:
+                raise DialogShown(dialog)
         since = time.time()
         hooked = live is not None and get_profile(agent.profile).hooks
         try:

@@ -113,7 +113,7 @@ def test_restart_resumes_the_agents_own_latest_session(gemini: Run) -> None:
     assert not list((box.home / ".gemini").glob("tmp/*/chats/*"))  # the user's own sessions untouched
 
 
-def test_a_streamed_answer_is_working_throughout_and_a_hang_stalls(gemini: Run) -> None:
+def test_a_streamed_answer_is_working_throughout_then_idle(gemini: Run) -> None:
     gemini_home(gemini, trusted=True)
     box = gemini.box
     trail = StateTrail(box, "g5")
@@ -128,8 +128,12 @@ def test_a_streamed_answer_is_working_throughout_and_a_hang_stalls(gemini: Run) 
     assert first_idle >= stream[0]["t"] + 14, (seen, stream[0]["t"], first_idle)  # 30 chunks, one every 0.5 s
     assert seen[seen.index("working"):] == ["working", "idle"], seen  # no false idle, no flap
 
+
+def test_a_hung_request_becomes_stalled_never_idle(gemini: Run) -> None:
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
     trail = StateTrail(box, "g5")
-    box.sv("send", "g5", "now hang")
+    box.sv("start", "g5", "--task", "now hang")
     box.wait_state("g5", "stalled", timeout=60)
     seen = trail.stop()
     assert seen[seen.index("working"):] == ["working", "stalled"], seen  # never idle while it hangs
