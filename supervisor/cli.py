@@ -482,7 +482,10 @@ def cmd_hook(args: argparse.Namespace) -> int:
 
 
 def _answer(method: str, args: argparse.Namespace) -> int:
-    answer = _call(method, {"name": args.agent, "reason": args.reason})
+    params: dict[str, Any] = {"name": args.agent, "reason": args.reason}
+    if getattr(args, "always", False):
+        params["always"] = True
+    answer = _call(method, params)
     print(f"{answer['name']}: {answer['answered']} {answer.get('request') or ''}".rstrip())
     return 0
 
@@ -870,6 +873,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     p = add("approve", cmd_approve, "approve what the agent waits for (its permission request)")
     p.add_argument("agent")
+    p.add_argument("--always", action="store_true",
+                   help="pick the dialog's standing option (always / for this session / don't ask again)")
     p.add_argument("--reason", help=argparse.SUPPRESS)
     p = add("deny", cmd_deny, "deny what the agent waits for; the reason reaches the agent")
     p.add_argument("agent")

@@ -10,6 +10,7 @@ from supervisor.agents.aider import AIDER
 from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
 from supervisor.agents.codex import CODEX
+from supervisor.agents.gemini import GEMINI
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
 
@@ -19,22 +20,6 @@ _LIMITS = (re.compile(
     r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
     r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
     r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
-
-# Gemini CLI rules come from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its
-# input box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.
-GEMINI = Profile(
-    name="gemini", default_command="gemini",
-    screen=ScreenRules(
-        markers=(  # no `esc to cancel` dialog marker: Gemini's working line reads `(esc to cancel, 2s)`
-            marker(Verdict.WAITING, "dialog: options", r"^\s*│?\s*● 1\.\s"),
-            marker(Verdict.WAITING, "approval", r"Allow execution|Apply this change\?|Do you want to proceed"),
-            marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
-            marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
-        ),
-        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS,
-    ),
-    cli_processes=frozenset({"gemini", "node"}),
-)
 
 # The bundled demo agent (supervisor.demo.agent): its screen texts are documented in its module docstring.
 DEMO = Profile(

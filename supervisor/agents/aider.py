@@ -42,11 +42,12 @@ def _rows(screen: str) -> list[str]:
 
 
 class AiderProfile(Profile):
-    def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
+    def answer_keys(self, screen: str, allow: bool, always: bool = False) -> str | tuple[str, ...] | None:
         """`y` or `n`, then Enter: aider reads a line. Never `d` (don't ask again: it stops asking), `a` (all of
-        a group) nor a bare Enter (its default, which may be either)."""
+        a group) nor a bare Enter (its default, which may be either); nothing for `always`, which aider's
+        questions do not offer as an allowance."""
         rows = _rows(screen)
-        if not rows or not _QUESTION.search(rows[-1]):
+        if always or not rows or not _QUESTION.search(rows[-1]):
             return None
         return ("y" if allow else "n", "Enter")
 

@@ -36,6 +36,8 @@ class Profile:
     # late but never loses it: it is pasted once only (`repaste` false), or it would get it twice.
     echo_timeout: float = 3.0
     repaste: bool = True
+    # Seconds between a paste and its Enter: an Enter too close to a paste is taken as part of it (a newline).
+    paste_settle: float = 0.15
 
     def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
         """The command that launches the CLI; on a restart (`resume`), the one that resumes its conversation
@@ -69,20 +71,23 @@ class Profile:
         """Whether the dialog answered on screen `before` went away (`after`: the screen now)."""
         return self.read(after).verdict != Verdict.WAITING
 
-    def answer_keys(self, screen: str, allow: bool) -> str | tuple[str, ...] | None:
+    def answer_keys(self, screen: str, allow: bool, always: bool = False) -> str | tuple[str, ...] | None:
         """The key that picks the dialog's option meaning "yes, this once" (or "no"), found by its label, never
         by its position; Escape to refuse a dialog with no such option. None when no such option can be told.
         A tuple: keys sent one after another (a letter, then Enter).
 
         An option that grants more than this one call ("Yes, and don't ask again", "Allow for this session",
-        "always allow") is never what an approval means: the CLI would write a standing rule."""
+        "always allow") is never what an approval means: the CLI would write a standing rule. With `always` (the
+        human asked for it: `approve --always`) that option is the one picked, and None when there is none."""
         rows = screen.rstrip().splitlines()[-20:]
         options = [(match.group(1), match.group(2).strip().lower()) for row in rows
                    if (match := _OPTION.match(row)) is not None]
         wanted = _ALLOW if allow else _DENY
         for key, label in options:
-            if wanted.match(label) and not (allow and _STANDING.search(label)):
+            if wanted.match(label) and (not allow or bool(_STANDING.search(label)) == always):
                 return key
+        if always:
+            return None
         if not allow and any("esc to cancel" in row.lower() for row in rows):
             return "Escape"
         return None

@@ -92,16 +92,21 @@ class ScreenRules:
     # For a CLI that writes a plain scrolling log (aider): its answered questions and old prompts stay on the
     # screen above, and only the newest row that shows anything (where its cursor is) tells its state.
     last_row: bool = False
+    # For a CLI that draws no input box while a dialog shows (Gemini): a dialog above its input box is over (a
+    # CLI restarting after an answer leaves the old dialog on screen above its new box).
+    box_ends_dialogs: bool = False
 
     def read(self, screen: str) -> Reading:
         rows = self._rows(screen)
         first = max(0, len(rows) - 1) if self.last_row else 0
+        box = self._box_row(rows) if self.box_ends_dialogs else -1
         for weak in (False, True):
             for index in range(len(rows) - 1, first - 1, -1):
                 line = rows[index]
                 if not line.strip():
                     continue
-                hits = [m for m in self.markers if m.weak == weak and m.pattern.search(line)]
+                hits = [m for m in self.markers if m.weak == weak and m.pattern.search(line)
+                        and not (m.verdict == Verdict.WAITING and index < box)]
                 if hits:
                     best = min(hits, key=lambda m: _PRIORITY[m.verdict])
                     if best.weak and best.verdict == Verdict.IDLE and not self._turn_ended(rows, index):
@@ -110,6 +115,12 @@ class ScreenRules:
                     context, at = ([line], 0) if self.last_row else (rows, index)
                     return Reading(best.verdict, best.name, line.strip(), best.reason(line, context, at))
         return Reading(None)
+
+    def _box_row(self, rows: list[str]) -> int:
+        """The lowest row showing the input box (a weak idle marker), or -1."""
+        idle = [m for m in self.markers if m.weak and m.verdict == Verdict.IDLE]
+        return next((index for index in range(len(rows) - 1, -1, -1)
+                     if any(m.pattern.search(rows[index]) for m in idle)), -1)
 
     def _rows(self, screen: str) -> list[str]:
         """The screen's last `lines` rows that show anything, without trailing blanks: a real pane captured

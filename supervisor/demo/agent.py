@@ -42,6 +42,10 @@ Each step is a one-key mapping:
 ``run: SHELL``                run a shell command, print its output
 ``spawn: SHELL``              start a background child (stays in this process tree)
 ``spawn_detached: SHELL``     start a command double-forked into its own session (escapes the tree)
+``box: DURATION``             the input box for DURATION, then gone (a CLI drawing its box before a dialog):
+                              typed text shows in it and is then dropped; an Enter goes to the next dialog
+``trust: QUESTION``           a workspace-trust dialog: ``1. Trust folder`` (selected) / ``2. Don't trust``;
+                              Enter or ``1`` → ``trusted``, ``2`` or Esc → ``not trusted``; pastes are ignored
 ``exit: CODE``                exit with CODE
 ``echo_env: NAME``            print ``NAME=<value>``
 ``api_error: TEXT``           print ``API Error: TEXT`` and end the turn (with ``--claude``: StopFailure, no Stop)
@@ -113,10 +117,15 @@ class Look:
     options: tuple[str, ...]
     done: str  # the end-of-turn line; {s} is the turn's duration in seconds
     footer: str = ""  # a line under the input box (Claude Code shows its permission mode there)
+    # What a key pressed in an `ask` dialog means: True allows, False refuses (the others are ignored).
+    answers: tuple[tuple[str, bool], ...] = (("1", True), ("y", True), ("2", False), ("n", False))
+    selected: str = "❯"  # the mark of the selected option
 
     def spin(self, frame: int, elapsed: int, busy: str) -> str:
         if self is CLAUDE_LOOK:
             return f"{self.spinner[frame % len(self.spinner)]} {busy}… ({elapsed}s · esc to interrupt)"
+        if self is GEMINI_LOOK:
+            return f"{self.spinner[frame % len(self.spinner)]} {busy}... (esc to cancel, {elapsed}s)"
         return f"{self.spinner[frame % len(self.spinner)]} {busy}… ({elapsed}s)"
 
 
@@ -125,7 +134,12 @@ DEMO_LOOK = Look(prompt="› ", spinner="⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", option
 CLAUDE_LOOK = Look(prompt="❯\u00a0", spinner="·✢✳✶✻✽",
                    options=("❯ 1. Yes", "  2. No", "", "Esc to cancel · Tab to amend"),
                    done="✻ Worked for {s}s · done", footer="  ⏵⏵ auto mode on (shift+tab to cycle)")
-LOOKS = {"demo": DEMO_LOOK, "claude": CLAUDE_LOOK}
+# Gemini CLI's texts: its input box placeholder, its working line, its three-option approval box.
+GEMINI_LOOK = Look(prompt=" > ", spinner="⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏",
+                   options=("│ ● 1. Allow once", "│   2. Allow for this session", "│   3. No, suggest changes (esc)"),
+                   done="✦ Done.", footer="   Type your message or @path/to/file",
+                   answers=(("1", True), ("2", True), ("3", False)), selected="●")
+LOOKS = {"demo": DEMO_LOOK, "claude": CLAUDE_LOOK, "gemini": GEMINI_LOOK}
 look = DEMO_LOOK  # chosen by --look
 FOLD_CHARS = 800  # a longer paste shows as `[Pasted text #N +L lines]`, as in Claude Code
 ESC_WAIT = 0.05  # a lone ESC not followed by more bytes within this time is the Esc key
@@ -348,6 +362,7 @@ class Agent:
     last_ctrl_c: float = -math.inf
     term_pending: bool = False
     turn_started: float = 0.0
+    held: list[Key] = field(default_factory=list)  # keys typed into a `box` that the next dialog reads
     hooks: ClaudeHooks | None = None  # --claude: call Claude Code's hooks like the real CLI
     notify_delay: float = 1.0  # --claude: seconds from a dialog to its Notification hook
     toast_after: float | None = None  # --toast-after: seconds from a turn's end to a passing footer notice
@@ -556,8 +571,9 @@ def step_ask(agent: Agent, question: Any) -> None:
             return
     out(f"{question}\n" + "\n".join(look.options) + "\n")
     notify_at = time.monotonic() + agent.notify_delay if agent.hooks else math.inf
-    answers = {"1": True, "y": True, "yes": True, "2": False, "n": False, "no": False}
+    answers = {**dict(look.answers), "yes": True, "no": False}
     typed = ""
+    picked = ""
     answer: bool | None = None
     try:
         while answer is None:
@@ -572,8 +588,9 @@ def step_ask(agent: Agent, question: Any) -> None:
                 raise KeyboardInterrupt
             if key.name == "esc":
                 answer = False
-            elif key.name == "text" and not typed and key.text.lower() in ("1", "y", "2", "n"):
-                answer = answers[key.text.lower()]  # a single key press answers at once
+            elif key.name == "text" and not typed and key.text.lower() in dict(look.answers):
+                picked = key.text.lower()
+                answer = answers[picked]  # a single key press answers at once
             elif key.name in ("text", "paste"):
                 typed += key.text
             elif key.name == "backspace":
@@ -582,9 +599,42 @@ def step_ask(agent: Agent, question: Any) -> None:
                 answer, typed = answers.get(typed.strip().lower()), ""
     finally:
         out(f"\x1b[{len(look.options)}A\r\x1b[J")  # the options go, answered or interrupted
-    out("approved\n" if answer else "denied\n")
+    standing = answer and look is GEMINI_LOOK and picked == "2"
+    out(("approved for this session\n" if standing else "approved\n") if answer else "denied\n")
     if not answer:
         raise EndTurn(hook=None)  # a No in its own dialog: the real CLI sends no hook at all
+
+
+def step_box(agent: Agent, duration: Any) -> None:
+    """Gemini CLI draws its input box a moment before its trust dialog: keys typed then land in the dialog."""
+    end = time.monotonic() + parse_duration(duration)
+    agent.editor.draw()
+    while (left := end - time.monotonic()) > 0:
+        key = agent.poll(min(left, 0.05))
+        if key is not None and key.name == "enter":
+            agent.held.append(key)
+        elif key is not None:
+            agent.editor.feed(key)
+    agent.editor.erase()
+    agent.editor.take()
+
+
+def step_trust(agent: Agent, question: Any) -> None:
+    options = [f"{look.selected} 1. Trust folder", "  2. Don't trust"]
+    footer = [] if look is GEMINI_LOOK else ["Esc to cancel"]
+    out(f"{question}\n\n" + "\n".join([*options, *footer]) + "\n")
+    trusted: bool | None = None
+    while trusted is None:
+        key = agent.held.pop(0) if agent.held else agent.poll(0.5)
+        if key is None or key.name == "paste":
+            continue
+        if key.name == "ctrl-c":
+            raise KeyboardInterrupt
+        if key.name == "enter" or (key.name == "text" and key.text == "1"):
+            trusted = True
+        elif key.name == "esc" or (key.name == "text" and key.text == "2"):
+            trusted = False
+    out(f"\x1b[{len(options) + len(footer) + 1}A\r\x1b[J" + ("trusted\n" if trusted else "not trusted\n"))
 
 
 def step_write(agent: Agent, spec: Any) -> None:
@@ -688,7 +738,7 @@ def step_echo_env(agent: Agent, name: Any) -> None:
 
 STEPS: dict[str, Callable[[Agent, Any], None]] = {
     "say": step_say, "work": step_work, "hang": step_hang, "think": step_think, "quiet": step_quiet,
-    "ask": step_ask,
+    "ask": step_ask, "box": step_box, "trust": step_trust,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
     "api_error": step_api_error,
@@ -758,7 +808,7 @@ def parse_script(text: str, origin: str) -> Script:
             if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in STEPS:
                 raise ScriptError(f"{origin}: {where}, step {i}: expected one of {', '.join(STEPS)}: …")
             kind, arg = next(iter(step.items()))
-            if kind in ("work", "think", "quiet"):
+            if kind in ("work", "think", "quiet", "box"):
                 parse_duration(arg)
             elif kind == "write" and not (isinstance(arg, dict) and "path" in arg):
                 raise ScriptError(f"{origin}: {where}, step {i}: write needs {{path: …, content: …}}")
@@ -815,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claude", action="store_true",
                         help="behave like Claude Code: call the hooks of its settings files with its JSON")
     parser.add_argument("--look", choices=sorted(LOOKS), default="demo",
-                        help="screen texts: the demo agent's own, or Claude Code's markers")
+                        help="screen texts: the demo agent's own, or Claude Code's or Gemini CLI's markers")
     parser.add_argument("--notify-delay", default="1s", metavar="DURATION",
                         help="with --claude: time from a dialog to its Notification hook (real CLI: ~8 s)")
     parser.add_argument("--resume", metavar="SESSION_ID",

@@ -23,8 +23,14 @@ class Plan:
     then: tuple[str, ...] = ()  # keys sent right after `key` (aider reads a line: a letter, then Enter)
 
 
-def plan(profile: Profile, screen: str, allow: bool) -> Plan | None:
-    """How to answer the dialog on `screen`; None when which option means the answer cannot be told."""
+def plan(profile: Profile, screen: str, allow: bool, *, always: bool = False) -> Plan | None:
+    """How to answer the dialog on `screen`; None when which option means the answer cannot be told. With
+    `always` (the human asked for a standing allowance) only a numbered option that grants one will do."""
+    if always:
+        keys = profile.answer_keys(screen, allow, always=True)
+        if isinstance(keys, tuple):
+            return Plan(keys[0], then=keys[1:]) if keys else None
+        return Plan(keys) if keys is not None else None
     numbered = any(_NUMBERED.match(row) for row in screen.split("\n"))
     menu = None if numbered else read_menu(screen)
     target = menu.choose(allow) if menu is not None else None

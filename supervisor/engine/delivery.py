@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable
 
+from supervisor.agents.screens import Reading
 from supervisor.errors import SupervisorError
 from supervisor.tmux.server import Tmux, TmuxError
 
@@ -27,6 +28,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 
 class DeliveryError(SupervisorError):
     pass
+
+
+class DialogShown(DeliveryError):
+    """A dialog took the screen before Enter was sent: Enter would have answered it, so it was not sent."""
+
+    def __init__(self, dialog: Reading) -> None:
+        super().__init__(f"a dialog showed before the text was submitted: {dialog.reason or dialog.rule}",
+                         hint="answer it in the pane; the text goes in once the prompt shows")
+        self.dialog = dialog
 
 
 def literal(text: str) -> str:
@@ -45,13 +55,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool], timeout: float = 3.0,
-            repaste: bool = True, submitted: Callable[[], bool] | None = None) -> None:
+            repaste: bool = True, submitted: Callable[[], bool] | None = None,
+            dialog: Callable[[], Reading | None] | None = None, settle: float = PASTE_SETTLE) -> None:
     """Paste `text` into `pane` and submit it; raises DeliveryError when that cannot be verified.
 
     A CLI still starting may drop the paste: it is pasted once more when the screen shows no trace of the
     first after `timeout`, unless `repaste` is false (a CLI busy with a turn keeps what is typed, and may
     show it only when the turn ends: a second paste would double it). `submitted`: whether the CLI reported
-    taking a prompt since the paste (its hooks); without it, or until then, its input clearing tells."""
+    taking a prompt since the paste (its hooks); without it, or until then, its input clearing tells.
+    `dialog`: the dialog the screen shows, if any; asked right before each Enter, which is never sent into
+    one (DialogShown). `settle`: the pause between the paste and Enter (at least PASTE_SETTLE)."""
     text = literal(text).strip("\n")
     if not text.strip():
         raise DeliveryError("nothing to send: the text is empty")
@@ -71,7 +84,7 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
     try:
         for attempt in range(2):
             tmux.paste(pane, text)
-            time.sleep(PASTE_SETTLE)
+            time.sleep(max(PASTE_SETTLE, settle))
             if wait_for(lambda: dead() or taken(), timeout):
                 break
             if tmux.capture(pane) != before:
@@ -95,6 +108,9 @@ def deliver(tmux: Tmux, pane: str, text: str, *, pane_alive: Callable[[], bool],
             return any(_row(now, row) != _row(then, row) for row in range(first, max(len(now), len(then))))
 
         for _attempt in range(2):
+            shown = dialog() if dialog is not None else None
+            if shown is not None and not _echoes(shown.line or "", text):
+                raise DialogShown(shown)
             tmux.send_keys(pane, "Enter")
             if wait_for(lambda: dead() or cleared(), timeout):
                 return  # taken (an agent may also end because of what it was told, e.g. `/exit`)
@@ -125,6 +141,12 @@ def _changed_rows(before: str, after: str) -> list[int]:
 
 def _row(rows: list[str], index: int) -> str:
     return rows[index] if index < len(rows) else ""
+
+
+def _echoes(line: str, text: str) -> bool:
+    """Whether a marked line is only the text being typed, shown back (a task that reads "Esc to cancel")."""
+    words = set(re.findall(r"\w+", line.lower()))
+    return bool(words) and words <= set(re.findall(r"\w+", text.lower()))
 
 
 def _squash(text: str) -> str:

@@ -50,7 +50,7 @@ from supervisor.engine.approvals import (
 )
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
-from supervisor.engine.delivery import DeliveryError, deliver, wait_for
+from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 PORT_BASE = 20000
 PORT_BLOCK = 10
 READY_TIMEOUT = 60.0
+READY_QUIET = 0.2  # seconds a recognised input box stays unchanged before it takes keys (see Profile.ready_settle)
 UNRECOGNISED_QUIET = 5.0
 MAX_BEST_OF = 10
 RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
@@ -646,24 +647,29 @@ class Engine:
             try:
                 try:
                     dialog = self._wait_ready(agent)
+                    if dialog is None:
+                        self._deliver(agent, task, "task_delivered")
+                        return
+                except DialogShown as shown:
+                    dialog = shown.dialog
                 except DeliveryError as exc:
                     raise undelivered.hold(self, agent, exc, alive=self.panes.alive(agent)) from None
-                if dialog is not None:
-                    # A dialog before the prompt (workspace trust, a notice): a human answers it first, and
-                    # the task goes in once the prompt shows (the watcher delivers it).
-                    agent.extra["pending_task"] = task
-                    agent.waiting_reason = dialog.reason
-                    screen = self.screen_tail(agent)
-                    with self.store.transaction():
-                        self.set_state(agent, State.WAITING, "task_pending", rule=dialog.rule, reason=dialog.reason)
-                        fire(self.store, agent, Trigger.WAITING, f"waiting before its first prompt: {dialog.reason}",
-                             screen=screen, rule=dialog.rule, reason=dialog.reason)
-                    return
-                self._deliver(agent, task, "task_delivered")
+                self._hold_for_dialog(agent, task, dialog)
             finally:
                 live = self.live.get(name)
                 if live is not None:
                     live.pending_prompt = False
+
+    def _hold_for_dialog(self, agent: Agent, task: str, dialog: Reading) -> None:
+        """A dialog before the prompt (workspace trust, a notice): a human answers it first, and the task goes
+        in once the prompt shows (the watcher delivers it)."""
+        agent.extra["pending_task"] = task
+        agent.waiting_reason = dialog.reason
+        screen = self.screen_tail(agent)
+        with self.store.transaction():
+            self.set_state(agent, State.WAITING, "task_pending", rule=dialog.rule, reason=dialog.reason)
+            fire(self.store, agent, Trigger.WAITING, f"waiting before its first prompt: {dialog.reason}",
+                 screen=screen, rule=dialog.rule, reason=dialog.reason)
 
     def deliver_pending(self, name: str) -> None:
         """What waited for the agent's prompt (run off the watcher's thread): the first prompt that waited
@@ -677,7 +683,13 @@ class Engine:
             self.store.save_agent(agent)
             try:
                 if task:
-                    self._deliver(agent, str(task), "task_delivered")
+                    try:
+                        self._deliver(agent, str(task), "task_delivered")
+                    except DialogShown as shown:  # another dialog came first: it waits for a human too
+                        if inbox:
+                            agent.extra["inbox"] = inbox
+                        self._hold_for_dialog(agent, str(task), shown.dialog)
+                        return
                 if inbox:
                     if task:
                         self._wait_ready(agent)
@@ -695,6 +707,10 @@ class Engine:
             idle = agent.state == State.IDLE
         if idle:
             threading.Thread(target=self.deliver_pending, args=(name,), daemon=True).start()
+
+    def _dialog_on_screen(self, agent: Agent) -> Reading | None:
+        reading = get_profile(agent.profile).read(self.panes.capture(agent) or "")
+        return reading if reading.verdict == Verdict.WAITING else None
 
     def _wait_ready(self, agent: Agent) -> Reading | None:
         """Wait until the freshly launched CLI shows its input prompt (or, for an unknown CLI, goes quiet).
@@ -720,7 +736,7 @@ class Engine:
             # Not SessionStart: a CLI reports in before its input box takes keys.
             verdict = profile.ready(screen)
             if verdict is not None:
-                return verdict and quiet >= 0.2
+                return verdict and quiet >= max(READY_QUIET, profile.ready_settle)
             # A screen we cannot read yet: a CLI we can read is ready only at its prompt (its banner comes
             # first), unless its screen changed beyond recognition (a new version): then long quiet will do.
             return bool(screen.strip()) and quiet >= (UNRECOGNISED_QUIET if profile.screen is not None else 0.5)
@@ -737,12 +753,22 @@ class Engine:
             current = self.get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
                                   hint=f"`supervisor log {agent.name}` shows its output")
+        live = self.live.get(agent.name)
+        if live is not None:
+            live.ready = True
         return None
 
     def _deliver(self, agent: Agent, text: str, event: str) -> None:
         """Type `text` into the agent and submit it (`event`: what it was). A task that cannot be delivered
         leaves the agent waiting for a human (see `undelivered`)."""
         live = self.live.get(agent.name)
+        if live is not None and not (live.ready or live.adopted) and agent.state in (State.STARTING, State.IDLE) \
+                and get_profile(agent.profile).screen is not None:
+            # Nothing was typed into it since it was launched: its input box may not take keys yet (restarted,
+            # or just past a dialog that restarted it).
+            dialog = self._wait_ready(agent)
+            if dialog is not None:
+                raise DialogShown(dialog)
         since = time.time()
         hooked = live is not None and get_profile(agent.profile).hooks
         try:
@@ -752,7 +778,11 @@ class Engine:
             profile = get_profile(agent.profile)
             deliver(self.tmux, info.pane, text, pane_alive=lambda: self.panes.alive(agent),
                     repaste=agent.state != State.WORKING and profile.repaste, timeout=profile.echo_timeout,
-                    submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None)
+                    submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None,
+                    dialog=lambda: self._dialog_on_screen(agent), settle=profile.paste_settle)
+        except DialogShown:
+            self.store.append_event(agent.name, "delivery_held", text=text[:200])
+            raise
         except DeliveryError as exc:
             self.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
             if event == "task_delivered":
@@ -843,8 +873,8 @@ class Engine:
         if mark is not None and mark != self._spool_mark:
             self.ingest_spool()
 
-    def op_approve(self, name: str, reason: str | None = None) -> dict[str, Any]:
-        return self.answer(name, True, reason)
+    def op_approve(self, name: str, reason: str | None = None, always: bool = False) -> dict[str, Any]:
+        return self.answer(name, True, reason, always=always)
 
     def op_deny(self, name: str, reason: str | None = None) -> dict[str, Any]:
         return self.answer(name, False, reason)
@@ -852,8 +882,10 @@ class Engine:
     def op_approvals(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.approvals.history(name, limit)
 
-    def answer(self, name: str, allowed: bool, reason: str | None, by: str = "cli") -> dict[str, Any]:
-        """Answer what the agent waits for: its held hook request, else the dialog on its screen."""
+    def answer(self, name: str, allowed: bool, reason: str | None, by: str = "cli",
+               always: bool = False) -> dict[str, Any]:
+        """Answer what the agent waits for: its held hook request, else the dialog on its screen. `always`: the
+        human allows more than this one call (the dialog's "always" / "for this session" option)."""
         agent = self.get(name)
         verb = "approved" if allowed else "denied"
         held = self.approvals.decide(name, allowed, reason, by=by)
@@ -879,7 +911,10 @@ class Engine:
                     if found is None:
                         raise self.approvals.nothing_to_answer(agent)
                     screen = found
-            how = answering.plan(profile, screen, allowed)
+            how = answering.plan(profile, screen, allowed, always=always)
+            if how is None and always:
+                raise SupervisorError(f"{name}'s dialog has no option that allows it always or for the session",
+                                      hint=f"`supervisor approve {name}` allows this one call")
             if how is None:  # it stays waiting, with its question
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}: it offers "
                                       f"{offers(screen)}", hint=f"answer it in the pane: `supervisor attach {name}`")
@@ -892,7 +927,7 @@ class Engine:
             if not wait_for(lambda: profile.answer_taken(screen, self.panes.capture(agent) or ""), 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
-                                    keys=keys, by=by)
+                                    keys=keys, by=by, **({"always": True} if always else {}))
             if not allowed and reason:  # the agent hears why, as its next instruction
                 self._wait_ready(agent)
                 self._deliver(agent, reason, "sent")

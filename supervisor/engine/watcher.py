@@ -82,6 +82,7 @@ class Live:
     rss_bytes: int = 0
     pids: tuple[int, ...] = ()
     pending_prompt: bool = False  # the first prompt is still being delivered
+    ready: bool = False  # its input box was seen ready since launch (a text typed earlier may be lost)
     progress_key: str | None = None
     reading: Reading = field(default_factory=lambda: Reading(None))
     reading_since: float = 0.0

@@ -1,0 +1,109 @@
+"""Gemini CLI: its own home per agent (GEMINI_CLI_HOME), the worktree trusted when the user trusts the repository,
+resumed with `--resume latest` (the agent's own latest session: its home holds no other)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from supervisor.agents.base import Profile
+from supervisor.agents.screens import ScreenRules, Verdict, marker
+
+# Words of a usage or rate limit as Gemini CLI and its API print them, not the words alone.
+_LIMITS = (re.compile(
+    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
+    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
+    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
+
+# Files of the user's ~/.gemini that hold a credential: copied read-only into the agent's home.
+CREDENTIALS = ("oauth_creds.json", "google_accounts.json", "gemini-credentials.json", ".env")
+TRUSTED = ("TRUST_FOLDER", "TRUST_PARENT")
+
+
+class GeminiProfile(Profile):
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+        """Gemini CLI 0.61 reads `$GEMINI_CLI_HOME/.gemini` instead of `~/.gemini` (settings, credentials, trusted
+        folders, sessions, history): the agent's home is `state`, seeded from the user's."""
+        user = Path(os.environ.get("GEMINI_CLI_HOME") or home) / ".gemini"
+        own = state / ".gemini"
+        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings = _json(user / "settings.json")
+        if not _get(settings, "security", "auth", "selectedType") and os.environ.get("GEMINI_API_KEY"):
+            settings.setdefault("security", {}).setdefault("auth", {})["selectedType"] = "gemini-api-key"
+        _write(own / "settings.json", settings)
+        for name in CREDENTIALS:
+            source, copy = user / name, own / name
+            if source.is_file():
+                copy.unlink(missing_ok=True)
+                shutil.copyfile(source, copy)
+                copy.chmod(0o400)
+        user_trust = Path(os.environ.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH") or user / "trustedFolders.json")
+        folders = {path: level for path, level in _json(user_trust).items() if isinstance(level, str)}
+        if trusts(folders, repo_root):
+            folders[str(worktree)] = "TRUST_FOLDER"
+        copy = own / "trustedFolders.json"
+        _write(copy, folders)
+        return {"GEMINI_CLI_HOME": str(state), "GEMINI_CLI_TRUSTED_FOLDERS_PATH": str(copy)}
+
+
+def trusts(folders: dict[str, str], location: Path) -> bool:
+    """Whether Gemini's trusted folders trust `location`: the longest rule that covers it decides (a
+    TRUST_PARENT rule covers its parent folder), as Gemini CLI reads them."""
+    place = location.resolve()
+    best, decision = -1, False
+    for rule, level in folders.items():
+        covered = Path(rule).parent if level == "TRUST_PARENT" else Path(rule)
+        try:
+            inside = place.is_relative_to(covered.resolve())
+        except OSError:
+            continue
+        if inside and len(rule) > best:
+            best, decision = len(rule), level in TRUSTED
+    return decision
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _get(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
+# Rules from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its input box in every
+# state, so the box is a weak idle marker: the working line above it, or a dialog, decides when there is one.
+GEMINI = GeminiProfile(
+    name="gemini", default_command="gemini", resume_args="--resume latest",
+    # Its input box shows 0.3 to 0.5 s before its workspace-trust dialog, and for a second or two after it shows
+    # an Enter sent 0.15 s after a paste may not submit it (measured in 160x48 panes, 0.61.0).
+    ready_settle=3.0, paste_settle=0.5,
+    screen=ScreenRules(
+        markers=(  # no `esc to cancel` dialog marker: Gemini's working line reads `(esc to cancel, 2s)`
+            marker(Verdict.WAITING, "dialog: options", r"^\s*│?\s*● 1\.\s"),
+            marker(Verdict.WAITING, "approval", r"Allow execution|Apply this change\?|Do you want to proceed"),
+            marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
+            marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
+        ),
+        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS, box_ends_dialogs=True,
+    ),
+    cli_processes=frozenset({"gemini", "node"}),
+)
