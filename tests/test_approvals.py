@@ -140,3 +140,15 @@ def test_an_approval_repeated_after_a_restart_says_it_was_approved_already(sandb
     done = sandbox.sv("approve", "auth", check=False)
     assert done.returncode == 1
     assert "its request Bash(rm -rf build) was approved already (by cli)" in done.stderr.splitlines()[0]
+
+
+def test_approve_always_on_a_request_its_hook_holds_is_refused_not_taken_as_once(sandbox: Sandbox) -> None:
+    """The hook protocol allows one call: `--always` there would be granted as once while the human believed
+    they had allowed it for the session."""
+    config(sandbox)
+    sandbox.sv("start", "auth", "--task", "clean", "--command", fake_claude(sandbox, "w", ASKS))
+    sandbox.wait_state("auth", "waiting")
+    done = sandbox.sv("approve", "auth", "--always", check=False)
+    assert done.returncode == 1 and "held by its hook" in done.stderr
+    assert sandbox.ls()["auth"]["state"] == "waiting"
+    assert "approved (by hook)" not in sandbox.screen("auth")

@@ -55,8 +55,3 @@ def test_a_vanished_pane_fails_only_its_own_commands(tmux: Tmux) -> None:
     assert set(screens) == {first, last} and "second" in screens[last]
     assert set(scrolled) == {first} and scrolled[first].rows[-1] == str(scrolled[first].size)
     assert tmux.query("display-message", "-p", "still answering") == ["still answering"]
-
-
-def test_the_agents_server_passes_focus_events(tmux: Tmux) -> None:
-    """Claude Code shows a passing `tmux focus-events off` notice in its footer after a turn unless it is on."""
-    assert tmux.run("show-options", "-gv", "focus-events") == ["on"]

@@ -11,15 +11,8 @@ from supervisor.agents.base import Profile
 from supervisor.agents.claude import CLAUDE
 from supervisor.agents.codex import CODEX
 from supervisor.agents.gemini import GEMINI
-from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.errors import UsageError
-
-# A CLI's own words for a usage or rate limit, not the words alone: an agent writes "rate limit" middleware,
-# prints line 429 of a file, or (Codex) tells how far "your usage limits go".
-_LIMITS = (re.compile(
-    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
-    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
-    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
 
 # The bundled demo agent (supervisor.demo.agent): its screen texts are documented in its module docstring.
 DEMO = Profile(
@@ -30,7 +23,7 @@ DEMO = Profile(
             marker(Verdict.WORKING, "spinner", r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Working…"),
             marker(Verdict.IDLE, "input box", r"^─{10,}$"),
         ),
-        errors=(re.compile(r"^Error: "),), limits=_LIMITS[:1],
+        errors=(re.compile(r"^Error: "),), limits=CLI_LIMITS[:1],
         # Its `work` step is real work whose only output is its counter: only the spinner glyph is noise.
         volatile=(re.compile(r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] ", re.MULTILINE),),
     ),

@@ -8,6 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.agents.dialogs import ALLOW as _ALLOW
+from supervisor.agents.dialogs import DENY as _DENY
+from supervisor.agents.dialogs import STANDING as _STANDING
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
 
 
@@ -95,8 +98,3 @@ class Profile:
 
 # A numbered option, as each CLI marks the selected one: Claude `❯`, Codex `›`, Gemini `●` (inside a box).
 _OPTION = re.compile(r"^\s*(?:│\s*)*(?:[❯›●]\s*)?(\d+)\.\s+(.+?)\s*│?\s*$")
-_ALLOW = re.compile(r"(?:yes|allow|approve|proceed|run)\b")
-_DENY = re.compile(r"(?:no|deny|reject|don't allow|do not allow)\b")
-# Words of a standing permission: more than the one call the human approved.
-_STANDING = re.compile(r"always|don't ask|do not ask|for this session|for the session|this session|auto mode"
-                       r"|from now on|every time|all commands|allowlist|remember", re.IGNORECASE)

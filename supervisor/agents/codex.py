@@ -20,7 +20,7 @@ from typing import Any
 
 from supervisor.agents import toml_out
 from supervisor.agents.base import Profile
-from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.files import write_atomically
 
 STATE_ENV = "CODEX_HOME"
@@ -59,7 +59,7 @@ def seed_state(state: Path, home: Path, repo_root: Path, worktree: Path, *, prog
     parent = projects.get(str(repo_root)) if isinstance(projects, dict) else None
     if isinstance(parent, dict) and parent.get("trust_level") == "trusted":
         data.setdefault("projects", {}).setdefault(str(worktree), {})["trust_level"] = "trusted"
-    write_atomically(config, toml_out.dumps(data))
+    write_atomically(config, toml_out.dumps(data), mode=0o600)
     if program is not None:
         settle_notices(config, data, _catalog(program, state))
     _copy_credentials(user_home / "auth.json", state / "auth.json")
@@ -114,15 +114,10 @@ def settle_notices(config: Path, data: dict[str, Any], catalog: list[dict[str, A
             nux[slug] = 1
             changed = True
     if changed:
-        write_atomically(config, toml_out.dumps(data))
+        write_atomically(config, toml_out.dumps(data), mode=0o600)
     return changed
 
 
-# A CLI's own words for a usage or rate limit, not the words alone (Codex tells how far "your usage limits go").
-_LIMITS = (re.compile(
-    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
-    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
-    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
 
 # Rules from screens recorded from Codex 0.169.0 and 0.171.0 (tests/fixtures/codex). Codex draws its input
 # box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.
@@ -137,7 +132,7 @@ CODEX = CodexProfile(
             marker(Verdict.IDLE, "input box", r"\? for shortcuts|Ask Codex to do anything|^\s*\S+ default · ",
                    weak=True),
         ),
-        errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=_LIMITS,
+        errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=CLI_LIMITS,
         # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
         prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
     ),

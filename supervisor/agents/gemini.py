@@ -11,13 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
-from supervisor.agents.screens import ScreenRules, Verdict, marker
-
-# Words of a usage or rate limit as Gemini CLI and its API print them, not the words alone.
-_LIMITS = (re.compile(
-    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
-    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
-    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)
+from supervisor.agents.screens import CLI_LIMITS, ScreenRules, Verdict, marker
 
 # Files of the user's ~/.gemini that hold a credential: copied read-only into the agent's home.
 CREDENTIALS = ("oauth_creds.json", "google_accounts.json", "gemini-credentials.json", ".env")
@@ -103,7 +97,7 @@ GEMINI = GeminiProfile(
             marker(Verdict.WORKING, "esc to cancel", r"\(esc to cancel", re.I),
             marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
         ),
-        errors=(re.compile(r"✕|Error:"),), limits=_LIMITS, box_ends_dialogs=True,
+        errors=(re.compile(r"✕|Error:"),), limits=CLI_LIMITS, box_ends_dialogs=True,
     ),
     cli_processes=frozenset({"gemini", "node"}),
 )

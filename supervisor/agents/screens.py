@@ -167,3 +167,11 @@ def marker(verdict: Verdict, name: str, pattern: str, flags: int = 0, *, weak: b
 
 # A dialog footer that every blocking TUI prompt of these CLIs shows; an unknown dialog with it is waiting.
 ESC_TO_CANCEL = marker(Verdict.WAITING, "dialog: Esc to cancel", r"Esc to cancel|esc to cancel")
+
+
+# A CLI's own words for a usage or rate limit, not the words alone: an agent writes "rate limit" middleware,
+# prints line 429 of a file, or (Codex) tells how far "your usage limits go".
+CLI_LIMITS = (re.compile(
+    r"usage limit (?:reached|exceeded)|hit (?:your|the) usage limit|rate limit (?:reached|exceeded)"
+    r"|rate_limit_error|RateLimitError|quota exceeded|exceeded your (?:current )?quota|RESOURCE_EXHAUSTED"
+    r"|\b429 Too Many Requests|\bstatus(?: code)?:? 429\b", re.IGNORECASE),)

@@ -693,7 +693,11 @@ class Engine:
                 if inbox:
                     if task:
                         self._wait_ready(agent)
-                    self._deliver(agent, "\n\n".join(str(item) for item in inbox), "messages_delivered")
+                    try:
+                        self._deliver(agent, "\n\n".join(str(item) for item in inbox), "messages_delivered")
+                    except DialogShown:  # a dialog took the screen first: they wait for the next prompt
+                        agent.extra["inbox"] = [*inbox, *(agent.extra.get("inbox") or [])]
+                        self.store.save_agent(agent, "inbox", items=len(agent.extra["inbox"]))
             except SupervisorError as exc:
                 log.warning("%s: %s", name, exc)
 
@@ -888,6 +892,10 @@ class Engine:
         human allows more than this one call (the dialog's "always" / "for this session" option)."""
         agent = self.get(name)
         verb = "approved" if allowed else "denied"
+        if always and self.approvals.pending(name) is not None:
+            raise SupervisorError(f"{name}'s request is held by its hook, which allows one call at a time",
+                                  hint=f"`supervisor approve {name}` allows this call; answer it in the pane "
+                                       f"(`supervisor attach {name}`) to allow it for the session")
         held = self.approvals.decide(name, allowed, reason, by=by)
         if held is not None:
             self.store.append_event(name, verb, request=held.request, reason=reason, via="hook", by=by)

@@ -37,8 +37,10 @@ set -g destroy-unattached off
 set -g remain-on-exit on
 set -g default-shell /bin/sh
 set -g default-size 160x48
-# Claude Code asks for it and, when it is off, shows a passing "tmux focus-events off" notice after a turn.
-set -g focus-events on
+# Off (tmux's default): on, a client attaching or leaving sends focus events into the panes of CLIs that ask
+# for them, and they redraw, which reads as a turn (a nested attach lost its hint to a false `done`). Claude
+# Code's passing "tmux focus-events off" notice that follows is read as the idle screen it is.
+set -g focus-events off
 set -g history-limit 50000
 set -g status-left "[#{session_name}] "
 set -g status-left-length 40

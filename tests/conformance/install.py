@@ -15,6 +15,7 @@ import argparse
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ def install(cli: str) -> Path:
         if stamp.exists() and binary(cli).exists():
             return binary(cli)
         if pin["installer"] == "npm":
+            if shutil.which("npm") is None:
+                raise SystemExit(f"the conformance suite installs {pin['package']} with npm, which is not on PATH: "
+                                 "install node and npm")
             spec = f"{pin['package']}@{pin['version']}"
             _run(["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund", "--loglevel=error", spec],
                  timeout=1200)
