@@ -157,18 +157,24 @@ class StateTrail:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                state = self.box.ls().get(self.name, {}).get("state")
-                if state and (not self.seen or self.seen[-1][1] != state):
-                    self.seen.append((time.time(), str(state)))
+            self._look()
             self._stop.wait(self.interval)
+
+    def _look(self) -> None:
+        with contextlib.suppress(Exception):
+            state = self.box.ls().get(self.name, {}).get("state")
+            if state and (not self.seen or self.seen[-1][1] != state):
+                self.seen.append((time.time(), str(state)))
 
     def states(self) -> list[str]:
         return [state for _, state in self.seen]
 
     def stop(self) -> list[str]:
+        """The states seen, ending with the one shown now: a test stops the trail once it saw the state it
+        waited for, which the thread's last poll may have come just before."""
         self._stop.set()
         self._thread.join(10)
+        self._look()
         return self.states()
 
 
