@@ -94,6 +94,9 @@ GEMINI = {
     "working_streaming": Verdict.WORKING, "working_hung_1": Verdict.WORKING, "working_hung_2": Verdict.WORKING,
     "working_tool": Verdict.WORKING,
     "approval_prompt": Verdict.WAITING, "trust_prompt": Verdict.WAITING,
+    # Gemini CLI 0.61.0 through the engine's own capture (160x48), recorded by `make conformance-bump`.
+    "conformance_approval_prompt": Verdict.WAITING, "conformance_trust_prompt": Verdict.WAITING,
+    "conformance_working_hung": Verdict.WORKING, "conformance_working_streaming": Verdict.WORKING,
 }
 
 
@@ -167,6 +170,9 @@ def test_no_recorded_screen_reads_as_a_limit(cli: str) -> None:
     # Gemini's 2 is "Allow for this session".
     ("gemini", "approval_prompt", True, "1"),
     ("gemini", "approval_prompt", False, "3"),
+    ("gemini", "conformance_approval_prompt", True, "1"),
+    ("gemini", "conformance_trust_prompt", True, "1"),
+    ("gemini", "conformance_trust_prompt", False, "3"),
     # Claude's 2 always allows access to the folder, its 3 switches to auto mode.
     ("claude", "permission_dialog", True, "1"),
     ("claude", "permission_dialog", False, "4"),

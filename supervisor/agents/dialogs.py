@@ -18,7 +18,7 @@ _NUMBERED = re.compile(r"^\s*(?:│\s*)*(?:[❯›●]\s*)?(\d+)\.\s+(.+?)\s*│
 _KEY_HINT = re.compile(r"\b(?:Enter|Esc|Tab|shift\+Tab|ctrl\+\w)\s+to\s+[^·│]+", re.IGNORECASE)
 _NOTICE = re.compile(r"\bEnter to (?:continue|stay)\b")
 ALLOW = re.compile(r"^(?:yes|allow|approve|proceed|run|continue|trust)\b", re.IGNORECASE)
-DENY = re.compile(r"^(?:no|deny|reject|don't allow|do not allow|cancel)\b", re.IGNORECASE)
+DENY = re.compile(r"^(?:no|deny|reject|don't allow|do not allow|don't trust|do not trust|cancel)\b", re.IGNORECASE)
 # Words of a standing permission: more than the one call the human approved.
 STANDING = re.compile(r"always|don't ask|do not ask|for this session|for the session|this session|auto mode"
                       r"|from now on|every time|all commands|allowlist|remember", re.IGNORECASE)
