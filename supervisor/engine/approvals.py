@@ -65,6 +65,18 @@ class Approvals:
             self._record(held.id, "timed_out", None, None)
         return held
 
+    def answer_hook(self, agent: str, request: str, timeout: float | None) -> dict[str, Any]:
+        """A PermissionRequest hook's answer, held here (the request's own thread; nothing else waits on it)
+        until a human decides: empty when let go without one (timed out: the CLI shows its own dialog)."""
+        held = self.hold(agent, request, timeout)
+        if held.dropped is not None:
+            self.store.append_event(agent, "approval_dropped", request=held.request, reason=held.dropped)
+            return {}
+        if held.allowed is None:
+            self.store.append_event(agent, "approval_timed_out", request=held.request)
+            return {}
+        return {"output": permission_answer(held.allowed, held.reason)}
+
     def drop(self, agent: str, reason: str) -> None:
         """Let go of the agent's held requests unanswered (`dropped`, with `reason`): it ended, so no answer can
         reach it any more, and an approve must not report one delivered."""

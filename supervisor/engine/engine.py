@@ -45,7 +45,6 @@ from supervisor.engine.approvals import (
     Approvals,
     ask_answer,
     await_dialog,
-    permission_answer,
     required,
 )
 from supervisor.engine.auditor import Auditor
@@ -830,15 +829,7 @@ class Engine:
                 self.store.append_event(agent.name, "approval_required", request=tool_summary(event), rule=pattern)
                 return {"output": ask_answer(pattern)}
         if name == "PermissionRequest":
-            # Held here (this request's own thread; nothing else waits on it) until a human decides.
-            held = self.approvals.hold(agent.name, tool_summary(event), self.config.approval.timeout)
-            if held.dropped is not None:
-                self.store.append_event(agent.name, "approval_dropped", request=held.request, reason=held.dropped)
-                return {}
-            if held.allowed is None:
-                self.store.append_event(agent.name, "approval_timed_out", request=held.request)
-                return {}  # the CLI shows its own dialog
-            return {"output": permission_answer(held.allowed, held.reason)}
+            return self.approvals.answer_hook(agent.name, tool_summary(event), self.config.approval.timeout)
         return {}
 
     def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:
