@@ -184,15 +184,20 @@ class Tmux:
     def ensure_server(self) -> None:
         """Start the server with our config if it is not running (it then stays up even when empty), with its
         `_engine` session. Only a launch calls this: a query never starts a server."""
-        if self.alive():
-            if not self.has_session(ENGINE_SESSION):  # a server from before the session was kept
-                with contextlib.suppress(TmuxError):  # another launch made it just now
-                    self.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", _PLACEHOLDER)
-            return
-        self.config.write_text(_CONFIG)
-        self.run("start-server", ";", "new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", _PLACEHOLDER)
         if not self.alive():
-            raise TmuxError(f"could not start the tmux server at {self.socket}")
+            self.config.write_text(_CONFIG)
+            try:
+                self.run("start-server", ";", "new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine",
+                         _PLACEHOLDER)
+            except TmuxError:
+                if not self.alive():
+                    raise
+                # another launch started it this very moment
+            if not self.alive():
+                raise TmuxError(f"could not start the tmux server at {self.socket}")
+        if not self.has_session(ENGINE_SESSION):  # a server from before the session was kept
+            with contextlib.suppress(TmuxError):  # another launch made it just now
+                self.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", _PLACEHOLDER)
 
     def kill_server(self) -> None:
         if self.alive():
