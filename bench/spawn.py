@@ -13,6 +13,7 @@ and prints the time per session and the ratio engine / baseline (target: at most
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -82,6 +83,8 @@ def main() -> int:
                 capture_output=True)))
         states = [agent["state"] for agent in call(paths, "ls")]
     finally:
+        with contextlib.suppress(Exception):  # the engine runs apart from tmux: it is stopped on its own
+            call(paths, "shutdown", autostart=False)
         Tmux(paths.tmux_socket, paths.tmux_conf).kill_server()
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(runtime, ignore_errors=True)

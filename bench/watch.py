@@ -20,6 +20,7 @@ as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -154,6 +155,8 @@ def main() -> int:
         naive(args.baseline_seconds)
         baseline_cpu = 100.0 * (naive_cpu() - base_start) / (time.monotonic() - started)
     finally:
+        with contextlib.suppress(Exception):  # stopped already, unless a step failed: it runs apart from tmux
+            call(paths, "shutdown", autostart=False)
         tmux.kill_server()
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(runtime, ignore_errors=True)

@@ -583,7 +583,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     from supervisor import client
 
     if args.foreground:
-        return run_engine_foreground()
+        return run_engine_foreground(detached=args.detached)
     paths = _paths()
     if args.action == "start":
         client.ensure_engine(paths)
@@ -594,10 +594,14 @@ def cmd_engine(args: argparse.Namespace) -> int:
         if not client.engine_running(paths):
             print("engine: not running")
             return 0
+        pid = client.call(paths, "status", autostart=False)["pid"]
         client.call(paths, "shutdown", autostart=False)
         deadline = time.monotonic() + 10
         while client.engine_running(paths) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if client.engine_running(paths):
+            raise SupervisorError(f"the engine (pid {pid}) did not stop within 10 s",
+                                  hint=f"see {paths.engine_log}; `kill {pid}` stops it")
         print("engine stopped (agents keep running)")
         return 0
     # status
@@ -616,7 +620,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
               f"{status['live']} live of {status['agents']} agents")
         if status.get("tick_seconds") is not None:
             print(f"watching: {status['ticks']} ticks, the last took {status['tick_seconds'] * 1000:.0f} ms")
-        print(f"store: {status['store']}\ntmux: tmux -S {status['tmux_socket']} attach -t _engine")
+        tmux = f"tmux -S {status['tmux_socket']} ls" if status.get("tmux_running", True) \
+            else "not running (the next start starts it)"
+        print(f"store: {status['store']}\nlog: {status.get('log', paths.engine_log)}\ntmux: {tmux}")
         if status.get("unwritten"):
             print(f"not written: {status['unwritten']}")
         _warn_store_notices()
@@ -624,10 +630,10 @@ def cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_engine_foreground() -> int:
+def run_engine_foreground(*, detached: bool = False) -> int:
     from supervisor.engine.startup import run_foreground
 
-    return run_foreground(_paths())
+    return run_foreground(_paths(), detached=detached)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -846,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("engine", cmd_engine, "manage the engine")
     p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
     p.add_argument("--foreground", action="store_true", help="run the engine in this terminal")
+    p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # how commands start it
     p.add_argument("--json", action="store_true")
     p = add("doctor", cmd_doctor, "check tmux, git, the config, the store and the agent CLIs")
     p.add_argument("--json", action="store_true")

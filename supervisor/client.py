@@ -1,17 +1,15 @@
 """The client side of the engine's API, used by the CLI and the dashboard.
 
-Starting the engine on demand: the engine runs in the `_engine` session of the repository's own tmux
-server (visible, and independent of the terminal that started it). A file lock serialises concurrent
-starters, and the engine's own lock guarantees a single engine per repository.
+Starting the engine on demand: the engine runs apart, in a session of its own, away from the terminal that
+started it and from the tmux server it watches (supervisor/engine/detached.py). A file lock serialises
+concurrent starters, and the engine's own lock guarantees a single engine per repository.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import shlex
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -133,10 +131,10 @@ def engine_running(paths: RepoPaths) -> bool:
 
 
 def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
-    """Start the engine in the repository's tmux server unless it answers already."""
+    """Start the engine (apart from this process and its terminal) unless it answers already."""
     from supervisor.config import load_config  # validated here so a bad file is refused before any start
+    from supervisor.engine.detached import launch
     from supervisor.engine.startup import start_failure
-    from supervisor.tmux.server import ENGINE_SESSION, Tmux
 
     if engine_running(paths):
         return
@@ -151,8 +149,7 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
         while time.monotonic() < deadline:
             if engine_running(paths):
                 return
-            # An engine that holds its lock is starting, or stopping (its tmux server was killed): start a new
-            # one only once no engine holds it.
+            # An engine that holds its lock is starting, or stopping: start a new one only once no engine holds it.
             held = _engine_lock_held(paths.engine_lock)
             repairing = repair_holding(paths.engine_lock) if held else None
             if repairing is not None:
@@ -164,24 +161,13 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
                     raise failure
             if not launched and not held:
                 paths.engine_failed.unlink(missing_ok=True)  # an earlier start's reason is not this one's
-                tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
-                tmux.ensure_server()
-                command = engine_command()
-                if tmux.has_session(ENGINE_SESSION):
-                    tmux.run("respawn-pane", "-k", "-t", f"={ENGINE_SESSION}:", "-c", str(paths.root), command)
-                else:
-                    tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", "-c", str(paths.root),
-                             command)
+                launch(paths)
                 launched = True
             time.sleep(0.05)
     raise SupervisorError(
         "the engine did not start",
-        hint=f"see {paths.engine_log}, or run `supervisor engine --foreground` to see why",
+        hint=f"see {paths.engine_log} and {paths.engine_output}, or run `supervisor engine --foreground` to see why",
     )
-
-
-def engine_command() -> str:
-    return f"exec {shlex.quote(sys.executable)} -m supervisor engine --foreground"
 
 
 REPAIRING = "doctor --repair"  # what the engine lock's file says while a repair holds it

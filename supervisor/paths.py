@@ -47,6 +47,11 @@ class RepoPaths:
         return self.state_dir / "engine.log"
 
     @property
+    def engine_output(self) -> Path:
+        """What the detached engine prints outside its log (stdout and stderr: a crash before logging starts)."""
+        return self.state_dir / "engine.out"
+
+    @property
     def config_refused(self) -> Path:
         """Holds the error while the engine refuses the current supervisor.yaml (gone once it applies)."""
         return self.state_dir / "config-refused"

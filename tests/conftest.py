@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from supervisor.tmux.server import ENGINE_SESSION, Tmux
+from supervisor.tmux.server import Tmux
 
 PYTHON = sys.executable
 DEMO_AGENT = f"{shlex.quote(PYTHON)} -m supervisor.demo.agent"
@@ -116,14 +116,13 @@ def _make_repo(root: Path, env: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def own_tmux(config_dir: Path, **options: str) -> Iterator[Tmux]:
-    """The engine's own kind of tmux server (its config, global `options`, its idle session) on a short
+    """The engine's own kind of tmux server (its config, global `options`, its `_engine` session) on a short
     socket path, killed afterwards."""
     runtime = Path(tempfile.mkdtemp(prefix="svt-", dir="/tmp"))  # socket paths are limited to ~100 bytes
     server = Tmux(runtime / "tmux.sock", config_dir / "tmux.conf")
     server.ensure_server()
     for name, value in options.items():
         server.run("set-option", "-g", name.replace("_", "-"), value)
-    server.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
     try:
         yield server
     finally:

@@ -102,7 +102,7 @@ def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig
     tmux.ensure_server()
     tmux.run("new-session", "-d", "-s", "main", "sleep 600")
     if control:
-        tmux.run("new-session", "-d", "-s", ENGINE_SESSION, "sleep 600")
+        assert tmux.has_session(ENGINE_SESSION)  # the server keeps it for the control client
         tmux.use_control()
     attach = f"tmux -S {tmux.socket} attach -t main"
     subprocess.run([*user, "new-session", "-d", "-s", "user", "-x", "150", "-y", "30", attach], check=True)

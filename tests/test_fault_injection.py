@@ -9,15 +9,15 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from typing import Any
 
 import psutil
 
-from supervisor.client import engine_command
-from supervisor.tmux.server import ENGINE_SESSION
-from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from supervisor.engine.detached import engine_argv, engine_environment
+from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
 from tests.test_watching import fake_claude
 
 SEED = 16
@@ -35,11 +35,12 @@ def _rows(sandbox: Sandbox, query: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
-def _engine_pid(sandbox: Sandbox) -> int | None:
-    """The engine's process: its tmux pane's (the pane runs it with exec), while it is alive."""
-    shown = sandbox.tmux("display-message", "-p", "-t", f"={ENGINE_SESSION}:",
-                         "#{pane_dead} #{pane_pid}").stdout.split()
-    return int(shown[1]) if shown and shown[0] == "0" else None
+def _launch_engine(sandbox: Sandbox) -> subprocess.Popen[bytes]:
+    """An engine started apart as `supervisor` starts it (its own session, no terminal), without a CLI process's
+    start-up in between, and without its fork away from this process (so its pid is known from the start)."""
+    argv = [arg for arg in engine_argv() if arg != "--detached"]
+    return subprocess.Popen(argv, cwd=sandbox.root, env=engine_environment(sandbox.env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _hook_connected(agent_pids: list[int], timeout: float) -> bool:
@@ -107,12 +108,12 @@ def test_twenty_engine_kills_under_load_lose_and_repeat_nothing(sandbox: Sandbox
     moments = [("stall" if n in stalls else rng.choice(["launch", "hook"]), rng.uniform(0.2, 1.5),
                 rng.uniform(0.0, 0.3)) for n in range(KILLS)]
     started = time.monotonic()
+    pid = sandbox.engine_pid()  # the one `start` launched
+    launched: list[subprocess.Popen[bytes]] = []
     for kind, delay, shortly in moments:
-        pid = _engine_pid(sandbox)
-        if pid is None:  # launched as `supervisor` does it, without a CLI process's start-up in between
-            sandbox.tmux("respawn-pane", "-k", "-t", f"={ENGINE_SESSION}:", "-c", str(sandbox.root), engine_command())
-            pid = _engine_pid(sandbox)
-            assert pid is not None
+        if process_gone(pid):
+            launched.append(_launch_engine(sandbox))
+            pid = launched[-1].pid
         if kind == "hook":
             _freeze_after_a_hook_event(sandbox, pid, timeout=3.0)
         elif kind == "stall" and _hook_connected(agent_pids, timeout=3.0):
@@ -121,8 +122,10 @@ def test_twenty_engine_kills_under_load_lose_and_repeat_nothing(sandbox: Sandbox
         else:
             time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: _engine_pid(sandbox) is None, message="the engine killed")  # and its pane dead
+        wait_until(lambda killed=pid: process_gone(killed), message="the engine killed")
     killing = time.monotonic() - started
+    for engine in launched:
+        engine.wait()
 
     for name in AGENTS:
         sandbox.wait_state(name, "idle", timeout=60)

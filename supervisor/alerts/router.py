@@ -2,7 +2,7 @@
 
 - An alert is identified by (subject, trigger). The subject is the agent, unless the trigger event names
   another (core/subjects.py): the agents whose panes went with supervisor's tmux server are one alert about
-  `tmux:`, naming them all, not one `exited` each.
+  `tmux:`, naming them all (the trigger event lists them), not one `exited` each.
 - A condition (waiting, stalled, deadlock) that fires again while it holds is a duplicate; a one-off trigger
   (done, exited, ...) is a new occurrence each time it fires.
 - Items about one agent are collected for `group_wait` from the first one, then written as one message; those
@@ -131,9 +131,10 @@ class Router:
         condition = _condition(db, agent, trigger)
         pending = db.execute("SELECT status, repeat, count, queued, since, data FROM alert_pending "
                              "WHERE agent = ? AND trigger = ?", (agent, trigger)).fetchone()
-        if agent != name:  # every agent the subject's group concerns, so far
+        if agent != name:  # every agent the subject's group concerns, so far (an event may name several)
             named = json.loads(pending[5]).get("agents", []) if pending is not None else []
-            data = {**data, "agents": sorted({*named, name})}
+            given = [str(other) for other in data.get("agents") or () if isinstance(other, str)]
+            data = {**data, "agents": sorted({*named, *given, name})}
         evidence = json.dumps(data, sort_keys=True, default=str)
         if active:
             if trigger in _STATEFUL and condition is not None and condition.firing:  # a duplicate: newer evidence only

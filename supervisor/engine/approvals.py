@@ -33,6 +33,7 @@ class Held:
     answered: threading.Event = field(default_factory=threading.Event)
     allowed: bool | None = None
     reason: str | None = None
+    dropped: str | None = None  # why it was let go unanswered (its agent's pane is gone)
 
 
 class Approvals:
@@ -60,9 +61,32 @@ class Approvals:
         finally:
             with self._lock:
                 self._held[agent].remove(held)
-        if held.allowed is None:
+        if held.allowed is None and held.dropped is None:
             self._record(held.id, "timed_out", None, None)
         return held
+
+    def answer_hook(self, agent: str, request: str, timeout: float | None) -> dict[str, Any]:
+        """A PermissionRequest hook's answer, held here (the request's own thread; nothing else waits on it)
+        until a human decides: empty when let go without one (timed out: the CLI shows its own dialog)."""
+        held = self.hold(agent, request, timeout)
+        if held.dropped is not None:
+            self.store.append_event(agent, "approval_dropped", request=held.request, reason=held.dropped)
+            return {}
+        if held.allowed is None:
+            self.store.append_event(agent, "approval_timed_out", request=held.request)
+            return {}
+        return {"output": permission_answer(held.allowed, held.reason)}
+
+    def drop(self, agent: str, reason: str) -> None:
+        """Let go of the agent's held requests unanswered (`dropped`, with `reason`): it ended, so no answer can
+        reach it any more, and an approve must not report one delivered."""
+        with self._lock:
+            dropped = [held for held in self._held.get(agent) or () if held.allowed is None and held.dropped is None]
+            for held in dropped:
+                held.dropped = reason
+        for held in dropped:
+            self._record(held.id, "dropped", reason, None)
+            held.answered.set()
 
     def pending(self, agent: str) -> Held | None:
         with self._lock:
@@ -73,7 +97,7 @@ class Approvals:
         """Answer the agent's oldest held request; None when it holds none."""
         with self._lock:
             waiting = self._held.get(agent) or []
-            held = next((h for h in waiting if h.allowed is None), None)
+            held = next((h for h in waiting if h.allowed is None and h.dropped is None), None)
             if held is None:
                 return None
             held.allowed, held.reason = allowed, reason
@@ -88,15 +112,17 @@ class Approvals:
             if self._held.get(agent):
                 return None
         with self.store.transaction() as db:
-            row = db.execute("SELECT id, request, status, decided_by, created, decided FROM approvals WHERE agent = ?"
-                             " ORDER BY id DESC LIMIT 1", (agent,)).fetchone()
+            row = db.execute("SELECT id, request, status, decided_by, created, decided, reason FROM approvals "
+                             "WHERE agent = ? ORDER BY id DESC LIMIT 1", (agent,)).fetchone()
         if row is None:
             return None
-        approval_id, request, status, by, created, decided = row
+        approval_id, request, status, by, created, decided, reason = row
         if max(created, decided or 0) < since:
             return None
         if status in ("approved", "denied"):
             return f"its request {request} was {status} already" + (f" (by {by})" if by else "")
+        if status == "dropped":
+            return f"its request {request} was dropped: {reason}"
         if approval_id in self._lost:
             return f"its request {request} was held by an engine that stopped"
         return None

@@ -45,7 +45,6 @@ from supervisor.engine.approvals import (
     Approvals,
     ask_answer,
     await_dialog,
-    permission_answer,
     required,
 )
 from supervisor.engine.auditor import Auditor
@@ -61,6 +60,7 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.server import ControlServer
+from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
@@ -166,11 +166,12 @@ class Engine:
         os.ftruncate(handle.fileno(), 0)  # what a repair killed while it held the lock left
         self._lock_file = handle
 
-    def serve(self) -> None:
-        """Run until asked to stop: adopt what exists, answer requests, watch every tick."""
+    def serve(self, *, hangup_stops: bool = True) -> None:
+        """Run until asked to stop: adopt what exists, answer requests, watch every tick. The tmux server is not
+        started here (a dead one is news the watcher tells), but by the first launch that needs one.
+        `hangup_stops`: SIGHUP stops it (run in a terminal; detached, `detached.detach` makes it harmless)."""
         self.acquire_singleton()
         self.hooks_once = HookLedger(self.store)  # no other engine applies events from now on
-        self.tmux.ensure_server()
         self.tmux.use_control()
         self.store.set_meta("engine_pid", str(os.getpid()))
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
@@ -181,7 +182,7 @@ class Engine:
             service.start()
         server = ControlServer(self.paths.engine_socket, self.handle, self.disk.note)
         server.serve_in_thread()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
             signal.signal(signum, lambda *_: self._stopping.set())
         log.info("engine %d serving %s", os.getpid(), self.paths.root)
         try:
@@ -298,6 +299,8 @@ class Engine:
             "agents": len(agents),
             "live": sum(1 for a in agents if a.state.live),
             "tmux_socket": str(self.paths.tmux_socket),
+            "tmux_running": self.tmux.alive(),  # ended: its agents are restorable; the next start makes a new one
+            "log": str(self.paths.engine_log),
             "store": str(self.paths.db_path),
             "tick_seconds": self.watcher.last_tick_seconds,
             "ticks": self.watcher.ticks,
@@ -617,7 +620,7 @@ class Engine:
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()
-        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up", undelivered.MARK):
+        for stale in ("restart_at", "timing_out", "escaped", "deadlock", "gave_up", undelivered.MARK, RESTORABLE):
             agent.extra.pop(stale, None)
         agent.started_at = now
         agent.exit_code = None
@@ -826,12 +829,7 @@ class Engine:
                 self.store.append_event(agent.name, "approval_required", request=tool_summary(event), rule=pattern)
                 return {"output": ask_answer(pattern)}
         if name == "PermissionRequest":
-            # Held here (this request's own thread; nothing else waits on it) until a human decides.
-            held = self.approvals.hold(agent.name, tool_summary(event), self.config.approval.timeout)
-            if held.allowed is None:
-                self.store.append_event(agent.name, "approval_timed_out", request=held.request)
-                return {}  # the CLI shows its own dialog
-            return {"output": permission_answer(held.allowed, held.reason)}
+            return self.approvals.answer_hook(agent.name, tool_summary(event), self.config.approval.timeout)
         return {}
 
     def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:

@@ -1,8 +1,8 @@
 """Running the engine in the foreground, and telling the one who started it why a start failed.
 
-An engine is started in its own tmux pane, so what it prints there is seen by nobody: the reason a start
-failed goes to engine.log and to `engine-failed` in the state directory, where the client that is waiting
-for it reads it and shows it as its own error.
+An engine is started apart from any terminal (supervisor/engine/detached.py), so what it prints is seen by
+nobody: the reason a start failed goes to engine.log and to `engine-failed` in the state directory, where the
+client that is waiting for it reads it and shows it as its own error.
 """
 
 from __future__ import annotations
@@ -22,14 +22,20 @@ log = logging.getLogger("supervisor.engine")
 ENGINE_LOG_BYTES = 10 * 1024 * 1024  # then engine.log moves to engine.log.1 (two older files are kept)
 
 
-def run_foreground(paths: RepoPaths) -> int:
-    """Log to stderr and engine.log, then run the engine until it stops; a failed start is logged, recorded
-    for the waiting client, and raised."""
+def run_foreground(paths: RepoPaths, *, detached: bool = False) -> int:
+    """Log to engine.log (and to stderr, in a terminal), then run the engine until it stops; a failed start is
+    logged, recorded for the waiting client, and raised. `detached`: started apart by a command (see
+    `detached.launch`): it forks away from its starter first, and no hangup stops it."""
     from supervisor.engine.diskfaults import KeepingFileHandler
     from supervisor.engine.engine import Engine
 
+    if detached:
+        from supervisor.engine.detached import detach
+
+        detach()
     paths.ensure_dirs()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    # Detached, stderr is engine.out: the log lines would only be there twice.
+    handlers: list[logging.Handler] = [] if detached else [logging.StreamHandler(sys.stderr)]
     # An engine runs for weeks; an error that repeats every pass must not fill the disk, and a line the disk
     # refuses now is kept and written once it can be.
     handlers.append(KeepingFileHandler(str(paths.engine_log), ENGINE_LOG_BYTES, 2))
@@ -44,7 +50,7 @@ def run_foreground(paths: RepoPaths) -> int:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise SupervisorError(f"the engine cannot start: {paths.state_dir} cannot be written ({reason})",
                                   hint="free space there or make it writable, then run the command again") from None
-        engine.serve()
+        engine.serve(hangup_stops=not detached)
     except SupervisorError as exc:
         _failed(paths, exc.message, exc.hint)
         raise
@@ -60,7 +66,7 @@ def _failed(paths: RepoPaths, error: str, hint: str | None) -> None:
     log.error("engine: %s%s", error, f" (hint: {hint})" if hint else "")
     try:
         paths.engine_failed.write_text(json.dumps({"error": error, "hint": hint}) + "\n")
-    except OSError as exc:  # a full disk or read-only folder: engine.log and the pane still say it
+    except OSError as exc:  # a full disk or read-only folder: engine.log and engine.out still say it
         log.error("could not write %s: %s", paths.engine_failed, exc)
 
 

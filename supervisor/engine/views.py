@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, Event
+from supervisor.engine.server_ended import RESTORABLE
 
 if TYPE_CHECKING:
     from supervisor.engine.branches import Readiness
@@ -50,6 +51,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "last_event": None if newest is None else {"kind": newest[0], "at": iso(newest[1]), **newest[2]},
         "exit_code": agent.exit_code,
         "reason": agent.reason,
+        # Its pane went with the tmux server and nothing started it since: `supervisor restore` brings it back.
+        "restorable": bool(agent.extra.get(RESTORABLE)),
         "boundary_violations": len(agent.extra.get("violations") or []),
         # The conflict radar's findings: [{"with": agent or target branch, "branch": ..., "files": [...]}].
         "conflicts": list(agent.extra.get("conflicts") or []),

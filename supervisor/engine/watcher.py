@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING
 from supervisor.agents import get_profile
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
-from supervisor.core import subjects
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import undelivered
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.once import last_hook
-from supervisor.engine.panes import WINDOW_CLOSED
+from supervisor.engine.panes import TMUX_ENDED, WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
+from supervisor.engine.server_ended import ServerEnded
 from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
 from supervisor.engine.turns import Turns
 from supervisor.tmux.server import PaneInfo, Scrolled
@@ -61,7 +61,6 @@ SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, esc
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
 _CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
 _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
-SERVER_ENDED = "the tmux server ended and took its agents with it: restart them"
 
 
 @dataclass
@@ -120,6 +119,7 @@ class Watcher:
         self._records = AgentRecords(engine.store)
         self._escape_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
+        self.server_ended = ServerEnded(engine)
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -182,6 +182,7 @@ class Watcher:
             self._locked(candidate.name,
                          lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot),
                          read=(candidate, versions.get(candidate.name, 0)))
+        self.server_ended.settle()
         for candidate in agents:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
@@ -233,6 +234,7 @@ class Watcher:
         fresh = self.engine.store.get_agent(agent.name)
         if fresh is not None and fresh.state.live:
             self.evaluate(fresh, self.engine.tmux.list_panes(), time.time())
+            self.server_ended.settle()
 
     def decide_now(self, name: str) -> None:
         """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
@@ -261,16 +263,15 @@ class Watcher:
         if pane is None:
             if live.screen is not None:  # the last screen seen is the best left of it
                 engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
-            why = engine.panes.why_gone(agent, panes)
-            agent.reason = f"its pane is gone ({why})"
+            if engine.panes.why_gone(agent, panes) == TMUX_ENDED:
+                self.server_ended.found(agent)  # ended with the others it took, at the end of the tick
+                return
+            agent.reason = f"its pane is gone ({WINDOW_CLOSED})"
             agent.exit_code = None
+            engine.approvals.drop(agent.name, agent.reason)
             with engine.store.transaction():
                 engine.set_state(agent, State.EXITED, "exited", reason=agent.reason)
-                if why == WINDOW_CLOSED:
-                    fire(engine.store, agent, Trigger.EXITED, agent.reason)
-                else:  # every agent on it went with the server: one alert about the server names them all
-                    fire(engine.store, agent, Trigger.EXITED, agent.reason, subject=subjects.TMUX,
-                         subject_summary=SERVER_ENDED)
+                fire(engine.store, agent, Trigger.EXITED, agent.reason)
             return
         if pane.dead:
             self._ended(agent, pane, now)
@@ -529,6 +530,7 @@ class Watcher:
                 log.warning("%s: pane %s is dead without an exit status", agent.name, pane.pane)
             code = (engine.panes.own(agent) or pane).dead_status
         engine.end_transcript(agent)
+        engine.approvals.drop(agent.name, "it exited")  # a request its hook held is answered by nobody now
         screen = last_words(engine.paths.transcript(agent.name))
         last = screen[-1] if screen else ""
         agent.exit_code = code

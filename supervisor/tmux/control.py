@@ -2,8 +2,9 @@
 
 Spawning a tmux client for each query costs a process start every time; one control-mode connection
 answers any number of commands (DESIGN.md: about 0.6% of a core at 100 panes, against 1.4% for one
-spawned tmux a tick). It attaches to supervisor's own `_engine` session with output notifications off and
-without a say in window sizes. Each command's reply arrives between `%begin TIME NUMBER FLAGS` and
+spawned tmux a tick). It attaches to the `_engine` session the server keeps for it, with output notifications
+off and without a say in window sizes, and never starts a server (`tmux -N`: attaching to a dead server's
+socket would otherwise start a new, empty one). Each command's reply arrives between `%begin TIME NUMBER FLAGS` and
 `%end`/`%error` with the same number and flags (FLAGS 1: a command of this client); pane text inside a
 block may itself start with `%`, so only that exact pair delimits it.
 """
@@ -31,7 +32,7 @@ def _quote(arg: str) -> str:
 class ControlClient:
     def __init__(self, socket: Path, session: str) -> None:
         self._proc = subprocess.Popen(
-            ["tmux", "-S", str(socket), "-C", "attach-session", "-t", f"={session}", "-f",
+            ["tmux", "-N", "-S", str(socket), "-C", "attach-session", "-t", f"={session}", "-f",
              "no-output,ignore-size,read-only"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )

@@ -22,7 +22,11 @@ import libtmux
 from supervisor.errors import SupervisorError
 from supervisor.tmux.control import ControlClient, ControlError
 
-ENGINE_SESSION = "_engine"  # never a valid agent name (agent names cannot contain '_')
+# A session the server always has, for the engine's control-mode client to attach to (the engine itself runs
+# apart from tmux). Never a valid agent name (agent names cannot contain '_').
+ENGINE_SESSION = "_engine"
+_PLACEHOLDER = ("echo 'supervisor keeps this session for its connection to tmux; the engine runs apart "
+                "(see: supervisor engine status)'; exec sleep 2147483647")
 MIN_PANE_WIDTH = 40  # an agent CLI is unusable in a narrower pane: a helper then gets a window of its own
 MIN_PANE_HEIGHT = 10
 
@@ -178,13 +182,22 @@ class Tmux:
         return bool(self.server.is_alive())
 
     def ensure_server(self) -> None:
-        """Start the server with our config if it is not running (it then stays up even when empty)."""
-        if self.alive():
-            return
-        self.config.write_text(_CONFIG)
-        self.run("start-server")
+        """Start the server with our config if it is not running (it then stays up even when empty), with its
+        `_engine` session. Only a launch calls this: a query never starts a server."""
         if not self.alive():
-            raise TmuxError(f"could not start the tmux server at {self.socket}")
+            self.config.write_text(_CONFIG)
+            try:
+                self.run("start-server", ";", "new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine",
+                         _PLACEHOLDER)
+            except TmuxError:
+                if not self.alive():
+                    raise
+                # another launch started it this very moment
+            if not self.alive():
+                raise TmuxError(f"could not start the tmux server at {self.socket}")
+        if not self.has_session(ENGINE_SESSION):  # a server from before the session was kept
+            with contextlib.suppress(TmuxError):  # another launch made it just now
+                self.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", _PLACEHOLDER)
 
     def kill_server(self) -> None:
         if self.alive():

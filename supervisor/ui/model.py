@@ -30,6 +30,7 @@ STATE_STYLES = {
 }
 LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled"})
 ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
+CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end with the agent
 
 # The state filter's choices, in the order the filter offers them.
 STATE_FILTERS: tuple[tuple[str, str], ...] = (
@@ -207,6 +208,12 @@ class Board:
                     flags.active.clear()
                     changed.add(name)
                 continue
+            if event.get("state") in ENDED_STATES:
+                # An ended agent no longer waits or stalls (as the alert router clears them, quietly): a badge
+                # kept from before would ask for what nothing can answer.
+                flags = self.flags.get(name)
+                if flags is not None and any([flags.active.pop(mark, None) for mark in CLEARED_BY_ENDING]):
+                    changed.add(name)
             if kind != "trigger":
                 continue
             trigger = str(event.get("trigger") or "")
