@@ -50,6 +50,7 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "last_event": None if newest is None else {"kind": newest[0], "at": iso(newest[1]), **newest[2]},
         "exit_code": agent.exit_code,
         "reason": agent.reason,
+        "restorable": bool(agent.extra.get("restorable")),  # its pane went with the tmux server: `restore --all`
         "boundary_violations": len(agent.extra.get("violations") or []),
         # The conflict radar's findings: [{"with": agent or target branch, "branch": ..., "files": [...]}].
         "conflicts": list(agent.extra.get("conflicts") or []),
