@@ -611,6 +611,8 @@ class Engine:
         resumed = profile.resume_line(agent.command, session, state) if resume else None
         if resumed is None:
             agent.extra.pop("session_id", None)  # a new conversation: its id is told (or found) anew
+        elif session is not None:
+            agent.extra["session_id"] = session
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)

@@ -158,6 +158,7 @@ def test_restart_resumes_the_agents_own_conversation(codex: Run) -> None:
     box.wait_state("x1", "idle", timeout=60)
     box.wait_state("x2", "idle", timeout=60)
     box.sv("restart", "x1")
+    assert codex.events("x1", "launched")[-1]["command"] == f"{codex.binary} resume {box.agent('x1')['session_id']}"
     codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
     box.wait_state("x1", "idle", timeout=60)
     box.sv("send", "x1", "which word?")

@@ -98,12 +98,14 @@ def test_approve_runs_the_call_once_and_deny_delivers_its_reason(gemini: Run) ->
     assert not (worktree / "denied.txt").exists()
 
 
-def test_restart_resumes_the_agents_own_latest_session(gemini: Run) -> None:
+def test_restart_resumes_the_agents_own_session_by_its_id(gemini: Run) -> None:
     gemini_home(gemini, trusted=True)
     box = gemini.box
     box.sv("start", "g4", "--task", "say hello please")
     box.wait_state("g4", "idle", timeout=90)
-    box.sv("restart", "g4")
+    box.sv("restart", "g4")  # the id is read from its chat file at the latest now, whatever the watcher saw
+    session = box.agent("g4")["session_id"]
+    assert gemini.events("g4", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
     box.wait_state("g4", "idle", timeout=90)
     gemini.wait_screen("g4", lambda screen: "> say hello please" in screen, message="the resumed conversation")
     box.sv("send", "g4", "and once more")
