@@ -138,6 +138,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             state += f" (after {', '.join(waits)})"
         elif agent.get("merged"):
             state += " (merged)"
+        elif agent.get("restorable"):
+            state += " (restorable)"  # its pane went with the tmux server: `supervisor restore --all`
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         if agent.get("waiting_reason"):  # what needs a human comes first

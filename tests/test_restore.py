@@ -98,6 +98,8 @@ def test_restore_all_brings_back_what_the_tmux_server_took_each_in_its_own_conve
     for name in ("auth", "auth.tests", "docs"):
         assert sandbox.wait_state(name, "exited")["restorable"] is True
     assert sandbox.ls()["gone"]["restorable"] is False
+    listed = {line.split()[0]: line.split()[2:4] for line in sandbox.sv("ls").stdout.splitlines()[1:]}
+    assert listed["auth"] == ["exited", "(restorable)"] and listed["gone"][1] != "(restorable)"
 
     done = sandbox.sv("restore", "--all")
     assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["auth", "auth.tests", "docs"]
