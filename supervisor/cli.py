@@ -138,6 +138,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             state += f" (after {', '.join(waits)})"
         elif agent.get("merged"):
             state += " (merged)"
+        elif agent.get("restorable"):
+            state += " (restorable)"  # its pane went with the tmux server: `supervisor restore --all`
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         if agent.get("waiting_reason"):  # what needs a human comes first
@@ -373,6 +375,30 @@ def cmd_restart(args: argparse.Namespace) -> int:
     agent = _call("restart", {"name": args.agent})
     print(f"{agent['name']}: {agent['state']} (pane {agent['pane']})")
     return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    if bool(args.agents) == args.all:
+        raise UsageError("name the agents to restore, or --all, not both" if args.all else
+                         "name the agents to restore, or --all for every one whose pane went with the tmux server",
+                         hint="`supervisor ls` shows them: their reason says the tmux server ended")
+    result = _call("restore", {"names": args.agents or None, "every": args.all})
+    if args.json:
+        _print_json(result)
+        return 1 if result["failed"] else 0
+    if not result["restored"] and not result["failed"]:
+        print("nothing to restore: no agent's pane went with the tmux server (`supervisor restore NAME` brings "
+              "back one that ended by itself)")
+    for agent in result["restored"]:
+        how = f"resumed conversation {agent['session_id']}" if agent["session_id"] else \
+            "resumed its conversation" if agent["resumed"] else \
+            "started afresh, its task given again" if agent.get("task") else "started afresh"
+        print(f"{agent['name']}: {agent['state']} in {agent['worktree']} ({how})")
+    for failure in result["failed"]:
+        print(f"supervisor: error: {failure['name']} not restored: {failure['error']}", file=sys.stderr)
+        if failure.get("hint"):
+            print(f"hint: {failure['hint']}", file=sys.stderr)
+    return 1 if result["failed"] else 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
@@ -845,6 +871,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill", action="store_true", help="kill at once, without the grace period")
     p = add("restart", cmd_restart, "start the agent again in the same worktree")
     p.add_argument("agent")
+    p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
+            "its own conversation")
+    p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")
+    p.add_argument("--all", action="store_true", help="every agent whose pane went with the tmux server")
+    p.add_argument("--json", action="store_true")
     p = add("rm", cmd_rm, "remove a stopped agent's worktree and branch")
     p.add_argument("agent")
     p.add_argument("--force", action="store_true", help="also drop unmerged work and stop it if running")

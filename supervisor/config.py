@@ -38,6 +38,7 @@ DEFAULT_STAGGER: Final[Mapping[str, float]] = MappingProxyType(
 """Seconds between two agent launches when `agent.stagger` is not set."""
 RESTART_POLICIES: Final = ("never", "on-failure", "always")
 STALL_ACTIONS: Final = ("none", "interrupt", "restart")
+RESTORE_MODES: Final = ("ask", "auto", "never")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
                           "done", "merge")
@@ -78,6 +79,7 @@ class LimitsConfig:
     stop_grace: float = 5.0
     error_repeats: int = 3  # errors: the same error pattern this many times
     error_window: float = 600.0  # … within this many seconds
+    restore: str = "ask"  # agents whose panes went with the tmux server, when the engine starts: ask | auto | never
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "stop_grace",
         "error_repeats",
         "error_window",
+        "restore",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
@@ -640,6 +643,7 @@ class _Parser:
             stop_grace=self.duration(sec, "stop_grace", 5.0),
             error_repeats=self.integer(sec, "error_repeats", 3, 1),
             error_window=self.duration(sec, "error_window", 600.0),
+            restore=self.choice(sec, "restore", "ask", RESTORE_MODES),
         )
 
     def logs(self, sec: _Section) -> LogsConfig:
@@ -778,6 +782,10 @@ limits:
   # many times within this long; a usage or rate limit message fires it at once.
   error_repeats: 3
   error_window: 10m
+  # Agents whose panes went with supervisor's tmux server (it was killed, the machine rebooted), when
+  # the engine starts: ask (the dashboard offers to restore them all) | auto (restored at once, each in
+  # its own conversation) | never (only `supervisor restore` brings them back).
+  restore: ask
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or

@@ -101,6 +101,5 @@ def test_profile_from_command_and_readiness() -> None:
     assert profile_for("python -m my_agent") == "generic"
     assert CLAUDE.ready("Welcome\n> \n? for shortcuts") is True
     assert CLAUDE.ready("Do you trust the files in this folder?\n❯ 1. Yes, proceed\nEnter to confirm") is False
-    assert CLAUDE.command_line("claude", resume=True) == "claude --continue"
-    assert CLAUDE.command_line("claude", resume=True, session="ab-1") == "claude --resume ab-1"
-    assert CLAUDE.command_line("claude", resume=False, session="ab-1") == "claude"
+    assert CLAUDE.resume_line("claude", None, Path("/nowhere")) is None  # never `--continue`: afresh, with its task
+    assert CLAUDE.resume_line("claude", "ab-1", Path("/nowhere")) == "claude --resume ab-1"

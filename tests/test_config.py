@@ -64,6 +64,7 @@ def test_no_file_gives_the_defaults(repo: Path) -> None:
     assert limits.stop_grace == 5.0
     assert (limits.error_repeats, limits.error_window) == (3, 600.0)
     assert limits.start_seconds == 10.0
+    assert limits.restore == "ask"
     assert config.logs.max_bytes == 10 * 1024 * 1024
     alerts = config.alerts
     assert (alerts.slack, alerts.email, alerts.command, alerts.tmux) == (None, None, None, True)
@@ -353,6 +354,10 @@ def test_bad_enum_lists_the_allowed_values(repo: Path) -> None:
     err = error(repo, "limits:\n\n  restart: sometimes\n")
     assert err.line == 3
     assert "never, on-failure, always" in err.detail
+    err = error(repo, "limits:\n  restore: automatic\n")
+    assert (err.line, err.detail, err.hint) == (2, "limits.restore must be one of: ask, auto, never; got 'automatic'",
+                                                "did you mean 'auto'?")
+    assert load(repo, "limits:\n  restore: never\n").limits.restore == "never"
 
 
 def test_bad_notify_on_name(repo: Path) -> None:

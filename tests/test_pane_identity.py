@@ -27,7 +27,7 @@ from tests.test_watching import events, ticks_pass
 
 
 def kill_tmux_server(box: Sandbox) -> None:
-    """SIGKILL the supervisor's tmux server (the engine inside it goes with it), as a crash would."""
+    """SIGKILL the supervisor's tmux server, as a crash would (the engine runs apart from it and goes on)."""
     pid = int(box.tmux("display-message", "-p", "#{pid}").stdout.strip())
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: process_gone(pid), message="the tmux server gone")

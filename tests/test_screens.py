@@ -270,8 +270,10 @@ def test_aiders_history_lives_in_the_agents_own_folder_and_restart_restores_it(t
     assert env["AIDER_CHAT_HISTORY_FILE"] == str(state / "chat.history.md")
     assert env["AIDER_INPUT_HISTORY_FILE"] == str(state / "input.history")
     assert env["AIDER_ANALYTICS"] == "false"
-    assert aider.command_line("aider --model x", resume=True) == "aider --model x --restore-chat-history"
-    assert aider.command_line("aider --model x", resume=False) == "aider --model x"
+    assert aider.resume_line("aider --model x", None, state) is None  # no history yet: afresh, with its task
+    state.mkdir(parents=True)
+    (state / "chat.history.md").write_text("# aider chat started\n")
+    assert aider.resume_line("aider --model x", None, state) == "aider --model x --restore-chat-history"
 
 
 def test_aiders_next_question_right_after_an_answer_is_the_answer_taken() -> None:

@@ -339,7 +339,8 @@ def test_restart_runs_again_in_the_same_worktree(sandbox: Sandbox) -> None:
         turns:
           - [{write: {path: notes.txt, content: kept}}, {exit: 0}]
     """)
-    sandbox.sv("start", "auth", "--task", "write notes", "--command", command)
+    sandbox.sv("start", "auth", "--command", command)  # no task: a restart has none to give it again
+    sandbox.sv("send", "auth", "write notes")
     sandbox.wait_state("auth", "exited")
     worktree = Path(sandbox.ls()["auth"]["worktree"])
     assert (worktree / "notes.txt").read_text() == "kept"
@@ -462,7 +463,8 @@ def test_transcript_holds_every_line_once_across_an_engine_crash_and_a_restart(s
     def counted_to() -> int:  # the highest line on screen (a slow poll may miss any one line)
         return max((int(n) for n in re.findall(r"^line (\d+)$", sandbox.screen("auth"), re.MULTILINE)), default=0)
 
-    sandbox.sv("start", "auth", "--task", "count", "--command", command)
+    sandbox.sv("start", "auth", "--command", command)  # no task: the restart below has none to give it again
+    sandbox.sv("send", "auth", "count")
     wait_until(lambda: counted_to() >= 40, message="counting")
     old_pid = sandbox.engine_pid()
     os.kill(old_pid, signal.SIGKILL)

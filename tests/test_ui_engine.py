@@ -16,11 +16,13 @@ from textual.widgets import Input, Select
 
 from supervisor.agents import PROFILES
 from supervisor.ui.app import SupervisorApp
-from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.screens import ConfirmScreen, NewHelperScreen, NewSessionScreen, PromptScreen, RestoreScreen
 from supervisor.ui.source import EngineSource
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
-from tests.conftest import DEMO_AGENT, Sandbox
+from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from tests.test_pane_identity import kill_tmux_server
+from tests.test_watching import events, fake_claude
 
 
 @pytest.fixture
@@ -265,3 +267,30 @@ def test_the_task_board_follows_the_real_engine(engine: Sandbox) -> None:
     run(app, scenario)
     assert [line.split()[:2] for line in engine.sv("task", "ls").stdout.splitlines()[1:]] == [
         ["1", "done"], ["2", "open"], ["3", "open"]]
+
+
+def test_the_dashboard_offers_to_restore_what_the_tmux_server_took_and_the_engine_does_it(engine: Sandbox) -> None:
+    command = fake_claude(engine, "c", "turns:\n  - [{say: first turn ran}]\n")
+    engine.sv("start", "auth", "--task", "remember the word pineapple", "--command", command)
+    engine.wait_state("auth", "idle")
+    session = wait_until(lambda: engine.agent("auth").get("session_id"), message="auth's session id")
+    kill_tmux_server(engine)
+    engine.wait_state("auth", "exited")  # seen so by a new engine (limits.restore: ask, the default)
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, RestoreScreen), message="the offer to restore")
+        restore = app.screen
+        assert isinstance(restore, RestoreScreen) and restore.names == ["auth"]
+        await pilot.press("escape")  # not now: nothing happens, and R offers it again
+        await wait_for(pilot, lambda: not isinstance(app.screen, RestoreScreen))
+        assert state(app, "auth") == "exited" and not events(engine, "auth", "restored")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, RestoreScreen), message="the offer again")
+        await pilot.press("a")  # restore all
+        await wait_for(pilot, lambda: "restored auth" in notes, message="the engine's answer")
+        await wait_for(pilot, lambda: state(app, "auth") in ("starting", "working", "idle"), message="auth back")
+
+    run(app, scenario)
+    assert [e["command"] for e in events(engine, "auth", "launched")][-1] == f"{command} --resume {session}"
+    wait_until(lambda: f"resumed conversation {session}" in engine.screen("auth"), message="its own conversation")

@@ -16,6 +16,7 @@ from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, mar
 # - its input prompt, empty: `> `, or the edit format and mode before it (`diff> `, `architect multi> `);
 # - its spinner while it waits for the model: a bar of `░█` (`#=` on a plain terminal) and `Waiting for …`.
 # While the answer streams no row carries a marker: working, and progress as the text grows.
+HISTORY = "chat.history.md"  # in the agent's own state folder
 _SPINNER = r"^ *(?:[░█]{2}|#=|=#) +\S"
 AIDER_SCREEN = ScreenRules(
     markers=(
@@ -57,13 +58,22 @@ class AiderProfile(Profile):
         it asks, aider draws nothing else: any change of its rows is the answer taken."""
         return self.read(after).verdict != Verdict.WAITING or _rows(after) != _rows(before)
 
+    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+        """aider keeps no conversation id: its conversation is its chat history file, which is the agent's own
+        (see prepare_state). Restored from it once it holds anything."""
+        try:
+            kept = (state / HISTORY).stat().st_size > 0
+        except OSError:
+            kept = False
+        return f"{command} --restore-chat-history" if kept else None
+
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
         """aider writes its chat and input history into the repository's root by default (`.aider.chat.
         history.md`, `.aider.input.history`): they go to the agent's own folder, never into its worktree (where
         they would be committed, or read by another agent), and `--restore-chat-history` reads them from there
         on restart. Analytics stay off for a supervised session (no opt-in question)."""
         return {
-            "AIDER_CHAT_HISTORY_FILE": str(state / "chat.history.md"),
+            "AIDER_CHAT_HISTORY_FILE": str(state / HISTORY),
             "AIDER_INPUT_HISTORY_FILE": str(state / "input.history"),
             "AIDER_ANALYTICS": "false",
         }
@@ -71,7 +81,6 @@ class AiderProfile(Profile):
 
 AIDER = AiderProfile(
     name="aider", default_command="aider",
-    resume_args="--restore-chat-history",
     screen=AIDER_SCREEN,
     cli_processes=frozenset({"aider", "python", "python3"}),
     # Its start-up questions (.gitignore, the model's warnings, what's new, analytics) all come before its prompt

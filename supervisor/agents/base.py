@@ -24,7 +24,6 @@ class Profile:
     name: str
     default_command: str | None
     stagger: float = 0.0  # seconds between launches of this CLI (some corrupt shared config otherwise)
-    resume_args: str | None = None  # appended to the command on restart to resume the conversation
     screen: ScreenRules | None = None  # screen markers; None: activity and CPU only (generic)
     # Processes of the CLI itself (its CPU animates a spinner; only its tools' CPU means work is done).
     cli_processes: frozenset[str] = frozenset()
@@ -42,12 +41,17 @@ class Profile:
     # Seconds between a paste and its Enter: an Enter too close to a paste is taken as part of it (a newline).
     paste_settle: float = 0.15
 
-    def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
-        """The command that launches the CLI; on a restart (`resume`), the one that resumes its conversation
-        (`session`: the CLI's own id of it, when its hooks told one)."""
-        if resume and self.resume_args:
-            return f"{command} {self.resume_args}"
-        return command
+    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+        """The command that launches the CLI in the agent's own conversation again: `session` is the CLI's id of
+        it (as its hooks or its files told), `state` the agent's CLI state folder. None when it cannot be resumed
+        so (no id known, or a CLI that keeps no conversation): the agent starts afresh and is given its task
+        again. Never "the newest conversation in this folder", which may be another's."""
+        return None
+
+    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
+        """The CLI's id of the conversation the agent began at `since` or later, read from the files the CLI
+        keeps in the agent's state folder; None while none shows (or the CLI tells it otherwise: hooks)."""
+        return None
 
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """Anything the CLI needs in a new worktree before it is launched (trust, hooks)."""

@@ -1,5 +1,6 @@
 """Claude Code: each agent runs with a config folder of its own (CLAUDE_CONFIG_DIR), seeded from the user's,
-in which its worktree is trusted and supervisor's hooks are set; restarted with `--resume <session id>`."""
+in which its worktree is trusted and supervisor's hooks are set; restarted with `--resume <session id>` (the id
+every hook event carries), or afresh with its task when none was told."""
 
 from __future__ import annotations
 
@@ -27,12 +28,9 @@ _SHARED_FOLDERS = ("commands", "agents", "skills", "output-styles")
 
 
 class ClaudeProfile(Profile):
-    def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
-        """Resumed by the session id its hooks reported (`--resume <id>` keeps the id), else `--continue`
-        (the newest conversation in its own config folder)."""
-        if resume and session:
-            return f"{command} --resume {shlex.quote(session)}"
-        return super().command_line(command, resume=resume)
+    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+        """`--resume <id>`, the id its hooks reported (the resumed CLI keeps it)."""
+        return f"{command} --resume {shlex.quote(session)}" if session else None
 
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """An earlier supervisor put its hooks in the worktree's `.claude/settings.local.json`: they go (the
@@ -195,7 +193,6 @@ CLAUDE = ClaudeProfile(
     name="claude",
     default_command="claude",
     stagger=2.0,
-    resume_args="--continue",
     screen=CLAUDE_SCREEN,
     cli_processes=frozenset({"claude", "node"}),
     hooks=True,

@@ -2,8 +2,8 @@
 
 Codex keeps its config, sessions, rules and a tool daemon (`codex app-server`, one per CODEX_HOME, started by
 the first TUI and outliving it) in CODEX_HOME. Each agent gets its own, so no agent's tools run in a daemon
-another agent started, no rule one agent's approval writes reaches another, and `resume --last` resumes the
-agent's own newest conversation.
+another agent started, no rule one agent's approval writes reaches another, and the agent's conversations (its
+rollout files, whose names carry their ids: see `session_files`) are its alone; `codex resume <id>` resumes one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -21,6 +22,7 @@ from typing import Any
 from supervisor.agents import toml_out
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.agents.session_files import codex_session
 from supervisor.files import write_atomically
 
 STATE_ENV = "CODEX_HOME"
@@ -30,6 +32,13 @@ _OWN_TABLES = ("notice", "tui", "projects")
 
 
 class CodexProfile(Profile):
+    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+        """`codex resume <id>` (0.171: "Session id (UUID) or session name")."""
+        return f"{command} resume {shlex.quote(session)}" if session else None
+
+    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
+        return codex_session(state, worktree, since)
+
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
         seed_state(state, home, repo_root, worktree, program=shutil.which("codex"))
         return {STATE_ENV: str(state)}
@@ -122,7 +131,7 @@ def settle_notices(config: Path, data: dict[str, Any], catalog: list[dict[str, A
 # Rules from screens recorded from Codex 0.169.0 and 0.171.0 (tests/fixtures/codex). Codex draws its input
 # box in every state, so the box is a weak idle marker: the working line above it, or a dialog, decides.
 CODEX = CodexProfile(
-    name="codex", default_command="codex", resume_args="resume --last",
+    name="codex", default_command="codex",
     screen=ScreenRules(
         markers=(
             ESC_TO_CANCEL,

@@ -1,17 +1,20 @@
 """Gemini CLI: its own home per agent (GEMINI_CLI_HOME), the worktree trusted when the user trusts the repository,
-resumed with `--resume latest` (the agent's own latest session: its home holds no other)."""
+resumed with `--resume <session id>` (0.61 takes "latest", an index or a session's UUID), the id read from its chat
+files (see `session_files`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ScreenRules, Verdict, marker
+from supervisor.agents.session_files import gemini_session
 
 # Files of the user's ~/.gemini that hold a credential: copied read-only into the agent's home.
 CREDENTIALS = ("oauth_creds.json", "google_accounts.json", "gemini-credentials.json", ".env")
@@ -19,6 +22,12 @@ TRUSTED = ("TRUST_FOLDER", "TRUST_PARENT")
 
 
 class GeminiProfile(Profile):
+    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+        return f"{command} --resume {shlex.quote(session)}" if session else None
+
+    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
+        return gemini_session(state, since)
+
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
         """Gemini CLI 0.61 reads `$GEMINI_CLI_HOME/.gemini` instead of `~/.gemini` (settings, credentials, trusted
         folders, sessions, history): the agent's home is `state`, seeded from the user's."""
@@ -86,7 +95,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 # Rules from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its input box in every
 # state, so the box is a weak idle marker: the working line above it, or a dialog, decides when there is one.
 GEMINI = GeminiProfile(
-    name="gemini", default_command="gemini", resume_args="--resume latest",
+    name="gemini", default_command="gemini",
     # Its input box shows 0.3 to 0.5 s before its workspace-trust dialog, and for a second or two after it shows
     # an Enter sent 0.15 s after a paste may not submit it (measured in 160x48 panes, 0.61.0).
     ready_settle=3.0, paste_settle=0.5,

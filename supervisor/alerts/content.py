@@ -122,9 +122,11 @@ class AlertContent:
         if self.test:
             return ["supervisor alerts test"]
         if not self.about_agent:
-            # Each agent it took with it needs its own restart; what else to do depends on the subject.
-            return [f"supervisor restart {name}" for name in self.agents] + ["supervisor ls"] \
-                if self.firing else ["supervisor ls"]
+            if not self.firing:
+                return ["supervisor ls"]
+            if self.agent == subjects.TMUX:  # the agents it took are marked restorable: one command for all
+                return ["supervisor restore --all", "supervisor ls"]
+            return [f"supervisor restart {name}" for name in self.agents] + ["supervisor ls"]
         name = self.agent
         commands: list[str] = []
         for item in self.firing:

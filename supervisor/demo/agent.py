@@ -59,6 +59,9 @@ Options: ``--record FILE`` appends ``{"ts": <epoch>, "text": <prompt>}`` per sub
 ``--start-delay DURATION`` sleeps between the banner and the start steps (a slow-starting CLI);
 ``--toast-after DURATION`` shows a passing notice in the footer that long after each turn, for 2 s;
 ``--drop-early-input`` discards what was typed before the prompt first shows; ``--ignore-term``.
+With ``--claude`` (Claude Code's hooks, see ``claude_hooks``) each prompt is kept in its conversation's file, and
+``--resume ID`` resumes that conversation: ``resumed conversation ID`` and its prompts show, and the script goes on
+at the turn after the last one it ran (an unknown ID: ``No conversation found with session ID: ID``, exit 1).
 
 Keys: Enter submits (an empty input is ignored); a bracketed paste is inserted as is, newlines
 included, or, longer than 800 characters, folded like Claude Code folds it: ``[Pasted text #1 +12 lines]``
@@ -368,6 +371,7 @@ class Agent:
     toast_after: float | None = None  # --toast-after: seconds from a turn's end to a passing footer notice
     toast_at: float = math.inf
     start_source: str = "startup"  # --claude: SessionStart's source (`resume` with --resume/--continue)
+    resumed: list[str] | None = None  # --claude --resume: the prompts of the conversation it resumed
 
     def __post_init__(self) -> None:
         self.reader = KeyReader(self.fd)
@@ -382,6 +386,10 @@ class Agent:
 
     def session(self) -> int:
         out(f"demo-agent {__version__} — {os.getcwd()}\n")
+        if self.hooks and self.resumed is not None:  # the conversation so far, as Claude Code shows it again
+            out(f"resumed conversation {self.hooks.session_id}\n")
+            out("".join(look.prompt + prompt.split("\n")[0] + "\n" for prompt in self.resumed))
+            self.turn = min(len(self.script.turns), sum(1 for p in self.resumed if not p.startswith("!")))
         time.sleep(self.start_delay)
         if self.hooks:
             self.hooks.fire("SessionStart", self.start_source, source=self.start_source)
@@ -399,6 +407,8 @@ class Agent:
                     f.write(json.dumps({"ts": time.time(), "text": text}, ensure_ascii=False) + "\n")
             if text == "/exit":
                 return 0
+            if self.hooks:
+                self.hooks.remember(text)
             if self.hooks and not (self.announced and self.announced[0] == shown):
                 self.hooks.fire("UserPromptSubmit", prompt=text)
             elif self.announced:
@@ -869,9 +879,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notify-delay", default="1s", metavar="DURATION",
                         help="with --claude: time from a dialog to its Notification hook (real CLI: ~8 s)")
     parser.add_argument("--resume", metavar="SESSION_ID",
-                        help="with --claude: resume this session (its hooks carry this id; SessionStart source resume)")
+                        help="with --claude: resume this conversation (shows `resumed conversation ID` and its "
+                             "prompts, goes on with the script's next turn; its hooks carry this id; SessionStart "
+                             "source resume)")
     parser.add_argument("--continue", dest="continue_", action="store_true",
-                        help="with --claude: resume the newest session (SessionStart source resume)")
+                        help="with --claude: resume this folder's newest conversation (SessionStart source resume)")
     parser.add_argument("--toast-after", metavar="DURATION",
                         help="show Claude Code's passing footer notice this long after each turn, for 2 s")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
@@ -896,8 +908,14 @@ def main(argv: list[str] | None = None) -> int:
                   toast_after=toast_after)
     if args.claude:
         agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
-        if args.resume:
-            agent.hooks.session_id = args.resume
+        if args.resume or args.continue_:  # as Claude Code: its own conversation by id, or this folder's newest
+            session = args.resume or agent.hooks.newest()
+            agent.resumed = agent.hooks.recall(session) if session else None
+            if session is None or agent.resumed is None:
+                print(f"No conversation found with session ID: {session}" if session else
+                      "No conversation found to continue", file=sys.stderr)
+                return 1
+            agent.hooks.session_id = session
         agent.start_source = "resume" if args.resume or args.continue_ else "startup"
     global look
     look = LOOKS[args.look]

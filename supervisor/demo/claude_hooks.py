@@ -4,7 +4,10 @@ With `--claude`, the demo agent loads the `hooks` of `~/.claude/settings.json` (
 when that is set), `.claude/settings.json`
 and `.claude/settings.local.json` (in that order, all of them apply) and runs each matching command with
 the event's JSON on stdin, the documented fields included (session_id, transcript_path, cwd,
-hook_event_name, and the event's own). A PermissionRequest hook's decision on stdout is honoured."""
+hook_event_name, and the event's own). A PermissionRequest hook's decision on stdout is honoured.
+
+Like the real CLI it keeps each conversation in `<config dir>/projects/<cwd, / and . as ->/<session id>.jsonl`
+(one line per prompt here), which `--resume <id>` reads back: the resumed conversation keeps its id."""
 
 from __future__ import annotations
 
@@ -27,10 +30,53 @@ class ClaudeHooks:
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    @property
+    def config_dir(self) -> Path:
+        configured = os.environ.get("CLAUDE_CONFIG_DIR")
+        return Path(configured) if configured else self.home / ".claude"
+
+    @property
+    def conversations(self) -> Path:
+        return self.config_dir / "projects" / re.sub(r"[/.]", "-", str(self.cwd))
+
+    @property
+    def transcript(self) -> Path:
+        return self.conversations / f"{self.session_id}.jsonl"
+
+    def remember(self, prompt: str) -> None:
+        """Keep a prompt in the conversation's file, as the real CLI keeps its transcript."""
+        record = {"type": "user", "sessionId": self.session_id, "cwd": str(self.cwd),
+                  "message": {"role": "user", "content": prompt}}
+        self.transcript.parent.mkdir(parents=True, exist_ok=True)
+        with self.transcript.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def recall(self, session_id: str) -> list[str] | None:
+        """The prompts of conversation `session_id` (None: no such conversation here)."""
+        try:
+            lines = (self.conversations / f"{session_id}.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        prompts = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            content = (record.get("message") or {}).get("content") if isinstance(record, dict) else None
+            if isinstance(content, str):
+                prompts.append(content)
+        return prompts
+
+    def newest(self) -> str | None:
+        """The id of the newest conversation in this folder (what `--continue` resumes)."""
+        found = sorted(self.conversations.glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
+        return found[-1].stem if found else None
+
     @classmethod
     def load(cls, cwd: Path, home: Path) -> ClaudeHooks:
         found = cls(cwd=cwd, home=home)
-        config_dir = Path(os.environ["CLAUDE_CONFIG_DIR"]) if os.environ.get("CLAUDE_CONFIG_DIR") else home / ".claude"
+        config_dir = found.config_dir
         for path in (config_dir / "settings.json", cwd / ".claude" / "settings.json",
                      cwd / ".claude" / "settings.local.json"):
             try:
@@ -44,7 +90,7 @@ class ClaudeHooks:
 
     def fire(self, event: str, matcher_value: str | None = None, **fields: Any) -> dict[str, Any]:
         """Run the hooks of `event`; the merged JSON objects they printed."""
-        payload = {"session_id": self.session_id, "transcript_path": str(self.home / ".claude" / "transcript.jsonl"),
+        payload = {"session_id": self.session_id, "transcript_path": str(self.transcript),
                    "cwd": str(self.cwd), "permission_mode": "default", "hook_event_name": event, **fields}
         answer: dict[str, Any] = {}
         for entry in self.hooks.get(event, []):

@@ -59,6 +59,7 @@ from supervisor.engine.params import check_params
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
+from supervisor.engine.restore import RestoreDesk
 from supervisor.engine.server import ControlServer
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.taskdesk import TaskDesk
@@ -148,7 +149,7 @@ class Engine:
         self.auditor = Auditor(self)
         self.planner = Planner(self)
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
-                                        ConflictRadar(self), TaskDesk(self)]
+                                        ConflictRadar(self), TaskDesk(self), RestoreDesk(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -330,6 +331,7 @@ class Engine:
         view["reason"] = agent.reason
         view["port"] = agent.port
         view["restarts"] = agent.restarts
+        view["session_id"] = agent.extra.get("session_id")  # the CLI's own id of its conversation, when known
         view["contract"] = agent.extra.get("contract")
         view["contract_unverified"] = agent.extra.get(rebuild.UNVERIFIED)
         view["rebuilt"] = agent.extra.get("rebuilt")
@@ -589,24 +591,35 @@ class Engine:
                 self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
                 return
 
-    def _launch(self, agent: Agent, *, resume: bool) -> None:
-        """Start the agent's command in its pane (the caller holds the agent's lock)."""
+    def _launch(self, agent: Agent, *, resume: bool) -> bool:
+        """Start the agent's command in its pane (the caller holds the agent's lock); with `resume`, in its own
+        conversation, by the id recorded of it, where its CLI can. Returns whether it was resumed so: if not,
+        it begins a new conversation, and its task is for the caller to give again."""
         if agent.state == State.FAILED and not resume:
-            return  # setup failed
+            return False  # setup failed
         profile = get_profile(agent.profile)
         missing = _missing_program(agent.command, Path(agent.worktree))
         if missing:
             agent.reason = f"command not found: {missing}"
             self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
-            return
+            return False
         profile.prepare_worktree(self.paths.root, Path(agent.worktree), Path.home(), hook_command())
         self.tmux.ensure_server()
-        command = profile.command_line(agent.command, resume=resume, session=agent.extra.get("session_id"))
+        state = self.paths.agent_state(agent.name)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        known = agent.extra.get("session_id")
+        if resume and not known:  # a CLI that keeps it in its files, stopped before the watcher read them
+            known = profile.find_session(state, Path(agent.worktree), agent.started_at)
+        session = known if resume and isinstance(known, str) and known else None
+        resumed = profile.resume_line(agent.command, session, state) if resume else None
+        if resumed is None:
+            agent.extra.pop("session_id", None)  # a new conversation: its id is told (or found) anew
+        elif session is not None:
+            agent.extra["session_id"] = session
+        command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
         env = self._agent_env(agent)
-        state = self.paths.agent_state(agent.name)
-        state.mkdir(mode=0o700, parents=True, exist_ok=True)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
@@ -626,8 +639,10 @@ class Engine:
         agent.exit_code = None
         agent.reason = None
         agent.waiting_reason = None
-        self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resume and bool(profile.resume_args))
+        self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resumed is not None,
+                                     session_id=session if resumed is not None else None)
         self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
+        return resumed is not None
 
     def _deliver_quietly(self, name: str, task: str) -> None:
         """The start task's thread: whatever fails is logged, never a thread dying in silence (a delivery
@@ -1023,9 +1038,13 @@ class Engine:
         agent.restarts += 1
         fresh = (agent.extra.get("restart") or self.config.limits.restart) == "always"
         self.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
-        self._launch(agent, resume=not fresh)
-        if fresh and agent.task and agent.state.live:
-            # A fresh conversation knows nothing yet: it gets its task again (a swarm's "claim your next job").
+        if not self._launch(agent, resume=not fresh):
+            self.give_task_again(agent)
+
+    def give_task_again(self, agent: Agent) -> None:
+        """A new conversation knows nothing yet: it gets its task again (a swarm's "claim your next job", an agent
+        whose CLI could not resume its own), once its prompt shows (the caller holds its lock)."""
+        if agent.task and agent.state.live:
             self.live[agent.name].pending_prompt = True
             threading.Thread(target=self._deliver_quietly, args=(agent.name, agent.task), daemon=True).start()
 
@@ -1124,23 +1143,32 @@ class Engine:
 
     def op_restart(self, name: str) -> dict[str, Any]:
         with self.agent_lock(name):
-            agent = self.get(name)
-            with self._admission_of(agent):  # a helper's place under its parent is checked and taken at once
-                refusal = self._restart_refusal(agent)
-                if refusal is not None:
-                    raise SupervisorError(f"{name} cannot be restarted: {refusal[0]}", hint=refusal[1])
-                if agent.state.live:
-                    self._end(agent, grace=self.config.limits.stop_grace)
-                if not Path(agent.worktree).is_dir():
-                    raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be restarted")
-                agent.restarts += 1
-                agent.extra.pop("quick_exits", None)  # a human's restart starts the policy's count afresh
-                agent.state = State.STARTING
-                self._launch(agent, resume=True)
+            self.start_again(self.get(name), "restarted")
             agent = self.get(name)
             if agent.state == State.FAILED:
                 raise SupervisorError(f"{name} failed to start: {agent.reason}")
             return views.agent_view(agent, self.live.get(name))
+
+    def start_again(self, agent: Agent, verb: str) -> bool:
+        """Start the agent again in its own worktree (ended first if it runs), in its own conversation where its
+        CLI can resume it, else afresh with its task (the caller holds its lock). `verb`: what the human asked
+        (`restarted`, `restored`), for the refusals. Returns whether its conversation was resumed."""
+        name = agent.name
+        with self._admission_of(agent):  # a helper's place under its parent is checked and taken at once
+            refusal = self._restart_refusal(agent)
+            if refusal is not None:
+                raise SupervisorError(f"{name} cannot be {verb}: {refusal[0]}", hint=refusal[1])
+            if agent.state.live:
+                self._end(agent, grace=self.config.limits.stop_grace)
+            if not Path(agent.worktree).is_dir():
+                raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
+            agent.restarts += 1
+            agent.extra.pop("quick_exits", None)  # a human's restart starts the policy's count afresh
+            agent.state = State.STARTING
+            resumed = self._launch(agent, resume=True)
+            if not resumed:
+                self.give_task_again(agent)
+            return resumed
 
     def _admission_of(self, agent: Agent) -> contextlib.AbstractContextManager[object]:
         """`admission` for a helper (its parent's count of live helpers changes), nothing for a session."""

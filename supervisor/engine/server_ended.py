@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 REASON = "tmux server ended"
 RESTORABLE = "restorable"  # agent.extra key: its pane went with the tmux server, and nothing started it since
-SUMMARY = "the tmux server ended and took its agents with it: restart them"
+SUMMARY = "the tmux server ended and took its agents with it: `supervisor restore --all` brings them back"
 
 
 class ServerEnded:

@@ -157,7 +157,9 @@ class Watcher:
         # Becoming idle (or waiting) is no progress: counting it as such would read an agent adopted just
         # after it went idle as working again for idle_after.
         progress = seen if agent.state in (State.IDLE, State.WAITING) else max(seen, agent.state_since)
-        return Live(last_output=seen, last_progress=progress, launched_at=agent.started_at, adopted=True)
+        known = agent.extra.get("session_id")
+        return Live(last_output=seen, last_progress=progress, launched_at=agent.started_at, adopted=True,
+                    session_id=known if isinstance(known, str) else None)
 
     # the tick --------------------------------------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class Watcher:
         if snapshot is not None:
             self.check_escapes(snapshot, live_agents, panes)
             self.check_deadlocks(live_agents)
+            self.look_for_sessions(live_agents)
 
     def _looks(self, agents: list[Agent], panes: dict[str, PaneInfo]) -> dict[str, tuple[str, int]]:
         """Per agent worth a look this tick: its pane, and how many history lines its transcript lacks.
@@ -622,6 +625,18 @@ class Watcher:
         self.engine.store.save_agent(agent)
         fire(self.engine.store, agent, Trigger.ESCAPE, f"process {pid} works in {where}: {cwd}", pid=pid,
              cwd=str(cwd))
+
+    def look_for_sessions(self, agents: list[Agent]) -> None:
+        """The conversation id of each agent whose CLI keeps it in its own files (Codex, Gemini CLI), read until
+        found once per launch; `_decide` records it for `restart` and `restore` to resume."""
+        for agent in agents:
+            live = self.engine.live.get(agent.name)
+            if live is None or live.session_id is not None:
+                continue
+            found = get_profile(agent.profile).find_session(self.engine.paths.agent_state(agent.name),
+                                                            Path(agent.worktree), live.launched_at)
+            if found is not None:
+                live.session_id = found
 
     def check_deadlocks(self, agents: list[Agent]) -> None:
         """`deadlock`: live agents that wait for each other in a cycle (from their reported `waiting_for`)."""

@@ -53,6 +53,8 @@ ACTIONS: tuple[Action, ...] = (
            footer=True),
     Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
            "supervisor alerts snooze NAME [--for 30m]", footer=True, short="Snooze"),
+    Action("R", "restore", "Restore agents", "bring back the agents whose panes went with the tmux server (it was "
+           "killed, the machine rebooted), each in its own conversation", "supervisor restore --all", on_agent=False),
     Action("t", "task_board", "Task board", "the tasks agents claim one at a time: add one, release a claim, "
            "mark one done", "supervisor task ls|add|release|done", on_agent=False),
     Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,

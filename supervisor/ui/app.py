@@ -25,7 +25,14 @@ from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.live import LiveDashboard
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
-from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.screens import (
+    ConfirmScreen,
+    HelpScreen,
+    NewHelperScreen,
+    NewSessionScreen,
+    PromptScreen,
+    RestoreScreen,
+)
 from supervisor.ui.source import RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
 from supervisor.ui.taskboard import TaskBoardScreen
@@ -335,6 +342,37 @@ class SupervisorApp(LiveDashboard):
         self.notify(f"{name}: alerts snoozed" + (f" for {silence['remaining']}" if silence.get("remaining") else ""),
                     timeout=3)
         self.request_silences()
+
+    def action_restore(self) -> None:
+        self.request_restorable(asked=True)
+
+    def offer_restore(self, found: dict[str, Any], *, asked: bool) -> None:
+        names = [str(name) for name in found.get("agents") or []]
+        if not names:
+            self.restore_offered = []
+            if asked:
+                self.notify("nothing to restore: no agent's pane went with the tmux server", timeout=4)
+            return
+        if isinstance(self.screen, RestoreScreen) or (not asked and (found.get("mode") != "ask"
+                                                                     or names == self.restore_offered)):
+            return
+        self.restore_offered = names
+
+        def chosen(restore: bool | None) -> None:
+            if restore:
+                self._request("restore", {"every": True}, self._restored, timeout=LONG_REQUEST_SECONDS)
+
+        self.push_screen(RestoreScreen(names), chosen)
+
+    def _restored(self, result: dict[str, Any]) -> None:
+        back = [agent["name"] for agent in result.get("restored") or []]
+        failed = result.get("failed") or []
+        if back:
+            self.notify(f"restored {', '.join(back)}", timeout=5)
+        for failure in failed:
+            self.notify(f"{failure['name']} not restored: {failure['error']}" +
+                        (f"\nhint: {failure['hint']}" if failure.get("hint") else ""),
+                        title="Failed", severity="error", timeout=10)
 
     def action_task_board(self) -> None:
         if self._unavailable_now("task_ls") or isinstance(self.screen, TaskBoardScreen):

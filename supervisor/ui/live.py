@@ -74,6 +74,7 @@ class LiveDashboard(App[None]):
         self.last_event = 0
         self.unavailable: set[str] = set()  # requests this engine said it does not have
         self.tasks: list[dict[str, Any]] | None = None  # the task board, once the engine listed it
+        self.restore_offered: list[str] = []  # the agents last offered for restore: offered again once they change
         self._stopping = threading.Event()
         self._busy: dict[str, bool] = {}  # request kind -> in flight
         self._again: set[str] = set()  # request kinds asked for while in flight
@@ -164,7 +165,8 @@ class LiveDashboard(App[None]):
         if kind in self._again:
             self._again.discard(kind)
             {"ls": self.request_ls, "diffstat": self.request_diffstat, "screen": self.request_screen,
-             "silences": self.request_silences, "tasks": self.request_tasks}[kind]()
+             "silences": self.request_silences, "tasks": self.request_tasks,
+             "restorable": self.request_restorable}[kind]()
 
     def _start_changes_loop(self) -> None:
         self._changes_thread = threading.Thread(target=self._changes_loop, name="supervisor-changes", daemon=True)
@@ -236,6 +238,7 @@ class LiveDashboard(App[None]):
         self.request_diffstat()
         self.request_silences()
         self.request_tasks()
+        self.request_restorable()
         self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def request_ls(self) -> None:
@@ -284,6 +287,17 @@ class LiveDashboard(App[None]):
     def _got_tasks(self, tasks: list[dict[str, Any]]) -> None:
         self.tasks = list(tasks)
         self.refresh_tables()
+
+    def request_restorable(self, *, asked: bool = False) -> None:
+        """Agents whose panes went with the tmux server: offered for restore once per set when `limits.restore`
+        is `ask` (`asked`: the human asked, whatever the setting)."""
+        if "restorable" not in self.unavailable:
+            self._in_thread("restorable", lambda: self.source.call("restorable"),
+                            lambda found: self.offer_restore(found, asked=asked), coalesce=not asked,
+                            background=not asked)
+
+    def offer_restore(self, found: dict[str, Any], *, asked: bool) -> None:
+        """Show the offer (the app's)."""
 
     def request_screen(self) -> None:
         name = self.selected
@@ -387,6 +401,7 @@ class LiveDashboard(App[None]):
         self.request_diffstat()
         self.request_screen()
         self.request_tasks()
+        self.request_restorable()  # a new engine: the tmux server may have gone with the old one
 
     def _not_available(self, method: str) -> None:
         self.unavailable.add(method)

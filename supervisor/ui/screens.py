@@ -250,3 +250,43 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class RestoreScreen(ModalScreen[bool]):
+    """The offer to bring back the agents whose panes went with the tmux server: `a` (or Enter) restores them all,
+    each in its own conversation; Esc leaves them for later (`R`, or `supervisor restore --all`)."""
+
+    SCOPED_CSS = False
+    DEFAULT_CSS = MODAL_CSS
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "later", "Not now"),
+                                             Binding("a", "restore", "Restore all")]
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def compose(self) -> ComposeResult:
+        count = len(self.names)
+        listed = Text("\n".join(f"  {name}" for name in self.names[:12]) +
+                      (f"\n  … and {count - 12} more" if count > 12 else ""), style="bold cyan")
+        with Vertical():
+            yield Label(Text(f"{count} agent{'' if count == 1 else 's'} lost {'its' if count == 1 else 'their'} "
+                             "pane when supervisor's tmux server ended", style="bold"))
+            yield Static(listed)
+            yield Label(Text("Restore brings each back in its worktree, in its own conversation (helpers under "
+                             "their parents). a: restore all · Esc: not now (R offers it again)", style="dim"))
+            with Horizontal(classes="buttons"):
+                yield Button("Not now", id="later")
+                yield Button("Restore all", variant="primary", id="restore")
+
+    def on_mount(self) -> None:
+        self.query_one("#restore", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "restore")
+
+    def action_restore(self) -> None:
+        self.dismiss(True)
+
+    def action_later(self) -> None:
+        self.dismiss(False)

@@ -117,6 +117,14 @@ class Run:
             self.recorded.append(screen_name)
         return text
 
+    def keep(self, relative: str, text: str) -> None:
+        """Keep `text` (a file the CLI wrote, sanitized) as tests/fixtures/<cli>/<relative> when recording."""
+        if os.environ.get("SUPERVISOR_CONFORMANCE_RECORD"):
+            path = FIXTURES / self.cli / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.sanitize(text))
+            self.recorded.append(relative)
+
     def sanitize(self, text: str) -> str:
         """Temp paths of this run as the fixtures spell them (/home/user, /home/user/project)."""
         for path, placeholder in ((self.box.root, "/home/user/project"), (self.box.home, "/home/user")):

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conformance.conftest import FIXTURES, Run, StateTrail
 from tests.conftest import process_gone, wait_until
+from tests.test_pane_identity import kill_tmux_server
 
 API_KEY = "sk-test-conformance-0123456789"
 SLOW_SECONDS = 15.0  # responses_api.py's "slow": a token every 0.5 s for about 15 s
@@ -149,7 +150,7 @@ def test_the_trust_dialog_of_an_untrusted_repository_waits_and_the_task_arrives_
 
 
 def test_restart_resumes_the_agents_own_conversation(codex: Run) -> None:
-    """Each agent's CODEX_HOME holds only its own sessions: `resume --last` is its own newest conversation,
+    """`codex resume <id>`, the id of the agent's own conversation (its CODEX_HOME holds only its own sessions),
     whatever other sessions ran in the same folder."""
     box = codex.box
     box.sv("start", "x1", "--task", "remember the word pelican")
@@ -157,6 +158,7 @@ def test_restart_resumes_the_agents_own_conversation(codex: Run) -> None:
     box.wait_state("x1", "idle", timeout=60)
     box.wait_state("x2", "idle", timeout=60)
     box.sv("restart", "x1")
+    assert codex.events("x1", "launched")[-1]["command"] == f"{codex.binary} resume {box.agent('x1')['session_id']}"
     codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
     box.wait_state("x1", "idle", timeout=60)
     box.sv("send", "x1", "which word?")
@@ -209,3 +211,41 @@ def test_exit_is_recorded_with_its_code(codex: Run) -> None:
     box.sv("send", "x1", "/exit")
     exited = box.wait_state("x1", "exited", timeout=30)
     assert exited["exit_code"] == 0, exited
+
+
+def rollouts(run: Run, name: str) -> list[Path]:
+    return sorted((agent_state(run, name) / "sessions").glob("*/*/*/rollout-*.jsonl"))
+
+
+def test_restore_after_the_tmux_server_died_resumes_its_conversation_by_the_id_codex_keeps(codex: Run) -> None:
+    """Codex writes its rollout (sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl) from the first prompt on; the engine
+    reads the id there, and `restore` runs `codex resume <id>`: the conversation is back, the task not sent again."""
+    box = codex.box
+    assert rollouts(codex, "x1") == []
+    box.sv("start", "x1", "--task", "remember the word pelican")
+    box.wait_state("x1", "idle", timeout=60)
+    session = wait_until(lambda: box.agent("x1").get("session_id"), timeout=30, message="x1's conversation id")
+    (rollout,) = rollouts(codex, "x1")
+    assert rollout.name.endswith(f"-{session}.jsonl")
+    codex.keep(f"sessions/{rollout.name}", trimmed_rollout(rollout))
+    kill_tmux_server(box)
+    box.wait_state("x1", "exited")
+
+    box.sv("restore", "--all")
+    codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
+    box.wait_state("x1", "idle", timeout=60)
+    launched = codex.events("x1", "launched")
+    assert launched[-1]["command"] == f"{codex.binary} resume {session}"
+    assert len([r for r in codex.api.requests() if r.get("user") == "remember the word pelican"]) == 1
+    assert rollouts(codex, "x1") == [rollout]  # it goes on in the same conversation
+    assert box.agent("x1")["session_id"] == session
+
+
+def trimmed_rollout(rollout: Path) -> str:
+    """The rollout as Codex wrote it, its first line's model instructions (about 50 KB) cut to a stub."""
+    import json
+
+    lines = rollout.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["payload"]["base_instructions"] = {"text": "(Codex's model instructions, cut from the fixture)"}
+    return "\n".join([json.dumps(first, separators=(",", ":")), *lines[1:]]) + "\n"

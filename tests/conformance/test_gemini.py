@@ -10,6 +10,7 @@ import pytest
 
 from tests.conformance.conftest import FIXTURES, Run, StateTrail
 from tests.conftest import wait_until
+from tests.test_pane_identity import kill_tmux_server
 
 QUESTION = "Do you trust the files in this folder?"
 
@@ -97,12 +98,14 @@ def test_approve_runs_the_call_once_and_deny_delivers_its_reason(gemini: Run) ->
     assert not (worktree / "denied.txt").exists()
 
 
-def test_restart_resumes_the_agents_own_latest_session(gemini: Run) -> None:
+def test_restart_resumes_the_agents_own_session_by_its_id(gemini: Run) -> None:
     gemini_home(gemini, trusted=True)
     box = gemini.box
     box.sv("start", "g4", "--task", "say hello please")
     box.wait_state("g4", "idle", timeout=90)
-    box.sv("restart", "g4")
+    box.sv("restart", "g4")  # the id is read from its chat file at the latest now, whatever the watcher saw
+    session = box.agent("g4")["session_id"]
+    assert gemini.events("g4", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
     box.wait_state("g4", "idle", timeout=90)
     gemini.wait_screen("g4", lambda screen: "> say hello please" in screen, message="the resumed conversation")
     box.sv("send", "g4", "and once more")
@@ -138,3 +141,32 @@ def test_a_hung_request_becomes_stalled_never_idle(gemini: Run) -> None:
     seen = trail.stop()
     assert seen[seen.index("working"):] == ["working", "stalled"], seen  # never idle while it hangs
     gemini.record("g5", "conformance_working_hung")
+
+
+def chats(run: Run, name: str) -> list[Path]:
+    state = run.box.root / ".git" / "supervisor" / "agents" / name
+    return sorted(state.glob(".gemini/tmp/*/chats/session-*.json*"))
+
+
+def test_restore_after_the_tmux_server_died_resumes_its_conversation_by_the_id_gemini_keeps(gemini: Run) -> None:
+    """Gemini CLI keeps each conversation in .gemini/tmp/<project>/chats/session-<time>-<id[:8]>.jsonl (its first
+    line names the sessionId); `restore` runs `gemini --resume <id>`: the conversation is back, the task not sent
+    again."""
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    box.sv("start", "g1", "--task", "remember the word pelican")
+    box.wait_state("g1", "working", timeout=90)
+    box.wait_state("g1", "idle", timeout=90)
+    session = wait_until(lambda: box.agent("g1").get("session_id"), timeout=30, message="g1's conversation id")
+    (chat,) = [path for path in chats(gemini, "g1") if session[:8] in path.name]
+    gemini.keep(f"chats/{chat.name}", chat.read_text())
+    kill_tmux_server(box)
+    box.wait_state("g1", "exited")
+    asked_before = asked(gemini, "remember the word pelican")
+
+    box.sv("restore", "--all")
+    gemini.wait_screen("g1", lambda s: "remember the word pelican" in s, timeout=90, message="the resumed one")
+    box.wait_state("g1", "idle", timeout=90)
+    assert gemini.events("g1", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
+    assert len(asked(gemini, "remember the word pelican")) == len(asked_before)
+    assert box.agent("g1")["session_id"] == session

@@ -1,0 +1,117 @@
+"""`supervisor restore`: agents whose panes went with the tmux server (killed, or the machine rebooted) come back.
+
+Each comes back in its own worktree, on its branch, under its contract, with its port block, a helper beside its
+parent (parents first), its CLI resumed in its own conversation by the id recorded of it, or started afresh with
+its task when the CLI cannot resume (`Engine.start_again`). The watcher marks an agent `restorable` when its pane
+goes with the tmux server; `restore --all` takes exactly those, a launch clears the mark. An agent that ended by
+itself is brought back only when named. `limits.restore` says what happens when the engine starts: `auto`
+restores every restorable agent, `ask` leaves the offer to the dashboard, `never` offers nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core.model import Agent, State, validate_name
+from supervisor.engine import views
+from supervisor.errors import SupervisorError, UsageError
+from supervisor.git.worktrees import write_contract
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+MARK = "restorable"  # in Agent.extra: its pane went with the tmux server; `restore --all` brings it back
+
+
+def restorable(agents: list[Agent]) -> list[Agent]:
+    """The agents marked restorable that are not running, parents before their helpers."""
+    return [a for a in views.tree_order(agents) if a.extra.get(MARK) and not a.state.live]
+
+
+class RestoreDesk:
+    """The `restore` and `restorable` requests, and `limits.restore: auto` at the engine's start (a service)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.engine.config.limits.restore == "auto" and restorable(self.engine.store.agents()):
+            self._thread = threading.Thread(target=self._restore_all, name="restore", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Nothing to stop: a restore under way ends with its launches (each under its agent's lock)."""
+
+    def _restore_all(self) -> None:
+        try:
+            result = self.op_restore(every=True)
+        except Exception:
+            log.exception("restoring the agents at start failed")
+            return
+        for failure in result["failed"]:
+            log.warning("%s: not restored: %s", failure["name"], failure["error"])
+
+    def op_restorable(self) -> dict[str, Any]:
+        """What `limits.restore` says, and the agents `restore --all` would bring back (parents first)."""
+        return {"mode": self.engine.config.limits.restore,
+                "agents": [a.name for a in restorable(self.engine.store.agents())]}
+
+    def op_restore(self, names: list[str] | None = None, every: bool = False) -> dict[str, Any]:
+        """Bring back the named agents, or `every` restorable one; parents before helpers. A name whose pane is
+        alive, or that never started, refuses the whole request before anything starts. An agent that cannot be
+        brought back (its parent did not come back, its worktree is gone) is listed under `failed` with why."""
+        if bool(names) == every:
+            raise UsageError("name the agents to restore, or ask for every restorable one (--all), not both"
+                             if every else "name the agents to restore, or --all for every one whose pane went "
+                             "with the tmux server")
+        if every:
+            chosen = restorable(self.engine.store.agents())
+        else:
+            for name in names or []:
+                validate_name(name)
+            chosen = views.tree_order([self.engine.get(name) for name in dict.fromkeys(names or [])])
+            for agent in chosen:
+                self._refusal(agent)
+        restored, failed = [], []
+        for agent in chosen:
+            try:
+                restored.append(self._restore_one(agent.name))
+            except SupervisorError as exc:
+                failed.append({"name": agent.name, "error": exc.message, "hint": exc.hint})
+        return {"restored": restored, "failed": failed}
+
+    def _refusal(self, agent: Agent) -> None:
+        """Raise when the agent is no case for a restore: its pane is alive, or it never started."""
+        name = agent.name
+        if self.engine.panes.alive(agent):
+            raise SupervisorError(f"{name}'s pane is alive: there is nothing to restore",
+                                  hint=f"`supervisor restart {name}` starts it again")
+        if agent.state == State.QUEUED:
+            raise SupervisorError(f"{name} has not started yet (queued): its plan starts it")
+
+    def _restore_one(self, name: str) -> dict[str, Any]:
+        engine = self.engine
+        with engine.agent_lock(name):
+            agent = engine.get(name)
+            if agent.state.live and not engine.panes.alive(agent):
+                engine.watcher.check_now(agent)  # gone since the last tick: its ending is recorded first
+                agent = engine.get(name)
+            self._refusal(agent)
+            contract = agent.extra.get("contract")
+            if isinstance(contract, str) and Path(agent.worktree).is_dir():
+                write_contract(Path(agent.worktree), contract)  # the contract it runs under, as stored
+            resumed = engine.start_again(agent, "restored")
+            agent = engine.get(name)
+            if agent.state == State.FAILED:
+                raise SupervisorError(f"{name} failed to start: {agent.reason}",
+                                      hint=f"`supervisor show {name}` has the details")
+            session = agent.extra.get("session_id") if resumed else None
+            engine.store.append_event(name, "restored", resumed=resumed, session_id=session)
+            view = views.agent_view(agent, engine.live.get(name))
+            return {**view, "resumed": resumed, "session_id": session}
