@@ -41,6 +41,8 @@ class Profile:
     repaste: bool = True
     # Seconds between a paste and its Enter: an Enter too close to a paste is taken as part of it (a newline).
     paste_settle: float = 0.15
+    # The CLI's own notice that it continues by itself once a usage limit resets: "continue" is not typed then.
+    resumes_after_limit: re.Pattern[str] | None = None
 
     def command_line(self, command: str, *, resume: bool, session: str | None = None) -> str:
         """The command that launches the CLI; on a restart (`resume`), the one that resumes its conversation
