@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from supervisor.agents import get_profile
-from supervisor.agents.limits import MINUTE_CUT, around, describe, read_limit, read_limits
+from supervisor.agents.limits import MINUTE_CUT, LimitReading, around, describe, read_limit, read_limits
 from supervisor.core.budget import Budget, Spent, crossed, parse_budget
 from supervisor.demo.limits import limit_message
 from supervisor.engine.hooks import read_hook
@@ -40,7 +40,7 @@ RECORDED = [
 ]
 
 
-def limit_reading(cli: str, name: str, seen: float) -> tuple[str, object]:
+def limit_reading(cli: str, name: str, seen: float) -> tuple[int, LimitReading]:
     """What the watcher makes of the screen's limit lines, all of them new: each with the rows after it."""
     rules = get_profile(cli).screen
     assert rules is not None
@@ -54,8 +54,8 @@ def limit_reading(cli: str, name: str, seen: float) -> tuple[str, object]:
 def test_a_recorded_limit_is_read_with_its_reset(cli: str, name: str, seen: str, reset: str | None,
                                                  kind: str) -> None:
     _text, reading = limit_reading(cli, name, utc(seen))
-    assert reading.kind == kind  # type: ignore[attr-defined]
-    assert reading.reset_at == (utc(reset) if reset else None)  # type: ignore[attr-defined]
+    assert reading.kind == kind
+    assert reading.reset_at == (utc(reset) if reset else None)
 
 
 def test_a_reset_shown_to_the_minute_lifts_by_the_end_of_that_minute() -> None:

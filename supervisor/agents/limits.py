@@ -82,11 +82,12 @@ def around(rows: list[str], index: int) -> str:
 
 
 def read_limits(texts: list[str], seen_at: float | None = None, zone: tzinfo | None = None
-                ) -> tuple[str, LimitReading]:
+                ) -> tuple[int, LimitReading]:
     """Of several limit texts printed together (a message and its footer), the last that gives a reset, else
-    the last: the text and its reading."""
-    readings = [(text, read_limit(text, seen_at, zone)) for text in texts]
-    return next(((t, r) for t, r in reversed(readings) if r.reset_at is not None), readings[-1])
+    the last: its index and its reading."""
+    readings = [read_limit(text, seen_at, zone) for text in texts]
+    return next(((i, r) for i, r in reversed(list(enumerate(readings))) if r.reset_at is not None),
+                (len(readings) - 1, readings[-1]))
 
 
 def describe(reading: LimitReading, now: float | None = None) -> str:

@@ -183,8 +183,9 @@ class Engine:
             service.start()
         server = ControlServer(self.paths.engine_socket, self.handle, self.disk.note)
         server.serve_in_thread()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, lambda *_: self._stopping.set())
+        if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, lambda *_: self._stopping.set())
         log.info("engine %d serving %s", os.getpid(), self.paths.root)
         try:
             self.watcher.run(self._stopping)

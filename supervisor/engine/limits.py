@@ -49,11 +49,11 @@ class Limits:
 
     # seeing a limit ----------------------------------------------------------------------------------
 
-    def seen(self, agent: Agent, texts: list[str], now: float) -> None:
-        """Limit lines the agent just printed (each with the rows after it, where a reset may be worded): the
-        last that gives a reset tells it. The caller holds the agent's lock."""
-        text, reading = read_limits(texts, now)
-        self._record(agent, text.strip().split("\n")[0].strip(), reading, now)
+    def seen(self, agent: Agent, lines: list[str], texts: list[str], now: float) -> None:
+        """Limit lines the agent just printed, and each with the rows after it (where a reset may be worded):
+        the last that gives a reset tells it. The caller holds the agent's lock."""
+        index, reading = read_limits(texts, now)
+        self._record(agent, lines[index].strip(), reading, now)
 
     def noticed(self, live: Live, message: str, at: float) -> None:
         """A hook said the turn ended on a limit (any thread): applied by the watcher under the agent's lock."""
@@ -67,7 +67,7 @@ class Limits:
             return
         agent.extra[KEY] = {"kind": reading.kind, "seen_at": now, "reset_at": reading.reset_at,
                             "lifts_at": reading.lifts_at, "line": line[:300]}
-        self.engine.store.save_agent(agent, "limit", **agent.extra[KEY])
+        self.engine.store.save_agent(agent, "limit", limit=agent.extra[KEY])
 
     # deciding --------------------------------------------------------------------------------------
 
@@ -111,6 +111,7 @@ class Limits:
         return pattern is not None and live.screen is not None and pattern.search(live.screen) is not None
 
     def _end(self, agent: Agent, why: str) -> None:
+        """The limit no longer holds the agent (its state follows; leaving `limited` resolves the alert)."""
         agent.extra.pop(KEY, None)
         self.engine.store.save_agent(agent, "limit_lifted", why=why)
 
@@ -141,14 +142,12 @@ class Limits:
     def changed(self, agent: Agent, previous: State, new: State, reason: str | None, screen: list[str]) -> None:
         """An agent's state changes (`Engine.set_state`, before the record is written): fire the `limited`
         trigger on the way in, as `limits.on_limit` says (`alert`; `wait`: the state alone), and resolve it on
-        the way out. Leaving `limited` by any path (a prompt sent, a restart, a stop) ends the limit's record:
-        a limit that still holds shows again in the CLI's answer."""
-        if previous == new:
-            return
-        if previous == State.LIMITED:
-            agent.extra.pop(KEY, None)
+        the way out. Leaving `limited` by any path (a prompt sent, a stop) ends the limit's record, and so does a
+        launch (a restart sets `starting` first): a limit that still holds shows again in the CLI's answer."""
+        leaving = previous == State.LIMITED and new != State.LIMITED
+        if (leaving or new == State.STARTING) and (agent.extra.pop(KEY, None) is not None or leaving):
             fire(self.engine.store, agent, Trigger.LIMITED, f"the limit lifted ({new})", active=False)
-        if new == State.LIMITED and self.engine.config.limits.on_limit == "alert":
+        if new == State.LIMITED and previous != State.LIMITED and self.engine.config.limits.on_limit == "alert":
             record = agent.extra.get(KEY) or {}
             fire(self.engine.store, agent, Trigger.LIMITED, f"{reason}: {record.get('line') or 'limited'}",
                  screen=screen, reset_at=record.get("reset_at"), reason=reason)

@@ -383,7 +383,8 @@ class Watcher:
                     fresh.append(unseen + index)
         hits = [index for index in fresh if any(p.search(rows[index]) for p in rules.limits)]
         if hits:
-            self.engine.limits.seen(agent, [around(rows, index) for index in hits], now)
+            self.engine.limits.seen(agent, [rows[index] for index in hits], [around(rows, index) for index in hits],
+                                    now)
         for line in (rows[index] for index in fresh if index not in hits):
             for pattern in rules.errors:
                 if not pattern.search(line):
