@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conformance.conftest import FIXTURES, ZONE, Run, StateTrail, limited_by_the_stand_in
 from tests.conftest import process_gone, wait_until
 
 API_KEY = "sk-test-conformance-0123456789"
@@ -209,3 +209,12 @@ def test_exit_is_recorded_with_its_code(codex: Run) -> None:
     box.sv("send", "x1", "/exit")
     exited = box.wait_state("x1", "exited", timeout=30)
     assert exited["exit_code"] == 0, exited
+
+
+def test_a_usage_limit_is_limited_until_its_reset(codex: Run) -> None:
+    """A ChatGPT plan's usage limit (429 `usage_limit_reached` with `resets_at`): Codex 0.171.0 says `You’ve hit
+    your usage limit. … try again at 7:07 PM.`, in the local zone, wrapped over two rows."""
+    box = codex.box
+    box.env["TZ"] = ZONE
+    box.sv("start", "x1", "--task", "usage limit 3600")
+    limited_by_the_stand_in(codex, "x1", "limit", 3600)
