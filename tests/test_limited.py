@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from supervisor.core.budget import Spent
-from supervisor.engine.budgets import budget_check
+from supervisor.engine.budgets import budget_check, repository_budget_check
 from supervisor.engine.engine import Engine
 from supervisor.tmux.server import ENGINE_SESSION
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.test_watching import config, events, fake_claude, ticks_pass, triggers
 
 PARIS = "Europe/Paris"
+DAY = "2026-12-06"  # a repository's budget is per day: the day its spending is told for
 
 
 def prompts(path: Path) -> list[str]:
@@ -157,7 +158,7 @@ CONTRACT = """\
 def test_budget_thresholds_alert_once_and_stop_stops_the_tree(sandbox: Sandbox, engine: Engine) -> None:
     config(sandbox)
     with open(sandbox.root / "supervisor.yaml", "a") as handle:
-        handle.write("budget:\n  per_session_tree: $10\n  on_budget: stop\n")
+        handle.write("budget:\n  per_session_tree: $10\n  per_repository_per_day: 5M tokens\n  on_budget: stop\n")
     contract = sandbox.root.parent / "auth.md"
     contract.write_text(CONTRACT)
     sandbox.sv("start", "auth", "--contract", str(contract), "--task", "go")
@@ -172,6 +173,13 @@ def test_budget_thresholds_alert_once_and_stop_stops_the_tree(sandbox: Sandbox, 
     assert [t["summary"] for t in triggers(sandbox, "auth", "budget")] == [
         "its session tree spent $8.50 of $10.00 (80%) of its budget"]
     assert sandbox.state("auth") not in ("stopped", "killed")  # 80% alerts, and stops nothing
+
+    # The repository's day: an alert about the repository, naming the agent whose spending moved it.
+    assert [c.key for c in repository_budget_check(engine, Spent(30.0, 4_100_000), "auth.t", DAY)] == ["tokens:80"]
+    assert repository_budget_check(engine, Spent(31.0, 4_200_000), "auth", DAY) == []
+    told = [t for t in triggers(sandbox, "auth.t", "budget")]
+    assert [(t["subject"], t["summary"]) for t in told] == [
+        ("repo:", f"the repository spent 4.1M tokens of 5M tokens (80%) of its budget for {DAY}")]
 
     over = budget_check(engine, "auth", Spent(10.2, 1_700_000))
     assert [c.key for c in over] == ["tokens:80", "cost:100"]
