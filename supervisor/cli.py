@@ -142,8 +142,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             state += " (restorable)"  # its pane went with the tmux server: `supervisor restore --all`
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
-        if agent.get("waiting_reason"):  # what needs a human comes first
-            task = f"needs you: {agent['waiting_reason'][:80]}"
+        if agent.get("waiting_reason"):  # what needs a human (or what it waits for: a limit's reset) comes first
+            task = f"{'' if agent['state'] == 'limited' else 'needs you: '}{agent['waiting_reason'][:80]}"
         rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
                      _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
     print(_table(rows))

@@ -21,6 +21,7 @@ from typing import Final, NoReturn
 
 import yaml
 
+from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import parse_duration
 from supervisor.errors import InputFileError, SupervisorError, UsageError
 
@@ -39,9 +40,11 @@ DEFAULT_STAGGER: Final[Mapping[str, float]] = MappingProxyType(
 RESTART_POLICIES: Final = ("never", "on-failure", "always")
 STALL_ACTIONS: Final = ("none", "interrupt", "restart")
 RESTORE_MODES: Final = ("ask", "auto", "never")
+LIMIT_ACTIONS: Final = ("alert", "wait")
+BUDGET_ACTIONS: Final = ("alert", "stop")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
-                          "done", "merge")
+                          "done", "merge", "limited", "budget")
 MERGE_MODES: Final = ("manual", "auto")
 
 
@@ -80,6 +83,8 @@ class LimitsConfig:
     error_repeats: int = 3  # errors: the same error pattern this many times
     error_window: float = 600.0  # … within this many seconds
     restore: str = "ask"  # agents whose panes went with the tmux server, when the engine starts: ask | auto | never
+    on_limit: str = "alert"  # a usage or rate limit: `alert` (a `limited` alert), or `wait` (the state alone)
+    resume_after_limit: bool = False  # type "continue" into a limited agent once its limit has reset
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,13 @@ class MergeConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    per_session_tree: Budget | None = None  # what one session and all its helpers may spend
+    per_repository_per_day: Budget | None = None  # what all agents of the repository may spend in a day
+    on_budget: str = "alert"  # at 100%: alert (a `budget` alert, as at 80%), or stop (the tree) and alert
+
+
+@dataclass(frozen=True)
 class Config:
     repo_root: Path
     agent: AgentConfig
@@ -143,6 +155,7 @@ class Config:
     alerts: AlertsConfig
     approval: ApprovalConfig
     merge: MergeConfig = MergeConfig()
+    budget: BudgetConfig = BudgetConfig()
     source: Path | None = None
     """The supervisor.yaml that was read, or None when the defaults apply."""
 
@@ -215,11 +228,14 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "error_repeats",
         "error_window",
         "restore",
+        "on_limit",
+        "resume_after_limit",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
     "approval": ("require", "timeout"),
     "merge": ("check", "check_timeout"),
+    "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
 _EMAIL_KEYS: Final = ("host", "port", "security", "username", "password", "sender", "to", "ca_file")
@@ -411,6 +427,7 @@ class _Parser:
             alerts=self.alerts(self.section(top.get("alerts"), "alerts", _SECTIONS["alerts"])),
             approval=self.approval(self.section(top.get("approval"), "approval", _SECTIONS["approval"])),
             merge=self.merge(self.section(top.get("merge"), "merge", _SECTIONS["merge"])),
+            budget=self.budget(self.section(top.get("budget"), "budget", _SECTIONS["budget"])),
             source=source,
         )
 
@@ -644,7 +661,27 @@ class _Parser:
             error_repeats=self.integer(sec, "error_repeats", 3, 1),
             error_window=self.duration(sec, "error_window", 600.0),
             restore=self.choice(sec, "restore", "ask", RESTORE_MODES),
+            on_limit=self.choice(sec, "on_limit", "alert", LIMIT_ACTIONS),
+            resume_after_limit=self.boolean(sec, "resume_after_limit", False),
         )
+
+    def budget(self, sec: _Section) -> BudgetConfig:
+        return BudgetConfig(
+            per_session_tree=self.amount(sec, "per_session_tree"),
+            per_repository_per_day=self.amount(sec, "per_repository_per_day"),
+            on_budget=self.choice(sec, "on_budget", "alert", BUDGET_ACTIONS),
+        )
+
+    def amount(self, sec: _Section, key: str) -> Budget | None:
+        """A budget (`$20`, `2M tokens`, both); null = none."""
+        node = sec.get(key)
+        value = self.text(node, sec.dotted(key)) if node is not None else None
+        if node is None or value is None:
+            return None
+        try:
+            return parse_budget(value)
+        except ValueError as exc:
+            self.fail(node, f"{sec.dotted(key)}: {exc}")
 
     def logs(self, sec: _Section) -> LogsConfig:
         return LogsConfig(max_bytes=self.size(sec, "max_bytes", 10 * 1024 * 1024))
@@ -779,13 +816,19 @@ limits:
   # to end by themselves before it sends SIGKILL.
   stop_grace: 5s
   # `errors` fires when the same error line (per profile: API Error, Error: …) shows this
-  # many times within this long; a usage or rate limit message fires it at once.
+  # many times within this long.
   error_repeats: 3
   error_window: 10m
   # Agents whose panes went with supervisor's tmux server (it was killed, the machine rebooted), when
   # the engine starts: ask (the dashboard offers to restore them all) | auto (restored at once, each in
   # its own conversation) | never (only `supervisor restore` brings them back).
   restore: ask
+  # An agent that hits a usage or rate limit is `limited` until the reset its CLI printed (ls
+  # says when). on_limit: alert (a `limited` alert) | wait (the state alone). With
+  # resume_after_limit: true, "continue" is typed into it once the limit has reset (not when
+  # the CLI continues by itself, as Claude Code does after a 5-hour limit).
+  on_limit: alert
+  resume_after_limit: false
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or
@@ -822,12 +865,15 @@ alerts:
   #   timeout   an agent ran past its time limit and was killed
   #   boundary  a commit touched a path the agent's contract forbids
   #   exited    an agent's process ended unexpectedly and will not be restarted
-  #   errors    the same error keeps repeating, or a usage/rate limit was hit
+  #   errors    the same error keeps repeating
   #   deadlock  helpers wait for each other in a cycle
   #   escape    an agent's process works in another agent's worktree or the main checkout
   #   done      a session finished its turn
   #   merge     an automatic merge was stopped by a conflict or a failing merge.check
-  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge]
+  #   limited   an agent hit a usage or rate limit (see limits.on_limit)
+  #   budget    spending reached 80% or 100% of a budget
+  notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge, limited,
+              budget]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.
@@ -851,4 +897,15 @@ merge:
   check: null
   # How long the check may run before it counts as failed.
   check_timeout: 30m
+
+budget:
+  # What one session and all its helpers may spend, and what all agents of this repository
+  # may spend in a day (midnight to midnight, local time): $20, 2M tokens, or both ($20, 2M
+  # tokens; tokens count input, output and cache). null = no budget. A session's SESSION.md
+  # may say `- Budget: …` too (the narrower applies); a helper's may only narrow its parent's.
+  per_session_tree: null
+  per_repository_per_day: null
+  # A `budget` alert goes out at 80% and at 100%. At 100%: alert | stop (the session tree
+  # is stopped, as `supervisor stop` does, and the alert says so).
+  on_budget: alert
 """

@@ -40,6 +40,8 @@ class Profile:
     repaste: bool = True
     # Seconds between a paste and its Enter: an Enter too close to a paste is taken as part of it (a newline).
     paste_settle: float = 0.15
+    # The CLI's own notice that it continues by itself once a usage limit resets: "continue" is not typed then.
+    resumes_after_limit: re.Pattern[str] | None = None
 
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
         """The command that launches the CLI in the agent's own conversation again: `session` is the CLI's id of

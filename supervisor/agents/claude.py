@@ -184,7 +184,10 @@ CLAUDE_SCREEN = ScreenRules(
                                              r"bypass permissions) on\b|\? for shortcuts"),
     ),
     errors=(re.compile(r"API Error|^\s*⎿\s+Error:|Connection refused|retrying in \d+s"),),
+    # 2.1.332's own words (tests/fixtures/claude/screens/*limit*): a subscription's limit, `You've hit your 5-hour
+    # limit · resets 6:08pm (Europe/Paris)` and its footer; a limit of the API servers or of an API key's account.
     limits=(re.compile(r"\b(?:usage|hour|weekly|daily|session|Opus|Sonnet) limit reached|rate_limit_error"
+                       r"|You['’]ve hit your (?:[\w-]+ )?limit\b|temporarily limiting requests|Request rejected \(429\)"
                        r"|rate limit (?:reached|exceeded)|Credit balance is too low|API Error:? \(?429\b",
                        re.IGNORECASE),),
 )
@@ -196,4 +199,6 @@ CLAUDE = ClaudeProfile(
     screen=CLAUDE_SCREEN,
     cli_processes=frozenset({"claude", "node"}),
     hooks=True,
+    # Its footer while it waits out a 5-hour limit (tests/fixtures/claude/screens/usage_limit_*).
+    resumes_after_limit=re.compile(r"Continuing automatically at|Continuing shortly"),
 )

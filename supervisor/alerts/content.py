@@ -23,7 +23,8 @@ SCREEN_LINES = 10
 LINE_CHARS = 200
 TASK_CHARS = 400
 DELAYED_AFTER = 60.0  # seconds between writing and sending after which the message says it is late
-LASTING = frozenset({"waiting", "stalled", "deadlock"})  # conditions that hold a while (the others are moments)
+# Conditions that hold a while (the others are moments).
+LASTING = frozenset({"waiting", "stalled", "deadlock", "limited"})
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,10 @@ class AlertContent:
                 commands += [f"supervisor log {name}"]
             elif item.trigger == "merge":
                 commands += [f"supervisor show {name}", f"supervisor merge {name}"]
+            elif item.trigger == "limited":
+                commands += [f"supervisor send {name} continue"]
+            elif item.trigger == "budget":
+                commands += ["supervisor usage --by tree", f"supervisor stop {name}"]
         if self.firing and not all(item.trigger in ("exited", "timeout") for item in self.firing):
             commands.append(f"supervisor attach {name}")
         commands.append(f"supervisor show {name}")

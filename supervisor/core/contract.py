@@ -9,6 +9,7 @@ The grammar (SPEC §6)::
     - Max helpers: 3
     - Timeout: 1h
     - Stall after: 10m
+    - Budget: $20, 2M tokens
 
     # Helper Permissions
     - test-agent: packages/auth/__tests__/**
@@ -34,6 +35,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import MAX_SECONDS, parse_duration
 from supervisor.core.pathrules import PathRules, covers, validate_pattern
 from supervisor.errors import InputFileError, UsageError
@@ -69,7 +71,8 @@ KEY_CAN_SPAWN = "Can spawn helpers"
 KEY_MAX_HELPERS = "Max helpers"
 KEY_TIMEOUT = "Timeout"
 KEY_STALL_AFTER = "Stall after"
-_KEYS = (KEY_MODIFY, KEY_DONT_TOUCH, KEY_CAN_SPAWN, KEY_MAX_HELPERS, KEY_TIMEOUT, KEY_STALL_AFTER)
+KEY_BUDGET = "Budget"
+_KEYS = (KEY_MODIFY, KEY_DONT_TOUCH, KEY_CAN_SPAWN, KEY_MAX_HELPERS, KEY_TIMEOUT, KEY_STALL_AFTER, KEY_BUDGET)
 
 _EDGE_SPACE = " \t"
 _HEADER = re.compile(r"^#+(?:[ \t]+(.*))?$")
@@ -133,6 +136,8 @@ class Contract:
     max_helpers: int = 0
     timeout: float | None = None
     stall_after: float | None = None
+    budget: Budget | None = None
+    """What this agent's tree may spend (a helper's: its own subtree, within its parent's)."""
     helper_permissions: HelperPermissions = field(default_factory=HelperPermissions)
     goals: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -183,6 +188,7 @@ class Contract:
             "max_helpers": self.max_helpers,
             "timeout": self.timeout,
             "stall_after": self.stall_after,
+            "budget": self.budget.as_dict() if self.budget is not None else None,
             "helper_permissions": {role: list(p) for role, p in self.helper_permissions.items()},
             "goals": list(self.goals),
         }
@@ -323,6 +329,7 @@ class _Parser:
         self.flags: dict[str, bool] = {}
         self.counts: dict[str, int] = {}
         self.durations: dict[str, float] = {}
+        self.budget: Budget | None = None
         self.roles: list[_Role] = []
         self.goals: list[str] = []
         self.notes: list[str] = []
@@ -430,6 +437,11 @@ class _Parser:
             self.flags[key] = self.yes_no(number, key, text)
         elif key == KEY_MAX_HELPERS:
             self.counts[key] = self.count(number, key, text)
+        elif key == KEY_BUDGET:
+            try:
+                self.budget = parse_budget(text)
+            except ValueError as exc:
+                raise self.error(number, f"'{key}': {exc}") from None
         else:
             self.durations[key] = self.duration(number, key, text)
 
@@ -508,6 +520,7 @@ class _Parser:
                 max_helpers=self.counts.get(KEY_MAX_HELPERS, DEFAULT_MAX_HELPERS if can_spawn else 0),
                 timeout=self.durations.get(KEY_TIMEOUT),
                 stall_after=self.durations.get(KEY_STALL_AFTER),
+                budget=self.budget,
                 helper_permissions=HelperPermissions((r.name, r.patterns) for r in self.roles),
                 goals=tuple(self.goals),
                 notes=tuple(self.notes),
@@ -546,6 +559,8 @@ def render_contract(contract: Contract) -> str:
         lines.append(f"- {KEY_TIMEOUT}: {format_exact_duration(contract.timeout)}")
     if contract.stall_after is not None:
         lines.append(f"- {KEY_STALL_AFTER}: {format_exact_duration(contract.stall_after)}")
+    if contract.budget is not None:
+        lines.append(f"- {KEY_BUDGET}: {contract.budget}")
     lines += ["", f"# {SECTION_HELPERS}"]
     roles = [f"- {role}: {', '.join(p)}" for role, p in contract.helper_permissions.items()]
     lines += roles or ["<!-- none -->"]

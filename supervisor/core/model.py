@@ -23,6 +23,7 @@ class State(StrEnum):
     FAILED = "failed"
     KILLED = "killed"
     STOPPED = "stopped"
+    LIMITED = "limited"  # hit a usage or rate limit: `waiting_reason` says until when
 
     @property
     def live(self) -> bool:
@@ -34,7 +35,7 @@ class State(StrEnum):
         return self in ENDED_STATES
 
 
-LIVE_STATES = frozenset({State.STARTING, State.WORKING, State.IDLE, State.WAITING, State.STALLED})
+LIVE_STATES = frozenset({State.STARTING, State.WORKING, State.IDLE, State.WAITING, State.STALLED, State.LIMITED})
 ENDED_STATES = frozenset({State.EXITED, State.FAILED, State.KILLED, State.STOPPED})
 
 

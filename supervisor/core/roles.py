@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from supervisor.core.contract import (
+    KEY_BUDGET,
     KEY_MODIFY,
     MAX_LEVEL,
     ROLE_NAME,
@@ -246,6 +247,7 @@ def helper_contract(
     rendered = render_template(_read(template), values, template)
     shape = parse_contract(rendered, path=template)
     modify = _template_modify(shape, derived.modify, rendered, template)
+    _check_budget(shape, parent, rendered, template)
     contract = derive_helper_contract(
         parent,
         role,
@@ -264,6 +266,7 @@ def helper_contract(
         stall_after=shape.stall_after if shape.stall_after is not None else contract.stall_after,
         notes=shape.notes,  # the template's free text reaches the helper too
         goal_notes=shape.goal_notes,
+        budget=shape.budget,  # its own subtree's; the parent's budget covers it as part of the parent's tree
     )
     return contract, str(template)
 
@@ -280,8 +283,24 @@ def _template_modify(shape: Contract, derived: tuple[str, ...], rendered: str, t
     return shape.modify
 
 
+def _check_budget(shape: Contract, parent: Contract, rendered: str, template: Path) -> None:
+    """A helper's Budget may narrow its parent's, never widen it (a measure it leaves out is its parent's)."""
+    if shape.budget is None or parent.budget is None:
+        return
+    wider = shape.budget.widens(parent.budget)
+    if wider is not None:
+        raise InputFileError(
+            template, _key_line(rendered, KEY_BUDGET),
+            f"Budget {shape.budget} would widen the parent's budget ({parent.budget}): {wider}",
+            "a helper's Budget must lie within its parent's: lower it, or remove it to share the parent's")
+
+
 def _modify_line(text: str) -> int | None:
-    """The line of the Modify item under 'What This Session Can Do' (the parser has accepted `text`)."""
+    return _key_line(text, KEY_MODIFY)
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line of the `key` item under 'What This Session Can Do' (the parser has accepted `text`)."""
     in_can_do = False
     in_comment = False
     for number, line in enumerate(text.split("\n"), start=1):
@@ -295,7 +314,7 @@ def _modify_line(text: str) -> int | None:
             in_can_do = " ".join(title.lower().split()) == SECTION_CAN_DO.lower()
             continue
         item = _ITEM_KEY.match(line)
-        if in_can_do and item and " ".join(item.group(1).lower().split()) == KEY_MODIFY.lower():
+        if in_can_do and item and " ".join(item.group(1).lower().split()) == key.lower():
             return number
     return None
 

@@ -14,6 +14,7 @@ from supervisor.core.model import validate_name
 from supervisor.errors import UsageError
 
 TMUX = "tmux:"  # supervisor's tmux server for the repository (one per host: `tmux:HOST` once hosts exist)
+REPO = "repo:"  # the repository as a whole (its budget for the day)
 KINDS = {
     "tmux": "supervisor's tmux server",
     "host": "host",

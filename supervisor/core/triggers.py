@@ -39,10 +39,12 @@ class Trigger(StrEnum):
     DEADLOCK = "deadlock"
     ESCAPE = "escape"
     MERGE = "merge"  # an automatic merge stopped: a conflict or a failing merge.check
+    LIMITED = "limited"  # a usage or rate limit holds the agent until its reset
+    BUDGET = "budget"  # spending crossed 80% or 100% of a budget
 
 
 # Conditions that stay true until something clears them; the others are one-off occurrences.
-STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK})
+STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK, Trigger.LIMITED})
 
 
 def fire(store: Store, agent: Agent, trigger: Trigger, summary: str, *, active: bool = True,

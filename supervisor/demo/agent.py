@@ -49,6 +49,8 @@ Each step is a one-key mapping:
 ``exit: CODE``                exit with CODE
 ``echo_env: NAME``            print ``NAME=<value>``
 ``api_error: TEXT``           print ``API Error: TEXT`` and end the turn (with ``--claude``: StopFailure, no Stop)
+``limit: DURATION``           end the turn on a usage limit that resets DURATION from now, in the words of the
+                              look's CLI; until then every prompt gets the limit again (supervisor/demo/limits.py)
 
 Durations: ``3s``, ``1.5s``, ``500ms``, ``2m``, ``1h30m`` or a number of seconds.
 
@@ -102,6 +104,7 @@ import yaml
 
 from supervisor import __version__
 from supervisor.demo.claude_hooks import ClaudeHooks, permission_decision
+from supervisor.demo.limits import limit_message
 
 INTERRUPTED = "(interrupted)"
 TOAST = "tmux focus-events off · add 'set -g focus-events on' to ~/.tmux.conf and reattach for focus tracking"
@@ -372,6 +375,7 @@ class Agent:
     toast_at: float = math.inf
     start_source: str = "startup"  # --claude: SessionStart's source (`resume` with --resume/--continue)
     resumed: list[str] | None = None  # --claude --resume: the prompts of the conversation it resumed
+    limited_until: float = 0.0  # a `limit` step's reset: until then, every prompt gets the limit again
 
     def __post_init__(self) -> None:
         self.reader = KeyReader(self.fd)
@@ -415,6 +419,8 @@ class Agent:
                 self.announced.pop(0)  # its hook fired when it was queued
             if text.startswith("!"):  # shell mode, like Claude Code's `!`: run it, no turn of the script
                 self.run_steps([("run", text[1:].strip())], done=True)
+            elif time.time() < self.limited_until:
+                self.run_steps([("limit", None)], done=True)
             elif self.turn < len(self.script.turns):
                 self.turn += 1
                 self.run_steps(self.script.turns[self.turn - 1], done=True)
@@ -742,6 +748,16 @@ def step_api_error(agent: Agent, text: Any) -> None:
     raise EndTurn("StopFailure", error="unknown", last_assistant_message=f"API Error: {text}")
 
 
+def step_limit(agent: Agent, duration: Any) -> None:
+    """A usage limit ends the turn (`duration`: it resets that long from now; None: the one in force, again)."""
+    if duration is not None:
+        agent.limited_until = time.time() + parse_duration(duration)
+    name = next(key for key, value in LOOKS.items() if value is look)
+    message = limit_message(name, agent.limited_until)
+    out(message + "\n")
+    raise EndTurn("StopFailure", error="rate_limit", last_assistant_message=message.strip(" ⎿\u00a0"))
+
+
 def step_echo_env(agent: Agent, name: Any) -> None:
     out(f"{name}={os.environ.get(str(name), '')}\n")
 
@@ -751,7 +767,7 @@ STEPS: dict[str, Callable[[Agent, Any], None]] = {
     "ask": step_ask, "box": step_box, "trust": step_trust,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
-    "api_error": step_api_error,
+    "api_error": step_api_error, "limit": step_limit,
 }
 
 # ------------------------------------------------------------------------------------ scripts
@@ -818,7 +834,7 @@ def parse_script(text: str, origin: str) -> Script:
             if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in STEPS:
                 raise ScriptError(f"{origin}: {where}, step {i}: expected one of {', '.join(STEPS)}: …")
             kind, arg = next(iter(step.items()))
-            if kind in ("work", "think", "quiet", "box"):
+            if kind in ("work", "think", "quiet", "box", "limit"):
                 parse_duration(arg)
             elif kind == "write" and not (isinstance(arg, dict) and "path" in arg):
                 raise ScriptError(f"{origin}: {where}, step {i}: write needs {{path: …, content: …}}")

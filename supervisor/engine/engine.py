@@ -53,6 +53,7 @@ from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
+from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
 from supervisor.engine.params import check_params
@@ -142,6 +143,7 @@ class Engine:
         self.started_at = time.time()
         self.watcher = Watcher(self)
         self.approvals = Approvals(self.store)
+        self.limits = Limits(self)
         self.branches = BranchFacts(paths.root, paths.common_dir)  # tips, commits ahead, diff stats: cached
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
@@ -183,8 +185,9 @@ class Engine:
             service.start()
         server = ControlServer(self.paths.engine_socket, self.handle, self.disk.note)
         server.serve_in_thread()
-        for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
-            signal.signal(signum, lambda *_: self._stopping.set())
+        if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
+                signal.signal(signum, lambda *_: self._stopping.set())
         log.info("engine %d serving %s", os.getpid(), self.paths.root)
         try:
             self.watcher.run(self._stopping)
@@ -408,8 +411,9 @@ class Engine:
         previous = agent.state
         agent.state = state
         agent.state_since = now
-        if state != State.WAITING:
+        if state not in (State.WAITING, State.LIMITED):
             agent.waiting_reason = None  # whatever path leaves `waiting`: a reason shown later would be stale
+        self.limits.changed(agent, previous, state, data.get("reason"), data.get("screen") or [])
         live = self.live.get(agent.name)
         if live is not None and live.last_output:
             agent.last_activity_at = live.last_output
@@ -859,6 +863,8 @@ class Engine:
             return
         if reading.event == "UserPromptSubmit":
             live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
+        if reading.event == "StopFailure" and event.get("error") == "rate_limit":  # its turn ended on a limit
+            self.limits.noticed(live, str(event.get("last_assistant_message") or "rate limit"), at)
         if at < live.last_hook:
             return  # a late arrival (from the spool, or a slow hook process): a newer event already decided
         if event.get("notification_type") == "permission_prompt" and live.reading.verdict != Verdict.WAITING:
@@ -1061,11 +1067,14 @@ class Engine:
 
     def op_stop(self, name: str, kill: bool = False) -> dict[str, Any]:
         """Stop the agent and all its helpers (deepest first, so none outlives its parent)."""
-        self.get(name)
-        asked = "killed on request" if kill else "stopped on request"
-        for member in self.family_to_end(name):
-            self._stop_one(member, kill, asked if member == name else f"its parent {name} was stopped")
+        self.stop_tree(name, "killed on request" if kill else "stopped on request", kill=kill)
         return views.agent_view(self.get(name), self.live.get(name))
+
+    def stop_tree(self, name: str, reason: str, kill: bool = False) -> None:
+        """Stop the agent (for `reason`) and all its helpers, as `supervisor stop` does."""
+        self.get(name)
+        for member in self.family_to_end(name):
+            self._stop_one(member, kill, reason if member == name else f"its parent {name} was stopped")
 
     def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
         with self.ending(name):

@@ -25,7 +25,9 @@ WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "Po
 # Notification types that do not mean a human is needed; any other type (permission_prompt,
 # elicitation_dialog, agent_needs_input, and types not known today) means waiting.
 NOTIFICATIONS = {"idle_prompt": State.IDLE, "auth_success": None, "elicitation_complete": State.WORKING,
-                 "elicitation_response": State.WORKING}
+                 "elicitation_response": State.WORKING,
+                 # Claude Code 2.1.332 continues by itself once a usage limit resets: a turn begins.
+                 "quota_auto_resume_fired": State.WORKING}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
 PLAN_SECONDS = 1.0
-BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED})
+BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED})
 
 
 class Planner(PeriodicService):

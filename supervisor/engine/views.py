@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from supervisor.core.model import Agent, Event
+from supervisor.core.model import Agent, Event, State
 from supervisor.engine.server_ended import RESTORABLE
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "cpu_percent": round(live.cpu_percent, 1) if live is not None and agent.state.live else None,
         "rss_bytes": live.rss_bytes if live is not None and agent.state.live else None,
         "waiting_reason": agent.waiting_reason,
+        # A usage or rate limit holding it: its kind, the reset its CLI printed (null: none given), its words.
+        "limit": _limit(agent),
         "last_event": None if newest is None else {"kind": newest[0], "at": iso(newest[1]), **newest[2]},
         "exit_code": agent.exit_code,
         "reason": agent.reason,
@@ -62,6 +64,13 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "ahead": readiness.ahead if readiness is not None else None,
         "ready_to_merge": readiness.ready if readiness is not None else False,
     }
+
+
+def _limit(agent: Agent) -> dict[str, Any] | None:
+    record = agent.extra.get("limit")
+    if not record or agent.state != State.LIMITED:
+        return None
+    return {"kind": record.get("kind"), "reset_at": iso(record.get("reset_at")), "line": record.get("line")}
 
 
 def _merging(agent: Agent) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.agents import get_profile
 from supervisor.agents.base import Profile
+from supervisor.agents.limits import around
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
@@ -99,6 +100,7 @@ class Live:
     # in it is new, until a new turn starts.
     replaying: bool = False
     timing_out: bool = False  # its timeout kill is under way (in memory: a new engine, or a failed kill, retries)
+    limit_notices: list[tuple[str, float]] = field(default_factory=list)  # limits its hooks told, not yet applied
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,8 @@ class Watcher:
         printed = bool(screen.strip() or lines) if first else screen != live.screen or moved > 0
         live.scrolled += moved
         live.activity, live.looked, live.history, live.size = pane.activity, look.second, history, pane.size
-        if (resized or live.replaying) and profile.screen is not None:
+        # What shows after a resize, a resumed conversation's replay or an engine's restart was seen already.
+        if (resized or live.replaying or live.adopted) and profile.screen is not None:
             live.counted = {(live.scrolled + index, line) for index, line in enumerate(screen.split("\n"))
                             if _matches(profile.screen, line)}
         elif printed and not live.adopted and profile.screen is not None \
@@ -362,7 +365,8 @@ class Watcher:
 
     def _count_errors(self, agent: Agent, live: Live, profile: Profile, scrolled: list[str], screen: str,
                       now: float) -> None:
-        """Error lines printed since the last look: `errors` when one repeats, at once for a limit.
+        """Error lines printed since the last look: `errors` when one repeats; a limit line makes the agent
+        `limited` (engine/limits.py), it is no error.
 
         A line counts once where it was printed: the screen's rows are numbered from the pane's start (lines
         scrolled off before them), so a line still on screen at the next look is not counted again, and of
@@ -371,19 +375,21 @@ class Watcher:
         assert rules is not None
         # Of the lines that scrolled off, the oldest were on the last screen seen; the rest passed unseen.
         seen_rows = live.screen.count("\n") + 1 if live.screen is not None else 0
-        fresh = [line for line in map(strip_ansi, scrolled[seen_rows:]) if _matches(rules, line)]
+        # Every row printed since the last look, oldest first: a limit's reset may be worded on the rows after it.
+        rows = [*map(strip_ansi, scrolled[seen_rows:]), *screen.split("\n")]
+        unseen = len(rows) - screen.count("\n") - 1
+        fresh = [index for index in range(unseen) if _matches(rules, rows[index])]
         live.counted = {(row, text) for row, text in live.counted if row >= live.scrolled}
         if rules.may_hold_errors(screen):
             for index, line in enumerate(screen.split("\n")):
                 if (live.scrolled + index, line) not in live.counted and _matches(rules, line):
                     live.counted.add((live.scrolled + index, line))
-                    fresh.append(line)
-        for line in fresh:
-            for pattern in rules.limits:
-                if pattern.search(line):
-                    fire(self.engine.store, agent, Trigger.ERRORS, f"hit a usage or rate limit: {line.strip()}",
-                         rule=pattern.pattern, line=line.strip(), screen=self.engine.screen_tail(agent))
-                    return
+                    fresh.append(unseen + index)
+        hits = [index for index in fresh if any(p.search(rows[index]) for p in rules.limits)]
+        if hits:
+            self.engine.limits.seen(agent, [rows[index] for index in hits], [around(rows, index) for index in hits],
+                                    now)
+        for line in (rows[index] for index in fresh if index not in hits):
             for pattern in rules.errors:
                 if not pattern.search(line):
                     continue
@@ -431,13 +437,17 @@ class Watcher:
         waits = undelivered.still_waiting(agent, new, rule)  # its task could not be typed into it: not idle
         if waits is not None:
             new, rule, reason = State.WAITING, undelivered.MARK, waits
+        limited = self.engine.limits.holds(agent, live, now)  # whatever its screen shows, a limit holds it
+        if limited is not None:
+            new, rule, reason = State.LIMITED, "limit", limited
         if new == State.WORKING or (new == State.STALLED and agent.state == State.STALLED):
             stall_after = self._stall_after(agent)
             if now - max(live.last_progress, live.last_hook) >= stall_after - TICK_JITTER:
                 new, rule = State.STALLED, "no output, hook event or tool CPU"
         if new == State.IDLE:
             live.turns.settled()  # whatever its hooks counted, no turn runs now
-        if new == agent.state and (new != State.WAITING or agent.waiting_reason):
+        if new == agent.state and (new != State.WAITING or agent.waiting_reason) \
+                and (new != State.LIMITED or agent.waiting_reason == reason):
             return  # still waiting: the first reason (the most specific, e.g. the tool call) stands
         self._transition(agent, live, new, rule, reason, now)
 
@@ -473,12 +483,12 @@ class Watcher:
                     now: float) -> None:
         engine = self.engine
         previous = agent.state
-        screen = engine.screen_tail(agent, 10) if new in (State.WAITING, State.STALLED) else []
+        screen = engine.screen_tail(agent, 10) if new in (State.WAITING, State.STALLED, State.LIMITED) else []
         pending = new == State.IDLE and bool(agent.extra.get("pending_task") or agent.extra.get("inbox"))
         # A helper's `done` goes to its parent unless alerts.helper_done says otherwise (the router decides).
         done = new == State.IDLE and not pending and previous in (State.WORKING, State.STALLED)
         done_screen = engine.screen_tail(agent) if done else []
-        agent.waiting_reason = reason if new == State.WAITING else None
+        agent.waiting_reason = reason if new in (State.WAITING, State.LIMITED) else None
         with engine.store.transaction():  # a reader never sees the state without the triggers it fired
             engine.set_state(agent, new, rule=rule, reason=reason, screen=screen or None,
                              cpu_percent=round(live.cpu_percent, 1))

@@ -36,7 +36,7 @@ def iso(ts: float | None) -> str | None:
 def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None, cpu: float | None = None,
           rss: int | None = None, now: float = NOW, **extra: Any) -> dict[str, Any]:
     """An agent record as `ls --json` gives it; `since`: seconds in its state before `now`."""
-    live = state in ("starting", "working", "idle", "waiting", "stalled")
+    live = state in ("starting", "working", "idle", "waiting", "stalled", "limited")
     parent = name.rsplit(".", 1)[0] if "." in name else None
     record: dict[str, Any] = {
         "name": name, "parent": parent, "level": name.count(".") + 1, "role": None, "state": state,
@@ -352,7 +352,8 @@ class FakeSource:
             record.update(state="starting", state_since=iso(self.now), exit_code=None)
             self._emit_locked(name, "launched")
         elif method == "rm":
-            if record["state"] in ("starting", "working", "idle", "waiting", "stalled") and not params.get("force"):
+            if record["state"] in ("starting", "working", "idle", "waiting", "stalled", "limited") \
+                    and not params.get("force"):
                 raise RequestFailed(f"{name} is still running ({record['state']})",
                                     hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
             del self.agents[name]

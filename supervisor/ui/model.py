@@ -26,16 +26,16 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 STATE_STYLES = {
     "queued": "dim", "starting": "cyan", "working": "bold green", "idle": "blue",
     "waiting": "bold yellow", "stalled": "bold magenta", "exited": "dim", "failed": "bold red",
-    "killed": "red", "stopped": "dim",
+    "killed": "red", "stopped": "dim", "limited": "bold dark_orange",
 }
-LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled"})
+LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited"})
 ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
 CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end with the agent
 
 # The state filter's choices, in the order the filter offers them.
 STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("all", "all agents"), ("attention", "needs me"), ("live", "live"), ("ended", "ended"),
-    ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"),
+    ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"), ("limited", "limited"),
     ("starting", "starting"), ("exited", "exited"), ("failed", "failed"), ("stopped", "stopped"),
     ("killed", "killed"), ("queued", "queued"),
 )
@@ -45,6 +45,7 @@ BADGE_STYLES = {
     "CONFLICT": "bold black on dark_orange", "FAIL": "bold white on red", "EXIT": "bold white on red",
     "EXIT 0": "bold black on grey70", "TIMEOUT": "bold white on dark_red", "ZZ": "dim",
     "MERGE": "bold white on red", "MERGED": "bold black on green", "READY": "bold black on cyan",
+    "LIMIT": "bold black on dark_orange",
 }
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
@@ -54,14 +55,15 @@ _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level"
 # Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
 # live branches comes late: nothing is stuck yet, but someone should decide who merges first; last, work
 # that is finished and ready to merge.
-ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "timeout", "exited", "conflict", "ready")
+ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "timeout", "exited", "limited", "conflict",
+                   "ready")
 # How each kind shows in the "Needs you" list: (label, style).
 ATTENTION_LABELS = {
     "waiting": ("ASK", BADGE_STYLES["ASK"]), "boundary": ("BOUNDARY", BADGE_STYLES["BOUNDARY"]),
     "stalled": ("STALL", BADGE_STYLES["STALL"]), "merge": ("MERGE", BADGE_STYLES["MERGE"]),
     "failed": ("FAIL", BADGE_STYLES["FAIL"]), "timeout": ("TIMEOUT", BADGE_STYLES["TIMEOUT"]),
     "exited": ("EXIT", BADGE_STYLES["EXIT"]), "conflict": ("CONFLICT", BADGE_STYLES["CONFLICT"]),
-    "ready": ("READY", BADGE_STYLES["READY"]),
+    "ready": ("READY", BADGE_STYLES["READY"]), "limited": ("LIMIT", BADGE_STYLES["LIMIT"]),
 }
 
 
@@ -242,6 +244,8 @@ class Board:
             items.append("ASK")
         if state == "stalled" or "stalled" in flags.active:
             items.append("STALL")
+        if state == "limited":
+            items.append("LIMIT")
         if flags.boundary or agent.get("boundary_violations"):
             items.append("BOUNDARY")
         conflicts = _conflicts(agent)
@@ -340,6 +344,8 @@ class Board:
             code = agent.get("exit_code")
             reason = agent.get("reason") or ("exited by itself (code 0)" if code == 0 else f"exited with code {code}")
             return Attention(name, "exited", reason, since)
+        if state == "limited":  # nothing to answer, but its work waits: until when, and what to do about it
+            return Attention(name, "limited", agent.get("waiting_reason") or "hit a usage or rate limit", since)
         conflicts = agent.get("conflicts")
         if conflicts and isinstance(conflicts, list) and all(isinstance(c, dict) for c in conflicts):
             return Attention(name, "conflict", describe_conflicts(conflicts), since)

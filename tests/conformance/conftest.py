@@ -150,6 +150,29 @@ class Run:
         return [str(e.get("hook_event_name")) for e in self.events(name, "hook")]
 
 
+ZONE = "Europe/Paris"  # the limit tests' time zone (the CLIs', and the engine's: the user's)
+
+
+def limited_by_the_stand_in(run: Run, name: str, answer: str, seconds: int, timeout: float = 90.0) -> dict[str, Any]:
+    """Wait until agent `name` is `limited` by its stand-in's limit answer (`answer`, as its log names it), whose
+    reset is `seconds` after it: its reason says the reset in the user's zone, it is no `errors`, and the screen
+    is recorded."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    agent = run.box.wait_state(name, "limited", timeout=timeout)
+    run.record(name, "conformance_usage_limit")
+    asked = [r for r in run.api.requests() if r.get("answer") == answer]
+    assert asked, run.api.requests()
+    reset = asked[0]["t"] + seconds  # the stand-in's clock, within a second of the CLI's
+    shown = {datetime.fromtimestamp(reset + drift, ZoneInfo(ZONE)).strftime("%H:%M") for drift in (-2, 0, 1)}
+    assert agent["waiting_reason"] in {f"usage limit: resets at {hhmm}" for hhmm in shown}, agent
+    assert agent["limit"]["kind"] == "usage limit", agent
+    assert [e for e in run.events(name, "trigger") if e.get("trigger") == "errors"] == []
+    assert [e["active"] for e in run.events(name, "trigger") if e.get("trigger") == "limited"] == [True]
+    return agent
+
+
 class StateTrail:
     """Every state an agent showed, polled from `supervisor ls` in a thread: a test asserts what a human
     watching the list would have seen (a false idle of a second is caught)."""

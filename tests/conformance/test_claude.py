@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import FIXTURES, LIMITS, Run, StateTrail
+from tests.conformance.conftest import FIXTURES, LIMITS, ZONE, Run, StateTrail, limited_by_the_stand_in
 from tests.conftest import wait_until
 
 API_KEY = "sk-ant-test-conformance-0123456789abcdefghijklmnop"
@@ -200,3 +200,22 @@ def test_an_untrusted_repository_shows_the_trust_dialog_and_the_task_follows_app
     assert [e for e in claude.events("c1") if e["kind"] == "approved"][-1]["keys"] == "Down Enter"
     wait_until(lambda: any(r.get("tools") for r in claude.api.requests()), timeout=60, message="the task sent")
     assert [r["user"] for r in claude.api.requests() if r.get("tools")] == ["hello there"]
+
+
+def test_a_subscriptions_usage_limit_is_limited_until_its_reset(claude: Run) -> None:
+    """A claude.ai subscriber (OAuth credentials, no API key) hits the 5-hour limit: the stand-in answers 429 with
+    the subscription's limit headers, and Claude Code 2.1.332 says `You've hit your 5-hour limit · resets 6:08pm
+    (Europe/Paris)` (and offers to continue by itself), ending the turn with StopFailure `rate_limit`."""
+    box = claude.box
+    del box.env["ANTHROPIC_API_KEY"]
+    box.env["TZ"] = ZONE
+    credentials = box.home / ".claude" / ".credentials.json"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(json.dumps({"claudeAiOauth": {
+        "accessToken": "sk-ant-oat01-conformance-0123456789abcdefghijklmnopqrstuvwxyz",
+        "refreshToken": "sk-ant-ort01-conformance", "expiresAt": int((time.time() + 86400) * 1000),
+        "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"}}))
+    box.sv("start", "c1", "--task", "usage limit 3600")
+    limited_by_the_stand_in(claude, "c1", "error", 3600)
+    assert "StopFailure" in claude.hooks("c1")
+    assert "You've hit your 5-hour limit" in claude.capture("c1")

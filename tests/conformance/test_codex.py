@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conformance.conftest import FIXTURES, ZONE, Run, StateTrail, limited_by_the_stand_in
 from tests.conftest import process_gone, wait_until
 from tests.test_pane_identity import kill_tmux_server
 
@@ -249,3 +249,12 @@ def trimmed_rollout(rollout: Path) -> str:
     first = json.loads(lines[0])
     first["payload"]["base_instructions"] = {"text": "(Codex's model instructions, cut from the fixture)"}
     return "\n".join([json.dumps(first, separators=(",", ":")), *lines[1:]]) + "\n"
+
+
+def test_a_usage_limit_is_limited_until_its_reset(codex: Run) -> None:
+    """A ChatGPT plan's usage limit (429 `usage_limit_reached` with `resets_at`): Codex 0.171.0 says `You’ve hit
+    your usage limit. … try again at 7:07 PM.`, in the local zone, wrapped over two rows."""
+    box = codex.box
+    box.env["TZ"] = ZONE
+    box.sv("start", "x1", "--task", "usage limit 3600")
+    limited_by_the_stand_in(codex, "x1", "limit", 3600)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import FIXTURES, Run, StateTrail
+from tests.conformance.conftest import FIXTURES, ZONE, Run, StateTrail, limited_by_the_stand_in
 from tests.conftest import wait_until
 from tests.test_pane_identity import kill_tmux_server
 
@@ -170,3 +170,14 @@ def test_restore_after_the_tmux_server_died_resumes_its_conversation_by_the_id_g
     assert gemini.events("g1", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
     assert len(asked(gemini, "remember the word pelican")) == len(asked_before)
     assert box.agent("g1")["session_id"] == session
+
+
+def test_a_quota_is_limited_until_its_reset_dialog_and_all(gemini: Run) -> None:
+    """A quota exhausted (429 RESOURCE_EXHAUSTED with a RetryInfo of an hour): Gemini CLI 0.61.0 asks `Usage limit
+    reached for all Pro models. / Access resets at 7:08 PM GMT+1.` with Keep trying / Stop; the limit, not the
+    dialog, is what holds the agent."""
+    gemini_home(gemini, trusted=True)
+    box = gemini.box
+    box.env["TZ"] = ZONE
+    box.sv("start", "g6", "--task", "usage limit 3600")
+    limited_by_the_stand_in(gemini, "g6", "limit", 3600)
