@@ -473,7 +473,7 @@ def test_init_template_loads_to_exactly_the_defaults(repo: Path) -> None:
 
 def test_init_template_sets_every_key(repo: Path) -> None:
     data = yaml.safe_load(INIT_TEMPLATE)
-    assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge"}
+    assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge", "prices"}
     assert set(data["merge"]) == {"check", "check_timeout"}
     assert set(data["limits"]) >= {"max_level", "idle_after", "max_restarts"}
     assert set(data["alerts"]) == {
