@@ -49,6 +49,8 @@ Each step is a one-key mapping:
 ``exit: CODE``                exit with CODE
 ``echo_env: NAME``            print ``NAME=<value>``
 ``api_error: TEXT``           print ``API Error: TEXT`` and end the turn (with ``--claude``: StopFailure, no Stop)
+``reply: {input: N, output: N, cache_read: N, cache_write: N, blocks: N, model: M}``  with ``--claude``: a model
+                              response in the session transcript, as Claude Code writes it (claude_transcript.py)
 
 Durations: ``3s``, ``1.5s``, ``500ms``, ``2m``, ``1h30m`` or a number of seconds.
 
@@ -399,6 +401,8 @@ class Agent:
                     f.write(json.dumps({"ts": time.time(), "text": text}, ensure_ascii=False) + "\n")
             if text == "/exit":
                 return 0
+            if self.hooks and self.hooks.transcript:
+                self.hooks.transcript.user(self.hooks.session_id, text)
             if self.hooks and not (self.announced and self.announced[0] == shown):
                 self.hooks.fire("UserPromptSubmit", prompt=text)
             elif self.announced:
@@ -732,6 +736,11 @@ def step_api_error(agent: Agent, text: Any) -> None:
     raise EndTurn("StopFailure", error="unknown", last_assistant_message=f"API Error: {text}")
 
 
+def step_reply(agent: Agent, spec: Any) -> None:
+    if agent.hooks and agent.hooks.transcript:
+        agent.hooks.transcript.reply(agent.hooks.session_id, dict(spec or {}))
+
+
 def step_echo_env(agent: Agent, name: Any) -> None:
     out(f"{name}={os.environ.get(str(name), '')}\n")
 
@@ -741,7 +750,7 @@ STEPS: dict[str, Callable[[Agent, Any], None]] = {
     "ask": step_ask, "box": step_box, "trust": step_trust,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
-    "api_error": step_api_error,
+    "api_error": step_api_error, "reply": step_reply,
 }
 
 # ------------------------------------------------------------------------------------ scripts
@@ -872,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --claude: resume this session (its hooks carry this id; SessionStart source resume)")
     parser.add_argument("--continue", dest="continue_", action="store_true",
                         help="with --claude: resume the newest session (SessionStart source resume)")
+    parser.add_argument("--model", help="with --claude: the model its transcript names (default claude-sonnet-4-5)")
     parser.add_argument("--toast-after", metavar="DURATION",
                         help="show Claude Code's passing footer notice this long after each turn, for 2 s")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
@@ -898,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
         agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
         if args.resume:
             agent.hooks.session_id = args.resume
+        if args.model and agent.hooks.transcript:
+            agent.hooks.transcript.model = args.model
         agent.start_source = "resume" if args.resume or args.continue_ else "startup"
     global look
     look = LOOKS[args.look]

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.demo.claude_transcript import Transcript, config_dir
+
 _MATCHED_BY_TOOL = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest"}
 
 
@@ -26,12 +28,13 @@ class ClaudeHooks:
     home: Path
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    transcript: Transcript | None = None  # the session transcript the hooks name (and the agent writes)
 
     @classmethod
     def load(cls, cwd: Path, home: Path) -> ClaudeHooks:
-        found = cls(cwd=cwd, home=home)
-        config_dir = Path(os.environ["CLAUDE_CONFIG_DIR"]) if os.environ.get("CLAUDE_CONFIG_DIR") else home / ".claude"
-        for path in (config_dir / "settings.json", cwd / ".claude" / "settings.json",
+        config = config_dir(home)
+        found = cls(cwd=cwd, home=home, transcript=Transcript(config, cwd))
+        for path in (config / "settings.json", cwd / ".claude" / "settings.json",
                      cwd / ".claude" / "settings.local.json"):
             try:
                 data = json.loads(path.read_text())
@@ -44,7 +47,8 @@ class ClaudeHooks:
 
     def fire(self, event: str, matcher_value: str | None = None, **fields: Any) -> dict[str, Any]:
         """Run the hooks of `event`; the merged JSON objects they printed."""
-        payload = {"session_id": self.session_id, "transcript_path": str(self.home / ".claude" / "transcript.jsonl"),
+        assert self.transcript is not None
+        payload = {"session_id": self.session_id, "transcript_path": str(self.transcript.path(self.session_id)),
                    "cwd": str(self.cwd), "permission_mode": "default", "hook_event_name": event, **fields}
         answer: dict[str, Any] = {}
         for entry in self.hooks.get(event, []):
