@@ -36,6 +36,15 @@ def _total(usage: dict[str, Any]) -> int:
                ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"))
 
 
+def summed(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Usage views added up (a tree, the repository): tokens and cost; a cost only where some token had one."""
+    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "unpriced_tokens")
+    total: dict[str, Any] = {key: sum(int(v.get(key) or 0) for v in views) for key in keys}
+    costs = [float(v["cost_usd"]) for v in views if v.get("cost_usd") is not None]
+    total["cost_usd"] = round(sum(costs), 6) if costs else (None if _total(total) else 0.0)
+    return total
+
+
 def show_lines(usage: dict[str, Any]) -> list[str]:
     """What `show` prints about an agent's usage."""
     if not _total(usage):
