@@ -59,10 +59,17 @@ class Chunk:
     restarted: bool  # read from the start again (new file, replaced, truncated)
 
 
-def read_new(path: Path, mark: Mark | None) -> Chunk | None:
+def read_new(path: Path | str, mark: Mark | None) -> Chunk | None:
     """The complete lines added to `path` since `mark`; None when nothing new (or the file is gone)."""
+    if mark is not None:  # the common case, a file that has not changed: one stat, no open
+        try:
+            seen = os.stat(path)
+        except OSError:
+            return None
+        if f"{seen.st_dev}:{seen.st_ino}" == mark.identity and seen.st_size == mark.offset:
+            return None
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             stat = os.fstat(handle.fileno())
             identity = f"{stat.st_dev}:{stat.st_ino}"
             restarted = mark is None or mark.identity != identity or stat.st_size < mark.offset
@@ -84,22 +91,23 @@ def read_new(path: Path, mark: Mark | None) -> Chunk | None:
 
 
 class Finder:
-    """Lists the record files under a folder, listing a subfolder again only when its mtime changed."""
+    """Lists the record files under a folder, listing a subfolder again only when its mtime changed. Paths are
+    strings: a pass over a hundred agents makes no Path objects."""
 
     def __init__(self) -> None:
-        self._listings: dict[Path, tuple[int, list[Path], list[Path]]] = {}  # folder → (mtime, folders, files)
+        self._listings: dict[str, tuple[int, list[str], list[str]]] = {}  # folder → (mtime, folders, files)
 
-    def files(self, root: Path, source: Source) -> Iterator[Path]:
+    def files(self, root: str, source: Source) -> Iterator[str]:
         if source.depth == 0:
-            path = root / source.suffix
-            if path.is_file():
+            path = os.path.join(root, source.suffix)
+            if os.path.isfile(path):
                 yield path
             return
-        yield from self._walk(root / source.folder, source, source.depth)
+        yield from self._walk(os.path.join(root, source.folder), source, source.depth)
 
-    def _walk(self, folder: Path, source: Source, depth: int) -> Iterator[Path]:
+    def _walk(self, folder: str, source: Source, depth: int) -> Iterator[str]:
         try:
-            mtime = folder.stat().st_mtime_ns
+            mtime = os.stat(folder).st_mtime_ns
         except OSError:
             self._listings.pop(folder, None)
             return
@@ -110,9 +118,9 @@ class Finder:
                 with os.scandir(folder) as entries:
                     for entry in entries:
                         if entry.is_dir(follow_symlinks=False):
-                            folders.append(Path(entry.path))
+                            folders.append(entry.path)
                         elif entry.name.endswith(source.suffix) and entry.name.startswith(source.prefix):
-                            files.append(Path(entry.path))
+                            files.append(entry.path)
             except OSError:
                 return
             cached = self._listings[folder] = (mtime, sorted(folders), sorted(files))
@@ -121,6 +129,7 @@ class Finder:
             for sub in cached[1]:
                 yield from self._walk(sub, source, depth - 1)
 
-    def forget(self, root: Path) -> None:
-        for folder in [f for f in self._listings if f.is_relative_to(root)]:
+    def forget(self, root: str) -> None:
+        prefix = root.rstrip(os.sep) + os.sep
+        for folder in [f for f in self._listings if f == root or f.startswith(prefix)]:
             del self._listings[folder]

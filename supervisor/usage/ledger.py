@@ -8,6 +8,7 @@ read position are written in one transaction, so an engine killed between reads 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,14 +53,23 @@ class Ledger:
         return {path: (agent, Mark(identity, offset, _state(state))) for path, agent, identity, offset, state in rows}
 
     def save(self, agent: str, path: str, mark: Mark, found: Found) -> None:
+        self.save_all([(agent, path, mark, found)])
+
+    def save_all(self, reads: list[tuple[str, str, Mark, Found]]) -> None:
+        """What a pass read from many files (agent, file, its new mark, what it held), in one transaction."""
         with self.store.transaction() as db:
-            db.executemany(_UPSERT, [(agent, r.key, r.ts, r.model, r.input, r.output, r.cache_read, r.cache_write)
-                                     for r in found.records])
-            db.execute("INSERT OR REPLACE INTO usage_files(path, agent, identity, offset, state) "
-                       "VALUES (?, ?, ?, ?, ?)", (path, agent, mark.identity, mark.offset, json.dumps(mark.state)))
-            if found.context is not None:
-                c = found.context
-                db.execute(_CONTEXT, (agent, c.ts, c.model, c.tokens, c.window))
+            for agent, path, mark, found in reads:
+                self._save(db, agent, path, mark, found)
+
+    @staticmethod
+    def _save(db: sqlite3.Connection, agent: str, path: str, mark: Mark, found: Found) -> None:
+        db.executemany(_UPSERT, [(agent, r.key, r.ts, r.model, r.input, r.output, r.cache_read, r.cache_write)
+                                 for r in found.records])
+        db.execute("INSERT OR REPLACE INTO usage_files(path, agent, identity, offset, state) "
+                   "VALUES (?, ?, ?, ?, ?)", (path, agent, mark.identity, mark.offset, json.dumps(mark.state)))
+        if found.context is not None:
+            c = found.context
+            db.execute(_CONTEXT, (agent, c.ts, c.model, c.tokens, c.window))
 
     def forget(self, agent: str) -> None:
         """The agent is removed: its records stay (the repository's spending), no longer its name's; its read
@@ -89,9 +99,12 @@ class Ledger:
             rows = db.execute(query, args).fetchall()
         return [Sum(*row) for row in rows]
 
-    def contexts(self) -> dict[str, Context]:
+    def contexts(self, agents: list[str] | None = None) -> dict[str, Context]:
+        query, args = "SELECT agent, ts, model, tokens, window FROM usage_context", list(agents or [])
+        if agents is not None:
+            query += f" WHERE agent IN ({','.join('?' * len(agents))})"
         with self.store.transaction() as db:
-            rows = db.execute("SELECT agent, ts, model, tokens, window FROM usage_context").fetchall()
+            rows = db.execute(query, args).fetchall()
         return {agent: Context(tokens, ts, model, window) for agent, ts, model, tokens, window in rows}
 
 

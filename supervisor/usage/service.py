@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State
@@ -26,6 +25,7 @@ from supervisor.usage import totals
 from supervisor.usage.follow import SOURCES, Finder, Mark, read_new
 from supervisor.usage.ledger import Ledger
 from supervisor.usage.prices import Prices
+from supervisor.usage.records import Found, Reader
 from supervisor.usage.totals import Usage
 
 if TYPE_CHECKING:
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-USAGE_SECONDS = 3.0
+USAGE_SECONDS = 5.0
 MIN_GAP = 0.5  # seconds between two passes, however many turns end
+RESCAN_EVERY = 6  # passes between two looks for new record files (a new session's file, a CLI without hooks)
 # Hook events after which the CLI has written a response's usage: read now rather than at the next pass.
 TURN_ENDS = frozenset({"Stop", "StopFailure", "SubagentStop", "SessionEnd", "PreCompact"})
 
@@ -51,6 +52,9 @@ class UsageService(PeriodicService):
         self.ledger = Ledger(engine.store)
         self._records = AgentRecords(engine.store)
         self._finder = Finder()
+        self._roots: dict[str, str] = {}  # agent → its state folder
+        self._files: dict[str, list[str]] = {}  # agent → its record files, as last listed
+        self._passes = 0
         self._marks: dict[str, tuple[str, Mark]] | None = None  # path → (agent, mark), loaded on the first pass
         self._extra: dict[str, set[str]] = {}  # agent → files its hooks named outside its own folder
         self._listeners: list[Listener] = []
@@ -112,7 +116,9 @@ class UsageService(PeriodicService):
                 self._marks = {path: entry for path, entry in self._marks.items() if entry[0] != name}
             if self._usage is not None:
                 self._usage = {agent: usage for agent, usage in self._usage.items() if agent != name}
-        self._finder.forget(self.engine.paths.agent_state(name))
+        self._finder.forget(str(self.engine.paths.agent_state(name)))
+        self._roots.pop(name, None)
+        self._files.pop(name, None)
 
     def op_usage(self, since: float | None = None, by: str = "agent") -> dict[str, Any]:
         """`supervisor usage`: tokens and cost grouped `by` agent, tree, plan or day, recorded since the time
@@ -171,37 +177,46 @@ class UsageService(PeriodicService):
                 log.exception("usage: a listener failed")
 
     def read_all(self) -> set[str]:
-        """Read every agent's new records into the store; the agents that had any."""
+        """Read every agent's new records into the store (one transaction); the agents that had any."""
         if self._marks is None:
             self._marks = self.ledger.marks()
         agents, _ = self._records.read()
         with self._lock:
             extra = {name: set(paths) for name, paths in self._extra.items()}
-        changed: set[str] = set()
+        reads: list[tuple[str, str, Mark, Found]] = []
+        self._passes += 1
+        rescan = self._passes % RESCAN_EVERY == 1  # new files in between: from hooks (transcript_path) or then
         for agent in agents:
             source = SOURCES.get(agent.profile)
             if source is None or agent.state == State.QUEUED:
                 continue
-            paths = [str(p) for p in self._finder.files(self.engine.paths.agent_state(agent.name), source)]
+            root = self._roots.get(agent.name)
+            if root is None:
+                root = self._roots[agent.name] = str(self.engine.paths.agent_state(agent.name))
+            paths = self._files.get(agent.name)
+            if not paths or rescan:  # none yet: looked for at every pass until its CLI writes one
+                paths = self._files[agent.name] = list(self._finder.files(root, source))
             for path in [*paths, *sorted(extra.get(agent.name, set()) - set(paths))]:
-                if self._read(agent, path, source.reader):
-                    changed.add(agent.name)
-        return changed
+                found = self._read(agent, path, source.reader)
+                if found is not None:
+                    reads.append(found)
+        if reads:
+            self.ledger.save_all(reads)
+            for name, path, mark, _ in reads:
+                self._marks[path] = (name, mark)
+        return {name for name, _, _, found in reads if found.records or found.context}
 
-    def _read(self, agent: Agent, path: str, reader: Any) -> bool:
+    def _read(self, agent: Agent, path: str, reader: Reader) -> tuple[str, str, Mark, Found] | None:
         assert self._marks is not None
         owner, mark = self._marks.get(path, (agent.name, None))
         if owner != agent.name:
-            return False  # a file another agent's hooks named first: never counted twice
-        chunk = read_new(Path(path), mark)
+            return None  # a file another agent's hooks named first: never counted twice
+        chunk = read_new(path, mark)
         if chunk is None:
-            return False
+            return None
         if agent.profile == "aider":
             chunk.mark.state.setdefault("model", _option(agent.command, "--model"))
-        found = reader(chunk.lines, chunk.mark.state)
-        self.ledger.save(agent.name, path, chunk.mark, found)
-        self._marks[path] = (agent.name, chunk.mark)
-        return bool(found.records or found.context)
+        return agent.name, path, chunk.mark, reader(chunk.lines, chunk.mark.state)
 
 
 def _option(command: str, name: str) -> str | None:

@@ -101,7 +101,7 @@ def per_agent(ledger: Ledger, prices: Prices, agents: list[str] | None = None,
     by_agent: dict[str, list[Sum]] = {}
     for s in ledger.sums(agents, since):
         by_agent.setdefault(s.agent, []).append(s)
-    contexts = ledger.contexts()
+    contexts = ledger.contexts(agents)
     if since is not None:
         contexts = {}  # the context is now's, not a period's
     names = set(by_agent) | {name for name in contexts if agents is None or name in agents}
