@@ -18,10 +18,11 @@ def tokens(count: int | None) -> str:
 
 
 def cost(usage: dict[str, Any]) -> str:
-    """$1.23; `-` when no token has a price; a `+` when some tokens of an unpriced model are not in it."""
+    """$1.23; `-` when nothing was recorded or no token has a price; a `+` when some tokens of a model with no
+    price are not in it."""
     value = usage.get("cost_usd")
-    if value is None:
-        return "-" if usage.get("unpriced_tokens") or _total(usage) else "$0.00"
+    if value is None or not _total(usage):
+        return "-"
     text = f"${value:.2f}" if value >= 0.01 or not value else f"${value:.4f}"
     return text + ("+" if usage.get("unpriced_tokens") else "")
 
