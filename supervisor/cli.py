@@ -150,6 +150,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from supervisor.usage.report import since_time, table
+
+    try:
+        since = since_time(args.since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    answer = _call("usage", {"since": since, "by": args.by})
+    _print_json(answer) if args.json else print(table(answer))
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     agent = _call("show", {"name": args.agent})
     if args.json:
@@ -167,6 +179,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             continue
         text = str(value).replace("\n", "\n" + " " * 18)
         print(f"{key + ':':<17} {text}")
+    from supervisor.usage.report import show_lines
+
+    for line in show_lines(agent.get("usage") or {}):
+        print(line)
     if agent.get("last_event"):
         print(f"{'last_event:':<17} {_event_gist(agent['last_event'])}, {_age(agent['last_event']['at'])} ago")
     for violation in agent.get("violations") or []:
@@ -855,6 +871,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("show", cmd_show, "one agent in full")
     p.add_argument("agent")
+    p.add_argument("--json", action="store_true")
+    p = add("usage", cmd_usage, "tokens, cost and context per agent, tree, plan or day (from the CLIs' records)")
+    p.add_argument("--since", metavar="DURATION", help="only what was spent in the last DURATION (e.g. 1d, 12h)")
+    p.add_argument("--by", choices=("agent", "tree", "plan", "day"), default="agent",
+                   help="how to group (default agent)")
     p.add_argument("--json", action="store_true")
     p = add("log", cmd_log, "the agent's pane transcript, and its screen now")
     p.add_argument("agent")

@@ -24,6 +24,7 @@ import yaml
 from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import parse_duration
 from supervisor.errors import InputFileError, SupervisorError, UsageError
+from supervisor.usage.prices import ModelPrice
 
 CONFIG_FILENAME: Final = "supervisor.yaml"
 
@@ -156,6 +157,8 @@ class Config:
     approval: ApprovalConfig
     merge: MergeConfig = MergeConfig()
     budget: BudgetConfig = BudgetConfig()
+    prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
+    """`prices:`: per model, over the packaged table (supervisor/usage/prices.py)."""
     source: Path | None = None
     """The supervisor.yaml that was read, or None when the defaults apply."""
 
@@ -211,6 +214,7 @@ def write_init(repo_root: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------
 # Schema: the keys each mapping allows (used for unknown-key errors and suggestions)
 
+_PRICE_KEYS: Final = ("input", "output", "cache_read", "cache_write", "context_window")
 _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "agent": ("profile", "command", "stagger"),
     "worktrees": ("dir", "setup"),
@@ -236,6 +240,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "approval": ("require", "timeout"),
     "merge": ("check", "check_timeout"),
     "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
+    "prices": (),  # model names of the user's choosing: checked by _Parser.prices
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
 _EMAIL_KEYS: Final = ("host", "port", "security", "username", "password", "sender", "to", "ca_file")
@@ -428,6 +433,7 @@ class _Parser:
             approval=self.approval(self.section(top.get("approval"), "approval", _SECTIONS["approval"])),
             merge=self.merge(self.section(top.get("merge"), "merge", _SECTIONS["merge"])),
             budget=self.budget(self.section(top.get("budget"), "budget", _SECTIONS["budget"])),
+            prices=self.prices(top.get("prices")),
             source=source,
         )
 
@@ -750,6 +756,46 @@ class _Parser:
         return MergeConfig(check=self.opt_string(sec, "check"),
                            check_timeout=self.duration(sec, "check_timeout", 1800.0))
 
+    def prices(self, node: yaml.Node | None) -> Mapping[str, ModelPrice]:
+        """`prices:` maps model names (any) to {input, output, cache_read, cache_write} in USD per million
+        tokens (input and output required; cache prices default to the input price) and context_window."""
+        if node is None or _is_null(node):
+            return MappingProxyType({})
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"'prices' must map model names to prices, got {_describe(node)}",
+                      "e.g. prices: {my-model: {input: 3.0, output: 15.0}} (USD per million tokens)")
+        found: dict[str, ModelPrice] = {}
+        for key_node, value_node in node.value:
+            model = self.required(key_node, "prices", "a model name")
+            if model in found:
+                self.fail(key_node, f"duplicate model 'prices.{model}'")
+            sec = self.section(value_node, f"prices.{model}", _PRICE_KEYS)
+            for key in ("input", "output"):
+                if sec.get(key) is None:
+                    self.fail(value_node, f"prices.{model} needs '{key}' (USD per million tokens)")
+            per_token = {key: self.price(sec, key) for key in _PRICE_KEYS[:4]}
+            window = sec.get("context_window")
+            found[model] = ModelPrice(
+                input=per_token["input"] or 0.0, output=per_token["output"] or 0.0, cache_read=per_token["cache_read"],
+                cache_write=per_token["cache_write"],
+                context_window=None if window is None else self.integer(sec, "context_window", 0, 1))
+        return MappingProxyType(found)
+
+    def price(self, sec: _Section, key: str) -> float | None:
+        """A price in USD per million tokens, as USD per token (None when absent)."""
+        node = sec.get(key)
+        if node is None:
+            return None
+        name = sec.dotted(key)
+        value = self.required(node, name, "a price in USD per million tokens")
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not number >= 0 or number == float("inf"):
+            self.fail(node, f"{name} must be a price in USD per million tokens (a number ≥ 0), got {value!r}")
+        return number / 1e6
+
     def approval(self, sec: _Section) -> ApprovalConfig:
         return ApprovalConfig(
             require=self.strings(sec, "require"),
@@ -908,4 +954,12 @@ budget:
   # A `budget` alert goes out at 80% and at 100%. At 100%: alert | stop (the session tree
   # is stopped, as `supervisor stop` does, and the alert says so).
   on_budget: alert
+
+# What a model's tokens cost, in USD per million tokens, over the table shipped with supervisor (see
+# `supervisor usage`). Needed for a model the table does not know (its tokens are then shown with no
+# cost, never a guess) or to use your own rates. input and output are required; cache_read and
+# cache_write default to the input price; context_window (tokens) gives `context_percent`. E.g.
+#   prices:
+#     claude-opus-4-8: {input: 5.0, output: 25.0, cache_read: 0.5, cache_write: 6.25, context_window: 1000000}
+prices: {}
 """

@@ -478,7 +478,7 @@ def test_init_template_loads_to_exactly_the_defaults(repo: Path) -> None:
 
 def test_init_template_sets_every_key(repo: Path) -> None:
     data = yaml.safe_load(INIT_TEMPLATE)
-    assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge", "budget"}
+    assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge", "budget", "prices"}
     assert set(data["budget"]) == {"per_session_tree", "per_repository_per_day", "on_budget"}
     assert {"on_limit", "resume_after_limit"} <= set(data["limits"])
     assert set(data["merge"]) == {"check", "check_timeout"}
@@ -707,3 +707,17 @@ def test_plausible_documents_load_or_raise_input_file_error(doc: dict[str, objec
 )
 def test_random_text_loads_or_raises_input_file_error(text: str) -> None:
     _load_or_input_error(text)
+
+
+def test_prices_are_per_model_in_usd_per_million_tokens_and_a_bad_one_names_its_line(repo: Path) -> None:
+    text = "prices:\n  my-model: {input: 3, output: 15, cache_read: 0.3, context_window: 200000}\n"
+    price = parse_config(text, repo_root=repo, source=None).prices["my-model"]
+    assert (price.input, price.output, price.cache_read, price.cache_write, price.context_window) == \
+        (3e-6, 15e-6, 0.3e-6, None, 200_000)
+    for bad, line, words in (("prices: 3\n", 1, "must map model names"),
+                             ("prices:\n  m: {output: 1}\n", 2, "needs 'input'"),
+                             ("prices:\n  m: {input: -1, output: 1}\n", 2, "a number ≥ 0"),
+                             ("prices:\n  m: {input: 1, output: 1, extra: 2}\n", 2, "unknown key 'prices.m.extra'")):
+        with pytest.raises(InputFileError) as info:
+            parse_config(bad, repo_root=repo, source=repo / "supervisor.yaml")
+        assert f"supervisor.yaml:{line}:" in str(info.value) and words in str(info.value)

@@ -59,7 +59,7 @@ def test_shows_the_tree_and_what_needs_a_human_first() -> None:
                                          "reports", "search", "ui"]
         assert app.attention_table.keys == ["ui", "docs", "billing", "reports", "search", "api"]
         assert app.attention_table.display
-        assert app.sub_title == "9 agents · 7 live · 6 need you · tasks 2 open · 2 claimed · 2 done"
+        assert app.sub_title == "9 agents · 7 live · 6 need you · $6.68+ spent · tasks 2 open · 2 claimed · 2 done"
         assert app.title == "supervisor — demo-shop"
 
     run(app, scenario)
@@ -498,7 +498,7 @@ def test_no_task_board_without_the_engine_request() -> None:
     async def scenario(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await wait_for(pilot, lambda: "task_ls" in app.unavailable, message="task_ls found missing")
-        assert app.sub_title == "9 agents · 7 live · 6 need you"
+        assert app.sub_title == "9 agents · 7 live · 6 need you · $6.68+ spent"
         await pilot.press("t")
         await wait_for(pilot, lambda: any("not available yet" in n for n in notes))
         assert not isinstance(app.screen, TaskBoardScreen)

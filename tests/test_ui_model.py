@@ -35,6 +35,19 @@ def test_rows_show_the_tree_state_time_and_diff() -> None:
     assert b.cells("search", NOW)["state"].plain == "exited 3"
 
 
+def test_rows_show_each_agents_cost_and_context_and_a_session_its_trees_cost() -> None:
+    b = board()
+    auth = b.cells("auth", NOW)
+    assert auth["cost"].plain == "$1.84 Σ$2.30"  # its own, then its tree's (auth, auth.tests, auth.tests.data)
+    assert auth["ctx"].plain == "62%"
+    assert b.cells("auth.tests", NOW)["cost"].plain == "$0.41"  # a helper: its own only
+    assert b.cells("billing", NOW)["ctx"].style == "bold red"  # 91% of its window
+    assert b.cells("ui", NOW)["ctx"].style == "yellow"
+    assert b.cells("docs", NOW)["cost"].plain == "-"  # a model with no price: no cost, never a guess
+    assert b.cells("reports", NOW)["ctx"].plain == "-"
+    assert b.total_cost == "$6.68+"  # the repository's, and some tokens could not be priced
+
+
 def test_time_in_state_changes_once_a_minute_after_the_first() -> None:
     assert [format_age(s) for s in (0, 59, 60, 119, 3599, 3600, 5400, 90000)] == [
         "0s", "59s", "1m", "1m", "59m", "1h", "1h30m", "1d1h"]

@@ -71,11 +71,14 @@ class AiderProfile(Profile):
         """aider writes its chat and input history into the repository's root by default (`.aider.chat.
         history.md`, `.aider.input.history`): they go to the agent's own folder, never into its worktree (where
         they would be committed, or read by another agent), and `--restore-chat-history` reads them from there
-        on restart. Analytics stay off for a supervised session (no opt-in question)."""
+        on restart. Analytics stay off for a supervised session (no opt-in question), but its analytics log
+        (`--analytics-log`, written whether or not analytics are sent) goes to the agent's folder: it is where
+        aider records each exchange's tokens (supervisor/usage/aider.py reads it)."""
         return {
             "AIDER_CHAT_HISTORY_FILE": str(state / HISTORY),
             "AIDER_INPUT_HISTORY_FILE": str(state / "input.history"),
             "AIDER_ANALYTICS": "false",
+            "AIDER_ANALYTICS_LOG": str(state / "analytics.jsonl"),
         }
 
 

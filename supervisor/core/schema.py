@@ -164,10 +164,44 @@ def _v3(db: sqlite3.Connection) -> None:
     )""")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # Tokens per model response, read from each agent's CLI records (supervisor/usage); the cost is computed
+    # when asked, from the prices in force. A removed agent's rows stay (the repository spent them), marked.
+    _run(db, """
+    CREATE TABLE usage_records (
+        agent TEXT NOT NULL,
+        key TEXT NOT NULL,                -- the response, as its reader names it every time it is read
+        ts REAL NOT NULL,                 -- when the CLI recorded it
+        model TEXT,
+        input INTEGER NOT NULL,           -- input tokens billed at the input price (cached ones apart)
+        output INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        cache_write INTEGER NOT NULL,
+        removed REAL,                     -- the agent was removed (`rm`) then: not a later agent of its name's
+        PRIMARY KEY (agent, key)
+    );
+    CREATE INDEX usage_records_by_ts ON usage_records(ts);
+    CREATE TABLE usage_files (
+        path TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        identity TEXT NOT NULL,           -- device:inode, so a replaced file is read again from its start
+        offset INTEGER NOT NULL,          -- read up to here (complete lines)
+        state TEXT NOT NULL               -- the reader's state at that offset (JSON)
+    );
+    CREATE TABLE usage_context (
+        agent TEXT PRIMARY KEY,
+        ts REAL NOT NULL,
+        model TEXT,
+        tokens INTEGER NOT NULL,          -- the context the newest turn used
+        window INTEGER                    -- as the CLI reported it (NULL: from the price table)
+    )""")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "agents, events, meta, alerts, approvals, tasks", _v1),
     Step(2, "agents_set_aside: undecodable agent records kept apart", _v2),
     Step(3, "alert_attempts: alert attempts whose outcome is unknown", _v3),
+    Step(4, "usage_records, usage_files, usage_context: tokens read from the agents' CLI records", _v4),
 )
 LATEST = STEPS[-1].version
 

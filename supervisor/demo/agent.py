@@ -51,6 +51,8 @@ Each step is a one-key mapping:
 ``api_error: TEXT``           print ``API Error: TEXT`` and end the turn (with ``--claude``: StopFailure, no Stop)
 ``limit: DURATION``           end the turn on a usage limit that resets DURATION from now, in the words of the
                               look's CLI; until then every prompt gets the limit again (supervisor/demo/limits.py)
+``reply: {input: N, output: N, cache_read: N, cache_write: N, blocks: N, model: M}``  with ``--claude``: a model
+                              response in the session transcript, as Claude Code writes it (claude_transcript.py)
 
 Durations: ``3s``, ``1.5s``, ``500ms``, ``2m``, ``1h30m`` or a number of seconds.
 
@@ -758,6 +760,11 @@ def step_limit(agent: Agent, duration: Any) -> None:
     raise EndTurn("StopFailure", error="rate_limit", last_assistant_message=message.strip(" ⎿\u00a0"))
 
 
+def step_reply(agent: Agent, spec: Any) -> None:
+    if agent.hooks and agent.hooks.transcript:
+        agent.hooks.transcript.reply(agent.hooks.session_id, dict(spec or {}))
+
+
 def step_echo_env(agent: Agent, name: Any) -> None:
     out(f"{name}={os.environ.get(str(name), '')}\n")
 
@@ -767,7 +774,7 @@ STEPS: dict[str, Callable[[Agent, Any], None]] = {
     "ask": step_ask, "box": step_box, "trust": step_trust,
     "write": step_write, "commit": step_commit, "run": step_run, "spawn": step_spawn,
     "spawn_detached": step_spawn_detached, "exit": step_exit, "echo_env": step_echo_env,
-    "api_error": step_api_error, "limit": step_limit,
+    "api_error": step_api_error, "limit": step_limit, "reply": step_reply,
 }
 
 # ------------------------------------------------------------------------------------ scripts
@@ -900,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
                              "source resume)")
     parser.add_argument("--continue", dest="continue_", action="store_true",
                         help="with --claude: resume this folder's newest conversation (SessionStart source resume)")
+    parser.add_argument("--model", help="with --claude: the model its transcript names (default claude-sonnet-4-5)")
     parser.add_argument("--toast-after", metavar="DURATION",
                         help="show Claude Code's passing footer notice this long after each turn, for 2 s")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
@@ -932,6 +940,8 @@ def main(argv: list[str] | None = None) -> int:
                       "No conversation found to continue", file=sys.stderr)
                 return 1
             agent.hooks.session_id = session
+        if args.model and agent.hooks.transcript:
+            agent.hooks.transcript.model = args.model
         agent.start_source = "resume" if args.resume or args.continue_ else "startup"
     global look
     look = LOOKS[args.look]

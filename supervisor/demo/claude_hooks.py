@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.demo.claude_transcript import Transcript, config_dir, transcript_path
+
 _MATCHED_BY_TOOL = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest"}
 
 
@@ -29,32 +31,20 @@ class ClaudeHooks:
     home: Path
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    transcript: Transcript | None = None  # the session transcript the hooks name (and the agent writes)
 
-    @property
-    def config_dir(self) -> Path:
-        configured = os.environ.get("CLAUDE_CONFIG_DIR")
-        return Path(configured) if configured else self.home / ".claude"
-
-    @property
-    def conversations(self) -> Path:
-        return self.config_dir / "projects" / re.sub(r"[/.]", "-", str(self.cwd))
-
-    @property
-    def transcript(self) -> Path:
-        return self.conversations / f"{self.session_id}.jsonl"
+    def path(self, session_id: str) -> Path:
+        """Where conversation `session_id` is kept (the hooks' `transcript_path`)."""
+        return transcript_path(config_dir(self.home), self.cwd, session_id)
 
     def remember(self, prompt: str) -> None:
         """Keep a prompt in the conversation's file, as the real CLI keeps its transcript."""
-        record = {"type": "user", "sessionId": self.session_id, "cwd": str(self.cwd),
-                  "message": {"role": "user", "content": prompt}}
-        self.transcript.parent.mkdir(parents=True, exist_ok=True)
-        with self.transcript.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        (self.transcript or Transcript(config_dir(self.home), self.cwd)).user(self.session_id, prompt)
 
     def recall(self, session_id: str) -> list[str] | None:
         """The prompts of conversation `session_id` (None: no such conversation here)."""
         try:
-            lines = (self.conversations / f"{session_id}.jsonl").read_text(encoding="utf-8").splitlines()
+            lines = self.path(session_id).read_text(encoding="utf-8").splitlines()
         except OSError:
             return None
         prompts = []
@@ -63,21 +53,23 @@ class ClaudeHooks:
                 record = json.loads(line)
             except ValueError:
                 continue
-            content = (record.get("message") or {}).get("content") if isinstance(record, dict) else None
+            if not isinstance(record, dict) or record.get("type") != "user":
+                continue
+            content = (record.get("message") or {}).get("content")
             if isinstance(content, str):
                 prompts.append(content)
         return prompts
 
     def newest(self) -> str | None:
         """The id of the newest conversation in this folder (what `--continue` resumes)."""
-        found = sorted(self.conversations.glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
+        found = sorted(self.path(self.session_id).parent.glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
         return found[-1].stem if found else None
 
     @classmethod
     def load(cls, cwd: Path, home: Path) -> ClaudeHooks:
-        found = cls(cwd=cwd, home=home)
-        config_dir = found.config_dir
-        for path in (config_dir / "settings.json", cwd / ".claude" / "settings.json",
+        config = config_dir(home)
+        found = cls(cwd=cwd, home=home, transcript=Transcript(config, cwd))
+        for path in (config / "settings.json", cwd / ".claude" / "settings.json",
                      cwd / ".claude" / "settings.local.json"):
             try:
                 data = json.loads(path.read_text())
@@ -90,7 +82,7 @@ class ClaudeHooks:
 
     def fire(self, event: str, matcher_value: str | None = None, **fields: Any) -> dict[str, Any]:
         """Run the hooks of `event`; the merged JSON objects they printed."""
-        payload = {"session_id": self.session_id, "transcript_path": str(self.transcript),
+        payload = {"session_id": self.session_id, "transcript_path": str(self.path(self.session_id)),
                    "cwd": str(self.cwd), "permission_mode": "default", "hook_event_name": event, **fields}
         answer: dict[str, Any] = {}
         for entry in self.hooks.get(event, []):

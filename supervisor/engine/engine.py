@@ -73,6 +73,7 @@ from supervisor.git.worktrees import write_contract
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
+from supervisor.usage.service import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,10 @@ class Engine:
 
         self.auditor = Auditor(self)
         self.planner = Planner(self)
+        self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
-                                        ConflictRadar(self), TaskDesk(self), RestoreDesk(self)]
+                                        ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
+                                        self.usage]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -318,13 +321,14 @@ class Engine:
     def op_ls(self) -> list[dict[str, Any]]:
         agents = self.store.agents()
         ready = self.branches.readiness(agents)
-        return [views.agent_view(a, self.live.get(a.name), ready.get(a.name), self.store.newest_event(a.name))
-                for a in views.tree_order(agents)]
+        usage = self.usage.per_agent()
+        return [views.agent_view(a, self.live.get(a.name), ready.get(a.name), self.store.newest_event(a.name),
+                                 usage.get(a.name)) for a in views.tree_order(agents)]
 
     def op_show(self, name: str, events: int = 20) -> dict[str, Any]:
         agent = self.get(name)
         view = views.agent_view(agent, self.live.get(name), self.branches.readiness(self.store.agents()).get(name),
-                                self.store.newest_event(name))
+                                self.store.newest_event(name), self.usage.usage_of(name))
         view["task"], view["task_cut"] = agent.task, False  # whole here, unlike in `ls`
         view["events"] = [views.event_view(e) for e in self.store.events(name, limit=events)]
         view["screen"] = self._last_screen(agent, 15)
@@ -859,6 +863,7 @@ class Engine:
         live = self.live.get(agent.name)
         if live is not None and isinstance(event.get("session_id"), str):
             live.session_id = event["session_id"]  # kept in the agent's record by the watcher (`restart` resumes it)
+        self.usage.note_hook(agent.name, event)  # its transcript, and a turn's end: read its usage now
         if live is None or reading.state is None:
             return
         if reading.event == "UserPromptSubmit":
@@ -1225,6 +1230,7 @@ class Engine:
             elif (own := self.panes.own(agent)) is not None:
                 self.tmux.kill_pane(own.pane)
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
+            self.usage.forget(name)
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, Event, State
 from supervisor.engine.server_ended import RESTORABLE
+from supervisor.usage.totals import NONE, Usage
 
 if TYPE_CHECKING:
     from supervisor.engine.branches import Readiness
@@ -23,8 +24,8 @@ TASK_LISTED = 4096  # characters of an agent's task in `ls` and the dashboard's 
 
 
 def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = None,
-               newest: tuple[str, float, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`newest`: the agent's newest event (Store.newest_event)."""
+               newest: tuple[str, float, dict[str, Any]] | None = None, usage: Usage | None = None) -> dict[str, Any]:
+    """`newest`: the agent's newest event (Store.newest_event); `usage`: its tokens, cost and context."""
     last_activity = agent.last_activity_at
     if live is not None and live.last_output:
         last_activity = max(last_activity or 0.0, live.last_output)
@@ -63,6 +64,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         # is ready to merge: finished, its helpers too, commits to merge, all audited clean, not merged yet.
         "ahead": readiness.ahead if readiness is not None else None,
         "ready_to_merge": readiness.ready if readiness is not None else False,
+        # Tokens, cost and context from its CLI's own records (SPEC §14): see supervisor/usage/totals.py.
+        "usage": (usage or NONE).view(),
     }
 
 

@@ -51,8 +51,26 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
     return record
 
 
+def spent(cost: float | None, context: float | None, tokens: int = 100_000,
+          model: str = "claude-sonnet-4-5") -> dict[str, Any]:
+    """A `usage` as `ls --json` gives it (cost None: a model with no price)."""
+    return {"input_tokens": tokens // 10, "output_tokens": tokens // 20, "cache_read_tokens": tokens,
+            "cache_write_tokens": tokens // 10, "cost_usd": cost, "unpriced_tokens": 0 if cost is not None else tokens,
+            "model": model, "context_percent": context}
+
+
+SPENT = {"api": spent(0.22, 12.0), "auth": spent(1.84, 62.0), "auth.tests": spent(0.41, 18.0),
+         "auth.tests.data": spent(0.05, 4.0), "billing": spent(3.1, 91.0),
+         "docs": spent(None, 8.0, model="local-model"), "reports": spent(0.09, None), "search": spent(0.3, None),
+         "ui": spent(0.67, 78.0)}
+
+
 def sample_agents(now: float = NOW) -> list[dict[str, Any]]:
     """The demo's world at a glance: sessions, helpers, and one of everything that needs a human."""
+    return [{**found, "usage": SPENT.get(found["name"], spent(0.0, None, 0))} for found in _sample_agents(now)]
+
+
+def _sample_agents(now: float) -> list[dict[str, Any]]:
     return [
         agent("api", "idle", since=95, task="Add the /health endpoint", cpu=0.0, rss=41_000_000, now=now,
               ahead=1, ready_to_merge=True),

@@ -431,7 +431,8 @@ class LiveDashboard(App[None]):
         self._title(self.agents_table, f"Agents ({shown})")
         live = sum(1 for a in self.board.agents.values() if a.get("state") in LIVE_STATES)
         tasks = task_summary(self.tasks)
-        self.sub_title = f"{total} agents · {live} live · {len(items)} need you" + (f" · {tasks}" if tasks else "")
+        self.sub_title = f"{total} agents · {live} live · {len(items)} need you · {self.board.total_cost} spent" + (
+            f" · {tasks}" if tasks else "")
         if isinstance(self.screen, TaskBoardScreen):
             self.screen.show(self.tasks or [])  # its ages tick too, while it is open
         if self.selected not in self.board.agents:

@@ -17,11 +17,13 @@ from rich.text import Text
 
 from supervisor.core.durations import format_duration
 from supervisor.core.model import describe_conflicts
+from supervisor.usage import report as usage_report
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Agent"), ("state", "State"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
-    ("diff", "Diff"), ("badges", "Alerts"), ("task", "Task"),
+    ("cost", "Cost"), ("ctx", "Ctx"), ("diff", "Diff"), ("badges", "Alerts"), ("task", "Task"),
 )
+CONTEXT_WARN, CONTEXT_FULL = 75.0, 90.0  # percent of the context window: yellow, then red
 
 STATE_STYLES = {
     "queued": "dim", "starting": "cyan", "working": "bold green", "idle": "blue",
@@ -50,7 +52,7 @@ BADGE_STYLES = {
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
-               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge")
+               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge", "usage")
 
 # Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
 # live branches comes late: nothing is stuck yet, but someone should decide who merges first; last, work
@@ -117,6 +119,23 @@ def state_text(agent: dict[str, Any]) -> Text:
     return Text(label, style=style)
 
 
+def cost_text(usage: dict[str, Any], tree: str | None = None) -> Text:
+    """The agent's cost (`-`: tokens of a model with no price), and its tree's after `Σ` for a session with
+    helpers."""
+    text = Text(usage_report.cost(usage) if usage else "-", justify="right")
+    if tree is not None:
+        text.append(f" Σ{tree}", style="dim")
+    return text
+
+
+def context_text(usage: dict[str, Any]) -> Text:
+    percent = usage.get("context_percent")
+    if percent is None:
+        return Text("-", justify="right", style="dim")
+    style = "bold red" if percent >= CONTEXT_FULL else "yellow" if percent >= CONTEXT_WARN else ""
+    return Text(f"{percent:.0f}%", justify="right", style=style)
+
+
 def diff_text(stat: dict[str, int] | None) -> Text:
     if not stat or not stat.get("files"):
         return Text("-", style="dim")
@@ -170,6 +189,8 @@ class Board:
         self.agents: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []  # tree order, as the engine lists them
         self.diffstat: dict[str, dict[str, int]] = {}
+        self.tree_costs: dict[str, str] = {}
+        self.total_cost = "$0.00"
         self.flags: dict[str, Flags] = {}
         self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
         self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}  # name -> (signature, cells)
@@ -184,6 +205,13 @@ class Board:
             del self.flags[gone]
         for gone in set(self._rows) - set(self.agents):
             del self._rows[gone]
+        trees: dict[str, list[dict[str, Any]]] = {}
+        for name, agent in self.agents.items():
+            trees.setdefault(name.split(".", 1)[0], []).append(agent.get("usage") or {})
+        # A session with helpers shows its whole tree's cost too; the header shows the repository's.
+        self.tree_costs = {root: usage_report.cost(usage_report.summed(views))
+                           for root, views in trees.items() if len(views) > 1}
+        self.total_cost = usage_report.cost(usage_report.summed([v for views in trees.values() for v in views]))
 
     def set_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
         self.diffstat = dict(stats)
@@ -283,7 +311,7 @@ class Board:
         age = format_age(now - since) if since else "-"
         flags = self.flags.get(name)
         signature = (
-            age, context_only, self.silenced.get(name), repr(self.diffstat.get(name)),
+            age, context_only, self.silenced.get(name), repr(self.diffstat.get(name)), self.tree_costs.get(name),
             (tuple(flags.boundary), tuple(sorted(flags.active.items()))) if flags else None,
             *(repr(agent.get(key)) for key in _ROW_FIELDS),
         )
@@ -301,6 +329,8 @@ class Board:
             "for": Text(age, style="dim"),
             "cpu": Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right"),
             "mem": Text(format_mem(agent.get("rss_bytes")), justify="right"),
+            "cost": cost_text(agent.get("usage") or {}, self.tree_costs.get(name)),
+            "ctx": context_text(agent.get("usage") or {}),
             "diff": diff_text(self.diffstat.get(name)),
             "badges": self.badges(name),
             "task": Text(first_line(agent.get("task"), 60)),

@@ -1,0 +1,116 @@
+"""The store's usage tables: each response's tokens, how far each file was read, each agent's newest context.
+
+A response read again (its file replaced, truncated, or a line repeating it) is the same row: each count keeps
+the largest value seen, so an early line with a partial output count never lowers it. A file's records and its
+read position are written in one transaction, so an engine killed between reads neither loses nor doubles one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor.core.store import Store
+from supervisor.usage.follow import Mark
+from supervisor.usage.records import Context, Found
+
+_UPSERT = """
+INSERT INTO usage_records(agent, key, ts, model, input, output, cache_read, cache_write) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(agent, key) DO UPDATE SET
+    model = COALESCE(excluded.model, model), input = MAX(input, excluded.input), output = MAX(output, excluded.output),
+    cache_read = MAX(cache_read, excluded.cache_read), cache_write = MAX(cache_write, excluded.cache_write)"""
+_CONTEXT = """
+INSERT INTO usage_context(agent, ts, model, tokens, window) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(agent) DO UPDATE SET ts = excluded.ts, model = excluded.model, tokens = excluded.tokens,
+    window = excluded.window WHERE excluded.ts >= usage_context.ts"""
+
+
+@dataclass(frozen=True)
+class Sum:
+    """Tokens of one agent and model (one day, with `day`), as summed from the records."""
+
+    agent: str
+    model: str | None
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    last: float  # the newest record's time
+    day: str | None = None
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def marks(self) -> dict[str, tuple[str, Mark]]:
+        """Every file read so far: path → (agent, where its reading stands)."""
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT path, agent, identity, offset, state FROM usage_files").fetchall()
+        return {path: (agent, Mark(identity, offset, _state(state))) for path, agent, identity, offset, state in rows}
+
+    def save(self, agent: str, path: str, mark: Mark, found: Found) -> None:
+        self.save_all([(agent, path, mark, found)])
+
+    def save_all(self, reads: list[tuple[str, str, Mark, Found]]) -> None:
+        """What a pass read from many files (agent, file, its new mark, what it held), in one transaction."""
+        with self.store.transaction() as db:
+            for agent, path, mark, found in reads:
+                self._save(db, agent, path, mark, found)
+
+    @staticmethod
+    def _save(db: sqlite3.Connection, agent: str, path: str, mark: Mark, found: Found) -> None:
+        db.executemany(_UPSERT, [(agent, r.key, r.ts, r.model, r.input, r.output, r.cache_read, r.cache_write)
+                                 for r in found.records])
+        db.execute("INSERT OR REPLACE INTO usage_files(path, agent, identity, offset, state) "
+                   "VALUES (?, ?, ?, ?, ?)", (path, agent, mark.identity, mark.offset, json.dumps(mark.state)))
+        if found.context is not None:
+            c = found.context
+            db.execute(_CONTEXT, (agent, c.ts, c.model, c.tokens, c.window))
+
+    def forget(self, agent: str) -> None:
+        """The agent is removed: its records stay (the repository's spending), no longer its name's; its read
+        positions and context go (a new agent of that name starts with new files)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE usage_records SET removed = ? WHERE agent = ? AND removed IS NULL", (time.time(), agent))
+            db.execute("DELETE FROM usage_files WHERE agent = ?", (agent,))
+            db.execute("DELETE FROM usage_context WHERE agent = ?", (agent,))
+
+    def sums(self, agents: list[str] | None = None, since: float | None = None, *, removed: bool = False,
+             by_day: bool = False) -> list[Sum]:
+        """Tokens per agent and model (and local day with `by_day`): of `agents` (None: all), recorded since
+        `since`, with the rows of removed agents when `removed`."""
+        where, args = ["1"], []  # type: tuple[list[str], list[Any]]
+        if not removed:
+            where.append("removed IS NULL")
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if agents is not None:
+            where.append(f"agent IN ({','.join('?' * len(agents))})")
+            args += agents
+        day = "date(ts, 'unixepoch', 'localtime')" if by_day else "NULL"
+        query = (f"SELECT agent, model, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), MAX(ts), {day} "
+                 f"FROM usage_records WHERE {' AND '.join(where)} GROUP BY agent, model, {day} ORDER BY agent")
+        with self.store.transaction() as db:
+            rows = db.execute(query, args).fetchall()
+        return [Sum(*row) for row in rows]
+
+    def contexts(self, agents: list[str] | None = None) -> dict[str, Context]:
+        query, args = "SELECT agent, ts, model, tokens, window FROM usage_context", list(agents or [])
+        if agents is not None:
+            query += f" WHERE agent IN ({','.join('?' * len(agents))})"
+        with self.store.transaction() as db:
+            rows = db.execute(query, args).fetchall()
+        return {agent: Context(tokens, ts, model, window) for agent, ts, model, tokens, window in rows}
+
+
+def _state(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
