@@ -1,0 +1,147 @@
+"""The live screen beside an agent's transcript: what the agent shows that the transcript does not hold yet.
+
+The transcript (NAME.log) is append-only and holds committed lines: the rows that scrolled off the pane into
+tmux's history, and each run's last screen. The rest of what the agent shows is still on its screen. Each time
+the watcher's capture of a pane (the one it makes anyway to read the agent's state) shows a change, the engine
+writes what the screen shows beyond the transcript to NAME.log.live, as a new file renamed over the old one: a
+reader finds one whole screen, never half of one. Its first line tells where the screen follows the transcript:
+the pane's history row its first line has, and the transcript file (its inode) and size it follows.
+
+`supervisor log` prints the transcript, then the live lines it does not hold. The engine, when it finds a pane or
+its tmux server gone, commits those lines as the run's last screen: whether it watched the pane itself or was
+started after the engine that did was killed. A tmux server, a machine or an engine that dies loses at most what
+the pane printed within the last tick.
+
+The transcript may have grown since its live screen was written (the engine commits rows, then writes the screen:
+a reader may come in between, or the engine be killed there). The rows committed since were the screen's top
+lines, and are found there by their text, without spaces (the transcript's rows are screen rows, and a long live
+line is one line however many rows it wraps to).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.engine.screentext import bare, find_end
+
+
+@dataclass(frozen=True)
+class LiveScreen:
+    server: str
+    pane: str
+    profile: str  # the agent's profile, whose volatile text (a spinner, a timer) `log -f` does not repeat
+    row: int  # the pane's history row its first line has (the rows before it are in the transcript)
+    inode: int  # the transcript file the lines follow, and its size in bytes when they were written
+    size: int
+    lines: tuple[str, ...]
+
+
+def live_path(transcript: Path) -> Path:
+    return transcript.with_name(transcript.name + ".live")
+
+
+def encode(screen: LiveScreen) -> bytes:
+    header = {"server": screen.server, "pane": screen.pane, "profile": screen.profile, "row": screen.row,
+              "inode": screen.inode, "size": screen.size}
+    return "\n".join([json.dumps(header), *screen.lines, ""]).encode(errors="replace")
+
+
+def write_live(path: Path, screen: LiveScreen) -> None:
+    """Replace the live screen at `path` at once (OSError when the disk refuses it; the old one then stays)."""
+    fresh = path.with_name(f".{path.name}.new")
+    data = encode(screen)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        rest = memoryview(data)
+        while rest:
+            rest = rest[os.write(fd, rest):]
+    finally:
+        os.close(fd)
+    os.replace(fresh, path)
+
+
+def read_live(path: Path) -> LiveScreen | None:
+    """The live screen at `path`; None when there is none (or it cannot be read)."""
+    try:
+        head, _, body = path.read_bytes().decode(errors="replace").partition("\n")
+        data = json.loads(head)
+        lines = body.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        return LiveScreen(str(data["server"]), str(data["pane"]), str(data.get("profile", "")), int(data["row"]),
+                          int(data["inode"]), int(data["size"]), tuple(lines))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_live(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def committed_since(transcript: Path, inode: int, size: int, read: tuple[int, int] | None = None) -> bytes | None:
+    """What the transcript gained after it was `size` bytes long in the file `inode` (moved to NAME.log.1 by a
+    rotation since, maybe); None when that cannot be told (the file was removed or cut). `read`: the file
+    (inode) and size a reader has read up to; what was written after does not count."""
+    try:
+        now = os.stat(transcript)
+        end = read[1] if read is not None and read[0] == now.st_ino else None
+        if now.st_ino == inode:
+            return _read_range(transcript, size, end) if (now.st_size if end is None else end) >= size else None
+        rotated = transcript.with_name(transcript.name + ".1")
+        if os.stat(rotated).st_ino == inode:
+            if read is not None and read[0] == inode:  # the reader has not come to the new file yet
+                return _read_range(rotated, size, read[1])
+            return _read_range(rotated, size, None) + _read_range(transcript, 0, end)
+    except OSError:
+        pass
+    return None
+
+
+def _read_range(path: Path, start: int, end: int | None) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read() if end is None else handle.read(max(0, end - start))
+
+
+def beyond(screen: LiveScreen | None, transcript: Path, read: tuple[int, int] | None = None) -> list[str]:
+    """The live screen's lines that the transcript does not hold now (or, with `read`, up to where a reader
+    has read it: the file's inode and size)."""
+    if screen is None:
+        return []
+    lines = list(screen.lines)
+    since = committed_since(transcript, screen.inode, screen.size, read)
+    if not since:  # nothing committed since (or unknown: better twice than lost)
+        return lines
+    key = bare(since.decode(errors="replace"))
+    shown = [bare(line) for line in lines]
+    if key.startswith("".join(shown)):
+        return []  # all of it, and more: the run's end was committed
+    found = find_end(shown, key, at_start=True)
+    return lines if found is None else lines[found:]
+
+
+def shown(transcript: Path) -> bytes:
+    """Everything the agent showed: its transcript (the older file first, after a rotation), then the lines of
+    its live screen that the transcript does not hold."""
+    live = read_live(live_path(transcript))  # first: the transcript it follows can only have grown since
+    data, read = read_whole(transcript)
+    return data + "".join(f"{line}\n" for line in beyond(live, transcript, read)).encode(errors="replace")
+
+
+def read_whole(transcript: Path) -> tuple[bytes, tuple[int, int]]:
+    """The transcript, the older file first after a rotation, and the file (inode) and size read of the newer."""
+    parts = []
+    with contextlib.suppress(FileNotFoundError):
+        parts.append(transcript.with_name(transcript.name + ".1").read_bytes())
+    try:
+        with open(transcript, "rb") as handle:
+            data = handle.read()
+            read = (os.fstat(handle.fileno()).st_ino, len(data))
+    except FileNotFoundError:
+        data, read = b"", (0, 0)
+    return b"".join(parts) + data, read
