@@ -7,10 +7,11 @@ tick, when its capture shows the screen changed). It is an append-only log of wh
 - A line of the live screen is printed when it appears, unless a line with the same content was printed and is
   still on the screen. A TUI redrawing its rows, an input box that moves down as the conversation above it grows,
   a line rewritten in place with the same text: each is printed once. The content of a line is its text without
-  whitespace and without what the agent's profile calls volatile (ScreenRules.volatile: the watcher's notion of a
-  screen that merely animates, as opposed to content that changed): a spinner animating over the same words, an
-  elapsed-time counter in a status line, are printed once. A line rewritten with other content (a line typed
-  into an input box, a profile whose counter is content) is printed again, each version a look caught.
+  whitespace and without what the watcher sees as animation rather than change (ScreenRules.volatile: the
+  profile's own patterns, and the common ones, COMMON_VOLATILE: spinner glyphs, elapsed-time counters, token
+  counts). A spinner turning over the same words is printed once, even where its counter is progress for the
+  watcher (the demo agent's). A line rewritten with other words (a line typed into an input box) is printed
+  again, each version a look caught.
 - A committed row is not printed when it is a line printed from the screen that has now scrolled off (or was
   committed as the run's last screen): matched by content, a long line's rows together. Other committed rows
   (output that scrolled by between two looks) are printed as they come.
@@ -27,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from supervisor.agents import get_profile
+from supervisor.agents.screens import COMMON_VOLATILE
 from supervisor.engine.livescreen import LiveScreen, beyond, live_path, read_live, read_whole
 from supervisor.engine.screentext import strip_ansi
 from supervisor.errors import SupervisorError
@@ -45,7 +47,7 @@ class Follower:
         self._open: list[str] = []  # the contents of the live lines printed, as the screen last showed them
         self._wrapped: tuple[str, str] | None = None  # a printed long line, and the content of its rows committed
         self._profile: str | None = None
-        self._volatile: tuple[re.Pattern[str], ...] = ()
+        self._volatile: tuple[re.Pattern[str], ...] = COMMON_VOLATILE
 
     def start(self) -> str:
         """Everything shown so far, as `supervisor log` prints it."""
@@ -80,7 +82,8 @@ class Follower:
             rules = get_profile(live.profile).screen
         except SupervisorError:  # a profile this version does not know
             rules = None
-        self._volatile = rules.volatile if rules is not None else ()
+        own = rules.volatile if rules is not None else ()
+        self._volatile = (*own, *(pattern for pattern in COMMON_VOLATILE if pattern not in own))
 
     def _rows(self) -> list[str]:
         """The rows appended to the transcript since the last call (the rest of the older file first, when it
