@@ -12,8 +12,76 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from supervisor.engine.follow import Follower
+from supervisor.engine.livescreen import live_path, shown
+from supervisor.engine.transcripts import Transcripts
+from supervisor.tmux.server import Scrolled
 from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
 from tests.test_sessions import script
+
+BOX = "╭────╮\n│ >  │\n╰────╯"
+
+
+def test_the_follow_view_prints_each_line_once_as_it_appears(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("a", "s", "%1", 0)
+    follower = Follower(transcripts.path("a"))
+    assert follower.start() == ""
+    transcripts.show("a", "%1", 0, f"one\n⠋ Thinking… (0s)\n{BOX}\n\n", "claude")
+    assert follower.poll() == f"one\n⠋ Thinking… (0s)\n{BOX}\n"
+    assert follower.poll() == ""
+    # A new line above the spinner and the box, which move down; the spinner turned, its counter went on.
+    transcripts.show("a", "%1", 0, f"one\ntwo\n⠙ Thinking… (1s)\n{BOX}", "claude")
+    assert follower.poll() == "two\n"
+    # "one" scrolls off; a long line shows, which the pane wraps in two rows.
+    transcripts.append("a", "%1", Scrolled(1, ["one"]), 2000)
+    transcripts.show("a", "%1", 1, f"two\nthree is a long line\n⠹ Thinking… (2s)\n{BOX}", "claude")
+    assert follower.poll() == "three is a long line\n"
+    # "two" and the long line's first row scroll off: the screen starts with the rest of it.
+    transcripts.append("a", "%1", Scrolled(3, ["one", "two", "three is a"]), 2000)
+    transcripts.show("a", "%1", 3, f"long line\nfour\n⠸ Thinking… (3s)\n{BOX}", "claude")
+    assert follower.poll() == "four\n"
+    # Output that scrolled by between two looks is printed from the transcript, before the screen's new lines.
+    transcripts.append("a", "%1", Scrolled(6, ["long line", "four", "five"]), 2000)
+    transcripts.show("a", "%1", 6, f"six\n{BOX}", "claude")
+    assert follower.poll() == "five\nsix\n"
+    transcripts.end("a", "%1", None, 2000, ["six", "done"], 6)  # the run's last screen is committed
+    assert follower.poll() == "done\n"
+    assert not live_path(transcripts.path("a")).exists()
+    transcript = transcripts.path("a").read_text()
+    assert transcript == "one\ntwo\nthree is a\nlong line\nfour\nfive\nsix\ndone\n"
+
+
+def test_an_engine_started_after_the_pane_went_closes_the_transcript_with_the_live_screen(tmp_path: Path) -> None:
+    first = Transcripts(tmp_path, 10_000)
+    first.begin("a", "s1", "%1", 0)
+    first.append("a", "%1", Scrolled(1, ["one"]), 2000)
+    first.show("a", "%1", 1, "two\nthree\n", "demo")
+    first.append("a", "%1", Scrolled(2, ["one", "two"]), 2000)  # killed before it wrote the screen again
+    assert shown(first.path("a")).decode() == "one\ntwo\nthree\n"
+    second = Transcripts(tmp_path, 10_000)  # the pane and its server are gone when it comes
+    second.end("a", "%1", None, 0, None)
+    assert first.path("a").read_text() == "one\ntwo\nthree\n"
+    assert not live_path(first.path("a")).exists()
+    # A run that no engine saw end (its server died with the engine) is closed before the next one starts.
+    second.begin("a", "s1", "%1", 0)
+    second.show("a", "%1", 0, "four", "demo")
+    third = Transcripts(tmp_path, 10_000)
+    third.begin("a", "s2", "%1", 0)
+    lines = shown(first.path("a")).decode().splitlines()
+    assert [line[:18] for line in lines] == ["one", "two", "three", "── a started again", "four",
+                                             "── a started again"]
+
+
+def test_a_live_screen_written_before_a_rotation_still_follows_the_transcript(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 55)
+    transcripts.begin("a", "s", "%1", 0)
+    transcripts.append("a", "%1", Scrolled(3, ["x" * 20, "y" * 20, "z" * 10]), 2000)
+    transcripts.show("a", "%1", 3, "top\nbottom", "")
+    transcripts.append("a", "%1", Scrolled(4, ["top"]), 2000)  # rotated: "top" starts the new file
+    path = transcripts.path("a")
+    assert path.read_text() == "top\n" and path.with_name("a.log.1").stat().st_size == 53
+    assert shown(path).decode().splitlines() == ["x" * 20, "y" * 20, "z" * 10, "top", "bottom"]
 
 
 class Followed:
