@@ -146,9 +146,9 @@ def conversation(sandbox: Sandbox, name: str, answers: int) -> tuple[str, list[s
     command, _ = script(sandbox, name, f"turns:\n{turns}\n")
     sandbox.sv("start", name, "--command", command)
     sandbox.wait_state(name, "idle")
+    pane = sandbox.ls()[name]["pane"]
     for n in range(1, answers + 1):
         sandbox.sv("send", name, f"question {n}")
-        pane = sandbox.ls()[name]["pane"]
         wait_until(lambda n=n: f"{name} answer {n} line 3" in captured(sandbox, pane), message=f"{name} answer {n}")
     return command, [f"{name} answer {n} line {k}" for n in range(1, answers + 1) for k in (1, 2, 3)]
 
