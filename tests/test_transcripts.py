@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.engine.cursors import new_lines
 from supervisor.engine.livescreen import shown
 from supervisor.engine.screentext import strip_ansi
-from supervisor.engine.transcripts import Transcripts, last_words, new_lines, read_transcript
+from supervisor.engine.transcripts import Transcripts, last_words, read_transcript
 from supervisor.tmux.server import Grid, Scrolled, Tmux
 from tests.conftest import own_tmux, wait_until
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from supervisor.agents import get_profile
 from supervisor.agents.screens import COMMON_VOLATILE
-from supervisor.engine.livescreen import LiveScreen, beyond, live_path, read_live, read_whole
+from supervisor.engine.livescreen import LiveScreen, beyond, current_live, read_whole
 from supervisor.engine.screentext import strip_ansi
 from supervisor.errors import SupervisorError
 
@@ -51,7 +51,7 @@ class Follower:
 
     def start(self) -> str:
         """Everything shown so far, as `supervisor log` prints it."""
-        live = read_live(live_path(self.transcript))
+        live = current_live(self.transcript)
         data, (self.inode, self.position) = read_whole(self.transcript)
         text = data.decode(errors="replace")
         rest = beyond(live, self.transcript, (self.inode, self.position))
@@ -61,7 +61,7 @@ class Follower:
 
     def poll(self) -> str:
         """What appeared since the last call."""
-        live = read_live(live_path(self.transcript))  # first: the transcript it follows can only have grown since
+        live = current_live(self.transcript)  # first: the transcript it follows can only have grown since
         lines = self._committed(self._rows())
         self._use(live)
         lines += self._shown(beyond(live, self.transcript, (self.inode, self.position)))

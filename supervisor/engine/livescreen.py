@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.engine.cursors import cursor_path, load_cursor
 from supervisor.engine.screentext import bare, find_end
 
 
@@ -78,6 +79,16 @@ def read_live(path: Path) -> LiveScreen | None:
         return None
 
 
+def current_live(transcript: Path) -> LiveScreen | None:
+    """The live screen beside `transcript`, unless its run is over (or another run is on): one whose removal
+    failed (a read-only folder) says nothing more."""
+    live = read_live(live_path(transcript))
+    cursor = load_cursor(cursor_path(transcript))
+    if live is None or cursor is None:
+        return live
+    return None if cursor.ended or (cursor.server, cursor.pane) != (live.server, live.pane) else live
+
+
 def drop_live(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -128,7 +139,7 @@ def beyond(screen: LiveScreen | None, transcript: Path, read: tuple[int, int] | 
 def shown(transcript: Path) -> bytes:
     """Everything the agent showed: its transcript (the older file first, after a rotation), then the lines of
     its live screen that the transcript does not hold."""
-    live = read_live(live_path(transcript))  # first: the transcript it follows can only have grown since
+    live = current_live(transcript)  # first: the transcript it follows can only have grown since
     data, read = read_whole(transcript)
     return data + "".join(f"{line}\n" for line in beyond(live, transcript, read)).encode(errors="replace")
 

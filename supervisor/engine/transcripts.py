@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from supervisor.engine.cursors import CURSOR_SIZE, Cursor, cursor_path, load_cursor
 from supervisor.engine.livescreen import LiveScreen, beyond, drop_live, live_path, read_live, write_live
 from supervisor.engine.screentext import bare, find_end, strip_ansi
 from supervisor.paths import agent_file_name
@@ -47,57 +46,9 @@ def is_disk_fault(exc: OSError) -> bool:
     return exc.errno in DISK_FAULTS
 
 
-_CURSOR_SIZE = 255  # bytes of a cursor record: written over in place, padded with spaces
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
 # tmux 3.3 writes it where the cursor was, so it may end a line of the program's own.
 _PANE_IS_DEAD = re.compile(r"Pane is dead \((?:status|signal) [^)]*\)\s*$")
-
-
-def new_lines(written: int, history: int, limit: int) -> int:
-    """How many of a pane's `history` lines are new, when `written` of them were already taken.
-
-    History only grows until it reaches `limit`; tmux then drops its oldest tenth at once. A history that
-    shrank to less than that was cleared (`clear-history`, or the program asked): all of it is new. More
-    than a tenth of `limit` between two counts cannot be told from fewer lines and a trim: the count is then
-    short, and the older of those lines are lost (at 50,000 lines of history, 5,000 within a tick)."""
-    if history >= written:
-        return history - written
-    dropped = max(1, limit // 10)
-    if limit and history >= limit - dropped:
-        return max(0, history - (written - dropped))
-    return history
-
-
-@dataclass
-class Cursor:
-    """How far an agent's transcript has taken its pane's history."""
-
-    server: str
-    pane: str
-    lines: int  # of the pane's history, already in the transcript (more than it holds: rows on its screen too)
-    ended: bool = False  # its last screen is written: nothing more comes from this run
-    seen: int = -1  # the history's size at the last look (-1, as a new cursor or an older record: `lines`)
-    size: str = ""  # the pane's size at the last look ("WxH"), which its history's rows were wrapped to
-
-    def __post_init__(self) -> None:
-        if self.seen < 0:
-            self.seen = self.lines
-
-    def new(self, history: int, limit: int) -> int:
-        """How many of `history` rows the transcript lacks."""
-        if history >= self.seen:
-            return max(0, history - self.lines)
-        return new_lines(self.lines, history, limit)
-
-    def ahead(self, history: int) -> int:
-        """How many rows beyond a history of `history` rows are written already: the screen's top rows, which a
-        taller screen took back from it (see `Transcripts.resync`)."""
-        return max(0, self.lines - history)
-
-    def took(self, history: int) -> None:
-        """Every row of a history of `history` rows is written now (or, ahead after a resize, will be)."""
-        self.lines = max(self.lines, history) if history >= self.seen else history
-        self.seen = history
 
 
 class Transcripts:
@@ -120,7 +71,7 @@ class Transcripts:
         return self.logs_dir / f"{agent_file_name(name)}.log"
 
     def _cursor_path(self, name: str) -> Path:
-        return self.logs_dir / f"{agent_file_name(name)}.log.pos"
+        return cursor_path(self.path(name))
 
     def begin(self, name: str, server: str, pane: str, history: int) -> None:
         """A run starts in `pane`, whose history already holds `history` lines (of earlier runs)."""
@@ -452,10 +403,10 @@ class Transcripts:
             if fd is None:
                 fd = self._cursor_files[name] = os.open(self._cursor_path(name),
                                                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            record = json.dumps(asdict(cursor)).encode()
-            if len(record) > _CURSOR_SIZE:
+            record = cursor.record()
+            if len(record) > CURSOR_SIZE + 1:
                 os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
-            os.pwrite(fd, record.ljust(_CURSOR_SIZE) + b"\n", 0)
+            os.pwrite(fd, record, 0)
         except OSError as exc:
             if not is_disk_fault(exc):
                 raise
@@ -465,13 +416,9 @@ class Transcripts:
         self._unsaved.discard(name)
 
     def _load(self, name: str) -> Cursor | None:
-        try:
-            data = json.loads(self._cursor_path(name).read_text())
-            cursor = Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]),
-                            int(data.get("seen", -1)), str(data.get("size", "")))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        self._cursors[name] = cursor
+        cursor = load_cursor(self._cursor_path(name))
+        if cursor is not None:
+            self._cursors[name] = cursor
         return cursor
 
 

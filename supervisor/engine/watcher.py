@@ -35,13 +35,14 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import undelivered
+from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.once import last_hook
 from supervisor.engine.panes import WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.screentext import strip_ansi
-from supervisor.engine.transcripts import last_words, new_lines
+from supervisor.engine.transcripts import last_words
 from supervisor.engine.turns import Turns
 from supervisor.tmux.server import PaneInfo, Scrolled
 
