@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from supervisor.engine.follow import Follower
-from supervisor.engine.livescreen import live_path, shown
+from supervisor.engine.livescreen import LiveScreen, decode, encode, live_path, read_live, shown
 from supervisor.engine.transcripts import Transcripts
 from supervisor.tmux.server import Scrolled
 from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
@@ -71,6 +71,20 @@ def test_an_engine_started_after_the_pane_went_closes_the_transcript_with_the_li
     lines = shown(first.path("a")).decode().splitlines()
     assert [line[:18] for line in lines] == ["one", "two", "three", "── a started again", "four",
                                              "── a started again"]
+
+
+def test_a_live_screen_is_written_over_in_place_and_never_read_half_written(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("a", "s", "%1", 0)
+    transcripts.show("a", "%1", 0, "\n".join(f"a long first screen, line {n}" for n in range(40)), "demo")
+    transcripts.show("a", "%1", 0, "short\nscreen", "demo")
+    path = live_path(transcripts.path("a"))
+    live = read_live(path)
+    assert live is not None and live.lines == ("short", "screen") and live.profile == "demo"
+    assert path.stat().st_size == len(encode(live))
+    data = encode(LiveScreen("s", "%1", "demo", 0, 1, 2, ("one", "two")))
+    assert decode(data) is not None
+    assert decode(data[:-2]) is None and decode(data[:-4] + b"xx\n") is None  # a write under way: read again
 
 
 def test_a_live_screen_written_before_a_rotation_still_follows_the_transcript(tmp_path: Path) -> None:

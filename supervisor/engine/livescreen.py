@@ -3,9 +3,11 @@
 The transcript (NAME.log) is append-only and holds committed lines: the rows that scrolled off the pane into
 tmux's history, and each run's last screen. The rest of what the agent shows is still on its screen. Each time
 the watcher's capture of a pane (the one it makes anyway to read the agent's state) shows a change, the engine
-writes what the screen shows beyond the transcript to NAME.log.live, as a new file renamed over the old one: a
-reader finds one whole screen, never half of one. Its first line tells where the screen follows the transcript:
-the pane's history row its first line has, and the transcript file (its inode) and size it follows.
+writes what the screen shows beyond the transcript to NAME.log.live, over the one before, in one write. Its first
+line tells where the screen follows the transcript (the pane's history row its first line has, the transcript
+file, its inode, and the size it follows) and how long the screen's text is, and its checksum: a reader that
+comes upon a write under way reads again, and never takes half of one. (A new file renamed over the old one would
+do the same at ten times the cost: 0.1 ms a write, with a quarter of 100 agents printing every second.)
 
 `supervisor log` prints the transcript, then the live lines it does not hold. The engine, when it finds a pane or
 its tmux server gone, commits those lines as the run's last screen: whether it watched the pane itself or was
@@ -23,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,37 +50,48 @@ def live_path(transcript: Path) -> Path:
 
 
 def encode(screen: LiveScreen) -> bytes:
+    body = "".join(f"{line}\n" for line in screen.lines).encode(errors="replace")
     header = {"server": screen.server, "pane": screen.pane, "profile": screen.profile, "row": screen.row,
-              "inode": screen.inode, "size": screen.size}
-    return "\n".join([json.dumps(header), *screen.lines, ""]).encode(errors="replace")
+              "inode": screen.inode, "size": screen.size, "bytes": len(body), "crc": zlib.crc32(body)}
+    return json.dumps(header).encode() + b"\n" + body
 
 
-def write_live(path: Path, screen: LiveScreen) -> None:
-    """Replace the live screen at `path` at once (OSError when the disk refuses it; the old one then stays)."""
-    fresh = path.with_name(f".{path.name}.new")
-    data = encode(screen)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def decode(data: bytes) -> LiveScreen | None:
+    """The live screen in `data`; None when it is not a whole one."""
+    head, _, body = data.partition(b"\n")
     try:
-        rest = memoryview(data)
-        while rest:
-            rest = rest[os.write(fd, rest):]
-    finally:
-        os.close(fd)
-    os.replace(fresh, path)
-
-
-def read_live(path: Path) -> LiveScreen | None:
-    """The live screen at `path`; None when there is none (or it cannot be read)."""
-    try:
-        head, _, body = path.read_bytes().decode(errors="replace").partition("\n")
-        data = json.loads(head)
-        lines = body.split("\n")
-        if lines and not lines[-1]:
-            lines.pop()
-        return LiveScreen(str(data["server"]), str(data["pane"]), str(data.get("profile", "")), int(data["row"]),
-                          int(data["inode"]), int(data["size"]), tuple(lines))
-    except (OSError, ValueError, KeyError, TypeError):
+        fields = json.loads(head)
+        body = body[:int(fields["bytes"])]
+        if len(body) != int(fields["bytes"]) or zlib.crc32(body) != int(fields["crc"]):
+            return None
+        lines = body.decode(errors="replace").split("\n")
+        return LiveScreen(str(fields["server"]), str(fields["pane"]), str(fields.get("profile", "")),
+                          int(fields["row"]), int(fields["inode"]), int(fields["size"]), tuple(lines[:-1]))
+    except (ValueError, KeyError, TypeError):
         return None
+
+
+def write_live(fd: int, data: bytes, before: int) -> None:
+    """Write a live screen (`encode`) over the one the open file holds (`before` bytes long)."""
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], done)
+    if len(data) < before:
+        os.ftruncate(fd, len(data))
+
+
+def read_live(path: Path, tries: int = 5) -> LiveScreen | None:
+    """The live screen at `path`; None when there is none (or it cannot be read)."""
+    for _ in range(tries):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        screen = decode(data)
+        if screen is not None or not data:
+            return screen
+        time.sleep(0.005)  # being written: read again
+    return None
 
 
 def current_live(transcript: Path) -> LiveScreen | None:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from supervisor.engine.cursors import CURSOR_SIZE, Cursor, cursor_path, load_cursor
-from supervisor.engine.livescreen import LiveScreen, beyond, drop_live, live_path, read_live, write_live
+from supervisor.engine.livescreen import LiveScreen, beyond, drop_live, encode, live_path, read_live, write_live
 from supervisor.engine.screentext import bare, find_end, strip_ansi
 from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
@@ -65,6 +65,8 @@ class Transcripts:
         self._unsaved: set[str] = set()  # cursors not written since they moved
         self._live: dict[str, LiveScreen] = {}  # per transcript, its live screen as last written (or waiting)
         self._unshown: set[str] = set()  # live screens the disk refused
+        self._live_files: dict[str, tuple[int, int]] = {}  # open live screens, and their length
+        self._looked: dict[str, tuple[str, int, int] | None] = {}  # the last screen shown, after how many rows
         self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
@@ -209,6 +211,10 @@ class Transcripts:
             cursor = self._cursors.get(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return
+            looked = (screen, cursor.lines, history) if scrolled is None else None
+            if looked is not None and self._looked.get(name) == looked and name in self._live:
+                return  # the same screen after the same rows (a look at a pane that printed nothing new)
+            self._looked[name] = looked
             rows: list[str] = []
             if scrolled is not None:
                 count = cursor.new(scrolled.size, limit)
@@ -216,7 +222,8 @@ class Transcripts:
                 history = scrolled.size
             lines = [*rows, *self.unwritten_screen(name, pane, history, _shown(screen.split("\n")))]
             try:
-                stat = os.stat(self.path(name))
+                fd = self._files.get(name)
+                stat = os.fstat(fd) if fd is not None else os.stat(self.path(name))
                 inode, size = stat.st_ino, stat.st_size
             except OSError:
                 inode = size = 0
@@ -226,7 +233,8 @@ class Transcripts:
                 self._show(name)
 
     def _close(self, name: str) -> None:
-        for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None)):
+        live = self._live_files.pop(name, None)
+        for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None), live and live[0]):
             if fd is not None:
                 os.close(fd)
 
@@ -241,6 +249,7 @@ class Transcripts:
             self._unwritten.pop(name, None)
             self._unsaved.discard(name)
             self._live.pop(name, None)
+            self._looked.pop(name, None)
             self._unshown.discard(name)
             self._close(name)
 
@@ -277,7 +286,7 @@ class Transcripts:
             if self._unwritten:
                 log.error("%d byte(s) of transcript could not be written to %s (%s) and are lost", self.waiting(),
                           self.logs_dir, self.fault)
-            for name in list(self._files) + list(self._cursor_files):
+            for name in list(self._files) + list(self._cursor_files) + list(self._live_files):
                 self._close(name)
 
     # files: kept open, since a chatty agent's transcript and cursor are written every tick ----------------
@@ -363,7 +372,17 @@ class Transcripts:
             self._unshown.discard(name)
             return
         try:
-            write_live(live_path(self.path(name)), live)
+            fd, before = self._live_files.pop(name, (-1, 0))
+            if fd >= 0 and os.fstat(fd).st_nlink == 0:  # removed by hand: start a new file
+                os.close(fd)
+                fd = -1
+            if fd < 0:
+                fd = os.open(live_path(self.path(name)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                before = os.fstat(fd).st_size
+            self._live_files[name] = (fd, before)
+            data = encode(live)
+            write_live(fd, data, before)
+            self._live_files[name] = (fd, len(data))
         except OSError as exc:
             if not is_disk_fault(exc):
                 raise
@@ -374,7 +393,11 @@ class Transcripts:
 
     def _drop_live(self, name: str) -> None:
         self._live.pop(name, None)
+        self._looked.pop(name, None)
         self._unshown.discard(name)
+        live = self._live_files.pop(name, None)
+        if live is not None:
+            os.close(live[0])
         with contextlib.suppress(OSError):  # a read-only folder: the ended cursor tells readers it is over
             drop_live(live_path(self.path(name)))
 
@@ -454,7 +477,7 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
 
 def _shown(screen: Iterable[str]) -> list[str]:
     """A screen's lines as the transcript keeps them: no trailing spaces or blank lines, no tmux notice."""
-    shown = [_PANE_IS_DEAD.sub("", line).rstrip() for line in screen]
+    shown = [_PANE_IS_DEAD.sub("", line).rstrip() if "Pane is dead" in line else line.rstrip() for line in screen]
     while shown and not shown[-1]:
         shown.pop()
     return shown
