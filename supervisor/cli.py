@@ -440,40 +440,35 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    """The transcript (what scrolled off the agent's screen, each run's last screen), then, for a running
-    agent, what the engine has not written yet: the newest lines and the screen as it is now."""
-    from supervisor.engine.transcripts import read_transcript, strip_ansi
+    """The transcript (what scrolled off the agent's screen, each run's last screen), then what its screen shows
+    beyond it, as the engine last wrote it down (brought up to this moment first when an engine runs); `-f`
+    follows both (supervisor.engine.follow)."""
+    from supervisor.engine.follow import Follower
+    from supervisor.engine.livescreen import shown
+    from supervisor.engine.screentext import strip_ansi
 
     paths = _paths()
     path = paths.transcript(args.agent)
     if not path.exists():
         raise UsageError(f"no transcript for {args.agent!r}", hint="`supervisor ls` lists the agents")
-    data = read_transcript(path)
-    position = path.stat().st_size
+    with contextlib.suppress(SupervisorError):  # without an engine, the files are all there is
+        _call("unwritten", {"name": args.agent}, autostart=False)
     out = sys.stdout.buffer
 
-    def show(chunk: bytes) -> None:
-        out.write(chunk if args.raw else strip_ansi(chunk.decode(errors="replace")).encode())
-        out.flush()
+    def show(text: str) -> None:
+        if text:
+            out.write((text if args.raw else strip_ansi(text)).encode(errors="replace"))
+            out.flush()
 
-    show(data)
     if not args.follow:
-        # Without an engine, or once the agent is gone, the transcript is all there is.
-        with contextlib.suppress(SupervisorError):
-            show(str(_call("unwritten", {"name": args.agent}, autostart=False)["text"]).encode())
+        show(shown(path).decode(errors="replace"))
         return 0
+    follower = Follower(path)
+    show(follower.start())
     try:
         while True:
-            size = path.stat().st_size if path.exists() else 0
-            if size < position:  # rotated
-                position = 0
-            if size > position:
-                with open(path, "rb") as handle:
-                    handle.seek(position)
-                    chunk = handle.read(size - position)
-                position = size
-                show(chunk)
             time.sleep(0.25)
+            show(follower.poll())
     except KeyboardInterrupt:
         return 0
 
@@ -880,7 +875,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("log", cmd_log, "the agent's pane transcript, and its screen now")
     p.add_argument("agent")
     p.add_argument("-f", "--follow", action="store_true",
-                   help="keep printing lines as they scroll off the agent's screen")
+                   help="keep printing lines as the agent shows them, each once")
     p.add_argument("--raw", action="store_true", help="keep colours")
     p = add("send", cmd_send, "type TEXT into the agent and submit it ('-' reads stdin)")
     p.add_argument("agent")

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.engine.transcripts import Transcripts, last_words, new_lines, read_transcript, strip_ansi
+from supervisor.engine.cursors import new_lines
+from supervisor.engine.livescreen import shown
+from supervisor.engine.screentext import strip_ansi
+from supervisor.engine.transcripts import Transcripts, last_words, read_transcript
 from supervisor.tmux.server import Grid, Scrolled, Tmux
 from tests.conftest import own_tmux, wait_until
 
@@ -45,7 +48,9 @@ def test_a_run_is_appended_then_closed_by_its_last_screen(tmp_path: Path) -> Non
     assert transcripts.due("auth", "s1", "%1", 3, 2000) == 0
     # 3 more scrolled off after the count of 2 was taken: nothing now, all of them at the next look.
     assert transcripts.append("auth", "%1", Scrolled(8, ["x", "y"]), 2000) == []
-    assert transcripts.unwritten("auth", "%1", Scrolled(4, ["three", "four"]), 2000) == ["four"]
+    # Shown, not committed: the row the transcript lacks, then the screen, as its live screen.
+    transcripts.show("auth", "%1", 0, "four\nfive   \n\n", "demo", Scrolled(4, ["three", "four"]), 2000)
+    assert shown(transcripts.path("auth")).decode().splitlines()[-3:] == ["four", "four", "five"]
     transcripts.end("auth", "%1", Scrolled(4, ["three", "four"]), 2000,
                     ["five", "──Pane is dead (signal 15, Tue Nov 24 01:49:20 2026)", "", ""])
     assert transcripts.ended("auth")

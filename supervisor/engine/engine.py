@@ -360,17 +360,16 @@ class Engine:
         return {"last": last, "events": [views.event_view(e) for e in events]}
 
     def op_unwritten(self, name: str) -> dict[str, Any]:
-        """What the agent's transcript does not hold yet: the lines that scrolled off its screen since the
-        watcher last looked, and the screen itself (empty once its run is over: the transcript has it)."""
+        """Bring the agent's live screen up to this moment (`supervisor log` then reads the files): the lines
+        that scrolled off its screen since the watcher last looked, and the screen itself. Nothing is committed
+        here: the watcher counts the errors among the lines it commits."""
         agent = self.get(name)
         info = None if self.transcripts.ended(name) else self.panes.own(agent)
-        if info is None:
-            return {"name": name, "text": ""}
-        screen, taken = self.look_at(agent, info)
-        lines = self.transcripts.unwritten(name, info.pane, taken, info.history_limit) if taken is not None else []
-        history = taken.size if taken is not None else info.history
-        lines += self.transcripts.unwritten_screen(name, info.pane, history, tail_lines(screen or "", 10_000))
-        return {"name": name, "text": "\n".join(lines) + "\n" if lines else ""}
+        if info is not None:
+            screen, taken = self.look_at(agent, info)
+            if screen is not None:
+                self.transcripts.show(name, info.pane, info.history, screen, agent.profile, taken, info.history_limit)
+        return {"name": name}
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""

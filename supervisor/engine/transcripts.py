@@ -3,32 +3,36 @@
 tmux keeps what scrolls off a pane's screen (`history_size` lines, up to `history-limit`). The watcher lists
 every pane once a tick anyway; when a pane's history grew, the query that captures its screen also fetches
 the new lines, and they are appended to the agent's transcript. When the agent ends, its last screen
-follows. There is no process or pipe per pane: a `pipe-pane` per agent made the tmux server wake twice for
-each burst of output and poll a descriptor more per pane, which cost it about a third more CPU than the
-agents' own output (bench/watch.py).
+follows. What its screen shows meanwhile, beyond the transcript, is written beside it as its live screen each
+time a capture shows it changed (supervisor.engine.livescreen): a pane, tmux server or engine that dies loses
+nothing it showed more than a tick before. There is no process or pipe per pane: a `pipe-pane` per agent made
+the tmux server wake twice for each burst of output and poll a descriptor more per pane, which cost it about a
+third more CPU than the agents' own output (bench/watch.py).
 
 Where each transcript stands (which server and pane, how many of the pane's history lines it holds) is kept
 beside it, so an engine that comes back after a crash continues where the last one stopped: what the agents
 printed meanwhile is still in tmux's history.
 
 What cannot be written (a full disk, a read-only folder) waits in memory, in order, and is written by
-`retry` (each tick) once it can: the transcript and its cursor move on as if it had been.
+`retry` (each tick) once it can: the transcript and its cursor move on as if it had been. A live screen that
+cannot be written waits the same way (only the newest one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from supervisor.engine.cursors import CURSOR_SIZE, Cursor, cursor_path, load_cursor
+from supervisor.engine.livescreen import LiveScreen, beyond, drop_live, encode, live_path, read_live, write_live
+from supervisor.engine.screentext import bare, find_end, strip_ansi
 from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
 
@@ -41,75 +45,10 @@ DISK_FAULTS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 def is_disk_fault(exc: OSError) -> bool:
     return exc.errno in DISK_FAULTS
 
-# CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
-    r"|\x1b[PX^_][^\x1b]*\x1b\\"  # DCS, SOS, PM, APC
-    r"|\x1b[@-Z\\-_]"  # two-character sequences
-    r"|[\x00-\x08\x0b-\x1f\x7f]"
-)
-_CURSOR_SIZE = 255  # bytes of a cursor record: written over in place, padded with spaces
+
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
 # tmux 3.3 writes it where the cursor was, so it may end a line of the program's own.
 _PANE_IS_DEAD = re.compile(r"Pane is dead \((?:status|signal) [^)]*\)\s*$")
-
-
-def strip_ansi(text: str) -> str:
-    """Readable text of terminal output: escape sequences removed, and a line rewritten after a carriage
-    return (a progress spinner) shown as its last version."""
-    lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        visible = [segment for segment in (_ANSI.sub("", part) for part in line.split("\r")) if segment.strip()]
-        lines.append(visible[-1] if visible else "")
-    return "\n".join(lines)
-
-
-def new_lines(written: int, history: int, limit: int) -> int:
-    """How many of a pane's `history` lines are new, when `written` of them were already taken.
-
-    History only grows until it reaches `limit`; tmux then drops its oldest tenth at once. A history that
-    shrank to less than that was cleared (`clear-history`, or the program asked): all of it is new. More
-    than a tenth of `limit` between two counts cannot be told from fewer lines and a trim: the count is then
-    short, and the older of those lines are lost (at 50,000 lines of history, 5,000 within a tick)."""
-    if history >= written:
-        return history - written
-    dropped = max(1, limit // 10)
-    if limit and history >= limit - dropped:
-        return max(0, history - (written - dropped))
-    return history
-
-
-@dataclass
-class Cursor:
-    """How far an agent's transcript has taken its pane's history."""
-
-    server: str
-    pane: str
-    lines: int  # of the pane's history, already in the transcript (more than it holds: rows on its screen too)
-    ended: bool = False  # its last screen is written: nothing more comes from this run
-    seen: int = -1  # the history's size at the last look (-1, as a new cursor or an older record: `lines`)
-    size: str = ""  # the pane's size at the last look ("WxH"), which its history's rows were wrapped to
-
-    def __post_init__(self) -> None:
-        if self.seen < 0:
-            self.seen = self.lines
-
-    def new(self, history: int, limit: int) -> int:
-        """How many of `history` rows the transcript lacks."""
-        if history >= self.seen:
-            return max(0, history - self.lines)
-        return new_lines(self.lines, history, limit)
-
-    def ahead(self, history: int) -> int:
-        """How many rows beyond a history of `history` rows are written already: the screen's top rows, which a
-        taller screen took back from it (see `Transcripts.resync`)."""
-        return max(0, self.lines - history)
-
-    def took(self, history: int) -> None:
-        """Every row of a history of `history` rows is written now (or, ahead after a resize, will be)."""
-        self.lines = max(self.lines, history) if history >= self.seen else history
-        self.seen = history
 
 
 class Transcripts:
@@ -124,17 +63,22 @@ class Transcripts:
         self._lock = threading.Lock()
         self._unwritten: dict[str, bytes] = {}  # per transcript, what the disk refused, oldest first
         self._unsaved: set[str] = set()  # cursors not written since they moved
+        self._live: dict[str, LiveScreen] = {}  # per transcript, its live screen as last written (or waiting)
+        self._unshown: set[str] = set()  # live screens the disk refused
+        self._live_files: dict[str, tuple[int, int]] = {}  # open live screens, and their length
+        self._looked: dict[str, tuple[str, int, int] | None] = {}  # the last screen shown, after how many rows
         self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
         return self.logs_dir / f"{agent_file_name(name)}.log"
 
     def _cursor_path(self, name: str) -> Path:
-        return self.logs_dir / f"{agent_file_name(name)}.log.pos"
+        return cursor_path(self.path(name))
 
     def begin(self, name: str, server: str, pane: str, history: int) -> None:
         """A run starts in `pane`, whose history already holds `history` lines (of earlier runs)."""
         with self._lock:
+            self._close_unended(name)
             path = self.path(name)
             if path.exists() and path.stat().st_size:
                 self._write(name, [f"── {name} started again at {time.strftime('%Y-%m-%d %H:%M:%S')} ──"])
@@ -149,6 +93,7 @@ class Transcripts:
         with self._lock:
             cursor = self._load(name)
             if cursor is None or (cursor.server, cursor.pane) != (server, pane) or cursor.ended:
+                self._close_unended(name)
                 self._save(name, Cursor(server, pane, history))
 
     def due(self, name: str, server: str | None, pane: str, history: int, limit: int) -> int:
@@ -189,9 +134,9 @@ class Transcripts:
             cursor = self._cursors.get(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return []
-            rows = [_bare(row) for row in grid.rows]
+            rows = [bare(row) for row in grid.rows]
             start = grid.history - (len(grid.rows) - grid.height)  # the history row of rows[0]
-            written = _find_end(rows, _tail_key(self.path(name)))
+            written = find_end(rows, _tail_key(self.path(name)))
             lines: list[str] = []
             if written is None:
                 pass  # nothing of this run written yet, or cleared since: the count goes on as it was
@@ -223,14 +168,6 @@ class Transcripts:
             self._save(name, cursor)
             return lines
 
-    def unwritten(self, name: str, pane: str, scrolled: Scrolled, limit: int) -> list[str]:
-        """Of the pane's newest history rows, those the transcript lacks (nothing written)."""
-        cursor = self._cursors.get(name)
-        if cursor is None or cursor.ended or cursor.pane != pane:
-            return []
-        count = cursor.new(scrolled.size, limit)
-        return scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
-
     def unwritten_screen(self, name: str, pane: str, history: int, shown: list[str]) -> list[str]:
         """Of the pane's screen lines, those the transcript lacks: all but the top ones it holds already when
         a taller screen took rows back from a history of now `history` rows (see `resync`)."""
@@ -240,31 +177,64 @@ class Transcripts:
         # The screen's lines are joined where they wrap, so rows cannot be counted off it: the transcript's
         # last rows, that many, are found by their text at its top.
         key = _tail_key(self.path(name), rows=cursor.ahead(history))
-        found = _find_end([_bare(line) for line in shown], key, at_start=True)
+        found = find_end([bare(line) for line in shown], key, at_start=True)
         return shown if found is None else shown[found:]
 
-    def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str],
+    def end(self, name: str, pane: str, scrolled: Scrolled | None, limit: int, screen: Iterable[str] | None,
             history: int | None = None) -> None:
         """The run in `pane` is over: its last history lines and its screen close the transcript. `history`:
-        the history's size when the screen was taken, if `scrolled` does not tell (default: at the last look)."""
+        the history's size when the screen was taken, if `scrolled` does not tell (default: at the last look).
+        `screen` None: the pane is gone, and nobody here saw it; its live screen, as the engine that watched it
+        last wrote it, closes the transcript."""
         with self._lock:
             cursor = self._cursors.get(name) or self._load(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return
-            count = cursor.new(scrolled.size, limit) if scrolled is not None else 0
-            lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
-            size = scrolled.size if scrolled is not None else cursor.seen if history is None else history
-            shown = [_PANE_IS_DEAD.sub("", line).rstrip() for line in screen]
-            while shown and not shown[-1]:
-                shown.pop()
-            shown = self.unwritten_screen(name, pane, size, shown)
-            self._write(name, [*lines, *shown])
+            if screen is None:
+                self._write(name, self._live_rest(name, cursor))
+            else:
+                count = cursor.new(scrolled.size, limit) if scrolled is not None else 0
+                lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
+                size = scrolled.size if scrolled is not None else cursor.seen if history is None else history
+                self._write(name, [*lines, *self.unwritten_screen(name, pane, size, _shown(screen))])
             cursor.ended = True
             self._save(name, cursor)
             self._close(name)
+            self._drop_live(name)
+
+    def show(self, name: str, pane: str, history: int, screen: str, profile: str = "",
+             scrolled: Scrolled | None = None, limit: int = 0) -> None:
+        """What the pane shows now beyond the transcript becomes its live screen (written when it changed):
+        the rows of `scrolled` the transcript lacks, if any, then the screen's lines it does not hold. `history`:
+        the history's size when the screen was taken (`scrolled` tells it when given)."""
+        with self._lock:
+            cursor = self._cursors.get(name)
+            if cursor is None or cursor.ended or cursor.pane != pane:
+                return
+            looked = (screen, cursor.lines, history) if scrolled is None else None
+            if looked is not None and self._looked.get(name) == looked and name in self._live:
+                return  # the same screen after the same rows (a look at a pane that printed nothing new)
+            self._looked[name] = looked
+            rows: list[str] = []
+            if scrolled is not None:
+                count = cursor.new(scrolled.size, limit)
+                rows = scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
+                history = scrolled.size
+            lines = [*rows, *self.unwritten_screen(name, pane, history, _shown(screen.split("\n")))]
+            try:
+                fd = self._files.get(name)
+                stat = os.fstat(fd) if fd is not None else os.stat(self.path(name))
+                inode, size = stat.st_ino, stat.st_size
+            except OSError:
+                inode = size = 0
+            live = LiveScreen(cursor.server, cursor.pane, profile, cursor.lines, inode, size, tuple(lines))
+            if self._live.get(name) != live:
+                self._live[name] = live
+                self._show(name)
 
     def _close(self, name: str) -> None:
-        for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None)):
+        live = self._live_files.pop(name, None)
+        for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None), live and live[0]):
             if fd is not None:
                 os.close(fd)
 
@@ -278,11 +248,14 @@ class Transcripts:
             self._cursors.pop(name, None)
             self._unwritten.pop(name, None)
             self._unsaved.discard(name)
+            self._live.pop(name, None)
+            self._looked.pop(name, None)
+            self._unshown.discard(name)
             self._close(name)
 
     def retry(self) -> bool:
         """Write what waits in memory; True when nothing waits (any more)."""
-        if not (self._unwritten or self._unsaved):
+        if not (self._unwritten or self._unsaved or self._unshown):
             return True
         with self._lock:
             for name in list(self._unwritten):
@@ -296,7 +269,9 @@ class Transcripts:
                     self._save(name, cursor)
                     if cursor.ended and name not in self._unsaved and name not in self._unwritten:
                         self._close(name)
-            if self._unwritten or self._unsaved:
+            for name in list(self._unshown):
+                self._show(name)
+            if self._unwritten or self._unsaved or self._unshown:
                 return False
             log.warning("the transcripts are written again")
             self.fault = None
@@ -311,7 +286,7 @@ class Transcripts:
             if self._unwritten:
                 log.error("%d byte(s) of transcript could not be written to %s (%s) and are lost", self.waiting(),
                           self.logs_dir, self.fault)
-            for name in list(self._files) + list(self._cursor_files):
+            for name in list(self._files) + list(self._cursor_files) + list(self._live_files):
                 self._close(name)
 
     # files: kept open, since a chatty agent's transcript and cursor are written every tick ----------------
@@ -390,6 +365,59 @@ class Transcripts:
         self._files[name] = fd
         return fd
 
+    def _show(self, name: str) -> None:
+        """Write the agent's live screen (what waits, when the disk refused it before)."""
+        live = self._live.get(name)
+        if live is None:
+            self._unshown.discard(name)
+            return
+        try:
+            fd, before = self._live_files.pop(name, (-1, 0))
+            if fd >= 0 and os.fstat(fd).st_nlink == 0:  # removed by hand: start a new file
+                os.close(fd)
+                fd = -1
+            if fd < 0:
+                fd = os.open(live_path(self.path(name)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                before = os.fstat(fd).st_size
+            self._live_files[name] = (fd, before)
+            data = encode(live)
+            write_live(fd, data, before)
+            self._live_files[name] = (fd, len(data))
+        except OSError as exc:
+            if not is_disk_fault(exc):
+                raise
+            self.fault = self.fault or exc.strerror or str(exc)
+            self._unshown.add(name)
+            return
+        self._unshown.discard(name)
+
+    def _drop_live(self, name: str) -> None:
+        self._live.pop(name, None)
+        self._looked.pop(name, None)
+        self._unshown.discard(name)
+        live = self._live_files.pop(name, None)
+        if live is not None:
+            os.close(live[0])
+        with contextlib.suppress(OSError):  # a read-only folder: the ended cursor tells readers it is over
+            drop_live(live_path(self.path(name)))
+
+    def _live_rest(self, name: str, cursor: Cursor) -> list[str]:
+        """The lines of the run's live screen that its transcript does not hold."""
+        live = self._live.get(name) or read_live(live_path(self.path(name)))
+        if live is None or (live.server, live.pane) != (cursor.server, cursor.pane):
+            return []
+        if self._unwritten.get(name):  # lines wait in memory: the file's size says nothing of them
+            return list(live.lines)
+        return beyond(live, self.path(name))
+
+    def _close_unended(self, name: str) -> None:
+        """Before the transcript follows another run: a run that never ended (its pane went with its tmux
+        server, or the machine, and no engine saw it go) is closed by its live screen."""
+        cursor = self._cursors.get(name) or self._load(name)
+        if cursor is not None and not cursor.ended:
+            self._write(name, self._live_rest(name, cursor))
+        self._drop_live(name)
+
     def _save(self, name: str, cursor: Cursor) -> None:
         """Overwrite the cursor file in place with one write of a fixed-size record."""
         self._cursors[name] = cursor
@@ -398,10 +426,10 @@ class Transcripts:
             if fd is None:
                 fd = self._cursor_files[name] = os.open(self._cursor_path(name),
                                                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            record = json.dumps(asdict(cursor)).encode()
-            if len(record) > _CURSOR_SIZE:
+            record = cursor.record()
+            if len(record) > CURSOR_SIZE + 1:
                 os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
-            os.pwrite(fd, record.ljust(_CURSOR_SIZE) + b"\n", 0)
+            os.pwrite(fd, record, 0)
         except OSError as exc:
             if not is_disk_fault(exc):
                 raise
@@ -411,23 +439,13 @@ class Transcripts:
         self._unsaved.discard(name)
 
     def _load(self, name: str) -> Cursor | None:
-        try:
-            data = json.loads(self._cursor_path(name).read_text())
-            cursor = Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]),
-                            int(data.get("seen", -1)), str(data.get("size", "")))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        self._cursors[name] = cursor
+        cursor = load_cursor(self._cursor_path(name))
+        if cursor is not None:
+            self._cursors[name] = cursor
         return cursor
 
 
-_WHITESPACE = re.compile(r"\s+")
 _TAIL_CHARS = 80  # of text, without spaces, that mark where a transcript ends
-
-
-def _bare(text: str) -> str:
-    """Text as compared across wrappings: no escape sequences, no whitespace."""
-    return _WHITESPACE.sub("", strip_ansi(text))
 
 
 def _read_end(path: Path, window: int) -> bytes:
@@ -448,30 +466,21 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
     if lines and not lines[-1]:
         lines.pop()  # the file ends with a newline
     if rows is not None:
-        return "".join(_bare(line) for line in lines[max(0, len(lines) - rows):])
+        return "".join(bare(line) for line in lines[max(0, len(lines) - rows):])
     key = ""
     for line in reversed(lines):
-        key = _bare(line) + key
+        key = bare(line) + key
         if len(key) >= _TAIL_CHARS:
             break
     return key
 
 
-def _find_end(rows: list[str], key: str, *, at_start: bool = False) -> int | None:
-    """How many of `rows` (texts without spaces) hold `key` at their end, found last (or at their start);
-    None when not found. A row where `key` ends before the row does counts as not written: taken again whole."""
-    if not key:
-        return None
-    text = "".join(rows)
-    found = (0 if text.startswith(key) else -1) if at_start else text.rfind(key)
-    if found < 0:
-        return None
-    end, reach = found + len(key), 0
-    for count, row in enumerate(rows, start=1):
-        reach += len(row)
-        if reach >= end:
-            return count if reach == end else count - 1
-    return len(rows)
+def _shown(screen: Iterable[str]) -> list[str]:
+    """A screen's lines as the transcript keeps them: no trailing spaces or blank lines, no tmux notice."""
+    shown = [_PANE_IS_DEAD.sub("", line).rstrip() if "Pane is dead" in line else line.rstrip() for line in screen]
+    while shown and not shown[-1]:
+        shown.pop()
+    return shown
 
 
 def read_transcript(path: Path, *, include_rotated: bool = True) -> bytes:

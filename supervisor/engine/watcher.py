@@ -35,13 +35,15 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import undelivered
+from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.once import last_hook
 from supervisor.engine.panes import TMUX_ENDED, WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
+from supervisor.engine.screentext import strip_ansi
 from supervisor.engine.server_ended import ServerEnded
-from supervisor.engine.transcripts import last_words, new_lines, strip_ansi
+from supervisor.engine.transcripts import last_words
 from supervisor.engine.turns import Turns
 from supervisor.tmux.server import PaneInfo, Scrolled
 
@@ -266,8 +268,10 @@ class Watcher:
             panes = engine.tmux.list_panes()
             pane = engine.panes.own(agent, panes)
         if pane is None:
-            if live.screen is not None:  # the last screen seen is the best left of it
-                engine.transcripts.end(agent.name, agent.pane or "", None, 0, live.screen.splitlines())
+            # The last screen seen is the best left of it: this engine's look, or else (an engine started since
+            # the pane went) its live screen as the engine that watched it last wrote it down.
+            engine.transcripts.end(agent.name, agent.pane or "", None, 0,
+                                   None if live.screen is None else live.screen.splitlines())
             if engine.panes.why_gone(agent, panes) == TMUX_ENDED:
                 self.server_ended.found(agent)  # ended with the others it took, at the end of the tick
                 return
@@ -311,8 +315,8 @@ class Watcher:
 
     def _look_at_output(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float,
                         look: Look | None) -> None:
-        """What the pane printed since the last look: its screen, the lines that scrolled off it (into the
-        transcript), and errors among them."""
+        """What the pane printed since the last look: its screen (the transcript's live screen), the lines that
+        scrolled off it (into the transcript), and errors among them."""
         engine = self.engine
         if look is None:  # a look outside the tick (check_now)
             screen, taken = engine.look_at(agent, pane)
@@ -325,6 +329,7 @@ class Watcher:
         history = pane.history if scrolled is None else scrolled.size  # the latter taken with the screen
         lines = [] if scrolled is None else engine.transcripts.append(agent.name, pane.pane, scrolled,
                                                                       pane.history_limit)
+        engine.transcripts.show(agent.name, pane.pane, history, screen, agent.profile)  # written when it changed
         first = live.progress_key is None
         # A new size (a user attached from another terminal, a helper's pane split off) rewraps the history
         # and moves rows between it and the screen: what is on the screen then was seen already.
