@@ -5,6 +5,10 @@ any, is not the one the pane was on) and hands them here; at the end of the tick
 transaction with one `exited` trigger about the server (`tmux:`) that names them all, so a reader never sees
 them ended without the alert, and the human hears of it once, not once per agent.
 
+A server is ended only once its process is (supervisor/tmux/instance.py): when the socket alone is gone (a
+cleaner of /tmp removed it) the server and its agents run on, so nothing is ended; the server is told to make
+its socket again, and the engine's log says so once per server.
+
 Each is `exited` with the reason `tmux server ended`, its waiting reason and held approvals dropped, and
 marked restorable (`extra["restorable"]`: `supervisor restore` brings such agents back). An agent that ended
 by itself, was stopped, or whose window alone was closed is not; a launch or a removal clears the mark.
@@ -12,15 +16,19 @@ by itself, was stopped, or whose window alone was closed is not; a launch or a r
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
 from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.panes import pane_ref
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
 
 REASON = "tmux server ended"
 RESTORABLE = "restorable"  # agent.extra key: its pane went with the tmux server, and nothing started it since
@@ -32,6 +40,21 @@ class ServerEnded:
         self.engine = engine
         self._found: dict[str, int] = {}  # agent -> its record's version when found
         self._guard = threading.Lock()
+        self._told: set[str] = set()  # servers whose lost socket was said
+
+    def socket_gone(self, agent: Agent) -> None:
+        """The agent's server runs, but does not answer at its socket: it is told to make it again."""
+        ref = pane_ref(agent)
+        if ref is None:
+            return
+        with self._guard:
+            first = ref.server not in self._told
+            self._told.add(ref.server)
+        if first:
+            log.warning("the tmux server %s runs but its socket %s is gone: it is told to make it again (SIGUSR1)",
+                        ref.server.split(":")[0], self.engine.tmux.socket)
+            self.engine.store.append_event(None, "tmux_socket_gone", server=ref.server)
+        self.engine.tmux.recreate_socket(ref.server, wait=False)
 
     def found(self, agent: Agent) -> None:
         """The agent's pane went with the server (the caller holds its lock): ended at the next `settle`."""
