@@ -173,8 +173,7 @@ class Watcher:
         engine.ingest_spool_if_changed()
         observed = time.time()
         panes = engine.tmux.list_panes()
-        if engine.tmux.listed_server is not None:
-            engine.tmux.keep_engine_session(panes)
+        self.server_ended.tend(panes)
         agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
         roots = [info.pid for info in (engine.panes.own(a, panes) for a in live_agents) if info and info.pid]
