@@ -54,3 +54,13 @@ def test_after_a_restart_approve_answers_the_request_the_running_cli_waits_on(sa
     assert "after the second" in sandbox.screen("auth")
     assert approvals(sandbox, "auth") == [("Bash(rm -rf build/)", "dropped", "it was restarted"),
                                           ("Bash(rm -rf dist/)", "approved", None)]
+
+
+def test_a_timed_out_agents_request_is_dropped(sandbox: Sandbox) -> None:
+    config(sandbox, "session_timeout: 5s")
+    sandbox.sv("start", "slow", "--task", "clean", "--command", fake_claude(sandbox, "s", ASKS))
+    assert sandbox.wait_state("slow", "waiting")["waiting_reason"] == "approval: Bash(rm -rf build/)"
+    assert sandbox.wait_state("slow", "killed", timeout=30)["reason"] == "timed out after 5s"
+    done = sandbox.sv("approve", "slow", check=False)
+    assert done.returncode == 1 and done.stderr.splitlines()[0].endswith("was dropped: timed out after 5s")
+    assert approvals(sandbox, "slow") == [("Bash(rm -rf build/)", "dropped", "timed out after 5s")]

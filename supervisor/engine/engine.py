@@ -128,7 +128,7 @@ class Engine:
         paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
-        self._environments()
+        self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
@@ -216,20 +216,13 @@ class Engine:
         try:
             self.config = load_config(self.paths.root)
             self.transcripts.max_bytes = self.config.logs.max_bytes
-            self._environments()
+            self.agents_env = environments.for_agents(self.tmux, self.paths)
         except SupervisorError as exc:
             log.warning("keeping the previous configuration: %s", exc)
             self.store.append_event(None, "config_invalid", error=str(exc))
             self.paths.config_refused.write_text(f"{exc}\n")  # every command warns while it is there
             return
         self.paths.config_refused.unlink(missing_ok=True)
-
-    def _environments(self) -> None:
-        """What everything run for agents starts from (their panes, by way of the tmux server; worktree setup;
-        merge checks): this engine's environment without channel secrets (supervisor/engine/environments.py)."""
-        self.agents_env: dict[str, str] = environments.agents_environment(os.environ, self.paths)
-        self.tmux.env = self.agents_env
-        self.tmux.withheld = environments.withheld(self.paths)
 
     @contextmanager
     def ending(self, name: str) -> Iterator[None]:
@@ -581,12 +574,9 @@ class Engine:
             port += PORT_BLOCK
         return port
 
-    def _agent_env(self, agent: Agent) -> dict[str, str]:
-        return agent_identity(self.paths, agent)
-
     def _setup_worktree(self, agent: Agent, config: Config) -> None:
         """Run `worktrees.setup` in the new worktree; a failing command fails the agent with its output."""
-        env = {**self.agents_env, **self._agent_env(agent), "TERM": "dumb"}
+        env = {**self.agents_env, **agent_identity(self.paths, agent), "TERM": "dumb"}
         env.pop("SUPERVISOR_TOKEN")
         for command in config.worktrees.setup:
             done = subprocess.run(command, shell=True, cwd=agent.worktree, env=env, capture_output=True,
@@ -627,7 +617,7 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
-        env = self._agent_env(agent)
+        env = agent_identity(self.paths, agent)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server

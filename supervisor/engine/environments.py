@@ -14,8 +14,10 @@ engine needs them to send alerts, an agent never does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -24,6 +26,9 @@ from supervisor.config import named_variables
 from supervisor.core.model import Agent
 from supervisor.git.environment import LOCATION_VARS
 from supervisor.paths import RepoPaths
+
+if TYPE_CHECKING:
+    from supervisor.tmux.server import Tmux
 
 # Variables that describe the terminal (or tmux pane) a command runs in, not the user's environment.
 TERMINAL_ONLY = frozenset({
@@ -117,8 +122,17 @@ def agents_environment(environ: Mapping[str, str], paths: RepoPaths) -> dict[str
             if not secret(key, named)}
 
 
+def for_agents(tmux: Tmux, paths: RepoPaths) -> dict[str, str]:
+    """What everything the engine runs for agents starts from (their panes, by way of `tmux`; worktree setup;
+    merge checks), from this process's environment and supervisor.yaml as they are now; `tmux` gets it."""
+    tmux.env = agents_environment(os.environ, paths)
+    tmux.withheld = withheld(paths)
+    return dict(tmux.env)
+
+
 def withheld(paths: RepoPaths) -> frozenset[str]:
     """The names to take out of a running tmux server's own environment (one started before these rules may
-    hold them): identities and channel secrets. A profile's variable stays: each agent is given its own."""
-    return IDENTITY | CHANNEL_SECRETS | frozenset(key for key in alert_variables(paths.config_file)
-                                                  if secret(key, frozenset({key})))
+    hold them): identities and channel secrets. A profile's variable, and COMPOSE_PROJECT_NAME, stay: each
+    agent is given its own, and they may be the user's."""
+    named = alert_variables(paths.config_file)
+    return IDENTITY - {"COMPOSE_PROJECT_NAME"} | frozenset(key for key in CHANNEL_SECRETS | named if secret(key, named))

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,13 +247,15 @@ class Tmux:
         if server is None or not still_runs(server, self.socket):
             return False
         self.known_server = server
+        if self.socket.exists():  # another server's, perhaps: never taken from it
+            return self.alive()
         with contextlib.suppress(OSError):
             self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.kill(int(server.split(":")[0]), signal.SIGUSR1)
         for _ in range(50 if wait else 0):
             if self.alive():
                 return True
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         return not wait or self.alive()
 
     def keep_engine_session(self, panes: Mapping[str, PaneInfo] | None = None) -> None:
