@@ -183,7 +183,12 @@ class LiveDashboard(App[None]):
         while not self._stopping.is_set():
             try:
                 if down_since is not None:
-                    self.source.ensure_engine()
+                    try:
+                        self.source.ensure_engine()
+                    except EngineDown as exc:  # why a start failed says more than "not running": it stays shown
+                        self._from_thread(self._engine_lost, str(exc), True)
+                        self._stopping.wait(0.5 if time.monotonic() - down_since < 5 else 2.0)
+                        continue
                     down_since = None
                     self._from_thread(self._engine_back)
                 if after is None:
@@ -373,11 +378,13 @@ class LiveDashboard(App[None]):
             self._preview_raw = str(screen.get("text") or "")
             self.preview.show(self._preview_raw, lines, reset=new_agent)
 
-    def _engine_lost(self, reason: str) -> None:
-        if self.engine_down is None:
+    def _engine_lost(self, reason: str, start_failed: bool = False) -> None:
+        """The engine is gone: a banner with why. A failed start's reason replaces "not running", and is not
+        replaced by the "not running" other requests keep meeting meanwhile (the banner would flicker)."""
+        if self.engine_down is None or start_failed:
             self.engine_down = reason
         banner = self.banner
-        banner.update(f"engine restarting…  ({reason})")
+        banner.update(f"engine restarting…  ({self.engine_down})")
         banner.add_class("-down")
 
     def _engine_busy(self, reason: str) -> None:
