@@ -292,5 +292,5 @@ def test_the_dashboard_offers_to_restore_what_the_tmux_server_took_and_the_engin
         await wait_for(pilot, lambda: state(app, "auth") in ("starting", "working", "idle"), message="auth back")
 
     run(app, scenario)
-    assert [e["command"] for e in events(engine, "auth", "launched")][-1] == f"{command} --resume {session}"
+    assert [e["command"] for e in events(engine, "auth", "launched")][-1] == f"{command} --resume={session}"
     wait_until(lambda: f"resumed conversation {session}" in engine.screen("auth"), message="its own conversation")
