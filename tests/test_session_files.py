@@ -115,11 +115,14 @@ def test_gemini_does_not_tell_a_conversation_it_would_not_resume(tmp_path: Path)
     assert gemini_session(home, since=GEMINI_BEGAN - 5) is None
 
 
+OLD_ID = "5e55a01d-0000-4000-8000-00000000a01d"
+
+
 def test_gemini_reads_the_older_single_object_form(tmp_path: Path) -> None:
-    old = {"sessionId": "5e55a01d-0000-4000-8000-00000000a01d", "projectHash": "abc", "startTime": "2026-12-06T17:10:43.522Z",
+    old = {"sessionId": OLD_ID, "projectHash": "abc", "startTime": "2026-12-06T17:10:43.522Z",
            "messages": [{"id": "m1", "type": "user", "content": "hello"}]}
     home = gemini_home(tmp_path, ("session-2026-12-06T17-10-5e55old.json", json.dumps(old)))
-    assert gemini_session(home, since=GEMINI_BEGAN - 5) == "5e55a01d-0000-4000-8000-00000000a01d"
+    assert gemini_session(home, since=GEMINI_BEGAN - 5) == OLD_ID
 
 
 def test_files_older_than_the_launch_are_not_opened(tmp_path: Path) -> None:
