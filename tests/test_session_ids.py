@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from supervisor.agents import get_profile
+from supervisor.agents.session_files import codex_session, gemini_session
 from supervisor.agents.session_ids import claude_conversation_held, valid
 from supervisor.engine.hooks import told_session
+from tests.test_session_files import (CHAT, CODEX_BEGAN, CODEX_ID, GEMINI_BEGAN, GEMINI_ID, ROLLOUT, WORKTREE,
+                                      codex_home, gemini_home, rewritten)
 
 ID = "3158878b-e079-4f57-8087-6d60c793935b"
 OPTIONS = ["--dangerously-skip-permissions", "--dangerously-bypass-approvals-and-sandbox", "--yolo", "-y",
@@ -74,3 +77,16 @@ def conversation(config: Path, session: str, prompt: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     record = {"type": "user", "message": {"role": "user", "content": prompt}, "sessionId": session}
     (folder / f"{session}.jsonl").write_text(json.dumps(record) + "\n")
+
+
+def test_an_id_written_into_the_clis_own_files_is_read_only_as_a_uuid(tmp_path: Path) -> None:
+    """The agent can write its CLI's files: a chat or rollout naming an option as its id is not told."""
+    lines = CHAT.read_text().splitlines()
+    first = json.loads(lines[0])
+    assert gemini_session(gemini_home(tmp_path, (CHAT.name, CHAT.read_text())), GEMINI_BEGAN - 5) == GEMINI_ID
+    forged = "\n".join([json.dumps({**first, "sessionId": "--yolo"}), *lines[1:]]) + "\n"
+    assert gemini_session(gemini_home(tmp_path / "f", (CHAT.name, forged)), GEMINI_BEGAN - 5) is None
+    dashes = "-" * 36
+    name = ROLLOUT.name.replace(CODEX_ID, dashes)
+    home = codex_home(tmp_path, (name, rewritten(ROLLOUT.read_text(), id=dashes)))
+    assert codex_session(home, WORKTREE, since=CODEX_BEGAN - 5) is None
