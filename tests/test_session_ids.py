@@ -15,8 +15,18 @@ from supervisor.agents import get_profile
 from supervisor.agents.session_files import codex_session, gemini_session
 from supervisor.agents.session_ids import claude_conversation_held, valid
 from supervisor.engine.hooks import told_session
-from tests.test_session_files import (CHAT, CODEX_BEGAN, CODEX_ID, GEMINI_BEGAN, GEMINI_ID, ROLLOUT, WORKTREE,
-                                      codex_home, gemini_home, rewritten)
+from tests.test_session_files import (
+    CHAT,
+    CODEX_BEGAN,
+    CODEX_ID,
+    GEMINI_BEGAN,
+    GEMINI_ID,
+    ROLLOUT,
+    WORKTREE,
+    codex_home,
+    gemini_home,
+    rewritten,
+)
 
 ID = "3158878b-e079-4f57-8087-6d60c793935b"
 OPTIONS = ["--dangerously-skip-permissions", "--dangerously-bypass-approvals-and-sandbox", "--yolo", "-y",
