@@ -3,7 +3,8 @@
 Each comes back in its own worktree, on its branch, under its contract, with its port block, a helper beside its
 parent (parents first), its CLI resumed in its own conversation by the id recorded of it, or started afresh with
 its task when the CLI cannot resume (`Engine.start_again`). The watcher marks an agent `restorable` when its pane
-goes with the tmux server; `restore --all` takes exactly those, a launch clears the mark. An agent that ended by
+goes with the tmux server; `restore --all` takes exactly those (checked again under each one's lock: two
+restores at once bring each back once), a launch or a `stop` clears the mark. An agent that ended by
 itself is brought back only when named. `limits.restore` says what happens when the engine starts: `auto`
 restores every restorable agent, `ask` leaves the offer to the dashboard, `never` offers nothing.
 """
