@@ -31,6 +31,7 @@ from supervisor.agents import get_profile, profile_for
 from supervisor.agents.base import hook_command
 from supervisor.agents.dialogs import offers
 from supervisor.agents.screens import Reading, Verdict
+from supervisor.agents.session_ids import valid
 from supervisor.client import repair_holding
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -52,7 +53,7 @@ from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
-from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
+from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
 from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
@@ -614,10 +615,12 @@ class Engine:
         self.tmux.ensure_server()
         state = self.paths.agent_state(agent.name)
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        known = agent.extra.get("session_id")
-        if resume and not known:  # a CLI that keeps it in its files, stopped before the watcher read them
-            known = profile.find_session(state, Path(agent.worktree), agent.started_at)
-        session = known if resume and isinstance(known, str) and known else None
+        if agent.extra.pop("pending_task", None):
+            resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
+        known = valid(agent.extra.get("session_id"))
+        if resume and known is None:  # a CLI that keeps it in its files, stopped before the watcher read them
+            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))
+        session = known if resume else None
         resumed = profile.resume_line(agent.command, session, state) if resume else None
         if resumed is None:
             agent.extra.pop("session_id", None)  # a new conversation: its id is told (or found) anew
@@ -860,8 +863,10 @@ class Engine:
         self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
         self.hooks_once.recorded(key)
         live = self.live.get(agent.name)
-        if live is not None and isinstance(event.get("session_id"), str):
-            live.session_id = event["session_id"]  # kept in the agent's record by the watcher (`restart` resumes it)
+        if live is not None:
+            session = told_session(get_profile(agent.profile).hooks, live.session_id, event)
+            if session is not None:
+                live.session_id = session  # kept in the agent's record by the watcher (`restart` resumes it)
         self.usage.note_hook(agent.name, event)  # its transcript, and a turn's end: read its usage now
         if live is None or reading.state is None:
             return
@@ -1091,8 +1096,10 @@ class Engine:
             elif agent.state == State.QUEUED:  # never started: it stays out of its plan's way
                 agent.reason = "stopped before it started"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
-            elif agent.state == State.EXITED and agent.extra.pop("restart_at", None):
-                # Waiting out its restart backoff: a stop means it stays down.
+            elif agent.state == State.EXITED and any([agent.extra.pop("restart_at", None),
+                                                      agent.extra.pop(RESTORABLE, None)]):
+                # Waiting out its restart backoff, or its pane went with the tmux server (`restore --all` would
+                # bring it back): a stop means it stays down.
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
@@ -1171,8 +1178,9 @@ class Engine:
             refusal = self._restart_refusal(agent)
             if refusal is not None:
                 raise SupervisorError(f"{name} cannot be {verb}: {refusal[0]}", hint=refusal[1])
-            if agent.state.live:
-                self._end(agent, grace=self.config.limits.stop_grace)
+            # Live or not: what its last run left (a tool that ignored the hangup when its tmux server died)
+            # still holds its worktree and ports; a second copy is never started beside it.
+            self._end(agent, grace=self.config.limits.stop_grace)
             if not Path(agent.worktree).is_dir():
                 raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
             agent.restarts += 1

@@ -361,6 +361,8 @@ class LiveDashboard(App[None]):
         self.request_ls()
         if any(e.get("kind") in TASK_EVENTS for e in events):
             self.request_tasks()
+        if any(e.get("kind") == "exited" and e.get("restorable") for e in events):
+            self.request_restorable()  # the tmux server ended under a running dashboard: the offer, now
         if any(e.get("kind") in ("created", "removed", "launched")
                or (e.get("kind") == "state" and e.get("state") in TURN_ENDS) for e in events):
             self._diffstat_soon()
