@@ -64,6 +64,7 @@ from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
 from supervisor.engine.server import ControlServer
 from supervisor.engine.server_ended import RESTORABLE
+from supervisor.engine.spending import SpendingWatch
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
@@ -153,6 +154,7 @@ class Engine:
         self.auditor = Auditor(self)
         self.planner = Planner(self)
         self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
+        self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
                                         self.usage]

@@ -99,6 +99,18 @@ class Ledger:
             rows = db.execute(query, args).fetchall()
         return [Sum(*row) for row in rows]
 
+    def tree_sums(self, root: str) -> list[Sum]:
+        """Tokens per agent and model of the tree rooted at `root` (it and every helper under it): its agents'
+        now, and those of helpers removed since `root` was created (merged and removed, they still spent the
+        tree's budget); not those of an earlier agent of one of these names."""
+        query = ("SELECT agent, model, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), MAX(ts), NULL "
+                 "FROM usage_records WHERE (agent = ? OR (agent > ? AND agent < ?)) AND (removed IS NULL OR "
+                 "removed >= (SELECT MAX(ts) FROM events WHERE agent = ? AND kind = 'created')) "
+                 "GROUP BY agent, model ORDER BY agent")
+        with self.store.transaction() as db:  # `root.` < a helper's name < `root/` ('/' follows '.')
+            rows = db.execute(query, (root, f"{root}.", f"{root}/", root)).fetchall()
+        return [Sum(*row) for row in rows]
+
     def contexts(self, agents: list[str] | None = None) -> dict[str, Context]:
         query, args = "SELECT agent, ts, model, tokens, window FROM usage_context", list(agents or [])
         if agents is not None:

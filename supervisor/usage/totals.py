@@ -117,6 +117,17 @@ def per_tree(agents: Mapping[str, Usage]) -> dict[str, Usage]:
     return trees
 
 
+def of_tree(ledger: Ledger, prices: Prices, root: str) -> Usage:
+    """What the tree rooted at `root` (a session, or a helper and its own helpers) has spent: what its budget
+    is checked against (helpers removed since it was created included)."""
+    return folded(ledger.tree_sums(root), prices)
+
+
+def of_repository(ledger: Ledger, prices: Prices, since: float) -> Usage:
+    """What every agent of the repository spent since `since`, removed agents included (a day's budget)."""
+    return folded(ledger.sums(None, since, removed=True), prices)
+
+
 def total(usages: Iterable[Usage]) -> Usage:
     result = NONE
     for usage in usages:
