@@ -867,6 +867,8 @@ class Engine:
             return
         if reading.event == "UserPromptSubmit":
             live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
+        if reading.state in (State.WORKING, State.WAITING) or reading.event == "Stop":
+            live.worked_at = max(live.worked_at, at)  # a turn ran: a limit told before it is over (engine/limits.py)
         if reading.event == "StopFailure" and event.get("error") == "rate_limit":  # its turn ended on a limit
             self.limits.noticed(live, str(event.get("last_assistant_message") or "rate limit"), at)
         if at < live.last_hook:
