@@ -54,6 +54,23 @@ def test_a_limit_the_cli_retries_within_its_turn_is_no_limit(sandbox: Sandbox) -
     assert len(triggers(sandbox, "c1", "done")) == 1
 
 
+def test_a_limit_ends_with_the_stop_of_the_turn_it_was_printed_in(sandbox: Sandbox) -> None:
+    """A limit line with no reset and no word of a retry, and then the turn ends well (Stop, no StopFailure): the
+    CLI got past it, and the agent is idle, not `limited` for a day."""
+    config(sandbox)
+    command = fake_claude(sandbox, "st", """
+        turns:
+          - [{say: "API Error: Server is temporarily limiting requests (not your usage limit) · slow down"},
+             {quiet: 3s}, {say: "Done."}]
+    """)
+    sandbox.sv("start", "auth", "--task", "go", "--command", command)
+    wait_until(lambda: "Done." in sandbox.screen("auth"), message="the turn over")
+    sandbox.wait_state("auth", "idle")
+    assert "limited" in states(sandbox, "auth")
+    assert [t["active"] for t in triggers(sandbox, "auth", "limited")] == [True, False]
+    assert [e["why"] for e in events(sandbox, "auth", "limit_lifted")] == ["it works again"]
+
+
 def test_continue_is_never_typed_into_a_turn_that_runs(sandbox: Sandbox) -> None:
     """A limit with a delay of seconds, printed while the CLI still shows it working (an API's per-minute limit
     that the CLI waits out in its turn): no "continue" goes into the turn, before or after that delay."""
