@@ -28,6 +28,8 @@ AIDER_SCREEN = ScreenRules(
     # litellm's words for a provider's limit, as aider prints them.
     limits=(re.compile(r"RateLimitError|rate limit (?:reached|exceeded)|quota exceeded|exceeded your (?:current )?"
                        r"quota|\b429 Too Many Requests", re.IGNORECASE),),
+    # Its prompt, on the last row: what follows it is typed.
+    input_line=re.compile(r"^(?:[\w-]+ )?[\w-]*>(?P<typed>.*)\n\Z", re.MULTILINE),
     # The spinner's bar moves while a request hangs: that is no progress.
     volatile=(*COMMON_VOLATILE, re.compile(r"^ *(?:[░█]{2}|#=|=#) +", re.MULTILINE)),
     last_row=True,

@@ -194,6 +194,9 @@ CLAUDE_SCREEN = ScreenRules(
                        r"|You['’]ve hit your (?:[\w-]+ )?limit\b|temporarily limiting requests|Request rejected \(429\)"
                        r"|rate limit (?:reached|exceeded)|Credit balance is too low|API Error:? \(?429\b",
                        re.IGNORECASE),),
+    # Its input box: `❯` and what is typed, between two rules (a prompt submitted above shows no rule above it).
+    input_line=re.compile(r"^─{10,}\n❯(?P<typed>(?:.*\n)*?)─{10,}$", re.MULTILINE),
+    placeholder=re.compile(r"Press up to edit queued messages"),
 )
 
 CLAUDE = ClaudeProfile(

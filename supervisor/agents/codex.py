@@ -145,6 +145,12 @@ CODEX = CodexProfile(
         errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=CLI_LIMITS,
         # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
         prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
+        # Its composer: `›` and what is typed, right above the model's status row; empty, it shows a suggestion.
+        input_line=re.compile(r"^›(?!\s*\d+\.\s)(?P<typed>.*\n(?:(?!›).*\n)*?)\s*\S+ \S+ · ", re.MULTILINE),
+        placeholder=re.compile(r"Ask Codex to do anything|Explain this codebase|Summarize recent commits"
+                               r"|Implement \{feature\}|Find and fix a bug in @filename|Write tests for @filename"
+                               r"|Improve documentation in @filename|Run /review on my current changes"
+                               r"|Use /skills to list available skills"),
     ),
     cli_processes=frozenset({"codex", "node"}),
     state_env=STATE_ENV,

@@ -109,6 +109,9 @@ GEMINI = GeminiProfile(
             marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
         ),
         errors=(re.compile(r"✕|Error:"),), limits=CLI_LIMITS, box_ends_dialogs=True,
+        # Its input line, `>` above the workspace row; empty, it shows its placeholder.
+        input_line=re.compile(r"^ > (?P<typed>.*)\n\s*workspace \(", re.MULTILINE),
+        placeholder=re.compile(r"Type your message or @path/to/file"),
     ),
     cli_processes=frozenset({"gemini", "node"}),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -859,8 +860,10 @@ class Engine:
             return self.approvals.answer_hook(agent.name, tool_summary(event), self.config.approval.timeout)
         return {}
 
-    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:
-        """Record the event (with its id: that makes it applied) and let it decide the agent's state."""
+    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object, decide: bool = True) -> None:
+        """Record the event (with its id: that makes it applied) and let it decide the agent's state (`decide`
+        false: the watcher's next look does, as for spooled events, which are all applied first: a limit told
+        with the turn that came after it is then never taken for a limit that holds)."""
         reading = read_hook(event)
         self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
         self.hooks_once.recorded(key)
@@ -874,6 +877,8 @@ class Engine:
             return
         if reading.event == "UserPromptSubmit":
             live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
+        if reading.state in (State.WORKING, State.WAITING) or reading.event == "Stop":
+            live.worked_at = max(live.worked_at, at)  # a turn ran: a limit told before it is over (engine/limits.py)
         if reading.event == "StopFailure" and event.get("error") == "rate_limit":  # its turn ended on a limit
             self.limits.noticed(live, str(event.get("last_assistant_message") or "rate limit"), at)
         if at < live.last_hook:
@@ -884,6 +889,8 @@ class Engine:
         live.last_progress = max(live.last_progress, at)
         live.hook_state = live.turns.read(reading.event, reading.state)  # None: a queued prompt's turn runs
         live.hook_reason = reading.reason if live.hook_state is not None else None
+        if not decide:
+            return
         lock = self.try_agent_lock(agent.name)
         if lock is None:
             return  # the watcher applies it on its next tick
@@ -898,7 +905,8 @@ class Engine:
         self._spool_mark = _mtime(self.paths.state_dir / "spool")  # before the read: a file added later moves it
         if self._spool_mark is None:
             return
-        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once, self._apply_hook):
+        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once,
+                            functools.partial(self._apply_hook, decide=False)):
             self._spool_mark = None  # a file kept: read again at the next tick
 
     def ingest_spool_if_changed(self) -> None:

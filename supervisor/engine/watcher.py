@@ -95,6 +95,7 @@ class Live:
     hook_reason: str | None = None
     last_hook: float = 0.0
     prompted_at: float = 0.0  # when its hook last reported a prompt taken (UserPromptSubmit)
+    worked_at: float = 0.0  # when its hook last told of a turn (running, asking, or ended by a Stop), even late
     turns: Turns = field(default_factory=Turns)  # prompts taken and queued, as its hooks told
     session_id: str | None = None  # the CLI's own id of its conversation, as its hooks told
     errors: dict[str, deque[float]] = field(default_factory=dict)
@@ -395,7 +396,7 @@ class Watcher:
         hits = [index for index in fresh if any(p.search(rows[index]) for p in rules.limits)]
         if hits:
             self.engine.limits.seen(agent, [rows[index] for index in hits], [around(rows, index) for index in hits],
-                                    now)
+                                    now, working=rules.read(screen).verdict == Verdict.WORKING)
         for line in (rows[index] for index in fresh if index not in hits):
             for pattern in rules.errors:
                 if not pattern.search(line):
