@@ -66,7 +66,8 @@ class Chunk:
 def read_new(path: Path | str, mark: Mark | None, root: str | None = None) -> Chunk | None:
     """The complete lines added to `path` since `mark`; None when nothing new, the file is gone, or it is not a
     regular file (a FIFO or a device would block the reader; a symlink is not followed). With `root`, a file that
-    is not inside `root` once symlinks are resolved (another agent's, through a linked folder) is not read."""
+    is not inside `root` once symlinks are resolved (another agent's, through a linked folder) is not read: looked
+    at whenever the path leads to another file than the mark's (the same file read on costs no look)."""
     if mark is not None:  # the common case, a file that has not changed: one stat, no open
         try:
             seen = os.lstat(path)
@@ -74,12 +75,14 @@ def read_new(path: Path | str, mark: Mark | None, root: str | None = None) -> Ch
             return None
         if f"{seen.st_dev}:{seen.st_ino}" == mark.identity and seen.st_size == mark.offset:
             return None
-    fd = _open_regular(path, root)
+    fd = _open_regular(path)
     if fd is None:
         return None
     try:
         stat = os.fstat(fd)
         identity = f"{stat.st_dev}:{stat.st_ino}"
+        if root is not None and (mark is None or mark.identity != identity) and not inside(str(path), root):
+            return None
         restarted = mark is None or mark.identity != identity or stat.st_size < mark.offset
         offset = 0 if restarted or mark is None else mark.offset
         if stat.st_size == offset and not restarted:
@@ -101,7 +104,9 @@ def read_new(path: Path | str, mark: Mark | None, root: str | None = None) -> Ch
 
 def read_small(path: str, root: str, limit: int = 1 << 20) -> bytes | None:
     """A small regular file inside `root` (a CLI's settings), whole; None when it is not that, or is larger."""
-    fd = _open_regular(path, root)
+    if not inside(path, root):
+        return None
+    fd = _open_regular(path)
     if fd is None:
         return None
     try:
@@ -118,11 +123,9 @@ def inside(path: str, folder: str) -> bool:
     return os.path.realpath(path).startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _open_regular(path: Path | str, root: str | None) -> int | None:
-    """A descriptor of `path` if it is a regular file (inside `root`), opened without blocking and without
-    following a symlink; None otherwise."""
-    if root is not None and not inside(str(path), root):
-        return None
+def _open_regular(path: Path | str) -> int | None:
+    """A descriptor of `path` if it is a regular file, opened without blocking and without following a symlink;
+    None otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:

@@ -9,6 +9,7 @@ after each pass that changed any (budgets and the context alert hang there).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -63,6 +64,7 @@ class UsageService(PeriodicService):
         self._extra: dict[str, set[str]] = {}  # agent → files its hooks named (inside its own folder)
         self._owners: dict[str, tuple[str, str]] = {}  # a file's identity → (agent, path) that reads it
         self._faulty: set[str] = set()  # files whose fault was said (once)
+        self._settings: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # settings.json, as last read
         self._listeners: list[Listener] = []
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -239,6 +241,7 @@ class UsageService(PeriodicService):
         """What this thread keeps of a removed agent's folder."""
         root = self._roots.pop(name, None) or self._root(name)
         self._files.pop(name, None)
+        self._settings.pop(os.path.join(root, "settings.json"), None)
         self._finder.forget(root)
         self._owners = {key: owner for key, owner in self._owners.items() if owner[0] != name}
         with self._lock:
@@ -257,9 +260,7 @@ class UsageService(PeriodicService):
         if agent.profile == "aider":
             chunk.mark.state.setdefault("model", _option(agent.command, "--model"))
         if agent.profile == "claude":
-            chunk.mark.state["window"] = claude.window(  # the model as chosen, in Claude Code's order
-                _option(agent.command, "--model") or _option(agent.command, "ANTHROPIC_MODEL")
-                or _setting(root, "settings.json", "model"))
+            chunk.mark.state["window"] = claude.window(_chosen(agent.command) or self._setting(root, "model"))
         return agent.name, path, chunk.mark, self._found(path, reader, chunk.lines, chunk.mark.state)
 
     def _owns(self, name: str, path: str, identity: str) -> bool:
@@ -311,6 +312,20 @@ class UsageService(PeriodicService):
             saved.append((name, path, mark, found))
         return saved
 
+    def _setting(self, root: str, key: str) -> str | None:
+        """A string setting of Claude Code's own settings file in the agent's folder, read again when it changed."""
+        path = os.path.join(root, "settings.json")
+        try:
+            seen = os.lstat(path)
+        except OSError:
+            return None
+        stamp = (seen.st_ino, seen.st_mtime_ns, seen.st_size)
+        cached = self._settings.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = self._settings[path] = (stamp, _settings(read_small(path, root)))
+        found = cached[1].get(key)
+        return found if isinstance(found, str) else None
+
     def _fault(self, path: str, text: str) -> None:
         with self._lock:
             said = path in self._faulty
@@ -333,15 +348,18 @@ def _identity(path: str) -> str | None:
     return f"{seen.st_dev}:{seen.st_ino}"
 
 
-def _setting(root: str, name: str, key: str) -> str | None:
-    """A string setting of the CLI's own settings file in the agent's folder."""
-    text = read_small(os.path.join(root, name), root)
+def _settings(text: bytes | None) -> dict[str, Any]:
     try:
         value = json.loads(text) if text is not None else None
     except (ValueError, RecursionError):
-        return None
-    found = value.get(key) if isinstance(value, dict) else None
-    return found if isinstance(found, str) else None
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@functools.lru_cache(maxsize=256)
+def _chosen(command: str) -> str | None:
+    """The model a Claude Code command line chooses: `--model`, else ANTHROPIC_MODEL (Claude Code's order)."""
+    return _option(command, "--model") or _option(command, "ANTHROPIC_MODEL")
 
 
 def _option(command: str, name: str) -> str | None:
