@@ -126,6 +126,35 @@ def test_a_file_its_reader_fails_on_is_said_once_and_its_other_lines_and_the_oth
     assert len(said) == 1 and "passed over" in said[0]
 
 
+def test_a_file_whose_records_the_store_refuses_is_passed_over_and_said_once_and_the_others_are_stored(
+        host: Host, caplog: pytest.LogCaptureFixture) -> None:
+    class Refusing(Ledger):
+        """The store's tables, refusing evil's records (as for a value no reader foresaw)."""
+
+        @staticmethod
+        def _save(db: Any, agent: str, path: str, mark: Any, found: Any) -> None:
+            if agent == "evil" and found.records:
+                raise ValueError("refused")
+            Ledger._save(db, agent, path, mark, found)
+
+    good = transcript(add(host, "good"))
+    good.write_text(line("g1", 100))
+    evil = transcript(add(host, "evil"))
+    evil.write_text(line("e1", 10))
+    service = service_of(host)
+    service.ledger = Refusing(host.store)
+    with caplog.at_level(logging.WARNING, logger="supervisor.usage.service"):
+        service.step()
+        for path, ident in ((good, "g2"), (evil, "e2")):
+            with path.open("a") as handle:
+                handle.write(line(ident, 1000))
+        service.step()
+    assert inputs(service) == {"good": 1100}
+    said = [record.getMessage() for record in caplog.records if str(evil) in record.getMessage()]
+    assert len(said) == 1 and "could not be stored" in said[0]
+    assert Ledger(host.store).marks()[str(evil)][1].offset == evil.stat().st_size  # not read again each pass
+
+
 def test_a_fifo_or_a_device_named_like_a_record_file_is_passed_over_without_blocking(host: Host) -> None:
     transcript(add(host, "good")).write_text(line("g1", 100))
     evil = add(host, "evil")
@@ -133,7 +162,6 @@ def test_a_fifo_or_a_device_named_like_a_record_file_is_passed_over_without_bloc
     os.symlink("/dev/zero", transcript(evil, "zero"))
     os.mkfifo(evil / "fifo-target")
     os.symlink(evil / "fifo-target", transcript(evil, "linked"))
-    assert list(Finder().files(str(evil), SOURCES["claude"])) == []  # only regular files, no symlink followed
     service = service_of(host)
     passes = [threading.Thread(target=service.step, daemon=True),
               threading.Thread(target=service.op_usage, daemon=True)]  # `supervisor usage` reads first too
@@ -142,6 +170,7 @@ def test_a_fifo_or_a_device_named_like_a_record_file_is_passed_over_without_bloc
         thread.join(timeout=30)
         assert not thread.is_alive(), "a pass blocked on a FIFO"
     assert inputs(service) == {"good": 100}
+    assert list(Finder().files(str(evil), SOURCES["claude"])) == []  # only regular files, no symlink followed
     opened: list[Any] = []
     reader = threading.Thread(target=lambda: opened.append(read_new(transcript(evil), None)), daemon=True)
     reader.start()
