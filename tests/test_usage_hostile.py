@@ -79,8 +79,10 @@ def service_of(host: Host) -> UsageService:
 def test_counts_and_times_are_bounded_and_one_agents_bad_lines_never_stop_anothers_usage(host: Host) -> None:
     assert (number(float("inf")), number(float("nan")), number(-5), number(1e30), number(2**62)) == \
         (0, 0, 0, MAX_COUNT, MAX_COUNT)
-    assert timestamp(10**400, 7.0) == timestamp(float("inf"), 7.0) == timestamp("99999-01-01", 7.0) == 7.0
-    assert timestamp(1_790_000_000, 7.0) == 1_790_000_000.0
+    now = time.time()
+    assert timestamp(10**400, now) == timestamp(float("inf"), now) == timestamp("9999-01-01", now) == now
+    assert timestamp(-1, now) == timestamp(now + 86400, now) == timestamp("2026-13-01", now) == now
+    assert timestamp(1_790_000_000, now) == 1_790_000_000.0 and timestamp("2026-12-06T10:00:00Z", now) > 0
     transcript(add(host, "good")).write_text(line("g1", 100))
     transcript(add(host, "evil")).write_text(
         line("e1", "Infinity") + line("e2", "1e30") + line("e3", 2**62) + line("e4", 2**62)

@@ -28,6 +28,10 @@ INSERT INTO usage_context(agent, ts, model, tokens, window) VALUES (?, ?, ?, ?, 
 ON CONFLICT(agent) DO UPDATE SET ts = excluded.ts, model = excluded.model, tokens = excluded.tokens,
     window = excluded.window WHERE excluded.ts >= usage_context.ts"""
 
+# TOTAL, not SUM: a float that saturates where SUM of integers raises (rows stored before counts were bounded);
+# CAST makes it an integer again.
+_SUMS = ", ".join(f"CAST(TOTAL({name}) AS INTEGER)" for name in ("input", "output", "cache_read", "cache_write"))
+
 
 @dataclass(frozen=True)
 class Sum:
@@ -95,10 +99,8 @@ class Ledger:
             where.append(f"agent IN ({','.join('?' * len(agents))})")
             args += agents
         day = "date(ts, 'unixepoch', 'localtime')" if by_day else "NULL"
-        # TOTAL, not SUM: a float that saturates where SUM of integers would raise (rows stored before counts were
-        # bounded); CAST keeps an integer. Removed agents' rows apart: one agent's, not its name's.
-        sums = ", ".join(f"CAST(TOTAL({name}) AS INTEGER)" for name in ("input", "output", "cache_read", "cache_write"))
-        query = (f"SELECT agent, model, {sums}, MAX(ts), {day}, removed "
+        # Removed agents' rows apart: one agent's, not its name's.
+        query = (f"SELECT agent, model, {_SUMS}, MAX(ts), {day}, removed "
                  f"FROM usage_records WHERE {' AND '.join(where)} GROUP BY agent, removed, model, {day} ORDER BY agent")
         with self.store.transaction() as db:
             rows = db.execute(query, args).fetchall()
@@ -108,7 +110,7 @@ class Ledger:
         """Tokens per agent and model of the tree rooted at `root` (it and every helper under it): its agents'
         now, and those of helpers removed since `root` was created (merged and removed, they still spent the
         tree's budget); not those of an earlier agent of one of these names."""
-        query = ("SELECT agent, model, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), MAX(ts), NULL "
+        query = (f"SELECT agent, model, {_SUMS}, MAX(ts), NULL "
                  "FROM usage_records WHERE (agent = ? OR (agent > ? AND agent < ?)) AND (removed IS NULL OR "
                  "removed >= (SELECT MAX(ts) FROM events WHERE agent = ? AND kind = 'created')) "
                  "GROUP BY agent, model ORDER BY agent")

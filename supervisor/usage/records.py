@@ -48,7 +48,8 @@ Reader = Callable[[list[bytes], dict[str, Any]], Found]
 
 
 MAX_COUNT = 10**10  # tokens one record may claim: far above any response, far below what SQLite's sums overflow at
-MAX_TIME = 2.0**33  # seconds since the epoch (the year 2242): a later time, or one before 1970, is no time at all
+MAX_TIME = 2.0**33  # seconds since the epoch (the year 2242): past it, a float of it is no time
+SKEW = 300.0  # seconds a record may be dated after it was read: more is no time (it would count in days to come)
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
@@ -72,15 +73,16 @@ def number(value: Any) -> int:
     return min(value, MAX_COUNT) if value > 0 else 0
 
 
-def timestamp(value: Any, default: float) -> float:
-    """An ISO 8601 time (`2026-12-06T10:00:00.123Z`) or epoch seconds; `default` when there is none, or when it is
-    out of range (not a finite time between 1970 and MAX_TIME)."""
+def timestamp(value: Any, now: float) -> float:
+    """An ISO 8601 time (`2026-12-06T10:00:00.123Z`) or epoch seconds; `now` (the time it is read) when there is
+    none, or when it is no time a record can have: not finite, before 1970, or after `now` (a record dated in the
+    future would count toward every day's budget until then)."""
     seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value) if -MAX_TIME <= value <= MAX_TIME else None  # a 400-digit int: no float at all
     elif isinstance(value, str) and len(value) <= 64:
         with contextlib.suppress(ValueError, OverflowError, OSError):
             seconds = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_TIME:
-        return default
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= now + SKEW:
+        return now
     return seconds
