@@ -127,5 +127,11 @@ def test_usage_survives_an_engine_restart_and_a_removed_agents_spending_stays_th
     assert [(row["key"], row["removed"], row["input_tokens"]) for row in rows] == [("c1", True, 110)]
     start(sandbox, "c1", task="go again")  # a new agent of the same name starts from nothing
     wait_usage(sandbox, "c1", input_tokens=100)
-    total = json.loads(sandbox.sv("usage", "--json").stdout)["total"]
-    assert total["input_tokens"] == 210
+    answer = json.loads(sandbox.sv("usage", "--json").stdout)
+    assert answer["total"]["input_tokens"] == 210
+    assert [(row["key"], row["removed"], row["input_tokens"]) for row in answer["rows"]] == \
+        [("c1", True, 110), ("c1", False, 100)]  # the removed agent's spending apart from the new one's
+    assert answer["rows"][0]["removed_at"] and answer["rows"][1]["removed_at"] is None
+    assert answer["rows"][1]["context_percent"] is not None and answer["rows"][0]["context_percent"] is None
+    table = sandbox.sv("usage").stdout.splitlines()
+    assert [line.split()[:2] for line in table[1:3]] == [["c1", "(removed)"], ["c1", "100"]]

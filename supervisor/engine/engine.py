@@ -1247,11 +1247,11 @@ class Engine:
             elif (own := self.panes.own(agent)) is not None:
                 self.tmux.kill_pane(own.pane)
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
-            self.usage.forget(name)
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
+            self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 
 
 def _mtime(path: Path) -> float | None:

@@ -136,12 +136,13 @@ def total(usages: Iterable[Usage]) -> Usage:
 
 
 def grouped(ledger: Ledger, prices: Prices, by: str, since: float | None = None,
-            plans: Mapping[str, str | None] | None = None) -> list[tuple[str, Usage]]:
-    """`supervisor usage --by`: (label, usage) rows, removed agents' spending included (under their name,
-    marked). `plans`: each agent's plan file (agents outside a plan are `-`)."""
+            plans: Mapping[str, str | None] | None = None) -> list[tuple[str, float | None, Usage]]:
+    """`supervisor usage --by`: (label, removed, usage) rows, removed agents' spending included. By agent, each
+    removed agent is a row of its own (`removed`: when it was removed), apart from a later agent of its name;
+    `removed` is None for every other row. `plans`: each agent's plan file (agents outside a plan are `-`)."""
     if by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}")
-    groups: dict[str, list[Sum]] = {}
+    groups: dict[tuple[str, float | None], list[Sum]] = {}
     for s in ledger.sums(None, since, removed=True, by_day=by == "day"):
         if by == "agent":
             label = s.agent
@@ -151,8 +152,9 @@ def grouped(ledger: Ledger, prices: Prices, by: str, since: float | None = None,
             label = (plans or {}).get(s.agent) or "-"
         else:
             label = s.day or "-"
-        groups.setdefault(label, []).append(s)
-    return sorted(((label, folded(sums, prices)) for label, sums in groups.items()), key=lambda row: row[0])
+        groups.setdefault((label, s.removed if by == "agent" else None), []).append(s)
+    rows = [(label, removed, folded(sums, prices)) for (label, removed), sums in groups.items()]
+    return sorted(rows, key=lambda row: (row[0], row[1] is None, row[1] or 0.0))
 
 
 def day_start(days_ago: int = 0) -> float:
