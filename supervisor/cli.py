@@ -890,7 +890,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
             "its own conversation")
     p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")
-    p.add_argument("--all", action="store_true", help="every agent whose pane went with the tmux server")
+    p.add_argument("--all", action="store_true", help="every agent whose pane went with the tmux server (and that was "
+                   "not stopped since)")
     p.add_argument("--json", action="store_true")
     p = add("rm", cmd_rm, "remove a stopped agent's worktree and branch")
     p.add_argument("agent")

@@ -45,7 +45,7 @@ LIMIT_ACTIONS: Final = ("alert", "wait")
 BUDGET_ACTIONS: Final = ("alert", "stop")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
-                          "done", "merge", "limited", "budget")
+                          "done", "merge", "limited", "budget", "context")
 MERGE_MODES: Final = ("manual", "auto")
 
 
@@ -86,6 +86,7 @@ class LimitsConfig:
     restore: str = "ask"  # agents whose panes went with the tmux server, when the engine starts: ask | auto | never
     on_limit: str = "alert"  # a usage or rate limit: `alert` (a `limited` alert), or `wait` (the state alone)
     resume_after_limit: bool = False  # type "continue" into a limited agent once its limit has reset
+    context_alert: float | None = 90.0  # percent of its context window an agent uses before a `context` alert
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "restore",
         "on_limit",
         "resume_after_limit",
+        "context_alert",
     ),
     "logs": ("max_bytes",),
     "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
@@ -251,6 +253,7 @@ _SCALAR_TAGS: Final = frozenset(_TAG + name for name in ("null", "bool", "int", 
 _TRUE: Final = frozenset({"true", "yes", "on"})
 _FALSE: Final = frozenset({"false", "no", "off"})
 _INTEGER: Final = re.compile(r"[+-]?\d+")
+_PERCENT: Final = re.compile(r"(\d+(?:\.\d+)?)\s*%?")
 _SYNTAX_HINT: Final = (
     "check the indentation and quoting near that line; quote values that contain ': ' or ' #' "
     "or start with one of * & ! { [ % @ `"
@@ -563,6 +566,21 @@ class _Parser:
             self.fail(node, f"{name} must be one of: {', '.join(allowed)}; got {value!r}", hint)
         return value
 
+    def percent(self, sec: _Section, key: str, default: float | None) -> float | None:
+        """A percentage above 0 and at most 100 (`90%`, or `90`); null or `off` → None (never)."""
+        node = sec.get(key)
+        if node is None:
+            return default
+        name = sec.dotted(key)
+        value = self.text(node, name)
+        if value is None or value.strip().lower() in _FALSE:
+            return None
+        match = _PERCENT.fullmatch(value.strip())
+        number = float(match.group(1)) if match else None
+        if number is None or not 0 < number <= 100:
+            self.fail(node, f"{name} must be a percentage above 0% and at most 100% (or off), got {value!r}")
+        return number
+
     def opt_duration(self, sec: _Section, key: str, default: float | None) -> float | None:
         """A duration in seconds; null → None (no limit)."""
         node = sec.get(key)
@@ -679,6 +697,7 @@ class _Parser:
             restore=self.choice(sec, "restore", "ask", RESTORE_MODES),
             on_limit=self.choice(sec, "on_limit", "alert", LIMIT_ACTIONS),
             resume_after_limit=self.boolean(sec, "resume_after_limit", False),
+            context_alert=self.percent(sec, "context_alert", 90.0),
         )
 
     def budget(self, sec: _Section) -> BudgetConfig:
@@ -885,6 +904,9 @@ limits:
   # the CLI continues by itself, as Claude Code does after a 5-hour limit).
   on_limit: alert
   resume_after_limit: false
+  # A `context` alert when an agent's conversation fills this much of its model's context window
+  # (once each time it crosses it; resolved when it drops, after a compaction). off = never.
+  context_alert: 90%
 
 logs:
   # Size of one agent's pane transcript before it is rotated: a number of bytes, or
@@ -928,8 +950,9 @@ alerts:
   #   merge     an automatic merge was stopped by a conflict or a failing merge.check
   #   limited   an agent hit a usage or rate limit (see limits.on_limit)
   #   budget    spending reached 80% or 100% of a budget
+  #   context   an agent's context window is nearly full (see limits.context_alert)
   notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge, limited,
-              budget]
+              budget, context]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.

@@ -23,7 +23,8 @@ from supervisor.paths import RepoPaths
 CHUNK = 512
 # Carried over in this order (a delivery needs its alert); the event log first, as it matters most.
 TABLES = ("events", "agents", "meta", "tasks", "approvals", "alerts", "alert_deliveries", "alert_attempts",
-          "alert_threads", "alert_conditions", "alert_pending", "alert_silences", "agents_set_aside")
+          "alert_threads", "alert_conditions", "alert_pending", "alert_silences", "agents_set_aside",
+          "usage_records", "usage_files", "usage_context")
 
 
 @dataclass

@@ -102,4 +102,4 @@ def test_profile_from_command_and_readiness() -> None:
     assert CLAUDE.ready("Welcome\n> \n? for shortcuts") is True
     assert CLAUDE.ready("Do you trust the files in this folder?\n❯ 1. Yes, proceed\nEnter to confirm") is False
     assert CLAUDE.resume_line("claude", None, Path("/nowhere")) is None  # never `--continue`: afresh, with its task
-    assert CLAUDE.resume_line("claude", "ab-1", Path("/nowhere")) == "claude --resume ab-1"
+    assert CLAUDE.resume_line("claude", "ab-1", Path("/nowhere")) is None  # not a UUID (tests/test_session_ids.py)

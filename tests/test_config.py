@@ -65,6 +65,7 @@ def test_no_file_gives_the_defaults(repo: Path) -> None:
     assert (limits.error_repeats, limits.error_window) == (3, 600.0)
     assert limits.start_seconds == 10.0
     assert limits.restore == "ask"
+    assert limits.context_alert == 90.0
     assert config.logs.max_bytes == 10 * 1024 * 1024
     alerts = config.alerts
     assert (alerts.slack, alerts.email, alerts.command, alerts.tmux) == (None, None, None, True)
@@ -391,12 +392,21 @@ def test_list_items_keep_their_order_and_repeats(repo: Path) -> None:
         ("alerts:\n  email: {host: h, sender: s, to: [t], port: 70000}\n", 2, "alerts.email.port"),
         ("alerts:\n  email: {host: h, sender: s, to: [t], security: tls}\n", 2, "alerts.email.security"),
         ("agent:\n  command: !!python/name:os.system\n", 2, "agent.command"),
+        ("limits:\n  context_alert: nearly full\n", 2, "limits.context_alert must be a percentage"),
+        ("limits:\n  stall_after: 5m\n  context_alert: 120%\n", 3, "limits.context_alert"),
+        ("limits:\n  context_alert: 0%\n", 2, "limits.context_alert"),
     ],
 )
 def test_wrong_type_or_value_names_key_and_line(repo: Path, text: str, line: int, fragment: str) -> None:
     err = error(repo, text)
     assert err.line == line
     assert fragment in err.detail
+
+
+@pytest.mark.parametrize(("text", "percent"), [("80%", 80.0), ("95", 95.0), ("99.5 %", 99.5), ("off", None),
+                                               ("null", None), ("100%", 100.0)])
+def test_context_alert_is_a_percentage_or_off(repo: Path, text: str, percent: float | None) -> None:
+    assert load(repo, f"limits:\n  context_alert: {text}\n").limits.context_alert == percent
 
 
 @pytest.mark.parametrize("text", ["- agent\n- limits\n", "just a string\n", "42\n"])
@@ -480,7 +490,7 @@ def test_init_template_sets_every_key(repo: Path) -> None:
     data = yaml.safe_load(INIT_TEMPLATE)
     assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge", "budget", "prices"}
     assert set(data["budget"]) == {"per_session_tree", "per_repository_per_day", "on_budget"}
-    assert {"on_limit", "resume_after_limit"} <= set(data["limits"])
+    assert {"on_limit", "resume_after_limit", "context_alert"} <= set(data["limits"])
     assert set(data["merge"]) == {"check", "check_timeout"}
     assert set(data["limits"]) >= {"max_level", "idle_after", "max_restarts"}
     assert set(data["alerts"]) == {

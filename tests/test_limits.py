@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from supervisor.agents import get_profile
-from supervisor.agents.limits import MINUTE_CUT, LimitReading, around, describe, read_limit, read_limits
+from supervisor.agents.limits import MINUTE_CUT, LimitReading, around, describe, read_limit, read_limits, retrying
 from supervisor.core.budget import Budget, Spent, crossed, parse_budget
 from supervisor.demo.limits import limit_message
 from supervisor.engine.hooks import read_hook
@@ -123,6 +123,94 @@ def test_claude_shows_when_it_continues_by_itself() -> None:
     for name in ("usage_limit_auto_continue", "usage_limit_continuing_shortly"):
         assert pattern.search((FIXTURES / "claude" / "screens" / f"{name}.txt").read_text())
     assert not pattern.search((FIXTURES / "claude" / "screens" / "usage_limit_weekly_dialog.txt").read_text())
+
+
+def paris(*when: int) -> float:
+    return datetime(*when, tzinfo=PARIS).timestamp()  # type: ignore[misc]
+
+
+def test_a_reset_without_a_zone_has_the_offset_of_its_own_day_across_a_change_of_summer_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Summer time ends in Paris on Sunday 25 October 2026 (3:00 CEST becomes 2:00 CET): a reset printed in the
+    local zone after the change is at 9:00 CET, not 9:00 CEST (an hour early); and the other way in March."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        far = "You’ve hit your usage limit. Upgrade to Pro (…) or try again at Oct 27th, 2026 9:00 AM."
+        assert read_limit(far, paris(2026, 10, 23, 12, 0)).reset_at == paris(2026, 10, 27, 9, 0)
+        footer = "Usage limit reached · limit resets 9:00am"
+        assert read_limit(footer, paris(2026, 10, 24, 22, 0)).reset_at == paris(2026, 10, 25, 9, 0)
+        assert read_limit(footer, paris(2026, 3, 28, 22, 0)).reset_at == paris(2026, 3, 29, 9, 0)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_time_of_day_a_few_hours_past_is_an_old_lines_whose_limit_has_lifted() -> None:
+    """A time without a date is always ahead when the CLI prints it (Codex dates a reset on another day, Claude
+    Code's 5-hour limit lifts within 5 hours): found hours past, it is an old line read again, not tomorrow's."""
+    seen = paris(2026, 12, 6, 21, 30)
+    old = read_limit("You've hit your 5-hour limit · resets 6:08pm (Europe/Paris)", seen)
+    assert old.reset_at == paris(2026, 12, 6, 18, 8) and (old.lifts_at or 0) < seen
+    assert read_limit("try again at 7:07 PM.", seen, PARIS).reset_at == paris(2026, 12, 6, 19, 7)
+    # Far enough in the past, it can only be tomorrow's (a reset less than a day ahead).
+    assert read_limit("Access resets at 9:15 AM.", seen, PARIS).reset_at == paris(2026, 12, 7, 9, 15)
+
+
+def test_an_apis_rate_limit_per_minute_is_no_usage_limit() -> None:
+    tpm = ("■ stream error: Rate limit reached for gpt-5.1-codex in organization org-x on tokens per min (TPM): "
+           "Limit 500000, Used 499000, Requested 3000. Please try again in 2.4s.")
+    assert read_limit(tpm).kind == "rate limit"
+    assert read_limit("Usage limit reached for all Pro models.").kind == "usage limit"
+
+
+RETRIES = [
+    ("claude", "✻ API Error: Server is temporarily limiting requests (not your usage limit) · retrying in 3s · "
+               "attempt 1/10"),
+    ("claude", "✻ API Error: Request rejected (429) · rate_limit_error · retrying in 12s · attempt 4/10"),
+    ("aider", 'litellm.RateLimitError: AnthropicException - {"type":"rate_limit_error"}'),
+    ("codex", "■ stream error: Rate limit reached for gpt-5.1-codex in organization org-x on tokens per min (TPM): "
+              "Please try again in 2.4s; retrying 1/5 in 2.4s…"),
+]
+
+
+@pytest.mark.parametrize(("cli", "line"), RETRIES)
+def test_a_cli_retrying_within_its_turn_is_told_apart_from_a_limit(cli: str, line: str) -> None:
+    """Claude Code's spinner line while it retries (its recorded `api_retrying` form), aider's litellm retry (the
+    line, then `Retrying in 0.2 seconds...`), Codex's retry of a per-minute limit: each is a limit line, and says
+    the CLI retries by itself."""
+    rules = get_profile(cli).screen
+    assert rules is not None and any(p.search(line) for p in rules.limits)
+    rows = [line, "Retrying in 0.2 seconds..." if cli == "aider" else ""]
+    assert retrying(around(rows, 0))
+
+
+@pytest.mark.parametrize(("cli", "name", "seen", "reset", "kind"), RECORDED)
+def test_a_recorded_limit_is_no_retry(cli: str, name: str, seen: str, reset: str | None, kind: str) -> None:
+    rows = (FIXTURES / cli / "screens" / f"{name}.txt").read_text().split("\n")
+    assert not retrying(" ".join(rows))
+    assert retrying(" ".join((FIXTURES / "claude" / "screens" / "api_retrying.txt").read_text().split("\n")))
+
+
+TYPED = [
+    ("claude", "typing", "hello there"), ("claude", "api_retrying_interrupted", "hello"),
+    ("claude", "startup_idle", ""), ("claude", "conformance_usage_limit", ""),
+    ("claude", "conformance_queued_prompt", ""), ("claude", "usage_limit_weekly_dialog", None),
+    ("codex", "typing", "hello there"), ("codex", "conformance_usage_limit", ""), ("codex", "startup_idle", ""),
+    ("gemini", "typing", "hello there"), ("gemini", "usage_limit_stopped", ""),
+    ("gemini", "usage_limit_dialog", None), ("aider", "done_turn", ""),
+]
+
+
+@pytest.mark.parametrize(("cli", "name", "typed"), TYPED)
+def test_text_typed_into_the_input_line_is_read_and_a_placeholder_is_none(cli: str, name: str,
+                                                                          typed: str | None) -> None:
+    """What stands in each CLI's input line, not submitted: a prompt half typed (or put back by an interruption)
+    holds "continue" back; an empty line, or the CLI's placeholder in it, does not; a prompt submitted above is no
+    input line."""
+    rules = get_profile(cli).screen
+    assert rules is not None
+    assert rules.typed((FIXTURES / cli / "screens" / f"{name}.txt").read_text()) == typed
 
 
 # budgets ---------------------------------------------------------------------------------------------------

@@ -275,7 +275,10 @@ def test_aiders_history_lives_in_the_agents_own_folder_and_restart_restores_it(t
     assert env["AIDER_ANALYTICS"] == "false"
     assert aider.resume_line("aider --model x", None, state) is None  # no history yet: afresh, with its task
     state.mkdir(parents=True)
-    (state / "chat.history.md").write_text("# aider chat started\n")
+    (state / "chat.history.md").write_text("\n# aider chat started at 2026-12-06 10:00:00\n\n")
+    assert aider.resume_line("aider --model x", None, state) is None  # written at every start: no prompt yet
+    with (state / "chat.history.md").open("a") as history:
+        history.write("#### write the parser\n\nOn it.\n")
     assert aider.resume_line("aider --model x", None, state) == "aider --model x --restore-chat-history"
 
 

@@ -51,7 +51,7 @@ def test_codex_tells_the_id_of_the_conversation_the_agent_began(tmp_path: Path) 
     home = codex_home(tmp_path, (ROLLOUT.name, ROLLOUT.read_text()))
     assert codex_session(home, WORKTREE, since=CODEX_BEGAN - 5) == CODEX_ID
     assert get_profile("codex").find_session(home, WORKTREE, CODEX_BEGAN - 5) == CODEX_ID
-    assert get_profile("codex").resume_line("codex -m x", CODEX_ID, home) == f"codex -m x resume {CODEX_ID}"
+    assert get_profile("codex").resume_line("codex -m x", CODEX_ID, home) == f"codex -m x resume -- {CODEX_ID}"
     assert get_profile("codex").resume_line("codex", None, home) is None  # never `resume --last`
 
 
@@ -97,7 +97,7 @@ def test_gemini_tells_the_id_of_a_conversation_with_a_message_in_it(tmp_path: Pa
     home = gemini_home(tmp_path, (CHAT.name, CHAT.read_text()))
     assert gemini_session(home, since=GEMINI_BEGAN - 5) == GEMINI_ID
     assert get_profile("gemini").find_session(home, WORKTREE, GEMINI_BEGAN - 5) == GEMINI_ID
-    assert get_profile("gemini").resume_line("gemini", GEMINI_ID, home) == f"gemini --resume {GEMINI_ID}"
+    assert get_profile("gemini").resume_line("gemini", GEMINI_ID, home) == f"gemini --resume={GEMINI_ID}"
     assert get_profile("gemini").resume_line("gemini", None, home) is None  # never `--resume latest`
     assert gemini_session(home, since=GEMINI_BEGAN + 60) is None  # begun before this launch
 
@@ -115,11 +115,14 @@ def test_gemini_does_not_tell_a_conversation_it_would_not_resume(tmp_path: Path)
     assert gemini_session(home, since=GEMINI_BEGAN - 5) is None
 
 
+OLD_ID = "5e55a01d-0000-4000-8000-00000000a01d"
+
+
 def test_gemini_reads_the_older_single_object_form(tmp_path: Path) -> None:
-    old = {"sessionId": "5e55-old", "projectHash": "abc", "startTime": "2026-12-06T17:10:43.522Z",
+    old = {"sessionId": OLD_ID, "projectHash": "abc", "startTime": "2026-12-06T17:10:43.522Z",
            "messages": [{"id": "m1", "type": "user", "content": "hello"}]}
     home = gemini_home(tmp_path, ("session-2026-12-06T17-10-5e55old.json", json.dumps(old)))
-    assert gemini_session(home, since=GEMINI_BEGAN - 5) == "5e55-old"
+    assert gemini_session(home, since=GEMINI_BEGAN - 5) == OLD_ID
 
 
 def test_files_older_than_the_launch_are_not_opened(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.test_pane_identity import kill_tmux_server
-from tests.test_watching import events, fake_claude
+from tests.test_watching import events, fake_claude, ticks_pass
 
 
 @pytest.fixture
@@ -284,6 +284,7 @@ def test_the_dashboard_offers_to_restore_what_the_tmux_server_took_and_the_engin
         assert isinstance(restore, RestoreScreen) and restore.names == ["auth"]
         await pilot.press("escape")  # not now: nothing happens, and R offers it again
         await wait_for(pilot, lambda: not isinstance(app.screen, RestoreScreen))
+        ticks_pass(engine, 2)  # a restore asked for would have begun by now
         assert state(app, "auth") == "exited" and not events(engine, "auth", "restored")
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, RestoreScreen), message="the offer again")
@@ -292,5 +293,30 @@ def test_the_dashboard_offers_to_restore_what_the_tmux_server_took_and_the_engin
         await wait_for(pilot, lambda: state(app, "auth") in ("starting", "working", "idle"), message="auth back")
 
     run(app, scenario)
-    assert [e["command"] for e in events(engine, "auth", "launched")][-1] == f"{command} --resume {session}"
+    assert [e["command"] for e in events(engine, "auth", "launched")][-1] == f"{command} --resume={session}"
     wait_until(lambda: f"resumed conversation {session}" in engine.screen("auth"), message="its own conversation")
+
+
+def test_a_running_dashboard_offers_restore_when_the_tmux_server_dies_and_can_leave_them_stopped(
+        engine: Sandbox) -> None:
+    engine.sv("start", "docs", "--task", "write the docs", "--command", f"{DEMO_AGENT} --scenario gentle")
+    engine.wait_state("docs", "idle", "working")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await wait_for(pilot, lambda: state(app, "docs") in ("idle", "working"), message="docs listed")
+        assert not isinstance(app.screen, RestoreScreen)
+        kill_tmux_server(engine)  # while the dashboard is open
+        await wait_for(pilot, lambda: isinstance(app.screen, RestoreScreen), message="the offer to restore")
+        assert app.screen.names == ["docs"]  # type: ignore[attr-defined]
+        await pilot.press("s")  # leave them stopped: never offered again
+        await wait_for(pilot, lambda: state(app, "docs") == "stopped", message="docs stopped")
+        await wait_for(pilot, lambda: "docs: left stopped" in notes, message="the notification")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: "nothing to restore: no agent's pane went with the tmux server" in notes,
+                       message="nothing offered")
+
+    run(app, scenario)
+    assert engine.agent("docs")["restorable"] is False
+    assert engine.sv("restore", "--all").stdout.startswith("nothing to restore")

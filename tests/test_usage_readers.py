@@ -7,13 +7,15 @@ import json
 import os
 from pathlib import Path
 
+from supervisor.core.model import Agent
 from supervisor.core.store import Store
 from supervisor.demo.claude_transcript import Transcript
 from supervisor.usage import aider, claude, codex, gemini
 from supervisor.usage.follow import Mark, read_new
 from supervisor.usage.ledger import Ledger
 from supervisor.usage.prices import Prices
-from supervisor.usage.totals import per_agent, per_tree
+from supervisor.usage.records import Found, Record
+from supervisor.usage.totals import of_tree, per_agent, per_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -125,3 +127,36 @@ def test_prices_come_from_the_table_by_the_name_a_cli_gives_and_unknown_models_a
     assert usage.cost_usd == 1.25 and usage.unpriced_tokens == 11  # the known part priced, the rest counted
     assert per_tree({"auth.tests": usage})["auth"].input_tokens == 1_000_010
     store.close()
+
+
+def test_a_trees_spending_keeps_its_removed_helpers_and_not_an_earlier_agents_of_its_name(tmp_path: Path) -> None:
+    """What a tree's budget is checked against: a helper merged and removed still spent the tree's money; an
+    earlier session of the same name, removed before this one was created, did not; `authx` is no helper."""
+    store = Store(tmp_path / "state.db")
+    ledger = Ledger(store)
+
+    def agent(name: str) -> None:
+        store.add_agent(Agent(name=name, profile="claude", command="claude", worktree=str(tmp_path),
+                              branch=f"agent/{name}", base="HEAD", target="main", token="t"))
+
+    def spend(name: str, key: str, tokens: int) -> None:
+        ledger.save(name, f"/{name}/{key}.jsonl", Mark("1:1", 1, {}), Found([Record(key, 1.0, None, input=tokens)]))
+
+    agent("auth")
+    spend("auth", "old", 1000)
+    ledger.forget("auth")  # the first `auth`, removed
+    store.delete_agent("auth")
+    agent("auth")
+    agent("auth.t")
+    agent("authx")
+    spend("auth", "a", 10)
+    spend("auth.t", "b", 20)
+    spend("authx", "c", 400)
+    ledger.forget("auth.t")  # merged and removed: its spending stays the tree's
+    store.delete_agent("auth.t")
+    agent("auth.u")
+    spend("auth.u", "d", 3)
+    prices = Prices()
+    assert of_tree(ledger, prices, "auth").input_tokens == 10 + 20 + 3
+    assert of_tree(ledger, prices, "auth.u").input_tokens == 3
+    assert of_tree(ledger, prices, "authx").input_tokens == 400

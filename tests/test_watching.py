@@ -169,7 +169,7 @@ def test_restart_resumes_claudes_own_session_by_its_id(sandbox: Sandbox) -> None
     wait_until(lambda: len([e for e in events(sandbox, "auth", "hook") if e["hook_event_name"] == "SessionStart"])
                > len(started), message="the restarted CLI's SessionStart")
     launched = events(sandbox, "auth", "launched")
-    assert launched[-1]["command"] == f"{command} --resume {session}"
+    assert launched[-1]["command"] == f"{command} --resume={session}"
     assert [e["session_id"] for e in events(sandbox, "auth", "session")] == [session]  # the same conversation
 
 

@@ -24,6 +24,7 @@ DEMO = Profile(
             marker(Verdict.IDLE, "input box", r"^─{10,}$"),
         ),
         errors=(re.compile(r"^Error: "),), limits=CLI_LIMITS[:1],
+        input_line=re.compile(r"^─{10,}\n›(?P<typed>(?:.*\n)*?)─{10,}$", re.MULTILINE),
         # Its `work` step is real work whose only output is its counter: only the spinner glyph is noise.
         volatile=(re.compile(r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] ", re.MULTILINE),),
     ),

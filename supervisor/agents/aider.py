@@ -28,6 +28,8 @@ AIDER_SCREEN = ScreenRules(
     # litellm's words for a provider's limit, as aider prints them.
     limits=(re.compile(r"RateLimitError|rate limit (?:reached|exceeded)|quota exceeded|exceeded your (?:current )?"
                        r"quota|\b429 Too Many Requests", re.IGNORECASE),),
+    # Its prompt, on the last row: what follows it is typed.
+    input_line=re.compile(r"^(?:[\w-]+ )?[\w-]*>(?P<typed>.*)\n\Z", re.MULTILINE),
     # The spinner's bar moves while a request hangs: that is no progress.
     volatile=(*COMMON_VOLATILE, re.compile(r"^ *(?:[░█]{2}|#=|=#) +", re.MULTILINE)),
     last_row=True,
@@ -60,12 +62,9 @@ class AiderProfile(Profile):
 
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
         """aider keeps no conversation id: its conversation is its chat history file, which is the agent's own
-        (see prepare_state). Restored from it once it holds anything."""
-        try:
-            kept = (state / HISTORY).stat().st_size > 0
-        except OSError:
-            kept = False
-        return f"{command} --restore-chat-history" if kept else None
+        (see prepare_state). Restored from it once it holds a prompt (`#### ` lines: aider writes `# aider chat
+        started at` at each start, prompt or none)."""
+        return f"{command} --restore-chat-history" if _holds_prompt(state / HISTORY) else None
 
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
         """aider writes its chat and input history into the repository's root by default (`.aider.chat.
@@ -80,6 +79,15 @@ class AiderProfile(Profile):
             "AIDER_ANALYTICS": "false",
             "AIDER_ANALYTICS_LOG": str(state / "analytics.jsonl"),
         }
+
+
+def _holds_prompt(history: Path) -> bool:
+    """Whether aider's chat history file holds a user's prompt (its `#### ` lines)."""
+    try:
+        with history.open("rb") as handle:
+            return any(line.startswith(b"#### ") for line in handle)
+    except OSError:
+        return False
 
 
 AIDER = AiderProfile(

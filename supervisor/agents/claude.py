@@ -1,19 +1,19 @@
 """Claude Code: each agent runs with a config folder of its own (CLAUDE_CONFIG_DIR), seeded from the user's,
-in which its worktree is trusted and supervisor's hooks are set; restarted with `--resume <session id>` (the id
-every hook event carries), or afresh with its task when none was told."""
+in which its worktree is trusted and supervisor's hooks are set; restarted with `--resume=<session id>` (the id
+its SessionStart hook tells), or afresh with its task when none was told or its conversation holds no prompt."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile, hook_command
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
+from supervisor.agents.session_ids import claude_conversation_held, valid
 from supervisor.files import write_atomically
 
 # The hook events supervisor listens to (Claude Code's documented hook names).
@@ -29,8 +29,12 @@ _SHARED_FOLDERS = ("commands", "agents", "skills", "output-styles")
 
 class ClaudeProfile(Profile):
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
-        """`--resume <id>`, the id its hooks reported (the resumed CLI keeps it)."""
-        return f"{command} --resume {shlex.quote(session)}" if session else None
+        """`--resume=<id>`, the id its SessionStart hook reported (the resumed CLI keeps it), once its
+        conversation holds a prompt (before that, `--resume` finds no conversation and exits 1)."""
+        session = valid(session)
+        if session is None or not claude_conversation_held(state, session):
+            return None
+        return f"{command} --resume={session}"
 
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """An earlier supervisor put its hooks in the worktree's `.claude/settings.local.json`: they go (the
@@ -190,6 +194,9 @@ CLAUDE_SCREEN = ScreenRules(
                        r"|You['’]ve hit your (?:[\w-]+ )?limit\b|temporarily limiting requests|Request rejected \(429\)"
                        r"|rate limit (?:reached|exceeded)|Credit balance is too low|API Error:? \(?429\b",
                        re.IGNORECASE),),
+    # Its input box: `❯` and what is typed, between two rules (a prompt submitted above shows no rule above it).
+    input_line=re.compile(r"^─{10,}\n❯(?P<typed>(?:.*\n)*?)─{10,}$", re.MULTILINE),
+    placeholder=re.compile(r"Press up to edit queued messages"),
 )
 
 CLAUDE = ClaudeProfile(

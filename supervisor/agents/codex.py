@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tomllib
@@ -23,6 +22,7 @@ from supervisor.agents import toml_out
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import codex_session
+from supervisor.agents.session_ids import valid
 from supervisor.files import write_atomically
 
 STATE_ENV = "CODEX_HOME"
@@ -33,8 +33,9 @@ _OWN_TABLES = ("notice", "tui", "projects")
 
 class CodexProfile(Profile):
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
-        """`codex resume <id>` (0.171: "Session id (UUID) or session name")."""
-        return f"{command} resume {shlex.quote(session)}" if session else None
+        """`codex resume -- <id>` (0.171: "Session id (UUID) or session name"; after `--`, never an option)."""
+        session = valid(session)
+        return f"{command} resume -- {session}" if session else None
 
     def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
         return codex_session(state, worktree, since)
@@ -144,6 +145,12 @@ CODEX = CodexProfile(
         errors=(re.compile(r"^\s*(■|error|Error)[: ]"),), limits=CLI_LIMITS,
         # Codex draws nothing while text streams: idle once `Worked for` (or an interruption) ends the turn.
         prompt_line=re.compile(r"^› "), turn_end=re.compile(r"^\s*Worked for |^■ "),
+        # Its composer: `›` and what is typed, right above the model's status row; empty, it shows a suggestion.
+        input_line=re.compile(r"^›(?!\s*\d+\.\s)(?P<typed>.*\n(?:(?!›).*\n)*?)\s*\S+ \S+ · ", re.MULTILINE),
+        placeholder=re.compile(r"Ask Codex to do anything|Explain this codebase|Summarize recent commits"
+                               r"|Implement \{feature\}|Find and fix a bug in @filename|Write tests for @filename"
+                               r"|Improve documentation in @filename|Run /review on my current changes"
+                               r"|Use /skills to list available skills"),
     ),
     cli_processes=frozenset({"codex", "node"}),
     state_env=STATE_ENV,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import gemini_session
+from supervisor.agents.session_ids import valid
 
 # Files of the user's ~/.gemini that hold a credential: copied read-only into the agent's home.
 CREDENTIALS = ("oauth_creds.json", "google_accounts.json", "gemini-credentials.json", ".env")
@@ -23,7 +23,9 @@ TRUSTED = ("TRUST_FOLDER", "TRUST_PARENT")
 
 class GeminiProfile(Profile):
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
-        return f"{command} --resume {shlex.quote(session)}" if session else None
+        """`--resume=<id>` (0.61's yargs takes the value after `=` whatever it looks like: never an option)."""
+        session = valid(session)
+        return f"{command} --resume={session}" if session else None
 
     def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
         return gemini_session(state, since)
@@ -108,6 +110,9 @@ GEMINI = GeminiProfile(
             marker(Verdict.IDLE, "input box", r"Type your message|^\s*workspace \(/directory\)", weak=True),
         ),
         errors=(re.compile(r"✕|Error:"),), limits=CLI_LIMITS, box_ends_dialogs=True,
+        # Its input line, `>` above the workspace row; empty, it shows its placeholder.
+        input_line=re.compile(r"^ > (?P<typed>.*)\n\s*workspace \(", re.MULTILINE),
+        placeholder=re.compile(r"Type your message or @path/to/file"),
     ),
     cli_processes=frozenset({"gemini", "node"}),
 )

@@ -10,7 +10,14 @@ local stand-ins of their APIs: tests/fixtures/<cli>/screens/*limit*):
 - Gemini CLI: `Usage limit reached for all Pro models.` and, on the next row, `Access resets at 7:08 PM GMT+1.`;
   once stopped, `You exceeded your current quota. Please retry in 3600s.`
 A clock time is shown to the minute and cut, not rounded: the limit lifts within the minute after the one shown.
-A time without a zone is in the local zone of the machine the CLI runs on (the user's).
+A time without a zone is in the local zone of the machine the CLI runs on (the user's), with that zone's offset
+on the day of the reset (not the day it was seen: a reset across a change of summer time).
+A time of day without a date is always ahead when printed (Codex prints a date for a reset on another day, Claude
+Code for one more than a day out, its 5-hour limit within 5 hours): one found up to STALE_WINDOW in the past is an
+old line read again, whose limit has lifted (its reset is in the past), not tomorrow's.
+
+A CLI that retries within its turn (Claude Code's `… · retrying in 3s · attempt 1/10`, aider's `Retrying in 0.2
+seconds...`, Codex's `retrying 1/5 in 2.4s`) is not limited: `retrying` tells it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MINUTE_CUT = 60.0  # a reset shown to the minute lifts at most this long after the minute shown
 CONTEXT_ROWS = 4  # a limit line and the rows after it that may word its reset
+STALE_WINDOW = 6 * 3600.0  # a time of day this far in the past is an old line's, not tomorrow's
+RETRY_WITHIN = 60.0  # a delay this short, seen while the CLI still works, is its own retry within the turn
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _CLOCK = re.compile(
@@ -38,7 +47,10 @@ _DELAY = re.compile(
     rf"\b(?:retry|try again|resets?)\s+(?:in|after)\s+(?P<delay>\d+(?:\.\d+)?\s*{_UNIT}"
     rf"(?:,?\s*(?:and\s+)?\d+(?:\.\d+)?\s*{_UNIT})*)", re.IGNORECASE)
 _DELAY_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)", re.IGNORECASE)
-_USAGE = re.compile(r"(?<!not your )usage limit|hit your (?:[\w-]+ )?limit|\bquota\b|limit reached for", re.IGNORECASE)
+# Not `Rate limit reached for gpt-… on tokens per min (TPM)`: an API's rate limit, no plan's usage limit.
+_USAGE = re.compile(r"(?<!not your )usage limit|hit your (?:[\w-]+ )?limit|\bquota\b|(?<!rate )limit reached for",
+                    re.IGNORECASE)
+_RETRYING = re.compile(r"\bretrying\b|\battempt \d+\s*/\s*\d+", re.IGNORECASE)
 _OFFSET = re.compile(r"(?:GMT|UTC)(?:(?P<sign>[+-])(?P<hours>\d{1,2})(?::?(?P<minutes>\d{2}))?)?", re.IGNORECASE)
 
 
@@ -76,6 +88,12 @@ def read_limit(text: str, seen_at: float | None = None, zone: tzinfo | None = No
     return LimitReading(kind)
 
 
+def retrying(text: str) -> bool:
+    """Whether a limit line (with the rows after it) tells of the CLI retrying by itself within its turn: a passing
+    limit, not one that holds the agent."""
+    return _RETRYING.search(text) is not None
+
+
 def around(rows: list[str], index: int) -> str:
     """The limit line at `index` of `rows` with the rows after it, as one text (a dialog's borders dropped)."""
     return " ".join(row.strip(" │") for row in rows[index:index + CONTEXT_ROWS])
@@ -102,7 +120,9 @@ def describe(reading: LimitReading, now: float | None = None) -> str:
 
 def _clock_time(match: re.Match[str], seen: float, zone: tzinfo | None) -> float | None:
     tz = _zone(match.group("zone"), match.group("offset")) or zone
-    base = datetime.fromtimestamp(seen, tz) if tz is not None else datetime.fromtimestamp(seen).astimezone()
+    # Without a zone: a naive local time, whose timestamp() applies the local offset of its own date (an aware
+    # astimezone() would keep the offset of the day it was seen across a change of summer time).
+    base = datetime.fromtimestamp(seen, tz) if tz is not None else datetime.fromtimestamp(seen)
     hour, minute = int(match.group("hour")), int(match.group("minute") or 0)
     second = int(match.group("second") or 0)
     half = (match.group("half") or "").lower()
@@ -122,8 +142,8 @@ def _clock_time(match: re.Match[str], seen: float, zone: tzinfo | None) -> float
                 when = when.replace(year=year + 1)  # December's message about a reset in January
         else:
             when = base.replace(hour=hour, minute=minute, second=second, microsecond=0)
-            if when.timestamp() + MINUTE_CUT < seen:
-                when += timedelta(days=1)  # a time of day already past today: tomorrow's
+            if when.timestamp() + MINUTE_CUT + STALE_WINDOW < seen:
+                when += timedelta(days=1)  # a time of day long past today: tomorrow's (else an old line's)
     except ValueError:
         return None
     return when.timestamp()

@@ -95,6 +95,21 @@ class ScreenRules:
     # For a CLI that draws no input box while a dialog shows (Gemini): a dialog above its input box is over (a
     # CLI restarting after an answer leaves the old dialog on screen above its new box).
     box_ends_dialogs: bool = False
+    # The input line, over the rows that show anything (MULTILINE): what is typed in it is group `typed` of its
+    # lowest match; `placeholder` is what the CLI shows in an empty one.
+    input_line: re.Pattern[str] | None = None
+    placeholder: re.Pattern[str] | None = None
+
+    def typed(self, screen: str) -> str | None:
+        """The text typed into the input line and not submitted ("" when it is empty), or None when no input
+        line shows (or the profile cannot tell)."""
+        if self.input_line is None:
+            return None
+        found = list(self.input_line.finditer("\n".join(self._rows(screen)) + "\n"))
+        if not found:
+            return None
+        text = " ".join(found[-1].group("typed").split())
+        return "" if self.placeholder is not None and self.placeholder.fullmatch(text) else text
 
     def read(self, screen: str) -> Reading:
         rows = self._rows(screen)

@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from supervisor.agents.session_ids import valid
+
 # A file's clock and ours may differ by a little (coarse mtimes, a timestamp taken just before the launch).
 SLACK_SECONDS = 2.0
 FIRST_LINE_LIMIT = 1 << 20  # bytes read of a first line (Codex's carries its instructions: ~50 KB)
 CHAT_LIMIT = 4 << 20  # bytes of a Gemini chat read while looking for its first message
 _NOT_SPOKEN = ("/", "?", "<session_context>", "<hook_context>")  # user "messages" Gemini does not resume for
-_ROLLOUT = re.compile(r"^rollout-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-([0-9a-fA-F-]{36})\.jsonl$")
+_ROLLOUT = re.compile(r"^rollout-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-([0-9a-fA-F-]{36})\.jsonl$")  # the id: `valid`
 
 
 def codex_session(state: Path, worktree: Path, since: float) -> str | None:
@@ -41,7 +43,7 @@ def codex_session(state: Path, worktree: Path, since: float) -> str | None:
                 continue
             meta = _first_record(path)
             payload = meta.get("payload") if meta is not None and meta.get("type") == "session_meta" else None
-            if not isinstance(payload, dict) or payload.get("id") != match.group(1):
+            if not isinstance(payload, dict) or payload.get("id") != match.group(1) or valid(match.group(1)) is None:
                 continue
             began = _timestamp(payload.get("timestamp"))
             if began is None or began < since - SLACK_SECONDS or not _same_folder(payload.get("cwd"), worktree):
@@ -99,8 +101,8 @@ def _gemini_chat(path: Path) -> tuple[float, str] | None:
             break
     if meta is None or not spoken or meta.get("kind") == "subagent":
         return None
-    began = _timestamp(meta.get("startTime"))
-    return None if began is None else (began, str(meta["sessionId"]))
+    began, session = _timestamp(meta.get("startTime")), valid(meta["sessionId"])
+    return None if began is None or session is None else (began, session)
 
 
 def _resumable(message: dict[str, Any]) -> bool:

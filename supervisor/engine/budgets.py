@@ -1,10 +1,10 @@
 """Budgets, enforced (SPEC §14): the `budget` trigger at 80% and 100%, and `budget.on_budget: stop` at 100%.
 
-The usage service knows what is spent; it calls `budget_check` whenever the spend of an agent's tree changes
-(and `repository_budget_check` for the repository's day). Each threshold fires once per budget: what was
-crossed is stored with the agent (`extra["budget"]`) or in the store's meta table (the repository's day), so a
-new engine, or a spend told again, never alerts twice. A budget that changes (supervisor.yaml edited) starts
-its thresholds afresh.
+The usage service knows what is spent; its listener (engine/spending.py) calls `budget_check` whenever the spend
+of an agent's tree changes (and `repository_budget_check` for the repository's day). Each threshold fires once
+per budget: what was crossed is stored with the agent (`extra["budget"]`) or in the store's meta table (the
+repository's day), so a new engine, or a spend told again, never alerts twice. A budget that changes
+(supervisor.yaml edited) starts its thresholds afresh.
 
 Which budget applies to a tree: a session's is the narrower of `budget.per_session_tree` and its SESSION.md's
 `Budget:`; a helper's is its own SESSION.md's (its subtree, within its parent's: core/roles.py checks that).

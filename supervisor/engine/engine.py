@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ from supervisor.agents import get_profile, profile_for
 from supervisor.agents.base import hook_command
 from supervisor.agents.dialogs import offers
 from supervisor.agents.screens import Reading, Verdict
+from supervisor.agents.session_ids import valid
 from supervisor.client import repair_holding
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -53,7 +55,7 @@ from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
-from supervisor.engine.hooks import brief, read_hook, tool_summary, unjudged
+from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
 from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger, ingest_spool, ran_at
 from supervisor.engine.panes import Panes, place
@@ -64,6 +66,7 @@ from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
 from supervisor.engine.server import ControlServer
 from supervisor.engine.server_ended import RESTORABLE
+from supervisor.engine.spending import SpendingWatch
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
@@ -154,6 +157,7 @@ class Engine:
         self.auditor = Auditor(self)
         self.planner = Planner(self)
         self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
+        self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
                                         self.usage]
@@ -605,10 +609,12 @@ class Engine:
         self.tmux.ensure_server()
         state = self.paths.agent_state(agent.name)
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        known = agent.extra.get("session_id")
-        if resume and not known:  # a CLI that keeps it in its files, stopped before the watcher read them
-            known = profile.find_session(state, Path(agent.worktree), agent.started_at)
-        session = known if resume and isinstance(known, str) and known else None
+        if agent.extra.pop("pending_task", None):
+            resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
+        known = valid(agent.extra.get("session_id"))
+        if resume and known is None:  # a CLI that keeps it in its files, stopped before the watcher read them
+            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))
+        session = known if resume else None
         resumed = profile.resume_line(agent.command, session, state) if resume else None
         if resumed is None:
             agent.extra.pop("session_id", None)  # a new conversation: its id is told (or found) anew
@@ -845,19 +851,25 @@ class Engine:
             return self.approvals.answer_hook(agent.name, tool_summary(event), self.config.approval.timeout)
         return {}
 
-    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:
-        """Record the event (with its id: that makes it applied) and let it decide the agent's state."""
+    def _apply_hook(self, agent: Agent, event: dict[str, Any], at: float, key: object, decide: bool = True) -> None:
+        """Record the event (with its id: that makes it applied) and let it decide the agent's state (`decide`
+        false: the watcher's next look does, as for spooled events, which are all applied first: a limit told
+        with the turn that came after it is then never taken for a limit that holds)."""
         reading = read_hook(event)
         self.store.append_event(agent.name, "hook", **brief(event), **({"key": key} if isinstance(key, str) else {}))
         self.hooks_once.recorded(key)
         live = self.live.get(agent.name)
-        if live is not None and isinstance(event.get("session_id"), str):
-            live.session_id = event["session_id"]  # kept in the agent's record by the watcher (`restart` resumes it)
+        if live is not None:
+            session = told_session(get_profile(agent.profile).hooks, live.session_id, event)
+            if session is not None:
+                live.session_id = session  # kept in the agent's record by the watcher (`restart` resumes it)
         self.usage.note_hook(agent.name, event)  # its transcript, and a turn's end: read its usage now
         if live is None or reading.state is None:
             return
         if reading.event == "UserPromptSubmit":
             live.prompted_at = max(live.prompted_at, at)  # a delivery waits for this
+        if reading.state in (State.WORKING, State.WAITING) or reading.event == "Stop":
+            live.worked_at = max(live.worked_at, at)  # a turn ran: a limit told before it is over (engine/limits.py)
         if reading.event == "StopFailure" and event.get("error") == "rate_limit":  # its turn ended on a limit
             self.limits.noticed(live, str(event.get("last_assistant_message") or "rate limit"), at)
         if at < live.last_hook:
@@ -868,6 +880,8 @@ class Engine:
         live.last_progress = max(live.last_progress, at)
         live.hook_state = live.turns.read(reading.event, reading.state)  # None: a queued prompt's turn runs
         live.hook_reason = reading.reason if live.hook_state is not None else None
+        if not decide:
+            return
         lock = self.try_agent_lock(agent.name)
         if lock is None:
             return  # the watcher applies it on its next tick
@@ -882,7 +896,8 @@ class Engine:
         self._spool_mark = _mtime(self.paths.state_dir / "spool")  # before the read: a file added later moves it
         if self._spool_mark is None:
             return
-        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once, self._apply_hook):
+        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once,
+                            functools.partial(self._apply_hook, decide=False)):
             self._spool_mark = None  # a file kept: read again at the next tick
 
     def ingest_spool_if_changed(self) -> None:
@@ -1083,8 +1098,10 @@ class Engine:
             elif agent.state == State.QUEUED:  # never started: it stays out of its plan's way
                 agent.reason = "stopped before it started"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
-            elif agent.state == State.EXITED and agent.extra.pop("restart_at", None):
-                # Waiting out its restart backoff: a stop means it stays down.
+            elif agent.state == State.EXITED and any([agent.extra.pop("restart_at", None),
+                                                      agent.extra.pop(RESTORABLE, None)]):
+                # Waiting out its restart backoff, or its pane went with the tmux server (`restore --all` would
+                # bring it back): a stop means it stays down.
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
                 self.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
@@ -1168,8 +1185,9 @@ class Engine:
             refusal = self._restart_refusal(agent)
             if refusal is not None:
                 raise SupervisorError(f"{name} cannot be {verb}: {refusal[0]}", hint=refusal[1])
-            if agent.state.live:
-                self._end(agent, grace=self.config.limits.stop_grace, why=f"it was {verb}")
+            # Live or not: what its last run left (a tool that ignored the hangup when its tmux server died)
+            # still holds its worktree and ports; a second copy is never started beside it.
+            self._end(agent, grace=self.config.limits.stop_grace, why=f"it was {verb}")
             if not Path(agent.worktree).is_dir():
                 raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
             agent.restarts += 1
@@ -1226,11 +1244,11 @@ class Engine:
             elif (own := self.panes.own(agent)) is not None:
                 self.tmux.kill_pane(own.pane)
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
-            self.usage.forget(name)
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
+            self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 
 
 def _mtime(path: Path) -> float | None:

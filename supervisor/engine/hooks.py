@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.agents.session_ids import valid
 from supervisor.core.model import State
 
 WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "PreCompact",
@@ -64,6 +65,23 @@ def read_hook(payload: dict[str, Any]) -> HookReading:
     if event in ("Stop", "StopFailure", "SessionStart"):  # StopFailure: the turn ended on an API error
         return HookReading(event, State.IDLE)
     return HookReading(event, None)
+
+
+def told_session(hooked: bool, known: str | None, payload: dict[str, Any]) -> str | None:
+    """The conversation id to keep from a hook event (None: keep what is known). `hooked`: the agent's CLI
+    reports through hooks (any other agent's events are its own say-so, never its CLI's).
+
+    Only SessionStart tells it, only a UUID is taken, and only the launch's first, or a new one the CLI itself
+    began with `/clear` (source `clear`): every `claude` the agent runs in its worktree inherits the hooks, and
+    a nested `claude -p` (source `startup` or `resume`, and then all its events) would otherwise put its own
+    conversation in place of the agent's. A conversation the human switches to inside the CLI (`/resume`) is
+    not followed: restart resumes the one the launch began with."""
+    if not hooked or payload.get("hook_event_name") != "SessionStart":
+        return None
+    session = valid(payload.get("session_id"))
+    if session is None or session == known:
+        return None
+    return session if known is None or payload.get("source") == "clear" else None
 
 
 def brief(payload: dict[str, Any]) -> dict[str, Any]:

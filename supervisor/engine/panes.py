@@ -82,6 +82,15 @@ class Panes:
         except TmuxError:
             return None
 
+    def attached(self, agent: Agent) -> bool:
+        """Whether a person's terminal is attached to the agent's tmux session (`supervisor attach`, a plain
+        `tmux attach`): a client not in control mode (those are programs: the engine's, the dashboard's)."""
+        info = self.own(agent)
+        if info is None:
+            return False
+        lines = self.tmux.query("list-clients", "-F", "#{client_control_mode}\t#{session_name}")
+        return any(line == f"0\t{info.session}" for line in lines)
+
     def send_keys(self, agent: Agent, *keys: str) -> bool:
         """Send key names to the agent's own live pane; False when it is gone or dead."""
         info = self.own(agent)

@@ -3,7 +3,8 @@
 Each comes back in its own worktree, on its branch, under its contract, with its port block, a helper beside its
 parent (parents first), its CLI resumed in its own conversation by the id recorded of it, or started afresh with
 its task when the CLI cannot resume (`Engine.start_again`). The watcher marks an agent `restorable` when its pane
-goes with the tmux server; `restore --all` takes exactly those, a launch clears the mark. An agent that ended by
+goes with the tmux server; `restore --all` takes exactly those (checked again under each one's lock: two
+restores at once bring each back once), a launch or a `stop` clears the mark. An agent that ended by
 itself is brought back only when named. `limits.restore` says what happens when the engine starts: `auto`
 restores every restorable agent, `ask` leaves the offer to the dashboard, `never` offers nothing.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.engine import views
+from supervisor.engine.delivery import wait_for
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git.worktrees import write_contract
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SETTLE_SECONDS = 30.0  # how long a restore waits for each agent to leave `starting` before it answers
 MARK = "restorable"  # in Agent.extra: its pane went with the tmux server; `restore --all` brings it back
 
 
@@ -65,25 +68,37 @@ class RestoreDesk:
     def op_restore(self, names: list[str] | None = None, every: bool = False) -> dict[str, Any]:
         """Bring back the named agents, or `every` restorable one; parents before helpers. A name whose pane is
         alive, or that never started, refuses the whole request before anything starts. An agent that cannot be
-        brought back (its parent did not come back, its worktree is gone) is listed under `failed` with why."""
-        if bool(names) == every:
-            raise UsageError("name the agents to restore, or ask for every restorable one (--all), not both"
-                             if every else "name the agents to restore, or --all for every one whose pane went "
-                             "with the tmux server")
+        brought back (its parent did not come back, its worktree is gone, it ended again as it started) is
+        listed under `failed` with why. With `every`, an agent another request brought back meanwhile (or that
+        is no longer marked) is passed over without a word; with `every` and `names` both, only those of the
+        named that are still restorable (what a dashboard offered)."""
+        if not names and not every:
+            raise UsageError("name the agents to restore, or --all for every one whose pane went with the tmux "
+                             "server")
+        for name in names or []:
+            validate_name(name)
         if every:
-            chosen = restorable(self.engine.store.agents())
+            chosen = [a for a in restorable(self.engine.store.agents()) if not names or a.name in names]
         else:
-            for name in names or []:
-                validate_name(name)
             chosen = views.tree_order([self.engine.get(name) for name in dict.fromkeys(names or [])])
             for agent in chosen:
                 self._refusal(agent)
-        restored, failed = [], []
+        launched: list[tuple[str, bool]] = []
+        failed = []
         for agent in chosen:
             try:
-                restored.append(self._restore_one(agent.name))
+                resumed = self._restore_one(agent.name, marked_only=every)
             except SupervisorError as exc:
                 failed.append({"name": agent.name, "error": exc.message, "hint": exc.hint})
+                continue
+            if resumed is not None:
+                launched.append((agent.name, resumed))
+        restored = []
+        for name, resumed in launched:
+            try:
+                restored.append(self._settled(name, resumed))
+            except SupervisorError as exc:
+                failed.append({"name": name, "error": exc.message, "hint": exc.hint})
         return {"restored": restored, "failed": failed}
 
     def _refusal(self, agent: Agent) -> None:
@@ -95,13 +110,17 @@ class RestoreDesk:
         if agent.state == State.QUEUED:
             raise SupervisorError(f"{name} has not started yet (queued): its plan starts it")
 
-    def _restore_one(self, name: str) -> dict[str, Any]:
+    def _restore_one(self, name: str, *, marked_only: bool) -> bool | None:
+        """Launch the agent again (under its lock); whether its conversation was resumed. None: `marked_only`
+        and it is no longer a case (another restore, or a stop, came first)."""
         engine = self.engine
         with engine.agent_lock(name):
             agent = engine.get(name)
             if agent.state.live and not engine.panes.alive(agent):
                 engine.watcher.check_now(agent)  # gone since the last tick: its ending is recorded first
                 agent = engine.get(name)
+            if marked_only and (not agent.extra.get(MARK) or agent.state.live or engine.panes.alive(agent)):
+                return None
             self._refusal(agent)
             contract = agent.extra.get("contract")
             if isinstance(contract, str) and Path(agent.worktree).is_dir():
@@ -113,5 +132,17 @@ class RestoreDesk:
                                       hint=f"`supervisor show {name}` has the details")
             session = agent.extra.get("session_id") if resumed else None
             engine.store.append_event(name, "restored", resumed=resumed, session_id=session)
-            view = views.agent_view(agent, engine.live.get(name))
-            return {**view, "resumed": resumed, "session_id": session}
+            return resumed
+
+    def _settled(self, name: str, resumed: bool) -> dict[str, Any]:
+        """The agent once it has left `starting` (or SETTLE_SECONDS passed: then it is reported `starting`);
+        raises when it ended instead (a CLI that would not resume its conversation exits at once)."""
+        engine = self.engine
+        wait_for(lambda: engine.get(name).state != State.STARTING, SETTLE_SECONDS, interval=0.2)
+        agent = engine.get(name)
+        if not agent.state.live:
+            raise SupervisorError(f"{name} ended as it started again: {agent.reason or agent.state}",
+                                  hint=f"`supervisor log {name}` shows what it printed")
+        session = agent.extra.get("session_id") if resumed else None
+        view = views.agent_view(agent, engine.live.get(name))
+        return {**view, "resumed": resumed, "session_id": session}

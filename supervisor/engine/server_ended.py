@@ -12,7 +12,7 @@ its socket again, and the engine's log says so once per server. Each tick also k
 
 Each is `exited` with the reason `tmux server ended`, its waiting reason and held approvals dropped, and
 marked restorable (`extra["restorable"]`: `supervisor restore` brings such agents back). An agent that ended
-by itself, was stopped, or whose window alone was closed is not; a launch or a removal clears the mark.
+by itself, was stopped, or whose window alone was closed is not; a launch, a stop or a removal clears the mark.
 """
 
 from __future__ import annotations

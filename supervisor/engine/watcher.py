@@ -31,6 +31,7 @@ from supervisor.agents import get_profile
 from supervisor.agents.base import Profile
 from supervisor.agents.limits import around
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
+from supervisor.agents.session_ids import valid
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
@@ -62,6 +63,7 @@ SETTLE_SECONDS = 1.0  # an idle screen counts once it has been still this long
 MAX_BACKOFF = 60.0
 SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, escapes, deadlocks)
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
+SESSION_RECHECK_EVERY = 3  # slow checks between looks for a newer conversation once one was found
 _CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
 _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
 
@@ -93,6 +95,7 @@ class Live:
     hook_reason: str | None = None
     last_hook: float = 0.0
     prompted_at: float = 0.0  # when its hook last reported a prompt taken (UserPromptSubmit)
+    worked_at: float = 0.0  # when its hook last told of a turn (running, asking, or ended by a Stop), even late
     turns: Turns = field(default_factory=Turns)  # prompts taken and queued, as its hooks told
     session_id: str | None = None  # the CLI's own id of its conversation, as its hooks told
     errors: dict[str, deque[float]] = field(default_factory=dict)
@@ -122,6 +125,7 @@ class Watcher:
         self.ticks = 0
         self._records = AgentRecords(engine.store)
         self._escape_checks = 0
+        self._session_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
         self.server_ended = ServerEnded(engine)
 
@@ -161,9 +165,8 @@ class Watcher:
         # Becoming idle (or waiting) is no progress: counting it as such would read an agent adopted just
         # after it went idle as working again for idle_after.
         progress = seen if agent.state in (State.IDLE, State.WAITING) else max(seen, agent.state_since)
-        known = agent.extra.get("session_id")
         return Live(last_output=seen, last_progress=progress, launched_at=agent.started_at, adopted=True,
-                    session_id=known if isinstance(known, str) else None)
+                    session_id=valid(agent.extra.get("session_id")))
 
     # the tick --------------------------------------------------------------------------------------------
 
@@ -398,7 +401,7 @@ class Watcher:
         hits = [index for index in fresh if any(p.search(rows[index]) for p in rules.limits)]
         if hits:
             self.engine.limits.seen(agent, [rows[index] for index in hits], [around(rows, index) for index in hits],
-                                    now)
+                                    now, working=rules.read(screen).verdict == Verdict.WORKING)
         for line in (rows[index] for index in fresh if index not in hits):
             for pattern in rules.errors:
                 if not pattern.search(line):
@@ -647,14 +650,17 @@ class Watcher:
              cwd=str(cwd))
 
     def look_for_sessions(self, agents: list[Agent]) -> None:
-        """The conversation id of each agent whose CLI keeps it in its own files (Codex, Gemini CLI), read until
-        found once per launch; `_decide` records it for `restart` and `restore` to resume."""
+        """The conversation id of each agent whose CLI keeps it in its own files (Codex, Gemini CLI): the newest
+        begun since its launch, looked for at each slow check until one is found, then more seldom (a `/new`
+        begins another); `_decide` records it for `restart` and `restore` to resume."""
+        again = self._session_checks % SESSION_RECHECK_EVERY == 0
+        self._session_checks += 1
         for agent in agents:
             live = self.engine.live.get(agent.name)
-            if live is None or live.session_id is not None:
+            if live is None or (live.session_id is not None and not again):
                 continue
-            found = get_profile(agent.profile).find_session(self.engine.paths.agent_state(agent.name),
-                                                            Path(agent.worktree), live.launched_at)
+            found = valid(get_profile(agent.profile).find_session(self.engine.paths.agent_state(agent.name),
+                                                                  Path(agent.worktree), live.launched_at))
             if found is not None:
                 live.session_id = found
 

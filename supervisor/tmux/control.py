@@ -56,7 +56,7 @@ class ControlClient:
             try:
                 stdin.write(text.encode())
                 stdin.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: another thread closed it (its query failed)
                 raise ControlError(f"control client gone: {exc}") from exc
             results: list[tuple[bool, list[str]]] = []
             for group in groups:

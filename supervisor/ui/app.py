@@ -358,9 +358,13 @@ class SupervisorApp(LiveDashboard):
             return
         self.restore_offered = names
 
-        def chosen(restore: bool | None) -> None:
-            if restore:
-                self._request("restore", {"every": True}, self._restored, timeout=LONG_REQUEST_SECONDS)
+        def chosen(choice: str | None) -> None:
+            if choice == "restore":  # those shown, still restorable: one another restore took is passed over
+                self._request("restore", {"names": names, "every": True}, self._restored,
+                              timeout=LONG_REQUEST_SECONDS)
+            elif choice == "stop":  # a stop clears their mark: neither offered again nor brought back by --all
+                for name in names:
+                    self._request("stop", {"name": name}, f"{name}: left stopped")
 
         self.push_screen(RestoreScreen(names), chosen)
 

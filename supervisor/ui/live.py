@@ -183,7 +183,12 @@ class LiveDashboard(App[None]):
         while not self._stopping.is_set():
             try:
                 if down_since is not None:
-                    self.source.ensure_engine()
+                    try:
+                        self.source.ensure_engine()
+                    except EngineDown as exc:  # why a start failed says more than "not running": it stays shown
+                        self._from_thread(self._engine_lost, str(exc), True)
+                        self._stopping.wait(0.5 if time.monotonic() - down_since < 5 else 2.0)
+                        continue
                     down_since = None
                     self._from_thread(self._engine_back)
                 if after is None:
@@ -356,6 +361,8 @@ class LiveDashboard(App[None]):
         self.request_ls()
         if any(e.get("kind") in TASK_EVENTS for e in events):
             self.request_tasks()
+        if any(e.get("kind") == "exited" and e.get("restorable") for e in events):
+            self.request_restorable()  # the tmux server ended under a running dashboard: the offer, now
         if any(e.get("kind") in ("created", "removed", "launched")
                or (e.get("kind") == "state" and e.get("state") in TURN_ENDS) for e in events):
             self._diffstat_soon()
@@ -373,11 +380,13 @@ class LiveDashboard(App[None]):
             self._preview_raw = str(screen.get("text") or "")
             self.preview.show(self._preview_raw, lines, reset=new_agent)
 
-    def _engine_lost(self, reason: str) -> None:
-        if self.engine_down is None:
+    def _engine_lost(self, reason: str, start_failed: bool = False) -> None:
+        """The engine is gone: a banner with why. A failed start's reason replaces "not running", and is not
+        replaced by the "not running" other requests keep meeting meanwhile (the banner would flicker)."""
+        if self.engine_down is None or start_failed:
             self.engine_down = reason
         banner = self.banner
-        banner.update(f"engine restarting…  ({reason})")
+        banner.update(f"engine restarting…  ({self.engine_down})")
         banner.add_class("-down")
 
     def _engine_busy(self, reason: str) -> None:

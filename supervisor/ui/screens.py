@@ -252,14 +252,16 @@ class ConfirmScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class RestoreScreen(ModalScreen[bool]):
+class RestoreScreen(ModalScreen[str]):
     """The offer to bring back the agents whose panes went with the tmux server: `a` (or Enter) restores them all,
-    each in its own conversation; Esc leaves them for later (`R`, or `supervisor restore --all`)."""
+    each in its own conversation; `s` leaves them stopped for good (never offered again); Esc leaves them for
+    later (`R`, or `supervisor restore --all`). Dismissed with `restore`, `stop` or `later`."""
 
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "later", "Not now"),
-                                             Binding("a", "restore", "Restore all")]
+                                             Binding("a", "restore", "Restore all"),
+                                             Binding("s", "stop", "Leave them stopped")]
 
     def __init__(self, names: list[str]) -> None:
         super().__init__()
@@ -274,19 +276,24 @@ class RestoreScreen(ModalScreen[bool]):
                              "pane when supervisor's tmux server ended", style="bold"))
             yield Static(listed)
             yield Label(Text("Restore brings each back in its worktree, in its own conversation (helpers under "
-                             "their parents). a: restore all · Esc: not now (R offers it again)", style="dim"))
+                             "their parents). a: restore all · s: leave them stopped (not offered again) · Esc: not "
+                             "now (R offers it again)", style="dim"))
             with Horizontal(classes="buttons"):
                 yield Button("Not now", id="later")
+                yield Button("Leave stopped", id="stop")
                 yield Button("Restore all", variant="primary", id="restore")
 
     def on_mount(self) -> None:
         self.query_one("#restore", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "restore")
+        self.dismiss(str(event.button.id))
 
     def action_restore(self) -> None:
-        self.dismiss(True)
+        self.dismiss("restore")
+
+    def action_stop(self) -> None:
+        self.dismiss("stop")
 
     def action_later(self) -> None:
-        self.dismiss(False)
+        self.dismiss("later")

@@ -6,11 +6,10 @@ own folder): a JSON line per event; a `message_send` event is one exchange with 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
-from supervisor.usage.records import Context, Found, Record, number, timestamp
+from supervisor.usage.records import Context, Found, Record, number, parse, timestamp
 
 
 def read(lines: list[bytes], state: dict[str, Any]) -> Found:
@@ -19,11 +18,10 @@ def read(lines: list[bytes], state: dict[str, Any]) -> Found:
     for line in lines:
         if b'"message_send"' not in line:
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
+        entry = parse(line)
+        if entry is None:
             continue
-        properties = entry.get("properties") if isinstance(entry, dict) else None
+        properties = entry.get("properties")
         if entry.get("event") != "message_send" or not isinstance(properties, dict):
             continue
         named = properties.get("main_model")

@@ -10,11 +10,10 @@ session's title) are not in the rollout, so not counted.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from supervisor.usage.records import Context, Found, Record, number, timestamp
+from supervisor.usage.records import Context, Found, Record, number, parse, timestamp
 
 _FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens")
 
@@ -25,12 +24,9 @@ def read(lines: list[bytes], state: dict[str, Any]) -> Found:
     for line in lines:
         if not any(word in line for word in (b'"token_count"', b'"turn_context"', b'"session_meta"')):
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        payload = entry.get("payload") if isinstance(entry, dict) else None
-        if not isinstance(payload, dict):
+        entry = parse(line)
+        payload = entry.get("payload") if entry is not None else None
+        if entry is None or not isinstance(payload, dict):
             continue
         kind = entry.get("type")
         if kind in ("session_meta", "turn_context"):

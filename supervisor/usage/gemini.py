@@ -8,11 +8,10 @@ whenever it changes (its tokens arrive after its text): a message `id` is one re
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from supervisor.usage.records import Context, Found, Record, number, timestamp
+from supervisor.usage.records import Context, Found, Record, number, parse, timestamp
 
 
 def read(lines: list[bytes], state: dict[str, Any]) -> Found:
@@ -21,11 +20,8 @@ def read(lines: list[bytes], state: dict[str, Any]) -> Found:
     for line in lines:
         if b'"tokens"' not in line:
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict) or entry.get("type") != "gemini" or not isinstance(entry.get("id"), str):
+        entry = parse(line)
+        if entry is None or entry.get("type") != "gemini" or not isinstance(entry.get("id"), str):
             continue
         tokens = entry.get("tokens")
         if not isinstance(tokens, dict):

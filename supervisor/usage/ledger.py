@@ -7,6 +7,7 @@ read position are written in one transaction, so an engine killed between reads 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -27,6 +28,10 @@ INSERT INTO usage_context(agent, ts, model, tokens, window) VALUES (?, ?, ?, ?, 
 ON CONFLICT(agent) DO UPDATE SET ts = excluded.ts, model = excluded.model, tokens = excluded.tokens,
     window = excluded.window WHERE excluded.ts >= usage_context.ts"""
 
+# TOTAL, not SUM: a float that saturates where SUM of integers raises (rows stored before counts were bounded);
+# CAST makes it an integer again.
+_SUMS = ", ".join(f"CAST(TOTAL({name}) AS INTEGER)" for name in ("input", "output", "cache_read", "cache_write"))
+
 
 @dataclass(frozen=True)
 class Sum:
@@ -40,6 +45,7 @@ class Sum:
     cache_write: int
     last: float  # the newest record's time
     day: str | None = None
+    removed: float | None = None  # when the agent whose records these are was removed (None: a live agent's)
 
 
 class Ledger:
@@ -63,13 +69,13 @@ class Ledger:
 
     @staticmethod
     def _save(db: sqlite3.Connection, agent: str, path: str, mark: Mark, found: Found) -> None:
-        db.executemany(_UPSERT, [(agent, r.key, r.ts, r.model, r.input, r.output, r.cache_read, r.cache_write)
-                                 for r in found.records])
+        db.executemany(_UPSERT, [(agent, _key(r.key), r.ts, _text(r.model), r.input, r.output, r.cache_read,
+                                  r.cache_write) for r in found.records])
         db.execute("INSERT OR REPLACE INTO usage_files(path, agent, identity, offset, state) "
                    "VALUES (?, ?, ?, ?, ?)", (path, agent, mark.identity, mark.offset, json.dumps(mark.state)))
         if found.context is not None:
             c = found.context
-            db.execute(_CONTEXT, (agent, c.ts, c.model, c.tokens, c.window))
+            db.execute(_CONTEXT, (agent, c.ts, _text(c.model), c.tokens, c.window))
 
     def forget(self, agent: str) -> None:
         """The agent is removed: its records stay (the repository's spending), no longer its name's; its read
@@ -93,10 +99,23 @@ class Ledger:
             where.append(f"agent IN ({','.join('?' * len(agents))})")
             args += agents
         day = "date(ts, 'unixepoch', 'localtime')" if by_day else "NULL"
-        query = (f"SELECT agent, model, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write), MAX(ts), {day} "
-                 f"FROM usage_records WHERE {' AND '.join(where)} GROUP BY agent, model, {day} ORDER BY agent")
+        # Removed agents' rows apart: one agent's, not its name's.
+        query = (f"SELECT agent, model, {_SUMS}, MAX(ts), {day}, removed "
+                 f"FROM usage_records WHERE {' AND '.join(where)} GROUP BY agent, removed, model, {day} ORDER BY agent")
         with self.store.transaction() as db:
             rows = db.execute(query, args).fetchall()
+        return [Sum(*row) for row in rows]
+
+    def tree_sums(self, root: str) -> list[Sum]:
+        """Tokens per agent and model of the tree rooted at `root` (it and every helper under it): its agents'
+        now, and those of helpers removed since `root` was created (merged and removed, they still spent the
+        tree's budget); not those of an earlier agent of one of these names."""
+        query = (f"SELECT agent, model, {_SUMS}, MAX(ts), NULL "
+                 "FROM usage_records WHERE (agent = ? OR (agent > ? AND agent < ?)) AND (removed IS NULL OR "
+                 "removed >= (SELECT MAX(ts) FROM events WHERE agent = ? AND kind = 'created')) "
+                 "GROUP BY agent, model ORDER BY agent")
+        with self.store.transaction() as db:  # `root.` < a helper's name < `root/` ('/' follows '.')
+            rows = db.execute(query, (root, f"{root}.", f"{root}/", root)).fetchall()
         return [Sum(*row) for row in rows]
 
     def contexts(self, agents: list[str] | None = None) -> dict[str, Context]:
@@ -106,6 +125,23 @@ class Ledger:
         with self.store.transaction() as db:
             rows = db.execute(query, args).fetchall()
         return {agent: Context(tokens, ts, model, window) for agent, ts, model, tokens, window in rows}
+
+
+def _text(text: str | None, limit: int = 200) -> str | None:
+    """A name from a CLI's file as the store can hold it: valid UTF-8 (JSON may carry a lone surrogate, which
+    SQLite refuses), of modest length."""
+    if text is None:
+        return None
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
+def _key(key: str) -> str:
+    """A record's key as the store can hold it; a long one (not a CLI's own) by its digest, still one per key."""
+    if len(key) <= 256 and key.isascii():
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _state(text: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Source of the table: LiteLLM's `model_prices_and_context_window.json`, as shipped in litellm 1.81.10
 (`model_prices_and_context_window_backup.json`), read on 2026-12-06. Only the models the supported CLIs run are
-taken: input, output, cache read and cache write in USD per token, and the context window in tokens. Where
+taken: input, output, cache read and cache write in USD per token, and the context window in tokens (for Claude,
+the window Claude Code 2.1.332 gives the model by default, from its own model catalog: 200k for claude-opus-4-6,
+where LiteLLM says 1M, the window it has only when chosen with the `[1m]` tag). Where
 LiteLLM gives no cache-write price (OpenAI and Gemini bill no cache writes) the input price stands in.
 Not modelled: long-context surcharges (input above 200k tokens) and Claude's 1-hour cache writes; a user who
 needs them, or a model newer than the table, sets `prices:` (a model missing from both shows tokens and no
@@ -40,7 +42,7 @@ class ModelPrice:
 M = 1e-6  # the table is written in USD per million tokens, as the vendors publish it
 PACKAGED: Final[Mapping[str, ModelPrice]] = MappingProxyType({
     # Anthropic (Claude Code)
-    "claude-opus-4-6": ModelPrice(5 * M, 25 * M, 0.5 * M, 6.25 * M, 1_000_000),
+    "claude-opus-4-6": ModelPrice(5 * M, 25 * M, 0.5 * M, 6.25 * M, 200_000),  # 1M only as opus[1m], as Sonnet
     "claude-opus-4-5": ModelPrice(5 * M, 25 * M, 0.5 * M, 6.25 * M, 200_000),
     "claude-opus-4-1": ModelPrice(15 * M, 75 * M, 1.5 * M, 18.75 * M, 200_000),
     "claude-opus-4": ModelPrice(15 * M, 75 * M, 1.5 * M, 18.75 * M, 200_000),
@@ -99,5 +101,8 @@ class Prices:
         return self._found[model]
 
     def window(self, model: str | None) -> int | None:
+        """The model's context window; a name with the `[1m]` tag has 1M (unless `prices:` names it so)."""
+        if model and "[1m]" in model.lower() and model not in self.table:
+            return 1_000_000
         price = self.get(model)
         return price.context_window if price is not None else None

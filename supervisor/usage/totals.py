@@ -117,6 +117,17 @@ def per_tree(agents: Mapping[str, Usage]) -> dict[str, Usage]:
     return trees
 
 
+def of_tree(ledger: Ledger, prices: Prices, root: str) -> Usage:
+    """What the tree rooted at `root` (a session, or a helper and its own helpers) has spent: what its budget
+    is checked against (helpers removed since it was created included)."""
+    return folded(ledger.tree_sums(root), prices)
+
+
+def of_repository(ledger: Ledger, prices: Prices, since: float) -> Usage:
+    """What every agent of the repository spent since `since`, removed agents included (a day's budget)."""
+    return folded(ledger.sums(None, since, removed=True), prices)
+
+
 def total(usages: Iterable[Usage]) -> Usage:
     result = NONE
     for usage in usages:
@@ -125,12 +136,13 @@ def total(usages: Iterable[Usage]) -> Usage:
 
 
 def grouped(ledger: Ledger, prices: Prices, by: str, since: float | None = None,
-            plans: Mapping[str, str | None] | None = None) -> list[tuple[str, Usage]]:
-    """`supervisor usage --by`: (label, usage) rows, removed agents' spending included (under their name,
-    marked). `plans`: each agent's plan file (agents outside a plan are `-`)."""
+            plans: Mapping[str, str | None] | None = None) -> list[tuple[str, float | None, Usage]]:
+    """`supervisor usage --by`: (label, removed, usage) rows, removed agents' spending included. By agent, each
+    removed agent is a row of its own (`removed`: when it was removed), apart from a later agent of its name;
+    `removed` is None for every other row. `plans`: each agent's plan file (agents outside a plan are `-`)."""
     if by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}")
-    groups: dict[str, list[Sum]] = {}
+    groups: dict[tuple[str, float | None], list[Sum]] = {}
     for s in ledger.sums(None, since, removed=True, by_day=by == "day"):
         if by == "agent":
             label = s.agent
@@ -140,8 +152,9 @@ def grouped(ledger: Ledger, prices: Prices, by: str, since: float | None = None,
             label = (plans or {}).get(s.agent) or "-"
         else:
             label = s.day or "-"
-        groups.setdefault(label, []).append(s)
-    return sorted(((label, folded(sums, prices)) for label, sums in groups.items()), key=lambda row: row[0])
+        groups.setdefault((label, s.removed if by == "agent" else None), []).append(s)
+    rows = [(label, removed, folded(sums, prices)) for (label, removed), sums in groups.items()]
+    return sorted(rows, key=lambda row: (row[0], row[1] is None, row[1] or 0.0))
 
 
 def day_start(days_ago: int = 0) -> float:

@@ -127,7 +127,7 @@ def test_restart_resumes_the_conversation_by_its_session_id(claude: Run) -> None
                          message="the session id kept")[-1]
     box.sv("restart", "c1")
     wait_until(lambda: claude.hooks("c1").count("SessionStart") == 2, timeout=60, message="the CLI back")
-    assert claude.events("c1", "launched")[-1]["command"].endswith(f"--resume {session}")
+    assert claude.events("c1", "launched")[-1]["command"].endswith(f"--resume={session}")
     resumed = [e for e in claude.events("c1", "hook") if e["hook_event_name"] == "SessionStart"][-1]
     assert resumed["source"] == "resume"
     claude.wait_screen("c1", lambda s: "hello there" in s, message="the earlier conversation on screen")

@@ -158,7 +158,7 @@ def test_restart_resumes_the_agents_own_conversation(codex: Run) -> None:
     box.wait_state("x1", "idle", timeout=60)
     box.wait_state("x2", "idle", timeout=60)
     box.sv("restart", "x1")
-    assert codex.events("x1", "launched")[-1]["command"] == f"{codex.binary} resume {box.agent('x1')['session_id']}"
+    assert codex.events("x1", "launched")[-1]["command"] == f"{codex.binary} resume -- {box.agent('x1')['session_id']}"
     codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
     box.wait_state("x1", "idle", timeout=60)
     box.sv("send", "x1", "which word?")
@@ -235,7 +235,7 @@ def test_restore_after_the_tmux_server_died_resumes_its_conversation_by_the_id_c
     codex.wait_screen("x1", lambda s: "pelican" in s and "Ask Codex" in s, timeout=60, message="the resumed one")
     box.wait_state("x1", "idle", timeout=60)
     launched = codex.events("x1", "launched")
-    assert launched[-1]["command"] == f"{codex.binary} resume {session}"
+    assert launched[-1]["command"] == f"{codex.binary} resume -- {session}"
     assert len([r for r in codex.api.requests() if r.get("user") == "remember the word pelican"]) == 1
     assert rollouts(codex, "x1") == [rollout]  # it goes on in the same conversation
     assert box.agent("x1")["session_id"] == session

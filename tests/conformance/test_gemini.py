@@ -105,7 +105,7 @@ def test_restart_resumes_the_agents_own_session_by_its_id(gemini: Run) -> None:
     box.wait_state("g4", "idle", timeout=90)
     box.sv("restart", "g4")  # the id is read from its chat file at the latest now, whatever the watcher saw
     session = box.agent("g4")["session_id"]
-    assert gemini.events("g4", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
+    assert gemini.events("g4", "launched")[-1]["command"] == f"{gemini.binary} --resume={session}"
     box.wait_state("g4", "idle", timeout=90)
     gemini.wait_screen("g4", lambda screen: "> say hello please" in screen, message="the resumed conversation")
     box.sv("send", "g4", "and once more")
@@ -167,7 +167,7 @@ def test_restore_after_the_tmux_server_died_resumes_its_conversation_by_the_id_g
     box.sv("restore", "--all")
     gemini.wait_screen("g1", lambda s: "remember the word pelican" in s, timeout=90, message="the resumed one")
     box.wait_state("g1", "idle", timeout=90)
-    assert gemini.events("g1", "launched")[-1]["command"] == f"{gemini.binary} --resume {session}"
+    assert gemini.events("g1", "launched")[-1]["command"] == f"{gemini.binary} --resume={session}"
     assert len(asked(gemini, "remember the word pelican")) == len(asked_before)
     assert box.agent("g1")["session_id"] == session
 
