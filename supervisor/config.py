@@ -308,6 +308,16 @@ def expand_env(text: str, environ: Mapping[str, str]) -> str:
     return _ENV_TOKEN.sub(replace, text)
 
 
+def named_variables(text: str) -> set[str]:
+    """The environment variables `text` names as `${VAR}` or `${VAR:-default}` (what expand_env reads)."""
+    names = set()
+    for match in _ENV_TOKEN.finditer(text):
+        ref = _ENV_BODY.fullmatch(match.group("body") or "")
+        if ref is not None:
+            names.add(ref.group("name"))
+    return names
+
+
 # ---------------------------------------------------------------------------------------------------
 # Sizes
 

@@ -164,7 +164,8 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 
 
 def _teardown(box: Sandbox) -> None:
-    """Kill the test's tmux server (and with it the engine) and anything still carrying its runtime dir."""
+    """Kill the test's tmux server, and the engine (which runs apart from it) with anything else still carrying
+    the test's runtime dir in its environment."""
     server_pid = None
     pid_text = box.tmux("display-message", "-p", "#{pid}").stdout.strip()
     if pid_text.isdigit():

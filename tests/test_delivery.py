@@ -43,7 +43,7 @@ def run_cli(tmux: Tmux, tmp_path: Path, body: str) -> tuple[str, Path]:
     script, got = tmp_path / "cli.py", tmp_path / "got"
     script.write_text(_CLI.format(body=textwrap.dedent(body)))
     got.touch()
-    pane, _pid = tmux.new_session("cli", tmp_path, f"{PYTHON} {script} {got}", {})
+    pane = tmux.new_session("cli", tmp_path, f"{PYTHON} {script} {got}", {}).pane
     wait_until(lambda: "ready" in tmux.capture(pane), message="the program's first screen")
     return pane, got
 
@@ -105,8 +105,8 @@ def test_a_busy_program_is_never_typed_into_twice(tmux: Tmux, tmp_path: Path) ->
 def test_typing_into_an_agent_that_just_ended_leaves_the_server_up(tmux: Tmux, tmp_path: Path) -> None:
     """Its pane stays on screen, dead (remain-on-exit), until the watcher sees it; tmux 3.3 crashed
     pasting into such a pane, and took every other agent's pane with it."""
-    other, _ = tmux.new_session("other", tmp_path, "sleep 600", {})
-    pane, _pid = tmux.new_session("gone", tmp_path, "exit 3", {})
+    other = tmux.new_session("other", tmp_path, "sleep 600", {}).pane
+    pane = tmux.new_session("gone", tmp_path, "exit 3", {}).pane
     wait_until(lambda: tmux.list_panes()[pane].dead, message="the pane to die")  # still listed: dead
     with pytest.raises(DeliveryError, match="ended while the text was being typed"):
         deliver(tmux, pane, "too late", pane_alive=lambda: alive(tmux, pane), timeout=0.5)

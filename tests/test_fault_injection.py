@@ -16,7 +16,8 @@ from typing import Any
 
 import psutil
 
-from supervisor.engine.detached import engine_argv, engine_environment
+from supervisor.engine.detached import engine_argv
+from supervisor.engine.environments import engine_environment
 from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
 from tests.test_watching import fake_claude
 

@@ -121,7 +121,8 @@ def record(name: str, root: Path, **fields: Any) -> Agent:
 def test_a_live_agent_whose_pane_id_is_on_another_server_touches_nothing_there(engine: Engine,
                                                                                sandbox: Sandbox) -> None:
     """The record of a live agent names pane %N of a server that died; %N is another process's pane now."""
-    pane, pid = engine.tmux.new_session("other", sandbox.root, "sleep 600", {})
+    created = engine.tmux.new_session("other", sandbox.root, "sleep 600", {})
+    pane, pid = created.pane, created.pid
     ghost = record("ghost", sandbox.root, state=State.WAITING, pane=pane, pid=pid, started_at=time.time() - 60,
                    extra={"tmux_server": "1:1700000000"})
     engine.store.add_agent(ghost)
@@ -143,7 +144,7 @@ def test_a_live_agent_whose_pane_id_is_on_another_server_touches_nothing_there(e
 
 
 def test_pane_references_of_old_records_and_other_servers(engine: Engine, sandbox: Sandbox) -> None:
-    pane, _pid = engine.tmux.new_session("mine", sandbox.root, "sleep 600", {})
+    pane = engine.tmux.new_session("mine", sandbox.root, "sleep 600", {}).pane
     server = engine.tmux.server_id()
     old = record("old", sandbox.root, pane=pane, extra={"tmux_server": server})  # written before hosts existed
     assert pane_ref(old) == PaneRef(LOCAL, server, pane)

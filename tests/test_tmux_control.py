@@ -18,9 +18,9 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def test_control_and_spawned_queries_agree(tmux: Tmux) -> None:
-    pane, _pid = tmux.new_session("a", Path("/tmp"), "printf '%%end 1 2 1\\nline two\\n'; sleep 600", {})
-    other, _ = tmux.new_session("b", Path("/tmp"), "echo other; sleep 600", {})
-    wait_until(lambda: "line two" in tmux.capture(pane), message="output")
+    pane = tmux.new_session("a", Path("/tmp"), "printf '%%end 1 2 1\\nline two\\n'; sleep 600", {}).pane
+    other = tmux.new_session("b", Path("/tmp"), "echo other; sleep 600", {}).pane
+    wait_until(lambda: "line two" in tmux.capture(pane) and "other" in tmux.capture(other), message="output")
     spawned = (tmux.list_panes(), tmux.capture_many([pane, other, "%999"]))
     tmux.use_control()
     controlled = (tmux.list_panes(), tmux.capture_many([pane, other, "%999"]))
@@ -45,8 +45,8 @@ def test_a_vanished_pane_fails_only_its_own_commands(tmux: Tmux) -> None:
     """tmux skips the rest of a command line after a failing command: a pane gone between the listing and
     the look must not take the other panes' answers with it, nor leave the client waiting for them."""
     tmux.use_control()
-    first, _ = tmux.new_session("a", Path("/tmp"), "seq 1 100; sleep 600", {})
-    last, _ = tmux.new_session("b", Path("/tmp"), "echo second; sleep 600", {})
+    first = tmux.new_session("a", Path("/tmp"), "seq 1 100; sleep 600", {}).pane
+    last = tmux.new_session("b", Path("/tmp"), "echo second; sleep 600", {}).pane
     wait_until(lambda: "second" in tmux.capture(last) and "100" in tmux.capture(first), message="output")
     screens, scrolled = tmux.look([first, "%999", last], {first: 5, "%999": 5, last: 0})
     assert set(screens) == {first, last} and "second" in screens[last]

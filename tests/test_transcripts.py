@@ -191,8 +191,8 @@ def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tm
     be told from a trim of the history, see `new_lines`)."""
     cue = tmp_path / "cue"
     os.mkfifo(cue)
-    pane, _ = tmux.new_session("a", Path("/tmp"), f"n=0; while read x; do for j in 1 2 3 4 5 6 7; do n=$((n+1));"
-                               f" echo line $n; done; done < {cue}; echo END; sleep 600", {})
+    pane = tmux.new_session("a", Path("/tmp"), f"n=0; while read x; do for j in 1 2 3 4 5 6 7; do n=$((n+1));"
+                               f" echo line $n; done; done < {cue}; echo END; sleep 600", {}).pane
     transcripts = Transcripts(tmp_path, 10**9)
     server = tmux.server_id()
     transcripts.begin("a", server, pane, 0)

@@ -92,6 +92,8 @@ def _holds_prompt(history: Path) -> bool:
 
 AIDER = AiderProfile(
     name="aider", default_command="aider",
+    state_vars=frozenset({"AIDER_CHAT_HISTORY_FILE", "AIDER_INPUT_HISTORY_FILE", "AIDER_ANALYTICS",
+                          "AIDER_ANALYTICS_LOG"}),
     screen=AIDER_SCREEN,
     cli_processes=frozenset({"aider", "python", "python3"}),
     # Its start-up questions (.gitignore, the model's warnings, what's new, analytics) all come before its prompt

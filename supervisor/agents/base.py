@@ -32,6 +32,9 @@ class Profile:
     # is the agent's wherever it runs and whenever it started (a daemon the CLI keeps per folder, like Codex's
     # app-server, which leaves the pane's process tree and outlives the CLI). `stop` and `rm` end it too.
     state_env: str | None = None
+    # Every variable prepare_state sets: an agent's, never the user's, wherever an agent's environment is seen
+    # (an engine started from an agent's pane leaves them out of its own).
+    state_vars: frozenset[str] = frozenset()
     # Seconds the input box must stay unchanged, alone on screen, before a first prompt is typed into it.
     ready_settle: float = 0.0
     # Seconds a paste may take to show. A CLI that reads its input late (Codex at startup) shows the paste

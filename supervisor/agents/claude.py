@@ -205,6 +205,7 @@ CLAUDE = ClaudeProfile(
     stagger=2.0,
     screen=CLAUDE_SCREEN,
     cli_processes=frozenset({"claude", "node"}),
+    state_vars=frozenset({"CLAUDE_CONFIG_DIR"}),
     hooks=True,
     # Its footer while it waits out a 5-hour limit (tests/fixtures/claude/screens/usage_limit_*).
     resumes_after_limit=re.compile(r"Continuing automatically at|Continuing shortly"),

@@ -154,6 +154,7 @@ CODEX = CodexProfile(
     ),
     cli_processes=frozenset({"codex", "node"}),
     state_env=STATE_ENV,
+    state_vars=frozenset({STATE_ENV}),
     # 0.171 draws its composer ~1 s after launch and echoes a paste within 0.2 s of it, but a paste into a
     # Codex still starting (or behind a notice) shows only seconds later, and it was pasted twice then.
     ready_settle=1.0, echo_timeout=10.0, repaste=False,

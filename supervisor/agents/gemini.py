@@ -98,6 +98,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 # state, so the box is a weak idle marker: the working line above it, or a dialog, decides when there is one.
 GEMINI = GeminiProfile(
     name="gemini", default_command="gemini",
+    state_vars=frozenset({"GEMINI_CLI_HOME", "GEMINI_CLI_TRUSTED_FOLDERS_PATH"}),
     # Its input box shows 0.3 to 0.5 s before its workspace-trust dialog, and for a second or two after it shows
     # an Enter sent 0.15 s after a paste may not submit it (measured in 160x48 panes, 0.61.0).
     ready_settle=3.0, paste_settle=0.5,

@@ -83,7 +83,8 @@ def _check(engine: Engine, agent: Agent, command: str, timeout: float, setup: tu
         return {**kept, "cached": True}
     try:
         result = run_check(root, agent.branch, agent.target, command, timeout=timeout,
-                           scratch=engine.paths.state_dir / "checks", setup=setup, stop=stop)
+                           scratch=engine.paths.state_dir / "checks", setup=setup, stop=stop,
+                           env=engine.agents_env)
     except SupervisorError as exc:  # it conflicts with the target: nothing to check
         return {"command": command, "passed": False, "error": exc.message}
     if result is None:

@@ -8,9 +8,10 @@ session of its own (no controlling terminal: a closing terminal's SIGHUP never r
 logging starts). It then forks once more and the first process exits, so the engine is nobody's child: not the
 dashboard's, not a tmux pane's.
 
-Its environment is the starting command's, less what only means something in that command's terminal
-(`TERMINAL_ONLY`): a tmux server the engine starts later hands its panes its own environment, and a variable
-naming a terminal window or another tmux pane would be stale there.
+Its environment is the user's, built from the starting command's (supervisor/engine/environments.py): less
+what only means something in that command's terminal, and less any agent's identity, since the command may
+run in an agent's pane. A starter that fails before it detaches (a broken installation) is told at once, with
+the last line it wrote.
 """
 
 from __future__ import annotations
@@ -20,26 +21,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from pathlib import Path
 
+from supervisor.engine.environments import engine_environment
+from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths
 
 OUTPUT_KEPT = 1024 * 1024  # bytes of engine.out kept: past it, it moves to engine.out.1 at the next start
-
-# Variables that describe the terminal (or tmux pane) a command runs in, not the user's environment.
-TERMINAL_ONLY = frozenset({
-    "TERM", "COLORTERM", "COLUMNS", "LINES", "TMUX", "TMUX_PANE", "STY", "WINDOW", "WINDOWID", "SSH_TTY",
-    "GPG_TTY", "VTE_VERSION", "TERMINAL_EMULATOR", "LC_TERMINAL", "LC_TERMINAL_VERSION", "TILIX_ID",
-})
-TERMINAL_PREFIXES = ("TERM_", "KITTY_", "ITERM_", "WEZTERM_", "ALACRITTY_", "KONSOLE_", "GNOME_TERMINAL_",
-                     "VSCODE_")
-
-
-def engine_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` without the variables that belong to the terminal it was read in."""
-    return {key: value for key, value in environ.items()
-            if key not in TERMINAL_ONLY and not key.startswith(TERMINAL_PREFIXES)}
-
 
 def engine_argv() -> list[str]:
     return [sys.executable, "-m", "supervisor", "engine", "--foreground", "--detached"]
@@ -54,10 +42,27 @@ def launch(paths: RepoPaths) -> None:
             output.replace(output.with_name(output.name + ".1"))
     with open(output, "ab") as out:
         os.chmod(output, 0o600)
-        starter = subprocess.Popen(engine_argv(), cwd=paths.root, env=engine_environment(os.environ),
+        start = out.seek(0, os.SEEK_END)
+        starter = subprocess.Popen(engine_argv(), cwd=paths.root,
+                                   env=engine_environment(os.environ, paths.state_dir),
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True,
                                    start_new_session=True)
-    starter.wait()  # it forks the engine and exits at once
+    if starter.wait() != 0:  # it forks the engine and exits 0 at once: it failed before it could
+        said = last_line(output, start)
+        raise SupervisorError(f"the engine did not start: {said or f'its starter exited {starter.returncode}'}",
+                              hint=f"see {output}, or run `supervisor engine --foreground` to see why")
+
+
+def last_line(path: Path, start: int) -> str | None:
+    """The last non-blank line written to `path` past `start`."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(start)
+            text = file.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None
 
 
 def detach() -> None:

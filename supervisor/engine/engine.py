@@ -41,7 +41,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import answering, rebuild, undelivered, views
+from supervisor.engine import answering, environments, rebuild, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -53,6 +53,7 @@ from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
+from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
 from supervisor.engine.limits import Limits
@@ -130,6 +131,7 @@ class Engine:
         paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
+        self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
@@ -218,6 +220,7 @@ class Engine:
         try:
             self.config = load_config(self.paths.root)
             self.transcripts.max_bytes = self.config.logs.max_bytes
+            self.agents_env = environments.for_agents(self.tmux, self.paths)
         except SupervisorError as exc:
             log.warning("keeping the previous configuration: %s", exc)
             self.store.append_event(None, "config_invalid", error=str(exc))
@@ -575,21 +578,9 @@ class Engine:
             port += PORT_BLOCK
         return port
 
-    def _agent_env(self, agent: Agent) -> dict[str, str]:
-        compose = f"{self.paths.name}-{agent.name}".lower().replace(".", "-")
-        return {
-            "SUPERVISOR_AGENT": agent.name,
-            "SUPERVISOR_TOKEN": agent.token,
-            "SUPERVISOR_PORT": str(agent.port),
-            "COMPOSE_PROJECT_NAME": "".join(c for c in compose if c.isalnum() or c in "-_"),
-            # Where `supervisor hook` finds the engine (or its spool) without asking git.
-            "SUPERVISOR_SOCKET": str(self.paths.engine_socket),
-            "SUPERVISOR_STATE_DIR": str(self.paths.state_dir),
-        }
-
     def _setup_worktree(self, agent: Agent, config: Config) -> None:
         """Run `worktrees.setup` in the new worktree; a failing command fails the agent with its output."""
-        env = {**os.environ, **self._agent_env(agent)}
+        env = {**self.agents_env, **agent_identity(self.paths, agent), "TERM": "dumb"}
         env.pop("SUPERVISOR_TOKEN")
         for command in config.worktrees.setup:
             done = subprocess.run(command, shell=True, cwd=agent.worktree, env=env, capture_output=True,
@@ -632,13 +623,13 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
-        env = self._agent_env(agent)
+        env = agent_identity(self.paths, agent)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
         if own is not None:
             self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
-            agent.pid = self.tmux.respawn(own.pane, Path(agent.worktree), command, env)
+            agent.pid = self.tmux.respawn(own.pane, own.server, Path(agent.worktree), command, env)
             ref, history = PaneRef.of(own), own.history  # the earlier runs' lines, already in the transcript
         else:
             ref, agent.pid = self.panes.open(agent, command, env, panes)
@@ -1026,9 +1017,10 @@ class Engine:
                 current = self.get(member)
                 if not current.state.live:
                     continue
-                self._end(current, grace=0.0)
-                current.reason = f"timed out after {format_duration(timeout)}" if current.name == name else \
+                why = f"timed out after {format_duration(timeout)}" if current.name == name else \
                     f"its parent {name} timed out"
+                self._end(current, grace=0.0, why=why)
+                current.reason = why
                 screen = self.screen_tail(current) if current.name == name else []
                 with self.store.transaction():
                     self.set_state(current, State.KILLED, "killed", reason=current.reason)
@@ -1099,7 +1091,7 @@ class Engine:
         with self.ending(name):
             agent = self.get(name)
             if agent.state.live:
-                self._end(agent, grace=0.0 if kill else self.config.limits.stop_grace)
+                self._end(agent, grace=0.0 if kill else self.config.limits.stop_grace, why=reason)
                 final = State.KILLED if kill else State.STOPPED
                 agent.reason = reason
                 self.set_state(agent, final, "killed" if kill else "stopped", reason=agent.reason)
@@ -1115,12 +1107,16 @@ class Engine:
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             return views.agent_view(agent, self.live.get(name))
 
-    def _end(self, agent: Agent, grace: float) -> None:
-        """End the agent's whole process tree, and anything that escaped it carrying its token. The tree is
-        the one its own pane runs now: a pid recorded before its tmux server died may be another's by now."""
-        own = self.panes.own(agent)
+    def _end(self, agent: Agent, grace: float, why: str) -> None:
+        """End the agent's whole process tree, and anything that escaped it carrying its token; a request its
+        hook held is dropped first (`why`), since no answer can reach it. The tree is the one its own pane runs
+        now: a pid recorded before its tmux server died may be another's by now."""
+        self.approvals.drop(agent.name, why)
+        panes = self.tmux.list_panes()
+        own = self.panes.own(agent, panes)
         root = own.pid if own is not None and not own.dead else None
-        survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at)
+        survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at,
+                              spare=self.tmux.keepers(panes))
         survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
@@ -1135,7 +1131,8 @@ class Engine:
         variable = get_profile(agent.profile).state_env
         if variable is None:
             return []
-        return kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)))
+        return kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)),
+                         spare=self.tmux.keepers(self.tmux.list_panes()))
 
     def end_transcript(self, agent: Agent) -> None:
         """Close the transcript of the agent's run: the history lines it lacks, then the last screen. Done
@@ -1190,7 +1187,7 @@ class Engine:
                 raise SupervisorError(f"{name} cannot be {verb}: {refusal[0]}", hint=refusal[1])
             # Live or not: what its last run left (a tool that ignored the hangup when its tmux server died)
             # still holds its worktree and ports; a second copy is never started beside it.
-            self._end(agent, grace=self.config.limits.stop_grace)
+            self._end(agent, grace=self.config.limits.stop_grace, why=f"it was {verb}")
             if not Path(agent.worktree).is_dir():
                 raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
             agent.restarts += 1
@@ -1240,7 +1237,7 @@ class Engine:
         with self.ending(name):
             agent = self.get(name)
             if agent.state.live:
-                self._end(agent, grace=0.0)
+                self._end(agent, grace=0.0, why="it was removed")
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             if agent.parent is None:
                 self.tmux.kill_session(name)

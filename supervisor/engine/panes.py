@@ -16,13 +16,15 @@ from pathlib import Path
 
 from supervisor.core.model import Agent, root_of
 from supervisor.core.store import Store
+from supervisor.tmux.instance import still_runs
 from supervisor.tmux.panes import LOCAL, PaneRef, find, server_of
-from supervisor.tmux.server import PaneInfo, Tmux, TmuxError
+from supervisor.tmux.server import Created, PaneInfo, Tmux, TmuxError
 
 SERVER_KEY = "tmux_server"
 HOST_KEY = "host"
 WINDOW_CLOSED = "its window was closed"
 TMUX_ENDED = "the tmux server ended"
+SOCKET_GONE = "its tmux server runs, but its socket is gone"
 
 
 def pane_ref(agent: Agent) -> PaneRef | None:
@@ -60,10 +62,15 @@ class Panes:
         return info is not None and not info.dead
 
     def why_gone(self, agent: Agent, panes: Mapping[str, PaneInfo]) -> str:
+        """Why the agent's pane is not in `panes`: its window was closed (its server runs on), the server
+        ended, or nothing is known (`SOCKET_GONE`: the server it was on runs, but does not answer at the socket)."""
         ref = pane_ref(agent)
         current = server_of(panes) or self.tmux.listed_server
-        same = ref is not None and current is not None and ref.server == current
-        return WINDOW_CLOSED if same else TMUX_ENDED
+        if ref is not None and current is not None and ref.server == current:
+            return WINDOW_CLOSED
+        if ref is not None and still_runs(ref.server, self.tmux.socket):
+            return SOCKET_GONE
+        return TMUX_ENDED
 
     def capture(self, agent: Agent, *, history: int = 0, ansi: bool = False) -> str | None:
         """The agent's own pane's screen (and `history` lines above it); None when the pane is gone."""
@@ -100,12 +107,11 @@ class Panes:
         """A new pane for the agent in its session's tmux session, and its process: a helper's beside its
         parent's own pane (a new window of the session when there is no room), a session's in a tmux session
         of its own name. `panes`: the server's panes listed just before."""
-        server = server_of(panes) or self.tmux.server_id()
-        pane, pid = self._create(agent, command, env, panes)
-        return PaneRef(self.host, server, pane), pid
+        created = self._create(agent, command, env, panes)
+        return PaneRef(self.host, created.server, created.pane), created.pid
 
     def _create(self, agent: Agent, command: str, env: dict[str, str],
-                panes: Mapping[str, PaneInfo]) -> tuple[str, int]:
+                panes: Mapping[str, PaneInfo]) -> Created:
         session = root_of(agent.name)
         cwd = Path(agent.worktree)
         if agent.parent is not None:

@@ -162,7 +162,7 @@ class Planner(PeriodicService):
                 check = run_check(root, agent.branch, agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
-                                  stop=self.stopping)
+                                  stop=self.stopping, env=engine.agents_env)
                 if check is not None:
                     if not check.passed and self.stopping.is_set():
                         return  # cut short by a shutdown: not a verdict

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -288,8 +288,9 @@ def tree_of(root: int) -> list[psutil.Process]:
     return list(reversed(family))
 
 
-def carrying_env(key: str, value: str, since: float) -> list[psutil.Process]:
-    """Processes of this user, started after `since`, whose environment has key=value.
+def carrying_env(key: str, value: str, since: float, spare: Collection[int] = ()) -> list[psutil.Process]:
+    """Processes of this user, started after `since`, whose environment has key=value, but for this one and
+    `spare` (a tmux server started by a process that carried it carries it too, and is no agent's).
 
     Catches what escaped a tree by double-forking (daemons keep their environment)."""
     found = []
@@ -297,7 +298,7 @@ def carrying_env(key: str, value: str, since: float) -> list[psutil.Process]:
     me = os.getpid()
     for proc in psutil.process_iter(["pid", "uids", "create_time"]):
         try:
-            if proc.pid == me or proc.info["uids"] is None or proc.info["uids"].real != uid:
+            if proc.pid == me or proc.pid in spare or proc.info["uids"] is None or proc.info["uids"].real != uid:
                 continue
             if (proc.info["create_time"] or 0) < since - 1:
                 continue
@@ -310,18 +311,19 @@ def carrying_env(key: str, value: str, since: float) -> list[psutil.Process]:
 
 def kill_tree(
     root: int | None, grace: float, *, env_key: str | None = None, env_value: str | None = None,
-    since: float = 0.0,
+    since: float = 0.0, spare: Collection[int] = (),
 ) -> list[int]:
-    """End `root`'s whole tree (and processes carrying env_key=env_value): TERM deepest first, wait `grace`,
-    then KILL what is left; repeated while new processes appear. Returns the pids that survived (none).
+    """End `root`'s whole tree (and processes carrying env_key=env_value, but never those in `spare`): TERM
+    deepest first, wait `grace`, then KILL what is left; repeated while new processes appear. Returns the pids
+    that survived (none).
 
     psutil checks each process's start time before signalling, so a reused pid is never hit."""
 
     def family() -> list[psutil.Process]:
-        procs = tree_of(root) if root else []
+        procs = [p for p in tree_of(root) if p.pid not in spare] if root else []
         if env_key and env_value:
             seen = {p.pid for p in procs}
-            procs += [p for p in carrying_env(env_key, env_value, since) if p.pid not in seen]
+            procs += [p for p in carrying_env(env_key, env_value, since, spare) if p.pid not in seen]
         return procs
 
     for _round in range(5):

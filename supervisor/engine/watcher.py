@@ -39,7 +39,7 @@ from supervisor.engine import undelivered
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.once import last_hook
-from supervisor.engine.panes import TMUX_ENDED, WINDOW_CLOSED
+from supervisor.engine.panes import SOCKET_GONE, TMUX_ENDED, WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.screentext import strip_ansi
@@ -176,6 +176,7 @@ class Watcher:
         engine.ingest_spool_if_changed()
         observed = time.time()
         panes = engine.tmux.list_panes()
+        self.server_ended.tend(panes)
         agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
         roots = [info.pid for info in (engine.panes.own(a, panes) for a in live_agents) if info and info.pid]
@@ -271,11 +272,15 @@ class Watcher:
             panes = engine.tmux.list_panes()
             pane = engine.panes.own(agent, panes)
         if pane is None:
+            why = engine.panes.why_gone(agent, panes)
+            if why == SOCKET_GONE:
+                self.server_ended.socket_gone(agent)  # it runs on: not ended, and the server gets its socket back
+                return
             # The last screen seen is the best left of it: this engine's look, or else (an engine started since
             # the pane went) its live screen as the engine that watched it last wrote it down.
             engine.transcripts.end(agent.name, agent.pane or "", None, 0,
                                    None if live.screen is None else live.screen.splitlines())
-            if engine.panes.why_gone(agent, panes) == TMUX_ENDED:
+            if why == TMUX_ENDED:
                 self.server_ended.found(agent)  # ended with the others it took, at the end of the tick
                 return
             agent.reason = f"its pane is gone ({WINDOW_CLOSED})"

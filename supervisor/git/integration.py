@@ -70,7 +70,7 @@ def run_check(
     if preview is None:
         return None
     started = time.time()
-    environment = git_env(env)
+    environment = {**git_env(env), "TERM": "dumb"}  # its output goes to a file, never a terminal
     code: int | None = None
     with _scratch_worktree(root, scratch, preview.result) as folder, tempfile.TemporaryFile() as log:
         for line in [*setup, command]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -30,11 +30,12 @@ def _quote(arg: str) -> str:
 
 
 class ControlClient:
-    def __init__(self, socket: Path, session: str) -> None:
+    def __init__(self, socket: Path, session: str, env: Mapping[str, str] | None = None) -> None:
         self._proc = subprocess.Popen(
             ["tmux", "-N", "-S", str(socket), "-C", "attach-session", "-t", f"={session}", "-f",
              "no-output,ignore-size,read-only"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=None if env is None else dict(env),  # attaching copies some of its variables into the session
         )
         self._lock = threading.Lock()
 

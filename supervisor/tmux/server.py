@@ -1,9 +1,13 @@
 """The repository's dedicated tmux server: its own socket and config, so the user's tmux stays untouched.
 
-Lifecycle goes through libtmux's `Server.cmd`. Commands that must happen together (create a pane and give
-the focus back) are chained with `;` in one tmux invocation. The watch loop reads every pane with one
-`list-panes -a` per tick, and the screens and new history lines of the panes that printed in one more
-query (`look`).
+Commands that must happen together (create a pane and give the focus back) are chained with `;` in one tmux
+invocation. The watch loop reads every pane with one `list-panes -a` per tick, and the screens and new history
+lines of the panes that printed in one more query (`look`).
+
+Only `ensure_server` starts a server; every other command runs with `tmux -N` (never start one), so a server
+that died under a launch is an error, not a new empty server that nobody recorded. Every tmux process runs
+with `env`: the server takes the environment of the client that starts it and gives it to every pane, and a
+new session copies some of its client's variables.
 """
 
 from __future__ import annotations
@@ -11,16 +15,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import libtmux
-
 from supervisor.errors import SupervisorError
 from supervisor.tmux.control import ControlClient, ControlError
+from supervisor.tmux.instance import still_runs
 
 # A session the server always has, for the engine's control-mode client to attach to (the engine itself runs
 # apart from tmux). Never a valid agent name (agent names cannot contain '_').
@@ -98,6 +103,15 @@ class PaneInfo:
 
 
 @dataclass(frozen=True)
+class Created:
+    """A pane just made: its id, its process, and the server instance it is on (`#{pid}:#{start_time}`)."""
+
+    pane: str
+    pid: int
+    server: str
+
+
+@dataclass(frozen=True)
 class Grid:
     """A pane's newest history rows, then its screen's rows, taken together: `history` rows of history in all,
     the last `height` of `rows` on the screen."""
@@ -107,12 +121,28 @@ class Grid:
     rows: list[str]
 
 
+@dataclass(frozen=True)
+class Done:
+    """A tmux process's exit status and output lines."""
+
+    returncode: int
+    stdout: list[str]
+    stderr: list[str]
+
+
+# What a pane-creating command prints: the pane, its process, and the server instance that made it.
+_CREATED = "#{pane_id}\t#{pane_pid}\t#{pid}:#{start_time}"
+
+
 class Tmux:
-    def __init__(self, socket: Path, config: Path) -> None:
+    def __init__(self, socket: Path, config: Path, env: Mapping[str, str] | None = None) -> None:
         self.socket = socket
         self.config = config
-        self.server = libtmux.Server(socket_path=str(socket), config_file=str(config))
+        self.env = env  # every tmux process's environment, and so the server's and its panes' (None: ours)
+        self.withheld: frozenset[str] = frozenset()  # names taken out of a running server's own environment
+        self._scrubbed: str | None = None  # the server instance `withheld` was last taken out of
         self.listed_server: str | None = None  # the server instance seen by the last list_panes
+        self.known_server: str | None = None  # the last server instance seen at all (see `ensure_server`)
         self._control: ControlClient | None = None  # the watcher's connection, once `use_control` is called
         self._control_wanted = False
         self._control_guard = threading.Lock()
@@ -126,6 +156,19 @@ class Tmux:
             self._control.close()
             self._control = None
 
+    def cmd(self, *args: str) -> Done:
+        """Run one tmux command line on the running server (never starting one)."""
+        return self._spawn(["-N", *args])
+
+    def _spawn(self, args: list[str]) -> Done:
+        done = subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True,
+                              errors="backslashreplace", env=None if self.env is None else dict(self.env),
+                              stdin=subprocess.DEVNULL, check=False)
+        stdout = done.stdout.split("\n")
+        while stdout and stdout[-1] == "":
+            stdout.pop()
+        return Done(done.returncode, stdout, [line for line in done.stderr.split("\n") if line])
+
     def _query(self, commands: list[list[str]], lines: list[int] | None = None) -> list[tuple[bool, list[str]]]:
         """Run read-only commands: through the control client when there is one, else one tmux process.
         `lines`: how many commands go on each command line (tmux runs a line with no output read in between;
@@ -134,7 +177,7 @@ class Tmux:
             try:
                 with self._control_guard:  # the watcher and the alert threads share one client
                     if self._control is None or not self._control.alive:
-                        self._control = ControlClient(self.socket, ENGINE_SESSION)
+                        self._control = ControlClient(self.socket, ENGINE_SESSION, self.env)
                     control = self._control
                 groups, start = [], 0
                 for size in lines or [1] * len(commands):
@@ -144,14 +187,14 @@ class Tmux:
             except ControlError:
                 self.close()  # the server restarted, or the session is gone: spawn this time, retry next
         if len(commands) == 1:
-            proc = self.server.cmd(*commands[0])
+            proc = self.cmd(*commands[0])
             return [(proc.returncode == 0, list(proc.stdout) if proc.returncode == 0 else list(proc.stderr))]
         # Chained in one process, each output preceded by a marker line (a failing command ends the chain:
         # the ones after it come back empty-handed and are asked again next time).
         args: list[str] = []
         for index, command in enumerate(commands):
             args += ["display-message", "-p", f"{_SEPARATOR}{index}", ";", *command, ";"]
-        proc = self.server.cmd(*args[:-1])
+        proc = self.cmd(*args[:-1])
         results: list[tuple[bool, list[str]]] = [(False, []) for _ in commands]
         current: int | None = None
         for line in proc.stdout:
@@ -172,41 +215,84 @@ class Tmux:
 
     def run(self, *args: str) -> list[str]:
         """Run one tmux command line (commands may be chained with ';'); its stdout lines."""
-        proc = self.server.cmd(*args)
+        proc = self.cmd(*args)
         if proc.returncode != 0 or proc.stderr:
             detail = " ".join(proc.stderr) or f"exit {proc.returncode}"
             raise TmuxError(f"tmux {args[0]} failed: {detail}")
         return list(proc.stdout)
 
     def alive(self) -> bool:
-        return bool(self.server.is_alive())
+        return self.cmd("list-sessions").returncode == 0
 
     def ensure_server(self) -> None:
-        """Start the server with our config if it is not running (it then stays up even when empty), with its
-        `_engine` session. Only a launch calls this: a query never starts a server."""
-        if not self.alive():
+        """Start the server with our config and `env` if it is not running (it then stays up even when empty),
+        with its `_engine` session. Only a launch calls this: a query never starts a server. A server whose
+        socket was removed (a cleaner of /tmp) while it runs is given its socket back, not replaced."""
+        if not self.alive() and not self.recreate_socket():
             self.config.write_text(_CONFIG)
-            try:
-                self.run("start-server", ";", "new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine",
-                         _PLACEHOLDER)
-            except TmuxError:
-                if not self.alive():
-                    raise
-                # another launch started it this very moment
+            start = self._spawn(["-f", str(self.config), "start-server", ";", "new-session", "-d", "-s",
+                                 ENGINE_SESSION, "-n", "engine", _PLACEHOLDER])
             if not self.alive():
-                raise TmuxError(f"could not start the tmux server at {self.socket}")
-        if not self.has_session(ENGINE_SESSION):  # a server from before the session was kept
-            with contextlib.suppress(TmuxError):  # another launch made it just now
+                detail = " ".join(start.stderr) or f"exit {start.returncode}"
+                raise TmuxError(f"could not start the tmux server at {self.socket}: {detail}")
+            # else it started, or another launch started it this very moment
+        self.keep_engine_session()
+        self._scrub()
+
+    def recreate_socket(self, server: str | None = None, *, wait: bool = True) -> bool:
+        """Whether the server instance `server` (default: the last one seen) still runs though its socket is
+        gone; if so it is told to make its socket again (tmux does on SIGUSR1), and with `wait` this waits,
+        briefly, until it answers."""
+        server = server or self.known_server
+        if server is None or not still_runs(server, self.socket):
+            return False
+        self.known_server = server
+        if self.socket.exists():  # another server's, perhaps: never taken from it
+            return self.alive()
+        with contextlib.suppress(OSError):
+            self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.kill(int(server.split(":")[0]), signal.SIGUSR1)
+        for _ in range(50 if wait else 0):
+            if self.alive():
+                return True
+            time.sleep(0.02)
+        return not wait or self.alive()
+
+    def keep_engine_session(self, panes: Mapping[str, PaneInfo] | None = None) -> None:
+        """Make the `_engine` session again when the running server lacks it (closed by hand; a server left
+        with no session at all answers no `list-panes -a`). `panes`: a listing that has just been made."""
+        if panes is not None and any(info.session == ENGINE_SESSION for info in panes.values()):
+            return
+        if not self.has_session(ENGINE_SESSION):
+            with contextlib.suppress(TmuxError):  # gone, or another launch made it just now
                 self.run("new-session", "-d", "-s", ENGINE_SESSION, "-n", "engine", _PLACEHOLDER)
+
+    def _scrub(self) -> None:
+        """Take `withheld` out of the running server's own environment, once per server instance (a server
+        started by an earlier engine may hold what no agent may see)."""
+        try:
+            server = self.server_id()
+        except TmuxError:
+            return
+        if server == self._scrubbed or not self.withheld:
+            return
+        held = [line.split("=", 1)[0] for line in self.cmd("show-environment", "-g").stdout]
+        unset = [arg for name in sorted(self.withheld.intersection(held))
+                 for arg in ("set-environment", "-g", "-u", name, ";")]
+        if unset:
+            self.run(*unset[:-1])
+        self._scrubbed = server
 
     def kill_server(self) -> None:
         if self.alive():
-            self.server.cmd("kill-server")
+            self.cmd("kill-server")
 
     def server_id(self) -> str:
         """Which server instance this is: pane ids restart with a new server, so they are only
         meaningful together with this."""
-        return self.run("display-message", "-p", "#{pid}:#{start_time}")[0]
+        server = self.run("display-message", "-p", "#{pid}:#{start_time}")[0]
+        self.known_server = server
+        return server
 
     def reap(self) -> None:
         """Make the server collect its children's exit statuses.
@@ -221,32 +307,23 @@ class Tmux:
             os.kill(pid, signal.SIGCHLD)
 
     def has_session(self, name: str) -> bool:
-        return self.server.cmd("has-session", "-t", f"={name}").returncode == 0
+        return self.cmd("has-session", "-t", f"={name}").returncode == 0
 
     # panes --------------------------------------------------------------------------------------------
 
-    def new_session(
-        self,
-        name: str,
-        cwd: Path,
-        command: str,
-        env: Mapping[str, str],
-    ) -> tuple[str, int]:
-        """A detached session running `command` in its only pane; returns (pane id, pane pid)."""
-        args = ["new-session", "-d", "-s", name, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+    def new_session(self, name: str, cwd: Path, command: str, env: Mapping[str, str]) -> Created:
+        """A detached session running `command` in its only pane. `env` is the pane's alone: tmux keeps what
+        `-e` gives in the session's environment, where a window the user opens in the session would inherit it
+        (and be taken for the agent), so it is taken out again in the same command line."""
+        args = ["new-session", "-d", "-s", name, "-c", str(cwd), "-P", "-F", _CREATED]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         args.append(command)
-        pane, pid = self.run(*args)[0].split("\t")
-        return pane, int(pid)
+        for key in env:
+            args += [";", "set-environment", "-t", f"={name}", "-u", key]
+        return self._created(self.run(*args))
 
-    def split(
-        self,
-        beside: str,
-        cwd: Path,
-        command: str,
-        env: Mapping[str, str],
-    ) -> tuple[str, int] | None:
+    def split(self, beside: str, cwd: Path, command: str, env: Mapping[str, str]) -> Created | None:
         """A new pane beside `beside` (right of it, or below when too narrow) running `command`; None when
         the pane is too small to share. The focus stays where it was, so an attached user keeps typing into
         the pane they were in."""
@@ -258,44 +335,47 @@ class Tmux:
             direction = "-v"
         else:
             return None
-        args = ["split-window", direction, "-t", beside, "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+        args = ["split-window", direction, "-t", beside, "-c", str(cwd), "-P", "-F", _CREATED]
         return self._create(args, env, command, back=["last-pane", "-t", window])
 
-    def new_window(
-        self,
-        session: str,
-        cwd: Path,
-        command: str,
-        env: Mapping[str, str],
-    ) -> tuple[str, int]:
+    def new_window(self, session: str, cwd: Path, command: str, env: Mapping[str, str]) -> Created:
         """A new window of `session` running `command` (the session's current window stays current)."""
-        args = ["new-window", "-t", f"={session}:", "-c", str(cwd), "-P", "-F", "#{pane_id}\t#{pane_pid}"]
+        args = ["new-window", "-t", f"={session}:", "-c", str(cwd), "-P", "-F", _CREATED]
         created = self._create(args, env, command, back=["last-window", "-t", f"={session}"])
         assert created is not None
         return created
 
     def _create(self, args: list[str], env: Mapping[str, str], command: str, *,
-                back: list[str]) -> tuple[str, int] | None:
+                back: list[str]) -> Created | None:
         """Run a pane-creating command, then `back` to return the focus where it was."""
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         args.append(command)
         args += [";", *back]
-        proc = self.server.cmd(*args)
+        proc = self.cmd(*args)
         if proc.returncode != 0 or not proc.stdout:
             detail = " ".join(proc.stderr) or f"exit {proc.returncode}"
             if "no space" in detail or "too small" in detail:
                 return None
             raise TmuxError(f"tmux {args[0]} failed: {detail}")
-        pane, pid = proc.stdout[0].split("\t")
-        return pane, int(pid)
+        return self._created(proc.stdout)
+
+    def _created(self, lines: list[str]) -> Created:
+        """What a pane-creating command printed (`_CREATED`), the server instance told by the same command."""
+        pane, pid, server = lines[0].split("\t")
+        self.known_server = server
+        return Created(pane, int(pid), server)
 
     def kill_pane(self, pane: str) -> None:
         with contextlib.suppress(TmuxError):
             self.run("kill-pane", "-t", pane)
 
-    def respawn(self, pane: str, cwd: Path, command: str, env: Mapping[str, str]) -> int:
-        """Run `command` again in `pane` (killing what runs there); the pane keeps its history."""
+    def respawn(self, pane: str, server: str, cwd: Path, command: str, env: Mapping[str, str]) -> int:
+        """Run `command` again in `pane` of the server instance `server` (killing what runs there); the pane
+        keeps its history. Its new process; TmuxError when the pane is not that server's (it died meanwhile)."""
+        before = self.run("display-message", "-p", "-t", pane, "#{pid}:#{start_time}")
+        if before[:1] != [server]:
+            raise TmuxError(f"tmux respawn-pane failed: {pane} is not on the server it was listed on any more")
         args = ["respawn-pane", "-k", "-t", pane, "-c", str(cwd)]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
@@ -307,18 +387,23 @@ class Tmux:
         return int(self.run("display-message", "-p", "-t", pane, "#{pane_pid}")[0])
 
     def list_panes(self) -> dict[str, PaneInfo]:
-        """Every pane of the server, in one tmux call."""
+        """Every pane of the server, in one tmux call; none when no server runs, or it runs with no session
+        left (tmux then fails `list-panes -a`: "no current target")."""
         ok, lines = self._query([["list-panes", "-a", "-F", _PANE_FORMAT]])[0]
         if not ok:
-            if not self.alive():
+            sessions = self.cmd("list-sessions", "-F", "#{session_name}")
+            if sessions.returncode != 0:  # no server: `listed_server` None tells it
                 self.listed_server = None
                 return {}
-            raise TmuxError(f"tmux list-panes failed: {' '.join(lines)}")
+            if sessions.stdout:
+                raise TmuxError(f"tmux list-panes failed: {' '.join(lines)}")
+            self.listed_server = self.server_id()
+            return {}
         panes: dict[str, PaneInfo] = {}
         self.listed_server = None
         for line in lines:
             pane, pid, dead, status, session, window, server, activity, history, limit, size = line.split("\t")
-            self.listed_server = server
+            self.listed_server = self.known_server = server
             panes[pane] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
@@ -333,6 +418,15 @@ class Tmux:
                 server=server,
             )
         return panes
+
+    def keepers(self, panes: Mapping[str, PaneInfo]) -> set[int]:
+        """The processes no agent's ending may take, whatever they carry: the server itself and the `_engine`
+        session's placeholder (`panes`: a listing just made)."""
+        kept = {info.pid for info in panes.values() if info.session == ENGINE_SESSION and info.pid}
+        server = next((info.server for info in panes.values()), None) or self.listed_server
+        if server and server.split(":")[0].isdigit():
+            kept.add(int(server.split(":")[0]))
+        return kept
 
     def capture(self, pane: str, *, history: int = 0, ansi: bool = False) -> str:
         """The pane's visible screen (and `history` lines above it) as text."""

@@ -40,6 +40,7 @@ class CommandChannel:
 
     def send(self, alert: AlertContent, thread: str | None, now: float) -> Sent:
         env = {key: value for key, value in os.environ.items() if key != "SUPERVISOR_TOKEN"}
+        env["TERM"] = "dumb"  # the engine that runs it has no terminal; a program that asks still gets an answer
         env.update({key: cut(value) for key, value in alert.environment(now).items()})
         whole = json.dumps(alert.document(now), ensure_ascii=False)
         try:
