@@ -109,7 +109,7 @@ def test_restore_all_brings_back_what_the_tmux_server_took_each_in_its_own_conve
     lines = {line.split(":")[0]: line for line in done.stdout.splitlines()}
     assert lines["docs"].endswith("(started afresh, its task given again)")
     # Answered once each had left `starting`: the resumed CLI did not end as it started.
-    assert [lines[name].split()[1] for name in ("auth", "auth.tests")] == ["idle", "idle"]
+    assert all(lines[name].split()[1] in ("idle", "working") for name in ("auth", "auth.tests")), lines
     for name in ("auth", "auth.tests", "docs"):
         sandbox.wait_state(name, "idle")
     after = sandbox.ls()
