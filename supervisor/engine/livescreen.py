@@ -31,7 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.engine.cursors import cursor_path, load_cursor
+from supervisor.engine.ownfiles import read_regular
 from supervisor.engine.screentext import bare, find_end
+
+LIVE_CAP = 4 << 20  # bytes of a live screen read at most: a screen is some kilobytes (a bigger file is not one)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def read_live(path: Path, tries: int = 5) -> LiveScreen | None:
     """The live screen at `path`; None when there is none (or it cannot be read)."""
     for _ in range(tries):
         try:
-            data = path.read_bytes()
+            data = read_regular(path, LIVE_CAP)
         except OSError:
             return None
         screen = decode(data)

@@ -41,6 +41,7 @@ from supervisor.engine.livescreen import (
     read_live,
     write_live,
 )
+from supervisor.engine.ownfiles import NotRegular, open_regular
 from supervisor.engine.screentext import bare, find_end, strip_ansi
 from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
@@ -52,7 +53,9 @@ DISK_FAULTS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 
 
 def is_disk_fault(exc: OSError) -> bool:
-    return exc.errno in DISK_FAULTS
+    """A write refused for now: a full disk, a read-only folder, or a path that is not a plain file (a symlink
+    put in a transcript's place is not followed): what it holds waits, and the fault is said once."""
+    return exc.errno in DISK_FAULTS or isinstance(exc, NotRegular)
 
 
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
@@ -93,7 +96,7 @@ class Transcripts:
                 self._write(name, [f"── {name} started again at {time.strftime('%Y-%m-%d %H:%M:%S')} ──"])
             else:
                 with contextlib.suppress(OSError):  # written with its first lines, then
-                    path.touch(mode=0o600)  # `supervisor log` finds it from the start
+                    os.close(open_regular(path, os.O_WRONLY | os.O_CREAT))  # `supervisor log` finds it from the start
             self._save(name, Cursor(server, pane, history))
 
     def adopt(self, name: str, server: str, pane: str, history: int) -> None:
@@ -338,7 +341,7 @@ class Transcripts:
             os.close(self._files.pop(name))
             fd = None
         if fd is None:
-            fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = self._files[name] = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         size = os.fstat(fd).st_size
         # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The
         # lines that fit go first; a line longer than the cap is split where the cap falls. A piece the disk
@@ -370,9 +373,9 @@ class Transcripts:
             os.link(path, held)
         except OSError:  # a file system without hard links: moved, then created again
             os.replace(path, path.with_name(path.name + ".1"))
-            fd = os.open(path, flags, 0o600)
+            fd = open_regular(path, flags)
         else:
-            fd = os.open(fresh, flags, 0o600)
+            fd = open_regular(fresh, flags)
             os.replace(fresh, path)
             os.replace(held, path.with_name(path.name + ".1"))
         os.close(self._files.pop(name))
@@ -391,7 +394,7 @@ class Transcripts:
                 os.close(fd)
                 fd = -1
             if fd < 0:
-                fd = os.open(live_path(self.path(name)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = open_regular(live_path(self.path(name)), os.O_RDWR | os.O_CREAT)
                 before = os.fstat(fd).st_size
             self._live_files[name] = (fd, before)
             data = encode(live)
@@ -458,8 +461,7 @@ class Transcripts:
         try:
             fd = self._cursor_files.get(name)
             if fd is None:
-                fd = self._cursor_files[name] = os.open(self._cursor_path(name),
-                                                        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = self._cursor_files[name] = open_regular(self._cursor_path(name), os.O_RDWR | os.O_CREAT)
             record = cursor.record()
             if len(record) > CURSOR_SIZE + 1:
                 os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
