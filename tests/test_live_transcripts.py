@@ -321,3 +321,11 @@ def test_a_row_that_scrolled_by_is_not_taken_for_a_line_further_down_the_screen(
     transcripts.append("a", "%1", Scrolled(3, ["hello", "────", "more"]), 2000)
     transcripts.show("a", "%1", 3, "last\n>\n────", "demo")
     assert follower.poll() == "────\nmore\nlast\n"
+
+
+def test_a_blank_line_that_scrolled_off_is_not_shown_twice(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("a", "s", "%1", 0)
+    transcripts.show("a", "%1", 0, "one\n\n\ntwo", "demo")
+    transcripts.append("a", "%1", Scrolled(2, ["one", ""]), 2000)  # the screen is not written again yet
+    assert shown(transcripts.path("a")).decode() == "one\n\n\ntwo\n"

@@ -23,6 +23,7 @@ line is one line however many rows it wraps to).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import time
@@ -151,7 +152,14 @@ def beyond(screen: LiveScreen | None, transcript: Path, read: tuple[int, int] | 
     if key.startswith("".join(shown)):
         return []  # all of it, and more: the run's end was committed
     found = find_end(shown, key, at_start=True)
-    return lines if found is None else lines[found:]
+    if found is None:
+        return lines
+    # Blank rows add nothing to the key: those the transcript ends with are the blank lines after the match.
+    rows = since.decode(errors="replace").split("\n")[:-1]
+    blank = len(rows) - len(list(itertools.dropwhile(lambda row: not bare(row), reversed(rows))))
+    while blank and found < len(shown) and not shown[found]:
+        found, blank = found + 1, blank - 1
+    return lines[found:]
 
 
 def shown(transcript: Path) -> bytes:
