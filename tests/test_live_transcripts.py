@@ -309,3 +309,23 @@ def test_log_follow_goes_on_across_a_rotation(sandbox: Sandbox) -> None:
     text = sandbox.sv("log", "beta").stdout
     assert text.count("all counted") == 1 and "counted 400\n" in text
     assert Path(log.with_name("beta.log.live")).exists()  # the screen beyond it, beside it
+
+
+def test_a_row_that_scrolled_by_is_not_taken_for_a_line_further_down_the_screen(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("a", "s", "%1", 0)
+    follower = Follower(transcripts.path("a"))
+    transcripts.show("a", "%1", 0, "hello\n>\n────", "demo")
+    assert follower.start() == "hello\n>\n────\n"
+    # "hello" scrolls off, then a separator and a line printed between two looks; the box stays at the bottom.
+    transcripts.append("a", "%1", Scrolled(3, ["hello", "────", "more"]), 2000)
+    transcripts.show("a", "%1", 3, "last\n>\n────", "demo")
+    assert follower.poll() == "────\nmore\nlast\n"
+
+
+def test_a_blank_line_that_scrolled_off_is_not_shown_twice(tmp_path: Path) -> None:
+    transcripts = Transcripts(tmp_path, 10_000)
+    transcripts.begin("a", "s", "%1", 0)
+    transcripts.show("a", "%1", 0, "one\n\n\ntwo", "demo")
+    transcripts.append("a", "%1", Scrolled(2, ["one", ""]), 2000)  # the screen is not written again yet
+    assert shown(transcripts.path("a")).decode() == "one\n\n\ntwo\n"

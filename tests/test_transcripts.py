@@ -222,3 +222,39 @@ def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tm
     lines = read_transcript(transcripts.path("a")).decode().splitlines()
     assert lines == [f"line {i}" for i in range(1, 631)] + ["END"]
     assert info.history_limit == 100 and info.history < 100  # tmux trimmed it all along
+
+
+def test_lines_a_cleared_screen_wiped_are_in_the_log_once_in_order(tmux: Tmux, tmp_path: Path) -> None:
+    """`clear` empties the history and the screen: the lines that were on the screen never scroll into the
+    history, and are committed from the live screen before the next one is written over it."""
+    cue = tmp_path / "cue"
+    os.mkfifo(cue)
+    pane = tmux.new_session("a", Path("/tmp"), f"exec 3< {cue}; read x <&3; for i in 1 2 3 4 5 6 7; do echo line $i;"
+                               f" done; read x <&3; clear; read x <&3; echo line 8; echo line 9; read x <&3;"
+                               f" echo line 10; read x <&3; clear; sleep 600", {}).pane
+    tmux.run("resize-window", "-t", pane, "-x", "40", "-y", "5")
+    transcripts = Transcripts(tmp_path, 10**9)
+    server = tmux.server_id()
+    transcripts.begin("a", server, pane, 0)
+
+    def look() -> tuple[str, int]:
+        info = tmux.list_panes()[pane]
+        due = transcripts.due("a", server, pane, info.history, info.history_limit)
+        screens, scrolled = tmux.look([pane], {pane: due} if due else {})
+        history = info.history
+        if pane in scrolled:
+            transcripts.append("a", pane, scrolled[pane], info.history_limit)
+            history = scrolled[pane].size
+        transcripts.show("a", pane, history, screens[pane], "")
+        return screens[pane], history
+
+    with open(cue, "w") as prompter:
+        for step, done in enumerate((lambda s, h: "line 7" in s and h == 3, lambda s, h: not s.strip() and h == 0,
+                                       lambda s, h: "line 9" in s, lambda s, h: "line 10" in s)):
+            prompter.write("\n")
+            prompter.flush()
+            wait_until(lambda d=done: d(*look()), message=f"step {step}")
+    info = tmux.list_panes()[pane]
+    screens, scrolled = tmux.look([pane], {})
+    transcripts.end("a", pane, scrolled.get(pane), info.history_limit, screens[pane].splitlines(), info.history)
+    assert shown(transcripts.path("a")).decode().splitlines() == [f"line {i}" for i in range(1, 11)]

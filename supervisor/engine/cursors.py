@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from supervisor.engine.ownfiles import read_regular
+
 CURSOR_SIZE = 255  # bytes of a cursor record: written over in place, padded with spaces
 
 
@@ -72,7 +74,7 @@ def cursor_path(transcript: Path) -> Path:
 def load_cursor(path: Path) -> Cursor | None:
     """The cursor recorded at `path`; None when there is none (or it cannot be read)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_regular(path, 4 * CURSOR_SIZE))
         return Cursor(str(data["server"]), str(data["pane"]), int(data["lines"]), bool(data["ended"]),
                       int(data.get("seen", -1)), str(data.get("size", "")))
     except (OSError, ValueError, KeyError, TypeError):

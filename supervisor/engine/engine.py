@@ -1140,8 +1140,11 @@ class Engine:
         if agent.pane is None or self.transcripts.ended(agent.name):
             return
         info = self.panes.own(agent)
-        screen, scrolled = self.look_at(agent, info) if info is not None else (None, None)
-        if info is not None and screen is not None:
+        if info is None:  # gone before the watcher saw it go: its live screen, as last written, closes it
+            self.transcripts.end(agent.name, agent.pane, None, 0, None)
+            return
+        screen, scrolled = self.look_at(agent, info)
+        if screen is not None:
             self.transcripts.end(agent.name, info.pane, scrolled, info.history_limit, screen.splitlines(),
                                  info.history)
 

@@ -13,7 +13,8 @@ tick, when its capture shows the screen changed). It is an append-only log of wh
   watcher (the demo agent's). A line rewritten with other words (a line typed into an input box) is printed
   again, each version a look caught.
 - A committed row is not printed when it is a line printed from the screen that has now scrolled off (or was
-  committed as the run's last screen): matched by content, a long line's rows together. Other committed rows
+  committed as the run's last screen): matched by content from the screen's top, in order, a long line's rows
+  together. Other committed rows
   (output that scrolled by between two looks) are printed as they come.
 - A line printed from the screen stays printed if it is erased before it scrolls off (a spinner replaced by its
   result, a dialog answered): the transcript itself keeps only what scrolled off and each run's last screen. A
@@ -112,9 +113,10 @@ class Follower:
         return whole.decode(errors="replace").split("\n") if whole or data.startswith(b"\n") else []
 
     def _committed(self, rows: list[str]) -> list[str]:
-        """Of the rows committed, those not printed from the screen before."""
-        out = []
-        for row in rows:
+        """Of the rows committed, those not printed from the screen before: the screen's top lines, in order (a
+        long line's rows together). From the first row that is not the next of them on, each is printed: a row
+        that scrolled by is not taken for a line with the same text further down the screen (a box's border)."""
+        for index, row in enumerate(rows):
             content = self.content(row)
             if self._wrapped is not None:
                 whole, got = self._wrapped
@@ -123,16 +125,16 @@ class Follower:
                     self._wrapped = None if got == whole else (whole, got)
                     continue
                 self._wrapped = None
-            if content in self._open:
-                self._open.remove(content)
+            head = self._open[0] if self._open else None
+            if head is not None and head == content:
+                self._open.pop(0)
                 continue
-            start = next((line for line in self._open if content and line.startswith(content)), None)
-            if start is not None:  # the first row of a long line
-                self._open.remove(start)
-                self._wrapped = (start, content)
+            if head is not None and content and head.startswith(content):  # the first row of a long line
+                self._open.pop(0)
+                self._wrapped = (head, content)
                 continue
-            out.append(row)
-        return out
+            return rows[index:]
+        return []
 
     def _shown(self, lines: list[str]) -> list[str]:
         """Of the live lines, those whose content is not printed and still on the screen already."""

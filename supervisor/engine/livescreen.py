@@ -23,6 +23,7 @@ line is one line however many rows it wraps to).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import time
@@ -31,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.engine.cursors import cursor_path, load_cursor
+from supervisor.engine.ownfiles import read_regular
 from supervisor.engine.screentext import bare, find_end
+
+LIVE_CAP = 4 << 20  # bytes of a live screen read at most: a screen is some kilobytes (a bigger file is not one)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def read_live(path: Path, tries: int = 5) -> LiveScreen | None:
     """The live screen at `path`; None when there is none (or it cannot be read)."""
     for _ in range(tries):
         try:
-            data = path.read_bytes()
+            data = read_regular(path, LIVE_CAP)
         except OSError:
             return None
         screen = decode(data)
@@ -148,7 +152,14 @@ def beyond(screen: LiveScreen | None, transcript: Path, read: tuple[int, int] | 
     if key.startswith("".join(shown)):
         return []  # all of it, and more: the run's end was committed
     found = find_end(shown, key, at_start=True)
-    return lines if found is None else lines[found:]
+    if found is None:
+        return lines
+    # Blank rows add nothing to the key: those the transcript ends with are the blank lines after the match.
+    rows = since.decode(errors="replace").split("\n")[:-1]
+    blank = len(rows) - len(list(itertools.dropwhile(lambda row: not bare(row), reversed(rows))))
+    while blank and found < len(shown) and not shown[found]:
+        found, blank = found + 1, blank - 1
+    return lines[found:]
 
 
 def shown(transcript: Path) -> bytes:

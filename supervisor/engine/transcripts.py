@@ -31,7 +31,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from supervisor.engine.cursors import CURSOR_SIZE, Cursor, cursor_path, load_cursor
-from supervisor.engine.livescreen import LiveScreen, beyond, drop_live, encode, live_path, read_live, write_live
+from supervisor.engine.livescreen import (
+    LiveScreen,
+    beyond,
+    committed_since,
+    drop_live,
+    encode,
+    live_path,
+    read_live,
+    write_live,
+)
+from supervisor.engine.ownfiles import NotRegular, open_regular
 from supervisor.engine.screentext import bare, find_end, strip_ansi
 from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
@@ -43,7 +53,9 @@ DISK_FAULTS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 
 
 def is_disk_fault(exc: OSError) -> bool:
-    return exc.errno in DISK_FAULTS
+    """A write refused for now: a full disk, a read-only folder, or a path that is not a plain file (a symlink
+    put in a transcript's place is not followed): what it holds waits, and the fault is said once."""
+    return exc.errno in DISK_FAULTS or isinstance(exc, NotRegular)
 
 
 # What tmux draws in a pane whose program ended (remain-on-exit): not the agent's output.
@@ -84,7 +96,7 @@ class Transcripts:
                 self._write(name, [f"── {name} started again at {time.strftime('%Y-%m-%d %H:%M:%S')} ──"])
             else:
                 with contextlib.suppress(OSError):  # written with its first lines, then
-                    path.touch(mode=0o600)  # `supervisor log` finds it from the start
+                    os.close(open_regular(path, os.O_WRONLY | os.O_CREAT))  # `supervisor log` finds it from the start
             self._save(name, Cursor(server, pane, history))
 
     def adopt(self, name: str, server: str, pane: str, history: int) -> None:
@@ -163,6 +175,8 @@ class Transcripts:
             if count > len(scrolled.rows):
                 return []
             lines = scrolled.rows[len(scrolled.rows) - count:] if count else []
+            if scrolled.size < cursor.seen and lines:  # the history shrank: cleared, maybe with the screen
+                self._commit_wiped(name, cursor, lines)
             self._write(name, lines)
             cursor.took(scrolled.size)
             self._save(name, cursor)
@@ -196,7 +210,9 @@ class Transcripts:
                 count = cursor.new(scrolled.size, limit) if scrolled is not None else 0
                 lines = scrolled.rows[max(0, len(scrolled.rows) - count):] if scrolled is not None and count else []
                 size = scrolled.size if scrolled is not None else cursor.seen if history is None else history
-                self._write(name, [*lines, *self.unwritten_screen(name, pane, size, _shown(screen))])
+                last = [*lines, *self.unwritten_screen(name, pane, size, _shown(screen))]
+                self._commit_wiped(name, cursor, last)
+                self._write(name, last)
             cursor.ended = True
             self._save(name, cursor)
             self._close(name)
@@ -221,6 +237,7 @@ class Transcripts:
                 rows = scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
                 history = scrolled.size
             lines = [*rows, *self.unwritten_screen(name, pane, history, _shown(screen.split("\n")))]
+            self._commit_wiped(name, cursor, lines)
             try:
                 fd = self._files.get(name)
                 stat = os.fstat(fd) if fd is not None else os.stat(self.path(name))
@@ -324,7 +341,7 @@ class Transcripts:
             os.close(self._files.pop(name))
             fd = None
         if fd is None:
-            fd = self._files[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = self._files[name] = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         size = os.fstat(fd).st_size
         # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The
         # lines that fit go first; a line longer than the cap is split where the cap falls. A piece the disk
@@ -356,9 +373,9 @@ class Transcripts:
             os.link(path, held)
         except OSError:  # a file system without hard links: moved, then created again
             os.replace(path, path.with_name(path.name + ".1"))
-            fd = os.open(path, flags, 0o600)
+            fd = open_regular(path, flags)
         else:
-            fd = os.open(fresh, flags, 0o600)
+            fd = open_regular(fresh, flags)
             os.replace(fresh, path)
             os.replace(held, path.with_name(path.name + ".1"))
         os.close(self._files.pop(name))
@@ -377,7 +394,7 @@ class Transcripts:
                 os.close(fd)
                 fd = -1
             if fd < 0:
-                fd = os.open(live_path(self.path(name)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = open_regular(live_path(self.path(name)), os.O_RDWR | os.O_CREAT)
                 before = os.fstat(fd).st_size
             self._live_files[name] = (fd, before)
             data = encode(live)
@@ -410,6 +427,26 @@ class Transcripts:
             return list(live.lines)
         return beyond(live, self.path(name))
 
+    def _commit_wiped(self, name: str, cursor: Cursor, lines: list[str]) -> None:
+        """Before the live screen is replaced by `lines`: commit the lines of the one before that the new one
+        does not go on with (see `wiped`). A screen cleared, an alternate screen and a program that wipes its
+        screen as it exits take lines off it that never scroll into the history."""
+        old = self._live.get(name)
+        if old is None or not old.lines or (old.row == cursor.lines and lines and same_line(
+                bare(old.lines[0]), bare(lines[0]))):
+            return  # nothing shown before, or the same top line after no rows committed: nothing wiped
+        if self._unwritten.get(name) or (old.server, old.pane) != (cursor.server, cursor.pane):
+            return  # lines wait in memory: the file's size does not tell which of the screen's it holds
+        rest = list(old.lines)
+        since = committed_since(self.path(name), old.inode, old.size)
+        if since:
+            shown = [bare(line) for line in old.lines]
+            found = find_end(shown, bare(since.decode(errors="replace")), at_start=True)
+            if found is None:
+                return  # rows scrolled by past where the screen was redrawn: overwritten, not wiped
+            rest = rest[found:]
+        self._write(name, wiped(rest, lines))
+
     def _close_unended(self, name: str) -> None:
         """Before the transcript follows another run: a run that never ended (its pane went with its tmux
         server, or the machine, and no engine saw it go) is closed by its live screen."""
@@ -424,8 +461,7 @@ class Transcripts:
         try:
             fd = self._cursor_files.get(name)
             if fd is None:
-                fd = self._cursor_files[name] = os.open(self._cursor_path(name),
-                                                        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = self._cursor_files[name] = open_regular(self._cursor_path(name), os.O_RDWR | os.O_CREAT)
             record = cursor.record()
             if len(record) > CURSOR_SIZE + 1:
                 os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
@@ -473,6 +509,27 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
         if len(key) >= _TAIL_CHARS:
             break
     return key
+
+
+def same_line(old: str, new: str) -> bool:
+    """Whether two lines (texts without spaces) are one line at two looks: the same, one typed on further, or
+    a long line whose first rows scrolled off."""
+    return old == new or bool(old and new and (old.startswith(new) or new.startswith(old) or old.endswith(new)))
+
+
+def wiped(old: list[str], new: list[str]) -> list[str]:
+    """Of the lines of the live screen before (`old`, those the transcript does not hold), the ones the screen
+    now (`new`) does not go on with: none when it starts with old's first line; the ones above the line it starts
+    with (a full-screen program that scrolled its own region); else all of them (the screen was wiped)."""
+    if not old:
+        return []
+    top = bare(new[0]) if new else None
+    if top is None:
+        return old
+    keys = [bare(line) for line in old]
+    if same_line(keys[0], top):
+        return []
+    return old[:keys.index(top)] if top and top in keys else old
 
 
 def _shown(screen: Iterable[str]) -> list[str]:
