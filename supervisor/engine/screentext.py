@@ -49,3 +49,24 @@ def find_end(rows: list[str], key: str, *, at_start: bool = False) -> int | None
         if reach >= end:
             return count if reach == end else count - 1
     return len(rows)
+
+
+def same_line(old: str, new: str) -> bool:
+    """Whether two lines (texts without spaces) are one line at two looks: the same, one typed on further, or
+    a long line whose first rows scrolled off."""
+    return old == new or bool(old and new and (old.startswith(new) or new.startswith(old) or old.endswith(new)))
+
+
+def wiped(old: list[str], new: list[str]) -> list[str]:
+    """Of the lines of the live screen before (`old`, those the transcript does not hold), the ones the screen
+    now (`new`) does not go on with: none when it starts with old's first line; the ones above the line it starts
+    with (a full-screen program that scrolled its own region); else all of them (the screen was wiped)."""
+    if not old:
+        return []
+    top = bare(new[0]) if new else None
+    if top is None:
+        return old
+    keys = [bare(line) for line in old]
+    if same_line(keys[0], top):
+        return []
+    return old[:keys.index(top)] if top and top in keys else old

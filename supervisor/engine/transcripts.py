@@ -42,7 +42,7 @@ from supervisor.engine.livescreen import (
     write_live,
 )
 from supervisor.engine.ownfiles import NotRegular, open_regular
-from supervisor.engine.screentext import bare, find_end, strip_ansi
+from supervisor.engine.screentext import bare, find_end, same_line, strip_ansi, wiped
 from supervisor.paths import agent_file_name
 from supervisor.tmux.server import Grid, Scrolled
 
@@ -509,27 +509,6 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
         if len(key) >= _TAIL_CHARS:
             break
     return key
-
-
-def same_line(old: str, new: str) -> bool:
-    """Whether two lines (texts without spaces) are one line at two looks: the same, one typed on further, or
-    a long line whose first rows scrolled off."""
-    return old == new or bool(old and new and (old.startswith(new) or new.startswith(old) or old.endswith(new)))
-
-
-def wiped(old: list[str], new: list[str]) -> list[str]:
-    """Of the lines of the live screen before (`old`, those the transcript does not hold), the ones the screen
-    now (`new`) does not go on with: none when it starts with old's first line; the ones above the line it starts
-    with (a full-screen program that scrolled its own region); else all of them (the screen was wiped)."""
-    if not old:
-        return []
-    top = bare(new[0]) if new else None
-    if top is None:
-        return old
-    keys = [bare(line) for line in old]
-    if same_line(keys[0], top):
-        return []
-    return old[:keys.index(top)] if top and top in keys else old
 
 
 def _shown(screen: Iterable[str]) -> list[str]:
