@@ -4,17 +4,17 @@
 
 For each count in --agents, in turn: starts that many sessions of light fake agents (a quarter print a line a
 second, a quarter work in bursts and go idle between them, half stay silent; with --quiet all stay silent)
-and lets the engine watch them (and write their transcripts) for SECONDS, in turns of 10 s watching and 10 s
-paused (SIGSTOP; its tmux client stays attached, idle), so that what else the machine does weighs on both
-alike. It measures the CPU of every process of ours: the engine, the processes it runs (git…) and the one it
-keeps (the tmux control-mode client), and the tmux server, whose CPU over the paused turns is what watching adds
-to it. Then it measures latencies through the client API (from a hook event to the new state, and from a screen
-change to the new state), stops the engine and measures the tmux server with no supervisor at all (what the
-agents' own output costs it), and a naive watcher over the same panes: libtmux's `pane.capture_pane()` for
-every pane once a second.
+and lets the engine watch them (and write their transcripts) for SECONDS, in turns of 20 s watched and 20 s
+with the engine stopped (the agents run on), so that what else the machine does weighs on both alike. It
+measures the CPU of every process of ours: the engine, the processes it runs (git…) and the one it keeps (the
+tmux control-mode client), and the tmux server, whose CPU over the unwatched turns is what watching adds to it
+(what it costs in those turns is what the agents' own output costs it). Then it measures latencies through the
+client API (from a hook event to the new state, and from a screen change to the new state), and a naive
+watcher over the same panes for BASELINE_SECONDS: libtmux's `pane.capture_pane()` for every pane once a
+second.
 
 What supervising adds is the engine with every process it runs or keeps, plus the server's CPU over the turns
-the engine was paused; per agent it is given in µs of CPU per agent-second (1% of a core at 100 agents is
+with no supervisor; per agent it is given in µs of CPU per agent-second (1% of a core at 100 agents is
 100 µs). Targets: what supervising adds <= 1.5% of a core at 100 agents and <= 150 µs per agent-second at any
 count; <= 1 s from a hook; <= one tick from a screen. The agents' own output costs the tmux server the same
 under any supervisor, or none: tmux polls every pane's terminal each time one of them prints, so that share
@@ -27,7 +27,6 @@ import argparse
 import os
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,8 @@ CHATTY = "i=0; while :; do i=$((i+1)); echo \"step $i: editing module_$i.py\"; s
 # Each bursty agent starts at its own point of the 25 s cycle, so any window sees the same share of bursts.
 BURSTY = "sleep {offset}; while :; do for i in 1 2 3 4 5; do echo \"burst $i\"; sleep 1; done; sleep 20; done"
 SILENT = "exec sleep 100000"
-ROUND_SECONDS = 10.0  # each turn watched, then paused
+TURN_SECONDS = 20.0  # each turn watched, then not
+SETTLE_SECONDS = 8.0  # after an engine starts: it adopts the agents, and looks at every pane once
 PER_AGENT_TARGET = 150.0  # µs of CPU per agent-second
 AT_100_TARGET = 1.5  # % of a core, at 100 agents
 
@@ -114,8 +114,7 @@ class Run:
     control: float
     helpers: float
     server: float
-    paused: float  # the server while the engine was paused, in turns with the watched ones
-    bare: float  # the server with no supervisor at all
+    bare: float  # the server with no supervisor at all, in turns with the watched ones
     naive: float
     tick: object
     written: int
@@ -125,7 +124,7 @@ class Run:
 
     @property
     def added(self) -> float:
-        return self.engine + self.control + self.helpers + max(0.0, self.server - self.paused)
+        return self.engine + self.control + self.helpers + max(0.0, self.server - self.bare)
 
     @property
     def per_agent(self) -> float:
@@ -178,44 +177,39 @@ def measure(count: int, args: argparse.Namespace) -> Run:
             time.sleep(seconds)
             return 100.0 * (cpu_seconds([server_pid], children=False) - start) / (time.monotonic() - started)
 
-        # Watched and paused (the engine stopped with SIGSTOP: its tmux client stays attached, idle) in turn, so
-        # that what else the machine does at the time weighs on both alike: the server's CPU over the paused
-        # turns is what the engine's watching adds to it.
-        engine_pid = int(call(paths, "status")["pid"])
-        rounds = max(1, round(args.seconds / ROUND_SECONDS))
-        print(f"[{count}] measuring the engine for {rounds} turns of {ROUND_SECONDS:.0f} s watching and "
-              f"{ROUND_SECONDS:.0f} s paused…", flush=True)
-        tree = Tree(engine_pid)
-        watched = paused = server_watched = server_paused = 0.0
-        try:
-            for _round in range(rounds):
-                for watching in (True, False):
-                    if not watching:
-                        os.kill(engine_pid, signal.SIGSTOP)
-                    start_server, started = cpu_seconds([server_pid], children=False), time.monotonic()
-                    time.sleep(ROUND_SECONDS)
-                    used, took = cpu_seconds([server_pid], children=False) - start_server, time.monotonic() - started
-                    if watching:
-                        watched, server_watched = watched + took, server_watched + used
-                    else:
-                        paused, server_paused = paused + took, server_paused + used
-                        os.kill(engine_pid, signal.SIGCONT)
-        finally:
-            os.kill(engine_pid, signal.SIGCONT)
-        spent = {kind: 100.0 * seconds / watched for kind, seconds in tree.since().items()}
+        # Watched and unwatched (the engine stopped, its agents running on) in turns, so that what else the
+        # machine does at the time weighs on both alike: the server's CPU over the unwatched turns is what
+        # watching adds to it. Each turn starts with a new engine, let settle first (it adopts the agents).
+        turns = max(1, round(args.seconds / TURN_SECONDS))
+        print(f"[{count}] measuring {turns} turns of {TURN_SECONDS:.0f} s watched and {TURN_SECONDS:.0f} s "
+              "with no supervisor…", flush=True)
+        watched = server_watched = server_bare = 0.0
+        used = {"engine": 0.0, "control client": 0.0, "other": 0.0}
+        for turn in range(turns):
+            if turn:
+                ensure_engine(paths)
+                time.sleep(SETTLE_SECONDS)
+            tree = Tree(int(call(paths, "status")["pid"]))
+            start_server, started = cpu_seconds([server_pid], children=False), time.monotonic()
+            time.sleep(TURN_SECONDS)
+            watched += time.monotonic() - started
+            server_watched += cpu_seconds([server_pid], children=False) - start_server
+            for kind, seconds in tree.since().items():
+                used[kind] += seconds
+            tick = call(paths, "status").get("tick_seconds")
+            stop_engine(paths)
+            server_bare += server_alone(TURN_SECONDS) / 100 * TURN_SECONDS
+        spent = {kind: 100.0 * seconds / watched for kind, seconds in used.items()}
         server_cpu = 100.0 * server_watched / watched
-        paused_cpu = 100.0 * server_paused / paused
+        bare_cpu = 100.0 * server_bare / (turns * TURN_SECONDS)
         load = os.getloadavg()
         written = sum(p.stat().st_size for p in paths.logs_dir.glob("*.log"))
-        tick = call(paths, "status").get("tick_seconds")
 
+        ensure_engine(paths)
         hook_latency = probe_hook(paths, request_at)
         screen_latency = probe_screen(paths, tmux)
 
         stop_engine(paths)
-        print(f"[{count}] measuring the tmux server with no supervisor for {args.baseline_seconds:.0f} s…",
-              flush=True)
-        bare_cpu = server_alone(args.baseline_seconds)
 
         server = libtmux.Server(socket_path=str(paths.tmux_socket))
         panes = [p for p in server.panes if p.session_name != "_engine"]
@@ -241,8 +235,8 @@ def measure(count: int, args: argparse.Namespace) -> Run:
         tmux.kill_server()
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(runtime, ignore_errors=True)
-    return Run(count, watched, spent["engine"], spent["control client"], spent["other"], server_cpu, paused_cpu,
-               bare_cpu, max(0.0, naive_added), tick, written, hook_latency, screen_latency, load)
+    return Run(count, watched, spent["engine"], spent["control client"], spent["other"], server_cpu, bare_cpu,
+               max(0.0, naive_added), tick, written, hook_latency, screen_latency, load)
 
 
 def stop_engine(paths: object) -> None:
@@ -263,7 +257,7 @@ def tmux_server_pid(socket: Path) -> int:
 
 def report(run: Run) -> bool:
     n = run.agents
-    over = max(0.0, run.server - run.paused)
+    over = max(0.0, run.server - run.bare)
     ok = run.per_agent <= PER_AGENT_TARGET and (n != 100 or run.added <= AT_100_TARGET)
     print()
     print(f"agents watched:                      {n} (+2 probes); load average after: "
@@ -272,8 +266,8 @@ def report(run: Run) -> bool:
     print(f"tmux control-mode client:            {run.control:6.2f}%")
     print(f"other processes of the engine (git…):{run.helpers:6.2f}%")
     print(f"tmux server CPU (engine watching):   {run.server:6.2f}%")
-    print(f"tmux server CPU (engine paused):     {run.paused:6.2f}%   (in turns with the watching ones)")
-    print(f"tmux server CPU (no supervisor):     {run.bare:6.2f}%   (the agents' own output)")
+    print(f"tmux server CPU (no supervisor):     {run.bare:6.2f}%   (the agents' own output, in turns with the "
+          "watched ones)")
     print(f"transcripts written:                 {run.written / 1024:6.0f} KiB")
     print(f"what supervising adds:               {run.added:6.2f}% = {run.per_agent:4.0f} µs per agent-second"
           f"   (engine {run.engine + run.control + run.helpers:.2f}% with its processes, server +{over:.2f}%)"
@@ -293,7 +287,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", default="100", help="agent counts, comma-separated, measured in turn: 10,100,300")
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--baseline-seconds", type=float, default=20)
+    parser.add_argument("--baseline-seconds", type=float, default=20, help="how long the naive watcher runs")
     parser.add_argument("--quiet", action="store_true",
                         help="every agent silent (waiting for its human): the tmux server has nothing of theirs to do")
     args = parser.parse_args()
@@ -307,12 +301,12 @@ def main() -> int:
     verdicts = [report(run) for run in runs]
     if len(runs) > 1:
         print()
-        print("| agents | engine + its processes | server over engine paused | server alone | what supervising adds "
+        print("| agents | engine + its processes | server over no supervisor | server alone | what supervising adds "
               "| per agent-second | naive watcher adds |")
         print("|---|---|---|---|---|---|---|")
         for run in runs:
             print(f"| {run.agents} | {run.engine + run.control + run.helpers:.2f}% | "
-                  f"+{max(0.0, run.server - run.paused):.2f}% | {run.bare:.2f}% | **{run.added:.2f}%** | "
+                  f"+{max(0.0, run.server - run.bare):.2f}% | {run.bare:.2f}% | **{run.added:.2f}%** | "
                   f"**{run.per_agent:.0f} µs** | {run.naive:.1f}% ({per_agent(run.naive, run.agents):.0f} µs) |")
     return 0 if all(verdicts) else 1
 
