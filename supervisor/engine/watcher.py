@@ -179,11 +179,12 @@ class Watcher:
         self.server_ended.tend(panes)
         agents, versions = self._records.read()
         live_agents = [a for a in agents if a.state.live]
-        roots = [info.pid for info in (engine.panes.own(a, panes) for a in live_agents) if info and info.pid]
+        owned = {a.name: engine.panes.own(a, panes) for a in live_agents}
+        roots = [info.pid for info in owned.values() if info and info.pid]
         slow = self.ticks % SLOW_CHECK_EVERY == 0
         snapshot = scan(roots) if slow else None  # every tree; between slow ticks, only the trees needed
         self.meter.forget(roots)
-        looks = self._looks(live_agents, panes)
+        looks = self._looks(live_agents, owned)
         screens, scrolled = engine.tmux.look([pane for pane, _due in looks.values()],
                                              {pane: due for pane, due in looks.values() if due})
         now = time.time()
@@ -203,8 +204,9 @@ class Watcher:
             self.check_deadlocks(live_agents)
             self.look_for_sessions(live_agents)
 
-    def _looks(self, agents: list[Agent], panes: dict[str, PaneInfo]) -> dict[str, tuple[str, int]]:
-        """Per agent worth a look this tick: its pane, and how many history lines its transcript lacks.
+    def _looks(self, agents: list[Agent], owned: dict[str, PaneInfo | None]) -> dict[str, tuple[str, int]]:
+        """Per agent worth a look this tick: its pane (`owned`: each one's, as this tick listed it), and how many
+        history lines its transcript lacks.
 
         Worth a look: never looked at, or its window may have printed since the last look. tmux tells a
         window's last output in whole seconds, so output in the same second as the last look counts as
@@ -212,7 +214,7 @@ class Watcher:
         wanted = {}
         for agent in agents:
             live = self.engine.live.get(agent.name)
-            info = self.engine.panes.own(agent, panes)
+            info = owned.get(agent.name)
             if info is None or info.dead:
                 continue
             if live is None or live.progress_key is None or info.activity != live.activity \

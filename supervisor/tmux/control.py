@@ -7,16 +7,22 @@ off and without a say in window sizes, and never starts a server (`tmux -N`: att
 socket would otherwise start a new, empty one). Each command's reply arrives between `%begin TIME NUMBER FLAGS` and
 `%end`/`%error` with the same number and flags (FLAGS 1: a command of this client); pane text inside a
 block may itself start with `%`, so only that exact pair delimits it.
+
+Replies are read in large chunks and cut at their `%end` line (its time, number and flags are the `%begin`'s,
+so the whole line is known in advance): a tick's captures are thousands of lines, and reading them one by one
+cost the watcher more than everything else it does with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+
+READ_BYTES = 1 << 20
 
 
 class ControlError(Exception):
@@ -38,6 +44,8 @@ class ControlClient:
             env=None if env is None else dict(env),  # attaching copies some of its variables into the session
         )
         self._lock = threading.Lock()
+        self._buffer = bytearray()  # read from tmux; taken up to _taken
+        self._taken = 0
 
     @property
     def alive(self) -> bool:
@@ -58,29 +66,63 @@ class ControlClient:
                 stdin.flush()
             except (OSError, ValueError) as exc:  # ValueError: another thread closed it (its query failed)
                 raise ControlError(f"control client gone: {exc}") from exc
+            del self._buffer[:self._taken]  # what earlier calls took (notifications may follow it)
+            self._taken = 0
             results: list[tuple[bool, list[str]]] = []
             for group in groups:
                 for index in range(len(group)):
-                    ok, body = self._next_reply(stdout)
+                    ok, body = self._next_reply(stdout.fileno())
                     results.append((ok, body))
                     if not ok:
                         results += [(False, [])] * (len(group) - index - 1)
                         break
             return results
 
-    @staticmethod
-    def _next_reply(stdout: IO[bytes]) -> tuple[bool, list[str]]:
+    def _next_reply(self, fd: int) -> tuple[bool, list[str]]:
         while True:
-            header = _readline(stdout)
+            header = self._line(fd)
             if not header.startswith(b"%begin "):
                 continue  # a notification
             parts = header.split(b" ")
             if len(parts) != 4:
                 continue
-            number, flags = parts[2], parts[3]
-            ok, body = _read_block(stdout, number, flags)
-            if flags == b"1":
+            ok, body = self._block(fd, header[len(b"%begin"):])
+            if parts[3] == b"1":
                 return ok, body
+
+    def _fill(self, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_BYTES)
+        except OSError as exc:
+            raise ControlError(f"control client gone: {exc}") from exc
+        if not data:
+            raise ControlError("control client ended")
+        self._buffer += data
+
+    def _line(self, fd: int) -> bytes:
+        start = self._taken
+        while (end := self._buffer.find(b"\n", start)) < 0:
+            start = len(self._buffer)
+            self._fill(fd)
+        line = bytes(self._buffer[self._taken:end])
+        self._taken = end + 1
+        return line
+
+    def _block(self, fd: int, tail: bytes) -> tuple[bool, list[str]]:
+        """One reply's lines, up to the `%end` or `%error` line that ends with `tail` (the `%begin` line's
+        time, number and flags), decoded at once. Searched from the header's own newline, so an empty reply's
+        end line, which follows the header at once, is found too."""
+        ends = (b"\n%end" + tail + b"\n", b"\n%error" + tail + b"\n")
+        first = start = self._taken - 1
+        while True:
+            found = [(at, marker) for marker in ends if (at := self._buffer.find(marker, start)) >= 0]
+            if found:
+                at, marker = min(found)
+                text = self._buffer[first + 1:at + 1].decode(errors="replace")
+                self._taken = at + len(marker)
+                return marker is ends[0], text.split("\n")[:-1] if text else []
+            start = max(first, len(self._buffer) - len(ends[1]))
+            self._fill(fd)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -91,25 +133,3 @@ class ControlClient:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-
-
-def _readline(stream: IO[bytes]) -> bytes:
-    raw = stream.readline()
-    if not raw:
-        raise ControlError("control client ended")
-    return raw[:-1] if raw.endswith(b"\n") else raw
-
-
-def _read_block(stream: IO[bytes], number: bytes, flags: bytes) -> tuple[bool, list[str]]:
-    """One reply's lines, decoded at once (a tick's captures are thousands of lines)."""
-    raw: list[bytes] = []
-    while True:
-        line = stream.readline()
-        if not line:
-            raise ControlError("control client ended")
-        if line.startswith((b"%end ", b"%error ")):
-            parts = line.rstrip(b"\n").split(b" ")
-            if len(parts) == 4 and parts[2] == number and parts[3] == flags:
-                text = b"".join(raw).decode(errors="replace")
-                return parts[0] == b"%end", text.split("\n")[:-1] if text else []
-        raw.append(line if line.endswith(b"\n") else line + b"\n")

@@ -51,6 +51,10 @@ set -g default-size 160x48
 # Code's passing "tmux focus-events off" notice that follows is read as the idle screen it is.
 set -g focus-events off
 set -g history-limit 50000
+# Off: on, tmux looks up a window's foreground process in /proc after its output (up to twice a second per
+# window, with a timer that wakes the server in between), only to name the window in the status line; a window
+# keeps the name of the command it started with, and the status line's session name says which agent it is.
+set -g automatic-rename off
 set -g status-left "[#{session_name}] "
 set -g status-left-length 40
 set -g status-right "supervisor"
@@ -64,13 +68,15 @@ _PANE_FORMAT = "\t".join(
         "#{pane_dead_status}",
         "#{session_name}",
         "#{window_id}",
-        "#{pid}:#{start_time}",  # the server instance, so one call per tick tells both
         "#{window_activity}",  # when the window last printed, in whole seconds
         "#{history_size}",  # lines scrolled off the screen into tmux's history
         "#{history_limit}",
         "#{pane_width}x#{pane_height}",  # a new size rewraps the history (see Transcripts.resync)
     ]
 )
+# The server instance, asked on the listing's command line (so one call per tick tells both), once: each field
+# of _PANE_FORMAT costs the server about a microsecond per pane and tick.
+_SERVER_FORMAT = "#{pid}:#{start_time}"
 _SEPARATOR = "\x1fsupervisor-capture\x1f"
 SHORT_PASTE = 8000  # bytes of text that go on the tmux command line itself
 
@@ -389,7 +395,8 @@ class Tmux:
     def list_panes(self) -> dict[str, PaneInfo]:
         """Every pane of the server, in one tmux call; none when no server runs, or it runs with no session
         left (tmux then fails `list-panes -a`: "no current target")."""
-        ok, lines = self._query([["list-panes", "-a", "-F", _PANE_FORMAT]])[0]
+        (_, said), (ok, lines) = self._query([["display-message", "-p", _SERVER_FORMAT],
+                                              ["list-panes", "-a", "-F", _PANE_FORMAT]], [2])
         if not ok:
             sessions = self.cmd("list-sessions", "-F", "#{session_name}")
             if sessions.returncode != 0:  # no server: `listed_server` None tells it
@@ -399,11 +406,13 @@ class Tmux:
                 raise TmuxError(f"tmux list-panes failed: {' '.join(lines)}")
             self.listed_server = self.server_id()
             return {}
+        server = said[0] if said else ""
+        self.listed_server = server or None
+        if server:
+            self.known_server = server
         panes: dict[str, PaneInfo] = {}
-        self.listed_server = None
         for line in lines:
-            pane, pid, dead, status, session, window, server, activity, history, limit, size = line.split("\t")
-            self.listed_server = self.known_server = server
+            pane, pid, dead, status, session, window, activity, history, limit, size = line.split("\t")
             panes[pane] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
