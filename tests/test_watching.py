@@ -371,7 +371,9 @@ def test_stall_fires_after_stall_after_and_not_before(sandbox: Sandbox) -> None:
 
 
 def test_silent_cpu_is_working_not_stalled(sandbox: Sandbox) -> None:
-    config(sandbox, "stall_after: 2s\n")
+    # Tool CPU is measured between two reads of the tree, a tick apart, from the first tick the screen did not
+    # change: progress can be known two ticks after the last output, so a stall_after of 2 s raced it.
+    config(sandbox, "stall_after: 4s\n")
     busy = "python3 -c 'import time; end=time.time()+6\\nwhile time.time()<end: pass'"
     sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "t", f"""
         turns:
