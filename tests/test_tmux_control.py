@@ -52,3 +52,19 @@ def test_a_vanished_pane_fails_only_its_own_commands(tmux: Tmux) -> None:
     assert set(screens) == {first, last} and "second" in screens[last]
     assert set(scrolled) == {first} and scrolled[first].rows[-1] == str(scrolled[first].size)
     assert tmux.query("display-message", "-p", "still answering") == ["still answering"]
+
+
+def test_replies_longer_than_a_read_come_back_whole(tmux: Tmux) -> None:
+    """Replies are read in large chunks and cut at their own end line: a reply spanning many reads, with lines
+    that look like the protocol's, comes back as spawned tmux gives it, and the next command still answers."""
+    script = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo \"%end $i 7 1\"; echo \"%begin $i 8 1 line $i\"; done"
+    pane, _pid = tmux.new_session("a", Path("/tmp"), f"sh -c '{script}'; sleep 600", {})
+    wait_until(lambda: tmux.list_panes()[pane].history >= 5900, message="the pane's history")
+    spawned = tmux.look([pane], {pane: 5900})
+    tmux.use_control()
+    controlled = tmux.look([pane, "%999", pane], {pane: 5900})
+    assert controlled[0][pane].rstrip("\n") == spawned[0][pane]  # spawned tmux drops the blank rows at the end
+    assert controlled[1][pane] == spawned[1][pane]
+    scrolled = controlled[1][pane]
+    assert len(scrolled.rows) == scrolled.size >= 5900 and scrolled.rows[0] == "%end 1 7 1"
+    assert tmux.query("display-message", "-p", "still answering") == ["still answering"]

@@ -251,8 +251,10 @@ class Engine:
             yield
 
     def try_agent_lock(self, name: str) -> threading.RLock | None:
-        with self._locks_guard:
-            lock = self._agent_locks.setdefault(name, threading.RLock())
+        lock = self._agent_locks.get(name)  # the watcher asks for every agent's each tick: no new lock each time
+        if lock is None:
+            with self._locks_guard:
+                lock = self._agent_locks.setdefault(name, threading.RLock())
         return lock if lock.acquire(blocking=False) else None
 
     # requests -----------------------------------------------------------------------------------------

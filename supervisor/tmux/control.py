@@ -29,10 +29,15 @@ class ControlError(Exception):
     pass
 
 
-def _quote(arg: str) -> str:
-    if "'" in arg or "\n" in arg:
-        raise ControlError("argument not quotable for control mode")
-    return f"'{arg}'"
+def _command_line(group: Sequence[Sequence[str]]) -> str:
+    """Commands chained with ';' on one line, each argument in single quotes (a tick writes hundreds)."""
+    quoted = []
+    for command in group:
+        text = "'" + "' '".join(command) + "'"
+        if text.count("'") != 2 * len(command) or "\n" in text:
+            raise ControlError("argument not quotable for control mode")
+        quoted.append(text)
+    return " ; ".join(quoted)
 
 
 class ControlClient:
@@ -55,8 +60,7 @@ class ControlClient:
         """Run commands in order; for each: (succeeded, output lines). Each group is one command line, which
         tmux runs without reading any pane in between; when a command of a group fails, tmux skips the rest
         of that group (they come back failed, with no output), and the next group runs as usual."""
-        text = "".join(" ; ".join(" ".join(_quote(arg) for arg in command) for command in group) + "\n"
-                       for group in groups if group)
+        text = "".join(_command_line(group) + "\n" for group in groups if group)
         stdin, stdout = self._proc.stdin, self._proc.stdout
         if stdin is None or stdout is None:
             raise ControlError("no pipes")
@@ -115,12 +119,15 @@ class ControlClient:
         ends = (b"\n%end" + tail + b"\n", b"\n%error" + tail + b"\n")
         first = start = self._taken - 1
         while True:
-            found = [(at, marker) for marker in ends if (at := self._buffer.find(marker, start)) >= 0]
-            if found:
-                at, marker = min(found)
+            # The error line is looked for only before the end line (not through the replies that follow).
+            ended = self._buffer.find(ends[0], start)
+            failed = self._buffer.find(ends[1], start, len(self._buffer) if ended < 0 else ended + len(ends[1]))
+            if ended >= 0 or failed >= 0:
+                ok = failed < 0 or 0 <= ended < failed
+                at = ended if ok else failed
                 text = self._buffer[first + 1:at + 1].decode(errors="replace")
-                self._taken = at + len(marker)
-                return marker is ends[0], text.split("\n")[:-1] if text else []
+                self._taken = at + len(ends[0] if ok else ends[1])
+                return ok, text.split("\n")[:-1] if text else []
             start = max(first, len(self._buffer) - len(ends[1]))
             self._fill(fd)
 
