@@ -58,7 +58,7 @@ def test_replies_longer_than_a_read_come_back_whole(tmux: Tmux) -> None:
     """Replies are read in large chunks and cut at their own end line: a reply spanning many reads, with lines
     that look like the protocol's, comes back as spawned tmux gives it, and the next command still answers."""
     script = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo \"%end $i 7 1\"; echo \"%begin $i 8 1 line $i\"; done"
-    pane, _pid = tmux.new_session("a", Path("/tmp"), f"sh -c '{script}'; sleep 600", {})
+    pane = tmux.new_session("a", Path("/tmp"), f"sh -c '{script}'; sleep 600", {}).pane
     wait_until(lambda: tmux.list_panes()[pane].history >= 5900, message="the pane's history")
     spawned = tmux.look([pane], {pane: 5900})
     tmux.use_control()
