@@ -11,12 +11,10 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from tests.test_attach import user_tmux  # noqa: F401 (a fixture)
 from tests.test_limited import prompts
 from tests.test_watching import _hook, _pane_env, config, demo, events, fake_claude, states, ticks_pass, triggers
 
@@ -149,16 +147,7 @@ def test_continue_waits_while_the_input_line_holds_text(sandbox: Sandbox) -> Non
     assert limit_events(sandbox, "auth").count("limit_resuming") == 1
 
 
-@pytest.fixture
-def user_tmux(sandbox: Sandbox) -> Iterator[list[str]]:
-    """The user's own terminal: a separate tmux server, standing in for their terminal emulator."""
-    socket = sandbox.runtime / "user.sock"
-    base = ["tmux", "-S", str(socket), "-f", "/dev/null"]
-    yield base
-    subprocess.run([*base, "kill-server"], capture_output=True, check=False)
-
-
-def test_continue_waits_while_a_person_is_attached(sandbox: Sandbox, user_tmux: list[str]) -> None:
+def test_continue_waits_while_a_person_is_attached(sandbox: Sandbox, user_tmux: list[str]) -> None:  # noqa: F811
     """A person attached to the limited agent's session (their keys and ours would mix): "continue" waits, said
     once, and is typed once they detach."""
     record = limited_until_reset(sandbox, 6)
