@@ -135,7 +135,7 @@ def test_restore_all_brings_back_what_the_tmux_server_took_each_in_its_own_conve
     refused = sandbox.sv("restore", "auth", check=False)
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[0] == "supervisor: error: auth's pane is alive: there is nothing to restore"
-    sandbox.sv("restore", "gone")
+    sandbox.sv("restore", "gone", check=False)  # it ends again at once, which restore may report as a failed start
     assert len(launched(sandbox, "gone")) == 2
     assert sandbox.sv("restore", "--all").stdout.startswith("nothing to restore")
 
