@@ -146,6 +146,9 @@ class Transcripts:
             cursor = self._cursors.get(name)
             if cursor is None or cursor.ended or cursor.pane != pane:
                 return []
+            # A screen rewrapped to the new size is not the one before with lines wiped off it: the wipe check
+            # (`_commit_wiped`) starts again from the next screen.
+            self._live.pop(name, None)
             rows = [bare(row) for row in grid.rows]
             start = grid.history - (len(grid.rows) - grid.height)  # the history row of rows[0]
             written = find_end(rows, _tail_key(self.path(name)))
