@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.conformance.conftest import FIXTURES, Run, StateTrail
 from tests.conftest import wait_until
+from tests.test_watching import ticks_pass
 
 SLOW_SECONDS = 15.0  # chat_api.py's "slow": a word every 0.5 s, 30 of them
 STALL_AFTER = 20
@@ -146,7 +146,7 @@ def test_a_first_run_question_waits_and_the_task_arrives_after_a_human_answers(r
     agent = box.wait_state("a1", "waiting", timeout=60)
     run.record("a1", "startup_gitignore_question")
     assert ".gitignore" in (agent.get("waiting_reason") or ""), agent
-    time.sleep(2)  # the task must not be typed into the question
+    ticks_pass(box, 3)  # the engine looked again, and typed the task nowhere: not into the question
     assert box.state("a1") == "waiting"
     assert not run.api.requests()
     box.tmux("send-keys", "-t", agent["pane"], "n", "Enter")  # the human answers in the pane
