@@ -92,6 +92,12 @@ class RepoPaths:
     def engine_lock(self) -> Path:
         return self.runtime_dir / "engine.lock"
 
+    def agent_runtime(self, agent: str) -> Path:
+        """The agent's own runtime folder: its socket to the engine (which is its identity), and what it
+        leaves for an engine that is down. A sandbox binds this folder (not the socket: an engine started
+        again makes the socket anew) and none of the rest of the runtime directory."""
+        return self.runtime_dir / "agents" / agent_file_name(agent)
+
     def agent_state(self, agent: str) -> Path:
         """The agent's own folder for its CLI's state (config, sessions, credentials it may use)."""
         return self.state_dir / "agents" / agent_file_name(agent)

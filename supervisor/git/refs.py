@@ -18,12 +18,26 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["AGENT_REFS", "RACY_SECONDS", "ref_folder", "refs_stamp", "stamp_of", "worktree_git_dir", "worktree_head"]
+__all__ = ["AGENT_REFS", "RACY_SECONDS", "agent_branch", "agent_ref_folder", "ref_folder", "refs_stamp", "stamp_of",
+           "worktree_git_dir", "worktree_head"]
 
-AGENT_REFS = "refs/heads/agent"  # the folder of every agent branch (`agent/auth`, `agent/auth.test`)
+AGENT_REFS = "refs/heads/agent"  # the folder of every agent's ref folder (`agent/auth/`, `agent/auth.test/`)
+AGENT_BRANCH_LEAF = "work"
 RACY_SECONDS = 1.0
 
 _racy = itertools.count()
+
+
+def agent_branch(name: str) -> str:
+    """The branch of agent `name` (`agent/auth/work`). Each agent's refs live in a folder of their own
+    (`refs/heads/agent/auth/`), so that a sandbox can give an agent that folder to write and no other ref:
+    git replaces a loose ref by renaming a new file over it, which needs its folder, not the file."""
+    return f"agent/{name}/{AGENT_BRANCH_LEAF}"
+
+
+def agent_ref_folder(name: str) -> str:
+    """The folder, relative to the git common dir, that holds agent `name`'s refs (`refs/heads/agent/auth`)."""
+    return f"{AGENT_REFS}/{name}"
 
 
 def ref_folder(ref: str) -> str:
