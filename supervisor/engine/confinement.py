@@ -91,11 +91,28 @@ def _agent_cgroup(paths: RepoPaths, agent: Agent) -> Path | None:
         return None
     digest = hashlib.sha256(str(paths.state_dir).encode()).hexdigest()[:10]
     group = base / f"supervisor.{digest}" / agent_file_name(agent.name)
+    sweep(base)
     try:
         group.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
     return group if (group / "cgroup.procs").exists() else None
+
+
+def sweep(base: Path, older_than: float = 60.0) -> None:
+    """Remove the empty agent cgroups (and repository folders) left under `base` by agents that ended without
+    a stop, or by repositories gone since; the kernel refuses to remove one that holds a process. One made in
+    the last `older_than` seconds is left alone: its agent may be starting."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for repository in base.glob("supervisor.*"):
+            with contextlib.suppress(OSError):
+                for group in repository.iterdir():
+                    if group.is_dir() and now - group.stat().st_mtime > older_than:
+                        with contextlib.suppress(OSError):
+                            group.rmdir()
+                if now - repository.stat().st_mtime > older_than:
+                    repository.rmdir()
 
 
 def _members(group: Path) -> list[int]:
