@@ -100,6 +100,7 @@ class SlackConfig:
     channel: str | None = None
     webhook_url: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    approvers: tuple[str, ...] = ()  # Slack user ids who may answer approvals in a thread; none: nobody
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,9 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
     "prices": (),  # model names of the user's choosing: checked by _Parser.prices
 }
-_SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url")
+_SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url", "approvers")
+# A Slack member id (profile → ⋮ → Copy member ID): U… for a workspace's users, W… on Enterprise Grid.
+_SLACK_USER_ID: Final = re.compile(r"[UW][A-Z0-9]{2,}")
 _EMAIL_KEYS: Final = ("host", "port", "security", "username", "password", "sender", "to", "ca_file")
 
 _TAG: Final = "tag:yaml.org,2002:"
@@ -744,6 +747,7 @@ class _Parser:
             channel=self.opt_string(sec, "channel"),
             webhook_url=self.opt_string(sec, "webhook_url"),
             base_url=self.opt_string(sec, "base_url"),
+            approvers=self.slack_users(sec, "approvers"),
         )
         if not ((slack.token and slack.channel) or slack.webhook_url):
             missing = "channel" if slack.token else "token" if slack.channel else "token and channel"
@@ -753,6 +757,19 @@ class _Parser:
                 'e.g. slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents"}',
             )
         return slack
+
+    def slack_users(self, sec: _Section, key: str) -> tuple[str, ...]:
+        """A list of Slack member ids (one id alone is a list of one); a name or a mention is refused."""
+        users = self.strings(sec, key, one_ok=True)
+        node = sec.get(key)
+        if not users or node is None:
+            return ()
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for user, item in zip(users, items, strict=True):
+            if not _SLACK_USER_ID.fullmatch(user):
+                self.fail(item, f"{sec.dotted(key)}: {user!r} is not a Slack member id (such as U024BE7LH)",
+                          "in Slack, open the person's profile, then ⋮ → Copy member ID")
+        return tuple(dict.fromkeys(users))
 
     def email(self, alerts: _Section) -> EmailConfig | None:
         node = alerts.get("email")
@@ -917,7 +934,9 @@ alerts:
   # Slack, either a bot token + channel (alerts about one agent share a thread, and you can
   # answer approvals by replying `approve` or `deny <reason>` there) or an incoming webhook.
   # base_url points at another Slack API endpoint (Enterprise Grid, tests). For example:
-  #   slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents"}
+  # Replies in a thread answer approvals only from the Slack members listed in `approvers`
+  # (member ids: profile → ⋮ → Copy member ID); without the list, answers from Slack are off.
+  #   slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents", approvers: [U024BE7LH]}
   #   slack: {webhook_url: "${SLACK_WEBHOOK_URL}"}
   slack: null
   # Email through SMTP. port defaults to 587; security: starttls (default) | ssl (usually

@@ -72,6 +72,7 @@ def checks() -> list[Check]:
         running = engine_running(paths)
         found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
         found += alert_checks(paths, config)
+        found += boundary_checks(config)
     except SupervisorError as exc:
         found.append(Check("repository/config", False, exc.message, exc.hint))
     return found
@@ -83,6 +84,22 @@ def alert_checks(paths: Any, config: Any) -> list[Check]:
 
     return [Check(f"alerts: {name}", result.ok, result.detail, result.hint)
             for name, result in reachability(config.alerts, paths)]
+
+
+def boundary_checks(config: Any) -> list[Check]:
+    """Who may answer approvals from Slack, and what keeps an agent's processes together for `stop`."""
+    from supervisor.engine.confinement import cgroup_offer
+
+    found = [Check("stop", True, cgroup_offer())]
+    slack = config.alerts.slack
+    if slack is not None and slack.token and slack.channel:
+        if slack.approvers:
+            found.append(Check("slack approvals", True, f"from {', '.join(slack.approvers)} only"))
+        else:
+            found.append(Check("slack approvals", True,
+                               "off: replies in Slack answer nothing; to turn them on, list who may answer in "
+                               "alerts.slack.approvers (Slack member ids, e.g. approvers: [U024BE7LH])"))
+    return found
 
 
 def _notices(paths: Any) -> list[str]:

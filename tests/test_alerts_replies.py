@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,20 +21,32 @@ def slack() -> Iterator[SlackServer]:
     server.stop()
 
 
-def test_a_deny_reply_in_the_thread_reaches_the_agent_with_its_reason(sandbox: Sandbox, slack: SlackServer) -> None:
+def waiting_for_a_push(sandbox: Sandbox, slack: SlackServer, approvers: str | None) -> dict[str, Any]:
+    """An agent waiting to push, its alert in Slack (the message); `approvers` as supervisor.yaml spells them."""
     sandbox.env["SLACK_BOT_TOKEN"] = TOKEN
+    listed = f", approvers: {approvers}" if approvers is not None else ""
     sandbox.write_config(
         "agent:\n  stagger: 0s\nlimits:\n  idle_after: 1s\n"
         "alerts:\n  tmux: false\n  group_wait: 0.2s\n"
-        f"  slack: {{token: \"${{SLACK_BOT_TOKEN}}\", channel: \"#agents\", base_url: \"{slack.base_url}\"}}\n")
+        f"  slack: {{token: \"${{SLACK_BOT_TOKEN}}\", channel: \"#agents\", base_url: \"{slack.base_url}\"{listed}}}\n")
     command = fake_claude(sandbox, "sl", """
         turns:
           - [{ask: "git push --force"}, {say: pushed}]
     """)
     sandbox.sv("start", "auth", "--task", "ship it", "--command", command)
     sandbox.wait_state("auth", "waiting")
-    alert = wait_until(lambda: next((m for m in slack.posted() if "auth" in m["text"] and "thread_ts" not in m),
-                                    None), message="the waiting alert in Slack")
+    alert: dict[str, Any] = wait_until(
+        lambda: next((m for m in slack.posted() if "auth" in m["text"] and "thread_ts" not in m), None),
+        message="the waiting alert in Slack")
+    return alert
+
+
+def notes(slack: SlackServer, alert: dict[str, Any], start: str) -> list[str]:
+    return [m["text"] for m in slack.thread_messages(alert["ts"]) if m.get("text", "").startswith(start)]
+
+
+def test_a_deny_reply_in_the_thread_reaches_the_agent_with_its_reason(sandbox: Sandbox, slack: SlackServer) -> None:
+    alert = waiting_for_a_push(sandbox, slack, "[U0HUMAN]")
     assert "supervisor approve auth" in alert["text"]
     slack.reply(alert["ts"], "looking…")  # chatter is ignored
     slack.reply(alert["ts"], "deny not on a Friday")
@@ -41,6 +55,41 @@ def test_a_deny_reply_in_the_thread_reaches_the_agent_with_its_reason(sandbox: S
     assert "pushed" not in sandbox.screen("auth")
     wait_until(lambda: any(m.get("text", "").startswith("Denied by <@U0HUMAN>: not on a Friday")
                            for m in slack.thread_messages(alert["ts"])), message="the note in the thread")
+
+
+def test_an_answer_from_someone_not_listed_changes_nothing_and_is_told_once(sandbox: Sandbox,
+                                                                           slack: SlackServer) -> None:
+    alert = waiting_for_a_push(sandbox, slack, "[U0HUMAN, U0LEAD]")
+    slack.reply(alert["ts"], "approve", user="U0INTRUDER")
+    refused = "<@U0INTRUDER> may not answer approvals"
+    wait_until(lambda: notes(slack, alert, refused), message="the refusal in the thread")
+    assert sandbox.state("auth") == "waiting" and "approved" not in sandbox.screen("auth")
+    slack.reply(alert["ts"], "approve!", user="U0INTRUDER")
+    slack.reply(alert["ts"], "yes", user="U0OTHER")
+    wait_until(lambda: notes(slack, alert, "<@U0OTHER> may not"), message="the second person's refusal")
+    assert len(notes(slack, alert, refused)) == 1  # told once, however often they try
+    assert sandbox.state("auth") == "waiting" and "approved" not in sandbox.screen("auth")
+    slack.reply(alert["ts"], "approve", user="U0LEAD")
+    wait_until(lambda: "pushed" in sandbox.screen("auth"), timeout=20, message="the approval at the agent")
+    assert notes(slack, alert, "Approved by <@U0LEAD>")
+    events = sandbox.agent("auth")["events"]
+    assert [e.get("by") for e in events if e["kind"] == "approved"] == ["slack:U0LEAD"]
+
+
+def test_without_approvers_answers_from_slack_are_off_and_doctor_says_how_to_turn_them_on(
+        sandbox: Sandbox, slack: SlackServer) -> None:
+    alert = waiting_for_a_push(sandbox, slack, None)
+    slack.reply(alert["ts"], "approve")
+    wait_until(lambda: notes(slack, alert, "Answers from Slack are off"), message="the note in the thread")
+    last = slack.reply(alert["ts"], "approve", user="U0LEAD")
+    wait_until(lambda: any(float(call.body.get("oldest") or 0) >= float(last)
+                           for call in slack.calls("conversations.replies")), message="the engine reading past it")
+    assert len(notes(slack, alert, "Answers from Slack are off")) == 1
+    assert "alerts.slack.approvers" in notes(slack, alert, "Answers from Slack are off")[0]
+    assert sandbox.state("auth") == "waiting" and "approved" not in sandbox.screen("auth")
+    checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}
+    assert checks["slack approvals"]["detail"].startswith("off")
+    assert "alerts.slack.approvers" in checks["slack approvals"]["detail"]
 
 
 @pytest.mark.parametrize(("text", "answer"), [

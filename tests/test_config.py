@@ -203,6 +203,24 @@ def test_slack_webhook_alone_is_enough(repo: Path) -> None:
     assert slack is not None and slack.webhook_url == "https://hooks.slack.com/x" and slack.token is None
 
 
+def test_slack_approvers_are_member_ids(repo: Path) -> None:
+    text = "alerts:\n  slack:\n    webhook_url: x\n    approvers: [U024BE7LH, W0ADMIN1, U024BE7LH]\n"
+    slack = load(repo, text).alerts.slack
+    assert slack is not None and slack.approvers == ("U024BE7LH", "W0ADMIN1")
+    one = load(repo, "alerts:\n  slack: {webhook_url: x, approvers: U024BE7LH}\n").alerts.slack
+    assert one is not None and one.approvers == ("U024BE7LH",)
+    none = load(repo, "alerts:\n  slack: {webhook_url: x}\n").alerts.slack
+    assert none is not None and none.approvers == ()
+
+
+@pytest.mark.parametrize("who", ["alice", "'@alice'", "'<@U024BE7LH>'", "u024be7lh"])
+def test_a_slack_approver_that_is_no_member_id_names_its_line(repo: Path, who: str) -> None:
+    err = error(repo, f"alerts:\n  slack:\n    webhook_url: x\n    approvers:\n      - U024BE7LH\n      - {who}\n")
+    assert err.line == 6
+    assert err.detail.startswith("alerts.slack.approvers: ") and "is not a Slack member id" in err.detail
+    assert err.hint is not None and "Copy member ID" in err.hint
+
+
 def test_email_defaults_and_single_recipient(repo: Path) -> None:
     email = load(repo, "alerts:\n  email: {host: h, sender: s@x, to: me@x}\n").alerts.email
     assert email is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from supervisor.engine import subreaper
 from supervisor.engine.processes import CpuMeter, kill_tree, scan
 from supervisor.engine.watcher import CPU_BUSY_PERCENT
 from tests.conftest import wait_until
@@ -145,3 +147,40 @@ def test_walking_only_the_agents_trees_finds_what_a_full_scan_finds() -> None:
     finally:
         kill_tree(root.pid, 0)
         root.wait()
+
+
+def test_a_subreapers_orphans_stay_in_its_tree_and_a_fork_loop_cannot_outrun_the_kill() -> None:
+    """The agent's first process is a child subreaper (no cgroup here): a double fork and `setsid -f` leave
+    their sleepers to it rather than to init, a loop forks sleepers away from itself, and one kill_tree ends
+    them all."""
+    orphan, looped = f"900.{os.getpid()}", f"901.{os.getpid()}"
+    escapes = (f"env -i setsid -f sleep {orphan}; env -i sh -c '(sleep {orphan} &) &'; "
+               f"env -i sh -c 'while :; do (sleep {looped} &); sleep 0.02; done' & exec sleep 300")
+    script = Path(subreaper.__file__)
+    root = subprocess.Popen([sys.executable, "-I", "-S", str(script), subreaper.NO_CGROUP, "/bin/sh", escapes],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def in_tree(length: str) -> list[psutil.Process]:
+        tree = scan([root.pid])
+        found = []
+        for pid in tree.tree(root.pid):
+            with contextlib.suppress(psutil.Error):  # the loop's own `sleep 0.02`s come and go
+                if tree.procs[pid].name == "sleep" and (proc := psutil.Process(pid)).cmdline() == ["sleep", length]:
+                    found.append(proc)
+        return found
+
+    def anywhere() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] in (["sleep", orphan],
+                                                                                  ["sleep", looped])]
+
+    try:
+        wait_until(lambda: len(in_tree(orphan)) == 2 and len(in_tree(looped)) >= 3, message="the sleepers in its tree")
+        orphans = in_tree(orphan)
+        assert [p.ppid() for p in orphans] == [root.pid, root.pid]  # not init's
+        assert kill_tree(root.pid, 0) == []
+        root.wait()
+        assert [p for p in anywhere() if p.status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        for proc in anywhere():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()

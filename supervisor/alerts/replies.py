@@ -2,7 +2,9 @@
 
 With a bot token, each agent's alerts form one thread; while an agent waits, its thread is read every few
 seconds (`conversations.replies`) for a human's answer, which goes to the same place `supervisor approve`
-and `deny` do. Messages already read are remembered in the store, so none is acted on twice.
+and `deny` do. Messages already read are remembered in the store, so none is acted on twice. Only the members
+listed in `alerts.slack.approvers` answer: anyone else is told so in the thread and nothing changes; without
+the list, answers from Slack are off (and the first one in a thread is told how to turn them on).
 """
 
 from __future__ import annotations
@@ -75,9 +77,9 @@ class SlackReplies:
         for agent in waiting:
             ref = self.outbox.thread(agent.name, f"slack:{slack.channel}")
             if ref:
-                self._read_thread(web, agent.name, ref)
+                self._read_thread(web, agent.name, ref, slack.approvers)
 
-    def _read_thread(self, web: WebClient, agent: str, ref: str) -> None:
+    def _read_thread(self, web: WebClient, agent: str, ref: str, approvers: tuple[str, ...]) -> None:
         channel, _, thread_ts = ref.partition(":")
         key = f"slack.replies.{agent}.{thread_ts}"
         seen = self.engine.store.get_meta(key) or thread_ts
@@ -96,11 +98,38 @@ class SlackReplies:
             if answer is None:
                 continue
             allowed, reason = answer
-            who = str(message.get("user") or "someone")
+            who = str(message.get("user") or "")
+            if who not in approvers:
+                self._refuse(web, agent, channel, thread_ts, who, approvers)
+                continue
             try:
                 self.engine.answer(agent, allowed, reason, by=f"slack:{who}")
                 note = f"{'Approved' if allowed else 'Denied'} by <@{who}>" + (f": {reason}" if reason else "")
             except SupervisorError as exc:
                 note = f"Could not {'approve' if allowed else 'deny'}: {exc.message}"
-            with contextlib.suppress(SlackApiError, SlackClientError, OSError):  # only a courtesy note
-                web.chat_postMessage(channel=channel, thread_ts=thread_ts, text=note)
+            self._note(web, channel, thread_ts, note)
+
+    def _refuse(self, web: WebClient, agent: str, channel: str, thread_ts: str, who: str,
+                approvers: tuple[str, ...]) -> None:
+        """An answer from someone not listed changes nothing; said once in the thread (per person, or once at
+        all while answers from Slack are off), never again for the same thread."""
+        said = f"slack.refused.{thread_ts}.{who if approvers else '*'}"
+        if self.engine.store.get_meta(said):
+            return
+        self.engine.store.set_meta(said, "1")
+        if approvers:
+            log.warning("%s: a Slack answer from %s, who is not in alerts.slack.approvers, was ignored", agent,
+                        who or "an unknown user")
+            note = (f"<@{who}> may not answer approvals: only the people listed in alerts.slack.approvers may. "
+                    f"Nothing was changed.")
+        else:
+            log.warning("%s: a Slack answer was ignored: alerts.slack.approvers lists nobody", agent)
+            note = ("Answers from Slack are off, so nothing was changed: list the Slack member ids of the people "
+                    "who may approve in alerts.slack.approvers of supervisor.yaml (e.g. approvers: [U024BE7LH]), "
+                    f"or answer with `supervisor approve {agent}` / `supervisor deny {agent}`.")
+        self._note(web, channel, thread_ts, note)
+
+    @staticmethod
+    def _note(web: WebClient, channel: str, thread_ts: str, text: str) -> None:
+        with contextlib.suppress(SlackApiError, SlackClientError, OSError):  # only a courtesy note
+            web.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)

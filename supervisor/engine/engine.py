@@ -51,6 +51,7 @@ from supervisor.engine.approvals import (
 )
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
+from supervisor.engine.confinement import confined, end_confined
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
@@ -629,12 +630,13 @@ class Engine:
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
+        started = confined(self.paths, agent, command)  # its orphans stay its own, for `stop` to find
         if own is not None:
             self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
-            agent.pid = self.tmux.respawn(own.pane, own.server, Path(agent.worktree), command, env)
+            agent.pid = self.tmux.respawn(own.pane, own.server, Path(agent.worktree), started, env)
             ref, history = PaneRef.of(own), own.history  # the earlier runs' lines, already in the transcript
         else:
-            ref, agent.pid = self.panes.open(agent, command, env, panes)
+            ref, agent.pid = self.panes.open(agent, started, env, panes)
             history = 0
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
@@ -1110,15 +1112,14 @@ class Engine:
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float, why: str) -> None:
-        """End the agent's whole process tree, and anything that escaped it carrying its token; a request its
+        """End the agent's whole process tree (its orphans stay in it: supervisor/engine/confinement.py); a request its
         hook held is dropped first (`why`), since no answer can reach it. The tree is the one its own pane runs
         now: a pid recorded before its tmux server died may be another's by now."""
         self.approvals.drop(agent.name, why)
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)
         root = own.pid if own is not None and not own.dead else None
-        survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at,
-                              spare=self.tmux.keepers(panes))
+        survivors = kill_tree(root, grace, spare=self.tmux.keepers(panes))
         survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
@@ -1128,12 +1129,13 @@ class Engine:
             self.end_transcript(agent)
 
     def _end_state_holders(self, agent: Agent, grace: float) -> list[int]:
-        """End what runs on the agent's own CLI state folder (a CLI's daemon, started in any earlier run of
-        the agent, outside its pane's tree); the pids that survived."""
+        """End what is left in the agent's cgroup, and what runs on the agent's own CLI state folder (a CLI's
+        daemon, started in any earlier run of the agent, outside its pane's tree); the pids that survived."""
+        left = end_confined(agent)
         variable = get_profile(agent.profile).state_env
         if variable is None:
-            return []
-        return kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)),
+            return left
+        return left + kill_tree(None, grace, env_key=variable, env_value=str(self.paths.agent_state(agent.name)),
                          spare=self.tmux.keepers(self.tmux.list_panes()))
 
     def end_transcript(self, agent: Agent) -> None:

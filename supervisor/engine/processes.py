@@ -12,7 +12,7 @@ import os
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -279,7 +279,11 @@ def _processes(pids: Iterable[int]) -> list[psutil.Process]:
 
 
 def tree_of(root: int) -> list[psutil.Process]:
-    """`root` and its descendants now, deepest first (for a one-off kill, not for the watch loop)."""
+    """`root` and its descendants now, deepest first (for a one-off kill, not for the watch loop). Read from
+    the tree's own /proc children files where the kernel has them (a whole table's scan costs a second on a
+    busy machine, and a kill walks the tree many times)."""
+    if _HAS_PROC and _CHILDREN_FILES:
+        return list(reversed(_processes(_scan_trees([root]).tree(root))))
     try:
         proc = psutil.Process(root)
         family = [proc, *proc.children(recursive=True)]
@@ -314,10 +318,13 @@ def kill_tree(
     since: float = 0.0, spare: Collection[int] = (),
 ) -> list[int]:
     """End `root`'s whole tree (and processes carrying env_key=env_value, but never those in `spare`): TERM
-    deepest first, wait `grace`, then KILL what is left; repeated while new processes appear. Returns the pids
-    that survived (none).
+    deepest first and wait `grace` (none: straight on); then freeze what is left (SIGSTOP, walking the tree
+    again until a walk finds no process it has not stopped, so a process forking in a loop cannot outrun the
+    walk) and KILL it all. Returns the pids that survived (none).
 
-    psutil checks each process's start time before signalling, so a reused pid is never hit."""
+    The agent's first process is a child subreaper (supervisor/engine/subreaper.py): what double-forked or
+    left its session is still in the tree. psutil checks each process's start time before signalling, so a
+    reused pid is never hit."""
 
     def family() -> list[psutil.Process]:
         procs = [p for p in tree_of(root) if p.pid not in spare] if root else []
@@ -326,21 +333,42 @@ def kill_tree(
             procs += [p for p in carrying_env(env_key, env_value, since, spare) if p.pid not in seen]
         return procs
 
-    for _round in range(5):
+    if grace > 0:
         procs = family()
-        if not procs:
-            return []
-        if grace > 0:
-            for proc in procs:
-                with contextlib.suppress(psutil.Error):
-                    proc.send_signal(signal.SIGTERM)
-            procs = _wait_gone(procs, grace)
         for proc in procs:
             with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGTERM)
+        _wait_gone(procs, grace)
+    for _round in range(5):
+        frozen = freeze(family)
+        if not frozen:
+            return []
+        for proc in frozen:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-        _wait_gone(procs, 5.0)
-        grace = 0.0  # later rounds only mop up what appeared meanwhile
+        _wait_gone(frozen, 5.0)
     return [p.pid for p in family() if _alive(p)]
+
+
+def freeze(family: Callable[[], list[psutil.Process]], walks: int = 100) -> list[psutil.Process]:
+    """SIGSTOP every process `family` lists, listing again until a list holds none not stopped yet (a stopped
+    process forks no more); the processes stopped, parents before children as listed."""
+    stopped: dict[tuple[int, float], psutil.Process] = {}
+    for _walk in range(walks):
+        fresh = []
+        for proc in reversed(family()):  # tree_of lists deepest first: stop parents first
+            try:
+                key = (proc.pid, proc.create_time())
+            except psutil.Error:
+                continue
+            if key not in stopped:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGSTOP)
+                    fresh.append(proc)
+                stopped[key] = proc
+        if not fresh:
+            break
+    return list(stopped.values())
 
 
 def _alive(proc: psutil.Process) -> bool:
