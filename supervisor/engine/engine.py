@@ -74,8 +74,9 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
+from supervisor.hosts.base import CannotIsolate
+from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
-from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 from supervisor.usage.service import UsageService
 
@@ -133,6 +134,7 @@ class Engine:
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
+        self.host = LocalHost(self.paths, self.tmux, self.panes, lambda: self.config)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self.disk = DiskWatch(self.store, self.transcripts, str(paths.state_dir))  # what waits for the disk
@@ -631,11 +633,13 @@ class Engine:
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
         if own is not None:
             self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
-            agent.pid = self.tmux.respawn(own.pane, own.server, Path(agent.worktree), command, env)
-            ref, history = PaneRef.of(own), own.history  # the earlier runs' lines, already in the transcript
-        else:
-            ref, agent.pid = self.panes.open(agent, command, env, panes)
-            history = 0
+        try:
+            launched = self.host.launch(agent, command, env, own, panes)
+        except CannotIsolate as exc:
+            agent.reason = f"not started: {exc.message}; {exc.hint}"
+            self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+            return False
+        ref, agent.pid, history = launched.ref, launched.pid, launched.history
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()
@@ -1116,9 +1120,7 @@ class Engine:
         self.approvals.drop(agent.name, why)
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)
-        root = own.pid if own is not None and not own.dead else None
-        survivors = kill_tree(root, grace, env_key="SUPERVISOR_TOKEN", env_value=agent.token, since=agent.started_at,
-                              spare=self.tmux.keepers(panes))
+        survivors = self.host.end(agent, own, grace, agent.started_at)
         survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)
