@@ -7,7 +7,10 @@ Builds a scratch repository of FILES files, then times:
   engine     `supervisor start` through the client API (worktree, excludes, setup, tmux session, transcript,
              store, launch of the demo agent), SESSIONS times
   cli        the same through the `supervisor` command, a few times (adds the Python start-up of the CLI)
-and prints the time per session and the ratio engine / baseline (target: at most 1.5).
+  sandbox    the same `supervisor start` with `isolation: sandbox` beside `isolation: none`, and the time
+             to run a command in an agent's real sandbox (bubblewrap with all its binds) beside running it bare
+and prints the time per session and the ratio engine / baseline (target: at most 1.5), and the sandbox's cost
+per start (target: at most 50 ms more).
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from supervisor.paths import RepoPaths, find_repo
+from supervisor.tmux.server import Tmux
+
 TARGET_RATIO = 1.5
+TARGET_SANDBOX_MS = 50.0
 
 
 def make_repo(root: Path, files: int) -> None:
@@ -60,10 +67,7 @@ def main() -> int:
     repo = scratch / "repo"
     make_repo(repo, args.files)
 
-    from supervisor.client import call, ensure_engine
-    from supervisor.paths import find_repo
-    from supervisor.tmux.server import Tmux
-
+    from supervisor.client import call, engine_running, ensure_engine
     paths = find_repo(repo)
     try:
         baseline = []
@@ -73,9 +77,19 @@ def main() -> int:
                 ["git", "worktree", "add", "--quiet", "-b", f"baseline/{i}", str(t), "HEAD"],
                 cwd=repo, check=True)))
 
-        ensure_engine(paths)  # started once, as it is for a user; not part of a session's cost
-        engine = [timed(lambda i=index: call(paths, "start", {"name": f"s{i}", "wait": False}))
-                  for index in range(args.sessions)]
+        engine: dict[str, list[float]] = {}
+        for isolation in ("none", "sandbox"):
+            with contextlib.suppress(Exception):
+                call(paths, "shutdown", autostart=False)
+            deadline = time.monotonic() + 20
+            while engine_running(paths) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            configure(repo, isolation)
+            ensure_engine(paths)  # started once, as it is for a user; not part of a session's cost
+            engine[isolation] = [timed(lambda i=index, kind=isolation: call(paths, "start", {"name": f"{kind}{i}",
+                                                                              "wait": False}))
+                                 for index in range(args.sessions)]
+        bare, boxed = exec_cost(paths, repo, "sandbox0", args.sessions)
         cli = []
         for index in range(3):
             cli.append(timed(lambda i=index: subprocess.run(
@@ -90,20 +104,51 @@ def main() -> int:
         shutil.rmtree(runtime, ignore_errors=True)
 
     base_ms = statistics.median(baseline) * 1000
-    engine_ms = statistics.median(engine) * 1000
+    engine_ms = statistics.median(engine["none"]) * 1000
+    sandbox_ms = statistics.median(engine["sandbox"]) * 1000 - engine_ms + (statistics.median(boxed)
+                                                                            - statistics.median(bare)) * 1000
     cli_ms = statistics.median(cli) * 1000
     ratio = engine_ms / base_ms
     print(f"repository: {args.files} files; {args.sessions} sessions")
-    print(f"{'':<34}{'median':>10}{'mean':>10}{'max':>10}")
-    for label, values in (("git worktree add (baseline)", baseline), ("supervisor start (engine API)", engine),
-                          ("supervisor start (CLI process)", cli)):
-        print(f"{label:<34}{statistics.median(values) * 1000:>8.1f}ms{statistics.mean(values) * 1000:>8.1f}ms"
+    print(f"{'':<40}{'median':>10}{'mean':>10}{'max':>10}")
+    for label, values in (("git worktree add (baseline)", baseline),
+                          ("supervisor start (engine API, none)", engine["none"]),
+                          ("supervisor start (engine API, sandbox)", engine["sandbox"]),
+                          ("supervisor start (CLI process)", cli),
+                          ("sh -c true", bare), ("sh -c true in the agent's sandbox", boxed)):
+        print(f"{label:<40}{statistics.median(values) * 1000:>8.1f}ms{statistics.mean(values) * 1000:>8.1f}ms"
               f"{max(values) * 1000:>8.1f}ms")
     print(f"ratio engine/baseline: {ratio:.2f}x (target <= {TARGET_RATIO}x) "
           f"{'OK' if ratio <= TARGET_RATIO else 'OVER TARGET'}")
     print(f"CLI overhead over the engine: {cli_ms - engine_ms:.0f}ms (Python start-up of the command)")
+    print(f"sandbox cost per start: {sandbox_ms:.1f}ms (engine side + bubblewrap's own start; target <= "
+          f"{TARGET_SANDBOX_MS:.0f}ms) {'OK' if sandbox_ms <= TARGET_SANDBOX_MS else 'OVER TARGET'}")
     print(f"agents launched: {len(states)}, states: {sorted(set(states))}")
-    return 0 if ratio <= TARGET_RATIO else 1
+    return 0 if ratio <= TARGET_RATIO and sandbox_ms <= TARGET_SANDBOX_MS else 1
+
+
+def configure(repo: Path, isolation: str) -> None:
+    """supervisor.yaml with `isolation`, for the engine started next."""
+    agent = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
+    (repo / "supervisor.yaml").write_text(f"agent:\n  profile: generic\n  command: {agent}\nisolation: {isolation}\n")
+
+
+def exec_cost(paths: RepoPaths, repo: Path, name: str, count: int) -> tuple[list[float], list[float]]:
+    """Seconds to run `sh -c true` bare, and inside agent `name`'s sandbox as the engine builds it."""
+    from supervisor.config import load_config
+    from supervisor.hosts import isolation, sandbox
+    from supervisor.hosts.local import SHELL, LocalHost
+
+    host = LocalHost(paths, Tmux(paths.tmux_socket, paths.tmux_conf), None, lambda: load_config(repo))  # type: ignore[arg-type]
+    from supervisor.core.store import Store
+
+    agent = Store(paths.db_path).get_agent(name)
+    assert agent is not None and isolation.sandboxing().bwrap is not None
+    spec = host.spec(agent, os.environ)
+    argv = sandbox.argv(spec, [SHELL, "-c", "true"], isolation.sandboxing().bwrap or "bwrap")
+    bare = [timed(lambda: subprocess.run([SHELL, "-c", "true"], check=True)) for _ in range(count)]
+    boxed = [timed(lambda: subprocess.run(argv, check=True)) for _ in range(count)]
+    return bare, boxed
 
 
 if __name__ == "__main__":

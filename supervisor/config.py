@@ -47,6 +47,7 @@ EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
                           "done", "merge", "limited", "budget", "context")
 MERGE_MODES: Final = ("manual", "auto")
+ISOLATIONS: Final = ("sandbox", "none")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -149,6 +150,16 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class SandboxConfig:
+    network: bool = True
+    """False: each sandboxed agent gets a network of its own with only loopback in it."""
+    read: tuple[Path, ...] = ()
+    """More folders agents may read (absolute); what the sandbox hides stays hidden inside them."""
+    write: tuple[Path, ...] = ()
+    """More folders agents may write (a shared cache); what the sandbox hides stays hidden inside them."""
+
+
+@dataclass(frozen=True)
 class Config:
     repo_root: Path
     agent: AgentConfig
@@ -159,6 +170,9 @@ class Config:
     approval: ApprovalConfig
     merge: MergeConfig = MergeConfig()
     budget: BudgetConfig = BudgetConfig()
+    isolation: str | None = None
+    """`sandbox` or `none` (supervisor/hosts/isolation.py); None when unset: sandbox where the machine can."""
+    sandbox: SandboxConfig = SandboxConfig()
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """`prices:`: per model, over the packaged table (supervisor/usage/prices.py)."""
     source: Path | None = None
@@ -243,6 +257,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "approval": ("require", "timeout"),
     "merge": ("check", "check_timeout"),
     "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
+    "isolation": (),  # a scalar: sandbox | none
+    "sandbox": ("network", "read", "write"),
     "prices": (),  # model names of the user's choosing: checked by _Parser.prices
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url", "approvers")
@@ -449,6 +465,8 @@ class _Parser:
             approval=self.approval(self.section(top.get("approval"), "approval", _SECTIONS["approval"])),
             merge=self.merge(self.section(top.get("merge"), "merge", _SECTIONS["merge"])),
             budget=self.budget(self.section(top.get("budget"), "budget", _SECTIONS["budget"])),
+            isolation=self.isolation(top),
+            sandbox=self.sandbox(self.section(top.get("sandbox"), "sandbox", _SECTIONS["sandbox"])),
             prices=self.prices(top.get("prices")),
             source=source,
         )
@@ -798,6 +816,20 @@ class _Parser:
             ca_file=None if ca_file is None else self.repo_root / Path(ca_file).expanduser(),
         )
 
+    def isolation(self, top: _Section) -> str | None:
+        node = top.get("isolation")
+        if node is None or _is_null(node):
+            return None
+        return self.choice(top, "isolation", ISOLATIONS[0], ISOLATIONS)
+
+    def sandbox(self, sec: _Section) -> SandboxConfig:
+        def folders(key: str) -> tuple[Path, ...]:
+            return tuple(Path(os.path.normpath(self.repo_root / os.path.expanduser(text)))
+                         for text in self.strings(sec, key, one_ok=True))
+
+        return SandboxConfig(network=self.boolean(sec, "network", True), read=folders("read"),
+                             write=folders("write"))
+
     def merge(self, sec: _Section) -> MergeConfig:
         return MergeConfig(check=self.opt_string(sec, "check"),
                            check_timeout=self.duration(sec, "check_timeout", 1800.0))
@@ -1006,6 +1038,19 @@ budget:
   # A `budget` alert goes out at 80% and at 100%. At 100%: alert | stop (the session tree
   # is stopped, as `supervisor stop` does, and the alert says so).
   on_budget: alert
+
+# Each agent runs in a bubblewrap sandbox (Linux; apt-get install bubblewrap): it sees its own worktree,
+# its own branch and CLI folder, and not the supervisor's store, other agents' worktrees or your
+# credentials; `stop` ends every process it started. Unset: sandbox when bubblewrap is installed.
+# none = agents run as you, unsandboxed (`supervisor doctor` says what is then not enforced).
+# isolation: sandbox
+sandbox:
+  # false: sandboxed agents get no network (loopback only).
+  network: true
+  # More folders agents may read, or write (a shared cache: ~/.cache/pip); relative to the repository.
+  # What the sandbox hides (the store, other worktrees, credentials) stays hidden inside them.
+  read: []
+  write: []
 
 # What a model's tokens cost, in USD per million tokens, over the table shipped with supervisor (see
 # `supervisor usage`). Needed for a model the table does not know (its tokens are then shown with no

@@ -59,6 +59,9 @@ def checks() -> list[Check]:
                   for line in _notices(paths)]
         source = str(config.source) if config.source else "no supervisor.yaml (defaults)"
         found.append(Check("config", True, source))
+        from supervisor.hosts.isolation import describe
+
+        found.append(Check("isolation", *describe(config.isolation)))
         from supervisor.agents import get_profile
 
         profile = get_profile(config.agent.profile)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -38,6 +39,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: fl
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+# The test's folder (tmp_path: scripts, prompt records, stand-in programs) is outside what a sandboxed agent
+# sees by default; its repository, worktrees and store in it stay hidden all the same.
+TEST_FOLDER_WRITABLE = "sandbox:\n  write: [{folder}]\n"
 
 
 @dataclass
@@ -92,6 +98,10 @@ class Sandbox:
         return self.runtime / self.paths.runtime_dir.name / "tmux.sock"
 
     def write_config(self, text: str) -> None:
+        """Write supervisor.yaml; agents' sandboxes may then also write the test's own folder (its scripts and
+        prompt records are there), unless `text` says how to sandbox them."""
+        if not re.search(r"^(sandbox|isolation):", text, re.MULTILINE):
+            text = f"{text.rstrip()}\n{TEST_FOLDER_WRITABLE.format(folder=self.root.parent)}"
         (self.root / "supervisor.yaml").write_text(text)
 
     def git(self, *args: str, cwd: Path | None = None) -> str:

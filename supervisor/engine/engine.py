@@ -51,7 +51,7 @@ from supervisor.engine.approvals import (
 )
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
-from supervisor.engine.confinement import confined, end_confined
+from supervisor.engine.confinement import end_confined
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
@@ -75,8 +75,9 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.worktrees import write_contract
+from supervisor.hosts.base import CannotIsolate
+from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
-from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
 from supervisor.usage.service import UsageService
 
@@ -134,6 +135,7 @@ class Engine:
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
+        self.host = LocalHost(self.paths, self.tmux, self.panes, lambda: self.config)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self.disk = DiskWatch(self.store, self.transcripts, str(paths.state_dir))  # what waits for the disk
@@ -630,14 +632,15 @@ class Engine:
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
-        started = confined(self.paths, agent, command)  # its orphans stay its own, for `stop` to find
         if own is not None:
             self.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
-            agent.pid = self.tmux.respawn(own.pane, own.server, Path(agent.worktree), started, env)
-            ref, history = PaneRef.of(own), own.history  # the earlier runs' lines, already in the transcript
-        else:
-            ref, agent.pid = self.panes.open(agent, started, env, panes)
-            history = 0
+        try:
+            launched = self.host.launch(agent, command, env, own, panes)
+        except CannotIsolate as exc:
+            agent.reason = f"not started: {exc.message}; {exc.hint}"
+            self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+            return False
+        ref, agent.pid, history = launched.ref, launched.pid, launched.history
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()
@@ -1118,8 +1121,7 @@ class Engine:
         self.approvals.drop(agent.name, why)
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)
-        root = own.pid if own is not None and not own.dead else None
-        survivors = kill_tree(root, grace, spare=self.tmux.keepers(panes))
+        survivors = self.host.end(agent, own, grace, agent.started_at)
         survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.store.append_event(agent.name, "kill_incomplete", pids=survivors)

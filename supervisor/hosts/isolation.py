@@ -1,0 +1,79 @@
+"""Which isolation an agent runs with, and whether this machine can give it.
+
+`isolation: sandbox` (the default on Linux when bubblewrap is installed) runs every agent in a bubblewrap
+sandbox (supervisor/hosts/sandbox.py); `none` runs it as any other process of the user. A sandbox that was
+asked for and cannot be made refuses the agent with one line saying what to install or turn on: an agent never
+runs unsandboxed when the sandbox was wanted.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+SANDBOX = "sandbox"
+NONE = "none"
+CHOICES = (SANDBOX, NONE)
+
+NOT_ENFORCED = ("isolation: none: agents run as you, unsandboxed; one OS user cannot be kept from another "
+                "process of the same user: an agent can read the store, other worktrees and your credentials, "
+                "and write any ref, the shared git config and hooks")
+
+
+@dataclass(frozen=True)
+class Sandboxing:
+    """Whether bubblewrap can make a sandbox here: its path, or why not (one line) and what to do."""
+
+    bwrap: str | None
+    problem: str | None = None
+    hint: str | None = None
+
+
+@functools.lru_cache(maxsize=1)
+def sandboxing() -> Sandboxing:
+    """Probed once per process: bubblewrap found, and able to make the namespaces a sandbox needs."""
+    if not sys.platform.startswith("linux"):
+        return Sandboxing(None, f"the sandbox needs Linux (this is {sys.platform})", "set `isolation: none`")
+    found = shutil.which("bwrap")
+    if found is None:
+        return Sandboxing(None, "bubblewrap is not installed",
+                          "install it (Debian/Ubuntu: apt-get install bubblewrap), or set `isolation: none`")
+    try:
+        done = subprocess.run([found, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev",
+                               "--proc", "/proc", "--", "true"],
+                              capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Sandboxing(None, f"bubblewrap does not run: {exc}", "reinstall bubblewrap, or set `isolation: none`")
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return Sandboxing(None, f"bubblewrap cannot create namespaces here ({said})",
+                          "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                          "user.max_user_namespaces > 0; on Ubuntu 24.04 "
+                          "kernel.apparmor_restrict_unprivileged_userns=0), or set `isolation: none`")
+    return Sandboxing(found)
+
+
+def default_isolation() -> str:
+    """`sandbox` where this machine can make one, else `none` (said by `doctor`)."""
+    return SANDBOX if sandboxing().bwrap is not None else NONE
+
+
+def in_force(configured: str | None) -> str:
+    """The isolation agents get: as configured, or the default when supervisor.yaml says nothing."""
+    return configured or default_isolation()
+
+
+def describe(configured: str | None) -> tuple[bool, str, str | None]:
+    """For `doctor`: whether all is well, the line saying the isolation in force, and a hint."""
+    chosen = in_force(configured)
+    probe = sandboxing()
+    if chosen == SANDBOX:
+        if probe.bwrap is None:
+            return False, f"isolation: sandbox, but {probe.problem}: agents will not start", probe.hint
+        return True, f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)", None
+    why = "" if configured == NONE else f" ({probe.problem})"
+    fine = configured == NONE or not sys.platform.startswith("linux")
+    return fine, NOT_ENFORCED + why, None if fine else probe.hint

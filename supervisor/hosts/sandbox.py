@@ -1,0 +1,132 @@
+"""An agent's sandbox: what it sees of the machine, as a bubblewrap command line built from a `Spec`.
+
+The agent sees the machine read-only, with private /proc, /dev and /tmp and a PID namespace of its own (ending
+its first process ends every process in it), and on top of that:
+- its own worktree read-write; inside it, a parent's helpers' worktrees (`.sub-agents/`) hidden;
+- the git common dir read-only, but the object store, its own ref folder, that folder's reflogs and its
+  worktree's own git folder (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared
+  config and hooks stay read-only, and no other ref can move;
+- none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
+  commit guard's hooks (read-only); none of the runtime directory (the engine's and tmux's sockets) but its
+  own runtime folder, which holds its own socket to the engine;
+- neither the repository's main worktree nor any other agent's worktree;
+- a HOME of its own (the user's `~/.gitconfig` read-only in it); the user's real home stays readable, so
+  programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`).
+
+Later mounts cover earlier ones, so the order of `argv` is: the machine and the folders the user adds, what is
+hidden, then what is given back inside the hidden parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Credentials and keys under the user's home that no agent needs: hidden even though the home stays readable.
+MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker", ".gnupg", ".netrc",
+                  ".git-credentials", ".password-store")
+GITCONFIG = ".gitconfig"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything the sandbox of one agent is made of (absolute paths)."""
+
+    worktree: Path  # the agent's own worktree: read-write
+    common_dir: Path  # the repository's git common dir: read-only but for the writable parts below
+    worktree_git_dir: Path  # common_dir/worktrees/<id>: the worktree's HEAD, index and own config
+    ref_folder: Path  # common_dir/refs/heads/agent/<name>: the only refs it may move
+    state_dir: Path  # the supervisor's state (store, logs, transcripts): hidden
+    own_state: Path  # the agent's CLI folder inside it: read-write
+    guard_hooks: Path  # the commit guard's hooks inside it: read-only
+    runtime_dir: Path  # the engine's and tmux's sockets: hidden
+    own_runtime: Path  # the agent's runtime folder inside it (its socket to the engine): read-write
+    root_worktree: Path  # the user's main worktree: hidden
+    worktrees_dir: Path  # where the sessions' worktrees are: hidden
+    home: Path  # the agent's own HOME (a folder of its own_state)
+    real_home: Path | None = None  # the user's home: stays readable, less MASKED_IN_HOME
+    network: bool = True  # False: a network namespace of its own (loopback only)
+    readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
+    bridge: tuple[Path, ...] = ()  # shown read-write inside hidden parts (the engine's socket and spool)
+    hidden: tuple[Path, ...] = field(default=())  # more to hide (a parent's helpers' worktrees)
+    extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
+    extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
+
+    @property
+    def log_folder(self) -> Path:
+        """The reflogs of the agent's refs: git writes them beside each ref update."""
+        return self.common_dir / "logs" / self.ref_folder.relative_to(self.common_dir)
+
+
+def folders_to_create(spec: Spec) -> list[Path]:
+    """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
+    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.home]
+
+
+def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
+    """The bubblewrap command line that runs `command` (a program and its arguments) in the agent's sandbox.
+    Paths that do not exist are left out (nothing there to show or hide), so build it once they are made."""
+    args = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if not spec.network:
+        args.append("--unshare-net")
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in spec.extra_read:
+        args += _bind("--ro-bind", path)
+    for path in spec.extra_write:
+        args += _bind("--bind", path)
+    if spec.real_home is not None:
+        for name in MASKED_IN_HOME:
+            args += _mask(spec.real_home / name)
+    for path in (spec.root_worktree, spec.worktrees_dir, spec.runtime_dir):
+        args += _mask(path)
+    args += _bind("--ro-bind", spec.common_dir)  # again: it usually sits in the main worktree just hidden
+    for path in (spec.common_dir / "objects", spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
+        args += _bind("--bind", path)
+    args += _mask(spec.state_dir)
+    args += _bind("--bind", spec.own_state)
+    args += _bind("--ro-bind", spec.guard_hooks)
+    args += _bind("--bind", spec.own_runtime)
+    args += _bind("--bind", spec.worktree)
+    for path in spec.hidden:
+        args += _mask(path)
+    for path in _readable(spec):
+        args += _bind("--ro-bind", path)
+    for path in spec.bridge:
+        args += _bind("--bind", path)
+    if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
+        args += ["--ro-bind", str(spec.real_home / GITCONFIG), str(spec.home / GITCONFIG)]
+    args += ["--chdir", str(spec.worktree), "--setenv", "HOME", str(spec.home), "--", *command]
+    return args
+
+
+def _readable(spec: Spec) -> list[Path]:
+    """The `readable` paths that hold nothing hidden (showing a PATH entry of `/tmp` must not show the store in
+    it) and lie in nothing hidden but the main worktree (a virtualenv there is fine; the store is not)."""
+    hidden = [spec.state_dir, spec.runtime_dir, spec.common_dir, spec.worktrees_dir, *spec.hidden]
+    if spec.real_home is not None:
+        hidden += [spec.real_home / name for name in MASKED_IN_HOME]
+    return [path for path in spec.readable
+            if not _within(spec.root_worktree, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _mask(path: Path) -> list[str]:
+    """Hide `path`: an empty tmpfs over a folder, an empty file over a file; nothing when it does not exist."""
+    if path.is_dir():
+        return ["--tmpfs", str(path)]
+    if path.exists():
+        return ["--ro-bind", "/dev/null", str(path)]
+    return []
+
+
+def _bind(kind: str, path: Path) -> list[str]:
+    return [kind, str(path), str(path)] if path.exists() else []
+
+
+def unique(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """`paths` without repeats, in order."""
+    return tuple(dict.fromkeys(paths))

@@ -1,0 +1,126 @@
+"""What a hostile agent tries from inside its own pane, and the sandbox stops: each probe runs as a `run:` step of
+a real agent in a real pane. The same probes succeed with `isolation: none` (the control below), so each
+assertion tells the sandbox's work from what the machine allows anyway."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import psutil
+import pytest
+
+from tests.conftest import DEMO_AGENT, TEST_FOLDER_WRITABLE, Sandbox, wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
+
+PROBES = r"""
+probe() {{ if sh -c "$2" >/dev/null 2>&1; then echo "PROBE $1=yes"; else echo "PROBE $1=no"; fi; }}
+probe store "cat '{state}/state.db'"
+probe transcripts "ls '{state}/logs' | grep -q victim"
+probe other_worktree "cat '{victim}/SESSION.md'"
+probe main_worktree "cat '{root}/README.md'"
+probe ssh_key "cat '{home}/.ssh/id_ed25519'"
+probe tmux "test -S '{runtime}/tmux.sock'"
+probe victim_env "cat /proc/[0-9]*/environ | tr '\0' '\n' | grep -q SUPERVISOR_AGENT=victim"
+probe shared_config "echo '[filter \"x\"]' >> '{common}/config'"
+probe shared_hooks "echo 'touch /tmp/owned' > '{common}/hooks/post-merge'"
+probe commit "git commit -q --allow-empty --no-verify -m own-work"
+probe move_main "git update-ref refs/heads/main HEAD"
+echo PROBES DONE
+"""
+
+
+def _probe(box: Sandbox, isolation: str | None) -> dict[str, str]:
+    """Start a victim, then a rogue whose start runs every probe; what each probe did (`yes`: it worked)."""
+    if isolation is not None:
+        _configure(box, isolation)
+    (box.home / ".ssh").mkdir()
+    (box.home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    box.sv("start", "victim")
+    victim = box.wait_state("victim", "idle", "working")
+    paths = box.paths
+    probes = box.root.parent / "probes.sh"
+    probes.write_text(PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
+                                    runtime=box.runtime / paths.runtime_dir.name, common=paths.common_dir))
+    script = box.root.parent / "rogue.yaml"
+    script.write_text(f'start:\n  - {{run: "sh {probes}"}}\nturns: []\n')
+    box.sv("start", "rogue", "--command", f"{DEMO_AGENT} --script {script}")
+
+    def finished() -> str | None:
+        text = box.sv("log", "rogue").stdout
+        return text if "PROBES DONE" in text else None
+
+    log = wait_until(finished, timeout=30, message="the probes to finish")
+    return dict(re.findall(r"^PROBE (\w+)=(yes|no)", log, re.MULTILINE))
+
+
+def test_a_sandboxed_agent_sees_and_moves_only_its_own_work(sandbox: Sandbox) -> None:
+    main_before = sandbox.git("rev-parse", "main")
+    found = _probe(sandbox, None)  # the suite's default: sandboxed
+    assert found == {"store": "no", "transcripts": "no", "other_worktree": "no", "main_worktree": "no",
+                     "ssh_key": "no", "tmux": "no", "victim_env": "no", "shared_config": "no", "shared_hooks": "no",
+                     "commit": "yes", "move_main": "no"}
+    assert sandbox.git("rev-parse", "main") == main_before
+    assert "own-work" in sandbox.git("log", "-1", "--format=%s", sandbox.agent("rogue")["branch"])
+    assert "filter" not in (sandbox.paths.common_dir / "config").read_text()
+
+
+def test_without_the_sandbox_every_probe_gets_through(sandbox: Sandbox) -> None:
+    """The control: with `isolation: none` the same commands read, write and move all of it."""
+    main_before = sandbox.git("rev-parse", "main")
+    found = _probe(sandbox, "none")
+    assert set(found.values()) == {"yes"}, found
+    assert sandbox.git("rev-parse", "main") != main_before
+
+
+SLEEP = "sleep 987654"
+
+
+def _configure(box: Sandbox, isolation: str) -> None:
+    box.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\nlimits:\n  idle_after: 1s\n"
+                     f"isolation: {isolation}\n" + TEST_FOLDER_WRITABLE.format(folder=box.root.parent))
+
+
+def _escapee_alive() -> list[psutil.Process]:
+    alive = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if " ".join(proc.info["cmdline"] or []) == SLEEP and proc.status() != psutil.STATUS_ZOMBIE:
+            alive.append(proc)
+    return alive
+
+
+@pytest.mark.parametrize("isolation", ["sandbox", "none"])
+def test_stop_ends_a_process_that_left_the_agents_session_and_identity(sandbox: Sandbox, isolation: str) -> None:
+    """`env -u SUPERVISOR_TOKEN setsid -f`: out of the pane's session and process tree, without the agent's token.
+    In the sandbox it is still in the agent's PID namespace, which `stop` ends as one; without it, it survives."""
+    _configure(sandbox, isolation)
+    script = sandbox.root.parent / "escape.yaml"
+    script.write_text(f'start:\n  - {{run: "env -u SUPERVISOR_TOKEN setsid -f {SLEEP} </dev/null >/dev/null 2>&1"}}\n'
+                      "turns: []\n")
+    sandbox.sv("start", "escaper", "--command", f"{DEMO_AGENT} --script {script}")
+    wait_until(_escapee_alive, message="the escaped sleep running")
+    sandbox.sv("stop", "escaper")
+    try:
+        if isolation == "sandbox":
+            wait_until(lambda: not _escapee_alive(), timeout=10, message="the escaped sleep gone with the namespace")
+        else:
+            assert _escapee_alive(), "without a sandbox the escaped process outlives stop (today's limit)"
+    finally:
+        for proc in _escapee_alive():
+            proc.kill()
+
+
+def test_sandbox_refused_when_bubblewrap_cannot_run(sandbox: Sandbox) -> None:
+    """Asked for a sandbox on a machine without a working bubblewrap: the agent is not started, and the reason
+    says what to install, never running it unsandboxed."""
+    fake = sandbox.root.parent / "nobwrap"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    sandbox.env["PATH"] = f"{fake}:{sandbox.env['PATH']}"
+    _configure(sandbox, "sandbox")
+    done = sandbox.sv("start", "boxed", check=False)
+    assert done.returncode != 0
+    assert "cannot create namespaces" in done.stderr and "isolation: none" in done.stderr
+    assert sandbox.ls()["boxed"]["state"] == "failed"
