@@ -60,7 +60,10 @@ def _fork_loops(durations: dict[str, str]) -> list[psutil.Process]:
     return found
 
 
-def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("isolation", ["sandbox", "none"])
+def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sandbox: Sandbox, isolation: str) -> None:
+    if isolation == "none":
+        sandbox.write_config("isolation: none\n")
     durations = _durations()
     steps = [{"run": command.format(d=durations[name])} for name, command in ATTACKS.items()]
     script = sandbox.root.parent / "escaper.json"
@@ -94,6 +97,7 @@ def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sand
 def test_where_the_machine_allows_each_agent_has_a_cgroup_that_stop_empties(sandbox: Sandbox) -> None:
     """An agent that ended on its own (its first process gone, so no tree adopts its orphans) left a daemon
     that ignores hangups and carries no environment: a stop of the ended agent kills it by its cgroup."""
+    sandbox.write_config("isolation: none\n")  # in the sandbox its PID namespace does this, and more
     length = f"1100.{os.getpid()}"
     script = sandbox.root.parent / "leaver.json"
     escape = f"env -i sh -c 'trap \"\" HUP; (sleep {length} &) &' >/dev/null 2>&1"
