@@ -51,6 +51,7 @@ from supervisor.engine.approvals import (
 )
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
+from supervisor.engine.bulk import BulkDesk, unknown_agent
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
@@ -160,7 +161,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage]
+                                        self.usage, BulkDesk(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -401,7 +402,7 @@ class Engine:
     def get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)
         if agent is None:
-            raise UsageError(f"no agent named {name!r}", hint="`supervisor ls` lists the agents")
+            raise unknown_agent(name, [a.name for a in self.store.agents()])
         return agent
 
     def screen_tail(self, agent: Agent, count: int = 15) -> list[str]:
@@ -908,11 +909,11 @@ class Engine:
         if mark is not None and mark != self._spool_mark:
             self.ingest_spool()
 
-    def op_approve(self, name: str, reason: str | None = None, always: bool = False) -> dict[str, Any]:
-        return self.answer(name, True, reason, always=always)
+    def op_approve(self, name: str, reason: str | None = None, always: bool = False, by: str = "cli") -> dict[str, Any]:
+        return self.answer(name, True, reason, always=always, by=_answerer(by))
 
-    def op_deny(self, name: str, reason: str | None = None) -> dict[str, Any]:
-        return self.answer(name, False, reason)
+    def op_deny(self, name: str, reason: str | None = None, by: str = "cli") -> dict[str, Any]:
+        return self.answer(name, False, reason, by=_answerer(by))
 
     def op_approvals(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.approvals.history(name, limit)
@@ -1220,18 +1221,22 @@ class Engine:
                     raise SupervisorError(
                         f"{agent.name} is still running ({agent.state})",
                         hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
-            problems = []
+            problems, any_commits = [], False
             for agent in family:
                 unmerged = worktrees.unmerged_commits(self.paths.root, agent.branch, agent.target)
                 dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+                any_commits = any_commits or bool(unmerged)
                 details = [f"{len(unmerged)} commit(s) not in {agent.target}"] if unmerged else []
                 details += [f"{len(dirty)} uncommitted change(s)"] if dirty else []
                 if details:
                     problems.append(", ".join(details) if agent.name == name else f"{agent.name}: {', '.join(details)}")
             if problems:
-                raise SupervisorError(
-                    f"{name} has unmerged work: {'; '.join(problems)}",
-                    hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it")
+                # A merge takes commits only: with nothing but uncommitted edits, "merge first" would send the
+                # user round in a circle.
+                hint = f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it" if any_commits \
+                    else f"commit them in {self.get(name).worktree} (then `supervisor merge {name}`), or " \
+                         f"`supervisor rm --force {name}` to drop them"
+                raise SupervisorError(f"{name} has unmerged work: {'; '.join(problems)}", hint=hint)
         helpers = []
         for member in self.family_to_end(name, left=lambda a: True):  # lazily: late ones are seen once it is gone
             self._remove(member)
@@ -1254,6 +1259,13 @@ class Engine:
             self.transcripts.forget(name)
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
+
+
+def _answerer(by: str) -> str:
+    """Who answered, as the event log says it: `cli` or `dashboard` (a Slack reply is named by the engine)."""
+    if by not in ("cli", "dashboard"):
+        raise UsageError(f"by must be cli or dashboard, not {by!r}")
+    return by
 
 
 def _mtime(path: Path) -> float | None:
