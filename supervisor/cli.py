@@ -385,7 +385,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     if bool(args.agents or args.state) == args.all:
-        raise UsageError("name the agents to restore (or --state S), or --all, not both" if args.all else
+        raise UsageError("name the agents to restore, or --all, not both" if args.all else
                          "name the agents to restore, or --all for every one whose pane went with the tmux server",
                          hint="`supervisor ls` shows them: their reason says the tmux server ended")
     names = list(dict.fromkeys(args.agents))

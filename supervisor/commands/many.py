@@ -76,13 +76,14 @@ def act(verb: str, names: list[str], args: argparse.Namespace, params: dict[str,
         print(_ALL[verb][1])
         return 0
     code = 0
+    one = len(names) == 1 and not args.all and not args.state  # said as it always was: the error alone
     for item in results:
         name = item["name"]
         if item["ok"]:
             print(_done(verb, item, args))
             continue
         error = item["error"]
-        print(f"supervisor: error: {error if error.startswith(name) else f'{name}: {error}'}", file=sys.stderr)
+        print(f"supervisor: error: {error if one or error.startswith(name) else f'{name}: {error}'}", file=sys.stderr)
         if item.get("hint"):
             print(f"hint: {item['hint']}", file=sys.stderr)
         code = max(code, int(item.get("exit_code") or 1))
