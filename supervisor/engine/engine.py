@@ -263,8 +263,9 @@ class Engine:
     def handle(self, method: str, params: dict[str, Any], peer_pid: int, token: str | None) -> Any:
         caller = self._caller(peer_pid, token)
         if caller is not None and method not in AGENT_METHODS:
+            asked = params.get("method") if method == "each" else method  # `each`: the verb it does to many
             raise SupervisorError(
-                f"agent {caller.name} may not call {method}",
+                f"agent {caller.name} may not call {asked}",
                 hint="agents may spawn their own helpers, message and report; ask the human for the rest",
             )
         handler = next((getattr(owner, f"op_{method}") for owner in (self, *self.services)
