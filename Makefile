@@ -2,19 +2,43 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# RUN_STAMP: supervisor and what it runs on, all the demo needs; STAMP: that and the test and lint tools
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
+SUPERVISOR := $(abspath $(VENV))/bin/supervisor
 
-.PHONY: demo test lint bench clean conformance conformance-bump
+.PHONY: demo test lint bench clean conformance conformance-bump install where
 
-$(STAMP): pyproject.toml
+$(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("supervisor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
+	@echo "==> creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	@echo "==> installing supervisor and what it runs on (textual, libtmux, gitpython, pyyaml, psutil, slack-sdk, pathspec)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -e .
+	@touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
+	@echo "==> installing the test and lint tools"
+	$(PY) -m pip install --disable-pip-version-check --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/supervisor demo
+demo: $(RUN_STAMP)
+	@echo "==> starting the demo (quit the dashboard with q)"
+	@$(VENV)/bin/supervisor demo; status=$$?; $(WHERE); exit $$status
+
+# How to run the `supervisor` the demo's hints name, from any repository.
+WHERE = echo "supervisor is installed at $(SUPERVISOR)"; \
+	echo "run it as $(SUPERVISOR), or put it on your PATH: export PATH=\"$(abspath $(VENV))/bin:\$$PATH\""; \
+	echo "(or \`make install\` installs it for your user with pipx)"
+
+where:
+	@$(WHERE)
+
+install:
+	@command -v pipx >/dev/null || { echo "make install needs pipx (https://pipx.pypa.io); or run $(SUPERVISOR)"; exit 1; }
+	pipx install --force .
 
 lint: $(STAMP)
 	$(PY) -m ruff check supervisor tests bench

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__
+from supervisor.commands import down, many, review
 from supervisor.errors import SupervisorError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
@@ -82,12 +83,10 @@ def _age(iso: str | None) -> str:
 
 
 def _event_gist(event: dict[str, Any]) -> str:
-    """`hook PreToolUse`, `stalled fired`, `state → idle`: an event in a few words."""
-    if "trigger" in event:
-        return f"{event['trigger']} {'fired' if event.get('active', True) else 'cleared'}"
-    if "hook_event_name" in event:
-        return f"hook {event['hook_event_name']}"
-    return f"{event['kind']} → {event['state']}" if "state" in event else str(event["kind"])
+    """`hook PreToolUse`, `stalled began`, `idle (was working)`: an event in a few words."""
+    from supervisor.core.eventtext import describe
+
+    return describe(event)[:100]
 
 
 def _mem(rss: int | None) -> str:
@@ -213,12 +212,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         for line in agent["screen"]:
             print(f"  │ {line}")
     if agent.get("events"):
+        from supervisor.core.eventtext import clock, describe
+
         print("\nevents:")
         for event in agent["events"]:
-            details = {k: v for k, v in event.items() if k not in ("id", "ts", "agent", "kind", "screen")}
-            summary = " ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}))
-            print(f"  {event['ts']}  {event['kind']:<16} {summary}"[:200])
+            at = _iso_seconds(event["ts"])
+            print(f"  {clock(at) if at is not None else event['ts']}  {describe(event)}"[:200])
     return 0
+
+
+def _iso_seconds(iso: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _without_comments(text: str) -> list[str]:
@@ -374,31 +383,26 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.text == "-" else args.text
-    _call("send", {"name": args.agent, "text": text})
-    print(f"{args.agent}: sent")
-    return 0
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    agent = _call("stop", {"name": args.agent, "kill": args.kill})
-    print(f"{agent['name']}: {agent['state']}")
-    return 0
-
-
-def cmd_restart(args: argparse.Namespace) -> int:
-    agent = _call("restart", {"name": args.agent})
-    print(f"{agent['name']}: {agent['state']} (pane {agent['pane']})")
-    return 0
-
-
 def cmd_restore(args: argparse.Namespace) -> int:
-    if bool(args.agents) == args.all:
+    if bool(args.agents or args.state) == args.all:
         raise UsageError("name the agents to restore, or --all, not both" if args.all else
                          "name the agents to restore, or --all for every one whose pane went with the tmux server",
                          hint="`supervisor ls` shows them: their reason says the tmux server ended")
-    result = _call("restore", {"names": args.agents or None, "every": args.all})
+    names = list(dict.fromkeys(args.agents))
+    if args.state:  # the engine refuses a name that is no case for a restore: only ended ones are picked
+        from supervisor.core.model import State
+
+        unknown = [state for state in args.state if state not in {s.value for s in State}]
+        if unknown:
+            from supervisor.suggest import did_you_mean
+
+            raise UsageError(f"no state {unknown[0]!r}", hint=did_you_mean(unknown[0], [s.value for s in State]))
+        names += [agent["name"] for agent in _call("ls") if agent["state"] in args.state
+                  and agent["state"] in {s.value for s in State if s.ended} and agent["name"] not in names]
+        if not names:
+            print(f"nothing to restore: no ended agent is {' or '.join(args.state)}")
+            return 0
+    result = _call("restore", {"names": names or None, "every": args.all})
     if args.json:
         _print_json(result)
         return 1 if result["failed"] else 0
@@ -415,12 +419,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if failure.get("hint"):
             print(f"hint: {failure['hint']}", file=sys.stderr)
     return 1 if result["failed"] else 0
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    _call("rm", {"name": args.agent, "force": args.force})
-    print(f"{args.agent}: removed (worktree and branch deleted)")
-    return 0
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -516,23 +514,6 @@ def cmd_hook(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event, at=at, key=key)
     return 0
-
-
-def _answer(method: str, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"name": args.agent, "reason": args.reason}
-    if getattr(args, "always", False):
-        params["always"] = True
-    answer = _call(method, params)
-    print(f"{answer['name']}: {answer['answered']} {answer.get('request') or ''}".rstrip())
-    return 0
-
-
-def cmd_approve(args: argparse.Namespace) -> int:
-    return _answer("approve", args)
-
-
-def cmd_deny(args: argparse.Namespace) -> int:
-    return _answer("deny", args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -877,25 +858,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing lines as the agent shows them, each once")
     p.add_argument("--raw", action="store_true", help="keep colours")
-    p = add("send", cmd_send, "type TEXT into the agent and submit it ('-' reads stdin)")
-    p.add_argument("agent")
-    p.add_argument("text")
     p = add("attach", cmd_attach, "attach the terminal to the agent's pane")
     p.add_argument("agent")
-    p = add("stop", cmd_stop, "stop the agent: graceful, then its whole process tree is killed")
-    p.add_argument("agent")
-    p.add_argument("--kill", action="store_true", help="kill at once, without the grace period")
-    p = add("restart", cmd_restart, "start the agent again in the same worktree")
-    p.add_argument("agent")
+    many.register(add)  # send, stop, restart, rm, approve, deny: one agent or many
+    review.register(add)  # diff, push, pr
+    down.register(add)
     p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
             "its own conversation")
     p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")
     p.add_argument("--all", action="store_true", help="every agent whose pane went with the tmux server (and that was "
                    "not stopped since)")
+    p.add_argument("--state", action="append", default=[], metavar="S",
+                   help="the ended agents in state S (repeatable): exited, failed, killed, stopped")
     p.add_argument("--json", action="store_true")
-    p = add("rm", cmd_rm, "remove a stopped agent's worktree and branch")
-    p.add_argument("agent")
-    p.add_argument("--force", action="store_true", help="also drop unmerged work and stop it if running")
 
     p = add("engine", cmd_engine, "manage the engine")
     p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
@@ -926,19 +901,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--id", type=int, help="the silence's id from `supervisor alerts silences`")
     a = actions.add_parser("silences", help="the silences in force")
     a.add_argument("--json", action="store_true")
-    p = add("approve", cmd_approve, "approve what the agent waits for (its permission request)")
-    p.add_argument("agent")
-    p.add_argument("--always", action="store_true",
-                   help="pick the dialog's standing option (always / for this session / don't ask again)")
-    p.add_argument("--reason", help=argparse.SUPPRESS)
-    p = add("deny", cmd_deny, "deny what the agent waits for; the reason reaches the agent")
-    p.add_argument("agent")
-    p.add_argument("--reason", help="why: the agent is told")
     p = add("report", cmd_report, "from inside a pane: say which agents this one waits for (deadlock detection)")
     p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
-    p = sub.add_parser("hook", help=argparse.SUPPRESS)  # internal: what agent-CLI hooks run
+    # Internal: without a `help`, a command is left out of every listing (`help=SUPPRESS` printed "==SUPPRESS==").
+    p = sub.add_parser("hook")  # what agent-CLI hooks run
     p.set_defaults(func=cmd_hook)
-    p = sub.add_parser("guard", help=argparse.SUPPRESS)  # internal: what the installed pre-commit hook runs
+    p = sub.add_parser("guard")  # what the installed pre-commit hook runs
     p.set_defaults(func=cmd_guard)
     return parser
 
@@ -951,6 +919,7 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     it looks like: `send NAME -- --` sends "--", `start NAME --task -- -x` gives the task "-x". (argparse
     drops or misreads such values, and differently from one Python version to the next.)"""
     words = list(sys.argv[1:] if argv is None else argv)
+    _check_command(parser, words)
     if "--" in words:
         cut = words.index("--")
         if any(not word.startswith("-") for word in words[:cut]):
@@ -959,6 +928,25 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     for key, value in vars(args).items():
         setattr(args, key, _unmark(value))
     return args
+
+
+INTERNAL_COMMANDS = frozenset({"hook", "guard"})  # run by hooks, never by a person: in no listing or hint
+
+
+def _check_command(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    """A mistyped command is a usage error with the nearest real command (argparse's own error lists every
+    choice, the internal ones too)."""
+    if not words or words[0].startswith("-"):
+        return  # no command, or a top-level option (--help, --version): argparse's to judge
+    command = words[0]
+    choices = next(action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    if command in choices:
+        return
+    from supervisor.suggest import did_you_mean
+
+    visible = [name for name in choices if name not in INTERNAL_COMMANDS]
+    raise UsageError(f"unknown command {command!r}",
+                     hint=did_you_mean(command, visible) or "`supervisor --help` lists the commands")
 
 
 def _unmark(value: Any) -> Any:
@@ -971,9 +959,9 @@ def _unmark(value: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parse_argv(parser, argv)
-    func: Command = getattr(args, "func", cmd_ui)
     try:
+        args = parse_argv(parser, argv)
+        func: Command = getattr(args, "func", cmd_ui)
         return func(args)
     except SupervisorError as exc:
         print(f"supervisor: error: {exc.message}", file=sys.stderr)

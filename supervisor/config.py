@@ -24,6 +24,7 @@ import yaml
 from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import parse_duration
 from supervisor.errors import InputFileError, SupervisorError, UsageError
+from supervisor.suggest import closest
 from supervisor.usage.prices import ModelPrice
 
 CONFIG_FILENAME: Final = "supervisor.yaml"
@@ -495,9 +496,9 @@ class _Parser:
     @staticmethod
     def suggest(name: str, key: str, allowed: tuple[str, ...]) -> str:
         """Hint for an unknown key: the closest valid key, or the section where that key belongs."""
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        close = closest(key, allowed)
         if close:
-            return f"did you mean '{_join(name, close[0])}'?"
+            return f"did you mean '{_join(name, close)}'?"
         if key == "<<":
             return "YAML merge keys (<<) are not supported here; repeat the keys instead"
         if name == "":

@@ -247,13 +247,14 @@ def test_approve_deny_merge_helper_snooze_when_the_engine_has_them() -> None:
         await loaded(pilot)
         await select(pilot, "ui")
         await pilot.press("y")
-        await wait_for(pilot, lambda: calls(source, "approve") == [{"name": "ui"}])
+        await wait_for(pilot, lambda: calls(source, "approve") == [{"name": "ui", "by": "dashboard"}])
         await wait_for(pilot, lambda: app.agents_table.get_cell("ui", "state").plain == "working")
         source.set_state("ui", "waiting", waiting_reason="approval: push?")  # it asks again
         await pilot.press("d")
         await screen_is(pilot, PromptScreen)
         await type_in(pilot, "not on main")
-        await wait_for(pilot, lambda: calls(source, "deny") == [{"name": "ui", "reason": "not on main"}])
+        await wait_for(pilot, lambda: calls(source, "deny") == [{"name": "ui", "reason": "not on main",
+                                                                 "by": "dashboard"}])
         await pilot.press("m")
         await screen_is(pilot, ConfirmScreen)
         await pilot.press("enter")  # the default (last) button: Merge

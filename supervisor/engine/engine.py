@@ -51,6 +51,7 @@ from supervisor.engine.approvals import (
 )
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
+from supervisor.engine.bulk import BulkDesk, unknown_agent
 from supervisor.engine.confinement import end_confined
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
@@ -163,7 +164,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage]
+                                        self.usage, BulkDesk(self)]
 
     # running ------------------------------------------------------------------------------------------
 
@@ -265,8 +266,9 @@ class Engine:
     def handle(self, method: str, params: dict[str, Any], peer_pid: int, token: str | None) -> Any:
         caller = self._caller(peer_pid, token)
         if caller is not None and method not in AGENT_METHODS:
+            asked = params.get("method") if method == "each" else method  # `each`: the verb it does to many
             raise SupervisorError(
-                f"agent {caller.name} may not call {method}",
+                f"agent {caller.name} may not call {asked}",
                 hint="agents may spawn their own helpers, message and report; ask the human for the rest",
             )
         handler = next((getattr(owner, f"op_{method}") for owner in (self, *self.services)
@@ -404,7 +406,7 @@ class Engine:
     def get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)
         if agent is None:
-            raise UsageError(f"no agent named {name!r}", hint="`supervisor ls` lists the agents")
+            raise unknown_agent(name, [a.name for a in self.store.agents()])
         return agent
 
     def screen_tail(self, agent: Agent, count: int = 15) -> list[str]:
@@ -913,11 +915,11 @@ class Engine:
         if mark is not None and mark != self._spool_mark:
             self.ingest_spool()
 
-    def op_approve(self, name: str, reason: str | None = None, always: bool = False) -> dict[str, Any]:
-        return self.answer(name, True, reason, always=always)
+    def op_approve(self, name: str, reason: str | None = None, always: bool = False, by: str = "cli") -> dict[str, Any]:
+        return self.answer(name, True, reason, always=always, by=_answerer(by))
 
-    def op_deny(self, name: str, reason: str | None = None) -> dict[str, Any]:
-        return self.answer(name, False, reason)
+    def op_deny(self, name: str, reason: str | None = None, by: str = "cli") -> dict[str, Any]:
+        return self.answer(name, False, reason, by=_answerer(by))
 
     def op_approvals(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.approvals.history(name, limit)
@@ -1224,18 +1226,22 @@ class Engine:
                     raise SupervisorError(
                         f"{agent.name} is still running ({agent.state})",
                         hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
-            problems = []
+            problems, any_commits = [], False
             for agent in family:
                 unmerged = worktrees.unmerged_commits(self.paths.root, agent.branch, agent.target)
                 dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+                any_commits = any_commits or bool(unmerged)
                 details = [f"{len(unmerged)} commit(s) not in {agent.target}"] if unmerged else []
                 details += [f"{len(dirty)} uncommitted change(s)"] if dirty else []
                 if details:
                     problems.append(", ".join(details) if agent.name == name else f"{agent.name}: {', '.join(details)}")
             if problems:
-                raise SupervisorError(
-                    f"{name} has unmerged work: {'; '.join(problems)}",
-                    hint=f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it")
+                # A merge takes commits only: with nothing but uncommitted edits, "merge first" would send the
+                # user round in a circle.
+                hint = f"`supervisor merge {name}` first, or `supervisor rm --force {name}` to drop it" if any_commits \
+                    else f"commit them in {self.get(name).worktree} (then `supervisor merge {name}`), or " \
+                         f"`supervisor rm --force {name}` to drop them"
+                raise SupervisorError(f"{name} has unmerged work: {'; '.join(problems)}", hint=hint)
         helpers = []
         for member in self.family_to_end(name, left=lambda a: True):  # lazily: late ones are seen once it is gone
             self._remove(member)
@@ -1258,6 +1264,13 @@ class Engine:
             self.transcripts.forget(name)
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
+
+
+def _answerer(by: str) -> str:
+    """Who answered, as the event log says it: `cli` or `dashboard` (a Slack reply is named by the engine)."""
+    if by not in ("cli", "dashboard"):
+        raise UsageError(f"by must be cli or dashboard, not {by!r}")
+    return by
 
 
 def _mtime(path: Path) -> float | None:

@@ -247,7 +247,7 @@ class SupervisorApp(LiveDashboard):
     def action_approve(self) -> None:
         name = self._agent()
         if name is not None and not self._unavailable_now("approve"):
-            self._request("approve", {"name": name}, f"{name}: approved")
+            self._request("approve", {"name": name, "by": "dashboard"}, f"{name}: approved")
 
     def action_deny(self) -> None:
         name = self._agent()
@@ -256,7 +256,8 @@ class SupervisorApp(LiveDashboard):
 
         def submitted(reason: str | None) -> None:
             if reason is not None:
-                self._request("deny", {"name": name, "reason": reason.strip() or None}, f"{name}: denied")
+                self._request("deny", {"name": name, "reason": reason.strip() or None, "by": "dashboard"},
+                              f"{name}: denied")
 
         self.push_screen(PromptScreen(f"Deny {name}'s request: why? (optional)", "reason", allow_empty=True),
                          submitted)

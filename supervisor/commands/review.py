@@ -1,0 +1,177 @@
+"""Reviewing an agent's work without leaving the tool: `diff` (everything it changed against its base),
+`push` (its branch to the repository's remote) and `pr` (a pull request with `gh`, when it is installed).
+
+The agent's branch, base and worktree come from its record (`show`); a branch name is never built here.
+Nothing here changes the agent's worktree: new files are shown through a throwaway copy of its index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from supervisor.commands.common import Add, call
+from supervisor.errors import SupervisorError, UsageError
+
+
+def register(add: Add) -> None:
+    p = add("diff", cmd_diff, "everything the agent changed against its base: commits, uncommitted edits, new files")
+    p.add_argument("agent")
+    p.add_argument("--stat", action="store_true", help="only the files and how many lines each gained and lost")
+    p = add("push", cmd_push, "push the agent's branch to the repository's remote")
+    p.add_argument("agent")
+    p.add_argument("--remote", help="which remote (default: origin, or the only one)")
+    p = add("pr", cmd_pr, "push the agent's branch and open a pull request with `gh` (title and body from its task, "
+            "commits and audit)")
+    p.add_argument("agent")
+    p.add_argument("--remote", help="which remote (default: origin, or the only one)")
+    p.add_argument("--draft", action="store_true", help="open it as a draft")
+
+
+def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _agent(name: str) -> dict[str, Any]:
+    agent: dict[str, Any] = call("show", {"name": name, "events": 0})
+    return agent
+
+
+# diff ----------------------------------------------------------------------------------------------------
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    agent = _agent(args.agent)
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    text = agent_diff(agent, stat=args.stat, colour=colour)
+    if not text.strip():
+        print(f"{agent['name']}: nothing changed against its base {agent['base'][:10]}", file=sys.stderr)
+        return 0
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def agent_diff(agent: dict[str, Any], *, stat: bool, colour: bool) -> str:
+    """The agent's commits since its base, its uncommitted edits and its new untracked files, as one diff
+    (its worktree against its base commit). Its index is not touched: new files are marked to be added in a
+    copy of it. Without a worktree: its branch against its base."""
+    base, worktree = agent["base"], Path(agent["worktree"])
+    options = [f"--color={'always' if colour else 'never'}", "--stat" if stat else "--patch"]
+    if not worktree.is_dir():
+        return _checked(_git(_root(), "diff", *options, base, agent["branch"], "--"), agent["name"])
+    index = _git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="supervisor-diff-") as scratch:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        if index and Path(index).exists():
+            shutil.copyfile(index, env["GIT_INDEX_FILE"])
+        new = _git(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=env).stdout
+        if new:
+            marked = subprocess.run(["git", "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                                    cwd=worktree, env=env, input=new, capture_output=True, text=True, check=False)
+            _checked(marked, agent["name"])
+        return _checked(_git(worktree, "diff", *options, base, "--", env=env), agent["name"])
+
+
+def _checked(done: subprocess.CompletedProcess[str], name: str) -> str:
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise SupervisorError(f"cannot show {name}'s changes: {detail}")
+    return done.stdout
+
+
+def _root() -> Path:
+    from supervisor.paths import find_repo
+
+    return Path(find_repo().root)
+
+
+# push, pr ------------------------------------------------------------------------------------------------
+
+
+def remote_of(root: Path, wanted: str | None) -> str:
+    """The remote to push to: the one asked for, else `origin`, else the only one; a clear error otherwise."""
+    remotes = _git(root, "remote").stdout.split()
+    if wanted:
+        if wanted not in remotes:
+            from supervisor.suggest import did_you_mean
+
+            raise UsageError(f"no remote named {wanted!r}", hint=did_you_mean(wanted, remotes) or
+                             (f"remotes: {', '.join(remotes)}" if remotes else "this repository has no remote"))
+        return wanted
+    if not remotes:
+        raise SupervisorError("this repository has no remote to push to",
+                              hint="add one with `git remote add origin URL`, then push again")
+    if "origin" in remotes:
+        return "origin"
+    if len(remotes) > 1:
+        raise UsageError(f"this repository has several remotes ({', '.join(remotes)}); which one?",
+                         hint="name it with --remote")
+    return remotes[0]
+
+
+def push(agent: dict[str, Any], wanted: str | None) -> str:
+    """Push the agent's branch (from its record) to the remote, same name there, tracking it; the remote."""
+    root = _root()
+    remote = remote_of(root, wanted)
+    branch = agent["branch"]
+    done = _git(root, "push", "--set-upstream", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["git push failed"])[-1]
+        raise SupervisorError(f"pushing {branch} to {remote} failed: {detail}",
+                              hint=f"`git push {remote} {branch}` shows git's whole answer")
+    return remote
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    agent = _agent(args.agent)
+    remote = push(agent, args.remote)
+    url = _git(_root(), "remote", "get-url", remote).stdout.strip()
+    print(f"{agent['name']}: pushed {agent['branch']} to {remote} ({url})")
+    return 0
+
+
+def cmd_pr(args: argparse.Namespace) -> int:
+    agent = _agent(args.agent)
+    gh = shutil.which("gh")
+    if gh is None:  # said before anything is pushed
+        raise SupervisorError("cannot open a pull request: `gh` (the GitHub CLI) is not installed",
+                              hint=f"install it (https://cli.github.com) and run `gh auth login`; or "
+                                   f"`supervisor push {agent['name']}` and open the pull request on the website")
+    remote = push(agent, args.remote)
+    title, body = pr_text(agent, _root())
+    command = [gh, "pr", "create", "--head", agent["branch"], "--base", agent["target"], "--title", title,
+               "--body-file", "-", *(["--draft"] if args.draft else [])]
+    done = subprocess.run(command, cwd=_root(), input=body, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["gh failed"])[-1]
+        raise SupervisorError(f"gh could not open the pull request: {detail}",
+                              hint=f"the branch is pushed to {remote}; `gh pr create --head {agent['branch']}` "
+                                   "shows gh's whole answer")
+    print(f"{agent['name']}: pull request {done.stdout.strip()}")
+    return 0
+
+
+def pr_text(agent: dict[str, Any], root: Path) -> tuple[str, str]:
+    """The pull request's title (the task's first line) and body (task, commits, audit)."""
+    task = (agent.get("task") or "").strip()
+    title = (task.splitlines()[0] if task else f"Work of {agent['name']}")[:72]
+    log = _git(root, "log", "--reverse", "--format=- %h %s", f"{agent['base']}..{agent['branch']}").stdout.strip()
+    violations = agent.get("violations") or []
+    if violations:
+        audit = "\n".join(f"- {v['commit'][:10]} {v['subject']}: outside the contract: {', '.join(v['paths'])}"
+                          for v in violations)
+    else:
+        audit = "Every commit stays within the agent's contract (SESSION.md)."
+    check = agent.get("check")
+    if check:
+        verdict = "passed" if check["passed"] else "failed"
+        audit += f"\n\n`{check['command']}` {verdict} on {check['branch_tip'][:10]}."
+    body = (f"## Task\n\n{task or '(none given)'}\n\n## Commits\n\n{log or '(none yet)'}\n\n## Audit\n\n{audit}\n\n"
+            f"Work of the agent `{agent['name']}` (branch `{agent['branch']}`), opened with supervisor.\n")
+    return title, body

@@ -1,0 +1,107 @@
+"""Reviewing an agent's work from the CLI: `diff` (commits, uncommitted edits, new files), `push` to a local
+bare remote, and `pr` saying clearly when `gh` is missing."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+from pathlib import Path
+
+from tests.conftest import PYTHON, Sandbox
+from tests.test_cli_many import CALM, agent_command
+
+
+def started_with_changes(sandbox: Sandbox) -> Path:
+    """`auth` with one commit on its branch, an uncommitted edit and a new untracked file; its worktree."""
+    command, _ = agent_command(sandbox, "auth", CALM)
+    sandbox.sv("start", "auth", "--task", "Harden the auth package\n\nand test it", "--command", command)
+    worktree = Path(sandbox.ls()["auth"]["worktree"])
+    (worktree / "src" / "app.py").write_text("print('hello')\nprint('committed line')\n")
+    sandbox.git("commit", "-q", "--no-verify", "-am", "Say more", cwd=worktree)
+    (worktree / "README.md").write_text("# test repo\nan uncommitted line\n")
+    (worktree / "notes.txt").write_text("a new file\n")
+    return worktree
+
+
+def on_a_terminal(sandbox: Sandbox, *args: str) -> str:
+    """What `supervisor ARGS` prints when its output is a terminal."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([PYTHON, "-m", "supervisor", *args], cwd=sandbox.root, env=sandbox.env,
+                            stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    out = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other side closed: all read
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=30)
+    os.close(leader)
+    return out.decode(errors="replace")
+
+
+def test_diff_shows_commits_uncommitted_edits_and_new_files(sandbox: Sandbox) -> None:
+    worktree = started_with_changes(sandbox)
+    status = sandbox.git("status", "--porcelain", cwd=worktree)
+    diff = sandbox.sv("diff", "auth").stdout
+    assert "+print('committed line')" in diff  # the commit
+    assert "+an uncommitted line" in diff  # the edit
+    assert "+++ b/notes.txt" in diff and "+a new file" in diff  # the new file
+    assert "\x1b[" not in diff  # plain when piped
+    stat = sandbox.sv("diff", "auth", "--stat").stdout
+    assert all(path in stat for path in ("src/app.py", "README.md", "notes.txt")) and "3 files changed" in stat
+    assert sandbox.git("status", "--porcelain", cwd=worktree) == status  # the worktree is as it was
+    assert "\x1b[" in on_a_terminal(sandbox, "diff", "auth")  # coloured on a terminal
+
+    missing = sandbox.sv("diff", "atuh", check=False)
+    assert missing.returncode == 2 and "did you mean 'auth'?" in missing.stderr
+
+
+def test_push_to_the_remote_and_pr_without_gh(sandbox: Sandbox, tmp_path: Path) -> None:
+    worktree = started_with_changes(sandbox)
+    branch = sandbox.ls()["auth"]["branch"]
+    tip = sandbox.git("rev-parse", "HEAD", cwd=worktree)
+
+    none = sandbox.sv("push", "auth", check=False)
+    assert none.returncode == 1 and "this repository has no remote to push to" in none.stderr
+    assert "git remote add origin" in none.stderr
+
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    sandbox.git("remote", "add", "origin", str(remote))
+    pushed = sandbox.sv("push", "auth")
+    assert pushed.stdout.strip() == f"auth: pushed {branch} to origin ({remote})"
+    assert sandbox.git("rev-parse", f"refs/heads/{branch}", cwd=remote) == tip
+
+    # `gh` is not on this PATH (only git is): said clearly, and nothing is pushed for it.
+    bindir = tmp_path / "only-git"
+    bindir.mkdir()
+    git = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True, check=True).stdout.strip()
+    (bindir / "git").symlink_to(git)
+    sandbox.git("push", "-q", str(remote), f":refs/heads/{branch}")  # deleted there again
+    no_gh = Sandbox(root=sandbox.root, home=sandbox.home, runtime=sandbox.runtime,
+                    env={**sandbox.env, "PATH": str(bindir)})
+    done = no_gh.sv("pr", "auth", check=False)
+    assert done.returncode == 1
+    assert "cannot open a pull request: `gh` (the GitHub CLI) is not installed" in done.stderr
+    assert "`supervisor push auth`" in done.stderr
+    assert subprocess.run(["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"], cwd=remote,
+                          capture_output=True).returncode != 0
+
+
+def test_pr_text_comes_from_task_commits_and_audit(sandbox: Sandbox) -> None:
+    from supervisor.commands.review import pr_text
+
+    started_with_changes(sandbox)
+    title, body = pr_text(sandbox.agent("auth"), sandbox.root)
+    assert title == "Harden the auth package"
+    assert "and test it" in body and "Say more" in body
+    assert "Every commit stays within the agent's contract" in body
