@@ -394,7 +394,8 @@ class Rig:
         from supervisor.core.model import Agent
         from supervisor.core.triggers import Trigger, fire
 
-        agent = Agent(name=name, profile="generic", command="true", worktree=str(self.root), branch=f"agent/{name}",
+        agent = Agent(name=name, profile="generic", command="true", worktree=str(self.root),
+                      branch=f"agent/{name}/work",
                       base="HEAD", target="main", token="t", task=task)
         return fire(self.engine.store, agent, Trigger(trigger), summary, active=active, screen=screen, **evidence)
 

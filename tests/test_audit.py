@@ -82,7 +82,7 @@ def violating_paths(found: list[CommitViolation]) -> dict[str, set[tuple[str, st
     return {item.commit: {(v.status, v.path) for v in item.violations} for item in found}
 
 
-def agent_branch(repo: Repo, name: str = "agent/auth") -> str:
+def agent_branch(repo: Repo, name: str = "agent/auth/work") -> str:
     base = repo.head()
     repo.git("checkout", "-q", "-b", name)
     return base
@@ -118,10 +118,10 @@ def test_commit_made_with_plumbing_is_found(repo: Repo) -> None:
     repo.git("add", "-A")
     tree = repo.git("write-tree")
     commit = repo.git("commit-tree", tree, "-p", base, "-m", "plumbing")
-    repo.git("update-ref", "refs/heads/agent/sneaky", commit)
+    repo.git("update-ref", "refs/heads/agent/sneaky/work", commit)
     tips = branch_tips(repo.root)
-    assert tips == {"agent/sneaky": commit}
-    commits = new_commits(repo.root, tips["agent/sneaky"], ["main"])
+    assert tips == {"agent/sneaky/work": commit}
+    commits = new_commits(repo.root, tips["agent/sneaky/work"], ["main"])
     assert commits == [commit]
     assert violating_paths(audit(repo.root, RULES, commits)) == {commit: {("M", "docs/guide.md")}}
 
@@ -174,12 +174,12 @@ def test_commit_changes_refuses_what_is_not_a_commit(repo: Repo) -> None:
 
 
 def diverge(repo: Repo) -> tuple[str, str]:
-    """main gets a docs change (not the agent's business); agent/auth gets a src change. Returns the bases."""
+    """main gets a docs change (not the agent's business); agent/auth/work gets a src change. Returns the bases."""
     base = agent_branch(repo)
     repo.commit("agent work", **{"src/app.py": "print('agent')\n"})
     repo.git("checkout", "-q", "main")
     repo.commit("main work", **{"docs/guide.md": "# newer guide\n", "README": "hello\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     return base, repo.git("rev-parse", "main")
 
 
@@ -218,7 +218,7 @@ def test_side_branch_is_audited_through_its_own_commits(repo: Repo) -> None:
     first = repo.commit("agent", **{"src/a.py": "1\n"})
     repo.git("checkout", "-q", "-b", "side")
     bad = repo.commit("side edits docs", **{"docs/guide.md": "side\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     repo.commit("agent again", **{"src/b.py": "1\n"})
     repo.git("merge", "-q", "--no-edit", "side")
     merge = repo.head()
@@ -234,7 +234,7 @@ def test_merge_where_one_side_is_unchanged_lists_nothing(repo: Repo) -> None:
     base = agent_branch(repo)
     repo.git("checkout", "-q", "-b", "side")
     repo.commit("side", **{"docs/guide.md": "side\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     repo.git("merge", "-q", "--no-ff", "--no-edit", "side")
     merge = repo.head()
     assert commit_changes(repo.root, [merge]) == {merge: []}
@@ -305,7 +305,7 @@ def test_octopus_merge_is_charged_against_every_parent(repo: Repo) -> None:
     for name in ("one", "two"):
         repo.git("checkout", "-q", "-b", name, base)
         repo.commit(name, **{f"src/{name}.py": "1\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     repo.git("merge", "-q", "--no-ff", "--no-edit", "one", "two")
     octopus = repo.head()
     assert len(repo.git("rev-list", "--parents", "-n1", octopus).split()) == 4
@@ -321,7 +321,7 @@ def test_conflict_resolved_in_own_paths_gives_no_false_violations(repo: Repo) ->
     repo.commit("agent", **{"src/app.py": "print('agent')\n"})
     repo.git("checkout", "-q", "main")
     repo.commit("main", **{"src/app.py": "print('main')\n", "docs/guide.md": "# newer\n", "secret/key.txt": "v2\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     assert subprocess.run(["git", "merge", "-q", "main"], cwd=repo.root, capture_output=True).returncode == 1
     merge = repo.commit("Merge main", **{"src/app.py": "print('both')\n"})
     assert commit_changes(repo.root, [merge]) == {merge: [("M", "src/app.py", None)]}
@@ -353,7 +353,7 @@ def test_net_change_counts_renames_on_both_sides_and_deletions(repo: Repo) -> No
 
 
 def test_net_change_of_an_unrelated_history_is_every_file(repo: Repo) -> None:
-    repo.git("checkout", "-q", "--orphan", "agent/auth")
+    repo.git("checkout", "-q", "--orphan", "agent/auth/work")
     repo.git("rm", "-q", "-r", "--cached", ".")
     repo.git("clean", "-fdxq")
     tip = repo.commit("orphan", **{"src/only.py": "1\n"})
@@ -386,13 +386,13 @@ def test_branch_tips_lists_agent_branches_in_one_process(repo: Repo, monkeypatch
     head = repo.head()
     repo.commit("second")
     second = repo.head()
-    repo.git("branch", "agent/auth", head)
-    repo.git("branch", "agent/auth.test", second)
+    repo.git("branch", "agent/auth/work", head)
+    repo.git("branch", "agent/auth.test/work", second)
     repo.git("branch", "agent/api/nested", head)
     repo.git("branch", "agentish", head)  # not under refs/heads/agent/
     calls = count_processes(monkeypatch)
     tips = branch_tips(repo.root)
-    assert tips == {"agent/auth": head, "agent/auth.test": second, "agent/api/nested": head}
+    assert tips == {"agent/auth/work": head, "agent/auth.test/work": second, "agent/api/nested": head}
     assert calls == [["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/agent/"]]
     assert branch_tips(repo.root, "refs/heads/nothing/") == {}
 
@@ -429,7 +429,7 @@ def test_audit_uses_few_processes(repo: Repo, monkeypatch: pytest.MonkeyPatch) -
     # A two-parent merge costs a merge-tree and a diff-tree of its own.
     repo.git("checkout", "-q", "-b", "side", "HEAD~1")
     repo.commit("side", **{"src/side.py": "1\n"})
-    repo.git("checkout", "-q", "agent/auth")
+    repo.git("checkout", "-q", "agent/auth/work")
     repo.git("merge", "-q", "--no-edit", "side")
     commits = new_commits(repo.root, repo.head(), [base])
     calls.clear()
@@ -451,26 +451,26 @@ def test_replace_refs_cannot_hide_a_commit(repo: Repo) -> None:
 
 def test_worktree_head_reads_what_a_worktree_has_checked_out(repo: Repo, tmp_path: Path) -> None:
     worktree = tmp_path / "wt"
-    repo.git("worktree", "add", "-q", "-b", "agent/auth", str(worktree), "main")
+    repo.git("worktree", "add", "-q", "-b", "agent/auth/work", str(worktree), "main")
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=worktree, capture_output=True, text=True, check=True,
                               env={**os.environ, "GIT_SEQUENCE_EDITOR": "sed -i 1ibreak"})
         return done.stdout.strip()
 
-    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    assert worktree_head(worktree) == "refs/heads/agent/auth/work"
     git("checkout", "-q", "--detach")
     assert worktree_head(worktree) == repo.head()
     git("checkout", "-q", "-b", "elsewhere")
     assert worktree_head(worktree) == "refs/heads/elsewhere"
-    git("checkout", "-q", "agent/auth")
+    git("checkout", "-q", "agent/auth/work")
     (worktree / "src" / "app.py").write_text("print('agent')\n")
     git("commit", "-q", "-am", "agent work")
     git("rebase", "-q", "-i", "HEAD~1")  # stops at `break`: HEAD is detached until the rebase ends
     assert git("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
     assert worktree_head(worktree) is None
     git("rebase", "--abort")
-    assert worktree_head(worktree) == "refs/heads/agent/auth"
+    assert worktree_head(worktree) == "refs/heads/agent/auth/work"
     assert worktree_head(tmp_path / "nowhere") is None
     assert worktree_head(repo.root) is None  # the main worktree (.git is a folder): never an agent's
 
@@ -512,7 +512,7 @@ def prop_repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 @given(commits=history)
 def test_audit_matches_the_rules(prop_repo: Repo, commits: list[list[tuple[str, int | None]]]) -> None:
     repo = prop_repo
-    repo.git("checkout", "-q", "-f", "-B", "agent/prop", "base")
+    repo.git("checkout", "-q", "-f", "-B", "agent/prop/work", "base")
     repo.git("clean", "-fdxq")
     state = {path: (repo.root / path).read_text() for path in PATHS if (repo.root / path).exists()}
     expected: dict[str, set[str]] = {}

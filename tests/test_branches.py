@@ -22,7 +22,7 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path, str]]:
-    """A repository on main, and a worktree `wt` on branch agent/api forked from it."""
+    """A repository on main, and a worktree `wt` on branch agent/api/work forked from it."""
     isolate_git(monkeypatch, tmp_path)
     root = tmp_path / "repo"
     root.mkdir()
@@ -35,12 +35,12 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path
     (root / ".git" / "info").mkdir(exist_ok=True)
     (root / ".git" / "info" / "exclude").write_text("/SESSION.md\n")
     worktree = tmp_path / "wt"
-    git(root, "worktree", "add", "-q", "-b", "agent/api", str(worktree), base)
+    git(root, "worktree", "add", "-q", "-b", "agent/api/work", str(worktree), base)
     yield root, worktree, base
 
 
 def agent(worktree: Path, base: str, name: str = "api", **fields: object) -> Agent:
-    record = Agent(name=name, profile="generic", command="sh", worktree=str(worktree), branch=f"agent/{name}",
+    record = Agent(name=name, profile="generic", command="sh", worktree=str(worktree), branch=f"agent/{name}/work",
                    base=base, target="main", token="t", state=State.WORKING, state_since=1.0)
     return replace(record, **fields)  # type: ignore[arg-type]
 

@@ -159,14 +159,14 @@ def test_each_profile_declares_every_variable_it_gives_an_agent(tmp_path: Path) 
 
 
 def test_merge_check_runs_without_a_terminal_as_term_dumb(sandbox: Sandbox, tmp_path: Path) -> None:
-    sandbox.git("checkout", "-q", "-b", "agent/x")
+    sandbox.git("checkout", "-q", "-b", "agent/x/work")
     (sandbox.root / "new.txt").write_text("new\n")
     sandbox.git("add", "new.txt")
     sandbox.git("commit", "-q", "-m", "new")
     sandbox.git("checkout", "-q", "main")
     seen = tmp_path / "term"
     env = {key: value for key, value in sandbox.env.items() if key != "TERM"}  # as the engine has it
-    result = run_check(sandbox.root, "agent/x", "main", f"printf %s \"$TERM\" > {seen}", timeout=60,
+    result = run_check(sandbox.root, "agent/x/work", "main", f"printf %s \"$TERM\" > {seen}", timeout=60,
                        scratch=tmp_path / "checks", env=env)
     assert result is not None and result.passed
     assert seen.read_text() == "dumb"

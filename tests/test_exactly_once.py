@@ -53,7 +53,7 @@ def test_a_spooled_copy_waits_while_its_own_request_is_being_applied(tmp_path: P
     """The window between taking an event and recording it: its spooled copy is neither applied nor removed
     (a kill now must leave it for the next engine), and once the event is recorded the copy goes unapplied."""
     store = Store(tmp_path / "state.db")
-    agent = Agent(name="auth", profile="claude", command="claude", worktree=str(tmp_path), branch="agent/auth",
+    agent = Agent(name="auth", profile="claude", command="claude", worktree=str(tmp_path), branch="agent/auth/work",
                   base="0" * 40, target="main", token="t" * 32)
     store.add_agent(agent)
     ledger = HookLedger(store)

@@ -66,7 +66,7 @@ class Repo:
 
     def worktree(self, name: str) -> Path:
         path = self.tmp / "worktrees" / name
-        self.git("worktree", "add", "-q", "-b", f"agent/{name}", str(path), "main")
+        self.git("worktree", "add", "-q", "-b", f"agent/{name}/work", str(path), "main")
         return path
 
     def agent(self, name: str, *, contract: str | None = SESSION, install: bool = True) -> Path:
@@ -83,7 +83,7 @@ class Repo:
         store = Store(self.paths.db_path)
         try:
             store.add_agent(Agent(name=name, profile="generic", command="true", worktree=str(path),
-                                  branch=f"agent/{name}", base="main", target="main", token="t", extra=extra))
+                                  branch=f"agent/{name}/work", base="main", target="main", token="t", extra=extra))
         finally:
             store.close()
 

@@ -86,7 +86,7 @@ def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
     in_pane(sandbox, "auth", f"{SV} helper lib --role refactor-agent --paths 'src/lib/**' --task 'tidy src/lib'")
     lib = sandbox.wait_state("auth.lib", "idle", "working")
     assert lib["parent"] == "auth" and lib["level"] == 2 and lib["role"] == "refactor-agent"
-    assert lib["branch"] == "agent/auth.lib"
+    assert lib["branch"] == "agent/auth.lib/work"
     assert Path(lib["worktree"]) == Path(auth["worktree"]) / ".sub-agents" / "lib"
     lib_md = (Path(lib["worktree"]) / "SESSION.md").read_text()
     assert "- Modify: src/lib/**" in lib_md and "- Don't touch: src/vendor/**" in lib_md
@@ -96,7 +96,8 @@ def test_three_level_tree_from_panes_with_limits(sandbox: Sandbox) -> None:
     where = {line.split()[0]: line.split()[1:] for line in panes if line}
     assert where[lib["pane"]] == where[auth["pane"]]
     # Its branch forks from the parent's.
-    assert sandbox.git("merge-base", "agent/auth", "agent/auth.lib") == sandbox.git("rev-parse", "agent/auth")
+    assert sandbox.git("merge-base", "agent/auth/work", "agent/auth.lib/work") == \
+        sandbox.git("rev-parse", "agent/auth/work")
 
     in_pane(sandbox, "auth.lib", f"{SV} helper t --role test-agent --task 'cover src/lib'")
     sub = sandbox.wait_state("auth.lib.t", "idle", "working")
@@ -166,11 +167,11 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     log = guard_refuses(sandbox, "auth", "echo x > README.md && git add README.md && "
                                          "git commit -q -m 'edit the readme'")
     assert "README.md" in log and "Modify: src/**, docs/**" in log
-    assert sandbox.git("rev-parse", "agent/auth") == auth["base"]
+    assert sandbox.git("rev-parse", "agent/auth/work") == auth["base"]
 
     # The same commit with --no-verify: the audit catches it, and merge refuses.
     in_pane(sandbox, "auth", "git commit -q --no-verify -m 'edit the readme'")
-    bad = sandbox.git("rev-parse", "agent/auth")
+    bad = sandbox.git("rev-parse", "agent/auth/work")
     assert bad != auth["base"]
     found = wait_until(lambda: events(sandbox, "auth", "boundary"), message="a boundary event")
     assert sandbox.ls()["auth"]["boundary_violations"] == 1
@@ -184,7 +185,7 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     # A rename out of a forbidden folder is caught on its source side.
     in_pane(sandbox, "auth", "git reset -q --hard HEAD~1 && git mv src/vendor/lib.py src/lib.py && "
                              "git commit -q --no-verify -m 'move vendored code'")
-    moved = sandbox.git("rev-parse", "agent/auth")
+    moved = sandbox.git("rev-parse", "agent/auth/work")
     wait_until(lambda: any(e["commit"] == moved for e in events(sandbox, "auth", "boundary")),
                message="the rename's boundary event")
     rename = next(e for e in events(sandbox, "auth", "boundary") if e["commit"] == moved)
@@ -203,7 +204,7 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     assert (sandbox.root / "src" / "dossier é" / "ça va.txt").read_text() == "bonjour\n"
     assert (sandbox.root / "README.md").read_text() == "# my local edit\n"
     assert sandbox.git("status", "--porcelain") == "M README.md"
-    assert sandbox.git("rev-parse", "main") == sandbox.git("rev-parse", "agent/auth")
+    assert sandbox.git("rev-parse", "main") == sandbox.git("rev-parse", "agent/auth/work")
     assert worktree.is_dir()
 
 
@@ -219,7 +220,7 @@ def test_a_merge_that_reverts_the_target_is_caught_and_refused(sandbox: Sandbox)
     sandbox.git("checkout", "-q", "main~1", "--", "README.md", cwd=worktree)
     tree = sandbox.git("write-tree", cwd=worktree)
     sneaky = sandbox.git("commit-tree", tree, "-p", "HEAD", "-p", "main~1", "-m", "Merge an older main", cwd=worktree)
-    sandbox.git("update-ref", "refs/heads/agent/auth", sneaky, cwd=worktree)
+    sandbox.git("update-ref", "refs/heads/agent/auth/work", sneaky, cwd=worktree)
 
     found = wait_until(lambda: [e for e in events(sandbox, "auth", "boundary") if e["commit"] == sneaky],
                        message="the revert merge's boundary event")
@@ -244,10 +245,10 @@ def test_a_worktree_off_its_branch_is_reported(sandbox: Sandbox) -> None:
 
     sandbox.git("checkout", "-q", "--detach", cwd=worktree)
     found = wait_until(lambda: off_branch(head), message="the detached HEAD's boundary event")
-    assert f"left its branch agent/auth (HEAD is detached at {head[:12]})" in found[0]["summary"]
+    assert f"left its branch agent/auth/work (HEAD is detached at {head[:12]})" in found[0]["summary"]
     assert any(e["trigger"] == "boundary" and "left its branch" in e["summary"] and e["active"]
                for e in events(sandbox, "auth", "trigger"))
-    sandbox.git("checkout", "-q", "agent/auth", cwd=worktree)
+    sandbox.git("checkout", "-q", "agent/auth/work", cwd=worktree)
     wait_until(lambda: events(sandbox, "auth", "on_branch"), message="back on its branch")
     sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=worktree)
     found = wait_until(lambda: off_branch("refs/heads/elsewhere"), message="another branch's boundary event")
@@ -294,10 +295,10 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
     log = guard_refuses(sandbox, "auth.t", "echo changed > src/app.py && "
                                            "git commit -q -am 'fix the app while testing'")
     assert "src/app.py" in log and "Modify: src/tests/**" in log
-    assert sandbox.git("rev-parse", "agent/auth.t") == helper["base"]
+    assert sandbox.git("rev-parse", "agent/auth.t/work") == helper["base"]
 
     in_pane(sandbox, "auth.t", "git commit -q --no-verify -am 'fix the app while testing'")
-    bad = sandbox.git("rev-parse", "agent/auth.t")
+    bad = sandbox.git("rev-parse", "agent/auth.t/work")
     wait_until(lambda: events(sandbox, "auth.t", "boundary"), message="the helper's boundary event")
     refused = sandbox.sv("merge", "auth.t", check=False)
     assert refused.returncode == 1 and bad[:10] in refused.stderr and "src/app.py" in refused.stderr
@@ -306,10 +307,10 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
     in_pane(sandbox, "auth.t", "git reset -q --hard HEAD~1 && mkdir -p src/tests && echo 'def test(): pass' > "
                                "src/tests/test_app.py && git add -A && git commit -q -m 'test the app'")
     merged = sandbox.sv("merge", "auth.t")
-    assert "into agent/auth" in merged.stdout
+    assert "into agent/auth/work" in merged.stdout
     parent_worktree = Path(sandbox.ls()["auth"]["worktree"])
     assert (parent_worktree / "src" / "tests" / "test_app.py").exists()
-    assert sandbox.git("rev-parse", "agent/auth") == sandbox.git("rev-parse", "agent/auth.t")
+    assert sandbox.git("rev-parse", "agent/auth/work") == sandbox.git("rev-parse", "agent/auth.t/work")
     assert sandbox.git("status", "--porcelain", cwd=parent_worktree) == ""
 
 

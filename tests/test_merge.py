@@ -67,16 +67,16 @@ def snapshot(where: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A repository on main with two files; `agent/a` forks from it. main is checked out in `root`."""
+    """A repository on main with two files; `agent/a/work` forks from it. main is checked out in `root`."""
     where = tmp_path / "repo"
     where.mkdir()
     git(where, "init", "-q", "-b", "main")
     commit(where, "initial", {"shared.txt": "base\n", "user.txt": "user\n", "other.txt": "other\n"})
-    git(where, "branch", "agent/a")
+    git(where, "branch", "agent/a/work")
     return where
 
 
-def agent_commit(root: Path, files: dict[str, str], message: str = "agent work", branch: str = "agent/a") -> str:
+def agent_commit(root: Path, files: dict[str, str], message: str = "agent work", branch: str = "agent/a/work") -> str:
     """Commit on `branch` without checking it out (as an agent in its own worktree would)."""
     wt = root.parent / f"wt-{branch.replace('/', '-')}"
     if not wt.exists():
@@ -86,23 +86,23 @@ def agent_commit(root: Path, files: dict[str, str], message: str = "agent work",
 
 def test_fast_forward_updates_the_checked_out_worktree(root: Path) -> None:
     tip = agent_commit(root, {"shared.txt": "agent\n", "new/file.txt": "n\n"})
-    result = merge_branch(root, "agent/a", "main", "unused for a fast-forward")
+    result = merge_branch(root, "agent/a/work", "main", "unused for a fast-forward")
     assert result == MergeResult(tip, fast_forward=True, already_merged=False, updated_worktree=root)
     assert git(root, "rev-parse", "main") == tip
     assert (root / "shared.txt").read_text() == "agent\n"
     assert (root / "new/file.txt").read_text() == "n\n"
     assert status(root) == []
-    assert git(root, "reflog", "-1", "--format=%gs", "main").startswith("supervisor merge agent/a")
+    assert git(root, "reflog", "-1", "--format=%gs", "main").startswith("supervisor merge agent/a/work")
 
 
 def test_true_merge_makes_a_two_parent_commit(root: Path) -> None:
     agent_tip = agent_commit(root, {"shared.txt": "agent\n", "added.txt": "a\n"})
     main_tip = commit(root, "main moves on", {"other.txt": "main\n"})
-    result = merge_branch(root, "agent/a", "main", "Merge agent/a\n\nall clean")
+    result = merge_branch(root, "agent/a/work", "main", "Merge agent/a/work\n\nall clean")
     assert not result.fast_forward and not result.already_merged and result.updated_worktree == root
     assert git(root, "rev-parse", "main") == result.commit
     assert git(root, "log", "-1", "--format=%P", result.commit) == f"{main_tip} {agent_tip}"
-    assert git(root, "log", "-1", "--format=%B", result.commit) == "Merge agent/a\n\nall clean"
+    assert git(root, "log", "-1", "--format=%B", result.commit) == "Merge agent/a/work\n\nall clean"
     assert (root / "shared.txt").read_text() == "agent\n"
     assert (root / "added.txt").read_text() == "a\n"
     assert (root / "other.txt").read_text() == "main\n"
@@ -115,7 +115,7 @@ def test_conflict_names_the_paths_and_changes_nothing(root: Path) -> None:
     write(root, {"user.txt": "typing...\n"})
     before = snapshot(root)
     with pytest.raises(GitError, match=r"refs/heads/main") as caught:
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     assert "shared.txt" in str(caught.value) and 'we"ird name.txt' in str(caught.value)
     assert snapshot(root) == before
 
@@ -129,7 +129,7 @@ def test_unrelated_staged_and_unstaged_changes_survive(root: Path) -> None:
     write(root, {"scratch.txt": "untracked\n"})
     staged_before = git(root, "diff", "--cached")
     unstaged_before = git(root, "diff")
-    result = merge_branch(root, "agent/a", "main", "merge")
+    result = merge_branch(root, "agent/a/work", "main", "merge")
     assert git(root, "rev-parse", "HEAD") == result.commit
     assert git(root, "log", "-1", "--format=%P") == f"{main_tip} {agent_tip}"
     # The merged paths are updated, on disk and in the index (status does not list them).
@@ -157,7 +157,7 @@ def test_local_change_on_a_merged_path_refuses(root: Path, kind: str) -> None:
     path = "added.txt" if kind == "untracked" else "shared.txt"
     before = snapshot(root)
     with pytest.raises(GitError, match=re.escape(str(root))) as caught:
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     assert path in str(caught.value)
     assert snapshot(root) == before
 
@@ -167,7 +167,7 @@ def test_fast_forward_onto_a_local_change_refuses(root: Path) -> None:
     write(root, {"shared.txt": "the user's edit\n"})
     before = snapshot(root)
     with pytest.raises(GitError, match=r"shared\.txt"):
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     assert snapshot(root) == before
 
 
@@ -175,7 +175,7 @@ def test_target_not_checked_out_just_moves_the_ref(root: Path) -> None:
     git(root, "branch", "release")
     agent_tip = agent_commit(root, {"shared.txt": "agent\n"})
     before = snapshot(root)
-    result = merge_branch(root, "agent/a", "release", "merge")
+    result = merge_branch(root, "agent/a/work", "release", "merge")
     assert result == MergeResult(agent_tip, fast_forward=True, already_merged=False, updated_worktree=None)
     assert git(root, "rev-parse", "release") == agent_tip
     after = snapshot(root)
@@ -184,7 +184,7 @@ def test_target_not_checked_out_just_moves_the_ref(root: Path) -> None:
     git(root, "branch", "-f", "release", "main")
     release_tip = agent_commit(root, {"other.txt": "release\n"}, branch="release")
     git(root, "worktree", "remove", str(root.parent / "wt-release"))
-    merged = merge_branch(root, "agent/a", "refs/heads/release", "merge")
+    merged = merge_branch(root, "agent/a/work", "refs/heads/release", "merge")
     assert merged.updated_worktree is None and not merged.fast_forward
     assert git(root, "log", "-1", "--format=%P", "release") == f"{release_tip} {agent_tip}"
     assert snapshot(root)["files"] == before["files"]
@@ -192,14 +192,14 @@ def test_target_not_checked_out_just_moves_the_ref(root: Path) -> None:
 
 def test_target_checked_out_in_a_linked_worktree(root: Path) -> None:
     """The usual case for a helper: its parent's branch is checked out in the parent's worktree."""
-    git(root, "branch", "agent/parent")
+    git(root, "branch", "agent/parent/work")
     parent_wt = root.parent / "parent"
-    git(root, "worktree", "add", "-q", str(parent_wt), "agent/parent")
-    git(root, "branch", "agent/parent.helper", "agent/parent")
-    helper_tip = agent_commit(root, {"shared.txt": "helper\n"}, branch="agent/parent.helper")
+    git(root, "worktree", "add", "-q", str(parent_wt), "agent/parent/work")
+    git(root, "branch", "agent/parent.helper/work", "agent/parent/work")
+    helper_tip = agent_commit(root, {"shared.txt": "helper\n"}, branch="agent/parent.helper/work")
     commit(parent_wt, "parent works", {"other.txt": "parent\n"})
     write(parent_wt, {"user.txt": "parent is typing\n"})
-    result = merge_branch(root, "agent/parent.helper", "agent/parent", "merge helper")
+    result = merge_branch(root, "agent/parent.helper/work", "agent/parent/work", "merge helper")
     assert result.updated_worktree == parent_wt
     assert git(parent_wt, "rev-parse", "HEAD^2") == helper_tip
     assert (parent_wt / "shared.txt").read_text() == "helper\n"
@@ -210,7 +210,7 @@ def test_target_checked_out_in_a_linked_worktree(root: Path) -> None:
 def test_already_merged(root: Path) -> None:
     commit(root, "main moves on", {"other.txt": "main\n"})
     before = snapshot(root)
-    result = merge_branch(root, "agent/a", "main", "merge")
+    result = merge_branch(root, "agent/a/work", "main", "merge")
     main_tip = git(root, "rev-parse", "main")
     assert result == MergeResult(main_tip, fast_forward=False, already_merged=True, updated_worktree=None)
     assert snapshot(root) == before
@@ -225,7 +225,7 @@ def test_missing_identity_is_a_clear_error(root: Path, monkeypatch: pytest.Monke
     git(root, "config", "user.useConfigOnly", "true")  # no guessing from the host name
     before = snapshot(root)
     with pytest.raises(GitError, match="identity") as caught:
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     assert caught.value.hint and "user.email" in caught.value.hint
     assert snapshot(root) == before
 
@@ -235,7 +235,7 @@ def test_locked_index_refuses_and_keeps_the_lock(root: Path) -> None:
     lock = root / ".git" / "index.lock"
     lock.write_text("")
     with pytest.raises(GitError, match=r"index\.lock"):
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     assert lock.exists()
     lock.unlink()
     assert status(root) == []
@@ -256,7 +256,7 @@ def test_target_moving_meanwhile_rolls_the_worktree_back(root: Path, monkeypatch
 
     monkeypatch.setattr(merge_module, "_run", racing)
     with pytest.raises(GitError, match="moved while merging"):
-        merge_branch(root, "agent/a", "main", "merge")
+        merge_branch(root, "agent/a/work", "main", "merge")
     after = snapshot(root)
     assert git(root, "rev-parse", "main") == elsewhere
     assert after["files"] == before["files"] and after["index"] == before["index"]
@@ -268,17 +268,17 @@ def test_branch_moved_since_the_audit(root: Path) -> None:
     agent_commit(root, {"other.txt": "slipped in after the audit\n"})
     before = snapshot(root)
     with pytest.raises(GitError, match="moved since it was audited"):
-        merge_branch(root, "agent/a", "main", "merge", expected_tip=audited)
+        merge_branch(root, "agent/a/work", "main", "merge", expected_tip=audited)
     assert snapshot(root) == before
-    tip = git(root, "rev-parse", "agent/a")
-    assert merge_branch(root, "agent/a", "main", "merge", expected_tip=tip).commit == tip
+    tip = git(root, "rev-parse", "agent/a/work")
+    assert merge_branch(root, "agent/a/work", "main", "merge", expected_tip=tip).commit == tip
 
 
 def test_unknown_branches(root: Path) -> None:
-    with pytest.raises(GitError, match="no branch agent/nope"):
-        merge_branch(root, "agent/nope", "main", "merge")
+    with pytest.raises(GitError, match="no branch agent/nope/work"):
+        merge_branch(root, "agent/nope/work", "main", "merge")
     with pytest.raises(GitError, match="no branch nope"):
-        merge_branch(root, "agent/a", "nope", "merge")
+        merge_branch(root, "agent/a/work", "nope", "merge")
 
 
 @pytest.fixture(autouse=True)

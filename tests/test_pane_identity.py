@@ -114,7 +114,7 @@ def engine(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine
 
 
 def record(name: str, root: Path, **fields: Any) -> Agent:
-    return Agent(name=name, profile="generic", command="sleep 600", worktree=str(root), branch=f"agent/{name}",
+    return Agent(name=name, profile="generic", command="sleep 600", worktree=str(root), branch=f"agent/{name}/work",
                  base="HEAD", target="main", token=secrets.token_hex(8), **fields)
 
 

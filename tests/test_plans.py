@@ -209,7 +209,7 @@ def test_best_of_n_compare_and_merging_one_removes_the_others(sandbox: Sandbox) 
     assert "compare them with `supervisor compare fix`" in done.stdout
     for name in ("fix-1", "fix-2", "fix-3"):
         wait_until(lambda n=name: sandbox.ls()[n]["state"] == "idle" and  # type: ignore[misc]
-                   sandbox.git("rev-list", "--count", f"main..agent/{n}") == "1", 30, message=f"{name} committed")
+                   sandbox.git("rev-list", "--count", f"main..agent/{n}/work") == "1", 30, message=f"{name} committed")
     result = json.loads(sandbox.sv("compare", "fix", "--json").stdout)
     rows = {row["name"]: row for row in result["candidates"]}
     assert list(rows) == ["fix-1", "fix-2", "fix-3"]
@@ -221,7 +221,7 @@ def test_best_of_n_compare_and_merging_one_removes_the_others(sandbox: Sandbox) 
     merged = json.loads(sandbox.sv("merge", "fix-3", "--json").stdout)
     assert sorted(merged["removed"]) == ["fix-1", "fix-2"]
     assert set(sandbox.ls()) == {"fix-3"}
-    assert sandbox.git("branch", "--list", "agent/fix-1", "agent/fix-2") == ""
+    assert sandbox.git("branch", "--list", "agent/fix-1/work", "agent/fix-2/work") == ""
     assert sandbox.git("show", "main:src/by.txt") == "fix-3"
 
 

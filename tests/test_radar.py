@@ -19,7 +19,7 @@ from supervisor.client import request_at
 from supervisor.git import radar as radar_module
 from supervisor.git import refs
 from supervisor.git.radar import Conflict, Radar, Scan
-from supervisor.git.refs import AGENT_REFS, refs_stamp
+from supervisor.git.refs import agent_refs_stamp
 from supervisor.git.worktrees import GitError
 from tests.conftest import Sandbox, wait_until
 from tests.git_env import isolate_git
@@ -104,50 +104,51 @@ def merges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
 
 
 def test_two_branches_editing_the_same_file_conflict_in_it(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n", "odd dir/ça va.txt": "one\n", "a.txt": "one\n"})
-    commit(root, "agent/two", {"shared.txt": "two\n", "odd dir/ça va.txt": "two\n", "b.txt": "two\n"})
-    scan = Radar(root).scan({"agent/one": "main", "agent/two": "main"}, tips(root))
+    commit(root, "agent/one/work", {"shared.txt": "one\n", "odd dir/ça va.txt": "one\n", "a.txt": "one\n"})
+    commit(root, "agent/two/work", {"shared.txt": "two\n", "odd dir/ça va.txt": "two\n", "b.txt": "two\n"})
+    scan = Radar(root).scan({"agent/one/work": "main", "agent/two/work": "main"}, tips(root))
     files = ("odd dir/ça va.txt", "shared.txt")
-    assert scan.conflicts == {"agent/one": [Conflict("agent/two", files)], "agent/two": [Conflict("agent/one", files)]}
+    assert scan.conflicts == {"agent/one/work": [Conflict("agent/two/work", files)],
+                              "agent/two/work": [Conflict("agent/one/work", files)]}
     assert scan.failures == [] and scan.merges == 1  # the pair; main has not moved: each is proven clean with it
     assert scan.skipped == 2
 
 
 def test_branches_editing_different_files_do_not_conflict(root: Path) -> None:
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
     commit(root, "main", {"shared.txt": "main moved on\n"})
-    scan = Radar(root).scan({"agent/one": "main", "agent/two": "main"}, tips(root))
-    assert scan.conflicts == {"agent/one": [], "agent/two": []}
+    scan = Radar(root).scan({"agent/one/work": "main", "agent/two/work": "main"}, tips(root))
+    assert scan.conflicts == {"agent/one/work": [], "agent/two/work": []}
 
 
 def test_a_branch_conflicts_with_its_target_when_the_target_moved(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/fresh", {})  # no change of its own
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/fresh/work", {})  # no change of its own
     commit(root, "main", {"shared.txt": "main\n"})
-    scan = Radar(root).scan({"agent/one": "main", "agent/fresh": "main"}, tips(root))
-    assert scan.conflicts == {"agent/one": [Conflict("main", ("shared.txt",))], "agent/fresh": []}
+    scan = Radar(root).scan({"agent/one/work": "main", "agent/fresh/work": "main"}, tips(root))
+    assert scan.conflicts == {"agent/one/work": [Conflict("main", ("shared.txt",))], "agent/fresh/work": []}
     # A target given as a commit (an agent started from a detached HEAD) works the same.
     main = tips(root)["main"]
-    detached = Radar(root).scan({"agent/one": main}, tips(root))
-    assert detached.conflicts == {"agent/one": [Conflict(main, ("shared.txt",))]}
+    detached = Radar(root).scan({"agent/one/work": main}, tips(root))
+    assert detached.conflicts == {"agent/one/work": [Conflict(main, ("shared.txt",))]}
 
 
 def test_a_helper_meets_its_parent_as_a_pair_not_twice(root: Path) -> None:
-    commit(root, "agent/auth", {"shared.txt": "auth\n"})
-    commit(root, "agent/auth.t", {"a.txt": "t\n"}, start="main")  # forked before its parent's commit
-    commit(root, "agent/auth.t", {"shared.txt": "helper\n"})
-    scan = Radar(root).scan({"agent/auth": "main", "agent/auth.t": "agent/auth"}, tips(root))
-    assert scan.conflicts == {"agent/auth": [Conflict("agent/auth.t", ("shared.txt",))],
-                              "agent/auth.t": [Conflict("agent/auth", ("shared.txt",))]}
+    commit(root, "agent/auth/work", {"shared.txt": "auth\n"})
+    commit(root, "agent/auth.t/work", {"a.txt": "t\n"}, start="main")  # forked before its parent's commit
+    commit(root, "agent/auth.t/work", {"shared.txt": "helper\n"})
+    scan = Radar(root).scan({"agent/auth/work": "main", "agent/auth.t/work": "agent/auth/work"}, tips(root))
+    assert scan.conflicts == {"agent/auth/work": [Conflict("agent/auth.t/work", ("shared.txt",))],
+                              "agent/auth.t/work": [Conflict("agent/auth/work", ("shared.txt",))]}
     assert scan.merges == 1  # the pair (which is also the helper against its target)
     assert scan.skipped == 1  # auth against main, which has not moved
 
 
 def test_only_the_pairs_of_a_moved_branch_run_git_again(root: Path, merges: list[list[str]]) -> None:
     for name in ("one", "two", "three"):
-        commit(root, f"agent/{name}", {"shared.txt": f"{name}\n"})
-    branches: dict[str, str | None] = {f"agent/{name}": "main" for name in ("one", "two", "three")}
+        commit(root, f"agent/{name}/work", {"shared.txt": f"{name}\n"})
+    branches: dict[str, str | None] = {f"agent/{name}/work": "main" for name in ("one", "two", "three")}
     radar = Radar(root, workers=2)
     first = radar.scan(branches, tips(root))
     assert first.merges == len(merges) == 3 and first.cached == 0  # the 3 pairs
@@ -159,7 +160,7 @@ def test_only_the_pairs_of_a_moved_branch_run_git_again(root: Path, merges: list
     assert merges == [] and again.merges == again.skipped == 0 and again.cached == 6
     assert again.conflicts == first.conflicts
 
-    commit(root, "agent/two", {"shared.txt": "two\n", "b.txt": "more\n"})
+    commit(root, "agent/two/work", {"shared.txt": "two\n", "b.txt": "more\n"})
     moved = radar.scan(branches, tips(root))
     assert moved.merges == len(merges) == 2 and moved.skipped == 1  # two with one and with three; against main
     assert moved.conflicts == first.conflicts  # still the same file
@@ -167,41 +168,42 @@ def test_only_the_pairs_of_a_moved_branch_run_git_again(root: Path, merges: list
 
 
 def test_a_branch_deleted_between_scans_leaves_the_radar(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/two", {"shared.txt": "two\n"})
-    branches: dict[str, str | None] = {"agent/one": "main", "agent/two": "main"}
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/two/work", {"shared.txt": "two\n"})
+    branches: dict[str, str | None] = {"agent/one/work": "main", "agent/two/work": "main"}
     radar = Radar(root)
-    assert radar.scan(branches, tips(root)).conflicts["agent/one"] == [Conflict("agent/two", ("shared.txt",))]
-    git(root, "branch", "-D", "agent/two")
+    assert radar.scan(branches, tips(root)).conflicts["agent/one/work"] == [Conflict("agent/two/work", ("shared.txt",))]
+    git(root, "branch", "-D", "agent/two/work")
     scan = radar.scan(branches, tips(root))  # still asked for: the caller's list may lag behind git
-    assert scan.conflicts == {"agent/one": []} and scan.failures == []
+    assert scan.conflicts == {"agent/one/work": []} and scan.failures == []
     assert radar.cache_size == 1  # one against main
 
 
 def test_unrelated_histories_are_reported_and_the_rest_still_scanned(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/two", {"shared.txt": "two\n"})
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/two/work", {"shared.txt": "two\n"})
     git(root, "read-tree", "--empty", env={"GIT_INDEX_FILE": str(root / ".git" / "orphan-index")})
     empty = git(root, "write-tree", env={"GIT_INDEX_FILE": str(root / ".git" / "orphan-index")})
-    git(root, "update-ref", "refs/heads/agent/lone", git(root, "commit-tree", empty, "-m", "unrelated"))
-    scan = Radar(root).scan({"agent/one": "main", "agent/two": "main", "agent/lone": "main"}, tips(root))
-    assert scan.conflicts["agent/one"] == [Conflict("agent/two", ("shared.txt",))]
-    assert scan.conflicts["agent/lone"] == []
+    git(root, "update-ref", "refs/heads/agent/lone/work", git(root, "commit-tree", empty, "-m", "unrelated"))
+    scan = Radar(root).scan({"agent/one/work": "main", "agent/two/work": "main", "agent/lone/work": "main"}, tips(root))
+    assert scan.conflicts["agent/one/work"] == [Conflict("agent/two/work", ("shared.txt",))]
+    assert scan.conflicts["agent/lone/work"] == []
     assert {(f.branch, f.other) for f in scan.failures} == {
-        ("agent/lone", "agent/one"), ("agent/lone", "agent/two"), ("agent/lone", "main")}
+        ("agent/lone/work", "agent/one/work"), ("agent/lone/work", "agent/two/work"), ("agent/lone/work", "main")}
     assert all("unrelated histories" in f.error for f in scan.failures)
 
 
 def test_trial_merges_leave_no_objects_and_touch_no_worktree(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/two", {"shared.txt": "two\n"})
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/two/work", {"shared.txt": "two\n"})
     git(root, "checkout", "-q", "main")
     def state() -> tuple[str, str, bytes]:
         return (git(root, "count-objects", "-v"), git(root, "--no-optional-locks", "status", "--porcelain"),
                 (root / ".git" / "index").read_bytes())
 
     before = state()
-    assert Radar(root).scan({"agent/one": "main", "agent/two": "main"}, tips(root)).conflicts["agent/one"]
+    scan = Radar(root).scan({"agent/one/work": "main", "agent/two/work": "main"}, tips(root))
+    assert scan.conflicts["agent/one/work"]
     assert state() == before
 
 
@@ -245,143 +247,145 @@ def exact(root: Path, branches: Mapping[str, str | None], radar: Radar | None = 
 
 
 def on_main(*names: str) -> dict[str, str | None]:
-    return {f"agent/{name}": "main" for name in names}
+    return {f"agent/{name}/work": "main" for name in names}
 
 
 def test_the_prefilter_merges_only_pairs_that_touch_the_same_paths(root: Path, merges: list[list[str]]) -> None:
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
-    commit(root, "agent/three", {"shared.txt": "three\n"})
-    commit(root, "agent/four", {"shared.txt": "four\n", "new/file.txt": "four\n"})
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
+    commit(root, "agent/three/work", {"shared.txt": "three\n"})
+    commit(root, "agent/four/work", {"shared.txt": "four\n", "new/file.txt": "four\n"})
     scan = Radar(root).scan(on_main("one", "two", "three", "four"), tips(root))
-    assert scan.conflicts["agent/four"] == [Conflict("agent/three", ("shared.txt",))]
+    assert scan.conflicts["agent/four/work"] == [Conflict("agent/three/work", ("shared.txt",))]
     assert scan.merges == len(merges) == 1 and scan.skipped == 5 + 4  # three with four; the others, and main
     assert Radar(root, prefilter=False).scan(on_main("one", "two", "three", "four"), tips(root)).merges == 10
     assert exact(root, on_main("one", "two", "three", "four")).conflicts == scan.conflicts
 
 
 def test_a_file_against_a_directory_of_the_same_name_is_merged(root: Path) -> None:
-    commit(root, "agent/file", {"new": "a file\n", "deep/x": "a file\n"})
-    commit(root, "agent/dir", {"new/inside.txt": "in a directory\n"})
-    commit(root, "agent/deeper", {"deep/x/y/z.txt": "far below\n"})
-    commit(root, "agent/replaced", {"a.txt": None, "a.txt/now.txt": "a.txt is a directory now\n"})
-    commit(root, "agent/edits", {"a.txt": "edited\n"})
+    commit(root, "agent/file/work", {"new": "a file\n", "deep/x": "a file\n"})
+    commit(root, "agent/dir/work", {"new/inside.txt": "in a directory\n"})
+    commit(root, "agent/deeper/work", {"deep/x/y/z.txt": "far below\n"})
+    commit(root, "agent/replaced/work", {"a.txt": None, "a.txt/now.txt": "a.txt is a directory now\n"})
+    commit(root, "agent/edits/work", {"a.txt": "edited\n"})
     scan = exact(root, on_main("file", "dir", "deeper", "replaced", "edits"))
-    assert {c.other for c in scan.conflicts["agent/file"]} == {"agent/dir", "agent/deeper"}
-    assert [c.other for c in scan.conflicts["agent/replaced"]] == ["agent/edits"]
+    assert {c.other for c in scan.conflicts["agent/file/work"]} == {"agent/dir/work", "agent/deeper/work"}
+    assert [c.other for c in scan.conflicts["agent/replaced/work"]] == ["agent/edits/work"]
 
 
 def test_a_change_of_the_target_between_two_forks_counts_for_the_younger_branch(root: Path) -> None:
-    commit(root, "agent/old", {"shared.txt": "old\n"})  # forks from main before main's change…
+    commit(root, "agent/old/work", {"shared.txt": "old\n"})  # forks from main before main's change…
     commit(root, "main", {"shared.txt": "main\n", "b.txt": "main\n"})
-    commit(root, "agent/young", {"a.txt": "young\n"})  # …this one after: it carries main's shared.txt
-    commit(root, "agent/later", {"a.txt": "later\n"}, start="main")  # forks at the same commit as young
+    commit(root, "agent/young/work", {"a.txt": "young\n"})  # …this one after: it carries main's shared.txt
+    commit(root, "agent/later/work", {"a.txt": "later\n"}, start="main")  # forks at the same commit as young
     scan = exact(root, on_main("old", "young", "later"))
-    assert scan.conflicts["agent/old"] == [Conflict("agent/later", ("shared.txt",)),
-                                           Conflict("agent/young", ("shared.txt",)), Conflict("main", ("shared.txt",))]
+    assert scan.conflicts["agent/old/work"] == [Conflict("agent/later/work", ("shared.txt",)),
+                                           Conflict("agent/young/work", ("shared.txt",)),
+                                           Conflict("main", ("shared.txt",))]
     assert scan.skipped == 2  # young and later (same fork, but both edit a.txt: merged), each against main
     # A change the target makes after both forks is the target's business, not the pair's.
     commit(root, "main", {"a.txt": "main again\n"})
     scan = exact(root, on_main("young", "later"))
-    assert scan.conflicts["agent/young"] == [Conflict("agent/later", ("a.txt",)), Conflict("main", ("a.txt",))]
+    assert scan.conflicts["agent/young/work"] == [Conflict("agent/later/work", ("a.txt",)),
+                                                  Conflict("main", ("a.txt",))]
 
 
 def test_a_directory_renamed_by_one_side_meets_a_file_added_in_it_by_the_other(root: Path) -> None:
-    commit(root, "agent/renames", {"odd dir/ça va.txt": None, "new dir/ça va.txt": "base\n"})
-    commit(root, "agent/adds", {"odd dir/extra.txt": "extra\n"})
-    commit(root, "agent/elsewhere", {"b.txt": "elsewhere\n", "lib/extra.txt": "extra\n"})
+    commit(root, "agent/renames/work", {"odd dir/ça va.txt": None, "new dir/ça va.txt": "base\n"})
+    commit(root, "agent/adds/work", {"odd dir/extra.txt": "extra\n"})
+    commit(root, "agent/elsewhere/work", {"b.txt": "elsewhere\n", "lib/extra.txt": "extra\n"})
     scan = exact(root, on_main("renames", "adds", "elsewhere"))
-    assert scan.conflicts["agent/adds"] == [Conflict("agent/renames", ("new dir/extra.txt",))]
+    assert scan.conflicts["agent/adds/work"] == [Conflict("agent/renames/work", ("new dir/extra.txt",))]
     assert scan.merges == 1  # the others touch nothing of one another
     # The same rename made on the target between two forks.
-    commit(root, "agent/before", {"odd dir/more.txt": "more\n"})
+    commit(root, "agent/before/work", {"odd dir/more.txt": "more\n"})
     commit(root, "main", {"odd dir/ça va.txt": None, "new dir/ça va.txt": "base\n"})
-    commit(root, "agent/after", {"b.txt": "after\n"})
+    commit(root, "agent/after/work", {"b.txt": "after\n"})
     scan = exact(root, on_main("before", "after"))
-    assert [c.other for c in scan.conflicts["agent/before"]] == ["agent/after", "main"]
+    assert [c.other for c in scan.conflicts["agent/before/work"]] == ["agent/after/work", "main"]
 
 
 def test_renames_are_a_deletion_and_an_addition(root: Path) -> None:
-    commit(root, "agent/renames", {"a.txt": None, "c.txt": "a\n"})
-    commit(root, "agent/edits", {"a.txt": "a\nedited\n"})  # follows the rename cleanly, but only a merge knows
-    commit(root, "agent/adds", {"c.txt": "another c\n"})
-    commit(root, "agent/deletes", {"a.txt": None})
+    commit(root, "agent/renames/work", {"a.txt": None, "c.txt": "a\n"})
+    commit(root, "agent/edits/work", {"a.txt": "a\nedited\n"})  # follows the rename cleanly, but only a merge knows
+    commit(root, "agent/adds/work", {"c.txt": "another c\n"})
+    commit(root, "agent/deletes/work", {"a.txt": None})
     scan = exact(root, on_main("renames", "edits", "adds", "deletes"))
-    assert [c.other for c in scan.conflicts["agent/renames"]] == ["agent/adds", "agent/deletes"]
+    assert [c.other for c in scan.conflicts["agent/renames/work"]] == ["agent/adds/work", "agent/deletes/work"]
     assert scan.merges == 4  # every pair that shares a.txt or c.txt
 
 
 def test_a_branch_that_merged_its_target_is_seen_from_its_new_fork(root: Path) -> None:
-    commit(root, "agent/merger", {"a.txt": "merger\n"})
+    commit(root, "agent/merger/work", {"a.txt": "merger\n"})
     commit(root, "main", {"shared.txt": "main\n"})
-    commit(root, "agent/merger", {}, merge="main")  # brings main's shared.txt in: its fork moves up
-    commit(root, "agent/young", {"shared.txt": "young\n"})
-    commit(root, "agent/stale", {"shared.txt": "stale\n"}, start=f"{tips(root)['main']}~1")
+    commit(root, "agent/merger/work", {}, merge="main")  # brings main's shared.txt in: its fork moves up
+    commit(root, "agent/young/work", {"shared.txt": "young\n"})
+    commit(root, "agent/stale/work", {"shared.txt": "stale\n"}, start=f"{tips(root)['main']}~1")
     scan = exact(root, on_main("merger", "young", "stale"))
-    assert [c.other for c in scan.conflicts["agent/stale"]] == ["agent/merger", "agent/young", "main"]
-    assert scan.conflicts["agent/merger"] == [Conflict("agent/stale", ("shared.txt",))]
+    assert [c.other for c in scan.conflicts["agent/stale/work"]] == ["agent/merger/work", "agent/young/work", "main"]
+    assert scan.conflicts["agent/merger/work"] == [Conflict("agent/stale/work", ("shared.txt",))]
     # Then it edits what it merged: now it meets the young branch too.
-    commit(root, "agent/merger", {"shared.txt": "merger\n"})
+    commit(root, "agent/merger/work", {"shared.txt": "merger\n"})
     exact(root, on_main("merger", "young", "stale"))
 
 
 def test_a_branch_that_merged_another_agents_branch_carries_its_changes(root: Path) -> None:
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
-    commit(root, "agent/two", {}, merge="agent/one")
-    commit(root, "agent/three", {"shared.txt": "three\n"})
-    commit(root, "agent/four", {"a.txt": "four\n"})
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
+    commit(root, "agent/two/work", {}, merge="agent/one/work")
+    commit(root, "agent/three/work", {"shared.txt": "three\n"})
+    commit(root, "agent/four/work", {"a.txt": "four\n"})
     scan = exact(root, on_main("one", "two", "three", "four"))
-    assert [c.other for c in scan.conflicts["agent/three"]] == ["agent/one", "agent/two"]
-    assert scan.conflicts["agent/two"] == [Conflict("agent/three", ("shared.txt",))]
+    assert [c.other for c in scan.conflicts["agent/three/work"]] == ["agent/one/work", "agent/two/work"]
+    assert scan.conflicts["agent/two/work"] == [Conflict("agent/three/work", ("shared.txt",))]
 
 
 def test_a_merge_then_a_revert_is_seen_from_the_true_merge_base(root: Path) -> None:
     # merger merges main, then undoes main's change: against a branch forked after that change, the base is
     # that change (merger's fork moved), from which merger's shared.txt differs.
-    commit(root, "agent/merger", {"a.txt": "merger\n"})
+    commit(root, "agent/merger/work", {"a.txt": "merger\n"})
     commit(root, "main", {"shared.txt": "main\n"})
-    commit(root, "agent/merger", {}, merge="main")
-    commit(root, "agent/merger", {"shared.txt": "base\n"})
-    commit(root, "agent/young", {"shared.txt": "young\n"})
+    commit(root, "agent/merger/work", {}, merge="main")
+    commit(root, "agent/merger/work", {"shared.txt": "base\n"})
+    commit(root, "agent/young/work", {"shared.txt": "young\n"})
     # two merges one and undoes its change; one edits it again: their base is one's first commit.
-    commit(root, "agent/one", {"b.txt": "one\n"}, start=f"{tips(root)['main']}~1")
-    commit(root, "agent/two", {}, start=f"{tips(root)['main']}~1", merge="agent/one")
-    commit(root, "agent/two", {"b.txt": "b\n"})
-    commit(root, "agent/one", {"b.txt": "one again\n"})
+    commit(root, "agent/one/work", {"b.txt": "one\n"}, start=f"{tips(root)['main']}~1")
+    commit(root, "agent/two/work", {}, start=f"{tips(root)['main']}~1", merge="agent/one/work")
+    commit(root, "agent/two/work", {"b.txt": "b\n"})
+    commit(root, "agent/one/work", {"b.txt": "one again\n"})
     scan = exact(root, on_main("merger", "young", "one", "two"))
-    assert Conflict("agent/young", ("shared.txt",)) in scan.conflicts["agent/merger"]
-    assert Conflict("agent/two", ("b.txt",)) in scan.conflicts["agent/one"]
+    assert Conflict("agent/young/work", ("shared.txt",)) in scan.conflicts["agent/merger/work"]
+    assert Conflict("agent/two/work", ("b.txt",)) in scan.conflicts["agent/one/work"]
 
 def test_criss_cross_merges_and_forks_that_are_not_ancestors_of_one_another(root: Path) -> None:
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
-    first_one, first_two = tips(root)["agent/one"], tips(root)["agent/two"]
-    commit(root, "agent/one", {"shared.txt": "one\n"}, merge=first_two)
-    commit(root, "agent/two", {"shared.txt": "two\n"}, merge=first_one)  # two merge bases now
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
+    first_one, first_two = tips(root)["agent/one/work"], tips(root)["agent/two/work"]
+    commit(root, "agent/one/work", {"shared.txt": "one\n"}, merge=first_two)
+    commit(root, "agent/two/work", {"shared.txt": "two\n"}, merge=first_one)  # two merge bases now
     # main merges a side line: forks on either side of that merge are not ancestors of one another.
     commit(root, "side", {"odd dir/ça va.txt": "side\n"})
     commit(root, "main", {"a.txt": "main\n"})
     commit(root, "main", {}, merge="side")
-    commit(root, "agent/on-side", {"b.txt": "on side\n"}, start="side")
-    commit(root, "agent/on-main", {"odd dir/ça va.txt": "on main\n"}, start=f"{tips(root)['main']}~1")
+    commit(root, "agent/on-side/work", {"b.txt": "on side\n"}, start="side")
+    commit(root, "agent/on-main/work", {"odd dir/ça va.txt": "on main\n"}, start=f"{tips(root)['main']}~1")
     scan = exact(root, on_main("one", "two", "on-side", "on-main"))
-    assert Conflict("agent/two", ("shared.txt",)) in scan.conflicts["agent/one"]
-    assert Conflict("agent/on-side", ("odd dir/ça va.txt",)) in scan.conflicts["agent/on-main"]
+    assert Conflict("agent/two/work", ("shared.txt",)) in scan.conflicts["agent/one/work"]
+    assert Conflict("agent/on-side/work", ("odd dir/ça va.txt",)) in scan.conflicts["agent/on-main/work"]
 
 
 def test_what_is_cached_still_holds_when_the_chain_of_forks_changes_below(root: Path) -> None:
-    commit(root, "agent/oldest", {"b.txt": "oldest\n"})
+    commit(root, "agent/oldest/work", {"b.txt": "oldest\n"})
     commit(root, "main", {"shared.txt": "main\n"})
-    commit(root, "agent/middle", {"a.txt": "middle\n"})
+    commit(root, "agent/middle/work", {"a.txt": "middle\n"})
     commit(root, "main", {"a.txt": "main\n"})  # between middle's fork and young's: meets middle's change
-    commit(root, "agent/young", {"odd dir/ça va.txt": "young\n"})
+    commit(root, "agent/young/work", {"odd dir/ça va.txt": "young\n"})
     radar = Radar(root)
     scan = exact(root, on_main("oldest", "middle", "young"), radar)
-    assert [c.other for c in scan.conflicts["agent/middle"]] == ["agent/young", "main"]
-    commit(root, "agent/young", {"b.txt": "young\n"})
+    assert [c.other for c in scan.conflicts["agent/middle/work"]] == ["agent/young/work", "main"]
+    commit(root, "agent/young/work", {"b.txt": "young\n"})
     exact(root, on_main("middle", "young"), radar)  # oldest stopped: middle's fork is the oldest now
-    commit(root, "agent/oldest", {"odd dir/ça va.txt": "oldest\n"})
+    commit(root, "agent/oldest/work", {"odd dir/ça va.txt": "oldest\n"})
     exact(root, on_main("oldest", "middle", "young"), radar)  # and back
 
 def test_a_commit_on_top_costs_one_diff_tree_and_a_rewrite_a_rev_list_more(root: Path,
@@ -394,36 +398,36 @@ def test_a_commit_on_top_costs_one_diff_tree_and_a_rewrite_a_rev_list_more(root:
             calls.append(args[1])
         return real(args, *rest, **kwargs)
 
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
     branches = on_main("one", "two")
     radar = Radar(root)
     exact(root, branches, radar)
     monkeypatch.setattr(subprocess, "run", spy)
-    commit(root, "agent/one", {"a.txt": "one more\n"})
+    commit(root, "agent/one/work", {"a.txt": "one more\n"})
     at = tips(root)
     calls.clear()
     assert radar.scan(branches, at).skipped == 2
     assert calls == ["diff-tree"]  # its line is the previous commit's plus itself: checked there
-    rewritten = commit(root, "agent/rewritten", {"b.txt": "one\n"})  # from main: not on top of one
-    git(root, "update-ref", "refs/heads/agent/one", rewritten)
+    rewritten = commit(root, "agent/rewritten/work", {"b.txt": "one\n"})  # from main: not on top of one
+    git(root, "update-ref", "refs/heads/agent/one/work", rewritten)
     at = tips(root)
     calls.clear()
     scan = radar.scan(branches, at)
     assert calls[:2] == ["diff-tree", "rev-list"] and scan.merges == 1  # the guess failed: looked up
-    assert scan.conflicts["agent/one"] == [Conflict("agent/two", ("b.txt",))]
-    commit(root, "agent/one", {}, merge="agent/two")  # a merge: not a commit on top either
+    assert scan.conflicts["agent/one/work"] == [Conflict("agent/two/work", ("b.txt",))]
+    commit(root, "agent/one/work", {}, merge="agent/two/work")  # a merge: not a commit on top either
     calls.clear()
     exact(root, branches, radar)
     assert "rev-list" in calls
 
 def test_a_guess_that_could_not_be_checked_is_not_kept(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    commit(root, "agent/one", {"b.txt": "one\n"})
-    commit(root, "agent/two", {"a.txt": "two\n"})
+    commit(root, "agent/one/work", {"b.txt": "one\n"})
+    commit(root, "agent/two/work", {"a.txt": "two\n"})
     branches = on_main("one", "two")
     radar = Radar(root)
     exact(root, branches, radar)
-    commit(root, "agent/one", {}, merge="agent/two")  # not on top: its guessed line is wrong…
+    commit(root, "agent/one/work", {}, merge="agent/two/work")  # not on top: its guessed line is wrong…
     real = radar_module._git
 
     def failing(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
@@ -434,34 +438,35 @@ def test_a_guess_that_could_not_be_checked_is_not_kept(root: Path, monkeypatch: 
     monkeypatch.setattr(radar_module, "_git", failing)
     exact(root, branches, radar)  # …and the diff-tree that would have told fails: every pair is merged
     monkeypatch.setattr(radar_module, "_git", real)
-    commit(root, "agent/one", {"a.txt": "a\n"})  # on top of the merge, undoing two's change
-    commit(root, "agent/two", {"a.txt": "two again\n"})
+    commit(root, "agent/one/work", {"a.txt": "a\n"})  # on top of the merge, undoing two's change
+    commit(root, "agent/two/work", {"a.txt": "two again\n"})
     scan = exact(root, branches, radar)  # their merge base is two's first commit: they conflict
-    assert scan.conflicts["agent/one"] == [Conflict("agent/two", ("a.txt",))]
+    assert scan.conflicts["agent/one/work"] == [Conflict("agent/two/work", ("a.txt",))]
 
 def test_helpers_meet_their_parent_and_other_sessions(root: Path) -> None:
-    commit(root, "agent/auth", {"a.txt": "auth\n"})
-    commit(root, "agent/auth.t", {"b.txt": "test\n"}, start="agent/auth")
-    commit(root, "agent/auth", {"a.txt": "auth again\n", "shared.txt": "auth\n"})
-    commit(root, "agent/auth.t", {"a.txt": "test\n"})
-    commit(root, "agent/auth.t.t", {"shared.txt": "deeper\n"}, start="agent/auth.t")
-    commit(root, "agent/ui", {"b.txt": "ui\n"})
-    commit(root, "agent/docs", {"odd dir/ça va.txt": "docs\n"})
-    branches: dict[str, str | None] = {"agent/auth": "main", "agent/auth.t": "agent/auth",
-                                       "agent/auth.t.t": "agent/auth.t", "agent/ui": "main", "agent/docs": "main"}
+    commit(root, "agent/auth/work", {"a.txt": "auth\n"})
+    commit(root, "agent/auth.t/work", {"b.txt": "test\n"}, start="agent/auth/work")
+    commit(root, "agent/auth/work", {"a.txt": "auth again\n", "shared.txt": "auth\n"})
+    commit(root, "agent/auth.t/work", {"a.txt": "test\n"})
+    commit(root, "agent/auth.t.t/work", {"shared.txt": "deeper\n"}, start="agent/auth.t/work")
+    commit(root, "agent/ui/work", {"b.txt": "ui\n"})
+    commit(root, "agent/docs/work", {"odd dir/ça va.txt": "docs\n"})
+    branches: dict[str, str | None] = {"agent/auth/work": "main", "agent/auth.t/work": "agent/auth/work",
+                                       "agent/auth.t.t/work": "agent/auth.t/work", "agent/ui/work": "main",
+                                       "agent/docs/work": "main"}
     scan = exact(root, branches)
-    assert [c.other for c in scan.conflicts["agent/auth.t"]] == ["agent/auth", "agent/ui"]
+    assert [c.other for c in scan.conflicts["agent/auth.t/work"]] == ["agent/auth/work", "agent/ui/work"]
     assert scan.skipped >= 5
 
 
 def test_a_target_given_as_a_commit_and_a_merged_branch_that_goes_on(root: Path) -> None:
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    commit(root, "agent/two", {"b.txt": "two\n"})
-    commit(root, "main", {}, merge="agent/one")  # one is merged, and goes on from there
-    commit(root, "agent/one", {"shared.txt": "one\n"})
-    commit(root, "agent/three", {"shared.txt": "three\n"})
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
+    commit(root, "agent/two/work", {"b.txt": "two\n"})
+    commit(root, "main", {}, merge="agent/one/work")  # one is merged, and goes on from there
+    commit(root, "agent/one/work", {"shared.txt": "one\n"})
+    commit(root, "agent/three/work", {"shared.txt": "three\n"})
     main = tips(root)["main"]
-    exact(root, {"agent/one": main, "agent/two": main, "agent/three": main})
+    exact(root, {"agent/one/work": main, "agent/two/work": main, "agent/three/work": main})
     exact(root, on_main("one", "two", "three"))
 
 
@@ -469,10 +474,10 @@ def test_unrelated_histories_fail_as_with_a_merge_per_pair(root: Path) -> None:
     git(root, "read-tree", "--empty", env={"GIT_INDEX_FILE": str(root / ".git" / "orphan-index")})
     empty = git(root, "write-tree", env={"GIT_INDEX_FILE": str(root / ".git" / "orphan-index")})
     git(root, "update-ref", "refs/heads/lone", git(root, "commit-tree", empty, "-m", "unrelated"))
-    commit(root, "agent/lone", {"a.txt": "lone\n"}, start="lone")
-    commit(root, "agent/one", {"b.txt": "one\n"})
-    commit(root, "agent/joined", {"b.txt": "joined\n"})
-    commit(root, "agent/joined", {}, merge="lone")  # a root of its own, and main's history too
+    commit(root, "agent/lone/work", {"a.txt": "lone\n"}, start="lone")
+    commit(root, "agent/one/work", {"b.txt": "one\n"})
+    commit(root, "agent/joined/work", {"b.txt": "joined\n"})
+    commit(root, "agent/joined/work", {}, merge="lone")  # a root of its own, and main's history too
     scan = exact(root, on_main("lone", "one", "joined"))
     assert len(scan.failures) == 2  # lone with one and with main; joined has lone's history
 
@@ -532,7 +537,7 @@ class History:
                 parent = rng.choice(sorted(self.branches))
                 name, start, target = f"{parent}.h{number}", parent, parent
             else:
-                name, start, target = f"agent/s{number}", "main", "main"
+                name, start, target = f"agent/s{number}/work", "main", "main"
             commit(self.root, name, self.edits(start), start=start)
             self.branches[name] = target
         for _ in range(count):
@@ -569,11 +574,10 @@ def test_the_prefilter_agrees_with_a_merge_per_pair_on_random_histories(root: Pa
 
 def test_the_refs_stamp_changes_when_a_branch_moves_and_only_then(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(refs, "RACY_SECONDS", 0.2)  # a shorter racy window: the test waits it out four times
-    commit(root, "agent/one", {"a.txt": "one\n"})
-    folders = [AGENT_REFS, "refs/heads"]
+    commit(root, "agent/one/work", {"a.txt": "one\n"})
 
     def stamp() -> tuple[int, ...]:
-        return refs_stamp(root / ".git", folders)
+        return agent_refs_stamp(root / ".git", ["agent/one/work"], ["main"])
 
     def settled() -> tuple[int, ...]:
         """The stamp once equal to itself: the racy window after the last change has passed."""
@@ -581,14 +585,18 @@ def test_the_refs_stamp_changes_when_a_branch_moves_and_only_then(root: Path, mo
 
     quiet = settled()
     assert stamp() == quiet  # nothing moved: equal, so the engine runs no git
-    commit(root, "agent/one", {"a.txt": "again\n"})
+    commit(root, "agent/one/work", {"a.txt": "again\n"})
     assert stamp() != stamp()  # changed a moment ago: racy, equal to no other stamp
     moved = settled()
     assert moved != quiet
     commit(root, "main", {"b.txt": "main\n"})  # the target's folder counts too
-    assert settled() not in (quiet, moved)
+    targeted = settled()
+    assert targeted not in (quiet, moved)
+    git(root, "branch", "agent/new/work", "main")  # a new agent's folder appears beside the others
+    created = settled()
+    assert created not in (quiet, moved, targeted)
     git(root, "pack-refs", "--all")
-    assert settled() not in (quiet, moved)
+    assert settled() not in (quiet, moved, targeted, created)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -624,10 +632,10 @@ def test_two_sessions_editing_one_file_show_on_the_radar_within_a_tick(sandbox: 
                message="the conflict on both agents")
     seen = time.monotonic() - committed
     assert seen <= 3.0, f"the radar took {seen:.2f}s"  # looks every 0.5 s; git runs slow on a loaded machine
-    assert conflicts(sandbox, "one") == [{"with": "two", "branch": "agent/two", "files": ["src/app.py"]}]
-    assert conflicts(sandbox, "two") == [{"with": "one", "branch": "agent/one", "files": ["src/app.py"]}]
+    assert conflicts(sandbox, "one") == [{"with": "two", "branch": "agent/two/work", "files": ["src/app.py"]}]
+    assert conflicts(sandbox, "two") == [{"with": "one", "branch": "agent/one/work", "files": ["src/app.py"]}]
     shown = sandbox.sv("show", "two").stdout
-    assert "conflict:         with one (agent/one)\n                    src/app.py" in shown
+    assert "conflict:         with one (agent/one/work)\n                    src/app.py" in shown
     assert json.loads(sandbox.sv("show", "two", "--json").stdout)["conflicts"] == conflicts(sandbox, "two")
     events = [e for e in json.loads(sandbox.sv("show", "one", "--json").stdout)["events"] if e["kind"] == "conflicts"]
     assert [e["summary"] for e in events] == ["conflicts with two (src/app.py)"]
@@ -657,8 +665,8 @@ def test_against_the_base_branch_and_a_helper_against_its_parent(sandbox: Sandbo
     commit_in(sandbox, helper["worktree"], {"src/app.py": "print('helper')\n"})
     wait_until(lambda: len(conflicts(sandbox, "auth")) == 2, 10, message="auth's two conflicts")
     assert conflicts(sandbox, "auth") == [
-        {"with": "auth.t", "branch": "agent/auth.t", "files": ["src/app.py"]},
+        {"with": "auth.t", "branch": "agent/auth.t/work", "files": ["src/app.py"]},
         {"with": "main", "branch": "main", "files": ["README.md"]},
     ]
     # The helper merges into its parent: that is its target, met once, by name (main is its parent's business).
-    assert conflicts(sandbox, "auth.t") == [{"with": "auth", "branch": "agent/auth", "files": ["src/app.py"]}]
+    assert conflicts(sandbox, "auth.t") == [{"with": "auth", "branch": "agent/auth/work", "files": ["src/app.py"]}]

@@ -43,7 +43,7 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     assert "task delivered" in out.stdout
     worktree = sandbox.root.parent / "repo-worktrees" / "auth"
     assert worktree.is_dir()
-    assert sandbox.git("rev-parse", "--abbrev-ref", "HEAD", cwd=worktree) == "agent/auth"
+    assert sandbox.git("rev-parse", "--abbrev-ref", "HEAD", cwd=worktree) == "agent/auth/work"
     # The agent records a prompt just after it takes it off its input line, which is what `start` waits for.
     wait_until(lambda: prompts(record), message="the task recorded")
     assert prompts(record) == ["Harden the auth package"]  # delivered exactly once
@@ -51,7 +51,7 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     agent = sandbox.ls()["auth"]
     assert agent["state"] in ("working", "idle")
     assert agent["worktree"] == str(worktree)
-    assert agent["branch"] == "agent/auth"
+    assert agent["branch"] == "agent/auth/work"
     assert agent["parent"] is None and agent["level"] == 1
     assert agent["pane"].startswith("%")
     assert psutil.pid_exists(agent["pid"])
@@ -360,7 +360,7 @@ def test_rm_refuses_unmerged_work_and_force_removes(sandbox: Sandbox) -> None:
     """)
     sandbox.sv("start", "auth", "--task", "commit something", "--command", command)
     worktree = Path(sandbox.ls()["auth"]["worktree"])
-    wait_until(lambda: sandbox.git("rev-list", "--count", "main..agent/auth") == "1", message="the commit")
+    wait_until(lambda: sandbox.git("rev-list", "--count", "main..agent/auth/work") == "1", message="the commit")
     running = sandbox.sv("rm", "auth", check=False)
     assert running.returncode == 1 and "still running" in running.stderr
     sandbox.sv("stop", "auth")
@@ -370,7 +370,7 @@ def test_rm_refuses_unmerged_work_and_force_removes(sandbox: Sandbox) -> None:
     assert worktree.exists()
     sandbox.sv("rm", "auth", "--force")
     assert not worktree.exists()
-    assert "agent/auth" not in sandbox.git("branch", "--list")
+    assert "agent/auth/work" not in sandbox.git("branch", "--list")
     assert "auth" not in sandbox.ls()
     # The transcript outlives the agent.
     assert (sandbox.root / ".git" / "supervisor" / "logs" / "auth.log").exists()

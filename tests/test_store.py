@@ -15,7 +15,7 @@ from supervisor.errors import UsageError
 
 
 def _agent(name: str) -> Agent:
-    return Agent(name=name, profile="generic", command="x", worktree="/w", branch=f"agent/{name}", base="abc",
+    return Agent(name=name, profile="generic", command="x", worktree="/w", branch=f"agent/{name}/work", base="abc",
                  target="main", token="t")
 
 

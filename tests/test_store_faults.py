@@ -54,7 +54,7 @@ def test_a_0_byte_store_with_live_agents_readopts_them(sandbox: Sandbox) -> None
     for name, agent in agents.items():
         assert agent["state"] in LIVE
         assert agent["pane"] == before[name]["pane"]
-        assert agent["branch"] == f"agent/{name}"
+        assert agent["branch"] == f"agent/{name}/work"
     shown = sandbox.agent("a1")
     assert shown["contract_unverified"]["source"].endswith("a1/SESSION.md")
     assert "agents_rebuilt" in _event_kinds(db)
@@ -195,7 +195,7 @@ def test_an_empty_store_brings_back_stopped_agents_from_their_worktrees_too(sand
     sandbox.sv("start", "done", "--task", "work")
     sandbox.wait_state("done", "idle", "working")
     sandbox.sv("stop", "done")
-    sandbox.git("checkout", "-q", "-b", "agent/not-an-agent")  # the main worktree is never taken for one
+    sandbox.git("checkout", "-q", "-b", "agent/not-an-agent/work")  # the main worktree is never taken for one
     _stop_engine(sandbox).write_bytes(b"")
 
     agents = sandbox.ls()
@@ -222,7 +222,7 @@ def test_a_rebuilt_agent_s_worktree_is_where_supervisor_put_it_never_where_its_p
         return shown.stdout.strip() == str(folder)
 
     wait_until(lambda: went("moved", sandbox.root) and went("gone", elsewhere), message="the panes moved away")
-    sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=own)  # git lists no worktree on agent/moved now
+    sandbox.git("checkout", "-q", "-b", "elsewhere", cwd=own)  # git lists no worktree on agent/moved/work now
     sandbox.git("worktree", "remove", "--force", str(before["gone"]["worktree"]))
     _stop_engine(sandbox).write_bytes(b"")
 

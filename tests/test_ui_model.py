@@ -164,7 +164,7 @@ def test_event_lines_say_what_happened() -> None:
 
 def test_conflicts_from_the_radar_show_as_a_badge_an_attention_item_and_an_event() -> None:
     """The shape `ls --json` gives (see supervisor.engine.radar): whom with, their branch, which files."""
-    found = [{"with": "auth", "branch": "agent/auth", "files": ["src/app.py", "src/b.py"]},
+    found = [{"with": "auth", "branch": "agent/auth/work", "files": ["src/app.py", "src/b.py"]},
              {"with": "main", "branch": "main", "files": ["README.md"]}]
     b = Board()
     b.set_agents([agent("ui", "working", conflicts=found), agent("api", "idle", conflicts=[]),

@@ -27,7 +27,7 @@ from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
 from supervisor.git.merge import merge_branch
-from supervisor.git.refs import AGENT_REFS, refs_stamp, stamp_of, worktree_git_dir, worktree_head
+from supervisor.git.refs import agent_refs_stamp, stamp_of, worktree_git_dir, worktree_head
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -56,7 +56,7 @@ class Auditor(PeriodicService):
     def audit_all(self) -> None:
         agents, _ = self._records.read()  # decodes only the records written since the last pass
         self.check_heads(agents)
-        stamp = refs_stamp(self.engine.paths.common_dir, [AGENT_REFS])
+        stamp = agent_refs_stamp(self.engine.paths.common_dir, [agent.branch for agent in agents])
         if stamp == self._stamp:
             return  # no agent branch moved since the last pass: no git process at all
         tips = branch_tips(self.engine.paths.root)

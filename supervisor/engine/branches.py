@@ -23,7 +23,7 @@ from supervisor.core.model import Agent, State
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import branch_tips, new_commits
-from supervisor.git.refs import AGENT_REFS, ref_folder, refs_stamp
+from supervisor.git.refs import agent_refs_stamp
 
 # An agent that finished (its turn, or for good) may be ready to merge; one still at work is not.
 FINISHED = frozenset({State.IDLE, State.STOPPED, State.EXITED})
@@ -60,8 +60,8 @@ class BranchFacts:
 
     def tips(self, agents: Iterable[Agent]) -> dict[str, str]:
         """Every branch's tip (short name → commit), read again only when a ref the agents use moved."""
-        folders = {AGENT_REFS, *(ref_folder(agent.target) for agent in agents if agent.target)}
-        stamp = refs_stamp(self.common_dir, folders)
+        agents = list(agents)
+        stamp = agent_refs_stamp(self.common_dir, [a.branch for a in agents], [a.target for a in agents])
         with self._lock:
             if stamp != self._stamp:
                 try:

@@ -41,7 +41,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import answering, environments, rebuild, undelivered, views
+from supervisor.engine import answering, branch_names, environments, rebuild, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -75,6 +75,7 @@ from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
+from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
 from supervisor.hosts.base import CannotIsolate
 from supervisor.hosts.local import LocalHost
@@ -191,6 +192,7 @@ class Engine:
         self.tmux.use_control()
         self.store.set_meta("engine_pid", str(os.getpid()))
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
+        branch_names.migrate(self)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
         rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
         self.watcher.adopt()
         self.ingest_spool()
@@ -503,7 +505,7 @@ class Engine:
         now = time.time()
         return Agent(
             name=name, profile=chosen.name, command=line, worktree=str(self._worktree_path(config, name)),
-            branch=f"agent/{name}", base=base_commit, target=target, token=secrets.token_hex(16), task=task,
+            branch=agent_branch(name), base=base_commit, target=target, token=secrets.token_hex(16), task=task,
             state=State.QUEUED if queued else State.STARTING, state_since=now, started_at=0.0 if queued else now,
             port=None if queued else self.free_port(),
         )

@@ -28,6 +28,7 @@ from supervisor.engine.service import ServiceThread
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import write_atomically
 from supervisor.git import worktrees
+from supervisor.git.refs import agent_branch
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -113,7 +114,7 @@ class HelperDesk(ServiceThread):
         now = time.time()
         agent = Agent(
             name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
-            branch=f"agent/{full}", base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
+            branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
             token=secrets.token_hex(16), task=task, role=role, state=State.STARTING, state_since=now,
             started_at=now, port=engine.free_port())
 

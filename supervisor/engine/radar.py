@@ -69,7 +69,7 @@ class ConflictRadar(PeriodicService):
         live = [agent for agent in agents if agent.state.live]
         roster = tuple(sorted((agent.name, agent.branch, agent.target, str(agent.extra.get("merged_tip")))
                               for agent in live))
-        folders = {AGENT_REFS, *(ref_folder(agent.target) for agent in live)}
+        folders = {AGENT_REFS, *(ref_folder(ref) for agent in live for ref in (agent.branch, agent.target) if ref)}
         seen = (roster, refs_stamp(self.engine.paths.common_dir, folders))
         scan = self.last_scan
         scanned = scan is None or seen != self._looked

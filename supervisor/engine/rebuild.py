@@ -1,7 +1,7 @@
 """Agents rebuilt from what outlives the store: our tmux server's panes and the repository's git worktrees.
 
 Every agent pane is started with SUPERVISOR_AGENT (and its token, port and our state directory) in its
-environment, and every agent has a worktree on branch `agent/NAME` with its contract in SESSION.md. When the
+environment, and every agent has a worktree on branch `agent/NAME/work` with its contract in SESSION.md. When the
 store has no record of such an agent (a 0-byte or lost store, a record set aside, a store rebuilt by
 `doctor --repair`), its record is made again from those: live with its pane when one runs, stopped
 otherwise. SESSION.md lives in the agent's worktree, where the agent could have edited it, so the contract
@@ -29,6 +29,7 @@ from supervisor.core.store import NameTaken, Store
 from supervisor.engine.helpers import SUB_AGENTS, with_terms
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
+from supervisor.git.refs import agent_branch, agent_of_branch
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import ENGINE_SESSION, Tmux, TmuxError
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNVERIFIED = "contract_unverified"
-BRANCH_PREFIX = "agent/"
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def agent_panes(tmux: Tmux, state_dir: Path) -> dict[str, AgentPane]:
 
 
 def agent_worktrees(root: Path) -> tuple[dict[str, Path], set[Path]]:
-    """The repository's linked worktrees on a branch `agent/NAME`, by agent name; and every linked worktree
+    """The repository's linked worktrees on a branch `agent/NAME/work`, by agent name; and every linked worktree
     (whatever its branch)."""
     try:
         text = worktrees.run_git(root, "worktree", "list", "--porcelain")
@@ -101,8 +101,10 @@ def agent_worktrees(root: Path) -> tuple[dict[str, Path], set[Path]]:
                 main = path
             else:
                 linked.add(path)
-        elif line.startswith("branch refs/heads/" + BRANCH_PREFIX) and path is not None and path != main:
-            name = line.removeprefix("branch refs/heads/" + BRANCH_PREFIX)
+        elif line.startswith("branch ") and path is not None and path != main:
+            name = agent_of_branch(line.removeprefix("branch "))
+            if name is None:
+                continue
             try:
                 found[validate_name(name)] = path
             except SupervisorError:
@@ -164,8 +166,8 @@ def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane |
     """An agent's record from its pane (live) and worktree; what neither tells is left empty."""
     root = paths.root
     parent = parent_of(name)
-    target = f"{BRANCH_PREFIX}{parent}" if parent else (worktrees.current_branch(root) or "HEAD")
-    branch = f"{BRANCH_PREFIX}{name}"
+    target = agent_branch(parent) if parent else (worktrees.current_branch(root) or "HEAD")
+    branch = agent_branch(name)
     try:
         base = worktrees.run_git(root, "merge-base", branch, target)
     except SupervisorError:

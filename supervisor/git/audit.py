@@ -83,7 +83,7 @@ def _text(raw: bytes) -> str:
 
 
 def branch_tips(root: Path, prefix: str = "refs/heads/agent/") -> dict[str, str]:
-    """Branch short name (`agent/auth.test`) → tip commit for every ref under `prefix`, in one git process."""
+    """Branch short name (`agent/auth.test/work`) → tip commit for every ref under `prefix`, in one git process."""
     out = _git(root, "for-each-ref", "--format=%(objectname) %(refname)", prefix)
     tips: dict[str, str] = {}
     for line in out.decode("utf-8", "surrogateescape").splitlines():

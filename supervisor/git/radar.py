@@ -13,8 +13,8 @@ cache keeps only the pairs of the last scan, so branches that moved or went away
 merges of one scan run in a small pool of threads (each is a git process; the threads only wait).
 
     radar = Radar(root)
-    scan = radar.scan({"agent/auth": "main", "agent/ui": "main"}, branch_tips(root, "refs/heads/"))
-    scan.conflicts["agent/ui"]  # [Conflict(other="agent/auth", files=("src/app.py",))]
+    scan = radar.scan({"agent/auth/work": "main", "agent/ui/work": "main"}, branch_tips(root, "refs/heads/"))
+    scan.conflicts["agent/ui/work"]  # [Conflict(other="agent/auth/work", files=("src/app.py",))]
 
 A branch whose target is another branch of the scan (a helper merging into its parent) meets it as a pair,
 reported once under that name.

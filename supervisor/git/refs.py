@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["AGENT_REFS", "RACY_SECONDS", "agent_branch", "agent_ref_folder", "ref_folder", "refs_stamp", "stamp_of",
-           "worktree_git_dir", "worktree_head"]
+__all__ = ["AGENT_REFS", "RACY_SECONDS", "agent_branch", "agent_of_branch", "agent_ref_folder", "agent_refs_stamp",
+           "ref_folder", "refs_stamp", "stamp_of", "worktree_git_dir", "worktree_head"]
 
 AGENT_REFS = "refs/heads/agent"  # the folder of every agent's ref folder (`agent/auth/`, `agent/auth.test/`)
 AGENT_BRANCH_LEAF = "work"
@@ -38,6 +38,24 @@ def agent_branch(name: str) -> str:
 def agent_ref_folder(name: str) -> str:
     """The folder, relative to the git common dir, that holds agent `name`'s refs (`refs/heads/agent/auth`)."""
     return f"{AGENT_REFS}/{name}"
+
+
+def agent_of_branch(branch: str) -> str | None:
+    """The agent whose branch `branch` is (`agent/auth/work` or `refs/heads/agent/auth/work` → `auth`), or
+    None for any other branch. The name is not validated here."""
+    short = branch.removeprefix("refs/heads/")
+    head, _, rest = short.partition("/")
+    name, _, leaf = rest.rpartition("/")
+    if head != "agent" or leaf != AGENT_BRANCH_LEAF or not name or "/" in name:
+        return None
+    return name
+
+
+def agent_refs_stamp(common_dir: Path, branches: Iterable[str], more: Iterable[str] = ()) -> tuple[int, ...]:
+    """`refs_stamp` of the folders that hold `branches` (agents' branches, each in a folder of its own), of
+    the folder holding those folders (a new agent's folder appears there) and of the folders of the refs
+    `more` (targets): one stat per folder, so a watcher can look every tick."""
+    return refs_stamp(common_dir, {AGENT_REFS, *(ref_folder(ref) for ref in (*branches, *more) if ref)})
 
 
 def ref_folder(ref: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from supervisor.git.refs import agent_branch
 from supervisor.ui.source import EngineDown, EngineSlow, NotAvailable, RequestFailed
 
 # A fixed "now" for deterministic pictures: 2025-06-02 10:00:00 UTC.
@@ -41,7 +42,7 @@ def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None
     record: dict[str, Any] = {
         "name": name, "parent": parent, "level": name.count(".") + 1, "role": None, "state": state,
         "state_since": iso(now - since), "task": task, "worktree": f"/repo-worktrees/{name}",
-        "branch": f"agent/{name}", "base": "0" * 40, "target": "main", "pane": f"%{sum(map(ord, name)) % 100}",
+        "branch": agent_branch(name), "base": "0" * 40, "target": "main", "pane": f"%{sum(map(ord, name)) % 100}",
         "pid": 1000 if live else None, "started_at": iso(now - since - 30), "last_activity_at": iso(now - 2),
         "cpu_percent": (cpu if cpu is not None else 0.0) if live else None,
         "rss_bytes": (rss if rss is not None else 50_000_000) if live else None,
