@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.git.refs import agent_branch, agent_of_branch, agent_ref_folder
-from tests.conftest import Sandbox, wait_until
+from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.test_helpers import SV, events, in_pane, start_session
 from tests.test_store_faults import FIXTURES, _stop_engine
 
@@ -40,6 +40,10 @@ def _old_form(sandbox: Sandbox, db: Path, names: list[str], targets: dict[str, s
 
 @pytest.mark.timeout(180)
 def test_old_branches_packed_or_loose_are_renamed_and_a_live_agent_keeps_working(sandbox: Sandbox) -> None:
+    # Agents on branches of the old form were started before the sandbox (which binds an agent's ref folder as
+    # it was at launch): the live one here runs as they did.
+    sandbox.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\nlimits:\n  idle_after: 1s\n"
+                         "isolation: none\n")
     auth = start_session(sandbox)
     in_pane(sandbox, "auth", f"{SV} helper t --role test-agent --task 'add tests'")
     helper = sandbox.wait_state("auth.t", "idle", "working")
