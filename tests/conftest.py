@@ -91,6 +91,10 @@ class Sandbox:
     def tmux_socket(self) -> Path:
         return self.runtime / self.paths.runtime_dir.name / "tmux.sock"
 
+    def agent_runtime(self, name: str) -> Path:
+        """The agent's own runtime folder (its socket, its spool), under this test's runtime directory."""
+        return self.runtime / self.paths.runtime_dir.name / "agents" / name
+
     def write_config(self, text: str) -> None:
         (self.root / "supervisor.yaml").write_text(text)
 
