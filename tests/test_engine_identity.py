@@ -62,7 +62,7 @@ def test_an_engine_started_from_an_agents_pane_carries_none_of_its_identity(sand
     sandbox.sv("start", "bystander")
     bystander = sandbox.wait_state("bystander", "idle")
 
-    sandbox.sv("stop", "x")  # ends what carries x's token: x's own processes, nothing else
+    sandbox.sv("stop", "x")  # ends what carries x's socket: x's own processes, nothing else
     assert process_gone(x["pid"])
     assert not process_gone(server) and not process_gone(user) and not process_gone(bystander["pid"])
     assert sandbox.state("bystander") == "idle"
