@@ -88,15 +88,15 @@ def test_another_agents_socket_gives_no_more_than_its_own(
     """Without a sandbox the victim's socket file is reachable. Through it a caller is the victim, an agent: no
     human request; and a process of another agent's tree is refused outright (its lineage says who it is)."""
     main_tip = sandbox.git("rev-parse", "main")
-    theirs = sandbox.agent_runtime("victim") / "engine.sock"
-    assert theirs.is_socket()
     stop, hook = tmp_path / "stop.out", tmp_path / "hook.out"
+    # The victim's socket, as its environment names it (what any process of the user can read).
+    theirs = f"$(tr '\\0' '\\n' < /proc/{victim['pid']}/environ | sed -n 's/^SUPERVISOR_SOCKET=//p')"
     event = shlex.quote('{"hook_event_name": "UserPromptSubmit", "prompt": "forged"}')
     attacker(sandbox, "mallory", [
-        detached(f"{SV} stop victim", stop, env=f"env -u SUPERVISOR_TOKEN SUPERVISOR_SOCKET={theirs}"),
+        detached(f"{SV} stop victim", stop, env=f"env -u SUPERVISOR_TOKEN SUPERVISOR_SOCKET=\"{theirs}\""),
         # The hook never fails its agent: what it was told goes to stderr of the engine's answer, kept here.
-        f"echo {event} | SUPERVISOR_SOCKET={theirs} {PYTHON} -c "
-        f"{shlex.quote(_HOOK_AS_CLIENT)} > {hook} 2>&1; echo \"exit=$?\" >> {hook}",
+        f"echo {event} | SUPERVISOR_SOCKET=\"{theirs}\" {PYTHON} -c "
+        f"{shlex.quote(_HOOK_AS_CLIENT)} > {hook}.part 2>&1; mv {hook}.part {hook}",
     ], tmp_path)
     text = result(stop)
     assert "exit=1" in text and "refused" in text, text
@@ -150,11 +150,11 @@ def test_another_agents_identity_cannot_be_read_from_its_environment_or_the_stor
         f"{PYTHON} -c {shlex.quote(read_store)} {db} > {store}.part 2>&1; mv {store}.part {store}",
     ], tmp_path)
     seen = dict(line.split("=", 1) for line in result(environ).splitlines() if "=" in line)
-    assert seen["SUPERVISOR_AGENT"] == "victim"  # its name and its socket's path: no secret, and no key
-    assert seen["SUPERVISOR_SOCKET"] == str(sandbox.agent_runtime("victim") / "engine.sock")
     assert "SUPERVISOR_TOKEN" not in seen and "SUPERVISOR_STATE_DIR" not in seen
     records = result(store)
     assert '"name": "victim"' in records and '"token":' not in records
+    assert seen["SUPERVISOR_AGENT"] == "victim"  # its name and its socket's path: no secret, and no key
+    assert seen["SUPERVISOR_SOCKET"] == str(sandbox.agent_runtime("victim") / "engine.sock")
     # What an agent could still read is a path; used from another agent's tree it is refused (see above).
     assert "SUPERVISOR_TOKEN" not in psutil.Process(victim["pid"]).environ()
     with sqlite3.connect(db) as conn:
