@@ -189,6 +189,8 @@ class Engine:
         for agent in self.store.agents():
             if agent.state.live:
                 self.open_socket(agent.name)
+            else:  # one an engine killed meanwhile left: nobody listens there any more
+                self.paths.agent_socket(agent.name).unlink(missing_ok=True)
         self.control.listen(self.paths.engine_socket)
         self.control.serve_in_thread()
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
