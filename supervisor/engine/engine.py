@@ -1,8 +1,8 @@
 """The engine: one long-lived process per repository that owns the agents.
 
-Requests arrive on the control socket (one thread each); the watch loop runs in the main thread. Every
-change to an agent happens under that agent's lock and is written to the store (with its event) before
-anything else is told, so the engine can be killed at any instant and re-adopt the same world.
+Requests arrive on the control sockets, the human's and each agent's own (one thread each); the watch loop
+runs in the main thread. Every change to an agent happens under that agent's lock and is written to the store
+(with its event) before anything else is told, so the engine can be killed at any instant and re-adopt the same world.
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ READY_QUIET = 0.2  # seconds a recognised input box stays unchanged before it ta
 UNRECOGNISED_QUIET = 5.0
 MAX_BEST_OF = 10
 RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
-
 
 
 class Service(Protocol):
