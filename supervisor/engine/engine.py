@@ -274,10 +274,20 @@ class Engine:
                 raise
             raise UsageError(f"bad parameters for {method}: {exc}") from None
 
-    def open_socket(self, name: str) -> None:
-        """The agent's own socket, in its own runtime folder (with the folder its hook spools into)."""
-        spools.prepare(self.paths, name)
-        self.control.listen(self.paths.agent_socket(name), name)
+    def open_socket(self, name: str) -> bool:
+        """The agent's own socket, in its own runtime folder (with the folder its hook spools into). When it
+        cannot be made (a read-only or full runtime folder) that is said in its events, and False: the agent
+        then reaches the engine through the human's socket, known by its process lineage alone."""
+        try:
+            spools.prepare(self.paths, name)
+            self.control.listen(self.paths.agent_socket(name), name)
+        except (OSError, SupervisorError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            log.warning("%s: its own socket could not be made (%s); it is known by its process lineage only",
+                        name, why)
+            self.store.append_event(name, "socket_unavailable", path=str(self.paths.agent_socket(name)), error=why)
+            return False
+        return True
 
     def close_socket(self, name: str) -> None:
         self.control.forget(self.paths.agent_socket(name))
@@ -606,8 +616,10 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
-        self.open_socket(agent.name)  # before its first process: its hooks talk through it
+        own_socket = self.open_socket(agent.name)  # before its first process: its hooks talk through it
         env = agent_identity(self.paths, agent)
+        if not own_socket:
+            env["SUPERVISOR_SOCKET"] = str(self.paths.engine_socket)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
