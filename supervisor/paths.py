@@ -98,6 +98,14 @@ class RepoPaths:
         again makes the socket anew) and none of the rest of the runtime directory."""
         return self.runtime_dir / "agents" / agent_file_name(agent)
 
+    def agent_socket(self, agent: str) -> Path:
+        """The agent's own socket to the engine: a connection through it is that agent."""
+        return self.agent_runtime(agent) / "engine.sock"
+
+    def agent_spool(self, agent: str) -> Path:
+        """Where the agent's hook keeps events while the engine does not take them; read as the agent's."""
+        return self.agent_runtime(agent) / "spool"
+
     def agent_state(self, agent: str) -> Path:
         """The agent's own folder for its CLI's state (config, sessions, credentials it may use)."""
         return self.state_dir / "agents" / agent_file_name(agent)
