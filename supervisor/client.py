@@ -59,6 +59,13 @@ def call(paths: RepoPaths, method: str, params: dict[str, Any] | None = None, *,
     try:
         return request_at(own or paths.engine_socket, method, params or {}, timeout)
     except EngineNotRunning:
+        if own is not None:
+            # An engine started from here would live in the agent's process tree and cgroup (and die with
+            # it), or in its sandbox, where the store is out of sight: the human's next command starts it.
+            raise EngineNotRunning(
+                "the engine is not running, and an agent does not start it",
+                hint="it starts with the next supervisor command run outside the agents (hook events wait "
+                     "in the agent's spool until then)") from None
         if not autostart:
             raise
     except EngineGone:

@@ -113,9 +113,18 @@ class RepoPaths:
     def transcript(self, agent: str) -> Path:
         return _transcript(self.common_dir, agent)
 
+    @property
+    def sandbox_mark(self) -> Path:
+        """Present only inside an agent's sandbox, which binds it read-only over the hidden state directory."""
+        return self.state_dir / ".inside-an-agent-sandbox"
+
     def ensure_dirs(self) -> None:
         """Create the state and runtime directories, private to the user; the state directory must take
-        writes (an engine starts only where its store can be written: it says so in one line otherwise)."""
+        writes (an engine starts only where its store can be written: it says so in one line otherwise).
+        Never inside an agent's sandbox: an engine there would see none of the store, tmux server or agents."""
+        if self.sandbox_mark.exists():
+            raise SupervisorError("the engine is not running, and it does not start inside an agent's sandbox",
+                                  hint="it starts with the next supervisor command run outside the agents")
         try:
             for directory in (self.state_dir, self.logs_dir):
                 directory.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,8 @@ def result(path: Path) -> str:
 def victim(sandbox: Sandbox) -> dict[str, Any]:
     """An agent waiting for the human's approval, with a commit of its own on its branch."""
     config(sandbox)
+    with (sandbox.root / "supervisor.yaml").open("a") as file:
+        file.write("isolation: none\n")  # what holds here is the engine's, not a sandbox's
     sandbox.sv("start", "victim", "--task", "clean", "--command", fake_claude(sandbox, "v", ASKS))
     return sandbox.wait_state("victim", "waiting")
 
@@ -98,8 +100,8 @@ def test_another_agents_socket_gives_no_more_than_its_own(
         f"echo {event} | SUPERVISOR_SOCKET=\"{theirs}\" {PYTHON} -c "
         f"{shlex.quote(_HOOK_AS_CLIENT)} > {hook}.part 2>&1; mv {hook}.part {hook}",
     ], tmp_path)
-    text = result(stop)
-    assert "exit=1" in text and "refused" in text, text
+    text = result(stop)  # left its tree, but adopted by mallory's first process: mallory's, not the victim's
+    assert "exit=1" in text and "a process of agent mallory may not use the socket of agent victim" in text, text
     told = result(hook)
     assert "a process of agent mallory may not use the socket of agent victim" in told, told
     assert_untouched(sandbox, victim, main_tip)
@@ -126,8 +128,6 @@ def test_dropping_the_socket_inside_the_tree_still_acts_as_the_agent(
     assert_untouched(sandbox, victim, main_tip)
 
 
-@pytest.mark.xfail(strict=True, reason="an orphan re-parents outside the agent's tree until the pane's first "
-                                       "process is a child subreaper (the stop work)")
 def test_leaving_the_tree_and_dropping_the_socket_is_still_the_agent(
         sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
     main_tip = sandbox.git("rev-parse", "main")
@@ -159,3 +159,20 @@ def test_another_agents_identity_cannot_be_read_from_its_environment_or_the_stor
     assert "SUPERVISOR_TOKEN" not in psutil.Process(victim["pid"]).environ()
     with sqlite3.connect(db) as conn:
         assert all('"token":' not in row[0] for row in conn.execute("SELECT data FROM agents"))
+
+
+def test_in_the_sandbox_a_caller_without_its_socket_starts_no_engine_of_its_own(
+        sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
+    """In its sandbox the human's socket is out of sight: a caller that dropped its own socket finds no engine,
+    and must not start one in there (it would answer about a world of its own: `victim: stopped`)."""
+    main_tip = sandbox.git("rev-parse", "main")
+    text = (sandbox.root / "supervisor.yaml").read_text().replace("isolation: none\n", "")
+    sandbox.write_config(text)  # the attacker in the sandbox (the victim started outside one: no matter here)
+    out = tmp_path / "stop.out"
+    attacker(sandbox, "mallory", [
+        f"env -i PATH=\"$PATH\" HOME=\"$HOME\" SUPERVISOR_RUNTIME_DIR=\"$SUPERVISOR_RUNTIME_DIR\" "
+        f"{SV} stop victim > {out}.part 2>&1; echo \"exit=$?\" >> {out}.part; mv {out}.part {out}",
+    ], tmp_path)
+    told = result(out)
+    assert "exit=1" in told and "does not start inside an agent's sandbox" in told, told
+    assert_untouched(sandbox, victim, main_tip)
