@@ -8,8 +8,8 @@ import shlex
 from pathlib import Path
 
 from supervisor.git import environment
-from tests.conftest import Sandbox
-from tests.test_helpers import in_pane
+from tests.conftest import Sandbox, wait_until
+from tests.test_helpers import events, in_pane
 
 COMMON = "$(git rev-parse --git-common-dir)"  # the shared .git folder, as seen from the agent's worktree
 
@@ -70,3 +70,42 @@ def test_config_the_agent_wrote_is_overridden_and_the_listing_is_cached(tmp_path
     assert environment.overrides(root) == found  # nothing changed: the same (from the cache)
     included.write_text('[filter "b"]\n\tprocess = evil\n')  # a file named by an include, empty before
     assert "filter.b.process=" in environment.overrides(root)
+
+
+def _tamper_triggers(sandbox: Sandbox, agent: str) -> list[dict[str, object]]:
+    return [e for e in events(sandbox, agent, "trigger") if e.get("trigger") == "tamper"]
+
+
+def test_update_ref_of_another_agent_s_branch_is_tamper_and_merge_refuses(sandbox: Sandbox) -> None:
+    _start(sandbox, "victim")
+    _start(sandbox)
+    in_pane(sandbox, "victim", "echo mine > mine.txt && git add mine.txt && git commit -q -m mine")
+    in_pane(sandbox, "evil", "mkdir -p secret && echo s > secret/key && git add secret && git commit -q -m s && "
+                             "git update-ref refs/heads/agent/victim/work HEAD")
+    sneaky = sandbox.git("rev-parse", "agent/evil/work")
+    assert sandbox.git("rev-parse", "agent/victim/work") == sneaky
+    found = wait_until(lambda: _tamper_triggers(sandbox, "victim"), 30, message="the tamper alert")
+    assert len(found) == 1 and found[0]["ref"] == "refs/heads/agent/victim/work" and found[0]["new"] == sneaky
+    assert not _tamper_triggers(sandbox, "evil")  # its own commit is its own
+
+    before = sandbox.git("rev-parse", "main")
+    refused = sandbox.sv("merge", "victim", check=False)
+    assert refused.returncode != 0 and "tamper: refs/heads/agent/victim/work moved" in refused.stderr
+    assert "--accept-tamper" in refused.stderr
+    assert sandbox.git("rev-parse", "main") == before
+    assert "merged" in sandbox.sv("merge", "victim", "--accept-tamper").stdout  # a human looked
+
+
+def test_update_ref_of_main_from_an_agent_pane_is_tamper_but_the_human_s_commits_are_not(
+        sandbox: Sandbox) -> None:
+    _start(sandbox)
+    in_pane(sandbox, "evil", "echo work > work.txt && git add work.txt && git commit -q -m work")
+    sandbox.git("commit", "-q", "--allow-empty", "-m", "the human's own commit")  # in the main worktree
+    wait_until(lambda: "merged" in sandbox.sv("merge", "evil").stdout, 30, message="a clean merge")
+    in_pane(sandbox, "evil", "git update-ref refs/heads/main $(git commit-tree main^{tree} -p main -m sneaky)")
+    sneaky = sandbox.git("rev-parse", "main")
+    found = wait_until(lambda: _tamper_triggers(sandbox, "evil"), 30, message="the tamper alert")
+    assert [(e["ref"], e["new"]) for e in found] == [("refs/heads/main", sneaky)]
+    in_pane(sandbox, "evil", "echo more > more.txt && git add more.txt && git commit -q -m more")
+    refused = sandbox.sv("merge", "evil", check=False)
+    assert refused.returncode != 0 and "tamper: refs/heads/main moved" in refused.stderr
