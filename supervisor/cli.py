@@ -367,6 +367,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"name": args.agent}
     if args.confirm_contract:
         params["confirm_contract"] = True
+    if args.accept_tamper:
+        params["accept_tamper"] = True
     result = _call("merge", params)
     if args.json:
         _print_json(result)
@@ -819,6 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-contract", action="store_true",
                    help="you read the agent's contract (`supervisor show`) and confirm it: needed once for an agent "
                         "rebuilt from its SESSION.md")
+    p.add_argument("--accept-tamper", action="store_true",
+                   help="you looked at a branch that moved by someone else's hand (a `tamper` alert) and accept it")
     p.add_argument("--json", action="store_true")
     p = add("msg", cmd_msg, "from inside a pane: leave a message for another agent of the same tree")
     p.add_argument("to", help="the recipient's full name, or 'parent'")

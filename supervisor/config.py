@@ -46,7 +46,7 @@ LIMIT_ACTIONS: Final = ("alert", "wait")
 BUDGET_ACTIONS: Final = ("alert", "stop")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
-                          "done", "merge", "limited", "budget", "context")
+                          "done", "merge", "limited", "budget", "context", "tamper")
 MERGE_MODES: Final = ("manual", "auto")
 ISOLATIONS: Final = ("sandbox", "none")
 
@@ -1003,8 +1003,9 @@ alerts:
   #   limited   an agent hit a usage or rate limit (see limits.on_limit)
   #   budget    spending reached 80% or 100% of a budget
   #   context   an agent's context window is nearly full (see limits.context_alert)
+  #   tamper    a branch moved by someone who may not move it (see `supervisor merge --accept-tamper`)
   notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge, limited,
-              budget, context]
+              budget, context, tamper]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.

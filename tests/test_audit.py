@@ -474,12 +474,25 @@ def test_worktree_head_reads_what_a_worktree_has_checked_out(repo: Repo, tmp_pat
     assert worktree_head(tmp_path / "nowhere") is None
     assert worktree_head(repo.root) is None  # the main worktree (.git is a folder): never an agent's
 
+def engine_git(args: list[str]) -> list[str] | None:
+    """A git command line as the engine ran it, without its `-c` overrides; None for anything else and for its
+    reads of the configuration (once per repository: cached)."""
+    if not args or args[0] != "git":
+        return None
+    rest = list(args[1:])
+    while rest[:1] == ["-c"]:
+        rest = rest[2:]
+    return None if rest[:1] == ["config"] else ["git", *rest]
+
+
 def count_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []
     real = subprocess.run
 
     def spy(args: list[str], *rest: Any, **kwargs: Any) -> Any:
-        calls.append(list(args))
+        command = engine_git(args)
+        if command is not None:
+            calls.append(command)
         return real(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", spy)  # the module object audit.py uses too

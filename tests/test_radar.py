@@ -23,6 +23,7 @@ from supervisor.git.refs import agent_refs_stamp
 from supervisor.git.worktrees import GitError
 from tests.conftest import Sandbox, wait_until
 from tests.git_env import isolate_git
+from tests.test_audit import engine_git
 
 # ---------------------------------------------------------------------------------------------------------
 # The radar on its own: branches made with plumbing, no worktree needed
@@ -95,8 +96,9 @@ def merges(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     real = subprocess.run
 
     def spy(args: list[str], *rest: Any, **kwargs: Any) -> Any:
-        if args[:2] == ["git", "merge-tree"]:
-            calls.append(list(args))
+        command = engine_git(args)
+        if command is not None and command[:2] == ["git", "merge-tree"]:
+            calls.append(command)
         return real(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", spy)
@@ -394,8 +396,9 @@ def test_a_commit_on_top_costs_one_diff_tree_and_a_rewrite_a_rev_list_more(root:
     real = subprocess.run
 
     def spy(args: list[str], *rest: Any, **kwargs: Any) -> Any:
-        if args[0] == "git":
-            calls.append(args[1])
+        command = engine_git(args)
+        if command is not None:
+            calls.append(command[1])
         return real(args, *rest, **kwargs)
 
     commit(root, "agent/one/work", {"a.txt": "one\n"})

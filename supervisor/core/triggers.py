@@ -41,6 +41,7 @@ class Trigger(StrEnum):
     MERGE = "merge"  # an automatic merge stopped: a conflict or a failing merge.check
     LIMITED = "limited"  # a usage or rate limit holds the agent until its reset
     BUDGET = "budget"  # spending crossed 80% or 100% of a budget
+    TAMPER = "tamper"  # a branch moved by someone who may not move it (a ref update not made by its worktree)
     CONTEXT = "context"  # an agent's context window is nearly full (limits.context_alert); resolved when it drops
 
 

@@ -14,6 +14,7 @@ file is read only when the folder changed), and an agent whose worktree is off i
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from supervisor.engine.helpers import contract_of
 from supervisor.engine.rebuild import UNVERIFIED, confirm_hint
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
+from supervisor.engine.tamper import TipGuard
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
 from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
@@ -49,6 +51,8 @@ class Auditor(PeriodicService):
         self._records = AgentRecords(engine.store)
         self._git_dirs: dict[str, Path | None] = {}  # worktree → its git folder
         self._heads_seen: dict[str, tuple[str, tuple[int, ...]]] = {}  # agent → (worktree, its git folder's stamp)
+        self.guard = TipGuard(engine)
+        self.tips_lock = threading.Lock()  # a judgement of the tips, or an engine merge moving one
 
     def step(self) -> None:
         self.audit_all()
@@ -56,10 +60,12 @@ class Auditor(PeriodicService):
     def audit_all(self) -> None:
         agents, _ = self._records.read()  # decodes only the records written since the last pass
         self.check_heads(agents)
-        stamp = agent_refs_stamp(self.engine.paths.common_dir, [agent.branch for agent in agents])
+        stamp = agent_refs_stamp(self.engine.paths.common_dir, [a.branch for a in agents], [a.target for a in agents])
         if stamp == self._stamp:
-            return  # no agent branch moved since the last pass: no git process at all
-        tips = branch_tips(self.engine.paths.root)
+            return  # no agent branch nor target moved since the last pass: no git process at all
+        tips = branch_tips(self.engine.paths.root, "refs/heads/")
+        with self.tips_lock:
+            self.guard.check(agents, tips)
         for agent in agents:
             tip = tips.get(agent.branch)
             if tip is not None and tip != agent.extra.get("audited"):
@@ -151,11 +157,12 @@ class Auditor(PeriodicService):
 
     # merge ------------------------------------------------------------------------------------------------
 
-    def op_merge(self, name: str, confirm_contract: bool = False) -> dict[str, Any]:
-        return self.merge_agent(name, confirm_contract=confirm_contract)
+    def op_merge(self, name: str, confirm_contract: bool = False, accept_tamper: bool = False) -> dict[str, Any]:
+        return self.merge_agent(name, confirm_contract=confirm_contract, accept_tamper=accept_tamper)
 
     def merge_agent(self, name: str, *, expected_tip: str | None = None, expected_target: str | None = None,
-                    by: str = "request", confirm_contract: bool = False) -> dict[str, Any]:
+                    by: str = "request", confirm_contract: bool = False,
+                    accept_tamper: bool = False) -> dict[str, Any]:
         """Audit every commit of the agent's branch; merge it into its target only when all are clean.
 
         The expected tips (of a check that ran) make the merge refuse when either branch moved since. A
@@ -170,6 +177,16 @@ class Auditor(PeriodicService):
                     "SESSION.md, which the agent could have edited, and no human has confirmed it",
                     hint=confirm_hint(name))
             agent = self._confirm_contract(name)
+        with self.tips_lock:  # moves made since the last pass are judged now
+            self.guard.check(engine.store.agents(), branch_tips(root, "refs/heads/"))
+        agent = engine.get(name)
+        tampered = self.guard.refusal(agent)
+        if tampered and not accept_tamper:
+            raise SupervisorError(
+                f"{name} cannot be merged: tamper: {tampered}",
+                hint=f"look at what moved (`git log`); if you accept it, `supervisor merge {name} --accept-tamper`")
+        if tampered:
+            self.guard.accept(agent)
         if not worktrees.branch_exists(root, agent.branch):
             raise SupervisorError(f"{name}'s branch {agent.branch} is gone")
         if not worktrees.branch_exists(root, agent.target):
@@ -196,9 +213,11 @@ class Auditor(PeriodicService):
                 hint=f"rewrite {agent.branch} so that it changes none of those paths (or widen its contract and "
                      "start it again)")
         dirty = worktrees.uncommitted_changes(Path(agent.worktree))
-        result = merge_branch(root, agent.branch, agent.target,
-                              f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
-                              expected_target=expected_target)
+        with self.tips_lock:  # the tip it makes is recorded before the next judgement
+            result = merge_branch(root, agent.branch, agent.target,
+                                  f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
+                                  expected_target=expected_target)
+            self.guard.merged(agent, result.commit)
         with engine.agent_lock(name):
             current = engine.get(name)
             current.extra["merged"] = result.commit

@@ -16,6 +16,7 @@ from supervisor.config import load_config
 from supervisor.core.model import Agent
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
+from supervisor.git.environment import NO_DIFF_PROGRAMS
 from supervisor.git.integration import CheckResult, run_check
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _candidate(engine: Engine, agent: Agent, command: str | None, timeout: float
 
 
 def _numstat(root: Path, target: str, branch: str) -> dict[str, tuple[int, int]]:
-    out = worktrees.run_git(root, "diff", "--numstat", "-z", "--no-renames", f"{target}...{branch}")
+    out = worktrees.run_git(root, "diff", *NO_DIFF_PROGRAMS, "--numstat", "-z", "--no-renames", f"{target}...{branch}")
     files: dict[str, tuple[int, int]] = {}
     for record in out.split("\0"):
         if record.count("\t") < 2:

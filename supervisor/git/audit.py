@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.core.pathrules import PathRules, Violation, check_changes
-from supervisor.git.environment import git_env
+from supervisor.git import environment
 from supervisor.git.worktrees import GitError
 
 __all__ = [
@@ -60,17 +59,13 @@ class CommitViolation:
         return "\n".join(lines)
 
 
-def _env() -> Mapping[str, str]:
-    env = git_env()
-    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # `git replace` could show the audit a harmless stand-in commit
-    env["GIT_GRAFT_FILE"] = os.devnull  # info/grafts could re-parent a commit (not covered by the above)
-    env["LC_ALL"] = "C"
-    return env
+# `git replace` could show the audit a harmless stand-in commit; info/grafts could re-parent one.
+_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull}
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
     """Run git in `root` and return its raw stdout; GitError with git's message on failure."""
-    done = subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True, env=_env(), check=False)
+    done = environment.run(root, *args, stdin=stdin, env=_ENV)
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(f"git {args[0]} failed: {detail[-1] if detail else f'exit {done.returncode}'}")
@@ -184,8 +179,8 @@ def _tree_changes(root: Path, old: str, new: str) -> list[Change]:
 def _remerged_tree(root: Path, ours: str, theirs: str) -> str | None:
     """The tree git's own merge of two commits gives (conflicted paths with their markers in); None when git
     cannot merge them. Its few new objects go into the repository, as those of `git merge` would."""
-    done = subprocess.run(["git", "merge-tree", "--write-tree", "--allow-unrelated-histories", "-z", "--name-only",
-                           "--no-messages", ours, theirs], cwd=root, capture_output=True, env=_env(), check=False)
+    done = environment.run(root, "merge-tree", "--write-tree", "--allow-unrelated-histories", "-z", "--name-only",
+                           "--no-messages", ours, theirs, env=_ENV)
     tree = done.stdout.split(b"\0", 1)[0]
     return tree.decode("ascii") if done.returncode in (0, 1) and _OID.fullmatch(tree) else None
 
@@ -250,8 +245,7 @@ def net_changes(root: Path, tip: str, target: str) -> list[Change]:
     for rev in (tip, target):
         if not rev or rev.startswith("-"):
             raise GitError(f"not a commit: {rev!r}")
-    done = subprocess.run(["git", "merge-base", "--all", target, tip], cwd=root, capture_output=True, env=_env(),
-                          check=False)
+    done = environment.run(root, "merge-base", "--all", target, tip, env=_ENV)
     if done.returncode not in (0, 1):
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(f"git merge-base failed: {detail[-1] if detail else f'exit {done.returncode}'}")

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.git.environment import git_env
+from supervisor.git import environment
 from supervisor.git.worktrees import GitError
 
 __all__ = ["MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "trial_merge"]
@@ -56,14 +56,13 @@ def _run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run git in `cwd`; `index`: another index file; `objects`: (where new objects go, the repository's
     object directory, still read through as an alternate)."""
-    env = git_env()
-    env["LC_ALL"] = "C"  # error messages are read below
+    env: dict[str, str] = {}  # C locale: error messages are read below (environment.run sets it)
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)
     if objects is not None:
         env["GIT_OBJECT_DIRECTORY"] = str(objects[0])
         env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(objects[1])
-    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=env, check=False)
+    return environment.run(cwd, *args, stdin=stdin, env=env)
 
 
 def _stderr(done: subprocess.CompletedProcess[bytes]) -> str:

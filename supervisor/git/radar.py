@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 from pathlib import Path
 
-from supervisor.git.environment import git_env
+from supervisor.git import environment
 from supervisor.git.merge import trial_merge
 from supervisor.git.worktrees import GitError, run_git
 
@@ -595,9 +595,7 @@ def _proven_clean(view: _View, changes: Mapping[tuple[str, str], _Changes], reac
 
 
 def _run(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = git_env()
-    env["LC_ALL"] = "C"
-    return subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True, env=env, check=False)
+    return environment.run(root, *args, stdin=stdin)
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:

@@ -1,13 +1,13 @@
-"""Agent worktrees and branches, through GitPython's command wrapper."""
+"""Agent worktrees and branches (git run as the engine runs it: `supervisor.git.environment`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import git
-
 from supervisor.errors import SupervisorError
 from supervisor.files import write_atomically
+from supervisor.git import environment
+from supervisor.git.environment import NO_DIFF_PROGRAMS
 
 # Files supervisor writes into agent worktrees. They are excluded through the repository's own
 # info/exclude, which every worktree reads, so they never show as changes nor get committed.
@@ -19,16 +19,16 @@ class GitError(SupervisorError):
     pass
 
 
-def _git(cwd: Path) -> git.Git:
-    return git.Git(str(cwd))
-
-
 def run_git(cwd: Path, *args: str) -> str:
+    """git's output (one trailing newline removed); GitError with its message when it fails."""
     try:
-        return str(_git(cwd).execute(["git", *args], strip_newline_in_stdout=True))
-    except git.GitCommandError as exc:
-        detail = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
-        raise GitError(f"git {args[0]} failed: {detail or exc}") from None
+        done = environment.run(cwd, *args)
+    except OSError as exc:
+        raise GitError(f"git {args[0]} failed: {exc}") from None
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip()
+        raise GitError(f"git {args[0]} failed: {detail or f'exit {done.returncode}'}")
+    return done.stdout.decode("utf-8", "surrogateescape").removesuffix("\n")
 
 
 def current_branch(root: Path) -> str | None:
@@ -121,7 +121,7 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
     if not worktree.is_dir():
         return None
     try:
-        out = run_git(worktree, "diff", "--numstat", "--no-renames", base)
+        out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, "--numstat", "--no-renames", base)
     except GitError:
         return None
     files = added = removed = 0

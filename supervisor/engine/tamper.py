@@ -1,0 +1,188 @@
+"""Tampering: a branch the engine judges moved by someone who may not move it (SPEC §7).
+
+The engine keeps each agent branch's tip as it last accepted it (`extra["tip"]`, from its base on) and each
+base branch's (the branches agents merge into, e.g. `main`: the store's meta `base_tips`). When the auditor
+finds one moved (its refs stamp changed), the move is judged here (see `supervisor.git.tips`):
+- an agent branch: the new tip must be in its own worktree's HEAD reflog, and none of its new commits may
+  come from another agent's branch (its own helpers' excepted);
+- a base branch: the new tip must be in the HEAD reflog of a worktree that has it checked out and is not an
+  agent's (the human's commits, pulls and merges), or be a tip the engine's merge made and recorded.
+A move that fails is a `tamper` event and alert naming the ref and its old and new tips; `merge` refuses the
+agent (or every agent merging into that base) until a human accepts it (`supervisor merge NAME
+--accept-tamper`). Moves made while the engine was down are judged when it next looks, from the same logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core import subjects
+from supervisor.core.model import Agent, State
+from supervisor.core.triggers import Trigger, fire
+from supervisor.errors import SupervisorError
+from supervisor.git import worktrees
+from supervisor.git.audit import new_commits
+from supervisor.git.refs import agent_of_branch
+from supervisor.git.tips import made_by_worktree, made_in
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+BASE_TIPS = "base_tips"  # store meta: {branch: tip the engine accepted}
+BASE_TAMPER = "base_tamper"  # store meta: {branch: {"old", "new", "why"}} until a human accepts it
+
+
+def judge_agent(root: Path, agent: Agent, before: str, tip: str, agents: list[Agent],
+                tips: dict[str, str]) -> str | None:
+    """Why the move of the agent's branch from `before` to `tip` is tampering, or None when its own worktree
+    made it."""
+    if not made_by_worktree(Path(agent.worktree), tip):
+        return f"{tip[:12]} is not a commit its worktree {agent.worktree} moved it to"
+    own = [t for a in agents if a.name.startswith(agent.name + ".") and (t := tips.get(a.branch))]
+    others = [t for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
+              and a.branch != agent.target and (t := tips.get(a.branch))]
+    if not others:
+        return None
+    known = [rev for rev in (before, agent.target, *own) if rev]
+    try:
+        mine = set(new_commits(root, tip, known))
+        foreign = mine - set(new_commits(root, tip, [*known, *others])) if mine else set()
+    except SupervisorError as exc:
+        log.warning("agent %s: cannot list the commits of %s: %s", agent.name, agent.branch, exc)
+        return None
+    foreign -= made_in(Path(agent.worktree))  # its own, which another branch took since
+    if foreign:
+        return f"it holds {len(foreign)} commit(s) of other agents' branches (e.g. {sorted(foreign)[0][:12]})"
+    return None
+
+
+def human_worktrees(root: Path, branch: str, agents: list[Agent]) -> list[Path]:
+    """The worktrees that have `branch` checked out and are not an agent's."""
+    theirs = {str(Path(a.worktree)) for a in agents}
+    try:
+        listing = worktrees.run_git(root, "worktree", "list", "--porcelain")
+    except SupervisorError:
+        return []
+    found: list[Path] = []
+    path: Path | None = None
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line == f"branch refs/heads/{branch}" and path is not None and str(path) not in theirs:
+            found.append(path)
+    return found
+
+
+class TipGuard:
+    """Judges every move of the agents' branches and of their base branches (run by the auditor, whose lock
+    also covers the engine's own merges, so the tip a merge makes is recorded before anyone judges it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check(self, agents: list[Agent], tips: dict[str, str]) -> None:
+        for agent in agents:
+            if agent.state == State.QUEUED:
+                continue
+            tip = tips.get(agent.branch)
+            before = agent.extra.get("tip") or agent.base
+            if tip is None or tip == before:
+                continue
+            why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips)
+            self._moved(agent.name, before, tip, why)
+        self._check_bases(agents, tips)
+
+    def _moved(self, name: str, before: str, tip: str, why: str | None) -> None:
+        engine = self.engine
+        with engine.agent_lock(name):
+            agent = engine.store.get_agent(name)
+            if agent is None:
+                return
+            agent.extra["tip"] = tip
+            if why is None:
+                engine.store.save_agent(agent)
+                return
+            found = {"ref": f"refs/heads/{agent.branch}", "old": before, "new": tip, "why": why}
+            agent.extra.setdefault("tamper", found)  # the first one stands until a human accepts it
+            summary = (f"tamper: {found['ref']} moved from {before[:12]} to {tip[:12]}, not by its own worktree: "
+                       f"{why}; `supervisor merge {name}` refuses it until a human accepts it")
+            engine.store.save_agent(agent, "tamper", **found, summary=summary)
+        fire(engine.store, agent, Trigger.TAMPER, summary, ref=found["ref"], old=before, new=tip, why=why)
+
+    def _check_bases(self, agents: list[Agent], tips: dict[str, str]) -> None:
+        store = self.engine.store
+        bases = sorted({a.target for a in agents if a.target and agent_of_branch(a.target) is None
+                        and a.target in tips})
+        if not bases:
+            return
+        recorded: dict[str, str] = json.loads(store.get_meta(BASE_TIPS) or "{}")
+        changed = False
+        for base in bases:
+            tip, before = tips[base], recorded.get(base)
+            if tip == before:
+                continue
+            recorded[base], changed = tip, True
+            if before is None:
+                continue  # first seen: adopted as it is
+            if any(made_by_worktree(path, tip) for path in human_worktrees(self.engine.paths.root, base, agents)):
+                continue
+            self._base_tampered(base, before, tip, [a for a in agents if a.target == base] or agents)
+        if changed:
+            store.set_meta(BASE_TIPS, json.dumps(recorded))
+
+    def _base_tampered(self, base: str, before: str, tip: str, concerned: list[Agent]) -> None:
+        store = self.engine.store
+        why = "no worktree of yours that has it checked out moved it there, nor the engine's merge"
+        found = {"ref": f"refs/heads/{base}", "old": before, "new": tip, "why": why}
+        pending: dict[str, Any] = json.loads(store.get_meta(BASE_TAMPER) or "{}")
+        pending.setdefault(base, found)
+        store.set_meta(BASE_TAMPER, json.dumps(pending))
+        summary = (f"tamper: {found['ref']} moved from {before[:12]} to {tip[:12]}: {why}; `supervisor merge` "
+                   f"refuses every agent merging into {base} until a human accepts it")
+        store.append_event(None, "tamper", **found, summary=summary)
+        fire(store, concerned[0], Trigger.TAMPER, summary, subject=subjects.REPO, subject_summary=summary,
+             ref=found["ref"], old=before, new=tip, why=why)
+
+    # merge ------------------------------------------------------------------------------------------------
+
+    def refusal(self, agent: Agent) -> str | None:
+        """Why `merge` refuses the agent for tampering (its branch's, or its target's), or None."""
+        found = agent.extra.get("tamper")
+        pending = json.loads(self.engine.store.get_meta(BASE_TAMPER) or "{}").get(agent.target)
+        parts = [f"{item['ref']} moved from {item['old'][:12]} to {item['new'][:12]} ({item['why']})"
+                 for item in (found, pending) if item]
+        return "; ".join(parts) or None
+
+    def accept(self, agent: Agent) -> None:
+        """A human looked at the tampering and accepts the branches as they stand."""
+        store = self.engine.store
+        with self.engine.agent_lock(agent.name):
+            current = self.engine.get(agent.name)
+            found = current.extra.pop("tamper", None)
+            if found:
+                store.save_agent(current, "tamper_accepted", **found, by="human")
+        pending: dict[str, Any] = json.loads(store.get_meta(BASE_TAMPER) or "{}")
+        base = pending.pop(agent.target, None)
+        if base:
+            store.set_meta(BASE_TAMPER, json.dumps(pending))
+            store.append_event(None, "tamper_accepted", **base, by="human")
+
+    def merged(self, agent: Agent, commit: str) -> None:
+        """The engine's merge moved the agent's target to `commit`: its tip, accepted."""
+        store = self.engine.store
+        owner = agent_of_branch(agent.target)
+        if owner is None:
+            recorded: dict[str, str] = json.loads(store.get_meta(BASE_TIPS) or "{}")
+            recorded[agent.target] = commit
+            store.set_meta(BASE_TIPS, json.dumps(recorded))
+            return
+        with self.engine.agent_lock(owner):
+            parent = store.get_agent(owner)
+            if parent is not None and parent.branch == agent.target:
+                parent.extra["tip"] = commit
+                store.save_agent(parent)
