@@ -775,6 +775,11 @@ class _Parser:
                 f"alerts.slack needs token and channel, or webhook_url (missing {missing})",
                 'e.g. slack: {token: "${SLACK_BOT_TOKEN}", channel: "#agents"}',
             )
+        if slack.approvers and not (slack.token and slack.channel):
+            # A webhook only posts: nothing reads the replies, so the list would let nobody approve.
+            self.fail(sec.get("approvers"), "alerts.slack.approvers needs token and channel: a webhook cannot read "
+                      "the replies people answer in", 'add token: "${SLACK_BOT_TOKEN}" and channel: "#agents", '
+                      "or remove approvers")
         return slack
 
     def slack_users(self, sec: _Section, key: str) -> tuple[str, ...]:
@@ -965,7 +970,8 @@ logs:
 
 alerts:
   # Slack, either a bot token + channel (alerts about one agent share a thread, and you can
-  # answer approvals by replying `approve` or `deny <reason>` there) or an incoming webhook.
+  # answer approvals by replying `approve` or `deny <reason>` there, if listed in `approvers`)
+  # or an incoming webhook (alerts only).
   # base_url points at another Slack API endpoint (Enterprise Grid, tests). For example:
   # Replies in a thread answer approvals only from the Slack members listed in `approvers`
   # (member ids: profile → ⋮ → Copy member ID); without the list, answers from Slack are off.

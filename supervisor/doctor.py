@@ -77,7 +77,7 @@ def checks() -> list[Check]:
         found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
         found.append(identity_check())
         found += alert_checks(paths, config)
-        found += boundary_checks(config)
+        found += boundary_checks(config, paths)
     except SupervisorError as exc:
         found.append(Check("repository/config", False, exc.message, exc.hint))
     return found
@@ -105,11 +105,11 @@ def alert_checks(paths: Any, config: Any) -> list[Check]:
             for name, result in reachability(config.alerts, paths)]
 
 
-def boundary_checks(config: Any) -> list[Check]:
+def boundary_checks(config: Any, paths: Any = None) -> list[Check]:
     """Who may answer approvals from Slack, and what keeps an agent's processes together for `stop`."""
     from supervisor.engine.confinement import cgroup_offer
 
-    found = [Check("stop", True, cgroup_offer())]
+    found = [Check("stop", True, cgroup_offer(paths))]
     slack = config.alerts.slack
     if slack is not None and slack.token and slack.channel:
         if slack.approvers:

@@ -128,11 +128,13 @@ class SlackServer:
             self._server = None
         self._hold.hold()
 
-    def reply(self, thread_ts: str, text: str, user: str = "U0HUMAN") -> str:
-        """A human's reply in a thread (what `conversations.replies` then returns)."""
+    def reply(self, thread_ts: str, text: str, user: str | None = "U0HUMAN", **fields: Any) -> str:
+        """A human's reply in a thread (what `conversations.replies` then returns); `fields` as Slack adds them
+        (`subtype`, `edited`); `user` None for a message no member sent."""
         with self._lock:
             ts = self._next_ts()
-            self.messages.append({"path": "human", "thread_ts": thread_ts, "text": text, "user": user, "ts": ts})
+            self.messages.append({"path": "human", "thread_ts": thread_ts, "text": text, "user": user, "ts": ts,
+                                  **fields})
         return ts
 
     def thread_messages(self, thread_ts: str) -> list[dict[str, Any]]:
@@ -210,7 +212,7 @@ class SlackServer:
         limit = int(body.get("limit") or 100)
         page = found[start:start + limit]
         more = start + limit < len(found)
-        keys = {"ts", "text", "user", "thread_ts", "bot_id"}
+        keys = {"ts", "text", "user", "thread_ts", "bot_id", "subtype", "edited"}
         if str(body.get("include_all_metadata")).lower() in ("1", "true"):
             keys.add("metadata")
         messages = [{k: v for k, v in m.items() if k in keys and v is not None} for m in page]

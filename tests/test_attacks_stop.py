@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -120,3 +122,53 @@ def test_where_the_machine_allows_each_agent_has_a_cgroup_that_stop_empties(sand
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
+
+
+def _repository_cgroup(sandbox: Sandbox) -> Path:
+    """The folder the sandbox repository's agents' cgroups go in, as the engine names it."""
+    code = ("from supervisor.engine.confinement import cgroup_base, repository_cgroup\n"
+            "from supervisor.paths import find_repo\n"
+            "print(repository_cgroup(cgroup_base()[0], find_repo()))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=sandbox.root, env=sandbox.env, capture_output=True,
+                          text=True, check=True)
+    return Path(done.stdout.strip())
+
+
+@pytest.mark.skipif(cgroup_base()[0] is None, reason="no writable cgroup v2 folder on this machine")
+def test_an_agent_that_cannot_join_its_cgroup_is_said_so_and_stop_ends_its_term_ignoring_orphan(
+        sandbox: Sandbox) -> None:
+    """The machine lets the engine make the agent's cgroup but refuses its process in it (a threaded cgroup
+    beside it makes every new one there invalid for processes): that is an event and a doctor line, and `stop`
+    walks the tree. The agent's first process exits on SIGTERM; the orphan it adopted ignores SIGTERM and would
+    go to init then: it is ended all the same."""
+    sandbox.write_config("isolation: none\n")
+    repository = _repository_cgroup(sandbox)
+    threaded = repository / "threaded"
+    length = f"1200.{os.getpid()}"
+    script = sandbox.root.parent / "orphaner.json"
+    escape = f"setsid -f sh -c 'trap \"\" TERM; exec sleep {length}' >/dev/null 2>&1"
+    script.write_text(json.dumps({"start": [{"run": escape}, {"say": "planted"}], "turns": []}))
+    try:
+        threaded.mkdir(parents=True)
+        (threaded / "cgroup.type").write_text("threaded")
+        sandbox.sv("start", "orphaner", "--command", f"{DEMO_AGENT} --script {script}")
+        wait_until(lambda: "planted" in sandbox.screen("orphaner"), timeout=30, message="the orphan planted")
+        pid = sandbox.ls()["orphaner"]["pid"]
+        orphan = wait_until(lambda: _sleepers({"orphan": length}).get("orphan"), message="the orphan running")
+        assert [p.ppid() for p in orphan] == [pid]  # adopted by the agent's first process
+        failed = [e for e in sandbox.agent("orphaner")["events"] if e["kind"] == "cgroup_join_failed"]
+        assert len(failed) == 1 and "process tree" in failed[0]["why"]
+        checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}
+        assert "cannot join" in checks["stop"]["detail"] and str(repository) in checks["stop"]["detail"]
+        assert sandbox.sv("stop", "orphaner").returncode == 0
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not _sleepers({"orphan": length}), timeout=10, message="the orphan gone")
+        assert _sleepers({"orphan": length}) == {}
+    finally:
+        for procs in _sleepers({"orphan": length}).values():
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+        for folder in [*(p for p in repository.glob("*") if p.is_dir()), repository]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -204,19 +204,27 @@ def test_slack_webhook_alone_is_enough(repo: Path) -> None:
 
 
 def test_slack_approvers_are_member_ids(repo: Path) -> None:
-    text = "alerts:\n  slack:\n    webhook_url: x\n    approvers: [U024BE7LH, W0ADMIN1, U024BE7LH]\n"
+    text = "alerts:\n  slack:\n    token: t\n    channel: c\n    approvers: [U024BE7LH, W0ADMIN1, U024BE7LH]\n"
     slack = load(repo, text).alerts.slack
     assert slack is not None and slack.approvers == ("U024BE7LH", "W0ADMIN1")
-    one = load(repo, "alerts:\n  slack: {webhook_url: x, approvers: U024BE7LH}\n").alerts.slack
+    one = load(repo, "alerts:\n  slack: {token: t, channel: c, approvers: U024BE7LH}\n").alerts.slack
     assert one is not None and one.approvers == ("U024BE7LH",)
     none = load(repo, "alerts:\n  slack: {webhook_url: x}\n").alerts.slack
     assert none is not None and none.approvers == ()
 
 
+def test_approvers_with_a_webhook_only_slack_are_refused_at_their_line(repo: Path) -> None:
+    """A webhook only posts; nothing would read the replies, so the listed people could approve nothing."""
+    err = error(repo, "alerts:\n  slack:\n    webhook_url: x\n    approvers: [U024BE7LH]\n")
+    assert err.line == 4  # and the file: see error()
+    assert err.detail.startswith("alerts.slack.approvers needs token and channel")
+
+
 @pytest.mark.parametrize("who", ["alice", "'@alice'", "'<@U024BE7LH>'", "u024be7lh"])
 def test_a_slack_approver_that_is_no_member_id_names_its_line(repo: Path, who: str) -> None:
-    err = error(repo, f"alerts:\n  slack:\n    webhook_url: x\n    approvers:\n      - U024BE7LH\n      - {who}\n")
-    assert err.line == 6
+    err = error(repo, "alerts:\n  slack:\n    token: t\n    channel: c\n"
+                      f"    approvers:\n      - U024BE7LH\n      - {who}\n")
+    assert err.line == 7
     assert err.detail.startswith("alerts.slack.approvers: ") and "is not a Slack member id" in err.detail
     assert err.hint is not None and "Copy member ID" in err.hint
 

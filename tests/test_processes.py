@@ -184,3 +184,31 @@ def test_a_subreapers_orphans_stay_in_its_tree_and_a_fork_loop_cannot_outrun_the
         for proc in anywhere():
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+
+
+def test_a_term_ignoring_orphan_does_not_escape_when_the_first_process_exits_on_term() -> None:
+    """The agent's first process (a child subreaper, no cgroup) exits on SIGTERM: the orphan it adopted, which
+    ignores SIGTERM, would go to init and out of any tree walked after; kill_tree still ends it."""
+    length = f"902.{os.getpid()}"
+    line = subreaper.command_line(f"setsid -f sh -c 'trap \"\" TERM; exec sleep {length}'; sleep {length}")
+    root = subprocess.Popen(["/bin/sh", "-c", line], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def sleepers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if proc.info["cmdline"] == ["sleep", length] and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        return found
+
+    try:
+        planted = wait_until(lambda: len(found := sleepers()) == 2 and found, message="both sleepers running")
+        assert {p.ppid() for p in planted} == {root.pid}  # the orphan was adopted by the first process
+        assert kill_tree(root.pid, grace=2.0) == []
+        root.wait()
+        assert sleepers() == []
+    finally:
+        for proc in sleepers():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()

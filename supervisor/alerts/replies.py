@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POLL_SECONDS = 3.0
 _SDK_LOG = logging.getLogger("supervisor.alerts.slack_sdk")
+_EDITED = "message_changed"
+# A person's message: plain, "also sent to the channel", or with a file attached; an edit is read (and refused
+# as an answer) so that what a message said when first read and what it says now cannot differ unseen.
+_SAID_BY_A_PERSON = (None, "thread_broadcast", "file_share", _EDITED)
 
 
 def parse_answer(text: str) -> tuple[bool, str | None] | None:
@@ -77,12 +81,15 @@ class SlackReplies:
         for agent in waiting:
             ref = self.outbox.thread(agent.name, f"slack:{slack.channel}")
             if ref:
-                self._read_thread(web, agent.name, ref, slack.approvers)
+                self._read_thread(web, agent.name, ref, slack.approvers, agent.state_since)
 
-    def _read_thread(self, web: WebClient, agent: str, ref: str, approvers: tuple[str, ...]) -> None:
+    def _read_thread(self, web: WebClient, agent: str, ref: str, approvers: tuple[str, ...],
+                     waiting_since: float = 0.0) -> None:
+        """Act on the answers in the agent's thread posted since it began to wait (one posted before answers
+        an earlier request, already settled some other way: it must not settle this one)."""
         channel, _, thread_ts = ref.partition(":")
         key = f"slack.replies.{agent}.{thread_ts}"
-        seen = self.engine.store.get_meta(key) or thread_ts
+        seen = max(self.engine.store.get_meta(key) or thread_ts, f"{waiting_since:.6f}", key=float)
         try:
             response = web.conversations_replies(channel=channel, ts=thread_ts, oldest=seen, inclusive=False)
         except (SlackApiError, SlackClientError, OSError) as exc:
@@ -90,12 +97,20 @@ class SlackReplies:
             return
         for message in response.get("messages") or []:
             ts = str(message.get("ts") or "")
-            if not ts or float(ts) <= float(seen) or message.get("bot_id") or message.get("subtype"):
+            if not ts or float(ts) <= float(seen) or message.get("bot_id"):
                 continue
             self.engine.store.set_meta(key, ts)  # read once, whatever happens next
             seen = ts
+            subtype = message.get("subtype")
+            if subtype not in _SAID_BY_A_PERSON:
+                continue  # joins, bots, deletions: no one's answer
             answer = parse_answer(str(message.get("text") or ""))
             if answer is None:
+                continue
+            if subtype == _EDITED or message.get("edited"):
+                self._once(web, f"slack.edited.{thread_ts}", channel, thread_ts,
+                           "An edited message answers nothing (it may have said something else when it was read): "
+                           "reply anew with `approve` or `deny <reason>`.")
                 continue
             allowed, reason = answer
             who = str(message.get("user") or "")
@@ -120,7 +135,8 @@ class SlackReplies:
         if approvers:
             log.warning("%s: a Slack answer from %s, who is not in alerts.slack.approvers, was ignored", agent,
                         who or "an unknown user")
-            note = (f"<@{who}> may not answer approvals: only the people listed in alerts.slack.approvers may. "
+            named = f"<@{who}>" if who else "A message with no Slack member behind it (an app or a bot)"
+            note = (f"{named} may not answer approvals: only the people listed in alerts.slack.approvers may. "
                     f"Nothing was changed.")
         else:
             log.warning("%s: a Slack answer was ignored: alerts.slack.approvers lists nobody", agent)
@@ -128,6 +144,11 @@ class SlackReplies:
                     "who may approve in alerts.slack.approvers of supervisor.yaml (e.g. approvers: [U024BE7LH]), "
                     f"or answer with `supervisor approve {agent}` / `supervisor deny {agent}`.")
         self._note(web, channel, thread_ts, note)
+
+    def _once(self, web: WebClient, said: str, channel: str, thread_ts: str, text: str) -> None:
+        if not self.engine.store.get_meta(said):
+            self.engine.store.set_meta(said, "1")
+            self._note(web, channel, thread_ts, text)
 
     @staticmethod
     def _note(web: WebClient, channel: str, thread_ts: str, text: str) -> None:

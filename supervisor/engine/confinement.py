@@ -14,6 +14,8 @@ import functools
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,54 @@ def confined(paths: RepoPaths, agent: Agent, command: str) -> str:
     else:
         agent.extra[CGROUP] = str(group)
     return subreaper.command_line(command, str(group) if group is not None else None)
+
+
+def check_joined(agent: Agent, pid: int, timeout: float = 2.0) -> str | None:
+    """None when the agent's first process `pid` got into the cgroup `confined` made for it (or none was made);
+    else why not, and the agent is taken as in no cgroup from then on (`stop` walks its tree): a machine can
+    let the engine make a cgroup and still refuse a process in it (a threaded parent, a controller's rules).
+
+    Waits until the first process has run the prefix (a few milliseconds of Python start)."""
+    recorded = agent.extra.get(CGROUP)
+    if not isinstance(recorded, str):
+        return None
+    group = Path(recorded)
+    wanted = _cgroup_path(group)
+    prefix = os.path.abspath(subreaper.__file__).encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            in_prefix = prefix in Path(f"/proc/{pid}/cmdline").read_bytes()
+            now_in = _cgroup_of(pid)
+        except OSError:
+            return None  # ended already: nothing of it left to keep together
+        if now_in == wanted and wanted is not None:
+            return None
+        if not in_prefix or time.monotonic() >= deadline:
+            break
+        time.sleep(0.005)
+    agent.extra.pop(CGROUP, None)
+    with contextlib.suppress(OSError):
+        group.rmdir()
+    return (f"its first process could not join its cgroup {group} (it is in {now_in or 'none'}): "
+            f"stop ends it by its process tree alone")
+
+
+def trial_join(group: Path) -> str | None:
+    """Try a short-lived process in `group` (made for the trial, removed after): None when it could join, else
+    the system's reason."""
+    code = ("import sys\ntry:\n    with open(sys.argv[1], 'w') as procs:\n        procs.write('0')\n"
+            "except OSError as exc:\n    print(exc.strerror or exc)\n")
+    try:
+        group.mkdir(exist_ok=True)
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(group / "cgroup.procs")],
+                              capture_output=True, text=True, timeout=10, check=False)
+        return done.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    finally:
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 def end_confined(agent: Agent, timeout: float = 5.0) -> list[int]:
@@ -56,11 +106,18 @@ def end_confined(agent: Agent, timeout: float = 5.0) -> list[int]:
     return left
 
 
-def cgroup_offer() -> str:
-    """What this machine offers for keeping an agent's processes together (one line, for `doctor`)."""
+def cgroup_offer(paths: RepoPaths | None = None) -> str:
+    """What this machine offers for keeping an agent's processes together (one line, for `doctor`): with
+    `paths`, a process is tried in a cgroup where the repository's agents' go."""
     base, why = cgroup_base()
     if base is None:
         return f"each agent a child subreaper; no cgroup of its own ({why})"
+    if paths is not None:
+        repository = repository_cgroup(base, paths)
+        refused = "cannot make it" if not _made(repository) else trial_join(repository / "_doctor")
+        if refused:
+            return (f"each agent a child subreaper; no cgroup of its own: a process cannot join one under "
+                    f"{repository} ({refused}), so stop walks each agent's process tree")
     kill = "cgroup.kill" if (base / "cgroup.kill").exists() or _kernel_has_kill(base) else "freeze and kill"
     return f"each agent a child subreaper, in a cgroup of its own under {base} (stopped by {kill})"
 
@@ -89,14 +146,42 @@ def _agent_cgroup(paths: RepoPaths, agent: Agent) -> Path | None:
     base, _why = cgroup_base()
     if base is None:
         return None
-    digest = hashlib.sha256(str(paths.state_dir).encode()).hexdigest()[:10]
-    group = base / f"supervisor.{digest}" / agent_file_name(agent.name)
+    group = repository_cgroup(base, paths) / agent_file_name(agent.name)
     sweep(base)
     try:
         group.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
     return group if (group / "cgroup.procs").exists() else None
+
+
+def repository_cgroup(base: Path, paths: RepoPaths) -> Path:
+    """The folder the repository's agents' cgroups go in."""
+    digest = hashlib.sha256(str(paths.state_dir).encode()).hexdigest()[:10]
+    return base / f"supervisor.{digest}"
+
+
+def _made(folder: Path) -> bool:
+    with contextlib.suppress(OSError):
+        folder.mkdir(exist_ok=True)
+    return (folder / "cgroup.procs").exists()
+
+
+def _cgroup_path(group: Path) -> str | None:
+    """`group` (a folder) as /proc/PID/cgroup names it."""
+    for mount, root in _cgroup2_mounts():
+        relative = os.path.relpath(group, mount)
+        if not relative.startswith(".."):
+            return os.path.normpath(os.path.join(root, relative))
+    return None
+
+
+def _cgroup_of(pid: int) -> str | None:
+    """The cgroup v2 path of process `pid` (raises OSError once it is gone)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return None
 
 
 def sweep(base: Path, older_than: float = 60.0) -> None:

@@ -638,6 +638,9 @@ class Engine:
             self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
             return False
         ref, agent.pid, history = launched.ref, launched.pid, launched.history
+        if launched.unconfined:
+            log.warning("%s: %s", agent.name, launched.unconfined)
+            self.store.append_event(agent.name, "cgroup_join_failed", why=launched.unconfined)
         place(agent, ref)
         self.transcripts.begin(agent.name, ref.server, ref.pane, history)
         now = time.time()

@@ -279,17 +279,47 @@ def _processes(pids: Iterable[int]) -> list[psutil.Process]:
 
 
 def tree_of(root: int) -> list[psutil.Process]:
-    """`root` and its descendants now, deepest first (for a one-off kill, not for the watch loop). Read from
-    the tree's own /proc children files where the kernel has them (a whole table's scan costs a second on a
-    busy machine, and a kill walks the tree many times)."""
+    """`root` and its descendants now, deepest first (for a one-off kill, not for the watch loop)."""
+    return trees_of([root])
+
+
+def trees_of(roots: Iterable[int], spare: Collection[int] = ()) -> list[psutil.Process]:
+    """The processes of the trees under `roots` now, each once, deepest first; a process in `spare` and all
+    below it left out. Read from the trees' own /proc children files where the kernel has them (a whole
+    table's scan costs a second on a busy machine, and a kill walks the trees many times)."""
+    wanted = [root for root in dict.fromkeys(roots) if root not in spare]
     if _HAS_PROC and _CHILDREN_FILES:
-        return list(reversed(_processes(_scan_trees([root]).tree(root))))
+        snapshot = _scan_trees(wanted)
+        order: list[int] = []
+        listed: set[int] = set()
+        stack = [root for root in reversed(wanted) if root in snapshot.procs]
+        while stack:
+            pid = stack.pop()
+            if pid in spare or pid in listed:
+                continue
+            order.append(pid)
+            listed.add(pid)
+            stack.extend(snapshot.children.get(pid, ()))
+        return list(reversed(_processes(order)))
+    found: dict[int, psutil.Process] = {}
+    for root in wanted:
+        try:
+            proc = psutil.Process(root)
+            family = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+        below_spare = {c.pid for s in family if s.pid in spare for c in _children(s)}
+        for member in family:
+            if member.pid not in spare and member.pid not in below_spare:
+                found.setdefault(member.pid, member)
+    return list(reversed(found.values()))
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
     try:
-        proc = psutil.Process(root)
-        family = [proc, *proc.children(recursive=True)]
+        return proc.children(recursive=True)
     except psutil.Error:
         return []
-    return list(reversed(family))
 
 
 def carrying_env(key: str, value: str, since: float, spare: Collection[int] = ()) -> list[psutil.Process]:
@@ -317,30 +347,42 @@ def kill_tree(
     root: int | None, grace: float, *, env_key: str | None = None, env_value: str | None = None,
     since: float = 0.0, spare: Collection[int] = (),
 ) -> list[int]:
-    """End `root`'s whole tree (and processes carrying env_key=env_value, but never those in `spare`): TERM
-    deepest first and wait `grace` (none: straight on); then freeze what is left (SIGSTOP, walking the tree
-    again until a walk finds no process it has not stopped, so a process forking in a loop cannot outrun the
-    walk) and KILL it all. Returns the pids that survived (none).
+    """End `root`'s whole tree (and processes carrying env_key=env_value, but never those in `spare` or below
+    them). With a `grace`: freeze the tree (SIGSTOP, walking it again until a walk finds no process it has not
+    stopped, so a process forking in a loop cannot outrun the walk), SIGTERM each process deepest first and the
+    root last, let them all run again and wait up to `grace`. Then freeze what is left and KILL it all.
+    Returns the pids that survived (none).
 
     The agent's first process is a child subreaper (supervisor/engine/subreaper.py): what double-forked or
-    left its session is still in the tree. psutil checks each process's start time before signalling, so a
-    reused pid is never hit."""
+    left its session is in the tree while that process lives. Once it exits (on the SIGTERM, say), what it
+    adopted goes to init and out of the tree; so every process any walk saw is remembered, and each later walk
+    starts from those still running as well as from `root`. psutil checks each process's start time before
+    signalling, so a reused pid is never hit."""
+    seen: dict[tuple[int, float], psutil.Process] = {}
 
     def family() -> list[psutil.Process]:
-        procs = [p for p in tree_of(root) if p.pid not in spare] if root else []
+        starts = [root] if root else []
+        starts += [proc.pid for proc in seen.values() if _alive(proc)]
+        procs = trees_of(starts, spare) if starts else []
         if env_key and env_value:
-            seen = {p.pid for p in procs}
-            procs += [p for p in carrying_env(env_key, env_value, since, spare) if p.pid not in seen]
+            known = {p.pid for p in procs}
+            procs += [p for p in carrying_env(env_key, env_value, since, spare) if p.pid not in known]
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                seen.setdefault((proc.pid, proc.create_time()), proc)
         return procs
 
     if grace > 0:
-        procs = family()
-        for proc in procs:
+        stopped = freeze(family)  # a complete list: nothing forks while the TERMs go out
+        for proc in reversed(stopped):  # deepest first, the root last
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGTERM)
-        _wait_gone(procs, grace)
+        for proc in reversed(stopped):
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGCONT)
+        _wait_all_gone(family, grace)
     for _round in range(5):
-        frozen = freeze(family)
+        frozen = [proc for proc in freeze(family) if _alive(proc)]
         if not frozen:
             return []
         for proc in frozen:
@@ -348,6 +390,16 @@ def kill_tree(
                 proc.kill()
         _wait_gone(frozen, 5.0)
     return [p.pid for p in family() if _alive(p)]
+
+
+def _wait_all_gone(family: Callable[[], list[psutil.Process]], timeout: float) -> None:
+    """Wait until no process `family` lists is alive, listing again each time (which remembers what the
+    processes start or leave behind meanwhile), or until `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while any(_alive(proc) for proc in family()) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def freeze(family: Callable[[], list[psutil.Process]], walks: int = 100) -> list[psutil.Process]:

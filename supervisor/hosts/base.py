@@ -20,6 +20,7 @@ class Launched:
     ref: PaneRef  # the pane the agent runs in
     pid: int  # the pane's first process: ending it ends the agent (with a sandbox, its whole PID namespace)
     history: int  # lines of earlier runs already in the pane (a respawn), already in the transcript
+    unconfined: str | None = None  # why it runs in no cgroup of its own though one was made for it
 
 
 class CannotIsolate(SupervisorError):

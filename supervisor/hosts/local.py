@@ -12,7 +12,7 @@ from pathlib import Path
 import supervisor
 from supervisor.config import Config
 from supervisor.core.model import Agent
-from supervisor.engine.confinement import CGROUP, confined
+from supervisor.engine.confinement import CGROUP, check_joined, confined
 from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
 from supervisor.git.refs import ref_folder, worktree_git_dir
@@ -45,9 +45,9 @@ class LocalHost:
         line, env = self.wrap(agent, command, env)
         if into is not None:
             pid = self.tmux.respawn(into.pane, into.server, Path(agent.worktree), line, env)
-            return Launched(PaneRef.of(into), pid, into.history)
+            return Launched(PaneRef.of(into), pid, into.history, check_joined(agent, pid))
         ref, pid = self.panes.open(agent, line, dict(env), panes)
-        return Launched(ref, pid, 0)
+        return Launched(ref, pid, 0, check_joined(agent, pid))
 
     def wrap(self, agent: Agent, command: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The command line and environment that run `command` isolated as the agent's settings say."""
