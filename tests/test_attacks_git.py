@@ -15,6 +15,12 @@ COMMON = "$(git rev-parse --git-common-dir)"  # the shared .git folder, as seen 
 
 
 def _start(sandbox: Sandbox, name: str = "evil") -> Path:
+    """Start agent `name` without a sandbox: in one, the shared config, hooks and other refs are out of its
+    reach (tests/test_attacks_sandbox.py); what holds here is the engine's own."""
+    config = sandbox.root / "supervisor.yaml"
+    if "isolation:" not in config.read_text():
+        with config.open("a") as file:
+            file.write("isolation: none\n")
     sandbox.sv("start", name, "--task", "work")
     return Path(sandbox.wait_state(name, "idle", "working")["worktree"])
 
