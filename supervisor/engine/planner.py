@@ -89,7 +89,7 @@ class Planner(PeriodicService):
                 agent = engine.new_session(session.name, session.task, session.command, session.profile, target,
                                            config, queued=True)
                 agent.extra["plan"] = _plan_record(plan, path, order, session.after)
-                engine.store.add_agent(with_terms(agent, session.contract))
+                engine.store.add_agent(with_terms(agent, session.contract, engine.contracts.seal))
                 queued.append(session.name)
         except SupervisorError:
             for name in queued:  # all or nothing
