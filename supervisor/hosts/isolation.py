@@ -66,14 +66,19 @@ def in_force(configured: str | None) -> str:
     return configured or default_isolation()
 
 
-def describe(configured: str | None) -> tuple[bool, str, str | None]:
+ABSTRACT_SOCKETS = ("with the network shared, abstract sockets (X11's, an abstract D-Bus) stay reachable; "
+                    "`sandbox: {network: false}` closes them")
+
+
+def describe(configured: str | None, network: bool = True) -> tuple[bool, str, str | None]:
     """For `doctor`: whether all is well, the line saying the isolation in force, and a hint."""
     chosen = in_force(configured)
     probe = sandboxing()
     if chosen == SANDBOX:
         if probe.bwrap is None:
             return False, f"isolation: sandbox, but {probe.problem}: agents will not start", probe.hint
-        return True, f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)", None
+        return True, (f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)"
+                      + ("" if not network else f"; {ABSTRACT_SOCKETS}")), None
     why = "" if configured == NONE else f" ({probe.problem})"
     fine = configured == NONE or not sys.platform.startswith("linux")
     return fine, NOT_ENFORCED + why, None if fine else probe.hint

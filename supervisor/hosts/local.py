@@ -18,7 +18,7 @@ from supervisor.engine.processes import kill_tree
 from supervisor.git.refs import ref_folder, worktree_git_dir
 from supervisor.hosts import isolation, sandbox
 from supervisor.hosts.base import CannotIsolate, Launched
-from supervisor.paths import RepoPaths
+from supervisor.paths import RepoPaths, runtime_base
 from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
 
@@ -85,7 +85,7 @@ class LocalHost:
             state_dir=paths.state_dir,
             own_state=own_state,
             guard_hooks=paths.state_dir / "hooks",
-            runtime_dir=paths.runtime_dir,
+            runtime_dirs=runtime_folders(),
             own_runtime=paths.agent_runtime(agent.name),
             root_worktree=paths.root,
             worktrees_dir=config.worktrees.dir,
@@ -118,4 +118,13 @@ class LocalHost:
         return kill_tree(root, grace, since=since, spare=self.tmux.keepers(self.tmux.list_panes()))
 
 
-__all__ = ["ISOLATION_KEY", "CannotIsolate", "LocalHost"]
+def runtime_folders() -> tuple[Path, ...]:
+    """Every folder of this user's where sockets live, hidden in a sandbox: every repository's runtime folder,
+    the XDG runtime folder (the user's bus, gpg and ssh agents, podman), tmux's own, `/run/user/UID`."""
+    found = [runtime_base(), Path(f"/run/user/{os.getuid()}")]
+    found += [Path(os.environ[name]) for name in ("XDG_RUNTIME_DIR", "TMUX_TMPDIR")
+              if os.path.isabs(os.environ.get(name, ""))]
+    return sandbox.unique(path for path in found if path.resolve() != Path("/"))
+
+
+__all__ = ["ISOLATION_KEY", "CannotIsolate", "LocalHost", "runtime_folders"]
