@@ -184,3 +184,19 @@ def test_a_sandboxed_agent_reaches_no_socket_of_the_users(sandbox: Sandbox, isol
             assert sandbox.state("rogue") != "failed"  # its own runtime folder, in the hidden one, given back
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_worktree_git_file_pointing_elsewhere_is_not_bound(sandbox: Sandbox) -> None:
+    """The agent writes `gitdir: /` into its worktree's `.git` file; were the next launch to take its writable git
+    folder from there, it would bind `/` read-write (and write the shared git config). The engine binds the folder
+    git gave it when it made the worktree. (The next launch's own step is a `write`: with `/` bound again without
+    `nodev`, no program could even open /dev/null.)"""
+    config = sandbox.paths.common_dir / "config"
+    script = sandbox.root.parent / "rogue.yaml"
+    then = f"start:\\n  - {{write: {{path: {config}, content: OWNED}}}}\\nturns: []\\n"
+    found = _rogue(sandbox, f"""probe planted "printf 'gitdir: /\\n' > .git && printf '{then}' > {script}"\n""")
+    assert found == {"planted": "yes"}
+    sandbox.sv("restart", "rogue", check=False)
+    wait_until(lambda: re.search(r"wrote|Read-only file system", sandbox.sv("log", "rogue").stdout)
+               or sandbox.state("rogue") == "failed", message="the relaunch done")
+    assert "OWNED" not in config.read_text()

@@ -559,6 +559,7 @@ class Engine:
         worktree = Path(agent.worktree)
         worktrees.ensure_excludes(self.paths.common_dir)
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
+        agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)
         self.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
                                 base=agent.base)
 

@@ -15,7 +15,8 @@ from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, confined
 from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
-from supervisor.git.refs import ref_folder, worktree_git_dir
+from supervisor.git.refs import ref_folder
+from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir
 from supervisor.hosts import isolation, sandbox
 from supervisor.hosts.base import CannotIsolate, Launched
 from supervisor.paths import RepoPaths, runtime_base
@@ -68,7 +69,10 @@ class LocalHost:
         paths = self.paths
         config = self.settings()
         worktree = Path(agent.worktree)
-        git_dir = worktree_git_dir(worktree)
+        try:  # the one folder of the shared .git it may write: never from its own `.git` file (`gitdir: /`)
+            git_dir = admin_dir(paths.common_dir, worktree, agent.extra.get(GIT_DIR_KEY))
+        except GitError as exc:
+            raise CannotIsolate(exc.message, hint=exc.hint) from None
         own_state = paths.agent_state(agent.name)
         helpers = worktree / SUB_AGENTS
         hidden = tuple(sorted(p for p in helpers.iterdir() if p.is_dir() and (p / ".git").exists())) \
@@ -79,7 +83,7 @@ class LocalHost:
         return sandbox.Spec(
             worktree=worktree,
             common_dir=paths.common_dir,
-            worktree_git_dir=(git_dir if git_dir is not None else worktree / ".git").resolve(),
+            worktree_git_dir=git_dir,
             # agent/NAME/work: the agent's own folder (branches named before those folders share theirs)
             ref_folder=paths.common_dir / ref_folder(agent.branch),
             state_dir=paths.state_dir,

@@ -1,0 +1,51 @@
+"""What a sandbox is made of, from its parts: the bubblewrap command line (`sandbox.argv`: later mounts cover
+earlier ones, so nothing hidden may come back through a later bind) and the folders the engine takes from its own
+knowledge rather than from what an agent could have written."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from supervisor.git.worktrees import GitError, add_worktree, admin_dir, git_dir_at_creation
+
+
+def _repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q",
+                                                 "--allow-empty", "-m", "initial"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_the_worktree_git_folder_is_the_one_git_made_not_what_its_git_file_says(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    worktree = tmp_path / "wt"
+    add_worktree(root, worktree, "agent/a/work", "HEAD")
+    recorded = git_dir_at_creation(worktree)
+    assert Path(recorded) == (root / ".git" / "worktrees" / "wt").resolve()
+    (worktree / ".git").write_text("gitdir: /\n")  # what an agent can write
+    assert admin_dir(root / ".git", worktree, recorded) == Path(recorded)
+    # without a record (an agent started by an older engine): the folder whose `gitdir` names the worktree
+    assert admin_dir(root / ".git", worktree, None) == Path(recorded)
+
+
+@pytest.mark.parametrize("recorded", ["/", "{common}", "{common}/worktrees", "{common}/worktrees/wt/../../objects"])
+def test_a_git_folder_outside_the_worktrees_folder_is_refused(tmp_path: Path, recorded: str) -> None:
+    root = _repo(tmp_path)
+    worktree = tmp_path / "wt"
+    add_worktree(root, worktree, "agent/a/work", "HEAD")
+    with pytest.raises(GitError, match="not one of"):
+        admin_dir(root / ".git", worktree, recorded.format(common=root / ".git"))
+
+
+def test_a_symlinked_git_folder_is_refused(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    worktree = tmp_path / "wt"
+    add_worktree(root, worktree, "agent/a/work", "HEAD")
+    (root / ".git" / "worktrees" / "link").symlink_to(root / ".git" / "refs")
+    with pytest.raises(GitError, match="not one of"):
+        admin_dir(root / ".git", worktree, str(root / ".git" / "worktrees" / "link"))
