@@ -200,3 +200,37 @@ def test_a_worktree_git_file_pointing_elsewhere_is_not_bound(sandbox: Sandbox) -
     wait_until(lambda: re.search(r"wrote|Read-only file system", sandbox.sv("log", "rogue").stdout)
                or sandbox.state("rogue") == "failed", message="the relaunch done")
     assert "OWNED" not in config.read_text()
+
+
+def _parent_probes(body: str) -> str:
+    """Probes for a parent that starts helper `h` first; its helpers (which run the same script) do nothing."""
+    helper = f"{sys.executable} -m supervisor helper h --role test-agent --no-wait"
+    return f'case "$SUPERVISOR_AGENT" in *.*) ;; *)\nprobe helper_started "{helper}"\n{body};; esac\n'
+
+
+def test_a_parent_sees_of_its_later_helpers_only_their_status_and_messages(sandbox: Sandbox) -> None:
+    """`.sub-agents/` is hidden in a parent's sandbox whether its helpers came before or after its launch; it
+    reads their `status.yaml` (kept current) and writes `messages/`."""
+    wait = "timeout 15 sh -c 'until grep -q rogue.h .sub-agents/status.yaml; do sleep 0.1; done'"
+    found = _rogue(sandbox, _parent_probes(
+        'probe read_helper "cat .sub-agents/h/SESSION.md"\n'
+        'probe write_helper "echo x > .sub-agents/h/OWNED && test -f .sub-agents/h/OWNED"\n'
+        f'probe status "{wait}"\n'
+        'probe message "echo hi > .sub-agents/messages/note"\n'))
+    helper = Path(sandbox.agent("rogue.h")["worktree"])
+    assert found == {"helper_started": "yes", "read_helper": "no", "write_helper": "no", "status": "yes",
+                     "message": "yes"}, found
+    assert not (helper / "OWNED").exists()
+    assert (helper.parent / "messages" / "note").read_text() == "hi\n"
+
+
+@pytest.mark.parametrize("isolation", ["sandbox", "none"])
+def test_a_planted_sub_agents_link_is_not_followed(sandbox: Sandbox, isolation: str) -> None:
+    """`.sub-agents -> ~/.config`: the engine makes the next helper's worktree (and writes status and messages)
+    only inside the parent's worktree, never where a link leads."""
+    _configure(sandbox, isolation)
+    target = sandbox.home / ".config"
+    target.mkdir()
+    _rogue(sandbox, _parent_probes(
+        "").replace('probe helper_started', f'rm -rf .sub-agents; ln -s {target} .sub-agents\nprobe helper_started'))
+    assert list(target.iterdir()) == []

@@ -73,6 +73,7 @@ from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.files import inside
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
@@ -557,6 +558,9 @@ class Engine:
 
     def _make_worktree(self, agent: Agent) -> None:
         worktree = Path(agent.worktree)
+        owner = self.store.get_agent(agent.parent) if agent.parent else None
+        if owner is not None:  # a helper's, in its parent's `.sub-agents/`: not through a link the parent planted
+            inside(Path(owner.worktree), worktree)
         worktrees.ensure_excludes(self.paths.common_dir)
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
         agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)

@@ -13,8 +13,11 @@ import supervisor
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, confined
+from supervisor.engine.helpers import MESSAGES_DIR, STATUS_FILE, SUB_AGENTS, status_text
 from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
+from supervisor.errors import SupervisorError
+from supervisor.files import inside, write_in_place
 from supervisor.git.refs import ref_folder
 from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir
 from supervisor.hosts import isolation, sandbox
@@ -24,7 +27,6 @@ from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
 
 ISOLATION_KEY = "isolation"  # in an agent's record: its own setting (a plan's session), over supervisor.yaml's
-SUB_AGENTS = ".sub-agents"
 SHELL = "/bin/sh"
 
 
@@ -74,9 +76,7 @@ class LocalHost:
         except GitError as exc:
             raise CannotIsolate(exc.message, hint=exc.hint) from None
         own_state = paths.agent_state(agent.name)
-        helpers = worktree / SUB_AGENTS
-        hidden = tuple(sorted(p for p in helpers.iterdir() if p.is_dir() and (p / ".git").exists())) \
-            if helpers.is_dir() else ()
+        helpers = self._helpers_folder(agent)
         search = (env.get("PATH") or (self.tmux.env or {}).get("PATH") or os.environ.get("PATH", "")).split(os.pathsep)
         readable = [Path(sys.prefix), Path(supervisor.__file__).parent,
                     *(Path(p) for p in search if os.path.isabs(p) and os.path.isdir(p))]
@@ -98,10 +98,27 @@ class LocalHost:
             network=config.sandbox.network,
             readable=sandbox.unique(readable),
             bridge=self._bridge(env),
-            hidden=hidden,
+            helpers=helpers,
+            helpers_status=STATUS_FILE,
+            helpers_messages=MESSAGES_DIR,
             extra_read=config.sandbox.read,
             extra_write=config.sandbox.write,
         )
+
+    @staticmethod
+    def _helpers_folder(agent: Agent) -> Path:
+        """The agent's `.sub-agents/` with what its sandbox gives back of it (its helpers' status, messages),
+        made now: a bind needs them to exist, and helpers made later appear in the hidden folder only."""
+        worktree = Path(agent.worktree)
+        helpers = worktree / SUB_AGENTS
+        try:
+            inside(worktree, helpers / MESSAGES_DIR).mkdir(parents=True, exist_ok=True)
+            status = inside(worktree, helpers / STATUS_FILE)
+            if not status.exists():
+                write_in_place(status, status_text(agent, []))
+        except SupervisorError as exc:
+            raise CannotIsolate(exc.message, hint=exc.hint) from None
+        return helpers
 
     def _bridge(self, env: Mapping[str, str]) -> tuple[Path, ...]:
         """The engine's shared socket and hook spool, while an agent is still told to reach the engine there

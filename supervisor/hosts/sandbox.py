@@ -2,7 +2,8 @@
 
 The agent sees the machine read-only, with private /proc, /dev and /tmp and a PID namespace of its own (ending
 its first process ends every process in it), and on top of that:
-- its own worktree read-write; inside it, a parent's helpers' worktrees (`.sub-agents/`) hidden;
+- its own worktree read-write; inside it, `.sub-agents/` (its helpers' worktrees, also those made after its
+  launch) hidden but for its `status.yaml` (read-only) and `messages/` (read-write);
 - the git common dir read-only, but the object store, its own ref folder, that folder's reflogs and its
   worktree's own git folder (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared
   config and hooks stay read-only, and no other ref can move;
@@ -24,7 +25,7 @@ target hides what it points at.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # Credentials and keys under the user's home that no agent needs: hidden even though the home stays readable.
@@ -55,7 +56,9 @@ class Spec:
     network: bool = True  # False: a network namespace of its own (loopback only)
     readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
     bridge: tuple[Path, ...] = ()  # shown read-write inside hidden parts (the engine's socket and spool)
-    hidden: tuple[Path, ...] = field(default=())  # more to hide (a parent's helpers' worktrees)
+    helpers: Path | None = None  # worktree/.sub-agents: hidden, less its status file and messages folder
+    helpers_status: str = "status.yaml"
+    helpers_messages: str = "messages"
     extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
 
@@ -94,8 +97,10 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     args += _bind("--ro-bind", spec.guard_hooks)
     args += _bind("--bind", spec.own_runtime)
     args += _bind("--bind", spec.worktree)
-    for path in spec.hidden:
-        args += _mask(path)
+    if spec.helpers is not None:
+        args += _mask(spec.helpers)
+        args += _bind("--ro-bind", spec.helpers / spec.helpers_status)
+        args += _bind("--bind", spec.helpers / spec.helpers_messages)
     for path in _readable(spec):
         args += _bind("--ro-bind", path)
     for path in spec.bridge:
@@ -109,7 +114,8 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
 def _readable(spec: Spec) -> list[Path]:
     """The `readable` paths that hold nothing hidden (showing a PATH entry of `/tmp` must not show the store in
     it) and lie in nothing hidden but the main worktree (a virtualenv there is fine; the store is not)."""
-    hidden = [spec.state_dir, *spec.runtime_dirs, spec.common_dir, spec.worktrees_dir, *spec.hidden]
+    hidden = [spec.state_dir, *spec.runtime_dirs, spec.common_dir, spec.worktrees_dir,
+              *([spec.helpers] if spec.helpers is not None else [])]
     if spec.real_home is not None:
         hidden += [spec.real_home / name for name in MASKED_IN_HOME]
     hidden = [h.resolve() for h in hidden]
