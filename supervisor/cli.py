@@ -508,11 +508,12 @@ def cmd_hook(args: argparse.Namespace) -> int:
         if isinstance(exc, SupervisorError) and not isinstance(exc, EngineNotRunning | EngineGone | EngineTimeout):
             return 0  # the engine answered (e.g. refused a caller that is no agent): nothing to keep
         from supervisor.engine.hooks import spool
+        from supervisor.engine.spools import spool_of
 
-        state_dir = os.environ.get("SUPERVISOR_STATE_DIR")
-        if state_dir:
+        folder = spool_of(socket_path)  # the agent's own: it says whose the event is
+        if folder is not None:
             with contextlib.suppress(OSError):
-                spool(Path(state_dir) / "spool", agent, os.environ.get("SUPERVISOR_TOKEN"), event, at=at, key=key)
+                spool(folder, event, at=at, key=key)
     return 0
 
 

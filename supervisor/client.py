@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from supervisor.engine import unixpath
 from supervisor.engine.protocol import ProtocolError, TooLarge, encode, recv_message
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.paths import RepoPaths
@@ -52,17 +53,41 @@ class EngineGone(SupervisorError):
 
 def call(paths: RepoPaths, method: str, params: dict[str, Any] | None = None, *, autostart: bool = True,
          timeout: float | None = 600) -> Any:
-    """Send one request to the repository's engine (starting it first if needed); the result."""
+    """Send one request to the repository's engine (starting it first if needed); the result. From inside an
+    agent's pane it goes through that agent's own socket (`own_socket`), which is who it is to the engine."""
+    own = own_socket(paths)
     try:
-        return _request(paths, method, params or {}, timeout)
+        return request_at(own or paths.engine_socket, method, params or {}, timeout)
     except EngineNotRunning:
+        if own is not None:
+            # An engine started from here would live in the agent's process tree and cgroup (and die with
+            # it), or in its sandbox, where the store is out of sight: the human's next command starts it.
+            raise EngineNotRunning(
+                "the engine is not running, and an agent does not start it",
+                hint="it starts with the next supervisor command run outside the agents (hook events wait "
+                     "in the agent's spool until then)") from None
         if not autostart:
             raise
     except EngineGone:
         if not autostart or method not in READ_ONLY:
             raise  # a change may or may not have happened: never repeat it blindly
     ensure_engine(paths)
-    return _request(paths, method, params or {}, timeout)
+    try:
+        return request_at(own or paths.engine_socket, method, params or {}, timeout)
+    except EngineNotRunning:
+        if own is None:
+            raise
+        raise SupervisorError(f"the engine runs, but this agent's socket {own} is gone: the engine does not run "
+                              f"agent {os.environ.get('SUPERVISOR_AGENT') or '?'} any more") from None
+
+
+def own_socket(paths: RepoPaths) -> Path | None:
+    """The calling agent's own socket to this repository's engine (SUPERVISOR_SOCKET, in its pane), if any."""
+    given = os.environ.get("SUPERVISOR_SOCKET")
+    if not given:
+        return None
+    path = Path(given)
+    return path if path.parent.parent == paths.runtime_dir / "agents" else None
 
 
 def _request(paths: RepoPaths, method: str, params: dict[str, Any], timeout: float | None) -> Any:
@@ -73,7 +98,7 @@ def request_at(socket_path: Path | str, method: str, params: dict[str, Any], tim
     """One request to the engine listening on `socket_path` (no auto-start). One larger than the engine takes
     is refused here, before it connects."""
     try:
-        line = encode({"method": method, "params": params, "token": os.environ.get("SUPERVISOR_TOKEN")})
+        line = encode({"method": method, "params": params})
     except TooLarge as exc:
         raise UsageError(str(exc)) from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -111,7 +136,7 @@ def _connect(sock: socket.socket, path: str, timeout: float | None) -> None:
     pause = 0.005
     while True:
         try:
-            sock.connect(path)
+            unixpath.connect(sock, path)
             return
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise EngineNotRunning("the engine is not running", hint="`supervisor engine start` starts it") from exc

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from supervisor.errors import SupervisorError
@@ -74,11 +75,26 @@ def checks() -> list[Check]:
 
         running = engine_running(paths)
         found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
+        found.append(identity_check())
         found += alert_checks(paths, config)
         found += boundary_checks(config)
     except SupervisorError as exc:
         found.append(Check("repository/config", False, exc.message, exc.hint))
     return found
+
+
+def identity_check() -> Check:
+    """What keeps agents from acting as the human without a sandbox (supervisor/engine/callers.py): said as what
+    it is, never as more."""
+    lineage = Path("/proc/self/stat").exists()
+    detail = ("each agent talks to the engine through a socket of its own, which is who it is. Without a sandbox "
+              "one OS user cannot be kept from another process of the same user: a request on your socket from "
+              "inside an agent's process tree is refused your requests, but a process started for it from outside "
+              "that tree (tmux run-shell, at, cron, a systemd unit) passes for you")
+    if not lineage:
+        return Check("agent identity", True, detail.split(". ")[0] + "; this system has no /proc, so nothing ties a "
+                     "process an agent starts to it: without a sandbox run only agents you trust")
+    return Check("agent identity", True, detail)
 
 
 def alert_checks(paths: Any, config: Any) -> list[Check]:

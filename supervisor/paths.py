@@ -98,6 +98,14 @@ class RepoPaths:
         again makes the socket anew) and none of the rest of the runtime directory."""
         return self.runtime_dir / "agents" / agent_file_name(agent)
 
+    def agent_socket(self, agent: str) -> Path:
+        """The agent's own socket to the engine: a connection through it is that agent."""
+        return self.agent_runtime(agent) / "engine.sock"
+
+    def agent_spool(self, agent: str) -> Path:
+        """Where the agent's hook keeps events while the engine does not take them; read as the agent's."""
+        return self.agent_runtime(agent) / "spool"
+
     def agent_state(self, agent: str) -> Path:
         """The agent's own folder for its CLI's state (config, sessions, credentials it may use)."""
         return self.state_dir / "agents" / agent_file_name(agent)
@@ -105,9 +113,18 @@ class RepoPaths:
     def transcript(self, agent: str) -> Path:
         return _transcript(self.common_dir, agent)
 
+    @property
+    def sandbox_mark(self) -> Path:
+        """Present only inside an agent's sandbox, which binds it read-only over the hidden state directory."""
+        return self.state_dir / ".inside-an-agent-sandbox"
+
     def ensure_dirs(self) -> None:
         """Create the state and runtime directories, private to the user; the state directory must take
-        writes (an engine starts only where its store can be written: it says so in one line otherwise)."""
+        writes (an engine starts only where its store can be written: it says so in one line otherwise).
+        Never inside an agent's sandbox: an engine there would see none of the store, tmux server or agents."""
+        if self.sandbox_mark.exists():
+            raise SupervisorError("the engine is not running, and it does not start inside an agent's sandbox",
+                                  hint="it starts with the next supervisor command run outside the agents")
         try:
             for directory in (self.state_dir, self.logs_dir):
                 directory.mkdir(parents=True, exist_ok=True)

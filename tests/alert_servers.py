@@ -396,7 +396,7 @@ class Rig:
 
         agent = Agent(name=name, profile="generic", command="true", worktree=str(self.root),
                       branch=f"agent/{name}/work",
-                      base="HEAD", target="main", token="t", task=task)
+                      base="HEAD", target="main", task=task)
         return fire(self.engine.store, agent, Trigger(trigger), summary, active=active, screen=screen, **evidence)
 
     def event(self, name: str, kind: str, **data: Any) -> int:

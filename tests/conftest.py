@@ -97,6 +97,10 @@ class Sandbox:
     def tmux_socket(self) -> Path:
         return self.runtime / self.paths.runtime_dir.name / "tmux.sock"
 
+    def agent_runtime(self, name: str) -> Path:
+        """The agent's own runtime folder (its socket, its spool), under this test's runtime directory."""
+        return self.runtime / self.paths.runtime_dir.name / "agents" / name
+
     def write_config(self, text: str) -> None:
         """Write supervisor.yaml; agents' sandboxes may then also write the test's own folder (its scripts and
         prompt records are there), unless `text` says how to sandbox them."""

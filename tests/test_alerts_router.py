@@ -204,7 +204,7 @@ def test_the_router_resumes_from_its_cursor_and_its_groups_after_a_restart(rig: 
     # While no engine runs, the log still grows (the dying engine's last tick, or a hook): appended directly.
     store = Store(root / ".git" / "supervisor" / "state.db")
     agent = Agent(name="auth", profile="generic", command="true", worktree=str(root), branch="agent/auth/work",
-                  base="HEAD", target="main", token="t", task="the task")
+                  base="HEAD", target="main", task="the task")
     fire(store, agent, Trigger.EXITED, "exited with code 2 while nobody watched", exit_code=2)
     store.close()
     r = rig("")

@@ -41,7 +41,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path
 
 def agent(worktree: Path, base: str, name: str = "api", **fields: object) -> Agent:
     record = Agent(name=name, profile="generic", command="sh", worktree=str(worktree), branch=f"agent/{name}/work",
-                   base=base, target="main", token="t", state=State.WORKING, state_since=1.0)
+                   base=base, target="main", state=State.WORKING, state_since=1.0)
     return replace(record, **fields)  # type: ignore[arg-type]
 
 

@@ -31,6 +31,9 @@ def test_doctor_reports_each_check(sandbox: Sandbox) -> None:
     checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}
     assert checks["tmux"]["ok"] and checks["git"]["ok"]
     assert checks["agent CLI (generic)"]["ok"]  # the demo agent's python is on PATH
+    identity = checks["agent identity"]["detail"]  # said plainly: what holds without a sandbox, and what not
+    assert "one OS user cannot be kept from another process of the same user" in identity
+    assert "tmux run-shell" in identity
     sandbox.write_config("agent:\n  profile: claude\n  command: no-such-claude\n")
     checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}
     assert not checks["agent CLI (claude)"]["ok"]

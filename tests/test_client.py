@@ -76,7 +76,8 @@ def test_a_backlog_that_stays_full_times_out_clearly(tmp_path: Path) -> None:
 
 def test_the_engine_queues_a_burst_of_connections_before_it_accepts(tmp_path: Path) -> None:
     path = tmp_path / "engine.sock"
-    server = ControlServer(path, lambda method, params, pid, token: method)
+    server = ControlServer(lambda method, params, peer: method)
+    server.listen(path)
     burst: list[socket.socket] = []
     try:
         burst += [_client(path) for _ in range(50)]  # the engine is not accepting yet: all wait in line

@@ -249,7 +249,7 @@ def test_the_store_keeps_what_a_full_disk_refuses_in_order_and_writes_it_later(n
 
         def agent(name):
             return Agent(name=name, profile="generic", command="x", worktree="/w", branch="b", base="c",
-                         target="main", token="t")
+                         target="main")
 
         def on_disk():
             db = sqlite3.connect({str(folder / 's.db')!r})

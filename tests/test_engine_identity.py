@@ -41,6 +41,11 @@ def test_an_engine_started_from_an_agents_pane_carries_none_of_its_identity(sand
     inside = {**environ(x["pid"]), "CLAUDE_CONFIG_DIR": str(state)}
     assert inside["SUPERVISOR_AGENT"] == "x"
     sandbox.sv("engine", "stop")
+    refused = subprocess.run([PYTHON, "-m", "supervisor", "ls"], cwd=x["worktree"], env=inside, capture_output=True,
+                             text=True, timeout=60, check=False)  # an agent never starts the engine
+    assert refused.returncode != 0 and "an agent does not start it" in refused.stderr, refused.stderr
+    # Without its socket (a shell that took the rest of the agent's environment) it starts one, stripped.
+    inside.pop("SUPERVISOR_SOCKET")
     done = subprocess.run([PYTHON, "-m", "supervisor", "ls"], cwd=x["worktree"], env=inside, capture_output=True,
                           text=True, timeout=60, check=False)  # no engine runs: this one starts it
     assert done.returncode == 0, done.stderr
@@ -62,7 +67,7 @@ def test_an_engine_started_from_an_agents_pane_carries_none_of_its_identity(sand
     sandbox.sv("start", "bystander")
     bystander = sandbox.wait_state("bystander", "idle")
 
-    sandbox.sv("stop", "x")  # ends what carries x's token: x's own processes, nothing else
+    sandbox.sv("stop", "x")  # ends what carries x's socket: x's own processes, nothing else
     assert process_gone(x["pid"])
     assert not process_gone(server) and not process_gone(user) and not process_gone(bystander["pid"])
     assert sandbox.state("bystander") == "idle"
@@ -99,7 +104,7 @@ def test_agents_never_see_channel_secrets_and_the_channels_still_work(sandbox: S
         agent = sandbox.wait_state("a", "idle")
         seen = environ(agent["pid"])
         assert not set(SECRETS) & set(seen), set(SECRETS) & set(seen)
-        assert seen["HOME"] == sandbox.env["HOME"]
+        assert seen["HOME"] == str(sandbox.paths.agent_state("a") / "home")  # no secret: its sandbox's own HOME
         assert not set(SECRETS) & set(environ(tmux_server_pid(sandbox)))
         user = int(sandbox.tmux("new-window", "-d", "-P", "-F", "#{pane_pid}", "sleep 600").stdout.strip())
         assert not set(SECRETS) & set(environ(user))
@@ -181,4 +186,4 @@ def test_a_tmux_server_an_earlier_engine_started_with_secrets_hands_none_to_new_
     sandbox.sv("start", "a")
     seen = environ(sandbox.wait_state("a", "idle")["pid"])
     assert "SLACK_BOT_TOKEN" not in seen and "SMTP_PASSWORD" not in seen
-    assert seen["SUPERVISOR_TOKEN"] != "an-agents-token"
+    assert "SUPERVISOR_TOKEN" not in seen  # an agent's identity is its socket: no token, from anywhere

@@ -42,8 +42,8 @@ def test_a_hook_event_applied_before_a_kill_is_not_applied_again_from_its_spoole
     pid = sandbox.engine_pid()
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: process_gone(pid), message="the engine killed")
-    spooled = sandbox.root / ".git" / "supervisor" / "spool"
-    spool(spooled, "auth", env["SUPERVISOR_TOKEN"], event, at=at, key="late-answer")
+    spooled = sandbox.agent_runtime("auth") / "spool"  # the agent's own: it says whose the event is
+    spool(spooled, event, at=at, key="late-answer")
     sandbox.ls()  # a new engine, which reads the spool
     wait_until(lambda: not list(spooled.glob("*.json")), message="the spool read by the new engine")
     assert [e.get("message") for e in events(sandbox, "auth", "hook")].count("once only") == 1
@@ -54,7 +54,7 @@ def test_a_spooled_copy_waits_while_its_own_request_is_being_applied(tmp_path: P
     (a kill now must leave it for the next engine), and once the event is recorded the copy goes unapplied."""
     store = Store(tmp_path / "state.db")
     agent = Agent(name="auth", profile="claude", command="claude", worktree=str(tmp_path), branch="agent/auth/work",
-                  base="0" * 40, target="main", token="t" * 32)
+                  base="0" * 40, target="main")
     store.add_agent(agent)
     ledger = HookLedger(store)
     applied: list[str] = []
@@ -65,16 +65,16 @@ def test_a_spooled_copy_waits_while_its_own_request_is_being_applied(tmp_path: P
         applied.append(str(key))
 
     directory = tmp_path / "spool"
-    copy = spool(directory, "auth", agent.token, {"hook_event_name": "Stop"}, at=time.time(), key="k1")
+    copy = spool(directory, {"hook_event_name": "Stop"}, at=time.time(), key="k1")
     assert ledger.claim("k1")  # its request is being applied
-    assert ingest_spool(directory, store, ledger, apply) is False
+    assert ingest_spool(directory, "auth", store, ledger, apply) is False
     assert copy.exists() and applied == []
     ledger.recorded("k1")
-    assert ingest_spool(directory, store, ledger, apply) is True
+    assert ingest_spool(directory, "auth", store, ledger, apply) is True
     assert not copy.exists() and applied == []
 
-    other = spool(directory, "auth", agent.token, {"hook_event_name": "Stop"}, at=time.time(), key="k2")
-    assert ingest_spool(directory, store, ledger, apply) is True
+    other = spool(directory, {"hook_event_name": "Stop"}, at=time.time(), key="k2")
+    assert ingest_spool(directory, "auth", store, ledger, apply) is True
     assert not other.exists() and applied == ["k2"]
     store.close()
 
@@ -88,7 +88,7 @@ def test_a_spool_file_being_written_is_left_to_its_writer(tmp_path: Path) -> Non
     partial.write_text('{"agent": "auth", "tok')
     assert read_spool(directory) == []
     assert partial.exists()
-    done = spool(directory, "auth", "t", {"hook_event_name": "Stop"}, at=1.0, key="123.000000-42")
+    done = spool(directory, {"hook_event_name": "Stop"}, at=1.0, key="123.000000-42")
     assert [path for path, _ in read_spool(directory)] == [done]
     left = directory / ".99.000000-7.json"
     left.write_text("{")
@@ -150,7 +150,6 @@ def test_a_hook_event_recorded_by_an_engine_killed_before_it_applied_it_decides_
     config(sandbox)
     sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "r", "turns:\n  - [{quiet: 60s}]\n"))
     sandbox.wait_state("auth", "idle")
-    env = _pane_env(sandbox, "auth")
     pid = sandbox.engine_pid()
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: process_gone(pid), message="the engine killed")
@@ -158,8 +157,7 @@ def test_a_hook_event_recorded_by_an_engine_killed_before_it_applied_it_decides_
     store = Store(sandbox.paths.db_path)  # what the killed engine recorded, and no more
     store.append_event("auth", "hook", key="recorded-only", **event)
     store.close()
-    spool(sandbox.paths.state_dir / "spool", "auth", env["SUPERVISOR_TOKEN"], event, at=time.time(),
-          key="recorded-only")
+    spool(sandbox.agent_runtime("auth") / "spool", event, at=time.time(), key="recorded-only")
     agent = sandbox.wait_state("auth", "waiting")
     assert agent["waiting_reason"] == "pick one"
     assert [e.get("message") for e in events(sandbox, "auth", "hook")].count("pick one") == 1

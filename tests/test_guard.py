@@ -83,7 +83,7 @@ class Repo:
         store = Store(self.paths.db_path)
         try:
             store.add_agent(Agent(name=name, profile="generic", command="true", worktree=str(path),
-                                  branch=f"agent/{name}/work", base="main", target="main", token="t", extra=extra))
+                                  branch=f"agent/{name}/work", base="main", target="main", extra=extra))
         finally:
             store.close()
 

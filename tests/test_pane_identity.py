@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -115,7 +114,7 @@ def engine(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine
 
 def record(name: str, root: Path, **fields: Any) -> Agent:
     return Agent(name=name, profile="generic", command="sleep 600", worktree=str(root), branch=f"agent/{name}/work",
-                 base="HEAD", target="main", token=secrets.token_hex(8), **fields)
+                 base="HEAD", target="main", **fields)
 
 
 def test_a_live_agent_whose_pane_id_is_on_another_server_touches_nothing_there(engine: Engine,

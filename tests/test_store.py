@@ -16,7 +16,7 @@ from supervisor.errors import UsageError
 
 def _agent(name: str) -> Agent:
     return Agent(name=name, profile="generic", command="x", worktree="/w", branch=f"agent/{name}/work", base="abc",
-                 target="main", token="t")
+                 target="main")
 
 
 def test_agents_round_trip_and_events_are_kept(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def host(tmp_path: Path) -> Any:
 def add(host: Host, name: str, profile: str = "claude", command: str = "claude") -> Path:
     """An agent working, and its state folder."""
     host.store.add_agent(Agent(name=name, profile=profile, command=command, worktree=str(host.paths.root),
-                               branch=name, base="0" * 40, target="main", token=name, state=State.WORKING))
+                               branch=name, base="0" * 40, target="main", state=State.WORKING))
     folder = host.paths.agent_state(name)
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -137,7 +137,7 @@ def test_a_trees_spending_keeps_its_removed_helpers_and_not_an_earlier_agents_of
 
     def agent(name: str) -> None:
         store.add_agent(Agent(name=name, profile="claude", command="claude", worktree=str(tmp_path),
-                              branch=f"agent/{name}/work", base="HEAD", target="main", token="t"))
+                              branch=f"agent/{name}/work", base="HEAD", target="main"))
 
     def spend(name: str, key: str, tokens: int) -> None:
         ledger.save(name, f"/{name}/{key}.jsonl", Mark("1:1", 1, {}), Found([Record(key, 1.0, None, input=tokens)]))

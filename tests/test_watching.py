@@ -284,10 +284,11 @@ def test_hook_events_while_the_engine_is_down_are_spooled_and_read_back(sandbox:
     started = time.monotonic()
     _hook(env, {"hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "rm -rf x"}})
     assert time.monotonic() - started < 5  # the agent is never held up
-    assert list((sandbox.root / ".git" / "supervisor" / "spool").glob("*.json"))
+    spooled = sandbox.agent_runtime("auth") / "spool"  # the agent's own folder: it says whose the event is
+    assert list(spooled.glob("*.json"))
     agent = sandbox.wait_state("auth", "waiting")  # any command brings the engine back, which reads the spool
     assert agent["waiting_reason"] == "approval: Bash(rm -rf x)"
-    assert not list((sandbox.root / ".git" / "supervisor" / "spool").glob("*.json"))
+    assert not list(spooled.glob("*.json"))
 
 
 def test_a_hook_the_engine_answers_too_late_counts_once_and_in_the_order_it_ran(sandbox: Sandbox) -> None:
@@ -299,7 +300,7 @@ def test_a_hook_the_engine_answers_too_late_counts_once_and_in_the_order_it_ran(
     sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "late", "turns:\n  - [{quiet: 60s}]\n"))
     sandbox.wait_state("auth", "idle")
     env = _pane_env(sandbox, "auth")
-    spooled = sandbox.root / ".git" / "supervisor" / "spool"
+    spooled = sandbox.agent_runtime("auth") / "spool"
 
     def hook(event: dict[str, Any]) -> subprocess.Popen[str]:
         process = subprocess.Popen([sys.executable, "-m", "supervisor", "hook"], stdin=subprocess.PIPE,
@@ -330,9 +331,8 @@ def test_a_hook_the_engine_answers_too_late_counts_once_and_in_the_order_it_ran(
 
     # An event from before the prompt, spooled only now (its hook process was held up): it is recorded,
     # and the prompt that ran after it still decides.
-    spool(spooled, "auth", env["SUPERVISOR_TOKEN"], {"hook_event_name": "Notification", "message": "old question",
-                                                     "notification_type": "agent_needs_input"},
-          at=time.time() - 60, key="held-up")
+    spool(spooled, {"hook_event_name": "Notification", "message": "old question",
+                    "notification_type": "agent_needs_input"}, at=time.time() - 60, key="held-up")
     wait_until(lambda: "old question" in [e.get("message") for e in events(sandbox, "auth", "hook")],
                message="the late event recorded")
     assert sandbox.state("auth") == "working"
@@ -343,7 +343,8 @@ def test_a_hook_cannot_speak_for_another_agent(sandbox: Sandbox) -> None:
     sandbox.sv("start", "auth", "--command", fake_claude(sandbox, "x", "turns: []\n"))
     sandbox.wait_state("auth", "idle")
     env = _pane_env(sandbox, "auth")
-    env["SUPERVISOR_TOKEN"] = "0" * 32  # outside the agent's tree, with a forged token: not an agent
+    # Outside every agent's tree, naming the agent but through the human's socket: not an agent.
+    env["SUPERVISOR_SOCKET"] = str(sandbox.paths.engine_socket)
     _hook(env, {"hook_event_name": "Notification", "notification_type": "permission_prompt", "message": "x"})
     assert sandbox.state("auth") == "idle"
 

@@ -75,7 +75,6 @@ class Agent:
     branch: str
     base: str  # the commit the branch was created from
     target: str  # the branch its work merges into (the base branch for a session)
-    token: str
     state: State = State.STARTING
     state_since: float = 0.0
     task: str | None = None

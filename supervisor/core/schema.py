@@ -197,11 +197,19 @@ def _v4(db: sqlite3.Connection) -> None:
     )""")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    # Agents are known by the socket they talk through, no longer by a token in their environment: the tokens
+    # earlier versions kept in agents' records (where any process of the user could read them) go.
+    db.execute("UPDATE agents SET data = json_remove(data, '$.token') "
+               "WHERE json_valid(data) AND json_type(data, '$.token') IS NOT NULL")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "agents, events, meta, alerts, approvals, tasks", _v1),
     Step(2, "agents_set_aside: undecodable agent records kept apart", _v2),
     Step(3, "alert_attempts: alert attempts whose outcome is unknown", _v3),
     Step(4, "usage_records, usage_files, usage_context: tokens read from the agents' CLI records", _v4),
+    Step(5, "agents: the tokens of earlier versions removed from the records", _v5),
 )
 LATEST = STEPS[-1].version
 

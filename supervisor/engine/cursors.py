@@ -7,7 +7,7 @@ tells a live screen of the current run from one left behind.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.engine.ownfiles import read_regular
@@ -64,7 +64,9 @@ class Cursor:
 
     def record(self) -> bytes:
         """The record as it is written: padded to CURSOR_SIZE, then a newline."""
-        return json.dumps(asdict(self)).encode().ljust(CURSOR_SIZE) + b"\n"
+        fields = {"server": self.server, "pane": self.pane, "lines": self.lines, "ended": self.ended, "seen": self.seen,
+                  "size": self.size}  # (not `asdict`, which copies each field deeply: 4x slower)
+        return json.dumps(fields).encode().ljust(CURSOR_SIZE) + b"\n"
 
 
 def cursor_path(transcript: Path) -> Path:

@@ -1,8 +1,8 @@
 """The engine: one long-lived process per repository that owns the agents.
 
-Requests arrive on the control socket (one thread each); the watch loop runs in the main thread. Every
-change to an agent happens under that agent's lock and is written to the store (with its event) before
-anything else is told, so the engine can be killed at any instant and re-adopt the same world.
+Requests arrive on the control sockets, the human's and each agent's own (one thread each); the watch loop
+runs in the main thread. Every change to an agent happens under that agent's lock and is written to the store
+(with its event) before anything else is told, so the engine can be killed at any instant and re-adopt the same world.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import fcntl
 import functools
 import logging
 import os
-import secrets
 import shlex
 import shutil
 import signal
@@ -24,8 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
-
-import psutil
 
 from supervisor import __version__
 from supervisor.agents import get_profile, profile_for
@@ -41,7 +38,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import answering, branch_names, environments, rebuild, undelivered, views
+from supervisor.engine import answering, branch_names, callers, environments, rebuild, spools, undelivered, views
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -59,14 +56,14 @@ from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
 from supervisor.engine.limits import Limits
-from supervisor.engine.once import HookLedger, ingest_spool, ran_at
+from supervisor.engine.once import HookLedger, ran_at
 from supervisor.engine.panes import Panes, place
 from supervisor.engine.params import check_params
 from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
-from supervisor.engine.server import ControlServer
+from supervisor.engine.server import ControlServer, Peer
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.spending import SpendingWatch
 from supervisor.engine.taskdesk import TaskDesk
@@ -93,13 +90,6 @@ READY_QUIET = 0.2  # seconds a recognised input box stays unchanged before it ta
 UNRECOGNISED_QUIET = 5.0
 MAX_BEST_OF = 10
 RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
-
-# What a process inside an agent's tree may ask for: its own business, nothing about other agents.
-AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "unwritten", "hook", "report",
-                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
-# Requests that act as the calling agent: they are told who it is.
-CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
-                            "task_release"})
 
 
 class Service(Protocol):
@@ -150,7 +140,7 @@ class Engine:
         # Hook events applied, by the id `supervisor hook` gave them: the spooled copy of an event answered too
         # late (by this engine, or one before it) is not applied a second time.
         self.hooks_once = HookLedger(self.store)
-        self._spool_mark: float | None = None  # the spool folder's mtime when last read
+        self.spools = spools.Spools(paths)  # each agent's spool folder, as last read
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -167,6 +157,9 @@ class Engine:
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
                                         self.usage, BulkDesk(self)]
+        # The human's socket and each live agent's own (a connection through it is that agent); answered once
+        # `serve` runs, and queued in their backlogs until then.
+        self.control = ControlServer(self.handle, self.disk.note)
 
     # running ------------------------------------------------------------------------------------------
 
@@ -199,8 +192,13 @@ class Engine:
         self.ingest_spool()
         for service in self.services:
             service.start()
-        server = ControlServer(self.paths.engine_socket, self.handle, self.disk.note)
-        server.serve_in_thread()
+        for agent in self.store.agents():
+            if agent.state.live:
+                self.open_socket(agent.name)
+            else:  # one an engine killed meanwhile left: nobody listens there any more
+                self.paths.agent_socket(agent.name).unlink(missing_ok=True)
+        self.control.listen(self.paths.engine_socket)
+        self.control.serve_in_thread()
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
             for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
                 signal.signal(signum, lambda *_: self._stopping.set())
@@ -208,8 +206,8 @@ class Engine:
         try:
             self.watcher.run(self._stopping)
         finally:
-            server.shutdown()
-            server.server_close()
+            self.control.shutdown()
+            self.control.server_close()
             for service in self.services:
                 service.stop()
             self.tmux.close()
@@ -266,20 +264,15 @@ class Engine:
 
     # requests -----------------------------------------------------------------------------------------
 
-    def handle(self, method: str, params: dict[str, Any], peer_pid: int, token: str | None) -> Any:
-        caller = self._caller(peer_pid, token)
-        if caller is not None and method not in AGENT_METHODS:
-            asked = params.get("method") if method == "each" else method  # `each`: the verb it does to many
-            raise SupervisorError(
-                f"agent {caller.name} may not call {asked}",
-                hint="agents may spawn their own helpers, message and report; ask the human for the rest",
-            )
+    def handle(self, method: str, params: dict[str, Any], peer: Peer) -> Any:
+        caller = callers.identify(peer, self.store.agents())
+        callers.check(caller, peer, method, params)
         handler = next((getattr(owner, f"op_{method}") for owner in (self, *self.services)
                         if hasattr(owner, f"op_{method}")), None)
         if handler is None:
             raise UsageError(f"unknown request {method!r}")
         check_params(method, handler, params)
-        if method in CALLER_METHODS:
+        if method in callers.CALLER_METHODS:
             params = {**params, "_caller": caller}
         try:
             return handler(**params)
@@ -288,27 +281,23 @@ class Engine:
                 raise
             raise UsageError(f"bad parameters for {method}: {exc}") from None
 
-    def _caller(self, peer_pid: int, token: str | None) -> Agent | None:
-        """The agent whose process tree the peer runs in, if any."""
-        agents = self.store.agents()
-        by_pid = {a.pid: a for a in agents if a.pid and a.state.live}
-        found: Agent | None = None
+    def open_socket(self, name: str) -> bool:
+        """The agent's own socket, in its own runtime folder (with the folder its hook spools into). When it
+        cannot be made (a read-only or full runtime folder) that is said in its events, and False: the agent
+        then reaches the engine through the human's socket, known by its process lineage alone."""
         try:
-            process = psutil.Process(peer_pid)
-            for proc in [process, *process.parents()]:
-                if proc.pid in by_pid:
-                    found = by_pid[proc.pid]
-                    break
-        except psutil.Error:
-            pass
-        if token:
-            by_token = next((a for a in agents if secrets.compare_digest(a.token, token)), None)
-            if by_token is None and found is None:
-                return None  # a stale token from an agent that is gone; the tree decides
-            if found is not None and by_token is not None and by_token.name != found.name:
-                raise SupervisorError("the agent token does not belong to the calling agent")
-            found = found or by_token
-        return found
+            spools.prepare(self.paths, name)
+            self.control.listen(self.paths.agent_socket(name), name)
+        except (OSError, SupervisorError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            log.warning("%s: its own socket could not be made (%s); it is known by its process lineage only",
+                        name, why)
+            self.store.append_event(name, "socket_unavailable", path=str(self.paths.agent_socket(name)), error=why)
+            return False
+        return True
+
+    def close_socket(self, name: str) -> None:
+        self.control.forget(self.paths.agent_socket(name))
 
     def op_ping(self) -> str:
         return "pong"
@@ -438,6 +427,8 @@ class Engine:
         if live is not None and live.last_output:
             agent.last_activity_at = live.last_output
         self.store.save_agent(agent, event or "state", previous=str(previous), state=str(state), **data)
+        if previous.live and not state.live:
+            self.close_socket(agent.name)  # it ended: nothing speaks for it any more
         log.debug("%s: %s -> %s %s", agent.name, previous, state, data or "")  # the event log has it all
 
     # start --------------------------------------------------------------------------------------------
@@ -506,7 +497,7 @@ class Engine:
         now = time.time()
         return Agent(
             name=name, profile=chosen.name, command=line, worktree=str(self._worktree_path(config, name)),
-            branch=agent_branch(name), base=base_commit, target=target, token=secrets.token_hex(16), task=task,
+            branch=agent_branch(name), base=base_commit, target=target, task=task,
             state=State.QUEUED if queued else State.STARTING, state_since=now, started_at=0.0 if queued else now,
             port=None if queued else self.free_port(),
         )
@@ -595,7 +586,6 @@ class Engine:
     def _setup_worktree(self, agent: Agent, config: Config) -> None:
         """Run `worktrees.setup` in the new worktree; a failing command fails the agent with its output."""
         env = {**self.agents_env, **agent_identity(self.paths, agent), "TERM": "dumb"}
-        env.pop("SUPERVISOR_TOKEN")
         for command in config.worktrees.setup:
             done = subprocess.run(command, shell=True, cwd=agent.worktree, env=env, capture_output=True,
                                   text=True, check=False, stdin=subprocess.DEVNULL)
@@ -637,7 +627,10 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
+        own_socket = self.open_socket(agent.name)  # before its first process: its hooks talk through it
         env = agent_identity(self.paths, agent)
+        if not own_socket:
+            env["SUPERVISOR_SOCKET"] = str(self.paths.engine_socket)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
@@ -907,20 +900,14 @@ class Engine:
             lock.release()
 
     def ingest_spool(self) -> None:
-        """Hook events `supervisor hook` spooled, in order: while no engine ran, or when this one answered
-        too late (the hook gives up after a few seconds rather than hold the agent up)."""
-        self._spool_mark = _mtime(self.paths.state_dir / "spool")  # before the read: a file added later moves it
-        if self._spool_mark is None:
-            return
-        if not ingest_spool(self.paths.state_dir / "spool", self.store, self.hooks_once,
-                            functools.partial(self._apply_hook, decide=False)):
-            self._spool_mark = None  # a file kept: read again at the next tick
+        """Hook events `supervisor hook` spooled into agents' runtime folders, in order: while no engine ran, or
+        when this one answered too late (the hook gives up after a few seconds rather than hold the agent up)."""
+        self.spools.ingest(self.store, self.hooks_once, functools.partial(self._apply_hook, decide=False))
 
     def ingest_spool_if_changed(self) -> None:
-        """Each tick: one stat of the spool folder while nothing new is in it."""
-        mark = _mtime(self.paths.state_dir / "spool")
-        if mark is not None and mark != self._spool_mark:
-            self.ingest_spool()
+        """Each tick: one stat per agent's spool folder while nothing new is in them."""
+        self.spools.ingest(self.store, self.hooks_once, functools.partial(self._apply_hook, decide=False),
+                           changed_only=True)
 
     def op_approve(self, name: str, reason: str | None = None, always: bool = False, by: str = "cli") -> dict[str, Any]:
         return self.answer(name, True, reason, always=always, by=_answerer(by))
@@ -1124,7 +1111,8 @@ class Engine:
             return views.agent_view(agent, self.live.get(name))
 
     def _end(self, agent: Agent, grace: float, why: str) -> None:
-        """End the agent's whole process tree (its orphans stay in it: supervisor/engine/confinement.py); a request its
+        """End the agent's whole process tree, and anything that escaped it carrying its socket (its own, unique to
+        this repository's agent of that name, in SUPERVISOR_SOCKET); a request its
         hook held is dropped first (`why`), since no answer can reach it. The tree is the one its own pane runs
         now: a pid recorded before its tmux server died may be another's by now."""
         self.approvals.drop(agent.name, why)
@@ -1269,6 +1257,8 @@ class Engine:
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)
+            self.close_socket(name)
+            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket's folder and spool
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 

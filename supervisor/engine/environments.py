@@ -5,7 +5,7 @@ may run in a terminal, or in an agent's pane. Its environment is the user's, les
 - what describes the terminal it was started in (`TERMINAL_ONLY`): stale in any pane the engine opens later;
 - every variable the engine gives an agent (`IDENTITY`, and each profile's `state_vars`), and git's location
   variables: an engine started from an agent's pane must not carry that agent's identity (a tmux server it
-  starts would hand it to every pane, and ending that agent would end whatever carries its token).
+  starts would hand it to every pane, and ending that agent would end whatever carries its socket).
 
 The tmux server the engine starts, and so every agent, gets the engine's environment less the alert
 channels' secrets (`CHANNEL_SECRETS`, and every variable `alerts:` of supervisor.yaml names as `${VAR}`): the
@@ -38,9 +38,12 @@ TERMINAL_ONLY = frozenset({
 TERMINAL_PREFIXES = ("TERM_", "KITTY_", "ITERM_", "WEZTERM_", "ALACRITTY_", "KONSOLE_", "GNOME_TERMINAL_",
                      "VSCODE_")
 
-# What the engine gives each agent (`agent_identity`): who it is and where the engine is.
-IDENTITY = frozenset({"SUPERVISOR_AGENT", "SUPERVISOR_TOKEN", "SUPERVISOR_PORT", "SUPERVISOR_SOCKET",
-                      "SUPERVISOR_STATE_DIR", "COMPOSE_PROJECT_NAME"})
+# What the engine gives each agent (`agent_identity`): its name, its port, its own socket to the engine. Nothing
+# in it proves who it is: the socket it talks through does.
+GIVEN = frozenset({"SUPERVISOR_AGENT", "SUPERVISOR_PORT", "SUPERVISOR_SOCKET", "COMPOSE_PROJECT_NAME"})
+# What earlier versions gave agents besides (a token, the store's location): never passed on.
+FORMERLY_GIVEN = frozenset({"SUPERVISOR_TOKEN", "SUPERVISOR_STATE_DIR"})
+IDENTITY = GIVEN | FORMERLY_GIVEN
 # Given by the engine, and only ever the user's own when no agent's identity comes with them (a user may set
 # CLAUDE_CONFIG_DIR for their own sessions: the engine seeds agents' folders from it).
 AGENT_ONLY = frozenset().union(*(profile.state_vars for profile in PROFILES.values()))
@@ -53,16 +56,16 @@ NEVER_SECRET_PREFIXES = ("LC_", "XDG_")
 
 
 def agent_identity(paths: RepoPaths, agent: Agent) -> dict[str, str]:
-    """The variables that make a process the agent's, and tell it where the engine is."""
+    """The variables that tell the agent who it is and where its own socket to the engine is (GIVEN). None of
+    them is a secret: another process reading them gains nothing a path on disk does not show."""
     compose = f"{paths.name}-{agent.name}".lower().replace(".", "-")
     return {
         "SUPERVISOR_AGENT": agent.name,
-        "SUPERVISOR_TOKEN": agent.token,
         "SUPERVISOR_PORT": str(agent.port),
         "COMPOSE_PROJECT_NAME": "".join(c for c in compose if c.isalnum() or c in "-_"),
-        # Where `supervisor hook` finds the engine (or its spool) without asking git.
-        "SUPERVISOR_SOCKET": str(paths.engine_socket),
-        "SUPERVISOR_STATE_DIR": str(paths.state_dir),
+        # Its own socket: every command in its pane talks to the engine through it (`supervisor hook` spools
+        # beside it while the engine is down).
+        "SUPERVISOR_SOCKET": str(paths.agent_socket(agent.name)),
     }
 
 
@@ -71,7 +74,7 @@ def engine_environment(environ: Mapping[str, str], state_dir: Path | None = None
     variable goes when an agent's identity came with it, or when it points into `state_dir` (the
     repository's supervisor state, where agents' own folders are)."""
     agents = None if state_dir is None else str(state_dir / "agents") + "/"
-    an_agents = any(environ.get(key) for key in ("SUPERVISOR_AGENT", "SUPERVISOR_TOKEN"))
+    an_agents = any(environ.get(key) for key in ("SUPERVISOR_AGENT", "SUPERVISOR_SOCKET", "SUPERVISOR_TOKEN"))
 
     def kept(key: str, value: str) -> bool:
         if key in TERMINAL_ONLY or key.startswith(TERMINAL_PREFIXES) or key in LOCATION_VARS:

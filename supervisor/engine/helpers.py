@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -116,7 +115,7 @@ class HelperDesk(ServiceThread):
         agent = Agent(
             name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
             branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
-            token=secrets.token_hex(16), task=task, role=role, state=State.STARTING, state_since=now,
+            task=task, role=role, state=State.STARTING, state_since=now,
             started_at=now, port=engine.free_port())
 
         def admit() -> None:

@@ -146,14 +146,14 @@ def unjudged(event: dict[str, Any]) -> bool:
     return event.get(CUT) == "input" and tool_summary(event) == str(event.get("tool_name") or "tool")
 
 
-def spool(directory: Path, agent: str, token: str | None, payload: dict[str, Any], *, at: float,
-          key: str) -> Path:
-    """Keep an event the engine did not take (one file per event, written atomically). `at`: when the hook
-    ran; `key`: the id it was sent with, so an engine that took it after all does not apply it twice."""
+def spool(directory: Path, payload: dict[str, Any], *, at: float, key: str) -> Path:
+    """Keep an event the engine did not take (one file per event, written atomically) in the agent's own spool
+    folder, which says whose it is. `at`: when the hook ran; `key`: the id it was sent with, so an engine that
+    took it after all does not apply it twice."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{key}.json"
     tmp = directory / f".{name}"
-    tmp.write_text(json.dumps({"agent": agent, "token": token, "event": payload, "at": at, "key": key}))
+    tmp.write_text(json.dumps({"event": payload, "at": at, "key": key}))
     target = directory / name
     os.replace(tmp, target)
     return target

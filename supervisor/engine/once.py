@@ -15,7 +15,6 @@ therefore takes its hook state from that event (`last_hook`), as the engine befo
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -93,11 +92,12 @@ class HookLedger:
             self._known_since = since
 
 
-def ingest_spool(directory: Path, store: Store, ledger: HookLedger,
+def ingest_spool(directory: Path, name: str, store: Store, ledger: HookLedger,
                  apply: Callable[[Agent, dict[str, Any], float, object], None]) -> bool:
-    """Apply the hook events spooled in `directory` that are not applied yet, in order, and remove their files;
-    `apply(agent, event, ran, key)` records the event with its id. Returns False when a file was kept, because its
-    event's own request is being applied right now: its record decides at the next read."""
+    """Apply the hook events spooled in `directory` (agent `name`'s own spool folder: each is that agent's, whatever
+    its file says) that are not applied yet, in order, and remove their files; `apply(agent, event, ran, key)`
+    records the event with its id. Returns False when a file was kept, because its event's own request is being
+    applied right now: its record decides at the next read."""
     items = []
     for path, item in read_spool(directory):
         try:
@@ -116,11 +116,9 @@ def ingest_spool(directory: Path, store: Store, ledger: HookLedger,
         if seen is Seen.APPLYING:
             done = False
             continue
-        agent = store.get_agent(str(item.get("agent")))
-        token = item.get("token")
+        agent = store.get_agent(name)
         event = item.get("event")
-        if (seen is Seen.NEW and agent is not None and isinstance(token, str)
-                and secrets.compare_digest(agent.token, token) and isinstance(event, dict) and ledger.claim(key)):
+        if seen is Seen.NEW and agent is not None and isinstance(event, dict) and ledger.claim(key):
             try:
                 apply(agent, event, ran, key)
             except BaseException:

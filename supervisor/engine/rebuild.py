@@ -1,7 +1,8 @@
 """Agents rebuilt from what outlives the store: our tmux server's panes and the repository's git worktrees.
 
-Every agent pane is started with SUPERVISOR_AGENT (and its token, port and our state directory) in its
-environment, and every agent has a worktree on branch `agent/NAME/work` with its contract in SESSION.md. When the
+Every agent pane is started with SUPERVISOR_AGENT and its own socket (SUPERVISOR_SOCKET, in this repository's
+runtime folder; earlier versions gave our state directory instead) in its environment, and every agent has a
+worktree on branch `agent/NAME/work` with its contract in SESSION.md. When the
 store has no record of such an agent (a 0-byte or lost store, a record set aside, a store rebuilt by
 `doctor --repair`), its record is made again from those: live with its pane when one runs, stopped
 otherwise. SESSION.md lives in the agent's worktree, where the agent could have edited it, so the contract
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +53,7 @@ class AgentPane:
     command: str
 
 
-def agent_panes(tmux: Tmux, state_dir: Path) -> dict[str, AgentPane]:
+def agent_panes(tmux: Tmux, paths: RepoPaths) -> dict[str, AgentPane]:
     """The live agent panes of our tmux server, by agent name (none when the server is not running)."""
     panes = tmux.list_panes()
     if not panes:
@@ -71,12 +71,13 @@ def agent_panes(tmux: Tmux, state_dir: Path) -> dict[str, AgentPane]:
             env = psutil.Process(info.pid).environ()
         except psutil.Error:
             continue
-        name = env.get("SUPERVISOR_AGENT")
-        if not name or env.get("SUPERVISOR_STATE_DIR") != str(state_dir):
-            continue
+        name = env.get("SUPERVISOR_AGENT") or ""
         try:
             validate_name(name)
         except SupervisorError:
+            continue
+        ours = env.get("SUPERVISOR_SOCKET") == str(paths.agent_socket(name))
+        if not ours and env.get("SUPERVISOR_STATE_DIR") != str(paths.state_dir):  # (a pane of an earlier version)
             continue
         _, cwd, command = more.get(info.pane, ("", "", ""))
         found[name] = AgentPane(name, info.pane, info.pid, env, cwd, command.strip().strip('"'))
@@ -128,7 +129,7 @@ def rebuild_missing(store: Store, paths: RepoPaths, config: Config, tmux: Tmux, 
     the store does not know; the names rebuilt. Parents come before their helpers."""
     agents = store.agents()
     known = {agent.name for agent in agents}
-    panes = agent_panes(tmux, paths.state_dir)
+    panes = agent_panes(tmux, paths)
     trees, linked = agent_worktrees(paths.root)
     names = set(panes) | (set(trees) if include_stopped else set())
     server = tmux.listed_server
@@ -178,8 +179,7 @@ def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane |
     env = pane.env if pane else {}
     now = time.time()
     agent = Agent(name=name, profile=profile, command=command, worktree=str(worktree), branch=branch, base=base,
-                  target=target, token=env.get("SUPERVISOR_TOKEN") or secrets.token_hex(16),
-                  state=State.WORKING if pane else State.STOPPED, state_since=now)
+                  target=target, state=State.WORKING if pane else State.STOPPED, state_since=now)
     if pane is not None:
         agent.pane, agent.pid = pane.pane, pane.pid
         agent.extra["tmux_server"] = server

@@ -6,6 +6,7 @@ tells the lines the transcript holds already from those it does not) and `log -f
 
 from __future__ import annotations
 
+import functools
 import re
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
@@ -31,7 +32,21 @@ def strip_ansi(text: str) -> str:
 
 def bare(text: str) -> str:
     """Text as compared across wrappings: no escape sequences, no whitespace."""
+    if len(text) <= _CACHED_LINE and "\n" not in text:
+        return _bare_line(text)
     return _WHITESPACE.sub("", strip_ansi(text))
+
+
+_CACHED_LINE = 1024  # longest line whose bare text is remembered
+
+
+@functools.lru_cache(maxsize=32768)
+def _bare_line(line: str) -> str:
+    """`bare` of one screen line, remembered: each look compares the same screen lines again (a live screen's
+    lines against the next one's), so most are asked for many times."""
+    if "\r" in line:
+        return _WHITESPACE.sub("", strip_ansi(line))
+    return "".join(_ANSI.sub("", line).split())  # one segment: strip_ansi keeps it, or "" when it is all blank
 
 
 def find_end(rows: list[str], key: str, *, at_start: bool = False) -> int | None:

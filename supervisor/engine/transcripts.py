@@ -72,6 +72,7 @@ class Transcripts:
         self._cursors: dict[str, Cursor] = {}
         self._files: dict[str, int] = {}  # open transcripts
         self._cursor_files: dict[str, int] = {}
+        self._saved: dict[str, bytes] = {}  # the cursor record each open cursor file holds
         self._lock = threading.Lock()
         self._unwritten: dict[str, bytes] = {}  # per transcript, what the disk refused, oldest first
         self._unsaved: set[str] = set()  # cursors not written since they moved
@@ -253,6 +254,7 @@ class Transcripts:
                 self._show(name)
 
     def _close(self, name: str) -> None:
+        self._saved.pop(name, None)
         live = self._live_files.pop(name, None)
         for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None), live and live[0]):
             if fd is not None:
@@ -461,11 +463,14 @@ class Transcripts:
     def _save(self, name: str, cursor: Cursor) -> None:
         """Overwrite the cursor file in place with one write of a fixed-size record."""
         self._cursors[name] = cursor
+        record = cursor.record()
+        if self._saved.get(name) == record and name in self._cursor_files:
+            return  # the file holds it already (a look that took no rows)
+        self._saved.pop(name, None)
         try:
             fd = self._cursor_files.get(name)
             if fd is None:
                 fd = self._cursor_files[name] = open_regular(self._cursor_path(name), os.O_RDWR | os.O_CREAT)
-            record = cursor.record()
             if len(record) > CURSOR_SIZE + 1:
                 os.ftruncate(fd, 0)  # longer than the usual record: no older one may show past its end
             os.pwrite(fd, record, 0)
@@ -475,6 +480,7 @@ class Transcripts:
             self.fault = self.fault or exc.strerror or str(exc)
             self._unsaved.add(name)  # the cursor in memory holds; written by `retry`
             return
+        self._saved[name] = record
         self._unsaved.discard(name)
 
     def _load(self, name: str) -> Cursor | None:

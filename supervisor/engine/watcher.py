@@ -20,6 +20,7 @@ spinner that keeps animating during a hung request is not progress.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from supervisor.agents.session_ids import valid
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine import limits as limit_records
 from supervisor.engine import undelivered
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
@@ -65,6 +67,9 @@ SLOW_CHECK_EVERY = 5  # ticks between the costlier checks (every tree's CPU, esc
 ESCAPE_SWEEP_EVERY = 12  # slow checks between looks at every process's directory, not only active ones
 SESSION_RECHECK_EVERY = 3  # slow checks between looks for a newer conversation once one was found
 _CPU_DECIDES = (State.WORKING, State.STALLED, State.STARTING)  # states whose next step may hang on tool CPU
+# States in which a look that found nothing new and no tree read leaves the decision to the clock alone (see
+# `Watcher._unchanged`); the others may hang on tool CPU read every tick.
+_QUIET_STATES = (State.IDLE, State.WAITING)
 _STATES = {Verdict.WORKING: State.WORKING, Verdict.IDLE: State.IDLE, Verdict.WAITING: State.WAITING}
 
 
@@ -106,6 +111,10 @@ class Live:
     replaying: bool = False
     timing_out: bool = False  # its timeout kill is under way (in memory: a new engine, or a failed kill, retries)
     limit_notices: list[tuple[str, float]] = field(default_factory=list)  # limits its hooks told, not yet applied
+    # Until when a tick with nothing new for it need not judge it again (`Watcher._unchanged`), and what its
+    # judgement depended on then.
+    quiet_until: float = 0.0
+    quiet_key: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,9 @@ class Watcher:
         now = time.time()
         for candidate in live_agents:
             look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
+            if look is None and snapshot is None \
+                    and self._unchanged(candidate, versions.get(candidate.name, 0), owned.get(candidate.name), now):
+                continue
             self._locked(candidate.name,
                          lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot),
                          read=(candidate, versions.get(candidate.name, 0)))
@@ -203,6 +215,41 @@ class Watcher:
             self.check_escapes(snapshot, live_agents, panes)
             self.check_deadlocks(live_agents)
             self.look_for_sessions(live_agents)
+
+    def _unchanged(self, agent: Agent, version: int, pane: PaneInfo | None, now: float) -> bool:
+        """Whether judging the agent again this tick would find what the last judgement found: it printed
+        nothing, no tree was read, nothing it is judged by changed (its record, its hooks, its approvals, the
+        configuration), and no deadline of its (settling, idle_after, stall_after, its timeout) came since. A
+        quiet agent then costs nothing per tick."""
+        live = self.engine.live.get(agent.name)
+        if live is None or live.quiet_key is None or now >= live.quiet_until or agent.state not in _QUIET_STATES:
+            return False
+        if pane is None or pane.dead or (pane.pid and pane.pid != agent.pid):
+            return False
+        return live.quiet_key == self._quiet_key(agent, version, live)
+
+    def _quiet_key(self, agent: Agent, version: int, live: Live) -> tuple[object, ...]:
+        """What a judgement of a quiet agent depends on, besides the clock (see `_decide`)."""
+        return (version, self.engine.config, agent.state, live.hook_state, live.hook_reason, live.last_hook,
+                live.pending_prompt, bool(live.limit_notices), live.last_progress, live.last_output, live.reading,
+                live.reading_since, live.screen_changed_at, live.session_id, live.timing_out, live.launched_at,
+                self.engine.approvals.pending(agent.name) is None)
+
+    def _settle_quiet(self, agent: Agent, live: Live, now: float) -> None:
+        """After a judgement: until when the clock alone cannot change it (the earliest deadline still ahead),
+        for an agent in a quiet state with no limit or undelivered task (their checks have clocks of their own)."""
+        live.quiet_until, live.quiet_key = 0.0, None
+        if agent.state not in _QUIET_STATES or limit_records.KEY in agent.extra or undelivered.MARK in agent.extra:
+            return
+        limits = self.engine.config.limits
+        deadlines = [max(live.reading_since, live.last_progress) + SETTLE_SECONDS,
+                     live.launched_at + limits.idle_after, live.last_progress + limits.idle_after,
+                     max(live.last_progress, live.last_hook) + self._stall_after(agent) - TICK_JITTER]
+        timeout = self.engine.timeout_of(agent)
+        if timeout is not None:
+            deadlines.append(agent.started_at + timeout)
+        live.quiet_until = min((at for at in deadlines if at > now), default=math.inf)
+        live.quiet_key = self._quiet_key(agent, self.engine.store.version(agent.name), live)
 
     def _looks(self, agents: list[Agent], owned: dict[str, PaneInfo | None]) -> dict[str, tuple[str, int]]:
         """Per agent worth a look this tick: its pane (`owned`: each one's, as this tick listed it), and how many
@@ -297,6 +344,7 @@ class Watcher:
             return
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
+        live.quiet_key = None  # judged again below, or ended: the next tick judges it whatever happens
         profile = get_profile(agent.profile)
         self._measure(agent, live, profile, pane, now, look, snapshot)
         if self._timed_out(agent, now):
@@ -304,6 +352,7 @@ class Watcher:
         if live.pending_prompt:
             return
         self._decide(agent, live, profile, now)
+        self._settle_quiet(agent, live, now)
 
     # measuring -------------------------------------------------------------------------------------------
 

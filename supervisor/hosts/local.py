@@ -136,7 +136,9 @@ class LocalHost:
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         root = pane.pid if pane is not None and not pane.dead else None
-        return kill_tree(root, grace, since=since, spare=self.tmux.keepers(self.tmux.list_panes()))
+        # and anything that escaped it still carrying its own socket (unique to this repository's agent of that name)
+        return kill_tree(root, grace, env_key="SUPERVISOR_SOCKET", env_value=str(self.paths.agent_socket(agent.name)),
+                         since=since, spare=self.tmux.keepers(self.tmux.list_panes()))
 
 
 def runtime_folders() -> tuple[Path, ...]:

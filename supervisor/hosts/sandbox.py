@@ -73,6 +73,9 @@ def folders_to_create(spec: Spec) -> list[Path]:
     return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.home]
 
 
+SANDBOX_MARK = ".inside-an-agent-sandbox"  # RepoPaths.sandbox_mark
+
+
 def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     """The bubblewrap command line that runs `command` (a program and its arguments) in the agent's sandbox.
     Paths that do not exist are left out (nothing there to show or hide), so build it once they are made."""
@@ -93,6 +96,9 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     for path in (spec.common_dir / "objects", spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
         args += _bind("--bind", path)
     args += _mask(spec.state_dir)
+    # A mark no process inside can remove: an engine never starts in here (it would see none of the store,
+    # the tmux server or the agents, and answer about a world of its own).
+    args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
     args += _bind("--bind", spec.own_runtime)

@@ -1,0 +1,104 @@
+"""Who sent a request, and what it may ask.
+
+A request through an agent's own socket is that agent's. A request through the human's socket is the human's,
+unless its process is positively tied to an agent by lineage: one of its ancestors is a live agent's pane
+process (without a sandbox an agent can reach the human's socket; the pane's first process keeps orphans in
+its tree as a child subreaper, so `setsid` or a double fork stay tied). Such a caller acts as that agent.
+
+An agent may call only the agent methods, about its own business: start its own helpers, message, report, send
+its hook events, read about the agents of its own tree. Never stop, approve, deny, merge, remove, or anything
+else the human decides.
+
+What lineage does not catch: a process that something outside the agent's tree started on its behalf (the
+tmux server's `run-shell`, `at`, a systemd user unit, a daemon of the user's): only a sandbox stops those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from supervisor.core.model import Agent
+from supervisor.engine.server import Peer
+from supervisor.errors import SupervisorError
+
+# What an agent may ask for: its own business, nothing about other agents' work.
+AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "screen", "unwritten", "hook", "report",
+                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
+# Requests that act as the calling agent: they are told who it is.
+CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
+                            "task_release"})
+# Agent methods that read about one agent (`name`): only about an agent of the caller's own tree.
+NAMED_READS = frozenset({"show", "events", "screen", "unwritten"})
+
+_MAX_DEPTH = 256  # ancestors walked at most (a loop in /proc cannot happen, but a bound costs nothing)
+HINT = "run it from your own terminal, outside every agent's pane"
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of `pid` from /proc (one small read), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split after its last ')'.
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def lineage(pid: int) -> Iterator[int]:
+    """`pid` and its ancestors, nearest first, up to (not including) pid 1."""
+    for _ in range(_MAX_DEPTH):
+        if pid <= 1:
+            return
+        yield pid
+        parent = parent_pid(pid)
+        if parent is None:
+            return
+        pid = parent
+
+
+def tied_agent(pid: int, agents: Iterable[Agent]) -> Agent | None:
+    """The live agent whose pane process is `pid` or one of its ancestors."""
+    panes = {agent.pid: agent for agent in agents if agent.pid and agent.state.live}
+    if not panes:
+        return None
+    return next((panes[ancestor] for ancestor in lineage(pid) if ancestor in panes), None)
+
+
+def identify(peer: Peer, agents: list[Agent]) -> Agent | None:
+    """The agent a request acts as (None: the human); SupervisorError when its socket's agent is gone, or a
+    process of one agent came through another's socket."""
+    tied = tied_agent(peer.pid, agents)
+    if peer.agent is None:
+        return tied
+    own = next((agent for agent in agents if agent.name == peer.agent), None)
+    if own is None:
+        raise SupervisorError(f"agent {peer.agent} is no longer known to the engine")
+    if tied is not None and tied.name != own.name:
+        raise SupervisorError(f"a process of agent {tied.name} may not use the socket of agent {own.name}")
+    return own
+
+
+def check(caller: Agent | None, peer: Peer, method: str, params: dict[str, Any]) -> None:
+    """Refuse what `caller` (an agent) may not ask; the human may ask anything."""
+    if caller is None:
+        return
+    how = ("through its own socket" if peer.agent is not None else
+           f"from inside its process tree (pid {peer.pid})")
+    if method not in AGENT_METHODS:
+        asked = params.get("method") if method == "each" else method  # `each`: the verb it does to many
+        raise SupervisorError(
+            f"refused: agent {caller.name} may not call {asked} (the request came {how})",
+            hint="agents may start their own helpers, message and report; " + HINT + " to act as yourself")
+    name = params.get("name")
+    named = method in NAMED_READS and (name is not None or method == "events")
+    if named and (not isinstance(name, str) or _root(name) != _root(caller.name)):
+        about = f"agent {name}" if isinstance(name, str) else "every agent"
+        raise SupervisorError(f"refused: agent {caller.name} may not read about {about}, only about the agents "
+                              "of its own tree", hint=HINT)
+
+
+def _root(name: str) -> str:
+    return name.split(".", 1)[0]

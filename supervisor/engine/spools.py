@@ -1,0 +1,68 @@
+"""Each agent's spool folder, in its own runtime folder: where its hook keeps events the engine did not take
+(none was running, or it answered too late). The folder says whose an event is, never the file: without a
+sandbox an agent can write into another's folder (same OS user), so a spooled event is trusted no further than
+a hook event sent through that agent's socket."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from supervisor.core.model import Agent, validate_name
+from supervisor.core.store import Store
+from supervisor.engine.once import HookLedger, ingest_spool
+from supervisor.errors import SupervisorError
+from supervisor.paths import RepoPaths, ensure_private_dir
+
+Apply = Callable[[Agent, dict[str, Any], float, object], None]
+
+
+def prepare(paths: RepoPaths, name: str) -> None:
+    """The agent's runtime folder and its spool folder, private to the user."""
+    ensure_private_dir(paths.runtime_dir / "agents")
+    ensure_private_dir(paths.agent_runtime(name))
+    paths.agent_spool(name).mkdir(mode=0o700, exist_ok=True)
+
+
+def spool_of(socket_path: str) -> Path | None:
+    """The spool folder beside an agent's own socket (`<runtime>/agents/NAME/engine.sock`); None for any other
+    socket (a pane started by an earlier version, given the human's)."""
+    socket = Path(socket_path)
+    if socket.name != "engine.sock" or socket.parent.parent.name != "agents":
+        return None
+    return socket.parent / "spool"
+
+
+class Spools:
+    """Reads every agent's spool folder; remembers each folder's mtime so an unchanged one costs one stat."""
+
+    def __init__(self, paths: RepoPaths) -> None:
+        self.paths = paths
+        self._marks: dict[str, float | None] = {}
+
+    def folders(self) -> list[tuple[str, Path]]:
+        try:
+            entries = list(os.scandir(self.paths.runtime_dir / "agents"))
+        except OSError:
+            return []
+        found = []
+        for entry in entries:
+            try:
+                found.append((validate_name(entry.name), Path(entry.path) / "spool"))
+            except SupervisorError:
+                continue
+        return sorted(found)
+
+    def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
+        for name, folder in self.folders():
+            try:
+                mark: float | None = folder.stat().st_mtime
+            except OSError:
+                continue
+            if changed_only and self._marks.get(name) == mark:
+                continue
+            self._marks[name] = mark  # before the read: a file added later moves it
+            if not ingest_spool(folder, name, store, ledger, apply):
+                self._marks[name] = None  # a file kept: read again at the next tick
