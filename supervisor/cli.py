@@ -167,7 +167,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(agent)
         return 0
     fields = ["name", "role", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile",
-              "command", "worktree", "branch", "base", "target", "merged", "merge_note", "plan", "after",
+              "command", "isolation", "worktree", "branch", "base", "target", "merged", "merge_note", "plan", "after",
               "best_of", "pane", "pid", "port", "started_at", "last_activity_at", "cpu_percent", "rss_bytes",
               "restarts", "transcript"]
     for key in fields:

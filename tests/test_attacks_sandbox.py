@@ -234,3 +234,30 @@ def test_a_planted_sub_agents_link_is_not_followed(sandbox: Sandbox, isolation: 
     _rogue(sandbox, _parent_probes(
         "").replace('probe helper_started', f'rm -rf .sub-agents; ln -s {target} .sub-agents\nprobe helper_started'))
     assert list(target.iterdir()) == []
+
+
+def test_a_sandbox_that_cannot_be_made_fails_the_agent_saying_why(sandbox: Sandbox) -> None:
+    """bubblewrap works here, but not for this agent's sandbox (a folder it hides is odd): the agent is `failed`
+    with bubblewrap's own line and a hint, not a pane that "exited 1 while starting"."""
+    real = shutil.which("bwrap")
+    fake = sandbox.root.parent / "oddbwrap"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\ncase \"$*\" in *--tmpfs*) echo \"bwrap: Can't mount tmpfs on /x: "
+                                f"No such file or directory\" >&2; exit 1;; esac\nexec {real} \"$@\"\n")
+    (fake / "bwrap").chmod(0o755)
+    sandbox.env["PATH"] = f"{fake}:{sandbox.env['PATH']}"
+    _configure(sandbox, "sandbox")
+    sandbox.sv("start", "boxed", check=False)
+    agent = sandbox.wait_state("boxed", "failed", "exited")
+    assert agent["state"] == "failed"
+    reason = sandbox.agent("boxed")["reason"]
+    assert "sandbox cannot be made (bwrap: Can't mount tmpfs" in reason and "isolation: none" in reason, reason
+
+
+def test_an_agent_that_left_a_dangling_home_link_starts_again(sandbox: Sandbox) -> None:
+    """Its HOME is a folder of its own it can write the parent of; a dangling link left in its place must not stop
+    its next start."""
+    _rogue(sandbox, 'probe home "rm -rf \\"$HOME\\" && ln -s /nonexistent/home \\"$HOME\\""\n')
+    sandbox.sv("restart", "rogue")
+    wait_until(lambda: sandbox.sv("log", "rogue").stdout.count("PROBES DONE") == 2, message="the second start")
+    assert sandbox.agent("rogue")["isolation"] == "sandbox"

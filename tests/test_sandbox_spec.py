@@ -4,6 +4,7 @@ knowledge rather than from what an agent could have written."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,24 @@ def test_a_symlinked_git_folder_is_refused(tmp_path: Path) -> None:
     (root / ".git" / "worktrees" / "link").symlink_to(root / ".git" / "refs")
     with pytest.raises(GitError, match="not one of"):
         admin_dir(root / ".git", worktree, str(root / ".git" / "worktrees" / "link"))
+
+
+def test_a_failed_probe_for_bubblewrap_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe that failed once (a busy machine's timeout) must not leave the engine deciding from it for its
+    whole life: the next look probes again."""
+    import shutil
+
+    from supervisor.hosts import isolation
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("needs bubblewrap")
+    monkeypatch.setattr(isolation, "_working", None)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{fake}:{path}")
+    assert isolation.sandboxing().bwrap is None
+    monkeypatch.setenv("PATH", path)
+    assert isolation.sandboxing().bwrap == shutil.which("bwrap")

@@ -75,7 +75,7 @@ from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
-from supervisor.hosts.base import CannotIsolate
+from supervisor.hosts.base import ISOLATED, CannotIsolate
 from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
@@ -654,7 +654,9 @@ class Engine:
         agent.waiting_reason = None
         self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resumed is not None,
                                      session_id=session if resumed is not None else None)
-        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
+        agent.extra[ISOLATED] = launched.isolation
+        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command,
+                       isolation=launched.isolation)
         return resumed is not None
 
     def _deliver_quietly(self, name: str, task: str) -> None:

@@ -20,6 +20,10 @@ class Launched:
     ref: PaneRef  # the pane the agent runs in
     pid: int  # the pane's first process: ending it ends the agent (with a sandbox, its whole PID namespace)
     history: int  # lines of earlier runs already in the pane (a respawn), already in the transcript
+    isolation: str = "none"  # what it got: `sandbox` or `none`
+
+
+ISOLATED = "isolated"  # in an agent's record: the isolation its last launch got
 
 
 class CannotIsolate(SupervisorError):

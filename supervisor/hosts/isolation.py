@@ -8,7 +8,6 @@ runs unsandboxed when the sandbox was wanted.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
 import sys
@@ -32,9 +31,22 @@ class Sandboxing:
     hint: str | None = None
 
 
-@functools.lru_cache(maxsize=1)
+_working: Sandboxing | None = None  # a probe that succeeded: kept for the process's life (a failed one is not)
+
+
 def sandboxing() -> Sandboxing:
-    """Probed once per process: bubblewrap found, and able to make the namespaces a sandbox needs."""
+    """Bubblewrap found, and able to make the namespaces a sandbox needs: once it was, for the process's life; a
+    failure (a busy machine's timeout) is probed again next time, never kept for the engine's life."""
+    global _working
+    if _working is None:
+        found = _probe()
+        if found.bwrap is None:
+            return found
+        _working = found
+    return _working
+
+
+def _probe() -> Sandboxing:
     if not sys.platform.startswith("linux"):
         return Sandboxing(None, f"the sandbox needs Linux (this is {sys.platform})", "set `isolation: none`")
     found = shutil.which("bwrap")

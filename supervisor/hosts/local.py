@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from supervisor.tmux.server import PaneInfo, Tmux
 
 ISOLATION_KEY = "isolation"  # in an agent's record: its own setting (a plan's session), over supervisor.yaml's
 SHELL = "/bin/sh"
+KEEP = ".keep"  # in an agent's ref and reflog folders: git skips dot-files there
 
 
 class LocalHost:
@@ -46,11 +48,12 @@ class LocalHost:
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None,
                panes: Mapping[str, PaneInfo]) -> Launched:
         line, env = self.wrap(agent, command, env)
+        got = self.isolation_of(agent)
         if into is not None:
             pid = self.tmux.respawn(into.pane, into.server, Path(agent.worktree), line, env)
-            return Launched(PaneRef.of(into), pid, into.history)
+            return Launched(PaneRef.of(into), pid, into.history, got)
         ref, pid = self.panes.open(agent, line, dict(env), panes)
-        return Launched(ref, pid, 0)
+        return Launched(ref, pid, 0, got)
 
     def wrap(self, agent: Agent, command: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The command line and environment that run `command` isolated as the agent's settings say."""
@@ -62,8 +65,14 @@ class LocalHost:
         if found.bwrap is None:
             raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
         spec = self.spec(agent, env)
-        for folder in sandbox.folders_to_create(spec):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare(spec)
+        tried = subprocess.run(sandbox.argv(spec, ["true"], found.bwrap), capture_output=True, text=True,
+                               check=False, stdin=subprocess.DEVNULL, timeout=30)
+        if tried.returncode != 0:  # said here, where the user looks, not as a pane that "exited with code 1"
+            said = (tried.stderr.strip().splitlines() or [f"exit status {tried.returncode}"])[-1]
+            raise CannotIsolate(f"its sandbox cannot be made ({said})",
+                                hint="a folder it binds or hides may be gone or odd (`supervisor doctor`); "
+                                     "or set `isolation: none`")
         line = shlex.join(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap))
         return line, {**env, "HOME": str(spec.home)}
 
@@ -139,6 +148,19 @@ class LocalHost:
         # and anything that escaped it still carrying its own socket (unique to this repository's agent of that name)
         return kill_tree(root, grace, env_key="SUPERVISOR_SOCKET", env_value=str(self.paths.agent_socket(agent.name)),
                          since=since, spare=self.tmux.keepers(self.tmux.list_panes()))
+
+
+def prepare(spec: sandbox.Spec) -> None:
+    """Make what the sandbox binds (bubblewrap cannot bind what does not exist). The agent's HOME is replaced
+    when it is not a folder (the agent can write the folder holding it: a dangling link left there must not stop
+    its next start). Its ref and reflog folders get a dot-file git never takes for a ref, so that no
+    `git pack-refs --prune` or gc removes a folder a running sandbox has bound."""
+    if spec.home.is_symlink() or (spec.home.exists() and not spec.home.is_dir()):
+        spec.home.unlink()
+    for folder in sandbox.folders_to_create(spec):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (spec.ref_folder, spec.log_folder):
+        (folder / KEEP).touch(exist_ok=True)
 
 
 def runtime_folders() -> tuple[Path, ...]:
