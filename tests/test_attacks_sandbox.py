@@ -261,3 +261,21 @@ def test_an_agent_that_left_a_dangling_home_link_starts_again(sandbox: Sandbox) 
     sandbox.sv("restart", "rogue")
     wait_until(lambda: sandbox.sv("log", "rogue").stdout.count("PROBES DONE") == 2, message="the second start")
     assert sandbox.agent("rogue")["isolation"] == "sandbox"
+
+
+def test_isolation_per_session_and_helpers_never_less_isolated(sandbox: Sandbox) -> None:
+    """`start --isolation none` runs that session unsandboxed while the others are; a sandboxed parent's helper
+    stays sandboxed even once supervisor.yaml says `isolation: none`."""
+    _configure(sandbox, "sandbox")
+    sandbox.sv("start", "plain", "--isolation", "none")
+    sandbox.sv("start", "boxed")
+    assert sandbox.wait_state("plain", "idle", "working")["isolation"] == "none"
+    assert sandbox.wait_state("boxed", "idle", "working")["isolation"] == "sandbox"
+    assert sandbox.agent("plain")["isolation"] == "none"
+    _configure(sandbox, "none")
+    sandbox.sv("helper", "h", "--role", "test-agent", "--parent", "boxed")
+    assert sandbox.wait_state("boxed.h", "idle", "working")["isolation"] == "sandbox"
+    sandbox.sv("helper", "h", "--role", "test-agent", "--parent", "plain")
+    assert sandbox.wait_state("plain.h", "idle", "working")["isolation"] == "none"
+    refused = sandbox.sv("start", "odd", "--isolation", "docker", check=False)
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

@@ -71,3 +71,14 @@ def test_a_failed_probe_for_bubblewrap_is_not_kept(tmp_path: Path, monkeypatch: 
     assert isolation.sandboxing().bwrap is None
     monkeypatch.setenv("PATH", path)
     assert isolation.sandboxing().bwrap == shutil.which("bwrap")
+
+
+def test_a_plan_session_has_an_isolation_of_its_own(tmp_path: Path) -> None:
+    from supervisor.core.plan import parse_plan
+    from supervisor.errors import InputFileError
+
+    text = "sessions:\n  - name: a\n    isolation: none\n  - name: b\n"
+    plan = parse_plan(text, tmp_path / "plan.yaml", tmp_path)
+    assert [s.isolation for s in plan.sessions] == ["none", None]
+    with pytest.raises(InputFileError, match="isolation must be one of"):
+        parse_plan(text.replace("none", "docker"), tmp_path / "plan.yaml", tmp_path)

@@ -76,6 +76,8 @@ from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
 from supervisor.hosts.base import ISOLATED, CannotIsolate
+from supervisor.hosts.isolation import choose as isolation_choice
+from supervisor.hosts.isolation import valid as isolation_valid
 from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
@@ -444,6 +446,7 @@ class Engine:
         contract: str | None = None,
         contract_path: str | None = None,
         best_of: int | None = None,
+        isolation: str | None = None,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
@@ -452,13 +455,16 @@ class Engine:
         config = load_config(self.paths.root)  # refuse a broken file now, before anything starts
         terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
             default_session_contract(self.paths.root)
+        isolation = isolation_valid(isolation)
         if best_of is None:
             agent = self.new_session(name, task, command, profile, base, config)
+            isolation_choice(agent, isolation)
             return self.create(agent, terms, config, wait=wait)
-        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation)
 
     def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
-                       base: str, config: Config, terms: Contract, wait: bool) -> dict[str, Any]:
+                       base: str, config: Config, terms: Contract, wait: bool,
+                       isolation: str | None = None) -> dict[str, Any]:
         """N sessions NAME-1 … NAME-N on the same task, from the same commit (`compare` shows them side by
         side; merging one removes the others)."""
         if not 2 <= count <= MAX_BEST_OF:
@@ -477,6 +483,7 @@ class Engine:
             agent = self.new_session(candidate, task, command, profile, base, config)
             agent.base = base_commit
             agent.extra["best_of"] = name
+            isolation_choice(agent, isolation)
             started.append(self.create(agent, terms, config, wait=wait))
         return {"name": name, "candidates": started}
 

@@ -29,6 +29,7 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import inside, write_atomically, write_in_place
 from supervisor.git import worktrees
 from supervisor.git.refs import agent_branch
+from supervisor.hosts.isolation import inherit as inherit_isolation
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -117,6 +118,8 @@ class HelperDesk(ServiceThread):
             branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
             task=task, role=role, state=State.STARTING, state_since=now,
             started_at=now, port=engine.free_port())
+
+        inherit_isolation(owner, agent)
 
         def admit() -> None:
             refusal = slot_refusal(engine, parent, full)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from supervisor.core.model import Agent
 from supervisor.errors import SupervisorError
+from supervisor.hosts.isolation import GOT
 from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo
 
@@ -23,7 +24,7 @@ class Launched:
     isolation: str = "none"  # what it got: `sandbox` or `none`
 
 
-ISOLATED = "isolated"  # in an agent's record: the isolation its last launch got
+ISOLATED = GOT  # in an agent's record: the isolation its last launch got
 
 
 class CannotIsolate(SupervisorError):

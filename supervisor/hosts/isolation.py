@@ -13,6 +13,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from supervisor.core.model import Agent
+from supervisor.errors import UsageError
+
 SANDBOX = "sandbox"
 NONE = "none"
 CHOICES = (SANDBOX, NONE)
@@ -66,6 +69,32 @@ def _probe() -> Sandboxing:
                           "user.max_user_namespaces > 0; on Ubuntu 24.04 "
                           "kernel.apparmor_restrict_unprivileged_userns=0), or set `isolation: none`")
     return Sandboxing(found)
+
+
+KEY = "isolation"  # in an agent's record: its own setting (`start --isolation`, a plan's session)
+GOT = "isolated"  # in an agent's record: what its last launch got
+
+
+def valid(chosen: str | None) -> str | None:
+    """`chosen` (None: supervisor.yaml's); UsageError for anything but sandbox | none."""
+    if chosen is not None and chosen not in CHOICES:
+        raise UsageError(f"isolation must be one of: {', '.join(CHOICES)}; got {chosen!r}")
+    return chosen
+
+
+def choose(agent: Agent, chosen: str | None) -> None:
+    """Give `agent` its own isolation (None: supervisor.yaml's)."""
+    if valid(chosen) is not None:
+        agent.extra[KEY] = chosen
+
+
+def inherit(parent: Agent, helper: Agent) -> None:
+    """A helper is never less isolated than its parent: a sandboxed parent's helpers are sandboxed whatever
+    supervisor.yaml says later; a parent's own setting is its helpers' too."""
+    if parent.extra.get(GOT) == SANDBOX or parent.extra.get(KEY) == SANDBOX:
+        helper.extra[KEY] = SANDBOX
+    elif parent.extra.get(KEY) in CHOICES:
+        helper.extra[KEY] = parent.extra[KEY]
 
 
 def default_isolation() -> str:

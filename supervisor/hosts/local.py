@@ -27,7 +27,7 @@ from supervisor.paths import RepoPaths, runtime_base
 from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
 
-ISOLATION_KEY = "isolation"  # in an agent's record: its own setting (a plan's session), over supervisor.yaml's
+ISOLATION_KEY = isolation.KEY  # in an agent's record: its own setting (start --isolation, a plan's session)
 SHELL = "/bin/sh"
 KEEP = ".keep"  # in an agent's ref and reflog folders: git skips dot-files there
 
