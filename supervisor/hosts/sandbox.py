@@ -113,7 +113,7 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
         args += _bind("--bind", path)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
         args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
-    args += ["--chdir", str(spec.worktree), "--setenv", "HOME", str(spec.home), "--", *command]
+    args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
     return args
 
 
