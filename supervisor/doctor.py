@@ -62,7 +62,7 @@ def checks() -> list[Check]:
         found.append(Check("config", True, source))
         from supervisor.hosts.isolation import describe
 
-        found.append(Check("isolation", *describe(config.isolation)))
+        found.append(Check("isolation", *describe(config.isolation, network=config.sandbox.network)))
         from supervisor.agents import get_profile
 
         profile = get_profile(config.agent.profile)

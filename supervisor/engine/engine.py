@@ -71,11 +71,14 @@ from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.files import inside
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
-from supervisor.hosts.base import CannotIsolate
+from supervisor.hosts.base import ISOLATED, CannotIsolate
+from supervisor.hosts.isolation import choose as isolation_choice
+from supervisor.hosts.isolation import valid as isolation_valid
 from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
@@ -447,6 +450,7 @@ class Engine:
         contract: str | None = None,
         contract_path: str | None = None,
         best_of: int | None = None,
+        isolation: str | None = None,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
@@ -455,13 +459,16 @@ class Engine:
         config = load_config(self.paths.root)  # refuse a broken file now, before anything starts
         terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
             default_session_contract(self.paths.root)
+        isolation = isolation_valid(isolation)
         if best_of is None:
             agent = self.new_session(name, task, command, profile, base, config)
+            isolation_choice(agent, isolation)
             return self.create(agent, terms, config, wait=wait)
-        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation)
 
     def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
-                       base: str, config: Config, terms: Contract, wait: bool) -> dict[str, Any]:
+                       base: str, config: Config, terms: Contract, wait: bool,
+                       isolation: str | None = None) -> dict[str, Any]:
         """N sessions NAME-1 … NAME-N on the same task, from the same commit (`compare` shows them side by
         side; merging one removes the others)."""
         if not 2 <= count <= MAX_BEST_OF:
@@ -480,6 +487,7 @@ class Engine:
             agent = self.new_session(candidate, task, command, profile, base, config)
             agent.base = base_commit
             agent.extra["best_of"] = name
+            isolation_choice(agent, isolation)
             started.append(self.create(agent, terms, config, wait=wait))
         return {"name": name, "candidates": started}
 
@@ -552,8 +560,12 @@ class Engine:
 
     def _make_worktree(self, agent: Agent) -> None:
         worktree = Path(agent.worktree)
+        owner = self.store.get_agent(agent.parent) if agent.parent else None
+        if owner is not None:  # a helper's, in its parent's `.sub-agents/`: not through a link the parent planted
+            inside(Path(owner.worktree), worktree)
         worktrees.ensure_excludes(self.paths.common_dir)
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
+        agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)
         self.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
                                 base=agent.base)
 
@@ -657,7 +669,9 @@ class Engine:
         agent.waiting_reason = None
         self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resumed is not None,
                                      session_id=session if resumed is not None else None)
-        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
+        agent.extra[ISOLATED] = launched.isolation
+        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command,
+                       isolation=launched.isolation)
         return resumed is not None
 
     def _deliver_quietly(self, name: str, task: str) -> None:
@@ -1261,7 +1275,7 @@ class Engine:
             self.live.pop(name, None)
             self.transcripts.forget(name)
             self.close_socket(name)
-            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket's folder and spool
+            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket, spool and contract file
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 
