@@ -203,6 +203,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         source = agent["contract_unverified"].get("source")
         print(f"\ncontract: UNVERIFIED (rebuilt from {source}; `supervisor merge {agent['name']} --confirm-contract` "
               "confirms it)")
+    if agent.get("contract_tampered"):
+        print(f"\ncontract: TAMPERED ({agent['contract_tampered'].get('why')}; read it below, then "
+              f"`supervisor merge {agent['name']} --confirm-contract` confirms it)")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):

@@ -127,6 +127,7 @@ def _spec(tmp: Path, **more: object) -> sandbox.Spec:
         "worktree": tmp / "worktrees" / "a b", "common_dir": common, "worktree_git_dir": common / "worktrees" / "a b",
         "ref_folder": common / "refs/heads/agent/a b", "state_dir": state, "own_state": state / "agents" / "a b",
         "guard_hooks": state / "hooks", "runtime_dirs": (tmp / "run",), "own_runtime": runtime / "d" / "agents" / "a",
+        "own_spool": runtime / "d" / "agents" / "a" / "spool",
         "root_worktree": root, "worktrees_dir": tmp / "worktrees", "home": state / "agents" / "a b" / "home",
         "real_home": tmp / "home", "helpers": tmp / "worktrees" / "a b" / ".sub-agents",
     }
@@ -155,7 +156,10 @@ def test_nothing_hidden_comes_back_through_a_later_bind(tmp_path: Path) -> None:
                  spec.worktree / ".sub-agents" / "helper", spec.worktree / ".sub-agents" / "later"):
         assert _hidden(args, path), path
     assert _seen_as(args, spec.worktree / "src")[0] == "--bind"
-    assert _seen_as(args, spec.own_runtime / "engine.sock")[0] == "--bind"
+    # its socket and its contract.json read-only (connecting needs no writable mount); its spool writable
+    assert _seen_as(args, spec.own_runtime / "engine.sock")[0] == "--ro-bind"
+    assert _seen_as(args, spec.own_runtime / "contract.json")[0] == "--ro-bind"
+    assert _seen_as(args, spec.own_spool / "event.json")[0] == "--bind"
     assert _seen_as(args, spec.own_state / "x")[0] == "--bind"
     assert _seen_as(args, spec.worktree / ".sub-agents" / "status.yaml")[0] == "--ro-bind"
     assert _seen_as(args, spec.worktree / ".sub-agents" / "messages" / "m")[0] == "--bind"

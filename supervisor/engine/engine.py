@@ -50,6 +50,7 @@ from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.bulk import BulkDesk, unknown_agent
 from supervisor.engine.confinement import end_confined
+from supervisor.engine.contracts import TAMPERED, Contracts
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
@@ -127,6 +128,7 @@ class Engine:
         self._config_mtime = _mtime(paths.config_file)
         paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
+        self.contracts = Contracts(self)  # its key, the digests of stored contracts, the guard's contract files
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
@@ -190,6 +192,7 @@ class Engine:
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
         branch_names.migrate(self)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
         rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
+        self.contracts.load()  # every stored contract checked against its digest; the guard's files written
         self.watcher.adopt()
         self.ingest_spool()
         for service in self.services:
@@ -349,6 +352,7 @@ class Engine:
         view["session_id"] = agent.extra.get("session_id")  # the CLI's own id of its conversation, when known
         view["contract"] = agent.extra.get("contract")
         view["contract_unverified"] = agent.extra.get(rebuild.UNVERIFIED)
+        view["contract_tampered"] = agent.extra.get(TAMPERED)
         view["rebuilt"] = agent.extra.get("rebuilt")
         view["violations"] = agent.extra.get("violations") or []
         return view
@@ -516,7 +520,7 @@ class Engine:
         `admit` runs under `admission` right before the agent's row is added (a parent's helper count is
         checked there, so two concurrent spawns cannot both take its last place)."""
         name = agent.name
-        with_terms(agent, terms)
+        with_terms(agent, terms, self.contracts.seal)
         with self.agent_lock(name):  # held from the first row on, so the watcher never sees it half-made
             with admission or contextlib.nullcontext():
                 if admit is not None:
@@ -634,6 +638,7 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
+        self.contracts.publish(agent)  # what its commit guard reads
         own_socket = self.open_socket(agent.name)  # before its first process: its hooks talk through it
         env = agent_identity(self.paths, agent)
         if not own_socket:
@@ -1270,7 +1275,7 @@ class Engine:
             self.live.pop(name, None)
             self.transcripts.forget(name)
             self.close_socket(name)
-            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket's folder and spool
+            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket, spool and contract file
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 

@@ -23,6 +23,7 @@ import yaml
 from supervisor.core.contract import Contract, parse_contract, render_contract
 from supervisor.core.model import SESSION_NAME, Agent, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
+from supervisor.core.seal import Seal
 from supervisor.engine import views
 from supervisor.engine.service import ServiceThread
 from supervisor.errors import SupervisorError, UsageError
@@ -106,6 +107,10 @@ class HelperDesk(ServiceThread):
                                   hint=f"`supervisor restart {parent}` first")
         engine.reload_config_if_changed()
         config = engine.config
+        if not engine.contracts.verify(owner):  # a helper's contract is made from its parent's
+            raise SupervisorError(f"{parent}'s contract was changed outside the engine: no helper starts under it",
+                                  hint=f"a human reads it (`supervisor show {parent}`) and confirms it with "
+                                       f"`supervisor merge {parent} --confirm-contract`")
         parent_terms = contract_of(owner, engine.paths.root)
         terms, template = helper_contract(
             parent_terms, role, name=full, parent_name=parent, repo_root=engine.paths.root,
@@ -230,9 +235,11 @@ def slot_refusal(engine: Engine, parent_name: str, helper: str) -> tuple[str, st
     return None
 
 
-def with_terms(agent: Agent, terms: Contract) -> Agent:
-    """Record the contract the agent runs under (rendered: what SESSION.md and the guard read)."""
+def with_terms(agent: Agent, terms: Contract, seal: Seal) -> Agent:
+    """Record the contract the agent runs under (rendered: what SESSION.md and the guard read), signed with the
+    engine's key."""
     agent.extra["contract"] = render_contract(terms)
+    seal.sign(agent)
     agent.extra["timeout"] = terms.timeout
     agent.extra["stall_after"] = terms.stall_after
     return agent

@@ -91,7 +91,7 @@ class Planner(PeriodicService):
                                            config, queued=True)
                 agent.extra["plan"] = _plan_record(plan, path, order, session.after)
                 isolation.choose(agent, session.isolation)
-                engine.store.add_agent(with_terms(agent, session.contract))
+                engine.store.add_agent(with_terms(agent, session.contract, engine.contracts.seal))
                 queued.append(session.name)
         except SupervisorError:
             for name in queued:  # all or nothing

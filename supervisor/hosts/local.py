@@ -100,6 +100,7 @@ class LocalHost:
             guard_hooks=paths.state_dir / "hooks",
             runtime_dirs=runtime_folders(),
             own_runtime=paths.agent_runtime(agent.name),
+            own_spool=paths.agent_spool(agent.name),
             root_worktree=paths.root,
             worktrees_dir=config.worktrees.dir,
             home=own_state / "home",

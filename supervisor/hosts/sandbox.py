@@ -10,8 +10,9 @@ its first process ends every process in it), and on top of that:
 - none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
   commit guard's hooks (read-only); no runtime folder of the user's (every repository's engine and tmux
   sockets, `$XDG_RUNTIME_DIR` with the user's bus and agents' sockets, `$TMUX_TMPDIR`) but the agent's own
-  runtime folder, which holds its own socket to the engine (a read-only mount would not do: connecting to a
-  socket needs no write);
+  runtime folder, read-only (its own socket to the engine: connecting to a socket needs no writable mount; and
+  the contract its commit guard reads, which it must not rewrite), with the `spool/` in it writable (its hook's
+  events while the engine is down);
 - neither the repository's main worktree nor any other agent's worktree;
 - a HOME of its own (the user's `~/.gitconfig` read-only in it); the user's real home stays readable, so
   programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`).
@@ -48,7 +49,8 @@ class Spec:
     own_state: Path  # the agent's CLI folder inside it: read-write
     guard_hooks: Path  # the commit guard's hooks inside it: read-only
     runtime_dirs: tuple[Path, ...]  # every runtime folder of the user's (sockets): hidden
-    own_runtime: Path  # the agent's runtime folder inside it (its socket to the engine): read-write
+    own_runtime: Path  # the agent's runtime folder inside it (its socket, its contract.json): read-only
+    own_spool: Path  # the spool folder in own_runtime: read-write
     root_worktree: Path  # the user's main worktree: hidden
     worktrees_dir: Path  # where the sessions' worktrees are: hidden
     home: Path  # the agent's own HOME (a folder of its own_state)
@@ -70,7 +72,7 @@ class Spec:
 
 def folders_to_create(spec: Spec) -> list[Path]:
     """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
-    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.home]
+    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_spool, spec.home]
 
 
 SANDBOX_MARK = ".inside-an-agent-sandbox"  # RepoPaths.sandbox_mark
@@ -101,7 +103,8 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
-    args += _bind("--bind", spec.own_runtime)
+    args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
+    args += _bind("--bind", spec.own_spool)
     args += _bind("--bind", spec.worktree)
     if spec.helpers is not None:
         args += _mask(spec.helpers)
