@@ -65,7 +65,11 @@ class LocalHost:
         if found.bwrap is None:
             raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
         spec = self.spec(agent, env)
-        prepare(spec)
+        try:
+            prepare(spec)
+        except OSError as exc:  # a read-only or full runtime or state folder: the agent fails saying so
+            raise CannotIsolate(f"its sandbox cannot be made ({exc.strerror or exc}: {exc.filename})",
+                                hint="free or make writable the folder named; or set `isolation: none`") from None
         tried = subprocess.run(sandbox.argv(spec, ["true"], found.bwrap), capture_output=True, text=True,
                                check=False, stdin=subprocess.DEVNULL, timeout=30)
         if tried.returncode != 0:  # said here, where the user looks, not as a pane that "exited with code 1"
