@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from supervisor.engine import subreaper
-from supervisor.engine.processes import CpuMeter, kill_tree, scan
+from supervisor.engine.processes import CpuMeter, TreeUsage, kill_tree, scan
 from supervisor.engine.watcher import CPU_BUSY_PERCENT
 from tests.conftest import wait_until
 
@@ -212,3 +212,21 @@ def test_a_term_ignoring_orphan_does_not_escape_when_the_first_process_exits_on_
         for proc in sleepers():
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+
+
+def test_the_sandbox_between_a_pane_and_its_cli_is_the_clis_own_but_a_tool_under_it_is_work() -> None:
+    """A sandboxed pane runs tmux's `sh`, then bwrap and the init of its PID namespace, then the `sh` that runs
+    the command, then the CLI: a spinner of the CLI is no progress there either; a shell the CLI runs a tool in
+    (and the tool) is."""
+    def usage(names: list[str], parents: list[int], cpu: list[float]) -> TreeUsage:
+        pids = tuple(range(1, len(names) + 1))
+        return TreeUsage(pids=pids, cpu_percent=sum(cpu), rss_bytes=0, per_pid=dict(zip(pids, cpu, strict=True)),
+                         names=tuple(names), parents=tuple(parents))
+
+    wrapped = usage(["sh", "bwrap", "bwrap", "sh", "node"], [0, 1, 2, 3, 4], [0, 0, 0, 0, 40.0])
+    assert wrapped.tools_percent(["node", "claude"]) == 0.0
+    working = usage(["sh", "bwrap", "bwrap", "sh", "node", "bash", "node"], [0, 1, 2, 3, 4, 5, 6],
+                    [0, 0, 0, 0, 5.0, 1.0, 60.0])
+    assert working.tools_percent(["node", "claude"]) == 61.0  # jest under the Bash tool's shell
+    bare = usage(["node", "bash", "sleep"], [0, 1, 2], [30.0, 20.0, 0.0])  # no sandbox: the CLI is the root
+    assert bare.tools_percent(["node"]) == 20.0

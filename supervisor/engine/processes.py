@@ -71,6 +71,12 @@ class Snapshot:
         return Path(cwd) if again is not None and again.create_time == info.create_time else None  # pid reused?
 
 
+# What may stand between a pane and its CLI: tmux's shell running the launch line, bubblewrap (and the init of
+# the sandbox's PID namespace), the shell that runs the agent's command in it. The CLI's own, never a tool's work:
+# only while no process of the CLI is above them.
+WRAPPERS = frozenset({"sh", "dash", "bash", "bwrap"})
+
+
 @dataclass(frozen=True)
 class TreeUsage:
     pids: tuple[int, ...]
@@ -86,13 +92,18 @@ class TreeUsage:
     def tools_percent(self, cli_processes: Iterable[str]) -> float:
         """CPU of the tree without its root and the CLI's own processes (whose CPU may be a spinner).
 
-        The CLI's own: those named like it that descend from the root through the CLI's own only. A tool
+        The CLI's own: those named like it that descend from the root through the CLI's own only, and the
+        wrappers (`WRAPPERS`) between the root and the CLI. A tool
         the CLI runs through a shell counts whatever its name: `node` running jest under Claude Code's Bash
         tool is work, not the CLI."""
         cli = set(cli_processes)
         own = set(self.pids[:1])
+        wrapping = set(self.pids[:1]) if self.names[:1] and self.names[0] in WRAPPERS else set()
         for pid, name, parent in zip(self.pids[1:], self.names[1:], self.parents[1:], strict=True):
-            if name in cli and parent in own:  # parents come before their children
+            if parent in wrapping and name in WRAPPERS:  # still above the CLI: the launch's own
+                wrapping.add(pid)
+                own.add(pid)
+            elif name in cli and parent in own:  # parents come before their children
                 own.add(pid)
         return sum(self.per_pid.get(pid, 0.0) for pid in self.pids if pid not in own)
 
