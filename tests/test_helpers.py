@@ -372,8 +372,10 @@ def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
 
 
 def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sandbox) -> None:
+    # Without a sandbox: in one, what outlasts the SIGTERM ends with the agent's own process (its PID namespace
+    # goes), so nothing holds the parent live through the stop's grace period for a helper to start in.
     config = (sandbox.root / "supervisor.yaml").read_text()  # limits: is no longer the file's last section
-    sandbox.write_config(config.replace("limits:\n", "limits:\n  stop_grace: 60s\n"))
+    sandbox.write_config(config.replace("limits:\n", "limits:\n  stop_grace: 60s\n") + "isolation: none\n")
     start_session(sandbox)
     sandbox.sv("helper", "early", "--role", "test-agent", "--parent", "auth")
     sandbox.sv("stop", "auth.early")

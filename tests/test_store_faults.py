@@ -209,7 +209,9 @@ def test_a_rebuilt_agent_s_worktree_is_where_supervisor_put_it_never_where_its_p
         sandbox: Sandbox, tmp_path: Path) -> None:
     """Its pane's current folder is the agent's to choose: an agent that checked out another branch and
     moved its pane to the main worktree is rebuilt with its own worktree; one whose worktree is gone is not
-    rebuilt at all."""
+    rebuilt at all. Without a sandbox: in one, the folder tmux shows for the pane is bubblewrap's own, the
+    worktree, wherever the agent goes inside."""
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "isolation: none\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for name, folder in (("moved", sandbox.root), ("gone", elsewhere)):
