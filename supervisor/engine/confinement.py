@@ -167,6 +167,16 @@ def _made(folder: Path) -> bool:
     return (folder / "cgroup.procs").exists()
 
 
+def cgroup_name(group: Path) -> str | None:
+    """`group` (a folder) as /proc/PID/cgroup names it."""
+    return _cgroup_path(group)
+
+
+def cgroup_of(pid: int) -> str | None:
+    """The cgroup v2 path of process `pid` (raises OSError once it is gone)."""
+    return _cgroup_of(pid)
+
+
 def _cgroup_path(group: Path) -> str | None:
     """`group` (a folder) as /proc/PID/cgroup names it."""
     for mount, root in _cgroup2_mounts():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
@@ -35,10 +36,17 @@ def send_message(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
 
-def recv_message(sock: socket.socket) -> dict[str, Any]:
+def recv_message(sock: socket.socket, limit: int = MAX_LINE, deadline: float | None = None) -> dict[str, Any]:
+    """One message; TooLarge past `limit` bytes, TimeoutError once `deadline` (time.monotonic) passes, however
+    the sender paces its bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            sock.settimeout(left)
         chunk = sock.recv(65536)
         if not chunk:
             break
@@ -46,8 +54,8 @@ def recv_message(sock: socket.socket) -> dict[str, Any]:
         size += len(chunk)
         if chunk.endswith(b"\n"):
             break
-        if size > MAX_LINE:
-            raise TooLarge(f"the message is larger than {LIMIT}")
+        if size > limit:
+            raise TooLarge(f"the message is larger than {limit // (1024 * 1024)} MiB")
     data = b"".join(chunks)
     if not data.strip():
         raise ProtocolError("connection closed without a message")

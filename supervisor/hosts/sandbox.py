@@ -8,7 +8,8 @@ its first process ends every process in it), and on top of that:
   config and hooks stay read-only, and no other ref can move;
 - none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
   commit guard's hooks (read-only); none of the runtime directory (the engine's and tmux's sockets) but its
-  own runtime folder, which holds its own socket to the engine;
+  own runtime folder, read-only (the engine's: its own socket to the engine, and what the engine leaves it
+  there), with only the `spool/` folder in it writable (hook events kept while the engine is down);
 - neither the repository's main worktree nor any other agent's worktree;
 - a HOME of its own (the user's `~/.gitconfig` read-only in it); the user's real home stays readable, so
   programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`).
@@ -27,6 +28,7 @@ from pathlib import Path
 MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker", ".gnupg", ".netrc",
                   ".git-credentials", ".password-store")
 GITCONFIG = ".gitconfig"
+SPOOL = "spool"  # RepoPaths.agent_spool: the one writable folder in the agent's runtime folder
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,13 @@ class Spec:
     own_state: Path  # the agent's CLI folder inside it: read-write
     guard_hooks: Path  # the commit guard's hooks inside it: read-only
     runtime_dir: Path  # the engine's and tmux's sockets: hidden
-    own_runtime: Path  # the agent's runtime folder inside it (its socket to the engine): read-write
+    own_runtime: Path  # the agent's runtime folder inside it (its socket to the engine): read-only but `spool/`
     root_worktree: Path  # the user's main worktree: hidden
     worktrees_dir: Path  # where the sessions' worktrees are: hidden
     home: Path  # the agent's own HOME (a folder of its own_state)
     real_home: Path | None = None  # the user's home: stays readable, less MASKED_IN_HOME
     network: bool = True  # False: a network namespace of its own (loopback only)
     readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
-    bridge: tuple[Path, ...] = ()  # shown read-write inside hidden parts (the engine's socket and spool)
     hidden: tuple[Path, ...] = field(default=())  # more to hide (a parent's helpers' worktrees)
     extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
@@ -61,7 +62,7 @@ class Spec:
 
 def folders_to_create(spec: Spec) -> list[Path]:
     """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
-    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.home]
+    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_runtime / SPOOL, spec.home]
 
 
 SANDBOX_MARK = ".inside-an-agent-sandbox"  # RepoPaths.sandbox_mark
@@ -92,14 +93,15 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
-    args += _bind("--bind", spec.own_runtime)
+    # Read-only: nothing the agent plants where its socket goes (or at its spool's place) can keep the engine
+    # from making the socket, or lead the engine elsewhere; only its spool takes writes.
+    args += _bind("--ro-bind", spec.own_runtime)
+    args += _bind("--bind", spec.own_runtime / SPOOL)
     args += _bind("--bind", spec.worktree)
     for path in spec.hidden:
         args += _mask(path)
     for path in _readable(spec):
         args += _bind("--ro-bind", path)
-    for path in spec.bridge:
-        args += _bind("--bind", path)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
         args += ["--ro-bind", str(spec.real_home / GITCONFIG), str(spec.home / GITCONFIG)]
     args += ["--chdir", str(spec.worktree), "--setenv", "HOME", str(spec.home), "--", *command]
