@@ -164,7 +164,7 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
 
     if engine_running(paths):
         return
-    refuse_inside_an_agent()
+    refuse_inside_an_agent(paths)
     load_config(paths.root)
     paths.ensure_dirs()
     with open(paths.runtime_dir / "start.lock", "a") as start_lock:

@@ -34,7 +34,7 @@ def run_foreground(paths: RepoPaths, *, detached: bool = False) -> int:
     from supervisor.engine.engine import Engine
     from supervisor.engine.whose import refuse_inside_an_agent
 
-    refuse_inside_an_agent()  # before anything is made or logged: from an agent's pane, nothing starts
+    refuse_inside_an_agent(paths)  # before anything is made or logged: from an agent's pane, nothing starts
     if detached:
         from supervisor.engine.detached import detach
 

@@ -15,6 +15,7 @@ import re
 
 from supervisor.engine.callers import lineage
 from supervisor.errors import SupervisorError
+from supervisor.paths import RepoPaths
 
 AGENT_VARIABLES = ("SUPERVISOR_AGENT", "SUPERVISOR_SOCKET")
 _AGENT_CGROUP = re.compile(r"/supervisor\.[0-9a-f]{10}/[^/]+")  # confinement.repository_cgroup / the agent
@@ -51,8 +52,15 @@ def _agent_of(pid: int) -> str | None:
     return None
 
 
-def refuse_inside_an_agent(pid: int | None = None) -> None:
+INSIDE_A_SANDBOX = "the engine cannot be reached from inside an agent's sandbox"
+
+
+def refuse_inside_an_agent(paths: RepoPaths | None = None, pid: int | None = None) -> None:
     """SupervisorError when this process (or `pid`) is an agent's: it must not start the engine."""
+    if paths is not None and paths.sandbox_mark.exists():
+        raise SupervisorError(f"{INSIDE_A_SANDBOX}, and an agent does not start it",
+                              hint="an agent reaches it only through its own socket (SUPERVISOR_SOCKET); it "
+                                   "starts with the next supervisor command run outside the agents")
     why = agent_around(pid)
     if why is not None:
         raise SupervisorError(f"the engine is not running, and an agent does not start it: {why}",
