@@ -52,10 +52,10 @@ def recv_message(sock: socket.socket, limit: int = MAX_LINE, deadline: float | N
             break
         chunks.append(chunk)
         size += len(chunk)
-        if chunk.endswith(b"\n"):
-            break
         if size > limit:
             raise TooLarge(f"the message is larger than {limit // (1024 * 1024)} MiB")
+        if chunk.endswith(b"\n"):
+            break
     data = b"".join(chunks)
     if not data.strip():
         raise ProtocolError("connection closed without a message")

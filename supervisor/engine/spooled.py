@@ -77,7 +77,7 @@ class SpoolFolder:
 
     def remove(self, name: str) -> None:
         if self.fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):  # a folder there is left alone
                 os.unlink(name, dir_fd=self.fd)
 
     def _read(self, name: str) -> Spooled | None:
