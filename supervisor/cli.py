@@ -167,7 +167,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(agent)
         return 0
     fields = ["name", "role", "state", "state_since", "reason", "waiting_reason", "exit_code", "task", "profile",
-              "command", "worktree", "branch", "base", "target", "merged", "merge_note", "plan", "after",
+              "command", "isolation", "worktree", "branch", "base", "target", "merged", "merge_note", "plan", "after",
               "best_of", "pane", "pid", "port", "started_at", "last_activity_at", "cpu_percent", "rss_bytes",
               "restarts", "transcript"]
     for key in fields:
@@ -203,6 +203,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         source = agent["contract_unverified"].get("source")
         print(f"\ncontract: UNVERIFIED (rebuilt from {source}; `supervisor merge {agent['name']} --confirm-contract` "
               "confirms it)")
+    if agent.get("contract_tampered"):
+        print(f"\ncontract: TAMPERED ({agent['contract_tampered'].get('why')}; read it below, then "
+              f"`supervisor merge {agent['name']} --confirm-contract` confirms it)")
     if agent.get("contract"):
         print("\ncontract (SESSION.md):")
         for line in _without_comments(agent["contract"]):
@@ -263,6 +266,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         from supervisor.client import contract_params
 
         params.update(contract_params(args.contract))
+    if args.isolation is not None:
+        params["isolation"] = args.isolation
     if args.best_of is not None:
         params["best_of"] = args.best_of
         contest = _call("start", params)
@@ -792,6 +797,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", help="agent profile: claude, codex, aider, gemini, generic")
     p.add_argument("--command", help="the command line to run (any program; profile from its name)")
     p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
+    p.add_argument("--isolation", choices=("sandbox", "none"),
+                   help="this session's isolation (and its helpers' at least), over supervisor.yaml's")
     p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
     p.add_argument("--best-of", type=int, metavar="N",
                    help="start N sessions NAME-1..NAME-N on the same task; `compare NAME` shows them side by side")

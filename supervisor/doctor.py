@@ -62,7 +62,7 @@ def checks() -> list[Check]:
         found.append(Check("config", True, source))
         from supervisor.hosts.isolation import describe
 
-        found.append(Check("isolation", *describe(config.isolation)))
+        found.append(Check("isolation", *describe(config.isolation, network=config.sandbox.network)))
         from supervisor.agents import get_profile
 
         profile = get_profile(config.agent.profile)
@@ -117,7 +117,7 @@ def boundary_checks(config: Any, paths: Any = None) -> list[Check]:
     """Who may answer approvals from Slack, and what keeps an agent's processes together for `stop`."""
     from supervisor.engine.confinement import cgroup_offer
 
-    found = [Check("stop", True, cgroup_offer(paths))]
+    found = [Check("stop", True, cgroup_offer(paths)), *contract_checks(config, paths)]
     slack = config.alerts.slack
     if slack is not None and slack.token and slack.channel:
         if slack.approvers:
@@ -127,6 +127,39 @@ def boundary_checks(config: Any, paths: Any = None) -> list[Check]:
                                "off: replies in Slack answer nothing; to turn them on, list who may answer in "
                                "alerts.slack.approvers (Slack member ids, e.g. approvers: [U024BE7LH])"))
     return found
+
+
+def contract_checks(config: Any, paths: Any) -> list[Check]:
+    """What holds an agent to its contract: where the commit guard reads it, and the digest of stored ones."""
+    if paths is None:
+        return []
+    import os
+    import stat
+
+    from supervisor.hosts import isolation
+
+    sandboxed = isolation.in_force(config.isolation) == isolation.SANDBOX
+    guard = ("reads each agent's contract from the file the engine writes into its runtime folder (contract.json), "
+             "read-only inside its sandbox; no file: the commit is refused")
+    if not sandboxed:
+        guard += ("; without a sandbox the agent can rewrite that file (or commit with --no-verify): advice only, "
+                  "the audit of every commit decides")
+    found = [Check("commit guard", True, guard)]
+    key = paths.contract_key
+    try:
+        mode = stat.S_IMODE(os.lstat(key).st_mode)
+    except FileNotFoundError:
+        found.append(Check("contract digest", True, f"no key yet at {key} (the engine makes it when it starts)"))
+        return found
+    detail = (f"every stored contract carries an HMAC-SHA256 digest (key {key}): one changed outside the engine is "
+              "a tamper event, audited as allowing nothing, and merge refuses it until --confirm-contract")
+    detail += ("; the key is hidden from sandboxed agents" if sandboxed else
+               "; without a sandbox an agent can read the key too: this catches accidents and careless agents, "
+               "not a determined process of your user")
+    if mode & 0o077:
+        return [*found, Check("contract digest", False, f"{key} is readable by others (mode {mode:o})",
+                              f"chmod 600 {key}")]
+    return [*found, Check("contract digest", True, detail)]
 
 
 def _notices(paths: Any) -> list[str]:

@@ -106,6 +106,16 @@ class RepoPaths:
         """Where the agent's hook keeps events while the engine does not take them; read as the agent's."""
         return self.agent_runtime(agent) / "spool"
 
+    def agent_contract(self, agent: str) -> Path:
+        """The agent's contract as the engine keeps it, for its pre-commit guard: read-only inside its sandbox."""
+        return self.agent_runtime(agent) / "contract.json"
+
+    @property
+    def contract_key(self) -> Path:
+        """The engine's key for the digests of stored contracts: in the state directory (hidden from sandboxed
+        agents, and kept across reboots, unlike the runtime directory)."""
+        return self.state_dir / "contract.key"
+
     def agent_state(self, agent: str) -> Path:
         """The agent's own folder for its CLI's state (config, sessions, credentials it may use)."""
         return self.state_dir / "agents" / agent_file_name(agent)

@@ -210,3 +210,34 @@ def process_gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def host_pid(agent_pid: int, pid: int) -> int:
+    """The host's pid of the process an agent's sandbox knows as `pid`: a sandbox has a PID namespace of its own,
+    so a pid printed from inside it (`$$`, a pid file) names another process, or none, out here. `agent_pid` is
+    the agent's as `show` gives it (the host's); the sandbox is the namespace of the first of its processes
+    that lives in one of its own."""
+    namespace = None
+    top = psutil.Process(agent_pid)
+    for proc in (top, *top.children(recursive=True)):
+        with contextlib.suppress(OSError):
+            if len(_ns_pids(proc.pid)) > 1:
+                namespace = os.readlink(f"/proc/{proc.pid}/ns/pid")
+                break
+    if namespace is None:
+        return pid  # not sandboxed (isolation: none): the pid is already the host's
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{entry.name}/ns/pid") == namespace and _ns_pids(int(entry.name))[-1] == pid:
+                return int(entry.name)
+    raise AssertionError(f"no process is {pid} in the sandbox of {agent_pid}")
+
+
+def _ns_pids(pid: int) -> list[int]:
+    """The process's pid in each PID namespace it is in, the host's first (the NSpid line of its status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return [int(word) for word in line.split()[1:]]
+    return [pid]

@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
+from tests.conftest import PYTHON, Sandbox, host_pid, process_gone, wait_until
 from tests.test_watching import events
 
 FAKE_CODEX = Path(__file__).parent / "fixtures" / "codex" / "fake_codex.py"
@@ -26,10 +26,12 @@ def start(box: Sandbox, name: str) -> None:
 def daemon_of(box: Sandbox, name: str) -> tuple[int, int]:
     """The pids of the app-server daemon the agent's Codex uses (by the CODEX_HOME it runs with), and of the
     tool that daemon runs."""
-    environ = psutil.Process(box.agent(name)["pid"]).environ()
+    agent_pid = box.agent(name)["pid"]
+    environ = psutil.Process(agent_pid).environ()
     codex_home = Path(environ.get("CODEX_HOME") or box.home / ".codex")
     wait_until(lambda: (codex_home / "tool.pid").exists(), message=f"{name}'s daemon")
-    daemon, tool = (int((codex_home / f).read_text()) for f in ("app-server.pid", "tool.pid"))
+    # The files hold the pids the agent's sandbox gives them.
+    daemon, tool = (host_pid(agent_pid, int((codex_home / f).read_text())) for f in ("app-server.pid", "tool.pid"))
     assert psutil.Process(daemon).environ().get("CODEX_HOME") == environ.get("CODEX_HOME")
     return daemon, tool
 
@@ -50,6 +52,9 @@ def test_stopping_one_codex_agent_leaves_the_others_daemon_and_tool_running(sand
 
 @pytest.mark.parametrize("command", [["stop", "x1"], ["rm", "--force", "x1"]])
 def test_stop_and_rm_end_the_daemon_that_outlived_the_agents_exit(sandbox: Sandbox, command: list[str]) -> None:
+    # Without a sandbox: in one, the daemon ends with the agent (its PID namespace goes), as the next test shows;
+    # what holds here is stop and rm finding it by the CODEX_HOME it carries.
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "isolation: none\n")
     start(sandbox, "x1")
     daemon, tool = daemon_of(sandbox, "x1")
     sandbox.sv("send", "x1", "/exit")
@@ -57,6 +62,14 @@ def test_stop_and_rm_end_the_daemon_that_outlived_the_agents_exit(sandbox: Sandb
     assert alive(daemon) and alive(tool)  # Codex leaves it running when it quits
     sandbox.sv(*command)
     wait_until(lambda: process_gone(daemon) and process_gone(tool), message=f"the daemon ended with {command[0]}")
+
+
+def test_in_a_sandbox_the_daemon_ends_with_the_agents_exit(sandbox: Sandbox) -> None:
+    start(sandbox, "x1")
+    daemon, tool = daemon_of(sandbox, "x1")
+    sandbox.sv("send", "x1", "/exit")
+    sandbox.wait_state("x1", "exited", timeout=20)
+    wait_until(lambda: process_gone(daemon) and process_gone(tool), message="the daemon ended with the agent")
 
 
 def test_a_first_prompt_codex_echoes_late_is_typed_once(sandbox: Sandbox) -> None:

@@ -204,11 +204,20 @@ def test_read_only_runtime_folder_short_texts_still_go_and_a_long_one_fails_in_o
     assert sent.returncode == 1 and one_line(sent.stderr), sent.stderr
     assert sent.stderr.splitlines()[0].startswith("supervisor: error: a1: the text could not be typed")
     assert "Read-only file system" in sent.stderr.splitlines()[0]
-    # A start task typed by a thread of the engine's: the agent waits for you with the reason.
-    sv(namespace, sandbox, "start", "a2", "--no-wait", "--task", long)
+    # A sandbox binds the agent's own runtime folder, which cannot be made now: the agent fails saying so.
+    started = sv(namespace, sandbox, "start", "a2", "--no-wait", "--task", long, check=False)
+    wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
+                             if a["name"] == "a2" and a["state"] == "failed"), None),
+               message="a2 failed", timeout=30)
+    reason = json.loads(sv(namespace, sandbox, "show", "a2", "--json").stdout)["reason"]
+    assert one_line(started.stderr), started.stderr
+    # (its own socket, made before its sandbox, is what cannot be made first; never the human's instead)
+    assert reason.startswith("not started: ") and "Read-only file system" in reason and one_line(reason), reason
+    # Without one, a start task typed by a thread of the engine's: the agent waits for you with the reason.
+    sv(namespace, sandbox, "start", "a3", "--isolation", "none", "--no-wait", "--task", long)
     agent = wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
-                                     if a["name"] == "a2" and a["state"] == "waiting"), None),
-                       message="a2 waiting for its undelivered task")
+                                     if a["name"] == "a3" and a["state"] == "waiting"), None),
+                       message="a3 waiting for its undelivered task")
     assert agent["waiting_reason"].startswith("its task could not be delivered: the text could not be typed")
 
 

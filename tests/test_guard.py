@@ -1,6 +1,7 @@
 """The pre-commit boundary guard, with real git: a temporary repository, agent worktrees added with
 `git worktree add`, the guard installed in them and `git commit` run as a subprocess, so the installed hook
-runs the real `supervisor guard`. No tmux, no engine: the store is written directly."""
+runs the real `supervisor guard`. No tmux, no engine: the store and the contract file the engine writes for
+the guard (`supervisor.git.contract_file`) are written directly."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from supervisor.core.contract import Contract, render_contract
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
-from supervisor.git import guard
+from supervisor.git import contract_file, guard
 from supervisor.git.guard import FORWARDED_HOOKS, GUARD_HOOK, GUARD_HOOKS, install_guard, write_hooks
 from supervisor.paths import RepoPaths
 from supervisor.resources import data_dir
@@ -69,11 +70,17 @@ class Repo:
         self.git("worktree", "add", "-q", "-b", f"agent/{name}/work", str(path), "main")
         return path
 
-    def agent(self, name: str, *, contract: str | None = SESSION, install: bool = True) -> Path:
-        """A worktree for agent `name`, recorded in the store (with `contract` as its stored SESSION.md)."""
+    def agent(self, name: str, *, contract: str | None = SESSION, install: bool = True,
+              published: bool = True) -> Path:
+        """A worktree for agent `name`, recorded in the store (with `contract` as its stored SESSION.md), and
+        with `published` its contract file written as the engine writes it."""
         path = self.worktree(name)
         extra = {} if contract is None else {"contract": contract}
         self.add_agent(name, path, extra)
+        if published:
+            folder = self.paths.agent_runtime(name)
+            folder.mkdir(parents=True, exist_ok=True)
+            contract_file.publish(self.paths.agent_contract(name), name, str(path), "main", contract)
         if install:
             install_guard(self.paths.common_dir, path, self.hooks_dir)
         return path
@@ -318,6 +325,30 @@ def test_an_agent_without_a_usable_contract_cannot_commit(repo: Repo) -> None:
     assert "no contract is stored for agent nocontract" in repo.commit(missing).stderr.decode()
     err = repo.commit(broken).stderr.decode()
     assert "the stored contract of broken is invalid: SESSION.md:2:" in err
+
+
+def test_an_agent_whose_contract_file_is_missing_cannot_commit(repo: Repo) -> None:
+    """The engine writes each agent's contract into its runtime folder; without it (an engine that never ran
+    since a reboot emptied that folder, a file deleted) the guard refuses, in one line, never allows all."""
+    wt = repo.agent("auth", published=False)
+    write(wt, "packages/auth/a.py", "changed\n")
+    repo.git("add", "-A", cwd=wt)
+    done = repo.commit(wt)
+    assert done.returncode != 0
+    err = done.stderr.decode()
+    assert "commit refused: the engine has written no contract for this worktree" in err
+    assert repo.head(wt) == repo.out("rev-parse", "main")
+
+
+def test_a_contract_refused_by_the_engine_refuses_every_commit(repo: Repo) -> None:
+    wt = repo.agent("auth")
+    contract_file.publish(repo.paths.agent_contract("auth"), "auth", str(wt), "main", SESSION,
+                          refused="its contract was changed outside the engine")
+    write(wt, "packages/auth/a.py", "changed\n")
+    repo.git("add", "-A", cwd=wt)
+    done = repo.commit(wt)
+    assert done.returncode != 0
+    assert "commit refused: auth: its contract was changed outside the engine" in done.stderr.decode()
 
 
 # ---------------------------------------------------------------------------------------------------------

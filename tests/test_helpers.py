@@ -316,7 +316,8 @@ def test_a_helpers_commit_outside_its_paths(sandbox: Sandbox) -> None:
 
 
 def test_a_helper_restarts_only_within_its_parents_limits(sandbox: Sandbox) -> None:
-    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "  restart: on-failure\n")
+    config = (sandbox.root / "supervisor.yaml").read_text()  # limits: is no longer the file's last section
+    sandbox.write_config(config.replace("limits:\n", "limits:\n  restart: on-failure\n"))
     start_session(sandbox, contract=CONTRACT.replace("- Max helpers: 2", "- Max helpers: 1"))
     sandbox.sv("helper", "a", "--role", "test-agent", "--parent", "auth")
     sandbox.wait_state("auth.a", "idle")
@@ -371,7 +372,8 @@ def test_parent_timeout_kills_its_helpers(sandbox: Sandbox) -> None:
 
 
 def test_a_helper_started_while_its_parent_stops_does_not_outlive_it(sandbox: Sandbox) -> None:
-    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "  stop_grace: 60s\n")
+    config = (sandbox.root / "supervisor.yaml").read_text()  # limits: is no longer the file's last section
+    sandbox.write_config(config.replace("limits:\n", "limits:\n  stop_grace: 60s\n"))
     start_session(sandbox)
     sandbox.sv("helper", "early", "--role", "test-agent", "--parent", "auth")
     sandbox.sv("stop", "auth.early")

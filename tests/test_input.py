@@ -202,9 +202,11 @@ def test_every_free_text_takes_what_follows_double_dash_as_is() -> None:
     def parse(*argv: str) -> dict[str, object]:
         return vars(parse_argv(build_parser(), argv))
 
-    assert parse("send", "a", "--", "--")["text"] == "--"
-    assert parse("send", "a", "--", "-x")["text"] == "-x"
-    assert parse("send", "a", "--", "-")["text"] == "-"  # still stdin
+    # `send` takes its agents, then the text last (one agent or many).
+    assert parse("send", "a", "--", "--")["words"] == ["a", "--"]
+    assert parse("send", "a", "--", "-x")["words"] == ["a", "-x"]
+    assert parse("send", "a", "b", "--", "--help")["words"] == ["a", "b", "--help"]
+    assert parse("send", "a", "--", "-")["words"] == ["a", "-"]  # still stdin
     assert parse("msg", "parent", "--", "--help")["text"] == "--help"
     assert parse("start", "a", "--task", "--", "-x")["task"] == "-x"
     assert parse("task", "add", "--", "--lines")["text"] == "--lines"

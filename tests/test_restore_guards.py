@@ -12,7 +12,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
+from tests.conftest import PYTHON, Sandbox, host_pid, process_gone, wait_until
 from tests.test_pane_identity import engine_request, kill_tmux_server
 from tests.test_restore import TWO_TURNS, demo_recording, launched, prompts, session_of
 from tests.test_watching import config, events, fake_claude, ticks_pass
@@ -41,8 +41,10 @@ def first_run_differs(box: Sandbox, name: str, first: str, later: str) -> tuple[
 
 def test_restore_ends_what_ignored_the_hangup_before_it_starts_the_agent_again(sandbox: Sandbox) -> None:
     """A tool the agent ran that ignores SIGHUP (nohup, `trap '' HUP`) outlives the tmux server, in the worktree,
-    holding the agent's port: the restore ends it first, never a second copy beside it."""
+    holding the agent's port: the restore ends it first, never a second copy beside it. Without a sandbox: in one,
+    the tool ends with the tmux server (the next test)."""
     config(sandbox)
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text() + "isolation: none\n")
     pids = sandbox.root.parent / "sleepers"
     script = f"""
         turns:
@@ -62,6 +64,23 @@ def test_restore_ends_what_ignored_the_hangup_before_it_starts_the_agent_again(s
     assert [e["pids"] for e in events(sandbox, "docs", "kill_incomplete")] == []
     sandbox.wait_state("docs", "idle", "working")
     sandbox.sv("stop", "docs")
+
+
+def test_in_a_sandbox_what_ignored_the_hangup_ends_with_the_tmux_server(sandbox: Sandbox) -> None:
+    """The sandbox's PID namespace ends with the agent's pane: nothing of it is left for the restore to end."""
+    config(sandbox)
+    pids = sandbox.root.parent / "sleepers"
+    script = f"""
+        turns:
+          - [{{spawn: "trap '' HUP; echo $$ >> {pids}; exec sleep 300"}}, {{say: spawned}}]
+    """
+    command, _ = demo_recording(sandbox, "d", textwrap.dedent(script))
+    sandbox.sv("start", "docs", "--task", "start the dev server", "--command", command)
+    wait_until(lambda: pids.exists() and pids.read_text().strip(), message="the tool started")
+    sleeper = host_pid(sandbox.wait_state("docs", "idle")["pid"], int(pids.read_text().split()[0]))
+    kill_tmux_server(sandbox)
+    sandbox.wait_state("docs", "exited")
+    wait_until(lambda: process_gone(sleeper), message="the tool ended with the sandbox")
 
 
 def test_an_id_an_agent_sends_through_its_hooks_never_reaches_its_command_line(sandbox: Sandbox) -> None:

@@ -390,7 +390,7 @@ def test_supervisor_files_never_show_as_changes(sandbox: Sandbox) -> None:
     sandbox.sv("start", "auth")
     worktree = Path(sandbox.ls()["auth"]["worktree"])
     (worktree / "SESSION.md").write_text("contract")
-    (worktree / ".sub-agents").mkdir()
+    (worktree / ".sub-agents").mkdir(exist_ok=True)
     (worktree / ".sub-agents" / "status.yaml").write_text("x: 1")
     assert sandbox.git("status", "--porcelain", cwd=worktree) == ""
 

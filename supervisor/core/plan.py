@@ -29,7 +29,7 @@ from typing import Final
 
 import yaml
 
-from supervisor.config import MERGE_MODES, _compose, _describe, _is_null, _line, _Parser, _Section
+from supervisor.config import ISOLATIONS, MERGE_MODES, _compose, _describe, _is_null, _line, _Parser, _Section
 from supervisor.core.contract import Contract, HelperPermissions, parse_contract
 from supervisor.core.model import validate_name
 from supervisor.core.pathrules import covers, may_overlap
@@ -39,7 +39,7 @@ from supervisor.errors import InputFileError, UsageError
 _TOP: Final = ("base", "merge", "sessions")
 _MERGE: Final = ("mode", "check", "check_timeout")
 _SESSION: Final = ("name", "task", "task_file", "after", "modify", "dont_touch", "helpers", "max_helpers",
-                   "timeout", "contract", "command", "agent")
+                   "timeout", "contract", "command", "agent", "isolation")
 _CONTRACT_KEYS: Final = ("modify", "dont_touch", "helpers", "max_helpers", "timeout")
 
 
@@ -52,6 +52,7 @@ class PlannedSession:
     command: str | None
     profile: str | None
     line: int
+    isolation: str | None = None  # its own `sandbox | none`, over supervisor.yaml's
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class _PlanReader(_Parser):
         return PlannedSession(
             name=name, task=task, contract=self.contract(sec, name, node), after=tuple(after),
             command=self.opt_string(sec, "command"), profile=self.opt_string(sec, "agent"), line=_line(node) or 0,
+            isolation=self.choice(sec, "isolation", "", ISOLATIONS) or None,
         ), after
 
     def read_beside(self, sec: _Section, key: str) -> tuple[Path, str]:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine.helpers import contract_of
 from supervisor.engine.rebuild import UNVERIFIED, confirm_hint
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
@@ -130,7 +129,7 @@ class Auditor(PeriodicService):
             return
         before = agent.extra.get("audited")
         commits = new_commits(root, tip, [str(before or agent.base), agent.target])
-        found = audit(root, contract_of(agent, root).rules(), commits)
+        found = audit(root, engine.contracts.rules_of(agent), commits)
         # Earlier violations count while their commits are still on the branch (an agent may drop them).
         on_branch = set(new_commits(root, tip, [agent.target])) if agent.extra.get("violations") else set()
         with engine.agent_lock(name):
@@ -177,6 +176,11 @@ class Auditor(PeriodicService):
                     "SESSION.md, which the agent could have edited, and no human has confirmed it",
                     hint=confirm_hint(name))
             agent = self._confirm_contract(name)
+        changed = engine.contracts.refusal(agent)
+        if changed:
+            if not confirm_contract:
+                raise SupervisorError(f"{name} cannot be merged: tamper: {changed}", hint=confirm_hint(name))
+            agent = self._confirm_contract(name)
         with self.tips_lock:  # moves made since the last pass are judged now
             self.guard.check(engine.store.agents(), branch_tips(root, "refs/heads/"))
         agent = engine.get(name)
@@ -194,7 +198,7 @@ class Auditor(PeriodicService):
                                   hint="it was started from a detached HEAD or a commit; merge it by hand")
         tip = expected_tip or worktrees.resolve(root, agent.branch)
         commits = new_commits(root, tip, [agent.target])
-        rules = contract_of(agent, root).rules()
+        rules = engine.contracts.rules_of(agent)
         found = audit(root, rules, commits)
         # Whatever its history hides, the branch's net change must be inside the contract too.
         net = net_violations(root, rules, tip, agent.target)
@@ -238,7 +242,10 @@ class Auditor(PeriodicService):
         with self.engine.agent_lock(name):
             agent = self.engine.get(name)
             source = agent.extra.pop(UNVERIFIED, None)
-            self.engine.store.save_agent(agent, "contract_confirmed", rebuilt_from=source, by="human")
+            tampered = self.engine.contracts.confirm(agent)
+            self.engine.store.save_agent(agent, "contract_confirmed", rebuilt_from=source, tampered=tampered,
+                                         by="human")
+            self.engine.contracts.publish(agent)
         return agent
 
     def _end_contest(self, winner: Agent) -> list[str]:

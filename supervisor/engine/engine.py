@@ -50,6 +50,7 @@ from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.bulk import BulkDesk, unknown_agent
 from supervisor.engine.confinement import end_confined
+from supervisor.engine.contracts import TAMPERED, Contracts
 from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
@@ -70,11 +71,15 @@ from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.files import inside
 from supervisor.git import worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
-from supervisor.hosts.base import CannotIsolate
+from supervisor.hosts.base import ISOLATED, CannotIsolate
+from supervisor.hosts.isolation import NONE as NO_ISOLATION
+from supervisor.hosts.isolation import choose as isolation_choice
+from supervisor.hosts.isolation import valid as isolation_valid
 from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths, agent_file_name
 from supervisor.tmux.server import PaneInfo, Scrolled, Tmux, TmuxError
@@ -124,6 +129,7 @@ class Engine:
         self._config_mtime = _mtime(paths.config_file)
         paths.config_refused.unlink(missing_ok=True)  # what it read is in force
         self.store = Store(paths.db_path)
+        self.contracts = Contracts(self)  # its key, the digests of stored contracts, the guard's contract files
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
@@ -187,6 +193,7 @@ class Engine:
         self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
         branch_names.migrate(self)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
         rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
+        self.contracts.load()  # every stored contract checked against its digest; the guard's files written
         self.watcher.adopt()
         try:
             self.ingest_spool()
@@ -294,8 +301,8 @@ class Engine:
 
     def open_socket(self, name: str) -> str | None:
         """The agent's own socket, in its own runtime folder (with the folder its hook spools into); None when
-        made, else why not (said in its events too). An agent is never told the human's socket instead: one
-        whose socket cannot be made is not started."""
+        made, else why not (said in its events too). An agent is never told the human's socket instead: a
+        sandboxed one whose socket cannot be made is not started."""
         try:
             spools.prepare(self.paths, name)
             self.control.listen(self.paths.agent_socket(name), name)
@@ -357,6 +364,7 @@ class Engine:
         view["session_id"] = agent.extra.get("session_id")  # the CLI's own id of its conversation, when known
         view["contract"] = agent.extra.get("contract")
         view["contract_unverified"] = agent.extra.get(rebuild.UNVERIFIED)
+        view["contract_tampered"] = agent.extra.get(TAMPERED)
         view["rebuilt"] = agent.extra.get("rebuilt")
         view["violations"] = agent.extra.get("violations") or []
         return view
@@ -454,6 +462,7 @@ class Engine:
         contract: str | None = None,
         contract_path: str | None = None,
         best_of: int | None = None,
+        isolation: str | None = None,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
@@ -462,13 +471,16 @@ class Engine:
         config = load_config(self.paths.root)  # refuse a broken file now, before anything starts
         terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
             default_session_contract(self.paths.root)
+        isolation = isolation_valid(isolation)
         if best_of is None:
             agent = self.new_session(name, task, command, profile, base, config)
+            isolation_choice(agent, isolation)
             return self.create(agent, terms, config, wait=wait)
-        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation)
 
     def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
-                       base: str, config: Config, terms: Contract, wait: bool) -> dict[str, Any]:
+                       base: str, config: Config, terms: Contract, wait: bool,
+                       isolation: str | None = None) -> dict[str, Any]:
         """N sessions NAME-1 … NAME-N on the same task, from the same commit (`compare` shows them side by
         side; merging one removes the others)."""
         if not 2 <= count <= MAX_BEST_OF:
@@ -487,6 +499,7 @@ class Engine:
             agent = self.new_session(candidate, task, command, profile, base, config)
             agent.base = base_commit
             agent.extra["best_of"] = name
+            isolation_choice(agent, isolation)
             started.append(self.create(agent, terms, config, wait=wait))
         return {"name": name, "candidates": started}
 
@@ -519,7 +532,7 @@ class Engine:
         `admit` runs under `admission` right before the agent's row is added (a parent's helper count is
         checked there, so two concurrent spawns cannot both take its last place)."""
         name = agent.name
-        with_terms(agent, terms)
+        with_terms(agent, terms, self.contracts.seal)
         with self.agent_lock(name):  # held from the first row on, so the watcher never sees it half-made
             with admission or contextlib.nullcontext():
                 if admit is not None:
@@ -559,8 +572,12 @@ class Engine:
 
     def _make_worktree(self, agent: Agent) -> None:
         worktree = Path(agent.worktree)
+        owner = self.store.get_agent(agent.parent) if agent.parent else None
+        if owner is not None:  # a helper's, in its parent's `.sub-agents/`: not through a link the parent planted
+            inside(Path(owner.worktree), worktree)
         worktrees.ensure_excludes(self.paths.common_dir)
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
+        agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)
         self.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
                                 base=agent.base)
 
@@ -633,12 +650,16 @@ class Engine:
         command = resumed or agent.command
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
+        self.contracts.publish(agent)  # what its commit guard reads
         unmade = self.open_socket(agent.name)  # before its first process: its hooks talk through it
-        if unmade is not None:
+        if unmade is not None and self.host.isolation_of(agent) != NO_ISOLATION:
             agent.reason = (f"not started: its own socket to the engine could not be made at "
                             f"{self.paths.agent_socket(agent.name)} ({unmade})")
             self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
             return False
+        # Without a sandbox it runs all the same, known by its lineage alone (your socket is within its reach
+        # anyway, and judged so): a full or read-only runtime folder does not stop all work. It is never told
+        # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.paths, agent)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
@@ -666,7 +687,9 @@ class Engine:
         agent.waiting_reason = None
         self.live[agent.name] = Live(last_output=0.0, launched_at=now, replaying=resumed is not None,
                                      session_id=session if resumed is not None else None)
-        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command)
+        agent.extra[ISOLATED] = launched.isolation
+        self.set_state(agent, State.STARTING, "launched", pane=agent.pane, pid=agent.pid, command=command,
+                       isolation=launched.isolation)
         return resumed is not None
 
     def _deliver_quietly(self, name: str, task: str) -> None:
@@ -1270,7 +1293,7 @@ class Engine:
             self.live.pop(name, None)
             self.transcripts.forget(name)
             self.close_socket(name)
-            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket's folder and spool
+            shutil.rmtree(self.paths.agent_runtime(name), ignore_errors=True)  # its socket, spool and contract file
             shutil.rmtree(self.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
             self.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 

@@ -2,9 +2,10 @@
 worktree, and messages between the agents of one tree.
 
 A request from inside an agent's pane acts as that agent: it starts helpers under itself only and messages
-agents of its own tree. `status.yaml` is rewritten (atomically, only when it changes) whenever the event log
-shows a helper changed; a message is written as a file in `.sub-agents/messages/` of the two agents' nearest
-common ancestor and typed into the recipient at its next prompt.
+agents of its own tree. `status.yaml` is rewritten (in place, so that a parent's sandbox, which binds that
+file, shows it; only when it changes) whenever the event log shows a helper changed; a message is written as a
+file in `.sub-agents/messages/` of the two agents' nearest common ancestor and typed into the recipient at its
+next prompt. Never through a symbolic link an agent planted in its worktree (`files.inside`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import yaml
 from supervisor.core.contract import Contract, parse_contract, render_contract
 from supervisor.core.model import SESSION_NAME, Agent, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
+from supervisor.core.seal import Seal
 from supervisor.engine import views
 from supervisor.engine.service import ServiceThread
 from supervisor.errors import SupervisorError, UsageError
-from supervisor.files import write_atomically
+from supervisor.files import inside, write_atomically, write_in_place
 from supervisor.git import worktrees
 from supervisor.git.refs import agent_branch
+from supervisor.hosts.isolation import inherit as inherit_isolation
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -104,18 +107,24 @@ class HelperDesk(ServiceThread):
                                   hint=f"`supervisor restart {parent}` first")
         engine.reload_config_if_changed()
         config = engine.config
+        if not engine.contracts.verify(owner):  # a helper's contract is made from its parent's
+            raise SupervisorError(f"{parent}'s contract was changed outside the engine: no helper starts under it",
+                                  hint=f"a human reads it (`supervisor show {parent}`) and confirms it with "
+                                       f"`supervisor merge {parent} --confirm-contract`")
         parent_terms = contract_of(owner, engine.paths.root)
         terms, template = helper_contract(
             parent_terms, role, name=full, parent_name=parent, repo_root=engine.paths.root,
             paths=paths or None, task=task, level=owner.level + 1, max_level=config.limits.max_level,
             default_timeout=config.limits.helper_timeout)
-        worktree = Path(owner.worktree) / SUB_AGENTS / short
+        worktree = inside(Path(owner.worktree), Path(owner.worktree) / SUB_AGENTS / short)
         now = time.time()
         agent = Agent(
             name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
             branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
             task=task, role=role, state=State.STARTING, state_since=now,
             started_at=now, port=engine.free_port())
+
+        inherit_isolation(owner, agent)
 
         def admit() -> None:
             refusal = slot_refusal(engine, parent, full)
@@ -156,7 +165,13 @@ class HelperDesk(ServiceThread):
                 continue
             if not directory.is_dir():
                 continue
-            write_atomically(directory / STATUS_FILE, text)
+            try:
+                write_in_place(inside(Path(parent.worktree), directory / STATUS_FILE), text)
+            except (SupervisorError, OSError) as exc:  # a planted link: said once, not followed
+                if self._written.get(parent.name) != "":
+                    log.warning("%s: status.yaml not written: %s", parent.name, getattr(exc, "message", exc))
+                self._written[parent.name] = ""
+                continue
             self._written[parent.name] = text
 
     # messages ---------------------------------------------------------------------------------------------
@@ -181,7 +196,7 @@ class HelperDesk(ServiceThread):
         if len(text.encode()) > MAX_MESSAGE:
             raise UsageError(f"the message is longer than {MAX_MESSAGE // 1024} KiB; write a file and send its path")
         home = engine.get(common_ancestor(sender, recipient.name))
-        folder = Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR
+        folder = inside(Path(home.worktree), Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         sent = datetime.now(UTC)
         path = folder / f"{sent.strftime('%Y%m%dT%H%M%S.%f')}-{sender}-to-{recipient.name}.yaml"
@@ -220,9 +235,11 @@ def slot_refusal(engine: Engine, parent_name: str, helper: str) -> tuple[str, st
     return None
 
 
-def with_terms(agent: Agent, terms: Contract) -> Agent:
-    """Record the contract the agent runs under (rendered: what SESSION.md and the guard read)."""
+def with_terms(agent: Agent, terms: Contract, seal: Seal) -> Agent:
+    """Record the contract the agent runs under (rendered: what SESSION.md and the guard read), signed with the
+    engine's key."""
     agent.extra["contract"] = render_contract(terms)
+    seal.sign(agent)
     agent.extra["timeout"] = terms.timeout
     agent.extra["stall_after"] = terms.stall_after
     return agent

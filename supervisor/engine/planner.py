@@ -31,6 +31,7 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.audit import branch_tips, new_commits
 from supervisor.git.integration import CheckResult, run_check
+from supervisor.hosts import isolation
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -89,7 +90,8 @@ class Planner(PeriodicService):
                 agent = engine.new_session(session.name, session.task, session.command, session.profile, target,
                                            config, queued=True)
                 agent.extra["plan"] = _plan_record(plan, path, order, session.after)
-                engine.store.add_agent(with_terms(agent, session.contract))
+                isolation.choose(agent, session.isolation)
+                engine.store.add_agent(with_terms(agent, session.contract, engine.contracts.seal))
                 queued.append(session.name)
         except SupervisorError:
             for name in queued:  # all or nothing

@@ -25,6 +25,7 @@ from supervisor.config import Config
 from supervisor.core.contract import parse_contract
 from supervisor.core.model import Agent, State, parent_of, validate_name
 from supervisor.core.roles import default_session_contract
+from supervisor.core.seal import Seal
 from supervisor.core.store import NameTaken, Store
 from supervisor.engine.helpers import SUB_AGENTS, with_terms
 from supervisor.errors import SupervisorError
@@ -133,7 +134,8 @@ def rebuild_missing(store: Store, paths: RepoPaths, config: Config, tmux: Tmux, 
     trees, linked = agent_worktrees(paths.root)
     names = set(panes) | (set(trees) if include_stopped else set())
     server = tmux.listed_server
-    rebuilt = []
+    rebuilt: list[str] = []
+    seal: Seal | None = None
     for name in sorted(names - known, key=lambda n: (n.count("."), n)):
         tree = trees.get(name)
         if tree is None:
@@ -144,7 +146,8 @@ def rebuild_missing(store: Store, paths: RepoPaths, config: Config, tmux: Tmux, 
                 log.warning("agent %s: its pane runs, but %s is not a worktree of this repository: not rebuilt",
                             name, tree)
                 continue
-        agent = rebuild_agent(name, paths, config, panes.get(name), tree, server)
+        seal = seal or Seal(paths.contract_key)  # its contract is signed as read (and marked unverified)
+        agent = rebuild_agent(name, paths, config, panes.get(name), tree, server, seal)
         try:
             store.add_agent(agent)
         except NameTaken:
@@ -163,7 +166,7 @@ def _same(one: Path, other: Path) -> bool:
 
 
 def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane | None, worktree: Path,
-                  server: str | None) -> Agent:
+                  server: str | None, seal: Seal) -> Agent:
     """An agent's record from its pane (live) and worktree; what neither tells is left empty."""
     root = paths.root
     parent = parent_of(name)
@@ -190,12 +193,12 @@ def rebuild_agent(name: str, paths: RepoPaths, config: Config, pane: AgentPane |
             agent.started_at = now
     else:
         agent.reason = "rebuilt from git: no pane of it was running"
-    agent.extra[UNVERIFIED] = _contract(agent, Path(worktree), root)
+    agent.extra[UNVERIFIED] = _contract(agent, Path(worktree), root, seal)
     agent.extra["rebuilt"] = {"at": now, "from": ["tmux", "git"] if pane else ["git"]}
     return agent
 
 
-def _contract(agent: Agent, worktree: Path, root: Path) -> dict[str, Any]:
+def _contract(agent: Agent, worktree: Path, root: Path, seal: Seal) -> dict[str, Any]:
     """Give the agent the contract its SESSION.md states (or the default one); what was used and why."""
     session_md = worktree / "SESSION.md"
     try:
@@ -204,7 +207,7 @@ def _contract(agent: Agent, worktree: Path, root: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, SupervisorError) as exc:
         terms = default_session_contract(root)
         source = {"source": "default", "why": f"{session_md}: {getattr(exc, 'strerror', None) or exc}"}
-    with_terms(agent, terms)
+    with_terms(agent, terms, seal)
     return source
 
 

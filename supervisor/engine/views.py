@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, Event, State
 from supervisor.engine.server_ended import RESTORABLE
+from supervisor.hosts.base import ISOLATED
 from supervisor.usage.totals import NONE, Usage
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "reason": agent.reason,
         # Its pane went with the tmux server and nothing started it since: `supervisor restore` brings it back.
         "restorable": bool(agent.extra.get(RESTORABLE)),
+        # What its last launch got: `sandbox` or `none` (null: not launched by an engine that says).
+        "isolation": agent.extra.get(ISOLATED),
         "boundary_violations": len(agent.extra.get("violations") or []),
         # The conflict radar's findings: [{"with": agent or target branch, "branch": ..., "files": [...]}].
         "conflicts": list(agent.extra.get("conflicts") or []),

@@ -27,7 +27,8 @@ from supervisor.core.contract import parse_contract
 from supervisor.core.pathrules import PathRules, Violation, check_changes
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import write_atomically
-from supervisor.paths import find_repo
+from supervisor.git import contract_file
+from supervisor.paths import RepoPaths
 
 __all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "GUARD_HOOKS", "install_guard", "main", "write_hooks"]
 
@@ -140,23 +141,38 @@ def _write_if_changed(path: Path, content: bytes) -> None:
 def main(cwd: Path) -> int:
     """Check the staged changes of the worktree containing `cwd` against its agent's contract.
 
-    0 when they are allowed or the worktree is not an agent's; 1 (with the reasons on stderr) otherwise.
-    The contract is the one the store keeps, never the SESSION.md in the worktree, which the agent can
-    edit. A problem reading either raises SupervisorError: the commit is refused rather than let through.
+    0 when they are allowed, or in the repository's main worktree (the human's own); 1 (with the reasons on
+    stderr) otherwise. The contract is the one the engine wrote into the agent's runtime folder
+    (`supervisor.git.contract_file`), never the SESSION.md in the worktree, which the agent can edit. A
+    worktree with no such contract is refused with one line, unless the store (readable outside a sandbox)
+    says no agent has it. A problem reading any of it raises SupervisorError: refused rather than let through.
 
     A merge (`git merge` committing by itself, or a `git commit` concluding one) is checked as the audit
     will check it: the paths where the staged result differs from git's own merge of its parents, and the
     commits it brings in that are not already on the branch the agent merges into. So merging that branch
     passes, whatever it changed; merging other work that changes forbidden paths does not.
     """
-    top = Path(os.fsdecode(_git(cwd, "rev-parse", "--show-toplevel").rstrip(b"\n")))
-    db_path = find_repo(top).db_path
-    if not db_path.exists():
-        return 0
-    found = _agent_of_worktree(db_path, top)
-    if found is None:
-        return 0
-    name, text, target = found
+    top_text, common_text, git_dir_text = os.fsdecode(
+        _git(cwd, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", "--git-dir")
+    ).split("\n")[:3]
+    if os.path.realpath(git_dir_text) == os.path.realpath(common_text):
+        return 0  # the main worktree: the human's own commits
+    top = Path(top_text)
+    paths = RepoPaths(root=top, common_dir=Path(common_text).resolve())  # where the engine keeps its files
+    record = contract_file.find(top, paths.runtime_dir, os.environ.get("SUPERVISOR_SOCKET"))
+    if record is None:
+        if not paths.sandbox_mark.exists() and _agent_of_worktree(paths.db_path, top) is None:
+            return 0  # a worktree of yours the store gives no agent
+        raise SupervisorError(
+            f"commit refused: the engine has written no contract for this worktree ({top}); an agent's commits "
+            "are checked against the contract the engine keeps: `supervisor ls` starts the engine, which writes it")
+    name = str(record.get("name"))
+    if record.get("refused"):
+        raise SupervisorError(f"commit refused: {name}: {record['refused']}")
+    text = record.get("contract")
+    if not isinstance(text, str):
+        raise SupervisorError(f"commit refused: no contract is stored for agent {name}")
+    target = record.get("target") if isinstance(record.get("target"), str) and record.get("target") else None
     try:
         contract = parse_contract(text, _CONTRACT_NAME)
     except UsageError as exc:
@@ -246,14 +262,16 @@ def _git(cwd: Path, *args: str) -> bytes:
     return done.stdout
 
 
-def _agent_of_worktree(db_path: Path, top: Path) -> tuple[str, str, str | None] | None:
-    """(name, stored contract text, the branch it merges into) of the agent whose worktree is `top`; None
-    if no agent has it.
+def _agent_of_worktree(db_path: Path, top: Path) -> str | None:
+    """The name of the agent whose worktree is `top` in the store; None if no agent has it (or there is no
+    store yet).
 
     Reads the store read-only rather than through `Store`, which creates its schema (a write that would
-    wait for the engine's lock). Only the record's `name`, `worktree`, `target` and `extra` are read.
+    wait for the engine's lock). Only the record's `name` and `worktree` are read.
     """
-    target = os.path.realpath(top)
+    if not db_path.exists():
+        return None
+    wanted = os.path.realpath(top)
     try:
         db = sqlite3.connect(db_path.absolute().as_uri() + "?mode=ro", uri=True, timeout=10)
     except sqlite3.Error as exc:
@@ -271,15 +289,8 @@ def _agent_of_worktree(db_path: Path, top: Path) -> tuple[str, str, str | None] 
     for (data,) in rows:
         record = json.loads(data)
         worktree = record.get("worktree")
-        if not isinstance(worktree, str) or not worktree or os.path.realpath(worktree) != target:
-            continue
-        name = str(record.get("name"))
-        extra = record.get("extra")
-        text = extra.get("contract") if isinstance(extra, dict) else None
-        if not isinstance(text, str):
-            raise SupervisorError(f"commit refused: no contract is stored for agent {name}")
-        target = record.get("target")
-        return name, text, target if isinstance(target, str) and target else None
+        if isinstance(worktree, str) and worktree and os.path.realpath(worktree) == wanted:
+            return str(record.get("name"))
     return None
 
 

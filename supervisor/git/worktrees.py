@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from supervisor.errors import SupervisorError
@@ -131,3 +132,40 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
         added += int(plus) if plus.isdigit() else 0  # "-" for binary files
         removed += int(minus) if minus.isdigit() else 0
     return {"files": files, "added": added, "removed": removed}
+
+
+GIT_DIR_KEY = "git_dir"  # in an agent's record: its worktree's own git folder, as git gave it at creation
+
+
+def git_dir_at_creation(worktree: Path) -> str:
+    """The worktree's own git folder (`.git/worktrees/<id>`), asked of git right after it made the worktree,
+    before any agent could write the worktree's `.git` file."""
+    return run_git(worktree, "rev-parse", "--absolute-git-dir")
+
+
+def admin_dir(common_dir: Path, worktree: Path, recorded: str | None) -> Path:
+    """The worktree's own git folder as the engine knows it: as recorded at its creation, else the one folder of
+    `common_dir/worktrees/` whose `gitdir` names this worktree (never what the worktree's own, agent-writable,
+    `.git` file says). Resolved, and always a direct child of `common_dir/worktrees/`: GitError otherwise."""
+    folder = (common_dir / "worktrees").resolve()
+    if recorded:
+        found = Path(recorded).resolve()
+    else:
+        mine = os.path.realpath(worktree / ".git")
+        matches = []
+        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
+            try:
+                named = (candidate / "gitdir").read_text(encoding="utf-8", errors="surrogateescape").strip()
+            except OSError:
+                continue
+            if os.path.realpath(named) == mine:
+                matches.append(candidate.resolve())
+        if len(matches) != 1:
+            raise GitError(f"git knows {'no' if not matches else 'more than one'} git folder of the worktree "
+                           f"{worktree} in {folder}", hint="`git worktree prune`, or remove the agent and start "
+                                                           "it again")
+        found = matches[0]
+    if found.parent != folder or not found.is_dir():
+        raise GitError(f"the git folder of the worktree {worktree} is {found}, not one of {folder}/",
+                       hint="remove the agent and start it again")
+    return found

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from supervisor.core.model import Agent
 from supervisor.errors import SupervisorError
+from supervisor.hosts.isolation import GOT
 from supervisor.tmux.panes import PaneRef
 from supervisor.tmux.server import PaneInfo
 
@@ -20,7 +21,11 @@ class Launched:
     ref: PaneRef  # the pane the agent runs in
     pid: int  # the pane's first process: ending it ends the agent (with a sandbox, its whole PID namespace)
     history: int  # lines of earlier runs already in the pane (a respawn), already in the transcript
+    isolation: str = "none"  # what it got: `sandbox` or `none`
     unconfined: str | None = None  # why it runs in no cgroup of its own though one was made for it
+
+
+ISOLATED = GOT  # in an agent's record: the isolation its last launch got
 
 
 class CannotIsolate(SupervisorError):

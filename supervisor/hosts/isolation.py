@@ -8,11 +8,13 @@ runs unsandboxed when the sandbox was wanted.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+
+from supervisor.core.model import Agent
+from supervisor.errors import UsageError
 
 SANDBOX = "sandbox"
 NONE = "none"
@@ -32,9 +34,22 @@ class Sandboxing:
     hint: str | None = None
 
 
-@functools.lru_cache(maxsize=1)
+_working: Sandboxing | None = None  # a probe that succeeded: kept for the process's life (a failed one is not)
+
+
 def sandboxing() -> Sandboxing:
-    """Probed once per process: bubblewrap found, and able to make the namespaces a sandbox needs."""
+    """Bubblewrap found, and able to make the namespaces a sandbox needs: once it was, for the process's life; a
+    failure (a busy machine's timeout) is probed again next time, never kept for the engine's life."""
+    global _working
+    if _working is None:
+        found = _probe()
+        if found.bwrap is None:
+            return found
+        _working = found
+    return _working
+
+
+def _probe() -> Sandboxing:
     if not sys.platform.startswith("linux"):
         return Sandboxing(None, f"the sandbox needs Linux (this is {sys.platform})", "set `isolation: none`")
     found = shutil.which("bwrap")
@@ -56,6 +71,32 @@ def sandboxing() -> Sandboxing:
     return Sandboxing(found)
 
 
+KEY = "isolation"  # in an agent's record: its own setting (`start --isolation`, a plan's session)
+GOT = "isolated"  # in an agent's record: what its last launch got
+
+
+def valid(chosen: str | None) -> str | None:
+    """`chosen` (None: supervisor.yaml's); UsageError for anything but sandbox | none."""
+    if chosen is not None and chosen not in CHOICES:
+        raise UsageError(f"isolation must be one of: {', '.join(CHOICES)}; got {chosen!r}")
+    return chosen
+
+
+def choose(agent: Agent, chosen: str | None) -> None:
+    """Give `agent` its own isolation (None: supervisor.yaml's)."""
+    if valid(chosen) is not None:
+        agent.extra[KEY] = chosen
+
+
+def inherit(parent: Agent, helper: Agent) -> None:
+    """A helper is never less isolated than its parent: a sandboxed parent's helpers are sandboxed whatever
+    supervisor.yaml says later; a parent's own setting is its helpers' too."""
+    if parent.extra.get(GOT) == SANDBOX or parent.extra.get(KEY) == SANDBOX:
+        helper.extra[KEY] = SANDBOX
+    elif parent.extra.get(KEY) in CHOICES:
+        helper.extra[KEY] = parent.extra[KEY]
+
+
 def default_isolation() -> str:
     """`sandbox` where this machine can make one, else `none` (said by `doctor`)."""
     return SANDBOX if sandboxing().bwrap is not None else NONE
@@ -66,14 +107,19 @@ def in_force(configured: str | None) -> str:
     return configured or default_isolation()
 
 
-def describe(configured: str | None) -> tuple[bool, str, str | None]:
+ABSTRACT_SOCKETS = ("with the network shared, abstract sockets (X11's, an abstract D-Bus) stay reachable; "
+                    "`sandbox: {network: false}` closes them")
+
+
+def describe(configured: str | None, network: bool = True) -> tuple[bool, str, str | None]:
     """For `doctor`: whether all is well, the line saying the isolation in force, and a hint."""
     chosen = in_force(configured)
     probe = sandboxing()
     if chosen == SANDBOX:
         if probe.bwrap is None:
             return False, f"isolation: sandbox, but {probe.problem}: agents will not start", probe.hint
-        return True, f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)", None
+        return True, (f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)"
+                      + ("" if not network else f"; {ABSTRACT_SOCKETS}")), None
     why = "" if configured == NONE else f" ({probe.problem})"
     fine = configured == NONE or not sys.platform.startswith("linux")
     return fine, NOT_ENFORCED + why, None if fine else probe.hint

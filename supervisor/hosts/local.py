@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,18 +14,22 @@ import supervisor
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, check_joined, confined
+from supervisor.engine.helpers import MESSAGES_DIR, STATUS_FILE, SUB_AGENTS, status_text
 from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
-from supervisor.git.refs import ref_folder, worktree_git_dir
+from supervisor.errors import SupervisorError
+from supervisor.files import inside, write_in_place
+from supervisor.git.refs import ref_folder
+from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir
 from supervisor.hosts import isolation, sandbox
 from supervisor.hosts.base import CannotIsolate, Launched
-from supervisor.paths import RepoPaths
+from supervisor.paths import RepoPaths, runtime_base
 from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
 
-ISOLATION_KEY = "isolation"  # in an agent's record: its own setting (a plan's session), over supervisor.yaml's
-SUB_AGENTS = ".sub-agents"
+ISOLATION_KEY = isolation.KEY  # in an agent's record: its own setting (start --isolation, a plan's session)
 SHELL = "/bin/sh"
+KEEP = ".keep"  # in an agent's ref and reflog folders: git skips dot-files there
 
 
 class LocalHost:
@@ -43,11 +48,12 @@ class LocalHost:
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None,
                panes: Mapping[str, PaneInfo]) -> Launched:
         line, env = self.wrap(agent, command, env)
+        got = self.isolation_of(agent)
         if into is not None:
             pid = self.tmux.respawn(into.pane, into.server, Path(agent.worktree), line, env)
-            return Launched(PaneRef.of(into), pid, into.history, check_joined(agent, pid))
+            return Launched(PaneRef.of(into), pid, into.history, got, check_joined(agent, pid))
         ref, pid = self.panes.open(agent, line, dict(env), panes)
-        return Launched(ref, pid, 0, check_joined(agent, pid))
+        return Launched(ref, pid, 0, got, check_joined(agent, pid))
 
     def wrap(self, agent: Agent, command: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The command line and environment that run `command` isolated as the agent's settings say."""
@@ -59,8 +65,18 @@ class LocalHost:
         if found.bwrap is None:
             raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
         spec = self.spec(agent, env)
-        for folder in sandbox.folders_to_create(spec):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            prepare(spec)
+        except OSError as exc:  # a read-only or full runtime or state folder: the agent fails saying so
+            raise CannotIsolate(f"its sandbox cannot be made ({exc.strerror or exc}: {exc.filename})",
+                                hint="free or make writable the folder named; or set `isolation: none`") from None
+        tried = subprocess.run(sandbox.argv(spec, ["true"], found.bwrap), capture_output=True, text=True,
+                               check=False, stdin=subprocess.DEVNULL, timeout=30)
+        if tried.returncode != 0:  # said here, where the user looks, not as a pane that "exited with code 1"
+            said = (tried.stderr.strip().splitlines() or [f"exit status {tried.returncode}"])[-1]
+            raise CannotIsolate(f"its sandbox cannot be made ({said})",
+                                hint="a folder it binds or hides may be gone or odd (`supervisor doctor`); "
+                                     "or set `isolation: none`")
         line = shlex.join(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap))
         return line, {**env, "HOME": str(spec.home)}
 
@@ -68,35 +84,54 @@ class LocalHost:
         paths = self.paths
         config = self.settings()
         worktree = Path(agent.worktree)
-        git_dir = worktree_git_dir(worktree)
+        try:  # the one folder of the shared .git it may write: never from its own `.git` file (`gitdir: /`)
+            git_dir = admin_dir(paths.common_dir, worktree, agent.extra.get(GIT_DIR_KEY))
+        except GitError as exc:
+            raise CannotIsolate(exc.message, hint=exc.hint) from None
         own_state = paths.agent_state(agent.name)
-        helpers = worktree / SUB_AGENTS
-        hidden = tuple(sorted(p for p in helpers.iterdir() if p.is_dir() and (p / ".git").exists())) \
-            if helpers.is_dir() else ()
+        helpers = self._helpers_folder(agent)
         search = (env.get("PATH") or (self.tmux.env or {}).get("PATH") or os.environ.get("PATH", "")).split(os.pathsep)
         readable = [Path(sys.prefix), Path(supervisor.__file__).parent,
                     *(Path(p) for p in search if os.path.isabs(p) and os.path.isdir(p))]
         return sandbox.Spec(
             worktree=worktree,
             common_dir=paths.common_dir,
-            worktree_git_dir=(git_dir if git_dir is not None else worktree / ".git").resolve(),
+            worktree_git_dir=git_dir,
             # agent/NAME/work: the agent's own folder (branches named before those folders share theirs)
             ref_folder=paths.common_dir / ref_folder(agent.branch),
             state_dir=paths.state_dir,
             own_state=own_state,
             guard_hooks=paths.state_dir / "hooks",
-            runtime_dir=paths.runtime_dir,
+            runtime_dirs=runtime_folders(),
             own_runtime=paths.agent_runtime(agent.name),
+            own_spool=paths.agent_spool(agent.name),
             root_worktree=paths.root,
             worktrees_dir=config.worktrees.dir,
             home=own_state / "home",
             real_home=Path.home(),
             network=config.sandbox.network,
             readable=sandbox.unique(readable),
-            hidden=hidden,
+            helpers=helpers,
+            helpers_status=STATUS_FILE,
+            helpers_messages=MESSAGES_DIR,
             extra_read=config.sandbox.read,
             extra_write=config.sandbox.write,
         )
+
+    @staticmethod
+    def _helpers_folder(agent: Agent) -> Path:
+        """The agent's `.sub-agents/` with what its sandbox gives back of it (its helpers' status, messages),
+        made now: a bind needs them to exist, and helpers made later appear in the hidden folder only."""
+        worktree = Path(agent.worktree)
+        helpers = worktree / SUB_AGENTS
+        try:
+            inside(worktree, helpers / MESSAGES_DIR).mkdir(parents=True, exist_ok=True)
+            status = inside(worktree, helpers / STATUS_FILE)
+            if not status.exists():
+                write_in_place(status, status_text(agent, []))
+        except SupervisorError as exc:
+            raise CannotIsolate(exc.message, hint=exc.hint) from None
+        return helpers
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         root = pane.pid if pane is not None and not pane.dead else None
@@ -106,4 +141,26 @@ class LocalHost:
                          since=since, spare={*self.tmux.keepers(self.tmux.list_panes()), os.getpid()})
 
 
-__all__ = ["ISOLATION_KEY", "CannotIsolate", "LocalHost"]
+def prepare(spec: sandbox.Spec) -> None:
+    """Make what the sandbox binds (bubblewrap cannot bind what does not exist). The agent's HOME is replaced
+    when it is not a folder (the agent can write the folder holding it: a dangling link left there must not stop
+    its next start). Its ref and reflog folders get a dot-file git never takes for a ref, so that no
+    `git pack-refs --prune` or gc removes a folder a running sandbox has bound."""
+    if spec.home.is_symlink() or (spec.home.exists() and not spec.home.is_dir()):
+        spec.home.unlink()
+    for folder in sandbox.folders_to_create(spec):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (spec.ref_folder, spec.log_folder):
+        (folder / KEEP).touch(exist_ok=True)
+
+
+def runtime_folders() -> tuple[Path, ...]:
+    """Every folder of this user's where sockets live, hidden in a sandbox: every repository's runtime folder,
+    the XDG runtime folder (the user's bus, gpg and ssh agents, podman), tmux's own, `/run/user/UID`."""
+    found = [runtime_base(), Path(f"/run/user/{os.getuid()}")]
+    found += [Path(os.environ[name]) for name in ("XDG_RUNTIME_DIR", "TMUX_TMPDIR")
+              if os.path.isabs(os.environ.get(name, ""))]
+    return sandbox.unique(path for path in found if path.resolve() != Path("/"))
+
+
+__all__ = ["ISOLATION_KEY", "CannotIsolate", "LocalHost", "runtime_folders"]

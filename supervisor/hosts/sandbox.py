@@ -2,33 +2,39 @@
 
 The agent sees the machine read-only, with private /proc, /dev and /tmp and a PID namespace of its own (ending
 its first process ends every process in it), and on top of that:
-- its own worktree read-write; inside it, a parent's helpers' worktrees (`.sub-agents/`) hidden;
+- its own worktree read-write; inside it, `.sub-agents/` (its helpers' worktrees, also those made after its
+  launch) hidden but for its `status.yaml` (read-only) and `messages/` (read-write);
 - the git common dir read-only, but the object store, its own ref folder, that folder's reflogs and its
   worktree's own git folder (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared
   config and hooks stay read-only, and no other ref can move;
 - none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
-  commit guard's hooks (read-only); none of the runtime directory (the engine's and tmux's sockets) but its
-  own runtime folder, read-only (the engine's: its own socket to the engine, and what the engine leaves it
-  there), with only the `spool/` folder in it writable (hook events kept while the engine is down);
+  commit guard's hooks (read-only); no runtime folder of the user's (every repository's engine and tmux
+  sockets, `$XDG_RUNTIME_DIR` with the user's bus and agents' sockets, `$TMUX_TMPDIR`) but the agent's own
+  runtime folder, read-only (its own socket to the engine: connecting to a socket needs no writable mount; and
+  the contract its commit guard reads, which it must not rewrite), with the `spool/` in it writable (its hook's
+  events while the engine is down);
 - neither the repository's main worktree nor any other agent's worktree;
 - a HOME of its own (the user's `~/.gitconfig` read-only in it); the user's real home stays readable, so
   programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`).
 
 Later mounts cover earlier ones, so the order of `argv` is: the machine and the folders the user adds, what is
-hidden, then what is given back inside the hidden parts.
+hidden, then what is given back inside the hidden parts. Every path is resolved first: bubblewrap cannot mount
+onto a path that goes through a symbolic link (a stow-managed `~/.ssh -> /elsewhere`), and hiding the link's
+target hides what it points at.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # Credentials and keys under the user's home that no agent needs: hidden even though the home stays readable.
 MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker", ".gnupg", ".netrc",
-                  ".git-credentials", ".password-store")
+                  ".git-credentials", ".password-store", ".config/gh", ".config/hub", ".npmrc", ".pypirc",
+                  ".cargo/credentials", ".cargo/credentials.toml", ".vault-token", ".terraform.d",
+                  ".local/share/keyrings", ".m2/settings.xml")
 GITCONFIG = ".gitconfig"
-SPOOL = "spool"  # RepoPaths.agent_spool: the one writable folder in the agent's runtime folder
 
 
 @dataclass(frozen=True)
@@ -42,15 +48,18 @@ class Spec:
     state_dir: Path  # the supervisor's state (store, logs, transcripts): hidden
     own_state: Path  # the agent's CLI folder inside it: read-write
     guard_hooks: Path  # the commit guard's hooks inside it: read-only
-    runtime_dir: Path  # the engine's and tmux's sockets: hidden
-    own_runtime: Path  # the agent's runtime folder inside it (its socket to the engine): read-only but `spool/`
+    runtime_dirs: tuple[Path, ...]  # every runtime folder of the user's (sockets): hidden
+    own_runtime: Path  # the agent's runtime folder inside it (its socket, its contract.json): read-only
+    own_spool: Path  # the spool folder in own_runtime: read-write
     root_worktree: Path  # the user's main worktree: hidden
     worktrees_dir: Path  # where the sessions' worktrees are: hidden
     home: Path  # the agent's own HOME (a folder of its own_state)
     real_home: Path | None = None  # the user's home: stays readable, less MASKED_IN_HOME
     network: bool = True  # False: a network namespace of its own (loopback only)
     readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
-    hidden: tuple[Path, ...] = field(default=())  # more to hide (a parent's helpers' worktrees)
+    helpers: Path | None = None  # worktree/.sub-agents: hidden, less its status file and messages folder
+    helpers_status: str = "status.yaml"
+    helpers_messages: str = "messages"
     extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
 
@@ -62,7 +71,7 @@ class Spec:
 
 def folders_to_create(spec: Spec) -> list[Path]:
     """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
-    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_runtime / SPOOL, spec.home]
+    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_spool, spec.home]
 
 
 SANDBOX_MARK = ".inside-an-agent-sandbox"  # RepoPaths.sandbox_mark
@@ -82,7 +91,7 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     if spec.real_home is not None:
         for name in MASKED_IN_HOME:
             args += _mask(spec.real_home / name)
-    for path in (spec.root_worktree, spec.worktrees_dir, spec.runtime_dir):
+    for path in (spec.root_worktree, spec.worktrees_dir, *spec.runtime_dirs):
         args += _mask(path)
     args += _bind("--ro-bind", spec.common_dir)  # again: it usually sits in the main worktree just hidden
     for path in (spec.common_dir / "objects", spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
@@ -93,29 +102,32 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
-    # Read-only: nothing the agent plants where its socket goes (or at its spool's place) can keep the engine
-    # from making the socket, or lead the engine elsewhere; only its spool takes writes.
-    args += _bind("--ro-bind", spec.own_runtime)
-    args += _bind("--bind", spec.own_runtime / SPOOL)
+    args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
+    args += _bind("--bind", spec.own_spool)
     args += _bind("--bind", spec.worktree)
-    for path in spec.hidden:
-        args += _mask(path)
+    if spec.helpers is not None:
+        args += _mask(spec.helpers)
+        args += _bind("--ro-bind", spec.helpers / spec.helpers_status)
+        args += _bind("--bind", spec.helpers / spec.helpers_messages)
     for path in _readable(spec):
         args += _bind("--ro-bind", path)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
-        args += ["--ro-bind", str(spec.real_home / GITCONFIG), str(spec.home / GITCONFIG)]
-    args += ["--chdir", str(spec.worktree), "--setenv", "HOME", str(spec.home), "--", *command]
+        args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
+    args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
     return args
 
 
 def _readable(spec: Spec) -> list[Path]:
     """The `readable` paths that hold nothing hidden (showing a PATH entry of `/tmp` must not show the store in
     it) and lie in nothing hidden but the main worktree (a virtualenv there is fine; the store is not)."""
-    hidden = [spec.state_dir, spec.runtime_dir, spec.common_dir, spec.worktrees_dir, *spec.hidden]
+    hidden = [spec.state_dir, *spec.runtime_dirs, spec.common_dir, spec.worktrees_dir,
+              *([spec.helpers] if spec.helpers is not None else [])]
     if spec.real_home is not None:
         hidden += [spec.real_home / name for name in MASKED_IN_HOME]
-    return [path for path in spec.readable
-            if not _within(spec.root_worktree, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
+    hidden = [h.resolve() for h in hidden]
+    root = spec.root_worktree.resolve()
+    return [path for path in (p.resolve() for p in spec.readable)
+            if not _within(root, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -123,7 +135,9 @@ def _within(path: Path, folder: Path) -> bool:
 
 
 def _mask(path: Path) -> list[str]:
-    """Hide `path`: an empty tmpfs over a folder, an empty file over a file; nothing when it does not exist."""
+    """Hide `path` (what it leads to): an empty tmpfs over a folder, an empty file over a file; nothing when it
+    does not exist."""
+    path = path.resolve()
     if path.is_dir():
         return ["--tmpfs", str(path)]
     if path.exists():
@@ -132,6 +146,7 @@ def _mask(path: Path) -> list[str]:
 
 
 def _bind(kind: str, path: Path) -> list[str]:
+    path = path.resolve()
     return [kind, str(path), str(path)] if path.exists() else []
 
 
