@@ -160,9 +160,11 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
     from supervisor.config import load_config  # validated here so a bad file is refused before any start
     from supervisor.engine.detached import launch
     from supervisor.engine.startup import start_failure
+    from supervisor.engine.whose import refuse_inside_an_agent
 
     if engine_running(paths):
         return
+    refuse_inside_an_agent(paths)
     load_config(paths.root)
     paths.ensure_dirs()
     with open(paths.runtime_dir / "start.lock", "a") as start_lock:

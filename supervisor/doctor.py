@@ -94,6 +94,14 @@ def identity_check() -> Check:
     if not lineage:
         return Check("agent identity", True, detail.split(". ")[0] + "; this system has no /proc, so nothing ties a "
                      "process an agent starts to it: without a sandbox run only agents you trust")
+    from supervisor.engine.confinement import cgroup_base
+
+    if cgroup_base()[0] is None:
+        detail += (", and so does one that outlived the agent's first process (left to init once it exited): "
+                   "agents get no cgroup here, which would tie it to the agent")
+    else:
+        detail += ("; one that outlived the agent's first process is still the agent's by its cgroup (which a "
+                   "process of yours can leave)")
     return Check("agent identity", True, detail)
 
 

@@ -133,7 +133,8 @@ class RepoPaths:
         writes (an engine starts only where its store can be written: it says so in one line otherwise).
         Never inside an agent's sandbox: an engine there would see none of the store, tmux server or agents."""
         if self.sandbox_mark.exists():
-            raise SupervisorError("the engine is not running, and it does not start inside an agent's sandbox",
+            raise SupervisorError("the engine cannot be reached from inside an agent's sandbox, and it does not "
+                                  "start there",
                                   hint="it starts with the next supervisor command run outside the agents")
         try:
             for directory in (self.state_dir, self.logs_dir):

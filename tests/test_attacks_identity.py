@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, process_gone, wait_until
-from tests.test_watching import config, fake_claude
+from tests.test_watching import config, events, fake_claude
 
 SV = f"{shlex.quote(PYTHON)} -m supervisor"
 ASKS = """
@@ -174,5 +174,167 @@ def test_in_the_sandbox_a_caller_without_its_socket_starts_no_engine_of_its_own(
         f"{SV} stop victim > {out}.part 2>&1; echo \"exit=$?\" >> {out}.part; mv {out}.part {out}",
     ], tmp_path)
     told = result(out)
-    assert "exit=1" in told and "does not start inside an agent's sandbox" in told, told
+    assert "exit=1" in told and "the engine cannot be reached from inside an agent's sandbox" in told, told
+    assert_untouched(sandbox, victim, main_tip)
+
+
+# Connect, hand the connection to a child, exit: the process the kernel names as the peer is gone when the
+# child sends. argv: the socket, the method.
+FORK_AND_SEND = r'''
+import json, os, socket, sys, time
+from supervisor.engine import unixpath
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+unixpath.connect(sock, sys.argv[1])
+connector = os.getpid()
+if os.fork():
+    os._exit(0)
+while os.getppid() == connector:
+    time.sleep(0.01)
+sock.sendall((json.dumps({"method": sys.argv[2], "params": {"name": "victim"}}) + "\n").encode())
+print(sock.recv(65536).decode())
+'''
+
+
+def human_socket(box: Sandbox) -> Path:
+    return box.runtime / box.paths.runtime_dir.name / "engine.sock"
+
+
+def test_a_connection_whose_connecting_process_exited_is_nobody(
+        sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
+    main_tip = sandbox.git("rev-parse", "main")
+    human, own = tmp_path / "human.out", tmp_path / "own.out"
+    send = f"{shlex.quote(PYTHON)} -c {shlex.quote(FORK_AND_SEND)}"
+    attacker(sandbox, "mallory", [
+        f"{send} {human_socket(sandbox)} stop > {human}.part 2>&1; mv {human}.part {human}",
+        f"{send} \"$SUPERVISOR_SOCKET\" ls > {own}.part 2>&1; mv {own}.part {own}",
+    ], tmp_path)
+    text = result(human)
+    assert "refused: the process that connected" in text and "is gone" in text and "only reads" in text, text
+    text = result(own)
+    assert "refused: the process that connected to agent mallory's socket" in text, text
+    assert_untouched(sandbox, victim, main_tip)
+
+
+def planting(out: Path, planted: Path, victim_files: Path) -> str:
+    """Run 1: replace its socket by a folder and its spool by a link to a folder of the user's. Run 2 (after
+    a restart): say which socket it was given, and ask to stop the victim through it."""
+    return (f'if [ -e {planted} ]; then echo "socket $SUPERVISOR_SOCKET" > {out}.part; '
+            f'{SV} stop victim >> {out}.part 2>&1; echo "exit=$?" >> {out}.part; mv {out}.part {out}; '
+            f'else own=$(dirname "$SUPERVISOR_SOCKET"); '
+            f'{{ rm -f "$SUPERVISOR_SOCKET" && mkdir "$SUPERVISOR_SOCKET" && touch "$SUPERVISOR_SOCKET/x" && '
+            f'rm -rf "$own/spool" && ln -s {victim_files} "$own/spool"; }} > {planted}.part 2>&1; '
+            f'echo "planted=$?" >> {planted}.part; mv {planted}.part {planted}; fi')
+
+
+@pytest.mark.parametrize("isolation", ["none", "sandbox"])
+def test_a_planted_socket_path_never_gets_an_agent_the_humans_socket(
+        sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path, isolation: str) -> None:
+    main_tip = sandbox.git("rev-parse", "main")
+    if isolation == "sandbox":  # the attacker in the sandbox (the victim started outside one: no matter here)
+        sandbox.write_config((sandbox.root / "supervisor.yaml").read_text().replace("isolation: none\n", ""))
+    victim_files = tmp_path / "precious"
+    victim_files.mkdir()
+    (victim_files / "package.json").write_text('{"name": "precious"}')
+    out, planted = tmp_path / "stop.out", tmp_path / "planted.out"
+    attacker(sandbox, "mallory", [planting(out, planted, victim_files)], tmp_path)
+    told = result(planted)
+    own = sandbox.agent_runtime("mallory") / "engine.sock"
+    if isolation == "sandbox":  # its runtime folder is the engine's: read-only in there
+        assert "planted=1" in told and "Read-only file system" in told, told
+    else:
+        assert "planted=0" in told, told
+    sandbox.sv("stop", "mallory")
+    sandbox.sv("restart", "mallory")
+    text = result(out)
+    assert f"socket {own}" in text, text  # its own socket again, never the human's
+    assert "exit=1" in text and "agent mallory may not call stop" in text, text
+    assert own.is_socket() and (own.parent / "spool").is_dir() and not (own.parent / "spool").is_symlink()
+    assert (victim_files / "package.json").read_text() == '{"name": "precious"}'
+    assert_untouched(sandbox, victim, main_tip)
+
+
+def test_what_an_agent_leaves_in_spools_never_keeps_the_engine_from_starting(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """Spool files that are not events (a JSON list, a FIFO, a link to a file of the user's, one too large), a
+    spool folder of a made-up agent that is a link to a folder of the user's, and a folder where a stopped
+    agent's socket was: the engine starts, reads past them, and touches nothing of the user's."""
+    config(sandbox)
+    with (sandbox.root / "supervisor.yaml").open("a") as file:
+        file.write("isolation: none\n")  # the spool folder itself within the agent's reach
+    (tmp_path / "gone.yaml").write_text(json.dumps({"turns": [[{"exit": 0}]]}))
+    sandbox.sv("start", "gone", "--task", "go", "--command", f"{DEMO_AGENT} --script {tmp_path / 'gone.yaml'}")
+    sandbox.wait_state("gone", "exited")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "package.json").write_text('{"name": "precious"}')
+    (precious / "settings.json").write_text('{"editor.fontSize": 14}')
+    done = tmp_path / "done"
+    spool = '"$(dirname "$SUPERVISOR_SOCKET")/spool"'
+    agents = '"$(dirname "$(dirname "$SUPERVISOR_SOCKET")")"'
+    attacker(sandbox, "mallory", [
+        f"printf '[]' > {spool}/list.json",
+        f"mkfifo {spool}/fifo.json",
+        f"ln -s {precious}/package.json {spool}/link.json",
+        f"head -c 3000000 /dev/zero | tr '\\0' ' ' > {spool}/big.json; echo '{{}}' >> {spool}/big.json",
+        f"mkdir -p {agents}/eve && ln -s {precious} {agents}/eve/spool",
+        f"rm -f {agents}/gone/engine.sock; mkdir -p {agents}/gone/engine.sock/x",
+        f"touch {done}",
+    ], tmp_path)
+    wait_until(done.exists, timeout=60, message="the attacker's spool files")
+    sandbox.sv("engine", "stop")
+    listed = sandbox.sv("ls", check=False)  # starts an engine, which reads every spool first
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(p.name for p in precious.iterdir()) == ["package.json", "settings.json"]
+    assert (precious / "package.json").read_text() == '{"name": "precious"}'
+    left = sorted(p.name for p in (sandbox.agent_runtime("mallory") / "spool").iterdir())
+    assert left == [], left
+    assert not (sandbox.agent_runtime("gone") / "engine.sock").exists()
+
+
+def test_an_agent_starts_no_engine_even_without_its_variables(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An engine started from an agent's pane would live in its tree (and cgroup): the human's `stop` of the
+    agent would end it."""
+    config(sandbox)
+    with (sandbox.root / "supervisor.yaml").open("a") as file:
+        file.write("isolation: none\n")
+    go = tmp_path / "go"
+    outs = {how: tmp_path / f"{how}.out" for how in ("start", "foreground", "ui")}
+    commands = {"start": "engine start", "foreground": "engine --foreground", "ui": "ui"}
+    wait = f"while [ ! -e {go} ]; do sleep 0.1; done"
+    attacker(sandbox, "mallory", [wait, *(
+        f"env -u SUPERVISOR_SOCKET -u SUPERVISOR_AGENT timeout 30 {SV} {commands[how]} > {out}.part 2>&1 "
+        f"</dev/null; echo \"exit=$?\" >> {out}.part; mv {out}.part {out}" for how, out in outs.items())], tmp_path)
+    sandbox.wait_state("mallory", "working")
+    sandbox.sv("engine", "stop")
+    go.touch()
+    for how, out in outs.items():
+        text = result(out)
+        assert "exit=1" in text and "an agent does not start it" in text and "mallory" in text, (how, text)
+    status = sandbox.sv("engine", "status", "--json", check=False)
+    assert json.loads(status.stdout) == {"running": False}
+
+
+def test_an_orphan_that_outlived_its_agent_is_still_the_agent(
+        sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
+    """Its first process exited, so the orphan went to init: out of every agent's tree. The agent's cgroup
+    still holds it (where the machine gives agents one; without, README says lineage cannot catch this)."""
+    from supervisor.engine.confinement import cgroup_base
+
+    if cgroup_base()[0] is None:
+        pytest.skip("no writable cgroup v2 here: lineage alone cannot catch this (README, Security)")
+    main_tip = sandbox.git("rev-parse", "main")
+    go, out = tmp_path / "go", tmp_path / "stop.out"
+    inner = f"while [ ! -e {go} ]; do sleep 0.1; done; {SV} stop victim > {out}.part 2>&1; " \
+            f"echo \"exit=$?\" >> {out}.part; mv {out}.part {out}"
+    script = tmp_path / "mallory.yaml"
+    script.write_text(json.dumps({"turns": [[
+        {"run": f"env -u SUPERVISOR_SOCKET setsid -f sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null"},
+        {"exit": 0}]]}))
+    sandbox.sv("start", "mallory", "--task", "go", "--command", f"{DEMO_AGENT} --script {script}")
+    sandbox.wait_state("mallory", "exited")
+    if events(sandbox, "mallory", "cgroup_join_failed"):  # (a machine too busy to let it join within 2 s)
+        pytest.skip(f"mallory ran in no cgroup: {events(sandbox, 'mallory', 'cgroup_join_failed')}")
+    go.touch()
+    text = result(out)
+    assert "exit=1" in text and "agent mallory may not call stop" in text, text
     assert_untouched(sandbox, victim, main_tip)

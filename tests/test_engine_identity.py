@@ -44,14 +44,20 @@ def test_an_engine_started_from_an_agents_pane_carries_none_of_its_identity(sand
     refused = subprocess.run([PYTHON, "-m", "supervisor", "ls"], cwd=x["worktree"], env=inside, capture_output=True,
                              text=True, timeout=60, check=False)  # an agent never starts the engine
     assert refused.returncode != 0 and "an agent does not start it" in refused.stderr, refused.stderr
-    # Without its socket (a shell that took the rest of the agent's environment) it starts one, stripped.
-    inside.pop("SUPERVISOR_SOCKET")
+    for dropped in ("SUPERVISOR_SOCKET", "SUPERVISOR_AGENT"):  # nor with either of its variables left
+        left = {key: value for key, value in inside.items() if key != dropped}
+        refused = subprocess.run([PYTHON, "-m", "supervisor", "engine", "start"], cwd=x["worktree"], env=left,
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode != 0 and "an agent does not start it" in refused.stderr, refused.stderr
+    for key in ("SUPERVISOR_SOCKET", "SUPERVISOR_AGENT", "COMPOSE_PROJECT_NAME"):  # (without an agent's name
+        inside.pop(key)  # beside it, COMPOSE_PROJECT_NAME may be the user's own: it would be kept)
+    # Outside the agent's tree, with what else an agent's environment holds, one starts: stripped of it.
     done = subprocess.run([PYTHON, "-m", "supervisor", "ls"], cwd=x["worktree"], env=inside, capture_output=True,
                           text=True, timeout=60, check=False)  # no engine runs: this one starts it
     assert done.returncode == 0, done.stderr
     engine = environ(sandbox.engine_pid())
     assert not IDENTITY & set(engine), IDENTITY & set(engine)
-    assert "CLAUDE_CONFIG_DIR" not in engine
+    assert "CLAUDE_CONFIG_DIR" not in engine  # it points into the agents' own folders
     assert engine["SUPERVISOR_RUNTIME_DIR"] == sandbox.env["SUPERVISOR_RUNTIME_DIR"]  # the user's own, kept
 
     kill_tmux_server(sandbox)

@@ -14,8 +14,9 @@ from typing import Any
 
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
-from supervisor.engine.hooks import read_spool, spool
+from supervisor.engine.hooks import spool
 from supervisor.engine.once import HookLedger, Seen, ingest_spool
+from supervisor.engine.spooled import read_spool
 from tests.conftest import Sandbox, process_gone, wait_until
 from tests.test_watching import _pane_env, config, events, fake_claude
 

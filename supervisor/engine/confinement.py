@@ -50,6 +50,7 @@ def check_joined(agent: Agent, pid: int, timeout: float = 2.0) -> str | None:
     wanted = _cgroup_path(group)
     prefix = os.path.abspath(subreaper.__file__).encode()
     deadline = time.monotonic() + timeout
+    began = False  # the prefix seen running: until then `pid` may still be tmux's child before its exec
     while True:
         try:
             in_prefix = prefix in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -58,7 +59,8 @@ def check_joined(agent: Agent, pid: int, timeout: float = 2.0) -> str | None:
             return None  # ended already: nothing of it left to keep together
         if now_in == wanted and wanted is not None:
             return None
-        if not in_prefix or time.monotonic() >= deadline:
+        began = began or in_prefix
+        if (began and not in_prefix) or time.monotonic() >= deadline:
             break
         time.sleep(0.005)
     agent.extra.pop(CGROUP, None)
@@ -165,6 +167,16 @@ def _made(folder: Path) -> bool:
     with contextlib.suppress(OSError):
         folder.mkdir(exist_ok=True)
     return (folder / "cgroup.procs").exists()
+
+
+def cgroup_name(group: Path) -> str | None:
+    """`group` (a folder) as /proc/PID/cgroup names it."""
+    return _cgroup_path(group)
+
+
+def cgroup_of(pid: int) -> str | None:
+    """The cgroup v2 path of process `pid` (raises OSError once it is gone)."""
+    return _cgroup_of(pid)
 
 
 def _cgroup_path(group: Path) -> str | None:

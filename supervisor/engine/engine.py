@@ -64,7 +64,7 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
-from supervisor.engine.server import ControlServer, Peer
+from supervisor.engine.server import ControlServer, Peer, clear_path
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.spending import SpendingWatch
 from supervisor.engine.taskdesk import TaskDesk
@@ -77,6 +77,7 @@ from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
 from supervisor.hosts.base import ISOLATED, CannotIsolate
+from supervisor.hosts.isolation import NONE as NO_ISOLATION
 from supervisor.hosts.isolation import choose as isolation_choice
 from supervisor.hosts.isolation import valid as isolation_valid
 from supervisor.hosts.local import LocalHost
@@ -194,14 +195,15 @@ class Engine:
         rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
         self.contracts.load()  # every stored contract checked against its digest; the guard's files written
         self.watcher.adopt()
-        self.ingest_spool()
+        try:
+            self.ingest_spool()
+        except Exception as exc:  # what an agent left in its spool never keeps the engine from starting
+            log.exception("reading the hook spools failed")
+            self.store.append_event(None, "spool_unreadable", error=repr(exc))
         for service in self.services:
             service.start()
         for agent in self.store.agents():
-            if agent.state.live:
-                self.open_socket(agent.name)
-            else:  # one an engine killed meanwhile left: nobody listens there any more
-                self.paths.agent_socket(agent.name).unlink(missing_ok=True)
+            self.ready_socket(agent)
         self.control.listen(self.paths.engine_socket)
         self.control.serve_in_thread()
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
@@ -270,7 +272,7 @@ class Engine:
     # requests -----------------------------------------------------------------------------------------
 
     def handle(self, method: str, params: dict[str, Any], peer: Peer) -> Any:
-        caller = callers.identify(peer, self.store.agents())
+        caller = callers.identify(peer, self.store.agents(), method)
         callers.check(caller, peer, method, params)
         handler = next((getattr(owner, f"op_{method}") for owner in (self, *self.services)
                         if hasattr(owner, f"op_{method}")), None)
@@ -286,20 +288,30 @@ class Engine:
                 raise
             raise UsageError(f"bad parameters for {method}: {exc}") from None
 
-    def open_socket(self, name: str) -> bool:
-        """The agent's own socket, in its own runtime folder (with the folder its hook spools into). When it
-        cannot be made (a read-only or full runtime folder) that is said in its events, and False: the agent
-        then reaches the engine through the human's socket, known by its process lineage alone."""
+    def ready_socket(self, agent: Agent) -> None:
+        """At start: a live agent's socket listened on again; a stopped one's removed (an engine killed meanwhile
+        left it, or something was planted there). One agent's trouble is said, never stops the engine."""
+        try:
+            if agent.state.live:
+                self.open_socket(agent.name)
+            else:
+                clear_path(self.paths.agent_socket(agent.name))
+        except (OSError, SupervisorError) as exc:
+            log.warning("%s: its socket could not be cleared: %s", agent.name, exc)
+
+    def open_socket(self, name: str) -> str | None:
+        """The agent's own socket, in its own runtime folder (with the folder its hook spools into); None when
+        made, else why not (said in its events too). An agent is never told the human's socket instead: a
+        sandboxed one whose socket cannot be made is not started."""
         try:
             spools.prepare(self.paths, name)
             self.control.listen(self.paths.agent_socket(name), name)
         except (OSError, SupervisorError) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
-            log.warning("%s: its own socket could not be made (%s); it is known by its process lineage only",
-                        name, why)
+            log.warning("%s: its own socket could not be made (%s)", name, why)
             self.store.append_event(name, "socket_unavailable", path=str(self.paths.agent_socket(name)), error=why)
-            return False
-        return True
+            return why
+        return None
 
     def close_socket(self, name: str) -> None:
         self.control.forget(self.paths.agent_socket(name))
@@ -639,10 +651,16 @@ class Engine:
         stagger = self.config.agent.stagger if profile.name == self.config.agent.profile else profile.stagger
         self._gate.wait(profile.name, stagger)
         self.contracts.publish(agent)  # what its commit guard reads
-        own_socket = self.open_socket(agent.name)  # before its first process: its hooks talk through it
+        unmade = self.open_socket(agent.name)  # before its first process: its hooks talk through it
+        if unmade is not None and self.host.isolation_of(agent) != NO_ISOLATION:
+            agent.reason = (f"not started: its own socket to the engine could not be made at "
+                            f"{self.paths.agent_socket(agent.name)} ({unmade})")
+            self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+            return False
+        # Without a sandbox it runs all the same, known by its lineage alone (your socket is within its reach
+        # anyway, and judged so): a full or read-only runtime folder does not stop all work. It is never told
+        # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.paths, agent)
-        if not own_socket:
-            env["SUPERVISOR_SOCKET"] = str(self.paths.engine_socket)
         env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server

@@ -9,11 +9,9 @@ nothing about the state any more.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,20 +155,3 @@ def spool(directory: Path, payload: dict[str, Any], *, at: float, key: str) -> P
     target = directory / name
     os.replace(tmp, target)
     return target
-
-
-def read_spool(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    if not directory.is_dir():
-        return []
-    found = []
-    for path in sorted(directory.glob("*.json")):
-        if path.name.startswith("."):  # being written (`spool`): a partial read would remove it, and its rename
-            with contextlib.suppress(OSError):  # would then fail; left by a hook killed while writing, after a while
-                if path.stat().st_mtime < time.time() - 60:
-                    path.unlink()
-            continue
-        try:
-            found.append((path, json.loads(path.read_text())))
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
-    return found

@@ -14,7 +14,9 @@ therefore takes its hook state from that event (`last_hook`), as the engine befo
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +27,10 @@ from typing import Any
 
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine.hooks import read_hook, read_spool
+from supervisor.engine.hooks import read_hook
+from supervisor.engine.spooled import SpoolFolder
+
+log = logging.getLogger(__name__)
 
 _REMEMBERED = 16384  # ids kept in memory: far more than arrive between two reads of the spool
 _CLOCK_SLACK = 60.0  # seconds an event may be recorded before its hook's clock says it ran
@@ -97,40 +102,46 @@ def ingest_spool(directory: Path, name: str, store: Store, ledger: HookLedger,
     """Apply the hook events spooled in `directory` (agent `name`'s own spool folder: each is that agent's, whatever
     its file says) that are not applied yet, in order, and remove their files; `apply(agent, event, ran, key)`
     records the event with its id. Returns False when a file was kept, because its event's own request is being
-    applied right now: its record decides at the next read."""
-    items = []
-    for path, item in read_spool(directory):
-        try:
-            ran = ran_at(item.get("at"), path.stat().st_mtime)
-        except FileNotFoundError:
-            continue
-        items.append((path, item, ran))
-    unknown = [ran for _, item, ran in items
-               if isinstance(item.get("key"), str) and ledger.seen(item["key"]) is Seen.NEW]
-    if unknown:
-        ledger.cover(min(unknown))
-    done = True
-    for path, item, ran in items:
-        key = item.get("key")
-        seen = ledger.seen(key) if isinstance(key, str) else Seen.NEW
-        if seen is Seen.APPLYING:
-            done = False
-            continue
-        agent = store.get_agent(name)
-        event = item.get("event")
-        if seen is Seen.NEW and agent is not None and isinstance(event, dict) and ledger.claim(key):
-            try:
-                apply(agent, event, ran, key)
-            except BaseException:
-                ledger.release(key)
-                raise
-        path.unlink(missing_ok=True)
+    applied right now: its record decides at the next read. An event that fails to apply for any reason but the
+    store's is said in the log and its file removed: one file never stops the others."""
+    with SpoolFolder(directory) as folder:
+        items = [(spooled, ran_at(spooled.item.get("at"), spooled.mtime)) for spooled in folder.read()]
+        unknown = [ran for spooled, ran in items
+                   if isinstance(spooled.item.get("key"), str) and ledger.seen(spooled.item["key"]) is Seen.NEW]
+        if unknown:
+            ledger.cover(min(unknown))
+        done = True
+        for spooled, ran in items:
+            key = spooled.item.get("key")
+            seen = ledger.seen(key) if isinstance(key, str) else Seen.NEW
+            if seen is Seen.APPLYING:
+                done = False
+                continue
+            agent = store.get_agent(name)
+            event = spooled.item.get("event")
+            if seen is Seen.NEW and agent is not None and isinstance(event, dict) and ledger.claim(key):
+                try:
+                    apply(agent, event, ran, key)
+                except (OSError, sqlite3.Error):  # the store's trouble: the file waits for the next read
+                    ledger.release(key)
+                    raise
+                except Exception:
+                    ledger.release(key)
+                    log.exception("%s: a spooled hook event in %s could not be applied; it is dropped", name,
+                                  spooled.name)
+            folder.remove(spooled.name)
     return done
 
 
 def ran_at(at: object, otherwise: float) -> float:
     """When a hook ran, as `supervisor hook` said (never later than now), else `otherwise`."""
-    return min(float(at), time.time()) if isinstance(at, int | float) and math.isfinite(at) else otherwise
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return otherwise
+    try:
+        seconds = float(at)  # a JSON integer can be too large for a float
+    except OverflowError:
+        return otherwise
+    return min(seconds, time.time()) if math.isfinite(seconds) else otherwise
 
 
 def last_hook(store: Store, agent: str) -> tuple[State, str | None, float] | None:

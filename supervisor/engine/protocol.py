@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
@@ -35,19 +36,26 @@ def send_message(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 
 
-def recv_message(sock: socket.socket) -> dict[str, Any]:
+def recv_message(sock: socket.socket, limit: int = MAX_LINE, deadline: float | None = None) -> dict[str, Any]:
+    """One message; TooLarge past `limit` bytes, TimeoutError once `deadline` (time.monotonic) passes, however
+    the sender paces its bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            sock.settimeout(left)
         chunk = sock.recv(65536)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the message is larger than {limit // (1024 * 1024)} MiB")
         if chunk.endswith(b"\n"):
             break
-        if size > MAX_LINE:
-            raise TooLarge(f"the message is larger than {LIMIT}")
     data = b"".join(chunks)
     if not data.strip():
         raise ProtocolError("connection closed without a message")

@@ -6,6 +6,7 @@ a hook event sent through that agent's socket."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from supervisor.core.model import Agent, validate_name
 from supervisor.core.store import Store
 from supervisor.engine.once import HookLedger, ingest_spool
+from supervisor.engine.server import clear_path
 from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths, ensure_private_dir
 
@@ -20,10 +22,20 @@ Apply = Callable[[Agent, dict[str, Any], float, object], None]
 
 
 def prepare(paths: RepoPaths, name: str) -> None:
-    """The agent's runtime folder and its spool folder, private to the user."""
+    """The agent's runtime folder and its spool folder, private to the user. Anything else found at the
+    spool's place (a file, a link, a FIFO an agent put there) is removed, never followed."""
     ensure_private_dir(paths.runtime_dir / "agents")
     ensure_private_dir(paths.agent_runtime(name))
-    paths.agent_spool(name).mkdir(mode=0o700, exist_ok=True)
+    folder = paths.agent_spool(name)
+    try:
+        info: os.stat_result | None = os.lstat(folder)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()):
+        clear_path(folder)
+        info = None
+    if info is None:
+        folder.mkdir(mode=0o700)
 
 
 def spool_of(socket_path: str) -> Path | None:
@@ -58,7 +70,7 @@ class Spools:
     def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
         for name, folder in self.folders():
             try:
-                mark: float | None = folder.stat().st_mtime
+                mark: float | None = os.lstat(folder).st_mtime  # (a link there is never followed)
             except OSError:
                 continue
             if changed_only and self._marks.get(name) == mark:

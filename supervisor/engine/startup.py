@@ -7,13 +7,17 @@ client that is waiting for it reads it and shows it as its own error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import resource
 import sqlite3
 import sys
 from pathlib import Path
 
 from supervisor.core.unwritten import is_write_fault
+from supervisor.engine.callers import tied_agent
 from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths
 
@@ -28,12 +32,15 @@ def run_foreground(paths: RepoPaths, *, detached: bool = False) -> int:
     `detached.launch`): it forks away from its starter first, and no hangup stops it."""
     from supervisor.engine.diskfaults import KeepingFileHandler
     from supervisor.engine.engine import Engine
+    from supervisor.engine.whose import refuse_inside_an_agent
 
+    refuse_inside_an_agent(paths)  # before anything is made or logged: from an agent's pane, nothing starts
     if detached:
         from supervisor.engine.detached import detach
 
         detach()
     paths.ensure_dirs()
+    raise_descriptor_limit()
     # Detached, stderr is engine.out: the log lines would only be there twice.
     handlers: list[logging.Handler] = [] if detached else [logging.StreamHandler(sys.stderr)]
     # An engine runs for weeks; an error that repeats every pass must not fill the disk, and a line the disk
@@ -50,6 +57,12 @@ def run_foreground(paths: RepoPaths, *, detached: bool = False) -> int:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise SupervisorError(f"the engine cannot start: {paths.state_dir} cannot be written ({reason})",
                                   hint="free space there or make it writable, then run the command again") from None
+        tied = tied_agent(os.getpid(), engine.store.agents())  # adopted by an agent's first process after detaching
+        if tied is not None:
+            engine.store.close()
+            raise SupervisorError(f"the engine is not running, and an agent does not start it: it was started "
+                                  f"inside agent {tied.name}'s process tree",
+                                  hint="run the command from your own terminal, outside every agent's pane")
         engine.serve(hangup_stops=not detached)
     except SupervisorError as exc:
         _failed(paths, exc.message, exc.hint)
@@ -60,6 +73,16 @@ def run_foreground(paths: RepoPaths, *, detached: bool = False) -> int:
         _failed(paths, error, f"the traceback is in {paths.engine_log}")
         raise SupervisorError(error) from exc
     return 0
+
+
+def raise_descriptor_limit() -> None:
+    """Every connection takes a descriptor: the soft limit (often 1024) raised to the hard one, so that many
+    open connections are refused one by one (supervisor/engine/server.py) long before the engine runs out."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = max(soft, 1 << 20) if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _failed(paths: RepoPaths, error: str, hint: str | None) -> None:

@@ -111,7 +111,6 @@ class LocalHost:
             real_home=Path.home(),
             network=config.sandbox.network,
             readable=sandbox.unique(readable),
-            bridge=self._bridge(env),
             helpers=helpers,
             helpers_status=STATUS_FILE,
             helpers_messages=MESSAGES_DIR,
@@ -134,25 +133,12 @@ class LocalHost:
             raise CannotIsolate(exc.message, hint=exc.hint) from None
         return helpers
 
-    def _bridge(self, env: Mapping[str, str]) -> tuple[Path, ...]:
-        """The engine's shared socket and hook spool, while an agent is still told to reach the engine there
-        rather than through a socket in its own runtime folder."""
-        found: list[Path] = []
-        socket = env.get("SUPERVISOR_SOCKET")
-        if socket and Path(socket).parent == self.paths.runtime_dir:
-            found.append(Path(socket))
-        state = env.get("SUPERVISOR_STATE_DIR")
-        if state:
-            spool = Path(state) / "spool"
-            spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-            found.append(spool)
-        return tuple(found)
-
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         root = pane.pid if pane is not None and not pane.dead else None
-        # and anything that escaped it still carrying its own socket (unique to this repository's agent of that name)
+        # and anything that escaped it still carrying its own socket (unique to this repository's agent of that name);
+        # never the engine itself and what it runs (were it started inside the agent's tree after all)
         return kill_tree(root, grace, env_key="SUPERVISOR_SOCKET", env_value=str(self.paths.agent_socket(agent.name)),
-                         since=since, spare=self.tmux.keepers(self.tmux.list_panes()))
+                         since=since, spare={*self.tmux.keepers(self.tmux.list_panes()), os.getpid()})
 
 
 def prepare(spec: sandbox.Spec) -> None:

@@ -57,7 +57,6 @@ class Spec:
     real_home: Path | None = None  # the user's home: stays readable, less MASKED_IN_HOME
     network: bool = True  # False: a network namespace of its own (loopback only)
     readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
-    bridge: tuple[Path, ...] = ()  # shown read-write inside hidden parts (the engine's socket and spool)
     helpers: Path | None = None  # worktree/.sub-agents: hidden, less its status file and messages folder
     helpers_status: str = "status.yaml"
     helpers_messages: str = "messages"
@@ -112,8 +111,6 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
         args += _bind("--bind", spec.helpers / spec.helpers_messages)
     for path in _readable(spec):
         args += _bind("--ro-bind", path)
-    for path in spec.bridge:
-        args += _bind("--bind", path)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
         args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
     args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
