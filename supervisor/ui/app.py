@@ -86,10 +86,10 @@ class SupervisorApp(LiveDashboard):
     #state { width: 24; margin-left: 1; }
     SyncTable { border: round $panel-lighten-2; background: $surface; }
     SyncTable:focus { border: round $accent; }
-    #attention { height: auto; max-height: 8; border: round $error; }
+    #attention { height: 8; border: round $error; overflow-x: hidden; }
     #attention:focus { border: round $accent; }
-    #agents { height: 1fr; min-height: 6; }
-    #bottom { height: 1fr; min-height: 8; }
+    #agents { height: 12; }
+    #bottom { height: 1fr; min-height: 5; }
     #preview { width: 3fr; border: round $panel-lighten-2; }
     #preview:focus { border: round $accent; }
     #events { width: 2fr; border: round $panel-lighten-2; background: $surface; scrollbar-size-vertical: 1; }
@@ -129,11 +129,15 @@ class SupervisorApp(LiveDashboard):
         width = event.size.width
         self.footer.compact = width < FOOTER_ROOMY
         self.footer.show_command_palette = width >= FOOTER_COMPACT_WITH_PALETTE
+        self.apply_layout()
+        if self.loaded:
+            self.refresh_tables()  # long reasons cut again to the new width
 
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
-        self.attention_table.display = False
+        self.attention_table.show_cursor = False  # one row is selected: the agents list's, until focus moves
         self._title(self.attention_table, "Needs you")
+        self.apply_layout()
         self._title(self.agents_table, "Agents")
         self._title(self.preview, "Preview")
         self.preview.message("select an agent to see its pane")

@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from supervisor.ui.actions import ACTIONS
+from supervisor.ui.layout import SCROLLBAR, Split, cut, split
 from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
@@ -83,6 +84,7 @@ class LiveDashboard(App[None]):
         self._preview_of: str | None = None
         self._preview_raw: str | None = None  # the capture shown, compared in threads to skip parsing
         self._titles: dict[str, tuple[str, str | None]] = {}
+        self._split: Split | None = None
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
@@ -431,10 +433,11 @@ class LiveDashboard(App[None]):
         visible = self.board.visible(self.state_filter, self.text_filter)
         self.agents_table.sync([(name, self.board.cells(name, now, context_only=context))
                                 for name, context in visible])
+        self._fit_task_column()
         items = self.board.attention()
-        self.attention_table.sync([(item.name, self._attention_cells(item, now)) for item in items])
-        self.attention_table.display = bool(items)
-        self._title(self.attention_table, f"Needs you ({len(items)})")
+        self.attention_table.sync(self._attention_rows(items, now))
+        self._title(self.attention_table, f"Needs you ({len(items)})" if items else "Needs you (nothing now)")
+        self.apply_layout()
         total = len(self.board.agents)
         shown = f"{len(visible)} of {total}" if len(visible) != total else str(total)
         self._title(self.agents_table, f"Agents ({shown})")
@@ -450,14 +453,35 @@ class LiveDashboard(App[None]):
         self.sync_seconds.append(time.perf_counter() - started)
         del self.sync_seconds[:-1000]
 
-    def _attention_cells(self, item: Attention, now: float) -> dict[str, Text]:
-        label, style = ATTENTION_LABELS[item.kind]
-        return {
-            "name": Text(item.name, style="bold"),
-            "kind": Text(label, style=style),
-            "for": self.board.age_cell(item.name, now),
-            "reason": Text(item.reason.splitlines()[0] if item.reason else ""),
-        }
+    def apply_layout(self) -> None:
+        """Rows for "Needs you", the agents and the preview (`supervisor.ui.layout`), set only when they change."""
+        rows = split(self.size.height, len(self.board.order))
+        if rows != self._split:
+            self._split = rows
+            self.attention_table.styles.height = rows.needs
+            self.agents_table.styles.height = rows.agents
+
+    def _fit_task_column(self) -> None:
+        """The task, last, takes the width the other columns leave, its end cut with …: never a sideways scroll."""
+        table = self.agents_table
+        taken = sum(column.get_render_width(table) for key, column in table.columns.items() if key.value != "task")
+        table.fix_width("task", self.size.width - 2 - SCROLLBAR - taken - 2)
+
+    def _attention_rows(self, items: list[Attention], now: float) -> list[tuple[str, dict[str, Text]]]:
+        """The rows of "Needs you", each reason cut with … to the width the other columns leave: a long
+        question never makes the list scroll sideways."""
+        rows = []
+        for item in items:
+            label, style = ATTENTION_LABELS[item.kind]
+            rows.append((item.name, {"name": Text(item.name, style="bold"), "kind": Text(label, style=style),
+                                     "for": self.board.age_cell(item.name, now)}))
+        taken = sum(max([len(title), *(cells[key].cell_len for _, cells in rows)]) + 2
+                    for key, title in AttentionTable.COLUMNS[:-1])  # each column has a cell of padding each side
+        room = max(self.size.width - 2 - SCROLLBAR - taken - 2, 8)
+        self.attention_table.fix_width("reason", room)
+        for (_, cells), item in zip(rows, items, strict=True):
+            cells["reason"] = Text(cut(item.reason.splitlines()[0] if item.reason else "", room))
+        return rows
 
     def _fill_events(self, events: Iterable[dict[str, Any]], owner: str | None) -> None:
         self.events_of = owner
@@ -557,9 +581,14 @@ class LiveDashboard(App[None]):
         self.select_agent(self.attention_table.name_of(event.row_key))
 
     def on_descendant_focus(self) -> None:
+        """The table taking the focus takes the one cursor shown: the agent under it is the one every key acts
+        on. (Focus on the preview or the filter leaves the cursor where it was.)"""
         focused = self.focused
-        if isinstance(focused, AGENT_TABLES) and focused.current_key is not None:
-            self._select(focused.current_key)
+        if isinstance(focused, AGENT_TABLES):
+            for table in (self.agents_table, self.attention_table):
+                table.show_cursor = table is focused
+            if focused.current_key is not None:
+                self._select(focused.current_key)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

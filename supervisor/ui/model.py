@@ -333,7 +333,7 @@ class Board:
             "ctx": context_text(agent.get("usage") or {}),
             "diff": diff_text(self.diffstat.get(name)),
             "badges": self.badges(name),
-            "task": Text(first_line(agent.get("task"), 60)),
+            "task": Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True),
         }
         self._rows[name] = (signature, cells)
         return cells

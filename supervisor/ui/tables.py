@@ -76,6 +76,18 @@ class SyncTable(DataTable[Text]):
         self.move_cursor(row=self.get_row_index(name), animate=False)
         return True
 
+    def fix_width(self, column: str, width: int) -> None:
+        """Give `column` exactly `width` cells (its values are cut to fit by the caller): the last column takes
+        the room the others leave, so the table never scrolls sideways, and a narrower screen narrows it."""
+        self._ensure_columns()
+        found = self.columns[ColumnKey(column)]
+        if found.auto_width or found.width != width:
+            found.auto_width = False
+            found.width = max(width, 1)
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
+
     def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
         """Make the table show exactly `rows` (agent, cells), in this order."""
         selected = self.current_key

@@ -1,0 +1,98 @@
+"""The dashboard at many agents, against the real engine: "Needs you" shows what fits and holds still, one
+row is selected in the whole dashboard, badges last exactly as long as their condition, marked rows act
+together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from supervisor.ui.app import SupervisorApp
+from supervisor.ui.testing import loaded, run, wait_for
+from tests.conftest import DEMO_AGENT, Sandbox
+from tests.test_ui_engine import engine, make
+
+__all__ = ["engine"]
+
+LONG_QUESTION = "Do you want to run " + "a very long command line with many arguments " * 6 + "?"
+
+
+def start_many(sandbox: Sandbox, names: list[str], command: str) -> None:
+    """Agents without a task (nothing to deliver); one that ends at once is refused, and listed as ended."""
+    for name in names:
+        sandbox.sv("start", name, "--command", command, check=False)
+
+
+def cursor_screen_row(app: SupervisorApp) -> tuple[int, int]:
+    """Where the agents list's cursor row is on the screen (y), and which row it is."""
+    table = app.agents_table
+    return table.region.y + 1 + table.cursor_row - int(table.scroll_offset.y), table.cursor_row
+
+
+def shown_cursors(app: SupervisorApp) -> list[str]:
+    return [table.id or "" for table in (app.agents_table, app.attention_table) if table.show_cursor]
+
+
+def test_needs_you_shows_thirteen_items_without_scrolling_sideways(engine: Sandbox) -> None:
+    script = engine.root.parent / "asker.yaml"
+    script.write_text(f'turns:\n  - [ask: "{LONG_QUESTION}", say: "ok"]\n')
+    start_many(engine, [f"done{i:02}" for i in range(12)], "sh -c 'exit 3'")
+    engine.sv("start", "asker", "--task", "asks", "--command", f"{DEMO_AGENT} --script {script}")
+    start_many(engine, [f"quiet{i}" for i in range(3)], "sleep 600")
+    for i in range(12):
+        engine.wait_state(f"done{i:02}", "exited", "failed")
+    engine.wait_state("asker", "waiting")
+    app, _ = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, preview=False)
+        table = app.attention_table
+        await wait_for(pilot, lambda: table.row_count == 13, message="13 items")
+        await pilot.pause()
+        assert table.max_scroll_y == 0, "every item shows"
+        assert table.max_scroll_x == 0, "nothing scrolls sideways"
+        assert len(app.agents_table.keys) == 16 and app.agents_table.max_scroll_y == 0
+        question = table.get_cell("0", "reason").plain
+        assert question.startswith("Do you want to run a very long") and question.endswith("…")
+        await pilot.resize_terminal(80, 56)
+        await wait_for(pilot, lambda: table.size.width < 80, message="the narrow screen")
+        await pilot.pause()
+        assert table.max_scroll_x == 0
+        assert table.get_cell("0", "reason").plain.endswith("…")
+
+    run(app, scenario, size=(160, 56))
+
+
+def test_the_cursor_row_holds_still_and_one_row_is_selected(engine: Sandbox) -> None:
+    names = [f"a{i:02}" for i in range(15)]
+    start_many(engine, [n for n in names if n != "a03"], "sleep 600")
+    engine.sv("start", "a03", "--command", "sh -c 'read line; exit 3'")
+    app, _ = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, preview=False)
+        await wait_for(pilot, lambda: len(app.agents_table.keys) == 15, message="15 agents")
+        assert app.attention_table.row_count == 0
+        await pilot.press(*["down"] * 6)
+        await wait_for(pilot, lambda: app.selected == "a06", message="a06 under the cursor")
+        before = cursor_screen_row(app)
+
+        engine.wait_state("a03", "working", "idle")
+        engine.sv("send", "a03", "now")  # its first item arrives in "Needs you"
+        await wait_for(pilot, lambda: app.attention_table.row_count == 1, message="the first item")
+        await pilot.pause()
+        assert cursor_screen_row(app) == before and app.selected == "a06"
+        assert shown_cursors(app) == ["agents"], "one row selected in the whole dashboard"
+
+        await pilot.press("shift+tab")  # up into "Needs you": its row is the one selected now, and keys act on it
+        await wait_for(pilot, lambda: app.selected == "a03", message="a03 selected")
+        assert shown_cursors(app) == ["attention"]
+        await pilot.press("r")  # restart a03: the last item leaves
+        await wait_for(pilot, lambda: app.attention_table.row_count == 0, message="the last item gone")
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: app.selected == "a06", message="back on a06")
+        await pilot.pause()
+        assert cursor_screen_row(app) == before and shown_cursors(app) == ["agents"]
+
+    run(app, scenario)
