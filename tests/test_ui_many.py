@@ -9,8 +9,10 @@ from typing import Any
 from textual.pilot import Pilot
 
 from supervisor.ui.app import SupervisorApp
-from supervisor.ui.testing import loaded, run, wait_for
+from supervisor.ui.screens import ConfirmScreen, PromptScreen
+from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
+from tests.test_pane_identity import kill_tmux_server
 from tests.test_ui_engine import engine, make
 
 __all__ = ["engine"]
@@ -94,5 +96,63 @@ def test_the_cursor_row_holds_still_and_one_row_is_selected(engine: Sandbox) -> 
         await wait_for(pilot, lambda: app.selected == "a06", message="back on a06")
         await pilot.pause()
         assert cursor_screen_row(app) == before and shown_cursors(app) == ["agents"]
+
+    run(app, scenario)
+
+
+def badges(app: SupervisorApp, name: str) -> str:
+    return app.agents_table.get_cell(name, "badges").plain
+
+
+def attention_of(app: SupervisorApp, name: str) -> str | None:
+    """What "Needs you" says about `name` (its kind and reason as shown), or None."""
+    table = app.attention_table
+    for index, shown in enumerate(table.keys):
+        if shown == name:
+            return f"{table.get_cell(str(index), 'kind').plain}: {table.get_cell(str(index), 'reason').plain}"
+    return None
+
+
+def test_badges_last_exactly_as_long_as_their_condition(engine: Sandbox) -> None:
+    """ASK gone once denied and idle, STALL gone once stopped, and a question gone with the agent's pane."""
+    engine.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\n"
+                        "limits:\n  idle_after: 1s\n  stall_after: 3s\n")
+    asker = engine.root.parent / "asker.yaml"
+    asker.write_text('turns:\n  - [ask: "Delete the cache?", say: "Deleted."]\n  - [say: "Heard you."]\n')
+    slow = engine.root.parent / "slow.yaml"
+    slow.write_text("turns:\n  - [{work: 1s}, {quiet: 600s}]\n")
+    engine.sv("start", "asks", "--task", "go", "--command", f"{DEMO_AGENT} --script {asker}")
+    engine.sv("start", "later", "--task", "go", "--command", f"{DEMO_AGENT} --script {asker}")
+    engine.sv("start", "slow", "--task", "go", "--command", f"{DEMO_AGENT} --script {slow}")
+    app, _ = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, preview=False)
+        await wait_for(pilot, lambda: "ASK" in badges(app, "asks") and "ASK" in badges(app, "later"),
+                       message="both asking")
+        await wait_for(pilot, lambda: "STALL" in badges(app, "slow"), message="slow stalled")
+
+        app.select_agent("asks")
+        await pilot.press("d")
+        await screen_is(pilot, PromptScreen)
+        await type_in(pilot, "keep it")
+        await wait_for(pilot, lambda: app.board.agents["asks"]["state"] == "idle", message="asks idle")
+        await pilot.pause()
+        assert "ASK" not in badges(app, "asks") and attention_of(app, "asks") is None
+
+        app.select_agent("slow")
+        await pilot.press("s")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#stop")
+        await wait_for(pilot, lambda: app.board.agents["slow"]["state"] == "stopped", message="slow stopped")
+        await pilot.pause()
+        assert "STALL" not in badges(app, "slow") and attention_of(app, "slow") is None
+
+        kill_tmux_server(engine)  # "later" still asks: its pane goes, and its question with it
+        await wait_for(pilot, lambda: app.board.agents["later"]["state"] not in ("waiting", "idle"),
+                       message="later's pane gone")
+        await pilot.pause()
+        assert "ASK" not in badges(app, "later")
+        assert "Delete the cache?" not in (attention_of(app, "later") or "")
 
     run(app, scenario)
