@@ -9,11 +9,11 @@ from typing import Any
 from textual.pilot import Pilot
 
 from supervisor.ui.app import SupervisorApp
-from supervisor.ui.screens import ConfirmScreen, PromptScreen
+from supervisor.ui.screens import ConfirmScreen, PromptScreen, RefusalScreen
 from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
 from tests.test_pane_identity import kill_tmux_server
-from tests.test_ui_engine import engine, make
+from tests.test_ui_engine import engine, make, state
 
 __all__ = ["engine"]
 
@@ -154,5 +154,43 @@ def test_badges_last_exactly_as_long_as_their_condition(engine: Sandbox) -> None
         await pilot.pause()
         assert "ASK" not in badges(app, "later")
         assert "Delete the cache?" not in (attention_of(app, "later") or "")
+
+    run(app, scenario)
+
+
+def test_marked_rows_are_acted_on_together_after_one_confirmation(engine: Sandbox) -> None:
+    names = [f"m{i}" for i in range(5)]
+    start_many(engine, names, "sleep 600")
+    app, notes = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, preview=False)
+        await wait_for(pilot, lambda: len(app.agents_table.keys) == 5, message="5 agents")
+        await pilot.press("space", "down", "shift+down", "shift+down")  # m0, then m1 to m3
+        await wait_for(pilot, lambda: app.marked == {"m0", "m1", "m2", "m3"}, message="four marked")
+        await pilot.press("space")  # the cursor is on m3: unmarked
+        await wait_for(pilot, lambda: app.marked == {"m0", "m1", "m2"}, message="three marked")
+        assert app.agents_table.get_cell("m1", "name").plain.startswith("● ")
+
+        await pilot.press("s")  # one question for the three, naming them
+        await screen_is(pilot, ConfirmScreen)
+        assert "m0, m1, m2" in str(app.screen.question)  # type: ignore[attr-defined]
+        await pilot.click("#stop")
+        await wait_for(pilot, lambda: all(state(app, n) == "stopped" for n in ("m0", "m1", "m2")),
+                       message="the three stopped")
+        assert engine.state("m3") != "stopped" and engine.state("m4") != "stopped"
+        assert "stopped: m0, m1, m2" in notes and app.marked == set()
+
+        await pilot.press("space", "up", "space")  # m3 and m2 (the cursor went up): rm both, one refused
+        await wait_for(pilot, lambda: app.marked == {"m2", "m3"}, message="two marked")
+        await pilot.press("x")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#rm")
+        await wait_for(pilot, lambda: isinstance(app.screen, RefusalScreen), message="m3's refusal")
+        assert "m3" in app.screen.text and "m2" not in app.screen.text  # type: ignore[attr-defined]
+        assert "m2" not in engine.ls() and "m3" in engine.ls()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RefusalScreen))
+        assert app.marked == {"m3"}  # what was refused stays marked
 
     run(app, scenario)

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Se
 
 from supervisor.paths import RepoPaths
 from supervisor.ui.actions import ACTIONS, BY_NAME
-from supervisor.ui.live import LiveDashboard
+from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
 from supervisor.ui.screens import (
@@ -70,7 +70,7 @@ class AgentCommands(Provider):
                 yield Hit(score, matcher.highlight(title), partial(app.select_agent, name), help=task)
 
 
-class SupervisorApp(LiveDashboard):
+class SupervisorApp(MarkedActions):
     TITLE = "supervisor"
     COMMANDS = App.COMMANDS | {AgentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -249,11 +249,15 @@ class SupervisorApp(LiveDashboard):
         self.push_screen(PromptScreen(f"Send to {name} (typed and submitted)", "text"), submitted)
 
     def action_approve(self) -> None:
+        if self.act_on_marked("approve"):
+            return
         name = self._agent()
         if name is not None and not self._unavailable_now("approve"):
             self._request("approve", {"name": name, "by": "dashboard"}, f"{name}: approved")
 
     def action_deny(self) -> None:
+        if self.act_on_marked("deny"):
+            return
         name = self._agent()
         if name is None or self._unavailable_now("deny"):
             return
@@ -267,6 +271,8 @@ class SupervisorApp(LiveDashboard):
                          submitted)
 
     def action_stop(self) -> None:
+        if self.act_on_marked("stop"):
+            return
         name = self._agent()
         if name is None:
             return
@@ -280,6 +286,8 @@ class SupervisorApp(LiveDashboard):
                                        [("kill", "Kill now", "error"), ("stop", "Stop", "warning")]), chosen)
 
     def action_restart(self) -> None:
+        if self.act_on_marked("restart"):
+            return
         name = self._agent()
         if name is None:
             return
@@ -318,6 +326,8 @@ class SupervisorApp(LiveDashboard):
                     timeout=6)
 
     def action_remove(self) -> None:
+        if self.act_on_marked("rm"):
+            return
         name = self._agent()
         if name is None:
             return
@@ -421,8 +431,11 @@ class SupervisorApp(LiveDashboard):
             self.push_screen(HelpScreen())
 
     def action_leave_input(self) -> None:
+        """Esc: back to the list from a field; in a list, the marks are cleared."""
         if not isinstance(self.focused, SyncTable):
             self.agents_table.focus()
+        else:
+            self.clear_marks()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -67,6 +67,7 @@ class LiveDashboard(App[None]):
         self.long_poll = long_poll
         self.board = Board()
         self.selected: str | None = None
+        self.marked: set[str] = set()  # rows marked to act on together (supervisor.ui.marked)
         self.state_filter = "all"
         self.text_filter = ""
         self.events_scope = "agent"  # or "all"
@@ -431,7 +432,8 @@ class LiveDashboard(App[None]):
         started = time.perf_counter()
         now = self.clock()
         visible = self.board.visible(self.state_filter, self.text_filter)
-        self.agents_table.sync([(name, self.board.cells(name, now, context_only=context))
+        self.marked &= set(self.board.agents)
+        self.agents_table.sync([(name, self._marked(name, self.board.cells(name, now, context_only=context)))
                                 for name, context in visible])
         self._fit_task_column()
         items = self.board.attention()
@@ -460,6 +462,14 @@ class LiveDashboard(App[None]):
             self._split = rows
             self.attention_table.styles.height = rows.needs
             self.agents_table.styles.height = rows.agents
+
+    def _marked(self, name: str, cells: dict[str, Text]) -> dict[str, Text]:
+        """A marked row's cells: its name after a mark (a copy: the board's cells stay as they are)."""
+        if name not in self.marked:
+            return cells
+        mark = Text("● ", style="bold magenta")
+        mark.append_text(cells["name"])
+        return {**cells, "name": mark}
 
     def _fit_task_column(self) -> None:
         """The task, last, takes the width the other columns leave, its end cut with …: never a sideways scroll."""
