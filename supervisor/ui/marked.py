@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from supervisor.ui.live import LiveDashboard
 from supervisor.ui.screens import ConfirmScreen, PromptScreen, RefusalScreen
 
