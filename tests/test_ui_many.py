@@ -90,7 +90,9 @@ def test_the_cursor_row_holds_still_and_one_row_is_selected(engine: Sandbox) -> 
         await pilot.press("shift+tab")  # up into "Needs you": its row is the one selected now, and keys act on it
         await wait_for(pilot, lambda: app.selected == "a03", message="a03 selected")
         assert shown_cursors(app) == ["attention"]
-        await pilot.press("r")  # restart a03: the last item leaves
+        await pilot.press("r")  # restart a03 (asked first): the last item leaves
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#restart")
         await wait_for(pilot, lambda: app.attention_table.row_count == 0, message="the last item gone")
         await pilot.press("tab")
         await wait_for(pilot, lambda: app.selected == "a06", message="back on a06")

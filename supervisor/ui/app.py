@@ -291,16 +291,16 @@ class SupervisorApp(MarkedActions):
         name = self._agent()
         if name is None:
             return
-        if self.board.agents[name].get("state") not in LIVE_STATES:
-            self._request("restart", {"name": name}, f"{name}: restarted")
-            return
+        # Asked either way, like s, m and x: an Enter meant for what comes next must not start an agent.
+        running = self.board.agents[name].get("state") in LIVE_STATES
+        question = f"{name} is running. Stop it and start it again?" if running else \
+            f"Start {name} again in its worktree?"
 
         def chosen(choice: str | None) -> None:
             if choice == "restart":
                 self._request("restart", {"name": name}, f"{name}: restarted")
 
-        self.push_screen(ConfirmScreen(f"{name} is running. Stop it and start it again?",
-                                       [("restart", "Restart", "warning")]), chosen)
+        self.push_screen(ConfirmScreen(question, [("restart", "Restart", "warning")]), chosen)
 
     def action_merge(self) -> None:
         name = self._agent()

@@ -30,6 +30,7 @@ from supervisor.ui.layout import SCROLLBAR, Split, cut, split
 from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
+from supervisor.ui.screens import RefusalScreen
 from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, EngineSlow, NotAvailable, RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable
 from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
@@ -39,6 +40,7 @@ T = TypeVar("T")
 AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects an agent (not the task board's)
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
+LONG_REFUSAL_LINES, LONG_REFUSAL_CHARS = 2, 160  # a refusal this long opens a dialog rather than a toast
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 
 
@@ -423,8 +425,13 @@ class LiveDashboard(App[None]):
                     severity="warning")
 
     def _failed(self, exc: RequestFailed) -> None:
-        self.notify(exc.message + (f"\nhint: {exc.hint}" if exc.hint else ""), title="Failed", severity="error",
-                    timeout=8)
+        """A refusal: a short one as a notification; a long one (a merge audit's findings) in a dialog that
+        stays until dismissed, since a notification would vanish before it was read."""
+        text = exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
+        if exc.message.count("\n") >= LONG_REFUSAL_LINES or len(exc.message) > LONG_REFUSAL_CHARS:
+            self.push_screen(RefusalScreen("Refused", text))
+            return
+        self.notify(text, title="Failed", severity="error", timeout=8)
 
     # drawing ------------------------------------------------------------------------------------------
 
