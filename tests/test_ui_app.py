@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -747,3 +748,24 @@ def test_a_long_refusal_stays_in_a_dialog_until_dismissed() -> None:
         await wait_for(pilot, lambda: not isinstance(app.screen, RefusalScreen))
 
     run(app, scenario)
+
+
+def test_the_chosen_theme_is_remembered_in_the_users_config(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    first = SupervisorApp(FakeSource.sample(), clock=lambda: NOW, remember_settings=True)
+
+    async def choose(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        first.theme = "solarized-light"
+        await wait_for(pilot, lambda: (tmp_path / "config/supervisor/dashboard.json").exists(),
+                       message="the settings file")
+
+    run(first, choose)
+    second = SupervisorApp(FakeSource.sample(), clock=lambda: NOW, remember_settings=True)
+
+    async def reopened(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert second.theme == "solarized-light"
+
+    run(second, reopened)

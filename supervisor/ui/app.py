@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
+from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
@@ -135,6 +136,7 @@ class SupervisorApp(MarkedActions):
 
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
+        self._remember_theme()
         self.attention_table.show_cursor = False  # one row is selected: the agents list's, until focus moves
         self._title(self.attention_table, "Needs you")
         self.apply_layout()
@@ -144,6 +146,24 @@ class SupervisorApp(MarkedActions):
         self._update_events_title()
         self.agents_table.focus()
         self.start_feeds()
+
+    def _remember_theme(self) -> None:
+        """The theme chosen last time (ctrl+p, "Change theme"), and every change of it saved for next time."""
+        if not self.remember_settings:
+            return
+        saved, problem = settings.load()
+        if problem:
+            self.notify(problem, title="Settings", severity="warning", timeout=6)
+        theme = saved.get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+
+        def changed(theme: Any) -> None:
+            problem = settings.save(theme=theme.name)
+            if problem:
+                self.notify(problem, title="Settings", severity="warning", timeout=6)
+
+        self.theme_changed_signal.subscribe(self, changed)
 
     # actions ------------------------------------------------------------------------------------------
 
@@ -455,5 +475,5 @@ def run_dashboard(paths: RepoPaths) -> int:
     """`supervisor ui`: the dashboard on the repository's engine (the caller has started it)."""
     from supervisor.ui.source import EngineSource
 
-    SupervisorApp(EngineSource(paths)).run()
+    SupervisorApp(EngineSource(paths), remember_settings=True).run()
     return 0

@@ -57,8 +57,10 @@ class LiveDashboard(App[None]):
 
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
-                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
+                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS,
+                 remember_settings: bool = False) -> None:
         super().__init__()
+        self.remember_settings = remember_settings  # the theme kept in the user's config (`supervisor ui`)
         self.settle_seconds = settle_seconds
         self.source = source
         self.clock = clock
