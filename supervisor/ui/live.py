@@ -488,18 +488,21 @@ class LiveDashboard(App[None]):
 
     def _attention_rows(self, items: list[Attention], now: float) -> list[tuple[str, dict[str, Text]]]:
         """The rows of "Needs you", each reason cut with … to the width the other columns leave: a long
-        question never makes the list scroll sideways."""
+        question never makes the list scroll sideways. The other columns' widths depend on the screen and the
+        agents' names only, not on the items: a change of widths redraws the whole table."""
+        table = self.attention_table
+        widths = {"name": max([len("Agent"), *(len(name) for name in self.board.order)]),
+                  "kind": max(len(label) for label, _ in ATTENTION_LABELS.values()), "for": len("1h30m")}
+        for column, width in widths.items():
+            table.fix_width(column, width)
+        room = max(self.size.width - 2 - SCROLLBAR - sum(w + 2 for w in widths.values()) - 2, 8)
+        table.fix_width("reason", room)
         rows = []
         for item in items:
             label, style = ATTENTION_LABELS[item.kind]
             rows.append((item.name, {"name": Text(item.name, style="bold"), "kind": Text(label, style=style),
-                                     "for": self.board.age_cell(item.name, now)}))
-        taken = sum(max([len(title), *(cells[key].cell_len for _, cells in rows)]) + 2
-                    for key, title in AttentionTable.COLUMNS[:-1])  # each column has a cell of padding each side
-        room = max(self.size.width - 2 - SCROLLBAR - taken - 2, 8)
-        self.attention_table.fix_width("reason", room)
-        for (_, cells), item in zip(rows, items, strict=True):
-            cells["reason"] = Text(cut(item.reason.splitlines()[0] if item.reason else "", room))
+                                     "for": self.board.age_cell(item.name, now),
+                                     "reason": Text(cut(item.reason.splitlines()[0] if item.reason else "", room))}))
         return rows
 
     def _fill_events(self, events: Iterable[dict[str, Any]], owner: str | None) -> None:
