@@ -483,6 +483,7 @@ class LiveDashboard(App[None]):
     def _fit_task_column(self) -> None:
         """The task, last, takes the width the other columns leave, its end cut with …: never a sideways scroll."""
         table = self.agents_table
+        table.settle_widths()
         taken = sum(column.get_render_width(table) for key, column in table.columns.items() if key.value != "task")
         table.fix_width("task", self.size.width - 2 - SCROLLBAR - taken - 2)
 
