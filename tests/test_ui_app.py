@@ -8,12 +8,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import ENGINE_METHODS, FIRST_METHODS, NOW, TASK_METHODS, FakeSource
-from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
+from supervisor.ui.screens import (
+    ConfirmScreen,
+    HelpScreen,
+    NewHelperScreen,
+    NewSessionScreen,
+    PromptScreen,
+    RefusalScreen,
+)
+from supervisor.ui.source import RequestFailed
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
 
@@ -296,7 +305,10 @@ def test_stop_kill_restart_and_remove_confirm_first() -> None:
         await pilot.press("enter")  # Stop, the default
         await wait_for(pilot, lambda: calls(source, "stop") == [{"name": "billing", "kill": False}])
         await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "stopped")
-        await pilot.press("r")  # not running: no question
+        await pilot.press("r")  # not running: asked too, like s, m and x (an Enter meant for later starts nothing)
+        await screen_is(pilot, ConfirmScreen)
+        assert not calls(source, "restart")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: calls(source, "restart") == [{"name": "billing"}])
         await wait_for(pilot, lambda: app.agents_table.get_cell("billing", "state").plain == "starting")
         await pilot.press("r")  # running now: confirm first
@@ -703,3 +715,57 @@ def test_a_listing_sent_before_a_start_does_not_take_the_new_agent_away() -> Non
         assert "payments" in app.agents_table.keys
 
     run(app, scenario)
+
+
+class RefusingMerges(FakeSource):
+    """The stand-in, its merges refused by an audit with many findings."""
+
+    def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = 30.0) -> Any:
+        if method == "merge":
+            super().call(method, params, timeout=timeout)  # recorded like any other request
+            raise RequestFailed("ui: the audit refused the merge:\n" +
+                                "\n".join(f"  commit {i}abc touches secrets/key{i}.pem" for i in range(12)),
+                                hint="`supervisor show ui` lists them")
+        return super().call(method, params, timeout=timeout)
+
+
+def test_a_long_refusal_stays_in_a_dialog_until_dismissed() -> None:
+    source = RefusingMerges.sample()
+    app, _, notes = make(source)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await select(pilot, "ui")
+        await pilot.press("m")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.press("enter")
+        await screen_is(pilot, RefusalScreen)
+        assert "secrets/key11.pem" in app.screen.text  # type: ignore[attr-defined]
+        assert not any("audit refused" in n for n in notes)
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, RefusalScreen)  # no timeout takes it away
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RefusalScreen))
+
+    run(app, scenario)
+
+
+def test_the_chosen_theme_is_remembered_in_the_users_config(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    first = SupervisorApp(FakeSource.sample(), clock=lambda: NOW, remember_settings=True)
+
+    async def choose(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        first.theme = "solarized-light"
+        await wait_for(pilot, lambda: (tmp_path / "config/supervisor/dashboard.json").exists(),
+                       message="the settings file")
+
+    run(first, choose)
+    second = SupervisorApp(FakeSource.sample(), clock=lambda: NOW, remember_settings=True)
+
+    async def reopened(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        assert second.theme == "solarized-light"
+
+    run(second, reopened)

@@ -180,6 +180,8 @@ def test_answers_merge_helper_snooze_and_lifecycle_keys_against_the_real_engine(
         await wait_for(pilot, lambda: state(app, "ui") == "stopped", message="ui stopped")
         assert engine.state("ui") == "stopped" and engine.state("ui.tests") == "stopped"
         await pilot.press("r")
+        await screen_is(pilot, ConfirmScreen)
+        await pilot.click("#restart")
         await wait_for(pilot, lambda: state(app, "ui") in ("starting", "working", "idle", "waiting"),
                        message="restarted")
         await pilot.press("x")

@@ -127,6 +127,29 @@ def test_work_ready_to_merge_is_badged_and_listed_last() -> None:
     assert b.badges("a").plain == "MERGED" and b.attention() == []
 
 
+def test_ready_means_a_merge_would_go_through_now() -> None:
+    """A conflict found since the audit: CONFLICT, not READY as well (`m` would fail on it)."""
+    b = Board()
+    b.set_agents([agent("a", "idle", ready_to_merge=True, ahead=1,
+                        conflicts=[{"with": "main", "branch": "main", "files": ["x.py"]}])])
+    assert b.badges("a").plain == "CONFLICT 1"
+    assert [i.kind for i in b.attention()] == ["conflict"]
+
+
+def test_badges_and_reasons_come_from_the_state_now_not_from_old_triggers() -> None:
+    """A `waiting` or `stalled` trigger whose end never came does not outlive the state."""
+    b = Board()
+    b.set_agents([agent("a", "waiting", waiting_reason="Delete it?"), agent("b", "stalled")])
+    b.apply_events([{"id": 1, "agent": "a", "kind": "trigger", "trigger": "waiting", "active": True,
+                     "summary": "approval: Delete it?"},
+                    {"id": 2, "agent": "b", "kind": "trigger", "trigger": "stalled", "active": True,
+                     "summary": "no progress for 10m"}])
+    assert (b.badges("a").plain, b.badges("b").plain) == ("ASK", "STALL")
+    b.set_agents([agent("a", "idle"), agent("b", "working")])  # denied, and went on; moving again
+    assert (b.badges("a").plain, b.badges("b").plain) == ("", "")
+    assert b.attention() == []
+
+
 def test_triggers_that_clear_and_agents_that_go_away_drop_their_flags() -> None:
     b = board()
     b.apply_events([{"id": 99, "agent": "docs", "kind": "trigger", "trigger": "boundary", "active": False}])

@@ -139,3 +139,16 @@ def test_stop_confirmation(snap_compare: Any) -> None:
         await screen_is(pilot, ConfirmScreen)
 
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=settled("auth", confirm))
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "solarized-light"])
+@pytest.mark.parametrize("size", [(80, 24), (120, 35), (200, 50)], ids=["80x24", "120x35", "200x50"])
+def test_main_screen_sizes_and_themes(snap_compare: Any, size: tuple[int, int], theme: str) -> None:
+    """From a small terminal to a large one, in a dark and a light theme: headers aligned from the first
+    paint, no sideways scrolling, "Needs you" and the agents sharing the rows."""
+
+    async def themed(pilot: Pilot[Any]) -> None:
+        pilot.app.theme = theme
+        await pilot.pause()
+
+    assert snap_compare(sample_app(), terminal_size=size, run_before=settled("ui", themed))

@@ -25,7 +25,8 @@ class Action:
     @property
     def display_key(self) -> str:
         first = self.key.split(",")[0]
-        return {"enter": "⏎", "question_mark": "?", "slash": "/", "exclamation_mark": "!"}.get(first, first)
+        return {"enter": "⏎", "question_mark": "?", "slash": "/", "exclamation_mark": "!", "space": "space",
+                "shift+down": "shift+↓", "shift+up": "shift+↑"}.get(first, first)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -57,6 +58,12 @@ ACTIONS: tuple[Action, ...] = (
            "killed, the machine rebooted), each in its own conversation", "supervisor restore --all", on_agent=False),
     Action("t", "task_board", "Task board", "the tasks agents claim one at a time: add one, release a claim, "
            "mark one done", "supervisor task ls|add|release|done", on_agent=False),
+    Action("space", "toggle_mark", "Mark", "mark the agent (again: unmark); with agents marked, s, r, y, d and x "
+           "act on all of them after one confirmation (Esc clears the marks)",
+           "supervisor stop|restart|approve|deny|rm NAME NAME…", footer=True),
+    Action("shift+down", "mark_down", "Mark and move down", "mark the agent and the next one (shift+↓)",
+           on_agent=True),
+    Action("shift+up", "mark_up", "Mark and move up", "mark the agent and the one above (shift+↑)", on_agent=True),
     Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,
            on_agent=False),
     Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",

@@ -21,8 +21,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
+from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
-from supervisor.ui.live import LiveDashboard
+from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
 from supervisor.ui.screens import (
@@ -70,7 +71,7 @@ class AgentCommands(Provider):
                 yield Hit(score, matcher.highlight(title), partial(app.select_agent, name), help=task)
 
 
-class SupervisorApp(LiveDashboard):
+class SupervisorApp(MarkedActions):
     TITLE = "supervisor"
     COMMANDS = App.COMMANDS | {AgentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -86,10 +87,10 @@ class SupervisorApp(LiveDashboard):
     #state { width: 24; margin-left: 1; }
     SyncTable { border: round $panel-lighten-2; background: $surface; }
     SyncTable:focus { border: round $accent; }
-    #attention { height: auto; max-height: 8; border: round $error; }
+    #attention { height: 8; border: round $error; overflow-x: hidden; }
     #attention:focus { border: round $accent; }
-    #agents { height: 1fr; min-height: 6; }
-    #bottom { height: 1fr; min-height: 8; }
+    #agents { height: 12; }
+    #bottom { height: 1fr; min-height: 5; }
     #preview { width: 3fr; border: round $panel-lighten-2; }
     #preview:focus { border: round $accent; }
     #events { width: 2fr; border: round $panel-lighten-2; background: $surface; scrollbar-size-vertical: 1; }
@@ -129,17 +130,40 @@ class SupervisorApp(LiveDashboard):
         width = event.size.width
         self.footer.compact = width < FOOTER_ROOMY
         self.footer.show_command_palette = width >= FOOTER_COMPACT_WITH_PALETTE
+        self.apply_layout()
+        if self.loaded:
+            self.refresh_tables()  # long reasons cut again to the new width
 
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
-        self.attention_table.display = False
+        self._remember_theme()
+        self.attention_table.show_cursor = False  # one row is selected: the agents list's, until focus moves
         self._title(self.attention_table, "Needs you")
+        self.apply_layout()
         self._title(self.agents_table, "Agents")
         self._title(self.preview, "Preview")
         self.preview.message("select an agent to see its pane")
         self._update_events_title()
         self.agents_table.focus()
         self.start_feeds()
+
+    def _remember_theme(self) -> None:
+        """The theme chosen last time (ctrl+p, "Change theme"), and every change of it saved for next time."""
+        if not self.remember_settings:
+            return
+        saved, problem = settings.load()
+        if problem:
+            self.notify(problem, title="Settings", severity="warning", timeout=6)
+        theme = saved.get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+
+        def changed(theme: Any) -> None:
+            problem = settings.save(theme=theme.name)
+            if problem:
+                self.notify(problem, title="Settings", severity="warning", timeout=6)
+
+        self.theme_changed_signal.subscribe(self, changed)
 
     # actions ------------------------------------------------------------------------------------------
 
@@ -245,11 +269,15 @@ class SupervisorApp(LiveDashboard):
         self.push_screen(PromptScreen(f"Send to {name} (typed and submitted)", "text"), submitted)
 
     def action_approve(self) -> None:
+        if self.act_on_marked("approve"):
+            return
         name = self._agent()
         if name is not None and not self._unavailable_now("approve"):
             self._request("approve", {"name": name, "by": "dashboard"}, f"{name}: approved")
 
     def action_deny(self) -> None:
+        if self.act_on_marked("deny"):
+            return
         name = self._agent()
         if name is None or self._unavailable_now("deny"):
             return
@@ -263,6 +291,8 @@ class SupervisorApp(LiveDashboard):
                          submitted)
 
     def action_stop(self) -> None:
+        if self.act_on_marked("stop"):
+            return
         name = self._agent()
         if name is None:
             return
@@ -276,19 +306,21 @@ class SupervisorApp(LiveDashboard):
                                        [("kill", "Kill now", "error"), ("stop", "Stop", "warning")]), chosen)
 
     def action_restart(self) -> None:
+        if self.act_on_marked("restart"):
+            return
         name = self._agent()
         if name is None:
             return
-        if self.board.agents[name].get("state") not in LIVE_STATES:
-            self._request("restart", {"name": name}, f"{name}: restarted")
-            return
+        # Asked either way, like s, m and x: an Enter meant for what comes next must not start an agent.
+        running = self.board.agents[name].get("state") in LIVE_STATES
+        question = f"{name} is running. Stop it and start it again?" if running else \
+            f"Start {name} again in its worktree?"
 
         def chosen(choice: str | None) -> None:
             if choice == "restart":
                 self._request("restart", {"name": name}, f"{name}: restarted")
 
-        self.push_screen(ConfirmScreen(f"{name} is running. Stop it and start it again?",
-                                       [("restart", "Restart", "warning")]), chosen)
+        self.push_screen(ConfirmScreen(question, [("restart", "Restart", "warning")]), chosen)
 
     def action_merge(self) -> None:
         name = self._agent()
@@ -314,6 +346,8 @@ class SupervisorApp(LiveDashboard):
                     timeout=6)
 
     def action_remove(self) -> None:
+        if self.act_on_marked("rm"):
+            return
         name = self._agent()
         if name is None:
             return
@@ -417,8 +451,11 @@ class SupervisorApp(LiveDashboard):
             self.push_screen(HelpScreen())
 
     def action_leave_input(self) -> None:
+        """Esc: back to the list from a field; in a list, the marks are cleared."""
         if not isinstance(self.focused, SyncTable):
             self.agents_table.focus()
+        else:
+            self.clear_marks()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -438,5 +475,5 @@ def run_dashboard(paths: RepoPaths) -> int:
     """`supervisor ui`: the dashboard on the repository's engine (the caller has started it)."""
     from supervisor.ui.source import EngineSource
 
-    SupervisorApp(EngineSource(paths)).run()
+    SupervisorApp(EngineSource(paths), remember_settings=True).run()
     return 0

@@ -26,9 +26,11 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from supervisor.ui.actions import ACTIONS
+from supervisor.ui.layout import SCROLLBAR, Split, cut, split
 from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
+from supervisor.ui.screens import RefusalScreen
 from supervisor.ui.source import LONG_POLL_SECONDS, DataSource, EngineDown, EngineSlow, NotAvailable, RequestFailed
 from supervisor.ui.tables import AgentTable, AttentionTable
 from supervisor.ui.taskboard import TASK_EVENTS, TaskBoardScreen, task_summary
@@ -38,6 +40,7 @@ T = TypeVar("T")
 AGENT_TABLES = (AgentTable, AttentionTable)  # the tables whose cursor selects an agent (not the task board's)
 TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed"})  # work may have landed
 DIFFSTAT_GAP = 3.0
+LONG_REFUSAL_LINES, LONG_REFUSAL_CHARS = 2, 160  # a refusal this long opens a dialog rather than a toast
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 
 
@@ -54,8 +57,10 @@ class LiveDashboard(App[None]):
 
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
-                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
+                 long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS,
+                 remember_settings: bool = False) -> None:
         super().__init__()
+        self.remember_settings = remember_settings  # the theme kept in the user's config (`supervisor ui`)
         self.settle_seconds = settle_seconds
         self.source = source
         self.clock = clock
@@ -66,6 +71,7 @@ class LiveDashboard(App[None]):
         self.long_poll = long_poll
         self.board = Board()
         self.selected: str | None = None
+        self.marked: set[str] = set()  # rows marked to act on together (supervisor.ui.marked)
         self.state_filter = "all"
         self.text_filter = ""
         self.events_scope = "agent"  # or "all"
@@ -83,6 +89,7 @@ class LiveDashboard(App[None]):
         self._preview_of: str | None = None
         self._preview_raw: str | None = None  # the capture shown, compared in threads to skip parsing
         self._titles: dict[str, tuple[str, str | None]] = {}
+        self._split: Split | None = None
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
@@ -420,8 +427,13 @@ class LiveDashboard(App[None]):
                     severity="warning")
 
     def _failed(self, exc: RequestFailed) -> None:
-        self.notify(exc.message + (f"\nhint: {exc.hint}" if exc.hint else ""), title="Failed", severity="error",
-                    timeout=8)
+        """A refusal: a short one as a notification; a long one (a merge audit's findings) in a dialog that
+        stays until dismissed, since a notification would vanish before it was read."""
+        text = exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
+        if exc.message.count("\n") >= LONG_REFUSAL_LINES or len(exc.message) > LONG_REFUSAL_CHARS:
+            self.push_screen(RefusalScreen("Refused", text))
+            return
+        self.notify(text, title="Failed", severity="error", timeout=8)
 
     # drawing ------------------------------------------------------------------------------------------
 
@@ -429,12 +441,14 @@ class LiveDashboard(App[None]):
         started = time.perf_counter()
         now = self.clock()
         visible = self.board.visible(self.state_filter, self.text_filter)
-        self.agents_table.sync([(name, self.board.cells(name, now, context_only=context))
+        self.marked &= set(self.board.agents)
+        self.agents_table.sync([(name, self._marked(name, self.board.cells(name, now, context_only=context)))
                                 for name, context in visible])
+        self._fit_task_column()
         items = self.board.attention()
-        self.attention_table.sync([(item.name, self._attention_cells(item, now)) for item in items])
-        self.attention_table.display = bool(items)
-        self._title(self.attention_table, f"Needs you ({len(items)})")
+        self.attention_table.sync(self._attention_rows(items, now))
+        self._title(self.attention_table, f"Needs you ({len(items)})" if items else "Needs you (nothing now)")
+        self.apply_layout()
         total = len(self.board.agents)
         shown = f"{len(visible)} of {total}" if len(visible) != total else str(total)
         self._title(self.agents_table, f"Agents ({shown})")
@@ -450,14 +464,47 @@ class LiveDashboard(App[None]):
         self.sync_seconds.append(time.perf_counter() - started)
         del self.sync_seconds[:-1000]
 
-    def _attention_cells(self, item: Attention, now: float) -> dict[str, Text]:
-        label, style = ATTENTION_LABELS[item.kind]
-        return {
-            "name": Text(item.name, style="bold"),
-            "kind": Text(label, style=style),
-            "for": self.board.age_cell(item.name, now),
-            "reason": Text(item.reason.splitlines()[0] if item.reason else ""),
-        }
+    def apply_layout(self) -> None:
+        """Rows for "Needs you", the agents and the preview (`supervisor.ui.layout`), set only when they change."""
+        rows = split(self.size.height, len(self.board.order))
+        if rows != self._split:
+            self._split = rows
+            self.attention_table.styles.height = rows.needs
+            self.agents_table.styles.height = rows.agents
+
+    def _marked(self, name: str, cells: dict[str, Text]) -> dict[str, Text]:
+        """A marked row's cells: its name after a mark (a copy: the board's cells stay as they are)."""
+        if name not in self.marked:
+            return cells
+        mark = Text("● ", style="bold magenta")
+        mark.append_text(cells["name"])
+        return {**cells, "name": mark}
+
+    def _fit_task_column(self) -> None:
+        """The task, last, takes the width the other columns leave, its end cut with …: never a sideways scroll."""
+        table = self.agents_table
+        table.settle_widths()
+        taken = sum(column.get_render_width(table) for key, column in table.columns.items() if key.value != "task")
+        table.fix_width("task", self.size.width - 2 - SCROLLBAR - taken - 2)
+
+    def _attention_rows(self, items: list[Attention], now: float) -> list[tuple[str, dict[str, Text]]]:
+        """The rows of "Needs you", each reason cut with … to the width the other columns leave: a long
+        question never makes the list scroll sideways. The other columns' widths depend on the screen and the
+        agents' names only, not on the items: a change of widths redraws the whole table."""
+        table = self.attention_table
+        widths = {"name": max([len("Agent"), *(len(name) for name in self.board.order)]),
+                  "kind": max(len(label) for label, _ in ATTENTION_LABELS.values()), "for": len("1h30m")}
+        for column, width in widths.items():
+            table.fix_width(column, width)
+        room = max(self.size.width - 2 - SCROLLBAR - sum(w + 2 for w in widths.values()) - 2, 8)
+        table.fix_width("reason", room)
+        rows = []
+        for item in items:
+            label, style = ATTENTION_LABELS[item.kind]
+            rows.append((item.name, {"name": Text(item.name, style="bold"), "kind": Text(label, style=style),
+                                     "for": self.board.age_cell(item.name, now),
+                                     "reason": Text(cut(item.reason.splitlines()[0] if item.reason else "", room))}))
+        return rows
 
     def _fill_events(self, events: Iterable[dict[str, Any]], owner: str | None) -> None:
         self.events_of = owner
@@ -557,9 +604,14 @@ class LiveDashboard(App[None]):
         self.select_agent(self.attention_table.name_of(event.row_key))
 
     def on_descendant_focus(self) -> None:
+        """The table taking the focus takes the one cursor shown: the agent under it is the one every key acts
+        on. (Focus on the preview or the filter leaves the cursor where it was.)"""
         focused = self.focused
-        if isinstance(focused, AGENT_TABLES) and focused.current_key is not None:
-            self._select(focused.current_key)
+        if isinstance(focused, AGENT_TABLES):
+            for table in (self.agents_table, self.attention_table):
+                table.show_cursor = table is focused
+            if focused.current_key is not None:
+                self._select(focused.current_key)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

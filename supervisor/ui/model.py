@@ -268,9 +268,11 @@ class Board:
         flags = self.flags.get(name, Flags())
         state = agent.get("state")
         items: list[str] = []
-        if state == "waiting" or "waiting" in flags.active:
+        # Each badge is read off the record as it is now: a trigger event said what was true then, and the
+        # event that ends it may never come (a denial answered, a stop, a pane gone).
+        if state == "waiting":
             items.append("ASK")
-        if state == "stalled" or "stalled" in flags.active:
+        if state == "stalled":
             items.append("STALL")
         if state == "limited":
             items.append("LIMIT")
@@ -287,7 +289,7 @@ class Board:
             items.append("TIMEOUT")
         if "merge" in flags.active:
             items.append("MERGE")
-        elif agent.get("ready_to_merge"):
+        elif agent.get("ready_to_merge") and not conflicts:  # READY: a merge now would go through
             items.append("READY")
         elif agent.get("merged"):
             items.append("MERGED")
@@ -333,7 +335,7 @@ class Board:
             "ctx": context_text(agent.get("usage") or {}),
             "diff": diff_text(self.diffstat.get(name)),
             "badges": self.badges(name),
-            "task": Text(first_line(agent.get("task"), 60)),
+            "task": Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True),
         }
         self._rows[name] = (signature, cells)
         return cells
@@ -357,8 +359,7 @@ class Board:
         state = agent.get("state")
         since = parse_ts(agent.get("state_since"))
         if state == "waiting":
-            return Attention(name, "waiting", agent.get("waiting_reason") or flags.active.get("waiting")
-                             or "needs input", since)
+            return Attention(name, "waiting", agent.get("waiting_reason") or "needs input", since)
         if flags.boundary or agent.get("boundary_violations"):
             return Attention(name, "boundary", flags.boundary[-1] if flags.boundary else "left its boundary", since)
         if state == "stalled":

@@ -252,6 +252,40 @@ class ConfirmScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class RefusalScreen(ModalScreen[None]):
+    """Why something was refused, at whatever length (a merge audit's findings, several agents' refusals): it
+    stays until dismissed, scrollable, where a notification would vanish before it was read."""
+
+    SCOPED_CSS = False
+    DEFAULT_CSS = MODAL_CSS + """
+    RefusalScreen > Vertical { width: 100; max-width: 96%; border: round $error; }
+    RefusalScreen VerticalScroll { height: auto; max-height: 24; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "close", "Close")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.title_text, style="bold"))
+            with VerticalScroll():
+                yield Static(Text(self.text))
+            with Horizontal(classes="buttons"):
+                yield Button("Close", id="close", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class RestoreScreen(ModalScreen[str]):
     """The offer to bring back the agents whose panes went with the tmux server: `a` (or Enter) restores them all,
     each in its own conversation; `s` leaves them stopped for good (never offered again); Esc leaves them for

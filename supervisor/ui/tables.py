@@ -76,6 +76,34 @@ class SyncTable(DataTable[Text]):
         self.move_cursor(row=self.get_row_index(name), animate=False)
         return True
 
+    def fix_width(self, column: str, width: int) -> None:
+        """Give `column` exactly `width` cells (its values are cut to fit by the caller): the last column takes
+        the room the others leave, so the table never scrolls sideways, and a narrower screen narrows it."""
+        self._ensure_columns()
+        found = self.columns[ColumnKey(column)]
+        if found.auto_width or found.width != width:
+            found.auto_width = False
+            found.width = max(width, 1)
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
+
+    def settle_widths(self) -> None:
+        """Measure the columns now rather than when the app is next idle (what DataTable does then): a width
+        that depends on the others (`fix_width`) is then right at once, instead of one refresh late, which
+        would redraw the whole table twice."""
+        if not all(hasattr(self, name) for name in ("_updated_cells", "_new_rows", "_require_update_dimensions")):
+            return
+        if self._updated_cells:
+            updated = set(self._updated_cells)
+            self._updated_cells.clear()
+            self._update_column_widths(updated)
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            new_rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(new_rows)
+
     def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
         """Make the table show exactly `rows` (agent, cells), in this order."""
         selected = self.current_key
