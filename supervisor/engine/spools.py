@@ -6,6 +6,7 @@ a hook event sent through that agent's socket."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from supervisor.engine.once import HookLedger, ingest_spool
 from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths, ensure_private_dir
 
+RACY_NS = 1_000_000_000
 Apply = Callable[[Agent, dict[str, Any], float, object], None]
 
 
@@ -41,10 +43,20 @@ class Spools:
     def __init__(self, paths: RepoPaths) -> None:
         self.paths = paths
         self._marks: dict[str, float | None] = {}
+        self._listed: tuple[tuple[int, int], list[tuple[str, Path]]] | None = None  # the folder's stamp, its list
 
     def folders(self) -> list[tuple[str, Path]]:
+        """Every agent's spool folder, listed again only when the runtime folder of agents changed."""
+        agents = self.paths.runtime_dir / "agents"
         try:
-            entries = list(os.scandir(self.paths.runtime_dir / "agents"))
+            info = os.stat(agents)
+        except OSError:
+            return []
+        stamp = (info.st_ino, info.st_mtime_ns)
+        if self._listed is not None and self._listed[0] == stamp:
+            return self._listed[1]
+        try:
+            entries = list(os.scandir(agents))
         except OSError:
             return []
         found = []
@@ -53,12 +65,15 @@ class Spools:
                 found.append((validate_name(entry.name), Path(entry.path) / "spool"))
             except SupervisorError:
                 continue
-        return sorted(found)
+        found.sort()
+        # A folder changed within the last second may change again within the same mtime: listed again.
+        self._listed = (stamp, found) if time.time_ns() - info.st_mtime_ns > RACY_NS else None
+        return found
 
     def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
         for name, folder in self.folders():
             try:
-                mark: float | None = folder.stat().st_mtime
+                mark: float | None = os.stat(folder).st_mtime
             except OSError:
                 continue
             if changed_only and self._marks.get(name) == mark:
