@@ -86,10 +86,14 @@ class Transcripts:
         # Per transcript, the newest bytes this engine appended to its file: (inode, size after them, bytes), so
         # the wipe check knows what was committed since the live screen was shown without reading it back.
         self._tails: dict[str, tuple[int, int, bytes]] = {}
+        self._paths: dict[str, Path] = {}
         self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
-        return self.logs_dir / f"{agent_file_name(name)}.log"
+        path = self._paths.get(name)
+        if path is None:  # checked once per name: a tick asks for it for every agent that printed
+            path = self._paths[name] = self.logs_dir / f"{agent_file_name(name)}.log"
+        return path
 
     def _cursor_path(self, name: str) -> Path:
         return cursor_path(self.path(name))

@@ -718,7 +718,10 @@ class Watcher:
             live = self.engine.live.get(agent.name)
             if live is None or (live.session_id is not None and not again):
                 continue
-            found = valid(get_profile(agent.profile).find_session(self.engine.paths.agent_state(agent.name),
+            profile = get_profile(agent.profile)
+            if type(profile).find_session is Profile.find_session:
+                continue  # its CLI keeps no conversation id in files of its own (or tells it through hooks)
+            found = valid(profile.find_session(self.engine.paths.agent_state(agent.name),
                                                                   Path(agent.worktree), live.launched_at))
             if found is not None:
                 live.session_id = found
