@@ -84,6 +84,7 @@ class Store:
         # not hold, like a moved ref): services wait on it with their next deadline instead of polling.
         self._changed = threading.Condition(self._lock)
         self._changes = 0
+        self._published = 0  # the change count as waiters see it (a thread holding its notices holds it back)
         self._holding: dict[int, int] = {}  # threads that hold their notices back → owed: 0 none, 1 a change, 2 events
         self._last_event = 0
         # Each agent's version: the store-wide write count at its last write through this Store (the only
@@ -217,6 +218,7 @@ class Store:
         if ident in self._holding:
             self._holding[ident] = max(self._holding[ident], 2 if events else 1)
             return
+        self._published = self._changes
         self._changed.notify_all()
         if events:  # waiters on events only care for new events
             self._appended.notify_all()
@@ -237,6 +239,7 @@ class Store:
                 with self._lock:
                     owed = self._holding.pop(ident)
                     if owed:
+                        self._published = self._changes
                         self._changed.notify_all()
                     if owed == 2:
                         self._appended.notify_all()
@@ -248,16 +251,17 @@ class Store:
 
     @property
     def changes(self) -> int:
-        """How many changes so far (see `wait_for_change`)."""
+        """How many changes so far (see `wait_for_change`; those of a thread holding its notices once it is
+        done)."""
         with self._lock:
-            return self._changes
+            return self._published
 
     def wait_for_change(self, seen: int, timeout: float | None) -> int:
         """Block until a change after `seen` (a value of `changes`: a transaction that wrote an event or a
         record, or a `touch`), or `timeout`; the count of changes now."""
         with self._changed:
-            self._changed.wait_for(lambda: self._changes != seen, timeout=timeout)
-            return self._changes
+            self._changed.wait_for(lambda: self._published != seen, timeout=timeout)
+            return self._published
 
     # agents -------------------------------------------------------------------------------------------
 
