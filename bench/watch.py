@@ -300,8 +300,10 @@ def main() -> int:
         parser.error(f"--agents: comma-separated counts, like 10,100,300 (got {args.agents!r})")
     if not counts or min(counts) < 1:
         parser.error("--agents: counts of at least 1")
-    runs = [measure(count, args) for count in counts]
-    verdicts = [report(run) for run in runs]
+    runs, verdicts = [], []
+    for count in counts:  # each count's figures as soon as it is measured: a later count may fail
+        runs.append(measure(count, args))
+        verdicts.append(report(runs[-1]))
     if len(runs) > 1:
         print()
         print("| agents | engine + its processes | server over no supervisor | server alone | what supervising adds "
