@@ -148,6 +148,8 @@ def measure(count: int, args: argparse.Namespace) -> Run:
     demo = f"{shlex.quote(sys.executable)} -m supervisor.demo.agent"
     (repo / "supervisor.yaml").write_text(f"agent:\n  profile: generic\n  command: {demo}\n  stagger: 0s\n"
                                           "limits:\n  idle_after: 5s\n  stall_after: 1h\n")
+    # The screen probe's script, in the repository: a sandboxed agent sees its worktree, not the bench's folder.
+    (repo / "asker.yaml").write_text("turns:\n" + "  - [{ask: 'Proceed?'}]\n" * 6)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "init"], cwd=repo,
                    check=True)
@@ -167,9 +169,7 @@ def measure(count: int, args: argparse.Namespace) -> Run:
             call(paths, "start", {"name": f"a{index:03d}", "command": command, "wait": False})
         # Two demo agents probe the latencies (their screens carry markers).
         call(paths, "start", {"name": "probe-hook", "command": f"{demo} --scenario gentle", "wait": False})
-        asker = scratch / "asker.yaml"
-        asker.write_text("turns:\n" + "  - [{ask: 'Proceed?'}]\n" * 6)
-        call(paths, "start", {"name": "probe-screen", "command": f"{demo} --script {asker}", "wait": False})
+        call(paths, "start", {"name": "probe-screen", "command": f"{demo} --script asker.yaml", "wait": False})
         time.sleep(10)  # let start-up settle before measuring (start-up costs are bench/spawn.py's business)
         server_pid = tmux_server_pid(paths.tmux_socket)
 
@@ -300,8 +300,10 @@ def main() -> int:
         parser.error(f"--agents: comma-separated counts, like 10,100,300 (got {args.agents!r})")
     if not counts or min(counts) < 1:
         parser.error("--agents: counts of at least 1")
-    runs = [measure(count, args) for count in counts]
-    verdicts = [report(run) for run in runs]
+    runs, verdicts = [], []
+    for count in counts:  # each count's figures as soon as it is measured: a later count may fail
+        runs.append(measure(count, args))
+        verdicts.append(report(runs[-1]))
     if len(runs) > 1:
         print()
         print("| agents | engine + its processes | server over no supervisor | server alone | what supervising adds "
@@ -331,11 +333,9 @@ def _until(predicate: object, timeout: float = 30.0, what: str = "condition") ->
 def probe_hook(paths: object, request_at: object) -> list[float]:
     """Latency from a hook event (sent as the agent would) to the state the client API shows."""
     from supervisor.client import call
-    from supervisor.core.store import Store
 
     latencies = []
-    token = Store(paths.db_path).get_agent("probe-hook").token  # type: ignore[attr-defined, union-attr]
-    os.environ["SUPERVISOR_TOKEN"] = token
+    socket = paths.agent_socket("probe-hook")  # type: ignore[attr-defined]  # the agent is known by its own socket
     try:
         for round_ in range(5):
             # agent_needs_input, not permission_prompt: the probe has no dialog on screen, and a permission
@@ -344,11 +344,10 @@ def probe_hook(paths: object, request_at: object) -> list[float]:
                                       "message": f"probe {round_}"}, "waiting"),
                                     ({"hook_event_name": "UserPromptSubmit", "prompt": "go"}, "working")):
                 started = time.monotonic()
-                request_at(paths.engine_socket, "hook", {"event": event}, 5)  # type: ignore[attr-defined, operator]
+                request_at(socket, "hook", {"event": event}, 5)  # type: ignore[operator]
                 _until(lambda e=expected: _state(paths, "probe-hook") == e, what=f"probe-hook {expected}")
                 latencies.append(time.monotonic() - started)
     finally:
-        del os.environ["SUPERVISOR_TOKEN"]
         call(paths, "ping")  # type: ignore[arg-type]
     return latencies
 

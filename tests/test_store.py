@@ -142,3 +142,43 @@ def test_versions_say_which_records_changed(tmp_path: Path) -> None:
     store.close()
     # A new Store (a restarted engine) knows every existing record.
     assert set(Store(tmp_path / "s.db").versions()) == {"auth", "ui"}
+
+
+def test_waiting_for_a_change_wakes_on_a_record_written_without_an_event_and_on_a_touch(tmp_path: Path) -> None:
+    """The engine's services sleep on the store's changes until their next deadline: a record written with no
+    event (an agent's conflicts, its process tree's figures) and a change outside the store (a moved ref, told
+    by `touch`) must both wake them."""
+    store = Store(tmp_path / "s.db")
+    agent = _agent("auth")
+    store.add_agent(agent)
+    for write in (lambda: store.save_agent(agent), store.touch):
+        seen = store.changes
+        woke: list[int] = []
+        waiter = threading.Thread(target=lambda s=seen, w=woke: w.append(store.wait_for_change(s, 30)))
+        waiter.start()
+        write()
+        waiter.join(30)
+        assert woke == [seen + 1]
+
+
+def test_a_thread_holding_its_notices_wakes_the_waiters_once_with_all_its_writes(tmp_path: Path) -> None:
+    """A watch tick writes many records: the services waiting for changes wake once, at its end, and find all of
+    it written (none wakes to half a tick, however its thread is scheduled)."""
+    store = Store(tmp_path / "s.db")
+    for name in ("a", "b", "c"):
+        store.add_agent(_agent(name))
+    changes, events = store.changes, store.last_event_id
+    woke: list[int] = []
+    with store.notices_held():
+        waiter = threading.Thread(target=lambda: woke.append(store.wait_for_change(changes, None)))
+        waiter.start()
+        for name in ("a", "b", "c"):
+            agent = store.get_agent(name)
+            assert agent is not None
+            agent.state = State.WORKING
+            store.save_agent(agent, "state", previous="starting")
+            assert store.changes == changes  # held back until the tick is done
+        store.save_agent(agent)  # a record alone
+    waiter.join(30)
+    assert woke == [changes + 4]
+    assert store.wait_for_events(events, 30) == events + 3

@@ -1,7 +1,8 @@
 """The alert service: reads `trigger` events from the store's log and notifies people (SPEC §8).
 
 Threads of its own, none of them the watcher's:
-- the router thread sleeps on the event log (`Store.wait_for_events`), turns new events into grouped alerts in
+- the router thread sleeps on the store's changes (`Store.wait_for_change`: new events, a reloaded
+  configuration, a silence added or ended) until its next due time, turns new events into grouped alerts in
   the outbox (router.py) and wakes the workers;
 - one delivery worker per configured channel sends from the outbox (delivery.py).
 Channels are rebuilt when the engine reloads supervisor.yaml. Requests (`op_*`) answer the CLI and dashboard:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = 0.25  # the router looks at the clock (stop, config reload, due groups) at least this often
+POLL = 5.0  # the router looks at the clock at least this often (what falls due wakes it at its time)
 STOP_WAIT = 3.0  # at shutdown, how long a send in progress may finish (so it is not sent again at restart)
 INSTANCE_KEY = "alerts.instance"
 
@@ -70,6 +71,7 @@ class AlertService:
         """Stop quickly: only a send in progress is given time to finish (so it is not repeated at the next
         start). The router is not waited for: each of its steps is one transaction, safe to abandon."""
         self._stopping.set()
+        self.store.touch()  # the router ends now, not at its next look at the clock
         self.replies.stop()
         with self._lock:
             workers = list(self._workers.values())
@@ -124,10 +126,12 @@ class AlertService:
     def _run(self) -> None:
         seen: int | None = None
         next_due: float | None = None
+        changes = -1
         while not self._stopping.is_set():
             timeout = POLL if next_due is None else min(POLL, max(0.0, next_due - time.time()))
             try:
-                last = self.store.wait_for_events(seen if seen is not None else -1, timeout)
+                changes = self.store.wait_for_change(changes, timeout)
+                last = self.store.last_event_id
                 if self._stopping.is_set():
                     return
                 settings = self.sync_channels()
@@ -199,6 +203,7 @@ class AlertService:
         with self.store.transaction() as db:
             silence = silences.add(db, name, trigger, now + seconds, now)
         self._dirty.set()
+        self.store.touch()
         return silence.view(now)
 
     def op_unsnooze(self, name: str | None = None, trigger: str | None = None,
@@ -211,6 +216,7 @@ class AlertService:
         if not removed:
             raise UsageError("no such silence", hint="`supervisor alerts silences` lists them")
         self._dirty.set()
+        self.store.touch()
         return {"removed": removed}
 
     def op_silences(self) -> list[dict[str, Any]]:

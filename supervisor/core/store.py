@@ -80,6 +80,12 @@ class Store:
         self.set_aside: list[SetAside] = []
         self._lock = threading.RLock()
         self._appended = threading.Condition(self._lock)  # notified on every new event
+        # Bumped by every transaction that wrote an event or a record, and by `touch` (a change the store does
+        # not hold, like a moved ref): services wait on it with their next deadline instead of polling.
+        self._changed = threading.Condition(self._lock)
+        self._changes = 0
+        self._published = 0  # the change count as waiters see it (a thread holding its notices holds it back)
+        self._holding: dict[int, int] = {}  # threads that hold their notices back → owed: 0 none, 1 a change, 2 events
         self._last_event = 0
         # Each agent's version: the store-wide write count at its last write through this Store (the only
         # writer is the engine's); 0 for records that were already there.
@@ -187,7 +193,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            before = self._last_event
+            before, writes = self._last_event, self._writes
             self._db.begin(durable)
             self._depth = 1
             try:
@@ -201,8 +207,61 @@ class Store:
                 self._depth = 0
                 pending, self._pending = self._pending, {}
             self._newest.update(pending)
-            if self._last_event != before:  # waiters only care for new events
-                self._appended.notify_all()
+            if self._last_event != before or self._writes != writes:
+                self._note_change(events=self._last_event != before)
+
+    def _note_change(self, events: bool) -> None:
+        """Wake the waiters (on changes, and on events when some were written), or, on a thread that holds
+        its notices back, owe them until it is done."""
+        self._changes += 1
+        ident = threading.get_ident()
+        if ident in self._holding:
+            self._holding[ident] = max(self._holding[ident], 2 if events else 1)
+            return
+        self._published = self._changes
+        self._changed.notify_all()
+        if events:  # waiters on events only care for new events
+            self._appended.notify_all()
+
+    @contextmanager
+    def notices_held(self) -> Iterator[None]:
+        """Hold back, on this thread, the wake-ups of the threads that wait for events and changes, and give
+        them once at the end: a watch tick that writes many records wakes every service once, not per write."""
+        ident = threading.get_ident()
+        with self._lock:
+            outer = ident in self._holding
+            if not outer:
+                self._holding[ident] = 0
+        try:
+            yield
+        finally:
+            if not outer:
+                with self._lock:
+                    owed = self._holding.pop(ident)
+                    if owed:
+                        self._published = self._changes
+                        self._changed.notify_all()
+                    if owed == 2:
+                        self._appended.notify_all()
+
+    def touch(self) -> None:
+        """Wake the threads waiting for a change: something they depend on changed outside the store."""
+        with self._lock:
+            self._note_change(events=False)
+
+    @property
+    def changes(self) -> int:
+        """How many changes so far (see `wait_for_change`; those of a thread holding its notices once it is
+        done)."""
+        with self._lock:
+            return self._published
+
+    def wait_for_change(self, seen: int, timeout: float | None) -> int:
+        """Block until a change after `seen` (a value of `changes`: a transaction that wrote an event or a
+        record, or a `touch`), or `timeout`; the count of changes now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._published != seen, timeout=timeout)
+            return self._published
 
     # agents -------------------------------------------------------------------------------------------
 

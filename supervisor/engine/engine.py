@@ -239,6 +239,7 @@ class Engine:
             self.paths.config_refused.write_text(f"{exc}\n")  # every command warns while it is there
             return
         self.paths.config_refused.unlink(missing_ok=True)
+        self.store.touch()  # the services that wait for changes look at the new configuration
 
     @contextmanager
     def ending(self, name: str) -> Iterator[None]:

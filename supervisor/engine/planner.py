@@ -2,8 +2,9 @@
 with `merge: auto` a finished session is merged by itself, in plan order, after `merge.check` passes.
 
 Everything a plan needs lives in its sessions' records (`extra["plan"]`), so an engine started again
-carries on where the last one stopped. The planner looks again whenever an agent record changes (a state
-change, an audited commit, a merge) and at least every PLAN_SECONDS.
+carries on where the last one stopped. The planner looks again whenever the store changes (a record written:
+a state change, an audited commit, a merge) or a ref moves (see `supervisor.engine.changes`), at most every
+PLAN_SECONDS, and at least every LOOK_AGAIN_SECONDS.
 
 An automatic merge needs: the session idle and none of its helpers busy, at least one commit its target
 lacks, no uncommitted changes (they would not be merged), and a clean audit. A conflict or a failing check
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
 PLAN_SECONDS = 1.0
+LOOK_AGAIN_SECONDS = 10.0
 BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED})
 
 
@@ -54,12 +56,24 @@ class Planner(PeriodicService):
         self._seen: dict[str, int] | None = None
         self._planned: set[str] = set()
         self._step_lock = threading.Lock()
+        self._changes = 0  # the store's change count when the last step began
+        self._stepped_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
+        self.engine.store.touch()
+
+    def step(self) -> None:
+        self._changes = self.engine.store.changes  # what changes during the step is looked at again
+        self._stepped_at = time.monotonic()
+        with self._step_lock:
+            self._step()
 
     def pause(self) -> None:
-        self._wake.wait(self.interval)
+        """Until the store changes or `wake`, at most every PLAN_SECONDS (a woken planner at once)."""
+        self._changes = self.engine.store.wait_for_change(self._changes, LOOK_AGAIN_SECONDS)
+        if not self._wake.is_set():
+            self._wake.wait(max(0.0, self._stepped_at + self.interval - time.monotonic()))
         self._wake.clear()
 
     # requests ---------------------------------------------------------------------------------------------
@@ -108,10 +122,6 @@ class Planner(PeriodicService):
         return compare(self.engine, name, check=check, stop=self.stopping)
 
     # the step ---------------------------------------------------------------------------------------------
-
-    def step(self) -> None:
-        with self._step_lock:
-            self._step()
 
     def _step(self) -> None:
         versions = self.engine.store.versions()

@@ -1,8 +1,11 @@
 """The conflict radar as an engine service: every live agent's conflicts, kept in its record.
 
-Twice a second it looks whether anything it depends on changed: the set of live agents (their branches and
-targets) and the refs (a stamp of the ref folders, see `supervisor.git.refs`). When nothing did, that costs
-a few `stat` calls and no git process. Otherwise one `for-each-ref` reads every branch tip and the radar
+It looks whether anything it depends on changed when a ref moved (the watch loop takes a stamp of the ref
+folders every tick, see `supervisor.engine.changes`, and touches the store), at most every RADAR_SECONDS, or
+when the store was written (a record: the set of live agents, their branches and targets), at most every
+RECORDS_SECONDS (with many agents working some record is written every tick); and at least every
+LOOK_AGAIN_SECONDS, never on a fixed period that finds nothing new. When nothing did, a look costs a few
+`stat` calls and no git process. Otherwise one `for-each-ref` reads every branch tip and the radar
 recomputes the pairs whose tips moved (`supervisor.git.radar`), so a commit shows on the radar within a
 second.
 
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RADAR_SECONDS = 0.5  # how often it looks; a look that finds nothing changed runs no git
+RADAR_SECONDS = 0.5  # at most this often; a look that finds nothing changed runs no git
+RECORDS_SECONDS = 2.0  # at most this often for records written (an agent started or ended) with no ref moved
+LOOK_AGAIN_SECONDS = 10.0  # at least this often, whatever it was told
 
 
 class ConflictRadar(PeriodicService):
@@ -55,9 +60,33 @@ class ConflictRadar(PeriodicService):
         self._failures: set[Failure] = set()
         self._versions: dict[str, int] | None = None  # the records as a look found them all in line
         self._folders: frozenset[str] | None = None  # the ref folders that look depended on
+        self._seen = 0  # the store's change count when the last look began
+        self._moves = 0  # the watch loop's count of refs moves then
+        self._looked_at = 0.0
 
     def step(self) -> None:
+        self._seen = self.engine.store.changes  # what changes during the look is looked at again
+        self._moves = self.engine.watcher.refs.moves
+        self._looked_at = time.monotonic()
         self.look()
+
+    def pause(self) -> None:
+        """Until a ref moved (RADAR_SECONDS after the last look began at the soonest) or a record was written
+        (RECORDS_SECONDS after), or LOOK_AGAIN_SECONDS passed."""
+        store = self.engine.store
+        while not self.stopping.is_set():
+            moved = self.engine.watcher.refs.moves != self._moves
+            changes = store.changes
+            now = time.monotonic()
+            due = self._looked_at + (self.interval if moved else RECORDS_SECONDS)
+            if (changes != self._seen and now >= due) or now >= self._looked_at + LOOK_AGAIN_SECONDS:
+                return
+            # Written since: wait until it is due (or until a ref moves); else until anything is written.
+            until = due if changes != self._seen else self._looked_at + LOOK_AGAIN_SECONDS
+            store.wait_for_change(changes, max(0.0, until - now))
+
+    def wake(self) -> None:
+        self.engine.store.touch()
 
     def look(self) -> bool:
         """Recompute the conflicts if branches or live agents changed (whether a pass ran), and bring every

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from supervisor.engine.server import clear_path
 from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths, ensure_private_dir
 
+RACY_NS = 1_000_000_000
 Apply = Callable[[Agent, dict[str, Any], float, object], None]
 
 
@@ -53,10 +55,20 @@ class Spools:
     def __init__(self, paths: RepoPaths) -> None:
         self.paths = paths
         self._marks: dict[str, float | None] = {}
+        self._listed: tuple[tuple[int, int], list[tuple[str, Path]]] | None = None  # the folder's stamp, its list
 
     def folders(self) -> list[tuple[str, Path]]:
+        """Every agent's spool folder, listed again only when the runtime folder of agents changed."""
+        agents = self.paths.runtime_dir / "agents"
         try:
-            entries = list(os.scandir(self.paths.runtime_dir / "agents"))
+            info = os.stat(agents)
+        except OSError:
+            return []
+        stamp = (info.st_ino, info.st_mtime_ns)
+        if self._listed is not None and self._listed[0] == stamp:
+            return self._listed[1]
+        try:
+            entries = list(os.scandir(agents))
         except OSError:
             return []
         found = []
@@ -65,7 +77,10 @@ class Spools:
                 found.append((validate_name(entry.name), Path(entry.path) / "spool"))
             except SupervisorError:
                 continue
-        return sorted(found)
+        found.sort()
+        # A folder changed within the last second may change again within the same mtime: listed again.
+        self._listed = (stamp, found) if time.time_ns() - info.st_mtime_ns > RACY_NS else None
+        return found
 
     def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
         for name, folder in self.folders():

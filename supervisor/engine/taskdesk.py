@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0
+IDLE_SECONDS = 10.0  # with no claim held, it looks at least this often (a store change wakes it at once)
 MIN_GAP = 0.2  # while events pour in, claims are looked at no more often than this
 
 
@@ -64,6 +65,7 @@ class TaskDesk(ServiceThread):
         store = self.engine.store
         after = store.last_event_id
         while not self.stopping.is_set():
+            changes = store.changes
             try:
                 held = self.release_stale()
             except Exception:
@@ -73,8 +75,13 @@ class TaskDesk(ServiceThread):
                 self.stopping.wait(MIN_GAP)
                 after = store.wait_for_events(after, CHECK_SECONDS)
             else:
-                self.stopping.wait(CHECK_SECONDS)
+                # No claim held: one can go stale only once an agent claimed a task and its record changed
+                # (it ended, or started again), both writes to the store.
+                store.wait_for_change(changes, IDLE_SECONDS)
                 after = store.last_event_id
+
+    def wake(self) -> None:
+        self.engine.store.touch()
 
     def release_stale(self) -> bool:
         """Put back the stale claims; whether agents still hold any."""

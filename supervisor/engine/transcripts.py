@@ -63,6 +63,9 @@ def is_disk_fault(exc: OSError) -> bool:
 _PANE_IS_DEAD = re.compile(r"Pane is dead \((?:status|signal) [^)]*\)\s*$")
 
 
+TAIL_BYTES = 16 * 1024  # what is kept in memory of each transcript's newest bytes (more than a tick adds, mostly)
+
+
 class Transcripts:
     """Every agent's transcript file and cursor. Thread-safe: the watcher appends, operations end runs."""
 
@@ -80,10 +83,17 @@ class Transcripts:
         self._unshown: set[str] = set()  # live screens the disk refused
         self._live_files: dict[str, tuple[int, int]] = {}  # open live screens, and their length
         self._looked: dict[str, tuple[str, int, int] | None] = {}  # the last screen shown, after how many rows
+        # Per transcript, the newest bytes this engine appended to its file: (inode, size after them, bytes), so
+        # the wipe check knows what was committed since the live screen was shown without reading it back.
+        self._tails: dict[str, tuple[int, int, bytes]] = {}
+        self._paths: dict[str, Path] = {}
         self.fault: str | None = None  # why the last write failed, while anything waits
 
     def path(self, name: str) -> Path:
-        return self.logs_dir / f"{agent_file_name(name)}.log"
+        path = self._paths.get(name)
+        if path is None:  # checked once per name: a tick asks for it for every agent that printed
+            path = self._paths[name] = self.logs_dir / f"{agent_file_name(name)}.log"
+        return path
 
     def _cursor_path(self, name: str) -> Path:
         return cursor_path(self.path(name))
@@ -255,6 +265,7 @@ class Transcripts:
 
     def _close(self, name: str) -> None:
         self._saved.pop(name, None)
+        self._tails.pop(name, None)
         live = self._live_files.pop(name, None)
         for fd in (self._files.pop(name, None), self._cursor_files.pop(name, None), live and live[0]):
             if fd is not None:
@@ -347,7 +358,9 @@ class Transcripts:
             fd = None
         if fd is None:
             fd = self._files[name] = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        size = os.fstat(fd).st_size
+        stat = os.fstat(fd)
+        size = stat.st_size
+        self._remember(name, stat.st_ino, size, data)
         # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The
         # lines that fit go first; a line longer than the cap is split where the cap falls. A piece the disk
         # refuses is taken back whole, and it and what follows it wait (`Unwritten`).
@@ -361,11 +374,32 @@ class Transcripts:
                     _write_whole(fd, data[:cut], size)
                     data = data[cut:]
                 fd = self._rotate(name, path)
+                self._tails.pop(name, None)  # a new file: read back from the disk, if ever
                 size = 0
             if data:
                 _write_whole(fd, data, size)
         except OSError as exc:
             raise Unwritten(exc, data) from exc
+
+    def _remember(self, name: str, inode: int, size: int, data: bytes) -> None:
+        """Note `data` as appended at `size` to the file `inode` (taken back by `_append` when the disk refuses
+        it or the file rotates), keeping the newest TAIL_BYTES."""
+        tail = self._tails.get(name)
+        kept = tail[2] if tail is not None and tail[:2] == (inode, size) else b""
+        self._tails[name] = (inode, size + len(data), (kept + data)[-TAIL_BYTES:])
+
+    def _committed_since(self, name: str, inode: int, size: int) -> bytes | None:
+        """What the transcript gained since it was `size` bytes long in the file `inode` (see `committed_since`),
+        from what this engine appended when it can tell, else read back from the disk."""
+        tail = self._tails.get(name)
+        if tail is not None and tail[0] == inode and tail[1] - len(tail[2]) <= size <= tail[1]:
+            try:
+                now = os.stat(self.path(name))
+            except OSError:
+                return None
+            if (now.st_ino, now.st_size) == tail[:2]:  # nothing else wrote it, nor moved it
+                return tail[2][len(tail[2]) - (tail[1] - size):]
+        return committed_since(self.path(name), inode, size)
 
     def _rotate(self, name: str, path: Path) -> int:
         """Move the transcript to NAME.log.1 and start an empty one, with no moment in which NAME.log is missing
@@ -443,7 +477,7 @@ class Transcripts:
         if self._unwritten.get(name) or (old.server, old.pane) != (cursor.server, cursor.pane):
             return  # lines wait in memory: the file's size does not tell which of the screen's it holds
         rest = list(old.lines)
-        since = committed_since(self.path(name), old.inode, old.size)
+        since = self._committed_since(name, old.inode, old.size)
         if since:
             shown = [bare(line) for line in old.lines]
             found = find_end(shown, bare(since.decode(errors="replace")), at_start=True)

@@ -38,6 +38,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import limits as limit_records
 from supervisor.engine import undelivered
+from supervisor.engine.changes import RefWatch
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.once import last_hook
@@ -137,6 +138,7 @@ class Watcher:
         self._session_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
         self.server_ended = ServerEnded(engine)
+        self.refs = RefWatch(engine.store, engine.paths.common_dir)
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -180,6 +182,11 @@ class Watcher:
     # the tick --------------------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        # The services that wait for the store's changes wake once for the tick's writes, not once per write.
+        with self.engine.store.notices_held():
+            self._tick()
+
+    def _tick(self) -> None:
         engine = self.engine
         engine.reload_config_if_changed()
         engine.ingest_spool_if_changed()
@@ -210,6 +217,7 @@ class Watcher:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
                 self._locked(candidate.name, self._restart_due)
+        self.refs.look(agents)  # a moved ref wakes the services that depend on refs (the conflict radar)
         self.ticks += 1
         if snapshot is not None:
             self.check_escapes(snapshot, live_agents, panes)
@@ -710,7 +718,10 @@ class Watcher:
             live = self.engine.live.get(agent.name)
             if live is None or (live.session_id is not None and not again):
                 continue
-            found = valid(get_profile(agent.profile).find_session(self.engine.paths.agent_state(agent.name),
+            profile = get_profile(agent.profile)
+            if type(profile).find_session is Profile.find_session:
+                continue  # its CLI keeps no conversation id in files of its own (or tells it through hooks)
+            found = valid(profile.find_session(self.engine.paths.agent_state(agent.name),
                                                                   Path(agent.worktree), live.launched_at))
             if found is not None:
                 live.session_id = found

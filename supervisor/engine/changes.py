@@ -1,0 +1,64 @@
+"""What wakes the engine's services besides the store's own writes: a moved ref.
+
+The services (the conflict radar, the planner, the alert router, the task desk) sleep on the store's change
+count (`Store.wait_for_change`) until a transaction writes, or until their own next deadline, instead of
+waking on a fixed period to find nothing new. Refs are not in the store: the watch loop, which runs every
+tick anyway, takes their stamp (one `stat` per ref folder a live agent depends on, see `supervisor.git.refs`)
+and, when it moved, touches the store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from supervisor.core.model import Agent
+from supervisor.core.store import Store
+from supervisor.git.refs import AGENT_REFS, RACY_SECONDS, ref_folder
+
+
+def watched_folders(agents: Iterable[Agent]) -> frozenset[str]:
+    """The ref folders the live agents depend on: their branches', their targets', and the folder of the
+    agents' folders (a new agent's appears there)."""
+    return frozenset({AGENT_REFS, *(ref_folder(ref) for agent in agents if agent.state.live
+                                    for ref in (agent.branch, agent.target) if ref)})
+
+
+class RefWatch:
+    """Touches the store when a ref a live agent depends on moved since the last look."""
+
+    def __init__(self, store: Store, common_dir: Path) -> None:
+        self.store = store
+        self.common_dir = common_dir
+        self._refs: tuple[tuple[str, str | None], ...] | None = None  # the live agents' branches and targets
+        self._paths: list[str] = []  # the files to stat for them
+        self._stamp: list[int] | None = None
+        self._racy = False
+        self.moves = 0  # how many looks found a ref moved
+
+    def look(self, agents: Sequence[Agent]) -> bool:
+        """Whether a ref moved (the store was touched); the first look only takes the stamp."""
+        refs = tuple((agent.branch, agent.target) for agent in agents if agent.state.live)
+        if refs != self._refs:
+            self._refs = refs
+            folders = sorted(watched_folders(agent for agent in agents if agent.state.live))
+            self._paths = [os.fspath(self.common_dir / folder) for folder in folders]
+            self._paths.append(os.fspath(self.common_dir / "packed-refs"))
+        stamp: list[int] = []
+        for path in self._paths:
+            try:
+                info = os.stat(path)
+            except OSError:
+                stamp += (0, 0, 0)
+                continue
+            stamp += (info.st_mtime_ns, info.st_ino, info.st_size)
+        # Changed within RACY_SECONDS: it may change again within the same mtime, so the next look tells too.
+        racy = any(abs(time.time_ns() - at) < RACY_SECONDS * 1e9 for at in stamp[::3])
+        moved = self._stamp is not None and (stamp != self._stamp or self._racy)
+        self._stamp, self._racy = stamp, racy
+        if moved:
+            self.moves += 1
+            self.store.touch()
+        return moved
