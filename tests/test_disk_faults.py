@@ -206,9 +206,9 @@ def test_read_only_runtime_folder_short_texts_still_go_and_a_long_one_fails_in_o
     assert "Read-only file system" in sent.stderr.splitlines()[0]
     # A sandbox binds the agent's own runtime folder, which cannot be made now: the agent fails saying so.
     started = sv(namespace, sandbox, "start", "a2", "--no-wait", "--task", long, check=False)
-    failed = wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
-                                      if a["name"] == "a2" and a["state"] == "failed"), None),
-                        message="a2 failed", timeout=30)
+    wait_until(lambda: next((a for a in json.loads(sv(namespace, sandbox, "ls", "--json").stdout)
+                               if a["name"] == "a2" and a["state"] == "failed"), None),
+                 message="a2 failed", timeout=30)
     reason = json.loads(sv(namespace, sandbox, "show", "a2", "--json").stdout)["reason"]
     assert one_line(started.stderr), started.stderr
     assert "its sandbox cannot be made (Read-only file system: " in reason and one_line(reason), reason
