@@ -187,3 +187,44 @@ def test_symbolic_links_are_resolved_before_they_are_mounted(tmp_path: Path) -> 
         done = subprocess.run(sandbox.argv(spec, ["ls", str(tmp_path / "home" / ".ssh") + "/"]), capture_output=True,
                               text=True, check=False)
         assert done.returncode == 0 and done.stdout == "", done.stderr
+
+
+def test_what_the_cli_keeps_in_the_users_home_is_in_the_agents_own(tmp_path: Path) -> None:
+    """A CLI's config in the user's home is shown read-only (the user's current one); its state is copied in
+    once, then the agent's own; a masked credential is never carried in, whatever a profile names, and nothing
+    the agent left in its HOME (a link leading out) is written through."""
+    from supervisor.hosts.local import prepare
+
+    home = tmp_path / "home"
+    (home / ".cli").mkdir(parents=True)
+    (home / ".cli" / "seen.json").write_text("user v1")
+    (home / ".cli.conf").write_text("model: x")
+    (home / ".ssh" / "id_ed25519").parent.mkdir(parents=True, exist_ok=True)
+    (home / ".ssh" / "id_ed25519").write_text("secret")
+    spec = _spec(tmp_path)
+    spec = sandbox.Spec(**{**spec.__dict__, "home_read": (".cli.conf", ".ssh/id_ed25519", "../escape", ".absent"),
+                           "home_seed": (".cli", ".ssh", ".elsewhere")})
+    (tmp_path / "escape").write_text("outside the home")
+    (tmp_path / "outside").mkdir()
+    (home / ".elsewhere").write_text("user state")
+    spec.home.mkdir(parents=True, exist_ok=True)
+    (spec.home / ".elsewhere").symlink_to(tmp_path / "outside" / "planted")  # the agent's, dangling
+    prepare(spec)
+    assert (spec.home / ".cli" / "seen.json").read_text() == "user v1"
+    assert not (spec.home / ".ssh").exists() and not (tmp_path / "outside" / "planted").exists()
+    (spec.home / ".cli" / "seen.json").write_text("agent's own")
+    (home / ".cli" / "seen.json").write_text("user v2")
+    prepare(spec)  # a restart: the agent's copy is its own now
+    assert (spec.home / ".cli" / "seen.json").read_text() == "agent's own"
+    args = sandbox.argv(spec, ["true"])
+    assert _seen_as(args, spec.home.resolve() / ".cli.conf") == ("--ro-bind", str(home / ".cli.conf"),
+                                                                 str(spec.home.resolve() / ".cli.conf"))
+    for name in ("id_ed25519", "escape", ".absent"):
+        assert not [m for m in _mounts(args) if m[2].endswith(name)], name
+    if shutil.which("bwrap"):
+        seen = subprocess.run(sandbox.argv(spec, ["sh", "-c", 'cat "$HOME/.cli.conf" "$HOME/.cli/seen.json"']),
+                              capture_output=True, text=True, check=False)
+        assert seen.returncode == 0 and seen.stdout == "model: xagent's own", seen.stderr
+        wrote = subprocess.run(sandbox.argv(spec, ["sh", "-c", 'echo y > "$HOME/.cli.conf"']), capture_output=True,
+                               text=True, check=False)
+        assert wrote.returncode != 0 and (home / ".cli.conf").read_text() == "model: x"

@@ -99,4 +99,9 @@ AIDER = AiderProfile(
     # Its start-up questions (.gitignore, the model's warnings, what's new, analytics) all come before its prompt
     # shows, never after it: a short settle is enough.
     ready_settle=0.5,
+    # `~/.aider`: its record of the versions whose "what's new" the user has seen (`installs.json`: a new user
+    # is asked first), its analytics choice and the model price list it would fetch from the network otherwise.
+    # Its config files and `.env` (API keys) are read from the home too, beside the repository's and the cwd's.
+    home_seed=(".aider",),
+    home_read=(".aider.conf.yml", ".aider.model.settings.yml", ".aider.model.metadata.json", ".env"),
 )

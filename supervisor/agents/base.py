@@ -45,6 +45,12 @@ class Profile:
     paste_settle: float = 0.15
     # The CLI's own notice that it continues by itself once a usage limit resets: "continue" is not typed then.
     resumes_after_limit: re.Pattern[str] | None = None
+    # What the CLI keeps in the user's home (paths relative to it) that a sandboxed agent's own HOME must hold
+    # too, or the CLI starts there as a first-time user: `home_read` shown read-only (config it only reads: always
+    # the user's current one), `home_seed` copied once, when the agent's HOME has nothing there (state the CLI
+    # also writes: its caches, its record of what the user has seen). Never what the sandbox masks (credentials).
+    home_read: tuple[str, ...] = ()
+    home_seed: tuple[str, ...] = ()
 
     def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
         """The command that launches the CLI in the agent's own conversation again: `session` is the CLI's id of

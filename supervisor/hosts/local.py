@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import supervisor
+from supervisor.agents import PROFILES
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, check_joined, confined
@@ -89,6 +92,7 @@ class LocalHost:
         except GitError as exc:
             raise CannotIsolate(exc.message, hint=exc.hint) from None
         own_state = paths.agent_state(agent.name)
+        profile = PROFILES.get(agent.profile) or PROFILES["generic"]
         helpers = self._helpers_folder(agent)
         search = (env.get("PATH") or (self.tmux.env or {}).get("PATH") or os.environ.get("PATH", "")).split(os.pathsep)
         readable = [Path(sys.prefix), Path(supervisor.__file__).parent,
@@ -116,6 +120,8 @@ class LocalHost:
             helpers_messages=MESSAGES_DIR,
             extra_read=config.sandbox.read,
             extra_write=config.sandbox.write,
+            home_read=profile.home_read,
+            home_seed=profile.home_seed,
         )
 
     @staticmethod
@@ -152,6 +158,44 @@ def prepare(spec: sandbox.Spec) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for folder in (spec.ref_folder, spec.log_folder):
         (folder / KEEP).touch(exist_ok=True)
+    seed_home(spec)
+
+
+def seed_home(spec: sandbox.Spec) -> None:
+    """Copy what the CLI keeps in the user's home and also writes (`home_seed`) into the agent's HOME, once:
+    whatever is already there (its own since, or anything it put there, a link included) is left as it is. A
+    copy is made beside and renamed into place, so a copy cut short is never taken for a whole one."""
+    home = spec.home.resolve()
+    for source, name in sandbox.from_home(spec, spec.home_seed):
+        target = home / name
+        if os.path.lexists(target) or not inside_folder(home, target.parent):
+            continue
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.seeding")
+        _remove(partial)
+        try:
+            if source.is_dir():
+                with contextlib.suppress(shutil.Error):  # files it cannot read: nor could the CLI
+                    shutil.copytree(source, partial, symlinks=True)
+            else:
+                shutil.copy2(source, partial, follow_symlinks=False)
+            partial.rename(target)
+        except BaseException:
+            _remove(partial)
+            raise
+
+
+def inside_folder(folder: Path, path: Path) -> bool:
+    """Whether `path`, links resolved, is `folder` or in it (never a link the agent left leading out)."""
+    resolved = path.resolve()
+    return resolved == folder or folder in resolved.parents
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
 
 
 def runtime_folders() -> tuple[Path, ...]:

@@ -14,8 +14,10 @@ its first process ends every process in it), and on top of that:
   the contract its commit guard reads, which it must not rewrite), with the `spool/` in it writable (its hook's
   events while the engine is down);
 - neither the repository's main worktree nor any other agent's worktree;
-- a HOME of its own (the user's `~/.gitconfig` read-only in it); the user's real home stays readable, so
-  programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`).
+- a HOME of its own (the user's `~/.gitconfig` read-only in it, and what its CLI needs of the user's home:
+  `home_read` read-only, `home_seed` copied in once by `local.prepare`); the user's real home stays readable, so
+  programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`), which no entry of
+  the CLI's ever carries in.
 
 Later mounts cover earlier ones, so the order of `argv` is: the machine and the folders the user adds, what is
 hidden, then what is given back inside the hidden parts. Every path is resolved first: bubblewrap cannot mount
@@ -62,6 +64,8 @@ class Spec:
     helpers_messages: str = "messages"
     extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
+    home_read: tuple[str, ...] = ()  # in real_home: shown read-only at the same place in home (Profile.home_read)
+    home_seed: tuple[str, ...] = ()  # in real_home: copied into home once, when absent (Profile.home_seed)
 
     @property
     def log_folder(self) -> Path:
@@ -113,6 +117,8 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
         args += _bind("--ro-bind", path)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
         args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
+    for source, name in from_home(spec, spec.home_read):
+        args += ["--ro-bind", str(source), str(spec.home.resolve() / name)]
     args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
     return args
 
@@ -128,6 +134,23 @@ def _readable(spec: Spec) -> list[Path]:
     root = spec.root_worktree.resolve()
     return [path for path in (p.resolve() for p in spec.readable)
             if not _within(root, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
+
+
+def from_home(spec: Spec, names: Iterable[str]) -> list[tuple[Path, str]]:
+    """The entries of the user's home named (relative paths) that exist, each resolved, with its name: none that
+    is, holds or lies in a masked one, nor any that leaves the home (`..`, an absolute name)."""
+    if spec.real_home is None:
+        return []
+    home = spec.real_home.resolve()
+    masked = [(home / name).resolve() for name in MASKED_IN_HOME]
+    found = []
+    for name in names:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            continue
+        source = (home / name).resolve()
+        if source.exists() and not any(_within(source, m) or _within(m, source) for m in masked):
+            found.append((source, name))
+    return found
 
 
 def _within(path: Path, folder: Path) -> bool:

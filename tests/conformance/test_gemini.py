@@ -111,8 +111,13 @@ def test_restart_resumes_the_agents_own_session_by_its_id(gemini: Run) -> None:
     box.sv("send", "g4", "and once more")
     wait_until(lambda: asked(gemini, "and once more"), timeout=60, message="the follow-up reached the model")
     box.wait_state("g4", "idle", timeout=90)
+    # One conversation, carried on: not a new session. Gemini 0.61 begins every launch with a chat file of its
+    # own (named by the minute and the id, so a restart within the same minute writes on in the same file), the
+    # resumed id and no message in it, before it loads the resumed conversation and writes on in that one.
     chats = list((box.root / ".git" / "supervisor" / "agents" / "g4" / ".gemini" / "tmp").glob("*/chats/*"))
-    assert len(chats) == 1, chats  # one conversation, carried on: not a new session
+    assert {json.loads(chat.read_text().splitlines()[0])["sessionId"] for chat in chats} == {session}, chats
+    spoken = [chat.read_text() for chat in chats if "and once more" in chat.read_text()]
+    assert len(spoken) == 1 and "say hello please" in spoken[0], chats
     assert not list((box.home / ".gemini").glob("tmp/*/chats/*"))  # the user's own sessions untouched
 
 
