@@ -165,8 +165,12 @@ def limited_by_the_stand_in(run: Run, name: str, answer: str, seconds: int, time
     asked = [r for r in run.api.requests() if r.get("answer") == answer]
     assert asked, run.api.requests()
     reset = asked[0]["t"] + seconds  # the stand-in's clock, within a second of the CLI's
-    shown = {datetime.fromtimestamp(reset + drift, ZoneInfo(ZONE)).strftime("%H:%M") for drift in (-2, 0, 1)}
-    assert agent["waiting_reason"] in {f"usage limit: resets at {hhmm}" for hhmm in shown}, agent
+    asked_on = datetime.fromtimestamp(asked[0]["t"], ZoneInfo(ZONE)).date()
+    shown = set()
+    for drift in (-2, 0, 1):  # a reset on another day than now is said with its day (an hour before midnight)
+        at = datetime.fromtimestamp(reset + drift, ZoneInfo(ZONE))
+        shown |= {at.strftime("%H:%M")} | ({at.strftime("%a %d %b %H:%M")} if at.date() != asked_on else set())
+    assert agent["waiting_reason"] in {f"usage limit: resets at {when}" for when in shown}, agent
     assert agent["limit"]["kind"] == "usage limit", agent
     assert [e for e in run.events(name, "trigger") if e.get("trigger") == "errors"] == []
     assert [e["active"] for e in run.events(name, "trigger") if e.get("trigger") == "limited"] == [True]
