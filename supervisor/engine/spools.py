@@ -85,11 +85,14 @@ class Spools:
     def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
         for name, folder in self.folders():
             try:
-                mark: float | None = os.lstat(folder).st_mtime  # (a link there is never followed)
+                changed_ns = os.lstat(folder).st_mtime_ns  # (a link there is never followed)
             except OSError:
                 continue
-            if changed_only and self._marks.get(name) == mark:
+            mark: float | None = changed_ns
+            if changed_only and mark is not None and self._marks.get(name) == mark:
                 continue
-            self._marks[name] = mark  # before the read: a file added later moves it
+            # Before the read: a file added later moves it. Unless it changed within the last second: a file
+            # added within the same timestamp tick would not move it, so it is read again next time.
+            self._marks[name] = mark if time.time_ns() - changed_ns > RACY_NS else None
             if not ingest_spool(folder, name, store, ledger, apply):
                 self._marks[name] = None  # a file kept: read again at the next tick
