@@ -20,6 +20,9 @@ from pathlib import Path
 from supervisor.core.model import validate_name
 from supervisor.errors import SupervisorError, UsageError
 
+# Bound read-only over the hidden state directory in every agent's sandbox (supervisor/hosts/sandbox.py).
+SANDBOX_MARK = ".inside-an-agent-sandbox"
+
 
 @dataclass(frozen=True)
 class RepoPaths:
@@ -126,7 +129,7 @@ class RepoPaths:
     @property
     def sandbox_mark(self) -> Path:
         """Present only inside an agent's sandbox, which binds it read-only over the hidden state directory."""
-        return self.state_dir / ".inside-an-agent-sandbox"
+        return self.state_dir / SANDBOX_MARK
 
     def ensure_dirs(self) -> None:
         """Create the state and runtime directories, private to the user; the state directory must take

@@ -3,16 +3,15 @@ command or agent; events as sentences; rm's hint; `down` leaving no process behi
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import psutil
 
-from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, process_gone, wait_until
+from tests.conftest import PYTHON, Sandbox, process_gone, wait_until
+from tests.test_sessions import prompts, script
 
 ASKS = """
     turns:
@@ -28,25 +27,10 @@ CALM = """
 """
 
 
-def agent_command(box: Sandbox, name: str, script: str) -> tuple[str, Path]:
-    """A demo agent running `script` (a CLI without hooks: its dialogs are answered on its screen), and the file
-    it records each prompt in."""
-    path = box.root.parent / f"{name}.yaml"
-    path.write_text(textwrap.dedent(script))
-    record = box.root.parent / f"{name}.prompts.jsonl"
-    return f"{DEMO_AGENT} --script {path} --record {record}", record
-
-
-def prompts(record: Path) -> list[str]:
-    if not record.exists():
-        return []
-    return [json.loads(line)["text"] for line in record.read_text().splitlines() if line.strip()]
-
-
 def test_many_agents_at_once_each_once_with_one_line_each(sandbox: Sandbox) -> None:
     records = {}
-    for name, script in (("alpha", ASKS), ("beta", ASKS), ("gamma", CALM)):
-        command, records[name] = agent_command(sandbox, name, script)
+    for name, text in (("alpha", ASKS), ("beta", ASKS), ("gamma", CALM)):
+        command, records[name] = script(sandbox, name, text)
         sandbox.sv("start", name, "--task", "go", "--command", command, "--no-wait")
     for name in ("alpha", "beta"):
         sandbox.wait_state(name, "waiting", timeout=30)
@@ -95,7 +79,7 @@ def test_many_agents_at_once_each_once_with_one_line_each(sandbox: Sandbox) -> N
 def test_stop_and_rm_take_a_helper_with_its_parent_once(sandbox: Sandbox) -> None:
     from tests.test_helpers import CONTRACT, contract_file
 
-    command, _ = agent_command(sandbox, "lead", CALM)
+    command, _ = script(sandbox, "lead", CALM)
     sandbox.sv("start", "lead", "--task", "go", "--command", command, "--contract", str(contract_file(sandbox,
                                                                                                       CONTRACT)))
     sandbox.sv("helper", "tests", "--role", "test-agent", "--parent", "lead", "--task", "go", "--no-wait")
@@ -121,7 +105,7 @@ def test_a_mistyped_command_or_agent_gets_did_you_mean_and_internal_commands_sta
     nothing = sandbox.sv("frobnicate", check=False)
     assert nothing.returncode == 2 and "hook" not in nothing.stderr and "guard" not in nothing.stderr
 
-    command, _ = agent_command(sandbox, "auth", CALM)
+    command, _ = script(sandbox, "auth", CALM)
     sandbox.sv("start", "auth", "--task", "go", "--command", command)
     for args in (["show", "atuh"], ["stop", "atuh"], ["restore", "atuh"]):
         done = sandbox.sv(*args, check=False)
@@ -132,13 +116,13 @@ def test_a_mistyped_command_or_agent_gets_did_you_mean_and_internal_commands_sta
 
 
 def test_events_read_as_sentences(sandbox: Sandbox) -> None:
-    command, _ = agent_command(sandbox, "ui", ASKS)
+    command, _ = script(sandbox, "ui", ASKS)
     sandbox.sv("start", "ui", "--task", "go", "--command", command)
     sandbox.wait_state("ui", "waiting", timeout=30)
     # What the dashboard sends for `y`.
-    script = ("from supervisor.client import call; from supervisor.paths import find_repo; "
+    approve = ("from supervisor.client import call; from supervisor.paths import find_repo; "
               "call(find_repo(), 'approve', {'name': 'ui', 'by': 'dashboard'})")
-    subprocess.run([PYTHON, "-c", script], cwd=sandbox.root, env=sandbox.env, check=True)
+    subprocess.run([PYTHON, "-c", approve], cwd=sandbox.root, env=sandbox.env, check=True)
     sandbox.wait_state("ui", "idle", timeout=30)
     shown = sandbox.sv("show", "ui").stdout
     events = shown.split("\nevents:\n", 1)[1]
@@ -151,7 +135,7 @@ def test_events_read_as_sentences(sandbox: Sandbox) -> None:
 
 
 def test_rm_with_only_uncommitted_changes_says_commit_or_force(sandbox: Sandbox) -> None:
-    command, _ = agent_command(sandbox, "auth", CALM)
+    command, _ = script(sandbox, "auth", CALM)
     sandbox.sv("start", "auth", "--task", "go", "--command", command)
     sandbox.sv("stop", "auth")
     worktree = Path(sandbox.ls()["auth"]["worktree"])
@@ -165,7 +149,7 @@ def test_rm_with_only_uncommitted_changes_says_commit_or_force(sandbox: Sandbox)
 def test_down_leaves_no_process_of_the_repository(sandbox: Sandbox) -> None:
     pids = []
     for name in ("one", "two"):
-        command, _ = agent_command(sandbox, name, CALM)
+        command, _ = script(sandbox, name, CALM)
         sandbox.sv("start", name, "--task", "go", "--command", command)
         pids.append(sandbox.ls()[name]["pid"])
     engine = sandbox.engine_pid()

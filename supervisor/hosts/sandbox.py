@@ -31,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.paths import SANDBOX_MARK
+
 # Credentials and keys under the user's home that no agent needs: hidden even though the home stays readable.
 MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker", ".gnupg", ".netrc",
                   ".git-credentials", ".password-store", ".config/gh", ".config/hub", ".npmrc", ".pypirc",
@@ -78,7 +80,6 @@ def folders_to_create(spec: Spec) -> list[Path]:
     return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_spool, spec.home]
 
 
-SANDBOX_MARK = ".inside-an-agent-sandbox"  # RepoPaths.sandbox_mark
 
 
 def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
