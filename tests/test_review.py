@@ -10,12 +10,13 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import PYTHON, Sandbox
-from tests.test_cli_many import CALM, agent_command
+from tests.test_cli_many import CALM
+from tests.test_sessions import script
 
 
 def started_with_changes(sandbox: Sandbox) -> Path:
     """`auth` with one commit on its branch, an uncommitted edit and a new untracked file; its worktree."""
-    command, _ = agent_command(sandbox, "auth", CALM)
+    command, _ = script(sandbox, "auth", CALM)
     sandbox.sv("start", "auth", "--task", "Harden the auth package\n\nand test it", "--command", command)
     worktree = Path(sandbox.ls()["auth"]["worktree"])
     (worktree / "src" / "app.py").write_text("print('hello')\nprint('committed line')\n")
