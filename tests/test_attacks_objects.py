@@ -56,17 +56,18 @@ def test_an_agent_cannot_overwrite_truncate_or_remove_what_main_needs(sandbox: S
     before = _store(sandbox)
     start_session(sandbox, "rogue")
 
-    # Where its alternates say the shared store is (read-only), and the shared store's own path (its own folder).
-    view = f'"$(head -n1 {OBJECTS}/info/alternates)"'
-    name = f"{commit[:2]}/{commit[2:]}"
-    attempts = {
+    # The shared store where the agent finds it: named by its objects/' alternates (its own folder is at the
+    # shared store's path); without a folder of its own, at that path itself.
+    view = f'"$(head -n1 {OBJECTS}/info/alternates 2>/dev/null || echo {OBJECTS})"'
+    loose_name = f"{commit[:2]}/{commit[2:]}"
+    attempts = {  # in turn: in a store that takes writes, each would find the one before done
         "truncate_pack": f"truncate -s 0 {view}/pack/{pack.name}",
         "overwrite_pack": f"chmod u+w {view}/pack/{pack.name}; printf junk > {view}/pack/{pack.name}",
-        "remove_pack": f"rm -f {view}/pack/{pack.name} && test ! -e {view}/pack/{pack.name}",
         "rename_pack": f"mv {view}/pack/{pack.name} {view}/pack/x.pack",
-        "overwrite_loose": f"chmod u+w {view}/{name}; printf junk > {view}/{name}",
-        "remove_loose": f"rm -f {view}/{name} && test ! -e {view}/{name}",
-        "new_pack_in_shared": f"cp {view}/pack/{pack.name} {view}/pack/pack-0.pack",
+        "new_pack_in_shared": f"cp {view}/pack/x.pack {view}/pack/{pack.name}",
+        "overwrite_loose": f"chmod u+w {view}/{loose_name}; printf junk > {view}/{loose_name}",
+        "remove_loose": f"rm -f {view}/{loose_name}; test ! -e {view}/{loose_name}",
+        "remove_pack": f"rm -f {view}/pack/*.pack; test ! -e {view}/pack/{pack.name}",
         "planted_at_main_s_name": f"mkdir -p {OBJECTS}/{old[:2]} && printf junk > {OBJECTS}/{old[:2]}/{old[2:]}",
     }
     probes = "; ".join(f"if sh -c '{command}' >/dev/null 2>&1; then echo PROBE {name}=yes; "
