@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from supervisor.tmux.server import Tmux
+from tests.sshd import ssh_hosts  # noqa: F401  (real sshd hosts for the hosts tests)
 
 PYTHON = sys.executable
 DEMO_AGENT = f"{shlex.quote(PYTHON)} -m supervisor.demo.agent"
