@@ -195,7 +195,10 @@ class Watches:
                 wd, mask, _, length = _EVENT.unpack_from(data, offset)
                 raw = data[offset + _EVENT.size:offset + _EVENT.size + length].rstrip(b"\0")
                 offset += _EVENT.size + length
-                self._dispatch(wd, mask, os.fsdecode(raw))
+                try:
+                    self._dispatch(wd, mask, os.fsdecode(raw))
+                except Exception as exc:  # a fault of this program: said, and the watches carry on
+                    self._push("protocol_error", error=f"watch: {type(exc).__name__}: {exc}")
 
     def _dispatch(self, wd: int, mask: int, file: str) -> None:
         if mask & IN_Q_OVERFLOW:

@@ -19,7 +19,7 @@ def _text(data: bytes) -> str:
 
 
 def run(call: Call) -> dict[str, Any]:
-    """`argv` in `cwd` (`~` is the host user's home) with `env` added and `stdin` given; `timeout` seconds,
+    """`argv` in `cwd` (`~` is the host user's home) with `env` added and `stdin` given; `time_limit` seconds,
     after which its whole process group is killed (`timed_out`). → rc, stdout, stderr."""
     argv = call.strings("argv")
     if not argv:
@@ -27,7 +27,7 @@ def run(call: Call) -> dict[str, Any]:
     cwd = call.arg("cwd", str, None)
     added = call.arg("env", dict, {})
     stdin = call.arg("stdin", str, None)
-    timeout = call.arg("timeout", (int, float), None)
+    time_limit = call.arg("time_limit", (int, float), None)
     env = dict(os.environ)
     env.update({str(key): str(value) for key, value in added.items()})
     try:
@@ -39,7 +39,7 @@ def run(call: Call) -> dict[str, Any]:
     data = stdin.encode("utf-8", "surrogateescape") if stdin is not None else None
     timed_out = False
     try:
-        out, err = process.communicate(data, timeout=timeout)
+        out, err = process.communicate(data, timeout=time_limit)
     except subprocess.TimeoutExpired:
         timed_out = True
         with contextlib.suppress(OSError):

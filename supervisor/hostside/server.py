@@ -66,8 +66,8 @@ class Server:
             except (BrokenPipeError, ValueError, OSError):
                 os._exit(0)  # the home side is gone: nobody to answer
 
-    def event(self, name: str, **fields: Any) -> None:
-        self.send({"event": name, **fields})
+    def event(self, kind: str, /, **fields: Any) -> None:
+        self.send({"event": kind, **fields})
 
     def serve(self, lines: BinaryIO) -> None:
         for line in lines:
