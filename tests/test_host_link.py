@@ -264,9 +264,11 @@ def test_a_dropped_link_fails_every_pending_call_at_once_and_says_so_once(link: 
     for caller in callers:
         caller.start()
     program = psutil.Process(link._process.pid if link._process else 0)
-    wait_until(lambda: len([p for p in program.children(recursive=True) if p.name() == "sleep"]) == 3,
-               message="three calls running on the host")
-    program.kill()
+    sleeps = wait_until(lambda: (found := [p for p in program.children(recursive=True) if p.name() == "sleep"])
+                        and len(found) == 3 and found, message="three calls running on the host")
+    program.kill()  # the transport's process itself (over ssh: ssh, and the host program sees its input end)
+    for sleep in sleeps:
+        sleep.kill()
     for caller in callers:
         caller.join(15)
     assert len(failures) == 3 and all("here: the connection dropped (exit -9)" in str(exc) for exc in failures)
@@ -275,6 +277,28 @@ def test_a_dropped_link_fails_every_pending_call_at_once_and_says_so_once(link: 
         link.call("run", argv=["true"])
     link.close()
     assert len(heard.downs) == 1
+
+
+def test_closing_a_link_ends_the_commands_of_calls_in_flight(link: Link, tmp_path: Path) -> None:
+    """No answer can be given once the link is gone: the host program ends what its calls still run (here
+    a command that would run for 300 s), and a caller waiting for it learns at once that the link closed."""
+    marker = tmp_path / "running"
+    failures: list[LinkDown] = []
+
+    def wait_long() -> None:
+        try:
+            link.call("run", argv=["sh", "-c", f"echo $$ > {marker}.tmp && mv {marker}.tmp {marker}; sleep 300"])
+        except LinkDown as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=wait_long)
+    caller.start()
+    shell = wait_until(lambda: marker.exists() and int(marker.read_text()), message="the call's command running")
+    sleep = wait_until(lambda: psutil.Process(shell).children(), message="its sleep")[0]
+    link.close()
+    caller.join(15)
+    assert [str(exc) for exc in failures] == ["here: the link was closed (during run)"]
+    wait_until(lambda: process_gone(shell) and process_gone(sleep.pid), message="the call's command ended")
 
 
 def test_a_host_without_python_is_named_in_the_error(heard: Heard, home: Path) -> None:

@@ -164,9 +164,12 @@ def test_a_cut_host_fails_pending_calls_at_once_and_is_said_once(ssh_hosts: SshH
             link.call("run", argv=["true"])
         link.close()
         assert len(heard.downs) == 1
-        # The host program saw its link drop and ended (its dir is on its command line).
-        wait_until(lambda: subprocess.run(program, capture_output=True).returncode == 1,
-                   message="the host program on box2 ended")
+        # The host program saw its link drop and ended, and so did the commands whose answers it could no
+        # longer give.
+        commands = ["pgrep", "-u", ssh_hosts.hosts["box2"].user, "-f", f"{host_dir}/waiting-"]
+        wait_until(lambda: subprocess.run(program, capture_output=True).returncode == 1
+                   and subprocess.run(commands, capture_output=True).returncode == 1,
+                   message="the host program on box2 and its calls' commands ended")
     finally:
         ssh_hosts.resume("box2")
     again = link_to(ssh_hosts, "box2", host_dir)  # a link is made again after a drop

@@ -6,11 +6,14 @@ import contextlib
 import os
 import signal as signals
 import subprocess
+import threading
 from typing import Any
 
 from .calls import Call, OpError
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_running: set[subprocess.Popen[bytes]] = set()  # commands of calls not answered yet
+_running_lock = threading.Lock()
 
 
 def _text(data: bytes) -> str:
@@ -38,6 +41,8 @@ def run(call: Call) -> dict[str, Any]:
         raise OpError(f"cannot run {argv[0]}: {exc.strerror or exc}: {exc.filename or argv[0]}") from None
     data = stdin.encode("utf-8", "surrogateescape") if stdin is not None else None
     timed_out = False
+    with _running_lock:
+        _running.add(process)
     try:
         out, err = process.communicate(data, timeout=time_limit)
     except subprocess.TimeoutExpired:
@@ -45,7 +50,20 @@ def run(call: Call) -> dict[str, Any]:
         with contextlib.suppress(OSError):
             os.killpg(process.pid, signals.SIGKILL)
         out, err = process.communicate()
+    finally:
+        with _running_lock:
+            _running.discard(process)
     return {"rc": process.returncode, "stdout": _text(out), "stderr": _text(err), "timed_out": timed_out}
+
+
+def end_running() -> None:
+    """The link is gone, so no answer can be given: the commands of calls still running are ended (TERM to
+    their process groups). What runs in tmux on the host was never one of them."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signals.SIGTERM)
 
 
 def _boot_time() -> float:

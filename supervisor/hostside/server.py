@@ -6,7 +6,8 @@ a call that sends bytes back (`git_send`) first sends `{"id": N, "chunk": BASE64
 are pushed events (`{"event": ...}`). Bytes to the host (`git_receive`'s bundle) come first as
 `{"op": "chunk", "stream": S, "data": BASE64}` lines, which the reader appends in order before it reads the
 request that names stream S, so the request finds its stream whole. Input ends (the connection dropped or the
-home side closed it) → the program ends, ending its tmux relays; what runs in tmux on the host is untouched.
+home side closed it) → the program ends, ending its tmux relays and the commands of calls still running (their
+answers could not be given); what runs in tmux on the host is untouched.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Server:
         for line in lines:
             self.handle(line)
         self.relays.stop_all()
+        procs.end_running()
         with self._streams_lock:
             for handle, path in self._streams.values():
                 handle.close()
