@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from supervisor.hosts import bundles
-from supervisor.hosts.hostapp import HostApp, build, host_app
+from supervisor.hosts.hostapp import HostApp, boot_source, build, host_app
 from supervisor.hosts.link import Link, LinkDown, RemoteError, local_argv
 from tests.conftest import process_gone, wait_until
 from tests.git_env import isolate_git
@@ -309,3 +309,15 @@ def test_a_host_without_python_is_named_in_the_error(heard: Heard, home: Path) -
                                        r"3.11 there\): env: .python3.: No such file or directory"):
         link.connect()
     assert heard.downs == []  # never up, so never down: connect said it
+
+
+def test_a_host_with_an_older_python_is_told_which_it_has(heard: Heard, home: Path) -> None:
+    """The bootstrap checks the version before anything else (this Python stands in for an older one by being
+    asked for a newer minimum)."""
+    app = host_app()
+    link = Link("old", [sys.executable, "-I", "-S", "-c", boot_source((99, 0)), app.version, "~/sv"],
+                env={**os.environ, "HOME": str(home)})
+    wanted = ".".join(map(str, sys.version_info[:2]))
+    with pytest.raises(LinkDown, match=rf"^old: the host's python3 is {wanted}; supervisor needs Python >= 99.0$"):
+        link.connect()
+    assert not (home / ".local").exists()  # nothing was installed

@@ -185,3 +185,10 @@ def test_a_host_without_python_is_named_in_the_error(ssh_hosts: SshHosts) -> Non
     with pytest.raises(LinkDown, match=r"^box1: python3 was not found on the host \(supervisor needs Python >= "
                                        r"3.11 there\): env: .python3.: No such file or directory"):
         link.connect()
+
+
+def test_a_host_ssh_refuses_is_named_with_what_ssh_said(ssh_hosts: SshHosts) -> None:
+    argv = ssh_argv(ssh_hosts.config, "box1", host_app().boot_words("~/unused"))
+    argv[1:1] = ["-o", "HostKeyAlias=unknown"]  # a host key ssh does not know: never accepted blindly
+    with pytest.raises(LinkDown, match=r"^box1: could not connect \(exit 255\): Host key verification failed"):
+        Link("box1", argv).connect()

@@ -25,13 +25,16 @@ INSTALL_DIR = "~/.local/share/supervisor"
 _MAIN = b"from hostside.server import main\nmain()\n"
 _STAMP = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files make the same bytes, so the same version
 
-_WANTED = ".".join(map(str, MIN_PYTHON))
-BOOT = f"""\
+
+def boot_source(minimum: tuple[int, int] = MIN_PYTHON) -> str:
+    """The bootstrap's source (`python3 -c` runs it; kept to what any Python 3 parses, to say which it is)."""
+    wanted = ".".join(map(str, minimum))
+    return f"""\
 import sys,os,json
 def say(m):
  sys.stdout.write(json.dumps(m)+"\\n");sys.stdout.flush()
-if sys.version_info<{MIN_PYTHON!r}:
- say(dict(event="fatal",error="the host's python3 is %d.%d; supervisor needs Python >= {_WANTED}"
+if sys.version_info<{minimum!r}:
+ say(dict(event="fatal",error="the host's python3 is %d.%d; supervisor needs Python >= {wanted}"
   %tuple(sys.version_info[:2])));sys.exit(3)
 import hashlib
 v,d=sys.argv[1],sys.argv[2]
@@ -47,6 +50,9 @@ if not os.path.isfile(p):
 sys.argv=[p,v,d]
 import runpy;runpy.run_path(p,run_name="__main__")
 """
+
+
+BOOT = boot_source()
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,7 @@ class Link:
         if not self.hello and code == EXIT_NOT_FOUND:
             return (f"{self.name}: python3 was not found on the host (supervisor needs Python >= 3.11 there)"
                     + (f": {said}" if said else ""))
-        what = reason or ("the connection dropped" if self.hello else "the host program did not start")
+        what = reason or ("the connection dropped" if self.hello else "could not connect")
         if code is not None:
             what += f" (exit {code})"
         return f"{self.name}: {what}" + (f": {said}" if said else "")
