@@ -56,6 +56,7 @@ def failure(stderr: str, host: HostConfig) -> Failure:
     """What ssh's stderr says went wrong, in one line, with a hint for the usual causes."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     said = next((line for line in reversed(lines) if "warning:" not in line.lower()), "") or "ssh failed"
+    said = said.removeprefix("ssh: ")  # said where it is shown as ssh's
     text = stderr.lower()
     how = f"ssh {'-F ' + shlex.quote(str(host.ssh_config)) + ' ' if host.ssh_config else ''}{host.ssh}"
     if "host key verification failed" in text or "remote host identification has changed" in text:
