@@ -5,6 +5,9 @@ answer is one clear ssh line — never a prompt, never host-key checks turned of
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,22 @@ def test_run_on_carries_each_word_as_it_was(ssh_hosts: SshHosts) -> None:
     with pytest.raises(SshError) as info:
         run_on(HostConfig(name="box1", ssh="box1-unknown", ssh_config=ssh_hosts.config), ["true"], timeout=30)
     assert info.value.message.startswith("box1: ") and info.value.hint
+
+
+def test_a_stale_controlmaster_socket_of_the_users_does_not_hang_the_check(sandbox: Sandbox, ssh_hosts: SshHosts,
+                                                                           tmp_path: Path) -> None:
+    # The user's config shares connections through a master socket that accepts and never answers (a master
+    # that hung): a plain `ssh box1` waits on it for ever; ConnectTimeout does not cover it.
+    stale = Path(tempfile.mkdtemp(prefix="sv-cm-", dir="/tmp")) / "master.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(stale))
+    listener.listen(8)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host box1\n  ControlMaster auto\n  ControlPath {stale}\n\n{ssh_hosts.config.read_text()}")
+    configure(sandbox, ssh_hosts, config=config, box1="box1")
+    try:
+        done = sandbox.sv("hosts", "check", timeout=60)
+    finally:
+        listener.close()
+        shutil.rmtree(stale.parent, ignore_errors=True)
+    assert "ok    ssh        logged in to box1 as svbox1" in done.stdout
