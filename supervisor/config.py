@@ -24,7 +24,8 @@ import yaml
 from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import parse_duration
 from supervisor.errors import InputFileError, SupervisorError, UsageError
-from supervisor.hostsconfig import HostConfig, read_hosts
+from supervisor.hostsconfig import HostConfig as HostConfig  # exported: supervisor.config.HostConfig
+from supervisor.hostsconfig import read_hosts
 from supervisor.suggest import closest
 from supervisor.usage.prices import ModelPrice
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 from supervisor.hosts.ssh import SSH_FAILED, failure, ssh_argv
 
 if TYPE_CHECKING:
-    from supervisor.hostsconfig import HostConfig
+    from supervisor.config import HostConfig
 
 TIMEOUT: Final = 25.0  # seconds for the whole check: ssh's own connect timeout (10 s) and the script
 MIN_PYTHON: Final = (3, 11)

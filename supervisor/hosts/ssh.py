@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from supervisor.errors import SupervisorError
 
 if TYPE_CHECKING:
-    from supervisor.hostsconfig import HostConfig
+    from supervisor.config import HostConfig
 
 SSH: Final = "ssh"
 CONNECT_TIMEOUT: Final = 10  # seconds

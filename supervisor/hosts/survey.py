@@ -19,8 +19,7 @@ from supervisor.hosts.check import HostCheck, check
 from supervisor.hostsconfig import LOCAL
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
-    from supervisor.hostsconfig import HostConfig
+    from supervisor.config import Config, HostConfig
 
 UP = "up"
 DOWN = "down"
