@@ -67,7 +67,7 @@ def read_hosts(parser: _Parser, node: yaml.Node | None) -> Hosts:
     local: int | None = None
     lines: dict[str, int] = {}
     for key_node, value_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:null":
             parser.fail(key_node, "keys in 'hosts' must be host names", EXAMPLE)
         name = str(key_node.value)
         if name in lines:
