@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__
-from supervisor.commands import down, many, review
+from supervisor.commands import down, hosts, many, review
 from supervisor.errors import SupervisorError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
@@ -875,6 +875,7 @@ def build_parser() -> argparse.ArgumentParser:
     many.register(add)  # send, stop, restart, rm, approve, deny: one agent or many
     review.register(add)  # diff, push, pr
     down.register(add)
+    hosts.register(add)  # hosts, hosts check
     p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
             "its own conversation")
     p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")
