@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
+from supervisor.repositories import qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.marked import MarkedActions
@@ -233,11 +234,14 @@ class SupervisorApp(MarkedActions):
         self.request_screen()
 
     def action_new_session(self) -> None:
+        where = self.source.repository_of(self.selected)  # `ui --all`: the selected agent's repository
+
         def submitted(form: dict[str, Any] | None) -> None:
             if form is not None:
-                self._request("start", form, partial(self._started, form["name"]))
+                name = form["name"] if where is None else qualify(where, form["name"])
+                self._request("start", {**form, "name": name}, partial(self._started, name))
 
-        self.push_screen(NewSessionScreen(), submitted)
+        self.push_screen(NewSessionScreen(where), submitted)
 
     def _started(self, name: str, agent: dict[str, Any]) -> None:
         self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)
