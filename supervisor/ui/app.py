@@ -18,12 +18,13 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
+from textual.widgets import DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
 from supervisor.repositories import qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
+from supervisor.ui.header import SteadyHeader
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
@@ -111,7 +112,7 @@ class SupervisorApp(MarkedActions):
         self.preview = PaneView(id="preview")
         self.event_log = RichLog(id="events", max_lines=1000, wrap=True, min_width=20, markup=False,
                                  auto_scroll=True)
-        yield Header(icon="◆")
+        yield SteadyHeader(icon="◆")
         yield self.banner
         with Horizontal(id="filters"):
             yield Label("Filter")
