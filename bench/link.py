@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -25,9 +24,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from supervisor.config import HostConfig
 from supervisor.hosts import bundles
 from supervisor.hosts.hostapp import HostApp, build
 from supervisor.hosts.link import Link, local_argv
+from supervisor.hosts.ssh import ssh_argv
 
 IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "Bench",
             "GIT_COMMITTER_EMAIL": "b@example.com"}
@@ -52,19 +53,18 @@ def transport(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[HostApp
         root = Path(tempfile.mkdtemp(prefix="sv-sshd-bench-"))
         box = sshd.start(root)
         try:
-            yield "box1", lambda app, folder: ssh_argv(str(box.config), "box1", app.boot_words(folder))
+            yield "box1", lambda app, folder: host_argv(str(box.config), "box1", app.boot_words(folder))
         finally:
             box.stop()
             shutil.rmtree(root, ignore_errors=True)
     elif args.ssh:
-        yield args.ssh, lambda app, folder: ssh_argv(args.ssh_config, args.ssh, app.boot_words(folder))
+        yield args.ssh, lambda app, folder: host_argv(args.ssh_config, args.ssh, app.boot_words(folder))
     else:
         yield "local", lambda app, folder: local_argv(app, folder)
 
 
-def ssh_argv(config: str | None, destination: str, words: list[str]) -> list[str]:
-    return ["ssh", *(["-F", config] if config else []), "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=no",
-            "-o", "ControlPath=none", destination, "--", shlex.join(words)]
+def host_argv(config: str | None, destination: str, words: list[str]) -> list[str]:
+    return ssh_argv(HostConfig(name="bench", ssh=destination, ssh_config=Path(config) if config else None), *words)
 
 
 def main() -> None:

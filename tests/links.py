@@ -1,15 +1,16 @@
-"""Helpers for the link tests: what a link pushed, and links over the local transport or the test sshd."""
+"""Helpers for the link tests: what a link pushed, and the transport to a test host."""
 
 from __future__ import annotations
 
-import shlex
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+from supervisor.config import HostConfig
 from supervisor.hosts.link import LinkDown
+from supervisor.hosts.ssh import ssh_argv
 from tests.conftest import wait_until
+from tests.sshd import SshHosts
 
 
 class Heard:
@@ -36,9 +37,6 @@ class Heard:
         return wait_until(found, timeout=timeout, message=message)  # type: ignore[no-any-return]
 
 
-def ssh_argv(config: Path, host: str, words: Sequence[str]) -> list[str]:
-    """What `supervisor.hosts.ssh.ssh_argv` gives for a host of the test sshd config (the options every link
-    uses, the remote command quoted into the one string ssh hands the host's shell)."""
-    return ["ssh", "-F", str(config), "-T", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o",
-            "ControlPath=none", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o",
-            "ServerAliveCountMax=3", host, "--", shlex.join(words)]
+def host_argv(ssh_hosts: SshHosts, name: str, words: Sequence[str]) -> list[str]:
+    """The link's transport to test host `name`, as the engine builds it (`ssh_argv`), running `words`."""
+    return ssh_argv(HostConfig(name=name, ssh=name, ssh_config=ssh_hosts.config), *words)

@@ -16,7 +16,7 @@ from supervisor.hosts.hostapp import HostApp, build, host_app
 from supervisor.hosts.link import Link, LinkDown
 from tests.conftest import wait_until
 from tests.git_env import IDENTITY, isolate_git
-from tests.links import Heard, ssh_argv
+from tests.links import Heard, host_argv
 from tests.sshd import SshHosts
 
 
@@ -24,7 +24,7 @@ def link_to(ssh_hosts: SshHosts, name: str, host_dir: str, heard: Heard | None =
             app: HostApp | None = None) -> Link:
     app = app or host_app()
     heard = heard or Heard()
-    link = Link(name, ssh_argv(ssh_hosts.config, name, app.boot_words(host_dir)), on_event=heard.event,
+    link = Link(name, host_argv(ssh_hosts, name, app.boot_words(host_dir)), on_event=heard.event,
                 on_down=heard.down, app=app)
     link.connect()
     return link
@@ -181,14 +181,14 @@ def test_a_cut_host_fails_pending_calls_at_once_and_is_said_once(ssh_hosts: SshH
 
 def test_a_host_without_python_is_named_in_the_error(ssh_hosts: SshHosts) -> None:
     words = ["env", "PATH=/nonexistent", *host_app().boot_words(ssh_hosts.fresh_dir("box1"))]
-    link = Link("box1", ssh_argv(ssh_hosts.config, "box1", words))
+    link = Link("box1", host_argv(ssh_hosts, "box1", words))
     with pytest.raises(LinkDown, match=r"^box1: python3 was not found on the host \(supervisor needs Python >= "
                                        r"3.11 there\): env: .python3.: No such file or directory"):
         link.connect()
 
 
 def test_a_host_ssh_refuses_is_named_with_what_ssh_said(ssh_hosts: SshHosts) -> None:
-    argv = ssh_argv(ssh_hosts.config, "box1", host_app().boot_words("~/unused"))
+    argv = host_argv(ssh_hosts, "box1", host_app().boot_words("~/unused"))
     argv[1:1] = ["-o", "HostKeyAlias=unknown"]  # a host key ssh does not know: never accepted blindly
     with pytest.raises(LinkDown, match=r"^box1: could not connect \(exit 255\): Host key verification failed"):
         Link("box1", argv).connect()
