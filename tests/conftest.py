@@ -24,6 +24,7 @@ import pytest
 
 from supervisor.git import object_folders
 from supervisor.tmux.server import Tmux
+from tests.sshd import ssh_hosts  # noqa: F401  (real sshd hosts for the hosts tests)
 
 PYTHON = sys.executable
 DEMO_AGENT = f"{shlex.quote(PYTHON)} -m supervisor.demo.agent"

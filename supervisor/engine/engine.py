@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from supervisor import __version__
+from supervisor import __version__, registry
 from supervisor.agents import get_profile, profile_for
 from supervisor.agents.base import hook_command
 from supervisor.agents.dialogs import offers
@@ -56,6 +56,7 @@ from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
+from supervisor.engine.hostdesk import HostsDesk
 from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger, ran_at
 from supervisor.engine.panes import Panes, place
@@ -161,7 +162,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self)]
+                                        self.usage, BulkDesk(self), HostsDesk(self)]
         # The human's socket and each live agent's own (a connection through it is that agent); answered once
         # `serve` runs, and queued in their backlogs until then.
         self.control = ControlServer(self.handle, self.disk.note)
@@ -206,6 +207,7 @@ class Engine:
             self.ready_socket(agent)
         self.control.listen(self.paths.engine_socket)
         self.control.serve_in_thread()
+        registration = _register(self.paths)  # `ls --all`, `ui --all` find it from now on
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
             for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
                 signal.signal(signum, lambda *_: self._stopping.set())
@@ -213,6 +215,8 @@ class Engine:
         try:
             self.watcher.run(self._stopping)
         finally:
+            if registration is not None:
+                registry.unregister(registration)
             self.control.shutdown()
             self.control.server_close()
             for service in self.services:
@@ -1306,6 +1310,14 @@ def _answerer(by: str) -> str:
     if by not in ("cli", "dashboard"):
         raise UsageError(f"by must be cli or dashboard, not {by!r}")
     return by
+
+
+def _register(paths: RepoPaths) -> Path | None:
+    try:
+        return registry.register(paths)
+    except (OSError, SupervisorError) as exc:  # it serves all the same; only `ls --all` will not list it
+        log.warning("could not register the engine for `ls --all`: %s", exc)
+        return None
 
 
 def _mtime(path: Path) -> float | None:
