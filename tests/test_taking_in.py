@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.git import taking_in
+from supervisor.git import object_folders, taking_in
 from supervisor.git.merge import merge_branch
 from supervisor.git.worktrees import GitError
 from supervisor.paths import RepoPaths
@@ -139,3 +139,19 @@ def test_main_never_needs_a_file_in_an_agents_folder(repo: RepoPaths) -> None:
     done = _plain(repo.root, "fsck", "--strict", "--no-dangling", "main")
     assert done.returncode == 0 and "missing" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert _plain(repo.root, "show", "main:a.txt").stdout == "a\n"
+
+
+def test_preparing_a_folder_never_writes_through_what_the_agent_left_in_it(repo: RepoPaths, tmp_path: Path) -> None:
+    folder, view, shared = repo.agent_objects("auth"), repo.shared_objects_view, repo.common_dir / "objects"
+    (shared / "info" / "alternates").write_text("../../elsewhere/objects\n")  # the repository's own, relative
+    object_folders.prepare(folder, view, shared)
+    said = (folder / "info" / "alternates").read_text().splitlines()
+    assert said == [str(view), os.path.normpath(shared / "../../elsewhere/objects")]
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(folder / "info")
+    (folder / "info").symlink_to(outside)  # as the agent may leave it
+    object_folders.prepare(folder, view, shared)
+    assert list(outside.iterdir()) == []
+    assert not (folder / "info").is_symlink() and (folder / "info" / "alternates").read_text().splitlines() == said

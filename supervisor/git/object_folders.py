@@ -49,10 +49,12 @@ def prepare(folder: Path, view: Path, shared: Path) -> None:
         line = line.strip()
         if line and not line.startswith("#"):
             lines.append(line if os.path.isabs(line) else os.path.normpath(shared / line))
-    target = folder / ALTERNATES
+    target, text = folder / ALTERNATES, "\n".join(lines) + "\n"
     if target.is_symlink() or (target.exists() and not target.is_file()):
         remove(target)
-    write_atomically(target, "\n".join(lines) + "\n")
+    elif target.is_file() and target.read_text(encoding="utf-8", errors="surrogateescape") == text:
+        return  # as it should be (a restart): nothing written
+    write_atomically(target, text)
 
 
 def listed(common_dir: Path) -> list[Path]:
