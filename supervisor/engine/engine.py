@@ -73,7 +73,7 @@ from supervisor.engine.transcripts import Transcripts, tail_lines
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import inside
-from supervisor.git import worktrees
+from supervisor.git import object_folders, taking_in, worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
 from supervisor.git.worktrees import write_contract
@@ -581,6 +581,7 @@ class Engine:
         if owner is not None:  # a helper's, in its parent's `.sub-agents/`: not through a link the parent planted
             inside(Path(owner.worktree), worktree)
         worktrees.ensure_excludes(self.paths.common_dir)
+        taking_in.take_in_branches(self.paths.root, [agent.target])  # a helper's base: its parent's own objects
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, agent.base)
         agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)
         self.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
@@ -1294,6 +1295,7 @@ class Engine:
             elif (own := self.panes.own(agent)) is not None:
                 self.tmux.kill_pane(own.pane)
             worktrees.remove_worktree(self.paths.root, Path(agent.worktree), agent.branch)
+            object_folders.remove(self.paths.agent_objects(name))  # its branch is gone: none of main's are there
             self.store.delete_agent(name)
             self.live.pop(name, None)
             self.transcripts.forget(name)

@@ -22,6 +22,7 @@ from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
 from supervisor.errors import SupervisorError
 from supervisor.files import inside, write_in_place
+from supervisor.git import object_folders
 from supervisor.git.refs import ref_folder
 from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir
 from supervisor.hosts import isolation, sandbox
@@ -103,6 +104,8 @@ class LocalHost:
             worktree_git_dir=git_dir,
             # agent/NAME/work: the agent's own folder (branches named before those folders share theirs)
             ref_folder=paths.common_dir / ref_folder(agent.branch),
+            objects=paths.agent_objects(agent.name),
+            shared_objects=paths.shared_objects_view,
             state_dir=paths.state_dir,
             own_state=own_state,
             guard_hooks=paths.state_dir / "hooks",
@@ -151,13 +154,15 @@ def prepare(spec: sandbox.Spec) -> None:
     """Make what the sandbox binds (bubblewrap cannot bind what does not exist). The agent's HOME is replaced
     when it is not a folder (the agent can write the folder holding it: a dangling link left there must not stop
     its next start). Its ref and reflog folders get a dot-file git never takes for a ref, so that no
-    `git pack-refs --prune` or gc removes a folder a running sandbox has bound."""
+    `git pack-refs --prune` or gc removes a folder a running sandbox has bound. Its object folder names the
+    shared store (as the sandbox shows it) as its alternate."""
     if spec.home.is_symlink() or (spec.home.exists() and not spec.home.is_dir()):
         spec.home.unlink()
     for folder in sandbox.folders_to_create(spec):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for folder in (spec.ref_folder, spec.log_folder):
         (folder / KEEP).touch(exist_ok=True)
+    object_folders.prepare(spec.objects, spec.shared_objects, spec.common_dir / "objects")
     seed_home(spec)
 
 
