@@ -15,7 +15,6 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -133,7 +132,8 @@ class Engine:
         self.tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
-        self.host = LocalHost(self.paths, self.tmux, self.panes, lambda: self.config)
+        self.local = LocalHost(self.paths, self.tmux, self.panes, lambda: self.config)  # this machine
+        self.host = self.local
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self.disk = DiskWatch(self.store, self.transcripts, str(paths.state_dir))  # what waits for the disk
@@ -611,13 +611,17 @@ class Engine:
         """Run `worktrees.setup` in the new worktree; a failing command fails the agent with its output."""
         env = {**self.agents_env, **agent_identity(self.paths, agent), "TERM": "dumb"}
         for command in config.worktrees.setup:
-            done = subprocess.run(command, shell=True, cwd=agent.worktree, env=env, capture_output=True,
-                                  text=True, check=False, stdin=subprocess.DEVNULL)
-            output = tail_lines((done.stdout or "") + (done.stderr or ""), 5)
-            self.store.append_event(agent.name, "setup", command=command, exit_code=done.returncode,
+            try:  # the agent's own code (its Makefile, its package.json): sandboxed as the agent is
+                done = self.host.run_isolated(agent, command, agent.worktree, env)
+            except CannotIsolate as exc:
+                agent.reason = f"not started: {exc.message}; {exc.hint}"
+                self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+                return
+            output = tail_lines("\n".join(done.lines), 5)
+            self.store.append_event(agent.name, "setup", command=command, exit_code=done.exit_code,
                                     output=output)
-            if done.returncode != 0:
-                agent.reason = f"setup command `{command}` exited {done.returncode}: {' / '.join(output)}"
+            if done.exit_code != 0:
+                agent.reason = f"setup command `{command}` exited {done.exit_code}: {' / '.join(output)}"
                 self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
                 return
 

@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from supervisor.errors import SupervisorError
 from supervisor.files import inside, write_in_place
 from supervisor.git.refs import ref_folder
 from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir
-from supervisor.hosts import isolation, sandbox
+from supervisor.hosts import commands, isolation, sandbox
 from supervisor.hosts.base import CannotIsolate, Launched
+from supervisor.hosts.commands import Ran
 from supervisor.paths import RepoPaths, runtime_base
 from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
@@ -83,22 +85,46 @@ class LocalHost:
         line = shlex.join(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap))
         return line, {**env, "HOME": str(spec.home)}
 
-    def spec(self, agent: Agent, env: Mapping[str, str]) -> sandbox.Spec:
+    def run_isolated(self, agent: Agent, command: str, cwd: str, env: Mapping[str, str], *,
+                     timeout: float | None = None, stop: threading.Event | None = None, keep: int = 20) -> Ran:
+        """Run `command` (a shell command line: the agent's own code, a `worktrees.setup` or `merge.check`) in
+        `cwd` (its worktree, or a scratch worktree of its work) isolated as the agent is: in a sandbox built like
+        its own, `cwd` read-write and no pane, no socket to the engine (`isolation: none`: as any process of the
+        user's). CannotIsolate when the sandbox cannot be made: never run less isolated than asked."""
+        folder = Path(cwd)
+        if self.isolation_of(agent) == isolation.NONE:
+            return commands.run([SHELL, "-c", command], folder, env, timeout=timeout, stop=stop, keep=keep)
+        found = isolation.sandboxing()
+        if found.bwrap is None:
+            raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
+        spec = self.spec(agent, env, worktree=folder)
+        try:
+            prepare(spec)
+        except OSError as exc:
+            raise CannotIsolate(f"its sandbox cannot be made ({exc.strerror or exc}: {exc.filename})",
+                                hint="free or make writable the folder named; or set `isolation: none`") from None
+        return commands.run(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap), folder,
+                            {**env, "HOME": str(spec.home)}, timeout=timeout, stop=stop, keep=keep)
+
+    def spec(self, agent: Agent, env: Mapping[str, str], worktree: Path | None = None) -> sandbox.Spec:
+        """The agent's sandbox; with `worktree`, the one a command the engine runs for it gets: that folder (the
+        agent's own worktree, or a scratch one of its work) read-write, and none of its runtime folder."""
         paths = self.paths
         config = self.settings()
-        worktree = Path(agent.worktree)
+        own = Path(agent.worktree)
+        folder = own if worktree is None else worktree
         try:  # the one folder of the shared .git it may write: never from its own `.git` file (`gitdir: /`)
-            git_dir = admin_dir(paths.common_dir, worktree, agent.extra.get(GIT_DIR_KEY))
+            git_dir = admin_dir(paths.common_dir, folder, agent.extra.get(GIT_DIR_KEY) if folder == own else None)
         except GitError as exc:
             raise CannotIsolate(exc.message, hint=exc.hint) from None
         own_state = paths.agent_state(agent.name)
         profile = PROFILES.get(agent.profile) or PROFILES["generic"]
-        helpers = self._helpers_folder(agent)
+        helpers = self._helpers_folder(agent) if folder == own else None
         search = (env.get("PATH") or (self.tmux.env or {}).get("PATH") or os.environ.get("PATH", "")).split(os.pathsep)
         readable = [Path(sys.prefix), Path(supervisor.__file__).parent,
                     *(Path(p) for p in search if os.path.isabs(p) and os.path.isdir(p))]
         return sandbox.Spec(
-            worktree=worktree,
+            worktree=folder,
             common_dir=paths.common_dir,
             worktree_git_dir=git_dir,
             # agent/NAME/work: the agent's own folder (branches named before those folders share theirs)
@@ -122,6 +148,7 @@ class LocalHost:
             extra_write=config.sandbox.write,
             home_read=profile.home_read,
             home_seed=profile.home_seed,
+            runtime=worktree is None,
         )
 
     @staticmethod
