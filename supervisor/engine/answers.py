@@ -60,7 +60,8 @@ class Answers:
         with self.engine.agent_lock(name):
             agent = self.engine.get(name)
             profile = get_profile(agent.profile)
-            screen = self.engine.panes.capture(agent) if agent.state.live else ""
+            host = self.engine.host_of(agent)
+            screen = host.capture(agent) if agent.state.live else ""
             if screen is None:
                 raise SupervisorError(f"{name}'s pane is gone: there is no dialog to answer",
                                       hint=f"`supervisor restart {name}` starts it again")
@@ -72,7 +73,7 @@ class Answers:
                 if profile.answer_keys(screen, allowed) is None:
                     # Waiting as last seen, and no dialog on the screen (yet): a request an engine held before a
                     # restart comes back as the CLI's own dialog; a state read before the restart may be stale.
-                    found = await_dialog(lambda: self.engine.panes.capture(agent) or "", profile, allowed, DIALOG_WAIT)
+                    found = await_dialog(lambda: host.capture(agent) or "", profile, allowed, DIALOG_WAIT)
                     if found is None:
                         raise self.engine.approvals.nothing_to_answer(agent)
                     screen = found
@@ -83,13 +84,13 @@ class Answers:
             if how is None:  # it stays waiting, with its question
                 raise SupervisorError(f"cannot tell which option of {name}'s dialog means {verb!r}: it offers "
                                       f"{offers(screen)}", hint=f"answer it in the pane: `supervisor attach {name}`")
-            failed = answering.carry_out(how, lambda *keys: self.engine.panes.send_keys(agent, *keys),
-                                         lambda: self.engine.panes.capture(agent) or "")
+            failed = answering.carry_out(how, lambda *keys: host.send_keys(agent, *keys),
+                                         lambda: host.capture(agent) or "")
             if failed is not None:
                 raise SupervisorError(f"{name}'s dialog cannot be answered: {failed}",
                                       hint=f"`supervisor attach {name}`")
             keys = " ".join([*how.moves, how.key, *how.then])
-            if not wait_for(lambda: profile.answer_taken(screen, self.engine.panes.capture(agent) or ""), 5.0):
+            if not wait_for(lambda: profile.answer_taken(screen, host.capture(agent) or ""), 5.0):
                 raise SupervisorError(f"{name}'s dialog did not take the answer", hint=f"`supervisor attach {name}`")
             self.engine.store.append_event(name, verb, request=agent.waiting_reason, reason=reason, via="screen",
                                     keys=keys, by=by, **({"always": True} if always else {}))

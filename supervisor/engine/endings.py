@@ -8,17 +8,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.agents import get_profile
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
-from supervisor.engine.confinement import end_confined
 from supervisor.engine.delivery import wait_for
-from supervisor.engine.processes import kill_tree
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
+from supervisor.hosts.base import alive
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -67,26 +65,20 @@ class Endings:
         hook held is dropped first (`why`), since no answer can reach it. The tree is the one its own pane runs
         now: a pid recorded before its tmux server died may be another's by now."""
         self.engine.approvals.drop(agent.name, why)
-        panes = self.engine.tmux.list_panes()
-        own = self.engine.panes.own(agent, panes)
-        survivors = self.engine.host.end(agent, own, grace, agent.started_at)
+        host = self.engine.host_of(agent)
+        survivors = host.end(agent, host.own_pane(agent), grace, agent.started_at)
         survivors += self._end_state_holders(agent, grace)
         if survivors:
             self.engine.store.append_event(agent.name, "kill_incomplete", pids=survivors)
             raise SupervisorError(f"{agent.name}: processes {survivors} survived SIGKILL")
         if agent.pane:
-            wait_for(lambda: not self.engine.panes.alive(agent), 5.0)
+            wait_for(lambda: not alive(host, agent), 5.0)
             self.engine.screens.end_transcript(agent)
 
     def _end_state_holders(self, agent: Agent, grace: float) -> list[int]:
         """End what is left in the agent's cgroup, and what runs on the agent's own CLI state folder (a CLI's
         daemon, started in any earlier run of the agent, outside its pane's tree); the pids that survived."""
-        left = end_confined(agent)
-        variable = get_profile(agent.profile).state_env
-        if variable is None:
-            return left
-        return left + kill_tree(None, grace, env_key=variable, env_value=str(self.engine.paths.agent_state(agent.name)),
-                         spare=self.engine.tmux.keepers(self.engine.tmux.list_panes()))
+        return self.engine.host_of(agent).end_state_holders(agent, grace)
 
     def op_rm(self, name: str, force: bool = False) -> dict[str, Any]:
         """Remove the agent's worktree and branch, and its helpers' (their worktrees live inside its own)."""
@@ -125,18 +117,15 @@ class Endings:
             if agent.state.live:
                 self.end(agent, grace=0.0, why="it was removed")
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
-            if agent.parent is None:
-                self.engine.tmux.kill_session(name)
-            elif (own := self.engine.panes.own(agent)) is not None:
-                self.engine.tmux.kill_pane(own.pane)
-            worktrees.remove_worktree(self.engine.paths.root, Path(agent.worktree), agent.branch)
+            host = self.engine.host_of(agent)
+            host.remove_worktree(agent)  # its pane (its tmux session, for a session), worktree and branch
             self.engine.store.delete_agent(name)
             self.engine.live.pop(name, None)
             self.engine.transcripts.forget(name)
             self.engine.close_socket(name)
             # its socket, spool and contract file
             shutil.rmtree(self.engine.paths.agent_runtime(name), ignore_errors=True)
-            shutil.rmtree(self.engine.paths.agent_state(name), ignore_errors=True)  # its CLI's own config and sessions
+            host.remove_state(agent)  # its CLI's own config and sessions
             self.engine.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 
     def descendants(self, name: str) -> list[Agent]:

@@ -53,8 +53,10 @@ from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.hosts.base import Host
 from supervisor.hosts.local import LocalHost
 from supervisor.paths import RepoPaths
+from supervisor.tmux.panes import LOCAL
 from supervisor.tmux.server import Tmux
 from supervisor.usage.service import UsageService
 
@@ -83,7 +85,7 @@ class Engine:
         self.agents_env = environments.for_agents(self.tmux, self.paths)
         self.panes = Panes(self.tmux, self.store)
         self.local = LocalHost(self.paths, self.tmux, self.panes, lambda: self.config)  # this machine
-        self.host = self.local
+        self.hosts: dict[str, Host] = {LOCAL: self.local}  # where agents run, by name (`host_of`)
         self.live: dict[str, Live] = {}
         self.transcripts = Transcripts(paths.logs_dir, self.config.logs.max_bytes)
         self.disk = DiskWatch(self.store, self.transcripts, str(paths.state_dir))  # what waits for the disk
@@ -368,11 +370,20 @@ class Engine:
         return self.branches.diffstats(self.store.agents(), printed)
 
     def op_attach_info(self, name: str) -> dict[str, Any]:
-        info = self.panes.own(self.get(name))
+        agent = self.get(name)
+        info = self.host_of(agent).attach_info(agent)
         if info is None:
             raise SupervisorError(f"{name} has no pane to attach to",
                                   hint=f"`supervisor restart {name}` starts it again")
-        return {"pane": info.pane, "session": info.session, "socket": str(self.paths.tmux_socket)}
+        return info
+
+    def host_of(self, agent: Agent) -> Host:
+        """The machine `agent` runs on, where everything beside it is done (its worktree, pane, processes)."""
+        host = self.hosts.get(agent.host)
+        if host is None:
+            raise SupervisorError(f"{agent.name} runs on host {agent.host!r}, which this engine does not know",
+                                  hint="name it under `hosts:` in supervisor.yaml")
+        return host
 
     def get(self, name: str) -> Agent:
         agent = self.store.get_agent(name)

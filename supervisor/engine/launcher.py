@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.agents import get_profile, profile_for
-from supervisor.agents.base import hook_command
 from supervisor.agents.session_ids import valid
 from supervisor.config import DEFAULT_COMMANDS, Config, load_config
 from supervisor.core.contract import Contract, parse_contract
@@ -30,11 +27,8 @@ from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.transcripts import tail_lines
 from supervisor.engine.watcher import Live
 from supervisor.errors import SupervisorError, UsageError
-from supervisor.files import inside
 from supervisor.git import worktrees
-from supervisor.git.guard import install_guard
 from supervisor.git.refs import agent_branch
-from supervisor.git.worktrees import write_contract
 from supervisor.hosts.base import ISOLATED, CannotIsolate
 from supervisor.hosts.isolation import NONE as NO_ISOLATION
 from supervisor.hosts.isolation import choose as isolation_choice
@@ -49,21 +43,6 @@ log = logging.getLogger(__name__)
 PORT_BASE = 20000
 PORT_BLOCK = 10
 MAX_BEST_OF = 10
-
-
-def _missing_program(command: str, cwd: Path) -> str | None:
-    """The program of a simple command line when it cannot be found; None when found or not simple."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    if not words or any(ch in command for ch in ";|&$`()<>") or "=" in words[0]:
-        return None  # shell syntax: let the shell decide, and read its verdict from the exit status
-    program = words[0]
-    if "/" in program:
-        path = Path(program) if Path(program).is_absolute() else cwd / program
-        return None if os.access(path, os.X_OK) else program
-    return None if shutil.which(program) else program
 
 
 class LaunchGate:
@@ -207,21 +186,16 @@ class Launcher:
             self._bring_up(agent, config, wait=False)
 
     def _make_worktree(self, agent: Agent) -> None:
-        worktree = Path(agent.worktree)
         owner = self.engine.store.get_agent(agent.parent) if agent.parent else None
-        if owner is not None:  # a helper's, in its parent's `.sub-agents/`: not through a link the parent planted
-            inside(Path(owner.worktree), worktree)
-        worktrees.ensure_excludes(self.engine.paths.common_dir)
-        worktrees.add_worktree(self.engine.paths.root, worktree, agent.branch, agent.base)
-        agent.extra[worktrees.GIT_DIR_KEY] = worktrees.git_dir_at_creation(worktree)
-        self.engine.store.append_event(agent.name, "worktree_created", worktree=str(worktree), branch=agent.branch,
-                                base=agent.base)
+        host = self.engine.host_of(agent)
+        agent.extra[worktrees.GIT_DIR_KEY] = host.make_worktree(agent, agent.base,
+                                                                owner.worktree if owner is not None else None)
+        self.engine.store.append_event(agent.name, "worktree_created", worktree=agent.worktree, branch=agent.branch,
+                                       base=agent.base)
 
     def _bring_up(self, agent: Agent, config: Config, *, wait: bool) -> None:
         """Contract, guard and setup in the new worktree; launch; deliver the task (the caller holds the lock)."""
-        worktree = Path(agent.worktree)
-        write_contract(worktree, agent.extra["contract"])
-        install_guard(self.engine.paths.common_dir, worktree, self.engine.paths.state_dir / "hooks")
+        self.engine.host_of(agent).write_session(agent, agent.extra["contract"])
         self._setup_worktree(agent, config)
         self._launch(agent, resume=False)
         task = agent.task
@@ -246,16 +220,17 @@ class Launcher:
     def _setup_worktree(self, agent: Agent, config: Config) -> None:
         """Run `worktrees.setup` in the new worktree; a failing command fails the agent with its output."""
         env = {**self.engine.agents_env, **agent_identity(self.engine.paths, agent), "TERM": "dumb"}
+        host = self.engine.host_of(agent)
         for command in config.worktrees.setup:
             try:  # the agent's own code (its Makefile, its package.json): sandboxed as the agent is
-                done = self.engine.host.run_isolated(agent, command, agent.worktree, env)
+                done = host.run_isolated(agent, command, agent.worktree, env)
             except CannotIsolate as exc:
                 agent.reason = f"not started: {exc.message}; {exc.hint}"
                 self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
                 return
             output = tail_lines("\n".join(done.lines), 5)
             self.engine.store.append_event(agent.name, "setup", command=command, exit_code=done.exit_code,
-                                    output=output)
+                                           output=output)
             if done.exit_code != 0:
                 agent.reason = f"setup command `{command}` exited {done.exit_code}: {' / '.join(output)}"
                 self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
@@ -268,15 +243,13 @@ class Launcher:
         if agent.state == State.FAILED and not resume:
             return False  # setup failed
         profile = get_profile(agent.profile)
-        missing = _missing_program(agent.command, Path(agent.worktree))
+        host = self.engine.host_of(agent)
+        missing = host.missing_program(agent, agent.command)
         if missing:
             agent.reason = f"command not found: {missing}"
             self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
             return False
-        profile.prepare_worktree(self.engine.paths.root, Path(agent.worktree), Path.home(), hook_command())
-        self.engine.tmux.ensure_server()
-        state = self.engine.paths.agent_state(agent.name)
-        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = Path(host.prepare_launch(agent))  # its hooks in its worktree, a tmux server, its CLI's own folder
         if agent.extra.pop("pending_task", None):
             resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
         known = valid(agent.extra.get("session_id"))
@@ -294,7 +267,7 @@ class Launcher:
         self.gate.wait(profile.name, stagger)
         self.engine.contracts.publish(agent)  # what its commit guard reads
         unmade = self.engine.open_socket(agent.name)  # before its first process: its hooks talk through it
-        if unmade is not None and self.engine.host.isolation_of(agent) != NO_ISOLATION:
+        if unmade is not None and host.isolation_of(agent) != NO_ISOLATION:
             agent.reason = (f"not started: its own socket to the engine could not be made at "
                             f"{self.engine.paths.agent_socket(agent.name)} ({unmade})")
             self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
@@ -304,12 +277,11 @@ class Launcher:
         # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.engine.paths, agent)
         env.update(profile.prepare_state(state, Path.home(), self.engine.paths.root, Path(agent.worktree)))
-        panes = self.engine.tmux.list_panes()
-        own = self.engine.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
+        own = host.own_pane(agent)  # respawned only into its own pane, never one of a new server
         if own is not None:
             self.engine.screens.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet
         try:
-            launched = self.engine.host.launch(agent, command, env, own, panes)
+            launched = host.launch(agent, command, env, own)
         except CannotIsolate as exc:
             agent.reason = f"not started: {exc.message}; {exc.hint}"
             self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)

@@ -14,8 +14,9 @@ from supervisor.agents.screens import Reading, Verdict
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import undelivered, views
-from supervisor.engine.delivery import DeliveryError, DialogShown, deliver, wait_for
+from supervisor.engine.delivery import DeliveryError, DialogShown, wait_for
 from supervisor.errors import SupervisorError
+from supervisor.hosts.base import Typing, alive
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -53,7 +54,7 @@ class Prompter:
                 agent = self.engine.get(name)
                 if agent.state.live and undelivered.MARK not in agent.extra:
                     undelivered.hold(self.engine, agent, DeliveryError(f"{type(exc).__name__}: {exc}"),
-                                     alive=self.engine.panes.alive(agent))
+                                     alive=alive(self.engine.host_of(agent), agent))
 
     def deliver_first_prompt(self, name: str, task: str) -> None:
         with self.engine.agent_lock(name):
@@ -67,7 +68,8 @@ class Prompter:
                 except DialogShown as shown:
                     dialog = shown.dialog
                 except DeliveryError as exc:
-                    raise undelivered.hold(self.engine, agent, exc, alive=self.engine.panes.alive(agent)) from None
+                    raise undelivered.hold(self.engine, agent, exc,
+                                           alive=alive(self.engine.host_of(agent), agent)) from None
                 self._hold_for_dialog(agent, task, dialog)
             finally:
                 live = self.engine.live.get(name)
@@ -127,23 +129,24 @@ class Prompter:
             threading.Thread(target=self.deliver_pending, args=(name,), daemon=True).start()
 
     def _dialog_on_screen(self, agent: Agent) -> Reading | None:
-        reading = get_profile(agent.profile).read(self.engine.panes.capture(agent) or "")
+        reading = get_profile(agent.profile).read(self.engine.host_of(agent).capture(agent) or "")
         return reading if reading.verdict == Verdict.WAITING else None
 
     def wait_ready(self, agent: Agent) -> Reading | None:
         """Wait until the freshly launched CLI shows its input prompt (or, for an unknown CLI, goes quiet).
         Returns the reading of a dialog that needs a human first, if one shows instead."""
         assert agent.pane is not None
+        host = self.engine.host_of(agent)
         profile = get_profile(agent.profile)
         state: dict[str, Any] = {"seen": None, "since": time.monotonic()}
 
         dialog: dict[str, Reading] = {}
 
         def ready() -> bool:
-            info = self.engine.panes.own(agent)
+            info = host.own_pane(agent)
             if self.engine.ending_now[agent.name] or info is None or info.dead:
                 return True
-            screen = self.engine.tmux.capture(info.pane, history=1)  # a line scrolling off changes it too
+            screen = host.capture(agent, history=1) or ""  # a line scrolling off changes it too
             reading = profile.read(screen)
             if reading.verdict == Verdict.WAITING:
                 dialog["seen"] = reading
@@ -164,9 +167,9 @@ class Prompter:
                                 hint=f"`supervisor attach {agent.name}` to see why")
         if self.engine.ending_now[agent.name]:
             raise SupervisorError(f"{agent.name} was stopped before its input prompt showed")
-        if "seen" in dialog and self.engine.panes.alive(agent):
+        if "seen" in dialog and alive(host, agent):
             return dialog["seen"]
-        if not self.engine.panes.alive(agent):
+        if not alive(host, agent):
             self.engine.watcher.check_now(agent)
             current = self.engine.get(agent.name)
             raise SupervisorError(f"{agent.name} ended before it was ready: {current.reason or current.state}",
@@ -187,24 +190,26 @@ class Prompter:
             dialog = self.wait_ready(agent)
             if dialog is not None:
                 raise DialogShown(dialog)
+        host = self.engine.host_of(agent)
         since = time.time()
         hooked = live is not None and get_profile(agent.profile).hooks
         try:
-            info = self.engine.panes.own(agent)
+            info = host.own_pane(agent)
             if info is None or info.dead:
                 raise DeliveryError("its pane is gone", hint=f"`supervisor restart {agent.name}` starts it again")
             profile = get_profile(agent.profile)
-            deliver(self.engine.tmux, info.pane, text, pane_alive=lambda: self.engine.panes.alive(agent),
-                    repaste=agent.state != State.WORKING and profile.repaste, timeout=profile.echo_timeout,
-                    submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None,
-                    dialog=lambda: self._dialog_on_screen(agent), settle=profile.paste_settle)
+            host.type_text(agent, info, text, Typing(
+                pane_alive=lambda: alive(host, agent), repaste=agent.state != State.WORKING and profile.repaste,
+                timeout=profile.echo_timeout, settle=profile.paste_settle,
+                submitted=(lambda: live is not None and live.prompted_at >= since) if hooked else None,
+                dialog=lambda: self._dialog_on_screen(agent)))
         except DialogShown:
             self.engine.store.append_event(agent.name, "delivery_held", text=text[:200])
             raise
         except DeliveryError as exc:
             self.engine.store.append_event(agent.name, "delivery_failed", error=str(exc), text=text[:200])
             if event == "task_delivered":
-                raise undelivered.hold(self.engine, agent, exc, alive=self.engine.panes.alive(agent)) from None
+                raise undelivered.hold(self.engine, agent, exc, alive=alive(host, agent)) from None
             raise SupervisorError(f"{agent.name}: {exc}", hint=exc.hint) from None
         undelivered.release(self.engine, agent)
         if live is not None:
@@ -216,5 +221,5 @@ class Prompter:
         self.engine.set_state(agent, State.WORKING, event, text=text[:200])
 
     def interrupt(self, agent: Agent) -> None:
-        if self.engine.panes.send_keys(agent, "C-c"):
+        if self.engine.host_of(agent).send_keys(agent, "C-c"):
             self.engine.store.append_event(agent.name, "interrupted", why="on_stall")

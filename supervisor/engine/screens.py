@@ -26,7 +26,7 @@ class Screens:
         once per run, by whoever sees the end first (the watcher, a stop, a restart)."""
         if agent.pane is None or self.engine.transcripts.ended(agent.name):
             return
-        info = self.engine.panes.own(agent)
+        info = self.engine.host_of(agent).own_pane(agent)
         if info is None:  # gone before the watcher saw it go: its live screen, as last written, closes it
             self.engine.transcripts.end(agent.name, agent.pane, None, 0, None)
             return
@@ -67,14 +67,14 @@ class Screens:
         return [line for line in lines if line.strip()][-count:]
 
     def last_screen(self, agent: Agent, count: int) -> list[str]:
-        return tail_lines(self.engine.panes.capture(agent) or "", count)
+        return tail_lines(self.engine.host_of(agent).capture(agent) or "", count)
 
     def op_unwritten(self, name: str) -> dict[str, Any]:
         """Bring the agent's live screen up to this moment (`supervisor log` then reads the files): the lines
         that scrolled off its screen since the watcher last looked, and the screen itself. Nothing is committed
         here: the watcher counts the errors among the lines it commits."""
         agent = self.engine.get(name)
-        info = None if self.engine.transcripts.ended(name) else self.engine.panes.own(agent)
+        info = None if self.engine.transcripts.ended(name) else self.engine.host_of(agent).own_pane(agent)
         if info is not None:
             screen, taken = self.look_at(agent, info)
             if screen is not None:
@@ -84,5 +84,6 @@ class Screens:
 
     def op_screen(self, name: str, history: int = 0, ansi: bool = False) -> dict[str, Any]:
         """The agent's pane as it is now (with `history` lines of scrollback, colours with `ansi`)."""
-        text = self.engine.panes.capture(self.engine.get(name), history=history, ansi=ansi)
+        agent = self.engine.get(name)
+        text = self.engine.host_of(agent).capture(agent, history=history, ansi=ansi)
         return {"name": name, "text": text or "", "available": text is not None}
