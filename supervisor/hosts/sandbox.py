@@ -73,6 +73,7 @@ class Spec:
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
     home_read: tuple[str, ...] = ()  # in real_home: shown read-only at the same place in home (Profile.home_read)
     home_seed: tuple[str, ...] = ()  # in real_home: copied into home once, when absent (Profile.home_seed)
+    runtime: bool = True  # False: own_runtime hidden too (a command the engine runs for it: no socket, no spool)
 
     @property
     def log_folder(self) -> Path:
@@ -116,8 +117,9 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
-    args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
-    args += _bind("--bind", spec.own_spool)
+    if spec.runtime:
+        args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
+        args += _bind("--bind", spec.own_spool)
     args += _bind("--bind", spec.worktree)
     if spec.helpers is not None:
         args += _mask(spec.helpers)
