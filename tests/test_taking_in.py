@@ -155,3 +155,19 @@ def test_preparing_a_folder_never_writes_through_what_the_agent_left_in_it(repo:
     object_folders.prepare(folder, view, shared)
     assert list(outside.iterdir()) == []
     assert not (folder / "info").is_symlink() and (folder / "info" / "alternates").read_text().splitlines() == said
+
+
+def test_an_engine_git_that_meets_a_fifo_for_an_object_comes_back_saying_so(repo: RepoPaths,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """git opens a loose object and waits for a writer for good when the agent left a FIFO in its place: the
+    engine's git reading the agents' folders is stopped at its time limit, never holding the engine."""
+    from supervisor.git import environment
+
+    _, folder = _agent(repo, "auth")
+    blob = "ab" + "c" * 38
+    (folder / "ab").mkdir()
+    os.mkfifo(folder / "ab" / blob[2:])
+    monkeypatch.setattr(environment, "GIT_TIMEOUT", 2.0)
+    done = environment.run(repo.root, "cat-file", "-p", blob)
+    assert done.returncode == environment.TIMED_OUT
+    assert b"did not finish within 2 s" in done.stderr

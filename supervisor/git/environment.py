@@ -73,14 +73,26 @@ def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# No engine git call waits longer: an agent can leave a FIFO where git expects an object in its own folder (git
+# opens it and waits for a writer for good), and the engine thread that asked must come back.
+GIT_TIMEOUT = 300.0
+TIMED_OUT = 124  # the exit status of a git that was killed at its time limit (as timeout(1) says it)
+
+
 def run(cwd: Path, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
         timeout: float | None = None, shared_only: bool = False) -> subprocess.CompletedProcess[bytes]:
     """Run `git ARGS` in `cwd` as the engine does (see the module's docstring); `env`: variables to add.
     `shared_only`: read the repository's shared object store alone, no agent's own folder (for the objects a
-    merge writes: git writes no copy of an object it finds in an alternate, and main must never need one)."""
+    merge writes: git writes no copy of an object it finds in an alternate, and main must never need one).
+    A git still running after `timeout` (default GIT_TIMEOUT) is killed and reported as failed, saying so."""
     argv, environment = command(cwd, args, env, shared_only=shared_only)
-    return subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, env=environment, check=False,
-                          timeout=timeout)
+    limit = GIT_TIMEOUT if timeout is None else timeout
+    try:
+        return subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, env=environment, check=False,
+                              timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        said = f"git {' '.join(args[:2])} did not finish within {limit:g} s and was stopped".encode()
+        return subprocess.CompletedProcess(argv, TIMED_OUT, exc.stdout or b"", said)
 
 
 def command(cwd: Path, args: Sequence[str], env: Mapping[str, str] | None = None, *,
