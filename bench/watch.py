@@ -22,7 +22,8 @@ grows with the square of the agents (more agents printing, each wake-up polling 
 
 BENCH_PROFILE=DIR runs each engine the bench starts under cProfile in every thread (bench/profiled.py), its
 profile written to DIR/engine-AGENTS-N.prof when it stops: where the time goes, not how much (profiling slows
-Python code several times over).
+Python code several times over). BENCH_PROFILE=DIR:threads instead writes DIR/engine-AGENTS-N.threads: the CPU
+each of its threads used once it answered, unprofiled.
 """
 
 from __future__ import annotations
@@ -250,12 +251,13 @@ def start_engine(paths: object, count: int) -> None:
     """An engine for the repository, as any command starts one; under cProfile with BENCH_PROFILE."""
     from supervisor.client import engine_running, ensure_engine
 
-    folder = os.environ.get("BENCH_PROFILE")
+    folder, _, kind = os.environ.get("BENCH_PROFILE", "").partition(":")
     if not folder:
         ensure_engine(paths)  # type: ignore[arg-type]
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    out = Path(folder) / f"engine-{count}-{len(list(Path(folder).glob(f'engine-{count}-*.prof'))) + 1}.prof"
+    suffix = ".threads" if kind == "threads" else ".prof"
+    out = Path(folder) / f"engine-{count}-{len(list(Path(folder).glob(f'engine-{count}-*{suffix}'))) + 1}{suffix}"
     out.touch()  # the next engine's number counts it already
     subprocess.Popen([sys.executable, str(Path(__file__).with_name("profiled.py")), str(out)],
                      cwd=paths.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # type: ignore[attr-defined]
