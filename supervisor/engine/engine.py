@@ -24,7 +24,7 @@ from supervisor.client import repair_holding
 from supervisor.config import Config, load_config
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine import branch_names, callers, environments, rebuild, spools, views
+from supervisor.engine import callers, environments, rebuild, spools, views
 from supervisor.engine.answers import Answers
 from supervisor.engine.approvals import (
     Approvals,
@@ -50,6 +50,7 @@ from supervisor.engine.restore import RestoreDesk
 from supervisor.engine.screens import Screens
 from supervisor.engine.server import ControlServer, Peer, clear_path
 from supervisor.engine.spending import SpendingWatch
+from supervisor.engine.startup import StartNote, take_over
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts
 from supervisor.engine.watcher import Live, Watcher
@@ -161,25 +162,11 @@ class Engine:
         started here (a dead one is news the watcher tells), but by the first launch that needs one.
         `hangup_stops`: SIGHUP stops it (run in a terminal; detached, `detached.detach` makes it harmless)."""
         self.acquire_singleton()
-        self.hooks_once = HookLedger(self.store)  # no other engine applies events from now on
-        self.tmux.use_control()
-        self.store.set_meta("engine_pid", str(os.getpid()))
-        self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
-        branch_names.migrate(self)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
-        rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
-        self.contracts.load()  # every stored contract checked against its digest; the guard's files written
-        self.watcher.adopt()
-        try:
-            self.hookdesk.ingest_spool()
-        except Exception as exc:  # what an agent left in its spool never keeps the engine from starting
-            log.exception("reading the hook spools failed")
-            self.store.append_event(None, "spool_unreadable", error=repr(exc))
-        for service in self.services:
-            service.start()
-        for agent in self.store.agents():
-            self.ready_socket(agent)
+        note = StartNote(self.paths.engine_starting)  # what the command waiting for it is told meanwhile
+        take_over(self, note)
         self.control.listen(self.paths.engine_socket)
         self.control.serve_in_thread()
+        note.done()
         registration = _register(self.paths)  # `ls --all`, `ui --all` find it from now on
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
             for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):
