@@ -41,8 +41,8 @@ def test_rows_show_each_agents_cost_and_context_and_a_session_its_trees_cost() -
     assert auth["cost"].plain == "$1.84 Σ$2.30"  # its own, then its tree's (auth, auth.tests, auth.tests.data)
     assert auth["ctx"].plain == "62%"
     assert b.cells("auth.tests", NOW)["cost"].plain == "$0.41"  # a helper: its own only
-    assert b.cells("billing", NOW)["ctx"].style == "bold red"  # 91% of its window
-    assert b.cells("ui", NOW)["ctx"].style == "yellow"
+    assert b.cells("billing", NOW)["ctx"].style == f"bold {b.palette.bad}"  # 91% of its window
+    assert b.cells("ui", NOW)["ctx"].style == b.palette.warn
     assert b.cells("docs", NOW)["cost"].plain == "-"  # a model with no price: no cost, never a guess
     assert b.cells("reports", NOW)["ctx"].plain == "-"
     assert b.total_cost == "$6.68+"  # the repository's, and some tokens could not be priced

@@ -85,15 +85,17 @@ class SupervisorApp(MarkedActions):
     #filters Label { width: auto; color: $text-muted; padding-right: 1; }
     #filter { width: 1fr; }
     #state { width: 24; margin-left: 1; }
-    SyncTable { border: round $panel-lighten-2; background: $surface; }
+    SyncTable, #preview, #events { border: round $foreground 30%; border-title-color: $foreground;
+                                   border-subtitle-color: $foreground 70%; }
+    SyncTable { background: $surface; }
     SyncTable:focus { border: round $accent; }
     #attention { height: 8; border: round $error; overflow-x: hidden; }
     #attention:focus { border: round $accent; }
     #agents { height: 12; }
     #bottom { height: 1fr; min-height: 5; }
-    #preview { width: 3fr; border: round $panel-lighten-2; }
+    #preview { width: 3fr; }
     #preview:focus { border: round $accent; }
-    #events { width: 2fr; border: round $panel-lighten-2; background: $surface; scrollbar-size-vertical: 1; }
+    #events { width: 2fr; background: $surface; scrollbar-size-vertical: 1; }
     #events:focus { border: round $accent; }
     """
 
@@ -137,6 +139,8 @@ class SupervisorApp(MarkedActions):
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
         self._remember_theme()
+        self.apply_theme_colours()
+        self.theme_changed_signal.subscribe(self, lambda _: self.apply_theme_colours())
         self.attention_table.show_cursor = False  # one row is selected: the agents list's, until focus moves
         self._title(self.attention_table, "Needs you")
         self.apply_layout()
