@@ -64,6 +64,7 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.processes import kill_tree
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
+from supervisor.engine.review import ReviewDesk
 from supervisor.engine.server import ControlServer, Peer, clear_path
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.spending import SpendingWatch
@@ -161,7 +162,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self)]
+                                        self.usage, BulkDesk(self), ReviewDesk(self)]
         # The human's socket and each live agent's own (a connection through it is that agent); answered once
         # `serve` runs, and queued in their backlogs until then.
         self.control = ControlServer(self.handle, self.disk.note)

@@ -52,6 +52,11 @@ ACTIONS: tuple[Action, ...] = (
            "supervisor merge NAME", footer=True),
     Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]",
            footer=True),
+    Action("D", "diff", "Diff", "everything the agent changed against its base (commits, uncommitted edits, new "
+           "files), file by file with its code coloured: n/p next/previous file, arrows and PgUp/PgDn scroll",
+           "supervisor diff NAME", footer=True),
+    Action("C", "compare", "Compare", "the candidates of the selected agent's best-of-N side by side (files, lines, "
+           "merge.check); from there D shows one's diff and m merges it", "supervisor compare GROUP"),
     Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
            "supervisor alerts snooze NAME [--for 30m]", footer=True, short="Snooze"),
     Action("R", "restore", "Restore agents", "bring back the agents whose panes went with the tmux server (it was "

@@ -26,6 +26,7 @@ from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
+from supervisor.ui.review import CompareScreen, DiffScreen
 from supervisor.ui.screens import (
     ConfirmScreen,
     HelpScreen,
@@ -363,6 +364,47 @@ class SupervisorApp(MarkedActions):
         self.push_screen(ConfirmScreen(
             f"Remove {name}'s worktree and branch?\nForce also stops it and drops unmerged work.",
             [("force", "Force remove", "error"), ("remove", "Remove", "warning")]), chosen)
+
+    def action_diff(self, name: str | None = None) -> None:
+        name = name or self._agent()
+        if name is None:
+            return
+        screen = DiffScreen(name, self.board.palette)
+
+        def then(choice: str | None) -> None:
+            if choice == "merge" and name in self.board.agents:
+                self.select_agent(name)
+                self.action_merge()
+
+        self.push_screen(screen, then)
+        self._in_thread("diff", lambda: self.source.call("diff", {"name": name}, timeout=LONG_REQUEST_SECONDS),
+                        screen.show, failed=screen.failed)
+
+    def action_compare(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+        group = self.board.agents[name].get("best_of")
+        if not group:
+            self.notify(f"{name} is not a candidate of a best-of-N; `supervisor start NAME --best-of N --task TEXT` "
+                        "starts one", severity="warning", timeout=5)
+            return
+        screen = CompareScreen(str(group), self.board.palette)
+
+        def then(choice: str | None) -> None:
+            if not choice:
+                return
+            what, candidate = choice.split(" ", 1)
+            self.select_agent(candidate)
+            if what == "diff":
+                self.action_diff(candidate)
+            elif what == "merge":
+                self.action_merge()
+
+        self.push_screen(screen, then)
+        self._in_thread("compare", lambda: self.source.call("compare", {"name": group},
+                                                           timeout=LONG_REQUEST_SECONDS),
+                        screen.show, failed=screen.failed)
 
     def action_snooze(self) -> None:
         name = self._agent()

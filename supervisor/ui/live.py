@@ -146,11 +146,13 @@ class LiveDashboard(App[None]):
     # talking to the engine (always in threads) --------------------------------------------------------
 
     def _in_thread(self, kind: str, fetch: Callable[[], T], done: Callable[[T], None] | None = None,
-                   *, coalesce: bool = False, background: bool = False) -> None:
+                   *, coalesce: bool = False, background: bool = False,
+                   failed: Callable[[str], None] | None = None) -> None:
         """Run `fetch` in a thread worker and hand its result to `done` on the event loop.
 
         With `coalesce`, a request of a kind already in flight is not sent twice: one more runs after it.
-        A `background` read the engine does not offer is noted quietly (no notification, no retry)."""
+        A `background` read the engine does not offer is noted quietly (no notification, no retry). `failed`
+        hears why there is no result (besides the usual notification), for a screen that waits for it."""
         if coalesce:
             if self._busy.get(kind):
                 self._again.add(kind)
@@ -161,18 +163,21 @@ class LiveDashboard(App[None]):
             down_before = self.engine_down is not None
             try:
                 result = fetch()
-            except EngineDown as exc:
-                self._from_thread(self._engine_lost, str(exc))
-            except EngineSlow as exc:  # running but busy: no banner; an action says it may still finish
-                if not coalesce and not background:
-                    self._from_thread(self._slow, exc)
-            except NotAvailable as exc:
-                if background:
-                    self.unavailable.add(exc.method)
+            except (EngineDown, EngineSlow, NotAvailable, RequestFailed) as exc:
+                if isinstance(exc, EngineDown):
+                    self._from_thread(self._engine_lost, str(exc))
+                elif isinstance(exc, EngineSlow):  # running but busy: no banner; an action says it may still finish
+                    if not coalesce and not background:
+                        self._from_thread(self._slow, exc)
+                elif isinstance(exc, NotAvailable):
+                    if background:
+                        self.unavailable.add(exc.method)
+                    else:
+                        self._from_thread(self._not_available, exc.method)
                 else:
-                    self._from_thread(self._not_available, exc.method)
-            except RequestFailed as exc:
-                self._from_thread(self._failed, exc)
+                    self._from_thread(self._failed, exc)
+                if failed is not None:
+                    self._from_thread(failed, exc.message if isinstance(exc, RequestFailed) else str(exc))
             else:
                 if down_before:  # asked while it was thought gone, and it answered: it is back
                     self._from_thread(self._engine_back)

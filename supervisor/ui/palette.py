@@ -77,6 +77,10 @@ class Palette:
     bad: str = "red"  # lines removed, a failure
     warn: str = "yellow"  # context filling up, a trigger raised
     mark: str = "bold magenta"  # a marked row's ●
+    added_line: str = "on #12321c"  # a diff's added line (a tint of the theme's success colour)
+    removed_line: str = "on #3a1420"  # … a removed one (of its error colour)
+    hunk: str = "bold cyan"  # a diff's `@@ … @@` line
+    syntax: dict[str, str] = field(default_factory=dict)  # pygments token kind (Keyword, String…) -> style
 
     def state(self, state: str) -> str:
         return self.states.get(state, "")
@@ -107,12 +111,22 @@ def palette(theme: Mapping[str, str]) -> Palette:
         text = max(((0, 0, 0), (255, 255, 255)), key=lambda candidate: contrast(candidate, rgb))
         return f"bold {_hex(text)} on {_hex(rgb)}"
 
+    def tint(name: str) -> str:
+        """A background for a whole line: the colour, faint, over the theme's background."""
+        return "on " + _hex(_toward(background, colour(name), 0.22))
+
+    syntax = {"Keyword": "bold " + word("primary"), "Name.Builtin": word("secondary"),
+              "Name.Function": word("accent"), "Name.Class": "bold " + word("accent"),
+              "Name.Decorator": word("secondary"), "Literal.String": word("success"),
+              "Literal.Number": word("warning"),
+              "Comment": "italic " + _hex(_toward(foreground, background, 0.4)), "Operator.Word": word("primary")}
     states = {state: ("bold " if state in STATE_BOLD else "") + word(name) for state, name in STATE_COLOURS.items()}
     states.update({state: "dim" for state in ("queued", "exited", "stopped")})
     badges = {label: badge(name) for label, name in BADGE_COLOURS.items()}
     badges["ZZ"] = "dim"
     return Palette(states=states, badges=badges, good=word("success"), bad=word("error"), warn=word("warning"),
-                   mark="bold " + word("accent"))
+                   mark="bold " + word("accent"), added_line=tint("success"), removed_line=tint("error"),
+                   hunk="bold " + word("primary"), syntax=syntax)
 
 
 DEFAULT = palette(DARK_THEME)

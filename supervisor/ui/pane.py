@@ -24,6 +24,10 @@ def screen_lines(raw: str) -> list[Text]:
 
 
 class PaneView(ScrollView, can_focus=True):
+    """Lines of rich Text, only the visible ones rendered; a pane's capture follows its bottom."""
+
+    FOLLOWS_BOTTOM = True  # a new capture (or agent) shows its last lines; False: its first ones
+
     DEFAULT_CSS = """
     PaneView {
         background: $background;
@@ -54,13 +58,15 @@ class PaneView(ScrollView, can_focus=True):
         if raw is not None and raw == self._raw and not reset:
             return False
         self._raw = raw
-        follow = reset or self.scroll_y >= self.max_scroll_y
+        follow = self.FOLLOWS_BOTTOM and (reset or self.scroll_y >= self.max_scroll_y)
         self._lines = lines if lines is not None else screen_lines(raw or "")
         self._strips.clear()
         width = max((cell_len(line.plain) for line in self._lines), default=0)
         self.virtual_size = Size(width, len(self._lines))
         if follow:
             self.scroll_end(animate=False, force=True, x_axis=False)  # after the layout knows the new size
+        elif reset:
+            self.scroll_to(0, 0, animate=False, force=True)
         self.refresh()
         return True
 
