@@ -503,6 +503,22 @@ class SupervisorApp(MarkedActions):
         else:
             self.clear_marks()
 
+    async def action_quit(self) -> None:
+        """q: close the dashboard; the demo's asks first whether to end the demo or leave it running."""
+        if not self.demo:
+            self.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("end", "keep"):
+                self.end_demo = choice == "end"
+                self.exit()
+
+        self.push_screen(ConfirmScreen(
+            "Quit the demo. End it too (its agents, its engine and its tmux server, as `supervisor down` does), "
+            "or keep it running to come back to with `supervisor`?\nIts repository stays on disk either way.",
+            [("keep", "Keep it running", "primary"), ("end", "End the demo", "warning")]), chosen)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action in ACTIONS:
@@ -523,3 +539,12 @@ def run_dashboard(paths: RepoPaths) -> int:
 
     SupervisorApp(EngineSource(paths), remember_settings=True).run()
     return 0
+
+
+def run_demo_dashboard(paths: RepoPaths) -> bool:
+    """The demo's dashboard (`supervisor demo`); True when the human chose, on quitting, to end the demo."""
+    from supervisor.ui.source import EngineSource
+
+    app = SupervisorApp(EngineSource(paths), remember_settings=True, demo=True)
+    app.run()
+    return app.end_demo

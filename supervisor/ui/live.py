@@ -70,8 +70,10 @@ class LiveDashboard(App[None]):
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
                  long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS,
-                 remember_settings: bool = False) -> None:
+                 remember_settings: bool = False, demo: bool = False) -> None:
         super().__init__()
+        self.demo = demo  # the demo's dashboard: quitting asks whether to end the demo
+        self.end_demo = False  # … and the answer was to end it
         self.remember_settings = remember_settings  # the theme kept in the user's config (`supervisor ui`)
         self.settle_seconds = settle_seconds
         self.source = source
