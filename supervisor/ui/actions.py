@@ -69,8 +69,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("shift+down", "mark_down", "Mark and move down", "mark the agent and the next one (shift+↓)",
            on_agent=True),
     Action("shift+up", "mark_up", "Mark and move up", "mark the agent and the one above (shift+↑)", on_agent=True),
-    Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,
-           on_agent=False),
+    Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)",
+           on_agent=False),  # not in the footer: the filter line says `(/)` already
     Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",
            on_agent=False),
     Action("exclamation_mark", "needs_me", "Needs me", "show only the agents that need a human (again: all)",

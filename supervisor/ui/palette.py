@@ -23,9 +23,9 @@ STATE_COLOURS = {
 STATE_BOLD = frozenset({"working", "waiting", "stalled", "failed", "limited"})
 BADGE_COLOURS = {
     "ASK": "warning", "STALL": "secondary", "BOUNDARY": "error", "CONFLICT": "warning-darken-2", "FAIL": "error",
-    "EXIT": "error", "EXIT 0": "foreground", "TIMEOUT": "error-darken-2", "MERGE": "error", "MERGED": "success",
-    "READY": "primary", "LIMIT": "warning-darken-2",
-}
+    "EXIT": "error", "EXIT 0": "foreground", "TIMEOUT": "error-darken-2", "MERGE": "error", "MERGED": "foreground",
+    "READY": "success", "LIMIT": "warning-darken-2",
+}  # (never primary: the selected row is drawn in it, and a badge of that colour would vanish there)
 
 # Before a theme is known (and for tests of the model): the colours of Textual's default dark theme.
 DARK_THEME = {

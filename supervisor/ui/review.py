@@ -31,6 +31,7 @@ DiffScreen, CompareScreen { background: $background; align: left top; }
 #diff:focus { border: round $accent; }
 #candidates { height: 1fr; border: round $foreground 30%; background: $surface; }
 #candidates:focus { border: round $accent; }
+#files, #diff, #candidates { border-title-color: $foreground; border-subtitle-color: $foreground 70%; }
 #review-note { height: auto; padding: 0 1; color: $text-muted; }
 """
 
