@@ -16,6 +16,7 @@ from typing import Any
 from rich.text import Text
 
 from supervisor.core.durations import format_duration
+from supervisor.core.eventtext import describe
 from supervisor.core.model import describe_conflicts
 from supervisor.ui.palette import DEFAULT, Palette
 from supervisor.usage import report as usage_report
@@ -422,48 +423,34 @@ def tree_key(name: str) -> tuple[str, ...]:
     return tuple(name.split("."))
 
 
+# Fields of an event the log panel leaves out: how the agent was launched is in `supervisor show`, not news.
+_EVENT_NOISE = frozenset({"command", "pid", "pane", "base", "worktree"})
+_FAILURES = frozenset({"failed", "delivery_failed", "kill_incomplete", "config_invalid", "alert_failed"})
+
+
 def event_line(event: dict[str, Any], *, with_agent: bool = True, palette: Palette = DEFAULT) -> Text:
-    """One line of the event log: local time, agent, kind and what matters about it."""
+    """One line of the event log: local time, agent, and what happened as a sentence (`supervisor events`'s
+    words, supervisor.core.eventtext), its first words coloured by what it is."""
     ts = parse_ts(event.get("ts"))
     clock = datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
     kind = str(event.get("kind") or "?")
     line = Text(clock + " ", style="dim")
     if with_agent:
         line.append(f"{event.get('agent') or 'engine':<10} ", style="bold")
-    style = ""
+    text = first_line(describe({key: value for key, value in event.items() if key not in _EVENT_NOISE}), 400)
     if kind == "trigger":
-        trigger = str(event.get("trigger") or "")
         active = event.get("active", True)
+        head = f"{event.get('trigger')} {'began' if active else 'ended'}"
         style = f"bold {palette.warn}" if active else palette.good
-        line.append(f"{trigger}{'' if active else ' resolved'}", style=style)
-        line.append(f"  {event.get('summary') or ''}")
-        return line
-    if kind == "state":
-        line.append(f"{event.get('previous')} → ", style="dim")
-        line.append(str(event.get("state")), style=palette.state(str(event.get("state"))))
-        return line
-    if kind in ("failed", "exited", "killed", "delivery_failed", "kill_incomplete", "config_invalid"):
-        style = palette.bad if kind != "exited" or event.get("exit_code") not in (0, None) else ""
-    line.append(kind, style=style)
-    details = _event_details(event)
-    if details:
-        line.append("  " + details)
+    elif kind == "state":
+        head, style = str(event.get("state")), palette.state(str(event.get("state")))
+    elif kind in _FAILURES or (kind in ("exited", "killed") and event.get("exit_code") not in (0, None)):
+        head, style = text, palette.bad
+    else:
+        head, style = "", ""
+    if head and text.startswith(head):
+        line.append(head, style=style)
+        line.append(text[len(head):])
+    else:
+        line.append(text)
     return line
-
-
-def _event_details(event: dict[str, Any]) -> str:
-    skip = {"id", "ts", "agent", "kind", "screen", "command", "pid", "pane", "base", "worktree", "previous", "state",
-            "conflicts"}  # a `conflicts` event's summary says it in words
-    parts = []
-    if event.get("previous") and event.get("state"):
-        parts.append(f"{event['previous']} → {event['state']}")
-    prose = []
-    for key, value in event.items():
-        if key in skip or value in (None, "", [], {}):
-            continue
-        text = first_line(str(value), 70)
-        if key in ("text", "reason", "error", "summary"):
-            prose.append(text)
-        else:
-            parts.append(f"{key}={text}")
-    return " ".join(parts + prose)
