@@ -161,8 +161,9 @@ class SyncTable(DataTable[Text]):
         cache key), so after any change the whole visible table is rendered again, cell by cell: 25-60 ms
         for 25 rows, once a second with 100 busy agents, and a key pressed meanwhile waits for it. Here the
         values go into the table's data and only the cache entries of the changed cells and rows are dropped;
-        a wider value still goes through `update_cell`, which resizes its column (only a wider one: asking
-        DataTable to fit a narrower one makes it measure the whole column again, for every such cell)."""
+        a wider value in a column sized by its content still goes through `update_cell`, which resizes it
+        (only a wider one: asking DataTable to fit a narrower one makes it measure the whole column again, for
+        every such cell)."""
         caches = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_line_cache", "_data")
         if not all(hasattr(self, name) for name in caches):  # another Textual: the documented way
             for key, column, value in changed:
@@ -171,7 +172,9 @@ class SyncTable(DataTable[Text]):
             return
         narrow: list[tuple[RowKey, ColumnKey, Text]] = []
         for key, column, value in changed:
-            if value.cell_len > self.columns[ColumnKey(column)].content_width:
+            found = self.columns[ColumnKey(column)]
+            # A column of a set width (`fix_width`, `show_columns`) never grows: its values are cut to it.
+            if found.auto_width and value.cell_len > found.content_width:
                 self.update_cell(key, column, value, update_width=True)
             else:
                 narrow.append((RowKey(key), ColumnKey(column), value))
