@@ -56,6 +56,12 @@ def call(paths: RepoPaths, method: str, params: dict[str, Any] | None = None, *,
     """Send one request to the repository's engine (starting it first if needed); the result. From inside an
     agent's pane it goes through that agent's own socket (`own_socket`), which is who it is to the engine."""
     own = own_socket(paths)
+    if own is None and os.environ.get("SUPERVISOR_SOCKET"):
+        # An agent's command aimed at another repository's engine would reach it through the human's socket,
+        # where that engine, which does not know this agent, would take it for the human.
+        raise SupervisorError(f"refused: agent {os.environ.get('SUPERVISOR_AGENT') or '?'} reaches only the "
+                              f"engine of its own repository, not the one of {paths.root}",
+                              hint="run it from your own terminal, outside every agent's pane")
     try:
         return request_at(own or paths.engine_socket, method, params or {}, timeout)
     except EngineNotRunning:
