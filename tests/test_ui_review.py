@@ -132,3 +132,29 @@ def test_d_on_an_agent_that_changed_nothing_says_so(engine: Sandbox) -> None:
 
     run(app, scenario)
 
+
+
+def test_the_diff_runs_none_of_the_programs_an_agents_configuration_names(engine: Sandbox) -> None:
+    """The worktree and the repository's configuration are the agent's to write: a textconv or external diff
+    named there must not run as the engine (D) nor as the user (`supervisor diff`)."""
+    worktree = started_with_changes(engine)
+    marker = engine.root.parent / "ran"
+    (worktree / ".gitattributes").write_text("*.txt diff=evil\n")
+    engine.git("config", "diff.evil.textconv", f"sh -c 'touch {marker}; cat \"$1\"' -")
+    engine.git("config", "diff.external", f"sh -c 'touch {marker}'")
+    printed = engine.sv("diff", "auth").stdout
+    assert "+a new file" in printed and not marker.exists()
+    app, _ = make(engine)
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot, preview=False)
+        app.select_agent("auth")
+        await pilot.press("D")
+        await screen_is(pilot, DiffScreen)
+        screen = diff_screen(pilot)
+        await wait_for(pilot, lambda: screen.loaded and screen.files, message="auth's changes")
+        notes = next(found for found in screen.files if found["path"] == "notes.txt")
+        assert notes["lines"][-1] == "+a new file"
+        assert not marker.exists()
+
+    run(app, scenario)

@@ -2,58 +2,62 @@
 diff (its worktree against its base commit), whole or file by file.
 
 `supervisor diff` prints it; the dashboard's diff view gets it file by file through the engine's `diff`
-request. Nothing here changes the agent's worktree: new files are marked to be added in a throwaway copy of
-its index.
+request. git runs as the engine runs it (`supervisor.git.environment`), since the worktree and its
+configuration are the agent's. Nothing here changes the agent's worktree: new files are marked to be added in
+a throwaway copy of its index.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from supervisor.errors import SupervisorError
+from supervisor.git import environment
+from supervisor.git.environment import NO_DIFF_PROGRAMS
 
 FILE_LINES_MAX = 4000  # lines of one file's diff sent to the dashboard; `supervisor diff` shows them all
 TOTAL_LINES_MAX = 40000  # … and of all files together (a generated file must not flood the view)
 
 
-def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False,
-                          errors="replace")
-
-
-def _checked(done: subprocess.CompletedProcess[str], name: str) -> str:
+def _git(cwd: Path, name: str, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+         errors: str = "replace") -> str:
+    """git as the engine runs it (`supervisor.git.environment`: none of the programs an agent's configuration
+    could name, a time limit, a sandboxed agent's own objects readable); its output, or why it failed."""
+    try:
+        done = environment.run(cwd, *args, stdin=stdin, env=env)
+    except OSError as exc:
+        raise SupervisorError(f"cannot show {name}'s changes: {exc}") from None
     if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        detail = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["git failed"])[-1]
         raise SupervisorError(f"cannot show {name}'s changes: {detail}")
-    return done.stdout
+    return done.stdout.decode("utf-8", errors)
 
 
 def agent_diff(root: Path, agent: dict[str, Any], *, stat: bool = False, colour: bool = False) -> str:
     """The agent's (a record as `show` gives it: name, base, branch, worktree) changes as one diff: its
     worktree against its base commit, new untracked files included. Without a worktree: its branch against
     its base. `stat`: git's summary of files and lines instead of the patch."""
-    base, worktree = agent["base"], Path(agent["worktree"])
-    options = [f"--color={'always' if colour else 'never'}", "--stat" if stat else "--patch", "--no-ext-diff"]
-    diff = ("-c", "core.quotePath=false", "diff")  # names as they are, quoted only when they hold quotes or controls
+    name, base, worktree = agent["name"], agent["base"], Path(agent["worktree"])
+    # Names as they are (quoted only when they hold quotes or controls); no external diff, no textconv.
+    diff = ("-c", "core.quotePath=false", "diff", f"--color={'always' if colour else 'never'}",
+            "--stat" if stat else "--patch", *NO_DIFF_PROGRAMS)
     if not worktree.is_dir():
-        return _checked(_git(root, *diff, *options, base, agent["branch"], "--"), agent["name"])
-    index = _git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").stdout.strip()
+        return _git(root, name, *diff, base, agent["branch"], "--")
+    index = _git(worktree, name, "rev-parse", "--path-format=absolute", "--git-path", "index").strip()
     with tempfile.TemporaryDirectory(prefix="supervisor-diff-") as scratch:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        copy = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         if index and Path(index).exists():
-            shutil.copyfile(index, env["GIT_INDEX_FILE"])
-        new = _git(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=env).stdout
+            shutil.copyfile(index, copy["GIT_INDEX_FILE"])
+        new = _git(worktree, name, "ls-files", "--others", "--exclude-standard", "-z", env=copy,
+                   errors="surrogateescape")  # file names as their bytes, given back as they came
         if new:
-            marked = subprocess.run(["git", "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                                    cwd=worktree, env=env, input=new, capture_output=True, text=True, check=False)
-            _checked(marked, agent["name"])
-        return _checked(_git(worktree, *diff, *options, base, "--", env=env), agent["name"])
+            _git(worktree, name, "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul",
+                 stdin=new.encode("utf-8", "surrogateescape"), env=copy)
+        return _git(worktree, name, *diff, base, "--", env=copy)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
-from supervisor.repositories import qualify
+from supervisor.repositories import SEPARATOR, qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.header import SteadyHeader
@@ -394,12 +394,18 @@ class SupervisorApp(MarkedActions):
             self.notify(f"{name} is not a candidate of a best-of-N; `supervisor start NAME --best-of N --task TEXT` "
                         "starts one", severity="warning", timeout=5)
             return
+        label = name.rpartition(SEPARATOR)[0]  # `ui --all`: agents are REPO:NAME, and so is the group asked for
+
+        def named(own: str) -> str:
+            return qualify(label, own) if label else own
+
         screen = CompareScreen(str(group), self.board.palette)
 
         def then(choice: str | None) -> None:
             if not choice:
                 return
             what, candidate = choice.split(" ", 1)
+            candidate = named(candidate)
             self.select_agent(candidate)
             if what == "diff":
                 self.action_diff(candidate)
@@ -407,7 +413,7 @@ class SupervisorApp(MarkedActions):
                 self.action_merge()
 
         self.push_screen(screen, then)
-        self._in_thread("compare", lambda: self.source.call("compare", {"name": group},
+        self._in_thread("compare", lambda: self.source.call("compare", {"name": named(str(group))},
                                                            timeout=LONG_REQUEST_SECONDS),
                         screen.show, failed=screen.failed)
 
