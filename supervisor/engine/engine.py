@@ -47,6 +47,7 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.prompter import Prompter
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
+from supervisor.engine.review import ReviewDesk
 from supervisor.engine.screens import Screens
 from supervisor.engine.server import ControlServer, Peer, clear_path
 from supervisor.engine.spending import SpendingWatch
@@ -114,7 +115,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self), HostsDesk(self)]
+                                        self.usage, BulkDesk(self), HostsDesk(self), ReviewDesk(self)]
         # What the engine does for its requests and its watcher, each in a desk of its own (each may offer `op_*`).
         self.launcher = Launcher(self)
         self.prompter = Prompter(self)
