@@ -18,7 +18,6 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bub
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="the hole is root's: bubblewrap run by root keeps every capability")
-@pytest.mark.xfail(strict=True, reason="bwrap run as root without a user namespace: the agent keeps CAP_SYS_ADMIN")
 def test_an_agent_run_by_root_cannot_unmount_its_sandbox(sandbox: Sandbox) -> None:
     """As root, bubblewrap makes no user namespace and drops no capability: `umount` takes every mask away, a
     remount makes `/` writable, and the tmux server's `run-shell` acts as the human, outside every tree."""
