@@ -40,7 +40,6 @@ probe human_power "tmux -S '{sandbox.tmux_socket}' run-shell '{human}'"
     assert sandbox.git("rev-parse", "main") == main_before
 
 
-@pytest.mark.xfail(strict=True, reason="a submodule's own config names a filter the engine's listing never saw")
 def test_the_engines_git_status_runs_no_filter_of_a_nested_repository(sandbox: Sandbox) -> None:
     """A nested repository of the agent's, made a gitlink in its own index: the engine's `git status` in the
     agent's worktree (`rm`, `merge`, auto-merge, compare) recurses into it and runs the clean filter its config

@@ -18,6 +18,8 @@ from typing import Any
 
 from supervisor.commands.common import Add, call
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.git import environment
+from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
 
 def register(add: Add) -> None:
@@ -36,6 +38,16 @@ def register(add: Add) -> None:
 
 def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _in_worktree(worktree: Path, *args: str, env: dict[str, str] | None = None,
+                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """git in the agent's worktree as the engine runs it: its `config.worktree` and any nested repository in it
+    are the agent's to write, so none of the programs they name (filters, fsmonitor, diff drivers) runs. `env`:
+    variables added (the scratch index)."""
+    return subprocess.run(environment.git_argv(worktree, *args), cwd=worktree,
+                          env={**environment.clean_env(), **(env or {})}, input=input, capture_output=True, text=True,
+                          check=False)
 
 
 def _agent(name: str) -> dict[str, Any]:
@@ -65,17 +77,18 @@ def agent_diff(agent: dict[str, Any], *, stat: bool, colour: bool) -> str:
     options = [f"--color={'always' if colour else 'never'}", "--stat" if stat else "--patch"]
     if not worktree.is_dir():
         return _checked(_git(_root(), "diff", *options, base, agent["branch"], "--"), agent["name"])
-    index = _git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").stdout.strip()
+    index = _in_worktree(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").stdout.strip()
     with tempfile.TemporaryDirectory(prefix="supervisor-diff-") as scratch:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         if index and Path(index).exists():
             shutil.copyfile(index, env["GIT_INDEX_FILE"])
-        new = _git(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=env).stdout
+        new = _in_worktree(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=env).stdout
         if new:
-            marked = subprocess.run(["git", "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                                    cwd=worktree, env=env, input=new, capture_output=True, text=True, check=False)
+            marked = _in_worktree(worktree, "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul",
+                                  env=env, input=new)
             _checked(marked, agent["name"])
-        return _checked(_git(worktree, "diff", *options, base, "--", env=env), agent["name"])
+        return _checked(_in_worktree(worktree, "diff", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES, *options, base, "--",
+                                     env=env), agent["name"])
 
 
 def _checked(done: subprocess.CompletedProcess[str], name: str) -> str:

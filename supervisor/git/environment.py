@@ -14,6 +14,11 @@ writable by agents. Reading configuration is safe; running it is not. So every e
   refused, never resolved by the agent's program), found by listing the configuration (`git config --list`,
   cached until one of the files it came from changes);
 - and a porcelain `git diff` gets `NO_DIFF_PROGRAMS` (no external diff, no textconv).
+A nested repository an agent makes a gitlink of in its worktree has a configuration of its own, which none of
+this reaches: `git status` or `git diff` looking for changes inside it runs `git status` there, with its filters
+and fsmonitor. So the engine never looks inside one: every call that compares a worktree's files gets
+`NOT_INTO_SUBMODULES` (a moved gitlink still shows; what is inside it is not opened), and no call recurses into
+submodules (`submodule.recurse=false`, and `diff.ignoreSubmodules` in `FIXED` for a call that forgot).
 The user's identity for the commits the engine makes (a merge) is read once from the user's own
 configuration and passed explicitly. An agent that rewrites the configuration between the listing and the
 git process that reads it could still slip a driver in: the window is that of one `stat`.
@@ -29,7 +34,8 @@ from pathlib import Path
 
 from supervisor.git.refs import stamp_of
 
-__all__ = ["LOCATION_VARS", "NO_DIFF_PROGRAMS", "clean_env", "git_argv", "git_env", "overrides", "run"]
+__all__ = ["LOCATION_VARS", "NOT_INTO_SUBMODULES", "NO_DIFF_PROGRAMS", "clean_env", "git_argv", "git_env", "overrides",
+           "run"]
 
 LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
                  "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
@@ -37,12 +43,16 @@ LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
 _PROGRAM_VARS = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_SSH", "GIT_SSH_COMMAND",
                  "GIT_ASKPASS", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_TRACE2_EVENT")
 NO_DIFF_PROGRAMS = ("--no-ext-diff", "--no-textconv")
+# For `status` and `diff` in a worktree: a gitlink's commit is compared, its files never (git would run
+# `git status` in the nested repository, under the configuration an agent wrote there).
+NOT_INTO_SUBMODULES = ("--ignore-submodules=dirty",)
 
 FIXED = (
     f"core.hooksPath={os.devnull}", "core.fsmonitor=false", "core.untrackedCache=false", "core.pager=cat",
     "core.editor=:", "sequence.editor=:", "core.sshCommand=ssh", "core.askPass=", "credential.helper=",
     "commit.gpgSign=false", "tag.gpgSign=false", "merge.verifySignatures=false", "gc.auto=0",
     "maintenance.auto=false", "fetch.recurseSubmodules=false", "submodule.recurse=false",
+    "diff.ignoreSubmodules=dirty", "status.submoduleSummary=false",
 )
 _FILTER_KEYS = ("clean", "smudge", "process")
 _INCLUDES = ("include.path",)

@@ -8,7 +8,7 @@ from pathlib import Path
 from supervisor.errors import SupervisorError
 from supervisor.files import write_atomically
 from supervisor.git import environment
-from supervisor.git.environment import NO_DIFF_PROGRAMS
+from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
 # Files supervisor writes into agent worktrees. They are excluded through the repository's own
 # info/exclude, which every worktree reads, so they never show as changes nor get committed.
@@ -113,7 +113,7 @@ def uncommitted_changes(worktree: Path) -> list[str]:
     """`git status --porcelain` lines of a worktree (supervisor's own files are excluded)."""
     if not worktree.exists():
         return []
-    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all")
+    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all", *NOT_INTO_SUBMODULES)
     return [line for line in out.splitlines() if line]
 
 
@@ -122,7 +122,7 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
     if not worktree.is_dir():
         return None
     try:
-        out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, "--numstat", "--no-renames", base)
+        out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES, "--numstat", "--no-renames", base)
     except GitError:
         return None
     files = added = removed = 0
