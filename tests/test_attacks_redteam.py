@@ -61,7 +61,6 @@ git update-index --add --cacheinfo 160000,$(git -C sub rev-parse HEAD),sub
     assert not marker.exists() and not marker.with_name("PWNED.tmux").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="gemini.prepare_state writes settings.json.tmp with write_text, following links")
 def test_the_engine_writes_no_file_through_a_link_in_the_agents_cli_folder(sandbox: Sandbox) -> None:
     """The agent's CLI folder is its to write; at its next launch the engine (outside the sandbox) writes
     `.gemini/settings.json.tmp` and `trustedFolders.json.tmp` there following links the agent left: any file of
@@ -83,7 +82,6 @@ def test_the_engine_writes_no_file_through_a_link_in_the_agents_cli_folder(sandb
     assert key.read_bytes() == key_before
 
 
-@pytest.mark.xfail(strict=True, reason="aider's _holds_prompt opens the agent's history file blocking (a FIFO)")
 def test_a_fifo_in_the_agents_cli_folder_never_takes_the_agent_from_the_human(sandbox: Sandbox) -> None:
     """A FIFO where aider keeps its chat history: `restart` opens it to look for a prompt and blocks forever,
     holding the agent's lock, so `stop` and `rm --force` of that agent hang too until the engine is killed."""

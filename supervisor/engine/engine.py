@@ -38,7 +38,17 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.store import Store
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import answering, branch_names, callers, environments, rebuild, spools, undelivered, views
+from supervisor.engine import (
+    answering,
+    branch_names,
+    callers,
+    cli_folder,
+    environments,
+    rebuild,
+    spools,
+    undelivered,
+    views,
+)
 from supervisor.engine.approvals import (
     DIALOG_WAIT,
     Approvals,
@@ -662,7 +672,12 @@ class Engine:
         # anyway, and judged so): a full or read-only runtime folder does not stop all work. It is never told
         # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.paths, agent)
-        env.update(profile.prepare_state(state, Path.home(), self.paths.root, Path(agent.worktree)))
+        prepared = cli_folder.prepare(self.store, agent, profile, state, self.paths.root)
+        if isinstance(prepared, str):
+            agent.reason = f"not started: {prepared}"
+            self.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+            return False
+        env.update(prepared)
         panes = self.tmux.list_panes()
         own = self.panes.own(agent, panes)  # respawned only into its own pane, never one of a new server
         if own is not None:
