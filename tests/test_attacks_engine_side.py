@@ -1,5 +1,6 @@
-"""Holes found by attacking the sandbox from inside a real agent pane (a `run:` step of the demo agent). Each test
-asserts what should hold and is an expected failure until the hole is closed (`strict`: it then says so)."""
+"""What an agent tries from inside a real pane (a `run:` step of the demo agent) against what runs outside its
+sandbox: the sandbox itself when root starts it, and the engine's own work on what the agent left in its worktree
+and its CLI folder (git in a nested repository, writes through a link, reads of a FIFO)."""
 
 from __future__ import annotations
 
