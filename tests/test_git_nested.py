@@ -87,3 +87,37 @@ def test_supervisor_diff_runs_nothing_the_agent_configured(tmp_path: Path) -> No
                       stat=True, colour=False)
     assert "a.txt" in text and "new.txt" in text and "sub" in text
     assert not marker.exists()
+
+
+def test_no_fifo_among_an_agents_git_files_blocks_the_engine(tmp_path: Path) -> None:
+    """Its worktree's `.git` file and its own git folder (`HEAD`, `logs/HEAD`, `gitdir`) are the agent's to write:
+    the engine's own looks at them (the auditor's each tick, the tamper check, finding the configuration files
+    it lists) read no FIFO left there, and go on."""
+    from supervisor.engine.branches import _index_of
+    from supervisor.git import environment
+    from supervisor.git.refs import worktree_git_dir, worktree_head
+    from supervisor.git.tips import made_in
+    from supervisor.git.worktrees import admin_dir
+    from tests.test_state_folder import _within_deadline
+
+    worktree, _, _ = _planted(tmp_path)
+    git_dir = worktree_git_dir(worktree)
+    assert git_dir is not None and worktree_head(worktree) == "refs/heads/agent/a/work"
+    for name in ("HEAD", "logs/HEAD", "gitdir", "commondir"):
+        (git_dir / name).unlink()
+        os.mkfifo(git_dir / name)
+    assert _within_deadline(lambda: worktree_head(worktree)) is None
+    assert _within_deadline(lambda: made_in(worktree)) == set()
+    assert _within_deadline(lambda: environment._config_files(worktree)) == ()
+
+    def found_by_its_gitdir() -> str:
+        try:
+            return str(admin_dir(tmp_path / "repo" / ".git", worktree, None))
+        except GitError as exc:
+            return exc.message
+
+    assert "git knows no git folder of the worktree" in _within_deadline(found_by_its_gitdir)
+    (worktree / ".git").unlink()
+    os.mkfifo(worktree / ".git")
+    assert _within_deadline(lambda: worktree_git_dir(worktree)) is None
+    assert _within_deadline(lambda: _index_of(worktree)) == worktree / ".git" / "index"

@@ -20,7 +20,8 @@ from supervisor.agents.codex import seed_state
 from supervisor.agents.gemini import GEMINI
 from supervisor.agents.session_files import codex_session, gemini_session
 from supervisor.agents.session_ids import claude_conversation_held
-from supervisor.agents.state_folder import StateFolder, noticed, read_regular
+from supervisor.agents.state_folder import StateFolder, noticed
+from supervisor.files import read_regular
 
 SESSION = "0d6c1f5e-2b3a-4c5d-8e9f-a0b1c2d3e4f5"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, marker
-from supervisor.agents.state_folder import read_head
+from supervisor.files import read_head
 
 # Recorded from aider 0.86.2 (tests/fixtures/aider) in 160x48 panes through the engine's own capture. aider
 # prints a log and draws nothing else: the row its cursor is on (the newest that shows anything) is its state.

@@ -13,7 +13,8 @@ from typing import Any
 from supervisor.agents.base import Profile, hook_command
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_ids import claude_conversation_held, valid
-from supervisor.agents.state_folder import StateFolder, read_regular
+from supervisor.agents.state_folder import StateFolder
+from supervisor.files import read_regular
 
 # The hook events supervisor listens to (Claude Code's documented hook names).
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.session_ids import valid
-from supervisor.agents.state_folder import open_regular, read_head
+from supervisor.files import open_regular, read_head
 
 # A file's clock and ours may differ by a little (coarse mtimes, a timestamp taken just before the launch).
 SLACK_SECONDS = 2.0

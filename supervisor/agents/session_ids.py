@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from supervisor.agents.state_folder import read_head
+from supervisor.files import read_head
 
 SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 CONVERSATION_LIMIT = 4 << 20  # bytes of a Claude Code conversation read while looking for its first prompt

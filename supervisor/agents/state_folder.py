@@ -9,7 +9,7 @@ a FIFO there, opened for reading, blocks the engine for good. So:
   the engine's should be is removed and the folder made: said once per launch as a `link_replaced` event
   (`noticed`), never followed;
 - every read of a file the agent can write opens it without following a link and without blocking, and takes
-  it only when it is a regular file no larger than the reader's bound (`read_regular`, `open_regular`); reads
+  it only when it is a regular file no larger than the reader's bound (`supervisor.files.read_regular`); reads
   in the folder itself also refuse a link at any folder on the way (`StateFolder.read`).
 """
 
@@ -25,10 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath, PurePosixPath
 
 from supervisor.errors import SupervisorError
+from supervisor.files import READ_LIMIT, open_at, read_fd
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-READ_LIMIT = 4 << 20  # bytes: a CLI's settings or credentials file larger than this is not the CLI's
 
 # What was replaced while preparing one agent's folder (paths, relative to it): the engine says it as an event.
 _noticed: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("state_folder_noticed", default=None)
@@ -108,7 +107,7 @@ class StateFolder:
         except OSError:
             return None
         try:
-            return _read_fd(_open_at(name, fd), limit)
+            return read_fd(open_at(name, fd), limit)
         finally:
             os.close(fd)
 
@@ -174,68 +173,3 @@ def _kind(fd: int, name: str) -> int | None:
         return os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
     except FileNotFoundError:
         return None
-
-
-def _open_at(name: str, folder: int | None) -> int | None:
-    try:
-        fd = os.open(name, _READ, dir_fd=folder)
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-def open_regular(path: Path | str) -> int | None:
-    """A descriptor of `path` if it is a regular file, opened without blocking (a FIFO) and without following a
-    link at its last part; None otherwise. The caller bounds what it reads of it."""
-    return _open_at(os.fspath(path), None)
-
-
-def read_regular(path: Path | str, limit: int = READ_LIMIT) -> bytes | None:
-    """The regular file `path` whole, when it is one (no link at its last part, no FIFO) no larger than
-    `limit` bytes; None otherwise."""
-    return _read_fd(open_regular(path), limit)
-
-
-def read_head(path: Path | str, limit: int) -> bytes | None:
-    """At most the first `limit` bytes of the regular file `path` (as `read_regular`, larger files cut)."""
-    fd = open_regular(path)
-    if fd is None:
-        return None
-    try:
-        return _read_all(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_fd(fd: int | None, limit: int) -> bytes | None:
-    if fd is None:
-        return None
-    try:
-        if os.fstat(fd).st_size > limit:
-            return None
-        data = _read_all(fd, limit + 1)
-        return data if len(data) <= limit else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_all(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from supervisor.files import read_regular
 from supervisor.git.refs import stamp_of
 
 __all__ = ["LOCATION_VARS", "NOT_INTO_SUBMODULES", "NO_DIFF_PROGRAMS", "clean_env", "git_argv", "git_env", "overrides",
@@ -147,19 +148,17 @@ def _config_files(cwd: Path) -> tuple[str, ...]:
     """The repository's config and the worktree's own `config.worktree` for a worktree's top folder `cwd`
     (read from its `.git`, without running git); empty when `cwd` is not one (then nothing is cached)."""
     dot_git = cwd / ".git"
-    try:
-        if dot_git.is_dir():
-            return (os.path.realpath(dot_git / "config"), os.path.realpath(dot_git / "config.worktree"))
-        text = dot_git.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return ()
+    if dot_git.is_dir():
+        return (os.path.realpath(dot_git / "config"), os.path.realpath(dot_git / "config.worktree"))
+    # an agent's worktree and its own git folder are the agent's to write: no link followed, no FIFO waited on
+    text = (read_regular(dot_git, 1 << 16) or b"").decode("utf-8", "surrogateescape")
     if not text.startswith("gitdir:"):
         return ()
     git_dir = cwd / text.removeprefix("gitdir:").strip()
-    try:
-        common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
-    except OSError:
+    common_dir = read_regular(git_dir / "commondir", 1 << 16)
+    if common_dir is None:
         return ()
+    common = git_dir / common_dir.decode("utf-8", "surrogateescape").strip()
     return (os.path.realpath(common / "config"), os.path.realpath(git_dir / "config.worktree"))
 
 

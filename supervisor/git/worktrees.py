@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from supervisor.errors import SupervisorError
-from supervisor.files import write_atomically
+from supervisor.files import read_regular, write_atomically
 from supervisor.git import environment
 from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
@@ -154,10 +154,10 @@ def admin_dir(common_dir: Path, worktree: Path, recorded: str | None) -> Path:
         mine = os.path.realpath(worktree / ".git")
         matches = []
         for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
-            try:
-                named = (candidate / "gitdir").read_text(encoding="utf-8", errors="surrogateescape").strip()
-            except OSError:
+            gitdir = read_regular(candidate / "gitdir", 1 << 16)  # each agent's to write: no link, no FIFO
+            if gitdir is None:
                 continue
+            named = gitdir.decode("utf-8", "surrogateescape").strip()
             if os.path.realpath(named) == mine:
                 matches.append(candidate.resolve())
         if len(matches) != 1:
