@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__
-from supervisor.commands import down, many, review
+from supervisor.commands import down, hosts, many, review
 from supervisor.errors import SupervisorError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
@@ -117,6 +117,10 @@ def _warn_store_notices() -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.all:
+        from supervisor.commands.everywhere import ls_all
+
+        return ls_all(args, agents_table)
     agents = _call("ls")
     _warn_store_notices()
     if args.json:
@@ -125,6 +129,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not agents:
         print("no agents; start one with `supervisor start NAME --task TEXT`")
         return 0
+    print(agents_table(agents))
+    return 0
+
+
+def agents_table(agents: list[dict[str, Any]]) -> str:
+    """`ls` as text: the agents as a tree, one line each."""
     rows = [["NAME", "ROLE", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
     merged = {agent["name"] for agent in agents if agent.get("merged")}
     for agent in agents:
@@ -145,8 +155,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             task = f"{'' if agent['state'] == 'limited' else 'needs you: '}{agent['waiting_reason'][:80]}"
         rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
                      _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
-    print(_table(rows))
-    return 0
+    return _table(rows)
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
@@ -692,11 +701,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from supervisor import client
 
+    if getattr(args, "all", False):
+        from supervisor.commands.everywhere import ui_all
+
+        return ui_all(args, agents_table)
     paths = _paths()
     client.ensure_engine(paths)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("supervisor: the dashboard needs a terminal; here is the listing instead", file=sys.stderr)
-        return cmd_ls(argparse.Namespace(json=False))
+        return cmd_ls(argparse.Namespace(json=False, all=False))
     from supervisor.ui.app import run_dashboard  # Textual is imported only here: the CLI stays light
 
     return run_dashboard(paths)
@@ -778,7 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
         return command
 
-    add("ui", cmd_ui, "open the dashboard (starts the engine if needed)")
+    p = add("ui", cmd_ui, "open the dashboard (starts the engine if needed)")
+    p.add_argument("--all", action="store_true", help="every repository of yours with a running engine, in one "
+                   "dashboard (starts no engine)")
     p = add("demo", cmd_demo, "a scratch repository with demo agents")
     p.add_argument("dir", nargs="?", help="where to create the scratch repository (default: a temp dir)")
     p.add_argument("--no-ui", action="store_true", help="only start the demo; do not open the dashboard")
@@ -856,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--json", action="store_true")
 
     p = add("ls", cmd_ls, "list all agents as a tree")
+    p.add_argument("--all", action="store_true", help="every repository of yours with a running engine")
     p.add_argument("--json", action="store_true")
     p = add("show", cmd_show, "one agent in full")
     p.add_argument("agent")
@@ -875,6 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     many.register(add)  # send, stop, restart, rm, approve, deny: one agent or many
     review.register(add)  # diff, push, pr
     down.register(add)
+    hosts.register(add)  # hosts, hosts check
     p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
             "its own conversation")
     p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")

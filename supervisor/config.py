@@ -24,6 +24,8 @@ import yaml
 from supervisor.core.budget import Budget, parse_budget
 from supervisor.core.durations import parse_duration
 from supervisor.errors import InputFileError, SupervisorError, UsageError
+from supervisor.hostsconfig import HostConfig as HostConfig  # exported: supervisor.config.HostConfig
+from supervisor.hostsconfig import read_hosts
 from supervisor.suggest import closest
 from supervisor.usage.prices import ModelPrice
 
@@ -176,6 +178,10 @@ class Config:
     sandbox: SandboxConfig = SandboxConfig()
     prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
     """`prices:`: per model, over the packaged table (supervisor/usage/prices.py)."""
+    hosts: Mapping[str, HostConfig] = field(default_factory=lambda: MappingProxyType({}))
+    """`hosts:` reached over SSH, by name in the file's order (supervisor/hostsconfig.py); never `local`."""
+    local_max_agents: int | None = None
+    """`hosts.local.max_agents`: this machine's capacity; None when unset."""
     source: Path | None = None
     """The supervisor.yaml that was read, or None when the defaults apply."""
 
@@ -261,6 +267,7 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "isolation": (),  # a scalar: sandbox | none
     "sandbox": ("network", "read", "write"),
     "prices": (),  # model names of the user's choosing: checked by _Parser.prices
+    "hosts": (),  # host names of the user's choosing: checked by supervisor/hostsconfig.py
 }
 _SLACK_KEYS: Final = ("token", "channel", "webhook_url", "base_url", "approvers")
 # A Slack member id (profile → ⋮ → Copy member ID): U… for a workspace's users, W… on Enterprise Grid.
@@ -456,6 +463,7 @@ class _Parser:
                 f"the top level must be a mapping of sections (agent:, limits:, …), got {_describe(root)}",
             )
         top = self.section(root, "", tuple(_SECTIONS))
+        hosts = read_hosts(self, top.get("hosts"))
         return Config(
             repo_root=self.repo_root,
             agent=self.agent(self.section(top.get("agent"), "agent", _SECTIONS["agent"])),
@@ -469,6 +477,8 @@ class _Parser:
             isolation=self.isolation(top),
             sandbox=self.sandbox(self.section(top.get("sandbox"), "sandbox", _SECTIONS["sandbox"])),
             prices=self.prices(top.get("prices")),
+            hosts=hosts.remote,
+            local_max_agents=hosts.local_max_agents,
             source=source,
         )
 
@@ -1059,6 +1069,18 @@ sandbox:
   # What the sandbox hides (the store, other worktrees, credentials) stays hidden inside them.
   read: []
   write: []
+
+# Machines that run agents over SSH (`supervisor hosts check` tells what one lacks). Each needs sshd, git,
+# tmux >= 3.2 and Python >= 3.11; your own ssh setup applies (config, keys, agent, ProxyJump, known_hosts),
+# and it must log you in without a password prompt. For example:
+#   hosts:
+#     box1:
+#       ssh: box1                 # any destination your ssh accepts: an alias of ~/.ssh/config, user@host
+#       ssh_config: ~/.ssh/config # the ssh config file to read (ssh -F); default: OpenSSH's own files
+#       dir: ~/supervisor         # where clones and worktrees live on the host (~: the host user's home)
+#       max_agents: 10            # how many agents it takes (placement capacity)
+#     local: {max_agents: 10}     # this machine's capacity (`local` is this machine's name)
+hosts: {}
 
 # What a model's tokens cost, in USD per million tokens, over the table shipped with supervisor (see
 # `supervisor usage`). Needed for a model the table does not know (its tokens are then shown with no

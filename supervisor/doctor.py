@@ -77,6 +77,7 @@ def checks() -> list[Check]:
         found.append(Check("engine", True, "running" if running else "not running (starts on demand)"))
         found.append(identity_check())
         found += alert_checks(paths, config)
+        found += host_checks(config)
         found += boundary_checks(config, paths)
     except SupervisorError as exc:
         found.append(Check("repository/config", False, exc.message, exc.hint))
@@ -111,6 +112,21 @@ def alert_checks(paths: Any, config: Any) -> list[Check]:
 
     return [Check(f"alerts: {name}", result.ok, result.detail, result.hint)
             for name, result in reachability(config.alerts, paths)]
+
+
+def host_checks(config: Any) -> list[Check]:
+    """Each configured host's `supervisor hosts check`, all at once: a line per host when it has all it needs,
+    else a line for each thing it lacks, with its hint."""
+    from supervisor.hosts.survey import check_all
+
+    found = []
+    for name, result in check_all(config.hosts).items():
+        if result.ok:
+            found.append(Check(f"host {name}", True, "; ".join(r.detail for r in result.requirements)))
+        else:
+            found += [Check(f"host {name}: {r.name}", False, r.detail, r.hint)
+                      for r in result.requirements if not r.ok]
+    return found
 
 
 def boundary_checks(config: Any, paths: Any = None) -> list[Check]:

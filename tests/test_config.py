@@ -515,7 +515,7 @@ def test_init_template_loads_to_exactly_the_defaults(repo: Path) -> None:
 def test_init_template_sets_every_key(repo: Path) -> None:
     data = yaml.safe_load(INIT_TEMPLATE)
     assert set(data) == {"agent", "worktrees", "limits", "logs", "alerts", "approval", "merge", "budget", "prices",
-                         "sandbox"}  # isolation: commented out (unset: a sandbox where the machine can make one)
+                         "sandbox", "hosts"}  # isolation: commented out (unset: a sandbox where the machine can)
     assert set(data["sandbox"]) == {"network", "read", "write"}
     assert "# isolation: sandbox" in INIT_TEMPLATE
     assert set(data["budget"]) == {"per_session_tree", "per_repository_per_day", "on_budget"}

@@ -18,7 +18,7 @@ from typing import Any
 
 from supervisor.commands.common import Add, call
 from supervisor.errors import SupervisorError, UsageError
-from supervisor.git import environment
+from supervisor.git import environment, object_folders
 from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
 
@@ -37,7 +37,14 @@ def register(add: Add) -> None:
 
 
 def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    """The user's git, reading the sandboxed agents' own object folders too (their newest commits may not be in
+    the shared store yet)."""
+    environ = dict(os.environ if env is None else env)
+    common = environment.common_dir(Path(cwd))
+    found = None if common is None else object_folders.alternates(common, environ.get(object_folders.VARIABLE))
+    if found:
+        environ[object_folders.VARIABLE] = found
+    return subprocess.run(["git", *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)
 
 
 def _in_worktree(worktree: Path, *args: str, env: dict[str, str] | None = None,
@@ -45,9 +52,8 @@ def _in_worktree(worktree: Path, *args: str, env: dict[str, str] | None = None,
     """git in the agent's worktree as the engine runs it: its `config.worktree` and any nested repository in it
     are the agent's to write, so none of the programs they name (filters, fsmonitor, diff drivers) runs. `env`:
     variables added (the scratch index)."""
-    return subprocess.run(environment.git_argv(worktree, *args), cwd=worktree,
-                          env={**environment.clean_env(), **(env or {})}, input=input, capture_output=True, text=True,
-                          check=False)
+    argv, environ = environment.command(worktree, args, env)  # agents' own object folders read too
+    return subprocess.run(argv, cwd=worktree, env=environ, input=input, capture_output=True, text=True, check=False)
 
 
 def _agent(name: str) -> dict[str, Any]:

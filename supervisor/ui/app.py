@@ -18,11 +18,13 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Select, Static
+from textual.widgets import DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
+from supervisor.repositories import qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
+from supervisor.ui.header import SteadyHeader
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
@@ -110,7 +112,7 @@ class SupervisorApp(MarkedActions):
         self.preview = PaneView(id="preview")
         self.event_log = RichLog(id="events", max_lines=1000, wrap=True, min_width=20, markup=False,
                                  auto_scroll=True)
-        yield Header(icon="◆")
+        yield SteadyHeader(icon="◆")
         yield self.banner
         with Horizontal(id="filters"):
             yield Label("Filter")
@@ -233,11 +235,14 @@ class SupervisorApp(MarkedActions):
         self.request_screen()
 
     def action_new_session(self) -> None:
+        where = self.source.repository_of(self.selected)  # `ui --all`: the selected agent's repository
+
         def submitted(form: dict[str, Any] | None) -> None:
             if form is not None:
-                self._request("start", form, partial(self._started, form["name"]))
+                name = form["name"] if where is None else qualify(where, form["name"])
+                self._request("start", {**form, "name": name}, partial(self._started, name))
 
-        self.push_screen(NewSessionScreen(), submitted)
+        self.push_screen(NewSessionScreen(where), submitted)
 
     def _started(self, name: str, agent: dict[str, Any]) -> None:
         self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)

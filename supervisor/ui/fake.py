@@ -213,6 +213,9 @@ class FakeSource:
     def tmux_socket(self) -> str | None:
         return None
 
+    def repository_of(self, name: str | None) -> str | None:
+        return None
+
     def ensure_engine(self) -> None:
         with self._changed:
             if not self.restartable:

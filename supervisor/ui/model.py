@@ -323,7 +323,9 @@ class Board:
         level = int(agent.get("level") or name.count(".") + 1)
         indent = "  " * (level - 2) + " └ " if level > 1 else ""
         name_text = Text(indent, style="dim")
-        name_text.append(name, style="dim" if context_only else "bold")
+        repository, colon, own = name.rpartition(":")  # `ui --all`: REPO:NAME, grouped by repository
+        name_text.append(repository + colon, style="dim")
+        name_text.append(own, style="dim" if context_only else "bold")
         cpu = agent.get("cpu_percent")
         cells = {
             "name": name_text,

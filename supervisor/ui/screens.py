@@ -103,9 +103,13 @@ class NewSessionScreen(FormScreen):
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
 
+    def __init__(self, repository: str | None = None) -> None:
+        super().__init__()
+        self.repository = repository  # `ui --all`: the repository it starts in
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text("New session", style="bold"))
+            yield Label(Text("New session" + (f" in {self.repository}" if self.repository else ""), style="bold"))
             yield Label("Name (a-z, 0-9, -)", classes="field")
             yield Input(placeholder="auth", id="name")
             yield Label("Task: the first prompt", classes="field")

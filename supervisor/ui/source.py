@@ -66,6 +66,11 @@ class DataSource(Protocol):
         """One request; raises EngineDown, EngineSlow, NotAvailable or RequestFailed."""
         ...
 
+    def repository_of(self, name: str | None) -> str | None:
+        """Where a new session of the one who looks at agent `name` starts, when the source shows several
+        repositories (`ui --all`); None: the source shows one repository."""
+        ...
+
     def ensure_engine(self) -> None:
         """Start the engine when it is not running (raises EngineDown when it cannot)."""
         ...
@@ -84,6 +89,9 @@ class EngineSource:
     @property
     def tmux_socket(self) -> str | None:
         return str(self.paths.tmux_socket)
+
+    def repository_of(self, name: str | None) -> str | None:
+        return None
 
     def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = 30.0) -> Any:
         from supervisor import client

@@ -1,0 +1,162 @@
+"""Processes on the host: run a command (`run`), look at process trees (`ps`, read from /proc), signal them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal as signals
+import subprocess
+import threading
+from typing import Any
+
+from .calls import Call, OpError
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_running: set[subprocess.Popen[bytes]] = set()  # commands of calls not answered yet
+_running_lock = threading.Lock()
+
+
+def _text(data: bytes) -> str:
+    """Bytes as text that JSON carries and the home side turns back into the same bytes (surrogateescape)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def run(call: Call) -> dict[str, Any]:
+    """`argv` in `cwd` (`~` is the host user's home) with `env` added and `stdin` given; `time_limit` seconds,
+    after which its whole process group is killed (`timed_out`). → rc, stdout, stderr."""
+    argv = call.strings("argv")
+    if not argv:
+        raise OpError("argument 'argv' is empty")
+    cwd = call.arg("cwd", str, None)
+    added = call.arg("env", dict, {})
+    stdin = call.arg("stdin", str, None)
+    time_limit = call.arg("time_limit", (int, float), None)
+    env = dict(os.environ)
+    env.update({str(key): str(value) for key, value in added.items()})
+    try:
+        process = subprocess.Popen(argv, cwd=os.path.expanduser(cwd) if cwd else None, env=env,
+                                   stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise OpError(f"cannot run {argv[0]}: {exc.strerror or exc}: {exc.filename or argv[0]}") from None
+    data = stdin.encode("utf-8", "surrogateescape") if stdin is not None else None
+    timed_out = False
+    with _running_lock:
+        _running.add(process)
+    try:
+        out, err = process.communicate(data, timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signals.SIGKILL)
+        out, err = process.communicate()
+    finally:
+        with _running_lock:
+            _running.discard(process)
+    return {"rc": process.returncode, "stdout": _text(out), "stderr": _text(err), "timed_out": timed_out}
+
+
+def end_running() -> None:
+    """The link is gone, so no answer can be given: the commands of calls still running are ended (TERM to
+    their process groups). What runs in tmux on the host was never one of them."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signals.SIGTERM)
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OpError("/proc/stat has no boot time")
+
+
+def _stat(pid: int, boot: float) -> dict[str, Any] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except OSError:
+        return None  # gone meanwhile, or not ours to read
+    name = raw[raw.index(b"(") + 1:raw.rindex(b")")]
+    fields = raw[raw.rindex(b")") + 2:].split()  # fields[0] is the state (the third field of stat)
+    return {
+        "pid": pid,
+        "ppid": int(fields[1]),
+        "pgid": int(fields[2]),
+        "sid": int(fields[3]),
+        "state": fields[0].decode(),
+        "name": _text(name),
+        "argv": [_text(part) for part in cmdline.split(b"\0")[:-1]],
+        "cpu": (int(fields[11]) + int(fields[12])) / _TICKS,  # user + system seconds
+        "start": round(boot + int(fields[19]) / _TICKS, 2),  # seconds since the epoch
+    }
+
+
+def table() -> list[dict[str, Any]]:
+    """Every process this user can see, from /proc."""
+    boot = _boot_time()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _stat(int(entry), boot)
+            if info is not None:
+                found.append(info)
+    return found
+
+
+def ps(call: Call) -> list[dict[str, Any]]:
+    """The processes under `pids` (themselves and every descendant): pid, ppid, pgid, sid, state, name, argv,
+    cpu (user + system seconds), start (epoch seconds). A pid that is gone is left out."""
+    roots = call.arg("pids", list)
+    if not all(isinstance(pid, int) for pid in roots):
+        raise OpError("argument 'pids' must be a list of process ids")
+    every = table()
+    children: dict[int, list[dict[str, Any]]] = {}
+    by_pid = {}
+    for info in every:
+        children.setdefault(info["ppid"], []).append(info)
+        by_pid[info["pid"]] = info
+    result: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    queue = [by_pid[pid] for pid in roots if pid in by_pid]
+    while queue:
+        info = queue.pop(0)
+        if info["pid"] in seen:
+            continue
+        seen.add(info["pid"])
+        result.append(info)
+        queue.extend(children.get(info["pid"], []))
+    return result
+
+
+def send_signal(call: Call) -> dict[str, Any]:
+    """`signal` (a name such as TERM, or a number) to each of `pids` (to its process group with `group`).
+    → which were signalled, which were gone, and which refused (with why)."""
+    pids = call.arg("pids", list)
+    which = call.arg("signal", (str, int))
+    group = call.arg("group", bool, False)
+    try:
+        number = which if isinstance(which, int) else signals.Signals["SIG" + which.upper().removeprefix("SIG")]
+    except KeyError:
+        raise OpError(f"unknown signal {which!r}") from None
+    sent: list[int] = []
+    gone: list[int] = []
+    refused: dict[str, str] = {}
+    for pid in pids:
+        if not isinstance(pid, int) or pid <= 0:
+            refused[str(pid)] = "not a process id"
+            continue
+        try:
+            (os.killpg if group else os.kill)(pid, number)
+        except ProcessLookupError:
+            gone.append(pid)
+        except OSError as exc:
+            refused[str(pid)] = exc.strerror or str(exc)
+        else:
+            sent.append(pid)
+    return {"sent": sent, "gone": gone, "refused": refused}
