@@ -1,11 +1,16 @@
-"""Writing files that someone may be reading at the same moment (an agent, git, the CLI itself)."""
+"""Writing files that someone may be reading at the same moment (an agent, git, the CLI itself), and reading files
+an agent can write: never through a link at their last part, never waiting on a FIFO, never without a bound."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+READ_LIMIT = 4 << 20  # bytes: a settings, credentials or git file larger than this is not what it claims
 
 
 def write_atomically(path: Path, content: str | bytes, *, mode: int | None = None, durable: bool = False) -> None:
@@ -53,3 +58,71 @@ def write_in_place(path: Path, content: str) -> None:
     with os.fdopen(fd, "wb") as out:
         out.write(data)
         out.truncate(len(data))
+
+
+def open_at(name: str, folder: int | None) -> int | None:
+    """A descriptor of regular file `name` (in folder `folder`, None: the working directory's), opened without
+    blocking and without following a link at its last part; None otherwise."""
+    try:
+        fd = os.open(name, _READ, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def open_regular(path: Path | str) -> int | None:
+    """A descriptor of `path` if it is a regular file, opened without blocking (a FIFO) and without following a
+    link at its last part; None otherwise. The caller bounds what it reads of it."""
+    return open_at(os.fspath(path), None)
+
+
+def read_regular(path: Path | str, limit: int = READ_LIMIT) -> bytes | None:
+    """The regular file `path` whole, when it is one (no link at its last part, no FIFO) no larger than
+    `limit` bytes; None otherwise."""
+    return read_fd(open_regular(path), limit)
+
+
+def read_head(path: Path | str, limit: int) -> bytes | None:
+    """At most the first `limit` bytes of the regular file `path` (as `read_regular`, larger files cut)."""
+    fd = open_regular(path)
+    if fd is None:
+        return None
+    try:
+        return _read_all(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_fd(fd: int | None, limit: int) -> bytes | None:
+    """All of `fd` (closed after) when it holds at most `limit` bytes; None otherwise."""
+    if fd is None:
+        return None
+    try:
+        if os.fstat(fd).st_size > limit:
+            return None
+        data = _read_all(fd, limit + 1)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

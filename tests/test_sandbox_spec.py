@@ -93,7 +93,7 @@ BINDS = ("--bind", "--ro-bind", "--dev-bind")
 def _mounts(args: list[str]) -> list[tuple[str, str, str]]:
     """(kind, source, destination) of each mount in a bubblewrap command line, in order."""
     found = []
-    i = 0
+    i = args.index("--die-with-parent")  # what starts bubblewrap (as root: dropping root's groups) comes first
     while i < len(args) and args[i] != "--":
         if args[i] in MASKS or args[i] in ("--dev", "--proc"):
             found.append((args[i], "", args[i + 1]))
@@ -235,3 +235,18 @@ def test_what_the_cli_keeps_in_the_users_home_is_in_the_agents_own(tmp_path: Pat
         wrote = subprocess.run(sandbox.argv(spec, ["sh", "-c", 'echo y > "$HOME/.cli.conf"']), capture_output=True,
                                text=True, check=False)
         assert wrote.returncode != 0 and (home / ".cli.conf").read_text() == "model: x"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_what_the_agent_makes_is_yours_and_its_cli_can_sandbox_itself(tmp_path: Path) -> None:
+    """Inside, the agent has no capability (as root too: a user namespace in which it is `nobody`); what it makes
+    in its worktree is yours outside, git there sees no repository of someone else's, and a CLI's own bubblewrap
+    (its tool sandbox: a PID namespace and a /proc of its own) still starts."""
+    spec = _spec(tmp_path)
+    subprocess.run(["git", "init", "-q", str(spec.worktree)], check=True)
+    inside = ("grep -q 'CapEff:[[:space:]]*0*$' /proc/self/status && touch made && git status --porcelain && "
+              "bwrap --unshare-pid --ro-bind / / --dev /dev --proc /proc -- true && echo NESTED")
+    done = subprocess.run(sandbox.argv(spec, ["sh", "-c", inside]), capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "NESTED" in done.stdout, done.stderr
+    made = (spec.worktree / "made").stat()
+    assert made.st_uid == os.getuid()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from supervisor.agents.base import Profile
 from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, marker
+from supervisor.files import read_head
 
 # Recorded from aider 0.86.2 (tests/fixtures/aider) in 160x48 panes through the engine's own capture. aider
 # prints a log and draws nothing else: the row its cursor is on (the newest that shows anything) is its state.
@@ -17,6 +18,7 @@ from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, mar
 # - its spinner while it waits for the model: a bar of `░█` (`#=` on a plain terminal) and `Waiting for …`.
 # While the answer streams no row carries a marker: working, and progress as the text grows.
 HISTORY = "chat.history.md"  # in the agent's own state folder
+HISTORY_LIMIT = 64 << 20  # bytes of it read while looking for a prompt (the first one comes early)
 _SPINNER = r"^ *(?:[░█]{2}|#=|=#) +\S"
 AIDER_SCREEN = ScreenRules(
     markers=(
@@ -82,12 +84,10 @@ class AiderProfile(Profile):
 
 
 def _holds_prompt(history: Path) -> bool:
-    """Whether aider's chat history file holds a user's prompt (its `#### ` lines)."""
-    try:
-        with history.open("rb") as handle:
-            return any(line.startswith(b"#### ") for line in handle)
-    except OSError:
-        return False
+    """Whether aider's chat history file holds a user's prompt (its `#### ` lines), in its first HISTORY_LIMIT
+    bytes. The file is the agent's to write: never opened through a link, nor waited on (a FIFO)."""
+    head = read_head(history, HISTORY_LIMIT)
+    return head is not None and (head.startswith(b"#### ") or b"\n#### " in head)
 
 
 AIDER = AiderProfile(

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile, hook_command
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_ids import claude_conversation_held, valid
-from supervisor.files import write_atomically
+from supervisor.agents.state_folder import StateFolder
+from supervisor.files import read_regular
 
 # The hook events supervisor listens to (Claude Code's documented hook names).
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
@@ -25,6 +25,7 @@ _TOOL_EVENTS = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRe
 # the commands, agents, skills and output styles they wrote. Sessions, history and todos stay the user's.
 _SHARED_FILES = ("CLAUDE.md",)
 _SHARED_FOLDERS = ("commands", "agents", "skills", "output-styles")
+OWN_JSON_LIMIT = 64 << 20  # bytes: an agent's `.claude.json` grows with its projects' history
 
 
 class ClaudeProfile(Profile):
@@ -45,23 +46,23 @@ class ClaudeProfile(Profile):
         """Claude Code reads `.claude.json`, `settings.json` and `.credentials.json` from CLAUDE_CONFIG_DIR
         (checked with 2.1.332), and nothing from ~/.claude.json or ~/.claude/ then."""
         user = user_config_dir(home)
+        own = StateFolder(state)  # the agent's: written through no link it left there
         own_json = state / ".claude.json"
-        if not own_json.exists():  # the agent's copy, kept across restarts: the CLI records its own state in it
-            seed = user_json(home)
-            write_atomically(own_json, _read_text(seed) or "{}", mode=0o600)
+        if own.read(own_json.name, OWN_JSON_LIMIT) is None:  # the agent's copy, kept across restarts (the CLI
+            # records its own state in it); anything but a plain file there (a link, a FIFO) is replaced
+            own.write(own_json.name, _read_text(user_json(home)) or "{}", mode=0o600)
         record_trust(own_json, repo_root, worktree, trusted_by=user_json(home))
         settings = _read_json(user / "settings.json")
         settings["hooks"] = merged_hooks(settings.get("hooks"), hook_command())
-        write_atomically(state / "settings.json", json.dumps(settings, indent=2), mode=0o600)
-        credentials = user / ".credentials.json"
-        if credentials.is_file():
-            write_atomically(state / ".credentials.json", credentials.read_bytes(), mode=0o400)
+        own.write("settings.json", json.dumps(settings, indent=2), mode=0o600)
+        if (user / ".credentials.json").is_file():
+            own.copy_in(user / ".credentials.json", ".credentials.json", mode=0o400)
         for name in _SHARED_FILES:
             if (user / name).is_file():
-                write_atomically(state / name, (user / name).read_bytes(), mode=0o600)
+                own.copy_in(user / name, name, mode=0o600)
         for name in _SHARED_FOLDERS:
             if (user / name).is_dir():
-                shutil.copytree(user / name, state / name, dirs_exist_ok=True, symlinks=False)
+                own.copy_in(user / name, name, mode=0o600)
         return {"CLAUDE_CONFIG_DIR": str(state)}
 
 
@@ -84,10 +85,12 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, *, planted: bool = False) -> dict[str, Any]:
+    """A JSON object from `path`; `planted`: a file an agent may have written (no link followed, no FIFO)."""
     try:
-        data = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
+        text = read_regular(path, OWN_JSON_LIMIT) if planted else path.read_bytes()
+        data = json.loads(text or "{}")
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -117,7 +120,7 @@ def merged_hooks(hooks: Any, hook_command: str) -> dict[str, Any]:
 
 def remove_hooks(settings: Path, hook_command: str) -> None:
     """Take supervisor's hooks out of a Claude settings file, keeping whatever else it holds."""
-    data = _read_json(settings)
+    data = _read_json(settings, planted=True)
     hooks = data.get("hooks")
     if not isinstance(hooks, dict):
         return
@@ -137,7 +140,7 @@ def remove_hooks(settings: Path, hook_command: str) -> None:
     if not hooks:
         del data["hooks"]
     if data:
-        write_atomically(settings, json.dumps(data, indent=2))
+        StateFolder(settings.parent).write(settings.name, json.dumps(data, indent=2), mode=0o644)
     else:
         settings.unlink(missing_ok=True)
 
@@ -156,12 +159,13 @@ def record_trust(config: Path, repo_root: Path, worktree: Path, *, trusted_by: P
     parent = projects.get(str(repo_root)) if isinstance(projects, dict) else None
     if not isinstance(parent, dict) or not parent.get("hasTrustDialogAccepted"):
         return False
+    text = read_regular(config, OWN_JSON_LIMIT)  # the agent's: no link followed, no FIFO opened
     try:
-        data: dict[str, Any] = json.loads(config.read_text() or "{}")
-    except (OSError, ValueError):
-        return False  # never rewrite a file we cannot read
-    if not isinstance(data, dict):
+        data: dict[str, Any] = json.loads(text or b"{}")
+    except (ValueError, RecursionError):
         return False
+    if text is None or not isinstance(data, dict):
+        return False  # never rewrite a file we cannot read
     own = data.setdefault("projects", {})
     if not isinstance(own, dict):
         return False
@@ -170,7 +174,7 @@ def record_trust(config: Path, repo_root: Path, worktree: Path, *, trusted_by: P
         return False
     if not entry.get("hasTrustDialogAccepted"):
         entry["hasTrustDialogAccepted"] = True
-        write_atomically(config, json.dumps(data, indent=2), durable=True)
+        StateFolder(config.parent).write(config.name, json.dumps(data, indent=2), mode=0o600, durable=True)
     return True
 
 

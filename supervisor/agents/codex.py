@@ -8,7 +8,6 @@ rollout files, whose names carry their ids: see `session_files`) are its alone; 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,9 +22,10 @@ from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import codex_session
 from supervisor.agents.session_ids import valid
-from supervisor.files import write_atomically
+from supervisor.agents.state_folder import StateFolder
 
 STATE_ENV = "CODEX_HOME"
+CONFIG = "config.toml"
 # The tables Codex writes into its own config as the agent runs (answered notices, trusted folders): kept
 # from the agent's copy when it is seeded again from the user's at the next launch.
 _OWN_TABLES = ("notice", "tui", "projects")
@@ -54,14 +54,23 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _load_own(state: Path) -> dict[str, Any]:
+    """The agent's own config.toml (its to write: read through no link, never a FIFO); empty when it is not one."""
+    text = StateFolder(state).read(CONFIG)
+    try:
+        return tomllib.loads(text.decode("utf-8")) if text is not None else {}
+    except (ValueError, RecursionError):
+        return {}
+
+
 def seed_state(state: Path, home: Path, repo_root: Path, worktree: Path, *, program: str | None) -> Path:
     """Write the agent's config.toml: the user's own (providers, model, policies), what Codex recorded in the
     agent's copy before, trust for the worktree when the user trusts the repository (SPEC §7), and the model
     nudge settled; copy the user's credentials read-only. Returns the config file."""
     user_home = home / ".codex"
-    config = state / "config.toml"
-    data = _load(user_home / "config.toml") or {}  # an unreadable user config: Codex's defaults, never guessed
-    own = _load(config) or {}
+    config = state / CONFIG
+    data = _load(user_home / CONFIG) or {}  # an unreadable user config: Codex's defaults, never guessed
+    own = _load_own(state)
     for table in _OWN_TABLES:
         if isinstance(own.get(table), dict):
             data[table] = _merged(data.get(table), own[table])
@@ -69,10 +78,11 @@ def seed_state(state: Path, home: Path, repo_root: Path, worktree: Path, *, prog
     parent = projects.get(str(repo_root)) if isinstance(projects, dict) else None
     if isinstance(parent, dict) and parent.get("trust_level") == "trusted":
         data.setdefault("projects", {}).setdefault(str(worktree), {})["trust_level"] = "trusted"
-    write_atomically(config, toml_out.dumps(data), mode=0o600)
+    StateFolder(state).write(CONFIG, toml_out.dumps(data), mode=0o600)
     if program is not None:
         settle_notices(config, data, _catalog(program, state))
-    _copy_credentials(user_home / "auth.json", state / "auth.json")
+    if (user_home / "auth.json").is_file():
+        StateFolder(state).copy_in(user_home / "auth.json", "auth.json", mode=0o400)
     return config
 
 
@@ -81,16 +91,6 @@ def _merged(base: Any, own: dict[str, Any]) -> dict[str, Any]:
     for key, value in own.items():
         merged[key] = _merged(merged.get(key), value) if isinstance(value, dict) else value
     return merged
-
-
-def _copy_credentials(source: Path, target: Path) -> None:
-    if not source.exists():
-        return
-    with contextlib.suppress(FileNotFoundError):
-        target.chmod(0o600)
-        target.unlink()
-    shutil.copyfile(source, target)
-    target.chmod(0o400)
 
 
 def _catalog(program: str, state: Path) -> list[dict[str, Any]]:
@@ -124,7 +124,7 @@ def settle_notices(config: Path, data: dict[str, Any], catalog: list[dict[str, A
             nux[slug] = 1
             changed = True
     if changed:
-        write_atomically(config, toml_out.dumps(data), mode=0o600)
+        StateFolder(config.parent).write(config.name, toml_out.dumps(data), mode=0o600)
     return changed
 
 

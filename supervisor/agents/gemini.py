@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,12 @@ from supervisor.agents.base import Profile
 from supervisor.agents.screens import CLI_LIMITS, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import gemini_session
 from supervisor.agents.session_ids import valid
+from supervisor.agents.state_folder import StateFolder
 
 # Files of the user's ~/.gemini that hold a credential: copied read-only into the agent's home.
 CREDENTIALS = ("oauth_creds.json", "google_accounts.json", "gemini-credentials.json", ".env")
 TRUSTED = ("TRUST_FOLDER", "TRUST_PARENT")
+FOLDER = ".gemini"  # in GEMINI_CLI_HOME
 
 
 class GeminiProfile(Profile):
@@ -34,25 +35,21 @@ class GeminiProfile(Profile):
         """Gemini CLI 0.61 reads `$GEMINI_CLI_HOME/.gemini` instead of `~/.gemini` (settings, credentials, trusted
         folders, sessions, history): the agent's home is `state`, seeded from the user's."""
         user = Path(os.environ.get("GEMINI_CLI_HOME") or home) / ".gemini"
-        own = state / ".gemini"
-        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        own = StateFolder(state)  # the agent's: written through no link it left there
         settings = _json(user / "settings.json")
         if not _get(settings, "security", "auth", "selectedType") and os.environ.get("GEMINI_API_KEY"):
             settings.setdefault("security", {}).setdefault("auth", {})["selectedType"] = "gemini-api-key"
-        _write(own / "settings.json", settings)
+        own.write(f"{FOLDER}/settings.json", _text(settings))
         for name in CREDENTIALS:
-            source, copy = user / name, own / name
-            if source.is_file():
-                copy.unlink(missing_ok=True)
-                shutil.copyfile(source, copy)
-                copy.chmod(0o400)
+            if (user / name).is_file():
+                own.copy_in(user / name, f"{FOLDER}/{name}", mode=0o400)
         user_trust = Path(os.environ.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH") or user / "trustedFolders.json")
         folders = {path: level for path, level in _json(user_trust).items() if isinstance(level, str)}
         if trusts(folders, repo_root):
             folders[str(worktree)] = "TRUST_FOLDER"
-        copy = own / "trustedFolders.json"
-        _write(copy, folders)
-        return {"GEMINI_CLI_HOME": str(state), "GEMINI_CLI_TRUSTED_FOLDERS_PATH": str(copy)}
+        own.write(f"{FOLDER}/trustedFolders.json", _text(folders))
+        return {"GEMINI_CLI_HOME": str(state),
+                "GEMINI_CLI_TRUSTED_FOLDERS_PATH": str(state / FOLDER / "trustedFolders.json")}
 
 
 def trusts(folders: dict[str, str], location: Path) -> bool:
@@ -87,11 +84,8 @@ def _get(data: dict[str, Any], *keys: str) -> Any:
     return data
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    temporary.chmod(0o600)
-    temporary.replace(path)
+def _text(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
 
 
 # Rules from screens recorded from Gemini CLI 0.61.0 (tests/fixtures/gemini). It draws its input box in every

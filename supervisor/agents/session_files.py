@@ -15,6 +15,7 @@ conversation with a message in it ("resumable content"): an empty one is not tol
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.session_ids import valid
+from supervisor.files import open_regular, read_head
 
 # A file's clock and ours may differ by a little (coarse mtimes, a timestamp taken just before the launch).
 SLACK_SECONDS = 2.0
@@ -73,11 +75,10 @@ def gemini_session(state: Path, since: float) -> str | None:
 def _gemini_chat(path: Path) -> tuple[float, str] | None:
     """(start time, session id) of a chat file with a message in it; None otherwise (or unreadable)."""
     records: Iterable[Any]
-    try:
-        with path.open("rb") as handle:
-            text = handle.read(CHAT_LIMIT).decode("utf-8", "replace")
-    except OSError:
+    head = read_head(path, CHAT_LIMIT)  # the agent's file: no link followed, no FIFO waited on
+    if head is None:
         return None
+    text = head.decode("utf-8", "replace")
     if path.suffix == ".json":  # the older form: one object, its messages in a list
         try:
             whole = json.loads(text)
@@ -139,8 +140,11 @@ def _mtime(path: Path) -> float:
 
 
 def _first_record(path: Path) -> dict[str, Any] | None:
+    fd = open_regular(path)  # the agent's file: no link followed, no FIFO waited on
+    if fd is None:
+        return None
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(fd, "rb") as handle:
             line = handle.readline(FIRST_LINE_LIMIT)
     except OSError:
         return None

@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from supervisor.files import read_head
+
 SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 CONVERSATION_LIMIT = 4 << 20  # bytes of a Claude Code conversation read while looking for its first prompt
 
@@ -36,11 +38,10 @@ def claude_conversation_held(config: Path, session: str) -> bool:
 
 
 def _has_prompt(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            text = handle.read(CONVERSATION_LIMIT).decode("utf-8", "replace")
-    except OSError:
+    head = read_head(path, CONVERSATION_LIMIT)  # the agent's file: no link followed, no FIFO waited on
+    if head is None:
         return False
+    text = head.decode("utf-8", "replace")
     for line in text.splitlines():
         if '"user"' not in line:
             continue

@@ -45,6 +45,15 @@ def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subp
     return subprocess.run(["git", *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)
 
 
+def _in_worktree(worktree: Path, *args: str, env: dict[str, str] | None = None,
+                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """git in the agent's worktree as the engine runs it: its `config.worktree` and any nested repository in it
+    are the agent's to write, so none of the programs they name (filters, fsmonitor, diff drivers) runs. `env`:
+    variables added (the scratch index)."""
+    argv, environ = environment.command(worktree, args, env)  # agents' own object folders read too
+    return subprocess.run(argv, cwd=worktree, env=environ, input=input, capture_output=True, text=True, check=False)
+
+
 def _agent(name: str) -> dict[str, Any]:
     agent: dict[str, Any] = call("show", {"name": name, "events": 0})
     return agent

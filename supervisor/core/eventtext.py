@@ -19,6 +19,7 @@ _WORDS = {
     "failed": "failed to start", "killed": "killed", "stopped": "stopped", "task_pending": "task held until the "
     "prompt shows", "task_undelivered": "task not delivered", "adopted": "adopted by the engine",
     "worktree_created": "worktree created", "restarting": "restarting", "restored": "restored",
+    "planted_replaced": "what it left where the engine writes its CLI folder (a link, a file) replaced, not followed",
 }
 _TIME_FIELDS = frozenset({"since", "until", "at", "reset", "resets_at"})
 

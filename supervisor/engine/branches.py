@@ -21,6 +21,7 @@ from typing import Any
 
 from supervisor.core.model import Agent, State
 from supervisor.errors import SupervisorError
+from supervisor.files import read_regular
 from supervisor.git import worktrees
 from supervisor.git.audit import branch_tips, new_commits
 from supervisor.git.refs import agent_refs_stamp
@@ -165,11 +166,8 @@ def untracked(worktree: Path) -> tuple[int, int]:
     for name in filter(None, out.split("\0")):
         files += 1
         path = worktree / name
-        try:
-            if path.is_symlink() or path.stat().st_size > UNTRACKED_MAX_BYTES:
-                continue
-            data = path.read_bytes()
-        except OSError:
+        data = read_regular(path, UNTRACKED_MAX_BYTES)  # the agent's: no link followed, no FIFO waited on
+        if data is None:
             continue
         if b"\0" not in data:  # a text file (git shows a binary one as "-": no lines)
             lines += data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
@@ -179,14 +177,11 @@ def untracked(worktree: Path) -> tuple[int, int]:
 def _index_of(worktree: Path) -> Path:
     """The index file of a worktree: `.git/index`, or for a linked worktree the one its `.git` file names."""
     dotgit = worktree / ".git"
-    try:
-        if dotgit.is_file():
-            line = dotgit.read_text().strip()
-            if line.startswith("gitdir:"):
-                gitdir = Path(line.removeprefix("gitdir:").strip())
-                return (gitdir if gitdir.is_absolute() else worktree / gitdir) / "index"
-    except OSError:
-        pass
+    data = read_regular(dotgit, 1 << 16)  # the agent's to write: no link followed, no FIFO waited on
+    line = data.decode("utf-8", "surrogateescape").strip() if data is not None else ""
+    if line.startswith("gitdir:"):
+        gitdir = Path(line.removeprefix("gitdir:").strip())
+        return (gitdir if gitdir.is_absolute() else worktree / gitdir) / "index"
     return dotgit / "index"
 
 

@@ -19,7 +19,7 @@ from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import undelivered, views
+from supervisor.engine import cli_folder, undelivered, views
 from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import slot_refusal, with_terms
 from supervisor.engine.panes import place
@@ -276,7 +276,12 @@ class Launcher:
         # anyway, and judged so): a full or read-only runtime folder does not stop all work. It is never told
         # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.engine.paths, agent)
-        env.update(profile.prepare_state(state, Path.home(), self.engine.paths.root, Path(agent.worktree)))
+        prepared = cli_folder.prepare(self.engine.store, agent, profile, state, self.engine.paths.root)
+        if isinstance(prepared, str):  # what the agent left there cannot be replaced (a folder with files in it)
+            agent.reason = f"not started: {prepared}"
+            self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
+            return False
+        env.update(prepared)
         own = host.own_pane(agent)  # respawned only into its own pane, never one of a new server
         if own is not None:
             self.engine.screens.end_transcript(agent)  # what its last run left on screen, if nobody wrote it yet

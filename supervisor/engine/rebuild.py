@@ -11,6 +11,7 @@ read from it is marked unverified, and `merge` refuses the agent until a human c
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from supervisor.core.seal import Seal
 from supervisor.core.store import NameTaken, Store
 from supervisor.engine.helpers import SUB_AGENTS, with_terms
 from supervisor.errors import SupervisorError
+from supervisor.files import read_regular
 from supervisor.git import worktrees
 from supervisor.git.refs import agent_branch, agent_of_branch
 from supervisor.paths import RepoPaths, agent_file_name
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNVERIFIED = "contract_unverified"
+CONTRACT_LIMIT = 1 << 20  # bytes of a SESSION.md read to rebuild a contract from it
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,10 @@ def _contract(agent: Agent, worktree: Path, root: Path, seal: Seal) -> dict[str,
     """Give the agent the contract its SESSION.md states (or the default one); what was used and why."""
     session_md = worktree / "SESSION.md"
     try:
-        terms = parse_contract(session_md.read_text(encoding="utf-8"), session_md)
+        data = read_regular(session_md, CONTRACT_LIMIT)  # the agent's to write: no link, no FIFO, bounded
+        if data is None:
+            raise OSError(errno.EINVAL, "not a regular file of at most 1 MB")
+        terms = parse_contract(data.decode("utf-8"), session_md)
         source = {"source": str(session_md)}
     except (OSError, UnicodeDecodeError, SupervisorError) as exc:
         terms = default_session_contract(root)

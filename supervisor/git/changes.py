@@ -17,7 +17,7 @@ from typing import Any
 
 from supervisor.errors import SupervisorError
 from supervisor.git import environment
-from supervisor.git.environment import NO_DIFF_PROGRAMS
+from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
 FILE_LINES_MAX = 4000  # lines of one file's diff sent to the dashboard; `supervisor diff` shows them all
 TOTAL_LINES_MAX = 40000  # … and of all files together (a generated file must not flood the view)
@@ -44,7 +44,7 @@ def agent_diff(root: Path, agent: dict[str, Any], *, stat: bool = False, colour:
     name, base, worktree = agent["name"], agent["base"], Path(agent["worktree"])
     # Names as they are (quoted only when they hold quotes or controls); no external diff, no textconv.
     diff = ("-c", "core.quotePath=false", "diff", f"--color={'always' if colour else 'never'}",
-            "--stat" if stat else "--patch", *NO_DIFF_PROGRAMS)
+            "--stat" if stat else "--patch", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES)
     if not worktree.is_dir():
         return _git(root, name, *diff, base, agent["branch"], "--")
     index = _git(worktree, name, "rev-parse", "--path-format=absolute", "--git-path", "index").strip()

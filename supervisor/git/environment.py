@@ -14,6 +14,11 @@ writable by agents. Reading configuration is safe; running it is not. So every e
   refused, never resolved by the agent's program), found by listing the configuration (`git config --list`,
   cached until one of the files it came from changes);
 - and a porcelain `git diff` gets `NO_DIFF_PROGRAMS` (no external diff, no textconv).
+A nested repository an agent makes a gitlink of in its worktree has a configuration of its own, which none of
+this reaches: `git status` or `git diff` looking for changes inside it runs `git status` there, with its filters
+and fsmonitor. So the engine never looks inside one: every call that compares a worktree's files gets
+`NOT_INTO_SUBMODULES` (a moved gitlink still shows; what is inside it is not opened), and no call recurses into
+submodules (`submodule.recurse=false`, and `diff.ignoreSubmodules` in `FIXED` for a call that forgot).
 It also reads every sandboxed agent's own object folder (supervisor/git/object_folders.py) as an alternate, with
 no commit-graph or bitmap then; a merge writes with the shared store alone (`shared_only`).
 The user's identity for the commits the engine makes (a merge) is read once from the user's own
@@ -29,11 +34,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from supervisor.files import read_regular
 from supervisor.git import object_folders
 from supervisor.git.refs import stamp_of
 
-__all__ = ["LOCATION_VARS", "NO_DIFF_PROGRAMS", "clean_env", "command", "common_dir", "git_argv", "git_env",
-           "overrides", "run"]
+__all__ = ["LOCATION_VARS", "NOT_INTO_SUBMODULES", "NO_DIFF_PROGRAMS", "clean_env", "command", "common_dir",
+           "git_argv", "git_env", "overrides", "run"]
 
 LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
@@ -41,12 +47,16 @@ LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
 _PROGRAM_VARS = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_SSH", "GIT_SSH_COMMAND",
                  "GIT_ASKPASS", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_TRACE2_EVENT")
 NO_DIFF_PROGRAMS = ("--no-ext-diff", "--no-textconv")
+# For `status` and `diff` in a worktree: a gitlink's commit is compared, its files never (git would run
+# `git status` in the nested repository, under the configuration an agent wrote there).
+NOT_INTO_SUBMODULES = ("--ignore-submodules=dirty",)
 
 FIXED = (
     f"core.hooksPath={os.devnull}", "core.fsmonitor=false", "core.untrackedCache=false", "core.pager=cat",
     "core.editor=:", "sequence.editor=:", "core.sshCommand=ssh", "core.askPass=", "credential.helper=",
     "commit.gpgSign=false", "tag.gpgSign=false", "merge.verifySignatures=false", "gc.auto=0",
     "maintenance.auto=false", "fetch.recurseSubmodules=false", "submodule.recurse=false",
+    "diff.ignoreSubmodules=dirty", "status.submoduleSummary=false",
 )
 # With agents' folders read as alternates: no commit-graph or reachability bitmap (git takes the first it finds,
 # an agent's too when the shared store has none, and would believe what it says about history).
@@ -189,20 +199,17 @@ def _config_files(cwd: Path) -> tuple[str, ...]:
 def _git_dirs(cwd: Path) -> tuple[Path, Path] | None:
     """(the git common dir, the worktree's own git dir) of the worktree whose top folder is `cwd`."""
     dot_git = cwd / ".git"
-    try:
-        if dot_git.is_dir():
-            return dot_git, dot_git
-        text = dot_git.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return None
+    if dot_git.is_dir():
+        return dot_git, dot_git
+    # an agent's worktree and its own git folder are the agent's to write: no link followed, no FIFO waited on
+    text = (read_regular(dot_git, 1 << 16) or b"").decode("utf-8", "surrogateescape")
     if not text.startswith("gitdir:"):
         return None
     git_dir = cwd / text.removeprefix("gitdir:").strip()
-    try:
-        common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
-    except OSError:
+    named = read_regular(git_dir / "commondir", 1 << 16)
+    if named is None:
         return None
-    return common, git_dir
+    return git_dir / named.decode("utf-8", "surrogateescape").strip(), git_dir
 
 
 def _identity(cwd: Path) -> tuple[str, ...]:

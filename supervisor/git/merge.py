@@ -209,7 +209,7 @@ def _changed_paths(root: Path, old: str, new: str) -> set[str]:
 def _local_changes(worktree: Path) -> set[str]:
     """Paths with staged, unstaged or untracked changes (read-only: no index refresh is written)."""
     out = _run(worktree, "--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames",
-               "--untracked-files=all").stdout
+               "--untracked-files=all", *environment.NOT_INTO_SUBMODULES).stdout
     return {os.fsdecode(entry[3:]) for entry in out.split(b"\0") if len(entry) > 3}
 
 
@@ -228,7 +228,8 @@ def _update_worktree(worktree: Path, target: str, old: str, new: str, reflog: st
     with _locked_index(worktree) as (index, scratch):
         if _tip(worktree, target) != old:
             raise GitError(f"{target} moved while merging", hint="run the merge again")
-        _run(worktree, "update-index", "-q", "--refresh", index=scratch)  # stale stat data is no local change
+        # stale stat data is no local change; a gitlink's nested repository is not looked into
+        _run(worktree, "update-index", "-q", "--ignore-submodules", "--refresh", index=scratch)
         done = _run(worktree, "read-tree", "-m", "-u", old, new, index=scratch)
         if done.returncode == 0:
             moved = _run(worktree, "update-ref", "-m", reflog, f"{_HEADS}{target}", new, old)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from supervisor.files import read_regular
+
 __all__ = ["AGENT_REFS", "RACY_SECONDS", "agent_branch", "agent_of_branch", "agent_ref_folder", "agent_refs_stamp",
            "ref_folder", "refs_stamp", "stamp_of", "worktree_git_dir", "worktree_head"]
 
@@ -91,16 +93,17 @@ def stamp_of(paths: Iterable[Path]) -> tuple[int, ...]:
 
 # Operations that detach HEAD for a while and put the branch back (or leave it as it was) when they end.
 _IN_PROGRESS = ("rebase-merge", "rebase-apply", "BISECT_START")
+GIT_FILE_LIMIT = 1 << 16  # bytes: a `.git` file, a HEAD (a path or a ref in each)
 
 
 def worktree_git_dir(worktree: Path) -> Path | None:
     """A linked worktree's own git folder (`.git/worktrees/NAME`, where its HEAD lives), from its `.git`
     file; None when it has none (gone, or not a linked worktree: agents' worktrees always are). Git
     renames a new HEAD into it, so the folder's stamp (`stamp_of`) changes whenever HEAD does."""
-    try:
-        dot_git = (worktree / ".git").read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
+    data = read_regular(worktree / ".git", GIT_FILE_LIMIT)  # the agent's to write: no link, no FIFO
+    if data is None:
         return None
+    dot_git = data.decode("utf-8", "surrogateescape")
     if not dot_git.startswith("gitdir:"):
         return None
     return worktree / dot_git.removeprefix("gitdir:").strip()  # an absolute one replaces `worktree`
@@ -117,7 +120,10 @@ def worktree_head(worktree: Path, git_dir: Path | None = None) -> str | None:
     try:
         if any((git_dir / name).exists() for name in _IN_PROGRESS):
             return None
-        head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="surrogateescape").strip()
     except OSError:
         return None
+    data = read_regular(git_dir / "HEAD", GIT_FILE_LIMIT)  # its own git folder is the agent's to write
+    if data is None:
+        return None
+    head = data.decode("utf-8", "surrogateescape").strip()
     return head.removeprefix("ref:").strip() if head.startswith("ref:") else head or None

@@ -15,8 +15,10 @@ agent could also write the reflog it is judged by: this catches careless agents,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from supervisor.files import open_regular
 from supervisor.git.refs import worktree_git_dir
 
 TAIL_BYTES = 1 << 20  # of a reflog: the entries of the latest moves are at its end
@@ -35,13 +37,16 @@ def made_in(worktree: Path) -> set[str]:
 
 def reflog_tips(path: Path) -> set[str]:
     """The new values of a reflog's entries (its last TAIL_BYTES)."""
+    fd = open_regular(path)  # the agent's own git folder: no link followed, no FIFO waited on
+    if fd is None:
+        return set()
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size - TAIL_BYTES))
-            data = handle.read()
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
     except OSError:
         return set()
+    finally:
+        os.close(fd)
     found = set()
     for line in data.split(b"\n"):
         parts = line.split(b" ", 2)

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from supervisor.errors import SupervisorError
-from supervisor.files import write_atomically
+from supervisor.files import read_regular, write_atomically
 from supervisor.git import environment
-from supervisor.git.environment import NO_DIFF_PROGRAMS
+from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
 
 # Files supervisor writes into agent worktrees. They are excluded through the repository's own
 # info/exclude, which every worktree reads, so they never show as changes nor get committed.
@@ -113,7 +113,7 @@ def uncommitted_changes(worktree: Path) -> list[str]:
     """`git status --porcelain` lines of a worktree (supervisor's own files are excluded)."""
     if not worktree.exists():
         return []
-    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all")
+    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all", *NOT_INTO_SUBMODULES)
     return [line for line in out.splitlines() if line]
 
 
@@ -122,7 +122,7 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
     if not worktree.is_dir():
         return None
     try:
-        out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, "--numstat", "--no-renames", base)
+        out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES, "--numstat", "--no-renames", base)
     except GitError:
         return None
     files = added = removed = 0
@@ -154,10 +154,10 @@ def admin_dir(common_dir: Path, worktree: Path, recorded: str | None) -> Path:
         mine = os.path.realpath(worktree / ".git")
         matches = []
         for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
-            try:
-                named = (candidate / "gitdir").read_text(encoding="utf-8", errors="surrogateescape").strip()
-            except OSError:
+            gitdir = read_regular(candidate / "gitdir", 1 << 16)  # each agent's to write: no link, no FIFO
+            if gitdir is None:
                 continue
+            named = gitdir.decode("utf-8", "surrogateescape").strip()
             if os.path.realpath(named) == mine:
                 matches.append(candidate.resolve())
         if len(matches) != 1:

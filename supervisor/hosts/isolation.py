@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from supervisor.core.model import Agent
 from supervisor.errors import UsageError
+from supervisor.hosts import sandbox
 
 SANDBOX = "sandbox"
 NONE = "none"
@@ -57,8 +58,9 @@ def _probe() -> Sandboxing:
         return Sandboxing(None, "bubblewrap is not installed",
                           "install it (Debian/Ubuntu: apt-get install bubblewrap), or set `isolation: none`")
     try:
-        done = subprocess.run([found, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev",
-                               "--proc", "/proc", "--", "true"],
+        # started as agents' sandboxes are (as root: in a user namespace of its own, which the machine may refuse)
+        done = subprocess.run([*sandbox.launcher(found), "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/",
+                               "--dev", "/dev", "--proc", "/proc", "--", "true"],
                               capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Sandboxing(None, f"bubblewrap does not run: {exc}", "reinstall bubblewrap, or set `isolation: none`")

@@ -22,6 +22,13 @@ its first process ends every process in it), and on top of that:
   programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`), which no entry of
   the CLI's ever carries in.
 
+Run by root, bubblewrap makes no user namespace of its own and leaves the agent every capability (it could
+unmount what hides the store, remount `/` writable): as root, the sandbox is also a user namespace in which the
+agent is `nobody` (`AS_ROOT_ID`) with no capability; that uid maps back to root, so what it makes in its worktree
+is root's. Its group is `nogroup` outside too, and root's groups are dropped before bubblewrap starts: with
+group 0 mapped in, bubblewrap would cover parts of the sandbox's `/proc`, and a CLI's own bubblewrap (its tool
+sandbox) could then mount no `/proc` of its own.
+
 Later mounts cover earlier ones, so the order of `argv` is: the machine and the folders the user adds, what is
 hidden, then what is given back inside the hidden parts. Every path is resolved first: bubblewrap cannot mount
 onto a path that goes through a symbolic link (a stow-managed `~/.ssh -> /elsewhere`), and hiding the link's
@@ -30,6 +37,9 @@ target hides what it points at.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +52,10 @@ MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker"
                   ".cargo/credentials", ".cargo/credentials.toml", ".vault-token", ".terraform.d",
                   ".local/share/keyrings", ".m2/settings.xml")
 GITCONFIG = ".gitconfig"
+# As root: the agent's uid and gid inside (`nobody`, `nogroup`: names every system has, which CLIs that look
+# their user up find), and the group bubblewrap runs with outside.
+AS_ROOT_ID = 65534
+_SET_GROUP = "import os,sys;os.setgroups([]);os.setgid(int(sys.argv[1]));os.execvp(sys.argv[2],sys.argv[2:])"
 
 
 @dataclass(frozen=True)
@@ -89,10 +103,21 @@ def folders_to_create(spec: Spec) -> list[Path]:
 
 
 
-def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
+def launcher(bwrap: str = "bwrap", root: bool | None = None) -> list[str]:
+    """How bubblewrap is started: as itself, or as root (`root` None: whether this process is) with root's
+    groups dropped and a user namespace in which the agent is `nobody`, with no capability."""
+    if not (os.geteuid() == 0 if root is None else root):
+        return [bwrap]
+    setpriv = shutil.which("setpriv")
+    group = ([setpriv, f"--regid={AS_ROOT_ID}", "--clear-groups"] if setpriv is not None
+             else [sys.executable, "-I", "-S", "-c", _SET_GROUP, str(AS_ROOT_ID)])
+    return [*group, bwrap, "--unshare-user", "--uid", str(AS_ROOT_ID), "--gid", str(AS_ROOT_ID)]
+
+
+def argv(spec: Spec, command: list[str], bwrap: str = "bwrap", root: bool | None = None) -> list[str]:
     """The bubblewrap command line that runs `command` (a program and its arguments) in the agent's sandbox.
     Paths that do not exist are left out (nothing there to show or hide), so build it once they are made."""
-    args = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args = [*launcher(bwrap, root), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     if not spec.network:
         args.append("--unshare-net")
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
