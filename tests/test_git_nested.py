@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.commands.review import agent_diff
+from supervisor.git.changes import agent_diff
 from supervisor.git.merge import merge_branch
 from supervisor.git.worktrees import GitError, diffstat, uncommitted_changes
 from tests.git_env import isolate_git
@@ -83,7 +83,7 @@ def test_supervisor_diff_runs_nothing_the_agent_configured(tmp_path: Path) -> No
     git(worktree, "config", "--worktree", "diff.external", str(_program(tmp_path, marker)))
     (worktree / "a.txt").write_text("a\nchanged\n")
     (worktree / "new.txt").write_text("new\n")
-    text = agent_diff({"name": "a", "base": base, "worktree": str(worktree), "branch": "agent/a/work"},
+    text = agent_diff(root, {"name": "a", "base": base, "worktree": str(worktree), "branch": "agent/a/work"},
                       stat=True, colour=False)
     assert "a.txt" in text and "new.txt" in text and "sub" in text
     assert not marker.exists()
