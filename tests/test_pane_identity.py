@@ -149,7 +149,8 @@ def test_pane_references_of_old_records_and_other_servers(engine: Engine, sandbo
     assert pane_ref(old) == PaneRef(LOCAL, server, pane)
     assert engine.panes.own(old) is not None
     assert engine.panes.own(record("older", sandbox.root, pane=pane)) is None  # no server: cannot be told apart
-    elsewhere = record("far", sandbox.root, pane=pane, extra={"tmux_server": server, "host": "build-box"})
+    elsewhere = record("far", sandbox.root, pane=pane, extra={"tmux_server": server})
+    elsewhere.host = "build-box"
     assert engine.panes.own(elsewhere) is None
     engine.store.add_agent(old)
     loaded = engine.store.get_agent("old")

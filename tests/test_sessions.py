@@ -52,6 +52,7 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     assert agent["state"] in ("working", "idle")
     assert agent["worktree"] == str(worktree)
     assert agent["branch"] == "agent/auth/work"
+    assert agent["host"] == "local"  # the machine it runs on
     assert agent["parent"] is None and agent["level"] == 1
     assert agent["pane"].startswith("%")
     assert psutil.pid_exists(agent["pid"])
@@ -66,6 +67,7 @@ def test_start_creates_worktree_branch_and_pane_and_delivers_the_task(sandbox: S
     assert idle["rss_bytes"] > 1_000_000  # measured from the real process tree
     shown = json.loads(sandbox.sv("show", "auth", "--json").stdout)
     newest = shown["events"][-1]  # nothing happens to an idle agent in between
+    assert shown["host"] == "local"
     assert shown["last_event"]["kind"] == newest["kind"] and shown["last_event"]["at"] == newest["ts"]
     assert "last_event:" in sandbox.sv("show", "auth").stdout
     assert re.search(r"watching: \d+ ticks, the last took \d+ ms", sandbox.sv("engine", "status").stdout)

@@ -119,3 +119,15 @@ def test_a_truncated_store_is_damaged(tmp_path: Path) -> None:
     with pytest.raises(StoreDamaged) as refused:
         Store(db)
     assert refused.value.message.startswith(f"the store {db} is damaged: ")
+
+
+def test_each_agent_gets_the_host_it_runs_on(tmp_path: Path) -> None:
+    """Version 6: `host` is a field of the record, `local` unless the record named another beside its pane."""
+    db = tmp_path / "state.db"
+    shutil.copy(_fixtures()[5], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE agents SET data = json_set(data, '$.extra.host', 'build-box') WHERE name = 'billing'")
+    store = Store(db)
+    hosts = {agent.name: (agent.host, "host" in agent.extra) for agent in store.agents()}
+    store.close()
+    assert hosts == {"auth": ("local", False), "auth.tests": ("local", False), "billing": ("build-box", False)}

@@ -88,6 +88,7 @@ class Agent:
     reason: str | None = None  # why it failed, was killed or stopped
     port: int | None = None
     restarts: int = 0
+    host: str = "local"  # the machine it runs on (`local`: the engine's own); its helpers run there too
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -204,12 +204,23 @@ def _v5(db: sqlite3.Connection) -> None:
                "WHERE json_valid(data) AND json_type(data, '$.token') IS NOT NULL")
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    # The host an agent runs on is a field of its record (`local`: the engine's machine), no longer kept beside
+    # its pane's reference in `extra` (where records placed on a pane had it).
+    _run(db, """
+    UPDATE agents SET data = json_set(data, '$.host', COALESCE(json_extract(data, '$.extra.host'), 'local'))
+    WHERE json_valid(data) AND json_type(data, '$.host') IS NULL;
+    UPDATE agents SET data = json_remove(data, '$.extra.host')
+    WHERE json_valid(data) AND json_type(data, '$.extra.host') IS NOT NULL""")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "agents, events, meta, alerts, approvals, tasks", _v1),
     Step(2, "agents_set_aside: undecodable agent records kept apart", _v2),
     Step(3, "alert_attempts: alert attempts whose outcome is unknown", _v3),
     Step(4, "usage_records, usage_files, usage_context: tokens read from the agents' CLI records", _v4),
     Step(5, "agents: the tokens of earlier versions removed from the records", _v5),
+    Step(6, "agents: the host each runs on, `local` unless its record named another", _v6),
 )
 LATEST = STEPS[-1].version
 

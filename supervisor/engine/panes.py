@@ -6,7 +6,7 @@ another server instance (one that died: pane ids start again at %0 on the next) 
 when the same id now names another agent's pane.
 
 The record keeps the reference where older records already had its parts: the pane id in `Agent.pane`, the
-server instance in `extra["tmux_server"]`, and the host in `extra["host"]` (absent in older records: local).
+server instance in `extra["tmux_server"]`, and the host in `Agent.host`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from supervisor.tmux.panes import LOCAL, PaneRef, find, server_of
 from supervisor.tmux.server import Created, PaneInfo, Tmux, TmuxError
 
 SERVER_KEY = "tmux_server"
-HOST_KEY = "host"
 WINDOW_CLOSED = "its window was closed"
 TMUX_ENDED = "the tmux server ended"
 SOCKET_GONE = "its tmux server runs, but its socket is gone"
@@ -33,15 +32,14 @@ def pane_ref(agent: Agent) -> PaneRef | None:
     server = agent.extra.get(SERVER_KEY)
     if not agent.pane or not isinstance(server, str) or not server:
         return None
-    host = agent.extra.get(HOST_KEY)
-    return PaneRef(host if isinstance(host, str) and host else LOCAL, server, agent.pane)
+    return PaneRef(agent.host or LOCAL, server, agent.pane)
 
 
 def place(agent: Agent, ref: PaneRef) -> None:
     """Record that the agent runs in `ref`."""
     agent.pane = ref.pane
     agent.extra[SERVER_KEY] = ref.server
-    agent.extra[HOST_KEY] = ref.host
+    agent.host = ref.host
 
 
 class Panes:

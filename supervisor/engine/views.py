@@ -39,6 +39,7 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "state_since": iso(agent.state_since),
         "task": None if agent.task is None else agent.task[:TASK_LISTED],
         "task_cut": agent.task is not None and len(agent.task) > TASK_LISTED,  # `show --json` has it whole
+        "host": agent.host,  # the machine it runs on: `local`, or a host of supervisor.yaml's `hosts:`
         "worktree": agent.worktree,
         "branch": agent.branch,
         "base": agent.base,
