@@ -56,7 +56,7 @@ from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import HelperDesk, slot_refusal, with_terms
 from supervisor.engine.hooks import brief, read_hook, told_session, tool_summary, unjudged
-from supervisor.engine.hostdesk import HostsDesk
+from supervisor.engine.hostlinks import HostLinks
 from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger, ran_at
 from supervisor.engine.panes import Panes, place
@@ -160,9 +160,10 @@ class Engine:
         self.planner = Planner(self)
         self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
+        self.hostlinks = HostLinks(self)  # a link per host of `hosts:`, and whether each is up (`hosts`)
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self), HostsDesk(self)]
+                                        self.usage, BulkDesk(self), self.hostlinks]
         # The human's socket and each live agent's own (a connection through it is that agent); answered once
         # `serve` runs, and queued in their backlogs until then.
         self.control = ControlServer(self.handle, self.disk.note)
