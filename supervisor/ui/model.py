@@ -28,9 +28,9 @@ CONTEXT_WARN, CONTEXT_FULL = 75.0, 90.0  # percent of the context window: yellow
 STATE_STYLES = {
     "queued": "dim", "starting": "cyan", "working": "bold green", "idle": "blue",
     "waiting": "bold yellow", "stalled": "bold magenta", "exited": "dim", "failed": "bold red",
-    "killed": "red", "stopped": "dim", "limited": "bold dark_orange",
+    "killed": "red", "stopped": "dim", "limited": "bold dark_orange", "unreachable": "bold red",
 }
-LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited"})
+LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited", "unreachable"})
 ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
 CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end with the agent
 
@@ -38,8 +38,8 @@ CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end wi
 STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("all", "all agents"), ("attention", "needs me"), ("live", "live"), ("ended", "ended"),
     ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"), ("limited", "limited"),
-    ("starting", "starting"), ("exited", "exited"), ("failed", "failed"), ("stopped", "stopped"),
-    ("killed", "killed"), ("queued", "queued"),
+    ("starting", "starting"), ("unreachable", "unreachable"), ("exited", "exited"), ("failed", "failed"),
+    ("stopped", "stopped"), ("killed", "killed"), ("queued", "queued"),
 )
 
 BADGE_STYLES = {
@@ -113,6 +113,8 @@ def state_text(agent: dict[str, Any]) -> Text:
     label = state
     if state in ("exited", "failed") and agent.get("exit_code") not in (None, 0):
         label = f"{state} {agent['exit_code']}"
+    elif state == "unreachable" and agent.get("last_state"):
+        label = f"unreachable ({agent['last_state']})"  # what it was doing when its host went out of reach
     style = STATE_STYLES.get(state, "")
     if state == "exited" and agent.get("exit_code") not in (None, 0):
         style = "red"
