@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
+from supervisor.client import request_at
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
 from tests.conftest import Sandbox, wait_until
@@ -22,22 +24,20 @@ KEEPALIVE_BOUND = 20.0  # seconds: ssh's keep-alive notices a dead link within ~
 BACKOFF_BOUND = 90.0  # seconds: a host back is found by the next attempt (the delay doubles to 60 s at most)
 
 
-def hosts_yaml(ssh_hosts: SshHosts, *names: str) -> str:
-    lines = ["hosts:"]
-    for name in names:
-        lines += [f"  {name}:", f"    ssh: {name}", f"    ssh_config: {ssh_hosts.config}",
-                  f"    dir: {ssh_hosts.fresh_dir(name)}", "    max_agents: 4"]
-    return "\n".join(lines) + "\n"
-
-
-def configure(sandbox: Sandbox, ssh_hosts: SshHosts, told: Path, *names: str) -> None:
-    """supervisor.yaml with `names` as hosts, and every alert written to a file of `told` by the command
-    channel (its status, subject and agents), at once (no group wait)."""
+def configure(sandbox: Sandbox, ssh_hosts: SshHosts, told: Path, *names: str) -> dict[str, str]:
+    """supervisor.yaml with `names` as hosts, each with a `dir` of its own (returned by host), and every alert
+    written to a file of `told` by the command channel (its status, subject and agents), at once."""
     keep = (f"printf '%s|%s|%s' \\\"$SUPERVISOR_ALERT_STATUS\\\" \\\"$SUPERVISOR_ALERT_SUBJECT\\\" "
             f"\\\"$SUPERVISOR_ALERT_AGENTS\\\" > {told}/$SUPERVISOR_ALERT_ID.txt")
+    dirs = {name: ssh_hosts.fresh_dir(name) for name in names}
+    lines = ["hosts:"]
+    for name, folder in dirs.items():
+        lines += [f"  {name}:", f"    ssh: {name}", f"    ssh_config: {ssh_hosts.config}", f"    dir: {folder}",
+                  "    max_agents: 4"]
     sandbox.write_config("agent:\n  profile: generic\n  command: sleep 600\n"
                          f"alerts:\n  tmux: false\n  group_wait: 0s\n  command: \"{keep}\"\n"
-                         + hosts_yaml(ssh_hosts, *names))
+                         + "\n".join(lines) + "\n")
+    return dirs
 
 
 def rows(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
@@ -54,6 +54,20 @@ def wait_hosts(sandbox: Sandbox, timeout: float, **states: str) -> dict[str, dic
         return found if ok else None
 
     return dict(wait_until(reached, timeout=timeout, interval=0.2, message=f"hosts {states}"))
+
+
+def host_events(sandbox: Sandbox) -> list[tuple[str, str]]:
+    """(kind, host) of each event about a host, oldest first, from the engine's log."""
+    events = request_at(sandbox.runtime / sandbox.paths.runtime_dir.name / "engine.sock", "events",
+                        {"limit": 1000}, 10)
+    return [(event["kind"], event["host"]) for event in events if str(event["kind"]).startswith("host_")]
+
+
+def host_program(ssh_hosts: SshHosts, name: str, folder: str) -> bool:
+    """Whether the engine's program runs on host `name` for `folder` (its link to that host is open)."""
+    user = ssh_hosts.hosts[name].user
+    return any(process.info["username"] == user and folder in " ".join(process.info["cmdline"] or [])
+               for process in psutil.process_iter(["username", "cmdline"]))
 
 
 def told(folder: Path) -> list[str]:
@@ -125,15 +139,21 @@ def test_a_host_cut_off_is_down_its_agents_unreachable_and_back_again(sandbox: S
     assert [(a["subject"], a["status"], a["agents"]) for a in reversed(alerts)] == [
         ("host:box2", "firing", ["far"]), ("host:box2", "resolved", ["far"])]
     assert "host box2" in alerts[-1]["title"] and "host_down" in alerts[-1]["title"]
+    assert [kind for kind, host in host_events(sandbox) if host == "box2"] == ["host_up", "host_down", "host_up"]
 
 
 def test_a_reload_adds_and_drops_hosts(sandbox: Sandbox, ssh_hosts: SshHosts, folder: Path) -> None:
-    configure(sandbox, ssh_hosts, folder, "box1")
+    first = configure(sandbox, ssh_hosts, folder, "box1")
     sandbox.sv("engine", "start")
     assert list(wait_hosts(sandbox, 60, box1="up")) == ["local", "box1"]
-    configure(sandbox, ssh_hosts, folder, "box2")  # box1 out, box2 in
+    assert host_program(ssh_hosts, "box1", first["box1"])  # the engine holds its link
+    second = configure(sandbox, ssh_hosts, folder, "box2")  # box1 out, box2 in
     found = wait_hosts(sandbox, 60, box2="up")
     assert list(found) == ["local", "box2"]
+    assert host_program(ssh_hosts, "box2", second["box2"])
+    wait_until(lambda: not host_program(ssh_hosts, "box1", first["box1"]), timeout=20,
+               message="box1's link closed, and the program on it ended with it")
+    assert host_events(sandbox) == [("host_up", "box1"), ("host_removed", "box1"), ("host_up", "box2")]
     assert not told(folder)  # a host taken out of the file is not a host down
 
 
