@@ -126,6 +126,8 @@ def test_a_host_cut_off_is_down_its_agents_unreachable_and_back_again(sandbox: S
         shown = sandbox.agent("far")
         assert (shown["state"], shown["last_state"], shown["host"]) == ("unreachable", "waiting", "box2")
         assert sandbox.ls()["near"]["state"] == "working"  # on box1, untouched
+        listed = next(line for line in sandbox.sv("ls").stdout.splitlines() if line.startswith("far "))
+        assert "unreachable (waiting)" in listed
         wait_until(lambda: told(folder), timeout=20, message="the host_down alert through the command channel")
     finally:
         ssh_hosts.resume("box2")
