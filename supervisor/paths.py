@@ -127,6 +127,21 @@ class RepoPaths:
         return _transcript(self.common_dir, agent)
 
     @property
+    def objects_dir(self) -> Path:
+        """The sandboxed agents' own object folders (supervisor/git/object_folders.py)."""
+        return self.state_dir / "objects"
+
+    def agent_objects(self, agent: str) -> Path:
+        """Where the agent's git writes the objects it makes: its sandbox shows this folder as the repository's
+        `objects/`, the shared store being read-only to it."""
+        return self.objects_dir / agent_file_name(agent)
+
+    @property
+    def shared_objects_view(self) -> Path:
+        """Where a sandbox shows the shared object store, read-only (an empty folder out here)."""
+        return self.state_dir / "shared-objects"
+
+    @property
     def sandbox_mark(self) -> Path:
         """Present only inside an agent's sandbox, which binds it read-only over the hidden state directory."""
         return self.state_dir / SANDBOX_MARK
@@ -167,6 +182,12 @@ def _probe_write(directory: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def agents_objects_dir(common_dir: Path) -> Path:
+    """The folder of the sandboxed agents' own object folders, in the repository whose git common dir is
+    `common_dir`."""
+    return RepoPaths(root=common_dir, common_dir=common_dir).objects_dir
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
+from supervisor.git import object_folders
 from supervisor.tmux.server import Tmux
 from tests.sshd import ssh_hosts  # noqa: F401  (real sshd hosts for the hosts tests)
 
@@ -109,8 +110,13 @@ class Sandbox:
             text = f"{text.rstrip()}\n{TEST_FOLDER_WRITABLE.format(folder=self.root.parent)}"
         (self.root / "supervisor.yaml").write_text(text)
 
-    def git(self, *args: str, cwd: Path | None = None) -> str:
-        return subprocess.run(["git", *args], cwd=cwd or self.root, env=self.env, check=True,
+    def git(self, *args: str, cwd: Path | None = None, plain: bool = False) -> str:
+        """git's output, reading the sandboxed agents' own object folders as supervisor's commands do (an agent's
+        newest commits reach the shared store a moment later); `plain`: the shared store alone, as the user's git."""
+        env = dict(self.env)
+        if not plain and (found := object_folders.alternates(self.paths.common_dir)):
+            env[object_folders.VARIABLE] = found
+        return subprocess.run(["git", *args], cwd=cwd or self.root, env=env, check=True,
                               capture_output=True, text=True).stdout.strip()
 
     def engine_pid(self) -> int:

@@ -160,3 +160,18 @@ def test_pane_references_of_old_records_and_other_servers(engine: Engine, sandbo
     again = engine.store.get_agent("old")
     assert again is not None and pane_ref(again) == PaneRef(LOCAL, "2:1700000001", pane)
     assert engine.panes.own(again) is None
+
+
+def test_an_agent_on_a_host_the_engine_does_not_know_is_refused_saying_so(engine: Engine, sandbox: Sandbox) -> None:
+    """Everything done beside an agent goes through the host its record names (`host_of`): one this engine does not
+    know touches nothing here, and says which host is missing."""
+    pane = engine.tmux.new_session("mine", sandbox.root, "sleep 600", {}).pane
+    far = record("far", sandbox.root, state=State.WAITING, pane=pane, host="build-box",
+                 extra={"tmux_server": engine.tmux.server_id()})
+    engine.store.add_agent(far)
+    for call in (lambda: engine.op_screen("far"), lambda: engine.op_send("far", "typed-here"),
+                 lambda: engine.op_attach_info("far")):
+        with pytest.raises(SupervisorError, match="far runs on host 'build-box', which this engine does not know"):
+            call()
+    assert "typed-here" not in engine.tmux.capture(pane)
+    assert engine.op_ls()[0]["host"] == "build-box"

@@ -130,13 +130,14 @@ def _spec(tmp: Path, **more: object) -> sandbox.Spec:
         "own_spool": runtime / "d" / "agents" / "a" / "spool",
         "root_worktree": root, "worktrees_dir": tmp / "worktrees", "home": state / "agents" / "a b" / "home",
         "real_home": tmp / "home", "helpers": tmp / "worktrees" / "a b" / ".sub-agents",
+        "objects": state / "objects" / "a b", "shared_objects": state / "shared-objects",
     }
     parts.update(more)
     spec = sandbox.Spec(**parts)  # type: ignore[arg-type]
     helpers = spec.worktree / ".sub-agents"
     for folder in (*sandbox.folders_to_create(spec), common / "objects", common / "hooks", state / "hooks",
                    tmp / "worktrees" / "victim", runtime / "other", tmp / "home" / ".ssh", helpers / "messages",
-                   helpers / "helper", state / "logs"):
+                   helpers / "helper", state / "logs", state / "objects" / "victim"):
         folder.mkdir(parents=True, exist_ok=True)
     (spec.worktree / ".sub-agents" / "status.yaml").write_text("helpers: {}\n")
     (common / "config").write_text("")
@@ -167,6 +168,12 @@ def test_nothing_hidden_comes_back_through_a_later_bind(tmp_path: Path) -> None:
     assert _seen_as(args, spec.common_dir / "refs/heads/main")[0] == "--ro-bind"
     assert _seen_as(args, spec.common_dir / "refs/heads/agent/victim/work")[0] == "--ro-bind"
     assert _seen_as(args, spec.ref_folder / "work")[0] == "--bind"
+    # its own object folder where its git writes objects; the shared store read-only beside; no other's folder
+    shared = spec.common_dir / "objects"
+    assert _seen_as(args, shared / "pack" / "pack-1.pack") == ("--bind", str(spec.objects), str(shared))
+    assert _seen_as(args, spec.shared_objects / "pack" / "pack-1.pack") == ("--ro-bind", str(shared),
+                                                                            str(spec.shared_objects))
+    assert _hidden(args, spec.state_dir / "objects" / "victim" / "pack")
 
 
 def test_symbolic_links_are_resolved_before_they_are_mounted(tmp_path: Path) -> None:

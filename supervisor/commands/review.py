@@ -18,6 +18,7 @@ from typing import Any
 
 from supervisor.commands.common import Add, call
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.git import environment, object_folders
 
 
 def register(add: Add) -> None:
@@ -35,7 +36,14 @@ def register(add: Add) -> None:
 
 
 def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    """The user's git, reading the sandboxed agents' own object folders too (their newest commits may not be in
+    the shared store yet)."""
+    environ = dict(os.environ if env is None else env)
+    common = environment.common_dir(Path(cwd))
+    found = None if common is None else object_folders.alternates(common, environ.get(object_folders.VARIABLE))
+    if found:
+        environ[object_folders.VARIABLE] = found
+    return subprocess.run(["git", *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)
 
 
 def _agent(name: str) -> dict[str, Any]:

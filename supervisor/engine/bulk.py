@@ -102,7 +102,7 @@ class BulkDesk:
         if not names and not every and not states:
             raise UsageError("name the agents, or give --all or --state")
         extra = dict(params or {})
-        handler = getattr(self.engine, f"op_{method}")
+        handler = self.engine.handler(method)
         check_params(method, handler, {"name": "x", **extra})  # before anything is done
         chosen = select(self.engine.store.agents(), method, list(names or []), every, list(states or []))
         if method == "stop":

@@ -8,6 +8,7 @@ checks of candidates (or a target) that moved since.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from supervisor.core.model import Agent
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.environment import NO_DIFF_PROGRAMS
-from supervisor.git.integration import CheckResult, run_check
+from supervisor.git.integration import CheckResult, Runner, run_check
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -85,13 +86,19 @@ def _check(engine: Engine, agent: Agent, command: str, timeout: float, setup: tu
     try:
         result = run_check(root, agent.branch, agent.target, command, timeout=timeout,
                            scratch=engine.paths.state_dir / "checks", setup=setup, stop=stop,
-                           env=engine.agents_env)
+                           env=engine.agents_env, run=check_runner(engine, agent))
     except SupervisorError as exc:  # it conflicts with the target: nothing to check
         return {"command": command, "passed": False, "error": exc.message}
     if result is None:
         return {"command": command, "passed": None, "error": "nothing to merge"}
     keep_check(engine, agent.name, result)
     return result.as_dict()
+
+
+def check_runner(engine: Engine, agent: Agent) -> Runner:
+    """How `merge.check` (and the setup before it) runs on `agent`'s work: on this machine, where the engine
+    holds the commits, in a sandbox like the agent's own (its code runs there)."""
+    return functools.partial(engine.local.run_isolated, agent)
 
 
 def keep_check(engine: Engine, name: str, result: CheckResult) -> None:

@@ -122,7 +122,7 @@ class HelperDesk(ServiceThread):
             name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
             branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
             task=task, role=role, state=State.STARTING, state_since=now,
-            started_at=now, port=engine.free_port())
+            started_at=now, port=engine.free_port(), host=owner.host)  # a helper runs where its parent does
 
         inherit_isolation(owner, agent)
 

@@ -25,7 +25,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.plan import Plan, overlaps, parse_plan
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
-from supervisor.engine.compare import compare, keep_check
+from supervisor.engine.compare import check_runner, compare, keep_check
 from supervisor.engine.helpers import with_terms
 from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError, UsageError
@@ -174,7 +174,7 @@ class Planner(PeriodicService):
                 check = run_check(root, agent.branch, agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
-                                  stop=self.stopping, env=engine.agents_env)
+                                  stop=self.stopping, env=engine.agents_env, run=check_runner(engine, agent))
                 if check is not None:
                     if not check.passed and self.stopping.is_set():
                         return  # cut short by a shutdown: not a verdict

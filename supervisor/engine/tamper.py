@@ -23,7 +23,7 @@ from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.errors import SupervisorError
-from supervisor.git import worktrees
+from supervisor.git import taking_in, worktrees
 from supervisor.git.audit import new_commits
 from supervisor.git.refs import agent_of_branch
 from supervisor.git.tips import made_by_worktree, made_in
@@ -95,7 +95,20 @@ class TipGuard:
                 continue
             why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips)
             self._moved(agent.name, before, tip, why)
+            self._take_in(agent.name, tip)
         self._check_bases(agents, tips)
+
+    def _take_in(self, name: str, tip: str) -> None:
+        """Bring the objects the agent's git wrote into its own folder into the shared store, checked, so the
+        user's own git sees its commits; what cannot be taken in is said once, for this tip (a merge tries again,
+        and refuses saying why)."""
+        paths = self.engine.paths
+        try:
+            taking_in.take_in(paths.root, paths.agent_objects(name))
+        except SupervisorError as exc:
+            log.warning("agent %s: %s", name, exc.message)
+            self.engine.store.append_event(name, "objects_refused", tip=tip, why=exc.message,
+                                           summary=f"its objects were not taken in: {exc.message}")
 
     def _moved(self, name: str, before: str, tip: str, why: str | None) -> None:
         engine = self.engine

@@ -14,6 +14,8 @@ writable by agents. Reading configuration is safe; running it is not. So every e
   refused, never resolved by the agent's program), found by listing the configuration (`git config --list`,
   cached until one of the files it came from changes);
 - and a porcelain `git diff` gets `NO_DIFF_PROGRAMS` (no external diff, no textconv).
+It also reads every sandboxed agent's own object folder (supervisor/git/object_folders.py) as an alternate, with
+no commit-graph or bitmap then; a merge writes with the shared store alone (`shared_only`).
 The user's identity for the commits the engine makes (a merge) is read once from the user's own
 configuration and passed explicitly. An agent that rewrites the configuration between the listing and the
 git process that reads it could still slip a driver in: the window is that of one `stat`.
@@ -24,15 +26,17 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from supervisor.git import object_folders
 from supervisor.git.refs import stamp_of
 
-__all__ = ["LOCATION_VARS", "NO_DIFF_PROGRAMS", "clean_env", "git_argv", "git_env", "overrides", "run"]
+__all__ = ["LOCATION_VARS", "NO_DIFF_PROGRAMS", "clean_env", "command", "common_dir", "git_argv", "git_env",
+           "overrides", "run"]
 
 LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
-                 "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
+                 "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE")
 # Variables that would make the engine's git run a program or read other configuration.
 _PROGRAM_VARS = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_SSH", "GIT_SSH_COMMAND",
                  "GIT_ASKPASS", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_TRACE2_EVENT")
@@ -44,6 +48,9 @@ FIXED = (
     "commit.gpgSign=false", "tag.gpgSign=false", "merge.verifySignatures=false", "gc.auto=0",
     "maintenance.auto=false", "fetch.recurseSubmodules=false", "submodule.recurse=false",
 )
+# With agents' folders read as alternates: no commit-graph or reachability bitmap (git takes the first it finds,
+# an agent's too when the shared store has none, and would believe what it says about history).
+READING_AGENTS = ("-c", "core.commitGraph=false", "-c", "pack.useBitmaps=false")
 _FILTER_KEYS = ("clean", "smudge", "process")
 _INCLUDES = ("include.path",)
 
@@ -66,22 +73,58 @@ def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# No engine git call waits longer: an agent can leave a FIFO where git expects an object in its own folder (git
+# opens it and waits for a writer for good), and the engine thread that asked must come back.
+GIT_TIMEOUT = 300.0
+TIMED_OUT = 124  # the exit status of a git that was killed at its time limit (as timeout(1) says it)
+
+
 def run(cwd: Path, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run `git ARGS` in `cwd` as the engine does (see the module's docstring); `env`: variables to add."""
+        timeout: float | None = None, shared_only: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` in `cwd` as the engine does (see the module's docstring); `env`: variables to add.
+    `shared_only`: read the repository's shared object store alone, no agent's own folder (for the objects a
+    merge writes: git writes no copy of an object it finds in an alternate, and main must never need one).
+    A git still running after `timeout` (default GIT_TIMEOUT) is killed and reported as failed, saying so."""
+    argv, environment = command(cwd, args, env, shared_only=shared_only)
+    limit = GIT_TIMEOUT if timeout is None else timeout
+    try:
+        return subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, env=environment, check=False,
+                              timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        said = f"git {' '.join(args[:2])} did not finish within {limit:g} s and was stopped".encode()
+        return subprocess.CompletedProcess(argv, TIMED_OUT, exc.stdout or b"", said)
+
+
+def command(cwd: Path, args: Sequence[str], env: Mapping[str, str] | None = None, *,
+            shared_only: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `run` (for a caller that pipes one git into another)."""
     environment = clean_env()
     if env:
         environment.update(env)
-    return subprocess.run(git_argv(cwd, *args), cwd=cwd, input=stdin, capture_output=True, env=environment,
-                          check=False, timeout=timeout)
+    extra: tuple[str, ...] = ()
+    common = None if shared_only else common_dir(cwd)
+    if common is not None:
+        before = environment.get(object_folders.VARIABLE)
+        found = object_folders.alternates(common, before)
+        if found and found != before:
+            environment[object_folders.VARIABLE] = found
+            extra = READING_AGENTS
+    return git_argv(cwd, *extra, *args), environment
 
 
 def git_argv(cwd: Path, *args: str) -> list[str]:
-    """`git`, the overrides for the repository of `cwd`, then `args`."""
+    """`git`, the overrides for the repository of `cwd`, then `args` (which may start with more `-c`s)."""
     argv = ["git"]
     for item in overrides(cwd):
         argv += ["-c", item]
     return [*argv, *args]
+
+
+def common_dir(cwd: Path) -> Path | None:
+    """The git common dir of the repository whose worktree's top folder is `cwd`, read from its `.git` without
+    running git; None when `cwd` is not one."""
+    found = _git_dirs(cwd)
+    return None if found is None else found[0]
 
 
 def overrides(cwd: Path) -> tuple[str, ...]:
@@ -136,21 +179,30 @@ def _listed(cwd: Path) -> tuple[list[str], set[str]]:
 def _config_files(cwd: Path) -> tuple[str, ...]:
     """The repository's config and the worktree's own `config.worktree` for a worktree's top folder `cwd`
     (read from its `.git`, without running git); empty when `cwd` is not one (then nothing is cached)."""
+    found = _git_dirs(cwd)
+    if found is None:
+        return ()
+    common, git_dir = found
+    return (os.path.realpath(common / "config"), os.path.realpath(git_dir / "config.worktree"))
+
+
+def _git_dirs(cwd: Path) -> tuple[Path, Path] | None:
+    """(the git common dir, the worktree's own git dir) of the worktree whose top folder is `cwd`."""
     dot_git = cwd / ".git"
     try:
         if dot_git.is_dir():
-            return (os.path.realpath(dot_git / "config"), os.path.realpath(dot_git / "config.worktree"))
+            return dot_git, dot_git
         text = dot_git.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
-        return ()
+        return None
     if not text.startswith("gitdir:"):
-        return ()
+        return None
     git_dir = cwd / text.removeprefix("gitdir:").strip()
     try:
         common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
     except OSError:
-        return ()
-    return (os.path.realpath(common / "config"), os.path.realpath(git_dir / "config.worktree"))
+        return None
+    return common, git_dir
 
 
 def _identity(cwd: Path) -> tuple[str, ...]:

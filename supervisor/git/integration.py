@@ -2,33 +2,31 @@
 
 The merged result is computed in the object database (`merge_preview`), checked out detached in a scratch
 worktree of its own (so no agent's worktree, no index and no branch is touched), the `worktrees.setup`
-commands and then the check run there in a process group of their own, and the scratch worktree is removed
-whatever happened. The result names the two tips it was computed from, so a merge made afterwards can
-insist that neither moved (`merge_branch(expected_tip=, expected_target=)`).
+commands and then the check run there (the agent's own code: by the `Runner` the engine passes, in a sandbox
+like the agent's), and the scratch worktree is removed whatever happened. The result names the two tips it was
+computed from, so a merge made afterwards can insist that neither moved (`merge_branch(expected_tip=,
+expected_target=)`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from supervisor.git.environment import git_env
 from supervisor.git.merge import merge_preview
 from supervisor.git.worktrees import GitError, run_git
+from supervisor.hosts import commands
+from supervisor.hosts.commands import TIMED_OUT, Ran
 
 OUTPUT_LINES = 20
-_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,11 +57,27 @@ class CheckResult:
         return cls(**{**data, "output": tuple(data.get("output") or ())})
 
 
+class Runner(Protocol):
+    """Runs one shell command line in a folder with an environment, cut at `timeout` seconds or once `stop` is
+    set (a host's `run_isolated` for the agent whose work is checked)."""
+
+    def __call__(self, command: str, cwd: str, env: Mapping[str, str], *, timeout: float | None = None,
+                 stop: threading.Event | None = None, keep: int = 20) -> Ran: ...
+
+
+def run_unisolated(command: str, cwd: str, env: Mapping[str, str], *, timeout: float | None = None,
+                   stop: threading.Event | None = None, keep: int = 20) -> Ran:
+    """A `Runner` without any sandbox: as any process of the user's."""
+    return commands.run(["/bin/sh", "-c", command], Path(cwd), env, timeout=timeout, stop=stop, keep=keep)
+
+
 def run_check(
     root: Path, branch: str, target: str, command: str, *, timeout: float, scratch: Path,
     setup: Sequence[str] = (), env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
+    run: Runner = run_unisolated,
 ) -> CheckResult | None:
-    """Run `command` in a scratch worktree holding `branch` merged into `target`.
+    """Run `command` in a scratch worktree holding `branch` merged into `target`, by `run` (the setup commands
+    first).
 
     None when the target already has all of the branch; GitError (nothing run) when they conflict."""
     preview = merge_preview(root, branch, target)
@@ -72,36 +86,21 @@ def run_check(
     started = time.time()
     environment = {**git_env(env), "TERM": "dumb"}  # its output goes to a file, never a terminal
     code: int | None = None
-    with _scratch_worktree(root, scratch, preview.result) as folder, tempfile.TemporaryFile() as log:
+    output: list[str] = []
+    with _scratch_worktree(root, scratch, preview.result) as folder:
         for line in [*setup, command]:
-            code = _run_one(line, folder, environment, log, started + timeout, stop)
+            ran = run(line, str(folder), environment, timeout=max(0.0, started + timeout - time.time()), stop=stop,
+                      keep=OUTPUT_LINES)
+            output += [f"$ {line}", *ran.lines]
+            code = ran.exit_code
+            if ran.cut is not None:
+                output.append("(stopped: it ran past merge.check_timeout)" if ran.cut == TIMED_OUT
+                              else "(stopped: the engine is shutting down)")
             if code != 0:
                 break
-        log.seek(0)
-        output = log.read().decode("utf-8", "replace").splitlines()[-OUTPUT_LINES:]
     return CheckResult(command=command, branch_tip=preview.branch_tip, target_tip=preview.target_tip,
-                       passed=code == 0, exit_code=code, output=tuple(output),
+                       passed=code == 0, exit_code=code, output=tuple(output[-OUTPUT_LINES:]),
                        seconds=round(time.time() - started, 1), at=started)
-
-
-def _run_one(line: str, cwd: Path, env: Mapping[str, str], log: Any, deadline: float,
-             stop: threading.Event | None) -> int | None:
-    """One shell command with its output appended to `log`; None when stopped or past the deadline (its
-    whole process group is killed)."""
-    log.write(f"$ {line}\n".encode())
-    log.flush()
-    process = subprocess.Popen(line, shell=True, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    while True:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            return process.wait(_POLL)
-        if time.time() >= deadline or (stop is not None and stop.is_set()):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            log.write(b"(stopped: it ran past merge.check_timeout)\n" if time.time() >= deadline
-                      else b"(stopped: the engine is shutting down)\n")
-            return None
 
 
 @contextlib.contextmanager

@@ -5,8 +5,10 @@ now, so `git merge` there is the wrong tool: it refuses on a dirty index, can le
 user's files, and runs the user's hooks. Instead the merge happens in the object database and only then
 touches that worktree, all or nothing:
 
-1. if the target already contains the branch, nothing to do; if the target is an ancestor of the branch,
-   the result is the branch tip (fast-forward); otherwise `git merge-tree --write-tree` computes the merged
+1. if the target already contains the branch, nothing to do; else the agents' own objects it needs are taken
+   into the shared store and checked (supervisor/git/taking_in.py), and what follows writes with no agent's
+   folder read; if the target is an ancestor of the branch, the result is the branch tip (fast-forward);
+   otherwise `git merge-tree --write-tree` computes the merged
    tree without a worktree (conflicts: refuse, nothing changed) and `git commit-tree` makes the two-parent
    commit;
 2. if the target is checked out in a worktree, its index is locked (`index.lock`, as git itself does, so a
@@ -29,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.git import environment
+from supervisor.git import environment, taking_in
 from supervisor.git.worktrees import GitError
 
 __all__ = ["MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "trial_merge"]
@@ -52,17 +54,18 @@ class MergeResult:
 
 def _run(
     cwd: Path, *args: str, stdin: bytes | None = None, index: Path | None = None,
-    objects: tuple[Path, Path] | None = None,
+    objects: tuple[Path, Path] | None = None, shared_only: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run git in `cwd`; `index`: another index file; `objects`: (where new objects go, the repository's
-    object directory, still read through as an alternate)."""
+    object directory, still read through as an alternate); `shared_only`: no agent's own object folder read
+    (what main will reference must be written whole into the shared store)."""
     env: dict[str, str] = {}  # C locale: error messages are read below (environment.run sets it)
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)
     if objects is not None:
         env["GIT_OBJECT_DIRECTORY"] = str(objects[0])
         env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(objects[1])
-    return environment.run(cwd, *args, stdin=stdin, env=env)
+    return environment.run(cwd, *args, stdin=stdin, env=env, shared_only=shared_only)
 
 
 def _stderr(done: subprocess.CompletedProcess[bytes]) -> str:
@@ -107,16 +110,18 @@ class TrialMerge:
     conflicts: tuple[str, ...]
 
 
-def trial_merge(root: Path, ours: str, theirs: str, *, objects: tuple[Path, Path] | None = None) -> TrialMerge:
+def trial_merge(root: Path, ours: str, theirs: str, *, objects: tuple[Path, Path] | None = None,
+                shared_only: bool = False) -> TrialMerge:
     """Merge two commits in the object database only (`git merge-tree --write-tree`): no worktree, no index.
 
     `objects` = (scratch directory, the repository's object directory) writes the merge's new objects (the
     merged trees, blobs with conflict markers) to the scratch directory instead of the repository.
+    `shared_only`: read no agent's own object folder (see `_run`).
     Conflicting paths are decoded as UTF-8 with undecodable bytes kept as surrogates. GitError when git
     cannot merge them at all (unrelated histories, an unknown commit).
     """
     done = _run(root, "merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs,
-                objects=objects)
+                objects=objects, shared_only=shared_only)
     fields = [field for field in done.stdout.split(b"\0") if field]
     if done.returncode == 0 and fields:
         return TrialMerge(fields[0].decode("ascii"), ())
@@ -128,7 +133,7 @@ def trial_merge(root: Path, ours: str, theirs: str, *, objects: tuple[Path, Path
 
 def _merged_tree(root: Path, target: str, ours: str, theirs: str) -> str:
     """The tree of merging `theirs` into `ours`, computed without any worktree; GitError naming conflicts."""
-    merged = trial_merge(root, ours, theirs)
+    merged = trial_merge(root, ours, theirs, shared_only=True)
     if merged.conflicts:
         paths = ", ".join(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                           for path in merged.conflicts)
@@ -138,7 +143,8 @@ def _merged_tree(root: Path, target: str, ours: str, theirs: str) -> str:
 
 
 def _commit(root: Path, tree: str, parents: tuple[str, str], message: str) -> str:
-    done = _run(root, "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-F", "-", stdin=message.encode())
+    done = _run(root, "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-F", "-", stdin=message.encode(),
+                shared_only=True)
     if done.returncode == 0:
         return done.stdout.decode("ascii").strip()
     detail = _stderr(done)
@@ -253,12 +259,15 @@ class _Plan:
     fast_forward: bool
 
 
-def _planned(root: Path, theirs: str, target: str, message: str) -> _Plan | None:
-    """What merging commit `theirs` would make the target (None: it already has all of it); GitError on
-    conflicts."""
+def _planned(root: Path, branch: str, theirs: str, target: str, message: str) -> _Plan | None:
+    """What merging commit `theirs` (of `branch`) would make the target (None: it already has all of it);
+    GitError on conflicts, or when the objects it needs cannot be had whole and sound in the shared store: the
+    agents' own ones are taken in first (supervisor/git/taking_in.py), and the merge reads no agent's folder."""
     old = _tip(root, target)
     if _is_ancestor(root, theirs, old):
         return None
+    taking_in.take_in_branches(root, (branch, target))
+    taking_in.check_merge(root, theirs, [old])
     if _is_ancestor(root, old, theirs):
         return _Plan(old, theirs, fast_forward=True)
     tree = _merged_tree(root, target, old, theirs)
@@ -277,7 +286,7 @@ def merge_preview(root: Path, branch: str, target: str) -> Preview | None:
     object is written, unreferenced); None when the target already has all of the branch."""
     branch = _short(branch)
     theirs = _tip(root, branch)
-    planned = _planned(root, theirs, _short(target), f"Merge {branch} (preview)")
+    planned = _planned(root, branch, theirs, _short(target), f"Merge {branch} (preview)")
     return None if planned is None else Preview(theirs, planned.old, planned.new)
 
 
@@ -297,7 +306,7 @@ def merge_branch(
     theirs = _tip(root, branch)
     if expected_tip is not None and theirs != expected_tip:
         raise GitError(f"{branch} moved since it was audited (now at {theirs[:12]})", hint="run the merge again")
-    plan = _planned(root, theirs, target, message)
+    plan = _planned(root, branch, theirs, target, message)
     if plan is None:
         return MergeResult(_tip(root, target), fast_forward=False, already_merged=True, updated_worktree=None)
     if expected_target is not None and plan.old != expected_target:

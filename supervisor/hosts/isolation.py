@@ -20,9 +20,9 @@ SANDBOX = "sandbox"
 NONE = "none"
 CHOICES = (SANDBOX, NONE)
 
-NOT_ENFORCED = ("isolation: none: agents run as you, unsandboxed; one OS user cannot be kept from another "
-                "process of the same user: an agent can read the store, other worktrees and your credentials, "
-                "and write any ref, the shared git config and hooks")
+NOT_ENFORCED = ("isolation: none: agents run as you, unsandboxed, and so do their worktrees.setup and merge.check; "
+                "one OS user cannot be kept from another process of the same user: an agent can read the store, "
+                "other worktrees and your credentials, and write any ref, the shared git config and hooks")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ def describe(configured: str | None, network: bool = True) -> tuple[bool, str, s
     if chosen == SANDBOX:
         if probe.bwrap is None:
             return False, f"isolation: sandbox, but {probe.problem}: agents will not start", probe.hint
-        return True, (f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent sees only its own work)"
+        return True, (f"isolation: sandbox (bubblewrap at {probe.bwrap}; each agent, its worktrees.setup and "
+                      f"merge.check see only its own work)"
                       + ("" if not network else f"; {ABSTRACT_SOCKETS}")), None
     why = "" if configured == NONE else f" ({probe.problem})"
     fine = configured == NONE or not sys.platform.startswith("linux")

@@ -4,9 +4,12 @@ The agent sees the machine read-only, with private /proc, /dev and /tmp and a PI
 its first process ends every process in it), and on top of that:
 - its own worktree read-write; inside it, `.sub-agents/` (its helpers' worktrees, also those made after its
   launch) hidden but for its `status.yaml` (read-only) and `messages/` (read-write);
-- the git common dir read-only, but the object store, its own ref folder, that folder's reflogs and its
-  worktree's own git folder (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared
-  config and hooks stay read-only, and no other ref can move;
+- the git common dir read-only, but its own ref folder, that folder's reflogs and its worktree's own git folder
+  (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared config and hooks stay
+  read-only, and no other ref can move;
+- at the repository's `objects/`, its own object folder, read-write (where its git writes every object it
+  makes), and the shared object store read-only elsewhere, named by that folder's `info/alternates`
+  (supervisor/git/object_folders.py): no pack or object main needs can be rewritten, truncated or removed;
 - none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
   commit guard's hooks (read-only); no runtime folder of the user's (every repository's engine and tmux
   sockets, `$XDG_RUNTIME_DIR` with the user's bus and agents' sockets, `$TMUX_TMPDIR`) but the agent's own
@@ -49,6 +52,8 @@ class Spec:
     common_dir: Path  # the repository's git common dir: read-only but for the writable parts below
     worktree_git_dir: Path  # common_dir/worktrees/<id>: the worktree's HEAD, index and own config
     ref_folder: Path  # common_dir/refs/heads/agent/<name>: the only refs it may move
+    objects: Path  # its own object folder: shown read-write at common_dir/objects
+    shared_objects: Path  # where the shared store (common_dir/objects) is shown read-only, in state_dir
     state_dir: Path  # the supervisor's state (store, logs, transcripts): hidden
     own_state: Path  # the agent's CLI folder inside it: read-write
     guard_hooks: Path  # the commit guard's hooks inside it: read-only
@@ -68,6 +73,7 @@ class Spec:
     extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
     home_read: tuple[str, ...] = ()  # in real_home: shown read-only at the same place in home (Profile.home_read)
     home_seed: tuple[str, ...] = ()  # in real_home: copied into home once, when absent (Profile.home_seed)
+    runtime: bool = True  # False: own_runtime hidden too (a command the engine runs for it: no socket, no spool)
 
     @property
     def log_folder(self) -> Path:
@@ -77,7 +83,8 @@ class Spec:
 
 def folders_to_create(spec: Spec) -> list[Path]:
     """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
-    return [spec.ref_folder, spec.log_folder, spec.own_state, spec.own_runtime, spec.own_spool, spec.home]
+    return [spec.ref_folder, spec.log_folder, spec.objects, spec.own_state, spec.own_runtime, spec.own_spool,
+            spec.home]
 
 
 
@@ -99,16 +106,20 @@ def argv(spec: Spec, command: list[str], bwrap: str = "bwrap") -> list[str]:
     for path in (spec.root_worktree, spec.worktrees_dir, *spec.runtime_dirs):
         args += _mask(path)
     args += _bind("--ro-bind", spec.common_dir)  # again: it usually sits in the main worktree just hidden
-    for path in (spec.common_dir / "objects", spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
+    for path in (spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
         args += _bind("--bind", path)
+    shared = (spec.common_dir / "objects").resolve()
+    args += ["--bind", str(spec.objects.resolve()), str(shared)]  # its own objects where its git looks
     args += _mask(spec.state_dir)
+    args += ["--ro-bind", str(shared), str(spec.shared_objects.resolve())]  # a bind's source is the host's path
     # A mark no process inside can remove: an engine never starts in here (it would see none of the store,
     # the tmux server or the agents, and answer about a world of its own).
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
     args += _bind("--bind", spec.own_state)
     args += _bind("--ro-bind", spec.guard_hooks)
-    args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
-    args += _bind("--bind", spec.own_spool)
+    if spec.runtime:
+        args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
+        args += _bind("--bind", spec.own_spool)
     args += _bind("--bind", spec.worktree)
     if spec.helpers is not None:
         args += _mask(spec.helpers)
