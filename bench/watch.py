@@ -19,6 +19,11 @@ with no supervisor; per agent it is given in µs of CPU per agent-second (1% of 
 count; <= 1 s from a hook; <= one tick from a screen. The agents' own output costs the tmux server the same
 under any supervisor, or none: tmux polls every pane's terminal each time one of them prints, so that share
 grows with the square of the agents (more agents printing, each wake-up polling more terminals).
+
+BENCH_PROFILE=DIR runs each engine the bench starts under cProfile in every thread (bench/profiled.py), its
+profile written to DIR/engine-AGENTS-N.prof when it stops: where the time goes, not how much (profiling slows
+Python code several times over). BENCH_PROFILE=DIR:threads instead writes DIR/engine-AGENTS-N.threads: the CPU
+each of its threads used once it answered, unprofiled.
 """
 
 from __future__ import annotations
@@ -154,14 +159,14 @@ def measure(count: int, args: argparse.Namespace) -> Run:
     subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "init"], cwd=repo,
                    check=True)
 
-    from supervisor.client import call, ensure_engine, request_at
+    from supervisor.client import call, request_at
     from supervisor.paths import find_repo
     from supervisor.tmux.server import Tmux
 
     paths = find_repo(repo)
     tmux = Tmux(paths.tmux_socket, paths.tmux_conf)
     try:
-        ensure_engine(paths)
+        start_engine(paths, count)
         print(f"[{count}] starting {count} agents…", flush=True)
         for index in range(count):
             mix = (SILENT,) if args.quiet else (CHATTY, SILENT, BURSTY, SILENT)
@@ -188,7 +193,7 @@ def measure(count: int, args: argparse.Namespace) -> Run:
         used = {"engine": 0.0, "control client": 0.0, "other": 0.0}
         for turn in range(turns):
             if turn:
-                ensure_engine(paths)
+                start_engine(paths, count)
                 time.sleep(SETTLE_SECONDS)
             tree = Tree(int(call(paths, "status")["pid"]))
             start_server, started = cpu_seconds([server_pid], children=False), time.monotonic()
@@ -206,7 +211,7 @@ def measure(count: int, args: argparse.Namespace) -> Run:
         load = os.getloadavg()
         written = sum(p.stat().st_size for p in paths.logs_dir.glob("*.log"))
 
-        ensure_engine(paths)
+        start_engine(paths, count)
         hook_latency = probe_hook(paths, request_at)
         screen_latency = probe_screen(paths, tmux)
 
@@ -240,6 +245,24 @@ def measure(count: int, args: argparse.Namespace) -> Run:
         shutil.rmtree(runtime, ignore_errors=True)
     return Run(count, watched, spent["engine"], spent["control client"], spent["other"], server_cpu, bare_cpu,
                max(0.0, naive_added), tick, written, hook_latency, screen_latency, load)
+
+
+def start_engine(paths: object, count: int) -> None:
+    """An engine for the repository, as any command starts one; under cProfile with BENCH_PROFILE."""
+    from supervisor.client import engine_running, ensure_engine
+
+    folder, _, kind = os.environ.get("BENCH_PROFILE", "").partition(":")
+    if not folder:
+        ensure_engine(paths)  # type: ignore[arg-type]
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    suffix = ".threads" if kind == "threads" else ".prof"
+    out = Path(folder) / f"engine-{count}-{len(list(Path(folder).glob(f'engine-{count}-*{suffix}'))) + 1}{suffix}"
+    out.touch()  # the next engine's number counts it already
+    subprocess.Popen([sys.executable, str(Path(__file__).with_name("profiled.py")), str(out)],
+                     cwd=paths.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # type: ignore[attr-defined]
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+    _until(lambda: engine_running(paths), timeout=600, what="the profiled engine")  # type: ignore[arg-type]
 
 
 def stop_engine(paths: object) -> None:

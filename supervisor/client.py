@@ -162,10 +162,12 @@ def engine_running(paths: RepoPaths) -> bool:
 
 
 def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
-    """Start the engine (apart from this process and its terminal) unless it answers already."""
+    """Start the engine (apart from this process and its terminal) unless it answers already. An engine that
+    holds its lock and says what it is doing (`engine-starting`) is waited for as long as it says something new
+    within `wait` seconds: adopting hundreds of agents may take longer than any fixed wait."""
     from supervisor.config import load_config  # validated here so a bad file is refused before any start
     from supervisor.engine.detached import launch
-    from supervisor.engine.startup import start_failure
+    from supervisor.engine.startup import start_failure, start_note
     from supervisor.engine.whose import refuse_inside_an_agent
 
     if engine_running(paths):
@@ -194,13 +196,19 @@ def ensure_engine(paths: RepoPaths, wait: float = 20.0) -> None:
                     raise failure
             if not launched and not held:
                 paths.engine_failed.unlink(missing_ok=True)  # an earlier start's reason is not this one's
+                paths.engine_starting.unlink(missing_ok=True)  # nor what an engine killed while starting said
                 launch(paths)
                 launched = True
+            note = start_note(paths.engine_starting) if held else None
+            if note is not None:  # it says it is starting: waited for while it says something new
+                deadline = max(deadline, time.monotonic() - note[1] + wait)
             time.sleep(0.05)
-    raise SupervisorError(
-        "the engine did not start",
-        hint=f"see {paths.engine_log} and {paths.engine_output}, or run `supervisor engine --foreground` to see why",
-    )
+    hint = f"see {paths.engine_log} and {paths.engine_output}, or run `supervisor engine --foreground` to see why"
+    note = start_note(paths.engine_starting) if _engine_lock_held(paths.engine_lock) else None
+    if note is not None:
+        raise SupervisorError(f"the engine did not start: it has been {note[0]} for {note[1]:.0f} s and does not "
+                              "answer", hint=hint)
+    raise SupervisorError("the engine did not start", hint=hint)
 
 
 REPAIRING = "doctor --repair"  # what the engine lock's file says while a repair holds it

@@ -65,6 +65,12 @@ class RepoPaths:
         return self.state_dir / "engine-failed"
 
     @property
+    def engine_starting(self) -> Path:
+        """What the engine holding the lock is doing before it answers (a line, rewritten as it goes), for the
+        command that waits for it."""
+        return self.state_dir / "engine-starting"
+
+    @property
     def store_notice(self) -> Path:
         """What the engine found wrong in the store at its start (records set aside, agents rebuilt), one
         line each, shown by `ls`, `engine status` and `doctor` until an engine starts on a sound store."""

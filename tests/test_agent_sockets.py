@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,22 @@ def test_a_request_names_its_sockets_agent_and_the_process_that_sent_it(tmp_path
         server.shutdown()
         server.server_close()
     assert seen == [Peer(os.getpid(), None), Peer(os.getpid(), "auth")]
+
+
+def test_an_engine_that_listens_on_a_thousand_agents_sockets_before_it_serves_answers_them_all(tmp_path: Path) -> None:
+    # An engine adopting many agents listens on each one's socket before its serving thread runs: every listen
+    # wakes that thread, and the wake-ups nobody reads yet must never block the engine's start.
+    server = ControlServer(lambda method, params, peer: ["pong", peer.agent])
+    paths = [tmp_path / f"a{index}.sock" for index in range(1000)]
+    listening = threading.Thread(target=lambda: [server.listen(path, path.stem) for path in paths], daemon=True)
+    listening.start()
+    try:
+        wait_until(lambda: not listening.is_alive(), timeout=60, message="listening on every socket")
+        server.serve_in_thread()
+        assert request_at(paths[-1], "ping", {}, 10) == ["pong", "a999"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_lineage_ties_a_descendant_to_the_agent_whose_pane_process_it_runs_under(tmp_path: Path) -> None:

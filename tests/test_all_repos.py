@@ -105,6 +105,19 @@ def test_an_agent_sees_no_other_repository(sandbox: Sandbox, beta: Path, isolati
     assert json.loads(sandbox.sv("ls", "--json", cwd=beta).stdout)[0]["state"] in LIVE  # untouched
 
 
+def test_another_repositorys_engine_refuses_an_agent_that_drops_its_variables(sandbox: Sandbox, beta: Path) -> None:
+    """Without a sandbox, an agent that unsets its own variables reaches the other engine's human socket as the
+    human would: that engine ties the caller to an agent all the same (its lineage) and refuses it."""
+    _configure(sandbox, "none")
+    sandbox.sv("start", "two", "--task", "second", cwd=beta)
+    sv = f"env -u SUPERVISOR_SOCKET -u SUPERVISOR_AGENT {PYTHON} -m supervisor"
+    found = _rogue(sandbox, f"probe stop_other \"cd '{beta}' && {sv} stop two\"\n"
+                            f"cd '{beta}' && {sv} stop two 2>&1 | tail -2\n")
+    assert found == {"stop_other": "no"}
+    assert "another repository's agent" in sandbox.sv("log", "rogue").stdout
+    assert json.loads(sandbox.sv("ls", "--json", cwd=beta).stdout)[0]["state"] in LIVE  # untouched
+
+
 @pytest.fixture
 def engines(sandbox: Sandbox, beta: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Both repositories' engines, reachable from this process (the dashboard runs in the test's process)."""

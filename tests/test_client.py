@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +13,12 @@ from typing import Any
 
 import pytest
 
-from supervisor.client import EngineTimeout, request_at
+from supervisor.client import EngineTimeout, ensure_engine, request_at
 from supervisor.engine.protocol import recv_message, send_message
 from supervisor.engine.server import ControlServer
+from supervisor.errors import SupervisorError
+from supervisor.paths import find_repo
+from tests.conftest import Sandbox, wait_until
 
 
 def _client(path: Path) -> socket.socket:
@@ -90,3 +95,52 @@ def test_the_engine_queues_a_burst_of_connections_before_it_accepts(tmp_path: Pa
         server.server_close()
         for sock in burst:
             sock.close()
+
+
+# An engine's start, standing in for one adopting hundreds of agents: it holds the engine lock, says its step in
+# `engine-starting` (STEPS counted steps, a tenth of a second each), then answers on the engine socket, or, told
+# to stall, says one step and nothing more.
+SLOW_START = """
+import fcntl, sys, time
+from pathlib import Path
+from supervisor.engine.server import ControlServer
+from supervisor.engine.startup import StartNote
+from supervisor.paths import find_repo
+paths = find_repo(Path(sys.argv[1]))
+paths.ensure_dirs()
+lock = open(paths.engine_lock, "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
+note = StartNote(paths.engine_starting)
+steps = int(sys.argv[2])
+for done in range(steps):
+    note.say("adopting the agents", done, steps)
+    time.sleep(0.1)
+if sys.argv[3] == "answers":
+    server = ControlServer(lambda method, params, peer: "pong")
+    server.listen(paths.engine_socket)
+    server.serve_in_thread()
+    note.done()
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_a_start_longer_than_the_wait_is_waited_for_while_the_engine_says_it_moves_on(
+        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, answers: bool) -> None:
+    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
+    paths = find_repo(sandbox.root)
+    steps = 40 if answers else 1  # four seconds of steps, four times the wait given below
+    starting = subprocess.Popen([sys.executable, "-c", SLOW_START, str(sandbox.root), str(steps),
+                                 "answers" if answers else "stalls"], env=sandbox.env)
+    try:
+        wait_until(paths.engine_starting.exists, message="the engine's start to be under way")
+        if answers:
+            ensure_engine(paths, wait=1.0)
+            assert request_at(paths.engine_socket, "ping", {}, 10) == "pong"
+        else:
+            with pytest.raises(SupervisorError, match=r"the engine did not start: it has been adopting the agents "
+                                                      r"\(0 of 1\) for \d+ s and does not answer"):
+                ensure_engine(paths, wait=1.0)
+    finally:
+        starting.kill()
+        starting.wait()

@@ -69,6 +69,23 @@ def test_each_tree_is_metered_since_its_own_last_look() -> None:
         quiet.wait()
 
 
+def test_a_child_gone_between_its_parents_listing_and_its_own_read_leaves_the_tree_measured() -> None:
+    """A process that exits after its parent's children file listed it and before its own stat was read is in
+    the snapshot's children and not in its processes: the tree is measured without it (this failed the whole
+    tick, every agent's, when a tool exited at that moment)."""
+    root = _spawn_tree(ignore_term=False)
+    try:
+        wait_until(lambda: len(scan([root.pid]).tree(root.pid)) == 3, message="tree of three")
+        snapshot = scan([root.pid])
+        gone = snapshot.children[root.pid][0]
+        del snapshot.procs[gone]  # what the scan keeps of a child whose stat could no longer be read
+        usage = CpuMeter().measure(snapshot, root.pid)
+        assert len(usage.pids) == 2 and gone not in usage.pids
+    finally:
+        kill_tree(root.pid, 0)
+        root.wait()
+
+
 def test_a_tool_named_like_the_cli_still_counts_as_work(tmp_path: Path) -> None:
     """Under a CLI that is itself `node` (Claude Code, Codex, Gemini), a silent `node` test run started
     through its shell tool is work; only the CLI's own processes at the top of the tree are left out."""

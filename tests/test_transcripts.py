@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.livescreen import shown
-from supervisor.engine.screentext import strip_ansi
+from supervisor.engine.screentext import bare, find_end, same_line, strip_ansi, wiped
 from supervisor.engine.transcripts import Transcripts, last_words, read_transcript
 from supervisor.tmux.server import Grid, Scrolled, Tmux
 from tests.conftest import own_tmux, wait_until
@@ -258,3 +260,27 @@ def test_lines_a_cleared_screen_wiped_are_in_the_log_once_in_order(tmux: Tmux, t
     screens, scrolled = tmux.look([pane], {})
     transcripts.end("a", pane, scrolled.get(pane), info.history_limit, screens[pane].splitlines(), info.history)
     assert shown(transcripts.path("a")).decode().splitlines() == [f"line {i}" for i in range(1, 11)]
+
+
+@given(st.lists(st.text(alphabet="ab \x1b[m", max_size=6), max_size=8), st.text(alphabet="ab", max_size=12),
+       st.lists(st.text(alphabet="ab ", max_size=6), max_size=4))
+def test_the_wipe_check_reads_only_the_rows_it_needs_and_answers_as_a_whole_reading_would(
+        rows: list[str], key: str, new: list[str]) -> None:
+    """Where committed text ends at the top of a live screen, and what a new screen wiped off the old one, read
+    from as few rows as tell it (most looks at a printing agent): the same answers as from all of them."""
+    shown = [bare(row) for row in rows]
+    text = "".join(shown)
+    whole = None
+    if key and text.startswith(key):
+        reach = 0
+        for count, row in enumerate(shown, start=1):
+            reach += len(row)
+            if reach >= len(key):
+                whole = count if reach == len(key) else count - 1
+                break
+    assert find_end(iter(shown), key, at_start=True) == whole
+    top = bare(new[0]) if new else None
+    keys = [bare(line) for line in rows]
+    expected = [] if not rows else rows if top is None else [] if same_line(keys[0], top) \
+        else rows[:keys.index(top)] if top and top in keys else rows
+    assert wiped(rows, new) == expected

@@ -534,11 +534,14 @@ def test_a_changed_cell_is_drawn_anew_and_the_rest_of_the_row_is_not() -> None:
         cached = table._cell_render_cache.keys()
         untouched = [key for key in cached if key[0] == "docs"]
         assert untouched, "docs's cells were drawn and cached"
-        source.set_state("api", "working", cpu_percent=55.0)
+        updates = table._update_count  # part of every cache key: a change of it makes the whole table stale
+        longer = "Add the /health endpoint, and a readiness probe that checks the database and the queue"
+        source.set_state("api", "working", cpu_percent=55.0, task=longer)  # longer than any task so far: cut
         await wait_for(pilot, lambda: "working" in drawn("api"), message="the new state drawn")
-        assert "55%" in drawn("api") and "Add the /health endpoint" in drawn("api")
+        assert "55%" in drawn("api") and "Add the /health endpoint, and" in drawn("api")
         assert "idle" in drawn("docs")
         assert all(key in table._cell_render_cache for key in untouched)  # another row's cells stay drawn
+        assert table._update_count == updates, "the table was not made stale as a whole"
 
     run(app, scenario)
 

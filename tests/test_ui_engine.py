@@ -93,7 +93,7 @@ def test_forms_send_preview_and_filters_against_the_real_engine(engine: Sandbox)
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("supervisor attach api" in n for n in notes), message="attach refused")
         await pilot.press("e")
-        await wait_for(pilot, lambda: any("auth" in line and "task_delivered" in line for line in app.events_shown),
+        await wait_for(pilot, lambda: any("auth" in line and "task delivered" in line for line in app.events_shown),
                        message="every agent's events")
         await pilot.press("slash")
         app.filter_input.value = "nothing like this"

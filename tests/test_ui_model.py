@@ -41,8 +41,8 @@ def test_rows_show_each_agents_cost_and_context_and_a_session_its_trees_cost() -
     assert auth["cost"].plain == "$1.84 Σ$2.30"  # its own, then its tree's (auth, auth.tests, auth.tests.data)
     assert auth["ctx"].plain == "62%"
     assert b.cells("auth.tests", NOW)["cost"].plain == "$0.41"  # a helper: its own only
-    assert b.cells("billing", NOW)["ctx"].style == "bold red"  # 91% of its window
-    assert b.cells("ui", NOW)["ctx"].style == "yellow"
+    assert b.cells("billing", NOW)["ctx"].style == f"bold {b.palette.bad}"  # 91% of its window
+    assert b.cells("ui", NOW)["ctx"].style == b.palette.warn
     assert b.cells("docs", NOW)["cost"].plain == "-"  # a model with no price: no cost, never a guess
     assert b.cells("reports", NOW)["ctx"].plain == "-"
     assert b.total_cost == "$6.68+"  # the repository's, and some tokens could not be priced
@@ -173,16 +173,25 @@ def test_filters_by_state_and_text_keep_the_parents_of_matches() -> None:
 
 
 def test_event_lines_say_what_happened() -> None:
+    """In the words of `supervisor events` (sentences, never Python values), without how it was launched."""
     events = {e["kind"] + str(e.get("trigger", "")): e for e in sample_events()}
     line = event_line(events["triggerwaiting"]).plain
-    assert "ui" in line and "waiting" in line and "rm -rf build/" in line
-    assert "starting → working" in event_line(events["state"]).plain
+    assert "ui" in line and "waiting began" in line and "rm -rf build/" in line
+    assert "working (was starting)" in event_line(events["state"]).plain
     resolved = event_line({"id": 1, "ts": None, "agent": "a", "kind": "trigger", "trigger": "stalled",
                            "active": False, "summary": "output again"}).plain
-    assert "stalled resolved" in resolved
-    delivered = event_line({"id": 2, "ts": None, "agent": "a", "kind": "task_delivered", "previous": "starting",
-                            "state": "working", "text": "do it"}, with_agent=False).plain
-    assert delivered.endswith("task_delivered  starting → working do it")
+    assert "stalled ended: output again" in resolved
+    launched = event_line({"id": 2, "ts": None, "agent": "a", "kind": "launched", "previous": "starting",
+                           "state": "starting", "command": "claude --verbose", "pid": 4242, "pane": "%3"},
+                          with_agent=False).plain
+    assert launched == "--:--:-- launched"  # not `launched starting → starting command=…`
+    alert = event_line({"id": 3, "ts": None, "agent": "a", "kind": "alert", "alert": 1, "channels": ["tmux"],
+                        "triggers": ["done", "waiting"], "status": "firing"}, with_agent=False).plain
+    assert alert == "--:--:-- alert 1 (done, waiting) for tmux, firing"
+    approved = event_line({"id": 4, "ts": None, "agent": "a", "kind": "approved", "by": "dashboard"}).plain
+    assert approved.endswith("approved in the dashboard")
+    for text in (launched, alert, approved):
+        assert "=" not in text and "['" not in text
 
 
 def test_conflicts_from_the_radar_show_as_a_badge_an_attention_item_and_an_event() -> None:
@@ -198,8 +207,8 @@ def test_conflicts_from_the_radar_show_as_a_badge_an_attention_item_and_an_event
     assert items[1].reason == "conflicts with auth (src/app.py, src/b.py), main (README.md)"
     event = {"id": 7, "ts": None, "agent": "ui", "kind": "conflicts", "conflicts": found,
              "summary": "conflicts with auth (src/app.py, src/b.py), main (README.md)"}
-    assert event_line(event, with_agent=False).plain.endswith(
-        "conflicts  conflicts with auth (src/app.py, src/b.py), main (README.md)")
+    assert event_line(event, with_agent=False).plain == (
+        "--:--:-- conflicts with auth (src/app.py, src/b.py), main (README.md)")
 
 
 def test_the_model_and_the_source_adapter_do_not_import_textual() -> None:

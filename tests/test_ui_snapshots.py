@@ -15,6 +15,7 @@ from textual.widgets import Input
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import NOW, FakeSource
+from supervisor.ui.review import DiffScreen
 from supervisor.ui.screens import ConfirmScreen, HelpScreen, NewHelperScreen, NewSessionScreen, PromptScreen
 from supervisor.ui.taskboard import TaskBoardScreen
 from supervisor.ui.testing import loaded, screen_is, wait_for
@@ -152,3 +153,19 @@ def test_main_screen_sizes_and_themes(snap_compare: Any, size: tuple[int, int], 
         await pilot.pause()
 
     assert snap_compare(sample_app(), terminal_size=size, run_before=settled("ui", themed))
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "solarized-light"])
+def test_diff_view(snap_compare: Any, theme: str) -> None:
+    """D: the changed files, the first one's hunks with its code coloured, in a dark and a light theme."""
+
+    async def diff(pilot: Pilot[Any]) -> None:
+        pilot.app.theme = theme
+        await pilot.pause()
+        await pilot.press("D")
+        await screen_is(pilot, DiffScreen)
+        screen = pilot.app.screen
+        assert isinstance(screen, DiffScreen)
+        await wait_for(pilot, lambda: screen.loaded and screen.current == 0, message="api's changes")
+
+    assert snap_compare(sample_app(), terminal_size=(120, 35), run_before=settled("api", diff))

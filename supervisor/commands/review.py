@@ -1,8 +1,8 @@
-"""Reviewing an agent's work without leaving the tool: `diff` (everything it changed against its base),
-`push` (its branch to the repository's remote) and `pr` (a pull request with `gh`, when it is installed).
+"""Reviewing an agent's work without leaving the tool: `diff` (everything it changed against its base, see
+`supervisor.git.changes`), `push` (its branch to the repository's remote) and `pr` (a pull request with `gh`,
+when it is installed).
 
 The agent's branch, base and worktree come from its record (`show`); a branch name is never built here.
-Nothing here changes the agent's worktree: new files are shown through a throwaway copy of its index.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,40 +56,14 @@ def _agent(name: str) -> dict[str, Any]:
 def cmd_diff(args: argparse.Namespace) -> int:
     agent = _agent(args.agent)
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    text = agent_diff(agent, stat=args.stat, colour=colour)
+    from supervisor.git.changes import agent_diff
+
+    text = agent_diff(_root(), agent, stat=args.stat, colour=colour)
     if not text.strip():
         print(f"{agent['name']}: nothing changed against its base {agent['base'][:10]}", file=sys.stderr)
         return 0
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
-
-
-def agent_diff(agent: dict[str, Any], *, stat: bool, colour: bool) -> str:
-    """The agent's commits since its base, its uncommitted edits and its new untracked files, as one diff
-    (its worktree against its base commit). Its index is not touched: new files are marked to be added in a
-    copy of it. Without a worktree: its branch against its base."""
-    base, worktree = agent["base"], Path(agent["worktree"])
-    options = [f"--color={'always' if colour else 'never'}", "--stat" if stat else "--patch"]
-    if not worktree.is_dir():
-        return _checked(_git(_root(), "diff", *options, base, agent["branch"], "--"), agent["name"])
-    index = _git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="supervisor-diff-") as scratch:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        if index and Path(index).exists():
-            shutil.copyfile(index, env["GIT_INDEX_FILE"])
-        new = _git(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=env).stdout
-        if new:
-            marked = subprocess.run(["git", "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"],
-                                    cwd=worktree, env=env, input=new, capture_output=True, text=True, check=False)
-            _checked(marked, agent["name"])
-        return _checked(_git(worktree, "diff", *options, base, "--", env=env), agent["name"])
-
-
-def _checked(done: subprocess.CompletedProcess[str], name: str) -> str:
-    if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise SupervisorError(f"cannot show {name}'s changes: {detail}")
-    return done.stdout
 
 
 def _root() -> Path:

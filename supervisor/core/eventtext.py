@@ -148,4 +148,5 @@ _SPECIAL: dict[str, Callable[[dict[str, Any]], str]] = {
     "approved": _answered, "denied": _answered, "trigger": _trigger, "alert": _alert, "alert_sent": _alert_sent,
     "alert_failed": _alert_failed, "hook": _hook,
     "approval_required": lambda e: f"asks: {e.get('request') or 'an approval'}",
+    "conflicts": lambda e: str(e.get("summary") or "conflicts with another branch"),  # the radar words it
 }

@@ -127,8 +127,14 @@ def run_demo(directory: Path | None, open_ui: bool = True, *, stall_after: str =
 
     os.chdir(repo)
     code = 0
-    if open_ui:
-        code = cli_main(["ui"])  # the dashboard shows them starting; it returns when the user quits
+    if open_ui and sys.stdin.isatty() and sys.stdout.isatty():
+        from supervisor.ui.app import run_demo_dashboard  # Textual is imported only here
+
+        # The dashboard shows them starting; it returns when the user quits, having asked whether to end the demo.
+        if run_demo_dashboard(paths):
+            return finish(repo)
+    elif open_ui:
+        code = cli_main(["ui"])  # without a terminal: the listing
     else:
         _wait_started(paths, timeout=10.0)
         print()
@@ -142,6 +148,18 @@ def run_demo(directory: Path | None, open_ui: bool = True, *, stall_after: str =
         "  supervisor merge api          merge a finished session into main (docs's is refused)\n"
         "  supervisor stop billing       stop one; `supervisor engine stop` stops watching"
     )
+    return code
+
+
+def finish(repo: Path) -> int:
+    """End the demo whose repository is `repo` (the current directory): `supervisor down` there, every agent, the
+    engine and the tmux server; the repository stays."""
+    from supervisor.cli import main as cli_main
+
+    print("ending the demo…")
+    code = cli_main(["down"])
+    print(f"\nThe demo ended; its repository stays at {repo}.\n"
+          "  supervisor demo               starts a new one")
     return code
 
 

@@ -121,6 +121,9 @@ def identify(peer: Peer, agents: list[Agent], method: str = "ping") -> Agent | N
         return None
     tied = tied_agent(peer.pid, agents)
     if peer.agent is None:
+        if tied is None and (foreign := _another_engines_agent(peer.pid)) is not None:
+            raise SupervisorError(f"refused: the caller is another repository's agent ({foreign}); an agent "
+                                  "reaches only the engine of its own repository", hint=HINT)
         return tied
     own = next((agent for agent in agents if agent.name == peer.agent), None)
     if own is None:
@@ -128,6 +131,15 @@ def identify(peer: Peer, agents: list[Agent], method: str = "ping") -> Agent | N
     if tied is not None and tied.name != own.name:
         raise SupervisorError(f"a process of agent {tied.name} may not use the socket of agent {own.name}")
     return own
+
+
+def _another_engines_agent(pid: int) -> str | None:
+    """Why process `pid`, tied to none of this engine's agents, is an agent all the same (its lineage carries an
+    agent's variables, or it runs in an agent's cgroup): one of another repository's, without a sandbox (in one,
+    no other engine's socket is in sight), that dropped its variables to pass for the human."""
+    from supervisor.engine.whose import agent_around  # (whose reads lineage from here)
+
+    return agent_around(pid)
 
 
 def check(caller: Agent | None, peer: Peer, method: str, params: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from supervisor.client import repair_holding
 from supervisor.config import Config, load_config
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine import branch_names, callers, environments, rebuild, spools, views
+from supervisor.engine import callers, environments, rebuild, spools, views
 from supervisor.engine.answers import Answers
 from supervisor.engine.approvals import (
     Approvals,
@@ -47,9 +47,11 @@ from supervisor.engine.planner import Planner
 from supervisor.engine.prompter import Prompter
 from supervisor.engine.radar import ConflictRadar
 from supervisor.engine.restore import RestoreDesk
+from supervisor.engine.review import ReviewDesk
 from supervisor.engine.screens import Screens
 from supervisor.engine.server import ControlServer, Peer, clear_path
 from supervisor.engine.spending import SpendingWatch
+from supervisor.engine.startup import StartNote, take_over
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts
 from supervisor.engine.watcher import Live, Watcher
@@ -114,7 +116,7 @@ class Engine:
         self.hostlinks = HostLinks(self)  # a link per host of `hosts:`, and whether each is up (`hosts`)
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self), self.hostlinks]
+                                        self.usage, BulkDesk(self), self.hostlinks, ReviewDesk(self)]
         # What the engine does for its requests and its watcher, each in a desk of its own (each may offer `op_*`).
         self.launcher = Launcher(self)
         self.prompter = Prompter(self)
@@ -162,25 +164,11 @@ class Engine:
         started here (a dead one is news the watcher tells), but by the first launch that needs one.
         `hangup_stops`: SIGHUP stops it (run in a terminal; detached, `detached.detach` makes it harmless)."""
         self.acquire_singleton()
-        self.hooks_once = HookLedger(self.store)  # no other engine applies events from now on
-        self.tmux.use_control()
-        self.store.set_meta("engine_pid", str(os.getpid()))
-        self.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
-        branch_names.migrate(self)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
-        rebuild.at_start(self)  # agents whose records the store lacks, from their panes and worktrees
-        self.contracts.load()  # every stored contract checked against its digest; the guard's files written
-        self.watcher.adopt()
-        try:
-            self.hookdesk.ingest_spool()
-        except Exception as exc:  # what an agent left in its spool never keeps the engine from starting
-            log.exception("reading the hook spools failed")
-            self.store.append_event(None, "spool_unreadable", error=repr(exc))
-        for service in self.services:
-            service.start()
-        for agent in self.store.agents():
-            self.ready_socket(agent)
+        note = StartNote(self.paths.engine_starting)  # what the command waiting for it is told meanwhile
+        take_over(self, note)
         self.control.listen(self.paths.engine_socket)
         self.control.serve_in_thread()
+        note.done()
         registration = _register(self.paths)  # `ls --all`, `ui --all` find it from now on
         if threading.current_thread() is threading.main_thread():  # (an engine in a test's thread: request_stop)
             for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hangup_stops else [])):

@@ -47,6 +47,8 @@ class Snapshot:
         order, stack = [], [root]
         while stack:
             pid = stack.pop()
+            if pid not in self.procs:
+                continue  # listed as a child, and gone before its own stat could be read
             order.append(pid)
             stack.extend(self.children.get(pid, ()))
         return order

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
 # CSI, OSC, and other escape sequences, then lone control characters other than tab and newline.
 _ANSI = re.compile(
@@ -49,13 +50,26 @@ def _bare_line(line: str) -> str:
     return "".join(_ANSI.sub("", line).split())  # one segment: strip_ansi keeps it, or "" when it is all blank
 
 
-def find_end(rows: list[str], key: str, *, at_start: bool = False) -> int | None:
+def find_end(rows: Iterable[str], key: str, *, at_start: bool = False) -> int | None:
     """How many of `rows` (texts without spaces) hold `key` at their end, found last (or at their start);
-    None when not found. A row where `key` ends before the row does counts as not written: taken again whole."""
+    None when not found. A row where `key` ends before the row does counts as not written: taken again whole.
+    At the start, rows are taken only until they are as long as `key` (a live screen's rows against the few
+    lines committed since: the rest need not be made bare)."""
     if not key:
         return None
+    if at_start:
+        taken, reach = [], 0
+        for row in rows:
+            taken.append(row)
+            reach += len(row)
+            if reach >= len(key):
+                break
+        if not "".join(taken).startswith(key):
+            return None
+        return len(taken) if reach == len(key) else len(taken) - 1
+    rows = list(rows)
     text = "".join(rows)
-    found = (0 if text.startswith(key) else -1) if at_start else text.rfind(key)
+    found = text.rfind(key)
     if found < 0:
         return None
     end, reach = found + len(key), 0
@@ -81,7 +95,7 @@ def wiped(old: list[str], new: list[str]) -> list[str]:
     top = bare(new[0]) if new else None
     if top is None:
         return old
+    if same_line(bare(old[0]), top):
+        return []  # the usual answer, from two lines: the screen goes on where it was
     keys = [bare(line) for line in old]
-    if same_line(keys[0], top):
-        return []
     return old[:keys.index(top)] if top and top in keys else old

@@ -105,6 +105,9 @@ class ControlServer:
         self._selector = selectors.DefaultSelector()
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
+        # Never blocking: a full pair means a wake-up is pending already. Blocking, the engine's start hung for
+        # good once it had listened on a few hundred agents' sockets before the serving thread ran to drain it.
+        self._wake_out.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._listeners: dict[Path, _Listener] = {}
         self._lock = threading.Lock()

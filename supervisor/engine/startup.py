@@ -14,12 +14,18 @@ import os
 import resource
 import sqlite3
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from supervisor import __version__
 from supervisor.core.unwritten import is_write_fault
 from supervisor.engine.callers import tied_agent
 from supervisor.errors import SupervisorError
 from supervisor.paths import RepoPaths
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
 
 log = logging.getLogger("supervisor.engine")
 
@@ -100,3 +106,76 @@ def start_failure(path: Path) -> SupervisorError | None:
         return SupervisorError(f"the engine did not start: {data['error']}", hint=data.get("hint"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+class StartNote:
+    """What a starting engine is doing, said in `paths.engine_starting` until it answers requests: the command
+    that waits for it waits as long as this keeps moving (adopting hundreds of agents on a loaded machine takes
+    longer than any fixed wait), and, if it stops moving, says where the start stands."""
+
+    EVERY = 0.5  # seconds between two writes of the same step's progress
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._said = ("", -1e9)
+
+    def say(self, step: str, done: int | None = None, of: int | None = None) -> None:
+        """The step under way (`done` of `of` when it counts something); a count is written every EVERY s."""
+        now = time.monotonic()
+        if step == self._said[0] and done is not None and done != of and now - self._said[1] < self.EVERY:
+            return
+        self._said = (step, now)
+        text = f"{step} ({done} of {of})" if done is not None and of is not None else step
+        try:
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temporary.write_text(f"{text}\n")
+            os.replace(temporary, self.path)
+        except OSError as exc:  # a full disk: the client waits its fixed time, and engine.log says why
+            log.warning("could not write %s: %s", self.path, exc)
+
+    def done(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def start_note(path: Path) -> tuple[str, float] | None:
+    """What the starting engine last said it was doing, and how many seconds ago; None when it said nothing."""
+    try:
+        text = path.read_text(errors="replace").strip()
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    return (text or "starting", max(0.0, age))
+
+
+def take_over(engine: Engine, note: StartNote) -> None:
+    """What an engine does once it holds the lock and before it answers: the store brought up to date, the
+    agents a previous engine left adopted, the services started, each live agent's socket listened on again.
+    Each step said in `note` as it goes."""
+    from supervisor.engine import branch_names, rebuild
+    from supervisor.engine.once import HookLedger
+
+    note.say("opening the store")
+    engine.hooks_once = HookLedger(engine.store)  # no other engine applies events from now on
+    engine.tmux.use_control()
+    engine.store.set_meta("engine_pid", str(os.getpid()))
+    engine.store.append_event(None, "engine_started", pid=os.getpid(), version=__version__)
+    note.say("bringing the records up to date")
+    branch_names.migrate(engine)  # branches `agent/NAME` of earlier versions become `agent/NAME/work`
+    rebuild.at_start(engine)  # agents whose records the store lacks, from their panes and worktrees
+    note.say("checking the stored contracts")
+    engine.contracts.load()  # every stored contract checked against its digest; the guard's files written
+    engine.watcher.adopt(lambda done, of: note.say("adopting the agents", done, of))
+    note.say("reading the hook spools")
+    try:
+        engine.hookdesk.ingest_spool()
+    except Exception as exc:  # what an agent left in its spool never keeps the engine from starting
+        log.exception("reading the hook spools failed")
+        engine.store.append_event(None, "spool_unreadable", error=repr(exc))
+    note.say("starting its services")
+    for service in engine.services:
+        service.start()
+    agents = engine.store.agents()
+    for index, agent in enumerate(agents):
+        note.say("opening the agents' sockets", index, len(agents))
+        engine.ready_socket(agent)

@@ -479,8 +479,7 @@ class Transcripts:
         rest = list(old.lines)
         since = self._committed_since(name, old.inode, old.size)
         if since:
-            shown = [bare(line) for line in old.lines]
-            found = find_end(shown, bare(since.decode(errors="replace")), at_start=True)
+            found = find_end(map(bare, old.lines), bare(since.decode(errors="replace")), at_start=True)
             if found is None:
                 return  # rows scrolled by past where the screen was redrawn: overwritten, not wiped
             rest = rest[found:]

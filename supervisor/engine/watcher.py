@@ -24,6 +24,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,13 +156,14 @@ class Watcher:
             stopping.wait(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
         self.engine.transcripts.close()
 
-    def adopt(self) -> None:
-        """Take over the agents a previous engine left running: same panes, transcripts continued."""
+    def adopt(self, progress: Callable[[int, int], None] = lambda done, of: None) -> None:
+        """Take over the agents a previous engine left running: same panes, transcripts continued. `progress`
+        is told how many of them are done, as it goes."""
         engine = self.engine
         panes = engine.tmux.list_panes()
-        for agent in engine.store.agents():
-            if not agent.state.live or not watched_here(agent):
-                continue
+        agents = [agent for agent in engine.store.agents() if agent.state.live and watched_here(agent)]
+        for done, agent in enumerate(agents):
+            progress(done, len(agents))
             live = engine.live[agent.name] = self._fresh_live(agent)
             hooked = last_hook(engine.store, agent.name)  # maybe recorded and never applied (a kill between)
             if hooked is not None:
@@ -170,6 +172,7 @@ class Watcher:
             if pane is not None:
                 engine.transcripts.adopt(agent.name, pane.server, pane.pane, pane.history)
             engine.store.append_event(agent.name, "adopted", pane=agent.pane, state=str(agent.state))
+        progress(len(agents), len(agents))
         self.tick()
 
     def _fresh_live(self, agent: Agent) -> Live:

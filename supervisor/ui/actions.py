@@ -52,6 +52,11 @@ ACTIONS: tuple[Action, ...] = (
            "supervisor merge NAME", footer=True),
     Action("x", "remove", "Remove", "remove a stopped agent's worktree and branch", "supervisor rm NAME [--force]",
            footer=True),
+    Action("D", "diff", "Diff", "everything the agent changed against its base (commits, uncommitted edits, new "
+           "files), file by file with its code coloured: n/p next/previous file, arrows and PgUp/PgDn scroll",
+           "supervisor diff NAME", footer=True),
+    Action("C", "compare", "Compare", "the candidates of the selected agent's best-of-N side by side (files, lines, "
+           "merge.check); from there D shows one's diff and m merges it", "supervisor compare GROUP"),
     Action("z", "snooze", "Snooze alerts", "silence the agent's alerts for a while",
            "supervisor alerts snooze NAME [--for 30m]", footer=True, short="Snooze"),
     Action("R", "restore", "Restore agents", "bring back the agents whose panes went with the tmux server (it was "
@@ -64,8 +69,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("shift+down", "mark_down", "Mark and move down", "mark the agent and the next one (shift+↓)",
            on_agent=True),
     Action("shift+up", "mark_up", "Mark and move up", "mark the agent and the one above (shift+↑)", on_agent=True),
-    Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)", footer=True,
-           on_agent=False),
+    Action("slash", "filter_text", "Filter", "filter the agents by text (Esc returns to the list)",
+           on_agent=False),  # not in the footer: the filter line says `(/)` already
     Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",
            on_agent=False),
     Action("exclamation_mark", "needs_me", "Needs me", "show only the agents that need a human (again: all)",

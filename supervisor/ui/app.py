@@ -21,13 +21,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from supervisor.paths import RepoPaths
-from supervisor.repositories import qualify
+from supervisor.repositories import SEPARATOR, qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.header import SteadyHeader
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
+from supervisor.ui.review import CompareScreen, DiffScreen
 from supervisor.ui.screens import (
     ConfirmScreen,
     HelpScreen,
@@ -87,15 +88,17 @@ class SupervisorApp(MarkedActions):
     #filters Label { width: auto; color: $text-muted; padding-right: 1; }
     #filter { width: 1fr; }
     #state { width: 24; margin-left: 1; }
-    SyncTable { border: round $panel-lighten-2; background: $surface; }
+    SyncTable, #preview, #events { border: round $foreground 30%; border-title-color: $foreground;
+                                   border-subtitle-color: $foreground 70%; }
+    SyncTable { background: $surface; }
     SyncTable:focus { border: round $accent; }
     #attention { height: 8; border: round $error; overflow-x: hidden; }
     #attention:focus { border: round $accent; }
     #agents { height: 12; }
     #bottom { height: 1fr; min-height: 5; }
-    #preview { width: 3fr; border: round $panel-lighten-2; }
+    #preview { width: 3fr; }
     #preview:focus { border: round $accent; }
-    #events { width: 2fr; border: round $panel-lighten-2; background: $surface; scrollbar-size-vertical: 1; }
+    #events { width: 2fr; background: $surface; scrollbar-size-vertical: 1; }
     #events:focus { border: round $accent; }
     """
 
@@ -139,6 +142,8 @@ class SupervisorApp(MarkedActions):
     def on_mount(self) -> None:
         self.title = f"supervisor — {self.source.title}"
         self._remember_theme()
+        self.apply_theme_colours()
+        self.theme_changed_signal.subscribe(self, lambda _: self.apply_theme_colours())
         self.attention_table.show_cursor = False  # one row is selected: the agents list's, until focus moves
         self._title(self.attention_table, "Needs you")
         self.apply_layout()
@@ -365,6 +370,53 @@ class SupervisorApp(MarkedActions):
             f"Remove {name}'s worktree and branch?\nForce also stops it and drops unmerged work.",
             [("force", "Force remove", "error"), ("remove", "Remove", "warning")]), chosen)
 
+    def action_diff(self, name: str | None = None) -> None:
+        name = name or self._agent()
+        if name is None:
+            return
+        screen = DiffScreen(name, self.board.palette)
+
+        def then(choice: str | None) -> None:
+            if choice == "merge" and name in self.board.agents:
+                self.select_agent(name)
+                self.action_merge()
+
+        self.push_screen(screen, then)
+        self._in_thread("diff", lambda: self.source.call("diff", {"name": name}, timeout=LONG_REQUEST_SECONDS),
+                        screen.show, failed=screen.failed)
+
+    def action_compare(self) -> None:
+        name = self._agent()
+        if name is None:
+            return
+        group = self.board.agents[name].get("best_of")
+        if not group:
+            self.notify(f"{name} is not a candidate of a best-of-N; `supervisor start NAME --best-of N --task TEXT` "
+                        "starts one", severity="warning", timeout=5)
+            return
+        label = name.rpartition(SEPARATOR)[0]  # `ui --all`: agents are REPO:NAME, and so is the group asked for
+
+        def named(own: str) -> str:
+            return qualify(label, own) if label else own
+
+        screen = CompareScreen(str(group), self.board.palette)
+
+        def then(choice: str | None) -> None:
+            if not choice:
+                return
+            what, candidate = choice.split(" ", 1)
+            candidate = named(candidate)
+            self.select_agent(candidate)
+            if what == "diff":
+                self.action_diff(candidate)
+            elif what == "merge":
+                self.action_merge()
+
+        self.push_screen(screen, then)
+        self._in_thread("compare", lambda: self.source.call("compare", {"name": named(str(group))},
+                                                           timeout=LONG_REQUEST_SECONDS),
+                        screen.show, failed=screen.failed)
+
     def action_snooze(self) -> None:
         name = self._agent()
         if name is None or self._unavailable_now("snooze"):
@@ -462,6 +514,22 @@ class SupervisorApp(MarkedActions):
         else:
             self.clear_marks()
 
+    async def action_quit(self) -> None:
+        """q: close the dashboard; the demo's asks first whether to end the demo or leave it running."""
+        if not self.demo:
+            self.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("end", "keep"):
+                self.end_demo = choice == "end"
+                self.exit()
+
+        self.push_screen(ConfirmScreen(
+            "Quit the demo. End it too (its agents, its engine and its tmux server, as `supervisor down` does), "
+            "or keep it running to come back to with `supervisor`?\nIts repository stays on disk either way.",
+            [("keep", "Keep it running", "primary"), ("end", "End the demo", "warning")]), chosen)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action in ACTIONS:
@@ -482,3 +550,12 @@ def run_dashboard(paths: RepoPaths) -> int:
 
     SupervisorApp(EngineSource(paths), remember_settings=True).run()
     return 0
+
+
+def run_demo_dashboard(paths: RepoPaths) -> bool:
+    """The demo's dashboard (`supervisor demo`); True when the human chose, on quitting, to end the demo."""
+    from supervisor.ui.source import EngineSource
+
+    app = SupervisorApp(EngineSource(paths), remember_settings=True, demo=True)
+    app.run()
+    return app.end_demo

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from supervisor.git.changes import split_files
 from supervisor.git.refs import agent_branch
 from supervisor.ui.source import EngineDown, EngineSlow, NotAvailable, RequestFailed
 
@@ -23,7 +24,8 @@ NOW = 1748858400.0
 FIRST_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
                            "send", "stop", "restart", "rm", "attach_info"})
 # Every request of today's engine that the dashboard uses (the default).
-ENGINE_METHODS = FIRST_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences", "hosts"}
+ENGINE_METHODS = FIRST_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences", "diff", "compare",
+                                  "hosts"}
 # The task board's requests (the sample world has a board; a test may leave them out).
 TASK_METHODS = frozenset({"task_ls", "task_add", "task_claim", "task_done", "task_release"})
 
@@ -166,6 +168,37 @@ def sample_screens() -> dict[str, str]:
     }
 
 
+SAMPLE_PATCHES = {
+    "api": """diff --git a/services/api/app.py b/services/api/app.py
+index 1c2d3e4..5f6a7b8 100644
+--- a/services/api/app.py
++++ b/services/api/app.py
+@@ -1 +1,12 @@
+-ROUTES = ['/']
++\"\"\"The service's routes.\"\"\"
++
++ROUTES = ['/', '/health']
++
++
++def health() -> dict[str, str]:
++    # Load balancers ask this every few seconds: no database call here.
++    return {"status": "ok", "version": VERSION}
++
++
++VERSION = "1.4.2"
++TIMEOUT_SECONDS = 30
+diff --git a/notes/api.md b/notes/api.md
+new file mode 100644
+index 0000000..9a8b7c6
+--- /dev/null
++++ b/notes/api.md
+@@ -0,0 +1,2 @@
++# API notes
++`GET /health` answers without touching the database.
+""",
+}
+
+
 class FakeSource:
     """An in-memory engine. Thread-safe: the dashboard calls it from worker threads."""
 
@@ -285,6 +318,15 @@ class FakeSource:
     def _op_diffstat(self) -> dict[str, dict[str, int]]:
         with self._changed:
             return {name: dict(stat) for name, stat in self.stats.items() if name in self.agents}
+
+    def _op_diff(self, name: str) -> dict[str, Any]:
+        with self._changed:
+            if name not in self.agents:
+                raise RequestFailed(f"no agent named {name!r}")
+            record = self.agents[name]
+        files = split_files(SAMPLE_PATCHES.get(name, ""))
+        return {"name": name, "base": record["base"], "branch": record["branch"], "target": record["target"],
+                "files": [found.as_dict() for found in files]}
 
     def _op_silences(self) -> list[dict[str, Any]]:
         with self._changed:

@@ -27,8 +27,20 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from supervisor.ui.actions import ACTIONS
-from supervisor.ui.layout import SCROLLBAR, Split, cut, split
-from supervisor.ui.model import ATTENTION_LABELS, LIVE_STATES, Attention, Board, event_line, state_text
+from supervisor.ui.layout import SCROLLBAR, Split, cut, fit_columns, split
+from supervisor.ui.model import (
+    ATTENTION_LABELS,
+    COLUMN_MIN_WIDTH,
+    COLUMN_PRIORITY,
+    COLUMNS,
+    LIVE_STATES,
+    TASK_MIN_WIDTH,
+    Attention,
+    Board,
+    event_line,
+    state_text,
+)
+from supervisor.ui.palette import palette
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
 from supervisor.ui.screens import RefusalScreen
@@ -74,8 +86,10 @@ class LiveDashboard(App[None]):
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
                  long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS,
-                 remember_settings: bool = False) -> None:
+                 remember_settings: bool = False, demo: bool = False) -> None:
         super().__init__()
+        self.demo = demo  # the demo's dashboard: quitting asks whether to end the demo
+        self.end_demo = False  # … and the answer was to end it
         self.remember_settings = remember_settings  # the theme kept in the user's config (`supervisor ui`)
         self.settle_seconds = settle_seconds
         self.source = source
@@ -107,6 +121,7 @@ class LiveDashboard(App[None]):
         self._preview_raw: str | None = None  # the capture shown, compared in threads to skip parsing
         self._titles: dict[str, tuple[str, str | None]] = {}
         self._split: Split | None = None
+        self._cell_widths: dict[str, tuple[dict[str, Text], dict[str, int]]] = {}  # name -> (cells, their widths)
         self._diffstat_at = 0.0
         self._preview_ticks = 0
         self._diffstat_timer: Timer | None = None
@@ -129,6 +144,17 @@ class LiveDashboard(App[None]):
         self.set_interval(self.screen_seconds, self._tick_preview)
         self.set_interval(1.0, lambda: self.collector.tick(time.monotonic() - self._input_at))
 
+    def apply_theme_colours(self) -> None:
+        """States, badges and diffs in the colours of the theme now shown (`supervisor.ui.palette`): drawn
+        again, rows and events (a cell compares equal whatever its colour, so the tables start afresh)."""
+        self.board.set_palette(palette(self.get_css_variables()))
+        if not self.loaded:
+            return
+        for table in (self.agents_table, self.attention_table):
+            table.start_afresh()
+        self.refresh_tables()
+        self.load_events()
+
     def on_unmount(self) -> None:
         self._stopping.set()
         self.collector.stop()
@@ -141,11 +167,13 @@ class LiveDashboard(App[None]):
     # talking to the engine (always in threads) --------------------------------------------------------
 
     def _in_thread(self, kind: str, fetch: Callable[[], T], done: Callable[[T], None] | None = None,
-                   *, coalesce: bool = False, background: bool = False) -> None:
+                   *, coalesce: bool = False, background: bool = False,
+                   failed: Callable[[str], None] | None = None) -> None:
         """Run `fetch` in a thread worker and hand its result to `done` on the event loop.
 
         With `coalesce`, a request of a kind already in flight is not sent twice: one more runs after it.
-        A `background` read the engine does not offer is noted quietly (no notification, no retry)."""
+        A `background` read the engine does not offer is noted quietly (no notification, no retry). `failed`
+        hears why there is no result (besides the usual notification), for a screen that waits for it."""
         if coalesce:
             if self._busy.get(kind):
                 self._again.add(kind)
@@ -156,18 +184,21 @@ class LiveDashboard(App[None]):
             down_before = self.engine_down is not None
             try:
                 result = fetch()
-            except EngineDown as exc:
-                self._from_thread(self._engine_lost, str(exc))
-            except EngineSlow as exc:  # running but busy: no banner; an action says it may still finish
-                if not coalesce and not background:
-                    self._from_thread(self._slow, exc)
-            except NotAvailable as exc:
-                if background:
-                    self.unavailable.add(exc.method)
+            except (EngineDown, EngineSlow, NotAvailable, RequestFailed) as exc:
+                if isinstance(exc, EngineDown):
+                    self._from_thread(self._engine_lost, str(exc))
+                elif isinstance(exc, EngineSlow):  # running but busy: no banner; an action says it may still finish
+                    if not coalesce and not background:
+                        self._from_thread(self._slow, exc)
+                elif isinstance(exc, NotAvailable):
+                    if background:
+                        self.unavailable.add(exc.method)
+                    else:
+                        self._from_thread(self._not_available, exc.method)
                 else:
-                    self._from_thread(self._not_available, exc.method)
-            except RequestFailed as exc:
-                self._from_thread(self._failed, exc)
+                    self._from_thread(self._failed, exc)
+                if failed is not None:
+                    self._from_thread(failed, exc.message if isinstance(exc, RequestFailed) else str(exc))
             else:
                 if down_before:  # asked while it was thought gone, and it answered: it is back
                     self._from_thread(self._engine_back)
@@ -501,9 +532,10 @@ class LiveDashboard(App[None]):
         now = self.clock()
         visible = self.board.visible(self.state_filter, self.text_filter)
         self.marked &= set(self.board.agents)
-        self.agents_table.sync([(name, self._marked(name, self.board.cells(name, now, context_only=context)))
-                                for name, context in visible])
-        self._fit_task_column()
+        rows = [(name, self._marked(name, self.board.cells(name, now, context_only=context)))
+                for name, context in visible]
+        self.agents_table.show_columns(self._agent_columns(rows))
+        self.agents_table.sync(rows)
         items = self.board.attention()
         self.attention_table.sync(self._attention_rows(items, now))
         self._title(self.attention_table, f"Needs you ({len(items)})" if items else "Needs you (nothing now)")
@@ -535,16 +567,28 @@ class LiveDashboard(App[None]):
         """A marked row's cells: its name after a mark (a copy: the board's cells stay as they are)."""
         if name not in self.marked:
             return cells
-        mark = Text("● ", style="bold magenta")
+        mark = Text("● ", style=self.board.palette.mark)
         mark.append_text(cells["name"])
         return {**cells, "name": mark}
 
-    def _fit_task_column(self) -> None:
-        """The task, last, takes the width the other columns leave, its end cut with …: never a sideways scroll."""
-        table = self.agents_table
-        table.settle_widths()
-        taken = sum(column.get_render_width(table) for key, column in table.columns.items() if key.value != "task")
-        table.fix_width("task", self.size.width - 2 - SCROLLBAR - taken - 2)
+    def _agent_columns(self, rows: list[tuple[str, dict[str, Text]]]) -> list[tuple[str, int]]:
+        """The agents list's columns and their widths for this screen (`supervisor.ui.layout.fit_columns`):
+        each as wide as its widest value or header; the task takes the rest, never a sideways scroll."""
+        needed = {key: max(len(label), COLUMN_MIN_WIDTH.get(key, 0)) for key, label in COLUMNS}
+        for name, cells in rows:
+            widths = self._cell_widths.get(name)
+            if widths is None or widths[0] is not cells:
+                widths = (cells, {key: value.cell_len for key, value in cells.items()})
+                self._cell_widths[name] = widths
+            for key, width in widths[1].items():
+                if width > needed[key]:
+                    needed[key] = width
+        if len(self._cell_widths) > 2 * len(rows) + 100:
+            shown = {name for name, _ in rows}
+            self._cell_widths = {name: found for name, found in self._cell_widths.items() if name in shown}
+        room = self.size.width - 2 - SCROLLBAR
+        return fit_columns([key for key, _ in COLUMNS], COLUMN_PRIORITY, needed, room, flexible="task",
+                           flexible_min=TASK_MIN_WIDTH)
 
     def _attention_rows(self, items: list[Attention], now: float) -> list[tuple[str, dict[str, Text]]]:
         """The rows of "Needs you", each reason cut with … to the width the other columns leave: a long
@@ -552,15 +596,16 @@ class LiveDashboard(App[None]):
         agents' names only, not on the items: a change of widths redraws the whole table."""
         table = self.attention_table
         widths = {"name": max([len("Agent"), *(len(name) for name in self.board.order)]),
-                  "kind": max(len(label) for label, _ in ATTENTION_LABELS.values()), "for": len("1h30m")}
+                  "kind": max(len(label) for label in ATTENTION_LABELS.values()), "for": len("1h30m")}
         for column, width in widths.items():
             table.fix_width(column, width)
         room = max(self.size.width - 2 - SCROLLBAR - sum(w + 2 for w in widths.values()) - 2, 8)
         table.fix_width("reason", room)
         rows = []
         for item in items:
-            label, style = ATTENTION_LABELS[item.kind]
-            rows.append((item.name, {"name": Text(item.name, style="bold"), "kind": Text(label, style=style),
+            label = ATTENTION_LABELS[item.kind]
+            rows.append((item.name, {"name": Text(item.name, style="bold"),
+                                     "kind": Text(label, style=self.board.palette.badge(label)),
                                      "for": self.board.age_cell(item.name, now),
                                      "reason": Text(cut(item.reason.splitlines()[0] if item.reason else "", room))}))
         return rows
@@ -573,7 +618,7 @@ class LiveDashboard(App[None]):
             self._write_event(event)
 
     def _write_event(self, event: dict[str, Any]) -> None:
-        line = event_line(event, with_agent=self.events_scope == "all")
+        line = event_line(event, with_agent=self.events_scope == "all", palette=self.board.palette)
         self.event_log.write(line)
         self.events_shown.append(line.plain)
         del self.events_shown[:-1000]
@@ -588,7 +633,7 @@ class LiveDashboard(App[None]):
 
     def _update_preview_title(self) -> None:
         agent = self.board.agents.get(self.selected or "")
-        title = "Preview" if agent is None else f"{self.selected} — {state_text(agent).plain}"
+        title = "Preview" if agent is None else f"{self.selected} — {state_text(agent, self.board.palette).plain}"
         self._title(self.preview, title, "p: scroll history · ⏎: attach" if agent is not None else "")
 
     def _update_events_title(self) -> None:

@@ -16,20 +16,22 @@ from typing import Any
 from rich.text import Text
 
 from supervisor.core.durations import format_duration
+from supervisor.core.eventtext import describe
 from supervisor.core.model import describe_conflicts
+from supervisor.ui.palette import DEFAULT, Palette
 from supervisor.usage import report as usage_report
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Agent"), ("state", "State"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
     ("cost", "Cost"), ("ctx", "Ctx"), ("diff", "Diff"), ("badges", "Alerts"), ("task", "Task"),
 )
+# Which columns of the agents list give way first when the screen is narrow: the last of these first. The name
+# and the state never do; the task, shown last, takes the width the others leave.
+COLUMN_PRIORITY = ("name", "state", "badges", "task", "for", "diff", "cost", "ctx", "cpu", "mem")
+COLUMN_MIN_WIDTH = {"cpu": 4, "mem": 6, "for": 3}  # what they often grow to: not a redraw of the list each time
+TASK_MIN_WIDTH = 16  # narrower, a task says nothing: columns give way before it is cut to less
 CONTEXT_WARN, CONTEXT_FULL = 75.0, 90.0  # percent of the context window: yellow, then red
 
-STATE_STYLES = {
-    "queued": "dim", "starting": "cyan", "working": "bold green", "idle": "blue",
-    "waiting": "bold yellow", "stalled": "bold magenta", "exited": "dim", "failed": "bold red",
-    "killed": "red", "stopped": "dim", "limited": "bold dark_orange", "unreachable": "bold red",
-}
 LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited", "unreachable"})
 ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
 CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end with the agent
@@ -42,14 +44,6 @@ STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("stopped", "stopped"), ("killed", "killed"), ("queued", "queued"),
 )
 
-BADGE_STYLES = {
-    "ASK": "bold black on yellow", "STALL": "bold white on magenta", "BOUNDARY": "bold white on red",
-    "CONFLICT": "bold black on dark_orange", "FAIL": "bold white on red", "EXIT": "bold white on red",
-    "EXIT 0": "bold black on grey70", "TIMEOUT": "bold white on dark_red", "ZZ": "dim",
-    "MERGE": "bold white on red", "MERGED": "bold black on green", "READY": "bold black on cyan",
-    "LIMIT": "bold black on dark_orange",
-}
-
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
                "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge", "usage")
@@ -59,13 +53,10 @@ _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level"
 # that is finished and ready to merge.
 ATTENTION_ORDER = ("waiting", "boundary", "stalled", "merge", "failed", "timeout", "exited", "limited", "conflict",
                    "ready")
-# How each kind shows in the "Needs you" list: (label, style).
+# How each kind shows in the "Needs you" list: its badge (coloured by the palette).
 ATTENTION_LABELS = {
-    "waiting": ("ASK", BADGE_STYLES["ASK"]), "boundary": ("BOUNDARY", BADGE_STYLES["BOUNDARY"]),
-    "stalled": ("STALL", BADGE_STYLES["STALL"]), "merge": ("MERGE", BADGE_STYLES["MERGE"]),
-    "failed": ("FAIL", BADGE_STYLES["FAIL"]), "timeout": ("TIMEOUT", BADGE_STYLES["TIMEOUT"]),
-    "exited": ("EXIT", BADGE_STYLES["EXIT"]), "conflict": ("CONFLICT", BADGE_STYLES["CONFLICT"]),
-    "ready": ("READY", BADGE_STYLES["READY"]), "limited": ("LIMIT", BADGE_STYLES["LIMIT"]),
+    "waiting": "ASK", "boundary": "BOUNDARY", "stalled": "STALL", "merge": "MERGE", "failed": "FAIL",
+    "timeout": "TIMEOUT", "exited": "EXIT", "conflict": "CONFLICT", "ready": "READY", "limited": "LIMIT",
 }
 
 
@@ -108,16 +99,16 @@ def first_line(text: str | None, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def state_text(agent: dict[str, Any]) -> Text:
+def state_text(agent: dict[str, Any], palette: Palette = DEFAULT) -> Text:
     state = str(agent.get("state") or "?")
     label = state
     if state in ("exited", "failed") and agent.get("exit_code") not in (None, 0):
         label = f"{state} {agent['exit_code']}"
     elif state == "unreachable" and agent.get("last_state"):
         label = f"unreachable ({agent['last_state']})"  # what it was doing when its host went out of reach
-    style = STATE_STYLES.get(state, "")
+    style = palette.state(state)
     if state == "exited" and agent.get("exit_code") not in (None, 0):
-        style = "red"
+        style = palette.bad
     return Text(label, style=style)
 
 
@@ -130,21 +121,21 @@ def cost_text(usage: dict[str, Any], tree: str | None = None) -> Text:
     return text
 
 
-def context_text(usage: dict[str, Any]) -> Text:
+def context_text(usage: dict[str, Any], palette: Palette = DEFAULT) -> Text:
     percent = usage.get("context_percent")
     if percent is None:
         return Text("-", justify="right", style="dim")
-    style = "bold red" if percent >= CONTEXT_FULL else "yellow" if percent >= CONTEXT_WARN else ""
+    style = f"bold {palette.bad}" if percent >= CONTEXT_FULL else palette.warn if percent >= CONTEXT_WARN else ""
     return Text(f"{percent:.0f}%", justify="right", style=style)
 
 
-def diff_text(stat: dict[str, int] | None) -> Text:
+def diff_text(stat: dict[str, int] | None, palette: Palette = DEFAULT) -> Text:
     if not stat or not stat.get("files"):
         return Text("-", style="dim")
     text = Text(f"{stat['files']}f ")
-    text.append(f"+{stat.get('added', 0)}", style="green")
+    text.append(f"+{stat.get('added', 0)}", style=palette.good)
     text.append(" ")
-    text.append(f"−{stat.get('removed', 0)}", style="red")
+    text.append(f"−{stat.get('removed', 0)}", style=palette.bad)
     return text
 
 
@@ -195,6 +186,7 @@ class Board:
         self.total_cost = "$0.00"
         self.flags: dict[str, Flags] = {}
         self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
+        self.palette = DEFAULT
         self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}  # name -> (signature, cells)
 
     # input --------------------------------------------------------------------------------------------
@@ -214,6 +206,12 @@ class Board:
         self.tree_costs = {root: usage_report.cost(usage_report.summed(views))
                            for root, views in trees.items() if len(views) > 1}
         self.total_cost = usage_report.cost(usage_report.summed([v for views in trees.values() for v in views]))
+
+    def set_palette(self, palette: Palette) -> None:
+        """Colours of another theme: every row is drawn again."""
+        if palette != self.palette:
+            self.palette = palette
+            self._rows.clear()
 
     def set_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
         self.diffstat = dict(stats)
@@ -302,7 +300,7 @@ class Board:
             if text:
                 text.append(" ")
             label = f"CONFLICT {len(conflicts)}" if item == "CONFLICT" else ("zz" if item == "ZZ" else item)
-            text.append(label, style=BADGE_STYLES[item])
+            text.append(label, style=self.palette.badge(item))
         return text
 
     def cells(self, name: str, now: float, *, context_only: bool = False) -> dict[str, Text]:
@@ -331,13 +329,13 @@ class Board:
         cpu = agent.get("cpu_percent")
         cells = {
             "name": name_text,
-            "state": state_text(agent),
+            "state": state_text(agent, self.palette),
             "for": Text(age, style="dim"),
             "cpu": Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right"),
             "mem": Text(format_mem(agent.get("rss_bytes")), justify="right"),
             "cost": cost_text(agent.get("usage") or {}, self.tree_costs.get(name)),
-            "ctx": context_text(agent.get("usage") or {}),
-            "diff": diff_text(self.diffstat.get(name)),
+            "ctx": context_text(agent.get("usage") or {}, self.palette),
+            "diff": diff_text(self.diffstat.get(name), self.palette),
             "badges": self.badges(name),
             "task": Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True),
         }
@@ -429,48 +427,34 @@ def tree_key(name: str) -> tuple[str, ...]:
     return tuple(name.split("."))
 
 
-def event_line(event: dict[str, Any], *, with_agent: bool = True) -> Text:
-    """One line of the event log: local time, agent, kind and what matters about it."""
+# Fields of an event the log panel leaves out: how the agent was launched is in `supervisor show`, not news.
+_EVENT_NOISE = frozenset({"command", "pid", "pane", "base", "worktree"})
+_FAILURES = frozenset({"failed", "delivery_failed", "kill_incomplete", "config_invalid", "alert_failed"})
+
+
+def event_line(event: dict[str, Any], *, with_agent: bool = True, palette: Palette = DEFAULT) -> Text:
+    """One line of the event log: local time, agent, and what happened as a sentence (`supervisor events`'s
+    words, supervisor.core.eventtext), its first words coloured by what it is."""
     ts = parse_ts(event.get("ts"))
     clock = datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
     kind = str(event.get("kind") or "?")
     line = Text(clock + " ", style="dim")
     if with_agent:
         line.append(f"{event.get('agent') or 'engine':<10} ", style="bold")
-    style = ""
+    text = first_line(describe({key: value for key, value in event.items() if key not in _EVENT_NOISE}), 400)
     if kind == "trigger":
-        trigger = str(event.get("trigger") or "")
         active = event.get("active", True)
-        style = "bold yellow" if active else "green"
-        line.append(f"{trigger}{'' if active else ' resolved'}", style=style)
-        line.append(f"  {event.get('summary') or ''}")
-        return line
-    if kind == "state":
-        line.append(f"{event.get('previous')} → ", style="dim")
-        line.append(str(event.get("state")), style=STATE_STYLES.get(str(event.get("state")), ""))
-        return line
-    if kind in ("failed", "exited", "killed", "delivery_failed", "kill_incomplete", "config_invalid"):
-        style = "red" if kind != "exited" or event.get("exit_code") not in (0, None) else ""
-    line.append(kind, style=style)
-    details = _event_details(event)
-    if details:
-        line.append("  " + details)
+        head = f"{event.get('trigger')} {'began' if active else 'ended'}"
+        style = f"bold {palette.warn}" if active else palette.good
+    elif kind == "state":
+        head, style = str(event.get("state")), palette.state(str(event.get("state")))
+    elif kind in _FAILURES or (kind in ("exited", "killed") and event.get("exit_code") not in (0, None)):
+        head, style = text, palette.bad
+    else:
+        head, style = "", ""
+    if head and text.startswith(head):
+        line.append(head, style=style)
+        line.append(text[len(head):])
+    else:
+        line.append(text)
     return line
-
-
-def _event_details(event: dict[str, Any]) -> str:
-    skip = {"id", "ts", "agent", "kind", "screen", "command", "pid", "pane", "base", "worktree", "previous", "state",
-            "conflicts"}  # a `conflicts` event's summary says it in words
-    parts = []
-    if event.get("previous") and event.get("state"):
-        parts.append(f"{event['previous']} → {event['state']}")
-    prose = []
-    for key, value in event.items():
-        if key in skip or value in (None, "", [], {}):
-            continue
-        text = first_line(str(value), 70)
-        if key in ("text", "reason", "error", "summary"):
-            prose.append(text)
-        else:
-            parts.append(f"{key}={text}")
-    return " ".join(parts + prose)

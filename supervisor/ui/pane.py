@@ -8,6 +8,7 @@ the bottom of the pane unless the user scrolled up into the history.
 from __future__ import annotations
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -23,6 +24,10 @@ def screen_lines(raw: str) -> list[Text]:
 
 
 class PaneView(ScrollView, can_focus=True):
+    """Lines of rich Text, only the visible ones rendered; a pane's capture follows its bottom."""
+
+    FOLLOWS_BOTTOM = True  # a new capture (or agent) shows its last lines; False: its first ones
+
     DEFAULT_CSS = """
     PaneView {
         background: $background;
@@ -35,6 +40,7 @@ class PaneView(ScrollView, can_focus=True):
         self._lines: list[Text] = []
         self._strips: dict[int, Strip] = {}
         self._raw: str | None = None
+        self._strips_style: Style | None = None  # the widget's style the cached strips were drawn in
 
     @property
     def lines(self) -> list[Text]:
@@ -52,13 +58,15 @@ class PaneView(ScrollView, can_focus=True):
         if raw is not None and raw == self._raw and not reset:
             return False
         self._raw = raw
-        follow = reset or self.scroll_y >= self.max_scroll_y
+        follow = self.FOLLOWS_BOTTOM and (reset or self.scroll_y >= self.max_scroll_y)
         self._lines = lines if lines is not None else screen_lines(raw or "")
         self._strips.clear()
         width = max((cell_len(line.plain) for line in self._lines), default=0)
         self.virtual_size = Size(width, len(self._lines))
         if follow:
             self.scroll_end(animate=False, force=True, x_axis=False)  # after the layout knows the new size
+        elif reset:
+            self.scroll_to(0, 0, animate=False, force=True)
         self.refresh()
         return True
 
@@ -72,9 +80,15 @@ class PaneView(ScrollView, can_focus=True):
         style = self.rich_style
         if index >= len(self._lines):
             return Strip.blank(width, style)
+        if style != self._strips_style:  # another theme: every line drawn again on its background
+            self._strips.clear()
+            self._strips_style = style
         strip = self._strips.get(index)
         if strip is None:
-            line = self._lines[index]
+            # The widget's colours under the pane's own: text the pane did not colour takes the theme's, not the
+            # console's default (dark) ones.
+            line = self._lines[index].copy()
+            line.style = style
             strip = Strip(line.render(self.app.console), cell_len(line.plain)).apply_style(style).simplify()
             self._strips[index] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, index)

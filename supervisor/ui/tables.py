@@ -37,6 +37,7 @@ class SyncTable(DataTable[Text]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._shown: dict[str, dict[str, Text]] = {}
+        self._keep_on: str | None = None  # the row under the cursor before the columns were rebuilt
         self.cell_updates = 0  # how many cells were redrawn, for tests and the benchmark
 
     def on_mount(self) -> None:
@@ -48,6 +49,33 @@ class SyncTable(DataTable[Text]):
         if not self.columns:
             for key, label in self.COLUMNS:
                 self.add_column(label, key=key)
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """The keys of the columns shown, in order."""
+        return [str(key.value) for key in self.columns]
+
+    def show_columns(self, layout: Sequence[tuple[str, int]]) -> None:
+        """Show exactly these columns (key, width), each exactly as wide as said: widths known before the
+        first row is drawn, so headers and cells line up from the first paint. Another set of columns
+        rebuilds the table (DataTable cannot hide a column); the next `sync` fills it again."""
+        self._ensure_columns()
+        if [key for key, _ in layout] == self.shown_columns:
+            for key, width in layout:
+                self.fix_width(key, width)
+            return
+        self._keep_on = self._keep_on or self.current_key
+        self.clear(columns=True)
+        self._shown.clear()
+        labels = dict(self.COLUMNS)
+        for key, width in layout:
+            self.add_column(labels[key], key=key, width=max(width, 1))
+
+    def start_afresh(self) -> None:
+        """Forget the rows shown: the next `sync` draws every row again (the cursor stays on its row)."""
+        self._keep_on = self._keep_on or self.current_key
+        self.clear()
+        self._shown.clear()
 
     @property
     def keys(self) -> list[str]:
@@ -88,25 +116,10 @@ class SyncTable(DataTable[Text]):
             self._clear_caches()
             self.refresh()
 
-    def settle_widths(self) -> None:
-        """Measure the columns now rather than when the app is next idle (what DataTable does then): a width
-        that depends on the others (`fix_width`) is then right at once, instead of one refresh late, which
-        would redraw the whole table twice."""
-        if not all(hasattr(self, name) for name in ("_updated_cells", "_new_rows", "_require_update_dimensions")):
-            return
-        if self._updated_cells:
-            updated = set(self._updated_cells)
-            self._updated_cells.clear()
-            self._update_column_widths(updated)
-        if self._require_update_dimensions:
-            self._require_update_dimensions = False
-            new_rows = self._new_rows.copy()
-            self._new_rows.clear()
-            self._update_dimensions(new_rows)
-
     def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
         """Make the table show exactly `rows` (agent, cells), in this order."""
-        selected = self.current_key
+        selected = self.current_key or self._keep_on
+        self._keep_on = None
         self._apply(rows)
         if selected is not None and self.current_key != selected:
             self.select_key(selected)
@@ -118,6 +131,7 @@ class SyncTable(DataTable[Text]):
             self.remove_row(key)
             del self._shown[key]
         first = self.COLUMNS[0][0]
+        shown_columns = self.shown_columns
         changed: list[tuple[str, str, Text]] = []
         for key, cells in rows:
             shown = self._shown.get(key)
@@ -125,12 +139,13 @@ class SyncTable(DataTable[Text]):
                 continue  # the model hands back the very same cells while nothing in the row changed
             self._shown[key] = cells
             if shown is None:
-                values = [cells[column] for column, _ in self.COLUMNS]
+                values = [cells[column] for column in shown_columns]
                 values[0] = KeyedText(values[0], key)
                 self.add_row(*values, key=key)
                 self.cell_updates += len(values)
                 continue
-            for column, value in cells.items():
+            for column in shown_columns:
+                value = cells[column]
                 if shown[column] != value:
                     changed.append((key, column, KeyedText(value, key) if column == first else value))
         self._update_cells(changed)
@@ -146,8 +161,9 @@ class SyncTable(DataTable[Text]):
         cache key), so after any change the whole visible table is rendered again, cell by cell: 25-60 ms
         for 25 rows, once a second with 100 busy agents, and a key pressed meanwhile waits for it. Here the
         values go into the table's data and only the cache entries of the changed cells and rows are dropped;
-        a wider value still goes through `update_cell`, which resizes its column (only a wider one: asking
-        DataTable to fit a narrower one makes it measure the whole column again, for every such cell)."""
+        a wider value in a column sized by its content still goes through `update_cell`, which resizes it
+        (only a wider one: asking DataTable to fit a narrower one makes it measure the whole column again, for
+        every such cell)."""
         caches = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_line_cache", "_data")
         if not all(hasattr(self, name) for name in caches):  # another Textual: the documented way
             for key, column, value in changed:
@@ -156,7 +172,9 @@ class SyncTable(DataTable[Text]):
             return
         narrow: list[tuple[RowKey, ColumnKey, Text]] = []
         for key, column, value in changed:
-            if value.cell_len > self.columns[ColumnKey(column)].content_width:
+            found = self.columns[ColumnKey(column)]
+            # A column of a set width (`fix_width`, `show_columns`) never grows: its values are cut to it.
+            if found.auto_width and value.cell_len > found.content_width:
                 self.update_cell(key, column, value, update_width=True)
             else:
                 narrow.append((RowKey(key), ColumnKey(column), value))
@@ -205,7 +223,8 @@ class SlotTable(SyncTable):
         return True
 
     def sync(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
-        selected = self.current_key
+        selected = self.current_key or self._keep_on
+        self._keep_on = None
         self._names = [name for name, _ in rows]
         self._apply([(str(index), cells) for index, (_, cells) in enumerate(rows)])
         if selected is not None and self.has_focus and self.current_key != selected:
