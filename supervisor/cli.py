@@ -149,6 +149,8 @@ def agents_table(agents: list[dict[str, Any]]) -> str:
             state += " (merged)"
         elif agent.get("restorable"):
             state += " (restorable)"  # its pane went with the tmux server: `supervisor restore --all`
+        elif agent.get("last_state"):
+            state += f" ({agent['last_state']})"  # unreachable: what it was doing when its host went out of reach
         cpu = f"{agent['cpu_percent']:.0f}%" if agent.get("cpu_percent") is not None else "-"
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         if agent.get("waiting_reason"):  # what needs a human (or what it waits for: a limit's reset) comes first

@@ -48,7 +48,7 @@ LIMIT_ACTIONS: Final = ("alert", "wait")
 BUDGET_ACTIONS: Final = ("alert", "stop")
 EMAIL_SECURITY: Final = ("starttls", "ssl", "plain")
 ALERT_TRIGGERS: Final = ("waiting", "stalled", "timeout", "boundary", "exited", "errors", "deadlock", "escape",
-                          "done", "merge", "limited", "budget", "context", "tamper")
+                          "done", "merge", "limited", "budget", "context", "tamper", "host_down")
 MERGE_MODES: Final = ("manual", "auto")
 ISOLATIONS: Final = ("sandbox", "none")
 
@@ -1020,8 +1020,9 @@ alerts:
   #   budget    spending reached 80% or 100% of a budget
   #   context   an agent's context window is nearly full (see limits.context_alert)
   #   tamper    a branch moved by someone who may not move it (see `supervisor merge --accept-tamper`)
+  #   host_down a host of `hosts:` cannot be reached: one alert naming its agents, resolved when it is back
   notify_on: [waiting, stalled, timeout, boundary, exited, errors, deadlock, escape, done, merge, limited,
-              budget, context, tamper]
+              budget, context, tamper, host_down]
   # Send an alert again this often while its condition still holds; null = never repeat.
   repeat_after: 30m
   # Wait this long so that alerts firing together go out as one message.

@@ -15,6 +15,7 @@ import pytest
 
 from supervisor.alerts.content import Item, build
 from supervisor.core import subjects
+from supervisor.core.triggers import Trigger, fire_about
 from supervisor.errors import UsageError
 from tests.alert_servers import Rig, Rigs
 from tests.conftest import DEMO_AGENT, Sandbox, process_gone, wait_until
@@ -134,3 +135,31 @@ def test_a_subject_is_snoozed_listed_and_unsnoozed_through_the_cli(sandbox: Sand
     assert refused.returncode != 0 and "invalid alert subject 'disk:'" in refused.stderr
     refused = sandbox.sv("alerts", "ls", "../x", check=False)
     assert refused.returncode != 0 and "'../x'" in refused.stderr
+
+
+def test_a_host_down_is_one_alert_about_the_host_even_with_no_agent_and_resolved_once(rig: Rigs) -> None:
+    r = rig("  group_wait: 0s\n")
+
+    def host_down(agents: list[str], active: bool = True) -> int:
+        return fire_about(r.engine.store, "host:box2", Trigger.HOST_DOWN, "Connection refused", agents,
+                          active=active)
+
+    host_down([])  # an event of no agent's: the router reads its subject
+    wait_until(lambda: r.history(), message="the host_down alert")
+    host_down(["api"])  # still down (an engine started again, say): the same alert, not another
+    r.fire("web", "done", "finished its turn")
+    wait_until(lambda: len(r.history()) == 2, message="web's alert, after anything the second host_down made")
+    host_down(["api"], active=False)  # back: its agents with it
+    wait_until(lambda: len(r.history()) == 3, message="the resolved follow-up")
+    firing, done, resolved = r.history()
+    assert done["subject"] == "web"
+    assert (firing["subject"], firing["agent"], firing["agents"], items(firing)) == (
+        "host:box2", None, [], [("host_down", "firing")])
+    assert firing["title"] == "repo: host box2 host_down — Connection refused"
+    assert firing["actions"] == ["supervisor hosts check box2", "supervisor hosts"]
+    assert (resolved["subject"], resolved["agents"], items(resolved)) == ("host:box2", ["api"],
+                                                                         [("host_down", "resolved")])
+
+
+def items(alert: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(item["trigger"], item["status"]) for item in alert["items"]]

@@ -14,7 +14,7 @@ import pytest
 
 from supervisor.config import HostConfig
 from supervisor.hosts.ssh import SshError, run_on
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, wait_until
 from tests.sshd import SshHosts
 
 
@@ -109,11 +109,15 @@ def test_hosts_lists_each_host_with_its_state(sandbox: Sandbox, ssh_hosts: SshHo
     assert local["agents"] is None and box1["agents"] is None  # no engine runs: nobody counted them
     assert (box2["state"], box2["error"]) == ("down", f"tmux: not found on the PATH an ssh command gets there "
                                                       f"({ssh_hosts.root / 'bare-bin'})")
-    # With the engine running, it answers, and counts the agents.
+    # With the engine running, it answers from its link to each host (`connecting` until the first attempt
+    # ends), and counts the agents.
     sandbox.sv("engine", "start")
-    rows = json.loads(sandbox.sv("hosts", "--json").stdout)
+    rows = wait_until(lambda: (found := json.loads(sandbox.sv("hosts", "--json").stdout))
+                      and all(row["state"] != "connecting" for row in found) and found, timeout=60,
+                      interval=0.2, message="each host's link up or down")
     assert [(row["name"], row["state"], row["agents"]) for row in rows] == [("local", "up", 0), ("box1", "up", 0),
                                                                               ("box2", "down", 0)]
+    assert rows[2]["error"] == box2["error"]  # what it lacks, as the check says it
     table = sandbox.sv("hosts").stdout.splitlines()
     assert table[0].split() == ["HOST", "STATE", "AGENTS", "LOAD", "LATENCY", "LAST", "SEEN", "ERROR"]
     assert table[2].split()[:3] == ["box1", "up", "0/3"]

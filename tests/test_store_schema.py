@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.core import schema
+from supervisor.core.model import State
 from supervisor.core.store import Store
 from supervisor.core.storecheck import StoreDamaged, StoreTooNew
 
@@ -131,3 +132,24 @@ def test_each_agent_gets_the_host_it_runs_on(tmp_path: Path) -> None:
     hosts = {agent.name: (agent.host, "host" in agent.extra) for agent in store.agents()}
     store.close()
     assert hosts == {"auth": ("local", False), "auth.tests": ("local", False), "billing": ("build-box", False)}
+
+
+def test_an_unreachable_agent_keeps_its_last_state(tmp_path: Path) -> None:
+    """Version 7: `last_state` in every record (null), and an agent whose host is down keeps what it was in it."""
+    db = tmp_path / "state.db"
+    shutil.copy(_fixtures()[6], db)
+    store = Store(db)
+    assert {agent.name: agent.last_state for agent in store.agents()} == {"auth": None, "auth.tests": None,
+                                                                          "billing": None}
+    auth = store.get_agent("auth")
+    assert auth is not None
+    auth.last_state, auth.state = auth.state, State.UNREACHABLE
+    store.save_agent(auth)
+    store.close()
+    store = Store(db)
+    again = store.get_agent("auth")
+    store.close()
+    assert again is not None and (again.state, again.last_state) == (State.UNREACHABLE, State.WORKING)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT json_type(data, '$.last_state') FROM agents WHERE name = 'billing'"
+                            ).fetchone() == ("null",)

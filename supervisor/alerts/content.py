@@ -24,7 +24,7 @@ LINE_CHARS = 200
 TASK_CHARS = 400
 DELAYED_AFTER = 60.0  # seconds between writing and sending after which the message says it is late
 # Conditions that hold a while (the others are moments).
-LASTING = frozenset({"waiting", "stalled", "deadlock", "limited"})
+LASTING = frozenset({"waiting", "stalled", "deadlock", "limited", "host_down"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,8 @@ class AlertContent:
                 return ["supervisor ls"]
             if self.agent == subjects.TMUX:  # the agents it took are marked restorable: one command for all
                 return ["supervisor restore --all", "supervisor ls"]
+            if subjects.kind(self.agent) == "host":  # nothing to restart: its agents run on, out of reach
+                return [f"supervisor hosts check {self.agent.partition(':')[2]}", "supervisor hosts"]
             return [f"supervisor restart {name}" for name in self.agents] + ["supervisor ls"]
         name = self.agent
         commands: list[str] = []

@@ -248,7 +248,7 @@ class Outbox:
             content = AlertContent.from_json(text)
             result.append({
                 "id": alert_id, "created": _iso(created), "agent": name if subjects.is_agent(name) else None,
-                "subject": name, "agents": list(content.agents) if content.agents else [name],
+                "subject": name, "agents": list(content.agents or ([name] if subjects.is_agent(name) else [])),
                 "route": route, "status": status,
                 "title": content.title(), "actions": content.actions(),
                 "items": [{"trigger": i.trigger, "status": i.status, "summary": i.summary, "since": _iso(i.since),

@@ -103,6 +103,11 @@ class Router:
                 for _id, ts, agent, kind, data in rows:
                     if agent is not None:
                         self._apply(db, float(ts), str(agent), str(kind), json.loads(data))
+                    elif kind == TRIGGER_EVENT:  # about a subject that is no agent (a host), maybe naming none
+                        details = json.loads(data)
+                        subject = _subject("", details)
+                        if subject and isinstance(details.get("trigger"), str):
+                            self._trigger(db, float(ts), subject, details)
                 cursor = int(rows[-1][0]) if len(rows) == BATCH else max(cursor, newest)
                 set_cursor(db, cursor)
             if len(rows) < BATCH:
@@ -131,10 +136,10 @@ class Router:
         condition = _condition(db, agent, trigger)
         pending = db.execute("SELECT status, repeat, count, queued, since, data FROM alert_pending "
                              "WHERE agent = ? AND trigger = ?", (agent, trigger)).fetchone()
-        if agent != name:  # every agent the subject's group concerns, so far (an event may name several)
+        if not subjects.is_agent(agent):  # every agent the subject concerns, so far (an event may name several)
             named = json.loads(pending[5]).get("agents", []) if pending is not None else []
             given = [str(other) for other in data.get("agents") or () if isinstance(other, str)]
-            data = {**data, "agents": sorted({*named, *given, name})}
+            data = {**data, "agents": sorted({*named, *given, *([name] if subjects.is_agent(name) else [])})}
         evidence = json.dumps(data, sort_keys=True, default=str)
         if active:
             if trigger in _STATEFUL and condition is not None and condition.firing:  # a duplicate: newer evidence only
@@ -151,7 +156,7 @@ class Router:
             count = pending[2] + 1 if merging else 1
             # A subject's group waits for the last of its agents (a server takes them all within a tick or
             # two, maybe across an engine restart); an agent's waits from its first item.
-            queued = pending[3] if pending is not None and agent == name else ts
+            queued = pending[3] if pending is not None and subjects.is_agent(agent) else ts
             first_since = min(pending[4], since) if merging else since
             _put_pending(db, agent, trigger, FIRING, 0, count, queued, first_since, None, evidence)
             return

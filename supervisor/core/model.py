@@ -24,6 +24,7 @@ class State(StrEnum):
     KILLED = "killed"
     STOPPED = "stopped"
     LIMITED = "limited"  # hit a usage or rate limit: `waiting_reason` says until when
+    UNREACHABLE = "unreachable"  # on a host the engine cannot reach now: `last_state` keeps what it was
 
     @property
     def live(self) -> bool:
@@ -35,7 +36,8 @@ class State(StrEnum):
         return self in ENDED_STATES
 
 
-LIVE_STATES = frozenset({State.STARTING, State.WORKING, State.IDLE, State.WAITING, State.STALLED, State.LIMITED})
+LIVE_STATES = frozenset({State.STARTING, State.WORKING, State.IDLE, State.WAITING, State.STALLED, State.LIMITED,
+                         State.UNREACHABLE})
 ENDED_STATES = frozenset({State.EXITED, State.FAILED, State.KILLED, State.STOPPED})
 
 
@@ -89,6 +91,7 @@ class Agent:
     port: int | None = None
     restarts: int = 0
     host: str = "local"  # the machine it runs on (`local`: the engine's own); its helpers run there too
+    last_state: State | None = None  # while `unreachable`: the state it was last known in (None otherwise)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -214,6 +214,14 @@ def _v6(db: sqlite3.Connection) -> None:
     WHERE json_valid(data) AND json_type(data, '$.extra.host') IS NOT NULL""")
 
 
+def _v7(db: sqlite3.Connection) -> None:
+    # An agent on a host the engine cannot reach is `unreachable`, with the state it was in as `last_state`. The
+    # version is what matters: an engine older than this one would set aside a record in a state it does not
+    # know, and a store of a newer version is refused by it instead.
+    db.execute("UPDATE agents SET data = json_set(data, '$.last_state', NULL) "
+               "WHERE json_valid(data) AND json_type(data, '$.last_state') IS NULL")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "agents, events, meta, alerts, approvals, tasks", _v1),
     Step(2, "agents_set_aside: undecodable agent records kept apart", _v2),
@@ -221,6 +229,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, "usage_records, usage_files, usage_context: tokens read from the agents' CLI records", _v4),
     Step(5, "agents: the tokens of earlier versions removed from the records", _v5),
     Step(6, "agents: the host each runs on, `local` unless its record named another", _v6),
+    Step(7, "agents: last_state, the state an unreachable agent was last known in", _v7),
 )
 LATEST = STEPS[-1].version
 

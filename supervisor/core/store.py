@@ -32,6 +32,7 @@ _AGENT_FIELDS = [f.name for f in fields(Agent)]
 def _agent_to_json(agent: Agent) -> str:
     data = {name: getattr(agent, name) for name in _AGENT_FIELDS}
     data["state"] = str(agent.state)
+    data["last_state"] = None if agent.last_state is None else str(agent.last_state)
     return json.dumps(data, sort_keys=True)
 
 
@@ -39,6 +40,8 @@ def _agent_from_json(text: str) -> Agent:
     data = json.loads(text)
     data = {key: value for key, value in data.items() if key in _AGENT_FIELDS}
     data["state"] = State(data["state"])
+    if data.get("last_state") is not None:
+        data["last_state"] = State(data["last_state"])
     return Agent(**data)
 
 

@@ -43,10 +43,11 @@ class Trigger(StrEnum):
     BUDGET = "budget"  # spending crossed 80% or 100% of a budget
     TAMPER = "tamper"  # a branch moved by someone who may not move it (a ref update not made by its worktree)
     CONTEXT = "context"  # an agent's context window is nearly full (limits.context_alert); resolved when it drops
+    HOST_DOWN = "host_down"  # a host of `hosts:` cannot be reached (about `host:NAME`); resolved when it is back
 
 
 # Conditions that stay true until something clears them; the others are one-off occurrences.
-STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK, Trigger.LIMITED})
+STATEFUL = frozenset({Trigger.WAITING, Trigger.STALLED, Trigger.DEADLOCK, Trigger.LIMITED, Trigger.HOST_DOWN})
 
 
 def fire(store: Store, agent: Agent, trigger: Trigger, summary: str, *, active: bool = True,
@@ -59,4 +60,15 @@ def fire(store: Store, agent: Agent, trigger: Trigger, summary: str, *, active: 
     return store.append_event(
         agent.name, TRIGGER_EVENT, trigger=str(trigger), active=active, summary=summary, task=task,
         screen=screen or [], since=since if since is not None else time.time(), **evidence,
+    )
+
+
+def fire_about(store: Store, subject: str, trigger: Trigger, summary: str, agents: list[str], *,
+               active: bool = True, since: float | None = None, **evidence: Any) -> int:
+    """Record that `trigger` became true (or cleared) about `subject`, something that is not one agent
+    (core/subjects.py: e.g. `host:box2`), naming the `agents` it concerns (maybe none). The event belongs to
+    no agent: the router reads the subject from it."""
+    return store.append_event(
+        None, TRIGGER_EVENT, trigger=str(trigger), active=active, summary=summary, subject=subject,
+        subject_summary=summary, agents=agents, since=since if since is not None else time.time(), **evidence,
     )

@@ -28,7 +28,7 @@ from supervisor.git.refs import agent_refs_stamp
 
 # An agent that finished (its turn, or for good) may be ready to merge; one still at work is not.
 FINISHED = frozenset({State.IDLE, State.STOPPED, State.EXITED})
-BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED})
+BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED, State.UNREACHABLE})
 ACTIVE_EVERY = 20.0  # a busy agent's diff stat is computed again at most this often (each costs a git diff)
 UNTRACKED_MAX_BYTES = 1 << 20  # untracked files larger than this count as a file, their lines unread
 

@@ -37,7 +37,7 @@ from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.endings import Endings
 from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hookdesk import HookDesk
-from supervisor.engine.hostdesk import HostsDesk
+from supervisor.engine.hostlinks import HostLinks
 from supervisor.engine.launcher import Launcher
 from supervisor.engine.limits import Limits
 from supervisor.engine.once import HookLedger
@@ -113,9 +113,10 @@ class Engine:
         self.planner = Planner(self)
         self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
+        self.hostlinks = HostLinks(self)  # a link per host of `hosts:`, and whether each is up (`hosts`)
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self), HostsDesk(self), ReviewDesk(self)]
+                                        self.usage, BulkDesk(self), self.hostlinks, ReviewDesk(self)]
         # What the engine does for its requests and its watcher, each in a desk of its own (each may offer `op_*`).
         self.launcher = Launcher(self)
         self.prompter = Prompter(self)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 PLAN_SECONDS = 1.0
 LOOK_AGAIN_SECONDS = 10.0
-BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED})
+BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED, State.UNREACHABLE})
 
 
 class Planner(PeriodicService):

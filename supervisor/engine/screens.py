@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from supervisor.core.model import Agent
+from supervisor.core.model import Agent, State
 from supervisor.engine.transcripts import tail_lines
 from supervisor.tmux.server import PaneInfo, Scrolled, TmuxError
 
@@ -67,6 +67,8 @@ class Screens:
         return [line for line in lines if line.strip()][-count:]
 
     def last_screen(self, agent: Agent, count: int) -> list[str]:
+        if agent.state == State.UNREACHABLE:
+            return []  # its host is out of reach: no screen to read now (`show` says the rest)
         return tail_lines(self.engine.host_of(agent).capture(agent) or "", count)
 
     def op_unwritten(self, name: str) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "role": agent.role,
         "state": str(agent.state),
         "state_since": iso(agent.state_since),
+        # While `unreachable` (its host is down): the state it was last known in; null otherwise.
+        "last_state": None if agent.last_state is None else str(agent.last_state),
         "task": None if agent.task is None else agent.task[:TASK_LISTED],
         "task_cut": agent.task is not None and len(agent.task) > TASK_LISTED,  # `show --json` has it whole
         "host": agent.host,  # the machine it runs on: `local`, or a host of supervisor.yaml's `hosts:`

@@ -50,6 +50,7 @@ from supervisor.engine.screentext import strip_ansi
 from supervisor.engine.server_ended import ServerEnded
 from supervisor.engine.transcripts import last_words
 from supervisor.engine.turns import Turns
+from supervisor.hostsconfig import LOCAL
 from supervisor.tmux.server import PaneInfo, Scrolled
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class Watcher:
         is told how many of them are done, as it goes."""
         engine = self.engine
         panes = engine.tmux.list_panes()
-        agents = [agent for agent in engine.store.agents() if agent.state.live]
+        agents = [agent for agent in engine.store.agents() if agent.state.live and watched_here(agent)]
         for done, agent in enumerate(agents):
             progress(done, len(agents))
             live = engine.live[agent.name] = self._fresh_live(agent)
@@ -197,7 +198,7 @@ class Watcher:
         panes = engine.tmux.list_panes()
         self.server_ended.tend(panes)
         agents, versions = self._records.read()
-        live_agents = [a for a in agents if a.state.live]
+        live_agents = [a for a in agents if a.state.live and watched_here(a)]
         owned = {a.name: engine.panes.own(a, panes) for a in live_agents}
         roots = [info.pid for info in owned.values() if info and info.pid]
         slow = self.ticks % SLOW_CHECK_EVERY == 0
@@ -319,7 +320,7 @@ class Watcher:
                  look: Look | None = None, snapshot: Snapshot | None = None) -> None:
         """Judge one agent from a tick's observations (the caller holds its lock). `snapshot`: every tree,
         when this tick read them all."""
-        if not agent.state.live:
+        if not agent.state.live or not watched_here(agent):
             return
         if observed is not None and agent.started_at >= observed:
             return  # (re)launched after the panes were listed: the next tick sees it as it is
@@ -751,6 +752,12 @@ class Watcher:
             del agent.extra["deadlock"]
             self.engine.store.save_agent(agent)
             fire(self.engine.store, agent, Trigger.DEADLOCK, "no longer in a waiting cycle", active=False)
+
+
+def watched_here(agent: Agent) -> bool:
+    """Whether this watcher judges the agent: one on this machine. An agent on another host is judged from what
+    its host's link reports (its panes are not among this tmux server's: a local look would end it)."""
+    return agent.host == LOCAL
 
 
 def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:

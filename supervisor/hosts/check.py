@@ -15,9 +15,9 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from supervisor.hosts.ssh import SSH_FAILED, failure, ssh_argv
 
@@ -219,6 +219,20 @@ def _tool(name: str, text: str, least: tuple[int, int], install: str, path: str)
     if text.startswith("FAILED:") or version is None or version < least:
         return Requirement(name, False, f"{text} (needs >= {need})", f"install {install} >= {need} on the host")
     return Requirement(name, True, text)
+
+
+def lacks(hello: Mapping[str, Any]) -> str | None:
+    """What a host's hello (supervisor/hostside/facts.py) says it lacks to run agents, in one line worded as
+    `hosts check` words it (`tmux: not found on the PATH ...`); None when it has python, git and tmux at their
+    least versions."""
+    path = str(hello.get("path") or "?")
+    python, git, tmux = (str(hello.get(key) or "") for key in ("python", "git", "tmux"))
+    for requirement in (_tool("python", python and f"Python {python}", MIN_PYTHON, "python3", path),
+                        _tool("git", git and f"git version {git}", MIN_GIT, "git", path),
+                        _tool("tmux", tmux and f"tmux {tmux}", MIN_TMUX, "tmux", path)):
+        if not requirement.ok:
+            return f"{requirement.name}: {requirement.detail}"
+    return None
 
 
 def _isolation(facts: dict[str, str]) -> Requirement:

@@ -1,9 +1,9 @@
 """`supervisor hosts`: each host's row (name, state, agents, max_agents, load, latency_ms, last_seen, error).
 
-Until the engine keeps a connection to each host, a row's state comes from a check made for the request (one
-ssh round trip per host, all hosts at once, supervisor/hosts/check.py): `up` when the host has all it needs,
-`down` with the first thing it lacks (ssh's own line when it could not be reached). `local`, this machine,
-comes first.
+The running engine answers from the link it keeps to each host (supervisor/engine/hostlinks.py). Without an
+engine, a row's state comes from a check made for the request (one ssh round trip per host, all hosts at
+once, supervisor/hosts/check.py): `up` when the host has all it needs, `down` with the first thing it lacks
+(ssh's own line when it could not be reached). `local`, this machine, comes first.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from supervisor.hosts.check import HostCheck, check
 from supervisor.hostsconfig import LOCAL
@@ -21,9 +21,9 @@ from supervisor.hostsconfig import LOCAL
 if TYPE_CHECKING:
     from supervisor.config import Config, HostConfig
 
-UP = "up"
-DOWN = "down"
-CONNECTING = "connecting"
+UP: Final = "up"
+DOWN: Final = "down"
+CONNECTING: Final = "connecting"  # the engine's first attempt at its link has not ended yet
 
 
 def check_all(hosts: Mapping[str, HostConfig]) -> dict[str, HostCheck]:
@@ -39,17 +39,17 @@ def survey(config: Config, agents: Mapping[str, int] | None) -> list[dict[str, A
     """A row per host, `local` first. `agents`: the live agents on each host (a host not named: 0), or None
     when unknown (the engine is not running)."""
     load1, _, _ = os.getloadavg()
-    rows = [_row(LOCAL, UP, None if agents is None else agents.get(LOCAL, 0), config.local_max_agents,
+    rows = [row(LOCAL, UP, None if agents is None else agents.get(LOCAL, 0), config.local_max_agents,
                  load1, os.cpu_count(), None, time.time(), None)]
     for name, found in check_all(config.hosts).items():
         host = config.hosts[name]
-        rows.append(_row(name, UP if found.ok else DOWN, None if agents is None else agents.get(name, 0),
+        rows.append(row(name, UP if found.ok else DOWN, None if agents is None else agents.get(name, 0),
                          host.max_agents, found.load1, found.cores, found.latency_ms,
                          found.checked_at if found.reachable else None, found.error))
     return rows
 
 
-def _row(name: str, state: str, agents: int | None, max_agents: int | None, load1: float | None,
+def row(name: str, state: str, agents: int | None, max_agents: int | None, load1: float | None,
          cores: int | None, latency_ms: float | None, seen: float | None, error: str | None) -> dict[str, Any]:
     return {
         "name": name,

@@ -24,6 +24,7 @@ def hello(version: str, host_dir: str) -> dict[str, Any]:
         "user": _user(),
         "home": os.path.expanduser("~"),
         "dir": os.path.expanduser(host_dir),
+        "path": os.environ.get("PATH", ""),  # where git and tmux were looked for (said when one is missing)
     }
 
 

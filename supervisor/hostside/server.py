@@ -39,7 +39,7 @@ class Server:
         self.watches = files.Watches(self.event)
         self.relays = relay.Relays(self.event)
         self.ops: dict[str, Op] = {
-            "ping": lambda call: {"version": self.version},
+            "ping": lambda call: {"version": self.version, "load1": os.getloadavg()[0]},  # the engine's keep-watch
             "facts": lambda call: facts.hello(self.version, self.host_dir),
             "run": procs.run,
             "ps": procs.ps,

@@ -24,7 +24,8 @@ NOW = 1748858400.0
 FIRST_METHODS = frozenset({"ping", "status", "ls", "show", "events", "changes", "screen", "diffstat", "start",
                            "send", "stop", "restart", "rm", "attach_info"})
 # Every request of today's engine that the dashboard uses (the default).
-ENGINE_METHODS = FIRST_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences", "diff", "compare"}
+ENGINE_METHODS = FIRST_METHODS | {"approve", "deny", "merge", "helper", "snooze", "silences", "diff", "compare",
+                                  "hosts"}
 # The task board's requests (the sample world has a board; a test may leave them out).
 TASK_METHODS = frozenset({"task_ls", "task_add", "task_claim", "task_done", "task_release"})
 
@@ -38,7 +39,7 @@ def iso(ts: float | None) -> str | None:
 def agent(name: str, state: str, *, since: float = 60.0, task: str | None = None, cpu: float | None = None,
           rss: int | None = None, now: float = NOW, **extra: Any) -> dict[str, Any]:
     """An agent record as `ls --json` gives it; `since`: seconds in its state before `now`."""
-    live = state in ("starting", "working", "idle", "waiting", "stalled", "limited")
+    live = state in ("starting", "working", "idle", "waiting", "stalled", "limited", "unreachable")
     parent = name.rsplit(".", 1)[0] if "." in name else None
     record: dict[str, Any] = {
         "name": name, "parent": parent, "level": name.count(".") + 1, "role": None, "state": state,
@@ -214,6 +215,7 @@ class FakeSource:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.silences: list[dict[str, Any]] = []
         self.tasks: list[dict[str, Any]] = [dict(t) for t in tasks]
+        self.hosts: list[dict[str, Any]] = []  # `hosts` rows beyond `local` (set_host changes one)
         self.down = False
         self.restartable = True
         self.timeouts: dict[str, float | None] = {}  # each request's timeout, as last asked
@@ -334,6 +336,12 @@ class FakeSource:
         with self._changed:
             return [dict(t) for t in self.tasks if state is None or t["state"] == state]
 
+    def _op_hosts(self) -> list[dict[str, Any]]:
+        with self._changed:
+            local = {"name": "local", "state": "up", "agents": len(self.agents), "max_agents": None, "load": None,
+                     "latency_ms": None, "last_seen": iso(self.now), "error": None}
+            return [local, *(dict(h) for h in self.hosts)]
+
     def _op_attach_info(self, name: str) -> dict[str, Any]:
         with self._changed:
             if name not in self.agents:
@@ -360,6 +368,14 @@ class FakeSource:
             previous = record["state"]
             record.update(state=state, state_since=iso(self.now), **fields)
         self.emit(name, "state", previous=previous, state=state)
+
+    def set_host(self, name: str, state: str, error: str | None = None, agents: int = 0) -> None:
+        """A host goes up or down the way the engine tells it: its row, then a `host_down` / `host_up` event."""
+        with self._changed:
+            self.hosts = [h for h in self.hosts if h["name"] != name]
+            self.hosts.append({"name": name, "state": state, "agents": agents, "max_agents": 10, "load": None,
+                               "latency_ms": None, "last_seen": iso(self.now), "error": error})
+        self.emit(None, f"host_{state}", host=name, error=error)
 
     def go_down(self, *, restartable: bool = True) -> None:
         with self._changed:

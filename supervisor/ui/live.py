@@ -55,6 +55,17 @@ TURN_ENDS = frozenset({"idle", "waiting", "exited", "failed", "stopped", "killed
 DIFFSTAT_GAP = 3.0
 LONG_REFUSAL_LINES, LONG_REFUSAL_CHARS = 2, 160  # a refusal this long opens a dialog rather than a toast
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
+HOST_EVENTS = frozenset({"host_down", "host_up", "host_removed"})  # a host's state changed: the banner follows
+
+
+def hosts_banner(down: list[dict[str, Any]]) -> str:
+    """`host box2 down: Connection refused · 2 agents unreachable`, one part per host down."""
+    parts = []
+    for row in down:
+        agents = row.get("agents") or 0
+        unreachable = f" · {agents} agent{'s' if agents != 1 else ''} unreachable" if agents else ""
+        parts.append(f"host {row.get('name')} down: {row.get('error') or 'cannot be reached'}{unreachable}")
+    return "  |  ".join(parts) + "  (supervisor hosts)"
 
 
 class LiveDashboard(App[None]):
@@ -95,6 +106,7 @@ class LiveDashboard(App[None]):
         self.text_filter = ""
         self.events_scope = "agent"  # or "all"
         self.engine_down: str | None = None
+        self.hosts_down: list[dict[str, Any]] = []  # the `hosts` rows of hosts that are down (a banner says so)
         self.loaded = False  # the first listing arrived
         self.last_event = 0
         self.unavailable: set[str] = set()  # requests this engine said it does not have
@@ -211,7 +223,7 @@ class LiveDashboard(App[None]):
             self._again.discard(kind)
             {"ls": self.request_ls, "diffstat": self.request_diffstat, "screen": self.request_screen,
              "silences": self.request_silences, "tasks": self.request_tasks,
-             "restorable": self.request_restorable}[kind]()
+             "restorable": self.request_restorable, "hosts": self.request_hosts}[kind]()
 
     def _start_changes_loop(self) -> None:
         self._changes_thread = threading.Thread(target=self._changes_loop, name="supervisor-changes", daemon=True)
@@ -289,6 +301,7 @@ class LiveDashboard(App[None]):
         self.request_silences()
         self.request_tasks()
         self.request_restorable()
+        self.request_hosts()
         self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def _tick_ages(self) -> None:
@@ -349,6 +362,26 @@ class LiveDashboard(App[None]):
     def _got_tasks(self, tasks: list[dict[str, Any]]) -> None:
         self.tasks = list(tasks)
         self.refresh_tables()
+
+    def request_hosts(self) -> None:
+        """The hosts' states: asked at the start and when a host goes up or down (its events say so)."""
+        if "hosts" not in self.unavailable:
+            self._in_thread("hosts", lambda: self.source.call("hosts"), self._got_hosts, coalesce=True,
+                            background=True)
+
+    def _got_hosts(self, rows: list[dict[str, Any]]) -> None:
+        self.hosts_down = [row for row in rows if row.get("state") == "down"]
+        self._show_banner()
+
+    def _show_banner(self) -> None:
+        """The hosts' banner while one is down (the engine's own banner, while it is away, comes first)."""
+        if self.engine_down is not None:
+            return
+        if not self.hosts_down:
+            self.banner.remove_class("-down")
+            return
+        self.banner.update(hosts_banner(self.hosts_down))
+        self.banner.add_class("-down")
 
     def request_restorable(self, *, asked: bool = False) -> None:
         """Agents whose panes went with the tmux server: offered for restore once per set when `limits.restore`
@@ -421,6 +454,8 @@ class LiveDashboard(App[None]):
         self.request_ls()
         if any(e.get("kind") in TASK_EVENTS for e in events):
             self.request_tasks()
+        if any(e.get("kind") in HOST_EVENTS for e in events):
+            self.request_hosts()
         if any(e.get("kind") == "exited" and e.get("restorable") for e in events):
             self.request_restorable()  # the tmux server ended under a running dashboard: the offer, now
         if any(e.get("kind") in ("created", "removed", "launched")
@@ -464,13 +499,14 @@ class LiveDashboard(App[None]):
         if self.engine_down is None:
             return
         self.engine_down = None
-        self.banner.remove_class("-down")
+        self._show_banner()
         self.notify("the engine is back", timeout=3)
         self.request_ls()
         self.request_diffstat()
         self.request_screen()
         self.request_tasks()
         self.request_restorable()  # a new engine: the tmux server may have gone with the old one
+        self.request_hosts()
 
     def _not_available(self, method: str) -> None:
         self.unavailable.add(method)

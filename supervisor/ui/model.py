@@ -32,7 +32,7 @@ COLUMN_MIN_WIDTH = {"cpu": 4, "mem": 6, "for": 3}  # what they often grow to: no
 TASK_MIN_WIDTH = 16  # narrower, a task says nothing: columns give way before it is cut to less
 CONTEXT_WARN, CONTEXT_FULL = 75.0, 90.0  # percent of the context window: yellow, then red
 
-LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited"})
+LIVE_STATES = frozenset({"starting", "working", "idle", "waiting", "stalled", "limited", "unreachable"})
 ENDED_STATES = frozenset({"exited", "failed", "killed", "stopped"})
 CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end with the agent
 
@@ -40,8 +40,8 @@ CLEARED_BY_ENDING = ("waiting", "stalled", "deadlock")  # conditions that end wi
 STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("all", "all agents"), ("attention", "needs me"), ("live", "live"), ("ended", "ended"),
     ("working", "working"), ("idle", "idle"), ("waiting", "waiting"), ("stalled", "stalled"), ("limited", "limited"),
-    ("starting", "starting"), ("exited", "exited"), ("failed", "failed"), ("stopped", "stopped"),
-    ("killed", "killed"), ("queued", "queued"),
+    ("starting", "starting"), ("unreachable", "unreachable"), ("exited", "exited"), ("failed", "failed"),
+    ("stopped", "stopped"), ("killed", "killed"), ("queued", "queued"),
 )
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
@@ -104,6 +104,8 @@ def state_text(agent: dict[str, Any], palette: Palette = DEFAULT) -> Text:
     label = state
     if state in ("exited", "failed") and agent.get("exit_code") not in (None, 0):
         label = f"{state} {agent['exit_code']}"
+    elif state == "unreachable" and agent.get("last_state"):
+        label = f"unreachable ({agent['last_state']})"  # what it was doing when its host went out of reach
     style = palette.state(state)
     if state == "exited" and agent.get("exit_code") not in (None, 0):
         style = palette.bad

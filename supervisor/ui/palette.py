@@ -18,9 +18,9 @@ MIN_TEXT_CONTRAST = 3.0  # WCAG's large-text ratio: coloured words on the backgr
 # Each state and each badge, by the theme colour it takes (a badge: as its background).
 STATE_COLOURS = {
     "starting": "secondary", "working": "success", "idle": "primary", "waiting": "warning", "stalled": "accent",
-    "failed": "error", "killed": "error", "limited": "warning",
+    "failed": "error", "killed": "error", "limited": "warning", "unreachable": "error",
 }
-STATE_BOLD = frozenset({"working", "waiting", "stalled", "failed", "limited"})
+STATE_BOLD = frozenset({"working", "waiting", "stalled", "failed", "limited", "unreachable"})
 BADGE_COLOURS = {
     "ASK": "warning", "STALL": "secondary", "BOUNDARY": "error", "CONFLICT": "warning-darken-2", "FAIL": "error",
     "EXIT": "error", "EXIT 0": "foreground", "TIMEOUT": "error-darken-2", "MERGE": "error", "MERGED": "foreground",

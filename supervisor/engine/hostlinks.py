@@ -1,0 +1,154 @@
+"""The engine's links to its hosts (SPEC §12): one per host of supervisor.yaml's `hosts:`, kept while it runs.
+
+Each host's link lives in a `HostWatch` of its own (supervisor/hosts/watch.py: its own thread, connect, ping,
+backoff). This service starts one per host when the engine starts, one more when a reload of supervisor.yaml
+adds a host, and closes the link of a host taken out of it (one whose settings changed is connected again).
+A host going down makes its agents `unreachable` and sends one `host_down` alert; its return brings them back
+(supervisor/engine/unreachable.py), then calls each of `on_up` (the re-adoption of their true state hooks in
+there). `hosts` answers from what the watches know: no request ever waits on a host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from supervisor.engine import unreachable
+from supervisor.engine.service import ServiceThread
+from supervisor.hosts.link import Link
+from supervisor.hosts.survey import CONNECTING, DOWN, UP, row
+from supervisor.hosts.watch import HostWatch, Reach
+from supervisor.hostsconfig import LOCAL
+
+if TYPE_CHECKING:
+    from supervisor.config import HostConfig
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+LOOK_EVERY = 1.0  # seconds: the longest a reload of supervisor.yaml waits to be seen (it also wakes the store)
+
+
+class HostLinks(ServiceThread):
+    thread_name = "host-links"
+    stop_timeout = 15.0
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.on_up: list[Callable[[str, Link], None]] = []
+        """Called with a host and its link each time it comes up (after its agents left `unreachable`)."""
+        self.on_event: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with a host and each event its program pushes (on the link's reader: hand it off)."""
+        self._watches: dict[str, HostWatch] = {}
+        self._guard = threading.Lock()
+        self._applied: Mapping[str, HostConfig] | None = None
+
+    # the service ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        store = self.engine.store
+        seen = store.changes
+        while not self.stopping.is_set():
+            try:
+                self._apply(self.engine.config.hosts)
+            except Exception:
+                log.exception("applying the hosts of supervisor.yaml failed")
+            seen = store.wait_for_change(seen, LOOK_EVERY)
+
+    def stop(self) -> None:
+        super().stop()
+        with self._guard:
+            watches, self._watches = list(self._watches.values()), {}
+        _stop_all(watches)
+
+    def link(self, host: str) -> Link | None:
+        """The link to `host` while it is up, else None."""
+        with self._guard:
+            watch = self._watches.get(host)
+        return None if watch is None else watch.link
+
+    def reach(self, host: str) -> Reach | None:
+        with self._guard:
+            watch = self._watches.get(host)
+        return None if watch is None else watch.reach
+
+    def _apply(self, hosts: Mapping[str, HostConfig]) -> None:
+        """Watch exactly the hosts of `hosts` (the configuration in force)."""
+        if hosts is self._applied:
+            return
+        with self._guard:
+            current = dict(self._watches)
+        gone = [watch for name, watch in current.items() if hosts.get(name) != watch.host]
+        _stop_all(gone)
+        for watch in gone:
+            if watch.name not in hosts:
+                unreachable.forgotten(self.engine, watch.name)
+                self.engine.store.append_event(None, "host_removed", host=watch.name)
+        started = []
+        with self._guard:
+            for watch in gone:
+                self._watches.pop(watch.name, None)
+            for name, host in hosts.items():
+                if name not in self._watches and not self.stopping.is_set():
+                    self._watches[name] = HostWatch(host, self._changed, on_event=self._event)
+                    started.append(self._watches[name])
+        for watch in started:
+            watch.start()
+        self._applied = hosts
+
+    def _changed(self, host: str, reach: Reach) -> None:
+        """A host went up or down (on its own thread)."""
+        if reach.state == DOWN:
+            names = unreachable.host_down(self.engine, host, reach.error or "down")
+            log.warning("host %s is down (%s); unreachable: %s", host, reach.error, ", ".join(names) or "none")
+        elif reach.state == UP:
+            names = unreachable.host_up(self.engine, host)
+            log.info("host %s is up (%.0f ms); back: %s", host, reach.latency_ms or 0, ", ".join(names) or "none")
+            link = self.link(host)
+            for callback in list(self.on_up):
+                if link is None:
+                    break  # down again already: its own news follows
+                try:
+                    callback(host, link)
+                except Exception:
+                    log.exception("%s: a handler of the host coming up failed", host)
+
+    def _event(self, host: str, message: dict[str, Any]) -> None:
+        for callback in list(self.on_event):
+            callback(host, message)
+
+    # the request --------------------------------------------------------------------------------------
+
+    def op_hosts(self) -> list[dict[str, Any]]:
+        """Each host as the engine knows it now (`local` first), with the live agents on it."""
+        config = self.engine.config
+        agents: dict[str, int] = {}
+        for agent in self.engine.store.agents():
+            if agent.state.live:
+                agents[agent.host] = agents.get(agent.host, 0) + 1
+        load1, _, _ = os.getloadavg()
+        rows = [row(LOCAL, UP, agents.get(LOCAL, 0), config.local_max_agents, load1, os.cpu_count(), None,
+                    time.time(), None)]
+        for name, host in config.hosts.items():
+            reach = self.reach(name)
+            if reach is None:  # just added to supervisor.yaml: its watch starts within LOOK_EVERY
+                rows.append(row(name, CONNECTING, agents.get(name, 0), host.max_agents, None, None, None, None,
+                                None))
+                continue
+            rows.append(row(name, reach.state, agents.get(name, 0), host.max_agents, reach.load1, reach.cores,
+                            reach.latency_ms, reach.last_seen, reach.error))
+        return rows
+
+
+def _stop_all(watches: list[HostWatch]) -> None:
+    """Stop the watches together (each closes its link: a few seconds at most each, not one after another)."""
+    threads = [threading.Thread(target=watch.stop, name=f"host-{watch.name}-stop", daemon=True) for watch in watches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
