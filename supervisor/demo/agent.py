@@ -375,6 +375,7 @@ class Agent:
     notify_delay: float = 1.0  # --claude: seconds from a dialog to its Notification hook
     toast_after: float | None = None  # --toast-after: seconds from a turn's end to a passing footer notice
     toast_at: float = math.inf
+    toast_log: Path | None = None  # --toast-log: where the notice's coming and going is written
     start_source: str = "startup"  # --claude: SessionStart's source (`resume` with --resume/--continue)
     resumed: list[str] | None = None  # --claude --resume: the prompts of the conversation it resumed
     limited_until: float = 0.0  # a `limit` step's reset: until then, every prompt gets the limit again
@@ -478,9 +479,17 @@ class Agent:
         if now >= self.toast_at and not self.editor.toast:
             self.editor.toast = TOAST
             self.editor.draw()
+            self._toast_said("shown")
         elif now >= self.toast_at + TOAST_SECONDS and self.editor.toast:
             self.editor.toast, self.toast_at = "", math.inf
             self.editor.draw()
+            self._toast_said("gone")
+
+    def _toast_said(self, what: str) -> None:
+        """--toast-log: a line as the notice comes and goes (a test on a loaded machine may not see 2 s of it)."""
+        if self.toast_log is not None:
+            with self.toast_log.open("a", encoding="utf-8") as log:
+                log.write(what + "\n")
 
     def interrupted(self) -> None:
         now = time.monotonic()
@@ -910,6 +919,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="with --claude: the model its transcript names (default claude-sonnet-4-5)")
     parser.add_argument("--toast-after", metavar="DURATION",
                         help="show Claude Code's passing footer notice this long after each turn, for 2 s")
+    parser.add_argument("--toast-log", type=Path, metavar="FILE",
+                        help="append `shown` and `gone` to FILE as the notice comes and goes")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (needs SIGKILL)")
     parser.add_argument("--start-delay", default="0", metavar="DURATION", help="sleep before the prompt")
     parser.add_argument("--drop-early-input", action="store_true",
@@ -929,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
 
     agent = Agent(script, record=args.record, ignore_term=args.ignore_term, start_delay=delay,
                   drop_early_input=args.drop_early_input, fd=sys.stdin.fileno(), notify_delay=notify_delay,
-                  toast_after=toast_after)
+                  toast_after=toast_after, toast_log=args.toast_log)
     if args.claude:
         agent.hooks = ClaudeHooks.load(Path.cwd(), Path.home())
         if args.resume or args.continue_:  # as Claude Code: its own conversation by id, or this folder's newest
