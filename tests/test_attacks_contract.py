@@ -100,7 +100,10 @@ def test_a_contract_rewritten_in_the_store_is_tamper_and_still_allows_nothing(sa
     script = sandbox.root.parent / "rewrite.py"
     script.write_text(rewrite)
     engine = sandbox.engine_pid()
-    sandbox.sv("send", "rogue", f"!{shlex.quote(PYTHON)} {script} && touch {done}")
+    go = sandbox.root.parent / "go"  # the engine is killed only once it has answered the send
+    sandbox.sv("send", "rogue", f"!while [ ! -e {go} ]; do sleep 0.1; done; {shlex.quote(PYTHON)} {script} && "
+                                f"touch {done}")
+    go.touch()
     wait_until(done.exists, 30, message="the agent's rewrite of its contract")
     wait_until(lambda: not _alive(engine), message="the engine killed")
 
