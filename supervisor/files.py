@@ -94,7 +94,7 @@ def read_head(path: Path | str, limit: int) -> bytes | None:
     if fd is None:
         return None
     try:
-        return _read_all(fd, limit)
+        return read_all(fd, limit)
     except OSError:
         return None
     finally:
@@ -108,7 +108,7 @@ def read_fd(fd: int | None, limit: int) -> bytes | None:
     try:
         if os.fstat(fd).st_size > limit:
             return None
-        data = _read_all(fd, limit + 1)
+        data = read_all(fd, limit + 1)
         return data if len(data) <= limit else None
     except OSError:
         return None
@@ -116,7 +116,8 @@ def read_fd(fd: int | None, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def _read_all(fd: int, limit: int) -> bytes:
+def read_all(fd: int, limit: int) -> bytes:
+    """What `fd` holds from where it stands, at most `limit` bytes, read in chunks."""
     chunks: list[bytes] = []
     left = limit
     while left > 0:

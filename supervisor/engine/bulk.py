@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.engine import views
+from supervisor.engine.desk import Desk
 from supervisor.engine.params import check_params
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from supervisor.engine.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,8 @@ def select(agents: list[Agent], verb: str, names: list[str], every: bool, states
     return [agent for agent in views.tree_order(agents) if agent.name in chosen]
 
 
-class BulkDesk:
+class BulkDesk(Desk):
     """The `each` request (a service without a thread of its own)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
     def op_each(self, method: str, names: list[str] | None = None, every: bool = False,
                 states: list[str] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import os
 import stat
 from pathlib import Path
 
+from supervisor.files import read_all
+
 
 class NotRegular(OSError):
     """The path is a symlink, a FIFO, a device or a folder: refused."""
@@ -32,13 +34,6 @@ def read_regular(path: Path, cap: int) -> bytes:
     """At most `cap` bytes of a plain file (OSError, NotRegular among them, when it cannot be read)."""
     fd = open_regular(path, os.O_RDONLY)
     try:
-        chunks, left = [], cap
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        return read_all(fd, cap)
     finally:
         os.close(fd)

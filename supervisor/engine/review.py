@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from supervisor.engine.desk import Desk
 from supervisor.git.changes import agent_files
 
 if TYPE_CHECKING:
-    from supervisor.engine.engine import Engine
+    pass
 
 
-class ReviewDesk:
+class ReviewDesk(Desk):
     """The `diff` request (a service without a thread of its own: git runs in the request's thread)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
     def op_diff(self, name: str) -> dict[str, Any]:
         """The agent's commits, uncommitted edits and new files against its base, one entry per file (its

@@ -19,6 +19,7 @@ from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any
 
+from supervisor.files import open_regular
 from supervisor.usage import aider, claude, codex, gemini
 from supervisor.usage.records import Reader
 
@@ -75,7 +76,7 @@ def read_new(path: Path | str, mark: Mark | None, root: str | None = None) -> Ch
             return None
         if f"{seen.st_dev}:{seen.st_ino}" == mark.identity and seen.st_size == mark.offset:
             return None
-    fd = _open_regular(path)
+    fd = open_regular(path)
     if fd is None:
         return None
     try:
@@ -106,7 +107,7 @@ def read_small(path: str, root: str, limit: int = 1 << 20) -> bytes | None:
     """A small regular file inside `root` (a CLI's settings), whole; None when it is not that, or is larger."""
     if not inside(path, root):
         return None
-    fd = _open_regular(path)
+    fd = open_regular(path)
     if fd is None:
         return None
     try:
@@ -121,22 +122,6 @@ def read_small(path: str, root: str, limit: int = 1 << 20) -> bytes | None:
 def inside(path: str, folder: str) -> bool:
     """Whether `path`, symlinks resolved, is in `folder` (itself resolved already)."""
     return os.path.realpath(path).startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _open_regular(path: Path | str) -> int | None:
-    """A descriptor of `path` if it is a regular file, opened without blocking and without following a symlink;
-    None otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if S_ISREG(os.fstat(fd).st_mode):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 class Finder:
