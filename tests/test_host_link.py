@@ -151,8 +151,10 @@ def test_calls_are_in_flight_at_once(link: Link, tmp_path: Path) -> None:
 def test_ps_shows_a_process_tree_and_signal_ends_it(link: Link) -> None:
     tree = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301 & wait"], start_new_session=True)
     try:
+        # A child forked by sh shows sh's argv until it has exec'd sleep: wait for both to be sleeps.
         found = wait_until(lambda: (rows := link.call("ps", pids=[tree.pid, 999_999_999])) and len(rows) == 3
-                           and rows, message="the shell and its two sleeps")
+                           and all(row["name"] == "sleep" for row in rows[1:]) and rows,
+                           message="the shell and its two sleeps")
         shell = found[0]
         assert shell["pid"] == tree.pid and shell["name"] == "sh" and shell["argv"][:2] == ["sh", "-c"]
         assert shell["start"] == pytest.approx(psutil.Process(tree.pid).create_time(), abs=0.05)
