@@ -8,6 +8,7 @@ runs in the main thread. Every change to an agent happens under that agent's loc
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -58,6 +59,7 @@ from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.hosts.base import Host
 from supervisor.hosts.local import LocalHost
+from supervisor.hosts.remote.host import RemoteHost
 from supervisor.paths import RepoPaths
 from supervisor.tmux.panes import LOCAL
 from supervisor.tmux.server import Tmux
@@ -373,6 +375,10 @@ class Engine:
     def host_of(self, agent: Agent) -> Host:
         """The machine `agent` runs on, where everything beside it is done (its worktree, pane, processes)."""
         host = self.hosts.get(agent.host)
+        config = self.config.hosts.get(agent.host)
+        if config is not None and (not isinstance(host, RemoteHost) or host.config != config):
+            host = self.hosts[agent.host] = RemoteHost(config, functools.partial(self.hostlinks.link, agent.host),
+                                                       self.paths, lambda: self.config)
         if host is None:
             raise SupervisorError(f"{agent.name} runs on host {agent.host!r}, which this engine does not know",
                                   hint="name it under `hosts:` in supervisor.yaml")

@@ -1,0 +1,112 @@
+"""A host over SSH as the engine sees it: the `Host` methods, each handed to the part that holds it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+from supervisor.config import Config
+from supervisor.core.model import Agent
+from supervisor.errors import SupervisorError
+from supervisor.hosts.base import Launched, Typing
+from supervisor.hosts.commands import Ran
+from supervisor.hosts.link import Link
+from supervisor.hosts.remote.layout import HostLayout, repo_key
+from supervisor.hostsconfig import HostConfig
+from supervisor.paths import RepoPaths
+from supervisor.tmux.server import PaneInfo
+
+
+class HostUnreachable(SupervisorError):
+    """The host's link is down: nothing can be done there now (the engine reconnects on its own)."""
+
+
+class RemoteHost:
+    def __init__(self, config: HostConfig, link: Callable[[], Link | None], paths: RepoPaths,
+                 settings: Callable[[], Config]) -> None:
+        self.name = config.name
+        self.config = config
+        self.paths = paths
+        self.settings = settings  # supervisor.yaml as the engine applies it now
+        self._link = link  # the host's link while it is up (engine.hostlinks), else None
+        self.key = repo_key(paths.common_dir, paths.name)
+        # The parts, each in its own module (imported here: they import this module's names only for typing).
+        from supervisor.hosts.remote.channel import Channel
+        from supervisor.hosts.remote.panes import RemotePanes
+        from supervisor.hosts.remote.worktrees import RemoteWorktrees
+        self.worktrees = RemoteWorktrees(self)
+        self.panes = RemotePanes(self)
+        self.channel = Channel(self)
+
+    # what every part uses ------------------------------------------------------------------------------
+
+    def link(self) -> Link:
+        """The link now; HostUnreachable (one line, with the hint) while the host is down."""
+        link = self._link()
+        if link is None or not link.up:
+            raise HostUnreachable(f"host {self.name} is unreachable now",
+                                  hint=f"`supervisor hosts check {self.name}` says why; the engine reconnects "
+                                       "on its own")
+        return link
+
+    def layout(self) -> HostLayout:
+        """Where this repository's things live there (needs the link: `dir` as the host expanded it)."""
+        host_dir = self.link().hello.get("dir")
+        if not isinstance(host_dir, str) or not host_dir.startswith("/"):
+            raise HostUnreachable(f"host {self.name} did not say where its folder is")
+        return HostLayout.of(host_dir, self.key)
+
+    # Host: its worktree ---------------------------------------------------------------------------------
+
+    def isolation_of(self, agent: Agent) -> str:
+        return self.panes.isolation_of(agent)
+
+    def make_worktree(self, agent: Agent, base: str, within: str | None) -> str:
+        return self.worktrees.make_worktree(agent, base, within)
+
+    def write_session(self, agent: Agent, contract: str) -> None:
+        self.worktrees.write_session(agent, contract)
+
+    def run_isolated(self, agent: Agent, command: str, cwd: str, env: Mapping[str, str], *,
+                     timeout: float | None = None, stop: threading.Event | None = None, keep: int = 20) -> Ran:
+        return self.worktrees.run_isolated(agent, command, cwd, env, timeout=timeout, stop=stop, keep=keep)
+
+    def remove_worktree(self, agent: Agent) -> None:
+        self.panes.close(agent)
+        self.worktrees.remove_worktree(agent)
+
+    def remove_state(self, agent: Agent) -> None:
+        self.worktrees.remove_state(agent)
+
+    # Host: its pane -------------------------------------------------------------------------------------
+
+    def prepare_launch(self, agent: Agent) -> str:
+        self.channel.open(agent)  # its socket there before its CLI can call it
+        return self.panes.prepare_launch(agent)
+
+    def missing_program(self, agent: Agent, command: str) -> str | None:
+        return self.panes.missing_program(agent, command)
+
+    def own_pane(self, agent: Agent) -> PaneInfo | None:
+        return self.panes.own_pane(agent)
+
+    def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None) -> Launched:
+        return self.panes.launch(agent, command, env, into)
+
+    def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
+        return self.panes.end(agent, pane, grace, since)
+
+    def end_state_holders(self, agent: Agent, grace: float) -> list[int]:
+        return self.panes.end_state_holders(agent, grace)
+
+    def capture(self, agent: Agent, *, history: int = 0, ansi: bool = False) -> str | None:
+        return self.panes.capture(agent, history=history, ansi=ansi)
+
+    def send_keys(self, agent: Agent, *keys: str) -> bool:
+        return self.panes.send_keys(agent, *keys)
+
+    def type_text(self, agent: Agent, pane: PaneInfo, text: str, typing: Typing) -> None:
+        self.panes.type_text(agent, pane, text, typing)
+
+    def attach_info(self, agent: Agent) -> dict[str, str] | None:
+        return self.panes.attach_info(agent)
