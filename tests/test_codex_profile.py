@@ -135,3 +135,22 @@ def test_codex_171_approval_is_answered_with_yes_once() -> None:
     text = (Path(__file__).parent / "fixtures" / "codex" / "screens" / "conformance_approval_prompt.txt").read_text()
     assert get_profile("codex").answer_keys(text, True) == "1"
     assert get_profile("codex").answer_keys(text, False) == "3"
+
+
+def test_the_model_catalog_is_read_in_a_codex_home_of_its_own_never_the_agents(
+        tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`codex debug models` runs on the engine's side, unsandboxed: what the agent left in its own CODEX_HOME
+    must not be where that Codex looks."""
+    program = fake_codex(tmp_path)
+    seen = tmp_path / "seen"
+    program.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$CODEX_HOME\" > {seen}\nls -A \"$CODEX_HOME\" >> {seen}\n"
+                       + program.read_text().split("\n", 1)[1])
+    monkeypatch.setenv("PATH", str(program.parent), prepend=":")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / ".env").write_text("PLANTED=1\n")  # the agent's, from an earlier run
+    get_profile("codex").prepare_state(state, home, Path("/repo"), Path("/wt/a1"))
+    where, *files = seen.read_text().split()
+    assert Path(where) != state and not Path(where).exists()  # a scratch folder, gone afterwards
+    assert sorted(files) == ["auth.json", "config.toml"]
+    assert tomllib.loads((state / "config.toml").read_text())["notice"]["model_migrations"] == {"gpt-5.5": "gpt-6-sol"}

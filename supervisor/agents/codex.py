@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def seed_state(state: Path, home: Path, repo_root: Path, worktree: Path, *, prog
         data.setdefault("projects", {}).setdefault(str(worktree), {})["trust_level"] = "trusted"
     StateFolder(state).write(CONFIG, toml_out.dumps(data), mode=0o600)
     if program is not None:
-        settle_notices(config, data, _catalog(program, state))
+        settle_notices(config, data, _catalog(program, toml_out.dumps(data), user_home / "auth.json"))
     if (user_home / "auth.json").is_file():
         StateFolder(state).copy_in(user_home / "auth.json", "auth.json", mode=0o400)
     return config
@@ -93,14 +94,23 @@ def _merged(base: Any, own: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _catalog(program: str, state: Path) -> list[dict[str, Any]]:
-    """The model catalog this Codex ships (`codex debug models`), which names each model's upgrade."""
-    try:
-        done = subprocess.run([program, "debug", "models"], capture_output=True, text=True, timeout=15,
-                              stdin=subprocess.DEVNULL, check=False, env={**os.environ, STATE_ENV: str(state)})
-        models = json.loads(done.stdout).get("models") if done.returncode == 0 else None
-    except (OSError, ValueError, AttributeError, subprocess.SubprocessError):
-        return []
+def _catalog(program: str, config: str, auth: Path) -> list[dict[str, Any]]:
+    """The model catalog this Codex ships (`codex debug models`), which names each model's upgrade.
+
+    Codex runs here on the engine's side, outside any sandbox: in a CODEX_HOME of its own holding only the
+    config just written and the user's credentials, never the agent's folder, where whatever the agent left
+    (its rules, a `.env`, an app-server's socket) would run or be read with the engine's reach."""
+    with tempfile.TemporaryDirectory(prefix="sv-codex-") as scratch:
+        try:
+            (Path(scratch) / CONFIG).write_text(config)
+            if auth.is_file():
+                shutil.copyfile(auth, Path(scratch) / "auth.json")
+            done = subprocess.run([program, "debug", "models"], capture_output=True, text=True, timeout=15,
+                                  stdin=subprocess.DEVNULL, check=False, cwd=scratch,
+                                  env={**os.environ, STATE_ENV: scratch})
+            models = json.loads(done.stdout).get("models") if done.returncode == 0 else None
+        except (OSError, ValueError, AttributeError, subprocess.SubprocessError):
+            return []
     return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
 
 
