@@ -131,3 +131,19 @@ def test_files_older_than_the_launch_are_not_opened(tmp_path: Path) -> None:
     chat = next((home / ".gemini" / "tmp" / "x1" / "chats").iterdir())
     os.utime(chat, (GEMINI_BEGAN - 3600, GEMINI_BEGAN - 3600))
     assert gemini_session(home, since=GEMINI_BEGAN - 5) is None
+
+
+def test_a_folder_the_agent_linked_to_another_agents_conversations_tells_nothing(tmp_path: Path) -> None:
+    """Another agent's CODEX_HOME (or GEMINI_CLI_HOME) linked into this agent's: its conversation is not this one."""
+    other = codex_home(tmp_path / "other", (ROLLOUT.name, ROLLOUT.read_text()))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sessions").symlink_to(other / "sessions")
+    assert codex_session(other, WORKTREE, since=CODEX_BEGAN - 5) == CODEX_ID
+    assert codex_session(mine, WORKTREE, since=CODEX_BEGAN - 5) is None
+    theirs = gemini_home(tmp_path / "theirs", (CHAT.name, CHAT.read_text()))
+    linked = tmp_path / "linked"
+    (linked / ".gemini").mkdir(parents=True)
+    (linked / ".gemini" / "tmp").symlink_to(theirs / ".gemini" / "tmp")
+    assert gemini_session(theirs, since=GEMINI_BEGAN - 5) == GEMINI_ID
+    assert gemini_session(linked, since=GEMINI_BEGAN - 5) is None

@@ -39,7 +39,7 @@ def codex_session(state: Path, worktree: Path, since: float) -> str | None:
     under `state` (the agent's CODEX_HOME); None while there is none."""
     found: list[tuple[float, str]] = []
     for folder in _day_folders(state / "sessions", since, time.time()):
-        for path in _listed(folder):
+        for path in _listed(folder, state):
             match = _ROLLOUT.match(path.name)
             if match is None or _mtime(path) < since - SLACK_SECONDS:
                 continue
@@ -58,8 +58,8 @@ def gemini_session(state: Path, since: float) -> str | None:
     """The id of the newest Gemini CLI conversation begun at `since` or later that has a message in it, from the
     chat files under `state` (the agent's GEMINI_CLI_HOME, which holds its worktree's project only)."""
     found: list[tuple[float, str]] = []
-    for chats in _listed(state / ".gemini" / "tmp"):
-        for path in _listed(chats / "chats"):
+    for chats in _listed(state / ".gemini" / "tmp", state):
+        for path in _listed(chats / "chats", state):
             if not path.name.startswith("session-") or path.suffix not in (".jsonl", ".json") \
                     or _mtime(path) < since - SLACK_SECONDS:
                 continue
@@ -125,7 +125,14 @@ def _day_folders(sessions: Path, since: float, now: float) -> list[Path]:
     return [sessions / day for day in sorted(days)]
 
 
-def _listed(folder: Path) -> list[Path]:
+def _listed(folder: Path, state: Path) -> list[Path]:
+    """The entries of `folder`, a folder inside the agent's `state` reached through no link: a link the agent
+    planted there (to another agent's sessions) would make its conversation id someone else's."""
+    step = folder
+    while step != state:
+        if step.is_symlink() or step == step.parent:
+            return []
+        step = step.parent
     try:
         return list(folder.iterdir())
     except OSError:
