@@ -48,7 +48,7 @@ def test_each_agent_gets_its_own_claude_config_seeded_from_the_users(tmp_path: P
     (home / ".claude" / "commands" / "ship.md").write_text("ship it\n")
     before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
 
-    env = CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"))
+    env = CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"), hook_command())
 
     assert env == {"CLAUDE_CONFIG_DIR": str(state)}
     assert {p: p.read_bytes() for p in home.rglob("*") if p.is_file()} == before  # the user's files: untouched
@@ -68,7 +68,7 @@ def test_each_agent_gets_its_own_claude_config_seeded_from_the_users(tmp_path: P
     own["numStartups"] = 7
     (state / ".claude.json").write_text(json.dumps(own))
     (home / ".claude" / ".credentials.json").write_text('{"claudeAiOauth": {"accessToken": "t2"}}')
-    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"))
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"), hook_command())
     assert json.loads((state / ".claude.json").read_text())["numStartups"] == 7
     assert "t2" in credentials.read_text() and credentials.stat().st_mode & 0o777 == 0o400
 
@@ -77,7 +77,7 @@ def test_an_untrusted_repository_leaves_the_worktree_untrusted(tmp_path: Path) -
     home, state = tmp_path / "home", tmp_path / "state"
     home.mkdir()
     state.mkdir()
-    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"))  # no ~/.claude.json at all
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"), hook_command())  # no ~/.claude.json at all
     assert json.loads((state / ".claude.json").read_text()) == {}
     assert "hooks" in json.loads((state / "settings.json").read_text())
 
