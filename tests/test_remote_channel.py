@@ -13,7 +13,6 @@ import json
 import shlex
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
