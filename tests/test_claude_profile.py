@@ -82,6 +82,18 @@ def test_an_untrusted_repository_leaves_the_worktree_untrusted(tmp_path: Path) -
     assert "hooks" in json.loads((state / "settings.json").read_text())
 
 
+def test_the_hooks_run_the_command_of_the_machine_the_agent_runs_on(tmp_path: Path) -> None:
+    """An agent on a host: its hooks run that host's client, as the engine names it (never this machine's)."""
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    state.mkdir()
+    there = "python3 -I -S /home/u/.local/share/supervisor/host-0123.pyz client hook"
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"), there)
+    hooks = json.loads((state / "settings.json").read_text())["hooks"]
+    commands = {h["command"] for entries in hooks.values() for entry in entries for h in entry["hooks"]}
+    assert commands == {there}
+
+
 def test_hooks_an_earlier_version_put_in_the_worktree_go(tmp_path: Path) -> None:
     worktree = tmp_path / "wt"
     settings = worktree / ".claude" / "settings.local.json"

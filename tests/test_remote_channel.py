@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from supervisor.client import request_at
+from supervisor.core.contract import Contract, render_contract
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
 from supervisor.engine.approvals import permission_answer
@@ -42,7 +43,7 @@ class Far:
         host_dir = str(ssh_hosts.hosts[HOST].home / folder.removeprefix("~/"))
         self.layout = HostLayout.of(host_dir, repo_key(sandbox.paths.common_dir, sandbox.paths.name))
 
-    def place(self, name: str, state: State = State.IDLE) -> None:
+    def place(self, name: str, state: State = State.IDLE, contract: Contract | None = None) -> None:
         """An agent record on the host, as a remote launch leaves it (written before the engine starts)."""
         paths = self.sandbox.paths
         paths.ensure_dirs()
@@ -51,7 +52,8 @@ class Far:
             now = time.time()
             store.add_agent(Agent(name=name, profile="claude", command="claude", worktree=self.layout.worktree(name),
                                   branch=f"agent/{name}/work", base=self.sandbox.git("rev-parse", "HEAD"),
-                                  target="main", state=state, state_since=now, started_at=now, host=HOST))
+                                  target="main", state=state, state_since=now, started_at=now, host=HOST,
+                                  extra={} if contract is None else {"contract": render_contract(contract)}))
         finally:
             store.close()
 
@@ -198,3 +200,21 @@ def test_hook_events_spooled_on_a_cut_off_host_come_home_in_order_once(far: Far)
     assert len({event["key"] for event in recorded}) == 4
     far.sandbox.wait_state("far", "waiting", timeout=10)  # the last of them decides
     assert far.spooled("far") == []
+
+
+def test_a_commit_on_a_host_is_checked_at_home_against_the_contract(far: Far) -> None:
+    far.place("far", State.WORKING, Contract(modify=("src/**",)))
+    far.start("far")
+    work = f"{far.layout.root}/w"
+    made = far.on_host("sh", "-c", f"""set -e; cd {shlex.quote(far.layout.root)}; git init -q r; cd r
+        git -c user.email=a@b -c user.name=a commit -q --allow-empty -m first; git worktree add -q ../w; cd ../w
+        mkdir src docs; echo a > src/a.py; echo b > docs/b.md; git add src docs""")
+    assert made.returncode == 0, made.stderr
+    guard = ["sh", "-c", f"cd {shlex.quote(work)} && exec \"$@\"", "guard", *far.client_words("far", "guard")]
+    refused = far.on_host(*guard)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("supervisor: commit refused: far may not change these paths")
+    assert "docs/b.md" in refused.stderr and "src/a.py" not in refused.stderr
+    far.on_host("git", "-C", work, "reset", "-q", "docs")
+    allowed = far.on_host(*guard)
+    assert (allowed.returncode, allowed.stderr) == (0, "")
