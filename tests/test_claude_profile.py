@@ -48,7 +48,7 @@ def test_each_agent_gets_its_own_claude_config_seeded_from_the_users(tmp_path: P
     (home / ".claude" / "commands" / "ship.md").write_text("ship it\n")
     before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
 
-    env = CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"))
+    env = CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"), hook_command())
 
     assert env == {"CLAUDE_CONFIG_DIR": str(state)}
     assert {p: p.read_bytes() for p in home.rglob("*") if p.is_file()} == before  # the user's files: untouched
@@ -68,7 +68,7 @@ def test_each_agent_gets_its_own_claude_config_seeded_from_the_users(tmp_path: P
     own["numStartups"] = 7
     (state / ".claude.json").write_text(json.dumps(own))
     (home / ".claude" / ".credentials.json").write_text('{"claudeAiOauth": {"accessToken": "t2"}}')
-    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"))
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/auth"), hook_command())
     assert json.loads((state / ".claude.json").read_text())["numStartups"] == 7
     assert "t2" in credentials.read_text() and credentials.stat().st_mode & 0o777 == 0o400
 
@@ -77,9 +77,21 @@ def test_an_untrusted_repository_leaves_the_worktree_untrusted(tmp_path: Path) -
     home, state = tmp_path / "home", tmp_path / "state"
     home.mkdir()
     state.mkdir()
-    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"))  # no ~/.claude.json at all
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"), hook_command())  # no ~/.claude.json at all
     assert json.loads((state / ".claude.json").read_text()) == {}
     assert "hooks" in json.loads((state / "settings.json").read_text())
+
+
+def test_the_hooks_run_the_command_of_the_machine_the_agent_runs_on(tmp_path: Path) -> None:
+    """An agent on a host: its hooks run that host's client, as the engine names it (never this machine's)."""
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    state.mkdir()
+    there = "python3 -I -S /home/u/.local/share/supervisor/host-0123.pyz client hook"
+    CLAUDE.prepare_state(state, home, Path("/repo"), Path("/wt"), there)
+    hooks = json.loads((state / "settings.json").read_text())["hooks"]
+    commands = {h["command"] for entries in hooks.values() for entry in entries for h in entry["hooks"]}
+    assert commands == {there}
 
 
 def test_hooks_an_earlier_version_put_in_the_worktree_go(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def test_the_agents_codex_home_is_seeded_from_the_users_and_the_users_stays_as_i
     monkeypatch.setenv("PATH", str(fake_codex(tmp_path).parent), prepend=":")
     state = tmp_path / "state"
     state.mkdir()
-    env = get_profile("codex").prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/a1"))
+    env = get_profile("codex").prepare_state(state, home, Path("/repo"), Path("/repo-worktrees/a1"), "supervisor hook")
     assert env == {"CODEX_HOME": str(state)}
     config = tomllib.loads((state / "config.toml").read_text())
     assert config["model_providers"]["local"]["base_url"] == "http://127.0.0.1:9/v1"

@@ -165,7 +165,7 @@ def test_each_profile_declares_every_variable_it_gives_an_agent(tmp_path: Path) 
     for profile in PROFILES.values():
         state = tmp_path / "state" / profile.name
         state.mkdir(parents=True)
-        given = profile.prepare_state(state, home, tmp_path, worktree)
+        given = profile.prepare_state(state, home, tmp_path, worktree, "supervisor hook")
         assert set(given) <= profile.state_vars, (profile.name, set(given) - profile.state_vars)
 
 

@@ -108,7 +108,7 @@ def test_each_agent_gets_its_own_gemini_home_seeded_from_the_users(tmp_path: Pat
     (home / ".gemini" / "oauth_creds.json").write_text('{"token": "t"}')
     (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(repo): "TRUST_FOLDER"}))
     state = tmp_path / "state"
-    env = GEMINI.prepare_state(state, home, repo, worktree)
+    env = GEMINI.prepare_state(state, home, repo, worktree, "supervisor hook")
     own = state / ".gemini"
     assert env["GEMINI_CLI_HOME"] == str(state)
     assert json.loads((own / "settings.json").read_text()) == settings
@@ -117,7 +117,8 @@ def test_each_agent_gets_its_own_gemini_home_seeded_from_the_users(tmp_path: Pat
     trusted = json.loads(Path(env["GEMINI_CLI_TRUSTED_FOLDERS_PATH"]).read_text())
     assert trusted == {str(repo): "TRUST_FOLDER", str(worktree): "TRUST_FOLDER"}
     assert json.loads((home / ".gemini" / "trustedFolders.json").read_text()) == {str(repo): "TRUST_FOLDER"}
-    GEMINI.prepare_state(state, home, repo, worktree)  # a restart seeds it again over the read-only copies
+    # a restart seeds it again over the read-only copies
+    GEMINI.prepare_state(state, home, repo, worktree, "supervisor hook")
 
 
 def test_an_untrusted_repository_gives_its_worktree_no_trust(tmp_path: Path) -> None:
@@ -126,7 +127,7 @@ def test_an_untrusted_repository_gives_its_worktree_no_trust(tmp_path: Path) -> 
     assert not trusts({}, repo)
     assert trusts({str(repo / "sub"): "TRUST_PARENT"}, repo)
     assert not trusts({str(tmp_path): "TRUST_FOLDER", str(repo): "DO_NOT_TRUST"}, repo / "sub")
-    env = GEMINI.prepare_state(tmp_path / "state", tmp_path / "home", repo, tmp_path / "wt")
+    env = GEMINI.prepare_state(tmp_path / "state", tmp_path / "home", repo, tmp_path / "wt", "supervisor hook")
     assert json.loads(Path(env["GEMINI_CLI_TRUSTED_FOLDERS_PATH"]).read_text()) == {}
 
 

@@ -269,7 +269,7 @@ def test_aider_is_ready_only_at_its_prompt() -> None:
 def test_aiders_history_lives_in_the_agents_own_folder_and_restart_restores_it(tmp_path: Path) -> None:
     aider = get_profile("aider")
     state = tmp_path / "agents" / "a1"
-    env = aider.prepare_state(state, tmp_path / "home", tmp_path / "repo", tmp_path / "wt")
+    env = aider.prepare_state(state, tmp_path / "home", tmp_path / "repo", tmp_path / "wt", "supervisor hook")
     assert env["AIDER_CHAT_HISTORY_FILE"] == str(state / "chat.history.md")
     assert env["AIDER_INPUT_HISTORY_FILE"] == str(state / "input.history")
     assert env["AIDER_ANALYTICS"] == "false"

@@ -92,7 +92,7 @@ def test_gemini_copies_no_credential_through_a_linked_folder(tmp_path: Path, pre
     state.mkdir()
     (state / ".gemini").symlink_to(elsewhere)
     with noticed() as replaced:
-        GEMINI.prepare_state(state, home, tmp_path / "repo", tmp_path / "wt")
+        GEMINI.prepare_state(state, home, tmp_path / "repo", tmp_path / "wt", "supervisor hook")
     assert replaced == [".gemini"] and list(elsewhere.iterdir()) == []
     assert (state / ".gemini" / "oauth_creds.json").read_text() == '{"token": "t"}'
 
@@ -107,7 +107,7 @@ def test_claude_writes_through_no_link_and_waits_on_no_fifo(tmp_path: Path, prec
     (state / "commands").symlink_to(elsewhere)
     (state / ".credentials.json").symlink_to(precious)
     os.mkfifo(state / ".claude.json")
-    _within_deadline(lambda: CLAUDE.prepare_state(state, home, tmp_path / "repo", tmp_path / "wt"))
+    _within_deadline(lambda: CLAUDE.prepare_state(state, home, tmp_path / "repo", tmp_path / "wt", "supervisor hook"))
     assert list(elsewhere.iterdir()) == [] and precious.read_text() == '{"the user\'s": "own"}\n'
     assert (state / "commands" / "review.md").read_text() == "review it"
     assert (state / ".credentials.json").read_text() == '{"secret": 1}'

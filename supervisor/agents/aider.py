@@ -68,7 +68,8 @@ class AiderProfile(Profile):
         started at` at each start, prompt or none)."""
         return f"{command} --restore-chat-history" if _holds_prompt(state / HISTORY) else None
 
-    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
+                      hook_command: str) -> dict[str, str]:
         """aider writes its chat and input history into the repository's root by default (`.aider.chat.
         history.md`, `.aider.input.history`): they go to the agent's own folder, never into its worktree (where
         they would be committed, or read by another agent), and `--restore-chat-history` reads them from there

@@ -67,9 +67,11 @@ class Profile:
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:
         """Anything the CLI needs in a new worktree before it is launched (trust, hooks)."""
 
-    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
+                      hook_command: str) -> dict[str, str]:
         """Make the CLI's own state folder for one agent (`state`, the agent's alone), seeded from the user's
-        (`home`), and return the environment variables that point the CLI at it.
+        (`home`), and return the environment variables that point the CLI at it. `hook_command`: what its hooks
+        run (`supervisor hook` as the machine the agent runs on runs it: this one's, or a host's client).
 
         Each agent keeps its CLI's config, sessions, rules and daemons in a folder of its own, so no agent can
         plant hooks, rules or settings into another agent or into the user's own sessions, and a daemon a CLI

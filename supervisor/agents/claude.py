@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from supervisor.agents.base import Profile, hook_command
+from supervisor.agents.base import Profile
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_ids import claude_conversation_held, valid
 from supervisor.agents.state_folder import StateFolder
@@ -42,7 +42,8 @@ class ClaudeProfile(Profile):
         agent's own config folder holds them now; both would report every event twice)."""
         remove_hooks(worktree / ".claude" / "settings.local.json", hook_command)
 
-    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
+                      hook_command: str) -> dict[str, str]:
         """Claude Code reads `.claude.json`, `settings.json` and `.credentials.json` from CLAUDE_CONFIG_DIR
         (checked with 2.1.332), and nothing from ~/.claude.json or ~/.claude/ then."""
         user = user_config_dir(home)
@@ -53,7 +54,7 @@ class ClaudeProfile(Profile):
             own.write(own_json.name, _read_text(user_json(home)) or "{}", mode=0o600)
         record_trust(own_json, repo_root, worktree, trusted_by=user_json(home))
         settings = _read_json(user / "settings.json")
-        settings["hooks"] = merged_hooks(settings.get("hooks"), hook_command())
+        settings["hooks"] = merged_hooks(settings.get("hooks"), hook_command)
         own.write("settings.json", json.dumps(settings, indent=2), mode=0o600)
         if (user / ".credentials.json").is_file():
             own.copy_in(user / ".credentials.json", ".credentials.json", mode=0o400)

@@ -41,7 +41,8 @@ class CodexProfile(Profile):
     def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
         return codex_session(state, worktree, since)
 
-    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
+                      hook_command: str) -> dict[str, str]:
         seed_state(state, home, repo_root, worktree, program=shutil.which("codex"))
         return {STATE_ENV: str(state)}
 

@@ -31,7 +31,8 @@ class GeminiProfile(Profile):
     def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
         return gemini_session(state, since)
 
-    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path) -> dict[str, str]:
+    def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
+                      hook_command: str) -> dict[str, str]:
         """Gemini CLI 0.61 reads `$GEMINI_CLI_HOME/.gemini` instead of `~/.gemini` (settings, credentials, trusted
         folders, sessions, history): the agent's home is `state`, seeded from the user's."""
         user = Path(os.environ.get("GEMINI_CLI_HOME") or home) / ".gemini"

@@ -36,10 +36,11 @@ from supervisor.errors import SupervisorError
 
 # What an agent may ask for: its own business, nothing about other agents' work.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "screen", "unwritten", "hook", "report",
-                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release"})
+                           "helper", "msg", "task_add", "task_ls", "task_claim", "task_done", "task_release",
+                           "guard"})
 # Requests that act as the calling agent: they are told who it is.
 CALLER_METHODS = frozenset({"hook", "report", "helper", "msg", "task_add", "task_claim", "task_done",
-                            "task_release"})
+                            "task_release", "guard"})
 # What a caller whose process is gone (or was never known) may ask through the human's socket: reads.
 UNVERIFIED_METHODS = AGENT_METHODS - CALLER_METHODS
 # Agent methods that read about one agent (`name`): only about an agent of the caller's own tree.

@@ -16,12 +16,14 @@ from supervisor.errors import SupervisorError
 EVENT = "planted_replaced"
 
 
-def prepare(events: Store, agent: Agent, profile: Profile, state: Path, repo_root: Path) -> dict[str, str] | str:
-    """The variables that point the agent's CLI at its folder `state`, or why it cannot be prepared (one line)."""
+def prepare(events: Store, agent: Agent, profile: Profile, state: Path, repo_root: Path,
+            hook_command: str) -> dict[str, str] | str:
+    """The variables that point the agent's CLI at its folder `state`, or why it cannot be prepared (one line).
+    `hook_command`: what its CLI's hooks run (`supervisor hook` as the agent's machine runs it)."""
     try:
         with noticed() as replaced:
             StateFolder(state).ensure()
-            env = profile.prepare_state(state, Path.home(), repo_root, Path(agent.worktree))
+            env = profile.prepare_state(state, Path.home(), repo_root, Path(agent.worktree), hook_command)
     except SupervisorError as exc:
         return f"its CLI folder cannot be prepared: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
     except OSError as exc:

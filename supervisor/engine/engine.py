@@ -36,6 +36,7 @@ from supervisor.engine.bulk import BulkDesk, unknown_agent
 from supervisor.engine.contracts import TAMPERED, Contracts
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.endings import Endings
+from supervisor.engine.guarddesk import GuardDesk
 from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hookdesk import HookDesk
 from supervisor.engine.hostlinks import HostLinks
@@ -47,6 +48,7 @@ from supervisor.engine.params import check_params
 from supervisor.engine.planner import Planner
 from supervisor.engine.prompter import Prompter
 from supervisor.engine.radar import ConflictRadar
+from supervisor.engine.remoterequests import RemoteRequests
 from supervisor.engine.restore import RestoreDesk
 from supervisor.engine.review import ReviewDesk
 from supervisor.engine.screens import Screens
@@ -116,6 +118,7 @@ class Engine:
         self.usage = UsageService(self)  # tokens and cost from each agent's CLI records
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.hostlinks = HostLinks(self)  # a link per host of `hosts:`, and whether each is up (`hosts`)
+        self.remote_requests = RemoteRequests(self)  # remote agents' sockets: their requests, their spooled hooks
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
                                         self.usage, BulkDesk(self), self.hostlinks, ReviewDesk(self)]
@@ -126,7 +129,8 @@ class Engine:
         self.hookdesk = HookDesk(self)
         self.answers = Answers(self)
         self.screens = Screens(self)
-        self.desks = (self.launcher, self.prompter, self.endings, self.hookdesk, self.answers, self.screens)
+        self.desks = (self.launcher, self.prompter, self.endings, self.hookdesk, self.answers, self.screens,
+                      GuardDesk(self))
         # ... and called by their names here too (the watcher, the services)
         self.create, self.new_session, self.free_port = self.launcher.create, self.launcher.new_session, \
             self.launcher.free_port
@@ -241,7 +245,10 @@ class Engine:
     # requests -----------------------------------------------------------------------------------------
 
     def handle(self, method: str, params: dict[str, Any], peer: Peer) -> Any:
-        caller = callers.identify(peer, self.store.agents(), method)
+        return self.handle_as(callers.identify(peer, self.store.agents(), method), peer, method, params)
+
+    def handle_as(self, caller: Agent | None, peer: Peer, method: str, params: dict[str, Any]) -> Any:
+        """A request from `caller` (None: the human), known by the socket it came through (`peer`)."""
         callers.check(caller, peer, method, params)
         handler = self.handler(method)
         check_params(method, handler, params)

@@ -97,6 +97,10 @@ class HookDesk:
         finally:
             lock.release()
 
+    def apply_spooled(self, agent: Agent, event: dict[str, Any], at: float, key: object) -> None:
+        """A spooled event, recorded (its state decided by the next look, once all are applied)."""
+        self._apply_hook(agent, event, at, key, decide=False)
+
     def ingest_spool(self) -> None:
         """Hook events `supervisor hook` spooled into agents' runtime folders, in order: while no engine ran, or
         when this one answered too late (the hook gives up after a few seconds rather than hold the agent up)."""

@@ -276,7 +276,8 @@ class Launcher:
         # anyway, and judged so): a full or read-only runtime folder does not stop all work. It is never told
         # your socket: its commands say its own is gone, and the `socket_unavailable` event says why.
         env = agent_identity(self.engine.paths, agent)
-        prepared = cli_folder.prepare(self.engine.store, agent, profile, state, self.engine.paths.root)
+        prepared = cli_folder.prepare(self.engine.store, agent, profile, state, self.engine.paths.root,
+                                      host.hook_command(agent))
         if isinstance(prepared, str):  # what the agent left there cannot be replaced (a folder with files in it)
             agent.reason = f"not started: {prepared}"
             self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)

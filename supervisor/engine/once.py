@@ -28,7 +28,7 @@ from typing import Any
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
 from supervisor.engine.hooks import read_hook
-from supervisor.engine.spooled import SpoolFolder
+from supervisor.engine.spooled import Spooled, SpoolFolder
 
 log = logging.getLogger(__name__)
 
@@ -105,31 +105,39 @@ def ingest_spool(directory: Path, name: str, store: Store, ledger: HookLedger,
     applied right now: its record decides at the next read. An event that fails to apply for any reason but the
     store's is said in the log and its file removed: one file never stops the others."""
     with SpoolFolder(directory) as folder:
-        items = [(spooled, ran_at(spooled.item.get("at"), spooled.mtime)) for spooled in folder.read()]
-        unknown = [ran for spooled, ran in items
-                   if isinstance(spooled.item.get("key"), str) and ledger.seen(spooled.item["key"]) is Seen.NEW]
-        if unknown:
-            ledger.cover(min(unknown))
-        done = True
-        for spooled, ran in items:
-            key = spooled.item.get("key")
-            seen = ledger.seen(key) if isinstance(key, str) else Seen.NEW
-            if seen is Seen.APPLYING:
-                done = False
-                continue
-            agent = store.get_agent(name)
-            event = spooled.item.get("event")
-            if seen is Seen.NEW and agent is not None and isinstance(event, dict) and ledger.claim(key):
-                try:
-                    apply(agent, event, ran, key)
-                except (OSError, sqlite3.Error):  # the store's trouble: the file waits for the next read
-                    ledger.release(key)
-                    raise
-                except Exception:
-                    ledger.release(key)
-                    log.exception("%s: a spooled hook event in %s could not be applied; it is dropped", name,
-                                  spooled.name)
-            folder.remove(spooled.name)
+        return apply_spooled(folder.read(), name, store, ledger, apply, folder.remove)
+
+
+def apply_spooled(found: list[Spooled], name: str, store: Store, ledger: HookLedger,
+                  apply: Callable[[Agent, dict[str, Any], float, object], None],
+                  remove: Callable[[str], None]) -> bool:
+    """`ingest_spool` of the events `found` in agent `name`'s spool, wherever it is (on this machine, or on a
+    host: supervisor/engine/remoterequests.py); `remove(file name)` takes each one applied or dropped."""
+    items = [(spooled, ran_at(spooled.item.get("at"), spooled.mtime)) for spooled in found]
+    unknown = [ran for spooled, ran in items
+               if isinstance(spooled.item.get("key"), str) and ledger.seen(spooled.item["key"]) is Seen.NEW]
+    if unknown:
+        ledger.cover(min(unknown))
+    done = True
+    for spooled, ran in items:
+        key = spooled.item.get("key")
+        seen = ledger.seen(key) if isinstance(key, str) else Seen.NEW
+        if seen is Seen.APPLYING:
+            done = False
+            continue
+        agent = store.get_agent(name)
+        event = spooled.item.get("event")
+        if seen is Seen.NEW and agent is not None and isinstance(event, dict) and ledger.claim(key):
+            try:
+                apply(agent, event, ran, key)
+            except (OSError, sqlite3.Error):  # the store's trouble: the file waits for the next read
+                ledger.release(key)
+                raise
+            except Exception:
+                ledger.release(key)
+                log.exception("%s: a spooled hook event in %s could not be applied; it is dropped", name,
+                              spooled.name)
+        remove(spooled.name)
     return done
 
 

@@ -42,7 +42,7 @@ READ_DEADLINE = 30.0  # seconds for a whole request to arrive, however it is pac
 Handler = Callable[[str, dict[str, Any], Peer], Any]
 Note = Callable[[], str | None]
 
-__all__ = ["AGENT_CONNECTIONS", "ControlServer", "Peer", "clear_path", "peer_credentials"]
+__all__ = ["AGENT_CONNECTIONS", "ControlServer", "Peer", "answer", "clear_path", "peer_credentials"]
 
 
 @dataclass
@@ -269,19 +269,11 @@ class ControlServer:
             limit = MAX_LINE if agent is None else AGENT_LINE
             message = recv_message(sock, limit, time.monotonic() + READ_DEADLINE)
             sock.settimeout(None)  # some requests (start, stop) legitimately take a while
-            method = message.get("method")
-            params = message.get("params") or {}
-            if not isinstance(method, str) or not isinstance(params, dict):
-                raise ProtocolError("a request needs a method and params")
-            result = self.handler(method, params, peer)
-            reply = {"ok": True, "result": result}
-            note = self.note()
-            if note:
-                reply["note"] = note
+            reply = answer(self.handler, self.note, message, peer)
             try:
                 send_message(sock, reply)
             except (BrokenPipeError, ConnectionResetError):  # it gave up waiting (a hook after 5 s, a Ctrl-C)
-                log.info("the caller of %s (pid %d) left before its answer", method, pid)
+                log.info("the caller of %s (pid %d) left before its answer", message.get("method"), pid)
         except SupervisorError as exc:
             _try_send(sock, _error(exc))
         except TooLarge:
@@ -301,6 +293,29 @@ class ControlServer:
         finally:
             if peer is not None:
                 peer.close()
+
+
+def answer(handler: Handler, note: Note, message: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    """The reply to one request `message` from `peer`, as every socket gives it: this machine's, and an agent's
+    socket on a host, whose requests come home over the host's link (supervisor/engine/remoterequests.py)."""
+    try:
+        method = message.get("method")
+        params = message.get("params") or {}
+        if not isinstance(method, str) or not isinstance(params, dict):
+            raise ProtocolError("a request needs a method and params")
+        result = handler(method, params, peer)
+    except SupervisorError as exc:
+        return _error(exc)
+    except ProtocolError as exc:
+        return _error(UsageError(f"bad request: {exc}"))
+    except Exception as exc:
+        log.exception("request failed")
+        return _error(SupervisorError(f"internal error in the engine: {exc!r}", hint="see the engine log"))
+    reply = {"ok": True, "result": result}
+    said = note()
+    if said:
+        reply["note"] = said
+    return reply
 
 
 def _refuse(conn: socket.socket, exc: SupervisorError) -> None:

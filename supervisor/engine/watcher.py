@@ -164,7 +164,7 @@ class Watcher:
         agents = [agent for agent in engine.store.agents() if agent.state.live and watched_here(agent)]
         for done, agent in enumerate(agents):
             progress(done, len(agents))
-            live = engine.live[agent.name] = self._fresh_live(agent)
+            live = engine.live[agent.name] = self.fresh_live(agent)
             hooked = last_hook(engine.store, agent.name)  # maybe recorded and never applied (a kill between)
             if hooked is not None:
                 live.hook_state, live.hook_reason, live.last_hook = hooked
@@ -175,7 +175,7 @@ class Watcher:
         progress(len(agents), len(agents))
         self.tick()
 
-    def _fresh_live(self, agent: Agent) -> Live:
+    def fresh_live(self, agent: Agent) -> Live:
         seen = agent.last_activity_at or 0.0
         # Becoming idle (or waiting) is no progress: counting it as such would read an agent adopted just
         # after it went idle as working again for idle_after.
@@ -327,7 +327,7 @@ class Watcher:
         engine = self.engine
         live = engine.live.get(agent.name)
         if live is None:
-            live = engine.live[agent.name] = self._fresh_live(agent)
+            live = engine.live[agent.name] = self.fresh_live(agent)
         pane = engine.panes.own(agent, panes)
         if pane is None or pane.dead:  # confirm an ending with a fresh look before recording it
             panes = engine.tmux.list_panes()

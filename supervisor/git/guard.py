@@ -30,7 +30,7 @@ from supervisor.files import write_atomically
 from supervisor.git import contract_file
 from supervisor.paths import RepoPaths
 
-__all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "GUARD_HOOKS", "install_guard", "main", "write_hooks"]
+__all__ = ["FORWARDED_HOOKS", "GUARD_HOOK", "GUARD_HOOKS", "install_guard", "main", "refusal", "write_hooks"]
 
 GUARD_HOOK = "pre-commit"
 GUARD_HOOKS = (GUARD_HOOK, "pre-merge-commit")
@@ -188,15 +188,31 @@ def main(cwd: Path) -> int:
         raw = _git(top, "diff", "--cached", "--name-status", "-z", "--no-renames", "--no-color", "--no-ext-diff",
                    "--ignore-submodules=none")
         changes = _name_status(raw)
+    message = refusal(name, text, rules, changes, brought, merging=bool(heads), target=target)
+    if message is None:
+        return 0
+    # Paths print byte for byte as git gave them, whatever the locale's encoding.
+    sys.stderr.flush()
+    sys.stderr.buffer.write(message.encode("utf-8", "surrogateescape"))
+    sys.stderr.buffer.flush()
+    return 1
+
+
+def refusal(name: str, text: str, rules: PathRules, changes: list[tuple[str, str, str | None]],
+            brought: list[tuple[str, str, list[Violation]]], *, merging: bool, target: str | None) -> str | None:
+    """What the guard says when agent `name`'s commit (or merge) changes paths its contract (`text`, read as
+    `rules`) does not allow; None when it allows them all. `brought`: the commits a merge brings in, with what
+    each changes that the rules refuse. Also the engine's word on a commit on a host (the host client sends
+    the staged changes home)."""
     violations = check_changes(rules, changes)
     everything = [*violations, *(v for _, _, found in brought for v in found)]
     if not everything:
-        return 0
+        return None
     dont_touch_only = PathRules(["**"], rules.dont_touch)
     by_dont_touch = any(not dont_touch_only.allows(v.path) for v in everything)
     outside_modify = any(dont_touch_only.allows(v.path) for v in everything)
     key_lines = _key_lines(text)
-    what = "merge" if heads else "commit"
+    what = "merge" if merging else "commit"
     lines = [f"supervisor: {what} refused: {name} may not change these paths (its contract: {_CONTRACT_NAME})"]
     lines += [f"  {v.status:<2} {v.path} — {v.reason}" for v in violations]
     if brought:
@@ -209,16 +225,11 @@ def main(cwd: Path) -> int:
     if cited:
         lines.append("The contract lines that forbid them:")
         lines += [f"  {_CONTRACT_NAME}:{number}: {line}" for number, line in cited]
-    if heads:
+    if merging:
         lines.append("Undo the merge (git merge --abort), or ask for a role that allows them.")
     else:
         lines.append("Unstage them (git restore --staged PATH) or ask for a role that allows them.")
-    # Paths print byte for byte as git gave them, whatever the locale's encoding.
-    message = "\n".join(lines) + "\n"
-    sys.stderr.flush()
-    sys.stderr.buffer.write(message.encode("utf-8", "surrogateescape"))
-    sys.stderr.buffer.flush()
-    return 1
+    return "\n".join(lines) + "\n"
 
 
 _GITHEAD = re.compile(r"GITHEAD_([0-9a-f]{40}|[0-9a-f]{64})")

@@ -81,6 +81,10 @@ class Host(Protocol):
         """What its CLI needs before a launch (hooks in its worktree, a tmux server): its CLI's own folder."""
         ...
 
+    def hook_command(self, agent: Agent) -> str:
+        """The shell command its CLI's hooks run there (`supervisor hook`, as that machine runs it)."""
+        ...
+
     def missing_program(self, agent: Agent, command: str) -> str | None:
         """The program of a simple `command` when it is not found there; None when found or not simple."""
         ...

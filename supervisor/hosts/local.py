@@ -91,6 +91,9 @@ class LocalHost:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
         return str(state)
 
+    def hook_command(self, agent: Agent) -> str:
+        return hook_command()
+
     def missing_program(self, agent: Agent, command: str) -> str | None:
         return missing_program(command, Path(agent.worktree))
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import facts, files, gitops, procs, relay
+from . import agents, facts, files, gitops, procs, relay
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -38,6 +38,7 @@ class Server:
         self._streams_lock = threading.Lock()
         self.watches = files.Watches(self.event)
         self.relays = relay.Relays(self.event)
+        self.agents = agents.AgentSockets(self.event)
         self.ops: dict[str, Op] = {
             "ping": lambda call: {"version": self.version, "load1": os.getloadavg()[0]},  # the engine's keep-watch
             "facts": lambda call: facts.hello(self.version, self.host_dir),
@@ -56,6 +57,10 @@ class Server:
             "tmux_start": lambda call: self.relays.start(call),
             "tmux_send": lambda call: self.relays.send(call),
             "tmux_stop": lambda call: self.relays.stop(call),
+            "agent_listen": lambda call: self.agents.listen(call),
+            "agent_close": lambda call: self.agents.close(call),
+            "agent_answer": lambda call: self.agents.answer(call),
+            "agent_spooled": agents.spooled,
         }
 
     def send(self, message: dict[str, Any]) -> None:
@@ -73,6 +78,7 @@ class Server:
     def serve(self, lines: BinaryIO) -> None:
         for line in lines:
             self.handle(line)
+        self.agents.close_all()  # nothing answers there now: the agents' hooks spool their events
         self.relays.stop_all()
         procs.end_running()
         with self._streams_lock:
@@ -148,8 +154,13 @@ def _os_error(exc: OSError) -> str:
 
 
 def main() -> None:
-    """`host.pyz VERSION DIR`: say hello, then answer until input ends."""
+    """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
+    `supervisor` there (`client`)."""
     args = sys.argv[1:]
+    if args[:1] == ["client"]:
+        from .client import main as client_main
+
+        sys.exit(client_main(args[1:]))
     version = args[0] if args else "unknown"
     host_dir = args[1] if len(args) > 1 else "~"
     server = Server(sys.stdout.buffer, version, host_dir)

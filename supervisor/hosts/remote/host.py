@@ -84,6 +84,9 @@ class RemoteHost:
         self.channel.open(agent)  # its socket there before its CLI can call it
         return self.panes.prepare_launch(agent)
 
+    def hook_command(self, agent: Agent) -> str:
+        return self.channel.hook_command()
+
     def missing_program(self, agent: Agent, command: str) -> str | None:
         return self.panes.missing_program(agent, command)
 

@@ -1,0 +1,142 @@
+"""Requests from remote agents' own sockets (supervisor/hosts/remote/channel.py), answered as the local ones.
+
+The host program pushes each request a connection to an agent's socket there carried (`agent_request`); it is
+answered on a thread of its own (a held approval waits for a human) exactly as a request through that agent's
+socket here (supervisor/engine/server.py `answer`): the caller IS the agent whose socket it came through, as the
+host program names it, and only an agent of that host; what it says of itself counts for nothing, and it may
+ask only what an agent may (supervisor/engine/callers.py). Hook events its client spooled while the link was
+down (or the engine answered too late) come home when the spool changes and each time the host comes up, in
+order, applied once (`engine.hooks_once`, as local spools are).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from supervisor.core.model import Agent
+from supervisor.engine.once import apply_spooled
+from supervisor.engine.peers import Peer
+from supervisor.engine.server import answer
+from supervisor.errors import SupervisorError
+from supervisor.hosts.link import Link, LinkError
+from supervisor.hosts.remote.channel import HOOKS_WATCH, Channel
+from supervisor.hosts.remote.host import RemoteHost
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class RemoteRequests:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ingesting: dict[str, threading.Lock] = {}  # by agent: one read of its spool at a time
+        self._guard = threading.Lock()
+        engine.hostlinks.on_event.append(self.on_event)
+        engine.hostlinks.on_up.append(self.on_up)
+
+    # from the hosts ---------------------------------------------------------------------------------------
+
+    def on_event(self, host: str, message: dict[str, Any]) -> None:
+        """On the link's reader: handed off at once to a thread of its own."""
+        kind = message.get("event")
+        if kind == "agent_request":
+            threading.Thread(target=self.serve, args=(host, message), daemon=True,
+                             name=f"remote-request-{host}").start()
+        elif kind == "file" and str(message.get("watch") or "").startswith(HOOKS_WATCH):
+            name = str(message["watch"])[len(HOOKS_WATCH):]
+            threading.Thread(target=self.ingest, args=(host, name), daemon=True, name=f"remote-spool-{host}").start()
+
+    def on_up(self, host: str, link: Link) -> None:
+        """The host is (back) up: its live agents' sockets listen again there, and what they spooled comes home."""
+        for agent in self.engine.store.agents():
+            if agent.host != host or not agent.state.live:
+                continue
+            try:
+                channel = self._channel(agent)
+                if channel is None:
+                    continue
+                channel.open(agent)
+            except (LinkError, SupervisorError) as exc:
+                log.warning("%s: its socket on host %s could not be opened: %s", agent.name, host, exc)
+                continue
+            self.ingest(host, agent.name)
+
+    # requests -------------------------------------------------------------------------------------------
+
+    def serve(self, host: str, message: dict[str, Any]) -> None:
+        name = str(message.get("agent") or "")
+        conn = message.get("conn")
+        request = message.get("request")
+        if not isinstance(conn, int):
+            log.warning("host %s pushed a request without its connection: %r", host, message)
+            return
+        reply = answer(lambda method, params, peer: self._as_agent(host, method, params, peer), self.engine.disk.note,
+                       request if isinstance(request, dict) else {}, Peer(0, name))
+        agent = self.engine.store.get_agent(name)
+        channel = self._channel(agent) if agent is not None and agent.host == host else None
+        if channel is None:
+            return
+        try:
+            channel.answer(conn, reply)
+        except (LinkError, SupervisorError) as exc:  # the host went away: its client spools a hook event
+            log.info("%s: the answer could not reach host %s: %s", name, host, exc)
+
+    def _as_agent(self, host: str, method: str, params: dict[str, Any], peer: Peer) -> Any:
+        """The request as agent `peer.agent`'s, the one whose socket on `host` it came through."""
+        agent = self.engine.store.get_agent(peer.agent or "")
+        if agent is None:
+            raise SupervisorError(f"agent {peer.agent} is no longer known to the engine")
+        if agent.host != host:
+            raise SupervisorError(f"refused: agent {agent.name} does not run on host {host}")
+        self._watched(agent)
+        return self.engine.handle_as(agent, peer, method, params)
+
+    def _watched(self, agent: Agent) -> None:
+        """What the engine holds of a live agent's state (its hook events decide it), made when the host's own
+        watch has not made it yet."""
+        if agent.state.live and agent.name not in self.engine.live:
+            self.engine.live.setdefault(agent.name, self.engine.watcher.fresh_live(agent))
+
+    # the spool ------------------------------------------------------------------------------------------
+
+    def ingest(self, host: str, name: str) -> None:
+        """Agent `name`'s hook events spooled on `host`, applied in order and once, then removed there."""
+        with self._guard:
+            lock = self._ingesting.setdefault(name, threading.Lock())
+        with lock:
+            agent = self.engine.store.get_agent(name)
+            channel = self._channel(agent) if agent is not None and agent.host == host else None
+            if agent is None or channel is None:
+                return
+            try:
+                found = channel.spooled(name)
+                if not found:
+                    return
+                self._watched(agent)
+                taken: list[str] = []
+                apply_spooled(found, name, self.engine.store, self.engine.hooks_once,
+                              self.engine.hookdesk.apply_spooled, taken.append)
+                channel.remove_spooled(name, taken)
+            except (LinkError, SupervisorError) as exc:
+                log.info("%s: its spool on host %s is read when the link is back: %s", name, host, exc)
+                return
+            lock_held = self.engine.try_agent_lock(name)
+            if lock_held is not None:  # else the operation holding it decides
+                try:
+                    self.engine.watcher.decide_now(name)
+                finally:
+                    lock_held.release()
+
+    def _channel(self, agent: Agent | None) -> Channel | None:
+        if agent is None:
+            return None
+        try:
+            host = self.engine.host_of(agent)
+        except SupervisorError:
+            return None
+        return host.channel if isinstance(host, RemoteHost) else None
+
