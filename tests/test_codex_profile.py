@@ -149,7 +149,7 @@ def test_the_model_catalog_is_read_in_a_codex_home_of_its_own_never_the_agents(
     state = tmp_path / "state"
     state.mkdir()
     (state / ".env").write_text("PLANTED=1\n")  # the agent's, from an earlier run
-    get_profile("codex").prepare_state(state, home, Path("/repo"), Path("/wt/a1"))
+    get_profile("codex").prepare_state(state, home, Path("/repo"), Path("/wt/a1"), "supervisor hook")
     where, *files = seen.read_text().split()
     assert Path(where) != state and not Path(where).exists()  # a scratch folder, gone afterwards
     assert sorted(files) == ["auth.json", "config.toml"]
