@@ -17,3 +17,16 @@ class Channel:
 
     def open(self, agent: Agent) -> None:
         """The agent's socket on the host, listening (before its CLI can call it)."""
+
+    # Placeholders until the host client lands (the remote channel's part): the pane's launch already asks
+    # them, so the agent's environment and its CLI's hook command come from here alone.
+
+    def client_env(self, agent: Agent) -> dict[str, str]:
+        """What the agent's environment on the host needs for the host client (PATH with its `supervisor` shim
+        first). PLACEHOLDER: nothing yet."""
+        return {}
+
+    def client_command(self) -> list[str]:
+        """The words that run the host client (`[...words, "hook"]` is the CLI's hook command there).
+        PLACEHOLDER: a command that does nothing, so a CLI's hooks run and report nothing yet."""
+        return ["true"]
