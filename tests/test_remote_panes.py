@@ -116,6 +116,9 @@ def test_an_agent_on_a_host_works_idles_takes_a_send_shows_its_log_and_stops_who
     box.wait_state("far", "idle", timeout=30)
     screen = remote.request("screen", name="far")["text"]
     assert "REMOTE-FIRST-DONE" in screen
+    clients = remote.link().call("run", argv=["tmux", "-S", layout.tmux_socket, "list-clients", "-F",
+                                              "#{client_control_mode} #{session_name}"])["stdout"]
+    assert "1 _engine" in clients.splitlines()  # the watcher's control-mode client, relayed over the link
 
     # its environment there names the host's folders, not this machine's
     pid = int(box.agent("far")["pid"])

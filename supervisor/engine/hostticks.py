@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import State
+from supervisor.engine.panes import pane_ref
 from supervisor.engine.sites import host_site
 from supervisor.errors import SupervisorError
 from supervisor.hosts.remote.host import RemoteHost
@@ -56,8 +57,9 @@ class HostTicks:
 
     def tick(self, name: str) -> None:
         engine = self.watcher.engine
-        agents = [agent for agent in engine.store.agents()
-                  if agent.host == name and agent.state.live and agent.state != State.UNREACHABLE]
+        # A record that names no pane there yet (being launched, or written by hand) is not judged from its panes.
+        agents = [agent for agent in engine.store.agents() if agent.host == name and agent.state.live
+                  and agent.state != State.UNREACHABLE and pane_ref(agent) is not None]
         link = engine.hostlinks.link(name)
         if not agents or link is None or not link.up:
             return
