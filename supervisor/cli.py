@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -442,9 +443,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
-    from supervisor.tmux.attach import plan_attach, show_pane
+    from supervisor.tmux.attach import plan_attach, plan_remote, show_pane
 
     info = _call("attach_info", {"name": args.agent})
+    if info.get("ssh"):  # on a host: the user's own ssh, with a terminal, to its pane there
+        plan = plan_remote(shlex.split(info["ssh"]))
+        if plan.how != "popup" and not sys.stdin.isatty():
+            raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {info['ssh']}")
+        if plan.how == "popup":
+            return subprocess.run(plan.argv, check=False).returncode
+        os.execvpe(plan.argv[0], plan.argv, plan.env)
     socket = Path(info["socket"])
     plan = plan_attach(socket, info["pane"], info["session"])  # see supervisor.tmux.attach
     show_pane(socket, info["pane"])

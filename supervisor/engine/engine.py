@@ -25,7 +25,7 @@ from supervisor.client import repair_holding
 from supervisor.config import Config, load_config
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine import callers, environments, rebuild, spools, views
+from supervisor.engine import callers, environments, rebuild, sites, spools, views
 from supervisor.engine.answers import Answers
 from supervisor.engine.approvals import (
     Approvals,
@@ -119,6 +119,7 @@ class Engine:
         self.usage.subscribe(SpendingWatch(self))  # budgets and the context alert, as usage changes
         self.hostlinks = HostLinks(self)  # a link per host of `hosts:`, and whether each is up (`hosts`)
         self.remote_requests = RemoteRequests(self)  # remote agents' sockets: their requests, their spooled hooks
+        self.hostlinks.on_event.append(functools.partial(sites.relay_event, self))  # hosts' tmux output
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
                                         self.usage, BulkDesk(self), self.hostlinks, ReviewDesk(self)]
@@ -381,14 +382,19 @@ class Engine:
 
     def host_of(self, agent: Agent) -> Host:
         """The machine `agent` runs on, where everything beside it is done (its worktree, pane, processes)."""
-        host = self.hosts.get(agent.host)
-        config = self.config.hosts.get(agent.host)
-        if config is not None and (not isinstance(host, RemoteHost) or host.config != config):
-            host = self.hosts[agent.host] = RemoteHost(config, functools.partial(self.hostlinks.link, agent.host),
-                                                       self.paths, lambda: self.config)
+        host = self.host_named(agent.host)
         if host is None:
             raise SupervisorError(f"{agent.name} runs on host {agent.host!r}, which this engine does not know",
                                   hint="name it under `hosts:` in supervisor.yaml")
+        return host
+
+    def host_named(self, name: str) -> Host | None:
+        """The host `name` of supervisor.yaml (or `local`), None when the configuration names none."""
+        host = self.hosts.get(name)
+        config = self.config.hosts.get(name)
+        if config is not None and (not isinstance(host, RemoteHost) or host.config != config):
+            host = self.hosts[name] = RemoteHost(config, functools.partial(self.hostlinks.link, name), self.paths,
+                                                 lambda: self.config, self.store)
         return host
 
     def get(self, name: str) -> Agent:

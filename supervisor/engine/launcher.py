@@ -33,6 +33,8 @@ from supervisor.hosts.base import ISOLATED, CannotIsolate
 from supervisor.hosts.isolation import NONE as NO_ISOLATION
 from supervisor.hosts.isolation import choose as isolation_choice
 from supervisor.hosts.isolation import valid as isolation_valid
+from supervisor.hosts.remote.host import RemoteHost
+from supervisor.hostsconfig import LOCAL
 from supervisor.paths import agent_file_name
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class Launcher:
         contract_path: str | None = None,
         best_of: int | None = None,
         isolation: str | None = None,
+        host: str = LOCAL,
     ) -> dict[str, Any]:
         validate_name(name)
         if "." in name:
@@ -88,14 +91,14 @@ class Launcher:
             default_session_contract(self.engine.paths.root)
         isolation = isolation_valid(isolation)
         if best_of is None:
-            agent = self.new_session(name, task, command, profile, base, config)
+            agent = self.new_session(name, task, command, profile, base, config, host=host)
             isolation_choice(agent, isolation)
             return self.create(agent, terms, config, wait=wait)
-        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation, host)
 
     def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
                        base: str, config: Config, terms: Contract, wait: bool,
-                       isolation: str | None = None) -> dict[str, Any]:
+                       isolation: str | None = None, host: str = LOCAL) -> dict[str, Any]:
         """N sessions NAME-1 … NAME-N on the same task, from the same commit (`compare` shows them side by
         side; merging one removes the others)."""
         if not 2 <= count <= MAX_BEST_OF:
@@ -111,7 +114,7 @@ class Launcher:
         base_commit = worktrees.resolve(self.engine.paths.root, base)  # one commit for all, even if HEAD moves
         started = []
         for candidate in names:
-            agent = self.new_session(candidate, task, command, profile, base, config)
+            agent = self.new_session(candidate, task, command, profile, base, config, host=host)
             agent.base = base_commit
             agent.extra["best_of"] = name
             isolation_choice(agent, isolation)
@@ -119,8 +122,9 @@ class Launcher:
         return {"name": name, "candidates": started}
 
     def new_session(self, name: str, task: str | None, command: str | None, profile: str | None, base: str,
-                    config: Config, *, queued: bool = False) -> Agent:
-        """A level-1 agent's record (not stored yet). A queued one gets its base commit when it starts."""
+                    config: Config, *, queued: bool = False, host: str = LOCAL) -> Agent:
+        """A level-1 agent's record (not stored yet), on `host`. A queued one gets its base commit when it
+        starts."""
         chosen = get_profile(profile or (profile_for(command) if command else config.agent.profile))
         line = command or (config.agent.command if chosen.name == config.agent.profile else None)
         line = line or DEFAULT_COMMANDS.get(chosen.name)
@@ -134,10 +138,10 @@ class Launcher:
             target = base if queued or worktrees.branch_exists(root, base) else base_commit
         now = time.time()
         return Agent(
-            name=name, profile=chosen.name, command=line, worktree=str(self._worktree_path(config, name)),
+            name=name, profile=chosen.name, command=line, worktree=self._worktree_path(config, name, host),
             branch=agent_branch(name), base=base_commit, target=target, task=task,
             state=State.QUEUED if queued else State.STARTING, state_since=now, started_at=0.0 if queued else now,
-            port=None if queued else self.free_port(),
+            port=None if queued else self.free_port(), host=host,
         )
 
     def create(self, agent: Agent, terms: Contract, config: Config, *, wait: bool = True,
@@ -207,8 +211,15 @@ class Launcher:
                 threading.Thread(target=self.engine.prompter.deliver_quietly, args=(agent.name, task),
                                  daemon=True).start()
 
-    def _worktree_path(self, config: Config, name: str) -> Path:
-        return Path(os.path.normpath(config.worktrees.dir / agent_file_name(name)))
+    def _worktree_path(self, config: Config, name: str, host: str = LOCAL) -> str:
+        """Where a session's worktree goes: under `worktrees.dir` here, or in the repository's folder on its host
+        (a path on that host, as text)."""
+        if host == LOCAL:
+            return os.path.normpath(config.worktrees.dir / agent_file_name(name))
+        remote = self.engine.host_named(host)
+        if not isinstance(remote, RemoteHost):
+            raise UsageError(f"unknown host {host!r}", hint="hosts are named under `hosts:` in supervisor.yaml")
+        return remote.layout().worktree(name)
 
     def free_port(self) -> int:
         used = {a.port for a in self.engine.store.agents()}

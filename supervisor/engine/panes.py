@@ -16,7 +16,6 @@ from pathlib import Path
 
 from supervisor.core.model import Agent, root_of
 from supervisor.core.store import Store
-from supervisor.tmux.instance import still_runs
 from supervisor.tmux.panes import LOCAL, PaneRef, find, server_of
 from supervisor.tmux.server import Created, PaneInfo, Tmux, TmuxError
 
@@ -66,7 +65,7 @@ class Panes:
         current = server_of(panes) or self.tmux.listed_server
         if ref is not None and current is not None and ref.server == current:
             return WINDOW_CLOSED
-        if ref is not None and still_runs(ref.server, self.tmux.socket):
+        if ref is not None and self.tmux.transport.still_runs(ref.server, self.tmux.socket):
             return SOCKET_GONE
         return TMUX_ENDED
 

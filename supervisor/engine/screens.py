@@ -6,8 +6,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State
+from supervisor.engine.sites import site_of
 from supervisor.engine.transcripts import tail_lines
-from supervisor.tmux.server import PaneInfo, Scrolled, TmuxError
+from supervisor.errors import SupervisorError
+from supervisor.tmux.server import PaneInfo, Scrolled
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -42,8 +44,8 @@ class Screens:
             self.engine.transcripts.sized(agent.name, info.pane, info.size)
             return
         try:
-            grid = self.engine.tmux.grid(info.pane, RESYNC_ROWS)
-        except TmuxError:
+            grid = site_of(self.engine, agent).tmux.grid(info.pane, RESYNC_ROWS)
+        except SupervisorError:  # TmuxError, or its host out of reach
             return
         if grid is not None:
             self.engine.transcripts.resync(agent.name, info.pane, grid, info.size)
@@ -53,8 +55,8 @@ class Screens:
         self.resync_transcript(agent, info)
         due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history, info.history_limit)
         try:
-            screens, scrolled = self.engine.tmux.look([info.pane], {info.pane: due} if due else {})
-        except TmuxError:
+            screens, scrolled = site_of(self.engine, agent).tmux.look([info.pane], {info.pane: due} if due else {})
+        except SupervisorError:  # TmuxError, or its host out of reach
             return None, None
         return screens.get(info.pane), scrolled.get(info.pane)
 

@@ -42,12 +42,14 @@ from supervisor.engine import undelivered
 from supervisor.engine.changes import RefWatch
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
+from supervisor.engine.hostticks import HostTicks
 from supervisor.engine.once import last_hook
 from supervisor.engine.panes import SOCKET_GONE, TMUX_ENDED, WINDOW_CLOSED
 from supervisor.engine.processes import CpuMeter, Snapshot, scan
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.screentext import strip_ansi
 from supervisor.engine.server_ended import ServerEnded
+from supervisor.engine.sites import Site, local_site, site_of
 from supervisor.engine.transcripts import last_words
 from supervisor.engine.turns import Turns
 from supervisor.hostsconfig import LOCAL
@@ -141,12 +143,14 @@ class Watcher:
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
         self.server_ended = ServerEnded(engine)
         self.refs = RefWatch(engine.store, engine.paths.common_dir)
+        self.hosts = HostTicks(self, TICK_SECONDS)  # agents on hosts: a tick per host, in threads of their own
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
             started = time.monotonic()
             try:
                 self.engine.disk.retry()  # what a full disk or a read-only folder refused, until it takes it
+                self.hosts.tend(stopping)
                 self.tick()
             except Exception:
                 log.exception("watch tick failed")
@@ -228,6 +232,32 @@ class Watcher:
             self.check_deadlocks(live_agents)
             self.look_for_sessions(live_agents)
 
+    def tick_site(self, site: Site, agents: list[Agent]) -> None:
+        """One tick for the live agents of a host (`site`), judged as the local tick judges its own: one listing,
+        one look at the screens that may have printed, then each agent under its lock. A host's processes are
+        not read here (no CPU figures: its screen and hooks judge it)."""
+        engine = self.engine
+        observed = time.time()
+        panes = site.tmux.list_panes()
+        owned = {agent.name: site.panes.own(agent, panes) for agent in agents}
+        for agent in agents:
+            info = owned[agent.name]
+            if agent.name not in engine.live and info is not None:  # an engine started since it was launched
+                engine.live[agent.name] = self.fresh_live(agent)
+                engine.transcripts.adopt(agent.name, info.server, info.pane, info.history)
+        looks = self._looks(agents, owned)
+        screens, scrolled = site.tmux.look([pane for pane, _due in looks.values()],
+                                           {pane: due for pane, due in looks.values() if due})
+        now = time.time()
+        for candidate in agents:
+            look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
+            version = engine.store.version(candidate.name)
+            if look is None and self._unchanged(candidate, version, owned.get(candidate.name), now):
+                continue
+            self._locked(candidate.name,  # its record read again under its lock
+                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, None, site))
+        self.server_ended.settle()
+
     def _unchanged(self, agent: Agent, version: int, pane: PaneInfo | None, now: float) -> bool:
         """Whether judging the agent again this tick would find what the last judgement found: it printed
         nothing, no tree was read, nothing it is judged by changed (its record, its hooks, its approvals, the
@@ -305,7 +335,8 @@ class Watcher:
         """Evaluate one agent at once (the caller holds its lock)."""
         fresh = self.engine.store.get_agent(agent.name)
         if fresh is not None and fresh.state.live:
-            self.evaluate(fresh, self.engine.tmux.list_panes(), time.time())
+            site = site_of(self.engine, fresh)
+            self.evaluate(fresh, site.tmux.list_panes(), time.time(), site=site)
             self.server_ended.settle()
 
     def decide_now(self, name: str) -> None:
@@ -317,10 +348,11 @@ class Watcher:
         self._decide(agent, live, get_profile(agent.profile), time.time())
 
     def evaluate(self, agent: Agent, panes: dict[str, PaneInfo], now: float, observed: float | None = None,
-                 look: Look | None = None, snapshot: Snapshot | None = None) -> None:
+                 look: Look | None = None, snapshot: Snapshot | None = None, site: Site | None = None) -> None:
         """Judge one agent from a tick's observations (the caller holds its lock). `snapshot`: every tree,
-        when this tick read them all."""
-        if not agent.state.live or not watched_here(agent):
+        when this tick read them all. `site`: where `panes` were listed (this machine's tmux by default)."""
+        site = site or local_site(self.engine)
+        if not agent.state.live or agent.host != site.host:
             return
         if observed is not None and agent.started_at >= observed:
             return  # (re)launched after the panes were listed: the next tick sees it as it is
@@ -328,12 +360,12 @@ class Watcher:
         live = engine.live.get(agent.name)
         if live is None:
             live = engine.live[agent.name] = self.fresh_live(agent)
-        pane = engine.panes.own(agent, panes)
+        pane = site.panes.own(agent, panes)
         if pane is None or pane.dead:  # confirm an ending with a fresh look before recording it
-            panes = engine.tmux.list_panes()
-            pane = engine.panes.own(agent, panes)
+            panes = site.tmux.list_panes()
+            pane = site.panes.own(agent, panes)
         if pane is None:
-            why = engine.panes.why_gone(agent, panes)
+            why = site.panes.why_gone(agent, panes)
             if why == SOCKET_GONE:
                 self.server_ended.socket_gone(agent)  # it runs on: not ended, and the server gets its socket back
                 return
@@ -352,13 +384,13 @@ class Watcher:
                 fire(engine.store, agent, Trigger.EXITED, agent.reason)
             return
         if pane.dead:
-            self._ended(agent, pane, now)
+            self._ended(agent, pane, now, site)
             return
         if pane.pid and pane.pid != agent.pid:
             agent.pid = pane.pid  # respawned outside supervisor
         live.quiet_key = None  # judged again below, or ended: the next tick judges it whatever happens
         profile = get_profile(agent.profile)
-        self._measure(agent, live, profile, pane, now, look, snapshot)
+        self._measure(agent, live, profile, pane, now, look, snapshot, site.local)
         if self._timed_out(agent, now):
             return
         if live.pending_prompt:
@@ -369,9 +401,11 @@ class Watcher:
     # measuring -------------------------------------------------------------------------------------------
 
     def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float, look: Look | None,
-                 snapshot: Snapshot | None) -> None:
+                 snapshot: Snapshot | None, here: bool = True) -> None:
         if look is not None or live.progress_key is None:
             self._look_at_output(agent, live, profile, pane, now, look)
+        if not here:
+            return  # a host's processes are not read here (its screen and hooks judge it)
         progressed = live.last_progress == now
         if snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
             snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
@@ -609,15 +643,15 @@ class Watcher:
 
     # endings and restarts -------------------------------------------------------------------------------
 
-    def _ended(self, agent: Agent, pane: PaneInfo, now: float) -> None:
+    def _ended(self, agent: Agent, pane: PaneInfo, now: float, site: Site) -> None:
         engine = self.engine
         code = pane.dead_status
         if code is None:
             # tmux marks a pane dead when its terminal closes, and learns the exit status when it reaps
             # the process, a moment later: wait for the status rather than record an unknown one.
-            if not _wait_status(engine, agent):
+            if not _wait_status(site, agent):
                 log.warning("%s: pane %s is dead without an exit status", agent.name, pane.pane)
-            code = (engine.panes.own(agent) or pane).dead_status
+            code = (site.panes.own(agent) or pane).dead_status
         engine.end_transcript(agent)
         engine.approvals.drop(agent.name, "it exited")  # a request its hook held is answered by nobody now
         screen = last_words(engine.paths.transcript(agent.name))
@@ -755,8 +789,9 @@ class Watcher:
 
 
 def watched_here(agent: Agent) -> bool:
-    """Whether this watcher judges the agent: one on this machine. An agent on another host is judged from what
-    its host's link reports (its panes are not among this tmux server's: a local look would end it)."""
+    """Whether the local tick judges the agent: one on this machine. An agent on another host is judged by its
+    host's own tick (`HostTicks`), from that host's panes: they are not among this tmux server's, and a local
+    look would end it."""
     return agent.host == LOCAL
 
 
@@ -792,11 +827,11 @@ def _inside(path: str, area: str) -> bool:
     return path == area or path.startswith(area + "/")
 
 
-def _wait_status(engine: Engine, agent: Agent, timeout: float = 2.0) -> bool:
-    engine.tmux.reap()
+def _wait_status(site: Site, agent: Agent, timeout: float = 2.0) -> bool:
+    site.tmux.reap()
 
     def known() -> bool:
-        info = engine.panes.own(agent)
+        info = site.panes.own(agent)
         return info is None or info.dead_status is not None
 
     return wait_for(known, timeout)

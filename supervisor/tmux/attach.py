@@ -124,6 +124,23 @@ def plan_attach(socket: Path, pane: str, session: str, environ: Mapping[str, str
                       "nested", back)
 
 
+def plan_remote(ssh: list[str], environ: Mapping[str, str] | None = None, outer: Outer | None = None, *,
+                probe: bool = True) -> AttachPlan:
+    """How to put this terminal on a pane of a host's server: `ssh` (`ssh -t … tmux … attach-session`, the
+    user's own ssh setup). Inside the user's tmux (3.2 or later, with a client on screen) in a popup of it, so
+    prefix + d detaches the host's client and closes the popup; else the terminal itself (nested inside an
+    older tmux: prefix twice, then d)."""
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get("TMUX") and outer is None and probe:
+        outer = probe_outer(environ)
+    if outer is not None and outer.version >= POPUP_VERSION and outer.client:
+        border = ["-B"] if outer.version >= (3, 3) else []
+        return AttachPlan(["tmux", "display-popup", "-E", *border, "-w", "100%", "-h", "100%", shlex.join(ssh)],
+                          environ, "popup", "prefix d")
+    nested = outer is not None
+    return AttachPlan(ssh, environ, "nested" if nested else "direct", "prefix prefix d" if nested else "prefix d")
+
+
 def _message(text: str) -> list[str]:
     """A status-line message on the attaching client, shown until a key is pressed."""
     return ["display-message", "-d", "0", f"supervisor: {text}"]

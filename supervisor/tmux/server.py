@@ -8,6 +8,9 @@ Only `ensure_server` starts a server; every other command runs with `tmux -N` (n
 that died under a launch is an error, not a new empty server that nobody recorded. Every tmux process runs
 with `env`: the server takes the environment of the client that starts it and gives it to every pane, and a
 new session copies some of its client's variables.
+
+The commands reach the server through a `Transport` (supervisor/tmux/transport.py): on this machine, or on a
+host over its link, with the same code for both.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from supervisor.errors import SupervisorError
 from supervisor.tmux.control import ControlClient, ControlError
-from supervisor.tmux.instance import still_runs
+from supervisor.tmux.transport import LOCAL_TRANSPORT, Done, Transport
 
 # A session the server always has, for the engine's control-mode client to attach to (the engine itself runs
 # apart from tmux). Never a valid agent name (agent names cannot contain '_').
@@ -127,21 +128,14 @@ class Grid:
     rows: list[str]
 
 
-@dataclass(frozen=True)
-class Done:
-    """A tmux process's exit status and output lines."""
-
-    returncode: int
-    stdout: list[str]
-    stderr: list[str]
-
-
 # What a pane-creating command prints: the pane, its process, and the server instance that made it.
 _CREATED = "#{pane_id}\t#{pane_pid}\t#{pid}:#{start_time}"
 
 
 class Tmux:
-    def __init__(self, socket: Path, config: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, socket: Path, config: Path, env: Mapping[str, str] | None = None,
+                 transport: Transport = LOCAL_TRANSPORT) -> None:
+        self.transport = transport
         self.socket = socket
         self.config = config
         self.env = env  # every tmux process's environment, and so the server's and its panes' (None: ours)
@@ -167,13 +161,7 @@ class Tmux:
         return self._spawn(["-N", *args])
 
     def _spawn(self, args: list[str]) -> Done:
-        done = subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True, text=True,
-                              errors="backslashreplace", env=None if self.env is None else dict(self.env),
-                              stdin=subprocess.DEVNULL, check=False)
-        stdout = done.stdout.split("\n")
-        while stdout and stdout[-1] == "":
-            stdout.pop()
-        return Done(done.returncode, stdout, [line for line in done.stderr.split("\n") if line])
+        return self.transport.spawn(self.socket, args, self.env)
 
     def _query(self, commands: list[list[str]], lines: list[int] | None = None) -> list[tuple[bool, list[str]]]:
         """Run read-only commands: through the control client when there is one, else one tmux process.
@@ -183,7 +171,7 @@ class Tmux:
             try:
                 with self._control_guard:  # the watcher and the alert threads share one client
                     if self._control is None or not self._control.alive:
-                        self._control = ControlClient(self.socket, ENGINE_SESSION, self.env)
+                        self._control = self.transport.control(self.socket, ENGINE_SESSION, self.env)
                     control = self._control
                 groups, start = [], 0
                 for size in lines or [1] * len(commands):
@@ -235,7 +223,7 @@ class Tmux:
         with its `_engine` session. Only a launch calls this: a query never starts a server. A server whose
         socket was removed (a cleaner of /tmp) while it runs is given its socket back, not replaced."""
         if not self.alive() and not self.recreate_socket():
-            self.config.write_text(_CONFIG)
+            self.transport.write_file(self.config, _CONFIG)
             start = self._spawn(["-f", str(self.config), "start-server", ";", "new-session", "-d", "-s",
                                  ENGINE_SESSION, "-n", "engine", _PLACEHOLDER])
             if not self.alive():
@@ -250,7 +238,7 @@ class Tmux:
         gone; if so it is told to make its socket again (tmux does on SIGUSR1), and with `wait` this waits,
         briefly, until it answers."""
         server = server or self.known_server
-        if server is None or not still_runs(server, self.socket):
+        if server is None or not self.transport.local or not self.transport.still_runs(server, self.socket):
             return False
         self.known_server = server
         if self.socket.exists():  # another server's, perhaps: never taken from it
@@ -309,6 +297,8 @@ class Tmux:
             pid = int(self.run("display-message", "-p", "#{pid}")[0])
         except (TmuxError, ValueError, IndexError):
             return
+        if not self.transport.local:
+            return  # a host's server: its pid is not ours to signal from here
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGCHLD)
 
@@ -516,10 +506,8 @@ class Tmux:
             return
         try:
             # In the runtime folder (private to the user), removed as soon as tmux has read it.
-            with tempfile.NamedTemporaryFile(prefix="paste-", dir=self.socket.parent) as file:
-                file.write(data)
-                file.flush()
-                self.run("load-buffer", "-b", buffer, file.name, *then)
+            with self.transport.staged(data, self.socket.parent) as name:
+                self.run("load-buffer", "-b", buffer, name, *then)
         except OSError as exc:
             raise TmuxError(f"the text ({len(data)} bytes) could not be written for tmux to read: "
                             f"{exc.strerror or exc}") from None

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 from supervisor.config import Config
 from supervisor.core.model import Agent
+from supervisor.core.store import Store
 from supervisor.errors import SupervisorError
 from supervisor.hosts.base import Launched, Typing
 from supervisor.hosts.commands import Ran
@@ -23,8 +24,9 @@ class HostUnreachable(SupervisorError):
 
 class RemoteHost:
     def __init__(self, config: HostConfig, link: Callable[[], Link | None], paths: RepoPaths,
-                 settings: Callable[[], Config]) -> None:
+                 settings: Callable[[], Config], store: Store) -> None:
         self.name = config.name
+        self.store = store  # the engine's records (a helper's pane opens beside its parent's)
         self.config = config
         self.paths = paths
         self.settings = settings  # supervisor.yaml as the engine applies it now

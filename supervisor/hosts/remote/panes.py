@@ -1,56 +1,159 @@
-"""An agent's pane on a host: the repository's tmux server there, driven over the link."""
+"""An agent's pane on a host: the repository's tmux server there (`layout.tmux_socket`), driven over the link by
+the same `Tmux` and `Panes` code as this machine's (supervisor/hosts/remote/tmuxlink.py carries it).
+
+The agent runs as the host user with `isolation: none`; its environment there names the host's paths: its CLI
+folder (and HOME) `layout.state(name)`, its own socket `layout.socket(name)`, and what the host client needs
+(`Channel.client_env`). Its CLI folder is made here by the profile's own code and written there at each launch
+(staging.py). Delivery's checks (`Typing`) run here, on screens read over the link."""
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from supervisor.agents import get_profile
 from supervisor.core.model import Agent
+from supervisor.engine.delivery import deliver
+from supervisor.engine.panes import Panes
 from supervisor.errors import SupervisorError
 from supervisor.hosts.base import Launched, Typing
 from supervisor.hosts.isolation import NONE
-from supervisor.tmux.server import PaneInfo
+from supervisor.hosts.remote import staging
+from supervisor.hosts.remote.ending import Ender
+from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT, LinkTransport, Relays
+from supervisor.hosts.ssh import ssh_argv
+from supervisor.paths import agent_file_name
+from supervisor.tmux.panes import PaneRef
+from supervisor.tmux.server import PaneInfo, Tmux, TmuxError
 
 if TYPE_CHECKING:
     from supervisor.hosts.remote.host import RemoteHost
+
+SOCKET_VARIABLE = "SUPERVISOR_SOCKET"
 
 
 class RemotePanes:
     def __init__(self, host: RemoteHost) -> None:
         self.host = host
+        self.relays = Relays()  # the link's pushed tmux events come here (engine: sites.relay_event)
+        self._tmux: Tmux | None = None
+        self._panes: Panes | None = None
+
+    @property
+    def tmux(self) -> Tmux:
+        """The host's tmux server for this repository (needs the link once: where its folder is)."""
+        if self._tmux is None:
+            layout = self.host.layout()
+            tmux = Tmux(Path(layout.tmux_socket), Path(layout.root) / "tmux.conf",
+                        transport=LinkTransport(self.host.link, self.relays))
+            tmux.use_control()
+            self._tmux = tmux
+        return self._tmux
+
+    @property
+    def panes(self) -> Panes:
+        if self._panes is None:
+            self._panes = Panes(self.tmux, self.host.store, self.host.name)
+        return self._panes
 
     def isolation_of(self, agent: Agent) -> str:
-        return NONE
+        return NONE  # no sandbox on hosts yet
 
     def close(self, agent: Agent) -> None:
         """Close its pane (its tmux session, for a session)."""
+        if agent.parent is None:
+            self.tmux.kill_session(agent.name)
+        elif (own := self.panes.own(agent)) is not None:
+            self.tmux.kill_pane(own.pane)
+
+    def staged(self, agent: Agent) -> Path:
+        return staging.staging_folder(self.host.paths.state_dir, self.host.name, agent_file_name(agent.name))
 
     def prepare_launch(self, agent: Agent) -> str:
-        raise SupervisorError(f"agents on host {self.host.name} cannot be launched yet")
+        """Its host's tmux server running, and a local folder for the profile to make its CLI folder in (written
+        on the host at the launch)."""
+        self.tmux.ensure_server()
+        folder = self.staged(agent)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return str(folder)
 
     def missing_program(self, agent: Agent, command: str) -> str | None:
-        return None
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return None
+        if not words or any(ch in command for ch in ";|&$`()<>") or "=" in words[0]:
+            return None  # shell syntax: the shell's exit status tells
+        program = words[0]
+        test = ["test", "-x", program] if "/" in program else ["sh", "-c", 'command -v "$1" >/dev/null', "sh", program]
+        ran = self.host.link().call("run", argv=test, cwd=agent.worktree, timeout=CALL_TIMEOUT)
+        return None if ran["rc"] == 0 else program
 
     def own_pane(self, agent: Agent) -> PaneInfo | None:
-        return None
+        return self.panes.own(agent)
+
+    def environment(self, agent: Agent, env: Mapping[str, str]) -> dict[str, str]:
+        """The launch's environment as the host sees it."""
+        layout = self.host.layout()
+        state = layout.state(agent.name)
+        given = staging.host_env(env, self.staged(agent), state)
+        given.update({"HOME": state, SOCKET_VARIABLE: layout.socket(agent.name)})
+        given.update(self.host.channel.client_env(agent))
+        return given
 
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None) -> Launched:
-        raise SupervisorError(f"agents on host {self.host.name} cannot be launched yet")
+        layout = self.host.layout()
+        hook = shlex.join([*self.host.channel.client_command(), "hook"])
+        staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook)
+        given = self.environment(agent, env)
+        cwd = Path(agent.worktree)
+        if into is not None:
+            pid = self.tmux.respawn(into.pane, into.server, cwd, command, given)
+            return Launched(PaneRef.of(into, self.host.name), pid, into.history, NONE)
+        ref, pid = self.panes.open(agent, command, given, self.tmux.list_panes())
+        return Launched(ref, pid, 0, NONE)
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
-        return []
+        root = pane.pid if pane is not None and not pane.dead else None
+        carrying = [(SOCKET_VARIABLE, self.host.layout().socket(agent.name))]
+        return self._ender().end(root, carrying, grace)
 
     def end_state_holders(self, agent: Agent, grace: float) -> list[int]:
-        return []
+        variable = get_profile(agent.profile).state_env
+        if variable is None:
+            return []
+        return self._ender().end(None, [(variable, self.host.layout().state(agent.name))], grace)
+
+    def _ender(self) -> Ender:
+        return Ender(self.host.link(), self.tmux.keepers(self.tmux.list_panes()))
 
     def capture(self, agent: Agent, *, history: int = 0, ansi: bool = False) -> str | None:
+        with contextlib.suppress(SupervisorError):  # unreachable: no screen to read now
+            return self.panes.capture(agent, history=history, ansi=ansi)
         return None
 
     def send_keys(self, agent: Agent, *keys: str) -> bool:
+        with contextlib.suppress(SupervisorError):
+            return self.panes.send_keys(agent, *keys)
         return False
 
     def type_text(self, agent: Agent, pane: PaneInfo, text: str, typing: Typing) -> None:
-        raise SupervisorError(f"text cannot be typed on host {self.host.name} yet")
+        deliver(self.tmux, pane.pane, text, pane_alive=typing.pane_alive, repaste=typing.repaste,
+                timeout=typing.timeout, submitted=typing.submitted, dialog=typing.dialog, settle=typing.settle)
 
     def attach_info(self, agent: Agent) -> dict[str, str] | None:
-        return None
+        """The pane, and the `ssh -t` command line that puts the user's terminal on it there."""
+        info = self.panes.own(agent)
+        if info is None:
+            return None
+        socket = self.host.layout().tmux_socket
+        words = ["tmux", "-S", socket, "select-window", "-t", info.pane, ";", "select-pane", "-t", info.pane, ";",
+                 "attach-session", "-t", f"={info.session}"]
+        return {"pane": info.pane, "session": info.session, "socket": socket, "host": self.host.name,
+                "ssh": shlex.join(ssh_argv(self.host.config, *words, tty=True))}
+
+
+__all__ = ["RemotePanes", "TmuxError"]

@@ -1,0 +1,70 @@
+"""The watch of agents on hosts: a thread per host of supervisor.yaml, each ticking once a second like the local
+watch, judging that host's live agents by the same rules (`Watcher.tick_site`) from that host's panes, listed
+and looked at through its tmux over the link. A host that is slow or down holds up its own tick alone: every
+request to it has a short deadline, and a tick that fails is skipped (its agents are `unreachable` meanwhile,
+supervisor/engine/unreachable.py), never read as panes that are gone."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from supervisor.core.model import State
+from supervisor.engine.panes import pane_ref
+from supervisor.engine.sites import host_site
+from supervisor.errors import SupervisorError
+from supervisor.hosts.remote.host import RemoteHost
+
+if TYPE_CHECKING:
+    from supervisor.engine.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class HostTicks:
+    def __init__(self, watcher: Watcher, period: float) -> None:
+        self.watcher = watcher
+        self.period = period
+        self._threads: dict[str, threading.Thread] = {}
+
+    def tend(self, stopping: threading.Event) -> None:
+        """A running tick for each host of the configuration in force (from the local tick)."""
+        for name in self.watcher.engine.config.hosts:
+            thread = self._threads.get(name)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(target=self._run, args=(name, stopping), daemon=True,
+                                          name=f"host-{name}-watch")
+                self._threads[name] = thread
+                thread.start()
+
+    def _run(self, name: str, stopping: threading.Event) -> None:
+        engine = self.watcher.engine
+        said: str | None = None
+        while not stopping.is_set() and name in engine.config.hosts:
+            started = time.monotonic()
+            try:
+                self.tick(name)
+                said = None
+            except SupervisorError as exc:  # out of reach, or too slow this time: the next tick tries again
+                if str(exc) != said:
+                    log.info("host %s: its watch skipped a tick: %s", name, exc)
+                    said = str(exc)
+            except Exception:
+                log.exception("host %s: watch tick failed", name)
+            stopping.wait(max(0.0, self.period - (time.monotonic() - started)))
+
+    def tick(self, name: str) -> None:
+        engine = self.watcher.engine
+        # A record that names no pane there yet (being launched, or written by hand) is not judged from its panes.
+        agents = [agent for agent in engine.store.agents() if agent.host == name and agent.state.live
+                  and agent.state != State.UNREACHABLE and pane_ref(agent) is not None]
+        link = engine.hostlinks.link(name)
+        if not agents or link is None or not link.up:
+            return
+        host = engine.host_named(name)
+        if not isinstance(host, RemoteHost):
+            return
+        with engine.store.notices_held():
+            self.watcher.tick_site(host_site(host), agents)
