@@ -28,9 +28,10 @@ from supervisor.engine import views
 from supervisor.engine.compare import check_runner, compare, keep_check
 from supervisor.engine.helpers import with_terms
 from supervisor.engine.service import PeriodicService
+from supervisor.engine.worktree_state import uncommitted_changes
 from supervisor.errors import SupervisorError, UsageError
-from supervisor.git import worktrees
-from supervisor.git.audit import branch_tips, new_commits
+from supervisor.git import agent_refs, worktrees
+from supervisor.git.audit import new_commits
 from supervisor.git.integration import CheckResult, run_check
 from supervisor.hosts import isolation
 
@@ -141,7 +142,7 @@ class Planner(PeriodicService):
                 self.engine.start_queued(agent.name)
         finished = [a for a in planned if a.extra["plan"].get("merge") == "auto" and a.state == State.IDLE
                     and not any(h.state in BUSY for h in agents if h.name.startswith(a.name + "."))]
-        tips = branch_tips(self.engine.paths.root, "refs/heads/") if finished else {}
+        tips = agent_refs.tips(self.engine.paths.root, agents) if finished else {}
         for agent in finished:
             tip, target_tip = tips.get(agent.branch), tips.get(agent.target)
             failed = agent.extra.get("merge_failed") or {}
@@ -160,7 +161,11 @@ class Planner(PeriodicService):
             return  # the audit found commits outside its contract: their alert is out, a human decides
         if not new_commits(root, tip, [target_tip]):
             return
-        dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+        try:
+            dirty = uncommitted_changes(engine, agent)
+        except SupervisorError as exc:  # its host is down: merged once it is back
+            self._note(name, "blocked", exc.message)
+            return
         if dirty:
             self._note(name, "blocked", f"{len(dirty)} uncommitted change(s): commit them to be merged")
             return
@@ -171,7 +176,7 @@ class Planner(PeriodicService):
         check: CheckResult | None = None
         try:
             if command:
-                check = run_check(root, agent.branch, agent.target, command,
+                check = run_check(root, agent_refs.branch_ref(agent), agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
                                   stop=self.stopping, env=engine.agents_env, run=check_runner(engine, agent))
