@@ -111,9 +111,11 @@ def test_commits_on_a_host_come_home_are_audited_merged_and_removed(sandbox: San
     assert on_host(ssh_hosts, f"git -C {wt} status --porcelain") == "?? notes.txt"  # SESSION.md is excluded
 
     sandbox.sv("engine", "start")
-    # A commit on the host comes home into the private ref, never into the user's own branches.
+    # A commit on the host comes home into the private ref, never into the user's own branches. (Made from a
+    # shell of the host user's, not the agent's pane: its guard would find no socket of the agent's there and
+    # refuse, as it should; the audit at home judges the commit either way.)
     made = on_host(ssh_hosts, f"cd {wt} && mkdir -p src && echo 'print(1)' > src/app.py && git add src/app.py && "
-                              f"git {shlex.join(IDENTITY)} commit -q -m 'app' && git rev-parse HEAD")
+                              f"git {shlex.join(IDENTITY)} commit -q --no-verify -m 'app' && git rev-parse HEAD")
     wait_until(lambda: _ref(sandbox, PRIVATE) == made, timeout=30, interval=0.2, message="the commit came home")
     assert sandbox.git("branch", "--list", "agent/*", plain=True) == ""
     diff = sandbox.sv("diff", "far").stdout
