@@ -279,6 +279,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         params.update(contract_params(args.contract))
     if args.isolation is not None:
         params["isolation"] = args.isolation
+    if args.host is not None:
+        params["host"] = args.host
     if args.best_of is not None:
         params["best_of"] = args.best_of
         contest = _call("start", params)
@@ -308,9 +310,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     merging = "merged by themselves once finished" if result["merge"] == "auto" else "merged by you"
     verb = "would start" if args.dry_run else "queued"
     print(f"{verb} {len(result['sessions'])} session(s) on {result['target']}, {merging}:")
+    hosts = any(session.get("host", "local") != "local" for session in result["sessions"])
     for session in result["sessions"]:
         after = f"after {', '.join(session['after'])}" if session["after"] else "starts now"
-        print(f"  {session['name']:<20} {after}")
+        where = f"on {session['host']:<12} " if hosts else ""
+        print(f"  {session['name']:<20} {where}{after}")
     return 0
 
 
@@ -360,7 +364,8 @@ def _report_started(args: argparse.Namespace, agent: dict[str, Any], has_task: b
     if agent["state"] == "waiting":
         delivered = f" — it needs you first: {agent['waiting_reason']}; the task follows once its prompt shows " \
                     f"(`supervisor attach {agent['name']}`)"
-    print(f"{agent['name']}: {agent['state']} in {agent['worktree']} on {agent['branch']}{delivered}")
+    where = f" on host {agent['host']}" if agent.get("host", "local") != "local" else ""
+    print(f"{agent['name']}: {agent['state']} in {agent['worktree']}{where} on {agent['branch']}{delivered}")
     return 0
 
 
@@ -402,6 +407,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.host and args.agents:
+        raise UsageError("name the agents to restore, or pick them with --host (with --all or --state), not both")
+    if args.host and not args.state:
+        args.all = True  # every restorable agent, on those hosts
     if bool(args.agents or args.state) == args.all:
         raise UsageError("name the agents to restore, or --all, not both" if args.all else
                          "name the agents to restore, or --all for every one whose pane went with the tmux server",
@@ -420,7 +429,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if not names:
             print(f"nothing to restore: no ended agent is {' or '.join(args.state)}")
             return 0
-    result = _call("restore", {"names": names or None, "every": args.all})
+    request: dict[str, Any] = {"names": names or None, "every": args.all}
+    if args.host:
+        request["hosts"] = args.host
+    result = _call("restore", request)
     if args.json:
         _print_json(result)
         return 1 if result["failed"] else 0
@@ -816,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
     p.add_argument("--isolation", choices=("sandbox", "none"),
                    help="this session's isolation (and its helpers' at least), over supervisor.yaml's")
+    p.add_argument("--host", metavar="H", help="run it on host H of supervisor.yaml's `hosts:` (default: local, "
+                   "this machine); refused when H has no free place (max_agents)")
     p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
     p.add_argument("--best-of", type=int, metavar="N",
                    help="start N sessions NAME-1..NAME-N on the same task; `compare NAME` shows them side by side")
@@ -901,6 +915,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "not stopped since)")
     p.add_argument("--state", action="append", default=[], metavar="S",
                    help="the ended agents in state S (repeatable): exited, failed, killed, stopped")
+    p.add_argument("--host", action="append", default=[], metavar="H",
+                   help="the agents on host H (repeatable): alone or with --all, those --all picks there; with "
+                   "--state, those in S there")
     p.add_argument("--json", action="store_true")
 
     p = add("engine", cmd_engine, "manage the engine")
