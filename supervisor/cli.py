@@ -135,7 +135,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def agents_table(agents: list[dict[str, Any]]) -> str:
     """`ls` as text: the agents as a tree, one line each."""
-    rows = [["NAME", "ROLE", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
+    hosts = any(agent.get("host", "local") != "local" for agent in agents)  # a HOST column while one is elsewhere
+    rows = [["NAME", "ROLE", "STATE", *(["HOST"] if hosts else []), "FOR", "CPU", "MEM", "LAST", "TASK"]]
     merged = {agent["name"] for agent in agents if agent.get("merged")}
     for agent in agents:
         indent = "  " * (agent["level"] - 1) + ("└ " if agent["level"] > 1 else "")
@@ -155,7 +156,8 @@ def agents_table(agents: list[dict[str, Any]]) -> str:
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         if agent.get("waiting_reason"):  # what needs a human (or what it waits for: a limit's reset) comes first
             task = f"{'' if agent['state'] == 'limited' else 'needs you: '}{agent['waiting_reason'][:80]}"
-        rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
+        rows.append([indent + agent["name"], agent.get("role") or "-", state,
+                     *([agent.get("host") or "local"] if hosts else []), _age(agent["state_since"]), cpu,
                      _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
     return _table(rows)
 

@@ -82,6 +82,10 @@ def test_start_on_a_host_refuses_an_unknown_or_full_one_with_the_reason(sandbox:
     assert (shown["host"], shown["last_state"]) == ("local", None)
     far = sandbox.agent("far")
     assert (far["host"], far["state"], far["last_state"]) == ("box1", "unreachable", "working")
+    listed = [line.split() for line in sandbox.sv("ls").stdout.splitlines()]  # a HOST column: one is elsewhere
+    assert listed[0][:4] == ["NAME", "ROLE", "STATE", "HOST"]
+    assert listed[1][:5] == ["far", "-", "unreachable", "(working)", "box1"]
+    assert (listed[2][0], listed[2][3]) == ("here", "local")
 
 
 def test_this_machines_places_hold_for_start_helper_restart_and_restore(sandbox: Sandbox, tmp_path: Path) -> None:
