@@ -31,6 +31,7 @@ from supervisor.files import inside, write_atomically, write_in_place
 from supervisor.git import worktrees
 from supervisor.git.agent_refs import branch_ref
 from supervisor.git.refs import agent_branch
+from supervisor.hosts import placement
 from supervisor.hosts.isolation import inherit as inherit_isolation
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class HelperDesk(ServiceThread):
         inherit_isolation(owner, agent)
 
         def admit() -> None:
-            refusal = slot_refusal(engine, parent, full)
+            refusal = slot_refusal(engine, parent, full) or \
+                placement.room_refusal(config, engine.store.agents(), agent.host)  # a place on its parent's host
             if refusal is not None:
                 raise SupervisorError(*refusal)
 
