@@ -48,8 +48,10 @@ def resolve(root: Path, rev: str) -> str:
 
 
 def branch_exists(root: Path, branch: str) -> bool:
+    """Whether branch `branch` (a short name, or a full `refs/...` name) exists."""
+    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     try:
-        run_git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        run_git(root, "rev-parse", "--verify", "--quiet", ref)
     except GitError:
         return False
     return True
@@ -125,6 +127,19 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
         out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES, "--numstat", "--no-renames", base)
     except GitError:
         return None
+    return _numstat(out)
+
+
+def diffstat_between(root: Path, base: str, tip: str) -> dict[str, int] | None:
+    """Files changed and lines added/removed from commit `base` to commit `tip`."""
+    try:
+        out = run_git(root, "diff", *NO_DIFF_PROGRAMS, "--numstat", "--no-renames", base, tip, "--")
+    except GitError:
+        return None
+    return _numstat(out)
+
+
+def _numstat(out: str) -> dict[str, int]:
     files = added = removed = 0
     for line in out.splitlines():
         plus, minus, _path = line.split("\t", 2)
