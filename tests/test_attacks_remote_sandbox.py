@@ -170,6 +170,18 @@ def test_an_agent_on_a_host_sees_and_moves_only_its_own_work_there(remote: Remot
     assert "refs/heads/planted" not in refs
     assert refs["refs/heads/agent/victim/work"] != refs["refs/heads/agent/rogue/work"]  # its own moved only
 
+    # its own code the engine runs for it there (a worktrees.setup, a merge.check) gets the same sandbox, without
+    # its socket
+    layout = remote.host().layout()
+    rogue = remote.engine.store.get_agent("rogue")
+    assert rogue is not None
+    ran = remote.host().run_isolated(
+        rogue, f"cat '{layout.worktree('victim')}/SESSION.md' && echo SEEN-VICTIM; "
+               f"test -e '{layout.socket('rogue')}' && echo SEEN-SOCKET; echo mine > setup.txt && echo WROTE",
+        rogue.worktree, {})
+    assert ran.exit_code == 0 and "WROTE" in ran.lines, ran
+    assert "SEEN-VICTIM" not in ran.lines and "SEEN-SOCKET" not in ran.lines
+
     # `stop` ends every process it started there, the one that left its session too
     assert _sleeping(remote, sleep)
     box.sv("stop", "rogue")

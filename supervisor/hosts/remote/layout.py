@@ -20,6 +20,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.hostside.client import SOCKET_FILE
 from supervisor.paths import agent_file_name
 
 
@@ -53,7 +54,7 @@ class HostLayout:
         return posixpath.join(self.root, "state", agent_file_name(agent))
 
     def socket(self, agent: str) -> str:
-        return posixpath.join(self.root, "run", agent_file_name(agent), "agent.sock")
+        return posixpath.join(self.root, "run", agent_file_name(agent), SOCKET_FILE)
 
     def spool(self, agent: str) -> str:
         return posixpath.join(self.root, "spool", agent_file_name(agent))
