@@ -93,9 +93,10 @@ class Launcher:
         isolation = isolation_valid(isolation)
         host = placement.check_host(config, host)
         if best_of is None:
+            admission = self.admission_on(host, config)  # a full host is said before it is reached
             agent = self.new_session(name, task, command, profile, base, config, host=host)
             isolation_choice(agent, isolation)
-            return self.create(agent, terms, config, wait=wait, **self.admission_on(host, config))
+            return self.create(agent, terms, config, wait=wait, **admission)
         return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation,
                                    host)
 
