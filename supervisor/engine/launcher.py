@@ -93,7 +93,7 @@ class Launcher:
         isolation = isolation_valid(isolation)
         host = placement.check_host(config, host)
         if best_of is None:
-            admission = self.admission_on(host, config)  # a full host is refused before it is asked anything
+            admission = self.admission_on(host, config)  # a full host is said before it is reached
             agent = self.new_session(name, task, command, profile, base, config, host=host)
             isolation_choice(agent, isolation)
             return self.create(agent, terms, config, wait=wait, **admission)
