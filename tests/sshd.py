@@ -3,10 +3,11 @@
 `box1` listens on 127.0.0.2 as user `svbox1`, `box2` on 127.0.0.3 as `svbox2`. The users are made once per
 machine (under a lock: xdist workers race on /etc/passwd); each xdist worker runs its own sshd per host on a
 port of its own, with its own host key, client key and authorized keys (sshd reads them from the worker's
-folder, so nothing is written into the users' `~/.ssh`). The client is configured only through the ssh
-config file `SshHosts.config` (OpenSSH takes `~` from the password database, not from `$HOME`, so a test's
-HOME cannot carry it). Host keys are checked (`StrictHostKeyChecking yes` against a known_hosts of the
-worker's own), as a user's would be.
+folder, so nothing is written into the users' `~/.ssh`). Each user has a git identity of its own in its
+`~/.gitconfig` (`svbox1 on its host <svbox1@hosts.example>`), as a build box's user would. The client is
+configured only through the ssh config file `SshHosts.config` (OpenSSH takes `~` from the password database,
+not from `$HOME`, so a test's HOME cannot carry it). Host keys are checked (`StrictHostKeyChecking yes` against
+a known_hosts of the worker's own), as a user's would be.
 
 A second alias per host, `<name>-notmux`, logs in as the same user with a PATH that has no tmux (set by its
 key's `environment=` option), for the "host without tmux" paths; `<name>-nobwrap` likewise has every program of
@@ -134,7 +135,18 @@ def make_users() -> None:
                                capture_output=True)
             # A locked account ('!' in shadow) cannot log in by key without PAM: '*' is no password, not locked.
             subprocess.run(["usermod", "-p", "*", user], check=True, capture_output=True)
+            _git_identity(user)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+def _git_identity(user: str) -> None:
+    """The host user's own git identity in its `~/.gitconfig`, as a build box's user has one: what an agent
+    there commits as (tests see it in the commits that come home)."""
+    entry = pwd.getpwnam(user)
+    config = Path(entry.pw_dir) / ".gitconfig"
+    for key, value in (("user.name", f"{user} on its host"), ("user.email", f"{user}@hosts.example")):
+        subprocess.run(["git", "config", "--file", str(config), key, value], check=True, capture_output=True)
+    os.chown(config, entry.pw_uid, entry.pw_gid)
 
 
 def _free_port(address: str) -> int:

@@ -2,8 +2,9 @@
 started on box1 is judged working, then idle, from its host's pane; `send` types into it there; `log` shows what
 it printed; `stop` leaves no process of its tree on the host; and a host cut off holds up no local agent.
 
-The engine runs in this process (as in tests/test_pane_identity.py) so that the agent's worktree on the host can
-be made by a stand-in here: making worktrees on hosts is another part's (RemoteWorktrees), built alongside."""
+Nothing is stood in for: the agent's worktree is made on the host from the base pushed over the link, with its
+SESSION.md and guard. The engine runs in this process (as in tests/test_pane_identity.py) so that a test can see
+its watch ticking while a host is cut off."""
 
 from __future__ import annotations
 
@@ -18,11 +19,9 @@ import pytest
 
 import supervisor
 from supervisor.client import request_at
-from supervisor.core.model import Agent
 from supervisor.engine.engine import Engine
 from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
-from supervisor.hosts.remote.worktrees import RemoteWorktrees
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.sshd import SshHosts
 
@@ -32,20 +31,6 @@ turns:
   - [say: "Planning the remote change", spawn: "sleep 600", work: 2s, say: "REMOTE-FIRST-DONE"]
   - [say: "Following up", work: 1s, say: "REMOTE-SECOND-DONE"]
 """
-
-
-def make_worktree(self: RemoteWorktrees, agent: Agent, base: str, within: str | None) -> str:
-    """A stand-in: a folder with a repository of its own at the agent's worktree path on the host."""
-    link = self.host.link()
-    ran = link.call("run", argv=["sh", "-c", 'mkdir -p "$1" && cd "$1" && git init -q && '
-                                 'git -c user.name=t -c user.email=t@e commit -q --allow-empty -m base',
-                                 "sh", agent.worktree], timeout=30)
-    assert ran["rc"] == 0, ran
-    return f"{agent.worktree}/.git"
-
-
-def write_session(self: RemoteWorktrees, agent: Agent, contract: str) -> None:
-    self.host.link().call("write", path=f"{agent.worktree}/SESSION.md", text=contract)
 
 
 @dataclass
@@ -77,8 +62,6 @@ def remote(sandbox: Sandbox, ssh_hosts: SshHosts, monkeypatch: pytest.MonkeyPatc
     sandbox.write_config(
         f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\nlimits:\n  idle_after: 1s\n"
         f"isolation: none\nhosts:\n  box1:\n    ssh: box1\n    ssh_config: {ssh_hosts.config}\n    dir: {folder}\n")
-    monkeypatch.setattr(RemoteWorktrees, "make_worktree", make_worktree)
-    monkeypatch.setattr(RemoteWorktrees, "write_session", write_session)
     monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
     monkeypatch.setenv("HOME", str(sandbox.home))
     engine = Engine(sandbox.paths)
@@ -110,10 +93,16 @@ def test_an_agent_on_a_host_works_idles_takes_a_send_shows_its_log_and_stops_who
     assert isinstance(host, RemoteHost)
     layout = host.layout()
     assert shown["host"] == "box1" and shown["worktree"] == layout.worktree("far")
+    # its worktree there: made from the base commit of the user's repository, on its own branch, with SESSION.md
+    there = remote.link().call("run", argv=["git", "-C", layout.worktree("far"), "log", "-1", "--format=%H %D"])
+    assert there["stdout"].split()[:2] == [box.git("rev-parse", "HEAD"), "HEAD"]
+    assert "agent/far/work" in there["stdout"]
+    assert "your contract" in remote.link().call("read", path=f"{layout.worktree('far')}/SESSION.md")["text"]
 
-    # judged from its pane on the host: working on its task, then idle once it finished
-    box.wait_state("far", "working", timeout=30)
-    box.wait_state("far", "idle", timeout=30)
+    # working on its task, then idle once it finished (its working spell is short: read from its history)
+    box.wait_state("far", "idle", timeout=60)
+    states = [event["state"] for event in box.agent("far")["events"] if event.get("state")]
+    assert states[-2:] == ["working", "idle"], states
     screen = remote.request("screen", name="far")["text"]
     assert "REMOTE-FIRST-DONE" in screen
     clients = remote.link().call("run", argv=["tmux", "-S", layout.tmux_socket, "list-clients", "-F",

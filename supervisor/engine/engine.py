@@ -395,7 +395,8 @@ class Engine:
         config = self.config.hosts.get(name)
         if config is not None and (not isinstance(host, RemoteHost) or host.config != config):
             host = self.hosts[name] = RemoteHost(config, functools.partial(self.hostlinks.link, name), self.paths,
-                                                 lambda: self.config, self.store)
+                                                 lambda: self.config, self.store,
+                                                 functools.partial(self.hostlinks.known, name))
         return host
 
     def get(self, name: str) -> Agent:

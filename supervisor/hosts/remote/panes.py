@@ -2,9 +2,11 @@
 the same `Tmux` and `Panes` code as this machine's (supervisor/hosts/remote/tmuxlink.py carries it).
 
 The agent runs in the host's bubblewrap sandbox where it can be made (isolated.py), else with `isolation:
-none`; its environment there names the host's paths: its CLI
-folder (and HOME) `layout.state(name)`, its own socket `layout.socket(name)`, and what the host client needs
-(`Channel.client_env`). Its CLI folder is made here by the profile's own code and written there at each launch
+none`; its environment there names the host's paths: its CLI folder `layout.state(name)` (through its profile's
+own variable), its own socket `layout.socket(name)`, and what the host client needs (`Channel.client_env`).
+Without a sandbox its HOME is the host user's, as an agent here without one keeps yours: the host user's git
+identity, credentials and tools' settings apply to what it runs there (a sandbox gives it a HOME of its own,
+isolated.py). Its CLI folder is made here by the profile's own code and written there at each launch
 (staging.py). Delivery's checks (`Typing`) run here, on screens read over the link."""
 
 from __future__ import annotations
@@ -96,11 +98,11 @@ class RemotePanes:
         return self.panes.own(agent)
 
     def environment(self, agent: Agent, env: Mapping[str, str]) -> dict[str, str]:
-        """The launch's environment as the host sees it."""
+        """The launch's environment as the host sees it (HOME left alone: the host user's own)."""
         layout = self.host.layout()
         state = layout.state(agent.name)
         given = staging.host_env(env, self.staged(agent), state)
-        given.update({"HOME": state, SOCKET_VARIABLE: layout.socket(agent.name)})
+        given[SOCKET_VARIABLE] = layout.socket(agent.name)
         given.update(self.host.channel.client_env(agent))
         return given
 
