@@ -89,14 +89,18 @@ class Tree:
             try:
                 with process.oneshot():
                     times = process.cpu_times()
-                    command = process.cmdline()
-                    label = "engine" if process.pid == self.root \
-                        else "control client" if command[:1] == ["tmux"] and "-C" in command else "other"
+                    label = self.kind(process.pid, process.cmdline())
                     found[(process.pid, process.create_time())] = (
                         label, times.user + times.system, times.children_user + times.children_system)
             except psutil.Error:
                 pass
         return found
+
+    def kind(self, pid: int, command: list[str]) -> str:
+        """Which figure a process of the tree counts in (a subclass may tell more kinds apart)."""
+        if pid == self.root:
+            return "engine"
+        return "control client" if command[:1] == ["tmux"] and "-C" in command else "other"
 
     def since(self) -> dict[str, float]:
         """CPU seconds since the start by kind: `engine` (its own threads), `control client` (tmux -C),
@@ -107,7 +111,7 @@ class Tree:
             before = self.start.get(key)
             own_delta = own - (before[1] if before else 0.0)
             reaped_delta = reaped - (before[2] if before else 0.0)
-            spent[label] += own_delta
+            spent[label] = spent.get(label, 0.0) + own_delta
             spent["other"] += reaped_delta
         return spent
 

@@ -13,14 +13,17 @@ import posixpath
 import shlex
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from supervisor.core.contract import Contract
 from supervisor.core.model import State
+from supervisor.engine import commits_home
 from supervisor.engine.engine import Engine
 from supervisor.engine.helpers import with_terms
 from supervisor.errors import SupervisorError
+from supervisor.git.audit import branch_tips
 from supervisor.hosts.commands import STOPPED, TIMED_OUT
 from supervisor.hosts.remote.host import RemoteHost
 from tests.conftest import Sandbox, wait_until
@@ -200,6 +203,33 @@ def test_commands_run_there_are_cut_at_their_timeout_or_stop(sandbox: Sandbox, s
     assert (cut.exit_code, cut.cut, cut.lines) == (None, STOPPED, ("stopping",))
     # Nothing of either command survives on the host.
     assert on_host(ssh_hosts, "ps -o args= -u \"$(id -u)\" | grep -c '^sleep 601[12]' || true") == "0"
+
+
+def test_a_pass_with_nothing_moved_on_the_host_reads_nothing_at_home(sandbox: Sandbox, ssh_hosts: SshHosts,
+                                                                     engine: Engine,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every few seconds the engine asks each host for its branch tips; while none moved, it does not read its
+    own refs again (a git process per host per pass, for nothing), and a commit there still comes home."""
+    configure(sandbox, ssh_hosts)
+    host = remote(engine)
+    worktree = place(engine, "far", Contract(modify=("src/**",)))
+    reads: list[str] = []
+
+    def counted(root: Path, prefix: str = "refs/heads/agent/") -> dict[str, str]:
+        reads.append(prefix)
+        return branch_tips(root, prefix)
+
+    monkeypatch.setattr(commits_home, "branch_tips", counted)
+    home = commits_home.CommitsHome(engine)
+    far = [engine.get("far")]
+    home.bring_home("box1", far)  # its branch as made there: its private ref set at home, read once
+    assert home.bring_home("box1", far) == [] and home.bring_home("box1", far) == []
+    assert len(reads) == 1
+    made = on_host(ssh_hosts, f"cd {shlex.quote(worktree)} && echo x > x.txt && git add x.txt && "
+                              f"git {shlex.join(IDENTITY)} commit -q --no-verify -m x && git rev-parse HEAD")
+    assert home.bring_home("box1", far) == [PRIVATE]
+    assert _ref(sandbox, PRIVATE) == made and host.name == "box1"
+    assert len(reads) == 2
 
 
 def _ref(sandbox: Sandbox, ref: str) -> str | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from supervisor.tmux.control import ControlClient
 from supervisor.tmux.server import ENGINE_SESSION, Tmux
+from supervisor.tmux.transport import Done, LocalTransport
 from tests.conftest import own_tmux, wait_until
 
 
@@ -68,3 +70,37 @@ def test_replies_longer_than_a_read_come_back_whole(tmux: Tmux) -> None:
     scrolled = controlled[1][pane]
     assert len(scrolled.rows) == scrolled.size >= 5900 and scrolled.rows[0] == "%end 1 7 1"
     assert tmux.query("display-message", "-p", "still answering") == ["still answering"]
+
+
+class CountingTransport(LocalTransport):
+    """The real local transport, counting the tmux processes it starts."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def spawn(self, socket: Path, args: list[str], env: Mapping[str, str] | None) -> Done:
+        self.started += 1
+        return super().spawn(socket, args, env)
+
+    def control(self, socket: Path, session: str, env: Mapping[str, str] | None) -> ControlClient:
+        self.started += 1
+        return super().control(socket, session, env)
+
+
+def test_no_server_is_listed_without_a_tmux_process(tmp_path: Path) -> None:
+    """An engine whose agents all run on hosts has no tmux server here: its watch, once a second, finds no panes
+    without starting a tmux process to be told so; and a server started later is listed as before."""
+    transport = CountingTransport()
+    tmux = Tmux(tmp_path / "tmux.sock", tmp_path / "tmux.conf", transport=transport)
+    tmux.use_control()
+    for _ in range(3):
+        assert tmux.list_panes() == {}
+        assert tmux.listed_server is None
+    assert transport.started == 0
+    try:
+        tmux.ensure_server()
+        assert [info.session for info in tmux.list_panes().values()] == [ENGINE_SESSION]
+        assert tmux.listed_server is not None
+    finally:
+        tmux.close()
+        tmux.kill_server()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent, State
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FETCH_SECONDS = 2.0
 HEADS_TIMEOUT = 15.0
+RECHECK_SECONDS = 60.0  # the private refs read again at least this often though the host's heads did not move
 
 
 class CommitsHome(PeriodicService):
@@ -42,6 +44,9 @@ class CommitsHome(PeriodicService):
         self.engine = engine
         self._wake = threading.Event()
         self._said: dict[str, str] = {}  # host → the fault last logged (said once until it changes)
+        # host → the host's heads and the agents' refs of the last pass that left home up to date, and when:
+        # while they stay the same, home's refs are not read again (a git process per host every pass).
+        self._settled: dict[str, tuple[object, float]] = {}
         self.fetches = 0  # bundles fetched (tests, measurements)
         engine.hostlinks.on_up.append(lambda host, link: self._wake.set())
 
@@ -87,6 +92,12 @@ class CommitsHome(PeriodicService):
         clone = remote.layout().clone
         answer = link.call("git_heads", repo=clone, timeout=HEADS_TIMEOUT)
         there: dict[str, str] = answer.get("refs") or {}
+        key = (sorted(there.items()), sorted((agent.branch, agent_refs.branch_ref(agent)) for agent in agents))
+        settled = self._settled.pop(remote.name, None)
+        now = time.monotonic()
+        if settled is not None and settled[0] == key and now - settled[1] < RECHECK_SECONDS:
+            self._settled[remote.name] = settled
+            return []
         namespace = agent_refs.host_namespace(remote.name)
         here = branch_tips(root, namespace + "/")
         wanted = []
@@ -95,8 +106,10 @@ class CommitsHome(PeriodicService):
             tip = there.get(ref)
             if tip is not None and here.get(agent_refs.branch_ref(agent)) != tip:
                 wanted.append(ref)
-        if not wanted:
-            return []
-        fetched = bundles.fetch(link, root, clone, wanted, namespace)
-        self.fetches += 1
-        return sorted(fetched)
+        if wanted:
+            fetched = sorted(bundles.fetch(link, root, clone, wanted, namespace))
+            self.fetches += 1
+        else:
+            fetched = []
+        self._settled[remote.name] = (key, now)  # home has what the host named (a fetch that failed raised)
+        return fetched

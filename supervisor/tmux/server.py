@@ -385,6 +385,11 @@ class Tmux:
     def list_panes(self) -> dict[str, PaneInfo]:
         """Every pane of the server, in one tmux call; none when no server runs, or it runs with no session
         left (tmux then fails `list-panes -a`: "no current target")."""
+        if self.transport.local and not self.socket.exists():
+            # Nothing can answer there (a server whose socket was removed is not listed either way): told without
+            # a tmux process, as an engine whose agents all run on hosts is, every tick.
+            self.listed_server = None
+            return {}
         (_, said), (ok, lines) = self._query([["display-message", "-p", _SERVER_FORMAT],
                                               ["list-panes", "-a", "-F", _PANE_FORMAT]], [2])
         if not ok:
