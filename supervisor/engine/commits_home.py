@@ -5,8 +5,8 @@ Every FETCH_SECONDS, for each host with agents that has its link up: one `git_he
 compared with what was fetched before (`refs/supervisor/hosts/HOST/heads/...`, supervisor/git/agent_refs.py);
 only when an agent's branch moved there, one `git_send` request brings the commits home lacks, checked as they
 come in (bundles.fetch), and the private refs move. A host coming back up is looked at at once. Nothing the host
-sends can touch another ref: each ref is set by the engine to the commit the host named, under its host's
-namespace. A host that is slow or down holds no other engine thread (its requests have short timeouts).
+sends can touch another ref: its answers are checked (bundles.heads), each ref is set by the engine to the commit
+the host named, under its host's namespace. A host that is slow or down holds no other engine thread (its requests have short timeouts).
 """
 
 from __future__ import annotations
@@ -85,8 +85,7 @@ class CommitsHome(PeriodicService):
     def _fetch(self, remote: RemoteHost, link: Link, agents: list[Agent]) -> list[str]:
         root = self.engine.paths.root
         clone = remote.layout().clone
-        answer = link.call("git_heads", repo=clone, timeout=HEADS_TIMEOUT)
-        there: dict[str, str] = answer.get("refs") or {}
+        there = bundles.heads(link, clone, HEADS_TIMEOUT)
         namespace = agent_refs.host_namespace(remote.name)
         here = branch_tips(root, namespace + "/")
         wanted = []
@@ -97,6 +96,8 @@ class CommitsHome(PeriodicService):
                 wanted.append(ref)
         if not wanted:
             return []
-        fetched = bundles.fetch(link, root, clone, wanted, namespace)
+        # The host hears only of commits it has: its namespace's tips here and the bases it was sent.
+        bases = [agent.base for agent in agents if bundles.valid_sha(agent.base)]
+        fetched = bundles.fetch(link, root, clone, wanted, namespace, have=bases)
         self.fetches += 1
         return sorted(fetched)

@@ -135,7 +135,7 @@ class RemoteWorktrees:
         link, layout = self.host.link(), self.host.layout()
         base_ref = self._base_ref(agent)
         try:
-            there = link.call("git_heads", repo=layout.clone, timeout=STEP_TIMEOUT)["refs"]
+            there = bundles.heads(link, layout.clone, STEP_TIMEOUT)
             if f"refs/heads/{agent.branch}" in there:  # said before anything is sent or made
                 raise SupervisorError(f"cannot make {agent.name}'s worktree on host {self.host.name}: branch "
                                       f"{agent.branch} already exists there",
