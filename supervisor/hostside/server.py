@@ -153,6 +153,11 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+# What sshd gives the program that nothing it starts (tmux, panes, commands) may have: a forwarded agent or
+# display (the user's keys, their screen), and where the user connects from.
+SCRUBBED = ("SSH_AUTH_SOCK", "DISPLAY", "XAUTHORITY", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY")
+
+
 def main() -> None:
     """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
     `supervisor` there (`client`)."""
@@ -161,6 +166,8 @@ def main() -> None:
         from .client import main as client_main
 
         sys.exit(client_main(args[1:]))
+    for key in SCRUBBED:
+        os.environ.pop(key, None)
     version = args[0] if args else "unknown"
     host_dir = args[1] if len(args) > 1 else "~"
     server = Server(sys.stdout.buffer, version, host_dir)
