@@ -9,7 +9,8 @@ HOME cannot carry it). Host keys are checked (`StrictHostKeyChecking yes` agains
 worker's own), as a user's would be.
 
 A second alias per host, `<name>-notmux`, logs in as the same user with a PATH that has no tmux (set by its
-key's `environment=` option), for the "host without tmux" paths.
+key's `environment=` option), for the "host without tmux" paths; `<name>-nobwrap` likewise has every program of
+the system's PATH but bubblewrap, for a host that cannot sandbox its agents.
 
 Needs root (to make the users and run sshd on loopback addresses), as CI runs.
 """
@@ -36,6 +37,7 @@ import pytest
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HOSTS = {"box1": ("svbox1", "127.0.0.2"), "box2": ("svbox2", "127.0.0.3")}
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 USERS_LOCK = Path("/tmp/supervisor-test-host-users.lock")
 # What a host without tmux keeps on its PATH (linked into a folder of the worker's own).
 BARE_TOOLS = ("sh", "bash", "env", "python3", "git", "cat", "mkdir", "mv", "rm", "ls", "df", "nproc", "uname",
@@ -169,12 +171,19 @@ def start(root: Path) -> SshHosts:
     root.chmod(0o700)  # keys are made in it before anyone else may enter
     client_public = _keygen(root / "client_key")
     bare_public = _keygen(root / "bare_key")
+    nobwrap_public = _keygen(root / "nobwrap_key")
     bare_bin = root / "bare-bin"
     bare_bin.mkdir()
     for tool in BARE_TOOLS:
-        found = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin")
+        found = shutil.which(tool, path=SYSTEM_PATH)
         if found:
             (bare_bin / tool).symlink_to(found)
+    nobwrap_bin = root / "nobwrap-bin"
+    nobwrap_bin.mkdir()
+    for folder in SYSTEM_PATH.split(":"):
+        for entry in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+            if entry.name != "bwrap" and not (nobwrap_bin / entry.name).exists():
+                (nobwrap_bin / entry.name).symlink_to(entry)
     root.chmod(0o711)  # the host users reach bare-bin through it; they list nothing in it
     authorized = root / "authorized"
     authorized.mkdir(mode=0o755)
@@ -186,7 +195,8 @@ def start(root: Path) -> SshHosts:
         host.port = _free_port(address)
         host_key = root / f"{name}_host_key"
         known_hosts.append(f"{name} {_keygen(host_key)}")
-        (authorized / user).write_text(f"{client_public}\nenvironment=\"PATH={bare_bin}\" {bare_public}\n")
+        (authorized / user).write_text(f"{client_public}\nenvironment=\"PATH={bare_bin}\" {bare_public}\n"
+                                       f"environment=\"PATH={nobwrap_bin}\" {nobwrap_public}\n")
         host.config_file = root / f"sshd_{name}.conf"
         host.config_file.write_text("\n".join([
             f"ListenAddress {address}",
@@ -209,7 +219,8 @@ def start(root: Path) -> SshHosts:
                   f"  HostKeyAlias {name}", f"  UserKnownHostsFile {root / 'known_hosts'}",
                   "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes", "  LogLevel ERROR"]
         lines += [f"Host {name}", f"  IdentityFile {root / 'client_key'}", *common, "",
-                  f"Host {name}-notmux", f"  IdentityFile {root / 'bare_key'}", *common, ""]
+                  f"Host {name}-notmux", f"  IdentityFile {root / 'bare_key'}", *common, "",
+                  f"Host {name}-nobwrap", f"  IdentityFile {root / 'nobwrap_key'}", *common, ""]
         hosts[name] = host
     (root / "known_hosts").write_text("\n".join(known_hosts) + "\n")
     config = root / "ssh_config"

@@ -23,10 +23,9 @@ from supervisor.errors import SupervisorError
 from supervisor.git import agent_refs, worktrees
 from supervisor.git.worktrees import SUPERVISOR_FILES, GitError
 from supervisor.hosts import bundles
-from supervisor.hosts.base import CannotIsolate
 from supervisor.hosts.commands import STOPPED, TIMED_OUT, Ran
-from supervisor.hosts.isolation import NONE
 from supervisor.hosts.link import LinkError
+from supervisor.hosts.remote import isolated
 
 if TYPE_CHECKING:
     from supervisor.hosts.link import Link
@@ -120,9 +119,9 @@ g -c core.quotePath=false diff --color="$colour" "$form" --no-ext-diff --no-text
   "$rev" --
 """
 
-# Runs $2 with its output and errors together; its pid (its process group's: `run` starts a session) in $1
-# first, so that a stop can end the whole group.
-_ISOLATED = 'echo $$ > "$1"; exec sh -c "$2" 2>&1'
+# Runs the words after $1 (`sh -c COMMAND`, in its sandbox there) with its output and errors together; its pid
+# (its process group's: `run` starts a session) in $1 first, so that a stop can end the whole group.
+_ISOLATED = 'echo $$ > "$1"; shift; exec "$@" 2>&1'
 
 
 class RemoteWorktrees:
@@ -181,23 +180,21 @@ class RemoteWorktrees:
 
     def run_isolated(self, agent: Agent, command: str, cwd: str, env: Mapping[str, str], *,
                      timeout: float | None = None, stop: threading.Event | None = None, keep: int = 20) -> Ran:
-        """`command` in `cwd` on the host, as the host user (`isolation: none` there), with the agent's identity
-        from `env`; its process group killed past `timeout` or once `stop` is set."""
-        isolation = self.host.isolation_of(agent)
-        if isolation != NONE:
-            raise CannotIsolate(f"isolation: {isolation} is not available on host {self.host.name} yet",
-                                hint="set `isolation: none` for agents on hosts")
+        """`command` in `cwd` on the host, isolated as the agent is there (isolated.py: CannotIsolate, never less
+        isolated than asked), with the agent's identity from `env`; its process group killed past `timeout` or
+        once `stop` is set."""
         link, layout = self.host.link(), self.host.layout()
         pidfile = posixpath.join(layout.root, "run", f"command-{uuid.uuid4().hex}.pid")
         added = {key: value for key, value in env.items() if key.startswith(IDENTITY_PREFIX) or key == "TERM"}
         added["SUPERVISOR_SOCKET"] = layout.socket(agent.name)
+        wrapped, added = isolated.wrap_argv(self.host, agent, ["sh", "-c", command], cwd, added)
         answer: dict[str, Any] = {}
         started = time.monotonic()
 
         def ask() -> None:
             try:
                 answer["done"] = link.call(
-                    "run", argv=["sh", "-c", f'mkdir -p "${{1%/*}}"; {_ISOLATED}', "sh", pidfile, command],
+                    "run", argv=["sh", "-c", f'mkdir -p "${{1%/*}}"; {_ISOLATED}', "sh", pidfile, *wrapped],
                     cwd=cwd, env=added, time_limit=timeout,
                     timeout=(timeout or 24 * 3600.0) + STEP_TIMEOUT)
             except LinkError as exc:
