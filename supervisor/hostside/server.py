@@ -43,6 +43,7 @@ class Server:
             "ping": lambda call: {"version": self.version, "load1": os.getloadavg()[0]},  # the engine's keep-watch
             "facts": lambda call: facts.hello(self.version, self.host_dir),
             "run": procs.run,
+            "cancel": procs.cancel,
             "ps": procs.ps,
             "signal": procs.send_signal,
             "read": files.read,
