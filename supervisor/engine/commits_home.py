@@ -6,7 +6,8 @@ compared with what was fetched before (`refs/supervisor/hosts/HOST/heads/...`, s
 only when an agent's branch moved there, one `git_send` request brings the commits home lacks, checked as they
 come in (bundles.fetch), and the private refs move. A host coming back up is looked at at once. Nothing the host
 sends can touch another ref: its answers are checked (bundles.heads), each ref is set by the engine to the commit
-the host named, under its host's namespace. A host that is slow or down holds no other engine thread (its requests have short timeouts).
+the host named, under its host's namespace. A host that is slow or down holds no other engine thread (its
+requests have short timeouts).
 """
 
 from __future__ import annotations

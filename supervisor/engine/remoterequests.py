@@ -1,12 +1,12 @@
 """Requests from remote agents' own sockets (supervisor/hosts/remote/channel.py), answered as the local ones.
 
 The host program pushes each request a connection to an agent's socket there carried (`agent_request`); it is
-answered on a worker of that host's own bounded pool (a held approval waits for a human there) exactly as a request through that agent's
-socket here (supervisor/engine/server.py `answer`): the caller IS the agent whose socket it came through, as the
-host program names it, and only an agent of that host; what it says of itself counts for nothing, and it may
-ask only what an agent may (supervisor/engine/callers.py). Hook events its client spooled while the link was
-down (or the engine answered too late) come home when the spool changes and each time the host comes up, in
-order, applied once (`engine.hooks_once`, as local spools are).
+answered on a worker of that host's own bounded pool (a held approval waits for a human there) exactly as a
+request through that agent's socket here (supervisor/engine/server.py `answer`): the caller IS the agent whose
+socket it came through, as the host program names it, and only an agent of that host; what it says of itself
+counts for nothing, and it may ask only what an agent may (supervisor/engine/callers.py). Hook events its
+client spooled while the link was down (or the engine answered too late) come home when the spool changes and
+each time the host comes up, in order, applied once (`engine.hooks_once`, as local spools are).
 
 A host may push anything (an agent there can write into the host program's output), so what it pushes is
 bounded: only events naming an agent of that host are taken, each agent has at most PER_AGENT_IN_FLIGHT

@@ -65,7 +65,8 @@ z=zipfile.ZipFile(io.BytesIO(b));S=dict((n[:-3].replace("/","."),z.read(n)) for 
 class Z(importlib.abc.MetaPathFinder,importlib.abc.Loader):
  def find_spec(s,n,path=None,target=None):
   k=n+".__init__" if n+".__init__" in S else n
-  if k in S and n!="__main__":return importlib.util.spec_from_loader(n,s,origin=p+"/"+k.replace(".","/")+".py",is_package=k!=n)
+  if k in S and n!="__main__":
+   return importlib.util.spec_from_loader(n,s,origin=p+"/"+k.replace(".","/")+".py",is_package=k!=n)
  def create_module(s,spec):return None
  def exec_module(s,m):
   k=m.__name__+".__init__" if m.__name__+".__init__" in S else m.__name__
