@@ -5,8 +5,9 @@ Every FETCH_SECONDS, for each host with agents that has its link up: one `git_he
 compared with what was fetched before (`refs/supervisor/hosts/HOST/heads/...`, supervisor/git/agent_refs.py);
 only when an agent's branch moved there, one `git_send` request brings the commits home lacks, checked as they
 come in (bundles.fetch), and the private refs move. A host coming back up is looked at at once. Nothing the host
-sends can touch another ref: each ref is set by the engine to the commit the host named, under its host's
-namespace. A host that is slow or down holds no other engine thread (its requests have short timeouts).
+sends can touch another ref: its answers are checked (bundles.heads), each ref is set by the engine to the commit
+the host named, under its host's namespace. A host that is slow or down holds no other engine thread (its
+requests have short timeouts).
 """
 
 from __future__ import annotations
@@ -90,8 +91,7 @@ class CommitsHome(PeriodicService):
     def _fetch(self, remote: RemoteHost, link: Link, agents: list[Agent]) -> list[str]:
         root = self.engine.paths.root
         clone = remote.layout().clone
-        answer = link.call("git_heads", repo=clone, timeout=HEADS_TIMEOUT)
-        there: dict[str, str] = answer.get("refs") or {}
+        there = bundles.heads(link, clone, HEADS_TIMEOUT)
         key = (sorted(there.items()), sorted((agent.branch, agent_refs.branch_ref(agent)) for agent in agents))
         settled = self._settled.pop(remote.name, None)
         now = time.monotonic()
@@ -106,10 +106,11 @@ class CommitsHome(PeriodicService):
             tip = there.get(ref)
             if tip is not None and here.get(agent_refs.branch_ref(agent)) != tip:
                 wanted.append(ref)
+        fetched = []
         if wanted:
-            fetched = sorted(bundles.fetch(link, root, clone, wanted, namespace))
+            # The host hears only of commits it has: its namespace's tips here and the bases it was sent.
+            bases = [agent.base for agent in agents if bundles.valid_sha(agent.base)]
+            fetched = sorted(bundles.fetch(link, root, clone, wanted, namespace, have=bases))
             self.fetches += 1
-        else:
-            fetched = []
         self._settled[remote.name] = (key, now)  # home has what the host named (a fetch that failed raised)
         return fetched

@@ -1,18 +1,25 @@
 """Requests from remote agents' own sockets (supervisor/hosts/remote/channel.py), answered as the local ones.
 
 The host program pushes each request a connection to an agent's socket there carried (`agent_request`); it is
-answered on a thread of its own (a held approval waits for a human) exactly as a request through that agent's
-socket here (supervisor/engine/server.py `answer`): the caller IS the agent whose socket it came through, as the
-host program names it, and only an agent of that host; what it says of itself counts for nothing, and it may
-ask only what an agent may (supervisor/engine/callers.py). Hook events its client spooled while the link was
-down (or the engine answered too late) come home when the spool changes and each time the host comes up, in
-order, applied once (`engine.hooks_once`, as local spools are).
+answered on a worker of that host's own bounded pool (a held approval waits for a human there) exactly as a
+request through that agent's socket here (supervisor/engine/server.py `answer`): the caller IS the agent whose
+socket it came through, as the host program names it, and only an agent of that host; what it says of itself
+counts for nothing, and it may ask only what an agent may (supervisor/engine/callers.py). Hook events its
+client spooled while the link was down (or the engine answered too late) come home when the spool changes and
+each time the host comes up, in order, applied once (`engine.hooks_once`, as local spools are).
+
+A host may push anything (an agent there can write into the host program's output), so what it pushes is
+bounded: only events naming an agent of that host are taken, each agent has at most PER_AGENT_IN_FLIGHT
+requests in flight (more are refused, said once), one read of its spool waits at most, and the workers of a host
+are at most WORKERS_PER_AGENT per agent place there.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent
@@ -29,26 +36,117 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PER_AGENT_IN_FLIGHT = 16  # requests of one agent being answered at once (held approvals, parallel hooks)
+WORKERS_PER_AGENT = PER_AGENT_IN_FLIGHT + 1  # and one read of its spool
+
+
+class Workers:
+    """At most `size` daemon threads (a held approval must not hold the engine's exit) taking jobs in order."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self.threads = 0
+        self._idle = 0  # workers waiting for a job that no job has claimed yet
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[object, ...]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[..., None], *args: object) -> None:
+        with self._lock:
+            self._jobs.put((job, args))
+            if self._idle:
+                self._idle -= 1
+            elif self.threads < self.size:
+                self.threads += 1
+                threading.Thread(target=self._work, daemon=True, name=f"{self.name}-{self.threads}").start()
+
+    def _work(self) -> None:
+        while True:
+            job, args = self._jobs.get()
+            try:
+                job(*args)
+            except Exception:
+                log.exception("%s: a job failed", self.name)
+            with self._lock:
+                self._idle += 1
+
 
 class RemoteRequests:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._ingesting: dict[str, threading.Lock] = {}  # by agent: one read of its spool at a time
         self._guard = threading.Lock()
+        self._workers: dict[str, Workers] = {}  # by host
+        self._in_flight: dict[str, int] = {}  # by agent: its requests being answered
+        self._spool_asked: set[str] = set()  # agents whose spool is to be read (once, however many events)
+        self._said_full: set[str] = set()  # agents whose refusal was said (until one of theirs is answered)
         engine.hostlinks.on_event.append(self.on_event)
         engine.hostlinks.on_up.append(self.on_up)
 
     # from the hosts ---------------------------------------------------------------------------------------
 
     def on_event(self, host: str, message: dict[str, Any]) -> None:
-        """On the link's reader: handed off at once to a thread of its own."""
+        """On the link's reader: handed off at once to the host's workers, within the bounds."""
         kind = message.get("event")
         if kind == "agent_request":
-            threading.Thread(target=self.serve, args=(host, message), daemon=True,
-                             name=f"remote-request-{host}").start()
+            name = message.get("agent")
+            if not self._of_host(host, name):
+                log.warning("host %s pushed a request for %r, which is no agent of that host", host, str(name)[:80])
+                return
+            assert isinstance(name, str)
+            with self._guard:
+                if self._in_flight.get(name, 0) >= PER_AGENT_IN_FLIGHT:
+                    if name not in self._said_full:
+                        self._said_full.add(name)
+                        log.warning("%s: more than %d requests from host %s at once; those past it are refused",
+                                    name, PER_AGENT_IN_FLIGHT, host)
+                    return
+                self._in_flight[name] = self._in_flight.get(name, 0) + 1
+            self._workers_of(host).submit(self._serve_counted, host, name, message)
         elif kind == "file" and str(message.get("watch") or "").startswith(HOOKS_WATCH):
             name = str(message["watch"])[len(HOOKS_WATCH):]
-            threading.Thread(target=self.ingest, args=(host, name), daemon=True, name=f"remote-spool-{host}").start()
+            if not self._of_host(host, name):
+                return
+            with self._guard:
+                if name in self._spool_asked:
+                    return  # a read is waiting already: it sees this file too
+                self._spool_asked.add(name)
+            self._workers_of(host).submit(self._ingest_asked, host, name)
+
+    def in_flight(self, name: str) -> int:
+        """Agent `name`'s requests being answered now."""
+        with self._guard:
+            return self._in_flight.get(name, 0)
+
+    def _of_host(self, host: str, name: object) -> bool:
+        if not isinstance(name, str) or not name:
+            return False
+        agent = self.engine.store.get_agent(name)
+        return agent is not None and agent.host == host
+
+    def _workers_of(self, host: str) -> Workers:
+        with self._guard:
+            workers = self._workers.get(host)
+            if workers is None:
+                hosts = self.engine.config.hosts
+                places = hosts[host].max_agents if host in hosts else 1
+                workers = self._workers[host] = Workers(f"remote-requests-{host}", WORKERS_PER_AGENT * places)
+            return workers
+
+    def _serve_counted(self, host: str, name: str, message: dict[str, Any]) -> None:
+        try:
+            self.serve(host, message)
+        finally:
+            with self._guard:
+                self._in_flight[name] -= 1
+                if not self._in_flight[name]:
+                    del self._in_flight[name]
+                self._said_full.discard(name)
+
+    def _ingest_asked(self, host: str, name: str) -> None:
+        with self._guard:
+            self._spool_asked.discard(name)  # an event from now on asks for another read
+        self.ingest(host, name)
 
     def on_up(self, host: str, link: Link) -> None:
         """The host is (back) up: its live agents' sockets listen again there, and what they spooled comes home."""

@@ -1,12 +1,16 @@
 """The host-side program as the engine ships it: a zipapp built from `supervisor.hostside`, named by the hash
 of its bytes, and the bootstrap that runs it on a host.
 
-The remote command is `python3 -I -S -c BOOT VERSION DIR`. BOOT checks the Python (≥ 3.11, or it says which
-one it found), runs `~/.local/share/supervisor/host-VERSION.pyz` when present, and otherwise first asks for it
-on the same connection: it pushes `{"event": "install"}`, reads `LENGTH\\n` and the zipapp's bytes from stdin,
-checks their hash against VERSION, writes the file atomically, then runs it. So a host is installed once per
-version, with no scp and no second connection, and an edit to the package (an editable install) is a new
-version. The zipapp is built in memory, once per process.
+The remote command is `python3 -I -S -c BOOT VERSION DIR`. BOOT first makes its process not dumpable (Linux:
+`PR_SET_DUMPABLE` 0, so no other process of the host user — an agent — can open `/proc/PID/fd` of the program
+and write into the link), checks the Python (≥ 3.11, or it says which one it found), and reads
+`~/.local/share/supervisor/host-VERSION.pyz`: when it is there and its bytes hash to VERSION, those bytes are
+run, from memory (the file is not read again, so it cannot be swapped in between); otherwise it asks for the
+program on the same connection: it pushes `{"event": "install"}`, reads `LENGTH\\n` and the zipapp's bytes from
+stdin, checks their hash against VERSION, writes the file atomically, then runs those bytes. So a host is
+installed once per version, with no scp and no second connection, a file changed on the host is replaced
+rather than run, and an edit to the package (an editable install) is a new version. The zipapp is built in
+memory, once per process.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ def boot_source(minimum: tuple[int, int] = MIN_PYTHON) -> str:
     wanted = ".".join(map(str, minimum))
     return f"""\
 import sys,os,json
+if sys.platform.startswith("linux"):
+ try:
+  import ctypes;ctypes.CDLL(None).prctl(4,0,0,0,0)
+ except Exception:pass
 def say(m):
  sys.stdout.write(json.dumps(m)+"\\n");sys.stdout.flush()
 if sys.version_info<{minimum!r}:
@@ -39,16 +47,32 @@ if sys.version_info<{minimum!r}:
 import hashlib
 v,d=sys.argv[1],sys.argv[2]
 p=os.path.expanduser("{INSTALL_DIR}/host-%s.pyz"%v)
-if not os.path.isfile(p):
+def ours(b):
+ return hashlib.sha256(b).hexdigest()[:len(v)]==v
+try:
+ with open(p,"rb") as f:b=f.read()
+except OSError:b=b""
+if not ours(b):
  say(dict(event="install",path=p))
  i=sys.stdin.buffer;n=int(i.readline());b=i.read(n)
- if len(b)!=n or hashlib.sha256(b).hexdigest()[:len(v)]!=v:
+ if len(b)!=n or not ours(b):
   say(dict(event="fatal",error="the host program arrived damaged (%d of %d bytes)"%(len(b),n)));sys.exit(3)
  os.makedirs(os.path.dirname(p),exist_ok=True);t="%s.%d"%(p,os.getpid())
  with open(t,"wb") as f:f.write(b)
  os.replace(t,p)
-sys.argv=[p,v,d]
-import runpy;runpy.run_path(p,run_name="__main__")
+import io,zipfile,importlib.abc,importlib.util
+z=zipfile.ZipFile(io.BytesIO(b));S=dict((n[:-3].replace("/","."),z.read(n)) for n in z.namelist() if n.endswith(".py"))
+class Z(importlib.abc.MetaPathFinder,importlib.abc.Loader):
+ def find_spec(s,n,path=None,target=None):
+  k=n+".__init__" if n+".__init__" in S else n
+  if k in S and n!="__main__":
+   return importlib.util.spec_from_loader(n,s,origin=p+"/"+k.replace(".","/")+".py",is_package=k!=n)
+ def create_module(s,spec):return None
+ def exec_module(s,m):
+  k=m.__name__+".__init__" if m.__name__+".__init__" in S else m.__name__
+  exec(compile(S[k],m.__spec__.origin,"exec"),m.__dict__)
+sys.meta_path.insert(0,Z());sys.argv=[p,v,d];m=dict(__name__="__main__",__file__=p+"/__main__.py")
+exec(compile(S["__main__"],m["__file__"],"exec"),m)
 """
 
 

@@ -7,6 +7,11 @@ blocks only its caller; pushed events go to `on_event` (on the reader thread: ha
 A reader thread blocked on the pipe notices a dropped connection at once: every pending call fails with
 `LinkDown` naming the host and ssh's last stderr line, and `on_down` is called exactly once (not after
 `close()`, which is deliberate). A link is not reconnected: make a new one (the engine's backoff does).
+
+What the host sends is bounded and checked as it comes (an agent on the host may speak for the host program): a
+line longer than LINE_LIMIT, an answer with an id that is not a number, or a line the reader cannot take drops
+the link at once, saying why; a call's bytes past CALL_BYTES_LIMIT fail that call; `hello` and `install` count
+only before the greeting (a later one cannot move where the engine thinks the host's folder is).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 48 * 1024  # raw bytes per chunk line sent to the host
 EXIT_NOT_FOUND = 127  # the shell's "command not found": no python3 on the host
+LINE_LIMIT = 16 << 20  # bytes in one line from the host (a `run`'s whole output is one line)
+CALL_BYTES_LIMIT = 1 << 30  # bytes a call may bring back ahead of its answer (a bundle)
 
 
 class LinkError(SupervisorError):
@@ -54,6 +61,7 @@ class _Pending:
     op: str
     done: threading.Event = field(default_factory=threading.Event)
     chunks: list[bytes] = field(default_factory=list)
+    size: int = 0  # bytes in chunks
     result: Any = None
     error: LinkError | None = None
 
@@ -180,28 +188,47 @@ class Link:
     def _read(self) -> None:
         process = self._process
         assert process is not None and process.stdout is not None
+        reason: str | None = None
         try:
-            for line in process.stdout:
+            while True:
+                line = process.stdout.readline(LINE_LIMIT + 1)
+                if not line:
+                    break
+                if len(line) > LINE_LIMIT:
+                    reason = f"the host sent a line longer than {LINE_LIMIT} bytes; the link is dropped"
+                    break
                 self._received(line)
+        except _Unreadable as exc:
+            reason = f"{exc}; the link is dropped"
         except (OSError, ValueError):
-            pass
-        self._fail(None)
+            pass  # the pipe closed under the reader
+        except Exception as exc:  # never a silent end of this thread: the link fails, saying why
+            log.exception("%s: the link's reader failed", self.name)
+            reason = f"the link's reader failed on what the host sent ({type(exc).__name__}); the link is dropped"
+        self._fail(reason)
 
     def _received(self, line: bytes) -> None:
         try:
             message = json.loads(line)
+        except RecursionError:
+            raise _Unreadable("the host sent a line nested too deep to read") from None
         except ValueError:
             message = None
         if not isinstance(message, dict):
             # A login script that prints on a non-interactive shell: said once it matters (a failed connect).
             self._stderr.append(line.decode("utf-8", "replace").rstrip())
             return
-        number = message.get("id")
-        if number is not None:
+        if "id" in message:
+            number = message["id"]
+            if type(number) is not int:
+                raise _Unreadable(f"the host sent an answer whose id is not a number ({str(number)[:40]!r})")
             self._answer(number, message)
             return
         event = message.get("event")
-        if event == "hello":
+        if event in ("hello", "install", "fatal") and self._greeted.is_set():
+            # Only the bootstrap and the program's first line say these: later, it is not the host program.
+            log.warning("%s: the host sent %r after its greeting; ignored", self.name, str(event)[:40])
+        elif event == "hello":
             self.hello = message
             self._greeted.set()
         elif event == "install":
@@ -222,7 +249,22 @@ class Link:
             if pending is None:
                 return  # its caller gave up (timeout)
             if "chunk" in message:
-                pending.chunks.append(base64.b64decode(message["chunk"]))
+                chunk = message["chunk"]
+                if not isinstance(chunk, str):
+                    raise _Unreadable("the host sent a chunk that is not text")
+                if pending.size + len(chunk) * 3 // 4 <= CALL_BYTES_LIMIT:
+                    try:
+                        data = base64.b64decode(chunk, validate=True)
+                    except ValueError:
+                        raise _Unreadable("the host sent a chunk that is not base64") from None
+                    pending.chunks.append(data)
+                    pending.size += len(data)
+                    return
+                del self._pending[number]  # the rest of its chunks and its answer are dropped as they come
+                pending.chunks.clear()
+                pending.error = LinkError(f"{self.name}: {pending.op}: the host sent more than "
+                                          f"{CALL_BYTES_LIMIT} bytes for one call")
+                pending.done.set()
                 return
             del self._pending[number]
         if "error" in message:
@@ -284,6 +326,10 @@ class Link:
         if code is not None:
             what += f" (exit {code})"
         return f"{self.name}: {what}" + (f": {said}" if said else "")
+
+
+class _Unreadable(Exception):
+    """What the host sent is not the protocol: the link is dropped (said as the message)."""
 
 
 def _line(message: dict[str, Any]) -> bytes:

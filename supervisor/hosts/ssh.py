@@ -3,7 +3,9 @@
 The OpenSSH client, so that the user's whole setup applies (`-F` config, Match, ProxyJump, IdentityAgent,
 known_hosts; `~` from the password database). Always: `BatchMode=yes` (never a password or host-key prompt),
 no ControlMaster (a stale master socket hangs, and ConnectTimeout does not cover it), a connect timeout and
-keep-alives (a dead link is noticed within ~15 s). Host-key checks are never turned off.
+keep-alives (a dead link is noticed within ~15 s). Host-key checks are never turned off. No forwarding of any
+kind, whatever the user's config says (`ForwardAgent yes` there would hand every agent on the host the user's
+keys): no agent, no X11, no port forwards, no local command.
 
 ssh hands the remote side ONE string, which the host user's login shell parses: the remote words are joined
 with `shlex.join`, so each arrives as the word it was.
@@ -26,7 +28,8 @@ SSH: Final = "ssh"
 CONNECT_TIMEOUT: Final = 10  # seconds
 OPTIONS: Final = ("-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
                   "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-o", "ServerAliveInterval=5",
-                  "-o", "ServerAliveCountMax=3")
+                  "-o", "ServerAliveCountMax=3", "-a", "-x", "-o", "ForwardAgent=no", "-o", "ForwardX11=no",
+                  "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no")
 SSH_FAILED: Final = 255  # ssh's own exit status when it could not connect or lost the connection
 
 

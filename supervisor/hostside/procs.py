@@ -1,4 +1,5 @@
-"""Processes on the host: run a command (`run`), look at process trees (`ps`, read from /proc), signal them."""
+"""Processes on the host: run a command (`run`), cancel one (`cancel`), look at process trees (`ps`, read from
+/proc), signal them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .calls import Call, OpError
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _running: set[subprocess.Popen[bytes]] = set()  # commands of calls not answered yet
 _running_lock = threading.Lock()
+_keyed: dict[str, subprocess.Popen[bytes]] = {}  # commands of calls given a `key`, which `cancel` ends
 
 
 def _text(data: bytes) -> str:
@@ -23,7 +25,8 @@ def _text(data: bytes) -> str:
 
 def run(call: Call) -> dict[str, Any]:
     """`argv` in `cwd` (`~` is the host user's home) with `env` added and `stdin` given; `time_limit` seconds,
-    after which its whole process group is killed (`timed_out`). → rc, stdout, stderr."""
+    after which its whole process group is killed (`timed_out`); `key`: a name `cancel` ends it by (the group
+    this program started, never a process named by a file an agent could write). → rc, stdout, stderr."""
     argv = call.strings("argv")
     if not argv:
         raise OpError("argument 'argv' is empty")
@@ -31,8 +34,12 @@ def run(call: Call) -> dict[str, Any]:
     added = call.arg("env", dict, {})
     stdin = call.arg("stdin", str, None)
     time_limit = call.arg("time_limit", (int, float), None)
+    key = call.arg("key", str, None)
+    with _running_lock:
+        if key is not None and key in _keyed:
+            raise OpError(f"a command with key {key!r} is running already")
     env = dict(os.environ)
-    env.update({str(key): str(value) for key, value in added.items()})
+    env.update({str(name): str(value) for name, value in added.items()})
     try:
         process = subprocess.Popen(argv, cwd=os.path.expanduser(cwd) if cwd else None, env=env,
                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -43,6 +50,8 @@ def run(call: Call) -> dict[str, Any]:
     timed_out = False
     with _running_lock:
         _running.add(process)
+        if key is not None:
+            _keyed[key] = process
     try:
         out, err = process.communicate(data, timeout=time_limit)
     except subprocess.TimeoutExpired:
@@ -53,7 +62,21 @@ def run(call: Call) -> dict[str, Any]:
     finally:
         with _running_lock:
             _running.discard(process)
+            if key is not None:
+                _keyed.pop(key, None)
     return {"rc": process.returncode, "stdout": _text(out), "stderr": _text(err), "timed_out": timed_out}
+
+
+def cancel(call: Call) -> dict[str, Any]:
+    """End the whole process group of the running command of the `run` call given `key` (KILL). → cancelled:
+    whether such a command was running (it may not have started yet, or be done)."""
+    key = call.arg("key", str)
+    with _running_lock:
+        process = _keyed.get(key)
+        if process is not None and process.returncode is None:  # not reaped: its pid is still its own
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signals.SIGKILL)
+    return {"cancelled": process is not None}
 
 
 def end_running() -> None:

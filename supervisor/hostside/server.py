@@ -43,6 +43,7 @@ class Server:
             "ping": lambda call: {"version": self.version, "load1": os.getloadavg()[0]},  # the engine's keep-watch
             "facts": lambda call: facts.hello(self.version, self.host_dir),
             "run": procs.run,
+            "cancel": procs.cancel,
             "ps": procs.ps,
             "signal": procs.send_signal,
             "read": files.read,
@@ -154,6 +155,11 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+# What sshd gives the program that nothing it starts (tmux, panes, commands) may have: a forwarded agent or
+# display (the user's keys, their screen), and where the user connects from.
+SCRUBBED = ("SSH_AUTH_SOCK", "DISPLAY", "XAUTHORITY", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY")
+
+
 def main() -> None:
     """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
     `supervisor` there (`client`)."""
@@ -162,6 +168,8 @@ def main() -> None:
         from .client import main as client_main
 
         sys.exit(client_main(args[1:]))
+    for key in SCRUBBED:
+        os.environ.pop(key, None)
     version = args[0] if args else "unknown"
     host_dir = args[1] if len(args) > 1 else "~"
     server = Server(sys.stdout.buffer, version, host_dir)

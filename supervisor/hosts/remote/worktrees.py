@@ -3,13 +3,15 @@ its own code run there, and what is uncommitted there (its commits come home: su
 
 Every step is one request over the host's link (`run`, `write`, `git_receive` through bundles.push): a small
 `sh` script run on the host with its arguments as words, never pasted into the script. The git of these
-scripts runs no hook and no fsmonitor (the clone's configuration is writable by the agents there). What the
-host says when a step fails is named in a SupervisorError, and what the step made is taken away again.
+scripts runs no hook, no fsmonitor and no filter driver (the clone's configuration and attributes are writable
+by the agents there). What the host says when a step fails is named in a SupervisorError, and what the step made
+is taken away again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import posixpath
 import shlex
 import threading
@@ -31,11 +33,38 @@ if TYPE_CHECKING:
     from supervisor.hosts.link import Link
     from supervisor.hosts.remote.host import RemoteHost
 
+log = logging.getLogger(__name__)
+
 BASES = "refs/supervisor/bases"  # in the host's clone: each agent's base commit, kept until it is removed
 EXCLUDE_MARK = "# supervisor: files it writes into agent worktrees (never committed)"
 HOOKS = "hooks"  # under the repository's folder on the host: the guard's hooks, shared by its worktrees
 GUARD_HOOKS = ("pre-commit", "pre-merge-commit")
-GIT = 'g() { git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c gc.auto=0 -c maintenance.auto=false "$@"; }\n'
+# The engine's git on the host: no hook, fsmonitor or auto gc, and every filter driver the configuration of its
+# call names (the clone's, the worktree's own: agents can write both, and the attributes that pick a driver)
+# emptied, as supervisor/git/environment.py does at home: listed first (`--git-dir=DIR` or `-C DIR` as the call's
+# first words say where), then set empty through GIT_CONFIG_COUNT, which outranks every configuration file.
+GIT = r"""g() (
+  case $1 in
+    --git-dir=*) keys=$(git "$1" config --name-only --list 2>/dev/null || true) ;;
+    -C) keys=$(git -C "$2" config --name-only --list 2>/dev/null || true) ;;
+    *) keys=$(git config --name-only --list 2>/dev/null || true) ;;
+  esac
+  n=0
+  while IFS= read -r key; do
+    case $key in
+      filter.*.clean|filter.*.smudge|filter.*.process)
+        export "GIT_CONFIG_KEY_$n=$key" "GIT_CONFIG_VALUE_$n="
+        export "GIT_CONFIG_KEY_$((n + 1))=${key%.*}.required" "GIT_CONFIG_VALUE_$((n + 1))=false"
+        n=$((n + 2)) ;;
+    esac
+  done <<EOF
+$keys
+EOF
+  export GIT_CONFIG_COUNT=$n
+  exec git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false -c gc.auto=0 \
+    -c maintenance.auto=false "$@"
+)
+"""
 STEP_TIMEOUT = 120.0
 STOP_POLL = 0.1
 # What an agent's own command gets of the engine's environment on a host: its identity; the rest (PATH,
@@ -96,6 +125,22 @@ rm -rf "$path" "$@"
 [ ! -e "$path" ]
 """
 
+# A branch an earlier make of the same name left when the link dropped mid-way (no record owns it): its worktrees
+# (those git lists for it, inside the repository's folder there) removed, then the branch and the base ref.
+_CLEAR = GIT + r"""set -u
+clone=$1 branch=$2 base=$3 root=$4
+g --git-dir="$clone" worktree list --porcelain | while IFS= read -r line; do
+  case $line in
+    "worktree "*) path=${line#worktree } ;;
+    "branch refs/heads/$branch")
+      case $path in "$root"/*) g --git-dir="$clone" worktree remove --force --force "$path" >&2 || true ;; esac ;;
+  esac
+done
+g --git-dir="$clone" worktree prune >&2
+g --git-dir="$clone" branch -D "$branch" >/dev/null 2>&1 || true
+g --git-dir="$clone" update-ref -d "$base" >&2 || true
+"""
+
 _STATUS = GIT + r"""set -eu
 [ -d "$1" ] || exit 0
 cd "$1"
@@ -119,9 +164,10 @@ g -c core.quotePath=false diff --color="$colour" "$form" --no-ext-diff --no-text
   "$rev" --
 """
 
-# Runs the words after $1 (`sh -c COMMAND`, in its sandbox there) with its output and errors together; its pid
-# (its process group's: `run` starts a session) in $1 first, so that a stop can end the whole group.
-_ISOLATED = 'echo $$ > "$1"; shift; exec "$@" 2>&1'
+# Runs its words (`sh -c COMMAND`, in its sandbox there) with its output and errors together, in the process
+# group `run` starts for it, which `cancel` (by the call's key) ends whole: no file an agent could write says
+# which processes a stop kills.
+_ISOLATED = 'exec "$@" 2>&1'
 
 
 class RemoteWorktrees:
@@ -134,7 +180,13 @@ class RemoteWorktrees:
         link, layout = self.host.link(), self.host.layout()
         base_ref = self._base_ref(agent)
         try:
-            there = link.call("git_heads", repo=layout.clone, timeout=STEP_TIMEOUT)["refs"]
+            there = bundles.heads(link, layout.clone, STEP_TIMEOUT)
+            if f"refs/heads/{agent.branch}" in there and not self._owned(agent):
+                # left by an earlier start of this name that the link's drop cut short: taken away, looked at again
+                log.warning("host %s: branch %s, left by an earlier start of %s, is removed", self.host.name,
+                            agent.branch, agent.name)
+                self._script(link, _CLEAR, layout.clone, agent.branch, base_ref, layout.root)
+                there = bundles.heads(link, layout.clone, STEP_TIMEOUT)
             if f"refs/heads/{agent.branch}" in there:  # said before anything is sent or made
                 raise SupervisorError(f"cannot make {agent.name}'s worktree on host {self.host.name}: branch "
                                       f"{agent.branch} already exists there",
@@ -184,7 +236,7 @@ class RemoteWorktrees:
         isolated than asked), with the agent's identity from `env`; its process group killed past `timeout` or
         once `stop` is set."""
         link, layout = self.host.link(), self.host.layout()
-        pidfile = posixpath.join(layout.root, "run", f"command-{uuid.uuid4().hex}.pid")
+        key = f"run-isolated-{uuid.uuid4().hex}"
         added = {key: value for key, value in env.items() if key.startswith(IDENTITY_PREFIX) or key == "TERM"}
         added["SUPERVISOR_SOCKET"] = layout.socket(agent.name)
         wrapped, added = isolated.wrap_argv(self.host, agent, ["sh", "-c", command], cwd, added)
@@ -194,22 +246,20 @@ class RemoteWorktrees:
         def ask() -> None:
             try:
                 answer["done"] = link.call(
-                    "run", argv=["sh", "-c", f'mkdir -p "${{1%/*}}"; {_ISOLATED}', "sh", pidfile, *wrapped],
-                    cwd=cwd, env=added, time_limit=timeout,
+                    "run", argv=["sh", "-c", _ISOLATED, "sh", *wrapped], key=key, cwd=cwd, env=added,
+                    time_limit=timeout,
                     timeout=(timeout or 24 * 3600.0) + STEP_TIMEOUT)
             except LinkError as exc:
                 answer["error"] = exc
 
         asking = threading.Thread(target=ask, name=f"run-{self.host.name}", daemon=True)
         asking.start()
-        stopped = False
+        stopped = cancelled = False
         while asking.is_alive():
             asking.join(STOP_POLL)
-            if stop is not None and stop.is_set() and not stopped and asking.is_alive():
-                stopped = True
-                self._kill_group(link, pidfile)
-        with contextlib.suppress(LinkError):  # the host is gone: the file is a few bytes in its folder
-            link.call("remove", paths=[pidfile], timeout=STEP_TIMEOUT)
+            if stop is not None and stop.is_set() and not cancelled and asking.is_alive():
+                stopped = True  # until the host has the command (the call may still be on its way), asked again
+                cancelled = self._cancel(link, key)
         if "error" in answer:
             raise SupervisorError(f"`{command}` on host {self.host.name}: {_said(answer['error'])}")
         done = answer["done"]
@@ -256,6 +306,12 @@ class RemoteWorktrees:
 
     # helpers -----------------------------------------------------------------------------------------------
 
+    def _owned(self, agent: Agent) -> bool:
+        """Whether a record of the engine's has its worktree on this host on `agent`'s branch (one being made
+        has none yet: its git folder is recorded once the make succeeds)."""
+        return any(other.host == self.host.name and other.branch == agent.branch
+                   and worktrees.GIT_DIR_KEY in other.extra for other in self.host.store.agents())
+
     @staticmethod
     def _base_ref(agent: Agent) -> str:
         return f"{BASES}/{agent.branch}"
@@ -273,18 +329,14 @@ class RemoteWorktrees:
         with contextlib.suppress(LinkError):
             link.call("run", argv=["git", "--git-dir", clone, "update-ref", "-d", ref], timeout=STEP_TIMEOUT)
 
-    def _kill_group(self, link: Link, pidfile: str) -> None:
-        """End the command's whole process group (its pid is in `pidfile` once it started)."""
-        for _ in range(50):
-            try:
-                text = str(link.call("read", path=pidfile, timeout=STEP_TIMEOUT)["text"]).strip()
-            except LinkError:
-                text = ""
-            if text.isdigit():
-                with contextlib.suppress(LinkError):
-                    link.call("signal", pids=[int(text)], signal="KILL", group=True, timeout=STEP_TIMEOUT)
-                return
-            time.sleep(STOP_POLL)
+    @staticmethod
+    def _cancel(link: Link, key: str) -> bool:
+        """End the command of the `run` call given `key` (its whole process group, as the host program started
+        it) → whether it was running there."""
+        try:
+            return bool(link.call("cancel", key=key, timeout=STEP_TIMEOUT).get("cancelled"))
+        except (LinkError, AttributeError):
+            return False
 
 
 def guard_hook(client: list[str]) -> str:
