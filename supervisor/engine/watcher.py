@@ -343,7 +343,8 @@ class Watcher:
         """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
         agent = self.engine.store.get_agent(name)
         live = self.engine.live.get(name)
-        if agent is None or live is None or not agent.state.live or live.pending_prompt:
+        if agent is None or live is None or not agent.state.live or live.pending_prompt \
+                or agent.state == State.UNREACHABLE:  # its host's return judges it (engine/readopt.py)
             return
         self._decide(agent, live, get_profile(agent.profile), time.time())
 

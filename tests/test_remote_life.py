@@ -1,0 +1,100 @@
+"""The life of an agent on a host beyond start and stop, against the real sshd host box1 (tests/remotes.py): a host
+that drops and comes back finds its agents re-adopted with their true state, undisturbed; approvals held for a
+host that dropped are let go, saying so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import wait_until
+from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
+from tests.sshd import SshHosts
+
+BACKOFF_BOUND = 90.0  # seconds: a host back is found by the next attempt (the delay doubles to 60 s at most)
+
+LONG_TURN = """\
+turns:
+  - [say: "Starting the long one", work: 15s, say: "DONE-WHILE-APART"]
+"""
+ASKING = """\
+turns:
+  - [say: "About to ask", ask: "rm -rf build", say: "AFTER-THE-ASK"]
+"""
+
+
+def events(remote: Remote, name: str | None = None) -> list[dict[str, Any]]:
+    return list(remote.request("events", **({"name": name} if name else {}), limit=1000))
+
+
+def states_from(remote: Remote, name: str, state: str) -> list[str]:
+    """The states agent `name` was put in from the last time it was put in `state` on."""
+    moves = [str(event["state"]) for event in events(remote, name) if "previous" in event and "state" in event]
+    return moves[len(moves) - 1 - moves[::-1].index(state):]
+
+
+def alive_on_host(remote: Remote, pid: int) -> bool:
+    return any(info["pid"] == pid and info["state"] != "Z" for info in remote.link().call("ps", pids=[pid]))
+
+
+def test_a_host_that_drops_and_comes_back_finds_its_agent_as_it_truly_is(remote: Remote, ssh_hosts: SshHosts) -> None:
+    box = remote.sandbox
+    remote.request("start", name="far", task="the long one", command=remote.claude("far", LONG_TURN),
+                   profile="claude", host=HOST)
+    box.wait_state("far", "working", timeout=30)
+    pid = int(box.agent("far")["pid"])
+    ssh_hosts.cut(HOST)
+    try:
+        apart = box.wait_state("far", "unreachable", timeout=30)
+        assert apart["last_state"] == "working"
+        # it finishes its turn while home cannot see it: its Stop hook spools on the host
+        wait_until(lambda: _stop_spooled(remote), timeout=40, message="its Stop hook spooled on the host")
+    finally:
+        ssh_hosts.resume(HOST)
+    back = box.wait_state("far", "idle", "working", timeout=BACKOFF_BOUND)
+    assert back["last_state"] is None
+    # judged from what it did meanwhile, never put back to working first: it was not working any more
+    assert states_from(remote, "far", "unreachable") == ["unreachable", "idle"]
+    # undisturbed: the same process, and what it printed meanwhile is in its log
+    assert int(box.agent("far")["pid"]) == pid and alive_on_host(remote, pid)
+    assert "DONE-WHILE-APART" in box.sv("log", "far").stdout
+    hooks = [event.get("hook_event_name") for event in events(remote, "far") if event["kind"] == "hook"]
+    assert hooks[-1] == "Stop", hooks  # the spooled Stop came home, after the events before it
+    alerts = json.loads(box.sv("alerts", "ls", "--json").stdout)
+    assert [(a["subject"], a["status"]) for a in reversed(alerts) if a["subject"] == f"host:{HOST}"] == [
+        (f"host:{HOST}", "firing"), (f"host:{HOST}", "resolved")]
+
+
+def _stop_spooled(remote: Remote) -> bool:
+    """Whether a Stop hook of `far` waits in its spool on the host (read from this machine: the host is cut off,
+    and box1 is this machine under another user)."""
+    return any('"Stop"' in path.read_text() for path in Path(remote.host_dir).glob("*/spool/far/hooks/*"))
+
+
+def test_an_approval_held_for_a_host_that_drops_is_let_go_saying_so(remote: Remote, ssh_hosts: SshHosts) -> None:
+    box = remote.sandbox
+    remote.request("start", name="far", task="ask first", command=remote.claude("far", ASKING), profile="claude",
+                   host=HOST)
+    waiting = box.wait_state("far", "waiting", timeout=30)
+    assert waiting["waiting_reason"].startswith("approval: ")
+    ssh_hosts.cut(HOST)
+    try:
+        box.wait_state("far", "unreachable", timeout=30)
+        wait_until(lambda: [a for a in remote.request("approvals", name="far") if a["status"] != "pending"],
+                   timeout=15, message="the held approval let go")
+        held = remote.request("approvals", name="far")[0]
+        assert held["status"] == "dropped" and f"host {HOST}" in held["reason"], held
+        dropped = [event for event in events(remote, "far") if event["kind"] == "approval_dropped"]
+        assert len(dropped) == 1 and f"host {HOST}" in dropped[0]["reason"]
+        refused = box.sv("approve", "far", check=False)
+        assert refused.returncode != 0 and "unreachable" in refused.stderr, refused.stderr
+    finally:
+        ssh_hosts.resume(HOST)
+    # back: the CLI shows its own dialog (its hook gave up), and an approve answers it there
+    box.wait_state("far", "waiting", timeout=BACKOFF_BOUND)
+    wait_until(lambda: "1. Yes" in remote.request("screen", name="far")["text"], timeout=30,
+               message="its own dialog on the screen")
+    box.sv("approve", "far")
+    wait_until(lambda: "AFTER-THE-ASK" in remote.request("screen", name="far")["text"], timeout=30,
+               message="the turn going on after the approval")
