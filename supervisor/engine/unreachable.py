@@ -61,6 +61,7 @@ def host_up(engine: Engine, host: str, judge: Callable[[Agent, State], bool] | N
                 return  # judged, and recorded so
             agent.state = State.UNREACHABLE  # judged to be as it was: recorded below
         _move(engine, agent, state, reason=f"host {host} is back")
+        engine.watcher.decide_now(agent.name)  # from what its hooks told, spooled ones included
 
     names = _each(engine, host, lambda agent: agent.state == State.UNREACHABLE, back)
     store = engine.store
