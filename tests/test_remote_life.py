@@ -98,3 +98,48 @@ def test_an_approval_held_for_a_host_that_drops_is_let_go_saying_so(remote: Remo
     box.sv("approve", "far")
     wait_until(lambda: "AFTER-THE-ASK" in remote.request("screen", name="far")["text"], timeout=30,
                message="the turn going on after the approval")
+
+
+TWO_TURNS = """\
+turns:
+  - [say: "FIRST-TURN-DONE"]
+  - [say: "SECOND-TURN-DONE"]
+"""
+
+
+def test_restart_and_restore_resume_an_agent_on_a_host_in_its_own_conversation(remote: Remote,
+                                                                                ssh_hosts: SshHosts) -> None:
+    box = remote.sandbox
+    remote.request("start", name="far", task="first", command=remote.claude("far", TWO_TURNS), profile="claude",
+                   host=HOST)
+    wait_until(lambda: "FIRST-TURN-DONE" in remote.request("screen", name="far")["text"], timeout=30,
+               message="its first turn")
+    box.wait_state("far", "idle", timeout=30)
+    session = wait_until(lambda: box.agent("far").get("session_id"), timeout=15, message="its conversation's id")
+
+    # restart: ended on the host and started again there, in the conversation its hooks named
+    before = int(box.agent("far")["pid"])
+    box.sv("restart", "far")
+    wait_until(lambda: f"resumed conversation {session}" in remote.request("screen", name="far")["text"],
+               timeout=30, message="its conversation resumed")
+    box.wait_state("far", "idle", timeout=30)
+    shown = box.agent("far")
+    assert int(shown["pid"]) != before and shown["session_id"] == session
+    assert not alive_on_host(remote, before)
+
+    # restore: its host's tmux server killed (as by a reboot), brought back in the same conversation
+    layout = remote.host().layout()
+    ssh_hosts.ssh(HOST, "tmux", "-S", layout.tmux_socket, "kill-server")
+    wait_until(lambda: far_restorable(remote), timeout=30, message="far restorable")
+    restored = remote.request("restore", names=["far"])
+    assert [(agent["name"], agent["resumed"], agent["session_id"]) for agent in restored["restored"]] == [
+        ("far", True, session)], restored
+    wait_until(lambda: f"resumed conversation {session}" in remote.request("screen", name="far")["text"],
+               timeout=30, message="its conversation resumed after the restore")
+    box.sv("send", "far", "next")
+    wait_until(lambda: "SECOND-TURN-DONE" in remote.request("screen", name="far")["text"], timeout=30,
+               message="its next turn, where the conversation left off")
+
+
+def far_restorable(remote: Remote) -> bool:
+    return "far" in remote.request("restorable")["agents"]
