@@ -75,6 +75,11 @@ class Remote:
         self.ssh_hosts.ssh(HOST, "sh", "-c", 'printf %s "$2" > "$1"', "sh", path, script)
         return f"{self.host_dir}/bin/claude --claude --script {path} --record {self.host_dir}/prompts.jsonl"
 
+    def limits(self, text: str) -> None:
+        """supervisor.yaml with more `limits:` (`key: value` lines), in force from the next request on."""
+        config = self.sandbox.paths.config_file
+        config.write_text(config.read_text().replace("limits:\n", f"limits:\n  {text}\n", 1))
+
     def on_host(self, *words: str) -> str:
         """What `words` print on the host, run through the engine's own link."""
         ran = self.link().call("run", argv=list(words), timeout=30)

@@ -143,3 +143,25 @@ def test_restart_and_restore_resume_an_agent_on_a_host_in_its_own_conversation(r
 
 def far_restorable(remote: Remote) -> bool:
     return "far" in remote.request("restorable")["agents"]
+
+
+CRUNCHING = """\
+turns:
+  - [say: "Crunching quietly", spawn: "timeout 20 sh -c 'while :; do :; done'", quiet: 18s, say: "CRUNCHED"]
+"""
+
+
+def test_an_agent_on_a_host_whose_tools_use_cpu_silently_is_working_not_stalled(remote: Remote) -> None:
+    box = remote.sandbox
+    remote.limits("stall_after: 8s")
+    remote.request("start", name="far", task="crunch", command=remote.claude("far", CRUNCHING), profile="claude",
+                   host=HOST)
+    wait_until(lambda: "Crunching quietly" in remote.request("screen", name="far")["text"], timeout=30,
+               message="its quiet turn begun")
+    busy = wait_until(lambda: (row := box.ls()["far"])["cpu_percent"] and row, timeout=30,
+                      message="its tools' CPU read on the host")
+    assert busy["cpu_percent"] >= 3 and busy["rss_bytes"] > 0, busy  # a busy loop (on a loaded machine)
+    wait_until(lambda: "CRUNCHED" in remote.request("screen", name="far")["text"], timeout=40,
+               message="its turn's end")
+    moves = [str(event["state"]) for event in events(remote, "far") if "previous" in event and "state" in event]
+    assert "stalled" not in moves, moves  # 18 s without output, each second of it a tool's CPU
