@@ -165,3 +165,34 @@ def test_an_agent_on_a_host_whose_tools_use_cpu_silently_is_working_not_stalled(
                message="its turn's end")
     moves = [str(event["state"]) for event in events(remote, "far") if "previous" in event and "state" in event]
     assert "stalled" not in moves, moves  # 18 s without output, each second of it a tool's CPU
+
+
+def test_a_helper_started_in_a_pane_on_a_host_runs_there_in_its_parents_worktree(remote: Remote) -> None:
+    box = remote.sandbox
+    command = remote.claude("far", TWO_TURNS)
+    remote.request("start", name="far", task="first", command=command, profile="claude", host=HOST)
+    box.wait_state("far", "idle", timeout=30)
+    far = box.agent("far")
+    layout = remote.host().layout()
+    for ref in ("refs/heads/agent/far/work", f"refs/supervisor/hosts/{HOST}/heads/agent/far/work"):
+        box.git("update-ref", ref, far["base"])  # its branch as fetched home (the stand-in's worktree has none)
+    # `supervisor helper` as the agent runs it in its pane there: its variables, the shim on its PATH
+    said = remote.on_host("env", f"SUPERVISOR_SOCKET={layout.socket('far')}", "SUPERVISOR_AGENT=far",
+                          f"PATH={layout.root}/bin:/usr/bin:/bin", "supervisor", "helper", "scout", "--role",
+                          "test-agent", "--task", "look around", "--no-wait")
+    assert said.startswith("far.scout: "), said
+    helper = box.agent("far.scout")
+    assert (helper["host"], helper["parent"]) == (HOST, "far")
+    assert helper["worktree"] == f"{far['worktree']}/.sub-agents/scout"
+    box.wait_state("far.scout", "idle", "working", timeout=30)
+    pid = int(box.agent("far.scout")["pid"])
+    assert alive_on_host(remote, pid)  # in a pane on the host, beside its parent's
+    cwd = remote.on_host("readlink", f"/proc/{pid}/cwd").strip()
+    assert cwd == helper["worktree"]
+    assert [row["name"] for row in json.loads(box.sv("ls", "--json").stdout)] == ["far", "far.scout"]
+    # a message in the tree is refused with why, never written on this machine at the host's path
+    ran = remote.link().call("run", argv=["env", f"SUPERVISOR_SOCKET={layout.socket('far')}", "SUPERVISOR_AGENT=far",
+                                          f"{layout.root}/bin/supervisor", "msg", "far.scout", "hello"], timeout=30)
+    assert ran["rc"] != 0 and "not carried yet" in ran["stderr"], ran
+    assert not Path(far["worktree"], ".sub-agents").exists() or \
+        Path(far["worktree"], ".sub-agents").stat().st_uid != 0  # nothing made there by the engine (root here)
