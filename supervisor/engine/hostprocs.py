@@ -1,5 +1,6 @@
-"""The process trees of a host's agents, as the watcher reads this machine's: one `ps` request per host per slow
-tick (SLOW_CHECK_EVERY ticks) for every pane's tree there, made into the same `Snapshot`, so the rules that use
+"""The process trees of a host's agents, as the watcher reads this machine's: one `ps` request per host per slow tick
+(SLOW_CHECK_EVERY ticks) for every pane's tree there, and between them for the trees of agents whose state may hang
+on their tools' CPU (working with no progress seen this tick), made into the same `Snapshot`, so the rules that use
 CPU (a silent tool run is progress, not a stall; `ls` shows CPU and memory) judge a remote agent as a local one.
 Each host keeps a CPU meter of its own: pids of different machines are not comparable."""
 

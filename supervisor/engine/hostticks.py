@@ -1,9 +1,9 @@
-"""The watch of agents on hosts: a thread per host of supervisor.yaml, each ticking once a second like the local
-watch, judging that host's live agents by the same rules (`Watcher.tick_site`) from that host's panes, listed
-and looked at through its tmux over the link, and every SLOW_CHECK_EVERY ticks from its process trees (one `ps`
-request: engine/hostprocs.py). A host that is slow or down holds up its own tick alone: every
-request to it has a short deadline, and a tick that fails is skipped (its agents are `unreachable` meanwhile,
-supervisor/engine/unreachable.py), never read as panes that are gone."""
+"""The watch of agents on hosts: a thread per host of supervisor.yaml, each ticking once a second like the local watch,
+judging that host's live agents by the same rules (`Watcher.tick_site`) from that host's panes, listed and looked at
+through its tmux over the link, and from its process trees (one `ps` request: engine/hostprocs.py) every
+SLOW_CHECK_EVERY ticks, and between them while an agent there may hang on its tools' CPU, as locally. A host that is
+slow or down holds up its own tick alone: every request to it has a short deadline, and a tick that fails is skipped
+(its agents are `unreachable` meanwhile, supervisor/engine/unreachable.py), never read as panes that are gone."""
 
 from __future__ import annotations
 
@@ -77,9 +77,8 @@ class HostTicks:
             return
         self._ticks[name] = ticks = self._ticks.get(name, 0) + 1
         slow = ticks % SLOW_CHECK_EVERY == 1  # the first tick too: CPU figures from the start
-        processes = functools.partial(self._processes, name, link) if slow else None
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents, processes)
+            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link), slow)
 
     def meter(self, host: str) -> CpuMeter:
         """The CPU meter of `host`'s process trees."""

@@ -233,10 +233,11 @@ class Watcher:
             self.look_for_sessions(live_agents)
 
     def tick_site(self, site: Site, agents: list[Agent],
-                  processes: Callable[[list[int]], Snapshot | None] | None = None) -> None:
+                  processes: Callable[[list[int]], Snapshot | None] | None = None, slow: bool = False) -> None:
         """One tick for the live agents of a host (`site`), judged as the local tick judges its own: one listing,
-        one look at the screens that may have printed, then each agent under its lock. `processes`: on a slow
-        tick, the trees of the panes' processes there (engine/hostprocs.py), for the rules that use CPU."""
+        one look at the screens that may have printed, then each agent under its lock. `processes`: the trees of
+        panes' processes there, read by one request (engine/hostprocs.py) for the rules that use CPU: every
+        tree on a `slow` tick, else those of agents whose state may hang on their tools' CPU now."""
         engine = self.engine
         observed = time.time()
         panes = site.tmux.list_panes()
@@ -244,8 +245,13 @@ class Watcher:
         snapshot = None
         if processes is not None:
             roots = [info.pid for info in owned.values() if info is not None and info.pid]
-            snapshot = processes(roots)
-            self.hosts.meter(site.host).forget(roots)
+            if slow:
+                self.hosts.meter(site.host).forget(roots)
+            else:
+                roots = [info.pid for agent in agents if (info := owned[agent.name]) is not None and info.pid
+                         and agent.state in _CPU_DECIDES and agent.name in engine.live
+                         and engine.live[agent.name].last_progress < observed - TICK_SECONDS]
+            snapshot = processes(roots) if roots else None
         for agent in agents:
             info = owned[agent.name]
             if agent.name not in engine.live and info is not None:  # an engine started since it was launched
@@ -415,8 +421,8 @@ class Watcher:
         progressed = live.last_progress == now
         if site.local and snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
             snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
-        if snapshot is None or not pane.pid:
-            return  # its CPU and memory as last read, a few ticks ago at most (a host's: at its slow tick)
+        if snapshot is None or not pane.pid or (not site.local and pane.pid not in snapshot.procs):
+            return  # its CPU and memory as last read, a few ticks ago at most (a host's: its tree not read now)
         meter = self.meter if site.local else self.hosts.meter(site.host)
         tree = meter.measure(snapshot, pane.pid)
         live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids
