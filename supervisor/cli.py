@@ -136,7 +136,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def agents_table(agents: list[dict[str, Any]]) -> str:
     """`ls` as text: the agents as a tree, one line each."""
-    rows = [["NAME", "ROLE", "STATE", "FOR", "CPU", "MEM", "LAST", "TASK"]]
+    hosts = any(agent.get("host", "local") != "local" for agent in agents)  # a HOST column while one is elsewhere
+    rows = [["NAME", "ROLE", "STATE", *(["HOST"] if hosts else []), "FOR", "CPU", "MEM", "LAST", "TASK"]]
     merged = {agent["name"] for agent in agents if agent.get("merged")}
     for agent in agents:
         indent = "  " * (agent["level"] - 1) + ("└ " if agent["level"] > 1 else "")
@@ -156,7 +157,8 @@ def agents_table(agents: list[dict[str, Any]]) -> str:
         task = (agent.get("task") or "").splitlines()[0][:60] if agent.get("task") else ""
         if agent.get("waiting_reason"):  # what needs a human (or what it waits for: a limit's reset) comes first
             task = f"{'' if agent['state'] == 'limited' else 'needs you: '}{agent['waiting_reason'][:80]}"
-        rows.append([indent + agent["name"], agent.get("role") or "-", state, _age(agent["state_since"]), cpu,
+        rows.append([indent + agent["name"], agent.get("role") or "-", state,
+                     *([agent.get("host") or "local"] if hosts else []), _age(agent["state_since"]), cpu,
                      _mem(agent.get("rss_bytes")), _age(agent.get("last_activity_at")), task])
     return _table(rows)
 
@@ -280,6 +282,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         params.update(contract_params(args.contract))
     if args.isolation is not None:
         params["isolation"] = args.isolation
+    if args.host is not None:
+        params["host"] = args.host
     if args.best_of is not None:
         params["best_of"] = args.best_of
         contest = _call("start", params)
@@ -309,9 +313,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     merging = "merged by themselves once finished" if result["merge"] == "auto" else "merged by you"
     verb = "would start" if args.dry_run else "queued"
     print(f"{verb} {len(result['sessions'])} session(s) on {result['target']}, {merging}:")
+    hosts = any(session.get("host", "local") != "local" for session in result["sessions"])
     for session in result["sessions"]:
         after = f"after {', '.join(session['after'])}" if session["after"] else "starts now"
-        print(f"  {session['name']:<20} {after}")
+        where = f"on {session['host']:<12} " if hosts else ""
+        print(f"  {session['name']:<20} {where}{after}")
     return 0
 
 
@@ -361,7 +367,8 @@ def _report_started(args: argparse.Namespace, agent: dict[str, Any], has_task: b
     if agent["state"] == "waiting":
         delivered = f" — it needs you first: {agent['waiting_reason']}; the task follows once its prompt shows " \
                     f"(`supervisor attach {agent['name']}`)"
-    print(f"{agent['name']}: {agent['state']} in {agent['worktree']} on {agent['branch']}{delivered}")
+    where = f" on host {agent['host']}" if agent.get("host", "local") != "local" else ""
+    print(f"{agent['name']}: {agent['state']} in {agent['worktree']}{where} on {agent['branch']}{delivered}")
     return 0
 
 
@@ -403,6 +410,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.host and args.agents:
+        raise UsageError("name the agents to restore, or pick them with --host (with --all or --state), not both")
+    if args.host and not args.state:
+        args.all = True  # every restorable agent, on those hosts
     if bool(args.agents or args.state) == args.all:
         raise UsageError("name the agents to restore, or --all, not both" if args.all else
                          "name the agents to restore, or --all for every one whose pane went with the tmux server",
@@ -421,7 +432,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if not names:
             print(f"nothing to restore: no ended agent is {' or '.join(args.state)}")
             return 0
-    result = _call("restore", {"names": names or None, "every": args.all})
+    request: dict[str, Any] = {"names": names or None, "every": args.all}
+    if args.host:
+        request["hosts"] = args.host
+    result = _call("restore", request)
     if args.json:
         _print_json(result)
         return 1 if result["failed"] else 0
@@ -824,6 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="HEAD", help="the revision to branch from (default HEAD)")
     p.add_argument("--isolation", choices=("sandbox", "none"),
                    help="this session's isolation (and its helpers' at least), over supervisor.yaml's")
+    p.add_argument("--host", metavar="H", help="run it on host H of supervisor.yaml's `hosts:` (default: local, "
+                   "this machine); refused when H has no free place (max_agents)")
     p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
     p.add_argument("--best-of", type=int, metavar="N",
                    help="start N sessions NAME-1..NAME-N on the same task; `compare NAME` shows them side by side")
@@ -909,6 +925,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "not stopped since)")
     p.add_argument("--state", action="append", default=[], metavar="S",
                    help="the ended agents in state S (repeatable): exited, failed, killed, stopped")
+    p.add_argument("--host", action="append", default=[], metavar="H",
+                   help="the agents on host H (repeatable): alone or with --all, those --all picks there; with "
+                   "--state, those in S there")
     p.add_argument("--json", action="store_true")
 
     p = add("engine", cmd_engine, "manage the engine")

@@ -20,8 +20,8 @@ from pathlib import Path
 from supervisor.core.model import validate_name
 from supervisor.errors import SupervisorError, UsageError
 
-# Bound read-only over the hidden state directory in every agent's sandbox (supervisor/hosts/sandbox.py).
-SANDBOX_MARK = ".inside-an-agent-sandbox"
+# Bound read-only over the hidden state directory in every agent's sandbox (supervisor/hostside/sandbox.py).
+from supervisor.hostside.sandbox import SANDBOX_MARK
 
 
 @dataclass(frozen=True)

@@ -152,11 +152,13 @@ def own_tmux(config_dir: Path, **options: str) -> Iterator[Tmux]:
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    home = tmp_path / "home"
+@contextlib.contextmanager
+def made_sandbox(folder: Path) -> Iterator[Sandbox]:
+    """A Sandbox in `folder` (its HOME, repository and runtime dir), torn down on leaving: for a fixture of any
+    scope (a module's tests can share one engine and repository where they do not disturb one another)."""
+    home = folder / "home"
     home.mkdir()
-    # Socket paths are limited to ~100 bytes, so the runtime dir is short and outside tmp_path.
+    # Socket paths are limited to ~100 bytes, so the runtime dir is short and outside the folder.
     runtime = Path(tempfile.mkdtemp(prefix="sv-", dir="/tmp"))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -174,7 +176,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     }
     if "VIRTUAL_ENV" in os.environ:
         env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
-    root = tmp_path / "repo"
+    root = folder / "repo"
     _make_repo(root, env)
     box = Sandbox(root=root, home=home, runtime=runtime, env=env)
     box.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\nlimits:\n  idle_after: 1s\n")
@@ -182,6 +184,12 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         yield box
     finally:
         _teardown(box)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with made_sandbox(tmp_path) as box:
+        yield box
 
 
 def _teardown(box: Sandbox) -> None:

@@ -1,7 +1,7 @@
 """A real engine with agents on the real sshd host box1 (tests/sshd.py), shared by the tests of remote agents.
 
-The engine runs in the test's process (as in tests/test_pane_identity.py), so that the agent's worktree on the
-host can be made by a stand-in here while making worktrees on hosts (RemoteWorktrees) is built alongside.
+Nothing is stood in for: an agent's worktree is made on the host from the base pushed over the link. The engine
+runs in the test's process (as in tests/test_pane_identity.py), so that a test can see its watch and links.
 `remote` is the fixture; a test module imports it (`from tests.remotes import remote_fixture`)."""
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import pytest
 
 import supervisor
 from supervisor.client import request_at
-from supervisor.core.model import Agent
 from supervisor.engine.engine import Engine
 from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
-from supervisor.hosts.remote.worktrees import RemoteWorktrees
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.sshd import SshHosts
 
@@ -32,20 +30,6 @@ turns:
   - [say: "Planning the remote change", spawn: "sleep 600", work: 2s, say: "REMOTE-FIRST-DONE"]
   - [say: "Following up", work: 1s, say: "REMOTE-SECOND-DONE"]
 """
-
-
-def make_worktree(self: RemoteWorktrees, agent: Agent, base: str, within: str | None) -> str:
-    """A stand-in: a folder with a repository of its own at the agent's worktree path on the host."""
-    link = self.host.link()
-    ran = link.call("run", argv=["sh", "-c", 'mkdir -p "$1" && cd "$1" && git init -q && '
-                                 'git -c user.name=t -c user.email=t@e commit -q --allow-empty -m base',
-                                 "sh", agent.worktree], timeout=30)
-    assert ran["rc"] == 0, ran
-    return f"{agent.worktree}/.git"
-
-
-def write_session(self: RemoteWorktrees, agent: Agent, contract: str) -> None:
-    self.host.link().call("write", path=f"{agent.worktree}/SESSION.md", text=contract)
 
 
 @dataclass
@@ -101,8 +85,6 @@ def remote_fixture(sandbox: Sandbox, ssh_hosts: SshHosts, monkeypatch: pytest.Mo
         f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\nlimits:\n  idle_after: 1s\n"
         f"isolation: none\nhosts:\n  {HOST}:\n    ssh: {HOST}\n    ssh_config: {ssh_hosts.config}\n"
         f"    dir: {folder}\n")
-    monkeypatch.setattr(RemoteWorktrees, "make_worktree", make_worktree)
-    monkeypatch.setattr(RemoteWorktrees, "write_session", write_session)
     monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
     monkeypatch.setenv("HOME", str(sandbox.home))
     engine = Engine(sandbox.paths)

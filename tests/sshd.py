@@ -3,13 +3,15 @@
 `box1` listens on 127.0.0.2 as user `svbox1`, `box2` on 127.0.0.3 as `svbox2`. The users are made once per
 machine (under a lock: xdist workers race on /etc/passwd); each xdist worker runs its own sshd per host on a
 port of its own, with its own host key, client key and authorized keys (sshd reads them from the worker's
-folder, so nothing is written into the users' `~/.ssh`). The client is configured only through the ssh
-config file `SshHosts.config` (OpenSSH takes `~` from the password database, not from `$HOME`, so a test's
-HOME cannot carry it). Host keys are checked (`StrictHostKeyChecking yes` against a known_hosts of the
-worker's own), as a user's would be.
+folder, so nothing is written into the users' `~/.ssh`). Each user has a git identity of its own in its
+`~/.gitconfig` (`svbox1 on its host <svbox1@hosts.example>`), as a build box's user would. The client is
+configured only through the ssh config file `SshHosts.config` (OpenSSH takes `~` from the password database,
+not from `$HOME`, so a test's HOME cannot carry it). Host keys are checked (`StrictHostKeyChecking yes` against
+a known_hosts of the worker's own), as a user's would be.
 
 A second alias per host, `<name>-notmux`, logs in as the same user with a PATH that has no tmux (set by its
-key's `environment=` option), for the "host without tmux" paths.
+key's `environment=` option), for the "host without tmux" paths; `<name>-nobwrap` likewise has every program of
+the system's PATH but bubblewrap, for a host that cannot sandbox its agents.
 
 Needs root (to make the users and run sshd on loopback addresses), as CI runs.
 """
@@ -36,6 +38,7 @@ import pytest
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HOSTS = {"box1": ("svbox1", "127.0.0.2"), "box2": ("svbox2", "127.0.0.3")}
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 USERS_LOCK = Path("/tmp/supervisor-test-host-users.lock")
 # What a host without tmux keeps on its PATH (linked into a folder of the worker's own).
 BARE_TOOLS = ("sh", "bash", "env", "python3", "git", "cat", "mkdir", "mv", "rm", "ls", "df", "nproc", "uname",
@@ -132,7 +135,18 @@ def make_users() -> None:
                                capture_output=True)
             # A locked account ('!' in shadow) cannot log in by key without PAM: '*' is no password, not locked.
             subprocess.run(["usermod", "-p", "*", user], check=True, capture_output=True)
+            _git_identity(user)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+def _git_identity(user: str) -> None:
+    """The host user's own git identity in its `~/.gitconfig`, as a build box's user has one: what an agent
+    there commits as (tests see it in the commits that come home)."""
+    entry = pwd.getpwnam(user)
+    config = Path(entry.pw_dir) / ".gitconfig"
+    for key, value in (("user.name", f"{user} on its host"), ("user.email", f"{user}@hosts.example")):
+        subprocess.run(["git", "config", "--file", str(config), key, value], check=True, capture_output=True)
+    os.chown(config, entry.pw_uid, entry.pw_gid)
 
 
 def _free_port(address: str) -> int:
@@ -169,12 +183,19 @@ def start(root: Path) -> SshHosts:
     root.chmod(0o700)  # keys are made in it before anyone else may enter
     client_public = _keygen(root / "client_key")
     bare_public = _keygen(root / "bare_key")
+    nobwrap_public = _keygen(root / "nobwrap_key")
     bare_bin = root / "bare-bin"
     bare_bin.mkdir()
     for tool in BARE_TOOLS:
-        found = shutil.which(tool, path="/usr/local/bin:/usr/bin:/bin")
+        found = shutil.which(tool, path=SYSTEM_PATH)
         if found:
             (bare_bin / tool).symlink_to(found)
+    nobwrap_bin = root / "nobwrap-bin"
+    nobwrap_bin.mkdir()
+    for folder in SYSTEM_PATH.split(":"):
+        for entry in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+            if entry.name != "bwrap" and not (nobwrap_bin / entry.name).exists():
+                (nobwrap_bin / entry.name).symlink_to(entry)
     root.chmod(0o711)  # the host users reach bare-bin through it; they list nothing in it
     authorized = root / "authorized"
     authorized.mkdir(mode=0o755)
@@ -186,7 +207,8 @@ def start(root: Path) -> SshHosts:
         host.port = _free_port(address)
         host_key = root / f"{name}_host_key"
         known_hosts.append(f"{name} {_keygen(host_key)}")
-        (authorized / user).write_text(f"{client_public}\nenvironment=\"PATH={bare_bin}\" {bare_public}\n")
+        (authorized / user).write_text(f"{client_public}\nenvironment=\"PATH={bare_bin}\" {bare_public}\n"
+                                       f"environment=\"PATH={nobwrap_bin}\" {nobwrap_public}\n")
         host.config_file = root / f"sshd_{name}.conf"
         host.config_file.write_text("\n".join([
             f"ListenAddress {address}",
@@ -209,7 +231,8 @@ def start(root: Path) -> SshHosts:
                   f"  HostKeyAlias {name}", f"  UserKnownHostsFile {root / 'known_hosts'}",
                   "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes", "  LogLevel ERROR"]
         lines += [f"Host {name}", f"  IdentityFile {root / 'client_key'}", *common, "",
-                  f"Host {name}-notmux", f"  IdentityFile {root / 'bare_key'}", *common, ""]
+                  f"Host {name}-notmux", f"  IdentityFile {root / 'bare_key'}", *common, "",
+                  f"Host {name}-nobwrap", f"  IdentityFile {root / 'nobwrap_key'}", *common, ""]
         hosts[name] = host
     (root / "known_hosts").write_text("\n".join(known_hosts) + "\n")
     config = root / "ssh_config"

@@ -135,3 +135,45 @@ def test_overlaps_name_the_paths_of_sessions_that_can_run_together(tmp_path: Pat
 def test_may_overlap_answers_no_only_when_certain(first: str, second: str, expected: bool) -> None:
     assert may_overlap(first, second) is expected
     assert may_overlap(second, first) is expected
+
+
+HOSTS = ("local", "box1", "box2")
+
+
+def hosted(tmp_path: Path, text: str) -> Plan:
+    path = tmp_path / "PLAN.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return parse_plan(path.read_text(), path, tmp_path, hosts=HOSTS)
+
+
+def test_hosts_of_a_plan_and_of_its_sessions(tmp_path: Path) -> None:
+    plan = hosted(tmp_path, """
+        hosts: [box2, local]
+        sessions:
+          - name: a
+            host: box1
+          - name: b
+    """)
+    assert plan.hosts == ("box2", "local") and plan.hosts_line == 1
+    assert [(s.name, s.host, s.host_line) for s in plan.sessions] == [("a", "box1", 4), ("b", None, 5)]
+    assert read(tmp_path, "sessions:\n  - name: a\n").hosts is None  # local alone
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("hosts: [local, bxo1]\nsessions:\n  - name: a\n", 1,
+     "hosts: no host named 'bxo1' in supervisor.yaml (hint: did you mean 'box1'?)"),
+    ("hosts: [box1, box1]\nsessions:\n  - name: a\n", 1, "hosts: 'box1' is listed twice"),
+    ("hosts: []\nsessions:\n  - name: a\n", 1, "hosts: the list is empty"),
+    ("sessions:\n  - name: a\n  - name: b\n    host: elsewhere\n", 4,
+     "b: host: no host named 'elsewhere' in supervisor.yaml (hint: hosts: local, box1, box2;"),
+    ("sessions:\n  - name: a\n    hots: box1\n", 3, "did you mean 'session.host'"),
+])
+def test_unknown_hosts_are_refused_with_their_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = tmp_path / "PLAN.yaml"
+    path.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        parse_plan(text, path, tmp_path, hosts=HOSTS)
+    assert info.value.line == line
+    shown = f"{info.value.message} (hint: {info.value.hint})"
+    assert words in shown, shown
+    assert "box1" in str(refused(tmp_path, "hosts: [box1]\nsessions:\n  - name: a\n"))  # without hosts: local only

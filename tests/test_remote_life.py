@@ -182,8 +182,6 @@ def test_a_helper_started_in_a_pane_on_a_host_runs_there_in_its_parents_worktree
     box.wait_state("far", "idle", timeout=30)
     far = box.agent("far")
     layout = remote.host().layout()
-    for ref in ("refs/heads/agent/far/work", f"refs/supervisor/hosts/{HOST}/heads/agent/far/work"):
-        box.git("update-ref", ref, far["base"])  # its branch as fetched home (the stand-in's worktree has none)
     # `supervisor helper` as the agent runs it in its pane there: its variables, the shim on its PATH
     said = remote.on_host("env", f"SUPERVISOR_SOCKET={layout.socket('far')}", "SUPERVISOR_AGENT=far",
                           f"PATH={layout.root}/bin:/usr/bin:/bin", "supervisor", "helper", "scout", "--role",

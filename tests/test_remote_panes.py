@@ -1,7 +1,9 @@
 """Agents in panes on a host over SSH, against a real sshd host (tests/sshd.py) and a real engine: the fake claude
 started on box1 is judged working, then idle, from its host's pane; `send` types into it there; `log` shows what
-it printed; `stop` leaves no process of its tree on the host; and a host cut off holds up no local agent (the
-set-up: tests/remotes.py)."""
+it printed; `stop` leaves no process of its tree on the host; and a host cut off holds up no local agent.
+
+Nothing is stood in for: the agent's worktree is made on the host from the base pushed over the link, with its
+SESSION.md and guard (the set-up: tests/remotes.py)."""
 
 from __future__ import annotations
 
@@ -26,10 +28,16 @@ def test_an_agent_on_a_host_works_idles_takes_a_send_shows_its_log_and_stops_who
     assert isinstance(host, RemoteHost)
     layout = host.layout()
     assert shown["host"] == "box1" and shown["worktree"] == layout.worktree("far")
+    # its worktree there: made from the base commit of the user's repository, on its own branch, with SESSION.md
+    there = remote.link().call("run", argv=["git", "-C", layout.worktree("far"), "log", "-1", "--format=%H %D"])
+    assert there["stdout"].split()[:2] == [box.git("rev-parse", "HEAD"), "HEAD"]
+    assert "agent/far/work" in there["stdout"]
+    assert "your contract" in remote.link().call("read", path=f"{layout.worktree('far')}/SESSION.md")["text"]
 
-    # judged from its pane on the host: working on its task, then idle once it finished
-    box.wait_state("far", "working", timeout=30)
-    box.wait_state("far", "idle", timeout=30)
+    # working on its task, then idle once it finished (its working spell is short: read from its history)
+    box.wait_state("far", "idle", timeout=60)
+    states = [event["state"] for event in box.agent("far")["events"] if event.get("state")]
+    assert states[-2:] == ["working", "idle"], states
     screen = remote.request("screen", name="far")["text"]
     assert "REMOTE-FIRST-DONE" in screen
     clients = remote.link().call("run", argv=["tmux", "-S", layout.tmux_socket, "list-clients", "-F",

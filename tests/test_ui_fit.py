@@ -12,7 +12,8 @@ from textual.pilot import Pilot
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.layout import CELL_PADDING, SCROLLBAR
-from supervisor.ui.model import COLUMN_PRIORITY, COLUMNS, TASK_MIN_WIDTH
+from supervisor.ui.model import COLUMN_PRIORITY as ALL_PRIORITY
+from supervisor.ui.model import COLUMNS, HOST_COLUMN, TASK_MIN_WIDTH
 from supervisor.ui.tables import SyncTable
 from supervisor.ui.testing import loaded, run, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
@@ -20,7 +21,8 @@ from tests.test_ui_engine import engine, make
 
 __all__ = ["engine"]
 
-ORDER = [key for key, _ in COLUMNS]
+ORDER = [key for key, _ in COLUMNS if key != HOST_COLUMN]  # no hosts configured here: no Host column
+COLUMN_PRIORITY = tuple(key for key in ALL_PRIORITY if key != HOST_COLUMN)
 
 
 def fits(app: SupervisorApp, table: SyncTable) -> bool:

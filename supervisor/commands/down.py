@@ -33,7 +33,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         print("nothing runs for this repository")
         return 0
     # The engine stops the agents (it knows their process trees); started for it if only tmux is left.
-    code = act("stop", [], argparse.Namespace(all=True, state=[], kill=args.kill), {"kill": args.kill})
+    code = act("stop", [], argparse.Namespace(all=True, state=[], host=[], kill=args.kill), {"kill": args.kill})
     if client.engine_running(paths):
         pid = client.call(paths, "status", autostart=False)["pid"]
         client.call(paths, "shutdown", autostart=False)

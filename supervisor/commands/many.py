@@ -1,4 +1,5 @@
-"""`stop`, `restart`, `approve`, `deny`, `send` and `rm` on one agent or many: several names, `--all`, `--state S`.
+"""`stop`, `restart`, `approve`, `deny`, `send` and `rm` on one agent or many: several names, `--all`, `--state S`,
+`--host H`.
 
 The engine does the loop (the `each` request, supervisor.engine.bulk): one request, each agent under its own
 lock, one result per agent. Here: one line per agent of what happened (refusals on stderr), and an exit code
@@ -15,10 +16,10 @@ from supervisor.commands.common import Add, call
 from supervisor.errors import UsageError
 
 SELECTION_HELP = (
-    "NAME… and --all/--state combine; each agent is acted on once. A name that does not exist stops the whole "
-    "command before anything is done (a typo in a list is not what you meant, and half a stop or rm cannot be "
-    "taken back); an agent that refuses (e.g. it is not waiting) is reported and the others still act. The exit "
-    "code is 0 only when every one succeeded.")
+    "NAME… and --all/--state/--host combine (--host H alone: what --all picks, on H); each agent is acted on "
+    "once. A name that does not exist stops the whole command before anything is done (a typo in a list is not "
+    "what you meant, and half a stop or rm cannot be taken back); an agent that refuses (e.g. it is not "
+    "waiting) is reported and the others still act. The exit code is 0 only when every one succeeded.")
 
 # verb → (what --all selects, the words for an empty selection)
 _ALL = {
@@ -61,22 +62,27 @@ def _selection(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("--all", action="store_true", help=_ALL[verb][0])
     p.add_argument("--state", action="append", default=[], metavar="S",
                    help="the agents in state S (repeatable); with --all, those of them --all would pick")
+    p.add_argument("--host", action="append", default=[], metavar="H",
+                   help="the agents on host H (repeatable; `local` is this machine); with --state, those in S")
     p.epilog = SELECTION_HELP
 
 
 def act(verb: str, names: list[str], args: argparse.Namespace, params: dict[str, Any]) -> int:
     """Do `verb` to the selected agents; print a line per agent; the exit code."""
-    if not names and not args.all and not args.state:
-        raise UsageError(f"name the agents to {verb}, or give --all or --state S",
+    if not names and not args.all and not args.state and not args.host:
+        raise UsageError(f"name the agents to {verb}, or give --all, --state S or --host H",
                          hint="`supervisor ls` lists the agents")
-    answer = call("each", {"method": verb, "names": names, "every": args.all, "states": args.state,
-                           "params": params})
+    request: dict[str, Any] = {"method": verb, "names": names, "every": args.all, "states": args.state,
+                               "params": params}
+    if args.host:
+        request["hosts"] = args.host
+    answer = call("each", request)
     results = answer["results"]
     if not results:
-        print(_ALL[verb][1])
+        print(_ALL[verb][1] + (f" (on host {', '.join(args.host)})" if args.host else ""))
         return 0
     code = 0
-    one = len(names) == 1 and not args.all and not args.state  # said as it always was: the error alone
+    one = len(names) == 1 and not args.all and not args.state and not args.host  # as it always was: the error alone
     for item in results:
         name = item["name"]
         if item["ok"]:
@@ -112,9 +118,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     words = list(args.words)
     if not words:
         raise UsageError("what to send? give the text last: `supervisor send NAME… TEXT` or `send --all TEXT`")
-    if len(words) == 1 and not args.all and not args.state:
+    if len(words) == 1 and not args.all and not args.state and not args.host:
         raise UsageError(f"send {words[0]!r} to whom? name the agents first, the text last: "
-                         "`supervisor send NAME… TEXT` (or --all / --state S)")
+                         "`supervisor send NAME… TEXT` (or --all / --state S / --host H)")
     text = sys.stdin.read() if words[-1] == "-" else words[-1]
     return act("send", words[:-1], args, {"text": text})
 

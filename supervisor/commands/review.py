@@ -65,9 +65,16 @@ def _agent(name: str) -> dict[str, Any]:
 def cmd_diff(args: argparse.Namespace) -> int:
     agent = _agent(args.agent)
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    from supervisor.git.changes import agent_diff
+    if agent.get("host", "local") != "local":  # its worktree is on a host: the engine asks there
+        found = call("diff", {"name": agent["name"], "text": True, "stat": args.stat, "colour": colour})
+        text = str(found["text"])
+        if found.get("host_error"):
+            print(f"{agent['name']}: its commits only; what its worktree on host {agent['host']} has besides is "
+                  f"missing: {found['host_error']}", file=sys.stderr)
+    else:
+        from supervisor.git.changes import agent_diff
 
-    text = agent_diff(_root(), agent, stat=args.stat, colour=colour)
+        text = agent_diff(_root(), agent, stat=args.stat, colour=colour)
     if not text.strip():
         print(f"{agent['name']}: nothing changed against its base {agent['base'][:10]}", file=sys.stderr)
         return 0

@@ -1,6 +1,7 @@
 """PLAN.yaml (`supervisor run`): many sessions, the order between them and how their work is merged.
 
     base: main                 # the branch every session starts from and merges into (default: the current one)
+    hosts: [local, box1]       # where sessions without `host:` may run: the one with the most free places
     merge: auto                # manual (default) | auto, or {mode: auto, check: "make test", check_timeout: 20m}
     sessions:
       - name: auth
@@ -10,19 +11,22 @@
       - name: billing
         task_file: tasks/billing.md
         after: [auth]          # starts once auth has been merged
+        host: box1             # runs there (a host of supervisor.yaml, or local)
 
 A session's contract comes from `contract` (a SESSION.md), or from `modify`, `dont_touch`, `helpers`,
 `max_helpers`, `timeout`; with none of them it is the contract of `supervisor start` without `--contract`.
-Everything is checked before anything starts: unknown keys, unknown or cyclic `after`, duplicate names and
-broken contracts are errors with the file and line; `overlaps` names the paths two sessions that can run at
-the same time may both change (a warning: the plan may be right, the radar shows real conflicts).
+Everything is checked before anything starts: unknown keys, unknown or cyclic `after`, duplicate names,
+hosts supervisor.yaml does not name and broken contracts are errors with the file and line (whether the
+hosts have room is the engine's to say: supervisor/hosts/placement.py); `overlaps` names the paths two
+sessions that can run at the same time may both change (a warning: the plan may be right, the radar shows
+real conflicts).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -35,11 +39,12 @@ from supervisor.core.model import validate_name
 from supervisor.core.pathrules import covers, may_overlap
 from supervisor.core.roles import default_session_contract
 from supervisor.errors import InputFileError, UsageError
+from supervisor.hostsconfig import LOCAL
 
-_TOP: Final = ("base", "merge", "sessions")
+_TOP: Final = ("base", "hosts", "merge", "sessions")
 _MERGE: Final = ("mode", "check", "check_timeout")
 _SESSION: Final = ("name", "task", "task_file", "after", "modify", "dont_touch", "helpers", "max_helpers",
-                   "timeout", "contract", "command", "agent", "isolation")
+                   "timeout", "contract", "command", "agent", "isolation", "host")
 _CONTRACT_KEYS: Final = ("modify", "dont_touch", "helpers", "max_helpers", "timeout")
 
 
@@ -53,6 +58,8 @@ class PlannedSession:
     profile: str | None
     line: int
     isolation: str | None = None  # its own `sandbox | none`, over supervisor.yaml's
+    host: str | None = None  # the host it runs on; None: placed on one of the plan's `hosts` (or local)
+    host_line: int | None = None  # where `host:` is said (or the session's line), for a refusal to point at
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Plan:
     merge: str = "manual"
     check: str | None = None  # None: supervisor.yaml's merge.check
     check_timeout: float | None = None
+    hosts: tuple[str, ...] | None = None  # the candidates for sessions without `host:`; None: local alone
+    hosts_line: int | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -101,13 +110,18 @@ def load_plan(path: Path, repo_root: Path, environ: Mapping[str, str] | None = N
     return parse_plan(text, path, repo_root, environ)
 
 
-def parse_plan(text: str, path: Path, repo_root: Path, environ: Mapping[str, str] | None = None) -> Plan:
-    """The plan in `text` (read from `path`: relative `task_file` and `contract` paths start at its folder)."""
+def parse_plan(text: str, path: Path, repo_root: Path, environ: Mapping[str, str] | None = None,
+               hosts: Collection[str] = (LOCAL,)) -> Plan:
+    """The plan in `text` (read from `path`: relative `task_file` and `contract` paths start at its folder).
+    `hosts`: the hosts a session may name (supervisor.yaml's, and `local`)."""
     reader = _PlanReader(path, os.environ if environ is None else environ, repo_root)
+    reader.known_hosts = tuple(hosts)
     return reader.plan(_compose(text, path))
 
 
 class _PlanReader(_Parser):
+    known_hosts: tuple[str, ...] = (LOCAL,)
+
     def plan(self, root: yaml.Node | None) -> Plan:
         if root is None or _is_null(root):
             self.fail(root, "the plan is empty", "list the sessions under `sessions:`")
@@ -130,8 +144,36 @@ class _PlanReader(_Parser):
             sessions.append(session)
             after_nodes[session.name] = nodes
         self.check_after(sessions, after_nodes)
+        hosts = self.hosts(top)
         return Plan(self.path, tuple(sessions), base=self.opt_string(top, "base"), merge=mode, check=check,
-                    check_timeout=check_timeout)
+                    check_timeout=check_timeout, hosts=hosts, hosts_line=_line(top.get("hosts") or root))
+
+    def hosts(self, top: _Section) -> tuple[str, ...] | None:
+        """`hosts: [..]`: exactly the hosts sessions without `host:` are placed on, each named once."""
+        node = top.get("hosts")
+        if node is None or _is_null(node):
+            return None
+        names = self.strings(top, "hosts", one_ok=True)
+        items = list(node.value) if isinstance(node, yaml.SequenceNode) else [node]
+        if not names:
+            self.fail(node, "hosts: the list is empty", "name the hosts to place sessions on, e.g. [local, box1]")
+        for name, item in zip(names, items, strict=True):
+            self.host_name(item, name, "hosts")
+        seen: set[str] = set()
+        for name, item in zip(names, items, strict=True):
+            if name in seen:
+                self.fail(item, f"hosts: {name!r} is listed twice", "name each host once")
+            seen.add(name)
+        return names
+
+    def host_name(self, node: yaml.Node, name: str, key: str) -> str:
+        """`name` when supervisor.yaml names that host (or it is `local`); else a refusal at `node`."""
+        if name in self.known_hosts:
+            return name
+        close = difflib.get_close_matches(name, self.known_hosts, n=1)
+        self.fail(node, f"{key}: no host named {name!r} in supervisor.yaml",
+                  f"did you mean '{close[0]}'?" if close else f"hosts: {', '.join(self.known_hosts)}; others are "
+                  "named under `hosts:` in supervisor.yaml")
 
     def merge_settings(self, top: _Section) -> tuple[str, str | None, float | None]:
         node = top.get("merge")
@@ -169,10 +211,16 @@ class _PlanReader(_Parser):
         after: dict[str, yaml.Node] = {}
         for dependency, item in zip(self.strings(sec, "after", one_ok=True), after_items, strict=True):
             after.setdefault(dependency, item)
+        host_node = sec.get("host")
+        host = None
+        if host_node is not None and not _is_null(host_node):
+            host = self.host_name(host_node, self.required(host_node, f"{name}: host", "a host's name"),
+                                  f"{name}: host")
         return PlannedSession(
             name=name, task=task, contract=self.contract(sec, name, node), after=tuple(after),
             command=self.opt_string(sec, "command"), profile=self.opt_string(sec, "agent"), line=_line(node) or 0,
             isolation=self.choice(sec, "isolation", "", ISOLATIONS) or None,
+            host=host, host_line=_line(host_node) if host_node is not None else _line(node),
         ), after
 
     def read_beside(self, sec: _Section, key: str) -> tuple[Path, str]:

@@ -24,11 +24,13 @@ from supervisor.engine.rebuild import UNVERIFIED, confirm_hint
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
 from supervisor.engine.tamper import TipGuard
+from supervisor.engine.worktree_state import uncommitted_changes
 from supervisor.errors import SupervisorError
-from supervisor.git import worktrees
-from supervisor.git.audit import CommitViolation, audit, branch_tips, net_violations, new_commits
+from supervisor.git import agent_refs, worktrees
+from supervisor.git.agent_refs import branch_ref, is_remote, target_ref
+from supervisor.git.audit import CommitViolation, audit, net_violations, new_commits
 from supervisor.git.merge import merge_branch
-from supervisor.git.refs import agent_refs_stamp, stamp_of, worktree_git_dir, worktree_head
+from supervisor.git.refs import refs_stamp, stamp_of, worktree_git_dir, worktree_head
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -59,10 +61,10 @@ class Auditor(PeriodicService):
     def audit_all(self) -> None:
         agents, _ = self._records.read()  # decodes only the records written since the last pass
         self.check_heads(agents)
-        stamp = agent_refs_stamp(self.engine.paths.common_dir, [a.branch for a in agents], [a.target for a in agents])
+        stamp = refs_stamp(self.engine.paths.common_dir, agent_refs.ref_folders(agents))
         if stamp == self._stamp:
             return  # no agent branch nor target moved since the last pass: no git process at all
-        tips = branch_tips(self.engine.paths.root, "refs/heads/")
+        tips = agent_refs.tips(self.engine.paths.root, agents)  # a remote agent's: as fetched home
         with self.tips_lock:
             self.guard.check(agents, tips)
         for agent in agents:
@@ -79,8 +81,8 @@ class Auditor(PeriodicService):
         when it is back (and the trigger cleared, if none of its commits left its boundaries)."""
         seen, self._heads_seen = self._heads_seen, {}
         for agent in agents:
-            if agent.state == State.QUEUED:
-                continue  # no worktree yet
+            if agent.state == State.QUEUED or is_remote(agent):
+                continue  # no worktree yet; or it is on a host, whose HEAD files are not read from here
             git_dir = self._git_dirs.get(agent.worktree)
             if git_dir is None:
                 git_dir = self._git_dirs[agent.worktree] = worktree_git_dir(Path(agent.worktree))
@@ -128,10 +130,10 @@ class Auditor(PeriodicService):
         if agent is None:
             return
         before = agent.extra.get("audited")
-        commits = new_commits(root, tip, [str(before or agent.base), agent.target])
+        commits = new_commits(root, tip, [str(before or agent.base), target_ref(agent)])
         found = audit(root, engine.contracts.rules_of(agent), commits)
         # Earlier violations count while their commits are still on the branch (an agent may drop them).
-        on_branch = set(new_commits(root, tip, [agent.target])) if agent.extra.get("violations") else set()
+        on_branch = set(new_commits(root, tip, [target_ref(agent)])) if agent.extra.get("violations") else set()
         with engine.agent_lock(name):
             agent = engine.store.get_agent(name)
             if agent is None:
@@ -182,7 +184,8 @@ class Auditor(PeriodicService):
                 raise SupervisorError(f"{name} cannot be merged: tamper: {changed}", hint=confirm_hint(name))
             agent = self._confirm_contract(name)
         with self.tips_lock:  # moves made since the last pass are judged now
-            self.guard.check(engine.store.agents(), branch_tips(root, "refs/heads/"))
+            agents = engine.store.agents()
+            self.guard.check(agents, agent_refs.tips(root, agents))
         agent = engine.get(name)
         tampered = self.guard.refusal(agent)
         if tampered and not accept_tamper:
@@ -191,17 +194,23 @@ class Auditor(PeriodicService):
                 hint=f"look at what moved (`git log`); if you accept it, `supervisor merge {name} --accept-tamper`")
         if tampered:
             self.guard.accept(agent)
-        if not worktrees.branch_exists(root, agent.branch):
-            raise SupervisorError(f"{name}'s branch {agent.branch} is gone")
-        if not worktrees.branch_exists(root, agent.target):
-            raise SupervisorError(f"{name} merges into {agent.target}, which is not a branch",
-                                  hint="it was started from a detached HEAD or a commit; merge it by hand")
-        tip = expected_tip or worktrees.resolve(root, agent.branch)
-        commits = new_commits(root, tip, [agent.target])
+        ref, into = branch_ref(agent), target_ref(agent)  # a remote agent's: its commits as fetched home
+        try:
+            tip = expected_tip or worktrees.resolve(root, ref)
+        except SupervisorError:
+            raise SupervisorError(f"{name}'s branch {agent.branch} is gone" if not is_remote(agent) else
+                                  f"{name}'s branch {agent.branch} has not come home from host {agent.host} yet",
+                                  hint=None if not is_remote(agent) else
+                                  f"it comes within seconds of a commit while host {agent.host} is up") from None
+        if not into.startswith("refs/heads/") or not worktrees.branch_exists(root, agent.target):
+            raise SupervisorError(f"{name} merges into {agent.target}, which is not a branch here",
+                                  hint="a helper on a host is merged by its parent there; a session started from a "
+                                       "detached HEAD or a commit is merged by hand")
+        commits = new_commits(root, tip, [into])
         rules = engine.contracts.rules_of(agent)
         found = audit(root, rules, commits)
         # Whatever its history hides, the branch's net change must be inside the contract too.
-        net = net_violations(root, rules, tip, agent.target)
+        net = net_violations(root, rules, tip, into)
         if found or net:
             reasons = []
             if found:
@@ -216,9 +225,9 @@ class Auditor(PeriodicService):
                 f"{name} cannot be merged: " + "\nand ".join(reasons),
                 hint=f"rewrite {agent.branch} so that it changes none of those paths (or widen its contract and "
                      "start it again)")
-        dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+        dirty = uncommitted_changes(engine, agent)
         with self.tips_lock:  # the tip it makes is recorded before the next judgement
-            result = merge_branch(root, agent.branch, agent.target,
+            result = merge_branch(root, ref, agent.target,
                                   f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
                                   expected_target=expected_target)
             self.guard.merged(agent, result.commit)

@@ -22,9 +22,9 @@ from typing import Any
 from supervisor.core.model import Agent, State
 from supervisor.errors import SupervisorError
 from supervisor.files import read_regular
-from supervisor.git import worktrees
-from supervisor.git.audit import branch_tips, new_commits
-from supervisor.git.refs import agent_refs_stamp
+from supervisor.git import agent_refs, worktrees
+from supervisor.git.audit import new_commits
+from supervisor.git.refs import refs_stamp
 
 # An agent that finished (its turn, or for good) may be ready to merge; one still at work is not.
 FINISHED = frozenset({State.IDLE, State.STOPPED, State.EXITED})
@@ -60,13 +60,14 @@ class BranchFacts:
         self.git_runs = 0  # git processes started for diff stats and counts (tests, measurements)
 
     def tips(self, agents: Iterable[Agent]) -> dict[str, str]:
-        """Every branch's tip (short name → commit), read again only when a ref the agents use moved."""
+        """Every branch's tip (short name → commit; a remote agent's as fetched home), read again only when a ref
+        the agents use moved."""
         agents = list(agents)
-        stamp = agent_refs_stamp(self.common_dir, [a.branch for a in agents], [a.target for a in agents])
+        stamp = refs_stamp(self.common_dir, agent_refs.ref_folders(agents))
         with self._lock:
             if stamp != self._stamp:
                 try:
-                    self._tips = branch_tips(self.root, "refs/heads/")
+                    self._tips = agent_refs.tips(self.root, agents)
                 except SupervisorError:
                     return dict(self._tips)
                 self._stamp = stamp
@@ -121,14 +122,17 @@ class BranchFacts:
         result: dict[str, dict[str, int]] = {}
         for agent in agents:
             worktree = Path(agent.worktree)
-            moved = (agent.worktree, agent.base, tips.get(agent.branch), _mtime(self._index_of(worktree)),
-                     agent.state, agent.state_since)
+            remote = agent_refs.is_remote(agent)
+            moved = (agent.worktree, agent.base, tips.get(agent.branch),
+                     None if remote else _mtime(self._index_of(worktree)), agent.state, agent.state_since)
             printed = activity.get(agent.name) or agent.last_activity_at
             with self._lock:
                 cached = self._stats.get(agent.name)
             if cached is None or cached.moved != moved or \
                     (cached.printed != printed and now - cached.at >= ACTIVE_EVERY):
-                cached = _Stat(moved, printed, now, self._diffstat(worktree, agent.base))
+                stat = self._committed(agent.base, tips.get(agent.branch)) if remote else \
+                    self._diffstat(worktree, agent.base)
+                cached = _Stat(moved, printed, now, stat)
                 with self._lock:
                     self._stats[agent.name] = cached
             if cached.stat is not None:
@@ -145,6 +149,15 @@ class BranchFacts:
         if index is None:
             index = self._index[key] = _index_of(worktree)
         return index
+
+    def _committed(self, base: str, tip: str | None) -> dict[str, int] | None:
+        """A remote agent's diff stat: its commits as fetched home against its base (what is uncommitted on its
+        host is not counted: reading it costs a request, and `diff` shows it)."""
+        if tip is None:
+            return None
+        with self._lock:
+            self.git_runs += 1
+        return worktrees.diffstat_between(self.root, base, tip)
 
     def _diffstat(self, worktree: Path, base: str) -> dict[str, int] | None:
         with self._lock:

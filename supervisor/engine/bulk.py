@@ -1,5 +1,5 @@
 """One request that acts on many agents: `stop`, `restart`, `approve`, `deny`, `send` and `rm` given several
-names, `--all` or `--state S` (the `each` request).
+names, `--all`, `--state S` or `--host H` (the `each` request).
 
 Each agent is handled by the same request a single name uses (`op_stop`, …), so its locks and refusals are
 the ones a single name gets; a refusal of one is that one's result, and the others still act. The selection
@@ -22,6 +22,7 @@ from supervisor.engine.desk import Desk
 from supervisor.engine.params import check_params
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.hosts import placement
 from supervisor.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -55,9 +56,12 @@ def unknown_agent(name: str, known: list[str]) -> UsageError:
     return UsageError(f"no agent named {name!r}", hint=did_you_mean(name, known) or "`supervisor ls` lists the agents")
 
 
-def select(agents: list[Agent], verb: str, names: list[str], every: bool, states: list[str]) -> list[Agent]:
-    """The agents to act on, in tree order, each once: the named ones, and those `every` and/or `states` pick
-    (`every`: those the verb applies to; `states`: those in one of the states; both: both conditions)."""
+def select(agents: list[Agent], verb: str, names: list[str], every: bool, states: list[str],
+           hosts: list[str] | None = None) -> list[Agent]:
+    """The agents to act on, in tree order, each once: the named ones, and those `every`, `states` and/or
+    `hosts` pick (`every`: those the verb applies to; `states`: those in one of the states; `hosts`: those on
+    one of the hosts, and, without `states`, those of them the verb applies to; together: every condition)."""
+    hosts = list(hosts or [])
     by_name = {agent.name: agent for agent in agents}
     for name in names:
         validate_name(name)
@@ -74,9 +78,11 @@ def select(agents: list[Agent], verb: str, names: list[str], every: bool, states
             raise UsageError(f"no state {state!r}", hint=did_you_mean(state, [s.value for s in State])
                              or f"states: {', '.join(s.value for s in State)}")
     chosen = set(names)
+    every = every or bool(hosts and not states)  # `--host H`: all of H's that the verb applies to
     if every or states:
         for agent in agents:
-            if (not every or APPLIES[verb](agent)) and (not states or agent.state in states):
+            if (not every or APPLIES[verb](agent)) and (not states or agent.state in states) and \
+                    (not hosts or agent.host in hosts):
                 wanted.add(agent.name)
     chosen |= wanted
     return [agent for agent in views.tree_order(agents) if agent.name in chosen]
@@ -86,17 +92,21 @@ class BulkDesk(Desk):
     """The `each` request (a service without a thread of its own)."""
 
     def op_each(self, method: str, names: list[str] | None = None, every: bool = False,
-                states: list[str] | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+                states: list[str] | None = None, params: dict[str, Any] | None = None,
+                hosts: list[str] | None = None) -> dict[str, Any]:
         """Do `method` to each selected agent; per agent: `ok` and its `result`, or its `error` and `hint`
         (and `with`: the parent it was stopped or removed with)."""
         if method not in APPLIES:
             raise UsageError(f"each: {method!r} is not one of {', '.join(VERBS)}")
-        if not names and not every and not states:
-            raise UsageError("name the agents, or give --all or --state")
+        if not names and not every and not states and not hosts:
+            raise UsageError("name the agents, or give --all, --state or --host")
         extra = dict(params or {})
         handler = self.engine.handler(method)
         check_params(method, handler, {"name": "x", **extra})  # before anything is done
-        chosen = select(self.engine.store.agents(), method, list(names or []), every, list(states or []))
+        agents = self.engine.store.agents()
+        for host in hosts or []:  # a host that is not there is a typo, not "nothing on it"
+            placement.check_host(self.engine.config, host, {agent.host for agent in agents})
+        chosen = select(agents, method, list(names or []), every, list(states or []), list(hosts or []))
         if method == "stop":
             return {"method": method, "results": self._stops(chosen, extra)}
         results: list[dict[str, Any]] = []

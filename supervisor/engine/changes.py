@@ -16,14 +16,14 @@ from pathlib import Path
 
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
-from supervisor.git.refs import AGENT_REFS, RACY_SECONDS, ref_folder
+from supervisor.git import agent_refs
+from supervisor.git.refs import RACY_SECONDS
 
 
 def watched_folders(agents: Iterable[Agent]) -> frozenset[str]:
     """The ref folders the live agents depend on: their branches', their targets', and the folder of the
     agents' folders (a new agent's appears there)."""
-    return frozenset({AGENT_REFS, *(ref_folder(ref) for agent in agents if agent.state.live
-                                    for ref in (agent.branch, agent.target) if ref)})
+    return frozenset(agent_refs.ref_folders(agent for agent in agents if agent.state.live))
 
 
 class RefWatch:
@@ -32,7 +32,7 @@ class RefWatch:
     def __init__(self, store: Store, common_dir: Path) -> None:
         self.store = store
         self.common_dir = common_dir
-        self._refs: tuple[tuple[str, str | None], ...] | None = None  # the live agents' branches and targets
+        self._refs: tuple[tuple[str, str, str | None], ...] | None = None  # the live agents' hosts, branches, targets
         self._paths: list[str] = []  # the files to stat for them
         self._stamp: list[int] | None = None
         self._racy = False
@@ -40,7 +40,7 @@ class RefWatch:
 
     def look(self, agents: Sequence[Agent]) -> bool:
         """Whether a ref moved (the store was touched); the first look only takes the stamp."""
-        refs = tuple((agent.branch, agent.target) for agent in agents if agent.state.live)
+        refs = tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
         if refs != self._refs:
             self._refs = refs
             folders = sorted(watched_folders(agent for agent in agents if agent.state.live))

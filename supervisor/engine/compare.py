@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.config import load_config
 from supervisor.core.model import Agent
+from supervisor.engine.worktree_state import uncommitted_changes
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
+from supervisor.git.agent_refs import branch_ref, target_ref
 from supervisor.git.environment import NO_DIFF_PROGRAMS
 from supervisor.git.integration import CheckResult, Runner, run_check
 
@@ -48,12 +50,19 @@ def _candidate(engine: Engine, agent: Agent, command: str | None, timeout: float
     row: dict[str, Any] = {"name": agent.name, "state": str(agent.state), "target": agent.target,
                            "branch": agent.branch, "merged": agent.extra.get("merged"), "commits": 0,
                            "files": {}, "added": 0, "removed": 0, "uncommitted": 0, "check": None}
-    if not worktrees.branch_exists(root, agent.branch):
+    branch, target = branch_ref(agent), target_ref(agent)  # a remote agent's: as fetched home
+    try:
+        worktrees.resolve(root, branch)
+    except SupervisorError:
         row["error"] = f"its branch {agent.branch} is gone"
         return row
-    row["commits"] = len(worktrees.unmerged_commits(root, agent.branch, agent.target))
-    row["uncommitted"] = len(worktrees.uncommitted_changes(Path(agent.worktree)))
-    files = _numstat(root, agent.target, agent.branch)
+    row["commits"] = len(worktrees.unmerged_commits(root, branch, target))
+    try:
+        row["uncommitted"] = len(uncommitted_changes(engine, agent))
+    except SupervisorError as exc:  # its host is down: what is committed is here all the same
+        row["uncommitted"] = None
+        row["error"] = exc.message
+    files = _numstat(root, target, branch)
     row["files"] = files
     row["added"] = sum(added for added, _ in files.values())
     row["removed"] = sum(removed for _, removed in files.values())
@@ -78,13 +87,13 @@ def _check(engine: Engine, agent: Agent, command: str, timeout: float, setup: tu
     root = engine.paths.root
     kept = agent.extra.get("check")
     try:
-        tips = (worktrees.resolve(root, agent.branch), worktrees.resolve(root, agent.target))
+        tips = (worktrees.resolve(root, branch_ref(agent)), worktrees.resolve(root, target_ref(agent)))
     except SupervisorError as exc:
         return {"command": command, "passed": False, "error": exc.message}
     if kept and kept.get("command") == command and (kept.get("branch_tip"), kept.get("target_tip")) == tips:
         return {**kept, "cached": True}
     try:
-        result = run_check(root, agent.branch, agent.target, command, timeout=timeout,
+        result = run_check(root, branch_ref(agent), agent.target, command, timeout=timeout,
                            scratch=engine.paths.state_dir / "checks", setup=setup, stop=stop,
                            env=engine.agents_env, run=check_runner(engine, agent))
     except SupervisorError as exc:  # it conflicts with the target: nothing to check

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.durations import format_duration
@@ -14,8 +13,10 @@ from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.server_ended import RESTORABLE
+from supervisor.engine.worktree_state import uncommitted_changes
 from supervisor.errors import SupervisorError
 from supervisor.git import worktrees
+from supervisor.git.agent_refs import branch_ref, target_ref
 from supervisor.hosts.base import alive
 
 if TYPE_CHECKING:
@@ -91,8 +92,8 @@ class Endings:
                         hint=f"`supervisor stop {name}` first, or `supervisor rm --force {name}`")
             problems, any_commits = [], False
             for agent in family:
-                unmerged = worktrees.unmerged_commits(self.engine.paths.root, agent.branch, agent.target)
-                dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+                unmerged = worktrees.unmerged_commits(self.engine.paths.root, branch_ref(agent), target_ref(agent))
+                dirty = uncommitted_changes(self.engine, agent)
                 any_commits = any_commits or bool(unmerged)
                 details = [f"{len(unmerged)} commit(s) not in {agent.target}"] if unmerged else []
                 details += [f"{len(dirty)} uncommitted change(s)"] if dirty else []

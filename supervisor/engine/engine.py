@@ -33,6 +33,7 @@ from supervisor.engine.approvals import (
 from supervisor.engine.auditor import Auditor
 from supervisor.engine.branches import BranchFacts
 from supervisor.engine.bulk import BulkDesk, unknown_agent
+from supervisor.engine.commits_home import CommitsHome
 from supervisor.engine.contracts import TAMPERED, Contracts
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.endings import Endings
@@ -122,7 +123,7 @@ class Engine:
         self.hostlinks.on_event.append(functools.partial(sites.relay_event, self))  # hosts' tmux output
         self.services: list[Service] = [AlertService(self), HelperDesk(self), self.auditor, self.planner,
                                         ConflictRadar(self), TaskDesk(self), RestoreDesk(self),
-                                        self.usage, BulkDesk(self), self.hostlinks, ReviewDesk(self)]
+                                        self.usage, BulkDesk(self), self.hostlinks, CommitsHome(self), ReviewDesk(self)]
         # What the engine does for its requests and its watcher, each in a desk of its own (each may offer `op_*`).
         self.launcher = Launcher(self)
         self.prompter = Prompter(self)
@@ -394,7 +395,8 @@ class Engine:
         config = self.config.hosts.get(name)
         if config is not None and (not isinstance(host, RemoteHost) or host.config != config):
             host = self.hosts[name] = RemoteHost(config, functools.partial(self.hostlinks.link, name), self.paths,
-                                                 lambda: self.config, self.store)
+                                                 lambda: self.config, self.store,
+                                                 functools.partial(self.hostlinks.known, name))
         return host
 
     def get(self, name: str) -> Agent:

@@ -29,7 +29,9 @@ from supervisor.engine.service import ServiceThread
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.files import inside, write_atomically, write_in_place
 from supervisor.git import worktrees
+from supervisor.git.agent_refs import branch_ref
 from supervisor.git.refs import agent_branch
+from supervisor.hosts import placement
 from supervisor.hosts.isolation import inherit as inherit_isolation
 from supervisor.hostsconfig import LOCAL
 
@@ -121,14 +123,15 @@ class HelperDesk(ServiceThread):
         now = time.time()
         agent = Agent(
             name=full, profile=owner.profile, command=owner.command, worktree=str(worktree),
-            branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, owner.branch), target=owner.branch,
-            task=task, role=role, state=State.STARTING, state_since=now,
+            branch=agent_branch(full), base=worktrees.resolve(engine.paths.root, branch_ref(owner)),
+            target=owner.branch, task=task, role=role, state=State.STARTING, state_since=now,
             started_at=now, port=engine.free_port(), host=owner.host)  # a helper runs where its parent does
 
         inherit_isolation(owner, agent)
 
         def admit() -> None:
-            refusal = slot_refusal(engine, parent, full)
+            refusal = slot_refusal(engine, parent, full) or \
+                placement.room_refusal(config, engine.store.agents(), agent.host)  # a place on its parent's host
             if refusal is not None:
                 raise SupervisorError(*refusal)
 

@@ -82,6 +82,19 @@ class HostLinks(ServiceThread):
             watch = self._watches.get(host)
         return None if watch is None else watch.reach
 
+    def known(self, host: str, timeout: float) -> Reach | None:
+        """`host`'s reach once its first connection attempt ended, waiting up to `timeout` while it is being made
+        (a `start --host` just after the engine started, or after supervisor.yaml gained the host)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._guard:
+                watch = self._watches.get(host)
+            if watch is not None:
+                return watch.known(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline or self.stopping.is_set():
+                return None
+            self.stopping.wait(0.1)  # its watch starts within LOOK_EVERY
+
     def _apply(self, hosts: Mapping[str, HostConfig]) -> None:
         """Watch exactly the hosts of `hosts` (the configuration in force)."""
         if hosts is self._applied:

@@ -29,6 +29,7 @@ from supervisor.engine.watcher import Live
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.refs import agent_branch
+from supervisor.hosts import placement
 from supervisor.hosts.base import ISOLATED, CannotIsolate
 from supervisor.hosts.isolation import NONE as NO_ISOLATION
 from supervisor.hosts.isolation import choose as isolation_choice
@@ -90,11 +91,31 @@ class Launcher:
         terms = parse_contract(contract, contract_path or "SESSION.md") if contract is not None else \
             default_session_contract(self.engine.paths.root)
         isolation = isolation_valid(isolation)
+        host = placement.check_host(config, host)
         if best_of is None:
+            admission = self.admission_on(host, config)  # a full host is said before it is reached
             agent = self.new_session(name, task, command, profile, base, config, host=host)
             isolation_choice(agent, isolation)
-            return self.create(agent, terms, config, wait=wait)
-        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation, host)
+            return self.create(agent, terms, config, wait=wait, **admission)
+        return self._start_best_of(name, best_of, task, command, profile, base, config, terms, wait, isolation,
+                                   host)
+
+    def admission_on(self, host: str, config: Config, wanted: int = 1) -> dict[str, Any]:
+        """`create`'s `admit` and `admission` for a session on `host`: refused when the host is full (checked
+        again right before its row is added, under the lock, so that two starts cannot take its last place).
+        `wanted`: the places the whole request takes (a best-of-N), checked before the first is started."""
+        if placement.capacity(config, host) is None:
+            return {}
+        refusal = placement.room_refusal(config, self.engine.store.agents(), host, wanted=wanted)
+        if refusal is not None:
+            raise SupervisorError(*refusal)
+
+        def admit() -> None:
+            found = placement.room_refusal(config, self.engine.store.agents(), host)
+            if found is not None:
+                raise SupervisorError(*found)
+
+        return {"admit": admit, "admission": self.engine.admission}
 
     def _start_best_of(self, name: str, count: int, task: str | None, command: str | None, profile: str | None,
                        base: str, config: Config, terms: Contract, wait: bool,
@@ -112,13 +133,14 @@ class Launcher:
                 raise UsageError(f"an agent named {candidate!r} already exists",
                                  hint=f"pick another name, or `supervisor rm {candidate}` first")
         base_commit = worktrees.resolve(self.engine.paths.root, base)  # one commit for all, even if HEAD moves
+        self.admission_on(host, config, wanted=count)  # all of them fit, or none starts
         started = []
         for candidate in names:
             agent = self.new_session(candidate, task, command, profile, base, config, host=host)
             agent.base = base_commit
             agent.extra["best_of"] = name
             isolation_choice(agent, isolation)
-            started.append(self.create(agent, terms, config, wait=wait))
+            started.append(self.create(agent, terms, config, wait=wait, **self.admission_on(host, config)))
         return {"name": name, "candidates": started}
 
     def new_session(self, name: str, task: str | None, command: str | None, profile: str | None, base: str,
@@ -173,9 +195,9 @@ class Launcher:
         """Start a `queued` agent (a plan's session whose turn came): its branch forks from its target's
         tip now, so it begins with the work merged before it."""
         config = load_config(self.engine.paths.root)
-        with self.engine.agent_lock(name):
+        with self.engine.agent_lock(name):  # (its place is its own already: a queued session holds one)
             agent = self.engine.get(name)
-            if agent.state != State.QUEUED:
+            if agent.state != State.QUEUED or self._no_room_yet(agent, config):
                 return
             try:
                 agent.base = worktrees.resolve(self.engine.paths.root, agent.target)
@@ -188,6 +210,18 @@ class Launcher:
                 self.engine.set_state(agent, State.FAILED, "failed", reason=agent.reason)
                 return
             self._bring_up(agent, config, wait=False)
+
+    def _no_room_yet(self, agent: Agent, config: Config) -> bool:
+        """A queued session holds its place on its host; should the host have less room now (its max_agents
+        lowered, agents started there past it), it waits for a place, saying so once (its `reason`)."""
+        refusal = placement.room_refusal(config, self.engine.store.agents(), agent.host, besides=agent.name)
+        if refusal is None:
+            return False
+        why = f"waits for a place: {refusal[0]}"
+        if agent.reason != why:
+            agent.reason = why
+            self.engine.store.save_agent(agent, "no_room", host=agent.host, reason=refusal[0])
+        return True
 
     def _make_worktree(self, agent: Agent) -> None:
         owner = self.engine.store.get_agent(agent.parent) if agent.parent else None
@@ -390,9 +424,18 @@ class Launcher:
             return resumed
 
     def _admission_of(self, agent: Agent) -> contextlib.AbstractContextManager[object]:
-        """`admission` for a helper (its parent's count of live helpers changes), nothing for a session."""
-        return self.engine.admission if agent.parent is not None else contextlib.nullcontext()
+        """`admission` for a helper (its parent's count of live helpers changes) and for an agent that takes a
+        place again on a host with a limit; nothing otherwise."""
+        takes_place = not agent.state.live and placement.capacity(self.engine.config, agent.host) is not None
+        return self.engine.admission if agent.parent is not None or takes_place else contextlib.nullcontext()
 
     def _restart_refusal(self, agent: Agent) -> tuple[str, str] | None:
-        """Why a helper may not run again now (see `slot_refusal`); None for a session."""
-        return None if agent.parent is None else slot_refusal(self.engine, agent.parent, agent.name)
+        """Why the agent may not run again now: a helper's place under its parent (see `slot_refusal`), or an
+        ended agent's place on its host (a running one keeps its own). None: it may."""
+        if agent.parent is not None:
+            refusal = slot_refusal(self.engine, agent.parent, agent.name)
+            if refusal is not None:
+                return refusal
+        if agent.state.live:
+            return None
+        return placement.room_refusal(self.engine.config, self.engine.store.agents(), agent.host, besides=agent.name)

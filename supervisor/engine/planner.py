@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.config import load_config
+from supervisor.config import Config, load_config
 from supervisor.core.model import Agent, State
 from supervisor.core.plan import Plan, overlaps, parse_plan
 from supervisor.core.triggers import Trigger, fire
@@ -28,11 +28,12 @@ from supervisor.engine import views
 from supervisor.engine.compare import check_runner, compare, keep_check
 from supervisor.engine.helpers import with_terms
 from supervisor.engine.service import PeriodicService
-from supervisor.errors import SupervisorError, UsageError
-from supervisor.git import worktrees
-from supervisor.git.audit import branch_tips, new_commits
+from supervisor.engine.worktree_state import uncommitted_changes
+from supervisor.errors import InputFileError, SupervisorError, UsageError
+from supervisor.git import agent_refs, worktrees
+from supervisor.git.audit import new_commits
 from supervisor.git.integration import CheckResult, run_check
-from supervisor.hosts import isolation
+from supervisor.hosts import isolation, placement
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -82,8 +83,8 @@ class Planner(PeriodicService):
         """Queue every session of the plan (all or none), then start those that wait for nothing."""
         engine = self.engine
         root = engine.paths.root
-        plan = parse_plan(text, Path(path), root)
         config = load_config(root)
+        plan = parse_plan(text, Path(path), root, hosts=placement.host_names(config))
         taken = [name for name in plan.names if engine.store.get_agent(name) is not None]
         if taken:
             raise UsageError(f"agents named {', '.join(taken)} already exist",
@@ -94,23 +95,26 @@ class Planner(PeriodicService):
             raise UsageError(f"a plan merges into a branch, and {target or 'HEAD (detached)'} is not one",
                              hint="check out a branch, or set `base:` in the plan")
         warnings = [overlap.message() for overlap in overlaps(plan, _tracked(root))]
-        summary = {"plan": path, "target": target, "merge": plan.merge, "warnings": warnings,
-                   "sessions": [{"name": s.name, "after": list(s.after)} for s in plan.sessions]}
-        if dry_run:
-            return summary
-        queued: list[str] = []
-        try:
-            for order, session in enumerate(plan.sessions):
-                agent = engine.new_session(session.name, session.task, session.command, session.profile, target,
-                                           config, queued=True)
-                agent.extra["plan"] = _plan_record(plan, path, order, session.after)
-                isolation.choose(agent, session.isolation)
-                engine.store.add_agent(with_terms(agent, session.contract, engine.contracts.seal))
-                queued.append(session.name)
-        except SupervisorError:
-            for name in queued:  # all or nothing
-                engine.store.delete_agent(name)
-            raise
+        with engine.admission:  # the places it takes are counted and taken at once (a start meanwhile waits)
+            hosts = _placed(plan, config, engine.store.agents())
+            summary = {"plan": path, "target": target, "merge": plan.merge, "warnings": warnings,
+                       "sessions": [{"name": s.name, "after": list(s.after), "host": hosts[s.name]}
+                                    for s in plan.sessions]}
+            if dry_run:
+                return summary
+            queued: list[str] = []
+            try:
+                for order, session in enumerate(plan.sessions):
+                    agent = engine.new_session(session.name, session.task, session.command, session.profile,
+                                               target, config, queued=True, host=hosts[session.name])
+                    agent.extra["plan"] = _plan_record(plan, path, order, session.after)
+                    isolation.choose(agent, session.isolation)
+                    engine.store.add_agent(with_terms(agent, session.contract, engine.contracts.seal))
+                    queued.append(session.name)
+            except SupervisorError:
+                for name in queued:  # all or nothing
+                    engine.store.delete_agent(name)
+                raise
         engine.store.append_event(None, "plan_started", plan=path, sessions=list(plan.names), target=target,
                                   merge=plan.merge, warnings=warnings)
         self.wake()  # the planner's thread starts what waits for nothing
@@ -141,7 +145,7 @@ class Planner(PeriodicService):
                 self.engine.start_queued(agent.name)
         finished = [a for a in planned if a.extra["plan"].get("merge") == "auto" and a.state == State.IDLE
                     and not any(h.state in BUSY for h in agents if h.name.startswith(a.name + "."))]
-        tips = branch_tips(self.engine.paths.root, "refs/heads/") if finished else {}
+        tips = agent_refs.tips(self.engine.paths.root, agents) if finished else {}
         for agent in finished:
             tip, target_tip = tips.get(agent.branch), tips.get(agent.target)
             failed = agent.extra.get("merge_failed") or {}
@@ -160,7 +164,11 @@ class Planner(PeriodicService):
             return  # the audit found commits outside its contract: their alert is out, a human decides
         if not new_commits(root, tip, [target_tip]):
             return
-        dirty = worktrees.uncommitted_changes(Path(agent.worktree))
+        try:
+            dirty = uncommitted_changes(engine, agent)
+        except SupervisorError as exc:  # its host is down: merged once it is back
+            self._note(name, "blocked", exc.message)
+            return
         if dirty:
             self._note(name, "blocked", f"{len(dirty)} uncommitted change(s): commit them to be merged")
             return
@@ -171,7 +179,7 @@ class Planner(PeriodicService):
         check: CheckResult | None = None
         try:
             if command:
-                check = run_check(root, agent.branch, agent.target, command,
+                check = run_check(root, agent_refs.branch_ref(agent), agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
                                   stop=self.stopping, env=engine.agents_env, run=check_runner(engine, agent))
@@ -220,6 +228,17 @@ class Planner(PeriodicService):
         if failed:
             fire(engine.store, agent, Trigger.MERGE, f"merged into {agent.target}", active=False)
         self.wake()  # its dependents may start now
+
+
+def _placed(plan: Plan, config: Config, agents: list[Agent]) -> dict[str, str]:
+    """Each session's host (supervisor/hosts/placement.py), or the refusal of the whole plan, pointing at the
+    line of the session that fits nowhere."""
+    wanted = [placement.Wanted(s.name, s.host, s.host_line if s.host else s.line)
+              for s in plan.sessions]
+    placed = placement.place(config, agents, wanted, plan.hosts)
+    if isinstance(placed, placement.NoRoom):
+        raise InputFileError(plan.path, placed.line, f"{placed.message}; nothing was started", placed.hint)
+    return placed
 
 
 def waiting_for(agent: Agent, by_name: dict[str, Agent]) -> list[str]:

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core.model import Agent, describe_conflicts
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
-from supervisor.git.audit import branch_tips
+from supervisor.git import agent_refs
 from supervisor.git.radar import Failure, Radar, Scan
-from supervisor.git.refs import AGENT_REFS, ref_folder, refs_stamp
+from supervisor.git.refs import refs_stamp
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -98,13 +98,13 @@ class ConflictRadar(PeriodicService):
         live = [agent for agent in agents if agent.state.live]
         roster = tuple(sorted((agent.name, agent.branch, agent.target, str(agent.extra.get("merged_tip")))
                               for agent in live))
-        folders = {AGENT_REFS, *(ref_folder(ref) for agent in live for ref in (agent.branch, agent.target) if ref)}
+        folders = agent_refs.ref_folders(live)  # a remote agent's branch: as fetched home
         seen = (roster, refs_stamp(self.engine.paths.common_dir, folders))
         scan = self.last_scan
         scanned = scan is None or seen != self._looked
         if scan is None or scanned:
             started = time.monotonic()
-            tips = branch_tips(self.engine.paths.root, "refs/heads/")
+            tips = agent_refs.tips(self.engine.paths.root, live)
             # A branch merged as it stands is all in its target: its conflicts are the target's, so it leaves
             # the radar until it moves again.
             watched = [a for a in live if tips.get(a.branch) != a.extra.get("merged_tip")]

@@ -19,6 +19,7 @@ from supervisor.core.model import Agent, State, validate_name
 from supervisor.engine import views
 from supervisor.engine.delivery import wait_for
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.hosts import placement
 from supervisor.hosts.base import alive
 
 if TYPE_CHECKING:
@@ -64,13 +65,20 @@ class RestoreDesk:
         return {"mode": self.engine.config.limits.restore,
                 "agents": [a.name for a in restorable(self.engine.store.agents())]}
 
-    def op_restore(self, names: list[str] | None = None, every: bool = False) -> dict[str, Any]:
+    def op_restore(self, names: list[str] | None = None, every: bool = False,
+                   hosts: list[str] | None = None) -> dict[str, Any]:
         """Bring back the named agents, or `every` restorable one; parents before helpers. A name whose pane is
         alive, or that never started, refuses the whole request before anything starts. An agent that cannot be
         brought back (its parent did not come back, its worktree is gone, it ended again as it started) is
         listed under `failed` with why. With `every`, an agent another request brought back meanwhile (or that
         is no longer marked) is passed over without a word; with `every` and `names` both, only those of the
-        named that are still restorable (what a dashboard offered)."""
+        named that are still restorable (what a dashboard offered). `hosts`: only the agents on those hosts
+        (alone: every restorable one there)."""
+        if hosts:
+            agents = self.engine.store.agents()
+            for host in hosts:
+                placement.check_host(self.engine.config, host, {agent.host for agent in agents})
+            every = every or not names
         if not names and not every:
             raise UsageError("name the agents to restore, or --all for every one whose pane went with the tmux "
                              "server")
@@ -80,6 +88,8 @@ class RestoreDesk:
             chosen = [a for a in restorable(self.engine.store.agents()) if not names or a.name in names]
         else:
             chosen = views.tree_order([self.engine.get(name) for name in dict.fromkeys(names or [])])
+        chosen = [agent for agent in chosen if not hosts or agent.host in hosts]
+        if not every:
             for agent in chosen:
                 self._refusal(agent)
         launched: list[tuple[str, bool]] = []

@@ -24,6 +24,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
+from supervisor.git.agent_refs import is_remote
 from supervisor.git.audit import new_commits
 from supervisor.git.refs import agent_of_branch
 from supervisor.git.tips import made_by_worktree, made_in
@@ -92,6 +93,9 @@ class TipGuard:
             tip = tips.get(agent.branch)
             before = agent.extra.get("tip") or agent.base
             if tip is None or tip == before:
+                continue
+            if is_remote(agent):  # fetched home from its host (objects checked as they came): its worktree's
+                self._moved(agent.name, before, tip, None)  # reflog is on the host, not judged from here
                 continue
             why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips)
             self._moved(agent.name, before, tip, why)

@@ -42,11 +42,9 @@ def agent_diff(root: Path, agent: dict[str, Any], *, stat: bool = False, colour:
     worktree against its base commit, new untracked files included. Without a worktree: its branch against
     its base. `stat`: git's summary of files and lines instead of the patch."""
     name, base, worktree = agent["name"], agent["base"], Path(agent["worktree"])
-    # Names as they are (quoted only when they hold quotes or controls); no external diff, no textconv.
-    diff = ("-c", "core.quotePath=false", "diff", f"--color={'always' if colour else 'never'}",
-            "--stat" if stat else "--patch", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES)
+    diff = _diff_args(stat, colour)
     if not worktree.is_dir():
-        return _git(root, name, *diff, base, agent["branch"], "--")
+        return commits_diff(root, name, base, agent["branch"], stat=stat, colour=colour)
     index = _git(worktree, name, "rev-parse", "--path-format=absolute", "--git-path", "index").strip()
     with tempfile.TemporaryDirectory(prefix="supervisor-diff-") as scratch:
         copy = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
@@ -58,6 +56,18 @@ def agent_diff(root: Path, agent: dict[str, Any], *, stat: bool = False, colour:
             _git(worktree, name, "add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul",
                  stdin=new.encode("utf-8", "surrogateescape"), env=copy)
         return _git(worktree, name, *diff, base, "--", env=copy)
+
+
+def _diff_args(stat: bool, colour: bool) -> tuple[str, ...]:
+    # Names as they are (quoted only when they hold quotes or controls); no external diff, no textconv.
+    return ("-c", "core.quotePath=false", "diff", f"--color={'always' if colour else 'never'}",
+            "--stat" if stat else "--patch", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES)
+
+
+def commits_diff(root: Path, name: str, base: str, branch: str, *, stat: bool = False, colour: bool = False) -> str:
+    """What the commits of `branch` (a branch, or a full ref: a remote agent's as fetched home) changed
+    against `base`."""
+    return _git(root, name, *_diff_args(stat, colour), base, branch, "--")
 
 
 @dataclass

@@ -81,7 +81,10 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None, index: Path | None =
 
 
 def _tip(root: Path, branch: str) -> str:
-    done = _run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{_HEADS}{branch}^{{commit}}")
+    """The commit of branch `branch` (a short name; a full `refs/...` name is taken as it is: a remote agent's
+    branch as fetched home)."""
+    ref = branch if branch.startswith("refs/") else f"{_HEADS}{branch}"
+    done = _run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
     if done.returncode != 0:
         raise GitError(f"no branch {branch}")
     return done.stdout.decode("ascii").strip()
@@ -295,7 +298,8 @@ def merge_branch(
     root: Path, branch: str, target: str, message: str, *, expected_tip: str | None = None,
     expected_target: str | None = None,
 ) -> MergeResult:
-    """Merge `branch` into `target` (both branch names) with `message`, never touching uncommitted work.
+    """Merge `branch` into `target` (both branch names; `branch` may be a full ref: a remote agent's, as
+    fetched home) with `message`, never touching uncommitted work.
 
     `expected_tip` is the commit the caller audited: if the branch has moved since, nothing is merged (an
     agent could otherwise slip a commit in between the audit and the merge). `expected_target` is the target

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from supervisor.errors import SupervisorError
-from supervisor.files import read_regular, write_atomically
+from supervisor.files import write_atomically
 from supervisor.git import environment
 from supervisor.git.environment import NO_DIFF_PROGRAMS, NOT_INTO_SUBMODULES
+from supervisor.hostside import sandbox_prep
 
 # Files supervisor writes into agent worktrees. They are excluded through the repository's own
 # info/exclude, which every worktree reads, so they never show as changes nor get committed.
@@ -48,8 +48,10 @@ def resolve(root: Path, rev: str) -> str:
 
 
 def branch_exists(root: Path, branch: str) -> bool:
+    """Whether branch `branch` (a short name, or a full `refs/...` name) exists."""
+    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     try:
-        run_git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        run_git(root, "rev-parse", "--verify", "--quiet", ref)
     except GitError:
         return False
     return True
@@ -125,6 +127,19 @@ def diffstat(worktree: Path, base: str) -> dict[str, int] | None:
         out = run_git(worktree, "diff", *NO_DIFF_PROGRAMS, *NOT_INTO_SUBMODULES, "--numstat", "--no-renames", base)
     except GitError:
         return None
+    return _numstat(out)
+
+
+def diffstat_between(root: Path, base: str, tip: str) -> dict[str, int] | None:
+    """Files changed and lines added/removed from commit `base` to commit `tip`."""
+    try:
+        out = run_git(root, "diff", *NO_DIFF_PROGRAMS, "--numstat", "--no-renames", base, tip, "--")
+    except GitError:
+        return None
+    return _numstat(out)
+
+
+def _numstat(out: str) -> dict[str, int]:
     files = added = removed = 0
     for line in out.splitlines():
         plus, minus, _path = line.split("\t", 2)
@@ -146,26 +161,9 @@ def git_dir_at_creation(worktree: Path) -> str:
 def admin_dir(common_dir: Path, worktree: Path, recorded: str | None) -> Path:
     """The worktree's own git folder as the engine knows it: as recorded at its creation, else the one folder of
     `common_dir/worktrees/` whose `gitdir` names this worktree (never what the worktree's own, agent-writable,
-    `.git` file says). Resolved, and always a direct child of `common_dir/worktrees/`: GitError otherwise."""
-    folder = (common_dir / "worktrees").resolve()
-    if recorded:
-        found = Path(recorded).resolve()
-    else:
-        mine = os.path.realpath(worktree / ".git")
-        matches = []
-        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
-            gitdir = read_regular(candidate / "gitdir", 1 << 16)  # each agent's to write: no link, no FIFO
-            if gitdir is None:
-                continue
-            named = gitdir.decode("utf-8", "surrogateescape").strip()
-            if os.path.realpath(named) == mine:
-                matches.append(candidate.resolve())
-        if len(matches) != 1:
-            raise GitError(f"git knows {'no' if not matches else 'more than one'} git folder of the worktree "
-                           f"{worktree} in {folder}", hint="`git worktree prune`, or remove the agent and start "
-                                                           "it again")
-        found = matches[0]
-    if found.parent != folder or not found.is_dir():
-        raise GitError(f"the git folder of the worktree {worktree} is {found}, not one of {folder}/",
-                       hint="remove the agent and start it again")
-    return found
+    `.git` file says). Resolved, and always a direct child of `common_dir/worktrees/`: GitError otherwise. (The
+    same code finds it on a host: supervisor/hostside/sandbox_prep.py.)"""
+    try:
+        return sandbox_prep.admin_dir(common_dir, worktree, recorded)
+    except sandbox_prep.NotItsGitFolder as exc:
+        raise GitError(exc.message, hint=exc.hint) from None

@@ -29,7 +29,8 @@ MIN_PYTHON: Final = (3, 11)
 MIN_GIT: Final = (2, 25)
 MIN_TMUX: Final = (3, 2)
 MIN_FREE: Final = 1024 ** 3  # bytes free under `dir` below which the check fails
-SANDBOX_NOTE: Final = "agents there run with isolation: none (unsandboxed, as the host user)"
+SANDBOX_NOTE: Final = ("agents there run with isolation: none (unsandboxed, as the host user), and an agent "
+                       "asked to run with isolation: sandbox there is refused")
 
 # One compound command: the shell has read all of it before `read` takes the echoed line from the same stdin.
 SCRIPT: Final = r"""{
@@ -51,7 +52,9 @@ if have tmux; then printf 'tmux='; first tmux -V; else echo tmux=; fi
 if have bwrap; then
   echo "bwrap=$(command -v bwrap)"
   printf 'bwrap_run='
-  first bwrap --die-with-parent --unshare-pid --ro-bind / / --dev /dev --proc /proc -- "$(command -v sh)" -c :
+  # as agents' sandboxes start: as root, in a user namespace of its own (which the host may refuse)
+  if [ "$(id -u)" = 0 ]; then set -- --unshare-user --uid 65534 --gid 65534; else set --; fi
+  first bwrap "$@" --die-with-parent --unshare-pid --ro-bind / / --dev /dev --proc /proc -- "$(command -v sh)" -c :
 else echo bwrap=; fi
 p=$d
 while [ ! -e "$p" ] && [ -n "$p" ]; do p=${p%/*}; done
@@ -244,7 +247,8 @@ def _isolation(facts: dict[str, str]) -> Requirement:
         return Requirement("isolation", True, f"bubblewrap cannot make namespaces there ({said[7:].strip()}): "
                            f"{SANDBOX_NOTE}", "allow unprivileged user namespaces on the host "
                            "(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)")
-    return Requirement("isolation", True, f"sandbox (bubblewrap at {facts['bwrap']})")
+    return Requirement("isolation", True, f"sandbox (bubblewrap at {facts['bwrap']}): each agent there sees only "
+                                          "its own work, as here")
 
 
 def _disk(host: HostConfig, facts: dict[str, str]) -> tuple[Requirement, int | None]:

@@ -8,8 +8,6 @@ runs unsandboxed when the sandbox was wanted.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -53,24 +51,21 @@ def sandboxing() -> Sandboxing:
 def _probe() -> Sandboxing:
     if not sys.platform.startswith("linux"):
         return Sandboxing(None, f"the sandbox needs Linux (this is {sys.platform})", "set `isolation: none`")
-    found = shutil.which("bwrap")
-    if found is None:
-        return Sandboxing(None, "bubblewrap is not installed",
-                          "install it (Debian/Ubuntu: apt-get install bubblewrap), or set `isolation: none`")
-    try:
-        # started as agents' sandboxes are (as root: in a user namespace of its own, which the machine may refuse)
-        done = subprocess.run([*sandbox.launcher(found), "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/",
-                               "--dev", "/dev", "--proc", "/proc", "--", "true"],
-                              capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Sandboxing(None, f"bubblewrap does not run: {exc}", "reinstall bubblewrap, or set `isolation: none`")
-    if done.returncode != 0:
-        said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return Sandboxing(None, f"bubblewrap cannot create namespaces here ({said})",
-                          "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
-                          "user.max_user_namespaces > 0; on Ubuntu 24.04 "
-                          "kernel.apparmor_restrict_unprivileged_userns=0), or set `isolation: none`")
-    return Sandboxing(found)
+    found, problem = sandbox.probe()
+    if found is not None:
+        return Sandboxing(found)
+    return Sandboxing(None, problem, hint(problem))
+
+
+def hint(problem: str | None) -> str:
+    """What to do about `problem` (sandbox.probe's words), on this machine or a host."""
+    if problem == sandbox.NOT_INSTALLED:
+        return "install it (Debian/Ubuntu: apt-get install bubblewrap), or set `isolation: none`"
+    if problem is not None and problem.startswith(sandbox.DOES_NOT_RUN):
+        return "reinstall bubblewrap, or set `isolation: none`"
+    return ("allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+            "user.max_user_namespaces > 0; on Ubuntu 24.04 kernel.apparmor_restrict_unprivileged_userns=0), "
+            "or set `isolation: none`")
 
 
 KEY = "isolation"  # in an agent's record: its own setting (`start --isolation`, a plan's session)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -34,13 +33,13 @@ from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir, write_con
 from supervisor.hosts import commands, isolation, sandbox
 from supervisor.hosts.base import CannotIsolate, Launched, Typing
 from supervisor.hosts.commands import Ran
+from supervisor.hostside import sandbox_prep
 from supervisor.paths import RepoPaths, runtime_base
 from supervisor.tmux.panes import LOCAL, PaneRef
 from supervisor.tmux.server import PaneInfo, Tmux
 
 ISOLATION_KEY = isolation.KEY  # in an agent's record: its own setting (start --isolation, a plan's session)
 SHELL = "/bin/sh"
-KEEP = ".keep"  # in an agent's ref and reflog folders: git skips dot-files there
 
 
 class LocalHost:
@@ -273,65 +272,17 @@ def missing_program(command: str, cwd: Path) -> str | None:
 
 
 def prepare(spec: sandbox.Spec) -> None:
-    """Make what the sandbox binds (bubblewrap cannot bind what does not exist). The agent's HOME is replaced
-    when it is not a folder (the agent can write the folder holding it: a dangling link left there must not stop
-    its next start). Its ref and reflog folders get a dot-file git never takes for a ref, so that no
-    `git pack-refs --prune` or gc removes a folder a running sandbox has bound. Its object folder names the
-    shared store (as the sandbox shows it) as its alternate."""
-    if spec.home.is_symlink() or (spec.home.exists() and not spec.home.is_dir()):
-        spec.home.unlink()
-    for folder in sandbox.folders_to_create(spec):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for folder in (spec.ref_folder, spec.log_folder):
-        (folder / KEEP).touch(exist_ok=True)
-    object_folders.prepare(spec.objects, spec.shared_objects, spec.common_dir / "objects")
-    seed_home(spec)
-
-
-def seed_home(spec: sandbox.Spec) -> None:
-    """Copy what the CLI keeps in the user's home and also writes (`home_seed`) into the agent's HOME, once:
-    whatever is already there (its own since, or anything it put there, a link included) is left as it is. A
-    copy is made beside and renamed into place, so a copy cut short is never taken for a whole one."""
-    home = spec.home.resolve()
-    for source, name in sandbox.from_home(spec, spec.home_seed):
-        target = home / name
-        if os.path.lexists(target) or not inside_folder(home, target.parent):
-            continue
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.seeding")
-        _remove(partial)
-        try:
-            if source.is_dir():
-                with contextlib.suppress(shutil.Error):  # files it cannot read: nor could the CLI
-                    shutil.copytree(source, partial, symlinks=True)
-            else:
-                shutil.copy2(source, partial, follow_symlinks=False)
-            partial.rename(target)
-        except BaseException:
-            _remove(partial)
-            raise
-
-
-def inside_folder(folder: Path, path: Path) -> bool:
-    """Whether `path`, links resolved, is `folder` or in it (never a link the agent left leading out)."""
-    resolved = path.resolve()
-    return resolved == folder or folder in resolved.parents
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        path.unlink()
+    """Make what the sandbox binds (supervisor/hostside/sandbox_prep.py), and its object folder naming the shared
+    store (as the sandbox shows it) as its alternate."""
+    sandbox_prep.prepare(spec)
+    if spec.objects is not None and spec.shared_objects is not None:
+        object_folders.prepare(spec.objects, spec.shared_objects, spec.common_dir / "objects")
 
 
 def runtime_folders() -> tuple[Path, ...]:
     """Every folder of this user's where sockets live, hidden in a sandbox: every repository's runtime folder,
     the XDG runtime folder (the user's bus, gpg and ssh agents, podman), tmux's own, `/run/user/UID`."""
-    found = [runtime_base(), Path(f"/run/user/{os.getuid()}")]
-    found += [Path(os.environ[name]) for name in ("XDG_RUNTIME_DIR", "TMUX_TMPDIR")
-              if os.path.isabs(os.environ.get(name, ""))]
-    return sandbox.unique(path for path in found if path.resolve() != Path("/"))
+    return sandbox.unique([runtime_base(), *sandbox.user_runtime_folders()])
 
 
 __all__ = ["ISOLATION_KEY", "CannotIsolate", "LocalHost", "missing_program", "runtime_folders"]

@@ -1,215 +1,39 @@
-"""An agent's sandbox: what it sees of the machine, as a bubblewrap command line built from a `Spec`.
-
-The agent sees the machine read-only, with private /proc, /dev and /tmp and a PID namespace of its own (ending
-its first process ends every process in it), and on top of that:
-- its own worktree read-write; inside it, `.sub-agents/` (its helpers' worktrees, also those made after its
-  launch) hidden but for its `status.yaml` (read-only) and `messages/` (read-write);
-- the git common dir read-only, but its own ref folder, that folder's reflogs and its worktree's own git folder
-  (`.git/worktrees/<id>/`: HEAD, index, its config.worktree) writable; the shared config and hooks stay
-  read-only, and no other ref can move;
-- at the repository's `objects/`, its own object folder, read-write (where its git writes every object it
-  makes), and the shared object store read-only elsewhere, named by that folder's `info/alternates`
-  (supervisor/git/object_folders.py): no pack or object main needs can be rewritten, truncated or removed;
-- none of the supervisor's state (store, logs, transcripts) but its own CLI folder (read-write) and the
-  commit guard's hooks (read-only); no runtime folder of the user's (every repository's engine and tmux
-  sockets, `$XDG_RUNTIME_DIR` with the user's bus and agents' sockets, `$TMUX_TMPDIR`) but the agent's own
-  runtime folder, read-only (its own socket to the engine: connecting to a socket needs no writable mount; and
-  the contract its commit guard reads, which it must not rewrite), with the `spool/` in it writable (its hook's
-  events while the engine is down);
-- neither the repository's main worktree nor any other agent's worktree;
-- a HOME of its own (the user's `~/.gitconfig` read-only in it, and what its CLI needs of the user's home:
-  `home_read` read-only, `home_seed` copied in once by `local.prepare`); the user's real home stays readable, so
-  programs installed under it keep working, less the credentials in it (`MASKED_IN_HOME`), which no entry of
-  the CLI's ever carries in.
-
-Run by root, bubblewrap makes no user namespace of its own and leaves the agent every capability (it could
-unmount what hides the store, remount `/` writable): as root, the sandbox is also a user namespace in which the
-agent is `nobody` (`AS_ROOT_ID`) with no capability; that uid maps back to root, so what it makes in its worktree
-is root's. Its group is `nogroup` outside too, and root's groups are dropped before bubblewrap starts: with
-group 0 mapped in, bubblewrap would cover parts of the sandbox's `/proc`, and a CLI's own bubblewrap (its tool
-sandbox) could then mount no `/proc` of its own.
-
-Later mounts cover earlier ones, so the order of `argv` is: the machine and the folders the user adds, what is
-hidden, then what is given back inside the hidden parts. Every path is resolved first: bubblewrap cannot mount
-onto a path that goes through a symbolic link (a stow-managed `~/.ssh -> /elsewhere`), and hiding the link's
-target hides what it points at.
-"""
+"""An agent's sandbox on this machine: the bubblewrap command line built from a `Spec` by the one core every
+machine shares (supervisor/hostside/sandbox.py, which the host program runs on each host too). See that module
+for what an agent sees."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from supervisor.hostside.sandbox import (
+    AS_ROOT_ID,
+    DOES_NOT_RUN,
+    GITCONFIG,
+    MASKED_IN_HOME,
+    NOT_INSTALLED,
+    SANDBOX_MARK,
+    Spec,
+    argv,
+    folders_to_create,
+    from_home,
+    launcher,
+    probe,
+    unique,
+    user_runtime_folders,
+)
 
-from supervisor.paths import SANDBOX_MARK
-
-# Credentials and keys under the user's home that no agent needs: hidden even though the home stays readable.
-MASKED_IN_HOME = (".ssh", ".aws", ".config/gcloud", ".azure", ".kube", ".docker", ".gnupg", ".netrc",
-                  ".git-credentials", ".password-store", ".config/gh", ".config/hub", ".npmrc", ".pypirc",
-                  ".cargo/credentials", ".cargo/credentials.toml", ".vault-token", ".terraform.d",
-                  ".local/share/keyrings", ".m2/settings.xml")
-GITCONFIG = ".gitconfig"
-# As root: the agent's uid and gid inside (`nobody`, `nogroup`: names every system has, which CLIs that look
-# their user up find), and the group bubblewrap runs with outside.
-AS_ROOT_ID = 65534
-_SET_GROUP = "import os,sys;os.setgroups([]);os.setgid(int(sys.argv[1]));os.execvp(sys.argv[2],sys.argv[2:])"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """Everything the sandbox of one agent is made of (absolute paths)."""
-
-    worktree: Path  # the agent's own worktree: read-write
-    common_dir: Path  # the repository's git common dir: read-only but for the writable parts below
-    worktree_git_dir: Path  # common_dir/worktrees/<id>: the worktree's HEAD, index and own config
-    ref_folder: Path  # common_dir/refs/heads/agent/<name>: the only refs it may move
-    objects: Path  # its own object folder: shown read-write at common_dir/objects
-    shared_objects: Path  # where the shared store (common_dir/objects) is shown read-only, in state_dir
-    state_dir: Path  # the supervisor's state (store, logs, transcripts): hidden
-    own_state: Path  # the agent's CLI folder inside it: read-write
-    guard_hooks: Path  # the commit guard's hooks inside it: read-only
-    runtime_dirs: tuple[Path, ...]  # every runtime folder of the user's (sockets): hidden
-    own_runtime: Path  # the agent's runtime folder inside it (its socket, its contract.json): read-only
-    own_spool: Path  # the spool folder in own_runtime: read-write
-    root_worktree: Path  # the user's main worktree: hidden
-    worktrees_dir: Path  # where the sessions' worktrees are: hidden
-    home: Path  # the agent's own HOME (a folder of its own_state)
-    real_home: Path | None = None  # the user's home: stays readable, less MASKED_IN_HOME
-    network: bool = True  # False: a network namespace of its own (loopback only)
-    readable: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (PATH folders, the installation)
-    helpers: Path | None = None  # worktree/.sub-agents: hidden, less its status file and messages folder
-    helpers_status: str = "status.yaml"
-    helpers_messages: str = "messages"
-    extra_read: tuple[Path, ...] = ()  # the user's own additions (`sandbox.read`); hidden parts stay hidden
-    extra_write: tuple[Path, ...] = ()  # the same, writable (`sandbox.write`)
-    home_read: tuple[str, ...] = ()  # in real_home: shown read-only at the same place in home (Profile.home_read)
-    home_seed: tuple[str, ...] = ()  # in real_home: copied into home once, when absent (Profile.home_seed)
-    runtime: bool = True  # False: own_runtime hidden too (a command the engine runs for it: no socket, no spool)
-
-    @property
-    def log_folder(self) -> Path:
-        """The reflogs of the agent's refs: git writes them beside each ref update."""
-        return self.common_dir / "logs" / self.ref_folder.relative_to(self.common_dir)
-
-
-def folders_to_create(spec: Spec) -> list[Path]:
-    """Folders bound into the sandbox that must exist before it starts (bubblewrap cannot bind a missing one)."""
-    return [spec.ref_folder, spec.log_folder, spec.objects, spec.own_state, spec.own_runtime, spec.own_spool,
-            spec.home]
-
-
-
-
-def launcher(bwrap: str = "bwrap", root: bool | None = None) -> list[str]:
-    """How bubblewrap is started: as itself, or as root (`root` None: whether this process is) with root's
-    groups dropped and a user namespace in which the agent is `nobody`, with no capability."""
-    if not (os.geteuid() == 0 if root is None else root):
-        return [bwrap]
-    setpriv = shutil.which("setpriv")
-    group = ([setpriv, f"--regid={AS_ROOT_ID}", "--clear-groups"] if setpriv is not None
-             else [sys.executable, "-I", "-S", "-c", _SET_GROUP, str(AS_ROOT_ID)])
-    return [*group, bwrap, "--unshare-user", "--uid", str(AS_ROOT_ID), "--gid", str(AS_ROOT_ID)]
-
-
-def argv(spec: Spec, command: list[str], bwrap: str = "bwrap", root: bool | None = None) -> list[str]:
-    """The bubblewrap command line that runs `command` (a program and its arguments) in the agent's sandbox.
-    Paths that do not exist are left out (nothing there to show or hide), so build it once they are made."""
-    args = [*launcher(bwrap, root), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    if not spec.network:
-        args.append("--unshare-net")
-    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in spec.extra_read:
-        args += _bind("--ro-bind", path)
-    for path in spec.extra_write:
-        args += _bind("--bind", path)
-    if spec.real_home is not None:
-        for name in MASKED_IN_HOME:
-            args += _mask(spec.real_home / name)
-    for path in (spec.root_worktree, spec.worktrees_dir, *spec.runtime_dirs):
-        args += _mask(path)
-    args += _bind("--ro-bind", spec.common_dir)  # again: it usually sits in the main worktree just hidden
-    for path in (spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
-        args += _bind("--bind", path)
-    shared = (spec.common_dir / "objects").resolve()
-    args += ["--bind", str(spec.objects.resolve()), str(shared)]  # its own objects where its git looks
-    args += _mask(spec.state_dir)
-    args += ["--ro-bind", str(shared), str(spec.shared_objects.resolve())]  # a bind's source is the host's path
-    # A mark no process inside can remove: an engine never starts in here (it would see none of the store,
-    # the tmux server or the agents, and answer about a world of its own).
-    args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
-    args += _bind("--bind", spec.own_state)
-    args += _bind("--ro-bind", spec.guard_hooks)
-    if spec.runtime:
-        args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
-        args += _bind("--bind", spec.own_spool)
-    args += _bind("--bind", spec.worktree)
-    if spec.helpers is not None:
-        args += _mask(spec.helpers)
-        args += _bind("--ro-bind", spec.helpers / spec.helpers_status)
-        args += _bind("--bind", spec.helpers / spec.helpers_messages)
-    for path in _readable(spec):
-        args += _bind("--ro-bind", path)
-    if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
-        args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
-    for source, name in from_home(spec, spec.home_read):
-        args += ["--ro-bind", str(source), str(spec.home.resolve() / name)]
-    args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
-    return args
-
-
-def _readable(spec: Spec) -> list[Path]:
-    """The `readable` paths that hold nothing hidden (showing a PATH entry of `/tmp` must not show the store in
-    it) and lie in nothing hidden but the main worktree (a virtualenv there is fine; the store is not)."""
-    hidden = [spec.state_dir, *spec.runtime_dirs, spec.common_dir, spec.worktrees_dir,
-              *([spec.helpers] if spec.helpers is not None else [])]
-    if spec.real_home is not None:
-        hidden += [spec.real_home / name for name in MASKED_IN_HOME]
-    hidden = [h.resolve() for h in hidden]
-    root = spec.root_worktree.resolve()
-    return [path for path in (p.resolve() for p in spec.readable)
-            if not _within(root, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
-
-
-def from_home(spec: Spec, names: Iterable[str]) -> list[tuple[Path, str]]:
-    """The entries of the user's home named (relative paths) that exist, each resolved, with its name: none that
-    is, holds or lies in a masked one, nor any that leaves the home (`..`, an absolute name)."""
-    if spec.real_home is None:
-        return []
-    home = spec.real_home.resolve()
-    masked = [(home / name).resolve() for name in MASKED_IN_HOME]
-    found = []
-    for name in names:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            continue
-        source = (home / name).resolve()
-        if source.exists() and not any(_within(source, m) or _within(m, source) for m in masked):
-            found.append((source, name))
-    return found
-
-
-def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def _mask(path: Path) -> list[str]:
-    """Hide `path` (what it leads to): an empty tmpfs over a folder, an empty file over a file; nothing when it
-    does not exist."""
-    path = path.resolve()
-    if path.is_dir():
-        return ["--tmpfs", str(path)]
-    if path.exists():
-        return ["--ro-bind", "/dev/null", str(path)]
-    return []
-
-
-def _bind(kind: str, path: Path) -> list[str]:
-    path = path.resolve()
-    return [kind, str(path), str(path)] if path.exists() else []
-
-
-def unique(paths: Iterable[Path]) -> tuple[Path, ...]:
-    """`paths` without repeats, in order."""
-    return tuple(dict.fromkeys(paths))
+__all__ = [
+    "AS_ROOT_ID",
+    "DOES_NOT_RUN",
+    "GITCONFIG",
+    "MASKED_IN_HOME",
+    "NOT_INSTALLED",
+    "SANDBOX_MARK",
+    "Spec",
+    "argv",
+    "folders_to_create",
+    "from_home",
+    "launcher",
+    "probe",
+    "unique",
+    "user_runtime_folders",
+]

@@ -67,6 +67,7 @@ class HostWatch:
         self._on_event = on_event
         self._reach = Reach(CONNECTING, time.time())
         self._guard = threading.Lock()
+        self._known = threading.Event()  # its first attempt ended (up or down), or it was stopped
         self._wake = threading.Event()  # the link dropped, or stop
         self._stopping = threading.Event()
         self._link: Link | None = None
@@ -82,6 +83,11 @@ class HostWatch:
         with self._guard:
             return self._reach
 
+    def known(self, timeout: float) -> Reach:
+        """Its reach once its first attempt ended (up or down), waiting up to `timeout` while it is `connecting`."""
+        self._known.wait(timeout)
+        return self.reach
+
     @property
     def link(self) -> Link | None:
         """The link while the host is up (for what runs over it), else None."""
@@ -96,6 +102,7 @@ class HostWatch:
         """Close the link (what runs on the host is untouched) and end the thread; no change is told after."""
         self._stopping.set()
         self._wake.set()
+        self._known.set()
         link = self._link
         if link is not None:
             link.close()
@@ -180,6 +187,7 @@ class HostWatch:
                                            "last_seen": before.last_seen}
             self._reach = Reach(state, time.time() if changed else before.since, **{**keep, **fields})
             reach = self._reach
+        self._known.set()
         if changed and not self._stopping.is_set():
             try:
                 self._on_change(self.name, reach)

@@ -90,14 +90,18 @@ def _read_reply(sock: socket.socket) -> dict[str, Any]:
     return reply
 
 
+SOCKET_FILE = "agent.sock"  # in the agent's own folder of ROOT/run (supervisor/hosts/remote/layout.py)
+
+
 def spool_of(socket_path: str) -> str | None:
-    """The agent's hook spool beside its socket on the host (`ROOT/run/NAME.sock` → `ROOT/spool/NAME/hooks`);
-    None for any other socket."""
+    """The agent's hook spool beside its socket on the host (`ROOT/run/NAME/agent.sock` →
+    `ROOT/spool/NAME/hooks`); None for any other socket."""
     folder, file = posixpath.split(socket_path)
-    root, run = posixpath.split(folder)
-    if run != "run" or not file.endswith(".sock") or len(file) <= len(".sock"):
+    run_folder, name = posixpath.split(folder)
+    root, run = posixpath.split(run_folder)
+    if run != "run" or file != SOCKET_FILE or not name or name.startswith("."):
         return None
-    return posixpath.join(root, "spool", file[:-len(".sock")], "hooks")
+    return posixpath.join(root, "spool", name, "hooks")
 
 
 # the commands -------------------------------------------------------------------------------------------

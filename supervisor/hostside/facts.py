@@ -10,14 +10,18 @@ import shutil
 import subprocess
 from typing import Any
 
+from . import sandbox_op
+
 
 def hello(version: str, host_dir: str) -> dict[str, Any]:
+    bwrap, problem = sandbox_op.bwrap()
     return {
         "version": version,
         "python": platform.python_version(),
         "git": _version(["git", "--version"], r"git version (\S+)"),
         "tmux": _version(["tmux", "-V"], r"tmux (\S+)"),
-        "bwrap": bwrap_usable(),
+        "bwrap": bwrap is not None,  # usable, started as agents' sandboxes are (as root too)
+        "bwrap_problem": problem,  # why not, in one line
         "cores": _cores(),
         "load1": os.getloadavg()[0],
         "disk_free": disk_free(host_dir),
@@ -39,20 +43,6 @@ def _version(argv: list[str], pattern: str) -> str | None:
         return None
     found = re.search(pattern, done.stdout)
     return found.group(1) if done.returncode == 0 and found else None
-
-
-def bwrap_usable() -> bool:
-    """Bubblewrap is installed and can make the namespaces a sandbox needs (the home side's probe, as here)."""
-    found = shutil.which("bwrap")
-    if found is None:
-        return False
-    try:
-        done = subprocess.run([found, "--die-with-parent", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev",
-                               "--proc", "/proc", "--", "true"],
-                              capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
 
 
 def _cores() -> int:

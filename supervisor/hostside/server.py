@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import agents, facts, files, gitops, procs, relay
+from . import agents, facts, files, gitops, procs, relay, sandbox_op
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -61,6 +61,7 @@ class Server:
             "agent_close": lambda call: self.agents.close(call),
             "agent_answer": lambda call: self.agents.answer(call),
             "agent_spooled": agents.spooled,
+            "sandbox": sandbox_op.build,
         }
 
     def send(self, message: dict[str, Any]) -> None:

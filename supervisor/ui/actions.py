@@ -73,6 +73,10 @@ ACTIONS: tuple[Action, ...] = (
            on_agent=False),  # not in the footer: the filter line says `(/)` already
     Action("f", "cycle_state_filter", "State filter", "cycle the state filter: all, needs me, live, …",
            on_agent=False),
+    Action("F", "cycle_host_filter", "Host filter", "cycle the host filter: all hosts, local, each host of "
+           "supervisor.yaml (shown while there are hosts)", on_agent=False),
+    Action("H", "hosts_view", "Hosts", "each host: state, load, agents against its places (max_agents), latency, "
+           "why it is down; ⏎ on one shows its agents", "supervisor hosts", on_agent=False),
     Action("exclamation_mark", "needs_me", "Needs me", "show only the agents that need a human (again: all)",
            on_agent=False),
     Action("e", "toggle_events", "Events: agent/all", "show the events of the selected agent or of all",

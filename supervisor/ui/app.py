@@ -25,6 +25,7 @@ from supervisor.repositories import SEPARATOR, qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.header import SteadyHeader
+from supervisor.ui.hosts import ALL_HOSTS, HostActions
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
 from supervisor.ui.pane import PaneView
@@ -74,7 +75,7 @@ class AgentCommands(Provider):
                 yield Hit(score, matcher.highlight(title), partial(app.select_agent, name), help=task)
 
 
-class SupervisorApp(MarkedActions):
+class SupervisorApp(MarkedActions, HostActions):
     TITLE = "supervisor"
     COMMANDS = App.COMMANDS | {AgentCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -88,6 +89,7 @@ class SupervisorApp(MarkedActions):
     #filters Label { width: auto; color: $text-muted; padding-right: 1; }
     #filter { width: 1fr; }
     #state { width: 24; margin-left: 1; }
+    #host { width: 20; margin-left: 1; display: none; }
     SyncTable, #preview, #events { border: round $foreground 30%; border-title-color: $foreground;
                                    border-subtitle-color: $foreground 70%; }
     SyncTable { background: $surface; }
@@ -110,6 +112,8 @@ class SupervisorApp(MarkedActions):
         self.filter_input = Input(placeholder="text in name, task, state or reason   (/)", id="filter", compact=True)
         self.state_select = Select([(label, value) for value, label in STATE_FILTERS], value="all",
                                    allow_blank=False, id="state", compact=True)
+        self.host_select = Select([("all hosts", ALL_HOSTS)], value=ALL_HOSTS, allow_blank=False, id="host",
+                                  compact=True)  # shown while there are hosts (supervisor.ui.hosts)
         self.attention_table = AttentionTable(id="attention")
         self.agents_table = AgentTable(id="agents")
         self.preview = PaneView(id="preview")
@@ -121,6 +125,7 @@ class SupervisorApp(MarkedActions):
             yield Label("Filter")
             yield self.filter_input
             yield self.state_select
+            yield self.host_select
         yield self.attention_table
         yield self.agents_table
         with Horizontal(id="bottom"):

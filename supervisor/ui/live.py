@@ -33,7 +33,9 @@ from supervisor.ui.model import (
     COLUMN_MIN_WIDTH,
     COLUMN_PRIORITY,
     COLUMNS,
+    HOST_COLUMN,
     LIVE_STATES,
+    LOCAL_HOST,
     TASK_MIN_WIDTH,
     Attention,
     Board,
@@ -106,7 +108,9 @@ class LiveDashboard(App[None]):
         self.text_filter = ""
         self.events_scope = "agent"  # or "all"
         self.engine_down: str | None = None
+        self.hosts: list[dict[str, Any]] = []  # the `hosts` rows, `local` first (supervisor.ui.hosts)
         self.hosts_down: list[dict[str, Any]] = []  # the `hosts` rows of hosts that are down (a banner says so)
+        self.host_filter = "all"  # or a host's name: only its agents
         self.loaded = False  # the first listing arrived
         self.last_event = 0
         self.unavailable: set[str] = set()  # requests this engine said it does not have
@@ -370,8 +374,22 @@ class LiveDashboard(App[None]):
                             background=True)
 
     def _got_hosts(self, rows: list[dict[str, Any]]) -> None:
+        shown = self.show_hosts
+        self.hosts = list(rows)
         self.hosts_down = [row for row in rows if row.get("state") == "down"]
         self._show_banner()
+        self.hosts_changed()
+        if self.show_hosts != shown and self.loaded:
+            self.refresh_tables()  # the Host column comes (or goes)
+
+    @property
+    def show_hosts(self) -> bool:
+        """Whether hosts are there to show (a Host column, a host filter): supervisor.yaml names one besides
+        this machine, or an agent runs on one."""
+        return len(self.hosts) > 1 or any(host != LOCAL_HOST for host in self.board.hosts())
+
+    def hosts_changed(self) -> None:
+        """The hosts or the agents' hosts changed (the app's: supervisor.ui.hosts)."""
 
     def _show_banner(self) -> None:
         """The hosts' banner while one is down (the engine's own banner, while it is away, comes first)."""
@@ -431,7 +449,10 @@ class LiveDashboard(App[None]):
                     agents = [*agents, record]
             else:
                 del self._announced[name]
+        hosts = self.board.hosts()
         self.board.set_agents(agents)
+        if self.board.hosts() != hosts:
+            self.hosts_changed()  # an agent on a host not seen before (or the last one there gone)
         self.loaded = True
         self._listed_at = time.monotonic()
         self.refresh_tables()
@@ -530,7 +551,7 @@ class LiveDashboard(App[None]):
         started = time.perf_counter()
         self._refreshed_at = time.monotonic()
         now = self.clock()
-        visible = self.board.visible(self.state_filter, self.text_filter)
+        visible = self.board.visible(self.state_filter, self.text_filter, self.host_filter)
         self.marked &= set(self.board.agents)
         rows = [(name, self._marked(name, self.board.cells(name, now, context_only=context)))
                 for name, context in visible]
@@ -587,7 +608,9 @@ class LiveDashboard(App[None]):
             shown = {name for name, _ in rows}
             self._cell_widths = {name: found for name, found in self._cell_widths.items() if name in shown}
         room = self.size.width - 2 - SCROLLBAR
-        return fit_columns([key for key, _ in COLUMNS], COLUMN_PRIORITY, needed, room, flexible="task",
+        hidden = () if self.show_hosts else (HOST_COLUMN,)
+        return fit_columns([key for key, _ in COLUMNS if key not in hidden],
+                           [key for key in COLUMN_PRIORITY if key not in hidden], needed, room, flexible="task",
                            flexible_min=TASK_MIN_WIDTH)
 
     def _attention_rows(self, items: list[Attention], now: float) -> list[tuple[str, dict[str, Text]]]:
@@ -690,6 +713,8 @@ class LiveDashboard(App[None]):
             self._set_state_filter("all")
             self.filter_input.value = ""
             self.text_filter = ""
+            self.host_filter = "all"
+            self.hosts_changed()
             self.refresh_tables()
             self.agents_table.select_key(name)
         self.agents_table.focus()

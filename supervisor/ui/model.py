@@ -22,12 +22,15 @@ from supervisor.ui.palette import DEFAULT, Palette
 from supervisor.usage import report as usage_report
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("name", "Agent"), ("state", "State"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
+    ("name", "Agent"), ("state", "State"), ("host", "Host"), ("for", "For"), ("cpu", "CPU"), ("mem", "Mem"),
     ("cost", "Cost"), ("ctx", "Ctx"), ("diff", "Diff"), ("badges", "Alerts"), ("task", "Task"),
 )
 # Which columns of the agents list give way first when the screen is narrow: the last of these first. The name
-# and the state never do; the task, shown last, takes the width the others leave.
-COLUMN_PRIORITY = ("name", "state", "badges", "task", "for", "diff", "cost", "ctx", "cpu", "mem")
+# and the state never do; the task, shown last, takes the width the others leave. The host is shown only while
+# hosts are configured (or an agent runs on one): `HOST_COLUMN`.
+COLUMN_PRIORITY = ("name", "state", "badges", "task", "host", "for", "diff", "cost", "ctx", "cpu", "mem")
+HOST_COLUMN = "host"
+LOCAL_HOST = "local"
 COLUMN_MIN_WIDTH = {"cpu": 4, "mem": 6, "for": 3}  # what they often grow to: not a redraw of the list each time
 TASK_MIN_WIDTH = 16  # narrower, a task says nothing: columns give way before it is cut to less
 CONTEXT_WARN, CONTEXT_FULL = 75.0, 90.0  # percent of the context window: yellow, then red
@@ -46,7 +49,8 @@ STATE_FILTERS: tuple[tuple[str, str], ...] = (
 
 # The fields of an agent record that its row shows (a change to any other field does not redraw it).
 _ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
-               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge", "usage")
+               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge", "usage",
+               "host")
 
 # Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
 # live branches comes late: nothing is stuck yet, but someone should decide who merges first; last, work
@@ -330,6 +334,8 @@ class Board:
         cells = {
             "name": name_text,
             "state": state_text(agent, self.palette),
+            "host": Text(str(agent.get("host") or LOCAL_HOST), style="dim" if agent.get("host", LOCAL_HOST) ==
+                         LOCAL_HOST else ""),
             "for": Text(age, style="dim"),
             "cpu": Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right"),
             "mem": Text(format_mem(agent.get("rss_bytes")), justify="right"),
@@ -389,10 +395,17 @@ class Board:
                              " (m merges)", since)
         return None
 
-    def visible(self, state_filter: str, text_filter: str) -> list[tuple[str, bool]]:
-        """The names to show, in tree order, each with whether it is shown only as a matching helper's parent."""
+    def hosts(self) -> list[str]:
+        """The hosts the agents run on, `local` first, then by name."""
+        found = {str(agent.get("host") or LOCAL_HOST) for agent in self.agents.values()}
+        return sorted(found, key=lambda host: (host != LOCAL_HOST, host))
+
+    def visible(self, state_filter: str, text_filter: str, host_filter: str = "all") -> list[tuple[str, bool]]:
+        """The names to show, in tree order, each with whether it is shown only as a matching helper's parent.
+        `host_filter`: a host's name, or `all`."""
         needle = text_filter.strip().lower()
-        matches = {name for name in self.order if self._matches(name, state_filter, needle)}
+        matches = {name for name in self.order if self._matches(name, state_filter, needle)
+                   and (host_filter == "all" or (self.agents[name].get("host") or LOCAL_HOST) == host_filter)}
         shown: list[tuple[str, bool]] = []
         for name in self.order:
             if name in matches:
@@ -418,7 +431,7 @@ class Board:
         if not needle:
             return True
         haystack = " ".join(str(agent.get(key) or "") for key in ("name", "state", "task", "waiting_reason",
-                                                                    "reason", "role", "branch"))
+                                                                    "reason", "role", "branch", "host"))
         return needle in haystack.lower()
 
 

@@ -16,9 +16,13 @@ from supervisor.hosts.link import Link
 from supervisor.hosts.remote.layout import HostLayout, repo_key
 from supervisor.hosts.remote.reader import LinkReader
 from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
+from supervisor.hosts.survey import CONNECTING
+from supervisor.hosts.watch import Reach
 from supervisor.hostsconfig import HostConfig
 from supervisor.paths import RepoPaths
 from supervisor.tmux.server import PaneInfo
+
+FIRST_CONNECT_WAIT = 30.0  # seconds a request waits for a host's first connection to be made
 
 
 class HostUnreachable(SupervisorError):
@@ -27,13 +31,15 @@ class HostUnreachable(SupervisorError):
 
 class RemoteHost:
     def __init__(self, config: HostConfig, link: Callable[[], Link | None], paths: RepoPaths,
-                 settings: Callable[[], Config], store: Store) -> None:
+                 settings: Callable[[], Config], store: Store,
+                 known: Callable[[float], Reach | None] | None = None) -> None:
         self.name = config.name
         self.store = store  # the engine's records (a helper's pane opens beside its parent's)
         self.config = config
         self.paths = paths
         self.settings = settings  # supervisor.yaml as the engine applies it now
         self._link = link  # the host's link while it is up (engine.hostlinks), else None
+        self._known = known  # its reach once its first connection attempt ended (waits up to the seconds given)
         self.key = repo_key(paths.common_dir, paths.name)
         # The parts, each in its own module (imported here: they import this module's names only for typing).
         from supervisor.hosts.remote.channel import Channel
@@ -48,11 +54,21 @@ class RemoteHost:
     def link(self) -> Link:
         """The link now; HostUnreachable (one line, with the hint) while the host is down."""
         link = self._link()
-        if link is None or not link.up:
-            raise HostUnreachable(f"host {self.name} is unreachable now",
-                                  hint=f"`supervisor hosts check {self.name}` says why; the engine reconnects "
-                                       "on its own")
-        return link
+        if link is not None and link.up:
+            return link
+        # Its first connection may be under way (the engine just started, or the host was just added): wait for it.
+        reach = self._known(FIRST_CONNECT_WAIT) if self._known is not None else None
+        link = self._link()
+        if link is not None and link.up:
+            return link
+        if reach is not None and reach.state == CONNECTING:
+            raise HostUnreachable(f"host {self.name} is still connecting",
+                                  hint=f"try again in a moment; `supervisor hosts check {self.name}` says what it "
+                                       "lacks, if anything")
+        why = f" ({reach.error})" if reach is not None and reach.error else ""
+        raise HostUnreachable(f"host {self.name} is unreachable now{why}",
+                              hint=f"`supervisor hosts check {self.name}` checks each requirement; the engine "
+                                   "reconnects on its own")
 
     def layout(self) -> HostLayout:
         """Where this repository's things live there (needs the link: `dir` as the host expanded it)."""

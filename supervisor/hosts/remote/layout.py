@@ -4,7 +4,8 @@ repositories of the user (each with its own engine) never share a clone, a tmux 
     DIR/<repo>-<hash>/repo.git          the bare clone the engine pushes base commits into
     DIR/<repo>-<hash>/worktrees/NAME    each agent's worktree (a helper's inside its parent's, as locally)
     DIR/<repo>-<hash>/state/NAME        each agent's CLI folder (its HOME, config, sessions)
-    DIR/<repo>-<hash>/run/NAME.sock     each agent's own socket, served by the host program
+    DIR/<repo>-<hash>/run/NAME/agent.sock  each agent's own socket, served by the host program (a folder of
+                                        its own: its sandbox is shown that folder, and no other agent's socket)
     DIR/<repo>-<hash>/spool/NAME        each agent's hook events and transcript, kept until home has them
     DIR/<repo>-<hash>/tmux.sock         the repository's tmux server there
 
@@ -19,6 +20,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.hostside.client import SOCKET_FILE
 from supervisor.paths import agent_file_name
 
 
@@ -52,7 +54,7 @@ class HostLayout:
         return posixpath.join(self.root, "state", agent_file_name(agent))
 
     def socket(self, agent: str) -> str:
-        return posixpath.join(self.root, "run", f"{agent_file_name(agent)}.sock")
+        return posixpath.join(self.root, "run", agent_file_name(agent), SOCKET_FILE)
 
     def spool(self, agent: str) -> str:
         return posixpath.join(self.root, "spool", agent_file_name(agent))

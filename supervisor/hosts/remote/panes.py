@@ -1,9 +1,12 @@
 """An agent's pane on a host: the repository's tmux server there (`layout.tmux_socket`), driven over the link by
 the same `Tmux` and `Panes` code as this machine's (supervisor/hosts/remote/tmuxlink.py carries it).
 
-The agent runs as the host user with `isolation: none`; its environment there names the host's paths: its CLI
-folder (and HOME) `layout.state(name)`, its own socket `layout.socket(name)`, and what the host client needs
-(`Channel.client_env`). Its CLI folder is made here by the profile's own code and written there at each launch
+The agent runs in the host's bubblewrap sandbox where it can be made (isolated.py), else with `isolation:
+none`; its environment there names the host's paths: its CLI folder `layout.state(name)` (through its profile's
+own variable), its own socket `layout.socket(name)`, and what the host client needs (`Channel.client_env`).
+Without a sandbox its HOME is the host user's, as an agent here without one keeps yours: the host user's git
+identity, credentials and tools' settings apply to what it runs there (a sandbox gives it a HOME of its own,
+isolated.py). Its CLI folder is made here by the profile's own code and written there at each launch
 (staging.py). Delivery's checks (`Typing`) run here, on screens read over the link."""
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from supervisor.engine.delivery import deliver
 from supervisor.engine.panes import Panes
 from supervisor.errors import SupervisorError
 from supervisor.hosts.base import Launched, Typing
-from supervisor.hosts.isolation import NONE
-from supervisor.hosts.remote import staging
+from supervisor.hosts.remote import isolated, staging
 from supervisor.hosts.remote.ending import Ender
 from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT, LinkTransport, Relays
 from supervisor.hosts.ssh import ssh_argv
@@ -60,7 +62,7 @@ class RemotePanes:
         return self._panes
 
     def isolation_of(self, agent: Agent) -> str:
-        return NONE  # no sandbox on hosts yet
+        return isolated.isolation_of(self.host, agent)
 
     def close(self, agent: Agent) -> None:
         """Close its pane (its tmux session, for a session)."""
@@ -96,11 +98,11 @@ class RemotePanes:
         return self.panes.own(agent)
 
     def environment(self, agent: Agent, env: Mapping[str, str]) -> dict[str, str]:
-        """The launch's environment as the host sees it."""
+        """The launch's environment as the host sees it (HOME left alone: the host user's own)."""
         layout = self.host.layout()
         state = layout.state(agent.name)
         given = staging.host_env(env, self.staged(agent), state)
-        given.update({"HOME": state, SOCKET_VARIABLE: layout.socket(agent.name)})
+        given[SOCKET_VARIABLE] = layout.socket(agent.name)
         given.update(self.host.channel.client_env(agent))
         return given
 
@@ -108,13 +110,13 @@ class RemotePanes:
         layout = self.host.layout()
         hook = shlex.join([*self.host.channel.client_command(), "hook"])
         staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook)
-        given = self.environment(agent, env)
+        command, given, got = isolated.wrap(self.host, agent, command, self.environment(agent, env))
         cwd = Path(agent.worktree)
         if into is not None:
             pid = self.tmux.respawn(into.pane, into.server, cwd, command, given)
-            return Launched(PaneRef.of(into, self.host.name), pid, into.history, NONE)
+            return Launched(PaneRef.of(into, self.host.name), pid, into.history, got)
         ref, pid = self.panes.open(agent, command, given, self.tmux.list_panes())
-        return Launched(ref, pid, 0, NONE)
+        return Launched(ref, pid, 0, got)
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         root = pane.pid if pane is not None and not pane.dead else None
