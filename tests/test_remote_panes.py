@@ -3,80 +3,15 @@ started on box1 is judged working, then idle, from its host's pane; `send` types
 it printed; `stop` leaves no process of its tree on the host; and a host cut off holds up no local agent.
 
 Nothing is stood in for: the agent's worktree is made on the host from the base pushed over the link, with its
-SESSION.md and guard. The engine runs in this process (as in tests/test_pane_identity.py) so that a test can see
-its watch ticking while a host is cut off."""
+SESSION.md and guard (the set-up: tests/remotes.py)."""
 
 from __future__ import annotations
 
-import shlex
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import pytest
-
-import supervisor
-from supervisor.client import request_at
-from supervisor.engine.engine import Engine
 from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
-from tests.conftest import DEMO_AGENT, Sandbox, wait_until
+from tests.conftest import wait_until
+from tests.remotes import Remote, remote_fixture  # noqa: F401  (the fixture)
 from tests.sshd import SshHosts
-
-SOURCE = Path(supervisor.__file__).resolve().parent.parent  # readable by the host users: their python imports it
-SCRIPT = """\
-turns:
-  - [say: "Planning the remote change", spawn: "sleep 600", work: 2s, say: "REMOTE-FIRST-DONE"]
-  - [say: "Following up", work: 1s, say: "REMOTE-SECOND-DONE"]
-"""
-
-
-@dataclass
-class Remote:
-    sandbox: Sandbox
-    engine: Engine
-    host_dir: str  # the host's `dir`, absolute
-    command: str  # the fake claude on the host, running SCRIPT
-
-    def request(self, method: str, **params: Any) -> Any:
-        return request_at(self.engine.paths.engine_socket, method, params, 120)
-
-    def link(self) -> Link:
-        found = self.engine.hostlinks.link("box1")
-        assert found is not None and found.up
-        return found
-
-
-@pytest.fixture
-def remote(sandbox: Sandbox, ssh_hosts: SshHosts, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
-    folder = ssh_hosts.fresh_dir("box1")
-    host_dir = str(ssh_hosts.hosts["box1"].home / folder.removeprefix("~/"))
-    claude = f"{host_dir}/bin/claude"
-    wrapper = (f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(SOURCE))} "
-               "exec python3 -m supervisor.demo.agent --look claude \"$@\"\n")
-    ssh_hosts.ssh("box1", "sh", "-c", 'mkdir -p "$1/bin" && printf %s "$2" > "$1/bin/claude" && chmod +x '
-                  '"$1/bin/claude" && printf %s "$3" > "$1/bin/script.yaml"', "sh", host_dir, wrapper, SCRIPT)
-    command = f"{claude} --claude --script {host_dir}/bin/script.yaml --record {host_dir}/prompts.jsonl"
-    sandbox.write_config(
-        f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\nlimits:\n  idle_after: 1s\n"
-        f"isolation: none\nhosts:\n  box1:\n    ssh: box1\n    ssh_config: {ssh_hosts.config}\n    dir: {folder}\n")
-    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
-    monkeypatch.setenv("HOME", str(sandbox.home))
-    engine = Engine(sandbox.paths)
-    serving = threading.Thread(target=engine.serve, kwargs={"hangup_stops": False}, daemon=True)
-    serving.start()
-    made = Remote(sandbox, engine, host_dir, command)
-    try:
-        wait_until(lambda: engine.hostlinks.link("box1") is not None, timeout=60, message="box1's link up")
-        yield made
-    finally:
-        engine.request_stop()
-        serving.join(30)
-        host = engine.host_named("box1")
-        assert isinstance(host, RemoteHost)
-        ssh_hosts.ssh("box1", "tmux", "-S", f"{host_dir}/{host.key}/tmux.sock", "kill-server", check=False)
 
 
 def tree_on_host(link: Link, pid: int) -> list[int]:

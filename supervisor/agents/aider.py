@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from supervisor.agents.base import Profile
+from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, marker
 from supervisor.files import read_head
 
@@ -62,7 +63,8 @@ class AiderProfile(Profile):
         it asks, aider draws nothing else: any change of its rows is the answer taken."""
         return self.read(after).verdict != Verdict.WAITING or _rows(after) != _rows(before)
 
-    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+    def resume_line(self, command: str, session: str | None, state: Path,
+                    reader: Reader = LOCAL) -> str | None:
         """aider keeps no conversation id: its conversation is its chat history file, which is the agent's own
         (see prepare_state). Restored from it once it holds a prompt (`#### ` lines: aider writes `# aider chat
         started at` at each start, prompt or none)."""

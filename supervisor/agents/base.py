@@ -11,6 +11,7 @@ from pathlib import Path
 from supervisor.agents.dialogs import ALLOW as _ALLOW
 from supervisor.agents.dialogs import DENY as _DENY
 from supervisor.agents.dialogs import STANDING as _STANDING
+from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import Reading, ScreenRules, Verdict
 
 
@@ -52,9 +53,11 @@ class Profile:
     home_read: tuple[str, ...] = ()
     home_seed: tuple[str, ...] = ()
 
-    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+    def resume_line(self, command: str, session: str | None, state: Path,
+                    reader: Reader = LOCAL) -> str | None:
         """The command that launches the CLI in the agent's own conversation again: `session` is the CLI's id of
-        it (as its hooks or its files told), `state` the agent's CLI state folder. None when it cannot be resumed
+        it (as its hooks or its files told), `state` the agent's CLI state folder (on its machine, read through
+        `reader`). None when it cannot be resumed
         so (no id known, or a CLI that keeps no conversation): the agent starts afresh and is given its task
         again. Never "the newest conversation in this folder", which may be another's."""
         return None

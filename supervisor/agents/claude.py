@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
+from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_ids import claude_conversation_held, valid
 from supervisor.agents.state_folder import StateFolder
@@ -29,11 +30,12 @@ OWN_JSON_LIMIT = 64 << 20  # bytes: an agent's `.claude.json` grows with its pro
 
 
 class ClaudeProfile(Profile):
-    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+    def resume_line(self, command: str, session: str | None, state: Path,
+                    reader: Reader = LOCAL) -> str | None:
         """`--resume=<id>`, the id its SessionStart hook reported (the resumed CLI keeps it), once its
         conversation holds a prompt (before that, `--resume` finds no conversation and exits 1)."""
         session = valid(session)
-        if session is None or not claude_conversation_held(state, session):
+        if session is None or not claude_conversation_held(state, session, reader):
             return None
         return f"{command} --resume={session}"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from supervisor.agents import toml_out
 from supervisor.agents.base import Profile
+from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import CLI_LIMITS, ESC_TO_CANCEL, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import codex_session
 from supervisor.agents.session_ids import valid
@@ -33,7 +34,8 @@ _OWN_TABLES = ("notice", "tui", "projects")
 
 
 class CodexProfile(Profile):
-    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+    def resume_line(self, command: str, session: str | None, state: Path,
+                    reader: Reader = LOCAL) -> str | None:
         """`codex resume -- <id>` (0.171: "Session id (UUID) or session name"; after `--`, never an option)."""
         session = valid(session)
         return f"{command} resume -- {session}" if session else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.base import Profile
+from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import CLI_LIMITS, ScreenRules, Verdict, marker
 from supervisor.agents.session_files import gemini_session
 from supervisor.agents.session_ids import valid
@@ -23,7 +24,8 @@ FOLDER = ".gemini"  # in GEMINI_CLI_HOME
 
 
 class GeminiProfile(Profile):
-    def resume_line(self, command: str, session: str | None, state: Path) -> str | None:
+    def resume_line(self, command: str, session: str | None, state: Path,
+                    reader: Reader = LOCAL) -> str | None:
         """`--resume=<id>` (0.61's yargs takes the value after `=` whatever it looks like: never an option)."""
         session = valid(session)
         return f"{command} --resume={session}" if session else None

@@ -10,10 +10,11 @@ put it where no option can start anyway (`--resume=ID`, `resume -- ID`).
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from pathlib import Path
 
-from supervisor.files import read_head
+from supervisor.agents.reader import LOCAL, Reader
 
 SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 CONVERSATION_LIMIT = 4 << 20  # bytes of a Claude Code conversation read while looking for its first prompt
@@ -24,21 +25,19 @@ def valid(value: object) -> str | None:
     return value if isinstance(value, str) and SESSION_ID.fullmatch(value) else None
 
 
-def claude_conversation_held(config: Path, session: str) -> bool:
-    """Whether Claude Code (CLAUDE_CONFIG_DIR `config`) keeps conversation `session` with a prompt in it:
-    `projects/<cwd, non-alphanumerics dashed>/<id>.jsonl` with a `user` line. Its SessionStart hook tells the id
-    before any prompt, when no such file exists: `--resume` would exit 1 ("No conversation found")."""
+def claude_conversation_held(config: Path, session: str, reader: Reader = LOCAL) -> bool:
+    """Whether Claude Code (CLAUDE_CONFIG_DIR `config`, read through `reader`: where the agent runs) keeps
+    conversation `session` with a prompt in it: `projects/<cwd, non-alphanumerics dashed>/<id>.jsonl` with a
+    `user` line. Its SessionStart hook tells the id before any prompt, when no such file exists: `--resume` would
+    exit 1 ("No conversation found")."""
     if valid(session) is None:
         return False
-    try:
-        found = sorted((config / "projects").glob(f"*/{session}.jsonl"))
-    except OSError:
-        return False
-    return any(_has_prompt(path) for path in found)
+    projects = posixpath.join(str(config), "projects")
+    return any(_has_prompt(reader.head(posixpath.join(projects, project, f"{session}.jsonl"), CONVERSATION_LIMIT))
+               for project in reader.folders(projects))
 
 
-def _has_prompt(path: Path) -> bool:
-    head = read_head(path, CONVERSATION_LIMIT)  # the agent's file: no link followed, no FIFO waited on
+def _has_prompt(head: bytes | None) -> bool:
     if head is None:
         return False
     text = head.decode("utf-8", "replace")

@@ -59,6 +59,9 @@ class Answers:
             return {"name": name, "answered": verb, "request": held.request, "via": "hook"}
         with self.engine.agent_lock(name):
             agent = self.engine.get(name)
+            if agent.state == State.UNREACHABLE:
+                raise SupervisorError(f"{name} is unreachable: host {agent.host} is down, so nothing of it can be "
+                                      "answered now", hint=f"its dialog shows again once host {agent.host} is back")
             profile = get_profile(agent.profile)
             host = self.engine.host_of(agent)
             screen = host.capture(agent) if agent.state.live else ""

@@ -33,6 +33,7 @@ from supervisor.git.agent_refs import branch_ref
 from supervisor.git.refs import agent_branch
 from supervisor.hosts import placement
 from supervisor.hosts.isolation import inherit as inherit_isolation
+from supervisor.hostsconfig import LOCAL
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -157,6 +158,8 @@ class HelperDesk(ServiceThread):
         for gone in set(self._written) - set(by_name):
             del self._written[gone]
         for parent in agents:
+            if parent.host != LOCAL:
+                continue  # its worktree is on its host, not here (written there: not yet)
             helpers = children.get(parent.name, [])
             directory = Path(parent.worktree) / SUB_AGENTS
             # A parent whose last helper was removed gets an empty list, not the file as it last was
@@ -199,6 +202,9 @@ class HelperDesk(ServiceThread):
         if len(text.encode()) > MAX_MESSAGE:
             raise UsageError(f"the message is longer than {MAX_MESSAGE // 1024} KiB; write a file and send its path")
         home = engine.get(common_ancestor(sender, recipient.name))
+        if home.host != LOCAL:
+            raise SupervisorError(f"messages between agents on host {home.host} are not carried yet",
+                                  hint="write a file in the shared worktree and name it to the other agent")
         folder = inside(Path(home.worktree), Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         sent = datetime.now(UTC)

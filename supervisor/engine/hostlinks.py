@@ -3,13 +3,15 @@
 Each host's link lives in a `HostWatch` of its own (supervisor/hosts/watch.py: its own thread, connect, ping,
 backoff). This service starts one per host when the engine starts, one more when a reload of supervisor.yaml
 adds a host, and closes the link of a host taken out of it (one whose settings changed is connected again).
-A host going down makes its agents `unreachable` and sends one `host_down` alert; its return brings them back
-(supervisor/engine/unreachable.py), then calls each of `on_up` (the re-adoption of their true state hooks in
-there). `hosts` answers from what the watches know: no request ever waits on a host.
+A host going down makes its agents `unreachable` and sends one `host_down` alert, then calls each of `on_down`
+(what waited on the host gives up); its return calls each of `on_up` (their sockets there again, what they
+spooled meanwhile applied), then judges them again from what is true there now (supervisor/engine/unreachable.py,
+readopt.py). `hosts` answers from what the watches know: no request ever waits on a host.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from supervisor.engine import unreachable
+from supervisor.engine import readopt, unreachable
 from supervisor.engine.service import ServiceThread
 from supervisor.hosts.link import Link
 from supervisor.hosts.survey import CONNECTING, DOWN, UP, row
@@ -41,7 +43,10 @@ class HostLinks(ServiceThread):
         super().__init__()
         self.engine = engine
         self.on_up: list[Callable[[str, Link], None]] = []
-        """Called with a host and its link each time it comes up (after its agents left `unreachable`)."""
+        """Called with a host and its link each time it comes up (its agents still `unreachable`: they are judged
+        again once these are done)."""
+        self.on_down: list[Callable[[str, str], None]] = []
+        """Called with a host and why each time it goes down (after its agents became `unreachable`)."""
         self.on_event: list[Callable[[str, dict[str, Any]], None]] = []
         """Called with a host and each event its program pushes (on the link's reader: hand it off)."""
         self._watches: dict[str, HostWatch] = {}
@@ -119,9 +124,12 @@ class HostLinks(ServiceThread):
         if reach.state == DOWN:
             names = unreachable.host_down(self.engine, host, reach.error or "down")
             log.warning("host %s is down (%s); unreachable: %s", host, reach.error, ", ".join(names) or "none")
+            for down in list(self.on_down):
+                try:
+                    down(host, reach.error or "down")
+                except Exception:
+                    log.exception("%s: a handler of the host going down failed", host)
         elif reach.state == UP:
-            names = unreachable.host_up(self.engine, host)
-            log.info("host %s is up (%.0f ms); back: %s", host, reach.latency_ms or 0, ", ".join(names) or "none")
             link = self.link(host)
             for callback in list(self.on_up):
                 if link is None:
@@ -130,6 +138,8 @@ class HostLinks(ServiceThread):
                     callback(host, link)
                 except Exception:
                     log.exception("%s: a handler of the host coming up failed", host)
+            names = unreachable.host_up(self.engine, host, functools.partial(readopt.judge_again, self.engine))
+            log.info("host %s is up (%.0f ms); back: %s", host, reach.latency_ms or 0, ", ".join(names) or "none")
 
     def _event(self, host: str, message: dict[str, Any]) -> None:
         for callback in list(self.on_event):

@@ -1,20 +1,25 @@
-"""The watch of agents on hosts: a thread per host of supervisor.yaml, each ticking once a second like the local
-watch, judging that host's live agents by the same rules (`Watcher.tick_site`) from that host's panes, listed
-and looked at through its tmux over the link. A host that is slow or down holds up its own tick alone: every
-request to it has a short deadline, and a tick that fails is skipped (its agents are `unreachable` meanwhile,
-supervisor/engine/unreachable.py), never read as panes that are gone."""
+"""The watch of agents on hosts: a thread per host of supervisor.yaml, each ticking once a second like the local watch,
+judging that host's live agents by the same rules (`Watcher.tick_site`) from that host's panes, listed and looked at
+through its tmux over the link, and from its process trees (one `ps` request: engine/hostprocs.py) every
+SLOW_CHECK_EVERY ticks, and between them while an agent there may hang on its tools' CPU, as locally. A host that is
+slow or down holds up its own tick alone: every request to it has a short deadline, and a tick that fails is skipped
+(its agents are `unreachable` meanwhile, supervisor/engine/unreachable.py), never read as panes that are gone."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import State
+from supervisor.engine.hostprocs import host_snapshot
 from supervisor.engine.panes import pane_ref
+from supervisor.engine.processes import CpuMeter, Snapshot
 from supervisor.engine.sites import host_site
 from supervisor.errors import SupervisorError
+from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
 
 if TYPE_CHECKING:
@@ -22,12 +27,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SLOW_CHECK_EVERY = 5  # ticks between reads of a host's process trees (one `ps` request), as the local watch's
+
 
 class HostTicks:
     def __init__(self, watcher: Watcher, period: float) -> None:
         self.watcher = watcher
         self.period = period
         self._threads: dict[str, threading.Thread] = {}
+        self._ticks: dict[str, int] = {}  # by host: its slow ticks read its processes
+        self._meters: dict[str, CpuMeter] = {}
 
     def tend(self, stopping: threading.Event) -> None:
         """A running tick for each host of the configuration in force (from the local tick)."""
@@ -66,5 +75,19 @@ class HostTicks:
         host = engine.host_named(name)
         if not isinstance(host, RemoteHost):
             return
+        self._ticks[name] = ticks = self._ticks.get(name, 0) + 1
+        slow = ticks % SLOW_CHECK_EVERY == 1  # the first tick too: CPU figures from the start
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents)
+            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link), slow)
+
+    def meter(self, host: str) -> CpuMeter:
+        """The CPU meter of `host`'s process trees."""
+        return self._meters.setdefault(host, CpuMeter())
+
+    def _processes(self, name: str, link: Link, roots: list[int]) -> Snapshot | None:
+        """The trees under `roots` on host `name` (None when it did not answer in time: CPU as last read)."""
+        try:
+            return host_snapshot(link, roots)
+        except SupervisorError as exc:
+            log.info("host %s: its processes were not read this time: %s", name, exc)
+            return None

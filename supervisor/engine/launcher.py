@@ -298,10 +298,11 @@ class Launcher:
         if agent.extra.pop("pending_task", None):
             resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
         known = valid(agent.extra.get("session_id"))
-        if resume and known is None:  # a CLI that keeps it in its files, stopped before the watcher read them
-            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))
+        folder, reader = host.cli_files(agent)  # where its CLI keeps its conversations, on its machine
+        if resume and known is None and agent.host == LOCAL:  # kept in its CLI's files, stopped before the
+            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))  # watcher read them
         session = known if resume else None
-        resumed = profile.resume_line(agent.command, session, state) if resume else None
+        resumed = profile.resume_line(agent.command, session, Path(folder), reader) if resume else None
         if resumed is None:
             agent.extra.pop("session_id", None)  # a new conversation: its id is told (or found) anew
         elif session is not None:
@@ -412,7 +413,7 @@ class Launcher:
             # Live or not: what its last run left (a tool that ignored the hangup when its tmux server died)
             # still holds its worktree and ports; a second copy is never started beside it.
             self.engine.endings.end(agent, grace=self.engine.config.limits.stop_grace, why=f"it was {verb}")
-            if not Path(agent.worktree).is_dir():
+            if not self.engine.host_of(agent).worktree_exists(agent):
                 raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
             agent.restarts += 1
             agent.extra.pop("quick_exits", None)  # a human's restart starts the policy's count afresh

@@ -82,6 +82,7 @@ class RemoteRequests:
         self._said_full: set[str] = set()  # agents whose refusal was said (until one of theirs is answered)
         engine.hostlinks.on_event.append(self.on_event)
         engine.hostlinks.on_up.append(self.on_up)
+        engine.hostlinks.on_down.append(self.on_down)
 
     # from the hosts ---------------------------------------------------------------------------------------
 
@@ -162,6 +163,14 @@ class RemoteRequests:
                 log.warning("%s: its socket on host %s could not be opened: %s", agent.name, host, exc)
                 continue
             self.ingest(host, agent.name)
+
+    def on_down(self, host: str, error: str) -> None:
+        """The host dropped, and its program with it: each hook it held for an approval gave up there (its event
+        spooled, its CLI showing its own dialog). What waits at home for a human is let go, saying so: an answer
+        could reach no one."""
+        for agent in self.engine.store.agents():
+            if agent.host == host and self.engine.approvals.pending(agent.name) is not None:
+                self.engine.approvals.drop(agent.name, f"host {host} went down ({error}): its hook there gave up")
 
     # requests -------------------------------------------------------------------------------------------
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.engine import views
 from supervisor.engine.delivery import wait_for
 from supervisor.errors import SupervisorError, UsageError
-from supervisor.git.worktrees import write_contract
 from supervisor.hosts import placement
+from supervisor.hosts.base import alive
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -114,7 +113,7 @@ class RestoreDesk:
     def _refusal(self, agent: Agent) -> None:
         """Raise when the agent is no case for a restore: its pane is alive, or it never started."""
         name = agent.name
-        if self.engine.panes.alive(agent):
+        if alive(self.engine.host_of(agent), agent):
             raise SupervisorError(f"{name}'s pane is alive: there is nothing to restore",
                                   hint=f"`supervisor restart {name}` starts it again")
         if agent.state == State.QUEUED:
@@ -126,15 +125,16 @@ class RestoreDesk:
         engine = self.engine
         with engine.agent_lock(name):
             agent = engine.get(name)
-            if agent.state.live and not engine.panes.alive(agent):
+            if agent.state.live and not alive(engine.host_of(agent), agent):
                 engine.watcher.check_now(agent)  # gone since the last tick: its ending is recorded first
                 agent = engine.get(name)
-            if marked_only and (not agent.extra.get(MARK) or agent.state.live or engine.panes.alive(agent)):
+            if marked_only and (not agent.extra.get(MARK) or agent.state.live or alive(engine.host_of(agent), agent)):
                 return None
             self._refusal(agent)
             contract = agent.extra.get("contract")
-            if isinstance(contract, str) and Path(agent.worktree).is_dir():
-                write_contract(Path(agent.worktree), contract)  # the contract it runs under, as stored
+            host = engine.host_of(agent)
+            if isinstance(contract, str) and host.worktree_exists(agent):
+                host.write_session(agent, contract)  # the contract it runs under, as stored, and its guard
             resumed = engine.start_again(agent, "restored")
             agent = engine.get(name)
             if agent.state == State.FAILED:

@@ -2,8 +2,9 @@
 
 Down: every live agent on the host becomes `unreachable`, its state kept as `last_state` (it runs on there,
 as far as anyone knows), and one `host_down` alert about `host:NAME` names them all — one per drop, not one
-per agent. Back: each returns to its `last_state` (the watcher of that host says otherwise later, once it
-re-adopts them), and the alert gets its "resolved" follow-up.
+per agent. Back: each is judged again from its pane there and what its hooks spooled meanwhile (readopt.py),
+starting from its `last_state`, or returns to it when nothing can be read there yet; and the alert gets its
+"resolved" follow-up.
 
 The state changes here are not judgements of the agent (`Engine.set_state`'s): an agent out of reach did not
 leave `waiting` or `limited`, so their conditions and reasons stay as they were, to hold again on its return.
@@ -46,14 +47,21 @@ def host_down(engine: Engine, host: str, error: str) -> list[str]:
     return names
 
 
-def host_up(engine: Engine, host: str) -> list[str]:
-    """`host` answers again: its unreachable agents return to their last state, and a host_down alert that
-    fired is resolved. Their names."""
+def host_up(engine: Engine, host: str, judge: Callable[[Agent, State], bool] | None = None) -> list[str]:
+    """`host` answers again: each unreachable agent is judged again from what is true there now (`judge`, from
+    its last state; supervisor/engine/readopt.py), or returns to its last state when it cannot be; a host_down
+    alert that fired is resolved. Their names."""
 
     def back(agent: Agent) -> None:
         state = agent.last_state or BACK_TO
         agent.last_state = None
+        if judge is not None and judge(agent, state):
+            fresh = engine.store.get_agent(agent.name)
+            if fresh is None or fresh.state != State.UNREACHABLE:
+                return  # judged, and recorded so
+            agent.state = State.UNREACHABLE  # judged to be as it was: recorded below
         _move(engine, agent, state, reason=f"host {host} is back")
+        engine.watcher.decide_now(agent.name)  # from what its hooks told, spooled ones included
 
     names = _each(engine, host, lambda agent: agent.state == State.UNREACHABLE, back)
     store = engine.store

@@ -232,14 +232,26 @@ class Watcher:
             self.check_deadlocks(live_agents)
             self.look_for_sessions(live_agents)
 
-    def tick_site(self, site: Site, agents: list[Agent]) -> None:
+    def tick_site(self, site: Site, agents: list[Agent],
+                  processes: Callable[[list[int]], Snapshot | None] | None = None, slow: bool = False) -> None:
         """One tick for the live agents of a host (`site`), judged as the local tick judges its own: one listing,
-        one look at the screens that may have printed, then each agent under its lock. A host's processes are
-        not read here (no CPU figures: its screen and hooks judge it)."""
+        one look at the screens that may have printed, then each agent under its lock. `processes`: the trees of
+        panes' processes there, read by one request (engine/hostprocs.py) for the rules that use CPU: every
+        tree on a `slow` tick, else those of agents whose state may hang on their tools' CPU now."""
         engine = self.engine
         observed = time.time()
         panes = site.tmux.list_panes()
         owned = {agent.name: site.panes.own(agent, panes) for agent in agents}
+        snapshot = None
+        if processes is not None:
+            roots = [info.pid for info in owned.values() if info is not None and info.pid]
+            if slow:
+                self.hosts.meter(site.host).forget(roots)
+            else:
+                roots = [info.pid for agent in agents if (info := owned[agent.name]) is not None and info.pid
+                         and agent.state in _CPU_DECIDES and agent.name in engine.live
+                         and engine.live[agent.name].last_progress < observed - TICK_SECONDS]
+            snapshot = processes(roots) if roots else None
         for agent in agents:
             info = owned[agent.name]
             if agent.name not in engine.live and info is not None:  # an engine started since it was launched
@@ -252,10 +264,11 @@ class Watcher:
         for candidate in agents:
             look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
             version = engine.store.version(candidate.name)
-            if look is None and self._unchanged(candidate, version, owned.get(candidate.name), now):
+            if look is None and snapshot is None \
+                    and self._unchanged(candidate, version, owned.get(candidate.name), now):
                 continue
             self._locked(candidate.name,  # its record read again under its lock
-                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, None, site))
+                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot, site))
         self.server_ended.settle()
 
     def _unchanged(self, agent: Agent, version: int, pane: PaneInfo | None, now: float) -> bool:
@@ -343,7 +356,8 @@ class Watcher:
         """Re-decide one agent's state from what is known (after a hook event; the caller holds its lock)."""
         agent = self.engine.store.get_agent(name)
         live = self.engine.live.get(name)
-        if agent is None or live is None or not agent.state.live or live.pending_prompt:
+        if agent is None or live is None or not agent.state.live or live.pending_prompt \
+                or agent.state == State.UNREACHABLE:  # its host's return judges it (engine/readopt.py)
             return
         self._decide(agent, live, get_profile(agent.profile), time.time())
 
@@ -390,7 +404,7 @@ class Watcher:
             agent.pid = pane.pid  # respawned outside supervisor
         live.quiet_key = None  # judged again below, or ended: the next tick judges it whatever happens
         profile = get_profile(agent.profile)
-        self._measure(agent, live, profile, pane, now, look, snapshot, site.local)
+        self._measure(agent, live, profile, pane, now, look, snapshot, site)
         if self._timed_out(agent, now):
             return
         if live.pending_prompt:
@@ -401,17 +415,16 @@ class Watcher:
     # measuring -------------------------------------------------------------------------------------------
 
     def _measure(self, agent: Agent, live: Live, profile: Profile, pane: PaneInfo, now: float, look: Look | None,
-                 snapshot: Snapshot | None, here: bool = True) -> None:
+                 snapshot: Snapshot | None, site: Site) -> None:
         if look is not None or live.progress_key is None:
             self._look_at_output(agent, live, profile, pane, now, look)
-        if not here:
-            return  # a host's processes are not read here (its screen and hooks judge it)
         progressed = live.last_progress == now
-        if snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
+        if site.local and snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
             snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
-        if snapshot is None or not pane.pid:
-            return  # its CPU and memory as last read, a few ticks ago at most
-        tree = self.meter.measure(snapshot, pane.pid)
+        if snapshot is None or not pane.pid or (not site.local and pane.pid not in snapshot.procs):
+            return  # its CPU and memory as last read, a few ticks ago at most (a host's: its tree not read now)
+        meter = self.meter if site.local else self.hosts.meter(site.host)
+        tree = meter.measure(snapshot, pane.pid)
         live.cpu_percent, live.rss_bytes, live.pids = tree.cpu_percent, tree.rss_bytes, tree.pids
         live.tool_cpu_percent = tree.tools_percent(profile.cli_processes) if profile.cli_processes \
             else tree.cpu_percent

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from supervisor.agents.reader import Reader
 from supervisor.agents.screens import Reading
 from supervisor.core.model import Agent
 from supervisor.errors import SupervisorError
@@ -55,6 +56,14 @@ class Host(Protocol):
         """Make the agent's worktree at `agent.worktree` on a new branch `agent.branch` from commit `base` (inside
         `within`, its parent's worktree, for a helper: never through a link planted there). Its own git folder
         as git named it, before anything of the agent's ran. SupervisorError (nothing made) when it cannot."""
+        ...
+
+    def worktree_exists(self, agent: Agent) -> bool:
+        """Whether its worktree is still there (a restart or restore needs it)."""
+        ...
+
+    def cli_files(self, agent: Agent) -> tuple[str, Reader]:
+        """Its CLI's own folder on its machine, and a reader of the files there (a conversation to resume)."""
         ...
 
     def write_session(self, agent: Agent, contract: str) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import supervisor
 from supervisor.agents import PROFILES, get_profile
 from supervisor.agents.base import hook_command
+from supervisor.agents.reader import LOCAL as LOCAL_READER
+from supervisor.agents.reader import Reader
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, check_joined, confined, end_confined
@@ -63,6 +65,12 @@ class LocalHost:
         taking_in.take_in_branches(self.paths.root, [agent.target])  # a helper's base: its parent's own objects
         worktrees.add_worktree(self.paths.root, worktree, agent.branch, base)
         return worktrees.git_dir_at_creation(worktree)
+
+    def worktree_exists(self, agent: Agent) -> bool:
+        return Path(agent.worktree).is_dir()
+
+    def cli_files(self, agent: Agent) -> tuple[str, Reader]:
+        return str(self.paths.agent_state(agent.name)), LOCAL_READER
 
     def write_session(self, agent: Agent, contract: str) -> None:
         worktree = Path(agent.worktree)

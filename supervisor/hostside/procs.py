@@ -13,6 +13,7 @@ from typing import Any
 from .calls import Call, OpError
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _running: set[subprocess.Popen[bytes]] = set()  # commands of calls not answered yet
 _running_lock = threading.Lock()
 _keyed: dict[str, subprocess.Popen[bytes]] = {}  # commands of calls given a `key`, which `cancel` ends
@@ -117,6 +118,7 @@ def _stat(pid: int, boot: float) -> dict[str, Any] | None:
         "argv": [_text(part) for part in cmdline.split(b"\0")[:-1]],
         "cpu": (int(fields[11]) + int(fields[12])) / _TICKS,  # user + system seconds
         "start": round(boot + int(fields[19]) / _TICKS, 2),  # seconds since the epoch
+        "rss": int(fields[21]) * _PAGE,  # bytes
     }
 
 
@@ -134,7 +136,7 @@ def table() -> list[dict[str, Any]]:
 
 def ps(call: Call) -> list[dict[str, Any]]:
     """The processes under `pids` (themselves and every descendant): pid, ppid, pgid, sid, state, name, argv,
-    cpu (user + system seconds), start (epoch seconds). A pid that is gone is left out."""
+    cpu (user + system seconds), start (epoch seconds), rss (bytes). A pid that is gone is left out."""
     roots = call.arg("pids", list)
     if not all(isinstance(pid, int) for pid in roots):
         raise OpError("argument 'pids' must be a list of process ids")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
+from supervisor.agents.reader import Reader
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
@@ -13,6 +14,8 @@ from supervisor.hosts.base import Launched, Typing
 from supervisor.hosts.commands import Ran
 from supervisor.hosts.link import Link
 from supervisor.hosts.remote.layout import HostLayout, repo_key
+from supervisor.hosts.remote.reader import LinkReader
+from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
 from supervisor.hosts.survey import CONNECTING
 from supervisor.hosts.watch import Reach
 from supervisor.hostsconfig import HostConfig
@@ -81,6 +84,13 @@ class RemoteHost:
 
     def make_worktree(self, agent: Agent, base: str, within: str | None) -> str:
         return self.worktrees.make_worktree(agent, base, within)
+
+    def worktree_exists(self, agent: Agent) -> bool:
+        ran = self.link().call("run", argv=["test", "-d", agent.worktree], timeout=CALL_TIMEOUT)
+        return bool(ran["rc"] == 0)
+
+    def cli_files(self, agent: Agent) -> tuple[str, Reader]:
+        return self.layout().state(agent.name), LinkReader(self.link())
 
     def write_session(self, agent: Agent, contract: str) -> None:
         self.worktrees.write_session(agent, contract)
