@@ -118,7 +118,10 @@ def test_the_ssh_command_line_keeps_the_users_setup_and_never_asks(tmp_path: Pat
     config = tmp_path / "ssh.conf"
     host = HostConfig(name="box1", ssh="me@box1", ssh_config=config)
     options = ["-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ConnectTimeout=10",
-               "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+               "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+               # nothing of this machine's forwarded to a host where agents run: no agent, no X11, no ports
+               "-a", "-x", "-o", "ForwardAgent=no", "-o", "ForwardX11=no", "-o", "ClearAllForwardings=yes",
+               "-o", "PermitLocalCommand=no"]
     # The remote words become one string for the host's shell, each word quoted as it was.
     assert ssh_argv(host, "printf", "%s", "a b", "it's") == [
         "ssh", "-F", str(config), "-T", *options, "--", "me@box1", "printf %s 'a b' 'it'\"'\"'s'"]
