@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, RichLog, Select, Static
+from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from supervisor.paths import RepoPaths
 from supervisor.repositories import SEPARATOR, qualify
@@ -39,6 +39,7 @@ from supervisor.ui.screens import (
     RestoreScreen,
 )
 from supervisor.ui.source import RequestFailed
+from supervisor.ui.steady import SteadyLog
 from supervisor.ui.tables import AgentTable, AttentionTable, SyncTable
 from supervisor.ui.taskboard import TaskBoardScreen
 
@@ -117,7 +118,7 @@ class SupervisorApp(MarkedActions, HostActions):
         self.attention_table = AttentionTable(id="attention")
         self.agents_table = AgentTable(id="agents")
         self.preview = PaneView(id="preview")
-        self.event_log = RichLog(id="events", max_lines=1000, wrap=True, min_width=20, markup=False,
+        self.event_log = SteadyLog(id="events", max_lines=1000, wrap=True, min_width=20, markup=False,
                                  auto_scroll=True)
         yield SteadyHeader(icon="◆")
         yield self.banner

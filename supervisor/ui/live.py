@@ -599,7 +599,10 @@ class LiveDashboard(App[None]):
         for name, cells in rows:
             widths = self._cell_widths.get(name)
             if widths is None or widths[0] is not cells:
-                widths = (cells, {key: value.cell_len for key, value in cells.items()})
+                # A changed row mostly holds the same cells as before (`Board.cells`): only new ones are measured.
+                was, known = widths if widths is not None else ({}, {})
+                widths = (cells, {key: known[key] if was.get(key) is value else value.cell_len
+                                  for key, value in cells.items()})
                 self._cell_widths[name] = widths
             for key, width in widths[1].items():
                 if width > needed[key]:

@@ -47,11 +47,6 @@ STATE_FILTERS: tuple[tuple[str, str], ...] = (
     ("stopped", "stopped"), ("killed", "killed"), ("queued", "queued"),
 )
 
-# The fields of an agent record that its row shows (a change to any other field does not redraw it).
-_ROW_FIELDS = ("state", "exit_code", "cpu_percent", "rss_bytes", "task", "level", "snoozed_until",
-               "boundary_violations", "conflicts", "merged", "merge_note", "reason", "ready_to_merge", "usage",
-               "host")
-
 # Attention kinds, most urgent first: what a human must look at before anything else. A conflict between
 # live branches comes late: nothing is stuck yet, but someone should decide who merges first; last, work
 # that is finished and ready to merge.
@@ -191,7 +186,7 @@ class Board:
         self.flags: dict[str, Flags] = {}
         self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
         self.palette = DEFAULT
-        self._rows: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}  # name -> (signature, cells)
+        self._rows: dict[str, tuple[dict[str, Any], dict[str, Text]]] = {}  # name -> (each cell's inputs, cells)
 
     # input --------------------------------------------------------------------------------------------
 
@@ -311,42 +306,75 @@ class Board:
         """One row of the agent table (`context_only`: shown only as the parent of a match).
 
         The same dict comes back while nothing shown in the row changed, so the table can skip the row
-        without comparing cells: a refresh of 100 quiet agents costs 100 tuple comparisons."""
+        without comparing cells: a refresh of 100 quiet agents costs 100 tuple comparisons. In a row that
+        changed, each cell whose own inputs did not change is the same `Text` as before (most of a busy
+        agent's row: its name, task, cost), so the table skips it without comparing it either."""
         agent = self.agents[name]
         since = parse_ts(agent.get("state_since"))
         age = format_age(now - since) if since else "-"
         flags = self.flags.get(name)
-        signature = (
-            age, context_only, self.silenced.get(name), repr(self.diffstat.get(name)), self.tree_costs.get(name),
-            (tuple(flags.boundary), tuple(sorted(flags.active.items()))) if flags else None,
-            *(repr(agent.get(key)) for key in _ROW_FIELDS),
-        )
-        cached = self._rows.get(name)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        level = int(agent.get("level") or name.count(".") + 1)
-        indent = "  " * (level - 2) + " └ " if level > 1 else ""
-        name_text = Text(indent, style="dim")
-        repository, colon, own = name.rpartition(":")  # `ui --all`: REPO:NAME, grouped by repository
-        name_text.append(repository + colon, style="dim")
-        name_text.append(own, style="dim" if context_only else "bold")
+        flagged = (tuple(flags.boundary), tuple(sorted(flags.active.items()))) if flags else None
+        usage = agent.get("usage") or {}
         cpu = agent.get("cpu_percent")
-        cells = {
-            "name": name_text,
-            "state": state_text(agent, self.palette),
-            "host": Text(str(agent.get("host") or LOCAL_HOST), style="dim" if agent.get("host", LOCAL_HOST) ==
-                         LOCAL_HOST else ""),
-            "for": Text(age, style="dim"),
-            "cpu": Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right"),
-            "mem": Text(format_mem(agent.get("rss_bytes")), justify="right"),
-            "cost": cost_text(agent.get("usage") or {}, self.tree_costs.get(name)),
-            "ctx": context_text(agent.get("usage") or {}, self.palette),
-            "diff": diff_text(self.diffstat.get(name), self.palette),
-            "badges": self.badges(name),
-            "task": Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True),
+        inputs = {  # what each cell shows is made of
+            "name": (agent.get("level"), context_only),
+            "state": (agent.get("state"), agent.get("exit_code"), agent.get("last_state")),
+            "host": agent.get("host"),
+            "for": age,
+            "cpu": cpu,
+            "mem": agent.get("rss_bytes"),
+            "cost": (repr(usage), self.tree_costs.get(name)),
+            "ctx": usage.get("context_percent"),
+            "diff": repr(self.diffstat.get(name)),
+            "badges": (flagged, self.silenced.get(name), agent.get("state"), agent.get("exit_code"),
+                       agent.get("reason"), repr(agent.get("boundary_violations")), repr(agent.get("conflicts")),
+                       agent.get("merged"), agent.get("ready_to_merge"), agent.get("snoozed_until")),
+            "task": agent.get("task"),
         }
-        self._rows[name] = (signature, cells)
+        cached = self._rows.get(name)
+        if cached is not None and cached[0] == inputs:
+            return cached[1]
+        before = cached[1] if cached is not None else {}
+        was = cached[0] if cached is not None else {}
+        cells: dict[str, Text] = {}
+        for key, made_of in inputs.items():
+            old = before.get(key)
+            cells[key] = old if old is not None and was.get(key) == made_of else \
+                self._cell(key, name, agent, age, usage, context_only)
+        self._rows[name] = (inputs, cells)
         return cells
+
+    def _cell(self, key: str, name: str, agent: dict[str, Any], age: str, usage: dict[str, Any],
+              context_only: bool) -> Text:
+        if key == "name":
+            level = int(agent.get("level") or name.count(".") + 1)
+            indent = "  " * (level - 2) + " └ " if level > 1 else ""
+            name_text = Text(indent, style="dim")
+            repository, colon, own = name.rpartition(":")  # `ui --all`: REPO:NAME, grouped by repository
+            name_text.append(repository + colon, style="dim")
+            name_text.append(own, style="dim" if context_only else "bold")
+            return name_text
+        if key == "state":
+            return state_text(agent, self.palette)
+        if key == "host":
+            host = str(agent.get("host") or LOCAL_HOST)
+            return Text(host, style="dim" if host == LOCAL_HOST else "")
+        if key == "for":
+            return Text(age, style="dim")
+        if key == "cpu":
+            cpu = agent.get("cpu_percent")
+            return Text(f"{cpu:.0f}%" if cpu is not None else "-", justify="right")
+        if key == "mem":
+            return Text(format_mem(agent.get("rss_bytes")), justify="right")
+        if key == "cost":
+            return cost_text(usage, self.tree_costs.get(name))
+        if key == "ctx":
+            return context_text(usage, self.palette)
+        if key == "diff":
+            return diff_text(self.diffstat.get(name), self.palette)
+        if key == "badges":
+            return self.badges(name)
+        return Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True)
 
     def age_cell(self, name: str, now: float) -> Text:
         since = parse_ts(self.agents[name].get("state_since"))

@@ -14,10 +14,13 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from supervisor.ui.model import COLUMNS
+from supervisor.ui.rowdraw import DrawnByValue
+from supervisor.ui.steady import Steady
 
 
 class KeyedText(Text):
@@ -29,8 +32,9 @@ class KeyedText(Text):
         self.row_key = key
 
 
-class SyncTable(DataTable[Text]):
-    """A DataTable fed whole snapshots of rows, applying only the differences."""
+class SyncTable(Steady, DrawnByValue, DataTable[Text]):
+    """A DataTable fed whole snapshots of rows, applying only the differences; a row added or removed does
+    not lay the screen out (`supervisor.ui.steady`)."""
 
     COLUMNS: Sequence[tuple[str, str]] = ()
 
@@ -146,7 +150,8 @@ class SyncTable(DataTable[Text]):
                 continue
             for column in shown_columns:
                 value = cells[column]
-                if shown[column] != value:
+                before = shown[column]
+                if before is not value and before != value:
                     changed.append((key, column, KeyedText(value, key) if column == first else value))
         self._update_cells(changed)
         order = [key for key, _ in rows]
@@ -186,16 +191,35 @@ class SyncTable(DataTable[Text]):
             self._data[row_key][column_key] = value
             cells.add((row_key, column_key))
         rows = {row for row, _ in cells}
-        indexes = {self._row_locations.get(row) for row in rows}
-        # Cache keys: a cell's start with (row key, column key), a row's with its row key; row renderables
-        # are keyed (update count, row index); lines are keyed by screen line, cheap to rebuild from rows.
-        _drop(self._cell_render_cache, lambda key: (key[0], key[1]) in cells)
-        _drop(self._row_render_cache, lambda key: key[0] in rows)
-        _drop(self._row_renderable_cache, lambda key: key[1] in indexes)
-        self._line_cache.clear()
-        for index in indexes:
-            if index is not None:
-                self.refresh_row(index)
+        if not self.rows_changed(rows):  # drawn by DataTable (`supervisor.ui.rowdraw`): its caches go stale
+            indexes = {self._row_locations.get(row) for row in rows}
+            # Cache keys: a cell's start with (row key, column key), a row's with its row key; row renderables
+            # are keyed (update count, row index).
+            _drop(self._cell_render_cache, lambda key: (key[0], key[1]) in cells)
+            _drop(self._row_render_cache, lambda key: key[0] in rows)
+            _drop(self._row_renderable_cache, lambda key: key[1] in indexes)
+        self._line_cache.clear()  # keyed by screen line, cheap to build again from rows
+        self._refresh_cells({(index, column) for row, column in cells
+                             if (index := self._row_locations.get(row)) is not None})
+
+    def _refresh_cells(self, cells: set[tuple[int, ColumnKey]]) -> None:
+        """Repaint these cells (row index, column) where they are on screen: the terminal is sent the cells
+        that changed, not whole lines. (Rows are one line high here; DataTable's own `refresh_row` sums the
+        heights of every row above, for each row.)"""
+        top, left = int(self.scroll_offset.y), int(self.scroll_offset.x)
+        header = self.header_height if self.show_header else 0
+        shown = range(top, top + max(self.size.height - header, 0))
+        padding = self.cell_padding
+        spans: dict[ColumnKey, tuple[int, int]] = {}
+        x = self._row_label_column_width
+        for column in self.ordered_columns:
+            width = 2 * padding + (column.content_width if column.auto_width else column.width)
+            spans[column.key] = (x - left, width)
+            x += width
+        regions = [Region(spans[column][0], header + index - top, spans[column][1], 1)
+                   for index, column in cells if index in shown and column in spans]
+        if regions:
+            self.refresh(*regions)
 
 
 def _drop(cache: Any, stale: Callable[[Any], bool]) -> None:
