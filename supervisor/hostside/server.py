@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import agents, facts, files, gitops, procs, relay
+from . import agents, ending, facts, files, gitops, procs, relay
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -45,6 +45,7 @@ class Server:
             "run": procs.run,
             "ps": procs.ps,
             "signal": procs.send_signal,
+            "end_tree": ending.end_tree,
             "read": files.read,
             "write": files.write,
             "list": files.listing,
@@ -78,6 +79,7 @@ class Server:
     def serve(self, lines: BinaryIO) -> None:
         for line in lines:
             self.handle(line)
+        ending.release_all()  # a stop cut short leaves nothing frozen
         self.agents.close_all()  # nothing answers there now: the agents' hooks spool their events
         self.relays.stop_all()
         procs.end_running()
@@ -155,12 +157,16 @@ def _os_error(exc: OSError) -> str:
 
 def main() -> None:
     """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
-    `supervisor` there (`client`)."""
+    `supervisor` there (`client`). `host.pyz reap -- ARGV`: an agent's pane command there (`reaper`)."""
     args = sys.argv[1:]
     if args[:1] == ["client"]:
         from .client import main as client_main
 
         sys.exit(client_main(args[1:]))
+    if args[:1] == ["reap"]:
+        from .reaper import main as reaper_main
+
+        sys.exit(reaper_main(args[1:]))
     version = args[0] if args else "unknown"
     host_dir = args[1] if len(args) > 1 else "~"
     server = Server(sys.stdout.buffer, version, host_dir)
