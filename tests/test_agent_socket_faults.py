@@ -87,3 +87,13 @@ def test_a_hook_event_the_socket_refuses_is_spooled(served: tuple[Link, Heard, P
     finally:
         for conn in held:
             conn.close()
+
+
+def test_each_listen_binds_a_socket_anew(served: tuple[Link, Heard, Path]) -> None:
+    """A new launch, or a new agent of the same name, never inherits the socket an earlier one was served on
+    (a connection it kept open, or the listening socket itself)."""
+    link, heard, sock = served
+    before = sock.stat().st_ino
+    link.call("agent_listen", agent="far", path=str(sock))
+    assert sock.stat().st_ino != before
+    assert send(sock, b"[" * 200_000 + b"\n")["ok"] is False  # served: the new one listens

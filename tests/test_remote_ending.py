@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from supervisor.hosts.link import Link
+from supervisor.hosts.remote.host import RemoteHost
 from supervisor.hostside import ending as hostside_ending
 from tests.conftest import wait_until
 from tests.sshd import SshHosts
@@ -60,6 +61,10 @@ def test_what_an_agent_detaches_on_a_host_does_not_survive_its_stop(remote: Remo
         box.sv("stop", "far")
         assert box.state("far") == "stopped"
         assert escapees(link) == {}
+        host = remote.engine.host_named("box1")
+        assert isinstance(host, RemoteHost)
+        gone = link.call("run", argv=["test", "-e", host.layout().socket("far")])
+        assert gone["rc"] == 1  # its socket there is closed with it
     finally:
         left = escapees(link)
         if left:

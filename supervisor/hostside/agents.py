@@ -58,8 +58,8 @@ class AgentSockets:
     # ops ----------------------------------------------------------------------------------------------
 
     def listen(self, call: Call) -> dict[str, Any]:
-        """Listen on `path` for agent `agent` (its folder made 0700, the socket 0600); again on a path
-        already listened on is nothing new."""
+        """Listen on `path` for agent `agent` (its folder made 0700, the socket 0600), bound anew each time: a
+        new launch (or a new agent of the same name) never inherits a socket an earlier one could have kept."""
         agent = call.arg("agent", str)
         path = os.path.expanduser(call.arg("path", str))
         folder = os.path.dirname(path)
@@ -67,8 +67,6 @@ class AgentSockets:
         os.chmod(folder, 0o700)
         with self._lock:
             current = self._listeners.get(agent)
-            if current is not None and current.path == path and _inode(path) == current.inode:
-                return {"path": path, "listening": True}
             if current is not None:
                 self._drop(current)
             sock, inode = _bind_private(path)
