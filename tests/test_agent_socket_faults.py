@@ -65,7 +65,7 @@ def test_requests_nested_past_the_parser_never_use_up_the_socket(served: tuple[L
 
 
 def test_a_hook_event_the_socket_refuses_is_spooled(served: tuple[Link, Heard, Path]) -> None:
-    link, heard, sock = served
+    _, heard, sock = served
     held = []
     try:
         for _ in range(AGENT_CONNECTIONS):  # requests pushed home and never answered: the socket is full
@@ -92,7 +92,7 @@ def test_a_hook_event_the_socket_refuses_is_spooled(served: tuple[Link, Heard, P
 def test_each_listen_binds_a_socket_anew(served: tuple[Link, Heard, Path]) -> None:
     """A new launch, or a new agent of the same name, never inherits the socket an earlier one was served on
     (a connection it kept open, or the listening socket itself)."""
-    link, heard, sock = served
+    link, _, sock = served
     before = sock.stat().st_ino
     link.call("agent_listen", agent="far", path=str(sock))
     assert sock.stat().st_ino != before

@@ -71,6 +71,37 @@ def test_what_an_agent_detaches_on_a_host_does_not_survive_its_stop(remote: Remo
             link.call("signal", pids=sorted(left.values()), signal="KILL")
 
 
+def test_a_stop_while_the_host_is_down_is_carried_out_when_it_is_back(remote: Remote,  # noqa: F811
+                                                                      ssh_hosts: SshHosts) -> None:
+    box = remote.sandbox
+    remote.request("start", name="far", task="plan it", command=remote.command, profile="claude", host="box1")
+    box.wait_state("far", "idle", timeout=60)
+    pid = int(box.agent("far")["pid"])
+    tree = [int(info["pid"]) for info in remote.link().call("ps", pids=[pid])]
+    ssh_hosts.cut("box1")
+    try:
+        box.wait_state("far", "unreachable", timeout=30)
+        stopped = box.sv("stop", "far")
+        assert "host box1 is unreachable" in stopped.stdout and "once it is back" in stopped.stdout
+        assert box.state("far") == "stopped" and box.agent("far")["stop_pending"] is True
+    finally:
+        ssh_hosts.resume("box1")
+    wait_until(lambda: box.agent("far")["stop_pending"] is False, timeout=60, message="the stop carried out")
+    link = remote.link()
+    assert [info for info in link.call("ps", pids=tree) if info["state"] != "Z"] == []
+    assert box.state("far") == "stopped"
+
+    # Removed with --force while its host is down: forgotten here, saying what is left there.
+    ssh_hosts.cut("box1")
+    try:
+        wait_until(lambda: remote.engine.hostlinks.link("box1") is None, timeout=30, message="box1 down")
+        removed = box.sv("rm", "--force", "far")
+        assert "far: removed here" in removed.stdout and "left there: its worktree" in removed.stdout
+        assert "far" not in box.ls()
+    finally:
+        ssh_hosts.resume("box1")
+
+
 def test_one_request_ends_a_tree_on_the_host_and_answers_when_it_is_gone(ssh_hosts: SshHosts) -> None:
     """`end_tree`: a tree whose child ignores TERM and which detached a process carrying the launch token is
     ended whole (TERM, the grace, KILL) before the answer comes."""
