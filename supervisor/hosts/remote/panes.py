@@ -107,7 +107,8 @@ class RemotePanes:
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None) -> Launched:
         layout = self.host.layout()
         hook = shlex.join([*self.host.channel.client_command(), "hook"])
-        staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook)
+        staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook,
+                       credentials=self.host.config.credentials, worktree=agent.worktree)
         given = self.environment(agent, env)
         command, given = reaping.wrap(self.host, agent, command, given)  # outermost: holds what detaches
         cwd = Path(agent.worktree)
