@@ -26,9 +26,13 @@ LOCAL: Final = "local"
 """The reserved name of this machine: only its `max_agents` may be set."""
 DEFAULT_DIR: Final = "~/supervisor"
 DEFAULT_MAX_AGENTS: Final = 10
-HOST_KEYS: Final = ("ssh", "ssh_config", "dir", "max_agents")
+HOST_KEYS: Final = ("ssh", "ssh_config", "dir", "max_agents", "credentials")
 LOCAL_KEYS: Final = ("max_agents",)
 HOST_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+CREDENTIALS_HOST: Final = "host"
+"""The agents' CLIs log in on the host itself: none of the user's credentials or CLI settings files leave here."""
+CREDENTIALS_COPY: Final = "copy"
+"""The user's CLI credentials are copied into each agent's CLI folder there (readable by every agent there)."""
 EXAMPLE: Final = "e.g. hosts: {box1: {ssh: box1}} (an alias of your ssh config, or user@host)"
 
 
@@ -44,6 +48,8 @@ class HostConfig:
     dir: str = DEFAULT_DIR
     """Where clones and worktrees live on the host, as written (`~` is the host user's home)."""
     max_agents: int = DEFAULT_MAX_AGENTS
+    credentials: str = CREDENTIALS_HOST
+    """`host` (log in there) or `copy` (the user's CLI credentials copied to each agent's CLI folder there)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,9 @@ def _host(parser: _Parser, name: str, node: yaml.MappingNode) -> HostConfig:
         parser.fail(ssh_node, f"hosts.{name}.ssh must be one destination (an alias, host or user@host), got {ssh!r}",
                     "ssh options belong in your ssh config: name it with ssh_config")
     return HostConfig(name=name, ssh=ssh, ssh_config=_ssh_config(parser, sec),
-                      dir=_dir(parser, sec), max_agents=parser.integer(sec, "max_agents", DEFAULT_MAX_AGENTS, 1))
+                      dir=_dir(parser, sec), max_agents=parser.integer(sec, "max_agents", DEFAULT_MAX_AGENTS, 1),
+                      credentials=parser.choice(sec, "credentials", CREDENTIALS_HOST,
+                                                (CREDENTIALS_HOST, CREDENTIALS_COPY)))
 
 
 def _ssh_config(parser: _Parser, sec: _Section) -> Path | None:

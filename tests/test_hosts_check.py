@@ -34,13 +34,16 @@ def test_a_host_with_all_it_needs_is_all_green(sandbox: Sandbox, ssh_hosts: SshH
     lines = done.stdout.splitlines()
     assert lines[0].startswith("box1 (ssh box1, dir ~/t-")
     marks = {line.split()[1]: line.split()[0] for line in lines[1:] if line.split()[0] in ("ok", "FAIL")}
-    assert marks == {"ssh": "ok", "python": "ok", "git": "ok", "tmux": "ok", "isolation": "ok", "disk": "ok"}
+    assert marks == {"ssh": "ok", "python": "ok", "git": "ok", "tmux": "ok", "isolation": "ok", "credentials": "ok",
+                     "disk": "ok"}
     assert "as svbox1 by key, host key known" in done.stdout
     # The disk is looked at where the host's `dir` will be: under the host user's home, `~` expanded there.
     assert f"free under {ssh_hosts.hosts['box1'].home}/t-" in done.stdout
     report = json.loads(sandbox.sv("hosts", "check", "box1", "--json").stdout)
     assert [(r["host"], r["ok"]) for r in report] == [("box1", True)]
-    assert [r["name"] for r in report[0]["requirements"]] == ["ssh", "python", "git", "tmux", "isolation", "disk"]
+    assert [r["name"] for r in report[0]["requirements"]] == ["ssh", "python", "git", "tmux", "isolation",
+                                                              "credentials", "disk"]
+    assert "not copied: each agent's CLI logs in on the host itself" in done.stdout  # what goes there, said
 
 
 def test_a_host_without_tmux_is_named_with_a_hint(sandbox: Sandbox, ssh_hosts: SshHosts) -> None:

@@ -103,7 +103,7 @@ def _done(verb: str, item: dict[str, Any], args: argparse.Namespace) -> str:
         return f"{name}: {done} with {item['with']}"
     result = item["result"]
     if verb == "stop":
-        return f"{name}: {result['state']}"
+        return f"{name}: {result['state']}" + (f" ({result['reason']})" if result.get("stop_pending") else "")
     if verb == "restart":
         return f"{name}: {result['state']} (pane {result['pane']})"
     if verb in ("approve", "deny"):
@@ -111,6 +111,10 @@ def _done(verb: str, item: dict[str, Any], args: argparse.Namespace) -> str:
     if verb == "send":
         return f"{name}: sent"
     helpers = f", with {', '.join(result['helpers'])}" if result.get("helpers") else ""
+    left = result.get("left_on_host") or {}
+    if left:
+        return "\n".join([f"{name}: removed here{helpers}",
+                          *(f"  {member}: {said}" for member, said in left.items())])
     return f"{name}: removed (worktree and branch deleted{helpers})"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from supervisor.config import load_config
 from supervisor.core.model import Agent
@@ -20,7 +20,9 @@ from supervisor.errors import SupervisorError, UsageError
 from supervisor.git import worktrees
 from supervisor.git.agent_refs import branch_ref, target_ref
 from supervisor.git.environment import NO_DIFF_PROGRAMS
-from supervisor.git.integration import CheckResult, Runner, run_check
+from supervisor.git.integration import Checkout, CheckResult, Runner, run_check
+from supervisor.hosts.remote import checks
+from supervisor.hosts.remote.host import RemoteHost
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -95,7 +97,7 @@ def _check(engine: Engine, agent: Agent, command: str, timeout: float, setup: tu
     try:
         result = run_check(root, branch_ref(agent), agent.target, command, timeout=timeout,
                            scratch=engine.paths.state_dir / "checks", setup=setup, stop=stop,
-                           env=engine.agents_env, run=check_runner(engine, agent))
+                           env=engine.agents_env, **check_site(engine, agent))
     except SupervisorError as exc:  # it conflicts with the target: nothing to check
         return {"command": command, "passed": False, "error": exc.message}
     if result is None:
@@ -104,10 +106,21 @@ def _check(engine: Engine, agent: Agent, command: str, timeout: float, setup: tu
     return result.as_dict()
 
 
-def check_runner(engine: Engine, agent: Agent) -> Runner:
-    """How `merge.check` (and the setup before it) runs on `agent`'s work: on this machine, where the engine
-    holds the commits, in a sandbox like the agent's own (its code runs there)."""
-    return functools.partial(engine.local.run_isolated, agent)
+class CheckSite(TypedDict):
+    run: Runner
+    checkout: Checkout | None
+
+
+def check_site(engine: Engine, agent: Agent) -> CheckSite:
+    """Where and how `merge.check` (and the setup before it) runs on `agent`'s work (its code runs there): on
+    the agent's own machine, isolated as the agent is. A local agent's here, in a scratch worktree beside the
+    repository; a remote agent's on its host, in a scratch worktree of the merge pushed there
+    (supervisor/hosts/remote/checks.py), never on this machine."""
+    host = engine.host_of(agent)
+    if isinstance(host, RemoteHost):
+        return {"run": functools.partial(host.run_isolated, agent),
+                "checkout": functools.partial(checks.scratch_checkout, host)}
+    return {"run": functools.partial(engine.local.run_isolated, agent), "checkout": None}
 
 
 def keep_check(engine: Engine, name: str, result: CheckResult) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import views
+from supervisor.engine import unreached, views
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.server_ended import RESTORABLE
 from supervisor.engine.worktree_state import uncommitted_changes
@@ -43,8 +43,16 @@ class Endings:
     def _stop_one(self, name: str, kill: bool, reason: str) -> dict[str, Any]:
         with self.engine.ending(name):
             agent = self.engine.get(name)
+            away = unreached.unreached(self.engine, agent)
+            if agent.state.live and away:
+                unreached.stop_later(self.engine, agent, kill, reason, away)
+                return views.agent_view(agent, self.engine.live.get(name))
             if agent.state.live:
-                self.end(agent, grace=0.0 if kill else self.engine.config.limits.stop_grace, why=reason)
+                try:
+                    self.end(agent, grace=0.0 if kill else self.engine.config.limits.stop_grace, why=reason)
+                except unreached.UNREACHED as exc:  # its host dropped mid-way
+                    unreached.stop_later(self.engine, agent, kill, reason, f"host {agent.host}: {exc.message}")
+                    return views.agent_view(agent, self.engine.live.get(name))
                 final = State.KILLED if kill else State.STOPPED
                 agent.reason = reason
                 self.engine.set_state(agent, final, "killed" if kill else "stopped", reason=agent.reason)
@@ -57,7 +65,8 @@ class Endings:
                 # bring it back): a stop means it stays down.
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {reason}"
                 self.engine.set_state(agent, State.STOPPED, "stopped", reason=agent.reason)
-            self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
+            if not away:
+                self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             return views.agent_view(agent, self.engine.live.get(name))
 
     def end(self, agent: Agent, grace: float, why: str) -> None:
@@ -107,27 +116,42 @@ class Endings:
                          f"`supervisor rm --force {name}` to drop them"
                 raise SupervisorError(f"{name} has unmerged work: {'; '.join(problems)}", hint=hint)
         helpers = []
+        left: dict[str, str] = {}
         for member in self.family_to_end(name, left=lambda a: True):  # lazily: late ones are seen once it is gone
-            self._remove(member)
+            said = self._remove(member)
             helpers += [member] if member != name else []
-        return {"name": name, "removed": True, "helpers": helpers}
+            if said:
+                left[member] = said
+        return {"name": name, "removed": True, "helpers": helpers, **({"left_on_host": left} if left else {})}
 
-    def _remove(self, name: str) -> None:
+    def _remove(self, name: str) -> str | None:
+        """Remove it; what was left on its host when that cannot be reached (only `--force` gets here then)."""
         with self.engine.ending(name):
             agent = self.engine.get(name)
+            away = unreached.unreached(self.engine, agent)
+            if away:
+                self.engine.approvals.drop(name, "it was removed")
+                unreached.forget(self.engine, agent)
+                self._forget(name)
+                return unreached.left_behind(agent, away)
             if agent.state.live:
                 self.end(agent, grace=0.0, why="it was removed")
             self._end_state_holders(agent, grace=0.0)  # a daemon that outlived the CLI's own exit
             host = self.engine.host_of(agent)
             host.remove_worktree(agent)  # its pane (its tmux session, for a session), worktree and branch
-            self.engine.store.delete_agent(name)
-            self.engine.live.pop(name, None)
-            self.engine.transcripts.forget(name)
-            self.engine.close_socket(name)
-            # its socket, spool and contract file
-            shutil.rmtree(self.engine.paths.agent_runtime(name), ignore_errors=True)
-            host.remove_state(agent)  # its CLI's own config and sessions
-            self.engine.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
+            self._forget(name, then=lambda: host.remove_state(agent))  # its CLI's own config and sessions
+            return None
+
+    def _forget(self, name: str, then: Callable[[], None] = lambda: None) -> None:
+        """Its record and what this machine keeps of it (`then`: its host's part, before its usage goes)."""
+        self.engine.store.delete_agent(name)
+        self.engine.live.pop(name, None)
+        self.engine.transcripts.forget(name)
+        self.engine.close_socket(name)
+        # its socket, spool and contract file
+        shutil.rmtree(self.engine.paths.agent_runtime(name), ignore_errors=True)
+        then()
+        self.engine.usage.forget(name)  # last: no pass can read its files again, or save a read of them after this
 
     def descendants(self, name: str) -> list[Agent]:
         """The agent's helpers and theirs, deepest first."""

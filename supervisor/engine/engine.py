@@ -58,6 +58,7 @@ from supervisor.engine.spending import SpendingWatch
 from supervisor.engine.startup import StartNote, take_over
 from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts
+from supervisor.engine.unreached import PendingStops
 from supervisor.engine.watcher import Live, Watcher
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.hosts.base import Host
@@ -128,6 +129,7 @@ class Engine:
         self.launcher = Launcher(self)
         self.prompter = Prompter(self)
         self.endings = Endings(self)
+        self.pending_stops = PendingStops(self)  # stops that wait for their host, carried out once it is back
         self.hookdesk = HookDesk(self)
         self.answers = Answers(self)
         self.screens = Screens(self)

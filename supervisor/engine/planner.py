@@ -25,7 +25,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.plan import Plan, overlaps, parse_plan
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import views
-from supervisor.engine.compare import check_runner, compare, keep_check
+from supervisor.engine.compare import check_site, compare, keep_check
 from supervisor.engine.helpers import with_terms
 from supervisor.engine.service import PeriodicService
 from supervisor.engine.worktree_state import uncommitted_changes
@@ -182,7 +182,7 @@ class Planner(PeriodicService):
                 check = run_check(root, agent_refs.branch_ref(agent), agent.target, command,
                                   timeout=plan.get("check_timeout") or config.merge.check_timeout,
                                   scratch=engine.paths.state_dir / "checks", setup=config.worktrees.setup,
-                                  stop=self.stopping, env=engine.agents_env, run=check_runner(engine, agent))
+                                  stop=self.stopping, env=engine.agents_env, **check_site(engine, agent))
                 if check is not None:
                     if not check.passed and self.stopping.is_set():
                         return  # cut short by a shutdown: not a verdict

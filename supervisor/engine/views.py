@@ -60,6 +60,8 @@ def agent_view(agent: Agent, live: Live | None, readiness: Readiness | None = No
         "reason": agent.reason,
         # Its pane went with the tmux server and nothing started it since: `supervisor restore` brings it back.
         "restorable": bool(agent.extra.get(RESTORABLE)),
+        # Stopped while its host could not be reached: what runs of it there is ended once the host is back.
+        "stop_pending": bool(agent.extra.get("stop_pending")),
         # What its last launch got: `sandbox` or `none` (null: not launched by an engine that says).
         "isolation": agent.extra.get(ISOLATED),
         "boundary_violations": len(agent.extra.get("violations") or []),

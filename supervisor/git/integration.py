@@ -15,7 +15,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,6 +65,10 @@ class Runner(Protocol):
                  stop: threading.Event | None = None, keep: int = 20) -> Ran: ...
 
 
+Checkout = Callable[[str], contextlib.AbstractContextManager[str]]
+"""A scratch worktree holding a commit, where the `Runner` runs (→ its path there), removed on leaving."""
+
+
 def run_unisolated(command: str, cwd: str, env: Mapping[str, str], *, timeout: float | None = None,
                    stop: threading.Event | None = None, keep: int = 20) -> Ran:
     """A `Runner` without any sandbox: as any process of the user's."""
@@ -74,10 +78,11 @@ def run_unisolated(command: str, cwd: str, env: Mapping[str, str], *, timeout: f
 def run_check(
     root: Path, branch: str, target: str, command: str, *, timeout: float, scratch: Path,
     setup: Sequence[str] = (), env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-    run: Runner = run_unisolated,
+    run: Runner = run_unisolated, checkout: Checkout | None = None,
 ) -> CheckResult | None:
     """Run `command` in a scratch worktree holding `branch` merged into `target`, by `run` (the setup commands
-    first).
+    first); the worktree made by `checkout` (default: one beside the repository, under `scratch`), where `run`
+    runs.
 
     None when the target already has all of the branch; GitError (nothing run) when they conflict."""
     preview = merge_preview(root, branch, target)
@@ -87,9 +92,10 @@ def run_check(
     environment = {**git_env(env), "TERM": "dumb"}  # its output goes to a file, never a terminal
     code: int | None = None
     output: list[str] = []
-    with _scratch_worktree(root, scratch, preview.result) as folder:
+    place = checkout or (lambda commit: _scratch_worktree(root, scratch, commit))
+    with place(preview.result) as folder:
         for line in [*setup, command]:
-            ran = run(line, str(folder), environment, timeout=max(0.0, started + timeout - time.time()), stop=stop,
+            ran = run(line, folder, environment, timeout=max(0.0, started + timeout - time.time()), stop=stop,
                       keep=OUTPUT_LINES)
             output += [f"$ {line}", *ran.lines]
             code = ran.exit_code
@@ -104,12 +110,12 @@ def run_check(
 
 
 @contextlib.contextmanager
-def _scratch_worktree(root: Path, scratch: Path, commit: str) -> Iterator[Path]:
+def _scratch_worktree(root: Path, scratch: Path, commit: str) -> Iterator[str]:
     scratch.mkdir(parents=True, exist_ok=True)
     folder = scratch / f"check-{secrets.token_hex(4)}"
     run_git(root, "worktree", "add", "--quiet", "--detach", str(folder), commit)
     try:
-        yield folder
+        yield str(folder)
     finally:
         with contextlib.suppress(GitError):
             run_git(root, "worktree", "remove", "--force", "--force", str(folder))

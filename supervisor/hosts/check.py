@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from supervisor.hosts.ssh import SSH_FAILED, failure, ssh_argv
+from supervisor.hostsconfig import CREDENTIALS_COPY
 
 if TYPE_CHECKING:
     from supervisor.config import HostConfig
@@ -251,6 +252,18 @@ def _isolation(facts: dict[str, str]) -> Requirement:
                                           "its own work, as here")
 
 
+def credentials(host: HostConfig) -> Requirement:
+    """What of the user's CLI logins goes to the host (`hosts.NAME.credentials`): said, never a failure."""
+    if host.credentials == CREDENTIALS_COPY:
+        return Requirement("credentials", True, "copied: your CLIs' logins (.credentials.json, auth.json, "
+                           "oauth_creds.json, .env) go into each agent's CLI folder there, where every agent on "
+                           "the host can read them (.claude.json without your MCP servers and other projects)",
+                           f"`credentials: host` under hosts.{host.name} keeps them here")
+    return Requirement("credentials", True, "not copied: each agent's CLI logs in on the host itself (in its "
+                       "pane, or by the CLI's API key variable in the host user's environment)",
+                       f"`credentials: copy` under hosts.{host.name} copies your logins there")
+
+
 def _disk(host: HostConfig, facts: dict[str, str]) -> tuple[Requirement, int | None]:
     where = facts.get("dir") or "?"
     if facts.get("dir_problem"):
@@ -277,6 +290,7 @@ def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, start
         _tool("git", facts.get("git", ""), MIN_GIT, "git", path),
         _tool("tmux", facts.get("tmux", ""), MIN_TMUX, "tmux", path),
         _isolation(facts),
+        credentials(host),
     ]
     disk, free = _disk(host, facts)
     requirements.append(disk)

@@ -58,8 +58,8 @@ class AgentSockets:
     # ops ----------------------------------------------------------------------------------------------
 
     def listen(self, call: Call) -> dict[str, Any]:
-        """Listen on `path` for agent `agent` (its folder made 0700, the socket 0600); again on a path
-        already listened on is nothing new."""
+        """Listen on `path` for agent `agent` (its folder made 0700, the socket 0600), bound anew each time: a
+        new launch (or a new agent of the same name) never inherits a socket an earlier one could have kept."""
         agent = call.arg("agent", str)
         path = os.path.expanduser(call.arg("path", str))
         folder = os.path.dirname(path)
@@ -67,8 +67,6 @@ class AgentSockets:
         os.chmod(folder, 0o700)
         with self._lock:
             current = self._listeners.get(agent)
-            if current is not None and current.path == path and _inode(path) == current.inode:
-                return {"path": path, "listening": True}
             if current is not None:
                 self._drop(current)
             sock, inode = _bind_private(path)
@@ -155,20 +153,27 @@ class AgentSockets:
             threading.Thread(target=self._request, args=(conn, listener), daemon=True, name="agent-request").start()
 
     def _request(self, conn: socket.socket, listener: _Listener) -> None:
-        """Read the connection's request and push it home (its answer comes by `answer`)."""
+        """Read the connection's request and push it home (its answer comes by `answer`). Whatever goes wrong
+        here (a request nested past what the parser takes included) is said to the client, and the connection
+        no longer counts as open."""
+        number: int | None = None
         try:
             pid, uid, _ = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
             if uid != os.getuid():
                 raise _Refused("permission denied")
             request = _read_request(conn)
-        except (_Refused, OSError, ValueError) as exc:
-            _refuse(conn, f"bad request: {exc}" if not isinstance(exc, _Refused) else str(exc))
+            number = next(self._ids)
+            with self._lock:
+                self._waiting[number] = (conn, listener)
+            self._push("agent_request", agent=listener.agent, conn=number, pid=pid, request=request)
+        except Exception as exc:
+            if number is not None:
+                with self._lock:
+                    if self._waiting.pop(number, None) is None:
+                        return  # answered meanwhile: `answer` closed it and counted it done
+            said = str(exc) if isinstance(exc, _Refused) else f"bad request: {type(exc).__name__}: {exc}"[:300]
+            _refuse(conn, said)
             self._done(listener)
-            return
-        number = next(self._ids)
-        with self._lock:
-            self._waiting[number] = (conn, listener)
-        self._push("agent_request", agent=listener.agent, conn=number, pid=pid, request=request)
 
 
 class _Refused(Exception):
@@ -208,9 +213,11 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
 
 
 def _refuse(conn: socket.socket, error: str) -> None:
+    """Refused here, never seen by the engine (`unheard`: a hook's client spools its event)."""
     with contextlib.suppress(OSError):
         conn.settimeout(1.0)
-        conn.sendall(json.dumps({"ok": False, "error": error, "hint": None, "exit_code": 1}).encode() + b"\n")
+        conn.sendall(json.dumps({"ok": False, "error": error, "hint": None, "exit_code": 1,
+                                 "unheard": True}).encode() + b"\n")
     conn.close()
 
 

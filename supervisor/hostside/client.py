@@ -64,6 +64,8 @@ def request(socket_path: str, method: str, params: dict[str, Any], timeout: floa
         sock.close()
     if reply.get("ok"):
         return reply.get("result")
+    if reply.get("unheard") is True:  # refused by the host program (too many open, unreadable): not the engine
+        raise Unreached(str(reply.get("error")))
     code = reply.get("exit_code")
     raise Refused(str(reply.get("error")), reply.get("hint") if isinstance(reply.get("hint"), str) else None,
                   code if isinstance(code, int) and not isinstance(code, bool) else 1)

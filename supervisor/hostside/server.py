@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import agents, facts, files, gitops, procs, relay, sandbox_op
+from . import agents, ending, facts, files, gitops, procs, relay, sandbox_op
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -46,6 +46,7 @@ class Server:
             "cancel": procs.cancel,
             "ps": procs.ps,
             "signal": procs.send_signal,
+            "end_tree": ending.end_tree,
             "read": files.read,
             "write": files.write,
             "list": files.listing,
@@ -80,6 +81,7 @@ class Server:
     def serve(self, lines: BinaryIO) -> None:
         for line in lines:
             self.handle(line)
+        ending.release_all()  # a stop cut short leaves nothing frozen
         self.agents.close_all()  # nothing answers there now: the agents' hooks spool their events
         self.relays.stop_all()
         procs.end_running()
@@ -162,7 +164,7 @@ SCRUBBED = ("SSH_AUTH_SOCK", "DISPLAY", "XAUTHORITY", "SSH_CONNECTION", "SSH_CLI
 
 def main() -> None:
     """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
-    `supervisor` there (`client`)."""
+    `supervisor` there (`client`). `host.pyz reap -- ARGV`: an agent's pane command there (`reaper`)."""
     args = sys.argv[1:]
     if args[:1] == ["client"]:
         from .client import main as client_main
@@ -170,6 +172,10 @@ def main() -> None:
         sys.exit(client_main(args[1:]))
     for key in SCRUBBED:
         os.environ.pop(key, None)
+    if args[:1] == ["reap"]:
+        from .reaper import main as reaper_main
+
+        sys.exit(reaper_main(args[1:]))
     version = args[0] if args else "unknown"
     host_dir = args[1] if len(args) > 1 else "~"
     server = Server(sys.stdout.buffer, version, host_dir)

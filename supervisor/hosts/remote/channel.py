@@ -10,12 +10,14 @@ back. At home, supervisor/engine/remoterequests.py answers the requests and appl
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import shlex
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent
 from supervisor.engine.spooled import Spooled
+from supervisor.errors import SupervisorError
 from supervisor.hosts.hostapp import INSTALL_DIR
 
 if TYPE_CHECKING:
@@ -45,6 +47,11 @@ class Channel:
         link = self.host.link()
         link.call("unwatch", watch=HOOKS_WATCH + agent.name)
         link.call("agent_close", agent=agent.name)
+
+    def close_quietly(self, agent: Agent) -> None:
+        """`close`, when the host can be reached (its program closes every socket as it ends anyway)."""
+        with contextlib.suppress(SupervisorError):
+            self.close(agent)
 
     # how the agent reaches it ---------------------------------------------------------------------------
 

@@ -100,6 +100,7 @@ class RemoteHost:
         return self.worktrees.run_isolated(agent, command, cwd, env, timeout=timeout, stop=stop, keep=keep)
 
     def remove_worktree(self, agent: Agent) -> None:
+        self.channel.close_quietly(agent)
         self.panes.close(agent)
         self.worktrees.remove_worktree(agent)
 
@@ -125,7 +126,9 @@ class RemoteHost:
         return self.panes.launch(agent, command, env, into)
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
-        return self.panes.end(agent, pane, grace, since)
+        survivors = self.panes.end(agent, pane, grace, since)
+        self.channel.close_quietly(agent)  # nothing of it runs to call it; a next launch binds it anew
+        return survivors
 
     def end_state_holders(self, agent: Agent, grace: float) -> list[int]:
         return self.panes.end_state_holders(agent, grace)

@@ -23,7 +23,7 @@ from supervisor.engine.delivery import deliver
 from supervisor.engine.panes import Panes
 from supervisor.errors import SupervisorError
 from supervisor.hosts.base import Launched, Typing
-from supervisor.hosts.remote import isolated, staging
+from supervisor.hosts.remote import isolated, reaping, staging
 from supervisor.hosts.remote.ending import Ender
 from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT, LinkTransport, Relays
 from supervisor.hosts.ssh import ssh_argv
@@ -109,8 +109,10 @@ class RemotePanes:
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None) -> Launched:
         layout = self.host.layout()
         hook = shlex.join([*self.host.channel.client_command(), "hook"])
-        staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook)
+        staging.upload(self.host.link(), self.staged(agent), layout.state(agent.name), hook,
+                       credentials=self.host.config.credentials, worktree=agent.worktree)
         command, given, got = isolated.wrap(self.host, agent, command, self.environment(agent, env))
+        command, given = reaping.wrap(self.host, agent, command, given)  # outermost, outside any sandbox
         cwd = Path(agent.worktree)
         if into is not None:
             pid = self.tmux.respawn(into.pane, into.server, cwd, command, given)
@@ -120,8 +122,8 @@ class RemotePanes:
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         root = pane.pid if pane is not None and not pane.dead else None
-        carrying = [(SOCKET_VARIABLE, self.host.layout().socket(agent.name))]
-        return self._ender().end(root, carrying, grace)
+        carrying = [*reaping.carrying(agent), (SOCKET_VARIABLE, self.host.layout().socket(agent.name))]
+        return self._ender(strays=True).end(root, carrying, grace)
 
     def end_state_holders(self, agent: Agent, grace: float) -> list[int]:
         variable = get_profile(agent.profile).state_env
@@ -129,8 +131,13 @@ class RemotePanes:
             return []
         return self._ender().end(None, [(variable, self.host.layout().state(agent.name))], grace)
 
-    def _ender(self) -> Ender:
-        return Ender(self.host.link(), self.tmux.keepers(self.tmux.list_panes()))
+    def _ender(self, *, strays: bool = False) -> Ender:
+        """`strays`: the tmux server's panes too, each ended when its process carries no launch token (a window
+        opened there by hand or by an agent, `tmux -S … new-window`: supervisor opens none without one)."""
+        panes = self.tmux.list_panes()
+        server = next((info.server for info in panes.values()), None) or self.tmux.listed_server
+        found = [int(server.split(":")[0])] if strays and server and server.split(":")[0].isdigit() else []
+        return Ender(self.host.link(), self.tmux.keepers(panes), found)
 
     def capture(self, agent: Agent, *, history: int = 0, ansi: bool = False) -> str | None:
         with contextlib.suppress(SupervisorError):  # unreachable: no screen to read now
