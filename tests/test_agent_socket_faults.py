@@ -19,6 +19,7 @@ import pytest
 
 import supervisor
 from supervisor.hosts.link import Link
+from supervisor.hosts.remote.layout import HostLayout
 from supervisor.hostside.agents import AGENT_CONNECTIONS
 from tests.links import Heard
 from tests.test_host_link import open_link
@@ -31,7 +32,7 @@ def served() -> Iterator[tuple[Link, Heard, Path]]:
     heard = Heard()
     home = Path(tempfile.mkdtemp(prefix="sv-", dir="/tmp"))  # a socket's path is short
     link = open_link(home, heard)
-    sock = home / "root" / "run" / "far.sock"
+    sock = Path(HostLayout(str(home / "root")).socket("far"))  # where an agent's socket is on a host
     try:
         link.call("agent_listen", agent="far", path=str(sock))
         yield link, heard, sock
@@ -81,7 +82,7 @@ def test_a_hook_event_the_socket_refuses_is_spooled(served: tuple[Link, Heard, P
                               input=json.dumps({"hook_event_name": "Stop"}).encode(), env=env, capture_output=True,
                               timeout=60, check=False)
         assert done.returncode == 0, done.stderr
-        spool = sock.parent.parent / "spool" / "far" / "hooks"
+        spool = sock.parents[2] / "spool" / "far" / "hooks"  # ROOT/run/far/agent.sock → ROOT/spool/far/hooks
         spooled = [json.loads(path.read_text()) for path in spool.glob("*.json")]
         assert [item["event"]["hook_event_name"] for item in spooled] == ["Stop"]
     finally:
@@ -94,6 +95,7 @@ def test_each_listen_binds_a_socket_anew(served: tuple[Link, Heard, Path]) -> No
     (a connection it kept open, or the listening socket itself)."""
     link, _, sock = served
     before = sock.stat().st_ino
+    os.link(sock, sock.parent / "kept")  # the old socket's inode stays taken: a new one cannot get its number
     link.call("agent_listen", agent="far", path=str(sock))
     assert sock.stat().st_ino != before
     assert send(sock, b"[" * 200_000 + b"\n")["ok"] is False  # served: the new one listens
