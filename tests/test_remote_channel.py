@@ -114,7 +114,7 @@ def test_a_permission_request_on_a_host_is_held_until_answered_at_home(far: Far)
     far.place("far")
     far.start("far")
     request = {"hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "rm -rf build"}}
-    for verb, reason, allowed in (("approve", None, True), ("deny", "not that one", False)):
+    for round_, (verb, reason, allowed) in enumerate((("approve", None, True), ("deny", "not that one", False))):
         argv = ["ssh", "-F", str(far.ssh_hosts.config), "-T", "-o", "BatchMode=yes", HOST, "--",
                 shlex.join(far.client_words("far", "hook"))]
         held = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -122,6 +122,10 @@ def test_a_permission_request_on_a_host_is_held_until_answered_at_home(far: Far)
         assert held.stdin is not None
         held.stdin.write(json.dumps(request))
         held.stdin.close()
+        # this round's request held at home (the agent may still be `waiting` from the round before)
+        socket = far.sandbox.runtime / far.sandbox.paths.runtime_dir.name / "engine.sock"
+        wait_until(lambda: [row["status"] for row in request_at(socket, "approvals", {"name": "far"}, 10)]
+                   == ["pending", *["approved"] * round_], timeout=15, message="this round's request held at home")
         waiting = far.sandbox.wait_state("far", "waiting", timeout=15)
         assert waiting["waiting_reason"] == "approval: Bash(rm -rf build)"
         assert held.poll() is None  # the CLI waits on the host for the human
