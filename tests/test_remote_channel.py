@@ -123,9 +123,10 @@ def test_a_permission_request_on_a_host_is_held_until_answered_at_home(far: Far)
         held.stdin.write(json.dumps(request))
         held.stdin.close()
         # this round's request held at home (the agent may still be `waiting` from the round before)
-        socket = far.sandbox.runtime / far.sandbox.paths.runtime_dir.name / "engine.sock"
-        wait_until(lambda: [row["status"] for row in request_at(socket, "approvals", {"name": "far"}, 10)]
-                   == ["pending", *["approved"] * round_], timeout=15, message="this round's request held at home")
+        engine = far.sandbox.runtime / far.sandbox.paths.runtime_dir.name / "engine.sock"
+        wait_until(lambda engine=engine, round_=round_: [row["status"] for row in request_at(
+                   engine, "approvals", {"name": "far"}, 10)] == ["pending", *["approved"] * round_],
+                   timeout=15, message="this round's request held at home")
         waiting = far.sandbox.wait_state("far", "waiting", timeout=15)
         assert waiting["waiting_reason"] == "approval: Bash(rm -rf build)"
         assert held.poll() is None  # the CLI waits on the host for the human
