@@ -171,7 +171,8 @@ def test_the_starting_terminal_going_away_leaves_the_engine_running(sandbox: San
         assert os.getsid(engine) != os.getsid(pid)
         os.close(terminal)  # the terminal goes away: the kernel hangs up its session
         os.killpg(os.getsid(pid), signal.SIGHUP)
-        wait_until(lambda: process_gone(pid), message="the terminal's shell ended by the hangup")
+        # (60 s: on a loaded CI machine the shell took over 15 s to be seen ended once; why is not known yet)
+        wait_until(lambda: process_gone(pid), timeout=60, message="the terminal's shell ended by the hangup")
         os.kill(engine, signal.SIGHUP)  # as a shell that hangs up its jobs would
         ticks_pass(sandbox, 2)
         assert sandbox.engine_pid() == engine
