@@ -168,6 +168,10 @@ def test_read_only_folder_send_and_stop_happen_and_the_transcript_follows(sandbo
     sent = sv(namespace, sandbox, "send", "a1", "typed on a read-only folder", check=False)
     assert sent.returncode == 0 and sent.stdout.strip() == "a1: sent", sent.stderr
     wait_until(lambda: len(prompts(record)) == 2, message="the sent text")
+    # the engine writes the agent's new lines on its next tick, and finds the folder read-only then: from that
+    # moment every command's answer carries the note
+    wait_until(lambda: "not written: the transcripts" in sv(namespace, sandbox, "engine", "status").stdout,
+               message="the transcripts found unwritable")
     stopped = sv(namespace, sandbox, "stop", "a1", check=False)
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.strip() == "a1: stopped"
