@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .calls import Call, OpError
+from .regular import read_regular
 
 AGENT_LINE = 2 * 1024 * 1024  # a request through an agent's socket, as the engine's own take it
 AGENT_CONNECTIONS = 32  # open at once through one agent's socket (held approvals, parallel hooks)
@@ -288,17 +289,10 @@ def spooled(call: Call) -> list[dict[str, Any]]:
 
 
 def _spooled_item(path: str) -> tuple[dict[str, Any], float] | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    read = read_regular(path, SPOOL_FILE)
+    if read is None:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > SPOOL_FILE:
-            return None
-        data = os.read(fd, SPOOL_FILE + 1)
-    finally:
-        os.close(fd)
+    data, info = read
     try:
         item = json.loads(data)
     except ValueError:

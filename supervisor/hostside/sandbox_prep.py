@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 from pathlib import Path
 
+from .regular import read_regular
 from .sandbox import Spec, folders_to_create, from_home
 
 KEEP = ".keep"  # in an agent's ref and reflog folders: git skips dot-files there
@@ -109,20 +109,5 @@ def admin_dir(common_dir: Path, worktree: Path, recorded: str | None) -> Path:
 
 def _read_regular(path: Path) -> bytes | None:
     """The regular file `path` whole (no link at its last part, no FIFO, at most GITDIR_LIMIT bytes), or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > GITDIR_LIMIT:
-            return None
-        chunks = []
-        while chunk := os.read(fd, GITDIR_LIMIT + 1):
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        return data if len(data) <= GITDIR_LIMIT else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    read = read_regular(path, GITDIR_LIMIT)
+    return None if read is None else read[0]
