@@ -20,11 +20,12 @@ from typing import Protocol
 from supervisor.agents.reader import Reader
 from supervisor.agents.screens import Reading
 from supervisor.core.model import Agent
+from supervisor.engine.delivery import deliver
 from supervisor.errors import SupervisorError
 from supervisor.hosts.commands import Ran
 from supervisor.hosts.isolation import GOT
 from supervisor.tmux.panes import PaneRef
-from supervisor.tmux.server import PaneInfo
+from supervisor.tmux.server import PaneInfo, Tmux
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,8 @@ class Typing:
     settle: float
     submitted: Callable[[], bool] | None  # its hook said the prompt went in (None: the screen decides)
     dialog: Callable[[], Reading | None]  # a dialog on the screen now (it holds the text back)
+
+    def into(self, tmux: Tmux, pane: str, text: str) -> None:
+        """Type `text` into `pane` of `tmux` (this machine's server, or a host's over its link) as said here."""
+        deliver(tmux, pane, text, pane_alive=self.pane_alive, repaste=self.repaste, timeout=self.timeout,
+                submitted=self.submitted, dialog=self.dialog, settle=self.settle)

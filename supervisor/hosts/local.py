@@ -20,7 +20,6 @@ from supervisor.agents.reader import Reader
 from supervisor.config import Config
 from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, check_joined, confined, end_confined
-from supervisor.engine.delivery import deliver
 from supervisor.engine.helpers import MESSAGES_DIR, STATUS_FILE, SUB_AGENTS, status_text
 from supervisor.engine.panes import Panes
 from supervisor.engine.processes import kill_tree
@@ -123,8 +122,7 @@ class LocalHost:
         return self.panes.send_keys(agent, *keys)
 
     def type_text(self, agent: Agent, pane: PaneInfo, text: str, typing: Typing) -> None:
-        deliver(self.tmux, pane.pane, text, pane_alive=typing.pane_alive, repaste=typing.repaste,
-                timeout=typing.timeout, submitted=typing.submitted, dialog=typing.dialog, settle=typing.settle)
+        typing.into(self.tmux, pane.pane, text)
 
     def attach_info(self, agent: Agent) -> dict[str, str] | None:
         info = self.panes.own(agent)

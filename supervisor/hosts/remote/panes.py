@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from supervisor.agents import get_profile
 from supervisor.core.model import Agent
-from supervisor.engine.delivery import deliver
 from supervisor.engine.panes import Panes
 from supervisor.errors import SupervisorError
 from supervisor.hosts.base import Launched, Typing
@@ -150,8 +149,7 @@ class RemotePanes:
         return False
 
     def type_text(self, agent: Agent, pane: PaneInfo, text: str, typing: Typing) -> None:
-        deliver(self.tmux, pane.pane, text, pane_alive=typing.pane_alive, repaste=typing.repaste,
-                timeout=typing.timeout, submitted=typing.submitted, dialog=typing.dialog, settle=typing.settle)
+        typing.into(self.tmux, pane.pane, text)
 
     def attach_info(self, agent: Agent) -> dict[str, str] | None:
         """The pane, and the `ssh -t` command line that puts the user's terminal on it there."""
