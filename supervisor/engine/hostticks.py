@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.core.model import State
 from supervisor.engine.panes import pane_ref
+from supervisor.engine.records import AgentRecords
 from supervisor.engine.sites import host_site
 from supervisor.errors import SupervisorError
 from supervisor.hosts.remote.host import RemoteHost
@@ -28,6 +29,9 @@ class HostTicks:
         self.watcher = watcher
         self.period = period
         self._threads: dict[str, threading.Thread] = {}
+        # Per host, the agent records as its tick last read them: each tick decodes only those written since (a
+        # host's thread alone uses its own).
+        self._records: dict[str, AgentRecords] = {}
 
     def tend(self, stopping: threading.Event) -> None:
         """A running tick for each host of the configuration in force (from the local tick)."""
@@ -58,7 +62,11 @@ class HostTicks:
     def tick(self, name: str) -> None:
         engine = self.watcher.engine
         # A record that names no pane there yet (being launched, or written by hand) is not judged from its panes.
-        agents = [agent for agent in engine.store.agents() if agent.host == name and agent.state.live
+        records = self._records.get(name)
+        if records is None:
+            records = self._records[name] = AgentRecords(engine.store)
+        every, versions = records.read()
+        agents = [agent for agent in every if agent.host == name and agent.state.live
                   and agent.state != State.UNREACHABLE and pane_ref(agent) is not None]
         link = engine.hostlinks.link(name)
         if not agents or link is None or not link.up:
@@ -67,4 +75,4 @@ class HostTicks:
         if not isinstance(host, RemoteHost):
             return
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents)
+            self.watcher.tick_site(host_site(host), agents, versions)

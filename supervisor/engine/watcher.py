@@ -232,10 +232,11 @@ class Watcher:
             self.check_deadlocks(live_agents)
             self.look_for_sessions(live_agents)
 
-    def tick_site(self, site: Site, agents: list[Agent]) -> None:
+    def tick_site(self, site: Site, agents: list[Agent], versions: dict[str, int] | None = None) -> None:
         """One tick for the live agents of a host (`site`), judged as the local tick judges its own: one listing,
         one look at the screens that may have printed, then each agent under its lock. A host's processes are
-        not read here (no CPU figures: its screen and hooks judge it)."""
+        not read here (no CPU figures: its screen and hooks judge it). `versions`: each record's store version
+        as read, when known: a record not written since is judged as read, not decoded again."""
         engine = self.engine
         observed = time.time()
         panes = site.tmux.list_panes()
@@ -254,8 +255,10 @@ class Watcher:
             version = engine.store.version(candidate.name)
             if look is None and self._unchanged(candidate, version, owned.get(candidate.name), now):
                 continue
-            self._locked(candidate.name,  # its record read again under its lock
-                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, None, site))
+            read = versions.get(candidate.name) if versions is not None else None
+            self._locked(candidate.name,  # its record read again under its lock, unless not written since
+                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, None, site),
+                         read=None if read is None else (candidate, read))
         self.server_ended.settle()
 
     def _unchanged(self, agent: Agent, version: int, pane: PaneInfo | None, now: float) -> bool:
