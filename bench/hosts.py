@@ -328,10 +328,11 @@ def probe_hook(paths: Any, box: sshd.SshHosts, name: str, folder: str, rounds: i
     """Hook events sent on host `name` through its probe agent's socket there, each until `show` at home has the
     state it makes: latencies in seconds."""
     from supervisor.client import call
+    from supervisor.paths import agent_file_name
 
     agent = f"{name}-probe"
     root = box.hosts[name].home / folder.removeprefix("~/")
-    sockets = sorted(root.glob(f"*/run/{agent}.sock"))
+    sockets = sorted(root.glob(f"*/run/{agent_file_name(agent)}/agent.sock"))  # (supervisor/hosts/remote/layout.py)
     if not sockets:
         raise SystemExit(f"bench: no socket for {agent} under {root}")
     probe = subprocess.Popen(["python3", "-I", "-c", PROBE, str(sockets[0])], user=box.hosts[name].user,

@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent, State
+from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
 from supervisor.errors import SupervisorError
 from supervisor.git import agent_refs
@@ -49,6 +50,7 @@ class CommitsHome(PeriodicService):
         # while they stay the same, home's refs are not read again (a git process per host every pass).
         self._settled: dict[str, tuple[object, float]] = {}
         self.fetches = 0  # bundles fetched (tests, measurements)
+        self._records = AgentRecords(engine.store)  # only records written since the last pass are decoded
         engine.hostlinks.on_up.append(lambda host, link: self._wake.set())
 
     def pause(self) -> None:
@@ -60,7 +62,7 @@ class CommitsHome(PeriodicService):
 
     def step(self) -> None:
         by_host: dict[str, list[Agent]] = {}
-        for agent in self.engine.store.agents():
+        for agent in self._records.read()[0]:
             if agent_refs.is_remote(agent) and agent.state != State.QUEUED:
                 by_host.setdefault(agent.host, []).append(agent)
         for host, agents in by_host.items():

@@ -17,6 +17,7 @@ from supervisor.core.model import State
 from supervisor.engine.hostprocs import host_snapshot
 from supervisor.engine.panes import pane_ref
 from supervisor.engine.processes import CpuMeter, Snapshot
+from supervisor.engine.records import AgentRecords
 from supervisor.engine.sites import host_site
 from supervisor.errors import SupervisorError
 from supervisor.hosts.link import Link
@@ -37,6 +38,9 @@ class HostTicks:
         self._threads: dict[str, threading.Thread] = {}
         self._ticks: dict[str, int] = {}  # by host: its slow ticks read its processes
         self._meters: dict[str, CpuMeter] = {}
+        # Per host, the agent records as its tick last read them: each tick decodes only those written since (a
+        # host's thread alone uses its own).
+        self._records: dict[str, AgentRecords] = {}
 
     def tend(self, stopping: threading.Event) -> None:
         """A running tick for each host of the configuration in force (from the local tick)."""
@@ -67,7 +71,11 @@ class HostTicks:
     def tick(self, name: str) -> None:
         engine = self.watcher.engine
         # A record that names no pane there yet (being launched, or written by hand) is not judged from its panes.
-        agents = [agent for agent in engine.store.agents() if agent.host == name and agent.state.live
+        records = self._records.get(name)
+        if records is None:
+            records = self._records[name] = AgentRecords(engine.store)
+        every, versions = records.read()
+        agents = [agent for agent in every if agent.host == name and agent.state.live
                   and agent.state != State.UNREACHABLE and pane_ref(agent) is not None]
         link = engine.hostlinks.link(name)
         if not agents or link is None or not link.up:
@@ -78,7 +86,8 @@ class HostTicks:
         self._ticks[name] = ticks = self._ticks.get(name, 0) + 1
         slow = ticks % SLOW_CHECK_EVERY == 1  # the first tick too: CPU figures from the start
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link), slow)
+            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link), slow,
+                                   versions)
 
     def meter(self, host: str) -> CpuMeter:
         """The CPU meter of `host`'s process trees."""

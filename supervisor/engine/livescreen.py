@@ -23,6 +23,7 @@ line is one line however many rows it wraps to).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -54,10 +55,16 @@ def live_path(transcript: Path) -> Path:
 
 
 def encode(screen: LiveScreen) -> bytes:
-    body = "".join(f"{line}\n" for line in screen.lines).encode(errors="replace")
-    header = {"server": screen.server, "pane": screen.pane, "profile": screen.profile, "row": screen.row,
-              "inode": screen.inode, "size": screen.size, "bytes": len(body), "crc": zlib.crc32(body)}
-    return json.dumps(header).encode() + b"\n" + body
+    body = ("\n".join(screen.lines) + "\n" if screen.lines else "").encode(errors="replace")
+    # The header as json.dumps writes it, its strings' part (the same for a run's every screen) written once.
+    numbers = f'"row": {screen.row}, "inode": {screen.inode}, "size": {screen.size}, "bytes": {len(body)}, ' \
+              f'"crc": {zlib.crc32(body)}}}'
+    return f"{_names(screen.server, screen.pane, screen.profile)}{numbers}\n".encode() + body
+
+
+@functools.lru_cache(maxsize=1024)
+def _names(server: str, pane: str, profile: str) -> str:
+    return json.dumps({"server": server, "pane": pane, "profile": profile})[:-1] + ", "
 
 
 def decode(data: bytes) -> LiveScreen | None:

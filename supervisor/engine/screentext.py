@@ -32,8 +32,11 @@ def strip_ansi(text: str) -> str:
 
 
 def bare(text: str) -> str:
-    """Text as compared across wrappings: no escape sequences, no whitespace."""
-    if len(text) <= _CACHED_LINE and "\n" not in text:
+    """Text as compared across wrappings: no escape sequences, no whitespace. Line by line (each line's own is
+    remembered), which is the same: escapes and carriage returns act within a line, and no whitespace is kept."""
+    if "\n" in text:
+        return "".join(map(bare, text.split("\n")))
+    if len(text) <= _CACHED_LINE:
         return _bare_line(text)
     return _WHITESPACE.sub("", strip_ansi(text))
 

@@ -353,12 +353,12 @@ class Transcripts:
     def _append(self, name: str, data: bytes) -> None:
         path = self.path(name)
         fd = self._files.get(name)
-        if fd is not None and os.fstat(fd).st_nlink == 0:  # removed by hand: start a new file
-            os.close(self._files.pop(name))
-            fd = None
-        if fd is None:
+        stat = os.fstat(fd) if fd is not None else None  # one fstat tells both whether it is there and its size
+        if fd is None or stat is None or stat.st_nlink == 0:  # not open yet, or removed by hand: a new file
+            if fd is not None:
+                os.close(self._files.pop(name))
             fd = self._files[name] = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        stat = os.fstat(fd)
+            stat = os.fstat(fd)
         size = stat.st_size
         self._remember(name, stat.st_ino, size, data)
         # Rotated before a write would pass the cap, not after: neither file ever holds more than max_bytes. The

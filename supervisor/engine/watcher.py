@@ -233,11 +233,14 @@ class Watcher:
             self.look_for_sessions(live_agents)
 
     def tick_site(self, site: Site, agents: list[Agent],
-                  processes: Callable[[list[int]], Snapshot | None] | None = None, slow: bool = False) -> None:
+                  processes: Callable[[list[int]], Snapshot | None] | None = None, slow: bool = False,
+                  versions: dict[str, int] | None = None) -> None:
         """One tick for the live agents of a host (`site`), judged as the local tick judges its own: one listing,
         one look at the screens that may have printed, then each agent under its lock. `processes`: the trees of
         panes' processes there, read by one request (engine/hostprocs.py) for the rules that use CPU: every
-        tree on a `slow` tick, else those of agents whose state may hang on their tools' CPU now."""
+        tree on a `slow` tick, else those of agents whose state may hang on their tools' CPU now. `versions`: each
+        record's store version as read, when known: a record not written since is judged as read, not decoded
+        again."""
         engine = self.engine
         observed = time.time()
         panes = site.tmux.list_panes()
@@ -267,8 +270,10 @@ class Watcher:
             if look is None and snapshot is None \
                     and self._unchanged(candidate, version, owned.get(candidate.name), now):
                 continue
-            self._locked(candidate.name,  # its record read again under its lock
-                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot, site))
+            read = versions.get(candidate.name) if versions is not None else None
+            self._locked(candidate.name,  # its record read again under its lock, unless not written since
+                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot, site),
+                         read=None if read is None else (candidate, read))
         self.server_ended.settle()
 
     def _unchanged(self, agent: Agent, version: int, pane: PaneInfo | None, now: float) -> bool:
