@@ -20,7 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from supervisor.agents import get_profile
+from supervisor.agents.reader import Entry, Reader
+from supervisor.core.model import Agent
 from supervisor.engine.host_sessions import HostSessions
 from supervisor.hosts.remote.reader import LinkReader
 from tests.conftest import wait_until
@@ -45,6 +49,27 @@ def events(remote: Remote, name: str, kind: str) -> list[dict[str, Any]]:
 
 def triggers(remote: Remote, name: str, trigger: str) -> list[dict[str, Any]]:
     return [event for event in events(remote, name, "trigger") if event.get("trigger") == trigger]
+
+
+class Heard:
+    """A reader that notes the files read through it."""
+
+    def __init__(self, reader: LinkReader, read: list[str]) -> None:
+        self.reader, self.read = reader, read
+
+    def head(self, path: str, limit: int) -> bytes | None:
+        self.read.append(path)
+        return self.reader.head(path, limit)
+
+    def first_line(self, path: str, limit: int) -> bytes | None:
+        self.read.append(path)
+        return self.reader.first_line(path, limit)
+
+    def folders(self, folder: str) -> list[str]:
+        return self.reader.folders(folder)
+
+    def entries(self, folder: str, within: str) -> list[Entry]:
+        return self.reader.entries(folder, within)
 
 
 def argv_on_host(remote: Remote, pid: int) -> list[list[str]]:
@@ -129,7 +154,10 @@ def test_gemini_and_aider_files_on_a_host_are_read_by_the_local_rules(remote: Re
     link.call("write", path=history, text="# aider chat started at 2025\n", timeout=30)
     assert aider.resume_line("aider", None, Path(state), reader) is None
     link.call("write", path=history, text="# aider chat started at 2025\n#### fix it\n", timeout=30)
-    assert aider.resume_line("aider", None, Path(state), reader) == "aider --restore-chat-history"
+    read: list[str] = []  # through the host's reader (this test's hosts share this machine's files: never here)
+    heard = Heard(reader, read)
+    assert aider.resume_line("aider", None, Path(state), heard) == "aider --restore-chat-history"
+    assert read == [history]
     # A reader confined to the agent's folder reads nothing outside it, even named directly.
     assert reader.head(f"{other}/history.md", 1000) is None
 
@@ -159,19 +187,22 @@ def test_a_gemini_agent_on_a_host_is_restarted_by_the_id_its_files_hold(remote: 
                message="launched again in its own conversation")
 
 
-def test_the_hosts_look_for_ids_skips_a_cli_that_tells_them_by_hooks(remote: Remote) -> None:
+def test_the_hosts_look_for_ids_skips_a_cli_that_tells_them_by_hooks(remote: Remote,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Claude Code tells its id through its hooks: its files are not searched (no request per slow tick)."""
     remote.request("start", name="cl", task="first", command=remote.claude("cl", IDLE), profile="claude", host=HOST)
     remote.sandbox.wait_state("cl", "idle", timeout=30)
-    calls: list[str] = []
     host = remote.host()
+    looked: list[str] = []
     original = host.cli_files
-    host.cli_files = lambda agent: calls.append(agent.name) or original(agent)  # type: ignore[method-assign]
-    try:
-        HostSessions(remote.engine).look(host, [remote.engine.get("cl")])
-    finally:
-        host.cli_files = original  # type: ignore[method-assign]
-    assert calls == []
+
+    def noting(agent: Agent) -> tuple[str, Reader]:
+        looked.append(agent.name)
+        return original(agent)
+
+    monkeypatch.setattr(host, "cli_files", noting)
+    HostSessions(remote.engine).look(host, [remote.engine.get("cl")])
+    assert looked == []
 
 
 # escape --------------------------------------------------------------------------------------------------------
