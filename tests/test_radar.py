@@ -673,3 +673,24 @@ def test_against_the_base_branch_and_a_helper_against_its_parent(sandbox: Sandbo
     ]
     # The helper merges into its parent: that is its target, met once, by name (main is its parent's business).
     assert conflicts(sandbox, "auth.t") == [{"with": "auth", "branch": "agent/auth/work", "files": ["src/app.py"]}]
+
+
+def test_a_branch_moved_onto_another_branchs_tip_is_scanned(root: Path) -> None:
+    """As `git update-ref` of one agent's branch to another's tip does: pairs answered before become the same pair
+    of commits, whose old outcome is dropped once."""
+    base = tips(root)["main"]
+    branches: dict[str, str | None] = {"agent/victim/work": "main", "agent/evil/work": "main"}
+    for name in branches:
+        git(root, "update-ref", f"refs/heads/{name}", base)
+    radar = Radar(root)
+    radar.scan(branches, tips(root))
+    commit(root, "agent/victim/work", {"mine.txt": "mine\n"})
+    radar.scan(branches, tips(root))
+    sneaky = commit(root, "agent/evil/work", {"sneaky.txt": "sneaky\n"})
+    radar.scan(branches, tips(root))
+    git(root, "update-ref", "refs/heads/agent/victim/work", sneaky)
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {branch: [] for branch in branches} and scan.failures == []
+    git(root, "update-ref", "refs/heads/main", sneaky)  # merged: a fast-forward
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {branch: [] for branch in branches} and scan.failures == []

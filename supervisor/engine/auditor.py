@@ -71,7 +71,8 @@ class Auditor(PeriodicService):
             tip = tips.get(agent.branch)
             if tip is not None and tip != agent.extra.get("audited"):
                 self._audit(agent.name, tip)
-        self._stamp = stamp  # only once the pass went through: a failed one is tried again
+        if not self.guard.unjudged:
+            self._stamp = stamp  # only once the pass went through: a failed one is tried again
 
     # off its branch -----------------------------------------------------------------------------------
 

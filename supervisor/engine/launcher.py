@@ -299,8 +299,8 @@ class Launcher:
             resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
         known = valid(agent.extra.get("session_id"))
         folder, reader = host.cli_files(agent)  # where its CLI keeps its conversations, on its machine
-        if resume and known is None and agent.host == LOCAL:  # kept in its CLI's files, stopped before the
-            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))  # watcher read them
+        if resume and known is None:  # kept in its CLI's files, stopped before the watcher read them
+            known = valid(profile.find_session(Path(folder), Path(agent.worktree), agent.started_at, reader))
         session = known if resume else None
         resumed = profile.resume_line(agent.command, session, Path(folder), reader) if resume else None
         if resumed is None:

@@ -136,10 +136,31 @@ def table() -> list[dict[str, Any]]:
 
 def ps(call: Call) -> list[dict[str, Any]]:
     """The processes under `pids` (themselves and every descendant): pid, ppid, pgid, sid, state, name, argv,
-    cpu (user + system seconds), start (epoch seconds), rss (bytes). A pid that is gone is left out."""
+    cpu (user + system seconds), start (epoch seconds), rss (bytes), and with `cwd` each one's working directory
+    (`cwd`: None when it cannot be read). A pid that is gone is left out."""
     roots = call.arg("pids", list)
     if not all(isinstance(pid, int) for pid in roots):
         raise OpError("argument 'pids' must be a list of process ids")
+    found = _trees(roots)
+    if call.arg("cwd", bool, False):
+        boot = _boot_time()
+        for info in found:
+            info["cwd"] = _cwd(info, boot)
+    return found
+
+
+def _cwd(info: dict[str, Any], boot: float) -> str | None:
+    """The working directory of the process `info` describes, read now: None when it is gone or not readable, or
+    its pid is another process's since (its start time read again)."""
+    try:
+        where = os.readlink(f"/proc/{info['pid']}/cwd")
+    except OSError:
+        return None
+    again = _stat(int(info["pid"]), boot)
+    return where if again is not None and again["start"] == info["start"] else None
+
+
+def _trees(roots: list[int]) -> list[dict[str, Any]]:
     every = table()
     children: dict[int, list[dict[str, Any]]] = {}
     by_pid = {}

@@ -90,7 +90,8 @@ class RemoteHost:
         return bool(ran["rc"] == 0)
 
     def cli_files(self, agent: Agent) -> tuple[str, Reader]:
-        return self.layout().state(agent.name), LinkReader(self.link())
+        state = self.layout().state(agent.name)
+        return state, LinkReader(self.link(), state)
 
     def write_session(self, agent: Agent, contract: str) -> None:
         self.worktrees.write_session(agent, contract)
