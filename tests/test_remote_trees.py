@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+import subprocess
 from typing import Any
 
 import yaml
@@ -142,3 +143,55 @@ def test_an_agents_socket_on_a_host_answers_only_its_own_panes_processes(remote:
     assert not any(event.get("message") == "forged" for event in events(remote, "alpha", "hook"))
     assert remote.on_host("ls", "-A", f"{remote.host().layout().spool('alpha')}/hooks").split() == []
     assert remote.sandbox.state("alpha") == "idle" and alpha["pid"]
+
+
+def test_a_helper_on_a_host_merges_into_its_parent_there(remote: Remote) -> None:
+    box = remote.sandbox
+    far = start(remote, "far")
+    start_helper(remote, "far", "scout")
+    scout = box.agent("far.scout")
+    parent_wt = far["worktree"]
+
+    def head(worktree: str) -> str:
+        return remote.on_host("git", "-C", worktree, "rev-parse", "HEAD").strip()
+
+    def home(branch: str) -> str | None:
+        try:
+            return box.git("rev-parse", "--verify", "--quiet", f"refs/supervisor/hosts/{HOST}/heads/{branch}",
+                           plain=True) or None
+        except subprocess.CalledProcessError:
+            return None
+
+    # The parent's own commit, and a draft of its not committed; the helper's commit in its own worktree.
+    in_pane(remote, "far", "echo mine > far.txt && git add far.txt && git commit -q -m 'the parent' && "
+                           "echo draft > notes.md")
+    own = head(parent_wt)
+    said = in_pane(remote, "far.scout", "mkdir -p src && echo 'def test(): pass' > src/test_app.py && "
+                                        "git add src && git commit -q -m 'test the app'")
+    assert "commit refused" not in said
+    helper_tip = head(scout["worktree"])
+    wait_until(lambda: home(scout["branch"]) == helper_tip, timeout=30, message="the helper's commit home")
+
+    merged = box.sv("merge", "far.scout")
+    assert f"into {far['branch']}" in merged.stdout, merged.stdout
+    # On the host: the parent's branch and worktree hold both, its draft untouched.
+    tip = head(parent_wt)
+    parents = remote.on_host("git", "-C", parent_wt, "rev-parse", f"{tip}^1", f"{tip}^2").split()
+    assert parents == [own, helper_tip]  # the merge commit made at home, of the two
+    assert host_file(remote, f"{parent_wt}/src/test_app.py") == "def test(): pass\n"
+    assert host_file(remote, f"{parent_wt}/notes.md") == "draft\n"
+    assert remote.on_host("git", "-C", parent_wt, "status", "--porcelain").split("\n")[0] == "?? notes.md"
+    # At home: the parent's branch (its commits as fetched) is that merge.
+    assert home(far["branch"]) == tip
+    assert any(event["kind"] == "merged" for event in box.agent("far.scout")["events"])
+
+    # A change of the parent's not committed where the helper's next commit goes: refused, nothing moved.
+    in_pane(remote, "far.scout", "echo 'def test(): assert True' > src/test_app.py && git commit -q -am again")
+    again = head(scout["worktree"])
+    wait_until(lambda: home(scout["branch"]) == again, timeout=30, message="the helper's second commit home")
+    in_pane(remote, "far", "echo 'my edit' > src/test_app.py")
+    refused = box.sv("merge", "far.scout", check=False)
+    assert refused.returncode == 1
+    assert "local changes in" in refused.stderr and "src/test_app.py" in refused.stderr, refused.stderr
+    assert head(parent_wt) == tip and home(far["branch"]) == tip
+    assert host_file(remote, f"{parent_wt}/src/test_app.py") == "my edit\n"
