@@ -12,7 +12,6 @@ mode) as the agent runs it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shlex
 import subprocess
@@ -29,7 +28,6 @@ turns:
   - [say: "SECOND-TURN-DONE"]
   - [say: "THIRD-TURN-DONE"]
 """
-_runs = itertools.count()
 
 
 def transcript(remote: Remote, name: str) -> str:
@@ -38,11 +36,7 @@ def transcript(remote: Remote, name: str) -> str:
 
 
 def in_pane(remote: Remote, name: str, command: str) -> str:
-    """Have agent `name` run `command` in its pane on the host; what its log shows once it has finished."""
-    marker = f"ran-{next(_runs)}-"
-    remote.request("send", name=name, text=f"!{command}; echo {marker}'end'")  # the typed text never reads it
-    return str(wait_until(lambda: f"{marker}end" in (said := transcript(remote, name)) and said,
-                          timeout=60, message=f"{name} ran {command!r}"))
+    return remote.in_pane(name, command)
 
 
 def events(remote: Remote, name: str, kind: str) -> list[dict[str, Any]]:
