@@ -83,6 +83,8 @@ class LimitsConfig:
     restart: str = "never"
     max_restarts: int = 3
     start_seconds: float = 10.0  # an agent that ran at least this long before exiting had started fine
+    max_auto_restarts: int = 10  # automatic restarts of one agent (policy, on_stall, restore: auto) within …
+    auto_restart_window: float = 3600.0  # … this many seconds; past them it stays exited (engine/restart_cap.py)
     on_stall: str = "none"
     stop_grace: float = 5.0
     error_repeats: int = 3  # errors: the same error pattern this many times
@@ -250,6 +252,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "restart",
         "max_restarts",
         "start_seconds",
+        "max_auto_restarts",
+        "auto_restart_window",
         "on_stall",
         "stop_grace",
         "error_repeats",
@@ -722,6 +726,8 @@ class _Parser:
             restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
             start_seconds=self.duration(sec, "start_seconds", 10.0),
+            max_auto_restarts=self.integer(sec, "max_auto_restarts", 10, 0),
+            auto_restart_window=self.duration(sec, "auto_restart_window", 3600.0),
             on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
             stop_grace=self.duration(sec, "stop_grace", 5.0),
             error_repeats=self.integer(sec, "error_repeats", 3, 1),
@@ -949,6 +955,12 @@ limits:
   # An agent that exits sooner than this after its start counts as a failed start (as
   # supervisord's startsecs): the restart delay grows, and max_restarts of them in a row give up.
   start_seconds: 10s
+  # At most this many automatic restarts of one agent (by the restart policy, on_stall: restart or
+  # restore: auto) within auto_restart_window, however long each run lasted: past them it stays
+  # exited, with the reason, and one `exited` alert (an agent whose screen or host keeps saying it
+  # ended cannot make a restart storm). `supervisor restart` is yours and always counts afresh.
+  max_auto_restarts: 10
+  auto_restart_window: 1h
   # What to do, besides alerting, when an agent stalls: none | interrupt (Ctrl-C, then the
   # agent can be told what to do) | restart (stop it and start it again in its worktree).
   on_stall: none
