@@ -131,6 +131,7 @@ class AlertsConfig:
     repeat_after: float | None = 1800.0
     group_wait: float = 5.0
     helper_done: str = "parent"  # parent | human: who hears that a helper finished its turn
+    max_per_hour: int = 30  # alerts about one agent (or host) in an hour before they are paced (alerts/pace.py)
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "context_alert",
     ),
     "logs": ("max_bytes",),
-    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
+    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done",
+               "max_per_hour"),
     "approval": ("require", "timeout"),
     "merge": ("check", "check_timeout"),
     "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
@@ -770,6 +772,7 @@ class _Parser:
             repeat_after=self.opt_duration(sec, "repeat_after", 1800.0),
             group_wait=self.duration(sec, "group_wait", 5.0),
             helper_done=self.choice(sec, "helper_done", "parent", ("parent", "human")),
+            max_per_hour=self.integer(sec, "max_per_hour", 30, 1),
         )
 
     def slack(self, alerts: _Section) -> SlackConfig | None:
@@ -1041,6 +1044,10 @@ alerts:
   group_wait: 5s
   # Who hears that a helper finished its turn: its parent agent (parent), or you too (human).
   helper_done: parent
+  # Alerts about one agent (or one host) in an hour; past them, what fires about it is gathered and
+  # sent at most once every hour/max_per_hour (30: every 2 minutes), with how many times each
+  # trigger fired. Nothing is dropped: an agent whose screen flaps cannot flood your channels.
+  max_per_hour: 30
 
 approval:
   # Tool calls that always need your approval, even where the agent CLI would allow them:
