@@ -31,7 +31,7 @@ def test_a_host_without_bubblewrap_says_what_its_agents_reach_and_what_holds(san
         assert reach in exposed
     for holds in ("audited here", "merge refuses it", "tamper", "run on the host, never here",
                   "limits.max_auto_restarts", "alerts.max_per_hour", "only the keys of your answer",
-                  "Not judged yet on hosts"):
+                  "Judged from what the host says, which an agent there can rewrite"):
         assert holds in enforced
 
     checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}

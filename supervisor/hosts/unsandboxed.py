@@ -46,6 +46,7 @@ def statement(host: HostConfig, user: str) -> list[tuple[str, str]]:
                 "refuses it; merge.check and worktrees.setup run on the host, never here; this machine is "
                 "reachable from there only through the link, whose every answer is checked; a forged screen "
                 "restarts an agent at most limits.max_auto_restarts times per window, alerts at most "
-                "alerts.max_per_hour, and approve types only the keys of your answer. Not judged yet on hosts: a "
-                "branch there moved by another agent (its worktree's log is on the host)")
+                "alerts.max_per_hour, and approve types only the keys of your answer. Judged from what the host "
+                "says, which an agent there can rewrite: who moved a branch there (tamper, from its worktree's "
+                "log), whether a worktree left its branch, and escape (from the working directories read there)")
     return [(EXPOSED, exposed), (ENFORCED, enforced)]
