@@ -142,7 +142,7 @@ class Watcher:
         self._session_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
         self.server_ended = ServerEnded(engine)
-        self.refs = RefWatch(engine.store, engine.paths.common_dir)
+        self.refs = RefWatch(engine.store, engine.paths.common_dir, engine.folders)
         self.hosts = HostTicks(self, TICK_SECONDS)  # agents on hosts: a tick per host, in threads of their own
 
     def run(self, stopping: threading.Event) -> None:
