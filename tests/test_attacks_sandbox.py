@@ -28,13 +28,24 @@ probe transcripts "ls '{state}/logs' | grep -q victim"
 probe other_worktree "cat '{victim}/SESSION.md'"
 probe main_worktree "cat '{root}/README.md'"
 probe ssh_key "cat '{home}/.ssh/id_ed25519'"
-probe tmux "test -S '{runtime}/tmux.sock'"
+probe tmux "sh '{tmux_attack}'"
 probe victim_env "cat /proc/[0-9]*/environ | tr '\0' '\n' | grep -q SUPERVISOR_AGENT=victim"
 probe shared_config "echo '[filter \"x\"]' >> '{common}/config'"
 probe shared_hooks "echo 'touch /tmp/owned' > '{common}/hooks/post-merge'"
 probe commit "git commit -q --allow-empty --no-verify -m own-work"
 probe move_main "git update-ref refs/heads/main HEAD"
 probe move_victim "git update-ref refs/heads/agent/victim/work HEAD"
+"""
+
+
+# Typed into the victim's pane through any tmux server the rogue can find: the one its own pane's $TMUX names, the
+# engine's (at its path in the runtime folder), tmux's default one. `!`: the demo agent runs the rest as a shell
+# command, as Claude Code's shell mode does; what it prints shows the victim ran it.
+TYPED = "!echo typed-by-rogue-$((6 * 7))"
+TMUX_ATTACK = r"""for server in "${{TMUX%%,*}}" '{runtime}/tmux.sock' "${{TMUX_TMPDIR:-/tmp}}/tmux-$(id -u)/default"; do
+  [ -n "$server" ] && tmux -S "$server" send-keys -t '{pane}' '{typed}' Enter && exit 0
+done
+exit 1
 """
 
 
@@ -47,11 +58,14 @@ def _probe(box: Sandbox, isolation: str | None) -> dict[str, str]:
     box.sv("start", "victim")
     victim = box.wait_state("victim", "idle", "working")
     paths = box.paths
-    return _rogue(box, PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
-                                     runtime=box.runtime / paths.runtime_dir.name, common=paths.common_dir))
+    runtime = box.runtime / paths.runtime_dir.name
+    tmux_attack = box.root.parent / "tmux-attack.sh"
+    tmux_attack.write_text(TMUX_ATTACK.format(runtime=runtime, pane=victim["pane"], typed=TYPED))
+    return rogue(box, PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
+                                    runtime=runtime, common=paths.common_dir, tmux_attack=tmux_attack))
 
 
-def _rogue(box: Sandbox, probes_text: str, name: str = "rogue") -> dict[str, str]:
+def rogue(box: Sandbox, probes_text: str, name: str = "rogue") -> dict[str, str]:
     """Start agent `name` whose start runs `probes_text` (lines of `probe NAME COMMAND`); what each did."""
     probes = box.root.parent / f"probes-{name}.sh"
     probes.write_text(PROBE + probes_text + "echo PROBES DONE\n")
@@ -75,16 +89,21 @@ def test_a_sandboxed_agent_sees_and_moves_only_its_own_work(sandbox: Sandbox) ->
                      "commit": "yes", "move_main": "no", "move_victim": "no"}
     assert sandbox.git("rev-parse", "main") == main_before
     assert sandbox.git("rev-parse", "agent/victim/work") == main_before
+    victim_saw = sandbox.screen("victim") + sandbox.sv("log", "victim").stdout  # (send-keys returns once typed)
+    assert "typed-by-rogue" not in victim_saw
     assert "own-work" in sandbox.git("log", "-1", "--format=%s", sandbox.agent("rogue")["branch"])
     assert "filter" not in (sandbox.paths.common_dir / "config").read_text()
 
 
 def test_without_the_sandbox_every_probe_gets_through(sandbox: Sandbox) -> None:
-    """The control: with `isolation: none` the same commands read, write and move all of it."""
+    """The control: with `isolation: none` the same commands read, write and move all of it. That includes typing
+    into another agent's pane through the tmux server, which without a sandbox nothing stops (README, Security):
+    the victim runs what the rogue typed."""
     main_before = sandbox.git("rev-parse", "main")
     found = _probe(sandbox, "none")
     assert set(found.values()) == {"yes"}, found
     assert sandbox.git("rev-parse", "main") != main_before
+    wait_until(lambda: "typed-by-rogue-42" in sandbox.sv("log", "victim").stdout, message="the typed command run")
 
 
 SLEEP = "sleep 987654"
@@ -175,7 +194,7 @@ def test_a_sandboxed_agent_reaches_no_socket_of_the_users(sandbox: Sandbox, isol
                    "user_bus": base / "xdg" / "bus", "ssh_agent": base / "xdg" / "ssh" / "agent.sock",
                    "tmux_tmpdir": base / "tmx" / "tmux-0" / "default"}
         with _listening(*sockets.values()):
-            found = _rogue(sandbox, "".join(
+            found = rogue(sandbox, "".join(
                 f"probe {name} \"{CONNECT.format(python=sys.executable, path=path)}\"\n"
                 for name, path in sockets.items()))
         expected = "no" if isolation == "sandbox" else "yes"
@@ -194,7 +213,7 @@ def test_a_worktree_git_file_pointing_elsewhere_is_not_bound(sandbox: Sandbox) -
     config = sandbox.paths.common_dir / "config"
     script = sandbox.root.parent / "rogue.yaml"
     then = f"start:\\n  - {{write: {{path: {config}, content: OWNED}}}}\\nturns: []\\n"
-    found = _rogue(sandbox, f"""probe planted "printf 'gitdir: /\\n' > .git && printf '{then}' > {script}"\n""")
+    found = rogue(sandbox, f"""probe planted "printf 'gitdir: /\\n' > .git && printf '{then}' > {script}"\n""")
     assert found == {"planted": "yes"}
     sandbox.sv("restart", "rogue", check=False)
     wait_until(lambda: re.search(r"wrote|Read-only file system", sandbox.sv("log", "rogue").stdout)
@@ -212,7 +231,7 @@ def test_a_parent_sees_of_its_later_helpers_only_their_status_and_messages(sandb
     """`.sub-agents/` is hidden in a parent's sandbox whether its helpers came before or after its launch; it
     reads their `status.yaml` (kept current) and writes `messages/`."""
     wait = "timeout 15 sh -c 'until grep -q rogue.h .sub-agents/status.yaml; do sleep 0.1; done'"
-    found = _rogue(sandbox, _parent_probes(
+    found = rogue(sandbox, _parent_probes(
         'probe read_helper "cat .sub-agents/h/SESSION.md"\n'
         'probe write_helper "echo x > .sub-agents/h/OWNED && test -f .sub-agents/h/OWNED"\n'
         f'probe status "{wait}"\n'
@@ -231,7 +250,7 @@ def test_a_planted_sub_agents_link_is_not_followed(sandbox: Sandbox, isolation: 
     _configure(sandbox, isolation)
     target = sandbox.home / ".config"
     target.mkdir()
-    _rogue(sandbox, _parent_probes(
+    rogue(sandbox, _parent_probes(
         "").replace('probe helper_started', f'rm -rf .sub-agents; ln -s {target} .sub-agents\nprobe helper_started'))
     assert list(target.iterdir()) == []
 
@@ -257,7 +276,7 @@ def test_a_sandbox_that_cannot_be_made_fails_the_agent_saying_why(sandbox: Sandb
 def test_an_agent_that_left_a_dangling_home_link_starts_again(sandbox: Sandbox) -> None:
     """Its HOME is a folder of its own it can write the parent of; a dangling link left in its place must not stop
     its next start."""
-    _rogue(sandbox, 'probe home "rm -rf \\"$HOME\\" && ln -s /nonexistent/home \\"$HOME\\""\n')
+    rogue(sandbox, 'probe home "rm -rf \\"$HOME\\" && ln -s /nonexistent/home \\"$HOME\\""\n')
     sandbox.sv("restart", "rogue")
     wait_until(lambda: sandbox.sv("log", "rogue").stdout.count("PROBES DONE") == 2, message="the second start")
     assert sandbox.agent("rogue")["isolation"] == "sandbox"
