@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO_AGENT, PYTHON, Sandbox, made_sandbox, process_gone, wait_until
-from tests.test_attacks_sandbox import rogue
+from tests.test_attacks_sandbox import _rogue
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
 
@@ -75,7 +75,7 @@ def test_an_agents_home_is_its_own_and_the_users_dotfiles_and_credentials_are_ou
         (home / name).parent.mkdir(parents=True, exist_ok=True)
         (home / name).write_text(text)
     own_home = at_home.paths.agent_state("rogue") / "home"
-    found = rogue(at_home, HOME_PROBES.format(home=home, own_home=own_home))
+    found = _rogue(at_home, HOME_PROBES.format(home=home, own_home=own_home))
     assert found == {"own_home": "yes", "gitconfig_read": "yes", "gitconfig_write": "no",
                      "gitconfig_write_users": "no", "own_bashrc": "yes", "users_bashrc": "no", "users_profile": "no",
                      "users_notes": "yes", "aws": "no", "gcloud": "no", "kube": "no", "docker": "no",
@@ -95,10 +95,10 @@ def test_network_false_refuses_a_connection_the_default_allows(sandbox: Sandbox)
     false}` the agent has a network of its own, whose loopback holds nothing."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         probe = f'probe tcp "{CONNECT.format(python=sys.executable, port=listener.getsockname()[1])}"\n'
-        assert rogue(sandbox, probe, name="open") == {"tcp": "yes"}
+        assert _rogue(sandbox, probe, name="open") == {"tcp": "yes"}
         sandbox.sv("engine", "stop")  # the next engine reads the new configuration from its start
         sandbox.write_config(f"{CONFIG}sandbox:\n  network: false\n  write: [{sandbox.root.parent}]\n")
-        assert rogue(sandbox, probe, name="closed") == {"tcp": "no"}
+        assert _rogue(sandbox, probe, name="closed") == {"tcp": "no"}
     assert sandbox.agent("closed")["isolation"] == "sandbox"
 
 

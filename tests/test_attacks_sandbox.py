@@ -61,11 +61,11 @@ def _probe(box: Sandbox, isolation: str | None) -> dict[str, str]:
     runtime = box.runtime / paths.runtime_dir.name
     tmux_attack = box.root.parent / "tmux-attack.sh"
     tmux_attack.write_text(TMUX_ATTACK.format(runtime=runtime, pane=victim["pane"], typed=TYPED))
-    return rogue(box, PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
+    return _rogue(box, PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
                                     runtime=runtime, common=paths.common_dir, tmux_attack=tmux_attack))
 
 
-def rogue(box: Sandbox, probes_text: str, name: str = "rogue") -> dict[str, str]:
+def _rogue(box: Sandbox, probes_text: str, name: str = "rogue") -> dict[str, str]:
     """Start agent `name` whose start runs `probes_text` (lines of `probe NAME COMMAND`); what each did."""
     probes = box.root.parent / f"probes-{name}.sh"
     probes.write_text(PROBE + probes_text + "echo PROBES DONE\n")
@@ -194,7 +194,7 @@ def test_a_sandboxed_agent_reaches_no_socket_of_the_users(sandbox: Sandbox, isol
                    "user_bus": base / "xdg" / "bus", "ssh_agent": base / "xdg" / "ssh" / "agent.sock",
                    "tmux_tmpdir": base / "tmx" / "tmux-0" / "default"}
         with _listening(*sockets.values()):
-            found = rogue(sandbox, "".join(
+            found = _rogue(sandbox, "".join(
                 f"probe {name} \"{CONNECT.format(python=sys.executable, path=path)}\"\n"
                 for name, path in sockets.items()))
         expected = "no" if isolation == "sandbox" else "yes"
@@ -213,7 +213,7 @@ def test_a_worktree_git_file_pointing_elsewhere_is_not_bound(sandbox: Sandbox) -
     config = sandbox.paths.common_dir / "config"
     script = sandbox.root.parent / "rogue.yaml"
     then = f"start:\\n  - {{write: {{path: {config}, content: OWNED}}}}\\nturns: []\\n"
-    found = rogue(sandbox, f"""probe planted "printf 'gitdir: /\\n' > .git && printf '{then}' > {script}"\n""")
+    found = _rogue(sandbox, f"""probe planted "printf 'gitdir: /\\n' > .git && printf '{then}' > {script}"\n""")
     assert found == {"planted": "yes"}
     sandbox.sv("restart", "rogue", check=False)
     wait_until(lambda: re.search(r"wrote|Read-only file system", sandbox.sv("log", "rogue").stdout)
@@ -231,7 +231,7 @@ def test_a_parent_sees_of_its_later_helpers_only_their_status_and_messages(sandb
     """`.sub-agents/` is hidden in a parent's sandbox whether its helpers came before or after its launch; it
     reads their `status.yaml` (kept current) and writes `messages/`."""
     wait = "timeout 15 sh -c 'until grep -q rogue.h .sub-agents/status.yaml; do sleep 0.1; done'"
-    found = rogue(sandbox, _parent_probes(
+    found = _rogue(sandbox, _parent_probes(
         'probe read_helper "cat .sub-agents/h/SESSION.md"\n'
         'probe write_helper "echo x > .sub-agents/h/OWNED && test -f .sub-agents/h/OWNED"\n'
         f'probe status "{wait}"\n'
@@ -250,7 +250,7 @@ def test_a_planted_sub_agents_link_is_not_followed(sandbox: Sandbox, isolation: 
     _configure(sandbox, isolation)
     target = sandbox.home / ".config"
     target.mkdir()
-    rogue(sandbox, _parent_probes(
+    _rogue(sandbox, _parent_probes(
         "").replace('probe helper_started', f'rm -rf .sub-agents; ln -s {target} .sub-agents\nprobe helper_started'))
     assert list(target.iterdir()) == []
 
@@ -276,7 +276,7 @@ def test_a_sandbox_that_cannot_be_made_fails_the_agent_saying_why(sandbox: Sandb
 def test_an_agent_that_left_a_dangling_home_link_starts_again(sandbox: Sandbox) -> None:
     """Its HOME is a folder of its own it can write the parent of; a dangling link left in its place must not stop
     its next start."""
-    rogue(sandbox, 'probe home "rm -rf \\"$HOME\\" && ln -s /nonexistent/home \\"$HOME\\""\n')
+    _rogue(sandbox, 'probe home "rm -rf \\"$HOME\\" && ln -s /nonexistent/home \\"$HOME\\""\n')
     sandbox.sv("restart", "rogue")
     wait_until(lambda: sandbox.sv("log", "rogue").stdout.count("PROBES DONE") == 2, message="the second start")
     assert sandbox.agent("rogue")["isolation"] == "sandbox"
