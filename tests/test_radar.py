@@ -169,6 +169,20 @@ def test_only_the_pairs_of_a_moved_branch_run_git_again(root: Path, merges: list
     assert radar.cache_size == 6  # the pairs of two's old tip were dropped
 
 
+def test_a_parent_that_moves_away_from_the_commit_its_helper_and_target_share(root: Path) -> None:
+    """A fresh session and its fresh helper both sit on main's tip: two pairs answered for the same two commits.
+    When the parent commits, both drop that answer, once."""
+    main = git(root, "rev-parse", "main")
+    for branch in ("agent/auth/work", "agent/auth.t/work"):
+        git(root, "branch", branch, main)
+    branches: dict[str, str | None] = {"agent/auth/work": "main", "agent/auth.t/work": "agent/auth/work"}
+    radar = Radar(root)
+    assert radar.scan(branches, tips(root)).conflicts == {"agent/auth/work": [], "agent/auth.t/work": []}
+    commit(root, "agent/auth/work", {"a.txt": "auth\n"})
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {"agent/auth/work": [], "agent/auth.t/work": []} and scan.failures == []
+
+
 def test_a_branch_deleted_between_scans_leaves_the_radar(root: Path) -> None:
     commit(root, "agent/one/work", {"shared.txt": "one\n"})
     commit(root, "agent/two/work", {"shared.txt": "two\n"})

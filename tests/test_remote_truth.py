@@ -227,14 +227,10 @@ def test_a_process_of_an_agent_on_a_host_working_in_another_agents_worktree_is_a
 
 
 def commit_in(remote: Remote, name: str, message: str) -> str:
-    """A commit in agent `name`'s worktree on the host, made as from its pane (its guard asks the engine)."""
-    layout = remote.host().layout()
-    worktree = layout.worktree(name)
-    remote.on_host("env", f"SUPERVISOR_SOCKET={layout.socket(name)}", f"SUPERVISOR_AGENT={name}",
-                   f"PATH={layout.root}/bin:/usr/bin:/bin", "sh", "-c",
-                   f"cd {shlex.quote(worktree)} && echo {shlex.quote(message)} > {message}.txt && "
-                   f"git add {message}.txt && git commit -q -m {shlex.quote(message)}")
-    return remote.on_host("git", "-C", worktree, "rev-parse", "HEAD").strip()
+    """A commit in agent `name`'s worktree on the host, made from its pane (its guard asks the engine)."""
+    remote.in_pane(name, f"echo {shlex.quote(message)} > {message}.txt && git add {message}.txt && "
+                         f"git commit -q -m {shlex.quote(message)}")
+    return remote.on_host("git", "-C", remote.host().layout().worktree(name), "rev-parse", "HEAD").strip()
 
 
 def fetched(remote: Remote, name: str) -> str | None:

@@ -38,7 +38,7 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import limits as limit_records
-from supervisor.engine import undelivered
+from supervisor.engine import restart_cap, undelivered
 from supervisor.engine.changes import RefWatch
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
@@ -681,6 +681,12 @@ class Watcher:
         else:
             agent.reason = None if code == 0 else f"exited with code {code}" + (f": {last}" if last else "")
         delay = self._restart_delay(agent, code, now)
+        capped = restart_cap.refusal(agent, engine.config.limits, now) if delay is not None else None
+        if capped is not None:  # however long each run lasted: no restart storm
+            delay = None
+            agent.reason = f"{agent.reason or 'exited'}; not restarted: {capped}; `supervisor restart " \
+                           f"{agent.name}` starts it again"
+            engine.store.append_event(agent.name, "not_restarted", why=capped, policy="restart policy")
         if delay is None:
             if agent.extra.get("gave_up"):
                 agent.reason = f"{agent.reason or 'exited'}; gave up after {agent.extra['gave_up']} quick restarts"

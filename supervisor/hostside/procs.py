@@ -80,6 +80,13 @@ def cancel(call: Call) -> dict[str, Any]:
     return {"cancelled": process is not None}
 
 
+def keyed_pids(prefix: str) -> list[int]:
+    """The pids of the running commands of `run` calls whose key starts with `prefix` (the engine names them)."""
+    with _running_lock:
+        return [process.pid for key, process in _keyed.items() if key.startswith(prefix)
+                and process.returncode is None]
+
+
 def end_running() -> None:
     """The link is gone, so no answer can be given: the commands of calls still running are ended (TERM to
     their process groups). What runs in tmux on the host was never one of them."""

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import agents, clifiles, ending, facts, files, gitops, procs, relay, sandbox_op, worktree_facts
+from . import agents, clifiles, ending, facts, files, gitops, procs, relay, sandbox_op, treefiles, worktree_facts
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -64,6 +64,8 @@ class Server:
             "tmux_stop": lambda call: self.relays.stop(call),
             "agent_listen": lambda call: self.agents.listen(call),
             "agent_close": lambda call: self.agents.close(call),
+            "agent_tie": lambda call: self.agents.tie(call),
+            "tree_write": treefiles.tree_write,
             "agent_answer": lambda call: self.agents.answer(call),
             "agent_spooled": agents.spooled,
             "sandbox": sandbox_op.build,
