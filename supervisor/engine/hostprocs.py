@@ -16,15 +16,15 @@ from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
 
 def host_snapshot(link: Link, roots: Iterable[int]) -> Snapshot:
     """The trees under `roots` on the host of `link`, read now by one request (LinkError when it fails)."""
-    found = link.call("ps", pids=sorted(set(roots)), timeout=CALL_TIMEOUT)
+    # Brief rows (supervisor/hostside/procs.py BRIEF): pid, ppid, state, name, cpu, start, rss.
+    found = link.call("ps", pids=sorted(set(roots)), brief=True, timeout=CALL_TIMEOUT)
     at = time.monotonic()  # this side's clock: only the time between two reads counts
     procs: dict[int, ProcInfo] = {}
-    for info in found if isinstance(found, list) else []:
-        if not isinstance(info, dict) or info.get("state") == "Z":
-            continue  # ended already, not reaped yet
-        pid = int(info["pid"])
-        procs[pid] = ProcInfo(pid, int(info["ppid"]), str(info["name"]), float(info["start"]), float(info["cpu"]),
-                              int(info.get("rss") or 0))
+    for row in found if isinstance(found, list) else []:
+        if not isinstance(row, list) or len(row) != 7 or row[2] == "Z":
+            continue  # ended already, not reaped yet (or not a row)
+        pid, ppid, _state, name, cpu, start, rss = row
+        procs[int(pid)] = ProcInfo(int(pid), int(ppid), str(name), float(start), float(cpu), int(rss or 0))
     children: dict[int, list[int]] = {}
     for pid, proc in procs.items():
         children.setdefault(proc.ppid, []).append(pid)
