@@ -4,6 +4,7 @@ fails; and a status-line message plus a bell for a real client attached to super
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.tmux.server import ENGINE_SESSION
+from supervisor.alerts.channels.tmux import TmuxChannel
+from supervisor.tmux.server import ENGINE_SESSION, Tmux
 from tests.alert_servers import Rig, Rigs, make_repo
 from tests.conftest import wait_until
 
@@ -121,3 +123,20 @@ def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig
     second = wait_until(lambda: r.history()[-1]["deliveries"][0]["status"] == "sent" and r.history()[-1],
                         message="recorded as sent")["deliveries"][0]
     assert second["detail"] == "shown to 1 client(s)"
+
+
+def test_tmux_with_no_server_here_starts_no_tmux_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine whose agents all run on hosts has no tmux server here: nobody is attached, told without a tmux
+    process (each alert started three before: the control client, the query, a check that the server lives)."""
+    calls = tmp_path / "calls"
+    shim = tmp_path / "bin" / "tmux"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {shutil.which("tmux")} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}:{os.environ['PATH']}")
+    tmux = Tmux(tmp_path / "tmux.sock", tmp_path / "tmux.conf")
+    tmux.use_control()  # as the engine's
+    channel = TmuxChannel(tmux)
+    assert channel.clients() == []
+    assert channel.check().detail == "0 client(s) attached to supervisor's tmux server"
+    assert not calls.exists()

@@ -5,6 +5,7 @@ processes, files, spool watches, tmux relayed, git bundles, and a dropped link f
 from __future__ import annotations
 
 import ast
+import base64
 import os
 import shutil
 import signal
@@ -160,6 +161,10 @@ def test_ps_shows_a_process_tree_and_signal_ends_it(link: Link) -> None:
         assert shell["start"] == pytest.approx(psutil.Process(tree.pid).create_time(), abs=0.05)
         assert sorted(row["argv"][-1] for row in found[1:]) == ["300", "301"]
         assert all(row["ppid"] == tree.pid and isinstance(row["cpu"], float) for row in found[1:])
+        # The watch's brief form: the same processes, each a row of the columns it reads, without argv.
+        brief = link.call("ps", pids=[tree.pid, 999_999_999], brief=True)
+        assert [row[:4] for row in brief] == [[row["pid"], row["ppid"], row["state"], row["name"]] for row in found]
+        assert [row[5] for row in brief] == [row["start"] for row in found] and all(row[6] > 0 for row in brief)
         sent = link.call("signal", pids=[tree.pid, 999_999_999], signal="TERM", group=True)
         assert sent == {"sent": [tree.pid], "gone": [999_999_999], "refused": {}}
         wait_until(lambda: link.call("ps", pids=[tree.pid]) == [] or tree.poll() is not None, message="tree ended")
@@ -209,8 +214,13 @@ def test_tmux_control_mode_is_relayed(link: Link, heard: Heard) -> None:
                             args=["-f", "/dev/null", "new-session", "-s", "work", "sh"])
         assert started["relay"] == "r1"
         link.call("tmux_send", relay="r1", lines=["display-message -p 'relayed #{session_name}'"])
-        heard.wait_for(lambda event: "relayed work" in event.get("lines", []), "the command's output")
-        lines = [line for event in heard.events if event["event"] == "tmux" for line in event["lines"]]
+
+        def relayed() -> list[str]:  # tmux's output as it wrote it, carried in base64 across the events
+            data = b"".join(base64.b64decode(event["data"]) for event in list(heard.events) if event["event"] == "tmux")
+            return data.decode().split("\n")
+
+        wait_until(lambda: "relayed work" in relayed(), message="the command's output")
+        lines = relayed()
         answer = lines.index("relayed work")
         assert lines[answer - 1].startswith("%begin ") and lines[answer + 1].startswith("%end ")
         link.call("tmux_send", relay="r1", lines=["kill-server"])

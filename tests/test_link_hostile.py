@@ -1,7 +1,8 @@
 """A host that does not speak the protocol as the host program does (an agent on the host can write into the
 program's output): the link takes no second greeting, drops itself at once — saying why, failing the calls in
 flight — on a line past its limit, an answer id that is not a number or a line nested too deep, and fails a call
-that brings back more bytes than a call may. The fake host here is the threat, run as the link's transport."""
+that brings back more bytes than a call may; relayed tmux output it cannot read ends that tmux client, saying why.
+The fake host here is the threat, run as the link's transport."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from supervisor.hosts import link as links
 from supervisor.hosts.link import Link, LinkDown, LinkError
+from supervisor.hosts.remote.tmuxlink import Relays
+from supervisor.tmux.control import ControlClient, ControlError
 from tests.conftest import wait_until
 from tests.links import Heard
 
@@ -50,6 +53,9 @@ for raw in sys.stdin:
         for _ in range(4):
             say(json.dumps({"id": number, "chunk": "QUFB" * 200}))
         say(json.dumps({"id": number, "ok": "all of it"}))
+    elif op == "tmux_send":  # tmux's output as no host program sends it
+        say(json.dumps({"event": "tmux", "relay": message["relay"], "data": "not base64!"}))
+        say(json.dumps({"id": number, "ok": {"sent": 1}}))
     elif op == "badchunk":
         say(json.dumps({"id": number, "chunk": "not base64!"}))
     else:
@@ -112,3 +118,16 @@ def test_a_call_bringing_back_too_many_bytes_fails_and_the_link_stays(fake: Link
     with pytest.raises(LinkError, match=r"^fake: chunky: the host sent more than 1000 bytes for one call$"):
         fake.call("chunky", timeout=30)
     assert fake.call("ping", timeout=30) == "ping" and fake.up
+
+
+def test_relayed_tmux_output_that_is_not_base64_ends_that_client_at_once(tmp_path: Path) -> None:
+    relays = Relays()
+    link = Link("fake", [sys.executable, "-I", "-c", FAKE_HOST], on_event=relays.event, env=dict(os.environ))
+    link.connect(timeout=30)
+    try:
+        client = ControlClient(relays.open(link, tmp_path / "tmux.sock", "_engine"))
+        with pytest.raises(ControlError, match="ended: the host sent tmux output that is not base64"):
+            client.run([[["list-panes", "-a"]]])  # said at once, not after the relay's deadline
+        assert not client.alive and link.up
+    finally:
+        link.close()

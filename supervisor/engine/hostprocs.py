@@ -35,18 +35,19 @@ class HostSnapshot(Snapshot):
 def host_snapshot(link: Link, roots: Iterable[int], cwd: bool = False) -> HostSnapshot:
     """The trees under `roots` on the host of `link`, read now by one request (LinkError when it fails); with
     `cwd`, each process's working directory too."""
-    found = link.call("ps", pids=sorted(set(roots)), cwd=cwd, timeout=CALL_TIMEOUT)
+    # Brief rows (supervisor/hostside/procs.py BRIEF): pid, ppid, state, name, cpu, start, rss (then cwd if asked).
+    found = link.call("ps", pids=sorted(set(roots)), brief=True, cwd=cwd, timeout=CALL_TIMEOUT)
     at = time.monotonic()  # this side's clock: only the time between two reads counts
     procs: dict[int, ProcInfo] = {}
     cwds: dict[int, str] = {}
-    for info in found if isinstance(found, list) else []:
-        if not isinstance(info, dict) or info.get("state") == "Z":
-            continue  # ended already, not reaped yet
-        pid = int(info["pid"])
-        procs[pid] = ProcInfo(pid, int(info["ppid"]), str(info["name"]), float(info["start"]), float(info["cpu"]),
-                              int(info.get("rss") or 0))
-        if isinstance(info.get("cwd"), str):
-            cwds[pid] = info["cwd"]
+    width = 8 if cwd else 7
+    for row in found if isinstance(found, list) else []:
+        if not isinstance(row, list) or len(row) != width or row[2] == "Z":
+            continue  # ended already, not reaped yet (or not a row)
+        pid, ppid, _state, name, cpu_s, start, rss = row[:7]
+        procs[int(pid)] = ProcInfo(int(pid), int(ppid), str(name), float(start), float(cpu_s), int(rss or 0))
+        if cwd and isinstance(row[7], str):
+            cwds[int(pid)] = row[7]
     children: dict[int, list[int]] = {}
     for pid, proc in procs.items():
         children.setdefault(proc.ppid, []).append(pid)

@@ -269,9 +269,11 @@ class Watcher:
         now = time.time()
         for candidate in agents:
             look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
-            version = engine.store.version(candidate.name)
-            if look is None and snapshot is None \
-                    and self._unchanged(candidate, version, owned.get(candidate.name), now):
+            # A tree read for others tells nothing of this one (its CPU stays as last read): judged as if none was.
+            info = owned[candidate.name]
+            measured = snapshot is not None and info is not None and info.pid in snapshot.procs
+            if look is None and not measured \
+                    and self._unchanged(candidate, engine.store.version(candidate.name), info, now):
                 continue
             read = versions.get(candidate.name) if versions is not None else None
             self._locked(candidate.name,  # its record read again under its lock, unless not written since

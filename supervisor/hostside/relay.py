@@ -1,10 +1,12 @@
-"""tmux control mode relayed over the link: `tmux -C -S SOCKET ARGS` runs on the host, its raw output lines
-are pushed home (`{"event": "tmux", "relay": NAME, "lines": [...]}`, as many as one read brought), and
-commands are written to it (`tmux_send`). The home side parses the lines as it parses a local `tmux -C`'s.
-When it ends: `{"event": "tmux_exit", "relay": NAME, "rc": N, "stderr": TEXT}`."""
+"""tmux control mode relayed over the link: `tmux -C -S SOCKET ARGS` runs on the host, its raw output is pushed
+home as it comes (`{"event": "tmux", "relay": NAME, "data": BASE64}`, what one read brought: the bytes as tmux
+wrote them, not cut into lines, so neither side decodes or encodes thousands of screen rows as JSON strings each
+tick), and commands are written to it (`tmux_send`). The home side parses the bytes as it parses a local
+`tmux -C`'s. When it ends: `{"event": "tmux_exit", "relay": NAME, "rc": N, "stderr": TEXT}`."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import subprocess
@@ -79,17 +81,11 @@ class Relays:
     def _relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None and process.stderr is not None
         descriptor = process.stdout.fileno()
-        pending = b""
         while True:
             data = os.read(descriptor, READ_BYTES)
             if not data:
                 break
-            pending += data
-            complete, newline, pending = pending.rpartition(b"\n")
-            if newline:
-                self._push("tmux", relay=name, lines=complete.decode("utf-8", "surrogateescape").split("\n"))
-        if pending:
-            self._push("tmux", relay=name, lines=[pending.decode("utf-8", "surrogateescape")])
+            self._push("tmux", relay=name, data=base64.b64encode(data).decode("ascii"))
         said = process.stderr.read().decode("utf-8", "replace").strip()
         rc = process.wait()
         with self._lock:

@@ -215,6 +215,11 @@ class Tmux:
             raise TmuxError(f"tmux {args[0]} failed: {detail}")
         return list(proc.stdout)
 
+    def nothing_answers(self) -> bool:
+        """No server can answer here: a local one with no socket (a server whose socket was removed is not reached
+        either way). Told without a tmux process, as an engine whose agents all run on hosts asks every tick."""
+        return self.transport.local and not self.socket.exists()
+
     def alive(self) -> bool:
         return self.cmd("list-sessions").returncode == 0
 
@@ -385,9 +390,7 @@ class Tmux:
     def list_panes(self) -> dict[str, PaneInfo]:
         """Every pane of the server, in one tmux call; none when no server runs, or it runs with no session
         left (tmux then fails `list-panes -a`: "no current target")."""
-        if self.transport.local and not self.socket.exists():
-            # Nothing can answer there (a server whose socket was removed is not listed either way): told without
-            # a tmux process, as an engine whose agents all run on hosts is, every tick.
+        if self.nothing_answers():
             self.listed_server = None
             return {}
         (_, said), (ok, lines) = self._query([["display-message", "-p", _SERVER_FORMAT],

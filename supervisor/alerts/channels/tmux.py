@@ -28,6 +28,8 @@ class TmuxChannel:
         return ()
 
     def clients(self) -> list[tuple[str, str]]:
+        if self.tmux.nothing_answers():  # no server here (every agent on hosts): nobody attached, no tmux process
+            return []
         try:
             lines = self.tmux.query("list-clients", "-F", "#{client_name}\t#{client_tty}\t#{client_control_mode}")
         except TmuxError:

@@ -1,7 +1,7 @@
 """A host's tmux server driven by the same `supervisor.tmux.server.Tmux` code as the local one, over the host's
 link: one-off commands through the `run` op, the watcher's control-mode client through the host program's tmux
-relay (`tmux_start`/`tmux_send`, whose pushed `tmux` events carry tmux's raw output lines, parsed at home by
-supervisor/tmux/control.py as a local client's are).
+relay (`tmux_start`/`tmux_send`, whose pushed `tmux` events carry tmux's raw output bytes in base64, parsed at
+home by supervisor/tmux/control.py as a local client's are).
 
 Every request has a short deadline (`CALL_TIMEOUT`): a slow or dropping host makes its own commands fail with a
 `LinkError` (a `SupervisorError`), never a local one wait. A failure is never taken for "no server": the
@@ -10,6 +10,7 @@ caller (the host's watch) skips its tick instead of judging panes it could not l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import threading
@@ -42,9 +43,9 @@ class RelayPipe:
     def alive(self) -> bool:
         return self._ended is None and self.link.up
 
-    def feed(self, lines: list[str]) -> None:
+    def feed(self, data: bytes) -> None:
         with self._changed:
-            self._data += ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+            self._data += data
             self._changed.notify_all()
 
     def ended(self, why: str) -> None:
@@ -92,7 +93,11 @@ class Relays:
         if pipe is None:
             return
         if message.get("event") == "tmux":
-            pipe.feed([str(line) for line in message.get("lines") or []])
+            data = message.get("data")
+            try:
+                pipe.feed(base64.b64decode(data, validate=True) if isinstance(data, str) else b"")
+            except ValueError:  # not what the host program sends: the client ends, its next query says why
+                pipe.ended("the host sent tmux output that is not base64")
         elif message.get("event") == "tmux_exit":
             pipe.ended(f"exit {message.get('rc')}: {message.get('stderr') or ''}".strip())
 
