@@ -12,8 +12,8 @@ It measures, in turns of 20 s watched and 20 s with the engine stopped (the agen
 - the home engine with every process it runs or keeps (its ssh clients, the local tmux control client, git…);
 - each host's supervisor: the host program and its children (tmux control clients relayed home, git, ps…), the
   sshd session carrying the link, and what its tmux server uses over the unwatched turns;
-- hook → state across ssh: a hook event sent on the host through the probe agent's own socket there (by a
-  process of the host's user, as the agent's CLI hook sends it) until `show` at home has the new state; beside
+- hook → state across ssh: a hook event sent on the host by the probe agent, from its pane, through its own
+  socket there (as the agent's CLI hook sends it) until `show` at home has the new state; beside
   it the link's round trip (the engine's own ping);
 - a naive watcher over ssh, with the engine stopped: one `ssh HOST tmux capture-pane` per pane per second on
   10 panes of each host, its cost (the ssh clients here; the sshd sessions and their tmux clients on the host,
@@ -54,23 +54,30 @@ SETTLE_SECONDS = 10.0  # after an engine starts: its links up, its agents adopte
 AT_100_TARGET = 1.0  # % of a core for the home engine, per 100 remote agents
 NAIVE_PANES = 10
 
-# The probe's side of an agent's hook, run on the host as its user: one event per input line, written to the
-# agent's socket as its CLI hook writes it; says when it sent each (CLOCK_MONOTONIC: the same clock as the
-# bench's, on the same machine) and when the engine's answer came.
+# The probe agent's own command on the host, in its pane (its socket answers only its pane's processes): one
+# hook event per line read from the FIFO `in` of its worktree, written to its socket (SUPERVISOR_SOCKET) as its
+# CLI's hook writes it; says on the FIFO `out` when it sent each (CLOCK_MONOTONIC: the same clock as the bench's,
+# on the same machine) and what the engine answered.
 PROBE = """\
-import json, socket, sys, time
-path = sys.argv[1]
-for line in sys.stdin:
+import json, os, socket, sys, time
+for fifo in ("in", "out"):
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+print("probe", flush=True)
+events, said = open("in"), open("out", "w")
+for line in events:
     event = json.loads(line)
     at = time.time()
     sent = time.monotonic()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
+    sock.connect(os.environ["SUPERVISOR_SOCKET"])
     sock.sendall(json.dumps({"method": "hook", "params": {"event": event, "at": at, "key": "%f" % at}}).encode()
                  + b"\\n")
     reply = sock.makefile("rb").readline()
     sock.close()
-    print(json.dumps({"sent": sent, "answered": time.monotonic(), "reply": reply.decode()[:200]}), flush=True)
+    said.write(json.dumps({"sent": sent, "answered": time.monotonic(), "reply": reply.decode()[:200]}) + "\\n")
+    said.flush()
+time.sleep(100000)
 """
 
 
@@ -173,7 +180,7 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
                 call(paths, "start", {"name": f"{name}-a{index:03d}", "command": command, "wait": False,
                                       "host": name}, timeout=600)
         for name in box.hosts:
-            call(paths, "start", {"name": f"{name}-probe", "command": "sh -c 'echo probe; exec sleep 100000'",
+            call(paths, "start", {"name": f"{name}-probe", "command": f"python3 -I -c {shlex.quote(PROBE)}",
                                   "wait": False, "host": name}, timeout=600)
         watch._until(lambda: all_placed(paths), timeout=1200, what="every agent in its pane on its host")
         print(f"[{count} per host] all started in {time.monotonic() - started:.0f} s", flush=True)
@@ -228,7 +235,7 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
         watch._until(lambda: all_placed(paths), timeout=300, what="every agent adopted again")
         time.sleep(SETTLE_SECONDS)
         for name in box.hosts:
-            figures.hook_latency += probe_hook(paths, box, name, folders[name])
+            figures.hook_latency += probe_hook(paths, name)
         figures.round_trip_ms = [float(row["latency_ms"]) for row in call(paths, "hosts")
                                  if row["name"] in box.hosts and row.get("latency_ms") is not None]
         sockets = {name: tmux_socket(box, name, folders[name]) for name in box.hosts}
@@ -324,39 +331,29 @@ def tmux_socket(box: sshd.SshHosts, name: str, folder: str) -> str:
     return str(found[0])
 
 
-def probe_hook(paths: Any, box: sshd.SshHosts, name: str, folder: str, rounds: int = 5) -> list[float]:
-    """Hook events sent on host `name` through its probe agent's socket there, each until `show` at home has the
-    state it makes: latencies in seconds."""
+def probe_hook(paths: Any, name: str, rounds: int = 5) -> list[float]:
+    """Hook events sent on host `name` by its probe agent, from its pane, through its socket there, each until
+    `show` at home has the state it makes: latencies in seconds."""
     from supervisor.client import call
-    from supervisor.paths import agent_file_name
 
     agent = f"{name}-probe"
-    root = box.hosts[name].home / folder.removeprefix("~/")
-    sockets = sorted(root.glob(f"*/run/{agent_file_name(agent)}/agent.sock"))  # (supervisor/hosts/remote/layout.py)
-    if not sockets:
-        raise SystemExit(f"bench: no socket for {agent} under {root}")
-    probe = subprocess.Popen(["python3", "-I", "-c", PROBE, str(sockets[0])], user=box.hosts[name].user,
-                             cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(box.hosts[name].home)})
-    assert probe.stdin is not None and probe.stdout is not None
+    worktree = Path(call(paths, "show", {"name": agent})["worktree"])  # a host path: the same machine here
+    watch._until(lambda: (worktree / "out").exists(), timeout=60, what=f"{agent}'s FIFOs")
     latencies = []
-    try:
+    with open(worktree / "in", "w") as events, open(worktree / "out") as said:
         for round_ in range(rounds):
             for event, expected in (({"hook_event_name": "Notification", "notification_type": "agent_needs_input",
                                       "message": f"probe {round_}"}, "waiting"),
                                     ({"hook_event_name": "UserPromptSubmit", "prompt": "go"}, "working")):
-                probe.stdin.write(json.dumps(event) + "\n")
-                probe.stdin.flush()
+                events.write(json.dumps(event) + "\n")
+                events.flush()
                 watch._until(lambda e=expected: watch._state(paths, agent) == e, what=f"{agent} {expected}")
                 seen = time.monotonic()
-                said = json.loads(probe.stdout.readline())
-                if '"ok":true' not in said["reply"].replace(" ", ""):
-                    raise SystemExit(f"bench: the hook through {agent}'s socket was refused: {said['reply']}")
-                latencies.append(seen - float(said["sent"]))
-    finally:
-        probe.stdin.close()
-        probe.wait(10)
-        call(paths, "ping")
+                answer = json.loads(said.readline())
+                if '"ok":true' not in answer["reply"].replace(" ", ""):
+                    raise SystemExit(f"bench: the hook through {agent}'s socket was refused: {answer['reply']}")
+                latencies.append(seen - float(answer["sent"]))
+    call(paths, "ping")
     return latencies
 
 
