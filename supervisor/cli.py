@@ -656,9 +656,11 @@ def cmd_engine(args: argparse.Namespace) -> int:
         pid = client.call(paths, "status", autostart=False)["pid"]
         client.call(paths, "shutdown", autostart=False)
         deadline = time.monotonic() + 10
-        while client.engine_running(paths) and time.monotonic() < deadline:
+        # Stopped means ended: its socket gone and its lock let go (it finishes writing after it stops answering),
+        # so a start right after is never refused by an engine still on its way out.
+        while (client.engine_running(paths) or client.engine_lock_held(paths)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if client.engine_running(paths):
+        if client.engine_running(paths) or client.engine_lock_held(paths):
             raise SupervisorError(f"the engine (pid {pid}) did not stop within 10 s",
                                   hint=f"see {paths.engine_log}; `kill {pid}` stops it")
         print("engine stopped (agents keep running)")

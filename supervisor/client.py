@@ -226,6 +226,11 @@ def repair_holding(lock_path: Path) -> str | None:
     return f"{REPAIRING} (pid {text[len(REPAIRING):].strip()})"
 
 
+def engine_lock_held(paths: RepoPaths) -> bool:
+    """Whether an engine of this repository still holds its lock (starting, running or on its way out)."""
+    return _engine_lock_held(paths.engine_lock)
+
+
 def _engine_lock_held(lock_path: Path) -> bool:
     """Whether a live engine holds its lock (it may be starting and not answer yet)."""
     with open(lock_path, "a") as handle:

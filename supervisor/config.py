@@ -83,6 +83,8 @@ class LimitsConfig:
     restart: str = "never"
     max_restarts: int = 3
     start_seconds: float = 10.0  # an agent that ran at least this long before exiting had started fine
+    max_auto_restarts: int = 10  # automatic restarts of one agent (policy, on_stall, restore: auto) within …
+    auto_restart_window: float = 3600.0  # … this many seconds; past them it stays exited (engine/restart_cap.py)
     on_stall: str = "none"
     stop_grace: float = 5.0
     error_repeats: int = 3  # errors: the same error pattern this many times
@@ -129,6 +131,7 @@ class AlertsConfig:
     repeat_after: float | None = 1800.0
     group_wait: float = 5.0
     helper_done: str = "parent"  # parent | human: who hears that a helper finished its turn
+    max_per_hour: int = 30  # alerts about one agent (or host) in an hour before they are paced (alerts/pace.py)
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "restart",
         "max_restarts",
         "start_seconds",
+        "max_auto_restarts",
+        "auto_restart_window",
         "on_stall",
         "stop_grace",
         "error_repeats",
@@ -260,7 +265,8 @@ _SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "context_alert",
     ),
     "logs": ("max_bytes",),
-    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done"),
+    "alerts": ("slack", "email", "command", "tmux", "notify_on", "repeat_after", "group_wait", "helper_done",
+               "max_per_hour"),
     "approval": ("require", "timeout"),
     "merge": ("check", "check_timeout"),
     "budget": ("per_session_tree", "per_repository_per_day", "on_budget"),
@@ -722,6 +728,8 @@ class _Parser:
             restart=self.choice(sec, "restart", "never", RESTART_POLICIES),
             max_restarts=self.integer(sec, "max_restarts", 3, 0),
             start_seconds=self.duration(sec, "start_seconds", 10.0),
+            max_auto_restarts=self.integer(sec, "max_auto_restarts", 10, 0),
+            auto_restart_window=self.duration(sec, "auto_restart_window", 3600.0),
             on_stall=self.choice(sec, "on_stall", "none", STALL_ACTIONS),
             stop_grace=self.duration(sec, "stop_grace", 5.0),
             error_repeats=self.integer(sec, "error_repeats", 3, 1),
@@ -764,6 +772,7 @@ class _Parser:
             repeat_after=self.opt_duration(sec, "repeat_after", 1800.0),
             group_wait=self.duration(sec, "group_wait", 5.0),
             helper_done=self.choice(sec, "helper_done", "parent", ("parent", "human")),
+            max_per_hour=self.integer(sec, "max_per_hour", 30, 1),
         )
 
     def slack(self, alerts: _Section) -> SlackConfig | None:
@@ -949,6 +958,12 @@ limits:
   # An agent that exits sooner than this after its start counts as a failed start (as
   # supervisord's startsecs): the restart delay grows, and max_restarts of them in a row give up.
   start_seconds: 10s
+  # At most this many automatic restarts of one agent (by the restart policy, on_stall: restart or
+  # restore: auto) within auto_restart_window, however long each run lasted: past them it stays
+  # exited, with the reason, and one `exited` alert (an agent whose screen or host keeps saying it
+  # ended cannot make a restart storm). `supervisor restart` is yours and always counts afresh.
+  max_auto_restarts: 10
+  auto_restart_window: 1h
   # What to do, besides alerting, when an agent stalls: none | interrupt (Ctrl-C, then the
   # agent can be told what to do) | restart (stop it and start it again in its worktree).
   on_stall: none
@@ -1029,6 +1044,10 @@ alerts:
   group_wait: 5s
   # Who hears that a helper finished its turn: its parent agent (parent), or you too (human).
   helper_done: parent
+  # Alerts about one agent (or one host) in an hour; past them, what fires about it is gathered and
+  # sent at most once every hour/max_per_hour (30: every 2 minutes), with how many times each
+  # trigger fired. Nothing is dropped: an agent whose screen flaps cannot flood your channels.
+  max_per_hour: 30
 
 approval:
   # Tool calls that always need your approval, even where the agent CLI would allow them:

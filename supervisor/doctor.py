@@ -118,11 +118,16 @@ def host_checks(config: Any) -> list[Check]:
     """Each configured host's `supervisor hosts check`, all at once: a line per host when it has all it needs,
     else a line for each thing it lacks, with its hint."""
     from supervisor.hosts.survey import check_all
+    from supervisor.hosts.unsandboxed import ENFORCED, EXPOSED
 
     found = []
-    for name, result in check_all(config.hosts).items():
+    for name, result in check_all(config.hosts, config.isolation).items():
+        said = (EXPOSED, ENFORCED)  # a host's agents unsandboxed: what they reach, and what holds, on lines apart
         if result.ok:
-            found.append(Check(f"host {name}", True, "; ".join(r.detail for r in result.requirements)))
+            found.append(Check(f"host {name}", True,
+                               "; ".join(r.detail for r in result.requirements if r.name not in said)))
+            found += [Check(f"host {name}: {r.name}", True, r.detail) for r in result.requirements
+                      if r.name in said]
         else:
             found += [Check(f"host {name}: {r.name}", False, r.detail, r.hint)
                       for r in result.requirements if not r.ok]

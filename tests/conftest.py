@@ -39,6 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     repositories), and so, with no bytecode on disk, each CLI command, engine, hook and demo agent compiled
     the ~200 modules it imports anew (an engine start took 0.8 s of CPU instead of 0.45 s, on two shared
     cores)."""
+    config.addinivalue_line("markers", f"{BOTH_ISOLATIONS}: run the test twice, its agents sandboxed and with "
+                            "`isolation: none` (the `sandbox` fixture's `isolation`, which `write_config` applies)")
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(Path(supervisor.__file__).parent, quiet=1)
 
@@ -47,6 +49,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Under CI, no sandbox here fails the run at once, before any test runs (tests/sandboxed.py)."""
     if not hasattr(session.config, "workerinput") and (why := sandboxed.missing_in_ci()) is not None:
         pytest.exit(why, returncode=1)
+
+
+# The focused subset that runs both ways (states, the commit guard, the audit, stop): a test marked so runs with
+# its agents sandboxed (the suite's default) and again with `isolation: none`, which must keep working too.
+BOTH_ISOLATIONS = "both_isolations"
+ISOLATIONS = ("sandbox", "none")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(BOTH_ISOLATIONS) is not None:
+        metafunc.parametrize("sandbox", ISOLATIONS, indirect=True, ids=ISOLATIONS)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
@@ -73,6 +86,7 @@ class Sandbox:
     home: Path
     runtime: Path
     env: dict[str, str]
+    isolation: str = "sandbox"  # "none": write_config adds `isolation: none` where the text does not choose
 
     def sv(self, *args: str, check: bool = True, cwd: Path | None = None, input: str | None = None,
            timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -146,7 +160,10 @@ class Sandbox:
 
     def write_config(self, text: str) -> None:
         """Write supervisor.yaml; agents' sandboxes may then also write the test's own folder (its scripts and
-        prompt records are there), unless `text` says how to sandbox them."""
+        prompt records are there), unless `text` says how to sandbox them. With the box's `isolation` none, the
+        text gets `isolation: none` unless it chooses."""
+        if self.isolation != "sandbox" and not re.search(r"^isolation:", text, re.MULTILINE):
+            text = f"{text.rstrip()}\nisolation: {self.isolation}\n"
         if not re.search(r"^(sandbox|isolation):", text, re.MULTILINE):
             text = f"{text.rstrip()}\n{TEST_FOLDER_WRITABLE.format(folder=self.root.parent)}"
         (self.root / "supervisor.yaml").write_text(text)
@@ -194,7 +211,7 @@ def own_tmux(config_dir: Path, **options: str) -> Iterator[Tmux]:
 
 
 @contextlib.contextmanager
-def made_sandbox(folder: Path) -> Iterator[Sandbox]:
+def made_sandbox(folder: Path, isolation: str = "sandbox") -> Iterator[Sandbox]:
     """A Sandbox in `folder` (its HOME, repository and runtime dir), torn down on leaving: for a fixture of any
     scope (a module's tests can share one engine and repository where they do not disturb one another)."""
     home = folder / "home"
@@ -219,7 +236,7 @@ def made_sandbox(folder: Path) -> Iterator[Sandbox]:
         env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
     root = folder / "repo"
     _make_repo(root, env)
-    box = Sandbox(root=root, home=home, runtime=runtime, env=env)
+    box = Sandbox(root=root, home=home, runtime=runtime, env=env, isolation=isolation)
     box.write_config(f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\nlimits:\n  idle_after: 1s\n")
     try:
         yield box
@@ -228,8 +245,9 @@ def made_sandbox(folder: Path) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with made_sandbox(tmp_path) as box:
+def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The test's repository and engine; marked `both_isolations`, once per isolation (`box.isolation`)."""
+    with made_sandbox(tmp_path, getattr(request, "param", "sandbox")) as box:
         yield box
 
 

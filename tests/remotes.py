@@ -6,6 +6,7 @@ runs in the test's process (as in tests/test_pane_identity.py), so that a test c
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
 from tests.conftest import DEMO_AGENT, Sandbox, wait_until
 from tests.sshd import SshHosts
+
+_runs = itertools.count()  # markers of commands run in panes
 
 HOST = "box1"
 SOURCE = Path(supervisor.__file__).resolve().parent.parent  # readable by the host users: their python imports it
@@ -63,6 +66,18 @@ class Remote:
         """supervisor.yaml with more `limits:` (`key: value` lines), in force from the next request on."""
         config = self.sandbox.paths.config_file
         config.write_text(config.read_text().replace("limits:\n", f"limits:\n  {text}\n", 1))
+
+    def in_pane(self, name: str, command: str) -> str:
+        """Have agent `name` run `command` in its pane on the host (the fake claude's `!` shell mode, as the agent
+        runs it: its guard and `supervisor` reach the engine through its own socket); what its log shows once it
+        has finished."""
+        marker = f"ran-{next(_runs)}-"
+        self.request("send", name=name, text=f"!{command}; echo {marker}'end'")  # the typed text never reads it
+
+        def finished() -> str | None:
+            done = self.sandbox.sv("log", name, check=False)
+            return done.stdout if done.returncode == 0 and f"{marker}end" in done.stdout else None
+        return str(wait_until(finished, timeout=60, message=f"{name} ran {command!r}"))
 
     def on_host(self, *words: str) -> str:
         """What `words` print on the host, run through the engine's own link."""

@@ -66,19 +66,23 @@ def assert_untouched(box: Sandbox, victim: dict[str, Any], main_tip: str) -> Non
     assert box.git("rev-parse", "main") == main_tip
 
 
+# The human's requests an agent tries once it has left its tree, each as `supervisor ARGS`, with the method the
+# engine names in its refusal.
+HUMAN_ONLY = {"stop": "stop victim", "approve": "approve victim", "merge": "merge victim",
+              "rm": "rm --force victim", "shutdown": "engine stop"}
+
+
 def test_leaving_the_tree_without_the_token_does_not_make_an_agent_the_human(
         sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
     main_tip = sandbox.git("rev-parse", "main")
-    outs = {verb: tmp_path / f"{verb}.out" for verb in ("stop", "approve", "merge", "rm")}
-    attacker(sandbox, "mallory", [
-        detached(f"{SV} stop victim", outs["stop"]),
-        detached(f"{SV} approve victim", outs["approve"]),
-        detached(f"{SV} merge victim", outs["merge"]),
-        detached(f"{SV} rm --force victim", outs["rm"]),
-    ], tmp_path)
+    engine = sandbox.engine_pid()
+    outs = {verb: tmp_path / f"{verb}.out" for verb in HUMAN_ONLY}
+    attacker(sandbox, "mallory", [detached(f"{SV} {args}", outs[verb]) for verb, args in HUMAN_ONLY.items()],
+             tmp_path)
     for verb, out in outs.items():
         text = result(out)
         assert "exit=1" in text and f"agent mallory may not call {verb}" in text, text
+    assert sandbox.engine_pid() == engine  # `engine stop` refused: the same engine still answers
     assert_untouched(sandbox, victim, main_tip)
     # The human still can, from outside every agent's tree.
     sandbox.sv("approve", "victim")
@@ -131,11 +135,15 @@ def test_dropping_the_socket_inside_the_tree_still_acts_as_the_agent(
 def test_leaving_the_tree_and_dropping_the_socket_is_still_the_agent(
         sandbox: Sandbox, victim: dict[str, Any], tmp_path: Path) -> None:
     main_tip = sandbox.git("rev-parse", "main")
-    out = tmp_path / "stop.out"
-    attacker(sandbox, "mallory", [detached(f"{SV} stop victim", out,
-                                           env="env -u SUPERVISOR_TOKEN -u SUPERVISOR_SOCKET")], tmp_path)
-    text = result(out)
-    assert "exit=1" in text and "agent mallory may not call stop" in text, text
+    engine = sandbox.engine_pid()
+    outs = {verb: tmp_path / f"{verb}.out" for verb in HUMAN_ONLY}
+    bare = "env -u SUPERVISOR_TOKEN -u SUPERVISOR_SOCKET"
+    attacker(sandbox, "mallory", [detached(f"{SV} {args}", outs[verb], env=bare) for verb, args in HUMAN_ONLY.items()],
+             tmp_path)
+    for verb, out in outs.items():
+        text = result(out)
+        assert "exit=1" in text and f"agent mallory may not call {verb}" in text, text
+    assert sandbox.engine_pid() == engine
     assert_untouched(sandbox, victim, main_tip)
 
 

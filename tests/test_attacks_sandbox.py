@@ -28,13 +28,24 @@ probe transcripts "ls '{state}/logs' | grep -q victim"
 probe other_worktree "cat '{victim}/SESSION.md'"
 probe main_worktree "cat '{root}/README.md'"
 probe ssh_key "cat '{home}/.ssh/id_ed25519'"
-probe tmux "test -S '{runtime}/tmux.sock'"
+probe tmux "sh '{tmux_attack}'"
 probe victim_env "cat /proc/[0-9]*/environ | tr '\0' '\n' | grep -q SUPERVISOR_AGENT=victim"
 probe shared_config "echo '[filter \"x\"]' >> '{common}/config'"
 probe shared_hooks "echo 'touch /tmp/owned' > '{common}/hooks/post-merge'"
 probe commit "git commit -q --allow-empty --no-verify -m own-work"
 probe move_main "git update-ref refs/heads/main HEAD"
 probe move_victim "git update-ref refs/heads/agent/victim/work HEAD"
+"""
+
+
+# Typed into the victim's pane through any tmux server the rogue can find: the one its own pane's $TMUX names, the
+# engine's (at its path in the runtime folder), tmux's default one. `!`: the demo agent runs the rest as a shell
+# command, as Claude Code's shell mode does; what it prints shows the victim ran it.
+TYPED = "!echo typed-by-rogue-$((6 * 7))"
+TMUX_ATTACK = r"""for server in "${{TMUX%%,*}}" '{runtime}/tmux.sock' "${{TMUX_TMPDIR:-/tmp}}/tmux-$(id -u)/default"; do
+  [ -n "$server" ] && tmux -S "$server" send-keys -t '{pane}' '{typed}' Enter && exit 0
+done
+exit 1
 """
 
 
@@ -47,8 +58,11 @@ def _probe(box: Sandbox, isolation: str | None) -> dict[str, str]:
     box.sv("start", "victim")
     victim = box.wait_state("victim", "idle", "working")
     paths = box.paths
+    runtime = box.runtime / paths.runtime_dir.name
+    tmux_attack = box.root.parent / "tmux-attack.sh"
+    tmux_attack.write_text(TMUX_ATTACK.format(runtime=runtime, pane=victim["pane"], typed=TYPED))
     return _rogue(box, PROBES.format(state=paths.state_dir, victim=victim["worktree"], root=box.root, home=box.home,
-                                     runtime=box.runtime / paths.runtime_dir.name, common=paths.common_dir))
+                                    runtime=runtime, common=paths.common_dir, tmux_attack=tmux_attack))
 
 
 def _rogue(box: Sandbox, probes_text: str, name: str = "rogue") -> dict[str, str]:
@@ -75,16 +89,21 @@ def test_a_sandboxed_agent_sees_and_moves_only_its_own_work(sandbox: Sandbox) ->
                      "commit": "yes", "move_main": "no", "move_victim": "no"}
     assert sandbox.git("rev-parse", "main") == main_before
     assert sandbox.git("rev-parse", "agent/victim/work") == main_before
+    victim_saw = sandbox.screen("victim") + sandbox.sv("log", "victim").stdout  # (send-keys returns once typed)
+    assert "typed-by-rogue" not in victim_saw
     assert "own-work" in sandbox.git("log", "-1", "--format=%s", sandbox.agent("rogue")["branch"])
     assert "filter" not in (sandbox.paths.common_dir / "config").read_text()
 
 
 def test_without_the_sandbox_every_probe_gets_through(sandbox: Sandbox) -> None:
-    """The control: with `isolation: none` the same commands read, write and move all of it."""
+    """The control: with `isolation: none` the same commands read, write and move all of it. That includes typing
+    into another agent's pane through the tmux server, which without a sandbox nothing stops (README, Security):
+    the victim runs what the rogue typed."""
     main_before = sandbox.git("rev-parse", "main")
     found = _probe(sandbox, "none")
     assert set(found.values()) == {"yes"}, found
     assert sandbox.git("rev-parse", "main") != main_before
+    wait_until(lambda: "typed-by-rogue-42" in sandbox.sv("log", "victim").stdout, message="the typed command run")
 
 
 SLEEP = "sleep 987654"

@@ -52,6 +52,15 @@ def _sleepers(durations: dict[str, str]) -> dict[str, list[psutil.Process]]:
     return found
 
 
+def _below(proc: psutil.Process, pid: int) -> bool:
+    """Whether `pid` is an ancestor of `proc`; also when a process of the lineage ended while it was walked (the
+    fork loop's subshell exits right after starting its sleeper, which the agent then adopts)."""
+    try:
+        return pid in {a.pid for a in proc.parents()}
+    except psutil.Error:
+        return True
+
+
 def _fork_loops(durations: dict[str, str]) -> list[psutil.Process]:
     marker = f"sleep {durations['fork loop']}"
     found = []
@@ -62,10 +71,8 @@ def _fork_loops(durations: dict[str, str]) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("isolation", ["sandbox", "none"])
-def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sandbox: Sandbox, isolation: str) -> None:
-    if isolation == "none":
-        sandbox.write_config("isolation: none\n")
+@pytest.mark.both_isolations
+def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sandbox: Sandbox) -> None:
     durations = _durations()
     steps = [{"run": command.format(d=durations[name])} for name, command in ATTACKS.items()]
     script = sandbox.root.parent / "escaper.json"
@@ -76,8 +83,8 @@ def test_stop_ends_every_process_the_agent_started_whatever_it_did_to_leave(sand
         planted = wait_until(lambda: (found := _sleepers(durations)).keys() == ATTACKS.keys() and found,
                              message="every attack's sleep running")
         pid = sandbox.ls()["escaper"]["pid"]
-        outside = {name: [p.pid for p in procs if pid not in {a.pid for a in p.parents()}]
-                   for name, procs in planted.items()}
+        assert sandbox.agent("escaper")["isolation"] == sandbox.isolation
+        outside = {name: [p.pid for p in procs if not _below(p, pid)] for name, procs in planted.items()}
         assert {name: pids for name, pids in outside.items() if pids} == {}  # adopted by the agent, not init
         assert sandbox.sv("stop", "escaper").returncode == 0
 

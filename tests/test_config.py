@@ -531,7 +531,9 @@ def test_init_template_sets_every_key(repo: Path) -> None:
         "repeat_after",
         "group_wait",
         "helper_done",
+        "max_per_hour",
     }
+    assert {"max_auto_restarts", "auto_restart_window"} <= set(data["limits"])
 
 
 def test_init_template_examples_are_valid_when_uncommented(repo: Path) -> None:

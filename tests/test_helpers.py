@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import PYTHON, Sandbox, wait_until
@@ -154,6 +155,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.both_isolations
 def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     secret = sandbox.root / "src" / "vendor" / "lib.py"
     secret.parent.mkdir(parents=True)
@@ -162,6 +164,7 @@ def test_guard_audit_and_merge(sandbox: Sandbox) -> None:
     sandbox.git("commit", "-q", "-m", "vendor a library")
     auth = start_session(sandbox)
     worktree = Path(auth["worktree"])
+    assert sandbox.agent("auth")["isolation"] == sandbox.isolation  # (marked: run sandboxed and without)
 
     # The guard rejects a commit outside the contract, naming the path and the contract line.
     log = guard_refuses(sandbox, "auth", "echo x > README.md && git add README.md && "

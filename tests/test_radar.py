@@ -169,6 +169,20 @@ def test_only_the_pairs_of_a_moved_branch_run_git_again(root: Path, merges: list
     assert radar.cache_size == 6  # the pairs of two's old tip were dropped
 
 
+def test_a_parent_that_moves_away_from_the_commit_its_helper_and_target_share(root: Path) -> None:
+    """A fresh session and its fresh helper both sit on main's tip: two pairs answered for the same two commits.
+    When the parent commits, both drop that answer, once."""
+    main = git(root, "rev-parse", "main")
+    for branch in ("agent/auth/work", "agent/auth.t/work"):
+        git(root, "branch", branch, main)
+    branches: dict[str, str | None] = {"agent/auth/work": "main", "agent/auth.t/work": "agent/auth/work"}
+    radar = Radar(root)
+    assert radar.scan(branches, tips(root)).conflicts == {"agent/auth/work": [], "agent/auth.t/work": []}
+    commit(root, "agent/auth/work", {"a.txt": "auth\n"})
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {"agent/auth/work": [], "agent/auth.t/work": []} and scan.failures == []
+
+
 def test_a_branch_deleted_between_scans_leaves_the_radar(root: Path) -> None:
     commit(root, "agent/one/work", {"shared.txt": "one\n"})
     commit(root, "agent/two/work", {"shared.txt": "two\n"})
@@ -673,3 +687,24 @@ def test_against_the_base_branch_and_a_helper_against_its_parent(sandbox: Sandbo
     ]
     # The helper merges into its parent: that is its target, met once, by name (main is its parent's business).
     assert conflicts(sandbox, "auth.t") == [{"with": "auth", "branch": "agent/auth/work", "files": ["src/app.py"]}]
+
+
+def test_a_branch_moved_onto_another_branchs_tip_is_scanned(root: Path) -> None:
+    """As `git update-ref` of one agent's branch to another's tip does: pairs answered before become the same pair
+    of commits, whose old outcome is dropped once."""
+    base = tips(root)["main"]
+    branches: dict[str, str | None] = {"agent/victim/work": "main", "agent/evil/work": "main"}
+    for name in branches:
+        git(root, "update-ref", f"refs/heads/{name}", base)
+    radar = Radar(root)
+    radar.scan(branches, tips(root))
+    commit(root, "agent/victim/work", {"mine.txt": "mine\n"})
+    radar.scan(branches, tips(root))
+    sneaky = commit(root, "agent/evil/work", {"sneaky.txt": "sneaky\n"})
+    radar.scan(branches, tips(root))
+    git(root, "update-ref", "refs/heads/agent/victim/work", sneaky)
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {branch: [] for branch in branches} and scan.failures == []
+    git(root, "update-ref", "refs/heads/main", sneaky)  # merged: a fast-forward
+    scan = radar.scan(branches, tips(root))
+    assert scan.conflicts == {branch: [] for branch in branches} and scan.failures == []

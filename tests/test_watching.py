@@ -89,11 +89,13 @@ SCRIPT = """
 """
 
 
+@pytest.mark.both_isolations
 def test_hooks_drive_every_state_of_claude(sandbox: Sandbox) -> None:
     config(sandbox)
     command = fake_claude(sandbox, "c", SCRIPT)
     sandbox.sv("start", "auth", "--task", "migrate", "--command", command)
     worktree = Path(sandbox.ls()["auth"]["worktree"])
+    assert sandbox.agent("auth")["isolation"] == sandbox.isolation  # (marked: run sandboxed and without)
     # Its hooks are in its own config folder (CLAUDE_CONFIG_DIR), not in the worktree it can edit.
     settings = json.loads((sandbox.paths.agent_state("auth") / "settings.json").read_text())
     assert "PermissionRequest" in settings["hooks"] and "Stop" in settings["hooks"]
@@ -355,6 +357,7 @@ def test_a_hook_cannot_speak_for_another_agent(sandbox: Sandbox) -> None:
     assert sandbox.state("auth") == "idle"
 
 
+@pytest.mark.both_isolations
 def test_stall_fires_after_stall_after_and_not_before(sandbox: Sandbox) -> None:
     config(sandbox, "stall_after: 3s\n")
     sandbox.sv("start", "auth", "--task", "go", "--command", demo(sandbox, "q", """
@@ -367,6 +370,7 @@ def test_stall_fires_after_stall_after_and_not_before(sandbox: Sandbox) -> None:
         return float(found[0]) if found else None
 
     said = wait_until(printed_at, message="the last output")
+    assert sandbox.agent("auth")["isolation"] == sandbox.isolation
     sandbox.wait_state("auth", "stalled", timeout=15)
     stalled = triggers(sandbox, "auth", "stalled")[0]  # stored with the state it fired
     assert stalled["summary"].startswith("no progress for")

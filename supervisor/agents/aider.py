@@ -9,7 +9,6 @@ from pathlib import Path
 from supervisor.agents.base import Profile
 from supervisor.agents.reader import LOCAL, Reader
 from supervisor.agents.screens import COMMON_VOLATILE, ScreenRules, Verdict, marker
-from supervisor.files import read_head
 
 # Recorded from aider 0.86.2 (tests/fixtures/aider) in 160x48 panes through the engine's own capture. aider
 # prints a log and draws nothing else: the row its cursor is on (the newest that shows anything) is its state.
@@ -68,7 +67,8 @@ class AiderProfile(Profile):
         """aider keeps no conversation id: its conversation is its chat history file, which is the agent's own
         (see prepare_state). Restored from it once it holds a prompt (`#### ` lines: aider writes `# aider chat
         started at` at each start, prompt or none)."""
-        return f"{command} --restore-chat-history" if _holds_prompt(state / HISTORY) else None
+        return f"{command} --restore-chat-history" if _holds_prompt(reader.head(str(state / HISTORY), HISTORY_LIMIT)) \
+            else None
 
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
                       hook_command: str) -> dict[str, str]:
@@ -86,10 +86,9 @@ class AiderProfile(Profile):
         }
 
 
-def _holds_prompt(history: Path) -> bool:
-    """Whether aider's chat history file holds a user's prompt (its `#### ` lines), in its first HISTORY_LIMIT
-    bytes. The file is the agent's to write: never opened through a link, nor waited on (a FIFO)."""
-    head = read_head(history, HISTORY_LIMIT)
+def _holds_prompt(head: bytes | None) -> bool:
+    """Whether aider's chat history file (its first HISTORY_LIMIT bytes, read through the agent's machine's
+    `Reader`: never through a link, nor waited on) holds a user's prompt (its `#### ` lines)."""
     return head is not None and (head.startswith(b"#### ") or b"\n#### " in head)
 
 

@@ -62,9 +62,10 @@ class Profile:
         again. Never "the newest conversation in this folder", which may be another's."""
         return None
 
-    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
+    def find_session(self, state: Path, worktree: Path, since: float, reader: Reader = LOCAL) -> str | None:
         """The CLI's id of the conversation the agent began at `since` or later, read from the files the CLI
-        keeps in the agent's state folder; None while none shows (or the CLI tells it otherwise: hooks)."""
+        keeps in the agent's state folder (on its machine, through `reader`); None while none shows (or the CLI
+        tells it otherwise: hooks)."""
         return None
 
     def prepare_worktree(self, repo_root: Path, worktree: Path, home: Path, hook_command: str) -> None:

@@ -40,8 +40,8 @@ class CodexProfile(Profile):
         session = valid(session)
         return f"{command} resume -- {session}" if session else None
 
-    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
-        return codex_session(state, worktree, since)
+    def find_session(self, state: Path, worktree: Path, since: float, reader: Reader = LOCAL) -> str | None:
+        return codex_session(state, worktree, since, reader)
 
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
                       hook_command: str) -> dict[str, str]:

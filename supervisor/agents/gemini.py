@@ -30,8 +30,8 @@ class GeminiProfile(Profile):
         session = valid(session)
         return f"{command} --resume={session}" if session else None
 
-    def find_session(self, state: Path, worktree: Path, since: float) -> str | None:
-        return gemini_session(state, since)
+    def find_session(self, state: Path, worktree: Path, since: float, reader: Reader = LOCAL) -> str | None:
+        return gemini_session(state, since, reader)
 
     def prepare_state(self, state: Path, home: Path, repo_root: Path, worktree: Path,
                       hook_command: str) -> dict[str, str]:

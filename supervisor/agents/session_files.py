@@ -10,12 +10,16 @@ Gemini CLI 0.61 (GEMINI_CLI_HOME): `.gemini/tmp/<project>/chats/session-<YYYY-MM
 when the CLI starts. Its first line is the metadata (`sessionId`, `projectHash`, `startTime`, `lastUpdated`,
 `kind`), then one message per line (`{"id", "type": "user"|"gemini"|…, "content"}`). `--resume <id>` finds only a
 conversation with a message in it ("resumable content"): an empty one is not told, lest a resume fail.
+
+Both are read through a `Reader` (supervisor/agents/reader.py): the agent's folder on this machine, or on its host
+through the link, by the same rules (only regular files, in folders reached from the agent's folder through no link).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import time
 from collections.abc import Iterable
@@ -23,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from supervisor.agents.reader import LOCAL, Entry, Reader
 from supervisor.agents.session_ids import valid
-from supervisor.files import open_regular, read_head
 
 # A file's clock and ours may differ by a little (coarse mtimes, a timestamp taken just before the launch).
 SLACK_SECONDS = 2.0
@@ -34,36 +38,43 @@ _NOT_SPOKEN = ("/", "?", "<session_context>", "<hook_context>")  # user "message
 _ROLLOUT = re.compile(r"^rollout-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-([0-9a-fA-F-]{36})\.jsonl$")  # the id: `valid`
 
 
-def codex_session(state: Path, worktree: Path, since: float) -> str | None:
+def codex_session(state: str | Path, worktree: str | Path, since: float, reader: Reader = LOCAL) -> str | None:
     """The id of the newest Codex conversation begun in `worktree` at `since` or later, from the rollout files
-    under `state` (the agent's CODEX_HOME); None while there is none."""
+    under `state` (the agent's CODEX_HOME, read through `reader`); None while there is none."""
+    state = os.fspath(state)
     found: list[tuple[float, str]] = []
-    for folder in _day_folders(state / "sessions", since, time.time()):
-        for path in _listed(folder, state):
-            match = _ROLLOUT.match(path.name)
-            if match is None or _mtime(path) < since - SLACK_SECONDS:
+    for folder in _day_folders(posixpath.join(state, "sessions"), since, time.time()):
+        for entry in reader.entries(folder, state):
+            match = _ROLLOUT.match(entry.name)
+            if entry.folder or match is None or entry.mtime < since - SLACK_SECONDS:
                 continue
-            meta = _first_record(path)
-            payload = meta.get("payload") if meta is not None and meta.get("type") == "session_meta" else None
+            meta = _loads(_text(reader.first_line(posixpath.join(folder, entry.name), FIRST_LINE_LIMIT)))
+            payload = meta.get("payload") if isinstance(meta, dict) and meta.get("type") == "session_meta" else None
             if not isinstance(payload, dict) or payload.get("id") != match.group(1) or valid(match.group(1)) is None:
                 continue
             began = _timestamp(payload.get("timestamp"))
-            if began is None or began < since - SLACK_SECONDS or not _same_folder(payload.get("cwd"), worktree):
+            if began is None or began < since - SLACK_SECONDS \
+                    or not _same_folder(payload.get("cwd"), os.fspath(worktree), reader):
                 continue
             found.append((began, match.group(1)))
     return max(found)[1] if found else None
 
 
-def gemini_session(state: Path, since: float) -> str | None:
+def gemini_session(state: str | Path, since: float, reader: Reader = LOCAL) -> str | None:
     """The id of the newest Gemini CLI conversation begun at `since` or later that has a message in it, from the
-    chat files under `state` (the agent's GEMINI_CLI_HOME, which holds its worktree's project only)."""
+    chat files under `state` (the agent's GEMINI_CLI_HOME, which holds its worktree's project only, read through
+    `reader`)."""
+    state = os.fspath(state)
     found: list[tuple[float, str]] = []
-    for chats in _listed(state / ".gemini" / "tmp", state):
-        for path in _listed(chats / "chats", state):
-            if not path.name.startswith("session-") or path.suffix not in (".jsonl", ".json") \
-                    or _mtime(path) < since - SLACK_SECONDS:
+    projects = posixpath.join(state, ".gemini", "tmp")
+    for project in _folders(reader.entries(projects, state)):
+        chats = posixpath.join(projects, project, "chats")
+        for entry in reader.entries(chats, state):
+            suffix = posixpath.splitext(entry.name)[1]
+            if entry.folder or not entry.name.startswith("session-") or suffix not in (".jsonl", ".json") \
+                    or entry.mtime < since - SLACK_SECONDS:
                 continue
-            chat = _gemini_chat(path)
+            chat = _gemini_chat(reader.head(posixpath.join(chats, entry.name), CHAT_LIMIT), suffix)
             if chat is None:
                 continue
             began, session = chat
@@ -72,14 +83,22 @@ def gemini_session(state: Path, since: float) -> str | None:
     return max(found)[1] if found else None
 
 
-def _gemini_chat(path: Path) -> tuple[float, str] | None:
-    """(start time, session id) of a chat file with a message in it; None otherwise (or unreadable)."""
+def _folders(entries: list[Entry]) -> list[str]:
+    return [entry.name for entry in entries if entry.folder]
+
+
+def _text(data: bytes | None) -> str:
+    return data.decode("utf-8", "replace") if data is not None else ""
+
+
+def _gemini_chat(head: bytes | None, suffix: str) -> tuple[float, str] | None:
+    """(start time, session id) of a chat file (its first bytes, `head`) with a message in it; None otherwise (or
+    unreadable)."""
     records: Iterable[Any]
-    head = read_head(path, CHAT_LIMIT)  # the agent's file: no link followed, no FIFO waited on
     if head is None:
         return None
     text = head.decode("utf-8", "replace")
-    if path.suffix == ".json":  # the older form: one object, its messages in a list
+    if suffix == ".json":  # the older form: one object, its messages in a list
         try:
             whole = json.loads(text)
         except ValueError:
@@ -118,45 +137,12 @@ def _resumable(message: dict[str, Any]) -> bool:
     return False
 
 
-def _day_folders(sessions: Path, since: float, now: float) -> list[Path]:
-    """The day folders a conversation begun between `since` and `now` can be in (local and UTC dates alike)."""
-    days = {datetime.fromtimestamp(moment, zone).strftime("%Y/%m/%d")
-            for moment in (since, now) for zone in (None, UTC)}
-    return [sessions / day for day in sorted(days)]
-
-
-def _listed(folder: Path, state: Path) -> list[Path]:
-    """The entries of `folder`, a folder inside the agent's `state` reached through no link: a link the agent
-    planted there (to another agent's sessions) would make its conversation id someone else's."""
-    step = folder
-    while step != state:
-        if step.is_symlink() or step == step.parent:
-            return []
-        step = step.parent
-    try:
-        return list(folder.iterdir())
-    except OSError:
-        return []
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _first_record(path: Path) -> dict[str, Any] | None:
-    fd = open_regular(path)  # the agent's file: no link followed, no FIFO waited on
-    if fd is None:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as handle:
-            line = handle.readline(FIRST_LINE_LIMIT)
-    except OSError:
-        return None
-    record = _loads(line.decode("utf-8", "replace"))
-    return record if isinstance(record, dict) else None
+def _day_folders(sessions: str, since: float, now: float) -> list[str]:
+    """The day folders a conversation begun between `since` and `now` can be in, whatever the time zone of the
+    machine that wrote them (this one's, or a host's: UTC-12 to UTC+14)."""
+    days = {datetime.fromtimestamp(moment + shift, UTC).strftime("%Y/%m/%d")
+            for moment in (since, now) for shift in (-12 * 3600, 0, 14 * 3600)}
+    return [posixpath.join(sessions, day) for day in sorted(days)]
 
 
 def _loads(text: str) -> Any:
@@ -176,11 +162,16 @@ def _timestamp(value: Any) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _same_folder(cwd: Any, worktree: Path) -> bool:
-    """Whether the conversation ran in the worktree (a record without a folder is taken as the agent's own)."""
+def _same_folder(cwd: Any, worktree: str, reader: Reader) -> bool:
+    """Whether the conversation ran in the worktree (a record without a folder is taken as the agent's own). On a
+    host the paths are compared as written (they are that machine's)."""
     if not isinstance(cwd, str):
         return True
+    if posixpath.normpath(cwd) == posixpath.normpath(worktree):
+        return True
+    if reader is not LOCAL:
+        return False
     try:
-        return Path(cwd).resolve() == worktree.resolve()
+        return Path(cwd).resolve() == Path(worktree).resolve()
     except OSError:
-        return cwd == str(worktree)
+        return False

@@ -12,6 +12,8 @@
 - Routing: triggers not in `notify_on` stay quiet; a helper's `done` goes to its parent (an alert with route
   `parent` and no human channel), not to the human, unless `alerts.helper_done: human`.
 - Silences hold items back; a condition held back by a silence is told when the silence ends, if still true.
+- A subject past its pace (`alerts.max_per_hour`: alerts/pace.py) keeps its items pending until the pace
+  allows its next message.
 
 Everything the router knows is in the store, and each step is one transaction that also advances the event
 cursor, so a kill -9 at any point neither loses nor repeats an alert.
@@ -24,7 +26,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.alerts import silences
+from supervisor.alerts import pace, silences
 from supervisor.alerts.content import FIRING, RESOLVED, AlertContent, Item, build
 from supervisor.alerts.outbox import Outbox, get_cursor, set_cursor
 from supervisor.config import ALERT_TRIGGERS, AlertsConfig
@@ -53,6 +55,7 @@ class Settings:
     channels: tuple[str, ...]
     secrets: tuple[str, ...]
     helper_done_to_human: bool = False
+    max_per_hour: int = 30
 
     @classmethod
     def from_config(cls, config: AlertsConfig, repo: str, channels: tuple[str, ...]) -> Settings:
@@ -61,7 +64,7 @@ class Settings:
         return cls(repo=repo, notify_on=frozenset(config.notify_on), repeat_after=config.repeat_after,
                    group_wait=config.group_wait, channels=channels,
                    secrets=tuple(secret for secret in secrets if secret),
-                   helper_done_to_human=config.helper_done == "human")
+                   helper_done_to_human=config.helper_done == "human", max_per_hour=config.max_per_hour)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class _Condition:
 class Router:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._paced: set[str] = set()  # subjects held back by their pace, said once each time
 
     def step(self, settings: Settings, now: float) -> Step:
         cursor = self.consume(now)
@@ -199,9 +203,9 @@ class Router:
     def next_due(self, settings: Settings) -> float | None:
         with self.store.transaction() as db:
             times: list[float] = []
-            row = db.execute("SELECT MIN(queued) FROM alert_pending").fetchone()
-            if row[0] is not None:
-                times.append(float(row[0]) + settings.group_wait)
+            for subject, queued in db.execute("SELECT agent, MIN(queued) FROM alert_pending GROUP BY agent"):
+                paced = pace.allowed_at(db, subject, settings.max_per_hour, queued + settings.group_wait)
+                times.append(max(float(queued) + settings.group_wait, paced or 0.0))
             if settings.repeat_after is not None:
                 marks = ",".join("?" * len(_STATEFUL))
                 row = db.execute(f"SELECT MIN(told_at) FROM alert_conditions WHERE firing = 1 AND told = 1 "
@@ -223,7 +227,15 @@ class Router:
                 "SELECT agent FROM alert_pending GROUP BY agent HAVING MIN(queued) + ? <= ? ORDER BY MIN(queued)",
                 (settings.group_wait, now))]
             for agent in agents:
-                written += self._flush_subject(db, agent, settings, now)
+                paced = pace.allowed_at(db, agent, settings.max_per_hour, now)
+                if paced is None:
+                    self._paced.discard(agent)
+                    written += self._flush_subject(db, agent, settings, now)
+                elif agent not in self._paced:  # said once per hold, in the log `supervisor events` reads
+                    self._paced.add(agent)
+                    self.store._append(db, _event_agent(agent), "alerts_paced",  # same transaction
+                                       {"subject": agent, "max_per_hour": settings.max_per_hour,
+                                        "next_at": round(paced, 3)})
         return written
 
     def _flush_subject(self, db: sqlite3.Connection, agent: str, settings: Settings, now: float) -> int:

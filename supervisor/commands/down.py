@@ -37,7 +37,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if client.engine_running(paths):
         pid = client.call(paths, "status", autostart=False)["pid"]
         client.call(paths, "shutdown", autostart=False)
-        if not _until(lambda: not client.engine_running(paths)):
+        if not _until(lambda: not client.engine_running(paths) and not client.engine_lock_held(paths)):
             raise SupervisorError(f"the engine (pid {pid}) did not stop within {WAIT:.0f} s",
                                   hint=f"see {paths.engine_log}; `kill {pid}` stops it")
         print("engine stopped")

@@ -101,7 +101,7 @@ def _check(config: Config, name: str | None, as_json: bool) -> int:
             print(f"no hosts in {config.source or 'supervisor.yaml'}; to add one, write there:\n{SETUP}")
         return 0
     chosen = {name: config.hosts[name]} if name else dict(config.hosts)
-    found = check_all(chosen)
+    found = check_all(chosen, config.isolation)
     if as_json:
         print(json.dumps([_view(result) for result in found.values()], indent=2, sort_keys=True))
     else:

@@ -13,6 +13,12 @@ from supervisor.engine.delivery import wait_for
 
 _NUMBERED = re.compile(r"^\s*(?:│\s*)*(?:[❯›●]\s*)?\d+\.\s")
 MOVE_WAIT = 1.5  # seconds for the selection to show where the arrow keys put it (the CLI may drop early keys)
+# The only keys an answer types, whatever the screen shows: one option's digit, a yes/no question's letter, the
+# arrows that move a selection, Enter, and Escape to refuse. A screen is the agent's (or its host's) to draw: its
+# words choose among these keys, never add others ("12. Yes" would type 1 and 2; a deny never types `y`).
+_KEYS = {True: frozenset({*"123456789", "y", "Enter", "Up", "Down"}),
+         False: frozenset({*"123456789", "n", "Escape", "Enter", "Up", "Down"})}
+MAX_MOVES = 24  # a dialog's options fit on one screen
 
 
 @dataclass(frozen=True)
@@ -24,8 +30,20 @@ class Plan:
 
 
 def plan(profile: Profile, screen: str, allow: bool, *, always: bool = False) -> Plan | None:
-    """How to answer the dialog on `screen`; None when which option means the answer cannot be told. With
-    `always` (the human asked for a standing allowance) only a numbered option that grants one will do."""
+    """How to answer the dialog on `screen`; None when which option means the answer cannot be told, or when
+    telling it would type a key outside the answer's own (`typed_only`). With `always` (the human asked for a
+    standing allowance) only a numbered option that grants one will do."""
+    answer = _plan(profile, screen, allow, always=always)
+    return answer if answer is not None and typed_only(answer, allow) else None
+
+
+def typed_only(answer: Plan, allow: bool) -> bool:
+    """Whether every key of `answer` is one an approval (or a denial) may type."""
+    keys = (*answer.moves, answer.key, *answer.then)
+    return len(answer.moves) <= MAX_MOVES and set(answer.moves) <= {"Up", "Down"} and set(keys) <= _KEYS[allow]
+
+
+def _plan(profile: Profile, screen: str, allow: bool, *, always: bool) -> Plan | None:
     if always:
         keys = profile.answer_keys(screen, allow, always=True)
         if isinstance(keys, tuple):

@@ -31,6 +31,8 @@ from supervisor.git.agent_refs import branch_ref, is_remote, target_ref
 from supervisor.git.audit import CommitViolation, audit, net_violations, new_commits
 from supervisor.git.merge import merge_branch
 from supervisor.git.refs import refs_stamp, stamp_of, worktree_git_dir, worktree_head
+from supervisor.hosts.remote import parent_merge
+from supervisor.hosts.remote.host import RemoteHost
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -71,7 +73,8 @@ class Auditor(PeriodicService):
             tip = tips.get(agent.branch)
             if tip is not None and tip != agent.extra.get("audited"):
                 self._audit(agent.name, tip)
-        self._stamp = stamp  # only once the pass went through: a failed one is tried again
+        if not self.guard.unjudged:
+            self._stamp = stamp  # only once the pass went through: a failed one is tried again
 
     # off its branch -----------------------------------------------------------------------------------
 
@@ -195,6 +198,9 @@ class Auditor(PeriodicService):
         if tampered:
             self.guard.accept(agent)
         ref, into = branch_ref(agent), target_ref(agent)  # a remote agent's: its commits as fetched home
+        # A helper on a host merges into its parent's branch there (its worktree is on the host).
+        parent = parent_merge.parent_of(agent, engine.store.get_agent(agent.parent or "")) \
+            if is_remote(agent) and into.startswith(agent_refs.HOSTS_REFS + "/") else None
         try:
             tip = expected_tip or worktrees.resolve(root, ref)
         except SupervisorError:
@@ -202,10 +208,14 @@ class Auditor(PeriodicService):
                                   f"{name}'s branch {agent.branch} has not come home from host {agent.host} yet",
                                   hint=None if not is_remote(agent) else
                                   f"it comes within seconds of a commit while host {agent.host} is up") from None
-        if not into.startswith("refs/heads/") or not worktrees.branch_exists(root, agent.target):
+        if parent is not None:
+            if not worktrees.branch_exists(root, into):
+                raise SupervisorError(f"{name}'s parent's branch {agent.target} has not come home from host "
+                                      f"{agent.host} yet",
+                                      hint=f"it comes within seconds of a commit while host {agent.host} is up")
+        elif not into.startswith("refs/heads/") or not worktrees.branch_exists(root, agent.target):
             raise SupervisorError(f"{name} merges into {agent.target}, which is not a branch here",
-                                  hint="a helper on a host is merged by its parent there; a session started from a "
-                                       "detached HEAD or a commit is merged by hand")
+                                  hint="a session started from a detached HEAD or a commit is merged by hand")
         commits = new_commits(root, tip, [into])
         rules = engine.contracts.rules_of(agent)
         found = audit(root, rules, commits)
@@ -227,9 +237,15 @@ class Auditor(PeriodicService):
                      "start it again)")
         dirty = uncommitted_changes(engine, agent)
         with self.tips_lock:  # the tip it makes is recorded before the next judgement
-            result = merge_branch(root, ref, agent.target,
-                                  f"Merge {agent.branch} ({len(commits)} commit(s) by {name})", expected_tip=tip,
-                                  expected_target=expected_target)
+            message = f"Merge {agent.branch} ({len(commits)} commit(s) by {name})"
+            if parent is not None:
+                remote = engine.host_of(parent)
+                assert isinstance(remote, RemoteHost)
+                result = parent_merge.merge_into_parent(remote, agent, parent, message, expected_tip=tip,
+                                                        expected_target=expected_target)
+            else:
+                result = merge_branch(root, ref, agent.target, message, expected_tip=tip,
+                                      expected_target=expected_target)
             self.guard.merged(agent, result.commit)
         with engine.agent_lock(name):
             current = engine.get(name)

@@ -3,8 +3,8 @@
 The services (the conflict radar, the planner, the alert router, the task desk) sleep on the store's change
 count (`Store.wait_for_change`) until a transaction writes, or until their own next deadline, instead of
 waking on a fixed period to find nothing new. Refs are not in the store: the watch loop, which runs every
-tick anyway, takes their stamp (one `stat` per ref folder a live agent depends on, see `supervisor.git.refs`)
-and, when it moved, touches the store.
+tick anyway, learns which ref folders a live agent depends on changed (from inotify, or one `stat` per folder
+where that cannot be had, see `supervisor.git.refs`) and, when one did, touches the store.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
+from supervisor.engine.folderwatch import FolderWatch
 from supervisor.git import agent_refs
 from supervisor.git.refs import RACY_SECONDS
 
@@ -27,13 +28,17 @@ def watched_folders(agents: Iterable[Agent]) -> frozenset[str]:
 
 
 class RefWatch:
-    """Touches the store when a ref a live agent depends on moved since the last look."""
+    """Touches the store when a ref a live agent depends on moved since the last look. The ref folders are
+    watched through `folders` (inotify: nothing to do while nothing moves); those it cannot watch, and the
+    packed-refs file, by their stat stamps."""
 
-    def __init__(self, store: Store, common_dir: Path) -> None:
+    def __init__(self, store: Store, common_dir: Path, folders: FolderWatch | None = None) -> None:
         self.store = store
         self.common_dir = common_dir
+        self.folders = folders
         self._refs: tuple[tuple[str, str, str | None], ...] | None = None  # the live agents' hosts, branches, targets
-        self._paths: list[str] = []  # the files to stat for them
+        self._paths: list[str] = []  # the folders to look at for them
+        self._packed = os.fspath(common_dir / "packed-refs")
         self._stamp: list[int] | None = None
         self._racy = False
         self.moves = 0  # how many looks found a ref moved
@@ -41,13 +46,20 @@ class RefWatch:
     def look(self, agents: Sequence[Agent]) -> bool:
         """Whether a ref moved (the store was touched); the first look only takes the stamp."""
         refs = tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
+        changed = False
         if refs != self._refs:
+            changed = self._refs is not None
             self._refs = refs
             folders = sorted(watched_folders(agent for agent in agents if agent.state.live))
             self._paths = [os.fspath(self.common_dir / folder) for folder in folders]
-            self._paths.append(os.fspath(self.common_dir / "packed-refs"))
+        told = self.folders.changed("refs", self._paths) if self.folders is not None else None
+        if told is not None:
+            changed = changed or bool(told[0])
+            stamped = sorted(told[1])
+        else:
+            stamped = self._paths
         stamp: list[int] = []
-        for path in self._paths:
+        for path in [*stamped, self._packed]:
             try:
                 info = os.stat(path)
             except OSError:
@@ -55,8 +67,9 @@ class RefWatch:
                 continue
             stamp += (info.st_mtime_ns, info.st_ino, info.st_size)
         # Changed within RACY_SECONDS: it may change again within the same mtime, so the next look tells too.
-        racy = any(abs(time.time_ns() - at) < RACY_SECONDS * 1e9 for at in stamp[::3])
-        moved = self._stamp is not None and (stamp != self._stamp or self._racy)
+        now = time.time_ns()
+        racy = any(abs(now - at) < RACY_SECONDS * 1e9 for at in stamp[::3])
+        moved = self._stamp is not None and (changed or stamp != self._stamp or self._racy)
         self._stamp, self._racy = stamp, racy
         if moved:
             self.moves += 1

@@ -37,6 +37,7 @@ from supervisor.engine.commits_home import CommitsHome
 from supervisor.engine.contracts import TAMPERED, Contracts
 from supervisor.engine.diskfaults import DiskWatch
 from supervisor.engine.endings import Endings
+from supervisor.engine.folderwatch import FolderWatch
 from supervisor.engine.guarddesk import GuardDesk
 from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hookdesk import HookDesk
@@ -105,7 +106,8 @@ class Engine:
         # Hook events applied, by the id `supervisor hook` gave them: the spooled copy of an event answered too
         # late (by this engine, or one before it) is not applied a second time.
         self.hooks_once = HookLedger(self.store)
-        self.spools = spools.Spools(paths)  # each agent's spool folder, as last read
+        self.folders = FolderWatch()  # which spool and ref folders changed (inotify), read by the watch loop
+        self.spools = spools.Spools(paths, self.folders)  # each agent's spool folder, as last read
         self._stopping = threading.Event()
         self.started_at = time.time()
         self.watcher = Watcher(self)
@@ -194,6 +196,7 @@ class Engine:
             for service in self.services:
                 service.stop()
             self.tmux.close()
+            self.folders.close()
             self.store.append_event(None, "engine_stopped", pid=os.getpid())
             self.store.close()
 

@@ -33,6 +33,8 @@ from supervisor.git.agent_refs import branch_ref
 from supervisor.git.refs import agent_branch
 from supervisor.hosts import placement
 from supervisor.hosts.isolation import inherit as inherit_isolation
+from supervisor.hosts.remote import trees
+from supervisor.hosts.remote.host import HostUnreachable, RemoteHost
 from supervisor.hostsconfig import LOCAL
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class HelperDesk(ServiceThread):
         self.engine = engine
         self._written: dict[str, str] = {}  # parent → the status.yaml text last written
         self._refreshing = threading.Lock()  # the desk's thread and helper requests both refresh
+        engine.hostlinks.on_up.append(self._host_up)
 
     # service ---------------------------------------------------------------------------------------------
 
@@ -158,9 +161,10 @@ class HelperDesk(ServiceThread):
         for gone in set(self._written) - set(by_name):
             del self._written[gone]
         for parent in agents:
-            if parent.host != LOCAL:
-                continue  # its worktree is on its host, not here (written there: not yet)
             helpers = children.get(parent.name, [])
+            if parent.host != LOCAL:
+                self._refresh_on_host(parent, helpers)
+                continue
             directory = Path(parent.worktree) / SUB_AGENTS
             # A parent whose last helper was removed gets an empty list, not the file as it last was
             # (also one written by an earlier engine: hence the look at the file).
@@ -179,6 +183,36 @@ class HelperDesk(ServiceThread):
                 self._written[parent.name] = ""
                 continue
             self._written[parent.name] = text
+
+    def _refresh_on_host(self, parent: Agent, helpers: list[Agent]) -> None:
+        """A parent's status.yaml on its host (supervisor/hosts/remote/trees.py). While the host is down it is
+        written once it is back (`on_up` refreshes); a refusal there (a planted link) is said once."""
+        if not helpers and parent.name not in self._written:
+            return
+        text = status_text(parent, sorted(helpers, key=lambda a: a.name))
+        if self._written.get(parent.name) == text:
+            return
+        link = self.engine.hostlinks.link(parent.host)
+        if link is None or not link.up:
+            return  # written once the host is up (never waited for here)
+        try:
+            host = self.engine.host_of(parent)
+            if not isinstance(host, RemoteHost) or not trees.write_status(host, parent, SUB_AGENTS, STATUS_FILE,
+                                                                         text):
+                return
+        except HostUnreachable:
+            return
+        except SupervisorError as exc:
+            if self._written.get(parent.name) != "":
+                log.warning("%s: status.yaml not written on host %s: %s", parent.name, parent.host, exc.message)
+            self._written[parent.name] = ""
+            return
+        self._written[parent.name] = text
+
+    def _host_up(self, host: str, link: object) -> None:
+        """A host came (back) up: the status files of its trees written now, off the link's thread."""
+        if any(agent.host == host and agent.parent for agent in self.engine.store.agents()):
+            threading.Thread(target=self.refresh, daemon=True, name=f"helper-status-{host}").start()
 
     # messages ---------------------------------------------------------------------------------------------
 
@@ -202,15 +236,20 @@ class HelperDesk(ServiceThread):
         if len(text.encode()) > MAX_MESSAGE:
             raise UsageError(f"the message is longer than {MAX_MESSAGE // 1024} KiB; write a file and send its path")
         home = engine.get(common_ancestor(sender, recipient.name))
-        if home.host != LOCAL:
-            raise SupervisorError(f"messages between agents on host {home.host} are not carried yet",
-                                  hint="write a file in the shared worktree and name it to the other agent")
-        folder = inside(Path(home.worktree), Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR)
-        folder.mkdir(parents=True, exist_ok=True)
         sent = datetime.now(UTC)
-        path = folder / f"{sent.strftime('%Y%m%dT%H%M%S.%f')}-{sender}-to-{recipient.name}.yaml"
+        file = f"{sent.strftime('%Y%m%dT%H%M%S.%f')}-{sender}-to-{recipient.name}.yaml"
         body = {"from": sender, "to": recipient.name, "sent": sent.isoformat(timespec="seconds"), "text": text}
-        write_atomically(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
+        written = yaml.safe_dump(body, allow_unicode=True, sort_keys=False)
+        if home.host != LOCAL:  # the tree's worktrees are on its host: written there
+            host = engine.host_of(home)
+            if not isinstance(host, RemoteHost):
+                raise SupervisorError(f"{home.name} runs on host {home.host}, which this engine does not know")
+            path: Path | str = trees.write_message(host, home, [SUB_AGENTS, MESSAGES_DIR, file], written)
+        else:
+            folder = inside(Path(home.worktree), Path(home.worktree) / SUB_AGENTS / MESSAGES_DIR)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / file
+            write_atomically(path, written)
         engine.store.append_event(sender, "message_sent", to=recipient.name, file=str(path))
         engine.tell(recipient.name, f"Message from {sender} ({path}): {text}")
         return {"from": sender, "to": recipient.name, "file": str(path), "delivered": "at its next prompt"}

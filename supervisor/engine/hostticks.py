@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import State
-from supervisor.engine.hostprocs import host_snapshot
+from supervisor.engine.host_slow_checks import HostSlowChecks
+from supervisor.engine.hostprocs import HostSnapshot, host_snapshot
 from supervisor.engine.panes import pane_ref
 from supervisor.engine.processes import CpuMeter, Snapshot
 from supervisor.engine.records import AgentRecords
@@ -41,6 +42,8 @@ class HostTicks:
         # Per host, the agent records as its tick last read them: each tick decodes only those written since (a
         # host's thread alone uses its own).
         self._records: dict[str, AgentRecords] = {}
+        self._snapshots: dict[str, HostSnapshot] = {}  # by host: its trees as its slow tick read them
+        self.slow_checks = HostSlowChecks(watcher)
 
     def tend(self, stopping: threading.Event) -> None:
         """A running tick for each host of the configuration in force (from the local tick)."""
@@ -86,17 +89,23 @@ class HostTicks:
         self._ticks[name] = ticks = self._ticks.get(name, 0) + 1
         slow = ticks % SLOW_CHECK_EVERY == 1  # the first tick too: CPU figures from the start
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link), slow,
-                                   versions)
+            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link, slow),
+                                   slow, versions)
+            if slow:
+                self.slow_checks.run(host, link, agents, self._snapshots.pop(name, None))
 
     def meter(self, host: str) -> CpuMeter:
         """The CPU meter of `host`'s process trees."""
         return self._meters.setdefault(host, CpuMeter())
 
-    def _processes(self, name: str, link: Link, roots: list[int]) -> Snapshot | None:
-        """The trees under `roots` on host `name` (None when it did not answer in time: CPU as last read)."""
+    def _processes(self, name: str, link: Link, slow: bool, roots: list[int]) -> Snapshot | None:
+        """The trees under `roots` on host `name` (None when it did not answer in time: CPU as last read); on a
+        `slow` tick with each process's working directory, kept for the slow checks."""
         try:
-            return host_snapshot(link, roots)
+            found = host_snapshot(link, roots, cwd=slow)
         except SupervisorError as exc:
             log.info("host %s: its processes were not read this time: %s", name, exc)
             return None
+        if slow:
+            self._snapshots[name] = found
+        return found

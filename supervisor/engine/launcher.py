@@ -19,7 +19,7 @@ from supervisor.core.contract import Contract, parse_contract
 from supervisor.core.model import Agent, State, validate_name
 from supervisor.core.roles import default_session_contract
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine import cli_folder, undelivered, views
+from supervisor.engine import cli_folder, restart_cap, undelivered, views
 from supervisor.engine.environments import agent_identity
 from supervisor.engine.helpers import slot_refusal, with_terms
 from supervisor.engine.panes import place
@@ -299,8 +299,8 @@ class Launcher:
             resume = False  # its first task never went in (a dialog held it): afresh, and the caller gives it
         known = valid(agent.extra.get("session_id"))
         folder, reader = host.cli_files(agent)  # where its CLI keeps its conversations, on its machine
-        if resume and known is None and agent.host == LOCAL:  # kept in its CLI's files, stopped before the
-            known = valid(profile.find_session(state, Path(agent.worktree), agent.started_at))  # watcher read them
+        if resume and known is None:  # kept in its CLI's files, stopped before the watcher read them
+            known = valid(profile.find_session(Path(folder), Path(agent.worktree), agent.started_at, reader))
         session = known if resume else None
         resumed = profile.resume_line(agent.command, session, Path(folder), reader) if resume else None
         if resumed is None:
@@ -359,8 +359,10 @@ class Launcher:
         return resumed is not None
 
     def restart_quietly(self, name: str) -> None:
+        """`on_stall: restart`: an automatic restart, within `restart_cap` (a stalled agent past it runs on)."""
         try:
-            self.op_restart(name)
+            with self.engine.agent_lock(name):
+                self.start_again(self.engine.get(name), "restarted", automatic=True)
         except SupervisorError as exc:
             log.warning("%s: restart failed: %s", name, exc)
 
@@ -370,6 +372,9 @@ class Launcher:
         `exited` alerts, as for any agent that will not be restarted."""
         with self._admission_of(agent):
             refusal = self._restart_refusal(agent)
+            capped = restart_cap.refusal(agent, self.engine.config.limits, time.time())
+            if refusal is None and capped is not None:
+                refusal = (f"{capped}; `supervisor restart {agent.name}` starts it again", "")
             if refusal is not None:
                 agent.reason = f"{agent.reason or 'exited'}; not restarted: {refusal[0]}"
                 with self.engine.store.transaction():
@@ -380,6 +385,7 @@ class Launcher:
 
     def _relaunch(self, agent: Agent, reason: str) -> None:
         agent.restarts += 1
+        restart_cap.count(agent, self.engine.config.limits, time.time())
         fresh = (agent.extra.get("restart") or self.engine.config.limits.restart) == "always"
         self.engine.store.append_event(agent.name, "restarting", why=reason, restarts=agent.restarts)
         if not self._launch(agent, resume=not fresh):
@@ -401,13 +407,19 @@ class Launcher:
                 raise SupervisorError(f"{name} failed to start: {agent.reason}")
             return views.agent_view(agent, self.engine.live.get(name))
 
-    def start_again(self, agent: Agent, verb: str) -> bool:
+    def start_again(self, agent: Agent, verb: str, *, automatic: bool = False) -> bool:
         """Start the agent again in its own worktree (ended first if it runs), in its own conversation where its
         CLI can resume it, else afresh with its task (the caller holds its lock). `verb`: what the human asked
-        (`restarted`, `restored`), for the refusals. Returns whether its conversation was resumed."""
+        (`restarted`, `restored`), for the refusals; `automatic`: the engine asked (`on_stall`, `restore:
+        auto`), within `restart_cap`. Returns whether its conversation was resumed."""
         name = agent.name
+        limits = self.engine.config.limits
         with self._admission_of(agent):  # a helper's place under its parent is checked and taken at once
             refusal = self._restart_refusal(agent)
+            capped = restart_cap.refusal(agent, limits, time.time()) if automatic else None
+            if refusal is None and capped is not None:
+                self.engine.store.append_event(name, "not_restarted", why=capped, policy=verb)
+                refusal = (capped, f"`supervisor restart {name}` starts it again")
             if refusal is not None:
                 raise SupervisorError(f"{name} cannot be {verb}: {refusal[0]}", hint=refusal[1])
             # Live or not: what its last run left (a tool that ignored the hangup when its tmux server died)
@@ -416,7 +428,11 @@ class Launcher:
             if not self.engine.host_of(agent).worktree_exists(agent):
                 raise SupervisorError(f"{name}'s worktree {agent.worktree} is gone; it cannot be {verb}")
             agent.restarts += 1
-            agent.extra.pop("quick_exits", None)  # a human's restart starts the policy's count afresh
+            agent.extra.pop("quick_exits", None)  # a restart starts the policy's count of quick exits afresh
+            if automatic:
+                restart_cap.count(agent, limits, time.time())
+            else:  # and a human's, the count of automatic restarts too
+                restart_cap.forget(agent)
             agent.state = State.STARTING
             resumed = self._launch(agent, resume=True)
             if not resumed:

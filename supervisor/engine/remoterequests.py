@@ -158,7 +158,7 @@ class RemoteRequests:
                 channel = self._channel(agent)
                 if channel is None:
                     continue
-                channel.open(agent)
+                channel.open(agent, agent.pid)  # its pane's processes alone
             except (LinkError, SupervisorError) as exc:
                 log.warning("%s: its socket on host %s could not be opened: %s", agent.name, host, exc)
                 continue

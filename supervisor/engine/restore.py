@@ -53,7 +53,7 @@ class RestoreDesk:
 
     def _restore_all(self) -> None:
         try:
-            result = self.op_restore(every=True)
+            result = self._restore(None, every=True, hosts=None, automatic=True)
         except Exception:
             log.exception("restoring the agents at start failed")
             return
@@ -74,6 +74,11 @@ class RestoreDesk:
         is no longer marked) is passed over without a word; with `every` and `names` both, only those of the
         named that are still restorable (what a dashboard offered). `hosts`: only the agents on those hosts
         (alone: every restorable one there)."""
+        return self._restore(names, every, hosts, automatic=False)
+
+    def _restore(self, names: list[str] | None, every: bool, hosts: list[str] | None, *,
+                 automatic: bool) -> dict[str, Any]:
+        """`op_restore`; `automatic`: `limits.restore: auto` asked, within the cap on automatic restarts."""
         if hosts:
             agents = self.engine.store.agents()
             for host in hosts:
@@ -96,7 +101,7 @@ class RestoreDesk:
         failed = []
         for agent in chosen:
             try:
-                resumed = self._restore_one(agent.name, marked_only=every)
+                resumed = self._restore_one(agent.name, marked_only=every, automatic=automatic)
             except SupervisorError as exc:
                 failed.append({"name": agent.name, "error": exc.message, "hint": exc.hint})
                 continue
@@ -119,7 +124,7 @@ class RestoreDesk:
         if agent.state == State.QUEUED:
             raise SupervisorError(f"{name} has not started yet (queued): its plan starts it")
 
-    def _restore_one(self, name: str, *, marked_only: bool) -> bool | None:
+    def _restore_one(self, name: str, *, marked_only: bool, automatic: bool = False) -> bool | None:
         """Launch the agent again (under its lock); whether its conversation was resumed. None: `marked_only`
         and it is no longer a case (another restore, or a stop, came first)."""
         engine = self.engine
@@ -135,7 +140,7 @@ class RestoreDesk:
             host = engine.host_of(agent)
             if isinstance(contract, str) and host.worktree_exists(agent):
                 host.write_session(agent, contract)  # the contract it runs under, as stored, and its guard
-            resumed = engine.start_again(agent, "restored")
+            resumed = engine.start_again(agent, "restored", automatic=automatic)
             agent = engine.get(name)
             if agent.state == State.FAILED:
                 raise SupervisorError(f"{name} failed to start: {agent.reason}",

@@ -14,6 +14,7 @@ from typing import Any
 
 from supervisor.core.model import Agent, validate_name
 from supervisor.core.store import Store
+from supervisor.engine.folderwatch import FolderWatch
 from supervisor.engine.once import HookLedger, ingest_spool
 from supervisor.engine.server import clear_path
 from supervisor.errors import SupervisorError
@@ -50,10 +51,13 @@ def spool_of(socket_path: str) -> Path | None:
 
 
 class Spools:
-    """Reads every agent's spool folder; remembers each folder's mtime so an unchanged one costs one stat."""
+    """Reads every agent's spool folder: only those `watch` says changed, or (where it cannot watch one) whose
+    mtime moved, so an unchanged one costs nothing, or one stat."""
 
-    def __init__(self, paths: RepoPaths) -> None:
+    def __init__(self, paths: RepoPaths, watch: FolderWatch | None = None) -> None:
         self.paths = paths
+        self.watch = watch  # tells which spool folders changed, where inotify can be had
+        self._again: set[str] = set()  # agents whose watched folder kept a file: read again at the next look
         self._marks: dict[str, float | None] = {}
         self._listed: tuple[tuple[int, int], list[tuple[str, Path]]] | None = None  # the folder's stamp, its list
 
@@ -83,7 +87,19 @@ class Spools:
         return found
 
     def ingest(self, store: Store, ledger: HookLedger, apply: Apply, *, changed_only: bool = False) -> None:
-        for name, folder in self.folders():
+        """Apply what each agent's spool folder holds; `changed_only`: only of folders that changed since the
+        last look (told by `watch`, else by each folder's stat)."""
+        folders = self.folders()
+        told = self.watch.changed("spools", [os.fspath(folder) for _, folder in folders]) \
+            if changed_only and self.watch is not None else None
+        for name, folder in folders:
+            if told is not None and os.fspath(folder) not in told[1]:  # watched: only what changed is read
+                if os.fspath(folder) not in told[0] and name not in self._again:
+                    continue
+                self._again.discard(name)
+                if not ingest_spool(folder, name, store, ledger, apply):
+                    self._again.add(name)  # a file kept: read again at the next tick
+                continue
             try:
                 changed_ns = os.lstat(folder).st_mtime_ns  # (a link there is never followed)
             except OSError:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.host_branches import judge_remote
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
 from supervisor.git.agent_refs import is_remote
@@ -100,8 +101,10 @@ class TipGuard:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.unjudged = False
 
     def check(self, agents: list[Agent], tips: dict[str, str]) -> None:
+        self.unjudged = False  # a move on a host that could not be asked: judged at the next pass
         for agent in agents:
             if agent.state == State.QUEUED:
                 continue
@@ -109,8 +112,14 @@ class TipGuard:
             before = agent.extra.get("tip") or agent.base
             if tip is None or tip == before:
                 continue
-            if is_remote(agent):  # fetched home from its host (objects checked as they came): its worktree's
-                self._moved(agent.name, before, tip, None)  # reflog is on the host, not judged from here
+            if is_remote(agent):  # fetched home from its host (objects checked as they came), judged from what
+                try:  # the host says of its worktree there
+                    why = judge_remote(self.engine, agent, before, tip, agents, tips)
+                except SupervisorError as exc:
+                    log.info("agent %s: its branch's move is judged once its host answers: %s", agent.name, exc)
+                    self.unjudged = True
+                    continue
+                self._moved(agent.name, before, tip, why)
                 continue
             why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips, self._git_dir(agent))
             self._moved(agent.name, before, tip, why)

@@ -38,7 +38,7 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import limits as limit_records
-from supervisor.engine import sandbox_faults, undelivered
+from supervisor.engine import restart_cap, sandbox_faults, undelivered
 from supervisor.engine.changes import RefWatch
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
@@ -142,7 +142,7 @@ class Watcher:
         self._session_checks = 0
         self._escape_seen: dict[tuple[int, float], float] = {}  # process → its CPU seconds at the last check
         self.server_ended = ServerEnded(engine)
-        self.refs = RefWatch(engine.store, engine.paths.common_dir)
+        self.refs = RefWatch(engine.store, engine.paths.common_dir, engine.folders)
         self.hosts = HostTicks(self, TICK_SECONDS)  # agents on hosts: a tick per host, in threads of their own
 
     def run(self, stopping: threading.Event) -> None:
@@ -214,11 +214,14 @@ class Watcher:
         now = time.time()
         for candidate in live_agents:
             look = Look(int(observed), screens, scrolled) if candidate.name in looks else None
-            if look is None and snapshot is None \
-                    and self._unchanged(candidate, versions.get(candidate.name, 0), owned.get(candidate.name), now):
-                continue
+            trees = snapshot
+            pane = owned.get(candidate.name)
+            if look is None and self._unchanged(candidate, versions.get(candidate.name, 0), pane, now):
+                if snapshot is None or pane is None or self._quiet_tree(candidate, pane, snapshot, now):
+                    continue
+                trees = None  # metered just now: judged by what that found
             self._locked(candidate.name,
-                         lambda agent, seen=look: self.evaluate(agent, panes, now, observed, seen, snapshot),
+                         lambda agent, seen=look, read=trees: self.evaluate(agent, panes, now, observed, seen, read),
                          read=(candidate, versions.get(candidate.name, 0)))
         self.server_ended.settle()
         for candidate in agents:
@@ -293,7 +296,24 @@ class Watcher:
         return (version, self.engine.config, agent.state, live.hook_state, live.hook_reason, live.last_hook,
                 live.pending_prompt, bool(live.limit_notices), live.last_progress, live.last_output, live.reading,
                 live.reading_since, live.screen_changed_at, live.session_id, live.timing_out, live.launched_at,
-                self.engine.approvals.pending(agent.name) is None)
+                live.tool_cpu_percent >= CPU_BUSY_PERCENT, self.engine.approvals.pending(agent.name) is None)
+
+    def _quiet_tree(self, agent: Agent, pane: PaneInfo, snapshot: Snapshot, now: float) -> bool:
+        """On a tick that read every tree, for an agent `_unchanged` found quiet: its tree metered (CPU and memory,
+        each tree metered since its own last reading), and whether its tools stayed under CPU_BUSY_PERCENT, so that
+        judging it would find what the last judgement found. When they did not, it is judged (with what this
+        metering found: metering twice from one snapshot would read no CPU at all)."""
+        lock = self.engine.try_agent_lock(agent.name)
+        if lock is None:
+            return True  # an operation owns it right now: left for the next tick, as a judgement would be
+        try:
+            live = self.engine.live.get(agent.name)
+            if live is None:
+                return False
+            self._meter(live, get_profile(agent.profile), pane, snapshot, local_site(self.engine), now)
+            return live.tool_cpu_percent < CPU_BUSY_PERCENT
+        finally:
+            lock.release()
 
     def _settle_quiet(self, agent: Agent, live: Live, now: float) -> None:
         """After a judgement: until when the clock alone cannot change it (the earliest deadline still ahead),
@@ -426,7 +446,14 @@ class Watcher:
         progressed = live.last_progress == now
         if site.local and snapshot is None and pane.pid and agent.state in _CPU_DECIDES and not progressed:
             snapshot = scan([pane.pid])  # its tools' CPU may be all that keeps it from idle or stalled
-        if snapshot is None or not pane.pid or (not site.local and pane.pid not in snapshot.procs):
+        if snapshot is not None:
+            self._meter(live, profile, pane, snapshot, site, now)
+
+    def _meter(self, live: Live, profile: Profile, pane: PaneInfo, snapshot: Snapshot, site: Site,
+               now: float) -> None:
+        """The agent's tree as `snapshot` read it: its CPU since its last reading, and memory; tools that used
+        CPU are progress."""
+        if not pane.pid or (not site.local and pane.pid not in snapshot.procs):
             return  # its CPU and memory as last read, a few ticks ago at most (a host's: its tree not read now)
         meter = self.meter if site.local else self.hosts.meter(site.host)
         tree = meter.measure(snapshot, pane.pid)
@@ -682,6 +709,12 @@ class Watcher:
         else:
             agent.reason = None if code == 0 else f"exited with code {code}" + (f": {last}" if last else "")
         delay = None if unmade else self._restart_delay(agent, code, now)
+        capped = restart_cap.refusal(agent, engine.config.limits, now) if delay is not None else None
+        if capped is not None:  # however long each run lasted: no restart storm
+            delay = None
+            agent.reason = f"{agent.reason or 'exited'}; not restarted: {capped}; `supervisor restart " \
+                           f"{agent.name}` starts it again"
+            engine.store.append_event(agent.name, "not_restarted", why=capped, policy="restart policy")
         if delay is None:
             if agent.extra.get("gave_up"):
                 agent.reason = f"{agent.reason or 'exited'}; gave up after {agent.extra['gave_up']} quick restarts"

@@ -34,7 +34,8 @@ from pathlib import Path
 from supervisor.git import environment, taking_in
 from supervisor.git.worktrees import GitError
 
-__all__ = ["MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "trial_merge"]
+__all__ = ["MergePlan", "MergeResult", "Preview", "TrialMerge", "merge_branch", "merge_preview", "plan_merge",
+           "trial_merge"]
 
 _HEADS = "refs/heads/"
 _TEMP_INDEX = "index.supervisor-merge"
@@ -140,7 +141,8 @@ def _merged_tree(root: Path, target: str, ours: str, theirs: str) -> str:
     if merged.conflicts:
         paths = ", ".join(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                           for path in merged.conflicts)
-        raise GitError(f"merging into {_HEADS}{target} conflicts in: {paths}",
+        raise GitError(f"merging into {target if target.startswith('refs/') else _HEADS + target} conflicts in: "
+                       f"{paths}",
                        hint=f"merge {target} into the agent's branch and resolve the conflicts there first")
     return merged.tree
 
@@ -257,13 +259,15 @@ def _move_ref(root: Path, target: str, old: str, new: str, reflog: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class MergePlan:
+    """A merge computed in the object database: the target moves from `old` to `new`."""
+
     old: str
     new: str
     fast_forward: bool
 
 
-def _planned(root: Path, branch: str, theirs: str, target: str, message: str) -> _Plan | None:
+def _planned(root: Path, branch: str, theirs: str, target: str, message: str) -> MergePlan | None:
     """What merging commit `theirs` (of `branch`) would make the target (None: it already has all of it);
     GitError on conflicts, or when the objects it needs cannot be had whole and sound in the shared store: the
     agents' own ones are taken in first (supervisor/git/taking_in.py), and the merge reads no agent's folder."""
@@ -273,9 +277,9 @@ def _planned(root: Path, branch: str, theirs: str, target: str, message: str) ->
     taking_in.take_in_branches(root, (branch, target))
     taking_in.check_merge(root, theirs, [old])
     if _is_ancestor(root, old, theirs):
-        return _Plan(old, theirs, fast_forward=True)
+        return MergePlan(old, theirs, fast_forward=True)
     tree = _merged_tree(root, target, old, theirs)
-    return _Plan(old, _commit(root, tree, (old, theirs), message), fast_forward=False)
+    return MergePlan(old, _commit(root, tree, (old, theirs), message), fast_forward=False)
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,21 @@ def merge_preview(root: Path, branch: str, target: str) -> Preview | None:
     return None if planned is None else Preview(theirs, planned.old, planned.new)
 
 
+def plan_merge(root: Path, branch: str, target: str, message: str, *, expected_tip: str | None = None,
+               expected_target: str | None = None) -> MergePlan | None:
+    """The merge of `branch` into `target` (as `merge_branch` takes them), computed and written as objects but
+    moving no ref, index or worktree; None when the target has all of the branch already. GitError as
+    `merge_branch` says, nothing moved."""
+    branch, target = _short(branch), _short(target)
+    theirs = _tip(root, branch)
+    if expected_tip is not None and theirs != expected_tip:
+        raise GitError(f"{branch} moved since it was audited (now at {theirs[:12]})", hint="run the merge again")
+    plan = _planned(root, branch, theirs, target, message)
+    if plan is not None and expected_target is not None and plan.old != expected_target:
+        raise GitError(f"{target} moved since the check ran (now at {plan.old[:12]})", hint="run the merge again")
+    return plan
+
+
 def merge_branch(
     root: Path, branch: str, target: str, message: str, *, expected_tip: str | None = None,
     expected_target: str | None = None,
@@ -308,14 +327,9 @@ def merge_branch(
     merge would overwrite, on a missing identity, or when the branch or the target moves meanwhile.
     """
     branch, target = _short(branch), _short(target)
-    theirs = _tip(root, branch)
-    if expected_tip is not None and theirs != expected_tip:
-        raise GitError(f"{branch} moved since it was audited (now at {theirs[:12]})", hint="run the merge again")
-    plan = _planned(root, branch, theirs, target, message)
+    plan = plan_merge(root, branch, target, message, expected_tip=expected_tip, expected_target=expected_target)
     if plan is None:
         return MergeResult(_tip(root, target), fast_forward=False, already_merged=True, updated_worktree=None)
-    if expected_target is not None and plan.old != expected_target:
-        raise GitError(f"{target} moved since the check ran (now at {plan.old[:12]})", hint="run the merge again")
     reflog = f"supervisor merge {branch}: {'fast-forward' if plan.fast_forward else 'merge'}"
     worktree = _checked_out_in(root, target)
     if worktree is None:

@@ -166,9 +166,9 @@ class Radar:
                 dropped.extend(state.answer(side, key, outcomes[key]))
         self._cache.update(outcomes)
         if state is last:
-            for key in dropped:
+            for key in set(dropped):  # one pair of commits may have answered several pairs of names
                 if key not in state.refs:
-                    del self._cache[key]
+                    self._cache.pop(key, None)
         else:  # only what this scan needed: moved or deleted branches' pairs drop out
             self._cache = {key: self._cache[key] for key in state.refs}
         self._last = state

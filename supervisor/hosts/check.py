@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from supervisor.hosts import isolation, unsandboxed
 from supervisor.hosts.ssh import SSH_FAILED, failure, ssh_argv
 from supervisor.hostsconfig import CREDENTIALS_COPY
 
@@ -135,9 +136,9 @@ class _Reader:
         return line.rstrip("\n")
 
 
-def check(host: HostConfig, timeout: float = TIMEOUT) -> HostCheck:
+def check(host: HostConfig, timeout: float = TIMEOUT, isolation: str | None = None) -> HostCheck:
     """Check `host` in one ssh round trip; never raises for what the host or ssh does (it is all in the
-    result), and never runs past `timeout` seconds."""
+    result), and never runs past `timeout` seconds. `isolation`: supervisor.yaml's (None: not set)."""
     started = time.time()
     deadline = time.monotonic() + timeout
     try:
@@ -191,7 +192,7 @@ def check(host: HostConfig, timeout: float = TIMEOUT) -> HostCheck:
         return HostCheck(host.name, [_ssh_ok(host, facts, latency),
                                      Requirement("host", False, f"the check did not finish within {timeout:g} s",
                                                  "is the host very busy, or its disk hanging?")], started)
-    return _judge(host, facts, latency, started)
+    return _judge(host, facts, latency, started, isolation)
 
 
 def _rest(reader: _Reader, deadline: float) -> str:
@@ -239,7 +240,19 @@ def lacks(hello: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _isolation(facts: dict[str, str]) -> Requirement:
+def _sandbox_problem(facts: dict[str, str]) -> str | None:
+    """What keeps the host from making a sandbox, in words; None when it can."""
+    if not facts.get("bwrap"):
+        return "no bubblewrap"
+    said = facts.get("bwrap_run", "")
+    return f"bubblewrap cannot make namespaces there ({said[7:].strip()})" if said.startswith("FAILED:") else None
+
+
+def _isolation(facts: dict[str, str], configured: str | None) -> Requirement:
+    if configured == isolation.NONE:
+        return Requirement("isolation", True, "none (supervisor.yaml): agents there run unsandboxed, as the host "
+                           "user", None if _sandbox_problem(facts) else "the host can sandbox them: drop "
+                           "`isolation: none`")
     if not facts.get("bwrap"):
         return Requirement("isolation", True, f"no bubblewrap: {SANDBOX_NOTE}",
                            "to sandbox them, install bubblewrap on the host (apt-get install bubblewrap)")
@@ -280,7 +293,8 @@ def _disk(host: HostConfig, facts: dict[str, str]) -> tuple[Requirement, int | N
     return Requirement("disk", True, shown), free
 
 
-def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, started: float) -> HostCheck:
+def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, started: float,
+           configured: str | None = None) -> HostCheck:
     path = facts.get("path", "")
     python = facts.get("python", "")
     requirements = [
@@ -289,9 +303,12 @@ def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, start
               MIN_PYTHON, "python3", path),
         _tool("git", facts.get("git", ""), MIN_GIT, "git", path),
         _tool("tmux", facts.get("tmux", ""), MIN_TMUX, "tmux", path),
-        _isolation(facts),
+        _isolation(facts, configured),
         credentials(host),
     ]
+    if unsandboxed.why_unsandboxed(configured, _sandbox_problem(facts)) is not None:
+        requirements += [Requirement(name, True, text)
+                         for name, text in unsandboxed.statement(host, facts.get("user") or "the host user")]
     disk, free = _disk(host, facts)
     requirements.append(disk)
     load = facts.get("load1", "")

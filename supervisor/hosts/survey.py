@@ -26,12 +26,13 @@ DOWN: Final = "down"
 CONNECTING: Final = "connecting"  # the engine's first attempt at its link has not ended yet
 
 
-def check_all(hosts: Mapping[str, HostConfig]) -> dict[str, HostCheck]:
-    """Every host checked at once (each within check.TIMEOUT), by name in the order given."""
+def check_all(hosts: Mapping[str, HostConfig], isolation: str | None = None) -> dict[str, HostCheck]:
+    """Every host checked at once (each within check.TIMEOUT), by name in the order given. `isolation`:
+    supervisor.yaml's (None: not set)."""
     if not hosts:
         return {}
     with ThreadPoolExecutor(max_workers=min(16, len(hosts)), thread_name_prefix="host-check") as pool:
-        done = {name: pool.submit(check, host) for name, host in hosts.items()}
+        done = {name: pool.submit(check, host, isolation=isolation) for name, host in hosts.items()}
         return {name: future.result() for name, future in done.items()}
 
 

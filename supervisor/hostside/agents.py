@@ -5,7 +5,8 @@ A connection carries one request line, as to the engine's own sockets (superviso
 pushed home as `{"event": "agent_request", "agent": NAME, "conn": ID, "request": {...}}`, and the engine's reply
 comes back by `agent_answer` (conn, answer), which writes it to that connection and closes it. The agent is
 the one whose socket the connection came through (the engine is told which, never by the request): the socket
-is its folder's (0700) and its own (0600), and only this user may connect.
+is its folder's (0700) and its own (0600), and only this user may connect; of this user's processes, only those
+of the agent's own pane (lineage.py: every agent runs as this user when no sandbox holds it).
 
 While this program does not run (the link is down, so it ended with its input), the sockets answer no one:
 the host client (`client.py`) then spools hook events into the agent's spool folder, which the engine reads
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import lineage, procs
 from .calls import Call, OpError
 from .regular import read_regular
 
@@ -55,13 +57,20 @@ class AgentSockets:
         self._listeners: dict[str, _Listener] = {}  # by agent
         self._waiting: dict[int, tuple[socket.socket, _Listener]] = {}  # conn id → its connection, unanswered
         self._ids = itertools.count(1)
+        self.ties = lineage.Ties(procs.keyed_pids)
 
     # ops ----------------------------------------------------------------------------------------------
 
     def listen(self, call: Call) -> dict[str, Any]:
         """Listen on `path` for agent `agent` (its folder made 0700, the socket 0600), bound anew each time: a
-        new launch (or a new agent of the same name) never inherits a socket an earlier one could have kept."""
+        new launch (or a new agent of the same name) never inherits a socket an earlier one could have kept.
+        `pane`: its pane's process (a pid), LAUNCHING (named by `agent_tie` once the launch gave it:
+        connections wait for it), or null (unknown: not checked)."""
         agent = call.arg("agent", str)
+        pane = call.arg("pane", (int, str), None)
+        if isinstance(pane, bool) or (isinstance(pane, str) and pane != lineage.LAUNCHING):
+            raise OpError(f"argument 'pane' is a pid, {lineage.LAUNCHING!r} or null, not {pane!r}")
+        self.ties.tie(agent, lineage.UNTIED if pane == lineage.LAUNCHING else pane)
         path = os.path.expanduser(call.arg("path", str))
         folder = os.path.dirname(path)
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -77,9 +86,15 @@ class AgentSockets:
         threading.Thread(target=self._accept, args=(listener,), daemon=True, name=f"agent-{agent}").start()
         return {"path": path, "listening": True}
 
+    def tie(self, call: Call) -> dict[str, bool]:
+        """Agent `agent`'s pane process is `pid` (its launch gave it): its socket answers that process's tree."""
+        self.ties.tie(call.arg("agent", str), call.arg("pid", int))
+        return {"tied": True}
+
     def close(self, call: Call) -> dict[str, bool]:
         """Stop listening for agent `agent` and remove its socket."""
         agent = call.arg("agent", str)
+        self.ties.forget(agent)
         with self._lock:
             listener = self._listeners.get(agent)
             if listener is None:
@@ -162,7 +177,12 @@ class AgentSockets:
             pid, uid, _ = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
             if uid != os.getuid():
                 raise _Refused("permission denied")
+            refused = self.ties.refusal(listener.agent, pid)  # judged at once: the process that connected
             request = _read_request(conn)
+            if refused is not None:  # heard and refused: a hook's client keeps nothing of it
+                _refuse(conn, refused, unheard=False)
+                self._done(listener)
+                return
             number = next(self._ids)
             with self._lock:
                 self._waiting[number] = (conn, listener)
@@ -213,12 +233,13 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
     return message
 
 
-def _refuse(conn: socket.socket, error: str) -> None:
-    """Refused here, never seen by the engine (`unheard`: a hook's client spools its event)."""
+def _refuse(conn: socket.socket, error: str, *, unheard: bool = True) -> None:
+    """Refused here, never seen by the engine (`unheard`: a hook's client spools its event; not for a caller
+    that is not the agent's)."""
     with contextlib.suppress(OSError):
         conn.settimeout(1.0)
         conn.sendall(json.dumps({"ok": False, "error": error, "hint": None, "exit_code": 1,
-                                 "unheard": True}).encode() + b"\n")
+                                 "unheard": unheard}).encode() + b"\n")
     conn.close()
 
 

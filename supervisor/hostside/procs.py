@@ -80,6 +80,13 @@ def cancel(call: Call) -> dict[str, Any]:
     return {"cancelled": process is not None}
 
 
+def keyed_pids(prefix: str) -> list[int]:
+    """The pids of the running commands of `run` calls whose key starts with `prefix` (the engine names them)."""
+    with _running_lock:
+        return [process.pid for key, process in _keyed.items() if key.startswith(prefix)
+                and process.returncode is None]
+
+
 def end_running() -> None:
     """The link is gone, so no answer can be given: the commands of calls still running are ended (TERM to
     their process groups). What runs in tmux on the host was never one of them."""
@@ -136,10 +143,31 @@ def table() -> list[dict[str, Any]]:
 
 def ps(call: Call) -> list[dict[str, Any]]:
     """The processes under `pids` (themselves and every descendant): pid, ppid, pgid, sid, state, name, argv,
-    cpu (user + system seconds), start (epoch seconds), rss (bytes). A pid that is gone is left out."""
+    cpu (user + system seconds), start (epoch seconds), rss (bytes), and with `cwd` each one's working directory
+    (`cwd`: None when it cannot be read). A pid that is gone is left out."""
     roots = call.arg("pids", list)
     if not all(isinstance(pid, int) for pid in roots):
         raise OpError("argument 'pids' must be a list of process ids")
+    found = _trees(roots)
+    if call.arg("cwd", bool, False):
+        boot = _boot_time()
+        for info in found:
+            info["cwd"] = _cwd(info, boot)
+    return found
+
+
+def _cwd(info: dict[str, Any], boot: float) -> str | None:
+    """The working directory of the process `info` describes, read now: None when it is gone or not readable, or
+    its pid is another process's since (its start time read again)."""
+    try:
+        where = os.readlink(f"/proc/{info['pid']}/cwd")
+    except OSError:
+        return None
+    again = _stat(int(info["pid"]), boot)
+    return where if again is not None and again["start"] == info["start"] else None
+
+
+def _trees(roots: list[int]) -> list[dict[str, Any]]:
     every = table()
     children: dict[int, list[dict[str, Any]]] = {}
     by_pid = {}

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import agents, ending, facts, files, gitops, procs, relay, sandbox_op
+from . import agents, clifiles, ending, facts, files, gitops, procs, relay, sandbox_op, treefiles, worktree_facts
 from .calls import Call, OpError
 
 Op = Callable[[Call], Any]
@@ -51,16 +51,21 @@ class Server:
             "write": files.write,
             "list": files.listing,
             "remove": files.remove,
+            "cli_entries": clifiles.entries,
+            "cli_head": clifiles.head,
             "watch": lambda call: self.watches.add(call),
             "unwatch": lambda call: self.watches.remove(call),
             "git_heads": gitops.heads,
             "git_receive": gitops.receive,
             "git_send": gitops.send,
+            "worktree_facts": worktree_facts.facts,
             "tmux_start": lambda call: self.relays.start(call),
             "tmux_send": lambda call: self.relays.send(call),
             "tmux_stop": lambda call: self.relays.stop(call),
             "agent_listen": lambda call: self.agents.listen(call),
             "agent_close": lambda call: self.agents.close(call),
+            "agent_tie": lambda call: self.agents.tie(call),
+            "tree_write": treefiles.tree_write,
             "agent_answer": lambda call: self.agents.answer(call),
             "agent_spooled": agents.spooled,
             "sandbox": sandbox_op.build,

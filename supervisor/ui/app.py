@@ -25,6 +25,7 @@ from supervisor.repositories import SEPARATOR, qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
 from supervisor.ui.header import SteadyHeader
+from supervisor.ui.hostchoice import Refused, Started, start_request
 from supervisor.ui.hosts import ALL_HOSTS, HostActions
 from supervisor.ui.marked import MarkedActions
 from supervisor.ui.model import LIVE_STATES, STATE_FILTERS
@@ -248,12 +249,21 @@ class SupervisorApp(MarkedActions, HostActions):
     def action_new_session(self) -> None:
         where = self.source.repository_of(self.selected)  # `ui --all`: the selected agent's repository
 
+        def qualified(form: dict[str, Any]) -> str:
+            return str(form["name"]) if where is None else qualify(where, str(form["name"]))
+
+        def start(form: dict[str, Any], answered: Callable[[Started | Refused], None]) -> None:
+            params = {**form, "name": qualified(form)}
+            self._in_thread("start", lambda: start_request(self.source.call, params), answered,
+                            failed=lambda why: answered(Refused(why)))
+
         def submitted(form: dict[str, Any] | None) -> None:
             if form is not None:
-                name = form["name"] if where is None else qualify(where, form["name"])
-                self._request("start", {**form, "name": name}, partial(self._started, name))
+                self._started(qualified(form), form["agent"])
 
-        self.push_screen(NewSessionScreen(where), submitted)
+        hosts = self.hosts if self.show_hosts and where is None else None  # `ui --all`: each repository has its own
+        self.push_screen(NewSessionScreen(where, hosts, start), submitted)
+        self.request_hosts()  # fresh places for the next form
 
     def _started(self, name: str, agent: dict[str, Any]) -> None:
         self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -13,7 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from supervisor.agents import PROFILES
+from supervisor.ui import hostchoice
 from supervisor.ui.actions import ACTIONS
+from supervisor.ui.hostchoice import Refused, Started
+from supervisor.ui.model import LOCAL_HOST
 
 # Not scoped: the same rules serve every modal screen below.
 MODAL_CSS = """
@@ -98,14 +102,19 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
 
 
 class NewSessionScreen(FormScreen):
-    """The form for `supervisor start`: name, task, profile, command, contract."""
+    """The form for `supervisor start`: name, task, profile, command, contract, and the host when there are
+    hosts. With `start`, the form makes the request itself and stays open until the engine answers: a refusal
+    is said in the form (supervisor/ui/hostchoice.py); it is dismissed with the form and the engine's answer."""
 
     SCOPED_CSS = False
     DEFAULT_CSS = MODAL_CSS
 
-    def __init__(self, repository: str | None = None) -> None:
+    def __init__(self, repository: str | None = None, hosts: list[dict[str, Any]] | None = None,
+                 start: Callable[[dict[str, Any], Callable[[Started | Refused], None]], None] | None = None) -> None:
         super().__init__()
         self.repository = repository  # `ui --all`: the repository it starts in
+        self.hosts = hosts  # the engine's `hosts` rows when there are hosts to choose from: a Host field
+        self.start = start
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -120,6 +129,9 @@ class NewSessionScreen(FormScreen):
             yield Input(placeholder="claude", id="command")
             yield Label("Contract: a SESSION.md file (blank: may change everything)", classes="field")
             yield Input(placeholder="contracts/auth.md", id="contract")
+            if self.hosts:
+                yield Label("Host: where it runs (its free places, and whether it is up)", classes="field")
+                yield Select(hostchoice.choices(self.hosts), value=LOCAL_HOST, allow_blank=False, id="host")
             yield Static("", classes="error", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -150,14 +162,35 @@ class NewSessionScreen(FormScreen):
                 self.query_one("#contract", Input).focus()
                 return
         profile = self.query_one("#profile", Select).value
-        self.dismiss({
+        form: dict[str, Any] = {
             "name": name,
             "task": self.query_one("#task", Input).value.strip() or None,
             "profile": profile if isinstance(profile, str) else None,
             "command": self.query_one("#command", Input).value.strip() or None,
             "wait": False,
             **contract,
-        })
+        }
+        if self.hosts:
+            host = self.query_one("#host", Select).value
+            form["host"] = host if isinstance(host, str) else LOCAL_HOST
+        if self.start is None:
+            self.dismiss(form)
+            return
+        button = self.query_one("#start", Button)
+        if button.disabled:
+            return  # a start is under way
+        button.disabled = True
+        error.update(f"starting {name}" + (f" on {form['host']}" if "host" in form else "") + "…")
+        self.start(form, lambda answer: self._answered(form, answer))
+
+    def _answered(self, form: dict[str, Any], answer: Started | Refused) -> None:
+        """The engine's answer to the form's start: a refusal stays in the form, to choose again."""
+        if isinstance(answer, Started):
+            self.dismiss({**form, "agent": answer.agent})
+            return
+        self.query_one("#start", Button).disabled = False
+        self.query_one("#error", Static).update(answer.message)
+        (self.query_one("#host", Select) if self.hosts else self.query_one("#name", Input)).focus()
 
 
 

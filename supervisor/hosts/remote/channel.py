@@ -30,17 +30,23 @@ class Channel:
     def __init__(self, host: RemoteHost) -> None:
         self.host = host
 
-    def open(self, agent: Agent) -> list[str]:
+    def open(self, agent: Agent, pane: int | str | None) -> list[str]:
         """The agent's socket on the host, listening (before its CLI can call it), the `supervisor` shim in
-        place, and its hook spool watched → the events spooled there now (file names, oldest first)."""
+        place, and its hook spool watched → the events spooled there now (file names, oldest first). `pane`:
+        the pid of its pane's process, whose tree alone the socket answers (supervisor/hostside/lineage.py),
+        lineage.LAUNCHING (named by `tie` once the launch gave it), or None (unknown: not checked)."""
         link = self.host.link()
         layout = self.host.layout()
         shim = self.shim_path()
         words = shlex.join(self.client_command())
         link.call("write", path=shim, text=f'#!/bin/sh\nexec {words} "$@"\n', mode=0o755)
-        link.call("agent_listen", agent=agent.name, path=layout.socket(agent.name))
+        link.call("agent_listen", agent=agent.name, path=layout.socket(agent.name), pane=pane)
         watched = link.call("watch", dir=self.hooks_spool(agent.name), watch=HOOKS_WATCH + agent.name)
         return list(watched.get("files") or []) if isinstance(watched, dict) else []
+
+    def tie(self, agent: Agent, pid: int) -> None:
+        """Its launch gave its pane's process `pid`: its socket answers that process's tree from now on."""
+        self.host.link().call("agent_tie", agent=agent.name, pid=pid)
 
     def close(self, agent: Agent) -> None:
         """Its socket and the watch of its spool gone (what is spooled stays for the next open)."""

@@ -19,6 +19,7 @@ from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
 from supervisor.hosts.survey import CONNECTING
 from supervisor.hosts.watch import Reach
 from supervisor.hostsconfig import HostConfig
+from supervisor.hostside.lineage import LAUNCHING
 from supervisor.paths import RepoPaths
 from supervisor.tmux.server import PaneInfo
 
@@ -90,7 +91,8 @@ class RemoteHost:
         return bool(ran["rc"] == 0)
 
     def cli_files(self, agent: Agent) -> tuple[str, Reader]:
-        return self.layout().state(agent.name), LinkReader(self.link())
+        state = self.layout().state(agent.name)
+        return state, LinkReader(self.link(), state)
 
     def write_session(self, agent: Agent, contract: str) -> None:
         self.worktrees.write_session(agent, contract)
@@ -110,7 +112,7 @@ class RemoteHost:
     # Host: its pane -------------------------------------------------------------------------------------
 
     def prepare_launch(self, agent: Agent) -> str:
-        self.channel.open(agent)  # its socket there before its CLI can call it
+        self.channel.open(agent, LAUNCHING)  # its socket there before its CLI can call it, waiting for its pane
         return self.panes.prepare_launch(agent)
 
     def hook_command(self, agent: Agent) -> str:
@@ -123,7 +125,9 @@ class RemoteHost:
         return self.panes.own_pane(agent)
 
     def launch(self, agent: Agent, command: str, env: Mapping[str, str], into: PaneInfo | None) -> Launched:
-        return self.panes.launch(agent, command, env, into)
+        launched = self.panes.launch(agent, command, env, into)
+        self.channel.tie(agent, launched.pid)  # its socket answers this pane's processes
+        return launched
 
     def end(self, agent: Agent, pane: PaneInfo | None, grace: float, since: float) -> list[int]:
         survivors = self.panes.end(agent, pane, grace, since)

@@ -26,7 +26,10 @@ def wrap(host: RemoteHost, agent: Agent, command: str, env: Mapping[str, str]) -
     token = secrets.token_hex(16)
     agent.extra[TOKENS] = [*tokens(agent), token][-KEPT:]
     client = host.channel.client_command()  # python3 -I -S …/host-V.pyz client
-    words = [*client[:-1], "reap", "--", "sh", "-c", command]
+    # tmux gives a new pane the PATH of the client that asked for it (the host program's), whatever `-e` says:
+    # the agent's PATH (the `supervisor` shim first) is set again by the pane's first word.
+    path = ["env", f"PATH={env['PATH']}"] if env.get("PATH") else []
+    words = [*path, *client[:-1], "reap", "--", "sh", "-c", command]
     return shlex.join(words), {**env, TOKEN: token}
 
 

@@ -28,6 +28,7 @@ from supervisor.hosts import bundles
 from supervisor.hosts.commands import STOPPED, TIMED_OUT, Ran
 from supervisor.hosts.link import LinkError
 from supervisor.hosts.remote import isolated
+from supervisor.hostside.lineage import AGENT_RUNS
 
 if TYPE_CHECKING:
     from supervisor.hosts.link import Link
@@ -236,7 +237,7 @@ class RemoteWorktrees:
         isolated than asked), with the agent's identity from `env`; its process group killed past `timeout` or
         once `stop` is set."""
         link, layout = self.host.link(), self.host.layout()
-        key = f"run-isolated-{uuid.uuid4().hex}"
+        key = f"{AGENT_RUNS}{agent.name}/{uuid.uuid4().hex}"  # its socket answers this command's processes
         added = {key: value for key, value in env.items() if key.startswith(IDENTITY_PREFIX) or key == "TERM"}
         added["SUPERVISOR_SOCKET"] = layout.socket(agent.name)
         wrapped, added = isolated.wrap_argv(self.host, agent, ["sh", "-c", command], cwd, added)

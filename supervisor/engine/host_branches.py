@@ -1,0 +1,100 @@
+"""Who moved a remote agent's branch, and whether its worktree is on it: the rules of supervisor/engine/tamper.py and
+the auditor's off-branch check, judged at home from what the host reports of the agent's worktree there (its HEAD,
+and which commits its HEAD reflog moved it to: the host program's `worktree_facts`).
+
+- Off its branch: on the host's slow ticks, one request for every live agent's worktree there; a worktree whose HEAD
+  is detached or on another branch is a `boundary` event and trigger, once, until it is back (Auditor._off_branch).
+- Tamper: when a remote agent's branch, as fetched home (engine/commits_home.py), moved from the tip the engine
+  last accepted, the new tip must be in its worktree's HEAD reflog on the host, and none of its new commits may come
+  from another agent's branch (its own helpers' excepted; those its worktree made itself are its own) — the commits
+  are listed at home, on what was fetched. A host's `git update-ref` of the agent's branch from outside its
+  worktree, or a reset onto another agent's commits, is `tamper`; `merge` refuses it until a human accepts it.
+As locally, without a sandbox an agent could also write the reflog it is judged by: this catches careless agents,
+not a determined one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from supervisor.core.model import Agent
+from supervisor.errors import SupervisorError
+from supervisor.git.agent_refs import target_ref
+from supervisor.git.audit import new_commits
+from supervisor.hosts.link import Link, LinkError
+from supervisor.hosts.remote.host import RemoteHost
+from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
+
+if TYPE_CHECKING:
+    from supervisor.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorktreeFacts:
+    head: str | None  # the ref its HEAD points at, or a detached HEAD's commit; None when it cannot be told
+    made: frozenset[str]  # of the commits asked about, those its HEAD reflog moved it to
+
+
+def worktree_facts(link: Link, asked: dict[str, list[str]]) -> dict[str, WorktreeFacts]:
+    """What the host says of each worktree of `asked` (path → commits to look for in its HEAD reflog); LinkError
+    when it cannot be asked now. An answer naming commits not asked about is not believed."""
+    found = link.call("worktree_facts", worktrees=asked, timeout=CALL_TIMEOUT)
+    facts: dict[str, WorktreeFacts] = {}
+    for path, commits in asked.items():
+        said = found.get(path) if isinstance(found, dict) else None
+        if not isinstance(said, dict):
+            raise LinkError(f"the host said nothing of the worktree {path}")
+        head = said.get("head")
+        made = said.get("made")
+        facts[path] = WorktreeFacts(head if isinstance(head, str) else None,
+                                    frozenset(made if isinstance(made, list) else []) & frozenset(commits))
+    return facts
+
+
+def check_host_heads(engine: Engine, link: Link, agents: list[Agent]) -> None:
+    """A `boundary` event and trigger for each of the host's agents whose worktree has just left its branch, an
+    `on_branch` event when it is back (as the auditor does for local agents)."""
+    if not agents:
+        return
+    facts = worktree_facts(link, {agent.worktree: [] for agent in agents})
+    for agent in agents:
+        head = facts[agent.worktree].head
+        if head is None:
+            continue  # cannot tell now (gone, or a rebase in progress): as it was seen last
+        off = None if head == f"refs/heads/{agent.branch}" else head
+        if off != agent.extra.get("off_branch"):
+            engine.auditor._off_branch(agent.name, off)
+
+
+def judge_remote(engine: Engine, agent: Agent, before: str, tip: str, agents: list[Agent],
+                 tips: dict[str, str]) -> str | None:
+    """Why the move of the remote agent's branch from `before` to `tip` is tampering, or None when its own worktree
+    on its host made it (tamper.judge_agent's rules). LinkError (or HostUnreachable) when the host cannot be asked:
+    the move is judged when it can."""
+    host = engine.host_of(agent)
+    if not isinstance(host, RemoteHost):
+        raise LinkError(f"host {agent.host} is not in supervisor.yaml")
+    root = engine.paths.root
+    own = [t for a in agents if a.name.startswith(agent.name + ".") and (t := tips.get(a.branch))]
+    others = [t for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
+              and a.branch != agent.target and (t := tips.get(a.branch))]
+    foreign: set[str] = set()
+    if others:
+        known = [rev for rev in (before, target_ref(agent), *own) if rev]
+        try:
+            mine = set(new_commits(root, tip, known))
+            foreign = mine - set(new_commits(root, tip, [*known, *others])) if mine else set()
+        except SupervisorError as exc:  # as locally: said, and judged by its reflog alone
+            log.warning("agent %s: cannot list the commits of %s: %s", agent.name, agent.branch, exc)
+    facts = worktree_facts(host.link(), {agent.worktree: sorted({tip, *foreign})})[agent.worktree]
+    if tip not in facts.made:
+        return f"{tip[:12]} is not a commit its worktree {agent.worktree} on host {agent.host} moved it to"
+    foreign -= facts.made  # its own, which another branch took since
+    if foreign:
+        return f"it holds {len(foreign)} commit(s) of other agents' branches (e.g. {sorted(foreign)[0][:12]})"
+    return None
+

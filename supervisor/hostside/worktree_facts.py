@@ -1,0 +1,81 @@
+"""What an agent's worktree on the host says of its branch, read from its own git folder without running git, for the
+engine to judge at home as it judges a local worktree (supervisor/git/refs.py `worktree_head`, supervisor/git/tips.py):
+what its HEAD has checked out (off its branch: `boundary`), and which commits its HEAD reflog moved it to (a branch
+tip its worktree did not make: `tamper`). The files are the agent's to write: read as planted ones are."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from .calls import Call, OpError
+from .regular import read_regular
+
+GIT_FILE_LIMIT = 1 << 16  # bytes: a `.git` file, a HEAD
+TAIL_BYTES = 1 << 20  # of a reflog: the entries of the latest moves are at its end
+_IN_PROGRESS = ("rebase-merge", "rebase-apply", "BISECT_START")
+
+
+def facts(call: Call) -> dict[str, Any]:
+    """For each worktree of `worktrees` (`{path: [commit, ...]}`): `head`, the ref its HEAD points at or the commit
+    of a detached HEAD (None when that cannot be told: no such worktree, a rebase or bisect in progress), and
+    `made`, those of the commits given that its HEAD reflog has as the new value of an entry."""
+    asked = call.arg("worktrees", dict)
+    if not all(isinstance(path, str) and isinstance(commits, list) and all(isinstance(c, str) for c in commits)
+               for path, commits in asked.items()):
+        raise OpError("argument 'worktrees' must map paths to lists of commits")
+    found: dict[str, Any] = {}
+    for path, commits in asked.items():
+        git_dir = _git_dir(path)
+        made = _reflog_tips(os.path.join(git_dir, "logs", "HEAD")) if git_dir is not None and commits else set()
+        found[path] = {"head": _head(git_dir) if git_dir is not None else None,
+                       "made": sorted(set(commits) & made)}
+    return found
+
+
+def _git_dir(worktree: str) -> str | None:
+    """A linked worktree's own git folder, from its `.git` file (no link, no FIFO); None when it has none."""
+    read = read_regular(os.path.join(worktree, ".git"), GIT_FILE_LIMIT)
+    if read is None:
+        return None
+    text = read[0].decode("utf-8", "surrogateescape")
+    if not text.startswith("gitdir:"):
+        return None
+    return os.path.join(worktree, text.removeprefix("gitdir:").strip())  # an absolute one replaces `worktree`
+
+
+def _head(git_dir: str) -> str | None:
+    try:
+        if any(os.path.lexists(os.path.join(git_dir, name)) for name in _IN_PROGRESS):
+            return None
+    except OSError:
+        return None
+    read = read_regular(os.path.join(git_dir, "HEAD"), GIT_FILE_LIMIT)
+    if read is None:
+        return None
+    head = read[0].decode("utf-8", "surrogateescape").strip()
+    return head.removeprefix("ref:").strip() if head.startswith("ref:") else head or None
+
+
+def _reflog_tips(path: str) -> set[str]:
+    """The new values of a reflog's entries (its last TAIL_BYTES)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return set()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return set()
+        data = os.pread(fd, TAIL_BYTES, max(0, info.st_size - TAIL_BYTES))
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+    found = set()
+    for line in data.split(b"\n"):
+        parts = line.split(b" ", 2)
+        if len(parts) == 3 and len(parts[1]) in (40, 64):
+            found.add(parts[1].decode("ascii", "replace"))
+    return found
