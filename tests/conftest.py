@@ -26,6 +26,7 @@ import pytest
 import supervisor
 from supervisor.git import object_folders
 from supervisor.tmux.server import Tmux
+from tests import sandboxed
 from tests.sshd import ssh_hosts  # noqa: F401  (real sshd hosts for the hosts tests)
 
 PYTHON = sys.executable
@@ -42,6 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
                             "`isolation: none` (the `sandbox` fixture's `isolation`, which `write_config` applies)")
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(Path(supervisor.__file__).parent, quiet=1)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI, no sandbox here fails the run at once, before any test runs (tests/sandboxed.py)."""
+    if not hasattr(session.config, "workerinput") and (why := sandboxed.missing_in_ci()) is not None:
+        pytest.exit(why, returncode=1)
 
 
 # The focused subset that runs both ways (states, the commit guard, the audit, stop): a test marked so runs with

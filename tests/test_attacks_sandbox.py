@@ -273,6 +273,28 @@ def test_a_sandbox_that_cannot_be_made_fails_the_agent_saying_why(sandbox: Sandb
     assert "sandbox cannot be made (bwrap: Can't mount tmpfs" in reason and "isolation: none" in reason, reason
 
 
+def test_a_sandbox_that_cannot_be_made_after_others_started_fails_the_agent_saying_why(sandbox: Sandbox) -> None:
+    """The trial before a launch runs once bubblewrap has never made a sandbox here; an agent whose own sandbox
+    cannot be made later (its pane ends while starting) is tried then: `failed` with bubblewrap's line and the
+    hint, not "exited 1 while starting", and not restarted."""
+    real = shutil.which("bwrap")
+    fake = sandbox.root.parent / "oddbwrap"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\ncase \"$*\" in *agents/odd*) echo \"bwrap: Can't bind mount /odd: "
+                                f"Permission denied\" >&2; exit 1;; esac\nexec {real} \"$@\"\n")
+    (fake / "bwrap").chmod(0o755)
+    sandbox.env["PATH"] = f"{fake}:{sandbox.env['PATH']}"
+    _configure(sandbox, "sandbox")
+    sandbox.sv("start", "fine")
+    assert sandbox.wait_state("fine", "idle", "working")["isolation"] == "sandbox"
+    sandbox.sv("start", "odd", check=False)
+    agent = sandbox.wait_state("odd", "failed", "exited")
+    assert agent["state"] == "failed", agent
+    reason = sandbox.agent("odd")["reason"]
+    assert "sandbox cannot be made (bwrap: Can't bind mount /odd" in reason and "isolation: none" in reason, reason
+    assert sandbox.agent("odd")["restarts"] == 0
+
+
 def test_an_agent_that_left_a_dangling_home_link_starts_again(sandbox: Sandbox) -> None:
     """Its HOME is a folder of its own it can write the parent of; a dangling link left in its place must not stop
     its next start."""

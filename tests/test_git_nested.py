@@ -107,7 +107,7 @@ def test_no_fifo_among_an_agents_git_files_blocks_the_engine(tmp_path: Path) -> 
         (git_dir / name).unlink()
         os.mkfifo(git_dir / name)
     assert _within_deadline(lambda: worktree_head(worktree)) is None
-    assert _within_deadline(lambda: made_in(worktree)) == set()
+    assert _within_deadline(lambda: made_in(git_dir)) == set()
     assert _within_deadline(lambda: environment._config_files(worktree)) == ()
 
     def found_by_its_gitdir() -> str:

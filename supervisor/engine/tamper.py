@@ -6,7 +6,8 @@ finds one moved (its refs stamp changed), the move is judged here (see `supervis
 - an agent branch: the new tip must be in its own worktree's HEAD reflog, and none of its new commits may
   come from another agent's branch (its own helpers' excepted);
 - a base branch: the new tip must be in the HEAD reflog of a worktree that has it checked out and is not an
-  agent's (the human's commits, pulls and merges), or be a tip the engine's merge made and recorded.
+  agent's (the human's commits, pulls and merges), be a remote-tracking branch's (`git fetch origin main:main`),
+  or be a tip the engine's merge made and recorded.
 A move that fails is a `tamper` event and alert naming the ref and its old and new tips; `merge` refuses the
 agent (or every agent merging into that base) until a human accepts it (`supervisor merge NAME
 --accept-tamper`). Moves made while the engine was down are judged when it next looks, from the same logs.
@@ -26,9 +27,9 @@ from supervisor.engine.host_branches import judge_remote
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
 from supervisor.git.agent_refs import is_remote
-from supervisor.git.audit import new_commits
+from supervisor.git.audit import branch_tips, new_commits
 from supervisor.git.refs import agent_of_branch
-from supervisor.git.tips import made_by_worktree, made_in
+from supervisor.git.tips import human_git_dir, made_by_worktree, made_in
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -40,24 +41,29 @@ BASE_TAMPER = "base_tamper"  # store meta: {branch: {"old", "new", "why"}} until
 
 
 def judge_agent(root: Path, agent: Agent, before: str, tip: str, agents: list[Agent],
-                tips: dict[str, str]) -> str | None:
+                tips: dict[str, str], git_dir: Path | None) -> str | None:
     """Why the move of the agent's branch from `before` to `tip` is tampering, or None when its own worktree
-    made it."""
-    if not made_by_worktree(Path(agent.worktree), tip):
+    (whose own git folder is `git_dir`, as the engine recorded it) made it."""
+    if not made_by_worktree(git_dir, tip):
         return f"{tip[:12]} is not a commit its worktree {agent.worktree} moved it to"
     own = [t for a in agents if a.name.startswith(agent.name + ".") and (t := tips.get(a.branch))]
-    others = [t for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
-              and a.branch != agent.target and (t := tips.get(a.branch))]
+    strangers = [a for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
+                 and a.branch != agent.target]
+    others = [t for a in strangers if (t := tips.get(a.branch))]
     if not others:
         return None
     known = [rev for rev in (before, agent.target, *own) if rev]
     try:
         mine = set(new_commits(root, tip, known))
         foreign = mine - set(new_commits(root, tip, [*known, *others])) if mine else set()
+        made = made_in(git_dir) & foreign  # its own, which another branch took since it was last looked at...
+        if made:  # ...never one that branch held already when the engine last accepted it
+            accepted = [t for a in strangers if (t := a.extra.get("tip"))]
+            made -= mine - set(new_commits(root, tip, [*known, *accepted])) if accepted else set()
     except SupervisorError as exc:
         log.warning("agent %s: cannot list the commits of %s: %s", agent.name, agent.branch, exc)
         return None
-    foreign -= made_in(Path(agent.worktree))  # its own, which another branch took since
+    foreign -= made
     if foreign:
         return f"it holds {len(foreign)} commit(s) of other agents' branches (e.g. {sorted(foreign)[0][:12]})"
     return None
@@ -78,6 +84,15 @@ def human_worktrees(root: Path, branch: str, agents: list[Agent]) -> list[Path]:
         elif line == f"branch refs/heads/{branch}" and path is not None and str(path) not in theirs:
             found.append(path)
     return found
+
+
+def fetched(engine: Engine, tip: str) -> bool:
+    """Whether `tip` is a remote-tracking branch's (a pull or `git fetch origin main:main` brought it: git moves
+    `origin/main` with it); no sandboxed agent can write one."""
+    try:
+        return tip in branch_tips(engine.paths.root, "refs/remotes/").values()
+    except SupervisorError:
+        return False
 
 
 class TipGuard:
@@ -106,10 +121,19 @@ class TipGuard:
                     continue
                 self._moved(agent.name, before, tip, why)
                 continue
-            why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips)
+            why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips, self._git_dir(agent))
             self._moved(agent.name, before, tip, why)
             self._take_in(agent.name, tip)
         self._check_bases(agents, tips)
+
+    def _git_dir(self, agent: Agent) -> Path | None:
+        """The agent's worktree's own git folder as recorded when the engine made it (its `.git` file is the
+        agent's to rewrite); None when it cannot be told (every move then judged not its worktree's)."""
+        try:
+            return worktrees.admin_dir(self.engine.paths.common_dir, Path(agent.worktree),
+                                       agent.extra.get(worktrees.GIT_DIR_KEY))
+        except SupervisorError:
+            return None
 
     def _take_in(self, name: str, tip: str) -> None:
         """Bring the objects the agent's git wrote into its own folder into the shared store, checked, so the
@@ -155,7 +179,8 @@ class TipGuard:
             recorded[base], changed = tip, True
             if before is None:
                 continue  # first seen: adopted as it is
-            if any(made_by_worktree(path, tip) for path in human_worktrees(self.engine.paths.root, base, agents)):
+            if any(made_by_worktree(human_git_dir(path), tip)
+                   for path in human_worktrees(self.engine.paths.root, base, agents)) or fetched(self.engine, tip):
                 continue
             self._base_tampered(base, before, tip, [a for a in agents if a.target == base] or agents)
         if changed:

@@ -38,7 +38,7 @@ from supervisor.core.durations import format_duration
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import limits as limit_records
-from supervisor.engine import restart_cap, undelivered
+from supervisor.engine import restart_cap, sandbox_faults, undelivered
 from supervisor.engine.changes import RefWatch
 from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
@@ -705,11 +705,12 @@ class Watcher:
         last = screen[-1] if screen else ""
         agent.exit_code = code
         starting = agent.state == State.STARTING and code not in (0, None)
+        unmade = sandbox_faults.not_started(engine, agent) if starting else None  # never restarted: said once
         if starting:
-            agent.reason = f"exited {code} while starting" + (f": {last}" if last else "")
+            agent.reason = unmade or f"exited {code} while starting" + (f": {last}" if last else "")
         else:
             agent.reason = None if code == 0 else f"exited with code {code}" + (f": {last}" if last else "")
-        delay = self._restart_delay(agent, code, now)
+        delay = None if unmade else self._restart_delay(agent, code, now)
         capped = restart_cap.refusal(agent, engine.config.limits, now) if delay is not None else None
         if capped is not None:  # however long each run lasted: no restart storm
             delay = None

@@ -2,15 +2,21 @@
 check that a new tip was made where it may be made (`tamper` otherwise).
 
 - An agent branch may move only by its own worktree: the new tip is in that worktree's own HEAD reflog
-  (`.git/worktrees/<id>/logs/HEAD`: git writes there only for a ref updated through that worktree's HEAD),
+  (`.git/worktrees/<id>/logs/HEAD`, the folder recorded when the engine made the worktree, never the one its
+  agent-writable `.git` file names; git writes there only for a ref updated through that worktree's HEAD),
   and none of its new commits comes from another agent's branch (its own helpers' excepted: a parent merges
-  their work). Another process's `git update-ref refs/heads/agent/<victim>/work`, or a reset onto another
-  agent's commits, is tampering.
+  their work), unless its worktree made that commit (another branch took it since). Another process's
+  `git update-ref refs/heads/agent/<victim>/work`, or a reset onto another agent's commits, is tampering.
 - A base branch (one agents merge into, e.g. `main`) may move by a worktree that is not an agent's and has
-  it checked out (the human's commits, pulls and merges: its HEAD reflog has the new tip), or by the engine's
-  own merge (which records the tip it made before anyone looks).
-Reading a reflog costs no git process; commits are listed only when a branch moved. Without a sandbox an
-agent could also write the reflog it is judged by: this catches careless agents, not a determined one.
+  it checked out (the human's commits, pulls and merges: its HEAD reflog has the new tip), by a fetch from a
+  remote (`git fetch origin main:main`: the new tip is a remote-tracking branch's, which no sandboxed agent can
+  write), or by the engine's own merge (which records the tip it made before anyone looks).
+Reading a reflog costs no git process; commits are listed only when a branch moved. The worktree's own git
+folder, its reflog with it, is the agent's to write (in the sandbox too): what it writes there can make a move of
+its own branch look like its worktree's, but never pass as its own a commit another agent's branch held when the
+engine last accepted it (engine/tamper.py), the only other agents' commits a sandbox shows it (their objects
+reach the shared store once their move is accepted). Without a sandbox it could write any reflog and read any
+object: this catches careless agents, not a determined one.
 """
 
 from __future__ import annotations
@@ -22,21 +28,33 @@ from supervisor.files import open_regular
 from supervisor.git.refs import worktree_git_dir
 
 TAIL_BYTES = 1 << 20  # of a reflog: the entries of the latest moves are at its end
+# A reflog entry that moved HEAD onto commits that were there already (its own or anyone's), not one it made.
+MOVED_ONTO = ("reset:", "checkout:", "rebase (start)", "rebase -i (start)", "rebase (finish)", "rebase -i (finish)",
+              "branch:", "fetch", "clone:")
+MADE_BY = ("commit", "cherry-pick", "revert", "rebase", "merge", "pull", "am:")
 
 
-def made_by_worktree(worktree: Path, tip: str) -> bool:
-    """Whether the worktree's own HEAD reflog has `tip` as the new value of one of its entries."""
-    return tip in made_in(worktree)
+def made_by_worktree(git_dir: Path | None, tip: str) -> bool:
+    """Whether the HEAD reflog of the worktree whose own git folder is `git_dir` has `tip` as the new value of one
+    of its entries (a commit it made, or one it moved to: a reset, an `update-ref` of its branch)."""
+    return git_dir is not None and tip in reflog_tips(git_dir / "logs" / "HEAD")
 
 
-def made_in(worktree: Path) -> set[str]:
-    """The commits the worktree's HEAD was moved to (its commits among them), from its own HEAD reflog."""
-    git_dir = worktree_git_dir(worktree) if (worktree / ".git").is_file() else worktree / ".git"
-    return set() if git_dir is None else reflog_tips(git_dir / "logs" / "HEAD")
+def made_in(git_dir: Path | None) -> set[str]:
+    """The commits the worktree whose own git folder is `git_dir` made (committed, merged, cherry-picked, rebased),
+    from its HEAD reflog: never a commit it only moved to (a reset, a checkout, a fast-forward, an `update-ref`),
+    which may be anyone's."""
+    return set() if git_dir is None else reflog_tips(git_dir / "logs" / "HEAD", made=True)
 
 
-def reflog_tips(path: Path) -> set[str]:
-    """The new values of a reflog's entries (its last TAIL_BYTES)."""
+def human_git_dir(worktree: Path) -> Path | None:
+    """A worktree's own git folder from its `.git` (for a human's worktree; an agent's is the one recorded when the
+    engine made it, `worktrees.admin_dir`, never what its agent-writable `.git` file says)."""
+    return worktree_git_dir(worktree) if (worktree / ".git").is_file() else worktree / ".git"
+
+
+def reflog_tips(path: Path, *, made: bool = False) -> set[str]:
+    """The new values of a reflog's entries (its last TAIL_BYTES); `made`: of those that made a new commit."""
     fd = open_regular(path)  # the agent's own git folder: no link followed, no FIFO waited on
     if fd is None:
         return set()
@@ -50,6 +68,14 @@ def reflog_tips(path: Path) -> set[str]:
     found = set()
     for line in data.split(b"\n"):
         parts = line.split(b" ", 2)
-        if len(parts) == 3 and len(parts[1]) in (40, 64):
+        if len(parts) == 3 and len(parts[1]) in (40, 64) and (not made or _made(line)):
             found.add(parts[1].decode("ascii", "replace"))
     return found
+
+
+def _made(line: bytes) -> bool:
+    """Whether the reflog entry `line` made a commit (by git's own message for it)."""
+    message = line.partition(b"\t")[2].decode("utf-8", "replace").strip()
+    if not message or message.startswith(MOVED_ONTO) or message.endswith(("Fast-forward", "fast-forward")):
+        return False  # `update-ref` without a message writes none
+    return message.startswith(MADE_BY)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from supervisor.git import object_folders, taking_in, worktrees
 from supervisor.git.guard import install_guard
 from supervisor.git.refs import ref_folder
 from supervisor.git.worktrees import GIT_DIR_KEY, GitError, admin_dir, write_contract
-from supervisor.hosts import commands, isolation, sandbox
+from supervisor.hosts import commands, isolation, sandbox, sandbox_trial
 from supervisor.hosts.base import CannotIsolate, Launched, Typing
 from supervisor.hosts.commands import Ran
 from supervisor.hostside import sandbox_prep
@@ -136,24 +135,44 @@ class LocalHost:
             # its orphans stay in its tree (a cgroup of its own where the machine allows), for `stop` to find
             return confined(self.paths, agent, command), dict(env)
         agent.extra.pop(CGROUP, None)  # its PID namespace holds every process it starts, and dies as one
+        spec, bwrap = self._made(agent, env)
+        if not sandbox_trial.passed(bwrap):  # said here, where the user looks, not as a pane that "exited 1"
+            self._refuse(sandbox_trial.run(spec, bwrap))
+        line = shlex.join(sandbox.argv(spec, [SHELL, "-c", command], bwrap))
+        return line, {**env, "HOME": str(spec.home)}
+
+    def sandbox_fault(self, agent: Agent, env: Mapping[str, str]) -> CannotIsolate | None:
+        """Why the agent's sandbox cannot be made, tried now (its pane ended while starting, with the trial skipped
+        as passed before); None when it can, or when it runs unsandboxed."""
+        if self.isolation_of(agent) == isolation.NONE:
+            return None
+        try:
+            spec, bwrap = self._made(agent, env)
+            self._refuse(sandbox_trial.run(spec, bwrap))
+        except CannotIsolate as exc:
+            return exc
+        return None
+
+    @staticmethod
+    def _refuse(said: str | None) -> None:
+        if said is not None:
+            raise CannotIsolate(f"its sandbox cannot be made ({said})",
+                                hint="a folder it binds or hides may be gone or odd (`supervisor doctor`); "
+                                     "or set `isolation: none`")
+
+    def _made(self, agent: Agent, env: Mapping[str, str], worktree: Path | None = None) -> tuple[sandbox.Spec, str]:
+        """The agent's sandbox (see `spec`) with what it binds made, and bubblewrap's path; CannotIsolate when
+        either cannot be had."""
         found = isolation.sandboxing()
         if found.bwrap is None:
             raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
-        spec = self.spec(agent, env)
+        spec = self.spec(agent, env, worktree=worktree)
         try:
             prepare(spec)
         except OSError as exc:  # a read-only or full runtime or state folder: the agent fails saying so
             raise CannotIsolate(f"its sandbox cannot be made ({exc.strerror or exc}: {exc.filename})",
                                 hint="free or make writable the folder named; or set `isolation: none`") from None
-        tried = subprocess.run(sandbox.argv(spec, ["true"], found.bwrap), capture_output=True, text=True,
-                               check=False, stdin=subprocess.DEVNULL, timeout=30)
-        if tried.returncode != 0:  # said here, where the user looks, not as a pane that "exited with code 1"
-            said = (tried.stderr.strip().splitlines() or [f"exit status {tried.returncode}"])[-1]
-            raise CannotIsolate(f"its sandbox cannot be made ({said})",
-                                hint="a folder it binds or hides may be gone or odd (`supervisor doctor`); "
-                                     "or set `isolation: none`")
-        line = shlex.join(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap))
-        return line, {**env, "HOME": str(spec.home)}
+        return spec, found.bwrap
 
     def run_isolated(self, agent: Agent, command: str, cwd: str, env: Mapping[str, str], *,
                      timeout: float | None = None, stop: threading.Event | None = None, keep: int = 20) -> Ran:
@@ -164,16 +183,8 @@ class LocalHost:
         folder = Path(cwd)
         if self.isolation_of(agent) == isolation.NONE:
             return commands.run([SHELL, "-c", command], folder, env, timeout=timeout, stop=stop, keep=keep)
-        found = isolation.sandboxing()
-        if found.bwrap is None:
-            raise CannotIsolate(f"isolation: sandbox, but {found.problem}", hint=found.hint)
-        spec = self.spec(agent, env, worktree=folder)
-        try:
-            prepare(spec)
-        except OSError as exc:
-            raise CannotIsolate(f"its sandbox cannot be made ({exc.strerror or exc}: {exc.filename})",
-                                hint="free or make writable the folder named; or set `isolation: none`") from None
-        return commands.run(sandbox.argv(spec, [SHELL, "-c", command], found.bwrap), folder,
+        spec, bwrap = self._made(agent, env, worktree=folder)
+        return commands.run(sandbox.argv(spec, [SHELL, "-c", command], bwrap), folder,
                             {**env, "HOME": str(spec.home)}, timeout=timeout, stop=stop, keep=keep)
 
     def spec(self, agent: Agent, env: Mapping[str, str], worktree: Path | None = None) -> sandbox.Spec:

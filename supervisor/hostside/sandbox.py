@@ -45,7 +45,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,93 +158,111 @@ def user_runtime_folders() -> list[Path]:
 def argv(spec: Spec, command: list[str], bwrap: str = "bwrap", root: bool | None = None) -> list[str]:
     """The bubblewrap command line that runs `command` (a program and its arguments) in the agent's sandbox.
     Paths that do not exist are left out (nothing there to show or hide), so build it once they are made."""
+    real = _Resolver()  # each path resolved once per command line (a start's cost: a hundred resolves, cut by half)
     args = [*launcher(bwrap, root), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     if not spec.network:
         args.append("--unshare-net")
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in spec.extra_read:
-        args += _bind("--ro-bind", path)
+        args += _bind("--ro-bind", path, real)
     for path in spec.extra_write:
-        args += _bind("--bind", path)
+        args += _bind("--bind", path, real)
     if spec.real_home is not None:
         for name in MASKED_IN_HOME:
-            args += _mask(spec.real_home / name)
+            args += _mask(spec.real_home / name, real)
     for path in (spec.root_worktree, spec.worktrees_dir, *spec.runtime_dirs, *spec.hidden):
-        args += _mask(path)
-    args += _bind("--ro-bind", spec.common_dir)  # again: it usually sits in the main worktree just hidden
+        args += _mask(path, real)
+    args += _bind("--ro-bind", spec.common_dir, real)  # again: it usually sits in the main worktree just hidden
     for path in (spec.ref_folder, spec.log_folder, spec.worktree_git_dir):
-        args += _bind("--bind", path)
-    shared = (spec.common_dir / "objects").resolve()
+        args += _bind("--bind", path, real)
+    shared = real(spec.common_dir / "objects")
     if spec.objects is not None:
-        args += ["--bind", str(spec.objects.resolve()), str(shared)]  # its own objects where its git looks
+        args += ["--bind", str(real(spec.objects)), str(shared)]  # its own objects where its git looks
     else:  # new loose objects in place; what the engine brought (packs) and the alternates stay as they are
-        args += _bind("--bind", shared)
+        args += _bind("--bind", shared, real)
         for kept in SHARED_LOOSE_READ_ONLY:
-            args += _bind("--ro-bind", shared / kept)
-    args += _mask(spec.state_dir)
+            args += _bind("--ro-bind", shared / kept, real)
+    args += _mask(spec.state_dir, real)
     if spec.objects is not None and spec.shared_objects is not None:  # a bind's source is the host's path
-        args += ["--ro-bind", str(shared), str(spec.shared_objects.resolve())]
+        args += ["--ro-bind", str(shared), str(real(spec.shared_objects))]
     # A mark no process inside can remove: an engine never starts in here (it would see none of the store,
     # the tmux server or the agents, and answer about a world of its own).
     args += ["--ro-bind", "/dev/null", str(spec.state_dir / SANDBOX_MARK)]
-    args += _bind("--bind", spec.own_state)
-    args += _bind("--ro-bind", spec.guard_hooks)
+    args += _bind("--bind", spec.own_state, real)
+    args += _bind("--ro-bind", spec.guard_hooks, real)
     if spec.runtime:
-        args += _bind("--ro-bind", spec.own_runtime)  # connecting to a socket needs no writable mount
-        args += _bind("--bind", spec.own_spool)
-    args += _bind("--bind", spec.worktree)
+        args += _bind("--ro-bind", spec.own_runtime, real)  # connecting to a socket needs no writable mount
+        args += _bind("--bind", spec.own_spool, real)
+    args += _bind("--bind", spec.worktree, real)
     if spec.helpers is not None:
-        args += _mask(spec.helpers)
-        args += _bind("--ro-bind", spec.helpers / spec.helpers_status)
-        args += _bind("--bind", spec.helpers / spec.helpers_messages)
-    for path in (*_readable(spec), *spec.programs):
-        args += _bind("--ro-bind", path)
+        args += _mask(spec.helpers, real)
+        args += _bind("--ro-bind", spec.helpers / spec.helpers_status, real)
+        args += _bind("--bind", spec.helpers / spec.helpers_messages, real)
+    for path in unique((*_readable(spec, real), *spec.programs)):
+        args += _bind("--ro-bind", path, real)
+    home = real(spec.home)
     if spec.real_home is not None and (spec.real_home / GITCONFIG).is_file():
-        args += ["--ro-bind", str((spec.real_home / GITCONFIG).resolve()), str(spec.home.resolve() / GITCONFIG)]
-    for source, name in from_home(spec, spec.home_read):
-        args += ["--ro-bind", str(source), str(spec.home.resolve() / name)]
-    args += ["--chdir", str(spec.worktree.resolve()), "--setenv", "HOME", str(spec.home), "--", *command]
+        args += ["--ro-bind", str(real(spec.real_home / GITCONFIG)), str(home / GITCONFIG)]
+    for source, name in from_home(spec, spec.home_read, real):
+        args += ["--ro-bind", str(source), str(home / name)]
+    args += ["--chdir", str(real(spec.worktree)), "--setenv", "HOME", str(spec.home), "--", *command]
     return args
 
 
-def _readable(spec: Spec) -> list[Path]:
+class _Resolver:
+    """`Path.resolve`, each path resolved once (for one command line: the folders do not change meanwhile)."""
+
+    def __init__(self) -> None:
+        self.known: dict[Path, Path] = {}
+
+    def __call__(self, path: Path) -> Path:
+        found = self.known.get(path)
+        if found is None:
+            found = self.known[path] = path.resolve()
+        return found
+
+
+def _readable(spec: Spec, real: Callable[[Path], Path] = Path.resolve) -> list[Path]:
     """The `readable` paths that hold nothing hidden (showing a PATH entry of `/tmp` must not show the store in
     it) and lie in nothing hidden but the main worktree (a virtualenv there is fine; the store is not)."""
     hidden = [spec.state_dir, *spec.runtime_dirs, *spec.hidden, spec.common_dir, spec.worktrees_dir,
               *([spec.helpers] if spec.helpers is not None else [])]
     if spec.real_home is not None:
         hidden += [spec.real_home / name for name in MASKED_IN_HOME]
-    hidden = [h.resolve() for h in hidden]
-    root = spec.root_worktree.resolve()
-    return [path for path in (p.resolve() for p in spec.readable)
+    hidden = [real(h) for h in hidden]
+    root = real(spec.root_worktree)
+    return [path for path in (real(p) for p in spec.readable)
             if not _within(root, path) and not any(_within(path, h) or _within(h, path) for h in hidden)]
 
 
-def from_home(spec: Spec, names: Iterable[str]) -> list[tuple[Path, str]]:
+def from_home(spec: Spec, names: Iterable[str], real: Callable[[Path], Path] = Path.resolve) -> list[tuple[Path, str]]:
     """The entries of the user's home named (relative paths) that exist, each resolved, with its name: none that
     is, holds or lies in a masked one, nor any that leaves the home (`..`, an absolute name)."""
     if spec.real_home is None:
         return []
-    home = spec.real_home.resolve()
-    masked = [(home / name).resolve() for name in MASKED_IN_HOME]
+    home = real(spec.real_home)
+    masked = [real(home / name) for name in MASKED_IN_HOME]
     found = []
     for name in names:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             continue
-        source = (home / name).resolve()
+        source = real(home / name)
         if source.exists() and not any(_within(source, m) or _within(m, source) for m in masked):
             found.append((source, name))
     return found
 
 
 def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    """Whether `path` is `folder` or lies in it (both absolute and normalized, as resolved paths are). Compared as
+    text: `folder in path.parents` builds and compares every parent, and argv asks this hundreds of times."""
+    inner, outer = str(path), str(folder)
+    return inner == outer or inner.startswith(outer if outer.endswith("/") else outer + "/")
 
 
-def _mask(path: Path) -> list[str]:
+def _mask(path: Path, real: Callable[[Path], Path] = Path.resolve) -> list[str]:
     """Hide `path` (what it leads to): an empty tmpfs over a folder, an empty file over a file; nothing when it
     does not exist."""
-    path = path.resolve()
+    path = real(path)
     if path.is_dir():
         return ["--tmpfs", str(path)]
     if path.exists():
@@ -252,8 +270,8 @@ def _mask(path: Path) -> list[str]:
     return []
 
 
-def _bind(kind: str, path: Path) -> list[str]:
-    path = path.resolve()
+def _bind(kind: str, path: Path, real: Callable[[Path], Path] = Path.resolve) -> list[str]:
+    path = real(path)
     return [kind, str(path), str(path)] if path.exists() else []
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from supervisor.tmux.server import Tmux
+from tests import sandboxed
 from tests.conformance.install import install, pins
 from tests.conftest import Sandbox, wait_until
 
@@ -234,6 +235,10 @@ def real_cli(sandbox: Sandbox, tmp_path: Path) -> Iterator[Callable[..., Run]]:
 
     try:
         yield make
+        if started:  # the CLIs ran in the sandbox, as they do by default (the suite says so when they could not)
+            assert not (missed := sandboxed.unsandboxed(sandbox.paths.db_path)), (
+                f"the real CLIs must run sandboxed here; launched without a sandbox: {', '.join(missed)} "
+                f"({sandboxed.missing_in_ci() or 'is bubblewrap installed? `supervisor doctor` says'})")
     finally:
         for stack in started:
             stack.close()
