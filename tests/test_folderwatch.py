@@ -63,13 +63,14 @@ def test_a_folder_made_again_is_told_and_watched_again(watch: FolderWatch, tmp_p
 def test_each_group_is_told_of_a_change_on_its_own(watch: FolderWatch, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
-    watch.changed("refs", [str(shared)])
-    watch.changed("spools", [str(shared)])
+    assert watch.changed("refs", [str(shared)]) == ({str(shared)}, set())
+    assert watch.changed("spools", [str(shared)]) == ({str(shared)}, set())  # watched already, but new to this group
     (shared / "x").write_text("")
     assert watch.changed("refs", [str(shared)]) == ({str(shared)}, set())
     assert watch.changed("refs", [str(shared)]) == (set(), set())  # told once to this group
     assert watch.changed("spools", [str(shared)]) == ({str(shared)}, set())  # and once to the other
-    watch.changed("refs", [])  # dropped by one group: still watched for the other
+    watch.changed("refs", [])  # dropped by one group: still watched for the other, so nothing new to tell it
+    assert watch.changed("spools", [str(shared)]) == (set(), set())
     (shared / "y").write_text("")
     assert watch.changed("spools", [str(shared)]) == ({str(shared)}, set())
 
