@@ -15,7 +15,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(RUN_STAMP): pyproject.toml | $(PY)
-	@echo "==> installing supervisor and what it runs on (textual, libtmux, gitpython, pyyaml, psutil, slack-sdk, pathspec)"
+	@echo "==> installing supervisor and what it runs on (textual, libtmux, gitpython, pyyaml, psutil, slack-sdk, pathspec, inotify-simple)"
 	$(PY) -m pip install --disable-pip-version-check --progress-bar on -e .
 	@touch $(RUN_STAMP)
 
