@@ -133,7 +133,8 @@ def test_answers_merge_helper_snooze_and_lifecycle_keys_against_the_real_engine(
 
         # m: once finished and audited it is ready to merge; merging puts its commit on main
         await wait_for(pilot, lambda: app.board.agents["ui"].get("ready_to_merge"), message="ui ready to merge")
-        assert "READY" in app.agents_table.get_cell("ui", "badges").plain
+        # (drawn with the next redraw: news waits up to a second for it)
+        await wait_for(pilot, lambda: "READY" in app.agents_table.get_cell("ui", "badges").plain, message="READY")
         await pilot.press("m")
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#merge")

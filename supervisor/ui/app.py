@@ -196,7 +196,7 @@ class SupervisorApp(MarkedActions, HostActions):
                 done(result)
             elif done:
                 self.notify(done, timeout=3)
-            self.request_ls()
+            self.request_ls(acted=True)
 
         self._in_thread(method, lambda: self.source.call(method, params, timeout=timeout), finish)
 
@@ -242,7 +242,7 @@ class SupervisorApp(MarkedActions, HostActions):
         except SuspendNotSupported:
             self.notify(f"attaching needs a terminal: run `supervisor attach {name}`", severity="warning")
             return
-        self.request_ls()
+        self.request_ls(acted=True)
         self._preview_of = None
         self.request_screen()
 
@@ -269,7 +269,7 @@ class SupervisorApp(MarkedActions, HostActions):
         self.notify(f"{name}: {agent.get('state')} in {agent.get('worktree')}", timeout=4)
         if name not in self.board.agents:
             self.announce({**agent, "name": name})
-        self.request_ls()
+        self.request_ls(acted=True)
         self.call_after_refresh(self.select_agent, name)
 
     def action_new_helper(self) -> None:

@@ -42,6 +42,7 @@ from supervisor.ui.model import (
     event_line,
     state_text,
 )
+from supervisor.ui.pacing import REDRAW_SECONDS, Pacer
 from supervisor.ui.palette import palette
 from supervisor.ui.pane import PaneView, screen_lines
 from supervisor.ui.quietgc import QuietCollector
@@ -88,7 +89,7 @@ class LiveDashboard(App[None]):
     def __init__(self, source: DataSource, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 2.0,
                  diffstat_seconds: float = 5.0, screen_seconds: float = 0.5, history: int = 500,
                  long_poll: float = LONG_POLL_SECONDS, settle_seconds: float = SETTLE_SECONDS,
-                 remember_settings: bool = False, demo: bool = False) -> None:
+                 remember_settings: bool = False, demo: bool = False, redraw_seconds: float = REDRAW_SECONDS) -> None:
         super().__init__()
         self.demo = demo  # the demo's dashboard: quitting asks whether to end the demo
         self.end_demo = False  # … and the answer was to end it
@@ -137,6 +138,10 @@ class LiveDashboard(App[None]):
         self._input_at = time.monotonic()  # the last key press
         self._refreshed_at = 0.0  # the last redraw of the tables (monotonic)
         self._listed_at = 0.0  # the last listing received (monotonic)
+        self.pacer = Pacer(self.set_timer, self._news_due, redraw_seconds)  # news drawn at most once per redraw_seconds
+        self._acted_at: float | None = None  # the user's last action: the listing asked after it is drawn at once
+        self._unlogged: list[dict[str, Any]] = []  # events come for the log, written with the next drawing
+        self._logged_up_to = 0  # the newest event id in the log
 
     def start_feeds(self) -> None:
         """The long poll and the periodic refreshes (once the widgets are mounted)."""
@@ -297,7 +302,7 @@ class LiveDashboard(App[None]):
     def _bootstrapped(self, agents: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         self.board.apply_events(events)
         self.last_event = max((int(e["id"]) for e in events), default=0)
-        self._got_agents(agents)
+        self._got_agents(agents, at_once=True)
         everyone = self.events_scope == "all" or self.selected is None
         self._fill_events(events if everyone else [e for e in events if e.get("agent") == self.selected],
                           None if everyone else self.selected)
@@ -318,18 +323,28 @@ class LiveDashboard(App[None]):
         if time.monotonic() - self._listed_at >= self.refresh_seconds * 0.9:
             self.request_ls()
 
-    def request_ls(self) -> None:
+    def request_ls(self, *, acted: bool = False) -> None:
+        """The listing; `acted`: it follows an action of the user's, whose effect is drawn as soon as listed."""
+        if acted:
+            self._acted_at = time.monotonic()
+
         def fetch() -> tuple[float, list[dict[str, Any]]]:
             asked = time.monotonic()
             return asked, list(self.source.call("ls"))
 
-        self._in_thread("ls", fetch, lambda got: self._got_agents(got[1], asked=got[0]), coalesce=True)
+        self._in_thread("ls", fetch, lambda got: self._listed(*got), coalesce=True)
+
+    def _listed(self, asked: float, agents: list[dict[str, Any]]) -> None:
+        acted = self._acted_at is not None and asked >= self._acted_at
+        if acted:
+            self._acted_at = None
+        self._got_agents(agents, asked=asked, at_once=acted)
 
     def announce(self, agent: dict[str, Any]) -> None:
         """An agent this app has just started: listed at once, and kept through listings asked before."""
         self._announced[str(agent["name"])] = (time.monotonic(), agent)
         # The board's own list, taken as older than the announcement: the agent is added to it.
-        self._got_agents(list(self.board.agents.values()), asked=0.0)
+        self._got_agents(list(self.board.agents.values()), asked=0.0, at_once=True)
 
     def request_diffstat(self) -> None:
         self._diffstat_at = time.monotonic()
@@ -365,7 +380,10 @@ class LiveDashboard(App[None]):
 
     def _got_tasks(self, tasks: list[dict[str, Any]]) -> None:
         self.tasks = list(tasks)
-        self.refresh_tables()
+        if isinstance(self.screen, TaskBoardScreen):
+            self.refresh_tables()  # the board open shows them at once
+        else:
+            self.pacer.soon()
 
     def request_hosts(self) -> None:
         """The hosts' states: asked at the start and when a host goes up or down (its events say so)."""
@@ -439,9 +457,9 @@ class LiveDashboard(App[None]):
 
     # results ------------------------------------------------------------------------------------------
 
-    def _got_agents(self, agents: list[dict[str, Any]], asked: float | None = None) -> None:
+    def _got_agents(self, agents: list[dict[str, Any]], asked: float | None = None, *, at_once: bool = False) -> None:
         """A listing, asked at `asked` (monotonic; None: now): agents announced after it was asked and
-        missing from it are kept; a listing asked later is believed."""
+        missing from it are kept; a listing asked later is believed. Drawn with the next news (`at_once`: now)."""
         listed = {str(a["name"]) for a in agents}
         for name, (at, record) in list(self._announced.items()):
             if asked is not None and at > asked:
@@ -453,22 +471,30 @@ class LiveDashboard(App[None]):
         self.board.set_agents(agents)
         if self.board.hosts() != hosts:
             self.hosts_changed()  # an agent on a host not seen before (or the last one there gone)
+        first = not self.loaded
         self.loaded = True
         self._listed_at = time.monotonic()
-        self.refresh_tables()
+        if at_once or first:
+            self.refresh_tables()
+        else:
+            self.pacer.soon()
 
     def _got_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
         if stats == self.board.diffstat:
             return  # nothing moved: no redraw
         self.board.set_diffstat(stats)
-        self.refresh_tables()
+        self.pacer.soon()
+
+    def _news_due(self) -> None:
+        if self.loaded and self.screen_stack and not self._stopping.is_set():  # (not while the app closes)
+            self.refresh_tables()
 
     def _got_events(self, events: list[dict[str, Any]]) -> None:
         self.last_event = max(self.last_event, *(int(e["id"]) for e in events))
         self.board.apply_events(events)
+        self._unlogged.extend(events)
+        self.pacer.soon()
         for event in events:
-            if self.events_scope == "all" or event.get("agent") == self.selected:
-                self._write_event(event)
             if event.get("kind") == "config_invalid":  # no agent's: it would show only in the "all" events
                 self.notify(f"{event.get('error')}\nThe engine keeps the configuration it read before.",
                             title="supervisor.yaml not applied", severity="error", timeout=15)
@@ -548,8 +574,10 @@ class LiveDashboard(App[None]):
     # drawing ------------------------------------------------------------------------------------------
 
     def refresh_tables(self) -> None:
+        """Draw the tables, their titles and the header from what is known now, and log the events that came."""
         started = time.perf_counter()
         self._refreshed_at = time.monotonic()
+        self.pacer.drawn()
         now = self.clock()
         visible = self.board.visible(self.state_filter, self.text_filter, self.host_filter)
         self.marked &= set(self.board.agents)
@@ -573,6 +601,7 @@ class LiveDashboard(App[None]):
         if self.selected not in self.board.agents:
             self._select(self.agents_table.current_key or (items[0].name if items else None))
         self._update_preview_title()
+        self._log_news()
         self.sync_seconds.append(time.perf_counter() - started)
         del self.sync_seconds[:-1000]
 
@@ -640,10 +669,22 @@ class LiveDashboard(App[None]):
         self.events_of = owner
         self.event_log.clear()
         self.events_shown.clear()
+        self._logged_up_to = 0
         for event in events:
             self._write_event(event)
 
+    def _log_news(self) -> None:
+        """The events that came since the last drawing, those of the log's agent (or all), each once."""
+        news, self._unlogged = self._unlogged, []
+        for event in news:
+            if self.events_of is None or event.get("agent") == self.events_of:
+                self._write_event(event)
+
     def _write_event(self, event: dict[str, Any]) -> None:
+        number = int(event.get("id") or 0)
+        if number and number <= self._logged_up_to:
+            return  # already there (the log was filled since it came)
+        self._logged_up_to = max(self._logged_up_to, number)
         line = event_line(event, with_agent=self.events_scope == "all", palette=self.board.palette)
         self.event_log.write(line)
         self.events_shown.append(line.plain)

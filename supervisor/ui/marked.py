@@ -97,7 +97,7 @@ class MarkedActions(LiveDashboard):
                 lines = [f"{item['name']}: {item.get('error')}" + (f"\n  hint: {item['hint']}" if item.get("hint")
                                                                    else "") for item in bad]
                 self.push_screen(RefusalScreen(f"{len(bad)} of {len(results)} not {DONE[verb]}", "\n".join(lines)))
-            self.request_ls()
+            self.request_ls(acted=True)
 
         self._in_thread("each", lambda: self.source.call("each", {"method": verb, "names": names, "params": params},
                                                         timeout=600), done)

@@ -14,6 +14,7 @@ zebra stripes, every value a `Text`); anything else is drawn by DataTable as bef
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.padding import Padding
@@ -27,7 +28,7 @@ from textual.geometry import Region
 from textual.renderables.styled import Styled
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 # What this leans on inside DataTable (Textual 8): without one of them, DataTable draws as it does.
 _METHODS = ("_get_styles_to_render_cell", "_render_line", "_get_offsets", "_render_line_in_row",
@@ -43,6 +44,26 @@ else:
 Lines = list[list[Segment]]
 
 
+@dataclass
+class _Paint:
+    """The table's settings as every line of one paint reads them (DataTable reads each again for each cell)."""
+
+    style: Style
+    simple: bool  # the table is one this mixin draws (its rows, then, one by one)
+    columns: list[tuple[ColumnKey, int]]  # each column's key and width, padding included
+    used: int  # the width of the row label and the columns
+    padding: int
+    width: int
+    cursor: Coordinate
+    hover: Coordinate
+    show_cursor: bool
+    show_hover: bool
+    cursor_type: str
+    update_count: int
+    pseudo_classes: Any
+    styles: dict[tuple[Style, bool, bool], tuple[Style, Style, Style]] = field(default_factory=dict)
+
+
 class DrawnByValue(_Mixin):
     """A mixin for a DataTable (listed before it in the bases)."""
 
@@ -56,13 +77,16 @@ class DrawnByValue(_Mixin):
         self._versions: dict[RowKey, int] = {}  # rows whose values changed in place: part of their cache keys
         self._rows_drawn: LRUCache[tuple[Any, ...], tuple[Lines, Lines]] = LRUCache(1000)
         self._lines_drawn: LRUCache[tuple[Any, ...], Strip] = LRUCache(1000)  # by line of the table
-        self._paint_style: Style | None = None  # the table's style, read once per paint
+        self._shapes: LRUCache[tuple[Any, ...], Lines] = LRUCache(1000)  # drawings of model words (`_drawn_like`)
+        self._places: dict[tuple[Style | None, int, int], Style] = {}  # styles with the place a click reads
+        self._paint: _Paint | None = None  # what every line of a paint reads, read once (`render_lines`)
         self._drawable = self.draw_by_value and all(hasattr(DataTable, name) for name in _METHODS) and all(
             hasattr(self, name) for name in _ATTRIBUTES)
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._by_value.clear()
+        self._shapes.clear()
         self._placed.clear()
         self._rows_drawn.clear()
         self._lines_drawn.clear()
@@ -81,20 +105,30 @@ class DrawnByValue(_Mixin):
         return True
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._paint_style = self.rich_style  # DataTable works it out again for every line
+        self._paint = self._paint_now()  # what every line of this paint reads, read once
         try:
             return super().render_lines(crop)
         finally:
-            self._paint_style = None
+            self._paint = None
+
+    def _paint_now(self) -> _Paint:
+        padding = self.cell_padding
+        columns = [(column.key, 2 * padding + (column.content_width if column.auto_width else column.width))
+                   for column in self.ordered_columns]
+        simple = (self._drawable and not self.fixed_rows and not self.fixed_columns and self.cursor_type == "row"
+                  and not self.zebra_stripes and not self._should_render_row_labels)
+        return _Paint(self.rich_style, simple, columns, self._row_label_column_width + sum(w for _, w in columns),
+                      padding, self.size.width, self.cursor_coordinate, self.hover_coordinate, self.show_cursor,
+                      self._show_hover_cursor, self.cursor_type, self._update_count, self._pseudo_class_state)
 
     def render_line(self, y: int) -> Strip:
-        style = self._paint_style
-        if style is None or self.fixed_rows or not self._drawable:
+        paint = self._paint
+        if paint is None or not paint.simple:
             return super().render_line(y)
         scroll_x, scroll_y = self.scroll_offset
         if y >= (self.header_height if self.show_header else 0):
             y += int(scroll_y)
-        return self._render_line(y, int(scroll_x), int(scroll_x) + self.size.width, style)
+        return self._render_line(y, int(scroll_x), int(scroll_x) + paint.width, paint.style)
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         """A line of the table: its row's cells side by side (each simplified once, when it was drawn)."""
@@ -102,21 +136,18 @@ class DrawnByValue(_Mixin):
             row_key, line_no = self._get_offsets(y)
         except LookupError:
             return super()._render_line(y, x1, x2, base_style)
-        if self._simple(row_key, line_no) is None:
+        paint = self._paint or self._paint_now()
+        if self._simple(row_key, line_no, paint) is None:
             return super()._render_line(y, x1, x2, base_style)
-        width = self.size.width
-        cursor, hover = self.cursor_coordinate, self.hover_coordinate
-        key = (y, x1, x2, width, cursor, hover, base_style, self.cursor_type, self._show_hover_cursor,
-               self._update_count, self._pseudo_class_state)
+        width = paint.width
+        key = (y, x1, x2, width, paint.cursor, paint.hover, base_style, paint.cursor_type, paint.show_hover,
+               paint.update_count, paint.pseudo_classes)
         strip = self._lines_drawn.get(key)
         if strip is not None:
             return strip
-        _, cells = self._render_line_in_row(row_key, line_no, base_style, cursor, hover)
+        _, cells = self._render_line_in_row(row_key, line_no, base_style, paint.cursor, paint.hover)
         segments = [segment for cell in cells for segment in cell]
-        padding = self.cell_padding
-        used = self._row_label_column_width + sum(2 * padding + (c.content_width if c.auto_width else c.width)
-                                                  for c in self.ordered_columns)
-        total = max(used, width)
+        total = max(paint.used, width)
         whole = x1 == 0 and x2 >= total
         strip = Strip(segments, total) if whole else Strip(line_crop(segments, x1, x2, total))
         if strip.cell_length != width:
@@ -124,10 +155,9 @@ class DrawnByValue(_Mixin):
         self._lines_drawn[key] = strip
         return strip
 
-    def _simple(self, row_key: RowKey, line_no: int) -> int | None:
+    def _simple(self, row_key: RowKey, line_no: int, paint: _Paint | None = None) -> int | None:
         """The row's index when it is one this mixin draws; None when DataTable must."""
-        if (not self._drawable or line_no or row_key is self._header_row_key or self.fixed_rows or self.fixed_columns
-                or self.cursor_type != "row" or self.zebra_stripes or self._should_render_row_labels):
+        if not (paint or self._paint_now()).simple or line_no or row_key is self._header_row_key:
             return None
         row = self.rows.get(row_key)
         index = self._row_locations.get(row_key)
@@ -137,32 +167,27 @@ class DrawnByValue(_Mixin):
 
     def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
                             hover_location: Coordinate) -> tuple[Lines, Lines]:
-        index = self._simple(row_key, line_no)
+        paint = self._paint or self._paint_now()
+        index = self._simple(row_key, line_no, paint)
         cells = self._data.get(row_key) if index is not None else None
         if index is None or cells is None or not all(isinstance(value, Text) for value in cells.values()):
             return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
-        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        show_cursor, show_hover = paint.show_cursor, paint.show_hover
         cursor, hover = cursor_location.row == index, hover_location.row == index
-        size_width = self.size.width
+        size_width = paint.width
         key = (row_key, self._versions.get(row_key, 0), base_style, cursor, hover, show_cursor, show_hover,
-               self._update_count, self._pseudo_class_state, size_width)
+               paint.update_count, paint.pseudo_classes, size_width)
         cached = self._rows_drawn.get(key)
         if cached is not None:
             return cached
-        padding = self.cell_padding
-        foreground_css = self.cursor_foreground_priority == "css"
-        background_css = self.cursor_background_priority == "css"
-        component, post = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor,
-                                                          show_hover, foreground_css, background_css)
-        pre = base_style + component
+        padding = paint.padding
+        pre, post, extend = paint.styles.get((base_style, cursor, hover)) or self._cell_styles(paint, base_style,
+                                                                                              cursor, hover)
         line: Lines = []
-        used = self._row_label_column_width
         before = self._placed.get(row_key) or []
         placed: list[tuple[Text, int, Style, Style, int, list[Segment]]] = []
-        for column_index, column in enumerate(self.ordered_columns):
-            width = 2 * padding + (column.content_width if column.auto_width else column.width)
-            used += width
-            value = cells.get(column.key)
+        for column_index, (column_key, width) in enumerate(paint.columns):
+            value = cells.get(column_key)
             if not isinstance(value, Text):
                 value = Text()
             old = before[column_index] if column_index < len(before) else None
@@ -174,13 +199,23 @@ class DrawnByValue(_Mixin):
             placed.append((value, width, pre, post, index, segments))
             line.append(segments)
         self._placed[row_key] = placed
-        extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor, show_hover,
-                                                    False, False)
-        extend = base_style + extend + Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
-        line.append([Segment(" " * max(0, size_width - used), extend)])
+        extend = extend + Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
+        line.append([Segment(" " * max(0, size_width - paint.used), extend)])
         pair: tuple[Lines, Lines] = ([], line)
         self._rows_drawn[key] = pair
         return pair
+
+    def _cell_styles(self, paint: _Paint, base_style: Style, cursor: bool, hover: bool) -> tuple[Style, Style, Style]:
+        """A row's cells' styles before and after their own, and the style of the room right of the last cell."""
+        show_cursor, show_hover = paint.show_cursor, paint.show_hover
+        foreground_css = self.cursor_foreground_priority == "css"
+        background_css = self.cursor_background_priority == "css"
+        component, post = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor,
+                                                          show_hover, foreground_css, background_css)
+        extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, show_cursor, show_hover,
+                                                    False, False)
+        found = paint.styles[base_style, cursor, hover] = (base_style + component, post, base_style + extend)
+        return found
 
     def _placed_cell(self, value: Text, width: int, padding: int, pre: Style, post: Style, row: int,
                      column: int) -> list[Segment]:
@@ -190,10 +225,58 @@ class DrawnByValue(_Mixin):
                 padding, pre, post)
         drawn = self._by_value.get(what)
         if drawn is None:
-            options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
-            drawn = self.app.console.render_lines(
-                Styled(Padding(value, (0, padding)), pre_style=pre, post_style=post), options)
+            drawn = self._drawn_like(value, width, padding, pre, post) or self._draw(value, width, padding, pre, post)
             self._by_value[what] = drawn
-        where = Style.from_meta({"row": row, "column": column})
-        return list(Segment.simplify(
-            Segment(text, where if style is None else style + where, control) for text, style, control in drawn[0]))
+        return list(Segment.simplify(Segment(text, self._placed_style(style, row, column), control)
+                                     for text, style, control in drawn[0]))
+
+    def _placed_style(self, style: Style | None, row: int, column: int) -> Style:
+        """`style` with the row and column a click reads: the same object each time (Rich caches only the last
+        thousand sums), so the terminal codes worked out for it once are reused in every frame."""
+        key = (style, row, column)
+        placed = self._places.get(key)
+        if placed is None:
+            if len(self._places) > 50_000:
+                self._places.clear()
+            where = self._places.get((None, row, column))
+            if where is None:
+                where = self._places[None, row, column] = Style.from_meta({"row": row, "column": column})
+            placed = self._places[key] = where if style is None else style + where
+        return placed
+
+    def _draw(self, value: Text, width: int, padding: int, pre: Style, post: Style) -> Lines:
+        options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
+        return self.app.console.render_lines(Styled(Padding(value, (0, padding)), pre_style=pre, post_style=post),
+                                             options)
+
+    def _drawn_like(self, value: Text, width: int, padding: int, pre: Style, post: Style) -> Lines | None:
+        """A short plain word (a CPU or memory figure, an age, a state) drawn from the drawing of another of its
+        length and style, its letters put in place of the other's: Rich lays out such words by their length
+        alone. The drawings of CPU and memory figures, new every second under churn, cost a tenth as much.
+        None: not such a word (spans, spaces, wide or control characters, or too long to fit)."""
+        plain = value.plain
+        length = len(plain)
+        if (value.spans or not length or length > width - 2 * padding or not plain.isascii()
+                or not plain.isprintable() or " " in plain or value.justify == "full"):
+            return None
+        shape = (length, value.style, value.justify, value.overflow, value.no_wrap, width, padding, pre, post)
+        template = self._shapes.get(shape)
+        if template is None:
+            model = value.copy()
+            model.plain = _MODEL * length
+            template = self._shapes[shape] = self._draw(model, width, padding, pre, post)
+        if len(template) != 1:
+            return None
+        line: list[Segment] = []
+        used = 0
+        for segment in template[0]:
+            text = segment.text
+            count = text.count(_MODEL)
+            if count:
+                text = text.replace(_MODEL * count, plain[used:used + count])
+                used += count
+            line.append(Segment(text, segment.style, segment.control))
+        return [line] if used == length else None
+
+
+_MODEL = "x"  # the letter of a model word (its drawing's only non-space letters are the word's)

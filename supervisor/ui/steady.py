@@ -55,4 +55,17 @@ class Steady(_Mixin):
 
 
 class SteadyLog(Steady, RichLog):
-    """The event log: a line written scrolls it, and moves nothing else."""
+    """The event log: a line written scrolls it, and moves nothing else.
+
+    RichLog scrolls to a line written only after the next frame: a second frame, of the whole screen when other
+    widgets changed meanwhile. Its size is fixed here, so it scrolls at once, in the frame that shows the line."""
+
+    def write(self, content: Any, width: int | None = None, expand: bool = False, shrink: bool = True,
+              scroll_end: bool | None = None, animate: bool = False) -> Any:
+        follow = self.auto_scroll if scroll_end is None else scroll_end
+        if not (self.steady and follow and self.size_is_fixed):
+            return super().write(content, width, expand, shrink, scroll_end, animate)
+        result = super().write(content, width, expand, shrink, False, animate)
+        if self._size_known:  # (before, the line waits to be written, and scrolled to, once the size is)
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        return result

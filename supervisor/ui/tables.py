@@ -9,7 +9,7 @@ Textual lay the whole screen out again).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -21,6 +21,8 @@ from textual.widgets.data_table import ColumnKey, RowKey
 from supervisor.ui.model import COLUMNS
 from supervisor.ui.rowdraw import DrawnByValue
 from supervisor.ui.steady import Steady
+
+WINDOW_MARGIN = 3  # rows either side of those on screen kept up to date (`SyncTable._window`)
 
 
 class KeyedText(Text):
@@ -41,6 +43,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._shown: dict[str, dict[str, Text]] = {}
+        self._later: dict[str, dict[str, Text]] = {}  # rows off screen whose new cells wait to be put in place
         self._keep_on: str | None = None  # the row under the cursor before the columns were rebuilt
         self.cell_updates = 0  # how many cells were redrawn, for tests and the benchmark
 
@@ -71,6 +74,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         self._keep_on = self._keep_on or self.current_key
         self.clear(columns=True)
         self._shown.clear()
+        self._later.clear()
         labels = dict(self.COLUMNS)
         for key, width in layout:
             self.add_column(labels[key], key=key, width=max(width, 1))
@@ -80,6 +84,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         self._keep_on = self._keep_on or self.current_key
         self.clear()
         self._shown.clear()
+        self._later.clear()
 
     @property
     def keys(self) -> list[str]:
@@ -129,35 +134,109 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
             self.select_key(selected)
 
     def _apply(self, rows: Sequence[tuple[str, dict[str, Text]]]) -> None:
+        """Rows that stay are changed in place; those off screen (beyond a screen's height either way) only when
+        they come into view (`watch_scroll_y`) or are read (`get_cell`, `get_row`): with 100 agents changing
+        every second, two thirds of the rows' changes would be put in place for nothing."""
         self._ensure_columns()
         wanted = {key for key, _ in rows}
         for key in [k for k in self._shown if k not in wanted]:
             self.remove_row(key)
             del self._shown[key]
+            self._later.pop(key, None)
         first = self.COLUMNS[0][0]
         shown_columns = self.shown_columns
+        window = self._window()
         changed: list[tuple[str, str, Text]] = []
-        for key, cells in rows:
+        for index, (key, cells) in enumerate(rows):
             shown = self._shown.get(key)
             if shown is cells:
                 continue  # the model hands back the very same cells while nothing in the row changed
-            self._shown[key] = cells
             if shown is None:
+                self._shown[key] = cells
                 values = [cells[column] for column in shown_columns]
                 values[0] = KeyedText(values[0], key)
                 self.add_row(*values, key=key)
                 self.cell_updates += len(values)
                 continue
-            for column in shown_columns:
-                value = cells[column]
-                before = shown[column]
-                if before is not value and before != value:
-                    changed.append((key, column, KeyedText(value, key) if column == first else value))
+            if index not in window:
+                self._later[key] = cells
+                continue
+            self._changes(key, cells, shown, shown_columns, first, changed)
         self._update_cells(changed)
         order = [key for key, _ in rows]
         if [str(row.key.value) for row in self.ordered_rows] != order:
             position = {key: index for index, key in enumerate(order)}
             self.sort(key=lambda values: position[values[0].row_key])
+        self._measure_now()
+
+    def _measure_now(self) -> None:
+        """What DataTable measures once idle after rows come or go (column widths, its scrollable size), measured
+        now: the scrollbar then changes in the frame that shows the rows, not in a frame of its own after it."""
+        if not all(hasattr(self, name) for name in ("_updated_cells", "_new_rows", "_update_column_widths",
+                                                    "_update_dimensions", "_require_update_dimensions")):
+            return  # another Textual: measured when idle, as it does
+        if self._updated_cells:
+            updated = self._updated_cells.copy()
+            self._updated_cells.clear()
+            self._update_column_widths(updated)
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            new_rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(new_rows)
+
+    def _changes(self, key: str, cells: dict[str, Text], shown: dict[str, Text], columns: list[str], first: str,
+                 changed: list[tuple[str, str, Text]]) -> None:
+        """The cells of row `key` that differ from those `shown`, added to `changed`; the row is then up to date."""
+        self._shown[key] = cells
+        self._later.pop(key, None)
+        for column in columns:
+            value = cells[column]
+            before = shown[column]
+            if before is not value and before != value:
+                changed.append((key, column, KeyedText(value, key) if column == first else value))
+
+    def _window(self) -> range:
+        """The rows kept up to date: those on screen, and a few either side."""
+        height = self.size.height
+        if not height or not self.is_mounted:
+            return range(0, 1 << 30)  # not laid out yet: every row
+        top = int(self.scroll_offset.y)
+        return range(max(top - WINDOW_MARGIN, 0), top + height + WINDOW_MARGIN)
+
+    def catch_up(self, keys: Iterable[str] | None = None) -> None:
+        """Put in place the waiting cells of rows `keys` (None: of those now in the window)."""
+        if not self._later:
+            return
+        if keys is None:
+            window = self._window()
+            keys = [key for key in self._later
+                    if (index := self._row_locations.get(RowKey(key))) is not None and index in window]
+        first = self.COLUMNS[0][0]
+        columns = self.shown_columns
+        changed: list[tuple[str, str, Text]] = []
+        for key in keys:
+            cells = self._later.get(key)
+            if cells is not None:
+                self._changes(key, cells, self._shown[key], columns, first, changed)
+        if changed:
+            self._update_cells(changed)
+
+    def on_resize(self) -> None:
+        self.catch_up()  # a taller table shows rows that were below it
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        self.catch_up()  # rows coming into view, before they are drawn
+        super().watch_scroll_y(old_value, new_value)
+
+    def get_cell(self, row_key: RowKey | str, column_key: ColumnKey | str) -> Text:
+        self.catch_up([str(row_key.value if isinstance(row_key, RowKey) else row_key)])
+        value: Text = super().get_cell(row_key, column_key)
+        return value
+
+    def get_row(self, row_key: RowKey | str) -> list[Text]:
+        self.catch_up([str(row_key.value if isinstance(row_key, RowKey) else row_key)])
+        return super().get_row(row_key)
 
     def _update_cells(self, changed: Sequence[tuple[str, str, Text]]) -> None:
         """Put new values in cells, redrawing only those cells.

@@ -52,6 +52,7 @@ async def loaded(pilot: Pilot[Any], *, diffstat: bool = False, preview: bool = T
     await wait_for(pilot, lambda: app.events_scope == "all" or app.events_of == app.selected,
                    message="the selected agent's events")
     await wait_for(pilot, lambda: not any(app._busy.values()), message="requests in flight")
+    await wait_for(pilot, lambda: not app.pacer.pending, message="the news drawn")
     await pilot.pause()
 
 
