@@ -186,3 +186,28 @@ def test_make_demo_installs_only_what_the_demo_needs_and_says_where_supervisor_i
     runtime = " ".join(project["dependencies"])
     assert not any(tool in runtime for tool in ("pytest", "mypy", "ruff", "hypothesis"))
     assert sys.version_info >= (3, 11)
+
+
+def test_ready_to_merge_only_when_a_merge_now_would_lose_nothing(sandbox: Sandbox) -> None:
+    """An idle agent with a commit and uncommitted edits is not READY (a merge takes commits only); once it
+    commits them, it is."""
+    command, _ = script(sandbox, "maker", """
+        turns:
+          - [{write: {path: src/a.py, content: "a = 1\\n"}}, {commit: "Add a"},
+             {write: {path: src/b.py, content: "b = 1\\n"}}, {write: {path: src/a.py, content: "a = 2\\n"}},
+             {say: done with uncommitted edits}]
+          - [{commit: "The rest"}, {say: all committed}]
+    """)
+    sandbox.sv("start", "maker", "--task", "go", "--command", command, "--no-wait")
+    sandbox.wait_state("maker", "idle", timeout=30)
+    wait_until(lambda: sandbox.ls()["maker"]["ahead"] == 1, timeout=30, message="its commit counted")
+    listed = sandbox.ls()["maker"]
+    assert not listed["ready_to_merge"], "2 uncommitted changes a merge would leave behind"
+
+    sandbox.sv("send", "maker", "commit the rest")
+    wait_until(lambda: "all committed" in sandbox.screen("maker"), timeout=30, message="the second commit")
+    row = wait_until(lambda: (found := sandbox.ls()["maker"])["ready_to_merge"] and found, timeout=30,
+                     message="ready once nothing is uncommitted")
+    assert row["ahead"] == 2
+    merged = sandbox.sv("merge", "maker")
+    assert "merged 2 commit(s)" in merged.stdout and "uncommitted" not in merged.stderr
