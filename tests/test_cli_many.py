@@ -4,6 +4,7 @@ command or agent; events as sentences; rm's hint; `down` leaving no process behi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,14 @@ def test_ready_to_merge_only_when_a_merge_now_would_lose_nothing(sandbox: Sandbo
     assert row["ahead"] == 2
     merged = sandbox.sv("merge", "maker")
     assert "merged 2 commit(s)" in merged.stdout and "uncommitted" not in merged.stderr
+
+
+def test_show_words_an_alert_as_its_last_event(sandbox: Sandbox) -> None:
+    """`last_event` keeps what its sentence is made of: the alert's number and channel, not `alert ? … ?`."""
+    sandbox.write_config("alerts:\n  tmux: false\n  group_wait: 0.1s\n  command: 'true'\n")
+    sandbox.sv("start", "crash", "--command", "sh -c 'sleep 0.3; exit 3'", check=False)
+    wait_until(lambda: (sandbox.ls()["crash"].get("last_event") or {}).get("kind") == "alert_sent", timeout=30,
+               message="the alert delivered")
+    line = next(line for line in sandbox.sv("show", "crash").stdout.splitlines() if line.startswith("last_event:"))
+    assert "?" not in line, line
+    assert re.search(r"last_event: +alert \d+ delivered by command", line), line
