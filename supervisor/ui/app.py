@@ -274,6 +274,8 @@ class SupervisorApp(MarkedActions, HostActions):
         self.push_screen(NewHelperScreen(parent), submitted)
 
     def action_send(self) -> None:
+        if self.act_on_marked("send"):
+            return
         name = self._agent()
         if name is None:
             return
