@@ -4,6 +4,7 @@ The same keys against the real engine are in test_ui_engine.py; here every form 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -794,7 +795,8 @@ def test_the_footer_shows_whole_keys_dropping_the_least_needed_first(width: int)
         shown = {SAME_KEY.get(key.action, key.action) for key in keys}
         spans = sorted((key.region.x, key.region.right) for key in keys)
         assert all(right <= width for _, right in spans), spans  # nothing past the edge
-        assert all(one[1] <= two[0] for one, two in zip(spans, spans[1:], strict=False)), spans  # no overlap
+        assert all(one[1] <= two[0] for one, two in itertools.pairwise(spans)), spans  # no overlap
+
         def whole(key: FooterKey) -> int:  # `k Label`, compact; ` k Label ` roomy
             return len(key.key_display) + len(key.description) + (1 if app.footer.compact else 3)
 
