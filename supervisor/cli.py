@@ -20,6 +20,7 @@ from typing import Any
 
 from supervisor import __version__
 from supervisor.commands import down, hosts, many, review
+from supervisor.commands.parsing import INTERNAL_COMMANDS, Parser, refuse_unknown
 from supervisor.errors import SupervisorError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
@@ -488,7 +489,11 @@ def cmd_log(args: argparse.Namespace) -> int:
     paths = _paths()
     path = paths.transcript(args.agent)
     if not path.exists():
-        raise UsageError(f"no transcript for {args.agent!r}", hint="`supervisor ls` lists the agents")
+        from supervisor.suggest import did_you_mean
+
+        known = [found.stem for found in path.parent.glob("*.log")]  # every agent's, a removed one's too
+        raise UsageError(f"no transcript for {args.agent!r}",
+                         hint=did_you_mean(args.agent, known) or "`supervisor ls` lists the agents")
     with contextlib.suppress(SupervisorError):  # without an engine, the files are all there is
         _call("unwritten", {"name": args.agent}, autostart=False)
     out = sys.stdout.buffer
@@ -805,8 +810,7 @@ def cmd_guard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="supervisor", description="Run many AI coding agents in parallel on one repository.")
+    parser = Parser(prog="supervisor", description="Run many AI coding agents in parallel on one repository.")
     parser.add_argument("--version", action="version", version=f"supervisor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -982,13 +986,11 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
         cut = words.index("--")
         if any(not word.startswith("-") for word in words[:cut]):
             words = words[:cut] + [_LITERAL + word if word.startswith("-") else word for word in words[cut + 1:]]
-    args = parser.parse_args(words)
+    args, extras = parser.parse_known_args(words)
+    refuse_unknown(parser, args, extras)
     for key, value in vars(args).items():
         setattr(args, key, _unmark(value))
     return args
-
-
-INTERNAL_COMMANDS = frozenset({"hook", "guard"})  # run by hooks, never by a person: in no listing or hint
 
 
 def _check_command(parser: argparse.ArgumentParser, words: list[str]) -> None:

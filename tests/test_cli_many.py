@@ -114,6 +114,21 @@ def test_a_mistyped_command_or_agent_gets_did_you_mean_and_internal_commands_sta
         assert "no agent named 'atuh'" in done.stderr and "did you mean 'auth'?" in done.stderr, args
     bad_state = sandbox.sv("stop", "--state", "idel", check=False)
     assert bad_state.returncode == 2 and "did you mean 'idle'?" in bad_state.stderr
+    no_log = sandbox.sv("log", "atuh", check=False)
+    assert no_log.returncode == 2 and "no transcript for 'atuh'" in no_log.stderr
+    assert "did you mean 'auth'?" in no_log.stderr
+    for args, meant in ((["alerts", "snoze"], "snooze"), (["task", "lss"], "ls"), (["engine", "strat"], "start"),
+                        (["hosts", "chek"], "check"), (["usage", "--by", "agnet"], "agent")):
+        done = sandbox.sv(*args, check=False)
+        assert done.returncode == 2 and f"hint: did you mean '{meant}'?" in done.stderr, (args, done.stderr)
+        assert "invalid choice" not in done.stderr and "hook" not in done.stderr, args
+
+    # An option is taken by its whole name only: `--stat` is not `--state` (that stopped every idle agent).
+    sandbox.wait_state("auth", "idle", timeout=30)
+    abbreviated = sandbox.sv("stop", "--stat", "idle", check=False)
+    assert abbreviated.returncode == 2 and "unknown option '--stat'" in abbreviated.stderr
+    assert "did you mean '--state'?" in abbreviated.stderr
+    assert sandbox.state("auth") == "idle"
 
 
 def test_events_read_as_sentences(sandbox: Sandbox) -> None:
