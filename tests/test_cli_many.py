@@ -238,3 +238,48 @@ def test_show_words_an_alert_as_its_last_event(sandbox: Sandbox) -> None:
     line = next(line for line in sandbox.sv("show", "crash").stdout.splitlines() if line.startswith("last_event:"))
     assert "?" not in line, line
     assert re.search(r"last_event: +alert \d+ delivered by command", line), line
+
+
+def test_deny_in_bulk_send_all_mid_turn_and_restart_by_names(sandbox: Sandbox) -> None:
+    """`deny --all` answers every waiting agent with the reason; `send --all` reaches every running one, and
+    one mid-turn takes the text as its next turn (once); `restart a b` restarts those two only."""
+    records = {}
+    for name in ("alpha", "beta"):
+        command, records[name] = script(sandbox, name, ASKS)
+        sandbox.sv("start", name, "--task", "go", "--command", command, "--no-wait")
+    for name in ("alpha", "beta"):
+        sandbox.wait_state(name, "waiting", timeout=30)
+
+    denied = sandbox.sv("deny", "--all", "--reason", "not now")
+    assert sorted(line.split(" ", 2)[:2] for line in denied.stdout.splitlines()) == [["alpha:", "denied"],
+                                                                                    ["beta:", "denied"]]
+    for name in ("alpha", "beta"):
+        sandbox.wait_state(name, "idle", timeout=30)
+        assert any(e.get("kind") == "denied" and e.get("reason") == "not now"
+                   for e in sandbox.agent(name)["events"]), name
+
+    busy = """
+        turns:
+          - [{say: on it}, {work: 8s}, {say: first turn done}]
+          - [{say: second turn}]
+    """
+    for name in ("gamma", "delta"):
+        command, records[name] = script(sandbox, name, busy)
+        sandbox.sv("start", name, "--task", "go", "--command", command, "--no-wait")
+    for name in ("gamma", "delta"):
+        sandbox.wait_state(name, "working", timeout=30)
+    sent = sandbox.sv("send", "--all", "--", "the next step")
+    assert sorted(sent.stdout.splitlines()) == ["alpha: sent", "beta: sent", "delta: sent", "gamma: sent"]
+    assert {sandbox.state(name) for name in ("gamma", "delta")} == {"working"}, "sent mid-turn"
+    for name in ("gamma", "delta"):
+        wait_until(lambda name=name: "second turn" in sandbox.screen(name), timeout=40,
+                   message=f"{name} took the text as its next turn")
+        assert prompts(records[name]) == ["go", "the next step"], name
+    for name in ("alpha", "beta"):
+        wait_until(lambda name=name: prompts(records[name]) == ["go", "not now", "the next step"], timeout=30,
+                   message=f"{name} told why it was denied, then given the text, each once")
+
+    restarted = sandbox.sv("restart", "gamma", "alpha")
+    assert [line.split(":")[0] for line in restarted.stdout.splitlines()] == ["alpha", "gamma"]
+    assert {name: sandbox.agent(name)["restarts"] for name in ("alpha", "beta", "gamma", "delta")} == {
+        "alpha": 1, "beta": 0, "gamma": 1, "delta": 0}
