@@ -147,3 +147,17 @@ def test_ready_to_merge_means_nothing_uncommitted_would_be_lost_and_no_conflict_
     assert facts.readiness([with_peer])["api"].ready
     helper = agent(worktree, base, name="api.t", branch="agent/api/work", target="main", state=State.IDLE)
     assert facts.readiness([with_peer, helper])["api"].ready  # (a helper idle: not busy)
+
+
+def test_reading_what_is_uncommitted_never_rewrites_the_agents_index(repo: tuple[Path, Path, str]) -> None:
+    """The read runs while the agent may be using git itself: it takes no lock and writes no index (a rewrite
+    in the same second as an edit could hide that edit from the agent's next `git add`)."""
+    from supervisor.engine.branches import _index_of
+    from supervisor.git.worktrees import uncommitted_changes
+
+    root, worktree, _ = repo
+    (worktree / "app.py").write_text("a\nb\nc\n")  # the same content, a new stat: a refresh would rewrite the index
+    index = _index_of(worktree)
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    assert uncommitted_changes(worktree) == []
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before

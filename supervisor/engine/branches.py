@@ -133,24 +133,20 @@ class BranchFacts:
 
     def _count_dirty(self, agent: Agent, tip: str) -> int | None:
         """How many uncommitted changes its worktree holds (None: it could not be read)."""
-        remote = agent_refs.is_remote(agent)
-
-        def moved() -> tuple[Any, ...]:
-            index = None if remote else _mtime(self._index_of(Path(agent.worktree)))
-            return agent.worktree, tip, index, agent.state, agent.state_since
-
-        now = time.monotonic()
+        index = None if agent_refs.is_remote(agent) else _mtime(self._index_of(Path(agent.worktree)))
+        moved = (agent.worktree, tip, index, agent.state, agent.state_since)  # taken before the read: a change
+        now = time.monotonic()  # while it runs is seen at the next look (the read never writes the index)
         with self._lock:
             cached = self._dirty.get(agent.name)
-        if cached is not None and cached.moved == moved() and now - cached.at < DIRTY_AGAIN:
+        if cached is not None and cached.moved == moved and now - cached.at < DIRTY_AGAIN:
             return cached.count
         try:
             count: int | None = len(self._uncommitted(agent))
         except SupervisorError:  # a host down, a worktree git cannot read: not known to be clean
             count = None
-        with self._lock:  # the index as the read left it (`git status` may refresh it)
+        with self._lock:
             self.git_runs += 1
-            self._dirty[agent.name] = _Dirty(moved(), now, count)
+            self._dirty[agent.name] = _Dirty(moved, now, count)
         return count
 
     def _count(self, key: tuple[str, str]) -> int | None:
