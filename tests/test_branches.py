@@ -155,7 +155,7 @@ def test_reading_what_is_uncommitted_never_rewrites_the_agents_index(repo: tuple
     from supervisor.engine.branches import _index_of
     from supervisor.git.worktrees import uncommitted_changes
 
-    root, worktree, _ = repo
+    _, worktree, _ = repo
     (worktree / "app.py").write_text("a\nb\nc\n")  # the same content, a new stat: a refresh would rewrite the index
     index = _index_of(worktree)
     before = (index.read_bytes(), index.stat().st_mtime_ns)
