@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__
-from supervisor.commands import down, hosts, many, review
+from supervisor.commands import down, hosts, many, restoring, review
+from supervisor.commands.parsing import INTERNAL_COMMANDS, Parser, refuse_unknown
 from supervisor.errors import SupervisorError, UsageError
 
 Command = Callable[[argparse.Namespace], int]
@@ -409,51 +410,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    if args.host and args.agents:
-        raise UsageError("name the agents to restore, or pick them with --host (with --all or --state), not both")
-    if args.host and not args.state:
-        args.all = True  # every restorable agent, on those hosts
-    if bool(args.agents or args.state) == args.all:
-        raise UsageError("name the agents to restore, or --all, not both" if args.all else
-                         "name the agents to restore, or --all for every one whose pane went with the tmux server",
-                         hint="`supervisor ls` shows them: their reason says the tmux server ended")
-    names = list(dict.fromkeys(args.agents))
-    if args.state:  # the engine refuses a name that is no case for a restore: only ended ones are picked
-        from supervisor.core.model import State
-
-        unknown = [state for state in args.state if state not in {s.value for s in State}]
-        if unknown:
-            from supervisor.suggest import did_you_mean
-
-            raise UsageError(f"no state {unknown[0]!r}", hint=did_you_mean(unknown[0], [s.value for s in State]))
-        names += [agent["name"] for agent in _call("ls") if agent["state"] in args.state
-                  and agent["state"] in {s.value for s in State if s.ended} and agent["name"] not in names]
-        if not names:
-            print(f"nothing to restore: no ended agent is {' or '.join(args.state)}")
-            return 0
-    request: dict[str, Any] = {"names": names or None, "every": args.all}
-    if args.host:
-        request["hosts"] = args.host
-    result = _call("restore", request)
-    if args.json:
-        _print_json(result)
-        return 1 if result["failed"] else 0
-    if not result["restored"] and not result["failed"]:
-        print("nothing to restore: no agent's pane went with the tmux server (`supervisor restore NAME` brings "
-              "back one that ended by itself)")
-    for agent in result["restored"]:
-        how = f"resumed conversation {agent['session_id']}" if agent["session_id"] else \
-            "resumed its conversation" if agent["resumed"] else \
-            "started afresh, its task given again" if agent.get("task") else "started afresh"
-        print(f"{agent['name']}: {agent['state']} in {agent['worktree']} ({how})")
-    for failure in result["failed"]:
-        print(f"supervisor: error: {failure['name']} not restored: {failure['error']}", file=sys.stderr)
-        if failure.get("hint"):
-            print(f"hint: {failure['hint']}", file=sys.stderr)
-    return 1 if result["failed"] else 0
-
-
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -488,7 +444,11 @@ def cmd_log(args: argparse.Namespace) -> int:
     paths = _paths()
     path = paths.transcript(args.agent)
     if not path.exists():
-        raise UsageError(f"no transcript for {args.agent!r}", hint="`supervisor ls` lists the agents")
+        from supervisor.suggest import did_you_mean
+
+        known = [found.stem for found in path.parent.glob("*.log")]  # every agent's, a removed one's too
+        raise UsageError(f"no transcript for {args.agent!r}",
+                         hint=did_you_mean(args.agent, known) or "`supervisor ls` lists the agents")
     with contextlib.suppress(SupervisorError):  # without an engine, the files are all there is
         _call("unwritten", {"name": args.agent}, autostart=False)
     out = sys.stdout.buffer
@@ -807,8 +767,7 @@ def cmd_guard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="supervisor", description="Run many AI coding agents in parallel on one repository.")
+    parser = Parser(prog="supervisor", description="Run many AI coding agents in parallel on one repository.")
     parser.add_argument("--version", action="version", version=f"supervisor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -920,17 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
     review.register(add)  # diff, push, pr
     down.register(add)
     hosts.register(add)  # hosts, hosts check
-    p = add("restore", cmd_restore, "bring back agents whose panes are gone (tmux server ended, reboot), each in "
-            "its own conversation")
-    p.add_argument("agents", nargs="*", metavar="NAME", help="these agents (also one that ended by itself)")
-    p.add_argument("--all", action="store_true", help="every agent whose pane went with the tmux server (and that was "
-                   "not stopped since)")
-    p.add_argument("--state", action="append", default=[], metavar="S",
-                   help="the ended agents in state S (repeatable): exited, failed, killed, stopped")
-    p.add_argument("--host", action="append", default=[], metavar="H",
-                   help="the agents on host H (repeatable): alone or with --all, those --all picks there; with "
-                   "--state, those in S there")
-    p.add_argument("--json", action="store_true")
+    restoring.register(add)
 
     p = add("engine", cmd_engine, "manage the engine")
     p.add_argument("action", nargs="?", choices=["start", "stop", "status"], default="status")
@@ -984,13 +933,11 @@ def parse_argv(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
         cut = words.index("--")
         if any(not word.startswith("-") for word in words[:cut]):
             words = words[:cut] + [_LITERAL + word if word.startswith("-") else word for word in words[cut + 1:]]
-    args = parser.parse_args(words)
+    args, extras = parser.parse_known_args(words)
+    refuse_unknown(parser, args, extras)
     for key, value in vars(args).items():
         setattr(args, key, _unmark(value))
     return args
-
-
-INTERNAL_COMMANDS = frozenset({"hook", "guard"})  # run by hooks, never by a person: in no listing or hint
 
 
 def _check_command(parser: argparse.ArgumentParser, words: list[str]) -> None:

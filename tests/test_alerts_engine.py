@@ -118,6 +118,9 @@ def test_doctor_checks_slack_with_auth_test(sandbox: Sandbox, slack: SlackServer
 def test_snooze_unsnooze_and_silences_from_the_cli(sandbox: Sandbox, slack: SlackServer) -> None:
     slack.start()
     configure(sandbox, slack)
+    sandbox.sv("start", "auth", "--command", "sleep 600")
+    typo = sandbox.sv("alerts", "snooze", "atuh", check=False)  # would silence nothing: refused
+    assert typo.returncode == 2 and "no agent named 'atuh'" in typo.stderr and "did you mean 'auth'?" in typo.stderr
     out = sandbox.sv("alerts", "snooze", "auth", "--for", "10m").stdout
     assert out.startswith("snoozed auth for 10m")
     sandbox.sv("alerts", "snooze", "--trigger", "stalled")

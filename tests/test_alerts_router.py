@@ -123,6 +123,8 @@ def test_a_helpers_done_reaches_the_human_when_configured(rig: Rigs) -> None:
 
 def test_snoozed_agent_is_held_back_and_told_when_unsnoozed_and_silences_persist(rig: Rigs) -> None:
     r = rig("  group_wait: 0.1s\n")
+    r.engine.store.add_agent(Agent(name="auth", profile="generic", command="true", worktree=str(r.root),
+                                   branch="agent/auth/work", base="HEAD", target="main"))
     silence = r.alerts.op_snooze(name="auth", duration="1h")
     assert silence["agent"] == "auth" and silence["trigger"] is None
     r.fire("auth", "waiting", "approve?")
@@ -161,8 +163,16 @@ def test_bad_snooze_requests_are_usage_errors(rig: Rigs) -> None:
         r.alerts.op_snooze(trigger="nope")
     with pytest.raises(UsageError):
         r.alerts.op_snooze(name="Bad Name")
+    r.engine.store.add_agent(Agent(name="auth", profile="generic", command="true", worktree=str(r.root),
+                                   branch="agent/auth/work", base="HEAD", target="main"))
     with pytest.raises(UsageError):
         r.alerts.op_snooze(name="auth", duration="soon")
+    with pytest.raises(UsageError, match="no agent named 'atuh'") as typo:  # a typo would silence nothing
+        r.alerts.op_snooze(name="atuh")
+    assert typo.value.hint == "did you mean 'auth'?"
+    assert r.alerts.op_snooze(name="tmux:")["agent"] == "tmux:"  # subjects that are not agents need none
+    assert r.alerts.op_snooze(name="host:build-2")["agent"] == "host:build-2"
+    assert r.alerts.op_snooze(name="repo:", trigger="budget")["agent"] == "repo:"
     with pytest.raises(UsageError):
         r.alerts.op_unsnooze(name="auth")
 

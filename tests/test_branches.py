@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.core.model import Agent, State
-from supervisor.engine.branches import BranchFacts
+from supervisor.engine.branches import BranchFacts, Readiness
 from tests.git_env import isolate_git
 
 
@@ -106,9 +106,58 @@ def test_ready_to_merge_needs_a_finished_turn_commits_a_clean_audit_and_no_busy_
     assert facts.readiness([exited])["api"].ready
     assert not facts.readiness([replace(exited, exit_code=2)])["api"].ready  # it crashed: look first
 
+    facts.readiness([audited])
     runs = facts.git_runs
     facts.readiness([audited])
-    assert facts.git_runs == runs, "the count is kept while neither tip moves"
+    assert facts.git_runs == runs, "the count (and its worktree's state) is kept while nothing moves"
     tip = commit(worktree, "other.py", "x\n")
     again = facts.readiness([replace(audited, extra={"audited": tip})])["api"]
     assert (again.ahead, again.ready) == (2, True)
+
+
+def test_ready_to_merge_means_nothing_uncommitted_would_be_lost_and_no_conflict_with_its_target(
+        repo: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge takes commits only: an agent with uncommitted changes is not READY (a merge would leave them
+    behind), nor one the conflict radar found conflicting with its target; one conflicting with another agent
+    is (a merge into its target goes through)."""
+    root, worktree, base = repo
+    facts = BranchFacts(root, root / ".git")
+    tip = commit(worktree, "app.py", "changed\n")
+    ready = agent(worktree, base, state=State.IDLE, extra={"audited": tip})
+    assert facts.readiness([ready])["api"] == Readiness(1, True, 0)
+
+    (worktree / "app.py").write_text("edited after the commit\n")
+    (worktree / "new.py").write_text("x\n")
+    assert facts.readiness([ready])["api"] == Readiness(1, True, 0), "kept: its tip, index and state stayed"
+    later = replace(ready, state_since=2.0)  # a turn ended (an edit by hand: at most DIRTY_AGAIN later)
+    assert facts.readiness([later])["api"] == Readiness(1, False, 2)
+    runs = facts.git_runs
+    assert not facts.readiness([later])["api"].ready
+    assert facts.git_runs == runs, "read once while nothing moved"
+    monkeypatch.setattr("supervisor.engine.branches.DIRTY_AGAIN", 0.0)
+    (worktree / "new.py").unlink()
+    git(worktree, "checkout", "app.py")
+    assert facts.readiness([later])["api"] == Readiness(1, True, 0)
+
+    with_target = replace(later, extra={"audited": tip, "conflicts": [
+        {"with": "main", "branch": "main", "files": ["app.py"]}]})
+    assert not facts.readiness([with_target])["api"].ready
+    with_peer = replace(later, extra={"audited": tip, "conflicts": [
+        {"with": "web", "branch": "agent/web/work", "files": ["app.py"]}]})
+    assert facts.readiness([with_peer])["api"].ready
+    helper = agent(worktree, base, name="api.t", branch="agent/api/work", target="main", state=State.IDLE)
+    assert facts.readiness([with_peer, helper])["api"].ready  # (a helper idle: not busy)
+
+
+def test_reading_what_is_uncommitted_never_rewrites_the_agents_index(repo: tuple[Path, Path, str]) -> None:
+    """The read runs while the agent may be using git itself: it takes no lock and writes no index (a rewrite
+    in the same second as an edit could hide that edit from the agent's next `git add`)."""
+    from supervisor.engine.branches import _index_of
+    from supervisor.git.worktrees import uncommitted_changes
+
+    _, worktree, _ = repo
+    (worktree / "app.py").write_text("a\nb\nc\n")  # the same content, a new stat: a refresh would rewrite the index
+    index = _index_of(worktree)
+    before = (index.read_bytes(), index.stat().st_mtime_ns)
+    assert uncommitted_changes(worktree) == []
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == before

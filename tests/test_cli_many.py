@@ -4,6 +4,7 @@ command or agent; events as sentences; rm's hint; `down` leaving no process behi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,21 @@ def test_a_mistyped_command_or_agent_gets_did_you_mean_and_internal_commands_sta
         assert "no agent named 'atuh'" in done.stderr and "did you mean 'auth'?" in done.stderr, args
     bad_state = sandbox.sv("stop", "--state", "idel", check=False)
     assert bad_state.returncode == 2 and "did you mean 'idle'?" in bad_state.stderr
+    no_log = sandbox.sv("log", "atuh", check=False)
+    assert no_log.returncode == 2 and "no transcript for 'atuh'" in no_log.stderr
+    assert "did you mean 'auth'?" in no_log.stderr
+    for args, meant in ((["alerts", "snoze"], "snooze"), (["task", "lss"], "ls"), (["engine", "strat"], "start"),
+                        (["hosts", "chek"], "check"), (["usage", "--by", "agnet"], "agent")):
+        done = sandbox.sv(*args, check=False)
+        assert done.returncode == 2 and f"hint: did you mean '{meant}'?" in done.stderr, (args, done.stderr)
+        assert "invalid choice" not in done.stderr and "hook" not in done.stderr, args
+
+    # An option is taken by its whole name only: `--stat` is not `--state` (that stopped every idle agent).
+    sandbox.wait_state("auth", "idle", timeout=30)
+    abbreviated = sandbox.sv("stop", "--stat", "idle", check=False)
+    assert abbreviated.returncode == 2 and "unknown option '--stat'" in abbreviated.stderr
+    assert "did you mean '--state'?" in abbreviated.stderr
+    assert sandbox.state("auth") == "idle"
 
 
 def test_events_read_as_sentences(sandbox: Sandbox) -> None:
@@ -186,3 +202,84 @@ def test_make_demo_installs_only_what_the_demo_needs_and_says_where_supervisor_i
     runtime = " ".join(project["dependencies"])
     assert not any(tool in runtime for tool in ("pytest", "mypy", "ruff", "hypothesis"))
     assert sys.version_info >= (3, 11)
+
+
+def test_ready_to_merge_only_when_a_merge_now_would_lose_nothing(sandbox: Sandbox) -> None:
+    """An idle agent with a commit and uncommitted edits is not READY (a merge takes commits only); once it
+    commits them, it is."""
+    command, _ = script(sandbox, "maker", """
+        turns:
+          - [{write: {path: src/a.py, content: "a = 1\\n"}}, {commit: "Add a"},
+             {write: {path: src/b.py, content: "b = 1\\n"}}, {write: {path: src/a.py, content: "a = 2\\n"}},
+             {say: done with uncommitted edits}]
+          - [{commit: "The rest"}, {say: all committed}]
+    """)
+    sandbox.sv("start", "maker", "--task", "go", "--command", command, "--no-wait")
+    sandbox.wait_state("maker", "idle", timeout=30)
+    wait_until(lambda: sandbox.ls()["maker"]["ahead"] == 1, timeout=30, message="its commit counted")
+    listed = sandbox.ls()["maker"]
+    assert not listed["ready_to_merge"], "2 uncommitted changes a merge would leave behind"
+
+    sandbox.sv("send", "maker", "commit the rest")
+    wait_until(lambda: "all committed" in sandbox.screen("maker"), timeout=30, message="the second commit")
+    row = wait_until(lambda: (found := sandbox.ls()["maker"])["ready_to_merge"] and found, timeout=30,
+                     message="ready once nothing is uncommitted")
+    assert row["ahead"] == 2
+    merged = sandbox.sv("merge", "maker")
+    assert "merged 2 commit(s)" in merged.stdout and "uncommitted" not in merged.stderr
+
+
+def test_show_words_an_alert_as_its_last_event(sandbox: Sandbox) -> None:
+    """`last_event` keeps what its sentence is made of: the alert's number and channel, not `alert ? … ?`."""
+    sandbox.write_config("alerts:\n  tmux: false\n  group_wait: 0.1s\n  command: 'true'\n")
+    sandbox.sv("start", "crash", "--command", "sh -c 'sleep 0.3; exit 3'", check=False)
+    wait_until(lambda: (sandbox.ls()["crash"].get("last_event") or {}).get("kind") == "alert_sent", timeout=30,
+               message="the alert delivered")
+    line = next(line for line in sandbox.sv("show", "crash").stdout.splitlines() if line.startswith("last_event:"))
+    assert "?" not in line, line
+    assert re.search(r"last_event: +alert \d+ delivered by command", line), line
+
+
+def test_deny_in_bulk_send_all_mid_turn_and_restart_by_names(sandbox: Sandbox) -> None:
+    """`deny --all` answers every waiting agent with the reason; `send --all` reaches every running one, and
+    one mid-turn takes the text as its next turn (once); `restart a b` restarts those two only."""
+    records = {}
+    for name in ("alpha", "beta"):
+        command, records[name] = script(sandbox, name, ASKS)
+        sandbox.sv("start", name, "--task", "go", "--command", command, "--no-wait")
+    for name in ("alpha", "beta"):
+        sandbox.wait_state(name, "waiting", timeout=30)
+
+    denied = sandbox.sv("deny", "--all", "--reason", "not now")
+    assert sorted(line.split(" ", 2)[:2] for line in denied.stdout.splitlines()) == [["alpha:", "denied"],
+                                                                                    ["beta:", "denied"]]
+    for name in ("alpha", "beta"):
+        sandbox.wait_state(name, "idle", timeout=30)
+        assert any(e.get("kind") == "denied" and e.get("reason") == "not now"
+                   for e in sandbox.agent(name)["events"]), name
+
+    busy = """
+        turns:
+          - [{say: on it}, {work: 8s}, {say: first turn done}]
+          - [{say: second turn}]
+    """
+    for name in ("gamma", "delta"):
+        command, records[name] = script(sandbox, name, busy)
+        sandbox.sv("start", name, "--task", "go", "--command", command, "--no-wait")
+    for name in ("gamma", "delta"):
+        sandbox.wait_state(name, "working", timeout=30)
+    sent = sandbox.sv("send", "--all", "--", "the next step")
+    assert sorted(sent.stdout.splitlines()) == ["alpha: sent", "beta: sent", "delta: sent", "gamma: sent"]
+    assert {sandbox.state(name) for name in ("gamma", "delta")} == {"working"}, "sent mid-turn"
+    for name in ("gamma", "delta"):
+        wait_until(lambda name=name: "second turn" in sandbox.screen(name), timeout=40,
+                   message=f"{name} took the text as its next turn")
+        assert prompts(records[name]) == ["go", "the next step"], name
+    for name in ("alpha", "beta"):
+        wait_until(lambda name=name: prompts(records[name]) == ["go", "not now", "the next step"], timeout=30,
+                   message=f"{name} told why it was denied, then given the text, each once")
+
+    restarted = sandbox.sv("restart", "gamma", "alpha")
+    assert [line.split(":")[0] for line in restarted.stdout.splitlines()] == ["alpha", "gamma"]
+    assert {name: sandbox.agent(name)["restarts"] for name in ("alpha", "beta", "gamma", "delta")} == {
+        "alpha": 1, "beta": 0, "gamma": 1, "delta": 0}

@@ -124,8 +124,11 @@ def test_commits_on_a_host_come_home_are_audited_merged_and_removed(sandbox: San
     diff = sandbox.sv("diff", "far").stdout
     assert "+print(1)" in diff and "src/app.py" in diff  # its commit, read at home
     assert "notes.txt" in diff and "+set up there" in diff  # what is uncommitted on the host, asked there
+    wait_until(lambda: sandbox.ls()["far"]["ahead"] == 1, timeout=30, message="its commit counted")
+    assert not sandbox.ls()["far"]["ready_to_merge"], "notes.txt, uncommitted there, would be left behind"
+    on_host(ssh_hosts, f"rm {wt}/notes.txt")
     listed = wait_until(lambda: (row := sandbox.ls()["far"])["ready_to_merge"] and row, timeout=30,
-                        message="audited and ready")
+                        message="audited and ready once nothing is uncommitted there")
     assert (listed["host"], listed["ahead"]) == ("box1", 1)
 
     merged = sandbox.sv("merge", "far").stdout

@@ -159,13 +159,50 @@ def test_limits_restore_auto_restores_them_when_the_engine_starts(sandbox: Sandb
     assert sandbox.ls()["auth"]["restorable"] is False
 
 
+def test_restore_takes_several_names_a_state_and_names_with_all_as_the_other_bulk_verbs_do(
+        sandbox: Sandbox) -> None:
+    config(sandbox)
+    commands = {name: demo_recording(sandbox, name, TWO_TURNS)[0] for name in ("a", "b", "c", "d")}
+    ender, _ = demo_recording(sandbox, "e", 'turns:\n  - [{say: "all done"}, {exit: 0}]\n')
+    for name, command in commands.items():
+        sandbox.sv("start", name, "--task", f"work {name}", "--command", command, "--no-wait")
+    sandbox.sv("start", "gone", "--task", "finish", "--command", ender)
+    for name in commands:
+        sandbox.wait_state(name, "idle")
+    sandbox.wait_state("gone", "exited")
+    sandbox.sv("stop", "d")
+    kill_tmux_server(sandbox)
+    for name in ("a", "b", "c"):
+        assert sandbox.wait_state(name, "exited")["restorable"] is True
+
+    several = sandbox.sv("restore", "b", "a", "b")  # several names, each once, parents before helpers
+    assert [line.split(":")[0] for line in several.stdout.splitlines()] == ["a", "b"]
+    assert sandbox.state("c") == "exited" and len(launched(sandbox, "c")) == 1
+
+    # A name and --all combine: the named one (it ended by itself) and every restorable one (c).
+    combined = sandbox.sv("restore", "gone", "--all", check=False)  # gone ends again at once: maybe a failure
+    assert {line.split(":")[0] for line in combined.stdout.splitlines()} <= {"c", "gone"}
+    assert len(launched(sandbox, "c")) == 2 and len(launched(sandbox, "gone")) == 2
+    assert len(launched(sandbox, "a")) == 2, "a, back already, was not started again"
+
+    by_state = sandbox.sv("restore", "--state", "stopped")  # the stopped one, not those running again
+    assert [line.split(":")[0] for line in by_state.stdout.splitlines()] == ["d"]
+    for name in commands:
+        sandbox.wait_state(name, "idle", "working")
+    assert [len(launched(sandbox, name)) for name in commands] == [2, 2, 2, 2]
+    again = sandbox.sv("restore", "--state", "stopped").stdout
+    assert again.startswith("nothing to restore: no ended agent is stopped")
+
+
 def test_restore_refuses_bad_requests_in_one_line(sandbox: Sandbox) -> None:
     config(sandbox)
     neither = sandbox.sv("restore", check=False)
     assert neither.returncode == 2
     assert neither.stderr.splitlines()[0].startswith("supervisor: error: name the agents to restore, or --all")
-    both = sandbox.sv("restore", "x", "--all", check=False)
-    assert (both.returncode, both.stderr.splitlines()[0]) == (
-        2, "supervisor: error: name the agents to restore, or --all, not both")
+    both = sandbox.sv("restore", "x", "--all", check=False)  # they combine; the name must still exist
+    assert (both.returncode, both.stderr.splitlines()[0]) == (2, "supervisor: error: no agent named 'x'")
+    nowhere = sandbox.sv("restore", "x", "--host", "far", check=False)
+    assert (nowhere.returncode, nowhere.stderr.splitlines()[0]) == (
+        2, "supervisor: error: no agent is on host 'far'")
     unknown = sandbox.sv("restore", "nobody", check=False)
     assert (unknown.returncode, unknown.stderr.splitlines()[0]) == (2, "supervisor: error: no agent named 'nobody'")

@@ -1,5 +1,5 @@
 """Reviewing an agent's work from the CLI: `diff` (commits, uncommitted edits, new files), `push` to a local
-bare remote, and `pr` saying clearly when `gh` is missing."""
+bare remote, and `pr` through `gh` (a stub on PATH), saying clearly when it is missing."""
 
 from __future__ import annotations
 
@@ -106,3 +106,40 @@ def test_pr_text_comes_from_task_commits_and_audit(sandbox: Sandbox) -> None:
     assert title == "Harden the auth package"
     assert "and test it" in body and "Say more" in body
     assert "Every commit stays within the agent's contract" in body
+
+
+def test_pr_pushes_the_branch_and_opens_the_pull_request_with_gh(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A stub `gh` first on PATH: `pr` pushes the branch, hands gh the title and the body (task, commits,
+    audit) and prints the pull request's address; a refusal by gh is said with its last line."""
+    worktree = started_with_changes(sandbox)
+    branch = sandbox.ls()["auth"]["branch"]
+    tip = sandbox.git("rev-parse", "HEAD", cwd=worktree)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    sandbox.git("remote", "add", "origin", str(remote))
+    bindir = tmp_path / "stub-bin"
+    bindir.mkdir()
+    calls = tmp_path / "gh-calls"
+    gh = bindir / "gh"
+    gh.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {calls}.args\ncat > {calls}.body\n"
+                  f"if [ -e {calls}.refuse ]; then echo 'a pull request for branch already exists' >&2; exit 1; fi\n"
+                  "echo https://github.com/example/repo/pull/7\n")
+    gh.chmod(0o755)
+    with_gh = Sandbox(root=sandbox.root, home=sandbox.home, runtime=sandbox.runtime,
+                      env={**sandbox.env, "PATH": f"{bindir}:{sandbox.env['PATH']}"})
+
+    done = with_gh.sv("pr", "auth", "--draft")
+    assert done.stdout.strip() == "auth: pull request https://github.com/example/repo/pull/7"
+    assert sandbox.git("rev-parse", f"refs/heads/{branch}", cwd=remote) == tip  # pushed first
+    args = Path(f"{calls}.args").read_text().splitlines()
+    assert args == ["pr", "create", "--head", branch, "--base", "main", "--title", "Harden the auth package",
+                    "--body-file", "-", "--draft"]
+    body = Path(f"{calls}.body").read_text()
+    assert "## Task\n\nHarden the auth package\n\nand test it" in body and "Say more" in body
+    assert "Every commit stays within the agent's contract" in body
+
+    Path(f"{calls}.refuse").touch()
+    refused = with_gh.sv("pr", "auth", check=False)
+    assert refused.returncode == 1
+    assert "gh could not open the pull request: a pull request for branch already exists" in refused.stderr
+    assert "the branch is pushed to origin" in refused.stderr

@@ -4,6 +4,7 @@ The same keys against the real engine are in test_ui_engine.py; here every form 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -775,3 +776,37 @@ def test_the_chosen_theme_is_remembered_in_the_users_config(tmp_path: Path,
         assert second.theme == "solarized-light"
 
     run(second, reopened)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 130, 140, 160, 200])
+def test_the_footer_shows_whole_keys_dropping_the_least_needed_first(width: int) -> None:
+    """No key is cut mid-word: those that do not fit are left out whole (help and quit always stay), and every
+    key still works; from 123 columns (compact) every key shows."""
+    from textual.widgets._footer import FooterKey
+
+    from supervisor.ui.footer import DROP_ORDER, SAME_KEY
+
+    app, _, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.pause()
+        keys = [key for key in app.footer.query(FooterKey) if key.display]
+        shown = {SAME_KEY.get(key.action, key.action) for key in keys}
+        spans = sorted((key.region.x, key.region.right) for key in keys)
+        assert all(right <= width for _, right in spans), spans  # nothing past the edge
+        assert all(one[1] <= two[0] for one, two in itertools.pairwise(spans)), spans  # no overlap
+
+        def whole(key: FooterKey) -> int:  # `k Label`, compact; ` k Label ` roomy
+            return len(key.key_display) + len(key.description) + (1 if app.footer.compact else 3)
+
+        assert all(key.region.width == whole(key) for key in keys if not key.has_class("-command-palette")), \
+            "each key whole"
+        assert {"help", "quit"} <= shown
+        dropped = [action for action in DROP_ORDER if action not in shown]
+        assert dropped == list(DROP_ORDER[:len(dropped)]), "dropped in order, least needed first"
+        assert bool(dropped) == (width < 123)
+        if width == 80:
+            assert shown == {"attach", "send", "approve", "deny", "stop", "restart", "merge", "help", "quit"}
+
+    run(app, scenario, size=(width, 30))

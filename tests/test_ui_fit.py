@@ -83,6 +83,34 @@ def test_at_80x24_the_agents_list_gets_the_room_and_columns_give_way_by_priority
     run(app, scenario, size=(80, 24))
 
 
+def test_needs_you_headers_line_up_from_the_first_paint(engine: Sandbox) -> None:
+    """The first items of "Needs you" come with their columns' widths set: the headers do not move once the
+    rest of the dashboard has loaded (they were 4 columns off for half a minute)."""
+    asker = engine.root.parent / "asker.yaml"
+    asker.write_text('turns:\n  - [ask: "Delete the build folder and every cache under it?", say: "ok"]\n')
+    for name in ("asks", "also-asks"):
+        engine.sv("start", name, "--task", "go", "--command", f"{DEMO_AGENT} --script {asker}")
+    for name in ("asks", "also-asks"):
+        engine.wait_state(name, "waiting", timeout=30)
+    app, _ = make(engine)
+    first: list[tuple[bool, list[int]]] = []
+
+    def widths() -> list[int]:
+        return [column.width for column in app.attention_table.columns.values()]
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        table = app.attention_table
+        await wait_for(pilot, lambda: table.row_count > 0, message="the first items")
+        first.append((fits(app, table), widths()))
+        await loaded(pilot, preview=False)
+        await wait_for(pilot, lambda: table.row_count == 2, message="both items")
+        await pilot.pause()
+        assert first == [(True, widths())], "the headers where they were at the first paint"
+        assert fits(app, table) and table.max_scroll_x == 0
+
+    run(app, scenario, size=(120, 30))
+
+
 def background_of(style: Style) -> str | None:
     return None if style.bgcolor is None else style.bgcolor.get_truecolor().hex
 

@@ -127,13 +127,16 @@ def test_work_ready_to_merge_is_badged_and_listed_last() -> None:
     assert b.badges("a").plain == "MERGED" and b.attention() == []
 
 
-def test_ready_means_a_merge_would_go_through_now() -> None:
-    """A conflict found since the audit: CONFLICT, not READY as well (`m` would fail on it)."""
+def test_ready_is_the_engines_word_and_a_conflict_with_another_agent_does_not_hide_it() -> None:
+    """The engine says READY only when a merge now would go through (no conflict with its target, nothing
+    uncommitted); a conflict with another agent's branch does not stop a merge into the target."""
     b = Board()
     b.set_agents([agent("a", "idle", ready_to_merge=True, ahead=1,
+                        conflicts=[{"with": "b", "branch": "agent/b/work", "files": ["x.py"]}]),
+                  agent("c", "idle", ready_to_merge=False, ahead=1,
                         conflicts=[{"with": "main", "branch": "main", "files": ["x.py"]}])])
-    assert b.badges("a").plain == "CONFLICT 1"
-    assert [i.kind for i in b.attention()] == ["conflict"]
+    assert b.badges("a").plain == "CONFLICT 1 READY"
+    assert b.badges("c").plain == "CONFLICT 1"
 
 
 def test_badges_and_reasons_come_from_the_state_now_not_from_old_triggers() -> None:

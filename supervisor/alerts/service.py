@@ -26,7 +26,9 @@ from supervisor.alerts.outbox import Outbox, ensure_schema
 from supervisor.alerts.replies import SlackReplies
 from supervisor.alerts.router import Router, Settings
 from supervisor.config import AlertsConfig
+from supervisor.core import subjects
 from supervisor.errors import UsageError
+from supervisor.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -196,8 +198,13 @@ class AlertService:
 
     def op_snooze(self, name: str | None = None, trigger: str | None = None,
                   duration: str | float = "1h") -> dict[str, Any]:
-        """Silence alerts about agent `name` and/or `trigger` for `duration` (e.g. 30m)."""
+        """Silence alerts about agent `name` and/or `trigger` for `duration` (e.g. 30m). An agent that does not
+        exist is refused (a typo would silence nothing); other subjects (`tmux:`, `host:NAME`) need none."""
         silences.check_target(name, trigger)
+        if name is not None and subjects.is_agent(name) and self.store.get_agent(name) is None:
+            known = [agent.name for agent in self.store.agents()]
+            raise UsageError(f"no agent named {name!r}",
+                             hint=did_you_mean(name, known) or "`supervisor ls` lists the agents")
         seconds = silences.seconds(duration)
         now = time.time()
         with self.store.transaction() as db:

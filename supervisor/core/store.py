@@ -66,8 +66,29 @@ class SetAside:
     error: str
 
 
+# What an agent's newest event keeps for `ls` and `show` (`last_event`): the fields its sentence is made of
+# (supervisor.core.eventtext), each string cut short; the whole event stays in the log.
+_GIST_KEYS = ("trigger", "active", "since", "summary", "hook_event_name", "state", "previous", "reason", "alert",
+              "subject", "triggers", "channel", "channels", "to", "status", "attempts", "error", "by", "request")
+_GIST_TEXT = 200  # characters of a string field kept
+_GIST_ITEMS = 8  # items of a list field kept
+
+
 def _gist(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: data[key] for key in ("trigger", "active", "hook_event_name", "state") if key in data}
+    gist: dict[str, Any] = {}
+    for key in _GIST_KEYS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = value[:_GIST_TEXT]
+        elif isinstance(value, list):
+            value = [item[:_GIST_TEXT] if isinstance(item, str) else item for item in value[:_GIST_ITEMS]
+                     if isinstance(item, str | int | float)]
+        elif not isinstance(value, bool | int | float):
+            continue
+        gist[key] = value
+    return gist
 
 
 class Store:

@@ -8,13 +8,18 @@ could change it moved: its branch tip, its base, its pane's output (its screen c
 something: at most every ACTIVE_EVERY seconds while it keeps printing), its state (a turn ended), or its
 worktree's index (a `git add`, a commit, a checkout). A dashboard asking every few seconds for 100 agents
 costs a few `stat` calls when nothing happened, instead of a `git diff` per agent.
+
+Ready to merge means a merge would go through now with nothing lost: besides its commits and a clean audit, no
+conflict with its target (as the conflict radar recorded it) and nothing uncommitted in its worktree (a merge
+takes commits only). Only an agent otherwise ready has its worktree read, and that read is kept while its tip,
+index and state stay put, for at most DIRTY_AGAIN seconds (an edit by hand touches no index).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ FINISHED = frozenset({State.IDLE, State.STOPPED, State.EXITED})
 BUSY = frozenset({State.STARTING, State.WORKING, State.WAITING, State.STALLED, State.LIMITED, State.UNREACHABLE})
 ACTIVE_EVERY = 20.0  # a busy agent's diff stat is computed again at most this often (each costs a git diff)
 UNTRACKED_MAX_BYTES = 1 << 20  # untracked files larger than this count as a file, their lines unread
+DIRTY_AGAIN = 10.0  # an otherwise ready agent's worktree is read again at least this often
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,35 @@ class _Stat:
 @dataclass(frozen=True)
 class Readiness:
     ahead: int | None  # commits its branch has that its target lacks (None: not counted, it is not finished)
-    ready: bool  # finished, helpers done, commits to merge, a clean audit of its tip, not merged as it stands
+    ready: bool  # finished, helpers done, commits to merge, a clean audit of its tip, not merged as it stands,
+    # no conflict with its target, nothing uncommitted
+    uncommitted: int | None = None  # changes in its worktree (None: not read, or it could not be read)
+
+
+@dataclass(frozen=True)
+class _Dirty:
+    moved: tuple[Any, ...]  # worktree, tip, index, state
+    at: float  # monotonic time it was read
+    count: int | None
+
+
+def _local_changes(agent: Agent) -> list[str]:
+    return worktrees.uncommitted_changes(Path(agent.worktree))
+
+
+def conflicts_with_target(agent: Agent) -> bool:
+    """The conflict radar found its branch conflicting with the branch it merges into."""
+    return any(isinstance(c, dict) and c.get("branch") == agent.target for c in agent.extra.get("conflicts") or [])
 
 
 class BranchFacts:
-    def __init__(self, root: Path, common_dir: Path) -> None:
+    def __init__(self, root: Path, common_dir: Path,
+                 uncommitted: Callable[[Agent], list[str]] = _local_changes) -> None:
+        """`uncommitted`: the `git status --porcelain` lines of an agent's worktree, wherever it runs."""
         self.root = root
         self.common_dir = common_dir
+        self._uncommitted = uncommitted
+        self._dirty: dict[str, _Dirty] = {}
         self._lock = threading.Lock()
         self._stamp: tuple[int, ...] | None = None
         self._tips: dict[str, str] = {}
@@ -91,13 +119,35 @@ class BranchFacts:
             helpers_busy = any(name.startswith(agent.name + ".") for name in busy)
             audited = agent.extra.get("audited") == tip and not agent.extra.get("violations")
             merged = agent.extra.get("merged_tip") == tip
-            ready = bool(ahead) and audited and not merged and not helpers_busy
-            result[agent.name] = Readiness(ahead, ready)
+            ready = bool(ahead) and audited and not merged and not helpers_busy and not conflicts_with_target(agent)
+            dirty = self._count_dirty(agent, tip) if ready else None
+            result[agent.name] = Readiness(ahead, ready and dirty == 0, dirty)
         live_tips = set(tips.values())
-        with self._lock:  # forget counts about commits no branch points at any more
+        names = {agent.name for agent in agents}
+        with self._lock:  # forget counts about commits no branch points at any more, and agents gone
             for key in [key for key in self._ahead if not set(key) <= live_tips]:
                 del self._ahead[key]
+            for gone in set(self._dirty) - names:
+                del self._dirty[gone]
         return result
+
+    def _count_dirty(self, agent: Agent, tip: str) -> int | None:
+        """How many uncommitted changes its worktree holds (None: it could not be read)."""
+        index = None if agent_refs.is_remote(agent) else _mtime(self._index_of(Path(agent.worktree)))
+        moved = (agent.worktree, tip, index, agent.state, agent.state_since)  # taken before the read: a change
+        now = time.monotonic()  # while it runs is seen at the next look (the read never writes the index)
+        with self._lock:
+            cached = self._dirty.get(agent.name)
+        if cached is not None and cached.moved == moved and now - cached.at < DIRTY_AGAIN:
+            return cached.count
+        try:
+            count: int | None = len(self._uncommitted(agent))
+        except SupervisorError:  # a host down, a worktree git cannot read: not known to be clean
+            count = None
+        with self._lock:
+            self.git_runs += 1
+            self._dirty[agent.name] = _Dirty(moved, now, count)
+        return count
 
     def _count(self, key: tuple[str, str]) -> int | None:
         with self._lock:

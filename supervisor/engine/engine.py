@@ -61,6 +61,7 @@ from supervisor.engine.taskdesk import TaskDesk
 from supervisor.engine.transcripts import Transcripts
 from supervisor.engine.unreached import PendingStops
 from supervisor.engine.watcher import Live, Watcher
+from supervisor.engine.worktree_state import uncommitted_changes
 from supervisor.errors import SupervisorError, UsageError
 from supervisor.hosts.base import Host
 from supervisor.hosts.local import LocalHost
@@ -113,7 +114,8 @@ class Engine:
         self.watcher = Watcher(self)
         self.approvals = Approvals(self.store)
         self.limits = Limits(self)
-        self.branches = BranchFacts(paths.root, paths.common_dir)  # tips, commits ahead, diff stats: cached
+        self.branches = BranchFacts(paths.root, paths.common_dir,  # tips, commits ahead, diff stats: cached
+                                    functools.partial(uncommitted_changes, self))
         # Subsystems with threads of their own (alert delivery); each may offer `op_*` requests.
         from supervisor.alerts.service import AlertService
 

@@ -112,10 +112,13 @@ def _is_commit(root: Path, rev: str) -> bool:
 
 
 def uncommitted_changes(worktree: Path) -> list[str]:
-    """`git status --porcelain` lines of a worktree (supervisor's own files are excluded)."""
+    """`git status --porcelain` lines of a worktree (supervisor's own files are excluded). Without optional
+    locks: it never rewrites the agent's index, which the agent's own git may be writing at the same moment
+    (and a rewrite in the same second as an edit can hide that edit from the agent's next `git add`)."""
     if not worktree.exists():
         return []
-    out = run_git(worktree, "status", "--porcelain", "--untracked-files=all", *NOT_INTO_SUBMODULES)
+    out = run_git(worktree, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all",
+                  *NOT_INTO_SUBMODULES)
     return [line for line in out.splitlines() if line]
 
 

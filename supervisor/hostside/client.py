@@ -258,7 +258,8 @@ def _decode(path: bytes) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="supervisor", description="supervisor, as an agent on this host sees it")
+    parser = argparse.ArgumentParser(prog="supervisor", description="supervisor, as an agent on this host sees it",
+                                     allow_abbrev=False)  # whole option names only, as at home
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("helper", help="start a helper under this agent, within its contract")
     p.add_argument("name", help="its short name; the full name becomes PARENT.NAME")

@@ -63,9 +63,9 @@ ACTIONS: tuple[Action, ...] = (
            "killed, the machine rebooted), each in its own conversation", "supervisor restore --all", on_agent=False),
     Action("t", "task_board", "Task board", "the tasks agents claim one at a time: add one, release a claim, "
            "mark one done", "supervisor task ls|add|release|done", on_agent=False),
-    Action("space", "toggle_mark", "Mark", "mark the agent (again: unmark); with agents marked, s, r, y, d and x "
+    Action("space", "toggle_mark", "Mark", "mark the agent (again: unmark); with agents marked, s, r, y, d, i and x "
            "act on all of them after one confirmation (Esc clears the marks)",
-           "supervisor stop|restart|approve|deny|rm NAME NAME…", footer=True),
+           "supervisor stop|restart|approve|deny|send|rm NAME NAME…", footer=True),
     Action("shift+down", "mark_down", "Mark and move down", "mark the agent and the next one (shift+↓)",
            on_agent=True),
     Action("shift+up", "mark_up", "Mark and move up", "mark the agent and the one above (shift+↑)", on_agent=True),

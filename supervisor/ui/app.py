@@ -18,12 +18,13 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import DataTable, Input, Label, Select, Static
 
 from supervisor.paths import RepoPaths
 from supervisor.repositories import SEPARATOR, qualify
 from supervisor.ui import settings
 from supervisor.ui.actions import ACTIONS, BY_NAME
+from supervisor.ui.footer import FittedFooter, fit
 from supervisor.ui.header import SteadyHeader
 from supervisor.ui.hostchoice import Refused, Started, start_request
 from supervisor.ui.hosts import ALL_HOSTS, HostActions
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from supervisor.tmux.attach import AttachPlan
 
 LONG_REQUEST_SECONDS = 3600.0  # requests that may run long (merge): a result late is still a result
-FOOTER_ROOMY = 140  # columns: every footer key at its normal spacing, and the command palette's
-FOOTER_COMPACT_WITH_PALETTE = 125
 
 
 class AgentCommands(Provider):
@@ -133,15 +132,13 @@ class SupervisorApp(MarkedActions, HostActions):
         with Horizontal(id="bottom"):
             yield self.preview
             yield self.event_log
-        self.footer = Footer()
+        self.footer = FittedFooter()
         yield self.footer
 
     def on_resize(self, event: events.Resize) -> None:
-        """Every key of an agent's actions in the footer: 140 columns hold them with the palette key; narrower,
-        a compact footer without it (ctrl+p still works, `?` lists it); under 115 columns the last keys are cut."""
-        width = event.size.width
-        self.footer.compact = width < FOOTER_ROOMY
-        self.footer.show_command_palette = width >= FOOTER_COMPACT_WITH_PALETTE
+        """The footer's keys as many as fit, each whole (supervisor.ui.footer)."""
+        self.footer.apply(fit(((a.name, self.get_key_display(Binding(a.key.split(",")[0], a.name)), a.footer_label)
+                               for a in ACTIONS if a.footer), event.size.width))
         self.apply_layout()
         if self.loaded:
             self.refresh_tables()  # long reasons cut again to the new width
@@ -284,6 +281,8 @@ class SupervisorApp(MarkedActions, HostActions):
         self.push_screen(NewHelperScreen(parent), submitted)
 
     def action_send(self) -> None:
+        if self.act_on_marked("send"):
+            return
         name = self._agent()
         if name is None:
             return

@@ -1,5 +1,6 @@
-"""Marked rows: space (or shift+↑↓) marks agents, and stop, restart, approve, deny and remove then act on all
-the marked ones at once, after one confirmation that names them, through the engine's `each` request (each
+"""Marked rows: space (or shift+↑↓) marks agents, and stop, restart, approve, deny, send and remove then act
+on all the marked ones at once, after one confirmation that names them (for deny and send: the prompt for the
+reason or the text), through the engine's `each` request (each
 agent under its own request, a refusal of one said as that one's)."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "kill": {"kill": True}, "stop": {"kill": False}, "restart": {}, "approve": {"by": "dashboard"},
     "force": {"force": True}, "rm": {"force": False},
 }
-DONE = {"stop": "stopped", "restart": "restarted", "approve": "approved", "deny": "denied", "rm": "removed"}
+DONE = {"stop": "stopped", "restart": "restarted", "approve": "approved", "deny": "denied", "send": "sent",
+        "rm": "removed"}
 
 
 
@@ -75,6 +77,13 @@ class MarkedActions(LiveDashboard):
 
             self.push_screen(PromptScreen(f"Deny what {listed} wait for: why? (optional)", "reason",
                                           allow_empty=True), reason_given)
+            return True
+        if verb == "send":
+            def text_given(text: str | None) -> None:
+                if text:
+                    self._each(verb, names, {"text": text})
+
+            self.push_screen(PromptScreen(f"Send to {listed} (typed and submitted)", "text"), text_given)
             return True
         question, buttons = QUESTIONS[verb]
 

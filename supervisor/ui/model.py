@@ -288,7 +288,7 @@ class Board:
             items.append("TIMEOUT")
         if "merge" in flags.active:
             items.append("MERGE")
-        elif agent.get("ready_to_merge") and not conflicts:  # READY: a merge now would go through
+        elif agent.get("ready_to_merge"):  # READY: the engine found a merge now would go through, nothing lost
             items.append("READY")
         elif agent.get("merged"):
             items.append("MERGED")
