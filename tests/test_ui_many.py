@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.screens import ConfirmScreen, PromptScreen, RefusalScreen
-from supervisor.ui.testing import loaded, run, screen_is, type_in, wait_for
+from supervisor.ui.testing import drawn, loaded, run, screen_is, type_in, wait_for
 from tests.conftest import DEMO_AGENT, Sandbox
 from tests.test_pane_identity import kill_tmux_server
 from tests.test_sessions import prompts
@@ -151,7 +151,7 @@ def test_badges_last_exactly_as_long_as_their_condition(engine: Sandbox) -> None
         await screen_is(pilot, PromptScreen)
         await type_in(pilot, "keep it")
         await wait_for(pilot, lambda: app.board.agents["asks"]["state"] == "idle", message="asks idle")
-        await pilot.pause()
+        await drawn(pilot)
         assert "ASK" not in badges(app, "asks") and attention_of(app, "asks") is None
 
         app.select_agent("slow")
@@ -159,13 +159,13 @@ def test_badges_last_exactly_as_long_as_their_condition(engine: Sandbox) -> None
         await screen_is(pilot, ConfirmScreen)
         await pilot.click("#stop")
         await wait_for(pilot, lambda: app.board.agents["slow"]["state"] == "stopped", message="slow stopped")
-        await pilot.pause()
+        await drawn(pilot)
         assert "STALL" not in badges(app, "slow") and attention_of(app, "slow") is None
 
         kill_tmux_server(engine)  # "later" still asks: its pane goes, and its question with it
         await wait_for(pilot, lambda: app.board.agents["later"]["state"] not in ("waiting", "idle"),
                        message="later's pane gone")
-        await pilot.pause()
+        await drawn(pilot)
         assert "ASK" not in badges(app, "later")
         assert "Delete the cache?" not in (attention_of(app, "later") or "")
 

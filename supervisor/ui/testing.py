@@ -56,6 +56,14 @@ async def loaded(pilot: Pilot[Any], *, diffstat: bool = False, preview: bool = T
     await pilot.pause()
 
 
+async def drawn(pilot: Pilot[Any]) -> None:
+    """Until the news the dashboard has taken in is on screen (it draws engine news at most once a second)."""
+    app = pilot.app
+    assert isinstance(app, SupervisorApp)
+    await wait_for(pilot, lambda: not app.pacer.pending, message="the news drawn")
+    await pilot.pause()
+
+
 def run(app: SupervisorApp, scenario: Callable[[Pilot[Any]], Awaitable[None]],
         size: tuple[int, int] = (140, 42)) -> None:
     """Run `scenario` against `app` in a headless terminal of `size`."""
