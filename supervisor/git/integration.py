@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from supervisor.git.environment import git_env
 from supervisor.git.merge import merge_preview
-from supervisor.git.worktrees import GitError, run_git
+from supervisor.git.worktrees import ADDING, GitError, run_git
 from supervisor.hosts import commands
 from supervisor.hosts.commands import TIMED_OUT, Ran
 
@@ -113,7 +113,8 @@ def run_check(
 def _scratch_worktree(root: Path, scratch: Path, commit: str) -> Iterator[str]:
     scratch.mkdir(parents=True, exist_ok=True)
     folder = scratch / f"check-{secrets.token_hex(4)}"
-    run_git(root, "worktree", "add", "--quiet", "--detach", str(folder), commit)
+    with ADDING:
+        run_git(root, "worktree", "add", "--quiet", "--detach", str(folder), commit)
     try:
         yield str(folder)
     finally:

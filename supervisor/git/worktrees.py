@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from supervisor.errors import SupervisorError
@@ -74,6 +75,12 @@ def write_contract(worktree: Path, text: str) -> None:
     write_atomically(worktree / "SESSION.md", text)
 
 
+# Two `git worktree add` at once in one repository can fail: each reads every worktree's folder under
+# .git/worktrees, and may find the other's half made ("failed to read .git/worktrees/NAME/commondir"). The
+# engine's launches run in threads of their own, so they add worktrees one at a time.
+ADDING = threading.Lock()
+
+
 def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
     if branch_exists(root, branch):
         raise GitError(
@@ -83,7 +90,8 @@ def add_worktree(root: Path, path: Path, branch: str, base: str) -> None:
     if path.exists() and any(path.iterdir()):
         raise GitError(f"{path} already exists and is not empty", hint="remove it or choose another name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    run_git(root, "worktree", "add", "--quiet", "-b", branch, str(path), base)
+    with ADDING:
+        run_git(root, "worktree", "add", "--quiet", "-b", branch, str(path), base)
 
 
 def remove_worktree(root: Path, path: Path, branch: str) -> None:
