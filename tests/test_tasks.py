@@ -80,7 +80,7 @@ def test_add_ls_claim_done_release_and_their_errors(sandbox: Sandbox) -> None:
         (("task", "done", "abc"), 2, "invalid int value"),
         (("task", "add", "   "), 2, "the task is empty"),
         (("task", "add"), 2, "what is the task?"),
-        (("task", "ls", "--state", "lost"), 2, "invalid choice"),
+        (("task", "ls", "--state", "lost"), 2, "'lost' is not one of open, claimed, done"),
         (("task", "done", "2"), 1, "task 2 is already done"),
         (("task", "release", "2"), 1, "task 2 is not claimed (it is done)"),
         (("task", "release", "3"), 1, "task 3 is not claimed (it is open)"),

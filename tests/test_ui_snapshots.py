@@ -47,6 +47,9 @@ def settled(select: str = "ui", then: Callable[[Pilot[Any]], Any] | None = None)
         await wait_for(pilot, lambda: app.events_of == select and app.events_shown, message="its events")
         if then is not None:
             await then(pilot)
+        # Engine news is drawn at most once a second: a listing or events that came meanwhile are drawn first
+        # (the log's lines, and so its scrollbar, are those of the settled screen).
+        await loaded(pilot, diffstat=True)
         for field in app.screen.query(Input):
             field.cursor_blink = False
         await pilot.pause()
