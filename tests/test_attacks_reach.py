@@ -140,12 +140,14 @@ def test_an_agents_socket_answers_in_its_sandbox_after_the_engine_was_killed_and
     own = sandbox.agent_runtime("boxed") / "engine.sock"
     sandbox.sv("send", "boxed", "first")
     wait_until(lambda: "answered-42" in sandbox.sv("log", "boxed").stdout, message="the first answer")
-    before = os.stat(own).st_ino
+    made = os.stat(own)
+    before = (made.st_ino, made.st_ctime_ns)  # a file made anew may get the number the old one had
     engine = sandbox.engine_pid()
     os.kill(engine, signal.SIGKILL)
     wait_until(lambda: process_gone(engine), message="the engine gone")
     sandbox.sv("engine", "start")
-    wait_until(lambda: own.is_socket() and os.stat(own).st_ino != before, message="the agent's socket made anew")
+    wait_until(lambda: own.is_socket() and (os.stat(own).st_ino, os.stat(own).st_ctime_ns) != before, timeout=60,
+               message="the agent's socket made anew")
     sandbox.wait_state("boxed", "idle")
     sandbox.sv("send", "boxed", "second")
     wait_until(lambda: sandbox.sv("log", "boxed").stdout.count("-42") >= 2, message="the second answer")

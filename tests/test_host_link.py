@@ -152,9 +152,10 @@ def test_calls_are_in_flight_at_once(link: Link, tmp_path: Path) -> None:
 def test_ps_shows_a_process_tree_and_signal_ends_it(link: Link) -> None:
     tree = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301 & wait"], start_new_session=True)
     try:
-        # A child forked by sh shows sh's argv until it has exec'd sleep: wait for both to be sleeps.
+        # A child forked by sh shows sh's argv until it has exec'd sleep, and while it execs its name is already
+        # sleep's but its arguments not yet there: wait for both to be sleeps with their arguments.
         found = wait_until(lambda: (rows := link.call("ps", pids=[tree.pid, 999_999_999])) and len(rows) == 3
-                           and all(row["name"] == "sleep" for row in rows[1:]) and rows,
+                           and all(row["name"] == "sleep" and row["argv"] for row in rows[1:]) and rows,
                            message="the shell and its two sleeps")
         shell = found[0]
         assert shell["pid"] == tree.pid and shell["name"] == "sh" and shell["argv"][:2] == ["sh", "-c"]
@@ -163,7 +164,8 @@ def test_ps_shows_a_process_tree_and_signal_ends_it(link: Link) -> None:
         assert all(row["ppid"] == tree.pid and isinstance(row["cpu"], float) for row in found[1:])
         # The watch's brief form: the same processes, each a row of the columns it reads, without argv.
         brief = link.call("ps", pids=[tree.pid, 999_999_999], brief=True)
-        assert [row[:4] for row in brief] == [[row["pid"], row["ppid"], row["state"], row["name"]] for row in found]
+        assert [[row[0], row[1], row[3]] for row in brief] == [[row["pid"], row["ppid"], row["name"]] for row in found]
+        assert all(row[2] in ("R", "S") for row in brief)  # (a state of each read: sleeping, or running just then)
         assert [row[5] for row in brief] == [row["start"] for row in found] and all(row[6] > 0 for row in brief)
         sent = link.call("signal", pids=[tree.pid, 999_999_999], signal="TERM", group=True)
         assert sent == {"sent": [tree.pid], "gone": [999_999_999], "refused": {}}
