@@ -21,11 +21,12 @@ import pytest
 from supervisor.client import request_at
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
-from supervisor.engine.callers import lineage, tied_agent
+from supervisor.engine.callers import tied_agent
 from supervisor.engine.hooks import spool
 from supervisor.engine.once import HookLedger, ingest_spool
 from supervisor.engine.server import ControlServer, Peer
 from supervisor.errors import SupervisorError
+from supervisor.hostside.lineage import lineage
 from tests.conftest import Sandbox, process_gone, wait_until
 from tests.test_watching import config
 

@@ -25,7 +25,7 @@ sandbox stops those. A cgroup is no wall either: a process of the user may move 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from supervisor.core.model import Agent
 from supervisor.engine.confinement import CGROUP, cgroup_name, cgroup_of
 from supervisor.engine.peers import Peer
 from supervisor.errors import SupervisorError
+from supervisor.hostside.lineage import lineage  # the one walk of /proc, here and on hosts
 
 # What an agent may ask for: its own business, nothing about other agents' work.
 AGENT_METHODS = frozenset({"ping", "status", "ls", "show", "events", "screen", "unwritten", "hook", "report",
@@ -46,32 +47,7 @@ UNVERIFIED_METHODS = AGENT_METHODS - CALLER_METHODS
 # Agent methods that read about one agent (`name`): only about an agent of the caller's own tree.
 NAMED_READS = frozenset({"show", "events", "screen", "unwritten"})
 
-_MAX_DEPTH = 256  # ancestors walked at most (a loop in /proc cannot happen, but a bound costs nothing)
 HINT = "run it from your own terminal, outside every agent's pane"
-
-
-def parent_pid(pid: int) -> int | None:
-    """The parent of `pid` from /proc (one small read), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split after its last ')'.
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return int(fields[1]) if len(fields) > 1 else None
-
-
-def lineage(pid: int) -> Iterator[int]:
-    """`pid` and its ancestors, nearest first, up to (not including) pid 1."""
-    for _ in range(_MAX_DEPTH):
-        if pid <= 1:
-            return
-        yield pid
-        parent = parent_pid(pid)
-        if parent is None:
-            return
-        pid = parent
 
 
 def tied_agent(pid: int, agents: Iterable[Agent]) -> Agent | None:

@@ -13,8 +13,8 @@ import contextlib
 import os
 import re
 
-from supervisor.engine.callers import lineage
 from supervisor.errors import SupervisorError
+from supervisor.hostside.lineage import lineage
 from supervisor.paths import RepoPaths
 
 AGENT_VARIABLES = ("SUPERVISOR_AGENT", "SUPERVISOR_SOCKET")

@@ -21,61 +21,26 @@ object: this catches careless agents, not a determined one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from supervisor.files import open_regular
 from supervisor.git.refs import worktree_git_dir
-
-TAIL_BYTES = 1 << 20  # of a reflog: the entries of the latest moves are at its end
-# A reflog entry that moved HEAD onto commits that were there already (its own or anyone's), not one it made.
-MOVED_ONTO = ("reset:", "checkout:", "rebase (start)", "rebase -i (start)", "rebase (finish)", "rebase -i (finish)",
-              "branch:", "fetch", "clone:")
-MADE_BY = ("commit", "cherry-pick", "revert", "rebase", "merge", "pull", "am:")
+from supervisor.hostside.worktree_facts import reflog_tips  # one reader of reflogs, here and on hosts
 
 
 def made_by_worktree(git_dir: Path | None, tip: str) -> bool:
     """Whether the HEAD reflog of the worktree whose own git folder is `git_dir` has `tip` as the new value of one
     of its entries (a commit it made, or one it moved to: a reset, an `update-ref` of its branch)."""
-    return git_dir is not None and tip in reflog_tips(git_dir / "logs" / "HEAD")
+    return git_dir is not None and tip in reflog_tips(str(git_dir / "logs" / "HEAD"))
 
 
 def made_in(git_dir: Path | None) -> set[str]:
     """The commits the worktree whose own git folder is `git_dir` made (committed, merged, cherry-picked, rebased),
     from its HEAD reflog: never a commit it only moved to (a reset, a checkout, a fast-forward, an `update-ref`),
     which may be anyone's."""
-    return set() if git_dir is None else reflog_tips(git_dir / "logs" / "HEAD", made=True)
+    return set() if git_dir is None else reflog_tips(str(git_dir / "logs" / "HEAD"), made=True)
 
 
 def human_git_dir(worktree: Path) -> Path | None:
     """A worktree's own git folder from its `.git` (for a human's worktree; an agent's is the one recorded when the
     engine made it, `worktrees.admin_dir`, never what its agent-writable `.git` file says)."""
     return worktree_git_dir(worktree) if (worktree / ".git").is_file() else worktree / ".git"
-
-
-def reflog_tips(path: Path, *, made: bool = False) -> set[str]:
-    """The new values of a reflog's entries (its last TAIL_BYTES); `made`: of those that made a new commit."""
-    fd = open_regular(path)  # the agent's own git folder: no link followed, no FIFO waited on
-    if fd is None:
-        return set()
-    try:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
-    except OSError:
-        return set()
-    finally:
-        os.close(fd)
-    found = set()
-    for line in data.split(b"\n"):
-        parts = line.split(b" ", 2)
-        if len(parts) == 3 and len(parts[1]) in (40, 64) and (not made or _made(line)):
-            found.add(parts[1].decode("ascii", "replace"))
-    return found
-
-
-def _made(line: bytes) -> bool:
-    """Whether the reflog entry `line` made a commit (by git's own message for it)."""
-    message = line.partition(b"\t")[2].decode("utf-8", "replace").strip()
-    if not message or message.startswith(MOVED_ONTO) or message.endswith(("Fast-forward", "fast-forward")):
-        return False  # `update-ref` without a message writes none
-    return message.startswith(MADE_BY)

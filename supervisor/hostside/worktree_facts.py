@@ -28,7 +28,7 @@ def facts(call: Call) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for path, commits in asked.items():
         git_dir = _git_dir(path)
-        made = _reflog_tips(os.path.join(git_dir, "logs", "HEAD")) if git_dir is not None and commits else set()
+        made = reflog_tips(os.path.join(git_dir, "logs", "HEAD")) if git_dir is not None and commits else set()
         found[path] = {"head": _head(git_dir) if git_dir is not None else None,
                        "made": sorted(set(commits) & made)}
     return found
@@ -58,8 +58,15 @@ def _head(git_dir: str) -> str | None:
     return head.removeprefix("ref:").strip() if head.startswith("ref:") else head or None
 
 
-def _reflog_tips(path: str) -> set[str]:
-    """The new values of a reflog's entries (its last TAIL_BYTES)."""
+# A reflog entry that moved HEAD onto commits that were there already (its own or anyone's), not one it made.
+MOVED_ONTO = ("reset:", "checkout:", "rebase (start)", "rebase -i (start)", "rebase (finish)", "rebase -i (finish)",
+              "branch:", "fetch", "clone:")
+MADE_BY = ("commit", "cherry-pick", "revert", "rebase", "merge", "pull", "am:")
+
+
+def reflog_tips(path: str, *, made: bool = False) -> set[str]:
+    """The new values of a reflog's entries (its last TAIL_BYTES), read with no link followed and no FIFO waited on;
+    `made`: of those that made a new commit. (This machine's tamper check reads its agents' reflogs with it too.)"""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -76,6 +83,14 @@ def _reflog_tips(path: str) -> set[str]:
     found = set()
     for line in data.split(b"\n"):
         parts = line.split(b" ", 2)
-        if len(parts) == 3 and len(parts[1]) in (40, 64):
+        if len(parts) == 3 and len(parts[1]) in (40, 64) and (not made or _made(line)):
             found.add(parts[1].decode("ascii", "replace"))
     return found
+
+
+def _made(line: bytes) -> bool:
+    """Whether the reflog entry `line` made a commit (by git's own message for it)."""
+    message = line.partition(b"\t")[2].decode("utf-8", "replace").strip()
+    if not message or message.startswith(MOVED_ONTO) or message.endswith(("Fast-forward", "fast-forward")):
+        return False  # `update-ref` without a message writes none
+    return message.startswith(MADE_BY)
