@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from supervisor.engine import unixpath
 from supervisor.engine.protocol import ProtocolError, TooLarge, encode, recv_message
@@ -240,3 +240,18 @@ def _engine_lock_held(lock_path: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
     return False
+
+
+def take_engine_lock(handle: IO[str], patience: float = 1.0) -> bool:
+    """Take the engine lock, or False if another engine holds it. A command asking whether an engine holds it
+    (`engine_lock_held`) takes it for a moment to learn that: a lock still held after `patience` seconds
+    is an engine's, not such a question."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)

@@ -4,7 +4,6 @@ pages are broken), and the agents it lost are rebuilt from tmux and git. The eng
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supervisor.client import REPAIRING
+from supervisor.client import REPAIRING, take_engine_lock
 from supervisor.core.schema import LATEST
 from supervisor.core.store import Store
 from supervisor.core.storecheck import StoreDamaged, StoreError, inspect, readonly
@@ -69,9 +68,7 @@ def _engine_lock(lock: Path) -> Iterator[None]:
     """Hold the engine's lock for the whole repair: an engine started meanwhile (by any command or a hook)
     would make a store of its own under the repair. Its file says who holds it, for an engine that waits."""
     with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not take_engine_lock(handle):
             raise SupervisorError("the engine is running",
                                   hint="`supervisor engine stop` first (the agents keep running)") from None
         try:

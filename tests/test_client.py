@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 import subprocess
 import sys
@@ -144,3 +145,23 @@ def test_a_start_longer_than_the_wait_is_waited_for_while_the_engine_says_it_mov
     finally:
         starting.kill()
         starting.wait()
+
+
+
+def test_the_engine_lock_is_taken_past_a_commands_question_but_not_from_an_engine(tmp_path: Path) -> None:
+    """`start` and `engine stop` learn whether an engine holds its lock by taking it for a moment. An engine
+    (or a repair) that starts in that moment waits it out, instead of saying that an engine is already running
+    (seen in CI: `start` failed so while its own wait loop asked); a lock held on is an engine's."""
+    from supervisor.client import take_engine_lock
+
+    lock = tmp_path / "engine.lock"
+    asking = open(lock, "a")  # noqa: SIM115 - a command's question, held longer than one
+    fcntl.flock(asking, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    released = threading.Timer(0.2, asking.close)
+    released.start()
+    with open(lock, "a") as engine:
+        assert take_engine_lock(engine)
+    released.join()
+    with open(lock, "a") as running, open(lock, "a") as second:
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert not take_engine_lock(second, patience=0.3)

@@ -7,7 +7,6 @@ runs in the main thread. Every change to an agent happens under that agent's loc
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from supervisor import __version__, registry
-from supervisor.client import repair_holding
+from supervisor.client import repair_holding, take_engine_lock
 from supervisor.config import Config, load_config
 from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
@@ -161,9 +160,7 @@ class Engine:
 
     def acquire_singleton(self) -> None:
         handle = open(self.paths.engine_lock, "a")  # noqa: SIM115 - held for the engine's lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not take_engine_lock(handle):
             handle.close()
             repairing = repair_holding(self.paths.engine_lock)
             if repairing is not None:
@@ -454,3 +451,4 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except FileNotFoundError:
         return None
+
