@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Final
 import yaml
 
 if TYPE_CHECKING:
-    from supervisor.config import _Parser, _Section
+    from supervisor.config.reader import _Section
+    from supervisor.config.sections import _Parser
 
 LOCAL: Final = "local"
 """The reserved name of this machine: only its `max_agents` may be set."""
@@ -149,6 +150,6 @@ def tilde(text: str) -> str:
 
 
 def _shown(node: yaml.Node) -> str:
-    from supervisor.config import _describe  # loaded: it is what calls read_hosts
+    from supervisor.config.reader import _describe  # loaded: it is what calls read_hosts
 
     return _describe(node)

@@ -1,4 +1,3 @@
-"""`supervisor` commands kept apart from supervisor.cli (which parses and holds the single-agent ones):
-acting on many agents at once (`many`), reviewing an agent's work (`review`), ending a repository's run
-(`down`), and the machines that run agents over SSH (`hosts`). Each module registers its commands on the parser
-and imports what it needs when it runs."""
+"""`supervisor` commands, a module per family; supervisor.cli builds the parser from each module's `register`
+and dispatches. Each module registers its commands (their options next to their code) and imports what it
+needs when it runs. `common` holds what they share: the engine request, JSON and plain-text output."""

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from supervisor.commands.common import Add, call
+from supervisor.commands.common import Add, call, print_json
 from supervisor.core.model import State
 from supervisor.errors import UsageError
 from supervisor.suggest import did_you_mean
@@ -88,9 +88,3 @@ def _check_hosts(hosts: list[str], agents: list[dict[str, Any]]) -> None:
         if host not in known:
             raise UsageError(f"no agent is on host {host!r}",
                              hint=did_you_mean(host, known) or f"the agents' hosts: {', '.join(known) or 'none'}")
-
-
-def print_json(value: Any) -> None:
-    from supervisor.cli import _print_json
-
-    _print_json(value)

@@ -33,7 +33,9 @@ from typing import Final
 
 import yaml
 
-from supervisor.config import ISOLATIONS, MERGE_MODES, _compose, _describe, _is_null, _line, _Parser, _Section
+from supervisor.config.reader import _compose, _describe, _is_null, _line, _Section
+from supervisor.config.sections import _Parser
+from supervisor.config.settings import ISOLATIONS, MERGE_MODES
 from supervisor.core.contract import Contract, HelperPermissions, parse_contract
 from supervisor.core.model import validate_name
 from supervisor.core.pathrules import covers, may_overlap
