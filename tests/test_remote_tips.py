@@ -1,0 +1,67 @@
+"""Who moved a branch on a host, judged as on this machine (tests/test_attacks_tips.py), against the real sshd host
+box1 (tests/remotes.py): a reset onto another agent's commit is `tamper` even where the agent wrote into its own
+reflog that it made that commit, while a fetch of upstream's work and a reset onto it is not."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
+from tests.test_remote_truth import IDLE, commit_in, fetched, triggers
+
+
+def start(remote: Remote, *names: str) -> None:
+    for name in names:
+        remote.request("start", name=name, task="first", command=remote.claude(name, IDLE), profile="claude",
+                       host=HOST)
+    for name in names:
+        remote.sandbox.wait_state(name, "idle", timeout=30)
+
+
+def judged(remote: Remote, name: str, tip: str) -> bool:
+    """Whether the engine has judged the move of `name`'s branch to `tip` (and accepted it as its tip)."""
+    return bool(remote.engine.get(name).extra.get("tip") == tip)
+
+
+@pytest.mark.parametrize("forged", [False, True])
+def test_a_reset_onto_another_agents_one_commit_on_a_host_is_tamper(remote: Remote, forged: bool) -> None:
+    """Its worktree moved it (the reset is in its HEAD reflog there), onto the one commit another agent made: not
+    its own. `forged`: it first wrote into its HEAD reflog that it made that commit, which counts for nothing, as
+    here: the other agent's branch held it when the engine last accepted it."""
+    start(remote, "taker", "giver")
+    taker = remote.sandbox.agent("taker")["worktree"]
+    theirs = commit_in(remote, "giver", "theirs")
+    wait_until(lambda: fetched(remote, "giver") == theirs and judged(remote, "giver", theirs), timeout=30,
+               message="the other's commit home and accepted")
+    if forged:
+        remote.on_host("sh", "-c", 'cd "$1" && printf "%s %s x <x@x> 1 +0000\\tcommit: mine\\n" '
+                       '$(git rev-parse HEAD "$2") >> "$(git rev-parse --absolute-git-dir)/logs/HEAD"',
+                       "sh", taker, theirs)
+    remote.on_host("git", "-C", taker, "reset", "-q", "--hard", theirs)
+    found = wait_until(lambda: triggers(remote, "taker", "tamper"), timeout=30, message="the tamper alert")
+    assert [(e["ref"], e["new"]) for e in found] == [("refs/heads/agent/taker/work", theirs)]
+    assert "commit(s) of other agents' branches" in found[0]["why"], found
+    assert not triggers(remote, "giver", "tamper")
+    refused = remote.sandbox.sv("merge", "taker", check=False)
+    assert refused.returncode != 0 and "tamper: refs/heads/agent/taker/work moved" in refused.stderr
+
+
+def test_a_fetch_of_upstreams_main_and_a_reset_onto_it_on_a_host_is_not_tamper(remote: Remote) -> None:
+    """Commits its worktree did not make but no other agent's branch holds (the project's upstream, fetched there):
+    its worktree moved it, as on this machine."""
+    start(remote, "puller", "bystander")
+    puller = remote.sandbox.agent("puller")["worktree"]
+    upstream, scratch = f"{remote.host_dir}/upstream.git", f"{remote.host_dir}/upstream-work"
+    remote.on_host("sh", "-c", 'git clone -q --bare "$1" "$2" && git clone -q "$2" "$3" && cd "$3" && '
+                   'git commit -q --allow-empty -m upstream && git push -q origin HEAD:refs/heads/main',
+                   "sh", puller, upstream, scratch)
+    theirs = remote.on_host("git", "-C", scratch, "rev-parse", "HEAD").strip()
+    commit_in(remote, "bystander", "elsewhere")  # another agent's branch, which holds none of upstream's commits
+    remote.in_pane("puller", f"git fetch -q {shlex.quote(upstream)} main && git reset -q --hard FETCH_HEAD")
+    wait_until(lambda: fetched(remote, "puller") == theirs and judged(remote, "puller", theirs), timeout=30,
+               message="the move judged")
+    assert not triggers(remote, "puller", "tamper")
+    assert remote.engine.get("puller").extra.get("tamper") is None
