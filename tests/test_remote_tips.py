@@ -1,6 +1,7 @@
 """Who moved a branch on a host, judged as on this machine (tests/test_attacks_tips.py), against the real sshd host
 box1 (tests/remotes.py): a reset onto another agent's commit is `tamper` even where the agent wrote into its own
-reflog that it made that commit, while a fetch of upstream's work and a reset onto it is not."""
+reflog that it made that commit, while a fetch of upstream's work and a reset onto it is not; the base branch made
+or moved in the host's clone, which its agents share, is `tamper` as a move of your `main` is here."""
 
 from __future__ import annotations
 
@@ -65,3 +66,33 @@ def test_a_fetch_of_upstreams_main_and_a_reset_onto_it_on_a_host_is_not_tamper(r
                message="the move judged")
     assert not triggers(remote, "puller", "tamper")
     assert remote.engine.get("puller").extra.get("tamper") is None
+
+
+def test_the_base_branch_made_or_moved_in_a_hosts_clone_is_tamper_and_merge_refuses(remote: Remote) -> None:
+    """The agents on a host share its clone's refs, where the engine never keeps `main`: an agent's `git branch
+    main` there, then its `update-ref` of it, are each a `tamper` naming the ref and the host, as an agent's move of
+    your `main` is here; `merge` refuses the host's agents merging into it until a human accepts it."""
+    box = remote.sandbox
+    start(remote, "mover")
+    mine = commit_in(remote, "mover", "mine")
+    wait_until(lambda: fetched(remote, "mover") == mine, timeout=30, message="its commit home")
+    home_main = box.git("rev-parse", "main")
+    remote.in_pane("mover", "git branch main HEAD")
+
+    def base_tamper() -> list[dict[str, object]]:
+        return [e for e in triggers(remote, "mover", "tamper") if e.get("ref") == "refs/heads/main"]
+
+    found = wait_until(base_tamper, timeout=30, message="the tamper alert for main on the host")
+    assert (found[0]["host"], found[0]["old"], found[0]["new"]) == (HOST, "0" * 40, mine), found
+    assert found[0]["subject"] == f"host:{HOST}" and f"on host {HOST}" in str(found[0]["summary"])
+    assert box.git("rev-parse", "main") == home_main  # your main is untouched
+    assert remote.engine.get("mover").extra.get("tamper") is None  # its own branch moved by its worktree
+    refused = box.sv("merge", "mover", check=False)
+    assert refused.returncode != 0 and f"refs/heads/main on host {HOST} moved" in refused.stderr, refused.stderr
+
+    assert "merged" in box.sv("merge", "mover", "--accept-tamper").stdout  # a human looked
+    remote.in_pane("mover", "git update-ref refs/heads/main HEAD~1")
+    found = wait_until(lambda: base_tamper()[1:], timeout=30, message="the second move's tamper alert")
+    assert (found[0]["old"], found[0]["new"]) == (mine, home_main), found
+    refused = box.sv("merge", "mover", check=False)
+    assert refused.returncode != 0 and f"refs/heads/main on host {HOST} moved" in refused.stderr, refused.stderr

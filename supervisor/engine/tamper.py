@@ -24,6 +24,7 @@ from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.branch_moves import judge_move
+from supervisor.engine.host_bases import HostBases
 from supervisor.engine.host_branches import judge_remote
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
@@ -85,6 +86,7 @@ class TipGuard:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.unjudged = False
+        self.host_bases = HostBases(engine)  # base branches made or moved in a host's clone
 
     def check(self, agents: list[Agent], tips: dict[str, str]) -> None:
         self.unjudged = False  # a move on a host that could not be asked: judged at the next pass
@@ -190,7 +192,8 @@ class TipGuard:
         pending = json.loads(self.engine.store.get_meta(BASE_TAMPER) or "{}").get(agent.target)
         parts = [f"{item['ref']} moved from {item['old'][:12]} to {item['new'][:12]} ({item['why']})"
                  for item in (found, pending) if item]
-        return "; ".join(parts) or None
+        on_host = self.host_bases.refusal(agent)
+        return "; ".join(parts + ([on_host] if on_host else [])) or None
 
     def accept(self, agent: Agent) -> None:
         """A human looked at the tampering and accepts the branches as they stand."""
@@ -205,6 +208,7 @@ class TipGuard:
         if base:
             store.set_meta(BASE_TAMPER, json.dumps(pending))
             store.append_event(None, "tamper_accepted", **base, by="human")
+        self.host_bases.accept(agent)
 
     def merged(self, agent: Agent, commit: str) -> None:
         """The engine's merge moved the agent's target to `commit`: its tip, accepted."""
