@@ -1,7 +1,8 @@
 """Who moved a branch on a host, judged as on this machine (tests/test_attacks_tips.py), against the real sshd host
 box1 (tests/remotes.py): a reset onto another agent's commit is `tamper` even where the agent wrote into its own
 reflog that it made that commit, while a fetch of upstream's work and a reset onto it is not; the base branch made
-or moved in the host's clone, which its agents share, is `tamper` as a move of your `main` is here."""
+or moved in the host's clone, which its agents share, is `tamper` as a move of your `main` is here; a helper's
+merge into its parent there is the engine's own move, the helper's own move of its parent's branch is not."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
+from tests.test_remote_trees import start_helper
 from tests.test_remote_truth import IDLE, commit_in, fetched, triggers
 
 
@@ -20,6 +22,16 @@ def start(remote: Remote, *names: str) -> None:
                        host=HOST)
     for name in names:
         remote.sandbox.wait_state(name, "idle", timeout=30)
+
+
+def commit(remote: Remote, name: str, message: str) -> str:
+    """A commit in agent `name`'s worktree on the host (a helper's too), made from its pane."""
+    remote.in_pane(name, f"echo {message} > {message}.txt && git add {message}.txt && git commit -q -m {message}")
+    return head(remote, name)
+
+
+def head(remote: Remote, name: str) -> str:
+    return remote.on_host("git", "-C", remote.sandbox.agent(name)["worktree"], "rev-parse", "HEAD").strip()
 
 
 def judged(remote: Remote, name: str, tip: str) -> bool:
@@ -96,3 +108,36 @@ def test_the_base_branch_made_or_moved_in_a_hosts_clone_is_tamper_and_merge_refu
     assert (found[0]["old"], found[0]["new"]) == (mine, home_main), found
     refused = box.sv("merge", "mover", check=False)
     assert refused.returncode != 0 and f"refs/heads/main on host {HOST} moved" in refused.stderr, refused.stderr
+
+
+def test_a_helpers_merge_into_its_parent_on_a_host_is_the_engines_own_move_not_the_helpers(remote: Remote) -> None:
+    """`merge HELPER` moves its parent's branch in the parent's worktree there: not tamper, nor is the parent's own
+    commit after it; the helper moving its parent's branch itself (an `update-ref` from its own worktree, not
+    through the merge) is, and the parent's merge is refused until a human accepts it."""
+    box = remote.sandbox
+    start(remote, "far")
+    start_helper(remote, "far", "scout")
+    far = box.agent("far")
+    helper_tip = commit(remote, "far.scout", "found")
+    wait_until(lambda: fetched(remote, "far.scout") == helper_tip, timeout=30, message="the helper's commit home")
+
+    merged = box.sv("merge", "far.scout")
+    assert f"into {far['branch']}" in merged.stdout, merged.stdout
+    tip = head(remote, "far")
+    wait_until(lambda: fetched(remote, "far") == tip and judged(remote, "far", tip), timeout=30,
+               message="the merge's tip accepted as the parent's")
+    own = commit(remote, "far", "after")
+    wait_until(lambda: fetched(remote, "far") == own and judged(remote, "far", own), timeout=30,
+               message="the parent's own commit after the merge judged")
+    assert not triggers(remote, "far", "tamper") and not triggers(remote, "far.scout", "tamper")
+
+    sneaked = commit(remote, "far.scout", "sneaked")
+    remote.in_pane("far.scout", f"git merge -q --no-edit {far['branch']} && "
+                                f"git update-ref refs/heads/{far['branch']} HEAD")
+    moved = head(remote, "far.scout")
+    assert moved != sneaked and head(remote, "far") == moved
+    found = wait_until(lambda: triggers(remote, "far", "tamper"), timeout=30, message="the parent's tamper alert")
+    assert [(e["ref"], e["new"]) for e in found] == [(f"refs/heads/{far['branch']}", moved)], found
+    assert "is not a commit its worktree" in found[0]["why"]
+    refused = box.sv("merge", "far", check=False)
+    assert refused.returncode != 0 and f"tamper: refs/heads/{far['branch']} moved" in refused.stderr
