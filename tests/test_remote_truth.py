@@ -2,7 +2,8 @@
 
 - its CLI's conversation id read from the files it keeps in its folder there (Codex's rollouts, Gemini CLI's chats,
   aider's history), through the link, by the local rules (regular files only, below its folder, through no link),
-  so `restart` and `restore` resume that conversation by its id there;
+  so `restart` and `restore` resume that conversation by its id there (`restart` reads it there itself when no
+  watch of the host had yet);
 - `escape`: a process of its tree working in another agent's worktree there (its working directory read on the
   host with its process tree);
 - `tamper`: its branch moved on the host to commits its worktree did not make (an `update-ref` from outside it, a
@@ -185,6 +186,33 @@ def test_a_gemini_agent_on_a_host_is_restarted_by_the_id_its_files_hold(remote: 
     box.sv("restart", "gm2")
     wait_until(lambda: remote.on_host("cat", record).splitlines()[-1:] == [f"--resume={GEMINI_ID}"], timeout=30,
                message="launched again in its own conversation")
+
+
+def test_a_restart_on_a_host_finds_the_id_in_files_written_after_its_cli_stopped(remote: Remote) -> None:
+    """No watch of the host read its id (its chat was written once it had stopped): `restart` reads it from its
+    files there itself, by the profile's own code through the host's reader, and resumes that conversation."""
+    box = remote.sandbox
+    record, wrapper = f"{remote.host_dir}/gemini-late-args", f"{remote.host_dir}/bin/gemini-late"
+    script = f"{remote.host_dir}/bin/late.yaml"
+    remote.link().call("write", path=script, text=IDLE, timeout=30)
+    remote.link().call("write", path=wrapper, mode=0o755, timeout=30, text=(
+        f'#!/bin/sh\necho "$*" >> {record}\nPYTHONPATH={shlex.quote(str(SOURCE))} '
+        f"exec python3 -m supervisor.demo.agent --look gemini --script {script}\n"))
+    remote.request("start", name="late", task="first", command=wrapper, profile="gemini", host=HOST)
+    box.wait_state("late", "idle", timeout=30)
+    box.sv("stop", "late")
+    box.wait_state("late", "stopped", timeout=30)
+    assert box.agent("late").get("session_id") is None
+    chat = CHAT.read_text()
+    began = json.loads(chat.splitlines()[0])["startTime"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    state = remote.host().layout().state("late")
+    remote.link().call("write", path=f"{state}/.gemini/tmp/project/chats/session-now.jsonl",
+                       text=chat.replace(began, now), timeout=30)
+    box.sv("restart", "late")
+    wait_until(lambda: remote.on_host("cat", record).splitlines() == ["", f"--resume={GEMINI_ID}"], timeout=30,
+               message="launched again in its own conversation")
+    assert box.agent("late").get("session_id") == GEMINI_ID
 
 
 def test_the_hosts_look_for_ids_skips_a_cli_that_tells_them_by_hooks(remote: Remote,

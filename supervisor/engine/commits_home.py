@@ -7,7 +7,8 @@ only when an agent's branch moved there, one `git_send` request brings the commi
 come in (bundles.fetch), and the private refs move. A host coming back up is looked at at once. Nothing the host
 sends can touch another ref: its answers are checked (bundles.heads), each ref is set by the engine to the commit
 the host named, under its host's namespace. A host that is slow or down holds no other engine thread (its
-requests have short timeouts).
+requests have short timeouts). The same refs show a base branch (`main`) made or moved in the clone by an agent
+there: judged as tamper (engine/host_bases.py).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class CommitsHome(PeriodicService):
         if settled is not None and settled[0] == key and now - settled[1] < RECHECK_SECONDS:
             self._settled[remote.name] = settled
             return []
+        self.engine.auditor.guard.host_bases.check(remote.name, there, agents)  # its clone's refs moved
         namespace = agent_refs.host_namespace(remote.name)
         here = branch_tips(root, namespace + "/")
         wanted = []

@@ -5,24 +5,22 @@ and which commits its HEAD reflog moved it to: the host program's `worktree_fact
 - Off its branch: on the host's slow ticks, one request for every live agent's worktree there; a worktree whose HEAD
   is detached or on another branch is a `boundary` event and trigger, once, until it is back (Auditor._off_branch).
 - Tamper: when a remote agent's branch, as fetched home (engine/commits_home.py), moved from the tip the engine
-  last accepted, the new tip must be in its worktree's HEAD reflog on the host, and none of its new commits may come
-  from another agent's branch (its own helpers' excepted; those its worktree made itself are its own) — the commits
-  are listed at home, on what was fetched. A host's `git update-ref` of the agent's branch from outside its
-  worktree, or a reset onto another agent's commits, is `tamper`; `merge` refuses it until a human accepts it.
+  last accepted, it is judged by the rule for a local agent's (engine/branch_moves.py): the commits are listed at
+  home, on what was fetched, and the host says which of them its worktree's HEAD reflog there moved it to and
+  which it made (a commit, never a reset or a fetch onto it). A host's `git update-ref` of the agent's branch from
+  outside its worktree, or a reset onto another agent's commits, is `tamper`; `merge` refuses it until a human
+  accepts it.
 As locally, without a sandbox an agent could also write the reflog it is judged by: this catches careless agents,
 not a determined one.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent
-from supervisor.errors import SupervisorError
-from supervisor.git.agent_refs import target_ref
-from supervisor.git.audit import new_commits
+from supervisor.engine.branch_moves import judge_move
 from supervisor.hosts.link import Link, LinkError
 from supervisor.hosts.remote.host import RemoteHost
 from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
@@ -30,13 +28,12 @@ from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class WorktreeFacts:
     head: str | None  # the ref its HEAD points at, or a detached HEAD's commit; None when it cannot be told
-    made: frozenset[str]  # of the commits asked about, those its HEAD reflog moved it to
+    moved: frozenset[str]  # of the commits asked about, those its HEAD reflog moved it to
+    made: frozenset[str]  # of those, the ones an entry of its that made a commit has
 
 
 def worktree_facts(link: Link, asked: dict[str, list[str]]) -> dict[str, WorktreeFacts]:
@@ -48,10 +45,10 @@ def worktree_facts(link: Link, asked: dict[str, list[str]]) -> dict[str, Worktre
         said = found.get(path) if isinstance(found, dict) else None
         if not isinstance(said, dict):
             raise LinkError(f"the host said nothing of the worktree {path}")
-        head = said.get("head")
-        made = said.get("made")
-        facts[path] = WorktreeFacts(head if isinstance(head, str) else None,
-                                    frozenset(made if isinstance(made, list) else []) & frozenset(commits))
+        head, moved, made = said.get("head"), said.get("moved"), said.get("made")
+        moved_to = frozenset(moved if isinstance(moved, list) else []) & frozenset(commits)
+        facts[path] = WorktreeFacts(head if isinstance(head, str) else None, moved_to,
+                                    frozenset(made if isinstance(made, list) else []) & moved_to)
     return facts
 
 
@@ -73,28 +70,14 @@ def check_host_heads(engine: Engine, link: Link, agents: list[Agent]) -> None:
 def judge_remote(engine: Engine, agent: Agent, before: str, tip: str, agents: list[Agent],
                  tips: dict[str, str]) -> str | None:
     """Why the move of the remote agent's branch from `before` to `tip` is tampering, or None when its own worktree
-    on its host made it (tamper.judge_agent's rules). LinkError (or HostUnreachable) when the host cannot be asked:
-    the move is judged when it can."""
+    on its host made it (branch_moves.judge_move, the rule for a local agent too). LinkError (or HostUnreachable)
+    when the host cannot be asked: the move is judged when it can."""
     host = engine.host_of(agent)
     if not isinstance(host, RemoteHost):
         raise LinkError(f"host {agent.host} is not in supervisor.yaml")
-    root = engine.paths.root
-    own = [t for a in agents if a.name.startswith(agent.name + ".") and (t := tips.get(a.branch))]
-    others = [t for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
-              and a.branch != agent.target and (t := tips.get(a.branch))]
-    foreign: set[str] = set()
-    if others:
-        known = [rev for rev in (before, target_ref(agent), *own) if rev]
-        try:
-            mine = set(new_commits(root, tip, known))
-            foreign = mine - set(new_commits(root, tip, [*known, *others])) if mine else set()
-        except SupervisorError as exc:  # as locally: said, and judged by its reflog alone
-            log.warning("agent %s: cannot list the commits of %s: %s", agent.name, agent.branch, exc)
-    facts = worktree_facts(host.link(), {agent.worktree: sorted({tip, *foreign})})[agent.worktree]
-    if tip not in facts.made:
-        return f"{tip[:12]} is not a commit its worktree {agent.worktree} on host {agent.host} moved it to"
-    foreign -= facts.made  # its own, which another branch took since
-    if foreign:
-        return f"it holds {len(foreign)} commit(s) of other agents' branches (e.g. {sorted(foreign)[0][:12]})"
-    return None
 
+    def reflog(commits: set[str]) -> tuple[bool, set[str]]:
+        facts = worktree_facts(host.link(), {agent.worktree: sorted({tip, *commits})})[agent.worktree]
+        return tip in facts.moved, set(facts.made & commits)
+    return judge_move(engine.paths.root, agent, before, tip, agents, tips, reflog,
+                      f"{agent.worktree} on host {agent.host}")

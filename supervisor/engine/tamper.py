@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.branch_moves import judge_move
+from supervisor.engine.host_bases import HostBases
 from supervisor.engine.host_branches import judge_remote
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
 from supervisor.git.agent_refs import is_remote
-from supervisor.git.audit import branch_tips, new_commits
+from supervisor.git.audit import branch_tips
 from supervisor.git.refs import agent_of_branch
 from supervisor.git.tips import human_git_dir, made_by_worktree, made_in
 
@@ -43,30 +45,12 @@ BASE_TAMPER = "base_tamper"  # store meta: {branch: {"old", "new", "why"}} until
 def judge_agent(root: Path, agent: Agent, before: str, tip: str, agents: list[Agent],
                 tips: dict[str, str], git_dir: Path | None) -> str | None:
     """Why the move of the agent's branch from `before` to `tip` is tampering, or None when its own worktree
-    (whose own git folder is `git_dir`, as the engine recorded it) made it."""
-    if not made_by_worktree(git_dir, tip):
-        return f"{tip[:12]} is not a commit its worktree {agent.worktree} moved it to"
-    own = [t for a in agents if a.name.startswith(agent.name + ".") and (t := tips.get(a.branch))]
-    strangers = [a for a in agents if a.name != agent.name and not a.name.startswith(agent.name + ".")
-                 and a.branch != agent.target]
-    others = [t for a in strangers if (t := tips.get(a.branch))]
-    if not others:
-        return None
-    known = [rev for rev in (before, agent.target, *own) if rev]
-    try:
-        mine = set(new_commits(root, tip, known))
-        foreign = mine - set(new_commits(root, tip, [*known, *others])) if mine else set()
-        made = made_in(git_dir) & foreign  # its own, which another branch took since it was last looked at...
-        if made:  # ...never one that branch held already when the engine last accepted it
-            accepted = [t for a in strangers if (t := a.extra.get("tip"))]
-            made -= mine - set(new_commits(root, tip, [*known, *accepted])) if accepted else set()
-    except SupervisorError as exc:
-        log.warning("agent %s: cannot list the commits of %s: %s", agent.name, agent.branch, exc)
-        return None
-    foreign -= made
-    if foreign:
-        return f"it holds {len(foreign)} commit(s) of other agents' branches (e.g. {sorted(foreign)[0][:12]})"
-    return None
+    (whose own git folder is `git_dir`, as the engine recorded it) made it (branch_moves.judge_move)."""
+
+    def reflog(commits: set[str]) -> tuple[bool, set[str]]:
+        moved = made_by_worktree(git_dir, tip)
+        return moved, made_in(git_dir) & commits if moved and commits else set()
+    return judge_move(root, agent, before, tip, agents, tips, reflog, agent.worktree)
 
 
 def human_worktrees(root: Path, branch: str, agents: list[Agent]) -> list[Path]:
@@ -102,6 +86,7 @@ class TipGuard:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.unjudged = False
+        self.host_bases = HostBases(engine)  # base branches made or moved in a host's clone
 
     def check(self, agents: list[Agent], tips: dict[str, str]) -> None:
         self.unjudged = False  # a move on a host that could not be asked: judged at the next pass
@@ -207,7 +192,8 @@ class TipGuard:
         pending = json.loads(self.engine.store.get_meta(BASE_TAMPER) or "{}").get(agent.target)
         parts = [f"{item['ref']} moved from {item['old'][:12]} to {item['new'][:12]} ({item['why']})"
                  for item in (found, pending) if item]
-        return "; ".join(parts) or None
+        on_host = self.host_bases.refusal(agent)
+        return "; ".join(parts + ([on_host] if on_host else [])) or None
 
     def accept(self, agent: Agent) -> None:
         """A human looked at the tampering and accepts the branches as they stand."""
@@ -222,6 +208,7 @@ class TipGuard:
         if base:
             store.set_meta(BASE_TAMPER, json.dumps(pending))
             store.append_event(None, "tamper_accepted", **base, by="human")
+        self.host_bases.accept(agent)
 
     def merged(self, agent: Agent, commit: str) -> None:
         """The engine's merge moved the agent's target to `commit`: its tip, accepted."""

@@ -1,7 +1,9 @@
 """What an agent's worktree on the host says of its branch, read from its own git folder without running git, for the
 engine to judge at home as it judges a local worktree (supervisor/git/refs.py `worktree_head`, supervisor/git/tips.py):
-what its HEAD has checked out (off its branch: `boundary`), and which commits its HEAD reflog moved it to (a branch
-tip its worktree did not make: `tamper`). The files are the agent's to write: read as planted ones are."""
+what its HEAD has checked out (off its branch: `boundary`), which commits its HEAD reflog moved it to (a branch tip
+its worktree did not move it to: `tamper`) and which of them it made (a commit of another agent's branch it only
+moved to, by a reset or a fetch, is not its own: `tamper`). The files are the agent's to write: read as planted ones
+are."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ _IN_PROGRESS = ("rebase-merge", "rebase-apply", "BISECT_START")
 
 def facts(call: Call) -> dict[str, Any]:
     """For each worktree of `worktrees` (`{path: [commit, ...]}`): `head`, the ref its HEAD points at or the commit
-    of a detached HEAD (None when that cannot be told: no such worktree, a rebase or bisect in progress), and
-    `made`, those of the commits given that its HEAD reflog has as the new value of an entry."""
+    of a detached HEAD (None when that cannot be told: no such worktree, a rebase or bisect in progress);
+    `moved`, those of the commits given that its HEAD reflog has as the new value of an entry; and `made`, those
+    that an entry making a commit has (`reflog_tips(made=True)`, as this machine's tamper check reads them)."""
     asked = call.arg("worktrees", dict)
     if not all(isinstance(path, str) and isinstance(commits, list) and all(isinstance(c, str) for c in commits)
                for path, commits in asked.items()):
@@ -28,9 +31,11 @@ def facts(call: Call) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for path, commits in asked.items():
         git_dir = _git_dir(path)
-        made = reflog_tips(os.path.join(git_dir, "logs", "HEAD")) if git_dir is not None and commits else set()
+        reflog = os.path.join(git_dir, "logs", "HEAD") if git_dir is not None and commits else None
+        moved = reflog_tips(reflog) if reflog is not None else set()
+        made = reflog_tips(reflog, made=True) if reflog is not None and moved & set(commits) else set()
         found[path] = {"head": _head(git_dir) if git_dir is not None else None,
-                       "made": sorted(set(commits) & made)}
+                       "moved": sorted(set(commits) & moved), "made": sorted(set(commits) & made)}
     return found
 
 
