@@ -22,6 +22,9 @@ from supervisor import __version__
 from supervisor.commands import down, hosts, many, restoring, review
 from supervisor.commands.parsing import INTERNAL_COMMANDS, Parser, refuse_unknown
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.hostside import taskboard
+from supervisor.hostside.texts import age as _age
+from supervisor.hostside.texts import table as _table
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -73,17 +76,6 @@ def _print_json(data: Any) -> None:
 # listing ------------------------------------------------------------------------------------------------
 
 
-def _age(iso: str | None) -> str:
-    from datetime import datetime
-
-    from supervisor.core.durations import format_duration
-
-    if not iso:
-        return "-"
-    then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    return format_duration(time.time() - then)
-
-
 def _event_gist(event: dict[str, Any]) -> str:
     """`hook PreToolUse`, `stalled began`, `idle (was working)`: an event in a few words."""
     from supervisor.core.eventtext import describe
@@ -99,15 +91,6 @@ def _mem(rss: int | None) -> str:
             return f"{rss:.0f}{unit}" if unit == "B" else f"{rss:.1f}{unit}"
         rss /= 1024  # type: ignore[assignment]
     return "-"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
 
 
 def _warn_store_notices() -> None:
@@ -527,72 +510,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 # task board ---------------------------------------------------------------------------------------------
 
 
-def _task_texts(args: argparse.Namespace) -> list[str]:
-    """The text of `task add`: TEXT, stdin (`-`) or --file; with --lines each non-blank line is a task."""
-    if args.file:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --file: {getattr(exc, 'strerror', None) or exc}: {args.file}") from None
-    elif args.text == "-":
-        text = sys.stdin.read()
-    elif args.text is not None:
-        text = str(args.text)
-    else:
-        raise UsageError("what is the task? give its TEXT, '-' to read stdin, or --file FILE")
-    texts = [line for line in text.splitlines() if line.strip()] if args.lines else [text]
-    if not any(t.strip() for t in texts):
-        raise UsageError("the task is empty" if not args.lines else "no task: every line is blank")
-    return texts
-
-
-def _task_by(task: dict[str, Any]) -> str:
-    if task["state"] == "open":
-        return "-"
-    return str(task.get("by") or "human")
-
-
 def cmd_task(args: argparse.Namespace) -> int:
-    """`supervisor task add|ls|claim|done|release`: the task board for swarms of fresh sessions."""
-    action = args.task_action
-    if action == "add":
-        added = _call("task_add", {"texts": _task_texts(args)})
-        if args.json:
-            _print_json(added)
-        elif len(added) == 1:
-            print(f"added task {added[0]['id']}")
-        else:
-            print(f"added {len(added)} tasks: {added[0]['id']}–{added[-1]['id']}")
-        return 0
-    if action == "ls":
-        tasks = _call("task_ls", {"state": args.state})
-        if args.json:
-            _print_json(tasks)
-            return 0
-        if not tasks:
-            print("no tasks" + (f" {args.state}" if args.state else "") + "; add one with `supervisor task add TEXT`")
-            return 0
-        rows = [["ID", "STATE", "BY", "AGE", "TEXT"]]
-        for task in tasks:
-            text = task["text"].splitlines()[0][:80] if task["text"] else ""
-            rows.append([str(task["id"]), task["state"], _task_by(task), _age(task["updated_at"]), text])
-        print(_table(rows))
-        return 0
-    if action == "claim":
-        task = _call("task_claim")
-        if task is None:
-            return 1  # nothing left: no output, so `while supervisor task claim ...` loops end cleanly
-        if args.json:
-            _print_json(task)
-        else:
-            print(f"{task['id']}\t{task['text']}")
-        return 0
-    task = _call(f"task_{action}", {"task_id": args.id})
-    if args.json:
-        _print_json(task)
-    else:
-        print(f"task {task['id']}: " + ("done" if action == "done" else "back on the board"))
-    return 0
+    """`supervisor task add|ls|claim|done|release`: the task board for swarms of fresh sessions (its words are
+    shared with the client in an agent's pane on a host: supervisor/hostside/taskboard.py)."""
+    from supervisor.hostside import taskboard
+
+    try:
+        return taskboard.run(args, _call)
+    except taskboard.BadInput as exc:
+        raise UsageError(str(exc)) from None
 
 
 # engine, init, doctor -----------------------------------------------------------------------------------
@@ -837,25 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("to", help="the recipient's full name, or 'parent'")
     p.add_argument("text", help="the message ('-' reads stdin)")
 
-    p = add("task", cmd_task, "the task board: jobs that agents claim one at a time")
-    actions = p.add_subparsers(dest="task_action", metavar="ACTION", required=True)
-    a = actions.add_parser("add", help="add a task (with --lines: one task per non-blank line)")
-    source = a.add_mutually_exclusive_group()
-    source.add_argument("text", nargs="?", help="the task ('-' reads stdin)")
-    source.add_argument("--file", help="read the task from a file")
-    a.add_argument("--lines", action="store_true", help="each non-blank line of the text is a task of its own")
-    a.add_argument("--json", action="store_true")
-    a = actions.add_parser("ls", help="every task: id, state, who holds or finished it, age in its state, text")
-    a.add_argument("--state", choices=["open", "claimed", "done"], help="only the tasks in this state")
-    a.add_argument("--json", action="store_true")
-    a = actions.add_parser("claim", help="claim the oldest open task and print its id and text; "
-                                         "nothing and exit 1 when none is left")
-    a.add_argument("--json", action="store_true")
-    for verb, help_text in (("done", "mark a task done (an agent: only its own claim)"),
-                            ("release", "put a claimed task back on the board (an agent: only its own claim)")):
-        a = actions.add_parser(verb, help=help_text)
-        a.add_argument("id", type=int, help="the task's id")
-        a.add_argument("--json", action="store_true")
+    taskboard.register(sub, cmd_task)
 
     p = add("ls", cmd_ls, "list all agents as a tree")
     p.add_argument("--all", action="store_true", help="every repository of yours with a running engine")

@@ -10,6 +10,7 @@ A sandboxed run needs the host's bubblewrap: without it the test is skipped, but
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from typing import Any
 
@@ -34,6 +35,10 @@ def start(remote: Remote, name: str) -> dict[str, Any]:
     agent = remote.sandbox.wait_state(name, "idle", timeout=60)
     assert agent["isolation"] == remote.isolation  # never less isolated than the test means
     return agent
+
+
+def board(remote: Remote) -> dict[int, dict[str, Any]]:
+    return {task["id"]: task for task in json.loads(remote.sandbox.sv("task", "ls", "--json").stdout)}
 
 
 def ran(remote: Remote, name: str, command: str) -> str:
@@ -68,3 +73,33 @@ def test_a_sandboxed_agent_on_a_host_has_the_supervisor_command(remote: Remote) 
     said = ran(remote, "far", f"ls -A {layout.root}/bin; test -e {layout.tmux_socket} && echo TMUX-SEEN; "
                               f"ls {layout.root}/state")
     assert said.split() == ["supervisor", "far"], said
+
+
+@pytest.mark.parametrize("remote", [pytest.param("sandbox", marks=needs_bwrap), "none"], indirect=True)
+def test_the_task_board_from_panes_on_a_host(remote: Remote) -> None:
+    remote.sandbox.sv("task", "add", "--lines", "-", input="Port the parser\nWrite the docs\n")
+    start(remote, "far")
+
+    said = ran(remote, "far", "supervisor task claim")
+    assert said.split()[:4] == ["1", "Port", "the", "parser"], said
+    assert (board(remote)[1]["state"], board(remote)[1]["by"]) == ("claimed", "far")  # as that agent
+
+    said = ran(remote, "far", "supervisor task add 'Found on the way'")
+    assert said.split()[:3] == ["added", "task", "3"], said
+    said = ran(remote, "far", "supervisor task ls --state open")
+    assert "Write the docs" in said and "Found on the way" in said and "Port the parser" not in said, said
+
+    said = ran(remote, "far", "supervisor task done 1")
+    assert "task 1: done" in said, said
+    said = ran(remote, "far", "supervisor task claim --json")
+    assert '"id": 2' in said, said
+    said = ran(remote, "far", "supervisor task release 2")
+    assert "task 2: back on the board" in said, said
+    # what the board refuses is said there as here, with its exit status
+    said = ran(remote, "far", "supervisor task done 99; echo exit=$?")
+    assert "no task 99" in said and "exit=2" in said, said
+
+    tasks = board(remote)
+    assert [(task["state"], task["by"]) for task in tasks.values()] == [("done", "far"), ("open", None),
+                                                                       ("open", None)]
+    assert tasks[3]["text"] == "Found on the way"
