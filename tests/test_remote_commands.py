@@ -74,6 +74,17 @@ def test_a_sandboxed_agent_on_a_host_has_the_supervisor_command(remote: Remote) 
                               f"ls {layout.root}/state")
     assert said.split() == ["supervisor", "far"], said
 
+    # a CLI under the host's `dir` is found there, but not in the sandbox: the start says so, and the fix
+    inside = f"{remote.host_dir}/cli"
+    remote.on_host("sh", "-c", 'mkdir -p "$1" && cp "$2/claude" "$1/claude"', "sh", inside, remote.cli)
+    done = remote.sandbox.sv("start", "hidden", "--host", HOST, "--command", f"{inside}/claude --claude",
+                             check=False)
+    assert done.returncode == 1
+    assert (f"hidden failed to start: command not found: {inside}/claude on host {HOST} (found at {inside}/claude, "
+            f"but it lies under the host's dir ({remote.host_dir}), which an agent's sandbox there hides)"
+            in done.stderr), done.stderr
+    assert f"install it on host {HOST} outside its dir" in done.stderr
+
 
 @pytest.mark.parametrize("remote", [pytest.param("sandbox", marks=needs_bwrap), "none"], indirect=True)
 def test_the_task_board_from_panes_on_a_host(remote: Remote) -> None:
@@ -103,3 +114,13 @@ def test_the_task_board_from_panes_on_a_host(remote: Remote) -> None:
     assert [(task["state"], task["by"]) for task in tasks.values()] == [("done", "far"), ("open", None),
                                                                        ("open", None)]
     assert tasks[3]["text"] == "Found on the way"
+
+
+def test_a_start_on_a_host_without_the_cli_names_the_host_and_the_fix(remote: Remote) -> None:
+    done = remote.sandbox.sv("start", "ghost", "--host", HOST, "--task", "anything", "--command",
+                             "no-such-agent-cli --flag", check=False)
+    assert done.returncode == 1
+    assert f"ghost failed to start: command not found: no-such-agent-cli on host {HOST} (not on the PATH an agent " \
+           "gets there: " in done.stderr, done.stderr
+    assert f"install it on host {HOST} outside its dir (~/t-" in done.stderr
+    assert remote.sandbox.ls()["ghost"]["state"] == "failed"
