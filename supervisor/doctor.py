@@ -121,7 +121,7 @@ def host_checks(config: Any) -> list[Check]:
     from supervisor.hosts.unsandboxed import ENFORCED, EXPOSED
 
     found = []
-    for name, result in check_all(config.hosts, config.isolation).items():
+    for name, result in check_all(config.hosts, config.isolation, [config.agent.command]).items():
         said = (EXPOSED, ENFORCED)  # a host's agents unsandboxed: what they reach, and what holds, on lines apart
         if result.ok:
             found.append(Check(f"host {name}", True,

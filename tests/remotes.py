@@ -2,7 +2,10 @@
 
 Nothing is stood in for: an agent's worktree is made on the host from the base pushed over the link. The engine
 runs in the test's process (as in tests/test_pane_identity.py), so that a test can see its watch and links.
-`remote` is the fixture; a test module imports it (`from tests.remotes import remote_fixture`)."""
+`remote` is the fixture; a test module imports it (`from tests.remotes import remote_fixture`). Its agents run
+with `isolation: none`, or sandboxed when a test asks (`@pytest.mark.parametrize("remote", ["sandbox"],
+indirect=True)`): the fake claude then lives outside the host's `dir`, which the sandbox hides, as a real CLI
+must, and records no prompts (nothing outside the agent's own folders is writable there)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Remote:
     ssh_hosts: SshHosts
     host_dir: str  # the host's `dir`, absolute
     command: str  # the fake claude on the host, running SCRIPT
+    cli: str = ""  # the folder of the fake claude and its scripts on the host (host_dir/bin unless sandboxed)
+    isolation: str = "none"
 
     def request(self, method: str, **params: Any) -> Any:
         return request_at(self.engine.paths.engine_socket, method, params, 120)
@@ -58,9 +63,9 @@ class Remote:
 
     def claude(self, name: str, script: str) -> str:
         """The command line of the fake claude on the host running `script` (kept there as NAME.yaml)."""
-        path = f"{self.host_dir}/bin/{name}.yaml"
+        path = f"{self.cli}/{name}.yaml"
         self.ssh_hosts.ssh(HOST, "sh", "-c", 'printf %s "$2" > "$1"', "sh", path, script)
-        return f"{self.host_dir}/bin/claude --claude --script {path} --record {self.host_dir}/prompts.jsonl"
+        return f"{self.cli}/claude --claude --script {path}" + _record(self.host_dir, self.isolation)
 
     def limits(self, text: str) -> None:
         """supervisor.yaml with more `limits:` (`key: value` lines), in force from the next request on."""
@@ -86,26 +91,33 @@ class Remote:
         return str(ran["stdout"])
 
 
+def _record(host_dir: str, isolation: str) -> str:
+    return f" --record {host_dir}/prompts.jsonl" if isolation == "none" else ""
+
+
 @pytest.fixture(name="remote")
-def remote_fixture(sandbox: Sandbox, ssh_hosts: SshHosts, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
+def remote_fixture(sandbox: Sandbox, ssh_hosts: SshHosts, monkeypatch: pytest.MonkeyPatch,
+                   request: pytest.FixtureRequest) -> Iterator[Remote]:
+    isolation = getattr(request, "param", None) or "none"
     folder = ssh_hosts.fresh_dir(HOST)
-    host_dir = str(ssh_hosts.hosts[HOST].home / folder.removeprefix("~/"))
-    claude = f"{host_dir}/bin/claude"
+    home = ssh_hosts.hosts[HOST].home
+    host_dir = str(home / folder.removeprefix("~/"))
+    cli = f"{host_dir}/bin" if isolation == "none" else str(home / ssh_hosts.fresh_dir(HOST).removeprefix("~/"))
     wrapper = (f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(SOURCE))} "
                "exec python3 -m supervisor.demo.agent --look claude \"$@\"\n")
-    ssh_hosts.ssh(HOST, "sh", "-c", 'mkdir -p "$1/bin" && printf %s "$2" > "$1/bin/claude" && chmod +x '
-                  '"$1/bin/claude" && printf %s "$3" > "$1/bin/script.yaml"', "sh", host_dir, wrapper, SCRIPT)
-    command = f"{claude} --claude --script {host_dir}/bin/script.yaml --record {host_dir}/prompts.jsonl"
+    ssh_hosts.ssh(HOST, "sh", "-c", 'mkdir -p "$1" && printf %s "$2" > "$1/claude" && chmod +x '
+                  '"$1/claude" && printf %s "$3" > "$1/script.yaml"', "sh", cli, wrapper, SCRIPT)
+    command = f"{cli}/claude --claude --script {cli}/script.yaml" + _record(host_dir, isolation)
     sandbox.write_config(
         f"agent:\n  profile: generic\n  command: {DEMO_AGENT}\n  stagger: 0s\nlimits:\n  idle_after: 1s\n"
-        f"isolation: none\nhosts:\n  {HOST}:\n    ssh: {HOST}\n    ssh_config: {ssh_hosts.config}\n"
+        f"isolation: {isolation}\nhosts:\n  {HOST}:\n    ssh: {HOST}\n    ssh_config: {ssh_hosts.config}\n"
         f"    dir: {folder}\n")
     monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
     monkeypatch.setenv("HOME", str(sandbox.home))
     engine = Engine(sandbox.paths)
     serving = threading.Thread(target=engine.serve, kwargs={"hangup_stops": False}, daemon=True)
     serving.start()
-    made = Remote(sandbox, engine, ssh_hosts, host_dir, command)
+    made = Remote(sandbox, engine, ssh_hosts, host_dir, command, cli, isolation)
     try:
         wait_until(lambda: engine.hostlinks.link(HOST) is not None, timeout=60, message=f"{HOST}'s link up")
         yield made

@@ -14,18 +14,28 @@ import pytest
 
 from supervisor.config import HostConfig
 from supervisor.hosts.ssh import SshError, run_on
+from tests import sandboxed
 from tests.conftest import Sandbox, wait_until
 from tests.sshd import SshHosts
 
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None and not sandboxed.in_ci(),
+                                 reason="needs bubblewrap (apt-get install bubblewrap)")
+AGENT_CLI = "python3 -m agent --flag"  # a CLI whose program every test host has on its PATH
 
-def configure(sandbox: Sandbox, ssh_hosts: SshHosts, config: Path | None = None, **hosts: str) -> None:
-    """supervisor.yaml naming `hosts` (name → ssh destination), each with a dir of its own on its host."""
-    lines = ["hosts:"]
+
+def configure(sandbox: Sandbox, ssh_hosts: SshHosts, config: Path | None = None, command: str = AGENT_CLI,
+              **hosts: str) -> dict[str, str]:
+    """supervisor.yaml naming `hosts` (name → ssh destination), each with a dir of its own on its host, and the
+    agents' `command` (its program found on every host); each host's dir, as supervisor.yaml names it."""
+    lines = ["agent:", "  profile: generic", f"  command: {command}", "hosts:"]
+    dirs = {}
     for name, destination in hosts.items():
         box = destination.split("-")[0]
+        dirs[name] = f"{ssh_hosts.fresh_dir(box)}/work"
         lines += [f"  {name}:", f"    ssh: {destination}", f"    ssh_config: {config or ssh_hosts.config}",
-                  f"    dir: {ssh_hosts.fresh_dir(box)}/work", "    max_agents: 3"]
+                  f"    dir: {dirs[name]}", "    max_agents: 3"]
     sandbox.write_config("\n".join(lines) + "\n")
+    return dirs
 
 
 def test_a_host_with_all_it_needs_is_all_green(sandbox: Sandbox, ssh_hosts: SshHosts) -> None:
@@ -34,14 +44,14 @@ def test_a_host_with_all_it_needs_is_all_green(sandbox: Sandbox, ssh_hosts: SshH
     lines = done.stdout.splitlines()
     assert lines[0].startswith("box1 (ssh box1, dir ~/t-")
     marks = {line.split()[1]: line.split()[0] for line in lines[1:] if line.split()[0] in ("ok", "FAIL")}
-    assert marks == {"ssh": "ok", "python": "ok", "git": "ok", "tmux": "ok", "isolation": "ok", "credentials": "ok",
-                     "disk": "ok"}
+    assert marks == {"ssh": "ok", "python": "ok", "git": "ok", "tmux": "ok", "isolation": "ok", "cli": "ok",
+                     "credentials": "ok", "disk": "ok"}
     assert "as svbox1 by key, host key known" in done.stdout
     # The disk is looked at where the host's `dir` will be: under the host user's home, `~` expanded there.
     assert f"free under {ssh_hosts.hosts['box1'].home}/t-" in done.stdout
     report = json.loads(sandbox.sv("hosts", "check", "box1", "--json").stdout)
     assert [(r["host"], r["ok"]) for r in report] == [("box1", True)]
-    assert [r["name"] for r in report[0]["requirements"]] == ["ssh", "python", "git", "tmux", "isolation",
+    assert [r["name"] for r in report[0]["requirements"]] == ["ssh", "python", "git", "tmux", "isolation", "cli",
                                                               "credentials", "disk"]
     assert "not copied: each agent's CLI logs in on the host itself" in done.stdout  # what goes there, said
 
@@ -133,6 +143,58 @@ def test_doctor_checks_each_host(sandbox: Sandbox, ssh_hosts: SshHosts) -> None:
     assert checks["host box1"]["ok"] and "Python 3." in checks["host box1"]["detail"]
     assert not checks["host box2: tmux"]["ok"] and "install tmux" in checks["host box2: tmux"]["hint"]
     assert "host box2" not in checks
+
+
+def _cli(block: list[str]) -> tuple[str, str]:
+    """The `cli` line of a host's block, and its hint (or "")."""
+    at = next(i for i, line in enumerate(block) if line.split()[1:2] == ["cli"])
+    hint = block[at + 1] if at + 1 < len(block) and "hint:" in block[at + 1] else ""
+    return block[at], hint
+
+
+def test_the_agent_cli_is_looked_for_where_agents_run_it(sandbox: Sandbox, ssh_hosts: SshHosts) -> None:
+    configure(sandbox, ssh_hosts, command="no-such-agent-cli --flag", box1="box1")
+    done = sandbox.sv("hosts", "check", check=False)
+    line, hint = _cli(done.stdout.splitlines())
+    assert done.returncode == 1 and line.split()[0] == "FAIL"
+    assert "no-such-agent-cli: not found on the PATH an ssh command gets there" in line
+    assert "install it on host box1 outside its dir (~/t-" in hint and "full path" in hint
+    assert "box1: not ready for agents" in done.stderr
+    checks = {c["name"]: c for c in json.loads(sandbox.sv("doctor", "--json", check=False).stdout)}
+    assert not checks["host box1: cli"]["ok"] and "no-such-agent-cli" in checks["host box1: cli"]["detail"]
+
+
+@needs_bwrap
+def test_an_agent_cli_under_the_hosts_dir_is_refused_where_the_sandbox_hides_it(sandbox: Sandbox,
+                                                                               ssh_hosts: SshHosts) -> None:
+    """Under `dir` (or a link into it), the host user finds the CLI but a sandboxed agent there cannot."""
+    home = ssh_hosts.hosts["box1"].home
+    outside = str(home / ssh_hosts.fresh_dir("box1").removeprefix("~/"))
+    dirs = configure(sandbox, ssh_hosts, box1="box1")
+    inside = str(home / dirs["box1"].removeprefix("~/"))
+    ssh_hosts.ssh("box1", "sh", "-c", 'mkdir -p "$1/bin" "$2" && printf "#!/bin/sh\\n" > "$1/bin/cli" && '
+                  'chmod +x "$1/bin/cli" && cp "$1/bin/cli" "$2/cli" && ln -s "$1/bin/cli" "$2/link"',
+                  "sh", inside, outside)
+    for program, ok in ((f"{inside}/bin/cli", False), (f"{outside}/link", False), (f"{outside}/cli", True)):
+        configure_again = (sandbox.root / "supervisor.yaml").read_text().replace(
+            f"command: {AGENT_CLI}", f"command: {program} --flag")
+        sandbox.write_config(configure_again)
+        done = sandbox.sv("hosts", "check", check=False)
+        line, hint = _cli(done.stdout.splitlines())
+        assert (done.returncode == 0) is ok, done.stdout
+        if ok:
+            assert line.split()[:2] == ["ok", "cli"] and f"at {outside}/cli" in line
+        else:
+            assert line.split()[:2] == ["FAIL", "cli"]
+            assert f"at {inside}/bin/cli, but it lies under the host's dir ({inside})" in line  # the link resolved
+            assert "which an agent's sandbox there hides" in line and "outside its dir" in hint
+        sandbox.write_config((sandbox.root / "supervisor.yaml").read_text().replace(
+            f"command: {program} --flag", f"command: {AGENT_CLI}"))
+    # Unsandboxed, it runs there: said, not refused.
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text().replace(
+        f"command: {AGENT_CLI}", f"command: {inside}/bin/cli") + "isolation: none\n")
+    line, _ = _cli(sandbox.sv("hosts", "check").stdout.splitlines())
+    assert line.split()[:2] == ["ok", "cli"] and "could not start if they were sandboxed" in line
 
 
 def test_run_on_carries_each_word_as_it_was(ssh_hosts: SshHosts) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from supervisor.commands.common import Add, age, call, print_json, text_table
+from supervisor.commands.common import Add, call, print_json
 from supervisor.errors import SupervisorError
+from supervisor.hostside.texts import age
+from supervisor.hostside.texts import table as text_table
 
 
 def register(add: Add) -> None:

@@ -1,5 +1,5 @@
 """What the command modules share: the engine request (with what it notes said on stderr), the parser's `add`,
-and the output helpers (JSON, ages, plain-text tables)."""
+and the output helpers (JSON; ages and tables are in supervisor/hostside/texts.py, shared with hosts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import contextlib
 import functools
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,26 +59,6 @@ def _warn_if_config_refused(marker: Path) -> None:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
-
-
-def age(iso: str | None) -> str:
-    from datetime import datetime
-
-    from supervisor.core.durations import format_duration
-
-    if not iso:
-        return "-"
-    then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    return format_duration(time.time() - then)
-
-
-def text_table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
 
 
 def warn_store_notices() -> None:

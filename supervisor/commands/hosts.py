@@ -23,7 +23,7 @@ def register(add: Add) -> None:
     p.add_argument("--json", action="store_true")
     actions = p.add_subparsers(dest="hosts_action", metavar="ACTION")
     a = actions.add_parser("check", help="connect to each host (or NAME) with your ssh and check what it needs: "
-                           "ssh by key, python3 >= 3.11, git, tmux >= 3.2, bubblewrap, disk")
+                           "ssh by key, python3 >= 3.11, git, tmux >= 3.2, bubblewrap, the agent CLI, disk")
     a.add_argument("name", nargs="?", metavar="NAME", help="only this host")
     a.add_argument("--json", action="store_true")
 
@@ -101,7 +101,7 @@ def _check(config: Config, name: str | None, as_json: bool) -> int:
             print(f"no hosts in {config.source or 'supervisor.yaml'}; to add one, write there:\n{SETUP}")
         return 0
     chosen = {name: config.hosts[name]} if name else dict(config.hosts)
-    found = check_all(chosen, config.isolation)
+    found = check_all(chosen, config.isolation, [config.agent.command])
     if as_json:
         print(json.dumps([_view(result) for result in found.values()], indent=2, sort_keys=True))
     else:

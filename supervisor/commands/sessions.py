@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from supervisor.commands.common import Add, call, print_json, text_table
+from supervisor.commands.common import Add, call, print_json
 from supervisor.errors import UsageError
+from supervisor.hostside.texts import table as text_table
 
 
 def register(add: Add) -> None:

@@ -1,101 +1,23 @@
-"""`supervisor task`: the task board, jobs that agents (swarms of fresh sessions) claim one at a time."""
+"""`supervisor task`: the task board, jobs that agents (swarms of fresh sessions) claim one at a time. Its words,
+output and exit statuses are shared with the client in an agent's pane on a host (supervisor/hostside/taskboard.py).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-from typing import Any
 
-from supervisor.commands.common import Add, age, call, print_json, text_table
+from supervisor.commands.common import Add, call
 from supervisor.errors import UsageError
+from supervisor.hostside import taskboard
 
 
 def register(add: Add) -> None:
-    p = add("task", cmd_task, "the task board: jobs that agents claim one at a time")
-    actions = p.add_subparsers(dest="task_action", metavar="ACTION", required=True)
-    a = actions.add_parser("add", help="add a task (with --lines: one task per non-blank line)")
-    source = a.add_mutually_exclusive_group()
-    source.add_argument("text", nargs="?", help="the task ('-' reads stdin)")
-    source.add_argument("--file", help="read the task from a file")
-    a.add_argument("--lines", action="store_true", help="each non-blank line of the text is a task of its own")
-    a.add_argument("--json", action="store_true")
-    a = actions.add_parser("ls", help="every task: id, state, who holds or finished it, age in its state, text")
-    a.add_argument("--state", choices=["open", "claimed", "done"], help="only the tasks in this state")
-    a.add_argument("--json", action="store_true")
-    a = actions.add_parser("claim", help="claim the oldest open task and print its id and text; "
-                                         "nothing and exit 1 when none is left")
-    a.add_argument("--json", action="store_true")
-    for verb, help_text in (("done", "mark a task done (an agent: only its own claim)"),
-                            ("release", "put a claimed task back on the board (an agent: only its own claim)")):
-        a = actions.add_parser(verb, help=help_text)
-        a.add_argument("id", type=int, help="the task's id")
-        a.add_argument("--json", action="store_true")
-
-
-def _task_texts(args: argparse.Namespace) -> list[str]:
-    """The text of `task add`: TEXT, stdin (`-`) or --file; with --lines each non-blank line is a task."""
-    if args.file:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --file: {getattr(exc, 'strerror', None) or exc}: {args.file}") from None
-    elif args.text == "-":
-        text = sys.stdin.read()
-    elif args.text is not None:
-        text = str(args.text)
-    else:
-        raise UsageError("what is the task? give its TEXT, '-' to read stdin, or --file FILE")
-    texts = [line for line in text.splitlines() if line.strip()] if args.lines else [text]
-    if not any(t.strip() for t in texts):
-        raise UsageError("the task is empty" if not args.lines else "no task: every line is blank")
-    return texts
-
-
-def _task_by(task: dict[str, Any]) -> str:
-    if task["state"] == "open":
-        return "-"
-    return str(task.get("by") or "human")
+    taskboard.add_actions(add("task", cmd_task, taskboard.HELP))
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    """`supervisor task add|ls|claim|done|release`: the task board for swarms of fresh sessions."""
-    action = args.task_action
-    if action == "add":
-        added = call("task_add", {"texts": _task_texts(args)})
-        if args.json:
-            print_json(added)
-        elif len(added) == 1:
-            print(f"added task {added[0]['id']}")
-        else:
-            print(f"added {len(added)} tasks: {added[0]['id']}–{added[-1]['id']}")
-        return 0
-    if action == "ls":
-        tasks = call("task_ls", {"state": args.state})
-        if args.json:
-            print_json(tasks)
-            return 0
-        if not tasks:
-            print("no tasks" + (f" {args.state}" if args.state else "") + "; add one with `supervisor task add TEXT`")
-            return 0
-        rows = [["ID", "STATE", "BY", "AGE", "TEXT"]]
-        for task in tasks:
-            text = task["text"].splitlines()[0][:80] if task["text"] else ""
-            rows.append([str(task["id"]), task["state"], _task_by(task), age(task["updated_at"]), text])
-        print(text_table(rows))
-        return 0
-    if action == "claim":
-        task = call("task_claim")
-        if task is None:
-            return 1  # nothing left: no output, so `while supervisor task claim ...` loops end cleanly
-        if args.json:
-            print_json(task)
-        else:
-            print(f"{task['id']}\t{task['text']}")
-        return 0
-    task = call(f"task_{action}", {"task_id": args.id})
-    if args.json:
-        print_json(task)
-    else:
-        print(f"task {task['id']}: " + ("done" if action == "done" else "back on the board"))
-    return 0
+    """`supervisor task add|ls|claim|done|release`."""
+    try:
+        return taskboard.run(args, call)
+    except taskboard.BadInput as exc:
+        raise UsageError(str(exc)) from None

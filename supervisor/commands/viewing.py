@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from supervisor.commands.common import Add, age, call, print_json, repo_paths, text_table, warn_store_notices
+from supervisor.commands.common import Add, call, print_json, repo_paths, warn_store_notices
 from supervisor.errors import SupervisorError, UsageError
+from supervisor.hostside.texts import age
+from supervisor.hostside.texts import table as text_table
 
 
 def register(add: Add) -> None:

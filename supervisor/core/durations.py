@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 import re
 
+from supervisor.hostside.texts import format_duration  # the same words on hosts
+
+__all__ = ["MAX_DAYS", "MAX_SECONDS", "format_duration", "parse_duration"]
+
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
@@ -49,18 +53,3 @@ def _bounded(seconds: float, text: object) -> float:
 def _too_long(text: object) -> ValueError:
     shown = repr(text) if len(repr(text)) <= 40 else f"{repr(text)[:20]}…{repr(text)[-8:]}"
     return ValueError(f"{shown} is too long to be a duration (at most {MAX_DAYS}d)")
-
-
-def format_duration(seconds: float) -> str:
-    """Compact human form: `45s`, `12m`, `1h30m`, `2d3h`."""
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total}s"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m{secs}s" if secs and minutes < 10 else f"{minutes}m"

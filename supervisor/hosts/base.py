@@ -96,7 +96,8 @@ class Host(Protocol):
         ...
 
     def missing_program(self, agent: Agent, command: str) -> str | None:
-        """The program of a simple `command` when it is not found there; None when found or not simple."""
+        """The program of a simple `command` when it is not found there (on a host, with where it must live);
+        None when found or not simple."""
         ...
 
     def own_pane(self, agent: Agent) -> PaneInfo | None:

@@ -4,7 +4,9 @@ A small POSIX sh script goes over the connection's stdin (a login shell of any k
 script is not a quoted word that csh or fish would parse). It answers `ready`, echoes one line back (the round
 trip over the open connection: the latency, without the handshake), then prints `key=value` lines: the host
 user, python3, git, tmux, bubblewrap and whether it can make namespaces, the free space under `dir`, the load and
-the cores. The PATH is the one a non-interactive ssh command gets, as the engine's own connection will.
+the cores, and where the agent CLI that supervisor.yaml names is (agent_cli.py: on that PATH, outside what an
+agent's sandbox hides). The PATH is the one a non-interactive ssh command gets, as the engine's own connection
+and every agent's pane there will.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from supervisor.hosts import isolation, unsandboxed
+from supervisor.hosts import agent_cli, isolation, unsandboxed
 from supervisor.hosts.ssh import SSH_FAILED, failure, ssh_argv
 from supervisor.hostsconfig import CREDENTIALS_COPY
 
@@ -35,8 +37,8 @@ SANDBOX_NOTE: Final = ("agents there run with isolation: none (unsandboxed, as t
                        "asked to run with isolation: sandbox there is refused")
 
 # One compound command: the shell has read all of it before `read` takes the echoed line from the same stdin.
-SCRIPT: Final = r"""{
-d=$1
+SCRIPT: Final = "{\n" + agent_cli.WHERE_SH + r"""d=$1
+shift
 case $d in "~") d=$HOME ;; "~/"*) d=$HOME/${d#"~/"} ;; esac
 first() { v=$("$@" 2>&1) || v="FAILED: $v"; printf '%s\n' "${v%%
 *}"; }
@@ -47,6 +49,10 @@ echo "$ping"
 printf 'user='; first id -un
 echo "path=$PATH"
 echo "dir=$d"
+echo "dir_real=$(real "$d")"
+echo "home_real=$(real "$HOME")"
+i=0
+for c in "$@"; do i=$((i + 1)); echo "cli_$i=$(where "$c")"; done  # before `set --` below
 if have python3; then printf 'python='; first python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'
 else echo python=; fi
 if have git; then printf 'git='; first git --version; else echo git=; fi
@@ -136,13 +142,16 @@ class _Reader:
         return line.rstrip("\n")
 
 
-def check(host: HostConfig, timeout: float = TIMEOUT, isolation: str | None = None) -> HostCheck:
+def check(host: HostConfig, timeout: float = TIMEOUT, isolation: str | None = None,
+          commands: Sequence[str] = ()) -> HostCheck:
     """Check `host` in one ssh round trip; never raises for what the host or ssh does (it is all in the
-    result), and never runs past `timeout` seconds. `isolation`: supervisor.yaml's (None: not set)."""
+    result), and never runs past `timeout` seconds. `isolation`: supervisor.yaml's (None: not set);
+    `commands`: the agents' command lines whose CLI must be there (supervisor.yaml's `agent.command`)."""
+    programs = [program for program in map(agent_cli.program_of, commands) if program is not None]
     started = time.time()
     deadline = time.monotonic() + timeout
     try:
-        process = subprocess.Popen(ssh_argv(host, "sh", "-s", "--", host.dir), stdin=subprocess.PIPE,
+        process = subprocess.Popen(ssh_argv(host, "sh", "-s", "--", host.dir, *programs), stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as exc:
         return HostCheck(host.name, [Requirement("ssh", False, f"cannot run ssh: {exc.strerror or exc}",
@@ -192,7 +201,7 @@ def check(host: HostConfig, timeout: float = TIMEOUT, isolation: str | None = No
         return HostCheck(host.name, [_ssh_ok(host, facts, latency),
                                      Requirement("host", False, f"the check did not finish within {timeout:g} s",
                                                  "is the host very busy, or its disk hanging?")], started)
-    return _judge(host, facts, latency, started, isolation)
+    return _judge(host, facts, latency, started, isolation, commands)
 
 
 def _rest(reader: _Reader, deadline: float) -> str:
@@ -265,6 +274,38 @@ def _isolation(facts: dict[str, str], configured: str | None) -> Requirement:
                                           "its own work, as here")
 
 
+def _clis(host: HostConfig, facts: dict[str, str], configured: str | None,
+          commands: Sequence[str]) -> list[Requirement]:
+    """Where each agent CLI of `commands` is on the host (`cli_N`, in the order of their programs), or why it
+    cannot start there."""
+    sandboxed = configured != isolation.NONE and _sandbox_problem(facts) is None
+    found, index = [], 0
+    for command in commands:
+        program = agent_cli.program_of(command)
+        if program is None:
+            found.append(Requirement("cli", True, f"not looked for: `{command}` is a shell command line (its shell "
+                                     "says at start whether it runs)"))
+            continue
+        index += 1
+        found.append(_cli(host, program, facts.get(f"cli_{index}", ""), facts, sandboxed))
+    return found
+
+
+def _cli(host: HostConfig, program: str, where: str, facts: dict[str, str], sandboxed: bool) -> Requirement:
+    fix = agent_cli.fix(host.name, host.dir)
+    if not where:
+        return Requirement("cli", False, f"{program}: not found on the PATH an ssh command gets there "
+                           f"({facts.get('path', '?')}), which is the PATH of agents' panes", fix)
+    hidden = agent_cli.hidden_by_sandbox(where, facts.get("dir_real") or facts.get("dir", ""),
+                                         facts.get("home_real") or None)
+    if hidden is None:
+        return Requirement("cli", True, f"{program} at {where}")
+    if sandboxed:
+        return Requirement("cli", False, f"{program} at {where}, but {hidden}: it cannot start there", fix)
+    return Requirement("cli", True, f"{program} at {where} ({hidden}: it could not start if they were "
+                       "sandboxed)", fix)
+
+
 def credentials(host: HostConfig) -> Requirement:
     """What of the user's CLI logins goes to the host (`hosts.NAME.credentials`): said, never a failure."""
     if host.credentials == CREDENTIALS_COPY:
@@ -294,7 +335,7 @@ def _disk(host: HostConfig, facts: dict[str, str]) -> tuple[Requirement, int | N
 
 
 def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, started: float,
-           configured: str | None = None) -> HostCheck:
+           configured: str | None = None, commands: Sequence[str] = ()) -> HostCheck:
     path = facts.get("path", "")
     python = facts.get("python", "")
     requirements = [
@@ -304,6 +345,7 @@ def _judge(host: HostConfig, facts: dict[str, str], latency: float | None, start
         _tool("git", facts.get("git", ""), MIN_GIT, "git", path),
         _tool("tmux", facts.get("tmux", ""), MIN_TMUX, "tmux", path),
         _isolation(facts, configured),
+        *_clis(host, facts, configured, commands),
         credentials(host),
     ]
     if unsandboxed.why_unsandboxed(configured, _sandbox_problem(facts)) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -26,13 +26,15 @@ DOWN: Final = "down"
 CONNECTING: Final = "connecting"  # the engine's first attempt at its link has not ended yet
 
 
-def check_all(hosts: Mapping[str, HostConfig], isolation: str | None = None) -> dict[str, HostCheck]:
+def check_all(hosts: Mapping[str, HostConfig], isolation: str | None = None,
+              commands: Sequence[str] = ()) -> dict[str, HostCheck]:
     """Every host checked at once (each within check.TIMEOUT), by name in the order given. `isolation`:
-    supervisor.yaml's (None: not set)."""
+    supervisor.yaml's (None: not set); `commands`: the agent command lines whose CLI each host must have."""
     if not hosts:
         return {}
     with ThreadPoolExecutor(max_workers=min(16, len(hosts)), thread_name_prefix="host-check") as pool:
-        done = {name: pool.submit(check, host, isolation=isolation) for name, host in hosts.items()}
+        done = {name: pool.submit(check, host, isolation=isolation, commands=commands)
+                for name, host in hosts.items()}
         return {name: future.result() for name, future in done.items()}
 
 

@@ -1,4 +1,4 @@
-"""`supervisor` for an agent on a host: `python3 host-VERSION.pyz client hook|guard|helper|msg|report|status`,
+"""`supervisor` for an agent on a host: `python3 host-VERSION.pyz client hook|guard|helper|msg|report|status|task`,
 run by the agent's CLI hooks, its pre-commit guard and the agent itself (through the `supervisor` shim on its
 PATH). Each is the local subcommand of that name, talking to the agent's own socket on the host
 (SUPERVISOR_SOCKET), which the host program relays home: the engine takes the request as that agent's.
@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import hookevents
+from . import hookevents, taskboard
 
 HOOK_WAIT = 5.0  # seconds a hook waits for the engine before it spools its event (as `supervisor hook`)
 
@@ -234,6 +234,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_task(args: argparse.Namespace) -> int:
+    """As `supervisor task` (the same words: taskboard.py), through the agent's own socket: it claims as itself."""
+    socket_path = _own_socket()
+    try:
+        return taskboard.run(args, lambda method, params: request(socket_path, method, params, 600))
+    except taskboard.BadInput as exc:
+        raise Refused(str(exc), exit_code=2) from None
+
+
 def _own_socket() -> str:
     given = os.environ.get("SUPERVISOR_SOCKET")
     if not given:
@@ -282,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="whether the engine answers, and what it watches")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+    taskboard.register(sub, cmd_task)
     sub.add_parser("hook").set_defaults(func=cmd_hook)  # what agent-CLI hooks run
     sub.add_parser("guard").set_defaults(func=cmd_guard)  # what the pre-commit hook runs
     return parser

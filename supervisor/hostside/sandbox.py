@@ -101,7 +101,9 @@ class Spec:
     home_seed: tuple[str, ...] = ()  # in real_home: copied into home once, when absent (Profile.home_seed)
     runtime: bool = True  # False: own_runtime hidden too (a command the engine runs for it: no socket, no spool)
     hidden: tuple[Path, ...] = ()  # hidden besides (a host program's own folder)
-    programs: tuple[Path, ...] = ()  # shown read-only even inside hidden parts (the host program it runs hooks with)
+    # shown read-only even inside hidden parts: the host program it runs hooks with, the folder of its
+    # `supervisor` command there
+    programs: tuple[Path, ...] = ()
 
     @property
     def log_folder(self) -> Path:

@@ -9,7 +9,8 @@ runs less isolated than asked.
 What it sees there, by the host's layout (layout.py): its own worktree read-write; the clone read-only but for
 its own ref folder, reflogs and worktree git folder, and new loose objects (no pack, no alternates); its own CLI
 folder (HOME in it); its own socket folder (read-only: connecting needs no write) and spool (read-write); the
-guard's hooks and the host program it runs them with, read-only. Hidden: the repository's folder there (every
+guard's hooks and the host program it runs them with, and the folder of its `supervisor` command (ROOT/bin,
+which holds that command alone), read-only. Hidden: the repository's folder there (every
 other agent's worktree, CLI folder, socket and spool, the tmux socket), the host program's folder, the host
 user's socket folders and credentials.
 """
@@ -128,8 +129,9 @@ def spec(host: RemoteHost, agent: Agent, cwd: str | None) -> dict[str, Any]:
         "own_runtime": posixpath.dirname(layout.socket(name)),
         "own_spool": layout.spool(name),
         "hidden": [installed, *outer],
-        "programs": [program],  # its hooks' and commands' client
-        "readable": [shim],
+        # its hooks' and commands' client, and in its pane the folder of its `supervisor` command (the shim
+        # alone); both lie in hidden parts: shown as they are, unlike `readable`, which may show nothing hidden
+        "programs": [program, *([shim] if cwd is None else [])],
         "helpers": posixpath.join(own, SUB_AGENTS) if folder == own else None,
         "helpers_status": STATUS_FILE,
         "helpers_messages": MESSAGES_DIR,

@@ -21,6 +21,7 @@ from supervisor.agents import get_profile
 from supervisor.core.model import Agent
 from supervisor.engine.panes import Panes
 from supervisor.errors import SupervisorError
+from supervisor.hosts import agent_cli, isolation
 from supervisor.hosts.base import Launched, Typing
 from supervisor.hosts.remote import isolated, reaping, staging
 from supervisor.hosts.remote.ending import Ender
@@ -82,16 +83,25 @@ class RemotePanes:
         return str(folder)
 
     def missing_program(self, agent: Agent, command: str) -> str | None:
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            return None
-        if not words or any(ch in command for ch in ";|&$`()<>") or "=" in words[0]:
+        """The program of a simple `command` when its pane there cannot start it, with the host, why, and where
+        it must live (agent_cli.py): not on the PATH there, or hidden by the agent's sandbox."""
+        program = agent_cli.program_of(command)
+        if program is None:
             return None  # shell syntax: the shell's exit status tells
-        program = words[0]
-        test = ["test", "-x", program] if "/" in program else ["sh", "-c", 'command -v "$1" >/dev/null', "sh", program]
-        ran = self.host.link().call("run", argv=test, cwd=agent.worktree, timeout=CALL_TIMEOUT)
-        return None if ran["rc"] == 0 else program
+        link = self.host.link()
+        host_dir = str(link.hello.get("dir") or self.host.config.dir)
+        ran = link.call("run", argv=["sh", "-c", agent_cli.FIND, "sh", program, host_dir], cwd=agent.worktree,
+                        timeout=CALL_TIMEOUT)
+        found, real_dir, home = ([*str(ran["stdout"]).split("\n"), "", "", ""])[:3]
+        fix = agent_cli.fix(self.host.name, self.host.config.dir)
+        if ran["rc"] != 0 or not found:
+            path = link.hello.get("path") or "?"
+            return f"{program} on host {self.host.name} (not on the PATH an agent gets there: {path}); {fix}"
+        if isolated.isolation_of(self.host, agent) == isolation.SANDBOX:
+            hidden = agent_cli.hidden_by_sandbox(found, real_dir or host_dir, home or None)
+            if hidden is not None:
+                return f"{program} on host {self.host.name} (found at {found}, but {hidden}); {fix}"
+        return None
 
     def own_pane(self, agent: Agent) -> PaneInfo | None:
         return self.panes.own(agent)
