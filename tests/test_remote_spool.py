@@ -1,0 +1,74 @@
+"""What an agent on a host shows while the engine cannot reach it survives the host's tmux dying (or the host
+rebooting) before the engine is back: the host keeps each pane's transcript on its own disk while home is away,
+and the engine takes it over when it finds the pane gone, in order and without duplicates. Against the real
+sshd host box1 (tests/remotes.py); box1 is this machine under another user, so the test acts on the host
+directly as that user while its sshd is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.conftest import wait_until
+from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
+from tests.sshd import SshHosts
+
+BACKOFF_BOUND = 90.0  # seconds: a host back is found by the next attempt (the delay doubles to 60 s at most)
+
+SHOWN_BEFORE = """\
+turns:
+  - [say: "SHOWN-BEFORE-THE-CUT"]
+"""
+MARKER = "SHOWN-WHILE-CUT-OFF-42"
+
+
+def as_host_user(ssh_hosts: SshHosts, *words: str) -> str:
+    """Run `words` on box1 as its user without ssh (its sshd is down): what they print."""
+    done = subprocess.run(["runuser", "-u", ssh_hosts.hosts[HOST].user, "--", *words], capture_output=True,
+                          text=True, timeout=30, check=True, stdin=subprocess.DEVNULL)
+    return done.stdout
+
+
+def spooled(remote: Remote, text: str) -> bool:
+    """Whether the host's spool of transcripts holds `text` (read from this machine: box1 is this machine)."""
+    for path in Path(remote.host_dir).glob("*/spool/panes/*"):
+        try:
+            if text in path.read_text(errors="replace"):
+                return True
+        except OSError:  # replaced meanwhile
+            continue
+    return False
+
+
+def test_what_a_pane_shows_while_its_host_is_cut_off_survives_the_hosts_tmux_dying(remote: Remote,
+                                                                                    ssh_hosts: SshHosts) -> None:
+    box = remote.sandbox
+    remote.request("start", name="a", task="say one thing", command=remote.claude("a", SHOWN_BEFORE),
+                   profile="claude", host=HOST)
+    box.wait_state("a", "idle", timeout=30)
+    wait_until(lambda: "SHOWN-BEFORE-THE-CUT" in box.sv("log", "a").stdout, timeout=15, message="its first words")
+    socket = remote.host().layout().tmux_socket
+    pane = str(box.agent("a")["pane"])
+    server = int(as_host_user(ssh_hosts, "tmux", "-S", socket, "display-message", "-p", "#{pid}").strip())
+    ssh_hosts.cut(HOST)
+    try:
+        box.wait_state("a", "unreachable", timeout=30)
+        # It prints while home cannot look (its own `!` shell mode): the typed line does not hold the marker.
+        tmux = ("tmux", "-S", socket)
+        as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "-l", "!echo SHOWN-WHILE-CUT-OFF-$((6*7))")
+        as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "Enter")
+        wait_until(lambda: MARKER in as_host_user(ssh_hosts, *tmux, "capture-pane", "-p", "-t", pane), timeout=20,
+                   message="the marker on its screen")
+        wait_until(lambda: spooled(remote, MARKER), timeout=20, message="the marker kept on the host's disk")
+        os.kill(server, signal.SIGKILL)  # the host's tmux server dies (as in a reboot) before home is back
+    finally:
+        ssh_hosts.resume(HOST)
+    box.wait_state("a", "exited", timeout=BACKOFF_BOUND)
+    assert "a" in remote.request("restorable")["agents"]
+    shown = box.sv("log", "a").stdout
+    assert shown.count(MARKER) == 1, shown  # what it showed meanwhile, once
+    assert shown.count("SHOWN-BEFORE-THE-CUT") == 1, shown  # what home had already, not twice
+    assert shown.index("SHOWN-BEFORE-THE-CUT") < shown.index(MARKER), shown
+    wait_until(lambda: not spooled(remote, MARKER), timeout=15, message="the host's spool taken home")
