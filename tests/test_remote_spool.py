@@ -42,33 +42,65 @@ def spooled(remote: Remote, text: str) -> bool:
     return False
 
 
-def test_what_a_pane_shows_while_its_host_is_cut_off_survives_the_hosts_tmux_dying(remote: Remote,
-                                                                                    ssh_hosts: SshHosts) -> None:
+def rows_in(shown: str, prefix: str) -> list[str]:
+    return [line.strip() for line in shown.splitlines() if line.strip().startswith(prefix)]
+
+
+def numbered(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{number}" for number in range(1, count + 1)]
+
+
+def cut_off_printing(remote: Remote, ssh_hosts: SshHosts, name: str, *, kill_tmux: bool) -> None:
+    """Start `name` on the host, have it print rows that scroll into its history, cut the host off, have it print
+    more rows and the marker while home cannot look, then (`kill_tmux`) kill the host's tmux server, and bring
+    the host back."""
     box = remote.sandbox
-    remote.request("start", name="a", task="say one thing", command=remote.claude("a", SHOWN_BEFORE),
+    remote.request("start", name=name, task="say one thing", command=remote.claude(name, SHOWN_BEFORE),
                    profile="claude", host=HOST)
-    box.wait_state("a", "idle", timeout=30)
-    wait_until(lambda: "SHOWN-BEFORE-THE-CUT" in box.sv("log", "a").stdout, timeout=15, message="its first words")
+    box.wait_state(name, "idle", timeout=30)
+    remote.in_pane(name, "seq -f 'BEFORE-%g' 1 120")  # more than its screen holds: most scroll off, seen home
     socket = remote.host().layout().tmux_socket
-    pane = str(box.agent("a")["pane"])
-    server = int(as_host_user(ssh_hosts, "tmux", "-S", socket, "display-message", "-p", "#{pid}").strip())
+    pane = str(box.agent(name)["pane"])
+    tmux = ("tmux", "-S", socket)
+    server = int(as_host_user(ssh_hosts, *tmux, "display-message", "-p", "#{pid}").strip())
     ssh_hosts.cut(HOST)
     try:
-        box.wait_state("a", "unreachable", timeout=30)
+        box.wait_state(name, "unreachable", timeout=30)
         # It prints while home cannot look (its own `!` shell mode): the typed line does not hold the marker.
-        tmux = ("tmux", "-S", socket)
-        as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "-l", "!echo SHOWN-WHILE-CUT-OFF-$((6*7))")
+        as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "-l",
+                     "!seq -f 'DURING-%g' 1 120; echo SHOWN-WHILE-CUT-OFF-$((6*7))")
         as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "Enter")
         wait_until(lambda: MARKER in as_host_user(ssh_hosts, *tmux, "capture-pane", "-p", "-t", pane), timeout=20,
                    message="the marker on its screen")
         wait_until(lambda: spooled(remote, MARKER), timeout=20, message="the marker kept on the host's disk")
-        os.kill(server, signal.SIGKILL)  # the host's tmux server dies (as in a reboot) before home is back
+        if kill_tmux:
+            os.kill(server, signal.SIGKILL)  # the host's tmux server dies (as in a reboot) before home is back
     finally:
         ssh_hosts.resume(HOST)
+
+
+def assert_shown_once_in_order(shown: str) -> None:
+    assert rows_in(shown, "BEFORE-") == numbered("BEFORE-", 120), shown  # what home had: not twice
+    assert rows_in(shown, "DURING-") == numbered("DURING-", 120), shown  # what it showed meanwhile: all, once
+    assert shown.count(MARKER) == 1, shown
+    assert shown.index("BEFORE-120") < shown.index("DURING-1") < shown.index(MARKER), shown
+
+
+def test_what_a_pane_shows_while_its_host_is_cut_off_survives_the_hosts_tmux_dying(remote: Remote,
+                                                                                    ssh_hosts: SshHosts) -> None:
+    cut_off_printing(remote, ssh_hosts, "a", kill_tmux=True)
+    box = remote.sandbox
     box.wait_state("a", "exited", timeout=BACKOFF_BOUND)
     assert "a" in remote.request("restorable")["agents"]
-    shown = box.sv("log", "a").stdout
-    assert shown.count(MARKER) == 1, shown  # what it showed meanwhile, once
-    assert shown.count("SHOWN-BEFORE-THE-CUT") == 1, shown  # what home had already, not twice
-    assert shown.index("SHOWN-BEFORE-THE-CUT") < shown.index(MARKER), shown
+    assert_shown_once_in_order(box.sv("log", "a").stdout)
     wait_until(lambda: not spooled(remote, MARKER), timeout=15, message="the host's spool taken home")
+
+
+def test_a_pane_that_lived_through_the_cut_is_read_from_its_history_and_its_spool_dropped(remote: Remote,
+                                                                                         ssh_hosts: SshHosts) -> None:
+    cut_off_printing(remote, ssh_hosts, "b", kill_tmux=False)
+    box = remote.sandbox
+    box.wait_state("b", "idle", timeout=BACKOFF_BOUND)
+    wait_until(lambda: MARKER in box.sv("log", "b").stdout, timeout=15, message="the marker in its log")
+    assert_shown_once_in_order(box.sv("log", "b").stdout)
+    wait_until(lambda: not spooled(remote, MARKER), timeout=15, message="the host's spool dropped")

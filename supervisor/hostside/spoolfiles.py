@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 ROWS_CAP = 8 << 20  # bytes of kept rows handed home at most (the newest): more than a transcript keeps anyway
+# An absence of days: the rows file is cut back to its newest ROWS_CAP bytes when it passes twice that.
 
 
 def folder(root: str) -> str:
@@ -76,13 +77,22 @@ def add_rows(root: str, server: str, pane: str, rows: list[str]) -> None:
     if not rows:
         return
     data = "".join(f"{row}\n" for row in rows).encode("utf-8", "surrogateescape")
-    descriptor = os.open(paths(root, server, pane)[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    head, path, _ = paths(root, server, pane)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         done = 0
         while done < len(data):
             done += os.write(descriptor, data[done:])
+        size = os.fstat(descriptor).st_size
     finally:
         os.close(descriptor)
+    if size > 2 * ROWS_CAP:
+        kept, dropped = _newest_rows(path)
+        with open(head, "rb") as handle:
+            fields = json.loads(handle.read())
+        fields["start"] = int(fields["start"]) + dropped
+        _replace(head, json.dumps(fields).encode())  # first: stopped between the two, rows come twice, not never
+        _replace(path, kept)
 
 
 def show(root: str, server: str, pane: str, screen: str) -> None:
