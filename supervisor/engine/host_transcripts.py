@@ -62,7 +62,7 @@ class HostTranscripts:
             log.info("%s: what its host kept of its pane cannot be read (%s): its last screen closes its "
                      "transcript", agent.name, exc)
             return
-        lines = _beyond(kept, cursor.lines)
+        lines = lines_beyond(kept, cursor.lines)
         if lines is None:
             return
         self.engine.transcripts.end(agent.name, ref.pane, None, 0, lines)
@@ -72,7 +72,7 @@ class HostTranscripts:
             log.info("%s: its host keeps what it kept of its pane (%s)", agent.name, exc)
 
 
-def _beyond(kept: Any, written: int) -> list[str] | None:
+def lines_beyond(kept: Any, written: int) -> list[str] | None:
     """Of what the host kept (`start`: the history row its first row has, `rows`, `screen`), the rows after the
     first `written` of the history, then the screen; None when it kept nothing (or sent what it never sends)."""
     if not isinstance(kept, dict):

@@ -66,6 +66,7 @@ def try_lock(descriptor: int, mode: int) -> bool:
 def begin(root: str, server: str, pane: str, start: int) -> None:
     """A new spool for the pane, from history row `start` (what an earlier absence kept is stale: the pane lived
     through the engine's return, and its history holds it)."""
+    make_folder(root)
     head, rows, screen = paths(root, server, pane)
     for path in (rows, screen):
         with contextlib.suppress(FileNotFoundError):
