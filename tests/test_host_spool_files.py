@@ -1,15 +1,18 @@
 """The files in which a host keeps its panes' transcripts while the engine is away (supervisor/hostside/spoolfiles.py),
 and what the engine takes of them (supervisor/engine/host_transcripts.py): each kept row knows its row of the pane's
-history, through a host that went down mid-write and a spool cut back after a long absence."""
+history, through a host that went down mid-write and a spool cut back after a long absence; and when the host
+program tells the keeper that the engine is away."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
 
 from supervisor.engine.host_transcripts import lines_beyond
-from supervisor.hostside import spoolfiles
+from supervisor.hostside import presence, spoolfiles
+from tests.conftest import wait_until
 
 SERVER, PANE = "4242:1700000000", "%3"
 
@@ -70,3 +73,26 @@ def test_what_the_engine_takes_of_a_spool_that_does_not_reach_back_to_its_transc
     assert lines_beyond(kept, 150) == [*rows(200, 201), "last"]  # rows lost before it began: all it has
     assert lines_beyond(kept, 300) == [*rows(200, 201), "last"]  # a history cleared since: all of it too
     assert lines_beyond({"start": "x", "rows": [], "screen": []}, 0) is None  # not what a host program sends
+
+
+def test_a_host_program_hearing_nothing_from_the_engine_lets_the_keeper_write(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection cut without a word (the host program lives on, hearing nothing): after SILENT seconds the
+    keeper may write; the engine's next line takes it back."""
+    monkeypatch.setattr(presence, "SILENT", 0.3)
+    monkeypatch.setattr(presence, "_LOOK_EVERY", 0.05)
+    root = str(tmp_path)
+    program = presence.Presence()
+    program.here(root)
+    keeper = spoolfiles.lock_file(root, ".home")  # the keeper's own open file: flock tells the two apart
+
+    def keeper_may_write() -> bool:
+        if spoolfiles.try_lock(keeper, fcntl.LOCK_EX):
+            fcntl.flock(keeper, fcntl.LOCK_UN)
+            return True
+        return False
+
+    assert not keeper_may_write()  # the engine is here
+    wait_until(keeper_may_write, timeout=10, message="the engine taken to be away")
+    program.heard()
+    assert not keeper_may_write()

@@ -150,6 +150,8 @@ class Keeper:
             if not ok or not said:
                 self.close()
                 raise NoServer("no session to attach to")
+            if said[0] != self.server and self.kept:
+                self.kept = {}  # another server: its panes' ids are not the ones kept so far
             self.server = said[0]
         try:
             (ok, lines), = self.control.run([f"list-panes -a -F '{_PANES}'"])
