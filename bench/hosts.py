@@ -15,6 +15,10 @@ It measures, in turns of 20 s watched and 20 s with the engine stopped (the agen
 - hook → state across ssh: a hook event sent on the host by the probe agent, from its pane, through its own
   socket there (as the agent's CLI hook sends it) until `show` at home has the new state; beside
   it the link's round trip (the engine's own ping);
+- each host's keeper of its panes' transcripts (supervisor/hostside/keeper.py): while the engine is connected
+  (counted in what supervising adds), and, once, while it is away (the keeper then writes down what the panes
+  show: its CPU and the tmux server's over its unwatched figure); killed for the unwatched turns, so that those
+  measure the tmux server alone;
 - a naive watcher over ssh, with the engine stopped: one `ssh HOST tmux capture-pane` per pane per second on
   10 panes of each host, its cost (the ssh clients here; the sshd sessions and their tmux clients on the host,
   and the tmux server over its unwatched figure) scaled to AGENTS panes;
@@ -122,13 +126,15 @@ class HostFigures:
     sshd: float = 0.0
     server: float = 0.0
     bare: float = 0.0
+    keeper: float = 0.0  # the keeper of its panes' transcripts, while the engine is connected
+    away: float = 0.0  # … and while the engine is away: its CPU and the tmux server's over `bare`
     naive_home: float = 0.0  # the naive watcher, scaled to the agents: its ssh clients here
     naive_host: float = 0.0  # … and on the host (sshd sessions, their shells and tmux clients, the server's share)
     naive_rate: float = 0.0  # the captures a second it managed on NAIVE_PANES panes
 
     @property
     def added(self) -> float:
-        return self.program + self.control + self.other + self.sshd + max(0.0, self.server - self.bare)
+        return self.program + self.control + self.other + self.sshd + self.keeper + max(0.0, self.server - self.bare)
 
 
 @dataclass
@@ -200,6 +206,8 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
             sides = {name: host_side(box, name, folders[name]) for name in box.hosts}
             tree = HomeTree(int(call(paths, "status")["pid"]))
             servers = {name: watch.cpu_seconds([side.server], children=False) for name, side in sides.items()}
+            kept = {name: keepers(box, name, folders[name]) for name in box.hosts}
+            kept_at = {name: watch.cpu_seconds(pids, children=False) for name, pids in kept.items()}
             began = time.monotonic()
             time.sleep(TURN_SECONDS)
             watched += time.monotonic() - began
@@ -210,10 +218,14 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
                 for kind, seconds in side.program.since().items():
                     mine[kind] = mine.get(kind, 0.0) + seconds
                 mine["sshd"] = mine.get("sshd", 0.0) + side.sessions_spent()
+                mine["keeper"] = mine.get("keeper", 0.0) + watch.cpu_seconds(kept[name], children=False) \
+                    - kept_at[name]
                 mine["server"] = mine.get("server", 0.0) + watch.cpu_seconds([side.server], children=False) \
                     - servers[name]
             figures.states = states(paths)
             watch.stop_engine(paths)
+            for name in box.hosts:  # the engine away: the keepers would write down the panes (measured below)
+                end_keepers(box, name, folders[name])
             bare = {name: watch.cpu_seconds([side.server], children=False) for name, side in sides.items()}
             time.sleep(TURN_SECONDS)
             for name, side in sides.items():
@@ -227,6 +239,7 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
             host.control = 100.0 * mine.get("control client", 0.0) / watched
             host.other = 100.0 * mine.get("other", 0.0) / watched
             host.sshd = 100.0 * mine.get("sshd", 0.0) / watched
+            host.keeper = 100.0 * mine.get("keeper", 0.0) / watched
             host.server = 100.0 * mine.get("server", 0.0) / watched
             host.bare = 100.0 * mine.get("bare", 0.0) / (turns * TURN_SECONDS)
         figures.load = os.getloadavg()
@@ -239,7 +252,20 @@ def measure(box: sshd.SshHosts, count: int, args: argparse.Namespace) -> Figures
         figures.round_trip_ms = [float(row["latency_ms"]) for row in call(paths, "hosts")
                                  if row["name"] in box.hosts and row.get("latency_ms") is not None]
         sockets = {name: tmux_socket(box, name, folders[name]) for name in box.hosts}
+        kept = {name: keepers(box, name, folders[name]) for name in box.hosts}
         watch.stop_engine(paths)
+
+        print(f"[{count} per host] measuring the keepers with the engine away for {TURN_SECONDS:.0f} s…", flush=True)
+        servers = {name: tmux_server(box, name, folders[name]) for name in box.hosts}
+        at = {name: watch.cpu_seconds([*kept[name], servers[name]], children=False) for name in box.hosts}
+        began = time.monotonic()
+        time.sleep(TURN_SECONDS)
+        took = time.monotonic() - began
+        for name in box.hosts:
+            host = figures.hosts[name]
+            spent = watch.cpu_seconds([*kept[name], servers[name]], children=False) - at[name]
+            host.away = max(0.0, 100.0 * spent / took - host.bare)
+            end_keepers(box, name, folders[name])
 
         print(f"[{count} per host] measuring the naive watcher over ssh for {args.baseline_seconds:.0f} s…",
               flush=True)
@@ -310,6 +336,12 @@ def host_side(box: sshd.SshHosts, name: str, folder: str) -> HostSide:
     while parent is not None and parent.pid != host.process.pid:
         sessions.append(parent.pid)
         parent = parent.parent()
+    return HostSide(name, HostTree(program.pid), sessions, watch.cpu_seconds(sessions), tmux_server(box, name, folder))
+
+
+def tmux_server(box: sshd.SshHosts, name: str, folder: str) -> int:
+    """Host `name`'s tmux server for the repository."""
+    host = box.hosts[name]
     server = None
     root = str(host.home / folder.removeprefix("~/"))
     for process in psutil.process_iter(["username", "name", "cmdline"]):
@@ -320,7 +352,23 @@ def host_side(box: sshd.SshHosts, name: str, folder: str) -> HostSide:
             server = process.pid
     if server is None:
         raise SystemExit(f"bench: no tmux server found on {name}")
-    return HostSide(name, HostTree(program.pid), sessions, watch.cpu_seconds(sessions), server)
+    return server
+
+
+def keepers(box: sshd.SshHosts, name: str, folder: str) -> list[int]:
+    """The keeper of host `name`'s panes' transcripts (`host.pyz keep ROOT SOCKET`; none before it started)."""
+    host = box.hosts[name]
+    root = str(host.home / folder.removeprefix("~/"))
+    return [process.pid for process in psutil.process_iter(["username", "cmdline"])
+            if process.info["username"] == host.user and "keep" in (process.info["cmdline"] or [])
+            and any(word.startswith(root) for word in process.info["cmdline"] or [])]
+
+
+def end_keepers(box: sshd.SshHosts, name: str, folder: str) -> None:
+    """End the keepers of host `name` (the next engine's link starts one again)."""
+    for pid in keepers(box, name, folder):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
 
 
 def tmux_socket(box: sshd.SshHosts, name: str, folder: str) -> str:
@@ -427,6 +475,8 @@ def report(figures: Figures) -> bool:
         print(f"  tmux control client it relays:        {host.control:6.2f}%")
         print(f"  other processes it ran (git, ps…):    {host.other:6.2f}%")
         print(f"  sshd carrying the link:               {host.sshd:6.2f}%")
+        print(f"  keeper of its panes' transcripts:     {host.keeper:6.2f}%   (with the engine away: "
+              f"{host.away:.2f}%, its tmux server's share included)")
         print(f"  tmux server watched / unwatched:      {host.server:6.2f}% / {host.bare:.2f}%")
         print(f"  what supervising adds on the host:    {host.added:6.2f}% = {mine:4.0f} µs per agent-second"
               + (f"   (target <= the local watch's {local:.0f} µs)  {'OK' if ok else 'OVER'}" if local else ""))

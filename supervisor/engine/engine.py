@@ -40,6 +40,7 @@ from supervisor.engine.folderwatch import FolderWatch
 from supervisor.engine.guarddesk import GuardDesk
 from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.hookdesk import HookDesk
+from supervisor.engine.host_transcripts import HostTranscripts
 from supervisor.engine.hostlinks import HostLinks
 from supervisor.engine.launcher import Launcher
 from supervisor.engine.limits import Limits
@@ -133,6 +134,7 @@ class Engine:
         self.prompter = Prompter(self)
         self.endings = Endings(self)
         self.pending_stops = PendingStops(self)  # stops that wait for their host, carried out once it is back
+        self.host_transcripts = HostTranscripts(self)  # what hosts keep of their panes' output while out of reach
         self.hookdesk = HookDesk(self)
         self.answers = Answers(self)
         self.screens = Screens(self)

@@ -29,7 +29,8 @@ class Screens:
         if agent.pane is None or self.engine.transcripts.ended(agent.name):
             return
         info = self.engine.host_of(agent).own_pane(agent)
-        if info is None:  # gone before the watcher saw it go: its live screen, as last written, closes it
+        if info is None:  # gone before the watcher saw it go: what its host kept of it, if it is on one and that
+            self.engine.host_transcripts.take(agent)  # kept any, else its live screen as last written, closes it
             self.engine.transcripts.end(agent.name, agent.pane, None, 0, None)
             return
         screen, scrolled = self.look_at(agent, info)

@@ -271,6 +271,10 @@ class Transcripts:
             if fd is not None:
                 os.close(fd)
 
+    def cursor(self, name: str) -> Cursor | None:
+        """Where the agent's transcript stands (None: it has none)."""
+        return self._cursors.get(name) or self._load(name)
+
     def ended(self, name: str) -> bool:
         cursor = self._cursors.get(name) or self._load(name)
         return cursor is None or cursor.ended

@@ -410,6 +410,8 @@ class Watcher:
             if why == SOCKET_GONE:
                 self.server_ended.socket_gone(agent)  # it runs on: not ended, and the server gets its socket back
                 return
+            if not site.local:  # what its host kept of it while out of reach, if it did, closes its transcript
+                engine.host_transcripts.take(agent)
             # The last screen seen is the best left of it: this engine's look, or else (an engine started since
             # the pane went) its live screen as the engine that watched it last wrote it down.
             engine.transcripts.end(agent.name, agent.pane or "", None, 0,

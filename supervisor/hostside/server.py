@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from . import agents, clifiles, ending, facts, files, gitops, procs, relay, sandbox_op, treefiles, worktree_facts
 from .calls import Call, OpError
+from .presence import Presence
 
 Op = Callable[[Call], Any]
 
@@ -39,6 +40,7 @@ class Server:
         self.watches = files.Watches(self.event)
         self.relays = relay.Relays(self.event)
         self.agents = agents.AgentSockets(self.event)
+        self.presence = Presence()  # the engine is here: the keepers of the panes' transcripts stand by
         self.ops: dict[str, Op] = {
             "ping": lambda call: {"version": self.version, "load1": os.getloadavg()[0]},  # the engine's keep-watch
             "facts": lambda call: facts.hello(self.version, self.host_dir),
@@ -69,6 +71,9 @@ class Server:
             "agent_answer": lambda call: self.agents.answer(call),
             "agent_spooled": agents.spooled,
             "sandbox": sandbox_op.build,
+            "transcripts_keep": self.presence.keep,
+            "transcript_take": self.presence.take,
+            "transcript_drop": self.presence.drop,
         }
 
     def send(self, message: dict[str, Any]) -> None:
@@ -96,6 +101,7 @@ class Server:
                 _unlink(path)
 
     def handle(self, line: bytes) -> None:
+        self.presence.heard()
         try:
             message = json.loads(line)
             if not isinstance(message, dict):
@@ -169,7 +175,8 @@ SCRUBBED = ("SSH_AUTH_SOCK", "DISPLAY", "XAUTHORITY", "SSH_CONNECTION", "SSH_CLI
 
 def main() -> None:
     """`host.pyz VERSION DIR`: say hello, then answer until input ends. `host.pyz client ...`: an agent's
-    `supervisor` there (`client`). `host.pyz reap -- ARGV`: an agent's pane command there (`reaper`)."""
+    `supervisor` there (`client`). `host.pyz reap -- ARGV`: an agent's pane command there (`reaper`). `host.pyz
+    keep ROOT SOCKET`: the keeper of a repository folder's panes' transcripts while the engine is away (`keeper`)."""
     args = sys.argv[1:]
     if args[:1] == ["client"]:
         from .client import main as client_main
@@ -177,6 +184,10 @@ def main() -> None:
         sys.exit(client_main(args[1:]))
     for key in SCRUBBED:
         os.environ.pop(key, None)
+    if args[:1] == ["keep"]:
+        from .keeper import main as keeper_main
+
+        sys.exit(keeper_main(args[1:]))
     if args[:1] == ["reap"]:
         from .reaper import main as reaper_main
 
