@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,29 @@ def test_a_helper_started_in_a_pane_on_a_host_runs_there_in_its_parents_worktree
     cwd = remote.on_host("readlink", f"/proc/{pid}/cwd").strip()
     assert cwd == helper["worktree"]
     assert [row["name"] for row in json.loads(box.sv("ls", "--json").stdout)] == ["far", "far.scout"]
+
+
+def test_an_agent_whose_pane_went_while_its_host_was_out_of_reach_keeps_no_last_state(remote: Remote,
+                                                                                      ssh_hosts: SshHosts) -> None:
+    """The host's tmux server dies while home cannot see it (as in a reboot): back, the agent is `exited` and
+    restorable, and nothing of its time out of reach stays in its record (`last_state` is null unless it is
+    `unreachable`), nor after it is restored."""
+    box = remote.sandbox
+    remote.request("start", name="far", task="first", command=remote.claude("far", TWO_TURNS), profile="claude",
+                   host=HOST)
+    box.wait_state("far", "idle", timeout=30)
+    socket = remote.host().layout().tmux_socket
+    ssh_hosts.cut(HOST)
+    try:
+        assert box.wait_state("far", "unreachable", timeout=30)["last_state"] == "idle"
+        # (box1 is this machine under another user: its tmux server is reached without ssh)
+        subprocess.run(["runuser", "-u", ssh_hosts.hosts[HOST].user, "--", "tmux", "-S", socket, "kill-server"],
+                       check=True, capture_output=True, timeout=30)
+    finally:
+        ssh_hosts.resume(HOST)
+    ended = box.wait_state("far", "exited", timeout=BACKOFF_BOUND)
+    assert (ended["reason"], ended["restorable"], ended["last_state"]) == ("tmux server ended", True, None), ended
+    assert json.loads(box.sv("show", "far", "--json").stdout)["last_state"] is None
+    remote.request("restore", names=["far"])
+    back = box.wait_state("far", "idle", timeout=30)
+    assert back["last_state"] is None
