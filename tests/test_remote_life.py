@@ -222,3 +222,24 @@ def test_an_agent_whose_pane_went_while_its_host_was_out_of_reach_keeps_no_last_
     remote.request("restore", names=["far"])
     back = box.wait_state("far", "idle", timeout=30)
     assert back["last_state"] is None
+
+
+def test_a_hosts_tmux_server_dying_is_one_alert_that_names_the_host(remote: Remote, ssh_hosts: SshHosts) -> None:
+    """Its agents end, restorable, and the one alert about it is about that host's server (`tmux:HOST`, not this
+    machine's `tmux:`), saying which host, with the command that brings them back."""
+    box = remote.sandbox
+    remote.request("start", name="far", task="first", command=remote.claude("far", TWO_TURNS), profile="claude",
+                   host=HOST)
+    box.wait_state("far", "idle", timeout=30)
+    ssh_hosts.ssh(HOST, "tmux", "-S", remote.host().layout().tmux_socket, "kill-server")
+    assert box.wait_state("far", "exited", timeout=30)["restorable"] is True
+
+    def about_the_server() -> list[dict[str, Any]]:
+        alerts = json.loads(box.sv("alerts", "ls", "--json").stdout)
+        return [alert for alert in alerts if alert["subject"].startswith("tmux:")]
+
+    (alert,) = wait_until(about_the_server, timeout=30, message="the alert about the host's tmux server")
+    assert (alert["subject"], alert["agents"]) == (f"tmux:{HOST}", ["far"]), alert
+    assert f"supervisor's tmux server on host {HOST}" in alert["title"], alert["title"]
+    assert alert["items"][0]["summary"].startswith(f"the tmux server on host {HOST} ended"), alert["items"]
+    assert alert["actions"][0] == "supervisor restore --all", alert["actions"]
