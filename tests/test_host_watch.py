@@ -76,8 +76,8 @@ def told(folder: Path) -> list[str]:
 
 
 def place_agent(sandbox: Sandbox, name: str, host: str, state: State) -> None:
-    """An agent record on `host`, written through the store before the engine starts (launching on a host
-    is not there yet: this stands for an agent a remote launch made)."""
+    """An agent record on `host`, written through the store before the engine starts: it stands for an agent a
+    remote launch made, where what is tested needs none running there."""
     paths = sandbox.paths
     paths.ensure_dirs()
     store = Store(paths.db_path)

@@ -3,9 +3,10 @@ host refused with the closest name, a full host refused with the reason), `hosts
 start, helper, restart and restore, a plan's sessions placed by free places or refused whole before anything
 starts, and `--host` on the commands that act on many agents.
 
-Agents cannot be launched on a host over SSH yet, so a remote host's agents are records written through the
+What is counted here needs no agent launched on a host: a remote host's agents are records written through the
 store before the engine starts (as tests/test_host_watch.py does), on hosts configured at an address where
-nothing listens: they are `down` at once, and their agents `unreachable`, which still takes a place."""
+nothing listens: they are `down` at once, and their agents `unreachable`, which still takes a place. A plan
+placed across real hosts, its agents running there: tests/test_remote_placement.py."""
 
 from __future__ import annotations
 

@@ -187,8 +187,8 @@ def test_log_follow_shows_a_line_while_it_is_still_on_the_screen(sandbox: Sandbo
 
 
 def test_a_killed_tmux_server_loses_nothing_that_was_shown(sandbox: Sandbox) -> None:
-    """The engine runs in the tmux server it supervises: killing the server kills it too. The next engine finds
-    the panes gone, and the transcripts still hold what their screens showed."""
+    """Killing the tmux server ends the agents (the engine runs apart from it and sees them gone), and the
+    transcripts still hold what their screens showed."""
     screens = {}
     for name, answers in (("alpha", 3), ("beta", 9)):
         conversation(sandbox, name, answers)
@@ -201,7 +201,7 @@ def test_a_killed_tmux_server_loses_nothing_that_was_shown(sandbox: Sandbox) -> 
     wait_until(lambda: process_gone(server), message="the tmux server gone")
     for name, screen in screens.items():
         assert holds_in_order(sandbox.sv("log", name).stdout, screen), name
-    for name in screens:  # the engine started by `ls` found the panes gone and closed the transcripts
+    for name in screens:  # the engine found the panes gone and closed the transcripts
         sandbox.wait_state(name, "exited")
     sandbox.sv("engine", "stop")
     for name, screen in screens.items():

@@ -31,7 +31,7 @@ def test_sessions_go_where_most_places_are_free(tmp_path: Path) -> None:
     assert isinstance(full, NoRoom) and (full.session, full.line) == ("s7", 7)
     pinned = place(settings, agents, [Wanted("a", "box1", 3), Wanted("b", "box1", 4), Wanted("c", "box1", 5)], None)
     assert isinstance(pinned, NoRoom) and (pinned.session, pinned.line) == ("c", 5)
-    assert pinned.message.startswith("session c: host box1 has room for it (box1 has 3 places, 3 taken")
+    assert pinned.message.startswith("session c: host box1 has no room for it (box1 has 3 places, 3 taken")
 
 
 def test_local_without_a_limit_counts_as_ten_and_takes_what_no_other_has_room_for(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,50 @@ def test_a_helper_started_in_a_pane_on_a_host_runs_there_in_its_parents_worktree
     cwd = remote.on_host("readlink", f"/proc/{pid}/cwd").strip()
     assert cwd == helper["worktree"]
     assert [row["name"] for row in json.loads(box.sv("ls", "--json").stdout)] == ["far", "far.scout"]
+
+
+def test_an_agent_whose_pane_went_while_its_host_was_out_of_reach_keeps_no_last_state(remote: Remote,
+                                                                                      ssh_hosts: SshHosts) -> None:
+    """The host's tmux server dies while home cannot see it (as in a reboot): back, the agent is `exited` and
+    restorable, and nothing of its time out of reach stays in its record (`last_state` is null unless it is
+    `unreachable`), nor after it is restored."""
+    box = remote.sandbox
+    remote.request("start", name="far", task="first", command=remote.claude("far", TWO_TURNS), profile="claude",
+                   host=HOST)
+    box.wait_state("far", "idle", timeout=30)
+    socket = remote.host().layout().tmux_socket
+    ssh_hosts.cut(HOST)
+    try:
+        assert box.wait_state("far", "unreachable", timeout=30)["last_state"] == "idle"
+        # (box1 is this machine under another user: its tmux server is reached without ssh)
+        subprocess.run(["runuser", "-u", ssh_hosts.hosts[HOST].user, "--", "tmux", "-S", socket, "kill-server"],
+                       check=True, capture_output=True, timeout=30)
+    finally:
+        ssh_hosts.resume(HOST)
+    ended = box.wait_state("far", "exited", timeout=BACKOFF_BOUND)
+    assert (ended["reason"], ended["restorable"], ended["last_state"]) == ("tmux server ended", True, None), ended
+    assert json.loads(box.sv("show", "far", "--json").stdout)["last_state"] is None
+    remote.request("restore", names=["far"])
+    back = box.wait_state("far", "idle", timeout=30)
+    assert back["last_state"] is None
+
+
+def test_a_hosts_tmux_server_dying_is_one_alert_that_names_the_host(remote: Remote, ssh_hosts: SshHosts) -> None:
+    """Its agents end, restorable, and the one alert about it is about that host's server (`tmux:HOST`, not this
+    machine's `tmux:`), saying which host, with the command that brings them back."""
+    box = remote.sandbox
+    remote.request("start", name="far", task="first", command=remote.claude("far", TWO_TURNS), profile="claude",
+                   host=HOST)
+    box.wait_state("far", "idle", timeout=30)
+    ssh_hosts.ssh(HOST, "tmux", "-S", remote.host().layout().tmux_socket, "kill-server")
+    assert box.wait_state("far", "exited", timeout=30)["restorable"] is True
+
+    def about_the_server() -> list[dict[str, Any]]:
+        alerts = json.loads(box.sv("alerts", "ls", "--json").stdout)
+        return [alert for alert in alerts if alert["subject"].startswith("tmux:")]
+
+    (alert,) = wait_until(about_the_server, timeout=30, message="the alert about the host's tmux server")
+    assert (alert["subject"], alert["agents"]) == (f"tmux:{HOST}", ["far"]), alert
+    assert f"supervisor's tmux server on host {HOST}" in alert["title"], alert["title"]
+    assert alert["items"][0]["summary"].startswith(f"the tmux server on host {HOST} ended"), alert["items"]
+    assert alert["actions"][0] == "supervisor restore --all", alert["actions"]

@@ -125,7 +125,7 @@ class AlertContent:
         if not self.about_agent:
             if not self.firing:
                 return ["supervisor ls"]
-            if self.agent == subjects.TMUX:  # the agents it took are marked restorable: one command for all
+            if subjects.kind(self.agent) == "tmux":  # the agents it took are restorable: one command for all
                 return ["supervisor restore --all", "supervisor ls"]
             if subjects.kind(self.agent) == "host":  # nothing to restart: its agents run on, out of reach
                 return [f"supervisor hosts check {self.agent.partition(':')[2]}", "supervisor hosts"]

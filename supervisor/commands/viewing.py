@@ -8,7 +8,6 @@ import os
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from supervisor.commands.common import Add, call, print_json, repo_paths, warn_store_notices
@@ -240,21 +239,12 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     import subprocess
 
-    from supervisor.tmux.attach import plan_attach, plan_remote, show_pane
+    from supervisor.tmux.attach import plan_for
 
     info = call("attach_info", {"name": args.agent})
-    if info.get("ssh"):  # on a host: the user's own ssh, with a terminal, to its pane there
-        plan = plan_remote(shlex.split(info["ssh"]))
-        if plan.how != "popup" and not sys.stdin.isatty():
-            raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {info['ssh']}")
-        if plan.how == "popup":
-            return subprocess.run(plan.argv, check=False).returncode
-        os.execvpe(plan.argv[0], plan.argv, plan.env)
-    socket = Path(info["socket"])
-    plan = plan_attach(socket, info["pane"], info["session"])  # see supervisor.tmux.attach
-    show_pane(socket, info["pane"])
-    if plan.how == "switch":
+    plan = plan_for(info)  # on a host: the user's own ssh, with a terminal, to its pane there (tmux/attach.py)
+    if plan.how in ("switch", "popup"):  # the user's tmux shows it: this process needs no terminal
         return subprocess.run(plan.argv, check=False).returncode
     if not sys.stdin.isatty():
-        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {' '.join(plan.argv)}")
+        raise SupervisorError("attach needs a terminal", hint=f"run it in a terminal: {shlex.join(plan.argv)}")
     os.execvpe(plan.argv[0], plan.argv, plan.env)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from supervisor.core.model import validate_name
 from supervisor.errors import UsageError
 
-TMUX = "tmux:"  # supervisor's tmux server for the repository (one per host: `tmux:HOST` once hosts exist)
+TMUX = "tmux:"  # supervisor's tmux server for the repository here; `tmux:HOST` its server on that host
 REPO = "repo:"  # the repository as a whole (its budget for the day)
 KINDS = {
     "tmux": "supervisor's tmux server",
@@ -39,7 +39,9 @@ def label(subject: str) -> str:
     base = KINDS.get(what, what)
     if not name:
         return base
-    return f"{base} {name}" if what == "host" else f"{base} ({name})"
+    if what == "host":
+        return f"{base} {name}"
+    return f"{base} on host {name}" if what == "tmux" else f"{base} ({name})"
 
 
 def check(subject: str) -> str:

@@ -421,6 +421,8 @@ class Engine:
         agent.state_since = now
         if state not in (State.WAITING, State.LIMITED):
             agent.waiting_reason = None  # whatever path leaves `waiting`: a reason shown later would be stale
+        if state != State.UNREACHABLE:
+            agent.last_state = None  # likewise out of reach: e.g. its pane found gone from a stored copy
         self.limits.changed(agent, previous, state, data.get("reason"), data.get("screen") or [])
         live = self.live.get(agent.name)
         if live is not None and live.last_output:

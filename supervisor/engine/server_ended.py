@@ -2,8 +2,9 @@
 
 The watcher finds them one by one as it judges each agent (its pane is gone, and the server running now, if
 any, is not the one the pane was on) and hands them here; at the end of the tick they are ended in one
-transaction with one `exited` trigger about the server (`tmux:`) that names them all, so a reader never sees
-them ended without the alert, and the human hears of it once, not once per agent.
+transaction with one `exited` trigger about the server (`tmux:` here, `tmux:HOST` on a host) that names them
+all, so a reader never sees them ended without the alert, and the human hears of it once per server, not once
+per agent.
 
 A server is ended only once its process is (supervisor/tmux/instance.py): when the socket alone is gone (a
 cleaner of /tmp removed it) the server and its agents run on, so nothing is ended; the server is told to make
@@ -26,6 +27,7 @@ from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
 from supervisor.engine.panes import pane_ref
+from supervisor.hostsconfig import LOCAL
 from supervisor.tmux.server import PaneInfo
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 REASON = "tmux server ended"
 RESTORABLE = "restorable"  # agent.extra key: its pane went with the tmux server, and nothing started it since
-SUMMARY = "the tmux server ended and took its agents with it: `supervisor restore --all` brings them back"
+SUMMARY = "the tmux server{where} ended and took its agents with it: `supervisor restore --all` brings them back"
 
 
 class ServerEnded:
@@ -100,15 +102,24 @@ class ServerEnded:
                 lock.release()
 
     def _end(self, agents: list[Agent]) -> None:
+        """End `agents`, and tell it once for each host's server (their agents' hosts: one tick may find the
+        server here and one on a host gone)."""
         engine = self.engine
-        names = [agent.name for agent in agents]
         for agent in agents:
             engine.approvals.drop(agent.name, REASON)
+        by_host: dict[str, list[Agent]] = {}
+        for agent in agents:
+            by_host.setdefault(agent.host, []).append(agent)
         with engine.store.transaction():
-            for agent in agents:
-                agent.reason = REASON
-                agent.exit_code = None
-                agent.extra[RESTORABLE] = True
-                engine.set_state(agent, State.EXITED, "exited", reason=REASON, restorable=True)
-            fire(engine.store, agents[0], Trigger.EXITED, f"{REASON}: {', '.join(names)}", subject=subjects.TMUX,
-                 subject_summary=SUMMARY, agents=names)
+            for host, ended in by_host.items():
+                for agent in ended:
+                    agent.reason = REASON
+                    agent.exit_code = None
+                    agent.extra[RESTORABLE] = True
+                    engine.set_state(agent, State.EXITED, "exited", reason=REASON, restorable=True)
+                names = ", ".join(agent.name for agent in ended)
+                here = host == LOCAL
+                where = "" if here else f" on host {host}"
+                fire(engine.store, ended[0], Trigger.EXITED, f"{REASON}{where}: {names}",
+                     subject=subjects.TMUX + ("" if here else host), subject_summary=SUMMARY.format(where=where),
+                     agents=[agent.name for agent in ended])

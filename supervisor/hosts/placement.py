@@ -146,10 +146,10 @@ def _places(config: Config, host: str) -> int:
 
 def _no_room(config: Config, session: Wanted, hosts: Sequence[str], used: Counter[str]) -> NoRoom:
     full = [f"{host} has {capacity(config, host)} places, {used[host]} taken" for host in hosts]
-    where = f"host {hosts[0]}" if len(hosts) == 1 else f"none of the hosts {', '.join(hosts)}"
+    where = f"host {hosts[0]} has no room" if len(hosts) == 1 else f"none of the hosts {', '.join(hosts)} has room"
     settings = " or ".join(_setting(host) for host in hosts)
     return NoRoom(session.name, session.line,
-                  f"session {session.name}: {where} has room for it ({'; '.join(full)}, counting this plan's "
+                  f"session {session.name}: {where} for it ({'; '.join(full)}, counting this plan's "
                   "sessions placed before it)",
                   f"raise {settings} in supervisor.yaml, stop agents there, or list more hosts under the plan's "
                   "`hosts:`")

@@ -126,19 +126,42 @@ def plan_attach(socket: Path, pane: str, session: str, environ: Mapping[str, str
 
 def plan_remote(ssh: list[str], environ: Mapping[str, str] | None = None, outer: Outer | None = None, *,
                 probe: bool = True) -> AttachPlan:
-    """How to put this terminal on a pane of a host's server: `ssh` (`ssh -t … tmux … attach-session`, the
-    user's own ssh setup). Inside the user's tmux (3.2 or later, with a client on screen) in a popup of it, so
-    prefix + d detaches the host's client and closes the popup; else the terminal itself (nested inside an
-    older tmux: prefix twice, then d)."""
+    """How to put this terminal on a pane of a host's server: `ssh` (`ssh -t … 'tmux … attach-session …'`, the
+    user's own ssh setup, its last word the command line run there). Inside the user's tmux (3.2 or later, with
+    a client on screen) in a popup of it, so prefix + d detaches the host's client and closes the popup; else
+    the terminal itself (nested inside an older tmux: prefix twice, then d, the host's server given the user's
+    prefix as supervisor's server here is). The attached client shows how to come back, as here."""
     environ = dict(os.environ if environ is None else environ)
     if environ.get("TMUX") and outer is None and probe:
         outer = probe_outer(environ)
+    prefix = "#{prefix}"  # the host's server's own prefix key, as it expands it there
     if outer is not None and outer.version >= POPUP_VERSION and outer.client:
         border = ["-B"] if outer.version >= (3, 3) else []
-        return AttachPlan(["tmux", "display-popup", "-E", *border, "-w", "100%", "-h", "100%", shlex.join(ssh)],
+        inner = _then(ssh, _message(f"{prefix} d comes back (a popup of your tmux)"))
+        return AttachPlan(["tmux", "display-popup", "-E", *border, "-w", "100%", "-h", "100%", shlex.join(inner)],
                           environ, "popup", "prefix d")
-    nested = outer is not None
-    return AttachPlan(ssh, environ, "nested" if nested else "direct", "prefix prefix d" if nested else "prefix d")
+    if outer is None:
+        return AttachPlan(_then(ssh, _message(f"{prefix} d comes back")), environ, "direct", "prefix d")
+    synced = ["set-option", "-g", "prefix", outer.prefix, ";"] if outer.prefix else []
+    prefix = outer.prefix or prefix
+    return AttachPlan(_then(ssh, [*synced, *_message(f"inside your tmux: {prefix} {prefix} d comes back (prefix "
+                                                     "twice, then d)")]), environ, "nested", "prefix prefix d")
+
+
+def plan_for(info: Mapping[str, str], environ: Mapping[str, str] | None = None) -> AttachPlan:
+    """How to attach to the pane the engine's `attach_info` describes: over ssh on a host (`ssh`), else on
+    supervisor's server here, the pane brought to the front of its session first."""
+    if info.get("ssh"):
+        return plan_remote(shlex.split(info["ssh"]), environ)
+    socket = Path(info["socket"])
+    plan = plan_attach(socket, info["pane"], info["session"], environ)
+    show_pane(socket, info["pane"])
+    return plan
+
+
+def _then(ssh: list[str], words: list[str]) -> list[str]:
+    """`ssh` with the tmux command line it runs on the host followed by `words` (more commands of that tmux)."""
+    return [*ssh[:-1], f"{ssh[-1]} {shlex.join([';', *words])}"]
 
 
 def _message(text: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
@@ -214,13 +213,11 @@ class SupervisorApp(MarkedActions, HostActions):
             return
 
         def plan() -> AttachPlan:
-            from supervisor.tmux.attach import plan_attach, show_pane
+            from supervisor.tmux.attach import plan_for
 
             info = self.source.call("attach_info", {"name": name})
-            socket, pane = Path(info["socket"]), str(info["pane"])
             try:  # reads the user's tmux (prefix, version, client): in this thread, not on the event loop
-                planned = plan_attach(socket, pane, str(info["session"]))
-                show_pane(socket, pane)
+                planned = plan_for(info)  # an agent on a host: over ssh, as `supervisor attach`
             except (OSError, subprocess.SubprocessError) as exc:
                 raise RequestFailed(f"cannot attach to {name}: {exc}") from exc
             return planned

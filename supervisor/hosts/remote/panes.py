@@ -162,12 +162,14 @@ class RemotePanes:
         typing.into(self.tmux, pane.pane, text)
 
     def attach_info(self, agent: Agent) -> dict[str, str] | None:
-        """The pane, and the `ssh -t` command line that puts the user's terminal on it there."""
+        """The pane, and the `ssh -t` command line that puts the user's terminal on it there. The client there
+        is told the terminal is UTF-8 (`-u`): the locale an ssh command gets on a host is often POSIX (OpenSSH
+        sends LANG only where its config says SendEnv), which would draw `❯` as `_` and lines as `qqq`."""
         info = self.panes.own(agent)
         if info is None:
             return None
         socket = self.host.layout().tmux_socket
-        words = ["tmux", "-S", socket, "select-window", "-t", info.pane, ";", "select-pane", "-t", info.pane, ";",
+        words = ["tmux", "-u", "-S", socket, "select-window", "-t", info.pane, ";", "select-pane", "-t", info.pane, ";",
                  "attach-session", "-t", f"={info.session}"]
         return {"pane": info.pane, "session": info.session, "socket": socket, "host": self.host.name,
                 "ssh": shlex.join(ssh_argv(self.host.config, *words, tty=True))}
