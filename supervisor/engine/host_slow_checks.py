@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent
 from supervisor.engine.host_branches import check_host_heads
-from supervisor.engine.host_escapes import check_host_escapes
+from supervisor.engine.host_escapes import HostEscapes
 from supervisor.engine.host_sessions import HostSessions
 from supervisor.engine.hostprocs import HostSnapshot
 from supervisor.errors import SupervisorError
@@ -31,6 +31,7 @@ class HostSlowChecks:
         self.watcher = watcher
         self.sessions = HostSessions(watcher.engine)
         self._said: dict[tuple[str, str], str] = {}  # (host, check) → the fault last logged
+        self._escapes: dict[str, HostEscapes] = {}  # by host
 
     def run(self, host: RemoteHost, link: Link, agents: list[Agent], snapshot: HostSnapshot | None) -> None:
         """The slow checks of `host`'s live agents (`agents`, as its tick read them; `snapshot`: their trees as
@@ -38,8 +39,8 @@ class HostSlowChecks:
         engine = self.watcher.engine
         live = [agent for agent in agents if agent.name in engine.live]
         if snapshot is not None:
-            self._check(host, "escape", lambda: check_host_escapes(self.watcher, host.name, host.layout(), live,
-                                                                    snapshot))
+            escapes = self._escapes.setdefault(host.name, HostEscapes())
+            self._check(host, "escape", lambda: escapes.check(self.watcher, host.name, host.layout(), live, snapshot))
         self._check(host, "branch", lambda: check_host_heads(engine, link, live))
         self._check(host, "session", lambda: self.sessions.look(host, live))
 

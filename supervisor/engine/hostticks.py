@@ -13,13 +13,14 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from supervisor.core.model import State
+from supervisor.core.model import Agent, State
+from supervisor.engine.host_quiet import quiet_trees
 from supervisor.engine.host_slow_checks import HostSlowChecks
 from supervisor.engine.hostprocs import HostSnapshot, host_snapshot
 from supervisor.engine.panes import pane_ref
 from supervisor.engine.processes import CpuMeter, Snapshot
 from supervisor.engine.records import AgentRecords
-from supervisor.engine.sites import host_site
+from supervisor.engine.sites import Site, host_site
 from supervisor.errors import SupervisorError
 from supervisor.hosts.link import Link
 from supervisor.hosts.remote.host import RemoteHost
@@ -88,9 +89,10 @@ class HostTicks:
             return
         self._ticks[name] = ticks = self._ticks.get(name, 0) + 1
         slow = ticks % SLOW_CHECK_EVERY == 1  # the first tick too: CPU figures from the start
+        site = host_site(host)
         with engine.store.notices_held():
-            self.watcher.tick_site(host_site(host), agents, functools.partial(self._processes, name, link, slow),
-                                   slow, versions)
+            self.watcher.tick_site(site, agents, functools.partial(self._processes, site, link, slow, agents), slow,
+                                   versions)
             if slow:
                 self.slow_checks.run(host, link, agents, self._snapshots.pop(name, None))
 
@@ -98,14 +100,17 @@ class HostTicks:
         """The CPU meter of `host`'s process trees."""
         return self._meters.setdefault(host, CpuMeter())
 
-    def _processes(self, name: str, link: Link, slow: bool, roots: list[int]) -> Snapshot | None:
+    def _processes(self, site: Site, link: Link, slow: bool, agents: list[Agent],
+                   roots: list[int]) -> Snapshot | None:
         """The trees under `roots` on host `name` (None when it did not answer in time: CPU as last read); on a
-        `slow` tick with each process's working directory, kept for the slow checks."""
+        `slow` tick with each process's working directory, kept for the slow checks, and the quiet agents' trees
+        metered here and left out of what the tick judges from (`quiet_trees`)."""
         try:
             found = host_snapshot(link, roots, cwd=slow)
         except SupervisorError as exc:
-            log.info("host %s: its processes were not read this time: %s", name, exc)
+            log.info("host %s: its processes were not read this time: %s", site.host, exc)
             return None
-        if slow:
-            self._snapshots[name] = found
-        return found
+        if not slow:
+            return found
+        self._snapshots[site.host] = found
+        return quiet_trees(self.watcher, site, agents, found)
