@@ -314,9 +314,10 @@ class LiveDashboard(App[None]):
         self.call_after_refresh(self.collector.start)  # the heap as built: see supervisor.ui.quietgc
 
     def _tick_ages(self) -> None:
-        """Time in state ticks locally, once a second: a redraw that just happened (a listing came) showed it."""
+        """Time in state ticks locally, once a second: a redraw that just happened (a listing came) showed it.
+        A tick is news like any other: drawn by the pacer, at most once per its gap."""
         if time.monotonic() - self._refreshed_at >= 0.9:
-            self.refresh_tables()
+            self.pacer.soon()
 
     def _listing_due(self) -> None:
         """The listing again for CPU and memory, unless one came since (changes bring one each)."""
