@@ -162,9 +162,13 @@ def test_read_only_folder_send_and_stop_happen_and_the_transcript_follows(sandbo
     sv(namespace, sandbox, "start", "a1", "--task", "first task")
     pid = json.loads(sv(namespace, sandbox, "show", "a1", "--json").stdout)["pid"]
     wait_until(lambda: prompts(record) == ["first task"], message="the task")
+    sandbox.wait_state("a1", "idle")  # its screen settled: the engine writes nothing more until it changes
 
-    namespace.run("mount", "--bind", state, state)
-    namespace.run("mount", "-o", "remount,ro,bind", state)
+    # A folder made read-only by a bind mount still takes writes through files the engine opened before it (a
+    # file system gone read-only would refuse those too): its live screen, removed first, is opened again.
+    live = f"{sandbox.paths.transcript('a1')}.live"
+    namespace.run("sh", "-c", f'rm -f "{live}" && mount --bind "{state}" "{state}" && '
+                              f'mount -o remount,ro,bind "{state}"')
     sent = sv(namespace, sandbox, "send", "a1", "typed on a read-only folder", check=False)
     assert sent.returncode == 0 and sent.stdout.strip() == "a1: sent", sent.stderr
     wait_until(lambda: len(prompts(record)) == 2, message="the sent text")
