@@ -190,6 +190,7 @@ class Keeper:
         if self.kept is None:
             self.kept = {}
         now = int(time.time())
+        faults: list[OSError] = []
         for info in panes.values():
             kept = self.kept.get(info.pane)
             if kept is None:
@@ -203,8 +204,14 @@ class Keeper:
             due = new_lines(kept.taken, info.history, info.limit)
             if not due and info.activity == kept.activity and kept.looked > info.activity:
                 continue  # nothing printed since the last look
-            self._look(info, kept, due)
+            try:
+                self._look(info, kept, due)
+            except OSError as exc:  # this pane's files: the others are kept all the same
+                faults.append(exc)
+                continue
             kept.activity, kept.looked = info.activity, now
+        if faults:
+            raise faults[0]
 
     def _start(self, info: Pane) -> int:
         """The history row a pane's spool starts at: its history's size LOOKBACK seconds ago (or as long ago as
