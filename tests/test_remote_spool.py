@@ -33,7 +33,7 @@ def as_host_user(ssh_hosts: SshHosts, *words: str) -> str:
 
 def spooled(remote: Remote, text: str) -> bool:
     """Whether the host's spool of transcripts holds `text` (read from this machine: box1 is this machine)."""
-    for path in Path(remote.host_dir).glob("*/spool/panes/*"):
+    for path in Path(remote.host_dir).glob("*/spool/.panes/*"):
         try:
             if text in path.read_text(errors="replace"):
                 return True
@@ -94,6 +94,47 @@ def test_what_a_pane_shows_while_its_host_is_cut_off_survives_the_hosts_tmux_dyi
     assert "a" in remote.request("restorable")["agents"]
     assert_shown_once_in_order(box.sv("log", "a").stdout)
     wait_until(lambda: not spooled(remote, MARKER), timeout=15, message="the host's spool taken home")
+
+
+def history_size(ssh_hosts: SshHosts, socket: str, pane: str) -> int:
+    return int(as_host_user(ssh_hosts, "tmux", "-S", socket, "display-message", "-p", "-t", pane,
+                            "#{history_size}").strip())
+
+
+def test_a_full_history_that_printed_a_tenth_of_its_limit_while_cut_off_is_taken_from_the_hosts_copy(
+        remote: Remote, ssh_hosts: SshHosts) -> None:
+    """A pane whose scrollback is full (a long-running agent) drops its oldest tenth each time it refills: after it
+    printed exactly that much while home was away, its history has the size it had, and tells nothing of it. The
+    host's copy does, and is kept until the engine has taken it."""
+    box = remote.sandbox
+    name = "c"
+    remote.request("start", name=name, task="say one thing", command=remote.claude(name, SHOWN_BEFORE),
+                   profile="claude", host=HOST)
+    box.wait_state(name, "idle", timeout=30)
+    socket = remote.host().layout().tmux_socket
+    pane = str(box.agent(name)["pane"])
+    remote.in_pane(name, "seq -f 'FILL-%g' 1 52000")  # past its history's limit (50000): full from now on
+    limit = int(as_host_user(ssh_hosts, "tmux", "-S", socket, "display-message", "-p", "-t", pane,
+                             "#{history_limit}").strip())
+    assert history_size(ssh_hosts, socket, pane) >= limit - limit // 10
+    ssh_hosts.cut(HOST)
+    try:
+        box.wait_state(name, "unreachable", timeout=30)
+        # A tenth of the limit, a thousand rows at a time (as an agent prints: the host's copy counts each second).
+        batches = limit // 10 // 1000
+        as_host_user(ssh_hosts, "tmux", "-S", socket, "send-keys", "-t", pane, "-l",
+                     f"!for b in $(seq 0 {batches - 1}); do seq -f 'DURING-%g' $((b*1000+1)) $((b*1000+1000)); "
+                     "sleep 1.5; done; echo SHOWN-WHILE-CUT-OFF-$((6*7))")
+        as_host_user(ssh_hosts, "tmux", "-S", socket, "send-keys", "-t", pane, "Enter")
+        wait_until(lambda: spooled(remote, MARKER), timeout=60, message="the marker kept on the host's disk")
+    finally:
+        ssh_hosts.resume(HOST)
+    box.wait_state(name, "idle", timeout=BACKOFF_BOUND)
+    wait_until(lambda: MARKER in box.sv("log", name).stdout, timeout=30, message="the marker in its log")
+    shown = box.sv("log", name).stdout
+    assert rows_in(shown, "DURING-") == numbered("DURING-", batches * 1000), shown[-3000:]
+    assert shown.count(MARKER) == 1
+    wait_until(lambda: not spooled(remote, MARKER), timeout=15, message="the host's copy dropped once taken")
 
 
 def test_a_pane_that_lived_through_the_cut_is_read_from_its_history_and_its_spool_dropped(remote: Remote,

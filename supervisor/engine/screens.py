@@ -53,8 +53,10 @@ class Screens:
 
     def look_at(self, agent: Agent, info: PaneInfo) -> tuple[str | None, Scrolled | None]:
         """One pane's screen and the history lines its transcript lacks, taken together (None: gone)."""
-        self.resync_transcript(agent, info)
-        due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history, info.history_limit)
+        due = 0
+        if self.engine.host_transcripts.catch_up(agent, info):  # what its host kept, if owed, comes first
+            self.resync_transcript(agent, info)
+            due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history, info.history_limit)
         try:
             screens, scrolled = site_of(self.engine, agent).tmux.look([info.pane], {info.pane: due} if due else {})
         except SupervisorError:  # TmuxError, or its host out of reach

@@ -196,6 +196,19 @@ class Transcripts:
             self._save(name, cursor)
             return lines
 
+    def add_kept(self, name: str, server: str, pane: str, rows: list[str], end: int) -> None:
+        """Add the rows a pane's host kept while the engine was away (supervisor/engine/host_transcripts.py): the
+        transcript then holds its history up to `end` rows, and its next look reads the history from there."""
+        with self._lock:
+            cursor = self._cursors.get(name) or self._load(name)
+            if cursor is None or cursor.ended or (cursor.server, cursor.pane) != (server, pane):
+                return
+            self._live.pop(name, None)  # the screen shown before the absence is in those rows: not wiped, gone by
+            self._looked.pop(name, None)
+            self._write(name, rows)
+            cursor.lines = cursor.seen = end
+            self._save(name, cursor)
+
     def unwritten_screen(self, name: str, pane: str, history: int, shown: list[str]) -> list[str]:
         """Of the pane's screen lines, those the transcript lacks: all but the top ones it holds already when
         a taller screen took rows back from a history of now `history` rows (see `resync`)."""

@@ -348,6 +348,9 @@ class Watcher:
                 continue
             if live is None or live.progress_key is None or info.activity != live.activity \
                     or info.activity >= live.looked or info.history != live.history:
+                if not self.engine.host_transcripts.catch_up(agent, info):  # what its host kept comes first
+                    wanted[agent.name] = (info.pane, 0)
+                    continue
                 self.engine.resync_transcript(agent, info)
                 due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history,
                                                   info.history_limit)

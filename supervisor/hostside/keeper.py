@@ -16,19 +16,27 @@ at the history row the pane had LOOKBACK seconds before (the engine's own transc
 within a tick of going away, or within the silence a host program waits before it lets go), so the engine, which
 knows which row its transcript holds, takes exactly the rows it lacks (supervisor/engine/host_transcripts.py).
 
-The engine back: the spools of panes still alive are dropped (their history holds it all, and the engine reads it
-there); those of panes gone are left for the engine, which takes them when it finds the pane gone. The keeper ends
-when the engine is away and no tmux server answers (nothing left to keep), or when ROOT is removed.
+The engine back: the keeper deletes nothing. A full history (its limit reached) drops its oldest tenth each time it
+refills, so its size after an absence says little of how much was printed meanwhile: the engine takes each pane's
+copy before it reads that pane's history again (the rows its transcript lacks, up to the copy's end, then the
+history from there), and only then tells the host program to drop it; a pane gone is closed from its copy. A copy
+the engine has not taken yet when it goes away again is continued, never begun anew. Copies no transcript of the
+engine follows any more are swept by the engine when it comes back (spoolfiles.sweep).
+
+The keeper ends when no tmux server answers (nothing left to keep), when ROOT is removed,
+or when another host program is the one wanted (`.keeper.want`: an upgraded engine's; the host program then starts
+its own keeper). A fault (a full disk, a damaged file) is written to `.keeper.log`, and the keeper goes on: the
+host program reports new lines there to the engine.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import os
 import select
-import socket as sockets
 import subprocess
 import sys
 import time
@@ -36,13 +44,14 @@ from dataclasses import dataclass, field
 
 from . import spoolfiles
 from .presence import SILENT
+from .presence import answers as server_answers
 
 TICK = 1.0  # seconds between looks while the engine is away (the engine's own tick)
 LOOK_EVERY = 2.0  # seconds between looks at the histories' sizes while it is here
 LOOKBACK = SILENT + 3 * LOOK_EVERY + 5.0  # seconds: how far back a pane's spool starts
 ANSWER_TIMEOUT = 5.0  # seconds tmux has to answer a command
 SESSION = "_engine"  # the session the engine keeps on every server for its control client
-_PANES = "#{pane_id}\t#{history_size}\t#{history_limit}\t#{window_activity}"
+_PANES = "#{pane_id}\t#{history_size}\t#{history_limit}\t#{window_activity}\t#{session_name}"
 
 
 class NoServer(Exception):
@@ -116,7 +125,8 @@ class Control:
 class Kept:
     """A pane's spool as this absence writes it."""
 
-    taken: int  # rows of its history in the spool (counted as tmux counts them)
+    start: int  # the history row its copy starts at
+    taken: int  # rows of its history in the copy (counted as tmux counts them)
     activity: int = -1  # the window's last output (whole seconds) at the last look
     looked: int = -1  # the second of the last look
     screen: str | None = None
@@ -139,11 +149,10 @@ class Keeper:
     sizes: collections.deque[tuple[float, str, dict[str, int]]] = field(
         default_factory=lambda: collections.deque(maxlen=int(LOOKBACK / LOOK_EVERY) + 4))
     kept: dict[str, Kept] | None = None  # by pane, while the engine is away
-    tidy: bool = True  # spools of panes alive to drop once the engine is here
 
     def panes(self) -> dict[str, Pane]:
         if self.control is None:
-            if not _answers(self.socket):
+            if not server_answers(self.socket):
                 raise NoServer("no tmux server")
             self.control = Control(self.socket)
             (ok, said), = self.control.run(["display-message -p '#{pid}:#{start_time}'"])
@@ -160,8 +169,9 @@ class Keeper:
             raise
         found = {}
         for line in lines if ok else []:
-            pane, history, limit, activity = (line.split("\t") + ["0"] * 4)[:4]
-            found[pane] = Pane(pane, _number(history), _number(limit), _number(activity))
+            pane, history, limit, activity, session = (line.split("\t") + ["0"] * 5)[:5]
+            if session != SESSION:  # the engine's own control client's: nothing of an agent's
+                found[pane] = Pane(pane, _number(history), _number(limit), _number(activity))
         return found
 
     def close(self) -> None:
@@ -170,32 +180,38 @@ class Keeper:
             self.control = None
 
     def here(self, panes: dict[str, Pane]) -> None:
-        """The engine is here: note the histories' sizes; drop what an absence kept of panes alive."""
+        """The engine is here: note the histories' sizes (what an absence kept waits for the engine to take it)."""
         self.kept = None
         self.sizes.append((time.monotonic(), self.server, {pane: info.history for pane, info in panes.items()}))
-        if self.tidy:
-            for server, pane in spoolfiles.kept_panes(self.root):
-                if server == self.server and pane in panes:
-                    spoolfiles.drop(self.root, server, pane)
-            self.tidy = False
 
     def away(self, panes: dict[str, Pane]) -> None:
         """The engine is away: each pane's new rows and changed screen written down."""
         assert self.control is not None
         if self.kept is None:
             self.kept = {}
-            self.tidy = True
         now = int(time.time())
+        faults: list[OSError] = []
         for info in panes.values():
             kept = self.kept.get(info.pane)
             if kept is None:
-                kept = self.kept[info.pane] = Kept(self._start(info))
-                spoolfiles.begin(self.root, self.server, info.pane, kept.taken)
+                where = spoolfiles.head(self.root, self.server, info.pane)
+                if where is not None:  # a copy the engine has not taken yet: it goes on from its end
+                    kept = self.kept[info.pane] = Kept(*where)
+                else:
+                    start = self._start(info)
+                    kept = self.kept[info.pane] = Kept(start, start)
+                    spoolfiles.begin(self.root, self.server, info.pane, start)
             due = new_lines(kept.taken, info.history, info.limit)
             if not due and info.activity == kept.activity and kept.looked > info.activity:
                 continue  # nothing printed since the last look
-            self._look(info, kept, due)
+            try:
+                self._look(info, kept, due)
+            except OSError as exc:  # this pane's files: the others are kept all the same
+                faults.append(exc)
+                continue
             kept.activity, kept.looked = info.activity, now
+        if faults:
+            raise faults[0]
 
     def _start(self, info: Pane) -> int:
         """The history row a pane's spool starts at: its history's size LOOKBACK seconds ago (or as long ago as
@@ -228,7 +244,8 @@ class Keeper:
             ok, rows = answers[1]
             count = new_lines(kept.taken, size, info.limit)
             if ok and count <= len(rows):
-                spoolfiles.add_rows(self.root, self.server, info.pane, rows[len(rows) - count:] if count else [])
+                kept.start = spoolfiles.add_rows(self.root, self.server, info.pane,
+                                                 rows[len(rows) - count:] if count else [], kept.start, size)
                 kept.taken = size
         text = "\n".join(screen[1])
         if text != kept.screen:
@@ -251,16 +268,14 @@ def _number(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _answers(socket: str) -> bool:
-    """Whether a tmux server listens at `socket` (a connect, not a process)."""
-    probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
-    try:
-        probe.connect(socket)
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+def say(text: str, said: set[str]) -> None:
+    """A fault written to the keeper's log (its stderr), once for each kind; never raises (a full disk refuses
+    the log too: the fault then waits until it can be said)."""
+    if text in said:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.write(2, f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor keeper: {text}\n".encode(errors="replace"))
+        said.add(text)
 
 
 def run(root: str, socket: str) -> int:
@@ -272,7 +287,12 @@ def run(root: str, socket: str) -> int:
         return 0  # another keeper keeps this folder
     home = spoolfiles.lock_file(root, ".home")
     keeper = Keeper(root, socket)
+    said: set[str] = set()
+    me = os.path.realpath(sys.argv[0])
     while os.path.isdir(root):
+        want = spoolfiles.wanted(root)
+        if want is not None and os.path.realpath(want) != me:
+            break  # another host program's keeper is wanted (an upgrade): it takes over once this one is gone
         started = time.monotonic()
         away = spoolfiles.try_lock(home, fcntl.LOCK_EX)
         try:
@@ -281,12 +301,18 @@ def run(root: str, socket: str) -> int:
                 keeper.away(panes)
             else:
                 keeper.here(panes)
+            said.clear()  # a look done whole: a fault said before is said again when it comes back
         except NoServer:
             keeper.close()
-            if away and not _answers(socket):
-                return 0  # the engine away and nothing left to keep: what is kept waits for it
-        except OSError as exc:  # a full disk: said where the keeper's output goes, tried again next time
-            print(f"supervisor keeper: {exc}", file=sys.stderr, flush=True)
+            if not server_answers(socket):
+                return 0  # nothing left to keep (what is kept waits for the engine); one is started again by the
+                # host program the engine talks through once a tmux server answers there
+        except OSError as exc:  # a full disk: tried again next time
+            say(f"{'the disk is full' if exc.errno == errno.ENOSPC else 'cannot write'}: {exc}", said)
+        except Exception as exc:  # anything else: the keeper goes on, and says it
+            keeper.close()
+            keeper.kept = None  # each pane's copy read again from its files
+            say(f"{type(exc).__name__}: {exc}", said)
         finally:
             if away:
                 fcntl.flock(home, fcntl.LOCK_UN)

@@ -74,6 +74,7 @@ class Server:
             "transcripts_keep": self.presence.keep,
             "transcript_take": self.presence.take,
             "transcript_drop": self.presence.drop,
+            "transcripts_sweep": self.presence.sweep,
         }
 
     def send(self, message: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ repositories of the user (each with its own engine) never share a clone, a tmux 
     DIR/<repo>-<hash>/run/NAME/agent.sock  each agent's own socket, served by the host program (a folder of
                                         its own: its sandbox is shown that folder, and no other agent's socket)
     DIR/<repo>-<hash>/spool/NAME        each agent's hook events, kept until home has them
-    DIR/<repo>-<hash>/spool/panes       what each pane showed while home was away (supervisor/hostside/keeper.py)
+    DIR/<repo>-<hash>/spool/.panes      what each pane showed while home was away (supervisor/hostside/keeper.py;
+                                        a name no agent can take)
     DIR/<repo>-<hash>/tmux.sock         the repository's tmux server there
 
 Paths are absolute text on the host: `dir` expanded by the host program itself (its hello's `dir`), since `~`
