@@ -37,7 +37,7 @@ probe other_socket "python3 -c '{connect}' '{victim_socket}'"
 probe own_socket "python3 -c '{connect}' \"$SUPERVISOR_SOCKET\""
 probe tmux "tmux -S '{tmux}' list-sessions"
 probe victim_env "cat /proc/[0-9]*/environ | tr '\0' '\n' | grep -q SUPERVISOR_AGENT=victim"
-probe host_program "cat '{installed}/planted'"
+probe host_program "echo x > '{installed}/planted'"
 probe shared_config "echo '[filter \"x\"]' >> '{clone}/config'"
 probe guard_hooks "echo 'touch /tmp/owned' >> '{root}/hooks/pre-commit'"
 probe packs "touch '{clone}/objects/pack/planted'"
@@ -131,7 +131,8 @@ def _probes(remote: Remote) -> tuple[dict[str, str], str]:
     layout = remote.host().layout()
     home = remote.link().hello["home"]
     sleep = f"6000.{uuid.uuid4().int % 10**9}"
-    # what the victim's CLI keeps in its folder, and a file in the host program's folder beside the program
+    # what the victim's CLI keeps in its folder, and a file in the host program's folder beside the program (which
+    # the sandbox shows read-only: every version there must stay reachable after an upgrade)
     installed = f"{home}/.local/share/supervisor"
     remote.ssh_hosts.ssh("box1", "sh", "-c", 'mkdir -p "$1" && echo secret > "$1/secret" && echo x > "$2/planted"',
                          "sh", layout.state("victim"), installed)

@@ -109,6 +109,33 @@ def test_a_reset_onto_another_agent_s_commit_is_tamper(sandbox: Sandbox, forged:
     assert "other agents' branches" in found[0]["why"]
 
 
+def test_a_claim_of_another_agent_s_brand_new_commit_is_tamper_however_fast(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The victim commits, and before the engine has looked at either branch (here: while it is down) the rogue
+    points its branch at that commit (its ref file is its to write; the commit's objects it cannot even read) and
+    writes into its own HEAD reflog that it made it. Both branches are judged from the same refs: the victim's
+    branch holds the commit now and its worktree says it made it too, so neither claim is believed."""
+    _configure(sandbox)
+    victim_go, victim_done = _waiting(sandbox, tmp_path, "victim",
+                                      "echo v > v.txt && git add v.txt && git commit -q -m theirs")
+    go, done = _waiting(sandbox, tmp_path, "rogue",
+                        f"(while [ ! -e {victim_done} ]; do sleep 0.1; done; theirs=$(git rev-parse agent/victim/work)"
+                        " && printf '%s %s x <x@x> 1 +0000\\tcommit: mine\\n' $(git rev-parse HEAD) $theirs "
+                        ">> $(git rev-parse --absolute-git-dir)/logs/HEAD && "
+                        "echo $theirs > $(git rev-parse --git-common-dir)/refs/heads/agent/rogue/work)")
+    victim_go.touch()
+    _while_the_engine_is_down(sandbox, go, done)
+    theirs = sandbox.git("rev-parse", "agent/victim/work")
+    assert sandbox.git("log", "-1", "--format=%s", theirs) == "theirs"
+    assert sandbox.git("rev-parse", "agent/rogue/work") == theirs, (done.read_text())
+    found = wait_until(lambda: _tamper(sandbox, "rogue"), 30, message="the tamper alert")
+    assert [(e["ref"], e["new"]) for e in found] == [("refs/heads/agent/rogue/work", theirs)]
+    assert "other agents' branches" in found[0]["why"]
+    refused = sandbox.sv("merge", "rogue", check=False)
+    assert refused.returncode != 0 and "tamper: refs/heads/agent/rogue/work moved" in refused.stderr
+    # Which of the two wrote its reflog cannot be told: the victim's merge waits for a human too.
+    assert [e["new"] for e in wait_until(lambda: _tamper(sandbox, "victim"), 30)] == [theirs]
+
+
 def test_a_rewritten_git_file_does_not_make_another_agent_s_commits_its_own(sandbox: Sandbox, tmp_path: Path) -> None:
     """While the engine is down (the victim's commit not yet accepted on its branch), the rogue points its `.git`
     file at the victim's git folder, whose HEAD reflog has the victim's commit, and resets onto it: the engine

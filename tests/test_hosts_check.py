@@ -197,6 +197,23 @@ def test_an_agent_cli_under_the_hosts_dir_is_refused_where_the_sandbox_hides_it(
     assert line.split()[:2] == ["ok", "cli"] and "could not start if they were sandboxed" in line
 
 
+@needs_bwrap
+def test_with_the_hosts_dir_holding_its_home_a_cli_under_the_home_is_not_hidden(sandbox: Sandbox,
+                                                                                 ssh_hosts: SshHosts) -> None:
+    """`dir: ~`: the sandbox there keeps the home readable (it hides the repository's folder in it), so a CLI under
+    the home starts sandboxed, and `hosts check` says so."""
+    home = ssh_hosts.hosts["box1"].home
+    outside = str(home / ssh_hosts.fresh_dir("box1").removeprefix("~/"))
+    ssh_hosts.ssh("box1", "sh", "-c", 'mkdir -p "$1" && printf "#!/bin/sh\\n" > "$1/cli" && chmod +x "$1/cli"',
+                  "sh", outside)
+    dirs = configure(sandbox, ssh_hosts, command=f"{outside}/cli --flag", box1="box1")
+    sandbox.write_config((sandbox.root / "supervisor.yaml").read_text().replace(f"dir: {dirs['box1']}", "dir: '~'"))
+    done = sandbox.sv("hosts", "check", check=False)
+    line, _ = _cli(done.stdout.splitlines())
+    assert done.returncode == 0, done.stdout
+    assert line.split()[:2] == ["ok", "cli"] and f"at {outside}/cli" in line and "hides" not in line, line
+
+
 def test_run_on_carries_each_word_as_it_was(ssh_hosts: SshHosts) -> None:
     host = HostConfig(name="box1", ssh="box1", ssh_config=ssh_hosts.config)
     words = ["a b", "it's", "$HOME", "*", "; echo injected", ""]

@@ -12,11 +12,14 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import uuid
 from typing import Any
 
 import pytest
 
+from supervisor.hosts import hostapp, watch
 from tests import sandboxed
+from tests.conftest import wait_until
 from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None and not sandboxed.in_ci(),
@@ -84,6 +87,64 @@ def test_a_sandboxed_agent_on_a_host_has_the_supervisor_command(remote: Remote) 
             f"but it lies under the host's dir ({remote.host_dir}), which an agent's sandbox there hides)"
             in done.stderr), done.stderr
     assert f"install it on host {HOST} outside its dir" in done.stderr
+
+
+@needs_bwrap
+@pytest.mark.parametrize("remote", ["sandbox"], indirect=True)
+def test_a_sandboxed_agent_on_a_host_keeps_its_supervisor_command_and_guard_across_an_engine_upgrade(
+        remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine with another host program connects (as after an upgrade): it installs its own version beside the
+    old one and points the shared `supervisor` shim and the guard's hooks at it; an agent whose sandbox was made
+    before still runs both."""
+    start(remote, "far")
+    older = remote.link().app.version
+    assert "engine: running" in ran(remote, "far", "supervisor status")
+    newer = hostapp.build({"hostside/newer.py": f"# {uuid.uuid4().hex}\n".encode()})
+    monkeypatch.setattr(watch, "host_app", lambda: newer)
+    config = remote.sandbox.paths.config_file  # the host's settings changed: its link is made anew
+    config.write_text(config.read_text().replace(f"    ssh: {HOST}\n", f"    ssh: {HOST}\n    max_agents: 9\n", 1))
+    wait_until(lambda: (link := remote.engine.hostlinks.link(HOST)) is not None and link.app is newer, timeout=60,
+               message="the newer host program's link up")
+    shim = remote.host().channel.shim_path()
+    wait_until(lambda: f"host-{newer.version}.pyz" in remote.on_host("cat", shim), timeout=30,
+               message="the shim pointing at the newer host program")
+    assert newer.version != older
+
+    said = ran(remote, "far", "supervisor status")
+    assert "engine: running" in said, said
+    start(remote, "near")  # its commit guard written for the newer program, in the hooks every agent there uses
+    said = ran(remote, "far", "echo x > after.txt && git add after.txt && git commit -q -m after && echo COMMITTED")
+    assert "COMMITTED" in said, said
+
+
+@needs_bwrap
+@pytest.mark.parametrize("remote", ["sandbox"], indirect=True)
+def test_with_the_hosts_dir_holding_its_home_a_cli_under_the_home_starts_sandboxed(remote: Remote) -> None:
+    """`dir: ~`: the sandbox keeps the home readable and hides this repository's folder in it, so a CLI under the
+    home (here the fake claude's folder) starts, and one in the repository's folder is refused, saying so."""
+    home = str(remote.ssh_hosts.hosts[HOST].home)
+    config = remote.sandbox.paths.config_file
+    text = config.read_text()
+    folder = text.partition("    dir: ")[2].partition("\n")[0]
+    config.write_text(text.replace(f"    dir: {folder}\n", "    dir: '~'\n"))
+    wait_until(lambda: (link := remote.engine.hostlinks.link(HOST)) is not None and link.hello.get("dir") == home,
+               timeout=60, message="the link with the new dir up")
+    root = remote.host().layout().root
+    assert root.startswith(home + "/")
+    try:
+        start(remote, "far")
+        assert "engine: running" in ran(remote, "far", "supervisor status")
+        inside = f"{root}/cli"
+        remote.on_host("sh", "-c", 'mkdir -p "$1" && cp "$2/claude" "$1/claude"', "sh", inside, remote.cli)
+        done = remote.sandbox.sv("start", "hidden", "--host", HOST, "--command", f"{inside}/claude --claude",
+                                 check=False)
+        assert done.returncode == 1
+        assert (f"but it lies in the repository's folder under the host's dir ({root}), which an agent's sandbox "
+                "there hides" in done.stderr), done.stderr
+        assert f"install it on host {HOST} outside this repository's folder there ({root})" in done.stderr
+    finally:
+        remote.sandbox.sv("stop", "far", check=False)
+        remote.on_host("sh", "-c", 'tmux -S "$1/tmux.sock" kill-server; rm -rf "$1"', "sh", root)
 
 
 @pytest.mark.parametrize("remote", [pytest.param("sandbox", marks=needs_bwrap), "none"], indirect=True)

@@ -62,6 +62,29 @@ def test_a_reset_onto_another_agents_one_commit_on_a_host_is_tamper(remote: Remo
     assert refused.returncode != 0 and "tamper: refs/heads/agent/taker/work moved" in refused.stderr
 
 
+def test_a_claim_of_another_agents_brand_new_commit_on_a_host_is_tamper_however_fast(remote: Remote) -> None:
+    """The taker resets onto the giver's commit and writes into its HEAD reflog that it made it before the engine
+    has judged either move (here: its judging held until both branches have come home, then one pass, as the
+    auditor makes): the giver's branch holds the commit now and its worktree says it made it too, so neither
+    claim is believed."""
+    start(remote, "taker", "giver")
+    taker = remote.sandbox.agent("taker")["worktree"]
+    remote.engine.auditor.stop()  # its passes are the test's from here on
+    theirs = commit_in(remote, "giver", "theirs")
+    remote.on_host("sh", "-c", 'cd "$1" && printf "%s %s x <x@x> 1 +0000\\tcommit: mine\\n" '
+                   '$(git rev-parse HEAD "$2") >> "$(git rev-parse --absolute-git-dir)/logs/HEAD" && '
+                   'git reset -q --hard "$2"', "sh", taker, theirs)
+    wait_until(lambda: fetched(remote, "giver") == theirs and fetched(remote, "taker") == theirs, timeout=30,
+               message="both branches home")
+    remote.engine.auditor.audit_all()
+    found = triggers(remote, "taker", "tamper")
+    assert [(e["ref"], e["new"]) for e in found] == [("refs/heads/agent/taker/work", theirs)], found
+    assert "giver" in found[0]["why"], found
+    assert [e["new"] for e in triggers(remote, "giver", "tamper")] == [theirs]  # which one wrote it: a human says
+    refused = remote.sandbox.sv("merge", "taker", check=False)
+    assert refused.returncode != 0 and "tamper: refs/heads/agent/taker/work moved" in refused.stderr
+
+
 def test_a_fetch_of_upstreams_main_and_a_reset_onto_it_on_a_host_is_not_tamper(remote: Remote) -> None:
     """Commits its worktree did not make but no other agent's branch holds (the project's upstream, fetched there):
     its worktree moved it, as on this machine."""

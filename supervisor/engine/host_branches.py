@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent
-from supervisor.engine.branch_moves import judge_move
+from supervisor.engine.branch_moves import Claims, judge_move
 from supervisor.hosts.link import Link, LinkError
 from supervisor.hosts.remote.host import RemoteHost
 from supervisor.hosts.remote.tmuxlink import CALL_TIMEOUT
@@ -68,16 +68,28 @@ def check_host_heads(engine: Engine, link: Link, agents: list[Agent]) -> None:
 
 
 def judge_remote(engine: Engine, agent: Agent, before: str, tip: str, agents: list[Agent],
-                 tips: dict[str, str]) -> str | None:
+                 tips: dict[str, str], claims: Claims) -> str | None:
     """Why the move of the remote agent's branch from `before` to `tip` is tampering, or None when its own worktree
     on its host made it (branch_moves.judge_move, the rule for a local agent too). LinkError (or HostUnreachable)
     when the host cannot be asked: the move is judged when it can."""
-    host = engine.host_of(agent)
-    if not isinstance(host, RemoteHost):
-        raise LinkError(f"host {agent.host} is not in supervisor.yaml")
+    host = _remote_host(engine, agent)
 
     def reflog(commits: set[str]) -> tuple[bool, set[str]]:
         facts = worktree_facts(host.link(), {agent.worktree: sorted({tip, *commits})})[agent.worktree]
         return tip in facts.moved, set(facts.made & commits)
-    return judge_move(engine.paths.root, agent, before, tip, agents, tips, reflog,
+    return judge_move(engine.paths.root, agent, before, tip, agents, tips, reflog, claims,
                       f"{agent.worktree} on host {agent.host}")
+
+
+def claimed_on_host(engine: Engine, agent: Agent, commits: set[str]) -> set[str]:
+    """Of `commits`, those the remote agent's worktree's HEAD reflog on its host says it made (LinkError or
+    HostUnreachable when the host cannot be asked now)."""
+    facts = worktree_facts(_remote_host(engine, agent).link(), {agent.worktree: sorted(commits)})[agent.worktree]
+    return set(facts.made)
+
+
+def _remote_host(engine: Engine, agent: Agent) -> RemoteHost:
+    host = engine.host_of(agent)
+    if not isinstance(host, RemoteHost):
+        raise LinkError(f"host {agent.host} is not in supervisor.yaml")
+    return host

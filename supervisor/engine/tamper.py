@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core import subjects
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
-from supervisor.engine.branch_moves import judge_move
+from supervisor.engine.branch_moves import Claims, judge_move
 from supervisor.engine.host_bases import HostBases
-from supervisor.engine.host_branches import judge_remote
+from supervisor.engine.host_branches import claimed_on_host, judge_remote
 from supervisor.errors import SupervisorError
 from supervisor.git import taking_in, worktrees
 from supervisor.git.agent_refs import is_remote
@@ -43,14 +44,14 @@ BASE_TAMPER = "base_tamper"  # store meta: {branch: {"old", "new", "why"}} until
 
 
 def judge_agent(root: Path, agent: Agent, before: str, tip: str, agents: list[Agent],
-                tips: dict[str, str], git_dir: Path | None) -> str | None:
+                tips: dict[str, str], git_dir: Path | None, claims: Claims) -> str | None:
     """Why the move of the agent's branch from `before` to `tip` is tampering, or None when its own worktree
     (whose own git folder is `git_dir`, as the engine recorded it) made it (branch_moves.judge_move)."""
 
     def reflog(commits: set[str]) -> tuple[bool, set[str]]:
         moved = made_by_worktree(git_dir, tip)
         return moved, made_in(git_dir) & commits if moved and commits else set()
-    return judge_move(root, agent, before, tip, agents, tips, reflog, agent.worktree)
+    return judge_move(root, agent, before, tip, agents, tips, reflog, claims, agent.worktree)
 
 
 def human_worktrees(root: Path, branch: str, agents: list[Agent]) -> list[Path]:
@@ -90,26 +91,37 @@ class TipGuard:
 
     def check(self, agents: list[Agent], tips: dict[str, str]) -> None:
         self.unjudged = False  # a move on a host that could not be asked: judged at the next pass
-        for agent in agents:
+        against = list(agents)  # each tip as accepted, this pass's too (copies: the records read are the cache's)
+        for index, agent in enumerate(agents):
             if agent.state == State.QUEUED:
                 continue
             tip = tips.get(agent.branch)
             before = agent.extra.get("tip") or agent.base
             if tip is None or tip == before:
                 continue
-            if is_remote(agent):  # fetched home from its host (objects checked as they came), judged from what
-                try:  # the host says of its worktree there
-                    why = judge_remote(self.engine, agent, before, tip, agents, tips)
-                except SupervisorError as exc:
-                    log.info("agent %s: its branch's move is judged once its host answers: %s", agent.name, exc)
-                    self.unjudged = True
-                    continue
-                self._moved(agent.name, before, tip, why)
+            try:
+                if is_remote(agent):  # fetched home from its host (objects checked as they came), judged from what
+                    why = judge_remote(self.engine, agent, before, tip, against, tips, self._claims)  # it says
+                else:
+                    why = judge_agent(self.engine.paths.root, agent, before, tip, against, tips,
+                                      self._git_dir(agent), self._claims)
+            except SupervisorError as exc:  # a host that cannot be asked now (its own, or another agent's)
+                log.info("agent %s: its branch's move is judged once it can be: %s", agent.name, exc)
+                self.unjudged = True
                 continue
-            why = judge_agent(self.engine.paths.root, agent, before, tip, agents, tips, self._git_dir(agent))
             self._moved(agent.name, before, tip, why)
-            self._take_in(agent.name, tip)
+            if why is None:
+                against[index] = replace(agent, extra={**agent.extra, "tip": tip})
+            if not is_remote(agent):
+                self._take_in(agent.name, tip)
         self._check_bases(agents, tips)
+
+    def _claims(self, agent: Agent, commits: set[str]) -> set[str]:
+        """Of `commits` (the agent's branch holds them), those its worktree's HEAD reflog says it made: here, or on
+        its host (HostUnreachable, LinkError when it cannot be asked now)."""
+        if is_remote(agent):
+            return claimed_on_host(self.engine, agent, commits)
+        return made_in(self._git_dir(agent)) & commits
 
     def _git_dir(self, agent: Agent) -> Path | None:
         """The agent's worktree's own git folder as recorded when the engine made it (its `.git` file is the

@@ -14,8 +14,9 @@ check that a new tip was made where it may be made (`tamper` otherwise).
 Reading a reflog costs no git process; commits are listed only when a branch moved. The worktree's own git
 folder, its reflog with it, is the agent's to write (in the sandbox too): what it writes there can make a move of
 its own branch look like its worktree's, but never pass as its own a commit another agent's branch held when the
-engine last accepted it (engine/tamper.py), the only other agents' commits a sandbox shows it (their objects
-reach the shared store once their move is accepted). Without a sandbox it could write any reflog and read any
+engine last accepted it, nor one another agent's branch holds now and whose worktree says it made it too
+(engine/branch_moves.py: its own ref file may name another's brand-new commit, whose objects a sandbox does not
+even show it, before the engine looks at either branch). Without a sandbox it could write any reflog and read any
 object: this catches careless agents, not a determined one.
 """
 

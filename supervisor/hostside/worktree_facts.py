@@ -63,9 +63,15 @@ def _head(git_dir: str) -> str | None:
     return head.removeprefix("ref:").strip() if head.startswith("ref:") else head or None
 
 
-# A reflog entry that moved HEAD onto commits that were there already (its own or anyone's), not one it made.
-MOVED_ONTO = ("reset:", "checkout:", "rebase (start)", "rebase -i (start)", "rebase (finish)", "rebase -i (finish)",
-              "branch:", "fetch", "clone:")
+# A reflog entry that moved HEAD onto commits that were there already (its own or anyone's), not one it made, by
+# git's own messages: `reset: moving to X` (reset, and the aborts of merge and cherry-pick), `checkout: moving from A
+# to B` (checkout, switch, bisect), and the steps of a rebase that make nothing, whose action (before the first ": ")
+# ends with one of MOVED_STEPS: `rebase (start): checkout X`, `rebase (finish): returning to refs/heads/B`,
+# `rebase (abort): ...`, `rebase (reset): 'onto'` (--rebase-merges), and the same from `git pull --rebase`, whose
+# action carries the pull's arguments (`pull --rebase origin main (start): checkout X`). A fast-forward (of merge,
+# pull, rebase, cherry-pick) ends with "Fast-forward" or "fast-forward".
+MOVED_ONTO = ("reset:", "checkout:", "branch:", "fetch", "clone:")
+MOVED_STEPS = ("(start)", "(finish)", "(abort)", "(reset)")
 MADE_BY = ("commit", "cherry-pick", "revert", "rebase", "merge", "pull", "am:")
 
 
@@ -96,6 +102,7 @@ def reflog_tips(path: str, *, made: bool = False) -> set[str]:
 def _made(line: bytes) -> bool:
     """Whether the reflog entry `line` made a commit (by git's own message for it)."""
     message = line.partition(b"\t")[2].decode("utf-8", "replace").strip()
-    if not message or message.startswith(MOVED_ONTO) or message.endswith(("Fast-forward", "fast-forward")):
+    if (not message or message.startswith(MOVED_ONTO) or message.partition(": ")[0].endswith(MOVED_STEPS)
+            or message.endswith(("Fast-forward", "fast-forward"))):
         return False  # `update-ref` without a message writes none
     return message.startswith(MADE_BY)

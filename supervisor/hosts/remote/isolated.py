@@ -9,10 +9,12 @@ runs less isolated than asked.
 What it sees there, by the host's layout (layout.py): its own worktree read-write; the clone read-only but for
 its own ref folder, reflogs and worktree git folder, and new loose objects (no pack, no alternates); its own CLI
 folder (HOME in it); its own socket folder (read-only: connecting needs no write) and spool (read-write); the
-guard's hooks and the host program it runs them with, and the folder of its `supervisor` command (ROOT/bin,
-which holds that command alone), read-only. Hidden: the repository's folder there (every
-other agent's worktree, CLI folder, socket and spool, the tmux socket), the host program's folder, the host
-user's socket folders and credentials.
+guard's hooks, the host program's folder (every version installed there, as it is now: after an engine upgrade the
+shared `supervisor` shim and guard hooks name the new version, which an agent launched before it must still reach)
+and the folder of its `supervisor` command (ROOT/bin, which holds that command alone), read-only. Hidden: the
+host's `dir` (unless it holds the host user's home: then this repository's folder in it; agent_cli.hidden_parts),
+with the repository's folder there (every other agent's worktree, CLI folder, socket and spool, the tmux socket),
+the host user's socket folders and credentials.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from supervisor.core.model import Agent
 from supervisor.engine.helpers import MESSAGES_DIR, STATUS_FILE, SUB_AGENTS, status_text
 from supervisor.git.refs import ref_folder
 from supervisor.git.worktrees import GIT_DIR_KEY
-from supervisor.hosts import isolation
+from supervisor.hosts import agent_cli, isolation
 from supervisor.hosts.base import CannotIsolate
 from supervisor.hosts.hostapp import INSTALL_DIR
 from supervisor.hosts.link import RemoteError
@@ -107,12 +109,11 @@ def spec(host: RemoteHost, agent: Agent, cwd: str | None) -> dict[str, Any]:
     link = host.link()
     home = link.hello.get("home")
     installed = INSTALL_DIR.replace("~", home, 1) if isinstance(home, str) and home.startswith("/") else INSTALL_DIR
-    program = posixpath.join(installed, f"host-{link.app.version}.pyz")
     recorded = agent.extra.get(GIT_DIR_KEY) if folder == own else None
     shim = posixpath.dirname(host.channel.shim_path())
     # every repository's folder there (their agents, sockets, tmux servers), unless `dir` holds the home itself
-    host_dir = posixpath.dirname(layout.root)
-    outer = [host_dir] if isinstance(home, str) and not _within(home, host_dir) else []
+    outer = [part for part in agent_cli.hidden_parts(posixpath.dirname(layout.root), home if isinstance(home, str)
+                                                     else None, layout.root) if part != layout.root]
     return {
         "worktree": folder,
         "common_dir": layout.clone,
@@ -128,10 +129,12 @@ def spec(host: RemoteHost, agent: Agent, cwd: str | None) -> dict[str, Any]:
         "runtime_dirs": [posixpath.dirname(posixpath.dirname(layout.socket(name)))],  # every agent's socket
         "own_runtime": posixpath.dirname(layout.socket(name)),
         "own_spool": layout.spool(name),
-        "hidden": [installed, *outer],
-        # its hooks' and commands' client, and in its pane the folder of its `supervisor` command (the shim
-        # alone); both lie in hidden parts: shown as they are, unlike `readable`, which may show nothing hidden
-        "programs": [program, *([shim] if cwd is None else [])],
+        "hidden": outer,
+        # its hooks' and commands' client: the host program's folder as a whole, live, so that the version the shim
+        # and the guard hooks name after an engine upgrade is there too; and in its pane the folder of its
+        # `supervisor` command (the shim alone), in a hidden part: shown as they are, unlike `readable`, which may
+        # show nothing hidden
+        "programs": [installed, *([shim] if cwd is None else [])],
         "helpers": posixpath.join(own, SUB_AGENTS) if folder == own else None,
         "helpers_status": STATUS_FILE,
         "helpers_messages": MESSAGES_DIR,
@@ -141,6 +144,3 @@ def spec(host: RemoteHost, agent: Agent, cwd: str | None) -> dict[str, Any]:
         "runtime": cwd is None,
     }
 
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")

@@ -12,6 +12,7 @@ isolated.py). Its CLI folder is made here by the profile's own code and written 
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,8 +99,12 @@ class RemotePanes:
             path = link.hello.get("path") or "?"
             return f"{program} on host {self.host.name} (not on the PATH an agent gets there: {path}); {fix}"
         if isolated.isolation_of(self.host, agent) == isolation.SANDBOX:
-            hidden = agent_cli.hidden_by_sandbox(found, real_dir or host_dir, home or None)
+            real = real_dir or host_dir
+            root = posixpath.join(real, posixpath.basename(self.host.layout().root))
+            hidden = agent_cli.hidden_by_sandbox(found, real, home or None, root)
             if hidden is not None:
+                if agent_cli.holds_home(real, home or None):
+                    fix = agent_cli.fix(self.host.name, self.host.config.dir, root)
                 return f"{program} on host {self.host.name} (found at {found}, but {hidden}); {fix}"
         return None
 
