@@ -42,10 +42,16 @@ class RefWatch:
         self._stamp: list[int] | None = None
         self._racy = False
         self.moves = 0  # how many looks found a ref moved
+        self._written: int | None = None  # the store's count of record writes the last look's records were read at
 
-    def look(self, agents: Sequence[Agent]) -> bool:
-        """Whether a ref moved (the store was touched); the first look only takes the stamp."""
-        refs = tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
+    def look(self, agents: Sequence[Agent], written: int | None = None) -> bool:
+        """Whether a ref moved (the store was touched); the first look only takes the stamp. `written`: the
+        store's count of record writes when `agents` were read (`AgentRecords.written`), if known."""
+        # The same records as at the last look (`written`: the store's count of record writes they were read at):
+        # the same live agents, branches and targets.
+        refs = self._refs if written is not None and written == self._written else \
+            tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
+        self._written = written
         changed = False
         if refs != self._refs:
             changed = self._refs is not None

@@ -13,14 +13,14 @@ class AgentRecords:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._cached: dict[str, tuple[int, Agent]] = {}  # name → (version, record) as last read
-        self._written = -1  # the store's count of record writes when the last read began
+        self.written = -1  # the store's count of record writes the last read's records are as of
         self._read: tuple[list[Agent], dict[str, int]] = ([], {})
 
     def read(self) -> tuple[list[Agent], dict[str, int]]:
         """Every agent by name, and each one's version as read. With no record written since the last read,
         what it found (the loops that read every second mostly find nothing written)."""
         written = self.store.records_written  # before the versions: a write in between is read next time
-        if written == self._written:
+        if written == self.written:
             return list(self._read[0]), dict(self._read[1])
         current = self.store.versions()
         cached = self._cached
@@ -35,5 +35,5 @@ class AgentRecords:
                 cached[agent.name] = (versions[agent.name], agent)
         ordered = sorted(cached.items())
         self._read = ([agent for _, (_, agent) in ordered], {name: version for name, (version, _) in ordered})
-        self._written = written
+        self.written = written
         return list(self._read[0]), dict(self._read[1])
