@@ -21,9 +21,10 @@ under any supervisor, or none: tmux polls every pane's terminal each time one of
 grows with the square of the agents (more agents printing, each wake-up polling more terminals).
 
 BENCH_PROFILE=DIR runs each engine the bench starts under cProfile in every thread (bench/profiled.py), its
-profile written to DIR/engine-AGENTS-N.prof when it stops: where the time goes, not how much (profiling slows
-Python code several times over). BENCH_PROFILE=DIR:threads instead writes DIR/engine-AGENTS-N.threads: the CPU
-each of its threads used once it answered, unprofiled.
+profile written to DIR/engine-AGENTS-N.prof when it stops, from SETTLE_SECONDS after it answered: where the
+time goes, not how much (profiling slows Python code several times over). The first engine of each count starts
+the agents; the next ones (N >= 2, with --seconds over 20) only watch them. BENCH_PROFILE=DIR:threads instead
+writes DIR/engine-AGENTS-N.threads: the CPU each of its threads used once it answered, unprofiled.
 """
 
 from __future__ import annotations
@@ -263,7 +264,8 @@ def start_engine(paths: object, count: int) -> None:
     suffix = ".threads" if kind == "threads" else ".prof"
     out = Path(folder) / f"engine-{count}-{len(list(Path(folder).glob(f'engine-{count}-*{suffix}'))) + 1}{suffix}"
     out.touch()  # the next engine's number counts it already
-    subprocess.Popen([sys.executable, str(Path(__file__).with_name("profiled.py")), str(out)],
+    steady = [] if kind == "threads" else ["--steady", str(SETTLE_SECONDS)]  # its settling left out
+    subprocess.Popen([sys.executable, str(Path(__file__).with_name("profiled.py")), str(out), *steady],
                      cwd=paths.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # type: ignore[attr-defined]
                      stderr=subprocess.DEVNULL, start_new_session=True)
     _until(lambda: engine_running(paths), timeout=600, what="the profiled engine")  # type: ignore[arg-type]

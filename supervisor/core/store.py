@@ -324,6 +324,12 @@ class Store:
             rows = self._db.execute("SELECT data FROM agents ORDER BY name").fetchall()
         return [_agent_from_json(row[0]) for row in rows]
 
+    @property
+    def records_written(self) -> int:
+        """How many agent records were written or removed so far: while it stays the same, so do `versions`."""
+        with self._lock:
+            return self._writes
+
     def versions(self) -> dict[str, int]:
         """Every agent's name and version: a version still equal means the record has not been written
         since (by this Store, the only writer: the engine's), so a reader may keep what it decoded."""

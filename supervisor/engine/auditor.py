@@ -1,25 +1,28 @@
 """The commit audit and `merge`: every new commit on every agent branch is checked against the agent's
 stored contract, whether or not the pre-commit guard ran (`--no-verify`, `-c core.hooksPath=`, plumbing).
 
-One `git for-each-ref` every AUDIT_SECONDS finds the branches that moved; only their new commits are read
-(those not reachable from what was audited before, nor from the branch the agent merges into). A violation
-becomes a `boundary` event and trigger on the agent, with the commit and the paths; `merge` refuses a branch
-with any, or whose net change since its merge base with the target touches a forbidden path.
+One `git for-each-ref` every AUDIT_SECONDS, when a ref folder changed (told by the kernel: engine/changes.py),
+finds the branches that moved; only their new commits are read (those not reachable from what was audited
+before, nor from the branch the agent merges into). A violation becomes a `boundary` event and trigger on the
+agent, with the commit and the paths; `merge` refuses a branch with any, or whose net change since its merge
+base with the target touches a forbidden path.
 
-Only agent branches are audited, so a worktree that leaves its branch (a detached HEAD, another branch)
-could commit unseen: every pass looks at each worktree's git folder (one stat, no git process; its HEAD
-file is read only when the folder changed), and an agent whose worktree is off its branch gets a
-`boundary` event and trigger saying so, once, until it is back.
+Only agent branches are audited, so a worktree that leaves its branch (a detached HEAD, another branch) could
+commit unseen: every pass asks which worktrees' git folders changed (inotify, engine/folderwatch.py; one stat
+each where that cannot be had; no git process) and reads the HEAD file of those only. An agent whose worktree is
+off its branch gets a `boundary` event and trigger saying so, once, until it is back.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, State
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.changes import RefsStamp
 from supervisor.engine.rebuild import UNVERIFIED, confirm_hint
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
@@ -30,7 +33,7 @@ from supervisor.git import agent_refs, worktrees
 from supervisor.git.agent_refs import branch_ref, is_remote, target_ref
 from supervisor.git.audit import CommitViolation, audit, net_violations, new_commits
 from supervisor.git.merge import merge_branch
-from supervisor.git.refs import refs_stamp, stamp_of, worktree_git_dir, worktree_head
+from supervisor.git.refs import stamp_of, worktree_git_dir, worktree_head
 from supervisor.hosts.remote import parent_merge
 from supervisor.hosts.remote.host import RemoteHost
 
@@ -51,6 +54,7 @@ class Auditor(PeriodicService):
         super().__init__()
         self.engine = engine
         self._stamp: tuple[int, ...] | None = None
+        self._refs = RefsStamp(engine.paths.common_dir, engine.folders, "audit")  # no stat while no ref moves
         self._records = AgentRecords(engine.store)
         self._git_dirs: dict[str, Path | None] = {}  # worktree → its git folder
         self._heads_seen: dict[str, tuple[str, tuple[int, ...]]] = {}  # agent → (worktree, its git folder's stamp)
@@ -63,7 +67,7 @@ class Auditor(PeriodicService):
     def audit_all(self) -> None:
         agents, _ = self._records.read()  # decodes only the records written since the last pass
         self.check_heads(agents)
-        stamp = refs_stamp(self.engine.paths.common_dir, agent_refs.ref_folders(agents))
+        stamp = self._refs.stamp(agent_refs.ref_folders(agents))
         if stamp == self._stamp:
             return  # no agent branch nor target moved since the last pass: no git process at all
         tips = agent_refs.tips(self.engine.paths.root, agents)  # a remote agent's: as fetched home
@@ -83,6 +87,7 @@ class Auditor(PeriodicService):
         or another branch checked out), where its commits would escape the audit; an `on_branch` event
         when it is back (and the trigger cleared, if none of its commits left its boundaries)."""
         seen, self._heads_seen = self._heads_seen, {}
+        found: list[tuple[Agent, Path]] = []
         for agent in agents:
             if agent.state == State.QUEUED or is_remote(agent):
                 continue  # no worktree yet; or it is on a host, whose HEAD files are not read from here
@@ -92,6 +97,15 @@ class Auditor(PeriodicService):
                 if git_dir is None:
                     del self._git_dirs[agent.worktree]  # not there (yet): look again next pass
                     continue
+            found.append((agent, git_dir))
+        # The git folders that changed since the last pass, told by the kernel (None: each one's stat tells).
+        told = self.engine.folders.changed("heads", [os.fspath(git_dir) for _, git_dir in found])
+        for agent, git_dir in found:
+            before = seen.get(agent.name)
+            if told is not None and before is not None and before[0] == agent.worktree \
+                    and os.fspath(git_dir) not in told[0] and os.fspath(git_dir) not in told[1]:
+                self._heads_seen[agent.name] = before
+                continue  # nothing in its git folder changed since its HEAD was read
             stamp = stamp_of([git_dir])
             if seen.get(agent.name) == (agent.worktree, stamp):
                 self._heads_seen[agent.name] = seen[agent.name]

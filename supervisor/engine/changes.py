@@ -18,7 +18,7 @@ from supervisor.core.model import Agent
 from supervisor.core.store import Store
 from supervisor.engine.folderwatch import FolderWatch
 from supervisor.git import agent_refs
-from supervisor.git.refs import RACY_SECONDS
+from supervisor.git.refs import RACY_SECONDS, refs_stamp, stamp_of
 
 
 def watched_folders(agents: Iterable[Agent]) -> frozenset[str]:
@@ -42,10 +42,16 @@ class RefWatch:
         self._stamp: list[int] | None = None
         self._racy = False
         self.moves = 0  # how many looks found a ref moved
+        self._written: int | None = None  # the store's count of record writes the last look's records were read at
 
-    def look(self, agents: Sequence[Agent]) -> bool:
-        """Whether a ref moved (the store was touched); the first look only takes the stamp."""
-        refs = tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
+    def look(self, agents: Sequence[Agent], written: int | None = None) -> bool:
+        """Whether a ref moved (the store was touched); the first look only takes the stamp. `written`: the
+        store's count of record writes when `agents` were read (`AgentRecords.written`), if known."""
+        # The same records as at the last look (`written`: the store's count of record writes they were read at):
+        # the same live agents, branches and targets.
+        refs = self._refs if written is not None and written == self._written else \
+            tuple((agent.host, agent.branch, agent.target) for agent in agents if agent.state.live)
+        self._written = written
         changed = False
         if refs != self._refs:
             changed = self._refs is not None
@@ -75,3 +81,32 @@ class RefWatch:
             self.moves += 1
             self.store.touch()
         return moved
+
+
+class RefsStamp:
+    """`refs_stamp` told by the kernel: a stamp of ref folders that changes when a ref in one of them (or a packed
+    ref) moved since the last call, with no `stat` of the folders while nothing moves. The folders are watched
+    through `folders` in a group of the caller's own (`group`); those it cannot watch, and packed-refs, by their
+    stat stamps as `refs_stamp` takes them. Without inotify it is `refs_stamp`."""
+
+    def __init__(self, common_dir: Path, folders: FolderWatch | None, group: str) -> None:
+        self.common_dir = common_dir
+        self.folders = folders
+        self.group = group
+        self._packed = common_dir / "packed-refs"
+        self._paths: tuple[frozenset[str], list[str]] = (frozenset(), [])  # the folders last asked for, as paths
+        self._moves = 0  # how many calls found a watched folder changed
+
+    def stamp(self, folders: Iterable[str]) -> tuple[int, ...]:
+        wanted = frozenset(folders)
+        if self.folders is None:
+            return refs_stamp(self.common_dir, wanted)
+        if wanted != self._paths[0]:
+            self._paths = (wanted, [os.fspath(self.common_dir / folder) for folder in sorted(wanted)])
+        told = self.folders.changed(self.group, self._paths[1])
+        if told is None:
+            return refs_stamp(self.common_dir, wanted)
+        changed, unwatched = told
+        if changed:
+            self._moves += 1
+        return (self._moves, *stamp_of([*(Path(path) for path in sorted(unwatched)), self._packed]))

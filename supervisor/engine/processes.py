@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import psutil
 
+from supervisor.engine.procfiles import ProcFiles
+
 _ATTRS = ["pid", "ppid", "name", "create_time", "cpu_times", "memory_info"]
 
 
@@ -127,29 +129,7 @@ def scan(roots: Iterable[int] | None = None) -> Snapshot:
 _CHILDREN_FILES = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 
 
-def _children_of(pid: int, threads: int = 0) -> list[int]:
-    """Children of every thread of `pid` (a multi-threaded CLI may start processes from any thread); a
-    process known to have one thread has only its main thread's."""
-    found: list[int] = []
-    if threads == 1:
-        tasks = [str(pid)]
-    else:
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            return found
-    for tid in tasks:
-        try:
-            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            found.extend(int(child) for child in os.read(fd, 65536).split())
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    return found
+_FILES = ProcFiles()  # the trees' /proc files, kept open from one scan to the next
 
 
 def _scan_trees(roots: Iterable[int]) -> Snapshot:
@@ -160,11 +140,12 @@ def _scan_trees(roots: Iterable[int]) -> Snapshot:
         pid = stack.pop()
         if pid in procs:
             continue
-        info = _read_stat(pid)
+        data = _FILES.stat(pid)
+        info = None if data is None else _parse_stat(pid, data)
         if info is None:
             continue
         procs[pid] = info
-        kids = _children_of(pid, info.threads)
+        kids = _FILES.children(pid, info.threads)
         children[pid] = kids
         stack.extend(kids)
     return Snapshot(at=time.monotonic(), procs=procs, children=children)
@@ -187,6 +168,10 @@ def _read_stat(pid: int) -> ProcInfo | None:
         return None
     finally:
         os.close(fd)
+    return _parse_stat(pid, data)
+
+
+def _parse_stat(pid: int, data: bytes) -> ProcInfo | None:
     close = data.rfind(b")")
     if close < 0:
         return None

@@ -27,11 +27,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent, describe_conflicts
+from supervisor.engine.changes import RefsStamp
 from supervisor.engine.records import AgentRecords
 from supervisor.engine.service import PeriodicService
 from supervisor.git import agent_refs
 from supervisor.git.radar import Failure, Radar, Scan
-from supervisor.git.refs import refs_stamp
 
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
@@ -56,6 +56,7 @@ class ConflictRadar(PeriodicService):
         self.last_scan: Scan | None = None
         self.last_seconds: float | None = None
         self._records = AgentRecords(engine.store)
+        self._refs = RefsStamp(engine.paths.common_dir, engine.folders, "radar")  # no stat while no ref moves
         self._looked: tuple[Any, ...] | None = None  # the live agents and refs stamp the last pass saw
         self._failures: set[Failure] = set()
         self._versions: dict[str, int] | None = None  # the records as a look found them all in line
@@ -93,13 +94,13 @@ class ConflictRadar(PeriodicService):
         record in line with the last pass (a record some other writer overwrote meanwhile included)."""
         agents, versions = self._records.read()
         if versions == self._versions and self._folders is not None and self._looked is not None \
-                and refs_stamp(self.engine.paths.common_dir, self._folders) == self._looked[1]:
+                and self._refs.stamp(self._folders) == self._looked[1]:
             return False  # no record written and no ref moved since a look that left every record in line
         live = [agent for agent in agents if agent.state.live]
         roster = tuple(sorted((agent.name, agent.branch, agent.target, str(agent.extra.get("merged_tip")))
                               for agent in live))
         folders = agent_refs.ref_folders(live)  # a remote agent's branch: as fetched home
-        seen = (roster, refs_stamp(self.engine.paths.common_dir, folders))
+        seen = (roster, self._refs.stamp(folders))
         scan = self.last_scan
         scanned = scan is None or seen != self._looked
         if scan is None or scanned:

@@ -60,6 +60,7 @@ class Spools:
         self._again: set[str] = set()  # agents whose watched folder kept a file: read again at the next look
         self._marks: dict[str, float | None] = {}
         self._listed: tuple[tuple[int, int], list[tuple[str, Path]]] | None = None  # the folder's stamp, its list
+        self._paths: tuple[list[tuple[str, Path]] | None, list[str]] = (None, [])  # a listing, its folders' paths
 
     def folders(self) -> list[tuple[str, Path]]:
         """Every agent's spool folder, listed again only when the runtime folder of agents changed."""
@@ -90,8 +91,14 @@ class Spools:
         """Apply what each agent's spool folder holds; `changed_only`: only of folders that changed since the
         last look (told by `watch`, else by each folder's stat)."""
         folders = self.folders()
-        told = self.watch.changed("spools", [os.fspath(folder) for _, folder in folders]) \
-            if changed_only and self.watch is not None else None
+        if changed_only and self.watch is not None:
+            if self._paths[0] is not folders:  # the folders as strings, made again when listed again
+                self._paths = (folders, [os.fspath(folder) for _, folder in folders])
+            told = self.watch.changed("spools", self._paths[1])
+            if told is not None and not told[0] and not told[1] and not self._again:
+                return  # every folder watched, and none changed: the usual tick
+        else:
+            told = None
         for name, folder in folders:
             if told is not None and os.fspath(folder) not in told[1]:  # watched: only what changed is read
                 if os.fspath(folder) not in told[0] and name not in self._again:

@@ -228,7 +228,8 @@ class Watcher:
             due = candidate.extra.get("restart_at")
             if candidate.state == State.EXITED and due and float(due) <= now:
                 self._locked(candidate.name, self._restart_due)
-        self.refs.look(agents)  # a moved ref wakes the services that depend on refs (the conflict radar)
+        # A moved ref wakes the services that depend on refs (the conflict radar).
+        self.refs.look(agents, self._records.written)
         self.ticks += 1
         if snapshot is not None:
             self.check_escapes(snapshot, live_agents, panes)

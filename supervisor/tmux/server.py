@@ -146,6 +146,7 @@ class Tmux:
         self._control: ControlClient | None = None  # the watcher's connection, once `use_control` is called
         self._control_wanted = False
         self._control_guard = threading.Lock()
+        self._listed: dict[str, PaneInfo] = {}  # the last listing's panes by their line: most come back the same
 
     def use_control(self) -> None:
         """Answer list_panes and capture_many through a persistent control-mode client (the engine)."""
@@ -409,9 +410,14 @@ class Tmux:
         if server:
             self.known_server = server
         panes: dict[str, PaneInfo] = {}
+        known, listed = self._listed, {}
         for line in lines:
+            info = known.get(line)  # a pane listed the same as last time (by this server): its record as made then
+            if info is not None and info.server == server:
+                panes[info.pane] = listed[line] = info
+                continue
             pane, pid, dead, status, session, window, activity, history, limit, size = line.split("\t")
-            panes[pane] = PaneInfo(
+            panes[pane] = listed[line] = PaneInfo(
                 pane=pane,
                 pid=int(pid) if pid else None,
                 dead=dead == "1",
@@ -424,6 +430,7 @@ class Tmux:
                 size=size,
                 server=server,
             )
+        self._listed = listed
         return panes
 
     def keepers(self, panes: Mapping[str, PaneInfo]) -> set[int]:

@@ -1,0 +1,124 @@
+"""The /proc files of watched processes, kept open between scans of their trees.
+
+The watch loop reads every agent's process tree every few seconds (engine/processes.py), and a tree mostly holds
+the same processes from one scan to the next (a sandboxed agent's alone: a shell, two bubblewrap processes, two
+more shells, the CLI). Each process costs two files, its `stat` and its threads' `children`: an open, a read and
+a close each, where a file kept open is read again with one `pread` (the kernel makes its text anew at offset 0),
+about a third of the cost.
+
+An open /proc file belongs to its process, not to its pid: once the process ended, reading its `stat` fails, and
+its `children` reads empty. So a process's files are trusted only while its `stat` read from the same open file
+succeeds; when it fails, every file of that pid is closed and opened anew (the pid may be another process by now).
+Files not read for FORGET_SECONDS (their processes left the trees, or ended unseen) are closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+
+FORGET_SECONDS = 15.0  # the watch loop reads every tree every few seconds
+_READ_BYTES = 65536
+
+
+class _Open:
+    """One process's open files: its stat, and its threads' children files by thread id."""
+
+    __slots__ = ("children", "stat", "used")
+
+    def __init__(self, stat: int, used: float) -> None:
+        self.stat = stat
+        self.children: dict[str, int] = {}
+        self.used = used
+
+    def close(self) -> None:
+        for fd in (self.stat, *self.children.values()):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.children.clear()
+
+
+class ProcFiles:
+    """Thread-safe: the watch loop and a one-off check (`check_now`) may scan at once."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Open] = {}
+        self._lock = threading.Lock()
+        self._pruned = time.monotonic()
+
+    def stat(self, pid: int) -> bytes | None:
+        """The text of /proc/PID/stat now; None when no such process can be read."""
+        now = time.monotonic()
+        with self._lock:
+            held = self._open.get(pid)
+            if held is not None:
+                try:
+                    data = os.pread(held.stat, _READ_BYTES, 0)
+                except OSError:
+                    data = b""
+                if data:
+                    held.used = now
+                    return data
+                del self._open[pid]  # ended: its pid may be another process's now
+                held.close()
+            try:
+                fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            try:
+                data = os.pread(fd, _READ_BYTES, 0)
+            except OSError:
+                data = b""
+            if not data:
+                os.close(fd)
+                return None
+            self._open[pid] = _Open(fd, now)
+            if now - self._pruned > FORGET_SECONDS / 3:
+                self._prune(now)
+            return data
+
+    def children(self, pid: int, threads: int) -> list[int]:
+        """The children of every thread of `pid` (a multi-threaded CLI may start processes from any thread; a
+        process known to have one thread has only its main thread's). Call after `stat` of the same pid: its
+        files are those of the process that `stat` read."""
+        with self._lock:
+            held = self._open.get(pid)
+            if threads == 1:
+                tasks = [str(pid)]
+            else:
+                try:
+                    tasks = os.listdir(f"/proc/{pid}/task")
+                except OSError:
+                    return []
+            found: list[int] = []
+            for tid in tasks:
+                fd = held.children.get(tid) if held is not None else None
+                if fd is None:
+                    try:
+                        fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError:
+                        continue
+                    if held is not None:
+                        held.children[tid] = fd
+                with contextlib.suppress(OSError):
+                    found.extend(int(child) for child in os.pread(fd, _READ_BYTES, 0).split())
+                if held is None:  # not read through `stat` first: not kept
+                    os.close(fd)
+            if held is not None and len(held.children) > len(tasks):  # threads that ended: their files closed
+                for tid in [tid for tid in held.children if tid not in tasks]:
+                    with contextlib.suppress(OSError):
+                        os.close(held.children.pop(tid))
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            for held in self._open.values():
+                held.close()
+            self._open.clear()
+
+    def _prune(self, now: float) -> None:
+        self._pruned = now
+        for pid in [pid for pid, held in self._open.items() if now - held.used > FORGET_SECONDS]:
+            self._open.pop(pid).close()

@@ -1,0 +1,114 @@
+"""What makes the engine's passes cheap while nothing happens, counted on a real Engine object (real git, store and
+inotify): a record read again when none was written decodes nothing, an audit pass with no ref moved and no
+worktree's git folder changed reads no HEAD and stats no folder, and a change is still seen at the next pass."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.core.model import Agent
+from supervisor.engine import auditor as auditor_module
+from supervisor.engine import changes
+from supervisor.engine.engine import Engine
+from supervisor.engine.records import AgentRecords
+from tests.conftest import Sandbox
+
+
+@pytest.fixture
+def engine(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """A real Engine object in this process (no watcher, no services running) on the sandbox's repository."""
+    monkeypatch.setenv("SUPERVISOR_RUNTIME_DIR", str(sandbox.runtime))
+    monkeypatch.setenv("HOME", str(sandbox.home))
+    made = Engine(sandbox.paths)
+    try:
+        yield made
+    finally:
+        made.folders.close()
+        made.store.close()
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[tuple[Any, ...]]:
+    """Calls of `module.name` from here on (still made: only counted)."""
+    calls: list[tuple[Any, ...]] = []
+    real: Callable[..., Any] = getattr(module, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def _agent_with_worktree(engine: Engine, sandbox: Sandbox, name: str) -> Agent:
+    worktree = sandbox.root.parent / f"wt-{name}"
+    branch = f"agent/{name}/work"
+    subprocess.run(["git", "worktree", "add", "-q", "-b", branch, str(worktree)], cwd=sandbox.root, check=True)
+    agent = Agent(name=name, profile="generic", command="sleep 600", worktree=str(worktree), branch=branch,
+                  base="HEAD", target="main")
+    engine.store.add_agent(agent)
+    return agent
+
+
+def test_reading_every_record_again_with_none_written_decodes_nothing(engine: Engine, sandbox: Sandbox,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ann", "bob"):
+        _agent_with_worktree(engine, sandbox, name)
+    records = AgentRecords(engine.store)
+    first, _ = records.read()
+    versions = _counted(monkeypatch, engine.store, "versions")
+    decoded = _counted(monkeypatch, engine.store, "get_agents")
+    again, _ = records.read()
+    assert [agent.name for agent in again] == ["ann", "bob"] == [agent.name for agent in first]
+    assert not versions and not decoded  # nothing written: not even the versions are copied
+    bob = engine.store.get_agent("bob")
+    assert bob is not None
+    bob.task = "a new task"
+    engine.store.save_agent(bob)
+    after, _ = records.read()
+    assert [call[0] for call in decoded] == [["bob"]]  # only the record written is decoded
+    assert [agent.task for agent in after] == [None, "a new task"]
+
+
+def test_an_audit_pass_with_nothing_changed_reads_no_head_and_a_detached_one_is_seen(
+        engine: Engine, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = _agent_with_worktree(engine, sandbox, "ann")
+    heads = _counted(monkeypatch, auditor_module, "worktree_head")
+    stats = _counted(monkeypatch, auditor_module, "stamp_of")
+    ref_stats = _counted(monkeypatch, changes, "stamp_of")
+    audit = engine.auditor
+    audit.audit_all()
+    assert len(heads) == 1  # its HEAD read once, on the first pass
+    heads.clear(), stats.clear(), ref_stats.clear()
+    for _ in range(3):
+        audit.audit_all()
+    assert heads == [] and stats == []  # its git folder did not change: not even a stat
+    # The ref folders are watched too: only packed-refs, which no folder holds, is looked at with a stat.
+    assert all(path == [sandbox.paths.common_dir / "packed-refs"] for (path,) in ref_stats)
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=agent.worktree, check=True)
+    audit.audit_all()
+    assert len(heads) == 1
+    ann = engine.store.get_agent("ann")
+    assert ann is not None and ann.extra.get("off_branch")  # the departure is seen at the next pass
+    assert any(e.kind == "boundary" and e.data.get("off_branch") for e in engine.store.events("ann"))
+
+
+def test_a_commit_on_a_watched_branch_is_audited_at_the_next_pass(engine: Engine, sandbox: Sandbox) -> None:
+    agent = _agent_with_worktree(engine, sandbox, "ann")
+    engine.auditor.audit_all()
+    before = engine.store.get_agent("ann")
+    assert before is not None
+    (Path(agent.worktree) / "new.txt").write_text("x\n")
+    subprocess.run(["git", "add", "new.txt"], cwd=agent.worktree, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "new"],
+                   cwd=agent.worktree, check=True)
+    tip = subprocess.run(["git", "rev-parse", "HEAD"], cwd=agent.worktree, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    engine.auditor.audit_all()
+    after = engine.store.get_agent("ann")
+    assert after is not None and after.extra.get("audited") == tip
