@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.segment import Segment
 from textual.pilot import Pilot
 from textual.strip import Strip
+from textual.widgets.data_table import RowKey
 
 from supervisor.ui.app import SupervisorApp
 from supervisor.ui.fake import NOW, FakeSource
@@ -61,7 +63,7 @@ def test_items_coming_and_going_and_events_logged_move_nothing_on_screen() -> No
 
 
 def test_a_click_on_a_row_selects_its_agent() -> None:
-    """Rows are drawn from cached cells with each cell's place added: a click still reads the right row."""
+    """Rows are drawn from cached cells that carry no place: a click still reads the right row."""
     app, _ = make()
 
     async def scenario(pilot: Pilot[Any]) -> None:
@@ -76,12 +78,59 @@ def test_a_click_on_a_row_selects_its_agent() -> None:
     run(app, scenario)
 
 
+def test_the_mouse_reads_the_row_and_column_under_it() -> None:
+    """Hovering a row shows the hover cursor on that row; a click right of the last column still selects the
+    row (DataTable reads both from the place under the mouse, which rows drawn here give it from the offset)."""
+    app, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        task = table.shown_columns.index("task")
+        for index in (4, 2):
+            await pilot.hover(table, offset=(3, 2 + index))
+            await wait_for(pilot, lambda i=index: tuple(table.hover_coordinate) == (i, 0),
+                           message=f"the hover cursor on row {index}, the first column")
+        width = table.region.width
+        await pilot.hover(table, offset=(width - 25, 2 + 6))  # in the task column, the last one
+        await wait_for(pilot, lambda: tuple(table.hover_coordinate) == (6, task), message="the task column")
+        await pilot.click(table, offset=(width - 4, 2 + 6))  # past the end of the task column's text
+        await wait_for(pilot, lambda: app.selected == table.keys[6], message="the row selected by a click")
+
+    run(app, scenario)
+
+
+def test_a_value_shown_in_several_rows_is_drawn_once() -> None:
+    """The drawing of a cell carries no place (row, column), so rows showing the same value in the same column
+    share one drawing, and its styles are the few the theme has: the caches of styles keep hitting under churn
+    (with a place in each style, 100 rows of ten columns made a thousand styles to convert every frame)."""
+    app, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.pause()
+        state = table.shown_columns.index("state")
+        idle = [name for name in table.keys
+                if table.get_cell(name, "state").plain == "idle" and name != table.current_key]  # (not the cursor's)
+        assert len(idle) >= 2, idle
+        drawings = {id(table._placed[RowKey(name)][state][4]) for name in idle}
+        assert len(drawings) == 1, "each row drew its own copy of `idle`"
+        for y in range(table.header_height, table.size.height):
+            assert not any(segment.style and segment.style.meta for segment in table.render_line(y)), y
+
+    run(app, scenario)
+
+
 def lines(table: SyncTable, *, by_value: bool) -> list[list[Any]]:
-    """The table's lines as drawn (by value, or by DataTable itself), each merged where styles repeat."""
+    """The table's lines as drawn (by value, or by DataTable itself), each merged where styles repeat, without
+    the places DataTable's own drawing carries (the mouse gets them from the offset: tested above)."""
     table._drawable = by_value
     table._clear_caches()
     try:
-        return [list(Strip(table.render_line(y)).simplify()) for y in range(table.size.height)]
+        return [list(Strip([Segment(text, style and style.clear_meta_and_links(), control)
+                            for text, style, control in table.render_line(y)]).simplify())
+                for y in range(table.size.height)]
     finally:
         table._drawable = True
         table._clear_caches()
@@ -89,7 +138,7 @@ def lines(table: SyncTable, *, by_value: bool) -> list[list[Any]]:
 
 def test_rows_drawn_by_value_are_what_datatable_draws() -> None:
     """Every line of both tables, the cursor's row and a hovered one included, segment by segment, style by
-    style (the position a click reads included)."""
+    style."""
     app, _ = make()
 
     async def scenario(pilot: Pilot[Any]) -> None:
@@ -100,5 +149,31 @@ def test_rows_drawn_by_value_are_what_datatable_draws() -> None:
         for table in (app.agents_table, app.attention_table):
             assert table._drawable
             assert lines(table, by_value=True) == lines(table, by_value=False), table.id
+
+    run(app, scenario)
+
+
+def test_rows_leaving_at_once_are_removed_at_once() -> None:
+    """Several rows leaving in one refresh (under churn, "Needs you" loses a few of its last rows most seconds)
+    are removed in one go: the table is renumbered once, not once per row, and what is left is right: its rows
+    in order, each drawn on its line, the cursor on its agent."""
+    app, _ = make()
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.pause()
+        rows = [(name, table._shown[name]) for name in table.keys]
+        assert table.select_key("docs")
+        leaving = {"auth.tests", "billing", "search"}
+        kept = [(name, cells) for name, cells in rows if name not in leaving]
+        renumbered = table._update_count
+        table.sync(kept)
+        assert table._update_count == renumbered + 1, "renumbered once for each row removed"
+        assert table.keys == [name for name, _ in kept]
+        assert [table.get_row_index(name) for name, _ in kept] == list(range(len(kept)))
+        assert table.current_key == "docs"
+        for index, (name, _) in enumerate(kept):
+            assert name in table.render_line(table.header_height + index).text, name
 
     run(app, scenario)
