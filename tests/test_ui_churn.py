@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.segment import Segment
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets.data_table import RowKey
@@ -175,5 +176,31 @@ def test_rows_leaving_at_once_are_removed_at_once() -> None:
         assert table.current_key == "docs"
         for index, (name, _) in enumerate(kept):
             assert name in table.render_line(table.header_height + index).text, name
+
+    run(app, scenario)
+
+
+def test_a_changed_row_is_repainted_as_one_region() -> None:
+    """A row whose state, CPU and badges changed (cells apart from each other) is repainted as one region,
+    the row's whole line: Textual sends each region from the start of the line, cropping the line anew for
+    each, so regions of their own per cell sent the row two or three times over."""
+    app, source = make()
+    regions: list[Region] = []
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.pause()
+        original = table.refresh
+
+        def recorded(*found: Region, **kwargs: Any) -> Any:
+            regions.extend(found)
+            return original(*found, **kwargs)
+
+        table.refresh = recorded  # type: ignore[method-assign]
+        source.set_state("docs", "waiting", cpu_percent=55.0, waiting_reason="approval: Push the branch?")
+        await wait_for(pilot, lambda: table.get_cell("docs", "state").plain == "waiting", message="docs waits")
+        line = table.header_height + table.get_row_index("docs") - int(table.scroll_offset.y)
+        assert [region for region in regions if region.y == line] == [Region(0, line, table.size.width, 1)]
 
     run(app, scenario)

@@ -267,7 +267,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         return super().get_row(row_key)
 
     def _update_cells(self, changed: Sequence[tuple[str, str, Text]]) -> None:
-        """Put new values in cells, redrawing only those cells.
+        """Put new values in cells, drawing only those cells anew (their rows are repainted: `_refresh_cells`).
 
         DataTable's `update_cell` makes every cached cell, row and line stale (one counter is part of every
         cache key), so after any change the whole visible table is rendered again, cell by cell: 25-60 ms
@@ -310,21 +310,18 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
                              if (index := self._row_locations.get(row)) is not None})
 
     def _refresh_cells(self, cells: set[tuple[int, ColumnKey]]) -> None:
-        """Repaint these cells (row index, column) where they are on screen: the terminal is sent the cells
-        that changed, not whole lines. (Rows are one line high here; DataTable's own `refresh_row` sums the
-        heights of every row above, for each row.)"""
-        top, left = int(self.scroll_offset.y), int(self.scroll_offset.x)
+        """Repaint the rows of these cells (row index, column) where they are on screen, each as one region as
+        wide as the table. Textual sends the terminal a changed region from the start of the widget's line
+        to the region's end, cropping that line anew for every region: a row's changed cells as regions of
+        their own (state, age, CPU, memory, then its badges) sent its line two or three times over, each a
+        crop of its own. (Rows are one line high here; DataTable's own `refresh_row` sums the heights of
+        every row above, for each row.)"""
+        top = int(self.scroll_offset.y)
         header = self.header_height if self.show_header else 0
         shown = range(top, top + max(self.size.height - header, 0))
-        padding = self.cell_padding
-        spans: dict[ColumnKey, tuple[int, int]] = {}
-        x = self._row_label_column_width
-        for column in self.ordered_columns:
-            width = 2 * padding + (column.content_width if column.auto_width else column.width)
-            spans[column.key] = (x - left, width)
-            x += width
-        regions = [Region(spans[column][0], header + index - top, spans[column][1], 1)
-                   for index, column in cells if index in shown and column in spans]
+        width = self.size.width
+        regions = [Region(0, header + index - top, width, 1) for index in {index for index, _ in cells}
+                   if index in shown]
         if regions:
             self.refresh(*regions)
 
