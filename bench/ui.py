@@ -212,9 +212,13 @@ def measure(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             latencies.append((time.perf_counter() - sent) * 1000)
         subprocess.run([*base, "send-keys", "-t", "b", "q"], check=True)
         deadline = time.monotonic() + 10
-        while not stats.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        found = json.loads(stats.read_text()) if stats.exists() else {}
+        found: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # (the file may be there before what is written in it)
+            try:
+                found = json.loads(stats.read_text())
+                break
+            except (OSError, ValueError):
+                time.sleep(0.05)
         sync_ms = found.get("sync_ms", [])
         # The collector's passes while the CPU was measured (the child's monotonic clock is this one's).
         window = (cpu_from, cpu_from + args.seconds)

@@ -204,3 +204,31 @@ def test_a_changed_row_is_repainted_as_one_region() -> None:
         assert [region for region in regions if region.y == line] == [Region(0, line, table.size.width, 1)]
 
     run(app, scenario)
+
+
+def test_rows_added_to_columns_of_set_widths_are_not_measured() -> None:
+    """Every column of the agents list (and of "Needs you") has its set width: a row added is not measured
+    cell by cell through Rich (DataTable measures new rows for columns sized by their content), and the
+    table's scrollable height still counts it."""
+    app, _ = make()
+    measured: list[int] = []
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.pause()
+        assert not any(column.auto_width for column in table.columns.values())
+        original = table._get_row_renderables
+
+        def counted(index: int) -> Any:
+            measured.append(index)
+            return original(index)
+
+        table._get_row_renderables = counted  # type: ignore[method-assign]
+        height = table.virtual_size.height
+        rows = [(name, table._shown[name]) for name in table.keys]
+        table.sync([*rows, ("zz", rows[0][1])])
+        assert table.keys[-1] == "zz" and table.virtual_size.height == height + 1
+        assert not measured, "the new row was measured"
+
+    run(app, scenario)

@@ -211,7 +211,13 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
             self._require_update_dimensions = False
             new_rows = self._new_rows.copy()
             self._new_rows.clear()
-            self._update_dimensions(new_rows)
+            # New rows are measured, cell by cell through Rich, for the widths of columns sized by their content
+            # and for rows of their own height: neither here once every column has its set width ("Needs you"
+            # gains rows most seconds under churn). The scrollable size is worked out all the same.
+            fixed = not any(column.auto_width for column in self.columns.values())
+            self._update_dimensions([] if fixed and not any(
+                (row := self.rows.get(key)) is not None and (row.auto_height or row.label is not None)
+                for key in new_rows) else new_rows)
 
     def _changes(self, key: str, cells: dict[str, Text], shown: dict[str, Text], columns: list[str], first: str,
                  changed: list[tuple[str, str, Text]]) -> None:
