@@ -9,6 +9,7 @@ from rich.segment import Segment
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.strip import Strip
+from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from supervisor.ui.app import SupervisorApp
@@ -230,5 +231,38 @@ def test_rows_added_to_columns_of_set_widths_are_not_measured() -> None:
         table.sync([*rows, ("zz", rows[0][1])])
         assert table.keys[-1] == "zz" and table.virtual_size.height == height + 1
         assert not measured, "the new row was measured"
+
+    run(app, scenario)
+
+
+def test_the_header_is_not_drawn_again_when_rows_come_and_go() -> None:
+    """A row added or removed makes DataTable's own drawings stale (its header's too): the header is drawn
+    once per labels and widths, and still reads the same."""
+    app, _ = make()
+    drawn: list[object] = []
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = app.agents_table
+        await pilot.pause()
+        header = table.render_line(0).text
+        assert header.split()[:3] == ["Agent", "State", "For"]
+        original = DataTable._render_line_in_row
+
+        def counted(self: Any, row_key: Any, *args: Any) -> Any:
+            if self is table and row_key is table._header_row_key:
+                drawn.append(row_key)
+            return original(self, row_key, *args)
+
+        DataTable._render_line_in_row = counted  # type: ignore[method-assign]
+        try:
+            rows = [(name, table._shown[name]) for name in table.keys]
+            table.sync([*rows, ("zz", rows[0][1])])
+            assert table.render_line(0).text == header
+            table.sync(rows)
+            assert table.render_line(0).text == header
+        finally:
+            DataTable._render_line_in_row = original  # type: ignore[method-assign]
+        assert not drawn, "DataTable drew the header again"
 
     run(app, scenario)

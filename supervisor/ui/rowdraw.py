@@ -98,6 +98,15 @@ class DrawnByValue(_Mixin):
         self._rows_drawn.clear()
         self._lines_drawn.clear()
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()  # (DataTable drops its drawings: these go with them)
+        if hasattr(self, "_rows_drawn"):
+            self._by_value.clear()
+            self._shapes.clear()
+            self._placed.clear()
+            self._rows_drawn.clear()
+            self._lines_drawn.clear()
+
     def rows_changed(self, rows: set[RowKey]) -> bool:
         """Values of these rows were put in place (not through DataTable): their drawings are stale. False when
         DataTable draws them (its caches must then be cleared by the caller)."""
@@ -175,6 +184,8 @@ class DrawnByValue(_Mixin):
     def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
                             hover_location: Coordinate) -> tuple[Lines, Lines]:
         paint = self._paint or self._paint_now()
+        if row_key is self._header_row_key and not line_no and paint.simple:
+            return self._header(base_style, cursor_location, hover_location, paint)
         index = self._simple(row_key, line_no, paint)
         cells = self._data.get(row_key) if index is not None else None
         if index is None or cells is None or not all(isinstance(value, Text) for value in cells.values()):
@@ -209,6 +220,19 @@ class DrawnByValue(_Mixin):
         pair: tuple[Lines, Lines] = ([], line)
         self._rows_drawn[key] = pair
         return pair
+
+    def _header(self, base_style: Style, cursor_location: Coordinate, hover_location: Coordinate,
+                paint: _Paint) -> tuple[Lines, Lines]:
+        """The header row, drawn by DataTable once per labels, widths and styles: its own cache goes stale with
+        every row added or removed ("Needs you" gains or loses rows most seconds under churn)."""
+        key = ("header", tuple(paint.columns), tuple(column.label.plain for column in self.ordered_columns),
+               base_style, cursor_location, hover_location, paint.show_cursor, paint.show_hover,
+               paint.pseudo_classes, paint.width)
+        drawn = self._rows_drawn.get(key)
+        if drawn is None:
+            drawn = self._rows_drawn[key] = super()._render_line_in_row(self._header_row_key, 0, base_style,
+                                                                        cursor_location, hover_location)
+        return drawn
 
     def _cell_styles(self, paint: _Paint, base_style: Style, cursor: bool, hover: bool) -> tuple[Style, Style, Style]:
         """A row's cells' styles before and after their own, and the style of the room right of the last cell."""
