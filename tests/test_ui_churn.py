@@ -3,6 +3,7 @@ DataTable's own drawing does (the snapshots check the pictures; these check what
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from rich.segment import Segment
@@ -119,7 +120,10 @@ def test_a_value_shown_in_several_rows_is_drawn_once() -> None:
         drawings = {id(table._placed[RowKey(name)][state][4]) for name in idle}
         assert len(drawings) == 1, "each row drew its own copy of `idle`"
         for y in range(table.header_height, table.size.height):
-            assert not any(segment.style and segment.style.meta for segment in table.render_line(y)), y
+            line = list(table.render_line(y))
+            assert not any(segment.style and segment.style.meta for segment in line), y
+            # … and neighbours in one style are one segment: every later step of a frame goes segment by segment.
+            assert all(a.style != b.style for a, b in pairwise(line)), y
 
     run(app, scenario)
 

@@ -162,7 +162,10 @@ class DrawnByValue(_Mixin):
         if strip is not None:
             return strip
         _, cells = self._render_line_in_row(row_key, line_no, base_style, paint.cursor, paint.hover)
-        segments = [segment for cell in cells for segment in cell]
+        # Merged where neighbours share a style (a cell's padding and its text, cells in the row's own style):
+        # every later step of a frame (borders, the colour filter, cutting, the terminal's codes) goes segment
+        # by segment, over about half as many.
+        segments = list(Segment.simplify([segment for cell in cells for segment in cell]))
         total = max(paint.used, width)
         whole = x1 == 0 and x2 >= total
         strip = Strip(segments, total) if whole else Strip(line_crop(segments, x1, x2, total))
