@@ -22,6 +22,7 @@ BENCH_PROFILE=DIR runs each dashboard under cProfile (all its threads, from 3 s 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -94,6 +95,7 @@ def child(args: argparse.Namespace) -> int:
 
     if args.mode != "still":
         threading.Thread(target=churn, name="bench-churn", daemon=True).start()
+    passes = collections()
     app = SupervisorApp(source)
     folder, _, kind = os.environ.get("BENCH_PROFILE", "").partition(":")
     if folder:
@@ -101,8 +103,24 @@ def child(args: argparse.Namespace) -> int:
     else:
         app.run()
     stop.set()
-    Path(args.stats).write_text(json.dumps({"sync_ms": [s * 1000 for s in app.sync_seconds]}))
+    Path(args.stats).write_text(json.dumps({"sync_ms": [s * 1000 for s in app.sync_seconds], "gc": passes}))
     return 0
+
+
+def collections() -> dict[str, list[list[float]]]:
+    """Each pass of the garbage collector from now on, young (generations 0 and 1) or full: [when, CPU ms]."""
+    passes: dict[str, list[list[float]]] = {"young": [], "full": []}
+    started: list[float] = []
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time()]
+        elif started:
+            passes["full" if info["generation"] == 2 else "young"].append(
+                [time.monotonic(), (time.thread_time() - started[0]) * 1000])
+
+    gc.callbacks.append(timed)
+    return passes
 
 
 def stock(table: Any) -> None:
@@ -178,6 +196,7 @@ def measure(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         process = psutil.Process(pid)
         time.sleep(2.0)  # let the churn reach its steady state: this is the interval measured, not a wait
         before, started = process.cpu_times(), time.monotonic()
+        cpu_from = started
         time.sleep(args.seconds)
         after, ended = process.cpu_times(), time.monotonic()
         cpu = 100 * ((after.user - before.user) + (after.system - before.system)) / (ended - started)
@@ -193,13 +212,22 @@ def measure(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             latencies.append((time.perf_counter() - sent) * 1000)
         subprocess.run([*base, "send-keys", "-t", "b", "q"], check=True)
         deadline = time.monotonic() + 10
-        while not stats.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sync_ms = json.loads(stats.read_text())["sync_ms"] if stats.exists() else []
+        found: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # (the file may be there before what is written in it)
+            try:
+                found = json.loads(stats.read_text())
+                break
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        sync_ms = found.get("sync_ms", [])
+        # The collector's passes while the CPU was measured (the child's monotonic clock is this one's).
+        window = (cpu_from, cpu_from + args.seconds)
+        gc_ms = {kind: [ms for at, ms in found.get("gc", {}).get(kind, []) if window[0] <= at <= window[1]]
+                 for kind in ("young", "full")}
     finally:
         subprocess.run([*base, "kill-server"], capture_output=True, check=False)
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"cpu": cpu, "latency": latencies, "sync_ms": sync_ms}
+    return {"cpu": cpu, "latency": latencies, "sync_ms": sync_ms, "gc_ms": gc_ms, "seconds": args.seconds}
 
 
 def main() -> int:
@@ -225,6 +253,9 @@ def main() -> int:
         print(f"{label:>14}: CPU {result['cpu']:5.1f}% of a core | key to screen median "
               f"{statistics.median(lat):5.1f} ms, p95 {p95(lat):5.1f} ms, max {max(lat):5.1f} ms | "
               f"table refresh median {statistics.median(sync) if sync else float('nan'):.1f} ms")
+        young, full = result["gc_ms"]["young"], result["gc_ms"]["full"]
+        print(f"{'':>14}  garbage collector while CPU was measured: {sum(young) / result['seconds']:.1f} ms/s in "
+              f"{len(young)} young passes, {len(full)} full ({max(full, default=0):.0f} ms the longest)")
     if args.only:
         return 0
     ours, naive = results["cell by cell"], results["naive rebuild"]

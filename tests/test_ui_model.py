@@ -35,6 +35,28 @@ def test_rows_show_the_tree_state_time_and_diff() -> None:
     assert b.cells("search", NOW)["state"].plain == "exited 3"
 
 
+def test_rows_showing_the_same_share_their_cells_and_a_figure_that_shows_the_same_changes_nothing() -> None:
+    """Under churn most changed cells show what another row shows (`idle`, `1s`, `0%`): one cell for all of
+    them, drawn once by the table; a CPU or memory figure that moved without changing what it shows leaves
+    the row as it was (the table skips it without comparing a cell)."""
+    b = board()
+    docs, data = b.cells("docs", NOW), b.cells("auth.tests.data", NOW)
+    assert docs["state"].plain == "idle" and docs["state"] is data["state"]
+    assert docs["cpu"].plain == "0%" and docs["cpu"] is data["cpu"]
+    agents = sample_agents()
+    api = next(a for a in agents if a["name"] == "api")
+    shown = b.cells("api", NOW)
+    api.update(cpu_percent=0.3, rss_bytes=api["rss_bytes"] + 10)  # 0% and 39.1M still
+    b.set_agents(agents)
+    assert b.cells("api", NOW) is shown
+    api.update(cpu_percent=12.0, state="working")
+    b.set_agents(agents)
+    busy = b.cells("api", NOW)
+    assert busy["cpu"].plain == "12%" and busy["state"].plain == "working"
+    assert busy["state"] is b.cells("auth", NOW)["state"]  # another working agent's
+    assert busy["mem"] is shown["mem"] and busy["name"] is shown["name"]
+
+
 def test_rows_show_each_agents_cost_and_context_and_a_session_its_trees_cost() -> None:
     b = board()
     auth = b.cells("auth", NOW)

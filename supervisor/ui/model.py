@@ -174,6 +174,11 @@ def _conflicts(agent: dict[str, Any]) -> list[str]:
     return []
 
 
+# Columns whose cell is made from its inputs alone (not the agent's name): rows showing the same share one.
+SHARED_COLUMNS = frozenset({"state", "for", "cpu", "mem", "ctx", "badges"})
+SHARED_MOST = 5000  # shared cells kept (memory figures come and go): past this, made anew as needed
+
+
 class Board:
     """Agents, their diff stats and their flags; rows and attention items derived from them."""
 
@@ -187,6 +192,7 @@ class Board:
         self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
         self.palette = DEFAULT
         self._rows: dict[str, tuple[dict[str, Any], dict[str, Text]]] = {}  # name -> (each cell's inputs, cells)
+        self._shared: dict[tuple[str, Any], Text] = {}  # (column, inputs) -> the cell every row with them shows
 
     # input --------------------------------------------------------------------------------------------
 
@@ -211,6 +217,7 @@ class Board:
         if palette != self.palette:
             self.palette = palette
             self._rows.clear()
+            self._shared.clear()
 
     def set_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
         self.diffstat = dict(stats)
@@ -308,7 +315,11 @@ class Board:
         The same dict comes back while nothing shown in the row changed, so the table can skip the row
         without comparing cells: a refresh of 100 quiet agents costs 100 tuple comparisons. In a row that
         changed, each cell whose own inputs did not change is the same `Text` as before (most of a busy
-        agent's row: its name, task, cost), so the table skips it without comparing it either."""
+        agent's row: its name, task, cost), so the table skips it without comparing it either. The cells of
+        columns many rows show alike (state, age, CPU, memory, context, badges) are one `Text` for all the
+        rows showing the same (`SHARED_COLUMNS`): a changed row mostly gets cells already made and drawn
+        (`supervisor.ui.rowdraw` draws a cell once per `Text`). CPU and memory count as changed when what
+        they show does."""
         agent = self.agents[name]
         since = parse_ts(agent.get("state_since"))
         age = format_age(now - since) if since else "-"
@@ -321,8 +332,8 @@ class Board:
             "state": (agent.get("state"), agent.get("exit_code"), agent.get("last_state")),
             "host": agent.get("host"),
             "for": age,
-            "cpu": cpu,
-            "mem": agent.get("rss_bytes"),
+            "cpu": f"{cpu:.0f}%" if cpu is not None else "-",
+            "mem": format_mem(agent.get("rss_bytes")),
             "cost": (repr(usage), self.tree_costs.get(name)),
             "ctx": usage.get("context_percent"),
             "diff": repr(self.diffstat.get(name)),
@@ -339,8 +350,17 @@ class Board:
         cells: dict[str, Text] = {}
         for key, made_of in inputs.items():
             old = before.get(key)
-            cells[key] = old if old is not None and was.get(key) == made_of else \
-                self._cell(key, name, agent, age, usage, context_only)
+            if old is not None and was.get(key) == made_of:
+                cells[key] = old
+            elif key in SHARED_COLUMNS:
+                shared = self._shared.get((key, made_of))
+                if shared is None:
+                    if len(self._shared) >= SHARED_MOST:
+                        self._shared.clear()
+                    shared = self._shared[key, made_of] = self._cell(key, name, agent, age, usage, context_only)
+                cells[key] = shared
+            else:
+                cells[key] = self._cell(key, name, agent, age, usage, context_only)
         self._rows[name] = (inputs, cells)
         return cells
 

@@ -5,8 +5,15 @@ row again cell by cell through Rich (padding, styles, cropping), reading its rea
 again for every cell: about 3 ms a row, a tenth of a core for the list alone. Most cells of a changed row
 show what they showed a second ago (the name, the task, the cost), or what other rows show (`working`, `-`,
 `3s`). `DrawnByValue` therefore draws a cell once per value, width and style, and a row from such cells,
-adding only each cell's position (which a click reads); the cursor's row is told apart by whether it is on
-the row rather than where it is, so moving the cursor redraws two rows, not every row.
+as they are: a cell drawn for one row is the very drawing another row with the same value shows. The
+cursor's row is told apart by whether it is on the row rather than where it is, so moving the cursor
+redraws two rows, not every row.
+
+DataTable puts each cell's row and column in the style of every segment it draws, for a click or the mouse
+to read. That made every cell's styles distinct (100 rows, ten columns), and Rich's and Textual's caches of
+styles (their sums, their terminal codes, the colour filter) hold about a thousand: under churn they missed
+on every frame. Here segments carry no place; a click or a move of the mouse over a row drawn here is given
+its row and column from where it is (`_placed_event`), and DataTable reads them as from its own drawing.
 
 It covers the dashboard's case (rows one line high, a row cursor, no fixed rows or columns, no row labels, no
 zebra stripes, every value a `Text`); anything else is drawn by DataTable as before.
@@ -21,6 +28,7 @@ from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual._segment_tools import line_crop
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
@@ -71,14 +79,13 @@ class DrawnByValue(_Mixin):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._by_value: LRUCache[tuple[Any, ...], Lines] = LRUCache(4096)  # cell drawings, without position
-        # Each row's cells as last drawn, at their place: (value, width, pre style, post style, row index, line).
-        self._placed: dict[RowKey, list[tuple[Text, int, Style, Style, int, list[Segment]]]] = {}
+        self._by_value: LRUCache[tuple[Any, ...], list[Segment]] = LRUCache(4096)  # cell drawings, by value
+        # Each row's cells as last drawn: (value, width, pre style, post style, line).
+        self._placed: dict[RowKey, list[tuple[Text, int, Style, Style, list[Segment]]]] = {}
         self._versions: dict[RowKey, int] = {}  # rows whose values changed in place: part of their cache keys
         self._rows_drawn: LRUCache[tuple[Any, ...], tuple[Lines, Lines]] = LRUCache(1000)
         self._lines_drawn: LRUCache[tuple[Any, ...], Strip] = LRUCache(1000)  # by line of the table
         self._shapes: LRUCache[tuple[Any, ...], Lines] = LRUCache(1000)  # drawings of model words (`_drawn_like`)
-        self._places: dict[tuple[Style | None, int, int], Style] = {}  # styles with the place a click reads
         self._paint: _Paint | None = None  # what every line of a paint reads, read once (`render_lines`)
         self._drawable = self.draw_by_value and all(hasattr(DataTable, name) for name in _METHODS) and all(
             hasattr(self, name) for name in _ATTRIBUTES)
@@ -90,6 +97,15 @@ class DrawnByValue(_Mixin):
         self._placed.clear()
         self._rows_drawn.clear()
         self._lines_drawn.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()  # (DataTable drops its drawings: these go with them)
+        if hasattr(self, "_rows_drawn"):
+            self._by_value.clear()
+            self._shapes.clear()
+            self._placed.clear()
+            self._rows_drawn.clear()
+            self._lines_drawn.clear()
 
     def rows_changed(self, rows: set[RowKey]) -> bool:
         """Values of these rows were put in place (not through DataTable): their drawings are stale. False when
@@ -146,7 +162,10 @@ class DrawnByValue(_Mixin):
         if strip is not None:
             return strip
         _, cells = self._render_line_in_row(row_key, line_no, base_style, paint.cursor, paint.hover)
-        segments = [segment for cell in cells for segment in cell]
+        # Merged where neighbours share a style (a cell's padding and its text, cells in the row's own style):
+        # every later step of a frame (borders, the colour filter, cutting, the terminal's codes) goes segment
+        # by segment, over about half as many.
+        segments = list(Segment.simplify([segment for cell in cells for segment in cell]))
         total = max(paint.used, width)
         whole = x1 == 0 and x2 >= total
         strip = Strip(segments, total) if whole else Strip(line_crop(segments, x1, x2, total))
@@ -168,6 +187,8 @@ class DrawnByValue(_Mixin):
     def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
                             hover_location: Coordinate) -> tuple[Lines, Lines]:
         paint = self._paint or self._paint_now()
+        if row_key is self._header_row_key and not line_no and paint.simple:
+            return self._header(base_style, cursor_location, hover_location, paint)
         index = self._simple(row_key, line_no, paint)
         cells = self._data.get(row_key) if index is not None else None
         if index is None or cells is None or not all(isinstance(value, Text) for value in cells.values()):
@@ -185,25 +206,36 @@ class DrawnByValue(_Mixin):
                                                                                               cursor, hover)
         line: Lines = []
         before = self._placed.get(row_key) or []
-        placed: list[tuple[Text, int, Style, Style, int, list[Segment]]] = []
+        placed: list[tuple[Text, int, Style, Style, list[Segment]]] = []
         for column_index, (column_key, width) in enumerate(paint.columns):
             value = cells.get(column_key)
             if not isinstance(value, Text):
                 value = Text()
             old = before[column_index] if column_index < len(before) else None
-            if (old is not None and old[0] is value and old[1] == width and old[4] == index and old[2] == pre
-                    and old[3] == post):
-                segments = old[5]  # the very value drawn last time, where it was: most cells of a changed row
+            if old is not None and old[0] is value and old[1] == width and old[2] == pre and old[3] == post:
+                segments = old[4]  # the very value drawn last time: most cells of a changed row
             else:
-                segments = self._placed_cell(value, width, padding, pre, post, index, column_index)
-            placed.append((value, width, pre, post, index, segments))
+                segments = self._cell(value, width, padding, pre, post)
+            placed.append((value, width, pre, post, segments))
             line.append(segments)
         self._placed[row_key] = placed
-        extend = extend + Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
         line.append([Segment(" " * max(0, size_width - paint.used), extend)])
         pair: tuple[Lines, Lines] = ([], line)
         self._rows_drawn[key] = pair
         return pair
+
+    def _header(self, base_style: Style, cursor_location: Coordinate, hover_location: Coordinate,
+                paint: _Paint) -> tuple[Lines, Lines]:
+        """The header row, drawn by DataTable once per labels, widths and styles: its own cache goes stale with
+        every row added or removed ("Needs you" gains or loses rows most seconds under churn)."""
+        key = ("header", tuple(paint.columns), tuple(column.label.plain for column in self.ordered_columns),
+               base_style, cursor_location, hover_location, paint.show_cursor, paint.show_hover,
+               paint.pseudo_classes, paint.width)
+        drawn = self._rows_drawn.get(key)
+        if drawn is None:
+            drawn = self._rows_drawn[key] = super()._render_line_in_row(self._header_row_key, 0, base_style,
+                                                                        cursor_location, hover_location)
+        return drawn
 
     def _cell_styles(self, paint: _Paint, base_style: Style, cursor: bool, hover: bool) -> tuple[Style, Style, Style]:
         """A row's cells' styles before and after their own, and the style of the room right of the last cell."""
@@ -217,32 +249,50 @@ class DrawnByValue(_Mixin):
         found = paint.styles[base_style, cursor, hover] = (base_style + component, post, base_style + extend)
         return found
 
-    def _placed_cell(self, value: Text, width: int, padding: int, pre: Style, post: Style, row: int,
-                     column: int) -> list[Segment]:
-        """One cell's line at its place: drawn as DataTable draws it (Rich: padded, styled, cut to width), once
-        per what it shows; then given the row and column a click on it reads."""
+    def _cell(self, value: Text, width: int, padding: int, pre: Style, post: Style) -> list[Segment]:
+        """One cell's line: drawn as DataTable draws it (Rich: padded, styled, cut to width), once per what it
+        shows, wherever it is shown."""
         what = (value.plain, tuple(value.spans), value.style, value.justify, value.overflow, value.no_wrap, width,
                 padding, pre, post)
         drawn = self._by_value.get(what)
         if drawn is None:
-            drawn = self._drawn_like(value, width, padding, pre, post) or self._draw(value, width, padding, pre, post)
-            self._by_value[what] = drawn
-        return list(Segment.simplify(Segment(text, self._placed_style(style, row, column), control)
-                                     for text, style, control in drawn[0]))
+            lines = self._drawn_like(value, width, padding, pre, post) or self._draw(value, width, padding, pre, post)
+            drawn = self._by_value[what] = list(Segment.simplify(lines[0]))
+        return drawn
 
-    def _placed_style(self, style: Style | None, row: int, column: int) -> Style:
-        """`style` with the row and column a click reads: the same object each time (Rich caches only the last
-        thousand sums), so the terminal codes worked out for it once are reused in every frame."""
-        key = (style, row, column)
-        placed = self._places.get(key)
-        if placed is None:
-            if len(self._places) > 50_000:
-                self._places.clear()
-            where = self._places.get((None, row, column))
-            if where is None:
-                where = self._places[None, row, column] = Style.from_meta({"row": row, "column": column})
-            placed = self._places[key] = where if style is None else style + where
-        return placed
+    def _placed_event(self, event: events.MouseEvent) -> None:
+        """Give a mouse event over a row drawn here the row and column DataTable reads from the style under it
+        (its own drawing carries them; this one does not). Elsewhere (the header, a row DataTable drew, the
+        border) the event stays as it came."""
+        if event.style.meta or not self._drawable:
+            return
+        offset = event.get_content_offset(self)
+        paint = self._paint_now()
+        if offset is None or not paint.simple:
+            return
+        header = self.header_height if self.show_header else 0
+        if offset.y < header:
+            return
+        index = offset.y - header + int(self.scroll_offset.y)
+        row_key = self._row_locations.get_key(index)
+        if row_key is None or self._simple(row_key, 0, paint) is None:
+            return
+        x = offset.x + int(self.scroll_offset.x) - self._row_label_column_width
+        place: dict[str, Any] = {"row": index, "column": 0, "out_of_bounds": True}  # right of the last cell
+        for column, (_, width) in enumerate(paint.columns):
+            if x < width:
+                place = {"row": index, "column": column}
+                break
+            x -= width
+        event.style = event.style + Style.from_meta(place)
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._placed_event(event)
+        await super()._on_click(event)
+
+    def _on_mouse_move(self, event: events.MouseMove) -> None:
+        self._placed_event(event)
+        super()._on_mouse_move(event)
 
     def _draw(self, value: Text, width: int, padding: int, pre: Style, post: Style) -> Lines:
         options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.geometry import Region
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from supervisor.ui.model import COLUMNS
 from supervisor.ui.rowdraw import DrawnByValue
@@ -139,8 +140,9 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         every second, two thirds of the rows' changes would be put in place for nothing."""
         self._ensure_columns()
         wanted = {key for key, _ in rows}
-        for key in [k for k in self._shown if k not in wanted]:
-            self.remove_row(key)
+        gone = [k for k in self._shown if k not in wanted]
+        self._remove_rows(gone)
+        for key in gone:
             del self._shown[key]
             self._later.pop(key, None)
         first = self.COLUMNS[0][0]
@@ -169,6 +171,32 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
             self.sort(key=lambda values: position[values[0].row_key])
         self._measure_now()
 
+    def _remove_rows(self, keys: Sequence[str]) -> None:
+        """Remove these rows at once. DataTable's `remove_row` renumbers every row left and sets its cursor
+        again, for each row removed: "Needs you" (rows by rank) lost several of its last rows most seconds
+        under churn."""
+        internals = ("_row_locations", "_data", "_updated_cells", "_update_count", "_require_update_dimensions")
+        if len(keys) < 2 or not all(hasattr(self, name) for name in internals):
+            for key in keys:
+                self.remove_row(key)
+            return
+        gone = {RowKey(key) for key in keys}
+        locations = self._row_locations
+        left = sorted((index, row) for row in locations
+                      if row not in gone and (index := locations.get(row)) is not None)
+        self._row_locations = TwoWayDict({row: index for index, (_, row) in enumerate(left)})
+        for row in gone:
+            for column in self._data.get(row, {}):
+                self._updated_cells.discard(CellKey(row, column))
+            del self.rows[row]
+            del self._data[row]
+        self._require_update_dimensions = True
+        self.check_idle()
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
+
     def _measure_now(self) -> None:
         """What DataTable measures once idle after rows come or go (column widths, its scrollable size), measured
         now: the scrollbar then changes in the frame that shows the rows, not in a frame of its own after it."""
@@ -183,7 +211,13 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
             self._require_update_dimensions = False
             new_rows = self._new_rows.copy()
             self._new_rows.clear()
-            self._update_dimensions(new_rows)
+            # New rows are measured, cell by cell through Rich, for the widths of columns sized by their content
+            # and for rows of their own height: neither here once every column has its set width ("Needs you"
+            # gains rows most seconds under churn). The scrollable size is worked out all the same.
+            fixed = not any(column.auto_width for column in self.columns.values())
+            self._update_dimensions([] if fixed and not any(
+                (row := self.rows.get(key)) is not None and (row.auto_height or row.label is not None)
+                for key in new_rows) else new_rows)
 
     def _changes(self, key: str, cells: dict[str, Text], shown: dict[str, Text], columns: list[str], first: str,
                  changed: list[tuple[str, str, Text]]) -> None:
@@ -239,7 +273,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         return super().get_row(row_key)
 
     def _update_cells(self, changed: Sequence[tuple[str, str, Text]]) -> None:
-        """Put new values in cells, redrawing only those cells.
+        """Put new values in cells, drawing only those cells anew (their rows are repainted: `_refresh_cells`).
 
         DataTable's `update_cell` makes every cached cell, row and line stale (one counter is part of every
         cache key), so after any change the whole visible table is rendered again, cell by cell: 25-60 ms
@@ -282,21 +316,18 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
                              if (index := self._row_locations.get(row)) is not None})
 
     def _refresh_cells(self, cells: set[tuple[int, ColumnKey]]) -> None:
-        """Repaint these cells (row index, column) where they are on screen: the terminal is sent the cells
-        that changed, not whole lines. (Rows are one line high here; DataTable's own `refresh_row` sums the
-        heights of every row above, for each row.)"""
-        top, left = int(self.scroll_offset.y), int(self.scroll_offset.x)
+        """Repaint the rows of these cells (row index, column) where they are on screen, each as one region as
+        wide as the table. Textual sends the terminal a changed region from the start of the widget's line
+        to the region's end, cropping that line anew for every region: a row's changed cells as regions of
+        their own (state, age, CPU, memory, then its badges) sent its line two or three times over, each a
+        crop of its own. (Rows are one line high here; DataTable's own `refresh_row` sums the heights of
+        every row above, for each row.)"""
+        top = int(self.scroll_offset.y)
         header = self.header_height if self.show_header else 0
         shown = range(top, top + max(self.size.height - header, 0))
-        padding = self.cell_padding
-        spans: dict[ColumnKey, tuple[int, int]] = {}
-        x = self._row_label_column_width
-        for column in self.ordered_columns:
-            width = 2 * padding + (column.content_width if column.auto_width else column.width)
-            spans[column.key] = (x - left, width)
-            x += width
-        regions = [Region(spans[column][0], header + index - top, spans[column][1], 1)
-                   for index, column in cells if index in shown and column in spans]
+        width = self.size.width
+        regions = [Region(0, header + index - top, width, 1) for index in {index for index, _ in cells}
+                   if index in shown]
         if regions:
             self.refresh(*regions)
 
