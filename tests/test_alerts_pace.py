@@ -4,13 +4,18 @@ when the pace allows, counted, none dropped. On a real engine object, store and 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from supervisor.alerts.outbox import ensure_schema
 from supervisor.alerts.router import Router, Settings
+from supervisor.core.model import Agent
+from supervisor.core.store import Store
+from supervisor.core.triggers import Trigger, fire
 from tests.alert_servers import Rigs
 from tests.conftest import wait_until
 from tests.test_alerts_router import items, settle
@@ -48,3 +53,45 @@ def test_past_its_pace_an_agents_alerts_are_gathered_and_told_together_later(rig
     assert items(told) == [("exited", "firing"), ("waiting", "firing")]
     exited = told["items"][0]
     assert exited["count"] == 3 and exited["summary"] == "exited with code 5"  # all three, counted
+
+
+def test_a_subject_held_by_its_pace_is_not_read_again_on_every_event(tmp_path: Path) -> None:
+    """Agents whose screens keep firing (a busy tree, restarted engines) get past their pace and keep items
+    pending for up to an hour; the router steps on every new event meanwhile. Each held subject's pace is read
+    from the outbox once, by each router (an engine restart starts a new one), not on every step: counted as
+    the router's reads of the alerts table, which grew by two per held subject on every event."""
+    store = Store(tmp_path / "s.db")
+    ensure_schema(store)
+    settings = Settings(repo="repo", notify_on=frozenset({"done"}), repeat_after=None, group_wait=0.0,
+                        channels=(), secrets=(), max_per_hour=3)
+    held = [Agent(name=f"busy{index}", profile="generic", command="x", worktree="/w",
+                  branch=f"agent/busy{index}/work", base="abc", target="main") for index in range(10)]
+    router = Router(store)
+    for _turn in range(4):  # three alerts each, then a fourth held back by the pace
+        for agent in held:
+            fire(store, agent, Trigger.DONE, "finished its turn")
+        router.step(settings, time.time())
+    with store.transaction() as db:
+        assert db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 30
+        assert db.execute("SELECT COUNT(DISTINCT agent) FROM alert_pending").fetchone()[0] == 10
+    reads: list[str] = []
+
+    def counted(sql: str) -> None:
+        if re.search(r"\bFROM alerts\b", sql):
+            reads.append(sql)
+
+    with store.transaction() as db:
+        db.set_trace_callback(counted)
+    try:
+        for restart in range(3):
+            router = Router(store)  # as a restarted engine's
+            for event in range(5):  # other agents' events, each a step of the router
+                store.append_event(f"quiet{restart}{event}", "state", state="working", previous="idle")
+                reads.clear()
+                router.step(settings, time.time())
+                assert len(reads) == (10 if event == 0 else 0)  # each held subject once, on the first step
+    finally:
+        with store.transaction() as db:
+            db.set_trace_callback(None)
+    with store.transaction() as db:  # still held, nothing dropped
+        assert db.execute("SELECT COUNT(DISTINCT agent) FROM alert_pending").fetchone()[0] == 10

@@ -87,6 +87,10 @@ class Router:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._paced: set[str] = set()  # subjects held back by their pace, said once each time
+        # Each pending subject's pace (pace.next_allowed), read once: only this router writes alerts, and it
+        # forgets a subject's when it writes one about it. With `_per_hour`, the max it was read for.
+        self._allowed: dict[str, float] = {}
+        self._per_hour = 0
 
     def step(self, settings: Settings, now: float) -> Step:
         cursor = self.consume(now)
@@ -203,9 +207,10 @@ class Router:
     def next_due(self, settings: Settings) -> float | None:
         with self.store.transaction() as db:
             times: list[float] = []
-            for subject, queued in db.execute("SELECT agent, MIN(queued) FROM alert_pending GROUP BY agent"):
-                paced = pace.allowed_at(db, subject, settings.max_per_hour, queued + settings.group_wait)
-                times.append(max(float(queued) + settings.group_wait, paced or 0.0))
+            pending = db.execute("SELECT agent, MIN(queued) FROM alert_pending GROUP BY agent").fetchall()
+            for subject, queued in pending:
+                times.append(max(float(queued) + settings.group_wait, self._allowed_at(db, subject, settings)))
+            self._allowed = {subject: self._allowed[subject] for subject, _ in pending if subject in self._allowed}
             if settings.repeat_after is not None:
                 marks = ",".join("?" * len(_STATEFUL))
                 row = db.execute(f"SELECT MIN(told_at) FROM alert_conditions WHERE firing = 1 AND told = 1 "
@@ -227,7 +232,8 @@ class Router:
                 "SELECT agent FROM alert_pending GROUP BY agent HAVING MIN(queued) + ? <= ? ORDER BY MIN(queued)",
                 (settings.group_wait, now))]
             for agent in agents:
-                paced = pace.allowed_at(db, agent, settings.max_per_hour, now)
+                allowed = self._allowed_at(db, agent, settings)
+                paced = allowed if allowed > now else None
                 if paced is None:
                     self._paced.discard(agent)
                     written += self._flush_subject(db, agent, settings, now)
@@ -238,7 +244,18 @@ class Router:
                                         "next_at": round(paced, 3)})
         return written
 
+    def _allowed_at(self, db: sqlite3.Connection, subject: str, settings: Settings) -> float:
+        """When the pace allows the next alert about `subject` (0.0: any time), read from the outbox once."""
+        if settings.max_per_hour != self._per_hour:
+            self._allowed.clear()
+            self._per_hour = settings.max_per_hour
+        allowed = self._allowed.get(subject)
+        if allowed is None:
+            allowed = self._allowed[subject] = pace.next_allowed(db, subject, settings.max_per_hour)
+        return allowed
+
     def _flush_subject(self, db: sqlite3.Connection, agent: str, settings: Settings, now: float) -> int:
+        self._allowed.pop(agent, None)  # an alert about it is written now (or, rolled back, read again)
         rows = db.execute("SELECT trigger, status, repeat, count, since, until, data FROM alert_pending "
                           "WHERE agent = ? ORDER BY queued, trigger", (agent,)).fetchall()
         db.execute("DELETE FROM alert_pending WHERE agent = ?", (agent,))
