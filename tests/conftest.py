@@ -252,27 +252,20 @@ def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]
 
 
 def _teardown(box: Sandbox) -> None:
-    """Kill the test's tmux server, and the engine (which runs apart from it) with anything else still carrying
-    the test's runtime dir in its environment."""
+    """Kill the test's engine (which runs apart from tmux) with anything else still carrying the test's runtime
+    dir in its environment, then its tmux server, then what is left. The engine goes first: killed after the
+    server, it could start a new one in between (an agent under `restart: always` started again), which outlived
+    the test."""
+    leftovers = _kill(_carrying(box))
     server_pid = None
     pid_text = box.tmux("display-message", "-p", "#{pid}").stdout.strip()
     if pid_text.isdigit():
         server_pid = int(pid_text)
     box.tmux("kill-server")
-    leftovers = []
-    for proc in psutil.process_iter(["pid", "environ"]):
-        try:
-            environ = proc.info["environ"] or {}
-        except psutil.Error:
-            continue
-        if environ.get("SUPERVISOR_RUNTIME_DIR") == str(box.runtime) and proc.pid != os.getpid():
-            leftovers.append(proc)
     if server_pid:
         with contextlib.suppress(psutil.Error):
-            leftovers.append(psutil.Process(server_pid))
-    for proc in leftovers:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGKILL)
+            leftovers += _kill([psutil.Process(server_pid)])
+    leftovers += _kill(_carrying(box))
     # Until each has ended: a zombie holds nothing any more. Its reaping is init's (the engine and what it
     # started were re-parented there), which here reaps about every 1.6 s: a wait for it was most of each
     # engine test's teardown. (At the deadline, as before, the test ends all the same.)
@@ -280,6 +273,26 @@ def _teardown(box: Sandbox) -> None:
     while any(_running(proc) for proc in leftovers) and time.monotonic() < deadline:
         time.sleep(0.01)
     shutil.rmtree(box.runtime, ignore_errors=True)
+
+
+def _carrying(box: Sandbox) -> list[psutil.Process]:
+    """Every process but this one with the test's runtime dir in its environment."""
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            environ = proc.info["environ"] or {}
+        except psutil.Error:
+            continue
+        if environ.get("SUPERVISOR_RUNTIME_DIR") == str(box.runtime) and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def _kill(procs: list[psutil.Process]) -> list[psutil.Process]:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    return procs
 
 
 def _running(proc: psutil.Process) -> bool:
