@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.engine.cursors import new_lines
 from supervisor.engine.livescreen import shown
 from supervisor.engine.screentext import bare, find_end, same_line, strip_ansi, wiped
 from supervisor.engine.transcripts import Transcripts, last_words, read_transcript
+from supervisor.hostside.history import new_lines
 from supervisor.tmux.server import Grid, Scrolled, Tmux
 from tests.conftest import own_tmux, wait_until
 

@@ -40,7 +40,6 @@ from supervisor.core.triggers import Trigger, fire
 from supervisor.engine import limits as limit_records
 from supervisor.engine import restart_cap, sandbox_faults, undelivered
 from supervisor.engine.changes import RefWatch
-from supervisor.engine.cursors import new_lines
 from supervisor.engine.delivery import wait_for
 from supervisor.engine.hostticks import HostTicks
 from supervisor.engine.once import last_hook
@@ -53,6 +52,7 @@ from supervisor.engine.sites import Site, local_site, site_of
 from supervisor.engine.transcripts import last_words
 from supervisor.engine.turns import Turns
 from supervisor.hostsconfig import LOCAL
+from supervisor.hostside.history import new_lines
 from supervisor.tmux.server import PaneInfo, Scrolled
 
 if TYPE_CHECKING:

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import spoolfiles
+from .history import new_lines
 from .presence import SILENT
 from .presence import answers as server_answers
 
@@ -251,17 +252,6 @@ class Keeper:
         if text != kept.screen:
             spoolfiles.show(self.root, self.server, info.pane, text)
             kept.screen = text
-
-
-def new_lines(written: int, history: int, limit: int) -> int:
-    """How many of a pane's `history` rows are new when `written` were taken (supervisor/engine/cursors.py: a
-    history at its limit drops its oldest tenth at once; one that shrank below that was cleared)."""
-    if history >= written:
-        return history - written
-    dropped = max(1, limit // 10)
-    if limit and history >= limit - dropped:
-        return max(0, history - (written - dropped))
-    return history
 
 
 def _number(text: str) -> int:
