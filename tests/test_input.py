@@ -61,7 +61,9 @@ def fake_claude(box: Sandbox, name: str, script: str) -> tuple[str, Path]:
 def prompts(record: Path) -> list[str]:
     if not record.exists():
         return []
-    return [json.loads(line)["text"] for line in record.read_text().splitlines() if line.strip()]
+    text = record.read_text()
+    whole = text[:text.rfind("\n") + 1]  # a line the agent is still writing is read once it is whole
+    return [json.loads(line)["text"] for line in whole.splitlines() if line.strip()]
 
 
 def test_a_1mb_task_given_at_start_arrives_whole_and_once(sandbox: Sandbox) -> None:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from supervisor.hostside.presence import SILENT
 from tests.conftest import wait_until
 from tests.remotes import HOST, Remote, remote_fixture  # noqa: F401  (the fixture)
 from tests.sshd import SshHosts
@@ -72,7 +73,9 @@ def cut_off_printing(remote: Remote, ssh_hosts: SshHosts, name: str, *, kill_tmu
         as_host_user(ssh_hosts, *tmux, "send-keys", "-t", pane, "Enter")
         wait_until(lambda: MARKER in as_host_user(ssh_hosts, *tmux, "capture-pane", "-p", "-t", pane), timeout=20,
                    message="the marker on its screen")
-        wait_until(lambda: spooled(remote, MARKER), timeout=20, message="the marker kept on the host's disk")
+        # The keeper keeps once the host program lets go of `.home`: as it exits, or after SILENT seconds without
+        # a line from home (a cut it never hears of).
+        wait_until(lambda: spooled(remote, MARKER), timeout=SILENT + 15, message="the marker kept on the host's disk")
         if kill_tmux:
             os.kill(server, signal.SIGKILL)  # the host's tmux server dies (as in a reboot) before home is back
     finally:

@@ -64,6 +64,9 @@ class HostTranscripts:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._owed: set[str] = set()  # agents whose pane's copy is taken before their history is read again
+        # Hosts whose keeper was asked for once this repository's folder was there (at a host's first connection
+        # it may not be yet: the first agent started there makes it, and the keeper is asked for again then).
+        self._keeping: set[str] = set()
         self._lock = threading.Lock()
         engine.hostlinks.on_up.append(self.on_up)
 
@@ -83,7 +86,10 @@ class HostTranscripts:
                 follow.append([cursor.server, cursor.pane])
         try:
             root = found.layout().root
+            self._keeping.discard(host)
             kept = link.call("transcripts_keep", root=root, socket=found.layout().tmux_socket, timeout=CALL_TIMEOUT)
+            if isinstance(kept, dict) and kept.get("keeper") != "no folder":
+                self._keeping.add(host)
             said = kept.get("said") if isinstance(kept, dict) else None
             if said:
                 log.warning("host %s: the keeper of its panes' output said: %s", host, said)
@@ -95,6 +101,8 @@ class HostTranscripts:
         """Before the agent's pane's history is read: what its host kept of it while the engine was away, added
         to its transcript first. False when that is owed and cannot be taken now (its history is not read then:
         the copy holds what the history may have lost)."""
+        if agent.host and agent.host not in self._keeping:
+            self._ask_keeper(agent.host)
         if agent.name not in self._owed:
             return True
         with self._lock:  # one taker: another waits, then reads the history from where the copy ended
@@ -104,6 +112,20 @@ class HostTranscripts:
             if done:
                 self._owed.discard(agent.name)
             return done
+
+    def _ask_keeper(self, host: str) -> None:
+        """The keeper of this repository's panes on `host`, asked for now that an agent of it is watched there."""
+        found = self.engine.host_named(host)
+        if not isinstance(found, RemoteHost):
+            return
+        try:
+            kept = found.link().call("transcripts_keep", root=found.layout().root,
+                                     socket=found.layout().tmux_socket, timeout=CALL_TIMEOUT)
+        except SupervisorError as exc:
+            log.info("host %s: its panes' output is not kept there yet: %s", host, exc)
+            return
+        if isinstance(kept, dict) and kept.get("keeper") != "no folder":
+            self._keeping.add(host)
 
     def _catch_up(self, agent: Agent, info: PaneInfo) -> bool:
         host = self.engine.host_named(agent.host)
