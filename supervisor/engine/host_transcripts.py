@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,11 @@ class Copy:
     size: int
 
 
+# A look at a host agent asks for its keeper at most once a tick per host until one runs (a round trip, in the
+# watch loop; not once per agent looked at).
+ASK_EVERY = 1.0
+
+
 class HostTranscripts:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -67,6 +73,7 @@ class HostTranscripts:
         # Hosts whose keeper was asked for once this repository's folder was there (at a host's first connection
         # it may not be yet: the first agent started there makes it, and the keeper is asked for again then).
         self._keeping: set[str] = set()
+        self._asked: dict[str, float] = {}  # host -> when its keeper was last asked for from a look (monotonic)
         self._lock = threading.Lock()
         engine.hostlinks.on_up.append(self.on_up)
 
@@ -101,7 +108,9 @@ class HostTranscripts:
         """Before the agent's pane's history is read: what its host kept of it while the engine was away, added
         to its transcript first. False when that is owed and cannot be taken now (its history is not read then:
         the copy holds what the history may have lost)."""
-        if agent.host and agent.host not in self._keeping:
+        if agent.host and agent.host not in self._keeping \
+                and time.monotonic() - self._asked.get(agent.host, float("-inf")) >= ASK_EVERY:
+            self._asked[agent.host] = time.monotonic()
             self._ask_keeper(agent.host)
         if agent.name not in self._owed:
             return True
