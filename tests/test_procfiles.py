@@ -77,7 +77,8 @@ def test_the_files_of_an_ended_process_are_not_read_for_its_pid() -> None:
     process = subprocess.Popen(["/bin/sh", "-c", "sleep 300 & wait"], start_new_session=True)
     try:
         assert files.stat(process.pid) is not None
-        assert len(files.children(process.pid, 1)) == 1
+        # The shell forks its sleep after Popen returns: wait for it rather than race the fork.
+        wait_until(lambda: len(files.children(process.pid, 1)) == 1, message="the shell's sleep")
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
