@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from supervisor import __version__
-from supervisor.demo import agent as demo
+from supervisor.demo import durations
+from supervisor.demo import script as scripts
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
@@ -396,30 +397,30 @@ def test_ctrl_c_during_ask_removes_the_dialog(tmux: Tmux, tmp_path: Path) -> Non
 
 
 def test_durations() -> None:
-    assert demo.parse_duration("3s") == 3
-    assert demo.parse_duration("1.5s") == 1.5
-    assert demo.parse_duration("2m") == 120
-    assert demo.parse_duration("1h30m") == 5400
-    assert demo.parse_duration("500ms") == 0.5
-    assert demo.parse_duration(4) == 4
-    assert demo.parse_duration("2.5") == 2.5
+    assert durations.parse_duration("3s") == 3
+    assert durations.parse_duration("1.5s") == 1.5
+    assert durations.parse_duration("2m") == 120
+    assert durations.parse_duration("1h30m") == 5400
+    assert durations.parse_duration("500ms") == 0.5
+    assert durations.parse_duration(4) == 4
+    assert durations.parse_duration("2.5") == 2.5
     for bad in ("soon", "3x", True, "1s2"):
-        with pytest.raises(demo.ScriptError):
-            demo.parse_duration(bad)
+        with pytest.raises(durations.ScriptError):
+            durations.parse_duration(bad)
 
 
 @pytest.mark.parametrize("text", ["turns: [[fly: away]]", "turns: [[work: soon]]", "turns: [[exit: x]]",
                                   "turns: [[write: a.txt]]", "turn: []", "- say: hi", "turns: [say: hi]"])
 def test_invalid_scripts_are_refused(text: str) -> None:
-    with pytest.raises(demo.ScriptError):
-        demo.parse_script(text, "test.yaml")
+    with pytest.raises(durations.ScriptError):
+        scripts.parse_script(text, "test.yaml")
 
 
 def test_builtin_scenarios_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    for name in demo.SCENARIOS:
-        assert demo.builtin_script(name).turns
-    write = dict(demo.builtin_script("committer").turns[0])["write"]
+    for name in scripts.SCENARIOS:
+        assert scripts.builtin_script(name).turns
+    write = dict(scripts.builtin_script("committer").turns[0])["write"]
     assert write["path"] == f"notes/{tmp_path.name}.md"
 
 
