@@ -13,17 +13,17 @@ from pathlib import Path
 
 from supervisor.commands.common import Add, call
 from supervisor.errors import SupervisorError
+from supervisor.hostside.pane_options import add_msg_options, add_report_options
 
 
 def register_msg(add: Add) -> None:
     p = add("msg", cmd_msg, "from inside a pane: leave a message for another agent of the same tree")
-    p.add_argument("to", help="the recipient's full name, or 'parent'")
-    p.add_argument("text", help="the message ('-' reads stdin)")
+    add_msg_options(p)
 
 
 def register_report(add: Add) -> None:
     p = add("report", cmd_report, "from inside a pane: say which agents this one waits for (deadlock detection)")
-    p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
+    add_report_options(p)
 
 
 def cmd_msg(args: argparse.Namespace) -> int:

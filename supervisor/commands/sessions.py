@@ -10,6 +10,7 @@ from typing import Any
 
 from supervisor.commands.common import Add, call, print_json
 from supervisor.errors import UsageError
+from supervisor.hostside.pane_options import add_helper_options
 from supervisor.hostside.texts import table as text_table
 
 
@@ -42,15 +43,7 @@ def register(add: Add) -> None:
     p.add_argument("--json", action="store_true")
 
     p = add("helper", cmd_helper, "start a helper under an agent, within the agent's contract")
-    p.add_argument("name", help="its short name; the full name becomes PARENT.NAME")
-    p.add_argument("--role", required=True, help="a role listed under the parent's Helper Permissions")
-    task = p.add_mutually_exclusive_group()
-    task.add_argument("--task", help="the first prompt")
-    task.add_argument("--task-file", help="read the first prompt from a file")
-    p.add_argument("--paths", nargs="+", metavar="GLOB", help="narrow the role's paths (never widen them)")
-    p.add_argument("--parent", help="the parent agent (default: the agent whose pane runs this)")
-    p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
-    p.add_argument("--json", action="store_true")
+    add_helper_options(p, "the agent whose pane runs this")
     p = add("merge", cmd_merge, "audit the agent's commits and merge its branch into its parent's")
     p.add_argument("agent")
     p.add_argument("--confirm-contract", action="store_true",

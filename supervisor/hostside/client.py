@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import hookevents, taskboard
+from .pane_options import add_helper_options, add_msg_options, add_report_options
 
 HOOK_WAIT = 5.0  # seconds a hook waits for the engine before it spools its event (as `supervisor hook`)
 
@@ -271,22 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      allow_abbrev=False)  # whole option names only, as at home
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("helper", help="start a helper under this agent, within its contract")
-    p.add_argument("name", help="its short name; the full name becomes PARENT.NAME")
-    p.add_argument("--role", required=True, help="a role listed under the parent's Helper Permissions")
-    task = p.add_mutually_exclusive_group()
-    task.add_argument("--task", help="the first prompt")
-    task.add_argument("--task-file", help="read the first prompt from a file")
-    p.add_argument("--paths", nargs="+", metavar="GLOB", help="narrow the role's paths (never widen them)")
-    p.add_argument("--parent", help="the parent agent (default: this agent)")
-    p.add_argument("--no-wait", action="store_true", help="return once launched; deliver the task meanwhile")
-    p.add_argument("--json", action="store_true")
+    add_helper_options(p, "this agent")
     p.set_defaults(func=cmd_helper)
     p = sub.add_parser("msg", help="leave a message for another agent of the same tree")
-    p.add_argument("to", help="the recipient's full name, or 'parent'")
-    p.add_argument("text", help="the message ('-' reads stdin)")
+    add_msg_options(p)
     p.set_defaults(func=cmd_msg)
     p = sub.add_parser("report", help="say which agents this one waits for (deadlock detection)")
-    p.add_argument("--waiting-for", nargs="*", default=[], metavar="AGENT", help="none clears it")
+    add_report_options(p)
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("status", help="whether the engine answers, and what it watches")
     p.add_argument("--json", action="store_true")
