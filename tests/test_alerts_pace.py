@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.alerts.outbox import ensure_schema
+from supervisor.alerts.outbox import ensure_schema, get_cursor
 from supervisor.alerts.router import Router, Settings
 from supervisor.core.model import Agent
 from supervisor.core.store import Store
@@ -95,3 +95,44 @@ def test_a_subject_held_by_its_pace_is_not_read_again_on_every_event(tmp_path: P
             db.set_trace_callback(None)
     with store.transaction() as db:  # still held, nothing dropped
         assert db.execute("SELECT COUNT(DISTINCT agent) FROM alert_pending").fetchone()[0] == 10
+
+
+def test_a_step_over_events_no_alert_depends_on_reads_no_condition_nor_pending_item(tmp_path: Path) -> None:
+    """Every state change, screen or hook of every agent is an event, and the router steps on each batch of them
+    (at a hundred agents, several a second); most are none of the alerts' business. Such a step only moves the
+    cursor: counted as the router's reads of its conditions and pending items, which a step that fires, or falls
+    due, still makes."""
+    store = Store(tmp_path / "s.db")
+    ensure_schema(store)
+    settings = Settings(repo="repo", notify_on=frozenset({"done"}), repeat_after=60.0, group_wait=0.0,
+                        channels=(), secrets=())
+    agent = Agent(name="busy", profile="generic", command="x", worktree="/w", branch="agent/busy/work", base="abc",
+                  target="main")
+    router = Router(store)
+    router.step(settings, time.time(), forced=False)  # the first step is always whole
+    reads: list[str] = []
+
+    def counted(sql: str) -> None:
+        if re.search(r"\bFROM alert_(conditions|pending)\b", sql):
+            reads.append(sql)
+
+    with store.transaction() as db:
+        db.set_trace_callback(counted)
+    try:
+        for _ in range(5):
+            store.append_event("busy", "state", state="working", previous="idle")
+            step = router.step(settings, time.time(), forced=False)
+            assert step.queued == 0
+        assert reads == []
+        fire(store, agent, Trigger.DONE, "finished its turn")
+        assert router.step(settings, time.time(), forced=False).queued == 1  # a trigger: the whole step
+        assert reads
+        reads.clear()
+        store.append_event("busy", "state", state="stopped", previous="idle")  # an end clears its conditions
+        router.step(settings, time.time(), forced=False)
+        assert reads
+    finally:
+        with store.transaction() as db:
+            db.set_trace_callback(None)
+    with store.transaction() as db:
+        assert get_cursor(db) == store.last_event_id  # every event consumed

@@ -16,7 +16,8 @@ from supervisor.engine import auditor as auditor_module
 from supervisor.engine import changes
 from supervisor.engine.engine import Engine
 from supervisor.engine.records import AgentRecords
-from tests.conftest import Sandbox
+from supervisor.git import agent_refs
+from tests.conftest import Sandbox, wait_until
 
 
 @pytest.fixture
@@ -112,3 +113,72 @@ def test_a_commit_on_a_watched_branch_is_audited_at_the_next_pass(engine: Engine
     engine.auditor.audit_all()
     after = engine.store.get_agent("ann")
     assert after is not None and after.extra.get("audited") == tip
+
+
+def test_an_audit_pass_rung_by_a_record_that_changes_nothing_audited_looks_at_nothing(
+        engine: Engine, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records are written all the time (states, activity); the audit depends on few of their fields. A pass
+    after such a write, with no folder changed, runs no git, reads no HEAD and stats nothing, not even
+    packed-refs; a record that moves a worktree, and a folder that changed, are looked at again."""
+    _agent_with_worktree(engine, sandbox, "ann")
+    audit = engine.auditor
+    audit.step()  # the first pass writes the record (what it audited): that rings it once more...
+    audit.step()
+    assert audit.passes == 1 and not audit.rung()  # ... for nothing; everything watched: it sleeps until rung
+    heads = _counted(monkeypatch, auditor_module, "worktree_head")
+    stats = _counted(monkeypatch, auditor_module, "stamp_of")
+    ref_stats = _counted(monkeypatch, changes, "stamp_of")
+    ann = engine.store.get_agent("ann")
+    assert ann is not None
+    ann.task, ann.last_activity_at = "another task", 12.0
+    engine.store.save_agent(ann)
+    assert audit.rung()  # a record was written: woken...
+    audit.step()
+    assert audit.passes == 1 and heads == stats == ref_stats == []  # ... and found nothing to look at
+    assert not audit.rung()
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=ann.worktree, check=True)
+    wait_until(lambda: engine.folders.dirty(()) or audit.rung(),  # events are read by any asker (the watch loop)
+               message="the auditor rung by its worktree's git folder")
+    audit.step()
+    assert audit.passes == 2 and len(heads) == 1
+    after = engine.store.get_agent("ann")
+    assert after is not None and after.extra.get("off_branch")
+
+
+def test_a_running_audit_is_woken_by_a_commit(engine: Engine, sandbox: Sandbox) -> None:
+    """The audit's thread sleeps until told (it has no timer while every folder is watched): a commit on an
+    agent's branch, told by inotify as the watch loop reads the events, is audited."""
+    agent = _agent_with_worktree(engine, sandbox, "ann")
+    audit = engine.auditor
+    audit.start()
+    try:
+        wait_until(lambda: audit.passes >= 1, message="the first pass")
+        (Path(agent.worktree) / "new.txt").write_text("x\n")
+        subprocess.run(["git", "add", "new.txt"], cwd=agent.worktree, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "new"],
+                       cwd=agent.worktree, check=True)
+        tip = subprocess.run(["git", "rev-parse", "HEAD"], cwd=agent.worktree, check=True, capture_output=True,
+                             text=True).stdout.strip()
+
+        def audited() -> bool:
+            engine.folders.dirty(())  # as the watch loop reads the events every tick
+            after = engine.store.get_agent("ann")
+            return after is not None and after.extra.get("audited") == tip
+
+        wait_until(audited, timeout=30, message="the commit audited")
+    finally:
+        audit.stop()
+
+
+def test_the_ref_folders_of_agents_already_seen_are_not_worked_out_again(sandbox: Sandbox,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    agents = [Agent(name=f"a{index}", profile="generic", command="x", worktree="/w", branch=f"agent/a{index}/work",
+                    base="abc", target="main", host="local" if index % 2 else "far") for index in range(6)]
+    first = agent_refs.ref_folders(agents)
+    worked = _counted(monkeypatch, agent_refs, "ref_folder")
+    assert agent_refs.ref_folders(agents) == first
+    assert worked == []
+    assert "refs/supervisor/hosts/far/heads/agent/a0" in first and "refs/heads/agent/a1" in first
+    moved = Agent(name="a7", profile="generic", command="x", worktree="/w", branch="agent/a7/work", base="abc",
+                  target="agent/a1/work")
+    assert agent_refs.ref_folders([moved]) == {"refs/heads/agent", "refs/heads/agent/a7", "refs/heads/agent/a1"}

@@ -91,17 +91,29 @@ class Router:
         # forgets a subject's when it writes one about it. With `_per_hour`, the max it was read for.
         self._allowed: dict[str, float] = {}
         self._per_hour = 0
+        self._applied = 0  # events the last `consume` applied (most events are no alert's business)
+        self._last: tuple[Settings, float | None] | None = None  # the last whole step's settings and next due time
 
-    def step(self, settings: Settings, now: float) -> Step:
+    def step(self, settings: Settings, now: float, *, forced: bool = True) -> Step:
+        """Apply the new events, then queue what fell due and write the groups that waited enough. Unless
+        `forced` (something besides the events changed: a silence, say), a step whose events were none of the
+        alerts' business (a state change, a screen, ...) before the next due time only advances the cursor:
+        what was pending and due is as the last step left it."""
         cursor = self.consume(now)
+        if not forced and not self._applied and self._last is not None and self._last[0] == settings \
+                and (self._last[1] is None or now < self._last[1]):
+            return Step(cursor, 0, self._last[1])
         self.timers(settings, now)
         queued = self.flush(settings, now)
-        return Step(cursor, queued, self.next_due(settings))
+        due = self.next_due(settings)
+        self._last = (settings, due)
+        return Step(cursor, queued, due)
 
     # events -------------------------------------------------------------------------------------------
 
     def consume(self, now: float) -> int:
         """Apply every event after the cursor, in batches, each batch in one transaction with the cursor."""
+        self._applied = 0
         while True:
             with self.store.transaction() as db:
                 cursor = get_cursor(db)
@@ -110,18 +122,20 @@ class Router:
                                   "ORDER BY id LIMIT ?", (cursor, newest, BATCH)).fetchall()
                 for _id, ts, agent, kind, data in rows:
                     if agent is not None:
-                        self._apply(db, float(ts), str(agent), str(kind), json.loads(data))
+                        self._applied += self._apply(db, float(ts), str(agent), str(kind), json.loads(data))
                     elif kind == TRIGGER_EVENT:  # about a subject that is no agent (a host), maybe naming none
                         details = json.loads(data)
                         subject = _subject("", details)
                         if subject and isinstance(details.get("trigger"), str):
                             self._trigger(db, float(ts), subject, details)
+                            self._applied += 1
                 cursor = int(rows[-1][0]) if len(rows) == BATCH else max(cursor, newest)
                 set_cursor(db, cursor)
             if len(rows) < BATCH:
                 return cursor
 
-    def _apply(self, db: sqlite3.Connection, ts: float, agent: str, kind: str, data: dict[str, Any]) -> None:
+    def _apply(self, db: sqlite3.Connection, ts: float, agent: str, kind: str, data: dict[str, Any]) -> bool:
+        """Apply one event about an agent; whether it was any alert's business."""
         if kind == TRIGGER_EVENT and isinstance(data.get("trigger"), str):
             self._trigger(db, ts, agent, data)
         elif kind in ("removed", "created"):  # gone, or a new agent reusing the name: start from nothing
@@ -135,6 +149,9 @@ class Router:
                        f"WHERE agent = ? AND trigger IN ({marks})", (agent, *_STATEFUL))
             db.execute(f"DELETE FROM alert_pending WHERE agent = ? AND status = 'firing' AND trigger IN ({marks})",
                        (agent, *_STATEFUL))
+        else:
+            return False
+        return True
 
     def _trigger(self, db: sqlite3.Connection, ts: float, name: str, data: dict[str, Any]) -> None:
         trigger = data["trigger"]

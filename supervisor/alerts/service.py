@@ -140,8 +140,9 @@ class AlertService:
                 due = next_due is not None and time.time() >= next_due
                 if seen is not None and last <= seen and not due and not self._dirty.is_set():
                     continue
+                forced = due or self._dirty.is_set()
                 self._dirty.clear()
-                step = self.router.step(settings, time.time())
+                step = self.router.step(settings, time.time(), forced=forced)
                 seen, next_due = step.cursor, step.next_due
                 if step.queued:
                     self._wake_workers()

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -115,6 +115,7 @@ class Store:
         # writer is the engine's); 0 for records that were already there.
         self._versions: dict[str, int] = {}
         self._writes = 0
+        self._record_bells: list[Callable[[], None]] = []  # called when a transaction wrote agent records
         self._depth = 0  # transactions open on the holding thread (the outermost one commits)
         # While the file cannot be written (a full disk), the connection keeps the changes in memory.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30,
@@ -233,6 +234,9 @@ class Store:
             self._newest.update(pending)
             if self._last_event != before or self._writes != writes:
                 self._note_change(events=self._last_event != before)
+            if self._writes != writes:
+                for bell in self._record_bells:
+                    bell()
 
     def _note_change(self, events: bool) -> None:
         """Wake the waiters (on changes, and on events when some were written), or, on a thread that holds
@@ -323,6 +327,12 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT data FROM agents ORDER BY name").fetchall()
         return [_agent_from_json(row[0]) for row in rows]
+
+    def listen_records(self, bell: Callable[[], None]) -> None:
+        """Call `bell` (quickly: under the store's lock) after each transaction that wrote or removed agent
+        records: a service that depends on records alone sleeps until one is written."""
+        with self._lock:
+            self._record_bells.append(bell)
 
     @property
     def records_written(self) -> int:

@@ -1,8 +1,8 @@
 """The commit audit and `merge`: every new commit on every agent branch is checked against the agent's
 stored contract, whether or not the pre-commit guard ran (`--no-verify`, `-c core.hooksPath=`, plumbing).
 
-One `git for-each-ref` every AUDIT_SECONDS, when a ref folder changed (told by the kernel: engine/changes.py),
-finds the branches that moved; only their new commits are read (those not reachable from what was audited
+One `git for-each-ref` when a ref folder changed (told by the kernel: engine/changes.py), at most every
+AUDIT_SECONDS, finds the branches that moved; only their new commits are read (those not reachable from what was audited
 before, nor from the branch the agent merges into). A violation becomes a `boundary` event and trigger on the
 agent, with the commit and the paths; `merge` refuses a branch with any, or whose net change since its merge
 base with the target touches a forbidden path.
@@ -11,12 +11,18 @@ Only agent branches are audited, so a worktree that leaves its branch (a detache
 commit unseen: every pass asks which worktrees' git folders changed (inotify, engine/folderwatch.py; one stat
 each where that cannot be had; no git process) and reads the HEAD file of those only. An agent whose worktree is
 off its branch gets a `boundary` event and trigger saying so, once, until it is back.
+
+The audit sleeps until it is told something changed: a ref or worktree git folder it watches (the kernel's
+inotify events, read by the watch loop, ring it) or an agent record (a new agent, a worktree moved); with no
+inotify, or a folder that can only be stat'ed, it looks every AUDIT_SECONDS instead. A pass that finds the same
+agents, branches and worktrees as the last one, and no folder changed, does nothing.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +46,8 @@ from supervisor.hosts.remote.host import RemoteHost
 if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
-AUDIT_SECONDS = 2.0
+AUDIT_SECONDS = 2.0  # at most this often (and this often while something can only be told by a stat)
+LOOK_AGAIN_SECONDS = 60.0  # at least this often, whatever it was told
 KEEP_VIOLATIONS = 50
 
 
@@ -60,15 +67,59 @@ class Auditor(PeriodicService):
         self._heads_seen: dict[str, tuple[str, tuple[int, ...]]] = {}  # agent → (worktree, its git folder's stamp)
         self.guard = TipGuard(engine)
         self.tips_lock = threading.Lock()  # a judgement of the tips, or an engine merge moving one
+        self._bell = threading.Event()  # something it depends on changed since the last pass began
+        self._bell.set()
+        self._roster: tuple[tuple[object, ...], ...] | None = None  # what the last whole pass read of the agents
+        self._polled = True  # the last pass relied on a stat (or failed): look again in AUDIT_SECONDS
+        self._passed_at = 0.0
+        self.passes = 0  # passes that looked at anything (for tests: none while nothing changes)
+        for group in ("audit", "heads"):
+            engine.folders.listen(group, self._bell.set)
+        engine.store.listen_records(self._bell.set)
 
     def step(self) -> None:
+        self._passed_at = time.monotonic()
+        self._bell.clear()  # what changes from now on rings again
         self.audit_all()
 
+    def rung(self) -> bool:
+        """Whether a pass is wanted: something changed since the last pass began (a watched folder, a record),
+        or that pass relied on a stat, or failed."""
+        return self._bell.is_set() or self._polled
+
+    def pause(self) -> None:
+        """Until rung (a folder or record changed) and AUDIT_SECONDS after the last pass began; every AUDIT_SECONDS
+        while something can only be told by a stat; at least every LOOK_AGAIN_SECONDS."""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if self.rung():
+                due = self._passed_at + AUDIT_SECONDS
+                if now >= due:
+                    return
+                self.stopping.wait(due - now)
+                continue
+            if now >= self._passed_at + LOOK_AGAIN_SECONDS:
+                return
+            self._bell.wait(self._passed_at + LOOK_AGAIN_SECONDS - now)
+
+    def wake(self) -> None:
+        self._bell.set()
+
     def audit_all(self) -> None:
+        """One pass: HEAD files of changed worktree git folders read, and new commits on moved branches audited."""
+        polled, self._polled = self._polled, True  # until this pass went through
         agents, _ = self._records.read()  # decodes only the records written since the last pass
-        self.check_heads(agents)
+        roster = tuple((agent.name, agent.worktree, agent.host, agent.branch, agent.target, agent.base,
+                        agent.state == State.QUEUED) for agent in agents)
+        if not polled and roster == self._roster and not self.engine.folders.dirty(("heads", "audit")):
+            self._polled = False
+            return  # rung for a record that changed nothing audited, and no folder changed since
+        self.passes += 1
+        told = self.check_heads(agents)
         stamp = self._refs.stamp(agent_refs.ref_folders(agents))
+        told = told and self._refs.told
         if stamp == self._stamp:
+            self._roster, self._polled = roster, not told
             return  # no agent branch nor target moved since the last pass: no git process at all
         tips = agent_refs.tips(self.engine.paths.root, agents)  # a remote agent's: as fetched home
         with self.tips_lock:
@@ -79,13 +130,17 @@ class Auditor(PeriodicService):
                 self._audit(agent.name, tip)
         if not self.guard.unjudged:
             self._stamp = stamp  # only once the pass went through: a failed one is tried again
+            self._roster, self._polled = roster, not told
 
     # off its branch -----------------------------------------------------------------------------------
 
-    def check_heads(self, agents: list[Agent]) -> None:
+    def check_heads(self, agents: list[Agent]) -> bool:
         """A `boundary` event and trigger for each agent whose worktree has just left its branch (detached,
         or another branch checked out), where its commits would escape the audit; an `on_branch` event
-        when it is back (and the trigger cleared, if none of its commits left its boundaries)."""
+        when it is back (and the trigger cleared, if none of its commits left its boundaries). Whether the
+        kernel will tell of every change that matters from here (False: some git folder must be looked at
+        again, not found yet, unwatched, or a HEAD that could not be read)."""
+        told = True
         seen, self._heads_seen = self._heads_seen, {}
         found: list[tuple[Agent, Path]] = []
         for agent in agents:
@@ -96,14 +151,16 @@ class Auditor(PeriodicService):
                 git_dir = self._git_dirs[agent.worktree] = worktree_git_dir(Path(agent.worktree))
                 if git_dir is None:
                     del self._git_dirs[agent.worktree]  # not there (yet): look again next pass
+                    told = False
                     continue
             found.append((agent, git_dir))
         # The git folders that changed since the last pass, told by the kernel (None: each one's stat tells).
-        told = self.engine.folders.changed("heads", [os.fspath(git_dir) for _, git_dir in found])
+        told_by = self.engine.folders.changed("heads", [os.fspath(git_dir) for _, git_dir in found])
+        told = told and told_by is not None and not told_by[1]
         for agent, git_dir in found:
             before = seen.get(agent.name)
-            if told is not None and before is not None and before[0] == agent.worktree \
-                    and os.fspath(git_dir) not in told[0] and os.fspath(git_dir) not in told[1]:
+            if told_by is not None and before is not None and before[0] == agent.worktree \
+                    and os.fspath(git_dir) not in told_by[0] and os.fspath(git_dir) not in told_by[1]:
                 self._heads_seen[agent.name] = before
                 continue  # nothing in its git folder changed since its HEAD was read
             stamp = stamp_of([git_dir])
@@ -113,11 +170,13 @@ class Auditor(PeriodicService):
             head = worktree_head(Path(agent.worktree), git_dir)
             if head is None:  # cannot tell now (gone, or a rebase in progress): keep what was seen last,
                 self._git_dirs.pop(agent.worktree, None)  # and find its git folder again (made anew?)
+                told = False
                 continue
             off = None if head == f"refs/heads/{agent.branch}" else head
             if off != agent.extra.get("off_branch"):
                 self._off_branch(agent.name, off)
             self._heads_seen[agent.name] = (agent.worktree, stamp)  # recorded once acted on
+        return told
 
     def _off_branch(self, name: str, head: str | None) -> None:
         engine = self.engine

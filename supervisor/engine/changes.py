@@ -86,27 +86,36 @@ class RefWatch:
 class RefsStamp:
     """`refs_stamp` told by the kernel: a stamp of ref folders that changes when a ref in one of them (or a packed
     ref) moved since the last call, with no `stat` of the folders while nothing moves. The folders are watched
-    through `folders` in a group of the caller's own (`group`); those it cannot watch, and packed-refs, by their
-    stat stamps as `refs_stamp` takes them. Without inotify it is `refs_stamp`."""
+    through `folders` in a group of the caller's own (`group`), with the git common dir (where packed-refs is
+    rewritten), so that a caller listening to the group (`FolderWatch.listen`) is told of every move; those it
+    cannot watch, and packed-refs, by their stat stamps as `refs_stamp` takes them. Without inotify it is
+    `refs_stamp`. `told` says whether the last stamp was told by the kernel alone: False, the caller must call
+    again on its own (some folder could only be stat'ed)."""
 
     def __init__(self, common_dir: Path, folders: FolderWatch | None, group: str) -> None:
         self.common_dir = common_dir
         self.folders = folders
         self.group = group
         self._packed = common_dir / "packed-refs"
+        self._common = os.fspath(common_dir)
         self._paths: tuple[frozenset[str], list[str]] = (frozenset(), [])  # the folders last asked for, as paths
         self._moves = 0  # how many calls found a watched folder changed
+        self.told = False
 
     def stamp(self, folders: Iterable[str]) -> tuple[int, ...]:
         wanted = frozenset(folders)
+        self.told = False
         if self.folders is None:
             return refs_stamp(self.common_dir, wanted)
         if wanted != self._paths[0]:
-            self._paths = (wanted, [os.fspath(self.common_dir / folder) for folder in sorted(wanted)])
+            paths = [os.fspath(self.common_dir / folder) for folder in sorted(wanted)]
+            self._paths = (wanted, [*paths, self._common])
         told = self.folders.changed(self.group, self._paths[1])
         if told is None:
             return refs_stamp(self.common_dir, wanted)
         changed, unwatched = told
-        if changed:
+        if changed - {self._common}:  # the common dir's own changes (an index, a HEAD) move no ref but packed ones
             self._moves += 1
-        return (self._moves, *stamp_of([*(Path(path) for path in sorted(unwatched)), self._packed]))
+        self.told = not unwatched
+        return (self._moves, *stamp_of([*(Path(path) for path in sorted(unwatched - {self._common})),
+                                        self._packed]))

@@ -23,7 +23,7 @@ import errno
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from inotify_simple import INotify, flags
 
@@ -47,6 +47,7 @@ class FolderWatch:
         self._folder_of: dict[int, str] = {}
         self._groups: dict[str, set[str]] = {}  # group → the folders it watches
         self._dirty: dict[str, set[str]] = {}  # group → its folders changed since its last call
+        self._bells: dict[str, Callable[[], None]] = {}  # group → what to call when one of its folders changes
         self._said = False
         if sys.platform.startswith("linux"):
             try:
@@ -78,6 +79,22 @@ class FolderWatch:
             changed = dirty & wanted
             dirty.clear()
             return changed, unwatched
+
+    def dirty(self, groups: Iterable[str]) -> bool:
+        """Whether a folder of one of `groups` changed since that group's last `changed` (True without inotify:
+        the caller must look); what a `changed` call will say is left for it."""
+        with self._lock:
+            if self._inotify is None:
+                return True
+            self._read()
+            return any(self._dirty.get(group, set()) & self._groups.get(group, set()) for group in groups)
+
+    def listen(self, group: str, bell: Callable[[], None]) -> None:
+        """Call `bell` (quickly: it runs under this watch's lock, in whichever thread read the events) each time
+        one of `group`'s folders is found changed. Events are read whenever any group asks (the watch loop asks
+        every tick), so a service can sleep until its folders change instead of looking on a timer."""
+        with self._lock:
+            self._bells[group] = bell
 
     def close(self) -> None:
         with self._lock:
@@ -112,6 +129,10 @@ class FolderWatch:
     def _changed(self, *folders: str) -> None:
         for dirty in self._dirty.values():
             dirty.update(folders)
+        for group, bell in self._bells.items():
+            watched = self._groups.get(group, ())
+            if any(folder in watched for folder in folders):
+                bell()
 
     def _read(self) -> None:
         assert self._inotify is not None

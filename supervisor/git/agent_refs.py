@@ -14,6 +14,7 @@ short name is never two agents' branches.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,11 +51,15 @@ def branch_ref(agent: Agent) -> str:
 def target_ref(agent: Agent) -> str:
     """The full ref of the branch the agent merges into: its base branch (always the user's own), or for a
     helper its parent's branch, where the parent's commits are read (on the same host)."""
-    if agent.target.startswith("refs/"):
-        return agent.target
-    if is_remote(agent) and agent_of_branch(agent.target) is not None:
-        return on_host(agent.host, agent.target)
-    return _HEADS + agent.target
+    return _target_ref(agent.host, agent.target)
+
+
+def _target_ref(host: str, target: str) -> str:
+    if target.startswith("refs/"):
+        return target
+    if host != LOCAL and agent_of_branch(target) is not None:
+        return on_host(host, target)
+    return _HEADS + target
 
 
 def ref_folders(agents: Iterable[Agent]) -> set[str]:
@@ -62,10 +67,18 @@ def ref_folders(agents: Iterable[Agent]) -> set[str]:
     or targets moves, and the folder where a new local agent's folder appears."""
     folders = {AGENT_REFS}
     for agent in agents:
-        folders.add(ref_folder(branch_ref(agent)))
-        if agent.target:
-            folders.add(ref_folder(target_ref(agent)))
+        folders.update(_ref_folders_of(agent.host, agent.branch, agent.target))
     return folders
+
+
+@functools.lru_cache(maxsize=4096)
+def _ref_folders_of(host: str, branch: str, target: str) -> tuple[str, ...]:
+    """One agent's ref folders, which depend on these three alone: the services ask for every agent's on each
+    of their passes, and working them out again each time was a share of an idle engine's cost."""
+    folders = [ref_folder(on_host(host, branch))]
+    if target:
+        folders.append(ref_folder(_target_ref(host, target)))
+    return tuple(folders)
 
 
 def tips(root: Path, agents: Iterable[Agent]) -> dict[str, str]:
