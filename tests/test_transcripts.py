@@ -246,7 +246,7 @@ def test_a_look_reads_one_spare_row_and_catches_up_on_rows_that_scrolled_off_mea
         return transcripts.due("a", server, pane, history, 100)
 
     def look(asked: int) -> list[str]:
-        screens, scrolled = tmux.look([pane], {pane: asked} if asked else {})
+        _screens, scrolled = tmux.look([pane], {pane: asked} if asked else {})
         return transcripts.append("a", pane, scrolled[pane], 100) if pane in scrolled else []
 
     def history() -> int:

@@ -475,8 +475,9 @@ class Tmux:
         for pane in screens:
             count = history.get(pane, 0)
             if count > 0:
+                start = str(-(count + spare_rows(count)))
                 commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
-                             ["capture-pane", "-p", "-e", "-S", str(-(count + spare_rows(count))), "-E", "-1", "-t", pane]]
+                             ["capture-pane", "-p", "-e", "-S", start, "-E", "-1", "-t", pane]]
             commands.append(["capture-pane", "-p", "-J", "-t", pane])
             lines.append(3 if count > 0 else 1)
         if not commands:
