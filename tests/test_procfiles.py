@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 from supervisor.engine.processes import scan
 from supervisor.engine.procfiles import ProcFiles
@@ -86,4 +87,34 @@ def test_the_files_of_an_ended_process_are_not_read_for_its_pid() -> None:
     assert files.stat(process.pid) is None
     assert files.children(process.pid, 1) == []
     assert not _held(process.pid)
+    files.close()
+
+
+def test_a_process_that_did_not_run_is_not_parsed_again_and_one_that_ran_is() -> None:
+    """A scan parses a process's stat only when its text changed since the last scan: most of a tree did not run
+    in between (a shell waiting, a sleeping tool). A process that ran is read anew, its CPU as it is now."""
+    files = ProcFiles()
+    parsed: list[int] = []
+
+    def parse(pid: int, data: bytes) -> float:
+        parsed.append(pid)
+        fields = data[data.rfind(b")") + 2:].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+    quiet = subprocess.Popen(["sleep", "300"])
+    busy = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+    try:
+        wait_until(lambda: Path(f"/proc/{quiet.pid}/stat").read_text().split(") ")[1][0] == "S", message="asleep")
+        files.parsed(quiet.pid, parse)
+        assert files.parsed(quiet.pid, parse) == files.parsed(quiet.pid, parse)
+        assert parsed == [quiet.pid]
+        first = files.parsed(busy.pid, parse)
+        assert first is not None
+        wait_until(lambda: (files.parsed(busy.pid, parse) or 0) > first, message="its CPU read anew")
+        assert parsed.count(busy.pid) >= 2
+    finally:
+        for proc in (quiet, busy):
+            proc.kill()
+            proc.wait()
+    assert files.parsed(busy.pid, parse) is None  # ended: nothing to parse
     files.close()

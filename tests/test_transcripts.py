@@ -226,6 +226,63 @@ def test_every_line_of_a_real_pane_once_in_order_while_tmux_trims_its_history(tm
     assert info.history_limit == 100 and info.history < 100  # tmux trimmed it all along
 
 
+def test_a_look_reads_one_spare_row_and_catches_up_on_rows_that_scrolled_off_meanwhile(
+        tmux: Tmux, tmp_path: Path) -> None:
+    """A pane that printed a line since the listing is read with one history row to spare, not ten (tmux formats
+    every row it gives with its colours: most of what a printing pane costs it). When more rows scrolled off
+    between the listing and the capture than were taken, the next look takes them: every line once, in order."""
+    cue = tmp_path / "cue"
+    os.mkfifo(cue)
+    pane = tmux.new_session("a", Path("/tmp"), f"exec 3< {cue}; read x <&3; for i in $(seq 1 30); do echo line $i;"
+                               f" done; read x <&3; echo line 31; read x <&3; echo line 32; read x <&3;"
+                               f" for i in $(seq 33 41); do echo line $i; done; read x <&3; echo END; sleep 600",
+                            {}).pane
+    tmux.run("resize-window", "-t", pane, "-x", "40", "-y", "5")
+    transcripts = Transcripts(tmp_path, 10**9)
+    server = tmux.server_id()
+    transcripts.begin("a", server, pane, 0)
+
+    def due(history: int) -> int:
+        return transcripts.due("a", server, pane, history, 100)
+
+    def look(asked: int) -> list[str]:
+        _screens, scrolled = tmux.look([pane], {pane: asked} if asked else {})
+        return transcripts.append("a", pane, scrolled[pane], 100) if pane in scrolled else []
+
+    def history() -> int:
+        return tmux.list_panes()[pane].history
+
+    with open(cue, "w") as prompter:
+        prompter.write("\n")
+        prompter.flush()
+        wait_until(lambda: "line 30" in tmux.capture(pane), message="the first lines")
+        look(due(history()))
+        before = history()
+        prompter.write("\n")  # line 31: one row scrolls off
+        prompter.flush()
+        wait_until(lambda: history() == before + 1, message="a row scrolled off")
+        screens, scrolled = tmux.look([pane], {pane: due(history())})
+        assert due(history()) == 1 and len(scrolled[pane].rows) == 2  # the row due, and one to spare
+        assert transcripts.append("a", pane, scrolled[pane], 100) == ["line 27"]
+        prompter.write("\n")  # line 32
+        prompter.flush()
+        wait_until(lambda: history() == before + 2, message="another row")
+        asked = due(history())  # the listing's count; then nine more scroll off before the capture
+        prompter.write("\n")
+        prompter.flush()
+        wait_until(lambda: history() == before + 11, message="nine rows more")
+        assert look(asked) == []  # more than were taken: none now
+        assert look(due(history())) == [f"line {i}" for i in range(28, 38)]
+        prompter.write("\n")
+        prompter.flush()
+        wait_until(lambda: "END" in tmux.capture(pane), message="the end")
+    size = history()
+    screens, scrolled = tmux.look([pane], {pane: due(size)} if due(size) else {})
+    transcripts.end("a", pane, scrolled.get(pane), 100, screens[pane].splitlines(), size)
+    lines = read_transcript(transcripts.path("a")).decode().splitlines()
+    assert lines == [f"line {i}" for i in range(1, 42)] + ["END"]
+
+
 def test_lines_a_cleared_screen_wiped_are_in_the_log_once_in_order(tmux: Tmux, tmp_path: Path) -> None:
     """`clear` empties the history and the screen: the lines that were on the screen never scroll into the
     history, and are committed from the live screen before the next one is written over it."""

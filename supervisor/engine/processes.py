@@ -140,8 +140,7 @@ def _scan_trees(roots: Iterable[int]) -> Snapshot:
         pid = stack.pop()
         if pid in procs:
             continue
-        data = _FILES.stat(pid)
-        info = None if data is None else _parse_stat(pid, data)
+        info = _FILES.parsed(pid, _parse_stat)
         if info is None:
             continue
         procs[pid] = info

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESYNC_ROWS = 2000  # of history searched for where a transcript ends, after a pane was resized
+_LOOKS = 3  # looks at one pane, when rows scrolled off faster than a look took them (`look_at`)
 
 
 class Screens:
@@ -57,11 +58,22 @@ class Screens:
         if self.engine.host_transcripts.catch_up(agent, info):  # what its host kept, if owed, comes first
             self.resync_transcript(agent, info)
             due = self.engine.transcripts.due(agent.name, info.server, info.pane, info.history, info.history_limit)
-        try:
-            screens, scrolled = site_of(self.engine, agent).tmux.look([info.pane], {info.pane: due} if due else {})
-        except SupervisorError:  # TmuxError, or its host out of reach
-            return None, None
-        return screens.get(info.pane), scrolled.get(info.pane)
+        tmux = site_of(self.engine, agent).tmux
+        for _ in range(_LOOKS):
+            try:
+                screens, scrolled = tmux.look([info.pane], {info.pane: due} if due else {})
+            except SupervisorError:  # TmuxError, or its host out of reach
+                return None, None
+            taken = scrolled.get(info.pane)
+            if taken is None:
+                break
+            # More rows scrolled off since the listing than the look took to spare (a run's end and `log` take
+            # what they are given): looked at again for all of them.
+            lacking = self.engine.transcripts.due(agent.name, info.server, info.pane, taken.size, info.history_limit)
+            if lacking <= len(taken.rows):
+                break
+            due = lacking
+        return screens.get(info.pane), taken
 
     def screen_tail(self, agent: Agent, count: int = 15) -> list[str]:
         """The last non-blank lines of the agent's screen (evidence for events and alerts). The watcher's

@@ -572,7 +572,11 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
 
 def _shown(screen: Iterable[str]) -> list[str]:
     """A screen's lines as the transcript keeps them: no trailing spaces or blank lines, no tmux notice."""
-    shown = [_PANE_IS_DEAD.sub("", line).rstrip() if "Pane is dead" in line else line.rstrip() for line in screen]
+    lines = list(screen)
+    if "Pane is dead" in "\n".join(lines):  # looked for once (a live pane's screen, each time it printed)
+        shown = [_PANE_IS_DEAD.sub("", line).rstrip() if "Pane is dead" in line else line.rstrip() for line in lines]
+    else:
+        shown = [line.rstrip() for line in lines]
     while shown and not shown[-1]:
         shown.pop()
     return shown

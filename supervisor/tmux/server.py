@@ -82,6 +82,14 @@ _SEPARATOR = "\x1fsupervisor-capture\x1f"
 SHORT_PASTE = 8000  # bytes of text that go on the tmux command line itself
 
 
+def spare_rows(count: int) -> int:
+    """History rows taken beyond the `count` a look asks for, for rows that scrolled off between the listing that
+    counted them and the capture: as many again. A row taken with its colours costs tmux about 8 µs: a fixed ten
+    spare rows made a pane printing a line a second cost it 11 rows a tick. When more scrolled off in between
+    than were taken (output that sped up), the look takes none, and the next one all (`Transcripts.append`)."""
+    return max(1, count)
+
+
 class TmuxError(SupervisorError):
     pass
 
@@ -457,9 +465,9 @@ class Tmux:
 
     def look(self, screens: list[str], history: Mapping[str, int]) -> tuple[dict[str, str], dict[str, Scrolled]]:
         """In one tmux call: the visible screens of `screens`, and for those in `history` their newest
-        lines of history (at least the count asked, with some to spare for lines that scrolled off since the
-        count was taken), with their colours, one per screen row, and its history's size as they were taken.
-        Panes that vanished are left out."""
+        lines of history (at least the count asked, with as many to spare for lines that scrolled off since the
+        count was taken: `spare_rows`), with their colours, one per screen row, and its history's size as they
+        were taken. Panes that vanished are left out."""
         # Per pane, on a command line of its own: its history's size and newest history rows when asked for,
         # read together with its screen.
         commands: list[list[str]] = []
@@ -467,8 +475,9 @@ class Tmux:
         for pane in screens:
             count = history.get(pane, 0)
             if count > 0:
+                start = str(-(count + spare_rows(count)))
                 commands += [["display-message", "-p", "-t", pane, "#{history_size}"],
-                             ["capture-pane", "-p", "-e", "-S", str(-(count + max(10, count))), "-E", "-1", "-t", pane]]
+                             ["capture-pane", "-p", "-e", "-S", start, "-E", "-1", "-t", pane]]
             commands.append(["capture-pane", "-p", "-J", "-t", pane])
             lines.append(3 if count > 0 else 1)
         if not commands:
