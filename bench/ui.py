@@ -165,7 +165,7 @@ def profiled(app: Any, out: Path, *, cprofile: bool = True, after: float = 3.0) 
             f"{end[name] - start.get(name, 0.0):8.3f} {name}\n" for name in sorted(end))
             + f"{ended:8.3f} (threads that ended meanwhile)\n")
         if cprofile:
-            tools.dump(str(out.with_suffix(".prof")))
+            tools.dump(str(out.with_suffix(".prof")), None)
 
 
 def measure(args: argparse.Namespace, mode: str) -> dict[str, Any]:

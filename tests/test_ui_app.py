@@ -534,17 +534,17 @@ def test_a_changed_cell_is_drawn_anew_and_the_rest_of_the_row_is_not() -> None:
         table = app.agents_table
         assert "idle" in drawn("api") and "Add the /health endpoint" in drawn("api")
         # Each row's cells as drawn (supervisor.ui.rowdraw): (value, width, styles, segments) per column.
-        docs = [cell[4] for cell in table._placed[RowKey("docs")]]
-        api_name = table._placed[RowKey("api")][0][4]
+        docs = [cell[2] for cell in table._placed[RowKey("docs")][2]]
+        api_name = table._placed[RowKey("api")][2][0][2]
         updates = table._update_count  # part of every cache key: a change of it makes the whole table stale
         longer = "Add the /health endpoint, and a readiness probe that checks the database and the queue"
         source.set_state("api", "working", cpu_percent=55.0, task=longer)  # longer than any task so far: cut
         await wait_for(pilot, lambda: "working" in drawn("api"), message="the new state drawn")
         assert "55%" in drawn("api") and "Add the /health endpoint, and" in drawn("api")
         assert "idle" in drawn("docs")
-        after = [cell[4] for cell in table._placed[RowKey("docs")]]
+        after = [cell[2] for cell in table._placed[RowKey("docs")][2]]
         assert all(a is b for a, b in zip(after, docs, strict=True)), "another row's cells stay drawn"
-        assert table._placed[RowKey("api")][0][4] is api_name, "the row's unchanged cells were not drawn again"
+        assert table._placed[RowKey("api")][2][0][2] is api_name, "the row's unchanged cells were not drawn again"
         assert table._update_count == updates, "the table was not made stale as a whole"
 
     run(app, scenario)

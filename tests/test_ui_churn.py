@@ -117,7 +117,7 @@ def test_a_value_shown_in_several_rows_is_drawn_once() -> None:
         idle = [name for name in table.keys
                 if table.get_cell(name, "state").plain == "idle" and name != table.current_key]  # (not the cursor's)
         assert len(idle) >= 2, idle
-        drawings = {id(table._placed[RowKey(name)][state][4]) for name in idle}
+        drawings = {id(table._placed[RowKey(name)][2][state][2]) for name in idle}
         assert len(drawings) == 1, "each row drew its own copy of `idle`"
         for y in range(table.header_height, table.size.height):
             line = list(table.render_line(y))

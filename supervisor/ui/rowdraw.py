@@ -80,8 +80,9 @@ class DrawnByValue(_Mixin):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._by_value: LRUCache[tuple[Any, ...], list[Segment]] = LRUCache(4096)  # cell drawings, by value
-        # Each row's cells as last drawn: (value, width, pre style, post style, line).
-        self._placed: dict[RowKey, list[tuple[Text, int, Style, Style, list[Segment]]]] = {}
+        # Each row's cells as last drawn: the cells' styles before and after their own (one pair for the whole
+        # row), and each cell's (value, width, line).
+        self._placed: dict[RowKey, tuple[Style, Style, list[tuple[Text, int, list[Segment]]]]] = {}
         self._versions: dict[RowKey, int] = {}  # rows whose values changed in place: part of their cache keys
         self._rows_drawn: LRUCache[tuple[Any, ...], tuple[Lines, Lines]] = LRUCache(1000)
         self._lines_drawn: LRUCache[tuple[Any, ...], Strip] = LRUCache(1000)  # by line of the table
@@ -165,7 +166,7 @@ class DrawnByValue(_Mixin):
         # Merged where neighbours share a style (a cell's padding and its text, cells in the row's own style):
         # every later step of a frame (borders, the colour filter, cutting, the terminal's codes) goes segment
         # by segment, over about half as many.
-        segments = list(Segment.simplify([segment for cell in cells for segment in cell]))
+        segments = _joined(cells)
         total = max(paint.used, width)
         whole = x1 == 0 and x2 >= total
         strip = Strip(segments, total) if whole else Strip(line_crop(segments, x1, x2, total))
@@ -191,7 +192,7 @@ class DrawnByValue(_Mixin):
             return self._header(base_style, cursor_location, hover_location, paint)
         index = self._simple(row_key, line_no, paint)
         cells = self._data.get(row_key) if index is not None else None
-        if index is None or cells is None or not all(isinstance(value, Text) for value in cells.values()):
+        if index is None or cells is None:
             return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
         show_cursor, show_hover = paint.show_cursor, paint.show_hover
         cursor, hover = cursor_location.row == index, hover_location.row == index
@@ -205,20 +206,26 @@ class DrawnByValue(_Mixin):
         pre, post, extend = paint.styles.get((base_style, cursor, hover)) or self._cell_styles(paint, base_style,
                                                                                               cursor, hover)
         line: Lines = []
-        before = self._placed.get(row_key) or []
-        placed: list[tuple[Text, int, Style, Style, list[Segment]]] = []
+        was = self._placed.get(row_key)
+        # The cells drawn last time, when drawn in the same styles (one pair for the whole row: compared once).
+        before = was[2] if was is not None and (was[0] is pre or was[0] == pre) and (
+            was[1] is post or was[1] == post) else []
+        placed: list[tuple[Text, int, list[Segment]]] = []
         for column_index, (column_key, width) in enumerate(paint.columns):
             value = cells.get(column_key)
             if not isinstance(value, Text):
+                if column_key in cells:  # not a row this mixin draws (`DataTable` takes any renderable)
+                    return super()._render_line_in_row(row_key, line_no, base_style, cursor_location,
+                                                       hover_location)
                 value = Text()
             old = before[column_index] if column_index < len(before) else None
-            if old is not None and old[0] is value and old[1] == width and old[2] == pre and old[3] == post:
-                segments = old[4]  # the very value drawn last time: most cells of a changed row
+            if old is not None and old[0] is value and old[1] == width:
+                segments = old[2]  # the very value drawn last time: most cells of a changed row
             else:
                 segments = self._cell(value, width, padding, pre, post)
-            placed.append((value, width, pre, post, segments))
+            placed.append((value, width, segments))
             line.append(segments)
-        self._placed[row_key] = placed
+        self._placed[row_key] = (pre, post, placed)
         line.append([Segment(" " * max(0, size_width - paint.used), extend)])
         pair: tuple[Lines, Lines] = ([], line)
         self._rows_drawn[key] = pair
@@ -330,3 +337,20 @@ class DrawnByValue(_Mixin):
 
 
 _MODEL = "x"  # the letter of a model word (its drawing's only non-space letters are the word's)
+
+
+def _joined(cells: Lines) -> list[Segment]:
+    """The cells' segments side by side, neighbours in one style merged (`Segment.simplify`). Each cell's
+    own segments are merged already (`DrawnByValue._cell`): only where two cells meet is compared."""
+    joined: list[Segment] = []
+    for cell in cells:
+        if not cell:
+            continue
+        if joined:
+            last, first = joined[-1], cell[0]
+            if not last.control and not first.control and (last.style is first.style or last.style == first.style):
+                joined[-1] = Segment(last.text + first.text, last.style)
+                joined.extend(cell[1:])
+                continue
+        joined.extend(cell)
+    return joined

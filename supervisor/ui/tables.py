@@ -273,7 +273,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         return super().get_row(row_key)
 
     def _update_cells(self, changed: Sequence[tuple[str, str, Text]]) -> None:
-        """Put new values in cells, drawing only those cells anew (their rows are repainted: `_refresh_cells`).
+        """Put new values in cells, drawing only those cells anew (their rows are repainted: `_refresh_rows`).
 
         DataTable's `update_cell` makes every cached cell, row and line stale (one counter is part of every
         cache key), so after any change the whole visible table is rendered again, cell by cell: 25-60 ms
@@ -288,23 +288,34 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
                 self.update_cell(key, column, value, update_width=True)
             self.cell_updates += len(changed)
             return
-        narrow: list[tuple[RowKey, ColumnKey, Text]] = []
+        # Each column's key and settings looked up once, the changes grouped by row: with 100 busy agents, a
+        # refresh changes a few cells of every row in view, and each lookup of a table key is two Python calls.
+        columns: dict[str, tuple[ColumnKey, Any]] = {}
+        by_row: dict[str, list[tuple[ColumnKey, Text]]] = {}
         for key, column, value in changed:
-            found = self.columns[ColumnKey(column)]
+            known = columns.get(column)
+            if known is None:
+                column_key = ColumnKey(column)
+                known = columns[column] = (column_key, self.columns[column_key])
+            column_key, found = known
             # A column of a set width (`fix_width`, `show_columns`) never grows: its values are cut to it.
             if found.auto_width and value.cell_len > found.content_width:
                 self.update_cell(key, column, value, update_width=True)
             else:
-                narrow.append((RowKey(key), ColumnKey(column), value))
+                by_row.setdefault(key, []).append((column_key, value))
         self.cell_updates += len(changed)
-        if not narrow:
+        if not by_row:
             return
-        cells: set[tuple[RowKey, ColumnKey]] = set()
-        for row_key, column_key, value in narrow:
-            self._data[row_key][column_key] = value
-            cells.add((row_key, column_key))
-        rows = {row for row, _ in cells}
-        if not self.rows_changed(rows):  # drawn by DataTable (`supervisor.ui.rowdraw`): its caches go stale
+        rows: dict[RowKey, list[tuple[ColumnKey, Text]]] = {}
+        data = self._data
+        for key, values in by_row.items():
+            row_key = RowKey(key)
+            row = data[row_key]
+            for column_key, value in values:
+                row[column_key] = value
+            rows[row_key] = values
+        if not self.rows_changed(set(rows)):  # drawn by DataTable (`supervisor.ui.rowdraw`): its caches go stale
+            cells = {(row_key, column_key) for row_key, values in rows.items() for column_key, _ in values}
             indexes = {self._row_locations.get(row) for row in rows}
             # Cache keys: a cell's start with (row key, column key), a row's with its row key; row renderables
             # are keyed (update count, row index).
@@ -312,11 +323,11 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
             _drop(self._row_render_cache, lambda key: key[0] in rows)
             _drop(self._row_renderable_cache, lambda key: key[1] in indexes)
         self._line_cache.clear()  # keyed by screen line, cheap to build again from rows
-        self._refresh_cells({(index, column) for row, column in cells
-                             if (index := self._row_locations.get(row)) is not None})
+        locations = self._row_locations
+        self._refresh_rows({index for row in rows if (index := locations.get(row)) is not None})
 
-    def _refresh_cells(self, cells: set[tuple[int, ColumnKey]]) -> None:
-        """Repaint the rows of these cells (row index, column) where they are on screen, each as one region as
+    def _refresh_rows(self, indexes: set[int]) -> None:
+        """Repaint these rows (by index) where they are on screen, each as one region as
         wide as the table. Textual sends the terminal a changed region from the start of the widget's line
         to the region's end, cropping that line anew for every region: a row's changed cells as regions of
         their own (state, age, CPU, memory, then its badges) sent its line two or three times over, each a
@@ -326,7 +337,7 @@ class SyncTable(Steady, DrawnByValue, DataTable[Text]):
         header = self.header_height if self.show_header else 0
         shown = range(top, top + max(self.size.height - header, 0))
         width = self.size.width
-        regions = [Region(0, header + index - top, width, 1) for index in {index for index, _ in cells}
+        regions = [Region(0, header + index - top, width, 1) for index in indexes
                    if index in shown]
         if regions:
             self.refresh(*regions)
