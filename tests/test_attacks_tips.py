@@ -56,8 +56,12 @@ def _waiting(box: Sandbox, tmp: Path, name: str, command: str) -> tuple[Path, Pa
     return go, done
 
 
-def _while_the_engine_is_down(box: Sandbox, go: Path, done: Path) -> None:
+def _while_the_engine_is_down(box: Sandbox, go: Path, done: Path, *first: Path) -> None:
+    """Stop the engine, then let the agents waiting for `first` and `go` run their commands; an engine again once
+    `done` is there."""
     box.sv("engine", "stop")
+    for other in first:
+        other.touch()
     go.touch()
     wait_until(done.exists, 60, message="the agent's commands, run while the engine was down")
     box.sv("ls")  # an engine again, which adopts the agents and judges their branches
@@ -122,8 +126,7 @@ def test_a_claim_of_another_agent_s_brand_new_commit_is_tamper_however_fast(sand
                         " && printf '%s %s x <x@x> 1 +0000\\tcommit: mine\\n' $(git rev-parse HEAD) $theirs "
                         ">> $(git rev-parse --absolute-git-dir)/logs/HEAD && "
                         "echo $theirs > $(git rev-parse --git-common-dir)/refs/heads/agent/rogue/work)")
-    victim_go.touch()
-    _while_the_engine_is_down(sandbox, go, done)
+    _while_the_engine_is_down(sandbox, go, done, victim_go)  # the victim commits while it is down too
     theirs = sandbox.git("rev-parse", "agent/victim/work")
     assert sandbox.git("log", "-1", "--format=%s", theirs) == "theirs"
     assert sandbox.git("rev-parse", "agent/rogue/work") == theirs, (done.read_text())
@@ -149,8 +152,7 @@ def test_a_rewritten_git_file_does_not_make_another_agent_s_commits_its_own(sand
                         f"while [ ! -e {victim_done} ]; do sleep 0.1; done; own=$(git rev-parse --absolute-git-dir) "
                         f"&& echo 'gitdir: {victim_git}' > .git && "
                         "GIT_DIR=$own GIT_WORK_TREE=. git reset -q --hard agent/victim/work")
-    victim_go.touch()
-    _while_the_engine_is_down(sandbox, go, done)
+    _while_the_engine_is_down(sandbox, go, done, victim_go)  # the victim commits while it is down too
     theirs = sandbox.git("rev-parse", "agent/victim/work")
     assert sandbox.git("rev-parse", "agent/rogue/work") == theirs
     found = wait_until(lambda: _tamper(sandbox, "rogue"), 30, message="the tamper alert")

@@ -95,9 +95,11 @@ def test_a_codex_agent_on_a_host_is_restarted_and_restored_in_its_own_conversati
         session = wait_until(lambda: box.agent("cx").get("session_id"), timeout=30, message="its conversation's id")
         assert remote.on_host("find", f"{state}/sessions", "-name", f"rollout-*-{session}.jsonl").strip()
 
+        before = box.agent("cx")["pid"]
         box.sv("restart", "cx")
-        pid = wait_until(lambda: (agent := box.agent("cx"))["state"] == "idle" and agent["pid"], timeout=40,
-                         message="restarted")
+        # Its new process, idle: the record may still show the old one, idle, for a moment.
+        pid = wait_until(lambda: (agent := box.agent("cx"))["state"] == "idle" and agent["pid"] != before
+                         and agent["pid"], timeout=40, message="restarted")
         assert any(argv[-3:] == ["resume", "--", session] for argv in argv_on_host(remote, int(pid)))
         wait_until(lambda: "› hello from afar" in remote.request("screen", name="cx")["text"], timeout=30,
                    message="the conversation shown again")
