@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.core.model import Agent
 from supervisor.engine.hostprocs import HostSnapshot
+from supervisor.engine.slow_checks import inside
 from supervisor.hosts.remote.layout import HostLayout
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class HostEscapes:
                     self._fine.add(seen)
                     continue
                 watcher._locked(agent.name,
-                                lambda fresh, p=pid, c=cwd, w=where: watcher._escaped(fresh, p, Path(c), w))
+                                lambda fresh, p=pid, c=cwd, w=where: watcher.slow_checks.escaped(fresh, p, Path(c), w))
                 break
 
 
@@ -67,9 +68,3 @@ def escaped_to(host: str, agent: Agent, cwd: str, areas: Areas) -> str | None:
     if owner == agent.name:
         return None
     return f"agent {owner}'s worktree" if owner else f"supervisor's own folder on host {host}"
-
-
-def inside(path: str, area: str) -> bool:
-    """Whether `path` is `area` or below it (both absolute, as the host's kernel and the store spell them)."""
-    area = area.rstrip("/")
-    return path == area or path.startswith(area + "/")
