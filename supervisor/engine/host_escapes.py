@@ -1,4 +1,4 @@
-"""`escape` for agents on a host, judged as the local watch judges its own (Watcher.check_escapes): a process of an
+"""`escape` for agents on a host, judged as the local watch judges its own (SlowChecks.check_escapes): a process of an
 agent's tree working inside another agent's worktree, or inside supervisor's own folder there (the host's clone, the
 other agents' CLI folders and sockets: what the main checkout is at home). The working directories come with the
 host's process trees on its slow ticks (one `ps` request with `cwd`, read on the host with each process's start time

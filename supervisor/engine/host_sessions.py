@@ -1,5 +1,5 @@
 """The conversation ids of agents on a host whose CLI keeps them in its own files (Codex, Gemini CLI), found as the
-local watch finds its own (Watcher.look_for_sessions): by the profile's own code, reading the agent's CLI folder on
+local watch finds its own (SlowChecks.look_for_sessions): by the profile's own code, reading the agent's CLI folder on
 the host through its link (hosts/remote/reader.py: regular files only, below that folder, through no link), at the
 host's slow ticks until one is found, then more seldom (a `/new` begins another). `_decide` records it for `restart`
 and `restore` to resume that conversation by its id there."""
