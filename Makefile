@@ -44,8 +44,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check supervisor tests bench
 	$(PY) -m mypy
 
+# --durations: the slowest tests, in every run's output, to keep the suite within its 15 minutes on 2 cores.
 test: lint
-	$(PY) -m pytest -n 4 tests --ignore=tests/conformance
+	$(PY) -m pytest -n 4 --durations=25 tests --ignore=tests/conformance
 
 # The real agent CLIs at the versions in tests/conformance/pins.json, installed once per pin into
 # $${SUPERVISOR_CONFORMANCE_CACHE:-~/.cache/supervisor-conformance}, run offline against local API stand-ins.
