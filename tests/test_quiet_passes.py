@@ -4,6 +4,8 @@ worktree's git folder changed reads no HEAD and stats no folder, and a change is
 
 from __future__ import annotations
 
+import mmap
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,3 +184,42 @@ def test_the_ref_folders_of_agents_already_seen_are_not_worked_out_again(sandbox
     moved = Agent(name="a7", profile="generic", command="x", worktree="/w", branch="agent/a7/work", base="abc",
                   target="agent/a1/work")
     assert agent_refs.ref_folders([moved]) == {"refs/heads/agent", "refs/heads/agent/a7", "refs/heads/agent/a1"}
+
+
+def test_a_ref_rewritten_in_place_through_a_mapping_is_audited_by_the_whole_pass(
+        engine: Engine, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write through a shared mapping tells inotify nothing and leaves the folder's stat as it was: a pass that
+    trusts the kernel sees no move. The whole pass (every HEAD, every tip, at least every LOOK_AGAIN_SECONDS)
+    does."""
+    agent = _agent_with_worktree(engine, sandbox, "ann")
+    audit = engine.auditor
+    audit.step()
+    audit.step()
+    assert audit.passes == 1 and not audit.rung()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=agent.worktree, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=agent.worktree, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    made = subprocess.run([*git, "commit-tree", tree, "-p", head, "-m", "in place"], cwd=agent.worktree, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    ref = sandbox.root / ".git" / "refs" / "heads" / "agent" / "ann" / "work"
+    fd = os.open(ref, os.O_RDWR)
+    mapped = mmap.mmap(fd, 0)
+    os.close(fd)  # the close is an event, before the write; what follows is none
+    engine.folders.dirty(())  # the events so far read (as the watch loop reads them every tick)
+    audit.step()
+    passes = audit.passes
+    mapped[:40] = made.encode()
+    mapped.flush()
+    assert subprocess.run(["git", "rev-parse", "agent/ann/work"], cwd=sandbox.root, check=True, capture_output=True,
+                          text=True).stdout.strip() == made
+    audit.audit_all()  # told nothing: nothing looked at
+    assert audit.passes == passes
+    ann = engine.store.get_agent("ann")
+    assert ann is not None and ann.extra.get("audited") != made
+    monkeypatch.setattr(auditor_module, "LOOK_AGAIN_SECONDS", 0.0)  # the whole pass is due
+    audit.audit_all()
+    mapped.close()
+    ann = engine.store.get_agent("ann")
+    assert ann is not None and ann.extra.get("audited") == made

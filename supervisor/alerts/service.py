@@ -140,8 +140,11 @@ class AlertService:
                 due = next_due is not None and time.time() >= next_due
                 if seen is not None and last <= seen and not due and not self._dirty.is_set():
                     continue
-                forced = due or self._dirty.is_set()
-                self._dirty.clear()
+                # Cleared only once seen set: a snooze set between a look and a clear would be lost otherwise.
+                dirty = self._dirty.is_set()
+                if dirty:
+                    self._dirty.clear()
+                forced = due or dirty
                 step = self.router.step(settings, time.time(), forced=forced)
                 seen, next_due = step.cursor, step.next_due
                 if step.queued:

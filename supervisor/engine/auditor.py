@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from supervisor.engine.engine import Engine
 
 AUDIT_SECONDS = 2.0  # at most this often (and this often while something can only be told by a stat)
-LOOK_AGAIN_SECONDS = 60.0  # at least this often, whatever it was told
+LOOK_AGAIN_SECONDS = 60.0  # a whole pass at least this often, whatever it was told (every HEAD, every tip)
 KEEP_VIOLATIONS = 50
 
 
@@ -72,6 +72,7 @@ class Auditor(PeriodicService):
         self._roster: tuple[tuple[object, ...], ...] | None = None  # what the last whole pass read of the agents
         self._polled = True  # the last pass relied on a stat (or failed): look again in AUDIT_SECONDS
         self._passed_at = 0.0
+        self._whole_at = float("-inf")  # when the last whole pass began (monotonic)
         self.passes = 0  # passes that looked at anything (for tests: none while nothing changes)
         for group in ("audit", "heads"):
             engine.folders.listen(group, self._bell.set)
@@ -92,15 +93,14 @@ class Auditor(PeriodicService):
         while something can only be told by a stat; at least every LOOK_AGAIN_SECONDS."""
         while not self.stopping.is_set():
             now = time.monotonic()
-            if self.rung():
+            whole = self._whole_at + LOOK_AGAIN_SECONDS
+            if self.rung() or now >= whole:
                 due = self._passed_at + AUDIT_SECONDS
                 if now >= due:
                     return
                 self.stopping.wait(due - now)
                 continue
-            if now >= self._passed_at + LOOK_AGAIN_SECONDS:
-                return
-            self._bell.wait(self._passed_at + LOOK_AGAIN_SECONDS - now)
+            self._bell.wait(whole - now)
 
     def wake(self) -> None:
         self._bell.set()
@@ -108,17 +108,23 @@ class Auditor(PeriodicService):
     def audit_all(self) -> None:
         """One pass: HEAD files of changed worktree git folders read, and new commits on moved branches audited."""
         polled, self._polled = self._polled, True  # until this pass went through
+        # A whole pass, every LOOK_AGAIN_SECONDS: every HEAD read and every tip listed, whatever the kernel told.
+        # Some writes tell it nothing (a file rewritten in place through a shared mapping) and leave every
+        # stat as it was.
+        whole = time.monotonic() >= self._whole_at + LOOK_AGAIN_SECONDS
+        if whole:
+            self._whole_at = time.monotonic()
         agents, _ = self._records.read()  # decodes only the records written since the last pass
         roster = tuple((agent.name, agent.worktree, agent.host, agent.branch, agent.target, agent.base,
                         agent.state == State.QUEUED) for agent in agents)
-        if not polled and roster == self._roster and not self.engine.folders.dirty(("heads", "audit")):
+        if not whole and not polled and roster == self._roster and not self.engine.folders.dirty(("heads", "audit")):
             self._polled = False
             return  # rung for a record that changed nothing audited, and no folder changed since
         self.passes += 1
-        told = self.check_heads(agents)
+        told = self.check_heads(agents, every=whole)
         stamp = self._refs.stamp(agent_refs.ref_folders(agents))
         told = told and self._refs.told
-        if stamp == self._stamp:
+        if stamp == self._stamp and not whole:
             self._roster, self._polled = roster, not told
             return  # no agent branch nor target moved since the last pass: no git process at all
         tips = agent_refs.tips(self.engine.paths.root, agents)  # a remote agent's: as fetched home
@@ -134,12 +140,13 @@ class Auditor(PeriodicService):
 
     # off its branch -----------------------------------------------------------------------------------
 
-    def check_heads(self, agents: list[Agent]) -> bool:
+    def check_heads(self, agents: list[Agent], every: bool = False) -> bool:
         """A `boundary` event and trigger for each agent whose worktree has just left its branch (detached,
         or another branch checked out), where its commits would escape the audit; an `on_branch` event
         when it is back (and the trigger cleared, if none of its commits left its boundaries). Whether the
         kernel will tell of every change that matters from here (False: some git folder must be looked at
-        again, not found yet, unwatched, or a HEAD that could not be read)."""
+        again, not found yet, unwatched, or a HEAD that could not be read). `every`: every HEAD read, whatever
+        the kernel and the stats tell."""
         told = True
         seen, self._heads_seen = self._heads_seen, {}
         found: list[tuple[Agent, Path]] = []
@@ -159,12 +166,12 @@ class Auditor(PeriodicService):
         told = told and told_by is not None and not told_by[1]
         for agent, git_dir in found:
             before = seen.get(agent.name)
-            if told_by is not None and before is not None and before[0] == agent.worktree \
+            if not every and told_by is not None and before is not None and before[0] == agent.worktree \
                     and os.fspath(git_dir) not in told_by[0] and os.fspath(git_dir) not in told_by[1]:
                 self._heads_seen[agent.name] = before
                 continue  # nothing in its git folder changed since its HEAD was read
             stamp = stamp_of([git_dir])
-            if seen.get(agent.name) == (agent.worktree, stamp):
+            if not every and seen.get(agent.name) == (agent.worktree, stamp):
                 self._heads_seen[agent.name] = seen[agent.name]
                 continue  # its HEAD has not been rewritten since it was read
             head = worktree_head(Path(agent.worktree), git_dir)
