@@ -69,7 +69,7 @@ class Auditor(PeriodicService):
         self.tips_lock = threading.Lock()  # a judgement of the tips, or an engine merge moving one
         self._bell = threading.Event()  # something it depends on changed since the last pass began
         self._bell.set()
-        self._roster: tuple[tuple[object, ...], ...] | None = None  # what the last whole pass read of the agents
+        self._roster: tuple[tuple[object, ...], ...] | None = None  # the agents as the last complete pass read them
         self._polled = True  # the last pass relied on a stat (or failed): look again in AUDIT_SECONDS
         self._passed_at = 0.0
         self._whole_at = float("-inf")  # when the last whole pass began (monotonic)
