@@ -2,9 +2,10 @@
 
 Rows: the split depends on the screen and on how many agents there are, never on how many items need a
 human: an item arriving (or the last one leaving) must not move the rows under the user's cursor, so "Needs
-you" keeps its rows while empty. On a roomy screen it gets what the agents list does not need, and at least a
-third of the tables' rows when the agents would take them all; on a small one the agents list comes first,
-taking rows from the preview, then from "Needs you", down to their least.
+you" keeps its rows while empty. On a roomy screen it gets what the agents list does not need, and a third of
+the tables' rows when the agents would take them all; the agents list takes rows from the preview first, and
+from "Needs you" only while it would show fewer than AGENTS_FIRST agents (a small screen): a list that scrolls
+anyway gains little from a few rows more, while "Needs you" cut to one item hides what needs the human.
 
 Columns: each column of the agents list is as wide as its widest value; when they do not all fit, they give
 way in a stated order (`fit_columns`), and the task, last, takes the width the others leave.
@@ -20,6 +21,7 @@ TABLE_CHROME = 3  # a table's top and bottom border and its header row
 BOTTOM_MIN = 5  # preview and events at their least: a border and three lines
 BOTTOM_ROOMY = 7  # … and what they keep while the agents list has the rows it needs
 NEEDS_MIN = TABLE_CHROME + 1  # "Needs you" at its least: one item
+AGENTS_FIRST = 10  # agents the list shows before "Needs you" gives it any of its rows
 SCROLLBAR = 2  # a vertical scrollbar's width, kept free so that no line ever needs a horizontal one
 CELL_PADDING = 2  # a table cell's padding, one cell either side
 
@@ -39,9 +41,10 @@ def split(height: int, agents: int) -> Split:
     wanted = max(TABLE_CHROME + 1, agents + TABLE_CHROME)
     agents_rows = max(TABLE_CHROME + 1, min(wanted, available - bottom - needs))
     short = wanted - agents_rows
-    if short > 0:  # a small screen: the agents list first, from the preview's rows, then from "Needs you"
+    if short > 0:  # the agents list first, from the preview's rows, then (a small screen) from "Needs you"
         from_bottom = min(short, max(bottom - BOTTOM_MIN, 0))
-        from_needs = min(short - from_bottom, max(needs - NEEDS_MIN, 0))
+        below_first = TABLE_CHROME + AGENTS_FIRST - (agents_rows + from_bottom)
+        from_needs = min(short - from_bottom, max(needs - NEEDS_MIN, 0), max(below_first, 0))
         bottom -= from_bottom
         agents_rows += from_bottom + from_needs
     return Split(needs=max(available - bottom - agents_rows, NEEDS_MIN), agents=agents_rows, bottom=bottom)
