@@ -235,6 +235,35 @@ def test_a_pass_with_nothing_moved_on_the_host_reads_nothing_at_home(sandbox: Sa
     assert len(reads) == 2
 
 
+def test_push_and_pr_of_an_agent_on_a_host_send_the_commits_that_came_home(sandbox: Sandbox, ssh_hosts: SshHosts,
+                                                                           engine: Engine, tmp_path: Path) -> None:
+    """The user's repository has no branch of an agent on a host: `push` and `pr` take its commits from where the
+    engine fetched them home, to its branch's name on the remote."""
+    configure(sandbox, ssh_hosts)
+    remote(engine)
+    worktree = place(engine, "far", Contract(modify=("src/**",)))
+    engine.hostlinks.stop()
+    engine.store.close()
+    sandbox.sv("engine", "start")
+    made = on_host(ssh_hosts, f"cd {shlex.quote(worktree)} && mkdir -p src && echo 'print(2)' > src/app.py && "
+                              f"git add src/app.py && git {shlex.join(IDENTITY)} commit -q --no-verify -m 'Far app' "
+                              "&& git rev-parse HEAD")
+    wait_until(lambda: _ref(sandbox, PRIVATE) == made, timeout=30, interval=0.2, message="the commit came home")
+    bare = tmp_path / "remote.git"
+    sandbox.git("init", "-q", "--bare", str(bare))
+    sandbox.git("remote", "add", "origin", str(bare))
+
+    pushed = sandbox.sv("push", "far")
+    assert pushed.stdout.strip() == f"far: pushed agent/far/work to origin ({bare})"
+    assert sandbox.git("rev-parse", "refs/heads/agent/far/work", cwd=bare) == made
+    assert sandbox.git("branch", "--list", "agent/*", plain=True) == ""  # no branch of it made at home
+
+    from supervisor.commands.review import pr_text
+
+    _, body = pr_text(sandbox.agent("far"), sandbox.root)
+    assert f"- {made[:7]}" in body and " Far app" in body, body
+
+
 def _ref(sandbox: Sandbox, ref: str) -> str | None:
     try:
         return sandbox.git("rev-parse", "--verify", "--quiet", ref, plain=True) or None

@@ -143,3 +143,48 @@ def test_pr_pushes_the_branch_and_opens_the_pull_request_with_gh(sandbox: Sandbo
     assert refused.returncode == 1
     assert "gh could not open the pull request: a pull request for branch already exists" in refused.stderr
     assert "the branch is pushed to origin" in refused.stderr
+
+
+def test_pr_of_a_helper_goes_into_its_parents_branch_once_that_is_on_the_remote(sandbox: Sandbox,
+                                                                                 tmp_path: Path) -> None:
+    """A helper's pull request goes into its parent's branch: refused before anything is pushed while the remote
+    lacks that branch (gh could only fail after the push), saying which and what to do; opened into it once the
+    parent is pushed."""
+    from tests.test_helpers import CONTRACT, contract_file
+
+    command, _ = script(sandbox, "lead", CALM)
+    sandbox.sv("start", "lead", "--task", "go", "--command", command, "--contract",
+               str(contract_file(sandbox, CONTRACT)))
+    sandbox.sv("helper", "tests", "--role", "test-agent", "--parent", "lead", "--task", "Cover the app",
+               "--no-wait")
+    helper = sandbox.wait_state("lead.tests", "idle", "working", timeout=30)
+    worktree = Path(helper["worktree"])
+    (worktree / "src" / "app.py").write_text("print('tested')\n")
+    sandbox.git("commit", "-q", "--no-verify", "-am", "Test the app", cwd=worktree)
+    tip = sandbox.git("rev-parse", "HEAD", cwd=worktree)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    sandbox.git("remote", "add", "origin", str(remote))
+    bindir = tmp_path / "stub-bin"
+    bindir.mkdir()
+    calls = tmp_path / "gh-calls"
+    (bindir / "gh").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {calls}\ncat > /dev/null\n"
+                               "echo https://github.com/example/repo/pull/8\n")
+    (bindir / "gh").chmod(0o755)
+    with_gh = Sandbox(root=sandbox.root, home=sandbox.home, runtime=sandbox.runtime,
+                      env={**sandbox.env, "PATH": f"{bindir}:{sandbox.env['PATH']}"})
+
+    refused = with_gh.sv("pr", "lead.tests", check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert ("lead.tests is a helper of lead: its pull request would go into agent/lead/work, which origin does not "
+            "have; nothing was pushed") in refused.stderr
+    assert "`supervisor push lead` first" in refused.stderr and "`supervisor merge lead.tests`" in refused.stderr
+    assert sandbox.git("for-each-ref", cwd=remote) == ""  # nothing pushed
+    assert not calls.exists()  # gh not asked
+
+    sandbox.sv("push", "lead")
+    done = with_gh.sv("pr", "lead.tests")
+    assert done.stdout.strip() == "lead.tests: pull request https://github.com/example/repo/pull/8"
+    assert sandbox.git("rev-parse", "refs/heads/agent/lead.tests/work", cwd=remote) == tip
+    args = calls.read_text().splitlines()
+    assert args[:6] == ["pr", "create", "--head", "agent/lead.tests/work", "--base", "agent/lead/work"]

@@ -112,22 +112,61 @@ def remote_of(root: Path, wanted: str | None) -> str:
     return remotes[0]
 
 
-def push(agent: dict[str, Any], wanted: str | None) -> str:
-    """Push the agent's branch (from its record) to the remote, same name there, tracking it; the remote."""
+def source_ref(agent: dict[str, Any]) -> str:
+    """Where the agent's commits are read here (supervisor.git.agent_refs): its branch for a local agent; for an
+    agent on a host, the engine's copy fetched home from there (the user's repository has no such branch)."""
+    from supervisor.git.agent_refs import on_host
+
+    return on_host(agent.get("host") or "local", agent["branch"])
+
+
+def push(agent: dict[str, Any], remote: str) -> None:
+    """Push the agent's commits (from where the engine reads them) to `remote` under its branch's name; a local
+    branch tracks it."""
     root = _root()
-    remote = remote_of(root, wanted)
     branch = agent["branch"]
-    done = _git(root, "push", "--set-upstream", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+    source = source_ref(agent)
+    host = agent.get("host") or "local"
+    if _git(root, "rev-parse", "--verify", "-q", f"{source}^{{commit}}").returncode != 0:
+        if host == "local":
+            raise SupervisorError(f"{agent['name']}: its branch {branch} is not in this repository",
+                                  hint=f"`supervisor show {agent['name']}` says what became of it")
+        raise SupervisorError(f"{agent['name']}: its commits have not come home from host {host} yet",
+                              hint="the engine fetches them as its branch moves there; push again in a moment")
+    upstream = ["--set-upstream"] if source == f"refs/heads/{branch}" else []  # a fetched copy tracks nothing
+    done = _git(root, "push", *upstream, remote, f"{source}:refs/heads/{branch}")
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or ["git push failed"])[-1]
         raise SupervisorError(f"pushing {branch} to {remote} failed: {detail}",
-                              hint=f"`git push {remote} {branch}` shows git's whole answer")
-    return remote
+                              hint=f"`git push {remote} {source}:refs/heads/{branch}` shows git's whole answer")
+
+
+def helper_base(agent: dict[str, Any], root: Path, remote: str) -> None:
+    """Refuse a helper's pull request, before anything is pushed, when its target (its parent's branch) is not on
+    the remote: gh could only fail there after the push."""
+    from supervisor.git.refs import agent_of_branch
+
+    target = str(agent["target"]).removeprefix("refs/heads/")
+    parent = agent_of_branch(target)
+    if parent is None:  # a session's target: the user's own base branch
+        return
+    found = _git(root, "ls-remote", "--heads", remote, f"refs/heads/{target}")
+    if found.returncode != 0:
+        detail = (found.stderr.strip().splitlines() or ["git ls-remote failed"])[-1]
+        raise SupervisorError(f"cannot tell whether {target} is on {remote}: {detail}",
+                              hint=f"`git ls-remote {remote}` shows git's whole answer")
+    if not found.stdout.strip():
+        raise SupervisorError(
+            f"{agent['name']} is a helper of {parent}: its pull request would go into {target}, which {remote} "
+            "does not have; nothing was pushed",
+            hint=f"`supervisor push {parent}` first, then open it again; or `supervisor merge {agent['name']}` into "
+                 f"{parent} and open the pull request of {parent}")
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     agent = _agent(args.agent)
-    remote = push(agent, args.remote)
+    remote = remote_of(_root(), args.remote)
+    push(agent, remote)
     url = _git(_root(), "remote", "get-url", remote).stdout.strip()
     print(f"{agent['name']}: pushed {agent['branch']} to {remote} ({url})")
     return 0
@@ -140,7 +179,9 @@ def cmd_pr(args: argparse.Namespace) -> int:
         raise SupervisorError("cannot open a pull request: `gh` (the GitHub CLI) is not installed",
                               hint=f"install it (https://cli.github.com) and run `gh auth login`; or "
                                    f"`supervisor push {agent['name']}` and open the pull request on the website")
-    remote = push(agent, args.remote)
+    remote = remote_of(_root(), args.remote)
+    helper_base(agent, _root(), remote)
+    push(agent, remote)
     title, body = pr_text(agent, _root())
     command = [gh, "pr", "create", "--head", agent["branch"], "--base", agent["target"], "--title", title,
                "--body-file", "-", *(["--draft"] if args.draft else [])]
@@ -158,7 +199,7 @@ def pr_text(agent: dict[str, Any], root: Path) -> tuple[str, str]:
     """The pull request's title (the task's first line) and body (task, commits, audit)."""
     task = (agent.get("task") or "").strip()
     title = (task.splitlines()[0] if task else f"Work of {agent['name']}")[:72]
-    log = _git(root, "log", "--reverse", "--format=- %h %s", f"{agent['base']}..{agent['branch']}").stdout.strip()
+    log = _git(root, "log", "--reverse", "--format=- %h %s", f"{agent['base']}..{source_ref(agent)}").stdout.strip()
     violations = agent.get("violations") or []
     if violations:
         audit = "\n".join(f"- {v['commit'][:10]} {v['subject']}: outside the contract: {', '.join(v['paths'])}"
