@@ -3,6 +3,7 @@ restarts and a new engine."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from supervisor.engine.cursors import CURSOR_SIZE, Cursor
 from supervisor.engine.livescreen import shown
 from supervisor.engine.screentext import bare, find_end, same_line, strip_ansi, wiped
 from supervisor.engine.transcripts import Transcripts, last_words, read_transcript
@@ -341,3 +343,15 @@ def test_the_wipe_check_reads_only_the_rows_it_needs_and_answers_as_a_whole_read
     expected = [] if not rows else rows if top is None else [] if same_line(keys[0], top) \
         else rows[:keys.index(top)] if top and top in keys else rows
     assert wiped(rows, new) == expected
+
+
+
+@given(st.text(max_size=40), st.text(max_size=12), st.integers(0, 2**40), st.booleans(), st.integers(0, 2**40),
+       st.text(max_size=12))
+def test_cursor_record_is_the_json_of_its_fields(server: str, pane: str, lines: int, ended: bool, seen: int,
+                                                 size: str) -> None:
+    """The record is written each tick a pane printed, from a text partly cached: it stays the bytes `json.dumps`
+    makes of the fields (what `load_cursor`, and engines before this one, read)."""
+    cursor = Cursor(server, pane, lines, ended, seen, size)
+    fields = {"server": server, "pane": pane, "lines": lines, "ended": ended, "seen": seen, "size": size}
+    assert cursor.record() == json.dumps(fields).encode().ljust(CURSOR_SIZE) + b"\n"

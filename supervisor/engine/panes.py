@@ -16,7 +16,7 @@ from pathlib import Path
 
 from supervisor.core.model import Agent, root_of
 from supervisor.core.store import Store
-from supervisor.tmux.panes import LOCAL, PaneRef, find, server_of
+from supervisor.tmux.panes import LOCAL, PaneRef, server_of
 from supervisor.tmux.server import Created, PaneInfo, Tmux, TmuxError
 
 SERVER_KEY = "tmux_server"
@@ -51,8 +51,14 @@ class Panes:
 
     def own(self, agent: Agent, panes: Mapping[str, PaneInfo] | None = None) -> PaneInfo | None:
         """The agent's own pane (dead or alive) as listed in `panes` (listed now when not given), or None
-        when it is gone: closed, or on a server instance that is not the one running now."""
-        return find(pane_ref(agent), self.tmux.list_panes() if panes is None else panes, self.host)
+        when it is gone: closed, or on a server instance that is not the one running now. (`find` of its
+        `pane_ref`, without making the reference: the watch tick asks for every agent's pane several times.)"""
+        listed = self.tmux.list_panes() if panes is None else panes
+        server = agent.extra.get(SERVER_KEY)
+        if not agent.pane or not isinstance(server, str) or not server or (agent.host or LOCAL) != self.host:
+            return None
+        info = listed.get(agent.pane)
+        return info if info is not None and info.server == server else None
 
     def alive(self, agent: Agent, panes: Mapping[str, PaneInfo] | None = None) -> bool:
         info = self.own(agent, panes)

@@ -133,21 +133,12 @@ _FILES = ProcFiles()  # the trees' /proc files, kept open from one scan to the n
 
 
 def _scan_trees(roots: Iterable[int]) -> Snapshot:
-    procs: dict[int, ProcInfo] = {}
-    children: dict[int, list[int]] = {}
-    stack = list(roots)
-    while stack:
-        pid = stack.pop()
-        if pid in procs:
-            continue
-        info = _FILES.parsed(pid, _parse_stat)
-        if info is None:
-            continue
-        procs[pid] = info
-        kids = _FILES.children(pid, info.threads)
-        children[pid] = kids
-        stack.extend(kids)
+    procs, children = _FILES.walk(roots, _parse_stat, _threads)
     return Snapshot(at=time.monotonic(), procs=procs, children=children)
+
+
+def _threads(info: ProcInfo) -> int:
+    return info.threads
 
 
 _PROC = Path("/proc")

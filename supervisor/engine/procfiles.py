@@ -22,7 +22,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 FORGET_SECONDS = 15.0  # the watch loop reads every tree every few seconds
@@ -76,6 +76,47 @@ class ProcFiles:
                 held.text, held.parsed = data, parse(pid, data)
             return held.parsed  # type: ignore[return-value]  # made by `parse` for this pid
 
+    def walk(self, roots: Iterable[int], parse: Callable[[int, bytes], T | None],
+             threads: Callable[[T], int]) -> tuple[dict[int, T], dict[int, list[int]]]:
+        """The processes of the trees under `roots`, each as `parsed` gives it, and each one's children as
+        `children` lists them (`threads(info)`: its thread count): both read as those calls read them, in one
+        hold of the lock for the whole walk (a tree of a few processes, a few hundred of them every few ticks:
+        the lock, the calls and the lookups of each process cost more than its two reads)."""
+        procs: dict[int, T] = {}
+        children: dict[int, list[int]] = {}
+        stack = list(roots)
+        with self._lock:
+            opened = self._open
+            while stack:
+                pid = stack.pop()
+                if pid in procs:
+                    continue
+                data = self._stat(pid)
+                if data is None:
+                    continue
+                held = opened[pid]  # `_stat` keeps what it read open
+                if held.text != data:
+                    held.text, held.parsed = data, parse(pid, data)
+                info: T | None = held.parsed  # type: ignore[assignment]  # made by `parse` for this pid
+                if info is None:
+                    continue
+                procs[pid] = info
+                count = threads(info)
+                if count == 1 and held.children:
+                    fd = held.children.get(str(pid))
+                    if fd is not None and len(held.children) == 1:  # the usual: read again, one pread
+                        try:
+                            kids = [int(child) for child in os.pread(fd, _READ_BYTES, 0).split()]
+                        except OSError:
+                            kids = []
+                        children[pid] = kids
+                        stack.extend(kids)
+                        continue
+                kids = self._children(pid, count)
+                children[pid] = kids
+                stack.extend(kids)
+        return procs, children
+
     def _stat(self, pid: int) -> bytes | None:
         now = time.monotonic()
         held = self._open.get(pid)
@@ -110,33 +151,36 @@ class ProcFiles:
         process known to have one thread has only its main thread's). Call after `stat` of the same pid: its
         files are those of the process that `stat` read."""
         with self._lock:
-            held = self._open.get(pid)
-            if threads == 1:
-                tasks = [str(pid)]
-            else:
+            return self._children(pid, threads)
+
+    def _children(self, pid: int, threads: int) -> list[int]:
+        held = self._open.get(pid)
+        if threads == 1:
+            tasks = [str(pid)]
+        else:
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                return []
+        found: list[int] = []
+        for tid in tasks:
+            fd = held.children.get(tid) if held is not None else None
+            if fd is None:
                 try:
-                    tasks = os.listdir(f"/proc/{pid}/task")
+                    fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
-                    return []
-            found: list[int] = []
-            for tid in tasks:
-                fd = held.children.get(tid) if held is not None else None
-                if fd is None:
-                    try:
-                        fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
-                    except OSError:
-                        continue
-                    if held is not None:
-                        held.children[tid] = fd
+                    continue
+                if held is not None:
+                    held.children[tid] = fd
+            with contextlib.suppress(OSError):
+                found.extend(int(child) for child in os.pread(fd, _READ_BYTES, 0).split())
+            if held is None:  # not read through `stat` first: not kept
+                os.close(fd)
+        if held is not None and len(held.children) > len(tasks):  # threads that ended: their files closed
+            for tid in [tid for tid in held.children if tid not in tasks]:
                 with contextlib.suppress(OSError):
-                    found.extend(int(child) for child in os.pread(fd, _READ_BYTES, 0).split())
-                if held is None:  # not read through `stat` first: not kept
-                    os.close(fd)
-            if held is not None and len(held.children) > len(tasks):  # threads that ended: their files closed
-                for tid in [tid for tid in held.children if tid not in tasks]:
-                    with contextlib.suppress(OSError):
-                        os.close(held.children.pop(tid))
-            return found
+                    os.close(held.children.pop(tid))
+        return found
 
     def close(self) -> None:
         with self._lock:

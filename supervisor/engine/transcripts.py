@@ -263,7 +263,7 @@ class Transcripts:
                 count = cursor.new(scrolled.size, limit)
                 rows = scrolled.rows[max(0, len(scrolled.rows) - count):] if count else []
                 history = scrolled.size
-            lines = [*rows, *self.unwritten_screen(name, pane, history, _shown(screen.split("\n")))]
+            lines = [*rows, *self.unwritten_screen(name, pane, history, _shown(screen.split("\n"), screen))]
             self._commit_wiped(name, cursor, lines)
             try:
                 fd = self._files.get(name)
@@ -570,10 +570,12 @@ def _tail_key(path: Path, window: int = 16384, rows: int | None = None) -> str:
     return key
 
 
-def _shown(screen: Iterable[str]) -> list[str]:
-    """A screen's lines as the transcript keeps them: no trailing spaces or blank lines, no tmux notice."""
+def _shown(screen: Iterable[str], text: str | None = None) -> list[str]:
+    """A screen's lines as the transcript keeps them: no trailing spaces or blank lines, no tmux notice. `text`:
+    the lines joined by newlines, when the caller has them so."""
     lines = list(screen)
-    if "Pane is dead" in "\n".join(lines):  # looked for once (a live pane's screen, each time it printed)
+    # Looked for once (a live pane's screen, each time it printed).
+    if "Pane is dead" in ("\n".join(lines) if text is None else text):
         shown = [_PANE_IS_DEAD.sub("", line).rstrip() if "Pane is dead" in line else line.rstrip() for line in lines]
     else:
         shown = [line.rstrip() for line in lines]
