@@ -62,6 +62,8 @@ class CommitsHome(PeriodicService):
         self._wake.set()
 
     def step(self) -> None:
+        if not self.engine.config.hosts:
+            return  # no host configured: no agent's commits to bring (`bring_home` would skip each); no record read
         by_host: dict[str, list[Agent]] = {}
         for agent in self._records.read()[0]:
             if agent_refs.is_remote(agent) and agent.state != State.QUEUED:
