@@ -62,6 +62,7 @@ class HelperDesk(ServiceThread):
         self._guard = threading.Lock()
         self._bell = threading.Event()  # an event about a helper came (or it is asked to stop)
         self.wakes = 0  # times it handled events (tests: none while no helper changes)
+        engine.store.listen_events(lambda agent, _kind, _data: agent is not None and "." in agent, self._told)
         engine.hostlinks.on_up.append(self._host_up)
 
     # service ---------------------------------------------------------------------------------------------
@@ -69,8 +70,6 @@ class HelperDesk(ServiceThread):
     def run(self) -> None:
         """Rewrite status files when helpers change; pass helpers' finished turns on to their parents. Told by
         the store of the events about helpers only (`Store.listen_events`): the others never wake it."""
-        self.engine.store.listen_events(lambda agent, _kind, _data: agent is not None and "." in agent,
-                                        self._told)
         self.refresh()
         while not self.stopping.is_set():
             self._bell.wait()
