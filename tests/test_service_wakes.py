@@ -3,14 +3,16 @@ change nothing they read (cheap supervision: at 100 agents some record and event
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from supervisor.alerts.content import FIRING, RESOLVED, AlertContent, Item
 from supervisor.alerts.outbox import ensure_schema
 from supervisor.alerts.router import Router
 from supervisor.alerts.service import AlertService
@@ -101,7 +103,7 @@ def test_each_service_is_woken_by_what_it_depends_on(engine: Engine) -> None:
     assert "alerts-router" in _rung(engine)  # a trigger
     _quiet(engine)
     engine.set_state(ann, State.EXITED, rule="exited")
-    assert {"alerts-router", "conflict-radar"} <= _rung(engine)  # an agent ended: its conditions clear, it leaves the radar
+    assert {"alerts-router", "conflict-radar"} <= _rung(engine)  # an agent ended: conditions clear, it leaves the radar
     _quiet(engine)
     engine.store.save_agent(replace(ann, state=State.WORKING, target="develop"))
     assert {"conflict-radar", "auditor"} <= _rung(engine)  # its target: what the radar and the audit read
@@ -173,3 +175,13 @@ def test_an_ended_state_under_any_event_kind_clears_the_alert_condition(tmp_path
         assert not Router.wanted(None, "alert", {"state": "exited"})
     finally:
         store.close()
+
+
+def test_alert_content_is_stored_as_asdict_gives_it_and_read_back_whole() -> None:
+    """`to_json` skips asdict's deep copy (an alert a second at many agents); what it writes must not change."""
+    items = (Item("waiting", FIRING, "waiting: a question", 10.0, evidence={"paths": ["a.py"], "exit_code": 1}),
+             Item("done", RESOLVED, "finished", 5.0, until=9.0, repeat=2, count=3))
+    content = AlertContent("repo", "ann", items, 12.0, task="a task", screen=("line",), alert_id=7,
+                           agents=("ann", "bob"))
+    assert content.to_json() == json.dumps(asdict(content), sort_keys=True)
+    assert AlertContent.from_json(content.to_json()) == content
