@@ -5,7 +5,9 @@ of them).
 - An event listener gives `wanted(agent, kind, data)` and a bell: the bell gets each wanted event (as read back
   from the log) once its transaction committed.
 - A record listener gives `key(agent)`: its bell rings once a transaction committed that wrote a record whose key
-  differs from the one last seen for that name, or added or removed one (a name not seen yet always rings).
+  differs from the one last seen for that name, or added or removed one. A record not written since the listener
+  began has the key `unseen` if the listener gives one (its first write rings only when its key differs), else
+  none: its first write rings.
 - A touch listener's bell rings at each `Store.touch` (a change the store does not hold: a reloaded
   configuration, a moved ref).
 
@@ -30,12 +32,15 @@ Bell = Callable[[], None]
 
 _GONE = object()  # the key of a removed record
 _FAILED = object()  # the key of a record its key function failed on: never equal to any other
+_ADDED = object()  # the key a new record had before: never equal to any other
+UNKNOWN = object()  # `unseen` for a listener with no key to assume for records it has not seen written
 
 
 class _RecordListener:
-    def __init__(self, key: RecordKey, bell: Bell) -> None:
+    def __init__(self, key: RecordKey, bell: Bell, unseen: object) -> None:
         self.key = key
         self.bell = bell
+        self.unseen = _FAILED if unseen is UNKNOWN else unseen
         self.keys: dict[str, object] = {}  # name → its key as last committed
 
 
@@ -52,8 +57,8 @@ class Notices:
     def listen_events(self, wanted: EventWanted, bell: EventBell) -> None:
         self._events.append((wanted, bell))
 
-    def listen_records(self, key: RecordKey, bell: Bell) -> None:
-        self._records.append(_RecordListener(key, bell))
+    def listen_records(self, key: RecordKey, bell: Bell, unseen: object = UNKNOWN) -> None:
+        self._records.append(_RecordListener(key, bell, unseen))
 
     def event(self, agent: str | None, kind: str, data: dict[str, Any], read: Callable[[], Event]) -> None:
         """An event appended in the open transaction; `read` gives it as the log holds it."""
@@ -66,9 +71,11 @@ class Notices:
             if hit:
                 self._owed_events.append((bell, read()))
 
-    def record(self, name: str, agent: Agent | None) -> None:
-        """A record written (None: removed) in the open transaction."""
+    def record(self, name: str, agent: Agent | None, added: bool = False) -> None:
+        """A record written (None: removed; `added`: new) in the open transaction."""
         for index, listener in enumerate(self._records):
+            if added:
+                listener.keys[name] = _ADDED  # (rolled back: it rings once for nothing)
             if agent is None:
                 key = _GONE
             else:
@@ -88,7 +95,7 @@ class Notices:
         rung: set[int] = set()
         for (index, name), key in records.items():
             listener = self._records[index]
-            if key is _FAILED or listener.keys.get(name, _FAILED) != key:
+            if key is _FAILED or listener.keys.get(name, listener.unseen) != key:
                 if key is _GONE:
                     listener.keys.pop(name, None)
                 else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from supervisor.core import schema
 from supervisor.core.model import Agent, Event, State
-from supervisor.core.notices import Bell, EventBell, EventWanted, Notices, RecordKey
+from supervisor.core.notices import UNKNOWN, Bell, EventBell, EventWanted, Notices, RecordKey
 from supervisor.core.storecheck import Found, StoreDamaged, inspect
 from supervisor.core.unwritten import FallbackConnection, Fault, StoreUnwritable
 from supervisor.errors import UsageError
@@ -311,7 +311,7 @@ class Store:
                         hint=f"pick another name, or `supervisor rm {agent.name}` first",
                     ) from None
                 self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
-                self._bump(agent.name, agent)
+                self._bump(agent.name, agent, added=True)
         except StoreUnwritable as exc:
             raise StoreUnwritable(f"{agent.name} was not started: {exc.message}", hint=exc.hint) from None
 
@@ -339,12 +339,13 @@ class Store:
         with self._lock:
             self._record_bells.append(bell)
 
-    def listen_record_keys(self, key: RecordKey, bell: Bell) -> None:
+    def listen_record_keys(self, key: RecordKey, bell: Bell, unseen: object = UNKNOWN) -> None:
         """Call `bell` (quickly: under the store's lock) after each transaction that added or removed a record, or
-        wrote one whose `key` differs from the last seen: a service that depends on some fields of the records
-        sleeps through the writes of the others (supervisor.core.notices)."""
+        wrote one whose `key` differs from the last seen (`unseen`, if given, for a record not written since):
+        a service that depends on some fields of the records sleeps through the writes of the others
+        (supervisor.core.notices)."""
         with self._lock:
-            self._notices.listen_records(key, bell)
+            self._notices.listen_records(key, bell, unseen)
 
     def listen_events(self, wanted: EventWanted, bell: EventBell) -> None:
         """Give `bell` (quickly: under the store's lock) each event `wanted(agent, kind, data)` accepts, once its
@@ -386,10 +387,10 @@ class Store:
         with self._lock:
             return self._versions.get(name, 0)
 
-    def _bump(self, name: str, agent: Agent) -> None:
+    def _bump(self, name: str, agent: Agent, added: bool = False) -> None:
         self._writes += 1
         self._versions[name] = self._writes
-        self._notices.record(name, agent)
+        self._notices.record(name, agent, added)
 
     def delete_agent(self, name: str) -> None:
         with self.transaction() as db:
