@@ -5,9 +5,9 @@ of them).
 - An event listener gives `wanted(agent, kind, data)` and a bell: the bell gets each wanted event (as read back
   from the log) once its transaction committed.
 - A record listener gives `key(agent)`: its bell rings once a transaction committed that wrote a record whose key
-  differs from the one last seen for that name, or added or removed one. A record not written since the listener
-  began has the key `unseen` if the listener gives one (its first write rings only when its key differs), else
-  none: its first write rings.
+  differs from the one it had before, or added or removed one. The key a record had before is remembered from its
+  last write; for a record not written since the listener began, the store reads it before writing it (`seed`:
+  once per record, the first write after an engine starts).
 - A touch listener's bell rings at each `Store.touch` (a change the store does not hold: a reloaded
   configuration, a moved ref).
 
@@ -33,14 +33,12 @@ Bell = Callable[[], None]
 _GONE = object()  # the key of a removed record
 _FAILED = object()  # the key of a record its key function failed on: never equal to any other
 _ADDED = object()  # the key a new record had before: never equal to any other
-UNKNOWN = object()  # `unseen` for a listener with no key to assume for records it has not seen written
 
 
 class _RecordListener:
-    def __init__(self, key: RecordKey, bell: Bell, unseen: object) -> None:
+    def __init__(self, key: RecordKey, bell: Bell) -> None:
         self.key = key
         self.bell = bell
-        self.unseen = _FAILED if unseen is UNKNOWN else unseen
         self.keys: dict[str, object] = {}  # name → its key as last committed
 
 
@@ -57,8 +55,26 @@ class Notices:
     def listen_events(self, wanted: EventWanted, bell: EventBell) -> None:
         self._events.append((wanted, bell))
 
-    def listen_records(self, key: RecordKey, bell: Bell, unseen: object = UNKNOWN) -> None:
-        self._records.append(_RecordListener(key, bell, unseen))
+    def listen_records(self, key: RecordKey, bell: Bell) -> None:
+        self._records.append(_RecordListener(key, bell))
+
+    def unseen(self, name: str) -> bool:
+        """Whether some record listener does not know the key of `name`'s record as it stands."""
+        return any(name not in listener.keys for listener in self._records)
+
+    def seed(self, name: str, agent: Agent) -> None:
+        """`name`'s record as it stands (read before a write): its key for the listeners that did not know it."""
+        for listener in self._records:
+            if name not in listener.keys:
+                listener.keys[name] = self._key(listener, agent)
+
+    @staticmethod
+    def _key(listener: _RecordListener, agent: Agent) -> object:
+        try:
+            return listener.key(agent)
+        except Exception:
+            log.exception("a record listener failed: told all the same")
+            return _FAILED
 
     def event(self, agent: str | None, kind: str, data: dict[str, Any], read: Callable[[], Event]) -> None:
         """An event appended in the open transaction; `read` gives it as the log holds it."""
@@ -76,15 +92,7 @@ class Notices:
         for index, listener in enumerate(self._records):
             if added:
                 listener.keys[name] = _ADDED  # (rolled back: it rings once for nothing)
-            if agent is None:
-                key = _GONE
-            else:
-                try:
-                    key = listener.key(agent)
-                except Exception:
-                    log.exception("a record listener failed: told all the same")
-                    key = _FAILED
-            self._owed_records[(index, name)] = key
+            self._owed_records[(index, name)] = _GONE if agent is None else self._key(listener, agent)
 
     def commit(self) -> None:
         """The open transaction committed: ring what it owes."""
@@ -95,7 +103,7 @@ class Notices:
         rung: set[int] = set()
         for (index, name), key in records.items():
             listener = self._records[index]
-            if key is _FAILED or listener.keys.get(name, listener.unseen) != key:
+            if key is _FAILED or listener.keys.get(name, _FAILED) != key:
                 if key is _GONE:
                     listener.keys.pop(name, None)
                 else:

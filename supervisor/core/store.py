@@ -19,7 +19,7 @@ from typing import Any
 
 from supervisor.core import schema
 from supervisor.core.model import Agent, Event, State
-from supervisor.core.notices import UNKNOWN, Bell, EventBell, EventWanted, Notices, RecordKey
+from supervisor.core.notices import Bell, EventBell, EventWanted, Notices, RecordKey
 from supervisor.core.storecheck import Found, StoreDamaged, inspect
 from supervisor.core.unwritten import FallbackConnection, Fault, StoreUnwritable
 from supervisor.errors import UsageError
@@ -318,6 +318,13 @@ class Store:
     def save_agent(self, agent: Agent, event: str | None = None, **data: Any) -> None:
         """Write the agent's record, and with `event` append that event in the same transaction."""
         with self.transaction() as db:
+            if self._notices.unseen(agent.name):  # the record as it stands, for the listeners that never saw it
+                row = db.execute("SELECT data FROM agents WHERE name = ?", (agent.name,)).fetchone()
+                try:
+                    if row is not None:
+                        self._notices.seed(agent.name, _agent_from_json(row[0]))
+                except (ValueError, TypeError, KeyError):  # not known then: this write rings them
+                    pass
             db.execute("UPDATE agents SET data = ? WHERE name = ?", (_agent_to_json(agent), agent.name))
             self._bump(agent.name, agent)
             if event is not None:
@@ -339,13 +346,12 @@ class Store:
         with self._lock:
             self._record_bells.append(bell)
 
-    def listen_record_keys(self, key: RecordKey, bell: Bell, unseen: object = UNKNOWN) -> None:
+    def listen_record_keys(self, key: RecordKey, bell: Bell) -> None:
         """Call `bell` (quickly: under the store's lock) after each transaction that added or removed a record, or
-        wrote one whose `key` differs from the last seen (`unseen`, if given, for a record not written since):
-        a service that depends on some fields of the records sleeps through the writes of the others
-        (supervisor.core.notices)."""
+        wrote one whose `key` differs from the one it had: a service that depends on some fields of the records
+        sleeps through the writes of the others (supervisor.core.notices)."""
         with self._lock:
-            self._notices.listen_records(key, bell, unseen)
+            self._notices.listen_records(key, bell)
 
     def listen_events(self, wanted: EventWanted, bell: EventBell) -> None:
         """Give `bell` (quickly: under the store's lock) each event `wanted(agent, kind, data)` accepts, once its

@@ -61,7 +61,7 @@ class Planner(PeriodicService):
         self._stepped_at = 0.0
         self._bell = threading.Event()  # a record it depends on written since the last step began
         self.steps = 0  # steps taken (tests: none for writes it does not depend on)
-        engine.store.listen_record_keys(self._record_key, self._bell.set, unseen=None)
+        engine.store.listen_record_keys(self._record_key, self._bell.set)
 
     def wake(self) -> None:
         self._wake.set()
@@ -69,8 +69,7 @@ class Planner(PeriodicService):
 
     def _record_key(self, agent: Agent) -> object:
         """While some agent belongs to a plan every write matters (its helpers' states too: a step reads them
-        all); otherwise only an agent coming or going does (an added or removed record always rings). A record
-        not written since the planner began counts as None: its step read every record there was."""
+        all); otherwise only an agent coming or going does (an added or removed record always rings)."""
         return object() if self._planned else None
 
     def step(self) -> None:

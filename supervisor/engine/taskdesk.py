@@ -63,14 +63,13 @@ class TaskDesk(ServiceThread):
         self._holders: frozenset[str] = frozenset()  # the agents holding claims at the last look
         self.looks = 0  # looks at the claims (tests: none for writes no claim depends on)
         engine.store.listen_events(lambda _agent, kind, _data: kind.startswith("task_"), self._ring)
-        engine.store.listen_record_keys(self._holder_key, self._bell.set, unseen=None)
+        engine.store.listen_record_keys(self._holder_key, self._bell.set)
 
     def _ring(self, _event: object) -> None:
         self._bell.set()
 
     def _holder_key(self, agent: Agent) -> object:
-        """What a claim depends on in a holder's record (`stale_reason`); nothing in anyone else's (None: also
-        what a record not written since the desk began counts as; a look reads its holders' records)."""
+        """What a claim depends on in a holder's record (`stale_reason`); nothing in anyone else's."""
         return (agent.started_at, agent.state) if agent.name in self._holders else None
 
     # service ---------------------------------------------------------------------------------------------
