@@ -20,6 +20,7 @@ from supervisor.core.model import Agent, State
 from supervisor.core.store import Store
 from supervisor.core.tasks import Actor
 from supervisor.core.triggers import Trigger, fire
+from supervisor.engine.commits_home import CommitsHome
 from supervisor.engine.engine import Engine
 from supervisor.engine.helpers import HelperDesk
 from supervisor.engine.radar import ConflictRadar
@@ -185,3 +186,21 @@ def test_alert_content_is_stored_as_asdict_gives_it_and_read_back_whole() -> Non
                            agents=("ann", "bob"))
     assert content.to_json() == json.dumps(asdict(content), sort_keys=True)
     assert AlertContent.from_json(content.to_json()) == content
+
+
+def test_with_no_host_commits_home_reads_nothing_and_sleeps_until_supervisor_yaml_is_read_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = _service(engine, CommitsHome)
+    assert not engine.config.hosts
+
+    def read() -> None:
+        raise AssertionError("no record is read while no host is configured")
+
+    monkeypatch.setattr(home._records, "read", read)
+    home.step()
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (home.pause(), done.set()), daemon=True)
+    waiter.start()
+    assert not done.wait(2.5)  # not woken every FETCH_SECONDS
+    engine.store.touch()  # as a reload of supervisor.yaml does
+    assert done.wait(5.0)
