@@ -78,6 +78,7 @@ class Notices:
 
     def event(self, agent: str | None, kind: str, data: dict[str, Any], read: Callable[[], Event]) -> None:
         """An event appended in the open transaction; `read` gives it as the log holds it."""
+        event: Event | None = None  # read back once, for all the listeners that want it
         for wanted, bell in self._events:
             try:
                 hit = wanted(agent, kind, data)
@@ -85,7 +86,8 @@ class Notices:
                 log.exception("an event listener failed: told all the same")
                 hit = True
             if hit:
-                self._owed_events.append((bell, read()))
+                event = event or read()
+                self._owed_events.append((bell, event))
 
     def record(self, name: str, agent: Agent | None, added: bool = False) -> None:
         """A record written (None: removed; `added`: new) in the open transaction."""
