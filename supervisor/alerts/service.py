@@ -56,7 +56,6 @@ class AlertService:
         self._rung = threading.Event()  # an event of the alerts' business, or a touch, since the last step began
         self.store.listen_events(Router.wanted, lambda _event: self._rung.set())
         self.store.listen_touches(self._rung.set)
-        self.steps = 0  # router steps taken (tests: none for writes that are none of the alerts' business)
         self._lock = threading.Lock()
         self._config: AlertsConfig | None = None
         self._settings: Settings | None = None
@@ -152,7 +151,6 @@ class AlertService:
                 if dirty:
                     self._dirty.clear()
                 forced = due or dirty
-                self.steps += 1
                 step = self.router.step(settings, time.time(), forced=forced)
                 seen, next_due = step.cursor, step.next_due
                 if step.queued:

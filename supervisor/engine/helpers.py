@@ -61,7 +61,6 @@ class HelperDesk(ServiceThread):
         self._events: list[Event] = []  # events about helpers not handled yet
         self._guard = threading.Lock()
         self._bell = threading.Event()  # an event about a helper came (or it is asked to stop)
-        self.wakes = 0  # times it handled events (tests: none while no helper changes)
         engine.store.listen_events(lambda agent, _kind, _data: agent is not None and "." in agent, self._told)
         engine.hostlinks.on_up.append(self._host_up)
 
@@ -78,7 +77,6 @@ class HelperDesk(ServiceThread):
                 events, self._events = self._events, []
             if not events:
                 continue
-            self.wakes += 1
             try:
                 self.refresh()
                 for event in events:

@@ -60,7 +60,6 @@ class Planner(PeriodicService):
         self._step_lock = threading.Lock()
         self._stepped_at = 0.0
         self._bell = threading.Event()  # a record it depends on written since the last step began
-        self.steps = 0  # steps taken (tests: none for writes it does not depend on)
         engine.store.listen_record_keys(self._record_key, self._bell.set)
 
     def wake(self) -> None:
@@ -75,7 +74,6 @@ class Planner(PeriodicService):
     def step(self) -> None:
         self._bell.clear()  # what is written during the step is looked at again
         self._stepped_at = time.monotonic()
-        self.steps += 1
         with self._step_lock:
             self._step()
 

@@ -68,7 +68,6 @@ class ConflictRadar(PeriodicService):
         self._looked_at = 0.0
         self._bell = threading.Event()  # a record it depends on changed, or the store was touched (a ref moved)
         self._rung = False  # rung since the last look began
-        self.looks = 0  # looks taken (tests: none for writes it does not depend on)
         engine.store.listen_record_keys(radar_key, self._bell.set)
         engine.store.listen_touches(self._bell.set)
 
@@ -77,7 +76,6 @@ class ConflictRadar(PeriodicService):
         self._rung = False
         self._moves = self.engine.watcher.refs.moves
         self._looked_at = time.monotonic()
-        self.looks += 1
         self.look()
 
     def pause(self) -> None:

@@ -61,7 +61,6 @@ class TaskDesk(ServiceThread):
         self.board = TaskBoard(engine.store)
         self._bell = threading.Event()  # a task event, or a holder's record changed, since the last look began
         self._holders: frozenset[str] = frozenset()  # the agents holding claims at the last look
-        self.looks = 0  # looks at the claims (tests: none for writes no claim depends on)
         engine.store.listen_events(lambda _agent, kind, _data: kind.startswith("task_"), self._ring)
         engine.store.listen_record_keys(self._holder_key, self._bell.set)
 
@@ -95,7 +94,6 @@ class TaskDesk(ServiceThread):
 
     def release_stale(self) -> bool:
         """Put back the stale claims; whether agents still hold any."""
-        self.looks += 1
         claims = self.board.agent_claims()
         self._holders = frozenset(task.holder for task in claims if task.holder)
         if not claims:
