@@ -8,12 +8,13 @@ import mmap
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from supervisor.core.model import Agent
+from supervisor.core.model import Agent, State
 from supervisor.engine import auditor as auditor_module
 from supervisor.engine import changes
 from supervisor.engine.engine import Engine
@@ -124,20 +125,24 @@ def test_an_audit_pass_rung_by_a_record_that_changes_nothing_audited_looks_at_no
     packed-refs; a record that moves a worktree, and a folder that changed, are looked at again."""
     _agent_with_worktree(engine, sandbox, "ann")
     audit = engine.auditor
-    audit.step()  # the first pass writes the record (what it audited): that rings it once more...
-    audit.step()
-    assert audit.passes == 1 and not audit.rung()  # ... for nothing; everything watched: it sleeps until rung
+    audit.step()  # the first pass writes the record (what it audited): nothing the audit reads of it
+    assert audit.passes == 1 and not audit.rung()  # everything watched: it sleeps until rung
     heads = _counted(monkeypatch, auditor_module, "worktree_head")
     stats = _counted(monkeypatch, auditor_module, "stamp_of")
     ref_stats = _counted(monkeypatch, changes, "stamp_of")
     ann = engine.store.get_agent("ann")
     assert ann is not None
-    ann.task, ann.last_activity_at = "another task", 12.0
+    ann.task, ann.last_activity_at, ann.state = "another task", 12.0, State.IDLE
     engine.store.save_agent(ann)
-    assert audit.rung()  # a record was written: woken...
-    audit.step()
-    assert audit.passes == 1 and heads == stats == ref_stats == []  # ... and found nothing to look at
+    assert not audit.rung()  # a record was written, none of what the audit reads: not even woken
+    audit.step()  # a pass all the same (its minute's timer, say) finds nothing to look at
+    assert audit.passes == 1 and heads == stats == ref_stats == []
     assert not audit.rung()
+    moved = replace(ann, worktree=ann.worktree + "-moved")
+    engine.store.save_agent(moved)
+    assert audit.rung()  # a record that moves a worktree rings it
+    engine.store.save_agent(ann)
+    audit.step()
     subprocess.run(["git", "checkout", "-q", "--detach"], cwd=ann.worktree, check=True)
     wait_until(lambda: engine.folders.dirty(()) or audit.rung(),  # events are read by any asker (the watch loop)
                message="the auditor rung by its worktree's git folder")

@@ -182,3 +182,65 @@ def test_a_thread_holding_its_notices_wakes_the_waiters_once_with_all_its_writes
     waiter.join(30)
     assert woke == [changes + 4]
     assert store.wait_for_events(events, 30) == events + 3
+
+
+def test_listeners_hear_the_events_and_record_changes_they_want_once_committed(tmp_path: Path) -> None:
+    """`listen_events`, `listen_record_keys`, `listen_touches`: a service told of what it depends on only; what
+    a rolled-back transaction wrote tells nobody."""
+    store = Store(tmp_path / "s.db")
+    heard: list[tuple[str | None, str, dict[str, object]]] = []
+    rings = {"state": 0, "tasks": 0, "touch": 0}
+
+    def ring(name: str) -> None:
+        rings[name] += 1
+
+    store.listen_events(lambda agent, kind, data: kind == "trigger",
+                        lambda event: heard.append((event.agent, event.kind, event.data)))
+    store.listen_record_keys(lambda agent: agent.state, lambda: ring("state"))
+    store.listen_record_keys(lambda agent: None, lambda: ring("tasks"))
+    store.listen_touches(lambda: ring("touch"))
+    ann = _agent("ann")
+    store.add_agent(ann)
+    assert rings == {"state": 1, "tasks": 1, "touch": 0}  # an agent came: both
+    with store.transaction():
+        store.append_event("ann", "trigger", trigger="waiting", evidence={"n": 1})
+        store.append_event("ann", "screen", lines=3)
+        assert heard == []  # not before its transaction commits
+    assert heard == [("ann", "trigger", {"evidence": {"n": 1}, "trigger": "waiting"})]
+    ann.task = "another"
+    store.save_agent(ann, "state", state=str(ann.state))
+    assert rings == {"state": 1, "tasks": 1, "touch": 0}  # its state is as it was
+    ann.state = State.IDLE
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_agent(ann)
+        store.append_event("ann", "trigger", trigger="done")
+        raise RuntimeError("rolled back")
+    assert rings["state"] == 1 and len(heard) == 1  # rolled back: nothing happened
+    store.save_agent(ann)
+    assert rings == {"state": 2, "tasks": 1, "touch": 0}
+    store.touch()
+    assert rings["touch"] == 1
+    store.delete_agent("ann")
+    assert rings == {"state": 3, "tasks": 2, "touch": 1}  # an agent went: both
+    store.close()
+
+
+def test_a_record_not_written_since_a_listener_began_rings_it_only_when_its_key_changed(tmp_path: Path) -> None:
+    """After an engine starts, the first write of each record compares with the record as it stood (read once),
+    not with nothing: 100 agents' first writes do not wake every listener for nothing."""
+    store = Store(tmp_path / "s.db")
+    store.add_agent(_agent("ann"))
+    store.close()
+    store = Store(tmp_path / "s.db")  # ann's record was there before any listener
+    rings: list[str] = []
+    store.listen_record_keys(lambda agent: agent.state, lambda: rings.append("state"))
+    store.listen_record_keys(lambda agent: agent.branch, lambda: rings.append("branch"))
+    ann = store.get_agent("ann")
+    assert ann is not None
+    ann.task = "another"
+    store.save_agent(ann)
+    assert rings == []  # neither its state nor its branch changed
+    ann.state = State.IDLE
+    store.save_agent(ann)
+    assert rings == ["state"]
+    store.close()

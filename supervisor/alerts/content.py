@@ -9,7 +9,7 @@ channel (and every retry after a restart) sends the same words. Only "how late i
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,9 @@ class AlertContent:
     # -- (de)serialisation ----------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """As `json.dumps(asdict(self))` gives it, without asdict's deep copy of every field (an alert a second
+        at many agents: that copy was most of the cost of writing one)."""
+        return json.dumps({**vars(self), "items": [vars(item) for item in self.items]}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> AlertContent:

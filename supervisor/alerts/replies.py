@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 3.0
+IDLE_SECONDS = 60.0  # with no Slack answers configured, it looks at the configuration at least this often
 _SDK_LOG = logging.getLogger("supervisor.alerts.slack_sdk")
 _EDITED = "message_changed"
 # A person's message: plain, "also sent to the channel", or with a file attached; an edit is read (and refused
@@ -54,6 +55,8 @@ class SlackReplies:
         self.outbox = outbox
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._bell = threading.Event()  # the store was touched (a reloaded supervisor.yaml), or stop
+        engine.store.listen_touches(self._bell.set)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="slack-replies", daemon=True)
@@ -61,13 +64,26 @@ class SlackReplies:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._bell.set()
 
     def _run(self) -> None:
-        while not self._stopping.wait(POLL_SECONDS):
+        """Every POLL_SECONDS while Slack answers are configured; else asleep until supervisor.yaml is read
+        again (which touches the store) and says so."""
+        while not self._stopping.is_set():
+            if not self._configured():
+                self._bell.wait(IDLE_SECONDS)
+                self._bell.clear()
+                continue
+            if self._stopping.wait(POLL_SECONDS):
+                return
             try:
                 self.poll_once()
             except Exception:
                 log.exception("reading Slack replies failed")
+
+    def _configured(self) -> bool:
+        slack = self.engine.config.alerts.slack
+        return slack is not None and bool(slack.token) and bool(slack.channel)
 
     def poll_once(self) -> None:
         slack = self.engine.config.alerts.slack

@@ -40,6 +40,10 @@ ROUTE_HUMAN = "human"
 ROUTE_PARENT = "parent"
 _ENDED = frozenset(str(state) for state in ENDED_STATES)
 _STATEFUL = tuple(str(trigger) for trigger in STATEFUL)
+# The events `consume` may apply, as SQL: any other is read past undecoded. A JSON object with a "state" key
+# (the store writes it with json.dumps' separators) holds `"state": `; what else holds it is decoded and skipped.
+_MAYBE_APPLIED = (f"(kind IN ('{TRIGGER_EVENT}', 'removed', 'created') "
+                  """OR (agent IS NOT NULL AND data LIKE '%"state": %'))""")
 # Trigger evidence worth showing in a message; the rest (matching rules, reasons already in the summary) is noise.
 _EVIDENCE_SHOWN = frozenset({"exit_code", "paths", "commit", "cycle", "pid", "cwd"})
 
@@ -111,6 +115,17 @@ class Router:
 
     # events -------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def wanted(agent: str | None, kind: str, data: dict[str, Any]) -> bool:
+        """Whether an event (as written: `Store.listen_events`) may be the alerts' business: what `consume`
+        applies is among these (a trigger; an agent created, removed, or in an ended state)."""
+        if kind == TRIGGER_EVENT:
+            return True
+        if agent is None:
+            return False
+        state = data.get("state")
+        return kind in ("removed", "created") or (state is not None and str(state) in _ENDED)
+
     def consume(self, now: float) -> int:
         """Apply every event after the cursor, in batches, each batch in one transaction with the cursor."""
         self._applied = 0
@@ -119,7 +134,7 @@ class Router:
                 cursor = get_cursor(db)
                 newest = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
                 rows = db.execute("SELECT id, ts, agent, kind, data FROM events WHERE id > ? AND id <= ? "
-                                  "ORDER BY id LIMIT ?", (cursor, newest, BATCH)).fetchall()
+                                  f"AND {_MAYBE_APPLIED} ORDER BY id LIMIT ?", (cursor, newest, BATCH)).fetchall()
                 for _id, ts, agent, kind, data in rows:
                     if agent is not None:
                         self._applied += self._apply(db, float(ts), str(agent), str(kind), json.loads(data))

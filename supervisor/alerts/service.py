@@ -1,9 +1,11 @@
 """The alert service: reads `trigger` events from the store's log and notifies people (SPEC §8).
 
 Threads of its own, none of them the watcher's:
-- the router thread sleeps on the store's changes (`Store.wait_for_change`: new events, a reloaded
-  configuration, a silence added or ended) until its next due time, turns new events into grouped alerts in
-  the outbox (router.py) and wakes the workers;
+- the router thread sleeps until an event that is the alerts' business is written (`Router.wanted`: a
+  trigger, an agent created, removed or ended; told by the store, `Store.listen_events`), the store is
+  touched (a reloaded configuration), a request changed a silence, or its next due time; then it turns the
+  new events into grouped alerts in the outbox (router.py) and wakes the workers. The watch tick's other
+  writes (states, screens, conflicts, ...) do not wake it: the next step reads past them;
 - one delivery worker per configured channel sends from the outbox (delivery.py).
 Channels are rebuilt when the engine reloads supervisor.yaml. Requests (`op_*`) answer the CLI and dashboard:
 alerts, alerts_test, snooze, unsnooze, silences.
@@ -51,6 +53,9 @@ class AlertService:
         self.instance = self._instance()
         self._stopping = threading.Event()
         self._dirty = threading.Event()  # a request changed something the router must look at
+        self._rung = threading.Event()  # an event of the alerts' business, or a touch, since the last step began
+        self.store.listen_events(Router.wanted, lambda _event: self._rung.set())
+        self.store.listen_touches(self._rung.set)
         self._lock = threading.Lock()
         self._config: AlertsConfig | None = None
         self._settings: Settings | None = None
@@ -73,7 +78,7 @@ class AlertService:
         """Stop quickly: only a send in progress is given time to finish (so it is not repeated at the next
         start). The router is not waited for: each of its steps is one transaction, safe to abandon."""
         self._stopping.set()
-        self.store.touch()  # the router ends now, not at its next look at the clock
+        self._rung.set()  # the router ends now, not at its next look at the clock
         self.replies.stop()
         with self._lock:
             workers = list(self._workers.values())
@@ -128,17 +133,18 @@ class AlertService:
     def _run(self) -> None:
         seen: int | None = None
         next_due: float | None = None
-        changes = -1
         while not self._stopping.is_set():
             timeout = POLL if next_due is None else min(POLL, max(0.0, next_due - time.time()))
             try:
-                changes = self.store.wait_for_change(changes, timeout)
-                last = self.store.last_event_id
+                self._rung.wait(timeout)
                 if self._stopping.is_set():
                     return
+                rung = self._rung.is_set()
+                if rung:
+                    self._rung.clear()  # what is written from now on rings again
                 settings = self.sync_channels()
                 due = next_due is not None and time.time() >= next_due
-                if seen is not None and last <= seen and not due and not self._dirty.is_set():
+                if seen is not None and not rung and not due and not self._dirty.is_set():
                     continue
                 # Cleared only once seen set: a snooze set between a look and a clear would be lost otherwise.
                 dirty = self._dirty.is_set()

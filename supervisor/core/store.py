@@ -19,6 +19,7 @@ from typing import Any
 
 from supervisor.core import schema
 from supervisor.core.model import Agent, Event, State
+from supervisor.core.notices import Bell, EventBell, EventWanted, Notices, RecordKey
 from supervisor.core.storecheck import Found, StoreDamaged, inspect
 from supervisor.core.unwritten import FallbackConnection, Fault, StoreUnwritable
 from supervisor.errors import UsageError
@@ -116,6 +117,7 @@ class Store:
         self._versions: dict[str, int] = {}
         self._writes = 0
         self._record_bells: list[Callable[[], None]] = []  # called when a transaction wrote agent records
+        self._notices = Notices()  # listeners told of the events and record changes they want only
         self._depth = 0  # transactions open on the holding thread (the outermost one commits)
         # While the file cannot be written (a full disk), the connection keeps the changes in memory.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30,
@@ -227,6 +229,7 @@ class Store:
             except BaseException:
                 self._db.rollback_writes()
                 self._last_event = before
+                self._notices.rollback()
                 raise
             finally:
                 self._depth = 0
@@ -237,6 +240,7 @@ class Store:
             if self._writes != writes:
                 for bell in self._record_bells:
                     bell()
+            self._notices.commit()
 
     def _note_change(self, events: bool) -> None:
         """Wake the waiters (on changes, and on events when some were written), or, on a thread that holds
@@ -276,6 +280,7 @@ class Store:
         """Wake the threads waiting for a change: something they depend on changed outside the store."""
         with self._lock:
             self._note_change(events=False)
+            self._notices.touch()
 
     @property
     def changes(self) -> int:
@@ -306,15 +311,22 @@ class Store:
                         hint=f"pick another name, or `supervisor rm {agent.name}` first",
                     ) from None
                 self._append(db, agent.name, "created", {"command": agent.command, "task": agent.task})
-                self._bump(agent.name)
+                self._bump(agent.name, agent, added=True)
         except StoreUnwritable as exc:
             raise StoreUnwritable(f"{agent.name} was not started: {exc.message}", hint=exc.hint) from None
 
     def save_agent(self, agent: Agent, event: str | None = None, **data: Any) -> None:
         """Write the agent's record, and with `event` append that event in the same transaction."""
         with self.transaction() as db:
+            if self._notices.unseen(agent.name):  # the record as it stands, for the listeners that never saw it
+                row = db.execute("SELECT data FROM agents WHERE name = ?", (agent.name,)).fetchone()
+                try:
+                    if row is not None:
+                        self._notices.seed(agent.name, _agent_from_json(row[0]))
+                except (ValueError, TypeError, KeyError):  # not known then: this write rings them
+                    pass
             db.execute("UPDATE agents SET data = ? WHERE name = ?", (_agent_to_json(agent), agent.name))
-            self._bump(agent.name)
+            self._bump(agent.name, agent)
             if event is not None:
                 self._append(db, agent.name, event, data)
 
@@ -333,6 +345,25 @@ class Store:
         records: a service that depends on records alone sleeps until one is written."""
         with self._lock:
             self._record_bells.append(bell)
+
+    def listen_record_keys(self, key: RecordKey, bell: Bell) -> None:
+        """Call `bell` (quickly: under the store's lock) after each transaction that added or removed a record, or
+        wrote one whose `key` differs from the one it had: a service that depends on some fields of the records
+        sleeps through the writes of the others (supervisor.core.notices)."""
+        with self._lock:
+            self._notices.listen_records(key, bell)
+
+    def listen_events(self, wanted: EventWanted, bell: EventBell) -> None:
+        """Give `bell` (quickly: under the store's lock) each event `wanted(agent, kind, data)` accepts, once its
+        transaction committed: a service that handles some events sleeps through the others."""
+        with self._lock:
+            self._notices.listen_events(wanted, bell)
+
+    def listen_touches(self, bell: Bell) -> None:
+        """Call `bell` (quickly: under the store's lock) at each `touch`: a change the store does not hold (a
+        reloaded configuration, a moved ref)."""
+        with self._lock:
+            self._notices.touches.append(bell)
 
     @property
     def records_written(self) -> int:
@@ -362,9 +393,10 @@ class Store:
         with self._lock:
             return self._versions.get(name, 0)
 
-    def _bump(self, name: str) -> None:
+    def _bump(self, name: str, agent: Agent, added: bool = False) -> None:
         self._writes += 1
         self._versions[name] = self._writes
+        self._notices.record(name, agent, added)
 
     def delete_agent(self, name: str) -> None:
         with self.transaction() as db:
@@ -372,6 +404,7 @@ class Store:
             self._append(db, name, "removed", {})
             self._writes += 1
             self._versions.pop(name, None)
+            self._notices.record(name, None)
 
     # events -------------------------------------------------------------------------------------------
 
@@ -381,15 +414,15 @@ class Store:
 
     def _append(self, db: sqlite3.Connection, agent: str | None, kind: str, data: dict[str, Any]) -> int:
         ts = time.time()
-        cursor = db.execute(
-            "INSERT INTO events(ts, agent, kind, data) VALUES (?, ?, ?, ?)",
-            (ts, agent, kind, json.dumps(data, sort_keys=True, default=str)),
-        )
-        assert cursor.lastrowid is not None
-        self._last_event = cursor.lastrowid
+        text = json.dumps(data, sort_keys=True, default=str)
+        cursor = db.execute("INSERT INTO events(ts, agent, kind, data) VALUES (?, ?, ?, ?)", (ts, agent, kind, text))
+        event_id = cursor.lastrowid
+        assert event_id is not None
+        self._last_event = event_id
         if agent is not None:
             self._pending[agent] = (kind, ts, _gist(data))
-        return cursor.lastrowid
+        self._notices.event(agent, kind, data, lambda: Event(event_id, ts, agent, kind, _event_data(text)))
+        return event_id
 
     def newest_event(self, agent: str) -> tuple[str, float, dict[str, Any]] | None:
         """The agent's newest event: its kind, time, and what it was about (trigger, hook, state)."""

@@ -13,7 +13,8 @@ each where that cannot be had; no git process) and reads the HEAD file of those 
 off its branch gets a `boundary` event and trigger saying so, once, until it is back.
 
 The audit sleeps until it is told something changed: a ref or worktree git folder it watches (the kernel's
-inotify events, read by the watch loop, ring it) or an agent record (a new agent, a worktree moved); with no
+inotify events, read by the watch loop, ring it) or what it reads of an agent record (`roster_of`: a new agent,
+a worktree moved; told by the store, `Store.listen_record_keys`: a state or activity written rings nothing); with no
 inotify, or a folder that can only be stat'ed, it looks every AUDIT_SECONDS instead. A pass that finds the same
 agents, branches and worktrees as the last one, and no folder changed, does nothing.
 """
@@ -76,7 +77,7 @@ class Auditor(PeriodicService):
         self.passes = 0  # passes that looked at anything (for tests: none while nothing changes)
         for group in ("audit", "heads"):
             engine.folders.listen(group, self._bell.set)
-        engine.store.listen_records(self._bell.set)
+        engine.store.listen_record_keys(roster_of, self._bell.set)
 
     def step(self) -> None:
         self._passed_at = time.monotonic()
@@ -115,8 +116,7 @@ class Auditor(PeriodicService):
         if whole:
             self._whole_at = time.monotonic()
         agents, _ = self._records.read()  # decodes only the records written since the last pass
-        roster = tuple((agent.name, agent.worktree, agent.host, agent.branch, agent.target, agent.base,
-                        agent.state == State.QUEUED) for agent in agents)
+        roster = tuple((agent.name, *roster_of(agent)) for agent in agents)
         if not whole and not polled and roster == self._roster and not self.engine.folders.dirty(("heads", "audit")):
             self._polled = False
             return  # rung for a record that changed nothing audited, and no folder changed since
@@ -365,6 +365,11 @@ class Auditor(PeriodicService):
         if losers:
             self.engine.store.append_event(winner.name, "best_of_chosen", contest=contest, removed=losers)
         return losers
+
+
+def roster_of(agent: Agent) -> tuple[object, ...]:
+    """What a pass reads of an agent's record to tell whether anything it audits changed."""
+    return agent.worktree, agent.host, agent.branch, agent.target, agent.base, agent.state == State.QUEUED
 
 
 def _as_record(violation: CommitViolation) -> dict[str, Any]:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 FETCH_SECONDS = 2.0
 HEADS_TIMEOUT = 15.0
 RECHECK_SECONDS = 60.0  # the private refs read again at least this often though the host's heads did not move
+IDLE_SECONDS = 60.0  # with no host configured, it looks at the configuration at least this often
 
 
 class CommitsHome(PeriodicService):
@@ -46,6 +47,8 @@ class CommitsHome(PeriodicService):
         super().__init__()
         self.engine = engine
         self._wake = threading.Event()
+        self._touched = threading.Event()  # the store was touched (a reloaded supervisor.yaml, among others)
+        engine.store.listen_touches(self._touched.set)
         self._said: dict[str, str] = {}  # host → the fault last logged (said once until it changes)
         # host → the host's heads and the agents' refs of the last pass that left home up to date, and when:
         # while they stay the same, home's refs are not read again (a git process per host every pass).
@@ -55,13 +58,22 @@ class CommitsHome(PeriodicService):
         engine.hostlinks.on_up.append(lambda host, link: self._wake.set())
 
     def pause(self) -> None:
-        self._wake.wait(self.interval)
+        """FETCH_SECONDS while hosts are configured; with none, until supervisor.yaml is read again (it touches
+        the store) or IDLE_SECONDS pass."""
+        self._touched.clear()  # before the look at the hosts: a reload after it rings
+        if self.engine.config.hosts:
+            self._wake.wait(self.interval)
+        else:
+            self._touched.wait(IDLE_SECONDS)
         self._wake.clear()
 
     def wake(self) -> None:
         self._wake.set()
+        self._touched.set()
 
     def step(self) -> None:
+        if not self.engine.config.hosts:
+            return  # no host configured: no agent's commits to bring (`bring_home` would skip each); no record read
         by_host: dict[str, list[Agent]] = {}
         for agent in self._records.read()[0]:
             if agent_refs.is_remote(agent) and agent.state != State.QUEUED:

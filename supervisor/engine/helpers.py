@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from supervisor.core.contract import Contract, parse_contract, render_contract
-from supervisor.core.model import SESSION_NAME, Agent, State, root_of
+from supervisor.core.model import SESSION_NAME, Agent, Event, State, root_of
 from supervisor.core.roles import default_session_contract, helper_contract
 from supervisor.core.seal import Seal
 from supervisor.engine import views
@@ -58,30 +58,41 @@ class HelperDesk(ServiceThread):
         self.engine = engine
         self._written: dict[str, str] = {}  # parent → the status.yaml text last written
         self._refreshing = threading.Lock()  # the desk's thread and helper requests both refresh
+        self._events: list[Event] = []  # events about helpers not handled yet
+        self._guard = threading.Lock()
+        self._bell = threading.Event()  # an event about a helper came (or it is asked to stop)
+        engine.store.listen_events(lambda agent, _kind, _data: agent is not None and "." in agent, self._told)
         engine.hostlinks.on_up.append(self._host_up)
 
     # service ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Rewrite status files when helpers change; pass helpers' finished turns on to their parents."""
-        store = self.engine.store
-        after = store.last_event_id
+        """Rewrite status files when helpers change; pass helpers' finished turns on to their parents. Told by
+        the store of the events about helpers only (`Store.listen_events`): the others never wake it."""
         self.refresh()
         while not self.stopping.is_set():
-            last = store.wait_for_events(after, 1.0)
-            if last <= after:
+            self._bell.wait()
+            with self._guard:
+                self._bell.clear()
+                events, self._events = self._events, []
+            if not events:
                 continue
             try:
-                events = store.events(None, after=after, limit=10_000)
-                after = max([last, *(e.id for e in events)])
-                if any(e.agent and "." in e.agent for e in events):
-                    self.refresh()
+                self.refresh()
                 for event in events:
                     if event.kind == "alert" and event.data.get("route") == "parent" and event.agent:
                         self._tell_parent(event.agent, event.data)
             except Exception:
                 log.exception("helper desk")
-                after = last
+
+    def wake(self) -> None:
+        self._bell.set()
+
+    def _told(self, event: Event) -> None:
+        """An event about a helper (under the store's lock: only kept for the desk's thread)."""
+        with self._guard:
+            self._events.append(event)
+            self._bell.set()
 
     # starting helpers ---------------------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOOK_EVERY = 1.0  # seconds: the longest a reload of supervisor.yaml waits to be seen (it also wakes the store)
+# A reload of supervisor.yaml touches the store, which rings this service (`Store.listen_touches`): the other
+# writes to the store never wake it. At least this often it looks all the same (seconds).
+LOOK_EVERY = 10.0
 
 
 class HostLinks(ServiceThread):
@@ -52,18 +54,22 @@ class HostLinks(ServiceThread):
         self._watches: dict[str, HostWatch] = {}
         self._guard = threading.Lock()
         self._applied: Mapping[str, HostConfig] | None = None
+        self._bell = threading.Event()  # the store was touched (a reloaded configuration, among others)
+        engine.store.listen_touches(self._bell.set)
 
     # the service ------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        store = self.engine.store
-        seen = store.changes
         while not self.stopping.is_set():
+            self._bell.clear()  # a reload from now on rings again
             try:
                 self._apply(self.engine.config.hosts)
             except Exception:
                 log.exception("applying the hosts of supervisor.yaml failed")
-            seen = store.wait_for_change(seen, LOOK_EVERY)
+            self._bell.wait(LOOK_EVERY)
+
+    def wake(self) -> None:
+        self._bell.set()
 
     def stop(self) -> None:
         super().stop()

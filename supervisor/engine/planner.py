@@ -2,9 +2,10 @@
 with `merge: auto` a finished session is merged by itself, in plan order, after `merge.check` passes.
 
 Everything a plan needs lives in its sessions' records (`extra["plan"]`), so an engine started again
-carries on where the last one stopped. The planner looks again whenever the store changes (a record written:
-a state change, an audited commit, a merge) or a ref moves (see `supervisor.engine.changes`), at most every
-PLAN_SECONDS, and at least every LOOK_AGAIN_SECONDS.
+carries on where the last one stopped. The planner looks again whenever a record is written while some agent
+belongs to a plan (a state change, an audited commit, a merge), or an agent comes or goes (told by the store,
+`Store.listen_record_keys`: with no plan, the watch tick's writes never wake it), at most every PLAN_SECONDS,
+and at least every LOOK_AGAIN_SECONDS.
 
 An automatic merge needs: the session idle and none of its helpers busy, at least one commit its target
 lacks, no uncommitted changes (they would not be merged), and a clean audit. A conflict or a failing check
@@ -57,22 +58,29 @@ class Planner(PeriodicService):
         self._seen: dict[str, int] | None = None
         self._planned: set[str] = set()
         self._step_lock = threading.Lock()
-        self._changes = 0  # the store's change count when the last step began
         self._stepped_at = 0.0
+        self._bell = threading.Event()  # a record it depends on written since the last step began
+        engine.store.listen_record_keys(self._record_key, self._bell.set)
 
     def wake(self) -> None:
         self._wake.set()
-        self.engine.store.touch()
+        self._bell.set()
+
+    def _record_key(self, agent: Agent) -> object:
+        """While some agent belongs to a plan every write matters (its helpers' states too: a step reads them
+        all); otherwise only an agent coming or going does (an added or removed record always rings)."""
+        return object() if self._planned else None
 
     def step(self) -> None:
-        self._changes = self.engine.store.changes  # what changes during the step is looked at again
+        self._bell.clear()  # what is written during the step is looked at again
         self._stepped_at = time.monotonic()
         with self._step_lock:
             self._step()
 
     def pause(self) -> None:
-        """Until the store changes or `wake`, at most every PLAN_SECONDS (a woken planner at once)."""
-        self._changes = self.engine.store.wait_for_change(self._changes, LOOK_AGAIN_SECONDS)
+        """Until a record it depends on is written or `wake`, at most every PLAN_SECONDS (a woken planner at
+        once)."""
+        self._bell.wait(LOOK_AGAIN_SECONDS)
         if not self._wake.is_set():
             self._wake.wait(max(0.0, self._stepped_at + self.interval - time.monotonic()))
         self._wake.clear()

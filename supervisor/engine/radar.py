@@ -2,9 +2,10 @@
 
 It looks whether anything it depends on changed when a ref moved (the watch loop takes a stamp of the ref
 folders every tick, see `supervisor.engine.changes`, and touches the store), at most every RADAR_SECONDS, or
-when the store was written (a record: the set of live agents, their branches and targets), at most every
-RECORDS_SECONDS (with many agents working some record is written every tick); and at least every
-LOOK_AGAIN_SECONDS, never on a fixed period that finds nothing new. When nothing did, a look costs a few
+when a record changed in what it depends on (`radar_key`: an agent came or went, became live or ended, its
+branch, target, host, merged tip or recorded conflicts; told by the store, `Store.listen_record_keys`), at most
+every RECORDS_SECONDS; and at least every LOOK_AGAIN_SECONDS, never on a fixed period that finds nothing new.
+The watch tick's other writes (states, activity) never wake it. When nothing did, a look costs a few
 `stat` calls and no git process. Otherwise one `for-each-ref` reads every branch tip and the radar
 recomputes the pairs whose tips moved (`supervisor.git.radar`), so a commit shows on the radar within a
 second.
@@ -22,7 +23,9 @@ the others already show, until it moves again.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -61,33 +64,38 @@ class ConflictRadar(PeriodicService):
         self._failures: set[Failure] = set()
         self._versions: dict[str, int] | None = None  # the records as a look found them all in line
         self._folders: frozenset[str] | None = None  # the ref folders that look depended on
-        self._seen = 0  # the store's change count when the last look began
-        self._moves = 0  # the watch loop's count of refs moves then
+        self._moves = 0  # the watch loop's count of refs moves when the last look began
         self._looked_at = 0.0
+        self._bell = threading.Event()  # a record it depends on changed, or the store was touched (a ref moved)
+        self._rung = False  # rung since the last look began
+        engine.store.listen_record_keys(radar_key, self._bell.set)
+        engine.store.listen_touches(self._bell.set)
 
     def step(self) -> None:
-        self._seen = self.engine.store.changes  # what changes during the look is looked at again
+        self._bell.clear()  # what changes during the look is looked at again
+        self._rung = False
         self._moves = self.engine.watcher.refs.moves
         self._looked_at = time.monotonic()
         self.look()
 
     def pause(self) -> None:
-        """Until a ref moved (RADAR_SECONDS after the last look began at the soonest) or a record was written
-        (RECORDS_SECONDS after), or LOOK_AGAIN_SECONDS passed."""
-        store = self.engine.store
+        """Until a ref moved (RADAR_SECONDS after the last look began at the soonest) or a record it depends on
+        changed (RECORDS_SECONDS after), or LOOK_AGAIN_SECONDS passed."""
         while not self.stopping.is_set():
+            if self._bell.is_set():
+                self._bell.clear()
+                self._rung = True
             moved = self.engine.watcher.refs.moves != self._moves
-            changes = store.changes
             now = time.monotonic()
             due = self._looked_at + (self.interval if moved else RECORDS_SECONDS)
-            if (changes != self._seen and now >= due) or now >= self._looked_at + LOOK_AGAIN_SECONDS:
+            if (self._rung and now >= due) or now >= self._looked_at + LOOK_AGAIN_SECONDS:
                 return
-            # Written since: wait until it is due (or until a ref moves); else until anything is written.
-            until = due if changes != self._seen else self._looked_at + LOOK_AGAIN_SECONDS
-            store.wait_for_change(changes, max(0.0, until - now))
+            # Rung since: wait until it is due (or until a ref moves); else until it is rung.
+            until = due if self._rung else self._looked_at + LOOK_AGAIN_SECONDS
+            self._bell.wait(max(0.0, until - now))
 
     def wake(self) -> None:
-        self.engine.store.touch()
+        self._bell.set()
 
     def look(self) -> bool:
         """Recompute the conflicts if branches or live agents changed (whether a pass ran), and bring every
@@ -146,6 +154,14 @@ class ConflictRadar(PeriodicService):
             self.engine.store.save_agent(agent, "conflicts", conflicts=conflicts, summary=describe_conflicts(conflicts))
         finally:
             lock.release()
+
+
+def radar_key(agent: Agent) -> object:
+    """What the radar reads of a record: a write that leaves it as it was (a state within the live ones, the
+    activity the watch tick records) is none of its business."""
+    conflicts = agent.extra.get("conflicts")
+    return (agent.state.live, agent.branch, agent.target, agent.host, str(agent.extra.get("merged_tip")),
+            json.dumps(conflicts, sort_keys=True) if conflicts else None)
 
 
 def conflicts_of(agent: Agent) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ and the fresh incarnation (given its task prompt again) claims the next open tas
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from supervisor.core.model import Agent
@@ -58,14 +59,23 @@ class TaskDesk(ServiceThread):
         super().__init__()
         self.engine = engine
         self.board = TaskBoard(engine.store)
+        self._bell = threading.Event()  # a task event, or a holder's record changed, since the last look began
+        self._holders: frozenset[str] = frozenset()  # the agents holding claims at the last look
+        engine.store.listen_events(lambda _agent, kind, _data: kind.startswith("task_"), self._ring)
+        engine.store.listen_record_keys(self._holder_key, self._bell.set)
+
+    def _ring(self, _event: object) -> None:
+        self._bell.set()
+
+    def _holder_key(self, agent: Agent) -> object:
+        """What a claim depends on in a holder's record (`stale_reason`); nothing in anyone else's."""
+        return (agent.started_at, agent.state) if agent.name in self._holders else None
 
     # service ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        store = self.engine.store
-        after = store.last_event_id
         while not self.stopping.is_set():
-            changes = store.changes
+            self._bell.clear()  # what is written from now on rings again
             try:
                 held = self.release_stale()
             except Exception:
@@ -73,19 +83,19 @@ class TaskDesk(ServiceThread):
                 held = False
             if held:
                 self.stopping.wait(MIN_GAP)
-                after = store.wait_for_events(after, CHECK_SECONDS)
+                self._bell.wait(CHECK_SECONDS)
             else:
-                # No claim held: one can go stale only once an agent claimed a task and its record changed
-                # (it ended, or started again), both writes to the store.
-                store.wait_for_change(changes, IDLE_SECONDS)
-                after = store.last_event_id
+                # No claim held: one can go stale only once an agent claimed a task (a task event) and its
+                # record changed (it ended, or started again).
+                self._bell.wait(IDLE_SECONDS)
 
     def wake(self) -> None:
-        self.engine.store.touch()
+        self._bell.set()
 
     def release_stale(self) -> bool:
         """Put back the stale claims; whether agents still hold any."""
         claims = self.board.agent_claims()
+        self._holders = frozenset(task.holder for task in claims if task.holder)
         if not claims:
             return False
         agents, _ = self.engine.store.get_agents(sorted({task.holder for task in claims if task.holder}))
