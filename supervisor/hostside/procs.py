@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal as signals
@@ -105,17 +106,27 @@ def _boot_time() -> float:
     raise OpError("/proc/stat has no boot time")
 
 
-def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
-    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read)."""
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_CLOEXEC
+_STAT_BYTES = 4096  # a stat line is a few hundred bytes: one read takes it whole
+
+
+def _read_at(folder: int, name: str, limit: int | None = None) -> bytes:
+    """File `name` under the open folder `folder`, whole (its first `limit` bytes: one read); OSError when it cannot
+    be read. Raw reads: a process tree costs a few files per process, read every few seconds."""
+    fd = os.open(name, _FILE, dir_fd=folder)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-        cmdline = b""
-        if argv:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-    except OSError:
-        return None  # gone meanwhile, or not ours to read
+        if limit is not None:
+            return os.read(fd, limit)
+        chunks = []
+        while data := os.read(fd, 65536):
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _parsed(pid: int, raw: bytes, cmdline: bytes, boot: float) -> dict[str, Any]:
     name = raw[raw.index(b"(") + 1:raw.rindex(b")")]
     fields = raw[raw.rindex(b")") + 2:].split()  # fields[0] is the state (the third field of stat)
     return {
@@ -132,6 +143,44 @@ def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
     }
 
 
+def _threads(raw: bytes) -> int:
+    """How many threads the process of stat line `raw` has."""
+    return int(raw[raw.rindex(b")") + 2:].split()[17])
+
+
+def _read(pid: int, boot: float, argv: bool = True, cwd: bool = False,
+          children: bool = False) -> tuple[dict[str, Any], list[int]] | None:
+    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read; with `cwd`, its working
+    directory, None when it cannot be read) and, with `children`, its children; None when it is gone (or not ours
+    to read). Everything is read through one open `/proc/PID` folder, which stays the process's own: once it ends,
+    nothing more can be read through it, even when its pid is another process's by then (its working directory is
+    never a later process's)."""
+    try:
+        folder = os.open(f"/proc/{pid}", _FOLDER)
+    except OSError:
+        return None
+    try:
+        try:
+            raw = _read_at(folder, "stat", _STAT_BYTES)
+            info = _parsed(pid, raw, _read_at(folder, "cmdline") if argv else b"", boot)
+        except (OSError, ValueError, IndexError):
+            return None  # gone meanwhile, or not ours to read
+        if cwd:
+            try:
+                info["cwd"] = os.readlink("cwd", dir_fd=folder)
+            except OSError:
+                info["cwd"] = None
+        return info, (_children_at(folder, pid, _threads(raw)) if children else [])
+    finally:
+        os.close(folder)
+
+
+def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
+    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read)."""
+    read = _read(pid, boot, argv)
+    return None if read is None else read[0]
+
+
 def table() -> list[dict[str, Any]]:
     """Every process this user can see, from /proc."""
     boot = _boot_time()
@@ -144,17 +193,24 @@ def table() -> list[dict[str, Any]]:
     return found
 
 
-def _children(pid: int) -> list[int]:
-    """The children of `pid`, as its threads' `children` files tell (none when it is gone)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
+def _children_at(folder: int, pid: int, threads: int) -> list[int]:
+    """The children of `pid` (its `/proc` folder open as `folder`), as its threads' `children` files tell: a process
+    of one thread has only its own (no listing of its threads)."""
+    if threads == 1:
+        tasks = [str(pid)]
+    else:
+        try:
+            listed = os.open("task", _FOLDER, dir_fd=folder)
+        except OSError:
+            return []
+        try:
+            tasks = os.listdir(listed)
+        finally:
+            os.close(listed)
     found: list[int] = []
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
-                found += [int(child) for child in handle.read().split()]
+            found += [int(child) for child in _read_at(folder, f"task/{task}/children").split()]
         except OSError:
             continue  # that thread ended meanwhile
     return found
@@ -169,23 +225,23 @@ def _has_children_files() -> bool:
 _CHILDREN_FILES = _has_children_files()
 
 
-def trees(roots: list[int], argv: bool = True) -> list[dict[str, Any]]:
+def trees(roots: list[int], argv: bool = True, cwd: bool = False) -> list[dict[str, Any]]:
     """The processes under `roots`, each root first and then its descendants, level by level, read from the
-    roots down."""
+    roots down (with `cwd`, each one's working directory, read with the rest of it)."""
     boot = _boot_time()
     result: list[dict[str, Any]] = []
     seen: set[int] = set()
-    queue = list(roots)
+    queue = collections.deque(roots)
     while queue:
-        pid = queue.pop(0)
+        pid = queue.popleft()
         if pid in seen:
             continue
         seen.add(pid)
-        info = _stat(pid, boot, argv)
-        if info is None:
+        read = _read(pid, boot, argv, cwd, children=True)
+        if read is None:
             continue
-        result.append(info)
-        queue.extend(_children(pid))
+        result.append(read[0])
+        queue.extend(read[1])
     return result
 
 
@@ -203,11 +259,7 @@ def ps(call: Call) -> list[Any]:
         raise OpError("argument 'pids' must be a list of process ids")
     brief = call.arg("brief", bool, False)
     with_cwd = call.arg("cwd", bool, False)
-    found = _under(roots, argv=not brief)
-    if with_cwd:
-        boot = _boot_time()
-        for info in found:
-            info["cwd"] = _cwd(info, boot)
+    found = _under(roots, argv=not brief, cwd=with_cwd)
     if not brief:
         return found
     columns = (*BRIEF, "cwd") if with_cwd else BRIEF
@@ -225,10 +277,10 @@ def _cwd(info: dict[str, Any], boot: float) -> str | None:
     return where if again is not None and again["start"] == info["start"] else None
 
 
-def _under(roots: list[int], argv: bool) -> list[dict[str, Any]]:
+def _under(roots: list[int], argv: bool, cwd: bool = False) -> list[dict[str, Any]]:
     """The processes under `roots`: read down from them, or (a kernel that does not tell children) from all."""
     if _CHILDREN_FILES:
-        return trees(roots, argv)
+        return trees(roots, argv, cwd)
     every = table()
     children: dict[int, list[dict[str, Any]]] = {}
     by_pid = {}
@@ -237,14 +289,18 @@ def _under(roots: list[int], argv: bool) -> list[dict[str, Any]]:
         by_pid[info["pid"]] = info
     result: list[dict[str, Any]] = []
     seen: set[int] = set()
-    queue = [by_pid[pid] for pid in roots if pid in by_pid]
+    queue = collections.deque(by_pid[pid] for pid in roots if pid in by_pid)
     while queue:
-        info = queue.pop(0)
+        info = queue.popleft()
         if info["pid"] in seen:
             continue
         seen.add(info["pid"])
         result.append(info)
         queue.extend(children.get(info["pid"], []))
+    if cwd:
+        boot = _boot_time()
+        for info in result:
+            info["cwd"] = _cwd(info, boot)
     return result
 
 
