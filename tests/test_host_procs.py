@@ -104,3 +104,51 @@ def test_a_process_that_ended_tells_nothing(tmp_path: Path) -> None:
         os.close(folder)
     assert procs._read(process.pid, procs._boot_time(), cwd=True, children=True) is None
     assert ps(pids=[process.pid], brief=True, cwd=True) == []
+
+
+def test_a_process_read_again_shows_what_changed_since(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch reads the same processes every few seconds (their files kept open between reads, a stat text that
+    did not change not parsed again): a process that changed its name, its folder and its children since is seen
+    as it is now."""
+    later = tmp_path / "later"
+    later.mkdir()
+    process = subprocess.Popen(["sh", "-c", f"read line; cd {later}; sleep 301 & exec sleep 300"], cwd=tmp_path,
+                               stdin=subprocess.PIPE, start_new_session=True)
+    assert process.stdin is not None
+    try:
+        wait_until(lambda: (rows := ps(pids=[process.pid], brief=True, cwd=True)) and rows[0][2] == "S"  # type: ignore[index]
+                   and rows == ps(pids=[process.pid], brief=True, cwd=True), message="the shell waiting for a line")
+        first = ps(pids=[process.pid], brief=True, cwd=True)
+        assert [(row[0], row[3], row[7]) for row in first] == [  # type: ignore[index]
+            (process.pid, "sh", str(tmp_path))]
+        parsed: list[int] = []
+        real = procs._parsed
+
+        def counted(pid: int, raw: bytes, cmdline: bytes, boot: float) -> dict[str, object]:
+            parsed.append(pid)
+            return real(pid, raw, cmdline, boot)
+
+        monkeypatch.setattr(procs, "_parsed", counted)
+        assert ps(pids=[process.pid], brief=True, cwd=True) == first  # a shell waiting: nothing of it changed
+        assert parsed == []  # nor parsed again
+        process.stdin.write(b"go\n")
+        process.stdin.flush()
+
+        def moved() -> list[tuple[object, ...]]:
+            return [(row[1], row[3], row[7]) for row in ps(pids=[process.pid], brief=True, cwd=True)]  # type: ignore[index]
+        wait_until(lambda: moved() == [(os.getpid(), "sleep", str(later)), (process.pid, "sleep", str(later))],
+                   message="the shell now sleep in its new folder, with its child")
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+    assert ps(pids=[process.pid], brief=True, cwd=True) == []  # ended: nothing of it, though its files were kept
+
+
+def test_processes_past_what_may_be_kept_open_are_read_all_the_same(tree: subprocess.Popen[bytes],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    want = ps(pids=[tree.pid], brief=True, cwd=True)
+    monkeypatch.setattr(procs, "_KEPT", procs._Kept())
+    monkeypatch.setattr(procs._KEPT, "_limit", 1)  # one process kept, the others read once each
+    assert [row[:4] + row[5:] for row in ps(pids=[tree.pid], brief=True, cwd=True)] == [  # type: ignore[index,operator]
+        row[:4] + row[5:] for row in want]  # type: ignore[index,operator]
+    assert list(procs._KEPT._open) == [tree.pid]
