@@ -138,3 +138,34 @@ def test_a_heads_answer_no_git_gives_is_refused_before_anything_is_sent(repo: Pa
         bundles.push(cast(Link, host), repo, "/clone", {"refs/supervisor/bases/x": "main"})
     assert [op for op, _ in host.asked] == ["git_heads", "git_heads"]  # no bundle, no git_receive
     assert not _git(repo, "for-each-ref", "refs/supervisor/outgoing")
+
+
+def test_a_heads_answer_the_same_as_the_last_is_not_checked_again_and_a_changed_one_is(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sha = _git(repo, "rev-parse", "main")
+    good = {"exists": True, "refs": {WANTED: sha, "refs/heads/main": sha}}
+    host = HostileHost(heads=good)
+    checks: list[object] = []
+    real = bundles.checked_refs
+
+    def counted(name: str, op: str, refs: object) -> dict[str, str]:
+        checks.append(refs)
+        return real(name, op, refs)
+
+    monkeypatch.setattr(bundles, "checked_refs", counted)
+    memo: bundles.Checked = {}
+    for _ in range(3):  # commits-home asks every 2 s: the same answer is checked once
+        assert bundles.heads(cast(Link, host), "/clone", 5, memo) == {WANTED: sha, "refs/heads/main": sha}
+    assert len(checks) == 1
+    # Whatever came before, an answer that changed is checked whole, and refused as any other.
+    host.heads = {"exists": True, "refs": {WANTED: sha, "refs/heads/main": f"{sha}\nupdate refs/heads/main {sha}"}}
+    with pytest.raises(HostAnswerRefused, match="evil: git_heads: "):
+        bundles.heads(cast(Link, host), "/clone", 5, memo)
+    host.heads = {"exists": True, "refs": {WANTED: sha, "refs/heads/main": sha, "refs/heads/a b": sha}}
+    with pytest.raises(HostAnswerRefused):
+        bundles.heads(cast(Link, host), "/clone", 5, memo)
+    assert len(checks) == 3
+    host.heads = good  # the good one again: as checked before the refused ones
+    assert bundles.heads(cast(Link, host), "/clone", 5, memo) == {WANTED: sha, "refs/heads/main": sha}
+    assert len(checks) == 3
+    assert bundles.heads(cast(Link, host), "/other-clone", 5, memo) and len(checks) == 4  # each clone its own

@@ -55,6 +55,7 @@ class CommitsHome(PeriodicService):
         self._settled: dict[str, tuple[object, float]] = {}
         self.fetches = 0  # bundles fetched (tests, measurements)
         self._records = AgentRecords(engine.store)  # only records written since the last pass are decoded
+        self._checked: bundles.Checked = {}  # each host's last heads answer, checked: the same one is not again
         engine.hostlinks.on_up.append(lambda host, link: self._wake.set())
 
     def pause(self) -> None:
@@ -106,7 +107,7 @@ class CommitsHome(PeriodicService):
     def _fetch(self, remote: RemoteHost, link: Link, agents: list[Agent]) -> list[str]:
         root = self.engine.paths.root
         clone = remote.layout().clone
-        there = bundles.heads(link, clone, HEADS_TIMEOUT)
+        there = bundles.heads(link, clone, HEADS_TIMEOUT, self._checked)
         key = (sorted(there.items()), sorted((agent.branch, agent_refs.branch_ref(agent)) for agent in agents))
         settled = self._settled.pop(remote.name, None)
         now = time.monotonic()

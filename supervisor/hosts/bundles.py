@@ -56,10 +56,22 @@ def checked_refs(host: str, op: str, refs: object) -> dict[str, str]:
     return dict(refs)
 
 
-def heads(link: Link, clone: str, timeout: float) -> dict[str, str]:
-    """The refs of the host's clone at `clone` (`git_heads`), checked."""
+Checked = dict[tuple[str, str], dict[str, str]]  # (host, clone) → the refs of its last answer, found good
+
+
+def heads(link: Link, clone: str, timeout: float, checked: Checked | None = None) -> dict[str, str]:
+    """The refs of the host's clone at `clone` (`git_heads`), checked. `checked`: the caller's memo of the last
+    answer of each host and clone, with what checking it found: an answer equal to the last one (the same names
+    and commits, which are strings then) is not checked again (commits-home asks every 2 s)."""
     answer = link.call("git_heads", repo=clone, timeout=timeout)
-    return checked_refs(link.name, "git_heads", answer.get("refs") if isinstance(answer, dict) else None)
+    refs = answer.get("refs") if isinstance(answer, dict) else None
+    last = checked.get((link.name, clone)) if checked is not None else None
+    if last is not None and isinstance(refs, dict) and refs == last:
+        return dict(last)
+    found = checked_refs(link.name, "git_heads", refs)
+    if checked is not None:
+        checked[(link.name, clone)] = dict(found)
+    return found
 
 
 def _git(repo: Path, *args: str, stdin: str | None = None) -> str:

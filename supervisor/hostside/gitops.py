@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
+import time
 from typing import Any
 
 from .calls import Call, OpError
@@ -53,12 +55,65 @@ def _refs(repo: str) -> dict[str, str]:
     return {name: sha for sha, _, name in (line.partition(" ") for line in lines)}
 
 
+# `heads` is asked every 2 s per host; git is run again only when what holds the clone's refs changed on disk, and
+# at least every RECHECK_SECONDS whatever it looks like (a file written in place through a shared mapping keeps its
+# times; a ref naming an object that arrives later is listed once it is there).
+RECHECK_SECONDS = 60.0
+_listed: dict[str, tuple[object, float, dict[str, str]]] = {}  # repo → (its refs' storage, when, its refs then)
+_listed_lock = threading.Lock()
+
+
+def _storage(repo: str) -> object:
+    """What the refs of `repo` are kept in, as it stands on disk: every file and folder under `refs/`, `packed-refs`
+    and `reftable/`, each with its inode, size, modification and change times (a ref git moves is a file renamed
+    into place: a new inode; a file written in place has a new change time, which its writer cannot set back).
+    None when it cannot be told (a file went while it was being read)."""
+    found: list[tuple[str, int, int, int, int]] = []
+    folders = [os.path.join(repo, "refs"), os.path.join(repo, "reftable")]
+    for path in (os.path.join(repo, "packed-refs"), *folders):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        found.append((path, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                return None
+            found.append((entry.path, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+    found.sort()
+    return found
+
+
+def _current_refs(repo: str) -> dict[str, str]:
+    """The clone's refs: as last listed while their storage stays the same (for RECHECK_SECONDS at most), else
+    listed by git now."""
+    storage = _storage(repo)  # before git reads them: a change after this is seen next time
+    now = time.monotonic()
+    with _listed_lock:
+        last = _listed.get(repo)
+    if storage is not None and last is not None and last[0] == storage and now - last[1] < RECHECK_SECONDS:
+        return dict(last[2])
+    refs = _refs(repo)
+    with _listed_lock:
+        _listed[repo] = (storage, now, dict(refs))
+    return refs
+
+
 def heads(call: Call) -> dict[str, Any]:
     """The clone's refs (`{name: sha}`), and whether it exists yet."""
     repo = _repo(call)
     if not _exists(repo):
         return {"exists": False, "refs": {}}
-    return {"exists": True, "refs": _refs(repo)}
+    return {"exists": True, "refs": _current_refs(repo)}
 
 
 def receive(call: Call) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal as signals
 import subprocess
 import threading
+import time
 from typing import Any
 
 from .calls import Call, OpError
@@ -105,17 +107,27 @@ def _boot_time() -> float:
     raise OpError("/proc/stat has no boot time")
 
 
-def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
-    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read)."""
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_CLOEXEC
+_STAT_BYTES = 4096  # a stat line is a few hundred bytes: one read takes it whole
+
+
+def _read_at(folder: int, name: str, limit: int | None = None) -> bytes:
+    """File `name` under the open folder `folder`, whole (its first `limit` bytes: one read); OSError when it cannot
+    be read. Raw reads: a process tree costs a few files per process, read every few seconds."""
+    fd = os.open(name, _FILE, dir_fd=folder)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-        cmdline = b""
-        if argv:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-    except OSError:
-        return None  # gone meanwhile, or not ours to read
+        if limit is not None:
+            return os.read(fd, limit)
+        chunks = []
+        while data := os.read(fd, 65536):
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _parsed(pid: int, raw: bytes, cmdline: bytes, boot: float) -> dict[str, Any]:
     name = raw[raw.index(b"(") + 1:raw.rindex(b")")]
     fields = raw[raw.rindex(b")") + 2:].split()  # fields[0] is the state (the third field of stat)
     return {
@@ -132,6 +144,185 @@ def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
     }
 
 
+def _threads(raw: bytes) -> int:
+    """How many threads the process of stat line `raw` has."""
+    return int(raw[raw.rindex(b")") + 2:].split()[17])
+
+
+def _read(pid: int, boot: float, argv: bool = True, cwd: bool = False,
+          children: bool = False) -> tuple[dict[str, Any], list[int]] | None:
+    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read; with `cwd`, its working
+    directory, None when it cannot be read) and, with `children`, its children; None when it is gone (or not ours
+    to read). Everything is read through one open `/proc/PID` folder, which stays the process's own: once it ends,
+    nothing more can be read through it, even when its pid is another process's by then (its working directory is
+    never a later process's). Without `argv`, the files of the process are kept open for the next read (`_KEPT`)."""
+    if not argv:
+        kept = _KEPT.read(pid, boot, cwd, children)
+        if kept is not _UNKEPT:
+            return kept  # type: ignore[return-value]  # not _UNKEPT: what it read
+    try:
+        folder = os.open(f"/proc/{pid}", _FOLDER)
+    except OSError:
+        return None
+    try:
+        try:
+            raw = _read_at(folder, "stat", _STAT_BYTES)
+            info = _parsed(pid, raw, _read_at(folder, "cmdline") if argv else b"", boot)
+        except (OSError, ValueError, IndexError):
+            return None  # gone meanwhile, or not ours to read
+        if cwd:
+            info["cwd"] = _cwd_at(folder)
+        return info, (_children_at(folder, pid, _threads(raw)) if children else [])
+    finally:
+        os.close(folder)
+
+
+def _cwd_at(folder: int) -> str | None:
+    try:
+        return os.readlink("cwd", dir_fd=folder)
+    except OSError:
+        return None
+
+
+FORGET_SECONDS = 15.0  # the engine reads every tree every 5 s: files of processes not read for this long are closed
+_FILES_EACH = 2  # descriptors a kept process holds (its stat, its main thread's children)
+_SPARE_FILES = 256  # descriptors left for everything else the program opens (its connections, relays, commands)
+_UNKEPT = object()
+
+
+class _Held:
+    """One process's files, kept open: its stat and its threads' children files by thread id; its stat text as last
+    read, and what it was parsed into."""
+
+    __slots__ = ("children", "parsed", "stat", "text", "used")
+
+    def __init__(self, stat: int, used: float) -> None:
+        self.stat = stat
+        self.children: dict[str, int] = {}
+        self.used = used
+        self.text = b""
+        self.parsed: tuple[float, dict[str, Any]] | None = None  # (boot, info) that `text` was parsed into
+
+    def close(self) -> None:
+        for fd in (self.stat, *self.children.values()):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.children.clear()
+
+
+class _Kept:
+    """The /proc files of the processes the engine's watch reads, kept open between its reads, as the engine keeps
+    its own (supervisor/engine/procfiles.py): a file kept open is read again with one `pread` (the kernel makes its
+    text anew), where opening it costs an open, a path walk and a close; a stat text the same as last time (a
+    process that did not run) is not parsed again. An open /proc file is its process's own, not its pid's: once
+    the process ended, its stat reads nothing, and every file of that pid is closed and opened anew (the pid may be
+    another process's by then). A working directory is read by its path before the stat: a stat read through the
+    process's own file after it says the pid was still that process's. At most `limit()` processes are kept (the
+    descriptors the program may open); the others are read once, as `_read` reads them."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Held] = {}
+        self._lock = threading.Lock()
+        self._pruned = time.monotonic()
+        self._limit: int | None = None
+
+    def read(self, pid: int, boot: float, cwd: bool, children: bool) -> object:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._pruned > FORGET_SECONDS / 3:
+                self._prune(now)
+            held = self._open.get(pid)
+            if held is None:
+                if len(self._open) >= self.limit():
+                    return _UNKEPT
+                try:
+                    held = _Held(os.open(f"/proc/{pid}/stat", _FILE), now)
+                except OSError:
+                    return None
+                self._open[pid] = held
+            where = _cwd_of(pid) if cwd else None  # before the stat that says it was this process's
+            try:
+                raw = os.pread(held.stat, _STAT_BYTES, 0)
+            except OSError:
+                raw = b""
+            if not raw:  # ended: its pid may be another process's now (read anew next time)
+                del self._open[pid]
+                held.close()
+                return None
+            held.used = now
+            if raw != held.text or held.parsed is None or held.parsed[0] != boot:
+                try:
+                    held.parsed = (boot, _parsed(pid, raw, b"", boot))
+                except (ValueError, IndexError):
+                    return None
+                held.text = raw
+            info = dict(held.parsed[1])
+            if cwd:
+                info["cwd"] = where
+            return info, (self._children(held, pid, _threads(raw)) if children else [])
+
+    def limit(self) -> int:
+        """How many processes may be kept: by the program's limit on open descriptors (not raised: what it starts,
+        tmux and the agents' panes, would have it too), keeping _SPARE_FILES for the rest."""
+        if self._limit is None:
+            try:
+                import resource
+
+                soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                self._limit = 1 << 16 if soft == resource.RLIM_INFINITY else \
+                    max(0, (soft - _SPARE_FILES) // _FILES_EACH)
+            except (ImportError, ValueError, OSError):
+                self._limit = 0
+        return self._limit
+
+    def _children(self, held: _Held, pid: int, threads: int) -> list[int]:
+        """The children of every thread of the process (one thread: its own only); files of threads that ended are
+        closed."""
+        if threads == 1:
+            tasks = [str(pid)]
+        else:
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                return []
+        found: list[int] = []
+        for task in tasks:
+            fd = held.children.get(task)
+            if fd is None:
+                try:
+                    fd = held.children[task] = os.open(f"/proc/{pid}/task/{task}/children", _FILE)
+                except OSError:
+                    continue  # that thread ended meanwhile
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in os.pread(fd, 65536, 0).split()]
+        if len(held.children) > len(tasks):
+            for task in [task for task in held.children if task not in tasks]:
+                with contextlib.suppress(OSError):
+                    os.close(held.children.pop(task))
+        return found
+
+    def _prune(self, now: float) -> None:
+        self._pruned = now
+        for pid in [pid for pid, held in self._open.items() if now - held.used > FORGET_SECONDS]:
+            self._open.pop(pid).close()
+
+
+def _cwd_of(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+_KEPT = _Kept()
+
+
+def _stat(pid: int, boot: float, argv: bool = True) -> dict[str, Any] | None:
+    """What `ps` tells of `pid` (`argv` an empty list unless asked: one more file to read)."""
+    read = _read(pid, boot, argv)
+    return None if read is None else read[0]
+
+
 def table() -> list[dict[str, Any]]:
     """Every process this user can see, from /proc."""
     boot = _boot_time()
@@ -144,17 +335,24 @@ def table() -> list[dict[str, Any]]:
     return found
 
 
-def _children(pid: int) -> list[int]:
-    """The children of `pid`, as its threads' `children` files tell (none when it is gone)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
+def _children_at(folder: int, pid: int, threads: int) -> list[int]:
+    """The children of `pid` (its `/proc` folder open as `folder`), as its threads' `children` files tell: a process
+    of one thread has only its own (no listing of its threads)."""
+    if threads == 1:
+        tasks = [str(pid)]
+    else:
+        try:
+            listed = os.open("task", _FOLDER, dir_fd=folder)
+        except OSError:
+            return []
+        try:
+            tasks = os.listdir(listed)
+        finally:
+            os.close(listed)
     found: list[int] = []
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
-                found += [int(child) for child in handle.read().split()]
+            found += [int(child) for child in _read_at(folder, f"task/{task}/children").split()]
         except OSError:
             continue  # that thread ended meanwhile
     return found
@@ -169,23 +367,23 @@ def _has_children_files() -> bool:
 _CHILDREN_FILES = _has_children_files()
 
 
-def trees(roots: list[int], argv: bool = True) -> list[dict[str, Any]]:
+def trees(roots: list[int], argv: bool = True, cwd: bool = False) -> list[dict[str, Any]]:
     """The processes under `roots`, each root first and then its descendants, level by level, read from the
-    roots down."""
+    roots down (with `cwd`, each one's working directory, read with the rest of it)."""
     boot = _boot_time()
     result: list[dict[str, Any]] = []
     seen: set[int] = set()
-    queue = list(roots)
+    queue = collections.deque(roots)
     while queue:
-        pid = queue.pop(0)
+        pid = queue.popleft()
         if pid in seen:
             continue
         seen.add(pid)
-        info = _stat(pid, boot, argv)
-        if info is None:
+        read = _read(pid, boot, argv, cwd, children=True)
+        if read is None:
             continue
-        result.append(info)
-        queue.extend(_children(pid))
+        result.append(read[0])
+        queue.extend(read[1])
     return result
 
 
@@ -203,11 +401,7 @@ def ps(call: Call) -> list[Any]:
         raise OpError("argument 'pids' must be a list of process ids")
     brief = call.arg("brief", bool, False)
     with_cwd = call.arg("cwd", bool, False)
-    found = _under(roots, argv=not brief)
-    if with_cwd:
-        boot = _boot_time()
-        for info in found:
-            info["cwd"] = _cwd(info, boot)
+    found = _under(roots, argv=not brief, cwd=with_cwd)
     if not brief:
         return found
     columns = (*BRIEF, "cwd") if with_cwd else BRIEF
@@ -225,10 +419,10 @@ def _cwd(info: dict[str, Any], boot: float) -> str | None:
     return where if again is not None and again["start"] == info["start"] else None
 
 
-def _under(roots: list[int], argv: bool) -> list[dict[str, Any]]:
+def _under(roots: list[int], argv: bool, cwd: bool = False) -> list[dict[str, Any]]:
     """The processes under `roots`: read down from them, or (a kernel that does not tell children) from all."""
     if _CHILDREN_FILES:
-        return trees(roots, argv)
+        return trees(roots, argv, cwd)
     every = table()
     children: dict[int, list[dict[str, Any]]] = {}
     by_pid = {}
@@ -237,14 +431,18 @@ def _under(roots: list[int], argv: bool) -> list[dict[str, Any]]:
         by_pid[info["pid"]] = info
     result: list[dict[str, Any]] = []
     seen: set[int] = set()
-    queue = [by_pid[pid] for pid in roots if pid in by_pid]
+    queue = collections.deque(by_pid[pid] for pid in roots if pid in by_pid)
     while queue:
-        info = queue.pop(0)
+        info = queue.popleft()
         if info["pid"] in seen:
             continue
         seen.add(info["pid"])
         result.append(info)
         queue.extend(children.get(info["pid"], []))
+    if cwd:
+        boot = _boot_time()
+        for info in result:
+            info["cwd"] = _cwd(info, boot)
     return result
 
 
