@@ -137,6 +137,8 @@ class LiveDashboard(App[None]):
         self.collector = QuietCollector()
         self._input_at = time.monotonic()  # the last key press
         self._refreshed_at = 0.0  # the last redraw of the tables (monotonic)
+        self._drawn_clock = 0.0  # … by the app's clock, and when an age it showed next changes (`_tick_ages`)
+        self._ages_due = 0.0
         self._listed_at = 0.0  # the last listing received (monotonic)
         self.pacer = Pacer(self.set_timer, self._news_due, redraw_seconds)  # news drawn at most once per redraw_seconds
         self._acted_at: float | None = None  # the user's last action: the listing asked after it is drawn at once
@@ -315,7 +317,12 @@ class LiveDashboard(App[None]):
 
     def _tick_ages(self) -> None:
         """Time in state ticks locally, once a second: a redraw that just happened (a listing came) showed it.
-        A tick is news like any other: drawn by the pacer, at most once per its gap."""
+        A tick is news like any other: drawn by the pacer, at most once per its gap. Only when an age shown
+        changes its text (past its first minute, an agent's age changes once a minute), or while the task
+        board, whose ages tick on their own, is open; a clock set back draws too."""
+        now = self.clock()
+        if self._drawn_clock <= now < self._ages_due and not isinstance(self.screen, TaskBoardScreen):
+            return
         if time.monotonic() - self._refreshed_at >= 0.9:
             self.pacer.soon()
 
@@ -468,6 +475,9 @@ class LiveDashboard(App[None]):
                     agents = [*agents, record]
             else:
                 del self._announced[name]
+        if self.loaded and not at_once and agents == list(self.board.agents.values()):
+            self._listed_at = time.monotonic()  # what is shown already (CPU and memory listed again, unchanged)
+            return
         hosts = self.board.hosts()
         self.board.set_agents(agents)
         if self.board.hosts() != hosts:
@@ -588,6 +598,9 @@ class LiveDashboard(App[None]):
         self.agents_table.sync(rows)
         items = self.board.attention()
         self.attention_table.sync(self._attention_rows(items, now))
+        self._drawn_clock = now
+        self._ages_due = self.board.ages_change_at([*(name for name, _ in visible), *(item.name for item in items)],
+                                                   now)
         self._title(self.attention_table, f"Needs you ({len(items)})" if items else "Needs you (nothing now)")
         self.apply_layout()
         total = len(self.board.agents)
