@@ -1,17 +1,19 @@
 """The dashboard's data flow: requests in threads, the long poll, recovery, and redrawing what changed.
 
 It talks to the engine only through a `DataSource` (the client API), and never on its event loop: every
-request runs in a thread worker and hands its result back with `call_from_thread`. It learns about changes
-from the engine's `changes` long poll (one daemon thread), refreshes `ls` when something changed (and
-slowly anyway, for CPU and memory), `diffstat` every few seconds and when turns end, and the preview of the
-selected pane twice a second. Tables are updated cell by cell, never rebuilt. When the engine goes away, a
-banner says so, and the dashboard starts it again and carries on from the same event id.
+request runs in a thread of the loop's pool and hands its result back with `call_from_thread`. It
+learns about changes from the engine's `changes` long poll (one daemon thread), refreshes `ls` when
+something changed (and slowly anyway, for CPU and memory), `diffstat` every few seconds and when turns
+end, and the preview of the selected pane twice a second. Tables are updated cell by cell, never rebuilt.
+When the engine goes away, a banner says so, and the dashboard starts it again and carries on from the
+same event id.
 
 The layout, the keys and the actions are in `supervisor.ui.app`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -59,6 +61,13 @@ DIFFSTAT_GAP = 3.0
 LONG_REFUSAL_LINES, LONG_REFUSAL_CHARS = 2, 160  # a refusal this long opens a dialog rather than a toast
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 HOST_EVENTS = frozenset({"host_down", "host_up", "host_removed"})  # a host's state changed: the banner follows
+
+
+def _unexpected(future: asyncio.Future[None]) -> None:
+    """A request's thread ended with an error it does not expect (its own are handed to the app): retrieved,
+    so that asyncio does not report it as lost (a thread worker that failed was left as failed, too)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def hosts_banner(down: list[dict[str, Any]]) -> str:
@@ -219,7 +228,13 @@ class LiveDashboard(App[None]):
                 if coalesce:
                     self._from_thread(self._finished, kind)
 
-        self.run_worker(work, name=kind, group=kind, thread=True, exit_on_error=False)
+        # In the loop's pool of threads, as Textual's thread workers run, but without a worker: each of those
+        # posted messages to the app as it started and ended, each dispatched up the app's classes, about half
+        # a millisecond of the event loop per request (the preview alone asks twice a second).
+        try:
+            asyncio.get_running_loop().run_in_executor(None, work).add_done_callback(_unexpected)
+        except RuntimeError:  # no event loop here (not running yet)
+            self.run_worker(work, name=kind, group=kind, thread=True, exit_on_error=False)
 
     def _from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._stopping.is_set():
