@@ -157,12 +157,19 @@ class LiveDashboard(App[None]):
     def start_feeds(self) -> None:
         """The long poll and the periodic refreshes (once the widgets are mounted)."""
         self._start_changes_loop()
-        self.set_interval(1.0, self._tick_ages)
+        # Timers of the same period share one: each tick of a timer is a message through the app's event loop.
+        self.set_interval(1.0, self._every_second)
         self.set_interval(self.refresh_seconds, self._listing_due)
-        self.set_interval(self.diffstat_seconds, self.request_diffstat)
-        self.set_interval(self.diffstat_seconds, self.request_silences)
+        self.set_interval(self.diffstat_seconds, self._diffstat_and_silences)
         self.set_interval(self.screen_seconds, self._tick_preview)
-        self.set_interval(1.0, lambda: self.collector.tick(time.monotonic() - self._input_at))
+
+    def _every_second(self) -> None:
+        self._tick_ages()
+        self.collector.tick(time.monotonic() - self._input_at)
+
+    def _diffstat_and_silences(self) -> None:
+        self.request_diffstat()
+        self.request_silences()
 
     def apply_theme_colours(self) -> None:
         """States, badges and diffs in the colours of the theme now shown (`supervisor.ui.palette`): drawn
