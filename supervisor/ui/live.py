@@ -1,17 +1,19 @@
 """The dashboard's data flow: requests in threads, the long poll, recovery, and redrawing what changed.
 
 It talks to the engine only through a `DataSource` (the client API), and never on its event loop: every
-request runs in a thread worker and hands its result back with `call_from_thread`. It learns about changes
-from the engine's `changes` long poll (one daemon thread), refreshes `ls` when something changed (and
-slowly anyway, for CPU and memory), `diffstat` every few seconds and when turns end, and the preview of the
-selected pane twice a second. Tables are updated cell by cell, never rebuilt. When the engine goes away, a
-banner says so, and the dashboard starts it again and carries on from the same event id.
+request runs in a thread of the loop's pool and hands its result back with `call_from_thread`. It
+learns about changes from the engine's `changes` long poll (one daemon thread), refreshes `ls` when
+something changed (and slowly anyway, for CPU and memory), `diffstat` every few seconds and when turns
+end, and the preview of the selected pane twice a second. Tables are updated cell by cell, never rebuilt.
+When the engine goes away, a banner says so, and the dashboard starts it again and carries on from the
+same event id.
 
 The layout, the keys and the actions are in `supervisor.ui.app`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -59,6 +61,13 @@ DIFFSTAT_GAP = 3.0
 LONG_REFUSAL_LINES, LONG_REFUSAL_CHARS = 2, 160  # a refusal this long opens a dialog rather than a toast
 SETTLE_SECONDS = 0.1  # the cursor stayed this long on an agent: fetch and draw its pane and events
 HOST_EVENTS = frozenset({"host_down", "host_up", "host_removed"})  # a host's state changed: the banner follows
+
+
+def _unexpected(future: asyncio.Future[None]) -> None:
+    """A request's thread ended with an error it does not expect (its own are handed to the app): retrieved,
+    so that asyncio does not report it as lost (a thread worker that failed was left as failed, too)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def hosts_banner(down: list[dict[str, Any]]) -> str:
@@ -137,6 +146,8 @@ class LiveDashboard(App[None]):
         self.collector = QuietCollector()
         self._input_at = time.monotonic()  # the last key press
         self._refreshed_at = 0.0  # the last redraw of the tables (monotonic)
+        self._drawn_clock = 0.0  # … by the app's clock, and when an age it showed next changes (`_tick_ages`)
+        self._ages_due = 0.0
         self._listed_at = 0.0  # the last listing received (monotonic)
         self.pacer = Pacer(self.set_timer, self._news_due, redraw_seconds)  # news drawn at most once per redraw_seconds
         self._acted_at: float | None = None  # the user's last action: the listing asked after it is drawn at once
@@ -146,12 +157,19 @@ class LiveDashboard(App[None]):
     def start_feeds(self) -> None:
         """The long poll and the periodic refreshes (once the widgets are mounted)."""
         self._start_changes_loop()
-        self.set_interval(1.0, self._tick_ages)
+        # Timers of the same period share one: each tick of a timer is a message through the app's event loop.
+        self.set_interval(1.0, self._every_second)
         self.set_interval(self.refresh_seconds, self._listing_due)
-        self.set_interval(self.diffstat_seconds, self.request_diffstat)
-        self.set_interval(self.diffstat_seconds, self.request_silences)
+        self.set_interval(self.diffstat_seconds, self._diffstat_and_silences)
         self.set_interval(self.screen_seconds, self._tick_preview)
-        self.set_interval(1.0, lambda: self.collector.tick(time.monotonic() - self._input_at))
+
+    def _every_second(self) -> None:
+        self._tick_ages()
+        self.collector.tick(time.monotonic() - self._input_at)
+
+    def _diffstat_and_silences(self) -> None:
+        self.request_diffstat()
+        self.request_silences()
 
     def apply_theme_colours(self) -> None:
         """States, badges and diffs in the colours of the theme now shown (`supervisor.ui.palette`): drawn
@@ -217,7 +235,13 @@ class LiveDashboard(App[None]):
                 if coalesce:
                     self._from_thread(self._finished, kind)
 
-        self.run_worker(work, name=kind, group=kind, thread=True, exit_on_error=False)
+        # In the loop's pool of threads, as Textual's thread workers run, but without a worker: each of those
+        # posted messages to the app as it started and ended, each dispatched up the app's classes, about half
+        # a millisecond of the event loop per request (the preview alone asks twice a second).
+        try:
+            asyncio.get_running_loop().run_in_executor(None, work).add_done_callback(_unexpected)
+        except RuntimeError:  # no event loop here (not running yet)
+            self.run_worker(work, name=kind, group=kind, thread=True, exit_on_error=False)
 
     def _from_thread(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._stopping.is_set():
@@ -315,7 +339,12 @@ class LiveDashboard(App[None]):
 
     def _tick_ages(self) -> None:
         """Time in state ticks locally, once a second: a redraw that just happened (a listing came) showed it.
-        A tick is news like any other: drawn by the pacer, at most once per its gap."""
+        A tick is news like any other: drawn by the pacer, at most once per its gap. Only when an age shown
+        changes its text (past its first minute, an agent's age changes once a minute), or while the task
+        board, whose ages tick on their own, is open; a clock set back draws too."""
+        now = self.clock()
+        if self._drawn_clock <= now < self._ages_due and not isinstance(self.screen, TaskBoardScreen):
+            return
         if time.monotonic() - self._refreshed_at >= 0.9:
             self.pacer.soon()
 
@@ -468,6 +497,9 @@ class LiveDashboard(App[None]):
                     agents = [*agents, record]
             else:
                 del self._announced[name]
+        if self.loaded and not at_once and agents == list(self.board.agents.values()):
+            self._listed_at = time.monotonic()  # what is shown already (CPU and memory listed again, unchanged)
+            return
         hosts = self.board.hosts()
         self.board.set_agents(agents)
         if self.board.hosts() != hosts:
@@ -588,6 +620,9 @@ class LiveDashboard(App[None]):
         self.agents_table.sync(rows)
         items = self.board.attention()
         self.attention_table.sync(self._attention_rows(items, now))
+        self._drawn_clock = now
+        self._ages_due = self.board.ages_change_at([*(name for name, _ in visible), *(item.name for item in items)],
+                                                   now)
         self._title(self.attention_table, f"Needs you ({len(items)})" if items else "Needs you (nothing now)")
         self.apply_layout()
         total = len(self.board.agents)

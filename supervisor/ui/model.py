@@ -91,6 +91,14 @@ def format_age(seconds: float) -> str:
     return format_duration(total)
 
 
+def age_changes_at(since: float, now: float) -> float:
+    """When the age `format_age` shows for a state entered at `since` next changes its text (a time no later
+    than that: at a minute's or an hour's turn it may show the same)."""
+    total = max(0, int(now - since))
+    step = 1 if total < 60 else 60 if total < 86400 else 3600
+    return since + (total // step + 1) * step
+
+
 def first_line(text: str | None, width: int = 80) -> str:
     if not text:
         return ""
@@ -191,13 +199,19 @@ class Board:
         self.flags: dict[str, Flags] = {}
         self.silenced: dict[str, str] = {}  # agent -> until (ISO), from the engine's alert silences
         self.palette = DEFAULT
-        self._rows: dict[str, tuple[dict[str, Any], dict[str, Text]]] = {}  # name -> (each cell's inputs, cells)
+        # name -> (each cell's inputs, cells, the version they were made at)
+        self._rows: dict[str, tuple[dict[str, Any], dict[str, Text], int]] = {}
         self._shared: dict[tuple[str, Any], Text] = {}  # (column, inputs) -> the cell every row with them shows
+        # Bumped by every change of what rows are made of but the clock: a row made at this version can differ
+        # now only by its age (`cells`).
+        self.version = 0
+        self._trees: dict[str, list[dict[str, Any]]] = {}  # session -> its tree's usages, as last summed
 
     # input --------------------------------------------------------------------------------------------
 
     def set_agents(self, agents: Iterable[dict[str, Any]]) -> None:
         listed = list(agents)
+        self.version += 1
         self.agents = {str(a["name"]): a for a in listed}
         self.order = sorted(self.agents, key=tree_key)
         for gone in set(self.flags) - set(self.agents):
@@ -207,24 +221,32 @@ class Board:
         trees: dict[str, list[dict[str, Any]]] = {}
         for name, agent in self.agents.items():
             trees.setdefault(name.split(".", 1)[0], []).append(agent.get("usage") or {})
+        if trees == self._trees:
+            return  # the same usages: the same sums (added up again, 100 agents' cost a millisecond a listing)
         # A session with helpers shows its whole tree's cost too; the header shows the repository's.
         self.tree_costs = {root: usage_report.cost(usage_report.summed(views))
                            for root, views in trees.items() if len(views) > 1}
         self.total_cost = usage_report.cost(usage_report.summed([v for views in trees.values() for v in views]))
+        self._trees = trees
 
     def set_palette(self, palette: Palette) -> None:
         """Colours of another theme: every row is drawn again."""
         if palette != self.palette:
             self.palette = palette
+            self.version += 1
             self._rows.clear()
             self._shared.clear()
 
     def set_diffstat(self, stats: dict[str, dict[str, int]]) -> None:
         self.diffstat = dict(stats)
+        self.version += 1
 
     def set_silences(self, silences: Iterable[dict[str, Any]]) -> None:
         """Alert silences (`supervisor alerts snooze`): the agents with one get a `zz` badge."""
-        self.silenced = {str(s["agent"]): str(s.get("until") or "") for s in silences if s.get("agent")}
+        silenced = {str(s["agent"]): str(s.get("until") or "") for s in silences if s.get("agent")}
+        if silenced != self.silenced:
+            self.silenced = silenced
+            self.version += 1
 
     def apply_events(self, events: Iterable[dict[str, Any]]) -> set[str]:
         """Fold trigger events (and removals) into the flags; the names whose flags changed."""
@@ -265,6 +287,8 @@ class Board:
             else:
                 flags.active.pop(trigger, None)
             changed.add(name)
+        if changed:
+            self.version += 1
         return changed
 
     # output -------------------------------------------------------------------------------------------
@@ -323,6 +347,15 @@ class Board:
         agent = self.agents[name]
         since = parse_ts(agent.get("state_since"))
         age = format_age(now - since) if since else "-"
+        cached = self._rows.get(name)
+        if cached is not None and cached[2] == self.version and cached[0]["name"][1] == context_only:
+            # Nothing but the clock moved since this row was made (ages tick every second): only its age may
+            # have changed, and no other input needs to be gathered again.
+            if cached[0]["for"] == age:
+                return cached[1]
+            aged = {**cached[1], "for": self._shared_cell("for", age, name, agent, age, {}, context_only)}
+            self._rows[name] = ({**cached[0], "for": age}, aged, self.version)
+            return aged
         flags = self.flags.get(name)
         flagged = (tuple(flags.boundary), tuple(sorted(flags.active.items()))) if flags else None
         usage = agent.get("usage") or {}
@@ -342,8 +375,8 @@ class Board:
                        agent.get("merged"), agent.get("ready_to_merge"), agent.get("snoozed_until")),
             "task": agent.get("task"),
         }
-        cached = self._rows.get(name)
         if cached is not None and cached[0] == inputs:
+            self._rows[name] = (inputs, cached[1], self.version)
             return cached[1]
         before = cached[1] if cached is not None else {}
         was = cached[0] if cached is not None else {}
@@ -353,16 +386,21 @@ class Board:
             if old is not None and was.get(key) == made_of:
                 cells[key] = old
             elif key in SHARED_COLUMNS:
-                shared = self._shared.get((key, made_of))
-                if shared is None:
-                    if len(self._shared) >= SHARED_MOST:
-                        self._shared.clear()
-                    shared = self._shared[key, made_of] = self._cell(key, name, agent, age, usage, context_only)
-                cells[key] = shared
+                cells[key] = self._shared_cell(key, made_of, name, agent, age, usage, context_only)
             else:
                 cells[key] = self._cell(key, name, agent, age, usage, context_only)
-        self._rows[name] = (inputs, cells)
+        self._rows[name] = (inputs, cells, self.version)
         return cells
+
+    def _shared_cell(self, key: str, made_of: Any, name: str, agent: dict[str, Any], age: str,
+                     usage: dict[str, Any], context_only: bool) -> Text:
+        """The cell of column `key` (one of SHARED_COLUMNS) every row whose inputs are `made_of` shows."""
+        shared = self._shared.get((key, made_of))
+        if shared is None:
+            if len(self._shared) >= SHARED_MOST:
+                self._shared.clear()
+            shared = self._shared[key, made_of] = self._cell(key, name, agent, age, usage, context_only)
+        return shared
 
     def _cell(self, key: str, name: str, agent: dict[str, Any], age: str, usage: dict[str, Any],
               context_only: bool) -> Text:
@@ -395,6 +433,13 @@ class Board:
         if key == "badges":
             return self.badges(name)
         return Text(first_line(agent.get("task"), 200), overflow="ellipsis", no_wrap=True)
+
+    def ages_change_at(self, names: Iterable[str], now: float) -> float:
+        """When the first of these agents' ages (as rows show them) next changes its text: before then, a
+        redraw for the clock alone would draw what is shown already."""
+        found = [age_changes_at(since, now) for name in names
+                 if (since := parse_ts(self.agents[name].get("state_since"))) is not None]
+        return min(found, default=float("inf"))
 
     def age_cell(self, name: str, now: float) -> Text:
         since = parse_ts(self.agents[name].get("state_since"))

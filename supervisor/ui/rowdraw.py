@@ -122,6 +122,9 @@ class DrawnByValue(_Mixin):
         return True
 
     def render_lines(self, crop: Region) -> list[Strip]:
+        # DataTable reads its pseudo-classes (focus, hover) as it paints: read here first, or this paint's lines
+        # would be keyed (and the header drawn) with the last paint's, a focus just taken not among them.
+        self._pseudo_class_state = self.get_pseudo_class_state()
         self._paint = self._paint_now()  # what every line of this paint reads, read once
         try:
             return super().render_lines(crop)
