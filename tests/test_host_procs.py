@@ -4,6 +4,7 @@ directory, and nothing of a process that ended."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -152,3 +153,27 @@ def test_processes_past_what_may_be_kept_open_are_read_all_the_same(tree: subpro
     assert [row[:4] + row[5:] for row in ps(pids=[tree.pid], brief=True, cwd=True)] == [  # type: ignore[index,operator]
         row[:4] + row[5:] for row in want]  # type: ignore[index,operator]
     assert list(procs._KEPT._open) == [tree.pid]
+
+
+def test_kept_files_stay_within_the_descriptors_allowed_whatever_the_threads(tree: subprocess.Popen[bytes],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process keeps a children file per thread: the limit counts files, not processes, so a tree of many-threaded
+    CLIs (node keeps about a dozen threads) cannot take the host program past its descriptors (then every read,
+    socket and command of it failed), and every process is still found."""
+    want = ps(pids=[tree.pid], brief=True, cwd=True)
+    kept = procs._Kept()
+    monkeypatch.setattr(procs, "_KEPT", kept)
+    monkeypatch.setattr(kept, "_limit", 4)
+
+    def proc_files() -> int:
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith("/proc/")
+        return found
+
+    before = proc_files()
+    for _ in range(3):
+        assert [row[:4] + row[5:] for row in ps(pids=[tree.pid], brief=True, cwd=True)] == [  # type: ignore[index,operator]
+            row[:4] + row[5:] for row in want]  # type: ignore[index,operator]
+        assert proc_files() - before <= 4

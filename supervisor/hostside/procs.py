@@ -185,7 +185,6 @@ def _cwd_at(folder: int) -> str | None:
 
 
 FORGET_SECONDS = 15.0  # the engine reads every tree every 5 s: files of processes not read for this long are closed
-_FILES_EACH = 2  # descriptors a kept process holds (its stat, its main thread's children)
 _SPARE_FILES = 256  # descriptors left for everything else the program opens (its connections, relays, commands)
 _UNKEPT = object()
 
@@ -218,13 +217,15 @@ class _Kept:
     the process ended, its stat reads nothing, and every file of that pid is closed and opened anew (the pid may be
     another process's by then). A working directory is read by its path before the stat: a stat read through the
     process's own file after it says the pid was still that process's. At most `limit()` processes are kept (the
-    descriptors the program may open); the others are read once, as `_read` reads them."""
+    descriptors the program may open, each kept file counted: a process with many threads keeps a children file for
+each); the others are read once, as `_read` reads them, and so is a thread's children file past the limit."""
 
     def __init__(self) -> None:
         self._open: dict[int, _Held] = {}
         self._lock = threading.Lock()
         self._pruned = time.monotonic()
         self._limit: int | None = None
+        self._files = 0  # descriptors kept open now: each kept process's stat and its threads' children files
 
     def read(self, pid: int, boot: float, cwd: bool, children: bool) -> object:
         with self._lock:
@@ -233,21 +234,21 @@ class _Kept:
                 self._prune(now)
             held = self._open.get(pid)
             if held is None:
-                if len(self._open) >= self.limit():
+                if self._files >= self.limit():
                     return _UNKEPT
                 try:
                     held = _Held(os.open(f"/proc/{pid}/stat", _FILE), now)
                 except OSError:
                     return None
                 self._open[pid] = held
+                self._files += 1
             where = _cwd_of(pid) if cwd else None  # before the stat that says it was this process's
             try:
                 raw = os.pread(held.stat, _STAT_BYTES, 0)
             except OSError:
                 raw = b""
             if not raw:  # ended: its pid may be another process's now (read anew next time)
-                del self._open[pid]
-                held.close()
+                self._drop(pid)
                 return None
             held.used = now
             if raw != held.text or held.parsed is None or held.parsed[0] != boot:
@@ -262,15 +263,15 @@ class _Kept:
             return info, (self._children(held, pid, _threads(raw)) if children else [])
 
     def limit(self) -> int:
-        """How many processes may be kept: by the program's limit on open descriptors (not raised: what it starts,
-        tmux and the agents' panes, would have it too), keeping _SPARE_FILES for the rest."""
+        """How many descriptors may be kept open: by the program's limit on open descriptors (not raised: what it
+        starts, tmux and the agents' panes, would have it too), keeping _SPARE_FILES for the rest."""
         if self._limit is None:
             try:
                 import resource
 
                 soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
                 self._limit = 1 << 16 if soft == resource.RLIM_INFINITY else \
-                    max(0, (soft - _SPARE_FILES) // _FILES_EACH)
+                    max(0, soft - _SPARE_FILES)
             except (ImportError, ValueError, OSError):
                 self._limit = 0
         return self._limit
@@ -288,23 +289,35 @@ class _Kept:
         found: list[int] = []
         for task in tasks:
             fd = held.children.get(task)
+            kept = fd is not None
             if fd is None:
                 try:
-                    fd = held.children[task] = os.open(f"/proc/{pid}/task/{task}/children", _FILE)
+                    fd = os.open(f"/proc/{pid}/task/{task}/children", _FILE)
                 except OSError:
                     continue  # that thread ended meanwhile
+                if self._files < self.limit():
+                    held.children[task], kept = fd, True
+                    self._files += 1
             with contextlib.suppress(OSError):
                 found += [int(child) for child in os.pread(fd, 65536, 0).split()]
+            if not kept:  # past the limit: read once
+                os.close(fd)
         if len(held.children) > len(tasks):
             for task in [task for task in held.children if task not in tasks]:
                 with contextlib.suppress(OSError):
                     os.close(held.children.pop(task))
+                self._files -= 1
         return found
+
+    def _drop(self, pid: int) -> None:
+        held = self._open.pop(pid)
+        self._files -= 1 + len(held.children)
+        held.close()
 
     def _prune(self, now: float) -> None:
         self._pruned = now
         for pid in [pid for pid, held in self._open.items() if now - held.used > FORGET_SECONDS]:
-            self._open.pop(pid).close()
+            self._drop(pid)
 
 
 def _cwd_of(pid: int) -> str | None:
