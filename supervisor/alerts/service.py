@@ -54,6 +54,7 @@ class AlertService:
         self._stopping = threading.Event()
         self._dirty = threading.Event()  # a request changed something the router must look at
         self._rung = threading.Event()  # an event of the alerts' business, or a touch, since the last step began
+        self._rung.set()  # the first step at once: groups and reminders that fell due while no engine ran
         self.store.listen_events(Router.wanted, lambda _event: self._rung.set())
         self.store.listen_touches(self._rung.set)
         self._lock = threading.Lock()

@@ -77,6 +77,8 @@ class ConflictRadar(PeriodicService):
         self._moves = self.engine.watcher.refs.moves
         self._looked_at = time.monotonic()
         self.look()
+        if self._versions is None:  # a record not in line (its lock was busy): written at the next look, not in 10 s
+            self._rung = True
 
     def pause(self) -> None:
         """Until a ref moved (RADAR_SECONDS after the last look began at the soonest) or a record it depends on
