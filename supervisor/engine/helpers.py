@@ -69,7 +69,7 @@ class HelperDesk(ServiceThread):
     def run(self) -> None:
         """Rewrite status files when helpers change; pass helpers' finished turns on to their parents. Told by
         the store of the events about helpers only (`Store.listen_events`): the others never wake it."""
-        self._refresh()
+        self._refresh_logged()
         while not self.stopping.is_set():
             self._bell.wait()
             with self._guard:
@@ -77,7 +77,7 @@ class HelperDesk(ServiceThread):
                 events, self._events = self._events, []
             if not events:
                 continue
-            self._refresh()
+            self._refresh_logged()
             for event in events:  # each on its own: a failure to tell one parent loses no other's news
                 if event.kind == "alert" and event.data.get("route") == "parent" and event.agent:
                     try:
@@ -85,7 +85,7 @@ class HelperDesk(ServiceThread):
                     except Exception:
                         log.exception("helper desk: telling the parent of %s", event.agent)
 
-    def _refresh(self) -> None:
+    def _refresh_logged(self) -> None:
         """`refresh`, its failure logged: the desk's thread runs on (events about helpers keep coming to it)."""
         try:
             self.refresh()
