@@ -125,6 +125,57 @@ def test_tmux_shows_a_status_line_message_and_rings_the_bell(tmux_rig: tuple[Rig
     assert second["detail"] == "shown to 1 client(s)"
 
 
+@pytest.mark.parametrize("control", [False, True], ids=["spawned", "control-client"])
+def test_tmux_shows_each_alert_in_one_round_trip_and_a_newly_attached_client_too(
+        tmux_rig: tuple[Rig, list[str]], control: bool) -> None:
+    """Once the clients are known, the message goes to them in the round trip that lists them; a client that
+    attached since is listed there and shown it right after; one that left does not fail the delivery."""
+    from supervisor.alerts.content import make_test_alert
+
+    r, user = tmux_rig
+    tmux = r.engine.tmux
+    tmux.ensure_server()
+    tmux.run("new-session", "-d", "-s", "main", "sleep 600")
+    if control:
+        tmux.use_control()
+    attach = f"tmux -S {tmux.socket} attach -t main"
+    channel = TmuxChannel(tmux)
+    trips: list[int] = []
+    query = tmux._query
+
+    def counted(commands: list[list[str]], lines: list[int] | None = None) -> list[tuple[bool, list[str]]]:
+        trips.append(len(commands))
+        return query(commands, lines)
+
+    tmux._query = counted  # type: ignore[method-assign]
+
+    def attach_user(session: str) -> None:
+        subprocess.run([*user, "new-session", "-d", "-s", session, "-x", "150", "-y", "30", attach], check=True)
+
+    def screen(session: str) -> str:
+        return subprocess.run([*user, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def clients() -> int:
+        return sum("/dev/" in line for line in tmux.run("list-clients"))
+
+    attach_user("one")
+    wait_until(lambda: clients() == 1, message="a client attached")
+    assert channel.send(make_test_alert("first", 1.0), None, 1.0).detail == "shown to 1 client(s)"
+    wait_until(lambda: "first" in screen("one"), message="the first message")
+    trips.clear()
+    assert channel.send(make_test_alert("second", 2.0), None, 2.0).detail == "shown to 1 client(s)"
+    assert trips == [2], trips  # the list and the message, in one round trip
+    wait_until(lambda: "second" in screen("one"), message="the second message")
+    attach_user("two")
+    wait_until(lambda: clients() == 2, message="a second client attached")
+    assert channel.send(make_test_alert("third", 3.0), None, 3.0).detail == "shown to 2 client(s)"
+    wait_until(lambda: "third" in screen("one") and "third" in screen("two"), message="the third message on both")
+    subprocess.run([*user, "kill-session", "-t", "one"], check=True)
+    wait_until(lambda: clients() == 1, message="the first client gone")
+    assert channel.send(make_test_alert("fourth", 4.0), None, 4.0).detail == "shown to 1 client(s)"
+    wait_until(lambda: "fourth" in screen("two"), message="the fourth message")
+
+
 def test_tmux_with_no_server_here_starts_no_tmux_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An engine whose agents all run on hosts has no tmux server here: nobody is attached, told without a tmux
     process (each alert started three before: the control client, the query, a check that the server lives)."""

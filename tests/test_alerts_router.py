@@ -221,3 +221,60 @@ def test_the_router_resumes_from_its_cursor_and_its_groups_after_a_restart(rig: 
     alerts = wait_until(lambda: len(r.history("auth")) == 2 and r.history("auth"), message="the held-over group")
     assert [items(a) for a in alerts] == [[("done", "firing")], [("errors", "firing"), ("exited", "firing")]]
     assert [items(a) for a in settle(r)] == [items(a) for a in alerts]  # nothing replayed
+
+
+def test_an_alert_costs_one_router_transaction_and_no_durable_write_on_a_channel_that_cannot_recall(
+        tmp_path: Path) -> None:
+    """The router's step (events, timers, groups, next due time) is one transaction with the cursor, all or
+    nothing; a channel that cannot read back what it sent (tmux) records no attempt first, a durable write
+    nothing would read: it sends again after a crash either way."""
+    import threading
+
+    from supervisor.alerts.channels.base import Sent
+    from supervisor.alerts.content import AlertContent
+    from supervisor.alerts.delivery import DeliveryWorker
+    from supervisor.alerts.outbox import Outbox, ensure_schema
+    from supervisor.alerts.router import Router, Settings
+
+    class Shown:  # a channel without `recall`, as tmux's
+        name = "tmux"
+        thread_key = None
+        secrets = ()
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, alert: AlertContent, thread: str | None, now: float) -> Sent:
+            self.sent.append(alert.title())
+            return Sent("shown")
+
+    store = Store(tmp_path / "state.db")
+    try:
+        ensure_schema(store)
+        router, outbox = Router(store), Outbox(store)
+        settings = Settings(repo="r", notify_on=frozenset({"done"}), repeat_after=None, group_wait=0.0,
+                            channels=("tmux",), secrets=())
+        router.step(settings, time.time())
+        begins: list[bool] = []
+        begin = store._db.begin
+
+        def counted(durable: bool = False) -> None:
+            begins.append(durable)
+            begin(durable)
+
+        store._db.begin = counted  # type: ignore[method-assign]
+        agent = Agent(name="ui", profile="generic", command="true", worktree=str(tmp_path), branch="agent/ui/w",
+                      base="HEAD", target="main", task="the task")
+        fire(store, agent, Trigger("done"), "finished its turn")
+        begins.clear()
+        assert router.step(settings, time.time(), forced=False).queued == 1
+        assert begins == [False]
+        channel = Shown()
+        worker = DeliveryWorker("tmux", outbox, lambda _name: channel, threading.Event())  # type: ignore[arg-type,return-value]
+        begins.clear()
+        assert worker.run_once() == 0.0
+        assert channel.sent and True not in begins, begins
+        with store.transaction() as db:
+            assert db.execute("SELECT status FROM alert_deliveries").fetchall() == [("sent",)]
+    finally:
+        store.close()

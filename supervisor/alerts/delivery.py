@@ -4,10 +4,11 @@ A slow or dead channel only ever holds up its own worker: the watcher appends ev
 and the other channels keep going. Failures back off exponentially (capped); a rate limit's Retry-After
 pauses the whole channel, since Slack's limits are per method and workspace, not per message.
 
-Each attempt is recorded before the channel is called. One still recorded when a delivery comes up again (the
-engine died between the channel accepting it and the store marking it sent, or it timed out) may have got
-through: a channel that can read back what it sent (Slack with a bot token) is asked first, and what it
-finds is marked sent without posting again. The others (webhook, email, command, tmux) send again.
+On a channel that can read back what it sent (Slack with a bot token), each attempt is recorded before the
+channel is called. One still recorded when a delivery comes up again (the engine died between the channel
+accepting it and the store marking it sent, or it timed out) may have got through: the channel is asked
+first, and what it finds is marked sent without posting again. The others (webhook, email, command, tmux)
+record nothing (nothing would read it back) and send again.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ class DeliveryWorker:
         try:
             sent = self._recall(channel, delivery, thread, key)
             if sent is None:
-                self.outbox.begin(delivery, started)
+                # Only a channel that can look reads the attempt back. (What `isinstance(channel, Recalling)`
+                # asks, without its cost: a runtime-checkable protocol's check is slow enough to see per alert.)
+                if callable(getattr(channel, "recall", None)):
+                    self.outbox.begin(delivery, started)
                 sent = channel.send(delivery.content, thread, started)
         except Exception as exc:
             self._failed(channel, delivery, exc)

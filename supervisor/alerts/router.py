@@ -102,14 +102,21 @@ class Router:
         """Apply the new events, then queue what fell due and write the groups that waited enough. Unless
         `forced` (something besides the events changed: a silence, say), a step whose events were none of the
         alerts' business (a state change, a screen, ...) before the next due time only advances the cursor:
-        what was pending and due is as the last step left it."""
-        cursor = self.consume(now)
-        if not forced and not self._applied and self._last is not None and self._last[0] == settings \
-                and (self._last[1] is None or now < self._last[1]):
-            return Step(cursor, 0, self._last[1])
-        self.timers(settings, now)
-        queued = self.flush(settings, now)
-        due = self.next_due(settings)
+        what was pending and due is as the last step left it. The whole step is one transaction (with the
+        cursor): a kill at any point leaves it all done or none of it."""
+        with self.store.transaction():  # one transaction: the steps below join it
+            cursor = self.consume(now)
+            # Nothing besides the events changed and nothing fell due by time since the last whole step: no
+            # reminder or silence end is due, so `timers` would find nothing (next_due covers what it queues).
+            quiet = not forced and self._last is not None and self._last[0] == settings \
+                and (self._last[1] is None or now < self._last[1])
+            if quiet and not self._applied:
+                assert self._last is not None
+                return Step(cursor, 0, self._last[1])
+            if not quiet:
+                self.timers(settings, now)
+            queued = self.flush(settings, now)
+            due = self.next_due(settings)
         self._last = (settings, due)
         return Step(cursor, queued, due)
 

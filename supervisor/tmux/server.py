@@ -216,6 +216,12 @@ class Tmux:
             raise TmuxError(f"tmux {args[0]} failed: {' '.join(lines) or 'no output'}")
         return lines
 
+    def queries(self, *commands: list[str]) -> list[tuple[bool, list[str]]]:
+        """Several commands in one round trip: each one's success and output lines (its error when it failed).
+        Without a control client they run chained in one process, where a failing command also fails the
+        ones after it: put the one that must answer first."""
+        return self._query(list(commands))
+
     def run(self, *args: str) -> list[str]:
         """Run one tmux command line (commands may be chained with ';'); its stdout lines."""
         proc = self.cmd(*args)

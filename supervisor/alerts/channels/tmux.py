@@ -11,6 +11,7 @@ from supervisor.alerts.content import AlertContent
 from supervisor.tmux.server import Tmux, TmuxError
 
 SHOW_MS = 15000
+_LIST_CLIENTS = ["list-clients", "-F", "#{client_name}\t#{client_tty}\t#{client_control_mode}"]
 
 
 class TmuxChannel:
@@ -18,6 +19,7 @@ class TmuxChannel:
 
     def __init__(self, tmux: Tmux) -> None:
         self.tmux = tmux
+        self._known: list[tuple[str, str]] = []  # the clients attached at the last look
 
     @property
     def thread_key(self) -> str | None:
@@ -28,29 +30,45 @@ class TmuxChannel:
         return ()
 
     def clients(self) -> list[tuple[str, str]]:
+        return self._shown_with_clients(None)[0]
+
+    def _shown_with_clients(self, message: str | None) -> tuple[list[tuple[str, str]], set[str]]:
+        """The attached clients (name, tty), and those of them `message` was shown to in the same round trip:
+        the clients attached last time, asked after the list (so a client listed but not shown to is one
+        that attached since, told next by the caller)."""
         if self.tmux.nothing_answers():  # no server here (every agent on hosts): nobody attached, no tmux process
-            return []
+            self._known = []
+            return [], set()
+        known = self._known if message is not None else []
+        failure: TmuxError | None = None
         try:
-            lines = self.tmux.query("list-clients", "-F", "#{client_name}\t#{client_tty}\t#{client_control_mode}")
-        except TmuxError:
+            results = self.tmux.queries(_LIST_CLIENTS, *[_display(name, message) for name, _ in known]) \
+                if known and message is not None else [(True, self.tmux.query(*_LIST_CLIENTS))]
+        except TmuxError as exc:
+            failure, results = exc, [(False, [])]
+        ok, lines = results[0]
+        if not ok:
             if not self.tmux.alive():
-                return []
-            raise
+                self._known = []
+                return [], set()
+            raise failure or TmuxError(f"tmux list-clients failed: {' '.join(lines) or 'no output'}")
         found = []
         for line in lines:
             name, tty, control = [*line.split("\t"), "", ""][:3]
             if name and control != "1":  # a control-mode client is a program (the dashboard's watcher), not a person
                 found.append((name, tty))
-        return found
+        self._known = found
+        return found, {name for (name, _), (shown, _) in zip(known, results[1:], strict=True) if shown}
 
     def send(self, alert: AlertContent, thread: str | None, now: float) -> Sent:
+        message = alert.one_line().replace("#", "##")  # display-message expands formats
         try:
-            clients = self.clients()
+            clients, shown = self._shown_with_clients(message)
             if not clients:
                 return Sent("no client attached")
-            message = alert.one_line().replace("#", "##")  # display-message expands formats
             for name, tty in clients:
-                self.tmux.query("display-message", "-c", name, "-d", str(SHOW_MS), message)
+                if name not in shown:
+                    self.tmux.query(*_display(name, message))
                 _bell(tty)
         except TmuxError as exc:
             raise DeliveryFailed(f"tmux: {exc}") from None
@@ -62,6 +80,10 @@ class TmuxChannel:
         except TmuxError as exc:
             return Reachability(False, f"tmux: {exc}")
         return Reachability(True, f"{count} client(s) attached to supervisor's tmux server")
+
+
+def _display(client: str, message: str) -> list[str]:
+    return ["display-message", "-c", client, "-d", str(SHOW_MS), message]
 
 
 def _bell(tty: str) -> None:
