@@ -27,8 +27,12 @@ def aider_home(run: Run) -> None:
     (folder / "caches" / "model_prices_and_context_window.json").write_text(json.dumps({"gpt-fixture": {
         "max_input_tokens": 128000, "max_output_tokens": 4096, "input_cost_per_token": 0.0,
         "output_cost_per_token": 0.0, "litellm_provider": "openai", "mode": "chat"}}))
-    python = run.binary.parent / "python3"
-    (folder / "installs.json").write_text(json.dumps({str((run.version, str(python))): True}))
+    # Keyed by aider's `sys.executable`: the interpreter its script's first line names (`venv/bin/python` as pip
+    # writes it today; `python3` is kept for an install made otherwise).
+    first = run.binary.read_bytes().split(b"\n", 1)[0].decode(errors="replace")
+    named = first[2:].strip().split()[0] if first.startswith("#!") and first[2:].strip() else ""
+    pythons = {str(run.binary.parent / "python3"), *([named] if named else [])}
+    (folder / "installs.json").write_text(json.dumps({str((run.version, python)): True for python in pythons}))
 
 
 def make_aider(real_cli: Callable[..., Run], args: str) -> Run:
