@@ -1,8 +1,8 @@
 """What wakes the engine's services besides the store's own writes: a moved ref.
 
-The services (the conflict radar, the planner, the alert router, the task desk) sleep on the store's change
-count (`Store.wait_for_change`) until a transaction writes, or until their own next deadline, instead of
-waking on a fixed period to find nothing new. Refs are not in the store: the watch loop, which runs every
+The services sleep until the store tells them of a write they depend on (supervisor/core/notices.py) or of a
+touch (`Store.listen_touches`), or until their own next deadline, instead of waking on a fixed period to find
+nothing new. Refs are not in the store: the watch loop, which runs every
 tick anyway, learns which ref folders a live agent depends on changed (from inotify, or one `stat` per folder
 where that cannot be had, see `supervisor.git.refs`) and, when one did, touches the store.
 """
